@@ -1,0 +1,55 @@
+import { createRequire } from 'node:module';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { corpusCommand } from './corpus.ts';
+import { EXIT_INTERNAL, EXIT_USAGE, NotImplementedError, UsageError } from './errors.ts';
+import { explainCommand } from './explain.ts';
+import { fuzzCommand } from './fuzz.ts';
+import { minimizeCommand } from './minimize.ts';
+import { oraclesCommand } from './oracles.ts';
+import { policiesCommand } from './policies.ts';
+import { replayCommand } from './replay.ts';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+/** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
+function die(message: string, code: number): never {
+  process.stderr.write(`cocofuzz: ${message}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const cli = yargs(argv)
+    .scriptName('cocofuzz')
+    .usage('$0 <command> [options]\n\nFuzz hypervisor memory policies for confidential VMs (AMD SEV-SNP).')
+    .command(fuzzCommand)
+    .command(replayCommand)
+    .command(minimizeCommand)
+    .command(explainCommand)
+    .command(corpusCommand)
+    .command(oraclesCommand)
+    .command(policiesCommand)
+    .demandCommand(1, 'a command is needed')
+    .strict()
+    .version(version)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .epilogue('Exit codes: 0 nothing found, 1 violation found or expectation unmet, 2 bad usage or input, 3 internal error.')
+    .fail((message, error) => {
+      // yargs wraps errors thrown by flag coercions (ours are UsageErrors) in a YError.
+      if (error && !(error instanceof UsageError) && error.name !== 'YError') throw error;
+      const text = (error?.message ?? message ?? 'bad usage').replace(/\s*\n\s*/g, ' ').trim();
+      die(`${text} (see cocofuzz --help)`, EXIT_USAGE);
+    });
+  try {
+    await cli.parseAsync();
+  } catch (error) {
+    if (error instanceof UsageError) die(error.message, EXIT_USAGE);
+    if (error instanceof NotImplementedError) die(error.message, EXIT_INTERNAL);
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    die(`internal error: ${text}`, EXIT_INTERNAL);
+  }
+}
+
+await main(hideBin(process.argv));
