@@ -1,11 +1,24 @@
 import type { CommandModule } from 'yargs';
-import { NotImplementedError } from './errors.ts';
+import { explainRepro } from '../engine/explain.ts';
+import { resolveOracles, resolvePolicies } from '../engine/select.ts';
+import { readRepro } from '../repro/format.ts';
 
-export const explainCommand: CommandModule = {
+interface ExplainArgs {
+  file: string;
+  oracle?: string[];
+}
+
+export const explainCommand: CommandModule<object, ExplainArgs> = {
   command: 'explain <file>',
   describe: 'show the failing step as arrows, the affected 2M region before and after, and the ops',
-  builder: (yargs) => yargs.positional('file', { type: 'string', describe: 'repro file' }),
-  handler: () => {
-    throw new NotImplementedError('explain: the engine is not built yet');
+  builder: (yargs) =>
+    yargs
+      .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }) as never,
+  handler: async (args) => {
+    const repro = readRepro(args.file);
+    const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);
+    const oracles = await resolveOracles({ files: args.oracle ?? [] });
+    process.stdout.write(explainRepro(repro, policies, oracles));
   },
 };

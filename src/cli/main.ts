@@ -2,6 +2,8 @@ import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
+import { PluginError } from '../engine/plugins.ts';
+import { FormatError } from '../ops/errors.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, NotImplementedError, UsageError } from './errors.ts';
 import { explainCommand } from './explain.ts';
 import { fuzzCommand } from './fuzz.ts';
@@ -45,7 +47,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await cli.parseAsync();
   } catch (error) {
-    if (error instanceof UsageError) die(error.message, EXIT_USAGE);
+    // Bad flags, malformed files and broken plugins name what is wrong in one line.
+    if (error instanceof UsageError || error instanceof FormatError || error instanceof PluginError) die(error.message, EXIT_USAGE);
     if (error instanceof NotImplementedError) die(error.message, EXIT_INTERNAL);
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     die(`internal error: ${text}`, EXIT_INTERNAL);

@@ -1,14 +1,37 @@
 import type { CommandModule } from 'yargs';
-import { NotImplementedError } from './errors.ts';
+import { shrinkToRepro } from '../engine/case-job.ts';
+import { runCase } from '../engine/run.ts';
+import { resolveOracles, resolvePolicies } from '../engine/select.ts';
+import { readRepro, writeRepro } from '../repro/format.ts';
+import { EXIT_OK, UsageError } from './errors.ts';
+import { positiveInt } from './flags.ts';
 
-export const minimizeCommand: CommandModule = {
+interface MinimizeArgs {
+  file: string;
+  out?: string;
+  budget?: number;
+}
+
+export const minimizeCommand: CommandModule<object, MinimizeArgs> = {
   command: 'minimize <file>',
   describe: 'shrink a repro file further and write the result',
   builder: (yargs) =>
     yargs
-      .positional('file', { type: 'string', describe: 'repro file' })
-      .option('out', { type: 'string', describe: 'where to write the result (default: FILE.min.json)' }),
-  handler: () => {
-    throw new NotImplementedError('minimize: the engine is not built yet');
+      .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
+      .option('out', { type: 'string', describe: 'where to write the result (default: FILE with .min.json)' })
+      .option('budget', { type: 'string', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') }) as never,
+  handler: async (args) => {
+    const repro = readRepro(args.file);
+    const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);
+    const oracles = await resolveOracles();
+    const result = runCase(repro, policies, { oracles, allViolations: true });
+    const wanted = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
+    const violation = result.violations.find((v) => wanted === undefined || v.oracle === wanted);
+    if (!violation) throw new UsageError(`${args.file}: the case does not fail${wanted ? ` with ${wanted}` : ''}, nothing to minimize`);
+    const shrunk = shrinkToRepro(repro, violation, { policies, oracles }, args.budget ?? 5000);
+    const out = args.out ?? args.file.replace(/(\.min)?\.json$/, '') + '.min.json';
+    writeRepro(out, { ...shrunk.repro, title: repro.title || shrunk.repro.title });
+    console.log(`${args.file}: ${repro.ops.length} -> ${shrunk.repro.ops.length} ops, ${violation.oracle} at step ${shrunk.violation.step}; written to ${out}`);
+    process.exitCode = EXIT_OK;
   },
 };

@@ -1,10 +1,13 @@
 import type { CommandModule } from 'yargs';
-import { NotImplementedError } from './errors.ts';
+import { builtinOracles } from '../../oracles/index.ts';
+import { POLICY_ERROR } from '../engine/run.ts';
 
 export const oraclesCommand: CommandModule = {
   command: 'oracles',
   describe: 'list the built-in oracles with their severity and description',
   handler: () => {
-    throw new NotImplementedError('oracles: the oracle set is not built yet');
+    const width = Math.max(...builtinOracles.map((o) => o.name.length), POLICY_ERROR.length);
+    for (const oracle of builtinOracles) console.log(`${oracle.name.padEnd(width)}  ${oracle.severity.padEnd(11)}  ${oracle.description}`);
+    console.log(`${POLICY_ERROR.padEnd(width)}  ${'correctness'.padEnd(11)}  a policy threw, looped past the step budget or called hardware with invalid arguments`);
   },
 };

@@ -1,10 +1,16 @@
 import type { CommandModule } from 'yargs';
-import { NotImplementedError } from './errors.ts';
+import { guestPolicies, hostPolicies } from '../policies/index.ts';
+import { DEFAULT_GUEST_POLICY, DEFAULT_HOST_POLICY } from '../ops/config.ts';
 
 export const policiesCommand: CommandModule = {
   command: 'policies',
   describe: 'list the built-in host and guest policies',
   handler: () => {
-    throw new NotImplementedError('policies: the policies are not built yet');
+    const all = [...Object.values(hostPolicies), ...Object.values(guestPolicies)];
+    const width = Math.max(...all.map((p) => p.name.length));
+    console.log('host policies (--host-policy):');
+    for (const p of Object.values(hostPolicies)) console.log(`  ${p.name.padEnd(width)}  ${p.description}${p.name === DEFAULT_HOST_POLICY ? ' [default]' : ''}`);
+    console.log('guest policies (--guest-policy):');
+    for (const p of Object.values(guestPolicies)) console.log(`  ${p.name.padEnd(width)}  ${p.description}${p.name === DEFAULT_GUEST_POLICY ? ' [default]' : ''}`);
   },
 };

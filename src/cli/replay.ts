@@ -1,16 +1,85 @@
 import type { CommandModule } from 'yargs';
-import { NotImplementedError } from './errors.ts';
+import type { Step, Violation } from '../api.ts';
+import { replayRepro } from '../engine/replay.ts';
+import { formatOp } from '../ops/codec.ts';
+import { FormatError } from '../ops/errors.ts';
+import { readRepro } from '../repro/format.ts';
+import { faultArrow } from '../report/arrows.ts';
+import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
+import { expandReproPaths } from './inputs.ts';
 
-export const replayCommand: CommandModule = {
+interface ReplayArgs {
+  files: string[];
+  check: boolean;
+  trace: boolean;
+  json: boolean;
+  oracle?: string[];
+}
+
+function traceStep(step: Step, violations: readonly Violation[]): string {
+  const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
+  for (const call of step.calls) {
+    const args = Object.entries(call.args)
+      .map(([k, v]) => `${k}=${typeof v === 'number' && v >= 4096 ? `0x${v.toString(16)}` : String(v)}`)
+      .join(' ');
+    lines.push(`         ${call.prim}(${args}) = ${String(call.result)}`);
+  }
+  for (const fault of step.faults) lines.push(`         fault ${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`);
+  for (const v of violations) lines.push(`         VIOLATION ${v.oracle}: ${v.message}`);
+  return lines.join('\n');
+}
+
+async function replay(args: ReplayArgs): Promise<number> {
+  let bad = 0;
+  let failed = 0;
+  let passed = 0;
+  for (const file of expandReproPaths(args.files)) {
+    let repro;
+    try {
+      repro = readRepro(file);
+    } catch (error) {
+      if (!(error instanceof FormatError)) throw error;
+      bad++;
+      process.stderr.write(`cocofuzz: ${error.message}\n`);
+      continue;
+    }
+    const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
+    if (args.trace) console.log(`${file}:`);
+    const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
+    const first = outcome.result.violations[0];
+    const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
+    if (args.check) {
+      const ok = outcome.met !== false;
+      if (ok) passed++;
+      else failed++;
+      if (args.json) console.log(JSON.stringify({ file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step } : 'clean' }));
+      else console.log(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`);
+    } else {
+      if (first) failed++;
+      else passed++;
+      if (args.json) console.log(JSON.stringify({ file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
+      else console.log(`${file}: ${verdict}`);
+    }
+    for (const error of outcome.result.oracleErrors) {
+      process.stderr.write(`cocofuzz: ${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}\n`);
+    }
+  }
+  if (args.check && !args.json) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
+  if (bad > 0) return EXIT_USAGE;
+  return failed > 0 ? EXIT_FOUND : EXIT_OK;
+}
+
+export const replayCommand: CommandModule<object, ReplayArgs> = {
   command: 'replay <files..>',
   describe: 'run repro files (or directories of them) deterministically',
   builder: (yargs) =>
     yargs
-      .positional('files', { type: 'string', array: true, describe: 'repro files or directories' })
+      .positional('files', { type: 'string', array: true, demandOption: true, describe: 'repro files or directories' })
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
-      .option('trace', { type: 'boolean', default: false, describe: 'print every step' })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' }),
-  handler: () => {
-    throw new NotImplementedError('replay: the engine is not built yet');
+      .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }) as never,
+  handler: async (args) => {
+    process.exitCode = await replay(args);
   },
 };

@@ -1,0 +1,245 @@
+// The public API for oracle and policy authors: the read-only view of the world, the step just
+// applied, and the shapes of oracles and violations. Built-in oracles (oracles/) import only this
+// module, exactly as a user's oracle would. Nothing here may import engine internals.
+
+import type { DmaDirection, Op } from './ops/types.ts';
+import type { Config } from './ops/types.ts';
+import type { DmaResult, Fault, PrimitiveCall, RmpEntry } from './model/types.ts';
+import type { PageSize } from './model/size.ts';
+
+export type { Config, DeviceConfig, DmaDirection, Op, OpName } from './ops/types.ts';
+export type { DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
+export type { PageSize } from './model/size.ts';
+export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, pfnOf, addrOf, pfn2M, hex, formatSize } from './model/size.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Read-only views of the tables
+
+export interface Leaf {
+  /** First byte of the leaf (IOVA or GPA). */
+  iova: number;
+  /** Output address of the leaf's first byte. */
+  pa: number;
+  size: number;
+}
+
+export interface PageTableView {
+  readonly format: string;
+  readonly pgsizes: readonly number[];
+  iovaToPhys(iova: number): number | undefined;
+  leafAt(iova: number): Leaf | undefined;
+  leaves(from?: number, to?: number): Iterable<Leaf>;
+}
+
+export interface RmpView {
+  /** The entry of 4K frame `pfn` (its size from the authoritative 2M-aligned entry). */
+  entry(pfn: number): RmpEntry;
+  /** Frames whose entry is not the default hypervisor-owned one, in ascending order. */
+  frames(): Iterable<number>;
+}
+
+export interface IotlbEntry {
+  dev: number;
+  /** The cached input address (GPA for the S2 translation), aligned to `size`. */
+  addr: number;
+  hpa: number;
+  size: PageSize;
+}
+
+export interface IotlbView {
+  entries(): Iterable<IotlbEntry>;
+  lookup(addr: number): IotlbEntry | undefined;
+}
+
+export interface DeviceView {
+  readonly id: number;
+  readonly trusted: boolean;
+  readonly iommu: 's2' | 'nested';
+  /** TDISP state of the device's TDI; only "run" makes DMA below vTOM private. */
+  readonly tdi: 'unlocked' | 'locked' | 'run';
+  /** The host's IO stage 2: GPA -> HPA (amdv1). */
+  readonly s2: PageTableView;
+  /** The guest's IO stage 1 under a vIOMMU: IOVA -> GPA (x86_64); undefined for "s2" devices. */
+  readonly s1: PageTableView | undefined;
+  readonly iotlb: IotlbView;
+}
+
+export interface MemoryView {
+  /** The content token of the 2 KiB chunk holding `hpa` (0 = never written). */
+  token(hpa: number): number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guest kernel's own state
+
+export interface GuestPage {
+  accepted: boolean;
+  /** The guest converted this page to shared (its view, after the PSC completed). */
+  shared: boolean;
+  /** The guest believes it holds this page validated (PVALIDATE succeeded, not rescinded). */
+  validated: boolean;
+  /** A page-state change is in flight for this page. */
+  converting: boolean;
+}
+
+export interface CoherentBuffer {
+  /** Creation index among all coherent buffers of the case (stable across frees). */
+  id: number;
+  dev: number;
+  gpa: number;
+  bytes: number;
+  /** The address the device uses (GPA, or an IOVA under a vIOMMU). */
+  iova: number;
+  source: 'atomic-pool' | 'pages' | 'swiotlb' | 'private';
+  shared: boolean;
+}
+
+export interface StreamingMapping {
+  id: number;
+  dev: number;
+  /** The original buffer (guest private memory). */
+  orig: number;
+  bytes: number;
+  dir: DmaDirection;
+  /** The swiotlb slot address when the mapping bounces. */
+  tlbAddr: number | undefined;
+  /** The address the device uses. */
+  iova: number;
+}
+
+export interface SwiotlbSlotRange {
+  tlbAddr: number;
+  slotIndex: number;
+  nslots: number;
+  allocSize: number;
+}
+
+export interface SwiotlbView {
+  readonly base: number;
+  readonly end: number;
+  readonly nslabs: number;
+  liveMappings(): Iterable<SwiotlbSlotRange>;
+  maxMappingSize(minAlignMask: number): number;
+}
+
+export interface GuestView {
+  page(gfn: number): GuestPage | undefined;
+  /** Guest frames the guest has any state for, in ascending order. */
+  pages(): Iterable<number>;
+  readonly buffers: readonly CoherentBuffer[];
+  readonly mappings: readonly StreamingMapping[];
+  readonly swiotlb: SwiotlbView;
+  /** Guest frames of freed coherent buffers that could not be made private again (leaked). */
+  readonly leaked: ReadonlySet<number>;
+  tdiAccepted(dev: number): boolean;
+}
+
+export interface HostView {
+  /** The frame backing `gpa` in the host's view: the gmem frame, or the shared frame after a conversion. */
+  backing(gpa: number): { hpa: number; shared: boolean; folioSize: PageSize } | undefined;
+  /** Invalidations gathered but not yet flushed (false right after host_sync). */
+  readonly flushPending: boolean;
+}
+
+export interface Counters {
+  psmash: number;
+  rmpUpdate: number;
+  nptSplits: number;
+  ioSplits: number;
+  iotlbInvalidations: number;
+  dmas: number;
+  faults: number;
+}
+
+/** Everything an oracle may look at. Read-only: oracles must never change the world. */
+export interface View {
+  readonly config: Config;
+  readonly asid: number;
+  readonly vtom: number;
+  readonly rmp: RmpView;
+  readonly npt: PageTableView;
+  readonly devices: readonly DeviceView[];
+  readonly memory: MemoryView;
+  readonly guest: GuestView;
+  readonly host: HostView;
+  readonly counters: Readonly<Counters>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps, oracles, violations
+
+/** A DMA a device performed during the step, and whether the guest had set it up correctly. */
+export interface DmaRecord {
+  dev: number;
+  iova: number;
+  len: number;
+  write: boolean;
+  /** Against a live buffer or mapping, in bounds, with the device allowed to use it. */
+  legit: boolean;
+  target?: { kind: 'buf' | 'map'; id: number };
+  /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
+  tokens: readonly number[];
+  result: DmaResult;
+}
+
+/** What the guest kernel did during a step, in order (for ordering oracles). */
+export type GuestEvent =
+  | { kind: 'pvalidate'; gpa: number; size: PageSize; validate: boolean; status: number }
+  | { kind: 'psc'; gpa: number; size: PageSize; to: 'shared' | 'private'; done: boolean }
+  | { kind: 'bounce'; map: number; from: number; to: number; len: number }
+  | { kind: 'access'; gpa: number; write: boolean; private: boolean; ok: boolean };
+
+export interface Step {
+  index: number;
+  op: Op;
+  /** Why the op was skipped (nothing to refer to, not allowed in this config), if it was. */
+  skipped?: string;
+  calls: readonly PrimitiveCall[];
+  faults: readonly Fault[];
+  dmas: readonly DmaRecord[];
+  guestEvents: readonly GuestEvent[];
+  /** 4K host frames (pfns) whose RMP entry, contents or mappings the step touched. */
+  frames: readonly number[];
+  /** Guest frames (gfns) whose translation or guest state the step touched. */
+  gfns: readonly number[];
+}
+
+export type Severity = 'security' | 'correctness' | 'liveness';
+
+/** Structured facts `explain` can draw: addresses and the page size on each table. */
+export interface ViolationDetails {
+  dev?: number;
+  iova?: number;
+  gpa?: number;
+  hpa?: number;
+  sizes?: { s1?: number; s2?: number; npt?: number; rmp?: PageSize; checked?: PageSize };
+  [key: string]: unknown;
+}
+
+/** What an oracle returns: the engine adds the oracle's name, severity and the step. */
+export interface Finding {
+  message: string;
+  details?: ViolationDetails;
+}
+
+export interface Violation extends Finding {
+  oracle: string;
+  severity: Severity;
+  /** The step index, or -1 for a violation found by the final sweep. */
+  step: number;
+}
+
+export interface Oracle {
+  name: string;
+  description: string;
+  severity: Severity;
+  /** Incremental: look at what `step` touched. Return the findings (or nothing). */
+  check(view: View, step: Step): readonly Finding[] | undefined | void;
+  /** Full sweep over the whole world, at the end of a case and in --full-check mode. */
+  final?(view: View): readonly Finding[] | undefined | void;
+}
+
+/** Identity helper giving plugin authors type checking: `export default defineOracle({...})`. */
+export function defineOracle(oracle: Oracle): Oracle {
+  return oracle;
+}

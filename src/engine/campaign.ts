@@ -1,0 +1,149 @@
+// The fuzz loop: cases by index (within this shard), run in-process or on worker threads,
+// reported strictly in index order so that output and findings do not depend on the worker count
+// or on timing. Findings are deduplicated by signature, one repro file per bucket, written
+// atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Violation } from '../api.ts';
+import { type Repro, writeRepro } from '../repro/format.ts';
+import { type CampaignJob, type CaseOutcome, type CaseRunner, prepareRunner, runCampaignCase } from './case-job.ts';
+import type { OracleError } from './run.ts';
+
+export interface Bucket {
+  signature: string;
+  oracle: string;
+  hits: number;
+  firstCase: number;
+  violation: Violation;
+  repro: Repro;
+  shrunkFrom: number;
+  file?: string;
+}
+
+export interface CampaignOptions {
+  job: CampaignJob;
+  /** Stop after this many cases of this shard. */
+  runs?: number;
+  /** Stop dispatching after this many milliseconds. */
+  timeMs?: number;
+  workers: number;
+  /** In-process runs only: use these policies and oracles instead of loading the job's. */
+  runner?: CaseRunner;
+  out?: string;
+  /** Called for each case in index order. */
+  onCase?: (outcome: CaseOutcome, stats: CampaignStats) => void;
+  /** Called when a bucket is first seen (after its file is written). */
+  onBucket?: (bucket: Bucket) => void;
+  /** Polled between dispatches: true stops the campaign (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
+
+export interface CampaignStats {
+  cases: number;
+  ops: number;
+  findings: number;
+  buckets: Map<string, Bucket>;
+  oracleErrors: OracleError[];
+  startedAt: number;
+}
+
+const bucketFile = (bucket: Bucket): string =>
+  `${bucket.oracle}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
+
+export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
+  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], startedAt: Date.now() };
+  if (options.out) mkdirSync(options.out, { recursive: true });
+  const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
+  const limit = options.runs ?? Number.POSITIVE_INFINITY;
+  const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.();
+
+  const record = (outcome: CaseOutcome): void => {
+    stats.cases++;
+    stats.ops += outcome.stepsRun;
+    stats.oracleErrors.push(...outcome.oracleErrors);
+    if (outcome.violation && outcome.signature && outcome.repro) {
+      stats.findings++;
+      const known = stats.buckets.get(outcome.signature);
+      if (known) known.hits++;
+      else {
+        const bucket: Bucket = {
+          signature: outcome.signature,
+          oracle: outcome.violation.oracle,
+          hits: 1,
+          firstCase: outcome.index,
+          violation: outcome.violation,
+          repro: outcome.repro,
+          shrunkFrom: outcome.shrunkFrom ?? outcome.ops,
+        };
+        if (options.out) {
+          bucket.file = join(options.out, bucketFile(bucket));
+          writeRepro(bucket.file, bucket.repro);
+        }
+        stats.buckets.set(bucket.signature, bucket);
+        options.onBucket?.(bucket);
+      }
+    }
+    options.onCase?.(outcome, stats);
+  };
+
+  if (options.workers <= 1) {
+    const runner = options.runner ?? (await prepareRunner(options.job));
+    for (let index = 0; mayDispatch(index); index++) {
+      record(runCampaignCase(options.job, runner, index));
+      // Let signals and timers through between cases.
+      if (index % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return stats;
+  }
+  await runOnWorkers(options, mayDispatch, record);
+  return stats;
+}
+
+async function runOnWorkers(
+  options: CampaignOptions,
+  mayDispatch: (next: number) => boolean,
+  record: (outcome: CaseOutcome) => void,
+): Promise<void> {
+  const done = new Map<number, CaseOutcome>();
+  let nextToDispatch = 0;
+  let nextToRecord = 0;
+  let failure: Error | undefined;
+  const url = new URL('./worker-bootstrap.js', import.meta.url);
+
+  await new Promise<void>((resolve) => {
+    let live = options.workers;
+    const finish = (worker: Worker): void => {
+      worker.postMessage(null);
+      void worker.terminate();
+      if (--live === 0) resolve();
+    };
+    const feed = (worker: Worker): void => {
+      if (failure || !mayDispatch(nextToDispatch)) finish(worker);
+      else worker.postMessage(nextToDispatch++);
+    };
+    for (let w = 0; w < options.workers; w++) {
+      const worker = new Worker(url, { workerData: options.job });
+      worker.on('message', (message: { ready?: boolean; outcome?: CaseOutcome; index?: number; error?: string }) => {
+        if (message.outcome) {
+          done.set(message.outcome.index, message.outcome);
+          // Record strictly in index order, whichever worker finished first.
+          for (let next = done.get(nextToRecord); next; next = done.get(nextToRecord)) {
+            done.delete(nextToRecord++);
+            record(next);
+          }
+        } else if (message.error !== undefined) {
+          failure ??= new Error(`case ${message.index ?? '?'}: ${message.error}`);
+        }
+        if (message.ready || message.outcome || message.error !== undefined) feed(worker);
+      });
+      worker.on('error', (error) => {
+        failure ??= error;
+        if (--live === 0) resolve();
+      });
+    }
+  });
+  if (failure) throw failure;
+}

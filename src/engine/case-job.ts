@@ -1,0 +1,95 @@
+// One campaign case, start to finish: generate from the case seed, run with every oracle, and on a
+// violation shrink it and build the repro. A pure function of (job, index): the main thread and
+// every worker compute the same outcome for the same index, which makes campaigns deterministic
+// whatever the worker count.
+
+import type { Oracle, Violation } from '../api.ts';
+import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
+import type { Case, Config } from '../ops/types.ts';
+import type { Repro } from '../repro/format.ts';
+import { minimizeCase } from './minimize.ts';
+import { type OracleError, type Policies, runCase, signature } from './run.ts';
+import { resolveOracles, resolvePolicies } from './select.ts';
+
+/** Everything a worker needs, as plain data (plugins travel as file names). */
+export interface CampaignJob {
+  config: Config;
+  seed: string;
+  generate: GenerateOptions;
+  oracleFiles: string[];
+  onlyOracles: string[];
+  minimizeBudget: number;
+  /** Shard i/n: case k of this shard is global case i + k*n. */
+  shard: { index: number; count: number };
+}
+
+export interface CaseOutcome {
+  /** This shard's case number (0, 1, 2...). */
+  index: number;
+  seed: string;
+  ops: number;
+  stepsRun: number;
+  violation?: Violation;
+  signature?: string;
+  repro?: Repro;
+  shrunkFrom?: number;
+  oracleErrors: OracleError[];
+}
+
+export interface CaseRunner {
+  policies: Policies;
+  oracles: Oracle[];
+}
+
+export async function prepareRunner(job: CampaignJob): Promise<CaseRunner> {
+  return {
+    policies: await resolvePolicies(job.config.hostPolicy, job.config.guestPolicy),
+    oracles: await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles }),
+  };
+}
+
+export function reproTitle(violation: Violation): string {
+  return `${violation.oracle}: ${violation.message}`.slice(0, 160);
+}
+
+/** Shrinks a failing case while the same oracle still fires, and returns it as a repro. */
+export function shrinkToRepro(testCase: Case, violation: Violation, runner: CaseRunner, budget: number): { repro: Repro; violation: Violation } {
+  const sameBug = (candidate: Case): Violation | undefined =>
+    runCase(candidate, runner.policies, { oracles: runner.oracles }).violations.find((v) => v.oracle === violation.oracle);
+  const truncated = { ...testCase, ops: testCase.ops.slice(0, violation.step + 1) };
+  const start = sameBug(truncated) ? truncated : testCase;
+  const { testCase: minimal } = minimizeCase(start, (candidate) => sameBug(candidate) !== undefined, { budget });
+  const final = sameBug(minimal) ?? violation;
+  return {
+    violation: final,
+    repro: {
+      title: reproTitle(final),
+      config: minimal.config,
+      seed: minimal.seed,
+      ops: minimal.ops,
+      expect: { verdict: 'violation', oracle: final.oracle, step: final.step },
+    },
+  };
+}
+
+export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number): CaseOutcome {
+  const global = job.shard.index + index * job.shard.count;
+  const testCase = generateCase(job.config, caseSeed(job.seed, global), job.generate);
+  const result = runCase(testCase, runner.policies, { oracles: runner.oracles });
+  const outcome: CaseOutcome = {
+    index,
+    seed: testCase.seed,
+    ops: testCase.ops.length,
+    stepsRun: result.stepsRun,
+    oracleErrors: result.oracleErrors,
+  };
+  const first = result.violations[0];
+  if (first) {
+    const shrunk = shrinkToRepro(testCase, first, runner, job.minimizeBudget);
+    outcome.violation = shrunk.violation;
+    outcome.signature = signature(shrunk.repro, shrunk.violation);
+    outcome.repro = shrunk.repro;
+    outcome.shrunkFrom = testCase.ops.length;
+  }
+  return outcome;
+}

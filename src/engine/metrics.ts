@@ -1,0 +1,57 @@
+// Efficiency after a case (DOMAIN.md: "measured, not judged"): how much guest private memory sits
+// under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
+// A policy may be correct and slow; these numbers say how slow.
+
+import { SZ_2M, SZ_4K, type View } from '../api.ts';
+
+export interface Metrics {
+  /** Share (0..1) of assigned guest frames under 2M RMP entries. */
+  rmp2M: number;
+  /** Share of private NPT-mapped guest bytes under leaves of 2M or more. */
+  npt2M: number;
+  /** Share of IO S2-mapped bytes (all devices) under leaves of 2M or more. */
+  ioS2_2M: number;
+  psmash: number;
+  nptSplits: number;
+  ioSplits: number;
+  /** IOTLB entries per MiB of guest memory. */
+  iotlbPerMiB: number;
+}
+
+const share = (large: number, total: number): number => (total === 0 ? 0 : large / total);
+
+export function computeMetrics(view: View): Metrics {
+  let assigned = 0;
+  let assigned2M = 0;
+  for (const pfn of view.rmp.frames()) {
+    const entry = view.rmp.entry(pfn);
+    if (!entry.assigned || entry.asid !== view.asid) continue;
+    assigned++;
+    if (entry.size === '2M') assigned2M++;
+  }
+  let nptBytes = 0;
+  let npt2M = 0;
+  for (const leaf of view.npt.leaves()) {
+    nptBytes += leaf.size;
+    if (leaf.size >= SZ_2M) npt2M += leaf.size;
+  }
+  let ioBytes = 0;
+  let io2M = 0;
+  let iotlb = 0;
+  for (const device of view.devices) {
+    for (const leaf of device.s2.leaves()) {
+      ioBytes += leaf.size;
+      if (leaf.size >= SZ_2M) io2M += leaf.size;
+    }
+    for (const _ of device.iotlb.entries()) iotlb++;
+  }
+  return {
+    rmp2M: share(assigned2M, assigned),
+    npt2M: share(npt2M, nptBytes),
+    ioS2_2M: share(io2M, ioBytes),
+    psmash: view.counters.psmash,
+    nptSplits: view.counters.nptSplits,
+    ioSplits: view.counters.ioSplits,
+    iotlbPerMiB: iotlb / (view.config.guestMemory / (256 * SZ_4K)),
+  };
+}

@@ -1,0 +1,50 @@
+// Loading user plugins (policies and oracles) from files. A plugin is an ES module, TypeScript or
+// JavaScript, whose default export is the object; the tsx loader registered by bin/cocofuzz.js
+// (and by vitest) compiles TypeScript on the fly, so no build step is needed.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** A plugin that is missing, fails to load or has the wrong shape: one line, exit 2. */
+export class PluginError extends Error {
+  override name = 'PluginError';
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+  }
+}
+
+export const looksLikeFile = (nameOrFile: string): boolean => /[/\\]|\.(m?[jt]s)$/.test(nameOrFile);
+
+/** Imports `file` and returns its default export after `validate` checked it. */
+export async function loadPlugin<T>(file: string, what: string, validate: (value: unknown) => string | undefined): Promise<T> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new PluginError(file, `no such ${what} file`);
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new PluginError(file, `the ${what} failed to load: ${message}`);
+  }
+  const value = module.default;
+  if (value === undefined) throw new PluginError(file, `no default export (export default { name, description, ... } as the ${what})`);
+  const problem = validate(value);
+  if (problem) throw new PluginError(file, problem);
+  return value as T;
+}
+
+export function requireFields(value: unknown, fields: Record<string, 'string' | 'function'>, optional: Record<string, 'function'> = {}): string | undefined {
+  if (typeof value !== 'object' || value === null) return 'the default export is not an object';
+  const record = value as Record<string, unknown>;
+  for (const [field, type] of Object.entries(fields)) {
+    if (typeof record[field] !== type) return `the default export needs "${field}" (a ${type})`;
+  }
+  for (const [field, type] of Object.entries(optional)) {
+    if (record[field] !== undefined && typeof record[field] !== type) return `"${field}" must be a ${type}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,64 @@
+// Resolving what a run uses: policies by name or file, the oracle set (built-ins, user files,
+// --only-oracle). Plugins load asynchronously, once per process or worker.
+
+import type { Oracle } from '../api.ts';
+import { builtinOracles } from '../../oracles/index.ts';
+import { guestPolicies, hostPolicies } from '../policies/index.ts';
+import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
+import { PluginError, loadPlugin, looksLikeFile, requireFields } from './plugins.ts';
+import { POLICY_ERROR, type Policies } from './run.ts';
+
+const validatePolicy = (value: unknown): string | undefined => requireFields(value, { name: 'string', description: 'string' });
+const validateOracle = (value: unknown): string | undefined => {
+  const problem = requireFields(value, { name: 'string', description: 'string', check: 'function' }, { final: 'function' });
+  if (problem) return problem;
+  const severity = (value as Oracle).severity;
+  return ['security', 'correctness', 'liveness'].includes(severity) ? undefined : '"severity" must be "security", "correctness" or "liveness"';
+};
+
+async function resolvePolicy<T>(nameOrFile: string, registry: Readonly<Record<string, T>>, what: string, flag: string): Promise<T> {
+  const builtin = registry[nameOrFile];
+  if (builtin) return builtin;
+  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(nameOrFile, what, validatePolicy);
+  throw new PluginError(flag, `unknown ${what} "${nameOrFile}" (built in: ${Object.keys(registry).join(', ')}; or give a .ts/.js file)`);
+}
+
+const cache = new Map<string, Promise<unknown>>();
+
+/** The host and guest policies a config names, loaded once per process. */
+export function resolvePolicies(hostPolicy: string, guestPolicy: string): Promise<Policies> {
+  const key = `${hostPolicy}\u0000${guestPolicy}`;
+  let pending = cache.get(key) as Promise<Policies> | undefined;
+  if (!pending) {
+    pending = (async () => ({
+      host: await resolvePolicy<HostPolicy>(hostPolicy, hostPolicies, 'host policy', 'hostPolicy'),
+      guest: await resolvePolicy<GuestPolicy>(guestPolicy, guestPolicies, 'guest policy', 'guestPolicy'),
+    }))();
+    cache.set(key, pending);
+  }
+  return pending;
+}
+
+export interface OracleSelection {
+  /** User oracle files (--oracle), added to the built-ins. */
+  files?: readonly string[];
+  /** Restrict to these names (--only-oracle). */
+  only?: readonly string[];
+}
+
+export async function resolveOracles(selection: OracleSelection = {}): Promise<Oracle[]> {
+  const oracles: Oracle[] = [...builtinOracles];
+  for (const file of selection.files ?? []) oracles.push(await loadPlugin<Oracle>(file, 'oracle', validateOracle));
+  const names = new Set<string>();
+  for (const oracle of oracles) {
+    if (names.has(oracle.name)) throw new PluginError('--oracle', `two oracles are named "${oracle.name}"`);
+    names.add(oracle.name);
+  }
+  if (!selection.only || selection.only.length === 0) return oracles;
+  for (const name of selection.only) {
+    if (!names.has(name) && name !== POLICY_ERROR) {
+      throw new PluginError('--only-oracle', `no oracle named "${name}" (see cocofuzz oracles)`);
+    }
+  }
+  return oracles.filter((oracle) => selection.only?.includes(oracle.name));
+}

@@ -1,0 +1,51 @@
+// Addresses and sizes are plain numbers of bytes: physical addresses reach 2^52, past the 32 bits
+// that JavaScript's bitwise operators keep, so everything here is arithmetic (/, %, Math.floor).
+
+export const SZ_2K = 2048;
+export const SZ_4K = 4096;
+export const SZ_2M = 2 * 1024 * 1024;
+export const SZ_1G = 1024 * 1024 * 1024;
+export const PAGE_SHIFT = 12;
+/** 4K frames in a 2M region: the span of one 2M RMP entry. */
+export const FRAMES_PER_2M = 512;
+
+export type PageSize = '4K' | '2M';
+
+export const pageBytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
+
+export const pfnOf = (addr: number): number => Math.floor(addr / SZ_4K);
+export const addrOf = (pfn: number): number => pfn * SZ_4K;
+export const isAligned = (value: number, alignment: number): boolean => value % alignment === 0;
+export const alignDown = (value: number, alignment: number): number => value - (value % alignment);
+export const alignUp = (value: number, alignment: number): number => alignDown(value + alignment - 1, alignment);
+/** The 2M-aligned frame whose RMP entry decides the page size of `pfn` (`pfn & ~511`). */
+export const pfn2M = (pfn: number): number => pfn - (pfn % FRAMES_PER_2M);
+
+const UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** "4K", "2M", "64M", "1T", a decimal byte count or a hex string; undefined when malformed. */
+export function parseSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isSafeInteger(text) && text >= 0 ? text : undefined;
+  const match = /^(\d+)([KMGT])?$/i.exec(text.trim());
+  if (match) {
+    const value = Number(match[1]) * (match[2] ? (UNITS[match[2].toUpperCase()] ?? 1) : 1);
+    return Number.isSafeInteger(value) ? value : undefined;
+  }
+  return parseAddress(text);
+}
+
+/** A hex ("0x200000") or decimal address; undefined when malformed or beyond 2^52. */
+export function parseAddress(text: string | number): number | undefined {
+  const value = typeof text === 'number' ? text : /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  return Number.isSafeInteger(value) && value >= 0 && value <= 2 ** 52 ? value : undefined;
+}
+
+export const hex = (value: number): string => `0x${value.toString(16)}`;
+
+/** 4096 -> "4K", 2097152 -> "2M", 3 -> "3": the notation of DOMAIN.md and the repro format. */
+export function formatSize(bytes: number): string {
+  for (const [unit, scale] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale}${unit}`;
+  }
+  return String(bytes);
+}

@@ -1,0 +1,104 @@
+// Hardware-level types shared by the model and read by oracles. Status codes are the real ones
+// (Linux arch/x86/include/asm/sev.h, VeriSMo def_s.rs; see research/amd-snp.md section 3).
+
+import type { PageSize } from './size.ts';
+
+export const RMPUPDATE_OK = 0;
+export const RMPUPDATE_FAIL_INPUT = 1;
+export const RMPUPDATE_FAIL_PERMISSION = 2;
+export const RMPUPDATE_FAIL_INUSE = 3;
+/** "detected 4K page and 2MB page overlap" (Linux RMPUPDATE_FAIL_OVERLAP). */
+export const RMPUPDATE_FAIL_OVERLAP = 4;
+
+export const PSMASH_OK = 0;
+export const PSMASH_FAIL_INPUT = 1;
+export const PSMASH_FAIL_INUSE = 3;
+
+export const PVALIDATE_OK = 0;
+export const PVALIDATE_FAIL_INPUT = 1;
+export const PVALIDATE_FAIL_PERMISSION = 2;
+export const PVALIDATE_FAIL_SIZEMISMATCH = 6;
+/** CF=1: the entry was already in the requested state (Linux PVALIDATE_FAIL_NOUPDATE). */
+export const PVALIDATE_FAIL_NOUPDATE = 255;
+
+/** One RMP entry as RMPREAD reports it, with `size` taken from the authoritative 2M-aligned entry. */
+export interface RmpEntry {
+  assigned: boolean;
+  asid: number;
+  /** The guest physical address this frame is assigned at (for a 2M entry: this frame's own GPA). */
+  gpa: number;
+  size: PageSize;
+  validated: boolean;
+  immutable: boolean;
+  vmsa: boolean;
+}
+
+export interface RmpUpdateArgs {
+  assigned: boolean;
+  asid: number;
+  gpa: number;
+  size: PageSize;
+  immutable?: boolean;
+}
+
+export type FaultKind =
+  /** Guest CPU: nested page fault to the host (not present, RMP check, or SIZEM). */
+  | 'npf'
+  /** Guest CPU: #VC page-not-validated, delivered to the guest. */
+  | 'vc'
+  /** Host CPU write hit an RMP check. */
+  | 'host_rmp_pf'
+  /** IOMMU event 0xD: DMA failed the RMP check. */
+  | 'rmp_page_fault'
+  /** IOMMU: no translation in S1 or S2. */
+  | 'io_page_fault';
+
+export interface Fault {
+  kind: FaultKind;
+  /** The address the access used: GPA for CPU accesses, IOVA for DMA, HPA for host writes. */
+  addr: number;
+  hpa?: number;
+  dev?: number;
+  write: boolean;
+  /** Why, in words a kernel engineer recognises: "size mismatch", "not validated", "asid mismatch"... */
+  reason: string;
+  /** NPF error-code bits (PFERR_GUEST_RMP, PFERR_GUEST_SIZEM). */
+  rmp?: boolean;
+  sizem?: boolean;
+  /** The GPA behind `addr` when it differs (a DMA through S1: `addr` is the IOVA). */
+  gpa?: number;
+  /** Page sizes on each table at the faulting address, for explain. */
+  s1Size?: number;
+  s2Size?: number;
+  nptSize?: number;
+  rmpSize?: PageSize;
+  /** DMA: the S2 leaf rounded down to {4K, 2M}, the size the RMP check used. */
+  checkedSize?: PageSize;
+}
+
+/** A hardware primitive the actors (or a policy) called, with its arguments and result. */
+export interface PrimitiveCall {
+  prim: string;
+  args: Record<string, number | string | boolean>;
+  result: number | string;
+}
+
+/** One piece of a DMA after splitting at leaf boundaries: what the IOMMU checked. */
+export interface DmaPiece {
+  iova: number;
+  gpa: number;
+  hpa: number;
+  len: number;
+  s1Size?: number;
+  s2Size: number;
+  /** The S2 leaf rounded down to {4K, 2M}: the size the RMP check used. */
+  checkedSize: PageSize;
+  rmpSize?: PageSize;
+  fromIotlb: boolean;
+}
+
+export interface DmaResult {
+  ok: boolean;
+  pieces: DmaPiece[];
+  faults: Fault[];
+}

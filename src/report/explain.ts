@@ -1,0 +1,74 @@
+// `cocofuzz explain`: the failing step as arrows, the affected 2M region in every table before and
+// after that step, and the ops that led there — plain text a kernel engineer can paste into a mail.
+
+import type { Step, View, Violation } from '../api.ts';
+import { formatSize, hex } from '../model/size.ts';
+import { formatOp } from '../ops/codec.ts';
+import type { Repro } from '../repro/format.ts';
+import { detailsArrow, faultArrow } from './arrows.ts';
+import { type RegionRow, snapshotRegion } from './region.ts';
+
+export interface ExplainInput {
+  repro: Repro;
+  violation: Violation | undefined;
+  /** The failing step's record, if the violation happened at a step. */
+  step: Step | undefined;
+  before: RegionRow[] | undefined;
+  after: RegionRow[] | undefined;
+}
+
+/** Where to look: the violation's guest address, else the failing op's. */
+export function regionOf(violation: Violation, repro: Repro): { gpa: number; hpa: number | undefined } | undefined {
+  const details = violation.details ?? {};
+  const op = repro.ops[violation.step] as Record<string, unknown> | undefined;
+  const gpa = details.gpa ?? details.iova ?? (typeof op?.gpa === 'number' ? op.gpa : typeof op?.iova === 'number' ? op.iova : undefined);
+  if (typeof gpa !== 'number') return undefined;
+  return { gpa, hpa: typeof details.hpa === 'number' ? details.hpa : undefined };
+}
+
+export function regionSnapshot(view: View, where: { gpa: number; hpa: number | undefined }): RegionRow[] {
+  return snapshotRegion(view, where.gpa, where.hpa);
+}
+
+function table(before: RegionRow[], after: RegionRow[]): string[] {
+  const width = Math.max(...before.map((r) => r.table.length), ...after.map((r) => r.table.length), 5);
+  const lines = [`  ${'table'.padEnd(width)}  before -> after`];
+  after.forEach((row, i) => {
+    const old = before[i]?.state ?? '-';
+    lines.push(`  ${row.table.padEnd(width)}  ${old === row.state ? `${row.state} (unchanged)` : `${old}\n  ${' '.repeat(width)}  -> ${row.state}`}`);
+  });
+  return lines;
+}
+
+export function renderExplain(input: ExplainInput): string {
+  const { repro, violation, step } = input;
+  const config = repro.config;
+  const lines: string[] = [];
+  if (repro.title) lines.push(repro.title, '');
+  const devices = config.devices.map((d) => `dev${d.id} ${d.trusted ? 'trusted' : 'untrusted'} ${d.iommu}`).join(', ');
+  lines.push(
+    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}, swiotlb ${formatSize(config.swiotlb)}, ${devices}`,
+  );
+  if (!violation) {
+    lines.push('verdict: clean (no oracle fired)');
+    return `${lines.join('\n')}\n`;
+  }
+  lines.push(`verdict: ${violation.oracle} (${violation.severity}) at step ${violation.step}`, `  ${violation.message}`, '');
+  const failing = repro.ops[violation.step];
+  if (failing) lines.push(`failing step ${violation.step}: ${formatOp(failing)}`);
+  const arrows = new Set<string>();
+  const fromDetails = detailsArrow(violation.details);
+  if (fromDetails) arrows.add(fromDetails);
+  for (const fault of step?.faults ?? []) arrows.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}]`);
+  for (const line of arrows) lines.push(`  ${line}`);
+  if (input.before && input.after) {
+    const where = regionOf(violation, repro);
+    lines.push('', `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}:`, ...table(input.before, input.after));
+  }
+  lines.push('', 'ops that led there:');
+  repro.ops.forEach((op, i) => {
+    if (i > violation.step && violation.step >= 0) return;
+    lines.push(`${i === violation.step ? '>' : ' '} ${String(i).padStart(3)}  ${formatOp(op)}`);
+  });
+  return `${lines.join('\n')}\n`;
+}

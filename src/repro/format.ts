@@ -1,0 +1,118 @@
+// The repro file, `cocofuzz-repro/1` (DESIGN.md, "Repro file"): a case (config, seed, explicit ops)
+// plus what it is expected to do. Users commit these, so unknown fields and ops are errors that
+// name the op index and field, and files are written atomically.
+
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { encodeConfig, parseConfig } from '../ops/config.ts';
+import { encodeOp, parseOp } from '../ops/codec.ts';
+import { FormatError } from '../ops/errors.ts';
+import type { Case } from '../ops/types.ts';
+
+export const REPRO_FORMAT = 'cocofuzz-repro/1';
+
+export type Expectation = { verdict: 'clean' } | { verdict: 'violation'; oracle: string; step?: number };
+
+export interface Repro extends Case {
+  title: string;
+  expect?: Expectation;
+}
+
+const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect']);
+
+function parseExpect(raw: unknown): Expectation {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('expect', 'expected an object');
+  const record = raw as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!['verdict', 'oracle', 'step'].includes(key)) throw new FormatError(`expect.${key}`, 'unknown field');
+  }
+  if (record.verdict === 'clean') {
+    if (record.oracle !== undefined) throw new FormatError('expect.oracle', 'a clean verdict names no oracle');
+    return { verdict: 'clean' };
+  }
+  if (record.verdict !== 'violation') throw new FormatError('expect.verdict', 'expected "clean" or "violation"');
+  if (typeof record.oracle !== 'string' || record.oracle === '') throw new FormatError('expect.oracle', 'a violation needs the oracle name');
+  if (record.step !== undefined && (!Number.isInteger(record.step) || (record.step as number) < -1)) {
+    throw new FormatError('expect.step', 'expected an op index');
+  }
+  return record.step === undefined
+    ? { verdict: 'violation', oracle: record.oracle }
+    : { verdict: 'violation', oracle: record.oracle, step: record.step as number };
+}
+
+/** Validates a parsed JSON document as a repro; errors name the field (`ops[2].gpa`). */
+export function parseRepro(raw: unknown): Repro {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('(top level)', 'expected a JSON object');
+  const record = raw as Record<string, unknown>;
+  if (record.format !== REPRO_FORMAT) throw new FormatError('format', `expected "${REPRO_FORMAT}", got ${JSON.stringify(record.format)}`);
+  for (const key of Object.keys(record)) {
+    if (!TOP_FIELDS.has(key)) throw new FormatError(key, 'unknown field');
+  }
+  const config = parseConfig(record.config);
+  const seed = record.seed ?? '0';
+  if (typeof seed !== 'string' && typeof seed !== 'number') throw new FormatError('seed', 'expected a string or number');
+  if (!Array.isArray(record.ops)) throw new FormatError('ops', 'expected an array of ops');
+  const ops = record.ops.map((op: unknown, index: number) => parseOp(op, `ops[${index}]`, config));
+  const title = record.title ?? '';
+  if (typeof title !== 'string') throw new FormatError('title', 'expected a string');
+  const repro: Repro = { title, config, seed: String(seed), ops };
+  if (record.expect !== undefined) repro.expect = parseExpect(record.expect);
+  return repro;
+}
+
+/** Reads and validates a repro file; a FormatError's field is prefixed with the file name. */
+export function readRepro(file: string): Repro {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new FormatError(file, `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new FormatError(file, `not valid JSON: ${(error as Error).message}`);
+  }
+  try {
+    return parseRepro(json);
+  } catch (error) {
+    if (error instanceof FormatError) throw new FormatError(`${file}: ${error.field}`, error.problem);
+    throw error;
+  }
+}
+
+export function encodeRepro(repro: Repro): string {
+  const document: Record<string, unknown> = {
+    format: REPRO_FORMAT,
+    title: repro.title,
+    config: encodeConfig(repro.config),
+    seed: repro.seed,
+    ops: repro.ops.map(encodeOp),
+  };
+  if (repro.expect) document.expect = repro.expect;
+  // One op per line: diffs of corpus files stay readable.
+  const ops = (document.ops as unknown[]).map((op) => `    ${JSON.stringify(op)}`).join(',\n');
+  const head = JSON.stringify({ ...document, ops: '__OPS__' }, null, 2);
+  return `${head.replace('"__OPS__"', ops === '' ? '[]' : `[\n${ops}\n  ]`)}\n`;
+}
+
+/** Temp file + rename: a reader (or a campaign killed mid-write) never sees half a file. */
+export function writeFileAtomic(file: string, text: string): void {
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temp, text);
+    renameSync(temp, file);
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // The temp file was never created.
+    }
+    throw error;
+  }
+}
+
+export function writeRepro(file: string, repro: Repro): void {
+  writeFileAtomic(file, encodeRepro(repro));
+}

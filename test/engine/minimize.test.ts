@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { minimizeCase } from '../../src/engine/minimize.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+import { generateCase } from '../../src/ops/generate.ts';
+import type { Case, Op } from '../../src/ops/types.ts';
+
+describe('minimizer', () => {
+  const config = defaultConfig();
+
+  it('drops every op that does not matter and simplifies fields', () => {
+    const noise = generateCase(config, 'noise', { steps: 80, weights: { share: 0, host_split: 0 } }).ops;
+    const needed: Op[] = [
+      { op: 'share', gpa: 0x201000, pages: 7 },
+      { op: 'host_split', gpa: 0x200000 },
+    ];
+    const ops = [...noise.slice(0, 30), needed[0]!, ...noise.slice(30, 60), needed[1]!, ...noise.slice(60)];
+    // The "bug": a share somewhere before a split of the same 2M region.
+    const fails = (c: Case): boolean => {
+      const share = c.ops.findIndex((o) => o.op === 'share' && o.gpa >= 0x200000 && o.gpa < 0x400000);
+      return share >= 0 && c.ops.slice(share).some((o) => o.op === 'host_split' && o.gpa === 0x200000);
+    };
+    const { testCase, runs } = minimizeCase({ config, seed: 's', ops }, fails);
+    expect(testCase.ops).toEqual([
+      { op: 'share', gpa: 0x200000, pages: 1 },
+      { op: 'host_split', gpa: 0x200000 },
+    ]);
+    expect(runs).toBeLessThan(2000);
+  });
+
+  it('keeps exactly one target of a dma and respects the budget', () => {
+    const ops: Op[] = [{ op: 'dma', dev: 1, map: 2, offset: 64, len: 8192, write: true }];
+    const fails = (c: Case): boolean => c.ops.some((o) => o.op === 'dma');
+    const { testCase } = minimizeCase({ config, seed: 's', ops }, fails);
+    expect(testCase.ops).toEqual([{ op: 'dma', dev: 0, map: 0, len: 64, write: false }]);
+    const limited = minimizeCase({ config, seed: 's', ops: [...ops, ...ops, ...ops] }, fails, { budget: 2 });
+    expect(limited.runs).toBe(2);
+  });
+});

@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { anyOpArbitrary } from '../../src/ops/arbitrary.ts';
+import { encodeOp, formatOp, parseOp } from '../../src/ops/codec.ts';
+import { defaultConfig, defaultSwiotlbSize, encodeConfig, parseConfig } from '../../src/ops/config.ts';
+import { FormatError } from '../../src/ops/errors.ts';
+
+describe('config', () => {
+  it('fills every default from { arch: "snp" }', () => {
+    const config = parseConfig({ arch: 'snp' });
+    expect(config.guestMemory).toBe(64 * 1024 * 1024);
+    expect(config.hugeBacking).toBe(true);
+    expect(config.devices).toEqual([
+      { id: 0, trusted: true, iommu: 's2' },
+      { id: 1, trusted: false, iommu: 's2' },
+    ]);
+    expect(config.cpus).toBe(2);
+    expect(config.vtom).toBe(64 * 1024 * 1024);
+    expect(config.swiotlb).toBe(8 * 1024 * 1024);
+    expect(config.adversary).toBe('none');
+  });
+
+  it('sizes the default swiotlb like Linux CoCo guests, capped for small guests', () => {
+    expect(defaultSwiotlbSize(64 * 2 ** 30)).toBe(2 ** 30 - ((2 ** 30) % (2 * 2 ** 20))); // 6% of 64G > 1G: clamped to 1G
+    expect(defaultSwiotlbSize(4 * 2 ** 30)).toBe(244 * 2 ** 20); // 6% of 4G = 245.76M, in 2M units
+    expect(defaultSwiotlbSize(64 * 2 ** 20)).toBe(8 * 2 ** 20);
+  });
+
+  it('round-trips through its JSON form', () => {
+    const config = parseConfig({ arch: 'snp', guestMemory: '1T', devices: [{ id: 0, trusted: false, iommu: 'nested' }], adversary: 'host' });
+    expect(parseConfig(encodeConfig(config))).toEqual(config);
+    expect(encodeConfig(config).guestMemory).toBe('1T');
+  });
+
+  it.each([
+    [{ arch: 'tdx' }, 'config.arch'],
+    [{ arch: 'snp', guestMemory: 'lots' }, 'config.guestMemory'],
+    [{ arch: 'snp', devices: [{ id: 0, iommu: 's3' }] }, 'config.devices[0].iommu'],
+    [{ arch: 'snp', devices: [{ id: 1 }] }, 'config.devices[0].id'],
+    [{ arch: 'snp', colour: 'blue' }, 'config.colour'],
+    [{ arch: 'snp', vtom: '0x1000' }, 'config.vtom'],
+  ])('rejects %j naming %s', (raw, field) => {
+    expect(() => parseConfig(raw)).toThrow(FormatError);
+    try {
+      parseConfig(raw);
+    } catch (error) {
+      expect((error as FormatError).field).toBe(field);
+    }
+  });
+});
+
+describe('op codec', () => {
+  const config = defaultConfig({ adversary: 'host' });
+
+  it('parses hex addresses and size strings into numbers', () => {
+    expect(parseOp({ op: 'accept', gpa: '0x200000', size: '2M' }, 'ops[0]')).toEqual({ op: 'accept', gpa: 0x200000, size: '2M' });
+    expect(parseOp({ op: 'alloc_coherent', dev: 1, bytes: '8K' }, 'ops[0]', config)).toEqual({ op: 'alloc_coherent', dev: 1, bytes: 8192 });
+  });
+
+  it('encodes addresses back as hex in schema order', () => {
+    expect(encodeOp({ op: 'dma', dev: 0, iova: 0x200000, len: 4096, write: true })).toEqual({ op: 'dma', dev: 0, iova: '0x200000', len: 4096, write: true });
+    expect(formatOp({ op: 'share', gpa: 0x201000, pages: 1 })).toBe('share gpa=0x201000 pages=1');
+  });
+
+  it.each([
+    [{ op: 'frobnicate' }, 'ops[3].op'],
+    [{ op: 'accept', gpa: '0x200000' }, 'ops[3].size'],
+    [{ op: 'accept', gpa: '0x200001', size: '4K' }, 'ops[3].gpa'],
+    [{ op: 'accept', gpa: 'zero', size: '4K' }, 'ops[3].gpa'],
+    [{ op: 'accept', gpa: '0x200000', size: '1G' }, 'ops[3].size'],
+    [{ op: 'touch', gpa: '0x0', write: true, colour: 1 }, 'ops[3].colour'],
+    [{ op: 'dma', dev: 0, len: 64, write: true }, 'ops[3]'],
+    [{ op: 'dma', dev: 7, buf: 0, len: 64, write: true }, 'ops[3].dev'],
+    [{ op: 'map_single', dev: 0, bytes: 64, dir: 'sideways' }, 'ops[3].dir'],
+  ])('rejects %j naming %s', (raw, field) => {
+    try {
+      parseOp(raw, 'ops[3]', config);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(FormatError);
+      expect((error as FormatError).field).toBe(field);
+    }
+  });
+
+  it('round-trips every generated op through the file form', () => {
+    fc.assert(
+      fc.property(anyOpArbitrary(config), (op) => {
+        expect(parseOp(JSON.parse(JSON.stringify(encodeOp(op))), 'ops[0]', config)).toEqual(op);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
