@@ -1,0 +1,783 @@
+// The Linux swiotlb slot allocator (kernel/dma/swiotlb.c) as a pure data structure: the bounce
+// buffer pool a confidential guest shares with the host and uses for every streaming DMA (and, for
+// restricted / for_alloc pools, for coherent allocations).
+//
+// Modelled on the code after Will Deacon's 2024 alignment series (lore
+// 20240308152829.25754-1-will@kernel.org), which includes the CVE-2024-35814 fix "swiotlb: Fix
+// double-allocation of slots due to broken alignment handling", "swiotlb: Honour
+// dma_alloc_coherent() alignment in swiotlb_alloc()", "swiotlb: Reinstate page-alignment for
+// mappings >= PAGE_SIZE", and Petr Tesarik's pre-padding (pad_slots) for alloc_align_mask. The
+// per-slot and per-area state is Linux's own (`list`, `orig_addr`, `alloc_size`, `pad_slots`;
+// `index`, `used`); the search, the free-run bookkeeping and the release merge follow
+// swiotlb_search_pool_area(), swiotlb_find_slots() and swiotlb_release_slots() statement by
+// statement, so that the model allocates exactly the slots the kernel would.
+//
+// Addresses are numbers of bytes up to 2^52: JavaScript's bitwise operators keep 32 bits, so
+// addresses are only ever added, divided or reduced with %; bitwise operators touch slot indices
+// and the 32-bit masks Linux itself declares `unsigned int` (min_align_mask, alloc_align_mask),
+// applied to an address's low 32 bits (`low32`), which is all such a mask can see.
+//
+// What is not Linux (each marked where it happens): the bookkeeping that lets the model refuse an
+// invalid release and list live mappings (`kind`, `mapSize`, `headOffset`), the max-mapping-size
+// check in find() (the dma_max_mapping_size() contract callers honour), and allocChunk() (the
+// proposal of a 2M-aligned pool handing out whole 2M blocks, which the real swiotlb cannot do).
+
+import { hex } from '../model/size.ts';
+
+/** A slot is 2 KiB (include/linux/swiotlb.h). */
+export const IO_TLB_SHIFT = 11;
+export const IO_TLB_SIZE = 1 << IO_TLB_SHIFT;
+/** Most contiguous slots one mapping can use: the free-run bookkeeping never crosses these. */
+export const IO_TLB_SEGSIZE = 128;
+/** The default pool size (64 MiB) and the lower clamp of the CoCo sizing. */
+export const IO_TLB_DEFAULT_SIZE = 64 * 1024 * 1024;
+/** The smallest pool swiotlb_init_remap() settles for when memblock cannot give more (1 MiB). */
+export const IO_TLB_MIN_SLABS = (1024 * 1024) / IO_TLB_SIZE;
+/** x86 PAGE_SIZE, the alignment Linux gives a streaming mapping of a page or more. */
+export const PAGE_SIZE = 4096;
+/** The largest mapping of one swiotlb_tbl_map_single() or swiotlb_alloc(): 128 slots, 256 KiB. */
+export const IO_TLB_MAX_BYTES = IO_TLB_SIZE * IO_TLB_SEGSIZE;
+
+const SZ_1G = 1024 * 1024 * 1024;
+const TWO_32 = 2 ** 32;
+/** Linux INVALID_PHYS_ADDR (~0): orig_addr of a free slot, a padding slot or a swiotlb_alloc(). */
+const INVALID_PHYS_ADDR = -1;
+
+/** Live allocation kinds, stored on the mapping's head slot (the slot tlbAddr points into). */
+const KIND_NONE = 0;
+const KIND_MAP = 1;
+const KIND_COHERENT = 2;
+const KIND_CHUNK = 3;
+const KIND_NAMES = ['none', 'map', 'coherent', 'chunk'] as const;
+
+export type SwiotlbKind = 'map' | 'coherent' | 'chunk';
+
+/** Device DMA attributes that steer the slot search (struct device and the caller's mask). */
+export interface SwiotlbAttrs {
+  /** dma_get_min_align_mask(dev): low address bits the bounce buffer must share with the original (NVMe: 0xfff). */
+  minAlignMask?: number;
+  /** The caller's alloc_align_mask (iommu-dma passes the IOVA granule - 1): the first allocated slot is aligned to it. */
+  allocAlignMask?: number;
+  /**
+   * dma_get_seg_boundary(dev), a power of two minus one. Undefined is ULONG_MAX (a device without
+   * dma_parms); PCI devices get 0xffffffff from pci_device_add().
+   */
+  segmentBoundaryMask?: number;
+  /** raw_smp_processor_id(): picks the first area searched (cpu & (nareas - 1)). */
+  cpu?: number;
+}
+
+/** Attributes of a coherent allocation (swiotlb_alloc() through dma_direct_alloc()). */
+export interface SwiotlbCoherentAttrs {
+  /**
+   * Extra start alignment in bytes (a power of two, at least PAGE_SIZE), OR-ed into the alignment
+   * swiotlb_alloc() derives from get_order(size): how a policy asks for a 2M-aligned start, as
+   * Vishal Annapurve's swiotlb_adjust_alignment(SZ_2M) proposal would.
+   */
+  alignBytes?: number;
+  minAlignMask?: number;
+  segmentBoundaryMask?: number;
+  cpu?: number;
+}
+
+/** A live allocation as the oracles see it. */
+export interface SwiotlbMapping {
+  kind: SwiotlbKind;
+  /** The address handed to the caller (the DMA address, since phys_to_dma_unencrypted() is the identity here). */
+  tlbAddr: number;
+  /** First allocated slot, padding slots included. */
+  slotIndex: number;
+  /** Allocated slots, padding included: what area->used is charged and what release gives back. */
+  nslots: number;
+  /** Slots before the one tlbAddr points into (pad_slots, from alloc_align_mask). */
+  padSlots: number;
+  /** The size the caller asked for: mapping_size for a map, the page-aligned size for coherent/chunk. */
+  allocSize: number;
+  /** The original buffer (orig_addr); undefined for coherent and chunk allocations, which have none. */
+  origAddr: number | undefined;
+  /** Area of the first allocated slot. */
+  area: number;
+}
+
+export type SwiotlbFailure = {
+  ok: false;
+  /** ENOMEM: no suitable free slots (swiotlb "buffer is full"); EINVAL: a request Linux callers never make. */
+  error: 'ENOMEM' | 'EINVAL';
+  reason: string;
+};
+export type SwiotlbResult = ({ ok: true } & SwiotlbMapping) | SwiotlbFailure;
+
+export interface SwiotlbGeometry {
+  nslabs: number;
+  nareas: number;
+  areaNslabs: number;
+  /** nslabs * IO_TLB_SIZE: the bytes the pool really covers. */
+  bytes: number;
+}
+
+export interface SwiotlbPoolOptions {
+  /** Start of the pool (guest physical address). Linux allocates it with PAGE_SIZE alignment only (swiotlb_memblock_alloc()). */
+  base: number;
+  /** Requested size in bytes, rounded as Linux does (see swiotlbGeometry). */
+  bytes: number;
+  /** Possible CPUs: one area each, rounded up to a power of two (swiotlb_adjust_nareas()). Default 1. */
+  cpus?: number;
+  /**
+   * A restricted DMA pool (rmem_swiotlb_device_init()): one area, nslabs = bytes >> IO_TLB_SHIFT
+   * with no rounding, and for_alloc set. Default false: the default (boot) pool.
+   */
+  restricted?: boolean;
+  /**
+   * io_tlb_mem.for_alloc: dma_direct_alloc() serves coherent allocations from this pool
+   * (is_swiotlb_for_alloc()). Default: true for restricted pools, false for the default pool; true
+   * on the default pool is Alexey's experiment and Vishal's proposal of serving dma_alloc_* from swiotlb.
+   */
+  forAlloc?: boolean;
+}
+
+/** nr_slots(): slots covering `bytes`. */
+const nrSlots = (bytes: number): number => Math.ceil(bytes / IO_TLB_SIZE);
+/** io_tlb_offset(): position inside the IO_TLB_SEGSIZE segment (also 127 for index -1, as in C's unsigned wrap). */
+const ioTlbOffset = (index: number): number => index & (IO_TLB_SEGSIZE - 1);
+const isPowerOfTwo = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+const roundUpPowerOfTwo = (n: number): number => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
+/** The low 32 bits of an address, exactly (addresses are integers below 2^53). */
+const low32 = (addr: number): number => addr % TWO_32;
+/** addr & mask for a 32-bit mask (Linux: phys_addr_t & unsigned int), without truncating addr through ToInt32 first. */
+const and32 = (addr: number, mask: number): number => (low32(addr) & mask) >>> 0;
+/** get_order(): the buddy order (in pages) of an allocation of `size` bytes. */
+const getOrder = (size: number): number => Math.max(0, Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE))));
+
+function checkInteger(name: string, value: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`swiotlb: ${name} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+}
+
+/**
+ * swiotlb_max_mapping_size(): 256 KiB minus min_align_mask rounded up to a slot, because the
+ * search may have to skip slots (and pad inside the first) to preserve the masked low bits.
+ */
+export function swiotlbMaxMappingSize(minAlignMask = 0): number {
+  checkInteger('minAlignMask', minAlignMask, 0, TWO_32 - 1);
+  const minAlign = minAlignMask ? Math.ceil(minAlignMask / IO_TLB_SIZE) * IO_TLB_SIZE : 0;
+  return IO_TLB_MAX_BYTES - minAlign;
+}
+
+/**
+ * The CoCo default size (sev_setup_arch() / mem_encrypt_setup_arch(), arch/x86/mm): 6% of guest
+ * memory clamped to [64 MiB, 1 GiB], before swiotlbGeometry's rounding.
+ */
+export function swiotlbCocoSize(totalMemBytes: number): number {
+  checkInteger('totalMemBytes', totalMemBytes, 0, Number.MAX_SAFE_INTEGER);
+  const size = Math.floor((totalMemBytes * 6) / 100);
+  return Math.min(Math.max(size, IO_TLB_DEFAULT_SIZE), SZ_1G);
+}
+
+/**
+ * Pool geometry as Linux computes it.
+ * Default pool: swiotlb_adjust_size() rounds to whole slots and to IO_TLB_SEGSIZE, then
+ * swiotlb_adjust_nareas(num_possible_cpus()) rounds the areas up to a power of two and
+ * round_up_default_nslabs() grows nslabs to at least IO_TLB_SEGSIZE per area and to a power of two
+ * (so a 96 MiB request becomes 128 MiB); limit_nareas() then changes nothing.
+ * Restricted pool (rmem_swiotlb_device_init()): one area, nslabs = size >> IO_TLB_SHIFT, no rounding:
+ * its last segment may be shorter than IO_TLB_SEGSIZE.
+ */
+export function swiotlbGeometry(options: { bytes: number; cpus?: number; restricted?: boolean }): SwiotlbGeometry {
+  const { bytes, cpus = 1, restricted = false } = options;
+  checkInteger('bytes', bytes, 1, 2 ** 52);
+  checkInteger('cpus', cpus, 1, 1 << 20);
+  if (restricted) {
+    const nslabs = Math.floor(bytes / IO_TLB_SIZE);
+    if (nslabs === 0) throw new RangeError(`swiotlb: a restricted pool of ${bytes} bytes holds no slot`);
+    return { nslabs, nareas: 1, areaNslabs: nslabs, bytes: nslabs * IO_TLB_SIZE };
+  }
+  let nslabs = Math.ceil(nrSlots(bytes) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+  const nareas = roundUpPowerOfTwo(cpus);
+  if (nslabs < IO_TLB_SEGSIZE * nareas) nslabs = IO_TLB_SEGSIZE * nareas;
+  nslabs = roundUpPowerOfTwo(nslabs);
+  return { nslabs, nareas, areaNslabs: nslabs / nareas, bytes: nslabs * IO_TLB_SIZE };
+}
+
+/** Read-only view of one slot, for oracles and tests. */
+export interface SwiotlbSlotView {
+  list: number;
+  origAddr: number | undefined;
+  allocSize: number;
+  padSlots: number;
+}
+
+/** Read-only view of one area. */
+export interface SwiotlbAreaView {
+  index: number;
+  used: number;
+  firstSlot: number;
+  nslabs: number;
+}
+
+/** Search constraints after validation, shared by find(), allocCoherent() and the area search. */
+interface SearchRequest {
+  origAddr: number;
+  /** Total bytes to allocate, padding included (the alloc_size swiotlb_find_slots() receives). */
+  allocSize: number;
+  allocAlignMask: number;
+  minAlignMask: number;
+  /** phys_to_dma_unencrypted(pool->start) & boundary_mask. */
+  tblDmaAddr: number;
+  /** get_max_slots(boundary_mask); Infinity for ULONG_MAX. */
+  maxSlots: number;
+}
+
+export class SwiotlbPool {
+  readonly start: number;
+  readonly end: number;
+  readonly nslabs: number;
+  readonly nareas: number;
+  readonly areaNslabs: number;
+  readonly restricted: boolean;
+  readonly forAlloc: boolean;
+
+  // struct io_tlb_slot, one typed array per field (Linux: list and pad_slots are unsigned short).
+  private readonly list: Uint16Array;
+  private readonly origAddr: Float64Array;
+  private readonly allocSize: Float64Array;
+  private readonly padSlots: Uint16Array;
+  // struct io_tlb_area.
+  private readonly areaIndex: Uint32Array;
+  private readonly areaUsed: Uint32Array;
+  // Model-only, on the head slot of a live allocation: its kind, the caller's size, and tlbAddr's
+  // offset inside the head slot. Linux keeps none of this (it trusts the caller's tlb_addr).
+  private readonly kind: Uint8Array;
+  private readonly mapSize: Float64Array;
+  private readonly headOffset: Uint16Array;
+  private live = 0;
+  private overreads = 0;
+
+  constructor(options: SwiotlbPoolOptions) {
+    const { base, bytes, cpus = 1, restricted = false } = options;
+    checkInteger('base', base, 0, 2 ** 52);
+    // swiotlb_memblock_alloc() and reserved-memory regions give page-aligned pools; swiotlb_alloc()'s
+    // page-alignment guarantee and set_memory_decrypted() both depend on it.
+    if (base % PAGE_SIZE !== 0) throw new RangeError(`swiotlb: pool base ${hex(base)} is not page-aligned`);
+    const geometry = swiotlbGeometry({ bytes, cpus, restricted });
+    if (base + geometry.bytes > 2 ** 52) throw new RangeError(`swiotlb: pool at ${hex(base)} of ${geometry.bytes} bytes ends past 2^52`);
+    this.start = base;
+    this.end = base + geometry.bytes;
+    this.nslabs = geometry.nslabs;
+    this.nareas = geometry.nareas;
+    this.areaNslabs = geometry.areaNslabs;
+    this.restricted = restricted;
+    this.forAlloc = options.forAlloc ?? restricted;
+
+    const n = this.nslabs;
+    this.list = new Uint16Array(n);
+    this.origAddr = new Float64Array(n).fill(INVALID_PHYS_ADDR);
+    this.allocSize = new Float64Array(n);
+    this.padSlots = new Uint16Array(n);
+    this.areaIndex = new Uint32Array(this.nareas);
+    this.areaUsed = new Uint32Array(this.nareas);
+    this.kind = new Uint8Array(n);
+    this.mapSize = new Float64Array(n);
+    this.headOffset = new Uint16Array(n);
+    // swiotlb_init_io_tlb_pool(): every slot free, each segment one free run (clipped at the end
+    // of a restricted pool whose size is not a multiple of the segment).
+    for (let i = 0; i < n; i++) this.list[i] = Math.min(IO_TLB_SEGSIZE - ioTlbOffset(i), n - i);
+  }
+
+  // ---- queries (read-only) -------------------------------------------------------------------
+
+  /** Alias of start: the pool's first byte. */
+  get base(): number {
+    return this.start;
+  }
+
+  /** Slots in use, padding included: the sum of every area's `used` (mem_used()). */
+  get slotsUsed(): number {
+    let used = 0;
+    for (let a = 0; a < this.nareas; a++) used += this.areaUsed[a] ?? 0;
+    return used;
+  }
+
+  /** Live allocations (maps, coherent buffers, chunks). */
+  get liveCount(): number {
+    return this.live;
+  }
+
+  /**
+   * How often a release read slots[nslabs].list, one past the array: swiotlb_release_slots() bounds
+   * its look-ahead by the segment (ALIGN(index + 1, IO_TLB_SEGSIZE)), not by nslabs, so freeing the
+   * last slots of a restricted pool whose size is not a multiple of 256 KiB reads past the slot
+   * array (the model reads 0 there; the kernel reads whatever follows the kcalloc()ed array).
+   */
+  get tailOverreads(): number {
+    return this.overreads;
+  }
+
+  get areas(): readonly SwiotlbAreaView[] {
+    const views: SwiotlbAreaView[] = [];
+    for (let a = 0; a < this.nareas; a++) {
+      views.push({ index: this.areaIndex[a] ?? 0, used: this.areaUsed[a] ?? 0, firstSlot: a * this.areaNslabs, nslabs: this.areaNslabs });
+    }
+    return views;
+  }
+
+  contains(addr: number): boolean {
+    return addr >= this.start && addr < this.end;
+  }
+
+  /** slot_addr(): the address of slot `index`. */
+  slotAddr(index: number): number {
+    return this.start + index * IO_TLB_SIZE;
+  }
+
+  /** The slot holding `addr`, or undefined outside the pool. */
+  slotOf(addr: number): number | undefined {
+    return this.contains(addr) ? Math.floor((addr - this.start) / IO_TLB_SIZE) : undefined;
+  }
+
+  slot(index: number): SwiotlbSlotView {
+    checkInteger('slot index', index, 0, this.nslabs - 1);
+    const orig = this.origAddr[index] ?? INVALID_PHYS_ADDR;
+    return {
+      list: this.list[index] ?? 0,
+      origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
+      allocSize: this.allocSize[index] ?? 0,
+      padSlots: this.padSlots[index] ?? 0,
+    };
+  }
+
+  maxMappingSize(minAlignMask = 0): number {
+    return swiotlbMaxMappingSize(minAlignMask);
+  }
+
+  /** Live allocations in slot order. Skips free runs by their `list` length, so cost follows the number of runs. */
+  *liveMappings(): Generator<SwiotlbMapping> {
+    let i = 0;
+    while (i < this.nslabs) {
+      const free = this.list[i] ?? 0;
+      if (free > 0) {
+        i += free;
+        continue;
+      }
+      // An allocated slot reached from the left is the first slot of an allocation: its head (the
+      // slot tlbAddr points into) is the first slot carrying a kind, after any padding slots.
+      let head = i;
+      while (head < this.nslabs && this.kind[head] === KIND_NONE && (head - i) < IO_TLB_SEGSIZE) head++;
+      if (head >= this.nslabs || this.kind[head] === KIND_NONE) {
+        throw new Error(`swiotlb: slot ${i} is allocated but belongs to no live allocation`);
+      }
+      const mapping = this.describe(head);
+      if (mapping.slotIndex !== i) throw new Error(`swiotlb: allocation at slot ${mapping.slotIndex} does not start at slot ${i}`);
+      yield mapping;
+      i += mapping.nslots;
+    }
+  }
+
+  /** The live allocation whose tlbAddr is `tlbAddr`, if any. */
+  lookup(tlbAddr: number): SwiotlbMapping | undefined {
+    const head = this.headOf(tlbAddr);
+    return head === undefined ? undefined : this.describe(head);
+  }
+
+  /**
+   * Full consistency check (O(nslabs)), for oracles' end-of-case sweeps and tests: live ranges in
+   * the pool and disjoint, `list` equal to the canonical free-run lengths Linux maintains, every
+   * area's `used` equal to the slots of the allocations in it. Returns the problems found.
+   */
+  checkInvariants(): string[] {
+    const problems: string[] = [];
+    const owned = new Uint8Array(this.nslabs);
+    const used = new Array<number>(this.nareas).fill(0);
+    for (let head = 0; head < this.nslabs; head++) {
+      if (this.kind[head] === KIND_NONE) continue;
+      const m = this.describe(head);
+      if (m.slotIndex < 0 || m.slotIndex + m.nslots > this.nslabs) {
+        problems.push(`allocation at ${hex(m.tlbAddr)} covers slots ${m.slotIndex}..${m.slotIndex + m.nslots - 1}, outside the pool's ${this.nslabs}`);
+        continue;
+      }
+      for (let s = m.slotIndex; s < m.slotIndex + m.nslots; s++) {
+        if (owned[s]) problems.push(`slot ${s} belongs to two allocations (one at ${hex(m.tlbAddr)})`);
+        owned[s] = 1;
+        const area = Math.floor(s / this.areaNslabs);
+        used[area] = (used[area] ?? 0) + 1;
+      }
+    }
+    let run = 0;
+    for (let s = this.nslabs - 1; s >= 0; s--) {
+      if (ioTlbOffset(s) === IO_TLB_SEGSIZE - 1) run = 0;
+      const expected = owned[s] ? 0 : ++run;
+      if (owned[s]) run = 0;
+      if (this.list[s] !== expected) problems.push(`slot ${s}: list ${this.list[s]}, expected ${expected}`);
+    }
+    for (let a = 0; a < this.nareas; a++) {
+      if (this.areaUsed[a] !== used[a]) problems.push(`area ${a}: used ${this.areaUsed[a]}, live slots ${used[a]}`);
+      if ((this.areaIndex[a] ?? 0) >= this.areaNslabs) problems.push(`area ${a}: index ${this.areaIndex[a]} past the area`);
+    }
+    return problems;
+  }
+
+  // ---- streaming mappings --------------------------------------------------------------------
+
+  /**
+   * Allocate bounce slots for `mappingSize` bytes at `origAddr`: swiotlb_tbl_map_single() without
+   * the copy. The returned tlbAddr shares origAddr's low bits under minAlignMask; with
+   * allocAlignMask the first allocated slot is aligned to it, preceded by the padding slots
+   * needed to keep those low bits (pad_slots).
+   */
+  find(origAddr: number, mappingSize: number, attrs: SwiotlbAttrs = {}): SwiotlbResult {
+    checkInteger('origAddr', origAddr, 0, 2 ** 52);
+    checkInteger('mappingSize', mappingSize, 1, Number.MAX_SAFE_INTEGER);
+    const minAlignMask = attrs.minAlignMask ?? 0;
+    const allocAlignMask = attrs.allocAlignMask ?? 0;
+    checkInteger('minAlignMask', minAlignMask, 0, TWO_32 - 1);
+    checkInteger('allocAlignMask', allocAlignMask, 0, 2 ** 31 - 1);
+    // ALIGN(x, alloc_align_mask + 1) below only makes sense for a power of two minus one.
+    if (!isPowerOfTwo(allocAlignMask + 1)) throw new RangeError(`swiotlb: allocAlignMask ${hex(allocAlignMask)} is not a power of two minus one`);
+
+    // Not in swiotlb_tbl_map_single(): the caller contract. dma_max_mapping_size() reports
+    // swiotlb_max_mapping_size() and drivers split larger requests, so a guest that maps more has a
+    // bug of its own; refuse it rather than let the odd oversized request slip through.
+    const max = swiotlbMaxMappingSize(minAlignMask);
+    if (mappingSize > max) {
+      return fail('EINVAL', `mapping of ${mappingSize} bytes exceeds swiotlb_max_mapping_size() = ${max} for min_align_mask ${hex(minAlignMask)}`);
+    }
+
+    // swiotlb_align_offset(dev, alloc_align_mask, orig_addr): bytes of padding before the buffer,
+    // whole slots of which become pad_slots.
+    const offset = and32(origAddr, (minAlignMask & (allocAlignMask | (IO_TLB_SIZE - 1))) >>> 0);
+    const size = Math.ceil((mappingSize + offset) / (allocAlignMask + 1)) * (allocAlignMask + 1);
+    const request = this.request(origAddr, size, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask);
+    const index = this.findSlots(request, attrs.cpu ?? 0);
+    if (index < 0) return fail('ENOMEM', `swiotlb buffer is full (sz: ${size} bytes), total ${this.nslabs} (slots), used ${this.slotsUsed} (slots)`);
+
+    // swiotlb_tbl_map_single(): skip the padding, record pad_slots on the first real slot and the
+    // original address of every slot that carries data.
+    const pad = Math.floor(offset / IO_TLB_SIZE);
+    const head = index + pad;
+    const within = offset % IO_TLB_SIZE;
+    this.padSlots[head] = pad;
+    for (let i = 0; i < nrSlots(size) - pad; i++) this.origAddr[head + i] = origAddr + i * IO_TLB_SIZE;
+    this.markHead(head, KIND_MAP, mappingSize, within);
+    return { ok: true, ...this.describe(head) };
+  }
+
+  /**
+   * Give back an allocation by the address the caller got (swiotlb_tbl_unmap_single() ->
+   * swiotlb_release_slots(), swiotlb_free()): merge the freed slots with the free runs after and
+   * before them inside their segment, recover the padding slots, update the area's `used`.
+   * Throws if tlbAddr is not a live allocation's address, or allocSize is given and differs from
+   * the size it was allocated with: the kernel would corrupt its free lists, which in this
+   * simulator means a bug in the guest model, not a finding.
+   */
+  release(tlbAddr: number, allocSize?: number): SwiotlbMapping {
+    const head = this.headOf(tlbAddr);
+    if (head === undefined) throw new Error(`swiotlb: release of ${hex(tlbAddr)}, which is not a live swiotlb allocation`);
+    const mapping = this.describe(head);
+    if (allocSize !== undefined && allocSize !== mapping.allocSize) {
+      throw new Error(`swiotlb: release of ${hex(tlbAddr)} with size ${allocSize}, allocated with ${mapping.allocSize}`);
+    }
+    // swiotlb_release_slots(): offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1), which is
+    // the head offset recorded at map time (tlb_addr keeps orig_addr's bits under that mask);
+    // index = the slot of tlb_addr - offset, minus its pad_slots; nslots from that first slot's
+    // alloc_size plus the offset.
+    const offset = this.headOffset[head] ?? 0;
+    this.clearHead(head);
+    if (mapping.kind === 'chunk') {
+      this.releaseChunk(mapping);
+      return mapping;
+    }
+    const index = head - (this.padSlots[head] ?? 0);
+    const nslots = nrSlots((this.allocSize[index] ?? 0) + offset);
+    const area = Math.floor(index / this.areaNslabs);
+
+    let count = 0;
+    const after = index + nslots;
+    if (after < Math.ceil((index + 1) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE) {
+      if (after < this.nslabs) count = this.list[after] ?? 0;
+      else this.overreads++;
+    }
+    // Step 1: return the slots, merging with the free run after them.
+    for (let i = index + nslots - 1; i >= index; i--) {
+      this.list[i] = ++count;
+      this.origAddr[i] = INVALID_PHYS_ADDR;
+      this.allocSize[i] = 0;
+      this.padSlots[i] = 0;
+    }
+    // Step 2: extend the free run before them, up to the segment start.
+    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    this.areaUsed[area] = (this.areaUsed[area] ?? 0) - nslots;
+    return mapping;
+  }
+
+  // ---- coherent allocations ------------------------------------------------------------------
+
+  /**
+   * A coherent buffer from a for_alloc pool: dma_direct_alloc() page-aligns the size, then
+   * swiotlb_alloc() searches with alloc_align_mask = (PAGE_SIZE << get_order(size)) - 1 and no
+   * original address ("Honour dma_alloc_coherent() alignment in swiotlb_alloc()"), and refuses a
+   * slot that is not page-aligned.
+   *
+   * Sizes above 256 KiB always fail: swiotlb_find_slots() can hand out at most IO_TLB_SEGSIZE
+   * contiguous slots (every `list` run stops at a segment end), so the real kernel cannot serve a
+   * coherent allocation larger than 256 KiB, nor a whole 2M block, from swiotlb. A policy that
+   * wants 2M blocks (the 2M-aligned coherent pool proposal) must say so explicitly with
+   * allocChunk(); one that stays with Linux must keep coherent allocations at 256 KiB or less. Even
+   * 256 KiB succeeds only if the pool base is 256K-aligned (segments start at base + k * 256 KiB),
+   * which the boot pool, page-aligned by memblock, need not be: the case of Will Deacon's warning
+   * "Alloc alignment may prevent fulfilling requests with max mapping_size".
+   */
+  allocCoherent(size: number, attrs: SwiotlbCoherentAttrs = {}): SwiotlbResult {
+    if (!this.forAlloc) throw new Error('swiotlb: coherent allocation from a pool without for_alloc (dma_direct_alloc() never calls swiotlb_alloc() then)');
+    checkInteger('size', size, 1, Number.MAX_SAFE_INTEGER);
+    const alignBytes = attrs.alignBytes ?? PAGE_SIZE;
+    if (!isPowerOfTwo(alignBytes) || alignBytes < PAGE_SIZE || alignBytes > 2 ** 31) {
+      throw new RangeError(`swiotlb: alignBytes ${alignBytes} is not a power of two in [4K, 2G]`);
+    }
+    const minAlignMask = attrs.minAlignMask ?? 0;
+    checkInteger('minAlignMask', minAlignMask, 0, TWO_32 - 1);
+    const bytes = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+    if (bytes > IO_TLB_MAX_BYTES) {
+      // What the exhaustive search would conclude (and what the CONFIG_SWIOTLB_DYNAMIC
+      // swiotlb_find_slots() checks up front), without scanning every area.
+      return fail('ENOMEM', `coherent allocation of ${bytes} bytes: swiotlb cannot hand out more than ${IO_TLB_MAX_BYTES} bytes at once (use allocChunk for whole 2M blocks)`);
+    }
+    const orderAlign = PAGE_SIZE * 2 ** getOrder(bytes);
+    const allocAlignMask = Math.max(orderAlign, alignBytes) - 1;
+    const request = this.request(0, bytes, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask);
+    const index = this.findSlots(request, attrs.cpu ?? 0);
+    if (index < 0) return fail('ENOMEM', `swiotlb_alloc of ${bytes} bytes aligned to ${allocAlignMask + 1}: no suitable free slots`);
+    // swiotlb_alloc(): "Cannot allocate pages from non page-aligned swiotlb addr". Unreachable with
+    // a page-aligned pool and the alignment check above, kept because the kernel keeps it.
+    if (this.slotAddr(index) % PAGE_SIZE !== 0) {
+      this.markHead(index, KIND_COHERENT, bytes, 0);
+      this.release(this.slotAddr(index));
+      return fail('ENOMEM', `swiotlb_alloc found non page-aligned slot ${index}`);
+    }
+    // orig_addr stays INVALID_PHYS_ADDR and pad_slots 0: swiotlb_alloc() sets neither.
+    this.markHead(index, KIND_COHERENT, bytes, 0);
+    return { ok: true, ...this.describe(index) };
+  }
+
+  /**
+   * NOT LINUX. Chunk mode, for policies modelling the proposal of a 2M-aligned swiotlb serving
+   * coherent allocations in whole 2M blocks (so the RMP can keep 2M entries): reserve
+   * ceil(bytes / 2K) contiguous free slots starting at an `alignBytes`-aligned address, across
+   * as many IO_TLB_SEGSIZE segments (and areas) as that takes. The search is first-fit from the
+   * start of the pool, whatever the CPU. The slots are accounted exactly like Linux's (list 0,
+   * alloc_size, the areas' `used`), so find() and allocCoherent() see them as taken, and
+   * release() gives them back. Needs a for_alloc pool, like allocCoherent().
+   */
+  allocChunk(bytes: number, alignBytes = 2 * 1024 * 1024): SwiotlbResult {
+    if (!this.forAlloc) throw new Error('swiotlb: chunk allocation from a pool without for_alloc');
+    checkInteger('bytes', bytes, 1, Number.MAX_SAFE_INTEGER);
+    if (!isPowerOfTwo(alignBytes) || alignBytes < PAGE_SIZE) throw new RangeError(`swiotlb: chunk alignment ${alignBytes} is not a power of two of at least 4K`);
+    const size = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
+    const nslots = nrSlots(size);
+    const stride = alignBytes / IO_TLB_SIZE;
+    // The first slot whose address is alignBytes-aligned (the base is page-aligned, hence slot-aligned).
+    let index = ((alignBytes - (this.start % alignBytes)) % alignBytes) / IO_TLB_SIZE;
+    for (; index + nslots <= this.nslabs; index += stride) {
+      if (this.rangeFree(index, nslots)) break;
+    }
+    if (index + nslots > this.nslabs) return fail('ENOMEM', `no free ${size}-byte chunk aligned to ${alignBytes} in the pool`);
+
+    // Same marking as swiotlb_search_pool_area()'s "found:" (list 0, alloc_size counting down,
+    // the free run before the chunk renumbered), with `used` charged to each area it spans.
+    for (let i = index; i < index + nslots; i++) {
+      this.list[i] = 0;
+      this.allocSize[i] = size - (i - index) * IO_TLB_SIZE;
+      const area = Math.floor(i / this.areaNslabs);
+      this.areaUsed[area] = (this.areaUsed[area] ?? 0) + 1;
+    }
+    let count = 0;
+    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    this.markHead(index, KIND_CHUNK, size, 0);
+    return { ok: true, ...this.describe(index) };
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private request(origAddr: number, allocSize: number, allocAlignMask: number, minAlignMask: number, boundaryMask: number | undefined): SearchRequest {
+    if (boundaryMask === undefined) return { origAddr, allocSize, allocAlignMask, minAlignMask, tblDmaAddr: this.start, maxSlots: Infinity };
+    checkInteger('segmentBoundaryMask', boundaryMask, 0, 2 ** 53 - 1);
+    if (!isPowerOfTwo(boundaryMask + 1)) throw new RangeError(`swiotlb: segment boundary mask ${hex(boundaryMask)} is not a power of two minus one`);
+    return {
+      origAddr,
+      allocSize,
+      allocAlignMask,
+      minAlignMask,
+      // phys_to_dma_unencrypted(dev, pool->start) & boundary_mask: the DMA address equals the
+      // physical one for an SNP guest's shared memory (the C-bit is clear).
+      tblDmaAddr: this.start % (boundaryMask + 1),
+      maxSlots: Math.floor(boundaryMask / IO_TLB_SIZE) + 1,
+    };
+  }
+
+  /**
+   * swiotlb_find_slots() (!CONFIG_SWIOTLB_DYNAMIC): start at the calling CPU's area, then try the
+   * others in order, wrapping around.
+   */
+  private findSlots(request: SearchRequest, cpu: number): number {
+    checkInteger('cpu', cpu, 0, 2 ** 31 - 1);
+    // More than IO_TLB_SEGSIZE slots can never be found (no `list` run is longer); the exhaustive
+    // loop would conclude the same, and CONFIG_SWIOTLB_DYNAMIC's version returns -1 up front.
+    if (request.allocSize > IO_TLB_MAX_BYTES) return -1;
+    const first = cpu & (this.nareas - 1);
+    let area = first;
+    do {
+      const index = this.searchArea(area, request);
+      if (index >= 0) return index;
+      if (++area >= this.nareas) area = 0;
+    } while (area !== first);
+    return -1;
+  }
+
+  /** swiotlb_search_pool_area(): search one area from its `index`, wrapping inside the area. */
+  private searchArea(areaIdx: number, request: SearchRequest): number {
+    const { origAddr, allocSize, tblDmaAddr, maxSlots } = request;
+    const nslots = nrSlots(allocSize);
+    let iotlbAlignMask = request.minAlignMask >>> 0;
+    let allocAlignMask = request.allocAlignMask >>> 0;
+    // swiotlb_align_offset(dev, 0, orig_addr): the sub-slot offset every slot's alloc_size excludes.
+    const offset = and32(origAddr, (request.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
+
+    // "Historically, swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned in the
+    // absence of any other alignment requirements": only then (Reinstate page-alignment for
+    // mappings >= PAGE_SIZE). With a min_align_mask or an alloc_align_mask, no page alignment.
+    if (!allocAlignMask && !iotlbAlignMask && allocSize >= PAGE_SIZE) allocAlignMask = PAGE_SIZE - 1;
+    // At least slot-aligned; the min_align_mask bits inside the allocation alignment are kept by
+    // the padding offset, not by the slot choice.
+    allocAlignMask = (allocAlignMask | (IO_TLB_SIZE - 1)) >>> 0;
+    iotlbAlignMask = (iotlbAlignMask & ~allocAlignMask) >>> 0;
+    // get_max_slots(max(alloc_align_mask, iotlb_align_mask)): once aligned, step by the alignment.
+    const stride = (Math.max(allocAlignMask, iotlbAlignMask) >>> IO_TLB_SHIFT) + 1;
+
+    const used = this.areaUsed[areaIdx] ?? 0;
+    if (nslots > this.areaNslabs - used) return -1;
+    const slotBase = areaIdx * this.areaNslabs;
+    const shift = nrSlots(tblDmaAddr);
+    const origBits = and32(origAddr, iotlbAlignMask);
+    let index = this.areaIndex[areaIdx] ?? 0;
+    let slotIndex = -1;
+    for (let checked = 0; checked < this.areaNslabs; ) {
+      const candidate = slotBase + index;
+      const tlbAddr = tblDmaAddr + candidate * IO_TLB_SIZE;
+      // The CVE-2024-35814 fix: the allocation alignment is checked on every candidate, even
+      // without an original address (swiotlb_alloc() passes 0), so an unaligned area->index left by
+      // an earlier mapping can no longer yield an unaligned (and later double-freed) slot. The
+      // min_align_mask comparison is skipped for orig_addr 0, as in Linux.
+      if (and32(tlbAddr, allocAlignMask) !== 0 || (origAddr !== 0 && and32(tlbAddr, iotlbAlignMask) !== origBits)) {
+        index = this.wrapAreaIndex(index + 1);
+        checked++;
+        continue;
+      }
+      // iommu_is_span_boundary(): the run must not cross the device's segment boundary.
+      const crosses = maxSlots !== Infinity && ((shift + candidate) % maxSlots) + nslots > maxSlots;
+      if (!crosses && (this.list[candidate] ?? 0) >= nslots) {
+        slotIndex = candidate;
+        break;
+      }
+      index = this.wrapAreaIndex(index + stride);
+      checked += stride;
+    }
+    if (slotIndex < 0) return -1;
+
+    // found: take the slots, count alloc_size down from the allocation's size, renumber the free
+    // run before them up to the segment start.
+    for (let i = slotIndex; i < slotIndex + nslots; i++) {
+      this.list[i] = 0;
+      this.allocSize[i] = allocSize - (offset + (i - slotIndex) * IO_TLB_SIZE);
+    }
+    let count = 0;
+    for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    // "Update the indices to avoid searching in the next round."
+    this.areaIndex[areaIdx] = this.wrapAreaIndex(index + nslots);
+    this.areaUsed[areaIdx] = used + nslots;
+    return slotIndex;
+  }
+
+  /** wrap_area_index(): back to the area's first slot past its end (to 0, not modulo). */
+  private wrapAreaIndex(index: number): number {
+    return index >= this.areaNslabs ? 0 : index;
+  }
+
+  /** True when slots [index, index + n) are all free: one `list` look-up per segment piece. */
+  private rangeFree(index: number, n: number): boolean {
+    let i = index;
+    const end = index + n;
+    while (i < end) {
+      const segmentEnd = Math.min((Math.floor(i / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, end);
+      if ((this.list[i] ?? 0) < segmentEnd - i) return false;
+      i = segmentEnd;
+    }
+    return true;
+  }
+
+  /** Chunk release: the slots may span segments, so rebuild the free runs of each touched segment. */
+  private releaseChunk(mapping: SwiotlbMapping): void {
+    const first = mapping.slotIndex;
+    const last = first + mapping.nslots - 1;
+    for (let i = first; i <= last; i++) {
+      this.allocSize[i] = 0;
+      this.origAddr[i] = INVALID_PHYS_ADDR;
+      this.padSlots[i] = 0;
+      this.list[i] = 1; // free: renumbered below
+      const area = Math.floor(i / this.areaNslabs);
+      this.areaUsed[area] = (this.areaUsed[area] ?? 0) - 1;
+    }
+    const segFirst = Math.floor(first / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
+    const segEnd = Math.min((Math.floor(last / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, this.nslabs);
+    let count = 0;
+    for (let i = segEnd - 1; i >= segFirst; i--) {
+      if (ioTlbOffset(i) === IO_TLB_SEGSIZE - 1) count = 0;
+      count = this.list[i] === 0 ? 0 : count + 1;
+      this.list[i] = count;
+    }
+  }
+
+  /** The head slot of the live allocation handed out as `tlbAddr`, or undefined. */
+  private headOf(tlbAddr: number): number | undefined {
+    if (!Number.isSafeInteger(tlbAddr) || !this.contains(tlbAddr)) return undefined;
+    const rel = tlbAddr - this.start;
+    const head = Math.floor(rel / IO_TLB_SIZE);
+    if (this.kind[head] === KIND_NONE || this.headOffset[head] !== rel % IO_TLB_SIZE) return undefined;
+    return head;
+  }
+
+  private markHead(head: number, kind: number, size: number, offset: number): void {
+    this.kind[head] = kind;
+    this.mapSize[head] = size;
+    this.headOffset[head] = offset;
+    this.live++;
+  }
+
+  private clearHead(head: number): void {
+    this.kind[head] = KIND_NONE;
+    this.mapSize[head] = 0;
+    this.headOffset[head] = 0;
+    this.live--;
+  }
+
+  private describe(head: number): SwiotlbMapping {
+    const kind = KIND_NAMES[this.kind[head] ?? 0] ?? 'none';
+    if (kind === 'none') throw new Error(`swiotlb: slot ${head} holds no allocation`);
+    const pad = this.padSlots[head] ?? 0;
+    const first = head - pad;
+    const offset = this.headOffset[head] ?? 0;
+    const orig = this.origAddr[head] ?? INVALID_PHYS_ADDR;
+    return {
+      kind,
+      tlbAddr: this.slotAddr(head) + offset,
+      slotIndex: first,
+      nslots: nrSlots((this.allocSize[first] ?? 0) + offset),
+      padSlots: pad,
+      allocSize: this.mapSize[head] ?? 0,
+      origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
+      area: Math.floor(first / this.areaNslabs),
+    };
+  }
+}
+
+function fail(error: SwiotlbFailure['error'], reason: string): SwiotlbFailure {
+  return { ok: false, error, reason };
+}
