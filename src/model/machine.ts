@@ -1,0 +1,846 @@
+// The simulated SEV-SNP machine: RMP, host memory, the NPT, the devices behind the IOMMU, and the
+// host kernel's direct map. It holds no host or guest POLICY: the actors call its primitives, and
+// each primitive does what the hardware (or, for the direct map, Linux's rmpupdate() wrapper)
+// does. Every call is recorded with its result and the frames it touched (events.ts).
+//
+// Specification: DOMAIN.md "SEV-SNP model"; sources in research/amd-snp.md sections 1-3 and 5.
+// Rules marked UNCONFIRMED are listed in research/amd-snp.md section 8.
+
+import type { Counters, DeviceView, MemoryView, PageTableView, RmpView } from '../api.ts';
+import { Device, tdiTransitionAllowed, type DeviceOptions, type TdiState } from './device.ts';
+import { Recorder, createCounters } from './events.ts';
+import { Memory } from './memory.ts';
+import { createPageTable, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
+import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
+import { SZ_2M, SZ_4K, hex, pageBytes, type PageSize } from './size.ts';
+import {
+  PVALIDATE_FAIL_INPUT,
+  RMPUPDATE_OK,
+  PSMASH_OK,
+  PVALIDATE_OK,
+  type DmaPiece,
+  type DmaResult,
+  type Fault,
+  type RmpEntry,
+  type RmpUpdateArgs,
+} from './types.ts';
+
+/** A policy called a primitive with arguments the hardware cannot take (the engine reports a
+ *  `policy-error` finding). Only for misuse that has no status code of its own. */
+export class HardwareUsageError extends Error {
+  constructor(
+    readonly prim: string,
+    readonly arg: string,
+    readonly value: unknown,
+    why: string,
+  ) {
+    super(`${prim}: invalid ${arg} ${describe(value)}: ${why}`);
+    this.name = 'HardwareUsageError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return hex(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return String(JSON.stringify(value));
+  } catch {
+    return String(value);
+  }
+}
+
+export interface MachineOptions {
+  /** The guest's ASID (RMP entries of its private memory carry it). */
+  asid: number;
+  /** vTOM of the trusted devices' sDTE: DMA below it is private (SEV-TIO). 2M-aligned. */
+  vtom: number;
+  devices: readonly DeviceOptions[];
+  /** NPT page sizes in bytes (default: x86_64's 4K, 2M, 1G). */
+  nptPageSizes?: readonly number[];
+}
+
+export type GuestAccessResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
+export type GuestCopyResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault; copied: number };
+export type PvalidateResult = { status: number } | { npf: Fault };
+export type HostWriteResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
+export type DmaOutcome = DmaResult & { tokens: number[] };
+export type TdiResult = 'ok' | 'ENODEV' | 'EINVAL';
+export type SplitResult = 'ok' | 'ENXIO' | 'EINVAL' | 'EADDRINUSE' | 'ERANGE';
+
+export interface MachineStats {
+  rmpRegions: number;
+  memoryChunks: number;
+  nptTables: number;
+  /** Table pages of every device's S2 and S1. */
+  ioTables: number;
+  iotlbEntries: number;
+  /** 2M regions whose host direct map is split to 4K. */
+  directMapSplits: number;
+}
+
+const MAX_ADDRESS = 2 ** 52;
+const MODEL_NAME = 'machine';
+
+export class Machine {
+  readonly asid: number;
+  readonly vtom: number;
+  readonly rmp: RmpView;
+  readonly npt: PageTableView;
+  readonly devices: readonly DeviceView[];
+  readonly memory: MemoryView;
+  readonly recorder = new Recorder();
+  readonly counters: Counters = createCounters();
+
+  private readonly rmpTable = new Rmp();
+  private readonly nptTable: PageTable;
+  private readonly mem = new Memory();
+  private readonly byId = new Map<number, Device>();
+  /**
+   * 2M regions (hpa / 2M) whose host direct map is split to 4K; every other region is mapped 2M
+   * (1G direct-map pages are checked as 2M: comment in Linux adjust_direct_map()).
+   */
+  private readonly directMap4K = new Set<number>();
+  /** Scratch entry for the hot paths (no allocation per check). */
+  private readonly scratch: RmpEntry = defaultRmpEntry();
+  /** Leaves collected before an unmap, to touch what it removed. */
+  private readonly removed: { iova: number; pa: number; size: number }[] = [];
+
+  constructor(options: MachineOptions) {
+    if (!Number.isSafeInteger(options.asid) || options.asid < 1 || options.asid > 0x3ff) {
+      throw new HardwareUsageError(MODEL_NAME, 'asid', options.asid, 'a guest ASID is 1..1023 (10-bit RMP field)');
+    }
+    // The sDTE holds vTOM in 2 MiB units (research/amd-snp.md section 5).
+    if (!Number.isSafeInteger(options.vtom) || options.vtom < 0 || options.vtom % SZ_2M !== 0 || options.vtom > MAX_ADDRESS) {
+      throw new HardwareUsageError(MODEL_NAME, 'vtom', options.vtom, 'the sDTE stores vTOM in 2M units');
+    }
+    this.asid = options.asid;
+    this.vtom = options.vtom;
+    this.nptTable = createPageTable(
+      options.nptPageSizes === undefined ? { format: 'x86_64' } : { format: 'x86_64', pgsizes: options.nptPageSizes },
+    );
+    const devices: Device[] = [];
+    for (const spec of options.devices) {
+      if (!Number.isSafeInteger(spec.id) || spec.id < 0 || this.byId.has(spec.id)) {
+        throw new HardwareUsageError(MODEL_NAME, 'device id', spec.id, 'ids are distinct non-negative integers');
+      }
+      if (spec.iommu !== 's2' && spec.iommu !== 'nested') {
+        throw new HardwareUsageError(MODEL_NAME, 'iommu', spec.iommu, 'expected "s2" or "nested"');
+      }
+      const device = new Device(spec);
+      devices.push(device);
+      this.byId.set(spec.id, device);
+    }
+    this.rmp = this.rmpTable;
+    this.npt = this.nptTable;
+    this.devices = devices;
+    this.memory = this.mem;
+  }
+
+  device(id: number): DeviceView {
+    return this.dev('device', id);
+  }
+
+  /** Structure sizes: grow with what a case touched, never with the configured memory. */
+  stats(): MachineStats {
+    let ioTables = 0;
+    let iotlbEntries = 0;
+    for (const device of this.byId.values()) {
+      ioTables += device.s2.stats().tables + (device.s1?.stats().tables ?? 0);
+      iotlbEntries += device.iotlb.size;
+    }
+    return {
+      rmpRegions: this.rmpTable.regionCount,
+      memoryChunks: this.mem.chunkCount,
+      nptTables: this.nptTable.stats().tables,
+      ioTables,
+      iotlbEntries,
+      directMapSplits: this.directMap4K.size,
+    };
+  }
+
+  // =============================================================================================
+  // Host: RMP instructions
+
+  /**
+   * RMPUPDATE through Linux's rmpupdate() wrapper (arch/x86/virt/svm/sev.c): before a 4K-level
+   * update it splits the host direct map around the frame (adjust_direct_map()), so later host
+   * writes to the neighbouring shared frames do not fault. Linux does that for every 4K update,
+   * whatever the new state, and so do we (before the instruction, even if it then fails).
+   */
+  rmpUpdate(hpa: number, args: RmpUpdateArgs): number {
+    const prim = 'rmpupdate';
+    checkAddress(prim, 'hpa', hpa, SZ_4K);
+    if (typeof args !== 'object' || args === null) throw new HardwareUsageError(prim, 'args', args, 'expected an object');
+    if (args.size !== '4K' && args.size !== '2M') throw new HardwareUsageError(prim, 'size', args.size, 'expected "4K" or "2M"');
+    if (typeof args.assigned !== 'boolean') throw new HardwareUsageError(prim, 'assigned', args.assigned, 'expected a boolean');
+    if (args.immutable !== undefined && typeof args.immutable !== 'boolean') {
+      throw new HardwareUsageError(prim, 'immutable', args.immutable, 'expected a boolean');
+    }
+    if (!Number.isSafeInteger(args.asid) || args.asid < 0) throw new HardwareUsageError(prim, 'asid', args.asid, 'expected a non-negative integer');
+    checkAddress(prim, 'gpa', args.gpa, SZ_4K);
+
+    const pfn = hpa / SZ_4K;
+    const bytes = pageBytes(args.size);
+    if (args.size === '4K') this.directMap4K.add(Math.floor(hpa / SZ_2M));
+    const old = this.rmpTable.load(pfn, this.scratch);
+    const oldAssigned = old.assigned;
+    const oldGpa = old.gpa - (old.gpa % pageBytes(old.size));
+    const oldBytes = pageBytes(old.size);
+    const status = this.rmpTable.rmpUpdate(hpa, args);
+    if (status === RMPUPDATE_OK) {
+      this.counters.rmpUpdate++;
+      this.recorder.touchFrameRange(hpa, bytes);
+      if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
+      if (args.assigned) this.recorder.touchGfnRange(args.gpa, bytes);
+    } else {
+      this.recorder.touchFrame(pfn);
+    }
+    this.recorder.call(
+      prim,
+      { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true },
+      status,
+    );
+    return status;
+  }
+
+  psmash(hpa: number): number {
+    const prim = 'psmash';
+    checkAddress(prim, 'hpa', hpa);
+    const status = this.rmpTable.psmash(hpa);
+    if (status === PSMASH_OK) {
+      this.counters.psmash++;
+      const entry = this.rmpTable.load(hpa / SZ_4K, this.scratch);
+      this.recorder.touchFrameRange(hpa, SZ_2M);
+      this.recorder.touchGfnRange(entry.gpa, SZ_2M);
+    } else {
+      this.recorder.touchFrame(Math.floor(hpa / SZ_4K));
+    }
+    this.recorder.call(prim, { hpa }, status);
+    return status;
+  }
+
+  rmpRead(hpa: number): RmpEntry {
+    checkAddress('rmpread', 'hpa', hpa);
+    this.recorder.call('rmpread', { hpa }, 0);
+    return this.rmpTable.rmpRead(hpa);
+  }
+
+  // =============================================================================================
+  // Host: NPT and IO page tables
+
+  nptMap(gpa: number, hpa: number, len: number): MapResult {
+    const prim = 'npt_map';
+    checkAddress(prim, 'gpa', gpa);
+    checkAddress(prim, 'hpa', hpa);
+    checkLength(prim, len);
+    const result = this.nptTable.map(gpa, hpa, len);
+    this.touchMapped(gpa, hpa, result.mapped);
+    this.recorder.call(prim, { gpa, hpa, len }, result.error ?? result.mapped);
+    return result;
+  }
+
+  nptUnmap(gpa: number, len: number): UnmapResult {
+    const prim = 'npt_unmap';
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, len);
+    const result = this.unmapTouching(this.nptTable, gpa, len, true);
+    this.recorder.call(prim, { gpa, len }, result.error ?? result.unmapped);
+    return result;
+  }
+
+  ioMap(dev: number, gpa: number, hpa: number, len: number): MapResult {
+    const prim = 'io_map';
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkAddress(prim, 'hpa', hpa);
+    checkLength(prim, len);
+    const result = device.s2.map(gpa, hpa, len);
+    this.touchMapped(gpa, hpa, result.mapped);
+    this.recorder.call(prim, { dev, gpa, hpa, len }, result.error ?? result.mapped);
+    return result;
+  }
+
+  /** Unmaps from the S2; the IOTLB keeps the old translations until iommuFlush (iommupt gathers). */
+  ioUnmap(dev: number, gpa: number, len: number): UnmapResult {
+    const prim = 'io_unmap';
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, len);
+    const result = this.unmapTouching(device.s2, gpa, len, true);
+    this.recorder.call(prim, { dev, gpa, len }, result.error ?? result.unmapped);
+    return result;
+  }
+
+  /**
+   * Replace the NPT leaf holding `gpa` by leaves of `size` in one step (what KVM's huge-page split
+   * does under the MMU lock: no guest access sees the range unmapped). Counted in nptSplits. A host
+   * that splits by hand with nptUnmap + nptMap should count its splits itself.
+   */
+  nptSplit(gpa: number, size: number): SplitResult {
+    const prim = 'npt_split';
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size, 'size');
+    const result = this.splitLeaf(this.nptTable, gpa, size);
+    if (result === 'ok') this.counters.nptSplits++;
+    this.recorder.call(prim, { gpa, size }, result);
+    return result;
+  }
+
+  /**
+   * Replace the S2 leaf holding `gpa` by leaves of `size` atomically, as the firmware-assisted
+   * IOPDE swap AMD proposes (Alexey, seed thread, 21-22 Jan 2026), or a split with DMA quiesced.
+   * The old translation stays in the IOTLB until iommuFlush. For the non-hitless order
+   * (Alexey: DMA into the rest of the range fails in between) use ioUnmap, then ioMap.
+   */
+  ioSplit(dev: number, gpa: number, size: number): SplitResult {
+    const prim = 'io_split';
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size, 'size');
+    const result = this.splitLeaf(device.s2, gpa, size);
+    if (result === 'ok') this.counters.ioSplits++;
+    this.recorder.call(prim, { dev, gpa, size }, result);
+    return result;
+  }
+
+  /**
+   * INVALIDATE_IOMMU_PAGES for [addr, addr + len) (the 4K page at `addr` without a length), or
+   * the whole device without an address. Returns how many IOTLB entries went.
+   */
+  iotlbInvalidate(dev: number, addr?: number, len?: number): number {
+    const prim = 'iotlb_invalidate';
+    const device = this.dev(prim, dev);
+    if (addr !== undefined) checkAddress(prim, 'addr', addr);
+    if (len !== undefined) checkLength(prim, len);
+    if (len !== undefined && addr === undefined) throw new HardwareUsageError(prim, 'len', len, 'a length needs an address');
+    const removed = device.iotlb.invalidate(addr, len);
+    this.counters.iotlbInvalidations++;
+    if (addr !== undefined) this.recorder.touchGfnRange(addr, len ?? SZ_4K);
+    const args: Record<string, number> = { dev };
+    if (addr !== undefined) args.addr = addr;
+    if (len !== undefined) args.len = len;
+    this.recorder.call(prim, args, removed);
+    return removed;
+  }
+
+  /**
+   * The driver's iotlb_sync on the device's S2 (iommupt: sync()): every range gathered by unmaps
+   * since the last flush is invalidated in the IOTLB, then the detached table pages are freed.
+   * Returns how many IOTLB entries went.
+   */
+  iommuFlush(dev: number): number {
+    const prim = 'iommu_flush';
+    const device = this.dev(prim, dev);
+    const ranges = device.s2.sync();
+    let removed = 0;
+    for (const range of ranges) {
+      removed += device.iotlb.invalidate(range.iova, range.len);
+      this.recorder.touchGfnRange(range.iova, range.len);
+    }
+    this.counters.iotlbInvalidations += ranges.length;
+    this.recorder.call(prim, { dev, ranges: ranges.length }, removed);
+    return removed;
+  }
+
+  /**
+   * The TDI state (SEV-TIO guest flow, research/amd-snp.md section 5). Only a trusted (TDISP)
+   * device can leave CONFIG_UNLOCKED (ENODEV otherwise); the order is unlocked -> locked -> run,
+   * with STOP back to unlocked from anywhere (EINVAL otherwise).
+   * A state change invalidates the device's whole IOTLB: the firmware rewrites (SDTE_WRITE) or
+   * invalidates the sDTE, and translations checked under the old sDTE must not survive.
+   * UNCONFIRMED: we did not find who issues that invalidation; modelled as part of the change.
+   */
+  tdiSetState(dev: number, state: TdiState): TdiResult {
+    const prim = 'tdi_set_state';
+    const device = this.dev(prim, dev);
+    if (state !== 'unlocked' && state !== 'locked' && state !== 'run') {
+      throw new HardwareUsageError(prim, 'state', state, 'expected "unlocked", "locked" or "run"');
+    }
+    let result: TdiResult = 'ok';
+    if (!device.trusted && state !== 'unlocked') result = 'ENODEV';
+    else if (!tdiTransitionAllowed(device.tdi, state)) result = 'EINVAL';
+    else if (device.tdi !== state) {
+      device.tdi = state;
+      device.iotlb.invalidate();
+      this.counters.iotlbInvalidations++;
+    }
+    this.recorder.call(prim, { dev, state }, result);
+    return result;
+  }
+
+  // =============================================================================================
+  // Host: CPU writes and the direct map
+
+  /**
+   * A host CPU write of the 4K frame holding `hpa`, through the kernel direct map. It faults on
+   * an assigned frame, and through a 2M direct-map mapping when any frame of that 2M region is
+   * assigned, even if the written frame is shared (Linux adjust_direct_map(), section 2a).
+   * Host reads are not RMP-checked (they see ciphertext), so there is no hostRead.
+   */
+  hostWrite(hpa: number): HostWriteResult {
+    const prim = 'host_write';
+    checkAddress(prim, 'hpa', hpa);
+    const pfn = Math.floor(hpa / SZ_4K);
+    this.recorder.touchFrame(pfn);
+    let reason = '';
+    if (this.rmpTable.isAssigned(pfn)) reason = 'assigned';
+    else if (!this.directMap4K.has(Math.floor(hpa / SZ_2M)) && this.rmpTable.regionHasAssigned(pfn)) {
+      reason = 'direct map 2M over assigned 4K';
+    }
+    if (reason !== '') {
+      const fault: Fault = { kind: 'host_rmp_pf', addr: hpa, hpa, write: true, reason, rmpSize: this.rmpTable.sizeOf(pfn) };
+      this.raise(fault);
+      this.recorder.call(prim, { hpa }, fault.kind);
+      return { ok: false, fault };
+    }
+    const tokens = this.mem.write(pfn * SZ_4K, SZ_4K);
+    this.recorder.call(prim, { hpa }, 'ok');
+    return { ok: true, tokens };
+  }
+
+  /** The host direct map's page size over the frame holding `hpa`. */
+  directMapSize(hpa: number): PageSize {
+    return this.directMap4K.has(Math.floor(hpa / SZ_2M)) ? '4K' : '2M';
+  }
+
+  /** An (adversarial or careless) host splits the direct map of the 2M region holding `hpa`. */
+  hostDirectMapSplit(hpa: number): void {
+    const prim = 'host_direct_map_split';
+    checkAddress(prim, 'hpa', hpa);
+    this.directMap4K.add(Math.floor(hpa / SZ_2M));
+    this.recorder.touchFrameRange(hpa - (hpa % SZ_2M), SZ_2M);
+    this.recorder.call(prim, { hpa }, 'ok');
+  }
+
+  /** ...or merges it back to one 2M mapping, whatever the RMP holds (Linux never does). */
+  hostDirectMapMerge(hpa: number): void {
+    const prim = 'host_direct_map_merge';
+    checkAddress(prim, 'hpa', hpa);
+    this.directMap4K.delete(Math.floor(hpa / SZ_2M));
+    this.recorder.touchFrameRange(hpa - (hpa % SZ_2M), SZ_2M);
+    this.recorder.call(prim, { hpa }, 'ok');
+  }
+
+  // =============================================================================================
+  // Guest CPU
+
+  /**
+   * PVALIDATE of `gpa` at `size` by the guest (VMPL0). The GPA goes through the NPT; the RMP part
+   * is Rmp.pvalidateEntry() (VeriSMo pvalidate, section 3).
+   * A 2M request checks the RMP entry at the 2M-aligned frame of the HPA the NPT gives for the
+   * 2M-aligned GPA, whatever the NPT leaf size: the RMP entry, not the NPT, is what is validated,
+   * so with an NPT of 4K leaves only the translation of the first 4K matters and a 2M RMP entry
+   * there is validated for all 512 frames. (The APM's rule for a 2M PVALIDATE over a 4K NPT leaf
+   * could not be read; this follows the instruction's definition on the RMP entry.)
+   */
+  pvalidate(gpa: number, size: PageSize, validate: boolean): PvalidateResult {
+    const prim = 'pvalidate';
+    checkAddress(prim, 'gpa', gpa, SZ_4K);
+    if (size !== '4K' && size !== '2M') throw new HardwareUsageError(prim, 'size', size, 'expected "4K" or "2M"');
+    if (typeof validate !== 'boolean') throw new HardwareUsageError(prim, 'validate', validate, 'expected a boolean');
+    const args = { gpa, size, validate };
+    if (size === '2M' && gpa % SZ_2M !== 0) {
+      this.recorder.touchGfn(gpa / SZ_4K);
+      this.recorder.call(prim, args, PVALIDATE_FAIL_INPUT);
+      return { status: PVALIDATE_FAIL_INPUT };
+    }
+    const leaf = this.nptTable.leafAt(gpa);
+    if (leaf === undefined) {
+      const npf: Fault = { kind: 'npf', addr: gpa, write: false, reason: 'not present' };
+      this.raise(npf);
+      this.recorder.touchGfn(gpa / SZ_4K);
+      this.recorder.call(prim, args, 'npf');
+      return { npf };
+    }
+    const translated = leaf.pa + (gpa - leaf.iova);
+    const hpa = size === '2M' ? translated - (translated % SZ_2M) : translated;
+    const outcome = this.rmpTable.pvalidateEntry(hpa, gpa, this.asid, size, validate);
+    const bytes = pageBytes(size);
+    if (outcome < 0) {
+      const npf: Fault = {
+        kind: 'npf',
+        addr: gpa,
+        hpa,
+        write: false,
+        reason: pvalidateNpfReason(outcome),
+        rmp: true,
+        sizem: outcome === PVALIDATE_NPF_SIZEM,
+        nptSize: leaf.size,
+        rmpSize: this.rmpTable.sizeOf(hpa / SZ_4K),
+      };
+      this.raise(npf);
+      this.recorder.touchGfn(gpa / SZ_4K);
+      this.recorder.touchFrame(hpa / SZ_4K);
+      this.recorder.call(prim, args, 'npf');
+      return { npf };
+    }
+    if (outcome === PVALIDATE_OK) {
+      this.recorder.touchGfnRange(gpa, bytes);
+      this.recorder.touchFrameRange(hpa, bytes);
+    } else {
+      this.recorder.touchGfn(gpa / SZ_4K);
+    }
+    this.recorder.call(prim, args, outcome);
+    return { status: outcome };
+  }
+
+  /**
+   * One guest CPU access of `len` bytes (default 1) inside the 4K page at `gpa`, private (C-bit
+   * set) or shared. A write gives the chunks fresh tokens; a read returns their tokens.
+   */
+  guestAccess(gpa: number, access: { write: boolean; private: boolean; len?: number }): GuestAccessResult {
+    const prim = 'guest_access';
+    checkAddress(prim, 'gpa', gpa);
+    const len = access.len ?? 1;
+    checkLength(prim, len);
+    if ((gpa % SZ_4K) + len > SZ_4K) throw new HardwareUsageError(prim, 'len', len, 'one access stays inside a 4K page');
+    const args = { gpa, write: access.write, private: access.private, len };
+    const checked = this.cpuCheck(gpa, access.write, access.private);
+    if (typeof checked !== 'number') {
+      this.raise(checked);
+      this.recorder.touchGfn(Math.floor(gpa / SZ_4K));
+      this.recorder.call(prim, args, checked.kind);
+      return { ok: false, fault: checked };
+    }
+    let tokens: number[];
+    if (access.write) {
+      tokens = this.mem.write(checked, len);
+      this.recorder.touchGfn(Math.floor(gpa / SZ_4K));
+      this.recorder.touchFrame(Math.floor(checked / SZ_4K));
+    } else {
+      tokens = this.mem.read(checked, len);
+    }
+    this.recorder.call(prim, args, 'ok');
+    return { ok: true, tokens };
+  }
+
+  /**
+   * A guest memcpy (a swiotlb bounce): reads at `srcGpa`, writes at `dstGpa`, each page checked
+   * like guestAccess, tokens copied chunk by chunk. Stops at the first fault; what was copied
+   * before it stays copied (`copied` bytes), as with a real memcpy that faults midway.
+   */
+  guestCopy(srcGpa: number, srcPrivate: boolean, dstGpa: number, dstPrivate: boolean, len: number): GuestCopyResult {
+    const prim = 'guest_copy';
+    checkAddress(prim, 'srcGpa', srcGpa);
+    checkAddress(prim, 'dstGpa', dstGpa);
+    checkLength(prim, len);
+    const args = { srcGpa, srcPrivate, dstGpa, dstPrivate, len };
+    const tokens: number[] = [];
+    let done = 0;
+    while (done < len) {
+      const src = srcGpa + done;
+      const dst = dstGpa + done;
+      const step = Math.min(len - done, SZ_4K - (src % SZ_4K), SZ_4K - (dst % SZ_4K));
+      const srcHpa = this.cpuCheck(src, false, srcPrivate);
+      const dstHpa = typeof srcHpa === 'number' ? this.cpuCheck(dst, true, dstPrivate) : srcHpa;
+      if (typeof srcHpa !== 'number' || typeof dstHpa !== 'number') {
+        const fault = typeof srcHpa !== 'number' ? srcHpa : (dstHpa as Fault);
+        this.raise(fault);
+        this.recorder.touchGfn(Math.floor(fault.addr / SZ_4K));
+        this.recorder.call(prim, args, fault.kind);
+        return { ok: false, fault, copied: done };
+      }
+      this.mem.copyInto(srcHpa, dstHpa, step, tokens);
+      this.recorder.touchGfnRange(dst, step);
+      this.recorder.touchFrameRange(dstHpa, step);
+      done += step;
+    }
+    this.recorder.call(prim, args, 'ok');
+    return { ok: true, tokens };
+  }
+
+  // =============================================================================================
+  // Guest vIOMMU: the S1 of a nested device (IOVA -> GPA)
+
+  s1Map(dev: number, iova: number, gpa: number, len: number): MapResult {
+    const prim = 's1_map';
+    const s1 = this.s1Of(prim, dev);
+    checkAddress(prim, 'iova', iova);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, len);
+    const result = s1.map(iova, gpa, len);
+    this.recorder.touchGfnRange(gpa, result.mapped);
+    this.recorder.call(prim, { dev, iova, gpa, len }, result.error ?? result.mapped);
+    return result;
+  }
+
+  s1Unmap(dev: number, iova: number, len: number): UnmapResult {
+    const prim = 's1_unmap';
+    const s1 = this.s1Of(prim, dev);
+    checkAddress(prim, 'iova', iova);
+    checkLength(prim, len);
+    const result = this.unmapTouching(s1, iova, len, false);
+    this.recorder.call(prim, { dev, iova, len }, result.error ?? result.unmapped);
+    return result;
+  }
+
+  // =============================================================================================
+  // Device DMA
+
+  /**
+   * A DMA of `len` bytes at `iova` by device `dev` (DOMAIN.md "Access checks"; research section
+   * 2c). Per piece: S1 (nested devices: IOVA -> GPA), then the IOTLB (a hit uses the cached HPA
+   * and size even when stale), else the S2 walk. The S2 leaf rounded down to {4K, 2M} is the
+   * checked size; pieces split at S1 leaf and checked-region boundaries.
+   *
+   * The RMP is checked on every piece, IOTLB hit or not: the RMP is the security boundary and
+   * RMPUPDATE does not flush IOTLBs, so a stale entry can reach a stale frame but not private
+   * memory it was not checked against. (Whether the IOMMU caches the RMP verdict with the IOTLB
+   * entry is not documented in our sources.)
+   *
+   * The DMA stops at the first failing piece and is ok:false; the pieces before it were already
+   * transferred (their writes stay in memory, their tokens are returned), as with a real device
+   * whose later TLP is aborted.
+   */
+  dma(dev: number, iova: number, len: number, write: boolean): DmaOutcome {
+    const prim = 'dma';
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'iova', iova);
+    checkLength(prim, len);
+    if (iova + len > MAX_ADDRESS) throw new HardwareUsageError(prim, 'len', len, 'the DMA ends beyond 2^52');
+    if (typeof write !== 'boolean') throw new HardwareUsageError(prim, 'write', write, 'expected a boolean');
+    this.counters.dmas++;
+    const pieces: DmaPiece[] = [];
+    const faults: Fault[] = [];
+    const tokens: number[] = [];
+    const end = iova + len;
+    let cur = iova;
+    while (cur < end) {
+      // Stage 1 (guest vIOMMU). The RMP never looks at S1 (Alexey, seed thread).
+      let gpa = cur;
+      let limit = end;
+      let s1Size: number | undefined;
+      if (device.s1 !== undefined) {
+        const leaf = device.s1.leafAt(cur);
+        if (leaf === undefined) {
+          faults.push(this.raise({ kind: 'io_page_fault', addr: cur, dev, write, reason: 's1 not present' }));
+          break;
+        }
+        gpa = leaf.pa + (cur - leaf.iova);
+        s1Size = leaf.size;
+        limit = Math.min(end, leaf.iova + leaf.size);
+      }
+
+      // Stage 2, through the IOTLB.
+      let checked: PageSize;
+      let regionGpa: number;
+      let regionHpa: number;
+      let s2Size: number;
+      const hit = device.iotlb.probe(gpa);
+      const fromIotlb = hit !== undefined;
+      if (hit !== undefined) {
+        checked = hit.size;
+        regionGpa = hit.addr;
+        regionHpa = hit.hpa;
+        // The S2 leaf is not walked on a hit: the cached size is all the IOMMU knows.
+        s2Size = pageBytes(checked);
+      } else {
+        const leaf = device.s2.leafAt(gpa);
+        if (leaf === undefined) {
+          const fault: Fault = { kind: 'io_page_fault', addr: cur, dev, write, reason: 's2 not present' };
+          if (s1Size !== undefined) {
+            fault.gpa = gpa;
+            fault.s1Size = s1Size;
+          }
+          faults.push(this.raise(fault));
+          break;
+        }
+        s2Size = leaf.size;
+        // Leaves of 2M or more are checked (and cached) as 2M, smaller ones as 4K (Alexey, 22 Jan).
+        checked = leaf.size >= SZ_2M ? '2M' : '4K';
+        const bytes = pageBytes(checked);
+        regionGpa = gpa - (gpa % bytes);
+        // Leaves are aligned to their size in both IOVA and PA, so this is the region's base HPA.
+        regionHpa = leaf.pa + (regionGpa - leaf.iova);
+      }
+      const hpa = regionHpa + (gpa - regionGpa);
+      const pieceLen = Math.min(limit - cur, regionGpa + pageBytes(checked) - gpa);
+      this.recorder.touchGfnRange(gpa, pieceLen);
+      this.recorder.touchFrameRange(hpa, pieceLen);
+
+      const reason = this.dmaRmpCheck(device, gpa, hpa, regionHpa, checked);
+      if (reason !== '') {
+        const fault: Fault = {
+          kind: 'rmp_page_fault',
+          addr: cur,
+          hpa,
+          dev,
+          write,
+          reason,
+          s2Size,
+          checkedSize: checked,
+          rmpSize: this.rmpTable.sizeOf(Math.floor(hpa / SZ_4K)),
+        };
+        if (s1Size !== undefined) {
+          fault.gpa = gpa;
+          fault.s1Size = s1Size;
+        }
+        faults.push(this.raise(fault));
+        break;
+      }
+      if (!fromIotlb) device.iotlb.insert(regionGpa, regionHpa, checked);
+      if (write) this.mem.writeInto(hpa, pieceLen, tokens);
+      else this.mem.readInto(hpa, pieceLen, tokens);
+      const piece: DmaPiece = {
+        iova: cur,
+        gpa,
+        hpa,
+        len: pieceLen,
+        s2Size,
+        checkedSize: checked,
+        rmpSize: this.rmpTable.sizeOf(Math.floor(hpa / SZ_4K)),
+        fromIotlb,
+      };
+      if (s1Size !== undefined) piece.s1Size = s1Size;
+      pieces.push(piece);
+      cur += pieceLen;
+    }
+    const ok = faults.length === 0;
+    this.recorder.call(prim, { dev, iova, len, write }, ok ? 'ok' : (faults[0]?.kind ?? 'fault'));
+    return { ok, pieces, faults, tokens };
+  }
+
+  // =============================================================================================
+  // Internals
+
+  private dev(prim: string, id: number): Device {
+    const device = this.byId.get(id);
+    if (device === undefined) throw new HardwareUsageError(prim, 'dev', id, 'no such device');
+    return device;
+  }
+
+  private s1Of(prim: string, dev: number): PageTable {
+    const device = this.dev(prim, dev);
+    if (device.s1 === undefined) throw new HardwareUsageError(prim, 'dev', dev, 'the device has no S1 (iommu "s2")');
+    return device.s1;
+  }
+
+  private raise(fault: Fault): Fault {
+    this.counters.faults++;
+    this.recorder.fault(fault);
+    return fault;
+  }
+
+  /**
+   * The RMP check of one DMA piece; '' when it passes, else the reason.
+   *
+   * Trusted device in RUN, GPA below vTOM (private, SEV-TIO): the IOMMU checks that the frame is
+   * "assigned to the correct ASID and the page size matches and the gfn matches" (Alexey, seed
+   * thread, lore e8cb2549-6a17-47ce-8e9f-96c576890262@amd.com), with exactly the checked size and
+   * no retry at 4K (5a3dfc0a-eca4-4de1-96cd-b4034f0b8e06@amd.com). 1:1 under vTOM: the RMP GPA must
+   * be the accessed GPA. One entry suffices for a 2M check: a 2M entry governs its whole region.
+   * Validated is NOT required: UNCONFIRMED (section 8), no source says the IOMMU checks it.
+   *
+   * Everything else (untrusted, not in RUN, or at/above vTOM) is shared DMA: the IOMMU "checks
+   * that all DMA I/O happens to/from shared memory" (Ashish Kalra, AMDESE/AMDSEV #109), over the
+   * whole checked region: a 2M leaf over a 2M region holding any private 4K fails (inferred from
+   * Joerg Roedel's commit and the host rule, section 2c).
+   */
+  private dmaRmpCheck(device: Device, gpa: number, hpa: number, regionHpa: number, checked: PageSize): string {
+    const pfn = Math.floor(hpa / SZ_4K);
+    if (device.privateDma && gpa < this.vtom) {
+      const entry = this.rmpTable.load(pfn, this.scratch);
+      if (!entry.assigned) return 'not assigned';
+      if (entry.asid !== this.asid) return 'asid mismatch';
+      if (entry.gpa !== gpa - (gpa % SZ_4K)) return 'gpa mismatch';
+      if (entry.size !== checked) return 'size mismatch';
+      return '';
+    }
+    if (this.rmpTable.isAssigned(pfn)) return 'private memory';
+    if (checked === '2M' && this.rmpTable.regionHasAssigned(Math.floor(regionHpa / SZ_4K))) return 'io 2M over assigned 4K';
+    return '';
+  }
+
+  /**
+   * The guest CPU's checks of one access (section 2b): returns the HPA, or the fault.
+   * Private: assigned, the guest's ASID, RMP gpa = accessed GPA, NPT leaf not above nor below the
+   * RMP size, then Validated (else #VC). Shared: the frame must be unassigned (KVM turns that
+   * #NPF into an implicit conversion, sev_handle_rmp_fault()).
+   */
+  private cpuCheck(gpa: number, write: boolean, priv: boolean): number | Fault {
+    const leaf = this.nptTable.leafAt(gpa);
+    if (leaf === undefined) return { kind: 'npf', addr: gpa, write, reason: 'not present' };
+    const hpa = leaf.pa + (gpa - leaf.iova);
+    const entry = this.rmpTable.load(Math.floor(hpa / SZ_4K), this.scratch);
+    let reason = '';
+    let kind: 'npf' | 'vc' = 'npf';
+    if (priv) {
+      if (!entry.assigned) reason = 'not assigned';
+      else if (entry.asid !== this.asid) reason = 'asid mismatch';
+      else if (entry.gpa !== gpa - (gpa % SZ_4K)) reason = 'gpa mismatch';
+      // #NPF(RMP), recoverable by PSMASH + zapping the 2M GFN range (sev_handle_rmp_fault()).
+      else if (leaf.size < SZ_2M && entry.size === '2M') reason = 'npt 4K over rmp 2M';
+      // KVM never builds this (sev_gmem_max_mapping_level()); what the hardware does is
+      // UNCONFIRMED (section 8), so we raise an RMP #NPF the npt-rmp-size oracle points at.
+      else if (leaf.size >= SZ_2M && entry.size === '4K') reason = 'npt 2M over rmp 4K';
+      else if (!entry.validated) {
+        kind = 'vc';
+        reason = 'not validated';
+      }
+    } else if (entry.assigned) {
+      reason = 'shared access to assigned page';
+    }
+    if (reason === '') return hpa;
+    const fault: Fault = { kind, addr: gpa, hpa, write, reason, nptSize: leaf.size, rmpSize: entry.size };
+    if (kind === 'npf') fault.rmp = true;
+    return fault;
+  }
+
+  private touchMapped(gpa: number, hpa: number, mapped: number): void {
+    if (mapped <= 0) return;
+    this.recorder.touchGfnRange(gpa, mapped);
+    this.recorder.touchFrameRange(hpa, mapped);
+  }
+
+  /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
+  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean): UnmapResult {
+    const collected = this.removed;
+    collected.length = 0;
+    for (const leaf of table.leaves(addr, addr + len)) {
+      if (leaf.iova < addr) continue;
+      collected.push(leaf);
+    }
+    const result = table.unmap(addr, len);
+    const end = addr + result.unmapped;
+    for (const leaf of collected) {
+      if (leaf.iova >= end) break;
+      if (outputIsHpa) {
+        this.recorder.touchGfnRange(leaf.iova, leaf.size);
+        this.recorder.touchFrameRange(leaf.pa, leaf.size);
+      } else {
+        this.recorder.touchGfnRange(leaf.pa, leaf.size);
+      }
+    }
+    collected.length = 0;
+    return result;
+  }
+
+  private splitLeaf(table: PageTable, gpa: number, size: number): SplitResult {
+    const leaf = table.leafAt(gpa);
+    if (leaf === undefined) return 'ENXIO';
+    if (size >= leaf.size || !table.pgsizes.includes(size)) return 'EINVAL';
+    const unmapped = table.unmap(leaf.iova, leaf.size);
+    if (unmapped.error !== undefined) return unmapped.error;
+    this.recorder.touchGfnRange(leaf.iova, leaf.size);
+    this.recorder.touchFrameRange(leaf.pa, leaf.size);
+    for (let offset = 0; offset < leaf.size; offset += size) {
+      const mapped = table.map(leaf.iova + offset, leaf.pa + offset, size);
+      if (mapped.error !== undefined) return mapped.error;
+    }
+    return 'ok';
+  }
+}
+
+function checkAddress(prim: string, name: string, value: unknown, alignment = 1): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_ADDRESS) {
+    throw new HardwareUsageError(prim, name, value, 'expected an integer address in [0, 2^52]');
+  }
+  if (value % alignment !== 0) throw new HardwareUsageError(prim, name, value, `must be aligned to ${alignment} bytes`);
+}
+
+function checkLength(prim: string, value: unknown, name = 'len'): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_ADDRESS) {
+    throw new HardwareUsageError(prim, name, value, 'expected a positive integer');
+  }
+}
+

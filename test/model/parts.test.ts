@@ -1,0 +1,88 @@
+// Memory tokens, the IOTLB and the step recorder on their own.
+import { describe, expect, it } from 'vitest';
+import { Recorder, createCounters } from '../../src/model/events.ts';
+import { Iotlb } from '../../src/model/iotlb.ts';
+import { Memory } from '../../src/model/memory.ts';
+import { SZ_2K, SZ_2M, SZ_4K } from '../../src/model/size.ts';
+
+describe('Memory', () => {
+  it('gives every written chunk a fresh, deterministic token; 0 means never written', () => {
+    const memory = new Memory();
+    expect(memory.token(0x1000)).toBe(0);
+    expect(memory.write(0x1000, SZ_4K)).toEqual([1, 2]);
+    expect(memory.write(0x1000 + 10, 1)).toEqual([3]);
+    expect(memory.read(0x1000, SZ_4K)).toEqual([3, 2]);
+    expect(memory.token(0x1000 + SZ_2K)).toBe(2);
+    expect(memory.chunkCount).toBe(2);
+    // A write straddling a chunk boundary covers both chunks.
+    expect(memory.write(0x1000 + SZ_2K - 1, 2)).toEqual([4, 5]);
+  });
+
+  it('copies tokens chunk by chunk', () => {
+    const memory = new Memory();
+    const written = memory.write(0x10_0000, 3 * SZ_2K);
+    expect(memory.copy(0x10_0000, 0x80_0000, 3 * SZ_2K)).toEqual(written);
+    expect(memory.read(0x80_0000, 3 * SZ_2K)).toEqual(written);
+    // Copying never-written memory forgets the destination.
+    memory.copy(0x90_0000, 0x80_0000, SZ_2K);
+    expect(memory.token(0x80_0000)).toBe(0);
+  });
+});
+
+describe('Iotlb', () => {
+  it('caches 4K and 2M translations and answers lookups inside them', () => {
+    const iotlb = new Iotlb(3);
+    iotlb.insert(0x20_0000, 0x4000_0000, '2M');
+    iotlb.insert(0x1000, 0x7000, '4K');
+    expect(iotlb.lookup(0x20_0000 + 0x1234)).toEqual({ dev: 3, addr: 0x20_0000, hpa: 0x4000_0000, size: '2M' });
+    expect(iotlb.lookup(0x1fff)).toEqual({ dev: 3, addr: 0x1000, hpa: 0x7000, size: '4K' });
+    expect(iotlb.lookup(0x2000)).toBeUndefined();
+    expect([...iotlb.entries()].map((e) => e.addr)).toEqual([0x1000, 0x20_0000]);
+  });
+
+  it('invalidates ranges (overlap removes the whole entry) or everything', () => {
+    const iotlb = new Iotlb(0);
+    iotlb.insert(0, 0x10_0000, '4K');
+    iotlb.insert(SZ_4K, 0x20_0000, '4K');
+    iotlb.insert(SZ_2M, 0x40_0000, '2M');
+    iotlb.insert(2 * SZ_2M, 0x60_0000, '2M');
+    expect(iotlb.invalidate(SZ_4K + 5, 1)).toBe(1);
+    expect(iotlb.invalidate(SZ_2M + SZ_2M - 1, 2)).toBe(2);
+    expect(iotlb.size).toBe(1);
+    expect(iotlb.invalidate()).toBe(1);
+    expect(iotlb.size).toBe(0);
+  });
+
+  it('a large range over few entries walks the entries, not the range', () => {
+    const iotlb = new Iotlb(0);
+    iotlb.insert(2 ** 40, 0x1000, '4K');
+    iotlb.insert(2 ** 41, 0x20_0000, '2M');
+    expect(iotlb.invalidate(0, 2 ** 50)).toBe(2);
+  });
+});
+
+describe('Recorder', () => {
+  it('collects calls, faults and deduplicated, sorted frames and gfns per step', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.call('psmash', { hpa: 0x200000 }, 0);
+    recorder.touchFrame(9);
+    recorder.touchFrameRange(0x1000, 2 * SZ_4K);
+    recorder.touchFrame(1);
+    recorder.touchGfnRange(0x1800, 0x1000);
+    recorder.fault({ kind: 'vc', addr: 0, write: false, reason: 'not validated' });
+    const step = recorder.endStep();
+    expect(step.calls).toEqual([{ prim: 'psmash', args: { hpa: 0x200000 }, result: 0 }]);
+    expect(step.frames).toEqual([1, 2, 9]);
+    expect(step.gfns).toEqual([1, 2]);
+    expect(step.faults).toHaveLength(1);
+    // The next step starts empty, and the previous step's arrays are left alone.
+    recorder.touchFrame(4);
+    expect(recorder.endStep()).toEqual({ calls: [], faults: [], frames: [4], gfns: [] });
+    expect(step.frames).toEqual([1, 2, 9]);
+  });
+
+  it('counters start at zero', () => {
+    expect(Object.values(createCounters()).every((v) => v === 0)).toBe(true);
+  });
+});

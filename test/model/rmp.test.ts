@@ -1,0 +1,318 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PVALIDATE_NPF_ASID,
+  PVALIDATE_NPF_GPA,
+  PVALIDATE_NPF_IMMUTABLE,
+  PVALIDATE_NPF_NOT_ASSIGNED,
+  PVALIDATE_NPF_SIZEM,
+  Rmp,
+} from '../../src/model/rmp.ts';
+import { SZ_2M, SZ_4K } from '../../src/model/size.ts';
+import {
+  PSMASH_FAIL_INPUT,
+  PSMASH_OK,
+  PVALIDATE_FAIL_INPUT,
+  PVALIDATE_FAIL_NOUPDATE,
+  PVALIDATE_FAIL_SIZEMISMATCH,
+  PVALIDATE_OK,
+  RMPUPDATE_FAIL_INPUT,
+  RMPUPDATE_FAIL_OVERLAP,
+  RMPUPDATE_FAIL_PERMISSION,
+  RMPUPDATE_OK,
+  type RmpUpdateArgs,
+} from '../../src/model/types.ts';
+
+const ASID = 5;
+const H = 0x4000_0000; // a 2M-aligned host address
+const G = 0x20_0000; // a 2M-aligned guest address
+const PFN = H / SZ_4K;
+
+const private2M = (gpa = G): RmpUpdateArgs => ({ assigned: true, asid: ASID, gpa, size: '2M' });
+const private4K = (gpa: number): RmpUpdateArgs => ({ assigned: true, asid: ASID, gpa, size: '4K' });
+const shared = (size: '4K' | '2M' = '4K'): RmpUpdateArgs => ({ assigned: false, asid: 0, gpa: 0, size });
+
+describe('Rmp entries', () => {
+  it('reports the default Hypervisor entry for untouched frames and allocates nothing', () => {
+    const rmp = new Rmp();
+    expect(rmp.entry(12345)).toEqual({ assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false });
+    expect(rmp.regionCount).toBe(0);
+    expect([...rmp.frames()]).toEqual([]);
+    // Writing the default state at 4K changes nothing and allocates nothing.
+    expect(rmp.rmpUpdate(H, shared())).toBe(RMPUPDATE_OK);
+    expect(rmp.regionCount).toBe(0);
+  });
+
+  it('a 2M entry governs all 512 frames: size, ownership, and gpa = base + offset', () => {
+    const rmp = new Rmp();
+    expect(rmp.rmpUpdate(H, private2M())).toBe(RMPUPDATE_OK);
+    for (const i of [0, 1, 255, 511]) {
+      expect(rmp.entry(PFN + i)).toMatchObject({ assigned: true, asid: ASID, gpa: G + i * SZ_4K, size: '2M', validated: false });
+    }
+    expect(rmp.entry(PFN + 512).assigned).toBe(false);
+    const frames = [...rmp.frames()];
+    expect(frames).toHaveLength(512);
+    expect(frames[0]).toBe(PFN);
+    expect(frames[511]).toBe(PFN + 511);
+    expect(rmp.regionHasAssigned(PFN + 7)).toBe(true);
+  });
+
+  it('rmpRead reads by host address', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H + 3 * SZ_4K, private4K(G + 3 * SZ_4K));
+    expect(rmp.rmpRead(H + 3 * SZ_4K)).toMatchObject({ assigned: true, gpa: G + 3 * SZ_4K, size: '4K' });
+    expect([...rmp.frames()]).toEqual([PFN + 3]);
+  });
+});
+
+describe('RMPUPDATE', () => {
+  const cases: { name: string; setup: (rmp: Rmp) => void; hpa: number; args: RmpUpdateArgs; status: number }[] = [
+    { name: '2M at an unaligned frame', setup: () => {}, hpa: H + SZ_4K, args: private2M(), status: RMPUPDATE_FAIL_INPUT },
+    { name: '2M at an unaligned gpa', setup: () => {}, hpa: H, args: private2M(G + SZ_4K), status: RMPUPDATE_FAIL_INPUT },
+    { name: 'an ASID wider than 10 bits', setup: () => {}, hpa: H, args: { ...private4K(G), asid: 1024 }, status: RMPUPDATE_FAIL_INPUT },
+    {
+      name: '2M over a region holding an assigned 4K',
+      setup: (rmp) => rmp.rmpUpdate(H + 9 * SZ_4K, private4K(G + 9 * SZ_4K)),
+      hpa: H,
+      args: private2M(),
+      status: RMPUPDATE_FAIL_OVERLAP,
+    },
+    {
+      name: '2M over a region whose base frame is assigned 4K',
+      setup: (rmp) => rmp.rmpUpdate(H, private4K(G)),
+      hpa: H,
+      args: private2M(),
+      status: RMPUPDATE_FAIL_OVERLAP,
+    },
+    {
+      name: '4K inside a region governed by an assigned 2M entry',
+      setup: (rmp) => rmp.rmpUpdate(H, private2M()),
+      hpa: H + 5 * SZ_4K,
+      args: shared(),
+      status: RMPUPDATE_FAIL_OVERLAP,
+    },
+    {
+      name: '4K at the base of an assigned 2M entry',
+      setup: (rmp) => rmp.rmpUpdate(H, private2M()),
+      hpa: H,
+      args: private4K(G),
+      status: RMPUPDATE_FAIL_OVERLAP,
+    },
+    {
+      name: 'an immutable 4K entry',
+      setup: (rmp) => rmp.rmpUpdate(H, { assigned: true, asid: 0, gpa: 0, size: '4K', immutable: true }),
+      hpa: H,
+      args: shared(),
+      status: RMPUPDATE_FAIL_PERMISSION,
+    },
+    {
+      name: 'an immutable 2M entry, at 4K',
+      setup: (rmp) => rmp.rmpUpdate(H, { ...private2M(), immutable: true }),
+      hpa: H + SZ_4K,
+      args: shared(),
+      status: RMPUPDATE_FAIL_PERMISSION,
+    },
+    {
+      name: '2M over a region holding an immutable (HV-Fixed) 4K',
+      setup: (rmp) => rmp.rmpUpdate(H + SZ_4K, { assigned: false, asid: 0, gpa: 0, size: '4K', immutable: true }),
+      hpa: H,
+      args: private2M(),
+      status: RMPUPDATE_FAIL_PERMISSION,
+    },
+    { name: '2M over an untouched region', setup: () => {}, hpa: H, args: private2M(), status: RMPUPDATE_OK },
+    {
+      name: '2M over an assigned 2M entry (re-assign)',
+      setup: (rmp) => rmp.rmpUpdate(H, private2M()),
+      hpa: H,
+      args: { ...private2M(), asid: ASID + 1 },
+      status: RMPUPDATE_OK,
+    },
+    {
+      name: '2M shared over an assigned 2M entry (rmp_make_shared at 2M)',
+      setup: (rmp) => rmp.rmpUpdate(H, private2M()),
+      hpa: H,
+      args: shared('2M'),
+      status: RMPUPDATE_OK,
+    },
+    {
+      name: '4K under an unassigned 2M entry',
+      setup: (rmp) => rmp.rmpUpdate(H, shared('2M')),
+      hpa: H + 7 * SZ_4K,
+      args: private4K(G + 7 * SZ_4K),
+      status: RMPUPDATE_OK,
+    },
+  ];
+  it.each(cases)('$name -> $status', ({ setup, hpa, args, status }) => {
+    const rmp = new Rmp();
+    setup(rmp);
+    expect(rmp.rmpUpdate(hpa, args)).toBe(status);
+  });
+
+  it('a refused update leaves the entry unchanged', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private2M());
+    rmp.pvalidateEntry(H, G, ASID, '2M', true);
+    const before = rmp.entry(PFN + 5);
+    expect(rmp.rmpUpdate(H + 5 * SZ_4K, shared())).toBe(RMPUPDATE_FAIL_OVERLAP);
+    expect(rmp.entry(PFN + 5)).toEqual(before);
+  });
+
+  it('4K under an unassigned 2M entry demotes the region to 4K entries', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, shared('2M'));
+    expect(rmp.entry(PFN + 7).size).toBe('2M');
+    rmp.rmpUpdate(H + 7 * SZ_4K, private4K(G + 7 * SZ_4K));
+    expect(rmp.entry(PFN + 7)).toMatchObject({ assigned: true, size: '4K', gpa: G + 7 * SZ_4K });
+    expect(rmp.entry(PFN)).toMatchObject({ assigned: false, size: '4K' });
+  });
+
+  const changes: { name: string; args: RmpUpdateArgs; keeps: boolean }[] = [
+    { name: 'the same state again', args: private4K(G), keeps: true },
+    { name: 'another asid', args: { ...private4K(G), asid: ASID + 1 }, keeps: false },
+    { name: 'another gpa', args: private4K(G + SZ_4K), keeps: false },
+    { name: 'unassigned', args: { ...private4K(G), assigned: false }, keeps: false },
+  ];
+  it.each(changes)('4K update to $name: validated kept = $keeps (VeriSMo rmpupdate)', ({ args, keeps }) => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private4K(G));
+    expect(rmp.pvalidateEntry(H, G, ASID, '4K', true)).toBe(PVALIDATE_OK);
+    expect(rmp.rmpUpdate(H, args)).toBe(RMPUPDATE_OK);
+    expect(rmp.entry(PFN).validated).toBe(keeps);
+  });
+
+  it('a 2M update over a 2M entry clears validated when anything changes, keeps it otherwise', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private2M());
+    rmp.pvalidateEntry(H, G, ASID, '2M', true);
+    expect(rmp.rmpUpdate(H, private2M())).toBe(RMPUPDATE_OK);
+    expect(rmp.entry(PFN + 100).validated).toBe(true);
+    expect(rmp.rmpUpdate(H, { ...private2M(), asid: ASID + 1 })).toBe(RMPUPDATE_OK);
+    expect(rmp.entry(PFN + 100).validated).toBe(false);
+  });
+
+  it('there is no un-smash: after PSMASH a 2M update overlaps until every 4K is made shared', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private2M());
+    rmp.pvalidateEntry(H, G, ASID, '2M', true);
+    expect(rmp.psmash(H)).toBe(PSMASH_OK);
+    expect(rmp.rmpUpdate(H, private2M())).toBe(RMPUPDATE_FAIL_OVERLAP);
+    for (let i = 0; i < 512; i++) expect(rmp.rmpUpdate(H + i * SZ_4K, shared())).toBe(RMPUPDATE_OK);
+    expect(rmp.rmpUpdate(H, private2M())).toBe(RMPUPDATE_OK);
+    // Promotion by RMPUPDATE(2M) clears Validated: the guest must validate again.
+    expect(rmp.entry(PFN).validated).toBe(false);
+  });
+});
+
+describe('PSMASH', () => {
+  it('splits an assigned 2M entry into 512 4K entries, validated preserved', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private2M());
+    expect(rmp.pvalidateEntry(H, G, ASID, '2M', true)).toBe(PVALIDATE_OK);
+    expect(rmp.psmash(H)).toBe(PSMASH_OK);
+    for (const i of [0, 1, 300, 511]) {
+      expect(rmp.entry(PFN + i)).toEqual({
+        assigned: true,
+        asid: ASID,
+        gpa: G + i * SZ_4K,
+        size: '4K',
+        validated: true,
+        immutable: false,
+        vmsa: false,
+      });
+    }
+    // The 4K entries can now be changed one by one.
+    expect(rmp.rmpUpdate(H + 3 * SZ_4K, shared())).toBe(RMPUPDATE_OK);
+    expect(rmp.entry(PFN + 3).assigned).toBe(false);
+    expect(rmp.entry(PFN + 4).validated).toBe(true);
+  });
+
+  const refused: { name: string; setup: (rmp: Rmp) => void; hpa: number }[] = [
+    { name: 'unaligned', setup: (rmp) => rmp.rmpUpdate(H, private2M()), hpa: H + SZ_4K },
+    { name: 'untouched region', setup: () => {}, hpa: H },
+    { name: '4K entries', setup: (rmp) => rmp.rmpUpdate(H, private4K(G)), hpa: H },
+    { name: 'an unassigned 2M entry', setup: (rmp) => rmp.rmpUpdate(H, shared('2M')), hpa: H },
+    {
+      name: 'an already smashed region',
+      setup: (rmp) => {
+        rmp.rmpUpdate(H, private2M());
+        rmp.psmash(H);
+      },
+      hpa: H,
+    },
+  ];
+  it.each(refused)('refuses $name with FAIL_INPUT', ({ setup, hpa }) => {
+    const rmp = new Rmp();
+    setup(rmp);
+    expect(rmp.psmash(hpa)).toBe(PSMASH_FAIL_INPUT);
+  });
+});
+
+describe('PVALIDATE (RMP part)', () => {
+  const cases: {
+    name: string;
+    setup: (rmp: Rmp) => void;
+    hpa: number;
+    gpa: number;
+    asid?: number;
+    size: '4K' | '2M';
+    validate?: boolean;
+    outcome: number;
+  }[] = [
+    { name: '4K on a 4K entry', setup: (r) => r.rmpUpdate(H, private4K(G)), hpa: H, gpa: G, size: '4K', outcome: PVALIDATE_OK },
+    { name: '2M on a 2M entry', setup: (r) => r.rmpUpdate(H, private2M()), hpa: H, gpa: G, size: '2M', outcome: PVALIDATE_OK },
+    { name: '2M misaligned', setup: (r) => r.rmpUpdate(H, private2M()), hpa: H + SZ_4K, gpa: G + SZ_4K, size: '2M', outcome: PVALIDATE_FAIL_INPUT },
+    { name: '2M on 4K entries', setup: (r) => r.rmpUpdate(H, private4K(G)), hpa: H, gpa: G, size: '2M', outcome: PVALIDATE_FAIL_SIZEMISMATCH },
+    { name: '4K on a 2M entry', setup: (r) => r.rmpUpdate(H, private2M()), hpa: H + SZ_4K, gpa: G + SZ_4K, size: '4K', outcome: PVALIDATE_NPF_SIZEM },
+    { name: 'unassigned', setup: () => {}, hpa: H, gpa: G, size: '4K', outcome: PVALIDATE_NPF_NOT_ASSIGNED },
+    { name: 'wrong asid', setup: (r) => r.rmpUpdate(H, private4K(G)), hpa: H, gpa: G, asid: ASID + 1, size: '4K', outcome: PVALIDATE_NPF_ASID },
+    { name: 'wrong gpa', setup: (r) => r.rmpUpdate(H, private4K(G)), hpa: H, gpa: G + SZ_4K, size: '4K', outcome: PVALIDATE_NPF_GPA },
+    {
+      name: 'wrong gpa inside a 2M entry',
+      setup: (r) => r.rmpUpdate(H, private2M()),
+      hpa: H + SZ_4K,
+      gpa: G,
+      size: '4K',
+      outcome: PVALIDATE_NPF_GPA,
+    },
+    {
+      name: 'immutable',
+      setup: (r) => r.rmpUpdate(H, { ...private4K(G), immutable: true }),
+      hpa: H,
+      gpa: G,
+      size: '4K',
+      outcome: PVALIDATE_NPF_IMMUTABLE,
+    },
+    { name: 'rescind when not validated', setup: (r) => r.rmpUpdate(H, private4K(G)), hpa: H, gpa: G, size: '4K', validate: false, outcome: PVALIDATE_FAIL_NOUPDATE },
+    {
+      name: 'validate twice',
+      setup: (r) => {
+        r.rmpUpdate(H, private4K(G));
+        r.pvalidateEntry(H, G, ASID, '4K', true);
+      },
+      hpa: H,
+      gpa: G,
+      size: '4K',
+      outcome: PVALIDATE_FAIL_NOUPDATE,
+    },
+  ];
+  it.each(cases)('$name -> $outcome', ({ setup, hpa, gpa, asid, size, validate, outcome }) => {
+    const rmp = new Rmp();
+    setup(rmp);
+    expect(rmp.pvalidateEntry(hpa, gpa, asid ?? ASID, size, validate ?? true)).toBe(outcome);
+  });
+
+  it('validate then rescind a 2M entry flips validated on all 512 frames', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H, private2M());
+    expect(rmp.pvalidateEntry(H, G, ASID, '2M', true)).toBe(PVALIDATE_OK);
+    expect(rmp.entry(PFN + 511).validated).toBe(true);
+    expect(rmp.pvalidateEntry(H, G, ASID, '2M', false)).toBe(PVALIDATE_OK);
+    expect(rmp.entry(PFN + 511).validated).toBe(false);
+  });
+
+  it('checks the asid of the whole 2M region through its authoritative entry', () => {
+    const rmp = new Rmp();
+    rmp.rmpUpdate(H + SZ_2M, private2M(G + SZ_2M));
+    expect(rmp.pvalidateEntry(H + SZ_2M, G + SZ_2M, ASID, '2M', true)).toBe(PVALIDATE_OK);
+    expect(rmp.entry(PFN + 512 + 17).validated).toBe(true);
+  });
+});
