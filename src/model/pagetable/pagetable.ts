@@ -1,0 +1,440 @@
+// The one page table algorithm, shared by every format (generic_pt's iommu_pt.h over
+// pt_iter.h). Formats only declare geometry and leaf sizes (format.ts, formats/).
+import { type PageTableFormat, checkVaBits, itemLg2, topLevelForVaBits } from './format.ts';
+import { getFormat } from './formats/index.ts';
+import { Gather } from './gather.ts';
+import { resolvePageSizes } from './pgsizes.ts';
+import { formatSize, isAligned, pow2 } from './size.ts';
+import { EMPTY, TABLE, TableStore } from './table.ts';
+import type { InvalidationRange, Leaf, MapResult, PageTable, PageTableOptions, PageTableStats, UnmapResult } from './types.ts';
+
+/**
+ * Addresses are JS numbers, exact up to 2^53. Every format's OA is 52 bits, so the model
+ * caps the VA at 2^52 as well: amdv1's 64-bit VA and a 57-bit VT-d/x86 VA keep their table
+ * depth, but no address at or above 2^52 can be mapped.
+ */
+export const MODEL_MAX_ADDRESS_BITS = 52;
+
+const EINVAL_MAP: MapResult = Object.freeze({ mapped: 0, error: 'EINVAL' });
+const ERANGE_MAP: MapResult = Object.freeze({ mapped: 0, error: 'ERANGE' });
+const EINVAL_UNMAP: UnmapResult = Object.freeze({ unmapped: 0, error: 'EINVAL' });
+const NOTHING_UNMAPPED: UnmapResult = Object.freeze({ unmapped: 0 });
+
+// Outcome of walking one table on unmap, as __unmap_range()'s return value.
+const WALK_DONE = 0; // reached the end of the range in this table
+const WALK_STOP = 1; // an empty item ended the walk (-EINVAL inside the kernel, not reported)
+const WALK_EINVAL = 2; // the range starts inside a leaf
+
+export function createPageTable(options: PageTableOptions): PageTable {
+  return new IoPageTable(options);
+}
+
+class IoPageTable implements PageTable {
+  readonly format: string;
+  readonly pgsizes: readonly number[];
+
+  private readonly fmt: PageTableFormat;
+  private readonly items: number;
+  /** Per level: item size and its lg2, precomputed (no Math.pow or shifts on addresses). */
+  private readonly itemSize: Float64Array;
+  private readonly itemLg2: Uint8Array;
+  /** Allowed leaf sizes ascending, and their lg2. */
+  private readonly sizes: Float64Array;
+  private readonly sizeLg2: Uint8Array;
+  /** The level holding a leaf of size 2^lg2 (pt_pgsz_lg2_to_level()). */
+  private readonly levelOfLg2 = new Int8Array(64).fill(-1);
+  private readonly minSize: number;
+  private readonly vaBits: number;
+  private readonly maxVa: number;
+  private readonly maxOa: number;
+
+  private readonly store: TableStore;
+  private root: number;
+  private topLevel: number;
+  private topSpan: number;
+  private liveTables = 1;
+  private readonly leafCount = new Float64Array(64);
+  private readonly gather = new Gather();
+
+  /** Bytes removed by the unmap walk in progress. */
+  private walkUnmapped = 0;
+
+  constructor(options: PageTableOptions) {
+    const fmt = getFormat(options.format);
+    const vaBits = options.vaBits ?? fmt.vaBits.default;
+    checkVaBits(fmt, vaBits);
+    this.fmt = fmt;
+    this.format = fmt.name;
+    this.items = pow2(fmt.bitsPerLevel);
+    this.itemSize = new Float64Array(fmt.maxTopLevel + 1);
+    this.itemLg2 = new Uint8Array(fmt.maxTopLevel + 1);
+    for (let level = 0; level <= fmt.maxTopLevel; level++) {
+      this.itemLg2[level] = itemLg2(fmt, level);
+      this.itemSize[level] = pow2(itemLg2(fmt, level));
+    }
+    fmt.leafLg2ByLevel.forEach((sizes, level) => {
+      for (const lg2 of sizes) this.levelOfLg2[lg2] = level;
+    });
+
+    this.vaBits = Math.min(vaBits, MODEL_MAX_ADDRESS_BITS);
+    this.maxVa = pow2(this.vaBits);
+    this.maxOa = pow2(Math.min(fmt.maxOaBits, MODEL_MAX_ADDRESS_BITS));
+    this.topLevel = fmt.dynamicTop ? (fmt.startingLevel ?? 0) : topLevelForVaBits(fmt, vaBits);
+    this.topSpan = this.spanOf(this.topLevel);
+
+    const lg2s = resolvePageSizes(fmt, this.topLevel, this.vaBits, options.pgsizes);
+    this.sizeLg2 = Uint8Array.from(lg2s);
+    this.sizes = Float64Array.from(lg2s.map(pow2));
+    this.pgsizes = Object.freeze(lg2s.map(pow2));
+    this.minSize = pow2(lg2s[0] ?? fmt.granuleLg2);
+
+    this.store = new TableStore(this.items);
+    this.root = this.store.alloc(this.topLevel);
+  }
+
+  // ---- map ------------------------------------------------------------------------------
+
+  map(iova: number, pa: number, len: number): MapResult {
+    const min = this.minSize;
+    // The core's iommu_map() rejects anything not aligned to the smallest page; a zero
+    // length is -EINVAL since d6c65b0fd621 (it used to be a silent no-op).
+    if (!isAddress(iova) || !isAddress(pa) || !isAddress(len) || len === 0) return EINVAL_MAP;
+    if (!isAligned(iova, min) || !isAligned(pa, min) || !isAligned(len, min)) return EINVAL_MAP;
+    // map_pages(): an OA the table cannot store is -ERANGE; so is a VA beyond the table
+    // that increase_top() cannot reach.
+    if (pa + len > this.maxOa || iova + len > this.maxVa) return ERANGE_MAP;
+    while (iova + len > this.topSpan) if (!this.growTop()) return ERANGE_MAP;
+
+    // The greedy layout of map_range() (2026), and of iommu_map()'s iommu_pgsize() split +
+    // map_pages() before it: left to right, always the largest allowed size that va, oa and
+    // the remaining length permit. Leaves go in one at a time; on error the bytes done so far
+    // are reported and the caller (iommu_map()) unmaps them.
+    let done = 0;
+    while (done < len) {
+      const va = iova + done;
+      const oa = pa + done;
+      const k = this.bestSizeIndex(va, oa, len - done);
+      // pt_compute_best_pgsize() returned 0: unreachable after the alignment check above,
+      // kept as the kernel keeps it.
+      if (k < 0) return { mapped: done, error: 'ENXIO' };
+      if (!this.installLeaf(va, oa, this.sizeLg2[k]!)) return { mapped: done, error: 'EADDRINUSE' };
+      done += this.sizes[k]!;
+    }
+    return { mapped: done };
+  }
+
+  /**
+   * pt_compute_best_pgsize(): the largest allowed size that va and oa are aligned to and that
+   * fits in `rest`. Both conditions are monotone in the size (a power of two), so the scan
+   * from the smallest size stops at the first failure.
+   */
+  private bestSizeIndex(va: number, oa: number, rest: number): number {
+    const sizes = this.sizes;
+    let best = -1;
+    for (let k = 0; k < sizes.length; k++) {
+      const size = sizes[k]!;
+      if (size > rest || Math.floor(va / size) * size !== va || Math.floor(oa / size) * size !== oa) break;
+      best = k;
+    }
+    return best;
+  }
+
+  /** Installs one leaf, or returns false on a collision (-EADDRINUSE) without installing. */
+  private installLeaf(va: number, oa: number, lg2: number): boolean {
+    const level = this.levelOfLg2[lg2]!;
+    // check_map_range(): the top must reach the leaf's level, not just cover the range.
+    while (level > this.topLevel) if (!this.growTop()) throw new Error(`internal: cannot grow to level ${level}`);
+
+    // __map_range(): descend, allocating missing tables; a leaf where a table is needed is a
+    // collision and is never split. Tables allocated here stay even if the leaf then fails,
+    // as in the kernel.
+    const store = this.store;
+    const items = this.items;
+    let table = this.root;
+    for (let l = this.topLevel; l > level; l--) {
+      const slot = table * items + this.indexAt(va, l);
+      const kind = store.kind[slot];
+      if (kind === TABLE) {
+        table = store.entry[slot]!;
+        continue;
+      }
+      if (kind !== EMPTY) return false;
+      const lower = store.alloc(l - 1);
+      this.liveTables++;
+      store.kind[slot] = TABLE;
+      store.entry[slot] = lower;
+      store.used[table]!++;
+      table = lower;
+    }
+
+    // __map_range_leaf() + clear_contig(): every item of the (possibly contiguous) leaf must
+    // be empty, or a table whose whole subtree holds no OA. Existing leaves are never merged.
+    const kinds = store.kind;
+    const entries = store.entry;
+    const first = table * items + this.indexAt(va, level);
+    const end = first + pow2(lg2 - this.itemLg2[level]!);
+    for (let slot = first; slot < end; slot++) {
+      const kind = kinds[slot];
+      if (kind === EMPTY) continue;
+      if (kind !== TABLE || !this.subtreeIsEmpty(entries[slot]!)) return false;
+    }
+    const itemSize = this.itemSize[level]!;
+    for (let slot = first; slot < end; slot++) {
+      // The only "merge": an empty table turns into the leaf; its pages wait on the gather.
+      if (kinds[slot] === TABLE) this.detachSubtree(entries[slot]!, va + (slot - first) * itemSize, itemSize);
+      else store.used[table]!++;
+      kinds[slot] = lg2;
+      entries[slot] = oa;
+    }
+    this.leafCount[lg2]!++;
+    return true;
+  }
+
+  /** No OA anywhere below (clear_contig()'s walk with check_mapped). */
+  private subtreeIsEmpty(table: number): boolean {
+    const store = this.store;
+    if (store.used[table] === 0) return true;
+    const base = table * this.items;
+    for (let slot = base; slot < base + this.items; slot++) {
+      const kind = store.kind[slot];
+      if (kind === EMPTY) continue;
+      if (kind !== TABLE || !this.subtreeIsEmpty(store.entry[slot]!)) return false;
+    }
+    return true;
+  }
+
+  /** Puts a table and every table below it on the freelist (__collect_tables()). */
+  private detachSubtree(table: number, itemVa: number, itemSize: number): void {
+    const store = this.store;
+    const stack = [table];
+    for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+      this.gather.freelist.push(t);
+      this.liveTables--;
+      if (store.used[t] === 0) continue;
+      const base = t * this.items;
+      for (let slot = base; slot < base + this.items; slot++) if (store.kind[slot] === TABLE) stack.push(store.entry[slot]!);
+    }
+    // gather_range_pages() for the replaced item, so its walk-cache entries are flushed.
+    this.gather.addRange(itemVa, itemSize);
+  }
+
+  /**
+   * increase_top(): a new top whose item 0 points to the old top. No flush is needed (walk
+   * caches stay valid and the new VA is non-present). Fails past PT_MAX_TOP_LEVEL or once
+   * the new level's item already covers the VA width.
+   */
+  private growTop(): boolean {
+    const next = this.topLevel + 1;
+    if (!this.fmt.dynamicTop || next > this.fmt.maxTopLevel || this.itemLg2[next]! >= this.vaBits) return false;
+    const store = this.store;
+    const top = store.alloc(next);
+    store.kind[top * this.items] = TABLE;
+    store.entry[top * this.items] = this.root;
+    store.used[top] = 1;
+    this.root = top;
+    this.topLevel = next;
+    this.topSpan = this.spanOf(next);
+    this.liveTables++;
+    return true;
+  }
+
+  // ---- unmap ----------------------------------------------------------------------------
+
+  unmap(iova: number, len: number): UnmapResult {
+    if (!isAddress(iova) || !isAddress(len)) return EINVAL_UNMAP;
+    // iommu_unmap() refuses a range not aligned to the smallest page.
+    if (!isAligned(iova, this.minSize) || !isAligned(len, this.minSize)) return EINVAL_UNMAP;
+    // make_range() fails for an empty range or one beyond the table: nothing is unmapped.
+    if (len === 0 || iova + len > Math.min(this.topSpan, this.maxVa)) return NOTHING_UNMAPPED;
+
+    this.walkUnmapped = 0;
+    const status = this.unmapWalk(this.root, 0, iova, iova + len);
+    const unmapped = this.walkUnmapped;
+    // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed.
+    if (unmapped > 0) this.gather.addRange(iova, unmapped);
+    return status === WALK_EINVAL ? { unmapped, error: 'EINVAL' } : { unmapped };
+  }
+
+  /**
+   * __unmap_range() over one table spanning from `base`, for the range [va, end). A start
+   * inside a leaf is -EINVAL; a start at a leaf's first byte removes the whole leaf even past
+   * `end` ("cannot subdivide a mapping created by map_pages()"); an empty item ends the walk;
+   * a lower table is freed only when the range fully covers it and its walk reached the end.
+   */
+  private unmapWalk(table: number, base: number, va: number, end: number): number {
+    const store = this.store;
+    const kinds = store.kind;
+    const level = store.level[table]!;
+    const itemSize = this.itemSize[level]!;
+    const items = this.items;
+    const tableSlot = table * items;
+    let i = Math.floor((va - base) / itemSize);
+    const endIndex = Math.min(items, Math.ceil((end - base) / itemSize));
+
+    const firstKind = kinds[tableSlot + i]!;
+    if (firstKind > TABLE && !isAligned(va, pow2(firstKind))) return WALK_EINVAL;
+
+    while (i < endIndex) {
+      const slot = tableSlot + i;
+      const kind = kinds[slot]!;
+      if (kind === EMPTY) return WALK_STOP;
+      if (kind === TABLE) {
+        const itemBase = base + i * itemSize;
+        const lower = store.entry[slot]!;
+        const status = this.unmapWalk(lower, itemBase, va > itemBase ? va : itemBase, end);
+        if (status !== WALK_DONE) return status;
+        if (va <= itemBase && itemBase + itemSize <= end) {
+          // Fully covered and emptied: unlink it onto the freelist.
+          kinds[slot] = EMPTY;
+          store.used[table]!--;
+          this.gather.freelist.push(lower);
+          this.liveTables--;
+        }
+        i++;
+        continue;
+      }
+      // A leaf at its first item (the start was checked; later leaves are reached aligned).
+      const replicas = pow2(kind - this.itemLg2[level]!);
+      kinds.fill(EMPTY, slot, slot + replicas);
+      store.used[table]! -= replicas;
+      this.leafCount[kind]!--;
+      this.walkUnmapped += pow2(kind);
+      i += replicas;
+    }
+    return WALK_DONE;
+  }
+
+  // ---- lookups --------------------------------------------------------------------------
+
+  /** __iova_to_phys(); undefined where the kernel returns 0 for "no translation". */
+  iovaToPhys(iova: number): number | undefined {
+    const slot = this.findLeafSlot(iova);
+    if (slot < 0) return undefined;
+    const size = pow2(this.store.kind[slot]!);
+    return this.store.entry[slot]! + (iova - Math.floor(iova / size) * size);
+  }
+
+  leafAt(iova: number): Leaf | undefined {
+    const slot = this.findLeafSlot(iova);
+    if (slot < 0) return undefined;
+    const size = pow2(this.store.kind[slot]!);
+    return { iova: Math.floor(iova / size) * size, pa: this.store.entry[slot]!, size };
+  }
+
+  /** The walk of __iova_to_phys(): the slot holding the leaf for iova, or -1. */
+  private findLeafSlot(iova: number): number {
+    if (!(iova >= 0 && iova < this.topSpan && iova < this.maxVa)) return -1;
+    const store = this.store;
+    let table = this.root;
+    for (let level = this.topLevel; level >= 0; level--) {
+      const slot = table * this.items + this.indexAt(iova, level);
+      const kind = store.kind[slot];
+      if (kind === EMPTY) return -1;
+      if (kind !== TABLE) return slot;
+      table = store.entry[slot]!;
+    }
+    return -1;
+  }
+
+  leaves(from = 0, to = this.maxVa): Iterable<Leaf> {
+    const end = Math.min(to, this.topSpan, this.maxVa);
+    const start = Math.max(from, 0);
+    return { [Symbol.iterator]: () => new LeafIterator(this.store, this.itemSize, this.root, start, end) };
+  }
+
+  // ---- flush and accounting -------------------------------------------------------------
+
+  sync(): InvalidationRange[] {
+    // The driver's iotlb_sync: invalidate, then iommu_put_pages_list() on the freelist.
+    const ranges = this.gather.takeRanges();
+    for (const table of this.gather.freelist) this.store.release(table);
+    this.gather.freelist.length = 0;
+    return ranges;
+  }
+
+  stats(): PageTableStats {
+    const leavesBySize: Record<string, number> = {};
+    this.leafCount.forEach((count, lg2) => {
+      if (count > 0) leavesBySize[formatSize(pow2(lg2))] = count;
+    });
+    return { leavesBySize, tables: this.liveTables, pendingFree: this.gather.freelist.length, topLevel: this.topLevel };
+  }
+
+  // ---- geometry -------------------------------------------------------------------------
+
+  /** Index of va's item in a table at `level`: floor(va / item) mod items, without shifts. */
+  private indexAt(va: number, level: number): number {
+    const q = Math.floor(va / this.itemSize[level]!);
+    return q - Math.floor(q / this.items) * this.items;
+  }
+
+  private spanOf(level: number): number {
+    return pow2(this.itemLg2[level]! + this.fmt.bitsPerLevel);
+  }
+}
+
+function isAddress(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Leaves intersecting [from, end) in address order: a depth-first walk with an explicit stack
+ * of (table, base VA, next index), visiting only tables that exist. A hand-written iterator
+ * rather than a generator: tests and oracles walk millions of leaves.
+ */
+class LeafIterator implements Iterator<Leaf> {
+  private readonly tables: number[] = [];
+  private readonly bases: number[] = [];
+  private readonly next_: number[] = [];
+
+  constructor(
+    private readonly store: TableStore,
+    private readonly itemSize: Float64Array,
+    root: number,
+    private readonly from: number,
+    private readonly end: number,
+  ) {
+    if (from < end) {
+      this.tables.push(root);
+      this.bases.push(0);
+      this.next_.push(Math.floor(from / itemSize[store.level[root]!]!) % store.items);
+    }
+  }
+
+  next(): IteratorResult<Leaf> {
+    const { store, tables, bases, next_: next } = this;
+    const items = store.items;
+    while (tables.length > 0) {
+      const depth = tables.length - 1;
+      const table = tables[depth]!;
+      const base = bases[depth]!;
+      const level = store.level[table]!;
+      const itemSize = this.itemSize[level]!;
+      const i = next[depth]!;
+      const itemBase = base + i * itemSize;
+      if (i >= items || itemBase >= this.end) {
+        tables.pop();
+        bases.pop();
+        next.pop();
+        continue;
+      }
+      const slot = table * items + i;
+      const kind = store.kind[slot]!;
+      if (kind === EMPTY) {
+        next[depth] = i + 1;
+      } else if (kind === TABLE) {
+        next[depth] = i + 1;
+        tables.push(store.entry[slot]!);
+        bases.push(itemBase);
+        next.push(this.from > itemBase ? Math.floor((this.from - itemBase) / this.itemSize[level - 1]!) : 0);
+      } else {
+        // Possibly entered mid-way through a contiguous leaf when `from` is inside it.
+        const size = pow2(kind);
+        const leafStart = Math.floor(itemBase / size) * size;
+        next[depth] = Math.floor((leafStart - base) / itemSize) + size / itemSize;
+        return { done: false, value: { iova: leafStart, pa: store.entry[slot]!, size } };
+      }
+    }
+    return { done: true, value: undefined };
+  }
+}

@@ -1,0 +1,135 @@
+// Random map/unmap sequences against FlatReference (a flat map from smallest page to leaf,
+// no tables) and an independently written greedy layout: the table walk, contiguous
+// entries, table replacement and freeing must never change what a translation returns.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createPageTable, type PageTable, type PageTableOptions } from '../../src/model/pagetable/index.ts';
+import { FlatReference, G, K, M, greedyLayout, leafTotal, reclaimEmptyTables } from './pagetable-helpers.ts';
+
+type Op =
+  | { kind: 'map'; iova: number; pa: number; len: number }
+  | { kind: 'unmap'; iova: number; len: number }
+  /** Unmap an earlier successful map: all of it, its first smallest page, or from inside. */
+  | { kind: 'unmapPrevious'; index: number; part: 'all' | 'head' | 'inside' }
+  /** Map a whole aligned unit around an earlier map: collides, or replaces emptied tables. */
+  | { kind: 'mapAround'; index: number; unit: number }
+  | { kind: 'sync' };
+
+interface Scenario {
+  name: string;
+  options: PageTableOptions;
+  /** The window ops fall in: chosen to straddle table boundaries. */
+  base: number;
+  size: number;
+  /** Alignments and length units ops are built from (biased to the format's sizes). */
+  units: number[];
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'amdv1, 4K..4M around the 2G boundary', options: { format: 'amdv1' }, base: 2 * G - 8 * M, size: 16 * M, units: [4 * K, 8 * K, 64 * K, 2 * M, 4 * M] },
+  { name: 'amdv1 restricted to 4K|64K|2M|8M', options: { format: 'amdv1', pgsizes: 4 * K + 64 * K + 2 * M + 8 * M }, base: G - 8 * M, size: 16 * M, units: [4 * K, 16 * K, 64 * K, 2 * M, 8 * M] },
+  { name: 'vtdss, 4K and 2M', options: { format: 'vtdss' }, base: 512 * G - 8 * M, size: 16 * M, units: [4 * K, 8 * K, 2 * M, 4 * M] },
+  { name: 'x86_64 restricted to 2M|1G, around the 512G boundary', options: { format: 'x86_64', pgsizes: [2 * M, G] }, base: 512 * G - 4 * G, size: 8 * G, units: [2 * M, 4 * M, G] },
+];
+
+function opArbitrary(s: Scenario): fc.Arbitrary<Op> {
+  const smallest = Math.min(...s.units);
+  const aligned = fc
+    .tuple(fc.constantFrom(...s.units), fc.nat(), fc.integer({ min: 0, max: 3 }))
+    .map(([unit, n, nudge]) => s.base + (n % (s.size / unit)) * unit + (nudge === 3 ? smallest : 0));
+  const length = fc
+    .tuple(fc.constantFrom(...s.units), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 3 }))
+    .map(([unit, times, extra]) => unit * times + (extra === 3 ? smallest : 0));
+  // pa congruent to iova modulo 1G (large leaves possible), or a page-aligned pa anywhere.
+  const paOffset = fc.oneof(fc.constant(0), fc.constant(64 * G), fc.nat({ max: 1 << 20 }).map((n) => n * smallest));
+  return fc.oneof(
+    { weight: 5, arbitrary: fc.record({ iova: aligned, paOffset, len: length }).map(({ iova, paOffset: off, len }) => ({ kind: 'map' as const, iova, pa: iova + off, len })) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('unmap' as const), iova: aligned, len: length }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('unmapPrevious' as const), index: fc.nat(), part: fc.constantFrom('all' as const, 'head' as const, 'inside' as const) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('mapAround' as const), index: fc.nat(), unit: fc.constantFrom(...s.units) }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'sync' as const }) },
+  );
+}
+
+/** Translation agrees at every smallest page of [from, to) and one byte inside each. */
+function expectSameTranslation(pt: PageTable, ref: FlatReference, from: number, to: number): void {
+  const step = pt.pgsizes[0]!;
+  for (let va = from; va < to; va += step) {
+    const probe = va + (va % 7) * 8;
+    if (pt.iovaToPhys(probe) !== ref.iovaToPhys(probe)) {
+      expect({ va: probe, phys: pt.iovaToPhys(probe) }).toEqual({ va: probe, phys: ref.iovaToPhys(probe) });
+    }
+  }
+}
+
+function run(s: Scenario, ops: Op[]): void {
+  const pt = createPageTable(s.options);
+  const ref = new FlatReference(pt.pgsizes);
+  const mapped: { iova: number; len: number }[] = [];
+
+  const smallest = pt.pgsizes[0]!;
+
+  const doMap = (iova: number, pa: number, len: number): void => {
+    const got = pt.map(iova, pa, len);
+    expect(got).toEqual(ref.map(iova, pa, len));
+    if (got.error === undefined) {
+      // Oracle 1 of research/iommupt.md section 7: the layout is the greedy one.
+      expect([...pt.leaves(iova, iova + len)]).toEqual(greedyLayout(iova, pa, len, pt.pgsizes));
+      mapped.push({ iova, len });
+    } else if (got.mapped > 0) {
+      // iommu_map() rolls back a partial map.
+      expect(pt.unmap(iova, got.mapped)).toEqual(ref.unmap(iova, got.mapped));
+    }
+    expectSameTranslation(pt, ref, iova - smallest, iova + len + smallest);
+  };
+
+  const doUnmap = (iova: number, len: number): void => {
+    const got = pt.unmap(iova, len);
+    expect(got).toEqual(ref.unmap(iova, len));
+    // Oracle 3: a clean unmap covers at least the request, unless a hole stopped it.
+    if (got.error === undefined && got.unmapped < len) expect(ref.iovaToPhys(iova + got.unmapped)).toBeUndefined();
+    expectSameTranslation(pt, ref, iova - smallest, iova + Math.max(len, got.unmapped) + smallest);
+  };
+
+  for (const op of ops) {
+    const previous = mapped[('index' in op ? op.index : 0) % Math.max(1, mapped.length)];
+    if (op.kind === 'map') {
+      doMap(op.iova, op.pa, op.len);
+    } else if (op.kind === 'unmap') {
+      doUnmap(op.iova, op.len);
+    } else if (op.kind === 'unmapPrevious') {
+      if (previous === undefined) continue;
+      if (op.part === 'all') doUnmap(previous.iova, previous.len);
+      else if (op.part === 'head') doUnmap(previous.iova, smallest);
+      else if (previous.len > smallest) doUnmap(previous.iova + smallest, smallest);
+    } else if (op.kind === 'mapAround') {
+      if (previous === undefined) continue;
+      const iova = Math.floor(previous.iova / op.unit) * op.unit;
+      doMap(iova, iova, op.unit);
+    } else {
+      pt.sync();
+      expect(pt.stats().pendingFree).toBe(0);
+    }
+    expect(leafTotal(pt)).toBe(ref.leafByStart.size);
+  }
+
+  expect([...pt.leaves()]).toEqual(ref.sortedLeaves());
+  expectSameTranslation(pt, ref, s.base, s.base + s.size);
+
+  // Oracle 4: with everything unmapped and empty tables reclaimed, the table count is back
+  // to the root alone.
+  for (const leaf of ref.sortedLeaves()) expect(pt.unmap(leaf.iova, leaf.size)).toEqual({ unmapped: leaf.size });
+  reclaimEmptyTables(pt, s.base, s.base + s.size + 5 * Math.max(...s.units));
+  expect(pt.stats()).toMatchObject({ leavesBySize: {}, tables: 1, pendingFree: 0 });
+}
+
+describe('page table against a flat reference', () => {
+  for (const [i, s] of SCENARIOS.entries()) {
+    it(s.name, () => {
+      fc.assert(
+        fc.property(fc.array(opArbitrary(s), { minLength: 1, maxLength: 30, size: 'max' }), (ops) => run(s, ops)),
+        { seed: 0x10de + i, numRuns: 80 },
+      );
+    });
+  }
+});
