@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
 import { type Repro, writeRepro } from '../repro/format.ts';
-import { type CampaignJob, type CaseOutcome, type CaseRunner, prepareRunner, runCampaignCase } from './case-job.ts';
+import {
+  type CampaignJob,
+  type CaseOutcome,
+  type CaseRunner,
+  campaignCase,
+  prepareRunner,
+  runCampaignCase,
+  shrinkToRepro,
+} from './case-job.ts';
 import type { OracleError } from './run.ts';
 
 export interface Bucket {
@@ -60,23 +68,28 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
   const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.();
 
+  // The main thread shrinks the first case of each new bucket, in index order: later hits of a
+  // known bucket cost nothing more, and which case a bucket's repro comes from never depends on
+  // which worker finished first.
+  const runner = options.runner ?? (await prepareRunner(options.job));
   const record = (outcome: CaseOutcome): void => {
     stats.cases++;
     stats.ops += outcome.stepsRun;
     stats.oracleErrors.push(...outcome.oracleErrors);
-    if (outcome.violation && outcome.signature && outcome.repro) {
+    if (outcome.violation && outcome.signature) {
       stats.findings++;
       const known = stats.buckets.get(outcome.signature);
       if (known) known.hits++;
       else {
+        const shrunk = shrinkToRepro(campaignCase(options.job, outcome.index), outcome.violation, runner, options.job.minimizeBudget);
         const bucket: Bucket = {
           signature: outcome.signature,
           oracle: outcome.violation.oracle,
           hits: 1,
           firstCase: outcome.index,
-          violation: outcome.violation,
-          repro: outcome.repro,
-          shrunkFrom: outcome.shrunkFrom ?? outcome.ops,
+          violation: shrunk.violation,
+          repro: shrunk.repro,
+          shrunkFrom: outcome.ops,
         };
         if (options.out) {
           bucket.file = join(options.out, bucketFile(bucket));
@@ -90,7 +103,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
   };
 
   if (options.workers <= 1) {
-    const runner = options.runner ?? (await prepareRunner(options.job));
     for (let index = 0; mayDispatch(index); index++) {
       record(runCampaignCase(options.job, runner, index));
       // Let signals and timers through between cases.

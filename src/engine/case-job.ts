@@ -1,7 +1,7 @@
-// One campaign case, start to finish: generate from the case seed, run with every oracle, and on a
-// violation shrink it and build the repro. A pure function of (job, index): the main thread and
-// every worker compute the same outcome for the same index, which makes campaigns deterministic
-// whatever the worker count.
+// One campaign case: generate from the case seed and run it with every oracle. A pure function of
+// (job, index): the main thread and every worker compute the same outcome for the same index,
+// which makes campaigns deterministic whatever the worker count. Shrinking is separate
+// (shrinkToRepro): the campaign shrinks only the first case of each new bucket.
 
 import type { Oracle, Violation } from '../api.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
@@ -29,10 +29,9 @@ export interface CaseOutcome {
   seed: string;
   ops: number;
   stepsRun: number;
+  /** The first violation, before shrinking, and its bucket signature. */
   violation?: Violation;
   signature?: string;
-  repro?: Repro;
-  shrunkFrom?: number;
   oracleErrors: OracleError[];
 }
 
@@ -72,9 +71,13 @@ export function shrinkToRepro(testCase: Case, violation: Violation, runner: Case
   };
 }
 
+/** The case behind index `index` of this shard's campaign. */
+export function campaignCase(job: CampaignJob, index: number): Case {
+  return generateCase(job.config, caseSeed(job.seed, job.shard.index + index * job.shard.count), job.generate);
+}
+
 export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number): CaseOutcome {
-  const global = job.shard.index + index * job.shard.count;
-  const testCase = generateCase(job.config, caseSeed(job.seed, global), job.generate);
+  const testCase = campaignCase(job, index);
   const result = runCase(testCase, runner.policies, { oracles: runner.oracles });
   const outcome: CaseOutcome = {
     index,
@@ -85,11 +88,8 @@ export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: num
   };
   const first = result.violations[0];
   if (first) {
-    const shrunk = shrinkToRepro(testCase, first, runner, job.minimizeBudget);
-    outcome.violation = shrunk.violation;
-    outcome.signature = signature(shrunk.repro, shrunk.violation);
-    outcome.repro = shrunk.repro;
-    outcome.shrunkFrom = testCase.ops.length;
+    outcome.violation = first;
+    outcome.signature = signature(testCase, first);
   }
   return outcome;
 }

@@ -2,6 +2,7 @@
 // run depends only on the case (config, seed, ops) and the plugins, never on time or process.
 
 import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
+import { OP_SPECS } from '../ops/schema.ts';
 import type { Case } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
@@ -104,12 +105,15 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
 }
 
 /**
- * The bucket a violation belongs to: oracle, the kind of op that exposed it, and which tables
- * disagreed. One planted bug should give one bucket, whatever addresses the case happened to use.
+ * The bucket a violation belongs to: the oracle, which actor's op exposed it (guest, device, host
+ * or adversary) and which tables disagreed. State invariants fire after whichever guest op first
+ * makes the disagreement visible (an accept, a touch, a tdi_accept), so the actor rather than the
+ * exact op kind keeps one planted bug in one bucket, whatever addresses the case happened to use.
  */
 export function signature(testCase: Case, violation: Violation): string {
-  const op = violation.step >= 0 ? (testCase.ops[violation.step]?.op ?? 'final') : 'final';
+  const op = violation.step >= 0 ? testCase.ops[violation.step] : undefined;
+  const actor = op ? OP_SPECS[op.op].actor : 'final';
   const sizes = violation.details?.sizes;
   const tables = sizes ? Object.keys(sizes).filter((key) => sizes[key as keyof typeof sizes] !== undefined).sort().join('+') : '';
-  return `${violation.oracle}|${op}|${tables}`;
+  return `${violation.oracle}|${actor}|${tables}`;
 }
