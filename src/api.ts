@@ -202,6 +202,14 @@ export interface Step {
   frames: readonly number[];
   /** Guest frames (gfns) whose translation or guest state the step touched. */
   gfns: readonly number[];
+  /**
+   * Problems the guest kernel detected during the step, where Linux would WARN or terminate
+   * (a PSC going backwards, a PVALIDATE that failed or found the page already in that state, a
+   * #VC, a #NPF the host never resolved).
+   */
+  guestErrors?: readonly string[];
+  /** What the op reported to its caller when it did not simply succeed (a DMA mapping error...). */
+  result?: string;
 }
 
 export type Severity = 'security' | 'correctness' | 'liveness';

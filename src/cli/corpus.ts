@@ -99,7 +99,7 @@ export const corpusCommand: CommandModule<object, CorpusArgs> = {
     yargs
       .positional('action', { choices: ['check', 'merge', 'prune'] as const, demandOption: true, describe: 'what to do' })
       .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'corpus directories or files' })
-      .option('out', { type: 'string', describe: 'merge: destination directory' }) as never,
+      .option('out', { type: 'string', describe: 'merge: destination directory' }),
   handler: async (args) => {
     process.exitCode = await corpus(args);
   },

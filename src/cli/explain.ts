@@ -14,7 +14,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
   builder: (yargs) =>
     yargs
       .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }) as never,
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
   handler: async (args) => {
     const repro = readRepro(args.file);
     const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);

@@ -174,7 +174,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
 export const fuzzCommand: CommandModule<object, FuzzArgs> = {
   command: 'fuzz',
   describe: 'generate and run cases until --runs or --time; shrink and save what fails',
-  builder: fuzzOptions as unknown as CommandModule<object, FuzzArgs>['builder'],
+  builder: fuzzOptions,
   handler: async (args) => {
     process.exitCode = await fuzz(args);
   },

@@ -19,7 +19,7 @@ export const minimizeCommand: CommandModule<object, MinimizeArgs> = {
     yargs
       .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
       .option('out', { type: 'string', describe: 'where to write the result (default: FILE with .min.json)' })
-      .option('budget', { type: 'string', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') }) as never,
+      .option('budget', { type: 'string', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') }),
   handler: async (args) => {
     const repro = readRepro(args.file);
     const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);

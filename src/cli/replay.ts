@@ -78,7 +78,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }) as never,
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

@@ -5,6 +5,7 @@
 // random subset of op kinds with random weights, so a common op cannot keep hiding a bug.
 
 import seedrandom from 'seedrandom';
+import { GMEM_BASE } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
 import { OP_SPECS } from './schema.ts';
 import type { Case, Config, DmaDirection, Op, OpName } from './types.ts';
@@ -157,24 +158,24 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
       return { op: 'host_split', gpa: addresses.region() };
     case 'host_sync':
       return { op: 'host_sync' };
-    // The adversary's raw ops aim at the gmem frames behind hot guest addresses.
+    // The adversary's raw ops aim at the guest_memfd frames behind hot guest addresses.
     case 'hw_rmpupdate':
       return {
         op: 'hw_rmpupdate',
-        hpa: addresses.page(),
+        hpa: GMEM_BASE + addresses.page(),
         assigned: rng() < 0.5,
         asid: rng() < 0.8 ? 1 : 2,
         gpa: addresses.page(),
         size: rng() < 0.5 ? '4K' : '2M',
       };
     case 'hw_psmash':
-      return { op: 'hw_psmash', hpa: addresses.region() };
+      return { op: 'hw_psmash', hpa: GMEM_BASE + addresses.region() };
     case 'hw_map':
-      return { op: 'hw_map', table: rng() < 0.5 ? 'npt' : 'iommu', gpa: addresses.page(), hpa: addresses.page(), size: '4K' };
+      return { op: 'hw_map', table: rng() < 0.5 ? 'npt' : 'iommu', gpa: addresses.page(), hpa: GMEM_BASE + addresses.page(), size: '4K' };
     case 'hw_unmap':
       return { op: 'hw_unmap', table: rng() < 0.5 ? 'npt' : 'iommu', gpa: addresses.page(), size: rng() < 0.5 ? '4K' : '2M' };
     case 'hw_host_write':
-      return { op: 'hw_host_write', hpa: addresses.page() };
+      return { op: 'hw_host_write', hpa: GMEM_BASE + addresses.page() };
   }
 }
 

@@ -1,0 +1,326 @@
+// The world of one case: the machine, the host and the guest, built from the config and the two
+// policies, booted, and then driven one op at a time. It is the read-only View oracles see.
+//
+// Determinism: the only randomness is each policy's seedrandom stream, derived from the case seed
+// and a fixed label; the same config, seed and ops give the same steps in any process.
+//
+// A policy that throws, calls the hardware with invalid arguments, or makes one op do more than
+// STEP_BUDGET primitive calls ends the step with a PolicyError, which the engine reports as a
+// `policy-error` finding. Failures at boot are held and thrown by the first apply().
+
+import seedrandom from 'seedrandom';
+import type { Counters, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, View, DeviceView } from '../api.ts';
+import { Guest } from '../guest/guest.ts';
+import type { ActorEnv } from '../host/env.ts';
+import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
+import { HardwareUsageError, Machine } from '../model/machine.ts';
+import { SZ_4K, pageBytes } from '../model/size.ts';
+import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
+import type { AdversaryOp, Config, DeviceOp, Op } from '../ops/types.ts';
+import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
+
+/** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
+export const GUEST_ASID = 1;
+/** Primitive calls one op may make before it is declared runaway. */
+export const STEP_BUDGET = 250_000;
+/** Boot shares the swiotlb pool, which may be large: it gets its own, larger budget. */
+export const BOOT_BUDGET = 5_000_000;
+
+/** A policy misbehaved: the engine turns it into a `policy-error` finding. */
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+  constructor(
+    readonly policy: string,
+    message: string,
+  ) {
+    super(`policy ${policy}: ${message}`);
+  }
+}
+
+class BudgetExceeded extends Error {
+  override name = 'BudgetExceeded';
+}
+
+export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frames' | 'gfns' | 'guestErrors'>;
+
+export interface World extends View {
+  /** Run one op through its actor and return what happened. */
+  apply(op: Op, index: number): Step;
+  /** What boot did (host start, the guest's pools made shared): calls, faults, guest events. */
+  readonly boot: BootRecord;
+}
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+class SimWorld implements World {
+  readonly config: Config;
+  readonly asid: number;
+  readonly vtom: number;
+  readonly rmp: RmpView;
+  readonly npt: PageTableView;
+  readonly devices: readonly DeviceView[];
+  readonly memory: MemoryView;
+  readonly counters: Readonly<Counters>;
+  readonly machine: Machine;
+  readonly hostActor: Host;
+  readonly guestActor: Guest;
+  readonly boot: BootRecord;
+  private bootError: PolicyError | undefined;
+  private budget = BOOT_BUDGET;
+  private readonly actors: Actors;
+
+  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string) {
+    this.config = config;
+    const build = (ioPageSizes: readonly number[]): Machine =>
+      new Machine({
+        asid: GUEST_ASID,
+        vtom: config.vtom,
+        devices: config.devices.map((d) => ({ id: d.id, trusted: d.trusted, iommu: d.iommu, ioPageSizes })),
+      });
+    let machine: Machine;
+    try {
+      machine = build(policies.host.ioPageSizes ?? DEFAULT_IO_PAGE_SIZES);
+    } catch (error) {
+      // Page sizes the IO page table cannot hold: the policy's fault, reported at the first op.
+      machine = build(DEFAULT_IO_PAGE_SIZES);
+      this.bootError = new PolicyError(policies.host.name, `ioPageSizes: ${describe(error)}`);
+    }
+    this.machine = machine;
+    this.asid = machine.asid;
+    this.vtom = machine.vtom;
+    this.rmp = machine.rmp;
+    this.npt = machine.npt;
+    this.devices = machine.devices;
+    this.memory = machine.memory;
+    this.counters = machine.counters;
+    const hostEnv = this.env(policies.host.name, seedrandom(`${seed}\u0000host-policy`));
+    const guestEnv = this.env(policies.guest.name, seedrandom(`${seed}\u0000guest-policy`));
+    machine.recorder.beginStep();
+    let host: Host | undefined;
+    let guest: Guest | undefined;
+    let stage = policies.host.name;
+    try {
+      host = new Host(machine, config, policies.host, hostEnv);
+      stage = policies.guest.name;
+      guest = new Guest(machine, config, policies.guest, guestEnv, host);
+      stage = policies.host.name;
+      host.start();
+      stage = policies.guest.name;
+      guest.boot();
+    } catch (error) {
+      const wrapped = this.asPolicyError(error, stage);
+      if (!(wrapped instanceof PolicyError)) throw wrapped;
+      this.bootError ??= wrapped;
+    }
+    // A failed constructor leaves nothing to run: keep a world whose first apply() reports it.
+    this.hostActor = host ?? new Host(machine, config, { name: policies.host.name, description: '' }, hostEnv);
+    this.guestActor = guest ?? new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, this.hostActor);
+    const boot = this.finish(-1, { op: 'host_sync' }, {}, []);
+    this.boot = {
+      calls: boot.calls,
+      faults: boot.faults,
+      guestEvents: boot.guestEvents,
+      frames: boot.frames,
+      gfns: boot.gfns,
+      ...(boot.guestErrors ? { guestErrors: boot.guestErrors } : {}),
+    };
+    this.budget = STEP_BUDGET;
+    this.actors = this.buildActors();
+  }
+
+  get guest(): GuestView {
+    return this.guestActor;
+  }
+
+  get host(): HostView {
+    return this.hostActor;
+  }
+
+  apply(op: Op, index: number): Step {
+    if (this.bootError !== undefined) {
+      const error = this.bootError;
+      this.bootError = undefined;
+      throw error;
+    }
+    this.machine.recorder.beginStep();
+    this.guestActor.takeLog();
+    const dmas: DmaRecord[] = [];
+    this.pendingDmas = dmas;
+    let outcome: Outcome;
+    try {
+      outcome = dispatch(op, this.actors, { adversary: this.config.adversary === 'host' });
+    } catch (error) {
+      const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
+      throw this.asPolicyError(error, actor);
+    }
+    return this.finish(index, op, outcome, dmas);
+  }
+
+  private pendingDmas: DmaRecord[] = [];
+
+  private finish(index: number, op: Op, outcome: Outcome, dmas: DmaRecord[]): Step {
+    const events = this.machine.recorder.endStep();
+    this.hostActor.observe(events.calls);
+    const log = this.guestActor.takeLog();
+    const step: Step = {
+      index,
+      op,
+      calls: events.calls,
+      faults: events.faults,
+      dmas,
+      guestEvents: log.events,
+      frames: events.frames,
+      gfns: events.gfns,
+    };
+    if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
+    if (log.errors.length > 0) step.guestErrors = log.errors;
+    if (log.result !== undefined) step.result = log.result;
+    return step;
+  }
+
+  private asPolicyError(error: unknown, policy: string): unknown {
+    if (error instanceof PolicyError) return error;
+    if (error instanceof BudgetExceeded) return new PolicyError(policy, error.message);
+    if (error instanceof HardwareUsageError) return new PolicyError(policy, error.message);
+    return error;
+  }
+
+  private env(policy: string, rng: () => number): ActorEnv {
+    const machine = this.machine;
+    const charge = (): void => {
+      if (machine.recorder.callCount > this.budget) {
+        throw new BudgetExceeded(`step budget exceeded (${this.budget} primitive calls in one op)`);
+      }
+    };
+    const guard = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (error) {
+        if (error instanceof PolicyError) throw error;
+        throw new PolicyError(policy, error instanceof BudgetExceeded ? error.message : describe(error));
+      }
+    };
+    // Policies get the machine with every primitive charged to the step's budget, so a hook that
+    // loops on the hardware ends as a policy error instead of hanging the run.
+    const wrapped = new Map<PropertyKey, unknown>();
+    const policyMachine = new Proxy(machine, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        let fn = wrapped.get(prop);
+        if (fn === undefined) {
+          const method = value as (...args: unknown[]) => unknown;
+          fn = (...args: unknown[]) => {
+            charge();
+            return method.apply(target, args);
+          };
+          wrapped.set(prop, fn);
+        }
+        return fn;
+      },
+    });
+    return { guard, charge, policyMachine, random: rng };
+  }
+
+  private buildActors(): Actors {
+    const guest = this.guestActor;
+    const host = this.hostActor;
+    return {
+      guest,
+      device: { dma: (op) => this.dma(op) },
+      host: {
+        split: (gpa) => {
+          if (gpa >= this.config.guestMemory) return { skipped: `gpa 0x${gpa.toString(16)} is beyond guest memory` };
+          host.split(gpa);
+          return {};
+        },
+        sync: () => {
+          host.sync();
+          return {};
+        },
+      },
+      adversary: { run: (op) => this.adversary(op) },
+    };
+  }
+
+  /** A device DMA: against a live buffer or mapping (legitimate when in bounds and the device owns it), or a raw IOVA. */
+  private dma(op: DeviceOp): Outcome {
+    if (!this.config.devices.some((d) => d.id === op.dev)) return { skipped: `no device ${op.dev}` };
+    if (!(op.len > 0)) return { skipped: 'zero-length DMA' };
+    const offset = op.offset ?? 0;
+    let iova: number;
+    let legit = false;
+    let target: DmaRecord['target'];
+    if (op.buf !== undefined) {
+      const buffer = this.guestActor.buffer(op.buf);
+      if (buffer === undefined) return { skipped: 'no live coherent buffer' };
+      iova = buffer.iova + offset;
+      legit = buffer.dev === op.dev && offset >= 0 && offset + op.len <= buffer.bytes;
+      target = { kind: 'buf', id: buffer.id };
+    } else if (op.map !== undefined) {
+      const mapping = this.guestActor.mapping(op.map);
+      if (mapping === undefined) return { skipped: 'no live streaming mapping' };
+      iova = mapping.iova + offset;
+      legit = mapping.dev === op.dev && offset >= 0 && offset + op.len <= mapping.bytes;
+      target = { kind: 'map', id: mapping.id };
+    } else if (op.iova !== undefined) {
+      iova = op.iova + offset;
+    } else {
+      return { skipped: 'a DMA needs buf, map or iova' };
+    }
+    const result = this.machine.dma(op.dev, iova, op.len, op.write);
+    const record: DmaRecord = {
+      dev: op.dev,
+      iova,
+      len: op.len,
+      write: op.write,
+      legit,
+      tokens: result.tokens,
+      result: { ok: result.ok, pieces: result.pieces, faults: result.faults },
+    };
+    if (target !== undefined) record.target = target;
+    this.pendingDmas.push(record);
+    return {};
+  }
+
+  private adversary(op: AdversaryOp): Outcome {
+    const machine = this.machine;
+    try {
+      switch (op.op) {
+        case 'hw_rmpupdate':
+          machine.rmpUpdate(op.hpa, {
+            assigned: op.assigned,
+            asid: op.asid,
+            gpa: op.gpa,
+            size: op.size,
+            ...(op.immutable !== undefined ? { immutable: op.immutable } : {}),
+          });
+          break;
+        case 'hw_psmash':
+          machine.psmash(op.hpa);
+          break;
+        case 'hw_map':
+          if (op.table === 'npt') machine.nptMap(op.gpa, op.hpa, pageBytes(op.size));
+          else for (const device of machine.devices) machine.ioMap(device.id, op.gpa, op.hpa, pageBytes(op.size));
+          break;
+        case 'hw_unmap':
+          if (op.table === 'npt') machine.nptUnmap(op.gpa, pageBytes(op.size));
+          else for (const device of machine.devices) machine.ioUnmap(device.id, op.gpa, pageBytes(op.size));
+          break;
+        case 'hw_host_write':
+          machine.hostWrite(op.hpa - (op.hpa % SZ_4K));
+          break;
+      }
+    } catch (error) {
+      // The op's own arguments are what the hardware refused: not a policy's fault.
+      if (error instanceof HardwareUsageError) return { skipped: `the hardware refused the op: ${error.message}` };
+      throw error;
+    }
+    return {};
+  }
+}
+
+/** Build and boot the world of a case. */
+export function createWorld(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string): World {
+  return new SimWorld(config, policies, seed);
+}

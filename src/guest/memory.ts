@@ -1,0 +1,294 @@
+// The Linux SEV-SNP guest's memory management: acceptance (snp_accept_memory()), page state
+// changes (__set_pages_state() with pvalidate_pages() / pval_pages() and vmgexit_psc()) and CPU
+// accesses, over the hardware primitives. Every #NPF exit goes to the host, and the instruction
+// is retried a bounded number of times: a host that never resolves a fault is a livelock the
+// guest reports (a finding), not a hang.
+//
+// Sources: arch/x86/coco/sev/core.c (set_pages_state(), __set_pages_state(), pvalidate_pages(),
+// pval_pages(), vmgexit_psc(), snp_accept_memory()); research/amd-snp.md sections 3-4.
+
+import type { GuestEvent } from '../api.ts';
+import type { Machine } from '../model/machine.ts';
+import { SZ_2M, SZ_4K, alignDown, type PageSize } from '../model/size.ts';
+import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault } from '../model/types.ts';
+import type { Config } from '../ops/types.ts';
+import type { ConversionStep, GuestContext, GuestPolicy } from '../policies/types.ts';
+import type { ActorEnv } from '../host/env.ts';
+import { PSC_MAX_ENTRIES, type Hypervisor, type PscDesc, type PscEntry } from './ghcb.ts';
+import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from './pages.ts';
+
+/** Retries of one instruction after #NPF exits before the guest calls it a livelock. */
+export const MAX_NPF_RETRIES = 8;
+/** VMGEXITs of one PSC request that make no progress before the guest gives up. */
+export const MAX_PSC_STALLS = 8;
+/** An instruction that never completed (the host did not resolve its #NPF). */
+export const LIVELOCK = -1;
+
+/** What the guest did and reported during one step. */
+export interface GuestLog {
+  events: GuestEvent[];
+  /** Conditions Linux would WARN about or terminate on (sev_es_terminate()). */
+  errors: string[];
+  /** What the op returned to its caller when it did not simply succeed. */
+  result: string | undefined;
+}
+
+const hexOf = (n: number): string => `0x${n.toString(16)}`;
+
+export function linuxPageSize(gpa: number, remaining: number): PageSize {
+  return gpa % SZ_2M === 0 && remaining >= SZ_2M ? '2M' : '4K';
+}
+
+export function linuxConversionSteps(to: 'shared' | 'private'): readonly ConversionStep[] {
+  return to === 'shared' ? ['rescind', 'psc'] : ['psc', 'validate'];
+}
+
+export class GuestMemory {
+  readonly pages = new PageStates();
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly config: Config,
+    private readonly policy: GuestPolicy,
+    private readonly ctx: GuestContext,
+    private readonly env: ActorEnv,
+    private readonly hv: Hypervisor,
+    private readonly log: GuestLog,
+  ) {}
+
+  private error(message: string): void {
+    this.log.errors.push(message);
+  }
+
+  private touch(gpa: number, len: number): void {
+    this.machine.recorder.touchGfnRange(gpa, len);
+  }
+
+  // ---- instructions with #NPF handling -------------------------------------------------------
+
+  /** One PVALIDATE, retried after each #NPF the host handles; the status, or LIVELOCK. */
+  pvalidate(gpa: number, size: PageSize, validate: boolean): number {
+    let last: Fault | undefined;
+    for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
+      this.env.charge();
+      const result = this.machine.pvalidate(gpa, size, validate);
+      if ('status' in result) {
+        this.log.events.push({ kind: 'pvalidate', gpa, size, validate, status: result.status });
+        return result.status;
+      }
+      last = result.npf;
+      this.hv.npf(result.npf, { private: true, write: false });
+    }
+    this.error(`PVALIDATE ${hexOf(gpa)} ${size}: livelock, the host left the #NPF unresolved (${last?.reason ?? '?'})`);
+    return LIVELOCK;
+  }
+
+  /**
+   * pvalidate_pages(): one entry at its size; a 2M request the RMP holds at 4K
+   * (FAIL_SIZEMISMATCH) is retried as 512 4K requests (pval_pages()).
+   */
+  pvalidateEntry(gpa: number, size: PageSize, validate: boolean): boolean {
+    const status = this.pvalidate(gpa, size, validate);
+    if (size === '2M' && status === PVALIDATE_FAIL_SIZEMISMATCH) {
+      let ok = true;
+      for (let offset = 0; offset < SZ_2M && ok; offset += SZ_4K) ok = this.pvalidateEntry(gpa + offset, '4K', validate);
+      return ok;
+    }
+    const bytes = size === '2M' ? SZ_2M : SZ_4K;
+    if (status === PVALIDATE_OK || status === PVALIDATE_FAIL_NOUPDATE) {
+      if (status === PVALIDATE_FAIL_NOUPDATE) {
+        this.error(`PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'}: already in that state (CF=1), Linux WARNs and terminates`);
+      }
+      for (let gfn = gpa / SZ_4K; gfn < (gpa + bytes) / SZ_4K; gfn++) this.pages.update(gfn, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
+      this.touch(gpa, bytes);
+      return true;
+    }
+    if (status !== LIVELOCK) this.error(`PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'} failed with status ${status}`);
+    return false;
+  }
+
+  /** A CPU access with #NPF handling; false after a #VC or a livelock. */
+  access(gpa: number, write: boolean, priv: boolean): boolean {
+    for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
+      this.env.charge();
+      const result = this.machine.guestAccess(gpa, { write, private: priv });
+      if (result.ok) {
+        this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: true });
+        return true;
+      }
+      if (result.fault.kind !== 'npf') {
+        this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
+        this.error(`${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}: #VC ${result.fault.reason} (Linux terminates)`);
+        return false;
+      }
+      this.hv.npf(result.fault, { private: priv, write });
+    }
+    this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
+    this.error(`access of ${hexOf(gpa)}: livelock, the host left the #NPF unresolved`);
+    return false;
+  }
+
+  /** A memcpy between guest buffers (a swiotlb bounce), resumed after each #NPF. */
+  copy(src: number, srcPrivate: boolean, dst: number, dstPrivate: boolean, len: number): boolean {
+    let done = 0;
+    let stalls = 0;
+    while (done < len) {
+      this.env.charge();
+      const result = this.machine.guestCopy(src + done, srcPrivate, dst + done, dstPrivate, len - done);
+      if (result.ok) return true;
+      done += result.copied;
+      const fault = result.fault;
+      const onSource = fault.addr === src + done;
+      if (fault.kind !== 'npf') {
+        this.error(`bounce copy ${hexOf(src)} -> ${hexOf(dst)}: #VC ${fault.reason} at ${hexOf(fault.addr)}`);
+        return false;
+      }
+      if (result.copied === 0 && ++stalls > MAX_NPF_RETRIES) {
+        this.error(`bounce copy ${hexOf(src)} -> ${hexOf(dst)}: livelock at ${hexOf(fault.addr)} (${fault.reason})`);
+        return false;
+      }
+      if (result.copied > 0) stalls = 0;
+      this.hv.npf(fault, { private: onSource ? srcPrivate : dstPrivate, write: !onSource });
+    }
+    return true;
+  }
+
+  // ---- acceptance -----------------------------------------------------------------------------
+
+  /**
+   * Accept the unaccepted pages of [start, end): snp_accept_memory() is set_pages_state(PRIVATE),
+   * a PSC to private followed by PVALIDATE at 2M where the GPA is 2M-aligned and 2M remain.
+   */
+  acceptRange(start: number, end: number): boolean {
+    let ok = true;
+    end = Math.min(end, this.config.guestMemory);
+    let gpa = alignDown(start, SZ_4K);
+    while (gpa < end) {
+      if (this.pages.has(gpa / SZ_4K, ACCEPTED)) {
+        gpa += SZ_4K;
+        continue;
+      }
+      let runEnd = gpa + SZ_4K;
+      while (runEnd < end && !this.pages.has(runEnd / SZ_4K, ACCEPTED)) runEnd += SZ_4K;
+      if (this.setPagesState(gpa, runEnd, 'private', 'accept')) {
+        for (let gfn = gpa / SZ_4K; gfn < runEnd / SZ_4K; gfn++) this.pages.update(gfn, ACCEPTED, 0);
+      } else {
+        ok = false;
+      }
+      gpa = runEnd;
+    }
+    return ok;
+  }
+
+  /** accept_memory() on allocation: the 2M units (the EFI unaccepted bitmap's unit_size) of the range. */
+  acceptUnits(start: number, end: number): boolean {
+    return this.acceptRange(alignDown(start, SZ_2M), Math.min(this.config.guestMemory, alignDown(end + SZ_2M - 1, SZ_2M)));
+  }
+
+  // ---- page state changes ---------------------------------------------------------------------
+
+  /**
+   * __set_pages_state() over [start, end) in descriptors of at most 253 entries: to shared,
+   * rescind then PSC; to private, PSC then validate (or the policy's order). Returns false when
+   * something failed; pages whose change did not complete stay marked converting.
+   */
+  setPagesState(start: number, end: number, to: 'shared' | 'private', purpose: 'accept' | 'convert'): boolean {
+    const entries: { gpa: number; size: PageSize }[] = [];
+    const policy = this.policy;
+    for (let gpa = start; gpa < end; ) {
+      const remaining = end - gpa;
+      let size = policy.pageSize
+        ? this.env.guard(() => {
+            const chosen = policy.pageSize?.(this.ctx, { gpa, remaining, purpose });
+            if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${JSON.stringify(chosen)}`);
+            return chosen;
+          })
+        : linuxPageSize(gpa, remaining);
+      // A 2M entry must be aligned and fit: anything else is a policy error the guest corrects.
+      if (size === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) size = '4K';
+      entries.push({ gpa, size });
+      gpa += size === '2M' ? SZ_2M : SZ_4K;
+    }
+    const steps = policy.conversionSteps
+      ? this.env.guard(() => {
+          const chosen: unknown = policy.conversionSteps?.(this.ctx, { to, purpose });
+          const valid = (s: unknown): s is ConversionStep => s === 'rescind' || s === 'psc' || s === 'validate';
+          if (!Array.isArray(chosen) || !chosen.every(valid)) throw new Error(`conversionSteps returned ${JSON.stringify(chosen)}`);
+          return chosen;
+        })
+      : linuxConversionSteps(to);
+    for (let first = 0; first < entries.length; first += PSC_MAX_ENTRIES) {
+      const batch = entries.slice(first, first + PSC_MAX_ENTRIES);
+      if (!this.changeBatch(batch, to, steps)) return false;
+    }
+    return true;
+  }
+
+  private changeBatch(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
+    const bytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
+    for (const entry of batch) {
+      for (let gfn = entry.gpa / SZ_4K; gfn < (entry.gpa + bytes(entry.size)) / SZ_4K; gfn++) this.pages.update(gfn, CONVERTING, 0);
+      this.touch(entry.gpa, bytes(entry.size));
+    }
+    for (const step of steps) {
+      if (step === 'psc') {
+        if (!this.psc(batch, to)) return false;
+        continue;
+      }
+      const validate = step === 'validate';
+      for (const entry of batch) if (!this.pvalidateEntry(entry.gpa, entry.size, validate)) return false;
+    }
+    for (const entry of batch) {
+      for (let gfn = entry.gpa / SZ_4K; gfn < (entry.gpa + bytes(entry.size)) / SZ_4K; gfn++) this.pages.update(gfn, 0, CONVERTING);
+    }
+    return true;
+  }
+
+  /**
+   * vmgexit_psc(): VMGEXIT until cur_entry passes end_entry. The host may do part of the work per
+   * exit; the guest checks that it never goes backwards and gives up after a few exits without
+   * progress.
+   */
+  private psc(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private'): boolean {
+    const entries: PscEntry[] = batch.map((e) => ({ gfn: e.gpa / SZ_4K, size: e.size, op: to, curPage: 0 }));
+    const endEntry = entries.length - 1;
+    const desc: PscDesc = { curEntry: 0, endEntry, entries };
+    const pagesOf = (entry: PscEntry): number => (entry.size === '2M' ? 512 : 1);
+    const progress = (): number => entries.reduce((sum, e) => sum + Math.min(e.curPage, pagesOf(e)), 0);
+    let stalls = 0;
+    let reported = 0;
+    const fail = (message: string): boolean => {
+      this.error(message);
+      for (let i = reported; i <= endEntry; i++) {
+        const entry = entries[i];
+        if (entry !== undefined) this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: false });
+      }
+      return false;
+    };
+    while (desc.curEntry <= desc.endEntry) {
+      this.env.charge();
+      const curEntry = desc.curEntry;
+      const before = progress();
+      const error = this.hv.psc(desc);
+      if (error !== undefined) return fail(`PSC to ${to} failed: ${error}`);
+      if (desc.endEntry > endEntry || desc.curEntry < curEntry) {
+        return fail(`SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry})`);
+      }
+      const completed = Math.min(desc.curEntry, endEntry + 1);
+      for (let i = reported; i < completed; i++) {
+        const entry = entries[i];
+        if (entry === undefined) continue;
+        this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: true });
+        const pages = pagesOf(entry);
+        for (let gfn = entry.gfn; gfn < entry.gfn + pages; gfn++) this.pages.update(gfn, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
+      }
+      reported = Math.max(reported, completed);
+      if (desc.curEntry === curEntry && progress() <= before) {
+        if (++stalls > MAX_PSC_STALLS) return fail(`PSC to ${to} at ${hexOf(entries[curEntry]?.gfn ?? 0)}: no progress after ${MAX_PSC_STALLS} exits (host livelock)`);
+      } else {
+        stalls = 0;
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,15 @@
+// What the world gives an actor: the seeded randomness of its policy, the step's work budget, and
+// the guard that turns whatever a policy hook throws into the world's policy error.
+
+import type { Machine } from '../model/machine.ts';
+
+export interface ActorEnv {
+  /** Run a policy hook; an exception (or a hardware usage error) becomes a policy error. */
+  guard<T>(fn: () => T): T;
+  /** Account one unit of work; throws once the step went past its budget. */
+  charge(): void;
+  /** The machine as policies see it: every primitive call is charged to the step. */
+  readonly policyMachine: Machine;
+  /** The policy's seeded stream (seedrandom of the case seed and a fixed label). */
+  random(): number;
+}

@@ -1,0 +1,460 @@
+// The simulated hypervisor: KVM (nested page faults, PSC handling, guest_memfd and the RMP), the
+// VMM (QEMU's memory conversion and its VFIO/iommufd mappings) and the host IOMMU driver. Every
+// decision a host policy may want to change goes through the policy's hooks (policies/types.ts);
+// what is here is the mechanism and KVM's default answers.
+//
+// Sources (research/amd-snp.md sections 2-3, 5, 7): sev_handle_rmp_fault(), sev_gmem_prepare()
+// and is_large_rmp_possible(), sev_gmem_max_mapping_level(), sev_gmem_invalidate(),
+// snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
+
+import type { HostView } from '../api.ts';
+import type { Fault, PrimitiveCall } from '../model/types.ts';
+import { PSMASH_FAIL_INPUT, RMPUPDATE_OK } from '../model/types.ts';
+import type { Machine } from '../model/machine.ts';
+import type { Config } from '../ops/types.ts';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, alignDown, pfnOf, type PageSize } from '../model/size.ts';
+import type {
+  ConvertRequest,
+  HostBacking,
+  HostContext,
+  HostPolicy,
+  IoEvent,
+  KvmHelpers,
+  PrivateFault,
+  SplitRequest,
+} from '../policies/types.ts';
+import type { Hypervisor, PscDesc } from '../guest/ghcb.ts';
+import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type BackedRun } from './backing.ts';
+import type { ActorEnv } from './env.ts';
+import { Iommu } from './iommu.ts';
+
+/** Upstream forces 4K IOMMU pages under SEV-SNP. */
+export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
+
+export class Host implements HostView, Hypervisor {
+  readonly backingState: Backing;
+  readonly iommu: Iommu;
+  readonly ctx: HostContext;
+  private readonly kvm: KvmHelpers;
+  /** Devices with IO unmaps (gathered invalidations, deferred frees) not yet flushed. */
+  private readonly pendingFlush = new Set<number>();
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly config: Config,
+    private readonly policy: HostPolicy,
+    private readonly env: ActorEnv,
+  ) {
+    this.backingState = new Backing(config.guestMemory, config.hugeBacking);
+    this.iommu = new Iommu(machine, this.backingState, env);
+    this.kvm = {
+      defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
+      defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true),
+      defaultSplit: (request) => this.defaultSplit(request),
+      psmash: (gpa, options) => this.psmash(gpa, options?.npt ?? 'zap'),
+      zapNpt: (gpa, len) => this.zapNpt(gpa, len),
+    };
+    const backing = this.backingState;
+    this.ctx = {
+      config,
+      policy: policy.name,
+      machine: env.policyMachine,
+      random: () => env.random(),
+      backing: (gpa) => backing.backing(gpa),
+      gmemFrame: (gpa) => GMEM_BASE + alignDown(gpa, SZ_4K),
+      vmmFrame: (gpa) => VMM_RAM_BASE + alignDown(gpa, SZ_4K),
+      folioSize: (gpa) => backing.folioSize(gpa),
+      kvm: this.kvm,
+      iommu: this.iommu,
+    };
+  }
+
+  // ---- HostView ----------------------------------------------------------------------------
+
+  backing(gpa: number): HostBacking | undefined {
+    return this.backingState.backing(gpa);
+  }
+
+  get flushPending(): boolean {
+    return this.pendingFlush.size > 0;
+  }
+
+  /** Track gathered-but-unflushed IO unmaps from the primitive calls of a step. */
+  observe(calls: readonly PrimitiveCall[]): void {
+    for (const call of calls) {
+      const dev = call.args.dev;
+      if (typeof dev !== 'number') continue;
+      if (call.prim === 'io_unmap' || call.prim === 'io_split') this.pendingFlush.add(dev);
+      else if (call.prim === 'iommu_flush') this.pendingFlush.delete(dev);
+    }
+  }
+
+  // ---- lifecycle and host ops --------------------------------------------------------------
+
+  start(): void {
+    const policy = this.policy;
+    if (policy.start) this.env.guard(() => policy.start?.(this.ctx));
+  }
+
+  /** host_split {gpa}. */
+  split(gpa: number): void {
+    const request: SplitRequest = { gpa: alignDown(gpa, SZ_2M) };
+    const policy = this.policy;
+    this.env.guard(() => (policy.split ? policy.split(this.ctx, request) : this.defaultSplit(request)));
+  }
+
+  /** host_sync: the flush point. */
+  sync(): void {
+    const policy = this.policy;
+    this.env.guard(() => {
+      if (policy.flush) policy.flush(this.ctx);
+      else for (const device of this.machine.devices) this.iommu.flush(device.id);
+    });
+  }
+
+  // ---- Hypervisor (what the guest reaches) -------------------------------------------------
+
+  tdiRun(dev: number): string {
+    const locked = this.machine.tdiSetState(dev, 'locked');
+    if (locked !== 'ok') return locked;
+    // The VMM moves the device's IOMMUFD to the private view before the TDI runs.
+    this.iommu.setView(dev, 'private');
+    this.io({ kind: 'attach', dev, view: 'private' });
+    return this.machine.tdiSetState(dev, 'run');
+  }
+
+  tdiStop(dev: number): string {
+    const result = this.machine.tdiSetState(dev, 'unlocked');
+    if (result !== 'ok') return result;
+    if (this.iommu.view(dev) !== 'shared') {
+      this.iommu.setView(dev, 'shared');
+      this.io({ kind: 'attach', dev, view: 'shared' });
+    }
+    return result;
+  }
+
+  npf(fault: Fault, access: { private: boolean; write: boolean }): void {
+    const gpa = alignDown(fault.addr, SZ_4K);
+    if (gpa >= this.config.guestMemory) return;
+    if (!access.private) {
+      this.sharedFault(gpa);
+      return;
+    }
+    const index = Math.floor(gpa / SZ_2M);
+    const wholeRegion = (index + 1) * SZ_2M <= this.config.guestMemory;
+    const privateFault: PrivateFault = {
+      gpa,
+      write: access.write,
+      kind: fault.sizem === true ? 'sizem' : fault.rmp === true ? 'rmp' : 'not-present',
+      reason: fault.reason,
+      maxLevel: wholeRegion && this.backingState.sharedCount(index) === 0 ? '2M' : '4K',
+    };
+    const policy = this.policy;
+    this.env.guard(() => (policy.privateFault ? policy.privateFault(this.ctx, privateFault) : this.defaultPrivateFault(privateFault, undefined)));
+  }
+
+  /**
+   * SVM_VMGEXIT_PSC (snp_begin_psc()): validate each entry, coalesce adjacent entries of one op
+   * and size, hand each run to the policy (KVM_HC_MAP_GPA_RANGE -> the VMM), advance cur_entry /
+   * cur_page by what was done, and return to the guest when a run was left incomplete.
+   */
+  psc(desc: PscDesc): string | undefined {
+    const { entries } = desc;
+    if (desc.endEntry >= entries.length || desc.curEntry < 0) return 'PSC_INVALID_HDR';
+    let idx = desc.curEntry;
+    while (idx <= desc.endEntry) {
+      this.env.charge();
+      const first = entries[idx];
+      if (first === undefined) return 'PSC_INVALID_HDR';
+      const npages = first.size === '2M' ? FRAMES_PER_2M : 1;
+      if (first.curPage > npages) return 'PSC_INVALID_ENTRY';
+      if (first.size === '2M' && first.gfn % FRAMES_PER_2M !== 0) return 'PSC_INVALID_ENTRY';
+      // A 2M entry already partly done continues as 4K pages (snp_begin_psc()).
+      let pages = npages - first.curPage;
+      const pageSize: PageSize = first.size === '2M' && first.curPage === 0 ? '2M' : '4K';
+      let last = idx;
+      while (last + 1 <= desc.endEntry) {
+        const next = entries[last + 1];
+        if (next === undefined || next.op !== first.op || next.curPage !== 0 || next.size !== first.size) break;
+        if (next.gfn !== first.gfn + first.curPage + pages) break;
+        if (next.size === '2M' && next.gfn % FRAMES_PER_2M !== 0) break;
+        pages += next.size === '2M' ? FRAMES_PER_2M : 1;
+        last++;
+      }
+      const gpa = (first.gfn + first.curPage) * SZ_4K;
+      const request: ConvertRequest = { gpa, len: pages * SZ_4K, to: first.op, pageSize };
+      const done = this.convert(request);
+      // Advance cur_entry / cur_page over what the host reports done.
+      let left = Math.floor(done / SZ_4K);
+      for (let i = idx; i <= last; i++) {
+        const entry = entries[i];
+        if (entry === undefined) break;
+        const total = entry.size === '2M' ? FRAMES_PER_2M : 1;
+        const step = Math.min(left, total - entry.curPage);
+        entry.curPage += step;
+        left -= step;
+        if (entry.curPage === total) desc.curEntry = i + 1;
+        else break;
+      }
+      if (done < request.len) return undefined;
+      idx = last + 1;
+    }
+    desc.curEntry = desc.endEntry + 1;
+    return undefined;
+  }
+
+  // ---- decision points ---------------------------------------------------------------------
+
+  /** The policy's convert hook; returns the bytes done (clamped, 4K granular). */
+  private convert(request: ConvertRequest): number {
+    const policy = this.policy;
+    const result = this.env.guard(() => (policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false)));
+    if (typeof result !== 'number' || !Number.isFinite(result)) return request.len;
+    return Math.max(0, Math.min(request.len, alignDown(Math.floor(result), SZ_4K)));
+  }
+
+  private io(event: IoEvent): void {
+    const policy = this.policy;
+    this.env.guard(() => (policy.io ? policy.io(this.ctx, event) : this.iommu.defaultIo(event)));
+  }
+
+  private ioRuns(kind: 'map' | 'unmap', shared: boolean, runs: readonly BackedRun[]): void {
+    if (runs.length === 0) return;
+    const devices = this.iommu.devicesSeeing(shared);
+    for (const run of runs) {
+      if (kind === 'map') this.io({ kind: 'map', gpa: run.gpa, len: run.len, hpa: run.hpa, shared, devices });
+      else this.io({ kind: 'unmap', gpa: run.gpa, len: run.len, shared, devices });
+    }
+  }
+
+  // ---- KVM defaults --------------------------------------------------------------------------
+
+  private gmem(gpa: number): number {
+    return GMEM_BASE + gpa;
+  }
+
+  private rmpEntry(gpa: number) {
+    return this.machine.rmp.entry(pfnOf(this.gmem(gpa)));
+  }
+
+  zapNpt(gpa: number, len: number): void {
+    const leaves: { iova: number; size: number }[] = [];
+    for (const leaf of this.machine.npt.leaves(gpa, gpa + len)) leaves.push({ iova: leaf.iova, size: leaf.size });
+    for (const leaf of leaves) {
+      this.env.charge();
+      this.machine.nptUnmap(leaf.iova, leaf.size);
+    }
+  }
+
+  psmash(gpa: number, npt: 'zap' | 'split'): number {
+    const region = alignDown(gpa, SZ_2M);
+    const entry = this.rmpEntry(region);
+    if (!entry.assigned || entry.size !== '2M') return PSMASH_FAIL_INPUT;
+    this.env.charge();
+    const status = this.machine.psmash(this.gmem(region));
+    if (status !== 0) return status;
+    const leaf = this.machine.npt.leafAt(region);
+    if (leaf !== undefined && leaf.size >= SZ_2M) {
+      if (npt === 'split' && leaf.size === SZ_2M) this.machine.nptSplit(region, SZ_4K);
+      else this.zapNpt(region, SZ_2M);
+    }
+    this.io({ kind: 'smash', gpa: region, devices: this.machine.devices.map((d) => d.id) });
+    return status;
+  }
+
+  private defaultPrivateFault(fault: PrivateFault, maxSize: PageSize | undefined): void {
+    const gpa = alignDown(fault.gpa, SZ_4K);
+    const region = alignDown(gpa, SZ_2M);
+    const gfn = gpa / SZ_4K;
+    // sev_handle_rmp_fault(): a 4K access or PVALIDATE on a 2M RMP entry -> PSMASH + zap.
+    if (fault.kind === 'sizem' || fault.reason === 'npt 4K over rmp 2M') {
+      this.psmash(region, 'zap');
+      return;
+    }
+    if (this.backingState.state(gfn) === SHARED) {
+      // A private access to a page the host has shared: KVM_EXIT_MEMORY_FAULT, and the VMM
+      // converts it back (an implicit conversion).
+      this.convert({ gpa, len: SZ_4K, to: 'private', pageSize: '4K' });
+      if (this.backingState.state(gfn) === SHARED) return;
+    }
+    const folio = this.backingState.folioSize(gpa);
+    if (this.backingState.state(gfn) === NOT_BACKED) this.prepare(gpa, folio, maxSize);
+    if (this.backingState.state(gfn) !== PRIVATE) return;
+    const entry = this.rmpEntry(gpa);
+    if (!entry.assigned) return;
+    const level: PageSize =
+      fault.maxLevel === '2M' && folio === '2M' && entry.size === '2M' && maxSize !== '4K' ? '2M' : '4K';
+    this.mapPrivateNpt(level === '2M' ? region : gpa, level);
+  }
+
+  /** sev_gmem_prepare(): the RMP entry of a newly faulted guest_memfd page (2M if possible). */
+  private prepare(gpa: number, folio: PageSize, maxSize: PageSize | undefined): void {
+    const region = alignDown(gpa, SZ_2M);
+    const index = region / SZ_2M;
+    const asid = this.machine.asid;
+    // is_large_rmp_possible(): a 2M folio whose whole frame range is unassigned.
+    if (folio === '2M' && maxSize !== '4K' && this.backingState.privateCount(index) === 0 && this.backingState.sharedCount(index) === 0) {
+      this.env.charge();
+      const status = this.machine.rmpUpdate(this.gmem(region), { assigned: true, asid, gpa: region, size: '2M' });
+      if (status === RMPUPDATE_OK) {
+        for (let i = 0; i < FRAMES_PER_2M; i++) this.backingState.set(index * FRAMES_PER_2M + i, PRIVATE);
+        this.ioRuns('map', false, [{ gpa: region, len: SZ_2M, hpa: this.gmem(region) }]);
+        return;
+      }
+    }
+    this.env.charge();
+    const status = this.machine.rmpUpdate(this.gmem(gpa), { assigned: true, asid, gpa, size: '4K' });
+    if (status !== RMPUPDATE_OK) return;
+    this.backingState.set(gpa / SZ_4K, PRIVATE);
+    this.ioRuns('map', false, [{ gpa, len: SZ_4K, hpa: this.gmem(gpa) }]);
+  }
+
+  private mapPrivateNpt(gpa: number, level: PageSize): void {
+    const len = level === '2M' ? SZ_2M : SZ_4K;
+    const hpa = this.gmem(gpa);
+    const leaf = this.machine.npt.leafAt(gpa);
+    if (leaf !== undefined && leaf.iova === gpa && leaf.size === len && leaf.pa === hpa) return;
+    this.zapNpt(gpa, len);
+    this.env.charge();
+    this.machine.nptMap(gpa, hpa, len);
+  }
+
+  private sharedFault(gpa: number): void {
+    const gfn = gpa / SZ_4K;
+    if (this.backingState.state(gfn) !== SHARED) {
+      // A shared access to a page the host keeps private: the VMM converts it (implicit conversion).
+      this.convert({ gpa, len: SZ_4K, to: 'shared', pageSize: '4K' });
+      if (this.backingState.state(gfn) !== SHARED) return;
+    }
+    const region = alignDown(gpa, SZ_2M);
+    const index = region / SZ_2M;
+    const chunk = this.backingState.chunk(index);
+    if (chunk !== undefined && this.backingState.sharedCount(index) === FRAMES_PER_2M) {
+      const leaf = this.machine.npt.leafAt(region);
+      if (leaf !== undefined && leaf.iova === region && leaf.size === SZ_2M && leaf.pa === chunk) return;
+      this.zapNpt(region, SZ_2M);
+      this.env.charge();
+      this.machine.nptMap(region, chunk, SZ_2M);
+      return;
+    }
+    const hpa = this.backingState.sharedFrame(gfn);
+    if (hpa === undefined) return;
+    const leaf = this.machine.npt.leafAt(gpa);
+    if (leaf !== undefined && leaf.pa + (gpa - leaf.iova) === hpa) return;
+    this.zapNpt(gpa, SZ_4K);
+    this.env.charge();
+    this.machine.nptMap(gpa, hpa, SZ_4K);
+  }
+
+  private defaultConvert(request: ConvertRequest, eager: boolean): void {
+    const start = alignDown(request.gpa, SZ_4K);
+    const end = Math.min(this.config.guestMemory, request.gpa + request.len);
+    if (end <= start) return;
+    if (request.to === 'shared') this.toShared(start, end);
+    else this.toPrivate(start, end, eager);
+  }
+
+  private toShared(start: number, end: number): void {
+    const backing = this.backingState;
+    let changing = false;
+    for (let gpa = start; gpa < end; gpa += SZ_4K) {
+      if (backing.state(gpa / SZ_4K) !== SHARED) {
+        changing = true;
+        break;
+      }
+    }
+    if (!changing) return;
+    // Setting the attributes zaps the NPT over the range (whole leaves).
+    this.zapNpt(start, end - start);
+    // sev_gmem_invalidate(): PSMASH 2M entries the range covers only partly; huge guest_memfd
+    // splits the folio of a partly converted 2M range.
+    for (let region = alignDown(start, SZ_2M); region < end; region += SZ_2M) {
+      const whole = region >= start && region + SZ_2M <= end;
+      if (whole) continue;
+      const entry = this.rmpEntry(region);
+      if (entry.assigned && entry.size === '2M') this.psmash(region, 'zap');
+      backing.splitFolio(region);
+    }
+    // The private view loses the range before the frames go back to the hypervisor.
+    this.ioRuns('unmap', false, this.collectRuns(start, end, PRIVATE));
+    const mapped: BackedRun[] = [];
+    for (let region = alignDown(start, SZ_2M); region < end; region += SZ_2M) {
+      const index = region / SZ_2M;
+      const from = Math.max(start, region);
+      const to = Math.min(end, region + SZ_2M);
+      const whole = from === region && to === region + SZ_2M;
+      const entry = this.rmpEntry(region);
+      if (whole && entry.assigned && entry.size === '2M') {
+        // rmp_make_shared(pfn, PG_LEVEL_2M).
+        this.env.charge();
+        this.machine.rmpUpdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
+      } else {
+        for (let gpa = from; gpa < to; gpa += SZ_4K) {
+          if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
+          this.env.charge();
+          this.machine.rmpUpdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
+        }
+      }
+      // New VMM frames: one 2M chunk for a whole region, else 4K frames.
+      if (whole && backing.sharedCount(index) === 0) {
+        const chunk = backing.allocShared(SZ_2M, SZ_2M);
+        for (let i = 0; i < FRAMES_PER_2M; i++) backing.set(index * FRAMES_PER_2M + i, SHARED, chunk + i * SZ_4K);
+        backing.setChunk(index, chunk);
+        mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
+        continue;
+      }
+      for (let gpa = from; gpa < to; gpa += SZ_4K) {
+        const gfn = gpa / SZ_4K;
+        if (backing.state(gfn) === SHARED) continue;
+        this.env.charge();
+        backing.set(gfn, SHARED);
+        const hpa = backing.sharedFrame(gfn) ?? 0;
+        const last = mapped[mapped.length - 1];
+        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
+        else mapped.push({ gpa, len: SZ_4K, hpa });
+      }
+    }
+    this.ioRuns('map', true, mapped);
+  }
+
+  private toPrivate(start: number, end: number, eager: boolean): void {
+    const backing = this.backingState;
+    const runs = this.collectRuns(start, end, SHARED);
+    if (runs.length > 0) {
+      this.zapNpt(start, end - start);
+      this.ioRuns('unmap', true, runs);
+      // QEMU discards the shared backing; the private side is faulted in lazily by KVM.
+      for (const run of runs) {
+        for (let gpa = run.gpa; gpa < run.gpa + run.len; gpa += SZ_4K) backing.set(gpa / SZ_4K, NOT_BACKED);
+      }
+    }
+    if (!eager) return;
+    for (let gpa = start; gpa < end; gpa += SZ_4K) {
+      this.env.charge();
+      if (backing.state(gpa / SZ_4K) === NOT_BACKED) this.prepare(gpa, backing.folioSize(gpa), undefined);
+    }
+  }
+
+  /** Runs of pages in [start, end) in `state`, with contiguous frames. */
+  private collectRuns(start: number, end: number, state: typeof PRIVATE | typeof SHARED): BackedRun[] {
+    const runs: BackedRun[] = [];
+    const backing = this.backingState;
+    for (let gpa = start; gpa < end; gpa += SZ_4K) {
+      const gfn = gpa / SZ_4K;
+      if (backing.state(gfn) !== state) continue;
+      const hpa = state === PRIVATE ? this.gmem(gpa) : (backing.sharedFrame(gfn) ?? 0);
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
+      else runs.push({ gpa, len: SZ_4K, hpa });
+    }
+    return runs;
+  }
+
+  private defaultSplit(request: SplitRequest): void {
+    const region = alignDown(request.gpa, SZ_2M);
+    if (region >= this.config.guestMemory) return;
+    this.backingState.splitFolio(region);
+    const entry = this.rmpEntry(region);
+    if (entry.assigned && entry.size === '2M') this.psmash(region, 'split');
+  }
+}

@@ -1,0 +1,151 @@
+// The VMM's side of the IOMMU (VFIO / iommufd over the iommupt S2 of each device): the helpers a
+// host policy uses to keep the IO page tables in line with what the host backs, and the default
+// behaviour of today's VFIO (map and unmap exactly what it is told, never split, flush after an
+// unmap as iommu_unmap() does through iommu_iotlb_sync()).
+
+import type { Machine } from '../model/machine.ts';
+import { SZ_2M, alignDown, pfnOf } from '../model/size.ts';
+import type { IoEvent, IommuHelpers } from '../policies/types.ts';
+import type { Backing } from './backing.ts';
+import type { ActorEnv } from './env.ts';
+
+export type DeviceViewKind = 'private' | 'shared';
+
+export class Iommu implements IommuHelpers {
+  /** Each device's S2 view: a trusted device in RUN sees the private view, the rest the shared one. */
+  private readonly views = new Map<number, DeviceViewKind>();
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly backing: Backing,
+    private readonly env: ActorEnv,
+  ) {
+    for (const device of machine.devices) this.views.set(device.id, 'shared');
+  }
+
+  setView(dev: number, view: DeviceViewKind): void {
+    this.views.set(dev, view);
+  }
+
+  view(dev: number): DeviceViewKind {
+    return this.views.get(dev) ?? 'shared';
+  }
+
+  /** The devices whose S2 shows private (or shared) memory now. */
+  devicesSeeing(shared: boolean): number[] {
+    const want: DeviceViewKind = shared ? 'shared' : 'private';
+    const out: number[] = [];
+    for (const device of this.machine.devices) if (this.view(device.id) === want) out.push(device.id);
+    return out;
+  }
+
+  devices(): readonly { id: number; trusted: boolean; view: DeviceViewKind }[] {
+    return this.machine.devices.map((d) => ({ id: d.id, trusted: d.trusted, view: this.view(d.id) }));
+  }
+
+  defaultIo(event: IoEvent): void {
+    switch (event.kind) {
+      case 'map':
+        for (const dev of event.devices) this.map(dev, event.gpa, event.hpa, event.len);
+        return;
+      case 'unmap':
+        // VFIO hands the range to iommu_unmap() as it is: iommupt never splits a leaf, so a range
+        // starting inside a larger leaf fails and the old translation stays (DOMAIN.md, iommupt).
+        for (const dev of event.devices) {
+          this.env.charge();
+          this.machine.ioUnmap(dev, event.gpa, event.len);
+          this.machine.iommuFlush(dev);
+        }
+        return;
+      case 'smash':
+        // Upstream VFIO does not know about RMP entries.
+        return;
+      case 'attach':
+        this.mirror(event.dev);
+        return;
+    }
+  }
+
+  map(dev: number, gpa: number, hpa: number, len: number): boolean {
+    this.env.charge();
+    const result = this.machine.ioMap(dev, gpa, hpa, len);
+    if (result.error === undefined) return true;
+    // iommu_map() unmaps what it installed before the error.
+    if (result.mapped > 0) this.machine.ioUnmap(dev, gpa, result.mapped);
+    return false;
+  }
+
+  mapFollowingRmp(dev: number, gpa: number, hpa: number, len: number): boolean {
+    let ok = true;
+    let done = 0;
+    while (done < len) {
+      const at = gpa + done;
+      const frame = hpa + done;
+      const regionEnd = alignDown(at, SZ_2M) + SZ_2M;
+      const chunk = Math.min(len - done, regionEnd - at);
+      const whole = at % SZ_2M === 0 && chunk === SZ_2M && frame % SZ_2M === 0;
+      if (whole) {
+        const entry = this.machine.rmp.entry(pfnOf(frame));
+        if (entry.assigned && entry.size === '2M') {
+          ok = this.map(dev, at, frame, SZ_2M) && ok;
+        } else {
+          // Two halves: no 2M leaf can come out of a 1M range.
+          ok = this.map(dev, at, frame, SZ_2M / 2) && ok;
+          ok = this.map(dev, at + SZ_2M / 2, frame + SZ_2M / 2, SZ_2M / 2) && ok;
+        }
+      } else {
+        ok = this.map(dev, at, frame, chunk) && ok;
+      }
+      done += chunk;
+    }
+    return ok;
+  }
+
+  unmap(dev: number, gpa: number, len: number): number {
+    const device = this.machine.device(dev);
+    const starts: { iova: number; size: number }[] = [];
+    for (const leaf of device.s2.leaves(gpa, gpa + len)) if (leaf.iova >= gpa) starts.push({ iova: leaf.iova, size: leaf.size });
+    let unmapped = 0;
+    for (const leaf of starts) {
+      this.env.charge();
+      unmapped += this.machine.ioUnmap(dev, leaf.iova, leaf.size).unmapped;
+    }
+    return unmapped;
+  }
+
+  cut(dev: number, gpa: number, len: number, size: number): void {
+    const device = this.machine.device(dev);
+    for (const boundary of [gpa, gpa + len]) {
+      const leaf = device.s2.leafAt(boundary);
+      if (leaf === undefined || leaf.iova === boundary || leaf.size <= size) continue;
+      this.env.charge();
+      this.machine.ioSplit(dev, leaf.iova, size);
+    }
+  }
+
+  flush(dev: number): void {
+    this.env.charge();
+    this.machine.iommuFlush(dev);
+  }
+
+  mirror(dev: number, options: { followRmp?: boolean } = {}): void {
+    const device = this.machine.device(dev);
+    // One unmap per run of contiguous leaves (the walk goes on until an empty slot).
+    const runs: { iova: number; size: number }[] = [];
+    for (const leaf of device.s2.leaves()) {
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.iova + last.size === leaf.iova) last.size += leaf.size;
+      else runs.push({ iova: leaf.iova, size: leaf.size });
+    }
+    for (const run of runs) {
+      this.env.charge();
+      this.machine.ioUnmap(dev, run.iova, run.size);
+    }
+    if (runs.length > 0) this.flush(dev);
+    const view = this.view(dev);
+    for (const run of this.backing.runs(view)) {
+      if (options.followRmp === true && view === 'private') this.mapFollowingRmp(dev, run.gpa, run.hpa, run.len);
+      else this.map(dev, run.gpa, run.hpa, run.len);
+    }
+  }
+}

@@ -1,0 +1,267 @@
+// The policy contract (DESIGN.md, "Plugins"): what a user writes, in one file, to describe how a
+// hypervisor or a guest kernel manages page sizes. A policy is a plain object `{ name,
+// description, ...hooks }`; every hook is optional and defaults to what KVM + QEMU + Linux do
+// today. The actors (src/host, src/guest) call the hooks at their decision points; a hook acts
+// only through the hardware primitives (`ctx.machine`) and the small documented helpers on its
+// context, and draws randomness only from `ctx.random()` (seeded from the case seed), so a case
+// replays exactly.
+//
+// Built-in policies (src/policies/*.ts) are written against this file exactly as a user's would.
+
+import type { Config, DmaDirection } from '../ops/types.ts';
+import type { GuestPage } from '../api.ts';
+import type { Machine } from '../model/machine.ts';
+import type { PageSize } from '../model/size.ts';
+
+// =============================================================================================
+// Host
+
+/** A guest #NPF on a private access (or a private PVALIDATE) that the host must resolve. */
+export interface PrivateFault {
+  /** The faulting GPA, 4K-aligned. */
+  gpa: number;
+  write: boolean;
+  /**
+   * not-present: no NPT translation; rmp: the RMP check failed (the reason says why, e.g.
+   * "npt 4K over rmp 2M"); sizem: a 4K PVALIDATE on a 2M RMP entry (PFERR_GUEST_SIZEM).
+   */
+  kind: 'not-present' | 'rmp' | 'sizem';
+  reason: string;
+  /**
+   * The largest NPT level this fault may use before the folio and the RMP are looked at: 2M when
+   * the whole 2M GFN range has uniform (private) memory attributes and lies in guest memory
+   * (KVM's lpage_info / kvm_range_has_memory_attributes()), else 4K.
+   */
+  maxLevel: PageSize;
+}
+
+/** One guest page-state change the host must carry out (snp_begin_psc() -> KVM_HC_MAP_GPA_RANGE). */
+export interface ConvertRequest {
+  gpa: number;
+  /** Bytes, a multiple of 4K: adjacent PSC entries of one op and size are coalesced, as KVM does. */
+  len: number;
+  to: 'shared' | 'private';
+  /** The PSC entries' page size (a 2M entry already partly done counts as 4K, as in KVM). */
+  pageSize: PageSize;
+}
+
+export interface SplitRequest {
+  /** The 2M-aligned GPA whose guest_memfd folio the host splits. */
+  gpa: number;
+}
+
+/**
+ * A change of what the host backs, for the IO page tables to follow. `devices` lists the devices
+ * whose S2 shows this kind of memory: a trusted device in RUN sees the private view (the
+ * guest_memfd frames), every other device the shared view (research/amd-snp.md section 5: "each
+ * IOMMUFD instance is all-private or all-shared").
+ */
+export type IoEvent =
+  /** The host now backs [gpa, gpa + len) with frames hpa.. (contiguous). */
+  | { kind: 'map'; gpa: number; len: number; hpa: number; shared: boolean; devices: readonly number[] }
+  /** The backing of [gpa, gpa + len) goes away (a conversion discards it). */
+  | { kind: 'unmap'; gpa: number; len: number; shared: boolean; devices: readonly number[] }
+  /** The 2M RMP entry at the 2M-aligned `gpa` was PSMASHed into 4K entries. */
+  | { kind: 'smash'; gpa: number; devices: readonly number[] }
+  /** Device `dev`'s S2 switches to another view (its TDI went to RUN, or back to unlocked). */
+  | { kind: 'attach'; dev: number; view: 'private' | 'shared' };
+
+/** What the host believes backs a GPA (the HostView's answer). */
+export interface HostBacking {
+  hpa: number;
+  shared: boolean;
+  folioSize: PageSize;
+}
+
+export interface HostContext {
+  readonly config: Config;
+  /** The name of the policy being run. */
+  readonly policy: string;
+  /** The hardware primitives. Every call counts against the step's work budget. */
+  readonly machine: Machine;
+  /** A seeded stream in [0, 1): the same case gives the same numbers. Never use Math.random. */
+  random(): number;
+  /** The frame the host backs `gpa` with, undefined when it backs nothing there (yet). */
+  backing(gpa: number): HostBacking | undefined;
+  /** The guest_memfd frame of `gpa` (private memory lives at a fixed offset of the GPA). */
+  gmemFrame(gpa: number): number;
+  /**
+   * The frame of the VMM's RAM block for `gpa` (QEMU's memory backend as mapped at start, what a
+   * VFIO map at start pins). Conversions to shared back pages with new frames, never these.
+   */
+  vmmFrame(gpa: number): number;
+  /** The guest_memfd folio size over `gpa` (2M with hugeBacking until split, else 4K). */
+  folioSize(gpa: number): PageSize;
+  /** KVM's own handling, for hooks that change one detail and delegate the rest. */
+  readonly kvm: KvmHelpers;
+  /** The VMM's IOMMU (VFIO/iommufd) helpers. */
+  readonly iommu: IommuHelpers;
+}
+
+export interface KvmHelpers {
+  /**
+   * KVM's private fault: a SIZEM fault (or an NPT 4K over a 2M RMP) is answered with PSMASH and
+   * a zap of the 2M NPT range (sev_handle_rmp_fault()); a missing page is prepared from
+   * guest_memfd with a 2M RMP entry only if the folio is 2M and the whole 2M frame range is
+   * unassigned (is_large_rmp_possible()), else 4K, announced to the IO side with a `map` event,
+   * and mapped in the NPT at min(fault level, folio, RMP level) (sev_gmem_max_mapping_level()).
+   * `maxSize` caps the RMP and NPT size (a host that never builds 2M entries).
+   */
+  defaultPrivateFault(fault: PrivateFault, options?: { maxSize?: PageSize }): void;
+  /**
+   * KVM + QEMU kvm_convert_memory(): set the memory attributes (zapping the NPT), and to shared:
+   * PSMASH partial 2M entries, `unmap` the private view, rmp_make_shared() the guest_memfd frames
+   * (discarding them), back the range with new VMM frames and `map` them in the shared view; to
+   * private: `unmap` and discard the VMM frames, and fault private memory in lazily (or now, with
+   * `eager`). Only pages whose attribute changes are touched.
+   */
+  defaultConvert(request: ConvertRequest, options?: { eager?: boolean }): void;
+  /** Split the 2M folio, PSMASH a 2M RMP entry (a `smash` event) and split the NPT leaf. */
+  defaultSplit(request: SplitRequest): void;
+  /**
+   * PSMASH the 2M RMP entry over the 2M-aligned `gpa` (if it is one), then zap (default) or split
+   * the NPT's 2M leaf, and send the `smash` event to the policy's `io` hook. Returns the status.
+   */
+  psmash(gpa: number, options?: { npt?: 'zap' | 'split' }): number;
+  /** Remove every NPT leaf intersecting [gpa, gpa + len) (whole leaves, as KVM zaps SPTEs). */
+  zapNpt(gpa: number, len: number): void;
+}
+
+export interface IommuHelpers {
+  /** What VFIO/iommufd does for each event: map and unmap exactly the range (unmap then flush),
+   *  nothing on `smash`, and a rebuild of the device's S2 on `attach`. */
+  defaultIo(event: IoEvent): void;
+  /** The devices, with the view their S2 shows now. */
+  devices(): readonly { id: number; trusted: boolean; view: 'private' | 'shared' }[];
+  /** ioMap, rolled back (and false) on error. */
+  map(dev: number, gpa: number, hpa: number, len: number): boolean;
+  /**
+   * Like map, but never builds an S2 leaf larger than the RMP entry of the private frames below:
+   * a 2M leaf only over a 2M RMP entry, 4K leaves elsewhere.
+   */
+  mapFollowingRmp(dev: number, gpa: number, hpa: number, len: number): boolean;
+  /** Remove the leaves starting in [gpa, gpa + len), one by one (a leaf that starts before the
+   *  range stays: iommupt never splits). Returns the bytes unmapped. Does not flush. */
+  unmap(dev: number, gpa: number, len: number): number;
+  /** Split (machine.ioSplit, atomic) every leaf larger than `size` that straddles a boundary of
+   *  [gpa, gpa + len), so the range can then be unmapped exactly. */
+  cut(dev: number, gpa: number, len: number, size: number): void;
+  /** The driver's iotlb_sync for one device (gathered invalidations and deferred frees). */
+  flush(dev: number): void;
+  /** Empty the device's S2 and map everything the host backs in the device's current view. */
+  mirror(dev: number, options?: { followRmp?: boolean }): void;
+}
+
+export interface HostPolicy {
+  name: string;
+  description: string;
+  /**
+   * The IO page sizes (bytes) of every device's S2 domain (the page-size bitmap the IOMMU driver
+   * gives the domain). Default: 4K only, as upstream does for SEV-SNP (amd_iommu=nohugepages).
+   */
+  ioPageSizes?: readonly number[];
+  /** Once, when the VM starts, before the guest boots (a static VFIO map goes here). */
+  start?(ctx: HostContext): void;
+  /** A private #NPF. Default: ctx.kvm.defaultPrivateFault(fault). */
+  privateFault?(ctx: HostContext, fault: PrivateFault): void;
+  /**
+   * A page-state change. Return the bytes completed from the start of the request (fewer than
+   * asked makes KVM return to the guest with cur_entry/cur_page advanced that far, and the guest
+   * asks again); nothing means all. Default: ctx.kvm.defaultConvert(request).
+   */
+  convert?(ctx: HostContext, request: ConvertRequest): number | void;
+  /** The host splits a 2M folio (host_split). Default: ctx.kvm.defaultSplit(request). */
+  split?(ctx: HostContext, request: SplitRequest): void;
+  /** The IO page tables' decision point. Default: ctx.iommu.defaultIo(event). */
+  io?(ctx: HostContext, event: IoEvent): void;
+  /** The host's flush point (host_sync). Default: iommuFlush on every device. */
+  flush?(ctx: HostContext): void;
+}
+
+// =============================================================================================
+// Guest
+
+export interface GuestContext {
+  readonly config: Config;
+  readonly policy: string;
+  random(): number;
+  /** The guest's state of one 4K frame. */
+  page(gfn: number): GuestPage | undefined;
+  tdiAccepted(dev: number): boolean;
+}
+
+export interface SwiotlbPlacement {
+  /** Guest physical start, page-aligned. */
+  base: number;
+  /** Requested bytes (Linux rounds the slot count; the pool may come out larger). */
+  bytes: number;
+  /** The pool also serves dma_alloc_coherent() (io_tlb_mem.for_alloc). Default false. */
+  forAlloc?: boolean;
+}
+
+export type CoherentSource = 'atomic-pool' | 'pages' | 'swiotlb' | 'private';
+
+export interface CoherentRequest {
+  dev: number;
+  bytes: number;
+  /** A non-blocking (GFP_ATOMIC) request. */
+  atomic: boolean;
+  /** The device is an accepted TIO device: it reaches private memory directly. */
+  accepted: boolean;
+}
+
+export interface ConversionRequest {
+  to: 'shared' | 'private';
+  /** accept: memory acceptance (snp_accept_memory()); convert: set_memory_{en,de}crypted(). */
+  purpose: 'accept' | 'convert';
+}
+
+export type ConversionStep = 'rescind' | 'psc' | 'validate';
+
+export interface DmaAttrs {
+  /** dma_get_min_align_mask(dev). Default 0. */
+  minAlignMask?: number;
+  /** dma_get_seg_boundary(dev). Default 0xffffffff (a PCI device). */
+  segmentBoundaryMask?: number;
+}
+
+export interface GuestPolicy {
+  name: string;
+  description: string;
+  /**
+   * Where the boot swiotlb pool goes. `bytes` is the config's size after Linux's rounding (whole
+   * segments, a power of two); the pool must lie inside guest memory. Default (Linux
+   * swiotlb_memblock_alloc()): page-aligned just below the top of low memory, not 2M-aligned,
+   * not for_alloc.
+   */
+  swiotlbPool?(ctx: GuestContext, request: { guestMemory: number; bytes: number; cpus: number }): SwiotlbPlacement;
+  /** Bytes of the atomic pool made shared at boot (0: none). Default: Linux's 128K per GiB, 128K..4M. */
+  atomicPoolBytes?(ctx: GuestContext, request: { guestMemory: number }): number;
+  /**
+   * Where a dma_alloc_coherent() buffer comes from. Default (dma_direct_alloc()): private pages
+   * for an accepted TIO device, the atomic pool for atomic requests, else fresh pages converted
+   * to shared.
+   */
+  coherentSource?(ctx: GuestContext, request: CoherentRequest): CoherentSource;
+  /**
+   * The size of one PVALIDATE or PSC entry at `gpa` with `remaining` bytes to go. Default
+   * (__set_pages_state(), pval_pages()): 2M when `gpa` is 2M-aligned and 2M remain, else 4K.
+   */
+  pageSize?(ctx: GuestContext, request: { gpa: number; remaining: number; purpose: 'accept' | 'convert' }): PageSize;
+  /**
+   * The steps of a page-state change, in order. Default (__set_pages_state()): to shared
+   * ['rescind', 'psc'], to private ['psc', 'validate'].
+   */
+  conversionSteps?(ctx: GuestContext, request: ConversionRequest): readonly ConversionStep[];
+  /** The DMA attributes of a device that steer the swiotlb slot search. */
+  dmaAttrs?(ctx: GuestContext, request: { dev: number; dir: DmaDirection }): DmaAttrs;
+}
+
+/** Identity helpers giving plugin authors type checking: `export default defineHostPolicy({...})`. */
+export function defineHostPolicy(policy: HostPolicy): HostPolicy {
+  return policy;
+}
+
+export function defineGuestPolicy(policy: GuestPolicy): GuestPolicy {
+  return policy;
+}
