@@ -1,0 +1,223 @@
+// bounce-integrity: streaming DMA in a confidential guest always bounces through swiotlb
+// (DOMAIN.md, guest kernel): swiotlb_tbl_map_single() copies the original buffer into the slots,
+// swiotlb_tbl_unmap_single() and dma_sync_single_for_cpu() copy the slots back for
+// DMA_FROM_DEVICE and DMA_BIDIRECTIONAL (kernel/dma/swiotlb.c, swiotlb_bounce()). So:
+// - what the device reads through a to_device or bidirectional mapping is what the CPU had put in
+//   the original buffer when it mapped it (or what a device wrote there since);
+// - what a device wrote through a from_device or bidirectional mapping is what arrives in the
+//   original buffer after the sync or unmap.
+// Slots handed out twice (CVE-2024-35814), a stale IO mapping or IOTLB entry of the pool, or a
+// missing copy all break one of the two.
+//
+// Content is compared with memory tokens: one token per 2 KiB chunk, fresh on every write. Per
+// live mapping the oracle keeps, for each chunk of its slots, the tokens the slot may legitimately
+// hold: those of the original chunks it was copied from at map time, those a device wrote through
+// the mapping, or those anybody outside the DMA API wrote (a wild DMA, a host write: not the
+// guest's doing, so taken as the new content). A write into the slots by the DMA API on behalf of
+// ANOTHER buffer or mapping is never taken: that is the double allocation showing.
+//
+// Event-based (DMA records, bounce events, the op), so there is no full sweep.
+
+import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View, type Finding } from 'cocofuzz/api';
+
+const CHUNK = 2048;
+
+interface Tracked {
+  mapping: StreamingMapping;
+  /** Slot chunk (GPA / 2K) -> tokens it may hold. */
+  allowed: Map<number, Set<number>>;
+}
+
+interface State {
+  /** Live bounced mappings by id. */
+  mappings: Map<number, Tracked>;
+  /** Ids of every live mapping, bounced or not, in the guest's order (what `sync {map}` indexes). */
+  order: number[];
+}
+
+const states = new WeakMap<View, State>();
+
+const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
+
+/** The CPU's view of `gpa`: the NPT translation, else the host's backing. */
+function hpaOf(view: View, gpa: number): number | undefined {
+  const leaf = view.npt.leafAt(gpa);
+  if (leaf !== undefined) return leaf.pa + (gpa - leaf.iova);
+  return view.host.backing(gpa)?.hpa;
+}
+
+function tokenAt(view: View, gpa: number): number | undefined {
+  const hpa = hpaOf(view, gpa);
+  return hpa === undefined ? undefined : view.memory.token(hpa);
+}
+
+/** The chunks of [src, src + len) that bytes of the chunk of `dst` at `dstChunk` were copied from. */
+function sourceChunks(dstChunk: number, dst: number, src: number, len: number): number[] {
+  const from = Math.max(dst, dstChunk * CHUNK);
+  const to = Math.min(dst + len, (dstChunk + 1) * CHUNK);
+  if (to <= from) return [];
+  const out: number[] = [];
+  for (let c = chunkOf(src + (from - dst)); c <= chunkOf(src + (to - 1 - dst)); c++) out.push(c);
+  return out;
+}
+
+function slotChunks(mapping: StreamingMapping): number[] {
+  const tlb = mapping.tlbAddr ?? 0;
+  const out: number[] = [];
+  for (let c = chunkOf(tlb); c <= chunkOf(tlb + mapping.bytes - 1); c++) out.push(c);
+  return out;
+}
+
+/** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K). */
+function dmaChunks(dma: DmaRecord): { chunk: number; token: number }[] {
+  const out: { chunk: number; token: number }[] = [];
+  let k = 0;
+  for (const piece of dma.result.pieces) {
+    for (let c = chunkOf(piece.gpa); c <= chunkOf(piece.gpa + piece.len - 1); c++) {
+      const token = dma.tokens[k++];
+      if (token !== undefined) out.push({ chunk: c, token });
+    }
+  }
+  return out;
+}
+
+function owns(tracked: Tracked, chunk: number): boolean {
+  const tlb = tracked.mapping.tlbAddr ?? 0;
+  return chunk >= chunkOf(tlb) && chunk <= chunkOf(tlb + tracked.mapping.bytes - 1);
+}
+
+function track(view: View, mapping: StreamingMapping): Tracked {
+  const tracked: Tracked = { mapping: { ...mapping }, allowed: new Map() };
+  const tlb = mapping.tlbAddr ?? 0;
+  for (const chunk of slotChunks(mapping)) {
+    const tokens = new Set<number>();
+    if (mapping.dir !== 'from_device') {
+      // What the CPU had put in the original: the slot chunk holds one of the original chunks it overlaps.
+      for (const source of sourceChunks(chunk, tlb, mapping.orig, mapping.bytes)) {
+        const token = tokenAt(view, source * CHUNK);
+        if (token !== undefined) tokens.add(token);
+      }
+    }
+    if (tokens.size > 0) tracked.allowed.set(chunk, tokens);
+  }
+  return tracked;
+}
+
+/** After a copy back, each original chunk holds a token its slot chunks may hold. */
+function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[]): void {
+  const mapping = tracked.mapping;
+  const tlb = mapping.tlbAddr ?? 0;
+  for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
+    const sources = sourceChunks(c, mapping.orig, tlb, mapping.bytes);
+    const allowed = new Set<number>();
+    let known = sources.length > 0;
+    for (const source of sources) {
+      const tokens = tracked.allowed.get(source);
+      if (tokens === undefined) known = false;
+      else for (const token of tokens) allowed.add(token);
+    }
+    if (!known) continue;
+    const gpa = Math.max(mapping.orig, c * CHUNK);
+    const token = tokenAt(view, gpa);
+    if (token === undefined || allowed.has(token)) continue;
+    const slot = tlb + (gpa - mapping.orig);
+    out.push({
+      message:
+        `map ${mapping.id} (dev ${mapping.dev}, ${mapping.dir}, ${mapping.bytes} bytes): after ${why}, orig ${hex(gpa)} holds data #${token}, ` +
+        `not what the slot at ${hex(slot)} was given (#${[...allowed].join('/#')}) ==> FAIL (device data lost in the bounce)`,
+      details: { dev: mapping.dev, gpa, iova: mapping.iova + (gpa - mapping.orig), tlbAddr: slot, map: mapping.id },
+    });
+    return;
+  }
+}
+
+export default defineOracle({
+  name: 'bounce-integrity',
+  description: 'data written by a device through a bounce buffer arrives in the original buffer after sync/unmap, and the device reads what the CPU put in the original',
+  severity: 'correctness',
+
+  check(view: View, step: Step) {
+    let state = states.get(view);
+    if (state === undefined) {
+      state = { mappings: new Map(), order: [] };
+      states.set(view, state);
+    }
+    const out: Finding[] = [];
+    const before = state.order.slice();
+
+    // 1. Device reads through a mapping see what the slot was given.
+    for (const dma of step.dmas) {
+      if (dma.write || dma.target?.kind !== 'map') continue;
+      const tracked = state.mappings.get(dma.target.id);
+      if (tracked === undefined || tracked.mapping.dir === 'from_device') continue;
+      for (const { chunk, token } of dmaChunks(dma)) {
+        if (!owns(tracked, chunk)) continue;
+        const allowed = tracked.allowed.get(chunk);
+        if (allowed === undefined || allowed.has(token)) continue;
+        const gpa = Math.max(chunk * CHUNK, tracked.mapping.tlbAddr ?? 0);
+        const piece = dma.result.pieces.find((p) => gpa >= p.gpa && gpa < p.gpa + p.len);
+        out.push({
+          message:
+            `dev ${dma.dev} read map ${tracked.mapping.id} (${tracked.mapping.dir}) at slot ${hex(gpa)}: data #${token}, ` +
+            `but the CPU put #${[...allowed].join('/#')} there${piece ? ` (hpa ${hex(piece.hpa + (gpa - piece.gpa))}${piece.fromIotlb ? ', from the IOTLB' : ''})` : ''} ==> FAIL (device reads the wrong bounce data)`,
+          details: {
+            dev: dma.dev,
+            iova: dma.iova,
+            gpa,
+            ...(piece ? { hpa: piece.hpa + (gpa - piece.gpa), sizes: { s2: piece.s2Size, checked: piece.checkedSize } } : {}),
+            map: tracked.mapping.id,
+          },
+        });
+        break;
+      }
+    }
+
+    // 2. Writes into slots: the owner's and outsiders' are the new content, the DMA API's for somebody else are not.
+    const writes: { chunk: number; token: number; owner: string | undefined }[] = [];
+    for (const dma of step.dmas) {
+      if (!dma.write) continue;
+      const owner = dma.legit && dma.target ? `${dma.target.kind}:${dma.target.id}` : undefined;
+      for (const { chunk, token } of dmaChunks(dma)) writes.push({ chunk, token, owner });
+    }
+    for (const event of step.guestEvents) {
+      if (event.kind !== 'bounce') continue;
+      for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
+        const token = tokenAt(view, Math.max(event.to, c * CHUNK));
+        if (token !== undefined) writes.push({ chunk: c, token, owner: `map:${event.map}` });
+      }
+    }
+    const hostWritten = new Set<number>();
+    for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') hostWritten.add(Math.floor(Number(call.args.hpa) / 4096));
+    if (writes.length > 0 || hostWritten.size > 0) {
+      for (const tracked of state.mappings.values()) {
+        for (const write of writes) {
+          if (!owns(tracked, write.chunk)) continue;
+          if (write.owner !== undefined && write.owner !== `map:${tracked.mapping.id}`) continue;
+          tracked.allowed.set(write.chunk, new Set([write.token]));
+        }
+        if (hostWritten.size === 0) continue;
+        for (const chunk of slotChunks(tracked.mapping)) {
+          const hpa = hpaOf(view, chunk * CHUNK);
+          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) tracked.allowed.set(chunk, new Set([view.memory.token(hpa)]));
+        }
+      }
+    }
+
+    // 3. Mappings that went away were copied back (unless to_device); new ones are tracked.
+    const live = new Map<number, StreamingMapping>();
+    for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
+    for (const [id, tracked] of [...state.mappings]) {
+      if (live.has(id)) continue;
+      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out);
+      state.mappings.delete(id);
+    }
+    if (step.op.op === 'sync' && before.length > 0) {
+      const id = before[((step.op.map % before.length) + before.length) % before.length];
+      const tracked = id === undefined ? undefined : state.mappings.get(id);
+      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out);
+    }
+    for (const [id, mapping] of live) if (!state.mappings.has(id)) state.mappings.set(id, track(view, mapping));
+    state.order = view.guest.mappings.map((m) => m.id);
+    return out;
+  },
+});

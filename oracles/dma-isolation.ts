@@ -1,0 +1,67 @@
+// dma-isolation: a device the guest has not accepted (untrusted, TDI not in RUN, or any device at
+// or above vTOM) may only reach shared memory: "the IOMMU only does RMP enforcement, i.e., checks
+// that all DMA I/O happens to/from shared memory" (Ashish Kalra, AMDESE/AMDSEV #109;
+// research/amd-snp.md section 6, oracle 4). A wild DMA (a raw IOVA) from such a device must never
+// reach guest private memory, whatever stale IO mapping or IOTLB entry it goes through. A trusted
+// device in RUN is part of the guest's TCB: below vTOM its DMA is private, and it must land on a
+// frame assigned to the guest at exactly the GPA it used (1:1 under vTOM), never on host-owned
+// memory where private data would leak or be forged.
+//
+// Event-based: every piece of every DMA the step performed (DmaRecord.result.pieces are the pieces
+// that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs.
+
+import { SZ_4K, defineOracle, formatSize, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+
+export default defineOracle({
+  name: 'dma-isolation',
+  description: 'an untrusted device never reads or writes private memory; a wild DMA never reaches guest private memory',
+  severity: 'security',
+
+  check(view: View, step: Step) {
+    const out: Finding[] = [];
+    for (const dma of step.dmas) {
+      const device = view.devices.find((d) => d.id === dma.dev);
+      const kind = dma.legit ? 'DMA' : 'wild DMA';
+      const access = dma.write ? 'write' : 'read';
+      for (const piece of dma.result.pieces) {
+        const privatePath = device !== undefined && device.trusted && device.tdi === 'run' && piece.gpa < view.vtom;
+        const first = Math.floor(piece.hpa / SZ_4K);
+        const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
+        for (let pfn = first; pfn <= last; pfn++) {
+          const entry = view.rmp.entry(pfn);
+          const hpa = Math.max(piece.hpa, pfn * SZ_4K);
+          const gpa = piece.gpa + (hpa - piece.hpa);
+          const path = `${piece.s1Size !== undefined ? `S1[${formatSize(piece.s1Size)}] -> ` : ''}S2[${formatSize(piece.s2Size)}]${piece.fromIotlb ? ' (IOTLB)' : ''} -- [${piece.checkedSize}] --> RMP[${entry.size}]`;
+          let problem = '';
+          if (privatePath) {
+            const gpa4K = gpa - (gpa % SZ_4K);
+            if (!entry.assigned) problem = `trusted ${kind} ${access} reached host-owned memory`;
+            else if (entry.asid !== view.asid) problem = `trusted ${kind} ${access} reached memory of asid ${entry.asid}`;
+            else if (entry.gpa !== gpa4K) problem = `trusted ${kind} ${access} reached the guest page at ${hex(entry.gpa)}, not ${hex(gpa4K)}`;
+          } else if (entry.assigned) {
+            problem =
+              entry.asid === view.asid
+                ? `untrusted ${kind} ${access} reached guest private memory (gpa ${hex(entry.gpa)})`
+                : `untrusted ${kind} ${access} reached assigned memory of asid ${entry.asid}`;
+          }
+          if (problem === '') continue;
+          out.push({
+            message: `${kind} by dev ${dma.dev} at ${hex(piece.iova)}: ${path} at hpa ${hex(hpa)} ==> FAIL (${problem})`,
+            details: {
+              dev: dma.dev,
+              iova: piece.iova,
+              gpa,
+              hpa,
+              sizes: { ...(piece.s1Size !== undefined ? { s1: piece.s1Size } : {}), s2: piece.s2Size, rmp: entry.size, checked: piece.checkedSize },
+              write: dma.write,
+              legit: dma.legit,
+              fromIotlb: piece.fromIotlb,
+            },
+          });
+          break;
+        }
+      }
+    }
+    return out;
+  },
+});

@@ -1,0 +1,70 @@
+// dma-liveness: a DMA the guest set up correctly (against a live buffer or mapping, in bounds, by
+// the device it was set up for: DmaRecord.legit) must succeed. When it does not, the host's
+// tables disagree with what the guest was promised: a 4K S2 over 2M RMP entries for a trusted
+// device (research/amd-snp.md section 7, item 1), a 2M S2 leaf over a smashed region (item 2), a
+// missing IO mapping, a stale IOTLB entry.
+//
+// Event-based: it looks at the step's DMA records only, so it has no full sweep (a sweep sees
+// the world, not the DMAs that happened).
+
+import { defineOracle, formatSize, hex, type DmaRecord, type Fault, type Finding, type Step, type View } from 'cocofuzz/api';
+
+/** The translation path of a fault in DOMAIN.md's arrow notation. */
+function arrows(fault: Fault): string {
+  const parts: string[] = [];
+  if (fault.s1Size !== undefined) parts.push(`S1[${formatSize(fault.s1Size)}]`);
+  if (fault.kind === 'io_page_fault') {
+    parts.push(fault.reason.startsWith('s1') ? 'S1[none]' : 'S2[none]');
+    return `${parts.join(' -> ')} ==> FAIL (${fault.reason})`;
+  }
+  const s2 = fault.s2Size !== undefined ? `S2[${formatSize(fault.s2Size)}]` : 'S2';
+  const checked = fault.checkedSize !== undefined ? ` -- [${fault.checkedSize}] --> ` : ' --> ';
+  parts.push(`${s2}${checked}RMP[${fault.rmpSize ?? '?'}]`);
+  return `${parts.join(' -> ')} ==> FAIL (${fault.reason})`;
+}
+
+function describeDma(view: View, dma: DmaRecord): string {
+  const device = view.devices.find((d) => d.id === dma.dev);
+  const trusted = device !== undefined && device.trusted && device.tdi === 'run' && dma.iova < view.vtom;
+  const target = dma.target ? ` to ${dma.target.kind} ${dma.target.id}` : '';
+  return `${trusted ? 'trusted ' : ''}DMA ${dma.write ? 'write' : 'read'} by dev ${dma.dev}${target} at ${hex(dma.iova)} len ${dma.len}`;
+}
+
+export default defineOracle({
+  name: 'dma-liveness',
+  description: 'a DMA the guest set up correctly (live buffer or mapping, in bounds) succeeds',
+  severity: 'liveness',
+
+  check(view: View, step: Step) {
+    const out: Finding[] = [];
+    for (const dma of step.dmas) {
+      if (!dma.legit || dma.result.ok) continue;
+      const fault = dma.result.faults[0];
+      const device = view.devices.find((d) => d.id === dma.dev);
+      // Without a vIOMMU the IOVA is the GPA; through S1 the fault names the GPA when it got that far.
+      const gpa = fault === undefined ? undefined : (fault.gpa ?? (device?.s1 === undefined ? fault.addr : undefined));
+      const where = fault === undefined ? hex(dma.iova) : gpa !== undefined && gpa !== fault.addr ? `${hex(fault.addr)} (gpa ${hex(gpa)})` : hex(fault.addr);
+      out.push({
+        message: `${describeDma(view, dma)}: at ${where}: ${fault ? arrows(fault) : 'FAIL'}`,
+        details: {
+          dev: dma.dev,
+          iova: fault?.addr ?? dma.iova,
+          ...(gpa !== undefined ? { gpa } : {}),
+          ...(fault?.hpa !== undefined ? { hpa: fault.hpa } : {}),
+          sizes: {
+            ...(fault?.s1Size !== undefined ? { s1: fault.s1Size } : {}),
+            ...(fault?.s2Size !== undefined ? { s2: fault.s2Size } : {}),
+            ...(fault?.rmpSize !== undefined ? { rmp: fault.rmpSize } : {}),
+            ...(fault?.checkedSize !== undefined ? { checked: fault.checkedSize } : {}),
+          },
+          fault: fault?.kind,
+          reason: fault?.reason,
+          len: dma.len,
+          write: dma.write,
+          ...(dma.target ? { target: dma.target } : {}),
+        },
+      });
+    }
+    return out;
+  },
+});

@@ -1,0 +1,102 @@
+// iotlb-stale: once the host has reached its flush point (a host_sync, or any moment it has no
+// gathered invalidation pending), no IOTLB entry may lead to a frame the S2 no longer maps there:
+// a stale entry keeps sending DMA to the old frame (DOMAIN.md, IOTLB; iommupt frees table pages
+// and the IOMMU forgets translations only after the flush). A 2M entry must still be backed by S2
+// leaves mapping its whole 2M range contiguously onto the cached frames: after an S2 cut, the
+// 4K leaves that now point elsewhere make the 2M entry stale.
+//
+// Incremental: while the host has no flush pending, the IOTLB entries overlapping the GFNs the
+// step touched (S2 changes, DMA fills and invalidations all touch them); every entry when the host
+// has just reached its flush point, and at every host_sync even if the host left invalidations
+// pending (a host_sync that does not flush is the bug). The full sweep sees no op, so it judges
+// by flushPending alone: only a host whose host_sync leaves invalidations pending can make the two
+// disagree.
+
+import { SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type IotlbEntry, type Step, type View } from 'cocofuzz/api';
+
+interface State {
+  flushPending: boolean;
+}
+
+const states = new WeakMap<View, State>();
+
+const entryBytes = (entry: IotlbEntry): number => (entry.size === '2M' ? SZ_2M : SZ_4K);
+
+function checkEntry(device: DeviceView, entry: IotlbEntry, out: Finding[]): void {
+  const end = entry.addr + entryBytes(entry);
+  let cursor = entry.addr;
+  let problem = '';
+  let s2 = '';
+  let at = entry.addr;
+  for (const leaf of device.s2.leaves(entry.addr, end)) {
+    const start = Math.max(leaf.iova, cursor);
+    if (start > cursor) {
+      problem = 'S2 no longer maps it';
+      s2 = 'S2[none]';
+      at = cursor;
+      break;
+    }
+    const hpa = leaf.pa + (start - leaf.iova);
+    if (hpa !== entry.hpa + (start - entry.addr)) {
+      problem = `S2 now leads to hpa ${hex(hpa)}`;
+      s2 = `S2[${formatSize(leaf.size)}]`;
+      at = start;
+      break;
+    }
+    cursor = Math.min(end, leaf.iova + leaf.size);
+    if (cursor >= end) break;
+  }
+  if (problem === '' && cursor < end) {
+    problem = 'S2 no longer maps it';
+    s2 = 'S2[none]';
+    at = cursor;
+  }
+  if (problem === '') return;
+  const cached = entry.hpa + (at - entry.addr);
+  out.push({
+    message:
+      `dev ${device.id} IOTLB[${entry.size}] ${hex(entry.addr)} --> hpa ${hex(entry.hpa)} after the flush point, ` +
+      `but at ${hex(at)} ${s2}: ${problem} ==> FAIL (stale IOTLB entry leads to hpa ${hex(cached)})`,
+    details: { dev: device.id, iova: at, gpa: at, hpa: cached, sizes: { checked: entry.size }, iotlb: { addr: entry.addr, hpa: entry.hpa, size: entry.size } },
+  });
+}
+
+function sweep(view: View, hostSync: boolean): Finding[] {
+  const out: Finding[] = [];
+  if (view.host.flushPending && !hostSync) return out;
+  for (const device of view.devices) for (const entry of device.iotlb.entries()) checkEntry(device, entry, out);
+  return out;
+}
+
+export default defineOracle({
+  name: 'iotlb-stale',
+  description: "after the host's flush point, no IOTLB entry leads to a frame the S2 no longer maps",
+  severity: 'security',
+
+  check(view: View, step: Step) {
+    const state = states.get(view);
+    const pending = view.host.flushPending;
+    states.set(view, { flushPending: pending });
+    // host_sync is the flush point whatever the host left pending: every entry must be right.
+    if (step.op.op === 'host_sync') return sweep(view, true);
+    // First step, or the host just reached its flush point: every entry.
+    if (state === undefined || state.flushPending) return sweep(view, false);
+    if (pending || step.gfns.length === 0) return [];
+    const touched = new Set<number>(step.gfns);
+    const regions = new Set<number>();
+    for (const gfn of step.gfns) regions.add(Math.floor((gfn * SZ_4K) / SZ_2M));
+    const out: Finding[] = [];
+    for (const device of view.devices) {
+      for (const entry of device.iotlb.entries()) {
+        const hit = entry.size === '2M' ? regions.has(entry.addr / SZ_2M) : touched.has(entry.addr / SZ_4K);
+        if (hit) checkEntry(device, entry, out);
+      }
+    }
+    return out;
+  },
+
+  final(view: View) {
+    states.set(view, { flushPending: view.host.flushPending });
+    return sweep(view, false);
+  },
+});

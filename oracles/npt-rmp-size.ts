@@ -1,0 +1,119 @@
+// npt-rmp-size: KVM never maps a private GPA with an NPT leaf larger than the RMP entry beneath
+// it: the NPT level is min(fault level, gmem folio order, RMP level) (sev_gmem_max_mapping_level(),
+// kvm_gmem_max_mapping_level(); research/amd-snp.md section 2b and section 6, oracle 2). The
+// reverse (NPT 4K over RMP 2M) is a recoverable #NPF that KVM fixes with PSMASH, not a violation.
+// Bugs that break it: KVM's max-level bug (aca0ec970d76) and re-promotion after a round trip
+// (Michael Roth's scenario), section 7 items 5 and 6.
+//
+// A leaf is private where it covers a frame assigned to the guest's ASID. Only NPT leaves of 2M
+// or more can be larger than an RMP entry, so only those are looked at.
+//
+// Incremental: the NPT leaf at each GFN the step touched, and the 2M-or-larger leaves over each
+// frame it touched, found through a reverse index (host 2M region -> GPAs of large leaves seen).
+
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
+
+interface State {
+  /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
+  reverse: Map<number, Set<number>>;
+}
+
+const states = new WeakMap<View, State>();
+
+function index(state: State, leaf: Leaf): void {
+  for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
+    const region = Math.floor((leaf.pa + offset) / SZ_2M);
+    let gpas = state.reverse.get(region);
+    if (gpas === undefined) state.reverse.set(region, (gpas = new Set()));
+    gpas.add(leaf.iova);
+  }
+}
+
+/** The first frame under `leaf` that is private and governed by a smaller RMP entry. */
+function checkLeaf(view: View, leaf: Leaf, out: Finding[]): void {
+  if (leaf.size < SZ_2M) return;
+  for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
+    const base = Math.floor((leaf.pa + offset) / SZ_4K);
+    const head = view.rmp.entry(base);
+    let pfn: number | undefined;
+    if (head.size === '2M') {
+      if (leaf.size > SZ_2M && head.assigned && head.asid === view.asid) pfn = base;
+    } else {
+      for (let i = 0; i < FRAMES_PER_2M; i++) {
+        const entry = i === 0 ? head : view.rmp.entry(base + i);
+        if (entry.assigned && entry.asid === view.asid) {
+          pfn = base + i;
+          break;
+        }
+      }
+    }
+    if (pfn === undefined) continue;
+    const entry = view.rmp.entry(pfn);
+    const hpa = pfn * SZ_4K;
+    const gpa = leaf.iova + (hpa - leaf.pa);
+    out.push({
+      message:
+        `private access at ${hex(gpa)}: NPT[${formatSize(leaf.size)}] --> RMP[${entry.size}] at hpa ${hex(hpa)} ` +
+        `==> FAIL (NPT leaf ${hex(leaf.iova)} larger than the RMP entry beneath it)`,
+      details: { gpa, hpa, sizes: { npt: leaf.size, rmp: entry.size }, leaf: { iova: leaf.iova, pa: leaf.pa, size: leaf.size } },
+    });
+    return;
+  }
+}
+
+function sweep(view: View, state: State): Finding[] {
+  const out: Finding[] = [];
+  for (const leaf of view.npt.leaves()) {
+    if (leaf.size < SZ_2M) continue;
+    index(state, leaf);
+    checkLeaf(view, leaf, out);
+  }
+  return out;
+}
+
+export default defineOracle({
+  name: 'npt-rmp-size',
+  description: 'no private NPT leaf is larger than the RMP entry beneath it',
+  severity: 'correctness',
+
+  check(view: View, step: Step) {
+    let state = states.get(view);
+    if (state === undefined) {
+      state = { reverse: new Map() };
+      states.set(view, state);
+      return sweep(view, state);
+    }
+    const gpas = new Set<number>();
+    for (const gfn of step.gfns) {
+      const leaf = view.npt.leafAt(gfn * SZ_4K);
+      if (leaf !== undefined && leaf.size >= SZ_2M) gpas.add(leaf.iova);
+    }
+    let lastRegion = -1;
+    for (const pfn of step.frames) {
+      const region = Math.floor(pfn / FRAMES_PER_2M);
+      if (region === lastRegion) continue;
+      lastRegion = region;
+      const known = state.reverse.get(region);
+      if (known !== undefined) for (const gpa of known) gpas.add(gpa);
+    }
+    const out: Finding[] = [];
+    const seen = new Set<number>();
+    for (const gpa of gpas) {
+      const leaf = view.npt.leafAt(gpa);
+      if (leaf === undefined || leaf.size < SZ_2M || seen.has(leaf.iova)) continue;
+      seen.add(leaf.iova);
+      index(state, leaf);
+      checkLeaf(view, leaf, out);
+    }
+    return out;
+  },
+
+  final(view: View) {
+    let state = states.get(view);
+    if (state === undefined) {
+      state = { reverse: new Map() };
+      states.set(view, state);
+    }
+    return sweep(view, state);
+  },
+});

@@ -1,0 +1,433 @@
+// Every built-in oracle fires on a minimal hand-written case, run through the real world with a
+// policy (or a model) broken in the right way, and stays silent on the same case with the
+// correct policies: no oracle is vacuous.
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Machine } from '../../src/model/machine.ts';
+import { SwiotlbPool } from '../../src/guest/swiotlb.ts';
+import { Rmp } from '../../src/model/rmp.ts';
+import type { Op } from '../../src/ops/types.ts';
+import brokenForgetsPsc from '../fixtures/broken-forgets-psc.ts';
+import brokenKvmMaxLevel from '../fixtures/broken-kvm-max-level.ts';
+import brokenLazyFlush from '../fixtures/broken-lazy-flush.ts';
+import brokenLeakyFree from '../fixtures/broken-leaky-free.ts';
+import brokenSkipInvalidate from '../fixtures/broken-skip-invalidate.ts';
+import exampleOracle from '../fixtures/example-oracle.ts';
+import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
+
+const MB = 1024 * 1024;
+
+interface Firing {
+  oracle: string;
+  /** Why it fires, for the test name. */
+  why: string;
+  broken: CaseSpec;
+  /** The step it must fire at. */
+  step: number;
+  /** Words the message must contain. */
+  message: RegExp;
+  /** The same ops with correct policies (and, for a broken model, the real model): silent. */
+  correct?: CaseSpec;
+  /** Break the model for the broken run (restored after the test). */
+  breakModel?: () => void;
+  /** The violation is not the first one of the case: look among all of them. */
+  among?: boolean;
+  /** Only the incremental check can see it (it needs the step's events); the full sweep cannot. */
+  incrementalOnly?: string;
+}
+
+const firings: Firing[] = [
+  {
+    oracle: 'io-s2-rmp-size',
+    why: 'kvm-iommu-4k: 4K IO S2 over 2M RMP entries once a TDI runs',
+    broken: {
+      host: 'kvm-iommu-4k',
+      guest: 'linux',
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'tdi_accept', dev: 0 },
+      ],
+    },
+    step: 1,
+    message: /trusted DMA by dev 0 at 0x200000: S2\[4K\] -- \[4K\] --> RMP\[2M\].*FAIL \(size mismatch\)/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'tdi_accept', dev: 0 },
+      ],
+    },
+  },
+  {
+    oracle: 'npt-rmp-size',
+    why: "KVM's max-level bug re-maps the NPT at 2M over a smashed RMP entry",
+    broken: { host: brokenKvmMaxLevel, guest: 'linux', ops: [{ op: 'accept', gpa: 2 * MB, size: '4K' }] },
+    step: 0,
+    message: /NPT\[2M\] --> RMP\[4K\].*FAIL/,
+    correct: { host: 'cut-on-convert', guest: 'linux', ops: [{ op: 'accept', gpa: 2 * MB, size: '4K' }] },
+  },
+  {
+    oracle: 'rmp-well-formed',
+    why: 'the adversary assigns a second frame at a GPA the guest already owns',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_rmpupdate', hpa: 0x10000, assigned: true, asid: 1, gpa: 2 * MB + 0x3000, size: '4K' },
+      ],
+    },
+    step: 1,
+    message: /gpa 0x203000 of asid 1 is assigned to 2 frames.*FAIL \(one GPA, two frames\)/,
+  },
+  {
+    oracle: 'dma-liveness',
+    why: 'kvm-iommu-4k: a trusted DMA into a private coherent buffer fails the size check',
+    broken: {
+      host: 'kvm-iommu-4k',
+      guest: 'linux',
+      ops: [
+        { op: 'tdi_accept', dev: 0 },
+        { op: 'alloc_coherent', dev: 0, bytes: 2 * MB },
+        { op: 'dma', dev: 0, buf: 0, len: 4096, write: true },
+      ],
+    },
+    step: 2,
+    message: /trusted DMA write by dev 0 to buf 0 .*S2\[4K\] -- \[4K\] --> RMP\[2M\] ==> FAIL \(size mismatch\)/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'tdi_accept', dev: 0 },
+        { op: 'alloc_coherent', dev: 0, bytes: 2 * MB },
+        { op: 'dma', dev: 0, buf: 0, len: 4096, write: true },
+      ],
+    },
+  },
+  {
+    oracle: 'dma-isolation',
+    why: 'an IOMMU that skips the RMP check lets an untrusted device write guest private memory',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_map', table: 'iommu', gpa: 2 * MB, hpa: gmem(2 * MB), size: '4K' },
+        { op: 'dma', dev: 1, iova: 2 * MB, len: 4096, write: true },
+      ],
+    },
+    step: 2,
+    message: /wild DMA by dev 1 at 0x200000: S2\[4K\] -- \[4K\] --> RMP\[2M\].*FAIL \(untrusted wild DMA write reached guest private memory/,
+    breakModel: () => {
+      vi.spyOn(Machine.prototype as unknown as { dmaRmpCheck: () => string }, 'dmaRmpCheck').mockReturnValue('');
+    },
+    // The same ops on the real model: the IOMMU's RMP check stops the DMA.
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_map', table: 'iommu', gpa: 2 * MB, hpa: gmem(2 * MB), size: '4K' },
+        { op: 'dma', dev: 1, iova: 2 * MB, len: 4096, write: true },
+      ],
+    },
+  },
+  {
+    oracle: 'no-silent-remap',
+    why: 'the adversary points the NPT of a validated GPA at another frame',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(4 * MB), size: '2M' },
+      ],
+    },
+    step: 2,
+    message: /validated gpa 0x200000: NPT --> hpa 0x400000400000, but the guest validated hpa 0x400000200000.*FAIL \(backing frame changed/,
+  },
+  {
+    oracle: 'no-silent-remap',
+    why: 'an RMP that lets the host write an assigned page changes validated content',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'touch', gpa: 2 * MB, write: true },
+        { op: 'hw_host_write', hpa: gmem(2 * MB) },
+      ],
+    },
+    step: 2,
+    incrementalOnly: "telling the guest's writes from the host's needs the step's calls",
+    message: /validated gpa 0x200000 at hpa 0x400000200000: content of bytes 0x0\.\.0x7ff changed without a guest write ==> FAIL/,
+    breakModel: () => {
+      vi.spyOn(Rmp.prototype, 'isAssigned').mockReturnValue(false);
+      vi.spyOn(Rmp.prototype, 'regionHasAssigned').mockReturnValue(false);
+    },
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'touch', gpa: 2 * MB, write: true },
+        { op: 'hw_host_write', hpa: gmem(2 * MB) },
+      ],
+    },
+  },
+  {
+    oracle: 'npt-iommu-coherence',
+    why: 'vfio-static keeps the VMM frames mapped after the guest shares a page',
+    broken: { host: 'vfio-static', guest: 'linux', ops: [{ op: 'share', gpa: 2 * MB, pages: 1 }] },
+    step: 0,
+    message: /shared gpa 0x[0-9a-f]+: .* --> hpa 0x[0-9a-f]+, but dev [01] S2\[[0-9]+M\] --> hpa 0x[0-9a-f]+ ==> FAIL \(stale IO mapping after conversion\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux', ops: [{ op: 'share', gpa: 2 * MB, pages: 1 }] },
+  },
+  {
+    oracle: 'iotlb-stale',
+    why: 'the flush point frees IO page tables without invalidating the IOTLB',
+    broken: {
+      host: brokenSkipInvalidate,
+      guest: 'linux',
+      ops: [
+        { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+        { op: 'dma', dev: 1, buf: 0, len: 4096, write: true },
+        { op: 'free_coherent', buf: 0 },
+        { op: 'host_sync' },
+      ],
+    },
+    step: 3,
+    message: /dev 1 IOTLB\[4K\] 0x[0-9a-f]+ --> hpa 0x[0-9a-f]+ after the flush point, but at 0x[0-9a-f]+ S2\[none\]: S2 no longer maps it ==> FAIL \(stale IOTLB entry/,
+    correct: {
+      host: 'kvm-iommu-4k',
+      guest: 'linux',
+      ops: [
+        { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+        { op: 'dma', dev: 1, buf: 0, len: 4096, write: true },
+        { op: 'free_coherent', buf: 0 },
+        { op: 'host_sync' },
+      ],
+    },
+  },
+  {
+    oracle: 'swiotlb-slots',
+    why: 'a slot search that hands out the same slots twice (CVE-2024-35814)',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+      ],
+    },
+    step: 1,
+    message: /swiotlb bounce buffers: map 0 .* and map 1 .* overlap ==> FAIL \(slots allocated twice\)/,
+    breakModel: () => {
+      // The second search of a pool returns the slots of the first: CVE-2024-35814's double allocation.
+      type Find = SwiotlbPool['find'];
+      const find: (this: SwiotlbPool, ...args: Parameters<Find>) => ReturnType<Find> = Reflect.get(SwiotlbPool.prototype, 'find');
+      const first = new WeakMap<SwiotlbPool, ReturnType<Find>>();
+      vi.spyOn(SwiotlbPool.prototype, 'find').mockImplementation(function (this: SwiotlbPool, ...args: Parameters<Find>) {
+        const result = first.get(this) ?? find.apply(this, args);
+        first.set(this, result);
+        return result;
+      });
+    },
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+      ],
+    },
+  },
+  {
+    oracle: 'swiotlb-shared',
+    why: 'set_memory_decrypted() without the PSC leaves the swiotlb pool private',
+    broken: { host: 'cut-on-convert', guest: brokenForgetsPsc, ops: [{ op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' }] },
+    step: 0,
+    message: /swiotlb slots 0\.\.1 .*: the guest holds the page private ==> FAIL \(memory an untrusted device uses is not shared\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux', ops: [{ op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' }] },
+  },
+  {
+    oracle: 'swiotlb-shared',
+    why: 'dma_free_coherent() without set_memory_encrypted() frees shared pages',
+    broken: {
+      host: 'cut-on-convert',
+      guest: brokenLeakyFree,
+      ops: [
+        { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+        { op: 'free_coherent', buf: 0 },
+      ],
+    },
+    step: 1,
+    message: /coherent buffer 0 \(pages, dev 1\) freed, but gpa 0x[0-9a-f]+ is still shared and not leaked ==> FAIL/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+        { op: 'free_coherent', buf: 0 },
+      ],
+    },
+  },
+  {
+    oracle: 'conversion-order',
+    why: 'double-validate shares without rescinding (oak PR 4218)',
+    broken: { host: 'cut-on-convert', guest: 'double-validate', ops: [{ op: 'share', gpa: 2 * MB, pages: 1 }] },
+    step: 0,
+    message: /PSC\(0x200000, 4K\) to shared while it still holds gpa 0x200000 validated ==> FAIL \(no rescind before sharing\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux', ops: [{ op: 'share', gpa: 2 * MB, pages: 1 }] },
+  },
+  {
+    oracle: 'conversion-order',
+    why: 'double-validate validates twice after unsharing',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'double-validate',
+      ops: [
+        { op: 'share', gpa: 2 * MB, pages: 1 },
+        { op: 'unshare', gpa: 2 * MB, pages: 1 },
+      ],
+    },
+    step: 1,
+    among: true,
+    message: /PVALIDATE\(0x200000, 4K, validate\) returned 255 \(NOUPDATE\).*FAIL \(page validated twice\)/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'share', gpa: 2 * MB, pages: 1 },
+        { op: 'unshare', gpa: 2 * MB, pages: 1 },
+      ],
+    },
+  },
+  {
+    oracle: 'bounce-integrity',
+    why: 'vfio-static: the device writes the bounce slot through a stale IO mapping, the data never reaches the buffer',
+    broken: {
+      host: 'vfio-static',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' },
+        { op: 'dma', dev: 1, map: 0, len: 4096, write: true },
+        { op: 'unmap_single', map: 0 },
+      ],
+    },
+    step: 2,
+    message: /map 0 \(dev 1, from_device, 4096 bytes\): after unmap, orig 0x[0-9a-f]+ holds data #\d+, not what the slot .* ==> FAIL \(device data lost in the bounce\)/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' },
+        { op: 'dma', dev: 1, map: 0, len: 4096, write: true },
+        { op: 'unmap_single', map: 0 },
+      ],
+    },
+  },
+  {
+    oracle: 'bounce-integrity',
+    why: 'vfio-static: the device reads a to_device bounce slot through a stale IO mapping',
+    broken: {
+      host: 'vfio-static',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+        { op: 'dma', dev: 1, map: 0, len: 4096, write: false },
+      ],
+    },
+    step: 1,
+    message: /dev 1 read map 0 \(to_device\) at slot 0x[0-9a-f]+: data #\d+, but the CPU put #\d+ there .* ==> FAIL \(device reads the wrong bounce data\)/,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux',
+      ops: [
+        { op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' },
+        { op: 'dma', dev: 1, map: 0, len: 4096, write: false },
+      ],
+    },
+  },
+];
+
+describe('every built-in oracle fires on a minimal broken case', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it.each(firings)('$oracle: $why', (firing) => {
+    const oracle = oracleNamed(firing.oracle);
+    firing.breakModel?.();
+    for (const fullCheck of firing.incrementalOnly === undefined ? [false, true] : [false]) {
+      const result = runSpec(firing.broken, [oracle], { fullCheck, allViolations: firing.among === true });
+      expect(result.oracleErrors).toEqual([]);
+      expect(result.verdict, `fullCheck ${fullCheck}`).toBe('violation');
+      const violation = firing.among ? (result.violations.find((v) => firing.message.test(v.message)) ?? result.violations[0]!) : result.violations[0]!;
+      expect(violation.oracle).toBe(firing.oracle);
+      expect(violation.step, `fullCheck ${fullCheck}: ${violation.message}`).toBe(firing.step);
+      expect(violation.message).toMatch(firing.message);
+    }
+    vi.restoreAllMocks();
+    if (firing.correct) {
+      const clean = runSpec(firing.correct, [oracle]);
+      expect(clean.oracleErrors).toEqual([]);
+      expect(clean.violations.map((v) => v.message)).toEqual([]);
+    }
+  });
+
+  it('covers every built-in oracle', async () => {
+    const { builtinOracles } = await import('../../oracles/index.ts');
+    expect(new Set(firings.map((f) => f.oracle))).toEqual(new Set(builtinOracles.map((o) => o.name)));
+    expect(builtinOracles.map((o) => o.name)).toEqual([
+      'io-s2-rmp-size',
+      'npt-rmp-size',
+      'rmp-well-formed',
+      'dma-liveness',
+      'dma-isolation',
+      'no-silent-remap',
+      'npt-iommu-coherence',
+      'iotlb-stale',
+      'swiotlb-slots',
+      'swiotlb-shared',
+      'conversion-order',
+      'bounce-integrity',
+    ]);
+  });
+});
+
+describe('iotlb-stale at host_sync', () => {
+  it('fires when host_sync leaves the invalidations queued (incremental check only: the sweep cannot see the op)', () => {
+    const ops: Op[] = [
+      { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+      { op: 'dma', dev: 1, buf: 0, len: 4096, write: true },
+      { op: 'free_coherent', buf: 0 },
+      { op: 'host_sync' },
+    ];
+    const result = runSpec({ host: brokenLazyFlush, guest: 'linux', ops }, [oracleNamed('iotlb-stale')]);
+    expect(result.verdict).toBe('violation');
+    expect(result.violations[0]).toMatchObject({ oracle: 'iotlb-stale', step: 3 });
+    // The full sweep judges by flushPending alone, and this host never gets there.
+    expect(runSpec({ host: brokenLazyFlush, guest: 'linux', ops }, [oracleNamed('iotlb-stale')], { fullCheck: true }).verdict).toBe('clean');
+  });
+});
+
+describe('the example oracle of the README', () => {
+  it('flags a PSMASH and is silent when nothing smashes', () => {
+    const smash: Op[] = [{ op: 'accept', gpa: 2 * MB, size: '4K' }];
+    const result = runSpec({ host: 'kvm-iommu-4k', guest: 'linux', ops: smash }, [exampleOracle]);
+    expect(result.verdict).toBe('violation');
+    expect(result.violations[0]).toMatchObject({ oracle: 'no-psmash', step: 0, severity: 'correctness' });
+    expect(result.violations[0]!.message).toMatch(/PSMASH of RMP\[2M\] at hpa 0x400000200000 ==> FAIL/);
+    const whole: Op[] = [{ op: 'accept', gpa: 2 * MB, size: '2M' }];
+    expect(runSpec({ host: 'kvm-iommu-4k', guest: 'linux', ops: whole }, [exampleOracle]).verdict).toBe('clean');
+  });
+});
