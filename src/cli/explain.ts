@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { explainRepro } from '../engine/explain.ts';
-import { resolveOracles, resolvePolicies } from '../engine/select.ts';
+import { resolveOracles, resolveReproPolicies } from '../engine/select.ts';
 import { readRepro } from '../repro/format.ts';
 
 interface ExplainArgs {
@@ -17,7 +17,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
       .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
   handler: async (args) => {
     const repro = readRepro(args.file);
-    const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);
+    const policies = await resolveReproPolicies(repro);
     const oracles = await resolveOracles({ files: args.oracle ?? [] });
     process.stdout.write(explainRepro(repro, policies, oracles));
   },

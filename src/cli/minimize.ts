@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { shrinkToRepro } from '../engine/case-job.ts';
 import { runCase } from '../engine/run.ts';
-import { resolveOracles, resolvePolicies } from '../engine/select.ts';
+import { resolveOracles, resolveReproPolicies } from '../engine/select.ts';
 import { readRepro, writeRepro } from '../repro/format.ts';
 import { EXIT_OK, UsageError } from './errors.ts';
 import { positiveInt } from './flags.ts';
@@ -22,7 +22,7 @@ export const minimizeCommand: CommandModule<object, MinimizeArgs> = {
       .option('budget', { type: 'string', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') }),
   handler: async (args) => {
     const repro = readRepro(args.file);
-    const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);
+    const policies = await resolveReproPolicies(repro);
     const oracles = await resolveOracles();
     const result = runCase(repro, policies, { oracles, allViolations: true });
     const wanted = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 
 /** A plugin that is missing, fails to load or has the wrong shape: one line, exit 2. */
 export class PluginError extends Error {
@@ -25,12 +26,19 @@ export async function loadPlugin<T>(file: string, what: string, validate: (value
   if (!existsSync(path)) throw new PluginError(file, `no such ${what} file`);
   let module: { default?: unknown };
   try {
-    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    // tsImport compiles the file as an ES module even outside a "type": "module" package (a
+    // plugin in /tmp or in a user's CommonJS project), where a plain import would go through
+    // require() and fail.
+    module = (path.endsWith('.ts') || path.endsWith('.mts') ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as {
+      default?: unknown;
+    };
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new PluginError(file, `the ${what} failed to load: ${message}`);
   }
-  const value = module.default;
+  let value = module.default;
+  // A TypeScript file compiled as CommonJS (no "type": "module" around it) arrives wrapped once more.
+  if (typeof value === 'object' && value !== null && 'default' in value && !('name' in value)) value = value.default;
   if (value === undefined) throw new PluginError(file, `no default export (export default { name, description, ... } as the ${what})`);
   const problem = validate(value);
   if (problem) throw new PluginError(file, problem);

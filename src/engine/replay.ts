@@ -3,7 +3,7 @@
 
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
-import { type OracleSelection, resolveOracles, resolvePolicies } from './select.ts';
+import { type OracleSelection, resolveOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
   result: RunResult;
@@ -36,7 +36,7 @@ export async function replayRepro(
   selection: OracleSelection = {},
   options: Omit<RunOptions, 'oracles'> = {},
 ): Promise<ReplayOutcome> {
-  const policies = await resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy);
+  const policies = await resolveReproPolicies(repro);
   const oracles = await resolveOracles(selection);
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.

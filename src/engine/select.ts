@@ -1,6 +1,8 @@
 // Resolving what a run uses: policies by name or file, the oracle set (built-ins, user files,
 // --only-oracle). Plugins load asynchronously, once per process or worker.
 
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { guestPolicies, hostPolicies } from '../policies/index.ts';
@@ -16,27 +18,49 @@ const validateOracle = (value: unknown): string | undefined => {
   return ['security', 'correctness', 'liveness'].includes(severity) ? undefined : '"severity" must be "security", "correctness" or "liveness"';
 };
 
-async function resolvePolicy<T>(nameOrFile: string, registry: Readonly<Record<string, T>>, what: string, flag: string): Promise<T> {
+/**
+ * A policy file named in a repro file is looked up next to that file first, then from the
+ * working directory: corpus files can name `../test/fixtures/x.ts` and replay from anywhere,
+ * while a campaign's findings keep the path as it was given on the command line.
+ */
+function locate(file: string, baseDir: string | undefined): string {
+  if (baseDir === undefined || isAbsolute(file)) return file;
+  const besideRepro = join(baseDir, file);
+  return existsSync(besideRepro) ? besideRepro : file;
+}
+
+async function resolvePolicy<T>(
+  nameOrFile: string,
+  registry: Readonly<Record<string, T>>,
+  what: string,
+  flag: string,
+  baseDir: string | undefined,
+): Promise<T> {
   const builtin = registry[nameOrFile];
   if (builtin) return builtin;
-  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(nameOrFile, what, validatePolicy);
+  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(locate(nameOrFile, baseDir), what, validatePolicy);
   throw new PluginError(flag, `unknown ${what} "${nameOrFile}" (built in: ${Object.keys(registry).join(', ')}; or give a .ts/.js file)`);
 }
 
 const cache = new Map<string, Promise<unknown>>();
 
 /** The host and guest policies a config names, loaded once per process. */
-export function resolvePolicies(hostPolicy: string, guestPolicy: string): Promise<Policies> {
-  const key = `${hostPolicy}\u0000${guestPolicy}`;
+export function resolvePolicies(hostPolicy: string, guestPolicy: string, baseDir?: string): Promise<Policies> {
+  const key = `${hostPolicy}\u0000${guestPolicy}\u0000${baseDir ?? ''}`;
   let pending = cache.get(key) as Promise<Policies> | undefined;
   if (!pending) {
     pending = (async () => ({
-      host: await resolvePolicy<HostPolicy>(hostPolicy, hostPolicies, 'host policy', 'hostPolicy'),
-      guest: await resolvePolicy<GuestPolicy>(guestPolicy, guestPolicies, 'guest policy', 'guestPolicy'),
+      host: await resolvePolicy<HostPolicy>(hostPolicy, hostPolicies, 'host policy', 'hostPolicy', baseDir),
+      guest: await resolvePolicy<GuestPolicy>(guestPolicy, guestPolicies, 'guest policy', 'guestPolicy', baseDir),
     }))();
     cache.set(key, pending);
   }
   return pending;
+}
+
+/** The policies a repro file names, policy files looked up beside the file first. */
+export function resolveReproPolicies(repro: { config: { hostPolicy: string; guestPolicy: string }; source?: string }): Promise<Policies> {
+  return resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy, repro.source === undefined ? undefined : dirname(repro.source));
 }
 
 export interface OracleSelection {

@@ -16,6 +16,8 @@ export type Expectation = { verdict: 'clean' } | { verdict: 'violation'; oracle:
 export interface Repro extends Case {
   title: string;
   expect?: Expectation;
+  /** The file it was read from (not written): policy files it names are looked up beside it. */
+  source?: string;
 }
 
 const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect']);
@@ -75,7 +77,7 @@ export function readRepro(file: string): Repro {
     throw new FormatError(file, `not valid JSON: ${(error as Error).message}`);
   }
   try {
-    return parseRepro(json);
+    return { ...parseRepro(json), source: file };
   } catch (error) {
     if (error instanceof FormatError) throw new FormatError(`${file}: ${error.field}`, error.problem);
     throw error;
