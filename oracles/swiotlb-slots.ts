@@ -12,10 +12,6 @@
 //   swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned");
 // - a coherent allocation from swiotlb is page-aligned (swiotlb_alloc() WARNs and fails otherwise).
 //
-// The view does not carry the device's min_align_mask yet: the oracle reads `minAlignMask` from a
-// mapping when the world provides it, and without it judges the max mapping size against a mask
-// of 0 (the most lenient) and skips the two alignment rules, which depend on the mask.
-//
 // Incremental: only when the set of live slot ranges, mappings or buffers changed in the step;
 // then the new ones are checked against the pool and against every live one.
 
@@ -42,11 +38,6 @@ const states = new WeakMap<View, State>();
 
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
-
-function minAlignMaskOf(mapping: StreamingMapping): number | undefined {
-  const mask = (mapping as StreamingMapping & { minAlignMask?: unknown }).minAlignMask;
-  return typeof mask === 'number' ? mask : undefined;
-}
 
 /** Every live bounce user and slot range, keyed so that a step's new ones can be told apart. */
 function spansOf(view: View): { slots: Span[]; users: Span[]; mappings: Map<string, StreamingMapping> } {
@@ -122,10 +113,9 @@ function checkOne(view: View, span: Span, slots: Span[], mapping: StreamingMappi
     return;
   }
   if (mapping === undefined || mapping.tlbAddr === undefined) return;
-  const mask = minAlignMaskOf(mapping);
-  const max = swiotlb.maxMappingSize(mask ?? 0);
+  const mask = mapping.minAlignMask;
+  const max = swiotlb.maxMappingSize(mask);
   if (mapping.bytes > max) fail(`${mapping.bytes} bytes exceed swiotlb_max_mapping_size ${formatSize(max)} ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
-  if (mask === undefined) return;
   if (mask !== 0 && and32(mapping.tlbAddr, mask) !== and32(mapping.orig, mask)) {
     fail(
       `tlb ${hex(mapping.tlbAddr)} & ${hex(mask)} = ${hex(and32(mapping.tlbAddr, mask))}, but orig ${hex(mapping.orig)} & ${hex(mask)} = ${hex(and32(mapping.orig, mask))} ==> FAIL (min_align_mask bits not preserved)`,

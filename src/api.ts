@@ -105,6 +105,8 @@ export interface StreamingMapping {
   tlbAddr: number | undefined;
   /** The address the device uses. */
   iova: number;
+  /** dma_get_min_align_mask() of the device when it mapped (0 without): the slot keeps these low bits. */
+  minAlignMask: number;
 }
 
 export interface SwiotlbSlotRange {

@@ -331,12 +331,13 @@ export class Guest implements GuestView {
     if (block === undefined) return this.failed(`dma_map_single(${bytes}): no memory for the buffer`);
     const orig = block.gfn * SZ_4K + offset;
     if (dir !== 'from_device') this.fill(orig, bytes);
-    const view: StreamingMapping = { id: this.nextMapping, dev, orig, bytes, dir, tlbAddr: undefined, iova: orig };
+    const view: StreamingMapping = { id: this.nextMapping, dev, orig, bytes, dir, tlbAddr: undefined, iova: orig, minAlignMask: 0 };
     if (!this.accepted.has(dev)) {
       // dma_direct_map_page() -> swiotlb_map() (force_dma_unencrypted), or iommu-dma's bounce
       // with the IOVA granule as alloc_align_mask.
       const policy = this.policy;
       const attrs: DmaAttrs = policy.dmaAttrs ? this.env.guard(() => policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {}) : {};
+      view.minAlignMask = attrs.minAlignMask ?? 0;
       const result = this.pool.find(orig, bytes, {
         minAlignMask: attrs.minAlignMask ?? 0,
         allocAlignMask: this.isNested(dev) ? SZ_4K - 1 : 0,
