@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
 import type { CampaignJob } from '../engine/case-job.ts';
+import { formatMetrics } from '../engine/metrics.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { parseConfig } from '../ops/config.ts';
 import { OP_SPECS } from '../ops/schema.ts';
@@ -161,10 +162,12 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   }
   if (args.json) {
     const hits = Object.fromEntries(buckets.map((b) => [b.signature, b.hits]));
-    process.stdout.write(`${JSON.stringify({ type: 'summary', seed, cases: stats.cases, ops: stats.ops, buckets: buckets.length, findings: stats.findings, hits, oracleErrors: stats.oracleErrors.length })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ type: 'summary', seed, cases: stats.cases, ops: stats.ops, buckets: buckets.length, findings: stats.findings, hits, oracleErrors: stats.oracleErrors.length, metrics: stats.metrics.mean() })}\n`,
+    );
   } else {
     if (tty) process.stderr.write('\r\x1b[K');
-    process.stderr.write(`${statusLine(stats)}\n`);
+    process.stderr.write(`${statusLine(stats)}\nefficiency (mean per case): ${formatMetrics(stats.metrics.mean())}\n`);
     if (buckets.length > 0 && !args.out) process.stderr.write('cocofuzz: pass --out DIR to save a repro file per finding\n');
   }
   if (buckets.length > 0) return EXIT_FOUND;

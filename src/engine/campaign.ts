@@ -18,6 +18,7 @@ import {
   runCampaignCase,
   shrinkToRepro,
 } from './case-job.ts';
+import { MetricsTotal } from './metrics.ts';
 import type { OracleError } from './run.ts';
 
 export interface Bucket {
@@ -55,6 +56,8 @@ export interface CampaignStats {
   findings: number;
   buckets: Map<string, Bucket>;
   oracleErrors: OracleError[];
+  /** Mean efficiency over the cases run (DOMAIN.md: measured, not judged). */
+  metrics: MetricsTotal;
   startedAt: number;
 }
 
@@ -62,7 +65,7 @@ const bucketFile = (bucket: Bucket): string =>
   `${bucket.oracle}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
-  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], startedAt: Date.now() };
+  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now() };
   if (options.out) mkdirSync(options.out, { recursive: true });
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
@@ -76,6 +79,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     stats.cases++;
     stats.ops += outcome.stepsRun;
     stats.oracleErrors.push(...outcome.oracleErrors);
+    stats.metrics.add(outcome.metrics);
     if (outcome.violation && outcome.signature) {
       stats.findings++;
       const known = stats.buckets.get(outcome.signature);

@@ -7,6 +7,7 @@ import type { Oracle, Violation } from '../api.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
+import type { Metrics } from './metrics.ts';
 import { minimizeCase } from './minimize.ts';
 import { type OracleError, type Policies, runCase, signature } from './run.ts';
 import { resolveOracles, resolvePolicies } from './select.ts';
@@ -33,6 +34,8 @@ export interface CaseOutcome {
   violation?: Violation;
   signature?: string;
   oracleErrors: OracleError[];
+  /** Efficiency of the policy in this case (not a verdict). */
+  metrics: Metrics;
 }
 
 export interface CaseRunner {
@@ -85,6 +88,7 @@ export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: num
     ops: testCase.ops.length,
     stepsRun: result.stepsRun,
     oracleErrors: result.oracleErrors,
+    metrics: result.metrics,
   };
   const first = result.violations[0];
   if (first) {

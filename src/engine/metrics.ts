@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { SZ_2M, SZ_4K, type View } from '../api.ts';
+import { SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -32,6 +32,9 @@ export function computeMetrics(view: View): Metrics {
   let nptBytes = 0;
   let npt2M = 0;
   for (const leaf of view.npt.leaves()) {
+    // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
+    const entry = view.rmp.entry(pfnOf(leaf.pa));
+    if (!entry.assigned || entry.asid !== view.asid) continue;
     nptBytes += leaf.size;
     if (leaf.size >= SZ_2M) npt2M += leaf.size;
   }
@@ -54,4 +57,26 @@ export function computeMetrics(view: View): Metrics {
     ioSplits: view.counters.ioSplits,
     iotlbPerMiB: iotlb / (view.config.guestMemory / (256 * SZ_4K)),
   };
+}
+
+/** Sums metrics over cases; `mean()` gives the per-case average the campaign reports. */
+export class MetricsTotal {
+  private readonly sum: Metrics = { rmp2M: 0, npt2M: 0, ioS2_2M: 0, psmash: 0, nptSplits: 0, ioSplits: 0, iotlbPerMiB: 0 };
+  private count = 0;
+
+  add(metrics: Metrics): void {
+    for (const key of Object.keys(this.sum) as (keyof Metrics)[]) this.sum[key] += metrics[key];
+    this.count++;
+  }
+
+  mean(): Metrics {
+    const out = { ...this.sum };
+    for (const key of Object.keys(out) as (keyof Metrics)[]) out[key] = this.count === 0 ? 0 : Math.round((out[key] / this.count) * 1000) / 1000;
+    return out;
+  }
+}
+
+export function formatMetrics(m: Metrics): string {
+  const pct = (x: number): string => `${Math.round(x * 100)}%`;
+  return `under 2M leaves: RMP ${pct(m.rmp2M)}, NPT ${pct(m.npt2M)}, IO S2 ${pct(m.ioS2_2M)}; per case: ${m.psmash} PSMASH, ${m.nptSplits} NPT splits, ${m.ioSplits} IO splits; ${m.iotlbPerMiB} IOTLB entries/MiB`;
 }
