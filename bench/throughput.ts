@@ -1,0 +1,248 @@
+// Throughput of the engine on the fixed workload, measured alternately in one process against:
+// - raw replay: the same pre-generated cases with no oracle (what the oracles cost);
+// - the plain fast-check harness (baseline-fc.ts) on its own fc.commands workload, with fc's
+//   size "max" (up to 64 commands a run, like the engine's cases) and with fc's default size;
+// - the engine replaying the very ops the fc harness ran (same work, so the ratio to the fc
+//   harness is the harness's own overhead, not a difference of op mix).
+// Then worker scaling: cases/s of runCampaign with 1 and 2 worker threads on the same --runs.
+
+import { Worker } from 'node:worker_threads';
+import type { Op } from '../src/api.ts';
+import type { CampaignJob } from '../src/engine/case-job.ts';
+import { runCampaign } from '../src/engine/campaign.ts';
+import { runCase } from '../src/engine/run.ts';
+import { runBaseline } from './baseline-fc.ts';
+import { WORKLOAD_SEED, WORKLOAD_STEPS, breathe, round, seed32, workloadCases, workloadConfig, workloadEngine } from './common.ts';
+
+export interface ThroughputOptions {
+  rounds: number;
+  /** Engine cases per round (each up to 64 ops). */
+  casesPerRound: number;
+  /** fc runs per round for the size-"max" harness (the default-size one gets 6x as many). */
+  fcRunsPerRound: number;
+}
+
+interface Tally {
+  ops: number;
+  ms: number;
+  perRound: number[];
+}
+
+const tally = (): Tally => ({ ops: 0, ms: 0, perRound: [] });
+
+function add(t: Tally, ops: number, ms: number): void {
+  t.ops += ops;
+  t.ms += ms;
+  t.perRound.push(round((ops * 1000) / ms));
+}
+
+const rate = (t: Tally): number => (t.ms > 0 ? round((t.ops * 1000) / t.ms) : 0);
+
+export interface ThroughputResult {
+  workload: string;
+  rounds: number;
+  /** ops/s; per-round figures show the spread. */
+  engine: { opsPerSec: number; runOnlyOpsPerSec: number; generateOpsPerSec: number; perRound: number[]; ops: number; findings: number };
+  raw: { opsPerSec: number; perRound: number[] };
+  fcMax: { opsPerSec: number; perRound: number[]; commandsPerRun: number };
+  fcDefault: { opsPerSec: number; perRound: number[]; commandsPerRun: number };
+  engineOnFcOps: { opsPerSec: number; perRound: number[] };
+  ratios: {
+    /** Raw replay ops/s over engine run-only ops/s: how much the oracles cost (goal: <= 2). */
+    oracleCost: number;
+    /** Engine (generation included) over the fc harness (size max). */
+    engineVsFc: number;
+    engineVsFcDefault: number;
+    /** Engine replaying the fc harness's own ops over the fc harness: harness overhead on identical work. */
+    engineVsFcSameOps: number;
+  };
+}
+
+export async function benchThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+  const config = workloadConfig();
+  const { policies, oracles } = await workloadEngine();
+  const engine = tally();
+  const runOnly = tally();
+  const generate = tally();
+  const raw = tally();
+  const fcMax = tally();
+  const fcDefault = tally();
+  const sameOps = tally();
+  let findings = 0;
+  let fcMaxRuns = 0;
+  let fcDefaultRuns = 0;
+
+  // Warm-up: one small batch of each, not counted.
+  for (const testCase of workloadCases(config, `${WORKLOAD_SEED}/warm`, 0, 8)) {
+    runCase(testCase, policies, { oracles });
+    runCase(testCase, policies, { oracles: [] });
+  }
+  runBaseline({ config, policies, oracles, seed: 1, budget: Infinity, numRuns: 4, size: 'max' });
+
+  for (let r = 0; r < options.rounds; r++) {
+    // A: the engine, campaign-style: generate, then run with every oracle.
+    let started = performance.now();
+    const cases = workloadCases(config, WORKLOAD_SEED, r * options.casesPerRound, options.casesPerRound);
+    const generated = performance.now();
+    let ops = 0;
+    for (const testCase of cases) {
+      const result = runCase(testCase, policies, { oracles });
+      ops += result.stepsRun;
+      if (result.verdict === 'violation') findings++;
+    }
+    const done = performance.now();
+    add(engine, ops, done - started);
+    add(runOnly, ops, done - generated);
+    add(generate, cases.reduce((sum, c) => sum + c.ops.length, 0), generated - started);
+    await breathe();
+
+    // B: raw replay of the same cases.
+    started = performance.now();
+    let rawOps = 0;
+    for (const testCase of cases) rawOps += runCase(testCase, policies, { oracles: [] }).stepsRun;
+    add(raw, rawOps, performance.now() - started);
+    await breathe();
+
+    // C: the plain fc harness, size "max"; keep its ops for D.
+    const fcOps: Op[][] = [];
+    const max = runBaseline({
+      config,
+      policies,
+      oracles,
+      seed: seed32(`throughput/${r}`),
+      budget: Infinity,
+      numRuns: options.fcRunsPerRound,
+      size: 'max',
+      onRun: (applied) => fcOps.push([...applied]),
+    });
+    add(fcMax, max.commands, max.ms);
+    fcMaxRuns += max.runs;
+    await breathe();
+
+    // D: the engine on exactly the ops the fc harness ran.
+    started = performance.now();
+    let replayed = 0;
+    for (const list of fcOps) replayed += runCase({ config, seed: 'fc-baseline', ops: list }, policies, { oracles }).stepsRun;
+    add(sameOps, replayed, performance.now() - started);
+    await breathe();
+
+    // E: the plain fc harness with fc's default size (about 5 commands a run).
+    const small = runBaseline({ config, policies, oracles, seed: seed32(`throughput-default/${r}`), budget: Infinity, numRuns: options.fcRunsPerRound * 6 });
+    add(fcDefault, small.commands, small.ms);
+    fcDefaultRuns += small.runs;
+    await breathe();
+  }
+
+  const engineRate = rate(engine);
+  return {
+    workload: `${options.rounds} rounds x ${options.casesPerRound} cases of <= ${WORKLOAD_STEPS} ops (seed ${WORKLOAD_SEED}, swarm on), default config, cut-on-convert + linux-2m-pool, ${oracles.length} oracles`,
+    rounds: options.rounds,
+    engine: { opsPerSec: engineRate, runOnlyOpsPerSec: rate(runOnly), generateOpsPerSec: rate(generate), perRound: engine.perRound, ops: engine.ops, findings },
+    raw: { opsPerSec: rate(raw), perRound: raw.perRound },
+    fcMax: { opsPerSec: rate(fcMax), perRound: fcMax.perRound, commandsPerRun: round(fcMax.ops / Math.max(1, fcMaxRuns), 1) },
+    fcDefault: { opsPerSec: rate(fcDefault), perRound: fcDefault.perRound, commandsPerRun: round(fcDefault.ops / Math.max(1, fcDefaultRuns), 1) },
+    engineOnFcOps: { opsPerSec: rate(sameOps), perRound: sameOps.perRound },
+    ratios: {
+      oracleCost: round(rate(raw) / Math.max(1, rate(runOnly)), 2),
+      engineVsFc: round(engineRate / Math.max(1, rate(fcMax)), 2),
+      engineVsFcDefault: round(engineRate / Math.max(1, rate(fcDefault)), 2),
+      engineVsFcSameOps: round(rate(sameOps) / Math.max(1, rate(fcMax)), 2),
+    },
+  };
+}
+
+/**
+ * How much parallelism the machine gives right now: the same fixed CPU loop on 1 and on 2 plain
+ * worker threads (no tsx, no engine). On an idle 2-core machine the 2-thread run takes about as
+ * long as the 1-thread one (speedup ~2); on a machine shared with other work it does not, and no
+ * campaign can scale better than this.
+ */
+export async function probeParallelism(iterations = 3e8): Promise<{ oneMs: number; twoMs: number; speedup: number }> {
+  const code = `const { parentPort, workerData } = require('node:worker_threads'); let x = 0; for (let i = 0; i < workerData; i++) x = (x + i) | 0; parentPort.postMessage(x);`;
+  const spin = async (threads: number): Promise<number> => {
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: threads }, () => new Promise((resolve, reject) => {
+        const worker = new Worker(code, { eval: true, workerData: iterations });
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      })),
+    );
+    return performance.now() - started;
+  };
+  const oneMs = await spin(1);
+  const twoMs = await spin(2);
+  // Both threads do the work of one: an ideal 2-core machine finishes them in the time of one.
+  return { oneMs: round(oneMs), twoMs: round(twoMs), speedup: round((2 * oneMs) / twoMs, 2) };
+}
+
+export interface WorkerScalingResult {
+  /** The machine's parallelism at the time (probeParallelism). */
+  machine: { oneMs: number; twoMs: number; speedup: number };
+  runs: number;
+  byWorkers: {
+    workers: number;
+    ms: number;
+    /** A campaign of 0 cases on as many workers: thread start-up (tsx loader, module graph) and teardown. */
+    startupMs: number;
+    cases: number;
+    ops: number;
+    casesPerSec: number;
+    /** cases/s once the threads are up (wall minus start-up). */
+    steadyCasesPerSec: number;
+    opsPerSec: number;
+    /** CPU time of the whole process (every thread, GC helpers included) over wall time. */
+    cpuPerWall: number;
+    findings: number;
+  }[];
+  /** cases/s with 2 workers over cases/s with 1, wall clock and after start-up. */
+  speedup: number;
+  steadySpeedup: number;
+}
+
+export async function benchWorkers(options: { runs: number; workers?: readonly number[] }): Promise<WorkerScalingResult> {
+  const job: CampaignJob = {
+    config: workloadConfig(),
+    seed: `${WORKLOAD_SEED}/campaign`,
+    generate: { steps: WORKLOAD_STEPS, swarm: true },
+    oracleFiles: [],
+    onlyOracles: [],
+    minimizeBudget: 200,
+    shard: { index: 0, count: 1 },
+  };
+  const machine = await probeParallelism();
+  const byWorkers: WorkerScalingResult['byWorkers'] = [];
+  for (const workers of options.workers ?? [1, 2]) {
+    let started = performance.now();
+    await runCampaign({ job, runs: 0, workers });
+    const startupMs = performance.now() - started;
+    await breathe();
+    started = performance.now();
+    const cpu = process.cpuUsage();
+    const stats = await runCampaign({ job, runs: options.runs, workers });
+    const ms = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    byWorkers.push({
+      workers,
+      ms: round(ms),
+      startupMs: round(startupMs),
+      cases: stats.cases,
+      ops: stats.ops,
+      casesPerSec: round((stats.cases * 1000) / ms, 1),
+      steadyCasesPerSec: round((stats.cases * 1000) / Math.max(1, ms - startupMs), 1),
+      opsPerSec: round((stats.ops * 1000) / ms),
+      cpuPerWall: round((used.user + used.system) / 1000 / ms, 2),
+      findings: stats.findings,
+    });
+    await breathe();
+  }
+  const one = byWorkers.find((b) => b.workers === 1);
+  const two = byWorkers.find((b) => b.workers === 2);
+  return {
+    machine,
+    runs: options.runs,
+    byWorkers,
+    speedup: one && two ? round(two.casesPerSec / one.casesPerSec, 2) : 1,
+    steadySpeedup: one && two ? round(two.steadyCasesPerSec / one.steadyCasesPerSec, 2) : 1,
+  };
+}
