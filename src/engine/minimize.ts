@@ -17,6 +17,37 @@ export interface MinimizeResult {
   runs: number;
 }
 
+/** Which kind of live object an op creates, and which fields refer to one. */
+const CREATES: Partial<Record<Op['op'], 'buf' | 'map'>> = { alloc_coherent: 'buf', map_single: 'map' };
+
+/**
+ * References are positions among live objects, so dropping an op that created one shifts what
+ * later references point at. After such a removal, this candidate decrements the later
+ * references of that kind, so `alloc; alloc; dma buf=1` can lose its first alloc as
+ * `alloc; dma buf=0`.
+ */
+function shiftReferences(ops: readonly Op[], from: number, removed: readonly Op[]): Op[] | undefined {
+  const shifts = { buf: 0, map: 0 };
+  for (const op of removed) {
+    const kind = CREATES[op.op];
+    if (kind) shifts[kind]++;
+  }
+  if (shifts.buf === 0 && shifts.map === 0) return undefined;
+  return ops.map((op, index) => {
+    if (index < from) return op;
+    const record = op as unknown as Record<string, unknown>;
+    let next: Record<string, unknown> | undefined;
+    for (const kind of ['buf', 'map'] as const) {
+      const value = record[kind];
+      if (typeof value === 'number' && shifts[kind] > 0 && value > 0) {
+        next ??= { ...record };
+        next[kind] = Math.max(0, value - shifts[kind]);
+      }
+    }
+    return (next ?? op) as Op;
+  });
+}
+
 /** Simpler values for one field, most canonical first. */
 function simplerValues(kind: string, value: unknown, optional: boolean): unknown[] {
   const out: unknown[] = [];
@@ -54,19 +85,26 @@ export function minimizeCase(original: Case, fails: (candidate: Case) => boolean
     runs++;
     return fails({ ...original, ops: candidate });
   };
+  /** Drops ops[start, start + count); returns the smaller ops when the case still fails. */
+  const without = (start: number, count: number): Op[] | undefined => {
+    const candidate = [...ops.slice(0, start), ...ops.slice(start + count)];
+    if (attempt(candidate)) return candidate;
+    const shifted = shiftReferences(candidate, start, ops.slice(start, start + count));
+    return shifted && attempt(shifted) ? shifted : undefined;
+  };
 
   // Drop chunks, largest first.
   for (let chunk = Math.max(1, Math.floor(ops.length / 2)); chunk >= 1 && runs < budget; chunk = Math.floor(chunk / 2)) {
     for (let start = ops.length - chunk; start >= 0 && runs < budget; start -= chunk) {
-      const candidate = [...ops.slice(0, start), ...ops.slice(start + chunk)];
-      if (candidate.length < ops.length && attempt(candidate)) ops = candidate;
+      const smaller = without(start, chunk);
+      if (smaller) ops = smaller;
     }
     if (chunk === 1) break;
   }
   // A last pass of single-op removal from the front catches ops freed by later removals.
   for (let i = 0; i < ops.length && runs < budget; ) {
-    const candidate = [...ops.slice(0, i), ...ops.slice(i + 1)];
-    if (attempt(candidate)) ops = candidate;
+    const smaller = without(i, 1);
+    if (smaller) ops = smaller;
     else i++;
   }
   // Simplify fields toward canonical values.

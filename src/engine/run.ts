@@ -2,7 +2,6 @@
 // run depends only on the case (config, seed, ops) and the plugins, never on time or process.
 
 import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
-import { OP_SPECS } from '../ops/schema.ts';
 import type { Case } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
@@ -104,16 +103,26 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   return { verdict: violations.length > 0 ? 'violation' : 'clean', violations, oracleErrors, stepsRun, metrics: computeMetrics(world) };
 }
 
+/** A size on one table, as the check that failed saw it: below 2M is "4K", 2M or more is "2M". */
+function sizeClass(value: unknown): string {
+  if (typeof value === 'number') return value >= 2 * 1024 * 1024 ? '2M' : '4K';
+  return String(value);
+}
+
 /**
- * The bucket a violation belongs to: the oracle, which actor's op exposed it (guest, device, host
- * or adversary) and which tables disagreed. State invariants fire after whichever guest op first
- * makes the disagreement visible (an accept, a touch, a tdi_accept), so the actor rather than the
- * exact op kind keeps one planted bug in one bucket, whatever addresses the case happened to use.
+ * The bucket a violation belongs to: the oracle, the rule it names (the "FAIL (...)" of its
+ * message) and, for each table that disagreed, the size class the check saw there
+ * (`io-s2-rmp-size|size mismatch|checked=4K,rmp=2M,s2=4K`). Not the op kind or the actor: a
+ * state invariant fires after whichever op first exposes the disagreement (an accept, a touch,
+ * a host_split), and one planted bug should give one bucket whatever the case did around it.
+ * S2[4K] over RMP[2M] and S2[2M] over RMP[4K] stay apart: they are different bugs.
  */
-export function signature(testCase: Case, violation: Violation): string {
-  const op = violation.step >= 0 ? testCase.ops[violation.step] : undefined;
-  const actor = op ? OP_SPECS[op.op].actor : 'final';
-  const sizes = violation.details?.sizes;
-  const tables = sizes ? Object.keys(sizes).filter((key) => sizes[key as keyof typeof sizes] !== undefined).sort().join('+') : '';
-  return `${violation.oracle}|${actor}|${tables}`;
+export function signature(_testCase: Case, violation: Violation): string {
+  const sizes = violation.details?.sizes ?? {};
+  const parts = Object.entries(sizes)
+    .filter(([, value]) => value !== undefined)
+    .map(([table, value]) => `${table}=${sizeClass(value)}`)
+    .sort();
+  const rule = /FAIL \(([^)]*)\)/.exec(violation.message)?.[1]?.replace(/0x[0-9a-f]+|\d+/gi, '#') ?? '';
+  return `${violation.oracle}|${rule}|${parts.join(',')}`;
 }

@@ -36,3 +36,33 @@ describe('minimizer', () => {
     expect(limited.runs).toBe(2);
   });
 });
+
+describe('minimizer and references', () => {
+  it('drops an earlier allocation by shifting the references after it', () => {
+    const config = defaultConfig();
+    const ops: Op[] = [
+      { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+      { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+      { op: 'tdi_accept', dev: 0 },
+      { op: 'alloc_coherent', dev: 0, bytes: 4096 },
+      { op: 'dma', dev: 0, buf: 3, len: 64, write: false },
+    ];
+    // The "bug" needs a DMA against the buffer that dev 0 allocated after tdi_accept.
+    const fails = (c: Case): boolean => {
+      const bufs: number[] = [];
+      let accepted = false;
+      for (const op of c.ops) {
+        if (op.op === 'tdi_accept') accepted = true;
+        if (op.op === 'alloc_coherent') bufs.push(accepted && op.dev === 0 ? 1 : 0);
+        if (op.op === 'dma' && op.buf !== undefined && bufs.length > 0 && bufs[op.buf % bufs.length] === 1) return true;
+      }
+      return false;
+    };
+    const { testCase } = minimizeCase({ config, seed: 's', ops }, fails);
+    expect(testCase.ops).toEqual([
+      { op: 'tdi_accept', dev: 0 },
+      { op: 'alloc_coherent', dev: 0, bytes: 64 },
+      { op: 'dma', dev: 0, buf: 0, len: 64, write: false },
+    ]);
+  });
+});
