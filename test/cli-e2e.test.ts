@@ -26,10 +26,14 @@ const validRepro = {
 describe('fuzz, explain and replay', () => {
   it('finds the S2/RMP size mismatch of kvm-iommu-4k, saves a shrunk repro, explains and replays it', () => {
     const out = temp();
-    const fuzz = runCli(['fuzz', '--host-policy', 'kvm-iommu-4k', '--runs', '40', '--seed', 'e2e', '--workers', '1', '--out', out]);
+    const junit = join(out, 'report.xml');
+    const fuzz = runCli(['fuzz', '--host-policy', 'kvm-iommu-4k', '--runs', '40', '--seed', 'e2e', '--workers', '1', '--out', out, '--junit', junit]);
     expect(fuzz.code).toBe(1);
     expect(fuzz.stdout).toContain('finding: io-s2-rmp-size');
-    const files = readdirSync(out).filter((f) => f.startsWith('io-s2-rmp-size-'));
+    const xml = readFileSync(junit, 'utf8');
+    expect(xml).toMatch(/<testsuite name="cocofuzz kvm-iommu-4k \+ linux \(seed e2e\)" tests="1" failures="1">/);
+    expect(xml).toContain('<failure message="trusted DMA by dev 0');
+    const files = readdirSync(out).filter((f) => f.startsWith('io-s2-rmp-size-') && f.endsWith('.json'));
     expect(files).toHaveLength(1);
     const file = join(out, files[0]!);
     const repro = JSON.parse(readFileSync(file, 'utf8')) as { ops: unknown[]; expect: { oracle: string } };

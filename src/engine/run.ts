@@ -5,7 +5,8 @@ import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
 import type { Case } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
-import { PolicyError, createWorld } from './world.ts';
+import { worldFor } from './arch.ts';
+import { PolicyError } from './world.ts';
 
 export const POLICY_ERROR = 'policy-error';
 
@@ -61,7 +62,7 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   const oracleErrors: OracleError[] = [];
   const oracles = options.oracles;
   const disabled = new Set<string>();
-  const world = createWorld(testCase.config, policies, testCase.seed);
+  const world = worldFor(testCase.config, policies, testCase.seed);
   let stepsRun = 0;
   options.onStart?.(world);
 
