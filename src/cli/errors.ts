@@ -9,8 +9,3 @@ export const EXIT_INTERNAL = 3;
 export class UsageError extends Error {
   override name = 'UsageError';
 }
-
-/** A subcommand whose engine is not built yet: one line, exit 3. */
-export class NotImplementedError extends Error {
-  override name = 'NotImplementedError';
-}

@@ -4,7 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
-import { EXIT_INTERNAL, EXIT_USAGE, NotImplementedError, UsageError } from './errors.ts';
+import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from './errors.ts';
 import { explainCommand } from './explain.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { minimizeCommand } from './minimize.ts';
@@ -49,7 +49,6 @@ export async function main(argv: string[]): Promise<void> {
   } catch (error) {
     // Bad flags, malformed files and broken plugins name what is wrong in one line.
     if (error instanceof UsageError || error instanceof FormatError || error instanceof PluginError) die(error.message, EXIT_USAGE);
-    if (error instanceof NotImplementedError) die(error.message, EXIT_INTERNAL);
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     die(`internal error: ${text}`, EXIT_INTERNAL);
   }
