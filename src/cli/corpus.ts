@@ -4,10 +4,9 @@ import { mkdirSync, unlinkSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { replayRepro } from '../engine/replay.ts';
 import { signature } from '../engine/run.ts';
-import { FormatError } from '../ops/errors.ts';
-import { type Repro, encodeRepro, readRepro, writeFileAtomic } from '../repro/format.ts';
+import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
-import { expandReproPaths } from './inputs.ts';
+import { forEachRepro } from './inputs.ts';
 
 interface CorpusArgs {
   action: 'check' | 'merge' | 'prune';
@@ -24,20 +23,12 @@ interface Entry {
 
 async function load(paths: readonly string[]): Promise<{ entries: Entry[]; bad: number }> {
   const entries: Entry[] = [];
-  let bad = 0;
-  for (const file of expandReproPaths(paths)) {
-    try {
-      const repro = readRepro(file);
-      const { result } = await replayRepro(repro);
-      const first = result.violations[0];
-      const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
-      entries.push({ file, repro, key });
-    } catch (error) {
-      if (!(error instanceof FormatError)) throw error;
-      bad++;
-      process.stderr.write(`cocofuzz: ${error.message}\n`);
-    }
-  }
+  const bad = await forEachRepro(paths, async (file, repro) => {
+    const { result } = await replayRepro(repro);
+    const first = result.violations[0];
+    const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
+    entries.push({ file, repro, key });
+  });
   return { entries, bad };
 }
 
@@ -54,20 +45,13 @@ function best(entries: readonly Entry[]): Map<string, Entry> {
 async function corpus(args: CorpusArgs): Promise<number> {
   if (args.action === 'check') {
     let failed = 0;
-    let bad = 0;
-    for (const file of expandReproPaths(args.dirs)) {
-      try {
-        const outcome = await replayRepro(readRepro(file));
-        if (outcome.met === false) {
-          failed++;
-          console.log(`FAIL  ${file}: ${outcome.mismatch}`);
-        } else console.log(`ok    ${file}${outcome.met === undefined ? ' (valid, no expectation)' : ''}`);
-      } catch (error) {
-        if (!(error instanceof FormatError)) throw error;
-        bad++;
-        process.stderr.write(`cocofuzz: ${error.message}\n`);
-      }
-    }
+    const bad = await forEachRepro(args.dirs, async (file, repro) => {
+      const outcome = await replayRepro(repro);
+      if (outcome.met === false) {
+        failed++;
+        console.log(`FAIL  ${file}: ${outcome.mismatch}`);
+      } else console.log(`ok    ${file}${outcome.met === undefined ? ' (valid, no expectation)' : ''}`);
+    });
     if (bad > 0) return EXIT_USAGE;
     return failed > 0 ? EXIT_FOUND : EXIT_OK;
   }

@@ -2,6 +2,9 @@
 
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { PluginError } from '../engine/plugins.ts';
+import { FormatError } from '../ops/errors.ts';
+import { type Repro, readRepro } from '../repro/format.ts';
 import { UsageError } from './errors.ts';
 
 /** `--config` as a JSON file or inline JSON: the fields of a repro file's "config". */
@@ -30,4 +33,23 @@ export function expandReproPaths(paths: readonly string[]): string[] {
     } else files.push(path);
   }
   return files;
+}
+
+/**
+ * Reads and handles every repro file of `paths` in order. A malformed file, or one naming a
+ * policy that cannot load, is reported in one line on stderr and counted, and the rest still
+ * run: one bad file in a corpus must not hide the verdicts of the others. Returns the bad count.
+ */
+export async function forEachRepro(paths: readonly string[], handle: (file: string, repro: Repro) => Promise<void>): Promise<number> {
+  let bad = 0;
+  for (const file of expandReproPaths(paths)) {
+    try {
+      await handle(file, readRepro(file));
+    } catch (error) {
+      if (!(error instanceof FormatError) && !(error instanceof PluginError)) throw error;
+      bad++;
+      process.stderr.write(`cocofuzz: ${error instanceof PluginError ? `${file}: ` : ''}${error.message}\n`);
+    }
+  }
+  return bad;
 }

@@ -1,12 +1,11 @@
 import type { CommandModule } from 'yargs';
 import type { Step, Violation } from '../api.ts';
 import { replayRepro } from '../engine/replay.ts';
+import { resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
-import { FormatError } from '../ops/errors.ts';
-import { readRepro } from '../repro/format.ts';
 import { faultArrow } from '../report/arrows.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
-import { expandReproPaths } from './inputs.ts';
+import { forEachRepro } from './inputs.ts';
 
 interface ReplayArgs {
   files: string[];
@@ -30,19 +29,11 @@ function traceStep(step: Step, violations: readonly Violation[]): string {
 }
 
 async function replay(args: ReplayArgs): Promise<number> {
-  let bad = 0;
   let failed = 0;
   let passed = 0;
-  for (const file of expandReproPaths(args.files)) {
-    let repro;
-    try {
-      repro = readRepro(file);
-    } catch (error) {
-      if (!(error instanceof FormatError)) throw error;
-      bad++;
-      process.stderr.write(`cocofuzz: ${error.message}\n`);
-      continue;
-    }
+  // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
+  await resolveOracles({ files: args.oracle ?? [] });
+  const bad = await forEachRepro(args.files, async (file, repro) => {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${file}:`);
     const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
@@ -63,7 +54,7 @@ async function replay(args: ReplayArgs): Promise<number> {
     for (const error of outcome.result.oracleErrors) {
       process.stderr.write(`cocofuzz: ${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}\n`);
     }
-  }
+  });
   if (args.check && !args.json) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
   if (bad > 0) return EXIT_USAGE;
   return failed > 0 ? EXIT_FOUND : EXIT_OK;
