@@ -69,7 +69,8 @@ class Checker {
     const region = checked === '2M' ? ` (2M region ${hex(gpa - (gpa % SZ_2M))})` : '';
     this.findings.push({
       message:
-        `trusted DMA by dev ${device.id} at ${hex(gpa)}${region}: S2[${formatSize(leaf.size)}] -- [${checked}] --> ` +
+        // A state invariant: it fires when the tables disagree, before any DMA has to fail.
+        `a trusted DMA by dev ${device.id} (TDI in RUN) to ${hex(gpa)}${region} would fail: S2[${formatSize(leaf.size)}] -- [${checked}] --> ` +
         `RMP[${entry.assigned ? entry.size : 'unassigned'}] at hpa ${hex(hpa)} ==> FAIL (${problem})`,
       details: {
         dev: device.id,

@@ -32,7 +32,7 @@ describe('fuzz, explain and replay', () => {
     expect(fuzz.stdout).toContain('finding: io-s2-rmp-size');
     const xml = readFileSync(junit, 'utf8');
     expect(xml).toMatch(/<testsuite name="cocofuzz kvm-iommu-4k \+ linux \(seed e2e\)" tests="1" failures="1">/);
-    expect(xml).toContain('<failure message="trusted DMA by dev 0');
+    expect(xml).toContain('<failure message="a trusted DMA by dev 0 (TDI in RUN) to ');
     const files = readdirSync(out).filter((f) => f.startsWith('io-s2-rmp-size-') && f.endsWith('.json'));
     expect(files).toHaveLength(1);
     const file = join(out, files[0]!);

@@ -49,7 +49,7 @@ const firings: Firing[] = [
       ],
     },
     step: 1,
-    message: /trusted DMA by dev 0 at 0x200000: S2\[4K\] -- \[4K\] --> RMP\[2M\].*FAIL \(size mismatch\)/,
+    message: /a trusted DMA by dev 0 \(TDI in RUN\) to 0x200000 would fail: S2\[4K\] -- \[4K\] --> RMP\[2M\].*FAIL \(size mismatch\)/,
     correct: {
       host: 'cut-on-convert',
       guest: 'linux',
