@@ -1,0 +1,92 @@
+// The morning-after commands: minimize, replay --trace, corpus check/merge/prune, and sharding.
+
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { campaignCase } from '../src/engine/case-job.ts';
+import { defaultConfig } from '../src/ops/config.ts';
+import { runCli } from './helpers/cli.ts';
+
+const corpus = fileURLToPath(new URL('../corpus/', import.meta.url));
+const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-corpus-'));
+
+describe('minimize and replay --trace', () => {
+  it('minimize shrinks a padded repro back to the ops that matter', () => {
+    const dir = temp();
+    const original = JSON.parse(readFileSync(join(corpus, 'double-validate.json'), 'utf8')) as { ops: unknown[]; expect: unknown };
+    const padded = {
+      ...original,
+      ops: [{ op: 'host_sync' }, { op: 'touch', gpa: '0x600000', write: true }, ...original.ops, { op: 'host_sync' }],
+    };
+    delete (padded as { expect?: unknown }).expect;
+    const file = join(dir, 'padded.json');
+    writeFileSync(file, JSON.stringify(padded));
+    const result = runCli(['minimize', file]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/padded\.json: 5 -> 1 ops, conversion-order at step 0/);
+    const minimized = JSON.parse(readFileSync(join(dir, 'padded.min.json'), 'utf8')) as { ops: unknown[]; expect: unknown };
+    expect(minimized.ops).toEqual([{ op: 'share', gpa: '0x800000', pages: 1 }]);
+    expect(minimized.expect).toEqual({ verdict: 'violation', oracle: 'conversion-order', step: 0 });
+  });
+
+  it('replay --trace prints every primitive call and the violation', () => {
+    const result = runCli(['replay', '--trace', join(corpus, 'kvm-iommu-4k-trusted-dma-raw.json')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('accept gpa=0x200000 size=2M');
+    expect(result.stdout).toMatch(/pvalidate\(gpa=0x200000 size=2M validate=true\) = 0/);
+    expect(result.stdout).toContain('VIOLATION io-s2-rmp-size');
+  });
+
+  it('minimize refuses a case that does not fail, with exit 2', () => {
+    const result = runCli(['minimize', join(corpus, 'clean-kvm-4k-linux.json')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('does not fail');
+  });
+});
+
+describe('corpus check, merge and prune', () => {
+  it('check meets every expectation of the checked-in corpus', () => {
+    const result = runCli(['corpus', 'check', corpus]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n').every((line) => line.startsWith('ok'))).toBe(true);
+  });
+
+  it('merge drops the duplicates of two shards; prune removes them in place', () => {
+    const a = temp();
+    const b = temp();
+    cpSync(join(corpus, 'double-validate.json'), join(a, 'double-validate.json'));
+    cpSync(join(corpus, 'vfio-static-share.json'), join(a, 'vfio-static-share.json'));
+    // The same finding under another name in the other shard.
+    cpSync(join(corpus, 'double-validate.json'), join(b, 'same-bug-again.json'));
+    const out = join(temp(), 'merged');
+    const merge = runCli(['corpus', 'merge', a, b, '--out', out]);
+    expect(merge.code).toBe(0);
+    expect(merge.stdout).toContain('merged 3 file(s) into 2');
+    expect(readdirSync(out).sort()).toEqual(['double-validate.json', 'vfio-static-share.json']);
+
+    cpSync(join(b, 'same-bug-again.json'), join(a, 'same-bug-again.json'));
+    const prune = runCli(['corpus', 'prune', a]);
+    expect(prune.code).toBe(0);
+    expect(prune.stdout).toContain('pruned 1 duplicate(s), 2 file(s) kept');
+    expect(readdirSync(a).sort()).toEqual(['double-validate.json', 'vfio-static-share.json']);
+  });
+
+  it('merge without --out is a usage error', () => {
+    const result = runCli(['corpus', 'merge', corpus]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--out');
+  });
+});
+
+describe('shards', () => {
+  it('partition the campaign seed space: shard i of n runs global cases i, i+n, ...', () => {
+    const config = defaultConfig();
+    const job = (index: number, count: number) => ({ config, seed: 'night', generate: { steps: 8 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 1, shard: { index, count } });
+    const seeds = (index: number, count: number, cases: number) => Array.from({ length: cases }, (_, k) => campaignCase(job(index, count), k).seed);
+    const whole = seeds(0, 1, 6);
+    expect(seeds(0, 2, 3)).toEqual([whole[0], whole[2], whole[4]]);
+    expect(seeds(1, 2, 3)).toEqual([whole[1], whole[3], whole[5]]);
+  });
+});
