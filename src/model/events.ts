@@ -16,13 +16,51 @@ export interface StepEvents {
   gfns: number[];
 }
 
-const ascending = (a: number, b: number): number => a - b;
+/**
+ * Touched frame numbers as half-open intervals, expanded once at the end of a step. A 2M operation
+ * touches 512 frames and a step often touches the same 2M range through several primitives, so
+ * per-frame set insertion was the recorder's main cost; intervals cost one push per touch.
+ */
+class FrameIntervals {
+  private starts: number[] = [];
+  private ends: number[] = [];
+
+  add(start: number, end: number): void {
+    const last = this.ends.length - 1;
+    // The common repeat: the same or an adjoining range as the previous touch.
+    if (last >= 0 && start >= this.starts[last]! && start <= this.ends[last]!) {
+      if (end > this.ends[last]!) this.ends[last] = end;
+      return;
+    }
+    this.starts.push(start);
+    this.ends.push(end);
+  }
+
+  clear(): void {
+    this.starts = [];
+    this.ends = [];
+  }
+
+  /** Every frame in the union, ascending, each once. */
+  expand(): number[] {
+    const order = this.starts.map((_, i) => i).sort((a, b) => this.starts[a]! - this.starts[b]!);
+    const out: number[] = [];
+    let next = -Infinity;
+    for (const i of order) {
+      const start = Math.max(this.starts[i]!, next);
+      const end = this.ends[i]!;
+      for (let frame = start; frame < end; frame++) out.push(frame);
+      if (end > next) next = end;
+    }
+    return out;
+  }
+}
 
 export class Recorder {
   private calls: PrimitiveCall[] = [];
   private faults: Fault[] = [];
-  private readonly frames = new Set<number>();
-  private readonly gfns = new Set<number>();
+  private readonly frames = new FrameIntervals();
+  private readonly gfns = new FrameIntervals();
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
@@ -41,23 +79,21 @@ export class Recorder {
   }
 
   touchFrame(pfn: number): void {
-    this.frames.add(pfn);
+    this.frames.add(pfn, pfn + 1);
   }
 
   touchGfn(gfn: number): void {
-    this.gfns.add(gfn);
+    this.gfns.add(gfn, gfn + 1);
   }
 
   /** Every 4K host frame overlapping [hpa, hpa + len). */
   touchFrameRange(hpa: number, len: number): void {
-    const end = Math.ceil((hpa + len) / SZ_4K);
-    for (let pfn = Math.floor(hpa / SZ_4K); pfn < end; pfn++) this.frames.add(pfn);
+    if (len > 0) this.frames.add(Math.floor(hpa / SZ_4K), Math.ceil((hpa + len) / SZ_4K));
   }
 
   /** Every guest frame overlapping [gpa, gpa + len). */
   touchGfnRange(gpa: number, len: number): void {
-    const end = Math.ceil((gpa + len) / SZ_4K);
-    for (let gfn = Math.floor(gpa / SZ_4K); gfn < end; gfn++) this.gfns.add(gfn);
+    if (len > 0) this.gfns.add(Math.floor(gpa / SZ_4K), Math.ceil((gpa + len) / SZ_4K));
   }
 
   /** What the step did so far, without ending it. */
@@ -69,8 +105,8 @@ export class Recorder {
     const events: StepEvents = {
       calls: this.calls,
       faults: this.faults,
-      frames: Array.from(this.frames).sort(ascending),
-      gfns: Array.from(this.gfns).sort(ascending),
+      frames: this.frames.expand(),
+      gfns: this.gfns.expand(),
     };
     this.beginStep();
     return events;
