@@ -28,6 +28,10 @@ export function arrow(parts: ArrowParts): string {
 }
 
 export function faultArrow(fault: Fault): string {
+  // A fault before any table gave a size (no translation at all) has nothing to draw.
+  if (fault.s1Size === undefined && fault.s2Size === undefined && fault.nptSize === undefined && fault.rmpSize === undefined) {
+    return `==> FAULT (${fault.reason})`;
+  }
   return arrow({
     ...(fault.s1Size !== undefined ? { s1: fault.s1Size } : {}),
     ...(fault.s2Size !== undefined ? { s2: fault.s2Size } : {}),
@@ -41,7 +45,8 @@ export function faultArrow(fault: Fault): string {
 
 export function detailsArrow(details: ViolationDetails | undefined): string | undefined {
   const sizes = details?.sizes;
-  if (!sizes || (sizes.s2 === undefined && sizes.npt === undefined && sizes.rmp === undefined)) return undefined;
+  // An arrow needs a translation to draw: S2 or NPT on the left of the RMP.
+  if (!sizes || (sizes.s2 === undefined && sizes.npt === undefined)) return undefined;
   return arrow({
     ...(sizes.s1 !== undefined ? { s1: sizes.s1 } : {}),
     ...(sizes.s2 !== undefined ? { s2: sizes.s2 } : {}),

@@ -33,8 +33,9 @@ export function regionSnapshot(view: View, where: { gpa: number; hpa: number | u
 function table(before: RegionRow[], after: RegionRow[]): string[] {
   const width = Math.max(...before.map((r) => r.table.length), ...after.map((r) => r.table.length), 5);
   const lines = [`  ${'table'.padEnd(width)}  before -> after`];
-  after.forEach((row, i) => {
-    const old = before[i]?.state ?? '-';
+  const earlier = new Map(before.map((row) => [row.table, row.state]));
+  after.forEach((row) => {
+    const old = earlier.get(row.table) ?? '-';
     lines.push(`  ${row.table.padEnd(width)}  ${old === row.state ? `${row.state} (unchanged)` : `${old}\n  ${' '.repeat(width)}  -> ${row.state}`}`);
   });
   return lines;
@@ -56,11 +57,16 @@ export function renderExplain(input: ExplainInput): string {
   lines.push(`verdict: ${violation.oracle} (${violation.severity}) at step ${violation.step}`, `  ${violation.message}`, '');
   const failing = repro.ops[violation.step];
   if (failing) lines.push(`failing step ${violation.step}: ${formatOp(failing)}`);
-  const arrows = new Set<string>();
   const fromDetails = detailsArrow(violation.details);
-  if (fromDetails) arrows.add(fromDetails);
-  for (const fault of step?.faults ?? []) arrows.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}]`);
-  for (const line of arrows) lines.push(`  ${line}`);
+  if (fromDetails) lines.push(`  ${fromDetails}`);
+  const faults = new Set<string>();
+  for (const fault of step?.faults ?? []) {
+    // Nested page faults go to the host, which resolves them (lazy backing, PSMASH on SIZEM);
+    // they are part of the story, not the verdict.
+    const resolved = fault.kind === 'npf' ? ', to the host' : '';
+    faults.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}${resolved}]`);
+  }
+  if (faults.size > 0) lines.push('  faults during the step:', ...[...faults].map((line) => `    ${line}`));
   if (input.before && input.after) {
     const where = regionOf(violation, repro);
     lines.push('', `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}:`, ...table(input.before, input.after));

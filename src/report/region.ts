@@ -56,8 +56,11 @@ export function snapshotRegion(view: View, gpa: number, hpa: number | undefined)
     { table: 'guest', state: `${accepted}/512 accepted, ${validated}/512 validated, ${shared}/512 shared` },
     { table: 'NPT', state: summarizeLeaves(view.npt.leaves(from, to), from, to) },
   ];
+  // Rows keep the same labels before and after a step (explain pairs them by label): the frame
+  // address goes into the state, since the backing may only appear with the step.
   const backing = hpa ?? view.host.backing(from)?.hpa;
-  if (backing !== undefined) rows.push({ table: `RMP @${hex(backing - (backing % SZ_2M))}`, state: summarizeRmp(view, backing - (backing % SZ_2M)) });
+  const rmpBase = backing === undefined ? undefined : backing - (backing % SZ_2M);
+  rows.push({ table: 'RMP', state: rmpBase === undefined ? 'no backing frame yet' : `@${hex(rmpBase)}: ${summarizeRmp(view, rmpBase)}` });
   for (const device of view.devices) {
     rows.push({ table: `IO S2 dev${device.id}`, state: summarizeLeaves(device.s2.leaves(from, to), from, to) });
     const cached = [...device.iotlb.entries()].filter((e) => e.addr < to && e.addr + (e.size === '2M' ? SZ_2M : SZ_4K) > from);
