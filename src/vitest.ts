@@ -6,7 +6,7 @@ import type { Oracle } from './api.ts';
 import { type Bucket, runCampaign } from './engine/campaign.ts';
 import type { CampaignJob } from './engine/case-job.ts';
 import { explainRepro } from './engine/explain.ts';
-import { resolveOracles, resolvePolicies } from './engine/select.ts';
+import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './engine/select.ts';
 import { parseConfig } from './ops/config.ts';
 import type { OpName } from './ops/types.ts';
 import type { GuestPolicy, HostPolicy } from './policies/types.ts';
@@ -45,13 +45,10 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
   const hostName = typeof options.hostPolicy === 'object' ? options.hostPolicy.name : options.hostPolicy;
   const guestName = typeof options.guestPolicy === 'object' ? options.guestPolicy.name : options.guestPolicy;
   const config = parseConfig({ arch: 'snp', ...options.config, ...(hostName ? { hostPolicy: hostName } : {}), ...(guestName ? { guestPolicy: guestName } : {}) });
-  const resolved = await resolvePolicies(
-    typeof options.hostPolicy === 'object' ? 'kvm-4k' : config.hostPolicy,
-    typeof options.guestPolicy === 'object' ? 'linux' : config.guestPolicy,
-  );
+  // Policy objects are used as they are; names and files resolve like the CLI's.
   const policies = {
-    host: typeof options.hostPolicy === 'object' ? options.hostPolicy : resolved.host,
-    guest: typeof options.guestPolicy === 'object' ? options.guestPolicy : resolved.guest,
+    host: typeof options.hostPolicy === 'object' ? options.hostPolicy : await resolveHostPolicy(config.hostPolicy),
+    guest: typeof options.guestPolicy === 'object' ? options.guestPolicy : await resolveGuestPolicy(config.guestPolicy),
   };
   const builtins = await resolveOracles(options.onlyOracles ? { only: options.onlyOracles.filter((n) => !options.oracles?.some((o) => o.name === n)) } : {});
   const oracles = [...builtins, ...(options.oracles ?? [])];

@@ -44,18 +44,27 @@ async function resolvePolicy<T>(
 
 const cache = new Map<string, Promise<unknown>>();
 
-/** The host and guest policies a config names, loaded once per process. */
-export function resolvePolicies(hostPolicy: string, guestPolicy: string, baseDir?: string): Promise<Policies> {
-  const key = `${hostPolicy}\u0000${guestPolicy}\u0000${baseDir ?? ''}`;
-  let pending = cache.get(key) as Promise<Policies> | undefined;
+/** Loads once per process: workers and repeated replays share the module. */
+function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+  let pending = cache.get(key) as Promise<T> | undefined;
   if (!pending) {
-    pending = (async () => ({
-      host: await resolvePolicy<HostPolicy>(hostPolicy, hostPolicies, 'host policy', 'hostPolicy', baseDir),
-      guest: await resolvePolicy<GuestPolicy>(guestPolicy, guestPolicies, 'guest policy', 'guestPolicy', baseDir),
-    }))();
+    pending = load();
     cache.set(key, pending);
   }
   return pending;
+}
+
+export function resolveHostPolicy(nameOrFile: string, baseDir?: string): Promise<HostPolicy> {
+  return cached(`host\u0000${nameOrFile}\u0000${baseDir ?? ''}`, () => resolvePolicy(nameOrFile, hostPolicies, 'host policy', 'hostPolicy', baseDir));
+}
+
+export function resolveGuestPolicy(nameOrFile: string, baseDir?: string): Promise<GuestPolicy> {
+  return cached(`guest\u0000${nameOrFile}\u0000${baseDir ?? ''}`, () => resolvePolicy(nameOrFile, guestPolicies, 'guest policy', 'guestPolicy', baseDir));
+}
+
+/** The host and guest policies a config names. */
+export async function resolvePolicies(hostPolicy: string, guestPolicy: string, baseDir?: string): Promise<Policies> {
+  return { host: await resolveHostPolicy(hostPolicy, baseDir), guest: await resolveGuestPolicy(guestPolicy, baseDir) };
 }
 
 /** The policies a repro file names, policy files looked up beside the file first. */

@@ -5,7 +5,6 @@ export const SZ_2K = 2048;
 export const SZ_4K = 4096;
 export const SZ_2M = 2 * 1024 * 1024;
 export const SZ_1G = 1024 * 1024 * 1024;
-export const PAGE_SHIFT = 12;
 /** 4K frames in a 2M region: the span of one 2M RMP entry. */
 export const FRAMES_PER_2M = 512;
 
@@ -44,7 +43,7 @@ export const hex = (value: number): string => `0x${value.toString(16)}`;
 
 /** 4096 -> "4K", 2097152 -> "2M", 3 -> "3": the notation of DOMAIN.md and the repro format. */
 export function formatSize(bytes: number): string {
-  for (const [unit, scale] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+  for (const [unit, scale] of [['E', 1024 ** 6], ['P', 1024 ** 5], ['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
     if (bytes >= scale && bytes % scale === 0) return `${bytes / scale}${unit}`;
   }
   return String(bytes);

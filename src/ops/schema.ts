@@ -86,4 +86,3 @@ export const OP_SPECS: Record<OpName, OpSpec> = {
   hw_host_write: { actor: 'adversary', fields: { hpa: req('addr') }, description: 'a host CPU write' },
 };
 
-export const OP_NAMES = Object.keys(OP_SPECS) as OpName[];
