@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
-import { basename, join } from 'node:path';
-import { mkdirSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { replayRepro } from '../engine/replay.ts';
 import { signature } from '../engine/run.ts';
-import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
+import { type Repro, encodeRepro, reproForFile, writeFileAtomic } from '../repro/format.ts';
+import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
+import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
+import { prepareOutputDir } from './outputs.ts';
 
-interface CorpusArgs {
+interface CorpusArgs extends ReproPluginArgs {
   action: 'check' | 'merge' | 'prune';
   dirs: string[];
   out?: string;
@@ -21,10 +24,12 @@ interface Entry {
   key: string;
 }
 
-async function load(paths: readonly string[]): Promise<{ entries: Entry[]; bad: number }> {
+const selection = (args: CorpusArgs) => ({ files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy });
+
+async function load(args: CorpusArgs): Promise<{ entries: Entry[]; bad: number }> {
   const entries: Entry[] = [];
-  const bad = await forEachRepro(paths, async (file, repro) => {
-    const { result } = await replayRepro(repro);
+  const bad = await forEachRepro(args.dirs, async (file, repro) => {
+    const { result } = await replayRepro(repro, selection(args));
     const first = result.violations[0];
     const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
     entries.push({ file, repro, key });
@@ -42,34 +47,59 @@ function best(entries: readonly Entry[]): Map<string, Entry> {
   return kept;
 }
 
+/**
+ * Where a merged entry goes: its own name, unless a different repro is already there (two shards
+ * that both found `io-s2-rmp-size-1.json`), then the name with a hash of its content. Undefined
+ * when the same content is already in the directory. A different repro is never overwritten.
+ */
+function mergeTarget(out: string, name: string, text: string): string | undefined {
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 10);
+  for (const candidate of [name, name.replace(/(\.json)?$/, `-${hash}.json`)]) {
+    const target = join(out, candidate);
+    if (!existsSync(target)) return target;
+    if (readFileSync(target, 'utf8') === text) return undefined;
+  }
+  throw new UsageError(`--out: "${join(out, name)}" and its content-named alternative both hold other repros`);
+}
+
 async function corpus(args: CorpusArgs): Promise<number> {
   if (args.action === 'check') {
     let failed = 0;
     const bad = await forEachRepro(args.dirs, async (file, repro) => {
-      const outcome = await replayRepro(repro);
+      const outcome = await replayRepro(repro, selection(args));
       if (outcome.met === false) {
         failed++;
-        console.log(`FAIL  ${file}: ${outcome.mismatch}`);
-      } else console.log(`ok    ${file}${outcome.met === undefined ? ' (valid, no expectation)' : ''}`);
+        console.log(escapeTerminal(`FAIL  ${file}: ${outcome.mismatch}`));
+      } else console.log(escapeTerminal(`ok    ${file}${outcome.met === undefined ? ' (valid, no expectation)' : ''}`));
     });
     if (bad > 0) return EXIT_USAGE;
     return failed > 0 ? EXIT_FOUND : EXIT_OK;
   }
-  const { entries, bad } = await load(args.dirs);
-  const kept = best(entries);
   if (args.action === 'merge') {
     if (!args.out) throw new UsageError('corpus merge: --out DIR is needed (the merged corpus)');
-    mkdirSync(args.out, { recursive: true });
-    for (const entry of kept.values()) writeFileAtomic(join(args.out, basename(entry.file)), encodeRepro(entry.repro));
-    console.log(`merged ${entries.length} file(s) into ${kept.size} in ${args.out} (${entries.length - kept.size} duplicate(s) dropped)`);
-  } else {
+    prepareOutputDir('--out', args.out);
+  }
+  const { entries, bad } = await load(args);
+  const kept = best(entries);
+  if (args.action === 'merge') {
+    const out = args.out ?? '';
+    let written = 0;
+    for (const entry of kept.values()) {
+      const source = entry.repro.source ?? entry.file;
+      const text = encodeRepro(reproForFile(entry.repro, join(out, basename(entry.file)), dirname(source)));
+      const target = mergeTarget(out, basename(entry.file), text);
+      if (target === undefined) continue;
+      writeFileAtomic(target, encodeRepro(reproForFile(entry.repro, target, dirname(source))));
+      written++;
+    }
+    console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written)`));  } else {
     const keep = new Set([...kept.values()].map((e) => e.file));
     let removed = 0;
     for (const entry of entries) {
       if (keep.has(entry.file)) continue;
       unlinkSync(entry.file);
       removed++;
-      console.log(`removed ${entry.file} (same finding as ${kept.get(entry.key)?.file ?? '?'})`);
+      console.log(escapeTerminal(`removed ${entry.file} (same finding as ${kept.get(entry.key)?.file ?? '?'})`));
     }
     console.log(`pruned ${removed} duplicate(s), ${keep.size} file(s) kept`);
   }
@@ -80,7 +110,7 @@ export const corpusCommand: CommandModule<object, CorpusArgs> = {
   command: 'corpus <action> <dirs..>',
   describe: 'check (replay every expectation), merge shards, or prune duplicate findings',
   builder: (yargs) =>
-    yargs
+    reproPluginOptions(yargs)
       .positional('action', { choices: ['check', 'merge', 'prune'] as const, demandOption: true, describe: 'what to do' })
       .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'corpus directories or files' })
       .option('out', { type: 'string', describe: 'merge: destination directory' }),

@@ -1,27 +1,45 @@
+import type { Argv } from 'yargs';
 import { UsageError } from './errors.ts';
 
 // Flag parsers used as yargs `coerce` functions: they throw a UsageError naming the flag, which
 // main.ts turns into one line and exit code 2.
 
-export function positiveInt(flag: string) {
+/** What a flag was given, for its error line: yargs hands over '' when a value is missing. */
+const shown = (value: unknown): string => {
+  const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
+  return text === '' ? 'no value' : `'${text}'`;
+};
+
+/** A flag given twice arrives as an array: the last one wins, as in most CLIs. */
+const last = (value: unknown): string => String(Array.isArray(value) ? value[value.length - 1] : value);
+
+/** A positive integer, at most `max` (documented with the flag) when a larger one is meaningless. */
+export function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER, why = '') {
   return (value: unknown): number => {
-    const text = String(value);
+    const text = last(value);
     if (!/^\d+$/.test(text) || Number(text) < 1) {
-      throw new UsageError(`--${flag}: expected a positive integer, got '${text}'`);
+      throw new UsageError(`--${flag}: expected a positive integer, got ${shown(value)}`);
     }
+    if (Number(text) > max) throw new UsageError(`--${flag}: at most ${max}${why}, got '${text}'`);
     return Number(text);
   };
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "30s", "10m", "2h", "500ms" or a bare number of seconds, in milliseconds. */
+/** The longest duration a flag takes: past it, timers overflow (setTimeout's 2^31-1 ms). */
+const MAX_DURATION_MS = 24 * 3_600_000;
+
+/** "30s", "10m", "2h", "500ms" or a bare number of seconds, in milliseconds; more than zero. */
 export function duration(flag: string) {
   return (value: unknown): number => {
-    const text = String(value);
+    const text = last(value);
     const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
-    if (!match) throw new UsageError(`--${flag}: expected a duration like 30s, 10m or 2h, got '${text}'`);
-    return Number(match[1]) * (DURATION_UNITS[match[2] ?? 's'] ?? 1000);
+    if (!match) throw new UsageError(`--${flag}: expected a duration like 30s, 10m or 2h, got ${shown(value)}`);
+    const ms = Number(match[1]) * (DURATION_UNITS[match[2] ?? 's'] ?? 1000);
+    if (!(ms >= 1)) throw new UsageError(`--${flag}: the duration must be at least 1ms, got '${text}'`);
+    if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag}: at most 24h, got '${text}'`);
+    return ms;
   };
 }
 
@@ -33,13 +51,46 @@ export interface Shard {
 /** "i/n" with 0 <= i < n: this machine's part of the seed space. */
 export function shard(flag: string) {
   return (value: unknown): Shard => {
-    const text = String(value);
+    const text = last(value);
     const match = /^(\d+)\/(\d+)$/.exec(text);
     const index = Number(match?.[1]);
     const count = Number(match?.[2]);
-    if (!match || count < 1 || index >= count) {
-      throw new UsageError(`--${flag}: expected i/n with 0 <= i < n, got '${text}'`);
+    if (!match || count < 1 || index >= count || !Number.isSafeInteger(count)) {
+      throw new UsageError(`--${flag}: expected i/n with 0 <= i < n, got ${shown(value)}`);
     }
     return { index, count };
   };
+}
+
+/**
+ * Flags whose next word starts with "-" and a digit (`--time -5s`, `--shard -1/2`): yargs reads
+ * the word as another flag and hands over an empty value, so the user would see "got ''". Named
+ * here with what they typed. Returns the message, or undefined.
+ */
+export function negativeValue(argv: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < argv.length; i++) {
+    const flag = argv[i]!;
+    const next = argv[i + 1]!;
+    if (flag === '--') return undefined;
+    if (/^--[a-z][\w-]*$/.test(flag) && /^-\d/.test(next)) return `${flag}: negative values are not allowed, got '${next}'`;
+  }
+  return undefined;
+}
+
+/**
+ * The flags that name plugin files for commands that read repro files: a repro file itself may
+ * only load plugins from its own directory tree, so these are how a user runs one that needs
+ * another (and how they swap a policy when replaying).
+ */
+export function reproPluginOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option('host-policy', { type: 'string', describe: "use this host policy (name or .ts/.js file) instead of the repro's" })
+    .option('guest-policy', { type: 'string', describe: "use this guest policy (name or .ts/.js file) instead of the repro's" })
+    .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' });
+}
+
+export interface ReproPluginArgs {
+  hostPolicy?: string;
+  guestPolicy?: string;
+  oracle?: string[];
 }

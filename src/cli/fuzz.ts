@@ -1,17 +1,21 @@
 import { availableParallelism } from 'node:os';
-import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
 import type { CampaignJob } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
+import { formatMs, DEFAULT_CASE_TIMEOUT_MS } from '../engine/watchdog.ts';
 import { parseConfig } from '../ops/config.ts';
+import { FormatError } from '../ops/errors.ts';
 import { OP_SPECS } from '../ops/schema.ts';
-import type { OpName } from '../ops/types.ts';
+import type { Config, OpName } from '../ops/types.ts';
+import { escapeTerminal } from '../report/escape.ts';
 import { renderJunit } from '../report/junit.ts';
+import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { duration, positiveInt, shard, type Shard } from './flags.ts';
 import { readConfigFlag } from './inputs.ts';
+import { checkOutputFile, prepareOutputDir } from './outputs.ts';
 
 export function fuzzOptions(yargs: Argv) {
   return yargs
@@ -24,8 +28,17 @@ export function fuzzOptions(yargs: Argv) {
     .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields)' })
     .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
     .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable)' })
-    .option('steps', { type: 'string', describe: 'maximum ops per case (default 64)', coerce: positiveInt('steps') })
-    .option('workers', { type: 'string', describe: 'worker threads (default: cores)', coerce: positiveInt('workers') })
+    .option('steps', { type: 'string', describe: `maximum ops per case (default 64, at most ${MAX_STEPS})`, coerce: positiveInt('steps', MAX_STEPS, ' ops per case') })
+    .option('workers', {
+      type: 'string',
+      describe: `worker threads (default: cores, at most ${MAX_WORKERS} = ${WORKERS_PER_CORE} per core)`,
+      coerce: positiveInt('workers', MAX_WORKERS, ` (${WORKERS_PER_CORE} per core on this machine)`),
+    })
+    .option('case-timeout', {
+      type: 'string',
+      describe: `wall-clock budget of one case when plugins run on workers (default ${formatMs(DEFAULT_CASE_TIMEOUT_MS)}); a case past it is a policy-error`,
+      coerce: duration('case-timeout'),
+    })
     .option('shard', { type: 'string', describe: 'i/n: this machine takes every n-th case seed', coerce: shard('shard') })
     .option('out', { type: 'string', describe: 'directory for findings, one repro file per bucket' })
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
@@ -35,8 +48,17 @@ export function fuzzOptions(yargs: Argv) {
     .option('minimize-budget', { type: 'string', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') });
 }
 
-function parseWeights(text: string | undefined): Partial<Record<OpName, number>> | undefined {
-  if (!text) return undefined;
+/**
+ * Limits where a larger value is meaningless rather than expensive: 10,000 ops per case is far
+ * past where shrinking and explaining stay useful (the default is 64), and more workers than a
+ * small multiple of the cores only adds memory (each loads the model and the plugins).
+ */
+export const MAX_STEPS = 10_000;
+export const WORKERS_PER_CORE = 4;
+export const MAX_WORKERS = WORKERS_PER_CORE * availableParallelism();
+
+function parseWeights(text: string | undefined, config: Config): Partial<Record<OpName, number>> | undefined {
+  if (text === undefined) return undefined;
   const weights: Partial<Record<OpName, number>> = {};
   for (const part of text.split(',')) {
     const [name, value] = part.split('=');
@@ -45,6 +67,9 @@ function parseWeights(text: string | undefined): Partial<Record<OpName, number>>
     if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
     weights[name as OpName] = weight;
   }
+  // The generator falls back to DMA-only cases when no kind is left: say so instead.
+  const possible = (Object.keys(OP_SPECS) as OpName[]).filter((name) => OP_SPECS[name].actor !== 'adversary' || config.adversary === 'host');
+  if (possible.every((name) => weights[name] === 0)) throw new UsageError(`--weights: "${text}" gives every op weight 0, nothing could be generated`);
   return weights;
 }
 
@@ -74,28 +99,49 @@ interface FuzzArgs {
   out?: string;
   json: boolean;
   junit?: string;
+  caseTimeout?: number;
   swarm: boolean;
   weights?: string;
   minimizeBudget?: number;
 }
 
+/** A repro that could not be saved (or was not asked to be), on stdout so that it is not lost. */
+function unsaved(writeError: string | undefined, repro: Repro): string {
+  const why = writeError ? `could not save the repro (${escapeTerminal(writeError)}); here it is:` : 'repro:';
+  return `  ${why}\n${encodeRepro(repro)}`;
+}
+
 async function fuzz(args: FuzzArgs): Promise<number> {
-  const raw = { ...readConfigFlag(args.config), arch: 'snp' } as Record<string, unknown>;
-  if (args.hostPolicy) raw.hostPolicy = args.hostPolicy;
-  if (args.guestPolicy) raw.guestPolicy = args.guestPolicy;
-  const config = parseConfig(raw);
+  const raw = { arch: 'snp', ...readConfigFlag(args.config) } as Record<string, unknown>;
+  if (args.hostPolicy !== undefined) raw.hostPolicy = args.hostPolicy;
+  if (args.guestPolicy !== undefined) raw.guestPolicy = args.guestPolicy;
+  let config: Config;
+  try {
+    config = parseConfig(raw);
+  } catch (error) {
+    if (!(error instanceof FormatError)) throw error;
+    const flag = error.field === 'config.hostPolicy' && args.hostPolicy !== undefined ? '--host-policy' : error.field === 'config.guestPolicy' && args.guestPolicy !== undefined ? '--guest-policy' : '--config';
+    throw new UsageError(`${flag}: ${error.message}`);
+  }
+  // Where results go is checked before any work: a campaign must not run for an hour and then
+  // fail to write them.
+  if (args.out !== undefined) prepareOutputDir('--out', args.out);
+  if (args.junit !== undefined) checkOutputFile('--junit', args.junit);
   const seed = args.seed ?? Date.now().toString(36);
   const job: CampaignJob = {
     config,
     seed,
-    generate: { steps: args.steps ?? 64, swarm: args.swarm, ...(args.weights ? { weights: parseWeights(args.weights) } : {}) },
+    generate: { steps: args.steps ?? 64, swarm: args.swarm, ...(args.weights !== undefined ? { weights: parseWeights(args.weights, config) } : {}) },
     oracleFiles: args.oracle ?? [],
     onlyOracles: args.onlyOracle ?? [],
     minimizeBudget: args.minimizeBudget ?? 2000,
     shard: args.shard ?? { index: 0, count: 1 },
   };
   // Load every plugin here first: a bad one is a one-line usage error before any work starts.
-  await resolvePolicies(config.hostPolicy, config.guestPolicy);
+  await resolvePolicies(config.hostPolicy, config.guestPolicy, {
+    host: args.hostPolicy !== undefined ? '--host-policy' : '--config: config.hostPolicy',
+    guest: args.guestPolicy !== undefined ? '--guest-policy' : '--config: config.guestPolicy',
+  });
   await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles });
 
   const tty = process.stderr.isTTY === true && !args.json;
@@ -105,13 +151,16 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   if (!args.json) {
     process.stderr.write(`cocofuzz: seed ${seed}, host ${config.hostPolicy}, guest ${config.guestPolicy}, ${args.workers ?? availableParallelism()} worker(s)\n`);
   }
+  // SIGINT and SIGTERM (a CI job's timeout, a scheduler) both finish the cases in flight, write
+  // what was found and exit with the verdict; a second signal quits at once.
   let stopping = false;
-  const onSigint = (): void => {
-    if (stopping) process.exit(130);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(signal === 'SIGTERM' ? 143 : 130);
     stopping = true;
-    process.stderr.write('\ncocofuzz: interrupted, finishing the cases in flight (Ctrl-C again to quit now)\n');
+    process.stderr.write(`\ncocofuzz: ${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}, finishing the cases in flight (${signal === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'} again to quit now)\n`);
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let lastStatus = 0;
   const stats = await runCampaign({
     job,
@@ -119,7 +168,15 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     ...(args.time !== undefined ? { timeMs: args.time } : {}),
     workers: args.workers ?? availableParallelism(),
     ...(args.out ? { out: args.out } : {}),
+    ...(args.caseTimeout !== undefined ? { caseTimeoutMs: args.caseTimeout } : {}),
     shouldStop: () => stopping,
+    onOracleError: (error) => {
+      const saved = error.file && !error.writeError ? `, repro saved to ${error.file}` : '';
+      process.stderr.write(
+        `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step} of case ${error.case}: ${error.message}`)}${escapeTerminal(saved)} (reported once per oracle)\n`,
+      );
+      if (error.writeError || (!args.out && !args.json)) process.stdout.write(unsaved(error.writeError, error.repro));
+    },
     onBucket: (bucket: Bucket) => {
       if (args.json) {
         process.stdout.write(
@@ -133,14 +190,19 @@ async function fuzz(args: FuzzArgs): Promise<number> {
             message: bucket.violation.message,
             ops: bucket.repro.ops.length,
             shrunkFrom: bucket.shrunkFrom,
-            ...(bucket.file ? { file: bucket.file } : {}),
+            ...(bucket.violation.details?.nondeterministic !== undefined ? { nondeterministic: true } : {}),
+            ...(bucket.file && !bucket.writeError ? { file: bucket.file } : {}),
+            ...(bucket.writeError ? { writeError: bucket.writeError, repro: JSON.parse(encodeRepro(bucket.repro)) as unknown } : {}),
           })}\n`,
         );
       } else {
         if (tty) process.stderr.write('\r\x1b[K');
+        const saved = bucket.file && !bucket.writeError ? `, saved to ${bucket.file}` : '';
+        const nondeterministic = bucket.violation.details?.nondeterministic !== undefined ? ' [not deterministic]' : '';
         process.stdout.write(
-          `finding: ${bucket.oracle} at step ${bucket.violation.step}: ${bucket.violation.message}\n  case ${bucket.firstCase} (${bucket.repro.seed}), shrunk ${bucket.shrunkFrom} -> ${bucket.repro.ops.length} ops${bucket.file ? `, saved to ${bucket.file}` : ''}\n`,
+          `${escapeTerminal(`finding: ${bucket.oracle} at step ${bucket.violation.step}${nondeterministic}: ${bucket.violation.message}`)}\n  ${escapeTerminal(`case ${bucket.firstCase} (${bucket.repro.seed}), shrunk ${bucket.shrunkFrom} -> ${bucket.repro.ops.length} ops${saved}`)}\n`,
         );
+        if (bucket.writeError) process.stdout.write(unsaved(bucket.writeError, bucket.repro));
       }
     },
     onCase: (_outcome, current) => {
@@ -152,13 +214,16 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       }
     },
   });
-  process.off('SIGINT', onSigint);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   const buckets = [...stats.buckets.values()];
   if (args.junit) {
-    writeFileSync(args.junit, renderJunit(buckets, { cases: stats.cases, seed, hostPolicy: config.hostPolicy, guestPolicy: config.guestPolicy }));
-  }
-  for (const error of stats.oracleErrors) {
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}\n`);
+    try {
+      writeFileAtomic(args.junit, renderJunit(buckets, { cases: stats.cases, seed, hostPolicy: config.hostPolicy, guestPolicy: config.guestPolicy }));
+    } catch (error) {
+      // The findings are printed above; a report that cannot be written must not turn exit 1 into 3.
+      process.stderr.write(`cocofuzz: --junit: cannot write "${escapeTerminal(args.junit)}": ${escapeTerminal((error as Error).message)}\n`);
+    }
   }
   if (args.json) {
     const hits = Object.fromEntries(buckets.map((b) => [b.signature, b.hits]));

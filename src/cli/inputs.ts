@@ -5,20 +5,38 @@ import { join } from 'node:path';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { type Repro, readRepro } from '../repro/format.ts';
+import { escapeTerminal } from '../report/escape.ts';
 import { UsageError } from './errors.ts';
 
-/** `--config` as a JSON file or inline JSON: the fields of a repro file's "config". */
+/**
+ * `--config` as a JSON file or inline JSON: the fields of a repro file's "config". A value that
+ * names an existing path is a file (a directory is an error); anything else must be inline JSON.
+ */
 export function readConfigFlag(value: string | undefined): Record<string, unknown> {
   if (value === undefined) return {};
-  const text = value.trim().startsWith('{') ? value : existsSync(value) ? readFileSync(value, 'utf8') : undefined;
-  if (text === undefined) throw new UsageError(`--config: no such file "${value}" (or give inline JSON)`);
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('expected an object');
-    return parsed as Record<string, unknown>;
-  } catch (error) {
-    throw new UsageError(`--config: not a JSON object: ${(error as Error).message}`);
+  let text = value;
+  let what = 'inline JSON';
+  if (value.trim() !== '' && existsSync(value)) {
+    if (statSync(value).isDirectory()) throw new UsageError(`--config: "${value}" is a directory (give a JSON file or inline JSON)`);
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--config: cannot read "${value}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    what = `"${value}"`;
+  } else if (!/^\s*[[{"\d-]/.test(value) && !/^\s*(true|false|null)\s*$/.test(value)) {
+    throw new UsageError(`--config: no such file "${value}" (or give inline JSON like '{"guestMemory":"1G"}')`);
   }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--config: ${what} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--config: ${what} must be a JSON object of config fields, got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`);
+  }
+  return parsed as Record<string, unknown>;
 }
 
 /** Files and directories (their *.json files, sorted) as one list of repro files. */
@@ -27,9 +45,13 @@ export function expandReproPaths(paths: readonly string[]): string[] {
   for (const path of paths) {
     if (!existsSync(path)) throw new UsageError(`${path}: no such file or directory`);
     if (statSync(path).isDirectory()) {
-      for (const name of readdirSync(path).sort()) {
-        if (name.endsWith('.json')) files.push(join(path, name));
-      }
+      const found = readdirSync(path)
+        .filter((name) => name.endsWith('.json'))
+        .sort();
+      // An empty directory is a wrong path far more often than an empty corpus: running nothing
+      // and exiting 0 would pass a CI job that checks nothing.
+      if (found.length === 0) throw new UsageError(`${path}: no repro files (*.json) in this directory`);
+      for (const name of found) files.push(join(path, name));
     } else files.push(path);
   }
   return files;
@@ -48,7 +70,7 @@ export async function forEachRepro(paths: readonly string[], handle: (file: stri
     } catch (error) {
       if (!(error instanceof FormatError) && !(error instanceof PluginError)) throw error;
       bad++;
-      process.stderr.write(`cocofuzz: ${error instanceof PluginError ? `${file}: ` : ''}${error.message}\n`);
+      process.stderr.write(`cocofuzz: ${escapeTerminal(`${error instanceof PluginError ? `${file}: ` : ''}${error.message}`)}\n`);
     }
   }
   return bad;

@@ -4,8 +4,10 @@ import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
+import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from './errors.ts';
 import { explainCommand } from './explain.ts';
+import { negativeValue } from './flags.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { minimizeCommand } from './minimize.ts';
 import { oraclesCommand } from './oracles.ts';
@@ -16,11 +18,21 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {
-  process.stderr.write(`cocofuzz: ${message}\n`);
+  process.stderr.write(`cocofuzz: ${escapeTerminal(message)}\n`);
   process.exit(code);
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const negative = negativeValue(argv);
+  if (negative !== undefined) die(`${negative} (see cocofuzz --help)`, EXIT_USAGE);
+  // A plugin's stray promise or timer (replay and explain run plugins in this process) fails in
+  // one line, never with a stack trace and pages of transpiled plugin source.
+  const stray = (error: unknown): void => {
+    const text = error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);
+    die(`a plugin failed outside its hook (a rejected promise or a timer): ${text}`, EXIT_INTERNAL);
+  };
+  process.on('unhandledRejection', stray);
+  process.on('uncaughtException', stray);
   const cli = yargs(argv)
     .scriptName('cocofuzz')
     .usage('$0 <command> [options]\n\nFuzz hypervisor memory policies for confidential VMs (AMD SEV-SNP).')

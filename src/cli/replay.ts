@@ -1,18 +1,19 @@
 import type { CommandModule } from 'yargs';
 import type { Step, Violation } from '../api.ts';
 import { replayRepro } from '../engine/replay.ts';
-import { resolveOracles } from '../engine/select.ts';
+import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
+import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
+import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
 
-interface ReplayArgs {
+interface ReplayArgs extends ReproPluginArgs {
   files: string[];
   check: boolean;
   trace: boolean;
   json: boolean;
-  oracle?: string[];
 }
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
@@ -25,7 +26,7 @@ function traceStep(step: Step, violations: readonly Violation[]): string {
   }
   for (const fault of step.faults) lines.push(`         fault ${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`);
   for (const v of violations) lines.push(`         VIOLATION ${v.oracle}: ${v.message}`);
-  return lines.join('\n');
+  return escapeTerminalLines(lines.join('\n'));
 }
 
 async function replay(args: ReplayArgs): Promise<number> {
@@ -33,10 +34,12 @@ async function replay(args: ReplayArgs): Promise<number> {
   let passed = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
   await resolveOracles({ files: args.oracle ?? [] });
+  if (args.hostPolicy !== undefined) await resolveHostPolicy(args.hostPolicy, '--host-policy');
+  if (args.guestPolicy !== undefined) await resolveGuestPolicy(args.guestPolicy, '--guest-policy');
   const bad = await forEachRepro(args.files, async (file, repro) => {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
-    if (args.trace) console.log(`${file}:`);
-    const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
+    if (args.trace) console.log(`${escapeTerminal(file)}:`);
+    const outcome = await replayRepro(repro, { files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
     if (args.check) {
@@ -44,15 +47,15 @@ async function replay(args: ReplayArgs): Promise<number> {
       if (ok) passed++;
       else failed++;
       if (args.json) console.log(JSON.stringify({ file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step } : 'clean' }));
-      else console.log(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`);
+      else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`));
     } else {
       if (first) failed++;
       else passed++;
       if (args.json) console.log(JSON.stringify({ file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
-      else console.log(`${file}: ${verdict}`);
+      else console.log(escapeTerminal(`${file}: ${verdict}`));
     }
     for (const error of outcome.result.oracleErrors) {
-      process.stderr.write(`cocofuzz: ${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}\n`);
+      process.stderr.write(`cocofuzz: ${escapeTerminal(`${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}`)}\n`);
     }
   });
   if (args.check && !args.json) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
@@ -64,12 +67,12 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
   command: 'replay <files..>',
   describe: 'run repro files (or directories of them) deterministically',
   builder: (yargs) =>
-    yargs
+    reproPluginOptions(yargs)
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'repro files or directories' })
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
+      .epilogue('A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others.'),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

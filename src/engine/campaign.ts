@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
 import { type Repro, writeRepro } from '../repro/format.ts';
 import {
@@ -14,12 +13,15 @@ import {
   type CaseOutcome,
   type CaseRunner,
   campaignCase,
+  loadsPlugins,
   prepareRunner,
+  reproTitle,
   runCampaignCase,
   shrinkToRepro,
 } from './case-job.ts';
 import { MetricsTotal } from './metrics.ts';
-import type { OracleError } from './run.ts';
+import { type OracleError, POLICY_ERROR } from './run.ts';
+import { DEFAULT_CASE_TIMEOUT_MS, type TaskFailure, WatchedWorker, watchdogViolation } from './watchdog.ts';
 
 export interface Bucket {
   signature: string;
@@ -30,6 +32,16 @@ export interface Bucket {
   repro: Repro;
   shrunkFrom: number;
   file?: string;
+  /** Saving the repro file failed (disk full, directory gone): the finding is still reported. */
+  writeError?: string;
+}
+
+/** An oracle that threw, reported once per oracle per campaign with the first case it threw on. */
+export interface CampaignOracleError extends OracleError {
+  case: number;
+  repro: Repro;
+  file?: string;
+  writeError?: string;
 }
 
 export interface CampaignOptions {
@@ -42,10 +54,17 @@ export interface CampaignOptions {
   /** In-process runs only: use these policies and oracles instead of loading the job's. */
   runner?: CaseRunner;
   out?: string;
+  /**
+   * Wall-clock budget of one case on a worker (watchdog.ts). Campaigns that load plugin files
+   * always run on workers; in-process campaigns (`runner`, vitest) rely on the step budget.
+   */
+  caseTimeoutMs?: number;
   /** Called for each case in index order. */
   onCase?: (outcome: CaseOutcome, stats: CampaignStats) => void;
-  /** Called when a bucket is first seen (after its file is written). */
+  /** Called when a bucket is first seen (after its file is written, or failed to be). */
   onBucket?: (bucket: Bucket) => void;
+  /** Called the first time each oracle throws. */
+  onOracleError?: (error: CampaignOracleError) => void;
   /** Polled between dispatches: true stops the campaign (Ctrl-C). */
   shouldStop?: () => boolean;
 }
@@ -55,14 +74,41 @@ export interface CampaignStats {
   ops: number;
   findings: number;
   buckets: Map<string, Bucket>;
-  oracleErrors: OracleError[];
+  oracleErrors: CampaignOracleError[];
   /** Mean efficiency over the cases run (DOMAIN.md: measured, not judged). */
   metrics: MetricsTotal;
   startedAt: number;
 }
 
+/** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
+const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, 80);
+
 const bucketFile = (bucket: Bucket): string =>
-  `${bucket.oracle}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
+  `${fileSafe(bucket.oracle)}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
+
+/** The case up to and including op `step`: what a verdict that cannot be re-run is shown with. */
+function truncatedRepro(job: CampaignJob, index: number, violation: Violation): Repro {
+  const testCase = campaignCase(job, index);
+  return {
+    title: reproTitle(violation),
+    config: testCase.config,
+    seed: testCase.seed,
+    ops: testCase.ops.slice(0, violation.step + 1),
+    expect: { verdict: 'violation', oracle: violation.oracle, step: violation.step },
+    ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
+  };
+}
+
+/** Writes a repro into `out`; the error text instead of a throw, so nothing found is lost. */
+function save(out: string, name: string, repro: Repro): { file: string; writeError?: string } {
+  const file = join(out, name);
+  try {
+    writeRepro(file, repro);
+    return { file };
+  } catch (error) {
+    return { file, writeError: error instanceof Error ? error.message : String(error) };
+  }
+}
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
   const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now() };
@@ -70,22 +116,56 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
   const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.();
+  const job = options.job;
+  const caseTimeoutMs = options.caseTimeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
 
-  // The main thread shrinks the first case of each new bucket, in index order: later hits of a
-  // known bucket cost nothing more, and which case a bucket's repro comes from never depends on
-  // which worker finished first.
-  const runner = options.runner ?? (await prepareRunner(options.job));
-  const record = (outcome: CaseOutcome): void => {
+  // Plugin code never runs on the main thread of a CLI campaign: cases and shrinking go to
+  // watched workers, so a hook that hangs costs one case, not the campaign.
+  const isolated = options.runner === undefined && loadsPlugins(job);
+  const runner = options.runner ?? (isolated ? undefined : await prepareRunner(job));
+
+  // The main thread shrinks the first case of each new bucket, in index order (on a worker when
+  // plugins are involved): later hits of a known bucket cost nothing more, and which case a
+  // bucket's repro comes from never depends on which worker finished first.
+  const shrink = async (index: number, violation: Violation): Promise<{ repro: Repro; violation: Violation }> => {
+    if (violation.details?.nondeterministic !== undefined) return { repro: truncatedRepro(job, index, violation), violation };
+    if (runner) return shrinkToRepro(campaignCase(job, index), violation, runner, job.minimizeBudget, job.oracleFiles);
+    const worker = new WatchedWorker(job);
+    try {
+      await worker.ready;
+      const result = await worker.run({ kind: 'shrink', index, violation }, caseTimeoutMs * 10);
+      const shrunk = result.ok ? (result.message.shrunk as { repro: Repro; violation: Violation } | undefined) : undefined;
+      return shrunk ?? { repro: truncatedRepro(job, index, violation), violation };
+    } finally {
+      worker.close();
+    }
+  };
+
+  const record = async (outcome: CaseOutcome): Promise<void> => {
     stats.cases++;
     stats.ops += outcome.stepsRun;
-    stats.oracleErrors.push(...outcome.oracleErrors);
-    stats.metrics.add(outcome.metrics);
+    if (outcome.metrics) stats.metrics.add(outcome.metrics);
+    for (const error of outcome.oracleErrors) {
+      if (stats.oracleErrors.some((known) => known.oracle === error.oracle)) continue;
+      const testCase = campaignCase(job, outcome.index);
+      const repro: Repro = {
+        title: `oracle error: ${error.oracle} threw: ${error.message}`.slice(0, 160),
+        config: testCase.config,
+        seed: testCase.seed,
+        ops: testCase.ops.slice(0, error.step + 1),
+        ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
+      };
+      const entry: CampaignOracleError = { ...error, case: outcome.index, repro };
+      if (options.out) Object.assign(entry, save(options.out, `oracle-error-${fileSafe(error.oracle)}.json`, repro));
+      stats.oracleErrors.push(entry);
+      options.onOracleError?.(entry);
+    }
     if (outcome.violation && outcome.signature) {
       stats.findings++;
       const known = stats.buckets.get(outcome.signature);
       if (known) known.hits++;
       else {
-        const shrunk = shrinkToRepro(campaignCase(options.job, outcome.index), outcome.violation, runner, options.job.minimizeBudget);
+        const shrunk = await shrink(outcome.index, outcome.violation);
         const bucket: Bucket = {
           signature: outcome.signature,
           oracle: outcome.violation.oracle,
@@ -95,10 +175,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
           repro: shrunk.repro,
           shrunkFrom: outcome.ops,
         };
-        if (options.out) {
-          bucket.file = join(options.out, bucketFile(bucket));
-          writeRepro(bucket.file, bucket.repro);
-        }
+        if (options.out) Object.assign(bucket, save(options.out, bucketFile(bucket), bucket.repro));
         stats.buckets.set(bucket.signature, bucket);
         options.onBucket?.(bucket);
       }
@@ -106,60 +183,82 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     options.onCase?.(outcome, stats);
   };
 
-  if (options.workers <= 1) {
+  if (runner && options.workers <= 1) {
     for (let index = 0; mayDispatch(index); index++) {
-      record(runCampaignCase(options.job, runner, index));
+      await record(runCampaignCase(job, runner, index));
       // Let signals and timers through between cases.
       if (index % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
     }
     return stats;
   }
-  await runOnWorkers(options, mayDispatch, record);
+  await runOnWorkers(options, caseTimeoutMs, mayDispatch, record);
   return stats;
+}
+
+/** The outcome of a case its worker could not finish: a policy-error at the op in flight. */
+function failedOutcome(job: CampaignJob, index: number, failure: TaskFailure): CaseOutcome {
+  const testCase = campaignCase(job, index);
+  const violation = watchdogViolation(failure);
+  return {
+    index,
+    seed: testCase.seed,
+    ops: testCase.ops.length,
+    stepsRun: Math.max(0, failure.op + 1),
+    violation,
+    signature: `${POLICY_ERROR}|watchdog ${failure.kind}|`,
+    oracleErrors: [],
+  };
 }
 
 async function runOnWorkers(
   options: CampaignOptions,
+  caseTimeoutMs: number,
   mayDispatch: (next: number) => boolean,
-  record: (outcome: CaseOutcome) => void,
+  record: (outcome: CaseOutcome) => Promise<void>,
 ): Promise<void> {
+  const job = options.job;
   const done = new Map<number, CaseOutcome>();
   let nextToDispatch = 0;
   let nextToRecord = 0;
   let failure: Error | undefined;
-  const url = new URL('./worker-bootstrap.js', import.meta.url);
+  let recording = Promise.resolve();
 
-  await new Promise<void>((resolve) => {
-    let live = options.workers;
-    const finish = (worker: Worker): void => {
-      worker.postMessage(null);
-      void worker.terminate();
-      if (--live === 0) resolve();
-    };
-    const feed = (worker: Worker): void => {
-      if (failure || !mayDispatch(nextToDispatch)) finish(worker);
-      else worker.postMessage(nextToDispatch++);
-    };
-    for (let w = 0; w < options.workers; w++) {
-      const worker = new Worker(url, { workerData: options.job });
-      worker.on('message', (message: { ready?: boolean; outcome?: CaseOutcome; index?: number; error?: string }) => {
-        if (message.outcome) {
-          done.set(message.outcome.index, message.outcome);
-          // Record strictly in index order, whichever worker finished first.
-          for (let next = done.get(nextToRecord); next; next = done.get(nextToRecord)) {
-            done.delete(nextToRecord++);
-            record(next);
-          }
-        } else if (message.error !== undefined) {
-          failure ??= new Error(`case ${message.index ?? '?'}: ${message.error}`);
-        }
-        if (message.ready || message.outcome || message.error !== undefined) feed(worker);
-      });
-      worker.on('error', (error) => {
-        failure ??= error;
-        if (--live === 0) resolve();
-      });
+  // Record strictly in index order, whichever worker finished first; one record at a time.
+  const deliver = (outcome: CaseOutcome): void => {
+    done.set(outcome.index, outcome);
+    recording = recording.then(async () => {
+      for (let next = done.get(nextToRecord); next; next = done.get(nextToRecord)) {
+        done.delete(nextToRecord++);
+        await record(next);
+      }
+    });
+  };
+  const start = async (): Promise<WatchedWorker> => {
+    const worker = new WatchedWorker(job);
+    await worker.ready;
+    return worker;
+  };
+
+  const slot = async (): Promise<void> => {
+    let worker = await start();
+    try {
+      while (!failure && mayDispatch(nextToDispatch)) {
+        const index = nextToDispatch++;
+        const result = await worker.run({ kind: 'case', index }, caseTimeoutMs);
+        if (!result.ok) {
+          // The worker is gone: report the case, start a fresh worker, carry on.
+          deliver(failedOutcome(job, index, result.failure));
+          worker = await start();
+        } else if (result.message.outcome) deliver(result.message.outcome as CaseOutcome);
+        else failure ??= new Error(`case ${index}: ${String(result.message.error)}`);
+      }
+    } finally {
+      worker.close();
     }
-  });
+  };
+  const slots = await Promise.allSettled(Array.from({ length: Math.max(1, options.workers) }, slot));
+  await recording;
+  const crashed = slots.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure;
+  if (crashed) throw crashed.reason instanceof Error ? crashed.reason : new Error(String(crashed.reason));
 }

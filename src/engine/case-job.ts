@@ -7,6 +7,7 @@ import type { Oracle, Violation } from '../api.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
+import { looksLikeFile } from '../repro/plugin-paths.ts';
 import type { Metrics } from './metrics.ts';
 import { minimizeCase } from './minimize.ts';
 import { type OracleError, type Policies, runCase, signature } from './run.ts';
@@ -34,8 +35,8 @@ export interface CaseOutcome {
   violation?: Violation;
   signature?: string;
   oracleErrors: OracleError[];
-  /** Efficiency of the policy in this case (not a verdict). */
-  metrics: Metrics;
+  /** Efficiency of the policy in this case (not a verdict); absent when the case never finished. */
+  metrics?: Metrics;
 }
 
 export interface CaseRunner {
@@ -54,8 +55,17 @@ export function reproTitle(violation: Violation): string {
   return `${violation.oracle}: ${violation.message}`.slice(0, 160);
 }
 
-/** Shrinks a failing case while the same oracle still fires, and returns it as a repro. */
-export function shrinkToRepro(testCase: Case, violation: Violation, runner: CaseRunner, budget: number): { repro: Repro; violation: Violation } {
+/**
+ * Shrinks a failing case while the same oracle still fires, and returns it as a repro that names
+ * the user oracle files (`oracleFiles`) its verdict needs.
+ */
+export function shrinkToRepro(
+  testCase: Case,
+  violation: Violation,
+  runner: CaseRunner,
+  budget: number,
+  oracleFiles: readonly string[] = [],
+): { repro: Repro; violation: Violation } {
   const sameBug = (candidate: Case): Violation | undefined =>
     runCase(candidate, runner.policies, { oracles: runner.oracles }).violations.find((v) => v.oracle === violation.oracle);
   const truncated = { ...testCase, ops: testCase.ops.slice(0, violation.step + 1) };
@@ -70,8 +80,14 @@ export function shrinkToRepro(testCase: Case, violation: Violation, runner: Case
       seed: minimal.seed,
       ops: minimal.ops,
       expect: { verdict: 'violation', oracle: final.oracle, step: final.step },
+      ...(oracleFiles.length > 0 ? { oracles: [...oracleFiles] } : {}),
     },
   };
+}
+
+/** Does the job load code from files (user policies or oracles)? Such campaigns run isolated. */
+export function loadsPlugins(job: CampaignJob): boolean {
+  return job.oracleFiles.length > 0 || looksLikeFile(job.config.hostPolicy) || looksLikeFile(job.config.guestPolicy);
 }
 
 /** The case behind index `index` of this shard's campaign. */
@@ -79,9 +95,18 @@ export function campaignCase(job: CampaignJob, index: number): Case {
   return generateCase(job.config, caseSeed(job.seed, job.shard.index + index * job.shard.count), job.generate);
 }
 
-export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number): CaseOutcome {
+/**
+ * Runs case `index`. `progress` hears which op is in flight (-1 while the world boots), so a
+ * watchdog that has to kill the case can say where it hung (watchdog.ts).
+ */
+export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number, progress?: (op: number) => void): CaseOutcome {
   const testCase = campaignCase(job, index);
-  const result = runCase(testCase, runner.policies, { oracles: runner.oracles });
+  progress?.(-1);
+  const result = runCase(
+    testCase,
+    runner.policies,
+    progress ? { oracles: runner.oracles, onStart: () => progress(0), onStep: (step) => progress(step.index + 1) } : { oracles: runner.oracles },
+  );
   const outcome: CaseOutcome = {
     index,
     seed: testCase.seed,

@@ -18,7 +18,7 @@ export class PluginError extends Error {
   }
 }
 
-export const looksLikeFile = (nameOrFile: string): boolean => /[/\\]|\.(m?[jt]s)$/.test(nameOrFile);
+export { looksLikeFile } from '../repro/plugin-paths.ts';
 
 /** Imports `file` and returns its default export after `validate` checked it. */
 export async function loadPlugin<T>(file: string, what: string, validate: (value: unknown) => string | undefined): Promise<T> {

@@ -3,7 +3,7 @@
 
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
-import { type OracleSelection, resolveOracles, resolveReproPolicies } from './select.ts';
+import { type OracleSelection, type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
   result: RunResult;
@@ -33,11 +33,11 @@ export function checkExpectation(repro: Repro, result: RunResult): Pick<ReplayOu
 
 export async function replayRepro(
   repro: Repro,
-  selection: OracleSelection = {},
+  selection: OracleSelection & Omit<ReproOverrides, 'oracles'> = {},
   options: Omit<RunOptions, 'oracles'> = {},
 ): Promise<ReplayOutcome> {
-  const policies = await resolveReproPolicies(repro);
-  const oracles = await resolveOracles(selection);
+  const policies = await resolveReproPolicies(repro, selection);
+  const oracles = await resolveOracles({ ...selection, files: reproOracleFiles(repro, selection.files) });
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
   const result = runCase(repro, policies, { ...options, oracles, allViolations: options.allViolations ?? repro.expect !== undefined });

@@ -4,6 +4,7 @@
 import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
 import type { Case } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
+import { checkFindings } from './finding-check.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { worldFor } from './arch.ts';
 import { PolicyError } from './world.ts';
@@ -46,9 +47,8 @@ export interface RunResult {
   metrics: Metrics;
 }
 
-function collect(oracle: Oracle, findings: readonly Finding[] | undefined | void, step: number, out: Violation[]): void {
-  if (!findings) return;
-  for (const finding of findings) {
+function collect(oracle: Oracle, returned: readonly Finding[] | undefined | void, step: number, out: Violation[]): void {
+  for (const finding of checkFindings(returned)) {
     out.push({ oracle: oracle.name, severity: oracle.severity, step, message: finding.message, ...(finding.details ? { details: finding.details } : {}) });
   }
 }

@@ -1,45 +1,77 @@
 // Resolving what a run uses: policies by name or file, the oracle set (built-ins, user files,
 // --only-oracle). Plugins load asynchronously, once per process or worker.
 
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { guestPolicies, hostPolicies } from '../policies/index.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
-import { PluginError, loadPlugin, looksLikeFile, requireFields } from './plugins.ts';
+import { containedPluginPath, looksLikeFile } from '../repro/plugin-paths.ts';
+import { PluginError, loadPlugin, requireFields } from './plugins.ts';
 import { POLICY_ERROR, type Policies } from './run.ts';
 
-const validatePolicy = (value: unknown): string | undefined => requireFields(value, { name: 'string', description: 'string' });
+// A policy or oracle is told apart by its fields: a host policy given as --guest-policy, or an
+// oracle given as --host-policy, is an error naming what it looks like, not a run with default
+// hooks (issue 14, item 8).
+const HOST_HOOKS = ['start', 'privateFault', 'convert', 'split', 'io', 'flush'] as const;
+const GUEST_HOOKS = ['swiotlbPool', 'atomicPoolBytes', 'coherentSource', 'pageSize', 'conversionSteps', 'dmaAttrs'] as const;
+const ORACLE_FIELDS = ['check', 'final', 'severity'] as const;
+
+function kindOf(record: Record<string, unknown>): string | undefined {
+  const has = (fields: readonly string[]): boolean => fields.some((field) => Object.hasOwn(record, field));
+  if (has(ORACLE_FIELDS)) return 'an oracle';
+  if (has(HOST_HOOKS) || Object.hasOwn(record, 'ioPageSizes')) return 'a host policy';
+  if (has(GUEST_HOOKS)) return 'a guest policy';
+  return undefined;
+}
+
+function validatePolicyOf(what: string, hooks: readonly string[], extra: readonly string[]) {
+  return (value: unknown): string | undefined => {
+    const problem = requireFields(value, { name: 'string', description: 'string' });
+    if (problem) return problem;
+    const record = value as Record<string, unknown>;
+    const allowed = new Set(['name', 'description', ...hooks, ...extra]);
+    const stray = Object.keys(record).find((key) => !allowed.has(key));
+    if (stray !== undefined) {
+      const kind = kindOf(record);
+      return kind && kind !== `a ${what}`
+        ? `this is ${kind} (it has "${stray}"), not a ${what}`
+        : `unknown field "${stray}" for a ${what} (hooks: ${hooks.join(', ')})`;
+    }
+    const notFunction = hooks.find((hook) => record[hook] !== undefined && typeof record[hook] !== 'function');
+    return notFunction === undefined ? undefined : `"${notFunction}" must be a function`;
+  };
+}
+
+const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, ['ioPageSizes']);
+const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_HOOKS, []);
 const validateOracle = (value: unknown): string | undefined => {
+  if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {
+    const kind = kindOf(value as Record<string, unknown>);
+    if (kind && kind !== 'an oracle') return `this is ${kind}, not an oracle (an oracle has a "check" function)`;
+  }
   const problem = requireFields(value, { name: 'string', description: 'string', check: 'function' }, { final: 'function' });
   if (problem) return problem;
   const severity = (value as Oracle).severity;
   return ['security', 'correctness', 'liveness'].includes(severity) ? undefined : '"severity" must be "security", "correctness" or "liveness"';
 };
 
-/**
- * A policy file named in a repro file is looked up next to that file first, then from the
- * working directory: corpus files can name `../test/fixtures/x.ts` and replay from anywhere,
- * while a campaign's findings keep the path as it was given on the command line.
- */
-function locate(file: string, baseDir: string | undefined): string {
-  if (baseDir === undefined || isAbsolute(file)) return file;
-  const besideRepro = join(baseDir, file);
-  return existsSync(besideRepro) ? besideRepro : file;
-}
+type PluginKind = 'host policy' | 'guest policy';
 
-async function resolvePolicy<T>(
-  nameOrFile: string,
-  registry: Readonly<Record<string, T>>,
-  what: string,
-  flag: string,
-  baseDir: string | undefined,
-): Promise<T> {
-  const builtin = registry[nameOrFile];
-  if (builtin) return builtin;
-  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(locate(nameOrFile, baseDir), what, validatePolicy);
-  throw new PluginError(flag, `unknown ${what} "${nameOrFile}" (built in: ${Object.keys(registry).join(', ')}; or give a .ts/.js file)`);
+// Names are looked up in Maps: an object registry would take `constructor`, `__proto__` or
+// `toString` for built-in policies (issue 14, item 3).
+const REGISTRIES: ReadonlyMap<PluginKind, ReadonlyMap<string, HostPolicy | GuestPolicy>> = new Map<PluginKind, ReadonlyMap<string, HostPolicy | GuestPolicy>>([
+  ['host policy', new Map(Object.entries(hostPolicies))],
+  ['guest policy', new Map(Object.entries(guestPolicies))],
+]);
+
+async function resolvePolicy<T>(nameOrFile: string, what: PluginKind, field: string): Promise<T> {
+  const registry = REGISTRIES.get(what) ?? new Map<string, HostPolicy | GuestPolicy>();
+  const builtin = registry.get(nameOrFile);
+  if (builtin) return builtin as T;
+  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(nameOrFile, what, what === 'host policy' ? validateHostPolicy : validateGuestPolicy);
+  throw new PluginError(field, `unknown ${what} ${JSON.stringify(nameOrFile)} (built in: ${[...registry.keys()].join(', ')}; or give a .ts/.js file)`);
 }
 
 const cache = new Map<string, Promise<unknown>>();
@@ -54,22 +86,71 @@ function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
   return pending;
 }
 
-export function resolveHostPolicy(nameOrFile: string, baseDir?: string): Promise<HostPolicy> {
-  return cached(`host\u0000${nameOrFile}\u0000${baseDir ?? ''}`, () => resolvePolicy(nameOrFile, hostPolicies, 'host policy', 'hostPolicy', baseDir));
+/** `field` names where the name came from in an error (`--host-policy`, `config.hostPolicy`). */
+export function resolveHostPolicy(nameOrFile: string, field = 'config.hostPolicy'): Promise<HostPolicy> {
+  return cached(`host\u0000${field}\u0000${looksLikeFile(nameOrFile) ? resolve(nameOrFile) : nameOrFile}`, () => resolvePolicy(nameOrFile, 'host policy', field));
 }
 
-export function resolveGuestPolicy(nameOrFile: string, baseDir?: string): Promise<GuestPolicy> {
-  return cached(`guest\u0000${nameOrFile}\u0000${baseDir ?? ''}`, () => resolvePolicy(nameOrFile, guestPolicies, 'guest policy', 'guestPolicy', baseDir));
+export function resolveGuestPolicy(nameOrFile: string, field = 'config.guestPolicy'): Promise<GuestPolicy> {
+  return cached(`guest\u0000${field}\u0000${looksLikeFile(nameOrFile) ? resolve(nameOrFile) : nameOrFile}`, () => resolvePolicy(nameOrFile, 'guest policy', field));
 }
 
-/** The host and guest policies a config names. */
-export async function resolvePolicies(hostPolicy: string, guestPolicy: string, baseDir?: string): Promise<Policies> {
-  return { host: await resolveHostPolicy(hostPolicy, baseDir), guest: await resolveGuestPolicy(guestPolicy, baseDir) };
+/** The host and guest policies a config names (files relative to the working directory). */
+export async function resolvePolicies(hostPolicy: string, guestPolicy: string, fields: { host?: string; guest?: string } = {}): Promise<Policies> {
+  return { host: await resolveHostPolicy(hostPolicy, fields.host), guest: await resolveGuestPolicy(guestPolicy, fields.guest) };
 }
 
-/** The policies a repro file names, policy files looked up beside the file first. */
-export function resolveReproPolicies(repro: { config: { hostPolicy: string; guestPolicy: string }; source?: string }): Promise<Policies> {
-  return resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy, repro.source === undefined ? undefined : dirname(repro.source));
+/** Policies and oracle files given on the command line: they replace or add to a repro's. */
+export interface ReproOverrides {
+  hostPolicy?: string | undefined;
+  guestPolicy?: string | undefined;
+  /** --oracle files: loaded in addition to the repro's own `oracles`. */
+  oracles?: readonly string[] | undefined;
+}
+
+/**
+ * A policy named by a repro file: a built-in name, or a file inside the repro's directory tree
+ * (plugin-paths.ts). A repro built in memory (no `source`) is trusted code's own data.
+ */
+function reproPolicyPath(named: string, source: string | undefined, field: string, flag: string): string {
+  if (source === undefined || !looksLikeFile(named)) return named;
+  return containedPluginPath(source, field, named, flag);
+}
+
+/** The policies a repro file names, unless the command line names others. */
+export async function resolveReproPolicies(
+  repro: { config: { hostPolicy: string; guestPolicy: string }; source?: string },
+  overrides: ReproOverrides = {},
+): Promise<Policies> {
+  const host = overrides.hostPolicy ?? reproPolicyPath(repro.config.hostPolicy, repro.source, 'config.hostPolicy', '--host-policy');
+  const guest = overrides.guestPolicy ?? reproPolicyPath(repro.config.guestPolicy, repro.source, 'config.guestPolicy', '--guest-policy');
+  return resolvePolicies(host, guest, {
+    host: overrides.hostPolicy !== undefined ? '--host-policy' : 'config.hostPolicy',
+    guest: overrides.guestPolicy !== undefined ? '--guest-policy' : 'config.guestPolicy',
+  });
+}
+
+/**
+ * The oracle files a replay of `repro` loads: the command line's, then the repro's own (inside
+ * its directory tree, unless the command line names the same file).
+ */
+export function reproOracleFiles(repro: { oracles?: readonly string[]; source?: string }, flagFiles: readonly string[] = []): string[] {
+  const files = [...flagFiles];
+  const seen = new Set(flagFiles.map((file) => (existsSync(file) ? realpathSync(file) : resolve(file))));
+  (repro.oracles ?? []).forEach((named, index) => {
+    if (repro.source === undefined) {
+      if (!seen.has(resolve(named))) files.push(named);
+      return;
+    }
+    const besideRepro = resolve(dirname(repro.source), named);
+    if (existsSync(besideRepro) && seen.has(realpathSync(besideRepro))) return;
+    const real = containedPluginPath(repro.source, `oracles[${index}]`, named, '--oracle');
+    if (!seen.has(real)) {
+      seen.add(real);
+      files.push(real);
+    }
+  });
+  return files;
 }
 
 export interface OracleSelection {

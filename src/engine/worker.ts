@@ -1,23 +1,68 @@
-// A campaign worker thread: prepares the runner once, then runs the case indices the main thread
-// sends, one message each way per case.
+// A campaign worker thread: prepares the runner once, then runs the tasks the main thread sends
+// (a case by index, or shrinking a failing case), one message each way per task. It writes the op
+// in flight to a shared counter, so the watchdog (watchdog.ts) can say where a killed case hung.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { type CampaignJob, prepareRunner, runCampaignCase } from './case-job.ts';
+import type { Violation } from '../api.ts';
+import { type CampaignJob, campaignCase, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
+import { POLICY_ERROR } from './run.ts';
 
-const job = workerData as CampaignJob;
+export type WorkerTask = { kind: 'case'; index: number } | { kind: 'shrink'; index: number; violation: Violation };
+
+const { job, progress: progressBuffer } = workerData as { job: CampaignJob; progress: SharedArrayBuffer };
+const progress = new Int32Array(progressBuffer);
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 
+// A hook that calls process.exit() would end this thread without a word: make it an exception
+// inside the hook instead, which the world reports as a policy-error naming the policy.
+process.exit = ((code?: number | string | null) => {
+  throw new Error(`the plugin called process.exit(${code ?? ''})`);
+});
+
+// A plugin's promise that rejects or timer that throws, after its hook returned: caught here and
+// charged to the case that was running (asynchronous, so flagged as not deterministic).
+const strays: string[] = [];
+const onStray = (error: unknown): void => {
+  strays.push(error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error));
+};
+process.on('unhandledRejection', onStray);
+process.on('uncaughtException', onStray);
+
 const runner = await prepareRunner(job);
-port.on('message', (index: number | null) => {
-  if (index === null) {
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+port.on('message', (task: WorkerTask | null) => {
+  if (task === null) {
     port.close();
     return;
   }
-  try {
-    port.postMessage({ outcome: runCampaignCase(job, runner, index) });
-  } catch (error) {
-    port.postMessage({ index, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
-  }
+  void (async () => {
+    try {
+      if (task.kind === 'shrink') {
+        const shrunk = shrinkToRepro(campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles);
+        port.postMessage({ shrunk });
+        return;
+      }
+      strays.length = 0;
+      const outcome = runCampaignCase(job, runner, task.index, (op) => Atomics.store(progress, 0, op));
+      await settle();
+      const stray = strays[0];
+      if (stray !== undefined && !outcome.violation) {
+        const step = Math.max(0, Atomics.load(progress, 0) - 1);
+        outcome.violation = {
+          oracle: POLICY_ERROR,
+          severity: 'correctness',
+          step,
+          message: `a plugin failed outside its hook (a rejected promise or a timer that threw): ${stray}`,
+          details: { nondeterministic: 'asynchronous plugin error' },
+        };
+        outcome.signature = `${POLICY_ERROR}|async|`;
+      }
+      port.postMessage({ outcome });
+    } catch (error) {
+      port.postMessage({ index: task.index, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+  })();
 });
 port.postMessage({ ready: true });

@@ -9,6 +9,7 @@
 // swiotlb_update_mem_attributes()), drivers/iommu/dma-iommu.c (vIOMMU mappings),
 // drivers/virt/coco/sev-guest/tio.c (TDISP accept); research/amd-snp.md sections 4-5.
 
+import { checkCount, checkDmaAttrs, checkPlacement } from '../policies/check.ts';
 import type { CoherentBuffer, GuestPage, GuestView, StreamingMapping, SwiotlbView } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { SZ_2K, SZ_2M, SZ_4K, alignDown, alignUp } from '../model/size.ts';
@@ -108,7 +109,7 @@ export class Guest implements GuestView {
     const bytes = swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes;
     const request = { guestMemory: config.guestMemory, bytes, cpus: config.cpus };
     const placement = policy.swiotlbPool
-      ? env.guard(() => policy.swiotlbPool?.(this.ctx, request) ?? linuxSwiotlbPlacement(config.guestMemory, bytes))
+      ? env.guard(() => checkPlacement(policy.swiotlbPool?.(this.ctx, request) ?? linuxSwiotlbPlacement(config.guestMemory, bytes)))
       : linuxSwiotlbPlacement(config.guestMemory, bytes);
     this.pool = env.guard(() => {
       const pool = new SwiotlbPool({ base: placement.base, bytes: placement.bytes, cpus: config.cpus, forAlloc: placement.forAlloc === true });
@@ -118,7 +119,7 @@ export class Guest implements GuestView {
     const totalPages = Math.floor(config.guestMemory / SZ_4K);
     this.allocator = new PageAllocator(totalPages, [{ start: this.pool.start / SZ_4K, end: Math.ceil(this.pool.end / SZ_4K) }]);
     const atomicBytes = policy.atomicPoolBytes
-      ? env.guard(() => policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0)
+      ? env.guard(() => checkCount('atomicPoolBytes', policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0, config.guestMemory))
       : linuxAtomicPoolBytes(config.guestMemory);
     this.atomicPool = undefined;
     if (atomicBytes > 0) {
@@ -336,7 +337,7 @@ export class Guest implements GuestView {
       // dma_direct_map_page() -> swiotlb_map() (force_dma_unencrypted), or iommu-dma's bounce
       // with the IOVA granule as alloc_align_mask.
       const policy = this.policy;
-      const attrs: DmaAttrs = policy.dmaAttrs ? this.env.guard(() => policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {}) : {};
+      const attrs: DmaAttrs = policy.dmaAttrs ? this.env.guard(() => checkDmaAttrs(policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {})) : {};
       view.minAlignMask = attrs.minAlignMask ?? 0;
       const result = this.pool.find(orig, bytes, {
         minAlignMask: attrs.minAlignMask ?? 0,

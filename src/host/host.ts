@@ -7,6 +7,7 @@
 // and is_large_rmp_possible(), sev_gmem_max_mapping_level(), sev_gmem_invalidate(),
 // snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
 
+import { describeValue } from '../policies/check.ts';
 import type { HostView } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_OK } from '../model/types.ts';
@@ -208,9 +209,16 @@ export class Host implements HostView, Hypervisor {
   /** The policy's convert hook; returns the bytes done (clamped, 4K granular). */
   private convert(request: ConvertRequest): number {
     const policy = this.policy;
-    const result = this.env.guard(() => (policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false)));
-    if (typeof result !== 'number' || !Number.isFinite(result)) return request.len;
-    return Math.max(0, Math.min(request.len, alignDown(Math.floor(result), SZ_4K)));
+    return this.env.guard(() => {
+      const result: unknown = policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false);
+      if (result === undefined) return request.len;
+      // Validated at the boundary (issue 14, item 17): NaN or a stray value is the policy's bug,
+      // not something to round into a plausible answer.
+      if (typeof result !== 'number' || !Number.isInteger(result) || result < 0 || result > request.len || result % SZ_4K !== 0) {
+        throw new Error(`convert returned ${describeValue(result)}: expected the bytes done, a multiple of 4K from 0 to ${request.len} (or nothing for all)`);
+      }
+      return result;
+    });
   }
 
   private io(event: IoEvent): void {

@@ -33,10 +33,10 @@ export function parseSize(text: string | number): number | undefined {
   return parseAddress(text);
 }
 
-/** A hex ("0x200000") or decimal address; undefined when malformed or beyond 2^52. */
+/** A hex ("0x200000") or decimal address; undefined when malformed or not below 2^52 (52-bit physical addresses). */
 export function parseAddress(text: string | number): number | undefined {
   const value = typeof text === 'number' ? text : /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  return Number.isSafeInteger(value) && value >= 0 && value <= 2 ** 52 ? value : undefined;
+  return Number.isSafeInteger(value) && value >= 0 && value < 2 ** 52 ? value : undefined;
 }
 
 export const hex = (value: number): string => `0x${value.toString(16)}`;

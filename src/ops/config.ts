@@ -3,12 +3,15 @@
 // back, so a repro file says exactly what ran.
 
 import { SZ_2M, alignDown, alignUp, formatSize, hex, parseAddress, parseSize } from '../model/size.ts';
+import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 import { FormatError } from './errors.ts';
 import type { Config, DeviceConfig } from './types.ts';
 
 export const DEFAULT_HOST_POLICY = 'kvm-iommu-4k';
 export const DEFAULT_GUEST_POLICY = 'linux';
 const DEFAULT_GUEST_MEMORY = 64 * 1024 * 1024;
+/** The most guest memory the host layout holds: guest_memfd frames fill [2^46, 2^47). */
+export const MAX_GUEST_MEMORY = VMM_RAM_BASE - GMEM_BASE;
 
 /** One trusted (TIO-capable) and one untrusted device, so both DMA paths are exercised. */
 export const DEFAULT_DEVICES: readonly DeviceConfig[] = [
@@ -72,6 +75,12 @@ export function parseConfig(raw: unknown): Config {
   }
   if (raw.arch !== 'snp') throw new FormatError('config.arch', `expected "snp", got ${JSON.stringify(raw.arch)}`);
   const guestMemory = raw.guestMemory === undefined ? DEFAULT_GUEST_MEMORY : sizeField(raw.guestMemory, 'config.guestMemory', 4 * SZ_2M);
+  // The host keeps guest_memfd frames at GMEM_BASE + GPA, below the VMM's RAM block at
+  // VMM_RAM_BASE (model/layout.ts): a larger guest would overlap it. A config error, not a
+  // policy-error blamed on whichever policy first touches the overlap.
+  if (guestMemory > MAX_GUEST_MEMORY) {
+    throw new FormatError('config.guestMemory', `at most ${formatSize(MAX_GUEST_MEMORY)} (the simulated host's physical layout), got ${JSON.stringify(raw.guestMemory)}`);
+  }
   const hugeBacking = raw.hugeBacking ?? true;
   if (typeof hugeBacking !== 'boolean') throw new FormatError('config.hugeBacking', 'expected true or false');
   let devices: DeviceConfig[] = DEFAULT_DEVICES.map((d) => ({ ...d }));

@@ -2,9 +2,7 @@
 // test), or a single passing case when the campaign found nothing.
 
 import type { Bucket } from '../engine/campaign.ts';
-
-const escape = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+import { escapeXml as escape } from './escape.ts';
 
 export function renderJunit(buckets: readonly Bucket[], summary: { cases: number; seed: string; hostPolicy: string; guestPolicy: string }): string {
   const name = `cocofuzz ${summary.hostPolicy} + ${summary.guestPolicy} (seed ${summary.seed})`;

@@ -8,6 +8,7 @@ import { encodeConfig, parseConfig } from '../ops/config.ts';
 import { encodeOp, parseOp } from '../ops/codec.ts';
 import { FormatError } from '../ops/errors.ts';
 import type { Case } from '../ops/types.ts';
+import { looksLikeFile, pluginPathForRepro } from './plugin-paths.ts';
 
 export const REPRO_FORMAT = 'cocofuzz-repro/1';
 
@@ -16,11 +17,16 @@ export type Expectation = { verdict: 'clean' } | { verdict: 'violation'; oracle:
 export interface Repro extends Case {
   title: string;
   expect?: Expectation;
+  /**
+   * User oracle files the verdict needs (the campaign's `--oracle` files), relative to the repro
+   * file: replay loads them (from inside the repro's directory tree only, see plugin-paths.ts).
+   */
+  oracles?: string[];
   /** The file it was read from (not written): policy files it names are looked up beside it. */
   source?: string;
 }
 
-const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect']);
+const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
 
 function parseExpect(raw: unknown): Expectation {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('expect', 'expected an object');
@@ -59,6 +65,13 @@ export function parseRepro(raw: unknown): Repro {
   if (typeof title !== 'string') throw new FormatError('title', 'expected a string');
   const repro: Repro = { title, config, seed: String(seed), ops };
   if (record.expect !== undefined) repro.expect = parseExpect(record.expect);
+  if (record.oracles !== undefined) {
+    if (!Array.isArray(record.oracles)) throw new FormatError('oracles', 'expected an array of oracle files');
+    repro.oracles = record.oracles.map((file: unknown, index: number) => {
+      if (typeof file !== 'string' || !looksLikeFile(file)) throw new FormatError(`oracles[${index}]`, 'expected a .ts/.js oracle file path');
+      return file;
+    });
+  }
   return repro;
 }
 
@@ -93,6 +106,7 @@ export function encodeRepro(repro: Repro): string {
     ops: repro.ops.map(encodeOp),
   };
   if (repro.expect) document.expect = repro.expect;
+  if (repro.oracles && repro.oracles.length > 0) document.oracles = repro.oracles;
   // One op per line: diffs of corpus files stay readable.
   const ops = (document.ops as unknown[]).map((op) => `    ${JSON.stringify(op)}`).join(',\n');
   const head = JSON.stringify({ ...document, ops: '__OPS__' }, null, 2);
@@ -115,6 +129,25 @@ export function writeFileAtomic(file: string, text: string): void {
   }
 }
 
-export function writeRepro(file: string, repro: Repro): void {
-  writeFileAtomic(file, encodeRepro(repro));
+/**
+ * `repro` as it must be written to `file`: plugin paths (given relative to `baseDir`, the working
+ * directory by default) rewritten relative to the file, so that its directory stays loadable.
+ */
+export function reproForFile(repro: Repro, file: string, baseDir?: string): Repro {
+  const moved: Repro = {
+    ...repro,
+    config: {
+      ...repro.config,
+      hostPolicy: pluginPathForRepro(repro.config.hostPolicy, file, baseDir),
+      guestPolicy: pluginPathForRepro(repro.config.guestPolicy, file, baseDir),
+    },
+  };
+  if (repro.oracles) moved.oracles = repro.oracles.map((oracle) => pluginPathForRepro(oracle, file, baseDir));
+  delete moved.source;
+  return moved;
+}
+
+/** Writes `repro` atomically, plugin paths (relative to `baseDir`) made relative to `file`. */
+export function writeRepro(file: string, repro: Repro, baseDir?: string): void {
+  writeFileAtomic(file, encodeRepro(reproForFile(repro, file, baseDir)));
 }

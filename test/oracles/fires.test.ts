@@ -7,11 +7,11 @@ import { Machine } from '../../src/model/machine.ts';
 import { SwiotlbPool } from '../../src/guest/swiotlb.ts';
 import { Rmp } from '../../src/model/rmp.ts';
 import type { Op } from '../../src/ops/types.ts';
-import brokenForgetsPsc from '../fixtures/broken-forgets-psc.ts';
-import brokenKvmMaxLevel from '../fixtures/broken-kvm-max-level.ts';
-import brokenLazyFlush from '../fixtures/broken-lazy-flush.ts';
-import brokenLeakyFree from '../fixtures/broken-leaky-free.ts';
-import brokenSkipInvalidate from '../fixtures/broken-skip-invalidate.ts';
+import brokenForgetsPsc from '../../corpus/policies/broken-forgets-psc.ts';
+import brokenKvmMaxLevel from '../../corpus/policies/broken-kvm-max-level.ts';
+import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
+import brokenLeakyFree from '../../corpus/policies/broken-leaky-free.ts';
+import brokenSkipInvalidate from '../../corpus/policies/broken-skip-invalidate.ts';
 import exampleOracle from '../fixtures/example-oracle.ts';
 import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
 

@@ -7,10 +7,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GuestPolicy, HostPolicy } from '../../src/policies/types.ts';
 import { generateCase } from '../../src/ops/generate.ts';
-import brokenForgetsPsc from '../fixtures/broken-forgets-psc.ts';
-import brokenKvmMaxLevel from '../fixtures/broken-kvm-max-level.ts';
-import brokenLeakyFree from '../fixtures/broken-leaky-free.ts';
-import brokenSkipInvalidate from '../fixtures/broken-skip-invalidate.ts';
+import brokenForgetsPsc from '../../corpus/policies/broken-forgets-psc.ts';
+import brokenKvmMaxLevel from '../../corpus/policies/broken-kvm-max-level.ts';
+import brokenLeakyFree from '../../corpus/policies/broken-leaky-free.ts';
+import brokenSkipInvalidate from '../../corpus/policies/broken-skip-invalidate.ts';
 import { builtinOracles, caseOf, firstSteps, runSpec, verdictOf } from './cases.ts';
 
 /** DMA-heavy cases: buffers, mappings, conversions and flush points, where IOTLB and bounce bugs live. */

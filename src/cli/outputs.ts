@@ -1,0 +1,33 @@
+// Output paths are checked before any work starts (issue 14, item 10): a campaign that runs for an
+// hour and then cannot write its JUnit file or its findings must fail at the start, with one line
+// naming the flag, not at the end with the findings lost.
+
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { UsageError } from './errors.ts';
+
+const code = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? String(error);
+
+/** A directory that output files go into: created if missing, and writable. */
+export function prepareOutputDir(flag: string, dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${flag}: "${dir}" exists and is not a directory`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot write into "${dir}" (${code(error)})`);
+  }
+}
+
+/** A file about to be written: not a directory, and its directory exists and is writable. */
+export function checkOutputFile(flag: string, file: string): void {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${flag}: "${file}" is a directory, expected a file name`);
+  const dir = dirname(resolve(file));
+  if (!existsSync(dir)) throw new UsageError(`${flag}: the directory "${dirname(file)}" does not exist`);
+  try {
+    accessSync(dir, constants.W_OK);
+    if (existsSync(file)) accessSync(file, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot write "${file}" (${code(error)})`);
+  }
+}
