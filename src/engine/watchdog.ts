@@ -18,7 +18,7 @@ import type { WorkerTask } from './worker.ts';
 /** Default per-case wall-clock budget: generous, a case of 64 ops takes milliseconds. */
 export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
 /** Heap limit of one worker: a 1 TiB guest needs far less; a runaway hook finds the ceiling. */
-export const WORKER_HEAP_MB = 1024;
+export const WORKER_HEAP_MB = 512;
 
 export type TaskFailureKind = 'timeout' | 'exit' | 'memory' | 'crash';
 
@@ -115,7 +115,7 @@ export function watchdogViolation(failure: TaskFailure): Violation {
     oracle: POLICY_ERROR,
     severity: 'correctness',
     step: Math.max(0, failure.op),
-    message: `the case was stopped ${where}: ${failure.message} (a plugin that never returns, exits or allocates without bound; wall-clock verdict, not deterministic)`,
+    message: `the case was stopped ${where}: ${failure.message} (a plugin that never returns, exits or allocates without bound; a watchdog verdict, not deterministic)`,
     details: { nondeterministic: `watchdog: ${failure.kind}` },
   };
 }
