@@ -1,0 +1,290 @@
+// Issue 14 item by item, through the real binary: repro files are data, nothing found is lost on
+// the way out, and a plugin can cost a case but never the campaign. (The bad-input table in
+// cli-bad-input.test.ts covers the items that are about one bad flag, config or file.)
+
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { runCli, runCliAsync } from './helpers/cli.ts';
+
+const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-robust-'));
+const BIN = fileURLToPath(new URL('../bin/cocofuzz.js', import.meta.url));
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
+
+/** A plugin file in `dir`; plain JavaScript, so it loads from anywhere without the package. */
+function plugin(dir: string, name: string, body: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, body);
+  return file;
+}
+
+/** KVM's defaults through a file: enough to find io-s2-rmp-size, and it makes the campaign load a plugin. */
+const PLAIN_HOST = "export default { name: 'plain-kvm', description: 'KVM defaults, from a file' };\n";
+const HANGS_ON_SPLIT = "export default { name: 'hangs', description: 'loops in split', split() { for (;;) {} } };\n";
+
+const jsonLines = (stdout: string): Record<string, unknown>[] =>
+  stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('item 1: a repro file loads plugins only from its own directory tree', () => {
+  it('replay --check and explain refuse a policy from outside and never import it; the flag names it instead', () => {
+    const dir = temp();
+    mkdirSync(join(dir, 'elsewhere'));
+    mkdirSync(join(dir, 'corpus'));
+    plugin(join(dir, 'elsewhere'), 'evil.mjs', "import { writeFileSync } from 'node:fs';\nwriteFileSync(new URL('./PWNED', import.meta.url), 'x');\nexport default { name: 'evil', description: 'e' };\n");
+    const repro = { format: 'cocofuzz-repro/1', title: 't', config: { arch: 'snp', hostPolicy: '../elsewhere/evil.mjs' }, seed: 's', ops: [{ op: 'host_sync' }], expect: { verdict: 'clean' } };
+    writeFileSync(join(dir, 'corpus', 'r.json'), JSON.stringify(repro));
+    for (const args of [['replay', '--check', join(dir, 'corpus')], ['explain', join(dir, 'corpus', 'r.json')]]) {
+      const result = runCli(args);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain('config.hostPolicy');
+      expect(result.stderr).toContain('pass --host-policy FILE');
+    }
+    expect(existsSync(join(dir, 'elsewhere', 'PWNED'))).toBe(false);
+    // Named on the command line, the user's choice runs (a benign policy here).
+    const benign = plugin(dir, 'benign.mjs', PLAIN_HOST);
+    const flagged = runCli(['replay', '--check', join(dir, 'corpus'), '--host-policy', benign]);
+    expect(flagged.code).toBe(0);
+    expect(flagged.stdout).toContain('1 expectation(s) met');
+  });
+
+  it('findings name their policy relative to the repro file, so a copied findings directory replays', () => {
+    const dir = temp();
+    const out = join(dir, 'found');
+    mkdirSync(join(out, 'policies'), { recursive: true });
+    const policy = plugin(join(out, 'policies'), 'plain.mjs', PLAIN_HOST);
+    const fuzz = runCli(['fuzz', '--host-policy', policy, '--runs', '40', '--seed', 'e2e', '--workers', '1', '--out', out], { cwd: dir });
+    expect(fuzz.code).toBe(1);
+    const file = readdirSync(out).find((f) => f.endsWith('.json'));
+    expect(file).toBeDefined();
+    const written = JSON.parse(readFileSync(join(out, file!), 'utf8')) as { config: { hostPolicy: string } };
+    expect(written.config.hostPolicy).toBe('./policies/plain.mjs');
+    const copy = join(temp(), 'elsewhere');
+    cpSync(out, copy, { recursive: true });
+    const replay = runCli(['replay', '--check', copy]);
+    expect(replay.stderr).toBe('');
+    expect(replay.code).toBe(0);
+  });
+});
+
+describe('item 2: user-controlled text is escaped on the terminal and in reports', () => {
+  it('an oracle message with escape sequences and markup reaches neither the terminal nor the XML raw', () => {
+    const dir = temp();
+    const oracle = plugin(
+      dir,
+      'loud.mjs',
+      "export default { name: 'loud', description: 'd', severity: 'security', check(_v, step) { return step.index === 0 ? [{ message: 'FAIL (x) \\u001b]0;pwned\\u0007\\u001b[2J <b>&</b> \\u0000' }] : []; } };\n",
+    );
+    const junit = join(dir, 'report.xml');
+    const result = runCli(['fuzz', '--oracle', oracle, '--only-oracle', 'loud', '--runs', '2', '--seed', 'esc', '--junit', junit, '--out', join(dir, 'out')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('\\x1b]0;pwned\\x07');
+    expect(result.stdout + result.stderr).not.toMatch(CONTROL);
+    const xml = readFileSync(junit, 'utf8');
+    // eslint-disable-next-line no-control-regex
+    expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+    expect(xml).toContain('&lt;b&gt;&amp;&lt;/b&gt;');
+  });
+});
+
+describe('items 10 and 11: a finding is never lost on the way out', () => {
+  it('a repro that cannot be written is still printed, with the repro on stdout, and the exit code stays 1', () => {
+    const dir = temp();
+    const first = join(dir, 'first');
+    const args = ['fuzz', '--host-policy', 'kvm-iommu-4k', '--runs', '40', '--seed', 'e2e', '--workers', '1'];
+    expect(runCli([...args, '--out', first]).code).toBe(1);
+    const name = readdirSync(first).find((f) => f.endsWith('.json'))!;
+    // The same campaign again, with a directory squatting on the finding's file name: the write fails.
+    const second = join(dir, 'second');
+    mkdirSync(join(second, name), { recursive: true });
+    const result = runCli([...args, '--out', second]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('finding: io-s2-rmp-size');
+    expect(result.stdout).toContain('could not save the repro');
+    expect(result.stdout).toContain('"format": "cocofuzz-repro/1"');
+    expect(result.stderr).not.toContain('internal error');
+  });
+
+  const isRoot = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+  it.runIf(isRoot)('disk full: the first finding is printed with its repro and the exit code is 1 (a full 4K tmpfs, root only)', () => {
+    const dir = temp();
+    const mount = join(dir, 'small');
+    mkdirSync(mount);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', mount]).status !== 0) return;
+    try {
+      // Fill it up, so the first repro write hits ENOSPC.
+      spawnSync('dd', ['if=/dev/zero', `of=${join(mount, 'fill')}`, 'bs=1k', 'count=64']);
+      const result = runCli(['fuzz', '--host-policy', 'kvm-iommu-4k', '--runs', '40', '--seed', 'e2e', '--workers', '1', '--out', mount]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain('finding: io-s2-rmp-size');
+      expect(result.stdout).toMatch(/could not save the repro \(ENOSPC/);
+    } finally {
+      spawnSync('umount', [mount]);
+    }
+  });
+});
+
+describe('item 12: corpus merge never overwrites a different repro', () => {
+  it('two shards with the same file name and different findings both survive the merge', () => {
+    const dir = temp();
+    const make = (shard: string, ops: unknown[], expect: unknown): void => {
+      mkdirSync(join(dir, shard), { recursive: true });
+      writeFileSync(join(dir, shard, 'finding.json'), JSON.stringify({ format: 'cocofuzz-repro/1', title: shard, config: { arch: 'snp' }, seed: shard, ops, expect }));
+    };
+    make('a', [{ op: 'accept', gpa: '0x200000', size: '2M' }, { op: 'tdi_accept', dev: 0 }], { verdict: 'violation', oracle: 'io-s2-rmp-size' });
+    make('b', [{ op: 'host_sync' }], { verdict: 'clean' });
+    const out = join(dir, 'merged');
+    const result = runCli(['corpus', 'merge', join(dir, 'a'), join(dir, 'b'), '--out', out]);
+    expect(result.code).toBe(0);
+    const files = readdirSync(out).sort();
+    expect(files).toHaveLength(2);
+    const titles = files.map((f) => (JSON.parse(readFileSync(join(out, f), 'utf8')) as { title: string }).title).sort();
+    expect(titles).toEqual(['a', 'b']);
+    // Merging again adds nothing: the same content is already there.
+    expect(runCli(['corpus', 'merge', join(dir, 'a'), join(dir, 'b'), '--out', out]).code).toBe(0);
+    expect(readdirSync(out)).toHaveLength(2);
+  });
+});
+
+describe('item 13: SIGTERM is treated like SIGINT', () => {
+  it('finishes the cases in flight, prints the summary, writes the JUnit file and exits with the verdict', async () => {
+    const dir = temp();
+    const junit = join(dir, 'report.xml');
+    const child = spawn(process.execPath, [BIN, 'fuzz', '--host-policy', 'kvm-iommu-4k', '--time', '5m', '--seed', 'term', '--workers', '1', '--junit', junit], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      let sent = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        // Wait for the first finding, then stop the campaign as a CI timeout would.
+        if (!sent && stdout.includes('finding:')) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      });
+      child.stdout.on('data', () => {
+        if (!sent && stdout.includes('finding:')) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      });
+      child.on('close', resolve);
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain('terminated, finishing the cases in flight');
+    expect(stderr).toMatch(/cases \d+ \|/);
+    expect(readFileSync(junit, 'utf8')).toContain('<testsuites');
+  });
+});
+
+describe('items 14-16: a plugin can cost a case, never the campaign', () => {
+  it('item 14: a hook that never returns is stopped by --case-timeout, reported as a non-deterministic policy-error with a repro, and the campaign goes on', async () => {
+    const dir = temp();
+    const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);
+    const out = join(dir, 'out');
+    const result = await runCliAsync(['fuzz', '--host-policy', policy, '--runs', '4', '--seed', 'hang', '--workers', '1', '--case-timeout', '5s', '--weights', 'host_split=40', '--json', '--out', out]);
+    expect(result.code).toBe(1);
+    const lines = jsonLines(result.stdout);
+    const finding = lines.find((l) => l.type === 'finding' && l.oracle === 'policy-error');
+    expect(finding).toMatchObject({ nondeterministic: true });
+    expect(String(finding?.message)).toMatch(/no result after 5s of wall clock/);
+    expect(lines.find((l) => l.type === 'summary')).toMatchObject({ cases: 4 });
+    const repro = JSON.parse(readFileSync(String(finding?.file), 'utf8')) as { ops: { op: string }[]; title: string };
+    // The repro ends with the op that hung (a host_split, the hook that loops).
+    expect(repro.ops.at(-1)?.op).toBe('host_split');
+  });
+
+  it('item 15: process.exit(), a rejected async hook and a throwing timer are policy-error findings, and every case still runs', async () => {
+    const dir = temp();
+    const plugins = {
+      exit: plugin(dir, 'exit.mjs', "export default { name: 'exits', description: 'd', split() { process.exit(0); } };\n"),
+      reject: plugin(dir, 'reject.mjs', "export default { name: 'rejects', description: 'd', async split() { throw new Error('async boom'); } };\n"),
+      timer: plugin(dir, 'timer.mjs', "export default { name: 'timer', description: 'd', split(ctx, r) { setTimeout(() => { throw new Error('timer boom'); }, 0); ctx.kvm.defaultSplit(r); } };\n"),
+    };
+    const runs = await Promise.all(
+      Object.values(plugins).map((file) =>
+        runCliAsync(['fuzz', '--host-policy', file, '--runs', '6', '--seed', 'exit', '--workers', '2', '--weights', 'host_split=40', '--json', '--only-oracle', 'policy-error']),
+      ),
+    );
+    const expected = [/process\.exit\(0\)/, /async boom/, /timer boom/];
+    runs.forEach((result, index) => {
+      expect(result.code).toBe(1);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+      const lines = jsonLines(result.stdout);
+      expect(lines.find((l) => l.type === 'summary')).toMatchObject({ cases: 6 });
+      expect(lines.filter((l) => l.type === 'finding').map((l) => String(l.message))).toContainEqual(expect.stringMatching(expected[index]!));
+    });
+  });
+
+  it('item 16: unbounded allocation in a hook hits the worker heap limit and is a policy-error', async () => {
+    const dir = temp();
+    const policy = plugin(dir, 'hog.mjs', "const keep = []; export default { name: 'hog', description: 'd', split() { for (;;) keep.push(new Array(1e6).fill(1)); } };\n");
+    const result = await runCliAsync(['fuzz', '--host-policy', policy, '--runs', '2', '--seed', 'hog', '--workers', '1', '--weights', 'host_split=40', '--json']);
+    expect(result.code).toBe(1);
+    const finding = jsonLines(result.stdout).find((l) => l.type === 'finding');
+    expect(String(finding?.message)).toMatch(/out of memory \(heap limit \d+ MB\)/);
+    expect(jsonLines(result.stdout).find((l) => l.type === 'summary')).toMatchObject({ cases: 2 });
+  });
+});
+
+describe('item 17: garbage from oracles is an oracle error, never an exit 3', () => {
+  it('a function or a null-prototype object in details, with two workers', async () => {
+    const dir = temp();
+    const fn = plugin(dir, 'fn.mjs', "export default { name: 'fn-details', description: 'd', severity: 'security', check() { return [{ message: 'x', details: { f: () => 1 } }]; } };\n");
+    const nullProto = plugin(
+      dir,
+      'null.mjs',
+      "export default { name: 'null-sizes', description: 'd', severity: 'security', check(_v, step) { const sizes = Object.create(null); sizes.rmp = '2M'; return step.index === 2 ? [{ message: 'FAIL (x)', details: { sizes } }] : []; } };\n",
+    );
+    const [first, second] = await Promise.all([
+      runCliAsync(['fuzz', '--oracle', fn, '--only-oracle', 'fn-details', '--runs', '4', '--seed', 'g', '--workers', '2']),
+      runCliAsync(['fuzz', '--oracle', nullProto, '--only-oracle', 'null-sizes', '--runs', '4', '--seed', 'g', '--workers', '2']),
+    ]);
+    expect(first.code).toBe(2);
+    expect(first.stderr).toMatch(/oracle error: fn-details threw at step 0 of case 0: finding 0: details\.f is a function/);
+    expect(second.code).toBe(1);
+    expect(second.stdout).toContain('finding: null-sizes');
+  });
+});
+
+describe('items 18 and 19: user oracles in repros, and oracle errors once', () => {
+  it('item 18: a finding of a user oracle records the oracle file, so replay --check needs no --oracle', () => {
+    const dir = temp();
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    const oracle = plugin(
+      out,
+      'no-psmash.mjs',
+      "export default { name: 'no-psmash', description: 'd', severity: 'correctness', check(_v, step) { return step.calls.filter((c) => c.prim === 'psmash' && c.result === 0).map(() => ({ message: 'FAIL (psmash)' })); } };\n",
+    );
+    const fuzz = runCli(['fuzz', '--oracle', oracle, '--only-oracle', 'no-psmash', '--runs', '30', '--seed', 'q', '--workers', '1', '--out', out]);
+    expect(fuzz.code).toBe(1);
+    const file = readdirSync(out).find((f) => f.startsWith('no-psmash-'))!;
+    expect((JSON.parse(readFileSync(join(out, file), 'utf8')) as { oracles: string[] }).oracles).toEqual(['./no-psmash.mjs']);
+    const replay = runCli(['replay', '--check', join(out, file)]);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('1 expectation(s) met');
+  });
+
+  it('item 19: an oracle that throws is reported once per campaign, with a repro of the first case', () => {
+    const dir = temp();
+    const oracle = plugin(dir, 'throws.mjs', "export default { name: 'thrower', description: 'd', severity: 'security', check() { throw new Error('oracle boom'); } };\n");
+    const out = join(dir, 'out');
+    const result = runCli(['fuzz', '--oracle', oracle, '--runs', '8', '--seed', 't', '--workers', '1', '--only-oracle', 'thrower', '--out', out]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.match(/oracle error/g)).toHaveLength(1);
+    expect(result.stderr).toContain('thrower threw at step 0 of case 0: oracle boom');
+    expect(existsSync(join(out, 'oracle-error-thrower.json'))).toBe(true);
+  });
+});
