@@ -60,8 +60,17 @@ export class Backing {
     return this.regions.get(index)?.private ?? 0;
   }
 
+  /**
+   * The VMM frame of a shared page: its own entry, or its place in the 2M chunk of a region that
+   * was converted whole (those keep no per-page entries, so that sharing a 1G swiotlb pool at
+   * boot costs 512 regions, not 262144 map entries).
+   */
   sharedFrame(gfn: number): number | undefined {
-    return this.sharedHpa.get(gfn);
+    const own = this.sharedHpa.get(gfn);
+    if (own !== undefined) return own;
+    const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+    const i = gfn % FRAMES_PER_2M;
+    return region?.chunk !== undefined && region.state[i] === SHARED ? region.chunk + i * SZ_4K : undefined;
   }
 
   /** The 2M VMM chunk backing region `index` as a whole, if it has one. */
@@ -82,8 +91,8 @@ export class Backing {
     if (old === PRIVATE) region.private--;
     if (old === SHARED) {
       region.shared--;
+      if (region.chunk !== undefined) this.unchunk(index, region);
       this.sharedHpa.delete(gfn);
-      region.chunk = undefined;
     }
     region.state[i] = next;
     if (next === PRIVATE) region.private++;
@@ -93,9 +102,32 @@ export class Backing {
     }
   }
 
-  setChunk(index: number, hpa: number): void {
-    const region = this.regions.get(index);
-    if (region !== undefined) region.chunk = hpa;
+  /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */
+  setSharedChunk(index: number, hpa: number): void {
+    let region = this.regions.get(index);
+    if (region === undefined) {
+      region = new Region();
+      this.regions.set(index, region);
+    }
+    if (region.chunk !== undefined) this.unchunk(index, region);
+    for (let i = 0; i < FRAMES_PER_2M; i++) {
+      if (region.state[i] === SHARED) this.sharedHpa.delete(index * FRAMES_PER_2M + i);
+    }
+    region.state.fill(SHARED);
+    region.private = 0;
+    region.shared = FRAMES_PER_2M;
+    region.chunk = hpa;
+  }
+
+  /** One page of a chunk-backed region changes: the others keep their frames, now per page. */
+  private unchunk(index: number, region: Region): void {
+    const chunk = region.chunk;
+    if (chunk === undefined) return;
+    region.chunk = undefined;
+    for (let i = 0; i < FRAMES_PER_2M; i++) {
+      const gfn = index * FRAMES_PER_2M + i;
+      if (region.state[i] === SHARED && !this.sharedHpa.has(gfn)) this.sharedHpa.set(gfn, chunk + i * SZ_4K);
+    }
   }
 
   /** New VMM frames (never reused: a discarded frame is gone). */
@@ -126,7 +158,7 @@ export class Backing {
     const state = this.state(gfn);
     if (state === NOT_BACKED) return undefined;
     const folioSize = this.folioSize(gpa);
-    if (state === SHARED) return { hpa: (this.sharedHpa.get(gfn) ?? 0) + (gpa % SZ_4K), shared: true, folioSize };
+    if (state === SHARED) return { hpa: (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K), shared: true, folioSize };
     return { hpa: GMEM_BASE + gpa, shared: false, folioSize };
   }
 
@@ -142,7 +174,7 @@ export class Backing {
         if (region.state[i] !== want) continue;
         const gfn = index * FRAMES_PER_2M + i;
         const gpa = gfn * SZ_4K;
-        const hpa = want === PRIVATE ? GMEM_BASE + gpa : (this.sharedHpa.get(gfn) ?? 0);
+        const hpa = want === PRIVATE ? GMEM_BASE + gpa : (this.sharedFrame(gfn) ?? 0);
         if (run !== undefined && run.gpa + run.len === gpa && run.hpa + run.len === hpa) {
           run.len += SZ_4K;
           continue;

@@ -406,8 +406,7 @@ export class Host implements HostView, Hypervisor {
       // New VMM frames: one 2M chunk for a whole region, else 4K frames.
       if (whole && backing.sharedCount(index) === 0) {
         const chunk = backing.allocShared(SZ_2M, SZ_2M);
-        for (let i = 0; i < FRAMES_PER_2M; i++) backing.set(index * FRAMES_PER_2M + i, SHARED, chunk + i * SZ_4K);
-        backing.setChunk(index, chunk);
+        backing.setSharedChunk(index, chunk);
         mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
         continue;
       }
