@@ -131,6 +131,16 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
   });
 });
 
+describe('item 4: cost follows what a case touches, not the configured sizes', () => {
+  it('a 1T guest with a 1G swiotlb pool runs its cases in a 160 MB heap', async () => {
+    const result = await runCliAsync(['fuzz', '--runs', '2', '--seed', 'big', '--workers', '1', '--json', '--config', '{"guestMemory":"1T","swiotlb":"1G"}'], {
+      nodeArgs: ['--max-old-space-size=160'],
+    });
+    expect([0, 1]).toContain(result.code);
+    expect(jsonLines(result.stdout).find((l) => l.type === 'summary')).toMatchObject({ cases: 2 });
+  });
+});
+
 describe('item 12: corpus merge never overwrites a different repro', () => {
   it('two shards with the same file name and different findings both survive the merge', () => {
     const dir = temp();
@@ -203,6 +213,25 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     const repro = JSON.parse(readFileSync(String(finding?.file), 'utf8')) as { ops: { op: string }[]; title: string };
     // The repro ends with the op that hung (a host_split, the hook that loops).
     expect(repro.ops.at(-1)?.op).toBe('host_split');
+  });
+
+  it('item 14: Ctrl-C stops a campaign whose plugin hangs, on one worker, and the summary is printed', async () => {
+    const dir = temp();
+    const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);
+    const child = spawn(process.execPath, [BIN, 'fuzz', '--host-policy', policy, '--runs', '50', '--seed', 'hang', '--workers', '1', '--weights', 'host_split=40', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // The first case that splits hangs (the default case timeout is a minute): interrupt it.
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(stderr).toContain('interrupted, finishing the cases in flight');
+    expect(jsonLines(stdout).find((l) => l.type === 'summary')).toBeDefined();
   });
 
   it('item 15: process.exit(), a rejected async hook and a throwing timer are policy-error findings, and every case still runs', async () => {

@@ -195,6 +195,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
   return stats;
 }
 
+/** How long an interrupted campaign waits for the cases in flight before abandoning them. */
+const STOP_GRACE_MS = 2000;
+
 /** The outcome of a case its worker could not finish: a policy-error at the op in flight. */
 function failedOutcome(job: CampaignJob, index: number, failure: TaskFailure): CaseOutcome {
   const testCase = campaignCase(job, index);
@@ -239,12 +242,25 @@ async function runOnWorkers(
     return worker;
   };
 
+  // Interrupted (Ctrl-C, SIGTERM): the cases in flight get a moment to finish; a case still
+  // running after it (a hook that hangs) is abandoned, so the campaign can write what it found.
+  const busy = new Set<WatchedWorker>();
+  let stopSeen: number | undefined;
+  const poll = setInterval(() => {
+    if (!options.shouldStop?.()) return;
+    stopSeen ??= Date.now();
+    if (Date.now() - stopSeen >= STOP_GRACE_MS) for (const worker of busy) worker.abandon();
+  }, 100);
+
   const slot = async (): Promise<void> => {
     let worker = await start();
     try {
       while (!failure && mayDispatch(nextToDispatch)) {
         const index = nextToDispatch++;
+        busy.add(worker);
         const result = await worker.run({ kind: 'case', index }, caseTimeoutMs);
+        busy.delete(worker);
+        if (!result.ok && result.failure.kind === 'abandoned') break;
         if (!result.ok) {
           // The worker is gone: report the case, start a fresh worker, carry on.
           deliver(failedOutcome(job, index, result.failure));
@@ -257,6 +273,7 @@ async function runOnWorkers(
     }
   };
   const slots = await Promise.allSettled(Array.from({ length: Math.max(1, options.workers) }, slot));
+  clearInterval(poll);
   await recording;
   const crashed = slots.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure;

@@ -20,7 +20,7 @@ export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
 /** Heap limit of one worker: a 1 TiB guest needs far less; a runaway hook finds the ceiling. */
 export const WORKER_HEAP_MB = 512;
 
-export type TaskFailureKind = 'timeout' | 'exit' | 'memory' | 'crash';
+export type TaskFailureKind = 'timeout' | 'exit' | 'memory' | 'crash' | 'abandoned';
 
 export interface TaskFailure {
   kind: TaskFailureKind;
@@ -77,6 +77,11 @@ export class WatchedWorker {
       Atomics.store(this.progress, 0, -1);
       this.worker.postMessage(task);
     });
+  }
+
+  /** Stop the task in flight (the campaign was interrupted): it reports `abandoned`. */
+  abandon(): void {
+    if (this.pending !== undefined) this.fail('abandoned', 'abandoned when the campaign was stopped');
   }
 
   close(): void {
