@@ -16,7 +16,9 @@ import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
 import { SZ_4K, pageBytes } from '../model/size.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
-import type { AdversaryOp, Config, DeviceOp, Op } from '../ops/types.ts';
+import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
+import type { BeingConverted, InterleavedRecord } from '../api.ts';
+import { Interleaving, type InnerOutcome } from './interleave.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
@@ -146,19 +148,76 @@ class SimWorld implements World {
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
+    const objects = this.objectsFreedBy(op);
+    const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
     let outcome: Outcome;
     try {
+      interleaving?.begin();
       outcome = dispatch(op, this.actors, { adversary: this.config.adversary === 'host' });
+      const held = interleaving?.finish() ?? [];
+      const stalled = this.machine.devices.filter((d) => d.stalled).map((d) => d.id);
+      if (stalled.length > 0 || held.length > 0) {
+        throw new PolicyError(this.hostActor.ctx.policy, `device ${[...new Set([...stalled, ...held])].join(', ')} still stalled when op ${op.op} ended (dma_stall without dma_resume)`);
+      }
     } catch (error) {
+      this.machine.recorder.listen(undefined);
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
       throw this.asPolicyError(error, actor);
     }
-    return this.finish(index, op, outcome, dmas);
+    objects.push(...this.objectsCreatedBy(op));
+    return this.finish(index, op, outcome, dmas, interleaving?.records, objects);
   }
 
   private pendingDmas: DmaRecord[] = [];
+  private buffersMade = 0;
+  private mappingsMade = 0;
 
-  private finish(index: number, op: Op, outcome: Outcome, dmas: DmaRecord[]): Step {
+  /** The buffer or mapping `op` is about to free (what its reference resolves to now). */
+  private objectsFreedBy(op: Op): { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] {
+    if (op.op === 'free_coherent') {
+      const buffer = this.guestActor.buffer(op.buf);
+      if (buffer !== undefined) return [{ kind: 'buf', id: buffer.id, gfns: [gfnRange(buffer.gpa, buffer.bytes)] }];
+    } else if (op.op === 'unmap_single') {
+      const mapping = this.guestActor.mapping(op.map);
+      if (mapping !== undefined) return [{ kind: 'map', id: mapping.id, gfns: mappingGfns(mapping) }];
+    }
+    return [];
+  }
+
+  /** The buffer or mapping `op` created, if any (the newest live one of its kind). */
+  private objectsCreatedBy(op: Op): { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] {
+    const out: { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] = [];
+    const buffers = this.guestActor.buffers;
+    const newestBuffer = buffers[buffers.length - 1];
+    if (op.op === 'alloc_coherent' && newestBuffer !== undefined && newestBuffer.id >= this.buffersMade) {
+      out.push({ kind: 'buf', id: newestBuffer.id, gfns: [gfnRange(newestBuffer.gpa, newestBuffer.bytes)] });
+    }
+    const mappings = this.guestActor.mappings;
+    const newestMapping = mappings[mappings.length - 1];
+    if (op.op === 'map_single' && newestMapping !== undefined && newestMapping.id >= this.mappingsMade) {
+      out.push({ kind: 'map', id: newestMapping.id, gfns: mappingGfns(newestMapping) });
+    }
+    this.buffersMade = Math.max(this.buffersMade, (newestBuffer?.id ?? -1) + 1);
+    this.mappingsMade = Math.max(this.mappingsMade, (newestMapping?.id ?? -1) + 1);
+    return out;
+  }
+
+  /** One `during` entry's op, inside the outer op (Interleaving). */
+  private runInner(op: InnerOp, entry: number): InnerOutcome {
+    if (op.op === 'touch') return this.guestActor.touchInterleaved(op.gpa, op.write);
+    const device = this.machine.devices.find((d) => d.id === op.dev);
+    if (device?.stalled === true) return { wait: op.dev };
+    return this.dma(op, entry);
+  }
+
+  private finish(
+    index: number,
+    op: Op,
+    outcome: Outcome,
+    dmas: DmaRecord[],
+    interleaved?: readonly InterleavedRecord[],
+    objects: readonly { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] = [],
+  ): Step {
     const events = this.machine.recorder.endStep();
     this.hostActor.observe(events.calls);
     const log = this.guestActor.takeLog();
@@ -175,6 +234,14 @@ class SimWorld implements World {
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
     if (log.errors.length > 0) step.guestErrors = log.errors;
     if (log.result !== undefined) step.result = log.result;
+    if (interleaved !== undefined) step.interleaved = interleaved;
+    if (log.converting.length > 0 || objects.length > 0) {
+      const converting: BeingConverted = {
+        gfns: [...log.converting, ...objects.flatMap((o) => o.gfns)],
+        objects: objects.map((o) => ({ kind: o.kind, id: o.id })),
+      };
+      step.converting = converting;
+    }
     return step;
   }
 
@@ -244,7 +311,7 @@ class SimWorld implements World {
   }
 
   /** A device DMA: against a live buffer or mapping (legitimate when in bounds and the device owns it), or a raw IOVA. */
-  private dma(op: DeviceOp): Outcome {
+  private dma(op: DeviceOp, during?: number): Outcome {
     if (!this.config.devices.some((d) => d.id === op.dev)) return { skipped: `no device ${op.dev}` };
     if (!(op.len > 0)) return { skipped: 'zero-length DMA' };
     const offset = op.offset ?? 0;
@@ -279,6 +346,7 @@ class SimWorld implements World {
       result: { ok: result.ok, pieces: result.pieces, faults: result.faults },
     };
     if (target !== undefined) record.target = target;
+    if (during !== undefined) record.during = during;
     this.pendingDmas.push(record);
     return {};
   }
@@ -318,6 +386,18 @@ class SimWorld implements World {
     }
     return {};
   }
+}
+
+const gfnRange = (gpa: number, bytes: number): { start: number; end: number } => ({
+  start: Math.floor(gpa / SZ_4K),
+  end: Math.ceil((gpa + bytes) / SZ_4K),
+});
+
+/** A streaming mapping's pages: the original buffer and its swiotlb slot. */
+function mappingGfns(mapping: { orig: number; bytes: number; tlbAddr: number | undefined }): { start: number; end: number }[] {
+  const out = [gfnRange(mapping.orig, mapping.bytes)];
+  if (mapping.tlbAddr !== undefined) out.push(gfnRange(mapping.tlbAddr, mapping.bytes));
+  return out;
 }
 
 /** Build and boot the world of a case. */

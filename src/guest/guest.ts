@@ -70,7 +70,7 @@ export type OpOutcome = { skipped?: string };
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
 
 export class Guest implements GuestView {
-  readonly log: GuestLog = { events: [], errors: [], result: undefined };
+  readonly log: GuestLog = { events: [], errors: [], result: undefined, converting: [] };
   readonly memory: GuestMemory;
   readonly ctx: GuestContext;
   readonly pool: SwiotlbPool;
@@ -165,11 +165,12 @@ export class Guest implements GuestView {
   }
 
   /** The step log, handed over and reset. */
-  takeLog(): { events: GuestLog['events']; errors: string[]; result: string | undefined } {
-    const taken = { events: this.log.events, errors: this.log.errors, result: this.log.result };
+  takeLog(): GuestLog {
+    const taken = { ...this.log };
     this.log.events = [];
     this.log.errors = [];
     this.log.result = undefined;
+    this.log.converting = [];
     return taken;
   }
 
@@ -237,13 +238,34 @@ export class Guest implements GuestView {
   touch(gpa: number, write: boolean): OpOutcome {
     const at = alignDown(gpa, SZ_4K);
     if (at >= this.config.guestMemory) return { skipped: `gpa ${hexOf(gpa)} is beyond guest memory` };
-    const gfn = at / SZ_4K;
-    if (!this.memory.pages.has(gfn, ACCEPTED) && !this.memory.acceptUnits(at, at + SZ_4K)) return {};
+    if (!this.memory.pages.has(at / SZ_4K, ACCEPTED) && !this.memory.acceptUnits(at, at + SZ_4K)) return {};
+    const access = this.touchAccess(at, write);
+    this.memory.access(at, access.write, access.private);
+    return {};
+  }
+
+  /**
+   * A touch interleaved inside another op: one access attempt that never accepts memory. An #NPF
+   * is handed back as `resume`, for the caller to run after the outer op returns (KVM retries a
+   * fault that races an invalidation; QEMU serialises conversions), so host code is never
+   * re-entered in the middle of a procedure.
+   */
+  touchInterleaved(gpa: number, write: boolean): OpOutcome & { resume?: () => void } {
+    const at = alignDown(gpa, SZ_4K);
+    if (at >= this.config.guestMemory) return { skipped: `gpa ${hexOf(gpa)} is beyond guest memory` };
+    if (!this.memory.pages.has(at / SZ_4K, ACCEPTED)) return { skipped: `gpa ${hexOf(at)} is not accepted (an interleaved touch never accepts)` };
+    const access = this.touchAccess(at, write);
+    const outcome = this.memory.tryAccess(at, access.write, access.private);
+    if (typeof outcome === 'string') return {};
+    return { resume: () => void this.memory.access(at, access.write, access.private, outcome) };
+  }
+
+  /** How a touch of `at` accesses it: private unless shared, and never a write into DMA memory. */
+  private touchAccess(at: number, write: boolean): { write: boolean; private: boolean } {
     // Only swiotlb writes into its slots, and a driver does not write a buffer it handed to a
     // device: a write there would be a kernel bug, so it becomes a read.
     const owned = this.pool.contains(at) || this.liveMappings.some((m) => at >= alignDown(m.view.orig, SZ_4K) && at < m.view.orig + m.view.bytes);
-    this.memory.access(at, write && !owned, !this.memory.pages.has(gfn, SHARED));
-    return {};
+    return { write: write && !owned, private: !this.memory.pages.has(at / SZ_4K, SHARED) };
   }
 
   // ---- DMA API -------------------------------------------------------------------------------
