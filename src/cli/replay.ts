@@ -4,6 +4,7 @@ import { replayRepro } from '../engine/replay.ts';
 import { resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
+import { interleavedItems } from '../report/interleaving.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
 import { forEachRepro } from './inputs.ts';
 
@@ -17,12 +18,7 @@ interface ReplayArgs {
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
-  for (const call of step.calls) {
-    const args = Object.entries(call.args)
-      .map(([k, v]) => `${k}=${typeof v === 'number' && v >= 4096 ? `0x${v.toString(16)}` : String(v)}`)
-      .join(' ');
-    lines.push(`         ${call.prim}(${args}) = ${String(call.result)}`);
-  }
+  for (const item of interleavedItems(step, 'trace')) lines.push(`       ${item}`);
   for (const fault of step.faults) lines.push(`         fault ${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`);
   for (const v of violations) lines.push(`         VIOLATION ${v.oracle}: ${v.message}`);
   return lines.join('\n');
