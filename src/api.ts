@@ -183,6 +183,8 @@ export interface DmaRecord {
   target?: { kind: 'buf' | 'map'; id: number };
   /** Interleaved: made by the step op's `during[i]` entry, inside the op (Step.interleaved). */
   during?: number;
+  /** Interleaved: the device's TDI state when the DMA ran (the op may change it afterwards). */
+  tdi?: 'unlocked' | 'locked' | 'run';
   /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
   tokens: readonly number[];
   result: DmaResult;

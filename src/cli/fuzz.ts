@@ -6,8 +6,7 @@ import type { CampaignJob } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { parseConfig } from '../ops/config.ts';
-import { OP_SPECS } from '../ops/schema.ts';
-import type { OpName } from '../ops/types.ts';
+import { WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
 import { renderJunit } from '../report/junit.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { duration, positiveInt, shard, type Shard } from './flags.ts';
@@ -31,19 +30,19 @@ export function fuzzOptions(yargs: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report, one test case per finding bucket' })
     .option('swarm', { type: 'boolean', default: true, describe: 'swarm testing: each case enables a random subset of op kinds (--no-swarm: all)' })
-    .option('weights', { type: 'string', describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0"' })
+    .option('weights', { type: 'string', describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0"; during=N: percent of ops with interleaved DMAs/touches (during=0: none)' })
     .option('minimize-budget', { type: 'string', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') });
 }
 
-function parseWeights(text: string | undefined): Partial<Record<OpName, number>> | undefined {
+function parseWeights(text: string | undefined): Partial<Record<WeightKey, number>> | undefined {
   if (!text) return undefined;
-  const weights: Partial<Record<OpName, number>> = {};
+  const weights: Partial<Record<WeightKey, number>> = {};
   for (const part of text.split(',')) {
     const [name, value] = part.split('=');
-    if (!name || !Object.hasOwn(OP_SPECS, name)) throw new UsageError(`--weights: unknown op "${name ?? ''}"`);
+    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds and "during")`);
     const weight = Number(value);
     if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
-    weights[name as OpName] = weight;
+    weights[name as WeightKey] = weight;
   }
   return weights;
 }

@@ -149,6 +149,8 @@ class SimWorld implements World {
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
     const objects = this.objectsFreedBy(op);
+    const synced = op.op === 'sync' ? this.guestActor.mapping(op.map) : undefined;
+    this.cpuOwned = synced !== undefined ? { kind: 'map', id: synced.id } : objects[0];
     const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
     let outcome: Outcome;
     try {
@@ -169,6 +171,8 @@ class SimWorld implements World {
   }
 
   private pendingDmas: DmaRecord[] = [];
+  /** The buffer or mapping the running op frees or syncs: the CPU owns it until the op returns. */
+  private cpuOwned: { kind: 'buf' | 'map'; id: number } | undefined;
   private buffersMade = 0;
   private mappingsMade = 0;
 
@@ -207,6 +211,13 @@ class SimWorld implements World {
     if (op.op === 'touch') return this.guestActor.touchInterleaved(op.gpa, op.write);
     const device = this.machine.devices.find((d) => d.id === op.dev);
     if (device?.stalled === true) return { wait: op.dev };
+    // DMA API ownership: while dma_sync_*_for_cpu, dma_unmap_* or dma_free_coherent runs on an
+    // object, the CPU owns it and its driver has no DMA in flight there.
+    const owned = this.cpuOwned;
+    const target = op.buf !== undefined ? this.guestActor.buffer(op.buf) : op.map !== undefined ? this.guestActor.mapping(op.map) : undefined;
+    if (owned !== undefined && target !== undefined && owned.kind === (op.buf !== undefined ? 'buf' : 'map') && owned.id === target.id) {
+      return { skipped: `the CPU owns ${owned.kind} ${owned.id} while the op runs (DMA API)` };
+    }
     return this.dma(op, entry);
   }
 
@@ -346,7 +357,10 @@ class SimWorld implements World {
       result: { ok: result.ok, pieces: result.pieces, faults: result.faults },
     };
     if (target !== undefined) record.target = target;
-    if (during !== undefined) record.during = during;
+    if (during !== undefined) {
+      record.during = during;
+      record.tdi = this.machine.device(op.dev).tdi;
+    }
     this.pendingDmas.push(record);
     return {};
   }

@@ -18,7 +18,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, getOrder } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
-import { ACCEPTED, SHARED } from './pages.ts';
+import { ACCEPTED, CONVERTING, SHARED } from './pages.ts';
 import { IO_TLB_MAX_BYTES, SwiotlbPool, swiotlbGeometry } from './swiotlb.ts';
 
 const COHERENT_SOURCES: readonly CoherentSource[] = ['atomic-pool', 'pages', 'swiotlb', 'private'];
@@ -254,6 +254,8 @@ export class Guest implements GuestView {
     const at = alignDown(gpa, SZ_4K);
     if (at >= this.config.guestMemory) return { skipped: `gpa ${hexOf(gpa)} is beyond guest memory` };
     if (!this.memory.pages.has(at / SZ_4K, ACCEPTED)) return { skipped: `gpa ${hexOf(at)} is not accepted (an interleaved touch never accepts)` };
+    // Linux does not touch a page while it converts it (set_memory_*crypted() owns the range).
+    if (this.memory.pages.has(at / SZ_4K, CONVERTING)) return { skipped: `gpa ${hexOf(at)} is being converted` };
     const access = this.touchAccess(at, write);
     const outcome = this.memory.tryAccess(at, access.write, access.private);
     if (typeof outcome === 'string') return {};

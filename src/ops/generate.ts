@@ -8,7 +8,7 @@ import seedrandom from 'seedrandom';
 import { GMEM_BASE } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
 import { OP_SPECS } from './schema.ts';
-import type { Case, Config, DmaDirection, Op, OpName } from './types.ts';
+import type { Case, Config, DmaDirection, During, InnerOp, Op, OpName } from './types.ts';
 
 export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
   accept: 10,
@@ -32,13 +32,24 @@ export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
   hw_host_write: 2,
 };
 
+/**
+ * The `during` weight: the percentage of ops (those that make primitive calls: every kind but
+ * `dma`) that get interleaved DMAs or touches. A `--weights` key like the op kinds, not an op;
+ * `during=0` switches interleaving off.
+ */
+export const DEFAULT_DURING_WEIGHT = 20;
+
+/** What `--weights` may pin: every op kind, and `during`. */
+export type WeightKey = OpName | 'during';
+export const WEIGHT_KEYS: readonly WeightKey[] = [...(Object.keys(DEFAULT_WEIGHTS) as OpName[]), 'during'];
+
 export interface GenerateOptions {
   /** Maximum ops per case; a case has between half of it and all of it. */
   steps: number;
   /** Swarm testing on (default) or every kind with its default weight. */
   swarm?: boolean;
-  /** Kinds pinned by the user: always enabled with this weight (0 disables a kind). */
-  weights?: Partial<Record<OpName, number>>;
+  /** Kinds pinned by the user: always enabled with this weight (0 disables a kind); `during` too. */
+  weights?: Partial<Record<WeightKey, number>>;
 }
 
 /** The seed of case `index` of a campaign: stable whatever the worker count or shard. */
@@ -185,6 +196,46 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
   }
 }
 
+/** The chance (0..1) that an op of a case gets `during` entries: pinned, or swarmed like a kind. */
+function duringChance(rng: Rng, options: GenerateOptions): number {
+  const pinned = options.weights?.during;
+  if (pinned !== undefined) return Math.min(1, pinned / 100);
+  if (options.swarm === false) return DEFAULT_DURING_WEIGHT / 100;
+  return rng() < SWARM_OFF ? 0 : Math.min(1, (DEFAULT_DURING_WEIGHT * 4 ** (rng() * 2 - 1)) / 100);
+}
+
+/**
+ * Where an interleaved op runs, as a count of the outer op's calls. Bias toward the boundaries
+ * between primitives on different tables: a page-size change records (1) the guest's PVALIDATE
+ * or access that faulted, then the host's RMP PSMASH, NPT zap, IO split, IOTLB flush; a
+ * conversion adds its RMPUPDATEs and IO unmaps and maps. Calls 1..6 cover every boundary of one
+ * smash in either order; the rest spreads over the op, and K >= n (after the last call) stays
+ * reachable.
+ */
+function duringAfter(rng: Rng): number {
+  const r = rng();
+  if (r < 0.6) return 1 + smallInt(rng, 6);
+  if (r < 0.9) return smallInt(rng, 24);
+  return 1000;
+}
+
+/**
+ * One interleaved op: mostly a legitimate DMA against a live buffer or mapping (which must
+ * succeed), else a wild DMA or a touch in the same 2M region as the outer op's target.
+ */
+function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker): InnerOp {
+  const dev = smallInt(rng, config.devices.length);
+  const len = pick(rng, DMA_LENGTHS);
+  const write = rng() < 0.5;
+  const target = (outer as { gpa?: unknown }).gpa;
+  const sameRegion = (): number => (typeof target === 'number' ? target - (target % SZ_2M) + smallInt(rng, 512) * SZ_4K : addresses.page());
+  const r = rng();
+  if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), len, write };
+  if (r < 0.7) return { op: 'dma', dev, map: smallInt(rng, 4), len, write };
+  if (r < 0.9) return { op: 'dma', dev, iova: Math.min(sameRegion(), config.guestMemory - SZ_4K), len, write };
+  return { op: 'touch', gpa: Math.min(sameRegion(), config.guestMemory - SZ_4K), write };
+}
+
 /** One case from its seed: the same seed and options give the same ops in any process. */
 export function generateCase(config: Config, seed: string, options: GenerateOptions): Case {
   const rng: Rng = seedrandom(seed);
@@ -192,12 +243,21 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
   const total = cumulative[cumulative.length - 1] ?? 1;
   const addresses = new AddressPicker(rng, config.guestMemory);
   const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
+  const interleave = duringChance(rng, options);
   const ops: Op[] = [];
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
     while ((cumulative[k] ?? total) <= target) k++;
-    ops.push(generateOp(kinds[k] ?? 'dma', rng, config, addresses));
+    const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses);
+    // A DMA makes one call of its own: nothing to race with.
+    if (interleave > 0 && op.op !== 'dma' && rng() < interleave) {
+      const during: During[] = [];
+      const count = rng() < 0.8 ? 1 : 2;
+      for (let j = 0; j < count; j++) during.push({ after: duringAfter(rng), op: generateInner(rng, config, op, addresses) });
+      op.during = during;
+    }
+    ops.push(op);
   }
   return { config, seed, ops };
 }
