@@ -37,7 +37,7 @@ export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
  * `dma`) that get interleaved DMAs or touches. A `--weights` key like the op kinds, not an op;
  * `during=0` switches interleaving off.
  */
-export const DEFAULT_DURING_WEIGHT = 20;
+export const DEFAULT_DURING_WEIGHT = 25;
 
 /** What `--weights` may pin: every op kind, and `during`. */
 export type WeightKey = OpName | 'during';
@@ -102,10 +102,13 @@ class AddressPicker {
   constructor(
     private readonly rng: Rng,
     private readonly memory: number,
+    /** Also make the bottom 2M region hot: the guest's page allocator takes DMA buffers from there. */
+    allocatorRegion = false,
   ) {
     const regions = Math.max(1, Math.floor(memory / SZ_2M));
     const count = 1 + Math.floor(rng() * 3);
     for (let i = 0; i < count; i++) this.hot.push(Math.floor(rng() * regions) * SZ_2M);
+    if (allocatorRegion) this.hot.push(0);
   }
 
   page(): number {
@@ -205,35 +208,57 @@ function duringChance(rng: Rng, options: GenerateOptions): number {
 }
 
 /**
- * Where an interleaved op runs, as a count of the outer op's calls. Bias toward the boundaries
- * between primitives on different tables: a page-size change records (1) the guest's PVALIDATE
- * or access that faulted, then the host's RMP PSMASH, NPT zap, IO split, IOTLB flush; a
- * conversion adds its RMPUPDATEs and IO unmaps and maps. Calls 1..6 cover every boundary of one
- * smash in either order; the rest spreads over the op, and K >= n (after the last call) stays
- * reachable.
+ * The call counts an interleaved op runs at. A device keeps doing DMA while the host works, so an
+ * entry often repeats at consecutive points (a burst), which covers every boundary between two
+ * primitives on different tables of a short procedure at once: a page-size change records the
+ * guest's faulting PVALIDATE or access (1), then the RMP PSMASH, the NPT zap, the IO split and the
+ * IOTLB flush (2..5, in either order); a conversion adds its RMPUPDATEs and IO unmaps and maps.
+ * The rest spreads over the op, and K >= n (after the last call) stays reachable.
  */
-function duringAfter(rng: Rng): number {
+function duringAfters(rng: Rng): number[] {
   const r = rng();
-  if (r < 0.6) return 1 + smallInt(rng, 6);
-  if (r < 0.9) return smallInt(rng, 24);
-  return 1000;
+  if (r < 0.6) {
+    const start = smallInt(rng, 4);
+    const span = 1 + smallInt(rng, 6);
+    return Array.from({ length: span }, (_, i) => start + i);
+  }
+  if (r < 0.9) return [smallInt(rng, 24)];
+  return [1000];
 }
 
 /**
  * One interleaved op: mostly a legitimate DMA against a live buffer or mapping (which must
  * succeed), else a wild DMA or a touch in the same 2M region as the outer op's target.
  */
-function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker): InnerOp {
+function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects): InnerOp {
   const dev = smallInt(rng, config.devices.length);
   const len = pick(rng, DMA_LENGTHS);
   const write = rng() < 0.5;
   const target = (outer as { gpa?: unknown }).gpa;
   const sameRegion = (): number => (typeof target === 'number' ? target - (target % SZ_2M) + smallInt(rng, 512) * SZ_4K : addresses.page());
   const r = rng();
-  if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), len, write };
-  if (r < 0.7) return { op: 'dma', dev, map: smallInt(rng, 4), len, write };
+  // A legitimate DMA: an object the case made, by the device it was made for (so it must succeed).
+  const made = (kind: 'buf' | 'map'): { ref: number; dev: number } =>
+    live[kind].length > 0 && rng() < 0.8 ? (pick(rng, live[kind].map((d, ref) => ({ ref, dev: d })))) : { ref: smallInt(rng, 4), dev };
+  if (r < 0.45) {
+    const { ref, dev: owner } = made('buf');
+    return { op: 'dma', dev: owner, buf: ref, len, write };
+  }
+  if (r < 0.7) {
+    const { ref, dev: owner } = made('map');
+    return { op: 'dma', dev: owner, map: ref, len, write };
+  }
   if (r < 0.9) return { op: 'dma', dev, iova: Math.min(sameRegion(), config.guestMemory - SZ_4K), len, write };
   return { op: 'touch', gpa: Math.min(sameRegion(), config.guestMemory - SZ_4K), write };
+}
+
+/**
+ * The devices of the buffers and mappings the case made so far, in creation order (frees and
+ * failures are not followed: references are taken modulo the live count at run time anyway).
+ */
+interface LiveObjects {
+  buf: number[];
+  map: number[];
 }
 
 /** One case from its seed: the same seed and options give the same ops in any process. */
@@ -241,20 +266,28 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
   const rng: Rng = seedrandom(seed);
   const { kinds, cumulative } = chooseWeights(rng, config, options);
   const total = cumulative[cumulative.length - 1] ?? 1;
-  const addresses = new AddressPicker(rng, config.guestMemory);
-  const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
+  // Races need a page-size change where live buffers are: with interleaving on, the allocator's
+  // region is hot too. (Pinned during=0 draws nothing here: generation is as before `during`.)
   const interleave = duringChance(rng, options);
+  const addresses = new AddressPicker(rng, config.guestMemory, interleave > 0);
+  const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
   const ops: Op[] = [];
+  const live: LiveObjects = { buf: [], map: [] };
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
     while ((cumulative[k] ?? total) <= target) k++;
     const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses);
+    if (op.op === 'alloc_coherent') live.buf.push(op.dev);
+    else if (op.op === 'map_single') live.map.push(op.dev);
     // A DMA makes one call of its own: nothing to race with.
     if (interleave > 0 && op.op !== 'dma' && rng() < interleave) {
       const during: During[] = [];
       const count = rng() < 0.8 ? 1 : 2;
-      for (let j = 0; j < count; j++) during.push({ after: duringAfter(rng), op: generateInner(rng, config, op, addresses) });
+      for (let j = 0; j < count; j++) {
+        const inner = generateInner(rng, config, op, addresses, live);
+        for (const after of duringAfters(rng)) during.push({ after, op: inner });
+      }
       op.during = during;
     }
     ops.push(op);
