@@ -1,11 +1,13 @@
-// A copy of the cut-on-convert host policy (src/policies/cut-on-convert.ts) with the host-side
-// planted bugs, each behind its own flag. With no flag it behaves exactly like cut-on-convert
+// A copy of the quiesce-dma host policy (src/policies/quiesce-dma.ts: cut-on-convert's IO side,
+// page-size changes with DMA stalled) with the host-side planted bugs, each behind its own flag.
+// With no flag it behaves exactly like quiesce-dma
 // (test/bench-planted.test.ts compares the two): every hook it defines does what the default or
 // the original does. Per-VM bookkeeping some bugs need lives in a WeakMap keyed by the hook
 // context, which is one object per world, so nothing leaks from one case into the next.
 
 import { SZ_1G, SZ_2M, SZ_4K, alignDown } from '../../src/model/size.ts';
 import type { ConvertRequest, HostContext, HostPolicy, IoEvent, PrivateFault } from '../../src/policies/types.ts';
+import { quiescedSmash } from '../../src/policies/quiesce-dma.ts';
 import type { BugFlag } from './types.ts';
 
 interface HostState {
@@ -120,9 +122,10 @@ function countShares(state: HostState, event: Extract<IoEvent, { kind: 'map' }>)
 export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
   const on = (candidate: BugFlag): boolean => flag === candidate;
   return {
-    name: flag === undefined ? 'cut-on-convert (planted copy)' : `cut-on-convert+${flag}`,
-    description: flag === undefined ? 'copy of cut-on-convert with no planted bug (the control)' : `copy of cut-on-convert with planted bug ${flag}`,
+    name: flag === undefined ? 'quiesce-dma (planted copy)' : `quiesce-dma+${flag}`,
+    description: flag === undefined ? 'copy of quiesce-dma with no planted bug (the control)' : `copy of quiesce-dma with planted bug ${flag}`,
     ioPageSizes: [SZ_4K, SZ_2M],
+    smash: quiescedSmash,
 
     privateFault(ctx, fault) {
       if (on('sizem-rmpupdate-rebuild') && fault.kind === 'sizem' && rebuildAs4K(ctx, fault)) return;

@@ -148,9 +148,8 @@ class SimWorld implements World {
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
-    const objects = this.objectsFreedBy(op);
-    const synced = op.op === 'sync' ? this.guestActor.mapping(op.map) : undefined;
-    this.cpuOwned = synced !== undefined ? { kind: 'map', id: synced.id } : objects[0];
+    const before = this.liveObjects();
+    this.cpuOwned = this.ownedBy(op, before);
     const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
     let outcome: Outcome;
     try {
@@ -166,44 +165,41 @@ class SimWorld implements World {
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
       throw this.asPolicyError(error, actor);
     }
-    objects.push(...this.objectsCreatedBy(op));
+    // Created or freed by the op: the symmetric difference of the live objects.
+    const after = this.liveObjects();
+    const objects = [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
     return this.finish(index, op, outcome, dmas, interleaving?.records, objects);
   }
 
   private pendingDmas: DmaRecord[] = [];
-  /** The buffer or mapping the running op frees or syncs: the CPU owns it until the op returns. */
-  private cpuOwned: { kind: 'buf' | 'map'; id: number } | undefined;
-  private buffersMade = 0;
-  private mappingsMade = 0;
+  /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
+  private cpuOwned = new Set<string>();
 
-  /** The buffer or mapping `op` is about to free (what its reference resolves to now). */
-  private objectsFreedBy(op: Op): { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] {
-    if (op.op === 'free_coherent') {
-      const buffer = this.guestActor.buffer(op.buf);
-      if (buffer !== undefined) return [{ kind: 'buf', id: buffer.id, gfns: [gfnRange(buffer.gpa, buffer.bytes)] }];
-    } else if (op.op === 'unmap_single') {
-      const mapping = this.guestActor.mapping(op.map);
-      if (mapping !== undefined) return [{ kind: 'map', id: mapping.id, gfns: mappingGfns(mapping) }];
-    }
-    return [];
+  /** The live buffers and mappings, keyed `buf:3` / `map:1`, with their pages. */
+  private liveObjects(): Map<string, LiveObject> {
+    const out = new Map<string, LiveObject>();
+    for (const b of this.guestActor.buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+    for (const m of this.guestActor.mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
+    return out;
   }
 
-  /** The buffer or mapping `op` created, if any (the newest live one of its kind). */
-  private objectsCreatedBy(op: Op): { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] {
-    const out: { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] = [];
-    const buffers = this.guestActor.buffers;
-    const newestBuffer = buffers[buffers.length - 1];
-    if (op.op === 'alloc_coherent' && newestBuffer !== undefined && newestBuffer.id >= this.buffersMade) {
-      out.push({ kind: 'buf', id: newestBuffer.id, gfns: [gfnRange(newestBuffer.gpa, newestBuffer.bytes)] });
+  /**
+   * The objects the CPU owns while `op` runs (DMA API ownership): the buffer dma_free_coherent
+   * frees, the mapping dma_unmap_single or dma_sync_single_for_cpu works on, and every object of
+   * a device whose driver tdi_accept / tdi_unlock unbinds (its DMA was stopped first).
+   */
+  private ownedBy(op: Op, live: ReadonlyMap<string, LiveObject>): Set<string> {
+    const owned = new Set<string>();
+    if (op.op === 'free_coherent') {
+      const buffer = this.guestActor.buffer(op.buf);
+      if (buffer !== undefined) owned.add(`buf:${buffer.id}`);
+    } else if (op.op === 'unmap_single' || op.op === 'sync') {
+      const mapping = this.guestActor.mapping(op.map);
+      if (mapping !== undefined) owned.add(`map:${mapping.id}`);
+    } else if (op.op === 'tdi_accept' || op.op === 'tdi_unlock') {
+      for (const [key, object] of live) if (object.dev === op.dev) owned.add(key);
     }
-    const mappings = this.guestActor.mappings;
-    const newestMapping = mappings[mappings.length - 1];
-    if (op.op === 'map_single' && newestMapping !== undefined && newestMapping.id >= this.mappingsMade) {
-      out.push({ kind: 'map', id: newestMapping.id, gfns: mappingGfns(newestMapping) });
-    }
-    this.buffersMade = Math.max(this.buffersMade, (newestBuffer?.id ?? -1) + 1);
-    this.mappingsMade = Math.max(this.mappingsMade, (newestMapping?.id ?? -1) + 1);
-    return out;
+    return owned;
   }
 
   /** One `during` entry's op, inside the outer op (Interleaving). */
@@ -213,11 +209,9 @@ class SimWorld implements World {
     if (device?.stalled === true) return { wait: op.dev };
     // DMA API ownership: while dma_sync_*_for_cpu, dma_unmap_* or dma_free_coherent runs on an
     // object, the CPU owns it and its driver has no DMA in flight there.
-    const owned = this.cpuOwned;
     const target = op.buf !== undefined ? this.guestActor.buffer(op.buf) : op.map !== undefined ? this.guestActor.mapping(op.map) : undefined;
-    if (owned !== undefined && target !== undefined && owned.kind === (op.buf !== undefined ? 'buf' : 'map') && owned.id === target.id) {
-      return { skipped: `the CPU owns ${owned.kind} ${owned.id} while the op runs (DMA API)` };
-    }
+    const key = target === undefined ? undefined : `${op.buf !== undefined ? 'buf' : 'map'}:${target.id}`;
+    if (key !== undefined && this.cpuOwned.has(key)) return { skipped: `the CPU owns ${key.replace(':', ' ')} while the op runs (DMA API)` };
     return this.dma(op, entry);
   }
 
@@ -227,7 +221,7 @@ class SimWorld implements World {
     outcome: Outcome,
     dmas: DmaRecord[],
     interleaved?: readonly InterleavedRecord[],
-    objects: readonly { kind: 'buf' | 'map'; id: number; gfns: { start: number; end: number }[] }[] = [],
+    objects: readonly LiveObject[] = [],
   ): Step {
     const events = this.machine.recorder.endStep();
     this.hostActor.observe(events.calls);
@@ -400,6 +394,13 @@ class SimWorld implements World {
     }
     return {};
   }
+}
+
+interface LiveObject {
+  kind: 'buf' | 'map';
+  id: number;
+  dev: number;
+  gfns: { start: number; end: number }[];
 }
 
 const gfnRange = (gpa: number, bytes: number): { start: number; end: number } => ({
