@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { Step, Violation } from '../api.ts';
 import { replayRepro } from '../engine/replay.ts';
-import { resolveOracles } from '../engine/select.ts';
+import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
 import { interleavedItems } from '../report/interleaving.ts';
@@ -14,6 +14,8 @@ interface ReplayArgs {
   trace: boolean;
   json: boolean;
   oracle?: string[];
+  hostPolicy?: string;
+  guestPolicy?: string;
 }
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
@@ -29,10 +31,14 @@ async function replay(args: ReplayArgs): Promise<number> {
   let passed = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
   await resolveOracles({ files: args.oracle ?? [] });
+  if (args.hostPolicy !== undefined) await resolveHostPolicy(args.hostPolicy);
+  if (args.guestPolicy !== undefined) await resolveGuestPolicy(args.guestPolicy);
   const bad = await forEachRepro(args.files, async (file, repro) => {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${file}:`);
-    const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
+    const override = { ...(args.hostPolicy !== undefined ? { hostPolicy: args.hostPolicy } : {}), ...(args.guestPolicy !== undefined ? { guestPolicy: args.guestPolicy } : {}) };
+    const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {}, override);
+    for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${file}: warning: ${warning}\n`);
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
     if (args.check) {
@@ -65,7 +71,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
+      .option('host-policy', { type: 'string', describe: "replay with this host policy instead of the file's (warns when the file uses during)" })
+      .option('guest-policy', { type: 'string', describe: "replay with this guest policy instead of the file's (warns when the file uses during)" }),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

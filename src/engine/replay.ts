@@ -3,7 +3,7 @@
 
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
-import { type OracleSelection, resolveOracles, resolveReproPolicies } from './select.ts';
+import { type OracleSelection, resolveHostPolicy, resolveGuestPolicy, resolveOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
   result: RunResult;
@@ -11,6 +11,14 @@ export interface ReplayOutcome {
   met?: boolean;
   /** Why the expectation was not met, in one line. */
   mismatch?: string;
+  /** Things the user should know about this replay (policies other than the file's, with `during`). */
+  warnings: string[];
+}
+
+/** Policies to replay with instead of the file's (names, or files relative to the working directory). */
+export interface PolicyOverride {
+  hostPolicy?: string;
+  guestPolicy?: string;
 }
 
 export function checkExpectation(repro: Repro, result: RunResult): Pick<ReplayOutcome, 'met' | 'mismatch'> {
@@ -35,11 +43,26 @@ export async function replayRepro(
   repro: Repro,
   selection: OracleSelection = {},
   options: Omit<RunOptions, 'oracles'> = {},
+  override: PolicyOverride = {},
 ): Promise<ReplayOutcome> {
   const policies = await resolveReproPolicies(repro);
+  if (override.hostPolicy !== undefined) policies.host = await resolveHostPolicy(override.hostPolicy);
+  if (override.guestPolicy !== undefined) policies.guest = await resolveGuestPolicy(override.guestPolicy);
   const oracles = await resolveOracles(selection);
+  const warnings: string[] = [];
+  // `during: [{ after: K }]` counts the calls the file's policies make: other policies make other
+  // calls, and the interleaved ops land somewhere else.
+  const interleaved = repro.ops.some((op) => op.during !== undefined && op.during.length > 0);
+  for (const [side, name, file] of [
+    ['host', policies.host.name, repro.config.hostPolicy],
+    ['guest', policies.guest.name, repro.config.guestPolicy],
+  ] as const) {
+    if (interleaved && (side === 'host' ? override.hostPolicy : override.guestPolicy) !== undefined && name !== file) {
+      warnings.push(`replaying with ${side} policy ${name}, not the file's ${file}: "during" positions count the calls of the file's policies`);
+    }
+  }
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
   const result = runCase(repro, policies, { ...options, oracles, allViolations: options.allViolations ?? repro.expect !== undefined });
-  return { result, ...checkExpectation(repro, result) };
+  return { result, warnings, ...checkExpectation(repro, result) };
 }
