@@ -33,7 +33,7 @@ function arrows(fault: Fault): string {
 
 function describeDma(view: View, dma: DmaRecord): string {
   const device = view.devices.find((d) => d.id === dma.dev);
-  const trusted = device !== undefined && device.trusted && device.tdi === 'run' && dma.iova < view.vtom;
+  const trusted = device !== undefined && device.trusted && (dma.tdi ?? device.tdi) === 'run' && dma.iova < view.vtom;
   const target = dma.target ? ` to ${dma.target.kind} ${dma.target.id}` : '';
   return `${trusted ? 'trusted ' : ''}DMA ${dma.write ? 'write' : 'read'} by dev ${dma.dev}${target} at ${hex(dma.iova)} len ${dma.len}`;
 }
