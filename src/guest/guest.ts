@@ -245,10 +245,10 @@ export class Guest implements GuestView {
   }
 
   /**
-   * A touch interleaved inside another op: one access attempt that never accepts memory. An #NPF
-   * is handed back as `resume`, for the caller to run after the outer op returns (KVM retries a
-   * fault that races an invalidation; QEMU serialises conversions), so host code is never
-   * re-entered in the middle of a procedure.
+   * A touch interleaved inside another op: one access attempt that never accepts memory. On an
+   * #NPF the access is handed back as `resume`, for the caller to re-execute after the outer op
+   * returns (KVM retries a fault that races an invalidation; QEMU serialises conversions), so host
+   * code is never re-entered in the middle of a procedure.
    */
   touchInterleaved(gpa: number, write: boolean): OpOutcome & { resume?: () => void } {
     const at = alignDown(gpa, SZ_4K);
@@ -257,9 +257,15 @@ export class Guest implements GuestView {
     // Linux does not touch a page while it converts it (set_memory_*crypted() owns the range).
     if (this.memory.pages.has(at / SZ_4K, CONVERTING)) return { skipped: `gpa ${hexOf(at)} is being converted` };
     const access = this.touchAccess(at, write);
-    const outcome = this.memory.tryAccess(at, access.write, access.private);
-    if (typeof outcome === 'string') return {};
-    return { resume: () => void this.memory.access(at, access.write, access.private, outcome) };
+    if (typeof this.memory.tryAccess(at, access.write, access.private) === 'string') return {};
+    // The #NPF raced the op (an invalidation, a conversion): KVM drops such a fault and lets the
+    // vCPU re-execute the access (RET_PF_RETRY), which then sees the page as it is now.
+    return {
+      resume: () => {
+        const now = this.touchAccess(at, write);
+        this.memory.access(at, now.write, now.private);
+      },
+    };
   }
 
   /** How a touch of `at` accesses it: private unless shared, and never a write into DMA memory. */

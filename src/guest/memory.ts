@@ -124,10 +124,8 @@ export class GuestMemory {
     return result.fault;
   }
 
-  /** A CPU access with #NPF handling; false after a #VC or a livelock. `pending`: the #NPF its
-   *  first attempt already took (an interleaved touch), handled before the retries. */
-  access(gpa: number, write: boolean, priv: boolean, pending?: Fault): boolean {
-    if (pending !== undefined) this.hv.npf(pending, { private: priv, write });
+  /** A CPU access with #NPF handling; false after a #VC or a livelock. */
+  access(gpa: number, write: boolean, priv: boolean): boolean {
     for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
       this.env.charge();
       const outcome = this.tryAccess(gpa, write, priv);
