@@ -3,8 +3,8 @@
 
 import { SZ_4K, hex, parseAddress, parseSize } from '../model/size.ts';
 import { FormatError } from './errors.ts';
-import { type FieldKind, OP_SPECS } from './schema.ts';
-import { INNER_OPS, type Config, type During, type InnerOp, type Op } from './types.ts';
+import { DURING, type FieldKind, OP_SPECS } from './schema.ts';
+import type { Config, During, InnerOp, Op } from './types.ts';
 
 const MAX_PAGES = 1 << 20;
 const MAX_BYTES = 2 ** 40;
@@ -55,9 +55,6 @@ function parseField(kind: FieldKind, raw: unknown, field: string, config: Config
   }
 }
 
-/** Upper bound of `after`: far above any op's call count, so K >= n is still expressible. */
-const MAX_AFTER = 1_000_000;
-
 /** The `during` list of a top-level op: `[{ after: K, op: <dma or touch> }, ...]`. */
 function parseDuring(raw: unknown, field: string, config: Config | undefined): During[] {
   if (!Array.isArray(raw)) throw new FormatError(field, 'expected an array of { after, op } entries');
@@ -69,14 +66,14 @@ function parseDuring(raw: unknown, field: string, config: Config | undefined): D
       if (key !== 'after' && key !== 'op') throw new FormatError(`${at}.${key}`, 'unknown field (an interleaved entry has "after" and "op")');
     }
     const after = record.after;
-    if (!Number.isInteger(after) || (after as number) < 0 || (after as number) > MAX_AFTER) {
-      throw new FormatError(`${at}.after`, `expected a primitive-call count from 0 to ${MAX_AFTER}, got ${JSON.stringify(after)}`);
+    if (!Number.isInteger(after) || (after as number) < 0 || (after as number) > DURING.maxAfter) {
+      throw new FormatError(`${at}.after`, `expected a primitive-call count from 0 to ${DURING.maxAfter}, got ${JSON.stringify(after)}`);
     }
     if (record.op === undefined) throw new FormatError(`${at}.op`, 'missing (the interleaved dma or touch op)');
     const inner = record.op as Record<string, unknown> | null;
     const name = typeof inner === 'object' && inner !== null ? inner.op : undefined;
-    if (typeof name === 'string' && Object.hasOwn(OP_SPECS, name) && !(INNER_OPS as readonly string[]).includes(name)) {
-      throw new FormatError(`${at}.op.op`, `op "${name}" cannot be interleaved (only ${INNER_OPS.join(' and ')})`);
+    if (typeof name === 'string' && Object.hasOwn(OP_SPECS, name) && !(DURING.innerOps as readonly string[]).includes(name)) {
+      throw new FormatError(`${at}.op.op`, `op "${name}" cannot be interleaved (only ${DURING.innerOps.join(' and ')})`);
     }
     const op = parseOp(record.op, `${at}.op`, config, true) as InnerOp;
     return { after: after as number, op };

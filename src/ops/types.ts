@@ -59,8 +59,7 @@ export type BaseOp = GuestOp | DeviceOp | HostOp | AdversaryOp;
 /** Any top-level op may carry `during`; inner ops never do. */
 export type Op = BaseOp & { during?: During[] };
 export type OpName = Op['op'];
-/** The op names that may appear inside `during`. */
-export const INNER_OPS: readonly InnerOp['op'][] = ['dma', 'touch'];
+
 
 export interface DeviceConfig {
   id: number;
