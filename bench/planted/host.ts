@@ -7,6 +7,7 @@
 
 import { SZ_1G, SZ_2M, SZ_4K, alignDown } from '../../src/model/size.ts';
 import type { ConvertRequest, HostContext, HostPolicy, IoEvent, PrivateFault } from '../../src/policies/types.ts';
+import { followRmpIo } from '../../src/policies/follow-rmp.ts';
 import { quiescedSmash } from '../../src/policies/quiesce-dma.ts';
 import type { BugFlag } from './types.ts';
 
@@ -163,11 +164,7 @@ export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
           // Bug share-2m-keeps-private-s2: a whole-2M conversion to shared (a 2M PSC entry) skips
           // the private view's unmap, so a trusted device keeps reaching the frames being shared.
           if (on('share-2m-keeps-private-s2') && !event.shared && event.len >= SZ_2M) return;
-          for (const dev of event.devices) {
-            ctx.iommu.cut(dev, event.gpa, event.len, SZ_4K);
-            ctx.iommu.unmap(dev, event.gpa, event.len);
-            ctx.iommu.flush(dev);
-          }
+          followRmpIo(ctx, event);
           return;
         case 'smash':
           // Bug smash-keeps-s2-2m: the IO leaf is never cut to follow a PSMASH.
@@ -176,12 +173,7 @@ export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
           if (on('smash-no-cut-above-1g') && event.gpa >= SZ_1G) return;
           // Bug no-cut-before-first-sync: the cut path is only armed by the first flush.
           if (on('no-cut-before-first-sync') && !state.synced) return;
-          for (const dev of event.devices) {
-            const leaf = ctx.machine.device(dev).s2.leafAt(event.gpa);
-            if (leaf === undefined || leaf.size < SZ_2M) continue;
-            ctx.machine.ioSplit(dev, leaf.iova, SZ_4K);
-            ctx.iommu.flush(dev);
-          }
+          followRmpIo(ctx, event);
           return;
         case 'attach':
           // Bug greedy-mirror-after-conversions: once the VM has made four small conversions to

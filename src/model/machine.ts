@@ -206,6 +206,13 @@ export class Machine {
   psmash(hpa: number): number {
     const prim = 'psmash';
     checkAddress(prim, 'hpa', hpa);
+    const status = this.smashRmp(hpa);
+    this.recorder.call(prim, { hpa }, status);
+    return status;
+  }
+
+  /** The RMP side of PSMASH (and of fwSmash): the status, with the frames it touched. */
+  private smashRmp(hpa: number): number {
     const status = this.rmpTable.psmash(hpa);
     if (status === PSMASH_OK) {
       this.counters.psmash++;
@@ -215,7 +222,6 @@ export class Machine {
     } else {
       this.recorder.touchFrame(Math.floor(hpa / SZ_4K));
     }
-    this.recorder.call(prim, { hpa }, status);
     return status;
   }
 
@@ -340,20 +346,14 @@ export class Machine {
     checkAddress(prim, 'hpa', hpa, SZ_2M);
     checkAddress(prim, 'gpa', gpa, SZ_2M);
     const devices = devs.map((id) => this.dev(prim, id));
-    const status = this.rmpTable.psmash(hpa);
+    const status = this.smashRmp(hpa);
     if (status === PSMASH_OK) {
-      this.counters.psmash++;
-      const entry = this.rmpTable.load(hpa / SZ_4K, this.scratch);
-      this.recorder.touchFrameRange(hpa, SZ_2M);
-      this.recorder.touchGfnRange(entry.gpa, SZ_2M);
       for (const device of devices) {
         const leaf = device.s2.leafAt(gpa);
         if (leaf !== undefined && leaf.size >= SZ_2M && this.splitLeaf(device.s2, leaf.iova, SZ_4K) === 'ok') this.counters.ioSplits++;
         device.iotlb.invalidate(gpa, SZ_2M);
         this.counters.iotlbInvalidations++;
       }
-    } else {
-      this.recorder.touchFrame(Math.floor(hpa / SZ_4K));
     }
     this.recorder.call(prim, { hpa, gpa, devs: devs.join(',') }, status);
     return status;
