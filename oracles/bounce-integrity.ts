@@ -108,7 +108,7 @@ function track(view: View, mapping: StreamingMapping): Tracked {
  * interleaved DMAs wrote into slot chunks during the step; whether they landed before or after the
  * copy is the race the step ran, so either content is accepted.
  */
-function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[], racing: ReadonlyMap<number, Set<number>>, cpuRacing: ReadonlySet<number>): void {
+function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[], racing: ReadonlyMap<number, Set<number>>, overwritten: ReadonlySet<number>): void {
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
@@ -121,8 +121,8 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[]
       else for (const token of tokens) allowed.add(token);
       for (const token of racing.get(source) ?? []) allowed.add(token);
     }
-    // An interleaved CPU write may have come after the copy: the CPU owns the original again.
-    if (!known || cpuRacing.has(c)) continue;
+    // An interleaved write may have come after the copy: the CPU owns the original again.
+    if (!known || overwritten.has(c)) continue;
     const gpa = Math.max(mapping.orig, c * CHUNK);
     const token = tokenAt(view, gpa);
     if (token === undefined || allowed.has(token)) continue;
@@ -159,12 +159,14 @@ export default defineOracle({
       set.add(token);
       racing.set(chunk, set);
     };
-    const cpuRacing = new Set<number>();
+    // Chunks an interleaved CPU access or DMA wrote: after a copy back they may hold that write.
+    const overwritten = new Set<number>();
     for (const call of step.calls) {
       if (call.during === undefined || call.prim !== 'guest_access' || call.args.write !== true || call.result !== 'ok') continue;
       const gpa = Number(call.args.gpa);
-      for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) cpuRacing.add(c);
+      for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) overwritten.add(c);
     }
+    for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk } of dmaChunks(dma)) overwritten.add(chunk);
     const interleaved = step.dmas.some((dma) => dma.during !== undefined);
     if (interleaved) {
       for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk, token } of dmaChunks(dma)) note(chunk, token);
@@ -243,13 +245,13 @@ export default defineOracle({
     for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
     for (const [id, tracked] of [...state.mappings]) {
       if (live.has(id)) continue;
-      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, cpuRacing);
+      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, overwritten);
       state.mappings.delete(id);
     }
     if (step.op.op === 'sync' && before.length > 0) {
       const id = before[((step.op.map % before.length) + before.length) % before.length];
       const tracked = id === undefined ? undefined : state.mappings.get(id);
-      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out, racing, cpuRacing);
+      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out, racing, overwritten);
     }
     for (const [id, mapping] of live) {
       if (state.mappings.has(id)) continue;
