@@ -256,8 +256,13 @@ export default defineOracle({
     for (const [id, mapping] of live) {
       if (state.mappings.has(id)) continue;
       const tracked = track(view, mapping);
-      // A write that raced the mapping's own bounce may be what the slot holds.
-      for (const chunk of slotChunks(mapping)) for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+      const tlb = mapping.tlbAddr ?? 0;
+      for (const chunk of slotChunks(mapping)) {
+        // A write that raced the mapping's own bounce may be what the slot holds; an original
+        // overwritten by an interleaved write may have been bounced before or after it.
+        for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+        if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+      }
       state.mappings.set(id, tracked);
     }
     state.order = view.guest.mappings.map((m) => m.id);
