@@ -9,7 +9,7 @@ import { runCase, signature } from '../src/engine/run.ts';
 import { caseSeed, generateCase } from '../src/ops/generate.ts';
 import type { Case } from '../src/ops/types.ts';
 import { runBaseline } from './baseline-fc.ts';
-import { WORKLOAD_STEPS, seed32 } from './common.ts';
+import { WORKLOAD_STEPS, WORKLOAD_WEIGHTS, seed32 } from './common.ts';
 import { CONTROL, plantedBug, plantedConfig, plantedPolicies } from './planted/index.ts';
 
 /** swarm / no-swarm: the engine's campaign generator; fc: the plain fc.commands harness. */
@@ -76,7 +76,7 @@ export function runTrial(task: TrialTask, oracles: Oracle[]): TrialResult {
   } else {
     const swarm = task.mode === 'swarm';
     for (let index = 0; result.ops < task.budgetOps && performance.now() - started < task.budgetMs; index++) {
-      let testCase = generateCase(config, caseSeed(seed, index), { steps: WORKLOAD_STEPS, swarm });
+      let testCase = generateCase(config, caseSeed(seed, index), { steps: WORKLOAD_STEPS, swarm, weights: WORKLOAD_WEIGHTS });
       // The last case is cut to the budget, so every trial spends exactly its budget when it misses.
       const left = task.budgetOps - result.ops;
       if (testCase.ops.length > left) testCase = { ...testCase, ops: testCase.ops.slice(0, left) };

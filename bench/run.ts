@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--jobs N] [--only throughput,workers,scale,pagetable,bugs] [--out FILE]
+// npm run bench [-- --quick] [--jobs N] [--only throughput,workers,scale,pagetable,bugs,race] [--out FILE]
 //
 // Runs every benchmark on fixed seeds, prints one table per benchmark and the goals, and writes
 // the figures with a description of the machine to bench/results.json (--quick writes to the OS
@@ -15,10 +15,11 @@ import { parseArgs } from 'node:util';
 import { type BugBenchResult, type BugSummary, type ModeSummary, benchPlantedBugs } from './bugs.ts';
 import { machineInfo, round } from './common.ts';
 import { benchPageTable } from './pagetable.ts';
+import { type RaceBenchResult, benchRace } from './race.ts';
 import { type ScaleResult, benchScale } from './scale.ts';
 import { type ThroughputResult, type WorkerScalingResult, benchThroughput, benchWorkers } from './throughput.ts';
 
-const SECTIONS = ['pagetable', 'throughput', 'workers', 'scale', 'bugs'] as const;
+const SECTIONS = ['pagetable', 'throughput', 'workers', 'scale', 'bugs', 'race'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -47,12 +48,14 @@ const PLAN = quick
       workers: { runs: 16 },
       scale: { ops: 800, longOps: 300, wide: false, reps: 1 },
       bugs: { seeds: 2, budgetOps: 300, budgetMs: 4_000, shrinkTrials: 1, shrinkBudget: 200, chunksPerJob: 1 },
+      race: { seeds: 2, budgetOps: 1_000 },
     }
   : {
       throughput: { rounds: 4, casesPerRound: 40, fcRunsPerRound: 20 },
       workers: { runs: 160 },
       scale: { ops: 6000, longOps: 2000, wide: true, reps: 3 },
       bugs: { seeds: 20, budgetOps: 800, budgetMs: 12_000, shrinkTrials: 3, shrinkBudget: 2000, chunksPerJob: 3 },
+      race: { seeds: 20, budgetOps: 20_000 },
     };
 
 const started = performance.now();
@@ -83,6 +86,7 @@ let throughput: ThroughputResult | undefined;
 let workers: WorkerScalingResult | undefined;
 let scale: ScaleResult | undefined;
 let bugs: BugBenchResult | undefined;
+let race: RaceBenchResult | undefined;
 
 const run = (section: Section): boolean => only.has(section);
 
@@ -222,6 +226,19 @@ interface Goal {
   measured: string;
   met: boolean | undefined;
 }
+if (run('race')) {
+  race = await benchRace(PLAN.race);
+  results.race = race;
+  log(`== Races: ${race.policies.hostPolicy} + ${race.policies.guestPolicy}, first dma-liveness finding by an interleaved DMA, ${race.seeds} seeds, ${fmt(race.budgetOps)} ops each (bench/race.ts) [${elapsed()}]`);
+  table(
+    ['interleaving', 'detected', 'rate', 'restricted-mean ops', 'restricted-mean cases'],
+    (['on', 'off'] as const).map((mode) => {
+      const m = race?.[mode];
+      return [mode === 'on' ? 'on (default during weight)' : 'off (--weights during=0)', `${m?.detected ?? 0}/${m?.trials ?? 0}`, pct(m?.rate), fmt(m?.restrictedMeanOps), fmt(m?.restrictedMeanCases, 1)];
+    }),
+  );
+}
+
 const goals: Goal[] = [];
 if (throughput) {
   goals.push({ goal: 'ops/s per core, every oracle on', target: '>= 1,000,000', measured: fmt(throughput.engine.opsPerSec), met: throughput.engine.opsPerSec >= 1e6 });
@@ -277,6 +294,14 @@ if (bugs) {
     target: '1 each',
     measured: `${buckets.filter((b) => b === 1).length}/${planted.length} bugs; most ${Math.max(...buckets)}`,
     met: buckets.every((b) => b === 1),
+  });
+}
+if (race) {
+  goals.push({
+    goal: 'the cut-on-convert race, interleaving off',
+    target: 'never found',
+    measured: `${race.off.detected}/${race.off.trials} seeds`,
+    met: race.off.detected === 0,
   });
 }
 if (scale) {

@@ -135,7 +135,7 @@ export async function benchThroughput(options: ThroughputOptions): Promise<Throu
 
   const engineRate = rate(engine);
   return {
-    workload: `${options.rounds} rounds x ${options.casesPerRound} cases of <= ${WORKLOAD_STEPS} ops (seed ${WORKLOAD_SEED}, swarm on), default config, cut-on-convert + linux-2m-pool, ${oracles.length} oracles`,
+    workload: `${options.rounds} rounds x ${options.casesPerRound} cases of <= ${WORKLOAD_STEPS} ops (seed ${WORKLOAD_SEED}, swarm on), default config, quiesce-dma + linux-2m-pool, during=0, ${oracles.length} oracles`,
     rounds: options.rounds,
     engine: { opsPerSec: engineRate, runOnlyOpsPerSec: rate(runOnly), generateOpsPerSec: rate(generate), perRound: engine.perRound, ops: engine.ops, findings },
     raw: { opsPerSec: rate(raw), perRound: raw.perRound },

@@ -103,8 +103,12 @@ function track(view: View, mapping: StreamingMapping): Tracked {
   return tracked;
 }
 
-/** After a copy back, each original chunk holds a token its slot chunks may hold. */
-function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[]): void {
+/**
+ * After a copy back, each original chunk holds a token its slot chunks may hold. `racing`: tokens
+ * interleaved DMAs wrote into slot chunks during the step; whether they landed before or after the
+ * copy is the race the step ran, so either content is accepted.
+ */
+function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[], racing: ReadonlyMap<number, Set<number>>, overwritten: ReadonlySet<number>): void {
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
@@ -115,8 +119,10 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[]
       const tokens = tracked.allowed.get(source);
       if (tokens === undefined) known = false;
       else for (const token of tokens) allowed.add(token);
+      for (const token of racing.get(source) ?? []) allowed.add(token);
     }
-    if (!known) continue;
+    // An interleaved write may have come after the copy: the CPU owns the original again.
+    if (!known || overwritten.has(c)) continue;
     const gpa = Math.max(mapping.orig, c * CHUNK);
     const token = tokenAt(view, gpa);
     if (token === undefined || allowed.has(token)) continue;
@@ -144,6 +150,34 @@ export default defineOracle({
     }
     const out: Finding[] = [];
     const before = state.order.slice();
+    // Interleaved DMAs (an op's `during`) ran somewhere inside the op: their order against the op's
+    // own bounces is not in the step, so a read may see the content before or after a bounce of
+    // this step, and a copy back may carry an interleaved write or not.
+    const racing = new Map<number, Set<number>>();
+    const note = (chunk: number, token: number): void => {
+      const set = racing.get(chunk) ?? new Set<number>();
+      set.add(token);
+      racing.set(chunk, set);
+    };
+    // Chunks an interleaved CPU access or DMA wrote: after a copy back they may hold that write.
+    const overwritten = new Set<number>();
+    for (const call of step.calls) {
+      if (call.during === undefined || call.prim !== 'guest_access' || call.args.write !== true || call.result !== 'ok') continue;
+      const gpa = Number(call.args.gpa);
+      for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) overwritten.add(c);
+    }
+    for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk } of dmaChunks(dma)) overwritten.add(chunk);
+    const interleaved = step.dmas.some((dma) => dma.during !== undefined);
+    if (interleaved) {
+      for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk, token } of dmaChunks(dma)) note(chunk, token);
+      for (const event of step.guestEvents) {
+        if (event.kind !== 'bounce') continue;
+        for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
+          const token = tokenAt(view, Math.max(event.to, c * CHUNK));
+          if (token !== undefined) note(c, token);
+        }
+      }
+    }
 
     // 1. Device reads through a mapping see what the slot was given.
     for (const dma of step.dmas) {
@@ -154,6 +188,7 @@ export default defineOracle({
         if (!owns(tracked, chunk)) continue;
         const allowed = tracked.allowed.get(chunk);
         if (allowed === undefined || allowed.has(token)) continue;
+        if (dma.during !== undefined && racing.get(chunk)?.has(token) === true) continue;
         const gpa = Math.max(chunk * CHUNK, tracked.mapping.tlbAddr ?? 0);
         const piece = dma.result.pieces.find((p) => gpa >= p.gpa && gpa < p.gpa + p.len);
         out.push({
@@ -173,11 +208,11 @@ export default defineOracle({
     }
 
     // 2. Writes into slots: the owner's and outsiders' are the new content, the DMA API's for somebody else are not.
-    const writes: { chunk: number; token: number; owner: string | undefined }[] = [];
+    const writes: { chunk: number; token: number; owner: string | undefined; racing?: boolean }[] = [];
     for (const dma of step.dmas) {
       if (!dma.write) continue;
       const owner = dma.legit && dma.target ? `${dma.target.kind}:${dma.target.id}` : undefined;
-      for (const { chunk, token } of dmaChunks(dma)) writes.push({ chunk, token, owner });
+      for (const { chunk, token } of dmaChunks(dma)) writes.push({ chunk, token, owner, racing: dma.during !== undefined });
     }
     for (const event of step.guestEvents) {
       if (event.kind !== 'bounce') continue;
@@ -193,7 +228,9 @@ export default defineOracle({
         for (const write of writes) {
           if (!owns(tracked, write.chunk)) continue;
           if (write.owner !== undefined && write.owner !== `map:${tracked.mapping.id}`) continue;
-          tracked.allowed.set(write.chunk, new Set([write.token]));
+          // An interleaved write may land before or after the op's copies: one more possible content.
+          if (write.racing === true) tracked.allowed.get(write.chunk)?.add(write.token);
+          else tracked.allowed.set(write.chunk, new Set([write.token]));
         }
         if (hostWritten.size === 0) continue;
         for (const chunk of slotChunks(tracked.mapping)) {
@@ -208,15 +245,26 @@ export default defineOracle({
     for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
     for (const [id, tracked] of [...state.mappings]) {
       if (live.has(id)) continue;
-      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out);
+      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, overwritten);
       state.mappings.delete(id);
     }
     if (step.op.op === 'sync' && before.length > 0) {
       const id = before[((step.op.map % before.length) + before.length) % before.length];
       const tracked = id === undefined ? undefined : state.mappings.get(id);
-      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out);
+      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out, racing, overwritten);
     }
-    for (const [id, mapping] of live) if (!state.mappings.has(id)) state.mappings.set(id, track(view, mapping));
+    for (const [id, mapping] of live) {
+      if (state.mappings.has(id)) continue;
+      const tracked = track(view, mapping);
+      const tlb = mapping.tlbAddr ?? 0;
+      for (const chunk of slotChunks(mapping)) {
+        // A write that raced the mapping's own bounce may be what the slot holds; an original
+        // overwritten by an interleaved write may have been bounced before or after it.
+        for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+        if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+      }
+      state.mappings.set(id, tracked);
+    }
     state.order = view.guest.mappings.map((m) => m.id);
     return out;
   },

@@ -7,10 +7,14 @@
 // frame assigned to the guest at exactly the GPA it used (1:1 under vTOM), never on host-owned
 // memory where private data would leak or be forged.
 //
+// An interleaved DMA (an op's `during`) is judged as it ran: with the device's TDI state of that
+// moment (DmaRecord.tdi), and not on pages the op converts (Step.converting), whose RMP entries the
+// op changes after the IOMMU checked them.
+//
 // Event-based: every piece of every DMA the step performed (DmaRecord.result.pieces are the pieces
 // that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs.
 
-import { SZ_4K, defineOracle, formatSize, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Finding, type Step, type View } from 'cocofuzz/api';
 
 export default defineOracle({
   name: 'dma-isolation',
@@ -23,8 +27,10 @@ export default defineOracle({
       const device = view.devices.find((d) => d.id === dma.dev);
       const kind = dma.legit ? 'DMA' : 'wild DMA';
       const access = dma.write ? 'write' : 'read';
+      const tdi = dma.tdi ?? device?.tdi;
       for (const piece of dma.result.pieces) {
-        const privatePath = device !== undefined && device.trusted && device.tdi === 'run' && piece.gpa < view.vtom;
+        if (dma.during !== undefined && isBeingConverted(step.converting, Math.floor(piece.gpa / SZ_4K))) continue;
+        const privatePath = device !== undefined && device.trusted && tdi === 'run' && piece.gpa < view.vtom;
         const first = Math.floor(piece.hpa / SZ_4K);
         const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
         for (let pfn = first; pfn <= last; pfn++) {

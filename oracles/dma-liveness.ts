@@ -4,10 +4,18 @@
 // device (research/amd-snp.md section 7, item 1), a 2M S2 leaf over a smashed region (item 2), a
 // missing IO mapping, a stale IOTLB entry.
 //
+// Interleaved DMAs (an op's `during`) are judged the same way: a legitimate DMA into memory the op
+// is not converting must succeed whatever the host is in the middle of (DOMAIN.md "Races and
+// interleavings"). A page-size change is not an excuse: PSMASH first leaves S2[2M] over RMP[4K],
+// the IO cut first leaves S2[4K] over RMP[2M], and a device DMAing anywhere in that 2M region
+// fails although the page it targets was never converted; a correct host stalls the DMA or
+// changes both sides atomically. Only the pages the op converts, creates or frees
+// (Step.converting) are exempt: the guest must not DMA there while it converts them.
+//
 // Event-based: it looks at the step's DMA records only, so it has no full sweep (a sweep sees
 // the world, not the DMAs that happened).
 
-import { defineOracle, formatSize, hex, type DmaRecord, type Fault, type Finding, type Step, type View } from 'cocofuzz/api';
+import { defineOracle, formatSize, hex, isBeingConverted, type DmaRecord, type Fault, type Finding, type Step, type View } from 'cocofuzz/api';
 
 /** The translation path of a fault in DOMAIN.md's arrow notation. */
 function arrows(fault: Fault): string {
@@ -25,7 +33,7 @@ function arrows(fault: Fault): string {
 
 function describeDma(view: View, dma: DmaRecord): string {
   const device = view.devices.find((d) => d.id === dma.dev);
-  const trusted = device !== undefined && device.trusted && device.tdi === 'run' && dma.iova < view.vtom;
+  const trusted = device !== undefined && device.trusted && (dma.tdi ?? device.tdi) === 'run' && dma.iova < view.vtom;
   const target = dma.target ? ` to ${dma.target.kind} ${dma.target.id}` : '';
   return `${trusted ? 'trusted ' : ''}DMA ${dma.write ? 'write' : 'read'} by dev ${dma.dev}${target} at ${hex(dma.iova)} len ${dma.len}`;
 }
@@ -43,9 +51,12 @@ export default defineOracle({
       const device = view.devices.find((d) => d.id === dma.dev);
       // Without a vIOMMU the IOVA is the GPA; through S1 the fault names the GPA when it got that far.
       const gpa = fault === undefined ? undefined : (fault.gpa ?? (device?.s1 === undefined ? fault.addr : undefined));
+      const interleaved = dma.during !== undefined ? step.interleaved?.find((r) => r.entry === dma.during) : undefined;
+      if (dma.during !== undefined && isBeingConverted(step.converting, Math.floor((gpa ?? -4096) / 4096), dma.target)) continue;
+      const when = interleaved ? `interleaved after call ${interleaved.ranAfter} of ${step.op.op}: ` : '';
       const where = fault === undefined ? hex(dma.iova) : gpa !== undefined && gpa !== fault.addr ? `${hex(fault.addr)} (gpa ${hex(gpa)})` : hex(fault.addr);
       out.push({
-        message: `${describeDma(view, dma)}: at ${where}: ${fault ? arrows(fault) : 'FAIL'}`,
+        message: `${when}${describeDma(view, dma)}: at ${where}: ${fault ? arrows(fault) : 'FAIL'}`,
         details: {
           dev: dma.dev,
           iova: fault?.addr ?? dma.iova,
@@ -62,6 +73,7 @@ export default defineOracle({
           len: dma.len,
           write: dma.write,
           ...(dma.target ? { target: dma.target } : {}),
+          ...(interleaved ? { during: interleaved.entry, after: interleaved.ranAfter } : {}),
         },
       });
     }

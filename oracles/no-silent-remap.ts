@@ -138,7 +138,8 @@ function guestWritesOf(view: View, step: Step): Set<number> {
   for (const dma of step.dmas) {
     if (!dma.write) continue;
     const device = view.devices.find((d) => d.id === dma.dev);
-    if (device === undefined || !device.trusted || device.tdi !== 'run') continue;
+    // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
+    if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
     for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) addRange(writes, piece.gpa, piece.len);
   }
   return writes;

@@ -2,12 +2,12 @@
 // applied, and the shapes of oracles and violations. Built-in oracles (oracles/) import only this
 // module, exactly as a user's oracle would. Nothing here may import engine internals.
 
-import type { DmaDirection, Op } from './ops/types.ts';
+import type { DmaDirection, InnerOp, Op } from './ops/types.ts';
 import type { Config } from './ops/types.ts';
 import type { DmaResult, Fault, PrimitiveCall, RmpEntry } from './model/types.ts';
 import type { PageSize } from './model/size.ts';
 
-export type { Config, DeviceConfig, DmaDirection, Op, OpName } from './ops/types.ts';
+export type { Config, DeviceConfig, DmaDirection, During, InnerOp, Op, OpName } from './ops/types.ts';
 export type { DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
 export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, pfnOf, addrOf, pfn2M, hex, formatSize } from './model/size.ts';
@@ -57,6 +57,8 @@ export interface DeviceView {
   readonly iommu: 's2' | 'nested';
   /** TDISP state of the device's TDI; only "run" makes DMA below vTOM private. */
   readonly tdi: 'unlocked' | 'locked' | 'run';
+  /** The host stalled the device's DMA (dma_stall); its DMAs wait for dma_resume. */
+  readonly stalled: boolean;
   /** The host's IO stage 2: GPA -> HPA (amdv1). */
   readonly s2: PageTableView;
   /** The guest's IO stage 1 under a vIOMMU: IOVA -> GPA (x86_64); undefined for "s2" devices. */
@@ -179,6 +181,10 @@ export interface DmaRecord {
   /** Against a live buffer or mapping, in bounds, with the device allowed to use it. */
   legit: boolean;
   target?: { kind: 'buf' | 'map'; id: number };
+  /** Interleaved: made by the step op's `during[i]` entry, inside the op (Step.interleaved). */
+  during?: number;
+  /** Interleaved: the device's TDI state when the DMA ran (the op may change it afterwards). */
+  tdi?: 'unlocked' | 'locked' | 'run';
   /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
   tokens: readonly number[];
   result: DmaResult;
@@ -190,6 +196,43 @@ export type GuestEvent =
   | { kind: 'psc'; gpa: number; size: PageSize; to: 'shared' | 'private'; done: boolean }
   | { kind: 'bounce'; map: number; from: number; to: number; len: number }
   | { kind: 'access'; gpa: number; write: boolean; private: boolean; ok: boolean };
+
+/**
+ * What one op is converting, creating or freeing while it runs (DOMAIN.md "Races and
+ * interleavings"): the 4K guest pages of its rescind, PSC and validate ranges, and the pages of a
+ * buffer or mapping it creates or frees. An interleaved DMA or touch there may fail; anywhere else
+ * it must behave as if the op were not running.
+ */
+export interface BeingConverted {
+  /** Half-open ranges of guest frame numbers, in the order the op reached them. */
+  gfns: readonly { start: number; end: number }[];
+  /** The buffers and mappings the op creates or frees (their creation ids). */
+  objects: readonly { kind: 'buf' | 'map'; id: number }[];
+}
+
+/** Whether guest frame `gfn` (or DMA target `target`) is being converted by the step's op. */
+export function isBeingConverted(converting: BeingConverted | undefined, gfn: number, target?: { kind: 'buf' | 'map'; id: number }): boolean {
+  if (converting === undefined) return false;
+  if (target !== undefined && converting.objects.some((o) => o.kind === target.kind && o.id === target.id)) return true;
+  return converting.gfns.some((range) => gfn >= range.start && gfn < range.end);
+}
+
+/** One `during` entry as it ran. */
+export interface InterleavedRecord {
+  /** Its index in the op's `during`. */
+  entry: number;
+  /** The call count it asked for (`after`). */
+  after: number;
+  /** The op's own calls made before it ran: min(after, n), or later for a DMA that waited for
+   *  dma_resume. */
+  ranAfter: number;
+  op: InnerOp;
+  skipped?: string;
+  /** A DMA of a stalled device: it waited and ran at dma_resume. */
+  waited?: boolean;
+  /** A touch whose #NPF the host handled after the op returned. */
+  deferred?: boolean;
+}
 
 export interface Step {
   index: number;
@@ -212,6 +255,10 @@ export interface Step {
   guestErrors?: readonly string[];
   /** What the op reported to its caller when it did not simply succeed (a DMA mapping error...). */
   result?: string;
+  /** The op's `during` entries as they ran (absent without `during`). */
+  interleaved?: readonly InterleavedRecord[];
+  /** What the op is converting, creating or freeing: where interleaved DMAs and touches may fail. */
+  converting?: BeingConverted;
 }
 
 export type Severity = 'security' | 'correctness' | 'liveness';

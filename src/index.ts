@@ -13,10 +13,10 @@ export type * from './policies/types.ts';
 export { guestPolicies, hostPolicies } from './policies/index.ts';
 export { builtinOracles } from '../oracles/index.ts';
 
-export type { Case, Config, DeviceConfig, Op, OpName } from './ops/types.ts';
+export type { Case, Config, DeviceConfig, During, InnerOp, Op, OpName } from './ops/types.ts';
 export { parseConfig, defaultConfig, encodeConfig } from './ops/config.ts';
 export { parseOp, encodeOp, formatOp } from './ops/codec.ts';
-export { OP_SPECS } from './ops/schema.ts';
+export { DURING, OP_SPECS } from './ops/schema.ts';
 export { generateCase, caseSeed, type GenerateOptions } from './ops/generate.ts';
 export { anyOpArbitrary, caseArbitrary, opArbitrary } from './ops/arbitrary.ts';
 export { FormatError } from './ops/errors.ts';

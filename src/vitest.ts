@@ -8,7 +8,7 @@ import type { CampaignJob } from './engine/case-job.ts';
 import { explainRepro } from './engine/explain.ts';
 import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './engine/select.ts';
 import { parseConfig } from './ops/config.ts';
-import type { OpName } from './ops/types.ts';
+import type { WeightKey } from './ops/generate.ts';
 import type { GuestPolicy, HostPolicy } from './policies/types.ts';
 import { encodeRepro } from './repro/format.ts';
 
@@ -26,7 +26,7 @@ export interface FuzzPropertyOptions {
   steps?: number;
   seed?: string;
   swarm?: boolean;
-  weights?: Partial<Record<OpName, number>>;
+  weights?: Partial<Record<WeightKey, number>>;
   /** Directory to write the repro file of a finding into. */
   out?: string;
 }

@@ -29,10 +29,11 @@ describe('planted bugs', () => {
     });
   }
 
-  it('the control copies behave like cut-on-convert + linux-2m-pool', async () => {
-    const builtin = await resolvePolicies('cut-on-convert', 'linux-2m-pool');
+  it('the control copies behave like quiesce-dma + linux-2m-pool', async () => {
+    const builtin = await resolvePolicies('quiesce-dma', 'linux-2m-pool');
     const control = plantedPolicies(undefined);
-    for (const testCase of workloadCases(plantedConfig(undefined), 'planted-control', 0, 12)) {
+    // Interleaving on too: the copy's smash stalls DMA as quiesce-dma's does.
+    for (const testCase of workloadCases(plantedConfig(undefined), 'planted-control', 0, 12, { weights: {} })) {
       const a = runCase(testCase, builtin, { oracles, allViolations: true });
       const b = runCase(testCase, control, { oracles, allViolations: true });
       expect(b.verdict).toBe(a.verdict);

@@ -62,8 +62,19 @@ describe('fuzz, explain and replay', () => {
     expect(two.stdout).toBe(one.stdout);
   });
 
+  it('gives byte-identical --json output for interleaved cases in two processes and with 1 or 2 workers', () => {
+    const args = ['fuzz', '--host-policy', 'cut-on-convert', '--guest-policy', 'linux-2m-pool', '--runs', '40', '--seed', 'race-determinism', '--json', '--weights', 'during=90'];
+    const one = runCli([...args, '--workers', '1']);
+    const again = runCli([...args, '--workers', '1']);
+    const two = runCli([...args, '--workers', '2']);
+    expect(one.stdout).toContain('"type":"summary"');
+    expect(one.stdout).toContain('interleaved after call');
+    expect(again.stdout).toBe(one.stdout);
+    expect(two.stdout).toBe(one.stdout);
+  });
+
   it('runs a correct pairing clean and exits 0', () => {
-    const result = runCli(['fuzz', '--host-policy', 'cut-on-convert', '--guest-policy', 'linux-2m-pool', '--runs', '30', '--seed', 'clean', '--workers', '1']);
+    const result = runCli(['fuzz', '--host-policy', 'quiesce-dma', '--guest-policy', 'linux-2m-pool', '--runs', '30', '--seed', 'clean', '--workers', '1']);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('cases 30');
   });
@@ -100,6 +111,16 @@ describe('bad input exits 2 with one line naming the file and field', () => {
     ['an unknown op', () => write('unknown-op.json', JSON.stringify({ ...validRepro, ops: [{ op: 'teleport' }] })), /unknown-op\.json: ops\[0\]\.op: unknown op "teleport"/],
     ['a bad address', () => write('bad-address.json', JSON.stringify({ ...validRepro, ops: [{ op: 'accept', gpa: '0x20000g', size: '2M' }] })), /bad-address\.json: ops\[0\]\.gpa/],
     ['an unknown field', () => write('field.json', JSON.stringify({ ...validRepro, ops: [{ op: 'host_sync', when: 'now' }] })), /field\.json: ops\[0\]\.when: unknown field/],
+    [
+      'an interleaved op that is not a dma or touch',
+      () => write('during-op.json', JSON.stringify({ ...validRepro, ops: [{ op: 'host_sync', during: [{ after: 1, op: { op: 'share', gpa: '0x0', pages: 1 } }] }] })),
+      /during-op\.json: ops\[0\]\.during\[0\]\.op\.op: op "share" cannot be interleaved/,
+    ],
+    [
+      'a negative during position',
+      () => write('during-after.json', JSON.stringify({ ...validRepro, ops: [{ op: 'host_sync' }, { op: 'share', gpa: '0x0', pages: 1, during: [{ after: -1, op: { op: 'touch', gpa: '0x0', write: false } }] }] })),
+      /during-after\.json: ops\[1\]\.during\[0\]\.after: expected a primitive-call count/,
+    ],
   ])('replay of %s', (_what, make, message) => {
     const result = runCli(['replay', make()]);
     expect(result.code).toBe(2);

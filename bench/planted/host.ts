@@ -1,11 +1,14 @@
-// A copy of the cut-on-convert host policy (src/policies/cut-on-convert.ts) with the host-side
-// planted bugs, each behind its own flag. With no flag it behaves exactly like cut-on-convert
+// A copy of the quiesce-dma host policy (src/policies/quiesce-dma.ts: cut-on-convert's IO side,
+// page-size changes with DMA stalled) with the host-side planted bugs, each behind its own flag.
+// With no flag it behaves exactly like quiesce-dma
 // (test/bench-planted.test.ts compares the two): every hook it defines does what the default or
 // the original does. Per-VM bookkeeping some bugs need lives in a WeakMap keyed by the hook
 // context, which is one object per world, so nothing leaks from one case into the next.
 
 import { SZ_1G, SZ_2M, SZ_4K, alignDown } from '../../src/model/size.ts';
 import type { ConvertRequest, HostContext, HostPolicy, IoEvent, PrivateFault } from '../../src/policies/types.ts';
+import { followRmpIo } from '../../src/policies/follow-rmp.ts';
+import { quiescedSmash } from '../../src/policies/quiesce-dma.ts';
 import type { BugFlag } from './types.ts';
 
 interface HostState {
@@ -120,9 +123,10 @@ function countShares(state: HostState, event: Extract<IoEvent, { kind: 'map' }>)
 export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
   const on = (candidate: BugFlag): boolean => flag === candidate;
   return {
-    name: flag === undefined ? 'cut-on-convert (planted copy)' : `cut-on-convert+${flag}`,
-    description: flag === undefined ? 'copy of cut-on-convert with no planted bug (the control)' : `copy of cut-on-convert with planted bug ${flag}`,
+    name: flag === undefined ? 'quiesce-dma (planted copy)' : `quiesce-dma+${flag}`,
+    description: flag === undefined ? 'copy of quiesce-dma with no planted bug (the control)' : `copy of quiesce-dma with planted bug ${flag}`,
     ioPageSizes: [SZ_4K, SZ_2M],
+    smash: quiescedSmash,
 
     privateFault(ctx, fault) {
       if (on('sizem-rmpupdate-rebuild') && fault.kind === 'sizem' && rebuildAs4K(ctx, fault)) return;
@@ -160,11 +164,7 @@ export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
           // Bug share-2m-keeps-private-s2: a whole-2M conversion to shared (a 2M PSC entry) skips
           // the private view's unmap, so a trusted device keeps reaching the frames being shared.
           if (on('share-2m-keeps-private-s2') && !event.shared && event.len >= SZ_2M) return;
-          for (const dev of event.devices) {
-            ctx.iommu.cut(dev, event.gpa, event.len, SZ_4K);
-            ctx.iommu.unmap(dev, event.gpa, event.len);
-            ctx.iommu.flush(dev);
-          }
+          followRmpIo(ctx, event);
           return;
         case 'smash':
           // Bug smash-keeps-s2-2m: the IO leaf is never cut to follow a PSMASH.
@@ -173,12 +173,7 @@ export function plantedHostPolicy(flag?: BugFlag): HostPolicy {
           if (on('smash-no-cut-above-1g') && event.gpa >= SZ_1G) return;
           // Bug no-cut-before-first-sync: the cut path is only armed by the first flush.
           if (on('no-cut-before-first-sync') && !state.synced) return;
-          for (const dev of event.devices) {
-            const leaf = ctx.machine.device(dev).s2.leafAt(event.gpa);
-            if (leaf === undefined || leaf.size < SZ_2M) continue;
-            ctx.machine.ioSplit(dev, leaf.iova, SZ_4K);
-            ctx.iommu.flush(dev);
-          }
+          followRmpIo(ctx, event);
           return;
         case 'attach':
           // Bug greedy-mirror-after-conversions: once the VM has made four small conversions to

@@ -43,7 +43,7 @@ export const plantedBugs: readonly PlantedBug[] = [
 export const CONTROL = 'control';
 
 /** The policies the copies stand for: config.hostPolicy/guestPolicy are names only, runCase takes the objects. */
-export const PLANTED_BASE = { hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' } as const;
+export const PLANTED_BASE = { hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool' } as const;
 
 export function plantedBug(flag: string): PlantedBug | undefined {
   return plantedBugs.find((bug) => bug.flag === flag);

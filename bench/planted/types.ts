@@ -1,5 +1,5 @@
 // The planted-bug suite (research/fuzzer-anchors.md section 5): each bug lives behind its own flag
-// in a copy of a correct policy pair (host.ts copies cut-on-convert, guest.ts copies
+// in a copy of a correct policy pair (host.ts copies quiesce-dma, guest.ts copies
 // linux-2m-pool), so a run carries exactly one bug; with no flag the copies are the bug-free
 // control. Each bug file names its class, the oracle that should catch it and a hand-written
 // minimal op sequence (test/bench-planted.test.ts checks that the sequence fires that oracle and

@@ -7,6 +7,7 @@ import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { formatMs, DEFAULT_CASE_TIMEOUT_MS } from '../engine/watchdog.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
+import { WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
@@ -44,7 +45,7 @@ export function fuzzOptions(yargs: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report, one test case per finding bucket' })
     .option('swarm', { type: 'boolean', default: true, describe: 'swarm testing: each case enables a random subset of op kinds (--no-swarm: all)' })
-    .option('weights', { type: 'string', describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0"' })
+    .option('weights', { type: 'string', describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0"; during=N: percent of ops with interleaved DMAs/touches (during=0: none)' })
     .option('minimize-budget', { type: 'string', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') });
 }
 
@@ -57,15 +58,15 @@ export const MAX_STEPS = 10_000;
 export const WORKERS_PER_CORE = 4;
 export const MAX_WORKERS = WORKERS_PER_CORE * availableParallelism();
 
-function parseWeights(text: string | undefined, config: Config): Partial<Record<OpName, number>> | undefined {
+function parseWeights(text: string | undefined, config: Config): Partial<Record<WeightKey, number>> | undefined {
   if (text === undefined) return undefined;
-  const weights: Partial<Record<OpName, number>> = {};
+  const weights: Partial<Record<WeightKey, number>> = {};
   for (const part of text.split(',')) {
     const [name, value] = part.split('=');
-    if (!name || !Object.hasOwn(OP_SPECS, name)) throw new UsageError(`--weights: unknown op "${name ?? ''}"`);
+    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds and "during")`);
     const weight = Number(value);
     if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
-    weights[name as OpName] = weight;
+    weights[name as WeightKey] = weight;
   }
   // The generator falls back to DMA-only cases when no kind is left: say so instead.
   const possible = (Object.keys(OP_SPECS) as OpName[]).filter((name) => OP_SPECS[name].actor !== 'adversary' || config.adversary === 'host');

@@ -5,6 +5,7 @@ import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from '../engine
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
 import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
+import { interleavedItems } from '../report/interleaving.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
@@ -18,12 +19,7 @@ interface ReplayArgs extends ReproPluginArgs {
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
-  for (const call of step.calls) {
-    const args = Object.entries(call.args)
-      .map(([k, v]) => `${k}=${typeof v === 'number' && v >= 4096 ? `0x${v.toString(16)}` : String(v)}`)
-      .join(' ');
-    lines.push(`         ${call.prim}(${args}) = ${String(call.result)}`);
-  }
+  for (const item of interleavedItems(step, 'trace')) lines.push(`       ${item}`);
   for (const fault of step.faults) lines.push(`         fault ${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`);
   for (const v of violations) lines.push(`         VIOLATION ${v.oracle}: ${v.message}`);
   return escapeTerminalLines(lines.join('\n'));
@@ -40,6 +36,7 @@ async function replay(args: ReplayArgs): Promise<number> {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
+    for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
     if (args.check) {
@@ -72,7 +69,9 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .epilogue('A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others.'),
+      .epilogue(
+        "A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others. With other policies than the file's, a file that uses during gets a warning: its positions count the file's policies' calls.",
+      ),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

@@ -1,11 +1,12 @@
 // Shrinking a failing case the way syzkaller minimizes programs: drop chunks of ops (halves down to
-// single ops, ddmin-style), then simplify each op's fields toward canonical values, re-running the
+// single ops, ddmin-style), then simplify each op's fields toward canonical values and its
+// interleaved ops (`during`: drop entries, run them earlier, simplify the inner op), re-running the
 // case each time, until nothing more can go or the budget runs out. Because references are indices
 // resolved at run time, every candidate is a valid case.
 
 import { SZ_2M } from '../model/size.ts';
 import { OP_SPECS } from '../ops/schema.ts';
-import type { Case, Op } from '../ops/types.ts';
+import type { Case, During, Op } from '../ops/types.ts';
 
 export interface MinimizeOptions {
   /** Maximum number of candidate runs. */
@@ -33,8 +34,7 @@ function shiftReferences(ops: readonly Op[], from: number, removed: readonly Op[
     if (kind) shifts[kind]++;
   }
   if (shifts.buf === 0 && shifts.map === 0) return undefined;
-  return ops.map((op, index) => {
-    if (index < from) return op;
+  const shift = <T extends object>(op: T): T => {
     const record = op as unknown as Record<string, unknown>;
     let next: Record<string, unknown> | undefined;
     for (const kind of ['buf', 'map'] as const) {
@@ -44,7 +44,13 @@ function shiftReferences(ops: readonly Op[], from: number, removed: readonly Op[
         next[kind] = Math.max(0, value - shifts[kind]);
       }
     }
-    return (next ?? op) as Op;
+    return (next ?? op) as T;
+  };
+  return ops.map((op, index) => {
+    if (index < from) return op;
+    const shifted = shift(op);
+    if (shifted.during === undefined) return shifted;
+    return { ...shifted, during: shifted.during.map((entry) => ({ after: entry.after, op: shift(entry.op) })) };
   });
 }
 
@@ -74,6 +80,60 @@ function simplerValues(kind: string, value: unknown, optional: boolean): unknown
       break;
   }
   return out;
+}
+
+/** Tries simpler values for each field of `op` (read afresh through `current`); `take` runs a candidate and keeps it when it still fails. */
+function simplifyFields<T extends Op>(op: T, take: (next: T) => boolean): void {
+  let current = op;
+  const spec = OP_SPECS[op.op];
+  for (const [field, fieldSpec] of Object.entries(spec.fields)) {
+    const value = (current as unknown as Record<string, unknown>)[field];
+    if (value === undefined) continue;
+    // Keep exactly one of a oneOf group (dma: buf | map | iova).
+    const optional = fieldSpec.optional === true && !spec.oneOf?.includes(field);
+    for (const simpler of simplerValues(fieldSpec.kind, value, optional)) {
+      const next = { ...current } as Record<string, unknown>;
+      if (simpler === undefined) delete next[field];
+      else next[field] = simpler;
+      if (take(next as unknown as T)) {
+        current = next as unknown as T;
+        break;
+      }
+    }
+  }
+}
+
+/** Earlier points for an interleaved op, most aggressive first: before the op, half-way, one call earlier. */
+function earlierAfters(after: number): number[] {
+  return [...new Set([0, Math.floor(after / 2), after - 1])].filter((k) => k >= 0 && k < after).sort((a, b) => a - b);
+}
+
+/** Shrinks the `during` of the op `current()`: drop entries, run them earlier, simplify the inner ops. */
+function shrinkDuring(current: () => Op, take: (next: Op) => boolean, more: () => boolean): void {
+  const withDuring = (during: During[]): Op => {
+    const next = { ...current() };
+    if (during.length === 0) delete next.during;
+    else next.during = during;
+    return next;
+  };
+  for (let j = (current().during?.length ?? 0) - 1; j >= 0 && more(); j--) {
+    const during = current().during ?? [];
+    take(withDuring([...during.slice(0, j), ...during.slice(j + 1)]));
+  }
+  for (let j = 0; j < (current().during?.length ?? 0) && more(); j++) {
+    for (const after of earlierAfters(current().during?.[j]?.after ?? 0)) {
+      const during = [...(current().during ?? [])];
+      during[j] = { ...during[j]!, after };
+      if (take(withDuring(during))) break;
+    }
+    const entry = current().during?.[j];
+    if (entry === undefined) continue;
+    simplifyFields(entry.op, (inner) => {
+      const during = [...(current().during ?? [])];
+      during[j] = { after: during[j]!.after, op: inner };
+      return take(withDuring(during));
+    });
+  }
 }
 
 export function minimizeCase(original: Case, fails: (candidate: Case) => boolean, options: MinimizeOptions = {}): MinimizeResult {
@@ -107,30 +167,21 @@ export function minimizeCase(original: Case, fails: (candidate: Case) => boolean
     if (smaller) ops = smaller;
     else i++;
   }
-  // Simplify fields toward canonical values.
+  // Simplify fields toward canonical values, and the interleaved ops.
   let changed = true;
   while (changed && runs < budget) {
     changed = false;
     for (let i = 0; i < ops.length && runs < budget; i++) {
-      for (const [field, spec] of Object.entries(OP_SPECS[ops[i]!.op].fields)) {
-        // Re-read the op: an earlier field of it may have been simplified already.
-        const op = ops[i]!;
-        const current = (op as unknown as Record<string, unknown>)[field];
-        if (current === undefined) continue;
-        // Keep exactly one of a oneOf group (dma: buf | map | iova).
-        const optional = spec.optional === true && !OP_SPECS[op.op].oneOf?.includes(field);
-        for (const value of simplerValues(spec.kind, current, optional)) {
-          const next = { ...op } as Record<string, unknown>;
-          if (value === undefined) delete next[field];
-          else next[field] = value;
-          const candidate = [...ops.slice(0, i), next as unknown as Op, ...ops.slice(i + 1)];
-          if (attempt(candidate)) {
-            ops = candidate;
-            changed = true;
-            break;
-          }
-        }
-      }
+      const replace = (next: Op): boolean => {
+        const candidate = [...ops.slice(0, i), next, ...ops.slice(i + 1)];
+        if (!attempt(candidate)) return false;
+        ops = candidate;
+        changed = true;
+        return true;
+      };
+      simplifyFields(ops[i]!, replace);
+      // Re-read the op after each change: the previous candidate may have been taken.
+      shrinkDuring(() => ops[i]!, replace, () => runs < budget);
     }
   }
   return { testCase: { ...original, ops }, runs };

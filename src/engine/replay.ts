@@ -11,6 +11,8 @@ export interface ReplayOutcome {
   met?: boolean;
   /** Why the expectation was not met, in one line. */
   mismatch?: string;
+  /** Things the user should know about this replay (policies other than the file's, with `during`). */
+  warnings: string[];
 }
 
 export function checkExpectation(repro: Repro, result: RunResult): Pick<ReplayOutcome, 'met' | 'mismatch'> {
@@ -38,8 +40,20 @@ export async function replayRepro(
 ): Promise<ReplayOutcome> {
   const policies = await resolveReproPolicies(repro, selection);
   const oracles = await resolveOracles({ ...selection, files: reproOracleFiles(repro, selection.files) });
+  const warnings: string[] = [];
+  // `during: [{ after: K }]` counts the calls the file's policies make: other policies make other
+  // calls, and the interleaved ops land somewhere else.
+  const interleaved = repro.ops.some((op) => op.during !== undefined && op.during.length > 0);
+  for (const [side, name, file, override] of [
+    ['host', policies.host.name, repro.config.hostPolicy, selection.hostPolicy],
+    ['guest', policies.guest.name, repro.config.guestPolicy, selection.guestPolicy],
+  ] as const) {
+    if (interleaved && override !== undefined && name !== file) {
+      warnings.push(`replaying with ${side} policy ${name}, not the file's ${file}: "during" positions count the calls of the file's policies`);
+    }
+  }
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
   const result = runCase(repro, policies, { ...options, oracles, allViolations: options.allViolations ?? repro.expect !== undefined });
-  return { result, ...checkExpectation(repro, result) };
+  return { result, warnings, ...checkExpectation(repro, result) };
 }

@@ -16,7 +16,9 @@ import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
 import { SZ_4K, pageBytes } from '../model/size.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
-import type { AdversaryOp, Config, DeviceOp, Op } from '../ops/types.ts';
+import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
+import type { BeingConverted, InterleavedRecord } from '../api.ts';
+import { Interleaving, type InnerOutcome } from './interleave.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
@@ -146,19 +148,81 @@ class SimWorld implements World {
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
+    const before = this.liveObjects();
+    this.cpuOwned = this.ownedBy(op, before);
+    const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
     let outcome: Outcome;
     try {
+      interleaving?.begin();
       outcome = dispatch(op, this.actors, { adversary: this.config.adversary === 'host' });
+      const held = interleaving?.finish() ?? [];
+      const stalled = this.machine.devices.filter((d) => d.stalled).map((d) => d.id);
+      if (stalled.length > 0 || held.length > 0) {
+        throw new PolicyError(this.hostActor.ctx.policy, `device ${[...new Set([...stalled, ...held])].join(', ')} still stalled when op ${op.op} ended (dma_stall without dma_resume)`);
+      }
     } catch (error) {
+      this.machine.recorder.listen(undefined);
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
       throw this.asPolicyError(error, actor);
     }
-    return this.finish(index, op, outcome, dmas);
+    // Created or freed by the op: the symmetric difference of the live objects.
+    const after = this.liveObjects();
+    const objects = [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
+    return this.finish(index, op, outcome, dmas, interleaving?.records, objects);
   }
 
   private pendingDmas: DmaRecord[] = [];
+  /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
+  private cpuOwned = new Set<string>();
 
-  private finish(index: number, op: Op, outcome: Outcome, dmas: DmaRecord[]): Step {
+  /** The live buffers and mappings, keyed `buf:3` / `map:1`, with their pages. */
+  private liveObjects(): Map<string, LiveObject> {
+    const out = new Map<string, LiveObject>();
+    for (const b of this.guestActor.buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+    for (const m of this.guestActor.mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
+    return out;
+  }
+
+  /**
+   * The objects the CPU owns while `op` runs (DMA API ownership): the buffer dma_free_coherent
+   * frees, the mapping dma_unmap_single or dma_sync_single_for_cpu works on, and every object of
+   * a device whose driver tdi_accept / tdi_unlock unbinds (its DMA was stopped first).
+   */
+  private ownedBy(op: Op, live: ReadonlyMap<string, LiveObject>): Set<string> {
+    const owned = new Set<string>();
+    if (op.op === 'free_coherent') {
+      const buffer = this.guestActor.buffer(op.buf);
+      if (buffer !== undefined) owned.add(`buf:${buffer.id}`);
+    } else if (op.op === 'unmap_single' || op.op === 'sync') {
+      const mapping = this.guestActor.mapping(op.map);
+      if (mapping !== undefined) owned.add(`map:${mapping.id}`);
+    } else if (op.op === 'tdi_accept' || op.op === 'tdi_unlock') {
+      for (const [key, object] of live) if (object.dev === op.dev) owned.add(key);
+    }
+    return owned;
+  }
+
+  /** One `during` entry's op, inside the outer op (Interleaving). */
+  private runInner(op: InnerOp, entry: number): InnerOutcome {
+    if (op.op === 'touch') return this.guestActor.touchInterleaved(op.gpa, op.write);
+    const device = this.machine.devices.find((d) => d.id === op.dev);
+    if (device?.stalled === true) return { wait: op.dev };
+    // DMA API ownership: while dma_sync_*_for_cpu, dma_unmap_* or dma_free_coherent runs on an
+    // object, the CPU owns it and its driver has no DMA in flight there.
+    const target = op.buf !== undefined ? this.guestActor.buffer(op.buf) : op.map !== undefined ? this.guestActor.mapping(op.map) : undefined;
+    const key = target === undefined ? undefined : `${op.buf !== undefined ? 'buf' : 'map'}:${target.id}`;
+    if (key !== undefined && this.cpuOwned.has(key)) return { skipped: `the CPU owns ${key.replace(':', ' ')} while the op runs (DMA API)` };
+    return this.dma(op, entry);
+  }
+
+  private finish(
+    index: number,
+    op: Op,
+    outcome: Outcome,
+    dmas: DmaRecord[],
+    interleaved?: readonly InterleavedRecord[],
+    objects: readonly LiveObject[] = [],
+  ): Step {
     const events = this.machine.recorder.endStep();
     this.hostActor.observe(events.calls);
     const log = this.guestActor.takeLog();
@@ -175,6 +239,14 @@ class SimWorld implements World {
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
     if (log.errors.length > 0) step.guestErrors = log.errors;
     if (log.result !== undefined) step.result = log.result;
+    if (interleaved !== undefined) step.interleaved = interleaved;
+    if (log.converting.length > 0 || objects.length > 0) {
+      const converting: BeingConverted = {
+        gfns: [...log.converting, ...objects.flatMap((o) => o.gfns)],
+        objects: objects.map((o) => ({ kind: o.kind, id: o.id })),
+      };
+      step.converting = converting;
+    }
     return step;
   }
 
@@ -244,7 +316,7 @@ class SimWorld implements World {
   }
 
   /** A device DMA: against a live buffer or mapping (legitimate when in bounds and the device owns it), or a raw IOVA. */
-  private dma(op: DeviceOp): Outcome {
+  private dma(op: DeviceOp, during?: number): Outcome {
     if (!this.config.devices.some((d) => d.id === op.dev)) return { skipped: `no device ${op.dev}` };
     if (!(op.len > 0)) return { skipped: 'zero-length DMA' };
     const offset = op.offset ?? 0;
@@ -279,6 +351,10 @@ class SimWorld implements World {
       result: { ok: result.ok, pieces: result.pieces, faults: result.faults },
     };
     if (target !== undefined) record.target = target;
+    if (during !== undefined) {
+      record.during = during;
+      record.tdi = this.machine.device(op.dev).tdi;
+    }
     this.pendingDmas.push(record);
     return {};
   }
@@ -318,6 +394,25 @@ class SimWorld implements World {
     }
     return {};
   }
+}
+
+interface LiveObject {
+  kind: 'buf' | 'map';
+  id: number;
+  dev: number;
+  gfns: { start: number; end: number }[];
+}
+
+const gfnRange = (gpa: number, bytes: number): { start: number; end: number } => ({
+  start: Math.floor(gpa / SZ_4K),
+  end: Math.ceil((gpa + bytes) / SZ_4K),
+});
+
+/** A streaming mapping's pages: the original buffer and its swiotlb slot. */
+function mappingGfns(mapping: { orig: number; bytes: number; tlbAddr: number | undefined }): { start: number; end: number }[] {
+  const out = [gfnRange(mapping.orig, mapping.bytes)];
+  if (mapping.tlbAddr !== undefined) out.push(gfnRange(mapping.tlbAddr, mapping.bytes));
+  return out;
 }
 
 /** Build and boot the world of a case. */

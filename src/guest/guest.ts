@@ -19,7 +19,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, getOrder } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
-import { ACCEPTED, SHARED } from './pages.ts';
+import { ACCEPTED, CONVERTING, SHARED } from './pages.ts';
 import { IO_TLB_MAX_BYTES, SwiotlbPool, swiotlbGeometry } from './swiotlb.ts';
 
 const COHERENT_SOURCES: readonly CoherentSource[] = ['atomic-pool', 'pages', 'swiotlb', 'private'];
@@ -71,7 +71,7 @@ export type OpOutcome = { skipped?: string };
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
 
 export class Guest implements GuestView {
-  readonly log: GuestLog = { events: [], errors: [], result: undefined };
+  readonly log: GuestLog = { events: [], errors: [], result: undefined, converting: [] };
   readonly memory: GuestMemory;
   readonly ctx: GuestContext;
   readonly pool: SwiotlbPool;
@@ -166,11 +166,12 @@ export class Guest implements GuestView {
   }
 
   /** The step log, handed over and reset. */
-  takeLog(): { events: GuestLog['events']; errors: string[]; result: string | undefined } {
-    const taken = { events: this.log.events, errors: this.log.errors, result: this.log.result };
+  takeLog(): GuestLog {
+    const taken = { ...this.log };
     this.log.events = [];
     this.log.errors = [];
     this.log.result = undefined;
+    this.log.converting = [];
     return taken;
   }
 
@@ -238,13 +239,42 @@ export class Guest implements GuestView {
   touch(gpa: number, write: boolean): OpOutcome {
     const at = alignDown(gpa, SZ_4K);
     if (at >= this.config.guestMemory) return { skipped: `gpa ${hexOf(gpa)} is beyond guest memory` };
-    const gfn = at / SZ_4K;
-    if (!this.memory.pages.has(gfn, ACCEPTED) && !this.memory.acceptUnits(at, at + SZ_4K)) return {};
+    if (!this.memory.pages.has(at / SZ_4K, ACCEPTED) && !this.memory.acceptUnits(at, at + SZ_4K)) return {};
+    const access = this.touchAccess(at, write);
+    this.memory.access(at, access.write, access.private);
+    return {};
+  }
+
+  /**
+   * A touch interleaved inside another op: one access attempt that never accepts memory. On an
+   * #NPF the access is handed back as `resume`, for the caller to re-execute after the outer op
+   * returns (KVM retries a fault that races an invalidation; QEMU serialises conversions), so host
+   * code is never re-entered in the middle of a procedure.
+   */
+  touchInterleaved(gpa: number, write: boolean): OpOutcome & { resume?: () => void } {
+    const at = alignDown(gpa, SZ_4K);
+    if (at >= this.config.guestMemory) return { skipped: `gpa ${hexOf(gpa)} is beyond guest memory` };
+    if (!this.memory.pages.has(at / SZ_4K, ACCEPTED)) return { skipped: `gpa ${hexOf(at)} is not accepted (an interleaved touch never accepts)` };
+    // Linux does not touch a page while it converts it (set_memory_*crypted() owns the range).
+    if (this.memory.pages.has(at / SZ_4K, CONVERTING)) return { skipped: `gpa ${hexOf(at)} is being converted` };
+    const access = this.touchAccess(at, write);
+    if (typeof this.memory.tryAccess(at, access.write, access.private) === 'string') return {};
+    // The #NPF raced the op (an invalidation, a conversion): KVM drops such a fault and lets the
+    // vCPU re-execute the access (RET_PF_RETRY), which then sees the page as it is now.
+    return {
+      resume: () => {
+        const now = this.touchAccess(at, write);
+        this.memory.access(at, now.write, now.private);
+      },
+    };
+  }
+
+  /** How a touch of `at` accesses it: private unless shared, and never a write into DMA memory. */
+  private touchAccess(at: number, write: boolean): { write: boolean; private: boolean } {
     // Only swiotlb writes into its slots, and a driver does not write a buffer it handed to a
     // device: a write there would be a kernel bug, so it becomes a read.
     const owned = this.pool.contains(at) || this.liveMappings.some((m) => at >= alignDown(m.view.orig, SZ_4K) && at < m.view.orig + m.view.bytes);
-    this.memory.access(at, write && !owned, !this.memory.pages.has(gfn, SHARED));
-    return {};
+    return { write: write && !owned, private: !this.memory.pages.has(at / SZ_4K, SHARED) };
   }
 
   // ---- DMA API -------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ export interface GuestLog {
   errors: string[];
   /** What the op returned to its caller when it did not simply succeed. */
   result: string | undefined;
+  /** Guest frames of the step's rescind/PSC/validate ranges ([start, end) gfns). */
+  converting: { start: number; end: number }[];
 }
 
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
@@ -107,21 +109,29 @@ export class GuestMemory {
     return false;
   }
 
+  /** One attempt of a CPU access: 'ok', 'vc' (reported: Linux terminates), or the #NPF for the host. */
+  tryAccess(gpa: number, write: boolean, priv: boolean): 'ok' | 'vc' | Fault {
+    const result = this.machine.guestAccess(gpa, { write, private: priv });
+    if (result.ok) {
+      this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: true });
+      return 'ok';
+    }
+    if (result.fault.kind !== 'npf') {
+      this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
+      this.error(`${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}: #VC ${result.fault.reason} (Linux terminates)`);
+      return 'vc';
+    }
+    return result.fault;
+  }
+
   /** A CPU access with #NPF handling; false after a #VC or a livelock. */
   access(gpa: number, write: boolean, priv: boolean): boolean {
     for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
       this.env.charge();
-      const result = this.machine.guestAccess(gpa, { write, private: priv });
-      if (result.ok) {
-        this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: true });
-        return true;
-      }
-      if (result.fault.kind !== 'npf') {
-        this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
-        this.error(`${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}: #VC ${result.fault.reason} (Linux terminates)`);
-        return false;
-      }
-      this.hv.npf(result.fault, { private: priv, write });
+      const outcome = this.tryAccess(gpa, write, priv);
+      if (outcome === 'ok') return true;
+      if (outcome === 'vc') return false;
+      this.hv.npf(outcome, { private: priv, write });
     }
     this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
     this.error(`access of ${hexOf(gpa)}: livelock, the host left the #NPF unresolved`);
@@ -229,6 +239,7 @@ export class GuestMemory {
     for (const entry of batch) {
       for (let gfn = entry.gpa / SZ_4K; gfn < (entry.gpa + bytes(entry.size)) / SZ_4K; gfn++) this.pages.update(gfn, CONVERTING, 0);
       this.touch(entry.gpa, bytes(entry.size));
+      this.log.converting.push({ start: entry.gpa / SZ_4K, end: (entry.gpa + bytes(entry.size)) / SZ_4K });
     }
     for (const step of steps) {
       if (step === 'psc') {

@@ -22,6 +22,7 @@ import type {
   IoEvent,
   KvmHelpers,
   PrivateFault,
+  SmashRequest,
   SplitRequest,
 } from '../policies/types.ts';
 import type { Hypervisor, PscDesc } from '../guest/ghcb.ts';
@@ -39,6 +40,8 @@ export class Host implements HostView, Hypervisor {
   private readonly kvm: KvmHelpers;
   /** Devices with IO unmaps (gathered invalidations, deferred frees) not yet flushed. */
   private readonly pendingFlush = new Set<number>();
+  /** Inside the policy's smash hook (kvm.psmash from there would recurse). */
+  private smashing = false;
 
   constructor(
     private readonly machine: Machine,
@@ -52,7 +55,9 @@ export class Host implements HostView, Hypervisor {
       defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
       defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true),
       defaultSplit: (request) => this.defaultSplit(request),
-      psmash: (gpa, options) => this.psmash(gpa, options?.npt ?? 'zap'),
+      defaultSmash: (request) => this.defaultSmash(request),
+      smashNpt: (gpa, npt) => this.smashNpt(gpa, npt),
+      psmash: (gpa, options) => this.smash(gpa, 'fault', options?.npt ?? 'zap'),
       zapNpt: (gpa, len) => this.zapNpt(gpa, len),
     };
     const backing = this.backingState;
@@ -254,20 +259,43 @@ export class Host implements HostView, Hypervisor {
     }
   }
 
-  psmash(gpa: number, npt: 'zap' | 'split'): number {
+  /**
+   * The one decision point of every RMP page-size change (2M -> 4K): a SIZEM or RMP #NPF, a partial
+   * conversion, host_split. The policy's smash hook performs the change before anything is
+   * PSMASHed. Returns 0 when the entry is 4K afterwards, else PSMASH_FAIL_INPUT.
+   */
+  smash(gpa: number, cause: SmashRequest['cause'], npt: 'zap' | 'split'): number {
     const region = alignDown(gpa, SZ_2M);
     const entry = this.rmpEntry(region);
     if (!entry.assigned || entry.size !== '2M') return PSMASH_FAIL_INPUT;
-    this.env.charge();
-    const status = this.machine.psmash(this.gmem(region));
-    if (status !== 0) return status;
-    const leaf = this.machine.npt.leafAt(region);
-    if (leaf !== undefined && leaf.size >= SZ_2M) {
-      if (npt === 'split' && leaf.size === SZ_2M) this.machine.nptSplit(region, SZ_4K);
-      else this.zapNpt(region, SZ_2M);
+    if (this.smashing) throw new Error('kvm.psmash called from the smash hook: use ctx.kvm.defaultSmash or the primitives');
+    const request: SmashRequest = { gpa: region, hpa: this.gmem(region), cause, npt, devices: this.machine.devices.map((d) => d.id) };
+    const policy = this.policy;
+    this.smashing = true;
+    try {
+      this.env.guard(() => (policy.smash ? policy.smash(this.ctx, request) : this.defaultSmash(request)));
+    } finally {
+      this.smashing = false;
     }
-    this.io({ kind: 'smash', gpa: region, devices: this.machine.devices.map((d) => d.id) });
+    return this.rmpEntry(region).size === '2M' ? PSMASH_FAIL_INPUT : 0;
+  }
+
+  private defaultSmash(request: SmashRequest): number {
+    this.env.charge();
+    const status = this.machine.psmash(request.hpa);
+    if (status !== 0) return status;
+    this.smashNpt(request.gpa, request.npt);
+    this.io({ kind: 'smash', gpa: request.gpa, devices: request.devices });
     return status;
+  }
+
+  private smashNpt(gpa: number, npt: 'zap' | 'split'): void {
+    const region = alignDown(gpa, SZ_2M);
+    const leaf = this.machine.npt.leafAt(region);
+    if (leaf === undefined || leaf.size < SZ_2M) return;
+    this.env.charge();
+    if (npt === 'split' && leaf.size === SZ_2M) this.machine.nptSplit(region, SZ_4K);
+    else this.zapNpt(region, SZ_2M);
   }
 
   private defaultPrivateFault(fault: PrivateFault, maxSize: PageSize | undefined): void {
@@ -276,7 +304,7 @@ export class Host implements HostView, Hypervisor {
     const gfn = gpa / SZ_4K;
     // sev_handle_rmp_fault(): a 4K access or PVALIDATE on a 2M RMP entry -> PSMASH + zap.
     if (fault.kind === 'sizem' || fault.reason === 'npt 4K over rmp 2M') {
-      this.psmash(region, 'zap');
+      this.smash(region, 'fault', 'zap');
       return;
     }
     if (this.backingState.state(gfn) === SHARED) {
@@ -380,7 +408,7 @@ export class Host implements HostView, Hypervisor {
       const whole = region >= start && region + SZ_2M <= end;
       if (whole) continue;
       const entry = this.rmpEntry(region);
-      if (entry.assigned && entry.size === '2M') this.psmash(region, 'zap');
+      if (entry.assigned && entry.size === '2M') this.smash(region, 'convert', 'zap');
       backing.splitFolio(region);
     }
     // The private view loses the range before the frames go back to the hypervisor.
@@ -462,6 +490,6 @@ export class Host implements HostView, Hypervisor {
     if (region >= this.config.guestMemory) return;
     this.backingState.splitFolio(region);
     const entry = this.rmpEntry(region);
-    if (entry.assigned && entry.size === '2M') this.psmash(region, 'split');
+    if (entry.assigned && entry.size === '2M') this.smash(region, 'split', 'split');
   }
 }

@@ -28,6 +28,7 @@ export class Device implements DeviceView {
   readonly trusted: boolean;
   readonly iommu: IommuMode;
   tdi: TdiState = 'unlocked';
+  stalled = false;
   readonly s2: PageTable;
   readonly s1: PageTable | undefined;
   readonly iotlb: Iotlb;

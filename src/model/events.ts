@@ -56,8 +56,18 @@ class FrameIntervals {
   }
 }
 
+/**
+ * Told after every recorded call: `outer` is the call's number among the step op's own calls
+ * (1..n), undefined for a call made for an interleaved op. The engine runs `during` entries here.
+ */
+export type CallListener = (call: PrimitiveCall, outer: number | undefined) => void;
+
 export class Recorder {
   private calls: PrimitiveCall[] = [];
+  private outerCalls = 0;
+  /** The `during` entry whose op (or the host work it triggered) is running now. */
+  private inner: number | undefined;
+  private listener: CallListener | undefined;
   private faults: Fault[] = [];
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
@@ -65,13 +75,40 @@ export class Recorder {
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
     this.calls = [];
+    this.outerCalls = 0;
+    this.inner = undefined;
     this.faults = [];
     this.frames.clear();
     this.gfns.clear();
   }
 
   call(prim: string, args: PrimitiveCall['args'], result: PrimitiveCall['result']): void {
-    this.calls.push({ prim, args, result });
+    const call: PrimitiveCall = { prim, args, result };
+    if (this.inner !== undefined) call.during = this.inner;
+    this.calls.push(call);
+    const outer = this.inner === undefined ? ++this.outerCalls : undefined;
+    this.listener?.(call, outer);
+  }
+
+  /** Calls made by the step's op itself so far (what `after: K` counts). */
+  get outerCount(): number {
+    return this.outerCalls;
+  }
+
+  /** Record what `fn` does as the work of interleaved entry `entry`; restores the previous owner. */
+  asInner<T>(entry: number, fn: () => T): T {
+    const saved = this.inner;
+    this.inner = entry;
+    try {
+      return fn();
+    } finally {
+      this.inner = saved;
+    }
+  }
+
+  /** Watch every recorded call (undefined: stop watching). */
+  listen(listener: CallListener | undefined): void {
+    this.listener = listener;
   }
 
   fault(fault: Fault): void {

@@ -206,6 +206,13 @@ export class Machine {
   psmash(hpa: number): number {
     const prim = 'psmash';
     checkAddress(prim, 'hpa', hpa);
+    const status = this.smashRmp(hpa);
+    this.recorder.call(prim, { hpa }, status);
+    return status;
+  }
+
+  /** The RMP side of PSMASH (and of fwSmash): the status, with the frames it touched. */
+  private smashRmp(hpa: number): number {
     const status = this.rmpTable.psmash(hpa);
     if (status === PSMASH_OK) {
       this.counters.psmash++;
@@ -215,7 +222,6 @@ export class Machine {
     } else {
       this.recorder.touchFrame(Math.floor(hpa / SZ_4K));
     }
-    this.recorder.call(prim, { hpa }, status);
     return status;
   }
 
@@ -301,6 +307,56 @@ export class Machine {
     if (result === 'ok') this.counters.ioSplits++;
     this.recorder.call(prim, { dev, gpa, size }, result);
     return result;
+  }
+
+  /**
+   * Stall the device's DMA: the IOMMU holds its requests until dma_resume (they wait, they do not
+   * fail). The quiesce Jason Gunthorpe's plan needs around a page-size change (lore
+   * 20260128133258.GY1134360@nvidia.com) and the stall AMD's firmware takes inside its atomic
+   * smash (Alexey Kardashevskiy, lore e8cb2549-6a17-47ce-8e9f-96c576890262@amd.com). Stalling a
+   * stalled device is a usage error: the host lost track of its own quiesce.
+   */
+  dmaStall(dev: number): void {
+    const prim = 'dma_stall';
+    const device = this.dev(prim, dev);
+    if (device.stalled) throw new HardwareUsageError(prim, 'dev', dev, 'the device is already stalled');
+    device.stalled = true;
+    this.recorder.call(prim, { dev }, 'ok');
+  }
+
+  /** Let a stalled device's DMA go again; the requests it held run now, in order. */
+  dmaResume(dev: number): void {
+    const prim = 'dma_resume';
+    const device = this.dev(prim, dev);
+    if (!device.stalled) throw new HardwareUsageError(prim, 'dev', dev, 'the device is not stalled');
+    device.stalled = false;
+    this.recorder.call(prim, { dev }, 'ok');
+  }
+
+  /**
+   * AMD's proposed firmware call (Alexey Kardashevskiy, lore
+   * e8cb2549-6a17-47ce-8e9f-96c576890262@amd.com; discussed by Jason Gunthorpe, lore
+   * 20260128133258.GY1134360@nvidia.com): with the devices' DMA stalled, PSMASH the 2M RMP entry at
+   * `hpa`, replace each device's IO leaf of 2M or more over `gpa` by 4K leaves, invalidate the
+   * IOTLB for the 2M region, and resume, as one step: no DMA sees the RMP and the S2 disagree.
+   * Returns the PSMASH status; on failure nothing else changes.
+   */
+  fwSmash(hpa: number, gpa: number, devs: readonly number[]): number {
+    const prim = 'fw_smash';
+    checkAddress(prim, 'hpa', hpa, SZ_2M);
+    checkAddress(prim, 'gpa', gpa, SZ_2M);
+    const devices = devs.map((id) => this.dev(prim, id));
+    const status = this.smashRmp(hpa);
+    if (status === PSMASH_OK) {
+      for (const device of devices) {
+        const leaf = device.s2.leafAt(gpa);
+        if (leaf !== undefined && leaf.size >= SZ_2M && this.splitLeaf(device.s2, leaf.iova, SZ_4K) === 'ok') this.counters.ioSplits++;
+        device.iotlb.invalidate(gpa, SZ_2M);
+        this.counters.iotlbInvalidations++;
+      }
+    }
+    this.recorder.call(prim, { hpa, gpa, devs: devs.join(',') }, status);
+    return status;
   }
 
   /**
@@ -599,6 +655,7 @@ export class Machine {
     checkLength(prim, len);
     if (iova + len > MAX_ADDRESS) throw new HardwareUsageError(prim, 'len', len, 'the DMA ends beyond 2^52');
     if (typeof write !== 'boolean') throw new HardwareUsageError(prim, 'write', write, 'expected a boolean');
+    if (device.stalled) throw new HardwareUsageError(prim, 'dev', dev, 'the device is stalled: its DMA waits for dma_resume');
     this.counters.dmas++;
     const pieces: DmaPiece[] = [];
     const faults: Fault[] = [];

@@ -81,6 +81,11 @@ export interface PrimitiveCall {
   prim: string;
   args: Record<string, number | string | boolean>;
   result: number | string;
+  /**
+   * Made by the interleaved op `during[i]` of the step's op (or by host work it triggered); absent
+   * for the op's own calls, which are the ones `after: K` counts.
+   */
+  during?: number;
 }
 
 /** One piece of a DMA after splitting at leaf boundaries: what the IOMMU checked. */

@@ -3,8 +3,8 @@
 
 import { SZ_4K, hex, parseAddress, parseSize } from '../model/size.ts';
 import { FormatError } from './errors.ts';
-import { type FieldKind, OP_SPECS } from './schema.ts';
-import type { Config, Op } from './types.ts';
+import { DURING, type FieldKind, OP_SPECS } from './schema.ts';
+import type { Config, During, InnerOp, Op } from './types.ts';
 
 const MAX_PAGES = 1 << 20;
 const MAX_BYTES = 2 ** 40;
@@ -55,8 +55,36 @@ function parseField(kind: FieldKind, raw: unknown, field: string, config: Config
   }
 }
 
-/** Validates one op of a repro file; `field` is its path (`ops[3]`) for error messages. */
-export function parseOp(raw: unknown, field: string, config?: Config): Op {
+/** The `during` list of a top-level op: `[{ after: K, op: <dma or touch> }, ...]`. */
+function parseDuring(raw: unknown, field: string, config: Config | undefined): During[] {
+  if (!Array.isArray(raw)) throw new FormatError(field, 'expected an array of { after, op } entries');
+  return raw.map((entry: unknown, index) => {
+    const at = `${field}[${index}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new FormatError(at, 'expected an object { after, op }');
+    const record = entry as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      if (key !== 'after' && key !== 'op') throw new FormatError(`${at}.${key}`, 'unknown field (an interleaved entry has "after" and "op")');
+    }
+    const after = record.after;
+    if (!Number.isInteger(after) || (after as number) < 0 || (after as number) > DURING.maxAfter) {
+      throw new FormatError(`${at}.after`, `expected a primitive-call count from 0 to ${DURING.maxAfter}, got ${JSON.stringify(after)}`);
+    }
+    if (record.op === undefined) throw new FormatError(`${at}.op`, 'missing (the interleaved dma or touch op)');
+    const inner = record.op as Record<string, unknown> | null;
+    const name = typeof inner === 'object' && inner !== null ? inner.op : undefined;
+    if (typeof name === 'string' && Object.hasOwn(OP_SPECS, name) && !(DURING.innerOps as readonly string[]).includes(name)) {
+      throw new FormatError(`${at}.op.op`, `op "${name}" cannot be interleaved (only ${DURING.innerOps.join(' and ')})`);
+    }
+    const op = parseOp(record.op, `${at}.op`, config, true) as InnerOp;
+    return { after: after as number, op };
+  });
+}
+
+/**
+ * Validates one op of a repro file; `field` is its path (`ops[3]`) for error messages. `inner`:
+ * the op sits inside another op's `during`, where `during` itself is not allowed.
+ */
+export function parseOp(raw: unknown, field: string, config?: Config, inner = false): Op {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(field, 'expected an object with an "op" field');
   const record = raw as Record<string, unknown>;
   const name = record.op;
@@ -66,6 +94,10 @@ export function parseOp(raw: unknown, field: string, config?: Config): Op {
   const spec = OP_SPECS[name as Op['op']];
   const op: Record<string, unknown> = { op: name };
   for (const key of Object.keys(record)) {
+    if (key === 'during') {
+      if (inner) throw new FormatError(`${field}.during`, 'an interleaved op cannot carry "during"');
+      continue;
+    }
     if (key !== 'op' && !Object.hasOwn(spec.fields, key)) throw new FormatError(`${field}.${key}`, `unknown field for op "${name}"`);
   }
   for (const [key, fieldSpec] of Object.entries(spec.fields)) {
@@ -80,6 +112,7 @@ export function parseOp(raw: unknown, field: string, config?: Config): Op {
     const present = spec.oneOf.filter((key) => op[key] !== undefined);
     if (present.length !== 1) throw new FormatError(field, `op "${name}" needs exactly one of ${spec.oneOf.join(', ')}`);
   }
+  if (record.during !== undefined) op.during = parseDuring(record.during, `${field}.during`, config);
   return op as unknown as Op;
 }
 
@@ -93,6 +126,7 @@ export function encodeOp(op: Op): Record<string, unknown> {
     if (value === undefined) continue;
     out[key] = fieldSpec.kind === 'addr' || fieldSpec.kind === 'iova' ? hex(value as number) : value;
   }
+  if (op.during !== undefined && op.during.length > 0) out.during = op.during.map((entry) => ({ after: entry.after, op: encodeOp(entry.op) }));
   return out;
 }
 
@@ -100,7 +134,9 @@ export function encodeOp(op: Op): Record<string, unknown> {
 export function formatOp(op: Op): string {
   const encoded = encodeOp(op);
   const parts = Object.entries(encoded)
-    .filter(([key]) => key !== 'op')
+    .filter(([key]) => key !== 'op' && key !== 'during')
     .map(([key, value]) => `${key}=${String(value)}`);
+  const during = (op.during ?? []).map((entry) => `after ${entry.after}: ${formatOp(entry.op)}`);
+  if (during.length > 0) parts.push(`during=[${during.join('; ')}]`);
   return [op.op, ...parts].join(' ');
 }

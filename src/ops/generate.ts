@@ -8,7 +8,7 @@ import seedrandom from 'seedrandom';
 import { GMEM_BASE } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
 import { OP_SPECS } from './schema.ts';
-import type { Case, Config, DmaDirection, Op, OpName } from './types.ts';
+import type { Case, Config, DmaDirection, During, InnerOp, Op, OpName } from './types.ts';
 
 export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
   accept: 10,
@@ -32,13 +32,24 @@ export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
   hw_host_write: 2,
 };
 
+/**
+ * The `during` weight: the percentage of ops (those that make primitive calls: every kind but
+ * `dma`) that get interleaved DMAs or touches. A `--weights` key like the op kinds, not an op;
+ * `during=0` switches interleaving off.
+ */
+export const DEFAULT_DURING_WEIGHT = 25;
+
+/** What `--weights` may pin: every op kind, and `during`. */
+export type WeightKey = OpName | 'during';
+export const WEIGHT_KEYS: readonly WeightKey[] = [...(Object.keys(DEFAULT_WEIGHTS) as OpName[]), 'during'];
+
 export interface GenerateOptions {
   /** Maximum ops per case; a case has between half of it and all of it. */
   steps: number;
   /** Swarm testing on (default) or every kind with its default weight. */
   swarm?: boolean;
-  /** Kinds pinned by the user: always enabled with this weight (0 disables a kind). */
-  weights?: Partial<Record<OpName, number>>;
+  /** Kinds pinned by the user: always enabled with this weight (0 disables a kind); `during` too. */
+  weights?: Partial<Record<WeightKey, number>>;
 }
 
 /** The seed of case `index` of a campaign: stable whatever the worker count or shard. */
@@ -91,10 +102,13 @@ class AddressPicker {
   constructor(
     private readonly rng: Rng,
     private readonly memory: number,
+    /** Also make the bottom 2M region hot: the guest's page allocator takes DMA buffers from there. */
+    allocatorRegion = false,
   ) {
     const regions = Math.max(1, Math.floor(memory / SZ_2M));
     const count = 1 + Math.floor(rng() * 3);
     for (let i = 0; i < count; i++) this.hot.push(Math.floor(rng() * regions) * SZ_2M);
+    if (allocatorRegion) this.hot.push(0);
   }
 
   page(): number {
@@ -185,19 +199,98 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
   }
 }
 
+/** The chance (0..1) that an op of a case gets `during` entries: pinned, or swarmed like a kind. */
+function duringChance(rng: Rng, options: GenerateOptions): number {
+  const pinned = options.weights?.during;
+  if (pinned !== undefined) return Math.min(1, pinned / 100);
+  if (options.swarm === false) return DEFAULT_DURING_WEIGHT / 100;
+  return rng() < SWARM_OFF ? 0 : Math.min(1, (DEFAULT_DURING_WEIGHT * 4 ** (rng() * 2 - 1)) / 100);
+}
+
+/**
+ * The call counts an interleaved op runs at. A device keeps doing DMA while the host works, so an
+ * entry often repeats at consecutive points (a burst), which covers every boundary between two
+ * primitives on different tables of a short procedure at once: a page-size change records the
+ * guest's faulting PVALIDATE or access (1), then the RMP PSMASH, the NPT zap, the IO split and the
+ * IOTLB flush (2..5, in either order); a conversion adds its RMPUPDATEs and IO unmaps and maps.
+ * The rest spreads over the op, and K >= n (after the last call) stays reachable.
+ */
+function duringAfters(rng: Rng): number[] {
+  const r = rng();
+  if (r < 0.6) {
+    const start = smallInt(rng, 4);
+    const span = 1 + smallInt(rng, 6);
+    return Array.from({ length: span }, (_, i) => start + i);
+  }
+  if (r < 0.9) return [smallInt(rng, 24)];
+  return [1000];
+}
+
+/**
+ * One interleaved op: mostly a legitimate DMA against a live buffer or mapping (which must
+ * succeed), else a wild DMA or a touch in the same 2M region as the outer op's target.
+ */
+function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects): InnerOp {
+  const dev = smallInt(rng, config.devices.length);
+  const len = pick(rng, DMA_LENGTHS);
+  const write = rng() < 0.5;
+  const target = (outer as { gpa?: unknown }).gpa;
+  const sameRegion = (): number => (typeof target === 'number' ? target - (target % SZ_2M) + smallInt(rng, 512) * SZ_4K : addresses.page());
+  const r = rng();
+  // A legitimate DMA: an object the case made, by the device it was made for (so it must succeed).
+  const made = (kind: 'buf' | 'map'): { ref: number; dev: number } =>
+    live[kind].length > 0 && rng() < 0.8 ? (pick(rng, live[kind].map((d, ref) => ({ ref, dev: d })))) : { ref: smallInt(rng, 4), dev };
+  if (r < 0.45) {
+    const { ref, dev: owner } = made('buf');
+    return { op: 'dma', dev: owner, buf: ref, len, write };
+  }
+  if (r < 0.7) {
+    const { ref, dev: owner } = made('map');
+    return { op: 'dma', dev: owner, map: ref, len, write };
+  }
+  if (r < 0.9) return { op: 'dma', dev, iova: Math.min(sameRegion(), config.guestMemory - SZ_4K), len, write };
+  return { op: 'touch', gpa: Math.min(sameRegion(), config.guestMemory - SZ_4K), write };
+}
+
+/**
+ * The devices of the buffers and mappings the case made so far, in creation order (frees and
+ * failures are not followed: references are taken modulo the live count at run time anyway).
+ */
+interface LiveObjects {
+  buf: number[];
+  map: number[];
+}
+
 /** One case from its seed: the same seed and options give the same ops in any process. */
 export function generateCase(config: Config, seed: string, options: GenerateOptions): Case {
   const rng: Rng = seedrandom(seed);
   const { kinds, cumulative } = chooseWeights(rng, config, options);
   const total = cumulative[cumulative.length - 1] ?? 1;
-  const addresses = new AddressPicker(rng, config.guestMemory);
+  // Races need a page-size change where live buffers are: with interleaving on, the allocator's
+  // region is hot too. (Pinned during=0 draws nothing here: generation is as before `during`.)
+  const interleave = duringChance(rng, options);
+  const addresses = new AddressPicker(rng, config.guestMemory, interleave > 0);
   const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
   const ops: Op[] = [];
+  const live: LiveObjects = { buf: [], map: [] };
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
     while ((cumulative[k] ?? total) <= target) k++;
-    ops.push(generateOp(kinds[k] ?? 'dma', rng, config, addresses));
+    const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses);
+    if (op.op === 'alloc_coherent') live.buf.push(op.dev);
+    else if (op.op === 'map_single') live.map.push(op.dev);
+    // A DMA makes one call of its own: nothing to race with.
+    if (interleave > 0 && op.op !== 'dma' && rng() < interleave) {
+      const during: During[] = [];
+      const count = rng() < 0.8 ? 1 : 2;
+      for (let j = 0; j < count; j++) {
+        const inner = generateInner(rng, config, op, addresses, live);
+        for (const after of duringAfters(rng)) during.push({ after, op: inner });
+      }
+      op.during = during;
+    }
+    ops.push(op);
   }
   return { config, seed, ops };
 }

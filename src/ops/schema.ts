@@ -2,7 +2,7 @@
 // One algorithm (codec.ts) parses, validates and encodes every op from this table, the generator
 // draws fields by kind, and the minimizer simplifies fields by kind.
 
-import type { OpName } from './types.ts';
+import type { InnerOp, OpName } from './types.ts';
 
 export type FieldKind =
   /** A guest or host physical address, 4K-aligned: "0x200000" in files. */
@@ -86,3 +86,15 @@ export const OP_SPECS: Record<OpName, OpSpec> = {
   hw_host_write: { actor: 'adversary', fields: { hpa: req('addr') }, description: 'a host CPU write' },
 };
 
+
+/**
+ * The `during` field any top-level op may carry (DESIGN.md "Operations"; README "Races"):
+ * `[{ after: K, op: <inner op> }, ...]`. K counts the outer op's own recorded primitive calls.
+ */
+export const DURING = {
+  /** The ops that may race inside another op: a device DMA and a guest CPU access. */
+  innerOps: ['dma', 'touch'] as readonly InnerOp['op'][],
+  /** Far above any op's call count, so "after the last call" stays expressible. */
+  maxAfter: 1_000_000,
+  description: 'interleaved dma/touch ops, each run after the K-th primitive call the op records (0: before the first)',
+} as const;

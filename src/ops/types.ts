@@ -42,8 +42,24 @@ export type AdversaryOp =
   | { op: 'hw_unmap'; table: 'npt' | 'iommu'; gpa: number; size: PageSize }
   | { op: 'hw_host_write'; hpa: number };
 
-export type Op = GuestOp | DeviceOp | HostOp | AdversaryOp;
+/** The ops that may race inside another op (DOMAIN.md "Races and interleavings"). */
+export type InnerOp = DeviceOp | Extract<GuestOp, { op: 'touch' }>;
+
+/**
+ * One interleaved op (the `during` contract): `op` runs after the K-th primitive call the outer op
+ * records (its `step.calls`, numbered 1..n, not counting the calls of interleaved ops and the host
+ * work they trigger); 0 = before call 1, K >= n = after call n. Equal K run in array order.
+ */
+export interface During {
+  after: number;
+  op: InnerOp;
+}
+
+export type BaseOp = GuestOp | DeviceOp | HostOp | AdversaryOp;
+/** Any top-level op may carry `during`; inner ops never do. */
+export type Op = BaseOp & { during?: During[] };
 export type OpName = Op['op'];
+
 
 export interface DeviceConfig {
   id: number;

@@ -45,6 +45,26 @@ export interface ConvertRequest {
   pageSize: PageSize;
 }
 
+/**
+ * A 2M RMP entry must become 512 4K entries (the one decision point of every RMP page-size change:
+ * a SIZEM or RMP #NPF, a conversion of part of a 2M range, host_split). The hook runs before the
+ * PSMASH and performs the whole change: RMP, NPT, IO page tables, IOTLB. Devices keep doing DMA
+ * between any two of its primitive calls (DOMAIN.md "Races and interleavings").
+ */
+export interface SmashRequest {
+  /** The 2M-aligned GPA of the region. */
+  gpa: number;
+  /** The guest_memfd frame of the region: the 2M RMP entry to PSMASH. */
+  hpa: number;
+  /** fault: a SIZEM or RMP #NPF (sev_handle_rmp_fault()); convert: part of the range changes state
+   *  (sev_gmem_invalidate()); split: the host splits the folio (host_split). */
+  cause: 'fault' | 'convert' | 'split';
+  /** What KVM does with the NPT's 2M leaf: zap it (faults, conversions) or split it (host_split). */
+  npt: 'zap' | 'split';
+  /** Every device: the ones whose S2 or IOTLB may reach the region are among them. */
+  devices: readonly number[];
+}
+
 export interface SplitRequest {
   /** The 2M-aligned GPA whose guest_memfd folio the host splits. */
   gpa: number;
@@ -116,11 +136,19 @@ export interface KvmHelpers {
    * `eager`). Only pages whose attribute changes are touched.
    */
   defaultConvert(request: ConvertRequest, options?: { eager?: boolean }): void;
-  /** Split the 2M folio, PSMASH a 2M RMP entry (a `smash` event) and split the NPT leaf. */
+  /** Split the 2M folio and smash a 2M RMP entry (through the policy's `smash` hook). */
   defaultSplit(request: SplitRequest): void;
   /**
-   * PSMASH the 2M RMP entry over the 2M-aligned `gpa` (if it is one), then zap (default) or split
-   * the NPT's 2M leaf, and send the `smash` event to the policy's `io` hook. Returns the status.
+   * KVM's page-size change: PSMASH the RMP entry, then zap or split the NPT's 2M leaf
+   * (smashNpt), then send the `smash` event to the policy's `io` hook. Not hitless: a device's DMA
+   * between the PSMASH and the IO side's change sees S2[2M] over RMP[4K]. Returns the status.
+   */
+  defaultSmash(request: SmashRequest): number;
+  /** KVM's NPT side of a smash: zap the 2M leaf over the region, or split it to 4K leaves. */
+  smashNpt(gpa: number, npt: 'zap' | 'split'): void;
+  /**
+   * Smash the 2M RMP entry over the 2M-aligned `gpa`, if it is one, through the policy's `smash`
+   * hook (or defaultSmash). Returns 0 when the entry is 4K afterwards. Not from the smash hook.
    */
   psmash(gpa: number, options?: { npt?: 'zap' | 'split' }): number;
   /** Remove every NPT leaf intersecting [gpa, gpa + len) (whole leaves, as KVM zaps SPTEs). */
@@ -170,6 +198,11 @@ export interface HostPolicy {
    * asks again); nothing means all. Default: ctx.kvm.defaultConvert(request).
    */
   convert?(ctx: HostContext, request: ConvertRequest): number | void;
+  /**
+   * Every change of a 2M RMP entry to 4K, before the PSMASH: the hook performs the change.
+   * Default: ctx.kvm.defaultSmash(request) (PSMASH, zap the NPT range, the `smash` IO event).
+   */
+  smash?(ctx: HostContext, request: SmashRequest): void;
   /** The host splits a 2M folio (host_split). Default: ctx.kvm.defaultSplit(request). */
   split?(ctx: HostContext, request: SplitRequest): void;
   /** The IO page tables' decision point. Default: ctx.iommu.defaultIo(event). */

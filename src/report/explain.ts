@@ -6,6 +6,7 @@ import { formatSize, hex } from '../model/size.ts';
 import { formatOp } from '../ops/codec.ts';
 import type { Repro } from '../repro/format.ts';
 import { detailsArrow, faultArrow } from './arrows.ts';
+import { interleavedItems } from './interleaving.ts';
 import { type RegionRow, snapshotRegion } from './region.ts';
 
 export interface ExplainInput {
@@ -67,6 +68,10 @@ export function renderExplain(input: ExplainInput): string {
     faults.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}${resolved}]`);
   }
   if (faults.size > 0) lines.push('  faults during the step:', ...[...faults].map((line) => `    ${line}`));
+  if (step?.interleaved !== undefined && step.interleaved.length > 0) {
+    // The race itself: the op's numbered calls with the interleaved ops where they ran.
+    lines.push(`  inside step ${step.index} (its own calls numbered as "after" counts them; <-- ran in between):`, `    ${interleavedItems(step, 'compact').join(' | ')}`);
+  }
   if (input.before && input.after) {
     const where = regionOf(violation, repro);
     lines.push('', `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}:`, ...table(input.before, input.after));

@@ -66,3 +66,44 @@ describe('minimizer and references', () => {
     ]);
   });
 });
+
+describe('minimizer and during', () => {
+  it('drops interleaved entries that do not matter, runs the one that does as early as it still fails, and simplifies it', () => {
+    const config = defaultConfig();
+    const racing: Op = {
+      op: 'share',
+      gpa: 0x3000,
+      pages: 1,
+      during: [
+        { after: 1, op: { op: 'touch', gpa: 0x5000, write: true } },
+        { after: 6, op: { op: 'dma', dev: 1, buf: 2, offset: 128, len: 8192, write: true } },
+        { after: 9, op: { op: 'dma', dev: 0, map: 1, len: 512, write: false } },
+      ],
+    };
+    const ops: Op[] = [{ op: 'tdi_accept', dev: 0 }, { op: 'alloc_coherent', dev: 0, bytes: 8192 }, racing];
+    // The "race": a DMA against a buffer, interleaved after call 2 or later, in the share.
+    const fails = (c: Case): boolean =>
+      c.ops.some((op) => op.op === 'share' && (op.during ?? []).some((e) => e.after >= 2 && e.op.op === 'dma' && e.op.buf !== undefined));
+    const { testCase } = minimizeCase({ config, seed: 's', ops }, fails);
+    expect(testCase.ops).toEqual([{ op: 'share', gpa: 0, pages: 1, during: [{ after: 2, op: { op: 'dma', dev: 0, buf: 0, len: 64, write: false } }] }]);
+  });
+
+  it('shifts the references of interleaved ops when an allocation goes', () => {
+    const config = defaultConfig();
+    const ops: Op[] = [
+      { op: 'alloc_coherent', dev: 1, bytes: 4096 },
+      { op: 'alloc_coherent', dev: 0, bytes: 4096 },
+      { op: 'host_sync', during: [{ after: 0, op: { op: 'dma', dev: 0, buf: 1, len: 64, write: false } }] },
+    ];
+    const fails = (c: Case): boolean => {
+      const devs = c.ops.flatMap((op) => (op.op === 'alloc_coherent' ? [op.dev] : []));
+      const entry = c.ops.find((op) => op.op === 'host_sync')?.during?.[0];
+      return entry !== undefined && entry.op.op === 'dma' && entry.op.buf !== undefined && devs[entry.op.buf % Math.max(1, devs.length)] === 0 && devs.length > 0;
+    };
+    const { testCase } = minimizeCase({ config, seed: 's', ops }, fails);
+    expect(testCase.ops).toEqual([
+      { op: 'alloc_coherent', dev: 0, bytes: 64 },
+      { op: 'host_sync', during: [{ after: 0, op: { op: 'dma', dev: 0, buf: 0, len: 64, write: false } }] },
+    ]);
+  });
+});

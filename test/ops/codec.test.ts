@@ -4,6 +4,7 @@ import { anyOpArbitrary } from '../../src/ops/arbitrary.ts';
 import { encodeOp, formatOp, parseOp } from '../../src/ops/codec.ts';
 import { defaultConfig, defaultSwiotlbSize, encodeConfig, parseConfig } from '../../src/ops/config.ts';
 import { FormatError } from '../../src/ops/errors.ts';
+import type { Op } from '../../src/ops/types.ts';
 
 describe('config', () => {
   it('fills every default from { arch: "snp" }', () => {
@@ -72,6 +73,17 @@ describe('op codec', () => {
     [{ op: 'dma', dev: 0, len: 64, write: true }, 'ops[3]'],
     [{ op: 'dma', dev: 7, buf: 0, len: 64, write: true }, 'ops[3].dev'],
     [{ op: 'map_single', dev: 0, bytes: 64, dir: 'sideways' }, 'ops[3].dir'],
+    // `during`: an array of { after, op } with a dma or touch that carries no during of its own.
+    [{ op: 'host_sync', during: {} }, 'ops[3].during'],
+    [{ op: 'host_sync', during: [3] }, 'ops[3].during[0]'],
+    [{ op: 'host_sync', during: [{ after: 1.5, op: { op: 'touch', gpa: '0x0', write: true } }] }, 'ops[3].during[0].after'],
+    [{ op: 'host_sync', during: [{ after: -1, op: { op: 'touch', gpa: '0x0', write: true } }] }, 'ops[3].during[0].after'],
+    [{ op: 'host_sync', during: [{ op: { op: 'touch', gpa: '0x0', write: true } }] }, 'ops[3].during[0].after'],
+    [{ op: 'host_sync', during: [{ after: 1 }] }, 'ops[3].during[0].op'],
+    [{ op: 'host_sync', during: [{ after: 1, op: { op: 'touch', gpa: '0x0', write: true }, when: 2 }] }, 'ops[3].during[0].when'],
+    [{ op: 'host_sync', during: [{ after: 1, op: { op: 'host_split', gpa: '0x0' } }] }, 'ops[3].during[0].op.op'],
+    [{ op: 'host_sync', during: [{ after: 1, op: { op: 'dma', dev: 9, iova: '0x0', len: 64, write: true } }] }, 'ops[3].during[0].op.dev'],
+    [{ op: 'host_sync', during: [{ after: 1, op: { op: 'touch', gpa: '0x0', write: true, during: [] } }] }, 'ops[3].during[0].op.during'],
   ])('rejects %j naming %s', (raw, field) => {
     try {
       parseOp(raw, 'ops[3]', config);
@@ -80,6 +92,25 @@ describe('op codec', () => {
       expect(error).toBeInstanceOf(FormatError);
       expect((error as FormatError).field).toBe(field);
     }
+  });
+
+  it('round-trips during, with addresses in hex and every inner field', () => {
+    const op: Op = {
+      op: 'share',
+      gpa: 0x3000,
+      pages: 1,
+      during: [
+        { after: 2, op: { op: 'dma', dev: 0, iova: 0x400000, len: 4096, write: true } },
+        { after: 0, op: { op: 'touch', gpa: 0x5000, write: false } },
+      ],
+    };
+    const encoded = encodeOp(op);
+    expect(encoded.during).toEqual([
+      { after: 2, op: { op: 'dma', dev: 0, iova: '0x400000', len: 4096, write: true } },
+      { after: 0, op: { op: 'touch', gpa: '0x5000', write: false } },
+    ]);
+    expect(parseOp(JSON.parse(JSON.stringify(encoded)), 'ops[0]', config)).toEqual(op);
+    expect(formatOp(op)).toBe('share gpa=0x3000 pages=1 during=[after 2: dma dev=0 iova=0x400000 len=4096 write=true; after 0: touch gpa=0x5000 write=false]');
   });
 
   it('round-trips every generated op through the file form', () => {

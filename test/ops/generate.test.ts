@@ -35,7 +35,7 @@ describe('seeded generator', () => {
     const kinds = new Set<string>();
     for (let i = 0; i < 20; i++) kinds.add([...new Set(generateCase(config, `swarm/${i}`, { steps: 64 }).ops.map((o) => o.op))].sort().join(','));
     expect(kinds.size).toBeGreaterThan(10);
-    const pinned = generateCase(config, 'pinned', { steps: 200, weights: { dma: 1, accept: 0 }, swarm: true });
+    const pinned = generateCase(config, 'pinned', { steps: 200, weights: { dma: 20, accept: 0 }, swarm: true });
     expect(pinned.ops.some((o) => o.op === 'dma')).toBe(true);
     expect(pinned.ops.some((o) => o.op === 'accept')).toBe(false);
     const flat = generateCase(config, 'flat', { steps: 400, swarm: false });

@@ -41,6 +41,9 @@ describe('incremental checks agree with full sweeps', () => {
     { host: 'vfio-static', guest: 'linux', adversary: false, title: 'vfio-static + linux, DMA-heavy', weights: DMA_HEAVY },
     { host: 'cut-on-convert', guest: 'linux-2m-pool', adversary: true, title: 'cut-on-convert + linux-2m-pool, RMP-heavy adversary', weights: RMP_HEAVY },
     { host: 'kvm-iommu-4k', guest: 'linux', adversary: true, title: 'kvm-iommu-4k + linux, RMP-heavy adversary', weights: RMP_HEAVY },
+    // Interleaved DMAs and touches inside ops (the other cases pin during=0, as generated before it).
+    { host: 'cut-on-convert', guest: 'linux-2m-pool', adversary: false, title: 'cut-on-convert + linux-2m-pool, interleaved', weights: { during: 60 } },
+    { host: 'quiesce-dma', guest: 'linux', adversary: true, title: 'quiesce-dma + linux + adversary, interleaved', weights: { during: 60 } },
   ];
   const fired = new Set<string>();
 
@@ -48,7 +51,7 @@ describe('incremental checks agree with full sweeps', () => {
     const template = caseOf({ host, guest, ops: [], adversary });
     // Weighted cases try a few seeds: swarm still switches some unpinned kinds off per case.
     for (const seed of weights ? [0, 1, 2] : [0]) {
-      const { ops } = generateCase(template.config, `incremental/${title}${seed ? `/${seed}` : ''}`, { steps: 100, ...(weights ? { weights } : {}) });
+      const { ops } = generateCase(template.config, `incremental/${title}${seed ? `/${seed}` : ''}`, { steps: 100, weights: { during: 0, ...weights } });
       const spec = { host, guest, ops, adversary };
       const incremental = runSpec(spec, builtinOracles, { allViolations: true });
       const full = runSpec(spec, builtinOracles, { allViolations: true, fullCheck: true });

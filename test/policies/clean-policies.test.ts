@@ -119,3 +119,40 @@ describe('other correct pairings', () => {
     expect(result.problems.join('\n')).toMatch(/S2 leaf 4096 .* over RMP 2M|size mismatch/);
   });
 });
+
+describe('the hitless pairings under interleaved DMAs and touches', () => {
+  it.each([
+    ['quiesce-dma', 'linux-2m-pool'],
+    ['fw-atomic-smash', 'linux-2m-pool'],
+    ['quiesce-dma', 'linux'],
+    ['fw-atomic-smash', 'linux'],
+  ])('%s + %s: generated cases with during on every other op stay clean under every oracle', async (host, guest) => {
+    const { generateCase } = await import('../../src/ops/generate.ts');
+    const { runCase } = await import('../../src/engine/run.ts');
+    const { resolveOracles, resolvePolicies } = await import('../../src/engine/select.ts');
+    const oracles = await resolveOracles();
+    const policies = await resolvePolicies(host, guest);
+    const config = makeConfig({ hostPolicy: host, guestPolicy: guest });
+    let interleaved = 0;
+    for (let i = 0; i < 25; i++) {
+      const testCase = generateCase(config, `hitless/${host}/${guest}/${i}`, { steps: 64, weights: { during: 50 } });
+      const result = runCase(testCase, policies, { oracles });
+      expect(result.violations.map((v) => `${v.oracle}: ${v.message}`)).toEqual([]);
+      interleaved += testCase.ops.filter((op) => op.during !== undefined).length;
+    }
+    expect(interleaved).toBeGreaterThan(100);
+  });
+
+  it('the same cases under cut-on-convert lose the race somewhere', async () => {
+    const { generateCase } = await import('../../src/ops/generate.ts');
+    const { runCase } = await import('../../src/engine/run.ts');
+    const { resolveOracles, resolvePolicies } = await import('../../src/engine/select.ts');
+    const oracles = await resolveOracles({ only: ['dma-liveness'] });
+    const policies = await resolvePolicies('cut-on-convert', 'linux-2m-pool');
+    const config = makeConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' });
+    const races = Array.from({ length: 200 }, (_, i) => runCase(generateCase(config, `race/${i}`, { steps: 64, weights: { during: 50 } }), policies, { oracles }))
+      .flatMap((r) => r.violations)
+      .filter((v) => v.details?.during !== undefined);
+    expect(races.length).toBeGreaterThan(0);
+  });
+});

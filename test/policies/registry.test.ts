@@ -7,7 +7,7 @@ import { defineGuestPolicy, defineHostPolicy, guestPolicies, hostPolicies } from
 
 describe('policy registries', () => {
   it('hold exactly the built-in names', () => {
-    expect(Object.keys(hostPolicies).sort()).toEqual(['cut-on-convert', 'kvm-4k', 'kvm-iommu-4k', 'vfio-static']);
+    expect(Object.keys(hostPolicies).sort()).toEqual(['cut-on-convert', 'fw-atomic-smash', 'kvm-4k', 'kvm-iommu-4k', 'quiesce-dma', 'split-then-smash', 'vfio-static']);
     expect(Object.keys(guestPolicies).sort()).toEqual(['double-validate', 'linux', 'linux-2m-pool']);
     for (const [name, policy] of [...Object.entries(hostPolicies), ...Object.entries(guestPolicies)]) {
       expect(policy.name).toBe(name);

@@ -1,0 +1,59 @@
+// The IO side shared by the host policies whose S2 follows the RMP (cut-on-convert and the three
+// that change page sizes in another order or hitlessly): Jason Gunthorpe's plan from the iommupt
+// map thread (lore 20260119173734.GL1134360@nvidia.com, 20260128133258.GY1134360@nvidia.com). The
+// VMM tracks the RMP's granularity and has iommupt cut (or grow) IO page sizes to match: 2M leaves
+// over 2M RMP entries, 4K leaves where an entry was smashed, and the IOTLB invalidated before a
+// page-state change completes. The policies differ only in how a smash orders the RMP, the IO
+// leaf and the IOTLB (their `smash` hooks).
+
+import { SZ_2M, SZ_4K } from '../model/size.ts';
+import type { HostContext, IoEvent } from './types.ts';
+
+/** IO page sizes of the devices' S2: 2M leaves are what makes trusted DMA over 2M RMP entries work. */
+export const FOLLOW_RMP_IO_PAGE_SIZES: readonly number[] = [SZ_4K, SZ_2M];
+
+/** Cut each device's IO leaf of 2M or more over the region to 4K leaves, then flush its IOTLB. */
+export function cutIoLeaves(ctx: HostContext, gpa: number, devices: readonly number[]): void {
+  for (const dev of devices) {
+    const leaf = ctx.machine.device(dev).s2.leafAt(gpa);
+    if (leaf === undefined || leaf.size < SZ_2M) continue;
+    ctx.machine.ioSplit(dev, leaf.iova, SZ_4K);
+    ctx.iommu.flush(dev);
+  }
+}
+
+/** The devices whose S2 maps part of the 2M region at `gpa` or whose IOTLB caches it. */
+export function devicesReaching(ctx: HostContext, gpa: number, devices: readonly number[]): number[] {
+  return devices.filter((dev) => {
+    const device = ctx.machine.device(dev);
+    for (const _leaf of device.s2.leaves(gpa, gpa + SZ_2M)) return true;
+    for (const entry of device.iotlb.entries()) if (entry.addr < gpa + SZ_2M && gpa < entry.addr + (entry.size === '2M' ? SZ_2M : SZ_4K)) return true;
+    return false;
+  });
+}
+
+/** The `io` hook: the S2 follows the RMP; a `smash` cuts the IO leaf after the PSMASH. */
+export function followRmpIo(ctx: HostContext, event: IoEvent): void {
+  switch (event.kind) {
+    case 'map':
+      for (const dev of event.devices) {
+        if (event.shared) ctx.iommu.map(dev, event.gpa, event.hpa, event.len);
+        else ctx.iommu.mapFollowingRmp(dev, event.gpa, event.hpa, event.len);
+      }
+      return;
+    case 'unmap':
+      for (const dev of event.devices) {
+        ctx.iommu.cut(dev, event.gpa, event.len, SZ_4K);
+        ctx.iommu.unmap(dev, event.gpa, event.len);
+        ctx.iommu.flush(dev);
+      }
+      return;
+    case 'smash':
+      // The RMP entry went 4K: cut the IO leaf over it to match, then flush the 2M IOTLB entry.
+      cutIoLeaves(ctx, event.gpa, event.devices);
+      return;
+    case 'attach':
+      ctx.iommu.mirror(event.dev, { followRmp: true });
+      return;
+  }
+}
