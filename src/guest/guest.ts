@@ -15,6 +15,7 @@ import { SZ_2K, SZ_2M, SZ_4K, alignDown, alignUp } from '../model/size.ts';
 import type { Config, DmaDirection } from '../ops/types.ts';
 import { linuxBounces, type BounceRequest, type CoherentFreeAction, type CoherentSource, type DmaAttrs, type GuestContext, type GuestPolicy, type SwiotlbPlacement } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
+import { showValue } from '../policies/show-value.ts';
 import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, ZONE_LIMIT, getOrder, type AtomicZone } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
@@ -153,7 +154,7 @@ export class Guest implements GuestView {
       ? env.guard(() => {
           const bytes: unknown = policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory });
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0 || bytes % SZ_4K !== 0) {
-            throw new Error(`atomicPoolBytes returned ${JSON.stringify(bytes) ?? String(bytes)}, expected a whole number of 4K pages (0 for no pool)`);
+            throw new Error(`atomicPoolBytes returned ${showValue(bytes)}, expected a whole number of 4K pages (0 for no pool)`);
           }
           return bytes;
         })
@@ -426,7 +427,7 @@ export class Guest implements GuestView {
     return (search, pool) =>
       this.env.guard(() => {
         const slot: unknown = policy.swiotlbSlots?.(this.ctx, search, pool);
-        if (typeof slot !== 'number') throw new Error(`swiotlbSlots returned ${JSON.stringify(slot) ?? String(slot)}, expected a slot index or -1`);
+        if (typeof slot !== 'number') throw new Error(`swiotlbSlots returned ${showValue(slot)}, expected a slot index or -1`);
         return slot;
       });
   }
@@ -439,7 +440,7 @@ export class Guest implements GuestView {
       try {
         return fn(choose);
       } catch (error) {
-        if (error instanceof SwiotlbChoiceError) throw new Error(`swiotlbSlots returned slot ${error.slot}: ${error.message}`);
+        if (error instanceof SwiotlbChoiceError) throw new Error(`swiotlbSlots returned slot ${error.slot}: ${error.message}`, { cause: error });
         throw error;
       }
     });
@@ -625,7 +626,7 @@ export class Guest implements GuestView {
         const value: unknown = attrs[field];
         if (value === undefined) return;
         if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max || !Number.isInteger(Math.log2(value + 1))) {
-          throw new Error(`dmaAttrs returned ${field} ${JSON.stringify(value) ?? String(value)}, expected a power of two minus one up to ${hexOf(max)}`);
+          throw new Error(`dmaAttrs returned ${field} ${showValue(value)}, expected a power of two minus one up to ${hexOf(max)}`);
         }
       };
       // min_align_mask is an unsigned int in struct device_dma_parameters; alloc_align_mask is the
@@ -645,7 +646,7 @@ export class Guest implements GuestView {
     const copies = policy.bounce
       ? this.env.guard(() => {
           const chosen: unknown = policy.bounce?.(this.ctx, request);
-          if (typeof chosen !== 'boolean') throw new Error(`bounce returned ${JSON.stringify(chosen) ?? String(chosen)} for ${when}, expected true or false`);
+          if (typeof chosen !== 'boolean') throw new Error(`bounce returned ${showValue(chosen)} for ${when}, expected true or false`);
           return chosen;
         })
       : linuxBounces(request);
@@ -720,7 +721,7 @@ export class Guest implements GuestView {
     return this.env.guard(() => {
       const chosen: unknown = policy.coherentFree?.(this.ctx, { buf });
       if (chosen !== 'encrypt' && chosen !== 'leak' && chosen !== 'free-shared') {
-        throw new Error(`coherentFree returned ${JSON.stringify(chosen) ?? String(chosen)}, expected "encrypt", "leak" or "free-shared"`);
+        throw new Error(`coherentFree returned ${showValue(chosen)}, expected "encrypt", "leak" or "free-shared"`);
       }
       return chosen;
     });

@@ -14,6 +14,7 @@ import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, typ
 import type { Config } from '../ops/types.ts';
 import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
+import { showValue } from '../policies/show-value.ts';
 import { PSC_MAX_ENTRIES, type Hypervisor, type PscDesc, type PscEntry } from './ghcb.ts';
 import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from './pages.ts';
 
@@ -118,7 +119,7 @@ export class GuestMemory {
     return this.env.guard(() => {
       const chosen: unknown = policy.sizeMismatch?.(this.ctx, { gpa, validate });
       if (chosen !== 'retry-4k' && chosen !== 'success' && chosen !== 'fail') {
-        throw new Error(`sizeMismatch returned ${JSON.stringify(chosen) ?? String(chosen)}, expected "retry-4k", "success" or "fail"`);
+        throw new Error(`sizeMismatch returned ${showValue(chosen)}, expected "retry-4k", "success" or "fail"`);
       }
       return chosen;
     });
