@@ -5,8 +5,10 @@
 // section 6, oracle 11):
 // - live slot ranges are disjoint and inside the pool, and so are the bytes of the live bounce
 //   users (streaming mappings and coherent buffers served from swiotlb);
-// - a streaming mapping fits in the slots allocated for it and is at most
-//   swiotlb_max_mapping_size(min_align_mask) = 256K - roundup(min_align_mask, 2K);
+// - a streaming mapping fits in the slots allocated for it, and is at most
+//   swiotlb_max_mapping_size(min_align_mask) = 256K - roundup(min_align_mask, 2K): the kernel
+//   serves a larger one whenever its slots fit, so only a driver that ignores
+//   dma_max_mapping_size() (a map_single with overMax) gets one, and that is what this reports;
 // - its bounce address keeps the original's low bits under min_align_mask, and a mapping of a page
 //   or more with no min_align_mask is page-aligned (swiotlb_search_pool_area(): "Historically,
 //   swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned");
@@ -115,7 +117,9 @@ function checkOne(view: View, span: Span, slots: Span[], mapping: StreamingMappi
   if (mapping === undefined || mapping.tlbAddr === undefined) return;
   const mask = mapping.minAlignMask;
   const max = swiotlb.maxMappingSize(mask);
-  if (mapping.bytes > max) fail(`${mapping.bytes} bytes exceed swiotlb_max_mapping_size ${formatSize(max)} ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
+  if (mapping.bytes > max) {
+    fail(`the driver mapped ${mapping.bytes} bytes, past dma_max_mapping_size() = swiotlb_max_mapping_size ${formatSize(max)}, and swiotlb served it ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
+  }
   if (mask !== 0 && and32(mapping.tlbAddr, mask) !== and32(mapping.orig, mask)) {
     fail(
       `tlb ${hex(mapping.tlbAddr)} & ${hex(mask)} = ${hex(and32(mapping.tlbAddr, mask))}, but orig ${hex(mapping.orig)} & ${hex(mask)} = ${hex(and32(mapping.orig, mask))} ==> FAIL (min_align_mask bits not preserved)`,

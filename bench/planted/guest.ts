@@ -1,6 +1,6 @@
 // A copy of the linux-2m-pool guest policy (src/policies/linux-2m-pool.ts) with the guest-side
 // planted bugs, each behind its own flag. With no flag it behaves exactly like linux-2m-pool: the
-// hooks it adds (pageSize, conversionSteps) return Linux's defaults.
+// hook it adds (conversionSteps) returns Linux's defaults.
 
 import { SZ_2M, SZ_4K, alignDown, alignUp } from '../../src/model/size.ts';
 import type { ConversionStep, GuestContext, GuestPolicy } from '../../src/policies/types.ts';
@@ -8,21 +8,22 @@ import type { BugFlag } from './types.ts';
 
 const TOP_RESERVED = 5 * SZ_4K;
 
+/** Per-case state, kept where the policy API keeps it (GuestContext.state). */
 interface GuestState {
   pool: { start: number; end: number };
-  /** A 2M PSC entry outside the boot pool was sized since the last conversionSteps call. */
-  saw2M: boolean;
 }
 
-const states = new WeakMap<GuestContext, GuestState>();
-
 function stateOf(ctx: GuestContext): GuestState {
-  let state = states.get(ctx);
-  if (state === undefined) {
-    state = { pool: { start: 0, end: 0 }, saw2M: false };
-    states.set(ctx, state);
-  }
-  return state;
+  const state = ctx.state as Partial<GuestState>;
+  state.pool ??= { start: 0, end: 0 };
+  return state as GuestState;
+}
+
+/** The conversion holds a 2M PSC entry outside the boot pool: a 2M-aligned 2M chunk of its range. */
+function has2MEntry(state: GuestState, request: { gpa: number; len: number }): boolean {
+  const first = alignUp(request.gpa, SZ_2M);
+  if (first + SZ_2M > request.gpa + request.len) return false;
+  return first < state.pool.start || first >= state.pool.end;
 }
 
 export function plantedGuestPolicy(flag?: BugFlag): GuestPolicy {
@@ -53,20 +54,11 @@ export function plantedGuestPolicy(flag?: BugFlag): GuestPolicy {
       return request.accepted ? 'private' : 'swiotlb';
     },
 
-    pageSize(ctx, request) {
-      const size = request.gpa % SZ_2M === 0 && request.remaining >= SZ_2M ? '2M' : '4K';
-      const state = stateOf(ctx);
-      if (size === '2M' && (request.gpa < state.pool.start || request.gpa >= state.pool.end)) state.saw2M = true;
-      return size;
-    },
-
     conversionSteps(ctx, request): readonly ConversionStep[] {
-      const state = stateOf(ctx);
-      const saw2M = state.saw2M;
-      state.saw2M = false;
       // Bug rescind-skipped-for-2m: the rescind loop skips 2M entries (it only walks 4K pages),
-      // so a whole 2M region goes to the host still validated.
-      if (on('rescind-skipped-for-2m') && request.to === 'shared' && saw2M) return ['psc'];
+      // so a whole 2M region goes to the host still validated. The request carries the caller's
+      // range, so the policy sees the 2M entry without tracking pageSize calls.
+      if (on('rescind-skipped-for-2m') && request.to === 'shared' && has2MEntry(stateOf(ctx), request)) return ['psc'];
       // Bug validate-before-psc: set_memory_encrypted() validates before the host has made the
       // pages private (the order of oak PR 4218's bug), racing the host's RMPUPDATE.
       if (on('validate-before-psc') && request.to === 'private' && request.purpose === 'convert') return ['validate', 'psc'];

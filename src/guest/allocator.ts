@@ -60,11 +60,15 @@ export class PageAllocator {
     return gfn >= 0 && gfn < this.totalPages && !this.isBusy(gfn) && !this.isReserved(gfn);
   }
 
-  /** First fit of a naturally aligned block of 2^order pages; its first gfn, or undefined. */
-  alloc(order: number): number | undefined {
+  /**
+   * First fit of a naturally aligned block of 2^order pages ending at or below page `limit` (a
+   * zone's end: GFP_DMA, GFP_DMA32); its first gfn, or undefined.
+   */
+  alloc(order: number, limit = this.totalPages): number | undefined {
     if (order < 0 || order > MAX_PAGE_ORDER) return undefined;
     const size = 2 ** order;
-    for (let gfn = 0; gfn + size <= this.totalPages; ) {
+    const end = Math.min(limit, this.totalPages);
+    for (let gfn = 0; gfn + size <= end; ) {
       const region = Math.floor(gfn / FRAMES_PER_2M);
       // Skip a full region at once.
       if (size <= FRAMES_PER_2M && (this.busyCount.get(region) ?? 0) === FRAMES_PER_2M) {
@@ -137,37 +141,80 @@ export class PageAllocator {
   }
 }
 
-export class AtomicPool {
-  private readonly used: Uint8Array;
+/**
+ * The three atomic pools of kernel/dma/pool.c, named by the zone their pages come from: ZONE_DMA
+ * below 16M (zone_dma_limit = DMA_BIT_MASK(24)), ZONE_DMA32 below 4G, and any memory.
+ */
+export type AtomicZone = 'dma' | 'dma32' | 'kernel';
 
-  constructor(
-    readonly base: number,
-    readonly bytes: number,
-  ) {
-    this.used = new Uint8Array(Math.floor(bytes / SZ_4K));
+/** The first byte above each zone (x86-64). */
+export const ZONE_LIMIT: Readonly<Record<AtomicZone, number>> = { dma: 2 ** 24, dma32: 2 ** 32, kernel: Infinity };
+
+interface PoolChunk {
+  base: number;
+  used: Uint8Array;
+}
+
+/**
+ * One atomic pool: the gen_pool behind dma_alloc_from_pool(), page granular, with
+ * gen_pool_first_fit_order_align (an allocation of n pages is aligned to roundup_pow_of_two(n)
+ * pages inside its chunk), grown by atomic_pool_expand() one chunk at a time.
+ */
+export class AtomicPool {
+  private readonly chunks: PoolChunk[] = [];
+
+  constructor(readonly zone: AtomicZone) {}
+
+  /** gen_pool_add_virt(): a new chunk of pages, already made shared by the caller. */
+  addChunk(base: number, bytes: number): void {
+    this.chunks.push({ base, used: new Uint8Array(Math.floor(bytes / SZ_4K)) });
+  }
+
+  /** gen_pool_size(): the bytes of every chunk. */
+  get size(): number {
+    let pages = 0;
+    for (const chunk of this.chunks) pages += chunk.used.length;
+    return pages * SZ_4K;
+  }
+
+  /** gen_pool_avail(): the free bytes. */
+  get avail(): number {
+    let free = 0;
+    for (const chunk of this.chunks) for (const page of chunk.used) free += page === 0 ? 1 : 0;
+    return free * SZ_4K;
+  }
+
+  /** The chunks as [base, bytes) ranges, in the order they were added. */
+  get ranges(): readonly { base: number; bytes: number }[] {
+    return this.chunks.map((c) => ({ base: c.base, bytes: c.used.length * SZ_4K }));
   }
 
   contains(gpa: number): boolean {
-    return gpa >= this.base && gpa < this.base + this.bytes;
+    return this.chunks.some((c) => gpa >= c.base && gpa < c.base + c.used.length * SZ_4K);
   }
 
-  /** First fit of `pages` pages; the GPA, or undefined when the pool is exhausted. */
+  /** gen_pool_alloc() with first_fit_order_align; the GPA, or undefined when no chunk has room. */
   alloc(pages: number): number | undefined {
-    let run = 0;
-    for (let i = 0; i < this.used.length; i++) {
-      run = this.used[i] === 0 ? run + 1 : 0;
-      if (run === pages) {
-        const first = i - pages + 1;
-        this.used.fill(1, first, i + 1);
-        return this.base + first * SZ_4K;
+    let align = 1;
+    while (align < pages) align *= 2;
+    for (const chunk of this.chunks) {
+      for (let first = 0; first + pages <= chunk.used.length; first += align) {
+        if (chunk.used.subarray(first, first + pages).every((page) => page === 0)) {
+          chunk.used.fill(1, first, first + pages);
+          return chunk.base + first * SZ_4K;
+        }
       }
     }
     return undefined;
   }
 
   free(gpa: number, pages: number): void {
-    const first = Math.floor((gpa - this.base) / SZ_4K);
-    this.used.fill(0, first, first + pages);
+    for (const chunk of this.chunks) {
+      if (gpa < chunk.base || gpa >= chunk.base + chunk.used.length * SZ_4K) continue;
+      const first = Math.floor((gpa - chunk.base) / SZ_4K);
+      chunk.used.fill(0, first, first + pages);
+      return;
+    }
   }
 }
 

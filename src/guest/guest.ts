@@ -9,18 +9,19 @@
 // swiotlb_update_mem_attributes()), drivers/iommu/dma-iommu.c (vIOMMU mappings),
 // drivers/virt/coco/sev-guest/tio.c (TDISP accept); research/amd-snp.md sections 4-5.
 
-import { checkCount, checkDmaAttrs, checkPlacement } from '../policies/check.ts';
+import { checkCount, checkDmaAttrs, checkPlacement, describeValue } from '../policies/check.ts';
 import type { CoherentBuffer, GuestPage, GuestView, StreamingMapping, SwiotlbView } from '../api.ts';
+import { LOW_RESERVED } from '../model/layout.ts';
 import type { Machine } from '../model/machine.ts';
 import { SZ_2K, SZ_2M, SZ_4K, alignDown, alignUp } from '../model/size.ts';
 import type { Config, DmaDirection } from '../ops/types.ts';
-import type { CoherentSource, DmaAttrs, GuestContext, GuestPolicy, SwiotlbPlacement } from '../policies/types.ts';
+import { linuxBounces, type BounceRequest, type CoherentFreeAction, type CoherentSource, type DmaAttrs, type GuestContext, type GuestPolicy, type SwiotlbPlacement } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
-import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, getOrder } from './allocator.ts';
+import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, ZONE_LIMIT, getOrder, type AtomicZone } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
 import { ACCEPTED, CONVERTING, SHARED } from './pages.ts';
-import { IO_TLB_MAX_BYTES, SwiotlbPool, swiotlbGeometry } from './swiotlb.ts';
+import { IO_TLB_MAX_BYTES, SwiotlbChoiceError, SwiotlbPool, swiotlbGeometry, swiotlbMaxMappingSize, type SwiotlbSlotChooser } from './swiotlb.ts';
 
 const COHERENT_SOURCES: readonly CoherentSource[] = ['atomic-pool', 'pages', 'swiotlb', 'private'];
 
@@ -30,6 +31,8 @@ const PCI_SEGMENT_BOUNDARY = 0xffffffff;
 const LOW_LIMIT = 4 * 1024 ** 3;
 /** Pages of earlier top-down boot allocations above the pool (page tables, setup data...). */
 const TOP_RESERVED = 5 * SZ_4K;
+/** Atomic pools in the order dma_atomic_pool_init() creates them (kernel/dma/pool.c). */
+const ATOMIC_ZONES: readonly AtomicZone[] = ['kernel', 'dma', 'dma32'];
 
 /** Linux's pool placement: page-aligned, top-down below 4G, so not 2M-aligned (swiotlb_memblock_alloc()). */
 export function linuxSwiotlbPlacement(guestMemory: number, bytes: number): SwiotlbPlacement {
@@ -42,6 +45,24 @@ export function linuxSwiotlbPlacement(guestMemory: number, bytes: number): Swiot
 export function linuxAtomicPoolBytes(guestMemory: number): number {
   const pages = Math.min(Math.floor(guestMemory / SZ_4K / (1024 ** 3 / (128 * 1024))), 2 ** MAX_PAGE_ORDER);
   return Math.max(pages * SZ_4K, 128 * 1024);
+}
+
+/**
+ * The zone dma_direct_optimal_gfp_mask() picks for a coherent DMA mask of `bits`: GFP_DMA when
+ * the mask reaches no further than zone_dma_limit (24 bits on x86), GFP_DMA32 up to 32 bits.
+ */
+export function zoneForMask(bits: number): AtomicZone {
+  const limit = 2 ** bits;
+  if (limit <= ZONE_LIMIT.dma) return 'dma';
+  return limit <= ZONE_LIMIT.dma32 ? 'dma32' : 'kernel';
+}
+
+/**
+ * dma_guess_pool(): the pool tried first for a zone, then the fallbacks after a pool that had no
+ * room or gave memory the device cannot reach (kernel -> dma32 -> dma).
+ */
+function atomicPoolOrder(zone: AtomicZone): readonly AtomicZone[] {
+  return zone === 'kernel' ? ['kernel', 'dma32', 'dma'] : zone === 'dma32' ? ['dma32', 'dma'] : ['dma'];
 }
 
 export function linuxCoherentSource(request: { atomic: boolean; accepted: boolean }): CoherentSource {
@@ -75,7 +96,10 @@ export class Guest implements GuestView {
   readonly memory: GuestMemory;
   readonly ctx: GuestContext;
   readonly pool: SwiotlbPool;
-  readonly atomicPool: AtomicPool | undefined;
+  /** kernel/dma/pool.c's atomic_pool_kernel, atomic_pool_dma and atomic_pool_dma32 (none when atomicPoolBytes is 0). */
+  readonly atomicPools: AtomicPool[] = [];
+  /** atomic_pool_size: each pool's size at boot, and the free bytes below which it grows. */
+  private readonly atomicPoolSize: number;
   readonly allocator: PageAllocator;
   readonly leaked = new Set<number>();
   private readonly accepted = new Set<number>();
@@ -99,6 +123,7 @@ export class Guest implements GuestView {
     this.ctx = {
       config,
       policy: policy.name,
+      state: {},
       random: () => env.random(),
       page: (gfn) => this.memory.pages.page(gfn),
       tdiAccepted: (dev) => this.accepted.has(dev),
@@ -117,26 +142,66 @@ export class Guest implements GuestView {
       return pool;
     });
     const totalPages = Math.floor(config.guestMemory / SZ_4K);
-    this.allocator = new PageAllocator(totalPages, [{ start: this.pool.start / SZ_4K, end: Math.ceil(this.pool.end / SZ_4K) }]);
-    const atomicBytes = policy.atomicPoolBytes
+    this.allocator = new PageAllocator(totalPages, [
+      { start: 0, end: LOW_RESERVED / SZ_4K },
+      { start: this.pool.start / SZ_4K, end: Math.ceil(this.pool.end / SZ_4K) },
+    ]);
+    this.atomicPoolSize = policy.atomicPoolBytes
       ? env.guard(() => checkCount('atomicPoolBytes', policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0, config.guestMemory))
       : linuxAtomicPoolBytes(config.guestMemory);
-    this.atomicPool = undefined;
-    if (atomicBytes > 0) {
-      const order = Math.min(getOrder(atomicBytes), MAX_PAGE_ORDER);
-      const gfn = this.allocator.alloc(order);
-      if (gfn !== undefined) this.atomicPool = new AtomicPool(gfn * SZ_4K, SZ_4K * 2 ** order);
-    }
   }
 
-  /** Boot: swiotlb_update_mem_attributes() and atomic_pool_expand() make their pools shared. */
+  /**
+   * Boot: swiotlb_update_mem_attributes() makes the swiotlb pool shared, and
+   * dma_atomic_pool_init() allocates and shares the three atomic pools.
+   */
   boot(): void {
     const pool = this.pool;
     if (this.memory.acceptUnits(pool.start, pool.end)) this.memory.setPagesState(pool.start, pool.end, 'shared', 'convert');
-    const atomic = this.atomicPool;
-    if (atomic && this.memory.acceptUnits(atomic.base, atomic.base + atomic.bytes)) {
-      this.memory.setPagesState(atomic.base, atomic.base + atomic.bytes, 'shared', 'convert');
+    if (this.atomicPoolSize === 0) return;
+    for (const zone of ATOMIC_ZONES) {
+      const atomic = new AtomicPool(zone);
+      // __dma_atomic_pool_init(): a pool that gets no memory at all is not created.
+      if (this.expandAtomicPool(atomic, this.atomicPoolSize)) this.atomicPools.push(atomic);
     }
+  }
+
+  /**
+   * atomic_pool_expand(): the largest block of at most `bytes` (and MAX_PAGE_ORDER) the pool's
+   * zone can give, falling back to smaller orders, made shared and added to the pool as a chunk.
+   */
+  private expandAtomicPool(atomic: AtomicPool, bytes: number): boolean {
+    const limit = ZONE_LIMIT[atomic.zone] === Infinity ? undefined : ZONE_LIMIT[atomic.zone] / SZ_4K;
+    for (let order = Math.min(getOrder(bytes), MAX_PAGE_ORDER); order >= 0; order--) {
+      const gfn = this.allocator.alloc(order, limit);
+      if (gfn === undefined) continue;
+      const start = gfn * SZ_4K;
+      const end = start + SZ_4K * 2 ** order;
+      if (!this.memory.acceptUnits(start, end) || !this.memory.setPagesState(start, end, 'shared', 'convert')) {
+        // set_memory_decrypted() failed: the pages are in an unknown state, never reused.
+        this.leak(start, end - start);
+        return false;
+      }
+      atomic.addChunk(start, end - start);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * atomic_pool_work_fn(), scheduled by an allocation that left a pool below atomic_pool_size
+   * free: each such pool grows by its current size. Run when the op that scheduled it returns
+   * (the work item runs as soon as the allocating context lets go of the CPU).
+   */
+  private resizeAtomicPools(): void {
+    for (const atomic of this.atomicPools) {
+      if (atomic.avail < this.atomicPoolSize) this.expandAtomicPool(atomic, atomic.size);
+    }
+  }
+
+  /** The atomic pools as shared ranges, for views and tests. */
+  get atomicPoolRanges(): readonly { zone: AtomicZone; base: number; bytes: number }[] {
+    return this.atomicPools.flatMap((atomic) => atomic.ranges.map((r) => ({ zone: atomic.zone, ...r })));
   }
 
   // ---- GuestView -----------------------------------------------------------------------------
@@ -194,14 +259,19 @@ export class Guest implements GuestView {
     return {};
   }
 
-  /** A kernel user converts pages it owns (set_memory_decrypted()); pages of the DMA layer are left alone. */
+  /**
+   * A kernel user converts pages it owns (set_memory_decrypted()): pages it shared already are
+   * left as they are; a range that reaches memory the guest cannot convert (the reserved low
+   * 1 MiB, or pages the DMA layer owns) is skipped with the reason.
+   */
   share(gpa: number, pages: number): OpOutcome {
     const eligible: number[] = [];
     for (const gfn of this.rangeGfns(gpa, pages)) {
-      if (this.memory.pages.has(gfn, SHARED) || !this.allocator.isFree(gfn)) continue;
+      if (this.rawShared.has(gfn)) continue;
+      if (!this.allocator.isFree(gfn)) return { skipped: this.notConvertible(gfn) };
       eligible.push(gfn);
     }
-    if (eligible.length === 0) return { skipped: 'no page in the range can be shared (beyond memory, already shared, or owned by the DMA layer)' };
+    if (eligible.length === 0) return { skipped: 'no page in the range can be shared (beyond memory, or already shared)' };
     for (const [first, count] of runsOf(eligible)) {
       const start = first * SZ_4K;
       const end = start + count * SZ_4K;
@@ -216,6 +286,15 @@ export class Guest implements GuestView {
       }
     }
     return {};
+  }
+
+  /** Why the guest cannot convert page `gfn` on a kernel user's behalf. */
+  private notConvertible(gfn: number): string {
+    const at = hexOf(gfn * SZ_4K);
+    if (gfn * SZ_4K < LOW_RESERVED) return `${at} is in the low 1 MiB that reserve_real_mode() keeps from the page allocator`;
+    if (this.pool.contains(gfn * SZ_4K)) return `${at} is in the swiotlb pool, which the DMA layer owns`;
+    if (this.atomicPools.some((atomic) => atomic.contains(gfn * SZ_4K))) return `${at} is in an atomic DMA pool, which the DMA layer owns`;
+    return `${at} is allocated to the DMA layer (a coherent buffer or a mapped buffer) or leaked`;
   }
 
   unshare(gpa: number, pages: number): OpOutcome {
@@ -291,7 +370,7 @@ export class Guest implements GuestView {
           const chosen = policy.coherentSource?.(this.ctx, request);
           if (!COHERENT_SOURCES.includes(chosen as CoherentSource)) throw new Error(`coherentSource returned ${JSON.stringify(chosen)}`);
           if (chosen === 'swiotlb' && !this.pool.forAlloc) throw new Error('coherentSource chose swiotlb, but swiotlbPool did not ask for forAlloc');
-          if (chosen === 'atomic-pool' && this.atomicPool === undefined) throw new Error('coherentSource chose the atomic pool, but atomicPoolBytes gave none');
+          if (chosen === 'atomic-pool' && this.atomicPools.length === 0) throw new Error('coherentSource chose the atomic pool, but atomicPoolBytes gave none');
           return chosen as CoherentSource;
         })
       : linuxCoherentSource(request);
@@ -316,13 +395,16 @@ export class Guest implements GuestView {
         break;
       }
       case 'atomic-pool': {
-        const gpa = this.atomicPool?.alloc(size / SZ_4K);
-        if (gpa === undefined) return this.failed(`dma_alloc_coherent(${bytes}, GFP_ATOMIC): atomic pool exhausted`);
+        const gpa = this.allocFromAtomicPools(dev, size);
+        if (gpa === undefined) return this.failed(`dma_alloc_coherent(${bytes}, GFP_ATOMIC): no atomic pool the device reaches has room`);
         record.view.gpa = gpa;
         break;
       }
       case 'swiotlb': {
-        const result = size <= IO_TLB_MAX_BYTES ? this.pool.allocCoherent(size, { cpu: this.nextCpu() }) : this.pool.allocChunk(size, SZ_2M);
+        const result =
+          size <= IO_TLB_MAX_BYTES
+            ? this.withChooser((choose) => this.pool.allocCoherent(size, { cpu: this.nextCpu() }, choose))
+            : this.pool.allocChunk(size, SZ_2M);
         if (!result.ok) return this.failed(`dma_alloc_coherent(${bytes}) from swiotlb: ${result.reason}`);
         record.tlbAddr = result.tlbAddr;
         record.view.gpa = result.tlbAddr;
@@ -338,7 +420,50 @@ export class Guest implements GuestView {
     this.machine.recorder.touchGfnRange(record.view.gpa, size);
     this.liveBuffers.push(record);
     this.buffersView = this.liveBuffers.map((b) => b.view);
+    if (source === 'atomic-pool') this.resizeAtomicPools();
     return {};
+  }
+
+  /**
+   * dma_alloc_from_pool(): the pool of the zone the device's coherent mask picks, then the
+   * fallbacks, skipping memory the device cannot address (dma_coherent_ok()).
+   */
+  private allocFromAtomicPools(dev: number, size: number): number | undefined {
+    const bits = this.config.devices.find((d) => d.id === dev)?.dmaMask ?? 64;
+    for (const zone of atomicPoolOrder(zoneForMask(bits))) {
+      const atomic = this.atomicPools.find((p) => p.zone === zone);
+      const gpa = atomic?.alloc(size / SZ_4K);
+      if (atomic === undefined || gpa === undefined) continue;
+      if (gpa + size <= 2 ** bits) return gpa;
+      atomic.free(gpa, size / SZ_4K);
+    }
+    return undefined;
+  }
+
+  /** The policy's swiotlbSlots hook as the pool's slot chooser, its answer checked by the pool. */
+  private slotChooser(): SwiotlbSlotChooser | undefined {
+    const policy = this.policy;
+    if (!policy.swiotlbSlots) return undefined;
+    return (search, pool) =>
+      this.env.guard(() => {
+        const slot: unknown = policy.swiotlbSlots?.(this.ctx, search, pool);
+        if (typeof slot !== 'number') throw new Error(`swiotlbSlots returned ${describeValue(slot)}, expected a slot index or -1`);
+        return slot;
+      });
+  }
+
+  /** Run a pool operation with the policy's slot chooser: a choice the pool refuses is the policy's error. */
+  private withChooser<T>(fn: (choose: SwiotlbSlotChooser | undefined) => T): T {
+    const choose = this.slotChooser();
+    if (choose === undefined) return fn(undefined);
+    return this.env.guard(() => {
+      try {
+        return fn(choose);
+      } catch (error) {
+        if (error instanceof SwiotlbChoiceError) throw new Error(`swiotlbSlots returned slot ${error.slot}: ${error.message}`, { cause: error });
+        throw error;
+      }
+    });
   }
 
   freeCoherent(ref: number): OpOutcome {
@@ -353,9 +478,21 @@ export class Guest implements GuestView {
     return {};
   }
 
-  mapSingle(dev: number, bytes: number, align: number | undefined, dir: DmaDirection): OpOutcome {
+  /**
+   * dma_map_single(). A driver keeps its mappings within dma_max_mapping_size() (for a bouncing
+   * device, swiotlb_max_mapping_size()); `overMax` is a driver that ignores it, whose mapping the
+   * kernel still serves when the slots fit (swiotlb-slots reports it).
+   */
+  mapSingle(dev: number, bytes: number, align: number | undefined, dir: DmaDirection, overMax = false): OpOutcome {
     if (!this.hasDevice(dev)) return { skipped: `no device ${dev}` };
     if (bytes <= 0) return { skipped: 'zero-byte mapping' };
+    const attrs = this.accepted.has(dev) ? undefined : this.dmaAttrs(dev, dir);
+    if (attrs !== undefined && !overMax) {
+      const max = swiotlbMaxMappingSize(attrs.minAlignMask ?? 0);
+      if (bytes > max) {
+        return { skipped: `a driver keeps dma_map_single() within dma_max_mapping_size() = ${max} bytes (this op maps ${bytes}); "overMax": true is a driver that ignores it` };
+      }
+    }
     // The original buffer: kmalloc'd memory aligned to `align` (its offset in the page), else a page.
     const offset = align !== undefined && align > 0 && align < SZ_4K ? align : 0;
     const block = this.allocBlock(offset + bytes);
@@ -363,27 +500,31 @@ export class Guest implements GuestView {
     const orig = block.gfn * SZ_4K + offset;
     if (dir !== 'from_device') this.fill(orig, bytes);
     const view: StreamingMapping = { id: this.nextMapping, dev, orig, bytes, dir, tlbAddr: undefined, iova: orig, minAlignMask: 0 };
-    if (!this.accepted.has(dev)) {
+    if (attrs !== undefined) {
       // dma_direct_map_page() -> swiotlb_map() (force_dma_unencrypted), or iommu-dma's bounce
       // with the IOVA granule as alloc_align_mask.
-      const policy = this.policy;
-      const attrs: DmaAttrs = policy.dmaAttrs ? this.env.guard(() => checkDmaAttrs(policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {})) : {};
       view.minAlignMask = attrs.minAlignMask ?? 0;
-      const result = this.pool.find(orig, bytes, {
-        minAlignMask: attrs.minAlignMask ?? 0,
-        allocAlignMask: this.isNested(dev) ? SZ_4K - 1 : 0,
-        segmentBoundaryMask: attrs.segmentBoundaryMask ?? PCI_SEGMENT_BOUNDARY,
-        cpu: this.nextCpu(),
-      });
+      const cpu = this.nextCpu();
+      const result = this.withChooser((choose) =>
+        this.pool.find(
+          orig,
+          bytes,
+          {
+            minAlignMask: attrs.minAlignMask ?? 0,
+            allocAlignMask: attrs.allocAlignMask ?? (this.isNested(dev) ? SZ_4K - 1 : 0),
+            segmentBoundaryMask: attrs.segmentBoundaryMask ?? PCI_SEGMENT_BOUNDARY,
+            cpu,
+          },
+          choose,
+        ),
+      );
       if (!result.ok) {
         this.allocator.free(block.gfn, block.order);
         return this.failed(`dma_map_single(${bytes}): DMA mapping error (${result.reason})`);
       }
       view.tlbAddr = result.tlbAddr;
-      // swiotlb_tbl_map_single() bounces the original into the slot whatever the direction
-      // (so a partial device write cannot leak stale slot contents: aa6f8dcbab47).
-      this.bounce(view, orig, true, result.tlbAddr, false);
       view.iova = result.tlbAddr;
+      this.bounceIf(view, 'map');
     }
     const record: MappingRecord = { view, block };
     if (this.isNested(dev)) {
@@ -412,8 +553,7 @@ export class Guest implements GuestView {
   sync(ref: number): OpOutcome {
     const record = this.liveMappings[((ref % this.liveMappings.length) + this.liveMappings.length) % this.liveMappings.length];
     if (record === undefined) return { skipped: 'no live streaming mapping' };
-    const view = record.view;
-    if (view.tlbAddr !== undefined && view.dir !== 'to_device') this.bounce(view, view.tlbAddr, false, view.orig, true);
+    this.bounceIf(record.view, 'sync');
     return {};
   }
 
@@ -496,6 +636,29 @@ export class Guest implements GuestView {
     }
   }
 
+  /** The device's DMA attributes (the policy's dmaAttrs, checked), for a device that bounces. */
+  private dmaAttrs(dev: number, dir: DmaDirection): DmaAttrs {
+    const policy = this.policy;
+    return policy.dmaAttrs ? this.env.guard(() => checkDmaAttrs(policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {})) : {};
+  }
+
+  /** swiotlb_bounce() at one of its call sites, if the policy (default: the kernel) copies there. */
+  private bounceIf(view: StreamingMapping, when: BounceRequest['when']): void {
+    if (view.tlbAddr === undefined) return;
+    const policy = this.policy;
+    const request: BounceRequest = { map: view, when };
+    const copies = policy.bounce
+      ? this.env.guard(() => {
+          const chosen: unknown = policy.bounce?.(this.ctx, request);
+          if (typeof chosen !== 'boolean') throw new Error(`bounce returned ${describeValue(chosen)} for ${when}, expected true or false`);
+          return chosen;
+        })
+      : linuxBounces(request);
+    if (!copies) return;
+    if (when === 'map') this.bounce(view, view.orig, true, view.tlbAddr, false);
+    else this.bounce(view, view.tlbAddr, false, view.orig, true);
+  }
+
   private bounce(view: StreamingMapping, from: number, fromPrivate: boolean, to: number, toPrivate: boolean): void {
     this.log.events.push({ kind: 'bounce', map: view.id, from, to, len: view.bytes });
     if (!this.memory.copy(from, fromPrivate, to, toPrivate, view.bytes)) {
@@ -528,8 +691,13 @@ export class Guest implements GuestView {
     const size = alignUp(view.bytes, SZ_4K);
     switch (view.source) {
       case 'pages': {
+        const action = this.coherentFree(view);
+        if (action === 'leak') {
+          this.leak(view.gpa, size);
+          break;
+        }
         // dma_set_encrypted(): if the pages cannot be made private again they are leaked.
-        if (!this.memory.setPagesState(view.gpa, view.gpa + size, 'private', 'convert')) {
+        if (action === 'encrypt' && !this.memory.setPagesState(view.gpa, view.gpa + size, 'private', 'convert')) {
           this.leak(view.gpa, size);
           this.log.result = `dma_free_coherent: set_memory_encrypted(${hexOf(view.gpa)}) failed, pages leaked`;
           break;
@@ -541,7 +709,8 @@ export class Guest implements GuestView {
         if (record.block) this.allocator.free(record.block.gfn, record.block.order);
         break;
       case 'atomic-pool':
-        this.atomicPool?.free(view.gpa, size / SZ_4K);
+        // The atomic pools never shrink and stay shared: "no re-encryption occurs in dma_direct_free()".
+        this.atomicPools.find((atomic) => atomic.contains(view.gpa))?.free(view.gpa, size / SZ_4K);
         break;
       case 'swiotlb':
         if (record.tlbAddr !== undefined) this.pool.release(record.tlbAddr);
@@ -550,11 +719,23 @@ export class Guest implements GuestView {
     this.machine.recorder.touchGfnRange(view.gpa, size);
   }
 
+  private coherentFree(buf: CoherentBuffer): CoherentFreeAction {
+    const policy = this.policy;
+    if (!policy.coherentFree) return 'encrypt';
+    return this.env.guard(() => {
+      const chosen: unknown = policy.coherentFree?.(this.ctx, { buf });
+      if (chosen !== 'encrypt' && chosen !== 'leak' && chosen !== 'free-shared') {
+        throw new Error(`coherentFree returned ${describeValue(chosen)}, expected "encrypt", "leak" or "free-shared"`);
+      }
+      return chosen;
+    });
+  }
+
   private releaseMapping(record: MappingRecord): void {
     const view = record.view;
     // swiotlb_tbl_unmap_single(): copy back for DMA_FROM_DEVICE / DMA_BIDIRECTIONAL, then release.
     if (view.tlbAddr !== undefined) {
-      if (view.dir !== 'to_device') this.bounce(view, view.tlbAddr, false, view.orig, true);
+      this.bounceIf(view, 'unmap');
       this.pool.release(view.tlbAddr);
     }
     if (record.s1) this.s1Unmap(view.dev, record.s1);

@@ -12,8 +12,9 @@ import type { Machine } from '../model/machine.ts';
 import { SZ_2M, SZ_4K, alignDown, type PageSize } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault } from '../model/types.ts';
 import type { Config } from '../ops/types.ts';
-import type { ConversionStep, GuestContext, GuestPolicy } from '../policies/types.ts';
+import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
+import { describeValue } from '../policies/check.ts';
 import { PSC_MAX_ENTRIES, type Hypervisor, type PscDesc, type PscEntry } from './ghcb.ts';
 import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from './pages.ts';
 
@@ -87,14 +88,19 @@ export class GuestMemory {
 
   /**
    * pvalidate_pages(): one entry at its size; a 2M request the RMP holds at 4K
-   * (FAIL_SIZEMISMATCH) is retried as 512 4K requests (pval_pages()).
+   * (FAIL_SIZEMISMATCH) is retried as 512 4K requests (pval_pages()), or whatever the policy's
+   * sizeMismatch hook says.
    */
   pvalidateEntry(gpa: number, size: PageSize, validate: boolean): boolean {
     const status = this.pvalidate(gpa, size, validate);
     if (size === '2M' && status === PVALIDATE_FAIL_SIZEMISMATCH) {
-      let ok = true;
-      for (let offset = 0; offset < SZ_2M && ok; offset += SZ_4K) ok = this.pvalidateEntry(gpa + offset, '4K', validate);
-      return ok;
+      const action = this.sizeMismatch(gpa, validate);
+      if (action === 'success') return true;
+      if (action === 'retry-4k') {
+        let ok = true;
+        for (let offset = 0; offset < SZ_2M && ok; offset += SZ_4K) ok = this.pvalidateEntry(gpa + offset, '4K', validate);
+        return ok;
+      }
     }
     const bytes = size === '2M' ? SZ_2M : SZ_4K;
     if (status === PVALIDATE_OK || status === PVALIDATE_FAIL_NOUPDATE) {
@@ -122,6 +128,18 @@ export class GuestMemory {
       return 'vc';
     }
     return result.fault;
+  }
+
+  private sizeMismatch(gpa: number, validate: boolean): SizeMismatchAction {
+    const policy = this.policy;
+    if (!policy.sizeMismatch) return 'retry-4k';
+    return this.env.guard(() => {
+      const chosen: unknown = policy.sizeMismatch?.(this.ctx, { gpa, validate });
+      if (chosen !== 'retry-4k' && chosen !== 'success' && chosen !== 'fail') {
+        throw new Error(`sizeMismatch returned ${describeValue(chosen)}, expected "retry-4k", "success" or "fail"`);
+      }
+      return chosen;
+    });
   }
 
   /** A CPU access with #NPF handling; false after a #VC or a livelock. */
@@ -221,7 +239,7 @@ export class GuestMemory {
     }
     const steps = policy.conversionSteps
       ? this.env.guard(() => {
-          const chosen: unknown = policy.conversionSteps?.(this.ctx, { to, purpose });
+          const chosen: unknown = policy.conversionSteps?.(this.ctx, { to, purpose, gpa: start, len: end - start });
           const valid = (s: unknown): s is ConversionStep => s === 'rescind' || s === 'psc' || s === 'validate';
           if (!Array.isArray(chosen) || !chosen.every(valid)) throw new Error(`conversionSteps returned ${JSON.stringify(chosen)}`);
           return chosen;

@@ -18,9 +18,10 @@
 // applied to an address's low 32 bits (`low32`), which is all such a mask can see.
 //
 // What is not Linux (each marked where it happens): the bookkeeping that lets the model refuse an
-// invalid release and list live mappings (`kind`, `mapSize`, `headOffset`), the max-mapping-size
-// check in find() (the dma_max_mapping_size() contract callers honour), and allocChunk() (the
-// proposal of a 2M-aligned pool handing out whole 2M blocks, which the real swiotlb cannot do).
+// invalid release and list live mappings (`kind`, `mapSize`, `headOffset`), the slot chooser a
+// guest policy may put in place of the search (checked before the slots are taken), and
+// allocChunk() (the proposal of a 2M-aligned pool handing out whole 2M blocks, which the real
+// swiotlb cannot do).
 
 import { hex } from '../model/size.ts';
 
@@ -154,14 +155,21 @@ function checkInteger(name: string, value: number, min: number, max: number): vo
   }
 }
 
+/** SIZE_MAX on x86-64: what a size_t subtraction below zero wraps around to. */
+const SIZE_T_WRAP = 2 ** 64;
+
 /**
  * swiotlb_max_mapping_size(): 256 KiB minus min_align_mask rounded up to a slot, because the
- * search may have to skip slots (and pad inside the first) to preserve the masked low bits.
+ * search may have to skip slots (and pad inside the first) to preserve the masked low bits. The
+ * kernel computes it in size_t, so a min_align_mask above 256K - 2K wraps around to nearly
+ * SIZE_MAX (no limit at all) rather than going negative; the model keeps that (to the precision
+ * of a double).
  */
 export function swiotlbMaxMappingSize(minAlignMask = 0): number {
   checkInteger('minAlignMask', minAlignMask, 0, TWO_32 - 1);
   const minAlign = minAlignMask ? Math.ceil(minAlignMask / IO_TLB_SIZE) * IO_TLB_SIZE : 0;
-  return IO_TLB_MAX_BYTES - minAlign;
+  const max = IO_TLB_MAX_BYTES - minAlign;
+  return max >= 0 ? max : SIZE_T_WRAP + max;
 }
 
 /**
@@ -215,20 +223,89 @@ export interface SwiotlbAreaView {
   nslabs: number;
 }
 
-/** Search constraints after validation, shared by find(), allocCoherent() and the area search. */
-interface SearchRequest {
+/**
+ * One slot search as swiotlb_find_slots() receives it: what a guest policy's slot chooser sees
+ * (policies/types.ts, `swiotlbSlots`) and may hand back to the kernel's search, changed.
+ */
+export interface SwiotlbSlotSearch {
+  /** swiotlb_tbl_map_single() (a streaming mapping) or swiotlb_alloc() (a coherent buffer). */
+  kind: 'map' | 'coherent';
+  /** The original buffer; 0 for a coherent allocation (swiotlb_alloc() passes none). */
   origAddr: number;
-  /** Total bytes to allocate, padding included (the alloc_size swiotlb_find_slots() receives). */
+  /** Bytes to allocate, padding included (the alloc_size swiotlb_find_slots() receives). */
   allocSize: number;
-  allocAlignMask: number;
+  /** Slots the allocation takes: nr_slots(allocSize). */
+  nslots: number;
+  /** dma_get_min_align_mask(dev). */
   minAlignMask: number;
+  /** The caller's alloc_align_mask. */
+  allocAlignMask: number;
+  /**
+   * The alignment every candidate slot address must have, as swiotlb_search_pool_area() derives
+   * it: the caller's alloc_align_mask, page alignment for an allocation of a page or more when
+   * nothing else aligns it ("swiotlb: Reinstate page-alignment for mappings >= PAGE_SIZE"), and at
+   * least a slot. A chooser may pass a different one to `kernelSearch`.
+   */
+  slotAlignMask: number;
+  /** dma_get_seg_boundary(dev); undefined for ULONG_MAX. */
+  segmentBoundaryMask: number | undefined;
+  /** raw_smp_processor_id(): the area searched first. */
+  cpu: number;
+}
+
+/** What a slot chooser may read of the pool: its geometry, the free runs, the areas' cursors. */
+export interface SwiotlbSlotsView {
+  readonly start: number;
+  readonly nslabs: number;
+  readonly nareas: number;
+  readonly areaNslabs: number;
+  /** slots[i].list: free slots from `slot` to the end of its free run (0 when in use). */
+  freeRun(slot: number): number;
+  /** io_tlb_area.used and .index of `area`. */
+  areaUsed(area: number): number;
+  areaIndex(area: number): number;
+  /** swiotlb_find_slots() without taking the slots: the first slot it would give, or -1. */
+  kernelSearch(search: SwiotlbSlotSearch): number;
+}
+
+/**
+ * Chooses the first slot of an allocation (padding included) in place of the kernel's search; -1
+ * for "no slots" (ENOMEM). Its answer is checked before the slots are taken.
+ */
+export type SwiotlbSlotChooser = (search: SwiotlbSlotSearch, pool: SwiotlbSlotsView) => number;
+
+/** A chooser's answer the pool cannot honour: the slots are outside the pool or in use. */
+export class SwiotlbChoiceError extends Error {
+  constructor(
+    readonly slot: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The search constraints derived from a SwiotlbSlotSearch and the pool. */
+interface SearchBounds {
   /** phys_to_dma_unencrypted(pool->start) & boundary_mask. */
   tblDmaAddr: number;
   /** get_max_slots(boundary_mask); Infinity for ULONG_MAX. */
   maxSlots: number;
 }
 
-export class SwiotlbPool {
+/**
+ * swiotlb_search_pool_area()'s candidate alignment: the caller's alloc_align_mask, page alignment
+ * for allocations of a page or more when there is no other alignment requirement, at least a slot.
+ */
+function slotAlignMask(allocSize: number, minAlignMask: number, allocAlignMask: number): number {
+  let mask = allocAlignMask >>> 0;
+  // "Historically, swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned in the
+  // absence of any other alignment requirements": only then (Reinstate page-alignment for
+  // mappings >= PAGE_SIZE). With a min_align_mask or an alloc_align_mask, no page alignment.
+  if (!mask && !minAlignMask && allocSize >= PAGE_SIZE) mask = PAGE_SIZE - 1;
+  return (mask | (IO_TLB_SIZE - 1)) >>> 0;
+}
+
+export class SwiotlbPool implements SwiotlbSlotsView {
   readonly start: number;
   readonly end: number;
   readonly nslabs: number;
@@ -243,8 +320,8 @@ export class SwiotlbPool {
   private readonly allocSize: Float64Array;
   private readonly padSlots: Uint16Array;
   // struct io_tlb_area.
-  private readonly areaIndex: Uint32Array;
-  private readonly areaUsed: Uint32Array;
+  private readonly areaCursor: Uint32Array;
+  private readonly areaUsedCount: Uint32Array;
   // Model-only, on the head slot of a live allocation: its kind, the caller's size, and tlbAddr's
   // offset inside the head slot. Linux keeps none of this (it trusts the caller's tlb_addr).
   private readonly kind: Uint8Array;
@@ -274,8 +351,8 @@ export class SwiotlbPool {
     this.origAddr = new Float64Array(n).fill(INVALID_PHYS_ADDR);
     this.allocSize = new Float64Array(n);
     this.padSlots = new Uint16Array(n);
-    this.areaIndex = new Uint32Array(this.nareas);
-    this.areaUsed = new Uint32Array(this.nareas);
+    this.areaCursor = new Uint32Array(this.nareas);
+    this.areaUsedCount = new Uint32Array(this.nareas);
     this.kind = new Uint8Array(n);
     this.mapSize = new Float64Array(n);
     this.headOffset = new Uint16Array(n);
@@ -294,7 +371,7 @@ export class SwiotlbPool {
   /** Slots in use, padding included: the sum of every area's `used` (mem_used()). */
   get slotsUsed(): number {
     let used = 0;
-    for (let a = 0; a < this.nareas; a++) used += this.areaUsed[a] ?? 0;
+    for (let a = 0; a < this.nareas; a++) used += this.areaUsedCount[a] ?? 0;
     return used;
   }
 
@@ -316,7 +393,7 @@ export class SwiotlbPool {
   get areas(): readonly SwiotlbAreaView[] {
     const views: SwiotlbAreaView[] = [];
     for (let a = 0; a < this.nareas; a++) {
-      views.push({ index: this.areaIndex[a] ?? 0, used: this.areaUsed[a] ?? 0, firstSlot: a * this.areaNslabs, nslabs: this.areaNslabs });
+      views.push({ index: this.areaCursor[a] ?? 0, used: this.areaUsedCount[a] ?? 0, firstSlot: a * this.areaNslabs, nslabs: this.areaNslabs });
     }
     return views;
   }
@@ -410,8 +487,8 @@ export class SwiotlbPool {
       if (this.list[s] !== expected) problems.push(`slot ${s}: list ${this.list[s]}, expected ${expected}`);
     }
     for (let a = 0; a < this.nareas; a++) {
-      if (this.areaUsed[a] !== used[a]) problems.push(`area ${a}: used ${this.areaUsed[a]}, live slots ${used[a]}`);
-      if ((this.areaIndex[a] ?? 0) >= this.areaNslabs) problems.push(`area ${a}: index ${this.areaIndex[a]} past the area`);
+      if (this.areaUsedCount[a] !== used[a]) problems.push(`area ${a}: used ${this.areaUsedCount[a]}, live slots ${used[a]}`);
+      if ((this.areaCursor[a] ?? 0) >= this.areaNslabs) problems.push(`area ${a}: index ${this.areaCursor[a]} past the area`);
     }
     return problems;
   }
@@ -424,7 +501,7 @@ export class SwiotlbPool {
    * allocAlignMask the first allocated slot is aligned to it, preceded by the padding slots
    * needed to keep those low bits (pad_slots).
    */
-  find(origAddr: number, mappingSize: number, attrs: SwiotlbAttrs = {}): SwiotlbResult {
+  find(origAddr: number, mappingSize: number, attrs: SwiotlbAttrs = {}, choose?: SwiotlbSlotChooser): SwiotlbResult {
     checkInteger('origAddr', origAddr, 0, 2 ** 52);
     checkInteger('mappingSize', mappingSize, 1, Number.MAX_SAFE_INTEGER);
     const minAlignMask = attrs.minAlignMask ?? 0;
@@ -434,20 +511,16 @@ export class SwiotlbPool {
     // ALIGN(x, alloc_align_mask + 1) below only makes sense for a power of two minus one.
     if (!isPowerOfTwo(allocAlignMask + 1)) throw new RangeError(`swiotlb: allocAlignMask ${hex(allocAlignMask)} is not a power of two minus one`);
 
-    // Not in swiotlb_tbl_map_single(): the caller contract. dma_max_mapping_size() reports
-    // swiotlb_max_mapping_size() and drivers split larger requests, so a guest that maps more has a
-    // bug of its own; refuse it rather than let the odd oversized request slip through.
-    const max = swiotlbMaxMappingSize(minAlignMask);
-    if (mappingSize > max) {
-      return fail('EINVAL', `mapping of ${mappingSize} bytes exceeds swiotlb_max_mapping_size() = ${max} for min_align_mask ${hex(minAlignMask)}`);
-    }
+    // No max-mapping-size check: swiotlb_tbl_map_single() serves any mapping whose padded size
+    // the search can fit in IO_TLB_SEGSIZE slots. dma_max_mapping_size() is a promise drivers
+    // keep (the guest model refuses a larger map_single unless the op says the driver ignores it).
 
     // swiotlb_align_offset(dev, alloc_align_mask, orig_addr): bytes of padding before the buffer,
     // whole slots of which become pad_slots.
     const offset = and32(origAddr, (minAlignMask & (allocAlignMask | (IO_TLB_SIZE - 1))) >>> 0);
     const size = Math.ceil((mappingSize + offset) / (allocAlignMask + 1)) * (allocAlignMask + 1);
-    const request = this.request(origAddr, size, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask);
-    const index = this.findSlots(request, attrs.cpu ?? 0);
+    const search = this.search('map', origAddr, size, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask, attrs.cpu);
+    const index = this.chooseSlots(search, choose);
     if (index < 0) return fail('ENOMEM', `swiotlb buffer is full (sz: ${size} bytes), total ${this.nslabs} (slots), used ${this.slotsUsed} (slots)`);
 
     // swiotlb_tbl_map_single(): skip the padding, record pad_slots on the first real slot and the
@@ -505,7 +578,7 @@ export class SwiotlbPool {
     }
     // Step 2: extend the free run before them, up to the segment start.
     for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
-    this.areaUsed[area] = (this.areaUsed[area] ?? 0) - nslots;
+    this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - nslots;
     return mapping;
   }
 
@@ -526,7 +599,7 @@ export class SwiotlbPool {
    * which the boot pool, page-aligned by memblock, need not be: the case of Will Deacon's warning
    * "Alloc alignment may prevent fulfilling requests with max mapping_size".
    */
-  allocCoherent(size: number, attrs: SwiotlbCoherentAttrs = {}): SwiotlbResult {
+  allocCoherent(size: number, attrs: SwiotlbCoherentAttrs = {}, choose?: SwiotlbSlotChooser): SwiotlbResult {
     if (!this.forAlloc) throw new Error('swiotlb: coherent allocation from a pool without for_alloc (dma_direct_alloc() never calls swiotlb_alloc() then)');
     checkInteger('size', size, 1, Number.MAX_SAFE_INTEGER);
     const alignBytes = attrs.alignBytes ?? PAGE_SIZE;
@@ -543,8 +616,8 @@ export class SwiotlbPool {
     }
     const orderAlign = PAGE_SIZE * 2 ** getOrder(bytes);
     const allocAlignMask = Math.max(orderAlign, alignBytes) - 1;
-    const request = this.request(0, bytes, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask);
-    const index = this.findSlots(request, attrs.cpu ?? 0);
+    const search = this.search('coherent', 0, bytes, allocAlignMask, minAlignMask, attrs.segmentBoundaryMask, attrs.cpu);
+    const index = this.chooseSlots(search, choose);
     if (index < 0) return fail('ENOMEM', `swiotlb_alloc of ${bytes} bytes aligned to ${allocAlignMask + 1}: no suitable free slots`);
     // swiotlb_alloc(): "Cannot allocate pages from non page-aligned swiotlb addr". Unreachable with
     // a page-aligned pool and the alignment check above, kept because the kernel keeps it.
@@ -587,7 +660,7 @@ export class SwiotlbPool {
       this.list[i] = 0;
       this.allocSize[i] = size - (i - index) * IO_TLB_SIZE;
       const area = Math.floor(i / this.areaNslabs);
-      this.areaUsed[area] = (this.areaUsed[area] ?? 0) + 1;
+      this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) + 1;
     }
     let count = 0;
     for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
@@ -597,68 +670,112 @@ export class SwiotlbPool {
 
   // ---- internals -----------------------------------------------------------------------------
 
-  private request(origAddr: number, allocSize: number, allocAlignMask: number, minAlignMask: number, boundaryMask: number | undefined): SearchRequest {
-    if (boundaryMask === undefined) return { origAddr, allocSize, allocAlignMask, minAlignMask, tblDmaAddr: this.start, maxSlots: Infinity };
-    checkInteger('segmentBoundaryMask', boundaryMask, 0, 2 ** 53 - 1);
-    if (!isPowerOfTwo(boundaryMask + 1)) throw new RangeError(`swiotlb: segment boundary mask ${hex(boundaryMask)} is not a power of two minus one`);
+  private search(
+    kind: SwiotlbSlotSearch['kind'],
+    origAddr: number,
+    allocSize: number,
+    allocAlignMask: number,
+    minAlignMask: number,
+    boundaryMask: number | undefined,
+    cpu = 0,
+  ): SwiotlbSlotSearch {
+    checkInteger('cpu', cpu, 0, 2 ** 31 - 1);
+    if (boundaryMask !== undefined) {
+      checkInteger('segmentBoundaryMask', boundaryMask, 0, 2 ** 53 - 1);
+      if (!isPowerOfTwo(boundaryMask + 1)) throw new RangeError(`swiotlb: segment boundary mask ${hex(boundaryMask)} is not a power of two minus one`);
+    }
     return {
+      kind,
       origAddr,
       allocSize,
-      allocAlignMask,
+      nslots: nrSlots(allocSize),
       minAlignMask,
-      // phys_to_dma_unencrypted(dev, pool->start) & boundary_mask: the DMA address equals the
-      // physical one for an SNP guest's shared memory (the C-bit is clear).
-      tblDmaAddr: this.start % (boundaryMask + 1),
-      maxSlots: Math.floor(boundaryMask / IO_TLB_SIZE) + 1,
+      allocAlignMask,
+      slotAlignMask: slotAlignMask(allocSize, minAlignMask, allocAlignMask),
+      segmentBoundaryMask: boundaryMask,
+      cpu,
     };
   }
 
+  /** The kernel's search, or the policy's chooser checked against the pool; then take the slots. */
+  private chooseSlots(search: SwiotlbSlotSearch, choose: SwiotlbSlotChooser | undefined): number {
+    const index = choose ? choose(search, this) : this.kernelSearch(search);
+    if (index === -1) return -1;
+    if (choose) this.checkChoice(index, search.nslots);
+    this.take(index, search);
+    return index;
+  }
+
+  /** A chooser's slots must be whole free slots of the pool: the kernel would corrupt its lists. */
+  private checkChoice(index: number, nslots: number): void {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.nslabs) {
+      throw new SwiotlbChoiceError(index, `slot ${String(index)} is not a slot of the pool (0..${this.nslabs - 1}, or -1 for none)`);
+    }
+    if (index + nslots > this.nslabs) {
+      throw new SwiotlbChoiceError(index, `slots ${index}..${index + nslots - 1} run past the pool's last slot ${this.nslabs - 1}`);
+    }
+    // A free run never crosses a segment end, so this also refuses a run across segments.
+    if ((this.list[index] ?? 0) < nslots) {
+      throw new SwiotlbChoiceError(index, `slots ${index}..${index + nslots - 1} are not a free run (slot ${index} has ${this.list[index] ?? 0} free)`);
+    }
+  }
+
+  // ---- SwiotlbSlotsView ------------------------------------------------------------------------
+
+  freeRun(slot: number): number {
+    return this.list[slot] ?? 0;
+  }
+
+  areaUsed(area: number): number {
+    return this.areaUsedCount[area] ?? 0;
+  }
+
+  areaIndex(area: number): number {
+    return this.areaCursor[area] ?? 0;
+  }
+
   /**
-   * swiotlb_find_slots() (!CONFIG_SWIOTLB_DYNAMIC): start at the calling CPU's area, then try the
-   * others in order, wrapping around.
+   * swiotlb_find_slots() (!CONFIG_SWIOTLB_DYNAMIC) without taking the slots: start at the calling
+   * CPU's area, then try the others in order, wrapping around.
    */
-  private findSlots(request: SearchRequest, cpu: number): number {
-    checkInteger('cpu', cpu, 0, 2 ** 31 - 1);
+  kernelSearch(search: SwiotlbSlotSearch): number {
     // More than IO_TLB_SEGSIZE slots can never be found (no `list` run is longer); the exhaustive
     // loop would conclude the same, and CONFIG_SWIOTLB_DYNAMIC's version returns -1 up front.
-    if (request.allocSize > IO_TLB_MAX_BYTES) return -1;
-    const first = cpu & (this.nareas - 1);
+    if (search.nslots > IO_TLB_SEGSIZE) return -1;
+    const boundary = search.segmentBoundaryMask;
+    const bounds: SearchBounds =
+      boundary === undefined
+        ? { tblDmaAddr: this.start, maxSlots: Infinity }
+        : // phys_to_dma_unencrypted(dev, pool->start) & boundary_mask: the DMA address equals the
+          // physical one for an SNP guest's shared memory (the C-bit is clear).
+          { tblDmaAddr: this.start % (boundary + 1), maxSlots: Math.floor(boundary / IO_TLB_SIZE) + 1 };
+    const first = search.cpu & (this.nareas - 1);
     let area = first;
     do {
-      const index = this.searchArea(area, request);
+      const index = this.searchArea(area, search, bounds);
       if (index >= 0) return index;
       if (++area >= this.nareas) area = 0;
     } while (area !== first);
     return -1;
   }
 
-  /** swiotlb_search_pool_area(): search one area from its `index`, wrapping inside the area. */
-  private searchArea(areaIdx: number, request: SearchRequest): number {
-    const { origAddr, allocSize, tblDmaAddr, maxSlots } = request;
-    const nslots = nrSlots(allocSize);
-    let iotlbAlignMask = request.minAlignMask >>> 0;
-    let allocAlignMask = request.allocAlignMask >>> 0;
-    // swiotlb_align_offset(dev, 0, orig_addr): the sub-slot offset every slot's alloc_size excludes.
-    const offset = and32(origAddr, (request.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
-
-    // "Historically, swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned in the
-    // absence of any other alignment requirements": only then (Reinstate page-alignment for
-    // mappings >= PAGE_SIZE). With a min_align_mask or an alloc_align_mask, no page alignment.
-    if (!allocAlignMask && !iotlbAlignMask && allocSize >= PAGE_SIZE) allocAlignMask = PAGE_SIZE - 1;
-    // At least slot-aligned; the min_align_mask bits inside the allocation alignment are kept by
-    // the padding offset, not by the slot choice.
-    allocAlignMask = (allocAlignMask | (IO_TLB_SIZE - 1)) >>> 0;
-    iotlbAlignMask = (iotlbAlignMask & ~allocAlignMask) >>> 0;
+  /** swiotlb_search_pool_area() up to "found:": search one area from its `index`, wrapping inside the area. */
+  private searchArea(areaIdx: number, search: SwiotlbSlotSearch, bounds: SearchBounds): number {
+    const { origAddr, nslots } = search;
+    const { tblDmaAddr, maxSlots } = bounds;
+    const allocAlignMask = search.slotAlignMask >>> 0;
+    // The min_align_mask bits inside the allocation alignment are kept by the padding offset, not
+    // by the slot choice.
+    const iotlbAlignMask = (search.minAlignMask & ~allocAlignMask) >>> 0;
     // get_max_slots(max(alloc_align_mask, iotlb_align_mask)): once aligned, step by the alignment.
     const stride = (Math.max(allocAlignMask, iotlbAlignMask) >>> IO_TLB_SHIFT) + 1;
 
-    const used = this.areaUsed[areaIdx] ?? 0;
+    const used = this.areaUsedCount[areaIdx] ?? 0;
     if (nslots > this.areaNslabs - used) return -1;
     const slotBase = areaIdx * this.areaNslabs;
     const shift = nrSlots(tblDmaAddr);
     const origBits = and32(origAddr, iotlbAlignMask);
-    let index = this.areaIndex[areaIdx] ?? 0;
-    let slotIndex = -1;
+    let index = this.areaCursor[areaIdx] ?? 0;
     for (let checked = 0; checked < this.areaNslabs; ) {
       const candidate = slotBase + index;
       const tlbAddr = tblDmaAddr + candidate * IO_TLB_SIZE;
@@ -673,17 +790,22 @@ export class SwiotlbPool {
       }
       // iommu_is_span_boundary(): the run must not cross the device's segment boundary.
       const crosses = maxSlots !== Infinity && ((shift + candidate) % maxSlots) + nslots > maxSlots;
-      if (!crosses && (this.list[candidate] ?? 0) >= nslots) {
-        slotIndex = candidate;
-        break;
-      }
+      if (!crosses && (this.list[candidate] ?? 0) >= nslots) return candidate;
       index = this.wrapAreaIndex(index + stride);
       checked += stride;
     }
-    if (slotIndex < 0) return -1;
+    return -1;
+  }
 
-    // found: take the slots, count alloc_size down from the allocation's size, renumber the free
-    // run before them up to the segment start.
+  /**
+   * swiotlb_search_pool_area() from "found:": take the slots, count alloc_size down from the
+   * allocation's size, renumber the free run before them up to the segment start, move the
+   * area's cursor past them and charge its `used`.
+   */
+  private take(slotIndex: number, search: SwiotlbSlotSearch): void {
+    const { nslots, allocSize } = search;
+    // swiotlb_align_offset(dev, 0, orig_addr): the sub-slot offset every slot's alloc_size excludes.
+    const offset = and32(search.origAddr, (search.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
     for (let i = slotIndex; i < slotIndex + nslots; i++) {
       this.list[i] = 0;
       this.allocSize[i] = allocSize - (offset + (i - slotIndex) * IO_TLB_SIZE);
@@ -691,9 +813,9 @@ export class SwiotlbPool {
     let count = 0;
     for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
     // "Update the indices to avoid searching in the next round."
-    this.areaIndex[areaIdx] = this.wrapAreaIndex(index + nslots);
-    this.areaUsed[areaIdx] = used + nslots;
-    return slotIndex;
+    const areaIdx = Math.floor(slotIndex / this.areaNslabs);
+    this.areaCursor[areaIdx] = this.wrapAreaIndex(slotIndex - areaIdx * this.areaNslabs + nslots);
+    this.areaUsedCount[areaIdx] = (this.areaUsedCount[areaIdx] ?? 0) + nslots;
   }
 
   /** wrap_area_index(): back to the area's first slot past its end (to 0, not modulo). */
@@ -723,7 +845,7 @@ export class SwiotlbPool {
       this.padSlots[i] = 0;
       this.list[i] = 1; // free: renumbered below
       const area = Math.floor(i / this.areaNslabs);
-      this.areaUsed[area] = (this.areaUsed[area] ?? 0) - 1;
+      this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - 1;
     }
     const segFirst = Math.floor(first / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
     const segEnd = Math.min((Math.floor(last / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, this.nslabs);

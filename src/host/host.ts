@@ -64,6 +64,7 @@ export class Host implements HostView, Hypervisor {
     this.ctx = {
       config,
       policy: policy.name,
+      state: {},
       machine: env.policyMachine,
       random: () => env.random(),
       backing: (gpa) => backing.backing(gpa),

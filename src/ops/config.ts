@@ -15,9 +15,14 @@ export const MAX_GUEST_MEMORY = VMM_RAM_BASE - GMEM_BASE;
 
 /** One trusted (TIO-capable) and one untrusted device, so both DMA paths are exercised. */
 export const DEFAULT_DEVICES: readonly DeviceConfig[] = [
-  { id: 0, trusted: true, iommu: 's2' },
-  { id: 1, trusted: false, iommu: 's2' },
+  { id: 0, trusted: true, iommu: 's2', dmaMask: 64 },
+  { id: 1, trusted: false, iommu: 's2', dmaMask: 64 },
 ];
+
+/** A device's coherent DMA mask unless it says otherwise: a 64-bit capable device. */
+export const DEFAULT_DMA_MASK = 64;
+/** dma_direct_supported() refuses masks below ZONE_DMA's 24 bits on x86. */
+const MIN_DMA_MASK = 24;
 
 /**
  * Linux sizes the CoCo swiotlb at 6% of RAM clamped to [64M, 1G] (mem_encrypt_setup_arch()).
@@ -55,9 +60,9 @@ function sizeField(raw: unknown, field: string, min: number): number {
 
 function parseDevice(raw: unknown, index: number): DeviceConfig {
   const field = `config.devices[${index}]`;
-  if (!isRecord(raw)) throw new FormatError(field, 'expected an object { id, trusted, iommu }');
+  if (!isRecord(raw)) throw new FormatError(field, 'expected an object { id, trusted, iommu, dmaMask? }');
   for (const key of Object.keys(raw)) {
-    if (!['id', 'trusted', 'iommu'].includes(key)) throw new FormatError(`${field}.${key}`, 'unknown field');
+    if (!['id', 'trusted', 'iommu', 'dmaMask'].includes(key)) throw new FormatError(`${field}.${key}`, 'unknown field');
   }
   const id = raw.id ?? index;
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new FormatError(`${field}.id`, 'expected a non-negative integer');
@@ -65,7 +70,11 @@ function parseDevice(raw: unknown, index: number): DeviceConfig {
   if (typeof trusted !== 'boolean') throw new FormatError(`${field}.trusted`, 'expected true or false');
   const iommu = raw.iommu ?? 's2';
   if (iommu !== 's2' && iommu !== 'nested') throw new FormatError(`${field}.iommu`, 'expected "s2" or "nested"');
-  return { id, trusted, iommu };
+  const dmaMask = raw.dmaMask ?? DEFAULT_DMA_MASK;
+  if (typeof dmaMask !== 'number' || !Number.isInteger(dmaMask) || dmaMask < MIN_DMA_MASK || dmaMask > 64) {
+    throw new FormatError(`${field}.dmaMask`, `expected the coherent DMA mask in bits, an integer from ${MIN_DMA_MASK} to 64, got ${JSON.stringify(dmaMask)}`);
+  }
+  return { id, trusted, iommu, dmaMask };
 }
 
 export function parseConfig(raw: unknown): Config {
@@ -117,7 +126,8 @@ export function encodeConfig(config: Config): Record<string, unknown> {
     arch: config.arch,
     guestMemory: formatSize(config.guestMemory),
     hugeBacking: config.hugeBacking,
-    devices: config.devices.map((d) => ({ id: d.id, trusted: d.trusted, iommu: d.iommu })),
+    // dmaMask only where it is not the default, so older readers still take the file.
+    devices: config.devices.map((d) => ({ id: d.id, trusted: d.trusted, iommu: d.iommu, ...(d.dmaMask !== DEFAULT_DMA_MASK ? { dmaMask: d.dmaMask } : {}) })),
     swiotlb: formatSize(config.swiotlb),
     cpus: config.cpus,
     vtom: hex(config.vtom),

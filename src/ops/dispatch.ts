@@ -17,7 +17,7 @@ export interface GuestActor {
   touch(gpa: number, write: boolean): Outcome;
   allocCoherent(dev: number, bytes: number, atomic: boolean): Outcome;
   freeCoherent(buf: number): Outcome;
-  mapSingle(dev: number, bytes: number, align: number | undefined, dir: DmaDirection): Outcome;
+  mapSingle(dev: number, bytes: number, align: number | undefined, dir: DmaDirection, overMax?: boolean): Outcome;
   unmapSingle(map: number): Outcome;
   sync(map: number): Outcome;
   tdiAccept(dev: number): Outcome;
@@ -48,7 +48,7 @@ export function dispatch(op: Op, actors: Actors, options: { adversary: boolean }
     case 'free_coherent':
       return guest.freeCoherent(op.buf);
     case 'map_single':
-      return guest.mapSingle(op.dev, op.bytes, op.align, op.dir);
+      return guest.mapSingle(op.dev, op.bytes, op.align, op.dir, op.overMax === true);
     case 'unmap_single':
       return guest.unmapSingle(op.map);
     case 'sync':

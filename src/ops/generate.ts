@@ -5,7 +5,7 @@
 // random subset of op kinds with random weights, so a common op cannot keep hiding a bug.
 
 import seedrandom from 'seedrandom';
-import { GMEM_BASE } from '../model/layout.ts';
+import { GMEM_BASE, LOW_RESERVED } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
 import { OP_SPECS } from './schema.ts';
 import type { Case, Config, DmaDirection, During, InnerOp, Op, OpName } from './types.ts';
@@ -126,6 +126,9 @@ class AddressPicker {
     } else {
       gpa = Math.floor(this.rng() * Math.floor(this.memory / SZ_4K)) * SZ_4K;
     }
+    // The low 1 MiB is never the guest's to convert or allocate from (reserve_real_mode()): fold
+    // picks there onto the rest of the bottom 2M region, where the allocator's buffers live.
+    if (gpa < LOW_RESERVED) gpa += LOW_RESERVED;
     if (this.used.length < 32) this.used.push(gpa);
     return Math.min(gpa, this.memory - SZ_4K);
   }

@@ -56,8 +56,8 @@ export const OP_SPECS: Record<OpName, OpSpec> = {
   free_coherent: { actor: 'guest', fields: { buf: req('ref') }, description: 'dma_free_coherent' },
   map_single: {
     actor: 'guest',
-    fields: { dev: req('dev'), bytes: req('bytes'), align: opt('align'), dir: req('dir') },
-    description: 'dma_map_single (bounces through swiotlb for untrusted devices)',
+    fields: { dev: req('dev'), bytes: req('bytes'), align: opt('align'), dir: req('dir'), overMax: opt('bool') },
+    description: 'dma_map_single (bounces through swiotlb for untrusted devices; overMax: a driver that ignores dma_max_mapping_size())',
   },
   unmap_single: { actor: 'guest', fields: { map: req('ref') }, description: 'dma_unmap_single' },
   sync: { actor: 'guest', fields: { map: req('ref') }, description: 'dma_sync_single_for_cpu' },

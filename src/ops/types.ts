@@ -15,7 +15,7 @@ export type GuestOp =
   | { op: 'touch'; gpa: number; write: boolean }
   | { op: 'alloc_coherent'; dev: number; bytes: number; atomic?: boolean }
   | { op: 'free_coherent'; buf: number }
-  | { op: 'map_single'; dev: number; bytes: number; align?: number; dir: DmaDirection }
+  | { op: 'map_single'; dev: number; bytes: number; align?: number; dir: DmaDirection; overMax?: boolean }
   | { op: 'unmap_single'; map: number }
   | { op: 'sync'; map: number }
   | { op: 'tdi_accept'; dev: number }
@@ -67,6 +67,11 @@ export interface DeviceConfig {
   trusted: boolean;
   /** "s2": the host's IO page table only; "nested": a guest S1 (vIOMMU) over the host S2. */
   iommu: 's2' | 'nested';
+  /**
+   * The coherent DMA mask in bits (dma_set_coherent_mask()), 24 to 64; it picks the atomic pool
+   * (dma_direct_optimal_gfp_mask(), dma_guess_pool()). Default 64.
+   */
+  dmaMask: number;
 }
 
 /** A case's config with every default filled in (the repro file may leave any field but arch out). */

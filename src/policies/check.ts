@@ -25,21 +25,30 @@ export function checkCount(hook: string, value: unknown, max: number): number {
   return value;
 }
 
-/** A mask of low bits (2^k - 1, k <= 52): what dma_get_min_align_mask() and friends return. */
-function checkMask(field: string, value: unknown): void {
+/** A mask of low bits (2^k - 1) no wider than its C type allows. */
+function checkMask(field: string, value: unknown, bits: number): void {
   if (value === undefined) return;
-  const ok = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value < 2 ** 52 && Number.isInteger(Math.log2(value + 1));
-  if (!ok) throw new Error(`dmaAttrs returned ${field}: ${describeValue(value)}: expected a mask of low bits like 0xfff (2^k - 1)`);
+  const ok = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value < 2 ** bits && Number.isInteger(Math.log2(value + 1));
+  if (!ok) throw new Error(`dmaAttrs returned ${field}: ${describeValue(value)}: expected a mask of low bits like 0xfff (2^k - 1, at most ${bits} bits)`);
 }
+
+const DMA_ATTR_BITS: Readonly<Record<string, number>> = {
+  // struct device_dma_parameters.min_align_mask is an unsigned int.
+  minAlignMask: 32,
+  // swiotlb_tbl_map_single()'s alloc_align_mask is an unsigned int; the model keeps it below 2^31.
+  allocAlignMask: 31,
+  // dma_get_seg_boundary() is an unsigned long; addresses stop at 2^52.
+  segmentBoundaryMask: 52,
+};
 
 export function checkDmaAttrs(value: unknown): DmaAttrs {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`dmaAttrs returned ${describeValue(value)}: expected an object`);
   const attrs = value as Record<string, unknown>;
   for (const key of Object.keys(attrs)) {
-    if (key !== 'minAlignMask' && key !== 'segmentBoundaryMask') throw new Error(`dmaAttrs returned an unknown field "${key}"`);
+    const bits = Object.hasOwn(DMA_ATTR_BITS, key) ? DMA_ATTR_BITS[key] : undefined;
+    if (bits === undefined) throw new Error(`dmaAttrs returned an unknown field "${key}"`);
+    checkMask(key, attrs[key], bits);
   }
-  checkMask('minAlignMask', attrs.minAlignMask);
-  checkMask('segmentBoundaryMask', attrs.segmentBoundaryMask);
   return attrs;
 }
 

@@ -9,7 +9,8 @@
 // Built-in policies (src/policies/*.ts) are written against this file exactly as a user's would.
 
 import type { Config, DmaDirection } from '../ops/types.ts';
-import type { GuestPage } from '../api.ts';
+import type { CoherentBuffer, GuestPage, StreamingMapping } from '../api.ts';
+import type { SwiotlbSlotSearch, SwiotlbSlotsView } from '../guest/swiotlb.ts';
 import type { Machine } from '../model/machine.ts';
 import type { PageSize } from '../model/size.ts';
 
@@ -97,6 +98,8 @@ export interface HostContext {
   readonly config: Config;
   /** The name of the policy being run. */
   readonly policy: string;
+  /** The policy's own per-case state; see GuestContext.state. */
+  readonly state: Record<string, unknown>;
   /** The hardware primitives. Every call counts against the step's work budget. */
   readonly machine: Machine;
   /** A seeded stream in [0, 1): the same case gives the same numbers. Never use Math.random. */
@@ -217,6 +220,13 @@ export interface HostPolicy {
 export interface GuestContext {
   readonly config: Config;
   readonly policy: string;
+  /**
+   * The policy's own per-case state: a plain object, empty when the case starts, that the hooks
+   * may keep anything in for the rest of the case (not a module-level variable, which would leak
+   * between cases). It must hold only structured-cloneable data (no functions, no class
+   * instances): a booted world is snapshotted and restored with it.
+   */
+  readonly state: Record<string, unknown>;
   random(): number;
   /** The guest's state of one 4K frame. */
   page(gfn: number): GuestPage | undefined;
@@ -247,6 +257,9 @@ export interface ConversionRequest {
   to: 'shared' | 'private';
   /** accept: memory acceptance (snp_accept_memory()); convert: set_memory_{en,de}crypted(). */
   purpose: 'accept' | 'convert';
+  /** The caller's range [gpa, gpa + len): 4K-aligned, what __set_pages_state() was asked to change. */
+  gpa: number;
+  len: number;
 }
 
 export type ConversionStep = 'rescind' | 'psc' | 'validate';
@@ -256,6 +269,48 @@ export interface DmaAttrs {
   minAlignMask?: number;
   /** dma_get_seg_boundary(dev). Default 0xffffffff (a PCI device). */
   segmentBoundaryMask?: number;
+  /**
+   * The alloc_align_mask the caller passes to swiotlb_tbl_map_single(), a power of two minus one:
+   * the first slot is aligned to it. Default 0 (dma_direct_map_page() -> swiotlb_map()), or the
+   * IOVA granule - 1 (4K - 1) for a device behind a vIOMMU (iommu_dma_map_page() bouncing with
+   * iova_mask()).
+   */
+  allocAlignMask?: number;
+}
+
+/**
+ * What the guest does when a 2M PVALIDATE comes back FAIL_SIZEMISMATCH (the RMP holds the range
+ * as 4K entries). pval_pages() (arch/x86/coco/sev/core.c): 'retry-4k', validate the 2M range as
+ * 512 4K pages. 'success' treats the status as done (the pages stay unvalidated); 'fail' treats it
+ * as any other failure (Linux would then terminate the guest).
+ */
+export type SizeMismatchAction = 'retry-4k' | 'success' | 'fail';
+
+/**
+ * How dma_free_coherent() gives back a buffer of converted pages (source 'pages').
+ * dma_direct_free() (kernel/dma/direct.c): 'encrypt', dma_set_encrypted() the pages, then free
+ * them, or leak them if that fails. 'leak' keeps them shared and never reuses them; 'free-shared'
+ * hands them back to the page allocator still shared (a bug: the next owner gets memory the host
+ * can read and write).
+ */
+export type CoherentFreeAction = 'encrypt' | 'leak' | 'free-shared';
+
+/** One swiotlb bounce copy the DMA API may make for a streaming mapping. */
+export interface BounceRequest {
+  map: StreamingMapping;
+  /**
+   * map: swiotlb_tbl_map_single() copying the original into the slot; unmap:
+   * swiotlb_tbl_unmap_single() copying the slot back; sync: dma_sync_single_for_cpu().
+   */
+  when: 'map' | 'unmap' | 'sync';
+}
+
+/** The kernel's answer to a BounceRequest (swiotlb_bounce() callers in kernel/dma/swiotlb.c). */
+export function linuxBounces(request: BounceRequest): boolean {
+  // swiotlb_tbl_map_single() bounces whatever the direction ("preserve the original's data if the
+  // device does a partial write", aa6f8dcbab47); unmap and sync for the CPU copy back only what
+  // the device may have written.
+  return request.when === 'map' || request.map.dir !== 'to_device';
 }
 
 export interface GuestPolicy {
@@ -288,6 +343,20 @@ export interface GuestPolicy {
   conversionSteps?(ctx: GuestContext, request: ConversionRequest): readonly ConversionStep[];
   /** The DMA attributes of a device that steer the swiotlb slot search. */
   dmaAttrs?(ctx: GuestContext, request: { dev: number; dir: DmaDirection }): DmaAttrs;
+  /**
+   * The first swiotlb slot (padding included) of a streaming mapping or a coherent allocation, in
+   * place of swiotlb_find_slots(); -1 for none (the mapping fails, "swiotlb buffer is full").
+   * `pool.kernelSearch(search)` is the kernel's own answer, and may be asked with a changed
+   * search (another `slotAlignMask`, another `cpu`). Slots outside the pool or not free are a
+   * policy error. Default: the kernel's search.
+   */
+  swiotlbSlots?(ctx: GuestContext, search: SwiotlbSlotSearch, pool: SwiotlbSlotsView): number;
+  /** PVALIDATE of a 2M entry returned FAIL_SIZEMISMATCH. Default 'retry-4k' (pval_pages()). */
+  sizeMismatch?(ctx: GuestContext, request: { gpa: number; validate: boolean }): SizeMismatchAction;
+  /** How a coherent buffer of converted pages is given back. Default 'encrypt' (dma_direct_free()). */
+  coherentFree?(ctx: GuestContext, request: { buf: CoherentBuffer }): CoherentFreeAction;
+  /** Whether swiotlb copies between the original and the slot. Default linuxBounces(request). */
+  bounce?(ctx: GuestContext, request: BounceRequest): boolean;
 }
 
 /** Identity helpers giving plugin authors type checking: `export default defineHostPolicy({...})`. */

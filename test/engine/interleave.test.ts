@@ -16,13 +16,13 @@ import { SZ_2M, SZ_4K, makeConfig, makeWorld, run } from '../helpers/world.ts';
 const oracles = await resolveOracles();
 const readBuf = (after: number, write = false): During => ({ after, op: { op: 'dma', dev: 0, buf: 0, len: 4096, write } });
 
-/** A trusted device in RUN with a coherent buffer at GPA 0 in a 2M region that is 2M in the RMP and in its S2. */
+/** A trusted device in RUN with a coherent buffer at GPA 0x100000 (above the reserved low 1 MiB) in a 2M region that is 2M in the RMP and in its S2. */
 const SETUP: Op[] = [
   { op: 'tdi_accept', dev: 0 },
   { op: 'alloc_coherent', dev: 0, bytes: 8192 },
 ];
 /** Sharing one other page of that region makes the host smash its 2M RMP entry. */
-const shareWith = (during: During[]): Op => ({ op: 'share', gpa: 0x3000, pages: 1, during });
+const shareWith = (during: During[]): Op => ({ op: 'share', gpa: 0x103000, pages: 1, during });
 
 function raceCase(host: string, during: During[]): Case {
   return { config: makeConfig({ hostPolicy: host, guestPolicy: 'linux-2m-pool' }), seed: 'race', ops: [...SETUP, shareWith(during)] };
@@ -55,7 +55,7 @@ describe('during: where interleaved ops run', () => {
   });
 
   it('runs after=0 before the first call, K >= n after the last, equal K in array order, even when the op is skipped', () => {
-    const step = shareStep('cut-on-convert', [readBuf(1000), readBuf(0), { after: 0, op: { op: 'dma', dev: 1, iova: 0x3000, len: 64, write: false } }]);
+    const step = shareStep('cut-on-convert', [readBuf(1000), readBuf(0), { after: 0, op: { op: 'dma', dev: 1, iova: 0x103000, len: 64, write: false } }]);
     expect(step.calls[0]?.during).toBe(1);
     expect(step.calls[1]?.during).toBe(2);
     expect(step.calls[step.calls.length - 1]?.during).toBe(0);
@@ -154,10 +154,10 @@ describe('the race (DOMAIN.md "Races and interleavings")', () => {
     const testCase: Case = {
       config: makeConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' }),
       seed: 'exempt',
-      ops: [...SETUP, { op: 'share', gpa: 0x3000, pages: 1, during: [{ after: 9, op: { op: 'dma', dev: 0, buf: 0, offset: 0x3000 - 0x2000, len: 64, write: false } }] }],
+      ops: [...SETUP, { op: 'share', gpa: 0x103000, pages: 1, during: [{ after: 9, op: { op: 'dma', dev: 0, buf: 0, offset: 0x3000 - 0x2000, len: 64, write: false } }] }],
     };
     const step = shareStep('cut-on-convert', []);
-    expect(step.converting?.gfns).toContainEqual({ start: 3, end: 4 });
+    expect(step.converting?.gfns).toContainEqual({ start: 0x103, end: 0x104 });
     const result = runCase(testCase, await resolvePolicies('cut-on-convert', 'linux-2m-pool'), { oracles, allViolations: true });
     expect(result.violations.filter((v) => v.oracle === 'dma-liveness')).toEqual([]);
   });
@@ -258,17 +258,17 @@ describe('explain and trace show the interleaving', () => {
   it('numbers the own calls and places the racing DMA between them with the sizes it saw', () => {
     const step = shareStep('cut-on-convert', [readBuf(2, true)]);
     const compact = interleavedItems(step, 'compact').join(' | ');
-    expect(compact).toMatch(/^1 pvalidate 0x3000 \| 2 psmash 0x[0-9a-f]+ \| <-- during\[0\] dma dev 0 iova 0x0: S2\[2M\] -- \[2M\] --> RMP\[4K\] {2}==> FAIL \(size mismatch\) \| 3 npt_unmap 0x0 \| 4 io_split 0x0 \| 5 iommu_flush/);
+    expect(compact).toMatch(/^1 pvalidate 0x103000 \| 2 psmash 0x[0-9a-f]+ \| <-- during\[0\] dma dev 0 iova 0x100000: S2\[2M\] -- \[2M\] --> RMP\[4K\] {2}==> FAIL \(size mismatch\) \| 3 npt_unmap 0x0 \| 4 io_split 0x0 \| 5 iommu_flush/);
     const trace = interleavedItems(step, 'trace');
     expect(trace[1]).toMatch(/^ {3}2 psmash\(hpa=0x[0-9a-f]+\) = 0$/);
-    expect(trace[2]).toContain('<-- during[0] dma dev 0 iova 0x0');
+    expect(trace[2]).toContain('<-- during[0] dma dev 0 iova 0x100000');
   });
 
   it('marks a DMA that waited for dma_resume and a skipped entry', () => {
     const step = shareStep('quiesce-dma', [readBuf(2), { after: 3, op: { op: 'dma', dev: 1, map: 0, len: 64, write: false } }]);
     const items = interleavedItems(step, 'compact');
     expect(items[items.indexOf('3 psmash 0x400000000000') + 1]).toBe('<-- during[1] dma dev=1 map=0 len=64 write=false: skipped (no live streaming mapping)');
-    expect(items.find((i) => i.startsWith('<-- during[0]'))).toContain('(waited for dma_resume) dma dev 0 iova 0x0: S2[4K] -- [4K] --> RMP[4K]');
+    expect(items.find((i) => i.startsWith('<-- during[0]'))).toContain('(waited for dma_resume) dma dev 0 iova 0x100000: S2[4K] -- [4K] --> RMP[4K]');
     expect(items.indexOf('7 dma_resume')).toBeLessThan(items.findIndex((i) => i.startsWith('<-- during[0]')));
   });
 });

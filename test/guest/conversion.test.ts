@@ -76,10 +76,10 @@ describe('share and unshare', () => {
 
   it('keeps shared pages out of the allocator until they are private again', () => {
     const world = makeWorld();
-    // The first free page after the atomic pool (128K at gpa 0).
-    world.apply({ op: 'share', gpa: 0x20000, pages: 1 }, 0);
+    // The first free page after the low 1 MiB and the three 128K atomic pools.
+    world.apply({ op: 'share', gpa: 0x160000, pages: 1 }, 0);
     world.apply({ op: 'alloc_coherent', dev: 1, bytes: 4096, atomic: false }, 1);
-    expect(world.guest.buffers[0]!.gpa).toBe(0x21000);
+    expect(world.guest.buffers[0]!.gpa).toBe(0x161000);
   });
 });
 

@@ -12,8 +12,8 @@ describe('config', () => {
     expect(config.guestMemory).toBe(64 * 1024 * 1024);
     expect(config.hugeBacking).toBe(true);
     expect(config.devices).toEqual([
-      { id: 0, trusted: true, iommu: 's2' },
-      { id: 1, trusted: false, iommu: 's2' },
+      { id: 0, trusted: true, iommu: 's2', dmaMask: 64 },
+      { id: 1, trusted: false, iommu: 's2', dmaMask: 64 },
     ]);
     expect(config.cpus).toBe(2);
     expect(config.vtom).toBe(64 * 1024 * 1024);

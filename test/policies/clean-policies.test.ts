@@ -150,7 +150,7 @@ describe('the hitless pairings under interleaved DMAs and touches', () => {
     const oracles = await resolveOracles({ only: ['dma-liveness'] });
     const policies = await resolvePolicies('cut-on-convert', 'linux-2m-pool');
     const config = makeConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' });
-    const races = Array.from({ length: 200 }, (_, i) => runCase(generateCase(config, `race/${i}`, { steps: 64, weights: { during: 50 } }), policies, { oracles }))
+    const races = Array.from({ length: 400 }, (_, i) => runCase(generateCase(config, `race/${i}`, { steps: 64, weights: { during: 50 } }), policies, { oracles }))
       .flatMap((r) => r.violations)
       .filter((v) => v.details?.during !== undefined);
     expect(races.length).toBeGreaterThan(0);

@@ -53,7 +53,7 @@ describe('vfio-static leaves stale IO mappings', () => {
   it('sends an untrusted DMA to the frame pinned at start, not the one the guest uses', () => {
     const { world, steps } = replay('vfio-static-stale');
     const buffer = world.guest.buffers[0]!;
-    expect(buffer).toMatchObject({ gpa: 0x20000, source: 'pages', shared: true });
+    expect(buffer).toMatchObject({ gpa: 0x160000, source: 'pages', shared: true });
     const guestFrame = frameOf(world, buffer.gpa);
     const s2Frame = world.devices[0]!.s2.iovaToPhys(buffer.gpa);
     expect(s2Frame).toBeDefined();

@@ -40,7 +40,7 @@ describe('explain', () => {
     const text = await explain('race-cut-on-convert-psmash-first.json');
     expect(text).toContain('verdict: dma-liveness (liveness) at step 2');
     expect(text).toContain('interleaved after call 2 of share');
-    expect(text).toMatch(/inside step 2 .*\n {4}1 pvalidate 0x3000 \| 2 psmash 0x[0-9a-f]+ \| <-- during\[0\] dma dev 0 iova 0x0: S2\[2M\] -- \[2M\] --> RMP\[4K\] {2}==> FAIL \(size mismatch\) \| 3 npt_unmap 0x0 \| 4 io_split 0x0/);
-    expect(text).toMatch(/>\s+2 {2}share gpa=0x3000 pages=1 during=\[after 2: dma dev=0 buf=0 len=4096 write=true\]/);
+    expect(text).toMatch(/inside step 2 .*\n {4}1 pvalidate 0x103000 \| 2 psmash 0x[0-9a-f]+ \| <-- during\[0\] dma dev 0 iova 0x100000: S2\[2M\] -- \[2M\] --> RMP\[4K\] {2}==> FAIL \(size mismatch\) \| 3 npt_unmap 0x0 \| 4 io_split 0x0/);
+    expect(text).toMatch(/>\s+2 {2}share gpa=0x103000 pages=1 during=\[after 2: dma dev=0 buf=0 len=4096 write=true\]/);
   });
 });
