@@ -81,7 +81,7 @@ export interface CampaignStats {
 }
 
 /** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
-const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, 80);
+const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
 
 const bucketFile = (bucket: Bucket): string =>
   `${fileSafe(bucket.oracle)}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
