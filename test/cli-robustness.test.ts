@@ -215,6 +215,16 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(repro.ops.at(-1)?.op).toBe('host_split');
   });
 
+  it('item 14: an oracle that never returns is that oracle\'s error, reported once, not a policy-error', async () => {
+    const dir = temp();
+    const oracle = plugin(dir, 'hang-oracle.mjs', "export default { name: 'hang-oracle', description: 'd', severity: 'security', check(_v, step) { if (step.index === 2) for (;;) {} return []; } };\n");
+    const result = await runCliAsync(['fuzz', '--oracle', oracle, '--only-oracle', 'hang-oracle', '--runs', '2', '--seed', 'o', '--workers', '1', '--case-timeout', '5s']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.match(/oracle error/g)).toHaveLength(1);
+    expect(result.stderr).toMatch(/oracle error: hang-oracle threw at step 2 of case 0: stopped by the watchdog inside the oracle/);
+    expect(result.stdout).not.toContain('finding:');
+  });
+
   it('item 14: Ctrl-C stops a campaign whose plugin hangs, on one worker, and the summary is printed', async () => {
     const dir = temp();
     const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);

@@ -150,7 +150,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
   };
   if (!args.json) {
-    process.stderr.write(`cocofuzz: seed ${seed}, host ${config.hostPolicy}, guest ${config.guestPolicy}, ${args.workers ?? availableParallelism()} worker(s)\n`);
+    process.stderr.write(`cocofuzz: ${escapeTerminal(`seed ${seed}, host ${config.hostPolicy}, guest ${config.guestPolicy}`)}, ${args.workers ?? availableParallelism()} worker(s)\n`);
   }
   // SIGINT and SIGTERM (a CI job's timeout, a scheduler) both finish the cases in flight, write
   // what was found and exit with the verdict; a second signal quits at once.

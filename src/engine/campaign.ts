@@ -81,7 +81,7 @@ export interface CampaignStats {
 }
 
 /** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
-const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_').slice(0, 80);
+const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
 
 const bucketFile = (bucket: Bucket): string =>
   `${fileSafe(bucket.oracle)}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
@@ -201,12 +201,18 @@ const STOP_GRACE_MS = 2000;
 /** The outcome of a case its worker could not finish: a policy-error at the op in flight. */
 function failedOutcome(job: CampaignJob, index: number, failure: TaskFailure): CaseOutcome {
   const testCase = campaignCase(job, index);
+  const stepsRun = Math.max(0, failure.op + 1);
+  if (failure.oracle !== undefined) {
+    // Stopped inside an oracle: that oracle's error (reported once, with this case), not a finding.
+    const message = `stopped by the watchdog inside the oracle: ${failure.message} (not deterministic)`;
+    return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }] };
+  }
   const violation = watchdogViolation(failure);
   return {
     index,
     seed: testCase.seed,
     ops: testCase.ops.length,
-    stepsRun: Math.max(0, failure.op + 1),
+    stepsRun,
     violation,
     signature: `${POLICY_ERROR}|watchdog ${failure.kind}|`,
     oracleErrors: [],

@@ -26,6 +26,8 @@ export interface TaskFailure {
   kind: TaskFailureKind;
   /** The op in flight when the worker was stopped (-1: while the world booted). */
   op: number;
+  /** The oracle that was running then, if one was (its check or final sweep did not return). */
+  oracle?: string;
   message: string;
 }
 
@@ -35,7 +37,9 @@ const WORKER_URL = new URL('./worker-bootstrap.js', import.meta.url);
 
 export class WatchedWorker {
   private readonly worker: Worker;
-  private readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  /** [op in flight, oracle running (index + 1, or 0)], written by the worker. */
+  private readonly progress = new Int32Array(new SharedArrayBuffer(8));
+  private oracleNames: readonly string[] = [];
   private pending: ((result: TaskResult) => void) | undefined;
   private dead = false;
   /** Resolves once the worker loaded its plugins; rejects if it could not. */
@@ -49,7 +53,11 @@ export class WatchedWorker {
       stderr: false,
     });
     this.ready = new Promise<void>((resolve, reject) => {
-      this.worker.once('message', (message: { ready?: boolean }) => (message.ready ? resolve() : reject(new Error('worker did not start'))));
+      this.worker.once('message', (message: { ready?: boolean; oracles?: string[] }) => {
+        if (!message.ready) return reject(new Error('worker did not start'));
+        this.oracleNames = message.oracles ?? [];
+        resolve();
+      });
       this.worker.once('error', reject);
     });
     // A worker that never got ready is the campaign's problem (ready rejects), not a case's.
@@ -75,6 +83,7 @@ export class WatchedWorker {
         resolve(result);
       };
       Atomics.store(this.progress, 0, -1);
+      Atomics.store(this.progress, 1, 0);
       this.worker.postMessage(task);
     });
   }
@@ -98,14 +107,14 @@ export class WatchedWorker {
   }
 
   private fail(kind: TaskFailureKind, message: string): void {
-    if (this.dead && kind !== 'timeout') {
-      this.settle({ ok: false, failure: { kind, op: Atomics.load(this.progress, 0), message } });
-      return;
-    }
-    this.dead = true;
     const op = Atomics.load(this.progress, 0);
-    void this.worker.terminate();
-    this.settle({ ok: false, failure: { kind, op, message } });
+    const oracle = this.oracleNames[Atomics.load(this.progress, 1) - 1];
+    const failure: TaskFailure = oracle === undefined ? { kind, op, message } : { kind, op, oracle, message };
+    if (!this.dead) {
+      this.dead = true;
+      void this.worker.terminate();
+    }
+    this.settle({ ok: false, failure });
   }
 }
 

@@ -3,7 +3,7 @@
 // in flight to a shared counter, so the watchdog (watchdog.ts) can say where a killed case hung.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Violation } from '../api.ts';
+import type { Oracle, View, Violation } from '../api.ts';
 import { type CampaignJob, campaignCase, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
 
@@ -29,7 +29,27 @@ const onStray = (error: unknown): void => {
 process.on('unhandledRejection', onStray);
 process.on('uncaughtException', onStray);
 
-const runner = await prepareRunner(job);
+const prepared = await prepareRunner(job);
+// Slot 1 of the shared counter says which oracle is running (index + 1, 0 for none): a case the
+// watchdog stops inside an oracle is that oracle's error, not the policies'.
+const watched = (oracle: Oracle, index: number): Oracle => {
+  const inside = <T>(fn: () => T): T => {
+    Atomics.store(progress, 1, index + 1);
+    try {
+      return fn();
+    } finally {
+      Atomics.store(progress, 1, 0);
+    }
+  };
+  return {
+    name: oracle.name,
+    description: oracle.description,
+    severity: oracle.severity,
+    check: (view, step) => inside(() => oracle.check(view, step)),
+    ...(oracle.final ? { final: (view: View) => inside(() => oracle.final?.(view)) } : {}),
+  };
+};
+const runner = { policies: prepared.policies, oracles: prepared.oracles.map(watched) };
 // After a case: let the plugin's pending promises and due timers (setTimeout 0 is 1 ms) run, so a
 // failure they cause is charged to this case rather than to the next one.
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2));
@@ -67,4 +87,4 @@ port.on('message', (task: WorkerTask | null) => {
     }
   })();
 });
-port.postMessage({ ready: true });
+port.postMessage({ ready: true, oracles: runner.oracles.map((oracle) => oracle.name) });

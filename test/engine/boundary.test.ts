@@ -117,3 +117,23 @@ describe('item 1: plugin paths in repro files', () => {
     expect(pluginPathForRepro('kvm-4k', join(dir, 'corpus', 'found.json'), dir)).toBe('kvm-4k');
   });
 });
+
+describe('item 1: a plugin cannot make a campaign write outside --out', () => {
+  it('an oracle named with path separators gets a file name inside the findings directory', async () => {
+    const { runCampaign } = await import('../../src/engine/campaign.ts');
+    const { readdirSync } = await import('node:fs');
+    const out = join(mkdtempSync(join(tmpdir(), 'cocofuzz-name-')), 'found');
+    const sneaky: Oracle = { name: '../../escaped', description: 'x', severity: 'security', check: () => [{ message: 'always' }] };
+    const stats = await runCampaign({
+      job: { config, seed: 's', generate: { steps: 4 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 10, shard: { index: 0, count: 1 } },
+      runs: 1,
+      workers: 1,
+      runner: { policies: { host, guest }, oracles: [sneaky] },
+      out,
+    });
+    const bucket = [...stats.buckets.values()][0];
+    expect(bucket?.file?.startsWith(out)).toBe(true);
+    expect(readdirSync(out)).toEqual([bucket?.file?.slice(out.length + 1)]);
+    expect(bucket?.file).not.toContain('..');
+  });
+});
