@@ -13,6 +13,7 @@ interface ReplayArgs {
   trace: boolean;
   json: boolean;
   oracle?: string[];
+  onlyOracle?: string[];
 }
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
@@ -32,11 +33,12 @@ async function replay(args: ReplayArgs): Promise<number> {
   let failed = 0;
   let passed = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
-  await resolveOracles({ files: args.oracle ?? [] });
+  const selection = { files: args.oracle ?? [], only: args.onlyOracle ?? [] };
+  await resolveOracles(selection);
   const bad = await forEachRepro(args.files, async (file, repro) => {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${file}:`);
-    const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
+    const outcome = await replayRepro(repro, selection, trace ? { onStep: trace } : {});
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
     if (args.check) {
@@ -69,7 +71,8 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
+      .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' }),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

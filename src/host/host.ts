@@ -7,7 +7,7 @@
 // and is_large_rmp_possible(), sev_gmem_max_mapping_level(), sev_gmem_invalidate(),
 // snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
 
-import type { HostView } from '../api.ts';
+import type { HostFrame, HostView } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_OK } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
@@ -26,6 +26,7 @@ import type {
 import type { Hypervisor, PscDesc } from '../guest/ghcb.ts';
 import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type BackedRun } from './backing.ts';
 import type { ActorEnv } from './env.ts';
+import { HostFrames } from './frames.ts';
 import { Iommu } from './iommu.ts';
 
 /** Upstream forces 4K IOMMU pages under SEV-SNP. */
@@ -33,6 +34,7 @@ export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
+  readonly frames: HostFrames;
   readonly iommu: Iommu;
   readonly ctx: HostContext;
   private readonly kvm: KvmHelpers;
@@ -45,8 +47,11 @@ export class Host implements HostView, Hypervisor {
     private readonly policy: HostPolicy,
     private readonly env: ActorEnv,
   ) {
-    this.backingState = new Backing(config.guestMemory, config.hugeBacking);
-    this.iommu = new Iommu(machine, this.backingState, env);
+    this.frames = new HostFrames(machine, config.guestMemory);
+    this.backingState = new Backing(config.guestMemory, config.hugeBacking, this.frames);
+    // Pins follow every IO map, unmap and flush as it happens, whoever calls the primitive.
+    machine.recorder.onCall = (call) => this.frames.observe(call);
+    this.iommu = new Iommu(machine, this.backingState, this.frames, env);
     this.kvm = {
       defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
       defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true),
@@ -73,6 +78,10 @@ export class Host implements HostView, Hypervisor {
 
   backing(gpa: number): HostBacking | undefined {
     return this.backingState.backing(gpa);
+  }
+
+  frame(hpa: number): HostFrame {
+    return this.frames.frame(hpa);
   }
 
   get flushPending(): boolean {
@@ -290,6 +299,8 @@ export class Host implements HostView, Hypervisor {
   /** sev_gmem_prepare(): the RMP entry of a newly faulted guest_memfd page (2M if possible). */
   private prepare(gpa: number, folio: PageSize, maxSize: PageSize | undefined): void {
     const region = alignDown(gpa, SZ_2M);
+    // Private memory now lives in guest_memfd: the VMM RAM frame behind the GPA is not used again.
+    this.frames.discardRam(gpa, SZ_4K);
     const index = region / SZ_2M;
     const asid = this.machine.asid;
     // is_large_rmp_possible(): a 2M folio whose whole frame range is unassigned.
@@ -397,7 +408,7 @@ export class Host implements HostView, Hypervisor {
       }
       // New VMM frames: one 2M chunk for a whole region, else 4K frames.
       if (whole && backing.sharedCount(index) === 0) {
-        const chunk = backing.allocShared(SZ_2M, SZ_2M);
+        const chunk = backing.allocSharedChunk(index);
         for (let i = 0; i < FRAMES_PER_2M; i++) backing.set(index * FRAMES_PER_2M + i, SHARED, chunk + i * SZ_4K);
         backing.setChunk(index, chunk);
         mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
@@ -419,6 +430,7 @@ export class Host implements HostView, Hypervisor {
 
   private toPrivate(start: number, end: number, eager: boolean): void {
     const backing = this.backingState;
+    this.frames.discardRam(start, end - start);
     const runs = this.collectRuns(start, end, SHARED);
     if (runs.length > 0) {
       this.zapNpt(start, end - start);

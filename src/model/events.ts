@@ -61,6 +61,8 @@ export class Recorder {
   private faults: Fault[] = [];
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
+  /** Told of every primitive call as it is recorded (the host follows VFIO pins this way). */
+  onCall: ((call: PrimitiveCall) => void) | undefined = undefined;
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
@@ -71,7 +73,9 @@ export class Recorder {
   }
 
   call(prim: string, args: PrimitiveCall['args'], result: PrimitiveCall['result']): void {
-    this.calls.push({ prim, args, result });
+    const call = { prim, args, result };
+    this.calls.push(call);
+    this.onCall?.(call);
   }
 
   fault(fault: Fault): void {
@@ -94,6 +98,11 @@ export class Recorder {
   /** Every guest frame overlapping [gpa, gpa + len). */
   touchGfnRange(gpa: number, len: number): void {
     if (len > 0) this.gfns.add(Math.floor(gpa / SZ_4K), Math.ceil((gpa + len) / SZ_4K));
+  }
+
+  /** The calls recorded since the step had `count` of them (the host's answer to one fault). */
+  callsSince(count: number): readonly PrimitiveCall[] {
+    return this.calls.slice(count);
   }
 
   /** What the step did so far, without ending it. */
