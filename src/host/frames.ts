@@ -16,8 +16,9 @@
 // bug that maps the old frame instead of the new one.
 //
 // Pins are derived from the primitive calls (any io_map / io_unmap / iommu_flush, whoever makes
-// it), as runs of frames per device, so a 64 GiB static map is one run. guest_memfd frames belong
-// to the guest for the whole case in this model and are not tracked here.
+// it): runs of frames per device (what an unmap finds by IOVA) and a count per pinned frame (what
+// the free pool asks). guest_memfd frames belong to the guest for the whole case in this model
+// and are not tracked here.
 
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
@@ -43,13 +44,17 @@ export class HostFrames {
   private readonly backs = new Map<number, number>();
   /** VMM RAM frames discarded, per 2M region of guest memory (one bit per frame). */
   private readonly ramDiscarded = new Map<number, Uint8Array>();
-  /** The host's free pool: a FIFO of pfns, and the set that says who is really in it. */
-  private freeQueue: number[] = [];
+  /**
+   * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
+   * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
+   */
+  private freeQueue: PinRun[] = [];
   private freeHead = 0;
-  private readonly free = new Set<number>();
   /** Pins held by each device's IO mappings, and those unmapped but waiting for the flush. */
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
+  /** Pins per frame, mapped or waiting for the flush, over every device. */
+  private readonly pinCount = new Map<number, number>();
 
   constructor(
     private readonly machine: Machine,
@@ -69,8 +74,11 @@ export class HostFrames {
     let pfn: number | undefined;
     if (frames === 1) {
       while (pfn === undefined && this.freeHead < this.freeQueue.length) {
-        const candidate = this.freeQueue[this.freeHead++] as number;
-        if (this.free.delete(candidate)) pfn = candidate;
+        const run = this.freeQueue[this.freeHead] as PinRun;
+        const candidate = run.pfn;
+        run.pfn++;
+        if (--run.frames === 0) this.freeHead++;
+        if (this.isFree(candidate)) pfn = candidate;
       }
       if (this.freeHead > 1024 && this.freeHead * 2 > this.freeQueue.length) {
         this.freeQueue = this.freeQueue.slice(this.freeHead);
@@ -160,7 +168,17 @@ export class HostFrames {
     const pending = this.unpinPending.get(dev);
     if (pending === undefined || pending.length === 0) return;
     this.unpinPending.set(dev, []);
-    for (const run of pending) for (let pfn = run.pfn; pfn < run.pfn + run.frames; pfn++) this.releaseIfUnused(pfn);
+    for (const run of pending) {
+      for (let pfn = run.pfn; pfn < run.pfn + run.frames; pfn++) {
+        const count = (this.pinCount.get(pfn) ?? 1) - 1;
+        if (count > 0) {
+          this.pinCount.set(pfn, count);
+          continue;
+        }
+        this.pinCount.delete(pfn);
+        this.releaseIfUnused(pfn);
+      }
+    }
   }
 
   /** The leaves the map installed over [gpa, gpa + len) at hpa.. pin their frames, if they are the guest's. */
@@ -178,7 +196,9 @@ export class HostFrames {
         const owned = at < to && pfn >= VMM_PFN && this.frame(pfn * SZ_4K).state !== 'free';
         if (owned && start < 0) start = at;
         if (!owned && start >= 0) {
-          runs.push({ iova: start, pfn: Math.floor((hpa + (start - gpa)) / SZ_4K), frames: (at - start) / SZ_4K });
+          const run = { iova: start, pfn: Math.floor((hpa + (start - gpa)) / SZ_4K), frames: (at - start) / SZ_4K };
+          runs.push(run);
+          for (let frame = run.pfn; frame < run.pfn + run.frames; frame++) this.pinCount.set(frame, (this.pinCount.get(frame) ?? 0) + 1);
           start = -1;
         }
       }
@@ -217,16 +237,18 @@ export class HostFrames {
   }
 
   private isPinned(pfn: number): boolean {
-    for (const table of [this.pins, this.unpinPending]) {
-      for (const runs of table.values()) for (const run of runs) if (pfn >= run.pfn && pfn < run.pfn + run.frames) return true;
-    }
-    return false;
+    return this.pinCount.has(pfn);
+  }
+
+  private isFree(pfn: number): boolean {
+    return this.backingGfn(pfn) === undefined && !this.isPinned(pfn);
   }
 
   /** Back to the free pool when nothing backs or pins the frame any more. */
   private releaseIfUnused(pfn: number): void {
-    if (pfn < VMM_PFN || this.free.has(pfn) || this.backingGfn(pfn) !== undefined || this.isPinned(pfn)) return;
-    this.free.add(pfn);
-    this.freeQueue.push(pfn);
+    if (pfn < VMM_PFN || !this.isFree(pfn)) return;
+    const last = this.freeQueue[this.freeQueue.length - 1];
+    if (last !== undefined && this.freeQueue.length > this.freeHead && last.pfn + last.frames === pfn) last.frames++;
+    else this.freeQueue.push({ iova: 0, pfn, frames: 1 });
   }
 }
