@@ -121,8 +121,15 @@ export class Guest implements GuestView {
       ? env.guard(() => policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0)
       : linuxAtomicPoolBytes(config.guestMemory);
     this.atomicPool = undefined;
+    // No silent correction: one atomic pool chunk is at most MAX_PAGE_ORDER (atomic_pool_expand()).
+    if (!Number.isSafeInteger(atomicBytes) || atomicBytes < 0 || atomicBytes > SZ_4K * 2 ** MAX_PAGE_ORDER) {
+      const bad = atomicBytes;
+      env.guard(() => {
+        throw new Error(`atomicPoolBytes returned ${JSON.stringify(bad)}: expected a byte count from 0 to ${SZ_4K * 2 ** MAX_PAGE_ORDER} (MAX_PAGE_ORDER)`);
+      });
+    }
     if (atomicBytes > 0) {
-      const order = Math.min(getOrder(atomicBytes), MAX_PAGE_ORDER);
+      const order = getOrder(atomicBytes);
       const gfn = this.allocator.alloc(order);
       if (gfn !== undefined) this.atomicPool = new AtomicPool(gfn * SZ_4K, SZ_4K * 2 ** order);
     }

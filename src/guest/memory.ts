@@ -266,15 +266,18 @@ export class GuestMemory {
     const policy = this.policy;
     for (let gpa = start; gpa < end; ) {
       const remaining = end - gpa;
-      let size = policy.pageSize
+      const size = policy.pageSize
         ? this.env.guard(() => {
             const chosen = policy.pageSize?.(this.ctx, { gpa, remaining, purpose });
             if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${JSON.stringify(chosen)}`);
+            // No silent correction: a 2M PSC entry or PVALIDATE must be 2M-aligned and fit the
+            // range (__set_pages_state()); the policy chose one that is not.
+            if (chosen === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) {
+              throw new Error(`pageSize returned "2M" at gpa ${hexOf(gpa)} with ${hexOf(remaining)} bytes remaining: a 2M entry needs a 2M-aligned gpa and 2M to go`);
+            }
             return chosen;
           })
         : linuxPageSize(gpa, remaining);
-      // A 2M entry must be aligned and fit: anything else is a policy error the guest corrects.
-      if (size === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) size = '4K';
       entries.push({ gpa, size });
       gpa += size === '2M' ? SZ_2M : SZ_4K;
     }

@@ -214,12 +214,20 @@ export class Host implements HostView, Hypervisor {
 
   // ---- decision points ---------------------------------------------------------------------
 
-  /** The policy's convert hook; returns the bytes done (clamped, 4K granular). */
+  /** The policy's convert hook; returns the bytes done (nothing returned: all of them). */
   private convert(request: ConvertRequest): number {
     const policy = this.policy;
-    const result = this.env.guard(() => (policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false)));
-    if (typeof result !== 'number' || !Number.isFinite(result)) return request.len;
-    return Math.max(0, Math.min(request.len, alignDown(Math.floor(result), SZ_4K)));
+    return this.env.guard(() => {
+      const result = policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false);
+      if (result === undefined) return request.len;
+      // No silent correction: KVM advances cur_page by whole pages, never past the request.
+      if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < 0 || result > request.len || result % SZ_4K !== 0) {
+        throw new Error(
+          `convert returned ${JSON.stringify(result)} bytes done for the request of ${request.len} bytes at gpa 0x${request.gpa.toString(16)}: expected a multiple of 4096 from 0 to ${request.len}`,
+        );
+      }
+      return result;
+    });
   }
 
   private io(event: IoEvent): void {

@@ -4,7 +4,7 @@ import { runCase, signature } from '../../src/engine/run.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import type { Op } from '../../src/ops/types.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
-import { defineHostPolicy } from '../../src/policies/types.ts';
+import { defineGuestPolicy, defineHostPolicy } from '../../src/policies/types.ts';
 
 const config = defaultConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' });
 const policies = { host: hostPolicies['cut-on-convert']!, guest: guestPolicies['linux-2m-pool']! };
@@ -28,6 +28,40 @@ describe('runCase', () => {
     const result = runCase({ config, seed: 's', ops }, { ...policies, host: broken }, { oracles: [] });
     expect(result.violations[0]).toMatchObject({ oracle: 'policy-error', step: 2 });
     expect(result.violations[0]?.message).toContain('no flush for you');
+  });
+
+  describe('no silent correction: an illegal choice an actor would act on is a policy-error naming the hook and the value', () => {
+    it('pageSize: 2M for a range that is not 2M-aligned', () => {
+      const guest = defineGuestPolicy({ name: 'always-2m', description: 'x', pageSize: () => '2M' });
+      const share: Op[] = [{ op: 'share', gpa: 0x801000, pages: 1 }];
+      const result = runCase({ config, seed: 's', ops: share }, { ...policies, guest }, { oracles: [] });
+      expect(result.violations[0]).toMatchObject({ oracle: 'policy-error', step: 0 });
+      expect(result.violations[0]?.message).toMatch(/^policy always-2m: pageSize returned "2M" at gpa 0x[0-9a-f]+ with 0x[0-9a-f]+ bytes remaining/);
+    });
+
+    it('convert: more bytes done than asked, or not whole pages', () => {
+      for (const done of [2 * 4096, 100]) {
+        const host = defineHostPolicy({
+          name: 'overdone',
+          description: 'x',
+          convert: (ctx, request) => {
+            ctx.kvm.defaultConvert(request);
+            return request.len === 4096 ? done : undefined;
+          },
+        });
+        const share: Op[] = [{ op: 'share', gpa: 0x801000, pages: 1 }];
+        const result = runCase({ config, seed: 's', ops: share }, { ...policies, host }, { oracles: [] });
+        expect(result.violations[0]).toMatchObject({ oracle: 'policy-error', step: 0 });
+        expect(result.violations[0]?.message).toContain(`policy overdone: convert returned ${done} bytes done for the request of 4096 bytes`);
+      }
+    });
+
+    it('atomicPoolBytes: more than one MAX_PAGE_ORDER chunk', () => {
+      const guest = defineGuestPolicy({ name: 'huge-atomic', description: 'x', atomicPoolBytes: () => 8 * 2 ** 20 });
+      const result = runCase({ config, seed: 's', ops }, { ...policies, guest }, { oracles: [] });
+      expect(result.violations[0]).toMatchObject({ oracle: 'policy-error', step: 0 });
+      expect(result.violations[0]?.message).toContain('policy huge-atomic: atomicPoolBytes returned 8388608');
+    });
   });
 
   it('gives the same steps and verdict for the same case', () => {
