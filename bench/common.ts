@@ -7,13 +7,14 @@ import { fileURLToPath } from 'node:url';
 import type { Oracle } from '../src/api.ts';
 import type { Policies } from '../src/engine/run.ts';
 import { resolveOracles, resolvePolicies } from '../src/engine/select.ts';
-import { type GenerateOptions, caseSeed, generateCase } from '../src/ops/generate.ts';
+import { DEFAULT_STEPS, type GenerateOptions, caseSeed, generateCase } from '../src/ops/generate.ts';
 import { defaultConfig } from '../src/ops/config.ts';
 import type { Case, Config } from '../src/ops/types.ts';
 
 /** The fixed workload: the default config with the 2M-friendly policy pair, campaign-style cases. */
 export const WORKLOAD_POLICIES = { hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' } as const;
-export const WORKLOAD_STEPS = 64;
+/** Campaign-style cases: the default --steps (most cases short, a tenth that long). */
+export const WORKLOAD_STEPS = DEFAULT_STEPS;
 export const WORKLOAD_SEED = 'bench-2026';
 
 export function workloadConfig(overrides: Record<string, unknown> = {}): Config {

@@ -6,6 +6,7 @@ import type { CampaignJob } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { parseConfig } from '../ops/config.ts';
+import { DEFAULT_STEPS } from '../ops/generate.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { OpName } from '../ops/types.ts';
 import { renderJunit } from '../report/junit.ts';
@@ -24,7 +25,11 @@ export function fuzzOptions(yargs: Argv) {
     .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields)' })
     .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
     .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable)' })
-    .option('steps', { type: 'string', describe: 'maximum ops per case (default 64)', coerce: positiveInt('steps') })
+    .option('steps', {
+      type: 'string',
+      describe: `maximum ops per case (default ${DEFAULT_STEPS}): most cases are short (mean about N/8), one in ten runs all N`,
+      coerce: positiveInt('steps'),
+    })
     .option('workers', { type: 'string', describe: 'worker threads (default: cores)', coerce: positiveInt('workers') })
     .option('shard', { type: 'string', describe: 'i/n: this machine takes every n-th case seed', coerce: shard('shard') })
     .option('out', { type: 'string', describe: 'directory for findings, one repro file per bucket' })
@@ -88,7 +93,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   const job: CampaignJob = {
     config,
     seed,
-    generate: { steps: args.steps ?? 64, swarm: args.swarm, ...(args.weights ? { weights: parseWeights(args.weights) } : {}) },
+    generate: { steps: args.steps ?? DEFAULT_STEPS, swarm: args.swarm, ...(args.weights ? { weights: parseWeights(args.weights) } : {}) },
     oracleFiles: args.oracle ?? [],
     onlyOracles: args.onlyOracle ?? [],
     minimizeBudget: args.minimizeBudget ?? 2000,

@@ -7,6 +7,7 @@
 import seedrandom from 'seedrandom';
 import { GMEM_BASE } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
+import { edgesOf, type Edges } from './edges.ts';
 import { OP_SPECS } from './schema.ts';
 import type { Case, Config, DmaDirection, Op, OpName } from './types.ts';
 
@@ -33,8 +34,10 @@ export const DEFAULT_WEIGHTS: Readonly<Record<OpName, number>> = {
 };
 
 export interface GenerateOptions {
-  /** Maximum ops per case; a case has between half of it and all of it. */
+  /** Maximum ops per case: most cases are short, a fraction reaches it (caseLength()). */
   steps: number;
+  /** Every case runs all `steps` ops (tests that need state to build up in every case). */
+  fullLength?: boolean;
   /** Swarm testing on (default) or every kind with its default weight. */
   swarm?: boolean;
   /** Kinds pinned by the user: always enabled with this weight (0 disables a kind). */
@@ -49,8 +52,22 @@ type Rng = () => number;
 /** The probability that swarm testing switches an unpinned op kind off for a case. */
 const SWARM_OFF = 0.25;
 
-const DMA_LENGTHS = [64, 512, 2048, 4096, 4096, 8192];
-const BUFFER_BYTES = [64, 512, 2048, 4096, 4096, 8192, 16384, 65536, 262144];
+/** The default of --steps: long enough for state to build up (conversions, splits, reused frames). */
+export const DEFAULT_STEPS = 256;
+/** The share of cases that run the full --steps; the others are short. */
+const LONG_CASES = 0.1;
+
+/**
+ * Most cases are short (cheap, and a short failing case shrinks fast), with a mean of steps/8;
+ * a tenth run all `steps` ops, so that state builds up (Hypothesis and syzkaller also favour short
+ * programs while letting some grow long).
+ */
+export function caseLength(rng: Rng, steps: number): number {
+  if (steps <= 1) return 1;
+  if (rng() < LONG_CASES) return steps;
+  return 1 + Math.floor(Math.min(steps - 1, -Math.log(1 - rng()) * (steps / 8)));
+}
+
 const DIRECTIONS: DmaDirection[] = ['to_device', 'from_device', 'bidirectional'];
 
 function chooseWeights(rng: Rng, config: Config, options: GenerateOptions): { kinds: OpName[]; cumulative: number[] } {
@@ -91,6 +108,7 @@ class AddressPicker {
   constructor(
     private readonly rng: Rng,
     private readonly memory: number,
+    private readonly edges: readonly number[],
   ) {
     const regions = Math.max(1, Math.floor(memory / SZ_2M));
     const count = 1 + Math.floor(rng() * 3);
@@ -107,8 +125,11 @@ class AddressPicker {
       const edge = this.rng();
       const offset = edge < 0.3 ? 0 : edge < 0.4 ? SZ_2M - SZ_4K : Math.floor(this.rng() * 512) * SZ_4K;
       gpa = base + offset;
-    } else if (r < 0.9 && this.memory > SZ_1G) {
+    } else if (r < 0.88 && this.memory > SZ_1G) {
       gpa = Math.floor(this.rng() * Math.floor(this.memory / SZ_1G)) * SZ_1G;
+    } else if (r < 0.94) {
+      // The ends of things: guest memory, vTOM, the swiotlb pool.
+      gpa = this.edges[Math.floor(this.rng() * this.edges.length)] ?? 0;
     } else {
       gpa = Math.floor(this.rng() * Math.floor(this.memory / SZ_4K)) * SZ_4K;
     }
@@ -125,26 +146,26 @@ class AddressPicker {
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
 const smallInt = (rng: Rng, max: number): number => Math.floor(rng() * max);
 
-function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPicker): Op {
+function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPicker, edges: Edges): Op {
   const dev = smallInt(rng, config.devices.length);
   switch (name) {
     case 'accept':
       return rng() < 0.6 ? { op: 'accept', gpa: addresses.region(), size: '2M' } : { op: 'accept', gpa: addresses.page(), size: '4K' };
     case 'share':
     case 'unshare':
-      return { op: name, gpa: addresses.page(), pages: rng() < 0.7 ? 1 : rng() < 0.5 ? 1 + smallInt(rng, 16) : 512 };
+      return { op: name, gpa: addresses.page(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
     case 'touch':
       return { op: 'touch', gpa: addresses.page(), write: rng() < 0.5 };
     case 'alloc_coherent':
       return rng() < 0.2
-        ? { op: 'alloc_coherent', dev, bytes: pick(rng, BUFFER_BYTES), atomic: true }
-        : { op: 'alloc_coherent', dev, bytes: pick(rng, BUFFER_BYTES) };
+        ? { op: 'alloc_coherent', dev, bytes: edges.allocBytes(rng), atomic: true }
+        : { op: 'alloc_coherent', dev, bytes: edges.allocBytes(rng) };
     case 'free_coherent':
       return { op: 'free_coherent', buf: smallInt(rng, 4) };
     case 'map_single':
       return rng() < 0.2
-        ? { op: 'map_single', dev, bytes: pick(rng, BUFFER_BYTES), align: pick(rng, [64, 4096]), dir: pick(rng, DIRECTIONS) }
-        : { op: 'map_single', dev, bytes: pick(rng, BUFFER_BYTES), dir: pick(rng, DIRECTIONS) };
+        ? { op: 'map_single', dev, bytes: edges.mapBytes(rng), align: pick(rng, [64, 4096]), dir: pick(rng, DIRECTIONS) }
+        : { op: 'map_single', dev, bytes: edges.mapBytes(rng), dir: pick(rng, DIRECTIONS) };
     case 'unmap_single':
       return { op: 'unmap_single', map: smallInt(rng, 4) };
     case 'sync':
@@ -154,10 +175,12 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
       return { op: name, dev };
     case 'dma': {
       const r = rng();
-      const len = pick(rng, DMA_LENGTHS);
+      const len = edges.dmaLen(rng);
       const write = rng() < 0.5;
-      if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), len, write };
-      if (r < 0.9) return { op: 'dma', dev, map: smallInt(rng, 4), len, write };
+      // An offset into the buffer reaches its end (past it, the DMA is no longer legitimate).
+      const at = rng() < 0.2 ? { offset: edges.dmaOffset(rng) } : {};
+      if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), ...at, len, write };
+      if (r < 0.9) return { op: 'dma', dev, map: smallInt(rng, 4), ...at, len, write };
       return { op: 'dma', dev, iova: addresses.page(), len, write };
     }
     case 'host_split':
@@ -190,14 +213,15 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
   const rng: Rng = seedrandom(seed);
   const { kinds, cumulative } = chooseWeights(rng, config, options);
   const total = cumulative[cumulative.length - 1] ?? 1;
-  const addresses = new AddressPicker(rng, config.guestMemory);
-  const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
+  const edges = edgesOf(config);
+  const addresses = new AddressPicker(rng, config.guestMemory, edges.addresses);
+  const length = options.fullLength === true ? Math.max(1, options.steps) : caseLength(rng, options.steps);
   const ops: Op[] = [];
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
     while ((cumulative[k] ?? total) <= target) k++;
-    ops.push(generateOp(kinds[k] ?? 'dma', rng, config, addresses));
+    ops.push(generateOp(kinds[k] ?? 'dma', rng, config, addresses, edges));
   }
   return { config, seed, ops };
 }
