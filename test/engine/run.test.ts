@@ -88,4 +88,21 @@ describe('signature', () => {
     expect(signature(testCase, at('0x200000', 4096, '2M'))).toBe('io-s2-rmp-size|size mismatch|rmp=2M,s2=4K');
     expect(signature(testCase, at('0x200000', 4 * 2 ** 20, '4K'))).toBe('io-s2-rmp-size|size mismatch|rmp=4K,s2=2M');
   });
+
+  it('leaves out the sizes of tables a rule is not about', () => {
+    const stale = (npt?: number) => ({
+      oracle: 'npt-iommu-coherence',
+      severity: 'security' as const,
+      step: 3,
+      message: 'shared gpa 0x401000: ... ==> FAIL (stale IO mapping after conversion)',
+      details: { sizes: { s2: 2 ** 21, ...(npt !== undefined ? { npt } : {}) } },
+    });
+    expect(signature(testCase, stale())).toBe('npt-iommu-coherence|stale IO mapping after conversion|');
+    expect(signature(testCase, stale(4096))).toBe(signature(testCase, stale()));
+    const order = (rmp: '4K' | '2M') => ({ oracle: 'conversion-order', severity: 'security' as const, step: 1, message: 'x ==> FAIL (no rescind before sharing)', details: { sizes: { rmp } } });
+    expect(signature(testCase, order('2M'))).toBe(signature(testCase, order('4K')));
+    const larger = { oracle: 'npt-rmp-size', severity: 'correctness' as const, step: 0, message: 'x ==> FAIL (NPT leaf 0x200000 larger than the RMP entry beneath it)', details: { sizes: { npt: 2 ** 21, rmp: '4K' } } };
+    expect(signature(testCase, larger)).toBe('npt-rmp-size|NPT leaf # larger than the RMP entry beneath it|npt=2M,rmp=4K');
+  });
 });
+
