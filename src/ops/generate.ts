@@ -105,6 +105,9 @@ function chooseWeights(rng: Rng, config: Config, options: GenerateOptions): { ki
 class AddressPicker {
   private readonly hot: number[] = [];
   private readonly used: number[] = [];
+  /** Pages the case shared: where unshares and wild DMAs look first (a device that keeps using a
+   *  buffer the driver gave back is the classic DMA use-after-free). */
+  private readonly shared: number[] = [];
   constructor(
     private readonly rng: Rng,
     private readonly memory: number,
@@ -141,6 +144,19 @@ class AddressPicker {
     const gpa = this.page();
     return gpa - (gpa % SZ_2M);
   }
+
+  /** A page to share, remembered. */
+  toShare(): number {
+    const gpa = this.page();
+    if (this.shared.length < 16) this.shared.push(gpa);
+    return gpa;
+  }
+
+  /** A page the case shared, most of the time, else any page. */
+  wasShared(): number {
+    if (this.shared.length > 0 && this.rng() < 0.6) return this.shared[Math.floor(this.rng() * this.shared.length)] ?? 0;
+    return this.page();
+  }
 }
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
@@ -152,8 +168,9 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
     case 'accept':
       return rng() < 0.6 ? { op: 'accept', gpa: addresses.region(), size: '2M' } : { op: 'accept', gpa: addresses.page(), size: '4K' };
     case 'share':
+      return { op: 'share', gpa: addresses.toShare(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
     case 'unshare':
-      return { op: name, gpa: addresses.page(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
+      return { op: 'unshare', gpa: addresses.wasShared(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
     case 'touch':
       return { op: 'touch', gpa: addresses.page(), write: rng() < 0.5 };
     case 'alloc_coherent':
@@ -179,9 +196,9 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
       const write = rng() < 0.5;
       // An offset into the buffer reaches its end (past it, the DMA is no longer legitimate).
       const at = rng() < 0.2 ? { offset: edges.dmaOffset(rng) } : {};
-      if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), ...at, len, write };
-      if (r < 0.9) return { op: 'dma', dev, map: smallInt(rng, 4), ...at, len, write };
-      return { op: 'dma', dev, iova: addresses.page(), len, write };
+      if (r < 0.4) return { op: 'dma', dev, buf: smallInt(rng, 4), ...at, len, write };
+      if (r < 0.8) return { op: 'dma', dev, map: smallInt(rng, 4), ...at, len, write };
+      return { op: 'dma', dev, iova: addresses.wasShared(), len, write };
     }
     case 'host_split':
       return { op: 'host_split', gpa: addresses.region() };

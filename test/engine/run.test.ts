@@ -101,7 +101,7 @@ describe('signature', () => {
     expect(signature(testCase, stale(4096))).toBe(signature(testCase, stale()));
     const order = (rmp: '4K' | '2M') => ({ oracle: 'conversion-order', severity: 'security' as const, step: 1, message: 'x ==> FAIL (no rescind before sharing)', details: { sizes: { rmp } } });
     expect(signature(testCase, order('2M'))).toBe(signature(testCase, order('4K')));
-    const larger = { oracle: 'npt-rmp-size', severity: 'correctness' as const, step: 0, message: 'x ==> FAIL (NPT leaf 0x200000 larger than the RMP entry beneath it)', details: { sizes: { npt: 2 ** 21, rmp: '4K' } } };
+    const larger = { oracle: 'npt-rmp-size', severity: 'correctness' as const, step: 0, message: 'x ==> FAIL (NPT leaf 0x200000 larger than the RMP entry beneath it)', details: { sizes: { npt: 2 ** 21, rmp: '4K' as const } } };
     expect(signature(testCase, larger)).toBe('npt-rmp-size|NPT leaf # larger than the RMP entry beneath it|npt=2M,rmp=4K');
   });
 });
