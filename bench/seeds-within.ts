@@ -6,6 +6,7 @@
 //
 //   node bin/run-ts.js bench/seeds-within.ts --bugs unpin-before-flush,sizem-ignored --seeds 20 --budget 60s
 //   node bin/run-ts.js bench/seeds-within.ts --seeds 3 --budget 20s --shrink 300     # every bug
+//   node bin/run-ts.js bench/seeds-within.ts --bugs skip-invalidate-on-private --only-oracle dma-after-free
 
 import { parseArgs } from 'node:util';
 import { type TrialResult, runTrial } from './bug-trials.ts';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '60s' },
     shrink: { type: 'string', default: '0' },
     'first-seed': { type: 'string', default: '0' },
+    'only-oracle': { type: 'string', multiple: true },
   },
 });
 const seeds = Number.parseInt(values.seeds ?? '20', 10);
@@ -26,7 +28,7 @@ const first = Number.parseInt(values['first-seed'] ?? '0', 10);
 const budgetMs = Number.parseFloat(values.budget ?? '60') * (String(values.budget).endsWith('m') ? 60_000 : 1000);
 const shrinkBudget = Number.parseInt(values.shrink ?? '0', 10);
 const names = values.bugs ? values.bugs.split(',') : plantedBugs.map((b) => b.flag as string);
-const oracles = await resolveOracles();
+const oracles = await resolveOracles({ only: values['only-oracle'] ?? [] });
 
 for (const bug of names) {
   const results: TrialResult[] = [];
