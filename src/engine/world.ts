@@ -126,7 +126,14 @@ class SimWorld implements World {
     };
     this.budget = STEP_BUDGET;
     this.actors = this.buildActors();
+    this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
+
+  /**
+   * Where the guest died during boot (its pools made shared): step-based oracles never see boot,
+   * so the first step carries these events, ahead of its own.
+   */
+  private bootFatal: Step['guestEvents'];
 
   get guest(): GuestView {
     return this.guestActor;
@@ -173,6 +180,11 @@ class SimWorld implements World {
       gfns: events.gfns,
     };
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
+    if (index >= 0 && this.bootFatal.length > 0) {
+      step.guestEvents = [...this.bootFatal, ...log.events];
+      log.errors = [...this.bootFatal.flatMap((event) => (event.kind === 'fatal' ? [event.message] : [])), ...log.errors];
+      this.bootFatal = [];
+    }
     if (log.errors.length > 0) step.guestErrors = log.errors;
     if (log.result !== undefined) step.result = log.result;
     return step;
