@@ -16,6 +16,17 @@ import brokenSizemIgnored from '../fixtures/broken-sizem-ignored.ts';
 import brokenUnpinBeforeFlush from '../fixtures/broken-unpin-before-flush.ts';
 import exampleOracle from '../fixtures/example-oracle.ts';
 import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
+import { plantedPolicies } from '../../bench/planted/index.ts';
+import { defineHostPolicy } from '../../src/policies/types.ts';
+
+/** KVM answers a SIZEM fault by rebuilding the region with RMPUPDATEs: Validated is lost under the guest. */
+const rebuildOnSizem = plantedPolicies('sizem-rmpupdate-rebuild').host;
+/** A host that never does any of a conversion to shared (KVM returns to the guest with nothing done). */
+const neverShares = defineHostPolicy({
+  name: 'never-shares',
+  description: 'completes no conversion to shared',
+  convert: (ctx, request) => (request.to === 'shared' ? 0 : ctx.kvm.defaultConvert(request)),
+});
 
 const MB = 1024 * 1024;
 
@@ -408,6 +419,41 @@ const firings: Firing[] = [
     step: 0,
     message: /^at boot: PVALIDATE 0x[0-9a-f]+ 4K rescind: livelock.* ==> FAIL \(guest livelock\)/,
     correct: { host: 'kvm-iommu-4k', guest: 'linux', ops: [{ op: 'host_sync' }] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a rescind finds the page no longer validated (CF=1) after the host rebuilt the RMP entries',
+    broken: { host: rebuildOnSizem, guest: 'linux-2m-pool', ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }] },
+    step: 1,
+    message: /PVALIDATE 0x401000 4K rescind: already in that state \(CF=1\).* ==> FAIL \(guest terminated by pvalidate\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux-2m-pool', ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a private access to a page the host left not validated: the #VC handler terminates the guest',
+    broken: {
+      host: rebuildOnSizem,
+      guest: 'linux-2m-pool',
+      ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }, { op: 'touch', gpa: 0x402000, write: true }],
+    },
+    step: 2,
+    message: /private write of 0x402000: #VC not validated.* ==> FAIL \(guest terminated by vc\)/,
+    among: true,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }, { op: 'touch', gpa: 0x402000, write: true }],
+    },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a host that never completes a PSC to shared: vmgexit_psc() would loop forever',
+    broken: { host: neverShares, guest: 'linux-2m-pool', ops: [{ op: 'share', gpa: 0x401000, pages: 1 }] },
+    step: 0,
+    // The boot pool's conversion dies first (reported at step 0 too); the share's follows.
+    message: /^PSC to shared at 0x401000: no progress after 8 exits.* ==> FAIL \(guest livelock\)/,
+    among: true,
+    correct: { host: 'cut-on-convert', guest: 'linux-2m-pool', ops: [{ op: 'share', gpa: 0x401000, pages: 1 }] },
   },
   {
     oracle: 'guest-alive',
