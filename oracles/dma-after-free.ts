@@ -10,38 +10,29 @@
 // ("not a use-after-free, because VFIO is still pinning the page", QEMU commit 852f0048f3), and
 // the stale mapping is npt-iommu-coherence's business.
 //
-// Event-based: it looks at the pieces of the step's DMAs (the frames they really reached).
+// Event-based: it looks at the frames the step's DMAs really reached, in the state the host
+// frames had when each DMA ran (DmaRecord.strayFrames).
 
 import { SZ_4K, defineOracle, hex, type DmaRecord, type Finding, type Step, type View } from 'cocofuzz/api';
 
-function checkDma(view: View, dma: DmaRecord, out: Finding[]): void {
-  for (const piece of dma.result.pieces) {
-    // Frame by frame: a piece stays inside one checked region (at most 2M), so at most 512 frames.
-    // The S2 maps whole 4K pages, so the GPA and the HPA share their offset in the page.
-    const first = piece.hpa - (piece.hpa % SZ_4K);
-    for (let hpa = first; hpa < piece.hpa + piece.len; hpa += SZ_4K) {
-      const gpa = piece.gpa - (piece.gpa % SZ_4K) + (hpa - first);
-      const frame = view.host.frame(hpa);
-      const reused = frame.state === 'backing' && frame.kind === 'vmm' && frame.gpa !== undefined && frame.gpa !== gpa;
-      if (frame.state !== 'free' && !reused) continue;
-      const path = piece.fromIotlb ? `IOTLB[${piece.checkedSize}]` : `S2[${piece.checkedSize}]`;
-      const what = reused ? `now backs gpa ${hex(frame.gpa ?? 0)}` : 'is in the host free pool';
-      out.push({
-        message:
-          `dev ${dma.dev} DMA ${dma.write ? 'write' : 'read'} at ${hex(Math.max(piece.iova, piece.iova - piece.hpa + hpa))} (gpa ${hex(gpa)}) -- ${path} --> ` +
-          `hpa ${hex(hpa)}, a frame that ${what} ==> FAIL (${reused ? 'DMA into a reused frame' : 'DMA into a freed frame'})`,
-        details: {
-          dev: dma.dev,
-          iova: Math.max(piece.iova, piece.iova - piece.hpa + hpa),
-          gpa,
-          hpa,
-          fromIotlb: piece.fromIotlb,
-          frame: frame.state,
-          ...(reused ? { backs: frame.gpa } : {}),
-        },
-      });
-      return;
-    }
+function checkDma(dma: DmaRecord, out: Finding[]): void {
+  // The frames that did not back the page they were reached through, as the host saw them when
+  // the DMA ran (a later step, or a later part of the same op, may have changed them since).
+  for (const stray of dma.strayFrames ?? []) {
+    const { frame, gpa, hpa } = stray;
+    const reused = frame.state === 'backing' && frame.kind === 'vmm';
+    if (frame.state !== 'free' && !reused) continue;
+    const piece = dma.result.pieces.find((p) => hpa + SZ_4K > p.hpa && hpa < p.hpa + p.len);
+    const path = piece ? `${piece.fromIotlb ? 'IOTLB' : 'S2'}[${piece.checkedSize}]` : 'S2';
+    const iova = piece ? Math.max(piece.iova, piece.iova - piece.hpa + hpa) : dma.iova;
+    const what = reused ? `now backs gpa ${hex(frame.gpa ?? 0)}` : 'is in the host free pool';
+    out.push({
+      message:
+        `dev ${dma.dev} DMA ${dma.write ? 'write' : 'read'} at ${hex(iova)} (gpa ${hex(gpa)}) -- ${path} --> ` +
+        `hpa ${hex(hpa)}, a frame that ${what} ==> FAIL (${reused ? 'DMA into a reused frame' : 'DMA into a freed frame'})`,
+      details: { dev: dma.dev, iova, gpa, hpa, fromIotlb: piece?.fromIotlb ?? false, frame: frame.state, ...(reused ? { backs: frame.gpa } : {}) },
+    });
+    return;
   }
 }
 
@@ -50,9 +41,9 @@ export default defineOracle({
   description: 'no DMA, through the S2 or a cached IOTLB entry, reaches a host frame that no longer backs this guest (freed, or reused)',
   severity: 'security',
 
-  check(view: View, step: Step) {
+  check(_view: View, step: Step) {
     const out: Finding[] = [];
-    for (const dma of step.dmas) checkDma(view, dma, out);
+    for (const dma of step.dmas) checkDma(dma, out);
     return out;
   },
 });

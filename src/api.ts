@@ -198,6 +198,19 @@ export interface DmaRecord {
   /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
   tokens: readonly number[];
   result: DmaResult;
+  /**
+   * The 4K frames the DMA reached that did not back the guest page it reached them through,
+   * with the host's view of each taken when the DMA ran (a later conversion in the same op may
+   * free a frame a DMA reached while it was still pinned). Absent when there were none.
+   */
+  strayFrames?: readonly StrayFrame[];
+}
+
+/** A frame a DMA reached through `gpa`, and what the host frame was at that moment. */
+export interface StrayFrame {
+  hpa: number;
+  gpa: number;
+  frame: HostFrame;
 }
 
 /** What the guest kernel did during a step, in order (for ordering oracles). */
