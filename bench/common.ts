@@ -7,20 +7,20 @@ import { fileURLToPath } from 'node:url';
 import type { Oracle } from '../src/api.ts';
 import type { Policies } from '../src/engine/run.ts';
 import { resolveOracles, resolvePolicies } from '../src/engine/select.ts';
-import { type GenerateOptions, caseSeed, generateCase } from '../src/ops/generate.ts';
+import { DEFAULT_STEPS, type GenerateOptions, caseSeed, generateCase } from '../src/ops/generate.ts';
 import { defaultConfig } from '../src/ops/config.ts';
 import type { Case, Config } from '../src/ops/types.ts';
 
 /**
  * The fixed workload: the default config with the 2M-friendly hitless policy pair, campaign-style
- * cases. cut-on-convert loses the race of DOMAIN.md "Races and interleavings", so the pair that
- * must stay clean is quiesce-dma. The workload pins `during=0` (WORKLOAD_WEIGHTS): generation is
- * then exactly what it was before interleaving, so ops/s and planted-bug figures stay comparable
- * with earlier results; bench/race.ts measures interleaving itself.
+ * cases at the default --steps (most cases short, a tenth that long). cut-on-convert loses the race
+ * of DOMAIN.md "Races and interleavings", so the pair that must stay clean is quiesce-dma. The
+ * workload pins `during=0` (WORKLOAD_WEIGHTS) so that ops/s and planted-bug figures measure the
+ * model without interleaving; bench/race.ts measures interleaving itself.
  */
 export const WORKLOAD_POLICIES = { hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool' } as const;
 export const WORKLOAD_WEIGHTS = { during: 0 } as const;
-export const WORKLOAD_STEPS = 64;
+export const WORKLOAD_STEPS = DEFAULT_STEPS;
 export const WORKLOAD_SEED = 'bench-2026';
 
 export function workloadConfig(overrides: Record<string, unknown> = {}): Config {

@@ -14,6 +14,8 @@ import swiotlbSlots from './swiotlb-slots.ts';
 import swiotlbShared from './swiotlb-shared.ts';
 import conversionOrder from './conversion-order.ts';
 import bounceIntegrity from './bounce-integrity.ts';
+import dmaAfterFree from './dma-after-free.ts';
+import guestAlive from './guest-alive.ts';
 
 export const builtinOracles: Oracle[] = [
   ioS2RmpSize,
@@ -28,4 +30,6 @@ export const builtinOracles: Oracle[] = [
   swiotlbShared,
   conversionOrder,
   bounceIntegrity,
+  dmaAfterFree,
+  guestAlive,
 ];

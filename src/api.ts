@@ -138,9 +138,25 @@ export interface GuestView {
   tdiAccepted(dev: number): boolean;
 }
 
+/**
+ * What a host frame is now (DOMAIN.md "QEMU's memory"). backing: it backs guest memory at `gpa`
+ * (a guest_memfd frame, the VMM RAM frame of a GPA not yet converted to private, or a frame the
+ * VMM faulted in for a shared page); pinned: the VMM discarded it but an IO mapping still pins it
+ * (QEMU 852f0048f3: "not a use-after-free, because VFIO is still pinning the page"); free: in
+ * the host's free pool, or never the guest's.
+ */
+export interface HostFrame {
+  state: 'backing' | 'pinned' | 'free';
+  /** gmem: guest_memfd; vmm: the VMM's memory for shared pages; host: any other host memory. */
+  kind: 'gmem' | 'vmm' | 'host';
+  gpa?: number;
+}
+
 export interface HostView {
   /** The frame backing `gpa` in the host's view: the gmem frame, or the shared frame after a conversion. */
   backing(gpa: number): { hpa: number; shared: boolean; folioSize: PageSize } | undefined;
+  /** What the host frame holding `hpa` is now: the guest's (and for which GPA), pinned, or free. */
+  frame(hpa: number): HostFrame;
   /** Invalidations gathered but not yet flushed (false right after host_sync). */
   readonly flushPending: boolean;
 }
@@ -188,6 +204,19 @@ export interface DmaRecord {
   /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
   tokens: readonly number[];
   result: DmaResult;
+  /**
+   * The 4K frames the DMA reached that did not back the guest page it reached them through,
+   * with the host's view of each taken when the DMA ran (a later conversion in the same op may
+   * free a frame a DMA reached while it was still pinned). Absent when there were none.
+   */
+  strayFrames?: readonly StrayFrame[];
+}
+
+/** A frame a DMA reached through `gpa`, and what the host frame was at that moment. */
+export interface StrayFrame {
+  hpa: number;
+  gpa: number;
+  frame: HostFrame;
 }
 
 /** What the guest kernel did during a step, in order (for ordering oracles). */
@@ -195,7 +224,18 @@ export type GuestEvent =
   | { kind: 'pvalidate'; gpa: number; size: PageSize; validate: boolean; status: number }
   | { kind: 'psc'; gpa: number; size: PageSize; to: 'shared' | 'private'; done: boolean }
   | { kind: 'bounce'; map: number; from: number; to: number; len: number }
-  | { kind: 'access'; gpa: number; write: boolean; private: boolean; ok: boolean };
+  | { kind: 'access'; gpa: number; write: boolean; private: boolean; ok: boolean }
+  /** Linux would terminate the guest here, or the vCPU can never make progress (guest-alive). */
+  | { kind: 'fatal'; cause: GuestFatalCause; gpa: number; message: string };
+
+/**
+ * Where Linux gives up (DOMAIN.md "When Linux kills the guest"):
+ * pvalidate: pval_pages() on any PVALIDATE failure but SIZEMISMATCH, CF=1 (NOUPDATE) included;
+ * psc: __set_pages_state() when the host's PSC fails or goes backwards;
+ * vc: the #VC handler (vc_handle_exitcode()) on a not-validated private access;
+ * livelock: a #NPF that recurs without the host changing a table, or a PSC without progress.
+ */
+export type GuestFatalCause = 'pvalidate' | 'psc' | 'vc' | 'livelock';
 
 /**
  * What one op is converting, creating or freeing while it runs (DOMAIN.md "Races and

@@ -8,7 +8,7 @@ import type { CampaignJob } from './engine/case-job.ts';
 import { explainRepro } from './engine/explain.ts';
 import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './engine/select.ts';
 import { parseConfig } from './ops/config.ts';
-import type { WeightKey } from './ops/generate.ts';
+import { DEFAULT_STEPS, type WeightKey } from './ops/generate.ts';
 import type { GuestPolicy, HostPolicy } from './policies/types.ts';
 import { encodeRepro } from './repro/format.ts';
 
@@ -23,6 +23,7 @@ export interface FuzzPropertyOptions {
   /** Restrict to these oracle names. */
   onlyOracles?: readonly string[];
   runs?: number;
+  /** Maximum ops per case (default DEFAULT_STEPS, 256). */
   steps?: number;
   seed?: string;
   swarm?: boolean;
@@ -55,7 +56,7 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
   const job: CampaignJob = {
     config,
     seed: options.seed ?? 'vitest',
-    generate: { steps: options.steps ?? 64, ...(options.swarm === undefined ? {} : { swarm: options.swarm }), ...(options.weights ? { weights: options.weights } : {}) },
+    generate: { steps: options.steps ?? DEFAULT_STEPS, ...(options.swarm === undefined ? {} : { swarm: options.swarm }), ...(options.weights ? { weights: options.weights } : {}) },
     oracleFiles: [],
     onlyOracles: [],
     minimizeBudget: 2000,

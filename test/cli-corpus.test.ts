@@ -31,6 +31,17 @@ describe('minimize and replay --trace', () => {
     expect(minimized.expect).toEqual({ verdict: 'violation', oracle: 'conversion-order', step: 0 });
   });
 
+  it('replay --only-oracle checks only the named oracles', () => {
+    const file = join(corpus, 'double-validate.json');
+    expect(runCli(['replay', file]).stdout).toContain('conversion-order at step 0');
+    const only = runCli(['replay', file, '--only-oracle', 'guest-alive']);
+    expect(only.code).toBe(1);
+    expect(only.stdout).toMatch(/guest-alive at step 1: PVALIDATE 0x800000 4K validate: already in that state \(CF=1\)/);
+    const unknown = runCli(['replay', file, '--only-oracle', 'no-such-oracle']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no-such-oracle');
+  });
+
   it('replay --trace prints every primitive call and the violation', () => {
     const result = runCli(['replay', '--trace', join(corpus, 'kvm-iommu-4k-trusted-dma-raw.json')]);
     expect(result.code).toBe(1);

@@ -20,6 +20,10 @@ import stalePinAfterReshare from './stale-pin-after-reshare.ts';
 import syncRepairsMissingPrivateMap from './sync-repairs-missing-private-map.ts';
 import type { BugFlag, PlantedBug } from './types.ts';
 import validateBeforePsc from './validate-before-psc.ts';
+import skipInvalidateOnPrivate from './skip-invalidate-on-private.ts';
+import unpinBeforeFlush from './unpin-before-flush.ts';
+import sizemIgnored from './sizem-ignored.ts';
+import poolTailLeftPrivate from './pool-tail-left-private.ts';
 
 export type { BugClass, BugFlag, PlantedBug } from './types.ts';
 
@@ -37,6 +41,10 @@ export const plantedBugs: readonly PlantedBug[] = [
   noCutBeforeFirstSync,
   sizemRmpupdateRebuild,
   validateBeforePsc,
+  skipInvalidateOnPrivate,
+  unpinBeforeFlush,
+  sizemIgnored,
+  poolTailLeftPrivate,
 ];
 
 /** The name the control goes by in tables and results. */

@@ -23,7 +23,11 @@ export type BugFlag =
   | 'sync-repairs-missing-private-map'
   | 'no-cut-before-first-sync'
   | 'sizem-rmpupdate-rebuild'
-  | 'validate-before-psc';
+  | 'validate-before-psc'
+  | 'skip-invalidate-on-private'
+  | 'unpin-before-flush'
+  | 'sizem-ignored'
+  | 'pool-tail-left-private';
 
 export interface PlantedBug {
   flag: BugFlag;

@@ -7,7 +7,7 @@ import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { formatMs, DEFAULT_CASE_TIMEOUT_MS } from '../engine/watchdog.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
-import { WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
+import { DEFAULT_STEPS, WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
@@ -29,7 +29,11 @@ export function fuzzOptions(yargs: Argv) {
     .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields)' })
     .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
     .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable)' })
-    .option('steps', { type: 'string', describe: `maximum ops per case (default 64, at most ${MAX_STEPS})`, coerce: positiveInt('steps', MAX_STEPS, ' ops per case') })
+    .option('steps', {
+      type: 'string',
+      describe: `maximum ops per case (default ${DEFAULT_STEPS}, at most ${MAX_STEPS}): most cases are short (mean about N/8), one in ten runs all N`,
+      coerce: positiveInt('steps', MAX_STEPS, ' ops per case'),
+    })
     .option('workers', {
       type: 'string',
       describe: `worker threads (default: cores, at most ${MAX_WORKERS} = ${WORKERS_PER_CORE} per core)`,
@@ -132,7 +136,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   const job: CampaignJob = {
     config,
     seed,
-    generate: { steps: args.steps ?? 64, swarm: args.swarm, ...(args.weights !== undefined ? { weights: parseWeights(args.weights, config) } : {}) },
+    generate: { steps: args.steps ?? DEFAULT_STEPS, swarm: args.swarm, ...(args.weights !== undefined ? { weights: parseWeights(args.weights, config) } : {}) },
     oracleFiles: args.oracle ?? [],
     onlyOracles: args.onlyOracle ?? [],
     minimizeBudget: args.minimizeBudget ?? 2000,

@@ -15,6 +15,7 @@ interface ReplayArgs extends ReproPluginArgs {
   check: boolean;
   trace: boolean;
   json: boolean;
+  onlyOracle?: string[];
 }
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
@@ -29,13 +30,14 @@ async function replay(args: ReplayArgs): Promise<number> {
   let failed = 0;
   let passed = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
-  await resolveOracles({ files: args.oracle ?? [] });
+  const selection = { files: args.oracle ?? [], only: args.onlyOracle ?? [] };
+  await resolveOracles(selection);
   if (args.hostPolicy !== undefined) await resolveHostPolicy(args.hostPolicy, '--host-policy');
   if (args.guestPolicy !== undefined) await resolveGuestPolicy(args.guestPolicy, '--guest-policy');
   const bad = await forEachRepro(args.files, async (file, repro) => {
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${escapeTerminal(file)}:`);
-    const outcome = await replayRepro(repro, { files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
+    const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
@@ -69,6 +71,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
+      .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' })
       .epilogue(
         "A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others. With other policies than the file's, a file that uses during gets a warning: its positions count the file's policies' calls.",
       ),

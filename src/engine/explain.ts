@@ -9,8 +9,11 @@ import { type Policies, runCase } from './run.ts';
 
 export function explainRepro(repro: Repro, policies: Policies, oracles: readonly Oracle[]): string {
   const wanted = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
-  const first = runCase(repro, policies, { oracles, allViolations: wanted !== undefined });
-  const violation = first.violations.find((v) => wanted === undefined || v.oracle === wanted) ?? first.violations[0];
+  const all = runCase(repro, policies, { oracles, allViolations: wanted !== undefined });
+  // The verdict is what the case gives now (its first violation, as replay reports it), whatever
+  // the file expects; the detail goes to the expected oracle when it fires too.
+  const actual = all.violations[0];
+  const violation = all.violations.find((v) => wanted === undefined || v.oracle === wanted) ?? actual;
   let step: Step | undefined;
   let before: RegionRow[] | undefined;
   let after: RegionRow[] | undefined;
@@ -33,5 +36,5 @@ export function explainRepro(repro: Repro, policies: Policies, oracles: readonly
       },
     });
   }
-  return renderExplain({ repro, violation, step, before, after });
+  return renderExplain({ repro, actual, violation, step, before, after });
 }

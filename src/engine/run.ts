@@ -110,20 +110,25 @@ function sizeClass(value: unknown): string {
   return String(value);
 }
 
+/** A rule about sizes (a size mismatch, a leaf larger than the entry beneath it, a 2M leaf over 4K). */
+const SIZE_RULE = /size|larger|over/i;
+
 /**
  * The bucket a violation belongs to: the oracle, the rule it names (the "FAIL (...)" of its
- * message) and, for each table that disagreed, the size class the check saw there
- * (`io-s2-rmp-size|size mismatch|checked=4K,rmp=2M,s2=4K`). Not the op kind or the actor: a
- * state invariant fires after whichever op first exposes the disagreement (an accept, a touch,
- * a host_split), and one planted bug should give one bucket whatever the case did around it.
- * S2[4K] over RMP[2M] and S2[2M] over RMP[4K] stay apart: they are different bugs.
+ * message, numbers blanked) and, when that rule is about page sizes, the size class the check saw
+ * on each table (`io-s2-rmp-size|size mismatch|checked=4K,rmp=2M,s2=4K`). S2[4K] over RMP[2M] and
+ * S2[2M] over RMP[4K] stay apart: they are different bugs. Everything else is incidental and left
+ * out: the op kind and the actor (a state invariant fires after whichever op first exposes it),
+ * addresses, and the sizes of tables a rule is not about (whether an NPT leaf happened to be
+ * present next to a stale IO mapping, the RMP size under a page converted in the wrong order), so
+ * one planted bug gives one bucket whatever the case did around it.
  */
 export function signature(_testCase: Case, violation: Violation): string {
-  const sizes = violation.details?.sizes ?? {};
+  const rule = /FAIL \(([^)]*)\)/.exec(violation.message)?.[1]?.replace(/0x[0-9a-f]+|\d+/gi, '#') ?? '';
+  const sizes = SIZE_RULE.test(rule) ? (violation.details?.sizes ?? {}) : {};
   const parts = Object.entries(sizes)
     .filter(([, value]) => value !== undefined)
     .map(([table, value]) => `${table}=${sizeClass(value)}`)
     .sort();
-  const rule = /FAIL \(([^)]*)\)/.exec(violation.message)?.[1]?.replace(/0x[0-9a-f]+|\d+/gi, '#') ?? '';
   return `${violation.oracle}|${rule}|${parts.join(',')}`;
 }

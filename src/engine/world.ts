@@ -9,7 +9,7 @@
 // `policy-error` finding. Failures at boot are held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import type { Counters, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, View, DeviceView } from '../api.ts';
+import type { Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, View, DeviceView } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
@@ -128,7 +128,14 @@ class SimWorld implements World {
     };
     this.budget = STEP_BUDGET;
     this.actors = this.buildActors();
+    this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
+
+  /**
+   * Where the guest died during boot (its pools made shared): step-based oracles never see boot,
+   * so the first step carries these events, ahead of its own.
+   */
+  private bootFatal: Step['guestEvents'];
 
   get guest(): GuestView {
     return this.guestActor;
@@ -237,6 +244,11 @@ class SimWorld implements World {
       gfns: events.gfns,
     };
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
+    if (index >= 0 && this.bootFatal.length > 0) {
+      step.guestEvents = [...this.bootFatal, ...log.events];
+      log.errors = [...this.bootFatal.flatMap((event) => (event.kind === 'fatal' ? [event.message] : [])), ...log.errors];
+      this.bootFatal = [];
+    }
     if (log.errors.length > 0) step.guestErrors = log.errors;
     if (log.result !== undefined) step.result = log.result;
     if (interleaved !== undefined) step.interleaved = interleaved;
@@ -355,8 +367,26 @@ class SimWorld implements World {
       record.during = during;
       record.tdi = this.machine.device(op.dev).tdi;
     }
+    const stray = this.strayFrames(result.pieces);
+    if (stray.length > 0) record.strayFrames = stray;
     this.pendingDmas.push(record);
     return {};
+  }
+
+  /** The frames the DMA's pieces reached that do not back the page they were reached through, now. */
+  private strayFrames(pieces: readonly DmaPiece[]): StrayFrame[] {
+    const out: StrayFrame[] = [];
+    for (const piece of pieces) {
+      // The S2 maps whole 4K pages, so the GPA and the HPA share their offset in the page.
+      const first = piece.hpa - (piece.hpa % SZ_4K);
+      for (let hpa = first; hpa < piece.hpa + piece.len; hpa += SZ_4K) {
+        const gpa = piece.gpa - (piece.gpa % SZ_4K) + (hpa - first);
+        const frame = this.hostActor.frame(hpa);
+        if (frame.state === 'backing' && (frame.kind === 'gmem' || frame.gpa === gpa)) continue;
+        out.push({ hpa, gpa, frame });
+      }
+    }
+    return out;
   }
 
   private adversary(op: AdversaryOp): Outcome {

@@ -1,16 +1,18 @@
 // The Linux SEV-SNP guest's memory management: acceptance (snp_accept_memory()), page state
 // changes (__set_pages_state() with pvalidate_pages() / pval_pages() and vmgexit_psc()) and CPU
-// accesses, over the hardware primitives. Every #NPF exit goes to the host, and the instruction
-// is retried a bounded number of times: a host that never resolves a fault is a livelock the
-// guest reports (a finding), not a hang.
+// accesses, over the hardware primitives. Every #NPF exit goes to the host and the instruction is
+// retried; where Linux would terminate the guest (or the vCPU could never make progress) the
+// guest records a `fatal` event naming the Linux code that gives up, and the guest-alive oracle
+// reports it.
 //
 // Sources: arch/x86/coco/sev/core.c (set_pages_state(), __set_pages_state(), pvalidate_pages(),
-// pval_pages(), vmgexit_psc(), snp_accept_memory()); research/amd-snp.md sections 3-4.
+// pval_pages(), vmgexit_psc(), snp_accept_memory()), arch/x86/coco/sev/vc-handle.c
+// (vc_handle_exitcode()); research/amd-snp.md sections 3-4.
 
-import type { GuestEvent } from '../api.ts';
+import type { GuestEvent, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { SZ_2M, SZ_4K, alignDown, type PageSize } from '../model/size.ts';
-import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault } from '../model/types.ts';
+import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
 import type { Config } from '../ops/types.ts';
 import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
@@ -18,9 +20,19 @@ import { describeValue } from '../policies/check.ts';
 import { PSC_MAX_ENTRIES, type Hypervisor, type PscDesc, type PscEntry } from './ghcb.ts';
 import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from './pages.ts';
 
-/** Retries of one instruction after #NPF exits before the guest calls it a livelock. */
-export const MAX_NPF_RETRIES = 8;
-/** VMGEXITs of one PSC request that make no progress before the guest gives up. */
+/**
+ * A #NPF that recurs this many times in a row with no RMP or NPT change in between is a livelock.
+ * The simulator is deterministic: once the host returns without changing a table, the retried
+ * instruction meets the same tables and faults the same way forever (real KVM may return once
+ * without a change when it raced an invalidation, RET_PF_RETRY; a stateful policy may act on its
+ * second look). Three repeats leave room for both and still stop a livelock within a few calls.
+ */
+export const LIVELOCK_REPEATS = 3;
+/** #NPF exits of one instruction after which the guest gives up even if the host keeps changing
+ *  tables without resolving the fault (a host that undoes its own fix). */
+export const MAX_NPF_EXITS = 16;
+/** VMGEXITs of one PSC request that make no progress before the guest gives up (vmgexit_psc()
+ *  would loop forever). */
 export const MAX_PSC_STALLS = 8;
 /** An instruction that never completed (the host did not resolve its #NPF). */
 export const LIVELOCK = -1;
@@ -36,7 +48,31 @@ export interface GuestLog {
   converting: { start: number; end: number }[];
 }
 
+/** Calls that change what the CPU's next attempt meets: the RMP and the NPT. */
+function changesTables(call: PrimitiveCall): boolean {
+  switch (call.prim) {
+    case 'rmpupdate':
+    case 'psmash':
+      return call.result === 0;
+    case 'npt_split':
+      return call.result === 'ok';
+    case 'npt_map':
+    case 'npt_unmap':
+      return typeof call.result === 'number' && call.result > 0;
+    default:
+      return false;
+  }
+}
+
+/** One instruction's #NPF exits so far. */
+interface FaultLoop {
+  exits: number;
+  /** Consecutive exits after which the host had changed no table. */
+  repeats: number;
+}
+
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
+const accessWhat = (gpa: number, write: boolean, priv: boolean): string => `${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}`;
 
 export function linuxPageSize(gpa: number, remaining: number): PageSize {
   return gpa % SZ_2M === 0 && remaining >= SZ_2M ? '2M' : '4K';
@@ -59,8 +95,28 @@ export class GuestMemory {
     private readonly log: GuestLog,
   ) {}
 
-  private error(message: string): void {
+  /** Linux terminates the guest here (or the vCPU can never make progress). */
+  private fatal(cause: GuestFatalCause, gpa: number, message: string): void {
     this.log.errors.push(message);
+    this.log.events.push({ kind: 'fatal', cause, gpa, message });
+  }
+
+  /**
+   * Hand a #NPF to the host; false when the guest must give up: the fault came back
+   * LIVELOCK_REPEATS times with no table change, or MAX_NPF_EXITS exits did not resolve it.
+   */
+  private exitToHost(loop: FaultLoop, fault: Fault, access: { private: boolean; write: boolean }): boolean {
+    const recorder = this.machine.recorder;
+    const mark = recorder.callCount;
+    this.hv.npf(fault, access);
+    loop.exits++;
+    loop.repeats = recorder.callsSince(mark).some(changesTables) ? 0 : loop.repeats + 1;
+    return loop.repeats < LIVELOCK_REPEATS && loop.exits < MAX_NPF_EXITS;
+  }
+
+  private livelock(loop: FaultLoop, gpa: number, what: string, fault: Fault): void {
+    const why = loop.repeats >= LIVELOCK_REPEATS ? `the same #NPF ${loop.repeats} times with no RMP or NPT change` : `${loop.exits} #NPF exits without progress`;
+    this.fatal('livelock', gpa, `${what}: livelock, ${why} (${fault.reason}): the vCPU never makes progress`);
   }
 
   private touch(gpa: number, len: number): void {
@@ -71,19 +127,19 @@ export class GuestMemory {
 
   /** One PVALIDATE, retried after each #NPF the host handles; the status, or LIVELOCK. */
   pvalidate(gpa: number, size: PageSize, validate: boolean): number {
-    let last: Fault | undefined;
-    for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
+    const loop: FaultLoop = { exits: 0, repeats: 0 };
+    for (;;) {
       this.env.charge();
       const result = this.machine.pvalidate(gpa, size, validate);
       if ('status' in result) {
         this.log.events.push({ kind: 'pvalidate', gpa, size, validate, status: result.status });
         return result.status;
       }
-      last = result.npf;
-      this.hv.npf(result.npf, { private: true, write: false });
+      if (!this.exitToHost(loop, result.npf, { private: true, write: false })) {
+        this.livelock(loop, gpa, `PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'}`, result.npf);
+        return LIVELOCK;
+      }
     }
-    this.error(`PVALIDATE ${hexOf(gpa)} ${size}: livelock, the host left the #NPF unresolved (${last?.reason ?? '?'})`);
-    return LIVELOCK;
   }
 
   /**
@@ -104,18 +160,23 @@ export class GuestMemory {
     }
     const bytes = size === '2M' ? SZ_2M : SZ_4K;
     if (status === PVALIDATE_OK || status === PVALIDATE_FAIL_NOUPDATE) {
+      // pvalidate() turns CF=1 into PVALIDATE_FAIL_NOUPDATE, and pval_pages() terminates on any
+      // status but SIZEMISMATCH (__pval_terminate()). The model goes on as if it had not, so
+      // that the oracles still see what the host left behind.
       if (status === PVALIDATE_FAIL_NOUPDATE) {
-        this.error(`PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'}: already in that state (CF=1), Linux WARNs and terminates`);
+        this.fatal('pvalidate', gpa, `PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'}: already in that state (CF=1): pval_pages() terminates the guest`);
       }
       for (let gfn = gpa / SZ_4K; gfn < (gpa + bytes) / SZ_4K; gfn++) this.pages.update(gfn, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
       this.touch(gpa, bytes);
       return true;
     }
-    if (status !== LIVELOCK) this.error(`PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'} failed with status ${status}`);
+    if (status !== LIVELOCK) {
+      this.fatal('pvalidate', gpa, `PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'} failed with status ${status}: pval_pages() terminates the guest`);
+    }
     return false;
   }
 
-  /** One attempt of a CPU access: 'ok', 'vc' (reported: Linux terminates), or the #NPF for the host. */
+  /** One attempt of a CPU access: 'ok', 'vc' (fatal: Linux terminates), or the #NPF for the host. */
   tryAccess(gpa: number, write: boolean, priv: boolean): 'ok' | 'vc' | Fault {
     const result = this.machine.guestAccess(gpa, { write, private: priv });
     if (result.ok) {
@@ -124,7 +185,7 @@ export class GuestMemory {
     }
     if (result.fault.kind !== 'npf') {
       this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
-      this.error(`${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}: #VC ${result.fault.reason} (Linux terminates)`);
+      this.vc(gpa, accessWhat(gpa, write, priv), result.fault);
       return 'vc';
     }
     return result.fault;
@@ -144,39 +205,47 @@ export class GuestMemory {
 
   /** A CPU access with #NPF handling; false after a #VC or a livelock. */
   access(gpa: number, write: boolean, priv: boolean): boolean {
-    for (let attempt = 0; attempt <= MAX_NPF_RETRIES; attempt++) {
+    const loop: FaultLoop = { exits: 0, repeats: 0 };
+    for (;;) {
       this.env.charge();
       const outcome = this.tryAccess(gpa, write, priv);
       if (outcome === 'ok') return true;
       if (outcome === 'vc') return false;
-      this.hv.npf(outcome, { private: priv, write });
+      if (!this.exitToHost(loop, outcome, { private: priv, write })) {
+        this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
+        this.livelock(loop, gpa, accessWhat(gpa, write, priv), outcome);
+        return false;
+      }
     }
-    this.log.events.push({ kind: 'access', gpa, write, private: priv, ok: false });
-    this.error(`access of ${hexOf(gpa)}: livelock, the host left the #NPF unresolved`);
-    return false;
+  }
+
+  /** A #VC the kernel cannot handle (page not validated): vc_handle_exitcode() has no case for
+   *  it, the handler reports it unsupported and terminates the guest. */
+  private vc(gpa: number, what: string, fault: Fault): void {
+    this.fatal('vc', gpa, `${what}: #VC ${fault.reason}: vc_handle_exitcode() cannot handle it, Linux terminates the guest`);
   }
 
   /** A memcpy between guest buffers (a swiotlb bounce), resumed after each #NPF. */
   copy(src: number, srcPrivate: boolean, dst: number, dstPrivate: boolean, len: number): boolean {
     let done = 0;
-    let stalls = 0;
+    let loop: FaultLoop = { exits: 0, repeats: 0 };
     while (done < len) {
       this.env.charge();
       const result = this.machine.guestCopy(src + done, srcPrivate, dst + done, dstPrivate, len - done);
       if (result.ok) return true;
+      if (result.copied > 0) loop = { exits: 0, repeats: 0 };
       done += result.copied;
       const fault = result.fault;
       const onSource = fault.addr === src + done;
+      const what = `bounce copy ${hexOf(src)} -> ${hexOf(dst)} at ${hexOf(fault.addr)}`;
       if (fault.kind !== 'npf') {
-        this.error(`bounce copy ${hexOf(src)} -> ${hexOf(dst)}: #VC ${fault.reason} at ${hexOf(fault.addr)}`);
+        this.vc(fault.addr, what, fault);
         return false;
       }
-      if (result.copied === 0 && ++stalls > MAX_NPF_RETRIES) {
-        this.error(`bounce copy ${hexOf(src)} -> ${hexOf(dst)}: livelock at ${hexOf(fault.addr)} (${fault.reason})`);
+      if (!this.exitToHost(loop, fault, { private: onSource ? srcPrivate : dstPrivate, write: !onSource })) {
+        this.livelock(loop, fault.addr, what, fault);
         return false;
       }
-      if (result.copied > 0) stalls = 0;
-      this.hv.npf(fault, { private: onSource ? srcPrivate : dstPrivate, write: !onSource });
     }
     return true;
   }
@@ -225,15 +294,18 @@ export class GuestMemory {
     const policy = this.policy;
     for (let gpa = start; gpa < end; ) {
       const remaining = end - gpa;
-      let size = policy.pageSize
+      const size = policy.pageSize
         ? this.env.guard(() => {
             const chosen = policy.pageSize?.(this.ctx, { gpa, remaining, purpose });
             if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${JSON.stringify(chosen)}`);
+            // No silent correction: a 2M PSC entry or PVALIDATE must be 2M-aligned and fit the
+            // range (__set_pages_state()); the policy chose one that is not.
+            if (chosen === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) {
+              throw new Error(`pageSize returned "2M" at gpa ${hexOf(gpa)} with ${hexOf(remaining)} bytes remaining: a 2M entry needs a 2M-aligned gpa and 2M to go`);
+            }
             return chosen;
           })
         : linuxPageSize(gpa, remaining);
-      // A 2M entry must be aligned and fit: anything else is a policy error the guest corrects.
-      if (size === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) size = '4K';
       entries.push({ gpa, size });
       gpa += size === '2M' ? SZ_2M : SZ_4K;
     }
@@ -286,8 +358,8 @@ export class GuestMemory {
     const progress = (): number => entries.reduce((sum, e) => sum + Math.min(e.curPage, pagesOf(e)), 0);
     let stalls = 0;
     let reported = 0;
-    const fail = (message: string): boolean => {
-      this.error(message);
+    const fail = (cause: GuestFatalCause, message: string): boolean => {
+      this.fatal(cause, (entries[desc.curEntry]?.gfn ?? entries[0]?.gfn ?? 0) * SZ_4K, message);
       for (let i = reported; i <= endEntry; i++) {
         const entry = entries[i];
         if (entry !== undefined) this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: false });
@@ -299,9 +371,9 @@ export class GuestMemory {
       const curEntry = desc.curEntry;
       const before = progress();
       const error = this.hv.psc(desc);
-      if (error !== undefined) return fail(`PSC to ${to} failed: ${error}`);
+      if (error !== undefined) return fail('psc', `PSC to ${to} failed: ${error}: __set_pages_state() terminates the guest`);
       if (desc.endEntry > endEntry || desc.curEntry < curEntry) {
-        return fail(`SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry})`);
+        return fail('psc', `SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry}): __set_pages_state() terminates the guest`);
       }
       const completed = Math.min(desc.curEntry, endEntry + 1);
       for (let i = reported; i < completed; i++) {
@@ -313,7 +385,9 @@ export class GuestMemory {
       }
       reported = Math.max(reported, completed);
       if (desc.curEntry === curEntry && progress() <= before) {
-        if (++stalls > MAX_PSC_STALLS) return fail(`PSC to ${to} at ${hexOf(entries[curEntry]?.gfn ?? 0)}: no progress after ${MAX_PSC_STALLS} exits (host livelock)`);
+        if (++stalls > MAX_PSC_STALLS) {
+          return fail('livelock', `PSC to ${to} at ${hexOf((entries[curEntry]?.gfn ?? 0) * SZ_4K)}: no progress after ${MAX_PSC_STALLS} exits: vmgexit_psc() would loop forever (host livelock)`);
+        }
       } else {
         stalls = 0;
       }

@@ -1,15 +1,17 @@
 // What backs each guest page in the host's view (KVM memory attributes + guest_memfd + the VMM's
-// shared memory). Sparse: one 512-entry state array per 2M region the case touched.
+// shared memory). Sparse: one 512-entry state array per 2M region the case touched. Which host
+// frames exist, are pinned or are free is frames.ts's business.
 //
 // Private memory lives in guest_memfd at a fixed offset of the GPA (GMEM_BASE + gpa), in folios
 // of 2M when the config asks for huge backing, until a conversion or host_split splits them.
 // Shared memory is separate VMM memory: QEMU's RAM block at VMM_RAM_BASE + gpa is what a static
-// VFIO map pins at start, and every conversion to shared faults a NEW frame from a bump allocator
-// above it (QEMU kvm_convert_memory() discards the old backing), which is exactly what leaves a
-// static IO mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
+// VFIO map pins at start, and every conversion to shared faults a NEW frame (QEMU
+// kvm_convert_memory() discarded the old backing), which is exactly what leaves a static IO
+// mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
 
-import { FRAMES_PER_2M, SZ_1G, SZ_2M, SZ_4K, alignUp, type PageSize } from '../model/size.ts';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from '../model/size.ts';
 import type { HostBacking } from '../policies/types.ts';
+import type { HostFrames } from './frames.ts';
 
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 
@@ -38,14 +40,12 @@ export class Backing {
   private readonly regions = new Map<number, Region>();
   private readonly sharedHpa = new Map<number, number>();
   private readonly split = new Set<number>();
-  private bump: number;
 
   constructor(
     readonly guestMemory: number,
     readonly hugeBacking: boolean,
-  ) {
-    this.bump = VMM_RAM_BASE + alignUp(guestMemory, SZ_1G);
-  }
+    private readonly frames: HostFrames,
+  ) {}
 
   state(gfn: number): PageBacking {
     return (this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.state[gfn % FRAMES_PER_2M] ?? NOT_BACKED) as PageBacking;
@@ -92,13 +92,16 @@ export class Backing {
     if (old === SHARED) {
       region.shared--;
       if (region.chunk !== undefined) this.unchunk(index, region);
+      // Leaving the shared state discards the page's VMM frame (kvm_convert_memory()).
+      const hpa = this.sharedHpa.get(gfn);
+      if (hpa !== undefined) this.frames.discardShared(hpa);
       this.sharedHpa.delete(gfn);
     }
     region.state[i] = next;
     if (next === PRIVATE) region.private++;
     if (next === SHARED) {
       region.shared++;
-      this.sharedHpa.set(gfn, sharedHpa ?? this.allocShared(SZ_4K, SZ_4K));
+      this.sharedHpa.set(gfn, sharedHpa ?? this.frames.allocShared(gfn, 1));
     }
   }
 
@@ -111,7 +114,12 @@ export class Backing {
     }
     if (region.chunk !== undefined) this.unchunk(index, region);
     for (let i = 0; i < FRAMES_PER_2M; i++) {
-      if (region.state[i] === SHARED) this.sharedHpa.delete(index * FRAMES_PER_2M + i);
+      if (region.state[i] !== SHARED) continue;
+      // A page that was shared already gives up its own frame for its place in the chunk.
+      const gfn = index * FRAMES_PER_2M + i;
+      const hpa = this.sharedHpa.get(gfn);
+      if (hpa !== undefined) this.frames.discardShared(hpa);
+      this.sharedHpa.delete(gfn);
     }
     region.state.fill(SHARED);
     region.private = 0;
@@ -130,11 +138,9 @@ export class Backing {
     }
   }
 
-  /** New VMM frames (never reused: a discarded frame is gone). */
-  allocShared(bytes: number, align: number): number {
-    const hpa = alignUp(this.bump, align);
-    this.bump = hpa + bytes;
-    return hpa;
+  /** A new 2M-aligned run of VMM frames for the whole 2M region `index`, about to be shared. */
+  allocSharedChunk(index: number): number {
+    return this.frames.allocShared(index * FRAMES_PER_2M, FRAMES_PER_2M);
   }
 
   folioSize(gpa: number): PageSize {

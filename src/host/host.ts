@@ -8,7 +8,7 @@
 // snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
 
 import { describeValue } from '../policies/check.ts';
-import type { HostView } from '../api.ts';
+import type { HostFrame, HostView } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_OK } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
@@ -28,6 +28,7 @@ import type {
 import type { Hypervisor, PscDesc } from '../guest/ghcb.ts';
 import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type BackedRun } from './backing.ts';
 import type { ActorEnv } from './env.ts';
+import { HostFrames } from './frames.ts';
 import { Iommu } from './iommu.ts';
 
 /** Upstream forces 4K IOMMU pages under SEV-SNP. */
@@ -35,6 +36,7 @@ export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
+  readonly frames: HostFrames;
   readonly iommu: Iommu;
   readonly ctx: HostContext;
   private readonly kvm: KvmHelpers;
@@ -49,8 +51,11 @@ export class Host implements HostView, Hypervisor {
     private readonly policy: HostPolicy,
     private readonly env: ActorEnv,
   ) {
-    this.backingState = new Backing(config.guestMemory, config.hugeBacking);
-    this.iommu = new Iommu(machine, this.backingState, env);
+    this.frames = new HostFrames(machine, config.guestMemory);
+    this.backingState = new Backing(config.guestMemory, config.hugeBacking, this.frames);
+    // Pins follow every IO map, unmap and flush as it happens, whoever calls the primitive.
+    machine.recorder.onCall = (call) => this.frames.observe(call);
+    this.iommu = new Iommu(machine, this.backingState, this.frames, env);
     this.kvm = {
       defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
       defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true),
@@ -80,6 +85,10 @@ export class Host implements HostView, Hypervisor {
 
   backing(gpa: number): HostBacking | undefined {
     return this.backingState.backing(gpa);
+  }
+
+  frame(hpa: number): HostFrame {
+    return this.frames.frame(hpa);
   }
 
   get flushPending(): boolean {
@@ -212,16 +221,18 @@ export class Host implements HostView, Hypervisor {
 
   // ---- decision points ---------------------------------------------------------------------
 
-  /** The policy's convert hook; returns the bytes done (clamped, 4K granular). */
+  /** The policy's convert hook; returns the bytes done (nothing returned: all of them). */
   private convert(request: ConvertRequest): number {
     const policy = this.policy;
     return this.env.guard(() => {
       const result: unknown = policy.convert ? policy.convert(this.ctx, request) : this.defaultConvert(request, false);
       if (result === undefined) return request.len;
-      // Validated at the boundary (issue 14, item 17): NaN or a stray value is the policy's bug,
-      // not something to round into a plausible answer.
-      if (typeof result !== 'number' || !Number.isInteger(result) || result < 0 || result > request.len || result % SZ_4K !== 0) {
-        throw new Error(`convert returned ${describeValue(result)}: expected the bytes done, a multiple of 4K from 0 to ${request.len} (or nothing for all)`);
+      // Validated at the boundary (issue 14, item 17), no silent correction (issue 12): KVM
+      // advances cur_page by whole pages, never past the request.
+      if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < 0 || result > request.len || result % SZ_4K !== 0) {
+        throw new Error(
+          `convert returned ${describeValue(result)} bytes done for the request of ${request.len} bytes at gpa 0x${request.gpa.toString(16)}: expected a multiple of 4096 from 0 to ${request.len} (or nothing for all)`,
+        );
       }
       return result;
     });
@@ -327,6 +338,8 @@ export class Host implements HostView, Hypervisor {
   /** sev_gmem_prepare(): the RMP entry of a newly faulted guest_memfd page (2M if possible). */
   private prepare(gpa: number, folio: PageSize, maxSize: PageSize | undefined): void {
     const region = alignDown(gpa, SZ_2M);
+    // Private memory now lives in guest_memfd: the VMM RAM frame behind the GPA is not used again.
+    this.frames.discardRam(gpa, SZ_4K);
     const index = region / SZ_2M;
     const asid = this.machine.asid;
     // is_large_rmp_possible(): a 2M folio whose whole frame range is unassigned.
@@ -434,7 +447,7 @@ export class Host implements HostView, Hypervisor {
       }
       // New VMM frames: one 2M chunk for a whole region, else 4K frames.
       if (whole && backing.sharedCount(index) === 0) {
-        const chunk = backing.allocShared(SZ_2M, SZ_2M);
+        const chunk = backing.allocSharedChunk(index);
         backing.setSharedChunk(index, chunk);
         mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
         continue;
@@ -455,6 +468,7 @@ export class Host implements HostView, Hypervisor {
 
   private toPrivate(start: number, end: number, eager: boolean): void {
     const backing = this.backingState;
+    this.frames.discardRam(start, end - start);
     const runs = this.collectRuns(start, end, SHARED);
     if (runs.length > 0) {
       this.zapNpt(start, end - start);

@@ -8,6 +8,7 @@ import { SZ_2M, alignDown, pfnOf } from '../model/size.ts';
 import type { IoEvent, IommuHelpers } from '../policies/types.ts';
 import type { Backing } from './backing.ts';
 import type { ActorEnv } from './env.ts';
+import type { HostFrames } from './frames.ts';
 
 export type DeviceViewKind = 'private' | 'shared';
 
@@ -18,6 +19,7 @@ export class Iommu implements IommuHelpers {
   constructor(
     private readonly machine: Machine,
     private readonly backing: Backing,
+    private readonly frames: HostFrames,
     private readonly env: ActorEnv,
   ) {
     for (const device of machine.devices) this.views.set(device.id, 'shared');
@@ -126,6 +128,10 @@ export class Iommu implements IommuHelpers {
   flush(dev: number): void {
     this.env.charge();
     this.machine.iommuFlush(dev);
+  }
+
+  releasePins(dev: number): void {
+    this.frames.releasePins(dev);
   }
 
   mirror(dev: number, options: { followRmp?: boolean } = {}): void {

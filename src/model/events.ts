@@ -71,6 +71,8 @@ export class Recorder {
   private faults: Fault[] = [];
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
+  /** Told of every primitive call as it is recorded (the host follows VFIO pins this way). */
+  onCall: ((call: PrimitiveCall) => void) | undefined = undefined;
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
@@ -87,6 +89,8 @@ export class Recorder {
     if (this.inner !== undefined) call.during = this.inner;
     this.calls.push(call);
     const outer = this.inner === undefined ? ++this.outerCalls : undefined;
+    // The host's bookkeeping first (VFIO pins), so an op interleaved after this call sees it.
+    this.onCall?.(call);
     this.listener?.(call, outer);
   }
 
@@ -131,6 +135,11 @@ export class Recorder {
   /** Every guest frame overlapping [gpa, gpa + len). */
   touchGfnRange(gpa: number, len: number): void {
     if (len > 0) this.gfns.add(Math.floor(gpa / SZ_4K), Math.ceil((gpa + len) / SZ_4K));
+  }
+
+  /** The calls recorded since the step had `count` of them (the host's answer to one fault). */
+  callsSince(count: number): readonly PrimitiveCall[] {
+    return this.calls.slice(count);
   }
 
   /** What the step did so far, without ending it. */

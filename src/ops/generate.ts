@@ -7,6 +7,7 @@
 import seedrandom from 'seedrandom';
 import { GMEM_BASE, LOW_RESERVED } from '../model/layout.ts';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
+import { edgesOf, type Edges } from './edges.ts';
 import { OP_SPECS } from './schema.ts';
 import type { Case, Config, DmaDirection, During, InnerOp, Op, OpName } from './types.ts';
 
@@ -44,8 +45,10 @@ export type WeightKey = OpName | 'during';
 export const WEIGHT_KEYS: readonly WeightKey[] = [...(Object.keys(DEFAULT_WEIGHTS) as OpName[]), 'during'];
 
 export interface GenerateOptions {
-  /** Maximum ops per case; a case has between half of it and all of it. */
+  /** Maximum ops per case: most cases are short, a fraction reaches it (caseLength()). */
   steps: number;
+  /** Every case runs all `steps` ops (tests that need state to build up in every case). */
+  fullLength?: boolean;
   /** Swarm testing on (default) or every kind with its default weight. */
   swarm?: boolean;
   /** Kinds pinned by the user: always enabled with this weight (0 disables a kind); `during` too. */
@@ -60,8 +63,22 @@ type Rng = () => number;
 /** The probability that swarm testing switches an unpinned op kind off for a case. */
 const SWARM_OFF = 0.25;
 
-const DMA_LENGTHS = [64, 512, 2048, 4096, 4096, 8192];
-const BUFFER_BYTES = [64, 512, 2048, 4096, 4096, 8192, 16384, 65536, 262144];
+/** The default of --steps: long enough for state to build up (conversions, splits, reused frames). */
+export const DEFAULT_STEPS = 256;
+/** The share of cases that run the full --steps; the others are short. */
+const LONG_CASES = 0.1;
+
+/**
+ * Most cases are short (cheap, and a short failing case shrinks fast), with a mean of steps/8;
+ * a tenth run all `steps` ops, so that state builds up (Hypothesis and syzkaller also favour short
+ * programs while letting some grow long).
+ */
+export function caseLength(rng: Rng, steps: number): number {
+  if (steps <= 1) return 1;
+  if (rng() < LONG_CASES) return steps;
+  return 1 + Math.floor(Math.min(steps - 1, -Math.log(1 - rng()) * (steps / 8)));
+}
+
 const DIRECTIONS: DmaDirection[] = ['to_device', 'from_device', 'bidirectional'];
 
 function chooseWeights(rng: Rng, config: Config, options: GenerateOptions): { kinds: OpName[]; cumulative: number[] } {
@@ -99,9 +116,13 @@ function chooseWeights(rng: Rng, config: Config, options: GenerateOptions): { ki
 class AddressPicker {
   private readonly hot: number[] = [];
   private readonly used: number[] = [];
+  /** Pages the case shared: where unshares and wild DMAs look first (a device that keeps using a
+   *  buffer the driver gave back is the classic DMA use-after-free). */
+  private readonly shared: number[] = [];
   constructor(
     private readonly rng: Rng,
     private readonly memory: number,
+    private readonly edges: readonly number[],
     /** Also make the bottom 2M region hot: the guest's page allocator takes DMA buffers from there. */
     allocatorRegion = false,
   ) {
@@ -121,8 +142,11 @@ class AddressPicker {
       const edge = this.rng();
       const offset = edge < 0.3 ? 0 : edge < 0.4 ? SZ_2M - SZ_4K : Math.floor(this.rng() * 512) * SZ_4K;
       gpa = base + offset;
-    } else if (r < 0.9 && this.memory > SZ_1G) {
+    } else if (r < 0.88 && this.memory > SZ_1G) {
       gpa = Math.floor(this.rng() * Math.floor(this.memory / SZ_1G)) * SZ_1G;
+    } else if (r < 0.94) {
+      // The ends of things: guest memory, vTOM, the swiotlb pool.
+      gpa = this.edges[Math.floor(this.rng() * this.edges.length)] ?? 0;
     } else {
       gpa = Math.floor(this.rng() * Math.floor(this.memory / SZ_4K)) * SZ_4K;
     }
@@ -137,31 +161,45 @@ class AddressPicker {
     const gpa = this.page();
     return gpa - (gpa % SZ_2M);
   }
+
+  /** A page to share, remembered. */
+  toShare(): number {
+    const gpa = this.page();
+    if (this.shared.length < 16) this.shared.push(gpa);
+    return gpa;
+  }
+
+  /** A page the case shared, most of the time, else any page. */
+  wasShared(): number {
+    if (this.shared.length > 0 && this.rng() < 0.6) return this.shared[Math.floor(this.rng() * this.shared.length)] ?? 0;
+    return this.page();
+  }
 }
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
 const smallInt = (rng: Rng, max: number): number => Math.floor(rng() * max);
 
-function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPicker): Op {
+function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPicker, edges: Edges): Op {
   const dev = smallInt(rng, config.devices.length);
   switch (name) {
     case 'accept':
       return rng() < 0.6 ? { op: 'accept', gpa: addresses.region(), size: '2M' } : { op: 'accept', gpa: addresses.page(), size: '4K' };
     case 'share':
+      return { op: 'share', gpa: addresses.toShare(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
     case 'unshare':
-      return { op: name, gpa: addresses.page(), pages: rng() < 0.7 ? 1 : rng() < 0.5 ? 1 + smallInt(rng, 16) : 512 };
+      return { op: 'unshare', gpa: addresses.wasShared(), pages: rng() < 0.5 ? 1 : edges.pages(rng) };
     case 'touch':
       return { op: 'touch', gpa: addresses.page(), write: rng() < 0.5 };
     case 'alloc_coherent':
       return rng() < 0.2
-        ? { op: 'alloc_coherent', dev, bytes: pick(rng, BUFFER_BYTES), atomic: true }
-        : { op: 'alloc_coherent', dev, bytes: pick(rng, BUFFER_BYTES) };
+        ? { op: 'alloc_coherent', dev, bytes: edges.allocBytes(rng), atomic: true }
+        : { op: 'alloc_coherent', dev, bytes: edges.allocBytes(rng) };
     case 'free_coherent':
       return { op: 'free_coherent', buf: smallInt(rng, 4) };
     case 'map_single':
       return rng() < 0.2
-        ? { op: 'map_single', dev, bytes: pick(rng, BUFFER_BYTES), align: pick(rng, [64, 4096]), dir: pick(rng, DIRECTIONS) }
-        : { op: 'map_single', dev, bytes: pick(rng, BUFFER_BYTES), dir: pick(rng, DIRECTIONS) };
+        ? { op: 'map_single', dev, bytes: edges.mapBytes(rng), align: pick(rng, [64, 4096]), dir: pick(rng, DIRECTIONS) }
+        : { op: 'map_single', dev, bytes: edges.mapBytes(rng), dir: pick(rng, DIRECTIONS) };
     case 'unmap_single':
       return { op: 'unmap_single', map: smallInt(rng, 4) };
     case 'sync':
@@ -171,11 +209,13 @@ function generateOp(name: OpName, rng: Rng, config: Config, addresses: AddressPi
       return { op: name, dev };
     case 'dma': {
       const r = rng();
-      const len = pick(rng, DMA_LENGTHS);
+      const len = edges.dmaLen(rng);
       const write = rng() < 0.5;
-      if (r < 0.45) return { op: 'dma', dev, buf: smallInt(rng, 4), len, write };
-      if (r < 0.9) return { op: 'dma', dev, map: smallInt(rng, 4), len, write };
-      return { op: 'dma', dev, iova: addresses.page(), len, write };
+      // An offset into the buffer reaches its end (past it, the DMA is no longer legitimate).
+      const at = rng() < 0.2 ? { offset: edges.dmaOffset(rng) } : {};
+      if (r < 0.4) return { op: 'dma', dev, buf: smallInt(rng, 4), ...at, len, write };
+      if (r < 0.8) return { op: 'dma', dev, map: smallInt(rng, 4), ...at, len, write };
+      return { op: 'dma', dev, iova: addresses.wasShared(), len, write };
     }
     case 'host_split':
       return { op: 'host_split', gpa: addresses.region() };
@@ -233,9 +273,9 @@ function duringAfters(rng: Rng): number[] {
  * One interleaved op: mostly a legitimate DMA against a live buffer or mapping (which must
  * succeed), else a wild DMA or a touch in the same 2M region as the outer op's target.
  */
-function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects): InnerOp {
+function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects, edges: Edges): InnerOp {
   const dev = smallInt(rng, config.devices.length);
-  const len = pick(rng, DMA_LENGTHS);
+  const len = edges.dmaLen(rng);
   const write = rng() < 0.5;
   const target = (outer as { gpa?: unknown }).gpa;
   const sameRegion = (): number => (typeof target === 'number' ? target - (target % SZ_2M) + smallInt(rng, 512) * SZ_4K : addresses.page());
@@ -270,17 +310,18 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
   const { kinds, cumulative } = chooseWeights(rng, config, options);
   const total = cumulative[cumulative.length - 1] ?? 1;
   // Races need a page-size change where live buffers are: with interleaving on, the allocator's
-  // region is hot too. (Pinned during=0 draws nothing here: generation is as before `during`.)
+  // region is hot too. (Pinned during=0 draws nothing here.)
   const interleave = duringChance(rng, options);
-  const addresses = new AddressPicker(rng, config.guestMemory, interleave > 0);
-  const length = Math.max(1, Math.ceil(options.steps / 2 + rng() * (options.steps / 2)));
+  const edges = edgesOf(config);
+  const addresses = new AddressPicker(rng, config.guestMemory, edges.addresses, interleave > 0);
+  const length = options.fullLength === true ? Math.max(1, options.steps) : caseLength(rng, options.steps);
   const ops: Op[] = [];
   const live: LiveObjects = { buf: [], map: [] };
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
     while ((cumulative[k] ?? total) <= target) k++;
-    const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses);
+    const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses, edges);
     if (op.op === 'alloc_coherent') live.buf.push(op.dev);
     else if (op.op === 'map_single') live.map.push(op.dev);
     // A DMA makes one call of its own: nothing to race with.
@@ -288,7 +329,7 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
       const during: During[] = [];
       const count = rng() < 0.8 ? 1 : 2;
       for (let j = 0; j < count; j++) {
-        const inner = generateInner(rng, config, op, addresses, live);
+        const inner = generateInner(rng, config, op, addresses, live, edges);
         for (const after of duringAfters(rng)) during.push({ after, op: inner });
       }
       op.during = during;

@@ -177,8 +177,16 @@ export interface IommuHelpers {
   /** Split (machine.ioSplit, atomic) every leaf larger than `size` that straddles a boundary of
    *  [gpa, gpa + len), so the range can then be unmapped exactly. */
   cut(dev: number, gpa: number, len: number, size: number): void;
-  /** The driver's iotlb_sync for one device (gathered invalidations and deferred frees). */
+  /** The driver's iotlb_sync for one device (gathered invalidations and deferred frees); VFIO
+   *  then releases the pins of what was unmapped on the device since its last flush. */
   flush(dev: number): void;
+  /**
+   * Release now the pins of the IO mappings unmapped on `dev` since its last flush
+   * (vfio_unpin_pages_remote()). The flush already does this after the IOTLB invalidation, as VFIO
+   * type1 does; calling it before the flush is the bug that ordering avoids: a freed frame stays
+   * reachable through the IOTLB (dma-after-free).
+   */
+  releasePins(dev: number): void;
   /** Empty the device's S2 and map everything the host backs in the device's current view. */
   mirror(dev: number, options?: { followRmp?: boolean }): void;
 }

@@ -11,6 +11,9 @@ import { type RegionRow, snapshotRegion } from './region.ts';
 
 export interface ExplainInput {
   repro: Repro;
+  /** The case's verdict: its first violation (undefined: clean). */
+  actual: Violation | undefined;
+  /** The violation explained in detail: the file's expected one when it fires too, else `actual`. */
   violation: Violation | undefined;
   /** The failing step's record, if the violation happened at a step. */
   step: Step | undefined;
@@ -42,6 +45,21 @@ function table(before: RegionRow[], after: RegionRow[]): string[] {
   return lines;
 }
 
+const describeExpect = (expect: NonNullable<Repro['expect']>): string =>
+  expect.verdict === 'clean' ? 'clean' : `${expect.oracle}${expect.step === undefined ? '' : ` at step ${expect.step}`}`;
+
+/** What the file's `expect` says, when the case gives something else. */
+function expectationNote(repro: Repro, actual: Violation | undefined, explained: Violation | undefined): string | undefined {
+  const expect = repro.expect;
+  if (!expect) return undefined;
+  if (expect.verdict === 'clean') return actual ? `the file expects: clean; this case is not` : undefined;
+  if (actual && actual.oracle === expect.oracle && (expect.step === undefined || actual.step === expect.step)) return undefined;
+  const hit = explained && explained.oracle === expect.oracle ? explained : undefined;
+  if (!hit) return `the file expects: ${describeExpect(expect)}; this case does not give it`;
+  if (expect.step !== undefined && hit.step !== expect.step) return `the file expects: ${describeExpect(expect)}; it fires at step ${hit.step}`;
+  return `the file expects: ${describeExpect(expect)}; it fires too, after the verdict above`;
+}
+
 export function renderExplain(input: ExplainInput): string {
   const { repro, violation, step } = input;
   const config = repro.config;
@@ -51,11 +69,14 @@ export function renderExplain(input: ExplainInput): string {
   lines.push(
     `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}, swiotlb ${formatSize(config.swiotlb)}, ${devices}`,
   );
-  if (!violation) {
-    lines.push('verdict: clean (no oracle fired)');
-    return `${lines.join('\n')}\n`;
-  }
-  lines.push(`verdict: ${violation.oracle} (${violation.severity}) at step ${violation.step}`, `  ${violation.message}`, '');
+  const { actual } = input;
+  lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : 'verdict: clean (no oracle fired)');
+  if (actual) lines.push(`  ${actual.message}`);
+  const note = expectationNote(repro, actual, violation);
+  if (note) lines.push(note);
+  if (!violation) return `${lines.join('\n')}\n`;
+  if (violation !== actual) lines.push('', `explained below: ${violation.oracle} (${violation.severity}) at step ${violation.step}`, `  ${violation.message}`);
+  lines.push('');
   const failing = repro.ops[violation.step];
   if (failing) lines.push(`failing step ${violation.step}: ${formatOp(failing)}`);
   const fromDetails = detailsArrow(violation.details);

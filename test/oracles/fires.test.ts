@@ -12,8 +12,21 @@ import brokenKvmMaxLevel from '../../corpus/policies/broken-kvm-max-level.ts';
 import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
 import brokenLeakyFree from '../../corpus/policies/broken-leaky-free.ts';
 import brokenSkipInvalidate from '../../corpus/policies/broken-skip-invalidate.ts';
+import brokenSizemIgnored from '../../corpus/policies/broken-sizem-ignored.ts';
+import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
 import exampleOracle from '../fixtures/example-oracle.ts';
 import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
+import { plantedPolicies } from '../../bench/planted/index.ts';
+import { defineHostPolicy } from '../../src/policies/types.ts';
+
+/** KVM answers a SIZEM fault by rebuilding the region with RMPUPDATEs: Validated is lost under the guest. */
+const rebuildOnSizem = plantedPolicies('sizem-rmpupdate-rebuild').host;
+/** A host that never does any of a conversion to shared (KVM returns to the guest with nothing done). */
+const neverShares = defineHostPolicy({
+  name: 'never-shares',
+  description: 'completes no conversion to shared',
+  convert: (ctx, request) => (request.to === 'shared' ? 0 : ctx.kvm.defaultConvert(request)),
+});
 
 const MB = 1024 * 1024;
 
@@ -35,6 +48,23 @@ interface Firing {
   /** Only the incremental check can see it (it needs the step's events); the full sweep cannot. */
   incrementalOnly?: string;
 }
+
+/** Share a page, let device 1 cache its translation, make it private again, DMA through the cache. */
+const UAF_OPS: Op[] = [
+  { op: 'share', gpa: 0x401000, pages: 1 },
+  { op: 'dma', dev: 1, iova: 0x401000, len: 4096, write: true },
+  { op: 'unshare', gpa: 0x401000, pages: 1 },
+  { op: 'dma', dev: 1, iova: 0x401000, len: 4096, write: true },
+];
+/** A 4K rescind on a 2M RMP entry: the SIZEM #NPF. */
+const SIZEM_OPS: Op[] = [
+  { op: 'accept', gpa: 4 * MB, size: '2M' },
+  { op: 'share', gpa: 0x401000, pages: 1 },
+];
+const SHARE_UNSHARE: Op[] = [
+  { op: 'share', gpa: 8 * MB, pages: 1 },
+  { op: 'unshare', gpa: 8 * MB, pages: 1 },
+];
 
 const firings: Firing[] = [
   {
@@ -357,6 +387,82 @@ const firings: Firing[] = [
       ],
     },
   },
+  {
+    oracle: 'dma-after-free',
+    why: 'the IO unmap releases the pins before the flush: a cached translation reaches the freed frame',
+    broken: { host: brokenUnpinBeforeFlush, guest: 'linux', ops: UAF_OPS },
+    step: 3,
+    message: /dev 1 DMA write at 0x401000 \(gpa 0x401000\) -- IOTLB\[4K\] --> hpa 0x[0-9a-f]+, a frame that is in the host free pool ==> FAIL \(DMA into a freed frame\)/,
+    // A stale IOTLB entry to a frame VFIO still pins is not a use-after-free (QEMU 852f0048f3).
+    correct: { host: brokenLazyFlush, guest: 'linux', ops: UAF_OPS },
+  },
+  {
+    oracle: 'dma-after-free',
+    why: 'the flush skips the invalidation and VFIO unpins: seen even when nothing reused the frame',
+    broken: { host: brokenSkipInvalidate, guest: 'linux', ops: [...UAF_OPS.slice(0, 3), { op: 'host_sync' }, UAF_OPS[3]!] },
+    step: 4,
+    message: /IOTLB\[4K\] --> hpa 0x[0-9a-f]+, a frame that is in the host free pool ==> FAIL \(DMA into a freed frame\)/,
+    correct: { host: 'kvm-iommu-4k', guest: 'linux', ops: [...UAF_OPS.slice(0, 3), { op: 'host_sync' }, UAF_OPS[3]!] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a host that answers SIZEM without PSMASH livelocks the 4K rescind',
+    broken: { host: brokenSizemIgnored, guest: 'linux-2m-pool', ops: SIZEM_OPS },
+    step: 1,
+    message: /PVALIDATE 0x401000 4K rescind: livelock, the same #NPF 3 times with no RMP or NPT change .* ==> FAIL \(guest livelock\)/,
+    correct: { host: 'kvm-iommu-4k', guest: 'linux-2m-pool', ops: SIZEM_OPS },
+  },
+  {
+    oracle: 'guest-alive',
+    why: "the same host kills today's Linux at boot (the page-aligned swiotlb pool's 4K rescind); the first step reports it",
+    broken: { host: brokenSizemIgnored, guest: 'linux', ops: [{ op: 'host_sync' }] },
+    step: 0,
+    message: /^at boot: PVALIDATE 0x[0-9a-f]+ 4K rescind: livelock.* ==> FAIL \(guest livelock\)/,
+    correct: { host: 'kvm-iommu-4k', guest: 'linux', ops: [{ op: 'host_sync' }] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a rescind finds the page no longer validated (CF=1) after the host rebuilt the RMP entries',
+    broken: { host: rebuildOnSizem, guest: 'linux-2m-pool', ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }] },
+    step: 1,
+    message: /PVALIDATE 0x401000 4K rescind: already in that state \(CF=1\).* ==> FAIL \(guest terminated by pvalidate\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux-2m-pool', ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a private access to a page the host left not validated: the #VC handler terminates the guest',
+    broken: {
+      host: rebuildOnSizem,
+      guest: 'linux-2m-pool',
+      ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }, { op: 'touch', gpa: 0x402000, write: true }],
+    },
+    step: 2,
+    message: /private write of 0x402000: #VC not validated.* ==> FAIL \(guest terminated by vc\)/,
+    among: true,
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      ops: [{ op: 'accept', gpa: 4 * MB, size: '2M' }, { op: 'share', gpa: 0x401000, pages: 1 }, { op: 'touch', gpa: 0x402000, write: true }],
+    },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'a host that never completes a PSC to shared: vmgexit_psc() would loop forever',
+    broken: { host: neverShares, guest: 'linux-2m-pool', ops: [{ op: 'share', gpa: 0x401000, pages: 1 }] },
+    step: 0,
+    // The boot pool's conversion dies first (reported at step 0 too); the share's follows.
+    message: /^PSC to shared at 0x401000: no progress after 8 exits.* ==> FAIL \(guest livelock\)/,
+    among: true,
+    correct: { host: 'cut-on-convert', guest: 'linux-2m-pool', ops: [{ op: 'share', gpa: 0x401000, pages: 1 }] },
+  },
+  {
+    oracle: 'guest-alive',
+    why: 'double-validate: the second PVALIDATE finds the page validated (CF=1) and pval_pages() terminates',
+    broken: { host: 'cut-on-convert', guest: 'double-validate', ops: SHARE_UNSHARE },
+    step: 1,
+    message: /PVALIDATE 0x800000 4K validate: already in that state \(CF=1\).* ==> FAIL \(guest terminated by pvalidate\)/,
+    correct: { host: 'cut-on-convert', guest: 'linux', ops: SHARE_UNSHARE },
+  },
 ];
 
 describe('every built-in oracle fires on a minimal broken case', () => {
@@ -400,6 +506,8 @@ describe('every built-in oracle fires on a minimal broken case', () => {
       'swiotlb-shared',
       'conversion-order',
       'bounce-integrity',
+      'dma-after-free',
+      'guest-alive',
     ]);
   });
 });

@@ -51,7 +51,7 @@ describe('incremental checks agree with full sweeps', () => {
     const template = caseOf({ host, guest, ops: [], adversary });
     // Weighted cases try a few seeds: swarm still switches some unpinned kinds off per case.
     for (const seed of weights ? [0, 1, 2] : [0]) {
-      const { ops } = generateCase(template.config, `incremental/${title}${seed ? `/${seed}` : ''}`, { steps: 100, weights: { during: 0, ...weights } });
+      const { ops } = generateCase(template.config, `incremental/${title}${seed ? `/${seed}` : ''}`, { steps: 100, fullLength: true, weights: { during: 0, ...weights } });
       const spec = { host, guest, ops, adversary };
       const incremental = runSpec(spec, builtinOracles, { allViolations: true });
       const full = runSpec(spec, builtinOracles, { allViolations: true, fullCheck: true });

@@ -38,7 +38,7 @@ describe('correct policies keep every oracle silent', () => {
       const template = caseOf({ host: setup.host, guest: setup.guest, ops: [], config: setup.config });
       for (let i = 0; i < SEEDS; i++) {
         const seed = `silent/${setup.guest}/${i}`;
-        const { ops: generated } = generateCase(template.config, seed, { steps: STEPS });
+        const { ops: generated } = generateCase(template.config, seed, { steps: STEPS, fullLength: true });
         ops += generated.length;
         const result = runSpec({ host: setup.host, guest: setup.guest, ops: generated, config: setup.config }, builtinOracles, { allViolations: true });
         for (const violation of result.violations) found.push({ setup: `${setup.host} + ${setup.guest}`, seed, violation });

@@ -22,7 +22,10 @@ describe('explain', () => {
 
   it('shows the failing DMA, the region before and after, and the ops', async () => {
     const text = await explain('kvm-iommu-4k-trusted-dma.json');
-    expect(text).toContain('verdict: dma-liveness (liveness) at step 3');
+    // The case's own verdict comes first; the file's expected oracle fires later and is explained.
+    expect(text).toContain('verdict: io-s2-rmp-size (correctness) at step 1');
+    expect(text).toContain('the file expects: dma-liveness at step 3; it fires too, after the verdict above');
+    expect(text).toContain('explained below: dma-liveness (liveness) at step 3');
     expect(text).toContain('  S2[4K] -- [4K] --> RMP[2M]  ==> FAIL (size mismatch)');
     expect(text).toMatch(/RMP\s+@0x400000200000: 2M assigned asid 1 gpa 0x200000 validated \(unchanged\)/);
     expect(text).toMatch(/IO S2 dev0\s+512 x 4K/);
@@ -30,7 +33,8 @@ describe('explain', () => {
   });
 
   it('pairs rows by table when the backing appears with the step, and draws no arrow without a translation', async () => {
-    const text = await explain('double-validate.json');
+    const repro = readRepro(corpusFile('double-validate.json'));
+    const text = explainRepro({ ...repro, expect: { verdict: 'violation', oracle: 'conversion-order', step: 0 } }, await resolveReproPolicies(repro), await resolveOracles());
     expect(text).toMatch(/RMP\s+no backing frame yet\n\s+-> @0x[0-9a-f]+: 4K entries/);
     expect(text).toContain('==> FAULT (not present)   [npf at 0x800000, to the host]');
     expect(text).not.toContain(' --> RMP[-]');
@@ -42,5 +46,18 @@ describe('explain', () => {
     expect(text).toContain('interleaved after call 2 of share');
     expect(text).toMatch(/inside step 2 .*\n {4}1 pvalidate 0x103000 \| 2 psmash 0x[0-9a-f]+ \| <-- during\[0\] dma dev 0 iova 0x100000: S2\[2M\] -- \[2M\] --> RMP\[4K\] {2}==> FAIL \(size mismatch\) \| 3 npt_unmap 0x0 \| 4 io_split 0x0/);
     expect(text).toMatch(/>\s+2 {2}share gpa=0x103000 pages=1 during=\[after 2: dma dev=0 buf=0 len=4096 write=true\]/);
+  });
+
+  it("prints the verdict the case gives when the file's expect says otherwise", async () => {
+    const violating = readRepro(corpusFile('double-validate.json'));
+    const policies = await resolveReproPolicies(violating);
+    const oracles = await resolveOracles();
+    const saysClean = explainRepro({ ...violating, expect: { verdict: 'clean' } }, policies, oracles);
+    expect(saysClean).toContain('verdict: conversion-order (security) at step 0');
+    expect(saysClean).toContain('the file expects: clean; this case is not');
+    const clean = readRepro(corpusFile('clean-kvm-4k-linux.json'));
+    const saysViolation = explainRepro({ ...clean, expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step: 1 } }, await resolveReproPolicies(clean), oracles);
+    expect(saysViolation).toContain('verdict: clean (no oracle fired)');
+    expect(saysViolation).toContain('the file expects: io-s2-rmp-size at step 1; this case does not give it');
   });
 });

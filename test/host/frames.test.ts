@@ -1,0 +1,70 @@
+// The host frame lifecycle (src/host/frames.ts) in QEMU's default world: VMM RAM frames back their
+// GPA until the first conversion to private, shares fault in new frames, VFIO pins what it maps
+// and releases the pins after the IOTLB flush, and a frame nothing backs or pins is free (and is
+// handed out again, oldest first).
+
+import { describe, expect, it } from 'vitest';
+import { VMM_RAM_BASE } from '../../src/host/backing.ts';
+import { defineHostPolicy } from '../../src/policies/types.ts';
+import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
+import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
+import { frameOf, makeWorld, run } from '../helpers/world.ts';
+
+const GPA = 0x401000;
+const share = { op: 'share', gpa: GPA, pages: 1 } as const;
+const unshare = { op: 'unshare', gpa: GPA, pages: 1 } as const;
+
+describe('host frames', () => {
+  it('a VMM RAM frame backs its GPA until the first conversion to private discards it', () => {
+    const world = makeWorld({ hostPolicy: 'kvm-4k', guestPolicy: 'linux' });
+    const ram = VMM_RAM_BASE + 0x3000000;
+    expect(world.host.frame(ram)).toEqual({ state: 'backing', kind: 'vmm', gpa: 0x3000000 });
+    run(world, [{ op: 'accept', gpa: 0x3000000, size: '4K' }]);
+    expect(world.host.frame(ram)).toEqual({ state: 'free', kind: 'vmm' });
+    // guest_memfd frames stay the guest's; host memory outside both never was.
+    expect(world.host.frame(2 ** 46 + 0x3000000)).toEqual({ state: 'backing', kind: 'gmem', gpa: 0x3000000 });
+    expect(world.host.frame(0x1000)).toEqual({ state: 'free', kind: 'host' });
+  });
+
+  it('a static IO map pins the RAM block: a discarded frame stays pinned, not free (QEMU 852f0048f3)', () => {
+    const world = makeWorld({ hostPolicy: 'vfio-static', guestPolicy: 'linux' });
+    run(world, [{ op: 'accept', gpa: 0x3000000, size: '4K' }]);
+    expect(world.host.frame(VMM_RAM_BASE + 0x3000000)).toEqual({ state: 'pinned', kind: 'vmm' });
+  });
+
+  it('a shared frame is freed after the unmap and its flush, and handed out again oldest first', () => {
+    const world = makeWorld({ hostPolicy: 'kvm-4k', guestPolicy: 'linux' });
+    run(world, [share]);
+    const first = frameOf(world, GPA);
+    expect(world.host.frame(first)).toEqual({ state: 'backing', kind: 'vmm', gpa: GPA });
+    // Reused: a RAM block frame that acceptance discarded (fresh frames come from above the block).
+    expect(first).toBeLessThan(VMM_RAM_BASE + 2 ** 30);
+    run(world, [unshare], 1);
+    expect(world.host.frame(first)).toEqual({ state: 'free', kind: 'vmm' });
+    run(world, [share], 2);
+    // The pool already held older frames (the RAM frames acceptance discarded): not the same one.
+    expect(frameOf(world, GPA)).not.toBe(first);
+    expect(world.host.frame(frameOf(world, GPA)).state).toBe('backing');
+  });
+
+  it('VFIO releases the pins only at the flush; a host that releases them earlier frees the frame at once', () => {
+    const lazy = makeWorld({ guestPolicy: 'linux' }, { host: brokenLazyFlush });
+    run(lazy, [share]);
+    const frame = frameOf(lazy, GPA);
+    run(lazy, [unshare], 1);
+    expect(lazy.host.frame(frame)).toEqual({ state: 'pinned', kind: 'vmm' });
+    const flushing = defineHostPolicy({ ...brokenLazyFlush, name: 'lazy-then-flush', flush: undefined });
+    const world = makeWorld({ guestPolicy: 'linux' }, { host: flushing });
+    run(world, [share]);
+    const pinned = frameOf(world, GPA);
+    run(world, [unshare], 1);
+    expect(world.host.frame(pinned).state).toBe('pinned');
+    run(world, [{ op: 'host_sync' }], 2);
+    expect(world.host.frame(pinned).state).toBe('free');
+    const early = makeWorld({ guestPolicy: 'linux' }, { host: brokenUnpinBeforeFlush });
+    run(early, [share]);
+    const freed = frameOf(early, GPA);
+    run(early, [unshare], 1);
+    expect(early.host.frame(freed).state).toBe('free');
+  });
+});
