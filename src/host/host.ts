@@ -10,7 +10,7 @@
 import { describeValue } from '../policies/check.ts';
 import type { HostFrame, HostView } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
-import { PSMASH_FAIL_INPUT, RMPUPDATE_OK } from '../model/types.ts';
+import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
 import type { Config } from '../ops/types.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, alignDown, pfnOf, type PageSize } from '../model/size.ts';
@@ -21,6 +21,7 @@ import type {
   HostPolicy,
   IoEvent,
   KvmHelpers,
+  NptSmash,
   PrivateFault,
   SmashRequest,
   SplitRequest,
@@ -30,6 +31,9 @@ import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type Bac
 import type { ActorEnv } from './env.ts';
 import { HostFrames } from './frames.ts';
 import { Iommu } from './iommu.ts';
+
+/** Attempts of one RMPUPDATE that returns FAIL_OVERLAP before the host gives up (see rmpupdate()). */
+export const RMPUPDATE_OVERLAP_TRIES = 3;
 
 /** Upstream forces 4K IOMMU pages under SEV-SNP. */
 export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
@@ -62,6 +66,7 @@ export class Host implements HostView, Hypervisor {
       defaultSplit: (request) => this.defaultSplit(request),
       defaultSmash: (request) => this.defaultSmash(request),
       smashNpt: (gpa, npt) => this.smashNpt(gpa, npt),
+      splitFolio: (gpa) => this.backingState.splitFolio(gpa),
       psmash: (gpa, options) => this.smash(gpa, 'fault', options?.npt ?? 'zap'),
       zapNpt: (gpa, len) => this.zapNpt(gpa, len),
     };
@@ -276,7 +281,7 @@ export class Host implements HostView, Hypervisor {
    * conversion, host_split. The policy's smash hook performs the change before anything is
    * PSMASHed. Returns 0 when the entry is 4K afterwards, else PSMASH_FAIL_INPUT.
    */
-  smash(gpa: number, cause: SmashRequest['cause'], npt: 'zap' | 'split'): number {
+  smash(gpa: number, cause: SmashRequest['cause'], npt: NptSmash): number {
     const region = alignDown(gpa, SZ_2M);
     const entry = this.rmpEntry(region);
     if (!entry.assigned || entry.size !== '2M') return PSMASH_FAIL_INPUT;
@@ -301,7 +306,8 @@ export class Host implements HostView, Hypervisor {
     return status;
   }
 
-  private smashNpt(gpa: number, npt: 'zap' | 'split'): void {
+  private smashNpt(gpa: number, npt: NptSmash): void {
+    if (npt === 'keep') return;
     const region = alignDown(gpa, SZ_2M);
     const leaf = this.machine.npt.leafAt(region);
     if (leaf === undefined || leaf.size < SZ_2M) return;
@@ -342,7 +348,9 @@ export class Host implements HostView, Hypervisor {
     this.frames.discardRam(gpa, SZ_4K);
     const index = region / SZ_2M;
     const asid = this.machine.asid;
-    // is_large_rmp_possible(): a 2M folio whose whole frame range is unassigned.
+    // is_large_rmp_possible(): a 2M folio whose whole frame range is unassigned. KVM reads the RMP
+    // for that (is_pfn_range_shared()); the model tries the 2M RMPUPDATE once, and an overlap (a
+    // frame assigned behind the host's back, by a hostile host's raw ops) means 4K, as there.
     if (folio === '2M' && maxSize !== '4K' && this.backingState.privateCount(index) === 0 && this.backingState.sharedCount(index) === 0) {
       this.env.charge();
       const status = this.machine.rmpUpdate(this.gmem(region), { assigned: true, asid, gpa: region, size: '2M' });
@@ -352,11 +360,30 @@ export class Host implements HostView, Hypervisor {
         return;
       }
     }
-    this.env.charge();
-    const status = this.machine.rmpUpdate(this.gmem(gpa), { assigned: true, asid, gpa, size: '4K' });
+    const status = this.rmpupdate(this.gmem(gpa), { assigned: true, asid, gpa, size: '4K' });
     if (status !== RMPUPDATE_OK) return;
     this.backingState.set(gpa / SZ_4K, PRIVATE);
     this.ioRuns('map', false, [{ gpa, len: SZ_4K, hpa: this.gmem(gpa) }]);
+  }
+
+  /**
+   * Linux's rmpupdate() (arch/x86/virt/svm/sev.c): RMPUPDATE again while it returns FAIL_OVERLAP,
+   * which Linux takes for a concurrent RMP update of the same 2M region that will clear. The model
+   * runs no two RMP procedures at once (an interleaved op is a DMA, or a touch whose fault waits
+   * for the op's end), so an overlap here never clears: after RMPUPDATE_OVERLAP_TRIES the host
+   * gives up with a policy error naming the entry, where Linux would spin on that CPU forever.
+   */
+  private rmpupdate(hpa: number, args: RmpUpdateArgs): number {
+    for (let attempt = 1; ; attempt++) {
+      this.env.charge();
+      const status = this.machine.rmpUpdate(hpa, args);
+      if (status !== RMPUPDATE_FAIL_OVERLAP) return status;
+      if (attempt >= RMPUPDATE_OVERLAP_TRIES) {
+        throw new Error(
+          `rmpupdate(hpa 0x${hpa.toString(16)}, ${args.size}, ${args.assigned ? 'assigned' : 'shared'}) still FAIL_OVERLAP after ${attempt} tries: the RMP holds a 4K and a 2M state over one 2M region, and Linux's rmpupdate() would spin forever`,
+        );
+      }
+    }
   }
 
   private mapPrivateNpt(gpa: number, level: PageSize): void {
@@ -436,13 +463,11 @@ export class Host implements HostView, Hypervisor {
       const entry = this.rmpEntry(region);
       if (whole && entry.assigned && entry.size === '2M') {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
-        this.env.charge();
-        this.machine.rmpUpdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
+        this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
       } else {
         for (let gpa = from; gpa < to; gpa += SZ_4K) {
           if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
-          this.env.charge();
-          this.machine.rmpUpdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
+          this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
         }
       }
       // New VMM frames: one 2M chunk for a whole region, else 4K frames.

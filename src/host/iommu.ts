@@ -5,7 +5,7 @@
 
 import type { Machine } from '../model/machine.ts';
 import { SZ_2M, alignDown, pfnOf } from '../model/size.ts';
-import type { IoEvent, IommuHelpers } from '../policies/types.ts';
+import type { GatheredRange, IoEvent, IommuHelpers } from '../policies/types.ts';
 import type { Backing } from './backing.ts';
 import type { ActorEnv } from './env.ts';
 import type { HostFrames } from './frames.ts';
@@ -125,9 +125,18 @@ export class Iommu implements IommuHelpers {
     }
   }
 
-  flush(dev: number): void {
+  flush(dev: number, options: { ranges?: readonly GatheredRange[] } = {}): void {
     this.env.charge();
-    this.machine.iommuFlush(dev);
+    this.machine.iommuFlush(dev, options.ranges);
+  }
+
+  pending(dev: number): readonly GatheredRange[] {
+    return this.machine.ioGathered(dev);
+  }
+
+  invalidate(dev: number, iova: number, len: number): number {
+    this.env.charge();
+    return this.machine.iotlbInvalidate(dev, iova, len);
   }
 
   releasePins(dev: number): void {

@@ -10,7 +10,7 @@ import type { Counters, DeviceView, MemoryView, PageTableView, RmpView } from '.
 import { Device, tdiTransitionAllowed, type DeviceOptions, type TdiState } from './device.ts';
 import { Recorder, createCounters } from './events.ts';
 import { Memory } from './memory.ts';
-import { createPageTable, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
+import { createPageTable, type InvalidationRange, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
 import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
 import { SZ_2M, SZ_4K, hex, pageBytes, type PageSize } from './size.ts';
 import {
@@ -379,22 +379,34 @@ export class Machine {
     return removed;
   }
 
+  /** What unmaps gathered on the device's S2 since its last iommuFlush (a read: not a call). */
+  ioGathered(dev: number): InvalidationRange[] {
+    return this.dev('io_gathered', dev).s2.gathered();
+  }
+
   /**
    * The driver's iotlb_sync on the device's S2 (iommupt: sync()): every range gathered by unmaps
    * since the last flush is invalidated in the IOTLB, then the detached table pages are freed.
-   * Returns how many IOTLB entries went.
+   * `only` is a driver whose sync invalidates other ranges than it gathered (a lost or clipped
+   * range: the gather is emptied and the pages freed all the same). Returns how many IOTLB
+   * entries went.
    */
-  iommuFlush(dev: number): number {
+  iommuFlush(dev: number, only?: readonly InvalidationRange[]): number {
     const prim = 'iommu_flush';
     const device = this.dev(prim, dev);
-    const ranges = device.s2.sync();
+    for (const [i, range] of (only ?? []).entries()) {
+      checkAddress(prim, `only[${i}].iova`, range.iova);
+      checkLength(prim, range.len, `only[${i}].len`);
+    }
+    const gathered = device.s2.sync();
+    const ranges = only ?? gathered;
     let removed = 0;
     for (const range of ranges) {
       removed += device.iotlb.invalidate(range.iova, range.len);
       this.recorder.touchGfnRange(range.iova, range.len);
     }
     this.counters.iotlbInvalidations += ranges.length;
-    this.recorder.call(prim, { dev, ranges: ranges.length }, removed);
+    this.recorder.call(prim, only === undefined ? { dev, ranges: ranges.length } : { dev, ranges: ranges.length, gathered: gathered.length }, removed);
     return removed;
   }
 

@@ -60,10 +60,23 @@ export interface SmashRequest {
   /** fault: a SIZEM or RMP #NPF (sev_handle_rmp_fault()); convert: part of the range changes state
    *  (sev_gmem_invalidate()); split: the host splits the folio (host_split). */
   cause: 'fault' | 'convert' | 'split';
-  /** What KVM does with the NPT's 2M leaf: zap it (faults, conversions) or split it (host_split). */
-  npt: 'zap' | 'split';
+  /**
+   * What happens to the NPT's 2M leaf: KVM zaps it (faults, conversions) or splits it
+   * (host_split); `keep` leaves it to the caller, who changes the NPT itself (a caller that never
+   * does leaves NPT[2M] over RMP[4K], which npt-rmp-size reports).
+   */
+  npt: NptSmash;
   /** Every device: the ones whose S2 or IOTLB may reach the region are among them. */
   devices: readonly number[];
+}
+
+/** What a smash does to the NPT's 2M leaf over the region. */
+export type NptSmash = 'zap' | 'split' | 'keep';
+
+/** One range an IO unmap gathered for invalidation (iommu_iotlb_gather). */
+export interface GatheredRange {
+  iova: number;
+  len: number;
 }
 
 export interface SplitRequest {
@@ -147,13 +160,19 @@ export interface KvmHelpers {
    * between the PSMASH and the IO side's change sees S2[2M] over RMP[4K]. Returns the status.
    */
   defaultSmash(request: SmashRequest): number;
-  /** KVM's NPT side of a smash: zap the 2M leaf over the region, or split it to 4K leaves. */
-  smashNpt(gpa: number, npt: 'zap' | 'split'): void;
+  /** KVM's NPT side of a smash: zap the 2M leaf over the region, split it to 4K leaves, or keep it. */
+  smashNpt(gpa: number, npt: NptSmash): void;
   /**
    * Smash the 2M RMP entry over the 2M-aligned `gpa`, if it is one, through the policy's `smash`
    * hook (or defaultSmash). Returns 0 when the entry is 4K afterwards. Not from the smash hook.
    */
-  psmash(gpa: number, options?: { npt?: 'zap' | 'split' }): number;
+  psmash(gpa: number, options?: { npt?: NptSmash }): number;
+  /**
+   * Split the guest_memfd folio of the 2M region over `gpa` into 4K folios (what a huge folio split
+   * in guest_memfd does); the RMP and the NPT are not touched. False when it was already 4K.
+   * defaultSplit is splitFolio, then psmash with the NPT leaf split.
+   */
+  splitFolio(gpa: number): boolean;
   /** Remove every NPT leaf intersecting [gpa, gpa + len) (whole leaves, as KVM zaps SPTEs). */
   zapNpt(gpa: number, len: number): void;
 }
@@ -177,9 +196,20 @@ export interface IommuHelpers {
   /** Split (machine.ioSplit, atomic) every leaf larger than `size` that straddles a boundary of
    *  [gpa, gpa + len), so the range can then be unmapped exactly. */
   cut(dev: number, gpa: number, len: number, size: number): void;
-  /** The driver's iotlb_sync for one device (gathered invalidations and deferred frees); VFIO
-   *  then releases the pins of what was unmapped on the device since its last flush. */
-  flush(dev: number): void;
+  /**
+   * The driver's iotlb_sync for one device (gathered invalidations and deferred frees); VFIO
+   * then releases the pins of what was unmapped on the device since its last flush. `ranges`
+   * invalidates those instead of what was gathered (a driver that loses or clips a range: the
+   * gather is emptied, the table pages freed and the pins released all the same).
+   */
+  flush(dev: number, options?: { ranges?: readonly GatheredRange[] }): void;
+  /** The ranges unmaps gathered on `dev` since its last flush, in order (not taken). */
+  pending(dev: number): readonly GatheredRange[];
+  /**
+   * INVALIDATE_IOMMU_PAGES for [iova, iova + len) on `dev` now, outside any flush (it empties no
+   * gather and releases no pin). Returns how many IOTLB entries went.
+   */
+  invalidate(dev: number, iova: number, len: number): number;
   /**
    * Release now the pins of the IO mappings unmapped on `dev` since its last flush
    * (vfio_unpin_pages_remote()). The flush already does this after the IOTLB invalidation, as VFIO

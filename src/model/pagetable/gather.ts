@@ -29,6 +29,11 @@ export class Gather {
     this.ends.push(end);
   }
 
+  /** The ranges gathered so far, without taking them (what iotlb_sync would invalidate now). */
+  ranges(): InvalidationRange[] {
+    return this.starts.map((iova, i) => ({ iova, len: (this.ends[i] ?? iova) - iova }));
+  }
+
   takeRanges(): InvalidationRange[] {
     const out = this.starts.map((iova, i) => ({ iova, len: (this.ends[i] ?? iova) - iova }));
     this.starts.length = 0;

@@ -344,6 +344,10 @@ class IoPageTable implements PageTable {
 
   // ---- flush and accounting -------------------------------------------------------------
 
+  gathered(): InvalidationRange[] {
+    return this.gather.ranges();
+  }
+
   sync(): InvalidationRange[] {
     // The driver's iotlb_sync: invalidate, then iommu_put_pages_list() on the freelist.
     const ranges = this.gather.takeRanges();

@@ -61,5 +61,7 @@ export interface PageTable {
   /** The driver's iotlb_sync: releases deferred table frees and returns (and clears) the
    *  gathered invalidation ranges. */
   sync(): InvalidationRange[];
+  /** The invalidation ranges gathered by unmaps since the last sync(), without taking them. */
+  gathered(): InvalidationRange[];
   stats(): PageTableStats;
 }
