@@ -261,17 +261,23 @@ export class Guest implements GuestView {
 
   /**
    * A kernel user converts pages it owns (set_memory_decrypted()): pages it shared already are
-   * left as they are; a range that reaches memory the guest cannot convert (the reserved low
-   * 1 MiB, or pages the DMA layer owns) is skipped with the reason.
+   * left as they are, and so is memory the guest cannot convert for it (the reserved low 1 MiB,
+   * pages the DMA layer owns). The op converts the rest; when nothing is left it is skipped with
+   * the reason, and when part of the range was left out the op's result says which and why.
    */
   share(gpa: number, pages: number): OpOutcome {
     const eligible: number[] = [];
+    let refused: { gfn: number; count: number } | undefined;
     for (const gfn of this.rangeGfns(gpa, pages)) {
       if (this.rawShared.has(gfn)) continue;
-      if (!this.allocator.isFree(gfn)) return { skipped: this.notConvertible(gfn) };
-      eligible.push(gfn);
+      if (this.allocator.isFree(gfn)) eligible.push(gfn);
+      else if (refused === undefined) refused = { gfn, count: 1 };
+      else refused.count++;
     }
-    if (eligible.length === 0) return { skipped: 'no page in the range can be shared (beyond memory, or already shared)' };
+    if (eligible.length === 0) {
+      return { skipped: refused === undefined ? 'no page in the range can be shared (beyond memory, or already shared)' : this.notConvertible(refused.gfn) };
+    }
+    if (refused !== undefined) this.log.result = `${refused.count} page(s) of the range left private: ${this.notConvertible(refused.gfn)}`;
     for (const [first, count] of runsOf(eligible)) {
       const start = first * SZ_4K;
       const end = start + count * SZ_4K;

@@ -124,7 +124,7 @@ class AddressPicker {
     private readonly memory: number,
     private readonly edges: readonly number[],
     /** Also make the bottom 2M region hot: the guest's page allocator takes DMA buffers from there. */
-    allocatorRegion = false,
+    private readonly allocatorRegion = false,
   ) {
     const regions = Math.max(1, Math.floor(memory / SZ_2M));
     const count = 1 + Math.floor(rng() * 3);
@@ -164,7 +164,10 @@ class AddressPicker {
 
   /** A page to share, remembered. */
   toShare(): number {
-    const gpa = this.page();
+    // With interleaving on, a third of the shares land among the DMA buffers: the allocator packs
+    // them first fit from the end of the reserved low 1 MiB, and sharing a page beside a live
+    // buffer is what smashes the 2M entry under it.
+    const gpa = this.allocatorRegion && this.rng() < 1 / 3 ? Math.min(LOW_RESERVED + Math.floor(this.rng() * 128) * SZ_4K, this.memory - SZ_4K) : this.page();
     if (this.shared.length < 16) this.shared.push(gpa);
     return gpa;
   }
@@ -273,16 +276,28 @@ function duringAfters(rng: Rng): number[] {
  * One interleaved op: mostly a legitimate DMA against a live buffer or mapping (which must
  * succeed), else a wild DMA or a touch in the same 2M region as the outer op's target.
  */
-function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects, edges: Edges): InnerOp {
+/**
+ * Interleaved DMAs are mostly the device's ordinary traffic into buffers the case made, which
+ * must succeed: lengths that fit a small buffer, not the edge sizes top-level DMAs probe.
+ */
+const INNER_DMA_LENGTHS = [64, 512, 2048, 4096, 4096, 8192];
+
+function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPicker, live: LiveObjects): InnerOp {
   const dev = smallInt(rng, config.devices.length);
-  const len = edges.dmaLen(rng);
+  const len = pick(rng, INNER_DMA_LENGTHS);
   const write = rng() < 0.5;
   const target = (outer as { gpa?: unknown }).gpa;
   const sameRegion = (): number => (typeof target === 'number' ? target - (target % SZ_2M) + smallInt(rng, 512) * SZ_4K : addresses.page());
   const r = rng();
   // A legitimate DMA: an object the case made, by the device it was made for (so it must succeed).
-  const made = (kind: 'buf' | 'map'): { ref: number; dev: number } =>
-    live[kind].length > 0 && rng() < 0.8 ? (pick(rng, live[kind].map((d, ref) => ({ ref, dev: d })))) : { ref: smallInt(rng, 4), dev };
+  // Objects of accepted TIO devices first: their DMA is checked against the RMP page size, so it is
+  // the one a page-size change can break (DOMAIN.md "Races").
+  const made = (kind: 'buf' | 'map'): { ref: number; dev: number } => {
+    const objects = live[kind].map((d, ref) => ({ ref, dev: d }));
+    const trusted = objects.filter((o) => live.accepted.has(o.dev));
+    if (trusted.length > 0 && rng() < 0.7) return pick(rng, trusted);
+    return objects.length > 0 && rng() < 0.8 ? pick(rng, objects) : { ref: smallInt(rng, 4), dev };
+  };
   if (r < 0.45) {
     const { ref, dev: owner } = made('buf');
     return { op: 'dma', dev: owner, buf: ref, len, write };
@@ -302,6 +317,8 @@ function generateInner(rng: Rng, config: Config, outer: Op, addresses: AddressPi
 interface LiveObjects {
   buf: number[];
   map: number[];
+  /** Devices a tdi_accept made TIO devices (and no tdi_unlock since): their DMA is the racy kind. */
+  accepted: Set<number>;
 }
 
 /** One case from its seed: the same seed and options give the same ops in any process. */
@@ -316,7 +333,7 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
   const addresses = new AddressPicker(rng, config.guestMemory, edges.addresses, interleave > 0);
   const length = options.fullLength === true ? Math.max(1, options.steps) : caseLength(rng, options.steps);
   const ops: Op[] = [];
-  const live: LiveObjects = { buf: [], map: [] };
+  const live: LiveObjects = { buf: [], map: [], accepted: new Set() };
   for (let i = 0; i < length; i++) {
     const target = rng() * total;
     let k = 0;
@@ -324,12 +341,14 @@ export function generateCase(config: Config, seed: string, options: GenerateOpti
     const op = generateOp(kinds[k] ?? 'dma', rng, config, addresses, edges);
     if (op.op === 'alloc_coherent') live.buf.push(op.dev);
     else if (op.op === 'map_single') live.map.push(op.dev);
+    else if (op.op === 'tdi_accept' && config.devices[op.dev]?.trusted === true) live.accepted.add(op.dev);
+    else if (op.op === 'tdi_unlock') live.accepted.delete(op.dev);
     // A DMA makes one call of its own: nothing to race with.
     if (interleave > 0 && op.op !== 'dma' && rng() < interleave) {
       const during: During[] = [];
       const count = rng() < 0.8 ? 1 : 2;
       for (let j = 0; j < count; j++) {
-        const inner = generateInner(rng, config, op, addresses, live, edges);
+        const inner = generateInner(rng, config, op, addresses, live);
         for (const after of duringAfters(rng)) during.push({ after, op: inner });
       }
       op.during = during;

@@ -135,7 +135,7 @@ describe('the hitless pairings under interleaved DMAs and touches', () => {
     const config = makeConfig({ hostPolicy: host, guestPolicy: guest });
     let interleaved = 0;
     for (let i = 0; i < 25; i++) {
-      const testCase = generateCase(config, `hitless/${host}/${guest}/${i}`, { steps: 64, weights: { during: 50 } });
+      const testCase = generateCase(config, `hitless/${host}/${guest}/${i}`, { steps: 64, fullLength: true, weights: { during: 50 } });
       const result = runCase(testCase, policies, { oracles });
       expect(result.violations.map((v) => `${v.oracle}: ${v.message}`)).toEqual([]);
       interleaved += testCase.ops.filter((op) => op.during !== undefined).length;
@@ -150,7 +150,7 @@ describe('the hitless pairings under interleaved DMAs and touches', () => {
     const oracles = await resolveOracles({ only: ['dma-liveness'] });
     const policies = await resolvePolicies('cut-on-convert', 'linux-2m-pool');
     const config = makeConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool' });
-    const races = Array.from({ length: 400 }, (_, i) => runCase(generateCase(config, `race/${i}`, { steps: 64, weights: { during: 50 } }), policies, { oracles }))
+    const races = Array.from({ length: 400 }, (_, i) => runCase(generateCase(config, `race/${i}`, { steps: 64, fullLength: true, weights: { during: 50 } }), policies, { oracles }))
       .flatMap((r) => r.violations)
       .filter((v) => v.details?.during !== undefined);
     expect(races.length).toBeGreaterThan(0);
