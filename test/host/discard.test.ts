@@ -4,6 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { GMEM_BASE, VMM_RAM_BASE } from '../../src/host/backing.ts';
+import { HostFrames } from '../../src/host/frames.ts';
+import { Machine } from '../../src/model/machine.ts';
 import type { Op } from '../../src/ops/types.ts';
 import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
 import { frameOf, makeWorld, run, SZ_2M } from '../helpers/world.ts';
@@ -14,6 +16,10 @@ const GPA = 0x401000;
 const ACCEPTED = 0x3000000;
 const share = (gpa: number, pages = 1): Op => ({ op: 'share', gpa, pages });
 const unshare = (gpa: number, pages = 1): Op => ({ op: 'unshare', gpa, pages });
+
+/** A fresh frame lifecycle of a 64M guest, outside any world (the frame choice alone). */
+const framesOf = (discard: 'on-private' | 'none' | 'in-place') =>
+  new HostFrames(new Machine({ asid: 1, vtom: 64 * 1024 * 1024, devices: [] }), 64 * 1024 * 1024, discard);
 
 /** The frames backing `gpa` after share, unshare, share again; and the first frame's state after the unshare. */
 function roundTrip(discard: string, gpa: number, before: Op[] = []) {
@@ -29,11 +35,19 @@ function roundTrip(discard: string, gpa: number, before: Op[] = []) {
 describe('discard worlds: the frame that backs a shared GPA', () => {
   it('"on-private": the RAM frame until the first conversion to private, a new frame after', () => {
     // The frame choice itself: a GPA never converted to private keeps its RAM frame.
-    const world = makeWorld({ hostPolicy: 'kvm-iommu-4k', guestPolicy: 'linux' });
+    const frames = framesOf('on-private');
     const gfn = ACCEPTED / 4096;
-    expect(world.host.frames.sharedFrameFor(gfn)).toBe(VMM_RAM_BASE + ACCEPTED);
-    world.host.frames.discardRam(ACCEPTED, 4096);
-    expect(world.host.frames.sharedFrameFor(gfn)).not.toBe(VMM_RAM_BASE + ACCEPTED);
+    expect(frames.sharedFrameFor(gfn)).toBe(VMM_RAM_BASE + ACCEPTED);
+    frames.discardRam(0x2000000, 4096);
+    frames.discardRam(ACCEPTED, 4096);
+    expect(frames.frame(VMM_RAM_BASE + ACCEPTED).state).toBe('free');
+    // A new frame, from the free pool oldest first.
+    expect(frames.sharedFrameFor(gfn)).toBe(VMM_RAM_BASE + 0x2000000);
+    // Hugetlb RAM is never discarded; in place, the guest_memfd frame is the shared frame.
+    const hugetlb = framesOf('none');
+    hugetlb.discardRam(ACCEPTED, 4096);
+    expect(hugetlb.sharedFrameFor(gfn)).toBe(VMM_RAM_BASE + ACCEPTED);
+    expect(framesOf('in-place').sharedFrameFor(gfn)).toBe(GMEM_BASE + ACCEPTED);
     // Linux accepts memory (a PSC to private, snp_accept_memory()) before it shares it, so even
     // its first share gets a new frame, and so does every later one.
     const trip = roundTrip('on-private', GPA);
@@ -80,7 +94,7 @@ describe('discard worlds: the frame that backs a shared GPA', () => {
     expect(chunkOf('none').base).toBe(VMM_RAM_BASE + region);
     expect(chunkOf('in-place').base).toBe(GMEM_BASE + region);
     // A region never converted is its RAM block range; one only partly discarded has no single run.
-    const frames = makeWorld({ hostPolicy: 'kvm-4k', guestPolicy: 'linux' }).host.frames;
+    const frames = framesOf('on-private');
     expect(frames.sharedChunkFor(region / SZ_2M)).toBe(VMM_RAM_BASE + region);
     frames.discardRam(region, 4096);
     expect(frames.sharedChunkFor(region / SZ_2M)).toBeUndefined();
