@@ -147,6 +147,7 @@ const TABLE: Entry[] = [
   { kind: 'config vtom at 2^52', args: () => ['fuzz', '--config', '{"vtom":"0x10000000000000"}'], names: 'config.vtom' },
   { kind: 'config host policy constructor', args: () => ['fuzz', '--config', '{"hostPolicy":"constructor"}'], names: 'config.hostPolicy' },
   { kind: 'config adversary guest', args: () => ['fuzz', '--config', '{"adversary":"guest"}'], names: 'config.adversary' },
+  { kind: 'config discard unknown world', args: () => ['fuzz', '--config', '{"discard":"hugetlb"}'], names: 'config.discard' },
   // repro files
   { kind: 'repro policy ../ out of its tree', args: (d) => ['replay', '--check', join(d, 'corpus', 'evil-relative.json')], names: /config\.hostPolicy.*--host-policy FILE/ },
   { kind: 'repro policy absolute', args: (d) => ['replay', join(d, 'corpus', 'evil-absolute.json')], names: /config\.hostPolicy.*--host-policy FILE/ },

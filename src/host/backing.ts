@@ -5,9 +5,10 @@
 // Private memory lives in guest_memfd at a fixed offset of the GPA (GMEM_BASE + gpa), in folios
 // of 2M when the config asks for huge backing, until a conversion or host_split splits them.
 // Shared memory is separate VMM memory: QEMU's RAM block at VMM_RAM_BASE + gpa is what a static
-// VFIO map pins at start, and every conversion to shared faults a NEW frame (QEMU
-// kvm_convert_memory() discarded the old backing), which is exactly what leaves a static IO
-// mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
+// VFIO map pins at start. Which frame a page gets when it becomes shared is the `discard` world's
+// (frames.ts sharedFrameFor()): by default its RAM frame until its first conversion to private,
+// then a NEW frame (QEMU kvm_convert_memory() discarded the old backing), which is exactly what
+// leaves a static IO mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
 
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from '../model/size.ts';
 import type { HostBacking } from '../policies/types.ts';
@@ -101,7 +102,7 @@ export class Backing {
     if (next === PRIVATE) region.private++;
     if (next === SHARED) {
       region.shared++;
-      this.sharedHpa.set(gfn, sharedHpa ?? this.frames.allocShared(gfn, 1));
+      this.sharedHpa.set(gfn, sharedHpa ?? this.frames.sharedFrameFor(gfn));
     }
   }
 
@@ -138,9 +139,12 @@ export class Backing {
     }
   }
 
-  /** A new 2M-aligned run of VMM frames for the whole 2M region `index`, about to be shared. */
-  allocSharedChunk(index: number): number {
-    return this.frames.allocShared(index * FRAMES_PER_2M, FRAMES_PER_2M);
+  /**
+   * A 2M-aligned run of frames for the whole 2M region `index`, about to be shared, or undefined
+   * when the discard world backs the region page by page (frames.ts sharedChunkFor()).
+   */
+  allocSharedChunk(index: number): number | undefined {
+    return this.frames.sharedChunkFor(index);
   }
 
   folioSize(gpa: number): PageSize {

@@ -1,12 +1,21 @@
 // The life of the host frames outside guest_memfd that back or are pinned for the guest: the VMM's
 // RAM block, the frames the VMM faults in for shared pages, the VFIO pins that IO mappings hold on
-// them, and the host's free pool they return to. One place, so that the discard modes of
-// DOMAIN.md "QEMU's memory" can extend it.
+// them, and the host's free pool they return to.
 //
-// The world modelled is QEMU's default ("on-private"): a GPA's shared frame is its VMM RAM frame
-// until the first conversion to private (acceptance included: Linux accepts memory with a PSC to
-// private) discards it, kvm_convert_memory() -> ram_block_discard_range(); a later share faults a
-// new frame. A discarded frame that an IO mapping still pins stays the guest's ("not a
+// Which frame backs a shared GPA is the config's `discard` world (DOMAIN.md "QEMU's memory"):
+// - "on-private" (QEMU's default): a GPA's shared frame is its VMM RAM frame until the first
+//   conversion to private (acceptance included: Linux accepts memory with a PSC to private,
+//   snp_accept_memory()) discards it, kvm_convert_memory() -> ram_block_discard_range(); a later
+//   share faults a new frame.
+// - "none": on a conversion to private, kvm_convert_memory() skips ram_block_discard_range() when
+//   the RAM block's page size is not the host's (`rb->page_size != qemu_host_page_size`:
+//   hugetlb-backed RAM), so a shared GPA is always backed by its VMM RAM frame and a static VFIO
+//   map of the RAM block never goes stale.
+// - "in-place" (the proposed guest_memfd in-place conversion, iommufd mapping guest_memfd itself):
+//   there is no separate shared memory; the GPA's guest_memfd frame backs it in both states and
+//   only its RMP state changes (rmp_make_shared() / rmp_make_private()).
+//
+// A discarded frame that an IO mapping still pins stays the guest's ("not a
 // use-after-free, because VFIO is still pinning the page", QEMU commit 852f0048f3): it returns to
 // the host's free pool only when nothing backs or pins it any more. VFIO type1 releases the pins
 // of an unmapped range only after the IOTLB flush (vfio_unmap_unpin(): iommu_unmap_fast() into a
@@ -24,6 +33,7 @@ import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp } from '../model/size.ts';
 import type { PrimitiveCall } from '../model/types.ts';
+import type { DiscardMode } from '../ops/types.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 
 /** Frames [pfn, pfn + frames) an IO mapping of device memory at `iova` pins. */
@@ -59,18 +69,48 @@ export class HostFrames {
   constructor(
     private readonly machine: Machine,
     private readonly guestMemory: number,
+    readonly discard: DiscardMode = 'on-private',
   ) {
-    this.ramFrames = Math.ceil(guestMemory / SZ_4K);
+    // In the in-place world guest memory has no VMM RAM block: guest_memfd is all of it.
+    this.ramFrames = discard === 'in-place' ? 0 : Math.ceil(guestMemory / SZ_4K);
     this.bump = VMM_PFN + alignUp(guestMemory, SZ_1G) / SZ_4K;
   }
 
   // ---- the VMM's side ------------------------------------------------------------------------
 
+  /** The HPA that backs the shared page at `gfn` once it is shared, by the discard world. */
+  sharedFrameFor(gfn: number): number {
+    if (this.discard === 'in-place') return GMEM_BASE + gfn * SZ_4K;
+    if (this.ramFrameLive(gfn)) return (VMM_PFN + gfn) * SZ_4K;
+    return this.allocShared(gfn, 1);
+  }
+
+  /**
+   * The HPA of 2M of contiguous frames backing the whole 2M region `index` once it is shared: its
+   * guest_memfd folio (in-place), its RAM block range while none of it was discarded, or a new
+   * 2M run (a THP fault) when all of it was. A region only partly discarded has no single run:
+   * undefined, and the caller backs it page by page.
+   */
+  sharedChunkFor(index: number): number | undefined {
+    const gfn = index * FRAMES_PER_2M;
+    if (this.discard === 'in-place') return GMEM_BASE + gfn * SZ_4K;
+    let live = 0;
+    for (let i = 0; i < FRAMES_PER_2M; i++) if (this.ramFrameLive(gfn + i)) live++;
+    if (live === FRAMES_PER_2M) return (VMM_PFN + gfn) * SZ_4K;
+    return live === 0 ? this.allocShared(gfn, FRAMES_PER_2M) : undefined;
+  }
+
+  /** The RAM block frame of `gfn` still backs it (never discarded, and inside guest memory). */
+  private ramFrameLive(gfn: number): boolean {
+    if (gfn < 0 || gfn >= this.ramFrames) return false;
+    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] !== 1;
+  }
+
   /**
    * A new frame (or 2M of contiguous frames) for the shared page(s) at `gfn`: 4K comes from the
    * free pool when it holds a frame, else (and always for 2M) from fresh memory. Returns the HPA.
    */
-  allocShared(gfn: number, frames: 1 | typeof FRAMES_PER_2M): number {
+  private allocShared(gfn: number, frames: 1 | typeof FRAMES_PER_2M): number {
     let pfn: number | undefined;
     if (frames === 1) {
       while (pfn === undefined && this.freeHead < this.freeQueue.length) {
@@ -93,14 +133,22 @@ export class HostFrames {
     return pfn * SZ_4K;
   }
 
-  /** The VMM no longer backs anything with the frame at `hpa` (a conversion to private discarded it). */
+  /**
+   * The shared page backed by the frame at `hpa` left the shared state: a frame faulted for it is
+   * discarded; a RAM block frame is discarded as discardRam() says; a guest_memfd frame stays.
+   */
   discardShared(hpa: number): void {
     const pfn = Math.floor(hpa / SZ_4K);
     if (this.backs.delete(pfn)) this.releaseIfUnused(pfn);
+    else if (pfn >= VMM_PFN && pfn - VMM_PFN < this.ramFrames) this.discardRam((pfn - VMM_PFN) * SZ_4K, SZ_4K);
   }
 
-  /** The first conversion to private of [gpa, gpa + len) discards those pages' VMM RAM frames. */
+  /**
+   * The first conversion to private of [gpa, gpa + len) discards those pages' VMM RAM frames,
+   * unless the RAM is hugetlb-backed ("none": QEMU skips ram_block_discard_range()).
+   */
   discardRam(gpa: number, len: number): void {
+    if (this.discard === 'none') return;
     const first = Math.floor(gpa / SZ_4K);
     const end = Math.min(this.ramFrames, Math.ceil((gpa + len) / SZ_4K));
     for (let gfn = first; gfn < end; gfn++) {

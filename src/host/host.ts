@@ -55,7 +55,7 @@ export class Host implements HostView, Hypervisor {
     private readonly policy: HostPolicy,
     private readonly env: ActorEnv,
   ) {
-    this.frames = new HostFrames(machine, config.guestMemory);
+    this.frames = new HostFrames(machine, config.guestMemory, config.discard);
     this.backingState = new Backing(config.guestMemory, config.hugeBacking, this.frames);
     // Pins follow every IO map, unmap and flush as it happens, whoever calls the primitive.
     machine.recorder.onCall = (call) => this.frames.observe(call);
@@ -79,7 +79,8 @@ export class Host implements HostView, Hypervisor {
       random: () => env.random(),
       backing: (gpa) => backing.backing(gpa),
       gmemFrame: (gpa) => GMEM_BASE + alignDown(gpa, SZ_4K),
-      vmmFrame: (gpa) => VMM_RAM_BASE + alignDown(gpa, SZ_4K),
+      // In-place conversion has no RAM block: the VMM's memory for a GPA is its guest_memfd frame.
+      vmmFrame: (gpa) => (config.discard === 'in-place' ? GMEM_BASE : VMM_RAM_BASE) + alignDown(gpa, SZ_4K),
       folioSize: (gpa) => backing.folioSize(gpa),
       kvm: this.kvm,
       iommu: this.iommu,
@@ -470,9 +471,9 @@ export class Host implements HostView, Hypervisor {
           this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
         }
       }
-      // New VMM frames: one 2M chunk for a whole region, else 4K frames.
-      if (whole && backing.sharedCount(index) === 0) {
-        const chunk = backing.allocSharedChunk(index);
+      // The discard world's frames (frames.ts): one 2M chunk for a whole region, else 4K frames.
+      const chunk = whole && backing.sharedCount(index) === 0 ? backing.allocSharedChunk(index) : undefined;
+      if (chunk !== undefined) {
         backing.setSharedChunk(index, chunk);
         mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
         continue;

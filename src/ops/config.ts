@@ -5,7 +5,7 @@
 import { SZ_2M, alignDown, alignUp, formatSize, hex, parseAddress, parseSize } from '../model/size.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 import { FormatError } from './errors.ts';
-import type { Config, DeviceConfig } from './types.ts';
+import type { Config, DeviceConfig, DiscardMode } from './types.ts';
 
 export const DEFAULT_HOST_POLICY = 'kvm-iommu-4k';
 export const DEFAULT_GUEST_POLICY = 'linux';
@@ -21,6 +21,10 @@ export const DEFAULT_DEVICES: readonly DeviceConfig[] = [
 
 /** A device's coherent DMA mask unless it says otherwise: a 64-bit capable device. */
 export const DEFAULT_DMA_MASK = 64;
+
+/** QEMU's default: kvm_convert_memory() discards the shared page on conversion to private. */
+export const DEFAULT_DISCARD: DiscardMode = 'on-private';
+const DISCARD_MODES: readonly DiscardMode[] = ['on-private', 'none', 'in-place'];
 /** dma_direct_supported() refuses masks below ZONE_DMA's 24 bits on x86. */
 const MIN_DMA_MASK = 24;
 
@@ -44,6 +48,7 @@ const CONFIG_FIELDS = new Set([
   'hostPolicy',
   'guestPolicy',
   'adversary',
+  'discard',
 ]);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -117,7 +122,11 @@ export function parseConfig(raw: unknown): Config {
   if (typeof guestPolicy !== 'string' || guestPolicy === '') throw new FormatError('config.guestPolicy', 'expected a policy name or file');
   const adversary = raw.adversary ?? 'none';
   if (adversary !== 'none' && adversary !== 'host') throw new FormatError('config.adversary', 'expected "host" (or leave it out)');
-  return { arch: 'snp', guestMemory, hugeBacking, devices, swiotlb, cpus, vtom, hostPolicy, guestPolicy, adversary };
+  const discard = raw.discard ?? DEFAULT_DISCARD;
+  if (!DISCARD_MODES.includes(discard as DiscardMode)) {
+    throw new FormatError('config.discard', `expected ${DISCARD_MODES.map((m) => JSON.stringify(m)).join(', ')}, got ${JSON.stringify(discard)}`);
+  }
+  return { arch: 'snp', guestMemory, hugeBacking, devices, swiotlb, cpus, vtom, hostPolicy, guestPolicy, adversary, discard: discard as DiscardMode };
 }
 
 /** The JSON form of a config, sizes spelled as "64M" and addresses as hex. */
@@ -134,6 +143,8 @@ export function encodeConfig(config: Config): Record<string, unknown> {
     hostPolicy: config.hostPolicy,
     guestPolicy: config.guestPolicy,
     ...(config.adversary === 'host' ? { adversary: 'host' } : {}),
+    // Only a world other than QEMU's default is written, so older readers still take the file.
+    ...(config.discard !== DEFAULT_DISCARD ? { discard: config.discard } : {}),
   };
 }
 

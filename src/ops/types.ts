@@ -75,6 +75,13 @@ export interface DeviceConfig {
 }
 
 /** A case's config with every default filled in (the repro file may leave any field but arch out). */
+/**
+ * When QEMU discards a GPA's shared frame: on its conversion to private (kvm_convert_memory() ->
+ * ram_block_discard_range(), the default), never (hugetlb-backed RAM), or not at all because one
+ * guest_memfd frame backs the GPA in both states (in-place conversion).
+ */
+export type DiscardMode = 'on-private' | 'none' | 'in-place';
+
 export interface Config {
   arch: 'snp';
   guestMemory: number;
@@ -86,6 +93,8 @@ export interface Config {
   hostPolicy: string;
   guestPolicy: string;
   adversary: 'none' | 'host';
+  /** Which host frame backs a shared GPA (README "Discard worlds", DOMAIN.md "QEMU's memory"). */
+  discard: DiscardMode;
 }
 
 /** A case is everything a run depends on: the same case gives the same events and verdict. */

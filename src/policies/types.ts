@@ -123,7 +123,9 @@ export interface HostContext {
   gmemFrame(gpa: number): number;
   /**
    * The frame of the VMM's RAM block for `gpa` (QEMU's memory backend as mapped at start, what a
-   * VFIO map at start pins). Conversions to shared back pages with new frames, never these.
+   * VFIO map at start pins). Whether a shared page is backed by it is the config's `discard` world:
+   * until the GPA's first conversion to private ("on-private"), always ("none"); with "in-place"
+   * there is no RAM block and this is the guest_memfd frame.
    */
   vmmFrame(gpa: number): number;
   /** The guest_memfd folio size over `gpa` (2M with hugeBacking until split, else 4K). */

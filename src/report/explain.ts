@@ -67,7 +67,7 @@ export function renderExplain(input: ExplainInput): string {
   if (repro.title) lines.push(repro.title, '');
   const devices = config.devices.map((d) => `dev${d.id} ${d.trusted ? 'trusted' : 'untrusted'} ${d.iommu}`).join(', ');
   lines.push(
-    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}, swiotlb ${formatSize(config.swiotlb)}, ${devices}`,
+    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}${config.discard !== 'on-private' ? `, discard ${config.discard}` : ''}, swiotlb ${formatSize(config.swiotlb)}, ${devices}`,
   );
   const { actual } = input;
   lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : 'verdict: clean (no oracle fired)');

@@ -19,6 +19,19 @@ describe('config', () => {
     expect(config.vtom).toBe(64 * 1024 * 1024);
     expect(config.swiotlb).toBe(8 * 1024 * 1024);
     expect(config.adversary).toBe('none');
+    expect(config.discard).toBe('on-private');
+  });
+
+  it('takes the three discard worlds and writes discard only when it is not QEMU\'s default', () => {
+    for (const discard of ['none', 'in-place'] as const) {
+      const config = parseConfig({ arch: 'snp', discard });
+      expect(config.discard).toBe(discard);
+      expect(encodeConfig(config).discard).toBe(discard);
+      expect(parseConfig(encodeConfig(config))).toEqual(config);
+    }
+    expect('discard' in encodeConfig(parseConfig({ arch: 'snp', discard: 'on-private' }))).toBe(false);
+    expect('discard' in encodeConfig(parseConfig({ arch: 'snp' }))).toBe(false);
+    expect(() => parseConfig({ arch: 'snp', discard: 'hugetlb' })).toThrow(/expected "on-private", "none", "in-place", got "hugetlb"/);
   });
 
   it('sizes the default swiotlb like Linux CoCo guests, capped for small guests', () => {
@@ -40,6 +53,8 @@ describe('config', () => {
     [{ arch: 'snp', devices: [{ id: 1 }] }, 'config.devices[0].id'],
     [{ arch: 'snp', colour: 'blue' }, 'config.colour'],
     [{ arch: 'snp', vtom: '0x1000' }, 'config.vtom'],
+    [{ arch: 'snp', discard: 'always' }, 'config.discard'],
+    [{ arch: 'snp', discard: true }, 'config.discard'],
   ])('rejects %j naming %s', (raw, field) => {
     expect(() => parseConfig(raw)).toThrow(FormatError);
     try {
