@@ -10,12 +10,13 @@ import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { containedPluginPath, looksLikeFile } from '../repro/plugin-paths.ts';
 import { PluginError, loadPlugin, requireFields } from './plugins.ts';
 import { POLICY_ERROR, type Policies } from './run.ts';
+import { GUEST_POLICY_HOOKS, HOST_POLICY_DATA, HOST_POLICY_HOOKS } from '../policies/types.ts';
 
 // A policy or oracle is told apart by its fields: a host policy given as --guest-policy, or an
 // oracle given as --host-policy, is an error naming what it looks like, not a run with default
 // hooks (issue 14, item 8).
-const HOST_HOOKS = ['start', 'privateFault', 'convert', 'split', 'io', 'flush'] as const;
-const GUEST_HOOKS = ['swiotlbPool', 'atomicPoolBytes', 'coherentSource', 'pageSize', 'conversionSteps', 'dmaAttrs'] as const;
+const HOST_HOOKS = HOST_POLICY_HOOKS;
+const GUEST_HOOKS = GUEST_POLICY_HOOKS;
 const ORACLE_FIELDS = ['check', 'final', 'severity'] as const;
 
 function kindOf(record: Record<string, unknown>): string | undefined {
@@ -44,7 +45,7 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
   };
 }
 
-const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, ['ioPageSizes']);
+const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, HOST_POLICY_DATA);
 const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_HOOKS, []);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {

@@ -399,6 +399,34 @@ export interface GuestPolicy {
   bounce?(ctx: GuestContext, request: BounceRequest): boolean;
 }
 
+/**
+ * Every hook of a policy, for the plugin loader: a field it does not know is refused (a typo must
+ * not silently run the default). Checked against the interfaces at compile time below, so a new
+ * hook cannot be forgotten here.
+ */
+export const HOST_POLICY_HOOKS = ['start', 'privateFault', 'convert', 'smash', 'split', 'io', 'flush'] as const;
+export const GUEST_POLICY_HOOKS = [
+  'swiotlbPool',
+  'atomicPoolBytes',
+  'coherentSource',
+  'coherentFree',
+  'pageSize',
+  'conversionSteps',
+  'sizeMismatch',
+  'dmaAttrs',
+  'swiotlbSlots',
+  'bounce',
+] as const;
+/** Fields of a policy that are data, not hooks. */
+export const HOST_POLICY_DATA = ['ioPageSizes'] as const;
+
+type Unlisted<P, Listed> = Exclude<keyof P, 'name' | 'description' | Listed>;
+// A compile error here names a hook missing from the lists above.
+const hostHooksComplete: Unlisted<HostPolicy, (typeof HOST_POLICY_HOOKS)[number] | (typeof HOST_POLICY_DATA)[number]> extends never ? true : false = true;
+const guestHooksComplete: Unlisted<GuestPolicy, (typeof GUEST_POLICY_HOOKS)[number]> extends never ? true : false = true;
+void hostHooksComplete;
+void guestHooksComplete;
+
 /** Identity helpers giving plugin authors type checking: `export default defineHostPolicy({...})`. */
 export function defineHostPolicy(policy: HostPolicy): HostPolicy {
   return policy;

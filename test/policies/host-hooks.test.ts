@@ -117,3 +117,17 @@ describe('RMPUPDATE FAIL_OVERLAP', () => {
     expect(() => world.apply(ops[0]!, 0)).toThrow(/FAIL_OVERLAP/);
   });
 });
+
+describe('policy files load through the plugin loader', () => {
+  it('every fixture in test/fixtures/policies/ is accepted with all its hooks (a hook missing from the loader list would refuse it)', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { resolveGuestPolicy, resolveHostPolicy } = await import('../../src/engine/select.ts');
+    const dir = 'test/fixtures/policies';
+    for (const file of readdirSync(dir)) {
+      const path = `${dir}/${file}`;
+      const host = ['split-keeps-npt.ts', 'sync-drops-last-range.ts'].includes(file);
+      const policy = host ? await resolveHostPolicy(path) : await resolveGuestPolicy(path);
+      expect(policy.name.length).toBeGreaterThan(0);
+    }
+  });
+});
