@@ -94,6 +94,15 @@ export function regionTuple(view: View, base: number): string[] {
   return parts;
 }
 
+/**
+ * A call's result as a status: status codes (0..255) stay; a byte count (io_map and io_unmap
+ * return how much they mapped) becomes its size class, or every length would be a feature.
+ */
+function status(result: number | string): string {
+  if (typeof result !== 'number' || result <= 255) return String(result);
+  return result === SZ_4K ? '4K' : result < SZ_2M ? '4K..2M' : result === SZ_2M ? '2M' : '>2M';
+}
+
 /** Digits and hex numbers out of free text (results, guest errors): a value is not a situation. */
 const abstract = (text: string): string => text.replace(/0x[0-9a-f]+|\d+/gi, '#').slice(0, 80);
 
@@ -120,7 +129,7 @@ export class CoverageTracker {
   observe(step: Step, view: View): void {
     const kind = step.op.op;
     for (const outcome of outcomes(step)) this.features.add(`op:${kind}:${outcome}`);
-    for (const call of step.calls) this.features.add(`call:${kind}:${call.during === undefined ? '' : 'during '}${call.prim}=${call.result}`);
+    for (const call of step.calls) this.features.add(`call:${kind}:${call.during === undefined ? '' : 'during '}${call.prim}=${status(call.result)}`);
     for (const record of step.interleaved ?? []) {
       this.features.add(`op:${kind}:during ${record.op.op}${record.skipped !== undefined ? ' skipped' : record.waited ? ' waited' : record.deferred ? ' deferred' : ''}`);
     }
