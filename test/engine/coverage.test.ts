@@ -64,9 +64,9 @@ describe('mutations', () => {
       const mutant = mutateCase(parent, `mut/${i}`, generate, i % 2 === 0 ? donor : undefined);
       expect(mutant.ops.length).toBeGreaterThan(0);
       expect(mutant.ops.length).toBeLessThanOrEqual(generate.steps);
-      const text = encodeRepro({ title: '', ...mutant });
+      const text = encodeRepro({ ...mutant, title: '' });
       const back = parseRepro(JSON.parse(text));
-      expect(encodeRepro({ title: '', ...back })).toBe(text);
+      expect(encodeRepro({ ...back, title: '' })).toBe(text);
       expect(() => runCase(back, runner.policies, { oracles: runner.oracles })).not.toThrow();
     }
   });
