@@ -21,6 +21,8 @@ import { CONTROL, plantedBug, plantedConfig, plantedPolicies } from './planted/i
 export type TrialMode = 'swarm' | 'no-swarm' | 'coverage' | 'fc';
 /** The modes of the default bench run (coverage has its own ablation, bench/coverage.ts). */
 export const TRIAL_MODES: readonly TrialMode[] = ['swarm', 'no-swarm', 'fc'];
+/** Every mode a summary may meet. */
+export const ALL_TRIAL_MODES: readonly TrialMode[] = ['swarm', 'no-swarm', 'coverage', 'fc'];
 
 export interface TrialTask {
   /** A planted bug's flag, or "control". */
