@@ -121,7 +121,8 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
       }
       case 'add-during': {
         const op = ops[i];
-        if (!op || op.op === 'dma' || op.op.startsWith('hw_')) break;
+        // A pinned `during=0` means no interleaving at all: mutations honour it like generation.
+        if (!op || op.op === 'dma' || op.op.startsWith('hw_') || generate.weights?.during === 0) break;
         const donors = freshOps(parent, `${seed}/${round}/during`, generate, true).filter((o) => o.during && o.during.length > 0);
         const entries = donors[at(rng, donors.length)]?.during;
         if (entries) ops[i] = { ...op, during: [...(op.during ?? []), ...entries] };

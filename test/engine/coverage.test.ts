@@ -71,6 +71,14 @@ describe('mutations', () => {
     }
   });
 
+  it('adds no interleaving when during=0 is pinned', () => {
+    const generate = { steps: 24, weights: { during: 0 } };
+    for (let i = 0; i < 100; i++) {
+      const mutant = mutateCase(generateCase(config, `n/${i}`, generate), `nm/${i}`, generate, generateCase(config, `nd/${i}`, generate), 3);
+      expect(mutant.ops.every((op) => op.during === undefined)).toBe(true);
+    }
+  });
+
   it('is deterministic in its seed and never changes the parent', () => {
     const parent = generateCase(config, 'p', job.generate);
     const before = JSON.stringify(parent);
