@@ -5,6 +5,8 @@
 
 import type { Oracle, Violation } from '../src/api.ts';
 import { shrinkToRepro } from '../src/engine/case-job.ts';
+import { CoverageTracker } from '../src/engine/coverage.ts';
+import { Guide } from '../src/engine/guided.ts';
 import { runCase, signature } from '../src/engine/run.ts';
 import { caseSeed, generateCase } from '../src/ops/generate.ts';
 import type { Case } from '../src/ops/types.ts';
@@ -12,9 +14,15 @@ import { runBaseline } from './baseline-fc.ts';
 import { WORKLOAD_STEPS, WORKLOAD_WEIGHTS, seed32 } from './common.ts';
 import { CONTROL, plantedBug, plantedConfig, plantedPolicies } from './planted/index.ts';
 
-/** swarm / no-swarm: the engine's campaign generator; fc: the plain fc.commands harness. */
-export type TrialMode = 'swarm' | 'no-swarm' | 'fc';
+/**
+ * swarm / no-swarm: the engine's campaign generator; coverage: swarm with coverage guidance (the
+ * campaign's Guide: a corpus, mutations, rounds); fc: the plain fc.commands harness.
+ */
+export type TrialMode = 'swarm' | 'no-swarm' | 'coverage' | 'fc';
+/** The modes of the default bench run (coverage has its own ablation, bench/coverage.ts). */
 export const TRIAL_MODES: readonly TrialMode[] = ['swarm', 'no-swarm', 'fc'];
+/** Every mode a summary may meet. */
+export const ALL_TRIAL_MODES: readonly TrialMode[] = ['swarm', 'no-swarm', 'coverage', 'fc'];
 
 export interface TrialTask {
   /** A planted bug's flag, or "control". */
@@ -74,13 +82,21 @@ export function runTrial(task: TrialTask, oracles: Oracle[]): TrialResult {
     failing = found.failing;
     violation = found.violation;
   } else {
-    const swarm = task.mode === 'swarm';
+    const swarm = task.mode !== 'no-swarm';
+    const generate = { steps: WORKLOAD_STEPS, swarm, weights: WORKLOAD_WEIGHTS };
+    // One process, cases in order: every round sees the whole previous round, as a campaign does.
+    const guide =
+      task.mode === 'coverage'
+        ? new Guide({ config, seed, generate, oracleFiles: [], onlyOracles: [], minimizeBudget: 0, shard: { index: 0, count: 1 }, coverage: true })
+        : undefined;
     for (let index = 0; result.ops < task.budgetOps && performance.now() - started < task.budgetMs; index++) {
-      let testCase = generateCase(config, caseSeed(seed, index), { steps: WORKLOAD_STEPS, swarm, weights: WORKLOAD_WEIGHTS });
+      let testCase = guide ? guide.caseFor(index) : generateCase(config, caseSeed(seed, index), generate);
       // The last case is cut to the budget, so every trial spends exactly its budget when it misses.
       const left = task.budgetOps - result.ops;
       if (testCase.ops.length > left) testCase = { ...testCase, ops: testCase.ops.slice(0, left) };
-      const run = runCase(testCase, policies, { oracles });
+      const tracker = guide ? new CoverageTracker() : undefined;
+      const run = runCase(testCase, policies, tracker ? { oracles, onStep: (step, view) => tracker.observe(step, view) } : { oracles });
+      if (guide && tracker) guide.observe(testCase, [...tracker.features], run.verdict === 'clean');
       result.ops += run.stepsRun;
       result.cases++;
       const first = run.violations[0];

@@ -5,7 +5,7 @@
 // length against the hand-minimal one, and the buckets the findings fall into. Trials are spread
 // over child processes (one per core by default); ops counts do not depend on that, times do.
 
-import { type TrialMode, type TrialResult, type TrialTask, TRIAL_MODES } from './bug-trials.ts';
+import { ALL_TRIAL_MODES, type TrialMode, type TrialResult, type TrialTask, TRIAL_MODES } from './bug-trials.ts';
 import { censoredMedian, median, poissonLowerBound, restrictedMean, round, runChild } from './common.ts';
 import { CONTROL, type PlantedBug, plantedBugs } from './planted/index.ts';
 
@@ -125,7 +125,7 @@ export function summarizeBugs(trials: readonly TrialResult[], options: Pick<BugB
     const bug = plantedBugs.find((b) => b.flag === name);
     const mine = trials.filter((t) => t.bug === name);
     const modes: BugSummary['modes'] = {};
-    for (const mode of TRIAL_MODES) {
+    for (const mode of ALL_TRIAL_MODES) {
       const results = mine.filter((t) => t.mode === mode);
       if (results.length > 0) modes[mode] = summarizeMode(results, options.budgetOps, bug?.minimal.length, bug?.oracle);
     }

@@ -10,11 +10,13 @@ import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
 import { prepareOutputDir } from './outputs.ts';
+import { reproFeatures } from './coverage.ts';
 
 interface CorpusArgs extends ReproPluginArgs {
   action: 'check' | 'merge' | 'prune';
   dirs: string[];
   out?: string;
+  coverage?: boolean;
 }
 
 interface Entry {
@@ -62,7 +64,39 @@ function mergeTarget(out: string, name: string, text: string): string | undefine
   throw new UsageError(`--out: "${join(out, name)}" and its content-named alternative both hold other repros`);
 }
 
+/**
+ * `corpus prune --coverage` (libFuzzer -merge=1, ClusterFuzzLite's prune): keeps the smallest set
+ * of `expect: clean` files that reaches every feature (coverage.ts) the directory reaches, taking
+ * the shortest first. A file that expects a violation (or states no expectation) is never touched,
+ * and its features count as covered; a clean file that now fails stays for `corpus check` to show.
+ */
+async function pruneByCoverage(args: CorpusArgs): Promise<number> {
+  const covered = new Set<string>();
+  const candidates: { file: string; ops: number; features: Set<string> }[] = [];
+  const bad = await forEachRepro(args.dirs, async (file, repro) => {
+    const { features, verdict } = await reproFeatures(repro, args);
+    if (repro.expect?.verdict === 'clean' && verdict === 'clean') candidates.push({ file, ops: repro.ops.length, features });
+    else for (const feature of features) covered.add(feature);
+  });
+  candidates.sort((a, b) => a.ops - b.ops || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  let removed = 0;
+  for (const candidate of candidates) {
+    const adds = [...candidate.features].filter((f) => !covered.has(f));
+    if (adds.length > 0) {
+      for (const feature of adds) covered.add(feature);
+      continue;
+    }
+    unlinkSync(candidate.file);
+    removed++;
+    console.log(escapeTerminal(`removed ${candidate.file} (adds no coverage)`));
+  }
+  console.log(`pruned ${removed} file(s) that add no coverage, ${covered.size} features kept`);
+  return bad > 0 ? EXIT_USAGE : EXIT_OK;
+}
+
 async function corpus(args: CorpusArgs): Promise<number> {
+  if (args.coverage && args.action !== 'prune') throw new UsageError(`corpus ${args.action}: --coverage applies to prune only`);
+  if (args.coverage) return pruneByCoverage(args);
   if (args.action === 'check') {
     let failed = 0;
     const bad = await forEachRepro(args.dirs, async (file, repro) => {
@@ -108,12 +142,15 @@ async function corpus(args: CorpusArgs): Promise<number> {
 
 export const corpusCommand: CommandModule<object, CorpusArgs> = {
   command: 'corpus <action> <dirs..>',
-  describe: 'check (replay every expectation), merge shards, or prune duplicate findings',
+  describe: 'check (replay every expectation), merge shards, or prune duplicate findings (--coverage: files adding no coverage)',
   builder: (yargs) =>
     reproPluginOptions(yargs)
       .positional('action', { choices: ['check', 'merge', 'prune'] as const, demandOption: true, describe: 'what to do' })
       .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'corpus directories or files' })
-      .option('out', { type: 'string', describe: 'merge: destination directory' }),
+      .option('out', { type: 'string', describe: 'merge: destination directory' })
+      .option('coverage', { type: 'boolean', describe: 'prune: drop expect:clean files that add no coverage (never files expecting a violation)' })
+      .example('$0 corpus merge shard-*/ --out nightly-corpus/', 'merge the corpora of shards')
+      .example('$0 corpus prune --coverage nightly-corpus/', 'keep the fewest clean files that reach the same coverage'),
   handler: async (args) => {
     process.exitCode = await corpus(args);
   },

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
 import type { CampaignJob } from '../engine/case-job.ts';
+import { Guide } from '../engine/guided.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { formatMs, DEFAULT_CASE_TIMEOUT_MS } from '../engine/watchdog.ts';
@@ -12,6 +13,7 @@ import { OP_SPECS } from '../ops/schema.ts';
 import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { renderJunit } from '../report/junit.ts';
+import { type CorpusFile, loadCorpusDir } from '../repro/corpus-dir.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { duration, positiveInt, shard, type Shard } from './flags.ts';
@@ -46,6 +48,11 @@ export function fuzzOptions(yargs: Argv) {
     })
     .option('shard', { type: 'string', describe: 'i/n: this machine takes every n-th case seed', coerce: shard('shard') })
     .option('out', { type: 'string', describe: 'directory for findings, one repro file per bucket' })
+    .option('corpus', { type: 'string', describe: 'persistent corpus: replayed first, grows with cases that reach new coverage (created if missing)' })
+    .option('coverage', {
+      type: 'boolean',
+      describe: 'coverage-guided: keep cases that reach new abstract situations and mutate them (default: on with --corpus, else off; --no-coverage: every case fresh)',
+    })
     .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report, one test case per finding bucket' })
     .option('swarm', { type: 'boolean', default: true, describe: 'swarm testing: each case enables a random subset of op kinds (--no-swarm: all)' })
@@ -83,10 +90,11 @@ function formatElapsed(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-function statusLine(stats: CampaignStats): string {
+function statusLine(stats: CampaignStats, guide: Guide | undefined): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
-  return `cases ${stats.cases} | ${rate} ops/s | buckets ${stats.buckets.size} (${stats.findings} hits) | ${formatElapsed(elapsed)}`;
+  const coverage = guide ? ` | coverage ${guide.coverage} | corpus ${guide.size}` : '';
+  return `cases ${stats.cases} | ${rate} ops/s | buckets ${stats.buckets.size} (${stats.findings} hits)${coverage} | ${formatElapsed(elapsed)}`;
 }
 
 interface FuzzArgs {
@@ -106,6 +114,8 @@ interface FuzzArgs {
   junit?: string;
   caseTimeout?: number;
   swarm: boolean;
+  coverage?: boolean;
+  corpus?: string;
   weights?: string;
   minimizeBudget?: number;
 }
@@ -132,6 +142,18 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   // fail to write them.
   if (args.out !== undefined) prepareOutputDir('--out', args.out);
   if (args.junit !== undefined) checkOutputFile('--junit', args.junit);
+  // Off unless asked for or a corpus is kept: measured on the planted bugs, guidance does not yet
+  // find them sooner than plain swarm generation (bench/README.md), and the signal costs ops/s.
+  args.coverage ??= args.corpus !== undefined;
+  if (args.corpus !== undefined && !args.coverage) throw new UsageError('--corpus needs coverage (drop --no-coverage): the corpus keeps the cases that reach new coverage');
+  if (args.corpus !== undefined) prepareOutputDir('--corpus', args.corpus);
+  let replay: CorpusFile[] = [];
+  try {
+    if (args.corpus !== undefined) replay = loadCorpusDir(args.corpus, config);
+  } catch (error) {
+    if (!(error instanceof FormatError)) throw error;
+    throw new UsageError(`--corpus: ${error.message}`);
+  }
   const seed = args.seed ?? Date.now().toString(36);
   const job: CampaignJob = {
     config,
@@ -141,7 +163,9 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     onlyOracles: args.onlyOracle ?? [],
     minimizeBudget: args.minimizeBudget ?? 2000,
     shard: args.shard ?? { index: 0, count: 1 },
+    ...(args.coverage ? { coverage: true } : {}),
   };
+  const guide = args.coverage ? new Guide(job, args.corpus) : undefined;
   // Load every plugin here first: a bad one is a one-line usage error before any work starts.
   await resolvePolicies(config.hostPolicy, config.guestPolicy, {
     host: args.hostPolicy !== undefined ? '--host-policy' : '--config: config.hostPolicy',
@@ -175,6 +199,8 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     ...(args.out ? { out: args.out } : {}),
     ...(args.caseTimeout !== undefined ? { caseTimeoutMs: args.caseTimeout } : {}),
     shouldStop: () => stopping,
+    ...(guide ? { guide } : {}),
+    ...(replay.length > 0 ? { replay } : {}),
     onOracleError: (error) => {
       const saved = error.file && !error.writeError ? `, repro saved to ${error.file}` : '';
       process.stderr.write(
@@ -190,6 +216,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
             oracle: bucket.oracle,
             signature: bucket.signature,
             case: bucket.firstCase,
+            ...(bucket.replayOf !== undefined ? { corpusFile: bucket.replayOf } : {}),
             seed: bucket.repro.seed,
             step: bucket.violation.step,
             message: bucket.violation.message,
@@ -203,9 +230,10 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       } else {
         if (tty) process.stderr.write('\r\x1b[K');
         const saved = bucket.file && !bucket.writeError ? `, saved to ${bucket.file}` : '';
+        const origin = bucket.replayOf !== undefined ? `corpus file ${bucket.replayOf}` : `case ${bucket.firstCase} (${bucket.repro.seed})`;
         const nondeterministic = bucket.violation.details?.nondeterministic !== undefined ? ' [not deterministic]' : '';
         process.stdout.write(
-          `${escapeTerminal(`finding: ${bucket.oracle} at step ${bucket.violation.step}${nondeterministic}: ${bucket.violation.message}`)}\n  ${escapeTerminal(`case ${bucket.firstCase} (${bucket.repro.seed}), shrunk ${bucket.shrunkFrom} -> ${bucket.repro.ops.length} ops${saved}`)}\n`,
+          `${escapeTerminal(`finding: ${bucket.oracle} at step ${bucket.violation.step}${nondeterministic}: ${bucket.violation.message}`)}\n  ${escapeTerminal(`${origin}, shrunk ${bucket.shrunkFrom} -> ${bucket.repro.ops.length} ops${saved}`)}\n`,
         );
         if (bucket.writeError) process.stdout.write(unsaved(bucket.writeError, bucket.repro));
       }
@@ -215,7 +243,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       const now = Date.now();
       if (now - lastStatus >= (tty ? 250 : 10_000)) {
         lastStatus = now;
-        say(statusLine(current));
+        say(statusLine(current, guide));
       }
     },
   });
@@ -233,13 +261,14 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   if (args.json) {
     const hits = Object.fromEntries(buckets.map((b) => [b.signature, b.hits]));
     process.stdout.write(
-      `${JSON.stringify({ type: 'summary', seed, cases: stats.cases, ops: stats.ops, buckets: buckets.length, findings: stats.findings, hits, oracleErrors: stats.oracleErrors.length, metrics: stats.metrics.mean() })}\n`,
+      `${JSON.stringify({ type: 'summary', seed, cases: stats.cases, ops: stats.ops, buckets: buckets.length, findings: stats.findings, hits, oracleErrors: stats.oracleErrors.length, metrics: stats.metrics.mean(), ...(guide ? { coverage: guide.coverage, corpus: guide.size, replayed: stats.replayed } : {}) })}\n`,
     );
   } else {
     if (tty) process.stderr.write('\r\x1b[K');
-    process.stderr.write(`${statusLine(stats)}\nefficiency (mean per case): ${formatMetrics(stats.metrics.mean())}\n`);
+    process.stderr.write(`${statusLine(stats, guide)}\nefficiency (mean per case): ${formatMetrics(stats.metrics.mean())}\n`);
     if (buckets.length > 0 && !args.out) process.stderr.write('cocofuzz: pass --out DIR to save a repro file per finding\n');
   }
+  for (const problem of guide?.writeErrors ?? []) process.stderr.write(`cocofuzz: --corpus: could not save ${escapeTerminal(problem)}\n`);
   if (buckets.length > 0) return EXIT_FOUND;
   return stats.oracleErrors.length > 0 ? EXIT_USAGE : EXIT_OK;
 }

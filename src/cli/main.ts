@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
+import { coverageCommand } from './coverage.ts';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { escapeTerminal } from '../report/escape.ts';
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(minimizeCommand)
     .command(explainCommand)
     .command(corpusCommand)
+    .command(coverageCommand)
     .command(oraclesCommand)
     .command(policiesCommand)
     .demandCommand(1, 'a command is needed')

@@ -19,6 +19,8 @@ import {
   runCampaignCase,
   shrinkToRepro,
 } from './case-job.ts';
+import type { Case } from '../ops/types.ts';
+import type { Guide } from './guided.ts';
 import { MetricsTotal } from './metrics.ts';
 import { type OracleError, POLICY_ERROR } from './run.ts';
 import { DEFAULT_CASE_TIMEOUT_MS, type TaskFailure, WatchedWorker, watchdogViolation } from './watchdog.ts';
@@ -34,6 +36,8 @@ export interface Bucket {
   file?: string;
   /** Saving the repro file failed (disk full, directory gone): the finding is still reported. */
   writeError?: string;
+  /** The corpus file whose replay failed (then `firstCase` numbers the replayed files). */
+  replayOf?: string;
 }
 
 /** An oracle that threw, reported once per oracle per campaign with the first case it threw on. */
@@ -67,6 +71,13 @@ export interface CampaignOptions {
   onOracleError?: (error: CampaignOracleError) => void;
   /** Polled between dispatches: true stops the campaign (Ctrl-C). */
   shouldStop?: () => boolean;
+  /** Coverage-guided: cases derived from this corpus in rounds (guided.ts); needs `job.coverage`. */
+  guide?: Guide;
+  /**
+   * Corpus files replayed before the first case (`--corpus DIR`), with the campaign's policies
+   * and oracles: not counted in `cases` or `--runs`; one that fails is a finding.
+   */
+  replay?: readonly { file: string; testCase: Case }[];
 }
 
 export interface CampaignStats {
@@ -78,6 +89,8 @@ export interface CampaignStats {
   /** Mean efficiency over the cases run (DOMAIN.md: measured, not judged). */
   metrics: MetricsTotal;
   startedAt: number;
+  /** Corpus files replayed first. */
+  replayed: number;
 }
 
 /** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
@@ -87,8 +100,7 @@ const bucketFile = (bucket: Bucket): string =>
   `${fileSafe(bucket.oracle)}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
 
 /** The case up to and including op `step`: what a verdict that cannot be re-run is shown with. */
-function truncatedRepro(job: CampaignJob, index: number, violation: Violation): Repro {
-  const testCase = campaignCase(job, index);
+function truncatedRepro(job: CampaignJob, testCase: Case, violation: Violation): Repro {
   return {
     title: reproTitle(violation),
     config: testCase.config,
@@ -111,7 +123,7 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
 }
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
-  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now() };
+  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now(), replayed: 0 };
   if (options.out) mkdirSync(options.out, { recursive: true });
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
@@ -127,27 +139,57 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
   // The main thread shrinks the first case of each new bucket, in index order (on a worker when
   // plugins are involved): later hits of a known bucket cost nothing more, and which case a
   // bucket's repro comes from never depends on which worker finished first.
+  // Cases the campaign derived itself (corpus replay, coverage-guided), by index until recorded;
+  // the others are a pure function of the index (campaignCase).
+  const derived = new Map<number, Case>();
+  const caseOf = (index: number): Case => derived.get(index) ?? campaignCase(job, index);
+  let replaying = (options.replay?.length ?? 0) > 0;
   const shrink = async (index: number, violation: Violation): Promise<{ repro: Repro; violation: Violation }> => {
-    if (violation.details?.nondeterministic !== undefined) return { repro: truncatedRepro(job, index, violation), violation };
-    if (runner) return shrinkToRepro(campaignCase(job, index), violation, runner, job.minimizeBudget, job.oracleFiles);
+    const testCase = caseOf(index);
+    if (violation.details?.nondeterministic !== undefined) return { repro: truncatedRepro(job, testCase, violation), violation };
+    if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles);
     const worker = new WatchedWorker(job);
     try {
       await worker.ready;
-      const result = await worker.run({ kind: 'shrink', index, violation }, caseTimeoutMs * 10);
+      const result = await worker.run({ kind: 'shrink', index, violation, ...(derived.has(index) ? { testCase } : {}) }, caseTimeoutMs * 10);
       const shrunk = result.ok ? (result.message.shrunk as { repro: Repro; violation: Violation } | undefined) : undefined;
-      return shrunk ?? { repro: truncatedRepro(job, index, violation), violation };
+      return shrunk ?? { repro: truncatedRepro(job, testCase, violation), violation };
     } finally {
       worker.close();
     }
   };
 
+  // Guided rounds: a case of round r is derived only once every case before r's start is recorded.
+  let recorded = 0;
+  let waiters: { count: number; resolve: () => void }[] = [];
+  const release = (all = false): void => {
+    waiters = waiters.filter((w) => (all || recorded >= w.count ? (w.resolve(), false) : true));
+  };
+  const caseFor = async (index: number): Promise<Case | undefined> => {
+    if (replaying) {
+      const testCase = options.replay?.[index]?.testCase;
+      if (testCase) derived.set(index, testCase);
+      return testCase;
+    }
+    const guide = options.guide;
+    if (!guide) return undefined;
+    const start = guide.roundStart(index);
+    if (recorded < start) await new Promise<void>((resolve) => waiters.push({ count: start, resolve }));
+    const testCase = guide.caseFor(index);
+    derived.set(index, testCase);
+    return testCase;
+  };
+
   const record = async (outcome: CaseOutcome): Promise<void> => {
-    stats.cases++;
-    stats.ops += outcome.stepsRun;
-    if (outcome.metrics) stats.metrics.add(outcome.metrics);
+    const testCase = caseOf(outcome.index);
+    if (replaying) stats.replayed++;
+    else {
+      stats.cases++;
+      stats.ops += outcome.stepsRun;
+      if (outcome.metrics) stats.metrics.add(outcome.metrics);
+    }
     for (const error of outcome.oracleErrors) {
       if (stats.oracleErrors.some((known) => known.oracle === error.oracle)) continue;
-      const testCase = campaignCase(job, outcome.index);
       const repro: Repro = {
         title: `oracle error: ${error.oracle} threw: ${error.message}`.slice(0, 160),
         config: testCase.config,
@@ -174,24 +216,45 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
           violation: shrunk.violation,
           repro: shrunk.repro,
           shrunkFrom: outcome.ops,
+          ...(replaying ? { replayOf: options.replay?.[outcome.index]?.file ?? '' } : {}),
         };
         if (options.out) Object.assign(bucket, save(options.out, bucketFile(bucket), bucket.repro));
         stats.buckets.set(bucket.signature, bucket);
         options.onBucket?.(bucket);
       }
     }
-    options.onCase?.(outcome, stats);
+    const guide = options.guide;
+    if (guide && outcome.features) {
+      if (replaying) guide.addReplayed(testCase, outcome.features, options.replay?.[outcome.index]?.file ?? '', !outcome.violation && outcome.oracleErrors.length === 0);
+      else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0);
+    }
+    derived.delete(outcome.index);
+    if (!replaying) {
+      recorded++;
+      release();
+      options.onCase?.(outcome, stats);
+    }
   };
 
-  if (runner && options.workers <= 1) {
-    for (let index = 0; mayDispatch(index); index++) {
-      await record(runCampaignCase(job, runner, index));
-      // Let signals and timers through between cases.
-      if (index % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+  const phase = async (mayRun: (next: number) => boolean): Promise<void> => {
+    if (runner && options.workers <= 1) {
+      for (let index = 0; mayRun(index); index++) {
+        const testCase = await caseFor(index);
+        await record(runCampaignCase(job, runner, index, undefined, testCase));
+        // Let signals and timers through between cases.
+        if (index % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return;
     }
-    return stats;
+    await runOnWorkers(options, caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
+  };
+  if (replaying) {
+    // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
+    const count = options.replay?.length ?? 0;
+    await phase((next) => next < count && !options.shouldStop?.());
+    replaying = false;
   }
-  await runOnWorkers(options, caseTimeoutMs, mayDispatch, record);
+  await phase(mayDispatch);
   return stats;
 }
 
@@ -199,8 +262,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
 const STOP_GRACE_MS = 2000;
 
 /** The outcome of a case its worker could not finish: a policy-error at the op in flight. */
-function failedOutcome(job: CampaignJob, index: number, failure: TaskFailure): CaseOutcome {
-  const testCase = campaignCase(job, index);
+function failedOutcome(testCase: Case, index: number, failure: TaskFailure): CaseOutcome {
   const stepsRun = Math.max(0, failure.op + 1);
   if (failure.oracle !== undefined) {
     // Stopped inside an oracle: that oracle's error (reported once, with this case), not a finding.
@@ -223,7 +285,11 @@ async function runOnWorkers(
   options: CampaignOptions,
   caseTimeoutMs: number,
   mayDispatch: (next: number) => boolean,
+  caseFor: (index: number) => Promise<Case | undefined>,
+  caseOf: (index: number) => Case,
   record: (outcome: CaseOutcome) => Promise<void>,
+  /** Wakes slots waiting for a round to finish (stopping: the round may never finish). */
+  releaseWaiting: () => void,
 ): Promise<void> {
   const job = options.job;
   const done = new Map<number, CaseOutcome>();
@@ -255,6 +321,7 @@ async function runOnWorkers(
   const poll = setInterval(() => {
     if (!options.shouldStop?.()) return;
     stopSeen ??= Date.now();
+    releaseWaiting();
     if (Date.now() - stopSeen >= STOP_GRACE_MS) for (const worker of busy) worker.abandon();
   }, 100);
 
@@ -263,13 +330,15 @@ async function runOnWorkers(
     try {
       while (!failure && mayDispatch(nextToDispatch)) {
         const index = nextToDispatch++;
+        const testCase = await caseFor(index);
+        if (options.shouldStop?.() || failure) break;
         busy.add(worker);
-        const result = await worker.run({ kind: 'case', index }, caseTimeoutMs);
+        const result = await worker.run({ kind: 'case', index, ...(testCase ? { testCase } : {}) }, caseTimeoutMs);
         busy.delete(worker);
         if (!result.ok && result.failure.kind === 'abandoned') break;
         if (!result.ok) {
           // The worker is gone: report the case, start a fresh worker, carry on.
-          deliver(failedOutcome(job, index, result.failure));
+          deliver(failedOutcome(caseOf(index), index, result.failure));
           worker = await start();
         } else if (result.message.outcome) deliver(result.message.outcome as CaseOutcome);
         else failure ??= new Error(`case ${index}: ${String(result.message.error)}`);
@@ -278,7 +347,16 @@ async function runOnWorkers(
       worker.close();
     }
   };
-  const slots = await Promise.allSettled(Array.from({ length: Math.max(1, options.workers) }, slot));
+  const slots = await Promise.allSettled(
+    Array.from({ length: Math.max(1, options.workers) }, async () => {
+      try {
+        await slot();
+      } finally {
+        // A slot that ended (a failure) must not leave another waiting for a round it abandoned.
+        if (failure) releaseWaiting();
+      }
+    }),
+  );
   clearInterval(poll);
   await recording;
   const crashed = slots.find((s): s is PromiseRejectedResult => s.status === 'rejected');

@@ -3,7 +3,8 @@
 // which makes campaigns deterministic whatever the worker count. Shrinking is separate
 // (shrinkToRepro): the campaign shrinks only the first case of each new bucket.
 
-import type { Oracle, Violation } from '../api.ts';
+import type { Oracle, Step, View, Violation } from '../api.ts';
+import { CoverageTracker } from './coverage.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
@@ -23,6 +24,8 @@ export interface CampaignJob {
   minimizeBudget: number;
   /** Shard i/n: case k of this shard is global case i + k*n. */
   shard: { index: number; count: number };
+  /** Collect the coverage signal of each case (coverage.ts): guided campaigns. */
+  coverage?: boolean;
 }
 
 export interface CaseOutcome {
@@ -37,6 +40,8 @@ export interface CaseOutcome {
   oracleErrors: OracleError[];
   /** Efficiency of the policy in this case (not a verdict); absent when the case never finished. */
   metrics?: Metrics;
+  /** The case's coverage features (coverage.ts), when the job collects them. */
+  features?: string[];
 }
 
 export interface CaseRunner {
@@ -99,14 +104,28 @@ export function campaignCase(job: CampaignJob, index: number): Case {
  * Runs case `index`. `progress` hears which op is in flight (-1 while the world boots), so a
  * watchdog that has to kill the case can say where it hung (watchdog.ts).
  */
-export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number, progress?: (op: number) => void): CaseOutcome {
-  const testCase = campaignCase(job, index);
+export function runCampaignCase(
+  job: CampaignJob,
+  runner: CaseRunner,
+  index: number,
+  progress?: (op: number) => void,
+  testCase: Case = campaignCase(job, index),
+): CaseOutcome {
   progress?.(-1);
-  const result = runCase(
-    testCase,
-    runner.policies,
-    progress ? { oracles: runner.oracles, onStart: () => progress(0), onStep: (step) => progress(step.index + 1) } : { oracles: runner.oracles },
-  );
+  // Coverage only reads the view after each step: the verdict is the same with it on or off.
+  const tracker = job.coverage ? new CoverageTracker() : undefined;
+  const result = runCase(testCase, runner.policies, {
+    oracles: runner.oracles,
+    ...(progress ? { onStart: () => progress(0) } : {}),
+    ...(progress || tracker
+      ? {
+          onStep: (step: Step, view: View) => {
+            tracker?.observe(step, view);
+            progress?.(step.index + 1);
+          },
+        }
+      : {}),
+  });
   const outcome: CaseOutcome = {
     index,
     seed: testCase.seed,
@@ -115,6 +134,7 @@ export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: num
     oracleErrors: result.oracleErrors,
     metrics: result.metrics,
   };
+  if (tracker) outcome.features = [...tracker.features].sort();
   const first = result.violations[0];
   if (first) {
     outcome.violation = first;

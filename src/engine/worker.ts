@@ -6,8 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Oracle, View, Violation } from '../api.ts';
 import { type CampaignJob, campaignCase, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
+import type { Case } from '../ops/types.ts';
 
-export type WorkerTask = { kind: 'case'; index: number } | { kind: 'shrink'; index: number; violation: Violation };
+/** `testCase`: the case itself when the campaign derived it (coverage-guided, corpus replay). */
+export type WorkerTask = { kind: 'case'; index: number; testCase?: Case } | { kind: 'shrink'; index: number; violation: Violation; testCase?: Case };
 
 const { job, progress: progressBuffer } = workerData as { job: CampaignJob; progress: SharedArrayBuffer };
 const progress = new Int32Array(progressBuffer);
@@ -62,12 +64,12 @@ port.on('message', (task: WorkerTask | null) => {
   void (async () => {
     try {
       if (task.kind === 'shrink') {
-        const shrunk = shrinkToRepro(campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles);
+        const shrunk = shrinkToRepro(task.testCase ?? campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles);
         port.postMessage({ shrunk });
         return;
       }
       strays.length = 0;
-      const outcome = runCampaignCase(job, runner, task.index, (op) => Atomics.store(progress, 0, op));
+      const outcome = runCampaignCase(job, runner, task.index, (op) => Atomics.store(progress, 0, op), task.testCase);
       await settle();
       const stray = strays[0];
       if (stray !== undefined && !outcome.violation) {

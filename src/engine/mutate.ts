@@ -1,0 +1,145 @@
+// Mutations over Case data (issue 16), syzkaller-style (prog/mutation.go: insert, remove, splice,
+// mutate an argument) on our op records: insert a fresh op, remove one, duplicate one, splice two
+// cases, move an argument to an edge value (a 2M region's first or last page, a whole region, one
+// page, a 2M size), and add or move a `during` interleaving. New ops come from the seeded generator
+// (generate.ts), so they follow its address clustering. Every result goes through the file codec
+// (encodeOp/parseOp): a mutant is always a case a repro file can hold and replay.
+
+import seedrandom from 'seedrandom';
+import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
+import { encodeOp, parseOp } from '../ops/codec.ts';
+import { FormatError } from '../ops/errors.ts';
+import { type GenerateOptions, generateCase } from '../ops/generate.ts';
+import type { Case, Op } from '../ops/types.ts';
+
+type Rng = () => number;
+
+export const MUTATIONS = ['insert', 'remove', 'duplicate', 'splice', 'edge-arg', 'add-during', 'move-during'] as const;
+export type Mutation = (typeof MUTATIONS)[number];
+
+const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
+const at = (rng: Rng, length: number): number => Math.floor(rng() * length);
+
+/** Edge values of a guest address: the region's first and last page, 1G and memory boundaries. */
+function edgeAddress(rng: Rng, gpa: number, memory: number): number {
+  const region = gpa - (gpa % SZ_2M);
+  const value = pick(rng, [region, region + SZ_2M - SZ_4K, region + SZ_2M, region - SZ_4K, gpa - (gpa % SZ_1G), memory - SZ_4K, 0]);
+  return Math.max(0, Math.min(value, memory - SZ_4K));
+}
+
+/** One argument of `op` moved toward an edge value; undefined when the op has none to move. */
+function edgeArgument(rng: Rng, op: Op, memory: number): Op | undefined {
+  const copy = { ...op } as Record<string, unknown>;
+  const keys = Object.keys(copy).filter((k) => ['gpa', 'pages', 'size', 'bytes', 'len', 'buf', 'map', 'iova', 'offset', 'align'].includes(k));
+  if (keys.length === 0) return undefined;
+  const key = pick(rng, keys);
+  const value = copy[key];
+  switch (key) {
+    case 'gpa':
+    case 'iova':
+      copy[key] = edgeAddress(rng, value as number, memory);
+      break;
+    case 'pages':
+      copy[key] = pick(rng, [1, 2, 511, 512, 513]);
+      break;
+    case 'size':
+      copy[key] = value === '2M' ? '4K' : '2M';
+      if (copy[key] === '2M' && typeof copy.gpa === 'number') copy.gpa = copy.gpa - (copy.gpa % SZ_2M);
+      break;
+    case 'bytes':
+    case 'len':
+      copy[key] = pick(rng, [1, 64, SZ_4K - 1, SZ_4K, SZ_4K + 1, 2 * SZ_4K, 256 * 1024, SZ_2M]);
+      break;
+    case 'buf':
+    case 'map':
+      copy[key] = pick(rng, [0, 1, (value as number) + 1, Math.max(0, (value as number) - 1)]);
+      break;
+    case 'offset':
+      copy[key] = pick(rng, [0, 1, SZ_4K - 64, SZ_4K]);
+      break;
+    case 'align':
+      copy[key] = pick(rng, [64, SZ_4K, SZ_2M]);
+      break;
+  }
+  return copy as Op;
+}
+
+/** Ops made by the generator from a derived seed (insertions, new interleavings). */
+function freshOps(testCase: Case, seed: string, generate: GenerateOptions, during: boolean): Op[] {
+  const options: GenerateOptions = during ? { ...generate, weights: { ...generate.weights, during: 100 } } : generate;
+  return generateCase(testCase.config, seed, options).ops;
+}
+
+/** Is `op` valid for `testCase`'s config as the repro codec sees it? (Round trip through the file form.) */
+function valid(op: Op, testCase: Case): Op | undefined {
+  try {
+    return parseOp(JSON.parse(JSON.stringify(encodeOp(op))) as unknown, 'op', testCase.config);
+  } catch (error) {
+    if (error instanceof FormatError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Applies `count` random mutations to `parent` (never changing it). `donor` is another corpus case
+ * with the same config, for splicing. The result keeps the parent's config and seed: the seed
+ * drives the world's own randomness, the ops are what changed. Deterministic in `seed`.
+ */
+export function mutateCase(parent: Case, seed: string, generate: GenerateOptions, donor?: Case, count = 1 + Math.floor(seedrandom(`${seed}/n`)() * 3)): Case {
+  const rng: Rng = seedrandom(seed);
+  let ops = parent.ops.slice();
+  const maxOps = Math.max(generate.steps, 1);
+  for (let round = 0; round < count; round++) {
+    const mutation = pick(rng, MUTATIONS);
+    const i = at(rng, ops.length);
+    switch (mutation) {
+      case 'insert': {
+        const fresh = freshOps(parent, `${seed}/${round}/insert`, generate, false);
+        const op = fresh[at(rng, fresh.length)];
+        if (op) ops.splice(at(rng, ops.length + 1), 0, op);
+        break;
+      }
+      case 'remove':
+        if (ops.length > 1) ops.splice(i, 1);
+        break;
+      case 'duplicate':
+        if (ops[i]) ops.splice(at(rng, ops.length + 1), 0, ops[i]);
+        break;
+      case 'splice':
+        if (donor && donor.ops.length > 0) {
+          const cut = at(rng, ops.length + 1);
+          const from = at(rng, donor.ops.length);
+          ops = [...ops.slice(0, cut), ...donor.ops.slice(from)];
+        }
+        break;
+      case 'edge-arg': {
+        const op = ops[i];
+        const changed = op && edgeArgument(rng, op, parent.config.guestMemory);
+        const checked = changed && valid(changed, parent);
+        if (checked) ops[i] = checked;
+        break;
+      }
+      case 'add-during': {
+        const op = ops[i];
+        // A pinned `during=0` means no interleaving at all: mutations honour it like generation.
+        if (!op || op.op === 'dma' || op.op.startsWith('hw_') || generate.weights?.during === 0) break;
+        const donors = freshOps(parent, `${seed}/${round}/during`, generate, true).filter((o) => o.during && o.during.length > 0);
+        const entries = donors[at(rng, donors.length)]?.during;
+        if (entries) ops[i] = { ...op, during: [...(op.during ?? []), ...entries] };
+        break;
+      }
+      case 'move-during': {
+        const op = ops[i];
+        if (!op?.during || op.during.length === 0) break;
+        const during = op.during.slice();
+        const j = at(rng, during.length);
+        const entry = during[j]!;
+        during[j] = { ...entry, after: pick(rng, [0, 1, 2, 3, Math.max(0, entry.after - 1), entry.after + 1, 1000]) };
+        ops[i] = { ...op, during };
+        break;
+      }
+    }
+  }
+  if (ops.length > maxOps) ops = ops.slice(0, maxOps);
+  return { config: parent.config, seed: parent.seed, ops };
+}

@@ -1,0 +1,128 @@
+// The coverage signal, mutations and guided derivation, in process (issue 16).
+
+import { describe, expect, it } from 'vitest';
+import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
+import { CoverageTracker } from '../../src/engine/coverage.ts';
+import { Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
+import { mutateCase } from '../../src/engine/mutate.ts';
+import { runCase } from '../../src/engine/run.ts';
+import { caseSeed, generateCase } from '../../src/ops/generate.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+import type { Case, Op } from '../../src/ops/types.ts';
+import { encodeRepro, parseRepro } from '../../src/repro/format.ts';
+
+const config = defaultConfig({ hostPolicy: 'quiesce-dma', guestMemory: '64M' });
+const job: CampaignJob = { config, seed: 'cov', generate: { steps: 24 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 100, shard: { index: 0, count: 1 }, coverage: true };
+const runner = await prepareRunner(job);
+
+function features(ops: Op[], seed = '0'): Set<string> {
+  const tracker = new CoverageTracker();
+  runCase({ config, seed, ops }, runner.policies, { oracles: runner.oracles, onStep: (step, view) => tracker.observe(step, view) });
+  return tracker.features;
+}
+
+describe('coverage signal', () => {
+  it('an old situation at a new address is no new feature', () => {
+    const a = features([{ op: 'accept', gpa: 0x200000, size: '2M' }, { op: 'share', gpa: 0x200000, pages: 1 }, { op: 'touch', gpa: 0x201000, write: true }]);
+    const b = features([{ op: 'accept', gpa: 0x1400000, size: '2M' }, { op: 'share', gpa: 0x1400000, pages: 1 }, { op: 'touch', gpa: 0x1401000, write: true }]);
+    expect(a.size).toBeGreaterThan(10);
+    expect([...b].filter((f) => !a.has(f))).toEqual([]);
+    expect([...a].filter((f) => !b.has(f))).toEqual([]);
+  });
+
+  it('a new situation is a new feature: a region tuple, a transition and an op outcome', () => {
+    const whole = features([{ op: 'accept', gpa: 0x200000, size: '2M' }]);
+    const split = features([{ op: 'accept', gpa: 0x200000, size: '2M' }, { op: 'share', gpa: 0x200000, pages: 1 }]);
+    const added = [...split].filter((f) => !whole.has(f));
+    expect(added.some((f) => f.startsWith('region:') && f.includes('guest.shared=some'))).toBe(true);
+    expect(added.some((f) => f.startsWith('move:'))).toBe(true);
+    expect(added.some((f) => f.startsWith('op:share:'))).toBe(true);
+    // No feature carries an address.
+    for (const f of split) expect(f).not.toMatch(/0x[0-9a-f]{4,}/);
+  });
+
+  it('coverage does not change any verdict', () => {
+    const off: CampaignJob = { ...job, config: defaultConfig({ guestMemory: '64M' }), coverage: false };
+    const on: CampaignJob = { ...off, coverage: true };
+    for (let index = 0; index < 30; index++) {
+      const a = runCampaignCase(off, runner, index);
+      const b = runCampaignCase(on, runner, index);
+      expect(b.signature).toEqual(a.signature);
+      expect(b.stepsRun).toEqual(a.stepsRun);
+      expect(a.features).toBeUndefined();
+      expect(b.features?.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('mutations', () => {
+  it('every mutant is a valid case: it encodes, parses back identically and replays', () => {
+    const generate = { steps: 24, weights: { during: 40 } };
+    for (let i = 0; i < 150; i++) {
+      const parent = generateCase(config, `m/${i}`, generate);
+      const donor = generateCase(config, `d/${i}`, generate);
+      const mutant = mutateCase(parent, `mut/${i}`, generate, i % 2 === 0 ? donor : undefined);
+      expect(mutant.ops.length).toBeGreaterThan(0);
+      expect(mutant.ops.length).toBeLessThanOrEqual(generate.steps);
+      const text = encodeRepro({ ...mutant, title: '' });
+      const back = parseRepro(JSON.parse(text));
+      expect(encodeRepro({ ...back, title: '' })).toBe(text);
+      expect(() => runCase(back, runner.policies, { oracles: runner.oracles })).not.toThrow();
+    }
+  });
+
+  it('adds no interleaving when during=0 is pinned', () => {
+    const generate = { steps: 24, weights: { during: 0 } };
+    for (let i = 0; i < 100; i++) {
+      const mutant = mutateCase(generateCase(config, `n/${i}`, generate), `nm/${i}`, generate, generateCase(config, `nd/${i}`, generate), 3);
+      expect(mutant.ops.every((op) => op.during === undefined)).toBe(true);
+    }
+  });
+
+  it('is deterministic in its seed and never changes the parent', () => {
+    const parent = generateCase(config, 'p', job.generate);
+    const before = JSON.stringify(parent);
+    expect(JSON.stringify(mutateCase(parent, 'x', job.generate))).toBe(JSON.stringify(mutateCase(parent, 'x', job.generate)));
+    expect(JSON.stringify(parent)).toBe(before);
+  });
+});
+
+describe('guided derivation', () => {
+  /** A guided campaign by hand: cases in index order, observed in order. */
+  function run(count: number): { cases: Case[]; guide: Guide } {
+    const guide = new Guide(job);
+    const cases: Case[] = [];
+    for (let index = 0; index < count; index++) {
+      const testCase = guide.caseFor(index);
+      cases.push(testCase);
+      const outcome = runCampaignCase(job, runner, index, undefined, testCase);
+      guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined);
+    }
+    return { cases, guide };
+  }
+
+  it('a round is derived from the corpus as it stood at its start, whatever was observed since', () => {
+    const { cases, guide } = run(ROUND_SIZE * 2);
+    expect(guide.entries.length).toBeGreaterThan(1);
+    // Derive round 1 again from a guide that saw only round 0: the same cases.
+    const replay = new Guide(job);
+    for (let index = 0; index < ROUND_SIZE; index++) {
+      const outcome = runCampaignCase(job, runner, index, undefined, replay.caseFor(index));
+      replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined);
+    }
+    for (let index = ROUND_SIZE * 2 - 1; index >= ROUND_SIZE; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
+    // Round 0 had an empty corpus: every case is fresh; later rounds mutate.
+    for (let index = 0; index < ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
+    expect(cases.slice(ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', ROUND_SIZE + k), job.generate)))).toBe(true);
+  });
+
+  it('keeps only clean cases that add features', () => {
+    const guide = new Guide(job);
+    const a = generateCase(config, 'a', job.generate);
+    expect(guide.observe(a, ['op:x:ok'], true)).toBeDefined();
+    expect(guide.observe(a, ['op:x:ok'], true)).toBeUndefined();
+    expect(guide.observe(a, ['op:y:ok'], false)).toBeUndefined();
+    expect(guide.coverage).toBe(2);
+    expect(guide.entries.length).toBe(1);
+  });
+});
