@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'corpus/', 'found/', '.scratch/', 'bench/results.json'] },
+  { ignores: ['node_modules/', 'dist/', 'cocofuzz-out/', 'corpus/', 'found/', '.scratch/', 'bench/results.json'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cli.ts';
+import { CLI, runCli } from './helpers/cli.ts';
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-e2e-'));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -140,8 +140,7 @@ describe('bad input exits 2 with one line naming the file and field', () => {
 describe('interrupting a campaign', () => {
   it('SIGINT finishes the cases in flight and leaves only complete repro files', async () => {
     const out = temp();
-    const bin = fileURLToPath(new URL('../bin/cocofuzz.js', import.meta.url));
-    const child = spawn(process.execPath, [bin, 'fuzz', '--host-policy', 'vfio-static', '--time', '60s', '--seed', 'sigint', '--workers', '2', '--out', out], {
+    const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', 'vfio-static', '--time', '60s', '--seed', 'sigint', '--workers', '2', '--out', out], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

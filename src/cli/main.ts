@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
@@ -12,7 +12,20 @@ import { oraclesCommand } from './oracles.ts';
 import { policiesCommand } from './policies.ts';
 import { replayCommand } from './replay.ts';
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+// src/cli/main.ts runs from the checkout, dist/src/cli/main.js from the package: find the root
+// package.json of either.
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cocofuzz' && pkg.version) return pkg.version;
+    } catch {
+      // Not this level.
+    }
+  }
+  return 'unknown';
+}
+const version = packageVersion();
 
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {

@@ -127,7 +127,9 @@ async function runOnWorkers(
   let nextToDispatch = 0;
   let nextToRecord = 0;
   let failure: Error | undefined;
-  const url = new URL('./worker-bootstrap.js', import.meta.url);
+  // Compiled (dist/), the worker is plain JavaScript; from the sources (vitest, bin/run-ts.js) a
+  // bootstrap registers tsx in the thread first.
+  const url = import.meta.url.endsWith('.ts') ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
 
   await new Promise<void>((resolve) => {
     let live = options.workers;

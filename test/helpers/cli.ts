@@ -1,7 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../bin/cocofuzz.js', import.meta.url));
+/**
+ * The CLI from the sources (bin/run-ts.js + src/cli/main.ts), as the tests run the TypeScript:
+ * bin/cocofuzz.js runs dist/, which test/package.test.ts checks from a packed tarball.
+ */
+export const CLI = [
+  fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url)),
+  fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
+];
 
 export interface CliResult {
   code: number | null;
@@ -11,7 +18,7 @@ export interface CliResult {
 
 /** Runs the real `cocofuzz` binary as a user would, in a child process. */
 export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
+  const result = spawnSync(process.execPath, [...CLI, ...args], {
     cwd: options.cwd,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 120_000,
