@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
@@ -8,23 +7,13 @@ import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from './errors.ts';
 import { explainCommand } from './explain.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { minimizeCommand } from './minimize.ts';
+import { opsCommand } from './ops.ts';
 import { oraclesCommand } from './oracles.ts';
 import { policiesCommand } from './policies.ts';
 import { replayCommand } from './replay.ts';
+import { reportCommand } from './report.ts';
+import { packageVersion } from './version.ts';
 
-// src/cli/main.ts runs from the checkout, dist/src/cli/main.js from the package: find the root
-// package.json of either.
-function packageVersion(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'cocofuzz' && pkg.version) return pkg.version;
-    } catch {
-      // Not this level.
-    }
-  }
-  return 'unknown';
-}
 const version = packageVersion();
 
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
@@ -42,6 +31,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(minimizeCommand)
     .command(explainCommand)
     .command(corpusCommand)
+    .command(reportCommand)
+    .command(opsCommand)
     .command(oraclesCommand)
     .command(policiesCommand)
     .demandCommand(1, 'a command is needed')

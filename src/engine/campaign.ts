@@ -4,7 +4,7 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
@@ -30,6 +30,8 @@ export interface Bucket {
   repro: Repro;
   shrunkFrom: number;
   file?: string;
+  /** The file already held this bucket's repro (from an earlier run): it was left as it was. */
+  kept?: boolean;
 }
 
 export interface CampaignOptions {
@@ -41,7 +43,17 @@ export interface CampaignOptions {
   workers: number;
   /** In-process runs only: use these policies and oracles instead of loading the job's. */
   runner?: CaseRunner;
+  /**
+   * Directory for repro files, created when the first bucket is written. A file already there for
+   * the same bucket is kept (an earlier night's repro stays the one people link to).
+   */
   out?: string;
+  /**
+   * Stop once this many buckets are known: at the lowest case index that completes the N-th
+   * bucket. Cases are recorded in index order and later ones are dropped, so the result is the
+   * same for any worker count.
+   */
+  maxFindings?: number;
   /** Called for each case in index order. */
   onCase?: (outcome: CaseOutcome, stats: CampaignStats) => void;
   /** Called when a bucket is first seen (after its file is written). */
@@ -53,7 +65,14 @@ export interface CampaignOptions {
 export interface CampaignStats {
   cases: number;
   ops: number;
+  /** Failing cases. */
   findings: number;
+  /** Violations in failing cases (several oracles may fire at one step). */
+  hits: number;
+  /** Distinct behaviours exercised (op kind x primitive x result, faults): see case-job.ts. */
+  coverage: Set<string>;
+  /** Samples for the report's plots: one when coverage or the bucket count grows, and the last. */
+  timeline: TimelinePoint[];
   buckets: Map<string, Bucket>;
   oracleErrors: OracleError[];
   /** Mean efficiency over the cases run (DOMAIN.md: measured, not judged). */
@@ -61,27 +80,58 @@ export interface CampaignStats {
   startedAt: number;
 }
 
-const bucketFile = (bucket: Bucket): string =>
+export interface TimelinePoint {
+  cases: number;
+  elapsedMs: number;
+  coverage: number;
+  buckets: number;
+  findings: number;
+}
+
+export const bucketFile = (bucket: Pick<Bucket, 'oracle' | 'signature'>): string =>
   `${bucket.oracle}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
-  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now() };
-  if (options.out) mkdirSync(options.out, { recursive: true });
+  const stats: CampaignStats = {
+    cases: 0,
+    ops: 0,
+    findings: 0,
+    hits: 0,
+    coverage: new Set(),
+    timeline: [],
+    buckets: new Map(),
+    oracleErrors: [],
+    metrics: new MetricsTotal(),
+    startedAt: Date.now(),
+  };
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
-  const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.();
+  const enough = (): boolean => options.maxFindings !== undefined && stats.buckets.size >= options.maxFindings;
+  const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.() && !enough();
+  const sample = (): void => {
+    const point = { cases: stats.cases, elapsedMs: Date.now() - stats.startedAt, coverage: stats.coverage.size, buckets: stats.buckets.size, findings: stats.findings };
+    const last = stats.timeline.at(-1);
+    if (last && last.coverage === point.coverage && last.buckets === point.buckets) stats.timeline[stats.timeline.length - 1] = { ...point };
+    else stats.timeline.push(point);
+  };
 
   // The main thread shrinks the first case of each new bucket, in index order: later hits of a
   // known bucket cost nothing more, and which case a bucket's repro comes from never depends on
   // which worker finished first.
   const runner = options.runner ?? (await prepareRunner(options.job));
   const record = (outcome: CaseOutcome): void => {
+    // Past the case that completed the N-th bucket: in flight on another worker, dropped.
+    if (enough()) return;
     stats.cases++;
     stats.ops += outcome.stepsRun;
     stats.oracleErrors.push(...outcome.oracleErrors);
     stats.metrics.add(outcome.metrics);
+    const coverageBefore = stats.coverage.size;
+    for (const behaviour of outcome.behaviours) stats.coverage.add(behaviour);
+    const bucketsBefore = stats.buckets.size;
     if (outcome.violation && outcome.signature) {
       stats.findings++;
+      stats.hits += outcome.hits;
       const known = stats.buckets.get(outcome.signature);
       if (known) known.hits++;
       else {
@@ -97,12 +147,15 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
         };
         if (options.out) {
           bucket.file = join(options.out, bucketFile(bucket));
-          writeRepro(bucket.file, bucket.repro);
+          mkdirSync(options.out, { recursive: true });
+          if (existsSync(bucket.file)) bucket.kept = true;
+          else writeRepro(bucket.file, bucket.repro);
         }
         stats.buckets.set(bucket.signature, bucket);
         options.onBucket?.(bucket);
       }
     }
+    if (stats.coverage.size !== coverageBefore || stats.buckets.size !== bucketsBefore || stats.cases === 1) sample();
     options.onCase?.(outcome, stats);
   };
 
@@ -112,9 +165,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
       // Let signals and timers through between cases.
       if (index % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
     }
-    return stats;
-  }
-  await runOnWorkers(options, mayDispatch, record);
+  } else await runOnWorkers(options, mayDispatch, record);
+  sample();
   return stats;
 }
 
