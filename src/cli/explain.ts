@@ -1,9 +1,10 @@
 import type { CommandModule } from 'yargs';
 import { explainRepro } from '../engine/explain.ts';
-import { resolveOracles, resolveReproPolicies } from '../engine/select.ts';
+import { resolveReproOracles, resolveReproPolicies } from '../engine/select.ts';
 import { readRepro } from '../repro/format.ts';
+import { type PolicyOverride, policyOverrideOptions, withPolicies } from './inputs.ts';
 
-interface ExplainArgs {
+interface ExplainArgs extends PolicyOverride {
   file: string;
   oracle?: string[];
 }
@@ -14,11 +15,13 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
   builder: (yargs) =>
     yargs
       .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
+      .options(policyOverrideOptions)
+      .example('$0 explain cocofuzz-out/io-s2-rmp-size-3e6a4f2143.json', 'arrows, the 2M region before/after, the ops'),
   handler: async (args) => {
-    const repro = readRepro(args.file);
+    const repro = withPolicies(readRepro(args.file), args);
     const policies = await resolveReproPolicies(repro);
-    const oracles = await resolveOracles({ files: args.oracle ?? [] });
+    const oracles = await resolveReproOracles(repro, { files: args.oracle ?? [] });
     process.stdout.write(explainRepro(repro, policies, oracles));
   },
 };

@@ -1,8 +1,8 @@
 // Reading user inputs for commands: repro files and directories of them, and --config.
 
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { PluginError } from '../engine/plugins.ts';
+import { join, resolve } from 'node:path';
+import { PluginError, looksLikeFile } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { type Repro, readRepro } from '../repro/format.ts';
 import { UsageError } from './errors.ts';
@@ -53,3 +53,26 @@ export async function forEachRepro(paths: readonly string[], handle: (file: stri
   }
   return bad;
 }
+
+export interface PolicyOverride {
+  hostPolicy?: string;
+  guestPolicy?: string;
+}
+
+/**
+ * `replay`/`explain --host-policy FILE`: run a repro with a policy it names only by name (one a
+ * test defined without `module: import.meta.url`). A flag file is taken from the working directory.
+ */
+export function withPolicies(repro: Repro, override: PolicyOverride): Repro {
+  if (!override.hostPolicy && !override.guestPolicy) return repro;
+  const abs = (file: string | undefined): string | undefined => (file === undefined ? undefined : looksLikeFile(file) ? resolve(file) : file);
+  return {
+    ...repro,
+    config: { ...repro.config, hostPolicy: abs(override.hostPolicy) ?? repro.config.hostPolicy, guestPolicy: abs(override.guestPolicy) ?? repro.config.guestPolicy },
+  };
+}
+
+export const policyOverrideOptions = {
+  'host-policy': { type: 'string', describe: "run with this host policy (name or file) instead of the repro's" },
+  'guest-policy': { type: 'string', describe: "run with this guest policy (name or file) instead of the repro's" },
+} as const;

@@ -4,10 +4,15 @@ import { replayRepro } from '../engine/replay.ts';
 import { resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
+import { type LogLine, encodeLogLine, logLine } from '../report/jsonl.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
-import { forEachRepro } from './inputs.ts';
 
-interface ReplayArgs {
+const emit = (line: LogLine): void => {
+  process.stdout.write(encodeLogLine(line));
+};
+import { type PolicyOverride, forEachRepro, policyOverrideOptions, withPolicies } from './inputs.ts';
+
+interface ReplayArgs extends PolicyOverride {
   files: string[];
   check: boolean;
   trace: boolean;
@@ -33,7 +38,8 @@ async function replay(args: ReplayArgs): Promise<number> {
   let passed = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
   await resolveOracles({ files: args.oracle ?? [] });
-  const bad = await forEachRepro(args.files, async (file, repro) => {
+  const bad = await forEachRepro(args.files, async (file, read) => {
+    const repro = withPolicies(read, args);
     const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
     if (args.trace) console.log(`${file}:`);
     const outcome = await replayRepro(repro, { files: args.oracle ?? [] }, trace ? { onStep: trace } : {});
@@ -43,21 +49,24 @@ async function replay(args: ReplayArgs): Promise<number> {
       const ok = outcome.met !== false;
       if (ok) passed++;
       else failed++;
-      if (args.json) console.log(JSON.stringify({ file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
       else console.log(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`);
     } else {
       if (first) failed++;
       else passed++;
-      if (args.json) console.log(JSON.stringify({ file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
       else console.log(`${file}: ${verdict}`);
     }
     for (const error of outcome.result.oracleErrors) {
+      if (args.json) emit(logLine('oracle-error', { file, oracle: error.oracle, step: error.step, message: error.message }));
       process.stderr.write(`cocofuzz: ${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}\n`);
     }
   });
-  if (args.check && !args.json) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
-  if (bad > 0) return EXIT_USAGE;
-  return failed > 0 ? EXIT_FOUND : EXIT_OK;
+  const code = bad > 0 ? EXIT_USAGE : failed > 0 ? EXIT_FOUND : EXIT_OK;
+  if (args.json) {
+    emit(logLine('summary', { mode: args.check ? 'check' : 'replay', files: passed + failed + bad, ...(args.check ? { met: passed, unmet: failed } : { clean: passed, violations: failed }), unreadable: bad, exit: code }));
+  } else if (args.check) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
+  return code;
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
@@ -69,7 +78,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' }),
+      .options(policyOverrideOptions)
+      .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
+      .example('$0 replay cocofuzz-out/io-s2-rmp-size-3e6a4f2143.json', 'the verdict of one repro file')
+      .example('$0 replay --check corpus/', 'every file meets its expect (a regression suite)')
+      .example('$0 replay --trace --json found/', 'every step, as JSON lines (README "JSON lines")'),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Bucket } from '../engine/campaign.ts';
 import { explainWithMaps } from '../engine/explain.ts';
-import { resolveOracles, resolveReproPolicies } from '../engine/select.ts';
+import { resolveOracles, resolveReproOracles, resolveReproPolicies } from '../engine/select.ts';
 import { type Repro, writeFileAtomic } from '../repro/format.ts';
 import { type ReportFinding, renderHtmlReport } from '../report/html.ts';
 import { regionOf } from '../report/explain.ts';
@@ -24,7 +24,7 @@ export interface HtmlSource {
 
 async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: readonly string[]): Promise<ReportFinding> {
   const { repro, bucket } = entry;
-  const explained = explainWithMaps(repro, await resolveReproPolicies(repro), await resolveOracles({ files: oracleFiles }));
+  const explained = explainWithMaps(repro, await resolveReproPolicies(repro), await resolveReproOracles(repro, { files: oracleFiles }));
   const violation = explained.violation;
   const where = violation ? regionOf(violation, repro) : undefined;
   return {

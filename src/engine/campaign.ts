@@ -142,7 +142,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
           hits: 1,
           firstCase: outcome.index,
           violation: shrunk.violation,
-          repro: shrunk.repro,
+          // The repro names the user oracle files it was checked with: replay loads them too.
+          repro: options.job.oracleFiles.length > 0 ? { ...shrunk.repro, oracles: [...options.job.oracleFiles] } : shrunk.repro,
           shrunkFrom: outcome.ops,
         };
         if (options.out) {

@@ -3,7 +3,7 @@
 
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
-import { type OracleSelection, resolveOracles, resolveReproPolicies } from './select.ts';
+import { type OracleSelection, resolveReproOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
   result: RunResult;
@@ -37,7 +37,7 @@ export async function replayRepro(
   options: Omit<RunOptions, 'oracles'> = {},
 ): Promise<ReplayOutcome> {
   const policies = await resolveReproPolicies(repro);
-  const oracles = await resolveOracles(selection);
+  const oracles = await resolveReproOracles(repro, selection);
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
   const result = runCase(repro, policies, { ...options, oracles, allViolations: options.allViolations ?? repro.expect !== undefined });

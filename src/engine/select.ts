@@ -2,7 +2,7 @@
 // --only-oracle). Plugins load asynchronously, once per process or worker.
 
 import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { guestPolicies, hostPolicies } from '../policies/index.ts';
@@ -23,7 +23,7 @@ const validateOracle = (value: unknown): string | undefined => {
  * working directory: corpus files can name `../test/fixtures/x.ts` and replay from anywhere,
  * while a campaign's findings keep the path as it was given on the command line.
  */
-function locate(file: string, baseDir: string | undefined): string {
+export function locate(file: string, baseDir: string | undefined): string {
   if (baseDir === undefined || isAbsolute(file)) return file;
   const besideRepro = join(baseDir, file);
   return existsSync(besideRepro) ? besideRepro : file;
@@ -39,7 +39,10 @@ async function resolvePolicy<T>(
   const builtin = registry[nameOrFile];
   if (builtin) return builtin;
   if (looksLikeFile(nameOrFile)) return loadPlugin<T>(locate(nameOrFile, baseDir), what, validatePolicy);
-  throw new PluginError(flag, `unknown ${what} "${nameOrFile}" (built in: ${Object.keys(registry).join(', ')}; or give a .ts/.js file)`);
+  throw new PluginError(
+    flag,
+    `unknown ${what} "${nameOrFile}" (built in: ${Object.keys(registry).join(', ')}; or give a .ts/.js file${baseDir === undefined ? '' : `; a repro naming a user policy replays with --${flag === 'hostPolicy' ? 'host' : 'guest'}-policy FILE`})`,
+  );
 }
 
 const cache = new Map<string, Promise<unknown>>();
@@ -70,6 +73,17 @@ export async function resolvePolicies(hostPolicy: string, guestPolicy: string, b
 /** The policies a repro file names, policy files looked up beside the file first. */
 export function resolveReproPolicies(repro: { config: { hostPolicy: string; guestPolicy: string }; source?: string }): Promise<Policies> {
   return resolvePolicies(repro.config.hostPolicy, repro.config.guestPolicy, repro.source === undefined ? undefined : dirname(repro.source));
+}
+
+/** The oracles for a repro: the selection plus the oracle files the repro names (beside it first). */
+export function resolveReproOracles(repro: { oracles?: readonly string[]; source?: string }, selection: OracleSelection = {}): Promise<Oracle[]> {
+  const baseDir = repro.source === undefined ? undefined : dirname(repro.source);
+  const files = [...(selection.files ?? [])];
+  for (const file of repro.oracles ?? []) {
+    const found = locate(file, baseDir);
+    if (!files.some((given) => resolve(given) === resolve(found))) files.push(found);
+  }
+  return resolveOracles({ ...selection, files });
 }
 
 export interface OracleSelection {

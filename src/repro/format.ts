@@ -16,11 +16,16 @@ export type Expectation = { verdict: 'clean' } | { verdict: 'violation'; oracle:
 export interface Repro extends Case {
   title: string;
   expect?: Expectation;
+  /**
+   * User oracle files the case was checked with (fuzzProperty records those defined with
+   * `module: import.meta.url`), looked up beside the repro file like its policy files.
+   */
+  oracles?: string[];
   /** The file it was read from (not written): policy files it names are looked up beside it. */
   source?: string;
 }
 
-const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect']);
+const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
 
 function parseExpect(raw: unknown): Expectation {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('expect', 'expected an object');
@@ -59,6 +64,13 @@ export function parseRepro(raw: unknown): Repro {
   if (typeof title !== 'string') throw new FormatError('title', 'expected a string');
   const repro: Repro = { title, config, seed: String(seed), ops };
   if (record.expect !== undefined) repro.expect = parseExpect(record.expect);
+  if (record.oracles !== undefined) {
+    if (!Array.isArray(record.oracles)) throw new FormatError('oracles', 'expected an array of oracle files');
+    repro.oracles = record.oracles.map((file: unknown, index: number) => {
+      if (typeof file !== 'string' || !/\.(m?[jt]s)$/.test(file)) throw new FormatError(`oracles[${index}]`, 'expected a .ts or .js file name');
+      return file;
+    });
+  }
   return repro;
 }
 
@@ -92,6 +104,7 @@ export function encodeRepro(repro: Repro): string {
     seed: repro.seed,
     ops: repro.ops.map(encodeOp),
   };
+  if (repro.oracles && repro.oracles.length > 0) document.oracles = repro.oracles;
   if (repro.expect) document.expect = repro.expect;
   // One op per line: diffs of corpus files stay readable.
   const ops = (document.ops as unknown[]).map((op) => `    ${JSON.stringify(op)}`).join(',\n');

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -18,8 +21,10 @@ export interface CliResult {
 
 /** Runs the real `cocofuzz` binary as a user would, in a child process. */
 export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CliResult {
+  // fuzz writes ./cocofuzz-out by default: never into the checkout.
+  const cwd = options.cwd ?? (args[0] === 'fuzz' ? mkdtempSync(join(tmpdir(), 'cocofuzz-cwd-')) : undefined);
   const result = spawnSync(process.execPath, [...CLI, ...args], {
-    cwd: options.cwd,
+    cwd,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 120_000,
     env: { ...process.env, FORCE_COLOR: '0' },
