@@ -25,7 +25,7 @@ export function defaultSwiotlbSize(guestMemory: number): number {
   return Math.max(SZ_2M, alignDown(Math.min(linux, guestMemory / 8), SZ_2M));
 }
 
-const CONFIG_FIELDS = new Set([
+export const CONFIG_FIELDS = new Set([
   'arch',
   'guestMemory',
   'hugeBacking',

@@ -25,7 +25,7 @@ export interface Repro extends Case {
   source?: string;
 }
 
-const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
+const TOP_FIELDS = new Set(['$schema', 'format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
 
 function parseExpect(raw: unknown): Expectation {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('expect', 'expected an object');
