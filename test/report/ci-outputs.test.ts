@@ -40,6 +40,7 @@ describe('JUnit', () => {
   it('carries time and timestamp and escapes user text', () => {
     const xml = renderJunit([bucket(NASTY, 'out/policy-error-1.json')], summary);
     expect(xml).toContain('time="1.500" timestamp="2026-11-26T02:00:00"');
+    // eslint-disable-next-line no-control-regex
     expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
     expect(xml).toContain('name="cocofuzz my &quot;host&quot; + linux (seed seed &lt;1&gt;)"');
   });
