@@ -73,7 +73,7 @@ function formatElapsed(ms: number): string {
 function statusLine(stats: CampaignStats): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
-  return `cases ${stats.cases} | ${rate} ops/s | coverage ${stats.coverage.size} | buckets ${stats.buckets.size} (${stats.findings} hits) | ${formatElapsed(elapsed)}`;
+  return `cases ${stats.cases} | ${rate} ops/s | coverage ${stats.coverage.size} | buckets ${stats.buckets.size} (${stats.findings} failing cases) | ${formatElapsed(elapsed)}`;
 }
 
 /** The last line of every campaign: what a CI log reader looks for. */
