@@ -70,6 +70,12 @@ describe('SARIF', () => {
     expect(run?.results[0]?.message.text).not.toContain('\u001b');
   });
 
+  it('a campaign without findings is a valid log with no results', () => {
+    const document = JSON.parse(renderSarif([], [], { ...summary, version: '0.1.0', baseDir: process.cwd() })) as { runs: { results: unknown[] }[] };
+    expect(sarifErrors(document)).toEqual([]);
+    expect(document.runs[0]?.results).toEqual([]);
+  });
+
   it('the validator rejects a broken log (it is not vacuous)', () => {
     expect(sarifErrors({ version: '2.1.0', runs: [{ tool: {} }] }).length).toBeGreaterThan(0);
   });
