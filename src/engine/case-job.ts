@@ -43,8 +43,18 @@ export interface CaseOutcome {
 }
 
 /**
+ * A primitive's result as a class: return codes as they are, byte counts (io_map returns the bytes
+ * mapped) by power of two, as AFL buckets hit counts, so coverage counts kinds of outcome rather
+ * than every size a case happened to map.
+ */
+function resultClass(result: unknown): string {
+  if (typeof result !== 'number' || result <= 0 || result < 16) return String(result);
+  return `2^${Math.floor(Math.log2(result))}`;
+}
+
+/**
  * What a step did, as coarse labels: the op kind with each primitive it called and that call's
- * result, each fault kind, a skip, the op's own result. Their union over a campaign is its
+ * result class, each fault kind, a skip, the op's own result. Their union over a campaign is its
  * behaviour coverage (plotted over time by the HTML report): flat means the generator has stopped
  * reaching anything new.
  */
@@ -52,7 +62,7 @@ function stepBehaviours(step: Step, into: Set<string>): void {
   const op = step.op.op;
   if (step.skipped) into.add(`${op}:skipped`);
   if (step.result) into.add(`${op}=${step.result}`);
-  for (const call of step.calls) into.add(`${op}>${call.prim}=${String(call.result)}`);
+  for (const call of step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
   for (const fault of step.faults) into.add(`${op}!${fault.kind}`);
 }
 
