@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The installed CLI runs the compiled JavaScript (`npm run build`, run by prepare and prepack).
 // User plugins in TypeScript still load without a build: src/engine/plugins.ts compiles them with
-// tsx's tsImport. From a checkout, `node bin/run-ts.js src/cli/main.ts` runs the sources.
+// tsx's tsImport. From a checkout,
+// `node --conditions=cocofuzz-source bin/run-ts.js src/cli/main.ts` runs the sources.
 import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/src/cli/main.js', import.meta.url);
