@@ -8,6 +8,7 @@ import { DEFAULT_PROPERTY_TIME_MS, fuzzProperty as fromSubpath, fuzzTest, fuzzTe
 import { propertyTimeMs } from '../src/engine/property.ts';
 import { runCli } from './helpers/cli.ts';
 import exampleHost from './fixtures/example-host-policy.ts';
+import exampleOracle from './fixtures/example-oracle.ts';
 
 describe('fuzzProperty (the vitest entry)', () => {
   it('passes for the correct policies', async () => {
@@ -68,6 +69,17 @@ describe('fuzzTest and repros of policy objects', () => {
     const replay = runCli(['replay', '--check', error.bucket.file!]);
     expect(replay.stdout).toContain('1 expectation(s) met');
     expect(replay.code).toBe(0);
+  });
+
+  it('records oracle files of oracles defined with module, and replay loads them from the repro', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const noPsmash = { ...exampleOracle, module: new URL('./fixtures/example-oracle.ts', import.meta.url).href };
+    const error = (await fuzzProperty({ oracles: [noPsmash], onlyOracles: ['no-psmash'], runs: 60, seed: 'plugin', out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error.bucket.oracle).toBe('no-psmash');
+    const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { oracles: string[] };
+    expect(repro.oracles).toEqual([expect.stringMatching(/test\/fixtures\/example-oracle\.ts$/)]);
+    const replay = runCli(['replay', '--check', error.bucket.file!]);
+    expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
   });
 
   it('without module, the message says which flag replays the repro', async () => {
