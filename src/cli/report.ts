@@ -30,7 +30,7 @@ async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: rea
   return {
     oracle: violation?.oracle ?? (repro.expect?.verdict === 'violation' ? repro.expect.oracle : 'clean'),
     severity: violation?.severity ?? '-',
-    message: violation?.message ?? 'no oracle fires on this repro any more',
+    message: violation?.message ?? (repro.expect?.verdict === 'clean' ? 'clean, as the file expects' : 'no oracle fires on this repro any more'),
     seed: repro.seed,
     ops: repro.ops.length,
     explain: explained.text,

@@ -230,13 +230,10 @@ ul.legend span { display: inline-block; width: 12px; height: 12px; margin-right:
 </head>
 <body>
 <h1>${x(input.title)}</h1>
-<p>Generated ${x(input.generatedAt.toISOString())}. ${input.findings.length} bucket(s).</p>
+<p>Generated ${x(input.generatedAt.toISOString())}. ${input.findings.length} repro file(s).</p>
 <h2>Campaign</h2>
 ${summaryTable(input.log)}
-<div class="plots">
-${plot('Coverage over time', 'seconds', 'behaviours', coverage)}
-${plot('Findings over time', 'seconds', 'buckets', buckets)}
-</div>
+${points.length === 0 ? '' : `<div class="plots">\n${plot('Coverage over time', 'seconds', 'behaviours', coverage)}\n${plot('Findings over time', 'seconds', 'buckets', buckets)}\n</div>`}
 <h2>Findings</h2>
 ${input.findings.length === 0 ? '<p>No findings.</p>' : `${legend()}<p>Table rows named in red changed in the failing step; the dashed red line is the address the violation names.</p>`}
 ${input.findings.map(findingSection).join('\n')}
