@@ -113,7 +113,10 @@ export const corpusCommand: CommandModule<object, CorpusArgs> = {
     reproPluginOptions(yargs)
       .positional('action', { choices: ['check', 'merge', 'prune'] as const, demandOption: true, describe: 'what to do' })
       .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'corpus directories or files' })
-      .option('out', { type: 'string', describe: 'merge: destination directory' }),
+      .option('out', { type: 'string', describe: 'merge: destination directory' })
+      .example('$0 corpus check corpus/', 'replay every file and compare with its expect')
+      .example('$0 corpus merge shard-*/ --out merged/', "merge nightly shards' findings, one file per bucket")
+      .example('$0 corpus prune corpus/', 'delete files that duplicate another finding'),
   handler: async (args) => {
     process.exitCode = await corpus(args);
   },

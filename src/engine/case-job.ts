@@ -3,7 +3,7 @@
 // which makes campaigns deterministic whatever the worker count. Shrinking is separate
 // (shrinkToRepro): the campaign shrinks only the first case of each new bucket.
 
-import type { Oracle, Violation } from '../api.ts';
+import type { Oracle, Step, Violation } from '../api.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
@@ -37,6 +37,34 @@ export interface CaseOutcome {
   oracleErrors: OracleError[];
   /** Efficiency of the policy in this case (not a verdict); absent when the case never finished. */
   metrics?: Metrics;
+  /** Violations the failing step reported (several oracles may fire at one step). */
+  hits: number;
+  /** Behaviours the case exercised (see `behaviours`), for the campaign's coverage count. */
+  behaviours: string[];
+}
+
+/**
+ * A primitive's result as a class: return codes as they are, byte counts (io_map returns the bytes
+ * mapped) by power of two, as AFL buckets hit counts, so coverage counts kinds of outcome rather
+ * than every size a case happened to map.
+ */
+function resultClass(result: unknown): string {
+  if (typeof result !== 'number' || result <= 0 || result < 16) return String(result);
+  return `2^${Math.floor(Math.log2(result))}`;
+}
+
+/**
+ * What a step did, as coarse labels: the op kind with each primitive it called and that call's
+ * result class, each fault kind, a skip, the op's own result. Their union over a campaign is its
+ * behaviour coverage (plotted over time by the HTML report): flat means the generator has stopped
+ * reaching anything new.
+ */
+function stepBehaviours(step: Step, into: Set<string>): void {
+  const op = step.op.op;
+  if (step.skipped) into.add(`${op}:skipped`);
+  if (step.result) into.add(`${op}=${step.result}`);
+  for (const call of step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
+  for (const fault of step.faults) into.add(`${op}!${fault.kind}`);
 }
 
 export interface CaseRunner {
@@ -92,7 +120,12 @@ export function loadsPlugins(job: CampaignJob): boolean {
 
 /** The case behind index `index` of this shard's campaign. */
 export function campaignCase(job: CampaignJob, index: number): Case {
-  return generateCase(job.config, caseSeed(job.seed, job.shard.index + index * job.shard.count), job.generate);
+  return globalCase(job, job.shard.index + index * job.shard.count);
+}
+
+/** Global case `k` of the campaign (seed `S/k`), whatever the shard: `fuzz --case k`. */
+export function globalCase(job: Pick<CampaignJob, 'config' | 'seed' | 'generate'>, k: number): Case {
+  return generateCase(job.config, caseSeed(job.seed, k), job.generate);
 }
 
 /**
@@ -101,11 +134,21 @@ export function campaignCase(job: CampaignJob, index: number): Case {
  */
 export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: number, progress?: (op: number) => void): CaseOutcome {
   const testCase = campaignCase(job, index);
+  const behaviours = new Set<string>();
   progress?.(-1);
   const result = runCase(
     testCase,
     runner.policies,
-    progress ? { oracles: runner.oracles, onStart: () => progress(0), onStep: (step) => progress(step.index + 1) } : { oracles: runner.oracles },
+    progress
+      ? {
+          oracles: runner.oracles,
+          onStart: () => progress(0),
+          onStep: (step) => {
+            stepBehaviours(step, behaviours);
+            progress(step.index + 1);
+          },
+        }
+      : { oracles: runner.oracles, onStep: (step) => stepBehaviours(step, behaviours) },
   );
   const outcome: CaseOutcome = {
     index,
@@ -114,6 +157,8 @@ export function runCampaignCase(job: CampaignJob, runner: CaseRunner, index: num
     stepsRun: result.stepsRun,
     oracleErrors: result.oracleErrors,
     metrics: result.metrics,
+    hits: result.violations.length,
+    behaviours: [...behaviours],
   };
   const first = result.violations[0];
   if (first) {

@@ -187,6 +187,12 @@ export interface HostPolicy {
   name: string;
   description: string;
   /**
+   * The file this object is defined in (`module: import.meta.url`): a repro written by
+   * fuzzProperty then names the file when it lies inside the repro's own directory tree, so
+   * `cocofuzz replay` and `explain` can load it; otherwise the repro's message names the flag.
+   */
+  module?: string;
+  /**
    * The IO page sizes (bytes) of every device's S2 domain (the page-size bitmap the IOMMU driver
    * gives the domain). Default: 4K only, as upstream does for SEV-SNP (amd_iommu=nohugepages).
    */
@@ -316,6 +322,12 @@ export function linuxBounces(request: BounceRequest): boolean {
 export interface GuestPolicy {
   name: string;
   description: string;
+  /**
+   * The file this object is defined in (`module: import.meta.url`): a repro written by
+   * fuzzProperty then names the file when it lies inside the repro's own directory tree, so
+   * `cocofuzz replay` and `explain` can load it; otherwise the repro's message names the flag.
+   */
+  module?: string;
   /**
    * Where the boot swiotlb pool goes. `bytes` is the config's size after Linux's rounding (whole
    * segments, a power of two); the pool must lie inside guest memory. Default (Linux
