@@ -124,6 +124,14 @@ describe('fuzzTest and repros of policy objects', () => {
     expect([withFlag.code, withFlag.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
   });
 
+  it('a policy given as a file outside out: the message names the flag with that file', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const fixture = relative(process.cwd(), fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url))).split(sep).join('/');
+    const error = (await fuzzProperty({ hostPolicy: fixture, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error).toBeInstanceOf(FuzzPropertyError);
+    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${fixture}`);
+  });
+
   it('records oracle files of oracles defined with module inside out, and replay loads them from the repro', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
     const file = join(out, 'no-psmash.mjs');

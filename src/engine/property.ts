@@ -11,7 +11,7 @@ import { parseConfig } from '../ops/config.ts';
 import type { WeightKey } from '../ops/generate.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { encodeRepro, reproForFile } from '../repro/format.ts';
-import { isInside } from '../repro/plugin-paths.ts';
+import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
 import { type Bucket, bucketFile, runCampaign } from './campaign.ts';
 import type { CampaignJob } from './case-job.ts';
 import { parseDuration } from './duration.ts';
@@ -21,13 +21,14 @@ import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './select.
 export interface FuzzPropertyOptions {
   /**
    * A built-in policy name, a file, or a policy object (default: the config's). Define the object
-   * with `module: import.meta.url` and the repro names its file, so `cocofuzz replay` loads it.
+   * with `module: import.meta.url` in a file inside the repro's tree (under `out`) and the repro
+   * names the file, so `cocofuzz replay` loads it; otherwise the message names the flag to pass.
    */
   hostPolicy?: string | HostPolicy;
   guestPolicy?: string | GuestPolicy;
   /** Repro "config" fields (guestMemory, devices, ...). */
   config?: Record<string, unknown>;
-  /** Extra oracles (objects), added to the built-ins; with `module: import.meta.url` the repro names their files. */
+  /** Extra oracles (objects), added to the built-ins; with `module: import.meta.url` (inside the repro's tree) the repro names their files. */
   oracles?: readonly Oracle[];
   /** Restrict to these oracle names. */
   onlyOracles?: readonly string[];
@@ -99,6 +100,8 @@ function replayHint(options: FuzzPropertyOptions, baseDir: string): string {
   };
   for (const [flag, plugin] of [['--host-policy', options.hostPolicy], ['--guest-policy', options.guestPolicy]] as const) {
     if (typeof plugin === 'object') needs(flag, plugin);
+    // A policy given as a file outside the repro's tree: the repro names it, replay refuses it.
+    else if (plugin !== undefined && looksLikeFile(plugin) && !isInside(baseDir, resolve(plugin))) flags.push(`${flag} ${plugin}`);
   }
   for (const oracle of options.oracles ?? []) needs('--oracle', oracle);
   if (flags.length === 0) return '';
