@@ -114,6 +114,7 @@ describe('the packed package, installed into a new project', () => {
     const fuzz = run('npx', ['cocofuzz', 'fuzz', '--host-policy', './my-host.ts', '--guest-policy', 'linux-2m-pool', '--runs', '60', '--seed', 'readme', '--workers', '2', '--junit', 'j.xml', '--sarif', 's.sarif', '--html', 'r.html'], project);
     expect([fuzz.status, fuzz.stderr]).toEqual([1, expect.stringContaining('host ./my-host.ts')]);
     expect(fuzz.stdout).toMatch(/finding: io-s2-rmp-size/);
+    expect(fuzz.stderr).toContain('a repro file never loads them, so replay with --host-policy ./my-host.ts');
     expect(fuzz.stdout.trim().split('\n').at(-1)).toMatch(/^cocofuzz: \d+ findings? \(\d+ hits?\) in 1 bucket, 60 cases, exit 1$/);
     const repros = readdirSync(join(project, 'cocofuzz-out')).filter((f) => f.endsWith('.json'));
     expect(repros).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
 import { type CampaignJob, globalCase } from '../engine/case-job.ts';
@@ -18,6 +18,7 @@ import { CAMPAIGN_LOG, CampaignLog, type LogLine, encodeLogLine, logLine } from 
 import { renderJunit } from '../report/junit.ts';
 import { renderSarif } from '../report/sarif.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
+import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
 import { writeHtmlReport } from './report.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { duration, nonNegativeInt, positiveInt, shard, type Shard } from './flags.ts';
@@ -186,6 +187,19 @@ async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<n
   }
   for (const error of result.oracleErrors) process.stderr.write(`cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step}: ${error.message}`)}\n`);
   return code;
+}
+
+/**
+ * The flags a replay of this campaign's repro files needs: plugin files outside the findings
+ * directory, which a repro file may not load by itself (repro/plugin-paths.ts).
+ */
+function replayFlags(out: string, config: Config, oracleFiles: readonly string[]): string[] {
+  const outside = (file: string): boolean => looksLikeFile(file) && !isInside(resolve(out), resolve(file));
+  return [
+    ...(outside(config.hostPolicy) ? [`--host-policy ${config.hostPolicy}`] : []),
+    ...(outside(config.guestPolicy) ? [`--guest-policy ${config.guestPolicy}`] : []),
+    ...oracleFiles.filter(outside).map((file) => `--oracle ${file}`),
+  ];
 }
 
 async function fuzz(args: FuzzArgs): Promise<number> {
@@ -381,6 +395,10 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   if (!args.json) {
     if (tty) process.stderr.write('\r\x1b[K');
     process.stderr.write(`${statusLine(stats)}\nefficiency (mean per case): ${formatMetrics(stats.metrics.mean())}\n`);
+    const flags = replayFlags(out, config, job.oracleFiles);
+    if (flags.length > 0 && (buckets.length > 0 || stats.oracleErrors.length > 0)) {
+      process.stderr.write(`${escapeTerminal(`cocofuzz: plugin files outside ${out}: a repro file never loads them, so replay with ${flags.join(' ')}`)}\n`);
+    }
     process.stdout.write(`${escapeTerminal(verdictLine(stats, code))}\n`);
   }
   return code;
