@@ -1,8 +1,13 @@
 #!/usr/bin/env node
-// cocofuzz runs its TypeScript sources through tsx's loader instead of a build step: the same
-// loader then serves user plugins written in TypeScript (--host-policy ./p.ts, --oracle ./o.ts),
-// and `npm ci` leaves nothing stale to rebuild.
-import { register } from 'tsx/esm/api';
+// The installed CLI runs the compiled JavaScript (`npm run build`, run by prepare and prepack).
+// User plugins in TypeScript still load without a build: src/engine/plugins.ts compiles them with
+// tsx's tsImport. From a checkout,
+// `node --conditions=cocofuzz-source bin/run-ts.js src/cli/main.ts` runs the sources.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const main = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write('cocofuzz: dist/ is missing: run `npm run build` in the cocofuzz checkout\n');
+  process.exit(3);
+}
+await import(main.href);

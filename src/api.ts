@@ -330,6 +330,12 @@ export interface Oracle {
   name: string;
   description: string;
   severity: Severity;
+  /**
+   * The file this object is defined in (`module: import.meta.url`): a repro written by
+   * fuzzProperty then names the file when it lies inside the repro's own directory tree, so
+   * `cocofuzz replay` and `explain` can load it; otherwise the repro's message names the flag.
+   */
+  module?: string;
   /** Incremental: look at what `step` touched. Return the findings (or nothing). */
   check(view: View, step: Step): readonly Finding[] | undefined | void;
   /** Full sweep over the whole world, at the end of a case and in --full-check mode. */

@@ -1,82 +1,32 @@
-// Fuzzing inside a test: `await fuzzProperty({ hostPolicy: myPolicy, runs: 200 })` runs a bounded
-// campaign in the test's own process and throws with the shrunk, explained repro when anything
-// fires — the failure message is what `cocofuzz explain` would print.
+// 'cocofuzz/vitest': fuzzProperty for use inside a test, and fuzzTest, which registers the test
+// itself. vitest fixes a test's timeout when the test starts, so a campaign longer than the
+// default 5 s has to be registered with its own timeout: fuzzTest derives it from the budget.
 
-import type { Oracle } from './api.ts';
-import { type Bucket, runCampaign } from './engine/campaign.ts';
-import type { CampaignJob } from './engine/case-job.ts';
-import { explainRepro } from './engine/explain.ts';
-import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './engine/select.ts';
-import { parseConfig } from './ops/config.ts';
-import { DEFAULT_STEPS, type WeightKey } from './ops/generate.ts';
-import type { GuestPolicy, HostPolicy } from './policies/types.ts';
-import { encodeRepro } from './repro/format.ts';
+import { test } from 'vitest';
+import { type FuzzPropertyOptions, fuzzProperty, propertyTimeMs } from './engine/property.ts';
 
-export interface FuzzPropertyOptions {
-  /** A built-in policy name, a file, or a policy object (default: the config's). */
-  hostPolicy?: string | HostPolicy;
-  guestPolicy?: string | GuestPolicy;
-  /** Repro "config" fields (guestMemory, devices, ...). */
-  config?: Record<string, unknown>;
-  /** Extra oracles (objects), added to the built-ins. */
-  oracles?: readonly Oracle[];
-  /** Restrict to these oracle names. */
-  onlyOracles?: readonly string[];
-  runs?: number;
-  /** Maximum ops per case (default DEFAULT_STEPS, 256). */
-  steps?: number;
-  seed?: string;
-  swarm?: boolean;
-  weights?: Partial<Record<WeightKey, number>>;
-  /** Directory to write the repro file of a finding into. */
-  out?: string;
+export { DEFAULT_PROPERTY_TIME_MS, FuzzPropertyError, type FuzzPropertyOptions, fuzzProperty } from './engine/property.ts';
+
+export interface FuzzTestOptions extends FuzzPropertyOptions {
+  /** The test's timeout in ms; default: derived from the budget (see fuzzTestTimeout). */
+  timeout?: number;
 }
 
-export class FuzzPropertyError extends Error {
-  override name = 'FuzzPropertyError';
-  constructor(
-    message: string,
-    readonly bucket: Bucket,
-  ) {
-    super(message);
-  }
+/** Room for shrinking and explaining a finding after the budget ran out. */
+const SHRINK_ALLOWANCE_MS = 30_000;
+/** With `runs` and no `time`: a generous cost per case on a loaded 2-core CI machine. */
+const MS_PER_CASE = 500;
+
+/** The timeout fuzzTest gives a test: its time budget (or runs x 500 ms) plus 30 s to shrink. */
+export function fuzzTestTimeout(options: Pick<FuzzPropertyOptions, 'runs' | 'time'>): number {
+  const budget = propertyTimeMs(options) ?? (options.runs ?? 0) * MS_PER_CASE;
+  return budget + SHRINK_ALLOWANCE_MS;
 }
 
-export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{ cases: number; ops: number }> {
-  const hostName = typeof options.hostPolicy === 'object' ? options.hostPolicy.name : options.hostPolicy;
-  const guestName = typeof options.guestPolicy === 'object' ? options.guestPolicy.name : options.guestPolicy;
-  const config = parseConfig({ arch: 'snp', ...options.config, ...(hostName ? { hostPolicy: hostName } : {}), ...(guestName ? { guestPolicy: guestName } : {}) });
-  // Policy objects are used as they are; names and files resolve like the CLI's.
-  const policies = {
-    host: typeof options.hostPolicy === 'object' ? options.hostPolicy : await resolveHostPolicy(config.hostPolicy),
-    guest: typeof options.guestPolicy === 'object' ? options.guestPolicy : await resolveGuestPolicy(config.guestPolicy),
-  };
-  const builtins = await resolveOracles(options.onlyOracles ? { only: options.onlyOracles.filter((n) => !options.oracles?.some((o) => o.name === n)) } : {});
-  const oracles = [...builtins, ...(options.oracles ?? [])];
-  const job: CampaignJob = {
-    config,
-    seed: options.seed ?? 'vitest',
-    generate: { steps: options.steps ?? DEFAULT_STEPS, ...(options.swarm === undefined ? {} : { swarm: options.swarm }), ...(options.weights ? { weights: options.weights } : {}) },
-    oracleFiles: [],
-    onlyOracles: [],
-    minimizeBudget: 2000,
-    shard: { index: 0, count: 1 },
-  };
-  let found: Bucket | undefined;
-  const stats = await runCampaign({
-    job,
-    runs: options.runs ?? 100,
-    workers: 1,
-    runner: { policies, oracles },
-    ...(options.out ? { out: options.out } : {}),
-    shouldStop: () => found !== undefined,
-    onBucket: (bucket) => {
-      found ??= bucket;
-    },
-  });
-  if (found) {
-    const text = explainRepro(found.repro, policies, oracles);
-    throw new FuzzPropertyError(`cocofuzz found ${found.oracle} (case ${found.firstCase}, seed ${found.repro.seed}):\n\n${text}\nrepro file:\n${encodeRepro(found.repro)}`, found);
-  }
-  return { cases: stats.cases, ops: stats.ops };
+/** Registers a vitest test that runs fuzzProperty(options) and fails with the explained repro. */
+export function fuzzTest(name: string, options: FuzzTestOptions = {}): void {
+  const { timeout, ...property } = options;
+  test(name, async () => {
+    await fuzzProperty(property);
+  }, timeout ?? fuzzTestTimeout(property));
 }

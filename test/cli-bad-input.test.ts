@@ -56,6 +56,8 @@ function setUp(dir: string): void {
   json('corpus/evil-oracle.json', repro({ oracles: ['../elsewhere/evil.mjs'] }));
   symlinkSync(join(dir, 'elsewhere'), join(dir, 'corpus', 'link'));
   json('corpus/evil-symlink.json', repro({}, { hostPolicy: './link/evil.mjs' }));
+  mkdirSync(join(dir, 'findings'));
+  json('findings/evil-relative.json', repro({}, { hostPolicy: '../elsewhere/evil.mjs' }));
   json('proto-policy.json', repro({}, { hostPolicy: 'constructor' }));
   json('proto-guest.json', repro({}, { guestPolicy: '__proto__' }));
   json('addr-52.json', repro({}, { adversary: 'host' }, [{ op: 'hw_rmpupdate', hpa: '0x10000000000000', assigned: true, asid: 1, gpa: '0x0', size: '4K' }]));
@@ -120,6 +122,12 @@ const TABLE: Entry[] = [
   // outputs
   { kind: 'junit in a missing directory', args: () => ['fuzz', '--runs', '1', '--junit', '/nonexistent/dir/x.xml'], names: '--junit' },
   { kind: 'junit is a directory', args: (d) => ['fuzz', '--runs', '1', '--junit', d], names: '--junit' },
+  { kind: 'sarif in a missing directory', args: () => ['fuzz', '--runs', '1', '--sarif', '/nonexistent/dir/x.sarif'], names: '--sarif' },
+  { kind: 'html is a directory', args: (d) => ['fuzz', '--runs', '1', '--html', d], names: '--html' },
+  { kind: 'case negative', args: () => ['fuzz', '--seed', 's', '--case', '-1'], names: '--case' },
+  { kind: 'case without a seed', args: () => ['fuzz', '--case', '3'], names: '--case' },
+  { kind: 'max-findings zero', args: () => ['fuzz', '--max-findings', '0'], names: '--max-findings' },
+  { kind: 'time as a bad compound', args: () => ['fuzz', '--time', '30s1h'], names: '--time' },
   { kind: 'out is a file', args: (d) => ['fuzz', '--runs', '1', '--out', join(d, 'a-file')], names: '--out' },
   { kind: 'out below a file', args: (d) => ['fuzz', '--runs', '1', '--out', join(d, 'a-file', 'sub')], names: '--out' },
   { kind: 'minimize out in a missing directory', args: (d) => ['minimize', join(d, 'good.json'), '--out', '/nonexistent/dir/x.json'], names: '--out' },
@@ -157,6 +165,7 @@ const TABLE: Entry[] = [
   { kind: 'explain of a repro out of its tree', args: (d) => ['explain', join(d, 'corpus', 'evil-relative.json')], names: '--host-policy FILE' },
   { kind: 'minimize of a repro out of its tree', args: (d) => ['minimize', join(d, 'corpus', 'evil-relative.json')], names: '--host-policy FILE' },
   { kind: 'corpus check of a repro out of its tree', args: (d) => ['corpus', 'check', join(d, 'corpus', 'evil-relative.json')], names: '--host-policy FILE' },
+  { kind: 'report of a repro out of its tree', args: (d) => ['report', join(d, 'findings')], names: '--host-policy FILE' },
   { kind: 'repro policy named constructor', args: (d) => ['replay', join(d, 'proto-policy.json')], names: 'config.hostPolicy' },
   { kind: 'repro policy named __proto__', args: (d) => ['replay', join(d, 'proto-guest.json')], names: 'config.guestPolicy' },
   { kind: 'repro address at 2^52', args: (d) => ['replay', join(d, 'addr-52.json')], names: 'ops[0].hpa' },

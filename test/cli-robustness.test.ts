@@ -6,12 +6,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runCli, runCliAsync } from './helpers/cli.ts';
+import { CLI, runCli, runCliAsync } from './helpers/cli.ts';
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-robust-'));
-const BIN = fileURLToPath(new URL('../bin/cocofuzz.js', import.meta.url));
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
 
@@ -167,7 +165,8 @@ describe('item 13: SIGTERM is treated like SIGINT', () => {
   it('finishes the cases in flight, prints the summary, writes the JUnit file and exits with the verdict', async () => {
     const dir = temp();
     const junit = join(dir, 'report.xml');
-    const child = spawn(process.execPath, [BIN, 'fuzz', '--host-policy', 'kvm-iommu-4k', '--time', '5m', '--seed', 'term', '--workers', '1', '--junit', junit], {
+    const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', 'kvm-iommu-4k', '--time', '5m', '--seed', 'term', '--workers', '1', '--junit', junit], {
+      cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -228,7 +227,8 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
   it('item 14: Ctrl-C stops a campaign whose plugin hangs, on one worker, and the summary is printed', async () => {
     const dir = temp();
     const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);
-    const child = spawn(process.execPath, [BIN, 'fuzz', '--host-policy', policy, '--runs', '50', '--seed', 'hang', '--workers', '1', '--weights', 'host_split=40'], {
+    const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', policy, '--runs', '50', '--seed', 'hang', '--workers', '1', '--weights', 'host_split=40'], {
+      cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,6 +1,43 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { FuzzPropertyError, fuzzProperty } from 'cocofuzz';
-import { fuzzProperty as fromSubpath } from 'cocofuzz/vitest';
+import { FuzzPropertyError, type HostPolicy, type Oracle, fuzzProperty } from 'cocofuzz';
+import { DEFAULT_PROPERTY_TIME_MS, fuzzProperty as fromSubpath, fuzzTest, fuzzTestTimeout } from 'cocofuzz/vitest';
+import { propertyTimeMs } from '../src/engine/property.ts';
+import { runCli } from './helpers/cli.ts';
+import exampleHost from './fixtures/example-host-policy.ts';
+import exampleOracle from './fixtures/example-oracle.ts';
+
+// The README's lazy-cut and no-psmash (test/fixtures) as plain JavaScript, to be written into a
+// findings directory: plugin files a repro may load must lie inside the repro's own tree.
+const LAZY_CUT_JS = `export default {
+  name: 'lazy-cut',
+  description: 'cut the IO leaf when the RMP is smashed, flush at the next host_sync',
+  module: import.meta.url,
+  ioPageSizes: [0x1000, 0x200000],
+  io(ctx, event) {
+    if (event.kind !== 'smash') return ctx.iommu.defaultIo(event);
+    for (const dev of event.devices) {
+      const leaf = ctx.machine.device(dev).s2.leafAt(event.gpa);
+      if (leaf && leaf.size >= 0x200000) ctx.machine.ioSplit(dev, leaf.iova, 0x1000);
+    }
+  },
+};
+`;
+const NO_PSMASH_JS = `export default {
+  name: 'no-psmash',
+  description: 'the host never splits a 2M RMP entry (PSMASH)',
+  severity: 'correctness',
+  module: import.meta.url,
+  check(_view, step) {
+    return step.calls
+      .filter((call) => call.prim === 'psmash' && call.result === 0)
+      .map((call) => ({ message: 'PSMASH of RMP[2M] at hpa 0x' + Number(call.args.hpa).toString(16) + ' ==> FAIL (2M entry smashed)' }));
+  },
+};
+`;
 
 describe('fuzzProperty (the vitest entry)', () => {
   it('passes for the correct policies', async () => {
@@ -35,5 +72,102 @@ describe('fuzzProperty (the vitest entry)', () => {
       weights: { dma: 50 },
     }).catch((error: unknown) => error);
     expect((failure as FuzzPropertyError).bucket.oracle).toBe('no-dma-at-all');
+  });
+});
+
+describe('fuzzTest and repros of policy objects', () => {
+  fuzzTest('fuzzTest registers a passing campaign', { hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool', runs: 5, seed: 'fuzz-test' });
+
+  it('derives the test timeout from the budget', () => {
+    expect(propertyTimeMs({})).toBe(DEFAULT_PROPERTY_TIME_MS);
+    expect(DEFAULT_PROPERTY_TIME_MS).toBeLessThan(5000);
+    expect(propertyTimeMs({ runs: 10 })).toBeUndefined();
+    expect(fuzzTestTimeout({})).toBe(33_000);
+    expect(fuzzTestTimeout({ time: '1m' })).toBe(90_000);
+    expect(fuzzTestTimeout({ runs: 100 })).toBe(80_000);
+  });
+
+  // A repro file loads plugin files only from inside its own directory tree (issue 14), so the
+  // module path is recorded only for a plugin file under `out`; for one elsewhere (the checkout's
+  // fixtures, here) the message names the exact flag that replays the repro (issue 17).
+  it('names the file of a policy defined with module: import.meta.url inside out, and replay loads it', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const policy = join(out, 'policies', 'lazy-cut.mjs');
+    mkdirSync(join(out, 'policies'));
+    writeFileSync(policy, LAZY_CUT_JS);
+    const host = ((await import(pathToFileURL(policy).href)) as { default: HostPolicy }).default;
+    const error = (await fuzzProperty({ hostPolicy: host, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error).toBeInstanceOf(FuzzPropertyError);
+    expect(error.bucket.file).toBeDefined();
+    const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { config: { hostPolicy: string } };
+    expect(repro.config.hostPolicy).toBe('./policies/lazy-cut.mjs');
+    expect(error.message).toContain('"hostPolicy": "./policies/lazy-cut.mjs"');
+    expect(error.message).not.toContain('to replay or explain this repro');
+    const replay = runCli(['replay', '--check', error.bucket.file!]);
+    expect(replay.stdout).toContain('1 expectation(s) met');
+    expect(replay.code).toBe(0);
+  });
+
+  it('a policy module outside out is not recorded: the message names the exact flag, and replay with it passes', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const error = (await fuzzProperty({ hostPolicy: exampleHost, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error).toBeInstanceOf(FuzzPropertyError);
+    const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { config: { hostPolicy: string } };
+    expect(repro.config.hostPolicy).toBe('lazy-cut');
+    const fixture = fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url));
+    const flag = relative(process.cwd(), fixture).split(sep).join('/');
+    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${flag}`);
+    const bare = runCli(['replay', error.bucket.file!]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('replays with --host-policy FILE');
+    const withFlag = runCli(['replay', '--check', error.bucket.file!, '--host-policy', fixture]);
+    expect([withFlag.code, withFlag.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+  });
+
+  it('a policy given as a file outside out: the message names the flag with that file', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const fixture = relative(process.cwd(), fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url))).split(sep).join('/');
+    const error = (await fuzzProperty({ hostPolicy: fixture, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error).toBeInstanceOf(FuzzPropertyError);
+    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${fixture}`);
+  });
+
+  it('records oracle files of oracles defined with module inside out, and replay loads them from the repro', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const file = join(out, 'no-psmash.mjs');
+    writeFileSync(file, NO_PSMASH_JS);
+    const noPsmash = ((await import(pathToFileURL(file).href)) as { default: Oracle }).default;
+    const error = (await fuzzProperty({ oracles: [noPsmash], onlyOracles: ['no-psmash'], runs: 60, seed: 'plugin', out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error.bucket.oracle).toBe('no-psmash');
+    const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { oracles: string[] };
+    expect(repro.oracles).toEqual(['./no-psmash.mjs']);
+    const replay = runCli(['replay', '--check', error.bucket.file!]);
+    expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+  });
+
+  it('an oracle module outside out is not recorded: the message names --oracle with its file', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const noPsmash = { ...exampleOracle, module: new URL('./fixtures/example-oracle.ts', import.meta.url).href };
+    const error = (await fuzzProperty({ oracles: [noPsmash], onlyOracles: ['no-psmash'], runs: 60, seed: 'plugin', out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error.bucket.oracle).toBe('no-psmash');
+    const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { oracles?: string[] };
+    expect(repro.oracles).toBeUndefined();
+    const fixture = fileURLToPath(new URL('./fixtures/example-oracle.ts', import.meta.url));
+    expect(error.message).toContain(`--oracle ${relative(process.cwd(), fixture).split(sep).join('/')}`);
+    const replay = runCli(['replay', '--check', error.bucket.file!, '--oracle', fixture]);
+    expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+  });
+
+  it('without module, the message says which flag replays the repro', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
+    const anonymous = { ...exampleHost, module: undefined };
+    const error = (await fuzzProperty({ hostPolicy: anonymous, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
+    expect(error.message).toContain('--host-policy FILE (FILE: the file defining "lazy-cut")');
+    const file = error.bucket.file!;
+    const bare = runCli(['replay', file]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('replays with --host-policy FILE');
+    const withFlag = runCli(['replay', '--check', file, '--host-policy', fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url))]);
+    expect(withFlag.code).toBe(0);
   });
 });

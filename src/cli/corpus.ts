@@ -149,7 +149,9 @@ export const corpusCommand: CommandModule<object, CorpusArgs> = {
       .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'corpus directories or files' })
       .option('out', { type: 'string', describe: 'merge: destination directory' })
       .option('coverage', { type: 'boolean', describe: 'prune: drop expect:clean files that add no coverage (never files expecting a violation)' })
-      .example('$0 corpus merge shard-*/ --out nightly-corpus/', 'merge the corpora of shards')
+      .example('$0 corpus check corpus/', 'replay every file and compare with its expect')
+      .example('$0 corpus merge shard-*/ --out merged/', "merge nightly shards' findings and corpora, one file per bucket or content")
+      .example('$0 corpus prune corpus/', 'delete files that duplicate another finding')
       .example('$0 corpus prune --coverage nightly-corpus/', 'keep the fewest clean files that reach the same coverage'),
   handler: async (args) => {
     process.exitCode = await corpus(args);

@@ -1,42 +1,46 @@
 import type { Argv } from 'yargs';
+import { parseDuration } from '../engine/duration.ts';
 import { UsageError } from './errors.ts';
 
 // Flag parsers used as yargs `coerce` functions: they throw a UsageError naming the flag, which
 // main.ts turns into one line and exit code 2.
 
-/** What a flag was given, for its error line: yargs hands over '' when a value is missing. */
-const shown = (value: unknown): string => {
-  const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
-  return text === '' ? 'no value' : `'${text}'`;
-};
-
 /** A flag given twice arrives as an array: the last one wins, as in most CLIs. */
 const last = (value: unknown): string => String(Array.isArray(value) ? value[value.length - 1] : value);
 
-/** A positive integer, at most `max` (documented with the flag) when a larger one is meaningless. */
-export function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER, why = '') {
+/** What a flag was given, for its error line: yargs hands over '' when a value is missing. */
+const shown = (value: unknown): string => {
+  const text = last(value);
+  return text === '' ? 'no value' : `'${text}'`;
+};
+
+// Numeric flags are declared `type: 'number'` (help shows [number]); yargs hands over NaN for
+// text that is not a number, so the message cannot quote it.
+function integerAtLeast(flag: string, min: number, what: string, max: number, why: string) {
   return (value: unknown): number => {
     const text = last(value);
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      throw new UsageError(`--${flag}: expected a positive integer, got ${shown(value)}`);
+    const number = Number(text);
+    if (text === '' || !Number.isSafeInteger(number) || number < min) {
+      throw new UsageError(`--${flag}: expected ${what}${Number.isNaN(number) ? '' : `, got ${shown(value)}`}`);
     }
-    if (Number(text) > max) throw new UsageError(`--${flag}: at most ${max}${why}, got '${text}'`);
-    return Number(text);
+    if (number > max) throw new UsageError(`--${flag}: at most ${max}${why}, got '${text}'`);
+    return number;
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** A positive integer, at most `max` (documented with the flag) when a larger one is meaningless. */
+export const positiveInt = (flag: string, max = Number.MAX_SAFE_INTEGER, why = '') => integerAtLeast(flag, 1, 'a positive integer', max, why);
+export const nonNegativeInt = (flag: string, max = Number.MAX_SAFE_INTEGER, why = '') => integerAtLeast(flag, 0, 'an integer >= 0', max, why);
 
 /** The longest duration a flag takes: past it, timers overflow (setTimeout's 2^31-1 ms). */
 const MAX_DURATION_MS = 24 * 3_600_000;
 
-/** "30s", "10m", "2h", "500ms" or a bare number of seconds, in milliseconds; more than zero. */
+/** A duration flag (engine/duration.ts: "30s", "1h30m", a bare number of seconds), in milliseconds. */
 export function duration(flag: string) {
   return (value: unknown): number => {
     const text = last(value);
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
-    if (!match) throw new UsageError(`--${flag}: expected a duration like 30s, 10m or 2h, got ${shown(value)}`);
-    const ms = Number(match[1]) * (DURATION_UNITS[match[2] ?? 's'] ?? 1000);
+    const ms = parseDuration(text);
+    if (ms === undefined) throw new UsageError(`--${flag}: expected a duration like 30s, 10m, 2h or 1h30m, got ${shown(value)}`);
     if (!(ms >= 1)) throw new UsageError(`--${flag}: the duration must be at least 1ms, got '${text}'`);
     if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag}: at most 24h, got '${text}'`);
     return ms;

@@ -1,43 +1,54 @@
 import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
-import type { CampaignJob } from '../engine/case-job.ts';
-import { Guide } from '../engine/guided.ts';
+import { type CampaignJob, globalCase } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
+import { runCase, signature } from '../engine/run.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
-import { formatMs, DEFAULT_CASE_TIMEOUT_MS } from '../engine/watchdog.ts';
+import { DEFAULT_CASE_TIMEOUT_MS, formatMs } from '../engine/watchdog.ts';
+import { formatOp } from '../ops/codec.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
 import { DEFAULT_STEPS, WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
+import { CAMPAIGN_LOG, CampaignLog, type LogLine, encodeLogLine, logLine } from '../report/jsonl.ts';
 import { renderJunit } from '../report/junit.ts';
 import { type CorpusFile, loadCorpusDir } from '../repro/corpus-dir.ts';
+import { Guide } from '../engine/guided.ts';
+import { renderSarif } from '../report/sarif.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
+import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
+import { writeHtmlReport } from './report.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
-import { duration, positiveInt, shard, type Shard } from './flags.ts';
+import { duration, nonNegativeInt, positiveInt, shard, type Shard } from './flags.ts';
 import { readConfigFlag } from './inputs.ts';
-import { checkOutputFile, prepareOutputDir } from './outputs.ts';
+import { checkOutputFile, checkOutputDir, prepareOutputDir } from './outputs.ts';
+import { packageVersion } from './version.ts';
+
+/** Findings go here unless --out says otherwise (libFuzzer writes crash-<hash> to the cwd). */
+export const DEFAULT_OUT = 'cocofuzz-out';
 
 export function fuzzOptions(yargs: Argv) {
   return yargs
-    .option('runs', { type: 'string', describe: 'stop after N cases (default 1000 unless --time)', coerce: positiveInt('runs') })
-    .option('time', { type: 'string', describe: 'stop after a duration: 30s, 10m, 2h', coerce: duration('time') })
+    .option('runs', { type: 'number', describe: 'stop after N cases (default 1000 unless --time)', coerce: positiveInt('runs') })
+    .option('time', { type: 'string', describe: 'stop after a duration: 30s, 10m, 2h, 1h30m', coerce: duration('time') })
     .option('seed', { type: 'string', describe: 'campaign seed (string or number); default: time-based, printed' })
     .option('arch', { type: 'string', choices: ['snp'], default: 'snp', describe: 'architecture model' })
     .option('host-policy', { type: 'string', describe: 'built-in host policy name or a .ts/.js file (default kvm-iommu-4k)' })
     .option('guest-policy', { type: 'string', describe: 'built-in guest policy name or a .ts/.js file (default linux)' })
-    .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields)' })
+    .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields, README "Config")' })
     .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
     .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable)' })
     .option('steps', {
-      type: 'string',
+      type: 'number',
       describe: `maximum ops per case (default ${DEFAULT_STEPS}, at most ${MAX_STEPS}): most cases are short (mean about N/8), one in ten runs all N`,
       coerce: positiveInt('steps', MAX_STEPS, ' ops per case'),
     })
     .option('workers', {
-      type: 'string',
+      type: 'number',
       describe: `worker threads (default: cores, at most ${MAX_WORKERS} = ${WORKERS_PER_CORE} per core)`,
       coerce: positiveInt('workers', MAX_WORKERS, ` (${WORKERS_PER_CORE} per core on this machine)`),
     })
@@ -47,17 +58,29 @@ export function fuzzOptions(yargs: Argv) {
       coerce: duration('case-timeout'),
     })
     .option('shard', { type: 'string', describe: 'i/n: this machine takes every n-th case seed', coerce: shard('shard') })
-    .option('out', { type: 'string', describe: 'directory for findings, one repro file per bucket' })
+    .option('out', { type: 'string', describe: `directory for findings (one repro file per bucket) and campaign.jsonl (default ./${DEFAULT_OUT}, made at the first finding)` })
+    .option('max-findings', { type: 'number', describe: 'stop once N buckets are found (same result for any --workers)', coerce: positiveInt('max-findings') })
+    .option('case', { type: 'number', describe: 'run only global case K of --seed (seed S/K) and print it with its verdict', coerce: nonNegativeInt('case') })
     .option('corpus', { type: 'string', describe: 'persistent corpus: replayed first, grows with cases that reach new coverage (created if missing)' })
     .option('coverage', {
       type: 'boolean',
       describe: 'coverage-guided: keep cases that reach new abstract situations and mutate them (default: on with --corpus, else off; --no-coverage: every case fresh)',
     })
-    .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout (README "JSON lines")' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report, one test case per finding bucket' })
+    .option('sarif', { type: 'string', describe: 'write a SARIF 2.1.0 log for code scanning, one result per bucket' })
+    .option('html', { type: 'string', describe: 'write a self-contained HTML report: plots, each bucket explained, 2M region maps' })
     .option('swarm', { type: 'boolean', default: true, describe: 'swarm testing: each case enables a random subset of op kinds (--no-swarm: all)' })
-    .option('weights', { type: 'string', describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0"; during=N: percent of ops with interleaved DMAs/touches (during=0: none)' })
-    .option('minimize-budget', { type: 'string', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') });
+    .option('weights', {
+      type: 'string',
+      describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0" (kinds: cocofuzz ops); during=N: percent of ops with interleaved DMAs/touches (during=0: none)',
+    })
+    .option('minimize-budget', { type: 'number', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') })
+    .example('$0 fuzz --time 30s', 'fuzz the default pairing (kvm-iommu-4k + linux) for 30 seconds')
+    .example('$0 fuzz --host-policy ./my-host.ts --guest-policy linux-2m-pool --runs 500 --seed ci', 'a user policy, reproducible by seed')
+    .example('$0 fuzz --time 1h30m --shard 2/8 --max-findings 1 --junit j.xml --sarif s.sarif --html r.html', 'one nightly shard: stop at the first bucket, CI reports')
+    .example('$0 fuzz --seed night --case 17', 'case 17 of campaign "night" alone (seed night/17)')
+    .example('$0 fuzz --host-policy quiesce-dma --weights during=40 --runs 500', 'more DMAs and touches racing the host\'s steps');
 }
 
 /**
@@ -74,7 +97,7 @@ function parseWeights(text: string | undefined, config: Config): Partial<Record<
   const weights: Partial<Record<WeightKey, number>> = {};
   for (const part of text.split(',')) {
     const [name, value] = part.split('=');
-    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds and "during")`);
+    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds, see cocofuzz ops, and "during")`);
     const weight = Number(value);
     if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
     weights[name as WeightKey] = weight;
@@ -90,11 +113,25 @@ function formatElapsed(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
+/**
+ * The coverage a campaign reports: the features of the coverage signal (coverage.ts) when guidance
+ * is on, else the behaviour classes every campaign counts (case-job.ts).
+ */
+function coverageOf(stats: CampaignStats, guide: Guide | undefined): number {
+  return guide ? guide.coverage : stats.coverage.size;
+}
+
 function statusLine(stats: CampaignStats, guide: Guide | undefined): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
-  const coverage = guide ? ` | coverage ${guide.coverage} | corpus ${guide.size}` : '';
-  return `cases ${stats.cases} | ${rate} ops/s | buckets ${stats.buckets.size} (${stats.findings} hits)${coverage} | ${formatElapsed(elapsed)}`;
+  const corpus = guide ? ` | corpus ${guide.size}` : '';
+  return `cases ${stats.cases} | ${rate} ops/s | coverage ${coverageOf(stats, guide)}${corpus} | buckets ${stats.buckets.size} (${stats.findings} failing cases) | ${formatElapsed(elapsed)}`;
+}
+
+/** The last line of every campaign: what a CI log reader looks for. */
+export function verdictLine(stats: Pick<CampaignStats, 'findings' | 'hits' | 'cases' | 'buckets'>, code: number): string {
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return `cocofuzz: ${plural(stats.findings, 'finding')} (${plural(stats.hits, 'hit')}) in ${plural(stats.buckets.size, 'bucket')}, ${plural(stats.cases, 'case')}, exit ${code}`;
 }
 
 interface FuzzArgs {
@@ -110,9 +147,13 @@ interface FuzzArgs {
   workers?: number;
   shard?: Shard;
   out?: string;
+  maxFindings?: number;
+  case?: number;
   json: boolean;
   junit?: string;
   caseTimeout?: number;
+  sarif?: string;
+  html?: string;
   swarm: boolean;
   coverage?: boolean;
   corpus?: string;
@@ -124,6 +165,64 @@ interface FuzzArgs {
 function unsaved(writeError: string | undefined, repro: Repro): string {
   const why = writeError ? `could not save the repro (${escapeTerminal(writeError)}); here it is:` : 'repro:';
   return `  ${why}\n${encodeRepro(repro)}`;
+}
+
+function findingLine(bucket: Bucket): LogLine {
+  return logLine('finding', {
+    oracle: bucket.oracle,
+    severity: bucket.violation.severity,
+    signature: bucket.signature,
+    case: bucket.firstCase,
+    seed: bucket.repro.seed,
+    step: bucket.violation.step,
+    message: bucket.violation.message,
+    ops: bucket.repro.ops.length,
+    shrunkFrom: bucket.shrunkFrom,
+    ...(bucket.replayOf !== undefined ? { corpusFile: bucket.replayOf } : {}),
+    ...(bucket.violation.details?.nondeterministic !== undefined ? { nondeterministic: true } : {}),
+    ...(bucket.file && !bucket.writeError ? { file: bucket.file, kept: bucket.kept === true } : {}),
+    ...(bucket.writeError ? { writeError: bucket.writeError, repro: JSON.parse(encodeRepro(bucket.repro)) as unknown } : {}),
+  });
+}
+
+/** `--case K`: regenerate global case K of the campaign and run it alone. */
+async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<number> {
+  const runner = { policies: await resolvePolicies(job.config.hostPolicy, job.config.guestPolicy), oracles: await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles }) };
+  const testCase = globalCase(job, k);
+  const result = runCase(testCase, runner.policies, { oracles: runner.oracles });
+  const first = result.violations[0];
+  const code = first ? EXIT_FOUND : EXIT_OK;
+  if (json) {
+    process.stdout.write(
+      encodeLogLine(
+        logLine('case', {
+          case: k,
+          seed: testCase.seed,
+          ops: testCase.ops.map((op) => formatOp(op)),
+          verdict: first ? { oracle: first.oracle, step: first.step, message: first.message, signature: signature(testCase, first) } : 'clean',
+        }),
+      ),
+    );
+  } else {
+    process.stdout.write(`${escapeTerminal(`case ${k} (seed ${testCase.seed}), ${testCase.ops.length} ops:`)}\n`);
+    testCase.ops.forEach((op, i) => process.stdout.write(`${first?.step === i ? '>' : ' '} ${String(i).padStart(3)}  ${formatOp(op)}\n`));
+    process.stdout.write(`${escapeTerminal(first ? `verdict: ${first.oracle} at step ${first.step}: ${first.message}` : `verdict: clean (${result.stepsRun} ops run)`)}\n`);
+  }
+  for (const error of result.oracleErrors) process.stderr.write(`cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step}: ${error.message}`)}\n`);
+  return code;
+}
+
+/**
+ * The flags a replay of this campaign's repro files needs: plugin files outside the findings
+ * directory, which a repro file may not load by itself (repro/plugin-paths.ts).
+ */
+function replayFlags(out: string, config: Config, oracleFiles: readonly string[]): string[] {
+  const outside = (file: string): boolean => looksLikeFile(file) && !isInside(resolve(out), resolve(file));
+  return [
+    ...(outside(config.hostPolicy) ? [`--host-policy ${config.hostPolicy}`] : []),
+    ...(outside(config.guestPolicy) ? [`--guest-policy ${config.guestPolicy}`] : []),
+    ...oracleFiles.filter(outside).map((file) => `--oracle ${file}`),
+  ];
 }
 
 async function fuzz(args: FuzzArgs): Promise<number> {
@@ -138,14 +237,19 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     const flag = error.field === 'config.hostPolicy' && args.hostPolicy !== undefined ? '--host-policy' : error.field === 'config.guestPolicy' && args.guestPolicy !== undefined ? '--guest-policy' : '--config';
     throw new UsageError(`${flag}: ${error.message}`);
   }
+  if (args.case !== undefined && args.seed === undefined) throw new UsageError('--case: needs the --seed of the campaign the case comes from');
   // Where results go is checked before any work: a campaign must not run for an hour and then
-  // fail to write them.
-  if (args.out !== undefined) prepareOutputDir('--out', args.out);
-  if (args.junit !== undefined) checkOutputFile('--junit', args.junit);
+  // fail to write them. An explicit --out is made now; the default one at the first finding.
+  if (args.case === undefined) {
+    if (args.out !== undefined) prepareOutputDir('--out', args.out);
+    else checkOutputDir(`--out (default ./${DEFAULT_OUT})`, DEFAULT_OUT);
+    for (const [flag, file] of [['--junit', args.junit], ['--sarif', args.sarif], ['--html', args.html]] as const) if (file !== undefined) checkOutputFile(flag, file);
+  }
   // Off unless asked for or a corpus is kept: measured on the planted bugs, guidance does not yet
   // find them sooner than plain swarm generation (bench/README.md), and the signal costs ops/s.
   args.coverage ??= args.corpus !== undefined;
   if (args.corpus !== undefined && !args.coverage) throw new UsageError('--corpus needs coverage (drop --no-coverage): the corpus keeps the cases that reach new coverage');
+  if (args.corpus !== undefined && args.case !== undefined) throw new UsageError('--corpus: not with --case (one case is run alone)');
   if (args.corpus !== undefined) prepareOutputDir('--corpus', args.corpus);
   let replay: CorpusFile[] = [];
   try {
@@ -165,21 +269,50 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     shard: args.shard ?? { index: 0, count: 1 },
     ...(args.coverage ? { coverage: true } : {}),
   };
-  const guide = args.coverage ? new Guide(job, args.corpus) : undefined;
+  const guide = args.coverage && args.case === undefined ? new Guide(job, args.corpus) : undefined;
   // Load every plugin here first: a bad one is a one-line usage error before any work starts.
   await resolvePolicies(config.hostPolicy, config.guestPolicy, {
     host: args.hostPolicy !== undefined ? '--host-policy' : '--config: config.hostPolicy',
     guest: args.guestPolicy !== undefined ? '--guest-policy' : '--config: config.guestPolicy',
   });
-  await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles });
+  const oracles = await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles });
+  if (args.case !== undefined) return runOneCase(job, args.case, args.json);
 
+  const out = args.out ?? DEFAULT_OUT;
+  const log = new CampaignLog(out);
+  let logError: string | undefined;
+  const emit = (line: LogLine): void => {
+    if (args.json) process.stdout.write(encodeLogLine(line));
+    try {
+      log.write(line);
+    } catch (error) {
+      // A log that cannot be written (disk full) must not lose the findings: said once, at the end.
+      logError ??= error instanceof Error ? error.message : String(error);
+    }
+  };
+  const workers = args.workers ?? availableParallelism();
   const tty = process.stderr.isTTY === true && !args.json;
   const say = (line: string): void => {
     process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
   };
-  if (!args.json) {
-    process.stderr.write(`cocofuzz: ${escapeTerminal(`seed ${seed}, host ${config.hostPolicy}, guest ${config.guestPolicy}`)}, ${args.workers ?? availableParallelism()} worker(s)\n`);
-  }
+  emit(
+    logLine('start', {
+      version: packageVersion(),
+      seed,
+      hostPolicy: config.hostPolicy,
+      guestPolicy: config.guestPolicy,
+      workers,
+      shard: `${job.shard.index}/${job.shard.count}`,
+      ...(args.runs !== undefined ? { runs: args.runs } : {}),
+      ...(args.time !== undefined ? { timeMs: args.time } : {}),
+      ...(args.maxFindings !== undefined ? { maxFindings: args.maxFindings } : {}),
+      steps: job.generate.steps,
+      swarm: args.swarm,
+      oracles: oracles.map((o) => o.name),
+      startedAt: new Date().toISOString(),
+    }),
+  );
+  if (!args.json) process.stderr.write(`${escapeTerminal(`cocofuzz: seed ${seed}, host ${config.hostPolicy}, guest ${config.guestPolicy}, ${workers} worker(s)`)}\n`);
   // SIGINT and SIGTERM (a CI job's timeout, a scheduler) both finish the cases in flight, write
   // what was found and exit with the verdict; a second signal quits at once.
   let stopping = false;
@@ -190,13 +323,24 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let lastStatus = 0;
+  let lastStatus = Date.now();
+  let lastProgress = Date.now();
+  const progress = (current: CampaignStats): LogLine =>
+    logLine('progress', {
+      cases: current.cases,
+      ops: current.ops,
+      coverage: current.coverage.size,
+      buckets: current.buckets.size,
+      findings: current.findings,
+      elapsedMs: Date.now() - current.startedAt,
+    });
   const stats = await runCampaign({
     job,
     ...(args.runs !== undefined ? { runs: args.runs } : args.time === undefined ? { runs: 1000 } : {}),
     ...(args.time !== undefined ? { timeMs: args.time } : {}),
-    workers: args.workers ?? availableParallelism(),
-    ...(args.out ? { out: args.out } : {}),
+    ...(args.maxFindings !== undefined ? { maxFindings: args.maxFindings } : {}),
+    workers,
+    out,
     ...(args.caseTimeout !== undefined ? { caseTimeoutMs: args.caseTimeout } : {}),
     shouldStop: () => stopping,
     ...(guide ? { guide } : {}),
@@ -206,30 +350,23 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       process.stderr.write(
         `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step} of case ${error.case}: ${error.message}`)}${escapeTerminal(saved)} (reported once per oracle)\n`,
       );
-      if (error.writeError || (!args.out && !args.json)) process.stdout.write(unsaved(error.writeError, error.repro));
+      emit(
+        logLine('oracle-error', {
+          oracle: error.oracle,
+          step: error.step,
+          case: error.case,
+          message: error.message,
+          ...(error.file && !error.writeError ? { file: error.file, kept: error.kept === true } : {}),
+          ...(error.writeError ? { writeError: error.writeError } : {}),
+        }),
+      );
+      if (error.writeError && !args.json) process.stdout.write(unsaved(error.writeError, error.repro));
     },
     onBucket: (bucket: Bucket) => {
-      if (args.json) {
-        process.stdout.write(
-          `${JSON.stringify({
-            type: 'finding',
-            oracle: bucket.oracle,
-            signature: bucket.signature,
-            case: bucket.firstCase,
-            ...(bucket.replayOf !== undefined ? { corpusFile: bucket.replayOf } : {}),
-            seed: bucket.repro.seed,
-            step: bucket.violation.step,
-            message: bucket.violation.message,
-            ops: bucket.repro.ops.length,
-            shrunkFrom: bucket.shrunkFrom,
-            ...(bucket.violation.details?.nondeterministic !== undefined ? { nondeterministic: true } : {}),
-            ...(bucket.file && !bucket.writeError ? { file: bucket.file } : {}),
-            ...(bucket.writeError ? { writeError: bucket.writeError, repro: JSON.parse(encodeRepro(bucket.repro)) as unknown } : {}),
-          })}\n`,
-        );
-      } else {
+      emit(findingLine(bucket));
+      if (!args.json) {
         if (tty) process.stderr.write('\r\x1b[K');
-        const saved = bucket.file && !bucket.writeError ? `, saved to ${bucket.file}` : '';
+        const saved = bucket.file && !bucket.writeError ? `, ${bucket.kept ? 'already in' : 'saved to'} ${bucket.file}` : '';
         const origin = bucket.replayOf !== undefined ? `corpus file ${bucket.replayOf}` : `case ${bucket.firstCase} (${bucket.repro.seed})`;
         const nondeterministic = bucket.violation.details?.nondeterministic !== undefined ? ' [not deterministic]' : '';
         process.stdout.write(
@@ -239,8 +376,13 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       }
     },
     onCase: (_outcome, current) => {
-      if (args.json) return;
       const now = Date.now();
+      // The log gets a progress line every 10 s (the report's plots); the terminal more often.
+      if (now - lastProgress >= 10_000) {
+        lastProgress = now;
+        emit(progress(current));
+      }
+      if (args.json) return;
       if (now - lastStatus >= (tty ? 250 : 10_000)) {
         lastStatus = now;
         say(statusLine(current, guide));
@@ -250,27 +392,59 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   const buckets = [...stats.buckets.values()];
-  if (args.junit) {
-    try {
-      writeFileAtomic(args.junit, renderJunit(buckets, { cases: stats.cases, seed, hostPolicy: config.hostPolicy, guestPolicy: config.guestPolicy }));
-    } catch (error) {
-      // The findings are printed above; a report that cannot be written must not turn exit 1 into 3.
-      process.stderr.write(`cocofuzz: --junit: cannot write "${escapeTerminal(args.junit)}": ${escapeTerminal((error as Error).message)}\n`);
-    }
+  const elapsedMs = Date.now() - stats.startedAt;
+  const code = buckets.length > 0 ? EXIT_FOUND : stats.oracleErrors.length > 0 ? EXIT_USAGE : EXIT_OK;
+  emit(
+    logLine('summary', {
+      seed,
+      cases: stats.cases,
+      ops: stats.ops,
+      buckets: buckets.length,
+      findings: stats.findings,
+      hits: stats.hits,
+      coverage: coverageOf(stats, guide),
+      ...(guide ? { corpus: guide.size, replayed: stats.replayed } : {}),
+      perBucket: Object.fromEntries(buckets.map((b) => [b.signature, b.hits])),
+      oracleErrors: stats.oracleErrors.length,
+      elapsedMs,
+      stoppedBy: stopping ? 'interrupt' : args.maxFindings !== undefined && buckets.length >= args.maxFindings ? 'max-findings' : args.runs !== undefined || args.time === undefined ? 'runs' : 'time',
+      metrics: stats.metrics.mean(),
+      timeline: stats.timeline,
+      exit: code,
+    }),
+  );
+  try {
+    log.finish(args.out !== undefined);
+  } catch (error) {
+    logError ??= error instanceof Error ? error.message : String(error);
   }
-  if (args.json) {
-    const hits = Object.fromEntries(buckets.map((b) => [b.signature, b.hits]));
-    process.stdout.write(
-      `${JSON.stringify({ type: 'summary', seed, cases: stats.cases, ops: stats.ops, buckets: buckets.length, findings: stats.findings, hits, oracleErrors: stats.oracleErrors.length, metrics: stats.metrics.mean(), ...(guide ? { coverage: guide.coverage, corpus: guide.size, replayed: stats.replayed } : {}) })}\n`,
-    );
-  } else {
+  if (logError !== undefined) process.stderr.write(`cocofuzz: --out: cannot write ${escapeTerminal(join(out, CAMPAIGN_LOG))}: ${escapeTerminal(logError)}\n`);
+  const summary = { cases: stats.cases, seed, hostPolicy: config.hostPolicy, guestPolicy: config.guestPolicy, startedAt: stats.startedAt, elapsedMs };
+  // The findings are printed and saved above; a report that cannot be written must not turn exit 1 into 3.
+  const report = async (flag: string, file: string | undefined, write: (file: string) => void | Promise<void>): Promise<void> => {
+    if (file === undefined) return;
+    try {
+      await write(file);
+    } catch (error) {
+      process.stderr.write(`cocofuzz: ${flag}: cannot write "${escapeTerminal(file)}": ${escapeTerminal(error instanceof Error ? error.message : String(error))}\n`);
+    }
+  };
+  await report('--junit', args.junit, (file) => writeFileAtomic(file, renderJunit(buckets, summary)));
+  await report('--sarif', args.sarif, (file) => writeFileAtomic(file, renderSarif(buckets, oracles, { ...summary, version: packageVersion(), baseDir: process.cwd() })));
+  await report('--html', args.html, (file) =>
+    writeHtmlReport(file, { log: log.entries(), buckets, oracleFiles: job.oracleFiles, title: `cocofuzz: ${config.hostPolicy} + ${config.guestPolicy}, seed ${seed}` }),
+  );
+  if (!args.json) {
     if (tty) process.stderr.write('\r\x1b[K');
     process.stderr.write(`${statusLine(stats, guide)}\nefficiency (mean per case): ${formatMetrics(stats.metrics.mean())}\n`);
-    if (buckets.length > 0 && !args.out) process.stderr.write('cocofuzz: pass --out DIR to save a repro file per finding\n');
+    const flags = replayFlags(out, config, job.oracleFiles);
+    if (flags.length > 0 && (buckets.length > 0 || stats.oracleErrors.length > 0)) {
+      process.stderr.write(`${escapeTerminal(`cocofuzz: plugin files outside ${out}: a repro file never loads them, so replay with ${flags.join(' ')}`)}\n`);
+    }
+    process.stdout.write(`${escapeTerminal(verdictLine(stats, code))}\n`);
   }
   for (const problem of guide?.writeErrors ?? []) process.stderr.write(`cocofuzz: --corpus: could not save ${escapeTerminal(problem)}\n`);
-  if (buckets.length > 0) return EXIT_FOUND;
-  return stats.oracleErrors.length > 0 ? EXIT_USAGE : EXIT_OK;
+  return code;
 }
 
 export const fuzzCommand: CommandModule<object, FuzzArgs> = {

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { corpusCommand } from './corpus.ts';
@@ -11,11 +10,14 @@ import { explainCommand } from './explain.ts';
 import { negativeValue } from './flags.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { minimizeCommand } from './minimize.ts';
+import { opsCommand } from './ops.ts';
 import { oraclesCommand } from './oracles.ts';
 import { policiesCommand } from './policies.ts';
 import { replayCommand } from './replay.ts';
+import { reportCommand } from './report.ts';
+import { packageVersion } from './version.ts';
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+const version = packageVersion();
 
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {
@@ -43,6 +45,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(explainCommand)
     .command(corpusCommand)
     .command(coverageCommand)
+    .command(reportCommand)
+    .command(opsCommand)
     .command(oraclesCommand)
     .command(policiesCommand)
     .demandCommand(1, 'a command is needed')

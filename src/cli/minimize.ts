@@ -23,7 +23,8 @@ export const minimizeCommand: CommandModule<object, MinimizeArgs> = {
     reproPluginOptions(yargs)
       .positional('file', { type: 'string', demandOption: true, describe: 'repro file' })
       .option('out', { type: 'string', describe: 'where to write the result (default: FILE with .min.json)' })
-      .option('budget', { type: 'string', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') }),
+      .option('budget', { type: 'number', describe: 'maximum re-runs (default 5000)', coerce: positiveInt('budget') })
+      .example('$0 minimize found/io-s2-rmp-size-3e6a4f2143.json', 'shrink further, write found/io-s2-rmp-size-3e6a4f2143.min.json'),
   handler: async (args) => {
     const repro = readRepro(args.file);
     const out = args.out ?? args.file.replace(/(\.min)?\.json$/, '') + '.min.json';

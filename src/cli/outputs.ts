@@ -31,3 +31,18 @@ export function checkOutputFile(flag: string, file: string): void {
     throw new UsageError(`${flag}: cannot write "${file}" (${code(error)})`);
   }
 }
+
+/**
+ * A directory that output files may go into later (the default findings directory, made at the
+ * first finding): not a file, and writable, or its nearest existing parent writable.
+ */
+export function checkOutputDir(flag: string, dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${flag}: "${dir}" exists and is not a directory`);
+  let existing = resolve(dir);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    accessSync(existing, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot write into "${dir}" (${code(error)})`);
+  }
+}

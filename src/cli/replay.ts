@@ -6,9 +6,14 @@ import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
 import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
 import { interleavedItems } from '../report/interleaving.ts';
+import { type LogLine, encodeLogLine, logLine } from '../report/jsonl.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
+
+const emit = (line: LogLine): void => {
+  process.stdout.write(encodeLogLine(line));
+};
 
 interface ReplayArgs extends ReproPluginArgs {
   files: string[];
@@ -45,21 +50,24 @@ async function replay(args: ReplayArgs): Promise<number> {
       const ok = outcome.met !== false;
       if (ok) passed++;
       else failed++;
-      if (args.json) console.log(JSON.stringify({ file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
       else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`));
     } else {
       if (first) failed++;
       else passed++;
-      if (args.json) console.log(JSON.stringify({ file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
       else console.log(escapeTerminal(`${file}: ${verdict}`));
     }
     for (const error of outcome.result.oracleErrors) {
+      if (args.json) emit(logLine('oracle-error', { file, oracle: error.oracle, step: error.step, message: error.message }));
       process.stderr.write(`cocofuzz: ${escapeTerminal(`${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}`)}\n`);
     }
   });
-  if (args.check && !args.json) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
-  if (bad > 0) return EXIT_USAGE;
-  return failed > 0 ? EXIT_FOUND : EXIT_OK;
+  const code = bad > 0 ? EXIT_USAGE : failed > 0 ? EXIT_FOUND : EXIT_OK;
+  if (args.json) {
+    emit(logLine('summary', { mode: args.check ? 'check' : 'replay', files: passed + failed + bad, ...(args.check ? { met: passed, unmet: failed } : { clean: passed, violations: failed }), unreadable: bad, exit: code }));
+  } else if (args.check) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
+  return code;
 }
 
 export const replayCommand: CommandModule<object, ReplayArgs> = {
@@ -74,7 +82,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' })
       .epilogue(
         "A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others. With other policies than the file's, a file that uses during gets a warning: its positions count the file's policies' calls.",
-      ),
+      )
+      .example('$0 replay cocofuzz-out/io-s2-rmp-size-3e6a4f2143.json', 'the verdict of one repro file')
+      .example('$0 replay --check corpus/', 'every file meets its expect (a regression suite)')
+      .example('$0 replay --trace --json found/', 'every step, as JSON lines (README "JSON lines")')
+      .example('$0 replay found/x.json --host-policy ./my-host.ts', 'a repro whose policy lies outside its directory: name the file on the command line'),
   handler: async (args) => {
     process.exitCode = await replay(args);
   },

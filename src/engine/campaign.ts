@@ -4,7 +4,7 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Violation } from '../api.ts';
 import { type Repro, writeRepro } from '../repro/format.ts';
@@ -38,6 +38,8 @@ export interface Bucket {
   writeError?: string;
   /** The corpus file whose replay failed (then `firstCase` numbers the replayed files). */
   replayOf?: string;
+  /** The file already held this bucket's repro (from an earlier run): it was left as it was. */
+  kept?: boolean;
 }
 
 /** An oracle that threw, reported once per oracle per campaign with the first case it threw on. */
@@ -46,6 +48,7 @@ export interface CampaignOracleError extends OracleError {
   repro: Repro;
   file?: string;
   writeError?: string;
+  kept?: boolean;
 }
 
 export interface CampaignOptions {
@@ -57,12 +60,22 @@ export interface CampaignOptions {
   workers: number;
   /** In-process runs only: use these policies and oracles instead of loading the job's. */
   runner?: CaseRunner;
+  /**
+   * Directory for repro files, created when the first bucket is written. A file already there for
+   * the same bucket is kept (an earlier night's repro stays the one people link to).
+   */
   out?: string;
   /**
    * Wall-clock budget of one case on a worker (watchdog.ts). Campaigns that load plugin files
    * always run on workers; in-process campaigns (`runner`, vitest) rely on the step budget.
    */
   caseTimeoutMs?: number;
+  /**
+   * Stop once this many buckets are known: at the lowest case index that completes the N-th
+   * bucket. Cases are recorded in index order and later ones are dropped, so the result is the
+   * same for any worker count.
+   */
+  maxFindings?: number;
   /** Called for each case in index order. */
   onCase?: (outcome: CaseOutcome, stats: CampaignStats) => void;
   /** Called when a bucket is first seen (after its file is written, or failed to be). */
@@ -83,7 +96,14 @@ export interface CampaignOptions {
 export interface CampaignStats {
   cases: number;
   ops: number;
+  /** Failing cases. */
   findings: number;
+  /** Violations in failing cases (several oracles may fire at one step). */
+  hits: number;
+  /** Distinct behaviours exercised (op kind x primitive x result, faults): see case-job.ts. */
+  coverage: Set<string>;
+  /** Samples for the report's plots: one when coverage or the bucket count grows, and the last. */
+  timeline: TimelinePoint[];
   buckets: Map<string, Bucket>;
   oracleErrors: CampaignOracleError[];
   /** Mean efficiency over the cases run (DOMAIN.md: measured, not judged). */
@@ -93,10 +113,19 @@ export interface CampaignStats {
   replayed: number;
 }
 
+export interface TimelinePoint {
+  cases: number;
+  elapsedMs: number;
+  coverage: number;
+  buckets: number;
+  findings: number;
+}
+
 /** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
 const fileSafe = (name: string): string => name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
 
-const bucketFile = (bucket: Bucket): string =>
+/** `<oracle>-<hash of the signature>.json`, as libFuzzer names `crash-<hash>`. */
+export const bucketFile = (bucket: Pick<Bucket, 'oracle' | 'signature'>): string =>
   `${fileSafe(bucket.oracle)}-${createHash('sha256').update(bucket.signature).digest('hex').slice(0, 10)}.json`;
 
 /** The case up to and including op `step`: what a verdict that cannot be re-run is shown with. */
@@ -111,10 +140,17 @@ function truncatedRepro(job: CampaignJob, testCase: Case, violation: Violation):
   };
 }
 
-/** Writes a repro into `out`; the error text instead of a throw, so nothing found is lost. */
-function save(out: string, name: string, repro: Repro): { file: string; writeError?: string } {
+/**
+ * Writes a repro into `out`, creating the directory at the first finding; a file already there
+ * (the same bucket from an earlier run) is kept as it is. A failure is returned as text instead
+ * of thrown, so nothing found is lost.
+ */
+function save(out: string, name: string, repro: Repro): { file: string; writeError?: string; kept?: boolean } {
   const file = join(out, name);
   try {
+    mkdirSync(out, { recursive: true });
+    // Only a file is an earlier run's repro: anything else squatting on the name is a write error.
+    if (existsSync(file) && statSync(file).isFile()) return { file, kept: true };
     writeRepro(file, repro);
     return { file };
   } catch (error) {
@@ -123,13 +159,31 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
 }
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
-  const stats: CampaignStats = { cases: 0, ops: 0, findings: 0, buckets: new Map(), oracleErrors: [], metrics: new MetricsTotal(), startedAt: Date.now(), replayed: 0 };
-  if (options.out) mkdirSync(options.out, { recursive: true });
+  const stats: CampaignStats = {
+    cases: 0,
+    ops: 0,
+    findings: 0,
+    hits: 0,
+    coverage: new Set(),
+    timeline: [],
+    buckets: new Map(),
+    oracleErrors: [],
+    metrics: new MetricsTotal(),
+    startedAt: Date.now(),
+    replayed: 0,
+  };
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
-  const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.();
+  const enough = (): boolean => options.maxFindings !== undefined && stats.buckets.size >= options.maxFindings;
+  const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.() && !enough();
   const job = options.job;
   const caseTimeoutMs = options.caseTimeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
+  const sample = (): void => {
+    const point = { cases: stats.cases, elapsedMs: Date.now() - stats.startedAt, coverage: stats.coverage.size, buckets: stats.buckets.size, findings: stats.findings };
+    const last = stats.timeline.at(-1);
+    if (last && last.coverage === point.coverage && last.buckets === point.buckets) stats.timeline[stats.timeline.length - 1] = { ...point };
+    else stats.timeline.push(point);
+  };
 
   // Plugin code never runs on the main thread of a CLI campaign: cases and shrinking go to
   // watched workers, so a hook that hangs costs one case, not the campaign.
@@ -184,10 +238,21 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     const testCase = caseOf(outcome.index);
     if (replaying) stats.replayed++;
     else {
+      // Past the case that completed the N-th bucket: in flight on another worker, dropped (and
+      // counted as recorded, so no guided round waits for it).
+      if (enough()) {
+        derived.delete(outcome.index);
+        recorded++;
+        release();
+        return;
+      }
       stats.cases++;
       stats.ops += outcome.stepsRun;
       if (outcome.metrics) stats.metrics.add(outcome.metrics);
     }
+    const coverageBefore = stats.coverage.size;
+    for (const behaviour of outcome.behaviours) stats.coverage.add(behaviour);
+    const bucketsBefore = stats.buckets.size;
     for (const error of outcome.oracleErrors) {
       if (stats.oracleErrors.some((known) => known.oracle === error.oracle)) continue;
       const repro: Repro = {
@@ -204,6 +269,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     }
     if (outcome.violation && outcome.signature) {
       stats.findings++;
+      stats.hits += outcome.hits;
       const known = stats.buckets.get(outcome.signature);
       if (known) known.hits++;
       else {
@@ -232,6 +298,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     if (!replaying) {
       recorded++;
       release();
+      if (stats.coverage.size !== coverageBefore || stats.buckets.size !== bucketsBefore || stats.cases === 1) sample();
       options.onCase?.(outcome, stats);
     }
   };
@@ -255,6 +322,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     replaying = false;
   }
   await phase(mayDispatch);
+  sample();
   return stats;
 }
 
@@ -267,7 +335,7 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
   if (failure.oracle !== undefined) {
     // Stopped inside an oracle: that oracle's error (reported once, with this case), not a finding.
     const message = `stopped by the watchdog inside the oracle: ${failure.message} (not deterministic)`;
-    return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }] };
+    return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }], hits: 0, behaviours: [] };
   }
   const violation = watchdogViolation(failure);
   return {
@@ -278,6 +346,8 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
     violation,
     signature: `${POLICY_ERROR}|watchdog ${failure.kind}|`,
     oracleErrors: [],
+    hits: 1,
+    behaviours: [],
   };
 }
 

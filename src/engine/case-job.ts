@@ -40,8 +40,36 @@ export interface CaseOutcome {
   oracleErrors: OracleError[];
   /** Efficiency of the policy in this case (not a verdict); absent when the case never finished. */
   metrics?: Metrics;
+  /** Violations the failing step reported (several oracles may fire at one step). */
+  hits: number;
+  /** Behaviours the case exercised (see `behaviours`), for the campaign's coverage count. */
+  behaviours: string[];
   /** The case's coverage features (coverage.ts), when the job collects them. */
   features?: string[];
+}
+
+/**
+ * A primitive's result as a class: return codes as they are, byte counts (io_map returns the bytes
+ * mapped) by power of two, as AFL buckets hit counts, so coverage counts kinds of outcome rather
+ * than every size a case happened to map.
+ */
+function resultClass(result: unknown): string {
+  if (typeof result !== 'number' || result <= 0 || result < 16) return String(result);
+  return `2^${Math.floor(Math.log2(result))}`;
+}
+
+/**
+ * What a step did, as coarse labels: the op kind with each primitive it called and that call's
+ * result class, each fault kind, a skip, the op's own result. Their union over a campaign is its
+ * behaviour coverage (plotted over time by the HTML report): flat means the generator has stopped
+ * reaching anything new.
+ */
+function stepBehaviours(step: Step, into: Set<string>): void {
+  const op = step.op.op;
+  if (step.skipped) into.add(`${op}:skipped`);
+  if (step.result) into.add(`${op}=${step.result}`);
+  for (const call of step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
+  for (const fault of step.faults) into.add(`${op}!${fault.kind}`);
 }
 
 export interface CaseRunner {
@@ -97,7 +125,12 @@ export function loadsPlugins(job: CampaignJob): boolean {
 
 /** The case behind index `index` of this shard's campaign. */
 export function campaignCase(job: CampaignJob, index: number): Case {
-  return generateCase(job.config, caseSeed(job.seed, job.shard.index + index * job.shard.count), job.generate);
+  return globalCase(job, job.shard.index + index * job.shard.count);
+}
+
+/** Global case `k` of the campaign (seed `S/k`), whatever the shard: `fuzz --case k`. */
+export function globalCase(job: Pick<CampaignJob, 'config' | 'seed' | 'generate'>, k: number): Case {
+  return generateCase(job.config, caseSeed(job.seed, k), job.generate);
 }
 
 /**
@@ -111,20 +144,18 @@ export function runCampaignCase(
   progress?: (op: number) => void,
   testCase: Case = campaignCase(job, index),
 ): CaseOutcome {
-  progress?.(-1);
+  const behaviours = new Set<string>();
   // Coverage only reads the view after each step: the verdict is the same with it on or off.
   const tracker = job.coverage ? new CoverageTracker() : undefined;
+  progress?.(-1);
   const result = runCase(testCase, runner.policies, {
     oracles: runner.oracles,
     ...(progress ? { onStart: () => progress(0) } : {}),
-    ...(progress || tracker
-      ? {
-          onStep: (step: Step, view: View) => {
-            tracker?.observe(step, view);
-            progress?.(step.index + 1);
-          },
-        }
-      : {}),
+    onStep: (step: Step, view: View) => {
+      stepBehaviours(step, behaviours);
+      tracker?.observe(step, view);
+      progress?.(step.index + 1);
+    },
   });
   const outcome: CaseOutcome = {
     index,
@@ -133,6 +164,8 @@ export function runCampaignCase(
     stepsRun: result.stepsRun,
     oracleErrors: result.oracleErrors,
     metrics: result.metrics,
+    hits: result.violations.length,
+    behaviours: [...behaviours],
   };
   if (tracker) outcome.features = [...tracker.features].sort();
   const first = result.violations[0];

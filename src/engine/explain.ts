@@ -1,40 +1,71 @@
-// Runs a repro twice for `explain`: once to find the violation, once more up to the failing step,
-// photographing the affected 2M region on either side of it.
+// Runs a repro twice for `explain` and the HTML report: once to find the violation, once more up
+// to the failing step, photographing the affected 2M region on either side of it.
 
-import type { Oracle, Step } from '../api.ts';
+import type { Oracle, Step, View, Violation } from '../api.ts';
 import type { Repro } from '../repro/format.ts';
 import { regionOf, regionSnapshot, renderExplain } from '../report/explain.ts';
+import { type RegionMap, regionMap } from '../report/region-map.ts';
 import type { RegionRow } from '../report/region.ts';
 import { type Policies, runCase } from './run.ts';
 
-export function explainRepro(repro: Repro, policies: Policies, oracles: readonly Oracle[]): string {
+export interface FailingStep<T> {
+  /** What the case gives now (its first violation, as replay reports it), whatever the file expects. */
+  actual: Violation | undefined;
+  /** The violation explained in detail: the file's expected one when it fires too, else `actual`. */
+  violation: Violation | undefined;
+  step: Step | undefined;
+  before: T | undefined;
+  after: T | undefined;
+}
+
+type Where = NonNullable<ReturnType<typeof regionOf>>;
+
+/** The violation a repro shows (its expected oracle first) and `snap` of its region around that step. */
+export function captureFailingStep<T>(repro: Repro, policies: Policies, oracles: readonly Oracle[], snap: (view: View, where: Where) => T): FailingStep<T> {
   const wanted = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
   const all = runCase(repro, policies, { oracles, allViolations: wanted !== undefined });
-  // The verdict is what the case gives now (its first violation, as replay reports it), whatever
-  // the file expects; the detail goes to the expected oracle when it fires too.
   const actual = all.violations[0];
   const violation = all.violations.find((v) => wanted === undefined || v.oracle === wanted) ?? actual;
-  let step: Step | undefined;
-  let before: RegionRow[] | undefined;
-  let after: RegionRow[] | undefined;
+  const found: FailingStep<T> = { actual, violation, step: undefined, before: undefined, after: undefined };
   const where = violation ? regionOf(violation, repro) : undefined;
   if (violation && violation.step >= 0) {
-    let previous: RegionRow[] | undefined;
+    let previous: T | undefined;
     runCase({ ...repro, ops: repro.ops.slice(0, violation.step + 1) }, policies, {
       oracles: [],
       onStart: (view) => {
-        previous = where ? regionSnapshot(view, where) : undefined;
+        previous = where ? snap(view, where) : undefined;
       },
       onStep: (current, view) => {
-        const snapshot = where ? regionSnapshot(view, where) : undefined;
+        const snapshot = where ? snap(view, where) : undefined;
         if (current.index === violation.step) {
-          step = current;
-          before = previous;
-          after = snapshot;
+          found.step = current;
+          found.before = previous;
+          found.after = snapshot;
         }
         previous = snapshot;
       },
     });
   }
-  return renderExplain({ repro, actual, violation, step, before, after });
+  return found;
+}
+
+export function explainRepro(repro: Repro, policies: Policies, oracles: readonly Oracle[]): string {
+  return renderExplain({ repro, ...captureFailingStep(repro, policies, oracles, regionSnapshot) });
+}
+
+export interface ExplainedRepro {
+  violation: Violation | undefined;
+  text: string;
+  before: RegionMap | undefined;
+  after: RegionMap | undefined;
+}
+
+/** explain's text and the region as maps, from one pair of runs (the HTML report). */
+export function explainWithMaps(repro: Repro, policies: Policies, oracles: readonly Oracle[]): ExplainedRepro {
+  const found = captureFailingStep(repro, policies, oracles, (view, where): { rows: RegionRow[]; map: RegionMap } => ({
+    rows: regionSnapshot(view, where),
+    map: regionMap(view, where),
+  }));
+  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, step: found.step, before: found.before?.rows, after: found.after?.rows });
+  return { violation: found.violation, text, before: found.before?.map, after: found.after?.map };
 }

@@ -45,8 +45,9 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
   };
 }
 
-const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, HOST_POLICY_DATA);
-const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_HOOKS, []);
+// `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
+const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, [...HOST_POLICY_DATA, 'module']);
+const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {
     const kind = kindOf(value as Record<string, unknown>);
@@ -113,9 +114,15 @@ export interface ReproOverrides {
  * A policy named by a repro file: a built-in name, or a file inside the repro's directory tree
  * (plugin-paths.ts). A repro built in memory (no `source`) is trusted code's own data.
  */
-function reproPolicyPath(named: string, source: string | undefined, field: string, flag: string): string {
-  if (source === undefined || !looksLikeFile(named)) return named;
-  return containedPluginPath(source, field, named, flag);
+function reproPolicyPath(named: string, source: string | undefined, field: string, flag: string, what: PluginKind): string {
+  if (source === undefined) return named;
+  if (looksLikeFile(named)) return containedPluginPath(source, field, named, flag);
+  // A policy object fuzzProperty could not record by file (no `module`, or a file outside the
+  // repro's tree) is named by its name: say how to replay it.
+  if (!REGISTRIES.get(what)?.has(named)) {
+    throw new PluginError(`${source}: ${field}`, `${JSON.stringify(named)} is not a built-in ${what}: a repro naming a user policy replays with ${flag} FILE`);
+  }
+  return named;
 }
 
 /** The policies a repro file names, unless the command line names others. */
@@ -123,8 +130,8 @@ export async function resolveReproPolicies(
   repro: { config: { hostPolicy: string; guestPolicy: string }; source?: string },
   overrides: ReproOverrides = {},
 ): Promise<Policies> {
-  const host = overrides.hostPolicy ?? reproPolicyPath(repro.config.hostPolicy, repro.source, 'config.hostPolicy', '--host-policy');
-  const guest = overrides.guestPolicy ?? reproPolicyPath(repro.config.guestPolicy, repro.source, 'config.guestPolicy', '--guest-policy');
+  const host = overrides.hostPolicy ?? reproPolicyPath(repro.config.hostPolicy, repro.source, 'config.hostPolicy', '--host-policy', 'host policy');
+  const guest = overrides.guestPolicy ?? reproPolicyPath(repro.config.guestPolicy, repro.source, 'config.guestPolicy', '--guest-policy', 'guest policy');
   return resolvePolicies(host, guest, {
     host: overrides.hostPolicy !== undefined ? '--host-policy' : 'config.hostPolicy',
     guest: overrides.guestPolicy !== undefined ? '--guest-policy' : 'config.guestPolicy',

@@ -33,7 +33,9 @@ export interface TaskFailure {
 
 export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: false; failure: TaskFailure };
 
-const WORKER_URL = new URL('./worker-bootstrap.js', import.meta.url);
+// Compiled (dist/), the worker is plain JavaScript; from the sources (vitest, bin/run-ts.js) a
+// bootstrap registers tsx in the thread first.
+const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
 
 export class WatchedWorker {
   private readonly worker: Worker;

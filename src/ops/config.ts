@@ -26,7 +26,7 @@ export const DEFAULT_DMA_MASK = 64;
 export const DEFAULT_DISCARD: DiscardMode = 'on-private';
 const DISCARD_MODES: readonly DiscardMode[] = ['on-private', 'none', 'in-place'];
 /** dma_direct_supported() refuses masks below ZONE_DMA's 24 bits on x86. */
-const MIN_DMA_MASK = 24;
+export const MIN_DMA_MASK = 24;
 
 /**
  * Linux sizes the CoCo swiotlb at 6% of RAM clamped to [64M, 1G] (mem_encrypt_setup_arch()).
@@ -37,7 +37,7 @@ export function defaultSwiotlbSize(guestMemory: number): number {
   return Math.max(SZ_2M, alignDown(Math.min(linux, guestMemory / 8), SZ_2M));
 }
 
-const CONFIG_FIELDS = new Set([
+export const CONFIG_FIELDS = new Set([
   'arch',
   'guestMemory',
   'hugeBacking',

@@ -227,6 +227,12 @@ export interface HostPolicy {
   name: string;
   description: string;
   /**
+   * The file this object is defined in (`module: import.meta.url`): a repro written by
+   * fuzzProperty then names the file when it lies inside the repro's own directory tree, so
+   * `cocofuzz replay` and `explain` can load it; otherwise the repro's message names the flag.
+   */
+  module?: string;
+  /**
    * The IO page sizes (bytes) of every device's S2 domain (the page-size bitmap the IOMMU driver
    * gives the domain). Default: 4K only, as upstream does for SEV-SNP (amd_iommu=nohugepages).
    */
@@ -357,6 +363,12 @@ export interface GuestPolicy {
   name: string;
   description: string;
   /**
+   * The file this object is defined in (`module: import.meta.url`): a repro written by
+   * fuzzProperty then names the file when it lies inside the repro's own directory tree, so
+   * `cocofuzz replay` and `explain` can load it; otherwise the repro's message names the flag.
+   */
+  module?: string;
+  /**
    * Where the boot swiotlb pool goes. `bytes` is the config's size after Linux's rounding (whole
    * segments, a power of two); the pool must lie inside guest memory. Default (Linux
    * swiotlb_memblock_alloc()): page-aligned just below the top of low memory, not 2M-aligned,
@@ -420,7 +432,7 @@ export const GUEST_POLICY_HOOKS = [
 /** Fields of a policy that are data, not hooks. */
 export const HOST_POLICY_DATA = ['ioPageSizes'] as const;
 
-type Unlisted<P, Listed> = Exclude<keyof P, 'name' | 'description' | Listed>;
+type Unlisted<P, Listed> = Exclude<keyof P, 'name' | 'description' | 'module' | Listed>;
 // A compile error here names a hook missing from the lists above.
 const hostHooksComplete: Unlisted<HostPolicy, (typeof HOST_POLICY_HOOKS)[number] | (typeof HOST_POLICY_DATA)[number]> extends never ? true : false = true;
 const guestHooksComplete: Unlisted<GuestPolicy, (typeof GUEST_POLICY_HOOKS)[number]> extends never ? true : false = true;

@@ -1,7 +1,8 @@
 // Escaping user-controlled text (file names, config keys, policy and oracle names, messages from
 // plugins, bytes of a malformed file) before it reaches a terminal or a report. A config key
-// holding "\x1b]0;title\x07" must not retitle the user's window, and a binary file must not put
-// NUL bytes on their screen (issue 14, item 2).
+// holding "\x1b]0;title\x07" must not retitle the user's window, a binary file must not put NUL
+// bytes on their screen (issue 14, item 2), and a plugin message with colour codes must not make
+// a JUnit file invalid XML (issue 17). One module, so every writer applies the same rules.
 
 /**
  * C0 controls (tab included: one error is one line), DEL, and the C1 range that some terminals
@@ -10,6 +11,17 @@
  */
 // eslint-disable-next-line no-control-regex
 const TERMINAL_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+// CSI, OSC and other escape sequences (ECMA-48): colour codes from a plugin's message.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)|[@-Z\\-_])/g;
+
+// Outside XML 1.0 "Char" (#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]):
+// C0 controls but tab/newline/CR, lone surrogates, U+FFFE/U+FFFF; plus DEL and C1, which XML
+// allows but terminals showing a report interpret. No entity can express them, so they become
+// a visible escape; one such character would make the whole document unreadable to a parser.
+// eslint-disable-next-line no-control-regex
+const NOT_XML_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 const escapeCode = (char: string): string => {
   const code = char.charCodeAt(0);
@@ -29,18 +41,23 @@ export function escapeTerminalLines(text: string): string {
     .join('\n');
 }
 
+/** Removes terminal escape sequences (colour codes) from a message. */
+export const stripAnsi = (text: string): string => text.replace(ANSI, '');
+
 /**
- * Text for an XML attribute or element (JUnit, HTML): the five markup characters as entities,
- * and every character XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, lone
- * surrogates, U+FFFE/U+FFFF) as a visible `\xNN`, since no entity can express them.
+ * Text for any XML/HTML text node or quoted attribute (JUnit, HTML report): escape sequences
+ * removed, the five markup characters as entities, and every character XML cannot carry as a
+ * visible `\xNN`/`\uNNNN`.
  */
 export function escapeXml(text: string): string {
-  return text
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, escapeCode)
+  return stripAnsi(text)
+    .replace(NOT_XML_CHAR, escapeCode)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&apos;');
 }
+
+/** Plain text for JSON-based reports (SARIF): JSON.stringify escapes the rest, only the escape sequences go. */
+export const plainText = (text: string): string => stripAnsi(text);

@@ -18,15 +18,17 @@ export interface Repro extends Case {
   title: string;
   expect?: Expectation;
   /**
-   * User oracle files the verdict needs (the campaign's `--oracle` files), relative to the repro
-   * file: replay loads them (from inside the repro's directory tree only, see plugin-paths.ts).
+   * User oracle files the verdict needs (the campaign's `--oracle` files, or the oracle objects
+   * fuzzProperty was given with `module: import.meta.url`), relative to the repro file: replay
+   * loads them, from inside the repro's directory tree only (see plugin-paths.ts).
    */
   oracles?: string[];
   /** The file it was read from (not written): policy files it names are looked up beside it. */
   source?: string;
 }
 
-const TOP_FIELDS = new Set(['format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
+// `$schema` lets editors validate the file against schema/repro.schema.json; it is not data.
+const TOP_FIELDS = new Set(['$schema', 'format', 'title', 'config', 'seed', 'ops', 'expect', 'oracles']);
 
 function parseExpect(raw: unknown): Expectation {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('expect', 'expected an object');
@@ -68,7 +70,7 @@ export function parseRepro(raw: unknown): Repro {
   if (record.oracles !== undefined) {
     if (!Array.isArray(record.oracles)) throw new FormatError('oracles', 'expected an array of oracle files');
     repro.oracles = record.oracles.map((file: unknown, index: number) => {
-      if (typeof file !== 'string' || !looksLikeFile(file)) throw new FormatError(`oracles[${index}]`, 'expected a .ts/.js oracle file path');
+      if (typeof file !== 'string' || !looksLikeFile(file) || !/\.(m?[jt]s)$/.test(file)) throw new FormatError(`oracles[${index}]`, 'expected a .ts/.js oracle file path');
       return file;
     });
   }

@@ -1,7 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../bin/cocofuzz.js', import.meta.url));
+/**
+ * The CLI from the sources (bin/run-ts.js + src/cli/main.ts), as the tests run the TypeScript:
+ * bin/cocofuzz.js runs dist/, which test/package.test.ts checks from a packed tarball.
+ */
+export const CLI = [
+  fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url)),
+  fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)),
+];
 
 export interface CliResult {
   code: number | null;
@@ -9,10 +19,15 @@ export interface CliResult {
   stderr: string;
 }
 
+/** fuzz writes ./cocofuzz-out by default: never into the checkout. */
+const workingDir = (args: readonly string[], cwd: string | undefined): string | undefined =>
+  cwd ?? (args[0] === 'fuzz' ? mkdtempSync(join(tmpdir(), 'cocofuzz-cwd-')) : undefined);
+
 /** Runs the real `cocofuzz` binary as a user would, in a child process. */
 export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: options.cwd,
+  const cwd = workingDir(args, options.cwd);
+  const result = spawnSync(process.execPath, [...CLI, ...args], {
+    cwd,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 120_000,
     env: { ...process.env, FORCE_COLOR: '0' },
@@ -27,8 +42,8 @@ export function runCli(args: string[], options: { cwd?: string; timeoutMs?: numb
 export function runCliAsync(args: string[], options: { cwd?: string; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<CliResult & { ms: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
-      cwd: options.cwd,
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...CLI, ...args], {
+      cwd: workingDir(args, options.cwd),
       env: { ...process.env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

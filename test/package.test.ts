@@ -1,0 +1,141 @@
+// The package as a user gets it: `npm pack`, install the tarball into a new project (npm install
+// from the registry for vitest and typescript), then use it from the outside: plain Node,
+// TypeScript with a default `tsc --init` config and with strict settings, the CLI on a user
+// policy in TypeScript (worker threads included), CI outputs, and the README's vitest example as
+// written. Slow (an install): generous timeouts, no timing assertions.
+
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, renderFile } from './helpers/chromium.ts';
+import { sarifErrors } from './helpers/schemas.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const MINUTES = 60_000;
+
+// The user's environment: none of the checkout's export conditions (vitest.config.ts sets them).
+const env = { ...process.env, NODE_OPTIONS: '', FORCE_COLOR: '0', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+
+function run(command: string, args: string[], cwd: string): SpawnSyncReturns<string> {
+  const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', timeout: 10 * MINUTES, maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) throw result.error;
+  return result;
+}
+
+function ok(command: string, args: string[], cwd: string): string {
+  const result = run(command, args, cwd);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${String(result.status)}:\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
+}
+
+/** The first ```ts block after `heading` in the README. */
+function readmeBlock(heading: string): string {
+  const from = README.indexOf(heading);
+  const match = /```ts\n([\s\S]*?)```/.exec(README.slice(from));
+  if (from < 0 || !match?.[1]) throw new Error(`README has no ts block after "${heading}"`);
+  return match[1];
+}
+
+const version = (name: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+let project = '';
+
+describe('the packed package, installed into a new project', () => {
+  beforeAll(() => {
+    const packDir = mkdtempSync(join(tmpdir(), 'cocofuzz-pack-'));
+    const packed = JSON.parse(ok('npm', ['pack', '--json', '--pack-destination', packDir], ROOT)) as { filename: string; files: { path: string }[] }[];
+    const tarball = join(packDir, packed[0]!.filename);
+    const shipped = packed[0]!.files.map((f) => f.path);
+    expect(shipped).toContain('LICENSE');
+    expect(shipped).toContain('dist/src/index.js');
+    expect(shipped).toContain('dist/src/index.d.ts');
+    expect(shipped).toContain('schema/repro.schema.json');
+    expect(shipped.filter((f) => /^(test|bench|\.ci|src|corpus|oracles)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+
+    project = mkdtempSync(join(tmpdir(), 'cocofuzz-user-'));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }, null, 2));
+    ok('npm', ['install', '--no-audit', '--no-fund', tarball, `vitest@${version('vitest')}`, `typescript@${version('typescript')}`], project);
+  }, 15 * MINUTES);
+
+  it('imports from plain Node', () => {
+    expect(ok('node', ['-e', "import('cocofuzz').then((m) => console.log(typeof m.runCase, typeof m.fuzzProperty))"], project).trim()).toBe('function function');
+    writeFileSync(
+      join(project, 'plain.mjs'),
+      [
+        "import { runCase, parseConfig, parseOp, hostPolicies, guestPolicies, builtinOracles } from 'cocofuzz';",
+        "const config = parseConfig({ arch: 'snp' });",
+        "const ops = [{ op: 'accept', gpa: '0x200000', size: '2M' }, { op: 'tdi_accept', dev: 0 }].map((op, i) => parseOp(op, `ops[${i}]`, config));",
+        "const result = runCase({ config, seed: 'plain', ops }, { host: hostPolicies['kvm-iommu-4k'], guest: guestPolicies.linux }, { oracles: builtinOracles });",
+        'console.log(result.violations[0]?.oracle ?? "clean");',
+      ].join('\n'),
+    );
+    expect(ok('node', ['plain.mjs'], project).trim()).toBe('io-s2-rmp-size');
+  });
+
+  it('type-checks with a default `tsc --init` config and with strict settings', () => {
+    const check = [
+      "import { defineHostPolicy, defineOracle, runCase, type Case, type Oracle, type HostPolicy } from 'cocofuzz';",
+      "import { hex, type View, type Step } from 'cocofuzz/api';",
+      "import { fuzzProperty, fuzzTest, type FuzzPropertyOptions } from 'cocofuzz/vitest';",
+      "const host: HostPolicy = defineHostPolicy({ name: 'mine', description: 'd', module: import.meta.url });",
+      "const oracle: Oracle = defineOracle({ name: 'o', description: 'd', severity: 'correctness', check: (_v: View, s: Step) => (s.calls.length > 1000 ? [{ message: hex(s.index) }] : []) });",
+      "const options: FuzzPropertyOptions = { hostPolicy: host, oracles: [oracle], time: '2s', out: 'found' };",
+      'export const all = [runCase, fuzzProperty, fuzzTest, options] as const;',
+      'export type C = Case;',
+    ].join('\n');
+    const byDefault = join(project, 'tsc-default');
+    mkdirSync(byDefault);
+    ok(join(project, 'node_modules/.bin/tsc'), ['--init'], byDefault);
+    writeFileSync(join(byDefault, 'check.ts'), check);
+    ok(join(project, 'node_modules/.bin/tsc'), ['--noEmit', '-p', '.'], byDefault);
+
+    const strict = join(project, 'tsc-strict');
+    mkdirSync(strict);
+    writeFileSync(join(strict, 'check.ts'), check);
+    writeFileSync(
+      join(strict, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noUncheckedIndexedAccess: true,
+          exactOptionalPropertyTypes: true, noImplicitOverride: true, noPropertyAccessFromIndexSignature: true, skipLibCheck: false, noEmit: true, types: [],
+        },
+        include: ['check.ts'],
+      }),
+    );
+    ok(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], strict);
+  });
+
+  it('runs the CLI on a user policy in TypeScript, with worker threads, and writes CI outputs', () => {
+    writeFileSync(join(project, 'my-host.ts'), readmeBlock('### Writing a policy'));
+    const fuzz = run('npx', ['cocofuzz', 'fuzz', '--host-policy', './my-host.ts', '--guest-policy', 'linux-2m-pool', '--runs', '60', '--seed', 'readme', '--workers', '2', '--junit', 'j.xml', '--sarif', 's.sarif', '--html', 'r.html'], project);
+    expect([fuzz.status, fuzz.stderr]).toEqual([1, expect.stringContaining('host ./my-host.ts')]);
+    expect(fuzz.stdout).toMatch(/finding: io-s2-rmp-size/);
+    expect(fuzz.stderr).toContain('a repro file never loads them, so replay with --host-policy ./my-host.ts');
+    expect(fuzz.stdout.trim().split('\n').at(-1)).toMatch(/^cocofuzz: \d+ findings? \(\d+ hits?\) in 1 bucket, 60 cases, exit 1$/);
+    const repros = readdirSync(join(project, 'cocofuzz-out')).filter((f) => f.endsWith('.json'));
+    expect(repros).toHaveLength(1);
+    expect(sarifErrors(JSON.parse(readFileSync(join(project, 's.sarif'), 'utf8')))).toEqual([]);
+    // The repro names ../my-host.ts, outside its own directory: a repro file never loads code from
+    // there (issue 14), so replay says which flag to pass, and replays with it.
+    const bare = run('npx', ['cocofuzz', 'replay', '--check', join('cocofuzz-out', repros[0]!)], project);
+    expect([bare.status, bare.stderr]).toEqual([2, expect.stringContaining('--host-policy FILE')]);
+    const replay = run('npx', ['cocofuzz', 'replay', '--check', join('cocofuzz-out', repros[0]!), '--host-policy', './my-host.ts'], project);
+    expect([replay.status, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+    if (CHROMIUM) {
+      const page = renderFile(join(project, 'r.html'));
+      expect(page.console).toEqual([]);
+      expect(page.dom).toContain('class="region-map"');
+    }
+  });
+
+  it("passes the README's vitest example as written", () => {
+    writeFileSync(join(project, 'my-host.ts'), readmeBlock('### Writing a policy'));
+    writeFileSync(join(project, 'my-host.test.ts'), readmeBlock('## In vitest'));
+    const result = run(join(project, 'node_modules/.bin/vitest'), ['run', 'my-host.test.ts'], project);
+    expect([result.status, `${result.stdout}\n${result.stderr}`]).toEqual([0, expect.stringMatching(/2 passed/)]);
+  });
+});

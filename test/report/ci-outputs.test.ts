@@ -1,0 +1,123 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { Bucket } from '../../src/engine/campaign.ts';
+import { parseRepro } from '../../src/repro/format.ts';
+import { reproJsonSchema } from '../../src/repro/json-schema.ts';
+import { escapeXml, stripAnsi } from '../../src/report/escape.ts';
+import { renderJunit } from '../../src/report/junit.ts';
+import { renderSarif } from '../../src/report/sarif.ts';
+import { CHROMIUM, renderFile } from '../helpers/chromium.ts';
+import { reproSchemaErrors, sarifErrors } from '../helpers/schemas.ts';
+
+// A message as a careless plugin might write it: colour codes, a NUL, a lone surrogate, markup.
+const NASTY = '\u001b[31mFAIL\u001b[0m <dev "0"> & \u0000 \ud800 \u001b]8;;http://x\u0007link\u001b]8;;\u0007';
+
+function bucket(message: string, file?: string): Bucket {
+  return {
+    signature: `policy-error|${message}|`,
+    oracle: 'policy-error',
+    hits: 3,
+    firstCase: 7,
+    violation: { oracle: 'policy-error', severity: 'correctness', step: 1, message },
+    repro: { title: 't', config: {} as Bucket['repro']['config'], seed: 's/7', ops: [] },
+    shrunkFrom: 12,
+    ...(file ? { file } : {}),
+  };
+}
+
+const summary = { cases: 10, seed: 'seed <1>', hostPolicy: 'my "host"', guestPolicy: 'linux', startedAt: Date.UTC(2026, 10, 26, 2, 0, 0), elapsedMs: 1500 };
+
+describe('escaping (report/escape.ts)', () => {
+  it('removes terminal escapes and shows characters XML cannot hold', () => {
+    expect(stripAnsi('\u001b[1;31mred\u001b[0m')).toBe('red');
+    expect(escapeXml(NASTY)).toBe('FAIL &lt;dev &quot;0&quot;&gt; &amp; \\x00 \\ud800 link');
+  });
+});
+
+describe('JUnit', () => {
+  it('carries time and timestamp and escapes user text', () => {
+    const xml = renderJunit([bucket(NASTY, 'out/policy-error-1.json')], summary);
+    expect(xml).toContain('time="1.500" timestamp="2026-11-26T02:00:00"');
+    // eslint-disable-next-line no-control-regex
+    expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+    expect(xml).toContain('name="cocofuzz my &quot;host&quot; + linux (seed seed &lt;1&gt;)"');
+  });
+
+  it.skipIf(!CHROMIUM)('is well-formed XML to a browser parser', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cocofuzz-junit-'));
+    const file = join(dir, 'junit.xml');
+    writeFileSync(file, renderJunit([bucket(NASTY)], summary));
+    const { dom } = renderFile(file);
+    expect(dom).toContain('testsuite');
+    expect(dom).not.toContain('parsererror');
+  });
+});
+
+describe('SARIF', () => {
+  it('validates against the SARIF 2.1.0 schema, one result per bucket with the repro as location', () => {
+    const cwd = process.cwd();
+    const text = renderSarif([bucket(NASTY, join(cwd, 'cocofuzz-out', 'policy-error-1.json')), { ...bucket('second'), oracle: 'io-s2-rmp-size', signature: 'b2' }], [
+      { name: 'io-s2-rmp-size', description: 'IO S2 leaf size equals RMP size', severity: 'security' },
+    ], { ...summary, version: '0.1.0', baseDir: cwd });
+    const document = JSON.parse(text) as { runs: { results: { ruleId: string; locations?: { physicalLocation: { artifactLocation: { uri: string } } }[]; message: { text: string } }[]; tool: { driver: { rules: { id: string }[] } } }[] };
+    expect(sarifErrors(document)).toEqual([]);
+    const [run] = document.runs;
+    expect(run?.results.map((r) => r.ruleId)).toEqual(['policy-error', 'io-s2-rmp-size']);
+    expect(run?.tool.driver.rules.map((r) => r.id)).toEqual(['io-s2-rmp-size', 'policy-error']);
+    expect(run?.results[0]?.locations?.[0]?.physicalLocation.artifactLocation.uri).toBe('cocofuzz-out/policy-error-1.json');
+    expect(run?.results[0]?.message.text).not.toContain('\u001b');
+  });
+
+  it('a campaign without findings is a valid log with no results', () => {
+    const document = JSON.parse(renderSarif([], [], { ...summary, version: '0.1.0', baseDir: process.cwd() })) as { runs: { results: unknown[] }[] };
+    expect(sarifErrors(document)).toEqual([]);
+    expect(document.runs[0]?.results).toEqual([]);
+  });
+
+  it('the validator rejects a broken log (it is not vacuous)', () => {
+    expect(sarifErrors({ version: '2.1.0', runs: [{ tool: {} }] }).length).toBeGreaterThan(0);
+  });
+});
+
+describe('repro JSON Schema (schema/repro.schema.json)', () => {
+  it('is the one the parser tables give (npm run schema)', () => {
+    const shipped = JSON.parse(readFileSync(new URL('../../schema/repro.schema.json', import.meta.url), 'utf8')) as unknown;
+    expect(shipped).toEqual(reproJsonSchema());
+  });
+
+  it('accepts every corpus file and rejects an unknown op field', () => {
+    const corpus = fileURLToPath(new URL('../../corpus/', import.meta.url));
+    const files = readdirSync(corpus).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(10);
+    for (const file of files) expect([file, reproSchemaErrors(JSON.parse(readFileSync(join(corpus, file), 'utf8')))]).toEqual([file, []]);
+    const bad = { format: 'cocofuzz-repro/1', config: { arch: 'snp' }, ops: [{ op: 'accept', gpa: '0x200000', size: '2M', color: 'red' }] };
+    expect(reproSchemaErrors(bad).length).toBeGreaterThan(0);
+  });
+
+  it('knows the fields issues 11 and 13 added: during, map_single.overMax, devices[].dmaMask', () => {
+    const repro = {
+      format: 'cocofuzz-repro/1',
+      config: { arch: 'snp', devices: [{ id: 0, trusted: true, iommu: 's2', dmaMask: 32 }] },
+      ops: [
+        { op: 'map_single', dev: 0, bytes: '4K', dir: 'to_device', overMax: true },
+        { op: 'share', gpa: '0x200000', pages: 1, during: [{ after: 1, op: { op: 'dma', dev: 0, iova: '0x200000', len: 64, write: true } }, { after: 0, op: { op: 'touch', gpa: '0x200000', write: false } }] },
+      ],
+    };
+    // The parser agrees: the schema describes what cocofuzz accepts.
+    expect(() => parseRepro(repro)).not.toThrow();
+    expect(reproSchemaErrors(repro)).toEqual([]);
+    const variants = [
+      { ...repro, config: { arch: 'snp', devices: [{ id: 0, trusted: true, iommu: 's2', dmaMask: 16 }] } },
+      { ...repro, ops: [{ op: 'share', gpa: '0x200000', pages: 1, during: [{ after: 0, op: { op: 'share', gpa: '0x200000', pages: 1 } }] }] },
+      { ...repro, ops: [{ op: 'share', gpa: '0x200000', pages: 1, during: [{ after: -1, op: { op: 'touch', gpa: '0x200000', write: false } }] }] },
+      { ...repro, ops: [{ op: 'share', gpa: '0x200000', pages: 1, during: [{ after: 0, op: { op: 'touch', gpa: '0x200000', write: false, during: [] } }] }] },
+    ];
+    for (const bad of variants) {
+      expect(() => parseRepro(bad)).toThrow();
+      expect(reproSchemaErrors(bad).length).toBeGreaterThan(0);
+    }
+  });
+});
