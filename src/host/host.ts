@@ -20,6 +20,7 @@ import type {
   HostContext,
   HostPolicy,
   IoEvent,
+  ConvertStep,
   KvmHelpers,
   NptSmash,
   PrivateFault,
@@ -62,7 +63,7 @@ export class Host implements HostView, Hypervisor {
     this.iommu = new Iommu(machine, this.backingState, this.frames, env);
     this.kvm = {
       defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
-      defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true),
+      defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true, options?.skip),
       defaultSplit: (request) => this.defaultSplit(request),
       defaultSmash: (request) => this.defaultSmash(request),
       smashNpt: (gpa, npt) => this.smashNpt(gpa, npt),
@@ -424,7 +425,23 @@ export class Host implements HostView, Hypervisor {
     this.machine.nptMap(gpa, hpa, SZ_4K);
   }
 
-  private defaultConvert(request: ConvertRequest, eager: boolean): void {
+  private defaultConvert(request: ConvertRequest, eager: boolean, skip: readonly ConvertStep[] = []): void {
+    const outer = this.skipping;
+    this.skipping = skip;
+    try {
+      this.convertRange(request, eager);
+    } finally {
+      this.skipping = outer;
+    }
+  }
+
+  /** A step of defaultConvert the policy asked to leave out (ConvertStep). */
+  private skipping: readonly ConvertStep[] = [];
+  private does(step: ConvertStep): boolean {
+    return !this.skipping.includes(step);
+  }
+
+  private convertRange(request: ConvertRequest, eager: boolean): void {
     const start = alignDown(request.gpa, SZ_4K);
     const end = Math.min(this.config.guestMemory, request.gpa + request.len);
     if (end <= start) return;
@@ -443,18 +460,18 @@ export class Host implements HostView, Hypervisor {
     }
     if (!changing) return;
     // Setting the attributes zaps the NPT over the range (whole leaves).
-    this.zapNpt(start, end - start);
+    if (this.does('zap-npt')) this.zapNpt(start, end - start);
     // sev_gmem_invalidate(): PSMASH 2M entries the range covers only partly; huge guest_memfd
     // splits the folio of a partly converted 2M range.
     for (let region = alignDown(start, SZ_2M); region < end; region += SZ_2M) {
       const whole = region >= start && region + SZ_2M <= end;
       if (whole) continue;
       const entry = this.rmpEntry(region);
-      if (entry.assigned && entry.size === '2M') this.smash(region, 'convert', 'zap');
+      if (entry.assigned && entry.size === '2M' && this.does('smash')) this.smash(region, 'convert', 'zap');
       backing.splitFolio(region);
     }
     // The private view loses the range before the frames go back to the hypervisor.
-    this.ioRuns('unmap', false, this.collectRuns(start, end, PRIVATE));
+    if (this.does('io-unmap')) this.ioRuns('unmap', false, this.collectRuns(start, end, PRIVATE));
     const mapped: BackedRun[] = [];
     for (let region = alignDown(start, SZ_2M); region < end; region += SZ_2M) {
       const index = region / SZ_2M;
@@ -462,7 +479,9 @@ export class Host implements HostView, Hypervisor {
       const to = Math.min(end, region + SZ_2M);
       const whole = from === region && to === region + SZ_2M;
       const entry = this.rmpEntry(region);
-      if (whole && entry.assigned && entry.size === '2M') {
+      if (!this.does('rmp')) {
+        // The policy leaves the RMP as it is.
+      } else if (whole && entry.assigned && entry.size === '2M') {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
       } else {
@@ -489,7 +508,7 @@ export class Host implements HostView, Hypervisor {
         else mapped.push({ gpa, len: SZ_4K, hpa });
       }
     }
-    this.ioRuns('map', true, mapped);
+    if (this.does('io-map')) this.ioRuns('map', true, mapped);
   }
 
   private toPrivate(start: number, end: number, eager: boolean): void {
@@ -497,8 +516,8 @@ export class Host implements HostView, Hypervisor {
     this.frames.discardRam(start, end - start);
     const runs = this.collectRuns(start, end, SHARED);
     if (runs.length > 0) {
-      this.zapNpt(start, end - start);
-      this.ioRuns('unmap', true, runs);
+      if (this.does('zap-npt')) this.zapNpt(start, end - start);
+      if (this.does('io-unmap')) this.ioRuns('unmap', true, runs);
       // QEMU discards the shared backing; the private side is faulted in lazily by KVM.
       for (const run of runs) {
         for (let gpa = run.gpa; gpa < run.gpa + run.len; gpa += SZ_4K) backing.set(gpa / SZ_4K, NOT_BACKED);

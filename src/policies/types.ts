@@ -70,6 +70,15 @@ export interface SmashRequest {
   devices: readonly number[];
 }
 
+/**
+ * The steps of KVM + QEMU's conversion (defaultConvert), for a policy that leaves one out: zap-npt
+ * (setting the memory attributes zaps the NPT), smash (PSMASH of 2M entries the range covers in
+ * part), io-unmap (the old view's IO mappings go), rmp (rmp_make_shared() of the guest_memfd
+ * frames), io-map (the new shared frames are mapped in the shared view). The host's own
+ * bookkeeping of what backs each page is kept either way.
+ */
+export type ConvertStep = 'zap-npt' | 'smash' | 'io-unmap' | 'rmp' | 'io-map';
+
 /** What a smash does to the NPT's 2M leaf over the region. */
 export type NptSmash = 'zap' | 'split' | 'keep';
 
@@ -153,7 +162,7 @@ export interface KvmHelpers {
    * private: `unmap` and discard the VMM frames, and fault private memory in lazily (or now, with
    * `eager`). Only pages whose attribute changes are touched.
    */
-  defaultConvert(request: ConvertRequest, options?: { eager?: boolean }): void;
+  defaultConvert(request: ConvertRequest, options?: { eager?: boolean; skip?: readonly ConvertStep[] }): void;
   /** Split the 2M folio and smash a 2M RMP entry (through the policy's `smash` hook). */
   defaultSplit(request: SplitRequest): void;
   /**

@@ -131,3 +131,30 @@ describe('policy files load through the plugin loader', () => {
     }
   });
 });
+
+describe('a conversion can leave one of its steps out', () => {
+  it('skip: io-unmap keeps the private IO view of pages shared whole, and an oracle catches the stale mapping', async () => {
+    const { hostPolicies } = await import('../../src/policies/index.ts');
+    const base = hostPolicies['quiesce-dma']!;
+    const keepsPrivateView = defineHostPolicy({
+      ...base,
+      name: 'keeps-private-view',
+      description: 'a conversion to shared that leaves the private view mapped',
+      convert: (ctx, request) => ctx.kvm.defaultConvert(request, { skip: request.to === 'shared' ? ['io-unmap'] : [] }),
+    });
+    const ops: Op[] = [
+      { op: 'tdi_accept', dev: 0 },
+      { op: 'share', gpa: 4 * MB, pages: 512 },
+    ];
+    const world = makeWorld({}, { host: keepsPrivateView });
+    world.apply(ops[0]!, 0);
+    const share = world.apply(ops[1]!, 1);
+    expect(share.calls.some((c) => c.prim === 'io_unmap' && c.args.dev === 0)).toBe(false);
+    const correct = makeWorld({}, { host: base });
+    correct.apply(ops[0]!, 0);
+    expect(correct.apply(ops[1]!, 1).calls.some((c) => c.prim === 'io_unmap' && c.args.dev === 0)).toBe(true);
+    const result = runSpec({ host: keepsPrivateView, guest: 'linux', ops }, builtinOracles);
+    expect(result.violations[0]?.step).toBe(1);
+    expect(runSpec({ host: base, guest: 'linux', ops }, builtinOracles).violations).toEqual([]);
+  });
+});
