@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readRepro } from '../src/repro/format.ts';
-import { runCli, runCliAsync } from './helpers/cli.ts';
+import { deterministic, runCli, runCliAsync } from './helpers/cli.ts';
 
 const shipped = fileURLToPath(new URL('../corpus/', import.meta.url));
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-cov-'));
@@ -51,7 +51,7 @@ describe('fuzz --corpus', () => {
     copyFileSync(join(shipped, 'kvm-iommu-4k-trusted-dma.json'), join(dir, 'old.json'));
     const result = runCli(['fuzz', '--runs', '1', '--seed', 'f', '--workers', '1', '--corpus', dir, '--host-policy', 'kvm-iommu-4k', '--only-oracle', 'io-s2-rmp-size', '--json']);
     expect(result.code).toBe(1);
-    const finding = JSON.parse(result.stdout.split('\n')[0] ?? '{}') as Record<string, unknown>;
+    const finding = JSON.parse(result.stdout.split('\n').find((line) => line.includes('"type":"finding"')) ?? '{}') as Record<string, unknown>;
     expect(finding).toMatchObject({ type: 'finding', oracle: 'io-s2-rmp-size', corpusFile: join(dir, 'old.json') });
     expect(summary(result.stdout)).toMatchObject({ cases: 1, replayed: 1 });
   });
@@ -75,7 +75,7 @@ describe('fuzz --corpus', () => {
     );
     const [one, two] = runs;
     expect(one?.result.code).toBe(0);
-    expect(two?.result.stdout).toBe(one?.result.stdout);
+    expect(deterministic(two?.result.stdout ?? '')).toBe(deterministic(one?.result.stdout ?? ''));
     expect(two?.files).toEqual(one?.files);
   });
 });

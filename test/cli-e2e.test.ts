@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, runCli } from './helpers/cli.ts';
+import { CLI, deterministic, runCli } from './helpers/cli.ts';
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-e2e-'));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -22,16 +22,6 @@ const validRepro = {
   ],
   expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step: 1 },
 };
-
-// Only the fields README "JSON lines" names as wall-clock differ: progress lines (every 10 s),
-// elapsedMs, startedAt and the worker count itself.
-const deterministic = (stdout: string): string =>
-  stdout
-    .trim()
-    .split('\n')
-    .filter((line) => !line.includes('"type":"progress"'))
-    .map((line) => line.replace(/"(elapsedMs|startedAt|workers)":("[^"]*"|\d+),?/g, ''))
-    .join('\n');
 
 describe('fuzz, explain and replay', () => {
   it('finds the S2/RMP size mismatch of kvm-iommu-4k, saves a shrunk repro, explains and replays it', () => {

@@ -64,6 +64,11 @@ export const CONFIG_DOCS: Record<string, Schema> = {
   hostPolicy: { type: 'string', minLength: 1, description: 'a built-in host policy name or a .ts/.js file inside the repro file\'s directory tree (default kvm-iommu-4k)' },
   guestPolicy: { type: 'string', minLength: 1, description: 'a built-in guest policy name or a .ts/.js file inside the repro file\'s directory tree (default linux)' },
   adversary: { enum: ['none', 'host'], description: '"host" enables the raw hardware ops (hw_*)' },
+  discard: {
+    enum: ['on-private', 'none', 'in-place'],
+    description:
+      "QEMU's memory for shared pages (default on-private: kvm_convert_memory() discards a page's RAM frame at its first conversion to private; none: hugetlb RAM, never discarded; in-place: guest_memfd backs both states); written only when not the default",
+  },
 };
 
 export function reproJsonSchema(): Schema {

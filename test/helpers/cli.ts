@@ -72,3 +72,15 @@ export async function inBatches<T>(tasks: readonly (() => Promise<T>)[], limit: 
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
   return results;
 }
+
+/**
+ * A campaign's --json output without what README "JSON lines" names as wall-clock: progress lines
+ * (every 10 s), elapsedMs, startedAt and the worker count itself.
+ */
+export const deterministic = (stdout: string): string =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter((line) => !line.includes('"type":"progress"'))
+    .map((line) => line.replace(/"(elapsedMs|startedAt|workers)":("[^"]*"|\d+),?/g, ''))
+    .join('\n');
