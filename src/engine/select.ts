@@ -15,15 +15,13 @@ import { GUEST_POLICY_HOOKS, HOST_POLICY_DATA, HOST_POLICY_HOOKS } from '../poli
 // A policy or oracle is told apart by its fields: a host policy given as --guest-policy, or an
 // oracle given as --host-policy, is an error naming what it looks like, not a run with default
 // hooks (issue 14, item 8).
-const HOST_HOOKS = HOST_POLICY_HOOKS;
-const GUEST_HOOKS = GUEST_POLICY_HOOKS;
 const ORACLE_FIELDS = ['check', 'final', 'severity'] as const;
 
 function kindOf(record: Record<string, unknown>): string | undefined {
   const has = (fields: readonly string[]): boolean => fields.some((field) => Object.hasOwn(record, field));
   if (has(ORACLE_FIELDS)) return 'an oracle';
-  if (has(HOST_HOOKS) || Object.hasOwn(record, 'ioPageSizes')) return 'a host policy';
-  if (has(GUEST_HOOKS)) return 'a guest policy';
+  if (has(HOST_POLICY_HOOKS) || Object.hasOwn(record, 'ioPageSizes')) return 'a host policy';
+  if (has(GUEST_POLICY_HOOKS)) return 'a guest policy';
   return undefined;
 }
 
@@ -46,8 +44,8 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
 }
 
 // `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
-const validateHostPolicy = validatePolicyOf('host policy', HOST_HOOKS, [...HOST_POLICY_DATA, 'module']);
-const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_HOOKS, ['module']);
+const validateHostPolicy = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module']);
+const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_POLICY_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {
     const kind = kindOf(value as Record<string, unknown>);

@@ -15,12 +15,9 @@ const MB = 1024 * 1024;
 
 /** The same gathering host with a sync that invalidates every gathered range. */
 const gatheringHost = defineHostPolicy({
+  ...syncDropsLastRange,
   name: 'gathering',
   description: 'unmaps gathered until host_sync, whose flush invalidates all of them',
-  io(ctx, event) {
-    if (event.kind !== 'unmap') return ctx.iommu.defaultIo(event);
-    for (const dev of event.devices) ctx.iommu.unmap(dev, event.gpa, event.len);
-  },
   flush(ctx) {
     for (const { id } of ctx.iommu.devices()) ctx.iommu.flush(id, { ranges: ctx.iommu.pending(id) });
   },
