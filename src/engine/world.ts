@@ -14,10 +14,12 @@ import { Guest } from '../guest/guest.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
+import type { StepEvents } from '../model/events.ts';
+import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { SZ_4K, pageBytes } from '../model/size.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
-import type { BeingConverted, InterleavedRecord } from '../api.ts';
+import type { BeingConverted, FrameRange, InterleavedRecord } from '../api.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
@@ -43,7 +45,7 @@ class BudgetExceeded extends Error {
   override name = 'BudgetExceeded';
 }
 
-export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frames' | 'gfns' | 'guestErrors'>;
+export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
 
 export interface World extends View {
   /** Run one op through its actor and return what happened. */
@@ -118,14 +120,7 @@ class SimWorld implements World {
     this.hostActor = host ?? new Host(machine, config, { name: policies.host.name, description: '' }, hostEnv);
     this.guestActor = guest ?? new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, this.hostActor);
     const boot = this.finish(-1, { op: 'host_sync' }, {}, []);
-    this.boot = {
-      calls: boot.calls,
-      faults: boot.faults,
-      guestEvents: boot.guestEvents,
-      frames: boot.frames,
-      gfns: boot.gfns,
-      ...(boot.guestErrors ? { guestErrors: boot.guestErrors } : {}),
-    };
+    this.boot = boot;
     this.budget = STEP_BUDGET;
     this.actors = this.buildActors();
     this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
@@ -233,16 +228,7 @@ class SimWorld implements World {
     const events = this.machine.recorder.endStep();
     this.hostActor.observe(events.calls);
     const log = this.guestActor.takeLog();
-    const step: Step = {
-      index,
-      op,
-      calls: events.calls,
-      faults: events.faults,
-      dmas,
-      guestEvents: log.events,
-      frames: events.frames,
-      gfns: events.gfns,
-    };
+    const step = new RecordedStep(index, op, events, dmas, log.events);
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
     if (index >= 0 && this.bootFatal.length > 0) {
       step.guestEvents = [...this.bootFatal, ...log.events];
@@ -423,6 +409,46 @@ class SimWorld implements World {
       throw error;
     }
     return {};
+  }
+}
+
+/**
+ * A Step as the engine hands it to oracles: the touched frames as the recorder's ranges, with
+ * the per-frame arrays of API v1 expanded only when an oracle reads them (StepEvents caches).
+ */
+class RecordedStep implements Step {
+  readonly calls: readonly PrimitiveCall[];
+  readonly faults: readonly Fault[];
+  readonly frameRanges: readonly FrameRange[];
+  readonly gfnRanges: readonly FrameRange[];
+  // Optional fields are set only when they apply (`declare`: no own property otherwise).
+  declare skipped?: string;
+  declare guestErrors?: readonly string[];
+  declare result?: string;
+  declare interleaved?: readonly InterleavedRecord[];
+  declare converting?: BeingConverted;
+  readonly #events: StepEvents;
+
+  constructor(
+    readonly index: number,
+    readonly op: Op,
+    events: StepEvents,
+    readonly dmas: readonly DmaRecord[],
+    public guestEvents: Step['guestEvents'],
+  ) {
+    this.#events = events;
+    this.calls = events.calls;
+    this.faults = events.faults;
+    this.frameRanges = events.frameRanges;
+    this.gfnRanges = events.gfnRanges;
+  }
+
+  get frames(): readonly number[] {
+    return this.#events.frames;
+  }
+
+  get gfns(): readonly number[] {
+    return this.#events.gfns;
   }
 }
 

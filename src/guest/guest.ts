@@ -210,6 +210,10 @@ export class Guest implements GuestView {
     return this.memory.pages.page(gfn);
   }
 
+  loadPage(gfn: number, out: GuestPage): GuestPage | undefined {
+    return this.memory.pages.load(gfn, out);
+  }
+
   pages(): Iterable<number> {
     return this.memory.pages.pages();
   }
