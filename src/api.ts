@@ -373,10 +373,11 @@ export interface Oracle {
   final?(view: View): readonly Finding[] | undefined | void;
   /**
    * Called once per case when the world has booted, before the first step (API v2): take the
-   * oracle's starting state here instead of sweeping at the first `check`. The view of a later
-   * case may be the same object: reset any state kept for it.
+   * oracle's starting state here instead of sweeping at the first `check`, and return what is
+   * already wrong (reported at the first step, ahead of its check). The view of a later case may
+   * be the same object: reset any state kept for it.
    */
-  boot?(view: View): void;
+  boot?(view: View): readonly Finding[] | undefined | void;
   /**
    * The incremental `check` finds everything `final` would (API v2): the engine then skips the
    * end-of-case sweep of a case without findings. It still sweeps after a finding (with

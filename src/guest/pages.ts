@@ -45,17 +45,6 @@ export class PageStates {
     };
   }
 
-  /** `page(gfn)` written into `out` (GuestView.loadPage, allocation-free). */
-  load(gfn: number, out: GuestPage): GuestPage | undefined {
-    const flags = this.flags(gfn);
-    if (flags === 0) return undefined;
-    out.accepted = (flags & ACCEPTED) !== 0;
-    out.shared = (flags & SHARED) !== 0;
-    out.validated = (flags & VALIDATED) !== 0;
-    out.converting = (flags & CONVERTING) !== 0;
-    return out;
-  }
-
   *pages(): Generator<number> {
     const keys = [...this.regions.keys()].sort((a, b) => a - b);
     for (const index of keys) {
