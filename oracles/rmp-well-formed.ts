@@ -130,16 +130,43 @@ function checkRegion(view: View, base: number, out: Finding[]): void {
   }
 }
 
-/** Whether a PVALIDATE among `calls[from..]` covered `gpa`. */
-function revalidated(calls: Step['calls'], from: number, gpa: number): boolean {
-  for (let k = from; k < calls.length; k++) {
-    const call = calls[k]!;
-    if (call.prim !== 'pvalidate') continue;
-    const start = Number(call.args.gpa);
-    if (gpa >= start && gpa < start + (call.args.size === '2M' ? SZ_2M : SZ_4K)) return true;
+/**
+ * The GPAs PVALIDATEd by `calls[from..]`, as a bitmap of the 2M GPA region asked about last (the
+ * frames of one smashed entry sit in one such region): filled by one pass over the calls.
+ */
+class Revalidated {
+  private calls: Step['calls'] = [];
+  private from = 0;
+  private region = -1;
+  private readonly pages = new Uint8Array(FRAMES_PER_2M);
+
+  reset(calls: Step['calls'], from: number): void {
+    this.calls = calls;
+    this.from = from;
+    this.region = -1;
   }
-  return false;
+
+  has(gpa: number): boolean {
+    const region = Math.floor(gpa / SZ_2M);
+    if (region !== this.region) this.fill(region);
+    return this.pages[Math.floor((gpa - region * SZ_2M) / SZ_4K)] === 1;
+  }
+
+  private fill(region: number): void {
+    this.region = region;
+    this.pages.fill(0);
+    const first = region * FRAMES_PER_2M;
+    for (let k = this.from; k < this.calls.length; k++) {
+      const call = this.calls[k]!;
+      if (call.prim !== 'pvalidate') continue;
+      const start = Math.floor(Number(call.args.gpa) / SZ_4K);
+      const end = start + (call.args.size === '2M' ? FRAMES_PER_2M : 1);
+      for (let gfn = Math.max(start, first); gfn < Math.min(end, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
+    }
+  }
 }
+
+const revalidated = new Revalidated();
 
 /** After a successful PSMASH, the frames no later call of the step rewrote must form a clean 4K split. */
 function checkPsmash(view: View, step: Step, out: Finding[]): void {
@@ -163,6 +190,7 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
       }
     }
     if (smashedAgain) continue;
+    revalidated.reset(calls, index + 1);
     let refAsid = -1;
     let refGpa0 = 0;
     let validated: boolean | undefined;
@@ -178,7 +206,7 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
       } else if (entry.asid !== refAsid) problem = `asid ${entry.asid}, first frame asid ${refAsid}`;
       else if (entry.gpa !== refGpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(refGpa0 + i * SZ_4K)}`;
       // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit.
-      if (problem === '' && entry.assigned && !revalidated(calls, index + 1, entry.gpa)) {
+      if (problem === '' && entry.assigned && !revalidated.has(entry.gpa)) {
         if (validated === undefined) validated = entry.validated;
         else if (entry.validated !== validated) problem = 'Validated bit not preserved';
       }
