@@ -48,6 +48,8 @@ export interface RunResult {
 }
 
 function collect(oracle: Oracle, returned: readonly Finding[] | undefined | void, step: number, out: Violation[]): void {
+  // Nothing found (the common case): no copy to make.
+  if (returned === undefined || (Array.isArray(returned) && returned.length === 0)) return;
   for (const finding of checkFindings(returned)) {
     out.push({ oracle: oracle.name, severity: oracle.severity, step, message: finding.message, ...(finding.details ? { details: finding.details } : {}) });
   }
