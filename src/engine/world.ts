@@ -9,7 +9,7 @@
 // `policy-error` finding. Failures at boot are held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import type { Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, View, DeviceView } from '../api.ts';
+import type { CoherentBuffer, Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, StreamingMapping, View, DeviceView } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
@@ -150,9 +150,11 @@ class SimWorld implements World {
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
-    const before = this.liveObjects();
-    this.cpuOwned = this.ownedBy(op, before);
+    // The live buffers and mappings before the op, by reference (no copy of their data).
+    copyInto(this.buffersBefore, this.guestActor.buffers);
+    copyInto(this.mappingsBefore, this.guestActor.mappings);
     const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
+    this.cpuOwned = interleaving === undefined ? NOTHING_OWNED : this.ownedBy(op);
     let outcome: Outcome;
     try {
       interleaving?.begin();
@@ -167,22 +169,35 @@ class SimWorld implements World {
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
       throw this.asPolicyError(error, actor);
     }
-    // Created or freed by the op: the symmetric difference of the live objects.
-    const after = this.liveObjects();
-    const objects = [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
-    return this.finish(index, op, outcome, dmas, interleaving?.records, objects);
+    return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
   }
 
   private pendingDmas: DmaRecord[] = [];
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
-  private cpuOwned = new Set<string>();
+  private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
+  /** The guest's live buffers and mappings when the op started (reused from op to op). */
+  private readonly buffersBefore: CoherentBuffer[] = [];
+  private readonly mappingsBefore: StreamingMapping[] = [];
 
-  /** The live buffers and mappings, keyed `buf:3` / `map:1`, with their pages. */
-  private liveObjects(): Map<string, LiveObject> {
+  /** The live buffers and mappings of `buffers` and `mappings`, keyed `buf:3` / `map:1`, with their pages. */
+  private liveObjects(buffers: readonly CoherentBuffer[], mappings: readonly StreamingMapping[]): Map<string, LiveObject> {
     const out = new Map<string, LiveObject>();
-    for (const b of this.guestActor.buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
-    for (const m of this.guestActor.mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
+    for (const b of buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+    for (const m of mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
     return out;
+  }
+
+  /**
+   * The objects the op created or freed: the symmetric difference of the live objects before and
+   * after it (freed first). Most ops create and free nothing: then the lists are the same objects.
+   */
+  private createdOrFreed(): readonly LiveObject[] {
+    const buffers = this.guestActor.buffers;
+    const mappings = this.guestActor.mappings;
+    if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return [];
+    const before = this.liveObjects(this.buffersBefore, this.mappingsBefore);
+    const after = this.liveObjects(buffers, mappings);
+    return [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
   }
 
   /**
@@ -190,7 +205,7 @@ class SimWorld implements World {
    * frees, the mapping dma_unmap_single or dma_sync_single_for_cpu works on, and every object of
    * a device whose driver tdi_accept / tdi_unlock unbinds (its DMA was stopped first).
    */
-  private ownedBy(op: Op, live: ReadonlyMap<string, LiveObject>): Set<string> {
+  private ownedBy(op: Op): Set<string> {
     const owned = new Set<string>();
     if (op.op === 'free_coherent') {
       const buffer = this.guestActor.buffer(op.buf);
@@ -199,7 +214,8 @@ class SimWorld implements World {
       const mapping = this.guestActor.mapping(op.map);
       if (mapping !== undefined) owned.add(`map:${mapping.id}`);
     } else if (op.op === 'tdi_accept' || op.op === 'tdi_unlock') {
-      for (const [key, object] of live) if (object.dev === op.dev) owned.add(key);
+      for (const b of this.buffersBefore) if (b.dev === op.dev) owned.add(`buf:${b.id}`);
+      for (const m of this.mappingsBefore) if (m.dev === op.dev) owned.add(`map:${m.id}`);
     }
     return owned;
   }
@@ -451,6 +467,15 @@ class RecordedStep implements Step {
     return this.#events.gfns;
   }
 }
+
+const NOTHING_OWNED: ReadonlySet<string> = new Set();
+
+function copyInto<T>(out: T[], from: readonly T[]): void {
+  out.length = 0;
+  for (const item of from) out.push(item);
+}
+
+const sameObjects = <T>(a: readonly T[], b: readonly T[]): boolean => a.length === b.length && a.every((item, i) => item === b[i]);
 
 interface LiveObject {
   kind: 'buf' | 'map';
