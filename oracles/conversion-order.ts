@@ -11,10 +11,15 @@
 //
 // Event-based: the step's guest events in order, against a shadow of each page's validated and
 // shared state that the events update and that is re-synchronised from the guest's own view of
-// every GFN the step touched. GFNs the first step touched start unknown (their state before the
-// step is not observable). No full sweep: the order of events is not in the world.
+// every GFN the step touched. The shadow starts as the guest's view of the booted world (boot),
+// except for the GFNs the first step touched, which start unknown: the per-frame engine could not
+// see their state before that step, and the recorded findings (test/golden) keep that behaviour.
+// No full sweep: the order of events is not in the world.
+//
+// The shadow is one byte per page in a Uint8Array per 2M region (allocated when a page of the
+// region first has a bit set): a step costs a few array reads per page, no allocation.
 
-import { SZ_2M, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
 
 const PVALIDATE_OK = 0;
 const PVALIDATE_FAIL_NOUPDATE = 255;
@@ -24,46 +29,75 @@ const PAGES_2M = SZ_2M / SZ_4K;
 /** Shadow bits of a page: the guest's view as the events say. */
 const VALIDATED = 1;
 const SHARED = 2;
+/** Its state before the first step is not known (see `shadowOf`). */
+const UNKNOWN = 4;
 
 interface State {
-  /** GFN -> shadow bits (absent: neither validated nor shared). */
-  pages: Map<number, number>;
-  /** GFNs whose state before the first step is unknown. */
-  unknown: Set<number>;
+  /** 2M region index (gfn / 512) -> the shadow bits of its 512 pages. */
+  regions: Map<number, Uint8Array>;
+  /** No step checked yet. */
+  first: boolean;
 }
 
 const states = new WeakMap<View, State>();
+/** Scratch for GuestView.loadPage. */
+const scratch: GuestPage = { accepted: false, shared: false, validated: false, converting: false };
+
+const bitsOf = (page: GuestPage | undefined): number => (page === undefined ? 0 : (page.validated ? VALIDATED : 0) | (page.shared ? SHARED : 0));
+
+/** The shadow region of `gfn`, allocated on demand. */
+function regionOf(state: State, gfn: number): Uint8Array {
+  const index = Math.floor(gfn / FRAMES_PER_2M);
+  let region = state.regions.get(index);
+  if (region === undefined) {
+    region = new Uint8Array(FRAMES_PER_2M);
+    state.regions.set(index, region);
+  }
+  return region;
+}
 
 /** The shadow bits of `gfn`, or undefined when unknown. */
 function shadowOf(state: State, gfn: number): number | undefined {
-  if (state.unknown.size > 0 && state.unknown.has(gfn)) return undefined;
-  return state.pages.get(gfn) ?? 0;
+  const bits = state.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] ?? 0;
+  return (bits & UNKNOWN) !== 0 ? undefined : bits;
 }
 
-function setBits(state: State, gfn: number, set: number, clear: number): void {
-  if (state.unknown.size > 0) state.unknown.delete(gfn);
-  const bits = ((state.pages.get(gfn) ?? 0) & ~clear) | set;
-  if (bits === 0) state.pages.delete(gfn);
-  else state.pages.set(gfn, bits);
+/** Set and clear shadow bits of pages [first, first + count); they become known. */
+function setBits(state: State, first: number, count: number, set: number, clear: number): void {
+  const clearAll = clear | UNKNOWN;
+  for (let gfn = first; gfn < first + count; ) {
+    const region = regionOf(state, gfn);
+    const stop = Math.min(first + count, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    for (; gfn < stop; gfn++) region[gfn % FRAMES_PER_2M] = (region[gfn % FRAMES_PER_2M]! & ~clearAll) | set;
+  }
 }
 
-const bitsOf = (page: { validated: boolean; shared: boolean }): number => (page.validated ? VALIDATED : 0) | (page.shared ? SHARED : 0);
+/** The shadow as the guest sees the world now. */
+function snapshot(view: View): State {
+  const state: State = { regions: new Map(), first: true };
+  for (const gfn of view.guest.pages()) {
+    const bits = bitsOf(view.guest.loadPage(gfn, scratch));
+    if (bits !== 0) regionOf(state, gfn)[gfn % FRAMES_PER_2M] = bits;
+  }
+  states.set(view, state);
+  return state;
+}
 
 export default defineOracle({
   name: 'conversion-order',
   description: 'the guest rescinds before sharing, validates after unsharing, and never validates a page twice',
   severity: 'security',
 
+  boot(view: View) {
+    snapshot(view);
+  },
+
   check(view: View, step: Step) {
-    let state = states.get(view);
-    if (state === undefined) {
-      state = { pages: new Map(), unknown: new Set(step.gfns) };
-      for (const gfn of view.guest.pages()) {
-        if (state.unknown.has(gfn)) continue;
-        const page = view.guest.page(gfn);
-        if (page !== undefined && bitsOf(page) !== 0) state.pages.set(gfn, bitsOf(page));
-      }
-      states.set(view, state);
+    // Without boot (a direct call), the shadow is what the world shows after the first step.
+    const state = states.get(view) ?? snapshot(view);
+    if (state.first) {
+      state.first = false;
+      for (const range of step.gfnRanges) for (let gfn = range.start; gfn < range.end; gfn++) regionOf(state, gfn)[gfn % FRAMES_PER_2M] = UNKNOWN;
     }
     const out: Finding[] = [];
     for (const event of step.guestEvents) {
@@ -71,11 +105,11 @@ export default defineOracle({
       const first = Math.floor(event.gpa / PAGE);
       const count = event.size === '2M' ? PAGES_2M : 1;
       if (event.kind === 'pvalidate') {
-        const call = `PVALIDATE(${hex(event.gpa)}, ${event.size}, ${event.validate ? 'validate' : 'rescind'})`;
         if (!event.validate) {
-          if (event.status === PVALIDATE_OK) for (let gfn = first; gfn < first + count; gfn++) setBits(state, gfn, 0, VALIDATED);
+          if (event.status === PVALIDATE_OK) setBits(state, first, count, 0, VALIDATED);
           continue;
         }
+        const call = `PVALIDATE(${hex(event.gpa)}, ${event.size}, validate)`;
         if (event.status === PVALIDATE_FAIL_NOUPDATE) {
           out.push({
             message: `guest ${call} returned 255 (NOUPDATE): the RMP entry was already validated ==> FAIL (page validated twice)`,
@@ -84,24 +118,23 @@ export default defineOracle({
           continue;
         }
         if (event.status !== PVALIDATE_OK) continue;
-        let reported = false;
         for (let gfn = first; gfn < first + count; gfn++) {
           const bits = shadowOf(state, gfn);
-          if (!reported && bits !== undefined && (bits & VALIDATED) !== 0) {
-            reported = true;
+          if (bits !== undefined && (bits & VALIDATED) !== 0) {
             out.push({
               message: `guest ${call} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
               details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
             });
-          } else if (!reported && bits !== undefined && (bits & SHARED) !== 0) {
-            reported = true;
+            break;
+          } else if (bits !== undefined && (bits & SHARED) !== 0) {
             out.push({
               message: `guest ${call} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
               details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
             });
+            break;
           }
-          setBits(state, gfn, VALIDATED, 0);
         }
+        setBits(state, first, count, VALIDATED, 0);
       } else if (event.to === 'shared') {
         for (let gfn = first; gfn < first + count; gfn++) {
           const bits = shadowOf(state, gfn);
@@ -112,18 +145,26 @@ export default defineOracle({
           });
           break;
         }
-        if (event.done) for (let gfn = first; gfn < first + count; gfn++) setBits(state, gfn, SHARED, 0);
+        if (event.done) setBits(state, first, count, SHARED, 0);
       } else if (event.done) {
-        for (let gfn = first; gfn < first + count; gfn++) setBits(state, gfn, 0, SHARED);
+        setBits(state, first, count, 0, SHARED);
       }
     }
     // The guest's own view is the reference for the next step.
-    for (const gfn of step.gfns) {
-      const page = view.guest.page(gfn);
-      if (state.unknown.size > 0) state.unknown.delete(gfn);
-      const bits = page === undefined ? 0 : bitsOf(page);
-      if (bits === 0) state.pages.delete(gfn);
-      else state.pages.set(gfn, bits);
+    for (const range of step.gfnRanges) {
+      for (let gfn = range.start; gfn < range.end; ) {
+        const index = Math.floor(gfn / FRAMES_PER_2M);
+        const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
+        let region = state.regions.get(index);
+        for (; gfn < stop; gfn++) {
+          const bits = bitsOf(view.guest.loadPage(gfn, scratch));
+          if (region === undefined) {
+            if (bits === 0) continue;
+            region = regionOf(state, gfn);
+          }
+          region[gfn % FRAMES_PER_2M] = bits;
+        }
+      }
     }
     return out;
   },

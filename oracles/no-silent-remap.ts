@@ -7,111 +7,182 @@
 // - its content changes only through the guest's own writes (CPU stores, bounce copies) and the
 //   DMA of a device the guest accepted (TDI in RUN).
 //
-// State per case (kept per view): for each validated GFN, the frame and the content tokens of its
-// two 2 KiB chunks the guest last saw. Incremental: the GFNs the step touched, and the GFNs whose
-// recorded frame the step touched. Telling the guest's writes from anybody else's needs the step's
-// calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes the content as
-// the new reference without judging it.
+// State per case (kept per view), in typed arrays per 2M region so a step allocates nothing: for
+// each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
+// and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
+// GFNs whose recorded frame the step touched. Telling the guest's writes from anybody else's
+// needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
+// the content as the new reference without judging it.
 
-import { SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
+/** No frame recorded (`Seen.pfn`), no GFN recorded (`reverse`). */
+const NONE = -1;
+/** `reverse`: two or more GFNs name this frame (a host aliasing bug): see `State.aliases`. */
+const SEVERAL = -2;
 
+/** What the guest saw of the 512 GFNs of one 2M region. */
 interface Seen {
-  pfn: number;
-  t0: number;
-  t1: number;
+  pfn: Float64Array;
+  t0: Float64Array;
+  t1: Float64Array;
+  /** The pass (check or sweep) that last examined the GFN: each GFN once per pass. */
+  pass: Float64Array;
 }
 
 interface State {
+  /** GFN region (gfn / 512) -> what the guest saw there. */
   seen: Map<number, Seen>;
-  /** Frame -> the GFN (or GFNs) whose record names it. */
-  reverse: Map<number, number | Set<number>>;
+  /** Frame region (pfn / 512) -> per frame, the GFN whose record names it (NONE, SEVERAL). */
+  reverse: Map<number, Float64Array>;
+  /** Frames named by several GFNs -> those GFNs. */
+  aliases: Map<number, Set<number>>;
+  /** Counts the passes (`Seen.pass`). */
+  pass: number;
 }
 
 const states = new WeakMap<View, State>();
 
+const newSeen = (): Seen => ({
+  pfn: new Float64Array(FRAMES_PER_2M).fill(NONE),
+  t0: new Float64Array(FRAMES_PER_2M),
+  t1: new Float64Array(FRAMES_PER_2M),
+  pass: new Float64Array(FRAMES_PER_2M).fill(NONE),
+});
+
+function seenOf(state: State, gfn: number, create: boolean): Seen | undefined {
+  const index = Math.floor(gfn / FRAMES_PER_2M);
+  let seen = state.seen.get(index);
+  if (seen === undefined && create) {
+    seen = newSeen();
+    state.seen.set(index, seen);
+  }
+  return seen;
+}
+
 function unlink(state: State, pfn: number, gfn: number): void {
-  const gfns = state.reverse.get(pfn);
-  if (gfns === gfn) state.reverse.delete(pfn);
-  else if (typeof gfns === 'object') {
+  const reverse = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
+  const i = pfn % FRAMES_PER_2M;
+  if (reverse === undefined) return;
+  if (reverse[i] === gfn) reverse[i] = NONE;
+  else if (reverse[i] === SEVERAL) {
+    const gfns = state.aliases.get(pfn)!;
     gfns.delete(gfn);
-    if (gfns.size === 0) state.reverse.delete(pfn);
+    if (gfns.size === 1) {
+      reverse[i] = gfns.values().next().value!;
+      state.aliases.delete(pfn);
+    }
   }
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const gfns = state.reverse.get(pfn);
-  if (gfns === undefined) state.reverse.set(pfn, gfn);
-  else if (typeof gfns === 'number') {
-    if (gfns !== gfn) state.reverse.set(pfn, new Set([gfns, gfn]));
-  } else gfns.add(gfn);
+  const index = Math.floor(pfn / FRAMES_PER_2M);
+  let reverse = state.reverse.get(index);
+  if (reverse === undefined) {
+    reverse = new Float64Array(FRAMES_PER_2M).fill(NONE);
+    state.reverse.set(index, reverse);
+  }
+  const i = pfn % FRAMES_PER_2M;
+  const known = reverse[i]!;
+  if (known === NONE) reverse[i] = gfn;
+  else if (known === SEVERAL) state.aliases.get(pfn)!.add(gfn);
+  else if (known !== gfn) {
+    reverse[i] = SEVERAL;
+    state.aliases.set(pfn, new Set([known, gfn]));
+  }
 }
 
 function forget(state: State, gfn: number): void {
-  const seen = state.seen.get(gfn);
-  if (seen === undefined) return;
-  state.seen.delete(gfn);
-  unlink(state, seen.pfn, gfn);
+  const seen = seenOf(state, gfn, false);
+  const i = gfn % FRAMES_PER_2M;
+  if (seen === undefined || seen.pfn[i] === NONE) return;
+  unlink(state, seen.pfn[i]!, gfn);
+  seen.pfn[i] = NONE;
 }
 
+/** The guest's writes of a step: half-open GFN ranges, reused from step to step. */
+class Writes {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+
+  clear(): void {
+    this.starts.length = 0;
+    this.ends.length = 0;
+  }
+
+  /** The GFNs overlapping [addr, addr + len). */
+  add(addr: number, len: number): void {
+    if (!(len > 0)) return;
+    this.starts.push(Math.floor(addr / PAGE));
+    this.ends.push(Math.floor((addr + len - 1) / PAGE) + 1);
+  }
+
+  has(gfn: number): boolean {
+    for (let i = 0; i < this.starts.length; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
+    return false;
+  }
+}
+
+const writes = new Writes();
+/** Scratch for the allocation-free accessors. */
+const page: GuestPage = { accepted: false, shared: false, validated: false, converting: false };
+const entry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+
 /**
- * Re-examine `gfn`. `guestWrites` holds the GFNs the guest (or its accepted devices) wrote in the
- * step; undefined in the full sweep, which does not judge content.
+ * Re-examine `gfn` (once per pass). `guestWrites` holds the GFNs the guest (or its accepted
+ * devices) wrote in the step; undefined in the full sweep, which does not judge content.
  */
-function examine(view: View, state: State, gfn: number, guestWrites: ReadonlySet<number> | undefined, out: Finding[]): void {
-  const page = view.guest.page(gfn);
-  if (page === undefined || !page.validated || page.shared || page.converting) {
+function examine(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Finding[]): void {
+  if (view.guest.loadPage(gfn, page) === undefined || !page.validated || page.shared || page.converting) {
     forget(state, gfn);
     return;
   }
   const gpa = gfn * PAGE;
-  const leaf = view.npt.leafAt(gpa);
-  const hpa = leaf !== undefined ? leaf.pa + (gpa - leaf.iova) : view.host.backing(gpa)?.hpa;
+  const nptHpa = view.npt.iovaToPhys(gpa);
+  const hpa = nptHpa ?? view.host.backing(gpa)?.hpa;
   if (hpa === undefined) return;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);
   const t1 = view.memory.token(base + CHUNK);
-  let before = state.seen.get(gfn);
-  const previous = before === undefined ? undefined : { pfn: before.pfn, t0: before.t0, t1: before.t1 };
-  if (before === undefined) {
-    before = { pfn, t0, t1 };
-    state.seen.set(gfn, before);
+  const seen = seenOf(state, gfn, true)!;
+  const i = gfn % FRAMES_PER_2M;
+  const previousPfn = seen.pfn[i]!;
+  const previousT0 = seen.t0[i]!;
+  const previousT1 = seen.t1[i]!;
+  if (previousPfn !== pfn) {
+    if (previousPfn !== NONE) unlink(state, previousPfn, gfn);
     link(state, pfn, gfn);
-  } else {
-    if (before.pfn !== pfn) {
-      unlink(state, before.pfn, gfn);
-      link(state, pfn, gfn);
-      before.pfn = pfn;
-    }
-    before.t0 = t0;
-    before.t1 = t1;
+    seen.pfn[i] = pfn;
   }
-  const via = leaf !== undefined ? 'NPT' : 'host backing';
-  if (previous !== undefined && previous.pfn !== pfn) {
+  seen.t0[i] = t0;
+  seen.t1[i] = t1;
+  const via = nptHpa !== undefined ? 'NPT' : 'host backing';
+  if (previousPfn !== NONE && previousPfn !== pfn) {
     out.push({
-      message: `validated gpa ${hex(gpa)}: ${via} --> hpa ${hex(base)}, but the guest validated hpa ${hex(previous.pfn * PAGE)} ==> FAIL (backing frame changed behind the guest's back)`,
-      details: { gpa, hpa: base, previousHpa: previous.pfn * PAGE },
+      message: `validated gpa ${hex(gpa)}: ${via} --> hpa ${hex(base)}, but the guest validated hpa ${hex(previousPfn * PAGE)} ==> FAIL (backing frame changed behind the guest's back)`,
+      details: { gpa, hpa: base, previousHpa: previousPfn * PAGE },
     });
     return;
   }
-  const entry = view.rmp.entry(pfn);
+  view.rmp.load(pfn, entry);
   let problem = '';
   if (!entry.assigned) problem = 'RMP entry no longer assigned';
   else if (entry.asid !== view.asid) problem = `RMP entry now belongs to asid ${entry.asid}`;
   else if (entry.gpa !== gpa) problem = `RMP entry now at gpa ${hex(entry.gpa)}`;
   else if (!entry.validated) problem = 'RMP Validated cleared';
   if (problem !== '') {
+    const nptSize = nptHpa !== undefined ? view.npt.leafAt(gpa)?.size : undefined;
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> RMP[${entry.size}] at hpa ${hex(base)} ==> FAIL (${problem} while the guest holds it validated)`,
-      details: { gpa, hpa: base, sizes: { rmp: entry.size, ...(leaf !== undefined ? { npt: leaf.size } : {}) } },
+      details: { gpa, hpa: base, sizes: { rmp: entry.size, ...(nptSize !== undefined ? { npt: nptSize } : {}) } },
     });
     return;
   }
-  if (previous === undefined || guestWrites === undefined || guestWrites.has(gfn)) return;
-  const changed = previous.t0 !== t0 ? 0 : previous.t1 !== t1 ? 1 : -1;
+  if (previousPfn === NONE || guestWrites === undefined || guestWrites.has(gfn)) return;
+  const changed = previousT0 !== t0 ? 0 : previousT1 !== t1 ? 1 : -1;
   if (changed < 0) return;
   out.push({
     message: `validated gpa ${hex(gpa)} at hpa ${hex(base)}: content of bytes ${hex(changed * CHUNK)}..${hex(changed * CHUNK + CHUNK - 1)} changed without a guest write ==> FAIL (content changed behind the guest's back)`,
@@ -119,65 +190,107 @@ function examine(view: View, state: State, gfn: number, guestWrites: ReadonlySet
   });
 }
 
-function addRange(set: Set<number>, addr: number, len: number): void {
-  if (!(len > 0)) return;
-  for (let gfn = Math.floor(addr / SZ_4K); gfn <= Math.floor((addr + len - 1) / SZ_4K); gfn++) set.add(gfn);
+/** Examine `gfn` unless this pass did already. */
+function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Finding[]): void {
+  const seen = seenOf(state, gfn, false);
+  const i = gfn % FRAMES_PER_2M;
+  if (seen !== undefined) {
+    if (seen.pass[i] === state.pass) return;
+    seen.pass[i] = state.pass;
+  }
+  examine(view, state, gfn, guestWrites, out);
+  // A GFN seen for the first time got its record just now.
+  if (seen === undefined) {
+    const created = seenOf(state, gfn, false);
+    if (created !== undefined) created.pass[i] = state.pass;
+  }
 }
 
 /** GFNs the guest itself, or a device it accepted, wrote during the step. */
-function guestWritesOf(view: View, step: Step): Set<number> {
-  const writes = new Set<number>();
+function guestWritesOf(view: View, step: Step): Writes {
+  writes.clear();
   for (const call of step.calls) {
-    if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') addRange(writes, Number(call.args.gpa), Number(call.args.len ?? 1));
-    else if (call.prim === 'guest_copy') addRange(writes, Number(call.args.dstGpa), Number(call.args.len));
+    if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') writes.add(Number(call.args.gpa), Number(call.args.len ?? 1));
+    else if (call.prim === 'guest_copy') writes.add(Number(call.args.dstGpa), Number(call.args.len));
   }
   for (const event of step.guestEvents) {
-    if (event.kind === 'access' && event.write && event.ok) writes.add(Math.floor(event.gpa / SZ_4K));
-    else if (event.kind === 'bounce') addRange(writes, event.to, event.len);
+    if (event.kind === 'access' && event.write && event.ok) writes.add(event.gpa, 1);
+    else if (event.kind === 'bounce') writes.add(event.to, event.len);
   }
   for (const dma of step.dmas) {
     if (!dma.write) continue;
     const device = view.devices.find((d) => d.id === dma.dev);
     // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
     if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
-    for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) addRange(writes, piece.gpa, piece.len);
+    for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) writes.add(piece.gpa, piece.len);
   }
   return writes;
 }
 
+/** Examine every page the guest has state for; forget the records of the others. */
 function sweep(view: View): Finding[] {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new Map(), reverse: new Map() };
+    state = { seen: new Map(), reverse: new Map(), aliases: new Map(), pass: 0 };
     states.set(view, state);
   }
+  state.pass++;
   const out: Finding[] = [];
-  const current = new Set<number>();
-  for (const gfn of view.guest.pages()) {
-    current.add(gfn);
-    examine(view, state, gfn, undefined, out);
+  for (const gfn of view.guest.pages()) examineOnce(view, state, gfn, undefined, out);
+  for (const [index, seen] of state.seen) {
+    for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }
-  for (const gfn of [...state.seen.keys()]) if (!current.has(gfn)) forget(state, gfn);
   return out;
+}
+
+/** Whether `value` lies in one of `ranges` (sorted). */
+function inRanges(ranges: readonly FrameRange[], value: number): boolean {
+  for (const range of ranges) {
+    if (value < range.start) return false;
+    if (value < range.end) return true;
+  }
+  return false;
 }
 
 export default defineOracle({
   name: 'no-silent-remap',
   description: 'while the guest holds a GPA validated, its backing frame and content never change behind its back',
   severity: 'security',
+  checkCoversFinal: true,
+
+  boot(view: View) {
+    states.delete(view);
+    return sweep(view);
+  },
 
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    const gfns = new Set<number>(step.gfns);
-    for (const pfn of step.frames) {
-      const known = state.reverse.get(pfn);
-      if (typeof known === 'number') gfns.add(known);
-      else if (known !== undefined) for (const gfn of known) gfns.add(gfn);
-    }
-    const writes = guestWritesOf(view, step);
+    const guestWrites = guestWritesOf(view, step);
     const out: Finding[] = [];
-    for (const gfn of gfns) examine(view, state, gfn, writes, out);
+    state.pass++;
+    for (const range of step.gfnRanges) for (let gfn = range.start; gfn < range.end; gfn++) examineOnce(view, state, gfn, guestWrites, out);
+    // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
+    for (const range of step.frameRanges) {
+      for (let pfn = range.start; pfn < range.end; ) {
+        const index = Math.floor(pfn / FRAMES_PER_2M);
+        const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
+        const reverse = state.reverse.get(index);
+        if (reverse === undefined) {
+          pfn = stop;
+          continue;
+        }
+        for (; pfn < stop; pfn++) {
+          const gfn = reverse[pfn % FRAMES_PER_2M]!;
+          if (gfn === NONE) continue;
+          if (gfn !== SEVERAL) {
+            if (!inRanges(step.gfnRanges, gfn)) examineOnce(view, state, gfn, guestWrites, out);
+          } else {
+            for (const alias of [...state.aliases.get(pfn)!]) if (!inRanges(step.gfnRanges, alias)) examineOnce(view, state, alias, guestWrites, out);
+          }
+        }
+      }
+    }
     return out;
   },
 

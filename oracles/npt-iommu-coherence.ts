@@ -68,6 +68,8 @@ export default defineOracle({
   name: 'npt-iommu-coherence',
   description: 'for every shared GPA, the IO S2 and the NPT lead to the same frame (no stale IO mapping after conversion)',
   severity: 'security',
+  // test/oracles/sweep-coverage.test.ts: the check finds whatever the end-of-case sweep finds.
+  checkCoversFinal: true,
 
   check(view: View, step: Step) {
     if (!started.has(view)) {

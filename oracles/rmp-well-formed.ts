@@ -11,54 +11,84 @@
 // keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step. The
 // PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
+//
+// The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
+// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 
 /** (asid, gfn) as one safe integer: asid < 2^10, gfn < 2^40. */
 const keyOf = (asid: number, gpa: number): number => asid * 2 ** 40 + Math.floor(gpa / SZ_4K);
 const asidOfKey = (key: number): number => Math.floor(key / 2 ** 40);
 const gpaOfKey = (key: number): number => (key % 2 ** 40) * SZ_4K;
+/** A frame that is not assigned to a guest: it claims no key. */
+const NO_KEY = -1;
 
 interface State {
-  /** Assigned frame -> its (asid, gpa) key. */
-  keyOfFrame: Map<number, number>;
-  /** (asid, gpa) key -> the assigned frame (or frames) claiming it. */
-  framesOfKey: Map<number, number | Set<number>>;
+  /** Frame region (pfn / 512) -> the key each frame claims (NO_KEY). */
+  keyOfFrame: Map<number, Float64Array>;
+  /** Key region (key / 512) -> how many assigned frames claim each key. */
+  claims: Map<number, Uint32Array>;
 }
 
 const states = new WeakMap<View, State>();
+/** Scratch for RmpView.load. */
+const head: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const entry: RmpEntry = { ...head };
+/** The keys a step must re-check, reused from step to step. */
+const keysToCheck: number[] = [];
+/** PSMASH: which of the 512 frames a later call of the step rewrote. */
+const rewritten = new Uint8Array(FRAMES_PER_2M);
 
-function setFrame(state: State, pfn: number, key: number | undefined): void {
-  const old = state.keyOfFrame.get(pfn);
-  if (old === key) return;
-  if (old !== undefined) {
-    const frames = state.framesOfKey.get(old);
-    if (frames === pfn) state.framesOfKey.delete(old);
-    else if (typeof frames === 'object') {
-      frames.delete(pfn);
-      if (frames.size === 1) state.framesOfKey.set(old, frames.values().next().value as number);
-    }
-    state.keyOfFrame.delete(pfn);
+function claimsOf(state: State, key: number, create: boolean): Uint32Array | undefined {
+  const index = Math.floor(key / FRAMES_PER_2M);
+  let claims = state.claims.get(index);
+  if (claims === undefined && create) {
+    claims = new Uint32Array(FRAMES_PER_2M);
+    state.claims.set(index, claims);
   }
-  if (key !== undefined) {
-    state.keyOfFrame.set(pfn, key);
-    const frames = state.framesOfKey.get(key);
-    if (frames === undefined) state.framesOfKey.set(key, pfn);
-    else if (typeof frames === 'number') state.framesOfKey.set(key, new Set([frames, pfn]));
-    else frames.add(pfn);
-  }
+  return claims;
 }
 
-function frameKey(view: View, pfn: number): number | undefined {
-  const entry = view.rmp.entry(pfn);
+const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[key % FRAMES_PER_2M] ?? 0;
+
+/** Record that `pfn` now claims `key`; returns the key it claimed before. */
+function setFrame(state: State, pfn: number, key: number): number {
+  const index = Math.floor(pfn / FRAMES_PER_2M);
+  let keys = state.keyOfFrame.get(index);
+  if (keys === undefined) {
+    if (key === NO_KEY) return NO_KEY;
+    keys = new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
+    state.keyOfFrame.set(index, keys);
+  }
+  const i = pfn % FRAMES_PER_2M;
+  const old = keys[i]!;
+  if (old === key) return old;
+  if (old !== NO_KEY) claimsOf(state, old, false)![old % FRAMES_PER_2M]!--;
+  if (key !== NO_KEY) claimsOf(state, key, true)![key % FRAMES_PER_2M]!++;
+  keys[i] = key;
+  return old;
+}
+
+function frameKey(view: View, pfn: number): number {
+  view.rmp.load(pfn, entry);
   // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-  return entry.assigned && entry.asid !== 0 ? keyOf(entry.asid, entry.gpa) : undefined;
+  return entry.assigned && entry.asid !== 0 ? keyOf(entry.asid, entry.gpa) : NO_KEY;
+}
+
+/** The frames claiming `key`, ascending (a scan: only for a finding). */
+function framesOf(state: State, key: number): number[] {
+  const out: number[] = [];
+  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
+    const keys = state.keyOfFrame.get(index)!;
+    for (let i = 0; i < FRAMES_PER_2M; i++) if (keys[i] === key) out.push(index * FRAMES_PER_2M + i);
+  }
+  return out;
 }
 
 function checkKey(state: State, key: number, out: Finding[]): void {
-  const frames = state.framesOfKey.get(key);
-  if (typeof frames !== 'object' || frames.size < 2) return;
-  const list = [...frames].sort((a, b) => a - b);
+  if (claimCount(state, key) < 2) return;
+  const list = framesOf(state, key);
   const gpa = gpaOfKey(key);
   out.push({
     message:
@@ -70,7 +100,7 @@ function checkKey(state: State, key: number, out: Finding[]): void {
 
 /** The 2M rules for the region whose first frame is `base`. */
 function checkRegion(view: View, base: number, out: Finding[]): void {
-  const head = view.rmp.entry(base);
+  view.rmp.load(base, head);
   if (head.size !== '2M' || !head.assigned) return;
   const hpa = base * SZ_4K;
   if (hpa % SZ_2M !== 0 || head.gpa % SZ_2M !== 0) {
@@ -81,7 +111,7 @@ function checkRegion(view: View, base: number, out: Finding[]): void {
     return;
   }
   for (let i = 1; i < FRAMES_PER_2M; i++) {
-    const entry = view.rmp.entry(base + i);
+    view.rmp.load(base + i, entry);
     if (
       entry.size !== '2M' ||
       entry.assigned !== head.assigned ||
@@ -100,38 +130,81 @@ function checkRegion(view: View, base: number, out: Finding[]): void {
   }
 }
 
+/**
+ * The GPAs PVALIDATEd by `calls[from..]`, as a bitmap of the 2M GPA region asked about last (the
+ * frames of one smashed entry sit in one such region): filled by one pass over the calls.
+ */
+class Revalidated {
+  private calls: Step['calls'] = [];
+  private from = 0;
+  private region = -1;
+  private readonly pages = new Uint8Array(FRAMES_PER_2M);
+
+  reset(calls: Step['calls'], from: number): void {
+    this.calls = calls;
+    this.from = from;
+    this.region = -1;
+  }
+
+  has(gpa: number): boolean {
+    const region = Math.floor(gpa / SZ_2M);
+    if (region !== this.region) this.fill(region);
+    return this.pages[Math.floor((gpa - region * SZ_2M) / SZ_4K)] === 1;
+  }
+
+  private fill(region: number): void {
+    this.region = region;
+    this.pages.fill(0);
+    const first = region * FRAMES_PER_2M;
+    for (let k = this.from; k < this.calls.length; k++) {
+      const call = this.calls[k]!;
+      if (call.prim !== 'pvalidate') continue;
+      const start = Math.floor(Number(call.args.gpa) / SZ_4K);
+      const end = start + (call.args.size === '2M' ? FRAMES_PER_2M : 1);
+      for (let gfn = Math.max(start, first); gfn < Math.min(end, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
+    }
+  }
+}
+
+const revalidated = new Revalidated();
+
 /** After a successful PSMASH, the frames no later call of the step rewrote must form a clean 4K split. */
 function checkPsmash(view: View, step: Step, out: Finding[]): void {
-  step.calls.forEach((call, index) => {
-    if (call.prim !== 'psmash' || call.result !== 0) return;
+  const calls = step.calls;
+  for (let index = 0; index < calls.length; index++) {
+    const call = calls[index]!;
+    if (call.prim !== 'psmash' || call.result !== 0) continue;
     const hpa = Number(call.args.hpa);
     const base = Math.floor(hpa / SZ_4K);
-    const rewritten = new Set<number>();
-    const revalidated = new Set<number>();
-    for (const later of step.calls.slice(index + 1)) {
+    rewritten.fill(0);
+    let smashedAgain = false;
+    for (let k = index + 1; k < calls.length && !smashedAgain; k++) {
+      const later = calls[k]!;
       if (later.prim === 'rmpupdate' && later.result === 0) {
         const pfn = Math.floor(Number(later.args.hpa) / SZ_4K);
         const count = later.args.size === '2M' ? FRAMES_PER_2M : 1;
-        for (let i = 0; i < count; i++) rewritten.add(pfn + i);
-      } else if (later.prim === 'psmash') {
-        if (Math.floor(Number(later.args.hpa) / SZ_4K) === base) return;
-      } else if (later.prim === 'pvalidate') {
-        const gpa = Number(later.args.gpa);
-        const count = later.args.size === '2M' ? FRAMES_PER_2M : 1;
-        for (let i = 0; i < count; i++) revalidated.add(gpa + i * SZ_4K);
+        for (let f = Math.max(pfn, base); f < Math.min(pfn + count, base + FRAMES_PER_2M); f++) rewritten[f - base] = 1;
+      } else if (later.prim === 'psmash' && Math.floor(Number(later.args.hpa) / SZ_4K) === base) {
+        // Smashed again later in the step: that PSMASH is the one to judge.
+        smashedAgain = true;
       }
     }
-    let reference: { asid: number; gpa0: number } | undefined;
+    if (smashedAgain) continue;
+    revalidated.reset(calls, index + 1);
+    let refAsid = -1;
+    let refGpa0 = 0;
     let validated: boolean | undefined;
     for (let i = 0; i < FRAMES_PER_2M; i++) {
-      if (rewritten.has(base + i)) continue;
-      const entry = view.rmp.entry(base + i);
+      if (rewritten[i] === 1) continue;
+      view.rmp.load(base + i, entry);
       let problem = '';
       if (entry.size !== '4K') problem = `still RMP[${entry.size}]`;
       else if (!entry.assigned) problem = 'not assigned';
-      else if (reference === undefined) reference = { asid: entry.asid, gpa0: entry.gpa - i * SZ_4K };
-      else if (entry.asid !== reference.asid) problem = `asid ${entry.asid}, first frame asid ${reference.asid}`;
-      else if (entry.gpa !== reference.gpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(reference.gpa0 + i * SZ_4K)}`;
+      else if (refAsid < 0) {
+        refAsid = entry.asid;
+        refGpa0 = entry.gpa - i * SZ_4K;
+      } else if (entry.asid !== refAsid) problem = `asid ${entry.asid}, first frame asid ${refAsid}`;
+      else if (entry.gpa !== refGpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(refGpa0 + i * SZ_4K)}`;
       // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit.
       if (problem === '' && entry.assigned && !revalidated.has(entry.gpa)) {
         if (validated === undefined) validated = entry.validated;
@@ -142,13 +215,14 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
         message: `PSMASH of RMP[2M] at hpa ${hex(hpa)}: frame ${hex((base + i) * SZ_4K)} ==> FAIL (${problem})`,
         details: { hpa: (base + i) * SZ_4K, gpa: entry.gpa, sizes: { rmp: entry.size } },
       });
-      return;
+      break;
     }
-  });
+  }
 }
 
-function sweep(view: View): { state: State; findings: Finding[] } {
-  const state: State = { keyOfFrame: new Map(), framesOfKey: new Map() };
+/** Index every assigned frame and check every region and key. */
+function sweep(view: View): Finding[] {
+  const state: State = { keyOfFrame: new Map(), claims: new Map() };
   const findings: Finding[] = [];
   let lastRegion = -1;
   for (const pfn of view.rmp.frames()) {
@@ -157,12 +231,20 @@ function sweep(view: View): { state: State; findings: Finding[] } {
       lastRegion = region;
       checkRegion(view, region, findings);
     }
-    const key = frameKey(view, pfn);
-    if (key !== undefined) setFrame(state, pfn, key);
+    setFrame(state, pfn, frameKey(view, pfn));
   }
-  for (const key of state.framesOfKey.keys()) checkKey(state, key, findings);
+  // Each duplicated key once, in the order its first frame was indexed.
+  keysToCheck.length = 0;
+  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
+    const keys = state.keyOfFrame.get(index)!;
+    for (let i = 0; i < FRAMES_PER_2M; i++) {
+      const key = keys[i]!;
+      if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
+    }
+  }
+  for (const key of keysToCheck) checkKey(state, key, findings);
   states.set(view, state);
-  return { state, findings };
+  return findings;
 }
 
 export default defineOracle({
@@ -170,35 +252,46 @@ export default defineOracle({
   description:
     '2M entries 2M-aligned and governing their region; PSMASH results consistent; one GPA per assigned frame and one assigned frame per guest GPA',
   severity: 'security',
+  checkCoversFinal: true,
+
+  boot(view: View) {
+    return sweep(view);
+  },
 
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) {
-      const { findings } = sweep(view);
+      const findings = sweep(view);
       checkPsmash(view, step, findings);
       return findings;
     }
     const findings: Finding[] = [];
-    const keys = new Set<number>();
+    keysToCheck.length = 0;
     let lastRegion = -1;
-    for (const pfn of step.frames) {
-      const region = pfn - (pfn % FRAMES_PER_2M);
-      if (region !== lastRegion) {
-        lastRegion = region;
-        checkRegion(view, region, findings);
+    for (const range of step.frameRanges) {
+      for (let pfn = range.start; pfn < range.end; pfn++) {
+        const region = pfn - (pfn % FRAMES_PER_2M);
+        if (region !== lastRegion) {
+          lastRegion = region;
+          checkRegion(view, region, findings);
+        }
+        const key = frameKey(view, pfn);
+        const old = setFrame(state, pfn, key);
+        // Candidates: the keys the frame left and claims, checked once every frame is indexed.
+        if (old !== NO_KEY && old !== key) keysToCheck.push(old);
+        if (key !== NO_KEY) keysToCheck.push(key);
       }
-      const old = state.keyOfFrame.get(pfn);
-      const key = frameKey(view, pfn);
-      setFrame(state, pfn, key);
-      if (old !== undefined) keys.add(old);
-      if (key !== undefined) keys.add(key);
     }
-    for (const key of keys) checkKey(state, key, findings);
+    for (let k = 0; k < keysToCheck.length; k++) {
+      const key = keysToCheck[k]!;
+      // A duplicated key (rare) is reported once, where the step first reached it.
+      if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
+    }
     checkPsmash(view, step, findings);
     return findings;
   },
 
   final(view: View) {
-    return sweep(view).findings;
+    return sweep(view);
   },
 });

@@ -12,6 +12,13 @@ export type { DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } f
 export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp } from './model/size.ts';
 
+/**
+ * The version of this API. 2: Step.frameRanges / gfnRanges (Step.frames / gfns expanded on
+ * demand), Oracle.boot and Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage
+ * (allocation-free accessors). README.md "Oracle API versions".
+ */
+export const API_VERSION = 2;
+
 // ---------------------------------------------------------------------------------------------
 // Read-only views of the tables
 
@@ -34,6 +41,8 @@ export interface PageTableView {
 export interface RmpView {
   /** The entry of 4K frame `pfn` (its size from the authoritative 2M-aligned entry). */
   entry(pfn: number): RmpEntry;
+  /** `entry(pfn)` written into the caller's `out` (allocation-free; API v2). Returns `out`. */
+  load(pfn: number, out: RmpEntry): RmpEntry;
   /** Frames whose entry is not the default hypervisor-owned one, in ascending order. */
   frames(): Iterable<number>;
 }
@@ -128,6 +137,8 @@ export interface SwiotlbView {
 
 export interface GuestView {
   page(gfn: number): GuestPage | undefined;
+  /** `page(gfn)` written into the caller's `out` (allocation-free; API v2): `out`, or undefined when the guest has no state for it. */
+  loadPage(gfn: number, out: GuestPage): GuestPage | undefined;
   /** Guest frames the guest has any state for, in ascending order. */
   pages(): Iterable<number>;
   readonly buffers: readonly CoherentBuffer[];
@@ -274,6 +285,12 @@ export interface InterleavedRecord {
   deferred?: boolean;
 }
 
+/** A half-open range [start, end) of 4K frame numbers (host pfns or guest gfns). */
+export interface FrameRange {
+  start: number;
+  end: number;
+}
+
 export interface Step {
   index: number;
   op: Op;
@@ -283,10 +300,21 @@ export interface Step {
   faults: readonly Fault[];
   dmas: readonly DmaRecord[];
   guestEvents: readonly GuestEvent[];
-  /** 4K host frames (pfns) whose RMP entry, contents or mappings the step touched. */
-  frames: readonly number[];
-  /** Guest frames (gfns) whose translation or guest state the step touched. */
-  gfns: readonly number[];
+  /**
+   * 4K host frames (pfns) whose RMP entry, contents or mappings the step touched, as sorted,
+   * merged (disjoint, non-adjacent) half-open ranges: a 2M operation is one range (API v2).
+   */
+  frameRanges: readonly FrameRange[];
+  /** Guest frames (gfns) whose translation or guest state the step touched, as `frameRanges`. */
+  gfnRanges: readonly FrameRange[];
+  /**
+   * `frameRanges` frame by frame, ascending. Kept for API v1 oracles: expanded on first read
+   * (a 2M range costs 512 numbers), and an accessor, not an own property (absent from
+   * `{ ...step }` and JSON). Iterate `frameRanges` instead.
+   */
+  readonly frames: readonly number[];
+  /** `gfnRanges` frame by frame, ascending; as `frames`, kept for API v1 oracles. */
+  readonly gfns: readonly number[];
   /**
    * Problems the guest kernel detected during the step, where Linux would WARN or terminate
    * (a PSC going backwards, a PVALIDATE that failed or found the page already in that state, a
@@ -338,8 +366,25 @@ export interface Oracle {
   module?: string;
   /** Incremental: look at what `step` touched. Return the findings (or nothing). */
   check(view: View, step: Step): readonly Finding[] | undefined | void;
-  /** Full sweep over the whole world, at the end of a case and in --full-check mode. */
+  /**
+   * Full sweep over the whole world, in --full-check mode and at the end of a case, unless
+   * `checkCoversFinal` says the end-of-case sweep of a clean case would find nothing.
+   */
   final?(view: View): readonly Finding[] | undefined | void;
+  /**
+   * Called once per case when the world has booted, before the first step (API v2): take the
+   * oracle's starting state here instead of sweeping at the first `check`, and return what is
+   * already wrong (reported at the first step, ahead of its check). The view of a later case may
+   * be the same object: reset any state kept for it.
+   */
+  boot?(view: View): readonly Finding[] | undefined | void;
+  /**
+   * The incremental `check` finds everything `final` would (API v2): the engine then skips the
+   * end-of-case sweep of a case without findings. It still sweeps after a finding (with
+   * allViolations), in --full-check mode and in the check-vs-sweep property test, which must
+   * prove the claim (test/oracles/sweep-coverage.test.ts).
+   */
+  checkCoversFinal?: boolean;
 }
 
 /** Identity helper giving plugin authors type checking: `export default defineOracle({...})`. */

@@ -134,9 +134,8 @@ export class CoverageTracker {
       this.features.add(`op:${kind}:during ${record.op.op}${record.skipped !== undefined ? ' skipped' : record.waited ? ' waited' : record.deferred ? ' deferred' : ''}`);
     }
     const regions = new Set<number>();
-    for (const gfn of step.gfns) {
-      regions.add(Math.floor(gfn / FRAMES_PER_2M) * SZ_2M);
-      if (regions.size >= MAX_REGIONS_PER_STEP) break;
+    for (const range of step.gfnRanges) {
+      for (let region = Math.floor(range.start / FRAMES_PER_2M); region * FRAMES_PER_2M < range.end && regions.size < MAX_REGIONS_PER_STEP; region++) regions.add(region * SZ_2M);
     }
     for (const base of [...regions].sort((a, b) => a - b)) {
       const parts = regionTuple(view, base);

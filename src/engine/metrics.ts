@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, type RmpEntry, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -20,12 +20,27 @@ export interface Metrics {
 
 const share = (large: number, total: number): number => (total === 0 ? 0 : large / total);
 
+/** Scratch for RmpView.load: the metrics allocate nothing per frame or leaf. */
+const entry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+
 export function computeMetrics(view: View): Metrics {
   let assigned = 0;
   let assigned2M = 0;
+  // A 2M entry answers for its 512 frames: read it once per region.
+  let region = -1;
+  let regionGuest2M = false;
   for (const pfn of view.rmp.frames()) {
-    const entry = view.rmp.entry(pfn);
-    if (!entry.assigned || entry.asid !== view.asid) continue;
+    const index = Math.floor(pfn / FRAMES_PER_2M);
+    if (index === region && regionGuest2M) {
+      assigned++;
+      assigned2M++;
+      continue;
+    }
+    view.rmp.load(pfn, entry);
+    const guest = entry.assigned && entry.asid === view.asid;
+    region = index;
+    regionGuest2M = guest && entry.size === '2M';
+    if (!guest) continue;
     assigned++;
     if (entry.size === '2M') assigned2M++;
   }
@@ -33,7 +48,7 @@ export function computeMetrics(view: View): Metrics {
   let npt2M = 0;
   for (const leaf of view.npt.leaves()) {
     // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
-    const entry = view.rmp.entry(pfnOf(leaf.pa));
+    view.rmp.load(pfnOf(leaf.pa), entry);
     if (!entry.assigned || entry.asid !== view.asid) continue;
     nptBytes += leaf.size;
     if (leaf.size >= SZ_2M) npt2M += leaf.size;

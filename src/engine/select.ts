@@ -51,8 +51,10 @@ const validateOracle = (value: unknown): string | undefined => {
     const kind = kindOf(value as Record<string, unknown>);
     if (kind && kind !== 'an oracle') return `this is ${kind}, not an oracle (an oracle has a "check" function)`;
   }
-  const problem = requireFields(value, { name: 'string', description: 'string', check: 'function' }, { final: 'function' });
+  const problem = requireFields(value, { name: 'string', description: 'string', check: 'function' }, { final: 'function', boot: 'function' });
   if (problem) return problem;
+  const covers = (value as Oracle).checkCoversFinal;
+  if (covers !== undefined && typeof covers !== 'boolean') return '"checkCoversFinal" must be a boolean';
   const severity = (value as Oracle).severity;
   return ['security', 'correctness', 'liveness'].includes(severity) ? undefined : '"severity" must be "security", "correctness" or "liveness"';
 };

@@ -49,6 +49,8 @@ const watched = (oracle: Oracle, index: number): Oracle => {
     severity: oracle.severity,
     check: (view, step) => inside(() => oracle.check(view, step)),
     ...(oracle.final ? { final: (view: View) => inside(() => oracle.final?.(view)) } : {}),
+    ...(oracle.boot ? { boot: (view: View) => inside(() => oracle.boot?.(view)) } : {}),
+    ...(oracle.checkCoversFinal !== undefined ? { checkCoversFinal: oracle.checkCoversFinal } : {}),
   };
 };
 const runner = { policies: prepared.policies, oracles: prepared.oracles.map(watched) };

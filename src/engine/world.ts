@@ -9,15 +9,17 @@
 // `policy-error` finding. Failures at boot are held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import type { Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, View, DeviceView } from '../api.ts';
+import type { CoherentBuffer, Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, StreamingMapping, View, DeviceView } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
+import type { StepEvents } from '../model/events.ts';
+import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { SZ_4K, pageBytes } from '../model/size.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
-import type { BeingConverted, InterleavedRecord } from '../api.ts';
+import type { BeingConverted, FrameRange, InterleavedRecord } from '../api.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
@@ -43,7 +45,7 @@ class BudgetExceeded extends Error {
   override name = 'BudgetExceeded';
 }
 
-export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frames' | 'gfns' | 'guestErrors'>;
+export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
 
 export interface World extends View {
   /** Run one op through its actor and return what happened. */
@@ -118,14 +120,7 @@ class SimWorld implements World {
     this.hostActor = host ?? new Host(machine, config, { name: policies.host.name, description: '' }, hostEnv);
     this.guestActor = guest ?? new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, this.hostActor);
     const boot = this.finish(-1, { op: 'host_sync' }, {}, []);
-    this.boot = {
-      calls: boot.calls,
-      faults: boot.faults,
-      guestEvents: boot.guestEvents,
-      frames: boot.frames,
-      gfns: boot.gfns,
-      ...(boot.guestErrors ? { guestErrors: boot.guestErrors } : {}),
-    };
+    this.boot = boot;
     this.budget = STEP_BUDGET;
     this.actors = this.buildActors();
     this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
@@ -155,9 +150,11 @@ class SimWorld implements World {
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
-    const before = this.liveObjects();
-    this.cpuOwned = this.ownedBy(op, before);
+    // The live buffers and mappings before the op, by reference (no copy of their data).
+    copyInto(this.buffersBefore, this.guestActor.buffers);
+    copyInto(this.mappingsBefore, this.guestActor.mappings);
     const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
+    this.cpuOwned = interleaving === undefined ? NOTHING_OWNED : this.ownedBy(op);
     let outcome: Outcome;
     try {
       interleaving?.begin();
@@ -172,22 +169,35 @@ class SimWorld implements World {
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
       throw this.asPolicyError(error, actor);
     }
-    // Created or freed by the op: the symmetric difference of the live objects.
-    const after = this.liveObjects();
-    const objects = [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
-    return this.finish(index, op, outcome, dmas, interleaving?.records, objects);
+    return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
   }
 
   private pendingDmas: DmaRecord[] = [];
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
-  private cpuOwned = new Set<string>();
+  private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
+  /** The guest's live buffers and mappings when the op started (reused from op to op). */
+  private readonly buffersBefore: CoherentBuffer[] = [];
+  private readonly mappingsBefore: StreamingMapping[] = [];
 
-  /** The live buffers and mappings, keyed `buf:3` / `map:1`, with their pages. */
-  private liveObjects(): Map<string, LiveObject> {
+  /** The live buffers and mappings of `buffers` and `mappings`, keyed `buf:3` / `map:1`, with their pages. */
+  private liveObjects(buffers: readonly CoherentBuffer[], mappings: readonly StreamingMapping[]): Map<string, LiveObject> {
     const out = new Map<string, LiveObject>();
-    for (const b of this.guestActor.buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
-    for (const m of this.guestActor.mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
+    for (const b of buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+    for (const m of mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
     return out;
+  }
+
+  /**
+   * The objects the op created or freed: the symmetric difference of the live objects before and
+   * after it (freed first). Most ops create and free nothing: then the lists are the same objects.
+   */
+  private createdOrFreed(): readonly LiveObject[] {
+    const buffers = this.guestActor.buffers;
+    const mappings = this.guestActor.mappings;
+    if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return [];
+    const before = this.liveObjects(this.buffersBefore, this.mappingsBefore);
+    const after = this.liveObjects(buffers, mappings);
+    return [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
   }
 
   /**
@@ -195,7 +205,7 @@ class SimWorld implements World {
    * frees, the mapping dma_unmap_single or dma_sync_single_for_cpu works on, and every object of
    * a device whose driver tdi_accept / tdi_unlock unbinds (its DMA was stopped first).
    */
-  private ownedBy(op: Op, live: ReadonlyMap<string, LiveObject>): Set<string> {
+  private ownedBy(op: Op): Set<string> {
     const owned = new Set<string>();
     if (op.op === 'free_coherent') {
       const buffer = this.guestActor.buffer(op.buf);
@@ -204,7 +214,8 @@ class SimWorld implements World {
       const mapping = this.guestActor.mapping(op.map);
       if (mapping !== undefined) owned.add(`map:${mapping.id}`);
     } else if (op.op === 'tdi_accept' || op.op === 'tdi_unlock') {
-      for (const [key, object] of live) if (object.dev === op.dev) owned.add(key);
+      for (const b of this.buffersBefore) if (b.dev === op.dev) owned.add(`buf:${b.id}`);
+      for (const m of this.mappingsBefore) if (m.dev === op.dev) owned.add(`map:${m.id}`);
     }
     return owned;
   }
@@ -233,16 +244,7 @@ class SimWorld implements World {
     const events = this.machine.recorder.endStep();
     this.hostActor.observe(events.calls);
     const log = this.guestActor.takeLog();
-    const step: Step = {
-      index,
-      op,
-      calls: events.calls,
-      faults: events.faults,
-      dmas,
-      guestEvents: log.events,
-      frames: events.frames,
-      gfns: events.gfns,
-    };
+    const step = new RecordedStep(index, op, events, dmas, log.events);
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
     if (index >= 0 && this.bootFatal.length > 0) {
       step.guestEvents = [...this.bootFatal, ...log.events];
@@ -425,6 +427,55 @@ class SimWorld implements World {
     return {};
   }
 }
+
+/**
+ * A Step as the engine hands it to oracles: the touched frames as the recorder's ranges, with
+ * the per-frame arrays of API v1 expanded only when an oracle reads them (StepEvents caches).
+ */
+class RecordedStep implements Step {
+  readonly calls: readonly PrimitiveCall[];
+  readonly faults: readonly Fault[];
+  readonly frameRanges: readonly FrameRange[];
+  readonly gfnRanges: readonly FrameRange[];
+  // Optional fields are set only when they apply (`declare`: no own property otherwise).
+  declare skipped?: string;
+  declare guestErrors?: readonly string[];
+  declare result?: string;
+  declare interleaved?: readonly InterleavedRecord[];
+  declare converting?: BeingConverted;
+  readonly #events: StepEvents;
+
+  constructor(
+    readonly index: number,
+    readonly op: Op,
+    events: StepEvents,
+    readonly dmas: readonly DmaRecord[],
+    public guestEvents: Step['guestEvents'],
+  ) {
+    this.#events = events;
+    this.calls = events.calls;
+    this.faults = events.faults;
+    this.frameRanges = events.frameRanges;
+    this.gfnRanges = events.gfnRanges;
+  }
+
+  get frames(): readonly number[] {
+    return this.#events.frames;
+  }
+
+  get gfns(): readonly number[] {
+    return this.#events.gfns;
+  }
+}
+
+const NOTHING_OWNED: ReadonlySet<string> = new Set();
+
+function copyInto<T>(out: T[], from: readonly T[]): void {
+  out.length = 0;
+  for (const item of from) out.push(item);
+}
+
+const sameObjects = <T>(a: readonly T[], b: readonly T[]): boolean => a.length === b.length && a.every((item, i) => item === b[i]);
 
 interface LiveObject {
   kind: 'buf' | 'map';

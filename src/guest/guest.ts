@@ -20,7 +20,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, ZONE_LIMIT, getOrder, type AtomicZone } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
-import { ACCEPTED, CONVERTING, SHARED } from './pages.ts';
+import { ACCEPTED, CONVERTING, SHARED, VALIDATED } from './pages.ts';
 import { IO_TLB_MAX_BYTES, SwiotlbChoiceError, SwiotlbPool, swiotlbGeometry, swiotlbMaxMappingSize, type SwiotlbSlotChooser } from './swiotlb.ts';
 
 const COHERENT_SOURCES: readonly CoherentSource[] = ['atomic-pool', 'pages', 'swiotlb', 'private'];
@@ -208,6 +208,17 @@ export class Guest implements GuestView {
 
   page(gfn: number): GuestPage | undefined {
     return this.memory.pages.page(gfn);
+  }
+
+  /** GuestView.loadPage: `page(gfn)` without allocating (oracles read it per page). */
+  loadPage(gfn: number, out: GuestPage): GuestPage | undefined {
+    const flags = this.memory.pages.flags(gfn);
+    if (flags === 0) return undefined;
+    out.accepted = (flags & ACCEPTED) !== 0;
+    out.shared = (flags & SHARED) !== 0;
+    out.validated = (flags & VALIDATED) !== 0;
+    out.converting = (flags & CONVERTING) !== 0;
+    return out;
   }
 
   pages(): Iterable<number> {

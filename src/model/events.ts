@@ -1,58 +1,90 @@
 // The per-step recorder: the primitive calls made, the faults raised, and the 4K host frames and
 // guest frames the step touched, so that oracles check incrementally (DESIGN.md, Performance).
-// The sets are reused from step to step; a step's arrays are handed over at endStep() and never
-// touched again by the recorder, so the engine may keep them.
+// Touched frames are kept as sorted, merged half-open ranges and handed over as such: a 2M
+// operation costs one range, never 512 frame numbers. A step's arrays are handed over at
+// endStep() and never touched again by the recorder, so the engine may keep them.
 
-import type { Counters } from '../api.ts';
+import type { Counters, FrameRange } from '../api.ts';
 import type { Fault, PrimitiveCall } from './types.ts';
 import { SZ_4K } from './size.ts';
 
-export interface StepEvents {
-  calls: PrimitiveCall[];
-  faults: Fault[];
-  /** Touched host frames (pfns), ascending, no duplicates. */
-  frames: number[];
-  /** Touched guest frames (gfns), ascending, no duplicates. */
-  gfns: number[];
+/** Every frame number in `ranges` (sorted, disjoint), ascending: the per-frame form of API v1. */
+export function expandRanges(ranges: readonly FrameRange[]): number[] {
+  const out: number[] = [];
+  for (const range of ranges) for (let frame = range.start; frame < range.end; frame++) out.push(frame);
+  return out;
+}
+
+export class StepEvents {
+  private expandedFrames: number[] | undefined;
+  private expandedGfns: number[] | undefined;
+
+  constructor(
+    readonly calls: PrimitiveCall[],
+    readonly faults: Fault[],
+    /** Touched host frames (pfns): sorted, merged, half-open ranges. */
+    readonly frameRanges: readonly FrameRange[],
+    /** Touched guest frames (gfns): sorted, merged, half-open ranges. */
+    readonly gfnRanges: readonly FrameRange[],
+  ) {}
+
+  /** Touched host frames one by one, ascending (expanded on first use). */
+  get frames(): readonly number[] {
+    return (this.expandedFrames ??= expandRanges(this.frameRanges));
+  }
+
+  /** Touched guest frames one by one, ascending (expanded on first use). */
+  get gfns(): readonly number[] {
+    return (this.expandedGfns ??= expandRanges(this.gfnRanges));
+  }
 }
 
 /**
- * Touched frame numbers as half-open intervals, expanded once at the end of a step. A 2M operation
- * touches 512 frames and a step often touches the same 2M range through several primitives, so
- * per-frame set insertion was the recorder's main cost; intervals cost one push per touch.
+ * Touched frame numbers as a sorted list of disjoint, non-adjacent half-open intervals, merged as
+ * they are added. Touches mostly come in ascending order or repeat the last range (a step often
+ * reaches one 2M range through several primitives), so the search for the place of a new range
+ * starts at the end and usually stops there.
  */
 class FrameIntervals {
   private starts: number[] = [];
   private ends: number[] = [];
 
   add(start: number, end: number): void {
-    const last = this.ends.length - 1;
-    // The common repeat: the same or an adjoining range as the previous touch.
-    if (last >= 0 && start >= this.starts[last]! && start <= this.ends[last]!) {
-      if (end > this.ends[last]!) this.ends[last] = end;
+    const starts = this.starts;
+    const ends = this.ends;
+    // The first interval that ends at or after `start` (it may merge with the new one).
+    let i = ends.length;
+    while (i > 0 && ends[i - 1]! >= start) i--;
+    if (i === ends.length || starts[i]! > end) {
+      // Touches no interval: insert it at i.
+      starts.splice(i, 0, start);
+      ends.splice(i, 0, end);
       return;
     }
-    this.starts.push(start);
-    this.ends.push(end);
+    // Merge with interval i and every later one it reaches.
+    if (start < starts[i]!) starts[i] = start;
+    let j = i;
+    while (j + 1 < starts.length && starts[j + 1]! <= end) j++;
+    ends[i] = Math.max(end, ends[j]!);
+    if (j > i) {
+      starts.splice(i + 1, j - i);
+      ends.splice(i + 1, j - i);
+    }
+  }
+
+  /** The ranges, handed over; the recorder starts afresh. */
+  take(): FrameRange[] {
+    const out: FrameRange[] = [];
+    for (let i = 0; i < this.starts.length; i++) out.push({ start: this.starts[i]!, end: this.ends[i]! });
+    this.clear();
+    return out;
   }
 
   clear(): void {
-    this.starts = [];
-    this.ends = [];
-  }
-
-  /** Every frame in the union, ascending, each once. */
-  expand(): number[] {
-    const order = this.starts.map((_, i) => i).sort((a, b) => this.starts[a]! - this.starts[b]!);
-    const out: number[] = [];
-    let next = -Infinity;
-    for (const i of order) {
-      const start = Math.max(this.starts[i]!, next);
-      const end = this.ends[i]!;
-      for (let frame = start; frame < end; frame++) out.push(frame);
-      if (end > next) next = end;
+    if (this.starts.length > 0) {
+      this.starts.length = 0;
+      this.ends.length = 0;
     }
-    return out;
   }
 }
 
@@ -148,12 +180,7 @@ export class Recorder {
   }
 
   endStep(): StepEvents {
-    const events: StepEvents = {
-      calls: this.calls,
-      faults: this.faults,
-      frames: this.frames.expand(),
-      gfns: this.gfns.expand(),
-    };
+    const events = new StepEvents(this.calls, this.faults, this.frames.take(), this.gfns.take());
     this.beginStep();
     return events;
   }

@@ -75,10 +75,13 @@ describe('Recorder', () => {
     expect(step.calls).toEqual([{ prim: 'psmash', args: { hpa: 0x200000 }, result: 0 }]);
     expect(step.frames).toEqual([1, 2, 9]);
     expect(step.gfns).toEqual([1, 2]);
+    // As ranges: sorted and merged (touch 1 joins [1, 3)), half-open.
+    expect(step.frameRanges).toEqual([{ start: 1, end: 3 }, { start: 9, end: 10 }]);
+    expect(step.gfnRanges).toEqual([{ start: 1, end: 3 }]);
     expect(step.faults).toHaveLength(1);
     // The next step starts empty, and the previous step's arrays are left alone.
     recorder.touchFrame(4);
-    expect(recorder.endStep()).toEqual({ calls: [], faults: [], frames: [4], gfns: [] });
+    expect(recorder.endStep()).toMatchObject({ calls: [], faults: [], frameRanges: [{ start: 4, end: 5 }], gfnRanges: [], frames: [4], gfns: [] });
     expect(step.frames).toEqual([1, 2, 9]);
   });
 
