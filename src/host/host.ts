@@ -357,7 +357,7 @@ export class Host implements HostView, Hypervisor {
       this.env.charge();
       const status = this.machine.rmpUpdate(this.gmem(region), { assigned: true, asid, gpa: region, size: '2M' });
       if (status === RMPUPDATE_OK) {
-        for (let i = 0; i < FRAMES_PER_2M; i++) this.backingState.set(index * FRAMES_PER_2M + i, PRIVATE);
+        this.backingState.setRange(index * FRAMES_PER_2M, FRAMES_PER_2M, PRIVATE);
         this.ioRuns('map', false, [{ gpa: region, len: SZ_2M, hpa: this.gmem(region) }]);
         return;
       }
@@ -451,14 +451,7 @@ export class Host implements HostView, Hypervisor {
 
   private toShared(start: number, end: number): void {
     const backing = this.backingState;
-    let changing = false;
-    for (let gpa = start; gpa < end; gpa += SZ_4K) {
-      if (backing.state(gpa / SZ_4K) !== SHARED) {
-        changing = true;
-        break;
-      }
-    }
-    if (!changing) return;
+    if (backing.allIn(start / SZ_4K, Math.ceil(end / SZ_4K), SHARED)) return;
     // Setting the attributes zaps the NPT over the range (whole leaves).
     if (this.does('zap-npt')) this.zapNpt(start, end - start);
     // sev_gmem_invalidate(): PSMASH 2M entries the range covers only partly; huge guest_memfd
@@ -484,7 +477,7 @@ export class Host implements HostView, Hypervisor {
       } else if (whole && entry.assigned && entry.size === '2M') {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
-      } else {
+      } else if (backing.privateCount(index) > 0) {
         for (let gpa = from; gpa < to; gpa += SZ_4K) {
           if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
           this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
@@ -519,9 +512,7 @@ export class Host implements HostView, Hypervisor {
       if (this.does('zap-npt')) this.zapNpt(start, end - start);
       if (this.does('io-unmap')) this.ioRuns('unmap', true, runs);
       // QEMU discards the shared backing; the private side is faulted in lazily by KVM.
-      for (const run of runs) {
-        for (let gpa = run.gpa; gpa < run.gpa + run.len; gpa += SZ_4K) backing.set(gpa / SZ_4K, NOT_BACKED);
-      }
+      for (const run of runs) backing.setRange(run.gpa / SZ_4K, run.len / SZ_4K, NOT_BACKED);
     }
     if (!eager) return;
     for (let gpa = start; gpa < end; gpa += SZ_4K) {
@@ -532,17 +523,7 @@ export class Host implements HostView, Hypervisor {
 
   /** Runs of pages in [start, end) in `state`, with contiguous frames. */
   private collectRuns(start: number, end: number, state: typeof PRIVATE | typeof SHARED): BackedRun[] {
-    const runs: BackedRun[] = [];
-    const backing = this.backingState;
-    for (let gpa = start; gpa < end; gpa += SZ_4K) {
-      const gfn = gpa / SZ_4K;
-      if (backing.state(gfn) !== state) continue;
-      const hpa = state === PRIVATE ? this.gmem(gpa) : (backing.sharedFrame(gfn) ?? 0);
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
-      else runs.push({ gpa, len: SZ_4K, hpa });
-    }
-    return runs;
+    return this.backingState.collect(start / SZ_4K, Math.ceil(end / SZ_4K), state, []);
   }
 
   private defaultSplit(request: SplitRequest): void {
