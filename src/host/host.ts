@@ -8,7 +8,7 @@
 // snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
 
 import { describeValue } from '../policies/check.ts';
-import type { HostFrame, HostView } from '../api.ts';
+import type { HostFrame, HostView, Leaf } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
@@ -270,12 +270,31 @@ export class Host implements HostView, Hypervisor {
   }
 
   zapNpt(gpa: number, len: number): void {
-    const leaves: { iova: number; size: number }[] = [];
-    for (const leaf of this.machine.npt.leaves(gpa, gpa + len)) leaves.push({ iova: leaf.iova, size: leaf.size });
-    for (const leaf of leaves) {
+    // Leaf by leaf, whole leaves (one npt_unmap each), walking on from the end of the last one.
+    const npt = this.machine.npt;
+    const leaf = this.leafScratch;
+    const end = gpa + len;
+    let at = gpa;
+    while (at < end) {
+      if (!npt.leafInto(at, leaf)) {
+        at = npt.nextMapped(at, end);
+        continue;
+      }
+      // Read before the unmap: an interleaved op may look leaves up during the call.
+      const iova = leaf.iova;
+      const size = leaf.size;
+      at = iova + size;
       this.env.charge();
-      this.machine.nptUnmap(leaf.iova, leaf.size);
+      this.machine.nptUnmap(iova, size);
     }
+  }
+
+  /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
+  private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };
+
+  /** The NPT leaf at `gpa` in a scratch object valid until the next lookup, or undefined. */
+  private nptLeaf(gpa: number): Leaf | undefined {
+    return this.machine.npt.leafInto(gpa, this.leafScratch) ? this.leafScratch : undefined;
   }
 
   /**
@@ -311,7 +330,7 @@ export class Host implements HostView, Hypervisor {
   private smashNpt(gpa: number, npt: NptSmash): void {
     if (npt === 'keep') return;
     const region = alignDown(gpa, SZ_2M);
-    const leaf = this.machine.npt.leafAt(region);
+    const leaf = this.nptLeaf(region);
     if (leaf === undefined || leaf.size < SZ_2M) return;
     this.env.charge();
     if (npt === 'split' && leaf.size === SZ_2M) this.machine.nptSplit(region, SZ_4K);
@@ -391,7 +410,7 @@ export class Host implements HostView, Hypervisor {
   private mapPrivateNpt(gpa: number, level: PageSize): void {
     const len = level === '2M' ? SZ_2M : SZ_4K;
     const hpa = this.gmem(gpa);
-    const leaf = this.machine.npt.leafAt(gpa);
+    const leaf = this.nptLeaf(gpa);
     if (leaf !== undefined && leaf.iova === gpa && leaf.size === len && leaf.pa === hpa) return;
     this.zapNpt(gpa, len);
     this.env.charge();
@@ -409,7 +428,7 @@ export class Host implements HostView, Hypervisor {
     const index = region / SZ_2M;
     const chunk = this.backingState.chunk(index);
     if (chunk !== undefined && this.backingState.sharedCount(index) === FRAMES_PER_2M) {
-      const leaf = this.machine.npt.leafAt(region);
+      const leaf = this.nptLeaf(region);
       if (leaf !== undefined && leaf.iova === region && leaf.size === SZ_2M && leaf.pa === chunk) return;
       this.zapNpt(region, SZ_2M);
       this.env.charge();
@@ -418,7 +437,7 @@ export class Host implements HostView, Hypervisor {
     }
     const hpa = this.backingState.sharedFrame(gfn);
     if (hpa === undefined) return;
-    const leaf = this.machine.npt.leafAt(gpa);
+    const leaf = this.nptLeaf(gpa);
     if (leaf !== undefined && leaf.pa + (gpa - leaf.iova) === hpa) return;
     this.zapNpt(gpa, SZ_4K);
     this.env.charge();

@@ -380,8 +380,28 @@ class IoPageTable implements PageTable {
   }
 
   nextMapped(from: number, end: number): number {
-    const leaf = this.leaves(from, end)[Symbol.iterator]().next();
-    return leaf.done === true ? end : Math.max(from, leaf.value.iova);
+    const limit = Math.min(end, this.topSpan, this.maxVa);
+    const start = Math.max(from, 0);
+    if (start >= limit) return end;
+    const found = this.firstLeaf(this.root, 0, start, limit);
+    return found < 0 ? end : Math.max(start, found);
+  }
+
+  /** The start of the first leaf intersecting [from, end) under one table spanning from `base`, or -1. */
+  private firstLeaf(table: number, base: number, from: number, end: number): number {
+    const store = this.store;
+    const itemSize = this.itemSize[store.level[table]!]!;
+    const tableSlot = table * this.items;
+    for (let i = from > base ? Math.floor((from - base) / itemSize) : 0; i < this.items; i++) {
+      const itemBase = base + i * itemSize;
+      if (itemBase >= end) return -1;
+      const kind = store.kind[tableSlot + i]!;
+      if (kind === EMPTY) continue;
+      if (kind !== TABLE) return Math.floor(itemBase / pow2(kind)) * pow2(kind);
+      const found = this.firstLeaf(store.entry[tableSlot + i]!, itemBase, from, end);
+      if (found >= 0) return found;
+    }
+    return -1;
   }
 
   leafRuns(from: number, to: number, out: number[]): number {
