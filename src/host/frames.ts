@@ -328,7 +328,7 @@ export class HostFrames {
     if (typeof dev !== 'number') return;
     switch (call.prim) {
       case 'io_map':
-        this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len));
+        this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len), call.result === call.args.len);
         return;
       case 'io_unmap': {
         const len = Number(call.args.len);
@@ -362,11 +362,16 @@ export class HostFrames {
    * already there with the same output). iommu_map() rejects an unaligned range before it
    * installs anything, so that pins nothing.
    */
-  private pinMapped(dev: number, gpa: number, hpa: number, len: number): void {
+  private pinMapped(dev: number, gpa: number, hpa: number, len: number, whole: boolean): void {
     if (hpa + len <= VMM_RAM_BASE) return;
     if (gpa % SZ_4K !== 0 || hpa % SZ_4K !== 0 || len % SZ_4K !== 0) return;
-    const s2 = this.machine.device(dev).s2;
     const runs = this.runsOf(this.pins, dev);
+    if (whole) {
+      // The map installed the whole range just now: all of it translates to hpa + offset.
+      this.pinOwned(runs, gpa, hpa / SZ_4K, len / SZ_4K);
+      return;
+    }
+    const s2 = this.machine.device(dev).s2;
     const end = gpa + len;
     let at = gpa;
     while (at < end) {

@@ -126,14 +126,25 @@ class IoPageTable implements PageTable {
       if (k < 0) return { mapped: done, error: 'ENXIO' };
       const lg2 = this.sizeLg2[k]!;
       const level = this.levelOfLg2[lg2]!;
+      const itemSize = this.itemSize[level]!;
       if (level !== tableLevel || va >= tableEnd) {
         table = this.descend(va, level);
         if (table < 0) return { mapped: done, error: 'EADDRINUSE' };
         tableLevel = level;
-        const span = this.itemSize[level]! * this.items;
+        const span = itemSize * this.items;
         tableEnd = Math.floor(va / span) * span + span;
       }
-      if (!this.placeLeaf(table, level, va, oa, lg2)) return { mapped: done, error: 'EADDRINUSE' };
+      const slot = table * this.items + this.items - (tableEnd - va) / itemSize;
+      const store = this.store;
+      if (lg2 === this.itemLg2[level] && store.kind[slot] === EMPTY) {
+        // The common leaf: one empty item (placeLeaf() without its loops).
+        store.kind[slot] = lg2;
+        store.entry[slot] = oa;
+        store.used[table]!++;
+        this.leafCount[lg2]!++;
+      } else if (!this.placeLeaf(table, level, va, oa, lg2)) {
+        return { mapped: done, error: 'EADDRINUSE' };
+      }
       done += this.sizes[k]!;
     }
     return { mapped: done };
