@@ -130,6 +130,8 @@ export class Iommu implements IommuHelpers {
 
   /** The leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
   private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };
+  /** Leaf runs (iova, pa, len triples) of a table walk. */
+  private readonly runScratch: number[] = [];
 
   cut(dev: number, gpa: number, len: number, size: number): void {
     const s2 = this.machine.device(dev).s2;
@@ -165,12 +167,16 @@ export class Iommu implements IommuHelpers {
 
   mirror(dev: number, options: { followRmp?: boolean } = {}): void {
     const device = this.machine.device(dev);
-    // One unmap per run of contiguous leaves (the walk goes on until an empty slot).
+    // One unmap per run of adjacent leaves (the walk goes on until an empty slot): the leaf runs
+    // of the whole table (adjacent and with contiguous output), joined where only the IOVAs meet.
+    const count = device.s2.leafRuns(0, Number.MAX_SAFE_INTEGER, this.runScratch);
     const runs: { iova: number; size: number }[] = [];
-    for (const leaf of device.s2.leaves()) {
+    for (let r = 0; r < count; r++) {
+      const iova = this.runScratch[3 * r]!;
+      const size = this.runScratch[3 * r + 2]!;
       const last = runs[runs.length - 1];
-      if (last !== undefined && last.iova + last.size === leaf.iova) last.size += leaf.size;
-      else runs.push({ iova: leaf.iova, size: leaf.size });
+      if (last !== undefined && last.iova + last.size === iova) last.size += size;
+      else runs.push({ iova, size });
     }
     for (const run of runs) {
       this.env.charge();
