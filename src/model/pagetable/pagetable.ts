@@ -137,14 +137,29 @@ class IoPageTable implements PageTable {
       const slot = table * this.items + this.items - (tableEnd - va) / itemSize;
       const store = this.store;
       if (lg2 === this.itemLg2[level] && store.kind[slot] === EMPTY) {
-        // The common leaf: one empty item (placeLeaf() without its loops).
-        store.kind[slot] = lg2;
-        store.entry[slot] = oa;
-        store.used[table]!++;
-        this.leafCount[lg2]!++;
-      } else if (!this.placeLeaf(table, level, va, oa, lg2)) {
-        return { mapped: done, error: 'EADDRINUSE' };
+        // The common leaf: one empty item (placeLeaf() without its loops). While no larger size
+        // can ever fit (none is allowed, or va and oa are never both aligned to the next one),
+        // the greedy choice stays this size: the rest of the table takes a run of them at once.
+        const size = this.sizes[k]!;
+        const larger = this.sizes[k + 1];
+        const sameChoice = larger === undefined || (oa - va) % larger !== 0;
+        const last = sameChoice ? slot + Math.min((tableEnd - va) / size, Math.floor((len - done) / size)) : slot + 1;
+        const kinds = store.kind;
+        const entries = store.entry;
+        let at = slot;
+        let out = oa;
+        while (at < last && kinds[at] === EMPTY) {
+          kinds[at] = lg2;
+          entries[at] = out;
+          at++;
+          out += size;
+        }
+        store.used[table]! += at - slot;
+        this.leafCount[lg2]! += at - slot;
+        done += (at - slot) * size;
+        continue;
       }
+      if (!this.placeLeaf(table, level, va, oa, lg2)) return { mapped: done, error: 'EADDRINUSE' };
       done += this.sizes[k]!;
     }
     return { mapped: done };
@@ -326,7 +341,8 @@ class IoPageTable implements PageTable {
       }
       // A leaf at its first item (the start was checked; later leaves are reached aligned).
       const replicas = pow2(kind - this.itemLg2[level]!);
-      kinds.fill(EMPTY, slot, slot + replicas);
+      if (replicas === 1) kinds[slot] = EMPTY;
+      else kinds.fill(EMPTY, slot, slot + replicas);
       store.used[table]! -= replicas;
       this.leafCount[kind]!--;
       this.walkUnmapped += pow2(kind);
