@@ -64,6 +64,10 @@ export interface IotlbEntry {
 export interface IotlbView {
   entries(): Iterable<IotlbEntry>;
   lookup(addr: number): IotlbEntry | undefined;
+  /** How many entries are cached (what counting entries() gives, without the copies). */
+  readonly size: number;
+  /** Some cached entry overlaps [addr, addr + len) (no allocation). */
+  overlaps(addr: number, len: number): boolean;
 }
 
 export interface DeviceView {
