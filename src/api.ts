@@ -36,6 +36,21 @@ export interface PageTableView {
   iovaToPhys(iova: number): number | undefined;
   leafAt(iova: number): Leaf | undefined;
   leaves(from?: number, to?: number): Iterable<Leaf>;
+  /** leafAt() into a caller-owned Leaf (no allocation): false, and `out` untouched, when unmapped. */
+  leafInto(iova: number, out: Leaf): boolean;
+  /**
+   * The end of the longest prefix of [iova, end) that is mapped and translates linearly to
+   * pa + (addr - iova): iova itself when its first byte is unmapped or maps elsewhere.
+   */
+  linearEnd(iova: number, end: number, pa: number): number;
+  /** The first address in [from, end) that a leaf covers, or end. */
+  nextMapped(from: number, end: number): number;
+  /**
+   * The leaves intersecting [from, to) as maximal runs of adjacent leaves with contiguous output:
+   * fills `out` (cleared first) with (iova, pa, len) triples of whole leaves in address order and
+   * returns the number of runs. No allocation once `out` has grown.
+   */
+  leafRuns(from: number, to: number, out: number[]): number;
 }
 
 export interface RmpView {
@@ -58,6 +73,10 @@ export interface IotlbEntry {
 export interface IotlbView {
   entries(): Iterable<IotlbEntry>;
   lookup(addr: number): IotlbEntry | undefined;
+  /** How many entries are cached (what counting entries() gives, without the copies). */
+  readonly size: number;
+  /** Some cached entry overlaps [addr, addr + len) (no allocation). */
+  overlaps(addr: number, len: number): boolean;
 }
 
 export interface DeviceView {

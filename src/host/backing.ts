@@ -29,6 +29,18 @@ class Region {
   shared: number = 0;
   /** HPA of a 2M-aligned VMM chunk backing the whole region when it was converted as one 2M entry. */
   chunk: number | undefined = undefined;
+  /** The VMM frame of each shared page with its own frame (NaN: none), made on first use. */
+  hpa: Float64Array | undefined = undefined;
+
+  ownHpa(i: number): number | undefined {
+    const hpa = this.hpa?.[i];
+    return hpa === undefined || Number.isNaN(hpa) ? undefined : hpa;
+  }
+
+  setHpa(i: number, hpa: number): void {
+    if (this.hpa === undefined) this.hpa = new Float64Array(FRAMES_PER_2M).fill(NaN);
+    this.hpa[i] = hpa;
+  }
 }
 
 export interface BackedRun {
@@ -39,7 +51,6 @@ export interface BackedRun {
 
 export class Backing {
   private readonly regions = new Map<number, Region>();
-  private readonly sharedHpa = new Map<number, number>();
   private readonly split = new Set<number>();
 
   constructor(
@@ -64,14 +75,15 @@ export class Backing {
   /**
    * The VMM frame of a shared page: its own entry, or its place in the 2M chunk of a region that
    * was converted whole (those keep no per-page entries, so that sharing a 1G swiotlb pool at
-   * boot costs 512 regions, not 262144 map entries).
+   * boot costs 512 regions, not 262144 entries).
    */
   sharedFrame(gfn: number): number | undefined {
-    const own = this.sharedHpa.get(gfn);
-    if (own !== undefined) return own;
     const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+    if (region === undefined) return undefined;
     const i = gfn % FRAMES_PER_2M;
-    return region?.chunk !== undefined && region.state[i] === SHARED ? region.chunk + i * SZ_4K : undefined;
+    const own = region.ownHpa(i);
+    if (own !== undefined) return own;
+    return region.chunk !== undefined && region.state[i] === SHARED ? region.chunk + i * SZ_4K : undefined;
   }
 
   /** The 2M VMM chunk backing region `index` as a whole, if it has one. */
@@ -92,36 +104,91 @@ export class Backing {
     if (old === PRIVATE) region.private--;
     if (old === SHARED) {
       region.shared--;
-      if (region.chunk !== undefined) this.unchunk(index, region);
+      if (region.chunk !== undefined) this.unchunk(region);
       // Leaving the shared state discards the page's VMM frame (kvm_convert_memory()).
-      const hpa = this.sharedHpa.get(gfn);
-      if (hpa !== undefined) this.frames.discardShared(hpa);
-      this.sharedHpa.delete(gfn);
+      const hpa = region.ownHpa(i);
+      if (hpa !== undefined) {
+        this.frames.discardShared(hpa);
+        region.hpa![i] = NaN;
+      }
     }
     region.state[i] = next;
     if (next === PRIVATE) region.private++;
     if (next === SHARED) {
       region.shared++;
-      this.sharedHpa.set(gfn, sharedHpa ?? this.frames.sharedFrameFor(gfn));
+      region.setHpa(i, sharedHpa ?? this.frames.sharedFrameFor(gfn));
     }
   }
 
-  /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */
-  setSharedChunk(index: number, hpa: number): void {
+  /**
+   * set() for the pages [gfn, gfn + pages) in order, to PRIVATE or NOT_BACKED: a whole region that
+   * is all in one state changes at once (a 2M private fault, a 2M chunk unshared), anything else
+   * page by page.
+   */
+  setRange(gfn: number, pages: number, next: typeof PRIVATE | typeof NOT_BACKED): void {
+    const end = gfn + pages;
+    while (gfn < end) {
+      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
+      const region = this.regions.get(index);
+      const whole = gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M;
+      if (region === undefined && next === NOT_BACKED) {
+        gfn = regionEnd;
+        continue;
+      }
+      if (whole && region === undefined) {
+        const made = this.wholeRegion(index);
+        made.state.fill(PRIVATE);
+        made.private = FRAMES_PER_2M;
+        gfn = regionEnd;
+        continue;
+      }
+      if (whole && region !== undefined && (region.private === FRAMES_PER_2M || region.shared === FRAMES_PER_2M || region.private + region.shared === 0)) {
+        // Leaving the shared state discards the region's VMM frames, in page order.
+        if (region.shared === FRAMES_PER_2M) {
+          if (region.chunk !== undefined && region.hpa === undefined) this.frames.discardSharedRange(region.chunk, FRAMES_PER_2M);
+          else for (let i = 0; i < FRAMES_PER_2M; i++) this.discardPage(region, i);
+        }
+        region.state.fill(next);
+        region.private = next === PRIVATE ? FRAMES_PER_2M : 0;
+        region.shared = 0;
+        region.chunk = undefined;
+        region.hpa = undefined;
+        gfn = regionEnd;
+        continue;
+      }
+      for (; gfn < regionEnd; gfn++) this.set(gfn, next);
+    }
+  }
+
+  /** The page's own frame, or its place in the region's chunk, is discarded. */
+  private discardPage(region: Region, i: number): void {
+    const hpa = region.ownHpa(i) ?? (region.chunk !== undefined ? region.chunk + i * SZ_4K : undefined);
+    if (hpa !== undefined) this.frames.discardShared(hpa);
+  }
+
+  /** Region `index`, made empty if it was not there. */
+  private wholeRegion(index: number): Region {
     let region = this.regions.get(index);
     if (region === undefined) {
       region = new Region();
       this.regions.set(index, region);
     }
-    if (region.chunk !== undefined) this.unchunk(index, region);
-    for (let i = 0; i < FRAMES_PER_2M; i++) {
-      if (region.state[i] !== SHARED) continue;
-      // A page that was shared already gives up its own frame for its place in the chunk.
-      const gfn = index * FRAMES_PER_2M + i;
-      const hpa = this.sharedHpa.get(gfn);
-      if (hpa !== undefined) this.frames.discardShared(hpa);
-      this.sharedHpa.delete(gfn);
+    return region;
+  }
+
+  /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */
+  setSharedChunk(index: number, hpa: number): void {
+    const region = this.wholeRegion(index);
+    if (region.chunk !== undefined) this.unchunk(region);
+    if (region.shared > 0 && region.hpa !== undefined) {
+      for (let i = 0; i < FRAMES_PER_2M; i++) {
+        // A page that was shared already gives up its own frame for its place in the chunk.
+        const own = region.ownHpa(i);
+        if (region.state[i] === SHARED && own !== undefined) this.frames.discardShared(own);
+      }
     }
+    region.hpa = undefined;
     region.state.fill(SHARED);
     region.private = 0;
     region.shared = FRAMES_PER_2M;
@@ -129,13 +196,12 @@ export class Backing {
   }
 
   /** One page of a chunk-backed region changes: the others keep their frames, now per page. */
-  private unchunk(index: number, region: Region): void {
+  private unchunk(region: Region): void {
     const chunk = region.chunk;
     if (chunk === undefined) return;
     region.chunk = undefined;
     for (let i = 0; i < FRAMES_PER_2M; i++) {
-      const gfn = index * FRAMES_PER_2M + i;
-      if (region.state[i] === SHARED && !this.sharedHpa.has(gfn)) this.sharedHpa.set(gfn, chunk + i * SZ_4K);
+      if (region.state[i] === SHARED && region.ownHpa(i) === undefined) region.setHpa(i, chunk + i * SZ_4K);
     }
   }
 
@@ -172,27 +238,64 @@ export class Backing {
     return { hpa: GMEM_BASE + gpa, shared: false, folioSize };
   }
 
-  /** Maximal runs of pages in `view` whose frames are contiguous, in GPA order. */
-  *runs(view: 'private' | 'shared'): Generator<BackedRun> {
-    const want = view === 'private' ? PRIVATE : SHARED;
-    const keys = [...this.regions.keys()].sort((a, b) => a - b);
-    let run: BackedRun | undefined;
-    for (const index of keys) {
+  /** Pages [gfn, end) are all in `want`. */
+  allIn(gfn: number, end: number, want: PageBacking): boolean {
+    while (gfn < end) {
+      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
       const region = this.regions.get(index);
-      if (region === undefined || (want === PRIVATE ? region.private : region.shared) === 0) continue;
-      for (let i = 0; i < FRAMES_PER_2M; i++) {
-        if (region.state[i] !== want) continue;
-        const gfn = index * FRAMES_PER_2M + i;
-        const gpa = gfn * SZ_4K;
-        const hpa = want === PRIVATE ? GMEM_BASE + gpa : (this.sharedFrame(gfn) ?? 0);
-        if (run !== undefined && run.gpa + run.len === gpa && run.hpa + run.len === hpa) {
-          run.len += SZ_4K;
-          continue;
-        }
-        if (run !== undefined) yield run;
-        run = { gpa, len: SZ_4K, hpa };
+      const count = region === undefined ? 0 : want === PRIVATE ? region.private : want === SHARED ? region.shared : FRAMES_PER_2M - region.private - region.shared;
+      const all = region === undefined ? want === NOT_BACKED : count === FRAMES_PER_2M;
+      if (!all) {
+        if (count === 0 && region !== undefined) return false;
+        for (; gfn < regionEnd; gfn++) if (this.state(gfn) !== want) return false;
+      }
+      gfn = regionEnd;
+    }
+    return true;
+  }
+
+  /**
+   * Appends to `out` the maximal runs of pages in [gfn, end) in `want` (PRIVATE: their guest_memfd
+   * frames, SHARED: their VMM frames) whose frames are contiguous, in GPA order; a region whose
+   * pages all agree is one step.
+   */
+  collect(gfn: number, end: number, want: typeof PRIVATE | typeof SHARED, out: BackedRun[]): BackedRun[] {
+    while (gfn < end) {
+      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
+      const region = this.regions.get(index);
+      const count = region === undefined ? 0 : want === PRIVATE ? region.private : region.shared;
+      if (count === 0) {
+        gfn = regionEnd;
+        continue;
+      }
+      if (count === FRAMES_PER_2M && (want === PRIVATE || (region!.chunk !== undefined && region!.hpa === undefined))) {
+        const hpa = want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : region!.chunk! + (gfn - index * FRAMES_PER_2M) * SZ_4K;
+        appendRun(out, gfn * SZ_4K, (regionEnd - gfn) * SZ_4K, hpa);
+        gfn = regionEnd;
+        continue;
+      }
+      for (; gfn < regionEnd; gfn++) {
+        if (region!.state[gfn - index * FRAMES_PER_2M] !== want) continue;
+        appendRun(out, gfn * SZ_4K, SZ_4K, want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : (this.sharedFrame(gfn) ?? 0));
       }
     }
-    if (run !== undefined) yield run;
+    return out;
   }
+
+  /** Maximal runs of pages in `view` whose frames are contiguous, in GPA order. */
+  *runs(view: 'private' | 'shared'): Generator<BackedRun> {
+    const keys = [...this.regions.keys()].sort((a, b) => a - b);
+    const out: BackedRun[] = [];
+    for (const index of keys) this.collect(index * FRAMES_PER_2M, (index + 1) * FRAMES_PER_2M, view === 'private' ? PRIVATE : SHARED, out);
+    yield* out;
+  }
+}
+
+/** Extends the last run of `out` when [gpa, gpa + len) at hpa continues it, else starts a new one. */
+function appendRun(out: BackedRun[], gpa: number, len: number, hpa: number): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += len;
+  else out.push({ gpa, len, hpa });
 }

@@ -45,26 +45,88 @@ interface PinRun {
 
 const GMEM_PFN = GMEM_BASE / SZ_4K;
 const VMM_PFN = VMM_RAM_BASE / SZ_4K;
+/** No gfn: the frame backs nothing (BackChunk.gfns). */
+const NONE = -1;
+
+// Frame state is kept per 2M of frames (pfn / 512): one number while the chunk's frames agree (a
+// THP-sized fault, a whole pinned 2M run, a RAM region never discarded), a 512-entry typed array
+// only once they differ. A 2M range operation then costs about what a 4K one does.
+
+/** Which gfn each frame of a chunk handed out after start backs. */
+class BackChunk {
+  /** gfn of frame 0 while frame i backs base + i for every i (a 2M fault); NONE once per frame. */
+  base = NONE;
+  /** Per frame (NONE: backs nothing), once the chunk's frames differ. */
+  gfns: Float64Array | undefined = undefined;
+  count = 0;
+
+  get(i: number): number | undefined {
+    if (this.gfns === undefined) return this.base === NONE ? undefined : this.base + i;
+    const gfn = this.gfns[i]!;
+    return gfn === NONE ? undefined : gfn;
+  }
+
+  /** The per-frame array, made from `base` on first use. */
+  perFrame(): Float64Array {
+    if (this.gfns === undefined) {
+      this.gfns = new Float64Array(FRAMES_PER_2M).fill(NONE);
+      if (this.base !== NONE) for (let i = 0; i < FRAMES_PER_2M; i++) this.gfns[i] = this.base + i;
+      this.base = NONE;
+    }
+    return this.gfns;
+  }
+}
+
+/** Pins per frame of a chunk, mapped or waiting for the flush, over every device. */
+class PinChunk {
+  /** The count of every frame while they agree. */
+  all = 0;
+  counts: Uint32Array | undefined = undefined;
+
+  get(i: number): number {
+    return this.counts === undefined ? this.all : this.counts[i]!;
+  }
+}
+
+/** VMM RAM frames of a 2M region of guest memory discarded so far. */
+class RamChunk {
+  count = 0;
+  /** One byte per frame, once only part of the region is discarded. */
+  bits: Uint8Array | undefined = undefined;
+
+  discarded(i: number): boolean {
+    return this.bits === undefined ? this.count === FRAMES_PER_2M : this.bits[i] === 1;
+  }
+}
+
+/** What every frame of a chunk agrees on, for the free checks of a range. */
+const MIXED = 0;
+const ALL_OWNED = 1;
+const ALL_FREE = 2;
 
 export class HostFrames {
   /** First frame past the VMM RAM block: where frames faulted for shared pages come from. */
   private bump: number;
   private readonly ramFrames: number;
-  /** Frames handed out after start (new shared backing): pfn -> the gfn it backs. */
-  private readonly backs = new Map<number, number>();
-  /** VMM RAM frames discarded, per 2M region of guest memory (one bit per frame). */
-  private readonly ramDiscarded = new Map<number, Uint8Array>();
+  /** Frames handed out after start (new shared backing), per chunk: the gfn each backs. */
+  private readonly backs = new Map<number, BackChunk>();
+  /** VMM RAM frames discarded, per 2M region of guest memory. */
+  private readonly ramDiscarded = new Map<number, RamChunk>();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
    * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
    */
   private freeQueue: PinRun[] = [];
   private freeHead = 0;
-  /** Pins held by each device's IO mappings, and those unmapped but waiting for the flush. */
+  /**
+   * Pins held by each device's IO mappings, and those unmapped but waiting for the flush, in the
+   * order they were made (the order the frames return to the free pool). A run continuing the
+   * previous one in both IOVA and frames extends it.
+   */
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
-  /** Pins per frame, mapped or waiting for the flush, over every device. */
-  private readonly pinCount = new Map<number, number>();
+  /** Pins per frame, per chunk. */
+  private readonly pinCount = new Map<number, PinChunk>();
 
   constructor(
     private readonly machine: Machine,
@@ -94,8 +156,7 @@ export class HostFrames {
   sharedChunkFor(index: number): number | undefined {
     const gfn = index * FRAMES_PER_2M;
     if (this.discard === 'in-place') return GMEM_BASE + gfn * SZ_4K;
-    let live = 0;
-    for (let i = 0; i < FRAMES_PER_2M; i++) if (this.ramFrameLive(gfn + i)) live++;
+    const live = this.ramLiveIn(index);
     if (live === FRAMES_PER_2M) return (VMM_PFN + gfn) * SZ_4K;
     return live === 0 ? this.allocShared(gfn, FRAMES_PER_2M) : undefined;
   }
@@ -103,7 +164,19 @@ export class HostFrames {
   /** The RAM block frame of `gfn` still backs it (never discarded, and inside guest memory). */
   private ramFrameLive(gfn: number): boolean {
     if (gfn < 0 || gfn >= this.ramFrames) return false;
-    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] !== 1;
+    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.discarded(gfn % FRAMES_PER_2M) !== true;
+  }
+
+  /** RAM block frames of region `index` that still back their gfn. */
+  private ramLiveIn(index: number): number {
+    const first = index * FRAMES_PER_2M;
+    const inside = Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - first));
+    const ram = this.ramDiscarded.get(index);
+    if (ram === undefined) return inside;
+    if (inside === FRAMES_PER_2M) return FRAMES_PER_2M - ram.count;
+    let live = 0;
+    for (let i = 0; i < inside; i++) if (!ram.discarded(i)) live++;
+    return live;
   }
 
   /**
@@ -129,7 +202,22 @@ export class HostFrames {
       pfn = alignUp(this.bump, frames);
       this.bump = pfn + frames;
     }
-    for (let i = 0; i < frames; i++) this.backs.set(pfn + i, gfn + i);
+    const chunk = Math.floor(pfn / FRAMES_PER_2M);
+    let back = this.backs.get(chunk);
+    if (back === undefined) {
+      back = new BackChunk();
+      this.backs.set(chunk, back);
+    }
+    if (frames === FRAMES_PER_2M) {
+      // A fresh, 2M-aligned run: one entry for the whole chunk.
+      back.base = gfn;
+      back.gfns = undefined;
+      back.count = FRAMES_PER_2M;
+    } else {
+      const gfns = back.perFrame();
+      if (gfns[pfn % FRAMES_PER_2M] === NONE) back.count++;
+      gfns[pfn % FRAMES_PER_2M] = gfn;
+    }
     return pfn * SZ_4K;
   }
 
@@ -138,9 +226,38 @@ export class HostFrames {
    * discarded; a RAM block frame is discarded as discardRam() says; a guest_memfd frame stays.
    */
   discardShared(hpa: number): void {
-    const pfn = Math.floor(hpa / SZ_4K);
-    if (this.backs.delete(pfn)) this.releaseIfUnused(pfn);
-    else if (pfn >= VMM_PFN && pfn - VMM_PFN < this.ramFrames) this.discardRam((pfn - VMM_PFN) * SZ_4K, SZ_4K);
+    this.discardSharedRange(hpa, 1);
+  }
+
+  /** discardShared() for each of the frames [hpa, hpa + frames * 4K), in order. */
+  discardSharedRange(hpa: number, frames: number): void {
+    let pfn = Math.floor(hpa / SZ_4K);
+    const end = pfn + frames;
+    while (pfn < end) {
+      const chunk = Math.floor(pfn / FRAMES_PER_2M);
+      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
+      const back = this.backs.get(chunk);
+      if (back !== undefined && back.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
+        // A whole 2M fault goes back at once.
+        this.backs.delete(chunk);
+        this.releaseRange(pfn, FRAMES_PER_2M);
+        pfn = chunkEnd;
+        continue;
+      }
+      for (; pfn < chunkEnd; pfn++) {
+        if (back !== undefined && back.get(pfn % FRAMES_PER_2M) !== undefined) {
+          this.unback(back, chunk, pfn);
+          this.releaseRange(pfn, 1);
+        } else if (pfn >= VMM_PFN && pfn - VMM_PFN < this.ramFrames) {
+          this.discardRam((pfn - VMM_PFN) * SZ_4K, SZ_4K);
+        }
+      }
+    }
+  }
+
+  private unback(back: BackChunk, chunk: number, pfn: number): void {
+    back.perFrame()[pfn % FRAMES_PER_2M] = NONE;
+    if (--back.count === 0) this.backs.delete(chunk);
   }
 
   /**
@@ -149,18 +266,36 @@ export class HostFrames {
    */
   discardRam(gpa: number, len: number): void {
     if (this.discard === 'none') return;
-    const first = Math.floor(gpa / SZ_4K);
+    let gfn = Math.floor(gpa / SZ_4K);
     const end = Math.min(this.ramFrames, Math.ceil((gpa + len) / SZ_4K));
-    for (let gfn = first; gfn < end; gfn++) {
+    while (gfn < end) {
       const index = Math.floor(gfn / FRAMES_PER_2M);
-      let bits = this.ramDiscarded.get(index);
-      if (bits === undefined) {
-        bits = new Uint8Array(FRAMES_PER_2M);
-        this.ramDiscarded.set(index, bits);
+      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
+      let ram = this.ramDiscarded.get(index);
+      if (ram === undefined) {
+        ram = new RamChunk();
+        this.ramDiscarded.set(index, ram);
       }
-      if (bits[gfn % FRAMES_PER_2M] === 1) continue;
-      bits[gfn % FRAMES_PER_2M] = 1;
-      if (!this.backs.has(VMM_PFN + gfn)) this.releaseIfUnused(VMM_PFN + gfn);
+      if (ram.bits === undefined && ram.count === FRAMES_PER_2M) {
+        gfn = regionEnd;
+        continue;
+      }
+      if (ram.count === 0 && gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M) {
+        // The whole region at once: every frame is newly discarded.
+        ram.count = FRAMES_PER_2M;
+        this.releaseRange(VMM_PFN + gfn, FRAMES_PER_2M);
+        gfn = regionEnd;
+        continue;
+      }
+      if (ram.bits === undefined) ram.bits = new Uint8Array(FRAMES_PER_2M).fill(ram.count === FRAMES_PER_2M ? 1 : 0);
+      for (; gfn < regionEnd; gfn++) {
+        const i = gfn % FRAMES_PER_2M;
+        if (ram.bits[i] === 1) continue;
+        ram.bits[i] = 1;
+        ram.count++;
+        this.releaseRange(VMM_PFN + gfn, 1);
+      }
+      if (ram.count === FRAMES_PER_2M) ram.bits = undefined;
     }
   }
 
@@ -179,11 +314,10 @@ export class HostFrames {
   }
 
   private backingGfn(pfn: number): number | undefined {
-    const gfn = this.backs.get(pfn);
+    const gfn = this.backs.get(Math.floor(pfn / FRAMES_PER_2M))?.get(pfn % FRAMES_PER_2M);
     if (gfn !== undefined) return gfn;
     const ram = pfn - VMM_PFN;
-    if (ram < 0 || ram >= this.ramFrames) return undefined;
-    return this.ramDiscarded.get(Math.floor(ram / FRAMES_PER_2M))?.[ram % FRAMES_PER_2M] === 1 ? undefined : ram;
+    return this.ramFrameLive(ram) ? ram : undefined;
   }
 
   // ---- pins (VFIO type1) ---------------------------------------------------------------------
@@ -194,7 +328,7 @@ export class HostFrames {
     if (typeof dev !== 'number') return;
     switch (call.prim) {
       case 'io_map':
-        this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len));
+        this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len), call.result === call.args.len);
         return;
       case 'io_unmap': {
         const len = Number(call.args.len);
@@ -217,39 +351,60 @@ export class HostFrames {
     if (pending === undefined || pending.length === 0) return;
     this.unpinPending.set(dev, []);
     for (const run of pending) {
-      for (let pfn = run.pfn; pfn < run.pfn + run.frames; pfn++) {
-        const count = (this.pinCount.get(pfn) ?? 1) - 1;
-        if (count > 0) {
-          this.pinCount.set(pfn, count);
-          continue;
-        }
-        this.pinCount.delete(pfn);
-        this.releaseIfUnused(pfn);
-      }
+      this.addPins(run.pfn, run.frames, -1);
+      this.releaseRange(run.pfn, run.frames);
     }
   }
 
-  /** The leaves the map installed over [gpa, gpa + len) at hpa.. pin their frames, if they are the guest's. */
-  private pinMapped(dev: number, gpa: number, hpa: number, len: number): void {
+  /**
+   * The leaves the map installed over [gpa, gpa + len) at hpa.. pin their frames, if they are the
+   * guest's: every part of the range that translates to hpa + offset (the new leaves, or a leaf
+   * already there with the same output). iommu_map() rejects an unaligned range before it
+   * installs anything, so that pins nothing.
+   */
+  private pinMapped(dev: number, gpa: number, hpa: number, len: number, whole: boolean): void {
     if (hpa + len <= VMM_RAM_BASE) return;
+    if (gpa % SZ_4K !== 0 || hpa % SZ_4K !== 0 || len % SZ_4K !== 0) return;
     const runs = this.runsOf(this.pins, dev);
-    for (const leaf of this.machine.device(dev).s2.leaves(gpa, gpa + len)) {
-      const from = Math.max(gpa, leaf.iova);
-      const to = Math.min(gpa + len, leaf.iova + leaf.size);
-      if (to <= from || leaf.pa + (from - leaf.iova) !== hpa + (from - gpa)) continue;
-      // Pinning a frame already back in the free pool does not make it the guest's again.
-      let start = -1;
-      for (let at = from; at <= to; at += SZ_4K) {
-        const pfn = Math.floor((hpa + (at - gpa)) / SZ_4K);
-        const owned = at < to && pfn >= VMM_PFN && this.frame(pfn * SZ_4K).state !== 'free';
-        if (owned && start < 0) start = at;
-        if (!owned && start >= 0) {
-          const run = { iova: start, pfn: Math.floor((hpa + (start - gpa)) / SZ_4K), frames: (at - start) / SZ_4K };
-          runs.push(run);
-          for (let frame = run.pfn; frame < run.pfn + run.frames; frame++) this.pinCount.set(frame, (this.pinCount.get(frame) ?? 0) + 1);
-          start = -1;
-        }
+    if (whole) {
+      // The map installed the whole range just now: all of it translates to hpa + offset.
+      this.pinOwned(runs, gpa, hpa / SZ_4K, len / SZ_4K);
+      return;
+    }
+    const s2 = this.machine.device(dev).s2;
+    const end = gpa + len;
+    let at = gpa;
+    while (at < end) {
+      const linear = s2.linearEnd(at, end, hpa + (at - gpa));
+      if (linear > at) {
+        this.pinOwned(runs, at, (hpa + (at - gpa)) / SZ_4K, (linear - at) / SZ_4K);
+        at = linear;
+        continue;
       }
+      // The leaf at `at` maps elsewhere (or nothing does): go on after it.
+      const leaf = this.leafScratch;
+      at = s2.leafInto(at, leaf) ? Math.min(end, leaf.iova + leaf.size) : s2.nextMapped(at, end);
+    }
+  }
+
+  private readonly leafScratch = { iova: 0, pa: 0, size: 0 };
+
+  /** Pins the frames of [pfn, pfn + frames) mapped at `iova` that are the guest's, run by run. */
+  private pinOwned(runs: PinRun[], iova: number, pfn: number, frames: number): void {
+    // Pinning a frame already back in the free pool does not make it the guest's again.
+    const end = pfn + frames;
+    let at = pfn;
+    while (at < end) {
+      const owned = this.isOwned(at);
+      const next = this.sameOwnershipEnd(at, end, owned);
+      if (owned) {
+        const runIova = iova + (at - pfn) * SZ_4K;
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last.iova + last.frames * SZ_4K === runIova && last.pfn + last.frames === at) last.frames += next - at;
+        else runs.push({ iova: runIova, pfn: at, frames: next - at });
+        this.addPins(at, next - at, 1);
+      }
+      at = next;
     }
   }
 
@@ -257,9 +412,17 @@ export class HostFrames {
   private queueUnpin(dev: number, gpa: number, len: number): void {
     const runs = this.pins.get(dev);
     if (runs === undefined || runs.length === 0) return;
+    const end = gpa + len;
+    let touched = false;
+    for (const run of runs) {
+      if (run.iova + run.frames * SZ_4K > gpa && run.iova < end) {
+        touched = true;
+        break;
+      }
+    }
+    if (!touched) return;
     const pending = this.runsOf(this.unpinPending, dev);
     const kept: PinRun[] = [];
-    const end = gpa + len;
     for (const run of runs) {
       const runEnd = run.iova + run.frames * SZ_4K;
       if (runEnd <= gpa || run.iova >= end) {
@@ -284,19 +447,97 @@ export class HostFrames {
     return runs;
   }
 
+  /** Adds `delta` to the pin count of frames [pfn, pfn + frames) (a count never goes below 0). */
+  private addPins(pfn: number, frames: number, delta: 1 | -1): void {
+    const end = pfn + frames;
+    while (pfn < end) {
+      const chunk = Math.floor(pfn / FRAMES_PER_2M);
+      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
+      let pins = this.pinCount.get(chunk);
+      if (pins === undefined) {
+        if (delta < 0) {
+          pfn = chunkEnd;
+          continue;
+        }
+        pins = new PinChunk();
+        this.pinCount.set(chunk, pins);
+      }
+      if (pins.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
+        pins.all = Math.max(0, pins.all + delta);
+      } else {
+        if (pins.counts === undefined) pins.counts = new Uint32Array(FRAMES_PER_2M).fill(pins.all);
+        const counts = pins.counts;
+        for (let i = pfn - chunk * FRAMES_PER_2M; i < chunkEnd - chunk * FRAMES_PER_2M; i++) counts[i] = Math.max(0, counts[i]! + delta);
+      }
+      if (pins.counts === undefined && pins.all === 0) this.pinCount.delete(chunk);
+      pfn = chunkEnd;
+    }
+  }
+
   private isPinned(pfn: number): boolean {
-    return this.pinCount.has(pfn);
+    const pins = this.pinCount.get(Math.floor(pfn / FRAMES_PER_2M));
+    return pins !== undefined && pins.get(pfn % FRAMES_PER_2M) > 0;
   }
 
   private isFree(pfn: number): boolean {
     return this.backingGfn(pfn) === undefined && !this.isPinned(pfn);
   }
 
-  /** Back to the free pool when nothing backs or pins the frame any more. */
-  private releaseIfUnused(pfn: number): void {
-    if (pfn < VMM_PFN || !this.isFree(pfn)) return;
+  /** A frame of the VMM's memory that something backs or pins (the free pool's complement). */
+  private isOwned(pfn: number): boolean {
+    return pfn >= VMM_PFN && !this.isFree(pfn);
+  }
+
+  /** What every frame of `chunk` agrees on (only for chunks at or above VMM_PFN), or MIXED. */
+  private chunkState(chunk: number): number {
+    const back = this.backs.get(chunk);
+    if (back !== undefined) return back.gfns === undefined ? ALL_OWNED : MIXED;
+    const pins = this.pinCount.get(chunk);
+    if (pins !== undefined) {
+      if (pins.counts !== undefined) return MIXED;
+      if (pins.all > 0) return ALL_OWNED;
+    }
+    const index = chunk - VMM_PFN / FRAMES_PER_2M;
+    const inside = Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - index * FRAMES_PER_2M));
+    if (inside === 0) return ALL_FREE;
+    const live = this.ramLiveIn(index);
+    if (live === FRAMES_PER_2M) return ALL_OWNED;
+    return live === 0 ? ALL_FREE : MIXED;
+  }
+
+  /** The first frame in (pfn, end] whose ownership is not `owned` (end when none). */
+  private sameOwnershipEnd(pfn: number, end: number, owned: boolean): number {
+    let at = pfn + 1;
+    if (at < VMM_PFN) return Math.min(end, VMM_PFN);
+    while (at < end) {
+      const chunk = Math.floor(at / FRAMES_PER_2M);
+      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
+      const state = this.chunkState(chunk);
+      if (state !== MIXED) {
+        if ((state === ALL_OWNED) !== owned) return at;
+        at = chunkEnd;
+        continue;
+      }
+      for (; at < chunkEnd; at++) if (this.isOwned(at) !== owned) return at;
+    }
+    return end;
+  }
+
+  /** Back to the free pool, in order, each frame of the range that nothing backs or pins any more. */
+  private releaseRange(pfn: number, frames: number): void {
+    const end = pfn + frames;
+    let at = Math.max(pfn, VMM_PFN);
+    while (at < end) {
+      const owned = this.isOwned(at);
+      const next = this.sameOwnershipEnd(at, end, owned);
+      if (!owned) this.pushFree(at, next - at);
+      at = next;
+    }
+  }
+
+  private pushFree(pfn: number, frames: number): void {
     const last = this.freeQueue[this.freeQueue.length - 1];
-    if (last !== undefined && this.freeQueue.length > this.freeHead && last.pfn + last.frames === pfn) last.frames++;
-    else this.freeQueue.push({ iova: 0, pfn, frames: 1 });
+    if (last !== undefined && this.freeQueue.length > this.freeHead && last.pfn + last.frames === pfn) last.frames += frames;
+    else this.freeQueue.push({ iova: 0, pfn, frames });
   }
 }

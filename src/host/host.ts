@@ -8,7 +8,7 @@
 // snp_begin_psc() / snp_complete_psc() in arch/x86/kvm/svm/sev.c; kvm_convert_memory() in QEMU.
 
 import { describeValue } from '../policies/check.ts';
-import type { HostFrame, HostView } from '../api.ts';
+import type { HostFrame, HostView, Leaf } from '../api.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
@@ -270,12 +270,31 @@ export class Host implements HostView, Hypervisor {
   }
 
   zapNpt(gpa: number, len: number): void {
-    const leaves: { iova: number; size: number }[] = [];
-    for (const leaf of this.machine.npt.leaves(gpa, gpa + len)) leaves.push({ iova: leaf.iova, size: leaf.size });
-    for (const leaf of leaves) {
+    // Leaf by leaf, whole leaves (one npt_unmap each), walking on from the end of the last one.
+    const npt = this.machine.npt;
+    const leaf = this.leafScratch;
+    const end = gpa + len;
+    let at = gpa;
+    while (at < end) {
+      if (!npt.leafInto(at, leaf)) {
+        at = npt.nextMapped(at, end);
+        continue;
+      }
+      // Read before the unmap: an interleaved op may look leaves up during the call.
+      const iova = leaf.iova;
+      const size = leaf.size;
+      at = iova + size;
       this.env.charge();
-      this.machine.nptUnmap(leaf.iova, leaf.size);
+      this.machine.nptUnmap(iova, size);
     }
+  }
+
+  /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
+  private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };
+
+  /** The NPT leaf at `gpa` in a scratch object valid until the next lookup, or undefined. */
+  private nptLeaf(gpa: number): Leaf | undefined {
+    return this.machine.npt.leafInto(gpa, this.leafScratch) ? this.leafScratch : undefined;
   }
 
   /**
@@ -311,7 +330,7 @@ export class Host implements HostView, Hypervisor {
   private smashNpt(gpa: number, npt: NptSmash): void {
     if (npt === 'keep') return;
     const region = alignDown(gpa, SZ_2M);
-    const leaf = this.machine.npt.leafAt(region);
+    const leaf = this.nptLeaf(region);
     if (leaf === undefined || leaf.size < SZ_2M) return;
     this.env.charge();
     if (npt === 'split' && leaf.size === SZ_2M) this.machine.nptSplit(region, SZ_4K);
@@ -357,7 +376,7 @@ export class Host implements HostView, Hypervisor {
       this.env.charge();
       const status = this.machine.rmpUpdate(this.gmem(region), { assigned: true, asid, gpa: region, size: '2M' });
       if (status === RMPUPDATE_OK) {
-        for (let i = 0; i < FRAMES_PER_2M; i++) this.backingState.set(index * FRAMES_PER_2M + i, PRIVATE);
+        this.backingState.setRange(index * FRAMES_PER_2M, FRAMES_PER_2M, PRIVATE);
         this.ioRuns('map', false, [{ gpa: region, len: SZ_2M, hpa: this.gmem(region) }]);
         return;
       }
@@ -391,7 +410,7 @@ export class Host implements HostView, Hypervisor {
   private mapPrivateNpt(gpa: number, level: PageSize): void {
     const len = level === '2M' ? SZ_2M : SZ_4K;
     const hpa = this.gmem(gpa);
-    const leaf = this.machine.npt.leafAt(gpa);
+    const leaf = this.nptLeaf(gpa);
     if (leaf !== undefined && leaf.iova === gpa && leaf.size === len && leaf.pa === hpa) return;
     this.zapNpt(gpa, len);
     this.env.charge();
@@ -409,7 +428,7 @@ export class Host implements HostView, Hypervisor {
     const index = region / SZ_2M;
     const chunk = this.backingState.chunk(index);
     if (chunk !== undefined && this.backingState.sharedCount(index) === FRAMES_PER_2M) {
-      const leaf = this.machine.npt.leafAt(region);
+      const leaf = this.nptLeaf(region);
       if (leaf !== undefined && leaf.iova === region && leaf.size === SZ_2M && leaf.pa === chunk) return;
       this.zapNpt(region, SZ_2M);
       this.env.charge();
@@ -418,7 +437,7 @@ export class Host implements HostView, Hypervisor {
     }
     const hpa = this.backingState.sharedFrame(gfn);
     if (hpa === undefined) return;
-    const leaf = this.machine.npt.leafAt(gpa);
+    const leaf = this.nptLeaf(gpa);
     if (leaf !== undefined && leaf.pa + (gpa - leaf.iova) === hpa) return;
     this.zapNpt(gpa, SZ_4K);
     this.env.charge();
@@ -451,14 +470,7 @@ export class Host implements HostView, Hypervisor {
 
   private toShared(start: number, end: number): void {
     const backing = this.backingState;
-    let changing = false;
-    for (let gpa = start; gpa < end; gpa += SZ_4K) {
-      if (backing.state(gpa / SZ_4K) !== SHARED) {
-        changing = true;
-        break;
-      }
-    }
-    if (!changing) return;
+    if (backing.allIn(start / SZ_4K, Math.ceil(end / SZ_4K), SHARED)) return;
     // Setting the attributes zaps the NPT over the range (whole leaves).
     if (this.does('zap-npt')) this.zapNpt(start, end - start);
     // sev_gmem_invalidate(): PSMASH 2M entries the range covers only partly; huge guest_memfd
@@ -484,7 +496,7 @@ export class Host implements HostView, Hypervisor {
       } else if (whole && entry.assigned && entry.size === '2M') {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
-      } else {
+      } else if (backing.privateCount(index) > 0) {
         for (let gpa = from; gpa < to; gpa += SZ_4K) {
           if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
           this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
@@ -519,9 +531,7 @@ export class Host implements HostView, Hypervisor {
       if (this.does('zap-npt')) this.zapNpt(start, end - start);
       if (this.does('io-unmap')) this.ioRuns('unmap', true, runs);
       // QEMU discards the shared backing; the private side is faulted in lazily by KVM.
-      for (const run of runs) {
-        for (let gpa = run.gpa; gpa < run.gpa + run.len; gpa += SZ_4K) backing.set(gpa / SZ_4K, NOT_BACKED);
-      }
+      for (const run of runs) backing.setRange(run.gpa / SZ_4K, run.len / SZ_4K, NOT_BACKED);
     }
     if (!eager) return;
     for (let gpa = start; gpa < end; gpa += SZ_4K) {
@@ -532,17 +542,7 @@ export class Host implements HostView, Hypervisor {
 
   /** Runs of pages in [start, end) in `state`, with contiguous frames. */
   private collectRuns(start: number, end: number, state: typeof PRIVATE | typeof SHARED): BackedRun[] {
-    const runs: BackedRun[] = [];
-    const backing = this.backingState;
-    for (let gpa = start; gpa < end; gpa += SZ_4K) {
-      const gfn = gpa / SZ_4K;
-      if (backing.state(gfn) !== state) continue;
-      const hpa = state === PRIVATE ? this.gmem(gpa) : (backing.sharedFrame(gfn) ?? 0);
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
-      else runs.push({ gpa, len: SZ_4K, hpa });
-    }
-    return runs;
+    return this.backingState.collect(start / SZ_4K, Math.ceil(end / SZ_4K), state, []);
   }
 
   private defaultSplit(request: SplitRequest): void {

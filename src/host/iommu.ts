@@ -3,6 +3,7 @@
 // behaviour of today's VFIO (map and unmap exactly what it is told, never split, flush after an
 // unmap as iommu_unmap() does through iommu_iotlb_sync()).
 
+import type { Leaf, PageTableView } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { SZ_2M, alignDown, pfnOf } from '../model/size.ts';
 import type { GatheredRange, IoEvent, IommuHelpers } from '../policies/types.ts';
@@ -104,25 +105,46 @@ export class Iommu implements IommuHelpers {
   }
 
   unmap(dev: number, gpa: number, len: number): number {
-    const device = this.machine.device(dev);
-    const starts: { iova: number; size: number }[] = [];
-    for (const leaf of device.s2.leaves(gpa, gpa + len)) if (leaf.iova >= gpa) starts.push({ iova: leaf.iova, size: leaf.size });
+    // Every leaf that starts inside the range, one io_unmap each, walking on from the last one.
+    const s2 = this.machine.device(dev).s2;
+    const leaf = this.leafScratch;
+    const end = gpa + len;
     let unmapped = 0;
-    for (const leaf of starts) {
-      this.env.charge();
-      unmapped += this.machine.ioUnmap(dev, leaf.iova, leaf.size).unmapped;
+    let at = gpa;
+    while (at < end) {
+      if (!s2.leafInto(at, leaf)) {
+        at = s2.nextMapped(at, end);
+        continue;
+      }
+      // Read before the unmap: an interleaved op may look leaves up during the call.
+      const iova = leaf.iova;
+      const size = leaf.size;
+      at = iova + size;
+      if (iova >= gpa) {
+        this.env.charge();
+        unmapped += this.machine.ioUnmap(dev, iova, size).unmapped;
+      }
     }
     return unmapped;
   }
 
+  /** The leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
+  private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };
+  /** Leaf runs (iova, pa, len triples) of a table walk. */
+  private readonly runScratch: number[] = [];
+
   cut(dev: number, gpa: number, len: number, size: number): void {
-    const device = this.machine.device(dev);
-    for (const boundary of [gpa, gpa + len]) {
-      const leaf = device.s2.leafAt(boundary);
-      if (leaf === undefined || leaf.iova === boundary || leaf.size <= size) continue;
-      this.env.charge();
-      this.machine.ioSplit(dev, leaf.iova, size);
-    }
+    const s2 = this.machine.device(dev).s2;
+    const leaf = this.leafScratch;
+    this.cutAt(dev, s2, leaf, gpa, size);
+    this.cutAt(dev, s2, leaf, gpa + len, size);
+  }
+
+  /** Splits the leaf that `boundary` falls inside of into leaves of `size`. */
+  private cutAt(dev: number, s2: PageTableView, leaf: Leaf, boundary: number, size: number): void {
+    if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary || leaf.size <= size) return;
+    this.env.charge();
+    this.machine.ioSplit(dev, leaf.iova, size);
   }
 
   flush(dev: number, options: { ranges?: readonly GatheredRange[] } = {}): void {
@@ -145,12 +167,16 @@ export class Iommu implements IommuHelpers {
 
   mirror(dev: number, options: { followRmp?: boolean } = {}): void {
     const device = this.machine.device(dev);
-    // One unmap per run of contiguous leaves (the walk goes on until an empty slot).
+    // One unmap per run of adjacent leaves (the walk goes on until an empty slot): the leaf runs
+    // of the whole table (adjacent and with contiguous output), joined where only the IOVAs meet.
+    const count = device.s2.leafRuns(0, Number.MAX_SAFE_INTEGER, this.runScratch);
     const runs: { iova: number; size: number }[] = [];
-    for (const leaf of device.s2.leaves()) {
+    for (let r = 0; r < count; r++) {
+      const iova = this.runScratch[3 * r]!;
+      const size = this.runScratch[3 * r + 2]!;
       const last = runs[runs.length - 1];
-      if (last !== undefined && last.iova + last.size === leaf.iova) last.size += leaf.size;
-      else runs.push({ iova: leaf.iova, size: leaf.size });
+      if (last !== undefined && last.iova + last.size === iova) last.size += size;
+      else runs.push({ iova, size });
     }
     for (const run of runs) {
       this.env.charge();

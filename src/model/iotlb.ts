@@ -110,6 +110,30 @@ export class Iotlb implements IotlbView {
     return removed;
   }
 
+  /**
+   * IotlbView: some entry overlaps [addr, addr + len). Like invalidate(), walks whichever is
+   * smaller, the range's frames or the cached entries, and allocates nothing.
+   */
+  overlaps(addr: number, len: number): boolean {
+    const end = addr + len;
+    if (end <= addr) return false;
+    const firstGfn = Math.floor(addr / SZ_4K);
+    const endGfn = Math.ceil(end / SZ_4K);
+    if (endGfn - firstGfn <= this.small.size) {
+      for (let gfn = firstGfn; gfn < endGfn; gfn++) if (this.small.has(gfn)) return true;
+    } else {
+      for (const gfn of this.small.keys()) if (gfn >= firstGfn && gfn < endGfn) return true;
+    }
+    const firstLarge = Math.floor(addr / SZ_2M);
+    const endLarge = Math.ceil(end / SZ_2M);
+    if (endLarge - firstLarge <= this.large.size) {
+      for (let index = firstLarge; index < endLarge; index++) if (this.large.has(index)) return true;
+    } else {
+      for (const index of this.large.keys()) if (index >= firstLarge && index < endLarge) return true;
+    }
+    return false;
+  }
+
   /** IotlbView: every cached entry, by address. */
   *entries(): Iterable<IotlbEntry> {
     const all: IotlbEntry[] = [];

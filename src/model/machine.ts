@@ -102,8 +102,10 @@ export class Machine {
   private readonly directMap4K = new Set<number>();
   /** Scratch entry for the hot paths (no allocation per check). */
   private readonly scratch: RmpEntry = defaultRmpEntry();
-  /** Leaves collected before an unmap, to touch what it removed. */
-  private readonly removed: { iova: number; pa: number; size: number }[] = [];
+  /** Leaf runs (iova, pa, len triples) read before an unmap, to touch what it removed. */
+  private readonly removedRuns: number[] = [];
+  /** The leaf a split replaces. */
+  private readonly splitScratch = { iova: 0, pa: 0, size: 0 };
 
   constructor(options: MachineOptions) {
     if (!Number.isSafeInteger(options.asid) || options.asid < 1 || options.asid > 0x3ff) {
@@ -863,40 +865,43 @@ export class Machine {
 
   /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
   private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean): UnmapResult {
-    const collected = this.removed;
-    collected.length = 0;
-    for (const leaf of table.leaves(addr, addr + len)) {
-      if (leaf.iova < addr) continue;
-      collected.push(leaf);
-    }
+    // The removed leaves tile [addr, addr + unmapped) (unmap stops at the first hole and never
+    // starts inside a leaf), so their runs are read before the unmap and clipped after it.
+    const runs = this.removedRuns;
+    const count = table.leafRuns(addr, addr + len, runs);
     const result = table.unmap(addr, len);
     const end = addr + result.unmapped;
-    for (const leaf of collected) {
-      if (leaf.iova >= end) break;
+    for (let r = 0; r < count; r++) {
+      const iova = runs[3 * r]!;
+      const pa = runs[3 * r + 1]!;
+      const from = Math.max(iova, addr);
+      const to = Math.min(iova + runs[3 * r + 2]!, end);
+      if (to <= from) continue;
       if (outputIsHpa) {
-        this.recorder.touchGfnRange(leaf.iova, leaf.size);
-        this.recorder.touchFrameRange(leaf.pa, leaf.size);
+        this.recorder.touchGfnRange(from, to - from);
+        this.recorder.touchFrameRange(pa + (from - iova), to - from);
       } else {
-        this.recorder.touchGfnRange(leaf.pa, leaf.size);
+        this.recorder.touchGfnRange(pa + (from - iova), to - from);
       }
     }
-    collected.length = 0;
     return result;
   }
 
+  /**
+   * Replace the leaf holding `gpa` by leaves of `size` as one range operation: unmap the leaf (its
+   * range is gathered for the IOTLB flush) and map the same range again with leaves capped at
+   * `size` (pagetable.ts places them table by table).
+   */
   private splitLeaf(table: PageTable, gpa: number, size: number): SplitResult {
-    const leaf = table.leafAt(gpa);
-    if (leaf === undefined) return 'ENXIO';
+    const leaf = this.splitScratch;
+    if (!table.leafInto(gpa, leaf)) return 'ENXIO';
     if (size >= leaf.size || !table.pgsizes.includes(size)) return 'EINVAL';
     const unmapped = table.unmap(leaf.iova, leaf.size);
     if (unmapped.error !== undefined) return unmapped.error;
     this.recorder.touchGfnRange(leaf.iova, leaf.size);
     this.recorder.touchFrameRange(leaf.pa, leaf.size);
-    for (let offset = 0; offset < leaf.size; offset += size) {
-      const mapped = table.map(leaf.iova + offset, leaf.pa + offset, size);
-      if (mapped.error !== undefined) return mapped.error;
-    }
-    return 'ok';
+    const mapped = table.map(leaf.iova, leaf.pa, leaf.size, size);
+    return mapped.error ?? 'ok';
   }
 }
 

@@ -26,9 +26,7 @@ export function cutIoLeaves(ctx: HostContext, gpa: number, devices: readonly num
 export function devicesReaching(ctx: HostContext, gpa: number, devices: readonly number[]): number[] {
   return devices.filter((dev) => {
     const device = ctx.machine.device(dev);
-    for (const _leaf of device.s2.leaves(gpa, gpa + SZ_2M)) return true;
-    for (const entry of device.iotlb.entries()) if (entry.addr < gpa + SZ_2M && gpa < entry.addr + (entry.size === '2M' ? SZ_2M : SZ_4K)) return true;
-    return false;
+    return device.s2.nextMapped(gpa, gpa + SZ_2M) < gpa + SZ_2M || device.iotlb.overlaps(gpa, SZ_2M);
   });
 }
 

@@ -5,6 +5,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { VMM_RAM_BASE } from '../../src/host/backing.ts';
+import { HostFrames } from '../../src/host/frames.ts';
+import { Machine } from '../../src/model/machine.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
 import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
 import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
@@ -66,5 +68,34 @@ describe('host frames', () => {
     const freed = frameOf(early, GPA);
     run(early, [unshare], 1);
     expect(early.host.frame(freed).state).toBe('free');
+  });
+
+  it('a 2M range is pinned, discarded and released as a range, and returns to the pool in order', () => {
+    const M = 1024 * 1024;
+    const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
+    const frames = new HostFrames(machine, 64 * M);
+    machine.recorder.onCall = (call) => frames.observe(call);
+    const ram = VMM_RAM_BASE + 4 * M;
+    // 512 4K leaves over the RAM block's frames: each frame is pinned once.
+    expect(machine.ioMap(0, 4 * M, ram, 2 * M)).toEqual({ mapped: 2 * M });
+    frames.discardRam(4 * M, 2 * M);
+    expect(frames.frame(ram + 5 * 4096)).toEqual({ state: 'pinned', kind: 'vmm' });
+    // The second half is unmapped: its pins wait for the flush, then its frames are free.
+    machine.ioUnmap(0, 5 * M, M);
+    expect(frames.frame(ram + M).state).toBe('pinned');
+    machine.iommuFlush(0);
+    expect(frames.frame(ram + M)).toEqual({ state: 'free', kind: 'vmm' });
+    expect(frames.frame(ram + 2 * M - 4096).state).toBe('free');
+    expect(frames.frame(ram + M - 4096).state).toBe('pinned');
+    // Oldest first: the frames freed by the flush, then one discarded later.
+    frames.discardRam(0, 4096);
+    frames.discardRam(8 * M, 2 * 4096);
+    expect(frames.sharedFrameFor(8 * M / 4096)).toBe(ram + M);
+    expect(frames.sharedFrameFor(8 * M / 4096 + 1)).toBe(ram + M + 4096);
+    expect(frames.frame(ram + M)).toEqual({ state: 'backing', kind: 'vmm', gpa: 8 * M });
+    // Mapping an already free frame does not pin it (it is not the guest's any more).
+    expect(machine.ioMap(0, 5 * M, ram + M, M)).toEqual({ mapped: M });
+    expect(frames.frame(ram + M + 2 * 4096).state).toBe('free');
+    expect(frames.frame(ram + M).state).toBe('backing');
   });
 });

@@ -59,6 +59,23 @@ describe('splits', () => {
     expect(machine.nptSplit(G, SZ_4K)).toBe('EINVAL');
     expect(machine.nptSplit(G + 10 * SZ_2M, SZ_4K)).toBe('ENXIO');
   });
+
+  it('a split maps the old leaf again as leaves of exactly the new size, and gathers the old range', () => {
+    const machine = newMachine([{ id: 0, trusted: false, iommu: 's2' }]);
+    // A 1G leaf (the output 1G-aligned too) becomes 512 2M leaves.
+    machine.nptMap(SZ_1G, 8 * SZ_1G, SZ_1G);
+    expect(machine.npt.leafAt(SZ_1G)?.size).toBe(SZ_1G);
+    expect(machine.nptSplit(SZ_1G + 3 * SZ_2M, SZ_2M)).toBe('ok');
+    const leaves = [...machine.npt.leaves(SZ_1G, 2 * SZ_1G)];
+    expect(leaves).toHaveLength(512);
+    expect(leaves.every((leaf, i) => leaf.size === SZ_2M && leaf.iova === SZ_1G + i * SZ_2M && leaf.pa === 8 * SZ_1G + i * SZ_2M)).toBe(true);
+    machine.ioMap(0, G, hpaOf(G), SZ_2M);
+    machine.ioSplit(0, G, SZ_4K);
+    const io = [...machine.devices[0]!.s2.leaves(G, G + SZ_2M)];
+    expect(io.map((leaf) => leaf.size)).toEqual(Array.from({ length: 512 }, () => SZ_4K));
+    expect(io.at(-1)).toEqual({ iova: G + SZ_2M - SZ_4K, pa: hpaOf(G + SZ_2M - SZ_4K), size: SZ_4K });
+    expect(machine.ioGathered(0)).toEqual([{ iova: G, len: SZ_2M }]);
+  });
 });
 
 describe('usage errors', () => {

@@ -62,6 +62,42 @@ function expectSameTranslation(pt: PageTable, ref: FlatReference, from: number, 
   }
 }
 
+/**
+ * The allocation-free range queries agree with their definitions over leafAt() and leaves():
+ * leafInto, leafRuns (adjacent leaves with contiguous output merged), linearEnd, nextMapped.
+ */
+function expectRangeQueries(pt: PageTable, from: number, to: number): void {
+  const leaves = [...pt.leaves(from, to)];
+  const runs: number[] = [];
+  for (const leaf of leaves) {
+    const n = runs.length;
+    if (n > 0 && runs[n - 3]! + runs[n - 1]! === leaf.iova && runs[n - 2]! + runs[n - 1]! === leaf.pa) runs[n - 1]! += leaf.size;
+    else runs.push(leaf.iova, leaf.pa, leaf.size);
+  }
+  const out: number[] = [];
+  expect(pt.leafRuns(from, to, out)).toBe(runs.length / 3);
+  expect(out).toEqual(runs);
+  const scratch = { iova: 0, pa: 0, size: 0 };
+  const step = pt.pgsizes[0]!;
+  // Every leaf's edges in a small window; a sample of them over a whole scenario window.
+  const every = Math.max(1, Math.floor(leaves.length / 16));
+  const probes = [from, to - step, ...leaves.filter((_, i) => i % every === 0).flatMap((leaf) => [leaf.iova, leaf.iova + leaf.size, leaf.iova + leaf.size - step])];
+  for (const at of probes) {
+    if (at < from || at >= to) continue;
+    const leaf = pt.leafAt(at);
+    expect(pt.leafInto(at, scratch)).toBe(leaf !== undefined);
+    if (leaf !== undefined) expect(scratch).toEqual(leaf);
+    const first = leaves.find((l) => l.iova + l.size > at);
+    expect(pt.nextMapped(at, to)).toBe(first === undefined ? to : Math.max(at, first.iova));
+    // linearEnd from `at`, against its own translation there and against a shifted one.
+    for (const pa of leaf === undefined ? [0] : [leaf.pa + (at - leaf.iova), leaf.pa + (at - leaf.iova) + step]) {
+      let end = at;
+      for (let l = pt.leafAt(end); l !== undefined && end < to && l.pa + (end - l.iova) === pa + (end - at); l = pt.leafAt(end)) end = l.iova + l.size;
+      expect(pt.linearEnd(at, to, pa)).toBe(Math.min(end, to));
+    }
+  }
+}
+
 function run(s: Scenario, ops: Op[]): void {
   const pt = createPageTable(s.options);
   const ref = new FlatReference(pt.pgsizes);
@@ -111,7 +147,9 @@ function run(s: Scenario, ops: Op[]): void {
       expect(pt.stats().pendingFree).toBe(0);
     }
     expect(leafTotal(pt)).toBe(ref.leafByStart.size);
+    if ('iova' in op) expectRangeQueries(pt, Math.max(0, op.iova - 4 * smallest), op.iova + 8 * smallest);
   }
+  expectRangeQueries(pt, s.base, s.base + s.size);
 
   expect([...pt.leaves()]).toEqual(ref.sortedLeaves());
   expectSameTranslation(pt, ref, s.base, s.base + s.size);

@@ -377,3 +377,23 @@ describe('lookups', () => {
     expect([...pt.leaves(5 * G, 4 * G)]).toEqual([]);
   });
 });
+
+describe('map with a leaf size cap', () => {
+  it('lays the range out greedily with no leaf above the cap (amdv1 contiguous leaves included)', () => {
+    const pt = createPageTable({ format: 'amdv1' });
+    expect(pt.map(4 * M, 4 * M, 4 * M, 64 * K)).toEqual({ mapped: 4 * M });
+    expect(pt.stats().leavesBySize).toEqual({ '64K': 64 });
+    expect(pt.leafAt(4 * M + 100 * K)).toEqual({ iova: 4 * M + 64 * K, pa: 4 * M + 64 * K, size: 64 * K });
+    // Without the cap the same range is one contiguous 4M leaf.
+    const whole = createPageTable({ format: 'amdv1' });
+    expect(whole.map(4 * M, 4 * M, 4 * M)).toEqual({ mapped: 4 * M });
+    expect(whole.stats().leavesBySize).toEqual({ '4M': 1 });
+  });
+
+  it('stops at a collision inside the table it is filling and reports what it placed', () => {
+    const pt = createPageTable({ format: 'x86_64' });
+    pt.map(G + 8 * K, 8 * G, 4 * K);
+    expect(pt.map(G, 0, 2 * M, 4 * K)).toEqual({ mapped: 8 * K, error: 'EADDRINUSE' });
+    expect(pt.leafAt(G + 4 * K)).toEqual({ iova: G + 4 * K, pa: 4 * K, size: 4 * K });
+  });
+});

@@ -40,6 +40,21 @@ describe('Iotlb', () => {
     expect([...iotlb.entries()].map((e) => e.addr)).toEqual([0x1000, 0x20_0000]);
   });
 
+  it('answers whether an entry overlaps a range, both ways of walking, as entries() would', () => {
+    const iotlb = new Iotlb(0);
+    iotlb.insert(3 * SZ_4K, 0x10_0000, '4K');
+    iotlb.insert(2 * SZ_2M, 0x40_0000, '2M');
+    const byEntries = (addr: number, len: number): boolean =>
+      [...iotlb.entries()].some((e) => e.addr < addr + len && addr < e.addr + (e.size === '2M' ? SZ_2M : SZ_4K));
+    // Small ranges probe frame by frame; the 2M and larger ones walk the cached entries.
+    for (const [addr, len] of [[0, SZ_4K], [3 * SZ_4K + 7, 1], [4 * SZ_4K, SZ_4K], [0, SZ_2M], [SZ_2M, SZ_2M], [2 * SZ_2M - 1, 2], [3 * SZ_2M, SZ_2M], [SZ_4K, 8 * SZ_2M]] as const) {
+      expect(iotlb.overlaps(addr, len)).toBe(byEntries(addr, len));
+    }
+    expect(iotlb.overlaps(3 * SZ_4K, SZ_4K)).toBe(true);
+    expect(iotlb.overlaps(SZ_2M + SZ_4K, SZ_4K)).toBe(false);
+    expect(iotlb.size).toBe(2);
+  });
+
   it('invalidates ranges (overlap removes the whole entry) or everything', () => {
     const iotlb = new Iotlb(0);
     iotlb.insert(0, 0x10_0000, '4K');

@@ -94,7 +94,7 @@ class IoPageTable implements PageTable {
 
   // ---- map ------------------------------------------------------------------------------
 
-  map(iova: number, pa: number, len: number): MapResult {
+  map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult {
     const min = this.minSize;
     // The core's iommu_map() rejects anything not aligned to the smallest page; a zero
     // length is -EINVAL since d6c65b0fd621 (it used to be a silent no-op).
@@ -107,17 +107,59 @@ class IoPageTable implements PageTable {
 
     // The greedy layout of map_range() (2026), and of iommu_map()'s iommu_pgsize() split +
     // map_pages() before it: left to right, always the largest allowed size that va, oa and
-    // the remaining length permit. Leaves go in one at a time; on error the bytes done so far
-    // are reported and the caller (iommu_map()) unmaps them.
+    // the remaining length permit (and `maxLeaf`, for a split). Leaves go in one at a time; on
+    // error the bytes done so far are reported and the caller (iommu_map()) unmaps them. Like
+    // __map_range()'s loop over the items of one table, a leaf that lands in the table of the
+    // previous one is placed there without a new descent from the top, so 512 4K leaves cost
+    // one walk and 512 slot writes.
+    const cap = maxLeaf ?? Infinity;
+    let table = -1;
+    let tableLevel = -1;
+    let tableEnd = -1;
     let done = 0;
     while (done < len) {
       const va = iova + done;
       const oa = pa + done;
-      const k = this.bestSizeIndex(va, oa, len - done);
+      const k = this.bestSizeIndex(va, oa, Math.min(len - done, cap));
       // pt_compute_best_pgsize() returned 0: unreachable after the alignment check above,
       // kept as the kernel keeps it.
       if (k < 0) return { mapped: done, error: 'ENXIO' };
-      if (!this.installLeaf(va, oa, this.sizeLg2[k]!)) return { mapped: done, error: 'EADDRINUSE' };
+      const lg2 = this.sizeLg2[k]!;
+      const level = this.levelOfLg2[lg2]!;
+      const itemSize = this.itemSize[level]!;
+      if (level !== tableLevel || va >= tableEnd) {
+        table = this.descend(va, level);
+        if (table < 0) return { mapped: done, error: 'EADDRINUSE' };
+        tableLevel = level;
+        const span = itemSize * this.items;
+        tableEnd = Math.floor(va / span) * span + span;
+      }
+      const slot = table * this.items + this.items - (tableEnd - va) / itemSize;
+      const store = this.store;
+      if (lg2 === this.itemLg2[level] && store.kind[slot] === EMPTY) {
+        // The common leaf: one empty item (placeLeaf() without its loops). While no larger size
+        // can ever fit (none is allowed, or va and oa are never both aligned to the next one),
+        // the greedy choice stays this size: the rest of the table takes a run of them at once.
+        const size = this.sizes[k]!;
+        const larger = this.sizes[k + 1];
+        const sameChoice = larger === undefined || (oa - va) % larger !== 0;
+        const last = sameChoice ? slot + Math.min((tableEnd - va) / size, Math.floor((len - done) / size)) : slot + 1;
+        const kinds = store.kind;
+        const entries = store.entry;
+        let at = slot;
+        let out = oa;
+        while (at < last && kinds[at] === EMPTY) {
+          kinds[at] = lg2;
+          entries[at] = out;
+          at++;
+          out += size;
+        }
+        store.used[table]! += at - slot;
+        this.leafCount[lg2]! += at - slot;
+        done += (at - slot) * size;
+        continue;
+      }
+      if (!this.placeLeaf(table, level, va, oa, lg2)) return { mapped: done, error: 'EADDRINUSE' };
       done += this.sizes[k]!;
     }
     return { mapped: done };
@@ -139,15 +181,14 @@ class IoPageTable implements PageTable {
     return best;
   }
 
-  /** Installs one leaf, or returns false on a collision (-EADDRINUSE) without installing. */
-  private installLeaf(va: number, oa: number, lg2: number): boolean {
-    const level = this.levelOfLg2[lg2]!;
+  /**
+   * __map_range()'s descent to the table at `level` holding va, allocating missing tables; a
+   * leaf where a table is needed is a collision (-1) and is never split. Tables allocated here
+   * stay even if the leaf then fails, as in the kernel.
+   */
+  private descend(va: number, level: number): number {
     // check_map_range(): the top must reach the leaf's level, not just cover the range.
     while (level > this.topLevel) if (!this.growTop()) throw new Error(`internal: cannot grow to level ${level}`);
-
-    // __map_range(): descend, allocating missing tables; a leaf where a table is needed is a
-    // collision and is never split. Tables allocated here stay even if the leaf then fails,
-    // as in the kernel.
     const store = this.store;
     const items = this.items;
     let table = this.root;
@@ -158,7 +199,7 @@ class IoPageTable implements PageTable {
         table = store.entry[slot]!;
         continue;
       }
-      if (kind !== EMPTY) return false;
+      if (kind !== EMPTY) return -1;
       const lower = store.alloc(l - 1);
       this.liveTables++;
       store.kind[slot] = TABLE;
@@ -166,12 +207,17 @@ class IoPageTable implements PageTable {
       store.used[table]!++;
       table = lower;
     }
+    return table;
+  }
 
+  /** Installs one leaf in `table`, or returns false on a collision (-EADDRINUSE) without installing. */
+  private placeLeaf(table: number, level: number, va: number, oa: number, lg2: number): boolean {
     // __map_range_leaf() + clear_contig(): every item of the (possibly contiguous) leaf must
     // be empty, or a table whose whole subtree holds no OA. Existing leaves are never merged.
+    const store = this.store;
     const kinds = store.kind;
     const entries = store.entry;
-    const first = table * items + this.indexAt(va, level);
+    const first = table * this.items + this.indexAt(va, level);
     const end = first + pow2(lg2 - this.itemLg2[level]!);
     for (let slot = first; slot < end; slot++) {
       const kind = kinds[slot];
@@ -295,7 +341,8 @@ class IoPageTable implements PageTable {
       }
       // A leaf at its first item (the start was checked; later leaves are reached aligned).
       const replicas = pow2(kind - this.itemLg2[level]!);
-      kinds.fill(EMPTY, slot, slot + replicas);
+      if (replicas === 1) kinds[slot] = EMPTY;
+      else kinds.fill(EMPTY, slot, slot + replicas);
       store.used[table]! -= replicas;
       this.leafCount[kind]!--;
       this.walkUnmapped += pow2(kind);
@@ -319,6 +366,106 @@ class IoPageTable implements PageTable {
     if (slot < 0) return undefined;
     const size = pow2(this.store.kind[slot]!);
     return { iova: Math.floor(iova / size) * size, pa: this.store.entry[slot]!, size };
+  }
+
+  leafInto(iova: number, out: { iova: number; pa: number; size: number }): boolean {
+    const slot = this.findLeafSlot(iova);
+    if (slot < 0) return false;
+    const size = pow2(this.store.kind[slot]!);
+    out.iova = Math.floor(iova / size) * size;
+    out.pa = this.store.entry[slot]!;
+    out.size = size;
+    return true;
+  }
+
+  linearEnd(iova: number, end: number, pa: number): number {
+    const store = this.store;
+    const items = this.items;
+    let at = iova;
+    // One descent per table: the leaves that follow in the same table are read in place.
+    while (at < end) {
+      const first = this.findLeafSlot(at);
+      if (first < 0) return at;
+      const table = Math.floor(first / items);
+      const itemSize = this.itemSize[store.level[table]!]!;
+      const firstBase = Math.floor(at / itemSize) * itemSize;
+      const tableEnd = (table + 1) * items;
+      let slot = first;
+      while (slot < tableEnd) {
+        const kind = store.kind[slot]!;
+        if (kind === EMPTY) return at;
+        if (kind === TABLE) break;
+        const size = pow2(kind);
+        const leafStart = Math.floor(at / size) * size;
+        if (store.entry[slot]! + (at - leafStart) !== pa + (at - iova)) return at;
+        at = leafStart + size;
+        if (at >= end) return end;
+        slot = first + (at - firstBase) / itemSize;
+      }
+    }
+    return end;
+  }
+
+  nextMapped(from: number, end: number): number {
+    const limit = Math.min(end, this.topSpan, this.maxVa);
+    const start = Math.max(from, 0);
+    if (start >= limit) return end;
+    const found = this.firstLeaf(this.root, 0, start, limit);
+    return found < 0 ? end : Math.max(start, found);
+  }
+
+  /** The start of the first leaf intersecting [from, end) under one table spanning from `base`, or -1. */
+  private firstLeaf(table: number, base: number, from: number, end: number): number {
+    const store = this.store;
+    const itemSize = this.itemSize[store.level[table]!]!;
+    const tableSlot = table * this.items;
+    for (let i = from > base ? Math.floor((from - base) / itemSize) : 0; i < this.items; i++) {
+      const itemBase = base + i * itemSize;
+      if (itemBase >= end) return -1;
+      const kind = store.kind[tableSlot + i]!;
+      if (kind === EMPTY) continue;
+      if (kind !== TABLE) return Math.floor(itemBase / pow2(kind)) * pow2(kind);
+      const found = this.firstLeaf(store.entry[tableSlot + i]!, itemBase, from, end);
+      if (found >= 0) return found;
+    }
+    return -1;
+  }
+
+  leafRuns(from: number, to: number, out: number[]): number {
+    out.length = 0;
+    const end = Math.min(to, this.topSpan, this.maxVa);
+    if (Math.max(from, 0) < end) this.collectRuns(this.root, 0, Math.max(from, 0), end, out);
+    return out.length / 3;
+  }
+
+  /** leafRuns() over one table spanning from `base`: appends or extends (iova, pa, len) triples. */
+  private collectRuns(table: number, base: number, from: number, end: number, out: number[]): void {
+    const store = this.store;
+    const items = this.items;
+    const itemSize = this.itemSize[store.level[table]!]!;
+    const tableSlot = table * items;
+    let i = from > base ? Math.floor((from - base) / itemSize) : 0;
+    while (i < items) {
+      const itemBase = base + i * itemSize;
+      if (itemBase >= end) return;
+      const slot = tableSlot + i;
+      const kind = store.kind[slot]!;
+      if (kind === EMPTY) {
+        i++;
+      } else if (kind === TABLE) {
+        this.collectRuns(store.entry[slot]!, itemBase, from, end, out);
+        i++;
+      } else {
+        // Possibly entered mid-way through a contiguous leaf when `from` is inside it.
+        const size = pow2(kind);
+        const leafStart = Math.floor(itemBase / size) * size;
+        const pa = store.entry[slot]!;
+        const n = out.length;
+        if (n > 0 && out[n - 3]! + out[n - 1]! === leafStart && out[n - 2]! + out[n - 1]! === pa) out[n - 1]! += size;
+        else out.push(leafStart, pa, size);
+        i = Math.floor((leafStart - base) / itemSize) + size / itemSize;
+      }
+    }
   }
 
   /** The walk of __iova_to_phys(): the slot holding the leaf for iova, or -1. */

@@ -50,7 +50,9 @@ export interface PageTable {
   readonly format: string;
   /** Allowed leaf sizes in bytes, ascending. */
   readonly pgsizes: readonly number[];
-  map(iova: number, pa: number, len: number): MapResult;
+  /** iommu_map(): the greedy layout of the largest allowed leaves; `maxLeaf` caps their size
+   *  (a split maps the old leaf's range again in leaves of that size). */
+  map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult;
   unmap(iova: number, len: number): UnmapResult;
   /** pa + offset of the leaf covering iova, or undefined when unmapped. */
   iovaToPhys(iova: number): number | undefined;
@@ -58,6 +60,21 @@ export interface PageTable {
   leafAt(iova: number): Leaf | undefined;
   /** Leaves intersecting [from, to), in address order. */
   leaves(from?: number, to?: number): Iterable<Leaf>;
+  /** leafAt() into a caller-owned object (no allocation); false when unmapped. */
+  leafInto(iova: number, out: { iova: number; pa: number; size: number }): boolean;
+  /**
+   * The end of the longest prefix of [iova, end) that is mapped and translates linearly to
+   * pa + (addr - iova): iova itself when its first byte is unmapped or maps elsewhere.
+   */
+  linearEnd(iova: number, end: number, pa: number): number;
+  /** The first address in [from, end) that a leaf covers, or end. */
+  nextMapped(from: number, end: number): number;
+  /**
+   * The leaves intersecting [from, to) as maximal runs of adjacent leaves whose output is
+   * contiguous too: fills `out` (cleared first) with (iova, pa, len) triples of whole leaves,
+   * in address order, and returns the number of runs. No allocation once `out` has grown.
+   */
+  leafRuns(from: number, to: number, out: number[]): number;
   /** The driver's iotlb_sync: releases deferred table frees and returns (and clears) the
    *  gathered invalidation ranges. */
   sync(): InvalidationRange[];
