@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--jobs N] [--only throughput,workers,scale,pagetable,bugs,race] [--out FILE]
+// npm run bench [-- --quick] [--jobs N] [--only baseline,throughput,startup,workers,scale,pagetable,bugs,race] [--out FILE]
 //
 // Runs every benchmark on fixed seeds, prints one table per benchmark and the goals, and writes
 // the figures with a description of the machine to bench/results.json (--quick writes to the OS
@@ -12,6 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BASELINE_COMMIT, type BaselineResult, benchBaseline } from './baseline.ts';
 import { type BugBenchResult, type BugSummary, type ModeSummary, benchPlantedBugs } from './bugs.ts';
 import { machineInfo, round } from './common.ts';
 import { benchPageTable } from './pagetable.ts';
@@ -19,7 +20,7 @@ import { type RaceBenchResult, benchRace } from './race.ts';
 import { type ScaleResult, benchScale } from './scale.ts';
 import { type ThroughputResult, type WorkerScalingResult, benchThroughput, benchWorkers } from './throughput.ts';
 
-const SECTIONS = ['pagetable', 'throughput', 'workers', 'scale', 'bugs', 'race'] as const;
+const SECTIONS = ['pagetable', 'baseline', 'throughput', 'workers', 'scale', 'bugs', 'race'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -44,6 +45,7 @@ const out = values.out ?? (quick ? join(os.tmpdir(), 'cocofuzz-bench-quick.json'
 /** Budgets: the full run fits in about 6 minutes on 2 cores, --quick in under one. */
 const PLAN = quick
   ? {
+      baseline: { cases: 40, rounds: 1, minMs: 200 },
       throughput: { rounds: 2, casesPerRound: 8, fcRunsPerRound: 4 },
       workers: { runs: 16 },
       scale: { ops: 800, longOps: 300, wide: false, reps: 1 },
@@ -51,6 +53,7 @@ const PLAN = quick
       race: { seeds: 2, budgetOps: 1_000 },
     }
   : {
+      baseline: { cases: 200, rounds: 3, minMs: 1000 },
       throughput: { rounds: 4, casesPerRound: 40, fcRunsPerRound: 20 },
       workers: { runs: 160 },
       scale: { ops: 6000, longOps: 2000, wide: true, reps: 3 },
@@ -82,6 +85,7 @@ log();
 
 const results: Record<string, unknown> = { format: 'cocofuzz-bench/1', mode: quick ? 'quick' : 'full', machine, loadAverage: { start: loadStart }, plan: PLAN };
 let pagetable: Record<string, number> | undefined;
+let baseline: BaselineResult | undefined;
 let throughput: ThroughputResult | undefined;
 let workers: WorkerScalingResult | undefined;
 let scale: ScaleResult | undefined;
@@ -95,6 +99,27 @@ if (run('pagetable')) {
   results.pagetable = pagetable;
   log(`== IO page table (bench/pagetable.ts, amdv1) [${elapsed()}]`);
   table(['workload', 'ops/s'], Object.entries(pagetable).map(([name, value]) => [name, fmt(value)]));
+}
+
+if (run('baseline')) {
+  baseline = await benchBaseline(PLAN.baseline);
+  results.baseline = baseline;
+  if ('skipped' in baseline) log(`== Against ${BASELINE_COMMIT}: skipped, ${baseline.skipped} [${elapsed()}]\n`);
+  else {
+    const b = baseline;
+    log(`== Against ${b.commit}, the same cases replayed in two child processes, alternating, ${b.rounds} round(s) [${elapsed()}]`);
+    log(`   ${b.workload}; ${fmt(b.opsPerPass)} ops a pass; ${b.install}`);
+    table(
+      ['tree', 'oracles', 'ops/s', 'per round', 'findings/pass'],
+      [
+        [b.commit, `all ${b.oracles.length}`, fmt(b.baseline.all.opsPerSec), b.baseline.all.perRound.map((v) => fmt(v)).join(' '), String(b.baseline.all.findings)],
+        ['current', `the same ${b.oracles.length}`, fmt(b.current.all.opsPerSec), b.current.all.perRound.map((v) => fmt(v)).join(' '), String(b.current.all.findings)],
+        [b.commit, 'none (raw)', fmt(b.baseline.raw.opsPerSec), b.baseline.raw.perRound.map((v) => fmt(v)).join(' '), ''],
+        ['current', 'none (raw)', fmt(b.current.raw.opsPerSec), b.current.raw.perRound.map((v) => fmt(v)).join(' '), ''],
+      ],
+    );
+    log(`   current / ${b.commit}: every oracle ${b.ratios.all}x, raw ${b.ratios.raw}x; oracle cost (raw / all) ${b.oracleCost.baseline}x at ${b.commit}, ${b.oracleCost.current}x now\n`);
+  }
 }
 
 if (run('throughput')) {
@@ -240,6 +265,9 @@ if (run('race')) {
 }
 
 const goals: Goal[] = [];
+if (baseline && !('skipped' in baseline)) {
+  goals.push({ goal: `ops/s every oracle on vs ${baseline.commit}, its workload (same run)`, target: '>= 30x', measured: `${baseline.ratios.all}x`, met: baseline.ratios.all >= 30 });
+}
 if (throughput) {
   goals.push({ goal: 'ops/s per core, every oracle on', target: '>= 1,000,000', measured: fmt(throughput.engine.opsPerSec), met: throughput.engine.opsPerSec >= 1e6 });
   goals.push({ goal: 'oracle cost vs raw replay', target: '<= 2x', measured: `${throughput.ratios.oracleCost}x`, met: throughput.ratios.oracleCost <= 2 });
