@@ -75,6 +75,11 @@ export class WatchedWorker {
     this.worker.on('exit', (code) => this.fail('exit', `the worker exited (code ${code})`));
   }
 
+  /** False once the worker was closed, stopped by the watchdog or died: it takes no more tasks. */
+  get alive(): boolean {
+    return !this.dead;
+  }
+
   /** Runs one task; a task that outlives `timeoutMs` of wall clock has its worker terminated. */
   run(task: WorkerTask, timeoutMs: number): Promise<TaskResult> {
     if (this.dead) return Promise.resolve({ ok: false, failure: { kind: 'exit', op: -1, message: 'the worker is gone' } });
