@@ -80,7 +80,7 @@ async function answer(command: Command): Promise<unknown> {
       let findings = 0;
       let passes = 0;
       const started = performance.now();
-      let ms = 0;
+      let ms: number;
       do {
         const pass = replay(kept);
         ops += pass.ops;
