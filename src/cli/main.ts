@@ -13,27 +13,27 @@ const version = packageVersion();
 /**
  * Each command's module, imported only when it is needed: `cocofuzz oracles` loads the oracles and
  * nothing of the engine, the reporters or the campaign (issue 15: CLI start under 0.3 s). The
- * order is the order of `cocofuzz --help`.
+ * order is the order of `cocofuzz --help`. The modules' argument types differ; yargs only needs the
+ * module objects.
  */
-// Each module's own argument types differ; yargs only needs the module objects.
-const COMMANDS: Record<string, () => Promise<object>> = {
-  fuzz: async () => (await import('./fuzz.ts')).fuzzCommand,
-  replay: async () => (await import('./replay.ts')).replayCommand,
-  minimize: async () => (await import('./minimize.ts')).minimizeCommand,
-  explain: async () => (await import('./explain.ts')).explainCommand,
-  corpus: async () => (await import('./corpus.ts')).corpusCommand,
-  coverage: async () => (await import('./coverage.ts')).coverageCommand,
-  report: async () => (await import('./report.ts')).reportCommand,
-  ops: async () => (await import('./ops.ts')).opsCommand,
-  oracles: async () => (await import('./oracles.ts')).oraclesCommand,
-  policies: async () => (await import('./policies.ts')).policiesCommand,
-};
+const COMMANDS = new Map<string, () => Promise<object>>([
+  ['fuzz', async () => (await import('./fuzz.ts')).fuzzCommand],
+  ['replay', async () => (await import('./replay.ts')).replayCommand],
+  ['minimize', async () => (await import('./minimize.ts')).minimizeCommand],
+  ['explain', async () => (await import('./explain.ts')).explainCommand],
+  ['corpus', async () => (await import('./corpus.ts')).corpusCommand],
+  ['coverage', async () => (await import('./coverage.ts')).coverageCommand],
+  ['report', async () => (await import('./report.ts')).reportCommand],
+  ['ops', async () => (await import('./ops.ts')).opsCommand],
+  ['oracles', async () => (await import('./oracles.ts')).oraclesCommand],
+  ['policies', async () => (await import('./policies.ts')).policiesCommand],
+]);
 
-/** The command named on the command line (the first word that is not a flag) loads alone; help, no command or an unknown one load them all. */
+/** The command named on the command line (its first word that is not a flag) loads alone; help, no command or an unknown one load them all. */
 async function commandsFor(argv: readonly string[]): Promise<CommandModule[]> {
   const named = argv.find((arg) => !arg.startsWith('-'));
-  const only = named !== undefined ? COMMANDS[named] : undefined;
-  const modules = only !== undefined && Object.hasOwn(COMMANDS, named ?? '') ? [await only()] : await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  const load = named === undefined ? undefined : COMMANDS.get(named);
+  const modules = load !== undefined ? [await load()] : await Promise.all([...COMMANDS.values()].map((each) => each()));
   return modules as CommandModule[];
 }
 
