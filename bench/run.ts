@@ -59,7 +59,9 @@ const PLAN = quick
       throughput: { rounds: 4, casesPerRound: 40, fcRunsPerRound: 20 },
       startup: { spawns: 11, workers: 11 },
       workers: { timeMs: 20_000 },
-      scale: { ops: 2500, longOps: 1000, wide: true, pinned: true, reps: 2 },
+      // Until boot works in ranges, a 1 TiB guest with its default 1G pool boots in about half a
+      // second per case on an idle core: 1000 ops keep the five scale runs within a few minutes.
+      scale: { ops: 1000, longOps: 500, wide: true, pinned: true, reps: 2 },
       bugs: { seeds: 20, budgetOps: 800, budgetMs: 12_000, shrinkTrials: 3, shrinkBudget: 2000, chunksPerJob: 3 },
       race: { seeds: 20, budgetOps: 20_000 },
     };
