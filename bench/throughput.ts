@@ -4,15 +4,17 @@
 //   size "max" (up to 64 commands a run, like the engine's cases) and with fc's default size;
 // - the engine replaying the very ops the fc harness ran (same work, so the ratio to the fc
 //   harness is the harness's own overhead, not a difference of op mix).
-// Then worker scaling: cases/s of runCampaign with 1 and 2 worker threads on the same --runs.
+// Then worker scaling: cases/s of runCampaign with 1 worker (in-process, as the CLI runs it) and 2
+// worker threads, on the same --runs or for the same wall-clock time, from dist/ as users run it
+// (run.ts) or from the sources (the smoke test).
 
 import { Worker } from 'node:worker_threads';
 import type { Op } from '../src/api.ts';
-import type { CampaignJob } from '../src/engine/case-job.ts';
-import { runCampaign } from '../src/engine/campaign.ts';
+import * as sourceCampaign from '../src/engine/campaign.ts';
 import { runCase } from '../src/engine/run.ts';
 import { runBaseline } from './baseline-fc.ts';
 import { WORKLOAD_SEED, WORKLOAD_STEPS, breathe, round, seed32, workloadCases, workloadConfig, workloadEngine } from './common.ts';
+import { workloadJob } from './startup.ts';
 
 export interface ThroughputOptions {
   rounds: number;
@@ -179,11 +181,15 @@ export async function probeParallelism(iterations = 3e8): Promise<{ oneMs: numbe
 export interface WorkerScalingResult {
   /** The machine's parallelism at the time (probeParallelism). */
   machine: { oneMs: number; twoMs: number; speedup: number };
-  runs: number;
+  /** Where the campaign code came from: dist/ (what the CLI runs) or the sources under tsx. */
+  from: 'dist' | 'source';
+  /** Cases per campaign, or undefined when each ran for `timeMs`. */
+  runs?: number;
+  timeMs?: number;
   byWorkers: {
     workers: number;
     ms: number;
-    /** A campaign of 0 cases on as many workers: thread start-up (tsx loader, module graph) and teardown. */
+    /** A campaign of 0 cases on as many workers: thread start-up (module graph) and teardown. */
     startupMs: number;
     cases: number;
     ops: number;
@@ -200,16 +206,12 @@ export interface WorkerScalingResult {
   steadySpeedup: number;
 }
 
-export async function benchWorkers(options: { runs: number; workers?: readonly number[] }): Promise<WorkerScalingResult> {
-  const job: CampaignJob = {
-    config: workloadConfig(),
-    seed: `${WORKLOAD_SEED}/campaign`,
-    generate: { steps: WORKLOAD_STEPS, swarm: true },
-    oracleFiles: [],
-    onlyOracles: [],
-    minimizeBudget: 200,
-    shard: { index: 0, count: 1 },
-  };
+export async function benchWorkers(options: { runs?: number; timeMs?: number; workers?: readonly number[]; from?: 'dist' | 'source' }): Promise<WorkerScalingResult> {
+  const from = options.from ?? 'source';
+  const { runCampaign } =
+    from === 'dist' ? ((await import(new URL('../dist/src/engine/campaign.js', import.meta.url).href)) as typeof sourceCampaign) : sourceCampaign;
+  const job = workloadJob();
+  const budget = options.timeMs !== undefined ? { timeMs: options.timeMs } : { runs: options.runs ?? 100 };
   const machine = await probeParallelism();
   const byWorkers: WorkerScalingResult['byWorkers'] = [];
   for (const workers of options.workers ?? [1, 2]) {
@@ -219,7 +221,7 @@ export async function benchWorkers(options: { runs: number; workers?: readonly n
     await breathe();
     started = performance.now();
     const cpu = process.cpuUsage();
-    const stats = await runCampaign({ job, runs: options.runs, workers });
+    const stats = await runCampaign({ job, ...budget, workers });
     const ms = performance.now() - started;
     const used = process.cpuUsage(cpu);
     byWorkers.push({
@@ -240,7 +242,8 @@ export async function benchWorkers(options: { runs: number; workers?: readonly n
   const two = byWorkers.find((b) => b.workers === 2);
   return {
     machine,
-    runs: options.runs,
+    from,
+    ...budget,
     byWorkers,
     speedup: one && two ? round(two.casesPerSec / one.casesPerSec, 2) : 1,
     steadySpeedup: one && two ? round(two.steadyCasesPerSec / one.steadyCasesPerSec, 2) : 1,

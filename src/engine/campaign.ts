@@ -23,7 +23,8 @@ import type { Case } from '../ops/types.ts';
 import type { Guide } from './guided.ts';
 import { MetricsTotal } from './metrics.ts';
 import { type OracleError, POLICY_ERROR } from './run.ts';
-import { DEFAULT_CASE_TIMEOUT_MS, type TaskFailure, WatchedWorker, watchdogViolation } from './watchdog.ts';
+import { DEFAULT_CASE_TIMEOUT_MS, type TaskFailure, type WatchedWorker, watchdogViolation } from './watchdog.ts';
+import { WorkerPool } from './worker-pool.ts';
 
 export interface Bucket {
   signature: string;
@@ -172,22 +173,39 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     startedAt: Date.now(),
     replayed: 0,
   };
+  const job = options.job;
+
+  // Plugin code never runs on the main thread of a CLI campaign: cases and shrinking go to
+  // watched workers, so a hook that hangs costs one case, not the campaign.
+  const isolated = options.runner === undefined && loadsPlugins(job);
+  // The warm pool starts the campaign's workers before the main thread prepares its own runner,
+  // so both start-ups overlap; every phase and every shrink on a worker reuses them.
+  const onWorkers = isolated || options.workers > 1;
+  const pool = onWorkers ? new WorkerPool(job, Math.max(1, options.workers)) : undefined;
+  try {
+    return await campaignWith(options, stats, isolated, pool);
+  } finally {
+    pool?.close();
+  }
+}
+
+async function campaignWith(options: CampaignOptions, stats: CampaignStats, isolated: boolean, pool: WorkerPool | undefined): Promise<CampaignStats> {
   const deadline = options.timeMs === undefined ? Number.POSITIVE_INFINITY : stats.startedAt + options.timeMs;
   const limit = options.runs ?? Number.POSITIVE_INFINITY;
   const enough = (): boolean => options.maxFindings !== undefined && stats.buckets.size >= options.maxFindings;
   const mayDispatch = (next: number): boolean => next < limit && Date.now() < deadline && !options.shouldStop?.() && !enough();
   const job = options.job;
   const caseTimeoutMs = options.caseTimeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
+  const workerPool = (): WorkerPool => {
+    if (pool === undefined) throw new Error('internal: a campaign on workers without its worker pool');
+    return pool;
+  };
   const sample = (): void => {
     const point = { cases: stats.cases, elapsedMs: Date.now() - stats.startedAt, coverage: stats.coverage.size, buckets: stats.buckets.size, findings: stats.findings };
     const last = stats.timeline.at(-1);
     if (last && last.coverage === point.coverage && last.buckets === point.buckets) stats.timeline[stats.timeline.length - 1] = { ...point };
     else stats.timeline.push(point);
   };
-
-  // Plugin code never runs on the main thread of a CLI campaign: cases and shrinking go to
-  // watched workers, so a hook that hangs costs one case, not the campaign.
-  const isolated = options.runner === undefined && loadsPlugins(job);
   const runner = options.runner ?? (isolated ? undefined : await prepareRunner(job));
 
   // The main thread shrinks the first case of each new bucket, in index order (on a worker when
@@ -202,14 +220,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
     const testCase = caseOf(index);
     if (violation.details?.nondeterministic !== undefined) return { repro: truncatedRepro(job, testCase, violation), violation };
     if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles);
-    const worker = new WatchedWorker(job);
+    const worker = await workerPool().take();
     try {
-      await worker.ready;
       const result = await worker.run({ kind: 'shrink', index, violation, ...(derived.has(index) ? { testCase } : {}) }, caseTimeoutMs * 10);
       const shrunk = result.ok ? (result.message.shrunk as { repro: Repro; violation: Violation } | undefined) : undefined;
       return shrunk ?? { repro: truncatedRepro(job, testCase, violation), violation };
     } finally {
-      worker.close();
+      workerPool().give(worker);
     }
   };
 
@@ -313,7 +330,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSta
       }
       return;
     }
-    await runOnWorkers(options, caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
+    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
   };
   if (replaying) {
     // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
@@ -353,6 +370,7 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
 
 async function runOnWorkers(
   options: CampaignOptions,
+  pool: WorkerPool,
   caseTimeoutMs: number,
   mayDispatch: (next: number) => boolean,
   caseFor: (index: number) => Promise<Case | undefined>,
@@ -361,7 +379,6 @@ async function runOnWorkers(
   /** Wakes slots waiting for a round to finish (stopping: the round may never finish). */
   releaseWaiting: () => void,
 ): Promise<void> {
-  const job = options.job;
   const done = new Map<number, CaseOutcome>();
   let nextToDispatch = 0;
   let nextToRecord = 0;
@@ -378,11 +395,6 @@ async function runOnWorkers(
       }
     });
   };
-  const start = async (): Promise<WatchedWorker> => {
-    const worker = new WatchedWorker(job);
-    await worker.ready;
-    return worker;
-  };
 
   // Interrupted (Ctrl-C, SIGTERM): the cases in flight get a moment to finish; a case still
   // running after it (a hook that hangs) is abandoned, so the campaign can write what it found.
@@ -396,7 +408,7 @@ async function runOnWorkers(
   }, 100);
 
   const slot = async (): Promise<void> => {
-    let worker = await start();
+    let worker = await pool.take();
     try {
       while (!failure && mayDispatch(nextToDispatch)) {
         const index = nextToDispatch++;
@@ -409,12 +421,13 @@ async function runOnWorkers(
         if (!result.ok) {
           // The worker is gone: report the case, start a fresh worker, carry on.
           deliver(failedOutcome(caseOf(index), index, result.failure));
-          worker = await start();
+          pool.give(worker);
+          worker = await pool.take();
         } else if (result.message.outcome) deliver(result.message.outcome as CaseOutcome);
         else failure ??= new Error(`case ${index}: ${String(result.message.error)}`);
       }
     } finally {
-      worker.close();
+      pool.give(worker);
     }
   };
   const slots = await Promise.allSettled(

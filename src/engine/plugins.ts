@@ -5,7 +5,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 
 /** A plugin that is missing, fails to load or has the wrong shape: one line, exit 2. */
 export class PluginError extends Error {
@@ -28,8 +27,10 @@ export async function loadPlugin<T>(file: string, what: string, validate: (value
   try {
     // tsImport compiles the file as an ES module even outside a "type": "module" package (a
     // plugin in /tmp or in a user's CommonJS project), where a plain import would go through
-    // require() and fail.
-    module = (path.endsWith('.ts') || path.endsWith('.mts') ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as {
+    // require() and fail. tsx is imported here, not at the top: loading it costs a CLI or a worker
+    // thread about 60 ms of start-up, and most runs load no TypeScript plugin (issue 15).
+    const typescript = path.endsWith('.ts') || path.endsWith('.mts');
+    module = (typescript ? await (await import('tsx/esm/api')).tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as {
       default?: unknown;
     };
   } catch (error) {

@@ -35,7 +35,27 @@ export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: 
 
 // Compiled (dist/), the worker is plain JavaScript; from the sources (vitest, bin/run-ts.js) a
 // bootstrap registers tsx in the thread first.
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const WORKER_URL = FROM_SOURCES ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+// A thread inherits its process's flags. The compiled worker resolves the package's own imports
+// (cocofuzz/api in the built-in oracles) to dist/ whatever the parent was started with: a process
+// that runs the sources (--conditions=cocofuzz-source, bench/startup.ts) and starts a compiled
+// worker would otherwise hand it .ts files it cannot load without tsx.
+const WORKER_EXEC_ARGV = FROM_SOURCES ? undefined : withoutSourceCondition(process.execArgv);
+
+function withoutSourceCondition(flags: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    const flag = flags[i] ?? '';
+    if (flag === '--conditions=cocofuzz-source' || flag === '-C=cocofuzz-source') continue;
+    if ((flag === '--conditions' || flag === '-C') && flags[i + 1] === 'cocofuzz-source') {
+      i++;
+      continue;
+    }
+    kept.push(flag);
+  }
+  return kept;
+}
 
 export class WatchedWorker {
   private readonly worker: Worker;
@@ -50,6 +70,7 @@ export class WatchedWorker {
   constructor(job: CampaignJob, heapMb = WORKER_HEAP_MB) {
     this.worker = new Worker(WORKER_URL, {
       workerData: { job, progress: this.progress.buffer },
+      ...(WORKER_EXEC_ARGV ? { execArgv: WORKER_EXEC_ARGV } : {}),
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
       stdout: false,
       stderr: false,
@@ -73,6 +94,11 @@ export class WatchedWorker {
       this.fail(memory ? 'memory' : 'crash', memory ? `the worker ran out of memory (heap limit ${heapMb} MB)` : `the worker crashed: ${error.message.split('\n')[0]}`);
     });
     this.worker.on('exit', (code) => this.fail('exit', `the worker exited (code ${code})`));
+  }
+
+  /** False once the worker was closed, stopped by the watchdog or died: it takes no more tasks. */
+  get alive(): boolean {
+    return !this.dead;
   }
 
   /** Runs one task; a task that outlives `timeoutMs` of wall clock has its worker terminated. */
