@@ -35,10 +35,11 @@ const s2Hpa: number[] = [];
  * touches 512 GFNs, and a host that keeps both tables at 2M answers for all of them with one
  * lookup per table.
  */
-function planRegion(view: View, region: number): number {
+function planRegion(view: View, region: number, pages: number): number {
   const devices = view.devices;
   const base = region * SZ_2M;
-  const nptLeaf = view.npt.leafAt(base);
+  // For a handful of pages the per-page check costs less than the leaf lookups.
+  const nptLeaf = pages < 8 ? undefined : view.npt.leafAt(base);
   const expected = nptLeaf !== undefined && nptLeaf.size >= SZ_2M ? nptLeaf.pa + (base - nptLeaf.iova) : -1;
   let count = 0;
   for (let d = 0; d < devices.length; d++) {
@@ -55,7 +56,7 @@ function checkRun(view: View, from: number, to: number, out: Findings): void {
   while (gfn < to) {
     const region = Math.floor(gfn / FRAMES_PER_2M);
     const end = Math.min(to, (region + 1) * FRAMES_PER_2M);
-    if (planRegion(view, region) > 0) for (let g = gfn; g < end; g++) checkGfn(view, g, out);
+    if (planRegion(view, region, end - gfn) > 0) for (let g = gfn; g < end; g++) checkGfn(view, g, out);
     gfn = end;
   }
 }
@@ -119,7 +120,7 @@ function sweep(view: View): Finding[] | undefined {
     const at = Math.floor(gfn / FRAMES_PER_2M);
     if (at !== region) {
       region = at;
-      checks = planRegion(view, region);
+      checks = planRegion(view, region, FRAMES_PER_2M);
     }
     if (checks > 0) checkGfn(view, gfn, found);
   }

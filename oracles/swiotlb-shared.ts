@@ -98,14 +98,18 @@ function regionOf(state: State, gfn: number): Region {
 /** Mark [addr, addr + len) required by owner `index` in the current generation; collect the pages new to it. */
 function markPages(state: State, addr: number, len: number, index: number): void {
   if (!(len > 0)) return;
-  const last = Math.floor((addr + len - 1) / SZ_4K);
-  for (let gfn = Math.floor(addr / SZ_4K); gfn <= last; gfn++) {
+  const end = Math.floor((addr + len - 1) / SZ_4K) + 1;
+  let gfn = Math.floor(addr / SZ_4K);
+  while (gfn < end) {
     const region = regionOf(state, gfn);
-    const i = gfn % FRAMES_PER_2M;
-    if (region.mark[i] === state.generation) continue;
-    if (region.mark[i] !== state.generation - 1) fresh.push(gfn);
-    region.mark[i] = state.generation;
-    region.owner[i] = index;
+    const stop = Math.min(end, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    for (; gfn < stop; gfn++) {
+      const i = gfn % FRAMES_PER_2M;
+      if (region.mark[i] === state.generation) continue;
+      if (region.mark[i] !== state.generation - 1) fresh.push(gfn);
+      region.mark[i] = state.generation;
+      region.owner[i] = index;
+    }
   }
 }
 
