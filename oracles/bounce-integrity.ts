@@ -20,7 +20,8 @@
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
 // the step has interleaved activity, writes or a change of the live mappings.
 
-import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View, type Finding } from 'cocofuzz/api';
+import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
 const CHUNK = 2048;
 
@@ -38,6 +39,7 @@ interface State {
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
 
 /**
  * Interleaved DMAs (an op's `during`) ran somewhere inside the op: their order against the op's
@@ -174,7 +176,7 @@ function track(view: View, mapping: StreamingMapping): Tracked {
  * interleaved DMAs wrote into slot chunks during the step; whether they landed before or after the
  * copy is the race the step ran, so either content is accepted.
  */
-function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[], racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
+function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings, racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
@@ -214,7 +216,7 @@ export default defineOracle({
       state = { mappings: new Map(), order: [] };
       states.set(view, state);
     }
-    const out: Finding[] = [];
+    const out = found;
     // The live mappings before this step: `sync {map}` indexes them (state.order is replaced, never changed in place).
     const before = state.order;
     const { racing, overwritten } = raceOf(view, step);
@@ -315,6 +317,6 @@ export default defineOracle({
       }
       state.order = mappings.map((m) => m.id);
     }
-    return out;
+    return out.take();
   },
 });
