@@ -14,14 +14,7 @@ export class Runs {
 
   /** Whether `frame` lies in one of the runs (binary search: runs are ascending). */
   has(frame: number): boolean {
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.end[mid]! <= frame) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < this.count && this.start[lo]! <= frame;
+    return this.overlaps(frame, frame + 1);
   }
 
   /** Whether any run meets [from, to). */
