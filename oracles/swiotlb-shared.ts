@@ -14,7 +14,7 @@
 // is the NPT translation, else the host's backing.
 //
 // Cost: the required pages live in per-2M typed arrays stamped with a generation, so a change of
-// the live ranges re-marks only their pages and nothing is cleared; a step whose live ranges did
+// the live ranges marks the pages of the live ones and clears nothing; a step whose live ranges did
 // not change compares numbers, builds no string and allocates no Set. Owners are described in
 // words only for a finding.
 
