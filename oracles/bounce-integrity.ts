@@ -16,9 +16,12 @@
 // guest's doing, so taken as the new content). A write into the slots by the DMA API on behalf of
 // ANOTHER buffer or mapping is never taken: that is the double allocation showing.
 //
-// Event-based (DMA records, bounce events, the op), so there is no full sweep.
+// Event-based (DMA records, bounce events, the op), so there is no full sweep. A step with none
+// of those (most steps) costs a few loops over its records: the per-step sets are built only when
+// the step has interleaved activity, writes or a change of the live mappings.
 
-import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View, type Finding } from 'cocofuzz/api';
+import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
 const CHUNK = 2048;
 
@@ -36,6 +39,71 @@ interface State {
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+
+/**
+ * Interleaved DMAs (an op's `during`) ran somewhere inside the op: their order against the op's
+ * own bounces is not in the step, so a read may see the content before or after a bounce of this
+ * step, and a copy back may carry an interleaved write or not.
+ */
+interface Race {
+  /** Slot chunk -> tokens interleaved DMAs wrote there, or bounces of the step put there. */
+  racing: ReadonlyMap<number, ReadonlySet<number>>;
+  /** Chunks an interleaved CPU access or DMA wrote: after a copy back they may hold that write. */
+  overwritten: ReadonlySet<number>;
+}
+
+/** A step without interleaving (most steps) shares this one. */
+const NO_RACE: Race = { racing: new Map(), overwritten: new Set() };
+
+/** Whether `ids` are the ids of `mappings`, in order: no mapping was created or freed. */
+function sameMappings(ids: readonly number[], mappings: readonly StreamingMapping[]): boolean {
+  if (ids.length !== mappings.length) return false;
+  for (let i = 0; i < ids.length; i++) if (ids[i] !== mappings[i]!.id) return false;
+  return true;
+}
+
+function hasInterleavedDma(step: Step): boolean {
+  for (const dma of step.dmas) if (dma.during !== undefined) return true;
+  return false;
+}
+
+/** Whether anything in the step ran interleaved with its op (an op's `during`). */
+function hasInterleaved(step: Step): boolean {
+  if (hasInterleavedDma(step)) return true;
+  for (const call of step.calls) if (call.during !== undefined) return true;
+  return false;
+}
+
+/** One more token chunk `chunk` may hold. */
+function note(racing: Map<number, Set<number>>, chunk: number, token: number): void {
+  const set = racing.get(chunk) ?? new Set<number>();
+  set.add(token);
+  racing.set(chunk, set);
+}
+
+function raceOf(view: View, step: Step): Race {
+  if (!hasInterleaved(step)) return NO_RACE;
+  const racing = new Map<number, Set<number>>();
+  const overwritten = new Set<number>();
+  for (const call of step.calls) {
+    if (call.during === undefined || call.prim !== 'guest_access' || call.args.write !== true || call.result !== 'ok') continue;
+    const gpa = Number(call.args.gpa);
+    for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) overwritten.add(c);
+  }
+  for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk } of dmaChunks(dma)) overwritten.add(chunk);
+  if (hasInterleavedDma(step)) {
+    for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk, token } of dmaChunks(dma)) note(racing, chunk, token);
+    for (const event of step.guestEvents) {
+      if (event.kind !== 'bounce') continue;
+      for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
+        const token = tokenAt(view, Math.max(event.to, c * CHUNK));
+        if (token !== undefined) note(racing, c, token);
+      }
+    }
+  }
+  return { racing, overwritten };
+}
 
 const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
 
@@ -108,7 +176,7 @@ function track(view: View, mapping: StreamingMapping): Tracked {
  * interleaved DMAs wrote into slot chunks during the step; whether they landed before or after the
  * copy is the race the step ran, so either content is accepted.
  */
-function checkCopyBack(view: View, tracked: Tracked, why: string, out: Finding[], racing: ReadonlyMap<number, Set<number>>, overwritten: ReadonlySet<number>): void {
+function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings, racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
@@ -148,36 +216,10 @@ export default defineOracle({
       state = { mappings: new Map(), order: [] };
       states.set(view, state);
     }
-    const out: Finding[] = [];
-    const before = state.order.slice();
-    // Interleaved DMAs (an op's `during`) ran somewhere inside the op: their order against the op's
-    // own bounces is not in the step, so a read may see the content before or after a bounce of
-    // this step, and a copy back may carry an interleaved write or not.
-    const racing = new Map<number, Set<number>>();
-    const note = (chunk: number, token: number): void => {
-      const set = racing.get(chunk) ?? new Set<number>();
-      set.add(token);
-      racing.set(chunk, set);
-    };
-    // Chunks an interleaved CPU access or DMA wrote: after a copy back they may hold that write.
-    const overwritten = new Set<number>();
-    for (const call of step.calls) {
-      if (call.during === undefined || call.prim !== 'guest_access' || call.args.write !== true || call.result !== 'ok') continue;
-      const gpa = Number(call.args.gpa);
-      for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) overwritten.add(c);
-    }
-    for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk } of dmaChunks(dma)) overwritten.add(chunk);
-    const interleaved = step.dmas.some((dma) => dma.during !== undefined);
-    if (interleaved) {
-      for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk, token } of dmaChunks(dma)) note(chunk, token);
-      for (const event of step.guestEvents) {
-        if (event.kind !== 'bounce') continue;
-        for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
-          const token = tokenAt(view, Math.max(event.to, c * CHUNK));
-          if (token !== undefined) note(c, token);
-        }
-      }
-    }
+    const out = found;
+    // The live mappings before this step: `sync {map}` indexes them (state.order is replaced, never changed in place).
+    const before = state.order;
+    const { racing, overwritten } = raceOf(view, step);
 
     // 1. Device reads through a mapping see what the slot was given.
     for (const dma of step.dmas) {
@@ -221,9 +263,9 @@ export default defineOracle({
         if (token !== undefined) writes.push({ chunk: c, token, owner: `map:${event.map}` });
       }
     }
-    const hostWritten = new Set<number>();
-    for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') hostWritten.add(Math.floor(Number(call.args.hpa) / 4096));
-    if (writes.length > 0 || hostWritten.size > 0) {
+    let hostWritten: Set<number> | undefined;
+    for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
+    if (writes.length > 0 || hostWritten !== undefined) {
       for (const tracked of state.mappings.values()) {
         for (const write of writes) {
           if (!owns(tracked, write.chunk)) continue;
@@ -232,7 +274,7 @@ export default defineOracle({
           if (write.racing === true) tracked.allowed.get(write.chunk)?.add(write.token);
           else tracked.allowed.set(write.chunk, new Set([write.token]));
         }
-        if (hostWritten.size === 0) continue;
+        if (hostWritten === undefined) continue;
         for (const chunk of slotChunks(tracked.mapping)) {
           const hpa = hpaOf(view, chunk * CHUNK);
           if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) tracked.allowed.set(chunk, new Set([view.memory.token(hpa)]));
@@ -241,31 +283,40 @@ export default defineOracle({
     }
 
     // 3. Mappings that went away were copied back (unless to_device); new ones are tracked.
-    const live = new Map<number, StreamingMapping>();
-    for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
-    for (const [id, tracked] of [...state.mappings]) {
-      if (live.has(id)) continue;
-      if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, overwritten);
-      state.mappings.delete(id);
+    const mappings = view.guest.mappings;
+    const changed = !sameMappings(before, mappings);
+    const live = changed ? new Map<number, StreamingMapping>() : undefined;
+    if (live !== undefined) {
+      for (const mapping of mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
+      for (const [id, tracked] of [...state.mappings]) {
+        if (live.has(id)) continue;
+        if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, overwritten);
+        state.mappings.delete(id);
+      }
     }
     if (step.op.op === 'sync' && before.length > 0) {
       const id = before[((step.op.map % before.length) + before.length) % before.length];
       const tracked = id === undefined ? undefined : state.mappings.get(id);
-      if (tracked !== undefined && live.has(tracked.mapping.id) && tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out, racing, overwritten);
-    }
-    for (const [id, mapping] of live) {
-      if (state.mappings.has(id)) continue;
-      const tracked = track(view, mapping);
-      const tlb = mapping.tlbAddr ?? 0;
-      for (const chunk of slotChunks(mapping)) {
-        // A write that raced the mapping's own bounce may be what the slot holds; an original
-        // overwritten by an interleaved write may have been bounced before or after it.
-        for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
-        if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+      // Without a change, every tracked mapping is still live.
+      if (tracked !== undefined && (live === undefined || live.has(tracked.mapping.id)) && tracked.mapping.dir !== 'to_device') {
+        checkCopyBack(view, tracked, 'dma_sync_single_for_cpu', out, racing, overwritten);
       }
-      state.mappings.set(id, tracked);
     }
-    state.order = view.guest.mappings.map((m) => m.id);
-    return out;
+    if (live !== undefined) {
+      for (const [id, mapping] of live) {
+        if (state.mappings.has(id)) continue;
+        const tracked = track(view, mapping);
+        const tlb = mapping.tlbAddr ?? 0;
+        for (const chunk of slotChunks(mapping)) {
+          // A write that raced the mapping's own bounce may be what the slot holds; an original
+          // overwritten by an interleaved write may have been bounced before or after it.
+          for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+          if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+        }
+        state.mappings.set(id, tracked);
+      }
+      state.order = mappings.map((m) => m.id);
+    }
+    return out.take();
   },
 });

@@ -13,12 +13,16 @@
 // Event-based: it looks at the frames the step's DMAs really reached, in the state the host
 // frames had when each DMA ran (DmaRecord.strayFrames).
 
-import { SZ_4K, defineOracle, hex, type DmaRecord, type Finding, type Step, type View } from 'cocofuzz/api';
+import { SZ_4K, defineOracle, hex, type DmaRecord, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
-function checkDma(dma: DmaRecord, out: Finding[]): void {
+const found = new Findings();
+
+function checkDma(dma: DmaRecord, out: Findings): void {
   // The frames that did not back the page they were reached through, as the host saw them when
   // the DMA ran (a later step, or a later part of the same op, may have changed them since).
-  for (const stray of dma.strayFrames ?? []) {
+  if (dma.strayFrames === undefined) return;
+  for (const stray of dma.strayFrames) {
     const { frame, gpa, hpa } = stray;
     const reused = frame.state === 'backing' && frame.kind === 'vmm';
     if (frame.state !== 'free' && !reused) continue;
@@ -42,8 +46,7 @@ export default defineOracle({
   severity: 'security',
 
   check(_view: View, step: Step) {
-    const out: Finding[] = [];
-    for (const dma of step.dmas) checkDma(dma, out);
-    return out;
+    for (const dma of step.dmas) checkDma(dma, found);
+    return found.take();
   },
 });

@@ -12,9 +12,14 @@
 // op changes after the IOMMU checked them.
 //
 // Event-based: every piece of every DMA the step performed (DmaRecord.result.pieces are the pieces
-// that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs.
+// that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs. The path
+// and the message are put in words only for a finding.
 
-import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Finding, type Step, type View } from 'cocofuzz/api';
+import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Step, type View } from 'cocofuzz/api';
+import { deviceById } from './lib/devices.ts';
+import { Findings } from './lib/findings.ts';
+
+const found = new Findings();
 
 export default defineOracle({
   name: 'dma-isolation',
@@ -22,9 +27,8 @@ export default defineOracle({
   severity: 'security',
 
   check(view: View, step: Step) {
-    const out: Finding[] = [];
     for (const dma of step.dmas) {
-      const device = view.devices.find((d) => d.id === dma.dev);
+      const device = deviceById(view, dma.dev);
       const kind = dma.legit ? 'DMA' : 'wild DMA';
       const access = dma.write ? 'write' : 'read';
       const tdi = dma.tdi ?? device?.tdi;
@@ -37,7 +41,6 @@ export default defineOracle({
           const entry = view.rmp.entry(pfn);
           const hpa = Math.max(piece.hpa, pfn * SZ_4K);
           const gpa = piece.gpa + (hpa - piece.hpa);
-          const path = `${piece.s1Size !== undefined ? `S1[${formatSize(piece.s1Size)}] -> ` : ''}S2[${formatSize(piece.s2Size)}]${piece.fromIotlb ? ' (IOTLB)' : ''} -- [${piece.checkedSize}] --> RMP[${entry.size}]`;
           let problem = '';
           if (privatePath) {
             const gpa4K = gpa - (gpa % SZ_4K);
@@ -51,7 +54,8 @@ export default defineOracle({
                 : `untrusted ${kind} ${access} reached assigned memory of asid ${entry.asid}`;
           }
           if (problem === '') continue;
-          out.push({
+          const path = `${piece.s1Size !== undefined ? `S1[${formatSize(piece.s1Size)}] -> ` : ''}S2[${formatSize(piece.s2Size)}]${piece.fromIotlb ? ' (IOTLB)' : ''} -- [${piece.checkedSize}] --> RMP[${entry.size}]`;
+          found.push({
             message: `${kind} by dev ${dma.dev} at ${hex(piece.iova)}: ${path} at hpa ${hex(hpa)} ==> FAIL (${problem})`,
             details: {
               dev: dma.dev,
@@ -68,6 +72,6 @@ export default defineOracle({
         }
       }
     }
-    return out;
+    return found.take();
   },
 });

@@ -15,7 +15,11 @@
 // Event-based: it looks at the step's DMA records only, so it has no full sweep (a sweep sees
 // the world, not the DMAs that happened).
 
-import { defineOracle, formatSize, hex, isBeingConverted, type DmaRecord, type Fault, type Finding, type Step, type View } from 'cocofuzz/api';
+import { defineOracle, formatSize, hex, isBeingConverted, type DmaRecord, type Fault, type Step, type View } from 'cocofuzz/api';
+import { deviceById } from './lib/devices.ts';
+import { Findings } from './lib/findings.ts';
+
+const found = new Findings();
 
 /** The translation path of a fault in DOMAIN.md's arrow notation. */
 function arrows(fault: Fault): string {
@@ -32,7 +36,7 @@ function arrows(fault: Fault): string {
 }
 
 function describeDma(view: View, dma: DmaRecord): string {
-  const device = view.devices.find((d) => d.id === dma.dev);
+  const device = deviceById(view, dma.dev);
   const trusted = device !== undefined && device.trusted && (dma.tdi ?? device.tdi) === 'run' && dma.iova < view.vtom;
   const target = dma.target ? ` to ${dma.target.kind} ${dma.target.id}` : '';
   return `${trusted ? 'trusted ' : ''}DMA ${dma.write ? 'write' : 'read'} by dev ${dma.dev}${target} at ${hex(dma.iova)} len ${dma.len}`;
@@ -44,18 +48,17 @@ export default defineOracle({
   severity: 'liveness',
 
   check(view: View, step: Step) {
-    const out: Finding[] = [];
     for (const dma of step.dmas) {
       if (!dma.legit || dma.result.ok) continue;
       const fault = dma.result.faults[0];
-      const device = view.devices.find((d) => d.id === dma.dev);
+      const device = deviceById(view, dma.dev);
       // Without a vIOMMU the IOVA is the GPA; through S1 the fault names the GPA when it got that far.
       const gpa = fault === undefined ? undefined : (fault.gpa ?? (device?.s1 === undefined ? fault.addr : undefined));
       const interleaved = dma.during !== undefined ? step.interleaved?.find((r) => r.entry === dma.during) : undefined;
       if (dma.during !== undefined && isBeingConverted(step.converting, Math.floor((gpa ?? -4096) / 4096), dma.target)) continue;
       const when = interleaved ? `interleaved after call ${interleaved.ranAfter} of ${step.op.op}: ` : '';
       const where = fault === undefined ? hex(dma.iova) : gpa !== undefined && gpa !== fault.addr ? `${hex(fault.addr)} (gpa ${hex(gpa)})` : hex(fault.addr);
-      out.push({
+      found.push({
         message: `${when}${describeDma(view, dma)}: at ${where}: ${fault ? arrows(fault) : 'FAIL'}`,
         details: {
           dev: dma.dev,
@@ -77,6 +80,6 @@ export default defineOracle({
         },
       });
     }
-    return out;
+    return found.take();
   },
 });

@@ -19,7 +19,10 @@
 //
 // Event-based: the step's guest events.
 
-import { defineOracle, type Finding, type Step, type View } from 'cocofuzz/api';
+import { defineOracle, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
+
+const found = new Findings();
 
 export default defineOracle({
   name: 'guest-alive',
@@ -27,14 +30,13 @@ export default defineOracle({
   severity: 'liveness',
 
   check(_view: View, step: Step) {
-    const out: Finding[] = [];
     for (const event of step.guestEvents) {
       if (event.kind !== 'fatal') continue;
-      out.push({
+      found.push({
         message: `${event.message} ==> FAIL (${event.cause === 'livelock' ? 'guest livelock' : `guest terminated by ${event.cause}`})`,
         details: { gpa: event.gpa, cause: event.cause },
       });
     }
-    return out;
+    return found.take();
   },
 });

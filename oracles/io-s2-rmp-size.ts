@@ -11,17 +11,33 @@
 // touched (through the RMP's GPA, and a reverse index of the GPA -> frame pairs already checked,
 // for frames that lost their assignment), and every private page again for a device whose TDI
 // entered RUN.
+//
+// Cost: work is per 2M region where the tables allow it. A 2M S2 leaf onto a 2M RMP entry assigned
+// to the guest at the region's own GPA is right for all 512 pages of the region, whatever the
+// guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
+// by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
+import { Runs, runsOf } from './lib/runs.ts';
 
 interface State {
-  /** TDI state of each device when last seen. */
-  tdi: Map<number, string>;
-  /** Frame -> the GFN (or GFNs) whose S2 leaf led to it when checked. */
-  reverse: Map<number, number | Set<number>>;
+  /** TDI state of each device (by index in view.devices) when last seen. */
+  tdi: string[];
+  /** Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0: none). */
+  reverse: Map<number, Float64Array>;
+  /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
+  aliases: Map<number, Set<number>>;
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+const gfnRuns = new Runs();
+const frameRuns = new Runs();
+/** (device id, GPA 2M region, problem kind) of each finding of the current check, in triples. */
+const reported: number[] = [];
+/** Per device index: rescanned whole in this check (its TDI entered RUN). */
+const rescanned: boolean[] = [];
 
 /** The size the IOMMU checks an S2 leaf at (Alexey, 22 Jan: 2M or more is checked as 2M). */
 const checkedSize = (leafSize: number): PageSize => (leafSize >= SZ_2M ? '2M' : '4K');
@@ -31,81 +47,172 @@ function isPrivate(view: View, gfn: number): boolean {
   return page !== undefined && page.accepted && !page.shared && !page.converting;
 }
 
-class Checker {
-  readonly findings: Finding[] = [];
-  private readonly reported = new Set<string>();
-  constructor(
-    private readonly view: View,
-    private readonly state: State,
-  ) {}
-
-  gfn(device: DeviceView, gfn: number): void {
-    const view = this.view;
-    const gpa = gfn * SZ_4K;
-    if (gpa >= view.vtom || !isPrivate(view, gfn)) return;
-    const leaf = device.s2.leafAt(gpa);
-    if (leaf === undefined) return;
-    const hpa = leaf.pa + (gpa - leaf.iova);
-    const pfn = Math.floor(hpa / SZ_4K);
-    const known = this.state.reverse.get(pfn);
-    if (known === undefined) this.state.reverse.set(pfn, gfn);
-    else if (typeof known === 'number') {
-      if (known !== gfn) this.state.reverse.set(pfn, new Set([known, gfn]));
-    } else known.add(gfn);
-
-    const checked = checkedSize(leaf.size);
-    const entry = view.rmp.entry(pfn);
-    let problem = '';
-    if (!entry.assigned) problem = 'not assigned';
-    else if (entry.asid !== view.asid) problem = `asid mismatch: RMP asid ${entry.asid}, guest asid ${view.asid}`;
-    else if (entry.gpa !== gpa) problem = `gpa mismatch: RMP gpa ${hex(entry.gpa)}`;
-    else if (entry.size !== checked) problem = 'size mismatch';
-    if (problem === '') return;
-    // One finding per device, 2M region and kind of problem: 512 4K leaves over one 2M entry
-    // (or one 2M leaf over 512 4K entries) are one disagreement.
-    const key = `${device.id}:${Math.floor(gpa / SZ_2M)}:${problem.split(':')[0] ?? problem}`;
-    if (this.reported.has(key)) return;
-    this.reported.add(key);
-    const region = checked === '2M' ? ` (2M region ${hex(gpa - (gpa % SZ_2M))})` : '';
-    this.findings.push({
-      message:
-        // A state invariant: it fires when the tables disagree, before any DMA has to fail.
-        `a trusted DMA by dev ${device.id} (TDI in RUN) to ${hex(gpa)}${region} would fail: S2[${formatSize(leaf.size)}] -- [${checked}] --> ` +
-        `RMP[${entry.assigned ? entry.size : 'unassigned'}] at hpa ${hex(hpa)} ==> FAIL (${problem})`,
-      details: {
-        dev: device.id,
-        iova: gpa,
-        gpa,
-        hpa,
-        sizes: { s2: leaf.size, rmp: entry.size, checked },
-        problem,
-        leaf: { iova: leaf.iova, pa: leaf.pa, size: leaf.size },
-      },
-    });
-  }
-
-  device(device: DeviceView): void {
-    for (const gfn of this.view.guest.pages()) this.gfn(device, gfn);
+/** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count). */
+function remember(state: State, pfn: number, gfn: number, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const frame = pfn + i;
+    const region = Math.floor(frame / FRAMES_PER_2M);
+    let frames = state.reverse.get(region);
+    if (frames === undefined) state.reverse.set(region, (frames = new Float64Array(FRAMES_PER_2M)));
+    const slot = frame % FRAMES_PER_2M;
+    const known = frames[slot]!;
+    if (known === 0) frames[slot] = gfn + i + 1;
+    else if (known !== gfn + i + 1) {
+      let more = state.aliases.get(frame);
+      if (more === undefined) state.aliases.set(frame, (more = new Set()));
+      more.add(gfn + i);
+    }
   }
 }
 
-const running = (view: View): DeviceView[] => view.devices.filter((device) => device.trusted && device.tdi === 'run');
+const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatch'] as const;
+
+/** Check one page for `device`. */
+function checkGfn(view: View, state: State, device: DeviceView, gfn: number): void {
+  const gpa = gfn * SZ_4K;
+  if (gpa >= view.vtom || device.s2.iovaToPhys(gpa) === undefined || !isPrivate(view, gfn)) return;
+  const leaf = device.s2.leafAt(gpa)!;
+  const hpa = leaf.pa + (gpa - leaf.iova);
+  const pfn = Math.floor(hpa / SZ_4K);
+  remember(state, pfn, gfn, 1);
+
+  const checked = checkedSize(leaf.size);
+  const entry = view.rmp.entry(pfn);
+  let kind: number;
+  if (!entry.assigned) kind = 0;
+  else if (entry.asid !== view.asid) kind = 1;
+  else if (entry.gpa !== gpa) kind = 2;
+  else if (entry.size !== checked) kind = 3;
+  else return;
+  // One finding per device, 2M region and kind of problem: 512 4K leaves over one 2M entry
+  // (or one 2M leaf over 512 4K entries) are one disagreement.
+  const region = Math.floor(gpa / SZ_2M);
+  for (let i = 0; i < reported.length; i += 3) if (reported[i] === device.id && reported[i + 1] === region && reported[i + 2] === kind) return;
+  reported.push(device.id, region, kind);
+  const problem =
+    kind === 0
+      ? PROBLEMS[0]
+      : kind === 1
+        ? `asid mismatch: RMP asid ${entry.asid}, guest asid ${view.asid}`
+        : kind === 2
+          ? `gpa mismatch: RMP gpa ${hex(entry.gpa)}`
+          : PROBLEMS[3];
+  const where = checked === '2M' ? ` (2M region ${hex(gpa - (gpa % SZ_2M))})` : '';
+  found.push({
+    message:
+      // A state invariant: it fires when the tables disagree, before any DMA has to fail.
+      `a trusted DMA by dev ${device.id} (TDI in RUN) to ${hex(gpa)}${where} would fail: S2[${formatSize(leaf.size)}] -- [${checked}] --> ` +
+      `RMP[${entry.assigned ? entry.size : 'unassigned'}] at hpa ${hex(hpa)} ==> FAIL (${problem})`,
+    details: {
+      dev: device.id,
+      iova: gpa,
+      gpa,
+      hpa,
+      sizes: { s2: leaf.size, rmp: entry.size, checked },
+      problem,
+      leaf: { iova: leaf.iova, pa: leaf.pa, size: leaf.size },
+    },
+  });
+}
+
+/**
+ * Check GFNs [from, to) of one 2M region for `device`: all at once when one 2M-or-larger S2 leaf
+ * maps the whole region onto a 2M RMP entry assigned to the guest at the region's GPA (then every
+ * page is right, private or not), else page by page.
+ */
+function checkRegion(view: View, state: State, device: DeviceView, from: number, to: number): void {
+  const base = Math.floor(from / FRAMES_PER_2M) * SZ_2M;
+  if (base + SZ_2M <= view.vtom && to - from > 1) {
+    const leaf = device.s2.leafAt(base);
+    if (leaf !== undefined && leaf.size >= SZ_2M) {
+      const pfn = Math.floor((leaf.pa + (base - leaf.iova)) / SZ_4K);
+      if (pfn % FRAMES_PER_2M === 0) {
+        const entry = view.rmp.entry(pfn);
+        if (entry.assigned && entry.asid === view.asid && entry.gpa === base && entry.size === '2M') {
+          const first = base / SZ_4K;
+          remember(state, pfn + (from - first), from, to - from);
+          return;
+        }
+      }
+    }
+  }
+  for (let gfn = from; gfn < to; gfn++) checkGfn(view, state, device, gfn);
+}
+
+/** GFNs [from, to), region by region. */
+function checkRange(view: View, state: State, device: DeviceView, from: number, to: number): void {
+  let gfn = from;
+  while (gfn < to) {
+    const end = Math.min(to, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    checkRegion(view, state, device, gfn, end);
+    gfn = end;
+  }
+}
+
+/** Every page the guest has state for, in runs of consecutive GFNs. */
+function checkDevice(view: View, state: State, device: DeviceView): void {
+  let from = -1;
+  let to = -1;
+  for (const gfn of view.guest.pages()) {
+    if (gfn === to) {
+      to++;
+      continue;
+    }
+    if (from >= 0) checkRange(view, state, device, from, to);
+    from = gfn;
+    to = gfn + 1;
+  }
+  if (from >= 0) checkRange(view, state, device, from, to);
+}
+
+/** The pages whose S2 leaves may lead to frames [from, to), which the step touched. */
+function checkFrames(view: View, state: State, device: DeviceView, from: number, to: number): void {
+  for (let pfn = from; pfn < to; pfn++) {
+    // Through the RMP: the page a frame is assigned at. A 2M entry assigns its whole region
+    // linearly, so the rest of the run within the region is one GFN range.
+    const entry = view.rmp.entry(pfn);
+    if (entry.assigned && entry.asid === view.asid) {
+      if (entry.size === '2M') {
+        const end = Math.min(to, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+        const gfn = Math.floor(entry.gpa / SZ_4K);
+        checkRange(view, state, device, gfn, gfn + (end - pfn));
+        for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame);
+        pfn = end - 1;
+        continue;
+      }
+      checkGfn(view, state, device, Math.floor(entry.gpa / SZ_4K));
+    }
+    checkKnown(view, state, device, pfn);
+  }
+}
+
+/** Through the reverse index: the pages whose S2 led to `pfn` when checked. */
+function checkKnown(view: View, state: State, device: DeviceView, pfn: number): void {
+  const known = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+  if (known === 0) return;
+  checkGfn(view, state, device, known - 1);
+  const more = state.aliases.get(pfn);
+  if (more !== undefined) for (const gfn of more) checkGfn(view, state, device, gfn);
+}
+
+const isRunning = (device: DeviceView): boolean => device.trusted && device.tdi === 'run';
 
 function stateOf(view: View): { state: State; fresh: boolean } {
   let state = states.get(view);
   const fresh = state === undefined;
   if (state === undefined) {
-    state = { tdi: new Map(), reverse: new Map() };
+    state = { tdi: [], reverse: new Map(), aliases: new Map() };
     states.set(view, state);
   }
   return { state, fresh };
 }
 
-function sweep(view: View, state: State): Finding[] {
-  const checker = new Checker(view, state);
-  for (const device of view.devices) state.tdi.set(device.id, device.tdi);
-  for (const device of running(view)) checker.device(device);
-  return checker.findings;
+function sweep(view: View, state: State): Finding[] | undefined {
+  reported.length = 0;
+  const devices = view.devices;
+  for (let d = 0; d < devices.length; d++) state.tdi[d] = devices[d]!.tdi;
+  for (let d = 0; d < devices.length; d++) if (isRunning(devices[d]!)) checkDevice(view, state, devices[d]!);
+  return found.take();
 }
 
 export default defineOracle({
@@ -119,29 +226,24 @@ export default defineOracle({
   check(view: View, step: Step) {
     const { state, fresh } = stateOf(view);
     if (fresh) return sweep(view, state);
-    const checker = new Checker(view, state);
-    const devices = running(view);
-    const rescanned = new Set<number>();
-    for (const device of view.devices) {
-      const before = state.tdi.get(device.id);
-      state.tdi.set(device.id, device.tdi);
-      if (device.trusted && device.tdi === 'run' && before !== 'run') {
-        checker.device(device);
-        rescanned.add(device.id);
-      }
+    reported.length = 0;
+    const devices = view.devices;
+    const gfns = runsOf(step.gfns, gfnRuns);
+    const frames = runsOf(step.frames, frameRuns);
+    // Devices whose TDI entered RUN first: every private page is now a DMA target.
+    for (let d = 0; d < devices.length; d++) {
+      const device = devices[d]!;
+      rescanned[d] = isRunning(device) && state.tdi[d] !== 'run';
+      state.tdi[d] = device.tdi;
+      if (rescanned[d]) checkDevice(view, state, device);
     }
-    const incremental = devices.filter((device) => !rescanned.has(device.id));
-    if (incremental.length === 0) return checker.findings;
-    const gfns = new Set<number>(step.gfns);
-    for (const pfn of step.frames) {
-      const entry = view.rmp.entry(pfn);
-      if (entry.assigned && entry.asid === view.asid) gfns.add(Math.floor(entry.gpa / SZ_4K));
-      const known = state.reverse.get(pfn);
-      if (typeof known === 'number') gfns.add(known);
-      else if (known !== undefined) for (const gfn of known) gfns.add(gfn);
+    for (let d = 0; d < devices.length; d++) {
+      const device = devices[d]!;
+      if (!isRunning(device) || rescanned[d]) continue;
+      for (let r = 0; r < gfns.count; r++) checkRange(view, state, device, gfns.start[r]!, gfns.end[r]!);
+      for (let r = 0; r < frames.count; r++) checkFrames(view, state, device, frames.start[r]!, frames.end[r]!);
     }
-    for (const device of incremental) for (const gfn of gfns) checker.gfn(device, gfn);
-    return checker.findings;
+    return found.take();
   },
 
   final(view: View) {

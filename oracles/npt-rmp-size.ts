@@ -10,8 +10,12 @@
 //
 // Incremental: the NPT leaf at each GFN the step touched, and the 2M-or-larger leaves over each
 // frame it touched, found through a reverse index (host 2M region -> GPAs of large leaves seen).
+// A leaf of 2M or more covers whole 2M regions, so one leaf lookup per touched 2M region finds
+// every large leaf over the touched GFNs.
 
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
+import { Runs, runsOf } from './lib/runs.ts';
 
 interface State {
   /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
@@ -19,6 +23,17 @@ interface State {
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+const gfnRuns = new Runs();
+const frameRuns = new Runs();
+/** GPAs of the large leaves to check in this step, in the order they were found (reused). */
+const candidates: number[] = [];
+/** First GPAs of the leaves checked in this step: each leaf once (reused). */
+const checked: number[] = [];
+
+function addCandidate(gpa: number): void {
+  if (!candidates.includes(gpa)) candidates.push(gpa);
+}
 
 function index(state: State, leaf: Leaf): void {
   for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
@@ -30,7 +45,7 @@ function index(state: State, leaf: Leaf): void {
 }
 
 /** The first frame under `leaf` that is private and governed by a smaller RMP entry. */
-function checkLeaf(view: View, leaf: Leaf, out: Finding[]): void {
+function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
   if (leaf.size < SZ_2M) return;
   for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
     const base = Math.floor((leaf.pa + offset) / SZ_4K);
@@ -61,14 +76,13 @@ function checkLeaf(view: View, leaf: Leaf, out: Finding[]): void {
   }
 }
 
-function sweep(view: View, state: State): Finding[] {
-  const out: Finding[] = [];
+function sweep(view: View, state: State): Finding[] | undefined {
   for (const leaf of view.npt.leaves()) {
     if (leaf.size < SZ_2M) continue;
     index(state, leaf);
-    checkLeaf(view, leaf, out);
+    checkLeaf(view, leaf, found);
   }
-  return out;
+  return found.take();
 }
 
 export default defineOracle({
@@ -85,29 +99,34 @@ export default defineOracle({
       states.set(view, state);
       return sweep(view, state);
     }
-    const gpas = new Set<number>();
-    for (const gfn of step.gfns) {
-      const leaf = view.npt.leafAt(gfn * SZ_4K);
-      if (leaf !== undefined && leaf.size >= SZ_2M) gpas.add(leaf.iova);
+    candidates.length = 0;
+    checked.length = 0;
+    const gfns = runsOf(step.gfns, gfnRuns);
+    for (let r = 0; r < gfns.count; r++) {
+      // One lookup per 2M region of the run (at its first touched GFN): a large leaf covers the region.
+      let gfn = gfns.start[r]!;
+      while (gfn < gfns.end[r]!) {
+        const leaf = view.npt.leafAt(gfn * SZ_4K);
+        if (leaf !== undefined && leaf.size >= SZ_2M) addCandidate(leaf.iova);
+        gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
+      }
     }
-    let lastRegion = -1;
-    for (const pfn of step.frames) {
-      const region = Math.floor(pfn / FRAMES_PER_2M);
-      if (region === lastRegion) continue;
-      lastRegion = region;
-      const known = state.reverse.get(region);
-      if (known !== undefined) for (const gpa of known) gpas.add(gpa);
+    const frames = runsOf(step.frames, frameRuns);
+    for (let r = 0; r < frames.count; r++) {
+      const last = Math.floor((frames.end[r]! - 1) / FRAMES_PER_2M);
+      for (let region = Math.floor(frames.start[r]! / FRAMES_PER_2M); region <= last; region++) {
+        const known = state.reverse.get(region);
+        if (known !== undefined) for (const gpa of known) addCandidate(gpa);
+      }
     }
-    const out: Finding[] = [];
-    const seen = new Set<number>();
-    for (const gpa of gpas) {
-      const leaf = view.npt.leafAt(gpa);
-      if (leaf === undefined || leaf.size < SZ_2M || seen.has(leaf.iova)) continue;
-      seen.add(leaf.iova);
+    for (let c = 0; c < candidates.length; c++) {
+      const leaf = view.npt.leafAt(candidates[c]!);
+      if (leaf === undefined || leaf.size < SZ_2M || checked.includes(leaf.iova)) continue;
+      checked.push(leaf.iova);
       index(state, leaf);
-      checkLeaf(view, leaf, out);
+      checkLeaf(view, leaf, found);
     }
-    return out;
+    return found.take();
   },
 
   final(view: View) {

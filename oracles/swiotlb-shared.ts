@@ -12,68 +12,164 @@
 // frames the step touched that back one (reverse index), every page of a buffer or slot range
 // that appeared in the step, and the pages of buffers freed in the step. The frame behind a GPA
 // is the NPT translation, else the host's backing.
+//
+// Cost: the required pages live in per-2M typed arrays stamped with a generation, so a change of
+// the live ranges marks the pages of the live ones and clears nothing; a step whose live ranges did
+// not change compares numbers, builds no string and allocates no Set. Owners are described in
+// words only for a finding.
 
-import { SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
+import { Runs, runsOf } from './lib/runs.ts';
 
 const SLOT = 2048;
 
+/** What needs a page shared: a live slot range or a coherent buffer, as seen when marked. */
 interface Owner {
-  what: string;
+  /** swiotlb slots: slotIndex, nslots, tlbAddr; buffer: the buffer. */
+  slotIndex: number;
+  nslots: number;
+  tlbAddr: number;
+  buffer: CoherentBuffer | undefined;
+}
+
+const describeOwner = (owner: Owner): string =>
+  owner.buffer !== undefined
+    ? `coherent buffer ${owner.buffer.id} (${owner.buffer.source}, dev ${owner.buffer.dev})`
+    : `swiotlb slots ${owner.slotIndex}..${owner.slotIndex + owner.nslots - 1} (tlb ${hex(owner.tlbAddr)})`;
+
+/** The required pages of one 2M region of GPAs. */
+interface Region {
+  /** Generation in which the page was last required: required now iff equal to State.generation. */
+  mark: Uint32Array;
+  /** Index in State.owners of the page's owner (the first that needs it) in that generation. */
+  owner: Int32Array;
+  /** Number of the check that last checked the page: each page is checked once per check. */
+  seen: Uint32Array;
 }
 
 interface State {
-  /** Live coherent buffers by id, as last seen. */
+  generation: number;
+  checkNumber: number;
+  regions: Map<number, Region>;
+  owners: Owner[];
+  /** Live slot ranges when last seen: slotIndex, nslots pairs. */
+  slots: number[];
+  /** Live coherent buffers by id, as last seen (copies: the guest may reuse its objects). */
   buffers: Map<number, CoherentBuffer>;
-  /** Key of the live slot ranges and buffers, to notice a change cheaply. */
-  signature: string;
-  /** GFN -> what needs it shared. */
-  required: Map<number, Owner>;
-  /** Frame -> GFN it backed when checked. */
-  reverse: Map<number, number>;
+  /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
+  reverse: Map<number, Float64Array>;
   /** Size of the guest's leaked set when last seen. */
   leaked: number;
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+const gfnRuns = new Runs();
+const frameRuns = new Runs();
+/** GFNs that became required in this check, in the order their owners were marked. */
+const fresh: number[] = [];
 
-function signatureOf(view: View): string {
-  const parts: string[] = [];
-  for (const range of view.guest.swiotlb.liveMappings()) parts.push(`s${range.slotIndex}+${range.nslots}`);
-  for (const buffer of view.guest.buffers) parts.push(`b${buffer.id}`);
-  return parts.join(',');
+/** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
+function changed(view: View, state: State): boolean {
+  let i = 0;
+  let differs = false;
+  for (const range of view.guest.swiotlb.liveMappings()) {
+    if (state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
+    i += 2;
+  }
+  if (differs || i !== state.slots.length) return true;
+  const buffers = view.guest.buffers;
+  if (buffers.length !== state.buffers.size) return true;
+  for (let b = 0; b < buffers.length; b++) if (!state.buffers.has(buffers[b]!.id)) return true;
+  return false;
 }
 
-function addPages(map: Map<number, Owner>, addr: number, len: number, owner: Owner): void {
+function regionOf(state: State, gfn: number): Region {
+  const index = Math.floor(gfn / FRAMES_PER_2M);
+  let region = state.regions.get(index);
+  if (region === undefined) {
+    region = { mark: new Uint32Array(FRAMES_PER_2M), owner: new Int32Array(FRAMES_PER_2M), seen: new Uint32Array(FRAMES_PER_2M) };
+    state.regions.set(index, region);
+  }
+  return region;
+}
+
+/** Mark [addr, addr + len) required by owner `index` in the current generation; collect the pages new to it. */
+function markPages(state: State, addr: number, len: number, index: number): void {
   if (!(len > 0)) return;
-  for (let gfn = Math.floor(addr / SZ_4K); gfn <= Math.floor((addr + len - 1) / SZ_4K); gfn++) if (!map.has(gfn)) map.set(gfn, owner);
+  const end = Math.floor((addr + len - 1) / SZ_4K) + 1;
+  let gfn = Math.floor(addr / SZ_4K);
+  while (gfn < end) {
+    const region = regionOf(state, gfn);
+    const stop = Math.min(end, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    for (; gfn < stop; gfn++) {
+      const i = gfn % FRAMES_PER_2M;
+      if (region.mark[i] === state.generation) continue;
+      if (region.mark[i] !== state.generation - 1) fresh.push(gfn);
+      region.mark[i] = state.generation;
+      region.owner[i] = index;
+    }
+  }
 }
 
-/** GFNs that must be shared now, and what needs them. */
-function requiredPages(view: View): Map<number, Owner> {
-  const required = new Map<number, Owner>();
+/** A new generation of required pages: the live slot ranges, then the non-private buffers. */
+function markRequired(view: View, state: State): void {
+  state.generation++;
+  state.owners.length = 0;
+  state.slots.length = 0;
+  fresh.length = 0;
   const swiotlb = view.guest.swiotlb;
   for (const range of swiotlb.liveMappings()) {
-    const start = swiotlb.base + range.slotIndex * SLOT;
-    addPages(required, start, range.nslots * SLOT, { what: `swiotlb slots ${range.slotIndex}..${range.slotIndex + range.nslots - 1} (tlb ${hex(range.tlbAddr)})` });
+    state.slots.push(range.slotIndex, range.nslots);
+    state.owners.push({ slotIndex: range.slotIndex, nslots: range.nslots, tlbAddr: range.tlbAddr, buffer: undefined });
+    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, state.owners.length - 1);
   }
   for (const buffer of view.guest.buffers) {
     if (buffer.source === 'private') continue;
-    addPages(required, buffer.gpa, buffer.bytes, { what: `coherent buffer ${buffer.id} (${buffer.source}, dev ${buffer.dev})` });
+    state.owners.push({ slotIndex: 0, nslots: 0, tlbAddr: 0, buffer });
+    markPages(state, buffer.gpa, buffer.bytes, state.owners.length - 1);
   }
-  return required;
+}
+
+/** Check `gfn` if the page is required now and was not checked yet in this check. */
+function checkPage(view: View, state: State, gfn: number): void {
+  const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+  if (region !== undefined) checkInRegion(view, state, region, gfn);
+}
+
+function checkInRegion(view: View, state: State, region: Region, gfn: number): void {
+  const i = gfn % FRAMES_PER_2M;
+  if (region.mark[i] !== state.generation || region.seen[i] === state.checkNumber) return;
+  region.seen[i] = state.checkNumber;
+  checkShared(view, state, gfn, state.owners[region.owner[i]!]!);
+}
+
+/** Check the required pages among GFNs [from, to), one region lookup per 2M. */
+function checkRun(view: View, state: State, from: number, to: number): void {
+  let gfn = from;
+  while (gfn < to) {
+    const end = Math.min(to, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+    if (region !== undefined) for (let g = gfn; g < end; g++) checkInRegion(view, state, region, g);
+    gfn = end;
+  }
 }
 
 function frameOf(view: View, gpa: number): number | undefined {
-  const leaf = view.npt.leafAt(gpa);
-  if (leaf !== undefined) return leaf.pa + (gpa - leaf.iova);
-  return view.host.backing(gpa)?.hpa;
+  return view.npt.iovaToPhys(gpa) ?? view.host.backing(gpa)?.hpa;
 }
 
-function checkShared(view: View, state: State, gfn: number, owner: Owner, out: Finding[]): void {
+function checkShared(view: View, state: State, gfn: number, owner: Owner): void {
   const gpa = gfn * SZ_4K;
   const page = view.guest.page(gfn);
   const hpa = frameOf(view, gpa);
-  if (hpa !== undefined) state.reverse.set(Math.floor(hpa / SZ_4K), gfn);
+  if (hpa !== undefined) {
+    const pfn = Math.floor(hpa / SZ_4K);
+    let frames = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
+    if (frames === undefined) state.reverse.set(Math.floor(pfn / FRAMES_PER_2M), (frames = new Float64Array(FRAMES_PER_2M)));
+    frames[pfn % FRAMES_PER_2M] = gfn + 1;
+  }
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
   if (page === undefined || !page.shared) problem = 'the guest holds the page private';
@@ -85,20 +181,20 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner, out: F
     }
   }
   if (problem === '') return;
-  out.push({
-    message: `${owner.what} at gpa ${hex(gpa)}: ${problem} ==> FAIL (memory an untrusted device uses is not shared)`,
+  found.push({
+    message: `${describeOwner(owner)} at gpa ${hex(gpa)}: ${problem} ==> FAIL (memory an untrusted device uses is not shared)`,
     details: { gpa, ...(hpa !== undefined ? { hpa } : {}), ...(entrySize !== 'unassigned' ? { sizes: { rmp: entrySize } } : {}) },
   });
 }
 
-function checkFreed(view: View, buffer: CoherentBuffer, out: Finding[]): void {
+function checkFreed(view: View, buffer: CoherentBuffer): void {
   if (buffer.source !== 'pages') return;
   const leaked = view.guest.leaked;
   for (let gfn = Math.floor(buffer.gpa / SZ_4K); gfn <= Math.floor((buffer.gpa + buffer.bytes - 1) / SZ_4K); gfn++) {
     if (leaked.has(gfn)) continue;
     const page = view.guest.page(gfn);
     if (page === undefined || !page.shared) continue;
-    out.push({
+    found.push({
       message: `coherent buffer ${buffer.id} (pages, dev ${buffer.dev}) freed, but gpa ${hex(gfn * SZ_4K)} is still shared and not leaked ==> FAIL (shared page returned to the page allocator)`,
       details: { gpa: gfn * SZ_4K, dev: buffer.dev, buffer: buffer.id },
     });
@@ -106,14 +202,16 @@ function checkFreed(view: View, buffer: CoherentBuffer, out: Finding[]): void {
   }
 }
 
-function checkReuse(view: View, buffers: Iterable<CoherentBuffer>, out: Finding[]): void {
+/** Buffers using a leaked page; `onlyNew`: only those not seen before this check. */
+function checkReuse(view: View, state: State, onlyNew: boolean): void {
   const leaked = view.guest.leaked;
   if (leaked.size === 0) return;
-  for (const buffer of buffers) {
+  for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'pages' && buffer.source !== 'private') continue;
+    if (onlyNew && state.buffers.has(buffer.id)) continue;
     for (let gfn = Math.floor(buffer.gpa / SZ_4K); gfn <= Math.floor((buffer.gpa + buffer.bytes - 1) / SZ_4K); gfn++) {
       if (!leaked.has(gfn)) continue;
-      out.push({
+      found.push({
         message: `coherent buffer ${buffer.id} (${buffer.source}, dev ${buffer.dev}) uses gpa ${hex(gfn * SZ_4K)}, a page leaked by an earlier free ==> FAIL (leaked page reused)`,
         details: { gpa: gfn * SZ_4K, dev: buffer.dev, buffer: buffer.id },
       });
@@ -122,34 +220,45 @@ function checkReuse(view: View, buffers: Iterable<CoherentBuffer>, out: Finding[
   }
 }
 
-/** Compare the live buffers with the last ones seen: freed ones are judged, new ones returned. */
-function diffBuffers(view: View, state: State, out: Finding[]): CoherentBuffer[] {
-  const live = new Map<number, CoherentBuffer>();
-  const fresh: CoherentBuffer[] = [];
-  for (const buffer of view.guest.buffers) {
-    live.set(buffer.id, { ...buffer });
-    if (!state.buffers.has(buffer.id)) fresh.push(buffer);
+/** Judge the buffers freed since the last look; `state.buffers` becomes the live ones. */
+function freedBuffers(view: View, state: State): void {
+  const buffers = view.guest.buffers;
+  for (const [id, buffer] of state.buffers) {
+    let live = false;
+    for (let b = 0; b < buffers.length && !live; b++) live = buffers[b]!.id === id;
+    if (!live) {
+      checkFreed(view, buffer);
+      state.buffers.delete(id);
+    }
   }
-  for (const [id, buffer] of state.buffers) if (!live.has(id)) checkFreed(view, buffer, out);
-  state.buffers = live;
-  return fresh;
 }
 
-function sweep(view: View): Finding[] {
+function rememberBuffers(view: View, state: State): void {
+  for (const buffer of view.guest.buffers) if (!state.buffers.has(buffer.id)) state.buffers.set(buffer.id, { ...buffer });
+}
+
+function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { buffers: new Map(), signature: '', required: new Map(), reverse: new Map(), leaked: 0 };
+    state = { generation: 1, checkNumber: 0, regions: new Map(), owners: [], slots: [], buffers: new Map(), reverse: new Map(), leaked: 0 };
     states.set(view, state);
   }
-  const out: Finding[] = [];
-  diffBuffers(view, state, out);
-  state.signature = signatureOf(view);
-  state.required = requiredPages(view);
-  state.reverse.clear();
-  for (const [gfn, owner] of state.required) checkShared(view, state, gfn, owner, out);
+  state.checkNumber++;
+  freedBuffers(view, state);
+  rememberBuffers(view, state);
+  markRequired(view, state);
+  state.reverse = new Map();
+  // Every required page, in the order its owner was marked (fresh holds only the new ones).
+  for (let o = 0; o < state.owners.length; o++) {
+    const owner = state.owners[o]!;
+    const addr = owner.buffer !== undefined ? owner.buffer.gpa : view.guest.swiotlb.base + owner.slotIndex * SLOT;
+    const len = owner.buffer !== undefined ? owner.buffer.bytes : owner.nslots * SLOT;
+    if (!(len > 0)) continue;
+    checkRun(view, state, Math.floor(addr / SZ_4K), Math.floor((addr + len - 1) / SZ_4K) + 1);
+  }
   state.leaked = view.guest.leaked.size;
-  checkReuse(view, view.guest.buffers, out);
-  return out;
+  checkReuse(view, state, false);
+  return found.take();
 }
 
 export default defineOracle({
@@ -163,31 +272,38 @@ export default defineOracle({
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    const out: Finding[] = [];
-    const signature = signatureOf(view);
-    const toCheck = new Set<number>();
-    if (signature !== state.signature) {
-      const before = state.required;
-      state.signature = signature;
-      state.required = requiredPages(view);
-      for (const gfn of state.required.keys()) if (!before.has(gfn)) toCheck.add(gfn);
-      const fresh = diffBuffers(view, state, out);
-      if (view.guest.leaked.size === state.leaked) checkReuse(view, fresh, out);
+    state.checkNumber++;
+    fresh.length = 0;
+    if (changed(view, state)) {
+      markRequired(view, state);
+      freedBuffers(view, state);
+      if (view.guest.leaked.size === state.leaked) checkReuse(view, state, true);
+      rememberBuffers(view, state);
     }
     if (view.guest.leaked.size !== state.leaked) {
       state.leaked = view.guest.leaked.size;
-      checkReuse(view, view.guest.buffers, out);
+      checkReuse(view, state, false);
     }
-    for (const gfn of step.gfns) if (state.required.has(gfn)) toCheck.add(gfn);
-    for (const pfn of step.frames) {
-      const gfn = state.reverse.get(pfn);
-      if (gfn !== undefined && state.required.has(gfn)) toCheck.add(gfn);
+    // Pages that became required, then touched pages, then pages backed by touched frames: each once.
+    for (let i = 0; i < fresh.length; i++) checkPage(view, state, fresh[i]!);
+    const gfns = runsOf(step.gfns, gfnRuns);
+    for (let r = 0; r < gfns.count; r++) checkRun(view, state, gfns.start[r]!, gfns.end[r]!);
+    const frames = runsOf(step.frames, frameRuns);
+    for (let r = 0; r < frames.count; r++) {
+      let pfn = frames.start[r]!;
+      while (pfn < frames.end[r]!) {
+        const end = Math.min(frames.end[r]!, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+        const backed = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
+        if (backed !== undefined) {
+          for (let f = pfn; f < end; f++) {
+            const known = backed[f % FRAMES_PER_2M]!;
+            if (known !== 0) checkPage(view, state, known - 1);
+          }
+        }
+        pfn = end;
+      }
     }
-    for (const gfn of toCheck) {
-      const owner = state.required.get(gfn);
-      if (owner !== undefined) checkShared(view, state, gfn, owner, out);
-    }
-    return out;
+    return found.take();
   },
 
   final(view: View) {

@@ -15,102 +15,177 @@
 // - a coherent allocation from swiotlb is page-aligned (swiotlb_alloc() WARNs and fails otherwise).
 //
 // Incremental: only when the set of live slot ranges, mappings or buffers changed in the step;
-// then the new ones are checked against the pool and against every live one.
+// then the new ones are checked against the pool and against every live one. Telling whether
+// anything changed compares numbers with those of the previous step: a step that changed nothing
+// (most steps) builds no span, string or Set.
 
-import { SZ_4K, defineOracle, formatSize, hex, type Finding, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { SZ_4K, defineOracle, formatSize, hex, type CoherentBuffer, type Finding, type StreamingMapping, type Step, type SwiotlbSlotRange, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
 const SLOT = 2048;
 const TWO_32 = 2 ** 32;
 
+/** A slot range, a bounced streaming mapping or a coherent buffer from swiotlb: one of the three is set. */
 interface Span {
   start: number;
   end: number;
-  what: string;
-  key: string;
-  /** For a slot range: the address handed out and the bytes asked for. */
-  tlbAddr?: number;
-  allocSize?: number;
+  /** New in this step (or checking everything). */
+  fresh: boolean;
+  range?: SwiotlbSlotRange;
+  mapping?: StreamingMapping;
+  buffer?: CoherentBuffer;
 }
 
+/** The span in words, for a finding. */
+function what(span: Span): string {
+  if (span.range !== undefined) {
+    const range = span.range;
+    return `slots ${range.slotIndex}..${range.slotIndex + range.nslots - 1} (tlb ${hex(range.tlbAddr)}, ${range.allocSize} bytes)`;
+  }
+  if (span.mapping !== undefined) return `map ${span.mapping.id} (dev ${span.mapping.dev}, ${span.mapping.bytes} bytes)`;
+  const buffer = span.buffer!;
+  return `coherent buffer ${buffer.id} (dev ${buffer.dev}, ${buffer.bytes} bytes)`;
+}
+
+/** What was live after the previous check, as numbers. */
 interface State {
-  keys: Set<string>;
+  /** slotIndex, nslots, tlbAddr, allocSize of each live slot range. */
+  slots: number[];
+  /** Ids of the live bounced streaming mappings. */
+  mappings: number[];
+  /** Ids of the live coherent buffers served from swiotlb. */
+  buffers: number[];
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+/** The live keys of this step, filled then swapped with the state's (reused). */
+const next: State = { slots: [], mappings: [], buffers: [] };
+/** Per key of `next`: whether it is new (reused). */
+const freshSlots: boolean[] = [];
+const freshMappings: boolean[] = [];
+const freshBuffers: boolean[] = [];
 
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
 
-/** Every live bounce user and slot range, keyed so that a step's new ones can be told apart. */
-function spansOf(view: View): { slots: Span[]; users: Span[]; mappings: Map<string, StreamingMapping> } {
-  const swiotlb = view.guest.swiotlb;
-  const slots: Span[] = [];
-  for (const range of swiotlb.liveMappings()) {
-    const start = swiotlb.base + range.slotIndex * SLOT;
-    slots.push({
-      start,
-      end: start + range.nslots * SLOT,
-      what: `slots ${range.slotIndex}..${range.slotIndex + range.nslots - 1} (tlb ${hex(range.tlbAddr)}, ${range.allocSize} bytes)`,
-      key: `r${range.slotIndex}:${range.nslots}:${range.tlbAddr}:${range.allocSize}`,
-      tlbAddr: range.tlbAddr,
-      allocSize: range.allocSize,
-    });
-  }
-  const users: Span[] = [];
-  const mappings = new Map<string, StreamingMapping>();
-  for (const mapping of view.guest.mappings) {
-    if (mapping.tlbAddr === undefined) continue;
-    const key = `m${mapping.id}`;
-    users.push({ start: mapping.tlbAddr, end: mapping.tlbAddr + mapping.bytes, what: `map ${mapping.id} (dev ${mapping.dev}, ${mapping.bytes} bytes)`, key });
-    mappings.set(key, mapping);
-  }
-  for (const buffer of view.guest.buffers) {
-    if (buffer.source !== 'swiotlb') continue;
-    users.push({ start: buffer.gpa, end: buffer.gpa + buffer.bytes, what: `coherent buffer ${buffer.id} (dev ${buffer.dev}, ${buffer.bytes} bytes)`, key: `b${buffer.id}` });
-  }
-  return { slots, users, mappings };
+/** Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of `before`: first at the same place, then anywhere. */
+function known(before: readonly number[], list: readonly number[], at: number, width: number): boolean {
+  if (at + width <= before.length && sameKey(before, at, list, at, width)) return true;
+  for (let from = 0; from + width <= before.length; from += width) if (sameKey(before, from, list, at, width)) return true;
+  return false;
 }
 
-/** Overlaps between spans, reported once per pair that involves a span of `only` (all when undefined). */
-function overlaps(spans: Span[], kind: string, only: Set<string> | undefined, out: Finding[]): void {
+function sameKey(a: readonly number[], at: number, b: readonly number[], bt: number, width: number): boolean {
+  for (let k = 0; k < width; k++) if (a[at + k] !== b[bt + k]) return false;
+  return true;
+}
+
+/** Fill `next` with the live keys; mark the new ones. Returns how many are new (all when `before` is undefined). */
+function collect(view: View, before: State | undefined): number {
+  next.slots.length = 0;
+  next.mappings.length = 0;
+  next.buffers.length = 0;
+  for (const range of view.guest.swiotlb.liveMappings()) next.slots.push(range.slotIndex, range.nslots, range.tlbAddr, range.allocSize);
+  for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) next.mappings.push(mapping.id);
+  for (const buffer of view.guest.buffers) if (buffer.source === 'swiotlb') next.buffers.push(buffer.id);
+  let fresh = 0;
+  for (let i = 0; i < next.slots.length; i += 4) {
+    freshSlots[i / 4] = before === undefined || !known(before.slots, next.slots, i, 4);
+    if (freshSlots[i / 4]) fresh++;
+  }
+  for (let i = 0; i < next.mappings.length; i++) {
+    freshMappings[i] = before === undefined || !known(before.mappings, next.mappings, i, 1);
+    if (freshMappings[i]) fresh++;
+  }
+  for (let i = 0; i < next.buffers.length; i++) {
+    freshBuffers[i] = before === undefined || !known(before.buffers, next.buffers, i, 1);
+    if (freshBuffers[i]) fresh++;
+  }
+  return fresh;
+}
+
+/** Make `next` the state; the state's old arrays become the next check's `next`. */
+function keep(view: View, state: State | undefined): void {
+  if (state === undefined) {
+    states.set(view, { slots: next.slots, mappings: next.mappings, buffers: next.buffers });
+    next.slots = [];
+    next.mappings = [];
+    next.buffers = [];
+    return;
+  }
+  const { slots, mappings, buffers } = state;
+  state.slots = next.slots;
+  state.mappings = next.mappings;
+  state.buffers = next.buffers;
+  next.slots = slots;
+  next.mappings = mappings;
+  next.buffers = buffers;
+}
+
+/** Every live bounce user and slot range, in the order collect() found them. */
+function spansOf(view: View): { slots: Span[]; users: Span[] } {
+  const swiotlb = view.guest.swiotlb;
+  const slots: Span[] = [];
+  let i = 0;
+  for (const range of swiotlb.liveMappings()) {
+    const start = swiotlb.base + range.slotIndex * SLOT;
+    slots.push({ start, end: start + range.nslots * SLOT, fresh: freshSlots[i++] === true, range });
+  }
+  const users: Span[] = [];
+  i = 0;
+  for (const mapping of view.guest.mappings) {
+    if (mapping.tlbAddr === undefined) continue;
+    users.push({ start: mapping.tlbAddr, end: mapping.tlbAddr + mapping.bytes, fresh: freshMappings[i++] === true, mapping });
+  }
+  i = 0;
+  for (const buffer of view.guest.buffers) {
+    if (buffer.source !== 'swiotlb') continue;
+    users.push({ start: buffer.gpa, end: buffer.gpa + buffer.bytes, fresh: freshBuffers[i++] === true, buffer });
+  }
+  return { slots, users };
+}
+
+/** Overlaps between spans, reported once per pair that involves a fresh span. */
+function overlaps(spans: Span[], kind: string, out: Findings): void {
   const sorted = [...spans].sort((a, b) => a.start - b.start || a.end - b.end);
   for (let i = 0; i < sorted.length; i++) {
     const a = sorted[i]!;
     for (let j = i + 1; j < sorted.length; j++) {
       const b = sorted[j]!;
       if (b.start >= a.end) break;
-      if (only !== undefined && !only.has(a.key) && !only.has(b.key)) continue;
+      if (!a.fresh && !b.fresh) continue;
       out.push({
-        message: `swiotlb ${kind}: ${a.what} [${hex(a.start)}, ${hex(a.end)}) and ${b.what} [${hex(b.start)}, ${hex(b.end)}) overlap ==> FAIL (slots allocated twice)`,
-        details: { gpa: b.start, first: a.what, second: b.what },
+        message: `swiotlb ${kind}: ${what(a)} [${hex(a.start)}, ${hex(a.end)}) and ${what(b)} [${hex(b.start)}, ${hex(b.end)}) overlap ==> FAIL (slots allocated twice)`,
+        details: { gpa: b.start, first: what(a), second: what(b) },
       });
     }
   }
 }
 
-function checkOne(view: View, span: Span, slots: Span[], mapping: StreamingMapping | undefined, buffer: boolean, out: Finding[]): void {
+function checkOne(view: View, span: Span, slots: Span[], out: Findings): void {
   const swiotlb = view.guest.swiotlb;
   const fail = (problem: string, extra: Record<string, unknown> = {}): void => {
-    out.push({ message: `swiotlb ${span.what} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
+    out.push({ message: `swiotlb ${what(span)} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
   };
   if (span.start < swiotlb.base || span.end > swiotlb.end) {
     fail(`[${hex(span.start)}, ${hex(span.end)}) is outside the pool [${hex(swiotlb.base)}, ${hex(swiotlb.end)}) ==> FAIL (outside the pool)`);
     return;
   }
-  if (span.tlbAddr !== undefined) {
+  if (span.range !== undefined) {
     // A slot range: the address it handed out, and the bytes asked for, lie in its slots.
-    const allocSize = span.allocSize ?? 0;
-    if (span.tlbAddr < span.start || span.tlbAddr + allocSize > span.end) {
-      fail(`tlb ${hex(span.tlbAddr)} + ${allocSize} bytes runs outside its slots [${hex(span.start)}, ${hex(span.end)}) ==> FAIL (allocation larger than its slots)`);
+    const { tlbAddr, allocSize } = span.range;
+    if (tlbAddr < span.start || tlbAddr + allocSize > span.end) {
+      fail(`tlb ${hex(tlbAddr)} + ${allocSize} bytes runs outside its slots [${hex(span.start)}, ${hex(span.end)}) ==> FAIL (allocation larger than its slots)`);
     }
     return;
   }
-  if (mapping === undefined && !buffer) return;
+  const mapping = span.mapping;
   // A bounce user must lie inside one live slot range.
   const home = slots.find((slot) => slot.start <= span.start && span.start < slot.end);
   if (home === undefined) fail('no live slot range holds it ==> FAIL (bounce buffer in free slots)');
-  else if (span.end > home.end) fail(`it runs past its ${home.what} ==> FAIL (mapping larger than its slots)`);
-  if (buffer) {
+  else if (span.end > home.end) fail(`it runs past its ${what(home)} ==> FAIL (mapping larger than its slots)`);
+  if (span.buffer !== undefined) {
     if (span.start % SZ_4K !== 0) fail('a coherent swiotlb allocation must be page-aligned ==> FAIL (alignment)');
     return;
   }
@@ -130,21 +205,18 @@ function checkOne(view: View, span: Span, slots: Span[], mapping: StreamingMappi
   }
 }
 
-function run(view: View, only: Set<string> | undefined): { findings: Finding[]; keys: Set<string> } {
-  const { slots, users, mappings } = spansOf(view);
-  const findings: Finding[] = [];
-  const keys = new Set<string>();
-  for (const span of slots) {
-    keys.add(span.key);
-    if (only === undefined || only.has(span.key)) checkOne(view, span, slots, undefined, false, findings);
+/** Check the fresh spans (all of them when `all`) and keep what is live now. */
+function run(view: View, state: State | undefined, all: boolean): Finding[] | undefined {
+  const fresh = collect(view, all ? undefined : state);
+  if (fresh > 0) {
+    const { slots, users } = spansOf(view);
+    for (const span of slots) if (span.fresh) checkOne(view, span, slots, found);
+    for (const span of users) if (span.fresh) checkOne(view, span, slots, found);
+    overlaps(slots, 'slot ranges', found);
+    overlaps(users, 'bounce buffers', found);
   }
-  for (const span of users) {
-    keys.add(span.key);
-    if (only === undefined || only.has(span.key)) checkOne(view, span, slots, mappings.get(span.key), span.key.startsWith('b'), findings);
-  }
-  overlaps(slots, 'slot ranges', only, findings);
-  overlaps(users, 'bounce buffers', only, findings);
-  return { findings, keys };
+  keep(view, state);
+  return found.take();
 }
 
 export default defineOracle({
@@ -154,27 +226,10 @@ export default defineOracle({
 
   check(view: View, _step: Step) {
     const state = states.get(view);
-    if (state === undefined) {
-      const { findings, keys } = run(view, undefined);
-      states.set(view, { keys });
-      return findings;
-    }
-    // The new spans of this step: every key not live before.
-    const { slots, users } = spansOf(view);
-    const fresh = new Set<string>();
-    const keys = new Set<string>();
-    for (const span of [...slots, ...users]) {
-      keys.add(span.key);
-      if (!state.keys.has(span.key)) fresh.add(span.key);
-    }
-    state.keys = keys;
-    if (fresh.size === 0) return [];
-    return run(view, fresh).findings;
+    return run(view, state, state === undefined);
   },
 
   final(view: View) {
-    const { findings, keys } = run(view, undefined);
-    states.set(view, { keys });
-    return findings;
+    return run(view, states.get(view), true);
   },
 });
