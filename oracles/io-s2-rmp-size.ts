@@ -228,8 +228,8 @@ export default defineOracle({
     if (fresh) return sweep(view, state);
     reported.length = 0;
     const devices = view.devices;
-    const gfns = runsOf(step.gfns, gfnRuns);
-    const frames = runsOf(step.frames, frameRuns);
+    const gfns = runsOf(step.gfnRanges, gfnRuns);
+    const frames = runsOf(step.frameRanges, frameRuns);
     // Devices whose TDI entered RUN first: every private page is now a DMA target.
     for (let d = 0; d < devices.length; d++) {
       const device = devices[d]!;

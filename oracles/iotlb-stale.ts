@@ -101,8 +101,8 @@ export default defineOracle({
     if (step.op.op === 'host_sync') return sweep(view, true);
     // First step, or the host just reached its flush point: every entry.
     if (before !== false) return sweep(view, false);
-    if (pending || step.gfns.length === 0) return undefined;
-    const runs = runsOf(step.gfns, touched);
+    if (pending || step.gfnRanges.length === 0) return undefined;
+    const runs = runsOf(step.gfnRanges, touched);
     for (const device of view.devices) {
       for (const entry of device.iotlb.entries()) {
         const hit = entry.size === '2M' ? runs.touchesRegion(entry.addr / SZ_2M) : runs.has(entry.addr / SZ_4K);

@@ -140,7 +140,7 @@ export default defineOracle({
       return sweep(view);
     }
     reported.length = 0;
-    const runs = runsOf(step.gfns, touched);
+    const runs = runsOf(step.gfnRanges, touched);
     for (let r = 0; r < runs.count; r++) checkRun(view, runs.start[r]!, runs.end[r]!, found);
     return found.take();
   },

@@ -101,7 +101,7 @@ export default defineOracle({
     }
     candidates.length = 0;
     checked.length = 0;
-    const gfns = runsOf(step.gfns, gfnRuns);
+    const gfns = runsOf(step.gfnRanges, gfnRuns);
     for (let r = 0; r < gfns.count; r++) {
       // One lookup per 2M region of the run (at its first touched GFN): a large leaf covers the region.
       let gfn = gfns.start[r]!;
@@ -111,7 +111,7 @@ export default defineOracle({
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
-    const frames = runsOf(step.frames, frameRuns);
+    const frames = runsOf(step.frameRanges, frameRuns);
     for (let r = 0; r < frames.count; r++) {
       const last = Math.floor((frames.end[r]! - 1) / FRAMES_PER_2M);
       for (let region = Math.floor(frames.start[r]! / FRAMES_PER_2M); region <= last; region++) {

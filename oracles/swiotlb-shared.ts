@@ -286,9 +286,9 @@ export default defineOracle({
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
     for (let i = 0; i < fresh.length; i++) checkPage(view, state, fresh[i]!);
-    const gfns = runsOf(step.gfns, gfnRuns);
+    const gfns = runsOf(step.gfnRanges, gfnRuns);
     for (let r = 0; r < gfns.count; r++) checkRun(view, state, gfns.start[r]!, gfns.end[r]!);
-    const frames = runsOf(step.frames, frameRuns);
+    const frames = runsOf(step.frameRanges, frameRuns);
     for (let r = 0; r < frames.count; r++) {
       let pfn = frames.start[r]!;
       while (pfn < frames.end[r]!) {

@@ -1,10 +1,10 @@
-// Touched frames as runs. The recorder reports what a step touched as ascending 4K frame numbers
-// (Step.frames, Step.gfns); a step that converts a 2M range touches 512 of them. Oracles walk them
-// as half-open runs [start, end) so that a check can work per run or per 2M region instead of per
-// frame, and so that reading ranges the recorder reports directly is a change here, not in every
-// oracle. The buffers are reused: a check allocates nothing once they have grown.
+// Touched frames as runs. The recorder reports what a step touched as sorted, merged half-open
+// ranges (Step.frameRanges, Step.gfnRanges); a step that converts a 2M range touches one. Oracles
+// copy them into reused buffers and ask run questions (binary search) so that a check works per
+// run or per 2M region, never per frame. The buffers are reused: a check allocates nothing once
+// they have grown.
 
-import { FRAMES_PER_2M } from 'cocofuzz/api';
+import { FRAMES_PER_2M, type FrameRange } from 'cocofuzz/api';
 
 /** Half-open runs of frame numbers, [start[i], end[i]) for i < count, ascending and disjoint. */
 export class Runs {
@@ -35,21 +35,13 @@ export class Runs {
   }
 }
 
-/** Fill `into` with the runs of `frames` (ascending, no duplicates: what the recorder reports). */
-export function runsOf(frames: readonly number[], into: Runs): Runs {
-  let count = 0;
-  let i = 0;
-  while (i < frames.length) {
-    const start = frames[i]!;
-    let end = start + 1;
-    i++;
-    while (i < frames.length && frames[i] === end) {
-      end++;
-      i++;
-    }
-    into.start[count] = start;
-    into.end[count] = end;
-    count++;
+/** Fill `into` with `ranges` (Step.frameRanges / gfnRanges: sorted, merged, half-open). */
+export function runsOf(ranges: readonly FrameRange[], into: Runs): Runs {
+  const count = ranges.length;
+  for (let i = 0; i < count; i++) {
+    const range = ranges[i]!;
+    into.start[i] = range.start;
+    into.end[i] = range.end;
   }
   into.count = count;
   return into;

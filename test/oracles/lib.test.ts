@@ -4,17 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { Findings } from '../../oracles/lib/findings.ts';
 import { Runs, runsOf } from '../../oracles/lib/runs.ts';
 
+const r = (start: number, end: number) => ({ start, end });
+
 describe('runsOf', () => {
-  it('turns ascending frames into half-open runs, reusing the buffers', () => {
+  it("copies the step's ranges into reused buffers", () => {
     const runs = new Runs();
-    runsOf([3, 4, 5, 9, 511, 512, 513], runs);
+    runsOf([r(3, 6), r(9, 10), r(511, 514)], runs);
     expect(runs.count).toBe(3);
     expect([runs.start.slice(0, runs.count), runs.end.slice(0, runs.count)]).toEqual([
       [3, 9, 511],
       [6, 10, 514],
     ]);
     const { start } = runs;
-    runsOf([7], runs);
+    runsOf([r(7, 8)], runs);
     expect(runs.count).toBe(1);
     expect(runs.start).toBe(start);
     expect([runs.start[0], runs.end[0]]).toEqual([7, 8]);
@@ -23,7 +25,7 @@ describe('runsOf', () => {
   });
 
   it('answers membership, overlap and 2M-region questions', () => {
-    const runs = runsOf([3, 4, 5, 9, 1024], new Runs());
+    const runs = runsOf([r(3, 6), r(9, 10), r(1024, 1025)], new Runs());
     expect([2, 3, 5, 6, 9, 10, 1024].map((f) => runs.has(f))).toEqual([false, true, true, false, true, false, true]);
     expect(runs.overlaps(6, 9)).toBe(false);
     expect(runs.overlaps(6, 10)).toBe(true);
