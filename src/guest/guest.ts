@@ -214,6 +214,16 @@ export class Guest implements GuestView {
     return this.memory.pages.pages();
   }
 
+  /** The flags of page `gfn` as GUEST_PAGE_* bits (0: no state), allocation-free. */
+  pageFlags(gfn: number): number {
+    return this.memory.pages.flags(gfn);
+  }
+
+  /** The end (exclusive, at most `limit`) of the run of pages from `gfn` with the flags of `gfn`. */
+  pageRunEnd(gfn: number, limit: number): number {
+    return this.memory.pages.runEnd(gfn, limit);
+  }
+
   get buffers(): readonly CoherentBuffer[] {
     return this.buffersView;
   }
