@@ -5,13 +5,13 @@
 // hardware's truth. Range updates and run queries cost per region, not per page, so a 2M
 // conversion costs about what a 4K one does.
 
-import type { GuestPage } from '../api.ts';
+import { GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type GuestPage } from '../api.ts';
 import { FRAMES_PER_2M } from '../model/size.ts';
 
-export const ACCEPTED = 1;
-export const SHARED = 2;
-export const VALIDATED = 4;
-export const CONVERTING = 8;
+export const ACCEPTED = GUEST_PAGE_ACCEPTED;
+export const SHARED = GUEST_PAGE_SHARED;
+export const VALIDATED = GUEST_PAGE_VALIDATED;
+export const CONVERTING = GUEST_PAGE_CONVERTING;
 
 /** One 2M region: all pages alike (`bytes` undefined, their flags in `uniform`) or a byte each. */
 interface Region {
