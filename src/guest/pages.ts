@@ -6,6 +6,7 @@
 // conversion costs about what a 4K one does.
 
 import { GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type GuestPage } from '../api.ts';
+import { RegionMap } from '../model/regions.ts';
 import { FRAMES_PER_2M } from '../model/size.ts';
 
 export const ACCEPTED = GUEST_PAGE_ACCEPTED;
@@ -22,46 +23,10 @@ interface Region {
 }
 
 export class PageStates {
-  private readonly regions = new Map<number, Region>();
-  /** Region indices, ascending (regions are never removed): run queries jump over the gaps. */
-  private readonly keys: number[] = [];
-  /** The region of the last look-up (consecutive look-ups mostly hit the same 2M region). */
-  private lastKey = -1;
-  private lastRegion: Region | undefined;
-
-  private region(key: number): Region | undefined {
-    if (key === this.lastKey) return this.lastRegion;
-    const region = this.regions.get(key);
-    if (region !== undefined) {
-      this.lastKey = key;
-      this.lastRegion = region;
-    }
-    return region;
-  }
-
-  private allocate(key: number): Region {
-    const region: Region = { uniform: 0, bytes: undefined, words: undefined };
-    this.regions.set(key, region);
-    this.keys.splice(this.firstKeyAtOrAfter(key), 0, key);
-    this.lastKey = key;
-    this.lastRegion = region;
-    return region;
-  }
-
-  /** Index in `keys` of the first region index >= key. */
-  private firstKeyAtOrAfter(key: number): number {
-    let lo = 0;
-    let hi = this.keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.keys[mid] ?? 0) < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
+  private readonly regions = new RegionMap<Region>();
 
   flags(gfn: number): number {
-    const region = this.region(Math.floor(gfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
     if (region === undefined) return 0;
     return region.bytes === undefined ? region.uniform : (region.bytes[gfn % FRAMES_PER_2M] ?? 0);
   }
@@ -80,13 +45,13 @@ export class PageStates {
       const key = Math.floor(gfn / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
       const stop = Math.min(end, regionStart + FRAMES_PER_2M);
-      let region = this.region(key);
+      let region = this.regions.get(key);
       if (region === undefined) {
         if (set === 0) {
           gfn = stop;
           continue;
         }
-        region = this.allocate(key);
+        region = this.regions.add(key, { uniform: 0, bytes: undefined, words: undefined });
       }
       const whole = gfn === regionStart && stop === regionStart + FRAMES_PER_2M;
       if (region.bytes === undefined) {
@@ -126,11 +91,11 @@ export class PageStates {
     while (at < limit) {
       const key = Math.floor(at / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
-      const region = this.region(key);
+      const region = this.regions.get(key);
       if (region === undefined) {
         if (flags !== 0) return at;
         // Untouched regions are all 0: jump to the next region the guest touched.
-        const next = this.keys[this.firstKeyAtOrAfter(key)];
+        const next = this.regions.nextKey(key);
         if (next === undefined) return limit;
         at = Math.max(at, next * FRAMES_PER_2M);
         continue;
@@ -158,7 +123,7 @@ export class PageStates {
   }
 
   *pages(): Generator<number> {
-    for (const key of this.keys) {
+    for (const key of this.regions.keys()) {
       const region = this.regions.get(key);
       if (region === undefined) continue;
       const first = key * FRAMES_PER_2M;

@@ -7,15 +7,14 @@
 // look-up is an array index, not a hash of a 2^41-range chunk number. The counter makes tokens
 // deterministic for a given op sequence.
 
+import { RegionMap } from './regions.ts';
 import { SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
 
 export class Memory {
   /** 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written). */
-  private readonly regions = new Map<number, Float64Array>();
-  private lastKey = -1;
-  private lastRegion: Float64Array | undefined;
+  private readonly regions = new RegionMap<Float64Array>();
   private next = 1;
   private written = 0;
 
@@ -24,29 +23,16 @@ export class Memory {
     return this.written;
   }
 
-  private region(key: number): Float64Array | undefined {
-    if (key === this.lastKey) return this.lastRegion;
-    const region = this.regions.get(key);
-    if (region !== undefined) {
-      this.lastKey = key;
-      this.lastRegion = region;
-    }
-    return region;
-  }
-
   private get(chunk: number): number {
-    return this.region(Math.floor(chunk / CHUNKS_PER_2M))?.[chunk % CHUNKS_PER_2M] ?? 0;
+    return this.regions.get(Math.floor(chunk / CHUNKS_PER_2M))?.[chunk % CHUNKS_PER_2M] ?? 0;
   }
 
   private set(chunk: number, token: number): void {
     const key = Math.floor(chunk / CHUNKS_PER_2M);
-    let region = this.region(key);
+    let region = this.regions.get(key);
     if (region === undefined) {
       if (token === 0) return;
-      region = new Float64Array(CHUNKS_PER_2M);
-      this.regions.set(key, region);
-      this.lastKey = key;
-      this.lastRegion = region;
+      region = this.regions.add(key, new Float64Array(CHUNKS_PER_2M));
     }
     const i = chunk % CHUNKS_PER_2M;
     this.written += (token !== 0 ? 1 : 0) - ((region[i] ?? 0) !== 0 ? 1 : 0);

@@ -8,6 +8,7 @@
 // throws HardwareUsageError before calling in. What the instruction itself reports with a status
 // code (a 2M update at an unaligned frame, overlap, immutable) is returned as that status.
 
+import { RegionMap } from './regions.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from './size.ts';
 import {
   PSMASH_FAIL_INPUT,
@@ -130,12 +131,7 @@ export const defaultRmpEntry = (): RmpEntry => ({
 
 export class Rmp {
   /** 2M region index (pfn / 512) -> its raw entries. Absent regions are all Hypervisor-owned. */
-  private readonly regions = new Map<number, Region>();
-  /** Region indices, ascending (regions are never removed): frames() and runEnd() jump the gaps. */
-  private readonly keys: number[] = [];
-  /** The region of the last look-up: consecutive look-ups mostly stay in one 2M region. */
-  private lastKey = -1;
-  private lastRegion: Region | undefined;
+  private readonly regions = new RegionMap<Region>();
   /** Scratch entries of runEnd(). */
   private readonly runRef: RmpEntry = defaultRmpEntry();
   private readonly runCur: RmpEntry = defaultRmpEntry();
@@ -152,16 +148,6 @@ export class Rmp {
     return count;
   }
 
-  private region(key: number): Region | undefined {
-    if (key === this.lastKey) return this.lastRegion;
-    const region = this.regions.get(key);
-    if (region !== undefined) {
-      this.lastKey = key;
-      this.lastRegion = region;
-    }
-    return region;
-  }
-
   // ---- reads ----------------------------------------------------------------------------
 
   /**
@@ -171,7 +157,7 @@ export class Rmp {
    * frame's GPA is the base GPA plus the frame's offset. Allocation-free for the hot paths.
    */
   load(pfn: number, out: RmpEntry): RmpEntry {
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) {
       out.assigned = false;
       out.asid = 0;
@@ -217,7 +203,7 @@ export class Rmp {
   }
 
   isAssigned(pfn: number): boolean {
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return false;
     const base = region.flags0;
     if ((base & SIZE_2M) !== 0) return (base & ASSIGNED) !== 0;
@@ -226,7 +212,7 @@ export class Rmp {
 
   /** The size that governs `pfn` (from the 2M-aligned entry). */
   sizeOf(pfn: number): PageSize {
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     return region !== undefined && (region.flags0 & SIZE_2M) !== 0 ? '2M' : '4K';
   }
 
@@ -236,7 +222,7 @@ export class Rmp {
    * amd_iommu=nohugepages commit, lore 20240905072240.253313-1-joro@8bytes.org).
    */
   regionHasAssigned(pfn: number): boolean {
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return false;
     const base = region.flags0;
     if ((base & SIZE_2M) !== 0) return (base & ASSIGNED) !== 0;
@@ -258,11 +244,11 @@ export class Rmp {
       const key = Math.floor(at / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
       const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
-      const region = this.region(key);
+      const region = this.regions.get(key);
       if (region === undefined) {
         if (!isDefault) return at;
         // Untouched regions are default entries: jump to the next region anyone wrote.
-        const next = this.keys[this.firstKeyAtOrAfter(key)];
+        const next = this.regions.nextKey(key);
         if (next === undefined) return limit;
         at = Math.max(at, next * FRAMES_PER_2M);
         continue;
@@ -300,7 +286,7 @@ export class Rmp {
 
   /** RmpView: frames whose entry is not the default Hypervisor one, ascending. */
   *frames(): Iterable<number> {
-    for (const key of this.keys) {
+    for (const key of this.regions.keys()) {
       const region = this.regions.get(key);
       if (region === undefined) continue;
       const first = key * FRAMES_PER_2M;
@@ -345,7 +331,7 @@ export class Rmp {
     const i = pfn % FRAMES_PER_2M;
     const immutableBit = args.immutable === true ? IMMUTABLE : 0;
     const assignedBit = args.assigned ? ASSIGNED : 0;
-    let region = this.region(key);
+    let region = this.regions.get(key);
     // The raw entry holds a 10-bit ASID; a larger one cannot be stored. UNCONFIRMED status.
     if (args.asid > RMP_MAX_ASID) return RMPUPDATE_FAIL_INPUT;
 
@@ -367,7 +353,7 @@ export class Rmp {
         }
       } else {
         // Even an unassigned 2M entry is a state of its own (size 2M): allocate.
-        region = this.allocate(key);
+        region = this.regions.add(key, newRegion());
       }
       region.flags0 = assignedBit | SIZE_2M | immutableBit | validatedBit;
       region.asid0 = args.asid;
@@ -381,7 +367,7 @@ export class Rmp {
     if (region === undefined) {
       // Writing the default state into an untouched region changes nothing: allocate nothing.
       if (!args.assigned && args.asid === 0 && args.gpa === 0 && immutableBit === 0) return RMPUPDATE_OK;
-      region = this.allocate(key);
+      region = this.regions.add(key, newRegion());
     }
     const base = region.flags0;
     if ((base & SIZE_2M) !== 0) {
@@ -416,7 +402,7 @@ export class Rmp {
   psmash(hpa: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
     if (hpa % SZ_2M !== 0) return PSMASH_FAIL_INPUT;
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PSMASH_FAIL_INPUT;
     const base = region.flags0;
     if ((base & SIZE_2M) === 0 || (base & ASSIGNED) === 0) return PSMASH_FAIL_INPUT;
@@ -445,7 +431,7 @@ export class Rmp {
   pvalidateEntry(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
     if (size === '2M' && (hpa % SZ_2M !== 0 || gpa % SZ_2M !== 0)) return PVALIDATE_FAIL_INPUT;
     const pfn = Math.floor(hpa / SZ_4K);
-    const region = this.region(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
     const i = pfn % FRAMES_PER_2M;
     const is2M = (region.flags0 & SIZE_2M) !== 0;
@@ -466,27 +452,6 @@ export class Rmp {
   }
 
   // ---- internals --------------------------------------------------------------------------
-
-  /** Index in `keys` of the first region index >= key. */
-  private firstKeyAtOrAfter(key: number): number {
-    let lo = 0;
-    let hi = this.keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.keys[mid] ?? 0) < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  private allocate(key: number): Region {
-    const region = newRegion();
-    this.regions.set(key, region);
-    this.keys.splice(this.firstKeyAtOrAfter(key), 0, key);
-    this.lastKey = key;
-    this.lastRegion = region;
-    return region;
-  }
 
   private writeRaw(region: Region, i: number, flags: number, asid: number, gpa: number): void {
     const old = rawFlags(region, i);

@@ -1,15 +1,10 @@
+import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { PageAllocator } from '../../src/guest/allocator.ts';
 
 describe('PageAllocator ranges', () => {
   it('takeRange/releaseRange and runEnd agree with the per-page take/release/isFree', () => {
-    let x = 2026;
-    const random = (): number => {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      return (x >>> 0) / 2 ** 32;
-    };
+    const random = seedrandom('allocator-ranges');
     const total = 6 * 512 + 100;
     const reserved = [
       { start: 0, end: 256 },

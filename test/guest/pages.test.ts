@@ -1,20 +1,10 @@
+import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from '../../src/guest/pages.ts';
 
-/** A tiny deterministic generator (xorshift32), so the test needs no seed library. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
-
 describe('PageStates', () => {
   it('agrees with a per-page model on random range updates, runs and iteration', () => {
-    const random = rng(15);
+    const random = seedrandom('page-states');
     const states = new PageStates();
     const model = new Map<number, number>();
     const span = 4 * 512;
