@@ -60,6 +60,15 @@ export interface RmpView {
   load(pfn: number, out: RmpEntry): RmpEntry;
   /** Frames whose entry is not the default hypervisor-owned one, in ascending order. */
   frames(): Iterable<number>;
+  /** entry() without allocating: fills the caller's `out` and returns it. */
+  load(pfn: number, out: RmpEntry): RmpEntry;
+  /**
+   * The end (exclusive, at most `limit`) of the run of frames from `pfn` whose entries continue
+   * the entry of `pfn`: same assigned, asid, size, validated, immutable, vmsa, and a gpa that
+   * advances 4K per frame when assigned (stays put when not). A 2M entry, an untouched PSMASH
+   * result or untouched memory is one run: walk [a, b) with load() + runEnd(), run by run.
+   */
+  runEnd(pfn: number, limit: number): number;
 }
 
 export interface IotlbEntry {
@@ -166,7 +175,17 @@ export interface GuestView {
   /** Guest frames of freed coherent buffers that could not be made private again (leaked). */
   readonly leaked: ReadonlySet<number>;
   tdiAccepted(dev: number): boolean;
+  /** page() without allocating: the page's GUEST_PAGE_* bits, 0 when the guest has no state for it. */
+  pageFlags(gfn: number): number;
+  /** The end (exclusive, at most `limit`) of the run of pages from `gfn` whose flags equal those of `gfn`. */
+  pageRunEnd(gfn: number, limit: number): number;
 }
+
+/** GuestView.pageFlags() bits (GuestPage's fields). */
+export const GUEST_PAGE_ACCEPTED = 1;
+export const GUEST_PAGE_SHARED = 2;
+export const GUEST_PAGE_VALIDATED = 4;
+export const GUEST_PAGE_CONVERTING = 8;
 
 /**
  * What a host frame is now (DOMAIN.md "QEMU's memory"). backing: it backs guest memory at `gpa`

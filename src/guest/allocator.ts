@@ -102,6 +102,46 @@ export class PageAllocator {
     this.mark(gfn, 0);
   }
 
+  /** take() of every page of [start, end), all free: per 2M region, not per page. */
+  takeRange(start: number, end: number): void {
+    this.markRange(start, end, 1);
+  }
+
+  /** release() of every page of [start, end). */
+  releaseRange(start: number, end: number): void {
+    this.markRange(start, end, 0);
+  }
+
+  /**
+   * The end (at most `limit`) of the run of pages from `gfn` that are all free (`free`) or all
+   * unavailable (allocated, reserved or beyond memory): isFree() run by run, jumping over
+   * reserved ranges and whole 2M regions that are untouched or full.
+   */
+  runEnd(gfn: number, limit: number, free: boolean): number {
+    let at = gfn;
+    while (at < limit) {
+      if (at >= this.totalPages) return free ? at : limit;
+      const reserved = this.reserved.find((r) => at >= r.start && at < r.end);
+      if (reserved !== undefined) {
+        if (free) return at;
+        at = reserved.end;
+        continue;
+      }
+      const region = Math.floor(at / FRAMES_PER_2M);
+      // Stop at the next reserved range or the end of memory: the loop decides there.
+      let stop = Math.min(limit, (region + 1) * FRAMES_PER_2M, this.totalPages);
+      for (const r of this.reserved) if (r.start > at && r.start < stop) stop = r.start;
+      const count = this.busyCount.get(region) ?? 0;
+      if (count === (free ? 0 : FRAMES_PER_2M)) {
+        at = stop;
+        continue;
+      }
+      const map = this.busy.get(region);
+      for (; at < stop; at++) if (((map?.[at % FRAMES_PER_2M] ?? 0) === 0) !== free) return at;
+    }
+    return limit;
+  }
+
   private firstUnavailable(gfn: number, size: number): number | undefined {
     for (const r of this.reserved) {
       // Blocks overlapping a reserved range are all unavailable: jump past the whole range.
@@ -118,6 +158,27 @@ export class PageAllocator {
       for (; at < regionEnd; at++) if ((map?.[at % FRAMES_PER_2M] ?? 0) !== 0) return at;
     }
     return undefined;
+  }
+
+  private markRange(start: number, end: number, value: 0 | 1): void {
+    for (let gfn = start; gfn < end; ) {
+      const region = Math.floor(gfn / FRAMES_PER_2M);
+      const regionStart = region * FRAMES_PER_2M;
+      const stop = Math.min(end, regionStart + FRAMES_PER_2M);
+      if (gfn === regionStart && stop === regionStart + FRAMES_PER_2M) {
+        // A whole region: all busy, or back to untouched.
+        if (value === 1) {
+          this.busy.set(region, new Uint8Array(FRAMES_PER_2M).fill(1));
+          this.busyCount.set(region, FRAMES_PER_2M);
+        } else {
+          this.busy.delete(region);
+          this.busyCount.delete(region);
+        }
+      } else {
+        for (let g = gfn; g < stop; g++) this.mark(g, value);
+      }
+      gfn = stop;
+    }
   }
 
   private mark(gfn: number, value: 0 | 1): void {

@@ -20,7 +20,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { AtomicPool, IovaAllocator, MAX_PAGE_ORDER, PageAllocator, ZONE_LIMIT, getOrder, type AtomicZone } from './allocator.ts';
 import type { Hypervisor } from './ghcb.ts';
 import { GuestMemory, type GuestLog } from './memory.ts';
-import { ACCEPTED, CONVERTING, SHARED, VALIDATED } from './pages.ts';
+import { ACCEPTED, CONVERTING, PageStates, SHARED, VALIDATED } from './pages.ts';
 import { IO_TLB_MAX_BYTES, SwiotlbChoiceError, SwiotlbPool, swiotlbGeometry, swiotlbMaxMappingSize, type SwiotlbSlotChooser } from './swiotlb.ts';
 
 const COHERENT_SOURCES: readonly CoherentSource[] = ['atomic-pool', 'pages', 'swiotlb', 'private'];
@@ -103,7 +103,8 @@ export class Guest implements GuestView {
   readonly allocator: PageAllocator;
   readonly leaked = new Set<number>();
   private readonly accepted = new Set<number>();
-  private readonly rawShared = new Set<number>();
+  /** Pages a kernel user shared with share (their SHARED bit): taken from the allocator until unshared. */
+  private readonly rawShared = new PageStates();
   private readonly iovas = new Map<number, IovaAllocator>();
   private readonly liveBuffers: BufferRecord[] = [];
   private readonly liveMappings: MappingRecord[] = [];
@@ -225,6 +226,16 @@ export class Guest implements GuestView {
     return this.memory.pages.pages();
   }
 
+  /** The flags of page `gfn` as GUEST_PAGE_* bits (0: no state), allocation-free. */
+  pageFlags(gfn: number): number {
+    return this.memory.pages.flags(gfn);
+  }
+
+  /** The end (exclusive, at most `limit`) of the run of pages from `gfn` with the flags of `gfn`. */
+  pageRunEnd(gfn: number, limit: number): number {
+    return this.memory.pages.runEnd(gfn, limit);
+  }
+
   get buffers(): readonly CoherentBuffer[] {
     return this.buffersView;
   }
@@ -277,29 +288,41 @@ export class Guest implements GuestView {
    * the reason, and when part of the range was left out the op's result says which and why.
    */
   share(gpa: number, pages: number): OpOutcome {
-    const eligible: number[] = [];
+    // Walked run by run: pages shared by an earlier share are skipped, free pages are eligible
+    // (they are never rawShared: a shared page stays taken), the rest are refused.
+    const [first, last] = this.rangeGfns(gpa, pages);
+    const eligible: [number, number][] = [];
     let refused: { gfn: number; count: number } | undefined;
-    for (const gfn of this.rangeGfns(gpa, pages)) {
-      if (this.rawShared.has(gfn)) continue;
-      if (this.allocator.isFree(gfn)) eligible.push(gfn);
-      else if (refused === undefined) refused = { gfn, count: 1 };
-      else refused.count++;
+    for (let gfn = first; gfn < last; ) {
+      if (this.rawShared.has(gfn, SHARED)) {
+        gfn = this.rawShared.runEnd(gfn, last);
+        continue;
+      }
+      const free = this.allocator.isFree(gfn);
+      const end = free ? this.allocator.runEnd(gfn, last, true) : Math.min(this.allocator.runEnd(gfn, last, false), this.rawShared.runEnd(gfn, last));
+      if (free) eligible.push([gfn, end - gfn]);
+      else if (refused === undefined) refused = { gfn, count: end - gfn };
+      else refused.count += end - gfn;
+      gfn = end;
     }
     if (eligible.length === 0) {
       return { skipped: refused === undefined ? 'no page in the range can be shared (beyond memory, or already shared)' : this.notConvertible(refused.gfn) };
     }
     if (refused !== undefined) this.log.result = `${refused.count} page(s) of the range left private: ${this.notConvertible(refused.gfn)}`;
-    for (const [first, count] of runsOf(eligible)) {
-      const start = first * SZ_4K;
+    for (const [run, count] of eligible) {
+      const start = run * SZ_4K;
       const end = start + count * SZ_4K;
       // The pages are allocated (and so accepted) before anyone decrypts them.
-      for (let gfn = first; gfn < first + count; gfn++) this.allocator.take(gfn);
+      this.allocator.takeRange(run, run + count);
       if (!this.memory.acceptUnits(start, end) || !this.memory.setPagesState(start, end, 'shared', 'convert')) {
         this.log.result = `set_memory_decrypted(${hexOf(start)}, ${count}) failed`;
       }
-      for (let gfn = first; gfn < first + count; gfn++) {
-        if (this.memory.pages.has(gfn, SHARED)) this.rawShared.add(gfn);
-        else this.allocator.release(gfn);
+      // Pages the guest now holds shared stay taken; the others go back to the allocator.
+      for (let gfn = run; gfn < run + count; ) {
+        const next = this.memory.pages.runEnd(gfn, run + count);
+        if (this.memory.pages.has(gfn, SHARED)) this.rawShared.updateRange(gfn, next, SHARED, 0);
+        else this.allocator.releaseRange(gfn, next);
+        gfn = next;
       }
     }
     return {};
@@ -315,18 +338,27 @@ export class Guest implements GuestView {
   }
 
   unshare(gpa: number, pages: number): OpOutcome {
-    const eligible: number[] = [];
-    for (const gfn of this.rangeGfns(gpa, pages)) if (this.rawShared.has(gfn)) eligible.push(gfn);
+    const [first, last] = this.rangeGfns(gpa, pages);
+    const eligible: [number, number][] = [];
+    for (let gfn = first; gfn < last; ) {
+      const end = this.rawShared.runEnd(gfn, last);
+      if (this.rawShared.has(gfn, SHARED)) eligible.push([gfn, end - gfn]);
+      gfn = end;
+    }
     if (eligible.length === 0) return { skipped: 'no page in the range was shared by share' };
-    for (const [first, count] of runsOf(eligible)) {
-      const start = first * SZ_4K;
+    for (const [run, count] of eligible) {
+      const start = run * SZ_4K;
       if (!this.memory.setPagesState(start, start + count * SZ_4K, 'private', 'convert')) {
         this.log.result = `set_memory_encrypted(${hexOf(start)}, ${count}) failed`;
       }
-      for (let gfn = first; gfn < first + count; gfn++) {
-        if (this.memory.pages.has(gfn, SHARED)) continue;
-        this.rawShared.delete(gfn);
-        this.allocator.release(gfn);
+      // Pages the guest made private again go back to the allocator; the others stay shared.
+      for (let gfn = run; gfn < run + count; ) {
+        const next = this.memory.pages.runEnd(gfn, run + count);
+        if (!this.memory.pages.has(gfn, SHARED)) {
+          this.rawShared.updateRange(gfn, next, 0, SHARED);
+          this.allocator.releaseRange(gfn, next);
+        }
+        gfn = next;
       }
     }
     return {};
@@ -620,10 +652,11 @@ export class Guest implements GuestView {
     return this.cpuTurn++ % this.config.cpus;
   }
 
-  private *rangeGfns(gpa: number, pages: number): Generator<number> {
+  /** The gfns [first, last) of `pages` pages at `gpa`, clipped to guest memory. */
+  private rangeGfns(gpa: number, pages: number): [number, number] {
     const first = Math.floor(gpa / SZ_4K);
     const last = Math.min(first + Math.max(0, pages), Math.floor(this.config.guestMemory / SZ_4K));
-    for (let gfn = first; gfn < last; gfn++) yield gfn;
+    return [first, Math.max(first, last)];
   }
 
   /** A buddy block for `bytes`, accepted (accept_memory() on allocation). */
@@ -777,20 +810,4 @@ export class Guest implements GuestView {
     this.buffersView = this.liveBuffers.map((b) => b.view);
     this.mappingsView = this.liveMappings.map((m) => m.view);
   }
-}
-
-/** Consecutive gfns as [first, count] runs. */
-function* runsOf(gfns: readonly number[]): Generator<[number, number]> {
-  let first: number | undefined;
-  let count = 0;
-  for (const gfn of gfns) {
-    if (first !== undefined && gfn === first + count) {
-      count++;
-      continue;
-    }
-    if (first !== undefined) yield [first, count];
-    first = gfn;
-    count = 1;
-  }
-  if (first !== undefined) yield [first, count];
 }

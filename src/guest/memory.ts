@@ -166,7 +166,7 @@ export class GuestMemory {
       if (status === PVALIDATE_FAIL_NOUPDATE) {
         this.fatal('pvalidate', gpa, `PVALIDATE ${hexOf(gpa)} ${size} ${validate ? 'validate' : 'rescind'}: already in that state (CF=1): pval_pages() terminates the guest`);
       }
-      for (let gfn = gpa / SZ_4K; gfn < (gpa + bytes) / SZ_4K; gfn++) this.pages.update(gfn, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
+      this.pages.updateRange(gpa / SZ_4K, (gpa + bytes) / SZ_4K, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
       this.touch(gpa, bytes);
       return true;
     }
@@ -259,20 +259,19 @@ export class GuestMemory {
   acceptRange(start: number, end: number): boolean {
     let ok = true;
     end = Math.min(end, this.config.guestMemory);
-    let gpa = alignDown(start, SZ_4K);
-    while (gpa < end) {
-      if (this.pages.has(gpa / SZ_4K, ACCEPTED)) {
-        gpa += SZ_4K;
+    // Walked run by run of equal page flags (PageStates.runEnd), in gfns.
+    const last = Math.ceil(end / SZ_4K);
+    let gfn = Math.floor(start / SZ_4K);
+    while (gfn < last) {
+      if (this.pages.has(gfn, ACCEPTED)) {
+        gfn = this.pages.runEnd(gfn, last);
         continue;
       }
-      let runEnd = gpa + SZ_4K;
-      while (runEnd < end && !this.pages.has(runEnd / SZ_4K, ACCEPTED)) runEnd += SZ_4K;
-      if (this.setPagesState(gpa, runEnd, 'private', 'accept')) {
-        for (let gfn = gpa / SZ_4K; gfn < runEnd / SZ_4K; gfn++) this.pages.update(gfn, ACCEPTED, 0);
-      } else {
-        ok = false;
-      }
-      gpa = runEnd;
+      let runEnd = gfn;
+      while (runEnd < last && !this.pages.has(runEnd, ACCEPTED)) runEnd = this.pages.runEnd(runEnd, last);
+      if (this.setPagesState(gfn * SZ_4K, runEnd * SZ_4K, 'private', 'accept')) this.pages.updateRange(gfn, runEnd, ACCEPTED, 0);
+      else ok = false;
+      gfn = runEnd;
     }
     return ok;
   }
@@ -327,7 +326,7 @@ export class GuestMemory {
   private changeBatch(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
     const bytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
     for (const entry of batch) {
-      for (let gfn = entry.gpa / SZ_4K; gfn < (entry.gpa + bytes(entry.size)) / SZ_4K; gfn++) this.pages.update(gfn, CONVERTING, 0);
+      this.pages.updateRange(entry.gpa / SZ_4K, (entry.gpa + bytes(entry.size)) / SZ_4K, CONVERTING, 0);
       this.touch(entry.gpa, bytes(entry.size));
       this.log.converting.push({ start: entry.gpa / SZ_4K, end: (entry.gpa + bytes(entry.size)) / SZ_4K });
     }
@@ -340,7 +339,7 @@ export class GuestMemory {
       for (const entry of batch) if (!this.pvalidateEntry(entry.gpa, entry.size, validate)) return false;
     }
     for (const entry of batch) {
-      for (let gfn = entry.gpa / SZ_4K; gfn < (entry.gpa + bytes(entry.size)) / SZ_4K; gfn++) this.pages.update(gfn, 0, CONVERTING);
+      this.pages.updateRange(entry.gpa / SZ_4K, (entry.gpa + bytes(entry.size)) / SZ_4K, 0, CONVERTING);
     }
     return true;
   }
@@ -380,8 +379,7 @@ export class GuestMemory {
         const entry = entries[i];
         if (entry === undefined) continue;
         this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: true });
-        const pages = pagesOf(entry);
-        for (let gfn = entry.gfn; gfn < entry.gfn + pages; gfn++) this.pages.update(gfn, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
+        this.pages.updateRange(entry.gfn, entry.gfn + pagesOf(entry), to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
       }
       reported = Math.max(reported, completed);
       if (desc.curEntry === curEntry && progress() <= before) {

@@ -1,21 +1,34 @@
-// The guest kernel's per-4K-page state (accepted, shared, validated, converting), sparse: one
-// byte per page in 512-byte arrays, one per 2M region the guest touched. The flags are the
-// guest's beliefs (its unaccepted-memory bitmap, its encryption attributes and what it last
-// PVALIDATEd), which the oracles compare with the hardware's truth.
+// The guest kernel's per-4K-page state (accepted, shared, validated, converting), sparse, per 2M
+// region the guest touched: a region whose 512 pages agree is one flags value; per-page bytes only
+// where they differ. The flags are the guest's beliefs (its unaccepted-memory bitmap, its
+// encryption attributes and what it last PVALIDATEd), which the oracles compare with the
+// hardware's truth. Range updates and run queries cost per region, not per page, so a 2M
+// conversion costs about what a 4K one does.
 
-import type { GuestPage } from '../api.ts';
+import { GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type GuestPage } from '../api.ts';
+import { RegionMap } from '../model/regions.ts';
 import { FRAMES_PER_2M } from '../model/size.ts';
 
-export const ACCEPTED = 1;
-export const SHARED = 2;
-export const VALIDATED = 4;
-export const CONVERTING = 8;
+export const ACCEPTED = GUEST_PAGE_ACCEPTED;
+export const SHARED = GUEST_PAGE_SHARED;
+export const VALIDATED = GUEST_PAGE_VALIDATED;
+export const CONVERTING = GUEST_PAGE_CONVERTING;
+
+/** One 2M region: all pages alike (`bytes` undefined, their flags in `uniform`) or a byte each. */
+interface Region {
+  uniform: number;
+  bytes: Uint8Array | undefined;
+  /** `bytes` seen 4 pages at a time, to tell cheaply whether they agree again. */
+  words: Uint32Array | undefined;
+}
 
 export class PageStates {
-  private readonly regions = new Map<number, Uint8Array>();
+  private readonly regions = new RegionMap<Region>();
 
   flags(gfn: number): number {
-    return this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] ?? 0;
+    const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+    if (region === undefined) return 0;
+    return region.bytes === undefined ? region.uniform : (region.bytes[gfn % FRAMES_PER_2M] ?? 0);
   }
 
   has(gfn: number, flag: number): boolean {
@@ -23,15 +36,79 @@ export class PageStates {
   }
 
   update(gfn: number, set: number, clear: number): void {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
-    let region = this.regions.get(index);
-    if (region === undefined) {
-      if (set === 0) return;
-      region = new Uint8Array(FRAMES_PER_2M);
-      this.regions.set(index, region);
+    this.updateRange(gfn, gfn + 1, set, clear);
+  }
+
+  /** Set the bits `set` and clear the bits `clear` of every page of [start, end) (gfns). */
+  updateRange(start: number, end: number, set: number, clear: number): void {
+    for (let gfn = start; gfn < end; ) {
+      const key = Math.floor(gfn / FRAMES_PER_2M);
+      const regionStart = key * FRAMES_PER_2M;
+      const stop = Math.min(end, regionStart + FRAMES_PER_2M);
+      let region = this.regions.get(key);
+      if (region === undefined) {
+        if (set === 0) {
+          gfn = stop;
+          continue;
+        }
+        region = this.regions.add(key, { uniform: 0, bytes: undefined, words: undefined });
+      }
+      const whole = gfn === regionStart && stop === regionStart + FRAMES_PER_2M;
+      if (region.bytes === undefined) {
+        const next = (region.uniform & ~clear) | set;
+        if (whole || next === region.uniform) {
+          region.uniform = next;
+          gfn = stop;
+          continue;
+        }
+        region.bytes = new Uint8Array(FRAMES_PER_2M).fill(region.uniform);
+        region.words = new Uint32Array(region.bytes.buffer);
+      }
+      const bytes = region.bytes;
+      for (let i = gfn - regionStart; i < stop - regionStart; i++) bytes[i] = ((bytes[i] ?? 0) & ~clear) | set;
+      // A region whose pages agree again goes back to one value (compared 4 pages at a time).
+      const first = bytes[0] ?? 0;
+      const words = region.words ?? new Uint32Array(bytes.buffer);
+      const word = first * 0x01010101;
+      let alike = true;
+      for (let i = 0; i < FRAMES_PER_2M / 4 && alike; i++) alike = words[i] === word;
+      if (alike) {
+        region.uniform = first;
+        region.bytes = undefined;
+        region.words = undefined;
+      }
+      gfn = stop;
     }
-    const i = gfn % FRAMES_PER_2M;
-    region[i] = ((region[i] ?? 0) & ~clear) | set;
+  }
+
+  /**
+   * The end of the run of pages from `gfn` whose flags equal those of `gfn`, at most `limit`
+   * (exclusive): with flags(), an allocation-free way to walk [gfn, limit) run by run.
+   */
+  runEnd(gfn: number, limit: number): number {
+    const flags = this.flags(gfn);
+    let at = gfn;
+    while (at < limit) {
+      const key = Math.floor(at / FRAMES_PER_2M);
+      const regionStart = key * FRAMES_PER_2M;
+      const region = this.regions.get(key);
+      if (region === undefined) {
+        if (flags !== 0) return at;
+        // Untouched regions are all 0: jump to the next region the guest touched.
+        const next = this.regions.nextKey(key);
+        if (next === undefined) return limit;
+        at = Math.max(at, next * FRAMES_PER_2M);
+        continue;
+      }
+      const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
+      if (region.bytes === undefined) {
+        if (region.uniform !== flags) return at;
+        at = stop;
+        continue;
+      }
+      for (; at < stop; at++) if (region.bytes[at - regionStart] !== flags) return at;
+    }
+    return limit;
   }
 
   page(gfn: number): GuestPage | undefined {
@@ -46,11 +123,15 @@ export class PageStates {
   }
 
   *pages(): Generator<number> {
-    const keys = [...this.regions.keys()].sort((a, b) => a - b);
-    for (const index of keys) {
-      const region = this.regions.get(index);
+    for (const key of this.regions.keys()) {
+      const region = this.regions.get(key);
       if (region === undefined) continue;
-      for (let i = 0; i < FRAMES_PER_2M; i++) if ((region[i] ?? 0) !== 0) yield index * FRAMES_PER_2M + i;
+      const first = key * FRAMES_PER_2M;
+      if (region.bytes === undefined) {
+        if (region.uniform !== 0) for (let i = 0; i < FRAMES_PER_2M; i++) yield first + i;
+        continue;
+      }
+      for (let i = 0; i < FRAMES_PER_2M; i++) if ((region.bytes[i] ?? 0) !== 0) yield first + i;
     }
   }
 }

@@ -24,6 +24,7 @@
 // swiotlb cannot do).
 
 import { hex } from '../model/size.ts';
+import { SLOT_CHUNK, SwiotlbSlots } from './swiotlb-slots.ts';
 
 /** A slot is 2 KiB (include/linux/swiotlb.h). */
 export const IO_TLB_SHIFT = 11;
@@ -314,19 +315,13 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   readonly restricted: boolean;
   readonly forAlloc: boolean;
 
-  // struct io_tlb_slot, one typed array per field (Linux: list and pad_slots are unsigned short).
-  private readonly list: Uint16Array;
-  private readonly origAddr: Float64Array;
-  private readonly allocSize: Float64Array;
-  private readonly padSlots: Uint16Array;
+  // struct io_tlb_slot (list, orig_addr, alloc_size, pad_slots) and, model-only, on the head slot
+  // of a live allocation: its kind, the caller's size, and tlbAddr's offset inside the head slot
+  // (Linux keeps none of this: it trusts the caller's tlb_addr). Chunks allocated on first write.
+  private readonly slots: SwiotlbSlots;
   // struct io_tlb_area.
   private readonly areaCursor: Uint32Array;
   private readonly areaUsedCount: Uint32Array;
-  // Model-only, on the head slot of a live allocation: its kind, the caller's size, and tlbAddr's
-  // offset inside the head slot. Linux keeps none of this (it trusts the caller's tlb_addr).
-  private readonly kind: Uint8Array;
-  private readonly mapSize: Float64Array;
-  private readonly headOffset: Uint16Array;
   private live = 0;
   private overreads = 0;
 
@@ -346,19 +341,12 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.restricted = restricted;
     this.forAlloc = options.forAlloc ?? restricted;
 
-    const n = this.nslabs;
-    this.list = new Uint16Array(n);
-    this.origAddr = new Float64Array(n).fill(INVALID_PHYS_ADDR);
-    this.allocSize = new Float64Array(n);
-    this.padSlots = new Uint16Array(n);
+    // swiotlb_init_io_tlb_pool(): every slot free, each segment one free run (clipped at the end
+    // of a restricted pool whose size is not a multiple of the segment): what a slot chunk never
+    // written holds, so nothing is initialised here.
+    this.slots = new SwiotlbSlots(this.nslabs);
     this.areaCursor = new Uint32Array(this.nareas);
     this.areaUsedCount = new Uint32Array(this.nareas);
-    this.kind = new Uint8Array(n);
-    this.mapSize = new Float64Array(n);
-    this.headOffset = new Uint16Array(n);
-    // swiotlb_init_io_tlb_pool(): every slot free, each segment one free run (clipped at the end
-    // of a restricted pool whose size is not a multiple of the segment).
-    for (let i = 0; i < n; i++) this.list[i] = Math.min(IO_TLB_SEGSIZE - ioTlbOffset(i), n - i);
   }
 
   // ---- queries (read-only) -------------------------------------------------------------------
@@ -414,12 +402,12 @@ export class SwiotlbPool implements SwiotlbSlotsView {
 
   slot(index: number): SwiotlbSlotView {
     checkInteger('slot index', index, 0, this.nslabs - 1);
-    const orig = this.origAddr[index] ?? INVALID_PHYS_ADDR;
+    const orig = this.slots.origAddr(index);
     return {
-      list: this.list[index] ?? 0,
+      list: this.slots.list(index),
       origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
-      allocSize: this.allocSize[index] ?? 0,
-      padSlots: this.padSlots[index] ?? 0,
+      allocSize: this.slots.allocSize(index),
+      padSlots: this.slots.padSlots(index),
     };
   }
 
@@ -431,7 +419,12 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   *liveMappings(): Generator<SwiotlbMapping> {
     let i = 0;
     while (i < this.nslabs) {
-      const free = this.list[i] ?? 0;
+      // A chunk never written is all free.
+      if (!this.slots.written(Math.floor(i / SLOT_CHUNK))) {
+        i = (Math.floor(i / SLOT_CHUNK) + 1) * SLOT_CHUNK;
+        continue;
+      }
+      const free = this.slots.list(i);
       if (free > 0) {
         i += free;
         continue;
@@ -439,8 +432,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       // An allocated slot reached from the left is the first slot of an allocation: its head (the
       // slot tlbAddr points into) is the first slot carrying a kind, after any padding slots.
       let head = i;
-      while (head < this.nslabs && this.kind[head] === KIND_NONE && (head - i) < IO_TLB_SEGSIZE) head++;
-      if (head >= this.nslabs || this.kind[head] === KIND_NONE) {
+      while (head < this.nslabs && this.slots.kind(head) === KIND_NONE && (head - i) < IO_TLB_SEGSIZE) head++;
+      if (head >= this.nslabs || this.slots.kind(head) === KIND_NONE) {
         throw new Error(`swiotlb: slot ${i} is allocated but belongs to no live allocation`);
       }
       const mapping = this.describe(head);
@@ -457,34 +450,50 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   }
 
   /**
-   * Full consistency check (O(nslabs)), for oracles' end-of-case sweeps and tests: live ranges in
-   * the pool and disjoint, `list` equal to the canonical free-run lengths Linux maintains, every
-   * area's `used` equal to the slots of the allocations in it. Returns the problems found.
+   * Full consistency check, for oracles' end-of-case sweeps and tests: live ranges in the pool and
+   * disjoint, `list` equal to the canonical free-run lengths Linux maintains, every area's `used`
+   * equal to the slots of the allocations in it. Returns the problems found. O(slots of the chunks
+   * ever written): a chunk never written holds the canonical free runs by construction.
    */
   checkInvariants(): string[] {
     const problems: string[] = [];
-    const owned = new Uint8Array(this.nslabs);
+    const owned = new Set<number>();
+    /** Chunks holding an owned slot (normally written ones; a corrupt allocation may reach others). */
+    const ownedChunks = new Set<number>();
     const used = new Array<number>(this.nareas).fill(0);
     for (let head = 0; head < this.nslabs; head++) {
-      if (this.kind[head] === KIND_NONE) continue;
+      if (!this.slots.written(Math.floor(head / SLOT_CHUNK))) {
+        head = (Math.floor(head / SLOT_CHUNK) + 1) * SLOT_CHUNK - 1;
+        continue;
+      }
+      if (this.slots.kind(head) === KIND_NONE) continue;
       const m = this.describe(head);
       if (m.slotIndex < 0 || m.slotIndex + m.nslots > this.nslabs) {
         problems.push(`allocation at ${hex(m.tlbAddr)} covers slots ${m.slotIndex}..${m.slotIndex + m.nslots - 1}, outside the pool's ${this.nslabs}`);
         continue;
       }
       for (let s = m.slotIndex; s < m.slotIndex + m.nslots; s++) {
-        if (owned[s]) problems.push(`slot ${s} belongs to two allocations (one at ${hex(m.tlbAddr)})`);
-        owned[s] = 1;
+        if (owned.has(s)) problems.push(`slot ${s} belongs to two allocations (one at ${hex(m.tlbAddr)})`);
+        owned.add(s);
+        ownedChunks.add(Math.floor(s / SLOT_CHUNK));
         const area = Math.floor(s / this.areaNslabs);
         used[area] = (used[area] ?? 0) + 1;
       }
     }
     let run = 0;
     for (let s = this.nslabs - 1; s >= 0; s--) {
+      // Chunks end at segment ends, where the run restarts: an unwritten chunk without owned slots
+      // holds exactly the expected runs.
+      const chunk = Math.floor(s / SLOT_CHUNK);
+      if (!this.slots.written(chunk) && !ownedChunks.has(chunk)) {
+        s = chunk * SLOT_CHUNK;
+        run = 0;
+        continue;
+      }
       if (ioTlbOffset(s) === IO_TLB_SEGSIZE - 1) run = 0;
-      const expected = owned[s] ? 0 : ++run;
-      if (owned[s]) run = 0;
-      if (this.list[s] !== expected) problems.push(`slot ${s}: list ${this.list[s]}, expected ${expected}`);
+      const expected = owned.has(s) ? 0 : ++run;
+      if (owned.has(s)) run = 0;
+      if (this.slots.list(s) !== expected) problems.push(`slot ${s}: list ${this.slots.list(s)}, expected ${expected}`);
     }
     for (let a = 0; a < this.nareas; a++) {
       if (this.areaUsedCount[a] !== used[a]) problems.push(`area ${a}: used ${this.areaUsedCount[a]}, live slots ${used[a]}`);
@@ -528,8 +537,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const pad = Math.floor(offset / IO_TLB_SIZE);
     const head = index + pad;
     const within = offset % IO_TLB_SIZE;
-    this.padSlots[head] = pad;
-    for (let i = 0; i < nrSlots(size) - pad; i++) this.origAddr[head + i] = origAddr + i * IO_TLB_SIZE;
+    this.slots.setPadSlots(head, pad);
+    for (let i = 0; i < nrSlots(size) - pad; i++) this.slots.setOrigAddr(head + i, origAddr + i * IO_TLB_SIZE);
     this.markHead(head, KIND_MAP, mappingSize, within);
     return { ok: true, ...this.describe(head) };
   }
@@ -553,31 +562,31 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     // the head offset recorded at map time (tlb_addr keeps orig_addr's bits under that mask);
     // index = the slot of tlb_addr - offset, minus its pad_slots; nslots from that first slot's
     // alloc_size plus the offset.
-    const offset = this.headOffset[head] ?? 0;
+    const offset = this.slots.headOffset(head);
     this.clearHead(head);
     if (mapping.kind === 'chunk') {
       this.releaseChunk(mapping);
       return mapping;
     }
-    const index = head - (this.padSlots[head] ?? 0);
-    const nslots = nrSlots((this.allocSize[index] ?? 0) + offset);
+    const index = head - (this.slots.padSlots(head));
+    const nslots = nrSlots((this.slots.allocSize(index)) + offset);
     const area = Math.floor(index / this.areaNslabs);
 
     let count = 0;
     const after = index + nslots;
     if (after < Math.ceil((index + 1) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE) {
-      if (after < this.nslabs) count = this.list[after] ?? 0;
+      if (after < this.nslabs) count = this.slots.list(after);
       else this.overreads++;
     }
     // Step 1: return the slots, merging with the free run after them.
     for (let i = index + nslots - 1; i >= index; i--) {
-      this.list[i] = ++count;
-      this.origAddr[i] = INVALID_PHYS_ADDR;
-      this.allocSize[i] = 0;
-      this.padSlots[i] = 0;
+      this.slots.setList(i, ++count);
+      this.slots.setOrigAddr(i, INVALID_PHYS_ADDR);
+      this.slots.setAllocSize(i, 0);
+      this.slots.setPadSlots(i, 0);
     }
     // Step 2: extend the free run before them, up to the segment start.
-    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - nslots;
     return mapping;
   }
@@ -657,13 +666,13 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     // Same marking as swiotlb_search_pool_area()'s "found:" (list 0, alloc_size counting down,
     // the free run before the chunk renumbered), with `used` charged to each area it spans.
     for (let i = index; i < index + nslots; i++) {
-      this.list[i] = 0;
-      this.allocSize[i] = size - (i - index) * IO_TLB_SIZE;
+      this.slots.setList(i, 0);
+      this.slots.setAllocSize(i, size - (i - index) * IO_TLB_SIZE);
       const area = Math.floor(i / this.areaNslabs);
       this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) + 1;
     }
     let count = 0;
-    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     this.markHead(index, KIND_CHUNK, size, 0);
     return { ok: true, ...this.describe(index) };
   }
@@ -715,15 +724,15 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       throw new SwiotlbChoiceError(index, `slots ${index}..${index + nslots - 1} run past the pool's last slot ${this.nslabs - 1}`);
     }
     // A free run never crosses a segment end, so this also refuses a run across segments.
-    if ((this.list[index] ?? 0) < nslots) {
-      throw new SwiotlbChoiceError(index, `slots ${index}..${index + nslots - 1} are not a free run (slot ${index} has ${this.list[index] ?? 0} free)`);
+    if ((this.slots.list(index)) < nslots) {
+      throw new SwiotlbChoiceError(index, `slots ${index}..${index + nslots - 1} are not a free run (slot ${index} has ${this.slots.list(index)} free)`);
     }
   }
 
   // ---- SwiotlbSlotsView ------------------------------------------------------------------------
 
   freeRun(slot: number): number {
-    return this.list[slot] ?? 0;
+    return this.slots.list(slot);
   }
 
   areaUsed(area: number): number {
@@ -790,7 +799,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       }
       // iommu_is_span_boundary(): the run must not cross the device's segment boundary.
       const crosses = maxSlots !== Infinity && ((shift + candidate) % maxSlots) + nslots > maxSlots;
-      if (!crosses && (this.list[candidate] ?? 0) >= nslots) return candidate;
+      if (!crosses && (this.slots.list(candidate)) >= nslots) return candidate;
       index = this.wrapAreaIndex(index + stride);
       checked += stride;
     }
@@ -807,11 +816,11 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     // swiotlb_align_offset(dev, 0, orig_addr): the sub-slot offset every slot's alloc_size excludes.
     const offset = and32(search.origAddr, (search.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
     for (let i = slotIndex; i < slotIndex + nslots; i++) {
-      this.list[i] = 0;
-      this.allocSize[i] = allocSize - (offset + (i - slotIndex) * IO_TLB_SIZE);
+      this.slots.setList(i, 0);
+      this.slots.setAllocSize(i, allocSize - (offset + (i - slotIndex) * IO_TLB_SIZE));
     }
     let count = 0;
-    for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.list[i] !== 0; i--) this.list[i] = ++count;
+    for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     // "Update the indices to avoid searching in the next round."
     const areaIdx = Math.floor(slotIndex / this.areaNslabs);
     this.areaCursor[areaIdx] = this.wrapAreaIndex(slotIndex - areaIdx * this.areaNslabs + nslots);
@@ -829,7 +838,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const end = index + n;
     while (i < end) {
       const segmentEnd = Math.min((Math.floor(i / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, end);
-      if ((this.list[i] ?? 0) < segmentEnd - i) return false;
+      if ((this.slots.list(i)) < segmentEnd - i) return false;
       i = segmentEnd;
     }
     return true;
@@ -840,10 +849,10 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const first = mapping.slotIndex;
     const last = first + mapping.nslots - 1;
     for (let i = first; i <= last; i++) {
-      this.allocSize[i] = 0;
-      this.origAddr[i] = INVALID_PHYS_ADDR;
-      this.padSlots[i] = 0;
-      this.list[i] = 1; // free: renumbered below
+      this.slots.setAllocSize(i, 0);
+      this.slots.setOrigAddr(i, INVALID_PHYS_ADDR);
+      this.slots.setPadSlots(i, 0);
+      this.slots.setList(i, 1); // free: renumbered below
       const area = Math.floor(i / this.areaNslabs);
       this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - 1;
     }
@@ -852,8 +861,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     let count = 0;
     for (let i = segEnd - 1; i >= segFirst; i--) {
       if (ioTlbOffset(i) === IO_TLB_SEGSIZE - 1) count = 0;
-      count = this.list[i] === 0 ? 0 : count + 1;
-      this.list[i] = count;
+      count = this.slots.list(i) === 0 ? 0 : count + 1;
+      this.slots.setList(i, count);
     }
   }
 
@@ -862,38 +871,38 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     if (!Number.isSafeInteger(tlbAddr) || !this.contains(tlbAddr)) return undefined;
     const rel = tlbAddr - this.start;
     const head = Math.floor(rel / IO_TLB_SIZE);
-    if (this.kind[head] === KIND_NONE || this.headOffset[head] !== rel % IO_TLB_SIZE) return undefined;
+    if (this.slots.kind(head) === KIND_NONE || this.slots.headOffset(head) !== rel % IO_TLB_SIZE) return undefined;
     return head;
   }
 
   private markHead(head: number, kind: number, size: number, offset: number): void {
-    this.kind[head] = kind;
-    this.mapSize[head] = size;
-    this.headOffset[head] = offset;
+    this.slots.setKind(head, kind);
+    this.slots.setMapSize(head, size);
+    this.slots.setHeadOffset(head, offset);
     this.live++;
   }
 
   private clearHead(head: number): void {
-    this.kind[head] = KIND_NONE;
-    this.mapSize[head] = 0;
-    this.headOffset[head] = 0;
+    this.slots.setKind(head, KIND_NONE);
+    this.slots.setMapSize(head, 0);
+    this.slots.setHeadOffset(head, 0);
     this.live--;
   }
 
   private describe(head: number): SwiotlbMapping {
-    const kind = KIND_NAMES[this.kind[head] ?? 0] ?? 'none';
+    const kind = KIND_NAMES[this.slots.kind(head)] ?? 'none';
     if (kind === 'none') throw new Error(`swiotlb: slot ${head} holds no allocation`);
-    const pad = this.padSlots[head] ?? 0;
+    const pad = this.slots.padSlots(head);
     const first = head - pad;
-    const offset = this.headOffset[head] ?? 0;
-    const orig = this.origAddr[head] ?? INVALID_PHYS_ADDR;
+    const offset = this.slots.headOffset(head);
+    const orig = this.slots.origAddr(head);
     return {
       kind,
       tlbAddr: this.slotAddr(head) + offset,
       slotIndex: first,
-      nslots: nrSlots((this.allocSize[first] ?? 0) + offset),
+      nslots: nrSlots((this.slots.allocSize(first)) + offset),
       padSlots: pad,
-      allocSize: this.mapSize[head] ?? 0,
+      allocSize: this.slots.mapSize(head),
       origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
       area: Math.floor(first / this.areaNslabs),
     };

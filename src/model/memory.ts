@@ -2,23 +2,46 @@
 // number from a monotonic counter, so an oracle can tell which write a byte came from
 // (bounce-integrity, no-silent-remap) without storing data. The chunk is 2 KiB because that is
 // the swiotlb slot (IO_TLB_SHIFT 11, include/linux/swiotlb.h), the smallest unit the guest
-// bounces. Storage is a Map keyed by hpa / 2048: it grows with what is written, never with the
-// configured memory size. The counter makes tokens deterministic for a given op sequence.
+// bounces. Storage is one array of 1024 chunk tokens per 2M region written (allocated on the first
+// write into it): it grows with what is written, never with the configured memory size, and a
+// look-up is an array index, not a hash of a 2^41-range chunk number. The counter makes tokens
+// deterministic for a given op sequence.
 
-import { SZ_2K } from './size.ts';
+import { RegionMap } from './regions.ts';
+import { SZ_2K, SZ_2M } from './size.ts';
+
+const CHUNKS_PER_2M = SZ_2M / SZ_2K;
 
 export class Memory {
-  private readonly chunks = new Map<number, number>();
+  /** 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written). */
+  private readonly regions = new RegionMap<Float64Array>();
   private next = 1;
+  private written = 0;
 
-  /** Chunks ever written (for scale tests). */
+  /** Chunks holding a token (for scale tests). */
   get chunkCount(): number {
-    return this.chunks.size;
+    return this.written;
+  }
+
+  private get(chunk: number): number {
+    return this.regions.get(Math.floor(chunk / CHUNKS_PER_2M))?.[chunk % CHUNKS_PER_2M] ?? 0;
+  }
+
+  private set(chunk: number, token: number): void {
+    const key = Math.floor(chunk / CHUNKS_PER_2M);
+    let region = this.regions.get(key);
+    if (region === undefined) {
+      if (token === 0) return;
+      region = this.regions.add(key, new Float64Array(CHUNKS_PER_2M));
+    }
+    const i = chunk % CHUNKS_PER_2M;
+    this.written += (token !== 0 ? 1 : 0) - ((region[i] ?? 0) !== 0 ? 1 : 0);
+    region[i] = token;
   }
 
   /** MemoryView: the token of the chunk holding `hpa`, 0 when never written. */
   token(hpa: number): number {
-    return this.chunks.get(Math.floor(hpa / SZ_2K)) ?? 0;
+    return this.get(Math.floor(hpa / SZ_2K));
   }
 
   /** Write `len` bytes at `hpa`: every chunk touched, even partly, gets a fresh token. */
@@ -32,7 +55,7 @@ export class Memory {
     const last = Math.floor((hpa + len - 1) / SZ_2K);
     for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) {
       const token = this.next++;
-      this.chunks.set(chunk, token);
+      this.set(chunk, token);
       out.push(token);
     }
     return out;
@@ -46,7 +69,7 @@ export class Memory {
   readInto(hpa: number, len: number, out: number[]): number[] {
     if (len <= 0) return out;
     const last = Math.floor((hpa + len - 1) / SZ_2K);
-    for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) out.push(this.chunks.get(chunk) ?? 0);
+    for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) out.push(this.get(chunk));
     return out;
   }
 
@@ -66,9 +89,8 @@ export class Memory {
     const last = Math.floor((dstHpa + len - 1) / SZ_2K);
     let offset = 0;
     for (let chunk = Math.floor(dstHpa / SZ_2K); chunk <= last; chunk++) {
-      const token = this.chunks.get(Math.floor((srcHpa + offset) / SZ_2K)) ?? 0;
-      if (token === 0) this.chunks.delete(chunk);
-      else this.chunks.set(chunk, token);
+      const token = this.get(Math.floor((srcHpa + offset) / SZ_2K));
+      this.set(chunk, token);
       out.push(token);
       offset = (chunk + 1) * SZ_2K - dstHpa;
     }

@@ -8,6 +8,7 @@
 // throws HardwareUsageError before calling in. What the instruction itself reports with a status
 // code (a 2M update at an unaligned frame, overlap, immutable) is returned as that status.
 
+import { RegionMap } from './regions.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from './size.ts';
 import {
   PSMASH_FAIL_INPUT,
@@ -57,12 +58,25 @@ export const pvalidateNpfReason = (outcome: number): string =>
           ? 'asid mismatch'
           : 'gpa mismatch';
 
-/** The 512 raw entries of one 2M region, allocated on the first write into it. */
+/**
+ * The 512 raw entries of one 2M region. Where the frames agree the region is a summary: the raw
+ * entry at the 2M-aligned frame (`flags0`, `asid0`, `gpa0`) and one description of frames 1..511
+ * (`flags`, `asid`, GPA `gpa + i * gpaStep`). That covers an untouched region (all zero), a 2M
+ * entry (its sub-entries are zero: only the base is ever read) and a smashed 2M entry (PSMASH
+ * gives 512 entries with the same flags and linear GPAs), so 2M updates, PSMASH and reads of such
+ * regions are O(1). `detail` holds the raw entries of frames 1..511, allocated by the first 4K
+ * write that makes one of them differ, until a 2M RMPUPDATE resets the region; frame 0's entry is
+ * always the base fields.
+ */
 interface Region {
-  readonly flags: Uint8Array;
-  readonly asid: Uint16Array;
-  /** GPA of each frame's own raw entry (for a 2M entry: the base GPA, at index 0). */
-  readonly gpa: Float64Array;
+  flags0: number;
+  asid0: number;
+  gpa0: number;
+  flags: number;
+  asid: number;
+  gpa: number;
+  gpaStep: number;
+  detail: Detail | undefined;
   /**
    * Raw 4K entries that are assigned: the subpage_count x86 microcode keeps on the 2M-aligned
    * entry (AMD-ASPFW sev_rmp.h). Makes the overlap check, the direct-map check and the
@@ -73,13 +87,37 @@ interface Region {
   immutable4K: number;
 }
 
-const newRegion = (): Region => ({
-  flags: new Uint8Array(FRAMES_PER_2M),
-  asid: new Uint16Array(FRAMES_PER_2M),
-  gpa: new Float64Array(FRAMES_PER_2M),
-  assigned4K: 0,
-  immutable4K: 0,
-});
+interface Detail {
+  readonly flags: Uint8Array;
+  readonly asid: Uint16Array;
+  /** GPA of each frame's own raw entry. */
+  readonly gpa: Float64Array;
+}
+
+const newRegion = (): Region => ({ flags0: 0, asid0: 0, gpa0: 0, flags: 0, asid: 0, gpa: 0, gpaStep: 0, detail: undefined, assigned4K: 0, immutable4K: 0 });
+
+/** Back to all-zero raw entries (summary form). */
+function resetRegion(region: Region): void {
+  region.flags0 = region.asid0 = region.gpa0 = 0;
+  region.flags = region.asid = region.gpa = region.gpaStep = 0;
+  region.detail = undefined;
+  region.assigned4K = 0;
+  region.immutable4K = 0;
+}
+
+// Frame 0's raw entry is always flags0/asid0/gpa0 (index 0 of `detail` is unused).
+const rawFlags = (r: Region, i: number): number => (i === 0 ? r.flags0 : r.detail !== undefined ? (r.detail.flags[i] ?? 0) : r.flags);
+const rawAsid = (r: Region, i: number): number => (i === 0 ? r.asid0 : r.detail !== undefined ? (r.detail.asid[i] ?? 0) : r.asid);
+const rawGpa = (r: Region, i: number): number => (i === 0 ? r.gpa0 : r.detail !== undefined ? (r.detail.gpa[i] ?? 0) : r.gpa + i * r.gpaStep);
+
+/** Give a summary region its per-frame arrays for frames 1..511, holding the same raw entries. */
+function materialize(r: Region): Detail {
+  if (r.detail !== undefined) return r.detail;
+  const detail: Detail = { flags: new Uint8Array(FRAMES_PER_2M).fill(r.flags), asid: new Uint16Array(FRAMES_PER_2M).fill(r.asid), gpa: new Float64Array(FRAMES_PER_2M) };
+  if (r.gpa !== 0 || r.gpaStep !== 0) for (let i = 1; i < FRAMES_PER_2M; i++) detail.gpa[i] = r.gpa + i * r.gpaStep;
+  r.detail = detail;
+  return detail;
+}
 
 export const defaultRmpEntry = (): RmpEntry => ({
   assigned: false,
@@ -93,11 +131,21 @@ export const defaultRmpEntry = (): RmpEntry => ({
 
 export class Rmp {
   /** 2M region index (pfn / 512) -> its raw entries. Absent regions are all Hypervisor-owned. */
-  private readonly regions = new Map<number, Region>();
+  private readonly regions = new RegionMap<Region>();
+  /** Scratch entries of runEnd(). */
+  private readonly runRef: RmpEntry = defaultRmpEntry();
+  private readonly runCur: RmpEntry = defaultRmpEntry();
 
   /** Regions allocated so far (for scale tests: grows with what is touched, not with memory). */
   get regionCount(): number {
     return this.regions.size;
+  }
+
+  /** Regions holding per-frame arrays (the rest are summaries). */
+  get detailCount(): number {
+    let count = 0;
+    for (const region of this.regions.values()) if (region.detail !== undefined) count++;
+    return count;
   }
 
   // ---- reads ----------------------------------------------------------------------------
@@ -121,22 +169,22 @@ export class Rmp {
       return out;
     }
     const i = pfn % FRAMES_PER_2M;
-    const base = region.flags[0] ?? 0;
+    const base = region.flags0;
     if ((base & SIZE_2M) !== 0) {
       const assigned = (base & ASSIGNED) !== 0;
       out.assigned = assigned;
-      out.asid = region.asid[0] ?? 0;
-      out.gpa = (region.gpa[0] ?? 0) + (assigned ? i * SZ_4K : 0);
+      out.asid = region.asid0;
+      out.gpa = region.gpa0 + (assigned ? i * SZ_4K : 0);
       out.size = '2M';
       out.validated = (base & VALIDATED) !== 0;
       out.immutable = (base & IMMUTABLE) !== 0;
       out.vmsa = i === 0 && (base & VMSA) !== 0;
       return out;
     }
-    const flags = region.flags[i] ?? 0;
+    const flags = rawFlags(region, i);
     out.assigned = (flags & ASSIGNED) !== 0;
-    out.asid = region.asid[i] ?? 0;
-    out.gpa = region.gpa[i] ?? 0;
+    out.asid = rawAsid(region, i);
+    out.gpa = rawGpa(region, i);
     out.size = '4K';
     out.validated = (flags & VALIDATED) !== 0;
     out.immutable = (flags & IMMUTABLE) !== 0;
@@ -157,15 +205,15 @@ export class Rmp {
   isAssigned(pfn: number): boolean {
     const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return false;
-    const base = region.flags[0] ?? 0;
+    const base = region.flags0;
     if ((base & SIZE_2M) !== 0) return (base & ASSIGNED) !== 0;
-    return ((region.flags[pfn % FRAMES_PER_2M] ?? 0) & ASSIGNED) !== 0;
+    return (rawFlags(region, pfn % FRAMES_PER_2M) & ASSIGNED) !== 0;
   }
 
   /** The size that governs `pfn` (from the 2M-aligned entry). */
   sizeOf(pfn: number): PageSize {
     const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
-    return region !== undefined && ((region.flags[0] ?? 0) & SIZE_2M) !== 0 ? '2M' : '4K';
+    return region !== undefined && (region.flags0 & SIZE_2M) !== 0 ? '2M' : '4K';
   }
 
   /**
@@ -176,24 +224,84 @@ export class Rmp {
   regionHasAssigned(pfn: number): boolean {
     const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return false;
-    const base = region.flags[0] ?? 0;
+    const base = region.flags0;
     if ((base & SIZE_2M) !== 0) return (base & ASSIGNED) !== 0;
     return region.assigned4K > 0;
   }
 
+  /**
+   * The end (exclusive, at most `limit`) of the run of frames from `pfn` whose entries continue
+   * the entry of `pfn`: the same assigned, asid, size, validated, immutable and vmsa, and a GPA
+   * that advances 4K per frame (assigned) or stays the same (unassigned). A 2M entry, a smashed
+   * one nobody changed since, or untouched memory is one run: with load(), an allocation-free
+   * way to walk [pfn, limit) run by run instead of frame by frame.
+   */
+  runEnd(pfn: number, limit: number): number {
+    const ref = this.load(pfn, this.runRef);
+    const isDefault = !ref.assigned && ref.asid === 0 && ref.gpa === 0 && ref.size === '4K' && !ref.validated && !ref.immutable && !ref.vmsa;
+    let at = pfn + 1;
+    while (at < limit) {
+      const key = Math.floor(at / FRAMES_PER_2M);
+      const regionStart = key * FRAMES_PER_2M;
+      const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
+      const region = this.regions.get(key);
+      if (region === undefined) {
+        if (!isDefault) return at;
+        // Untouched regions are default entries: jump to the next region anyone wrote.
+        const next = this.regions.nextKey(key);
+        if (next === undefined) return limit;
+        at = Math.max(at, next * FRAMES_PER_2M);
+        continue;
+      }
+      if (at === regionStart) {
+        if (!this.continues(ref, pfn, at)) return at;
+        at++;
+        if (at >= stop) continue;
+      }
+      if (region.detail === undefined) {
+        // Frames 1..511 of a summary region follow one description (zero, a 2M entry's offsets,
+        // or a PSMASH's linear GPAs): if the first continues the run, all of them do.
+        if (!this.continues(ref, pfn, at)) return at;
+        at = stop;
+        continue;
+      }
+      for (; at < stop; at++) if (!this.continues(ref, pfn, at)) return at;
+    }
+    return limit;
+  }
+
+  /** Whether frame `at` continues the run whose first frame `pfn` has entry `ref`. */
+  private continues(ref: RmpEntry, pfn: number, at: number): boolean {
+    const cur = this.load(at, this.runCur);
+    return (
+      cur.assigned === ref.assigned &&
+      cur.asid === ref.asid &&
+      cur.size === ref.size &&
+      cur.validated === ref.validated &&
+      cur.immutable === ref.immutable &&
+      cur.vmsa === ref.vmsa &&
+      cur.gpa === (ref.assigned ? ref.gpa + (at - pfn) * SZ_4K : ref.gpa)
+    );
+  }
+
   /** RmpView: frames whose entry is not the default Hypervisor one, ascending. */
   *frames(): Iterable<number> {
-    const keys = [...this.regions.keys()].sort((a, b) => a - b);
-    for (const key of keys) {
+    for (const key of this.regions.keys()) {
       const region = this.regions.get(key);
       if (region === undefined) continue;
       const first = key * FRAMES_PER_2M;
-      if (((region.flags[0] ?? 0) & SIZE_2M) !== 0) {
+      if ((region.flags0 & SIZE_2M) !== 0) {
         for (let i = 0; i < FRAMES_PER_2M; i++) yield first + i;
         continue;
       }
-      for (let i = 0; i < FRAMES_PER_2M; i++) {
-        if ((region.flags[i] ?? 0) !== 0 || (region.asid[i] ?? 0) !== 0 || (region.gpa[i] ?? 0) !== 0) yield first + i;
+      if (region.flags0 !== 0 || region.asid0 !== 0 || region.gpa0 !== 0) yield first;
+      const detail = region.detail;
+      if (detail === undefined) {
+        if (region.flags !== 0 || region.asid !== 0 || region.gpa !== 0 || region.gpaStep !== 0) for (let i = 1; i < FRAMES_PER_2M; i++) yield first + i;
+        continue;
+      }
+      for (let i = 1; i < FRAMES_PER_2M; i++) {
+        if ((detail.flags[i] ?? 0) !== 0 || (detail.asid[i] ?? 0) !== 0 || (detail.gpa[i] ?? 0) !== 0) yield first + i;
       }
     }
   }
@@ -232,30 +340,24 @@ export class Rmp {
       if (args.assigned && args.gpa % SZ_2M !== 0) return RMPUPDATE_FAIL_INPUT;
       let validatedBit = 0;
       if (region !== undefined) {
-        const base = region.flags[0] ?? 0;
+        const base = region.flags0;
         if ((base & IMMUTABLE) !== 0) return RMPUPDATE_FAIL_PERMISSION;
         if ((base & SIZE_2M) === 0) {
           if (region.immutable4K > 0) return RMPUPDATE_FAIL_PERMISSION;
           if (region.assigned4K > 0) return RMPUPDATE_FAIL_OVERLAP;
           // 4K -> 2M: the sub-entries are all unassigned and mutable (checked above). Reset them:
           // under a 2M entry only the base entry is ever read.
-          region.flags.fill(0);
-          region.asid.fill(0);
-          region.gpa.fill(0);
-        } else if (
-          (base & ASSIGNED) === assignedBit &&
-          region.asid[0] === args.asid &&
-          region.gpa[0] === args.gpa
-        ) {
+          resetRegion(region);
+        } else if ((base & ASSIGNED) === assignedBit && region.asid0 === args.asid && region.gpa0 === args.gpa) {
           validatedBit = base & (VALIDATED | VMSA);
         }
       } else {
         // Even an unassigned 2M entry is a state of its own (size 2M): allocate.
-        region = this.allocate(key);
+        region = this.regions.add(key, newRegion());
       }
-      region.flags[0] = assignedBit | SIZE_2M | immutableBit | validatedBit;
-      region.asid[0] = args.asid;
-      region.gpa[0] = args.gpa;
+      region.flags0 = assignedBit | SIZE_2M | immutableBit | validatedBit;
+      region.asid0 = args.asid;
+      region.gpa0 = args.gpa;
       region.assigned4K = 0;
       region.immutable4K = 0;
       return RMPUPDATE_OK;
@@ -265,9 +367,9 @@ export class Rmp {
     if (region === undefined) {
       // Writing the default state into an untouched region changes nothing: allocate nothing.
       if (!args.assigned && args.asid === 0 && args.gpa === 0 && immutableBit === 0) return RMPUPDATE_OK;
-      region = this.allocate(key);
+      region = this.regions.add(key, newRegion());
     }
-    const base = region.flags[0] ?? 0;
+    const base = region.flags0;
     if ((base & SIZE_2M) !== 0) {
       if ((base & IMMUTABLE) !== 0) return RMPUPDATE_FAIL_PERMISSION;
       if ((base & ASSIGNED) !== 0) return RMPUPDATE_FAIL_OVERLAP;
@@ -275,14 +377,14 @@ export class Rmp {
       // now being touched at 4K: the region's frames are all Hypervisor-owned, so we demote it
       // to 4K default entries first. UNCONFIRMED: what the raw sub-entries hold after a 2M
       // RMPUPDATE is not architectural; Linux only reads the level from the 2M-aligned entry.
-      region.flags[0] = 0;
-      region.asid[0] = 0;
-      region.gpa[0] = 0;
+      region.flags0 = 0;
+      region.asid0 = 0;
+      region.gpa0 = 0;
     }
-    const old = region.flags[i] ?? 0;
+    const old = rawFlags(region, i);
     if ((old & IMMUTABLE) !== 0) return RMPUPDATE_FAIL_PERMISSION;
     const unchanged =
-      (old & ASSIGNED) === assignedBit && (base & SIZE_2M) === 0 && region.asid[i] === args.asid && region.gpa[i] === args.gpa;
+      (old & ASSIGNED) === assignedBit && (base & SIZE_2M) === 0 && rawAsid(region, i) === args.asid && rawGpa(region, i) === args.gpa;
     const keep = unchanged ? old & (VALIDATED | VMSA) : 0;
     this.writeRaw(region, i, assignedBit | immutableBit | keep, args.asid, args.gpa);
     return RMPUPDATE_OK;
@@ -295,21 +397,23 @@ export class Rmp {
    * gpa + i*4K, and Validated PRESERVED (comment on Linux psmash(); DOMAIN.md). There is no
    * un-smash (Michael Roth, lore 20240501085210.2213060-3-michael.roth@amd.com).
    * PSMASH_FAIL_INUSE needs concurrency, which the model does not have.
+   * The smashed region stays a summary (one description of linear entries): O(1).
    */
   psmash(hpa: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
     if (hpa % SZ_2M !== 0) return PSMASH_FAIL_INPUT;
     const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PSMASH_FAIL_INPUT;
-    const base = region.flags[0] ?? 0;
+    const base = region.flags0;
     if ((base & SIZE_2M) === 0 || (base & ASSIGNED) === 0) return PSMASH_FAIL_INPUT;
-    const asid = region.asid[0] ?? 0;
-    const gpa = region.gpa[0] ?? 0;
     const keep = base & (ASSIGNED | VALIDATED | IMMUTABLE);
-    region.flags.fill(keep);
-    region.flags[0] = keep | (base & VMSA);
-    region.asid.fill(asid);
-    for (let i = 0; i < FRAMES_PER_2M; i++) region.gpa[i] = gpa + i * SZ_4K;
+    // A 2M region has no per-frame arrays (a 2M update resets them).
+    region.detail = undefined;
+    region.flags0 = keep | (base & VMSA);
+    region.flags = keep;
+    region.asid = region.asid0;
+    region.gpa = region.gpa0;
+    region.gpaStep = SZ_4K;
     region.assigned4K = FRAMES_PER_2M;
     region.immutable4K = (keep & IMMUTABLE) !== 0 ? FRAMES_PER_2M : 0;
     return PSMASH_OK;
@@ -330,36 +434,40 @@ export class Rmp {
     const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
     const i = pfn % FRAMES_PER_2M;
-    const base = region.flags[0] ?? 0;
-    const is2M = (base & SIZE_2M) !== 0;
+    const is2M = (region.flags0 & SIZE_2M) !== 0;
     const at = is2M ? 0 : i;
-    const flags = region.flags[at] ?? 0;
-    const entryGpa = (region.gpa[at] ?? 0) + (is2M ? i * SZ_4K : 0);
+    const flags = rawFlags(region, at);
+    const entryGpa = rawGpa(region, at) + (is2M ? i * SZ_4K : 0);
     if ((flags & ASSIGNED) === 0) return PVALIDATE_NPF_NOT_ASSIGNED;
     if ((flags & IMMUTABLE) !== 0) return PVALIDATE_NPF_IMMUTABLE;
-    if (region.asid[at] !== asid) return PVALIDATE_NPF_ASID;
+    if (rawAsid(region, at) !== asid) return PVALIDATE_NPF_ASID;
     if (entryGpa !== gpa) return PVALIDATE_NPF_GPA;
     if (size === '2M' && !is2M) return PVALIDATE_FAIL_SIZEMISMATCH;
     if (size === '4K' && is2M) return PVALIDATE_NPF_SIZEM;
     if (((flags & VALIDATED) !== 0) === validate) return PVALIDATE_FAIL_NOUPDATE;
-    region.flags[at] = validate ? flags | VALIDATED : flags & ~VALIDATED;
+    const next = validate ? flags | VALIDATED : flags & ~VALIDATED;
+    if (at === 0) region.flags0 = next;
+    else materialize(region).flags[at] = next;
     return PVALIDATE_OK;
   }
 
   // ---- internals --------------------------------------------------------------------------
 
-  private allocate(key: number): Region {
-    const region = newRegion();
-    this.regions.set(key, region);
-    return region;
-  }
-
   private writeRaw(region: Region, i: number, flags: number, asid: number, gpa: number): void {
-    const old = region.flags[i] ?? 0;
+    const old = rawFlags(region, i);
     region.assigned4K += (flags & ASSIGNED) - (old & ASSIGNED);
     region.immutable4K += ((flags & IMMUTABLE) - (old & IMMUTABLE)) / IMMUTABLE;
-    region.flags[i] = flags;
-    region.asid[i] = asid;
-    region.gpa[i] = gpa;
+    if (i === 0) {
+      region.flags0 = flags;
+      region.asid0 = asid;
+      region.gpa0 = gpa;
+      return;
+    }
+    // A frame written with what the summary already says for it keeps the region a summary.
+    if (region.detail === undefined && flags === region.flags && asid === region.asid && gpa === region.gpa + i * region.gpaStep) return;
+    const detail = materialize(region);
+    detail.flags[i] = flags;
+    detail.asid[i] = asid;
+    detail.gpa[i] = gpa;
   }
 }

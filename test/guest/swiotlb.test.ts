@@ -97,6 +97,21 @@ describe('constants and geometry', () => {
     expect(pool.slotsUsed).toBe(0);
   });
 
+  it('boots a 32 GiB pool without touching its 16M slots: slot chunks are written on first use', () => {
+    const pool = new SwiotlbPool({ base: 2 ** 40, bytes: 32 * GiB, cpus: 4 });
+    expect(pool.nslabs).toBe(16 * 1024 * 1024);
+    // An untouched slot reads as Linux's initial state: free up to its segment end.
+    expect(pool.freeRun(5)).toBe(IO_TLB_SEGSIZE - 5);
+    expect(pool.slot(12_345_678)).toEqual({ list: IO_TLB_SEGSIZE - (12_345_678 % IO_TLB_SEGSIZE), origAddr: undefined, allocSize: 0, padSlots: 0 });
+    const m = ok(pool.find(0x1234_5000, 3 * PAGE_SIZE, { cpu: 3 }));
+    expect(m.area).toBe(3);
+    expect([...pool.liveMappings()]).toEqual([m]);
+    expect(pool.checkInvariants()).toEqual([]);
+    pool.release(m.tlbAddr);
+    expect(pool.checkInvariants()).toEqual([]);
+    expect([...pool.liveMappings()]).toEqual([]);
+  });
+
   it('rejects a pool base that is not page-aligned', () => {
     expect(() => new SwiotlbPool({ base: BASE + 2048, bytes: MiB })).toThrow(/page-aligned/);
   });

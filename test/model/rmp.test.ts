@@ -1,3 +1,4 @@
+import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import {
   PVALIDATE_NPF_ASID,
@@ -8,6 +9,7 @@ import {
   Rmp,
 } from '../../src/model/rmp.ts';
 import { SZ_2M, SZ_4K } from '../../src/model/size.ts';
+import { PerFrameRmp } from './rmp-per-frame.ts';
 import {
   PSMASH_FAIL_INPUT,
   PSMASH_OK,
@@ -314,5 +316,88 @@ describe('PVALIDATE (RMP part)', () => {
     rmp.rmpUpdate(H + SZ_2M, private2M(G + SZ_2M));
     expect(rmp.pvalidateEntry(H + SZ_2M, G + SZ_2M, ASID, '2M', true)).toBe(PVALIDATE_OK);
     expect(rmp.entry(PFN + 512 + 17).validated).toBe(true);
+  });
+});
+
+describe('the range-level RMP against the per-frame one (random sequences)', () => {
+  it('gives the same statuses, entries, frames and runs on every sequence', () => {
+    const problems: string[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const random = seedrandom(`rmp-${seed}`);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+      const rmp = new Rmp();
+      const ref = new PerFrameRmp();
+      // Three 2M regions; frames near region edges and a few in the middle.
+      const frames = [0, 1, 2, 255, 510, 511, 512, 513, 1023, 1024, 1030, 1535];
+      const gpas = [0, G, G + SZ_4K, 2 * G, G + 2 * SZ_4K];
+      for (let step = 0; step < 300; step++) {
+        const pfn = PFN + pick(frames);
+        const r = random();
+        let a: number;
+        let b: number;
+        if (r < 0.35) {
+          const size = random() < 0.4 ? '2M' : '4K';
+          const hpa = (size === '2M' ? PFN + pick([0, 512, 1024, 1]) : pfn) * SZ_4K;
+          const args: RmpUpdateArgs = { assigned: random() < 0.7, asid: pick([0, ASID, ASID + 1]), gpa: pick(gpas) + (size === '4K' ? (pfn % 512) * SZ_4K : 0), size, immutable: random() < 0.03 };
+          a = rmp.rmpUpdate(hpa, args);
+          b = ref.rmpUpdate(hpa, args);
+        } else if (r < 0.5) {
+          const hpa = (PFN + pick([0, 512, 1024, 3])) * SZ_4K;
+          a = rmp.psmash(hpa);
+          b = ref.psmash(hpa);
+        } else {
+          const size = random() < 0.3 ? '2M' : '4K';
+          const entry = ref.entry(pfn);
+          const gpa = size === '2M' ? entry.gpa - (entry.gpa % SZ_2M) : entry.gpa;
+          const hpa = size === '2M' ? (pfn - (pfn % 512)) * SZ_4K : pfn * SZ_4K;
+          const validate = random() < 0.6;
+          const at = random() < 0.9 ? gpa : gpa + SZ_4K;
+          a = rmp.pvalidateEntry(hpa, at, ASID, size, validate);
+          b = ref.pvalidateEntry(hpa, at, ASID, size, validate);
+        }
+        if (a !== b) problems.push(`seed ${seed} step ${step}: status ${a}, per-frame ${b}`);
+        if (step % 10 !== 0) continue;
+        for (let f = PFN - 1; f < PFN + 1537; f++) {
+          const x = JSON.stringify(rmp.entry(f));
+          const y = JSON.stringify(ref.entry(f));
+          if (x !== y) problems.push(`seed ${seed} step ${step} frame ${f}: ${x}, per-frame ${y}`);
+          if (rmp.regionHasAssigned(f) !== ref.regionHasAssigned(f)) problems.push(`seed ${seed} step ${step} frame ${f}: regionHasAssigned`);
+        }
+        if ([...rmp.frames()].join() !== [...ref.frames()].join()) problems.push(`seed ${seed} step ${step}: frames()`);
+        // runEnd: every frame of a run continues the first one; the next frame does not.
+        for (let f = PFN - 600; f < PFN + 2100; ) {
+          const end = rmp.runEnd(f, PFN + 2100);
+          const first = ref.entry(f);
+          for (let g = f; g <= Math.min(end, PFN + 2099); g++) {
+            const e = ref.entry(g);
+            const same =
+              e.assigned === first.assigned &&
+              e.asid === first.asid &&
+              e.size === first.size &&
+              e.validated === first.validated &&
+              e.immutable === first.immutable &&
+              e.vmsa === first.vmsa &&
+              e.gpa === (first.assigned ? first.gpa + (g - f) * SZ_4K : first.gpa);
+            if (same !== g < end) problems.push(`seed ${seed} step ${step}: run from ${f} to ${end} wrong at ${g}`);
+          }
+          f = end;
+        }
+      }
+    }
+    expect(problems.slice(0, 5)).toEqual([]);
+  });
+
+  it('keeps a 2M entry and its PSMASH as one summary: no per-frame arrays until a frame differs', () => {
+    const rmp = new Rmp();
+    expect(rmp.rmpUpdate(H, private2M())).toBe(RMPUPDATE_OK);
+    expect(rmp.psmash(H)).toBe(PSMASH_OK);
+    expect(rmp.detailCount).toBe(0);
+    expect(rmp.runEnd(PFN, PFN + 4096)).toBe(PFN + 512);
+    expect(rmp.runEnd(PFN + 512, 2 ** 40)).toBe(2 ** 40);
+    expect(rmp.rmpUpdate(H + 5 * SZ_4K, shared())).toBe(RMPUPDATE_OK);
+    expect(rmp.detailCount).toBe(1);
+    expect(rmp.runEnd(PFN, PFN + 4096)).toBe(PFN + 5);
+    expect(rmp.runEnd(PFN + 5, PFN + 4096)).toBe(PFN + 6);
+    expect(rmp.runEnd(PFN + 6, PFN + 4096)).toBe(PFN + 512);
   });
 });

@@ -1,0 +1,114 @@
+// The swiotlb pool's per-slot arrays (struct io_tlb_slot, one typed array per field, plus the
+// model's head-slot bookkeeping), stored in chunks of SLOT_CHUNK slots allocated on the first
+// write into them. A chunk never written holds what swiotlb_init_io_tlb_pool() leaves: every slot
+// free, each IO_TLB_SEGSIZE segment one free run (`list` counting down to the segment end, clipped
+// at the pool's end), no original address. So a pool costs what its mappings touched, not its
+// size: a 32 GiB pool (16M slots) boots without allocating or initialising 16M slots. Slot indices
+// may pass 2^32 in a huge pool: chunk arithmetic uses division, never bitwise operators.
+
+/** Slots per chunk: a multiple of IO_TLB_SEGSIZE (128), so no segment, hence no free run and no
+ *  Linux mapping, crosses a chunk. 4096 slots are 8 MiB of pool. */
+export const SLOT_CHUNK = 4096;
+const SEGSIZE = 128;
+/** Linux INVALID_PHYS_ADDR (~0): orig_addr of a free slot. */
+const INVALID = -1;
+
+interface Chunk {
+  // struct io_tlb_slot (Linux: list and pad_slots are unsigned short).
+  readonly list: Uint16Array;
+  readonly origAddr: Float64Array;
+  readonly allocSize: Float64Array;
+  readonly padSlots: Uint16Array;
+  // Model-only, on the head slot of a live allocation.
+  readonly kind: Uint8Array;
+  readonly mapSize: Float64Array;
+  readonly headOffset: Uint16Array;
+}
+
+export class SwiotlbSlots {
+  private readonly chunks: (Chunk | undefined)[];
+
+  constructor(readonly nslabs: number) {
+    this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
+  }
+
+  /** `list` of a slot nobody wrote: the free run from it to the end of its segment (or pool). */
+  private initialList(i: number): number {
+    return Math.min(SEGSIZE - (i % SEGSIZE), this.nslabs - i);
+  }
+
+  /** Whether chunk `c` (slots c*SLOT_CHUNK ..) was ever written; an unwritten one is all free. */
+  written(c: number): boolean {
+    return this.chunks[c] !== undefined;
+  }
+
+  get chunkCount(): number {
+    return this.chunks.length;
+  }
+
+  private chunk(i: number): Chunk {
+    const c = Math.floor(i / SLOT_CHUNK);
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      const first = c * SLOT_CHUNK;
+      const list = new Uint16Array(SLOT_CHUNK);
+      for (let k = 0; k < SLOT_CHUNK && first + k < this.nslabs; k++) list[k] = this.initialList(first + k);
+      chunk = {
+        list,
+        origAddr: new Float64Array(SLOT_CHUNK).fill(INVALID),
+        allocSize: new Float64Array(SLOT_CHUNK),
+        padSlots: new Uint16Array(SLOT_CHUNK),
+        kind: new Uint8Array(SLOT_CHUNK),
+        mapSize: new Float64Array(SLOT_CHUNK),
+        headOffset: new Uint16Array(SLOT_CHUNK),
+      };
+      this.chunks[c] = chunk;
+    }
+    return chunk;
+  }
+
+  list(i: number): number {
+    const chunk = this.chunks[Math.floor(i / SLOT_CHUNK)];
+    return chunk === undefined ? this.initialList(i) : (chunk.list[i % SLOT_CHUNK] ?? 0);
+  }
+  origAddr(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.origAddr[i % SLOT_CHUNK] ?? INVALID;
+  }
+  allocSize(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.allocSize[i % SLOT_CHUNK] ?? 0;
+  }
+  padSlots(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.padSlots[i % SLOT_CHUNK] ?? 0;
+  }
+  kind(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.kind[i % SLOT_CHUNK] ?? 0;
+  }
+  mapSize(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.mapSize[i % SLOT_CHUNK] ?? 0;
+  }
+  headOffset(i: number): number {
+    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.headOffset[i % SLOT_CHUNK] ?? 0;
+  }
+
+  setList(i: number, value: number): void {
+    this.chunk(i).list[i % SLOT_CHUNK] = value;
+  }
+  setOrigAddr(i: number, value: number): void {
+    this.chunk(i).origAddr[i % SLOT_CHUNK] = value;
+  }
+  setAllocSize(i: number, value: number): void {
+    this.chunk(i).allocSize[i % SLOT_CHUNK] = value;
+  }
+  setPadSlots(i: number, value: number): void {
+    this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
+  }
+  setKind(i: number, value: number): void {
+    this.chunk(i).kind[i % SLOT_CHUNK] = value;
+  }
+  setMapSize(i: number, value: number): void {
+    this.chunk(i).mapSize[i % SLOT_CHUNK] = value;
+  }
+  setHeadOffset(i: number, value: number): void {
+    this.chunk(i).headOffset[i % SLOT_CHUNK] = value;
+  }
+}
