@@ -16,7 +16,10 @@ import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
 import type { StepEvents } from '../model/events.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
-import { SZ_4K, pageBytes } from '../model/size.ts';
+import { SZ_2M, SZ_4K, alignDown, pageBytes } from '../model/size.ts';
+import { GMEM_BASE } from '../model/layout.ts';
+import { defaultRmpEntry } from '../model/rmp.ts';
+import { GUEST_PAGE_SHARED } from '../api.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import type { BeingConverted, FrameRange, InterleavedRecord } from '../api.ts';
@@ -72,6 +75,7 @@ class SimWorld implements World {
   private bootError: PolicyError | undefined;
   private budget = BOOT_BUDGET;
   private readonly actors: Actors;
+  private readonly rmpScratch = defaultRmpEntry();
 
   constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string) {
     this.config = config;
@@ -220,9 +224,35 @@ class SimWorld implements World {
     return owned;
   }
 
+  /**
+   * An interleaved touch faulted (#NPF) while the op runs: its vCPU's fault handler runs beside
+   * the op. A private fault on a page whose guest_memfd frame is not yet the guest's makes KVM
+   * prepare it (kvm_gmem_get_pfn() -> sev_gmem_prepare() -> rmp_make_private()), an RMPUPDATE; if
+   * the op has started an RMP procedure (RMPUPDATE or PSMASH) on that frame's 2M region and not
+   * returned, the hardware answers FAIL_OVERLAP and Linux's rmpupdate() retries (issue 13: the
+   * transient overlap of two CPUs' RMP work on one 2M region). The retry is the handler the
+   * Interleaving runs after the op returns. A shared fault makes no RMPUPDATE.
+   */
+  private contendRmp(gpa: number): void {
+    const at = alignDown(gpa, SZ_4K);
+    if ((this.guestActor.pageFlags(at / SZ_4K) & GUEST_PAGE_SHARED) !== 0) return;
+    const hpa = GMEM_BASE + at;
+    const entry = this.machine.rmp.load(hpa / SZ_4K, this.rmpScratch);
+    if (entry.assigned && entry.asid === this.asid) return;
+    const region = Math.floor(hpa / SZ_2M);
+    const held = this.machine.recorder
+      .callsSince(0)
+      .some((call) => call.during === undefined && (call.prim === 'rmpupdate' || call.prim === 'psmash') && call.result === 0 && Math.floor(Number(call.args.hpa) / SZ_2M) === region);
+    if (held) this.machine.rmpUpdateOverlapped(hpa, { assigned: true, asid: this.asid, gpa: at, size: '4K' });
+  }
+
   /** One `during` entry's op, inside the outer op (Interleaving). */
   private runInner(op: InnerOp, entry: number): InnerOutcome {
-    if (op.op === 'touch') return this.guestActor.touchInterleaved(op.gpa, op.write);
+    if (op.op === 'touch') {
+      const outcome = this.guestActor.touchInterleaved(op.gpa, op.write);
+      if (outcome.resume !== undefined) this.contendRmp(op.gpa);
+      return outcome;
+    }
     const device = this.machine.devices.find((d) => d.id === op.dev);
     if (device?.stalled === true) return { wait: op.dev };
     // DMA API ownership: while dma_sync_*_for_cpu, dma_unmap_* or dma_free_coherent runs on an

@@ -389,10 +389,12 @@ export class Host implements HostView, Hypervisor {
 
   /**
    * Linux's rmpupdate() (arch/x86/virt/svm/sev.c): RMPUPDATE again while it returns FAIL_OVERLAP,
-   * which Linux takes for a concurrent RMP update of the same 2M region that will clear. The model
-   * runs no two RMP procedures at once (an interleaved op is a DMA, or a touch whose fault waits
-   * for the op's end), so an overlap here never clears: after RMPUPDATE_OVERLAP_TRIES the host
-   * gives up with a policy error naming the entry, where Linux would spin on that CPU forever.
+   * which Linux takes for a concurrent RMP update of the same 2M region that will clear. The
+   * transient kind is met by an interleaved touch's fault handler, which retries after the op
+   * (World.contendRmp); the host's own procedures never run beside another, so an overlap met here
+   * is the RMP's state (4K and 2M entries over one region) and never clears: after
+   * RMPUPDATE_OVERLAP_TRIES the host gives up with a policy error naming the entry, where Linux
+   * would spin on that CPU forever.
    */
   private rmpupdate(hpa: number, args: RmpUpdateArgs): number {
     for (let attempt = 1; ; attempt++) {

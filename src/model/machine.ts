@@ -15,6 +15,7 @@ import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from '.
 import { SZ_2M, SZ_4K, hex, pageBytes, type PageSize } from './size.ts';
 import {
   PVALIDATE_FAIL_INPUT,
+  RMPUPDATE_FAIL_OVERLAP,
   RMPUPDATE_OK,
   PSMASH_OK,
   PVALIDATE_OK,
@@ -162,6 +163,24 @@ export class Machine {
 
   // =============================================================================================
   // Host: RMP instructions
+
+  /**
+   * RMPUPDATE issued while another CPU's RMP procedure holds the same 2M region: the instruction
+   * returns FAIL_OVERLAP and changes nothing. Linux's rmpupdate() (arch/x86/virt/svm/sev.c) loops
+   * on FAIL_OVERLAP, taking it for exactly this transient race; the model's only concurrent RMP
+   * work is the #NPF of an interleaved touch (DOMAIN.md "Races and interleavings"), whose handler
+   * then waits for the op's end (Interleaving) and retries.
+   */
+  rmpUpdateOverlapped(hpa: number, args: RmpUpdateArgs): number {
+    checkAddress('rmpupdate', 'hpa', hpa, SZ_4K);
+    this.recorder.touchFrame(hpa / SZ_4K);
+    this.recorder.call(
+      'rmpupdate',
+      { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true },
+      RMPUPDATE_FAIL_OVERLAP,
+    );
+    return RMPUPDATE_FAIL_OVERLAP;
+  }
 
   /**
    * RMPUPDATE through Linux's rmpupdate() wrapper (arch/x86/virt/svm/sev.c): before a 4K-level

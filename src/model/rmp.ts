@@ -320,8 +320,8 @@ export class Rmp {
    *   inside a region governed by an assigned 2M entry, is FAIL_OVERLAP. UNCONFIRMED in detail
    *   (section 8); we follow the subpage_count the microcode keeps (AMD-ASPFW sev_rmp.h) and
    *   KVM's is_large_rmp_possible(), which only makes 2M entries over wholly unassigned ranges.
-   *   Linux rmpupdate() loops on FAIL_OVERLAP assuming a transient race; in this model it is
-   *   permanent, so the caller sees it.
+   *   Linux rmpupdate() loops on FAIL_OVERLAP assuming a transient race; this state-based
+   *   overlap is permanent, so the caller sees it (the transient one: Machine.rmpUpdateOverlapped).
    * - Any change of asid, gpa, size or assigned clears Validated and the VMSA bit (VeriSMo
    *   rmpupdate / _rmpupdate); an update that changes none of them keeps Validated.
    */
