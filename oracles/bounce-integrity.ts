@@ -109,9 +109,8 @@ const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
 
 /** The CPU's view of `gpa`: the NPT translation, else the host's backing. */
 function hpaOf(view: View, gpa: number): number | undefined {
-  const leaf = view.npt.leafAt(gpa);
-  if (leaf !== undefined) return leaf.pa + (gpa - leaf.iova);
-  return view.host.backing(gpa)?.hpa;
+  const hpa = view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+  return hpa < 0 ? undefined : hpa;
 }
 
 function tokenAt(view: View, gpa: number): number | undefined {

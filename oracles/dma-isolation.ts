@@ -15,9 +15,12 @@
 // that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs. The path
 // and the message are put in words only for a finding.
 
-import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Step, type View } from 'cocofuzz/api';
+import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
+
+/** RMP entries read with view.rmp.load() (reused: no object per frame). */
+const pieceEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
 
 const found = new Findings();
 
@@ -38,7 +41,7 @@ export default defineOracle({
         const first = Math.floor(piece.hpa / SZ_4K);
         const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
         for (let pfn = first; pfn <= last; pfn++) {
-          const entry = view.rmp.entry(pfn);
+          const entry = view.rmp.load(pfn, pieceEntry);
           const hpa = Math.max(piece.hpa, pfn * SZ_4K);
           const gpa = piece.gpa + (hpa - piece.hpa);
           let problem = '';

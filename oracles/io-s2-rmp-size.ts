@@ -17,9 +17,14 @@
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { Runs, runsOf } from './lib/runs.ts';
+
+/** RMP entries read with view.rmp.load() (reused: no object per frame). */
+const gfnEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const regionEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const frameEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
 
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
@@ -43,8 +48,8 @@ const rescanned: boolean[] = [];
 const checkedSize = (leafSize: number): PageSize => (leafSize >= SZ_2M ? '2M' : '4K');
 
 function isPrivate(view: View, gfn: number): boolean {
-  const page = view.guest.page(gfn);
-  return page !== undefined && page.accepted && !page.shared && !page.converting;
+  const flags = view.guest.pageFlags(gfn);
+  return (flags & GUEST_PAGE_ACCEPTED) !== 0 && (flags & (GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === 0;
 }
 
 /** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count). */
@@ -77,7 +82,7 @@ function checkGfn(view: View, state: State, device: DeviceView, gfn: number): vo
   remember(state, pfn, gfn, 1);
 
   const checked = checkedSize(leaf.size);
-  const entry = view.rmp.entry(pfn);
+  const entry = view.rmp.load(pfn, gfnEntry);
   let kind: number;
   if (!entry.assigned) kind = 0;
   else if (entry.asid !== view.asid) kind = 1;
@@ -127,7 +132,7 @@ function checkRegion(view: View, state: State, device: DeviceView, from: number,
     if (leaf !== undefined && leaf.size >= SZ_2M) {
       const pfn = Math.floor((leaf.pa + (base - leaf.iova)) / SZ_4K);
       if (pfn % FRAMES_PER_2M === 0) {
-        const entry = view.rmp.entry(pfn);
+        const entry = view.rmp.load(pfn, regionEntry);
         if (entry.assigned && entry.asid === view.asid && entry.gpa === base && entry.size === '2M') {
           const first = base / SZ_4K;
           remember(state, pfn + (from - first), from, to - from);
@@ -170,7 +175,7 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
   for (let pfn = from; pfn < to; pfn++) {
     // Through the RMP: the page a frame is assigned at. A 2M entry assigns its whole region
     // linearly, so the rest of the run within the region is one GFN range.
-    const entry = view.rmp.entry(pfn);
+    const entry = view.rmp.load(pfn, frameEntry);
     if (entry.assigned && entry.asid === view.asid) {
       if (entry.size === '2M') {
         const end = Math.min(to, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);

@@ -141,8 +141,8 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   }
   const gpa = gfn * PAGE;
   const nptHpa = view.npt.iovaToPhys(gpa);
-  const hpa = nptHpa ?? view.host.backing(gpa)?.hpa;
-  if (hpa === undefined) return;
+  const hpa = nptHpa ?? view.host.backingHpa(gpa);
+  if (hpa < 0) return;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);

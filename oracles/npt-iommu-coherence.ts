@@ -12,7 +12,7 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { Runs, runsOf } from './lib/runs.ts';
 
@@ -43,7 +43,13 @@ function planRegion(view: View, region: number, pages: number): number {
   const expected = nptLeaf !== undefined && nptLeaf.size >= SZ_2M ? nptLeaf.pa + (base - nptLeaf.iova) : -1;
   let count = 0;
   for (let d = 0; d < devices.length; d++) {
-    const leaf = expected < 0 ? undefined : devices[d]!.s2.leafAt(base);
+    const s2 = devices[d]!.s2;
+    // A device whose S2 maps nothing in the region cannot be incoherent there.
+    if (pages >= 8 && s2.nextMapped(base, base + SZ_2M) === base + SZ_2M) {
+      perPage[d] = false;
+      continue;
+    }
+    const leaf = expected < 0 ? undefined : s2.leafAt(base);
     perPage[d] = leaf === undefined || leaf.size < SZ_2M || leaf.pa + (base - leaf.iova) !== expected;
     if (perPage[d]) count++;
   }
@@ -63,8 +69,8 @@ function checkRun(view: View, from: number, to: number, out: Findings): void {
 
 // The translations use iovaToPhys(), which allocates nothing: this runs for every GFN the plan
 // leaves to a per-page check. Leaves, sizes and strings are looked up only for a finding.
-// Cheapest test first: a GPA no device's S2 maps cannot be incoherent, and skipping it spares the
-// guest page and host backing lookups (both allocate).
+// Cheapest test first: a GPA no device's S2 maps cannot be incoherent; the guest's page flags and
+// the NPT translation come next, and the host's shared frame where the NPT has no leaf.
 function checkGfn(view: View, gfn: number, out: Findings): void {
   const gpa = gfn * SZ_4K;
   const devices = view.devices;
@@ -75,13 +81,12 @@ function checkGfn(view: View, gfn: number, out: Findings): void {
     if (hpa !== undefined) mapped = true;
   }
   if (!mapped) return;
-  const page = view.guest.page(gfn);
-  if (page === undefined || !page.shared || page.converting) return;
+  const flags = view.guest.pageFlags(gfn);
+  if ((flags & GUEST_PAGE_SHARED) === 0 || (flags & GUEST_PAGE_CONVERTING) !== 0) return;
   let expected = view.npt.iovaToPhys(gpa);
   if (expected === undefined) {
-    const backing = view.host.backing(gpa);
-    if (backing === undefined || !backing.shared) return;
-    expected = backing.hpa;
+    expected = view.host.sharedHpa(gpa);
+    if (expected < 0) return;
   }
   const expectedPfn = Math.floor(expected / SZ_4K);
   for (let d = 0; d < devices.length; d++) {

@@ -13,9 +13,13 @@
 // A leaf of 2M or more covers whole 2M regions, so one leaf lookup per touched 2M region finds
 // every large leaf over the touched GFNs.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { Runs, runsOf } from './lib/runs.ts';
+
+/** RMP entries read with view.rmp.load() (reused: no object per frame). */
+const headEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const subEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
 
 interface State {
   /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
@@ -49,13 +53,13 @@ function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
   if (leaf.size < SZ_2M) return;
   for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
     const base = Math.floor((leaf.pa + offset) / SZ_4K);
-    const head = view.rmp.entry(base);
+    const head = view.rmp.load(base, headEntry);
     let pfn: number | undefined;
     if (head.size === '2M') {
       if (leaf.size > SZ_2M && head.assigned && head.asid === view.asid) pfn = base;
     } else {
       for (let i = 0; i < FRAMES_PER_2M; i++) {
-        const entry = i === 0 ? head : view.rmp.entry(base + i);
+        const entry = i === 0 ? head : view.rmp.load(base + i, subEntry);
         if (entry.assigned && entry.asid === view.asid) {
           pfn = base + i;
           break;

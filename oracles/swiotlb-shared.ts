@@ -18,9 +18,12 @@
 // not change compares numbers, builds no string and allocates no Set. Owners are described in
 // words only for a finding.
 
-import { FRAMES_PER_2M, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { Runs, runsOf } from './lib/runs.ts';
+
+/** RMP entries read with view.rmp.load() (reused: no object per frame). */
+const sharedEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
 
 const SLOT = 2048;
 
@@ -157,12 +160,13 @@ function checkRun(view: View, state: State, from: number, to: number): void {
 }
 
 function frameOf(view: View, gpa: number): number | undefined {
-  return view.npt.iovaToPhys(gpa) ?? view.host.backing(gpa)?.hpa;
+  const hpa = view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+  return hpa < 0 ? undefined : hpa;
 }
 
 function checkShared(view: View, state: State, gfn: number, owner: Owner): void {
   const gpa = gfn * SZ_4K;
-  const page = view.guest.page(gfn);
+  const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
   const hpa = frameOf(view, gpa);
   if (hpa !== undefined) {
     const pfn = Math.floor(hpa / SZ_4K);
@@ -172,9 +176,9 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   }
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
-  if (page === undefined || !page.shared) problem = 'the guest holds the page private';
+  if (!shared) problem = 'the guest holds the page private';
   else if (hpa !== undefined) {
-    const entry = view.rmp.entry(Math.floor(hpa / SZ_4K));
+    const entry = view.rmp.load(Math.floor(hpa / SZ_4K), sharedEntry);
     if (entry.assigned) {
       entrySize = entry.size;
       problem = `RMP[${entry.size}] at hpa ${hex(hpa)} is assigned (asid ${entry.asid}, gpa ${hex(entry.gpa)})`;
@@ -192,8 +196,7 @@ function checkFreed(view: View, buffer: CoherentBuffer): void {
   const leaked = view.guest.leaked;
   for (let gfn = Math.floor(buffer.gpa / SZ_4K); gfn <= Math.floor((buffer.gpa + buffer.bytes - 1) / SZ_4K); gfn++) {
     if (leaked.has(gfn)) continue;
-    const page = view.guest.page(gfn);
-    if (page === undefined || !page.shared) continue;
+    if ((view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) === 0) continue;
     found.push({
       message: `coherent buffer ${buffer.id} (pages, dev ${buffer.dev}) freed, but gpa ${hex(gfn * SZ_4K)} is still shared and not leaked ==> FAIL (shared page returned to the page allocator)`,
       details: { gpa: gfn * SZ_4K, dev: buffer.dev, buffer: buffer.id },

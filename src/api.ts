@@ -204,6 +204,10 @@ export interface HostFrame {
 export interface HostView {
   /** The frame backing `gpa` in the host's view: the gmem frame, or the shared frame after a conversion. */
   backing(gpa: number): { hpa: number; shared: boolean; folioSize: PageSize } | undefined;
+  /** `backing(gpa)?.hpa` without allocating (checks that run per page): -1 when nothing backs `gpa`. */
+  backingHpa(gpa: number): number;
+  /** The shared frame backing `gpa` (`backing(gpa)` when `shared`), -1 otherwise; allocates nothing. */
+  sharedHpa(gpa: number): number;
   /** What the host frame holding `hpa` is now: the guest's (and for which GPA), pinned, or free. */
   frame(hpa: number): HostFrame;
   /** Invalidations gathered but not yet flushed (false right after host_sync). */

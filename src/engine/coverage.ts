@@ -15,7 +15,8 @@
 // whether the region holds swiotlb slots or an atomic-pool buffer. A "mix" is none/some/all of
 // the region's 512 frames.
 
-import type { Step, View } from '../api.ts';
+import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type Step, type View } from '../api.ts';
+import { defaultRmpEntry } from '../model/rmp.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../model/size.ts';
 
 /** The tables of the region tuple and the values each can take (what `cocofuzz coverage` lists). */
@@ -31,6 +32,9 @@ export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
   'guest.validated': ['none', 'some', 'all'],
   'pool': ['none', 'swiotlb', 'atomic-pool', 'both'],
 };
+
+/** The RMP entry regionTuple reads into (reused). */
+const scratch = defaultRmpEntry();
 
 /** Regions looked at per step: a conversion of 512 pages touches one; a 1G sweep is capped. */
 const MAX_REGIONS_PER_STEP = 4;
@@ -57,24 +61,28 @@ export function regionTuple(view: View, base: number): string[] {
   let validated = 0;
   let shared = 0;
   let guestValidated = 0;
-  const rmpSizes = new Set<string>();
+  let size4K = false;
+  let size2M = false;
+  // Allocation-free reads (RmpView.load, HostView.backingHpa, GuestView.pageFlags): this runs for
+  // up to four regions after every step of a guided campaign.
   for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const backing = view.host.backing(base + i * SZ_4K);
-    if (backing) {
-      const entry = view.rmp.entry(Math.floor(backing.hpa / SZ_4K));
+    const hpa = view.host.backingHpa(base + i * SZ_4K);
+    if (hpa >= 0) {
+      const entry = view.rmp.load(Math.floor(hpa / SZ_4K), scratch);
       if (entry.assigned && entry.asid === view.asid) {
         assigned++;
-        rmpSizes.add(entry.size);
+        if (entry.size === '2M') size2M = true;
+        else size4K = true;
         if (entry.validated) validated++;
       }
     }
-    const page = view.guest.page(firstGfn + i);
-    if (page?.shared) shared++;
-    if (page?.validated) guestValidated++;
+    const flags = view.guest.pageFlags(firstGfn + i);
+    if ((flags & GUEST_PAGE_SHARED) !== 0) shared++;
+    if ((flags & GUEST_PAGE_VALIDATED) !== 0) guestValidated++;
   }
   const end = base + SZ_2M;
   const parts = [
-    `rmp.size=${rmpSizes.size === 0 ? 'none' : rmpSizes.size > 1 ? 'mixed' : [...rmpSizes][0]}`,
+    `rmp.size=${size4K && size2M ? 'mixed' : size2M ? '2M' : size4K ? '4K' : 'none'}`,
     `rmp.assigned=${mix(assigned, FRAMES_PER_2M)}`,
     `rmp.validated=${mix(validated, FRAMES_PER_2M)}`,
     `npt.leaf=${leafMix(view.npt.leaves(base, end))}`,

@@ -238,6 +238,24 @@ export class Backing {
     return { hpa: GMEM_BASE + gpa, shared: false, folioSize };
   }
 
+  /** The shared frame backing `gpa` (backing(gpa) with shared: true), else -1; allocates nothing. */
+  sharedHpa(gpa: number): number {
+    if (!Number.isFinite(gpa) || gpa < 0) return -1;
+    const gfn = Math.floor(gpa / SZ_4K);
+    if (this.state(gfn) !== SHARED) return -1;
+    return (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K);
+  }
+
+  /** backing(gpa)'s hpa without the object: -1 when the host does not back `gpa`. */
+  backingHpa(gpa: number): number {
+    if (!Number.isFinite(gpa) || gpa < 0) return -1;
+    const gfn = Math.floor(gpa / SZ_4K);
+    const state = this.state(gfn);
+    if (state === NOT_BACKED) return -1;
+    if (state === SHARED) return (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K);
+    return GMEM_BASE + gpa;
+  }
+
   /** Pages [gfn, end) are all in `want`. */
   allIn(gfn: number, end: number, want: PageBacking): boolean {
     while (gfn < end) {

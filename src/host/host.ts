@@ -94,6 +94,14 @@ export class Host implements HostView, Hypervisor {
     return this.backingState.backing(gpa);
   }
 
+  sharedHpa(gpa: number): number {
+    return this.backingState.sharedHpa(gpa);
+  }
+
+  backingHpa(gpa: number): number {
+    return this.backingState.backingHpa(gpa);
+  }
+
   frame(hpa: number): HostFrame {
     return this.frames.frame(hpa);
   }
