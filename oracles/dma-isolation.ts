@@ -15,12 +15,12 @@
 // that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs. The path
 // and the message are put in words only for a finding.
 
-import { SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 
-/** RMP entries read with view.rmp.load() (reused: no object per frame). */
-const pieceEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+/** RMP entries view.rmp.load() fills (reused: no object per frame). */
+const pieceEntry = defaultRmpEntry();
 
 const found = new Findings();
 

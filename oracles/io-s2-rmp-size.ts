@@ -17,14 +17,13 @@
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { Runs, runsOf } from './lib/runs.ts';
 
-/** RMP entries read with view.rmp.load() (reused: no object per frame). */
-const gfnEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
-const regionEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
-const frameEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+/** RMP entries view.rmp.load() fills (reused: no object per frame). */
+const gfnEntry = defaultRmpEntry();
+const regionEntry = defaultRmpEntry();
+const frameEntry = defaultRmpEntry();
 
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
@@ -37,8 +36,6 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-const gfnRuns = new Runs();
-const frameRuns = new Runs();
 /** (device id, GPA 2M region, problem kind) of each finding of the current check, in triples. */
 const reported: number[] = [];
 /** Per device index: rescanned whole in this check (its TDI entered RUN). */
@@ -233,8 +230,6 @@ export default defineOracle({
     if (fresh) return sweep(view, state);
     reported.length = 0;
     const devices = view.devices;
-    const gfns = runsOf(step.gfnRanges, gfnRuns);
-    const frames = runsOf(step.frameRanges, frameRuns);
     // Devices whose TDI entered RUN first: every private page is now a DMA target.
     for (let d = 0; d < devices.length; d++) {
       const device = devices[d]!;
@@ -245,8 +240,8 @@ export default defineOracle({
     for (let d = 0; d < devices.length; d++) {
       const device = devices[d]!;
       if (!isRunning(device) || rescanned[d]) continue;
-      for (let r = 0; r < gfns.count; r++) checkRange(view, state, device, gfns.start[r]!, gfns.end[r]!);
-      for (let r = 0; r < frames.count; r++) checkFrames(view, state, device, frames.start[r]!, frames.end[r]!);
+      for (const { start, end } of step.gfnRanges) checkRange(view, state, device, start, end);
+      for (const { start, end } of step.frameRanges) checkFrames(view, state, device, start, end);
     }
     return found.take();
   },

@@ -18,7 +18,7 @@
 
 import { SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type IotlbEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { Runs, runsOf } from './lib/runs.ts';
+import { overlaps, touchesRegion } from './lib/runs.ts';
 
 interface State {
   flushPending: boolean;
@@ -26,7 +26,6 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-const touched = new Runs();
 
 const entryBytes = (entry: IotlbEntry): number => (entry.size === '2M' ? SZ_2M : SZ_4K);
 
@@ -102,10 +101,10 @@ export default defineOracle({
     // First step, or the host just reached its flush point: every entry.
     if (before !== false) return sweep(view, false);
     if (pending || step.gfnRanges.length === 0) return undefined;
-    const runs = runsOf(step.gfnRanges, touched);
     for (const device of view.devices) {
       for (const entry of device.iotlb.entries()) {
-        const hit = entry.size === '2M' ? runs.touchesRegion(entry.addr / SZ_2M) : runs.has(entry.addr / SZ_4K);
+        const gfn = entry.addr / SZ_4K;
+        const hit = entry.size === '2M' ? touchesRegion(step.gfnRanges, entry.addr / SZ_2M) : overlaps(step.gfnRanges, gfn, gfn + 1);
         if (hit) checkEntry(device, entry, found);
       }
     }

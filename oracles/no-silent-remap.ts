@@ -14,7 +14,7 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAMES_PER_2M, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, FRAMES_PER_2M, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -128,7 +128,7 @@ class Writes {
 const writes = new Writes();
 /** Scratch for the allocation-free accessors. */
 const page: GuestPage = { accepted: false, shared: false, validated: false, converting: false };
-const entry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const entry = defaultRmpEntry();
 
 /**
  * Re-examine `gfn` (once per pass). `guestWrites` holds the GFNs the guest (or its accepted

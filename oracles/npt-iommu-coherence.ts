@@ -14,11 +14,8 @@
 
 import { FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { Runs, runsOf } from './lib/runs.ts';
 
 const started = new WeakSet<View>();
-/** The step's touched GFNs as runs (reused). */
-const touched = new Runs();
 /** Device id and S2 leaf of each finding of the current check, in pairs: one finding per leaf. */
 const reported: number[] = [];
 const found = new Findings();
@@ -145,8 +142,7 @@ export default defineOracle({
       return sweep(view);
     }
     reported.length = 0;
-    const runs = runsOf(step.gfnRanges, touched);
-    for (let r = 0; r < runs.count; r++) checkRun(view, runs.start[r]!, runs.end[r]!, found);
+    for (const { start, end } of step.gfnRanges) checkRun(view, start, end, found);
     return found.take();
   },
 

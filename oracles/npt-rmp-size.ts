@@ -13,13 +13,12 @@
 // A leaf of 2M or more covers whole 2M regions, so one leaf lookup per touched 2M region finds
 // every large leaf over the touched GFNs.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { Runs, runsOf } from './lib/runs.ts';
 
-/** RMP entries read with view.rmp.load() (reused: no object per frame). */
-const headEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
-const subEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+/** RMP entries view.rmp.load() fills (reused: no object per frame). */
+const headEntry = defaultRmpEntry();
+const subEntry = defaultRmpEntry();
 
 interface State {
   /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
@@ -28,8 +27,6 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-const gfnRuns = new Runs();
-const frameRuns = new Runs();
 /** GPAs of the large leaves to check in this step, in the order they were found (reused). */
 const candidates: number[] = [];
 /** First GPAs of the leaves checked in this step: each leaf once (reused). */
@@ -105,20 +102,18 @@ export default defineOracle({
     }
     candidates.length = 0;
     checked.length = 0;
-    const gfns = runsOf(step.gfnRanges, gfnRuns);
-    for (let r = 0; r < gfns.count; r++) {
-      // One lookup per 2M region of the run (at its first touched GFN): a large leaf covers the region.
-      let gfn = gfns.start[r]!;
-      while (gfn < gfns.end[r]!) {
+    for (const range of step.gfnRanges) {
+      // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the region.
+      let gfn = range.start;
+      while (gfn < range.end) {
         const leaf = view.npt.leafAt(gfn * SZ_4K);
         if (leaf !== undefined && leaf.size >= SZ_2M) addCandidate(leaf.iova);
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
-    const frames = runsOf(step.frameRanges, frameRuns);
-    for (let r = 0; r < frames.count; r++) {
-      const last = Math.floor((frames.end[r]! - 1) / FRAMES_PER_2M);
-      for (let region = Math.floor(frames.start[r]! / FRAMES_PER_2M); region <= last; region++) {
+    for (const range of step.frameRanges) {
+      const last = Math.floor((range.end - 1) / FRAMES_PER_2M);
+      for (let region = Math.floor(range.start / FRAMES_PER_2M); region <= last; region++) {
         const known = state.reverse.get(region);
         if (known !== undefined) for (const gpa of known) addCandidate(gpa);
       }

@@ -15,7 +15,7 @@
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
 // key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 
 /** (asid, gfn) as one safe integer: asid < 2^10, gfn < 2^40. */
 const keyOf = (asid: number, gpa: number): number => asid * 2 ** 40 + Math.floor(gpa / SZ_4K);
@@ -33,7 +33,7 @@ interface State {
 
 const states = new WeakMap<View, State>();
 /** Scratch for RmpView.load. */
-const head: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const head = defaultRmpEntry();
 const entry: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];

@@ -18,12 +18,11 @@
 // not change compares numbers, builds no string and allocates no Set. Owners are described in
 // words only for a finding.
 
-import { FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { Runs, runsOf } from './lib/runs.ts';
 
-/** RMP entries read with view.rmp.load() (reused: no object per frame). */
-const sharedEntry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+/** RMP entries view.rmp.load() fills (reused: no object per frame). */
+const sharedEntry = defaultRmpEntry();
 
 const SLOT = 2048;
 
@@ -68,8 +67,6 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-const gfnRuns = new Runs();
-const frameRuns = new Runs();
 /** GFNs that became required in this check, in the order their owners were marked. */
 const fresh: number[] = [];
 
@@ -289,13 +286,11 @@ export default defineOracle({
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
     for (let i = 0; i < fresh.length; i++) checkPage(view, state, fresh[i]!);
-    const gfns = runsOf(step.gfnRanges, gfnRuns);
-    for (let r = 0; r < gfns.count; r++) checkRun(view, state, gfns.start[r]!, gfns.end[r]!);
-    const frames = runsOf(step.frameRanges, frameRuns);
-    for (let r = 0; r < frames.count; r++) {
-      let pfn = frames.start[r]!;
-      while (pfn < frames.end[r]!) {
-        const end = Math.min(frames.end[r]!, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    for (const { start, end } of step.gfnRanges) checkRun(view, state, start, end);
+    for (const range of step.frameRanges) {
+      let pfn = range.start;
+      while (pfn < range.end) {
+        const end = Math.min(range.end, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
         const backed = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
         if (backed !== undefined) {
           for (let f = pfn; f < end; f++) {

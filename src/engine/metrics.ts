@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, type RmpEntry, type View, pfnOf } from '../api.ts';
+import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -21,7 +21,7 @@ export interface Metrics {
 const share = (large: number, total: number): number => (total === 0 ? 0 : large / total);
 
 /** Scratch for RmpView.load: the metrics allocate nothing per frame or leaf. */
-const entry: RmpEntry = { assigned: false, asid: 0, gpa: 0, size: '4K', validated: false, immutable: false, vmsa: false };
+const entry = defaultRmpEntry();
 
 export function computeMetrics(view: View): Metrics {
   let assigned = 0;

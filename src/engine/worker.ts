@@ -6,8 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Oracle, View, Violation } from '../api.ts';
 import { type CampaignJob, campaignCase, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
+import { isBuiltinPolicy } from './select.ts';
 import type { Case } from '../ops/types.ts';
-import { guestPolicies, hostPolicies } from '../policies/index.ts';
 
 /** `testCase`: the case itself when the campaign derived it (coverage-guided, corpus replay). */
 export type WorkerTask = { kind: 'case'; index: number; testCase?: Case } | { kind: 'shrink'; index: number; violation: Violation; testCase?: Case };
@@ -59,8 +59,7 @@ const runner = { policies: prepared.policies, oracles: prepared.oracles.map(watc
 // failure they cause is charged to this case rather than to the next one. Only user plugins can
 // leave such work behind: with built-in policies and oracles the 2 ms wait would be a third of a
 // typical case, idle.
-const builtin = (names: Readonly<Record<string, unknown>>, name: string): boolean => Object.hasOwn(names, name);
-const plugins = job.oracleFiles.length > 0 || !builtin(hostPolicies, job.config.hostPolicy) || !builtin(guestPolicies, job.config.guestPolicy);
+const plugins = job.oracleFiles.length > 0 || !isBuiltinPolicy('host policy', job.config.hostPolicy) || !isBuiltinPolicy('guest policy', job.config.guestPolicy);
 const settle = (): Promise<void> => (plugins ? new Promise((resolve) => setTimeout(resolve, 2)) : Promise.resolve());
 
 port.on('message', (task: WorkerTask | null) => {

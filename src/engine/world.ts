@@ -9,7 +9,7 @@
 // `policy-error` finding. Failures at boot are held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import type { CoherentBuffer, Counters, DmaPiece, DmaRecord, GuestView, HostView, MemoryView, PageTableView, RmpView, Step, StrayFrame, StreamingMapping, View, DeviceView } from '../api.ts';
+import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
@@ -19,10 +19,8 @@ import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { SZ_2M, SZ_4K, alignDown, pageBytes } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
-import { GUEST_PAGE_SHARED } from '../api.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
-import type { BeingConverted, FrameRange, InterleavedRecord } from '../api.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 

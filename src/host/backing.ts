@@ -229,21 +229,14 @@ export class Backing {
   }
 
   backing(gpa: number): HostBacking | undefined {
-    if (!Number.isFinite(gpa) || gpa < 0) return undefined;
-    const gfn = Math.floor(gpa / SZ_4K);
-    const state = this.state(gfn);
-    if (state === NOT_BACKED) return undefined;
-    const folioSize = this.folioSize(gpa);
-    if (state === SHARED) return { hpa: (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K), shared: true, folioSize };
-    return { hpa: GMEM_BASE + gpa, shared: false, folioSize };
+    const hpa = this.backingHpa(gpa);
+    if (hpa < 0) return undefined;
+    return { hpa, shared: this.state(Math.floor(gpa / SZ_4K)) === SHARED, folioSize: this.folioSize(gpa) };
   }
 
   /** The shared frame backing `gpa` (backing(gpa) with shared: true), else -1; allocates nothing. */
   sharedHpa(gpa: number): number {
-    if (!Number.isFinite(gpa) || gpa < 0) return -1;
-    const gfn = Math.floor(gpa / SZ_4K);
-    if (this.state(gfn) !== SHARED) return -1;
-    return (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K);
+    return Number.isFinite(gpa) && gpa >= 0 && this.state(Math.floor(gpa / SZ_4K)) === SHARED ? this.backingHpa(gpa) : -1;
   }
 
   /** backing(gpa)'s hpa without the object: -1 when the host does not back `gpa`. */
