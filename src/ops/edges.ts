@@ -5,7 +5,7 @@
 // does for integers (biasNumericRange: small ranges around the edges, then the full range).
 // Everything is precomputed once per config: a draw is two or three rng() calls.
 
-import { linuxAtomicPoolBytes } from '../guest/guest.ts';
+import { linuxAtomicPoolBytes, linuxSwiotlbPlacement } from '../guest/guest.ts';
 import { IO_TLB_MAX_BYTES, swiotlbGeometry } from '../guest/swiotlb.ts';
 import { SZ_2M, SZ_4K, alignDown } from '../model/size.ts';
 import type { Config } from './types.ts';
@@ -74,10 +74,11 @@ function computeEdges(config: Config): Edges {
       lastPage(config.vtom),
       config.vtom,
       // Linux places the pool just under the top of low memory (20K of boot allocations above
-      // it); a 2M-aligned pool ends at the 2M boundary below that.
+      // it); a 2M-aligned pool ends at the 2M boundary below that. Its start comes from the
+      // placement itself: a pool larger than low memory starts at 0, never below it.
       lastPage(top - 5 * SZ_4K),
       lastPage(top - SZ_2M),
-      top - 5 * SZ_4K - pool,
+      linuxSwiotlbPlacement(config.guestMemory, pool).base,
     ],
   };
 }

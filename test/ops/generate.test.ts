@@ -31,6 +31,18 @@ describe('seeded generator', () => {
     }
   });
 
+  it('keeps every address inside the guest when the swiotlb pool is larger than low memory', () => {
+    // A 32G pool cannot sit below 4G: its placement starts at 0, and the pool-start edge once came
+    // out negative (top - 20K - pool), so the generator drew `accept gpa=-0x6ffe00000`.
+    const big = { ...config, guestMemory: 64 * 1024 ** 3, vtom: 64 * 1024 ** 3, swiotlb: 32 * 1024 ** 3 };
+    for (let i = 0; i < 200; i++) {
+      for (const op of generateCase(big, `big-pool/${i}`, { steps: 64 }).ops) {
+        if ('gpa' in op) expect(op.gpa).toBeGreaterThanOrEqual(0);
+        if ('gpa' in op) expect(op.gpa).toBeLessThan(big.guestMemory);
+      }
+    }
+  });
+
   it('swarm mode varies the enabled op kinds between cases; pinned weights hold', () => {
     const kinds = new Set<string>();
     for (let i = 0; i < 20; i++) kinds.add([...new Set(generateCase(config, `swarm/${i}`, { steps: 64 }).ops.map((o) => o.op))].sort().join(','));
