@@ -210,6 +210,13 @@ export interface HostView {
   backingHpa(gpa: number): number;
   /** The shared frame backing `gpa` (`backing(gpa)` when `shared`), -1 otherwise; allocates nothing. */
   sharedHpa(gpa: number): number;
+  /**
+   * The end (exclusive, at most `limit`) of the run of guest frames from `gfn` (gpa / 4K) with the
+   * backing state of `gfn` (private, shared, or not backed) whose frames advance 4K per page:
+   * `backingHpa` and `sharedHpa` are linear (or -1 throughout) over [gfn, end). With backingHpa(),
+   * an allocation-free way to walk a range run by run (API v2).
+   */
+  backingRunEnd(gfn: number, limit: number): number;
   /** What the host frame holding `hpa` is now: the guest's (and for which GPA), pinned, or free. */
   frame(hpa: number): HostFrame;
   /** Invalidations gathered but not yet flushed (false right after host_sync). */
