@@ -14,7 +14,7 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { defaultRmpEntry, FRAMES_PER_2M, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -227,7 +227,7 @@ function guestWritesOf(view: View, step: Step): Writes {
   return writes;
 }
 
-/** Examine every page the guest has state for; forget the records of the others. */
+/** Examine every page the guest holds validated and private; forget the records of the others. */
 function sweep(view: View): Finding[] {
   let state = states.get(view);
   if (state === undefined) {
@@ -236,7 +236,15 @@ function sweep(view: View): Finding[] {
   }
   state.pass++;
   const out: Finding[] = [];
-  for (const gfn of view.guest.pages()) examineOnce(view, state, gfn, undefined, out);
+  // Run by run of equal page flags: only validated private pages have a frame to watch (the
+  // others, a swiotlb pool shared at boot among them, lose their records below).
+  for (let gfn = 0; gfn < FRAME_LIMIT; ) {
+    const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
+    if ((view.guest.pageFlags(gfn) & (GUEST_PAGE_VALIDATED | GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === GUEST_PAGE_VALIDATED) {
+      for (; gfn < end; gfn++) examineOnce(view, state, gfn, undefined, out);
+    }
+    gfn = end;
+  }
   for (const [index, seen] of state.seen) {
     for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }

@@ -12,9 +12,8 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { GFN_LIMIT } from './lib/runs.ts';
 
 const started = new WeakSet<View>();
 /** Device id and S2 leaf of each finding of the current check, in pairs: one finding per leaf. */
@@ -140,7 +139,7 @@ function report(view: View, device: DeviceView, gpa: number, hpa: number, expect
 
 function sweep(view: View): Finding[] | undefined {
   reported.length = 0;
-  checkRange(view, 0, GFN_LIMIT, found);
+  checkRange(view, 0, FRAME_LIMIT, found);
   return found.take();
 }
 

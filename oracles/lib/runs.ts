@@ -22,8 +22,3 @@ export function touchesRegion(ranges: readonly FrameRange[], region: number): bo
   return overlaps(ranges, region * FRAMES_PER_2M, (region + 1) * FRAMES_PER_2M);
 }
 
-/**
- * Guest frame numbers end here: addresses stay below 2^52. Sweeps walk [0, GFN_LIMIT) run by run
- * (GuestView.pageRunEnd, RmpView.runEnd jump over untouched memory), never page by page.
- */
-export const GFN_LIMIT = 2 ** 40;
