@@ -71,12 +71,6 @@ function setFrame(state: State, pfn: number, key: number): number {
   return old;
 }
 
-function frameKey(view: View, pfn: number): number {
-  view.rmp.load(pfn, entry);
-  // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-  return entry.assigned && entry.asid !== 0 ? keyOf(entry.asid, entry.gpa) : NO_KEY;
-}
-
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
 function framesOf(state: State, key: number): number[] {
   const out: number[] = [];
@@ -284,17 +278,30 @@ export default defineOracle({
     keysToCheck.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
-      for (let pfn = range.start; pfn < range.end; pfn++) {
+      // Run by run within each 2M region: a run's keys follow from its first entry, and a run
+      // that claims no key changes nothing in a region the index holds no key of.
+      for (let pfn = range.start; pfn < range.end; ) {
         const region = pfn - (pfn % FRAMES_PER_2M);
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
         }
-        const key = frameKey(view, pfn);
-        const old = setFrame(state, pfn, key);
-        // Candidates: the keys the frame left and claims, checked once every frame is indexed.
-        if (old !== NO_KEY && old !== key) keysToCheck.push(old);
-        if (key !== NO_KEY) keysToCheck.push(key);
+        const first = pfn;
+        const end = Math.min(view.rmp.runEnd(pfn, range.end), region + FRAMES_PER_2M);
+        view.rmp.load(pfn, run);
+        // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
+        const guest = run.assigned && run.asid !== 0;
+        if (!guest && !state.keyOfFrame.has(region / FRAMES_PER_2M)) {
+          pfn = end;
+          continue;
+        }
+        for (; pfn < end; pfn++) {
+          const key = guest ? keyOf(run.asid, run.gpa + (pfn - first) * SZ_4K) : NO_KEY;
+          const old = setFrame(state, pfn, key);
+          // Candidates: the keys the frame left and claims, checked once every frame is indexed.
+          if (old !== NO_KEY && old !== key) keysToCheck.push(old);
+          if (key !== NO_KEY) keysToCheck.push(key);
+        }
       }
     }
     for (let k = 0; k < keysToCheck.length; k++) {
