@@ -12,7 +12,7 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { FRAME_LIMIT, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 const started = new WeakSet<View>();
@@ -39,7 +39,7 @@ function checkRange(view: View, from: number, to: number, out: Findings): void {
  * it has no leaf, the host's shared backing). Two linear translations of one piece differ at
  * every page or at none, so the first page judges the piece; only a piece that differs is
  * walked page by page, for the findings (one per S2 leaf) a per-page check gives. A 32G pool
- * the host keeps in 2M leaves and chunks costs one judgement per 2M, not 512.
+ * the host keeps in 2M leaves and chunks costs one judgement per 2M region, not 512.
  */
 function checkShared(view: View, from: number, to: number, out: Findings): void {
   const devices = view.devices;
@@ -51,7 +51,9 @@ function checkShared(view: View, from: number, to: number, out: Findings): void 
       return;
     }
     const gpa = gfn * SZ_4K;
-    let end = last;
+    // Pieces stop at 2M boundaries: each run question then looks at most one region ahead, and
+    // taking the least of them never rescans a long run piece after piece.
+    let end = Math.min(last, (Math.floor(gfn / FRAMES_PER_2M) + 1) * SZ_2M);
     let mapped = false;
     for (let d = 0; d < devices.length; d++) {
       const s2 = devices[d]!.s2;

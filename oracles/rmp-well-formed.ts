@@ -287,7 +287,7 @@ export default defineOracle({
           checkRegion(view, region, findings);
         }
         const first = pfn;
-        const end = Math.min(view.rmp.runEnd(pfn, range.end), region + FRAMES_PER_2M);
+        const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));
         view.rmp.load(pfn, run);
         // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
         const guest = run.assigned && run.asid !== 0;
