@@ -5,7 +5,7 @@
 // View method (and every value a View iterator yields) is one unit of work.
 
 import { describe, expect, it } from 'vitest';
-import { FRAMES_PER_2M, SZ_4K, type View } from '../../src/api.ts';
+import { FRAMES_PER_2M, type View } from '../../src/api.ts';
 import { computeMetrics } from '../../src/engine/metrics.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { makeWorld } from '../helpers/world.ts';
@@ -41,7 +41,7 @@ function counting(view: View, counter: { calls: number }): View {
       },
     });
     proxies.set(value, proxy);
-    return proxy as T;
+    return proxy;
   };
   return wrap(view);
 }
@@ -51,13 +51,13 @@ function workOf(swiotlb: string): Map<string, number> {
   const work = new Map<string, number>();
   for (const oracle of builtinOracles) {
     const counter = { calls: 0 };
-    const view = counting(makeWorld({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool', guestMemory: '4G', swiotlb }) as unknown as View, counter);
+    const view = counting(makeWorld({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool', guestMemory: '4G', swiotlb }), counter);
     oracle.boot?.(view);
     oracle.final?.(view);
     work.set(oracle.name, counter.calls);
   }
   const counter = { calls: 0 };
-  computeMetrics(counting(makeWorld({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool', guestMemory: '4G', swiotlb }) as unknown as View, counter));
+  computeMetrics(counting(makeWorld({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool', guestMemory: '4G', swiotlb }), counter));
   work.set('computeMetrics', counter.calls);
   return work;
 }
@@ -74,6 +74,5 @@ describe('oracle sweeps and metrics walk runs', () => {
       expect(extra, `${name}: ${small.get(name)} calls with an 8M pool, ${calls} with 1G`).toBeLessThanOrEqual(16 * extraRegions);
       expect(extra).toBeLessThan(extraPages / 16);
     }
-    expect(SZ_4K * extraPages).toBe(1016 * 1024 * 1024);
   });
 });
