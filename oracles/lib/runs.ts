@@ -21,4 +21,3 @@ export function overlaps(ranges: readonly FrameRange[], from: number, to: number
 export function touchesRegion(ranges: readonly FrameRange[], region: number): boolean {
   return overlaps(ranges, region * FRAMES_PER_2M, (region + 1) * FRAMES_PER_2M);
 }
-
