@@ -16,10 +16,11 @@
 // see their state before that step, and the recorded findings (test/golden) keep that behaviour.
 // No full sweep: the order of events is not in the world.
 //
-// The shadow is one byte per page in a Uint8Array per 2M region (allocated when a page of the
-// region first has a bit set): a step costs a few array reads per page, no allocation.
+// The shadow is one value per 2M region while its pages agree, else one byte per page in a
+// Uint8Array (allocated when a page of the region first differs): a step costs a few array reads
+// per page at most, no allocation, and the boot snapshot costs per run of the guest's page flags.
 
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
 
 const PVALIDATE_OK = 0;
 const PVALIDATE_FAIL_NOUPDATE = 255;
@@ -33,8 +34,11 @@ const SHARED = 2;
 const UNKNOWN = 4;
 
 interface State {
-  /** 2M region index (gfn / 512) -> the shadow bits of its 512 pages. */
-  regions: Map<number, Uint8Array>;
+  /**
+   * 2M region index (gfn / 512) -> the shadow bits of its 512 pages: one number while they all
+   * agree (a 2M conversion, a swiotlb pool shared at boot), a byte per page once they differ.
+   */
+  regions: Map<number, Uint8Array | number>;
   /** No step checked yet. */
   first: boolean;
 }
@@ -45,39 +49,73 @@ const scratch: GuestPage = { accepted: false, shared: false, validated: false, c
 
 const bitsOf = (page: GuestPage | undefined): number => (page === undefined ? 0 : (page.validated ? VALIDATED : 0) | (page.shared ? SHARED : 0));
 
-/** The shadow region of `gfn`, allocated on demand. */
-function regionOf(state: State, gfn: number): Uint8Array {
-  const index = Math.floor(gfn / FRAMES_PER_2M);
-  let region = state.regions.get(index);
-  if (region === undefined) {
-    region = new Uint8Array(FRAMES_PER_2M);
-    state.regions.set(index, region);
-  }
-  return region;
+/** The per-page bytes of region `index`, made from its one value on the first differing write. */
+function bytesOf(state: State, index: number): Uint8Array {
+  const region = state.regions.get(index);
+  if (region instanceof Uint8Array) return region;
+  const bytes = new Uint8Array(FRAMES_PER_2M).fill(region ?? 0);
+  state.regions.set(index, bytes);
+  return bytes;
 }
 
 /** The shadow bits of `gfn`, or undefined when unknown. */
 function shadowOf(state: State, gfn: number): number | undefined {
-  const bits = state.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] ?? 0;
+  const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
+  const bits = region === undefined ? 0 : typeof region === 'number' ? region : region[gfn % FRAMES_PER_2M]!;
   return (bits & UNKNOWN) !== 0 ? undefined : bits;
+}
+
+/**
+ * Pages [first, end), region by region: each page's bits become (bits & ~clear) | set. A whole
+ * region held as one value stays one value.
+ */
+function update(state: State, first: number, end: number, set: number, clear: number): void {
+  for (let gfn = first; gfn < end; ) {
+    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const regionStart = index * FRAMES_PER_2M;
+    const stop = Math.min(end, regionStart + FRAMES_PER_2M);
+    const region = state.regions.get(index);
+    if (gfn === regionStart && stop === regionStart + FRAMES_PER_2M && !(region instanceof Uint8Array)) {
+      const bits = ((region ?? 0) & ~clear) | set;
+      if (bits !== 0 || region !== undefined) state.regions.set(index, bits);
+      gfn = stop;
+      continue;
+    }
+    if (region === undefined && set === 0) {
+      gfn = stop;
+      continue;
+    }
+    const bytes = bytesOf(state, index);
+    for (; gfn < stop; gfn++) bytes[gfn - regionStart] = (bytes[gfn - regionStart]! & ~clear) | set;
+  }
 }
 
 /** Set and clear shadow bits of pages [first, first + count); they become known. */
 function setBits(state: State, first: number, count: number, set: number, clear: number): void {
-  const clearAll = clear | UNKNOWN;
-  for (let gfn = first; gfn < first + count; ) {
-    const region = regionOf(state, gfn);
-    const stop = Math.min(first + count, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
-    for (; gfn < stop; gfn++) region[gfn % FRAMES_PER_2M] = (region[gfn % FRAMES_PER_2M]! & ~clearAll) | set;
+  update(state, first, first + count, set, clear | UNKNOWN);
+}
+
+/** Pages [first, end) hold exactly `bits`. */
+const assign = (state: State, first: number, end: number, bits: number): void => update(state, first, end, bits, 0xff);
+
+/** Pages [from, to) take the guest's own view, run by run of equal page flags. */
+function resync(view: View, state: State, from: number, to: number): void {
+  for (let gfn = from; gfn < to; ) {
+    const end = view.guest.pageRunEnd(gfn, to);
+    assign(state, gfn, end, bitsOf(view.guest.loadPage(gfn, scratch)));
+    gfn = end;
   }
 }
 
-/** The shadow as the guest sees the world now. */
+/** The shadow as the guest sees the world now (a 32G swiotlb pool shared at boot is a few runs). */
 function snapshot(view: View): State {
   const state: State = { regions: new Map(), first: true };
-  for (const gfn of view.guest.pages()) {
+  for (let gfn = 0; gfn < FRAME_LIMIT; ) {
+    const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
     const bits = bitsOf(view.guest.loadPage(gfn, scratch));
-    if (bits !== 0) regionOf(state, gfn)[gfn % FRAMES_PER_2M] = bits;
+    // The shadow starts empty: only runs with bits to hold are written.
+    if (bits !== 0) assign(state, gfn, end, bits);
+    gfn = end;
   }
   states.set(view, state);
   return state;
@@ -97,7 +135,7 @@ export default defineOracle({
     const state = states.get(view) ?? snapshot(view);
     if (state.first) {
       state.first = false;
-      for (const range of step.gfnRanges) for (let gfn = range.start; gfn < range.end; gfn++) regionOf(state, gfn)[gfn % FRAMES_PER_2M] = UNKNOWN;
+      for (const range of step.gfnRanges) assign(state, range.start, range.end, UNKNOWN);
     }
     const out: Finding[] = [];
     for (const event of step.guestEvents) {
@@ -151,21 +189,7 @@ export default defineOracle({
       }
     }
     // The guest's own view is the reference for the next step.
-    for (const range of step.gfnRanges) {
-      for (let gfn = range.start; gfn < range.end; ) {
-        const index = Math.floor(gfn / FRAMES_PER_2M);
-        const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
-        let region = state.regions.get(index);
-        for (; gfn < stop; gfn++) {
-          const bits = bitsOf(view.guest.loadPage(gfn, scratch));
-          if (region === undefined) {
-            if (bits === 0) continue;
-            region = regionOf(state, gfn);
-          }
-          region[gfn % FRAMES_PER_2M] = bits;
-        }
-      }
-    }
+    for (const range of step.gfnRanges) resync(view, state, range.start, range.end);
     return out;
   },
 });

@@ -17,7 +17,7 @@
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
@@ -151,20 +151,13 @@ function checkRange(view: View, state: State, device: DeviceView, from: number, 
   }
 }
 
-/** Every page the guest has state for, in runs of consecutive GFNs. */
+/** Every page the guest holds private, run by run of equal page flags (the others are no DMA target). */
 function checkDevice(view: View, state: State, device: DeviceView): void {
-  let from = -1;
-  let to = -1;
-  for (const gfn of view.guest.pages()) {
-    if (gfn === to) {
-      to++;
-      continue;
-    }
-    if (from >= 0) checkRange(view, state, device, from, to);
-    from = gfn;
-    to = gfn + 1;
+  for (let gfn = 0; gfn < FRAME_LIMIT; ) {
+    const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
+    if (isPrivate(view, gfn)) checkRange(view, state, device, gfn, end);
+    gfn = end;
   }
-  if (from >= 0) checkRange(view, state, device, from, to);
 }
 
 /** The pages whose S2 leaves may lead to frames [from, to), which the step touched. */

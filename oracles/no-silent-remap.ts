@@ -14,7 +14,7 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { defaultRmpEntry, FRAMES_PER_2M, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -206,6 +206,36 @@ function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes 
   }
 }
 
+/**
+ * examineOnce() for GFNs [from, to), run by run of equal page flags: a page that is not validated
+ * and private only loses its record, so such a run costs per 2M region, and nothing where this
+ * oracle records nothing (a swiotlb pool shared in one step).
+ */
+function examineRange(view: View, state: State, from: number, to: number, guestWrites: Writes, out: Finding[]): void {
+  for (let gfn = from; gfn < to; ) {
+    const end = view.guest.pageRunEnd(gfn, to);
+    if (isWatched(view.guest.pageFlags(gfn))) {
+      for (; gfn < end; gfn++) examineOnce(view, state, gfn, guestWrites, out);
+      continue;
+    }
+    while (gfn < end) {
+      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
+      const seen = state.seen.get(index);
+      if (seen !== undefined) {
+        for (; gfn < stop; gfn++) {
+          seen.pass[gfn % FRAMES_PER_2M] = state.pass;
+          forget(state, gfn);
+        }
+      }
+      gfn = stop;
+    }
+  }
+}
+
+/** The page flags of a page this oracle watches: validated, private, not converting. */
+const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === GUEST_PAGE_VALIDATED;
+
 /** GFNs the guest itself, or a device it accepted, wrote during the step. */
 function guestWritesOf(view: View, step: Step): Writes {
   writes.clear();
@@ -227,7 +257,7 @@ function guestWritesOf(view: View, step: Step): Writes {
   return writes;
 }
 
-/** Examine every page the guest has state for; forget the records of the others. */
+/** Examine every page the guest holds validated and private; forget the records of the others. */
 function sweep(view: View): Finding[] {
   let state = states.get(view);
   if (state === undefined) {
@@ -236,7 +266,15 @@ function sweep(view: View): Finding[] {
   }
   state.pass++;
   const out: Finding[] = [];
-  for (const gfn of view.guest.pages()) examineOnce(view, state, gfn, undefined, out);
+  // Run by run of equal page flags: only validated private pages have a frame to watch (the
+  // others, a swiotlb pool shared at boot among them, lose their records below).
+  for (let gfn = 0; gfn < FRAME_LIMIT; ) {
+    const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
+    if (isWatched(view.guest.pageFlags(gfn))) {
+      for (; gfn < end; gfn++) examineOnce(view, state, gfn, undefined, out);
+    }
+    gfn = end;
+  }
   for (const [index, seen] of state.seen) {
     for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }
@@ -269,7 +307,7 @@ export default defineOracle({
     const guestWrites = guestWritesOf(view, step);
     const out: Finding[] = [];
     state.pass++;
-    for (const range of step.gfnRanges) for (let gfn = range.start; gfn < range.end; gfn++) examineOnce(view, state, gfn, guestWrites, out);
+    for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
     for (const range of step.frameRanges) {
       for (let pfn = range.start; pfn < range.end; ) {

@@ -12,7 +12,7 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 const started = new WeakSet<View>();
@@ -20,60 +20,85 @@ const started = new WeakSet<View>();
 const reported: number[] = [];
 const found = new Findings();
 
-/** Per device: whether the GFNs of the current 2M region need a per-page check (reused). */
-const perPage: boolean[] = [];
 /** Each device's S2 translation of the GPA being checked (-1: none), reused. */
 const s2Hpa: number[] = [];
 
-/**
- * Plan the check of 2M region `region`: a device whose one S2 leaf maps the whole region onto the
- * same frames as one NPT leaf is coherent at every GPA of it, whatever the guest's page states;
- * only the other devices are checked page by page. Returns how many those are. A 2M conversion
- * touches 512 GFNs, and a host that keeps both tables at 2M answers for all of them with one
- * lookup per table.
- */
-function planRegion(view: View, region: number, pages: number): number {
-  const devices = view.devices;
-  const base = region * SZ_2M;
-  // For a handful of pages the per-page check costs less than the leaf lookups.
-  const nptLeaf = pages < 8 ? undefined : view.npt.leafAt(base);
-  const expected = nptLeaf !== undefined && nptLeaf.size >= SZ_2M ? nptLeaf.pa + (base - nptLeaf.iova) : -1;
-  let count = 0;
-  for (let d = 0; d < devices.length; d++) {
-    const s2 = devices[d]!.s2;
-    // A device whose S2 maps nothing in the region cannot be incoherent there.
-    if (pages >= 8 && s2.nextMapped(base, base + SZ_2M) === base + SZ_2M) {
-      perPage[d] = false;
-      continue;
-    }
-    const leaf = expected < 0 ? undefined : s2.leafAt(base);
-    perPage[d] = leaf === undefined || leaf.size < SZ_2M || leaf.pa + (base - leaf.iova) !== expected;
-    if (perPage[d]) count++;
-  }
-  return count;
-}
-
-/** GFNs [from, to) of one run, region by region. */
-function checkRun(view: View, from: number, to: number, out: Findings): void {
-  let gfn = from;
-  while (gfn < to) {
-    const region = Math.floor(gfn / FRAMES_PER_2M);
-    const end = Math.min(to, (region + 1) * FRAMES_PER_2M);
-    if (planRegion(view, region, end - gfn) > 0) for (let g = gfn; g < end; g++) checkGfn(view, g, out);
+/** The GFNs of [from, to) the guest holds shared (and is not converting), run by run of equal flags. */
+function checkRange(view: View, from: number, to: number, out: Findings): void {
+  for (let gfn = from; gfn < to; ) {
+    const flags = view.guest.pageFlags(gfn);
+    const end = view.guest.pageRunEnd(gfn, to);
+    if ((flags & GUEST_PAGE_SHARED) !== 0 && (flags & GUEST_PAGE_CONVERTING) === 0) checkShared(view, gfn, end, out);
     gfn = end;
   }
 }
 
-// The translations use iovaToPhys(), which allocates nothing: this runs for every GFN the plan
-// leaves to a per-page check. Leaves, sizes and strings are looked up only for a finding.
-// Cheapest test first: a GPA no device's S2 maps cannot be incoherent; the guest's page flags and
-// the NPT translation come next, and the host's shared frame where the NPT has no leaf.
+/**
+ * Shared GFNs [from, to), piece by piece where every table answers linearly: each device's S2 is
+ * unmapped throughout or maps the piece onto contiguous frames, and so does the NPT (or, where
+ * it has no leaf, the host's shared backing). Two linear translations of one piece differ at
+ * every page or at none, so the first page judges the piece; only a piece that differs is
+ * walked page by page, for the findings (one per S2 leaf) a per-page check gives. A 32G pool
+ * the host keeps in 2M leaves and chunks costs one judgement per 2M region, not 512.
+ */
+function checkShared(view: View, from: number, to: number, out: Findings): void {
+  const devices = view.devices;
+  const last = to * SZ_4K;
+  let gfn = from;
+  while (gfn < to) {
+    if (to - gfn === 1) {
+      checkGfn(view, gfn, out);
+      return;
+    }
+    const gpa = gfn * SZ_4K;
+    // Pieces stop at 2M boundaries: each run question then looks at most one region ahead, and
+    // taking the least of them never rescans a long run piece after piece.
+    let end = Math.min(last, (Math.floor(gfn / FRAMES_PER_2M) + 1) * SZ_2M);
+    let mapped = false;
+    for (let d = 0; d < devices.length; d++) {
+      const s2 = devices[d]!.s2;
+      const hpa = s2.iovaToPhys(gpa);
+      s2Hpa[d] = hpa ?? -1;
+      if (hpa === undefined) end = Math.min(end, s2.nextMapped(gpa, end));
+      else {
+        mapped = true;
+        end = Math.min(end, s2.linearEnd(gpa, end, hpa));
+      }
+    }
+    if (mapped) {
+      let expected = view.npt.iovaToPhys(gpa);
+      if (expected === undefined) {
+        end = Math.min(end, view.npt.nextMapped(gpa, end));
+        expected = view.host.sharedHpa(gpa);
+        end = Math.min(end, view.host.backingRunEnd(gfn, Math.ceil(end / SZ_4K)) * SZ_4K);
+      } else {
+        end = Math.min(end, view.npt.linearEnd(gpa, end, expected));
+      }
+      const next = Math.ceil(end / SZ_4K);
+      if (expected >= 0 && differs(devices.length, Math.floor(expected / SZ_4K))) for (let g = gfn; g < next; g++) checkGfn(view, g, out);
+      gfn = next;
+    } else {
+      gfn = Math.ceil(end / SZ_4K);
+    }
+  }
+}
+
+/** Some device's S2 translation (s2Hpa) lands outside frame `expectedPfn`. */
+function differs(count: number, expectedPfn: number): boolean {
+  for (let d = 0; d < count; d++) if (s2Hpa[d]! >= 0 && Math.floor(s2Hpa[d]! / SZ_4K) !== expectedPfn) return true;
+  return false;
+}
+
+// One GFN, for a piece whose translations differ (and single pages). iovaToPhys() allocates
+// nothing; leaves, sizes and strings are looked up only for a finding. Cheapest test first: a GPA
+// no device's S2 maps cannot be incoherent; the guest's page flags and the NPT translation come
+// next, and the host's shared frame where the NPT has no leaf.
 function checkGfn(view: View, gfn: number, out: Findings): void {
   const gpa = gfn * SZ_4K;
   const devices = view.devices;
   let mapped = false;
   for (let d = 0; d < devices.length; d++) {
-    const hpa = perPage[d] ? devices[d]!.s2.iovaToPhys(gpa) : undefined;
+    const hpa = devices[d]!.s2.iovaToPhys(gpa);
     s2Hpa[d] = hpa ?? -1;
     if (hpa !== undefined) mapped = true;
   }
@@ -116,16 +141,7 @@ function report(view: View, device: DeviceView, gpa: number, hpa: number, expect
 
 function sweep(view: View): Finding[] | undefined {
   reported.length = 0;
-  let region = -1;
-  let checks = 0;
-  for (const gfn of view.guest.pages()) {
-    const at = Math.floor(gfn / FRAMES_PER_2M);
-    if (at !== region) {
-      region = at;
-      checks = planRegion(view, region, FRAMES_PER_2M);
-    }
-    if (checks > 0) checkGfn(view, gfn, found);
-  }
+  checkRange(view, 0, FRAME_LIMIT, found);
   return found.take();
 }
 
@@ -142,7 +158,7 @@ export default defineOracle({
       return sweep(view);
     }
     reported.length = 0;
-    for (const { start, end } of step.gfnRanges) checkRun(view, start, end, found);
+    for (const { start, end } of step.gfnRanges) checkRange(view, start, end, found);
     return found.take();
   },
 

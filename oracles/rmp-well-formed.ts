@@ -15,7 +15,7 @@
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
 // key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
 
-import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 
 /** (asid, gfn) as one safe integer: asid < 2^10, gfn < 2^40. */
 const keyOf = (asid: number, gpa: number): number => asid * 2 ** 40 + Math.floor(gpa / SZ_4K);
@@ -35,6 +35,7 @@ const states = new WeakMap<View, State>();
 /** Scratch for RmpView.load. */
 const head = defaultRmpEntry();
 const entry: RmpEntry = { ...head };
+const run: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
@@ -68,12 +69,6 @@ function setFrame(state: State, pfn: number, key: number): number {
   if (key !== NO_KEY) claimsOf(state, key, true)![key % FRAMES_PER_2M]!++;
   keys[i] = key;
   return old;
-}
-
-function frameKey(view: View, pfn: number): number {
-  view.rmp.load(pfn, entry);
-  // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-  return entry.assigned && entry.asid !== 0 ? keyOf(entry.asid, entry.gpa) : NO_KEY;
 }
 
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
@@ -110,6 +105,8 @@ function checkRegion(view: View, base: number, out: Finding[]): void {
     });
     return;
   }
+  // One run over the region means every frame continues the head (size, ASID, Validated, GPA).
+  if (view.rmp.runEnd(base, base + FRAMES_PER_2M) === base + FRAMES_PER_2M) return;
   for (let i = 1; i < FRAMES_PER_2M; i++) {
     view.rmp.load(base + i, entry);
     if (
@@ -220,18 +217,30 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
   }
 }
 
-/** Index every assigned frame and check every region and key. */
+/**
+ * Index every assigned frame and check every region and key. The RMP is walked run by run
+ * (RmpView.runEnd): a run shares assigned, ASID and size and advances its GPA 4K per frame, so its
+ * frames' keys follow from its first entry, and hypervisor-owned runs (a 32G swiotlb pool shared
+ * with 2M RMPUPDATEs) claim nothing and cost one step each.
+ */
 function sweep(view: View): Finding[] {
   const state: State = { keyOfFrame: new Map(), claims: new Map() };
   const findings: Finding[] = [];
   let lastRegion = -1;
-  for (const pfn of view.rmp.frames()) {
-    const region = pfn - (pfn % FRAMES_PER_2M);
-    if (region !== lastRegion) {
-      lastRegion = region;
-      checkRegion(view, region, findings);
+  for (let pfn = 0; pfn < FRAME_LIMIT; ) {
+    const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
+    view.rmp.load(pfn, run);
+    // The 2M rules concern the regions of assigned 2M entries (each frame of one reads as 2M).
+    if (run.assigned && run.size === '2M') {
+      for (let region = pfn - (pfn % FRAMES_PER_2M); region < end; region += FRAMES_PER_2M) {
+        if (region === lastRegion) continue;
+        lastRegion = region;
+        checkRegion(view, region, findings);
+      }
     }
-    setFrame(state, pfn, frameKey(view, pfn));
+    // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
+    if (run.assigned && run.asid !== 0) for (let f = pfn; f < end; f++) setFrame(state, f, keyOf(run.asid, run.gpa + (f - pfn) * SZ_4K));
+    pfn = end;
   }
   // Each duplicated key once, in the order its first frame was indexed.
   keysToCheck.length = 0;
@@ -269,17 +278,30 @@ export default defineOracle({
     keysToCheck.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
-      for (let pfn = range.start; pfn < range.end; pfn++) {
+      // Run by run within each 2M region: a run's keys follow from its first entry, and a run
+      // that claims no key changes nothing in a region the index holds no key of.
+      for (let pfn = range.start; pfn < range.end; ) {
         const region = pfn - (pfn % FRAMES_PER_2M);
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
         }
-        const key = frameKey(view, pfn);
-        const old = setFrame(state, pfn, key);
-        // Candidates: the keys the frame left and claims, checked once every frame is indexed.
-        if (old !== NO_KEY && old !== key) keysToCheck.push(old);
-        if (key !== NO_KEY) keysToCheck.push(key);
+        const first = pfn;
+        const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));
+        view.rmp.load(pfn, run);
+        // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
+        const guest = run.assigned && run.asid !== 0;
+        if (!guest && !state.keyOfFrame.has(region / FRAMES_PER_2M)) {
+          pfn = end;
+          continue;
+        }
+        for (; pfn < end; pfn++) {
+          const key = guest ? keyOf(run.asid, run.gpa + (pfn - first) * SZ_4K) : NO_KEY;
+          const old = setFrame(state, pfn, key);
+          // Candidates: the keys the frame left and claims, checked once every frame is indexed.
+          if (old !== NO_KEY && old !== key) keysToCheck.push(old);
+          if (key !== NO_KEY) keysToCheck.push(key);
+        }
       }
     }
     for (let k = 0; k < keysToCheck.length; k++) {

@@ -10,7 +10,7 @@ import type { PageSize } from './model/size.ts';
 export type { Config, DeviceConfig, DmaDirection, During, InnerOp, Op, OpName } from './ops/types.ts';
 export type { DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
 export type { PageSize } from './model/size.ts';
-export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp } from './model/size.ts';
+export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp } from './model/size.ts';
 /** A fresh unassigned RMP entry: the scratch object `RmpView.load(pfn, out)` fills. */
 export { defaultRmpEntry } from './model/rmp.ts';
 
@@ -210,6 +210,13 @@ export interface HostView {
   backingHpa(gpa: number): number;
   /** The shared frame backing `gpa` (`backing(gpa)` when `shared`), -1 otherwise; allocates nothing. */
   sharedHpa(gpa: number): number;
+  /**
+   * The end (exclusive, at most `limit`) of the run of guest frames from `gfn` (gpa / 4K) with the
+   * backing state of `gfn` (private, shared, or not backed) whose frames advance 4K per page:
+   * `backingHpa` and `sharedHpa` are linear (or -1 throughout) over [gfn, end). With backingHpa(),
+   * an allocation-free way to walk a range run by run (API v2).
+   */
+  backingRunEnd(gfn: number, limit: number): number;
   /** What the host frame holding `hpa` is now: the guest's (and for which GPA), pinned, or free. */
   frame(hpa: number): HostFrame;
   /** Invalidations gathered but not yet flushed (false right after host_sync). */

@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
+import { FRAME_LIMIT, defaultRmpEntry, SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -26,23 +26,16 @@ const entry = defaultRmpEntry();
 export function computeMetrics(view: View): Metrics {
   let assigned = 0;
   let assigned2M = 0;
-  // A 2M entry answers for its 512 frames: read it once per region.
-  let region = -1;
-  let regionGuest2M = false;
-  for (const pfn of view.rmp.frames()) {
-    const index = Math.floor(pfn / FRAMES_PER_2M);
-    if (index === region && regionGuest2M) {
-      assigned++;
-      assigned2M++;
-      continue;
-    }
+  // Run by run (RmpView.runEnd): a run shares assigned, ASID and size, and hypervisor-owned
+  // memory (a swiotlb pool shared with 2M RMPUPDATEs) is a few runs, whatever its size.
+  for (let pfn = 0; pfn < FRAME_LIMIT; ) {
+    const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
     view.rmp.load(pfn, entry);
-    const guest = entry.assigned && entry.asid === view.asid;
-    region = index;
-    regionGuest2M = guest && entry.size === '2M';
-    if (!guest) continue;
-    assigned++;
-    if (entry.size === '2M') assigned2M++;
+    if (entry.assigned && entry.asid === view.asid) {
+      assigned += end - pfn;
+      if (entry.size === '2M') assigned2M += end - pfn;
+    }
+    pfn = end;
   }
   let nptBytes = 0;
   let npt2M = 0;
@@ -61,7 +54,7 @@ export function computeMetrics(view: View): Metrics {
       ioBytes += leaf.size;
       if (leaf.size >= SZ_2M) io2M += leaf.size;
     }
-    for (const _ of device.iotlb.entries()) iotlb++;
+    iotlb += device.iotlb.size;
   }
   return {
     rmp2M: share(assigned2M, assigned),

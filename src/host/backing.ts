@@ -10,6 +10,7 @@
 // then a NEW frame (QEMU kvm_convert_memory() discarded the old backing), which is exactly what
 // leaves a static IO mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
 
+import { RegionMap } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from '../model/size.ts';
 import type { HostBacking } from '../policies/types.ts';
 import type { HostFrames } from './frames.ts';
@@ -50,7 +51,7 @@ export interface BackedRun {
 }
 
 export class Backing {
-  private readonly regions = new Map<number, Region>();
+  private readonly regions = new RegionMap<Region>();
   private readonly split = new Set<number>();
 
   constructor(
@@ -96,8 +97,7 @@ export class Backing {
     let region = this.regions.get(index);
     if (region === undefined) {
       if (next === NOT_BACKED) return;
-      region = new Region();
-      this.regions.set(index, region);
+      region = this.regions.add(index, new Region());
     }
     const i = gfn % FRAMES_PER_2M;
     const old = region.state[i] ?? NOT_BACKED;
@@ -169,12 +169,7 @@ export class Backing {
 
   /** Region `index`, made empty if it was not there. */
   private wholeRegion(index: number): Region {
-    let region = this.regions.get(index);
-    if (region === undefined) {
-      region = new Region();
-      this.regions.set(index, region);
-    }
-    return region;
+    return this.regions.get(index) ?? this.regions.add(index, new Region());
   }
 
   /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */
@@ -267,6 +262,46 @@ export class Backing {
   }
 
   /**
+   * The end (exclusive, at most `limit`) of the run of pages from `gfn` in the state of `gfn`
+   * whose backing frames advance 4K per page (backingHpa() linear; -1 throughout when not
+   * backed). Private memory, untouched memory and a region shared as one 2M chunk are one step
+   * per region, and the untouched regions between held ones are jumped over: a 1G swiotlb pool
+   * shared at boot is 512 steps, not 262144.
+   */
+  runEnd(gfn: number, limit: number): number {
+    const state = this.state(gfn);
+    const first = this.backingHpa(gfn * SZ_4K);
+    let at = gfn + 1;
+    while (at < limit) {
+      const index = Math.floor(at / FRAMES_PER_2M);
+      const stop = Math.min(limit, (index + 1) * FRAMES_PER_2M);
+      const region = this.regions.get(index);
+      if (region === undefined) {
+        if (state !== NOT_BACKED) return at;
+        const next = this.regions.nextKey(index);
+        if (next === undefined) return limit;
+        at = Math.max(at, next * FRAMES_PER_2M);
+        continue;
+      }
+      const uniform =
+        region.private === FRAMES_PER_2M || region.private + region.shared === 0 || (region.shared === FRAMES_PER_2M && region.chunk !== undefined && region.hpa === undefined);
+      if (uniform) {
+        // One state and linear frames across the region: its first page answers for the rest.
+        if (!this.continuesRun(at, gfn, state, first)) return at;
+        at = stop;
+        continue;
+      }
+      for (; at < stop; at++) if (!this.continuesRun(at, gfn, state, first)) return at;
+    }
+    return limit;
+  }
+
+  /** Page `at` continues the run that starts at `gfn` in `state` with frame `first`. */
+  private continuesRun(at: number, gfn: number, state: PageBacking, first: number): boolean {
+    return this.state(at) === state && (state === NOT_BACKED || this.backingHpa(at * SZ_4K) === first + (at - gfn) * SZ_4K);
+  }
+
+  /**
    * Appends to `out` the maximal runs of pages in [gfn, end) in `want` (PRIVATE: their guest_memfd
    * frames, SHARED: their VMM frames) whose frames are contiguous, in GPA order; a region whose
    * pages all agree is one step.
@@ -297,9 +332,8 @@ export class Backing {
 
   /** Maximal runs of pages in `view` whose frames are contiguous, in GPA order. */
   *runs(view: 'private' | 'shared'): Generator<BackedRun> {
-    const keys = [...this.regions.keys()].sort((a, b) => a - b);
     const out: BackedRun[] = [];
-    for (const index of keys) this.collect(index * FRAMES_PER_2M, (index + 1) * FRAMES_PER_2M, view === 'private' ? PRIVATE : SHARED, out);
+    for (const index of this.regions.keys()) this.collect(index * FRAMES_PER_2M, (index + 1) * FRAMES_PER_2M, view === 'private' ? PRIVATE : SHARED, out);
     yield* out;
   }
 }

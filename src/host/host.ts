@@ -102,6 +102,10 @@ export class Host implements HostView, Hypervisor {
     return this.backingState.backingHpa(gpa);
   }
 
+  backingRunEnd(gfn: number, limit: number): number {
+    return this.backingState.runEnd(gfn, limit);
+  }
+
   frame(hpa: number): HostFrame {
     return this.frames.frame(hpa);
   }

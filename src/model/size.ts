@@ -8,6 +8,13 @@ export const SZ_1G = 1024 * 1024 * 1024;
 /** 4K frames in a 2M region: the span of one 2M RMP entry. */
 export const FRAMES_PER_2M = 512;
 
+/**
+ * 4K frame numbers (host pfns and guest gfns) lie below this: addresses stay below 2^52. A walk
+ * of everything run by run (RmpView.runEnd, GuestView.pageRunEnd) goes from 0 to here; the run
+ * questions jump over untouched memory.
+ */
+export const FRAME_LIMIT = 2 ** 40;
+
 export type PageSize = '4K' | '2M';
 
 export const pageBytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
