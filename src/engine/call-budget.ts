@@ -17,6 +17,8 @@ import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolic
  * README "Robustness"); 10M leaves room for `--steps` up to its cap at that rate.
  */
 export const DEFAULT_CALL_BUDGET = 10_000_000;
+/** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
+export const MAX_CALL_BUDGET = 1_000_000_000;
 
 /** Every hook of both policy kinds, host first: a hook's number is its index + 1 (0: none). */
 export const POLICY_HOOKS: readonly string[] = [...HOST_POLICY_HOOKS.map((h) => `host ${h}`), ...GUEST_POLICY_HOOKS.map((h) => `guest ${h}`)];
