@@ -8,7 +8,7 @@
 //
 // A hook that loops without calling any primitive never spends a budget: then candidates are
 // judged by the watchdog as the case was (stopped in the same op kind and hook reproduces), each
-// with the case's wall-clock budget, the whole shrink with ten of them. Either way the verdict
+// with the case's wall-clock budget, the whole shrink with three of them. Either way the verdict
 // stays labelled not deterministic, and a shrink that cannot reproduce the hang at all falls back
 // to the case cut at the op in flight.
 
@@ -29,8 +29,11 @@ export const TIMEOUT_SHRINK_MARGIN = 4;
  * case of short ops does not turn a merely long op of the same kind into a false reproduction.
  */
 export const TIMEOUT_SHRINK_MIN_OP_CALLS = 1000;
-/** The whole shrink may take this many case timeouts of wall clock. */
-export const TIMEOUT_SHRINK_TIMEOUTS = 10;
+/**
+ * The whole shrink may take this many case timeouts of wall clock: with a call budget candidates
+ * take a fraction of one; a hook that calls nothing costs a full timeout per candidate that hangs.
+ */
+export const TIMEOUT_SHRINK_TIMEOUTS = 3;
 
 /**
  * The per-op call budget a shrink of `failure` runs its candidates with, or undefined when the op
