@@ -12,9 +12,10 @@
 import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
 
 /**
- * Default most primitive calls one case may make after boot. The largest built-in case measured
- * made 98,485 (a 1 TiB guest under kvm-4k, 167 ops; `node bin/run-ts.js bench/calls-per-case.ts`,
- * README "Robustness"); 10M leaves room for `--steps` up to its cap at that rate.
+ * Default most primitive calls one case may make after boot. The largest of 3150 built-in cases
+ * made 212,453 (a 1 TiB guest under kvm-4k, 256 ops: `node bin/run-ts.js bench/calls-per-case.ts
+ * 50`, README "Policies"); 10M is 47 times that, and leaves room for `--steps` up to its cap of
+ * 10000 ops at that rate (about 830 calls per op).
  */
 export const DEFAULT_CALL_BUDGET = 10_000_000;
 /** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
