@@ -2,11 +2,12 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
-import { type CampaignJob, globalCase } from '../engine/case-job.ts';
+import { type CampaignJob, globalCase, jobCallBudget } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { runCase, signature } from '../engine/run.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { DEFAULT_CASE_TIMEOUT_MS, formatMs } from '../engine/watchdog.ts';
+import { DEFAULT_CALL_BUDGET, MAX_CALL_BUDGET } from '../engine/call-budget.ts';
 import { formatOp } from '../ops/codec.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -76,6 +77,11 @@ export function fuzzOptions(yargs: Argv) {
       describe: 'pin op kinds and weights, e.g. "dma=30,share=10,host_split=0" (kinds: cocofuzz ops); during=N: percent of ops with interleaved DMAs/touches (during=0: none)',
     })
     .option('minimize-budget', { type: 'number', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') })
+    .option('call-budget', {
+      type: 'number',
+      describe: `most primitive calls one case may make (default ${DEFAULT_CALL_BUDGET}, at most ${MAX_CALL_BUDGET}); a case past it is a deterministic policy-error naming the op and hook`,
+      coerce: positiveInt('call-budget', MAX_CALL_BUDGET, ' primitive calls per case'),
+    })
     .example('$0 fuzz --time 30s', 'fuzz the default pairing (kvm-iommu-4k + linux) for 30 seconds')
     .example('$0 fuzz --host-policy ./my-host.ts --guest-policy linux-2m-pool --runs 500 --seed ci', 'a user policy, reproducible by seed')
     .example('$0 fuzz --time 1h30m --shard 2/8 --max-findings 1 --junit j.xml --sarif s.sarif --html r.html', 'one nightly shard: stop at the first bucket, CI reports')
@@ -159,6 +165,7 @@ interface FuzzArgs {
   corpus?: string;
   weights?: string;
   minimizeBudget?: number;
+  callBudget?: number;
 }
 
 /** A repro that could not be saved (or was not asked to be), on stdout so that it is not lost. */
@@ -189,7 +196,7 @@ function findingLine(bucket: Bucket): LogLine {
 async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<number> {
   const runner = { policies: await resolvePolicies(job.config.hostPolicy, job.config.guestPolicy), oracles: await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles }) };
   const testCase = globalCase(job, k);
-  const result = runCase(testCase, runner.policies, { oracles: runner.oracles });
+  const result = runCase(testCase, runner.policies, { oracles: runner.oracles, callBudget: jobCallBudget(job) });
   const first = result.violations[0];
   const code = first ? EXIT_FOUND : EXIT_OK;
   if (json) {
@@ -266,6 +273,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     oracleFiles: args.oracle ?? [],
     onlyOracles: args.onlyOracle ?? [],
     minimizeBudget: args.minimizeBudget ?? 2000,
+    ...(args.callBudget !== undefined ? { callBudget: args.callBudget } : {}),
     shard: args.shard ?? { index: 0, count: 1 },
     ...(args.coverage ? { coverage: true } : {}),
   };

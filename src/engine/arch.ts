@@ -4,16 +4,17 @@
 
 import type { Config } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
+import type { CallMeter } from './call-budget.ts';
 import { type World, createWorld as createSnpWorld } from './world.ts';
 
-export type WorldFactory = (config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string) => World;
+export type WorldFactory = (config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter?: CallMeter) => World;
 
 export const ARCHITECTURES: Readonly<Record<Config['arch'], WorldFactory>> = {
   snp: createSnpWorld,
 };
 
-export function worldFor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string): World {
+export function worldFor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter?: CallMeter): World {
   const factory = ARCHITECTURES[config.arch];
   if (!factory) throw new Error(`no model for arch "${String(config.arch)}"`);
-  return factory(config, policies, seed);
+  return factory(config, policies, seed, meter);
 }

@@ -13,6 +13,7 @@ import {
   type CaseOutcome,
   type CaseRunner,
   campaignCase,
+  jobCallBudget,
   loadsPlugins,
   prepareRunner,
   reproTitle,
@@ -25,6 +26,7 @@ import { MetricsTotal } from './metrics.ts';
 import { type OracleError, POLICY_ERROR } from './run.ts';
 import { DEFAULT_CASE_TIMEOUT_MS, type TaskFailure, type WatchedWorker, watchdogViolation } from './watchdog.ts';
 import { WorkerPool } from './worker-pool.ts';
+import { shrinkTimeout } from './timeout-shrink.ts';
 
 export interface Bucket {
   signature: string;
@@ -216,10 +218,22 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   const derived = new Map<number, Case>();
   const caseOf = (index: number): Case => derived.get(index) ?? campaignCase(job, index);
   let replaying = (options.replay?.length ?? 0) > 0;
+  // Cases the watchdog stopped, by index until recorded: what their shrink derives a budget from.
+  const stopped = new Map<number, TaskFailure>();
   const shrink = async (index: number, violation: Violation): Promise<{ repro: Repro; violation: Violation }> => {
     const testCase = caseOf(index);
-    if (violation.details?.nondeterministic !== undefined) return { repro: truncatedRepro(job, testCase, violation), violation };
-    if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles);
+    if (violation.details?.nondeterministic !== undefined) {
+      // A timeout shrinks by a primitive-call budget (timeout-shrink.ts); other watchdog verdicts
+      // (exit, out of memory, asynchronous errors) and a hang no candidate reproduces are shown cut
+      // at the op in flight.
+      const failure = stopped.get(index);
+      const shrunk =
+        failure?.kind === 'timeout' && failure.oracle === undefined
+          ? await shrinkTimeout({ job, pool: workerPool(), testCase, failure, violation, index, caseTimeoutMs, ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}) })
+          : undefined;
+      return shrunk ?? { repro: truncatedRepro(job, testCase, violation), violation };
+    }
+    if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job));
     const worker = await workerPool().take();
     try {
       const result = await worker.run({ kind: 'shrink', index, violation, ...(derived.has(index) ? { testCase } : {}) }, caseTimeoutMs * 10);
@@ -312,6 +326,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0);
     }
     derived.delete(outcome.index);
+    stopped.delete(outcome.index);
     if (!replaying) {
       recorded++;
       release();
@@ -330,7 +345,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       }
       return;
     }
-    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
+    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true), stopped);
   };
   if (replaying) {
     // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
@@ -378,6 +393,8 @@ async function runOnWorkers(
   record: (outcome: CaseOutcome) => Promise<void>,
   /** Wakes slots waiting for a round to finish (stopping: the round may never finish). */
   releaseWaiting: () => void,
+  /** Told each case the watchdog stopped, with what it had done. */
+  stopped: Map<number, TaskFailure>,
 ): Promise<void> {
   const done = new Map<number, CaseOutcome>();
   let nextToDispatch = 0;
@@ -420,6 +437,7 @@ async function runOnWorkers(
         if (!result.ok && result.failure.kind === 'abandoned') break;
         if (!result.ok) {
           // The worker is gone: report the case, start a fresh worker, carry on.
+          stopped.set(index, result.failure);
           deliver(failedOutcome(caseOf(index), index, result.failure));
           pool.give(worker);
           worker = await pool.take();

@@ -4,6 +4,7 @@
 // (shrinkToRepro): the campaign shrinks only the first case of each new bucket.
 
 import type { Oracle, Step, View, Violation } from '../api.ts';
+import { type CallBudget, type CallWatch, DEFAULT_CALL_BUDGET } from './call-budget.ts';
 import { CoverageTracker } from './coverage.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
@@ -26,6 +27,19 @@ export interface CampaignJob {
   shard: { index: number; count: number };
   /** Collect the coverage signal of each case (coverage.ts): guided campaigns. */
   coverage?: boolean;
+  /** Most primitive calls one case may make (call-budget.ts; default DEFAULT_CALL_BUDGET). */
+  callBudget?: number;
+}
+
+/** The call budget of the job's cases. */
+export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget'>): CallBudget => ({ case: job.callBudget ?? DEFAULT_CALL_BUDGET });
+
+/** Where a case is, as it runs: what a watchdog that has to stop it can still read (worker.ts). */
+export interface CaseProgress extends CallWatch {
+  /** Op `index` starts (-1: the world boots; the number of ops: the final sweep). */
+  op(index: number): void;
+  /** An op finished having made `calls` primitive calls. */
+  opCalls?(calls: number): void;
 }
 
 export interface CaseOutcome {
@@ -98,9 +112,10 @@ export function shrinkToRepro(
   runner: CaseRunner,
   budget: number,
   oracleFiles: readonly string[] = [],
+  callBudget?: CallBudget,
 ): { repro: Repro; violation: Violation } {
   const sameBug = (candidate: Case): Violation | undefined =>
-    runCase(candidate, runner.policies, { oracles: runner.oracles }).violations.find((v) => v.oracle === violation.oracle);
+    runCase(candidate, runner.policies, { oracles: runner.oracles, ...(callBudget ? { callBudget } : {}) }).violations.find((v) => v.oracle === violation.oracle);
   const truncated = { ...testCase, ops: testCase.ops.slice(0, violation.step + 1) };
   const start = sameBug(truncated) ? truncated : testCase;
   const { testCase: minimal } = minimizeCase(start, (candidate) => sameBug(candidate) !== undefined, { budget });
@@ -134,27 +149,31 @@ export function globalCase(job: Pick<CampaignJob, 'config' | 'seed' | 'generate'
 }
 
 /**
- * Runs case `index`. `progress` hears which op is in flight (-1 while the world boots), so a
- * watchdog that has to kill the case can say where it hung (watchdog.ts).
+ * Runs case `index`. `progress` hears which op is in flight (-1 while the world boots), the calls
+ * made and the hook running, so a watchdog that has to kill the case can say where it hung and
+ * what it did (watchdog.ts). `callBudget` overrides the job's (shrinking a timeout).
  */
 export function runCampaignCase(
   job: CampaignJob,
   runner: CaseRunner,
   index: number,
-  progress?: (op: number) => void,
+  progress?: CaseProgress,
   testCase: Case = campaignCase(job, index),
+  callBudget: CallBudget = jobCallBudget(job),
 ): CaseOutcome {
   const behaviours = new Set<string>();
   // Coverage only reads the view after each step: the verdict is the same with it on or off.
   const tracker = job.coverage ? new CoverageTracker() : undefined;
-  progress?.(-1);
+  progress?.op(-1);
   const result = runCase(testCase, runner.policies, {
     oracles: runner.oracles,
-    ...(progress ? { onStart: () => progress(0) } : {}),
+    callBudget,
+    ...(progress ? { onStart: () => progress.op(0), callWatch: progress } : {}),
     onStep: (step: Step, view: View) => {
       stepBehaviours(step, behaviours);
       tracker?.observe(step, view);
-      progress?.(step.index + 1);
+      progress?.opCalls?.(step.calls.length);
+      progress?.op(step.index + 1);
     },
   });
   const outcome: CaseOutcome = {

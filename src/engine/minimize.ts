@@ -3,6 +3,10 @@
 // interleaved ops (`during`: drop entries, run them earlier, simplify the inner op), re-running the
 // case each time, until nothing more can go or the budget runs out. Because references are indices
 // resolved at run time, every candidate is a valid case.
+//
+// The algorithm is one generator that yields candidates and is told whether each still fails, so
+// the same steps drive a synchronous predicate (minimizeCase) and one that has to wait for a worker
+// (minimizeCaseAsync: candidates of a timed-out case run under the watchdog, timeout-shrink.ts).
 
 import { SZ_2M } from '../model/size.ts';
 import { OP_SPECS } from '../ops/schema.ts';
@@ -82,8 +86,11 @@ function simplerValues(kind: string, value: unknown, optional: boolean): unknown
   return out;
 }
 
-/** Tries simpler values for each field of `op` (read afresh through `current`); `take` runs a candidate and keeps it when it still fails. */
-function simplifyFields<T extends Op>(op: T, take: (next: T) => boolean): void {
+/** A step of the search: yields a candidate, is told whether it still fails. */
+type Search<T> = Generator<Case, T, boolean>;
+
+/** Tries simpler values for each field of `op`; `take` runs a candidate and keeps it when it still fails. */
+function* simplifyFields<T extends Op>(op: T, take: (next: T) => Search<boolean>): Search<void> {
   let current = op;
   const spec = OP_SPECS[op.op];
   for (const [field, fieldSpec] of Object.entries(spec.fields)) {
@@ -95,7 +102,7 @@ function simplifyFields<T extends Op>(op: T, take: (next: T) => boolean): void {
       const next = { ...current } as Record<string, unknown>;
       if (simpler === undefined) delete next[field];
       else next[field] = simpler;
-      if (take(next as unknown as T)) {
+      if (yield* take(next as unknown as T)) {
         current = next as unknown as T;
         break;
       }
@@ -109,7 +116,7 @@ function earlierAfters(after: number): number[] {
 }
 
 /** Shrinks the `during` of the op `current()`: drop entries, run them earlier, simplify the inner ops. */
-function shrinkDuring(current: () => Op, take: (next: Op) => boolean, more: () => boolean): void {
+function* shrinkDuring(current: () => Op, take: (next: Op) => Search<boolean>, more: () => boolean): Search<void> {
   const withDuring = (during: During[]): Op => {
     const next = { ...current() };
     if (during.length === 0) delete next.during;
@@ -118,17 +125,17 @@ function shrinkDuring(current: () => Op, take: (next: Op) => boolean, more: () =
   };
   for (let j = (current().during?.length ?? 0) - 1; j >= 0 && more(); j--) {
     const during = current().during ?? [];
-    take(withDuring([...during.slice(0, j), ...during.slice(j + 1)]));
+    yield* take(withDuring([...during.slice(0, j), ...during.slice(j + 1)]));
   }
   for (let j = 0; j < (current().during?.length ?? 0) && more(); j++) {
     for (const after of earlierAfters(current().during?.[j]?.after ?? 0)) {
       const during = [...(current().during ?? [])];
       during[j] = { ...during[j]!, after };
-      if (take(withDuring(during))) break;
+      if (yield* take(withDuring(during))) break;
     }
     const entry = current().during?.[j];
     if (entry === undefined) continue;
-    simplifyFields(entry.op, (inner) => {
+    yield* simplifyFields(entry.op, (inner) => {
       const during = [...(current().during ?? [])];
       during[j] = { after: during[j]!.after, op: inner };
       return take(withDuring(during));
@@ -137,33 +144,49 @@ function shrinkDuring(current: () => Op, take: (next: Op) => boolean, more: () =
 }
 
 export function minimizeCase(original: Case, fails: (candidate: Case) => boolean, options: MinimizeOptions = {}): MinimizeResult {
-  const budget = options.budget ?? 2000;
+  const search = minimizeSearch(original, options.budget ?? 2000);
+  for (let next = search.next(); ; ) {
+    if (next.done) return next.value;
+    next = search.next(fails(next.value));
+  }
+}
+
+/** minimizeCase with a predicate that answers asynchronously (a candidate run on a worker). */
+export async function minimizeCaseAsync(original: Case, fails: (candidate: Case) => Promise<boolean>, options: MinimizeOptions = {}): Promise<MinimizeResult> {
+  const search = minimizeSearch(original, options.budget ?? 2000);
+  for (let next = search.next(); ; ) {
+    if (next.done) return next.value;
+    next = search.next(await fails(next.value));
+  }
+}
+
+function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult> {
   let runs = 0;
   let ops = original.ops;
-  const attempt = (candidate: Op[]): boolean => {
+  function* attempt(candidate: Op[]): Search<boolean> {
     if (runs >= budget) return false;
     runs++;
-    return fails({ ...original, ops: candidate });
-  };
+    return yield { ...original, ops: candidate };
+  }
   /** Drops ops[start, start + count); returns the smaller ops when the case still fails. */
-  const without = (start: number, count: number): Op[] | undefined => {
+  function* without(start: number, count: number): Search<Op[] | undefined> {
     const candidate = [...ops.slice(0, start), ...ops.slice(start + count)];
-    if (attempt(candidate)) return candidate;
+    if (yield* attempt(candidate)) return candidate;
     const shifted = shiftReferences(candidate, start, ops.slice(start, start + count));
-    return shifted && attempt(shifted) ? shifted : undefined;
-  };
+    return shifted && (yield* attempt(shifted)) ? shifted : undefined;
+  }
 
   // Drop chunks, largest first.
   for (let chunk = Math.max(1, Math.floor(ops.length / 2)); chunk >= 1 && runs < budget; chunk = Math.floor(chunk / 2)) {
     for (let start = ops.length - chunk; start >= 0 && runs < budget; start -= chunk) {
-      const smaller = without(start, chunk);
+      const smaller = yield* without(start, chunk);
       if (smaller) ops = smaller;
     }
     if (chunk === 1) break;
   }
   // A last pass of single-op removal from the front catches ops freed by later removals.
   for (let i = 0; i < ops.length && runs < budget; ) {
-    const smaller = without(i, 1);
+    const smaller = yield* without(i, 1);
     if (smaller) ops = smaller;
     else i++;
   }
@@ -172,16 +195,17 @@ export function minimizeCase(original: Case, fails: (candidate: Case) => boolean
   while (changed && runs < budget) {
     changed = false;
     for (let i = 0; i < ops.length && runs < budget; i++) {
-      const replace = (next: Op): boolean => {
-        const candidate = [...ops.slice(0, i), next, ...ops.slice(i + 1)];
-        if (!attempt(candidate)) return false;
+      const index = i;
+      function* replace(next: Op): Search<boolean> {
+        const candidate = [...ops.slice(0, index), next, ...ops.slice(index + 1)];
+        if (!(yield* attempt(candidate))) return false;
         ops = candidate;
         changed = true;
         return true;
-      };
-      simplifyFields(ops[i]!, replace);
+      }
+      yield* simplifyFields(ops[i]!, replace);
       // Re-read the op after each change: the previous candidate may have been taken.
-      shrinkDuring(() => ops[i]!, replace, () => runs < budget);
+      yield* shrinkDuring(() => ops[index]!, replace, () => runs < budget);
     }
   }
   return { testCase: { ...original, ops }, runs };

@@ -7,6 +7,7 @@ import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { checkFindings } from './finding-check.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { worldFor } from './arch.ts';
+import { type CallBudget, CallMeter, type CallWatch, DEFAULT_CALL_BUDGET } from './call-budget.ts';
 import { PolicyError } from './world.ts';
 
 export const POLICY_ERROR = 'policy-error';
@@ -29,6 +30,13 @@ export interface RunOptions {
   onStart?: (view: View) => void;
   /** Called after each step (replay --trace). */
   onStep?: (step: Step, view: View, violations: readonly Violation[]) => void;
+  /**
+   * The case's primitive-call budget (call-budget.ts; default DEFAULT_CALL_BUDGET for the case and
+   * the world's step budget per op). Past it the case ends with a deterministic policy-error.
+   */
+  callBudget?: CallBudget;
+  /** Told the calls made and the hook running as the case goes (a worker's shared memory). */
+  callWatch?: CallWatch;
 }
 
 /** An oracle that threw: reported with the case, never counted as a violation or a crash. */
@@ -64,7 +72,7 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   const oracleErrors: OracleError[] = [];
   const oracles = options.oracles;
   const disabled = new Set<string>();
-  const world = worldFor(testCase.config, policies, testCase.seed);
+  const world = worldFor(testCase.config, policies, testCase.seed, new CallMeter(options.callBudget ?? { case: DEFAULT_CALL_BUDGET }, options.callWatch));
   let stepsRun = 0;
   options.onStart?.(world);
 
@@ -118,7 +126,9 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
       step = world.apply(op, index);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
-      violations.push({ oracle: POLICY_ERROR, severity: 'correctness', step: index, message: error.message, details: { policy: error.policy } });
+      const budget = error.overBudget;
+      const details = budget === undefined ? { policy: error.policy } : { policy: error.policy, callBudget: budget.budget, ...(budget.hook === undefined ? {} : { hook: budget.hook }) };
+      violations.push({ oracle: POLICY_ERROR, severity: 'correctness', step: index, message: error.message, details });
       break;
     }
     const before = violations.length;

@@ -7,10 +7,13 @@
 // campaign can report a `policy-error` with a repro and carry on with a fresh worker.
 //
 // Wall clock is the one thing in a campaign that is not deterministic: a verdict from the
-// watchdog is labelled so (`details.nondeterministic`) and is never shrunk by re-running it.
+// watchdog is labelled so (`details.nondeterministic`). The worker also publishes the primitive
+// calls the case made and the policy hook running, so a timeout can be shrunk by a call budget
+// instead of by wall clock (timeout-shrink.ts).
 
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
+import { POLICY_HOOKS } from './call-budget.ts';
 import type { CampaignJob } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
 import type { WorkerTask } from './worker.ts';
@@ -22,12 +25,40 @@ export const WORKER_HEAP_MB = 512;
 
 export type TaskFailureKind = 'timeout' | 'exit' | 'memory' | 'crash' | 'abandoned';
 
+/** The worker's shared memory, one Int32 slot each: written by the worker, read by the watchdog. */
+export const PROGRESS = {
+  /** The op in flight (-1: the world boots). */
+  op: 0,
+  /** The oracle running: its index + 1, 0 for none. */
+  oracle: 1,
+  /** The policy hook running: its POLICY_HOOKS number, 0 for none. */
+  hook: 2,
+  /** Primitive calls the case made so far (after boot), as of the last charged call. */
+  calls: 3,
+  /** Calls the ops before the one in flight made. */
+  callsBeforeOp: 4,
+  /** Most calls one finished op made. */
+  maxOpCalls: 5,
+} as const;
+const PROGRESS_SLOTS = Object.keys(PROGRESS).length;
+
+/** What the case had done when its worker was stopped (PROGRESS). */
+export interface CallsAtStop {
+  calls: number;
+  callsBeforeOp: number;
+  maxOpCalls: number;
+}
+
 export interface TaskFailure {
   kind: TaskFailureKind;
   /** The op in flight when the worker was stopped (-1: while the world booted). */
   op: number;
   /** The oracle that was running then, if one was (its check or final sweep did not return). */
   oracle?: string;
+  /** The policy hook that was running then (`host split`), if one was. */
+  hook?: string;
+  /** The primitive calls the case had made. */
+  made?: CallsAtStop;
   message: string;
 }
 
@@ -59,8 +90,8 @@ function withoutSourceCondition(flags: readonly string[]): string[] {
 
 export class WatchedWorker {
   private readonly worker: Worker;
-  /** [op in flight, oracle running (index + 1, or 0)], written by the worker. */
-  private readonly progress = new Int32Array(new SharedArrayBuffer(8));
+  /** Written by the worker (PROGRESS). */
+  private readonly progress = new Int32Array(new SharedArrayBuffer(4 * PROGRESS_SLOTS));
   private oracleNames: readonly string[] = [];
   private pending: ((result: TaskResult) => void) | undefined;
   private dead = false;
@@ -110,8 +141,8 @@ export class WatchedWorker {
         clearTimeout(timer);
         resolve(result);
       };
-      Atomics.store(this.progress, 0, -1);
-      Atomics.store(this.progress, 1, 0);
+      this.progress.fill(0);
+      Atomics.store(this.progress, PROGRESS.op, -1);
       this.worker.postMessage(task);
     });
   }
@@ -135,9 +166,18 @@ export class WatchedWorker {
   }
 
   private fail(kind: TaskFailureKind, message: string): void {
-    const op = Atomics.load(this.progress, 0);
-    const oracle = this.oracleNames[Atomics.load(this.progress, 1) - 1];
-    const failure: TaskFailure = oracle === undefined ? { kind, op, message } : { kind, op, oracle, message };
+    const slot = (name: keyof typeof PROGRESS): number => Atomics.load(this.progress, PROGRESS[name]);
+    const op = slot('op');
+    const oracle = this.oracleNames[slot('oracle') - 1];
+    const hook = POLICY_HOOKS[slot('hook') - 1];
+    const failure: TaskFailure = {
+      kind,
+      op,
+      ...(oracle === undefined ? {} : { oracle }),
+      ...(hook === undefined ? {} : { hook }),
+      made: { calls: slot('calls'), callsBeforeOp: slot('callsBeforeOp'), maxOpCalls: slot('maxOpCalls') },
+      message,
+    };
     if (!this.dead) {
       this.dead = true;
       void this.worker.terminate();
@@ -152,12 +192,15 @@ export function formatMs(ms: number): string {
 
 /** The policy-error a watchdog verdict becomes: labelled not deterministic, at the op in flight. */
 export function watchdogViolation(failure: TaskFailure): Violation {
-  const where = failure.op < 0 ? 'while the world booted' : `in op ${failure.op} (its hooks or the oracles after it)`;
+  const where =
+    failure.op < 0 ? 'while the world booted' : failure.hook !== undefined ? `in op ${failure.op}, in hook ${failure.hook}` : `in op ${failure.op} (its hooks or the oracles after it)`;
+  const calls = failure.made === undefined || failure.op < 0 ? '' : `, after ${failure.made.calls} primitive calls`;
   return {
     oracle: POLICY_ERROR,
     severity: 'correctness',
     step: Math.max(0, failure.op),
-    message: `the case was stopped ${where}: ${failure.message} (a plugin that never returns, exits or allocates without bound; a watchdog verdict, not deterministic)`,
-    details: { nondeterministic: `watchdog: ${failure.kind}` },
+    // "Not deterministic" first: a repro's title is the message's first 160 characters.
+    message: `not deterministic (a watchdog verdict): the case was stopped ${where}${calls}: ${failure.message} (a plugin that never returns, exits or allocates without bound)`,
+    details: { nondeterministic: `watchdog: ${failure.kind}`, ...(failure.hook === undefined ? {} : { hook: failure.hook }) },
   };
 }

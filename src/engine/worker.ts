@@ -1,16 +1,22 @@
 // A campaign worker thread: prepares the runner once, then runs the tasks the main thread sends
 // (a case by index, or shrinking a failing case), one message each way per task. It writes the op
-// in flight to a shared counter, so the watchdog (watchdog.ts) can say where a killed case hung.
+// in flight, the oracle or policy hook running and the primitive calls made to shared memory
+// (watchdog.ts PROGRESS), so the watchdog can say where a killed case hung and what it had done.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Oracle, View, Violation } from '../api.ts';
-import { type CampaignJob, campaignCase, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
+import type { CallBudget } from './call-budget.ts';
+import { type CampaignJob, type CaseProgress, campaignCase, jobCallBudget, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
 import { isBuiltinPolicy } from './select.ts';
+import { PROGRESS } from './watchdog.ts';
 import type { Case } from '../ops/types.ts';
 
-/** `testCase`: the case itself when the campaign derived it (coverage-guided, corpus replay). */
-export type WorkerTask = { kind: 'case'; index: number; testCase?: Case } | { kind: 'shrink'; index: number; violation: Violation; testCase?: Case };
+/**
+ * `testCase`: the case itself when the campaign derived it (coverage-guided, corpus replay, a
+ * shrink candidate); `callBudget`: instead of the job's (a candidate of a timed-out case).
+ */
+export type WorkerTask = { kind: 'case'; index: number; testCase?: Case; callBudget?: CallBudget } | { kind: 'shrink'; index: number; violation: Violation; testCase?: Case };
 
 const { job, progress: progressBuffer } = workerData as { job: CampaignJob; progress: SharedArrayBuffer };
 const progress = new Int32Array(progressBuffer);
@@ -37,11 +43,11 @@ const prepared = await prepareRunner(job);
 // watchdog stops inside an oracle is that oracle's error, not the policies'.
 const watched = (oracle: Oracle, index: number): Oracle => {
   const inside = <T>(fn: () => T): T => {
-    Atomics.store(progress, 1, index + 1);
+    Atomics.store(progress, PROGRESS.oracle, index + 1);
     try {
       return fn();
     } finally {
-      Atomics.store(progress, 1, 0);
+      Atomics.store(progress, PROGRESS.oracle, 0);
     }
   };
   return {
@@ -55,6 +61,24 @@ const watched = (oracle: Oracle, index: number): Oracle => {
   };
 };
 const runner = { policies: prepared.policies, oracles: prepared.oracles.map(watched) };
+// The op in flight, the calls made and the hook running, as the case goes.
+let finished = 0;
+const caseProgress: CaseProgress = {
+  op: (index) => {
+    if (index <= 0) {
+      finished = 0;
+      Atomics.store(progress, PROGRESS.maxOpCalls, 0);
+    }
+    Atomics.store(progress, PROGRESS.callsBeforeOp, finished);
+    Atomics.store(progress, PROGRESS.op, index);
+  },
+  opCalls: (calls) => {
+    finished += calls;
+    if (calls > Atomics.load(progress, PROGRESS.maxOpCalls)) Atomics.store(progress, PROGRESS.maxOpCalls, calls);
+  },
+  calls: (calls) => Atomics.store(progress, PROGRESS.calls, calls),
+  hook: (hook) => Atomics.store(progress, PROGRESS.hook, hook),
+};
 // After a case: let the plugin's pending promises and due timers (setTimeout 0 is 1 ms) run, so a
 // failure they cause is charged to this case rather than to the next one. Only user plugins can
 // leave such work behind: with built-in policies and oracles the 2 ms wait would be a third of a
@@ -70,16 +94,16 @@ port.on('message', (task: WorkerTask | null) => {
   void (async () => {
     try {
       if (task.kind === 'shrink') {
-        const shrunk = shrinkToRepro(task.testCase ?? campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles);
+        const shrunk = shrinkToRepro(task.testCase ?? campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job));
         port.postMessage({ shrunk });
         return;
       }
       strays.length = 0;
-      const outcome = runCampaignCase(job, runner, task.index, (op) => Atomics.store(progress, 0, op), task.testCase);
+      const outcome = runCampaignCase(job, runner, task.index, caseProgress, task.testCase, task.callBudget ?? jobCallBudget(job));
       await settle();
       const stray = strays[0];
       if (stray !== undefined && !outcome.violation) {
-        const step = Math.max(0, Atomics.load(progress, 0) - 1);
+        const step = Math.max(0, Atomics.load(progress, PROGRESS.op) - 1);
         outcome.violation = {
           oracle: POLICY_ERROR,
           severity: 'correctness',

@@ -5,8 +5,9 @@
 // and a fixed label; the same config, seed and ops give the same steps in any process.
 //
 // A policy that throws, calls the hardware with invalid arguments, or makes one op do more than
-// STEP_BUDGET primitive calls ends the step with a PolicyError, which the engine reports as a
-// `policy-error` finding. Failures at boot are held and thrown by the first apply().
+// STEP_BUDGET primitive calls (or the case more than its call budget, call-budget.ts) ends the step
+// with a PolicyError, which the engine reports as a `policy-error` finding. Failures at boot are
+// held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
 import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
@@ -22,6 +23,7 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
+import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
@@ -37,6 +39,8 @@ export class PolicyError extends Error {
   constructor(
     readonly policy: string,
     message: string,
+    /** A call budget ended the op: which budget, and the hook that was running. */
+    readonly overBudget?: { budget: number; hook?: string },
   ) {
     super(`policy ${policy}: ${message}`);
   }
@@ -71,12 +75,16 @@ class SimWorld implements World {
   readonly guestActor: Guest;
   readonly boot: BootRecord;
   private bootError: PolicyError | undefined;
-  private budget = BOOT_BUDGET;
+  private booting = true;
+  private readonly meter: CallMeter;
   private readonly actors: Actors;
   private readonly rmpScratch = defaultRmpEntry();
 
-  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string) {
+  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: DEFAULT_CALL_BUDGET })) {
     this.config = config;
+    this.meter = meter;
+    // The meter follows which hook runs, so a spent call budget names it.
+    policies = { host: meter.follow(policies.host, 'host'), guest: meter.follow(policies.guest, 'guest') };
     const build = (ioPageSizes: readonly number[]): Machine =>
       new Machine({
         asid: GUEST_ASID,
@@ -123,7 +131,7 @@ class SimWorld implements World {
     this.guestActor = guest ?? new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, this.hostActor);
     const boot = this.finish(-1, { op: 'host_sync' }, {}, []);
     this.boot = boot;
-    this.budget = STEP_BUDGET;
+    this.booting = false;
     this.actors = this.buildActors();
     this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
@@ -169,6 +177,12 @@ class SimWorld implements World {
     } catch (error) {
       this.machine.recorder.listen(undefined);
       const actor = op.op === 'host_split' || op.op === 'host_sync' || op.op.startsWith('hw_') ? this.hostActor.ctx.policy : this.guestActor.ctx.policy;
+      if (error instanceof CallBudgetExceeded) {
+        throw new PolicyError(error.policy ?? actor, error.describe(`op ${index} (${op.op})`), {
+          budget: error.budget,
+          ...(error.hook === undefined ? {} : { hook: error.hook }),
+        });
+      }
       throw this.asPolicyError(error, actor);
     }
     return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
@@ -270,6 +284,7 @@ class SimWorld implements World {
     objects: readonly LiveObject[] = [],
   ): Step {
     const events = this.machine.recorder.endStep();
+    if (index >= 0) this.meter.endOp(events.calls.length);
     this.hostActor.observe(events.calls);
     const log = this.guestActor.takeLog();
     const step = new RecordedStep(index, op, events, dmas, log.events);
@@ -302,8 +317,9 @@ class SimWorld implements World {
   private env(policy: string, rng: () => number): ActorEnv {
     const machine = this.machine;
     const charge = (): void => {
-      if (machine.recorder.callCount > this.budget) {
-        throw new BudgetExceeded(`step budget exceeded (${this.budget} primitive calls in one op)`);
+      if (!this.booting) this.meter.charge(machine.recorder.callCount, STEP_BUDGET);
+      else if (machine.recorder.callCount > BOOT_BUDGET) {
+        throw new BudgetExceeded(`boot budget exceeded (${BOOT_BUDGET} primitive calls)`);
       }
     };
     const guard = <T>(fn: () => T): T => {
@@ -311,6 +327,11 @@ class SimWorld implements World {
         return fn();
       } catch (error) {
         if (error instanceof PolicyError) throw error;
+        // Charged to the policy whose hook spent it; apply() adds the op.
+        if (error instanceof CallBudgetExceeded) {
+          error.policy ??= policy;
+          throw error;
+        }
         throw new PolicyError(policy, error instanceof BudgetExceeded ? error.message : describe(error));
       }
     };
@@ -525,6 +546,6 @@ function mappingGfns(mapping: { orig: number; bytes: number; tlbAddr: number | u
 }
 
 /** Build and boot the world of a case. */
-export function createWorld(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string): World {
-  return new SimWorld(config, policies, seed);
+export function createWorld(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter?: CallMeter): World {
+  return new SimWorld(config, policies, seed, meter);
 }

@@ -1,0 +1,129 @@
+// The primitive-call budget of a case (issue 14, item 14). Wall clock is not deterministic; the
+// number of hardware primitive calls a case makes is (the `during` contract already numbers them,
+// DESIGN.md "Operations"). So a runaway policy is judged by calls: one op may make at most
+// `op` calls (world.ts STEP_BUDGET unless a shrink of a timeout tightens it), the whole case at
+// most `case` (after boot, which has its own budget). Past either, the hook in flight ends with a
+// PolicyError naming the op and the hook: a deterministic verdict that shrinks like any other.
+//
+// The meter also says, as it goes, how many calls the case made and which hook is running, so a
+// worker can publish them where its watchdog reads them when it has to stop a hook that never
+// returns (watchdog.ts): that is what a timed-out case's shrink derives its budget from.
+
+import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
+
+/**
+ * Default most primitive calls one case may make after boot. The largest of 3150 built-in cases
+ * made 212,453 (a 1 TiB guest under kvm-4k, 256 ops: `node bin/run-ts.js bench/calls-per-case.ts
+ * 50`, README "Policies"); 10M is 47 times that, and leaves room for `--steps` up to its cap of
+ * 10000 ops at that rate (about 830 calls per op).
+ */
+export const DEFAULT_CALL_BUDGET = 10_000_000;
+/** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
+export const MAX_CALL_BUDGET = 1_000_000_000;
+
+/** Every hook of both policy kinds, host first: a hook's number is its index + 1 (0: none). */
+export const POLICY_HOOKS: readonly string[] = [...HOST_POLICY_HOOKS.map((h) => `host ${h}`), ...GUEST_POLICY_HOOKS.map((h) => `guest ${h}`)];
+
+export interface CallBudget {
+  /** Most primitive calls the case's ops may make together. */
+  case: number;
+  /** Most one op may make (default world.ts STEP_BUDGET). */
+  op?: number;
+}
+
+/** What the meter tells as the case runs (a worker writes it to its shared memory). */
+export interface CallWatch {
+  /** The case's calls so far (after boot), at every charged call. */
+  calls?(calls: number): void;
+  /** A hook was entered or left: its number in POLICY_HOOKS (index + 1), 0 for none. */
+  hook?(hook: number): void;
+}
+
+/** The budget was spent: world.ts turns it into a PolicyError naming the op. */
+export class CallBudgetExceeded extends Error {
+  override name = 'CallBudgetExceeded';
+  /** The policy whose hook ran (set by the actor's guard); else the op's actor is charged. */
+  policy: string | undefined;
+  constructor(
+    /** op: one op made more than `budget` calls (the step budget); case: the whole case did. */
+    readonly scope: 'op' | 'case',
+    readonly budget: number,
+    /** The hook that was running (`host split`), if one was. */
+    readonly hook: string | undefined,
+  ) {
+    super(`${scope === 'op' ? 'step' : 'call'} budget exceeded`);
+  }
+
+  /** The sentence a policy-error says, with the op in flight (`op 5 (share)`). */
+  describe(op: string): string {
+    const where = this.hook === undefined ? op : `${op}, in hook ${this.hook}`;
+    return this.scope === 'op'
+      ? `step budget exceeded: ${where}, made more than ${this.budget} primitive calls`
+      : `call budget exceeded: the case made more than ${this.budget} primitive calls, the last in ${where}`;
+  }
+}
+
+/** Counts one case's primitive calls against its budget and follows which policy hook runs. */
+export class CallMeter {
+  /** Calls of the ops that finished. */
+  private finished = 0;
+  /** POLICY_HOOKS number of the hook running now (0: none). */
+  private hook = 0;
+
+  constructor(
+    readonly budget: CallBudget,
+    private readonly watch: CallWatch = {},
+  ) {}
+
+  /** The name of the hook running now (`host split`), if any. */
+  get runningHook(): string | undefined {
+    return this.hook === 0 ? undefined : POLICY_HOOKS[this.hook - 1];
+  }
+
+  /** An op ended having made `calls` calls. */
+  endOp(calls: number): void {
+    this.finished += calls;
+  }
+
+  /**
+   * Checks the op in flight (`opCalls` so far, `opBudget` allowed) against both budgets. Throws
+   * CallBudgetExceeded naming the hook in flight.
+   */
+  charge(opCalls: number, opBudget: number): void {
+    const total = this.finished + opCalls;
+    this.watch.calls?.(total);
+    const op = Math.min(opBudget, this.budget.op ?? opBudget);
+    if (opCalls > op) throw new CallBudgetExceeded('op', op, this.runningHook);
+    if (total > this.budget.case) throw new CallBudgetExceeded('case', this.budget.case, this.runningHook);
+  }
+
+  /**
+   * The policies with every hook they define wrapped so the meter knows which one runs (hooks
+   * nest: a hook's helper may run another hook). Absent hooks stay absent (the actors test for
+   * them), and each hook still runs with the policy itself as `this`.
+   */
+  follow<P extends HostPolicy | GuestPolicy>(policy: P, kind: 'host' | 'guest'): P {
+    const hooks: readonly string[] = kind === 'host' ? HOST_POLICY_HOOKS : GUEST_POLICY_HOOKS;
+    const wrapped = Object.create(policy) as Record<string, unknown>;
+    for (const name of hooks) {
+      const fn = (policy as unknown as Record<string, unknown>)[name];
+      if (typeof fn !== 'function') continue;
+      const number = POLICY_HOOKS.indexOf(`${kind} ${name}`) + 1;
+      wrapped[name] = (...args: unknown[]): unknown => {
+        const outer = this.hook;
+        this.enter(number);
+        try {
+          return (fn as (...a: unknown[]) => unknown).apply(policy, args);
+        } finally {
+          this.enter(outer);
+        }
+      };
+    }
+    return wrapped as unknown as P;
+  }
+
+  private enter(hook: number): void {
+    this.hook = hook;
+    this.watch.hook?.(hook);
+  }
+}
