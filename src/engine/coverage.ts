@@ -297,11 +297,14 @@ const stepRegions: number[] = [];
  */
 export class CoverageTracker {
   readonly features = new Set<string>();
+  /** The step each feature was first reached at, in the order of `features` (insertion order). */
+  readonly firstSteps: number[] = [];
   private readonly last = new Map<number, Tuple>();
 
   observe(step: Step, view: View): void {
     const kind = step.op.op;
     const features = this.features;
+    const known = features.size;
     // How the step ended, as few words (`op:` features): skipped, its result, guest errors,
     // faults, DMAs by outcome, or plain "ok".
     if (step.skipped !== undefined) features.add(fixedNames.get(kind, 'skipped', fixedName));
@@ -351,6 +354,14 @@ export class CoverageTracker {
       if (before !== undefined && before.key !== tuple.key) this.features.add(moveOf(before, tuple));
       this.last.set(base, tuple);
     }
+    for (let i = known; i < features.size; i++) this.firstSteps.push(step.index);
+  }
+
+  /** The features, sorted, with the step each was first reached at (for the corpus's trimming). */
+  sorted(): { features: string[]; steps: number[] } {
+    const order = [...this.features].map((feature, i) => ({ feature, step: this.firstSteps[i] ?? 0 }));
+    order.sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
+    return { features: order.map((o) => o.feature), steps: order.map((o) => o.step) };
   }
 }
 

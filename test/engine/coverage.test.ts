@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker } from '../../src/engine/coverage.ts';
-import { Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
+import { FIRST_ROUND_SIZE, Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
 import { mutateCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -96,24 +96,28 @@ describe('guided derivation', () => {
       const testCase = guide.caseFor(index);
       cases.push(testCase);
       const outcome = runCampaignCase(job, runner, index, undefined, testCase);
-      guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined);
+      guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, index);
     }
     return { cases, guide };
   }
 
   it('a round is derived from the corpus as it stood at its start, whatever was observed since', () => {
-    const { cases, guide } = run(ROUND_SIZE * 2);
+    // The first rounds are FIRST_ROUND_SIZE cases, then ROUND_SIZE: cases 32..63 are one round.
+    const early = FIRST_ROUND_SIZE * 4;
+    const { cases, guide } = run(early + ROUND_SIZE);
     expect(guide.entries.length).toBeGreaterThan(1);
-    // Derive round 1 again from a guide that saw only round 0: the same cases.
+    expect(guide.roundStart(early - 1)).toBe(early - FIRST_ROUND_SIZE);
+    expect(guide.roundStart(early + ROUND_SIZE - 1)).toBe(early);
+    // Derive the last round again from a guide that saw only the cases before it: the same cases.
     const replay = new Guide(job);
-    for (let index = 0; index < ROUND_SIZE; index++) {
+    for (let index = 0; index < early; index++) {
       const outcome = runCampaignCase(job, runner, index, undefined, replay.caseFor(index));
-      replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined);
+      replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, index);
     }
-    for (let index = ROUND_SIZE * 2 - 1; index >= ROUND_SIZE; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
-    // Round 0 had an empty corpus: every case is fresh; later rounds mutate.
-    for (let index = 0; index < ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
-    expect(cases.slice(ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', ROUND_SIZE + k), job.generate)))).toBe(true);
+    for (let index = early + ROUND_SIZE - 1; index >= early; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
+    // Round 0 had an empty corpus: every case is fresh; later rounds also derive cases from the corpus.
+    for (let index = 0; index < FIRST_ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
+    expect(cases.slice(FIRST_ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', FIRST_ROUND_SIZE + k), job.generate)))).toBe(true);
   });
 
   it('keeps only clean cases that add features', () => {
