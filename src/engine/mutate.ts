@@ -1,9 +1,12 @@
-// Mutations over Case data (issue 16), syzkaller-style (prog/mutation.go: insert, remove, splice,
-// mutate an argument) on our op records: insert a fresh op, remove one, duplicate one, splice two
-// cases, move an argument to an edge value (a 2M region's first or last page, a whole region, one
-// page, a 2M size), and add or move a `during` interleaving. New ops come from the seeded generator
-// (generate.ts), so they follow its address clustering. Every result goes through the file codec
-// (encodeOp/parseOp): a mutant is always a case a repro file can hold and replay.
+// Cases derived from corpus cases (issue 16). mutateCase: syzkaller-style mutations
+// (prog/mutation.go: insert, remove, splice, mutate an argument) on our op records: insert a fresh
+// op (half of the time moved into a region the case uses), append a few, remove one, duplicate
+// one, repeat a block, splice two cases, move an argument to an edge value (a 2M region's first or
+// last page, a whole region, one page, a 2M size), and add or move a `during` interleaving.
+// continueCase: the case, then a fresh case's ops. remixCase: a fresh case with the case's op-kind
+// mix. New ops come from the seeded generator (generate.ts), so they follow its address
+// clustering. Every edited op goes through the file codec (encodeOp/parseOp): a mutant is always a
+// case a repro file can hold and replay.
 
 import seedrandom from 'seedrandom';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
