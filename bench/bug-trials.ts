@@ -96,7 +96,7 @@ export function runTrial(task: TrialTask, oracles: Oracle[]): TrialResult {
       if (testCase.ops.length > left) testCase = { ...testCase, ops: testCase.ops.slice(0, left) };
       const tracker = guide ? new CoverageTracker() : undefined;
       const run = runCase(testCase, policies, tracker ? { oracles, onStep: (step, view) => tracker.observe(step, view) } : { oracles });
-      if (guide && tracker) guide.observe(testCase, [...tracker.features], run.verdict === 'clean');
+      if (guide && tracker) guide.observe(testCase, [...tracker.features], run.verdict === 'clean', tracker.firstSteps, index);
       result.ops += run.stepsRun;
       result.cases++;
       const first = run.violations[0];

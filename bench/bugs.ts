@@ -23,6 +23,12 @@ export interface BugBenchOptions {
   /** Only these bugs (flags; "control" for the control). Default: all, and the control. */
   only?: readonly string[];
   modes?: readonly TrialMode[];
+  /**
+   * Ops of an untimed trial on the control, one per mode, at the start of each chunk (its result
+   * dropped): the first trial of a fresh process otherwise pays the JIT for every later one,
+   * which skews short trials of whichever mode comes first.
+   */
+  warmupOps?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -207,8 +213,9 @@ export async function benchPlantedBugs(options: BugBenchOptions): Promise<BugBen
   let done = 0;
   const worker = async (): Promise<void> => {
     for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
-      const child = await runChild<TrialResult[]>({ kind: 'trials', tasks: chunk });
-      results.push(...child.result);
+      const warmup: TrialTask[] = (options.warmupOps ?? 0) > 0 ? [...new Set(chunk.map((t) => t.mode))].map((mode) => ({ bug: CONTROL, mode, trial: -1, budgetOps: options.warmupOps ?? 0, budgetMs: Number.MAX_SAFE_INTEGER, shrinkBudget: 0 })) : [];
+      const child = await runChild<TrialResult[]>({ kind: 'trials', tasks: [...warmup, ...chunk] });
+      results.push(...child.result.slice(warmup.length));
       done += chunk.length;
       options.onProgress?.(done, tasks.length);
     }

@@ -33,6 +33,9 @@ const result = await benchPlantedBugs({
   shrinkBudget: 0,
   jobs,
   chunksPerJob: 4,
+  // Every chunk warms each mode up first (untimed): coverage mode, first in each chunk, otherwise
+  // paid the JIT of the whole process on its first trial.
+  warmupOps: 3000,
   only: bugs,
   modes,
   onProgress: (done, total) => process.stderr.write(`\r${done}/${total} trials, ${Math.round((Date.now() - started) / 1000)}s`),

@@ -322,8 +322,8 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     }
     const guide = options.guide;
     if (guide && outcome.features) {
-      if (replaying) guide.addReplayed(testCase, outcome.features, options.replay?.[outcome.index]?.file ?? '', !outcome.violation && outcome.oracleErrors.length === 0);
-      else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0);
+      if (replaying) guide.addReplayed(testCase, outcome.features, options.replay?.[outcome.index]?.file ?? '', !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps);
+      else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps, outcome.index);
     }
     derived.delete(outcome.index);
     stopped.delete(outcome.index);

@@ -58,8 +58,10 @@ export interface CaseOutcome {
   hits: number;
   /** Behaviours the case exercised (see `behaviours`), for the campaign's coverage count. */
   behaviours: string[];
-  /** The case's coverage features (coverage.ts), when the job collects them. */
+  /** The case's coverage features (coverage.ts), sorted, when the job collects them. */
   features?: string[];
+  /** The step each of `features` was first reached at (the guide keeps the prefix that reached them). */
+  featureSteps?: number[];
 }
 
 /**
@@ -186,7 +188,11 @@ export function runCampaignCase(
     hits: result.violations.length,
     behaviours: [...behaviours],
   };
-  if (tracker) outcome.features = [...tracker.features].sort();
+  if (tracker) {
+    const { features, steps } = tracker.sorted();
+    outcome.features = features;
+    outcome.featureSteps = steps;
+  }
   const first = result.violations[0];
   if (first) {
     outcome.violation = first;

@@ -39,69 +39,181 @@ const scratch = defaultRmpEntry();
 /** Regions looked at per step: a conversion of 512 pages touches one; a 1G sweep is capped. */
 const MAX_REGIONS_PER_STEP = 4;
 
-const mix = (count: number, total: number): string => (count === 0 ? 'none' : count === total ? 'all' : 'some');
+// Every component is computed as a small code (its index in TABLE_VALUES), so that the tuple's
+// strings are built once per distinct tuple (`tuples` below), not after every step.
+const RMP_SIZE = TABLE_VALUES['rmp.size']!;
+const MIX = TABLE_VALUES['rmp.assigned']!;
+const LEAF = TABLE_VALUES['npt.leaf']!;
+const S2_VIEW = TABLE_VALUES['s2.view']!;
+const CACHED = TABLE_VALUES['iotlb.cached']!;
+const POOL = TABLE_VALUES.pool!;
+const LEAF_NONE = 0;
+const LEAF_MIXED = LEAF.indexOf('mixed');
 
-const sizeName = (size: number): string => (size >= 1024 * SZ_2M ? '1G' : size >= SZ_2M ? '2M' : '4K');
+const mix = (count: number, total: number): number => (count === 0 ? 0 : count === total ? 2 : 1);
 
-/** The leaf sizes covering [from, to): one size, "mixed", or "none" (nothing mapped). */
-function leafMix(leaves: Iterable<{ size: number }>): string {
-  let seen: string | undefined;
+/** A leaf size's code in LEAF (4K, 2M, 1G). */
+const sizeCode = (size: number): number => (size >= 1024 * SZ_2M ? 3 : size >= SZ_2M ? 2 : 1);
+
+/** The leaf sizes covering [from, to): one size, "mixed", or "none" (nothing mapped), as a LEAF code. */
+function leafMix(leaves: Iterable<{ size: number }>): number {
+  let seen = LEAF_NONE;
   for (const leaf of leaves) {
-    const name = sizeName(leaf.size);
-    if (seen !== undefined && seen !== name) return 'mixed';
-    seen = name;
+    const code = sizeCode(leaf.size);
+    if (seen !== LEAF_NONE && seen !== code) return LEAF_MIXED;
+    seen = code;
   }
-  return seen ?? 'none';
+  return seen;
+}
+
+/** The IOTLB entries overlapping [base, end) by size, as an `iotlb.cached` code. */
+function cachedMix(device: View['devices'][number], base: number, end: number): number {
+  if (device.iotlb.size === 0) return 0;
+  let seen = 0;
+  for (const entry of device.iotlb.entries()) {
+    const size = entry.size === '2M' ? SZ_2M : SZ_4K;
+    if (entry.addr >= end || entry.addr + size <= base) continue;
+    const code = size === SZ_2M ? 2 : 1;
+    if (seen !== 0 && seen !== code) return 3;
+    seen = code;
+  }
+  return seen;
+}
+
+/** The strings of one abstract tuple, made once per distinct tuple. */
+interface Tuple {
+  /** One character per component code: what tuples are cached and compared by. */
+  readonly key: string;
+  /** Its `table=value` parts, in TABLE_VALUES order with one s2/iotlb group per device. */
+  readonly parts: readonly string[];
+  /** `region:<parts joined>`. */
+  readonly region: string;
+  /** The parts joined by spaces (what `move:` features are made of). */
+  readonly text: string;
+}
+
+/** Tuples by their key: a campaign meets a few hundred. */
+const tuples = new Map<string, Tuple>();
+/** `move:` features by the keys of both tuples. */
+const moves = new Map<string, string>();
+/** Caches are dropped past this many entries (not reached in practice; memory stays bounded). */
+const CACHE_LIMIT = 100_000;
+
+function tupleOf(codes: readonly number[], devices: number): Tuple {
+  const key = String.fromCharCode(...codes);
+  let tuple = tuples.get(key);
+  if (tuple === undefined) {
+    const parts = [`rmp.size=${RMP_SIZE[codes[0]!]}`, `rmp.assigned=${MIX[codes[1]!]}`, `rmp.validated=${MIX[codes[2]!]}`, `npt.leaf=${LEAF[codes[3]!]}`];
+    for (let d = 0; d < devices; d++) {
+      const at = 4 + d * 3;
+      parts.push(`s2.leaf=${LEAF[codes[at]!]}`, `s2.view=${S2_VIEW[codes[at + 1]!]}`, `iotlb.cached=${CACHED[codes[at + 2]!]}`);
+    }
+    const rest = 4 + devices * 3;
+    parts.push(`guest.shared=${MIX[codes[rest]!]}`, `guest.validated=${MIX[codes[rest + 1]!]}`, `pool=${POOL[codes[rest + 2]!]}`);
+    const text = parts.join(' ');
+    if (tuples.size >= CACHE_LIMIT) tuples.clear();
+    tuple = { key, parts, region: `region:${text}`, text };
+    tuples.set(key, tuple);
+  }
+  return tuple;
+}
+
+/** The `move:` feature from tuple `before` to tuple `after`. */
+function moveOf(before: Tuple, after: Tuple): string {
+  const key = `${before.key}>${after.key}`;
+  let move = moves.get(key);
+  if (move === undefined) {
+    if (moves.size >= CACHE_LIMIT) moves.clear();
+    move = `move:${before.text}>${after.text}`;
+    moves.set(key, move);
+  }
+  return move;
+}
+
+/** Component codes of the tuple being computed (reused). */
+const codes: number[] = [];
+
+/**
+ * The abstract tuple of the 2M guest region starting at `base`, as codes of TABLE_VALUES, into
+ * `codes`. Reads run by run (RmpView.runEnd, GuestView.pageRunEnd) and allocates nothing: this
+ * runs for up to four regions after every step of a guided campaign.
+ */
+function regionCodes(view: View, base: number): void {
+  const firstGfn = Math.floor(base / SZ_4K);
+  let assigned = 0;
+  let validated = 0;
+  let size4K = false;
+  let size2M = false;
+  // The RMP entries of the frames backing the region. A private region is backed by consecutive
+  // frames, so one entry and RmpView.runEnd() stand for a whole run of them; frames that do not
+  // continue the previous one (shared pages, holes) are loaded one by one.
+  let runStart = -2;
+  let runPfn = -2;
+  /** The end of the RMP run from runStart, asked for only once a second frame continues it. */
+  let runLimit = -1;
+  let counts = false;
+  for (let i = 0; i < FRAMES_PER_2M; i++) {
+    const hpa = view.host.backingHpa(base + i * SZ_4K);
+    if (hpa < 0) {
+      runPfn = -2;
+      continue;
+    }
+    const pfn = Math.floor(hpa / SZ_4K);
+    let same = false;
+    if (pfn === runPfn + 1) {
+      if (runLimit < 0) runLimit = view.rmp.runEnd(runStart, runStart + FRAMES_PER_2M);
+      same = pfn < runLimit;
+    }
+    if (!same) {
+      const entry = view.rmp.load(pfn, scratch);
+      counts = entry.assigned && entry.asid === view.asid;
+      if (counts) {
+        if (entry.size === '2M') size2M = true;
+        else size4K = true;
+      }
+      runStart = pfn;
+      runLimit = -1;
+    }
+    runPfn = pfn;
+    if (counts) {
+      assigned++;
+      if (scratch.validated) validated++;
+    }
+  }
+  let shared = 0;
+  let guestValidated = 0;
+  const lastGfn = firstGfn + FRAMES_PER_2M;
+  for (let gfn = firstGfn; gfn < lastGfn; ) {
+    const end = view.guest.pageRunEnd(gfn, lastGfn);
+    const flags = view.guest.pageFlags(gfn);
+    if ((flags & GUEST_PAGE_SHARED) !== 0) shared += end - gfn;
+    if ((flags & GUEST_PAGE_VALIDATED) !== 0) guestValidated += end - gfn;
+    gfn = end;
+  }
+  const end = base + SZ_2M;
+  codes.length = 0;
+  codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafMix(view.npt.leaves(base, end)));
+  for (const device of view.devices) {
+    const viewCode = S2_VIEW.indexOf(`${device.iommu}/${device.tdi}`);
+    if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
+    codes.push(leafMix(device.s2.leaves(base, end)), viewCode, cachedMix(device, base, end));
+  }
+  const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
+  let pool = false;
+  for (const b of view.guest.buffers) if (b.source === 'atomic-pool' && b.gpa < end && b.gpa + b.bytes > base) pool = true;
+  codes.push(mix(shared, FRAMES_PER_2M), mix(guestValidated, FRAMES_PER_2M), swiotlb && pool ? 3 : swiotlb ? 1 : pool ? 2 : 0);
+}
+
+/** The abstract tuple of the 2M guest region starting at `base`. */
+function tupleAt(view: View, base: number): Tuple {
+  regionCodes(view, base);
+  return tupleOf(codes, view.devices.length);
 }
 
 /** The abstract tuple of the 2M guest region starting at `base`, as `table=value` parts. */
 export function regionTuple(view: View, base: number): string[] {
-  const firstGfn = Math.floor(base / SZ_4K);
-  let assigned = 0;
-  let validated = 0;
-  let shared = 0;
-  let guestValidated = 0;
-  let size4K = false;
-  let size2M = false;
-  // Allocation-free reads (RmpView.load, HostView.backingHpa, GuestView.pageFlags): this runs for
-  // up to four regions after every step of a guided campaign.
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const hpa = view.host.backingHpa(base + i * SZ_4K);
-    if (hpa >= 0) {
-      const entry = view.rmp.load(Math.floor(hpa / SZ_4K), scratch);
-      if (entry.assigned && entry.asid === view.asid) {
-        assigned++;
-        if (entry.size === '2M') size2M = true;
-        else size4K = true;
-        if (entry.validated) validated++;
-      }
-    }
-    const flags = view.guest.pageFlags(firstGfn + i);
-    if ((flags & GUEST_PAGE_SHARED) !== 0) shared++;
-    if ((flags & GUEST_PAGE_VALIDATED) !== 0) guestValidated++;
-  }
-  const end = base + SZ_2M;
-  const parts = [
-    `rmp.size=${size4K && size2M ? 'mixed' : size2M ? '2M' : size4K ? '4K' : 'none'}`,
-    `rmp.assigned=${mix(assigned, FRAMES_PER_2M)}`,
-    `rmp.validated=${mix(validated, FRAMES_PER_2M)}`,
-    `npt.leaf=${leafMix(view.npt.leaves(base, end))}`,
-  ];
-  for (const device of view.devices) {
-    parts.push(`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, `s2.view=${device.iommu}/${device.tdi}`);
-    const cached: { size: number }[] = [];
-    for (const entry of device.iotlb.entries()) {
-      if (entry.addr < end && entry.addr + (entry.size === '2M' ? SZ_2M : SZ_4K) > base) cached.push({ size: entry.size === '2M' ? SZ_2M : SZ_4K });
-    }
-    parts.push(`iotlb.cached=${leafMix(cached)}`);
-  }
-  parts.push(`guest.shared=${mix(shared, FRAMES_PER_2M)}`, `guest.validated=${mix(guestValidated, FRAMES_PER_2M)}`);
-  const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
-  const pool = view.guest.buffers.some((b) => b.source === 'atomic-pool' && b.gpa < end && b.gpa + b.bytes > base);
-  parts.push(`pool=${swiotlb && pool ? 'both' : swiotlb ? 'swiotlb' : pool ? 'atomic-pool' : 'none'}`);
-  return parts;
+  return [...tupleAt(view, base).parts];
 }
-
 /**
  * A call's result as a status: status codes (0..255) stay; a byte count (io_map and io_unmap
  * return how much they mapped) becomes its size class, or every length would be a feature.
@@ -114,17 +226,70 @@ function status(result: number | string): string {
 /** Digits and hex numbers out of free text (results, guest errors): a value is not a situation. */
 const abstract = (text: string): string => text.replace(/0x[0-9a-f]+|\d+/gi, '#').slice(0, 80);
 
-/** How a step ended, as few words: what `op:` features are made of. */
-function outcomes(step: Step): string[] {
-  if (step.skipped !== undefined) return ['skipped'];
-  const out = new Set<string>();
-  if (step.result !== undefined) out.add(`result ${abstract(step.result)}`);
-  for (const error of step.guestErrors ?? []) out.add(`guest-error ${abstract(error)}`);
-  for (const fault of step.faults) out.add(`fault ${fault.kind}`);
-  for (const dma of step.dmas) out.add(dma.result.ok ? `dma ok${dma.legit ? '' : ' wild'}` : `dma failed${dma.legit ? ' legit' : ''}`);
-  if (out.size === 0) out.add('ok');
-  return [...out];
+/**
+ * Feature names by their parts, each built once: the same few hundred are met after every step,
+ * and a name built anew would be hashed anew by every Set it goes into. Two levels (the op kind,
+ * then a part of the op's outcome); dropped past CACHE_LIMIT, so free text cannot grow it forever.
+ */
+class Names<K> {
+  private readonly byKind = new Map<string, Map<K, string>>();
+  private size = 0;
+
+  get(kind: string, part: K, make: (kind: string, part: K) => string): string {
+    let names = this.byKind.get(kind);
+    if (names === undefined) {
+      names = new Map();
+      this.byKind.set(kind, names);
+    }
+    let name = names.get(part);
+    if (name === undefined) {
+      if (++this.size > CACHE_LIMIT) {
+        this.byKind.clear();
+        this.size = 1;
+        names = new Map();
+        this.byKind.set(kind, names);
+      }
+      name = make(kind, part);
+      names.set(part, name);
+    }
+    return name;
+  }
 }
+
+const fixedNames = new Names<string>();
+const resultNames = new Names<string>();
+const errorNames = new Names<string>();
+const callNames = new Names<string>();
+const duringCallNames = new Names<string>();
+const innerNames = new Names<string>();
+const fixedName = (kind: string, outcome: string): string => `op:${kind}:${outcome}`;
+const resultName = (kind: string, result: string): string => `op:${kind}:result ${abstract(result)}`;
+const errorName = (kind: string, error: string): string => `op:${kind}:guest-error ${abstract(error)}`;
+const callName = (kind: string, key: string): string => `call:${kind}:${key}`;
+const duringCallName = (kind: string, key: string): string => `call:${kind}:during ${key}`;
+const innerName = (kind: string, inner: string): string => `op:${kind}:during ${inner}`;
+/** DMA outcomes by (ok ? 2 : 0) + (legit ? 1 : 0). */
+const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
+
+/** Calls' `prim=status` keys by prim, then raw result: one string per distinct pair. */
+const callKeys = new Map<string, Map<number | string, string>>();
+function callKey(prim: string, result: number | string): string {
+  let byResult = callKeys.get(prim);
+  if (byResult === undefined) {
+    byResult = new Map();
+    callKeys.set(prim, byResult);
+  }
+  let key = byResult.get(result);
+  if (key === undefined) {
+    if (byResult.size >= CACHE_LIMIT) byResult.clear();
+    key = `${prim}=${status(result)}`;
+    byResult.set(result, key);
+  }
+  return key;
+}
+
+/** Regions of the step being observed (reused). */
+const stepRegions: number[] = [];
 
 /**
  * Follows one case step by step and collects its features. Regions remember their last tuple
@@ -132,28 +297,71 @@ function outcomes(step: Step): string[] {
  */
 export class CoverageTracker {
   readonly features = new Set<string>();
-  private readonly last = new Map<number, string>();
+  /** The step each feature was first reached at, in the order of `features` (insertion order). */
+  readonly firstSteps: number[] = [];
+  private readonly last = new Map<number, Tuple>();
 
   observe(step: Step, view: View): void {
     const kind = step.op.op;
-    for (const outcome of outcomes(step)) this.features.add(`op:${kind}:${outcome}`);
-    for (const call of step.calls) this.features.add(`call:${kind}:${call.during === undefined ? '' : 'during '}${call.prim}=${status(call.result)}`);
+    const features = this.features;
+    const known = features.size;
+    // How the step ended, as few words (`op:` features): skipped, its result, guest errors,
+    // faults, DMAs by outcome, or plain "ok".
+    if (step.skipped !== undefined) features.add(fixedNames.get(kind, 'skipped', fixedName));
+    else {
+      let outcomes = 0;
+      if (step.result !== undefined) {
+        features.add(resultNames.get(kind, step.result, resultName));
+        outcomes++;
+      }
+      for (const error of step.guestErrors ?? []) {
+        features.add(errorNames.get(kind, error, errorName));
+        outcomes++;
+      }
+      for (const fault of step.faults) {
+        features.add(fixedNames.get(kind, `fault ${fault.kind}`, fixedName));
+        outcomes++;
+      }
+      for (const dma of step.dmas) {
+        features.add(fixedNames.get(kind, DMA_OUTCOMES[(dma.result.ok ? 2 : 0) + (dma.legit ? 1 : 0)]!, fixedName));
+        outcomes++;
+      }
+      if (outcomes === 0) features.add(fixedNames.get(kind, 'ok', fixedName));
+    }
+    for (const call of step.calls) {
+      const key = callKey(call.prim, call.result);
+      features.add(call.during === undefined ? callNames.get(kind, key, callName) : duringCallNames.get(kind, key, duringCallName));
+    }
     for (const record of step.interleaved ?? []) {
-      this.features.add(`op:${kind}:during ${record.op.op}${record.skipped !== undefined ? ' skipped' : record.waited ? ' waited' : record.deferred ? ' deferred' : ''}`);
+      const how = record.skipped !== undefined ? ' skipped' : record.waited ? ' waited' : record.deferred ? ' deferred' : '';
+      features.add(innerNames.get(kind, `${record.op.op}${how}`, innerName));
     }
-    const regions = new Set<number>();
+    // The first MAX_REGIONS_PER_STEP distinct regions of the step's ranges, in address order.
+    const regions = stepRegions;
+    regions.length = 0;
     for (const range of step.gfnRanges) {
-      for (let region = Math.floor(range.start / FRAMES_PER_2M); region * FRAMES_PER_2M < range.end && regions.size < MAX_REGIONS_PER_STEP; region++) regions.add(region * SZ_2M);
+      for (let region = Math.floor(range.start / FRAMES_PER_2M); region * FRAMES_PER_2M < range.end && regions.length < MAX_REGIONS_PER_STEP; region++) {
+        if (!regions.includes(region)) regions.push(region);
+      }
     }
-    for (const base of [...regions].sort((a, b) => a - b)) {
-      const parts = regionTuple(view, base);
-      for (const part of parts) this.features.add(part);
-      const tuple = parts.join(' ');
-      this.features.add(`region:${tuple}`);
+    regions.sort((a, b) => a - b);
+    for (const region of regions) {
+      const base = region * SZ_2M;
+      const tuple = tupleAt(view, base);
+      for (const part of tuple.parts) this.features.add(part);
+      this.features.add(tuple.region);
       const before = this.last.get(base);
-      if (before !== undefined && before !== tuple) this.features.add(`move:${before}>${tuple}`);
+      if (before !== undefined && before.key !== tuple.key) this.features.add(moveOf(before, tuple));
       this.last.set(base, tuple);
     }
+    for (let i = known; i < features.size; i++) this.firstSteps.push(step.index);
+  }
+
+  /** The features, sorted, with the step each was first reached at (for the corpus's trimming). */
+  sorted(): { features: string[]; steps: number[] } {
+    const order = [...this.features].map((feature, i) => ({ feature, step: this.firstSteps[i] ?? 0 }));
+    order.sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
+    return { features: order.map((o) => o.feature), steps: order.map((o) => o.step) };
   }
 }
 

@@ -4,9 +4,14 @@
 // round started (a frozen snapshot), and the campaign records outcomes in index order and starts
 // no case of the next round before the whole round is recorded.
 //
-// A case is fresh from the generator (swarm and all) or a mutant of a corpus entry chosen by the
-// rarity of its features (AFL++'s "rare" schedule, syzkaller's signal-weighted choice): an entry
-// that reached a feature few others reached is picked more often.
+// A case comes from one of four *arms*: fresh from the generator (swarm and all), or derived from
+// a corpus entry chosen by the rarity of its features per op (AFL++'s "rare" schedule, syzkaller's
+// signal-weighted choice, AFL's preference for small queue entries): `havoc` (mutate.ts's
+// syzkaller-style mutations), `continue` (the entry's ops, then fresh ones from where it got to)
+// and `remix` (a fresh case with the entry's op-kind mix). Which arm runs is scheduled by its
+// measured yield, new features per op (MOpt's and AFL++'s adaptive operator scheduling): the best
+// arm of the round's snapshot runs most cases, each other keeps a small share so that its yield
+// stays measured. Early in a campaign fresh generation usually yields most (bench/README.md).
 
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,18 +20,31 @@ import { caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case } from '../ops/types.ts';
 import { encodeRepro, writeRepro } from '../repro/format.ts';
 import type { CampaignJob } from './case-job.ts';
-import { mutateCase } from './mutate.ts';
+import { continueCase, mutateCase, remixCase } from './mutate.ts';
 
 /** Cases per round: a round is derived from the corpus as it stood at the round's start. */
 export const ROUND_SIZE = 32;
 /**
- * The share of cases that mutate a corpus entry once there is one; the rest are fresh. 0.75 found
- * repromote-after-round-trips in 3/10 seeds within 30 s, 0.25 in 8/10 (bench/README.md).
+ * The first FIRST_ROUNDS rounds are smaller, so that guidance starts after a few hundred ops
+ * rather than after a whole round of fresh cases.
  */
-export const MUTATE_SHARE = 0.25;
+export const FIRST_ROUND_SIZE = 8;
+const FIRST_ROUNDS = 4;
+const EARLY = FIRST_ROUND_SIZE * FIRST_ROUNDS;
+/** Where a case comes from (see the top of the file). */
+export const ARMS = ['fresh', 'havoc', 'continue', 'remix'] as const;
+export type Arm = (typeof ARMS)[number];
+/** The share of cases each arm other than the best keeps, so that its yield stays measured. */
+const EXPLORE = 0.05;
+/** What an arm's yield starts from (pseudo-counts): an untried arm gets its exploration share. */
+const PRIOR = { features: 1, ops: 100 };
 
 export interface CorpusEntry {
+  /** The case as run (and as written to the corpus directory). */
   testCase: Case;
+  /** What mutations start from: the prefix of `testCase` that reached its new features. */
+  parent: Case;
+  /** The features `parent` reaches. */
   features: readonly string[];
   /** The file the entry was read from or written to (absent without --corpus). */
   file?: string;
@@ -44,7 +62,16 @@ export class Guide {
   readonly counts = new Map<string, number>();
   /** Files written to the corpus directory (and why writing failed, if it did). */
   writeErrors: string[] = [];
-  private snapshot: { round: number; entries: CorpusEntry[]; cumulative: number[] } | undefined;
+  /** New features and ops of the cases each arm made (recorded in index order). */
+  readonly yields: Record<Arm, { features: number; ops: number }> = {
+    fresh: { ...PRIOR },
+    havoc: { ...PRIOR },
+    continue: { ...PRIOR },
+    remix: { ...PRIOR },
+  };
+  /** The arm behind each case index this guide derived, until that case is observed. */
+  private readonly arms = new Map<number, Arm>();
+  private snapshot: { round: number; entries: CorpusEntry[]; cumulative: number[]; arms: number[] } | undefined;
 
   constructor(
     private readonly job: CampaignJob,
@@ -62,38 +89,67 @@ export class Guide {
 
   /** First case index of the round that case `index` belongs to. */
   roundStart(index: number): number {
-    return index - (index % ROUND_SIZE);
+    if (index < EARLY) return index - (index % FIRST_ROUND_SIZE);
+    return index - ((index - EARLY) % ROUND_SIZE);
   }
 
-  /** Counts `features`; true when one of them is new. */
-  private count(features: readonly string[]): boolean {
-    let fresh = false;
-    for (const feature of features) {
+  /**
+   * Counts `features`; returns how many ops of the case it takes to reach every feature that was
+   * new (0: none was) and how many were new. Without `steps` (the step each feature was first
+   * reached at), reaching them takes the whole case.
+   */
+  private count(features: readonly string[], ops: number, steps?: readonly number[]): { reach: number; fresh: number } {
+    let reach = 0;
+    let fresh = 0;
+    for (let i = 0; i < features.length; i++) {
+      const feature = features[i]!;
       const known = this.counts.get(feature) ?? 0;
-      if (known === 0) fresh = true;
+      if (known === 0) {
+        fresh++;
+        reach = Math.max(reach, steps === undefined ? ops : Math.min(ops, (steps[i] ?? ops) + 1));
+      }
       this.counts.set(feature, known + 1);
     }
-    return fresh;
+    return { reach, fresh };
+  }
+
+  /**
+   * The in-memory corpus entry of a case whose first `reach` ops reached something new: that
+   * prefix, as syzkaller minimizes a program to the calls that gave new signal and AFL trims a
+   * queue entry, so that mutants start from the short way into a new situation.
+   */
+  private entry(testCase: Case, features: readonly string[], reach: number, steps?: readonly number[]): CorpusEntry {
+    if (steps === undefined || reach >= testCase.ops.length) return { testCase, parent: testCase, features };
+    return { testCase, parent: { ...testCase, ops: testCase.ops.slice(0, reach) }, features: features.filter((_, i) => (steps[i] ?? 0) < reach) };
   }
 
   /** Files in the corpus directory: the replayed ones and those written since. */
   files = 0;
 
   /** A replayed corpus file: its features count; a clean one joins the in-memory corpus. */
-  addReplayed(testCase: Case, features: readonly string[], file: string, clean: boolean): void {
-    this.count(features);
+  addReplayed(testCase: Case, features: readonly string[], file: string, clean: boolean, steps?: readonly number[]): void {
+    const { reach } = this.count(features, testCase.ops.length, steps);
     this.files++;
-    if (clean) this.entries.push({ testCase, features, file });
+    if (clean) this.entries.push({ ...this.entry(testCase, features, reach > 0 ? reach : testCase.ops.length, steps), file });
   }
 
   /**
    * A campaign case's outcome, in index order. A clean case that reached something new joins the
-   * corpus (and DIR, as an `expect: clean` repro); a failing one goes to the findings only.
+   * corpus (and DIR, as an `expect: clean` repro, whole); a failing one goes to the findings only.
+   * `steps` (the step each feature was first reached at, CoverageTracker.firstSteps order) lets
+   * the in-memory entry keep only the prefix that reached the new features; `index` (the case's
+   * index, as given to caseFor) credits what it reached to the arm that made it.
    */
-  observe(testCase: Case, features: readonly string[], clean: boolean): CorpusEntry | undefined {
-    const fresh = this.count(features);
-    if (!fresh || !clean) return undefined;
-    const entry: CorpusEntry = { testCase, features };
+  observe(testCase: Case, features: readonly string[], clean: boolean, steps?: readonly number[], index?: number): CorpusEntry | undefined {
+    const { reach, fresh } = this.count(features, testCase.ops.length, steps);
+    const arm = index === undefined ? undefined : this.arms.get(index);
+    if (arm !== undefined) {
+      this.yields[arm].features += fresh;
+      this.yields[arm].ops += testCase.ops.length;
+      this.arms.delete(index!);
+    }
+    if (reach === 0 || !clean) return undefined;
+    const entry = this.entry(testCase, features, reach, steps);
     if (this.dir !== undefined) {
       const file = join(this.dir, corpusFileName(testCase));
       try {
@@ -108,8 +164,8 @@ export class Guide {
     return entry;
   }
 
-  /** The corpus frozen at the start of round `round`, with rarity weights. */
-  private frozen(round: number): { entries: CorpusEntry[]; cumulative: number[] } {
+  /** The corpus frozen at the start of round `round`: rarity-per-op weights and arm shares. */
+  private frozen(round: number): { entries: CorpusEntry[]; cumulative: number[]; arms: number[] } {
     if (this.snapshot?.round === round) return this.snapshot;
     const entries = this.entries.slice();
     const cumulative: number[] = [];
@@ -117,10 +173,20 @@ export class Guide {
     for (const entry of entries) {
       let weight = 0;
       for (const feature of entry.features) weight += 1 / (this.counts.get(feature) ?? 1);
-      total += weight;
+      // Per op: a short way into a rare situation is worth more than a long one.
+      total += weight / Math.max(1, entry.parent.ops.length);
       cumulative.push(total);
     }
-    this.snapshot = { round, entries, cumulative };
+    // Cumulative arm shares: without a corpus, fresh only; else the best yield gets the rest.
+    const arms: number[] = [];
+    if (entries.length === 0 || total <= 0) arms.push(1, 1, 1, 1);
+    else {
+      const rate = (arm: Arm): number => this.yields[arm].features / this.yields[arm].ops;
+      const best = ARMS.reduce((a, b) => (rate(b) > rate(a) ? b : a));
+      let sum = 0;
+      for (const arm of ARMS) arms.push((sum += arm === best ? 1 - EXPLORE * (ARMS.length - 1) : EXPLORE));
+    }
+    this.snapshot = { round, entries, cumulative, arms };
     return this.snapshot;
   }
 
@@ -130,19 +196,28 @@ export class Guide {
    */
   caseFor(index: number): Case {
     const seed = caseSeed(this.job.seed, this.job.shard.index + index * this.job.shard.count);
-    const { entries, cumulative } = this.frozen(this.roundStart(index));
+    const { entries, cumulative, arms } = this.frozen(this.roundStart(index));
     const rng = seedrandom(`${seed}/guide`);
+    const pick = rng();
+    const arm = ARMS[arms.findIndex((share) => pick < share)] ?? 'fresh';
     const total = cumulative[cumulative.length - 1] ?? 0;
-    if (entries.length === 0 || total <= 0 || rng() >= MUTATE_SHARE) return generateCase(this.job.config, seed, this.job.generate);
     const choose = (): CorpusEntry => {
       const target = rng() * total;
       let k = 0;
       while ((cumulative[k] ?? total) <= target && k < entries.length - 1) k++;
       return entries[k]!;
     };
-    const parent = choose();
-    const other = choose();
-    const sameConfig = JSON.stringify(other.testCase.config) === JSON.stringify(parent.testCase.config);
-    return mutateCase(parent.testCase, `${seed}/mutate`, this.job.generate, sameConfig ? other.testCase : undefined);
+    let testCase: Case;
+    if (arm === 'fresh' || entries.length === 0) testCase = generateCase(this.job.config, seed, this.job.generate);
+    else if (arm === 'continue') testCase = continueCase(choose().parent, `${seed}/continue`, this.job.generate);
+    else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
+    else {
+      const parent = choose().parent;
+      const other = choose().parent;
+      const sameConfig = JSON.stringify(other.config) === JSON.stringify(parent.config);
+      testCase = mutateCase(parent, `${seed}/mutate`, this.job.generate, sameConfig ? other : undefined);
+    }
+    this.arms.set(index, arm);
+    return testCase;
   }
 }

@@ -1,20 +1,23 @@
-// Mutations over Case data (issue 16), syzkaller-style (prog/mutation.go: insert, remove, splice,
-// mutate an argument) on our op records: insert a fresh op, remove one, duplicate one, splice two
-// cases, move an argument to an edge value (a 2M region's first or last page, a whole region, one
-// page, a 2M size), and add or move a `during` interleaving. New ops come from the seeded generator
-// (generate.ts), so they follow its address clustering. Every result goes through the file codec
-// (encodeOp/parseOp): a mutant is always a case a repro file can hold and replay.
+// Cases derived from corpus cases (issue 16). mutateCase: syzkaller-style mutations
+// (prog/mutation.go: insert, remove, splice, mutate an argument) on our op records: insert a fresh
+// op (half of the time moved into a region the case uses), append a few, remove one, duplicate
+// one, repeat a block, splice two cases, move an argument to an edge value (a 2M region's first or
+// last page, a whole region, one page, a 2M size), and add or move a `during` interleaving.
+// continueCase: the case, then a fresh case's ops. remixCase: a fresh case with the case's op-kind
+// mix. New ops come from the seeded generator (generate.ts), so they follow its address
+// clustering. Every edited op goes through the file codec (encodeOp/parseOp): a mutant is always a
+// case a repro file can hold and replay.
 
 import seedrandom from 'seedrandom';
 import { SZ_1G, SZ_2M, SZ_4K } from '../model/size.ts';
 import { encodeOp, parseOp } from '../ops/codec.ts';
 import { FormatError } from '../ops/errors.ts';
-import { type GenerateOptions, generateCase } from '../ops/generate.ts';
+import { DEFAULT_WEIGHTS, type GenerateOptions, generateCase } from '../ops/generate.ts';
 import type { Case, Op } from '../ops/types.ts';
 
 type Rng = () => number;
 
-export const MUTATIONS = ['insert', 'remove', 'duplicate', 'splice', 'edge-arg', 'add-during', 'move-during'] as const;
+export const MUTATIONS = ['insert', 'extend', 'remove', 'duplicate', 'repeat', 'splice', 'edge-arg', 'add-during', 'move-during'] as const;
 export type Mutation = (typeof MUTATIONS)[number];
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
@@ -64,10 +67,30 @@ function edgeArgument(rng: Rng, op: Op, memory: number): Op | undefined {
   return copy as Op;
 }
 
-/** Ops made by the generator from a derived seed (insertions, new interleavings). */
+/** Ops made by the generator from a derived seed (insertions, new interleavings): a few, not a whole case. */
 function freshOps(testCase: Case, seed: string, generate: GenerateOptions, during: boolean): Op[] {
-  const options: GenerateOptions = during ? { ...generate, weights: { ...generate.weights, during: 100 } } : generate;
+  const options: GenerateOptions = { ...generate, steps: FRESH_OPS, fullLength: true, ...(during ? { weights: { ...generate.weights, during: 100 } } : {}) };
   return generateCase(testCase.config, seed, options).ops;
+}
+
+/** Ops per batch of fresh ops. */
+const FRESH_OPS = 8;
+
+/**
+ * `op` moved into the 2M region of an address the case already uses (same offset in the region),
+ * as syzkaller reuses a program's resources for a new call: a fresh op from the generator picks
+ * its own hot regions, which a parent's state (a smashed region, a shared page) rarely shares.
+ */
+function retarget(rng: Rng, op: Op, ops: readonly Op[], testCase: Case): Op {
+  const key = 'gpa' in op ? 'gpa' : 'iova' in op ? 'iova' : undefined;
+  if (key === undefined) return op;
+  const used = ops.flatMap((o) => ('gpa' in o && typeof o.gpa === 'number' ? [o.gpa] : 'iova' in o && typeof o.iova === 'number' ? [o.iova] : []));
+  if (used.length === 0) return op;
+  const target = pick(rng, used);
+  const base = target - (target % SZ_2M);
+  const value = (op as Record<string, unknown>)[key] as number;
+  const moved = { ...op, [key]: base + (value % SZ_2M) };
+  return valid(moved, testCase) ?? op;
 }
 
 /** Is `op` valid for `testCase`'s config as the repro codec sees it? (Round trip through the file form.) */
@@ -96,7 +119,15 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
       case 'insert': {
         const fresh = freshOps(parent, `${seed}/${round}/insert`, generate, false);
         const op = fresh[at(rng, fresh.length)];
-        if (op) ops.splice(at(rng, ops.length + 1), 0, op);
+        if (op) ops.splice(at(rng, ops.length + 1), 0, rng() < 0.5 ? retarget(rng, op, ops, parent) : op);
+        break;
+      }
+      case 'extend': {
+        // New ops after the parent's end: from the state the parent reached (go on exploring
+        // from a new situation), in its regions half of the time.
+        const fresh = freshOps(parent, `${seed}/${round}/extend`, generate, false).slice(0, 1 + at(rng, FRESH_OPS));
+        const moved = rng() < 0.5;
+        ops.push(...(moved ? fresh.map((op) => retarget(rng, op, ops, parent)) : fresh));
         break;
       }
       case 'remove':
@@ -105,6 +136,16 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
       case 'duplicate':
         if (ops[i]) ops.splice(at(rng, ops.length + 1), 0, ops[i]);
         break;
+      case 'repeat': {
+        // A block of ops once more right after itself: a conversion round trip, a map/unmap pair
+        // again. Counts (round trips, conversions so far) are not in the features, so the
+        // corpus cannot climb them one feature at a time.
+        const length = 1 + at(rng, Math.min(8, ops.length - i));
+        const times = 1 + at(rng, 3);
+        const block = ops.slice(i, i + length);
+        for (let t = 0; t < times; t++) ops.splice(i + length, 0, ...block);
+        break;
+      }
       case 'splice':
         if (donor && donor.ops.length > 0) {
           const cut = at(rng, ops.length + 1);
@@ -143,3 +184,31 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
   if (ops.length > maxOps) ops = ops.slice(0, maxOps);
   return { config: parent.config, seed: parent.seed, ops };
 }
+
+/**
+ * The parent's ops, then a fresh case's (its own length, swarm weights and all): exploration
+ * that starts from the situation the parent reached instead of from boot (Go-Explore's "return,
+ * then explore"; syzkaller appends calls to corpus programs). Half of the time the new ops are
+ * moved into the parent's regions, where that situation is. Deterministic in `seed`.
+ */
+export function continueCase(parent: Case, seed: string, generate: GenerateOptions): Case {
+  const rng: Rng = seedrandom(seed);
+  const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
+  const moved = rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh;
+  return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...moved].slice(0, Math.max(generate.steps, 1)) };
+}
+
+/**
+ * A fresh case (new seed: new addresses, order and length) with the parent's op-kind mix as its
+ * weights: the swarm configuration that reached the parent's rare features, tried again. Kinds
+ * the user pinned keep their pinned weight; the rest are off unless the parent used them.
+ */
+export function remixCase(parent: Case, seed: string, generate: GenerateOptions): Case {
+  const weights: Record<string, number> = {};
+  for (const op of parent.ops) weights[op.op] = (weights[op.op] ?? 0) + 1;
+  const pinned = generate.weights ?? {};
+  for (const name of Object.keys(DEFAULT_WEIGHTS)) if (!(name in weights)) weights[name] = 0;
+  const options: GenerateOptions = { ...generate, swarm: false, weights: { ...weights, ...pinned } };
+  return generateCase(parent.config, seed, options);
+}
+

@@ -2,13 +2,14 @@
 
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
-import { CoverageTracker } from '../../src/engine/coverage.ts';
-import { Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
-import { mutateCase } from '../../src/engine/mutate.ts';
+import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
+import { FIRST_ROUND_SIZE, Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
+import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import type { Case, Op } from '../../src/ops/types.ts';
+import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type View, defaultRmpEntry } from '../../src/api.ts';
 import { encodeRepro, parseRepro } from '../../src/repro/format.ts';
 
 const config = defaultConfig({ hostPolicy: 'quiesce-dma', guestMemory: '64M' });
@@ -53,15 +54,63 @@ describe('coverage signal', () => {
       expect(b.features?.length).toBeGreaterThan(0);
     }
   });
+  it('reading the region tuple run by run gives what reading it frame by frame gives', () => {
+    // The reference: every one of the region's 512 frames through the view, as the signal is defined.
+    const mix = (n: number): string => (n === 0 ? 'none' : n === 512 ? 'all' : 'some');
+    const reference = (view: View, base: number): string[] => {
+      let assigned = 0;
+      let validated = 0;
+      const sizes = new Set<string>();
+      let shared = 0;
+      let guestValidated = 0;
+      for (let i = 0; i < 512; i++) {
+        const hpa = view.host.backingHpa(base + i * 4096);
+        if (hpa >= 0) {
+          const entry = view.rmp.load(Math.floor(hpa / 4096), defaultRmpEntry());
+          if (entry.assigned && entry.asid === view.asid) {
+            assigned++;
+            sizes.add(entry.size);
+            if (entry.validated) validated++;
+          }
+        }
+        const flags = view.guest.pageFlags(base / 4096 + i);
+        if ((flags & GUEST_PAGE_SHARED) !== 0) shared++;
+        if ((flags & GUEST_PAGE_VALIDATED) !== 0) guestValidated++;
+      }
+      return [
+        `rmp.size=${sizes.size === 2 ? 'mixed' : ([...sizes][0] ?? 'none')}`,
+        `rmp.assigned=${mix(assigned)}`,
+        `rmp.validated=${mix(validated)}`,
+        `guest.shared=${mix(shared)}`,
+        `guest.validated=${mix(guestValidated)}`,
+      ];
+    };
+    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.)/.test(p));
+    let regions = 0;
+    for (let i = 0; i < 40; i++) {
+      const testCase = generateCase(config, `tuple/${i}`, { steps: 64, weights: { during: 30 } });
+      runCase(testCase, runner.policies, {
+        oracles: [],
+        onStep: (step, view) => {
+          for (const range of step.gfnRanges.slice(0, 2)) {
+            const base = Math.floor(range.start / 512) * 512 * 4096;
+            expect(pick(regionTuple(view, base))).toEqual(reference(view, base));
+            regions++;
+          }
+        },
+      });
+    }
+    expect(regions).toBeGreaterThan(200);
+  });
 });
 
 describe('mutations', () => {
-  it('every mutant is a valid case: it encodes, parses back identically and replays', () => {
+  it('every mutant (havoc, continue, remix) is a valid case: it encodes, parses back identically and replays', () => {
     const generate = { steps: 24, weights: { during: 40 } };
     for (let i = 0; i < 150; i++) {
       const parent = generateCase(config, `m/${i}`, generate);
       const donor = generateCase(config, `d/${i}`, generate);
-      const mutant = mutateCase(parent, `mut/${i}`, generate, i % 2 === 0 ? donor : undefined);
+      const mutant = [mutateCase(parent, `mut/${i}`, generate, i % 2 === 0 ? donor : undefined), continueCase(parent, `cont/${i}`, generate), remixCase(parent, `remix/${i}`, generate)][i % 3]!;
       expect(mutant.ops.length).toBeGreaterThan(0);
       expect(mutant.ops.length).toBeLessThanOrEqual(generate.steps);
       const text = encodeRepro({ ...mutant, title: '' });
@@ -96,24 +145,28 @@ describe('guided derivation', () => {
       const testCase = guide.caseFor(index);
       cases.push(testCase);
       const outcome = runCampaignCase(job, runner, index, undefined, testCase);
-      guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined);
+      guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, index);
     }
     return { cases, guide };
   }
 
   it('a round is derived from the corpus as it stood at its start, whatever was observed since', () => {
-    const { cases, guide } = run(ROUND_SIZE * 2);
+    // The first rounds are FIRST_ROUND_SIZE cases, then ROUND_SIZE: cases 32..63 are one round.
+    const early = FIRST_ROUND_SIZE * 4;
+    const { cases, guide } = run(early + ROUND_SIZE);
     expect(guide.entries.length).toBeGreaterThan(1);
-    // Derive round 1 again from a guide that saw only round 0: the same cases.
+    expect(guide.roundStart(early - 1)).toBe(early - FIRST_ROUND_SIZE);
+    expect(guide.roundStart(early + ROUND_SIZE - 1)).toBe(early);
+    // Derive the last round again from a guide that saw only the cases before it: the same cases.
     const replay = new Guide(job);
-    for (let index = 0; index < ROUND_SIZE; index++) {
+    for (let index = 0; index < early; index++) {
       const outcome = runCampaignCase(job, runner, index, undefined, replay.caseFor(index));
-      replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined);
+      replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, index);
     }
-    for (let index = ROUND_SIZE * 2 - 1; index >= ROUND_SIZE; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
-    // Round 0 had an empty corpus: every case is fresh; later rounds mutate.
-    for (let index = 0; index < ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
-    expect(cases.slice(ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', ROUND_SIZE + k), job.generate)))).toBe(true);
+    for (let index = early + ROUND_SIZE - 1; index >= early; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
+    // Round 0 had an empty corpus: every case is fresh; later rounds also derive cases from the corpus.
+    for (let index = 0; index < FIRST_ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
+    expect(cases.slice(FIRST_ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', FIRST_ROUND_SIZE + k), job.generate)))).toBe(true);
   });
 
   it('keeps only clean cases that add features', () => {
@@ -124,5 +177,38 @@ describe('guided derivation', () => {
     expect(guide.observe(a, ['op:y:ok'], false)).toBeUndefined();
     expect(guide.coverage).toBe(2);
     expect(guide.entries.length).toBe(1);
+  });
+
+  it('keeps the prefix of a case that reached its new features, and that prefix reaches them', () => {
+    const guide = new Guide(job);
+    let trimmed = 0;
+    for (let index = 0; index < 40; index++) {
+      const testCase = generateCase(config, `trim/${index}`, { steps: 48, fullLength: true });
+      const outcome = runCampaignCase(job, runner, index, undefined, testCase);
+      const entry = guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps);
+      if (!entry) continue;
+      expect(entry.testCase).toBe(testCase);
+      expect(testCase.ops.slice(0, entry.parent.ops.length)).toEqual(entry.parent.ops);
+      if (entry.parent.ops.length < testCase.ops.length) trimmed++;
+      const again = features(entry.parent.ops, entry.parent.seed);
+      for (const feature of entry.features) expect(again.has(feature)).toBe(true);
+    }
+    expect(trimmed).toBeGreaterThan(0);
+  });
+
+  it('credits what a case reached to the arm that made it, and gives the best yield most cases', () => {
+    const { cases, guide } = run(96);
+    const fresh = guide.yields.fresh;
+    // Every arm ran (each keeps a share) and was credited beyond its prior of 100 ops.
+    expect(fresh.ops).toBeGreaterThan(500);
+    for (const arm of ['havoc', 'continue', 'remix'] as const) expect(guide.yields[arm].ops).toBeGreaterThan(100);
+    // Rounds after the first: fresh cases are the generator's own case of that index.
+    const late = cases.slice(FIRST_ROUND_SIZE);
+    const same = late.filter((c, k) => JSON.stringify(c) === JSON.stringify(generateCase(config, caseSeed('cov', FIRST_ROUND_SIZE + k), job.generate))).length;
+    const rate = (y: { features: number; ops: number }): number => y.features / y.ops;
+    const best = Math.max(rate(guide.yields.havoc), rate(guide.yields.continue), rate(guide.yields.remix));
+    // Early in a campaign fresh generation yields most (bench/README.md), so it runs most cases.
+    expect(rate(fresh)).toBeGreaterThan(best);
+    expect(same / late.length).toBeGreaterThan(0.6);
   });
 });
