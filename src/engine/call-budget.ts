@@ -1,7 +1,7 @@
 // The primitive-call budget of a case (issue 14, item 14). Wall clock is not deterministic; the
 // number of hardware primitive calls a case makes is (the `during` contract already numbers them,
 // DESIGN.md "Operations"). So a runaway policy is judged by calls: one op may make at most
-// `op` calls (world.ts STEP_BUDGET unless a shrink of a timeout tightens it), the whole case at
+// `op` calls (stepBudget(): a base plus a share per page the op names, unless a shrink of a timeout tightens it), the whole case at
 // most `case` (after boot, which has its own budget). Past either, the hook in flight ends with a
 // PolicyError naming the op and the hook: a deterministic verdict that shrinks like any other.
 //
@@ -9,7 +9,54 @@
 // worker can publish them where its watchdog reads them when it has to stop a hook that never
 // returns (watchdog.ts): that is what a timed-out case's shrink derives its budget from.
 
+import { SZ_4K } from '../model/size.ts';
+import type { Op } from '../ops/types.ts';
 import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
+
+/** Primitive calls any op may make, whatever its size. */
+export const STEP_BUDGET = 250_000;
+/**
+ * And per 4K page the op names: sharing a whole 1 GiB pool 4K by 4K is a legitimate op (kvm-4k
+ * makes 7 calls a page, the most of any built-in pairing), so a flat budget called a built-in
+ * policy runaway on a `share` of 60000 pages.
+ */
+export const STEP_CALLS_PER_PAGE = 32;
+
+/** The 4K pages an op names (its size argument), interleaved ops included. */
+export function opPages(op: Op): number {
+  let pages = 1;
+  switch (op.op) {
+    case 'share':
+    case 'unshare':
+      pages = op.pages;
+      break;
+    case 'accept':
+    case 'hw_rmpupdate':
+    case 'hw_map':
+    case 'hw_unmap':
+      pages = op.size === '2M' ? 512 : 1;
+      break;
+    case 'host_split':
+      pages = 512;
+      break;
+    case 'alloc_coherent':
+    case 'map_single':
+      pages = Math.ceil(op.bytes / SZ_4K);
+      break;
+    case 'dma':
+      pages = Math.ceil(op.len / SZ_4K) + 1;
+      break;
+    default:
+      break;
+  }
+  for (const entry of op.during ?? []) pages += entry.op.op === 'dma' ? Math.ceil(entry.op.len / SZ_4K) + 1 : 1;
+  return pages;
+}
+
+/** The step budget of one op: STEP_BUDGET, plus STEP_CALLS_PER_PAGE for each page it names. */
+export function stepBudget(op: Op): number {
+  return STEP_BUDGET + STEP_CALLS_PER_PAGE * opPages(op);
+}
 
 /**
  * Default most primitive calls one case may make after boot. The largest of 3150 built-in cases
@@ -27,7 +74,7 @@ export const POLICY_HOOKS: readonly string[] = [...HOST_POLICY_HOOKS.map((h) => 
 export interface CallBudget {
   /** Most primitive calls the case's ops may make together. */
   case: number;
-  /** Most one op may make (default world.ts STEP_BUDGET). */
+  /** Most one op may make (default: the op's stepBudget()). */
   op?: number;
 }
 

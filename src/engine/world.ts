@@ -5,7 +5,8 @@
 // and a fixed label; the same config, seed and ops give the same steps in any process.
 //
 // A policy that throws, calls the hardware with invalid arguments, or makes one op do more than
-// STEP_BUDGET primitive calls (or the case more than its call budget, call-budget.ts) ends the step
+// its step budget of primitive calls (call-budget.ts stepBudget(), which grows with the pages the
+// op names; or the case more than its call budget, call-budget.ts) ends the step
 // with a PolicyError, which the engine reports as a `policy-error` finding. Failures at boot are
 // held and thrown by the first apply().
 
@@ -23,13 +24,13 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
-import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_BUDGET, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
 export const GUEST_ASID = 1;
-/** Primitive calls one op may make before it is declared runaway. */
-export const STEP_BUDGET = 250_000;
+/** Primitive calls any op may make (call-budget.ts; stepBudget() adds a share per page). */
+export { STEP_BUDGET };
 /** Boot shares the swiotlb pool, which may be large: it gets its own, larger budget. */
 export const BOOT_BUDGET = 5_000_000;
 
@@ -157,6 +158,7 @@ class SimWorld implements World {
       throw error;
     }
     this.machine.recorder.beginStep();
+    this.opBudget = stepBudget(op);
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
@@ -188,6 +190,8 @@ class SimWorld implements World {
     return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
   }
 
+  /** The running op's step budget (call-budget.ts stepBudget()). */
+  private opBudget = STEP_BUDGET;
   private pendingDmas: DmaRecord[] = [];
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
@@ -317,7 +321,7 @@ class SimWorld implements World {
   private env(policy: string, rng: () => number): ActorEnv {
     const machine = this.machine;
     const charge = (): void => {
-      if (!this.booting) this.meter.charge(machine.recorder.callCount, STEP_BUDGET);
+      if (!this.booting) this.meter.charge(machine.recorder.callCount, this.opBudget);
       else if (machine.recorder.callCount > BOOT_BUDGET) {
         throw new BudgetExceeded(`boot budget exceeded (${BOOT_BUDGET} primitive calls)`);
       }

@@ -4,13 +4,13 @@
 
 import { describe, expect, it } from 'vitest';
 import { shrinkToRepro } from '../../src/engine/case-job.ts';
-import { POLICY_HOOKS } from '../../src/engine/call-budget.ts';
+import { POLICY_HOOKS, STEP_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from '../../src/engine/call-budget.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { TIMEOUT_SHRINK_MIN_OP_CALLS, timeoutShrinkBudget } from '../../src/engine/timeout-shrink.ts';
 import type { TaskFailure } from '../../src/engine/watchdog.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import type { Op } from '../../src/ops/types.ts';
-import { guestPolicies } from '../../src/policies/index.ts';
+import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
 
 const config = defaultConfig({});
@@ -97,5 +97,21 @@ describe('the budget a timed-out case is shrunk with', () => {
     expect(POLICY_HOOKS).toContain('host split');
     expect(POLICY_HOOKS).toContain('guest dmaAttrs');
     expect(new Set(POLICY_HOOKS).size).toBe(POLICY_HOOKS.length);
+  });
+});
+
+describe('the step budget', () => {
+  it('grows with the pages an op names: kvm-4k sharing a quarter of a 1 TiB guest\'s pool is no runaway', () => {
+    // 65536 pages at 7 calls a page: past the flat 250000 calls that once called it runaway.
+    expect(stepBudget({ op: 'share', gpa: 0, pages: 65536 })).toBe(STEP_BUDGET + STEP_CALLS_PER_PAGE * 65536);
+    expect(stepBudget({ op: 'touch', gpa: 0, write: false })).toBe(STEP_BUDGET + STEP_CALLS_PER_PAGE);
+    const big = defaultConfig({ guestMemory: '1T', hostPolicy: 'kvm-4k', guestPolicy: 'linux' });
+    const share: Op[] = [
+      { op: 'share', gpa: 0x1000000000, pages: 65536 },
+      { op: 'unshare', gpa: 0x1000000000, pages: 65536 },
+    ];
+    const result = runCase({ config: big, seed: 's', ops: share }, { host: hostPolicies['kvm-4k']!, guest: guestPolicies.linux! }, { oracles: [] });
+    expect(result.violations).toEqual([]);
+    expect(result.verdict).toBe('clean');
   });
 });
