@@ -13,6 +13,7 @@
 import seedrandom from 'seedrandom';
 import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
+import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
@@ -24,14 +25,14 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
-import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_BUDGET, stepBudget } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
 export const GUEST_ASID = 1;
 /** Primitive calls any op may make (call-budget.ts; stepBudget() adds a share per page). */
 export { STEP_BUDGET };
-/** Boot shares the swiotlb pool, which may be large: it gets its own, larger budget. */
+/** Boot shares the swiotlb pool, which may be large: its own budget grows with the pool (bootBudget()). */
 export const BOOT_BUDGET = 5_000_000;
 
 /** A policy misbehaved: the engine turns it into a `policy-error` finding. */
@@ -77,6 +78,8 @@ class SimWorld implements World {
   readonly boot: BootRecord;
   private bootError: PolicyError | undefined;
   private booting = true;
+  /** BOOT_BUDGET plus a step's share per page of the pool boot shares (kvm-4k shares it 4K by 4K). */
+  private readonly bootBudget: number;
   private readonly meter: CallMeter;
   private readonly actors: Actors;
   private readonly rmpScratch = defaultRmpEntry();
@@ -84,6 +87,7 @@ class SimWorld implements World {
   constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: DEFAULT_CALL_BUDGET })) {
     this.config = config;
     this.meter = meter;
+    this.bootBudget = BOOT_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
     // The meter follows which hook runs, so a spent call budget names it.
     policies = { host: meter.follow(policies.host, 'host'), guest: meter.follow(policies.guest, 'guest') };
     const build = (ioPageSizes: readonly number[]): Machine =>
@@ -322,8 +326,8 @@ class SimWorld implements World {
     const machine = this.machine;
     const charge = (): void => {
       if (!this.booting) this.meter.charge(machine.recorder.callCount, this.opBudget);
-      else if (machine.recorder.callCount > BOOT_BUDGET) {
-        throw new BudgetExceeded(`boot budget exceeded (${BOOT_BUDGET} primitive calls)`);
+      else if (machine.recorder.callCount > this.bootBudget) {
+        throw new BudgetExceeded(`boot budget exceeded (${this.bootBudget} primitive calls)`);
       }
     };
     const guard = <T>(fn: () => T): T => {
