@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { FRAME_LIMIT, defaultRmpEntry, SZ_2M, SZ_4K, type View, pfnOf } from '../api.ts';
+import { FRAME_LIMIT, defaultRmpEntry, SZ_2M, SZ_4K, type Leaf, type PageTableView, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -20,8 +20,75 @@ export interface Metrics {
 
 const share = (large: number, total: number): number => (total === 0 ? 0 : large / total);
 
-/** Scratch for RmpView.load: the metrics allocate nothing per frame or leaf. */
+/** Scratch for RmpView.load, leafRuns and leafInto: the metrics allocate nothing per frame or leaf. */
 const entry = defaultRmpEntry();
+const runs: number[] = [];
+const leaf: Leaf = { iova: 0, pa: 0, size: 0 };
+/** What tableBytes() counted: bytes under the leaves, and under the leaves of 2M or more. */
+const bytes = { all: 0, large: 0 };
+
+/** A frame the guest owns: the RMP assigns it to the guest's ASID. */
+function isPrivate(view: View, pfn: number): boolean {
+  view.rmp.load(pfn, entry);
+  return entry.assigned && entry.asid === view.asid;
+}
+
+/**
+ * Fills `bytes` for the leaves of `table`, only those whose first frame is private when
+ * `privateOnly`, as summing over leaves() would, in steps of runs and 2M blocks rather than
+ * leaves: leafRuns() gives a table of 512 linear 4K leaves (a swiotlb pool mapped 4K by 4K) as
+ * one piece, and inside a run each 2M-aligned block is either one leaf of 2M or more or leaves
+ * below 2M, none crossing the block's edge (leaves are naturally aligned).
+ */
+function tableBytes(view: View, table: PageTableView, privateOnly: boolean): void {
+  bytes.all = 0;
+  bytes.large = 0;
+  const count = table.leafRuns(0, Number.MAX_SAFE_INTEGER, runs);
+  for (let r = 0; r < count; r++) {
+    const iova = runs[3 * r]!;
+    const pa = runs[3 * r + 1]!;
+    const end = iova + runs[3 * r + 2]!;
+    // `at` is always the first byte of a leaf: runs hold whole leaves.
+    for (let at = iova; at < end; ) {
+      table.leafInto(at, leaf);
+      if (leaf.size >= SZ_2M) {
+        if (!privateOnly || isPrivate(view, pfnOf(pa + (at - iova)))) {
+          bytes.all += leaf.size;
+          bytes.large += leaf.size;
+        }
+        at += leaf.size;
+        continue;
+      }
+      const stop = Math.min(end, Math.floor(at / SZ_2M) * SZ_2M + SZ_2M);
+      bytes.all += privateOnly ? privateSmallBytes(view, table, at, stop, pa + (at - iova)) : stop - at;
+      at = stop;
+    }
+  }
+}
+
+/**
+ * Bytes of the leaves in [from, stop) (below 2M, linear output from `pa`) whose first frame is
+ * private, one RMP run (RmpView.runEnd) at a time: every leaf starting inside a run is judged
+ * by the run's entry, the one straddling its end included.
+ */
+function privateSmallBytes(view: View, table: PageTableView, from: number, stop: number, pa: number): number {
+  let counted = 0;
+  const limit = pfnOf(pa + (stop - from - 1)) + 1;
+  for (let at = from; at < stop; ) {
+    const pfn = pfnOf(pa + (at - from));
+    const runEnd = view.rmp.runEnd(pfn, limit);
+    let next = at + (runEnd - pfn) * SZ_4K;
+    if (next < stop) {
+      table.leafInto(next - 1, leaf);
+      next = leaf.iova + leaf.size;
+    } else {
+      next = stop;
+    }
+    if (isPrivate(view, pfn)) counted += next - at;
+    at = next;
+  }
+  return counted;
+}
 
 export function computeMetrics(view: View): Metrics {
   let assigned = 0;
@@ -37,23 +104,17 @@ export function computeMetrics(view: View): Metrics {
     }
     pfn = end;
   }
-  let nptBytes = 0;
-  let npt2M = 0;
-  for (const leaf of view.npt.leaves()) {
-    // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
-    view.rmp.load(pfnOf(leaf.pa), entry);
-    if (!entry.assigned || entry.asid !== view.asid) continue;
-    nptBytes += leaf.size;
-    if (leaf.size >= SZ_2M) npt2M += leaf.size;
-  }
+  // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
+  tableBytes(view, view.npt, true);
+  const nptBytes = bytes.all;
+  const npt2M = bytes.large;
   let ioBytes = 0;
   let io2M = 0;
   let iotlb = 0;
   for (const device of view.devices) {
-    for (const leaf of device.s2.leaves()) {
-      ioBytes += leaf.size;
-      if (leaf.size >= SZ_2M) io2M += leaf.size;
-    }
+    tableBytes(view, device.s2, false);
+    ioBytes += bytes.all;
+    io2M += bytes.large;
     iotlb += device.iotlb.size;
   }
   return {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { runCase } from '../../src/engine/run.ts';
-import { MetricsTotal } from '../../src/engine/metrics.ts';
+import { computeMetrics, MetricsTotal } from '../../src/engine/metrics.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
+import { generateCase } from '../../src/ops/generate.ts';
+import { pfnOf, SZ_2M, type View } from '../../src/api.ts';
 import type { Op } from '../../src/ops/types.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 
@@ -17,7 +19,50 @@ function metricsOf(host: string) {
   return runCase({ config, seed: 'm', ops }, { host: hostPolicies[host]!, guest: guestPolicies['linux-2m-pool']! }, { oracles: [] }).metrics;
 }
 
+/** The leaf shares by their definition, one leaf at a time (what computeMetrics walks in runs). */
+function leafShares(view: View): { npt2M: number; ioS2_2M: number } {
+  let npt = 0;
+  let npt2M = 0;
+  for (const leaf of view.npt.leaves()) {
+    const entry = view.rmp.entry(pfnOf(leaf.pa));
+    if (!entry.assigned || entry.asid !== view.asid) continue;
+    npt += leaf.size;
+    if (leaf.size >= SZ_2M) npt2M += leaf.size;
+  }
+  let io = 0;
+  let io2M = 0;
+  for (const device of view.devices) {
+    for (const leaf of device.s2.leaves()) {
+      io += leaf.size;
+      if (leaf.size >= SZ_2M) io2M += leaf.size;
+    }
+  }
+  return { npt2M: npt === 0 ? 0 : npt2M / npt, ioS2_2M: io === 0 ? 0 : io2M / io };
+}
+
 describe('efficiency metrics', () => {
+  it('the NPT and IO S2 shares, walked in runs, equal the leaf-by-leaf sums after every step of every host policy', () => {
+    let steps = 0;
+    for (const host of Object.keys(hostPolicies)) {
+      for (const guest of ['linux', 'linux-2m-pool']) {
+        const config = defaultConfig({ hostPolicy: host, guestPolicy: guest });
+        for (const seed of ['metrics/1', 'metrics/2']) {
+          const testCase = generateCase(config, seed, { steps: 40 });
+          runCase(testCase, { host: hostPolicies[host]!, guest: guestPolicies[guest]! }, {
+            oracles: [],
+            allViolations: true,
+            onStep: (_step, world) => {
+              const { npt2M, ioS2_2M } = computeMetrics(world);
+              expect({ host, guest, seed, npt2M, ioS2_2M }).toEqual({ host, guest, seed, ...leafShares(world) });
+              steps++;
+            },
+          });
+        }
+      }
+    }
+    expect(steps).toBeGreaterThan(100);
+  });
+
   it('kvm-4k keeps everything at 4K; cut-on-convert smashes only the region with a shared page', () => {
     const small = metricsOf('kvm-4k');
     expect(small).toMatchObject({ rmp2M: 0, npt2M: 0, ioS2_2M: 0, psmash: 0 });

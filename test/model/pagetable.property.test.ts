@@ -29,6 +29,9 @@ const SCENARIOS: Scenario[] = [
   { name: 'amdv1, 4K..4M around the 2G boundary', options: { format: 'amdv1' }, base: 2 * G - 8 * M, size: 16 * M, units: [4 * K, 8 * K, 64 * K, 2 * M, 4 * M] },
   { name: 'amdv1 restricted to 4K|64K|2M|8M', options: { format: 'amdv1', pgsizes: 4 * K + 64 * K + 2 * M + 8 * M }, base: G - 8 * M, size: 16 * M, units: [4 * K, 16 * K, 64 * K, 2 * M, 8 * M] },
   { name: 'vtdss, 4K and 2M', options: { format: 'vtdss' }, base: 512 * G - 8 * M, size: 16 * M, units: [4 * K, 8 * K, 2 * M, 4 * M] },
+  // 4K leaves only: a 2M or 4M op fills whole last-level tables with one linear run, whose
+  // summary (table.ts SUMMARY_LINEAR) the range queries then trust, until an op breaks it.
+  { name: 'amdv1 restricted to 4K, whole tables of linear leaves', options: { format: 'amdv1', pgsizes: [4 * K] }, base: G - 4 * M, size: 8 * M, units: [4 * K, 2 * M, 4 * M] },
   { name: 'x86_64 restricted to 2M|1G, around the 512G boundary', options: { format: 'x86_64', pgsizes: [2 * M, G] }, base: 512 * G - 4 * G, size: 8 * G, units: [2 * M, 4 * M, G] },
 ];
 

@@ -397,3 +397,59 @@ describe('map with a leaf size cap', () => {
     expect(pt.leafAt(G + 4 * K)).toEqual({ iova: G + 4 * K, pa: 4 * K, size: 4 * K });
   });
 });
+
+describe('tables of linear 4K leaves (the per-table summary)', () => {
+  // A pool mapped 4K by 4K: each last-level table is one linear run, answered per table.
+  const pool = (): ReturnType<typeof createPageTable> => {
+    const pt = createPageTable({ format: 'amdv1', pgsizes: [4 * K] });
+    expect(pt.map(2 * M, 64 * G + 2 * M, 6 * M)).toEqual({ mapped: 6 * M });
+    return pt;
+  };
+
+  it('answers range questions over whole tables as over their leaves', () => {
+    const pt = pool();
+    const out: number[] = [];
+    expect(pt.leafRuns(0, G, out)).toBe(1);
+    expect(out).toEqual([2 * M, 64 * G + 2 * M, 6 * M]);
+    expect(pt.leafRuns(3 * M + 4 * K, 5 * M + 1, out)).toBe(1);
+    expect(out).toEqual([3 * M + 4 * K, 64 * G + 3 * M + 4 * K, 2 * M]);
+    expect(pt.linearEnd(2 * M + 8 * K, G, 64 * G + 2 * M + 8 * K)).toBe(8 * M);
+    expect(pt.linearEnd(2 * M + 8 * K, 5 * M, 64 * G + 2 * M + 8 * K)).toBe(5 * M);
+    // A wrong pa at the start, or at the start of a later table, ends the linear prefix there.
+    expect(pt.linearEnd(4 * M, G, 64 * G)).toBe(4 * M);
+    expect(pt.nextMapped(0, G)).toBe(2 * M);
+  });
+
+  it('an unmap, a remap elsewhere and a remap in place each change the answer', () => {
+    const pt = pool();
+    const out: number[] = [];
+    expect(pt.unmap(5 * M, 4 * K)).toEqual({ unmapped: 4 * K });
+    expect(pt.linearEnd(2 * M, G, 64 * G + 2 * M)).toBe(5 * M);
+    expect(pt.leafRuns(0, G, out)).toBe(2);
+    expect(out).toEqual([2 * M, 64 * G + 2 * M, 3 * M, 5 * M + 4 * K, 64 * G + 5 * M + 4 * K, 3 * M - 4 * K]);
+    // Full again, but one item maps elsewhere: two breaks in the output.
+    expect(pt.map(5 * M, 4 * K, 4 * K)).toEqual({ mapped: 4 * K });
+    expect(pt.linearEnd(2 * M, G, 64 * G + 2 * M)).toBe(5 * M);
+    expect(pt.linearEnd(5 * M + 4 * K, G, 64 * G + 5 * M + 4 * K)).toBe(8 * M);
+    expect(pt.leafRuns(4 * M, 6 * M, out)).toBe(3);
+    expect(out).toEqual([4 * M, 64 * G + 4 * M, M, 5 * M, 4 * K, 4 * K, 5 * M + 4 * K, 64 * G + 5 * M + 4 * K, M - 4 * K]);
+    // Back in place: one run again, though the table was filled item by item.
+    expect(pt.unmap(5 * M, 4 * K)).toEqual({ unmapped: 4 * K });
+    expect(pt.map(5 * M, 64 * G + 5 * M, 4 * K)).toEqual({ mapped: 4 * K });
+    expect(pt.leafRuns(0, G, out)).toBe(1);
+    expect(pt.linearEnd(2 * M, G, 64 * G + 2 * M)).toBe(8 * M);
+  });
+
+  it('a table id reused after sync starts with no summary of its previous life', () => {
+    const pt = pool();
+    const out: number[] = [];
+    expect(pt.linearEnd(2 * M, G, 64 * G + 2 * M)).toBe(8 * M);
+    expect(pt.unmap(2 * M, 6 * M)).toEqual({ unmapped: 6 * M });
+    pt.sync();
+    // Half a table, in a freed id: not linear, whatever the id said before.
+    expect(pt.map(2 * M, 64 * G + 2 * M, M)).toEqual({ mapped: M });
+    expect(pt.linearEnd(2 * M, G, 64 * G + 2 * M)).toBe(3 * M);
+    expect(pt.leafRuns(0, G, out)).toBe(1);
+    expect(out).toEqual([2 * M, 64 * G + 2 * M, M]);
+  });
+});

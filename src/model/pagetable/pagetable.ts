@@ -5,7 +5,7 @@ import { getFormat } from './formats/index.ts';
 import { Gather } from './gather.ts';
 import { resolvePageSizes } from './pgsizes.ts';
 import { formatSize, isAligned, pow2 } from './size.ts';
-import { EMPTY, TABLE, TableStore } from './table.ts';
+import { EMPTY, SUMMARY_LINEAR, SUMMARY_MIXED, SUMMARY_UNKNOWN, TABLE, TableStore } from './table.ts';
 import type { InvalidationRange, Leaf, MapResult, PageTable, PageTableOptions, PageTableStats, UnmapResult } from './types.ts';
 
 /**
@@ -155,6 +155,10 @@ class IoPageTable implements PageTable {
           out += size;
         }
         store.used[table]! += at - slot;
+        // A table filled from its first item to its last in this one run is linear by
+        // construction (boot mapping a pool 4K by 4K): no scan is needed to know it.
+        const tableSlot = table * this.items;
+        store.linear[table] = slot === tableSlot && at === tableSlot + this.items ? SUMMARY_LINEAR : SUMMARY_UNKNOWN;
         this.leafCount[lg2]! += at - slot;
         done += (at - slot) * size;
         continue;
@@ -205,6 +209,7 @@ class IoPageTable implements PageTable {
       store.kind[slot] = TABLE;
       store.entry[slot] = lower;
       store.used[table]!++;
+      store.linear[table] = SUMMARY_MIXED;
       table = lower;
     }
     return table;
@@ -225,6 +230,7 @@ class IoPageTable implements PageTable {
       if (kind !== TABLE || !this.subtreeIsEmpty(entries[slot]!)) return false;
     }
     const itemSize = this.itemSize[level]!;
+    store.linear[table] = SUMMARY_UNKNOWN;
     for (let slot = first; slot < end; slot++) {
       // The only "merge": an empty table turns into the leaf; its pages wait on the gather.
       if (kinds[slot] === TABLE) this.detachSubtree(entries[slot]!, va + (slot - first) * itemSize, itemSize);
@@ -333,6 +339,7 @@ class IoPageTable implements PageTable {
           // Fully covered and emptied: unlink it onto the freelist.
           kinds[slot] = EMPTY;
           store.used[table]!--;
+          store.linear[table] = SUMMARY_MIXED;
           this.gather.freelist.push(lower);
           this.liveTables--;
         }
@@ -344,6 +351,7 @@ class IoPageTable implements PageTable {
       if (replicas === 1) kinds[slot] = EMPTY;
       else kinds.fill(EMPTY, slot, slot + replicas);
       store.used[table]! -= replicas;
+      store.linear[table] = SUMMARY_MIXED;
       this.leafCount[kind]!--;
       this.walkUnmapped += pow2(kind);
       i += replicas;
@@ -390,6 +398,14 @@ class IoPageTable implements PageTable {
       const itemSize = this.itemSize[store.level[table]!]!;
       const firstBase = Math.floor(at / itemSize) * itemSize;
       const tableEnd = (table + 1) * items;
+      if (this.isLinear(table)) {
+        // One linear run of whole items: its first leaf decides for the whole table.
+        if (store.entry[first]! + (at - firstBase) !== pa + (at - iova)) return at;
+        const span = itemSize * items;
+        at = Math.floor(at / span) * span + span;
+        if (at >= end) return end;
+        continue;
+      }
       let slot = first;
       while (slot < tableEnd) {
         const kind = store.kind[slot]!;
@@ -445,6 +461,12 @@ class IoPageTable implements PageTable {
     const itemSize = this.itemSize[store.level[table]!]!;
     const tableSlot = table * items;
     let i = from > base ? Math.floor((from - base) / itemSize) : 0;
+    if (this.isLinear(table)) {
+      // The items intersecting [from, end) are one run of whole leaves.
+      const last = Math.min(items, Math.ceil((end - base) / itemSize));
+      if (i < last) appendRun(out, base + i * itemSize, store.entry[tableSlot + i]!, (last - i) * itemSize);
+      return;
+    }
     while (i < items) {
       const itemBase = base + i * itemSize;
       if (itemBase >= end) return;
@@ -459,13 +481,37 @@ class IoPageTable implements PageTable {
         // Possibly entered mid-way through a contiguous leaf when `from` is inside it.
         const size = pow2(kind);
         const leafStart = Math.floor(itemBase / size) * size;
-        const pa = store.entry[slot]!;
-        const n = out.length;
-        if (n > 0 && out[n - 3]! + out[n - 1]! === leafStart && out[n - 2]! + out[n - 1]! === pa) out[n - 1]! += size;
-        else out.push(leafStart, pa, size);
+        appendRun(out, leafStart, store.entry[slot]!, size);
         i = Math.floor((leafStart - base) / itemSize) + size / itemSize;
       }
     }
+  }
+
+  /** Whether `table` holds SUMMARY_LINEAR, computing its summary if a write reset it. */
+  private isLinear(table: number): boolean {
+    const store = this.store;
+    let summary = store.linear[table]!;
+    if (summary === SUMMARY_UNKNOWN) {
+      summary = this.summarize(table);
+      store.linear[table] = summary;
+    }
+    return summary === SUMMARY_LINEAR;
+  }
+
+  /** SUMMARY_LINEAR or SUMMARY_MIXED from the table's items (one scan, then cached). */
+  private summarize(table: number): number {
+    const store = this.store;
+    const items = this.items;
+    if (store.used[table] !== items) return SUMMARY_MIXED;
+    const level = store.level[table]!;
+    const lg2 = this.itemLg2[level]!;
+    const itemSize = this.itemSize[level]!;
+    const base = table * items;
+    const pa = store.entry[base]!;
+    for (let i = 0; i < items; i++) {
+      if (store.kind[base + i] !== lg2 || store.entry[base + i] !== pa + i * itemSize) return SUMMARY_MIXED;
+    }
+    return SUMMARY_LINEAR;
   }
 
   /** The walk of __iova_to_phys(): the slot holding the leaf for iova, or -1. */
@@ -522,6 +568,13 @@ class IoPageTable implements PageTable {
   private spanOf(level: number): number {
     return pow2(this.itemLg2[level]! + this.fmt.bitsPerLevel);
   }
+}
+
+/** Appends the run (iova, pa, len) to leafRuns()' triples, extending the last one when it continues it. */
+function appendRun(out: number[], iova: number, pa: number, len: number): void {
+  const n = out.length;
+  if (n > 0 && out[n - 3]! + out[n - 1]! === iova && out[n - 2]! + out[n - 1]! === pa) out[n - 1]! += len;
+  else out.push(iova, pa, len);
 }
 
 function isAddress(value: number): boolean {

@@ -9,6 +9,16 @@ export const TABLE = 1;
 // the hardware's replicated NextLevel=7 PTEs do, so any replica decodes the whole leaf
 // (amdv1pt_entry_num_contig_lg2()).
 
+// What a table's `linear` summary says about its items. The kernel has no such field (every
+// walk reads the PTEs); the model keeps it so that a range question over a table of 512 4K
+// leaves mapping one linear run (a swiotlb pool mapped 4K by 4K) costs one item, not 512.
+/** Not known since the last write to the table: recomputed on the next question. */
+export const SUMMARY_UNKNOWN = 0;
+/** Every item is a leaf of exactly the item's size, and item i maps entry[0] + i * item size. */
+export const SUMMARY_LINEAR = 1;
+/** Anything else: empty items, lower tables, contiguous leaves, a break in the output. */
+export const SUMMARY_MIXED = 2;
+
 /**
  * All table pages of one page table. Item `i` of table `t` is slot `t * items + i` of the
  * arrays, so a walk reads numbers from a few typed arrays and a map or unmap in existing
@@ -25,6 +35,11 @@ export class TableStore {
   level: Uint8Array;
   /** Non-empty items per table, so an empty subtree is recognized without a scan. */
   used: Uint16Array;
+  /**
+   * Per table, SUMMARY_*: whoever writes an item of a table resets its summary to
+   * SUMMARY_UNKNOWN (or sets what it just built), and the walkers fill it in on demand.
+   */
+  linear: Uint8Array;
 
   private capacity: number;
   private next = 0;
@@ -39,6 +54,7 @@ export class TableStore {
     this.entry = new Float64Array(initialCapacity * items);
     this.level = new Uint8Array(initialCapacity);
     this.used = new Uint16Array(initialCapacity);
+    this.linear = new Uint8Array(initialCapacity);
   }
 
   /** A zeroed table. May replace the arrays: callers re-read them after allocating. */
@@ -50,6 +66,7 @@ export class TableStore {
     }
     this.level[id] = level;
     this.used[id] = 0;
+    this.linear[id] = SUMMARY_UNKNOWN;
     return id;
   }
 
@@ -57,6 +74,7 @@ export class TableStore {
   release(id: number): void {
     this.kind.fill(EMPTY, id * this.items, (id + 1) * this.items);
     this.used[id] = 0;
+    this.linear[id] = SUMMARY_UNKNOWN;
     this.free.push(id);
   }
 
@@ -70,10 +88,13 @@ export class TableStore {
     level.set(this.level);
     const used = new Uint16Array(capacity);
     used.set(this.used);
+    const linear = new Uint8Array(capacity);
+    linear.set(this.linear);
     this.kind = kind;
     this.entry = entry;
     this.level = level;
     this.used = used;
+    this.linear = linear;
     this.capacity = capacity;
   }
 }
