@@ -62,8 +62,6 @@ export interface RmpView {
   load(pfn: number, out: RmpEntry): RmpEntry;
   /** Frames whose entry is not the default hypervisor-owned one, in ascending order. */
   frames(): Iterable<number>;
-  /** entry() without allocating: fills the caller's `out` and returns it. */
-  load(pfn: number, out: RmpEntry): RmpEntry;
   /**
    * The end (exclusive, at most `limit`) of the run of frames from `pfn` whose entries continue
    * the entry of `pfn`: same assigned, asid, size, validated, immutable, vmsa, and a gpa that
