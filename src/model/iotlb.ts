@@ -82,32 +82,10 @@ export class Iotlb implements IotlbView {
     }
     const end = addr + (len ?? SZ_4K);
     if (end <= addr) return 0;
-    let removed = 0;
-    const firstGfn = Math.floor(addr / SZ_4K);
-    const endGfn = Math.ceil(end / SZ_4K);
-    if (endGfn - firstGfn <= this.small.size) {
-      for (let gfn = firstGfn; gfn < endGfn; gfn++) if (this.small.delete(gfn)) removed++;
-    } else {
-      for (const gfn of this.small.keys()) {
-        if (gfn >= firstGfn && gfn < endGfn) {
-          this.small.delete(gfn);
-          removed++;
-        }
-      }
-    }
-    const firstLarge = Math.floor(addr / SZ_2M);
-    const endLarge = Math.ceil(end / SZ_2M);
-    if (endLarge - firstLarge <= this.large.size) {
-      for (let index = firstLarge; index < endLarge; index++) if (this.large.delete(index)) removed++;
-    } else {
-      for (const index of this.large.keys()) {
-        if (index >= firstLarge && index < endLarge) {
-          this.large.delete(index);
-          removed++;
-        }
-      }
-    }
-    return removed;
+    return (
+      dropKeysIn(this.small, Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K)) +
+      dropKeysIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M))
+    );
   }
 
   /**
@@ -117,21 +95,10 @@ export class Iotlb implements IotlbView {
   overlaps(addr: number, len: number): boolean {
     const end = addr + len;
     if (end <= addr) return false;
-    const firstGfn = Math.floor(addr / SZ_4K);
-    const endGfn = Math.ceil(end / SZ_4K);
-    if (endGfn - firstGfn <= this.small.size) {
-      for (let gfn = firstGfn; gfn < endGfn; gfn++) if (this.small.has(gfn)) return true;
-    } else {
-      for (const gfn of this.small.keys()) if (gfn >= firstGfn && gfn < endGfn) return true;
-    }
-    const firstLarge = Math.floor(addr / SZ_2M);
-    const endLarge = Math.ceil(end / SZ_2M);
-    if (endLarge - firstLarge <= this.large.size) {
-      for (let index = firstLarge; index < endLarge; index++) if (this.large.has(index)) return true;
-    } else {
-      for (const index of this.large.keys()) if (index >= firstLarge && index < endLarge) return true;
-    }
-    return false;
+    return (
+      hasKeyIn(this.small, Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K)) ||
+      hasKeyIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M))
+    );
   }
 
   /** IotlbView: every cached entry, by address. */
@@ -142,4 +109,33 @@ export class Iotlb implements IotlbView {
     all.sort((a, b) => a.addr - b.addr || a.hpa - b.hpa);
     yield* all;
   }
+}
+
+// Both walk whichever is smaller, the key range [first, end) or the map's keys, so neither a huge
+// range over a few entries nor a small range over many costs more than it must.
+
+/** Delete every key in [first, end) from `map`; returns how many went. */
+function dropKeysIn(map: Map<number, number>, first: number, end: number): number {
+  let removed = 0;
+  if (end - first <= map.size) {
+    for (let key = first; key < end; key++) if (map.delete(key)) removed++;
+  } else {
+    for (const key of map.keys()) {
+      if (key >= first && key < end) {
+        map.delete(key);
+        removed++;
+      }
+    }
+  }
+  return removed;
+}
+
+/** Some key of `map` lies in [first, end). */
+function hasKeyIn(map: Map<number, number>, first: number, end: number): boolean {
+  if (end - first <= map.size) {
+    for (let key = first; key < end; key++) if (map.has(key)) return true;
+  } else {
+    for (const key of map.keys()) if (key >= first && key < end) return true;
+  }
+  return false;
 }
