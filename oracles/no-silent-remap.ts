@@ -14,7 +14,8 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { overlaps } from './lib/runs.ts';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -281,15 +282,6 @@ function sweep(view: View): Finding[] {
   return out;
 }
 
-/** Whether `value` lies in one of `ranges` (sorted). */
-function inRanges(ranges: readonly FrameRange[], value: number): boolean {
-  for (const range of ranges) {
-    if (value < range.start) return false;
-    if (value < range.end) return true;
-  }
-  return false;
-}
-
 export default defineOracle({
   name: 'no-silent-remap',
   description: 'while the guest holds a GPA validated, its backing frame and content never change behind its back',
@@ -322,9 +314,9 @@ export default defineOracle({
           const gfn = reverse[pfn % FRAMES_PER_2M]!;
           if (gfn === NONE) continue;
           if (gfn !== SEVERAL) {
-            if (!inRanges(step.gfnRanges, gfn)) examineOnce(view, state, gfn, guestWrites, out);
+            if (!overlaps(step.gfnRanges, gfn, gfn + 1)) examineOnce(view, state, gfn, guestWrites, out);
           } else {
-            for (const alias of [...state.aliases.get(pfn)!]) if (!inRanges(step.gfnRanges, alias)) examineOnce(view, state, alias, guestWrites, out);
+            for (const alias of [...state.aliases.get(pfn)!]) if (!overlaps(step.gfnRanges, alias, alias + 1)) examineOnce(view, state, alias, guestWrites, out);
           }
         }
       }

@@ -272,21 +272,8 @@ const innerName = (kind: string, inner: string): string => `op:${kind}:during ${
 const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
 
 /** Calls' `prim=status` keys by prim, then raw result: one string per distinct pair. */
-const callKeys = new Map<string, Map<number | string, string>>();
-function callKey(prim: string, result: number | string): string {
-  let byResult = callKeys.get(prim);
-  if (byResult === undefined) {
-    byResult = new Map();
-    callKeys.set(prim, byResult);
-  }
-  let key = byResult.get(result);
-  if (key === undefined) {
-    if (byResult.size >= CACHE_LIMIT) byResult.clear();
-    key = `${prim}=${status(result)}`;
-    byResult.set(result, key);
-  }
-  return key;
-}
+const callKeys = new Names<number | string>();
+const callKey = (prim: string, result: number | string): string => `${prim}=${status(result)}`;
 
 /** Regions of the step being observed (reused). */
 const stepRegions: number[] = [];
@@ -329,7 +316,7 @@ export class CoverageTracker {
       if (outcomes === 0) features.add(fixedNames.get(kind, 'ok', fixedName));
     }
     for (const call of step.calls) {
-      const key = callKey(call.prim, call.result);
+      const key = callKeys.get(call.prim, call.result, callKey);
       features.add(call.during === undefined ? callNames.get(kind, key, callName) : duringCallNames.get(kind, key, duringCallName));
     }
     for (const record of step.interleaved ?? []) {
