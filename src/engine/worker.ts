@@ -99,7 +99,7 @@ port.on('message', (task: WorkerTask | null) => {
         return;
       }
       strays.length = 0;
-      const outcome = runCampaignCase(job, runner, task.index, caseProgress, task.testCase, task.callBudget ?? jobCallBudget(job));
+      const outcome = runCampaignCase(job, runner, task.index, caseProgress, task.testCase, task.callBudget);
       await settle();
       const stray = strays[0];
       if (stray !== undefined && !outcome.violation) {
