@@ -42,17 +42,25 @@ const CHATTY_SPLIT = `export default { name: 'chatty', description: 'reads the R
 // Seed t2 with few splits: case 2's first host_split is its op 8 of 32.
 const RARE_SPLITS = ['--seed', 't2', '--weights', 'host_split=1,accept=20,share=20,dma=20,alloc_coherent=10,map_single=10', '--only-oracle', 'policy-error'];
 
+/**
+ * Three RARE_SPLITS cases under the host policy `body` (written to `name`), one worker, the
+ * watchdog at `caseTimeout`: the campaign exits 1; its JSON lines and first finding.
+ */
+async function watchdogCampaign(name: string, body: string, caseTimeout: string): Promise<{ lines: Record<string, unknown>[]; finding: Record<string, unknown> | undefined }> {
+  const dir = temp();
+  const policy = plugin(dir, name, body);
+  const args = ['fuzz', '--host-policy', policy, '--runs', '3', ...RARE_SPLITS, '--workers', '1', '--case-timeout', caseTimeout, '--json', '--out', join(dir, 'out')];
+  const result = await runCliAsync(args, { timeoutMs: 230_000 });
+  expect(result.code).toBe(1);
+  const lines = jsonLines(result.stdout);
+  return { lines, finding: lines.find((l) => l.type === 'finding') };
+}
+
 describe('item 14: a timeout is labelled not deterministic and shrunk by a primitive-call budget', () => {
   it(
     'a hook that loops calling a primitive is stopped, then shrunk to its one op with a call budget, and the campaign goes on',
     async () => {
-      const dir = temp();
-      const policy = plugin(dir, 'spins.mjs', SPINS_ON_SPLIT);
-      const out = join(dir, 'out');
-      const result = await runCliAsync(['fuzz', '--host-policy', policy, '--runs', '3', ...RARE_SPLITS, '--workers', '1', '--case-timeout', '3s', '--json', '--out', out], { timeoutMs: 230_000 });
-      expect(result.code).toBe(1);
-      const lines = jsonLines(result.stdout);
-      const finding = lines.find((l) => l.type === 'finding');
+      const { lines, finding } = await watchdogCampaign('spins.mjs', SPINS_ON_SPLIT, '3s');
       expect(finding).toMatchObject({ oracle: 'policy-error', nondeterministic: true, case: 2, shrunkFrom: 32, ops: 1, step: 0 });
       const message = String(finding?.message);
       expect(message).toMatch(/^not deterministic \(a watchdog verdict\): the case was stopped in op 8, in hook host split, after \d+ primitive calls: no result after 3s of wall clock/);
@@ -69,13 +77,7 @@ describe('item 14: a timeout is labelled not deterministic and shrunk by a primi
   it(
     'a hook that loops without calling anything still ends as a labelled finding at that op, and the campaign goes on',
     async () => {
-      const dir = temp();
-      const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);
-      const out = join(dir, 'out');
-      const result = await runCliAsync(['fuzz', '--host-policy', policy, '--runs', '3', ...RARE_SPLITS, '--workers', '1', '--case-timeout', '2s', '--json', '--out', out], { timeoutMs: 230_000 });
-      expect(result.code).toBe(1);
-      const lines = jsonLines(result.stdout);
-      const finding = lines.find((l) => l.type === 'finding');
+      const { lines, finding } = await watchdogCampaign('hangs.mjs', HANGS_ON_SPLIT, '2s');
       expect(finding).toMatchObject({ oracle: 'policy-error', nondeterministic: true, case: 2, shrunkFrom: 32 });
       expect(String(finding?.message)).toMatch(/^not deterministic \(a watchdog verdict\): the case was stopped in op 8, in hook host split/);
       // Shrunk under the watchdog alone (no call budget can tell a loop that calls nothing), or,

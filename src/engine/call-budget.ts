@@ -116,15 +116,24 @@ export class CallMeter {
   private finished = 0;
   /** POLICY_HOOKS number of the hook running now (0: none). */
   private hook = 0;
+  /** Most calls the op in flight may make: its step budget, or budget.op if smaller (beginOp()). */
+  private opLimit: number;
 
   constructor(
     readonly budget: CallBudget,
     private readonly watch: CallWatch = {},
-  ) {}
+  ) {
+    this.opLimit = Math.min(STEP_BUDGET, budget.op ?? STEP_BUDGET);
+  }
 
   /** The name of the hook running now (`host split`), if any. */
   get runningHook(): string | undefined {
     return this.hook === 0 ? undefined : POLICY_HOOKS[this.hook - 1];
+  }
+
+  /** An op starts that may make `opBudget` calls (its stepBudget()): the limit is set once per op, not per call. */
+  beginOp(opBudget: number): void {
+    this.opLimit = Math.min(opBudget, this.budget.op ?? opBudget);
   }
 
   /** An op ended having made `calls` calls. */
@@ -133,13 +142,13 @@ export class CallMeter {
   }
 
   /**
-   * Checks the op in flight (`opCalls` so far, `opBudget` allowed) against both budgets. Throws
-   * CallBudgetExceeded naming the hook in flight.
+   * Checks the op in flight (`opCalls` so far) against both budgets: called at every primitive
+   * call. Throws CallBudgetExceeded naming the hook in flight.
    */
-  charge(opCalls: number, opBudget: number): void {
+  charge(opCalls: number): void {
     const total = this.finished + opCalls;
     this.watch.calls?.(total);
-    const op = Math.min(opBudget, this.budget.op ?? opBudget);
+    const op = this.opLimit;
     if (opCalls > op) throw new CallBudgetExceeded('op', op, this.runningHook);
     if (total > this.budget.case) throw new CallBudgetExceeded('case', this.budget.case, this.runningHook);
   }

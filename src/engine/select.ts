@@ -68,11 +68,6 @@ const REGISTRIES: ReadonlyMap<PluginKind, ReadonlyMap<string, HostPolicy | Guest
   ['guest policy', new Map(Object.entries(guestPolicies))],
 ]);
 
-/** Whether `name` is a built-in policy of that kind (rather than a plugin file). */
-export function isBuiltinPolicy(what: PluginKind, name: string): boolean {
-  return REGISTRIES.get(what)?.has(name) === true;
-}
-
 async function resolvePolicy<T>(nameOrFile: string, what: PluginKind, field: string): Promise<T> {
   const registry = REGISTRIES.get(what) ?? new Map<string, HostPolicy | GuestPolicy>();
   const builtin = registry.get(nameOrFile);

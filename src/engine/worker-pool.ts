@@ -24,24 +24,19 @@ export class WorkerPool {
   /** An idle live worker, ready; a new one when none is idle. Rejects if a new worker cannot start. */
   async take(): Promise<WatchedWorker> {
     if (this.closed) throw new Error('the worker pool is closed');
-    for (let worker = this.idle.shift(); worker; worker = this.idle.shift()) {
+    for (;;) {
+      // A fresh worker is handed out once ready, alive or not (its task then reports it gone).
+      const fresh = this.idle.length === 0;
+      const worker = this.idle.shift() ?? this.start();
       try {
         await worker.ready;
       } catch (error) {
         this.drop(worker);
         throw error;
       }
-      if (worker.alive) return worker;
+      if (fresh || worker.alive) return worker;
       this.drop(worker);
     }
-    const worker = this.start();
-    try {
-      await worker.ready;
-    } catch (error) {
-      this.drop(worker);
-      throw error;
-    }
-    return worker;
   }
 
   /** Hands a worker back after its task: kept warm while alive, forgotten once dead. */

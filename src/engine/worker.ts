@@ -6,9 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Oracle, View, Violation } from '../api.ts';
 import type { CallBudget } from './call-budget.ts';
-import { type CampaignJob, type CaseProgress, campaignCase, jobCallBudget, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
+import { type CampaignJob, type CaseProgress, campaignCase, jobCallBudget, loadsPlugins, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
-import { isBuiltinPolicy } from './select.ts';
 import { PROGRESS } from './watchdog.ts';
 import type { Case } from '../ops/types.ts';
 
@@ -83,7 +82,7 @@ const caseProgress: CaseProgress = {
 // failure they cause is charged to this case rather than to the next one. Only user plugins can
 // leave such work behind: with built-in policies and oracles the 2 ms wait would be a third of a
 // typical case, idle.
-const plugins = job.oracleFiles.length > 0 || !isBuiltinPolicy('host policy', job.config.hostPolicy) || !isBuiltinPolicy('guest policy', job.config.guestPolicy);
+const plugins = loadsPlugins(job);
 const settle = (): Promise<void> => (plugins ? new Promise((resolve) => setTimeout(resolve, 2)) : Promise.resolve());
 
 port.on('message', (task: WorkerTask | null) => {
@@ -99,7 +98,7 @@ port.on('message', (task: WorkerTask | null) => {
         return;
       }
       strays.length = 0;
-      const outcome = runCampaignCase(job, runner, task.index, caseProgress, task.testCase, task.callBudget ?? jobCallBudget(job));
+      const outcome = runCampaignCase(job, runner, task.index, caseProgress, task.testCase, task.callBudget);
       await settle();
       const stray = strays[0];
       if (stray !== undefined && !outcome.violation) {

@@ -162,7 +162,7 @@ class SimWorld implements World {
       throw error;
     }
     this.machine.recorder.beginStep();
-    this.opBudget = stepBudget(op);
+    this.meter.beginOp(stepBudget(op));
     this.guestActor.takeLog();
     const dmas: DmaRecord[] = [];
     this.pendingDmas = dmas;
@@ -194,8 +194,6 @@ class SimWorld implements World {
     return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
   }
 
-  /** The running op's step budget (call-budget.ts stepBudget()). */
-  private opBudget = STEP_BUDGET;
   private pendingDmas: DmaRecord[] = [];
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
@@ -325,7 +323,7 @@ class SimWorld implements World {
   private env(policy: string, rng: () => number): ActorEnv {
     const machine = this.machine;
     const charge = (): void => {
-      if (!this.booting) this.meter.charge(machine.recorder.callCount, this.opBudget);
+      if (!this.booting) this.meter.charge(machine.recorder.callCount);
       else if (machine.recorder.callCount > this.bootBudget) {
         throw new BudgetExceeded(`boot budget exceeded (${this.bootBudget} primitive calls)`);
       }
