@@ -1,15 +1,15 @@
 // The primitive-call budget of a case (issue 14, item 14). Wall clock is not deterministic; the
 // number of hardware primitive calls a case makes is (the `during` contract already numbers them,
-// DESIGN.md "Operations"). So a runaway policy is judged by calls: one op may make at most
-// `op` calls (stepBudget(): a base plus a share per page the op names, unless a shrink of a timeout tightens it), the whole case at
-// most `case` (after boot, which has its own budget). Past either, the hook in flight ends with a
+// DESIGN.md "Operations"). So a runaway policy is judged by calls: one op may make at most its
+// stepBudget() (a base plus a share per page the op names; a timeout's shrink may tighten it with
+// `op`), the whole case at most `case` (after boot, which has its own budget). Past either, the hook in flight ends with a
 // PolicyError naming the op and the hook: a deterministic verdict that shrinks like any other.
 //
 // The meter also says, as it goes, how many calls the case made and which hook is running, so a
 // worker can publish them where its watchdog reads them when it has to stop a hook that never
 // returns (watchdog.ts): that is what a timed-out case's shrink derives its budget from.
 
-import { SZ_4K } from '../model/size.ts';
+import { SZ_2M, SZ_4K, pageBytes } from '../model/size.ts';
 import type { Op } from '../ops/types.ts';
 import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
 
@@ -22,9 +22,9 @@ export const STEP_BUDGET = 250_000;
  */
 export const STEP_CALLS_PER_PAGE = 32;
 
-/** The 4K pages an op names (its size argument), interleaved ops included. */
+/** The 4K pages an op names (its size argument), its interleaved ops included. */
 export function opPages(op: Op): number {
-  let pages = 1;
+  let pages: number;
   switch (op.op) {
     case 'share':
     case 'unshare':
@@ -34,10 +34,10 @@ export function opPages(op: Op): number {
     case 'hw_rmpupdate':
     case 'hw_map':
     case 'hw_unmap':
-      pages = op.size === '2M' ? 512 : 1;
+      pages = pageBytes(op.size) / SZ_4K;
       break;
     case 'host_split':
-      pages = 512;
+      pages = SZ_2M / SZ_4K;
       break;
     case 'alloc_coherent':
     case 'map_single':
@@ -47,9 +47,10 @@ export function opPages(op: Op): number {
       pages = Math.ceil(op.len / SZ_4K) + 1;
       break;
     default:
-      break;
+      pages = 1;
   }
-  for (const entry of op.during ?? []) pages += entry.op.op === 'dma' ? Math.ceil(entry.op.len / SZ_4K) + 1 : 1;
+  // No array is made for the usual op without `during` (this runs once per op).
+  if (op.during !== undefined) for (const entry of op.during) pages += opPages(entry.op);
   return pages;
 }
 

@@ -25,14 +25,12 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
-import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
 export const GUEST_ASID = 1;
-/** Primitive calls any op may make (call-budget.ts; stepBudget() adds a share per page). */
-export { STEP_BUDGET };
-/** Boot shares the swiotlb pool, which may be large: its own budget grows with the pool (bootBudget()). */
+/** Boot shares the swiotlb pool, which may be large: its own budget grows with the pool (SimWorld.bootBudget). */
 export const BOOT_BUDGET = 5_000_000;
 
 /** A policy misbehaved: the engine turns it into a `policy-error` finding. */

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../src/ops/types.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../../src/host/backing.ts';
-import { PolicyError, STEP_BUDGET } from '../../src/engine/world.ts';
+import { STEP_BUDGET } from '../../src/engine/call-budget.ts';
+import { PolicyError } from '../../src/engine/world.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
 import { SZ_2M, SZ_4K, countPrims, frameOf, makeWorld, prims, run } from '../helpers/world.ts';
 
