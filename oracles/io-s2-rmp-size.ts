@@ -17,13 +17,16 @@
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
 const regionEntry = defaultRmpEntry();
 const frameEntry = defaultRmpEntry();
+/** S2 leaves PageTableView.leafInto() fills (reused). */
+const gfnLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
+const regionLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
@@ -49,20 +52,22 @@ function isPrivate(view: View, gfn: number): boolean {
   return (flags & GUEST_PAGE_ACCEPTED) !== 0 && (flags & (GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === 0;
 }
 
-/** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count). */
+/** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count), 2M region by region. */
 function remember(state: State, pfn: number, gfn: number, count: number): void {
-  for (let i = 0; i < count; i++) {
-    const frame = pfn + i;
-    const region = Math.floor(frame / FRAMES_PER_2M);
+  for (let i = 0; i < count; ) {
+    const region = Math.floor((pfn + i) / FRAMES_PER_2M);
     let frames = state.reverse.get(region);
     if (frames === undefined) state.reverse.set(region, (frames = new Float64Array(FRAMES_PER_2M)));
-    const slot = frame % FRAMES_PER_2M;
-    const known = frames[slot]!;
-    if (known === 0) frames[slot] = gfn + i + 1;
-    else if (known !== gfn + i + 1) {
-      let more = state.aliases.get(frame);
-      if (more === undefined) state.aliases.set(frame, (more = new Set()));
-      more.add(gfn + i);
+    const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
+    for (; i < stop; i++) {
+      const slot = (pfn + i) % FRAMES_PER_2M;
+      const known = frames[slot]!;
+      if (known === 0) frames[slot] = gfn + i + 1;
+      else if (known !== gfn + i + 1) {
+        let more = state.aliases.get(pfn + i);
+        if (more === undefined) state.aliases.set(pfn + i, (more = new Set()));
+        more.add(gfn + i);
+      }
     }
   }
 }
@@ -72,8 +77,9 @@ const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatc
 /** Check one page for `device`. */
 function checkGfn(view: View, state: State, device: DeviceView, gfn: number): void {
   const gpa = gfn * SZ_4K;
-  if (gpa >= view.vtom || device.s2.iovaToPhys(gpa) === undefined || !isPrivate(view, gfn)) return;
-  const leaf = device.s2.leafAt(gpa)!;
+  if (gpa >= view.vtom || !isPrivate(view, gfn)) return;
+  const leaf = gfnLeaf;
+  if (!device.s2.leafInto(gpa, leaf)) return;
   const hpa = leaf.pa + (gpa - leaf.iova);
   const pfn = Math.floor(hpa / SZ_4K);
   remember(state, pfn, gfn, 1);
@@ -125,8 +131,8 @@ function checkGfn(view: View, state: State, device: DeviceView, gfn: number): vo
 function checkRegion(view: View, state: State, device: DeviceView, from: number, to: number): void {
   const base = Math.floor(from / FRAMES_PER_2M) * SZ_2M;
   if (base + SZ_2M <= view.vtom && to - from > 1) {
-    const leaf = device.s2.leafAt(base);
-    if (leaf !== undefined && leaf.size >= SZ_2M) {
+    const leaf = regionLeaf;
+    if (device.s2.leafInto(base, leaf) && leaf.size >= SZ_2M) {
       const pfn = Math.floor((leaf.pa + (base - leaf.iova)) / SZ_4K);
       if (pfn % FRAMES_PER_2M === 0) {
         const entry = view.rmp.load(pfn, regionEntry);

@@ -17,17 +17,24 @@
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 
-/** (asid, gfn) as one safe integer: asid < 2^10, gfn < 2^40. */
-const keyOf = (asid: number, gpa: number): number => asid * 2 ** 40 + Math.floor(gpa / SZ_4K);
-const asidOfKey = (key: number): number => Math.floor(key / 2 ** 40);
-const gpaOfKey = (key: number): number => (key % 2 ** 40) * SZ_4K;
+/**
+ * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
+ * small integer V8 keeps unboxed, for every guest under 8 GiB, so a step allocates no number.
+ */
+const ASIDS = 1024;
+const keyOf = (asid: number, gpa: number): number => Math.floor(gpa / SZ_4K) * ASIDS + asid;
+const asidOfKey = (key: number): number => key % ASIDS;
+const gpaOfKey = (key: number): number => Math.floor(key / ASIDS) * SZ_4K;
+/** The `claims` array of a key: one per ASID and 2M GPA region. */
+const claimsIndex = (key: number): number => Math.floor(key / (ASIDS * FRAMES_PER_2M)) * ASIDS + asidOfKey(key);
+const claimsSlot = (key: number): number => Math.floor(key / ASIDS) % FRAMES_PER_2M;
 /** A frame that is not assigned to a guest: it claims no key. */
 const NO_KEY = -1;
 
 interface State {
   /** Frame region (pfn / 512) -> the key each frame claims (NO_KEY). */
   keyOfFrame: Map<number, Float64Array>;
-  /** Key region (key / 512) -> how many assigned frames claim each key. */
+  /** claimsIndex(key) (ASID, GPA 2M region) -> how many assigned frames claim each key of it. */
   claims: Map<number, Uint32Array>;
 }
 
@@ -42,7 +49,7 @@ const keysToCheck: number[] = [];
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
 function claimsOf(state: State, key: number, create: boolean): Uint32Array | undefined {
-  const index = Math.floor(key / FRAMES_PER_2M);
+  const index = claimsIndex(key);
   let claims = state.claims.get(index);
   if (claims === undefined && create) {
     claims = new Uint32Array(FRAMES_PER_2M);
@@ -51,7 +58,7 @@ function claimsOf(state: State, key: number, create: boolean): Uint32Array | und
   return claims;
 }
 
-const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[key % FRAMES_PER_2M] ?? 0;
+const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[claimsSlot(key)] ?? 0;
 
 /** Record that `pfn` now claims `key`; returns the key it claimed before. */
 function setFrame(state: State, pfn: number, key: number): number {
@@ -65,8 +72,8 @@ function setFrame(state: State, pfn: number, key: number): number {
   const i = pfn % FRAMES_PER_2M;
   const old = keys[i]!;
   if (old === key) return old;
-  if (old !== NO_KEY) claimsOf(state, old, false)![old % FRAMES_PER_2M]!--;
-  if (key !== NO_KEY) claimsOf(state, key, true)![key % FRAMES_PER_2M]!++;
+  if (old !== NO_KEY) claimsOf(state, old, false)![claimsSlot(old)]!--;
+  if (key !== NO_KEY) claimsOf(state, key, true)![claimsSlot(key)]!++;
   keys[i] = key;
   return old;
 }
