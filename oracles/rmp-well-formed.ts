@@ -15,7 +15,8 @@
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
 // key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
 /**
  * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
@@ -39,6 +40,7 @@ interface State {
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
 /** Scratch for RmpView.load. */
 const head = defaultRmpEntry();
 const entry: RmpEntry = { ...head };
@@ -88,7 +90,7 @@ function framesOf(state: State, key: number): number[] {
   return out;
 }
 
-function checkKey(state: State, key: number, out: Finding[]): void {
+function checkKey(state: State, key: number, out: Findings): void {
   if (claimCount(state, key) < 2) return;
   const list = framesOf(state, key);
   const gpa = gpaOfKey(key);
@@ -101,7 +103,7 @@ function checkKey(state: State, key: number, out: Finding[]): void {
 }
 
 /** The 2M rules for the region whose first frame is `base`. */
-function checkRegion(view: View, base: number, out: Finding[]): void {
+function checkRegion(view: View, base: number, out: Findings): void {
   view.rmp.load(base, head);
   if (head.size !== '2M' || !head.assigned) return;
   const hpa = base * SZ_4K;
@@ -173,7 +175,7 @@ class Revalidated {
 const revalidated = new Revalidated();
 
 /** After a successful PSMASH, the frames no later call of the step rewrote must form a clean 4K split. */
-function checkPsmash(view: View, step: Step, out: Finding[]): void {
+function checkPsmash(view: View, step: Step, out: Findings): void {
   const calls = step.calls;
   for (let index = 0; index < calls.length; index++) {
     const call = calls[index]!;
@@ -230,9 +232,9 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
  * frames' keys follow from its first entry, and hypervisor-owned runs (a 32G swiotlb pool shared
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
-function sweep(view: View): Finding[] {
+function sweep(view: View): void {
   const state: State = { keyOfFrame: new Map(), claims: new Map() };
-  const findings: Finding[] = [];
+  const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
     const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
@@ -260,7 +262,6 @@ function sweep(view: View): Finding[] {
   }
   for (const key of keysToCheck) checkKey(state, key, findings);
   states.set(view, state);
-  return findings;
 }
 
 export default defineOracle({
@@ -271,17 +272,18 @@ export default defineOracle({
   checkCoversFinal: true,
 
   boot(view: View) {
-    return sweep(view);
+    sweep(view);
+    return found.take();
   },
 
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) {
-      const findings = sweep(view);
-      checkPsmash(view, step, findings);
-      return findings;
+      sweep(view);
+      checkPsmash(view, step, found);
+      return found.take();
     }
-    const findings: Finding[] = [];
+    const findings = found;
     keysToCheck.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
@@ -317,10 +319,11 @@ export default defineOracle({
       if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
     }
     checkPsmash(view, step, findings);
-    return findings;
+    return findings.take();
   },
 
   final(view: View) {
-    return sweep(view);
+    sweep(view);
+    return found.take();
   },
 });
