@@ -8,8 +8,9 @@
 //   two frames assigned at one GPA let the host swap which one the guest reaches.
 //
 // Incremental: the frames the step touched (their 2M regions for the 2M rules, their (ASID, GPA)
-// keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step. The
-// PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
+// keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step,
+// looked for only when the PSMASH counter moved (view.counters.psmash counts every successful one).
+// The PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
 //
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
@@ -17,6 +18,7 @@
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { RegionArrays } from './lib/regions.ts';
 
 /**
  * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
@@ -34,9 +36,11 @@ const NO_KEY = -1;
 
 interface State {
   /** Frame region (pfn / 512) -> the key each frame claims (NO_KEY). */
-  keyOfFrame: Map<number, Float64Array>;
+  keyOfFrame: RegionArrays<Float64Array>;
   /** claimsIndex(key) (ASID, GPA 2M region) -> how many assigned frames claim each key of it. */
-  claims: Map<number, Uint32Array>;
+  claims: RegionArrays<Uint32Array>;
+  /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
+  psmashes: number;
 }
 
 const states = new WeakMap<View, State>();
@@ -50,14 +54,11 @@ const keysToCheck: number[] = [];
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
+const newKeys = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
+const newClaims = (): Uint32Array => new Uint32Array(FRAMES_PER_2M);
+
 function claimsOf(state: State, key: number, create: boolean): Uint32Array | undefined {
-  const index = claimsIndex(key);
-  let claims = state.claims.get(index);
-  if (claims === undefined && create) {
-    claims = new Uint32Array(FRAMES_PER_2M);
-    state.claims.set(index, claims);
-  }
-  return claims;
+  return create ? state.claims.getOrCreate(claimsIndex(key)) : state.claims.get(claimsIndex(key));
 }
 
 const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[claimsSlot(key)] ?? 0;
@@ -65,12 +66,8 @@ const claimCount = (state: State, key: number): number => claimsOf(state, key, f
 /** Record that `pfn` now claims `key`; returns the key it claimed before. */
 function setFrame(state: State, pfn: number, key: number): number {
   const index = Math.floor(pfn / FRAMES_PER_2M);
-  let keys = state.keyOfFrame.get(index);
-  if (keys === undefined) {
-    if (key === NO_KEY) return NO_KEY;
-    keys = new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
-    state.keyOfFrame.set(index, keys);
-  }
+  const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
+  if (keys === undefined) return NO_KEY;
   const i = pfn % FRAMES_PER_2M;
   const old = keys[i]!;
   if (old === key) return old;
@@ -83,8 +80,7 @@ function setFrame(state: State, pfn: number, key: number): number {
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
 function framesOf(state: State, key: number): number[] {
   const out: number[] = [];
-  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
-    const keys = state.keyOfFrame.get(index)!;
+  for (const [index, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
     for (let i = 0; i < FRAMES_PER_2M; i++) if (keys[i] === key) out.push(index * FRAMES_PER_2M + i);
   }
   return out;
@@ -233,7 +229,7 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
 function sweep(view: View): void {
-  const state: State = { keyOfFrame: new Map(), claims: new Map() };
+  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash };
   const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
@@ -253,8 +249,7 @@ function sweep(view: View): void {
   }
   // Each duplicated key once, in the order its first frame was indexed.
   keysToCheck.length = 0;
-  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
-    const keys = state.keyOfFrame.get(index)!;
+  for (const [index, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
     for (let i = 0; i < FRAMES_PER_2M; i++) {
       const key = keys[i]!;
       if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
@@ -300,7 +295,7 @@ export default defineOracle({
         view.rmp.load(pfn, run);
         // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
         const guest = run.assigned && run.asid !== 0;
-        if (!guest && !state.keyOfFrame.has(region / FRAMES_PER_2M)) {
+        if (!guest && state.keyOfFrame.get(region / FRAMES_PER_2M) === undefined) {
           pfn = end;
           continue;
         }
@@ -318,7 +313,10 @@ export default defineOracle({
       // A duplicated key (rare) is reported once, where the step first reached it.
       if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
     }
-    checkPsmash(view, step, findings);
+    if (view.counters.psmash !== state.psmashes) {
+      state.psmashes = view.counters.psmash;
+      checkPsmash(view, step, findings);
+    }
     return findings.take();
   },
 
