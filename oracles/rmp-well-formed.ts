@@ -249,7 +249,7 @@ function sweep(view: View): void {
   }
   // Each duplicated key once, in the order its first frame was indexed.
   keysToCheck.length = 0;
-  for (const [index, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
+  for (const [, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
     for (let i = 0; i < FRAMES_PER_2M; i++) {
       const key = keys[i]!;
       if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
