@@ -19,20 +19,22 @@
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { LeafCache } from './lib/leaf-cache.ts';
+import { RegionArrays } from './lib/regions.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
 const regionEntry = defaultRmpEntry();
 const frameEntry = defaultRmpEntry();
-/** S2 leaves PageTableView.leafInto() fills (reused). */
-const gfnLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
+/** S2 leaves PageTableView.leafInto() fills (reused); the one of the last page checked answers for the pages after it. */
+const s2 = new LeafCache();
 const regionLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
   tdi: string[];
   /** Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0: none). */
-  reverse: Map<number, Float64Array>;
+  reverse: RegionArrays<Float64Array>;
   /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
   aliases: Map<number, Set<number>>;
 }
@@ -56,8 +58,7 @@ function isPrivate(view: View, gfn: number): boolean {
 function remember(state: State, pfn: number, gfn: number, count: number): void {
   for (let i = 0; i < count; ) {
     const region = Math.floor((pfn + i) / FRAMES_PER_2M);
-    let frames = state.reverse.get(region);
-    if (frames === undefined) state.reverse.set(region, (frames = new Float64Array(FRAMES_PER_2M)));
+    const frames = state.reverse.getOrCreate(region);
     const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
     for (; i < stop; i++) {
       const slot = (pfn + i) % FRAMES_PER_2M;
@@ -78,9 +79,9 @@ const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatc
 function checkGfn(view: View, state: State, device: DeviceView, gfn: number): void {
   const gpa = gfn * SZ_4K;
   if (gpa >= view.vtom || !isPrivate(view, gfn)) return;
-  const leaf = gfnLeaf;
-  if (!device.s2.leafInto(gpa, leaf)) return;
-  const hpa = leaf.pa + (gpa - leaf.iova);
+  const hpa = s2.translate(device.s2, gpa);
+  if (hpa < 0) return;
+  const leaf = s2.leaf;
   const pfn = Math.floor(hpa / SZ_4K);
   remember(state, pfn, gfn, 1);
 
@@ -202,7 +203,7 @@ function stateOf(view: View): { state: State; fresh: boolean } {
   let state = states.get(view);
   const fresh = state === undefined;
   if (state === undefined) {
-    state = { tdi: [], reverse: new Map(), aliases: new Map() };
+    state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map() };
     states.set(view, state);
   }
   return { state, fresh };
@@ -210,6 +211,7 @@ function stateOf(view: View): { state: State; fresh: boolean } {
 
 function sweep(view: View, state: State): Finding[] | undefined {
   reported.length = 0;
+  s2.forget();
   const devices = view.devices;
   for (let d = 0; d < devices.length; d++) state.tdi[d] = devices[d]!.tdi;
   for (let d = 0; d < devices.length; d++) if (isRunning(devices[d]!)) checkDevice(view, state, devices[d]!);
@@ -228,6 +230,7 @@ export default defineOracle({
     const { state, fresh } = stateOf(view);
     if (fresh) return sweep(view, state);
     reported.length = 0;
+    s2.forget();
     const devices = view.devices;
     // Devices whose TDI entered RUN first: every private page is now a DMA target.
     for (let d = 0; d < devices.length; d++) {

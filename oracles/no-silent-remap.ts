@@ -14,8 +14,9 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { overlaps } from './lib/runs.ts';
 
@@ -125,26 +126,8 @@ const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
 
-/**
- * The NPT leaf of the last translation, reused while the pages examined stay inside it: a pass
- * walks the NPT once per leaf, not once per page (a 2M leaf answers for 512 pages). Valid for one
- * pass only (the world changes between steps): every pass starts with forgetLeaf().
- */
-const nptLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
-let nptLeafValid = false;
-
-const forgetLeaf = (): void => {
-  nptLeafValid = false;
-};
-
-/** The NPT translation of `gpa`, or -1 where the NPT maps nothing. */
-function nptHpa(view: View, gpa: number): number {
-  if (!nptLeafValid || gpa < nptLeaf.iova || gpa >= nptLeaf.iova + nptLeaf.size) {
-    nptLeafValid = view.npt.leafInto(gpa, nptLeaf);
-    if (!nptLeafValid) return -1;
-  }
-  return nptLeaf.pa + (gpa - nptLeaf.iova);
-}
+/** The NPT leaf of the last page examined: a pass walks the NPT once per leaf, not per page. */
+const npt = new LeafCache();
 
 /**
  * Re-examine `gfn` (once per pass). `guestWrites` holds the GFNs the guest (or its accepted
@@ -156,7 +139,7 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
     return;
   }
   const gpa = gfn * PAGE;
-  const viaNpt = nptHpa(view, gpa);
+  const viaNpt = npt.translate(view.npt, gpa);
   const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
   if (hpa < 0) return;
   const pfn = Math.floor(hpa / PAGE);
@@ -281,7 +264,7 @@ function sweep(view: View): Finding[] | undefined {
     states.set(view, state);
   }
   state.pass++;
-  forgetLeaf();
+  npt.forget();
   const out = found;
   // Run by run of equal page flags: only validated private pages have a frame to watch (the
   // others, a swiotlb pool shared at boot among them, lose their records below).
@@ -315,7 +298,7 @@ export default defineOracle({
     const guestWrites = guestWritesOf(view, step);
     const out = found;
     state.pass++;
-    forgetLeaf();
+    npt.forget();
     for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
     for (const range of step.frameRanges) {
