@@ -14,7 +14,9 @@
 // injectivity rules only.
 //
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
-// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
+// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan. It also
+// counts the keys claimed twice: while there are none (every correct run), a step updates the
+// index and looks at no key.
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
@@ -41,6 +43,8 @@ interface State {
   claims: RegionArrays<Uint32Array>;
   /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
   psmashes: number;
+  /** How many keys two or more frames claim: while 0 (a correct run), a step has no key to report. */
+  duplicates: number;
 }
 
 const states = new WeakMap<View, State>();
@@ -51,6 +55,8 @@ const entry: RmpEntry = { ...head };
 const run: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];
+/** The touched frames whose key the step changed and the key each left, in pairs (reused). */
+const left: number[] = [];
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
@@ -71,10 +77,33 @@ function setFrame(state: State, pfn: number, key: number): number {
   const i = pfn % FRAMES_PER_2M;
   const old = keys[i]!;
   if (old === key) return old;
-  if (old !== NO_KEY) claimsOf(state, old, false)![claimsSlot(old)]!--;
-  if (key !== NO_KEY) claimsOf(state, key, true)![claimsSlot(key)]!++;
+  if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
+  if (key !== NO_KEY && ++claimsOf(state, key, true)![claimsSlot(key)]! === 2) state.duplicates++;
   keys[i] = key;
   return old;
+}
+
+/** The key `pfn` claims in the index (NO_KEY). */
+const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? NO_KEY;
+
+/**
+ * The keys a step must re-check, in the order the step reached them: for each touched frame, the
+ * key it left (from `left`: frame, old key pairs of the frames whose key changed, in frame order)
+ * and the key it claims. Built only when some key is claimed twice.
+ */
+function candidates(state: State, step: Step, left: readonly number[], out: number[]): void {
+  out.length = 0;
+  let next = 0;
+  for (const range of step.frameRanges) {
+    for (let pfn = range.start; pfn < range.end; pfn++) {
+      const key = keyAt(state, pfn);
+      if (next < left.length && left[next] === pfn) {
+        out.push(left[next + 1]!);
+        next += 2;
+      }
+      if (key !== NO_KEY) out.push(key);
+    }
+  }
 }
 
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
@@ -229,7 +258,7 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
 function sweep(view: View): void {
-  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash };
+  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, duplicates: 0 };
   const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
@@ -279,7 +308,7 @@ export default defineOracle({
       return found.take();
     }
     const findings = found;
-    keysToCheck.length = 0;
+    left.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
@@ -302,16 +331,18 @@ export default defineOracle({
         for (; pfn < end; pfn++) {
           const key = guest ? keyOf(run.asid, run.gpa + (pfn - first) * SZ_4K) : NO_KEY;
           const old = setFrame(state, pfn, key);
-          // Candidates: the keys the frame left and claims, checked once every frame is indexed.
-          if (old !== NO_KEY && old !== key) keysToCheck.push(old);
-          if (key !== NO_KEY) keysToCheck.push(key);
+          if (old !== NO_KEY && old !== key) left.push(pfn, old);
         }
       }
     }
-    for (let k = 0; k < keysToCheck.length; k++) {
-      const key = keysToCheck[k]!;
-      // A duplicated key (rare) is reported once, where the step first reached it.
-      if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
+    // Candidates: the keys the touched frames left and claim, checked once every frame is indexed.
+    // A duplicated key (rare) is reported once, where the step first reached it.
+    if (state.duplicates > 0) {
+      candidates(state, step, left, keysToCheck);
+      for (let k = 0; k < keysToCheck.length; k++) {
+        const key = keysToCheck[k]!;
+        if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
+      }
     }
     if (view.counters.psmash !== state.psmashes) {
       state.psmashes = view.counters.psmash;
