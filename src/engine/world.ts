@@ -200,25 +200,21 @@ class SimWorld implements World {
   private readonly buffersBefore: CoherentBuffer[] = [];
   private readonly mappingsBefore: StreamingMapping[] = [];
 
-  /** The live buffers and mappings of `buffers` and `mappings`, keyed `buf:3` / `map:1`, with their pages. */
-  private liveObjects(buffers: readonly CoherentBuffer[], mappings: readonly StreamingMapping[]): Map<string, LiveObject> {
-    const out = new Map<string, LiveObject>();
-    for (const b of buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
-    for (const m of mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
-    return out;
-  }
-
   /**
    * The objects the op created or freed: the symmetric difference of the live objects before and
-   * after it (freed first). Most ops create and free nothing: then the lists are the same objects.
+   * after it (freed first, buffers before mappings). Most ops create and free nothing: then the
+   * lists are the same objects and nothing is built.
    */
   private createdOrFreed(): readonly LiveObject[] {
     const buffers = this.guestActor.buffers;
     const mappings = this.guestActor.mappings;
     if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return NO_OBJECTS;
-    const before = this.liveObjects(this.buffersBefore, this.mappingsBefore);
-    const after = this.liveObjects(buffers, mappings);
-    return [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
+    const out: LiveObject[] = [];
+    for (const b of this.buffersBefore) if (!hasId(buffers, b.id)) out.push(bufferObject(b));
+    for (const m of this.mappingsBefore) if (!hasId(mappings, m.id)) out.push(mappingObject(m));
+    for (const b of buffers) if (!hasId(this.buffersBefore, b.id)) out.push(bufferObject(b));
+    for (const m of mappings) if (!hasId(this.mappingsBefore, m.id)) out.push(mappingObject(m));
+    return out;
   }
 
   /**
@@ -547,6 +543,14 @@ interface LiveObject {
   dev: number;
   gfns: { start: number; end: number }[];
 }
+
+function hasId(list: readonly { id: number }[], id: number): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i]!.id === id) return true;
+  return false;
+}
+
+const bufferObject = (b: CoherentBuffer): LiveObject => ({ kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+const mappingObject = (m: StreamingMapping): LiveObject => ({ kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
 
 const gfnRange = (gpa: number, bytes: number): { start: number; end: number } => ({
   start: Math.floor(gpa / SZ_4K),
