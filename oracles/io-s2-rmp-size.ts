@@ -37,6 +37,11 @@ interface State {
   reverse: RegionArrays<Float64Array>;
   /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
   aliases: Map<number, Set<number>>;
+  /**
+   * Host 2M regions whose 512 frames `reverse` already holds as reached from GFNs G + i, by G (a 2M
+   * leaf seen once): remembering the same mapping again learns nothing and costs one look-up.
+   */
+  linear: Map<number, number>;
 }
 
 const states = new WeakMap<View, State>();
@@ -58,18 +63,28 @@ function isPrivate(view: View, gfn: number): boolean {
 function remember(state: State, pfn: number, gfn: number, count: number): void {
   for (let i = 0; i < count; ) {
     const region = Math.floor((pfn + i) / FRAMES_PER_2M);
-    const frames = state.reverse.getOrCreate(region);
     const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
+    // The GFN this mapping gives the region's first frame.
+    const base = gfn + i - ((pfn + i) % FRAMES_PER_2M);
+    if (state.linear.get(region) === base) {
+      i = stop;
+      continue;
+    }
+    const whole = stop - i === FRAMES_PER_2M;
+    let linear = true;
+    const frames = state.reverse.getOrCreate(region);
     for (; i < stop; i++) {
       const slot = (pfn + i) % FRAMES_PER_2M;
       const known = frames[slot]!;
       if (known === 0) frames[slot] = gfn + i + 1;
       else if (known !== gfn + i + 1) {
+        linear = false;
         let more = state.aliases.get(pfn + i);
         if (more === undefined) state.aliases.set(pfn + i, (more = new Set()));
         more.add(gfn + i);
       }
     }
+    if (whole && linear) state.linear.set(region, base);
   }
 }
 
@@ -203,7 +218,7 @@ function stateOf(view: View): { state: State; fresh: boolean } {
   let state = states.get(view);
   const fresh = state === undefined;
   if (state === undefined) {
-    state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map() };
+    state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map(), linear: new Map() };
     states.set(view, state);
   }
   return { state, fresh };
