@@ -15,6 +15,7 @@
 // the content as the new reference without judging it.
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
@@ -58,11 +59,6 @@ const newSeen = (): Seen => ({
 
 const newReverse = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NONE);
 
-function seenOf(state: State, gfn: number, create: boolean): Seen | undefined {
-  const index = Math.floor(gfn / FRAMES_PER_2M);
-  return create ? state.seen.getOrCreate(index) : state.seen.get(index);
-}
-
 function unlink(state: State, pfn: number, gfn: number): void {
   const reverse = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
   const i = pfn % FRAMES_PER_2M;
@@ -91,7 +87,7 @@ function link(state: State, pfn: number, gfn: number): void {
 }
 
 function forget(state: State, gfn: number): void {
-  const seen = seenOf(state, gfn, false);
+  const seen = state.seen.get(Math.floor(gfn / FRAMES_PER_2M));
   const i = gfn % FRAMES_PER_2M;
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
@@ -130,14 +126,11 @@ const entry = defaultRmpEntry();
 const npt = new LeafCache();
 
 /**
- * Re-examine `gfn` (once per pass). `guestWrites` holds the GFNs the guest (or its accepted
- * devices) wrote in the step; undefined in the full sweep, which does not judge content.
+ * Re-examine watched page `gfn` (validated, private, not converting), whose record is slot `i` of
+ * `seen`. `guestWrites` holds the GFNs the guest (or its accepted devices) wrote in the step;
+ * undefined in the full sweep, which does not judge content.
  */
-function examine(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
-  if (!isWatched(view.guest.pageFlags(gfn))) {
-    forget(state, gfn);
-    return;
-  }
+function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
   const viaNpt = npt.translate(view.npt, gpa);
   const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
@@ -146,8 +139,6 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);
   const t1 = view.memory.token(base + CHUNK);
-  const seen = seenOf(state, gfn, true)!;
-  const i = gfn % FRAMES_PER_2M;
   const previousPfn = seen.pfn[i]!;
   const previousT0 = seen.t0[i]!;
   const previousT1 = seen.t1[i]!;
@@ -189,19 +180,28 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   });
 }
 
-/** Examine `gfn` unless this pass did already. */
+/** Examine `gfn` unless this pass did already: a page no longer watched only loses its record. */
 function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
-  const seen = seenOf(state, gfn, false);
+  const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
   const i = gfn % FRAMES_PER_2M;
-  if (seen !== undefined) {
-    if (seen.pass[i] === state.pass) return;
-    seen.pass[i] = state.pass;
-  }
-  examine(view, state, gfn, guestWrites, out);
-  // A GFN seen for the first time got its record just now.
-  if (seen === undefined) {
-    const created = seenOf(state, gfn, false);
-    if (created !== undefined) created.pass[i] = state.pass;
+  if (seen.pass[i] === state.pass) return;
+  seen.pass[i] = state.pass;
+  if (isWatched(view.guest.pageFlags(gfn))) examine(view, state, seen, i, gfn, guestWrites, out);
+  else forget(state, gfn);
+}
+
+/** examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region. */
+function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
+  for (let gfn = from; gfn < to; ) {
+    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const seen = state.seen.getOrCreate(index);
+    const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
+    for (; gfn < stop; gfn++) {
+      const i = gfn % FRAMES_PER_2M;
+      if (seen.pass[i] === state.pass) continue;
+      seen.pass[i] = state.pass;
+      examine(view, state, seen, i, gfn, guestWrites, out);
+    }
   }
 }
 
@@ -214,7 +214,8 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
   for (let gfn = from; gfn < to; ) {
     const end = view.guest.pageRunEnd(gfn, to);
     if (isWatched(view.guest.pageFlags(gfn))) {
-      for (; gfn < end; gfn++) examineOnce(view, state, gfn, guestWrites, out);
+      examineWatched(view, state, gfn, end, guestWrites, out);
+      gfn = end;
       continue;
     }
     while (gfn < end) {
@@ -248,7 +249,7 @@ function guestWritesOf(view: View, step: Step): Writes {
   }
   for (const dma of step.dmas) {
     if (!dma.write) continue;
-    const device = view.devices.find((d) => d.id === dma.dev);
+    const device = deviceById(view, dma.dev);
     // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
     if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
     for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) writes.add(piece.gpa, piece.len);
@@ -270,9 +271,7 @@ function sweep(view: View): Finding[] | undefined {
   // others, a swiotlb pool shared at boot among them, lose their records below).
   for (let gfn = 0; gfn < FRAME_LIMIT; ) {
     const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
-    if (isWatched(view.guest.pageFlags(gfn))) {
-      for (; gfn < end; gfn++) examineOnce(view, state, gfn, undefined, out);
-    }
+    if (isWatched(view.guest.pageFlags(gfn))) examineWatched(view, state, gfn, end, undefined, out);
     gfn = end;
   }
   for (const [index, seen] of state.seen.entries()) {
