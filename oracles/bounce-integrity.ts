@@ -91,9 +91,15 @@ function raceOf(view: View, step: Step): Race {
     const gpa = Number(call.args.gpa);
     for (let c = chunkOf(gpa); c <= chunkOf(gpa + Number(call.args.len ?? 1) - 1); c++) overwritten.add(c);
   }
-  for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk } of dmaChunks(dma)) overwritten.add(chunk);
+  for (const dma of step.dmas) {
+    if (dma.during === undefined || !dma.write) continue;
+    for (let i = 0, n = dmaChunks(dma); i < n; i++) overwritten.add(moved.chunks[i]!);
+  }
   if (hasInterleavedDma(step)) {
-    for (const dma of step.dmas) if (dma.during !== undefined && dma.write) for (const { chunk, token } of dmaChunks(dma)) note(racing, chunk, token);
+    for (const dma of step.dmas) {
+      if (dma.during === undefined || !dma.write) continue;
+      for (let i = 0, n = dmaChunks(dma); i < n; i++) note(racing, moved.chunks[i]!, moved.tokens[i]!);
+    }
     for (const event of step.guestEvents) {
       if (event.kind !== 'bounce') continue;
       for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
@@ -135,17 +141,42 @@ function slotChunks(mapping: StreamingMapping): number[] {
   return out;
 }
 
-/** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K). */
-function dmaChunks(dma: DmaRecord): { chunk: number; token: number }[] {
-  const out: { chunk: number; token: number }[] = [];
+/** The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them (reused). */
+const moved = { chunks: [] as number[], tokens: [] as number[] };
+
+/** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K), into `moved`; returns how many. */
+function dmaChunks(dma: DmaRecord): number {
+  moved.chunks.length = 0;
+  moved.tokens.length = 0;
   let k = 0;
   for (const piece of dma.result.pieces) {
     for (let c = chunkOf(piece.gpa); c <= chunkOf(piece.gpa + piece.len - 1); c++) {
       const token = dma.tokens[k++];
-      if (token !== undefined) out.push({ chunk: c, token });
+      if (token === undefined) continue;
+      moved.chunks.push(c);
+      moved.tokens.push(token);
     }
   }
-  return out;
+  return moved.chunks.length;
+}
+
+/** Who wrote a slot chunk (SlotWrites.owner): a mapping's id, or one of these. */
+const OTHER_OBJECT = -1;
+const OUTSIDER = -2;
+
+/**
+ * The writes into slot chunks of one step, reused from step to step: the chunk, its new token,
+ * and who wrote it: the DMA API for a mapping (its id) or for a coherent buffer (OTHER_OBJECT), or
+ * somebody outside the DMA API (OUTSIDER: a wild DMA, a host write); `racing`: interleaved.
+ */
+const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[] };
+
+function addWrite(chunk: number, token: number, owner: number, racing: boolean): void {
+  const i = writes.count++;
+  writes.chunk[i] = chunk;
+  writes.token[i] = token;
+  writes.owner[i] = owner;
+  writes.racing[i] = racing;
 }
 
 function owns(tracked: Tracked, chunk: number): boolean {
@@ -225,7 +256,9 @@ export default defineOracle({
       if (dma.write || dma.target?.kind !== 'map') continue;
       const tracked = state.mappings.get(dma.target.id);
       if (tracked === undefined || tracked.mapping.dir === 'from_device') continue;
-      for (const { chunk, token } of dmaChunks(dma)) {
+      for (let i = 0, n = dmaChunks(dma); i < n; i++) {
+        const chunk = moved.chunks[i]!;
+        const token = moved.tokens[i]!;
         if (!owns(tracked, chunk)) continue;
         const allowed = tracked.allowed.get(chunk);
         if (allowed === undefined || allowed.has(token)) continue;
@@ -249,29 +282,30 @@ export default defineOracle({
     }
 
     // 2. Writes into slots: the owner's and outsiders' are the new content, the DMA API's for somebody else are not.
-    const writes: { chunk: number; token: number; owner: string | undefined; racing?: boolean }[] = [];
+    writes.count = 0;
     for (const dma of step.dmas) {
       if (!dma.write) continue;
-      const owner = dma.legit && dma.target ? `${dma.target.kind}:${dma.target.id}` : undefined;
-      for (const { chunk, token } of dmaChunks(dma)) writes.push({ chunk, token, owner, racing: dma.during !== undefined });
+      const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
+      for (let i = 0, n = dmaChunks(dma); i < n; i++) addWrite(moved.chunks[i]!, moved.tokens[i]!, owner, dma.during !== undefined);
     }
     for (const event of step.guestEvents) {
       if (event.kind !== 'bounce') continue;
       for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
         const token = tokenAt(view, Math.max(event.to, c * CHUNK));
-        if (token !== undefined) writes.push({ chunk: c, token, owner: `map:${event.map}` });
+        if (token !== undefined) addWrite(c, token, event.map, false);
       }
     }
     let hostWritten: Set<number> | undefined;
     for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
-    if (writes.length > 0 || hostWritten !== undefined) {
+    if (writes.count > 0 || hostWritten !== undefined) {
       for (const tracked of state.mappings.values()) {
-        for (const write of writes) {
-          if (!owns(tracked, write.chunk)) continue;
-          if (write.owner !== undefined && write.owner !== `map:${tracked.mapping.id}`) continue;
+        for (let w = 0; w < writes.count; w++) {
+          const chunk = writes.chunk[w]!;
+          if (!owns(tracked, chunk)) continue;
+          if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
           // An interleaved write may land before or after the op's copies: one more possible content.
-          if (write.racing === true) tracked.allowed.get(write.chunk)?.add(write.token);
-          else tracked.allowed.set(write.chunk, new Set([write.token]));
+          if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
+          else tracked.allowed.set(chunk, new Set([writes.token[w]!]));
         }
         if (hostWritten === undefined) continue;
         for (const chunk of slotChunks(tracked.mapping)) {

@@ -20,7 +20,8 @@
 // Uint8Array (allocated when a page of the region first differs): a step costs a few array reads
 // per page at most, no allocation, and the boot snapshot costs per run of the guest's page flags.
 
-import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
 
 const PVALIDATE_OK = 0;
 const PVALIDATE_FAIL_NOUPDATE = 255;
@@ -44,6 +45,10 @@ interface State {
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
+
+/** The call a finding names (built only for a finding). */
+const pvalidateCall = (gpa: number, size: string): string => `PVALIDATE(${hex(gpa)}, ${size}, validate)`;
 /** Scratch for GuestView.loadPage. */
 const scratch: GuestPage = { accepted: false, shared: false, validated: false, converting: false };
 
@@ -137,7 +142,7 @@ export default defineOracle({
       state.first = false;
       for (const range of step.gfnRanges) assign(state, range.start, range.end, UNKNOWN);
     }
-    const out: Finding[] = [];
+    const out = found;
     for (const event of step.guestEvents) {
       if (event.kind !== 'pvalidate' && event.kind !== 'psc') continue;
       const first = Math.floor(event.gpa / PAGE);
@@ -147,10 +152,9 @@ export default defineOracle({
           if (event.status === PVALIDATE_OK) setBits(state, first, count, 0, VALIDATED);
           continue;
         }
-        const call = `PVALIDATE(${hex(event.gpa)}, ${event.size}, validate)`;
         if (event.status === PVALIDATE_FAIL_NOUPDATE) {
           out.push({
-            message: `guest ${call} returned 255 (NOUPDATE): the RMP entry was already validated ==> FAIL (page validated twice)`,
+            message: `guest ${pvalidateCall(event.gpa, event.size)} returned 255 (NOUPDATE): the RMP entry was already validated ==> FAIL (page validated twice)`,
             details: { gpa: event.gpa, sizes: { rmp: event.size }, status: event.status },
           });
           continue;
@@ -160,13 +164,13 @@ export default defineOracle({
           const bits = shadowOf(state, gfn);
           if (bits !== undefined && (bits & VALIDATED) !== 0) {
             out.push({
-              message: `guest ${call} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
+              message: `guest ${pvalidateCall(event.gpa, event.size)} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
               details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
             });
             break;
           } else if (bits !== undefined && (bits & SHARED) !== 0) {
             out.push({
-              message: `guest ${call} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
+              message: `guest ${pvalidateCall(event.gpa, event.size)} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
               details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
             });
             break;
@@ -190,6 +194,6 @@ export default defineOracle({
     }
     // The guest's own view is the reference for the next step.
     for (const range of step.gfnRanges) resync(view, state, range.start, range.end);
-    return out;
+    return out.take();
   },
 });

@@ -17,21 +17,31 @@
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { LeafCache } from './lib/leaf-cache.ts';
+import { RegionArrays } from './lib/regions.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
 const regionEntry = defaultRmpEntry();
 const frameEntry = defaultRmpEntry();
+/** S2 leaves PageTableView.leafInto() fills (reused); the one of the last page checked answers for the pages after it. */
+const s2 = new LeafCache();
+const regionLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
   tdi: string[];
   /** Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0: none). */
-  reverse: Map<number, Float64Array>;
+  reverse: RegionArrays<Float64Array>;
   /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
   aliases: Map<number, Set<number>>;
+  /**
+   * Host 2M regions whose 512 frames `reverse` already holds as reached from GFNs G + i, by G (a 2M
+   * leaf seen once): remembering the same mapping again learns nothing and costs one look-up.
+   */
+  linear: Map<number, number>;
 }
 
 const states = new WeakMap<View, State>();
@@ -49,21 +59,32 @@ function isPrivate(view: View, gfn: number): boolean {
   return (flags & GUEST_PAGE_ACCEPTED) !== 0 && (flags & (GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === 0;
 }
 
-/** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count). */
+/** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count), 2M region by region. */
 function remember(state: State, pfn: number, gfn: number, count: number): void {
-  for (let i = 0; i < count; i++) {
-    const frame = pfn + i;
-    const region = Math.floor(frame / FRAMES_PER_2M);
-    let frames = state.reverse.get(region);
-    if (frames === undefined) state.reverse.set(region, (frames = new Float64Array(FRAMES_PER_2M)));
-    const slot = frame % FRAMES_PER_2M;
-    const known = frames[slot]!;
-    if (known === 0) frames[slot] = gfn + i + 1;
-    else if (known !== gfn + i + 1) {
-      let more = state.aliases.get(frame);
-      if (more === undefined) state.aliases.set(frame, (more = new Set()));
-      more.add(gfn + i);
+  for (let i = 0; i < count; ) {
+    const region = Math.floor((pfn + i) / FRAMES_PER_2M);
+    const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
+    // The GFN this mapping gives the region's first frame.
+    const base = gfn + i - ((pfn + i) % FRAMES_PER_2M);
+    if (state.linear.get(region) === base) {
+      i = stop;
+      continue;
     }
+    const whole = stop - i === FRAMES_PER_2M;
+    let linear = true;
+    const frames = state.reverse.getOrCreate(region);
+    for (; i < stop; i++) {
+      const slot = (pfn + i) % FRAMES_PER_2M;
+      const known = frames[slot]!;
+      if (known === 0) frames[slot] = gfn + i + 1;
+      else if (known !== gfn + i + 1) {
+        linear = false;
+        let more = state.aliases.get(pfn + i);
+        if (more === undefined) state.aliases.set(pfn + i, (more = new Set()));
+        more.add(gfn + i);
+      }
+    }
+    if (whole && linear) state.linear.set(region, base);
   }
 }
 
@@ -72,9 +93,10 @@ const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatc
 /** Check one page for `device`. */
 function checkGfn(view: View, state: State, device: DeviceView, gfn: number): void {
   const gpa = gfn * SZ_4K;
-  if (gpa >= view.vtom || device.s2.iovaToPhys(gpa) === undefined || !isPrivate(view, gfn)) return;
-  const leaf = device.s2.leafAt(gpa)!;
-  const hpa = leaf.pa + (gpa - leaf.iova);
+  if (gpa >= view.vtom || !isPrivate(view, gfn)) return;
+  const hpa = s2.translate(device.s2, gpa);
+  if (hpa < 0) return;
+  const leaf = s2.leaf;
   const pfn = Math.floor(hpa / SZ_4K);
   remember(state, pfn, gfn, 1);
 
@@ -125,8 +147,8 @@ function checkGfn(view: View, state: State, device: DeviceView, gfn: number): vo
 function checkRegion(view: View, state: State, device: DeviceView, from: number, to: number): void {
   const base = Math.floor(from / FRAMES_PER_2M) * SZ_2M;
   if (base + SZ_2M <= view.vtom && to - from > 1) {
-    const leaf = device.s2.leafAt(base);
-    if (leaf !== undefined && leaf.size >= SZ_2M) {
+    const leaf = regionLeaf;
+    if (device.s2.leafInto(base, leaf) && leaf.size >= SZ_2M) {
       const pfn = Math.floor((leaf.pa + (base - leaf.iova)) / SZ_4K);
       if (pfn % FRAMES_PER_2M === 0) {
         const entry = view.rmp.load(pfn, regionEntry);
@@ -196,7 +218,7 @@ function stateOf(view: View): { state: State; fresh: boolean } {
   let state = states.get(view);
   const fresh = state === undefined;
   if (state === undefined) {
-    state = { tdi: [], reverse: new Map(), aliases: new Map() };
+    state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map(), linear: new Map() };
     states.set(view, state);
   }
   return { state, fresh };
@@ -204,6 +226,7 @@ function stateOf(view: View): { state: State; fresh: boolean } {
 
 function sweep(view: View, state: State): Finding[] | undefined {
   reported.length = 0;
+  s2.forget();
   const devices = view.devices;
   for (let d = 0; d < devices.length; d++) state.tdi[d] = devices[d]!.tdi;
   for (let d = 0; d < devices.length; d++) if (isRunning(devices[d]!)) checkDevice(view, state, devices[d]!);
@@ -222,6 +245,7 @@ export default defineOracle({
     const { state, fresh } = stateOf(view);
     if (fresh) return sweep(view, state);
     reported.length = 0;
+    s2.forget();
     const devices = view.devices;
     // Devices whose TDI entered RUN first: every private page is now a DMA target.
     for (let d = 0; d < devices.length; d++) {

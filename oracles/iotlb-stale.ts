@@ -12,11 +12,12 @@
 // by flushPending alone: only a host whose host_sync leaves invalidations pending can make the two
 // disagree.
 //
-// Cost: an entry the S2 still backs, which is almost every entry, is confirmed with iovaToPhys()
-// (and one leaf lookup for a 2M entry); the walk over S2 leaves and the message are for a stale
-// one. The touched GFNs are tested as runs, without building Sets.
+// Cost: a device none of whose IOTLB entries overlaps a touched GFN range (IotlbView.overlaps) is
+// skipped without listing its entries; an entry the S2 still backs, which is almost every entry,
+// is confirmed with one leaf lookup into a reused Leaf; the walk over S2 leaves and the message are
+// for a stale one. The touched GFNs are tested as runs, without building Sets.
 
-import { SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type IotlbEntry, type Step, type View } from 'cocofuzz/api';
+import { SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type IotlbEntry, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { overlaps, touchesRegion } from './lib/runs.ts';
 
@@ -29,13 +30,24 @@ const found = new Findings();
 
 const entryBytes = (entry: IotlbEntry): number => (entry.size === '2M' ? SZ_2M : SZ_4K);
 
-/** Whether the S2 still maps the whole of `entry` onto its cached frames (no allocation for a 4K entry). */
+/** Scratch for PageTableView.leafInto. */
+const leaf: Leaf = { iova: 0, pa: 0, size: 0 };
+
+/** Whether the S2 still maps the whole of `entry` onto its cached frames (no allocation). */
 function stillBacked(device: DeviceView, entry: IotlbEntry): boolean {
-  if (device.s2.iovaToPhys(entry.addr) !== entry.hpa) return false;
-  if (entry.size === '4K') return true;
+  if (!device.s2.leafInto(entry.addr, leaf) || leaf.pa + (entry.addr - leaf.iova) !== entry.hpa) return false;
   // A 2M entry is 2M-aligned: one leaf of 2M or more holding its first byte holds all of it.
-  const leaf = device.s2.leafAt(entry.addr);
-  return leaf !== undefined && leaf.size >= SZ_2M;
+  return entry.size === '4K' || leaf.size >= SZ_2M;
+}
+
+/** Whether some IOTLB entry of `device` overlaps a GFN range the step touched (allocation-free). */
+function cachesTouched(device: DeviceView, ranges: Step['gfnRanges']): boolean {
+  if (device.iotlb.size === 0) return false;
+  for (let r = 0; r < ranges.length; r++) {
+    const range = ranges[r]!;
+    if (device.iotlb.overlaps(range.start * SZ_4K, (range.end - range.start) * SZ_4K)) return true;
+  }
+  return false;
 }
 
 function checkEntry(device: DeviceView, entry: IotlbEntry, out: Findings): void {
@@ -102,6 +114,8 @@ export default defineOracle({
     if (before !== false) return sweep(view, false);
     if (pending || step.gfnRanges.length === 0) return undefined;
     for (const device of view.devices) {
+      // Most steps touch no cached translation: then the entries are not listed at all.
+      if (!cachesTouched(device, step.gfnRanges)) continue;
       for (const entry of device.iotlb.entries()) {
         const gfn = entry.addr / SZ_4K;
         const hit = entry.size === '2M' ? touchesRegion(step.gfnRanges, entry.addr / SZ_2M) : overlaps(step.gfnRanges, gfn, gfn + 1);

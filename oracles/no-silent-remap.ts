@@ -14,7 +14,11 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { deviceById } from './lib/devices.ts';
+import { Findings } from './lib/findings.ts';
+import { LeafCache } from './lib/leaf-cache.ts';
+import { RegionArrays } from './lib/regions.ts';
 import { overlaps } from './lib/runs.ts';
 
 const CHUNK = 2048;
@@ -35,9 +39,9 @@ interface Seen {
 
 interface State {
   /** GFN region (gfn / 512) -> what the guest saw there. */
-  seen: Map<number, Seen>;
+  seen: RegionArrays<Seen>;
   /** Frame region (pfn / 512) -> per frame, the GFN whose record names it (NONE, SEVERAL). */
-  reverse: Map<number, Float64Array>;
+  reverse: RegionArrays<Float64Array>;
   /** Frames named by several GFNs -> those GFNs. */
   aliases: Map<number, Set<number>>;
   /** Counts the passes (`Seen.pass`). */
@@ -53,15 +57,7 @@ const newSeen = (): Seen => ({
   pass: new Float64Array(FRAMES_PER_2M).fill(NONE),
 });
 
-function seenOf(state: State, gfn: number, create: boolean): Seen | undefined {
-  const index = Math.floor(gfn / FRAMES_PER_2M);
-  let seen = state.seen.get(index);
-  if (seen === undefined && create) {
-    seen = newSeen();
-    state.seen.set(index, seen);
-  }
-  return seen;
-}
+const newReverse = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NONE);
 
 function unlink(state: State, pfn: number, gfn: number): void {
   const reverse = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
@@ -79,12 +75,7 @@ function unlink(state: State, pfn: number, gfn: number): void {
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const index = Math.floor(pfn / FRAMES_PER_2M);
-  let reverse = state.reverse.get(index);
-  if (reverse === undefined) {
-    reverse = new Float64Array(FRAMES_PER_2M).fill(NONE);
-    state.reverse.set(index, reverse);
-  }
+  const reverse = state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M));
   const i = pfn % FRAMES_PER_2M;
   const known = reverse[i]!;
   if (known === NONE) reverse[i] = gfn;
@@ -96,7 +87,7 @@ function link(state: State, pfn: number, gfn: number): void {
 }
 
 function forget(state: State, gfn: number): void {
-  const seen = seenOf(state, gfn, false);
+  const seen = state.seen.get(Math.floor(gfn / FRAMES_PER_2M));
   const i = gfn % FRAMES_PER_2M;
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
@@ -127,29 +118,27 @@ class Writes {
 }
 
 const writes = new Writes();
+const found = new Findings();
 /** Scratch for the allocation-free accessors. */
-const page: GuestPage = { accepted: false, shared: false, validated: false, converting: false };
 const entry = defaultRmpEntry();
 
+/** The NPT leaf of the last page examined: a pass walks the NPT once per leaf, not per page. */
+const npt = new LeafCache();
+
 /**
- * Re-examine `gfn` (once per pass). `guestWrites` holds the GFNs the guest (or its accepted
- * devices) wrote in the step; undefined in the full sweep, which does not judge content.
+ * Re-examine watched page `gfn` (validated, private, not converting), whose record is slot `i` of
+ * `seen`. `guestWrites` holds the GFNs the guest (or its accepted devices) wrote in the step;
+ * undefined in the full sweep, which does not judge content.
  */
-function examine(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Finding[]): void {
-  if (view.guest.loadPage(gfn, page) === undefined || !page.validated || page.shared || page.converting) {
-    forget(state, gfn);
-    return;
-  }
+function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
-  const nptHpa = view.npt.iovaToPhys(gpa);
-  const hpa = nptHpa ?? view.host.backingHpa(gpa);
+  const viaNpt = npt.translate(view.npt, gpa);
+  const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
   if (hpa < 0) return;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);
   const t1 = view.memory.token(base + CHUNK);
-  const seen = seenOf(state, gfn, true)!;
-  const i = gfn % FRAMES_PER_2M;
   const previousPfn = seen.pfn[i]!;
   const previousT0 = seen.t0[i]!;
   const previousT1 = seen.t1[i]!;
@@ -160,7 +149,7 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   }
   seen.t0[i] = t0;
   seen.t1[i] = t1;
-  const via = nptHpa !== undefined ? 'NPT' : 'host backing';
+  const via = viaNpt >= 0 ? 'NPT' : 'host backing';
   if (previousPfn !== NONE && previousPfn !== pfn) {
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> hpa ${hex(base)}, but the guest validated hpa ${hex(previousPfn * PAGE)} ==> FAIL (backing frame changed behind the guest's back)`,
@@ -175,7 +164,7 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   else if (entry.gpa !== gpa) problem = `RMP entry now at gpa ${hex(entry.gpa)}`;
   else if (!entry.validated) problem = 'RMP Validated cleared';
   if (problem !== '') {
-    const nptSize = nptHpa !== undefined ? view.npt.leafAt(gpa)?.size : undefined;
+    const nptSize = viaNpt >= 0 ? view.npt.leafAt(gpa)?.size : undefined;
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> RMP[${entry.size}] at hpa ${hex(base)} ==> FAIL (${problem} while the guest holds it validated)`,
       details: { gpa, hpa: base, sizes: { rmp: entry.size, ...(nptSize !== undefined ? { npt: nptSize } : {}) } },
@@ -191,19 +180,28 @@ function examine(view: View, state: State, gfn: number, guestWrites: Writes | un
   });
 }
 
-/** Examine `gfn` unless this pass did already. */
-function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Finding[]): void {
-  const seen = seenOf(state, gfn, false);
+/** Examine `gfn` unless this pass did already: a page no longer watched only loses its record. */
+function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
+  const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
   const i = gfn % FRAMES_PER_2M;
-  if (seen !== undefined) {
-    if (seen.pass[i] === state.pass) return;
-    seen.pass[i] = state.pass;
-  }
-  examine(view, state, gfn, guestWrites, out);
-  // A GFN seen for the first time got its record just now.
-  if (seen === undefined) {
-    const created = seenOf(state, gfn, false);
-    if (created !== undefined) created.pass[i] = state.pass;
+  if (seen.pass[i] === state.pass) return;
+  seen.pass[i] = state.pass;
+  if (isWatched(view.guest.pageFlags(gfn))) examine(view, state, seen, i, gfn, guestWrites, out);
+  else forget(state, gfn);
+}
+
+/** examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region. */
+function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
+  for (let gfn = from; gfn < to; ) {
+    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const seen = state.seen.getOrCreate(index);
+    const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
+    for (; gfn < stop; gfn++) {
+      const i = gfn % FRAMES_PER_2M;
+      if (seen.pass[i] === state.pass) continue;
+      seen.pass[i] = state.pass;
+      examine(view, state, seen, i, gfn, guestWrites, out);
+    }
   }
 }
 
@@ -212,11 +210,12 @@ function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes 
  * and private only loses its record, so such a run costs per 2M region, and nothing where this
  * oracle records nothing (a swiotlb pool shared in one step).
  */
-function examineRange(view: View, state: State, from: number, to: number, guestWrites: Writes, out: Finding[]): void {
+function examineRange(view: View, state: State, from: number, to: number, guestWrites: Writes, out: Findings): void {
   for (let gfn = from; gfn < to; ) {
     const end = view.guest.pageRunEnd(gfn, to);
     if (isWatched(view.guest.pageFlags(gfn))) {
-      for (; gfn < end; gfn++) examineOnce(view, state, gfn, guestWrites, out);
+      examineWatched(view, state, gfn, end, guestWrites, out);
+      gfn = end;
       continue;
     }
     while (gfn < end) {
@@ -250,7 +249,7 @@ function guestWritesOf(view: View, step: Step): Writes {
   }
   for (const dma of step.dmas) {
     if (!dma.write) continue;
-    const device = view.devices.find((d) => d.id === dma.dev);
+    const device = deviceById(view, dma.dev);
     // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
     if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
     for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) writes.add(piece.gpa, piece.len);
@@ -259,27 +258,26 @@ function guestWritesOf(view: View, step: Step): Writes {
 }
 
 /** Examine every page the guest holds validated and private; forget the records of the others. */
-function sweep(view: View): Finding[] {
+function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new Map(), reverse: new Map(), aliases: new Map(), pass: 0 };
+    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0 };
     states.set(view, state);
   }
   state.pass++;
-  const out: Finding[] = [];
+  npt.forget();
+  const out = found;
   // Run by run of equal page flags: only validated private pages have a frame to watch (the
   // others, a swiotlb pool shared at boot among them, lose their records below).
   for (let gfn = 0; gfn < FRAME_LIMIT; ) {
     const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
-    if (isWatched(view.guest.pageFlags(gfn))) {
-      for (; gfn < end; gfn++) examineOnce(view, state, gfn, undefined, out);
-    }
+    if (isWatched(view.guest.pageFlags(gfn))) examineWatched(view, state, gfn, end, undefined, out);
     gfn = end;
   }
-  for (const [index, seen] of state.seen) {
+  for (const [index, seen] of state.seen.entries()) {
     for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }
-  return out;
+  return out.take();
 }
 
 export default defineOracle({
@@ -297,8 +295,9 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     const guestWrites = guestWritesOf(view, step);
-    const out: Finding[] = [];
+    const out = found;
     state.pass++;
+    npt.forget();
     for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
     for (const range of step.frameRanges) {
@@ -321,7 +320,7 @@ export default defineOracle({
         }
       }
     }
-    return out;
+    return out.take();
   },
 
   final(view: View) {

@@ -10,8 +10,9 @@
 //
 // Incremental: the NPT leaf at each GFN the step touched, and the 2M-or-larger leaves over each
 // frame it touched, found through a reverse index (host 2M region -> GPAs of large leaves seen).
-// A leaf of 2M or more covers whole 2M regions, so one leaf lookup per touched 2M region finds
-// every large leaf over the touched GFNs.
+// A leaf of 2M or more covers whole 2M regions, so one leaf lookup (into a reused Leaf) per
+// touched 2M region finds every large leaf over the touched GFNs; the RMP under a leaf is read run
+// by run (RmpView.runEnd), not frame by frame.
 
 import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
@@ -27,6 +28,8 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
+/** Scratch for PageTableView.leafInto. */
+const nptLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 /** GPAs of the large leaves to check in this step, in the order they were found (reused). */
 const candidates: number[] = [];
 /** First GPAs of the leaves checked in this step: each leaf once (reused). */
@@ -55,10 +58,11 @@ function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
     if (head.size === '2M') {
       if (leaf.size > SZ_2M && head.assigned && head.asid === view.asid) pfn = base;
     } else {
-      for (let i = 0; i < FRAMES_PER_2M; i++) {
-        const entry = i === 0 ? head : view.rmp.load(base + i, subEntry);
+      // Run by run (RmpView.runEnd): a run shares assigned and ASID, so its first entry answers for it.
+      for (let at = base; at < base + FRAMES_PER_2M; at = view.rmp.runEnd(at, base + FRAMES_PER_2M)) {
+        const entry = at === base ? head : view.rmp.load(at, subEntry);
         if (entry.assigned && entry.asid === view.asid) {
-          pfn = base + i;
+          pfn = at;
           break;
         }
       }
@@ -106,8 +110,7 @@ export default defineOracle({
       // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the region.
       let gfn = range.start;
       while (gfn < range.end) {
-        const leaf = view.npt.leafAt(gfn * SZ_4K);
-        if (leaf !== undefined && leaf.size >= SZ_2M) addCandidate(leaf.iova);
+        if (view.npt.leafInto(gfn * SZ_4K, nptLeaf) && nptLeaf.size >= SZ_2M) addCandidate(nptLeaf.iova);
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
@@ -119,11 +122,10 @@ export default defineOracle({
       }
     }
     for (let c = 0; c < candidates.length; c++) {
-      const leaf = view.npt.leafAt(candidates[c]!);
-      if (leaf === undefined || leaf.size < SZ_2M || checked.includes(leaf.iova)) continue;
-      checked.push(leaf.iova);
-      index(state, leaf);
-      checkLeaf(view, leaf, found);
+      if (!view.npt.leafInto(candidates[c]!, nptLeaf) || nptLeaf.size < SZ_2M || checked.includes(nptLeaf.iova)) continue;
+      checked.push(nptLeaf.iova);
+      index(state, nptLeaf);
+      checkLeaf(view, nptLeaf, found);
     }
     return found.take();
   },

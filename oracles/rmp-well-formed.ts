@@ -8,80 +8,114 @@
 //   two frames assigned at one GPA let the host swap which one the guest reaches.
 //
 // Incremental: the frames the step touched (their 2M regions for the 2M rules, their (ASID, GPA)
-// keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step. The
-// PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
+// keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step,
+// looked for only when the PSMASH counter moved (view.counters.psmash counts every successful one).
+// The PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
 //
 // The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
-// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan.
+// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan. It also
+// counts the keys claimed twice: while there are none (every correct run), a step updates the
+// index and looks at no key.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { Findings } from './lib/findings.ts';
+import { RegionArrays } from './lib/regions.ts';
 
-/** (asid, gfn) as one safe integer: asid < 2^10, gfn < 2^40. */
-const keyOf = (asid: number, gpa: number): number => asid * 2 ** 40 + Math.floor(gpa / SZ_4K);
-const asidOfKey = (key: number): number => Math.floor(key / 2 ** 40);
-const gpaOfKey = (key: number): number => (key % 2 ** 40) * SZ_4K;
+/**
+ * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
+ * small integer V8 keeps unboxed, for every guest under 8 GiB, so a step allocates no number.
+ */
+const ASIDS = 1024;
+const keyOf = (asid: number, gpa: number): number => Math.floor(gpa / SZ_4K) * ASIDS + asid;
+const asidOfKey = (key: number): number => key % ASIDS;
+const gpaOfKey = (key: number): number => Math.floor(key / ASIDS) * SZ_4K;
+/** The `claims` array of a key: one per ASID and 2M GPA region. */
+const claimsIndex = (key: number): number => Math.floor(key / (ASIDS * FRAMES_PER_2M)) * ASIDS + asidOfKey(key);
+const claimsSlot = (key: number): number => Math.floor(key / ASIDS) % FRAMES_PER_2M;
 /** A frame that is not assigned to a guest: it claims no key. */
 const NO_KEY = -1;
 
 interface State {
   /** Frame region (pfn / 512) -> the key each frame claims (NO_KEY). */
-  keyOfFrame: Map<number, Float64Array>;
-  /** Key region (key / 512) -> how many assigned frames claim each key. */
-  claims: Map<number, Uint32Array>;
+  keyOfFrame: RegionArrays<Float64Array>;
+  /** claimsIndex(key) (ASID, GPA 2M region) -> how many assigned frames claim each key of it. */
+  claims: RegionArrays<Uint32Array>;
+  /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
+  psmashes: number;
+  /** How many keys two or more frames claim: while 0 (a correct run), a step has no key to report. */
+  duplicates: number;
 }
 
 const states = new WeakMap<View, State>();
+const found = new Findings();
 /** Scratch for RmpView.load. */
 const head = defaultRmpEntry();
 const entry: RmpEntry = { ...head };
 const run: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];
+/** The touched frames whose key the step changed and the key each left, in pairs (reused). */
+const left: number[] = [];
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
+const newKeys = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
+const newClaims = (): Uint32Array => new Uint32Array(FRAMES_PER_2M);
+
 function claimsOf(state: State, key: number, create: boolean): Uint32Array | undefined {
-  const index = Math.floor(key / FRAMES_PER_2M);
-  let claims = state.claims.get(index);
-  if (claims === undefined && create) {
-    claims = new Uint32Array(FRAMES_PER_2M);
-    state.claims.set(index, claims);
-  }
-  return claims;
+  return create ? state.claims.getOrCreate(claimsIndex(key)) : state.claims.get(claimsIndex(key));
 }
 
-const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[key % FRAMES_PER_2M] ?? 0;
+const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[claimsSlot(key)] ?? 0;
 
 /** Record that `pfn` now claims `key`; returns the key it claimed before. */
 function setFrame(state: State, pfn: number, key: number): number {
   const index = Math.floor(pfn / FRAMES_PER_2M);
-  let keys = state.keyOfFrame.get(index);
-  if (keys === undefined) {
-    if (key === NO_KEY) return NO_KEY;
-    keys = new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
-    state.keyOfFrame.set(index, keys);
-  }
+  const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
+  if (keys === undefined) return NO_KEY;
   const i = pfn % FRAMES_PER_2M;
   const old = keys[i]!;
   if (old === key) return old;
-  if (old !== NO_KEY) claimsOf(state, old, false)![old % FRAMES_PER_2M]!--;
-  if (key !== NO_KEY) claimsOf(state, key, true)![key % FRAMES_PER_2M]!++;
+  if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
+  if (key !== NO_KEY && ++claimsOf(state, key, true)![claimsSlot(key)]! === 2) state.duplicates++;
   keys[i] = key;
   return old;
+}
+
+/** The key `pfn` claims in the index (NO_KEY). */
+const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? NO_KEY;
+
+/**
+ * The keys a step must re-check, in the order the step reached them: for each touched frame, the
+ * key it left (from `left`: frame, old key pairs of the frames whose key changed, in frame order)
+ * and the key it claims. Built only when some key is claimed twice.
+ */
+function candidates(state: State, step: Step, left: readonly number[], out: number[]): void {
+  out.length = 0;
+  let next = 0;
+  for (const range of step.frameRanges) {
+    for (let pfn = range.start; pfn < range.end; pfn++) {
+      const key = keyAt(state, pfn);
+      if (next < left.length && left[next] === pfn) {
+        out.push(left[next + 1]!);
+        next += 2;
+      }
+      if (key !== NO_KEY) out.push(key);
+    }
+  }
 }
 
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
 function framesOf(state: State, key: number): number[] {
   const out: number[] = [];
-  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
-    const keys = state.keyOfFrame.get(index)!;
+  for (const [index, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
     for (let i = 0; i < FRAMES_PER_2M; i++) if (keys[i] === key) out.push(index * FRAMES_PER_2M + i);
   }
   return out;
 }
 
-function checkKey(state: State, key: number, out: Finding[]): void {
+function checkKey(state: State, key: number, out: Findings): void {
   if (claimCount(state, key) < 2) return;
   const list = framesOf(state, key);
   const gpa = gpaOfKey(key);
@@ -94,7 +128,7 @@ function checkKey(state: State, key: number, out: Finding[]): void {
 }
 
 /** The 2M rules for the region whose first frame is `base`. */
-function checkRegion(view: View, base: number, out: Finding[]): void {
+function checkRegion(view: View, base: number, out: Findings): void {
   view.rmp.load(base, head);
   if (head.size !== '2M' || !head.assigned) return;
   const hpa = base * SZ_4K;
@@ -166,7 +200,7 @@ class Revalidated {
 const revalidated = new Revalidated();
 
 /** After a successful PSMASH, the frames no later call of the step rewrote must form a clean 4K split. */
-function checkPsmash(view: View, step: Step, out: Finding[]): void {
+function checkPsmash(view: View, step: Step, out: Findings): void {
   const calls = step.calls;
   for (let index = 0; index < calls.length; index++) {
     const call = calls[index]!;
@@ -223,9 +257,9 @@ function checkPsmash(view: View, step: Step, out: Finding[]): void {
  * frames' keys follow from its first entry, and hypervisor-owned runs (a 32G swiotlb pool shared
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
-function sweep(view: View): Finding[] {
-  const state: State = { keyOfFrame: new Map(), claims: new Map() };
-  const findings: Finding[] = [];
+function sweep(view: View): void {
+  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, duplicates: 0 };
+  const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
     const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
@@ -244,8 +278,7 @@ function sweep(view: View): Finding[] {
   }
   // Each duplicated key once, in the order its first frame was indexed.
   keysToCheck.length = 0;
-  for (const index of [...state.keyOfFrame.keys()].sort((a, b) => a - b)) {
-    const keys = state.keyOfFrame.get(index)!;
+  for (const [, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
     for (let i = 0; i < FRAMES_PER_2M; i++) {
       const key = keys[i]!;
       if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
@@ -253,7 +286,6 @@ function sweep(view: View): Finding[] {
   }
   for (const key of keysToCheck) checkKey(state, key, findings);
   states.set(view, state);
-  return findings;
 }
 
 export default defineOracle({
@@ -264,18 +296,19 @@ export default defineOracle({
   checkCoversFinal: true,
 
   boot(view: View) {
-    return sweep(view);
+    sweep(view);
+    return found.take();
   },
 
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) {
-      const findings = sweep(view);
-      checkPsmash(view, step, findings);
-      return findings;
+      sweep(view);
+      checkPsmash(view, step, found);
+      return found.take();
     }
-    const findings: Finding[] = [];
-    keysToCheck.length = 0;
+    const findings = found;
+    left.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
@@ -291,29 +324,35 @@ export default defineOracle({
         view.rmp.load(pfn, run);
         // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
         const guest = run.assigned && run.asid !== 0;
-        if (!guest && !state.keyOfFrame.has(region / FRAMES_PER_2M)) {
+        if (!guest && state.keyOfFrame.get(region / FRAMES_PER_2M) === undefined) {
           pfn = end;
           continue;
         }
         for (; pfn < end; pfn++) {
           const key = guest ? keyOf(run.asid, run.gpa + (pfn - first) * SZ_4K) : NO_KEY;
           const old = setFrame(state, pfn, key);
-          // Candidates: the keys the frame left and claims, checked once every frame is indexed.
-          if (old !== NO_KEY && old !== key) keysToCheck.push(old);
-          if (key !== NO_KEY) keysToCheck.push(key);
+          if (old !== NO_KEY && old !== key) left.push(pfn, old);
         }
       }
     }
-    for (let k = 0; k < keysToCheck.length; k++) {
-      const key = keysToCheck[k]!;
-      // A duplicated key (rare) is reported once, where the step first reached it.
-      if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
+    // Candidates: the keys the touched frames left and claim, checked once every frame is indexed.
+    // A duplicated key (rare) is reported once, where the step first reached it.
+    if (state.duplicates > 0) {
+      candidates(state, step, left, keysToCheck);
+      for (let k = 0; k < keysToCheck.length; k++) {
+        const key = keysToCheck[k]!;
+        if (claimCount(state, key) >= 2 && keysToCheck.indexOf(key) === k) checkKey(state, key, findings);
+      }
     }
-    checkPsmash(view, step, findings);
-    return findings;
+    if (view.counters.psmash !== state.psmashes) {
+      state.psmashes = view.counters.psmash;
+      checkPsmash(view, step, findings);
+    }
+    return findings.take();
   },
 
   final(view: View) {
-    return sweep(view);
+    sweep(view);
+    return found.take();
   },
 });

@@ -20,6 +20,7 @@
 
 import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { LeafCache } from './lib/leaf-cache.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const sharedEntry = defaultRmpEntry();
@@ -156,8 +157,13 @@ function checkRun(view: View, state: State, from: number, to: number): void {
   }
 }
 
+/** The NPT leaf of the last page checked: a check walks the NPT once per leaf, not per page. */
+const npt = new LeafCache();
+
+/** The frame behind `gpa`: the NPT translation, else the host's backing. */
 function frameOf(view: View, gpa: number): number | undefined {
-  const hpa = view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+  const viaNpt = npt.translate(view.npt, gpa);
+  const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
   return hpa < 0 ? undefined : hpa;
 }
 
@@ -244,6 +250,7 @@ function sweep(view: View): Finding[] | undefined {
     states.set(view, state);
   }
   state.checkNumber++;
+  npt.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
@@ -273,6 +280,7 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     state.checkNumber++;
+    npt.forget();
     fresh.length = 0;
     if (changed(view, state)) {
       markRequired(view, state);

@@ -162,8 +162,7 @@ class SimWorld implements World {
     this.machine.recorder.beginStep();
     this.meter.beginOp(stepBudget(op));
     this.guestActor.takeLog();
-    const dmas: DmaRecord[] = [];
-    this.pendingDmas = dmas;
+    this.pendingDmas = NO_DMAS;
     // The live buffers and mappings before the op, by reference (no copy of their data).
     copyInto(this.buffersBefore, this.guestActor.buffers);
     copyInto(this.mappingsBefore, this.guestActor.mappings);
@@ -172,11 +171,11 @@ class SimWorld implements World {
     let outcome: Outcome;
     try {
       interleaving?.begin();
-      outcome = dispatch(op, this.actors, { adversary: this.config.adversary === 'host' });
-      const held = interleaving?.finish() ?? [];
-      const stalled = this.machine.devices.filter((d) => d.stalled).map((d) => d.id);
-      if (stalled.length > 0 || held.length > 0) {
-        throw new PolicyError(this.hostActor.ctx.policy, `device ${[...new Set([...stalled, ...held])].join(', ')} still stalled when op ${op.op} ended (dma_stall without dma_resume)`);
+      outcome = dispatch(op, this.actors, (this.dispatchOptions ??= { adversary: this.config.adversary === 'host' }));
+      const held = interleaving?.finish();
+      if (this.machine.devices.some(isStalled) || (held !== undefined && held.length > 0)) {
+        const stalled = this.machine.devices.filter(isStalled).map((d) => d.id);
+        throw new PolicyError(this.hostActor.ctx.policy, `device ${[...new Set([...stalled, ...(held ?? [])])].join(', ')} still stalled when op ${op.op} ended (dma_stall without dma_resume)`);
       }
     } catch (error) {
       this.machine.recorder.listen(undefined);
@@ -189,35 +188,33 @@ class SimWorld implements World {
       }
       throw this.asPolicyError(error, actor);
     }
-    return this.finish(index, op, outcome, dmas, interleaving?.records, this.createdOrFreed());
+    return this.finish(index, op, outcome, this.pendingDmas, interleaving?.records, this.createdOrFreed());
   }
 
-  private pendingDmas: DmaRecord[] = [];
+  /** The step's DMAs: NO_DMAS until the first one (most steps make none). */
+  private pendingDmas: DmaRecord[] = NO_DMAS;
+  private dispatchOptions: { adversary: boolean } | undefined;
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
   /** The guest's live buffers and mappings when the op started (reused from op to op). */
   private readonly buffersBefore: CoherentBuffer[] = [];
   private readonly mappingsBefore: StreamingMapping[] = [];
 
-  /** The live buffers and mappings of `buffers` and `mappings`, keyed `buf:3` / `map:1`, with their pages. */
-  private liveObjects(buffers: readonly CoherentBuffer[], mappings: readonly StreamingMapping[]): Map<string, LiveObject> {
-    const out = new Map<string, LiveObject>();
-    for (const b of buffers) out.set(`buf:${b.id}`, { kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
-    for (const m of mappings) out.set(`map:${m.id}`, { kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
-    return out;
-  }
-
   /**
    * The objects the op created or freed: the symmetric difference of the live objects before and
-   * after it (freed first). Most ops create and free nothing: then the lists are the same objects.
+   * after it (freed first, buffers before mappings). Most ops create and free nothing: then the
+   * lists are the same objects and nothing is built.
    */
   private createdOrFreed(): readonly LiveObject[] {
     const buffers = this.guestActor.buffers;
     const mappings = this.guestActor.mappings;
-    if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return [];
-    const before = this.liveObjects(this.buffersBefore, this.mappingsBefore);
-    const after = this.liveObjects(buffers, mappings);
-    return [...[...before].filter(([key]) => !after.has(key)), ...[...after].filter(([key]) => !before.has(key))].map(([, o]) => o);
+    if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return NO_OBJECTS;
+    const out: LiveObject[] = [];
+    for (const b of this.buffersBefore) if (!hasId(buffers, b.id)) out.push(bufferObject(b));
+    for (const m of this.mappingsBefore) if (!hasId(mappings, m.id)) out.push(mappingObject(m));
+    for (const b of buffers) if (!hasId(this.buffersBefore, b.id)) out.push(bufferObject(b));
+    for (const m of mappings) if (!hasId(this.mappingsBefore, m.id)) out.push(mappingObject(m));
+    return out;
   }
 
   /**
@@ -424,6 +421,7 @@ class SimWorld implements World {
     }
     const stray = this.strayFrames(result.pieces);
     if (stray.length > 0) record.strayFrames = stray;
+    if (this.pendingDmas === NO_DMAS) this.pendingDmas = [];
     this.pendingDmas.push(record);
     return {};
   }
@@ -522,13 +520,22 @@ class RecordedStep implements Step {
 }
 
 const NOTHING_OWNED: ReadonlySet<string> = new Set();
+/** Step.dmas of a step without DMA: one shared, frozen empty list. */
+const NO_DMAS = Object.freeze([]) as unknown as DmaRecord[];
+
+const isStalled = (device: DeviceView): boolean => device.stalled;
+const NO_OBJECTS: readonly LiveObject[] = [];
 
 function copyInto<T>(out: T[], from: readonly T[]): void {
   out.length = 0;
   for (const item of from) out.push(item);
 }
 
-const sameObjects = <T>(a: readonly T[], b: readonly T[]): boolean => a.length === b.length && a.every((item, i) => item === b[i]);
+function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 interface LiveObject {
   kind: 'buf' | 'map';
@@ -536,6 +543,14 @@ interface LiveObject {
   dev: number;
   gfns: { start: number; end: number }[];
 }
+
+function hasId(list: readonly { id: number }[], id: number): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i]!.id === id) return true;
+  return false;
+}
+
+const bufferObject = (b: CoherentBuffer): LiveObject => ({ kind: 'buf', id: b.id, dev: b.dev, gfns: [gfnRange(b.gpa, b.bytes)] });
+const mappingObject = (m: StreamingMapping): LiveObject => ({ kind: 'map', id: m.id, dev: m.dev, gfns: mappingGfns(m) });
 
 const gfnRange = (gpa: number, bytes: number): { start: number; end: number } => ({
   start: Math.floor(gpa / SZ_4K),

@@ -2,7 +2,8 @@
 // guest frames the step touched, so that oracles check incrementally (DESIGN.md, Performance).
 // Touched frames are kept as sorted, merged half-open ranges and handed over as such: a 2M
 // operation costs one range, never 512 frame numbers. A step's arrays are handed over at
-// endStep() and never touched again by the recorder, so the engine may keep them.
+// endStep() and never touched again by the recorder, so the engine may keep them; an empty list
+// of faults or ranges is one shared frozen array, so a quiet step allocates none.
 
 import type { Counters, FrameRange } from '../api.ts';
 import type { Fault, PrimitiveCall } from './types.ts';
@@ -39,6 +40,10 @@ export class StepEvents {
   }
 }
 
+/** The list a step without any touched frame (or fault) hands over: shared, so frozen. */
+const NO_RANGES: readonly FrameRange[] = Object.freeze([]);
+const NO_FAULTS = Object.freeze([]) as readonly Fault[] as Fault[];
+
 /**
  * Touched frame numbers as a sorted list of disjoint, non-adjacent half-open intervals, merged as
  * they are added. Touches mostly come in ascending order or repeat the last range (a step often
@@ -72,8 +77,9 @@ class FrameIntervals {
     }
   }
 
-  /** The ranges, handed over; the recorder starts afresh. */
-  take(): FrameRange[] {
+  /** The ranges, handed over; the recorder starts afresh. No range: the shared empty list. */
+  take(): readonly FrameRange[] {
+    if (this.starts.length === 0) return NO_RANGES;
     const out: FrameRange[] = [];
     for (let i = 0; i < this.starts.length; i++) out.push({ start: this.starts[i]!, end: this.ends[i]! });
     this.clear();
@@ -100,7 +106,8 @@ export class Recorder {
   /** The `during` entry whose op (or the host work it triggered) is running now. */
   private inner: number | undefined;
   private listener: CallListener | undefined;
-  private faults: Fault[] = [];
+  /** NO_FAULTS until the step's first fault (most steps raise none). */
+  private faults: Fault[] = NO_FAULTS;
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
   /** Told of every primitive call as it is recorded (the host follows VFIO pins this way). */
@@ -111,7 +118,7 @@ export class Recorder {
     this.calls = [];
     this.outerCalls = 0;
     this.inner = undefined;
-    this.faults = [];
+    this.faults = NO_FAULTS;
     this.frames.clear();
     this.gfns.clear();
   }
@@ -148,6 +155,7 @@ export class Recorder {
   }
 
   fault(fault: Fault): void {
+    if (this.faults === NO_FAULTS) this.faults = [];
     this.faults.push(fault);
   }
 
