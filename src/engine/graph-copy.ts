@@ -1,0 +1,174 @@
+// A deep copy of an object graph for the boot cache (boot-cache.ts): the model's state is plain
+// data in class instances (per-2M regions with typed arrays only where frames differ, runs, Maps
+// of runs), so one generic copy keeps every class independent without a hand-written clone() per
+// class that would silently miss the next field someone adds. Its cost is the number of objects
+// and typed-array bytes of the state, which is what the model stores: runs and 2M regions, never
+// one object per 4K page.
+//
+// Rules:
+// - Identity is kept: an object reachable twice is copied once (aliases and cycles survive, and
+//   two typed arrays over one ArrayBuffer still share their copy of it).
+// - Prototypes are kept (methods live there and are shared); own properties are copied.
+// - Frozen objects and arrays are shared: freeze only what is immutable all the way down
+//   (freezeDeep(); the page table's error results, the boot record of a template).
+// - A function is never copied: a closure captures the objects of the graph it came from, so one
+//   reached in the graph is an error unless the caller substituted it (substitute()) or said that
+//   its owner builds its own again after the copy (rebinds()). That error is what catches the
+//   next closure someone stores in the model.
+
+type Obj = object;
+
+const TypedArray = Object.getPrototypeOf(Int8Array) as { prototype: Obj };
+
+export class GraphCopyError extends Error {
+  override name = 'GraphCopyError';
+  /** Where in the graph (`.hostActor.ctx.random`), filled in on the way out. */
+  path = '';
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+export class GraphCopy {
+  /** Each object of the source graph and its copy (or the substitute the caller gave). */
+  private readonly copies = new Map<Obj, unknown>();
+  /** Objects whose function-valued properties their owner sets again after the copy (left out). */
+  private readonly rebound = new Set<Obj>();
+
+  /** Where the copy reaches `from`, use `to` (shared by reference, not copied). */
+  substitute(from: Obj, to: unknown): void {
+    this.copies.set(from, to);
+  }
+
+  /** `from`'s function-valued properties are left out of its copy: its owner sets them again. */
+  rebinds(from: Obj): void {
+    this.rebound.add(from);
+  }
+
+  copy<T>(value: T): T {
+    try {
+      return this.value(value, undefined) as T;
+    } catch (error) {
+      if (error instanceof GraphCopyError) error.message = `${error.path || 'the root'}: ${error.reason}`;
+      throw error;
+    }
+  }
+
+  /** `key`: the property, index or Map key `value` was reached by (formatted only for an error). */
+  private value(value: unknown, key: unknown): unknown {
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
+    const done = this.copies.get(value);
+    if (done !== undefined) return done;
+    try {
+      if (typeof value === 'function') throw new GraphCopyError(`cannot copy a function (${value.name || 'anonymous'}): it would keep the template's objects`);
+      return this.object(value);
+    } catch (error) {
+      if (error instanceof GraphCopyError && key !== undefined) error.path = `${typeof key === 'number' ? `[${key}]` : `.${typeof key === 'string' ? key : typeof key}`}${error.path}`;
+      throw error;
+    }
+  }
+
+  private object(source: Obj): Obj {
+    const proto = Object.getPrototypeOf(source) as Obj | null;
+    const kind = proto === null ? 'plain' : kindOf(proto);
+    if (kind === 'plain') {
+      if (Object.isFrozen(source)) return source;
+      const out = this.remember(source, Object.create(proto) as Record<string, unknown>);
+      const from = source as Record<string, unknown>;
+      const rebound = this.rebound.size > 0 && this.rebound.has(source);
+      for (const key of Object.keys(from)) {
+        const v = from[key];
+        if (rebound && typeof v === 'function') continue;
+        out[key] = this.value(v, key);
+      }
+      return out;
+    }
+    if (kind === 'typed') {
+      const typed = source as unknown as { buffer: ArrayBuffer; byteOffset: number; length: number; constructor: new (buffer: ArrayBuffer, offset: number, length: number) => Obj };
+      const buffer = this.value(typed.buffer, 'buffer') as ArrayBuffer;
+      return this.remember(source, new typed.constructor(buffer, typed.byteOffset, typed.length));
+    }
+    if (kind === 'array') {
+      if (Object.isFrozen(source)) return source;
+      const from = source as unknown[];
+      const out = this.remember(source, new Array<unknown>(from.length));
+      for (let i = 0; i < from.length; i++) out[i] = this.value(from[i], i);
+      return out;
+    }
+    if (kind === 'buffer') return this.remember(source, (source as ArrayBuffer).slice(0));
+    if (kind === 'map') {
+      const out = this.remember(source, new Map<unknown, unknown>());
+      for (const [k, v] of source as Map<unknown, unknown>) out.set(this.value(k, 'key'), this.value(v, k));
+      return out;
+    }
+    if (kind === 'set') {
+      const out = this.remember(source, new Set<unknown>());
+      for (const v of source as Set<unknown>) out.add(this.value(v, 'item'));
+      return out;
+    }
+    throw new GraphCopyError(`cannot copy a ${source.constructor.name} (a built-in this copy does not know)`);
+  }
+
+  private remember<T>(source: Obj, copy: T): T {
+    this.copies.set(source, copy);
+    return copy;
+  }
+}
+
+/**
+ * Freeze `value` and everything it reaches, so a copy may share it (plain objects and arrays of
+ * data only: a Map, a Set or a typed array stays mutable when frozen, so they are refused).
+ */
+export function freezeDeep<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  const proto = Object.getPrototypeOf(value) as Obj | null;
+  const kind = proto === null ? 'plain' : kindOf(proto);
+  if (kind !== 'plain' && kind !== 'array') throw new Error(`freezeDeep: cannot freeze a ${(value as Obj).constructor.name}`);
+  Object.freeze(value);
+  for (const v of Object.values(value as Obj)) freezeDeep(v);
+  return value;
+}
+
+type Kind = 'plain' | 'array' | 'typed' | 'buffer' | 'map' | 'set' | 'unknown';
+
+/** Each prototype's kind, found once (a copy meets a few dozen prototypes and many objects). */
+const kinds = new Map<Obj, Kind>();
+
+function kindOf(proto: Obj): Kind {
+  let kind = kinds.get(proto);
+  if (kind === undefined) {
+    kind = classify(proto);
+    kinds.set(proto, kind);
+  }
+  return kind;
+}
+
+/**
+ * What copies an object of this prototype. `plain`: made by `class` or an object literal, its
+ * state in own properties. A built-in that keeps its data in internal slots (Date, RegExp,
+ * WeakMap, Promise, DataView...) is `unknown`: copied key by key it would be an empty object.
+ */
+function classify(proto: Obj): Kind {
+  for (let p: Obj | null = proto; p !== null; p = Object.getPrototypeOf(p) as Obj | null) {
+    if (p === Object.prototype) return 'plain';
+    if (p === Array.prototype) return 'array';
+    if (p === TypedArray.prototype) return 'typed';
+    if (p === ArrayBuffer.prototype) return 'buffer';
+    if (p === Map.prototype) return 'map';
+    if (p === Set.prototype) return 'set';
+    if (BUILTIN_PROTOTYPES.has(p)) return 'unknown';
+  }
+  return 'plain';
+}
+
+const BUILTIN_PROTOTYPES: ReadonlySet<Obj> = new Set<Obj>([
+  Date.prototype,
+  RegExp.prototype,
+  Promise.prototype,
+  WeakMap.prototype,
+  WeakSet.prototype,
+  WeakRef.prototype,
+  Error.prototype,
+  DataView.prototype,
+  Function.prototype,
+]);
