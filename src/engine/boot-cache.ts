@@ -23,8 +23,12 @@ import { CallMeter, DEFAULT_CALL_BUDGET } from './call-budget.ts';
 import { GraphCopyError } from './graph-copy.ts';
 import type { World } from './world.ts';
 
-/** Templates kept per thread (each may be a 1 TiB guest's state: a few runs, but not nothing). */
-export const BOOT_CACHE_ENTRIES = 4;
+/**
+ * Pairs kept per thread. A campaign runs one pair, the golden runs and property tests a handful
+ * interleaved: more pairs than this in turn would boot a template per case (a boot and a copy).
+ * A template of a 1 TiB guest with its default 1G pool holds about 10 MiB.
+ */
+export const BOOT_CACHE_ENTRIES = 8;
 
 /** A pair's template, or why the pair boots per case. */
 type Entry = { template: World } | { fresh: string };
