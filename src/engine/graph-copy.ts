@@ -73,13 +73,15 @@ export class GraphCopy {
     const kind = proto === null ? 'plain' : kindOf(proto);
     if (kind === 'plain') {
       if (Object.isFrozen(source)) return source;
-      const out = this.remember(source, Object.create(proto) as Record<string, unknown>);
       const from = source as Record<string, unknown>;
-      const rebound = this.rebound.size > 0 && this.rebound.has(source);
-      for (const key of Object.keys(from)) {
+      let keys = Object.keys(from);
+      if (this.rebound.size > 0 && this.rebound.has(source)) keys = keys.filter((key) => typeof from[key] !== 'function');
+      // A shallow copy first (remembered before the recursion, for cycles), then each object
+      // property replaced by its copy: stores to properties the copy already has.
+      const out = this.remember(source, shallowCopy(from, proto, keys));
+      for (const key of keys) {
         const v = from[key];
-        if (rebound && typeof v === 'function') continue;
-        out[key] = this.value(v, key);
+        if (v !== null && (typeof v === 'object' || typeof v === 'function')) out[key] = this.value(v, key);
       }
       return out;
     }
@@ -91,8 +93,10 @@ export class GraphCopy {
     if (kind === 'array') {
       if (Object.isFrozen(source)) return source;
       const from = source as unknown[];
-      const out = this.remember(source, new Array<unknown>(from.length));
-      for (let i = 0; i < from.length; i++) out[i] = this.value(from[i], i);
+      // push, not new Array(n): a packed array of the right elements kind (a holey one keeps
+      // numbers boxed and slows every loop over it).
+      const out = this.remember(source, [] as unknown[]);
+      for (let i = 0; i < from.length; i++) out.push(this.value(from[i], i));
       return out;
     }
     if (kind === 'buffer') return this.remember(source, (source as ArrayBuffer).slice(0));
@@ -127,6 +131,47 @@ export function freezeDeep<T>(value: T): T {
   Object.freeze(value);
   for (const v of Object.values(value as Obj)) freezeDeep(v);
   return value;
+}
+
+/** Beyond this many properties, or shapes of one prototype, an object is copied key by key. */
+const MAX_NAMED_PROPERTIES = 128;
+const MAX_SHAPES_PER_PROTOTYPE = 32;
+
+type ShallowCopier = new (source: Record<string, unknown>) => Record<string, unknown>;
+/** Per prototype, per list of own keys: a constructor that copies exactly those properties. */
+const copiers = new Map<Obj, Map<string, ShallowCopier>>();
+
+/**
+ * `from`'s `keys` on a new object of prototype `proto`, made by a constructor (cached per
+ * prototype and key list) that stores each property by name, as a class constructor does. Copies
+ * made with Object.create() and `out[key] =` ran every op of a restored world at half speed: V8
+ * turns an object that gets more than a few properties by computed keys into a dictionary, and
+ * Reflect.construct() with the class as new.target gives each copy a map of its own, so every
+ * property access in the model went megamorphic. These copies share one fast map per class.
+ */
+function shallowCopy(from: Record<string, unknown>, proto: Obj | null, keys: readonly string[]): Record<string, unknown> {
+  const Copier = proto === null || keys.length > MAX_NAMED_PROPERTIES ? undefined : copierFor(proto, keys);
+  if (Copier !== undefined) return new Copier(from);
+  const out = Object.create(proto) as Record<string, unknown>;
+  for (const key of keys) out[key] = from[key];
+  return out;
+}
+
+function copierFor(proto: Obj, keys: readonly string[]): ShallowCopier | undefined {
+  let shapes = copiers.get(proto);
+  if (shapes === undefined) copiers.set(proto, (shapes = new Map<string, ShallowCopier>()));
+  const id = keys.join('\u0000');
+  let Copier = shapes.get(id);
+  if (Copier === undefined) {
+    // An object whose keys are data (a policy's state keyed by address) has no fixed shape.
+    if (shapes.size >= MAX_SHAPES_PER_PROTOTYPE) return undefined;
+    // The keys are quoted by JSON.stringify: property names, never code.
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    Copier = new Function('source', keys.map((key) => `this[${JSON.stringify(key)}] = source[${JSON.stringify(key)}];`).join('\n')) as unknown as ShallowCopier;
+    Copier.prototype = proto;
+    shapes.set(id, Copier);
+  }
+  return Copier;
 }
 
 type Kind = 'plain' | 'array' | 'typed' | 'buffer' | 'map' | 'set' | 'unknown';
