@@ -19,7 +19,7 @@
 import type { Config } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import type { WorldModel } from './arch.ts';
-import { CallMeter, DEFAULT_CALL_BUDGET } from './call-budget.ts';
+import type { CallMeter } from './call-budget.ts';
 import { GraphCopyError } from './graph-copy.ts';
 import type { World } from './world.ts';
 
@@ -65,7 +65,7 @@ export function bootCached(model: WorldModel, config: Config, policies: { host: 
     entries.delete(key);
     entries.set(key, entry);
   } else {
-    entry = template(model, config, policies);
+    entry = template(model, config, policies, meter);
     entries.set(key, entry);
     if (entries.size > BOOT_CACHE_ENTRIES) entries.delete(entries.keys().next().value as string);
   }
@@ -86,9 +86,13 @@ export function bootCached(model: WorldModel, config: Config, policies: { host: 
   }
 }
 
-/** Boot the pair's template (with a seed of its own: a template that drew from it is not kept). */
-function template(model: WorldModel, config: Config, policies: { host: HostPolicy; guest: GuestPolicy }): Entry {
-  const world = model.create(config, policies, 'boot-cache template', new CallMeter({ case: DEFAULT_CALL_BUDGET }));
+/**
+ * Boot the pair's template, with a seed of its own (a template that drew from it is not kept)
+ * and the case's meter: boot charges nothing to it, but a worker's watchdog learns from it which
+ * hook runs, so a boot hook that never returns is named as it would be in a fresh boot.
+ */
+function template(model: WorldModel, config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, meter: CallMeter | undefined): Entry {
+  const world = model.create(config, policies, 'boot-cache template', meter);
   bootCacheStats.booted++;
   return model.isReusable(world) ? { template: world } : { fresh: 'its boot failed or drew randomness' };
 }
