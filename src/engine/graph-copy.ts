@@ -2,13 +2,15 @@
 // data in class instances (per-2M regions with typed arrays only where frames differ, runs, Maps
 // of runs), so one generic copy keeps every class independent without a hand-written clone() per
 // class that would silently miss the next field someone adds. Its cost is the number of objects
-// and typed-array bytes of the state, which is what the model stores: runs and 2M regions, never
-// one object per 4K page.
+// and typed-array bytes of the state: runs and per-2M regions, never one object per 4K page (but
+// a 4K IO page table stores one item per 4K leaf, and a pool's 2M regions are each an object).
 //
 // Rules:
 // - Identity is kept: an object reachable twice is copied once (aliases and cycles survive, and
 //   two typed arrays over one ArrayBuffer still share their copy of it).
-// - Prototypes are kept (methods live there and are shared); own properties are copied.
+// - Prototypes are kept (methods live there and are shared); own enumerable string-keyed
+//   properties are copied (the model keeps no state under symbols or in #private fields: the
+//   one class with one, world.ts's RecordedStep, makes its own copy).
 // - Frozen objects and arrays are shared: freeze only what is immutable all the way down
 //   (freezeDeep(); the page table's error results, the boot record of a template).
 // - A function is never copied: a closure captures the objects of the graph it came from, so one
@@ -194,19 +196,26 @@ function kindOf(proto: Obj): Kind {
  * WeakMap, Promise, DataView...) is `unknown`: copied key by key it would be an empty object.
  */
 function classify(proto: Obj): Kind {
+  // Only the built-ins themselves: a subclass (of Map, say) would lose its prototype and fields.
+  if (proto === Object.prototype) return 'plain';
+  if (proto === Array.prototype) return 'array';
+  if (Object.getPrototypeOf(proto) === TypedArray.prototype) return 'typed';
+  if (proto === ArrayBuffer.prototype) return 'buffer';
+  if (proto === Map.prototype) return 'map';
+  if (proto === Set.prototype) return 'set';
   for (let p: Obj | null = proto; p !== null; p = Object.getPrototypeOf(p) as Obj | null) {
     if (p === Object.prototype) return 'plain';
-    if (p === Array.prototype) return 'array';
-    if (p === TypedArray.prototype) return 'typed';
-    if (p === ArrayBuffer.prototype) return 'buffer';
-    if (p === Map.prototype) return 'map';
-    if (p === Set.prototype) return 'set';
     if (BUILTIN_PROTOTYPES.has(p)) return 'unknown';
   }
   return 'plain';
 }
 
 const BUILTIN_PROTOTYPES: ReadonlySet<Obj> = new Set<Obj>([
+  Array.prototype,
+  TypedArray.prototype,
+  ArrayBuffer.prototype,
+  Map.prototype,
+  Set.prototype,
   Date.prototype,
   RegExp.prototype,
   Promise.prototype,

@@ -116,7 +116,7 @@ class SimWorld implements World {
     this.guestActor = booted.guest;
     this.bootError = booted.bootError;
     // What boot did is the record of a step (-1) that ends here.
-    this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []);
+    this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []).freeze();
     this.booting = false;
     this.actors = this.buildActors();
     this.bootFatal = this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
@@ -364,7 +364,7 @@ class SimWorld implements World {
     dmas: DmaRecord[],
     interleaved?: readonly InterleavedRecord[],
     objects: readonly LiveObject[] = [],
-  ): Step {
+  ): RecordedStep {
     const events = this.machine.recorder.endStep();
     if (index >= 0) this.meter.endOp(events.calls.length);
     this.hostActor.observe(events.calls);
@@ -594,20 +594,27 @@ class RecordedStep implements Step {
   }
 
   /**
-   * The boot record of a world restored from this one's (boot-cache.ts): a record of its own over
-   * the same calls, faults and events, frozen (freezeDeep) the first time so that no world can
-   * change what another sees. A boot record is read-only (View.boot); copying boot's thousands of
-   * calls per case would cost more than the rest of the world.
+   * Freezes what this step recorded, all the way down (freezeDeep): the boot record of every
+   * world, fresh or restored, is read-only data (World.boot), so restored worlds may share it
+   * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
+   */
+  freeze(): this {
+    const events = this.#events;
+    for (const part of [events.calls, events.faults, events.frameRanges, events.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
+    for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
+    return this;
+  }
+
+  /**
+   * The boot record of a world restored from this frozen one's (boot-cache.ts): a record of its
+   * own over the same calls, faults and events. Copying boot's thousands of calls per case would
+   * cost more than the rest of a 64 MiB world.
    */
   shared(): RecordedStep {
     const events = this.#events;
-    freezeDeep(events.calls);
-    freezeDeep(events.faults);
-    freezeDeep(events.frameRanges);
-    freezeDeep(events.gfnRanges);
-    const out = new RecordedStep(this.index, freezeDeep(this.op), new StepEvents(events.calls, events.faults, events.frameRanges, events.gfnRanges), freezeDeep(this.dmas), freezeDeep(this.guestEvents));
+    const out = new RecordedStep(this.index, this.op, new StepEvents(events.calls, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.guestEvents);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
-      if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = freezeDeep(this[key]);
+      if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }
     return out;
   }

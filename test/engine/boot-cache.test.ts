@@ -220,6 +220,25 @@ describe('boot cache', () => {
     expect(bootsPerCase(config, policies)).toMatch(/boot failed/);
   });
 
+  it('gives every world a read-only boot record: an oracle that writes to it fails alike with the cache and without', () => {
+    const p = pairing('kvm-iommu-4k', 'linux');
+    const writer: Oracle = {
+      name: 'writes-boot',
+      description: 'x',
+      severity: 'correctness',
+      boot: (view) => {
+        ((view as World).boot.calls as unknown[]).length = 0;
+      },
+      check: () => [],
+    };
+    const testCase = generateCase(p.config, 'frozen', { steps: 4 });
+    const run = (bootCache: boolean) => runCase(testCase, p.policies, { oracles: [writer], bootCache }).oracleErrors;
+    const fresh = run(false);
+    expect(fresh).toEqual([{ oracle: 'writes-boot', step: 0, message: expect.stringMatching(/read.only|Cannot assign/) as unknown }]);
+    expect(run(true)).toEqual(fresh);
+    expect(run(true)).toEqual(fresh);
+  });
+
   it('is off with COCOFUZZ_BOOT_CACHE=off', () => {
     const p = pairing('kvm-iommu-4k', 'linux');
     const testCase = generateCase(p.config, 'env', { steps: 8 });
