@@ -12,13 +12,22 @@
 //   properties are copied (the model keeps no state under symbols or in #private fields: the
 //   one class with one, world.ts's RecordedStep, makes its own copy).
 // - Frozen objects and arrays are shared: freeze only what is immutable all the way down
-//   (freezeDeep(); the page table's error results, the boot record of a template).
+//   (model/freeze.ts: the page table formats and error results, every world's boot record).
 // - A function is never copied: a closure captures the objects of the graph it came from, so one
 //   reached in the graph is an error unless the caller substituted it (substitute()) or said that
 //   its owner builds its own again after the copy (rebinds()). That error is what catches the
 //   next closure someone stores in the model.
 
 type Obj = object;
+
+interface TypedView {
+  readonly buffer: ArrayBuffer;
+  readonly byteOffset: number;
+  readonly byteLength: number;
+  readonly length: number;
+  slice(): TypedView;
+  constructor: new (buffer: ArrayBuffer, offset: number, length: number) => TypedView;
+}
 
 const TypedArray = Object.getPrototypeOf(Int8Array) as { prototype: Obj };
 
@@ -34,6 +43,8 @@ export class GraphCopyError extends Error {
 export class GraphCopy {
   /** Each object of the source graph and its copy (or the substitute the caller gave). */
   private readonly copies = new Map<Obj, unknown>();
+  /** The copy of the first typed array copied over each ArrayBuffer (its own buffer, sliced). */
+  private readonly firstViews = new Map<ArrayBuffer, TypedView>();
   /** Objects whose function-valued properties their owner sets again after the copy (left out). */
   private readonly rebound = new Set<Obj>();
 
@@ -88,20 +99,33 @@ export class GraphCopy {
       return out;
     }
     if (kind === 'typed') {
-      const typed = source as unknown as { buffer: ArrayBuffer; byteOffset: number; length: number; constructor: new (buffer: ArrayBuffer, offset: number, length: number) => Obj };
-      const buffer = this.value(typed.buffer, 'buffer') as ArrayBuffer;
-      return this.remember(source, new typed.constructor(buffer, typed.byteOffset, typed.length));
+      const view = source as TypedView;
+      const buffer = view.buffer;
+      if (!this.copies.has(buffer) && !this.firstViews.has(buffer) && view.byteOffset === 0 && view.byteLength === buffer.byteLength) {
+        // The first view over its whole buffer: slice(), which makes a small array the way
+        // `new Uint8Array(n)` did, inside the heap (a view over a copied ArrayBuffer is always
+        // outside it, and the ops of a restored world ran 15% slower over those).
+        const out = this.remember(source, view.slice());
+        this.firstViews.set(buffer, out);
+        return out;
+      }
+      return this.remember(source, new view.constructor(this.buffer(buffer), view.byteOffset, view.length));
     }
     if (kind === 'array') {
       if (Object.isFrozen(source)) return source;
       const from = source as unknown[];
-      // push, not new Array(n): a packed array of the right elements kind (a holey one keeps
-      // numbers boxed and slows every loop over it).
-      const out = this.remember(source, [] as unknown[]);
-      for (let i = 0; i < from.length; i++) out.push(this.value(from[i], i));
+      // slice(): the copy keeps the source's elements kind (numbers unboxed in a PACKED_DOUBLE
+      // array, say). Arrays built here by push or literal would all share one allocation site,
+      // whose feedback soon makes every copy hold boxed numbers: restored worlds ran their ops
+      // 15% slower that way. Then each object element is replaced by its copy.
+      const out = this.remember(source, from.slice());
+      for (let i = 0; i < from.length; i++) {
+        const v = from[i];
+        if (v !== null && (typeof v === 'object' || typeof v === 'function')) out[i] = this.value(v, i);
+      }
       return out;
     }
-    if (kind === 'buffer') return this.remember(source, (source as ArrayBuffer).slice(0));
+    if (kind === 'buffer') return this.buffer(source as ArrayBuffer);
     if (kind === 'map') {
       const out = this.remember(source, new Map<unknown, unknown>());
       for (const [k, v] of source as Map<unknown, unknown>) out.set(this.value(k, 'key'), this.value(v, k));
@@ -115,29 +139,24 @@ export class GraphCopy {
     throw new GraphCopyError(`cannot copy a ${source.constructor.name} (a built-in this copy does not know)`);
   }
 
+  /** The copy of `source`: the buffer of its first view's copy, if a view was copied first. */
+  private buffer(source: ArrayBuffer): ArrayBuffer {
+    const copied = this.copies.get(source) as ArrayBuffer | undefined;
+    if (copied !== undefined) return copied;
+    return this.remember(source, this.firstViews.get(source)?.buffer ?? source.slice(0));
+  }
+
   private remember<T>(source: Obj, copy: T): T {
     this.copies.set(source, copy);
     return copy;
   }
 }
 
-/**
- * Freeze `value` and everything it reaches, so a copy may share it (plain objects and arrays of
- * data only: a Map, a Set or a typed array stays mutable when frozen, so they are refused).
- */
-export function freezeDeep<T>(value: T): T {
-  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
-  const proto = Object.getPrototypeOf(value) as Obj | null;
-  const kind = proto === null ? 'plain' : kindOf(proto);
-  if (kind !== 'plain' && kind !== 'array') throw new Error(`freezeDeep: cannot freeze a ${(value as Obj).constructor.name}`);
-  Object.freeze(value);
-  for (const v of Object.values(value as Obj)) freezeDeep(v);
-  return value;
-}
-
 /** Beyond this many properties, or shapes of one prototype, an object is copied key by key. */
 const MAX_NAMED_PROPERTIES = 128;
 const MAX_SHAPES_PER_PROTOTYPE = 32;
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 type ShallowCopier = new (source: Record<string, unknown>) => Record<string, unknown>;
 /** Per prototype, per list of own keys: a constructor that copies exactly those properties. */
@@ -167,9 +186,12 @@ function copierFor(proto: Obj, keys: readonly string[]): ShallowCopier | undefin
   if (Copier === undefined) {
     // An object whose keys are data (a policy's state keyed by address) has no fixed shape.
     if (shapes.size >= MAX_SHAPES_PER_PROTOTYPE) return undefined;
-    // The keys are quoted by JSON.stringify: property names, never code.
+    // `this.name =` where the key is an identifier: V8 counts those to size the object's in-object
+    // room (`this["name"]` would leave the fields in a slower out-of-object store). Other keys are
+    // quoted by JSON.stringify: property names, never code.
+    const store = (key: string): string => (IDENTIFIER.test(key) ? `this.${key} = source.${key};` : `this[${JSON.stringify(key)}] = source[${JSON.stringify(key)}];`);
     // eslint-disable-next-line @typescript-eslint/no-implied-eval
-    Copier = new Function('source', keys.map((key) => `this[${JSON.stringify(key)}] = source[${JSON.stringify(key)}];`).join('\n')) as unknown as ShallowCopier;
+    Copier = new Function('source', keys.map(store).join('\n')) as unknown as ShallowCopier;
     Copier.prototype = proto;
     shapes.set(id, Copier);
   }
