@@ -1,5 +1,6 @@
-// Runs one case: a fresh world (booted, or restored from its pair's boot: boot-cache.ts), every op through its actor, every oracle after every step. The
-// run depends only on the case (config, seed, ops) and the plugins, never on time or process.
+// Runs one case: a fresh world (booted, or a copy of its config and policies' booted world:
+// boot-cache.ts), every op through its actor, every oracle after every step. The run depends only
+// on the case (config, seed, ops) and the plugins, never on time or process.
 
 import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
 import type { Case } from '../ops/types.ts';

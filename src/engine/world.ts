@@ -168,7 +168,8 @@ class SimWorld implements World {
 
   /**
    * A copy of `template`'s booted state (graph-copy.ts: cost proportional to the objects of its
-   * state, runs and 2M regions, not to its pages), with this case's meter-wrapped policies, config
+   * state, runs and 2M regions, not to its pages, bar a 4K IO page table's items), with this
+   * case's meter-wrapped policies, config
    * and fresh policy streams from this case's seed: what a fresh boot would give, as boot drew
    * nothing from them. The policies' ctx.state is copied with the rest.
    */
@@ -632,7 +633,7 @@ interface Booted {
   guestEnv: ActorEnv;
   host: Host;
   guest: Guest;
-  /** The record of boot: a restored world copies the template's; a fresh one records its own. */
+  /** The record of boot: a restored world shares the template's (frozen); a fresh one records its own. */
   boot?: BootRecord;
   bootError: PolicyError | undefined;
 }
