@@ -1,5 +1,6 @@
-// Runs one case: a fresh world, every op through its actor, every oracle after every step. The
-// run depends only on the case (config, seed, ops) and the plugins, never on time or process.
+// Runs one case: a fresh world (booted, or a copy of its config and policies' booted world:
+// boot-cache.ts), every op through its actor, every oracle after every step. The run depends only
+// on the case (config, seed, ops) and the plugins, never on time or process.
 
 import type { Finding, Oracle, Step, View, Violation } from '../api.ts';
 import type { Case } from '../ops/types.ts';
@@ -37,6 +38,11 @@ export interface RunOptions {
   callBudget?: CallBudget;
   /** Told the calls made and the hook running as the case goes (a worker's shared memory). */
   callWatch?: CallWatch;
+  /**
+   * Restore the world from a template booted once per (config, policies) in this thread
+   * (boot-cache.ts; default true). False boots this case's world itself, as tests compare.
+   */
+  bootCache?: boolean;
 }
 
 /** An oracle that threw: reported with the case, never counted as a violation or a crash. */
@@ -72,7 +78,7 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   const oracleErrors: OracleError[] = [];
   const oracles = options.oracles;
   const disabled = new Set<string>();
-  const world = worldFor(testCase.config, policies, testCase.seed, new CallMeter(options.callBudget ?? { case: DEFAULT_CALL_BUDGET }, options.callWatch));
+  const world = worldFor(testCase.config, policies, testCase.seed, new CallMeter(options.callBudget ?? { case: DEFAULT_CALL_BUDGET }, options.callWatch), options.bootCache ?? true);
   let stepsRun = 0;
   options.onStart?.(world);
 

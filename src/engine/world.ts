@@ -17,7 +17,7 @@ import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
-import type { StepEvents } from '../model/events.ts';
+import { StepEvents } from '../model/events.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { SZ_2M, SZ_4K, alignDown, pageBytes } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
@@ -25,6 +25,8 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
+import { GraphCopy } from './graph-copy.ts';
+import { freezeDeep } from '../model/freeze.ts';
 import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
@@ -82,26 +84,25 @@ class SimWorld implements World {
   private readonly actors: Actors;
   private readonly rmpScratch = defaultRmpEntry();
 
-  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: DEFAULT_CALL_BUDGET })) {
+  /** The policies as this world's hooks call them: wrapped by its meter (CallMeter.follow). */
+  private readonly policies: { host: HostPolicy; guest: GuestPolicy };
+  private readonly hostEnv: ActorEnv;
+  private readonly guestEnv: ActorEnv;
+  /** Draws from the policies' streams while booting: a world that drew any is never a template. */
+  private bootDraws = 0;
+
+  /**
+   * Boot the world of a case, or, given `template` (a booted world of the same config and
+   * policies whose boot drew no randomness: boot-cache.ts), restore a copy of it instead.
+   */
+  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: DEFAULT_CALL_BUDGET }), template?: SimWorld) {
     this.config = config;
     this.meter = meter;
     this.bootBudget = BOOT_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
     // The meter follows which hook runs, so a spent call budget names it.
-    policies = { host: meter.follow(policies.host, 'host'), guest: meter.follow(policies.guest, 'guest') };
-    const build = (ioPageSizes: readonly number[]): Machine =>
-      new Machine({
-        asid: GUEST_ASID,
-        vtom: config.vtom,
-        devices: config.devices.map((d) => ({ id: d.id, trusted: d.trusted, iommu: d.iommu, ioPageSizes })),
-      });
-    let machine: Machine;
-    try {
-      machine = build(policies.host.ioPageSizes ?? DEFAULT_IO_PAGE_SIZES);
-    } catch (error) {
-      // Page sizes the IO page table cannot hold: the policy's fault, reported at the first op.
-      machine = build(DEFAULT_IO_PAGE_SIZES);
-      this.bootError = new PolicyError(policies.host.name, `ioPageSizes: ${describe(error)}`);
-    }
+    this.policies = { host: meter.follow(policies.host, 'host'), guest: meter.follow(policies.guest, 'guest') };
+    const booted = template === undefined ? this.bootFresh(seed) : this.restore(template, seed);
+    const machine = booted.machine;
     this.machine = machine;
     this.asid = machine.asid;
     this.vtom = machine.vtom;
@@ -110,8 +111,38 @@ class SimWorld implements World {
     this.devices = machine.devices;
     this.memory = machine.memory;
     this.counters = machine.counters;
-    const hostEnv = this.env(policies.host.name, seedrandom(`${seed}\u0000host-policy`));
-    const guestEnv = this.env(policies.guest.name, seedrandom(`${seed}\u0000guest-policy`));
+    this.hostEnv = booted.hostEnv;
+    this.guestEnv = booted.guestEnv;
+    this.hostActor = booted.host;
+    this.guestActor = booted.guest;
+    this.bootError = booted.bootError;
+    // What boot did is the record of a step (-1) that ends here.
+    this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []).freeze();
+    this.booting = false;
+    this.actors = this.buildActors();
+    this.bootFatal = this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+  }
+
+  /** Build the machine and the actors, start the host and boot the guest (its pools made shared). */
+  private bootFresh(seed: string): Booted {
+    const { config, policies } = this;
+    const build = (ioPageSizes: readonly number[]): Machine =>
+      new Machine({
+        asid: GUEST_ASID,
+        vtom: config.vtom,
+        devices: config.devices.map((d) => ({ id: d.id, trusted: d.trusted, iommu: d.iommu, ioPageSizes })),
+      });
+    let machine: Machine;
+    let bootError: PolicyError | undefined;
+    try {
+      machine = build(policies.host.ioPageSizes ?? DEFAULT_IO_PAGE_SIZES);
+    } catch (error) {
+      // Page sizes the IO page table cannot hold: the policy's fault, reported at the first op.
+      machine = build(DEFAULT_IO_PAGE_SIZES);
+      bootError = new PolicyError(policies.host.name, `ioPageSizes: ${describe(error)}`);
+    }
+    const hostEnv = this.env(policies.host.name, this.stream(seed, 'host-policy'), machine);
+    const guestEnv = this.env(policies.guest.name, this.stream(seed, 'guest-policy'), machine);
     machine.recorder.beginStep();
     let host: Host | undefined;
     let guest: Guest | undefined;
@@ -127,16 +158,65 @@ class SimWorld implements World {
     } catch (error) {
       const wrapped = this.asPolicyError(error, stage);
       if (!(wrapped instanceof PolicyError)) throw wrapped;
-      this.bootError ??= wrapped;
+      bootError ??= wrapped;
     }
     // A failed constructor leaves nothing to run: keep a world whose first apply() reports it.
-    this.hostActor = host ?? new Host(machine, config, { name: policies.host.name, description: '' }, hostEnv);
-    this.guestActor = guest ?? new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, this.hostActor);
-    const boot = this.finish(-1, { op: 'host_sync' }, {}, []);
-    this.boot = boot;
-    this.booting = false;
-    this.actors = this.buildActors();
-    this.bootFatal = boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+    host ??= new Host(machine, config, { name: policies.host.name, description: '' }, hostEnv);
+    guest ??= new Guest(machine, config, { name: policies.guest.name, description: '' }, guestEnv, host);
+    return { machine, hostEnv, guestEnv, host, guest, bootError };
+  }
+
+  /**
+   * A copy of `template`'s booted state (graph-copy.ts: cost proportional to the objects of its
+   * state, runs and 2M regions, not to its pages, bar a 4K IO page table's items), with this
+   * case's meter-wrapped policies, config
+   * and fresh policy streams from this case's seed: what a fresh boot would give, as boot drew
+   * nothing from them. The policies' ctx.state is copied with the rest.
+   */
+  private restore(template: SimWorld, seed: string): Booted {
+    if (!template.reusable) throw new Error('restore: the template world cannot be reused');
+    const copy = new GraphCopy();
+    copy.substitute(template.config, this.config);
+    copy.substitute(template.policies.host, this.policies.host);
+    copy.substitute(template.policies.guest, this.policies.guest);
+    const machine = copy.copy(template.machine);
+    const hostEnv = this.env(this.policies.host.name, this.stream(seed, 'host-policy'), machine);
+    const guestEnv = this.env(this.policies.guest.name, this.stream(seed, 'guest-policy'), machine);
+    for (const [from, to] of [
+      [template.hostEnv, hostEnv],
+      [template.guestEnv, guestEnv],
+    ] as const) {
+      copy.substitute(from, to);
+      copy.substitute(from.policyMachine, to.policyMachine);
+    }
+    // The actors' closures are bound again below, over the copies.
+    copy.rebinds(template.hostActor.ctx);
+    copy.rebinds(template.hostActor.ctx.kvm);
+    copy.rebinds(template.guestActor.ctx);
+    const host = copy.copy(template.hostActor);
+    const guest = copy.copy(template.guestActor);
+    host.bind();
+    guest.bind();
+    const boot = (template.boot as RecordedStep).shared();
+    return { machine, hostEnv, guestEnv, host, guest, boot, bootError: undefined };
+  }
+
+  /**
+   * Whether this world may serve as a boot template: its boot failed in no way (those worlds
+   * report it at the first op, which is simplest left to a fresh boot) and drew nothing from the
+   * policies' streams (seeded per case: a copy could not give another seed's draws).
+   */
+  get reusable(): boolean {
+    return this.bootError === undefined && this.bootFatal.length === 0 && this.bootDraws === 0;
+  }
+
+  /** The policy stream `label` of the case `seed`, counting the draws made while booting. */
+  private stream(seed: string, label: string): () => number {
+    const rng = seedrandom(`${seed}\u0000${label}`);
+    return () => {
+      if (this.booting) this.bootDraws++;
+      return rng();
+    };
   }
 
   /**
@@ -283,7 +363,7 @@ class SimWorld implements World {
     dmas: DmaRecord[],
     interleaved?: readonly InterleavedRecord[],
     objects: readonly LiveObject[] = [],
-  ): Step {
+  ): RecordedStep {
     const events = this.machine.recorder.endStep();
     if (index >= 0) this.meter.endOp(events.calls.length);
     this.hostActor.observe(events.calls);
@@ -315,8 +395,7 @@ class SimWorld implements World {
     return error;
   }
 
-  private env(policy: string, rng: () => number): ActorEnv {
-    const machine = this.machine;
+  private env(policy: string, rng: () => number, machine: Machine): ActorEnv {
     const charge = (): void => {
       if (!this.booting) this.meter.charge(machine.recorder.callCount);
       else if (machine.recorder.callCount > this.bootBudget) {
@@ -514,9 +593,47 @@ class RecordedStep implements Step {
     return this.#events.frames;
   }
 
+  /**
+   * Freezes what this step recorded, all the way down (freezeDeep): the boot record of every
+   * world, fresh or restored, is read-only data (World.boot), so restored worlds may share it
+   * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
+   */
+  freeze(): this {
+    const events = this.#events;
+    for (const part of [events.calls, events.faults, events.frameRanges, events.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
+    for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
+    return this;
+  }
+
+  /**
+   * The boot record of a world restored from this frozen one's (boot-cache.ts): a record of its
+   * own over the same calls, faults and events. Copying boot's thousands of calls per case would
+   * cost more than the rest of a 64 MiB world.
+   */
+  shared(): RecordedStep {
+    const events = this.#events;
+    const out = new RecordedStep(this.index, this.op, new StepEvents(events.calls, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.guestEvents);
+    for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
+      if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
+    }
+    return out;
+  }
+
   get gfns(): readonly number[] {
     return this.#events.gfns;
   }
+}
+
+/** A booted machine and its actors: built fresh, or copied from a template (SimWorld.restore). */
+interface Booted {
+  machine: Machine;
+  hostEnv: ActorEnv;
+  guestEnv: ActorEnv;
+  host: Host;
+  guest: Guest;
+  /** The record of boot: a restored world shares the template's (frozen); a fresh one records its own. */
+  boot?: BootRecord;
+  bootError: PolicyError | undefined;
 }
 
 const NOTHING_OWNED: ReadonlySet<string> = new Set();
@@ -567,4 +684,18 @@ function mappingGfns(mapping: { orig: number; bytes: number; tlbAddr: number | u
 /** Build and boot the world of a case. */
 export function createWorld(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter?: CallMeter): World {
   return new SimWorld(config, policies, seed, meter);
+}
+
+/**
+ * The world of a case as a copy of `template`, a world createWorld() booted for the same config
+ * and policy objects whose isReusable() holds (boot-cache.ts).
+ */
+export function restoreWorld(template: World, config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter?: CallMeter): World {
+  if (!(template instanceof SimWorld)) throw new Error('restoreWorld: the template is not a world createWorld() built');
+  return new SimWorld(config, policies, seed, meter, template);
+}
+
+/** Whether `world` may be a boot template: it booted cleanly and drew no randomness (SimWorld.reusable). */
+export function isReusable(world: World): boolean {
+  return world instanceof SimWorld && world.reusable;
 }

@@ -121,14 +121,7 @@ export class Guest implements GuestView {
     private readonly env: ActorEnv,
     private readonly hv: Hypervisor,
   ) {
-    this.ctx = {
-      config,
-      policy: policy.name,
-      state: {},
-      random: () => env.random(),
-      page: (gfn) => this.memory.pages.page(gfn),
-      tdiAccepted: (dev) => this.accepted.has(dev),
-    };
+    this.ctx = { config, policy: policy.name, state: {}, ...this.closures() };
     this.memory = new GuestMemory(machine, config, policy, this.ctx, env, hv, this.log);
 
     // The size Linux really allocates: whole segments, a power of two, at least one segment per area.
@@ -150,6 +143,24 @@ export class Guest implements GuestView {
     this.atomicPoolSize = policy.atomicPoolBytes
       ? env.guard(() => checkCount('atomicPoolBytes', policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0, config.guestMemory))
       : linuxAtomicPoolBytes(config.guestMemory);
+  }
+
+  /**
+   * Sets the closures of ctx again, over this guest: a copy the boot cache restored
+   * (engine/graph-copy.ts) leaves them out, as they would call the template's guest.
+   */
+  bind(): void {
+    Object.assign(this.ctx, this.closures());
+  }
+
+  /** The function members of the policy's GuestContext. */
+  private closures(): Pick<GuestContext, 'random' | 'page' | 'tdiAccepted'> {
+    const env = this.env;
+    return {
+      random: () => env.random(),
+      page: (gfn) => this.memory.pages.page(gfn),
+      tdiAccepted: (dev) => this.accepted.has(dev),
+    };
   }
 
   /**

@@ -59,9 +59,23 @@ export class Host implements HostView, Hypervisor {
     this.frames = new HostFrames(machine, config.guestMemory, config.discard);
     this.backingState = new Backing(config.guestMemory, config.hugeBacking, this.frames);
     // Pins follow every IO map, unmap and flush as it happens, whoever calls the primitive.
-    machine.recorder.onCall = (call) => this.frames.observe(call);
+    machine.recorder.observer = this.frames;
     this.iommu = new Iommu(machine, this.backingState, this.frames, env);
-    this.kvm = {
+    this.kvm = this.kvmHelpers();
+    this.ctx = { config, policy: policy.name, state: {}, machine: env.policyMachine, kvm: this.kvm, iommu: this.iommu, ...this.closures() };
+  }
+
+  /**
+   * Sets the closures of ctx and ctx.kvm again, over this host: a copy the boot cache restored
+   * (engine/graph-copy.ts) leaves them out, as they would call the template's host.
+   */
+  bind(): void {
+    Object.assign(this.kvm, this.kvmHelpers());
+    Object.assign(this.ctx, this.closures());
+  }
+
+  private kvmHelpers(): KvmHelpers {
+    return {
       defaultPrivateFault: (fault, options) => this.defaultPrivateFault(fault, options?.maxSize),
       defaultConvert: (request, options) => this.defaultConvert(request, options?.eager === true, options?.skip),
       defaultSplit: (request) => this.defaultSplit(request),
@@ -71,20 +85,18 @@ export class Host implements HostView, Hypervisor {
       psmash: (gpa, options) => this.smash(gpa, 'fault', options?.npt ?? 'zap'),
       zapNpt: (gpa, len) => this.zapNpt(gpa, len),
     };
-    const backing = this.backingState;
-    this.ctx = {
-      config,
-      policy: policy.name,
-      state: {},
-      machine: env.policyMachine,
+  }
+
+  /** The function members of the policy's HostContext. */
+  private closures(): Pick<HostContext, 'random' | 'backing' | 'gmemFrame' | 'vmmFrame' | 'folioSize'> {
+    const { backingState: backing, config, env } = this;
+    return {
       random: () => env.random(),
       backing: (gpa) => backing.backing(gpa),
       gmemFrame: (gpa) => GMEM_BASE + alignDown(gpa, SZ_4K),
       // In-place conversion has no RAM block: the VMM's memory for a GPA is its guest_memfd frame.
       vmmFrame: (gpa) => (config.discard === 'in-place' ? GMEM_BASE : VMM_RAM_BASE) + alignDown(gpa, SZ_4K),
       folioSize: (gpa) => backing.folioSize(gpa),
-      kvm: this.kvm,
-      iommu: this.iommu,
     };
   }
 

@@ -110,8 +110,11 @@ export class Recorder {
   private faults: Fault[] = NO_FAULTS;
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
-  /** Told of every primitive call as it is recorded (the host follows VFIO pins this way). */
-  onCall: ((call: PrimitiveCall) => void) | undefined = undefined;
+  /**
+   * Told of every primitive call as it is recorded (the host follows VFIO pins this way). An
+   * object, not a closure, so a copied machine tells the copy of it (engine/graph-copy.ts).
+   */
+  observer: { observe(call: PrimitiveCall): void } | undefined = undefined;
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
@@ -129,7 +132,7 @@ export class Recorder {
     this.calls.push(call);
     const outer = this.inner === undefined ? ++this.outerCalls : undefined;
     // The host's bookkeeping first (VFIO pins), so an op interleaved after this call sees it.
-    this.onCall?.(call);
+    this.observer?.observe(call);
     this.listener?.(call, outer);
   }
 

@@ -276,10 +276,12 @@ export interface GuestContext {
   readonly config: Config;
   readonly policy: string;
   /**
-   * The policy's own per-case state: a plain object, empty when the case starts, that the hooks
+   * The policy's own per-case state: a plain object, empty when the world boots, that the hooks
    * may keep anything in for the rest of the case (not a module-level variable, which would leak
-   * between cases). It must hold only structured-cloneable data (no functions, no class
-   * instances): a booted world is snapshotted and restored with it.
+   * between cases). Boot runs once per config and policies in a process and each case gets a
+   * copy of the booted world with this state as boot left it (engine/boot-cache.ts): keep data
+   * here (objects, arrays, Maps, Sets, typed arrays, class instances); a function in it makes the
+   * pairing boot every case.
    */
   readonly state: Record<string, unknown>;
   random(): number;

@@ -74,7 +74,7 @@ describe('host frames', () => {
     const M = 1024 * 1024;
     const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
     const frames = new HostFrames(machine, 64 * M);
-    machine.recorder.onCall = (call) => frames.observe(call);
+    machine.recorder.observer = frames;
     const ram = VMM_RAM_BASE + 4 * M;
     // 512 4K leaves over the RAM block's frames: each frame is pinned once.
     expect(machine.ioMap(0, 4 * M, ram, 2 * M)).toEqual({ mapped: 2 * M });
