@@ -171,6 +171,9 @@ const copiers = new Map<Obj, Map<string, ShallowCopier>>();
  * property access in the model went megamorphic. These copies share one fast map per class.
  */
 function shallowCopy(from: Record<string, unknown>, proto: Obj | null, keys: readonly string[]): Record<string, unknown> {
+  // An own "__proto__" (JSON.parse makes one) would be stored through the prototype setter by
+  // either path below, giving the copy another prototype: refuse it (the pair boots per case).
+  if (keys.includes('__proto__')) throw new GraphCopyError('an own "__proto__" property cannot be copied');
   const Copier = proto === null || keys.length > MAX_NAMED_PROPERTIES ? undefined : copierFor(proto, keys);
   if (Copier !== undefined) return new Copier(from);
   const out = Object.create(proto) as Record<string, unknown>;

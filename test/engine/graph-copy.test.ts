@@ -67,4 +67,9 @@ describe('GraphCopy', () => {
     expect(() => new GraphCopy().copy({ counts: new Counts() })).toThrow(/\.counts: cannot copy a Counts/);
     expect(() => freezeDeep({ map: new Map() })).toThrow(/cannot freeze a Map/);
   });
+
+  it('refuses an own __proto__ property (stored, it would change the copy\'s prototype)', () => {
+    const state = JSON.parse('{"pool":{"__proto__":{"polluted":true},"n":1}}') as { pool: { n: number } };
+    expect(() => new GraphCopy().copy(state)).toThrow(/^\.pool: an own "__proto__" property cannot be copied/);
+  });
 });
