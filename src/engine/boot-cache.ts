@@ -30,6 +30,20 @@ import type { World } from './world.ts';
  */
 export const BOOT_CACHE_ENTRIES = 8;
 
+/**
+ * A pair whose boot makes fewer primitive calls than this boots per case. A restored world runs
+ * its ops a few percent slower than a fresh one (its objects are copies, whose hidden classes
+ * differ from the constructors', so the model's property accesses see two shapes), which on the
+ * bench workload (quiesce-dma + linux-2m-pool at 64M: 36 calls at boot, 0.7 ms) cost more than
+ * the 0.3 ms a restore saved: hot.ts all 800, 11,060 and 12,130 ops/s cached vs 12,322 and 13,259
+ * fresh. A boot that maps a pool 4K by 4K (kvm-iommu-4k + linux at 64M: 3,102 calls, 3.4 ms vs
+ * 0.35 ms restored) or a 1 TiB guest's 1G pool (4,608 calls) gains far more than that.
+ */
+export const BOOT_CACHE_MIN_CALLS = 1000;
+
+/** The threshold in force (tests set it to 0, so that every pair is copied). */
+export const bootCacheSettings = { minCalls: BOOT_CACHE_MIN_CALLS };
+
 /** A pair's template, or why the pair boots per case. */
 type Entry = { template: World } | { fresh: string };
 
@@ -94,7 +108,9 @@ export function bootCached(model: WorldModel, config: Config, policies: { host: 
 function template(model: WorldModel, config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, meter: CallMeter | undefined): Entry {
   const world = model.create(config, policies, 'boot-cache template', meter);
   bootCacheStats.booted++;
-  return model.isReusable(world) ? { template: world } : { fresh: 'its boot failed or drew randomness' };
+  if (!model.isReusable(world)) return { fresh: 'its boot failed or drew randomness' };
+  const calls = world.boot.calls.length;
+  return calls >= bootCacheSettings.minCalls ? { template: world } : { fresh: `its boot is cheaper than a copy (${calls} primitive calls)` };
 }
 
 function cacheKey(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }): string {

@@ -1,6 +1,6 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Oracle } from '../../src/api.ts';
-import { bootCacheStats, bootsPerCase, clearBootCache } from '../../src/engine/boot-cache.ts';
+import { BOOT_CACHE_MIN_CALLS, bootCacheSettings, bootCacheStats, bootsPerCase, clearBootCache } from '../../src/engine/boot-cache.ts';
 import { type Policies, type RunOptions, runCase } from '../../src/engine/run.ts';
 import { resolveOracles } from '../../src/engine/select.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
@@ -17,6 +17,11 @@ import { type HostPolicy, defineHostPolicy } from '../../src/policies/types.ts';
 let oracles: Oracle[];
 beforeAll(async () => {
   oracles = await resolveOracles();
+  // Every pair is copied here, cheap boots included (in use, a boot of fewer calls runs fresh).
+  bootCacheSettings.minCalls = 0;
+});
+afterAll(() => {
+  bootCacheSettings.minCalls = BOOT_CACHE_MIN_CALLS;
 });
 afterEach(() => clearBootCache());
 
@@ -252,5 +257,18 @@ describe('boot cache', () => {
     expect(bootCacheStats).toEqual(before);
     runCase(testCase, p.policies, { oracles });
     expect(bootCacheStats.restored).toBe(before.restored + 1);
+  });
+
+  it('by default boots per case a pair whose boot makes fewer calls than a copy costs, and copies one that makes more', () => {
+    bootCacheSettings.minCalls = BOOT_CACHE_MIN_CALLS;
+    try {
+      const cheap = pairing('quiesce-dma', 'linux-2m-pool');
+      const costly = pairing('kvm-iommu-4k', 'linux');
+      for (const p of [cheap, costly]) for (const seed of ['a', 'b']) runCase(generateCase(p.config, seed, { steps: 4 }), p.policies, { oracles });
+      expect(bootsPerCase(cheap.config, cheap.policies)).toMatch(/^its boot is cheaper than a copy \(\d+ primitive calls\)$/);
+      expect(bootsPerCase(costly.config, costly.policies)).toBeUndefined();
+    } finally {
+      bootCacheSettings.minCalls = 0;
+    }
   });
 });
