@@ -190,6 +190,20 @@ export class Guide {
     return entry;
   }
 
+  /**
+   * The share of cases each arm gets with the yields measured so far, by probability matching
+   * (MOpt, AFL++'s adaptive operator scheduling): an arm's measured yield over the sum of them,
+   * above a floor of EXPLORE. Without a corpus (`corpus` false) only the fresh arms run.
+   */
+  shares(corpus: boolean): Record<Arm, number> {
+    const usable = ARMS.filter((arm) => corpus || isFresh(arm));
+    const rate = (arm: Arm): number => this.yields[arm].features / this.yields[arm].ops;
+    const rates = usable.reduce((sum, arm) => sum + rate(arm), 0);
+    const shares = Object.fromEntries(ARMS.map((arm) => [arm, 0])) as Record<Arm, number>;
+    for (const arm of usable) shares[arm] = EXPLORE + (1 - EXPLORE * usable.length) * (rates > 0 ? rate(arm) / rates : 1 / usable.length);
+    return shares;
+  }
+
   /** The corpus frozen at the start of round `round`: rarity-per-op weights and arm shares. */
   private frozen(round: number): { entries: CorpusEntry[]; cumulative: number[]; arms: number[] } {
     if (this.snapshot?.round === round) return this.snapshot;
@@ -203,19 +217,10 @@ export class Guide {
       total += weight / Math.max(1, entry.parent.ops.length);
       cumulative.push(total);
     }
-    // Cumulative arm shares, by probability matching (MOpt, AFL++'s adaptive operator
-    // scheduling): each arm's share is its measured yield over the sum of them, above a floor of
-    // EXPLORE. Without a corpus only the arms that generate from scratch run.
-    const usable = ARMS.map((arm) => (entries.length > 0 && total > 0) || isFresh(arm));
-    const rates = ARMS.map((arm, i) => (usable[i] ? this.yields[arm].features / this.yields[arm].ops : 0));
-    const rateSum = rates.reduce((a, b) => a + b, 0);
-    const count = usable.filter(Boolean).length;
+    const shares = this.shares(entries.length > 0 && total > 0);
     const arms: number[] = [];
     let sum = 0;
-    for (let i = 0; i < ARMS.length; i++) {
-      if (usable[i]) sum += EXPLORE + (1 - EXPLORE * count) * (rateSum > 0 ? rates[i]! / rateSum : 1 / count);
-      arms.push(sum);
-    }
+    for (const arm of ARMS) arms.push((sum += shares[arm]));
     this.snapshot = { round, entries, cumulative, arms };
     return this.snapshot;
   }

@@ -203,11 +203,17 @@ describe('guided derivation', () => {
     const { cases, guide } = run(160);
     // Every arm ran (each keeps a share) and was credited beyond its prior of 100 ops.
     for (const arm of ARMS) expect(guide.yields[arm].ops).toBeGreaterThan(100);
-    // Probability matching: the arm with the best yield ran more ops than the one with the worst.
+    // Probability matching: shares sum to 1, follow the yields, and keep every arm above a floor.
     const rate = (arm: Arm): number => guide.yields[arm].features / guide.yields[arm].ops;
+    const shares = guide.shares(true);
+    expect(Object.values(shares).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     const sorted = [...ARMS].sort((a, b) => rate(b) - rate(a));
-    const cumulative = (arm: Arm): number => guide.yields[arm].ops;
-    expect(cumulative(sorted[0]!)).toBeGreaterThan(cumulative(sorted[sorted.length - 1]!));
+    for (let i = 1; i < sorted.length; i++) expect(shares[sorted[i - 1]!]).toBeGreaterThanOrEqual(shares[sorted[i]!]);
+    for (const arm of ARMS) expect(shares[arm]).toBeGreaterThanOrEqual(0.05);
+    // Without a corpus only the fresh arms run.
+    const early = guide.shares(false);
+    for (const arm of ARMS) expect(early[arm] > 0).toBe((FRESH_ARMS as readonly Arm[]).includes(arm));
+    expect(Object.values(early).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     // The fresh arms generate from the case's own index seed; derived cases keep their parent's seed.
     const scratch = cases.filter((c, index) => c.seed === caseSeed('cov', index)).length;
     expect(scratch).toBeGreaterThan(0);
