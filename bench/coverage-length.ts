@@ -1,13 +1,16 @@
 // Why plain fc.commands needs fewer ops than our generator to some planted bugs (issue 16): runs
 // a fixed number of cases from each generator (never stopping at the bug, each case until its
 // first violation) and reports, per bug and generator, the mean case length, the failing cases,
-// the ops per failing case (the expected ops to the bug of independent cases), where in a failing
-// case the violation came (median step) and the ops per failing case by case length. Generators:
-// ours (swarm, caseLength()), ours with fc's lengths, ours without swarm, and fast-check's op
+// the ops per failing case (the expected ops to the bug of independent cases), the distinct
+// features per 1000 ops, where in a failing case the violation came (median step) and the ops per
+// failing case by case length. Generators: ours (swarm, caseLength()), ours at fc.commands'
+// lengths, without swarm, at a quarter of the length scale, without swarm at a quarter, with every
+// kind at weight 1 (guided.ts's `uniform` arm) alone and at fc's lengths, and fast-check's op
 // records (uniform over kinds, opArbitrary arguments) cut to fc.commands' lengths and to ours.
-// Deterministic: op counts only.
+// `--generators` picks some, separated by `|`. Deterministic: op counts only.
 //
-//   node bin/run-ts.js bench/coverage-length.ts --cases 2000 --bugs greedy-mirror-after-conversions,no-cut-before-first-sync
+//   node bin/run-ts.js bench/coverage-length.ts --cases 1000 --bugs greedy-mirror-after-conversions,no-cut-before-first-sync \
+//     --generators "ours|ours uniform|fc ops fc lengths"
 
 import fc from 'fast-check';
 import { CoverageTracker } from '../src/engine/coverage.ts';
@@ -54,7 +57,7 @@ const BUCKETS = [8, 32, 64, 128, 256];
 const bucketOf = (length: number): number => BUCKETS.findIndex((b) => length <= b);
 
 console.log(`${cases} cases per generator and bug, each run to its first violation; ops/fail = ops run / failing cases`);
-console.log(['bug', 'generator', 'mean len', 'failing', 'ops/fail', 'features/kop', 'median fail step', ...BUCKETS.map((b, i) => `len<=${b} ops/fail (cases)${i === 0 ? '' : ''}`)].join('\t'));
+console.log(['bug', 'generator', 'mean len', 'failing', 'ops/fail', 'features/kop', 'median fail step', ...BUCKETS.map((b) => `len<=${b} ops/fail (cases)`)].join('\t'));
 for (const name of bugs) {
   const bug = plantedBug(name);
   if (bug === undefined) throw new Error(`no planted bug "${name}"`);
