@@ -4,19 +4,18 @@
 // round started (a frozen snapshot), and the campaign records outcomes in index order and starts
 // no case of the next round before the whole round is recorded.
 //
-// A case comes from one of six *arms*. Three generate from scratch (freshOptions): `fresh` (the
-// generator as configured, swarm and all), `short` (a quarter of its length scale) and `uniform`
-// (every op kind at one weight, no swarm): bench/coverage-length.ts measured that which of these
-// reaches a planted bug in fewest ops depends on the bug (a flush point that hides it favours
-// short cases, a bug needing several op kinds favours the uniform mix), so the campaign keeps a
-// portfolio and lets the feature signal weigh it. Three derive a case from a corpus entry chosen
-// by the rarity of its features per op (AFL++'s "rare" schedule, syzkaller's signal-weighted
-// choice, AFL's preference for small queue entries): `havoc` (mutate.ts's syzkaller-style
-// mutations), `continue` (the entry's ops, then fresh ones from where it got to) and `remix` (a
-// fresh case with the entry's op-kind mix). Each arm's share of a round is its measured yield, new
-// features per op, over the sum of all yields (probability matching, as MOpt and AFL++'s adaptive
-// operator scheduling weigh mutation operators), above a floor that keeps every yield measured.
-// The schedule reads the feature signal only, never a verdict or an oracle.
+// A case comes from one of five *arms*. Two generate from scratch (freshOptions): `fresh` (the
+// generator as configured, swarm and all) and `uniform` (every op kind at one weight, no swarm):
+// bench/coverage-length.ts measured that which of them reaches a planted bug in fewest ops depends
+// on the bug (uniform on those that need several op kinds at once, fresh on those a common op
+// hides), so the campaign keeps both and lets the feature signal weigh them. Three derive a case
+// from a corpus entry chosen by the rarity of its features per op (AFL++'s "rare" schedule,
+// syzkaller's signal-weighted choice, AFL's preference for small queue entries): `havoc`
+// (mutate.ts's syzkaller-style mutations), `continue` (the entry's ops, then fresh ones from where
+// it got to) and `remix` (a fresh case with the entry's op-kind mix). Each arm's share of a round
+// is its measured yield, new features per op, over the sum of all yields (probability matching, as
+// MOpt and AFL++'s adaptive operator scheduling weigh mutation operators), above a floor that keeps
+// every yield measured. The schedule reads the feature signal only, never a verdict or an oracle.
 
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -37,30 +36,24 @@ export const FIRST_ROUND_SIZE = 8;
 const FIRST_ROUNDS = 4;
 const EARLY = FIRST_ROUND_SIZE * FIRST_ROUNDS;
 /** Where a case comes from (see the top of the file). */
-export const ARMS = ['fresh', 'short', 'uniform', 'havoc', 'continue', 'remix'] as const;
+export const ARMS = ['fresh', 'uniform', 'havoc', 'continue', 'remix'] as const;
 export type Arm = (typeof ARMS)[number];
 /** Arms that generate from scratch: they run from the first round on, with or without a corpus. */
-export const FRESH_ARMS = ['fresh', 'short', 'uniform'] as const;
+export const FRESH_ARMS = ['fresh', 'uniform'] as const;
 export type FreshArm = (typeof FRESH_ARMS)[number];
 const isFresh = (arm: Arm): arm is FreshArm => (FRESH_ARMS as readonly Arm[]).includes(arm);
-/** The `short` arm's --steps divisor: a quarter of the length scale (mean steps/32). */
-const SHORT = 4;
 /** The `uniform` arm's op-kind weights: every kind alike (the plain fc.commands mix). */
 const UNIFORM = Object.fromEntries(Object.keys(DEFAULT_WEIGHTS).map((kind) => [kind, 1])) as Record<OpName, number>;
 
 /**
- * The generator options of a fresh arm: `fresh` the campaign's own (swarm and all); `short` the
- * same with a quarter of the length scale (a bug that a common op hides, such as a flush point,
- * is found in short cases: the ops after that op are wasted); `uniform` every op kind at the same
- * weight without swarm (a bug that needs several kinds at once survives swarm's switching kinds
- * off in few cases). Kinds and `during` the user pinned keep their weight in every arm.
+ * The generator options of a fresh arm: `fresh` the campaign's own (swarm and all); `uniform`
+ * every op kind at the same weight without swarm (a bug that needs several kinds at once survives
+ * swarm's switching kinds off in few cases). Kinds and `during` the user pinned keep their weight.
  */
 export function freshOptions(arm: FreshArm, generate: GenerateOptions): GenerateOptions {
   switch (arm) {
     case 'fresh':
       return generate;
-    case 'short':
-      return { ...generate, steps: Math.max(1, Math.round(generate.steps / SHORT)) };
     case 'uniform':
       return { ...generate, swarm: false, weights: { ...UNIFORM, ...generate.weights } };
   }

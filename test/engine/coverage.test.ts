@@ -220,10 +220,8 @@ describe('guided derivation', () => {
     expect(scratch).toBeLessThan(cases.length);
   });
 
-  it('the fresh arms: short cases at a quarter of the length scale, uniform cases with every kind and pinned weights kept', () => {
+  it('the fresh arms: the campaign generator as configured, and uniform cases with every kind and pinned weights kept', () => {
     const generate = { steps: 256, weights: { during: 0, dma: 0 } };
-    const short = freshOptions('short', generate);
-    expect(short.steps).toBe(64);
     const uniform = freshOptions('uniform', generate);
     expect(uniform.swarm).toBe(false);
     expect(uniform.weights?.dma).toBe(0);
