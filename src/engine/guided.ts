@@ -4,20 +4,24 @@
 // round started (a frozen snapshot), and the campaign records outcomes in index order and starts
 // no case of the next round before the whole round is recorded.
 //
-// A case comes from one of four *arms*: fresh from the generator (swarm and all), or derived from
-// a corpus entry chosen by the rarity of its features per op (AFL++'s "rare" schedule, syzkaller's
-// signal-weighted choice, AFL's preference for small queue entries): `havoc` (mutate.ts's
-// syzkaller-style mutations), `continue` (the entry's ops, then fresh ones from where it got to)
-// and `remix` (a fresh case with the entry's op-kind mix). Which arm runs is scheduled by its
-// measured yield, new features per op (MOpt's and AFL++'s adaptive operator scheduling): the best
-// arm of the round's snapshot runs most cases, each other keeps a small share so that its yield
-// stays measured. Early in a campaign fresh generation usually yields most (bench/README.md).
+// A case comes from one of five *arms*. Two generate from scratch (freshOptions): `fresh` (the
+// generator as configured, swarm and all) and `uniform` (every op kind at one weight, no swarm):
+// bench/coverage-length.ts measured that which of them reaches a planted bug in fewest ops depends
+// on the bug (uniform on those that need several op kinds at once, fresh on those a common op
+// hides), so the campaign keeps both and lets the feature signal weigh them. Three derive a case
+// from a corpus entry chosen by the rarity of its features per op (AFL++'s "rare" schedule,
+// syzkaller's signal-weighted choice, AFL's preference for small queue entries): `havoc`
+// (mutate.ts's syzkaller-style mutations), `continue` (the entry's ops, then fresh ones from where
+// it got to) and `remix` (a fresh case with the entry's op-kind mix). Each arm's share of a round
+// is its measured yield, new features per op, over the sum of all yields (probability matching, as
+// MOpt and AFL++'s adaptive operator scheduling weigh mutation operators), above a floor that keeps
+// every yield measured. The schedule reads the feature signal only, never a verdict or an oracle.
 
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
-import { caseSeed, generateCase } from '../ops/generate.ts';
-import type { Case } from '../ops/types.ts';
+import { DEFAULT_WEIGHTS, type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
+import type { Case, OpName } from '../ops/types.ts';
 import { encodeRepro, writeRepro } from '../repro/format.ts';
 import type { CampaignJob } from './case-job.ts';
 import { continueCase, mutateCase, remixCase } from './mutate.ts';
@@ -32,11 +36,31 @@ export const FIRST_ROUND_SIZE = 8;
 const FIRST_ROUNDS = 4;
 const EARLY = FIRST_ROUND_SIZE * FIRST_ROUNDS;
 /** Where a case comes from (see the top of the file). */
-export const ARMS = ['fresh', 'havoc', 'continue', 'remix'] as const;
+export const ARMS = ['fresh', 'uniform', 'havoc', 'continue', 'remix'] as const;
 export type Arm = (typeof ARMS)[number];
-/** The share of cases each arm other than the best keeps, so that its yield stays measured. */
+/** Arms that generate from scratch: they run from the first round on, with or without a corpus. */
+export const FRESH_ARMS = ['fresh', 'uniform'] as const;
+export type FreshArm = (typeof FRESH_ARMS)[number];
+const isFresh = (arm: Arm): arm is FreshArm => (FRESH_ARMS as readonly Arm[]).includes(arm);
+/** The `uniform` arm's op-kind weights: every kind alike (the plain fc.commands mix). */
+const UNIFORM = Object.fromEntries(Object.keys(DEFAULT_WEIGHTS).map((kind) => [kind, 1])) as Record<OpName, number>;
+
+/**
+ * The generator options of a fresh arm: `fresh` the campaign's own (swarm and all); `uniform`
+ * every op kind at the same weight without swarm (a bug that needs several kinds at once survives
+ * swarm's switching kinds off in few cases). Kinds and `during` the user pinned keep their weight.
+ */
+export function freshOptions(arm: FreshArm, generate: GenerateOptions): GenerateOptions {
+  switch (arm) {
+    case 'fresh':
+      return generate;
+    case 'uniform':
+      return { ...generate, swarm: false, weights: { ...UNIFORM, ...generate.weights } };
+  }
+}
+/** The share of cases every arm keeps whatever its yield, so that its yield stays measured. */
 const EXPLORE = 0.05;
-/** What an arm's yield starts from (pseudo-counts): an untried arm gets its exploration share. */
+/** What an arm's yield starts from (pseudo-counts): an untried arm gets an average share. */
 const PRIOR = { features: 1, ops: 100 };
 
 export interface CorpusEntry {
@@ -63,12 +87,7 @@ export class Guide {
   /** Files written to the corpus directory (and why writing failed, if it did). */
   writeErrors: string[] = [];
   /** New features and ops of the cases each arm made (recorded in index order). */
-  readonly yields: Record<Arm, { features: number; ops: number }> = {
-    fresh: { ...PRIOR },
-    havoc: { ...PRIOR },
-    continue: { ...PRIOR },
-    remix: { ...PRIOR },
-  };
+  readonly yields = Object.fromEntries(ARMS.map((arm) => [arm, { ...PRIOR }])) as Record<Arm, { features: number; ops: number }>;
   /** The arm behind each case index this guide derived, until that case is observed. */
   private readonly arms = new Map<number, Arm>();
   private snapshot: { round: number; entries: CorpusEntry[]; cumulative: number[]; arms: number[] } | undefined;
@@ -164,6 +183,20 @@ export class Guide {
     return entry;
   }
 
+  /**
+   * The share of cases each arm gets with the yields measured so far, by probability matching
+   * (MOpt, AFL++'s adaptive operator scheduling): an arm's measured yield over the sum of them,
+   * above a floor of EXPLORE. Without a corpus (`corpus` false) only the fresh arms run.
+   */
+  shares(corpus: boolean): Record<Arm, number> {
+    const usable = ARMS.filter((arm) => corpus || isFresh(arm));
+    const rate = (arm: Arm): number => this.yields[arm].features / this.yields[arm].ops;
+    const rates = usable.reduce((sum, arm) => sum + rate(arm), 0);
+    const shares = Object.fromEntries(ARMS.map((arm) => [arm, 0])) as Record<Arm, number>;
+    for (const arm of usable) shares[arm] = EXPLORE + (1 - EXPLORE * usable.length) * (rates > 0 ? rate(arm) / rates : 1 / usable.length);
+    return shares;
+  }
+
   /** The corpus frozen at the start of round `round`: rarity-per-op weights and arm shares. */
   private frozen(round: number): { entries: CorpusEntry[]; cumulative: number[]; arms: number[] } {
     if (this.snapshot?.round === round) return this.snapshot;
@@ -177,15 +210,10 @@ export class Guide {
       total += weight / Math.max(1, entry.parent.ops.length);
       cumulative.push(total);
     }
-    // Cumulative arm shares: without a corpus, fresh only; else the best yield gets the rest.
+    const shares = this.shares(entries.length > 0 && total > 0);
     const arms: number[] = [];
-    if (entries.length === 0 || total <= 0) arms.push(1, 1, 1, 1);
-    else {
-      const rate = (arm: Arm): number => this.yields[arm].features / this.yields[arm].ops;
-      const best = ARMS.reduce((a, b) => (rate(b) > rate(a) ? b : a));
-      let sum = 0;
-      for (const arm of ARMS) arms.push((sum += arm === best ? 1 - EXPLORE * (ARMS.length - 1) : EXPLORE));
-    }
+    let sum = 0;
+    for (const arm of ARMS) arms.push((sum += shares[arm]));
     this.snapshot = { round, entries, cumulative, arms };
     return this.snapshot;
   }
@@ -208,7 +236,7 @@ export class Guide {
       return entries[k]!;
     };
     let testCase: Case;
-    if (arm === 'fresh' || entries.length === 0) testCase = generateCase(this.job.config, seed, this.job.generate);
+    if (isFresh(arm) || entries.length === 0) testCase = generateCase(this.job.config, seed, freshOptions(isFresh(arm) ? arm : 'fresh', this.job.generate));
     else if (arm === 'continue') testCase = continueCase(choose().parent, `${seed}/continue`, this.job.generate);
     else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
     else {

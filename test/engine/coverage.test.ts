@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
-import { FIRST_ROUND_SIZE, Guide, ROUND_SIZE } from '../../src/engine/guided.ts';
+import { ARMS, type Arm, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, freshOptions } from '../../src/engine/guided.ts';
 import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -164,9 +164,12 @@ describe('guided derivation', () => {
       replay.observe(cases[index]!, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, index);
     }
     for (let index = early + ROUND_SIZE - 1; index >= early; index--) expect(replay.caseFor(index)).toEqual(cases[index]);
-    // Round 0 had an empty corpus: every case is fresh; later rounds also derive cases from the corpus.
-    for (let index = 0; index < FIRST_ROUND_SIZE; index++) expect(cases[index]).toEqual(generateCase(config, caseSeed('cov', index), job.generate));
-    expect(cases.slice(FIRST_ROUND_SIZE).some((c, k) => JSON.stringify(c) !== JSON.stringify(generateCase(config, caseSeed('cov', FIRST_ROUND_SIZE + k), job.generate)))).toBe(true);
+    // Round 0 had an empty corpus: every case is generated from scratch by one of the fresh arms;
+    // later rounds also derive cases from the corpus.
+    const fromScratch = (c: Case, index: number): boolean =>
+      FRESH_ARMS.some((arm) => JSON.stringify(c) === JSON.stringify(generateCase(config, caseSeed('cov', index), freshOptions(arm, job.generate))));
+    for (let index = 0; index < FIRST_ROUND_SIZE; index++) expect(fromScratch(cases[index]!, index)).toBe(true);
+    expect(cases.slice(FIRST_ROUND_SIZE).some((c, k) => !fromScratch(c, FIRST_ROUND_SIZE + k))).toBe(true);
   });
 
   it('keeps only clean cases that add features', () => {
@@ -196,19 +199,38 @@ describe('guided derivation', () => {
     expect(trimmed).toBeGreaterThan(0);
   });
 
-  it('credits what a case reached to the arm that made it, and gives the best yield most cases', () => {
-    const { cases, guide } = run(96);
-    const fresh = guide.yields.fresh;
+  it('credits what a case reached to the arm that made it, and shares cases by yield', () => {
+    const { cases, guide } = run(160);
     // Every arm ran (each keeps a share) and was credited beyond its prior of 100 ops.
-    expect(fresh.ops).toBeGreaterThan(500);
-    for (const arm of ['havoc', 'continue', 'remix'] as const) expect(guide.yields[arm].ops).toBeGreaterThan(100);
-    // Rounds after the first: fresh cases are the generator's own case of that index.
-    const late = cases.slice(FIRST_ROUND_SIZE);
-    const same = late.filter((c, k) => JSON.stringify(c) === JSON.stringify(generateCase(config, caseSeed('cov', FIRST_ROUND_SIZE + k), job.generate))).length;
-    const rate = (y: { features: number; ops: number }): number => y.features / y.ops;
-    const best = Math.max(rate(guide.yields.havoc), rate(guide.yields.continue), rate(guide.yields.remix));
-    // Early in a campaign fresh generation yields most (bench/README.md), so it runs most cases.
-    expect(rate(fresh)).toBeGreaterThan(best);
-    expect(same / late.length).toBeGreaterThan(0.6);
+    for (const arm of ARMS) expect(guide.yields[arm].ops).toBeGreaterThan(100);
+    // Probability matching: shares sum to 1, follow the yields, and keep every arm above a floor.
+    const rate = (arm: Arm): number => guide.yields[arm].features / guide.yields[arm].ops;
+    const shares = guide.shares(true);
+    expect(Object.values(shares).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    const sorted = [...ARMS].sort((a, b) => rate(b) - rate(a));
+    for (let i = 1; i < sorted.length; i++) expect(shares[sorted[i - 1]!]).toBeGreaterThanOrEqual(shares[sorted[i]!]);
+    for (const arm of ARMS) expect(shares[arm]).toBeGreaterThanOrEqual(0.05);
+    // Without a corpus only the fresh arms run.
+    const early = guide.shares(false);
+    for (const arm of ARMS) expect(early[arm] > 0).toBe((FRESH_ARMS as readonly Arm[]).includes(arm));
+    expect(Object.values(early).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    // The fresh arms generate from the case's own index seed; derived cases keep their parent's seed.
+    const scratch = cases.filter((c, index) => c.seed === caseSeed('cov', index)).length;
+    expect(scratch).toBeGreaterThan(0);
+    expect(scratch).toBeLessThan(cases.length);
+  });
+
+  it('the fresh arms: the campaign generator as configured, and uniform cases with every kind and pinned weights kept', () => {
+    const generate = { steps: 256, weights: { during: 0, dma: 0 } };
+    const uniform = freshOptions('uniform', generate);
+    expect(uniform.swarm).toBe(false);
+    expect(uniform.weights?.dma).toBe(0);
+    expect(uniform.weights?.during).toBe(0);
+    expect(uniform.weights?.share).toBe(uniform.weights?.accept);
+    expect(freshOptions('fresh', generate)).toBe(generate);
+    // A uniform case meets every kind the config allows and the user did not switch off.
+    const kinds = new Set(generateCase(config, 'u', { ...uniform, fullLength: true }).ops.map((op) => op.op));
+    expect(kinds.has('dma')).toBe(false);
+    expect(kinds.size).toBeGreaterThan(10);
   });
 });
