@@ -58,6 +58,8 @@ interface State {
   owners: Owner[];
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
+  /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
+  slotGeneration: number;
   /** Live coherent buffers by id, as last seen (copies: the guest may reuse its objects). */
   buffers: Map<number, CoherentBuffer>;
   /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
@@ -73,13 +75,17 @@ const fresh: number[] = [];
 
 /** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
 function changed(view: View, state: State): boolean {
-  let i = 0;
-  let differs = false;
-  for (const range of view.guest.swiotlb.liveMappings()) {
-    if (state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
-    i += 2;
+  const swiotlb = view.guest.swiotlb;
+  if (swiotlb.generation !== state.slotGeneration) {
+    let i = 0;
+    let differs = false;
+    for (const range of swiotlb.liveMappings()) {
+      if (state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
+      i += 2;
+    }
+    if (differs || i !== state.slots.length) return true;
+    state.slotGeneration = swiotlb.generation;
   }
-  if (differs || i !== state.slots.length) return true;
   const buffers = view.guest.buffers;
   if (buffers.length !== state.buffers.size) return true;
   for (let b = 0; b < buffers.length; b++) if (!state.buffers.has(buffers[b]!.id)) return true;
@@ -121,6 +127,7 @@ function markRequired(view: View, state: State): void {
   state.slots.length = 0;
   fresh.length = 0;
   const swiotlb = view.guest.swiotlb;
+  state.slotGeneration = swiotlb.generation;
   for (const range of swiotlb.liveMappings()) {
     state.slots.push(range.slotIndex, range.nslots);
     state.owners.push({ slotIndex: range.slotIndex, nslots: range.nslots, tlbAddr: range.tlbAddr, buffer: undefined });
@@ -246,7 +253,7 @@ function rememberBuffers(view: View, state: State): void {
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { generation: 1, checkNumber: 0, regions: new Map(), owners: [], slots: [], buffers: new Map(), reverse: new Map(), leaked: 0 };
+    state = { generation: 1, checkNumber: 0, regions: new Map(), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: new Map(), leaked: 0 };
     states.set(view, state);
   }
   state.checkNumber++;

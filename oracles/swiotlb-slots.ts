@@ -55,12 +55,14 @@ interface State {
   mappings: number[];
   /** Ids of the live coherent buffers served from swiotlb. */
   buffers: number[];
+  /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
+  slotGeneration: number;
 }
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
 /** The live keys of this step, filled then swapped with the state's (reused). */
-const next: State = { slots: [], mappings: [], buffers: [] };
+const next: State = { slots: [], mappings: [], buffers: [], slotGeneration: -1 };
 /** Per key of `next`: whether it is new (reused). */
 const freshSlots: boolean[] = [];
 const freshMappings: boolean[] = [];
@@ -86,7 +88,11 @@ function collect(view: View, before: State | undefined): number {
   next.slots.length = 0;
   next.mappings.length = 0;
   next.buffers.length = 0;
-  for (const range of view.guest.swiotlb.liveMappings()) next.slots.push(range.slotIndex, range.nslots, range.tlbAddr, range.allocSize);
+  const swiotlb = view.guest.swiotlb;
+  next.slotGeneration = swiotlb.generation;
+  // No slot written since the last check: the same ranges, without walking the pool.
+  if (before !== undefined && before.slotGeneration === swiotlb.generation) for (const n of before.slots) next.slots.push(n);
+  else for (const range of swiotlb.liveMappings()) next.slots.push(range.slotIndex, range.nslots, range.tlbAddr, range.allocSize);
   for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) next.mappings.push(mapping.id);
   for (const buffer of view.guest.buffers) if (buffer.source === 'swiotlb') next.buffers.push(buffer.id);
   let fresh = 0;
@@ -108,7 +114,7 @@ function collect(view: View, before: State | undefined): number {
 /** Make `next` the state; the state's old arrays become the next check's `next`. */
 function keep(view: View, state: State | undefined): void {
   if (state === undefined) {
-    states.set(view, { slots: next.slots, mappings: next.mappings, buffers: next.buffers });
+    states.set(view, { slots: next.slots, mappings: next.mappings, buffers: next.buffers, slotGeneration: next.slotGeneration });
     next.slots = [];
     next.mappings = [];
     next.buffers = [];
@@ -118,6 +124,7 @@ function keep(view: View, state: State | undefined): void {
   state.slots = next.slots;
   state.mappings = next.mappings;
   state.buffers = next.buffers;
+  state.slotGeneration = next.slotGeneration;
   next.slots = slots;
   next.mappings = mappings;
   next.buffers = buffers;

@@ -160,6 +160,11 @@ export interface SwiotlbView {
   readonly end: number;
   readonly nslabs: number;
   liveMappings(): Iterable<SwiotlbSlotRange>;
+  /**
+   * Changes whenever a slot is written (API v2): while it stays the same, liveMappings() gives
+   * the same ranges, so a check can skip walking them (a step that maps nothing through swiotlb).
+   */
+  readonly generation: number;
   maxMappingSize(minAlignMask: number): number;
 }
 

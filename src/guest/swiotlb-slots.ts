@@ -27,6 +27,8 @@ interface Chunk {
 
 export class SwiotlbSlots {
   private readonly chunks: (Chunk | undefined)[];
+  /** Counts slot writes: while it stays the same, the live allocations are the same (SwiotlbView.generation). */
+  generation = 0;
 
   constructor(readonly nslabs: number) {
     this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
@@ -91,24 +93,31 @@ export class SwiotlbSlots {
   }
 
   setList(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).list[i % SLOT_CHUNK] = value;
   }
   setOrigAddr(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).origAddr[i % SLOT_CHUNK] = value;
   }
   setAllocSize(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).allocSize[i % SLOT_CHUNK] = value;
   }
   setPadSlots(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
   setKind(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).kind[i % SLOT_CHUNK] = value;
   }
   setMapSize(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).mapSize[i % SLOT_CHUNK] = value;
   }
   setHeadOffset(i: number, value: number): void {
+    this.generation++;
     this.chunk(i).headOffset[i % SLOT_CHUNK] = value;
   }
 }

@@ -415,6 +415,11 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     return swiotlbMaxMappingSize(minAlignMask);
   }
 
+  /** Counts slot writes: unchanged, liveMappings() is unchanged (SwiotlbView.generation). */
+  get generation(): number {
+    return this.slots.generation;
+  }
+
   /** Live allocations in slot order. Skips free runs by their `list` length, so cost follows the number of runs. */
   *liveMappings(): Generator<SwiotlbMapping> {
     let i = 0;

@@ -511,7 +511,12 @@ describe('random find/release sequences (property)', () => {
       fc.property(poolArb, fc.array(opArb, { minLength: 20, maxLength: 150, size: 'max' }), (options, ops) => {
         const pool = new SwiotlbPool(options);
         const live: SwiotlbMapping[] = [];
+        // SwiotlbView.generation: while it stays the same, so do the live mappings (oracles skip the walk).
+        let seen = { generation: pool.generation, live: JSON.stringify([...pool.liveMappings()]) };
         for (const op of ops) {
+          const now = JSON.stringify([...pool.liveMappings()]);
+          if (pool.generation === seen.generation) expect(now).toBe(seen.live);
+          seen = { generation: pool.generation, live: now };
           if (op.op === 'release') {
             if (live.length === 0) continue;
             const [m] = live.splice(op.pick % live.length, 1);
