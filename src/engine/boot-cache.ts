@@ -36,7 +36,7 @@ export const BOOT_CACHE_ENTRIES = 8;
  * differ from the constructors', so the model's property accesses see two shapes), which on the
  * bench workload (quiesce-dma + linux-2m-pool at 64M: 36 calls at boot, 0.7 ms) cost more than
  * the 0.3 ms a restore saved: hot.ts all 800, 11,060 and 12,130 ops/s cached vs 12,322 and 13,259
- * fresh. A boot that maps a pool 4K by 4K (kvm-iommu-4k + linux at 64M: 3,102 calls, 3.4 ms vs
+ * fresh on a loaded machine; 13,982, 13,829 and 13,661 vs 14,457, 13,477 and 14,229 idle. A boot that maps a pool 4K by 4K (kvm-iommu-4k + linux at 64M: 3,102 calls, 3.4 ms vs
  * 0.35 ms restored) or a 1 TiB guest's 1G pool (4,608 calls) gains far more than that.
  */
 export const BOOT_CACHE_MIN_CALLS = 1000;
