@@ -135,7 +135,7 @@ const codes: number[] = [];
 
 /**
  * The abstract tuple of the 2M guest region starting at `base`, as codes of TABLE_VALUES, into
- * `codes`. Reads run by run (RmpView.runEnd, GuestView.pageRunEnd) and allocates nothing: this
+ * `codes`. Reads run by run (HostView.backingRunEnd, RmpView.runEnd, GuestView.pageRunEnd) and allocates nothing: this
  * runs for up to four regions after every step of a guided campaign.
  */
 function regionCodes(view: View, base: number): void {
@@ -144,45 +144,32 @@ function regionCodes(view: View, base: number): void {
   let validated = 0;
   let size4K = false;
   let size2M = false;
-  // The RMP entries of the frames backing the region. A private region is backed by consecutive
-  // frames, so one entry and RmpView.runEnd() stand for a whole run of them; frames that do not
-  // continue the previous one (shared pages, holes) are loaded one by one.
-  let runStart = -2;
-  let runPfn = -2;
-  /** The end of the RMP run from runStart, asked for only once a second frame continues it. */
-  let runLimit = -1;
-  let counts = false;
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const hpa = view.host.backingHpa(base + i * SZ_4K);
-    if (hpa < 0) {
-      runPfn = -2;
-      continue;
-    }
-    const pfn = Math.floor(hpa / SZ_4K);
-    let same = false;
-    if (pfn === runPfn + 1) {
-      if (runLimit < 0) runLimit = view.rmp.runEnd(runStart, runStart + FRAMES_PER_2M);
-      same = pfn < runLimit;
-    }
-    if (!same) {
-      const entry = view.rmp.load(pfn, scratch);
-      counts = entry.assigned && entry.asid === view.asid;
-      if (counts) {
-        if (entry.size === '2M') size2M = true;
-        else size4K = true;
+  // The RMP entries of the frames backing the region, run by run: HostView.backingRunEnd() gives
+  // the GFNs backed by consecutive frames (a private region is one such run), RmpView.runEnd()
+  // the frames whose entries agree, so one entry stands for each piece.
+  const lastGfn = firstGfn + FRAMES_PER_2M;
+  for (let gfn = firstGfn; gfn < lastGfn; ) {
+    const backed = view.host.backingRunEnd(gfn, lastGfn);
+    const hpa = view.host.backingHpa(gfn * SZ_4K);
+    if (hpa >= 0) {
+      const first = Math.floor(hpa / SZ_4K);
+      const last = first + (backed - gfn);
+      for (let pfn = first; pfn < last; ) {
+        const runEnd = view.rmp.runEnd(pfn, last);
+        const entry = view.rmp.load(pfn, scratch);
+        if (entry.assigned && entry.asid === view.asid) {
+          if (entry.size === '2M') size2M = true;
+          else size4K = true;
+          assigned += runEnd - pfn;
+          if (entry.validated) validated += runEnd - pfn;
+        }
+        pfn = runEnd;
       }
-      runStart = pfn;
-      runLimit = -1;
     }
-    runPfn = pfn;
-    if (counts) {
-      assigned++;
-      if (scratch.validated) validated++;
-    }
+    gfn = backed;
   }
   let shared = 0;
   let guestValidated = 0;
-  const lastGfn = firstGfn + FRAMES_PER_2M;
   for (let gfn = firstGfn; gfn < lastGfn; ) {
     const end = view.guest.pageRunEnd(gfn, lastGfn);
     const flags = view.guest.pageFlags(gfn);
