@@ -90,14 +90,15 @@ function collect(view: View, before: State | undefined): number {
   next.buffers.length = 0;
   const swiotlb = view.guest.swiotlb;
   next.slotGeneration = swiotlb.generation;
-  // No slot written since the last check: the same ranges, without walking the pool.
-  if (before !== undefined && before.slotGeneration === swiotlb.generation) for (const n of before.slots) next.slots.push(n);
+  // No slot written since the last check: the same ranges, none of them new, without walking the pool.
+  const sameSlots = before !== undefined && before.slotGeneration === swiotlb.generation;
+  if (sameSlots) for (const n of before.slots) next.slots.push(n);
   else for (const range of swiotlb.liveMappings()) next.slots.push(range.slotIndex, range.nslots, range.tlbAddr, range.allocSize);
   for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) next.mappings.push(mapping.id);
   for (const buffer of view.guest.buffers) if (buffer.source === 'swiotlb') next.buffers.push(buffer.id);
   let fresh = 0;
   for (let i = 0; i < next.slots.length; i += 4) {
-    freshSlots[i / 4] = before === undefined || !known(before.slots, next.slots, i, 4);
+    freshSlots[i / 4] = before === undefined || (!sameSlots && !known(before.slots, next.slots, i, 4));
     if (freshSlots[i / 4]) fresh++;
   }
   for (let i = 0; i < next.mappings.length; i++) {

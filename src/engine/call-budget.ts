@@ -23,7 +23,7 @@ export const STEP_BUDGET = 250_000;
 export const STEP_CALLS_PER_PAGE = 32;
 
 /** The 4K pages an op names (its size argument), its interleaved ops included. */
-export function opPages(op: Op): number {
+function opPages(op: Op): number {
   let pages: number;
   switch (op.op) {
     case 'share':

@@ -16,7 +16,7 @@ import {
   jobCallBudget,
   loadsPlugins,
   prepareRunner,
-  reproTitle,
+  reproFor,
   runCampaignCase,
   shrinkToRepro,
 } from './case-job.ts';
@@ -133,14 +133,7 @@ export const bucketFile = (bucket: Pick<Bucket, 'oracle' | 'signature'>): string
 
 /** The case up to and including op `step`: what a verdict that cannot be re-run is shown with. */
 function truncatedRepro(job: CampaignJob, testCase: Case, violation: Violation): Repro {
-  return {
-    title: reproTitle(violation),
-    config: testCase.config,
-    seed: testCase.seed,
-    ops: testCase.ops.slice(0, violation.step + 1),
-    expect: { verdict: 'violation', oracle: violation.oracle, step: violation.step },
-    ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
-  };
+  return reproFor({ ...testCase, ops: testCase.ops.slice(0, violation.step + 1) }, violation, job.oracleFiles);
 }
 
 /**

@@ -104,6 +104,18 @@ export function reproTitle(violation: Violation): string {
   return `${violation.oracle}: ${violation.message}`.slice(0, 160);
 }
 
+/** The repro of `testCase` expecting `violation`, naming the user oracle files its verdict needs. */
+export function reproFor(testCase: Case, violation: Violation, oracleFiles: readonly string[]): Repro {
+  return {
+    title: reproTitle(violation),
+    config: testCase.config,
+    seed: testCase.seed,
+    ops: testCase.ops,
+    expect: { verdict: 'violation', oracle: violation.oracle, step: violation.step },
+    ...(oracleFiles.length > 0 ? { oracles: [...oracleFiles] } : {}),
+  };
+}
+
 /**
  * Shrinks a failing case while the same oracle still fires, and returns it as a repro that names
  * the user oracle files (`oracleFiles`) its verdict needs.
@@ -122,17 +134,7 @@ export function shrinkToRepro(
   const start = sameBug(truncated) ? truncated : testCase;
   const { testCase: minimal } = minimizeCase(start, (candidate) => sameBug(candidate) !== undefined, { budget });
   const final = sameBug(minimal) ?? violation;
-  return {
-    violation: final,
-    repro: {
-      title: reproTitle(final),
-      config: minimal.config,
-      seed: minimal.seed,
-      ops: minimal.ops,
-      expect: { verdict: 'violation', oracle: final.oracle, step: final.step },
-      ...(oracleFiles.length > 0 ? { oracles: [...oracleFiles] } : {}),
-    },
-  };
+  return { violation: final, repro: reproFor(minimal, final, oracleFiles) };
 }
 
 /** Does the job load code from files (user policies or oracles)? Such campaigns run isolated. */

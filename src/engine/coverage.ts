@@ -45,6 +45,14 @@ const RMP_SIZE = TABLE_VALUES['rmp.size']!;
 const MIX = TABLE_VALUES['rmp.assigned']!;
 const LEAF = TABLE_VALUES['npt.leaf']!;
 const S2_VIEW = TABLE_VALUES['s2.view']!;
+/** S2_VIEW's codes by iommu, then tdi state: looked up per device of each region, without a string. */
+const S2_VIEW_CODES = new Map<string, Map<string, number>>();
+S2_VIEW.forEach((value, code) => {
+  const [iommu, tdi] = value.split('/') as [string, string];
+  let byTdi = S2_VIEW_CODES.get(iommu);
+  if (byTdi === undefined) S2_VIEW_CODES.set(iommu, (byTdi = new Map<string, number>()));
+  byTdi.set(tdi, code);
+});
 const CACHED = TABLE_VALUES['iotlb.cached']!;
 const POOL = TABLE_VALUES.pool!;
 const LEAF_NONE = 0;
@@ -181,7 +189,7 @@ function regionCodes(view: View, base: number): void {
   codes.length = 0;
   codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafMix(view.npt.leaves(base, end)));
   for (const device of view.devices) {
-    const viewCode = S2_VIEW.indexOf(`${device.iommu}/${device.tdi}`);
+    const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
     codes.push(leafMix(device.s2.leaves(base, end)), viewCode, cachedMix(device, base, end));
   }
@@ -249,12 +257,14 @@ const errorNames = new Names<string>();
 const callNames = new Names<string>();
 const duringCallNames = new Names<string>();
 const innerNames = new Names<string>();
+const faultNames = new Names<string>();
 const fixedName = (kind: string, outcome: string): string => `op:${kind}:${outcome}`;
 const resultName = (kind: string, result: string): string => `op:${kind}:result ${abstract(result)}`;
 const errorName = (kind: string, error: string): string => `op:${kind}:guest-error ${abstract(error)}`;
 const callName = (kind: string, key: string): string => `call:${kind}:${key}`;
 const duringCallName = (kind: string, key: string): string => `call:${kind}:during ${key}`;
 const innerName = (kind: string, inner: string): string => `op:${kind}:during ${inner}`;
+const faultName = (kind: string, fault: string): string => `op:${kind}:fault ${fault}`;
 /** DMA outcomes by (ok ? 2 : 0) + (legit ? 1 : 0). */
 const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
 
@@ -293,7 +303,7 @@ export class CoverageTracker {
         outcomes++;
       }
       for (const fault of step.faults) {
-        features.add(fixedNames.get(kind, `fault ${fault.kind}`, fixedName));
+        features.add(faultNames.get(kind, fault.kind, faultName));
         outcomes++;
       }
       for (const dma of step.dmas) {

@@ -236,7 +236,8 @@ export class Guide {
       return entries[k]!;
     };
     let testCase: Case;
-    if (isFresh(arm) || entries.length === 0) testCase = generateCase(this.job.config, seed, freshOptions(isFresh(arm) ? arm : 'fresh', this.job.generate));
+    // Without a corpus frozen() gives only the fresh arms a share, so a derived arm has a parent.
+    if (isFresh(arm)) testCase = generateCase(this.job.config, seed, freshOptions(arm, this.job.generate));
     else if (arm === 'continue') testCase = continueCase(choose().parent, `${seed}/continue`, this.job.generate);
     else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
     else {

@@ -24,8 +24,6 @@ const share = (large: number, total: number): number => (total === 0 ? 0 : large
 const entry = defaultRmpEntry();
 const runs: number[] = [];
 const leaf: Leaf = { iova: 0, pa: 0, size: 0 };
-/** What tableBytes() counted: bytes under the leaves, and under the leaves of 2M or more. */
-const bytes = { all: 0, large: 0 };
 
 /** A frame the guest owns: the RMP assigns it to the guest's ASID. */
 function isPrivate(view: View, pfn: number): boolean {
@@ -34,15 +32,14 @@ function isPrivate(view: View, pfn: number): boolean {
 }
 
 /**
- * Fills `bytes` for the leaves of `table`, only those whose first frame is private when
+ * Bytes under the leaves of `table` (`all`), and under its leaves of 2M or more (`large`), only those whose first frame is private when
  * `privateOnly`, as summing over leaves() would, in steps of runs and 2M blocks rather than
  * leaves: leafRuns() gives a table of 512 linear 4K leaves (a swiotlb pool mapped 4K by 4K) as
  * one piece, and inside a run each 2M-aligned block is either one leaf of 2M or more or leaves
  * below 2M, none crossing the block's edge (leaves are naturally aligned).
  */
-function tableBytes(view: View, table: PageTableView, privateOnly: boolean): void {
-  bytes.all = 0;
-  bytes.large = 0;
+function tableBytes(view: View, table: PageTableView, privateOnly: boolean): { all: number; large: number } {
+  const bytes = { all: 0, large: 0 };
   const count = table.leafRuns(0, Number.MAX_SAFE_INTEGER, runs);
   for (let r = 0; r < count; r++) {
     const iova = runs[3 * r]!;
@@ -64,6 +61,7 @@ function tableBytes(view: View, table: PageTableView, privateOnly: boolean): voi
       at = stop;
     }
   }
+  return bytes;
 }
 
 /**
@@ -97,22 +95,20 @@ export function computeMetrics(view: View): Metrics {
   // memory (a swiotlb pool shared with 2M RMPUPDATEs) is a few runs, whatever its size.
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
     const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
-    view.rmp.load(pfn, entry);
-    if (entry.assigned && entry.asid === view.asid) {
+    if (isPrivate(view, pfn)) {
+      // isPrivate() left the run's entry in `entry`.
       assigned += end - pfn;
       if (entry.size === '2M') assigned2M += end - pfn;
     }
     pfn = end;
   }
   // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
-  tableBytes(view, view.npt, true);
-  const nptBytes = bytes.all;
-  const npt2M = bytes.large;
+  const { all: nptBytes, large: npt2M } = tableBytes(view, view.npt, true);
   let ioBytes = 0;
   let io2M = 0;
   let iotlb = 0;
   for (const device of view.devices) {
-    tableBytes(view, device.s2, false);
+    const bytes = tableBytes(view, device.s2, false);
     ioBytes += bytes.all;
     io2M += bytes.large;
     iotlb += device.iotlb.size;

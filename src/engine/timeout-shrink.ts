@@ -16,14 +16,14 @@ import type { Violation } from '../api.ts';
 import type { Case } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
 import type { CallBudget } from './call-budget.ts';
-import { type CampaignJob, type CaseOutcome, jobCallBudget, reproTitle } from './case-job.ts';
+import { type CampaignJob, type CaseOutcome, jobCallBudget, reproFor } from './case-job.ts';
 import { minimizeCaseAsync } from './minimize.ts';
 import { POLICY_ERROR } from './run.ts';
 import type { TaskFailure } from './watchdog.ts';
 import type { WorkerPool } from './worker-pool.ts';
 
 /** A candidate's op may make this many times what the stopped case's busiest finished op made. */
-export const TIMEOUT_SHRINK_MARGIN = 4;
+const TIMEOUT_SHRINK_MARGIN = 4;
 /**
  * At least this many calls per op: well above what most built-in ops make (64 MiB guests), so a
  * case of short ops does not turn a merely long op of the same kind into a false reproduction.
@@ -33,7 +33,7 @@ export const TIMEOUT_SHRINK_MIN_OP_CALLS = 1000;
  * The whole shrink may take this many case timeouts of wall clock: with a call budget candidates
  * take a fraction of one; a hook that calls nothing costs a full timeout per candidate that hangs.
  */
-export const TIMEOUT_SHRINK_TIMEOUTS = 3;
+const TIMEOUT_SHRINK_TIMEOUTS = 3;
 
 /**
  * The per-op call budget a shrink of `failure` runs its candidates with, or undefined when the op
@@ -116,15 +116,6 @@ export async function shrinkTimeout(options: TimeoutShrinkOptions): Promise<{ re
     message: `${options.violation.message}; shrunk ${budget}: ${shown.how}`,
     details: { ...options.violation.details, shrunk: callBudget.op === undefined ? 'watchdog' : `call budget ${callBudget.op} per op` },
   };
-  return {
-    violation,
-    repro: {
-      title: reproTitle(violation),
-      config: minimal.config,
-      seed: minimal.seed,
-      ops: minimal.ops,
-      expect: { verdict: 'violation', oracle: POLICY_ERROR, step: shown.step },
-      ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
-    },
-  };
+  // A watchdog violation's oracle is policy-error (watchdogViolation()).
+  return { violation, repro: reproFor(minimal, violation, job.oracleFiles) };
 }

@@ -82,6 +82,8 @@ class SimWorld implements World {
   private readonly bootBudget: number;
   private readonly meter: CallMeter;
   private readonly actors: Actors;
+  /** What dispatch() needs of the config, built once (apply() runs per op). */
+  private readonly dispatchOptions: { adversary: boolean };
   private readonly rmpScratch = defaultRmpEntry();
 
   /** The policies as this world's hooks call them: wrapped by its meter (CallMeter.follow). */
@@ -120,6 +122,7 @@ class SimWorld implements World {
     this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []).freeze();
     this.booting = false;
     this.actors = this.buildActors();
+    this.dispatchOptions = { adversary: config.adversary === 'host' };
     this.bootFatal = this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
 
@@ -251,7 +254,7 @@ class SimWorld implements World {
     let outcome: Outcome;
     try {
       interleaving?.begin();
-      outcome = dispatch(op, this.actors, (this.dispatchOptions ??= { adversary: this.config.adversary === 'host' }));
+      outcome = dispatch(op, this.actors, this.dispatchOptions);
       const held = interleaving?.finish();
       if (this.machine.devices.some(isStalled) || (held !== undefined && held.length > 0)) {
         const stalled = this.machine.devices.filter(isStalled).map((d) => d.id);
@@ -273,7 +276,6 @@ class SimWorld implements World {
 
   /** The step's DMAs: NO_DMAS until the first one (most steps make none). */
   private pendingDmas: DmaRecord[] = NO_DMAS;
-  private dispatchOptions: { adversary: boolean } | undefined;
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
   /** The guest's live buffers and mappings when the op started (reused from op to op). */

@@ -48,7 +48,9 @@ export class SwiotlbSlots {
     return this.chunks.length;
   }
 
+  /** The chunk of slot `i`, made on first use: every setter, and only they, come here to write. */
   private chunk(i: number): Chunk {
+    this.generation++;
     const c = Math.floor(i / SLOT_CHUNK);
     let chunk = this.chunks[c];
     if (chunk === undefined) {
@@ -93,31 +95,24 @@ export class SwiotlbSlots {
   }
 
   setList(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).list[i % SLOT_CHUNK] = value;
   }
   setOrigAddr(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).origAddr[i % SLOT_CHUNK] = value;
   }
   setAllocSize(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).allocSize[i % SLOT_CHUNK] = value;
   }
   setPadSlots(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
   setKind(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).kind[i % SLOT_CHUNK] = value;
   }
   setMapSize(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).mapSize[i % SLOT_CHUNK] = value;
   }
   setHeadOffset(i: number, value: number): void {
-    this.generation++;
     this.chunk(i).headOffset[i % SLOT_CHUNK] = value;
   }
 }

@@ -546,6 +546,7 @@ describe('random find/release sequences (property)', () => {
           }
           expectConsistent(pool);
         }
+        if (pool.generation === seen.generation) expect(JSON.stringify([...pool.liveMappings()])).toBe(seen.live);
         const byStart = (a: SwiotlbMapping, b: SwiotlbMapping): number => a.slotIndex - b.slotIndex;
         expect([...pool.liveMappings()]).toEqual([...live].sort(byStart));
       }),
