@@ -884,23 +884,18 @@ export class Machine {
 
   /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
   private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean): UnmapResult {
-    // The removed leaves tile [addr, addr + unmapped) (unmap stops at the first hole and never
-    // starts inside a leaf), so their runs are read before the unmap and clipped after it.
+    // The removed leaves tile [addr, addr + unmapped): the walk reports them as runs.
     const runs = this.removedRuns;
-    const count = table.leafRuns(addr, addr + len, runs);
-    const result = table.unmap(addr, len);
-    const end = addr + result.unmapped;
-    for (let r = 0; r < count; r++) {
-      const iova = runs[3 * r]!;
-      const pa = runs[3 * r + 1]!;
-      const from = Math.max(iova, addr);
-      const to = Math.min(iova + runs[3 * r + 2]!, end);
-      if (to <= from) continue;
+    const result = table.unmap(addr, len, runs);
+    for (let r = 0; r < runs.length; r += 3) {
+      const iova = runs[r]!;
+      const pa = runs[r + 1]!;
+      const size = runs[r + 2]!;
       if (outputIsHpa) {
-        this.recorder.touchGfnRange(from, to - from);
-        this.recorder.touchFrameRange(pa + (from - iova), to - from);
+        this.recorder.touchGfnRange(iova, size);
+        this.recorder.touchFrameRange(pa, size);
       } else {
-        this.recorder.touchGfnRange(pa + (from - iova), to - from);
+        this.recorder.touchGfnRange(pa, size);
       }
     }
     return result;

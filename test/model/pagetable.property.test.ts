@@ -123,8 +123,19 @@ function run(s: Scenario, ops: Op[]): void {
   };
 
   const doUnmap = (iova: number, len: number): void => {
-    const got = pt.unmap(iova, len);
+    // The removed leaves' runs are the runs that tiled [iova, iova + unmapped) before the unmap.
+    const before: number[] = [];
+    pt.leafRuns(iova, iova + len + pt.pgsizes[pt.pgsizes.length - 1]!, before);
+    const removed: number[] = [9];
+    const got = pt.unmap(iova, len, removed);
     expect(got).toEqual(ref.unmap(iova, len));
+    const expected: number[] = [];
+    for (let r = 0; r < before.length; r += 3) {
+      const from = Math.max(before[r]!, iova);
+      const to = Math.min(before[r]! + before[r + 2]!, iova + got.unmapped);
+      if (to > from) expected.push(from, before[r + 1]! + (from - before[r]!), to - from);
+    }
+    expect(removed).toEqual(expected);
     // Oracle 3: a clean unmap covers at least the request, unless a hole stopped it.
     if (got.error === undefined && got.unmapped < len) expect(ref.iovaToPhys(iova + got.unmapped)).toBeUndefined();
     expectSameTranslation(pt, ref, iova - smallest, iova + Math.max(len, got.unmapped) + smallest);

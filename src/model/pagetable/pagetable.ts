@@ -58,6 +58,8 @@ class IoPageTable implements PageTable {
 
   /** Bytes removed by the unmap walk in progress. */
   private walkUnmapped = 0;
+  /** The caller's array for the removed leaves' runs during an unmap walk, else undefined. */
+  private walkRemoved: number[] | undefined = undefined;
 
   constructor(options: PageTableOptions) {
     const fmt = getFormat(options.format);
@@ -292,7 +294,8 @@ class IoPageTable implements PageTable {
 
   // ---- unmap ----------------------------------------------------------------------------
 
-  unmap(iova: number, len: number): UnmapResult {
+  unmap(iova: number, len: number, removed?: number[]): UnmapResult {
+    if (removed !== undefined) removed.length = 0;
     if (!isAddress(iova) || !isAddress(len)) return EINVAL_UNMAP;
     // iommu_unmap() refuses a range not aligned to the smallest page.
     if (!isAligned(iova, this.minSize) || !isAligned(len, this.minSize)) return EINVAL_UNMAP;
@@ -300,7 +303,9 @@ class IoPageTable implements PageTable {
     if (len === 0 || iova + len > Math.min(this.topSpan, this.maxVa)) return NOTHING_UNMAPPED;
 
     this.walkUnmapped = 0;
+    this.walkRemoved = removed;
     const status = this.unmapWalk(this.root, 0, iova, iova + len);
+    this.walkRemoved = undefined;
     const unmapped = this.walkUnmapped;
     // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed.
     if (unmapped > 0) this.gather.addRange(iova, unmapped);
@@ -348,6 +353,7 @@ class IoPageTable implements PageTable {
       }
       // A leaf at its first item (the start was checked; later leaves are reached aligned).
       const replicas = pow2(kind - this.itemLg2[level]!);
+      if (this.walkRemoved !== undefined) appendRun(this.walkRemoved, base + i * itemSize, store.entry[slot]!, pow2(kind));
       if (replicas === 1) kinds[slot] = EMPTY;
       else kinds.fill(EMPTY, slot, slot + replicas);
       store.used[table]! -= replicas;

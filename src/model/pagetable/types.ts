@@ -53,7 +53,9 @@ export interface PageTable {
   /** iommu_map(): the greedy layout of the largest allowed leaves; `maxLeaf` caps their size
    *  (a split maps the old leaf's range again in leaves of that size). */
   map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult;
-  unmap(iova: number, len: number): UnmapResult;
+  /** iommu_unmap(); `removed`, when given, gets the removed leaves as (iova, pa, len) runs as
+   *  leafRuns() gives them (they tile [iova, iova + unmapped)). */
+  unmap(iova: number, len: number, removed?: number[]): UnmapResult;
   /** pa + offset of the leaf covering iova, or undefined when unmapped. */
   iovaToPhys(iova: number): number | undefined;
   /** The leaf covering iova. */
