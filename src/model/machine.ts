@@ -63,6 +63,10 @@ export interface MachineOptions {
 export type GuestAccessResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
 export type GuestCopyResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault; copied: number };
 export type PvalidateResult = { status: number } | { npf: Fault };
+
+/** The status results of pvalidate, shared and frozen: a PVALIDATE that succeeds or fails in the
+ *  hardware's own terms allocates nothing (the Linux loop issues one per 4K page of a PSC). */
+const PVALIDATE_RESULTS: readonly PvalidateResult[] = Object.freeze(Array.from({ length: 256 }, (_, status) => Object.freeze({ status })));
 export type HostWriteResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
 export type DmaOutcome = DmaResult & { tokens: number[] };
 export type TdiResult = 'ok' | 'ENODEV' | 'EINVAL';
@@ -107,6 +111,10 @@ export class Machine {
   private readonly removedRuns: number[] = [];
   /** The leaf a split replaces. */
   private readonly splitScratch = { iova: 0, pa: 0, size: 0 };
+  /** Scratch leaves for the walks of pvalidate, the CPU check and a DMA (S1 and S2 at once). */
+  private readonly nptLeaf = { iova: 0, pa: 0, size: 0 };
+  private readonly s1Leaf = { iova: 0, pa: 0, size: 0 };
+  private readonly s2Leaf = { iova: 0, pa: 0, size: 0 };
 
   constructor(options: MachineOptions) {
     if (!Number.isSafeInteger(options.asid) || options.asid < 1 || options.asid > 0x3ff) {
@@ -533,8 +541,8 @@ export class Machine {
       this.recorder.call(prim, args, PVALIDATE_FAIL_INPUT);
       return { status: PVALIDATE_FAIL_INPUT };
     }
-    const leaf = this.nptTable.leafAt(gpa);
-    if (leaf === undefined) {
+    const leaf = this.nptLeaf;
+    if (!this.nptTable.leafInto(gpa, leaf)) {
       const npf: Fault = { kind: 'npf', addr: gpa, write: false, reason: 'not present' };
       this.raise(npf);
       this.recorder.touchGfn(gpa / SZ_4K);
@@ -570,7 +578,7 @@ export class Machine {
       this.recorder.touchGfn(gpa / SZ_4K);
     }
     this.recorder.call(prim, args, outcome);
-    return { status: outcome };
+    return PVALIDATE_RESULTS[outcome] ?? { status: outcome };
   }
 
   /**
@@ -701,8 +709,8 @@ export class Machine {
       let limit = end;
       let s1Size: number | undefined;
       if (device.s1 !== undefined) {
-        const leaf = device.s1.leafAt(cur);
-        if (leaf === undefined) {
+        const leaf = this.s1Leaf;
+        if (!device.s1.leafInto(cur, leaf)) {
           faults.push(this.raise({ kind: 'io_page_fault', addr: cur, dev, write, reason: 's1 not present' }));
           break;
         }
@@ -725,8 +733,8 @@ export class Machine {
         // The S2 leaf is not walked on a hit: the cached size is all the IOMMU knows.
         s2Size = pageBytes(checked);
       } else {
-        const leaf = device.s2.leafAt(gpa);
-        if (leaf === undefined) {
+        const leaf = this.s2Leaf;
+        if (!device.s2.leafInto(gpa, leaf)) {
           const fault: Fault = { kind: 'io_page_fault', addr: cur, dev, write, reason: 's2 not present' };
           if (s1Size !== undefined) {
             fault.gpa = gpa;
@@ -848,8 +856,8 @@ export class Machine {
    * #NPF into an implicit conversion, sev_handle_rmp_fault()).
    */
   private cpuCheck(gpa: number, write: boolean, priv: boolean): number | Fault {
-    const leaf = this.nptTable.leafAt(gpa);
-    if (leaf === undefined) return { kind: 'npf', addr: gpa, write, reason: 'not present' };
+    const leaf = this.nptLeaf;
+    if (!this.nptTable.leafInto(gpa, leaf)) return { kind: 'npf', addr: gpa, write, reason: 'not present' };
     const hpa = leaf.pa + (gpa - leaf.iova);
     const entry = this.rmpTable.load(Math.floor(hpa / SZ_4K), this.scratch);
     let reason = '';
