@@ -85,6 +85,8 @@ export interface CallWatch {
   calls?(calls: number): void;
   /** A hook was entered or left: its number in POLICY_HOOKS (index + 1), 0 for none. */
   hook?(hook: number): void;
+  /** An op ended having made `calls` calls; the ops that ended made `finished` in all. */
+  opEnded?(calls: number, finished: number): void;
 }
 
 /** The budget was spent: world.ts turns it into a PolicyError naming the op. */
@@ -140,6 +142,7 @@ export class CallMeter {
   /** An op ended having made `calls` calls. */
   endOp(calls: number): void {
     this.finished += calls;
+    this.watch.opEnded?.(calls, this.finished);
   }
 
   /**

@@ -38,8 +38,6 @@ export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget'>): CallBudget 
 export interface CaseProgress extends CallWatch {
   /** Op `index` starts (-1: the world boots; the number of ops: the final sweep). */
   op(index: number): void;
-  /** An op finished having made `calls` primitive calls. */
-  opCalls?(calls: number): void;
 }
 
 export interface CaseOutcome {
@@ -176,7 +174,6 @@ export function runCampaignCase(
     onStep: (step: Step, view: View) => {
       stepBehaviours(step, behaviours);
       tracker?.observe(step, view);
-      progress?.opCalls?.(step.calls.length);
       progress?.op(step.index + 1);
     },
   });

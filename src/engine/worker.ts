@@ -60,19 +60,18 @@ const watched = (oracle: Oracle, index: number): Oracle => {
   };
 };
 const runner = { policies: prepared.policies, oracles: prepared.oracles.map(watched) };
-// The op in flight, the calls made and the hook running, as the case goes.
-let finished = 0;
+// The op in flight, the calls made and the hook running, as the case goes (the case's CallMeter
+// counts the calls; this publishes them where the watchdog reads them).
 const caseProgress: CaseProgress = {
   op: (index) => {
     if (index <= 0) {
-      finished = 0;
+      Atomics.store(progress, PROGRESS.callsBeforeOp, 0);
       Atomics.store(progress, PROGRESS.maxOpCalls, 0);
     }
-    Atomics.store(progress, PROGRESS.callsBeforeOp, finished);
     Atomics.store(progress, PROGRESS.op, index);
   },
-  opCalls: (calls) => {
-    finished += calls;
+  opEnded: (calls, finished) => {
+    Atomics.store(progress, PROGRESS.callsBeforeOp, finished);
     if (calls > Atomics.load(progress, PROGRESS.maxOpCalls)) Atomics.store(progress, PROGRESS.maxOpCalls, calls);
   },
   calls: (calls) => Atomics.store(progress, PROGRESS.calls, calls),
