@@ -211,15 +211,14 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   const derived = new Map<number, Case>();
   const caseOf = (index: number): Case => derived.get(index) ?? campaignCase(job, index);
   let replaying = (options.replay?.length ?? 0) > 0;
-  // Cases the watchdog stopped, by index until recorded: what their shrink derives a budget from.
-  const stopped = new Map<number, TaskFailure>();
-  const shrink = async (index: number, violation: Violation): Promise<{ repro: Repro; violation: Violation }> => {
+  const shrink = async (outcome: CaseOutcome, violation: Violation): Promise<{ repro: Repro; violation: Violation }> => {
+    const index = outcome.index;
     const testCase = caseOf(index);
     if (violation.details?.nondeterministic !== undefined) {
       // A timeout shrinks by a primitive-call budget (timeout-shrink.ts); other watchdog verdicts
       // (exit, out of memory, asynchronous errors) and a hang no candidate reproduces are shown cut
       // at the op in flight.
-      const failure = stopped.get(index);
+      const failure = outcome.stopped;
       const shrunk =
         failure?.kind === 'timeout' && failure.oracle === undefined
           ? await shrinkTimeout({ job, pool: workerPool(), testCase, failure, violation, index, caseTimeoutMs, ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}) })
@@ -297,7 +296,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       const known = stats.buckets.get(outcome.signature);
       if (known) known.hits++;
       else {
-        const shrunk = await shrink(outcome.index, outcome.violation);
+        const shrunk = await shrink(outcome, outcome.violation);
         const bucket: Bucket = {
           signature: outcome.signature,
           oracle: outcome.violation.oracle,
@@ -319,7 +318,6 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps, outcome.index);
     }
     derived.delete(outcome.index);
-    stopped.delete(outcome.index);
     if (!replaying) {
       recorded++;
       release();
@@ -338,7 +336,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       }
       return;
     }
-    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true), stopped);
+    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
   };
   if (replaying) {
     // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
@@ -360,7 +358,7 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
   if (failure.oracle !== undefined) {
     // Stopped inside an oracle: that oracle's error (reported once, with this case), not a finding.
     const message = `stopped by the watchdog inside the oracle: ${failure.message} (not deterministic)`;
-    return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }], hits: 0, behaviours: [] };
+    return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }], hits: 0, behaviours: [], stopped: failure };
   }
   const violation = watchdogViolation(failure);
   return {
@@ -373,6 +371,7 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
     oracleErrors: [],
     hits: 1,
     behaviours: [],
+    stopped: failure,
   };
 }
 
@@ -386,8 +385,6 @@ async function runOnWorkers(
   record: (outcome: CaseOutcome) => Promise<void>,
   /** Wakes slots waiting for a round to finish (stopping: the round may never finish). */
   releaseWaiting: () => void,
-  /** Told each case the watchdog stopped, with what it had done. */
-  stopped: Map<number, TaskFailure>,
 ): Promise<void> {
   const done = new Map<number, CaseOutcome>();
   let nextToDispatch = 0;
@@ -430,7 +427,6 @@ async function runOnWorkers(
         if (!result.ok && result.failure.kind === 'abandoned') break;
         if (!result.ok) {
           // The worker is gone: report the case, start a fresh worker, carry on.
-          stopped.set(index, result.failure);
           deliver(failedOutcome(caseOf(index), index, result.failure));
           pool.give(worker);
           worker = await pool.take();

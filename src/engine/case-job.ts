@@ -11,6 +11,7 @@ import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
 import { looksLikeFile } from '../repro/plugin-paths.ts';
 import type { Metrics } from './metrics.ts';
+import type { TaskFailure } from './watchdog.ts';
 import { minimizeCase } from './minimize.ts';
 import { type OracleError, type Policies, runCase, signature } from './run.ts';
 import { resolveOracles, resolvePolicies } from './select.ts';
@@ -60,6 +61,8 @@ export interface CaseOutcome {
   features?: string[];
   /** The step each of `features` was first reached at (the guide keeps the prefix that reached them). */
   featureSteps?: number[];
+  /** The watchdog stopped the case (its worker was lost): what it had done, for the shrink. */
+  stopped?: TaskFailure;
 }
 
 /**
