@@ -1,8 +1,8 @@
 // npm run bench [-- --quick] [--jobs N] [--only baseline,throughput,startup,workers,scale,pagetable,bugs,race] [--out FILE]
 //
 // Runs every benchmark on fixed seeds, prints one table per benchmark and the goals, and writes
-// the figures with a description of the machine to bench/results.json (--quick writes to the OS
-// temp directory unless --out says otherwise, so the committed full-run results stay in place).
+// the figures with a description of the machine to bench/results.json (--quick and --only write to
+// the OS temp directory unless --out says otherwise, so the committed full-run results stay whole).
 // The full run takes a few minutes on 2 cores; --quick under a minute, with fewer seeds and
 // smaller budgets. Timings depend on the machine and on what else runs on it (the load average
 // at start and end is recorded); op counts do not.
@@ -41,7 +41,9 @@ for (const name of only) {
     process.exit(2);
   }
 }
-const out = values.out ?? (quick ? join(os.tmpdir(), 'cocofuzz-bench-quick.json') : fileURLToPath(new URL('./results.json', import.meta.url)));
+// A partial run (--quick, or --only some sections) never replaces the committed full-run results.
+const partial = quick ? 'quick' : values.only !== undefined ? 'only' : undefined;
+const out = values.out ?? (partial !== undefined ? join(os.tmpdir(), `cocofuzz-bench-${partial}.json`) : fileURLToPath(new URL('./results.json', import.meta.url)));
 
 /** Budgets: the full run fits in about 6 minutes on 2 cores, --quick in under one. */
 const PLAN = quick
