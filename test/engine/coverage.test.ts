@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
-import { ARMS, type Arm, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, freshOptions } from '../../src/engine/guided.ts';
+import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, freshOptions } from '../../src/engine/guided.ts';
 import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -209,7 +209,7 @@ describe('guided derivation', () => {
     expect(Object.values(shares).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     const sorted = [...ARMS].sort((a, b) => rate(b) - rate(a));
     for (let i = 1; i < sorted.length; i++) expect(shares[sorted[i - 1]!]).toBeGreaterThanOrEqual(shares[sorted[i]!]);
-    for (const arm of ARMS) expect(shares[arm]).toBeGreaterThanOrEqual(0.05);
+    for (const arm of ARMS) expect(shares[arm]).toBeGreaterThanOrEqual(EXPLORE);
     // Without a corpus only the fresh arms run.
     const early = guide.shares(false);
     for (const arm of ARMS) expect(early[arm] > 0).toBe((FRESH_ARMS as readonly Arm[]).includes(arm));
