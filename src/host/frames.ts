@@ -31,6 +31,7 @@
 
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
+import { RegionMap } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp } from '../model/size.ts';
 import type { PrimitiveCall } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
@@ -109,9 +110,9 @@ export class HostFrames {
   private bump: number;
   private readonly ramFrames: number;
   /** Frames handed out after start (new shared backing), per chunk: the gfn each backs. */
-  private readonly backs = new Map<number, BackChunk>();
+  private readonly backs = new RegionMap<BackChunk>();
   /** VMM RAM frames discarded, per 2M region of guest memory. */
-  private readonly ramDiscarded = new Map<number, RamChunk>();
+  private readonly ramDiscarded = new RegionMap<RamChunk>();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
    * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
@@ -126,7 +127,7 @@ export class HostFrames {
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
   /** Pins per frame, per chunk. */
-  private readonly pinCount = new Map<number, PinChunk>();
+  private readonly pinCount = new RegionMap<PinChunk>();
 
   constructor(
     private readonly machine: Machine,
@@ -203,11 +204,7 @@ export class HostFrames {
       this.bump = pfn + frames;
     }
     const chunk = Math.floor(pfn / FRAMES_PER_2M);
-    let back = this.backs.get(chunk);
-    if (back === undefined) {
-      back = new BackChunk();
-      this.backs.set(chunk, back);
-    }
+    const back = this.backs.writable(chunk) ?? this.backs.add(chunk, new BackChunk());
     if (frames === FRAMES_PER_2M) {
       // A fresh, 2M-aligned run: one entry for the whole chunk.
       back.base = gfn;
@@ -236,7 +233,7 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const back = this.backs.get(chunk);
+      const back = this.backs.writable(chunk);
       if (back !== undefined && back.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
         // A whole 2M fault goes back at once.
         this.backs.delete(chunk);
@@ -271,11 +268,7 @@ export class HostFrames {
     while (gfn < end) {
       const index = Math.floor(gfn / FRAMES_PER_2M);
       const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      let ram = this.ramDiscarded.get(index);
-      if (ram === undefined) {
-        ram = new RamChunk();
-        this.ramDiscarded.set(index, ram);
-      }
+      const ram = this.ramDiscarded.writable(index) ?? this.ramDiscarded.add(index, new RamChunk());
       if (ram.bits === undefined && ram.count === FRAMES_PER_2M) {
         gfn = regionEnd;
         continue;
@@ -453,14 +446,13 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      let pins = this.pinCount.get(chunk);
+      let pins = this.pinCount.writable(chunk);
       if (pins === undefined) {
         if (delta < 0) {
           pfn = chunkEnd;
           continue;
         }
-        pins = new PinChunk();
-        this.pinCount.set(chunk, pins);
+        pins = this.pinCount.add(chunk, new PinChunk());
       }
       if (pins.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
         pins.all = Math.max(0, pins.all + delta);
