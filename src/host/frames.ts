@@ -446,14 +446,19 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      let pins = this.pinCount.writable(chunk);
-      if (pins === undefined) {
-        if (delta < 0) {
-          pfn = chunkEnd;
-          continue;
-        }
-        pins = this.pinCount.add(chunk, new PinChunk());
+      const held = this.pinCount.get(chunk);
+      if (held === undefined && delta < 0) {
+        pfn = chunkEnd;
+        continue;
       }
+      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M && held.all + delta <= 0) {
+        // The last pins of a whole chunk go (the unpin of a pool's mapping): dropped without
+        // taking a writable copy of a chunk the boot-cache template shares.
+        this.pinCount.delete(chunk);
+        pfn = chunkEnd;
+        continue;
+      }
+      const pins = this.pinCount.writable(chunk) ?? this.pinCount.add(chunk, new PinChunk());
       if (pins.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
         pins.all = Math.max(0, pins.all + delta);
       } else {

@@ -64,6 +64,18 @@ describe('RegionMap copy-on-write', () => {
     expect(second.get(5)).toBe(copy.get(5));
   });
 
+  it('drops removed regions from the index, and takes a removed one again', () => {
+    const map = new RegionMap<Chunk>();
+    for (let key = 0; key < 8; key++) map.add(key, new Chunk());
+    for (let key = 2; key < 6; key++) map.delete(key);
+    expect(map.size).toBe(4);
+    expect(map.nextKey(2)).toBe(6);
+    map.add(3, new Chunk());
+    expect([...map.keys()]).toEqual([0, 1, 3, 6, 7]);
+    expect(map.get(2)).toBeUndefined();
+    expect(map.size).toBe(5);
+  });
+
   it('refuses any change to a map that was copied: its copies read its regions', () => {
     const original = template();
     new GraphCopy().copy(original);
