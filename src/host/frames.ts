@@ -31,7 +31,7 @@
 
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { RegionMap } from '../model/regions.ts';
+import { RegionStore } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp } from '../model/size.ts';
 import type { PrimitiveCall } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
@@ -110,9 +110,9 @@ export class HostFrames {
   private bump: number;
   private readonly ramFrames: number;
   /** Frames handed out after start (new shared backing), per chunk: the gfn each backs. */
-  private readonly backs = new RegionMap<BackChunk>();
+  private readonly backs = new RegionStore<BackChunk>();
   /** VMM RAM frames discarded, per 2M region of guest memory. */
-  private readonly ramDiscarded = new RegionMap<RamChunk>();
+  private readonly ramDiscarded = new RegionStore<RamChunk>();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
    * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
@@ -127,7 +127,7 @@ export class HostFrames {
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
   /** Pins per frame, per chunk. */
-  private readonly pinCount = new RegionMap<PinChunk>();
+  private readonly pinCount = new RegionStore<PinChunk>();
 
   constructor(
     private readonly machine: Machine,

@@ -1,8 +1,8 @@
 // Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames, memory
 // tokens): the state of each 2M region something wrote, by region index (address / 2M). Look-ups
-// go through a one-entry cache (consecutive look-ups mostly stay in one 2M region), and the
-// indices are kept in ascending order, for iteration in address order and for run queries that
-// jump over the untouched regions between them.
+// go through a one-entry cache (consecutive look-ups mostly stay in one 2M region). RegionMap
+// also keeps the indices in ascending order, for iteration in address order and for run queries
+// that jump over the untouched regions between them; RegionStore is the same without that order.
 //
 // Copy-on-write (issue 15: boot cost independent of the pool size): the boot cache copies a
 // booted template world per case (engine/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
@@ -13,46 +13,41 @@
 
 import { COPY_SELF, GraphCopy } from '../engine/graph-copy.ts';
 
-export class RegionMap<T extends object> {
-  /** This map's own regions; null: removed here, though `base` holds one. */
-  private own = new Map<number, T | null>();
+/** Per-2M regions by index, unordered, copied copy-on-write. */
+export class RegionStore<T extends object> {
+  /**
+   * Regions looked up or written here: this map's own, and regions of `base` read once (kept by
+   * reference: writable() tells them from its own copies by identity); null: removed here.
+   */
+  protected own = new Map<number, T | null>();
   /** The regions of the map this one is a copy of, read until written (copy-on-write). */
-  private base: ReadonlyMap<number, T> | undefined = undefined;
-  private sorted: number[] = [];
-  /** Keys in `sorted` removed since (delete() leaves them, the next read of the index drops them). */
-  private stale = 0;
-  /** `sorted` is shared with the map this one was copied from (or with its copies): copy before changing it. */
-  private sortedShared = false;
+  protected base: ReadonlyMap<number, T> | undefined = undefined;
   /** Copied from: copies read its regions, so it must not change any more. */
-  private frozen = false;
+  protected frozen = false;
   private lastKey = -1;
   private lastValue: T | undefined;
-
-  /** Regions held (grows with what is touched, not with memory). */
-  get size(): number {
-    return this.sorted.length - this.stale;
-  }
 
   /** The region `key`, to read: it may be shared with the template this map was copied from. */
   get(key: number): T | undefined {
     if (key === this.lastKey) return this.lastValue;
-    const mine = this.own.get(key);
-    const value = mine === undefined ? this.base?.get(key) : (mine ?? undefined);
-    if (value !== undefined) {
-      this.lastKey = key;
-      this.lastValue = value;
+    let value = this.own.get(key);
+    if (value === undefined && this.base !== undefined) {
+      value = this.base.get(key);
+      // Kept here, so that the next look-up is one: still the template's (see writable()).
+      if (value !== undefined) this.own.set(key, value);
     }
+    if (value === undefined || value === null) return undefined;
+    this.lastKey = key;
+    this.lastValue = value;
     return value;
   }
 
   /** The region `key`, to change in place: this map's own (a shared one is copied first). */
   writable(key: number): T | undefined {
     this.assertMutable();
-    const mine = this.own.get(key);
-    if (mine !== undefined) return mine ?? undefined;
-    const shared = this.base?.get(key);
-    if (shared === undefined) return undefined;
-    const copy = new GraphCopy().copy(shared);
+    const value = this.get(key);
+    if (value === undefined || this.base === undefined || this.base.get(key) !== value) return value;
+    const copy = new GraphCopy().copy(value);
     this.own.set(key, copy);
     this.lastKey = key;
     this.lastValue = copy;
@@ -63,57 +58,34 @@ export class RegionMap<T extends object> {
   add(key: number, value: T): T {
     this.assertMutable();
     this.own.set(key, value);
-    this.compact();
-    this.ownSorted().splice(this.firstIndexAtOrAfter(key), 0, key);
     this.lastKey = key;
     this.lastValue = value;
     return value;
   }
 
-  /**
-   * Region `key` goes back to untouched (no state). O(1): the index drops it when next read, so
-   * that removing the 512 regions of a 1G run costs per region, not per region times the index.
-   */
-  delete(key: number): void {
+  /** Region `key` goes back to untouched (no state); false when it held none. */
+  delete(key: number): boolean {
     this.assertMutable();
-    if (this.get(key) === undefined) return;
+    if (this.get(key) === undefined) return false;
     if (this.base?.has(key) === true) this.own.set(key, null);
     else this.own.delete(key);
-    this.stale++;
     this.lastKey = -1;
     this.lastValue = undefined;
-  }
-
-  /** The first region index at or after `key` that is held, or undefined. */
-  nextKey(key: number): number | undefined {
-    this.compact();
-    return this.sorted[this.firstIndexAtOrAfter(key)];
-  }
-
-  /** Region indices held, ascending. */
-  keys(): readonly number[] {
-    this.compact();
-    return this.sorted;
-  }
-
-  /** The regions held, in ascending order, to read. */
-  *values(): Generator<T> {
-    for (const key of this.keys()) yield this.get(key)!;
+    return true;
   }
 
   /**
-   * graph-copy.ts: the copy of this map shares its regions (and its index list) until it writes
-   * them, so copying a booted world costs the same whatever number of regions its pools span.
-   * This map is frozen from now on.
+   * graph-copy.ts: the copy of this map shares its regions until it writes them, so copying a
+   * booted world costs the same whatever number of regions its pools span. This map is frozen
+   * from now on.
    */
-  [COPY_SELF](): RegionMap<T> {
-    this.compact();
+  [COPY_SELF](): RegionStore<T> {
+    return this.shareWith(new RegionStore<T>());
+  }
+
+  protected shareWith<M extends RegionStore<T>>(copy: M): M {
     this.frozen = true;
-    this.sortedShared = true;
-    const copy = new RegionMap<T>();
     copy.base = this.flat();
-    copy.sorted = this.sorted;
-    copy.sortedShared = true;
     return copy;
   }
 
@@ -129,12 +101,55 @@ export class RegionMap<T extends object> {
     return merged;
   }
 
-  /** Drop the removed keys from the index. */
-  private compact(): void {
-    if (this.stale === 0) return;
-    this.sorted = this.sorted.filter((key) => this.get(key) !== undefined);
-    this.sortedShared = false;
-    this.stale = 0;
+  private assertMutable(): void {
+    if (this.frozen) throw new Error('RegionMap: a map that was copied (a boot-cache template) changed; its copies share its regions');
+  }
+}
+
+/** Per-2M regions by index, with the indices held in ascending order. */
+export class RegionMap<T extends object> extends RegionStore<T> {
+  private sorted: number[] = [];
+  /** `sorted` is shared with the map this one was copied from (or with its copies): copy before changing it. */
+  private sortedShared = false;
+
+  /** Regions held (grows with what is touched, not with memory). */
+  get size(): number {
+    return this.sorted.length;
+  }
+
+  override add(key: number, value: T): T {
+    super.add(key, value);
+    this.ownSorted().splice(this.firstIndexAtOrAfter(key), 0, key);
+    return value;
+  }
+
+  override delete(key: number): boolean {
+    if (!super.delete(key)) return false;
+    this.ownSorted().splice(this.firstIndexAtOrAfter(key), 1);
+    return true;
+  }
+
+  /** The first region index at or after `key` that is held, or undefined. */
+  nextKey(key: number): number | undefined {
+    return this.sorted[this.firstIndexAtOrAfter(key)];
+  }
+
+  /** Region indices held, ascending. */
+  keys(): readonly number[] {
+    return this.sorted;
+  }
+
+  /** The regions held, in ascending order, to read. */
+  *values(): Generator<T> {
+    for (const key of this.sorted) yield this.get(key)!;
+  }
+
+  override [COPY_SELF](): RegionMap<T> {
+    const copy = this.shareWith(new RegionMap<T>());
+    this.sortedShared = true;
+    copy.sorted = this.sorted;
+    copy.sortedShared = true;
+    return copy;
   }
 
   private ownSorted(): number[] {
@@ -143,10 +158,6 @@ export class RegionMap<T extends object> {
       this.sortedShared = false;
     }
     return this.sorted;
-  }
-
-  private assertMutable(): void {
-    if (this.frozen) throw new Error('RegionMap: a map that was copied (a boot-cache template) changed; its copies share its regions');
   }
 
   private firstIndexAtOrAfter(key: number): number {
