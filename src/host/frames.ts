@@ -233,14 +233,15 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const back = this.backs.writable(chunk);
-      if (back !== undefined && back.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
-        // A whole 2M fault goes back at once.
+      const held = this.backs.get(chunk);
+      if (held !== undefined && held.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
+        // A whole 2M fault goes back at once (no writable copy of a chunk a template shares).
         this.backs.delete(chunk);
         this.releaseRange(pfn, FRAMES_PER_2M);
         pfn = chunkEnd;
         continue;
       }
+      const back = held === undefined ? undefined : this.backs.writable(chunk);
       for (; pfn < chunkEnd; pfn++) {
         if (back !== undefined && back.get(pfn % FRAMES_PER_2M) !== undefined) {
           this.unback(back, chunk, pfn);
@@ -268,11 +269,12 @@ export class HostFrames {
     while (gfn < end) {
       const index = Math.floor(gfn / FRAMES_PER_2M);
       const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const ram = this.ramDiscarded.writable(index) ?? this.ramDiscarded.add(index, new RamChunk());
-      if (ram.bits === undefined && ram.count === FRAMES_PER_2M) {
+      const held = this.ramDiscarded.get(index);
+      if (held !== undefined && held.bits === undefined && held.count === FRAMES_PER_2M) {
         gfn = regionEnd;
         continue;
       }
+      const ram = this.ramDiscarded.writable(index) ?? this.ramDiscarded.add(index, new RamChunk());
       if (ram.count === 0 && gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M) {
         // The whole region at once: every frame is newly discarded.
         ram.count = FRAMES_PER_2M;
