@@ -201,7 +201,7 @@ if (run('scale')) {
   scale = await benchScale(PLAN.scale);
   results.scale = scale;
   const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
-  log(`== Scale: ${scale.ops} ops in cases of <= ${WORKLOAD_STEPS} + one case of ${scale.longOps} ops, each size in its own process, best of ${scale.reps} [${elapsed()}]`);
+  log(`== Scale: ${scale.ops} ops in cases of <= ${WORKLOAD_STEPS} + one case of ${scale.longOps} ops, each size in its own process, best of ${scale.reps}; times are the child's CPU time [${elapsed()}]`);
   table(
     ['guest (cases generated for), swiotlb', 'ms', 'us/op', 'us/op w/o boot', 'boot ms/case', 'long case ms', 'retained MiB', 'maxRSS MiB'],
     scale.runs.map((r) => [

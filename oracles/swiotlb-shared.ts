@@ -13,10 +13,11 @@
 // that appeared in the step, and the pages of buffers freed in the step. The frame behind a GPA
 // is the NPT translation, else the host's backing.
 //
-// Cost: the required pages live in per-2M typed arrays stamped with a generation, so a change of
-// the live ranges marks the pages of the live ones and clears nothing; a step whose live ranges did
-// not change compares numbers, builds no string and allocates no Set. Owners are described in
-// words only for a finding.
+// Cost: the required pages are kept as ranges (disjoint runs of GFNs, each with its owner), so a
+// change of the live ranges costs per range, plus one look per page that became required: a 1G
+// swiotlb pool's long-lived slot ranges are not walked page by page on every change. A step whose
+// live ranges did not change compares numbers, builds no string and allocates no Set. Owners are
+// described in words only for a finding.
 
 import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
@@ -41,20 +42,23 @@ const describeOwner = (owner: Owner): string =>
     ? `coherent buffer ${owner.buffer.id} (${owner.buffer.source}, dev ${owner.buffer.dev})`
     : `swiotlb slots ${owner.slotIndex}..${owner.slotIndex + owner.nslots - 1} (tlb ${hex(owner.tlbAddr)})`;
 
-/** The required pages of one 2M region of GPAs. */
-interface Region {
-  /** Generation in which the page was last required: required now iff equal to State.generation. */
-  mark: Uint32Array;
-  /** Index in State.owners of the page's owner (the first that needs it) in that generation. */
-  owner: Int32Array;
-  /** Number of the check that last checked the page: each page is checked once per check. */
-  seen: Uint32Array;
+/**
+ * Disjoint runs of GFNs [start[i], end[i]) in ascending order, each required by owner[i] (an index
+ * in State.owners): where two owners overlap, the run belongs to the first one marked.
+ */
+interface Runs {
+  start: number[];
+  end: number[];
+  owner: number[];
 }
 
 interface State {
-  generation: number;
   checkNumber: number;
-  regions: Map<number, Region>;
+  /** The required runs now, and those of the previous marking (what "newly required" is against). */
+  required: Runs;
+  previous: Runs;
+  /** GFN 2M region -> number of the check that last checked each page (each page once per check). */
+  seen: Map<number, Uint32Array>;
   owners: Owner[];
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
@@ -92,37 +96,67 @@ function changed(view: View, state: State): boolean {
   return false;
 }
 
-function regionOf(state: State, gfn: number): Region {
-  const index = Math.floor(gfn / FRAMES_PER_2M);
-  let region = state.regions.get(index);
-  if (region === undefined) {
-    region = { mark: new Uint32Array(FRAMES_PER_2M), owner: new Int32Array(FRAMES_PER_2M), seen: new Uint32Array(FRAMES_PER_2M) };
-    state.regions.set(index, region);
+/** The index of the first run of `runs` that ends after `gfn` (runs.start.length when none). */
+function firstEndingAfter(runs: Runs, gfn: number): number {
+  let lo = 0;
+  let hi = runs.end.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (runs.end[mid]! <= gfn) lo = mid + 1;
+    else hi = mid;
   }
-  return region;
+  return lo;
 }
 
-/** Mark [addr, addr + len) required by owner `index` in the current generation; collect the pages new to it. */
+/** The owner requiring `gfn` now, or -1. */
+function ownerOf(state: State, gfn: number): number {
+  const runs = state.required;
+  const i = firstEndingAfter(runs, gfn);
+  return i < runs.start.length && runs.start[i]! <= gfn ? runs.owner[i]! : -1;
+}
+
+/** Collect in `fresh` the GFNs of [from, to) the previous marking did not require. */
+function collectFresh(previous: Runs, from: number, to: number): void {
+  let i = firstEndingAfter(previous, from);
+  let at = from;
+  while (at < to) {
+    if (i < previous.start.length && previous.start[i]! <= at) {
+      at = previous.end[i++]!;
+      continue;
+    }
+    const stop = i < previous.start.length ? Math.min(to, previous.start[i]!) : to;
+    for (; at < stop; at++) fresh.push(at);
+  }
+}
+
+/** Require [addr, addr + len) by owner `index`, where no owner marked earlier requires it; collect the pages new to it. */
 function markPages(state: State, addr: number, len: number, index: number): void {
   if (!(len > 0)) return;
+  const runs = state.required;
   const end = Math.floor((addr + len - 1) / SZ_4K) + 1;
-  let gfn = Math.floor(addr / SZ_4K);
-  while (gfn < end) {
-    const region = regionOf(state, gfn);
-    const stop = Math.min(end, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
-    for (; gfn < stop; gfn++) {
-      const i = gfn % FRAMES_PER_2M;
-      if (region.mark[i] === state.generation) continue;
-      if (region.mark[i] !== state.generation - 1) fresh.push(gfn);
-      region.mark[i] = state.generation;
-      region.owner[i] = index;
+  let at = Math.floor(addr / SZ_4K);
+  let i = firstEndingAfter(runs, at);
+  while (at < end) {
+    if (i < runs.start.length && runs.start[i]! <= at) {
+      at = runs.end[i++]!;
+      continue;
     }
+    const stop = i < runs.start.length ? Math.min(end, runs.start[i]!) : end;
+    runs.start.splice(i, 0, at);
+    runs.end.splice(i, 0, stop);
+    runs.owner.splice(i, 0, index);
+    i++;
+    collectFresh(state.previous, at, stop);
+    at = stop;
   }
 }
 
-/** A new generation of required pages: the live slot ranges, then the non-private buffers. */
+/** A new marking of the required pages: the live slot ranges, then the non-private buffers. */
 function markRequired(view: View, state: State): void {
-  state.generation++;
+  const previous = state.previous;
+  state.previous = state.required;
+  state.required = previous;
+  previous.start.length = previous.end.length = previous.owner.length = 0;
   state.owners.length = 0;
   state.slots.length = 0;
   fresh.length = 0;
@@ -142,25 +176,27 @@ function markRequired(view: View, state: State): void {
 
 /** Check `gfn` if the page is required now and was not checked yet in this check. */
 function checkPage(view: View, state: State, gfn: number): void {
-  const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-  if (region !== undefined) checkInRegion(view, state, region, gfn);
+  const owner = ownerOf(state, gfn);
+  if (owner >= 0) checkOwned(view, state, gfn, owner);
 }
 
-function checkInRegion(view: View, state: State, region: Region, gfn: number): void {
+/** Check `gfn`, required by owner `owner`, unless this check did already. */
+function checkOwned(view: View, state: State, gfn: number, owner: number): void {
+  const index = Math.floor(gfn / FRAMES_PER_2M);
+  let seen = state.seen.get(index);
+  if (seen === undefined) state.seen.set(index, (seen = new Uint32Array(FRAMES_PER_2M)));
   const i = gfn % FRAMES_PER_2M;
-  if (region.mark[i] !== state.generation || region.seen[i] === state.checkNumber) return;
-  region.seen[i] = state.checkNumber;
-  checkShared(view, state, gfn, state.owners[region.owner[i]!]!);
+  if (seen[i] === state.checkNumber) return;
+  seen[i] = state.checkNumber;
+  checkShared(view, state, gfn, state.owners[owner]!);
 }
 
-/** Check the required pages among GFNs [from, to), one region lookup per 2M. */
+/** Check the required pages among GFNs [from, to), run by run. */
 function checkRun(view: View, state: State, from: number, to: number): void {
-  let gfn = from;
-  while (gfn < to) {
-    const end = Math.min(to, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
-    const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-    if (region !== undefined) for (let g = gfn; g < end; g++) checkInRegion(view, state, region, g);
-    gfn = end;
+  const runs = state.required;
+  for (let i = firstEndingAfter(runs, from); i < runs.start.length && runs.start[i]! < to; i++) {
+    const stop = Math.min(to, runs.end[i]!);
+    for (let gfn = Math.max(from, runs.start[i]!); gfn < stop; gfn++) checkOwned(view, state, gfn, runs.owner[i]!);
   }
 }
 
@@ -253,7 +289,7 @@ function rememberBuffers(view: View, state: State): void {
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { generation: 1, checkNumber: 0, regions: new Map(), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: new Map(), leaked: 0 };
+    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new Map(), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: new Map(), leaked: 0 };
     states.set(view, state);
   }
   state.checkNumber++;

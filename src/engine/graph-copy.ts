@@ -3,7 +3,8 @@
 // of runs), so one generic copy keeps every class independent without a hand-written clone() per
 // class that would silently miss the next field someone adds. Its cost is the number of objects
 // and typed-array bytes of the state: runs and per-2M regions, never one object per 4K page (but
-// a 4K IO page table stores one item per 4K leaf, and a pool's 2M regions are each an object).
+// a 4K IO page table stores one item per 4K leaf). Per-2M region maps copy themselves in O(1)
+// (COPY_SELF below), so a pool's 2M regions cost nothing until a case writes one.
 //
 // Rules:
 // - Identity is kept: an object reachable twice is copied once (aliases and cycles survive, and
@@ -11,6 +12,8 @@
 // - Prototypes are kept (methods live there and are shared); own enumerable string-keyed
 //   properties are copied (the model keeps no state under symbols or in #private fields: the
 //   one class with one, world.ts's RecordedStep, makes its own copy).
+// - An object with a COPY_SELF method makes its own copy (model/regions.ts shares its regions
+//   with the copy until either writes them), so the copy's cost does not grow with them.
 // - Frozen objects and arrays are shared: freeze only what is immutable all the way down
 //   (model/freeze.ts: the page table formats and error results, every world's boot record).
 // - A function is never copied: a closure captures the objects of the graph it came from, so one
@@ -19,6 +22,17 @@
 //   next closure someone stores in the model.
 
 type Obj = object;
+
+/**
+ * An object whose prototype has a method under this symbol copies itself: the copy is what the
+ * method returns (called with no arguments), and the copy does not look inside it. For state that
+ * shares what it can with its copy (model/regions.ts: per-2M regions, copy-on-write).
+ */
+export const COPY_SELF: unique symbol = Symbol('graph-copy: copies itself');
+
+interface CopiesSelf {
+  [COPY_SELF](): unknown;
+}
 
 interface TypedView {
   readonly buffer: ArrayBuffer;
@@ -86,6 +100,7 @@ export class GraphCopy {
     const kind = proto === null ? 'plain' : kindOf(proto);
     if (kind === 'plain') {
       if (Object.isFrozen(source)) return source;
+      if (COPY_SELF in source) return this.remember(source, (source as CopiesSelf)[COPY_SELF]() as Obj);
       const from = source as Record<string, unknown>;
       let keys = Object.keys(from);
       if (this.rebound.size > 0 && this.rebound.has(source)) keys = keys.filter((key) => typeof from[key] !== 'function');

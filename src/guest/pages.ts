@@ -45,7 +45,7 @@ export class PageStates {
       const key = Math.floor(gfn / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
       const stop = Math.min(end, regionStart + FRAMES_PER_2M);
-      let region = this.regions.get(key);
+      let region = this.regions.writable(key);
       if (region === undefined) {
         if (set === 0) {
           gfn = stop;

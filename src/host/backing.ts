@@ -94,7 +94,7 @@ export class Backing {
 
   set(gfn: number, next: PageBacking, sharedHpa?: number): void {
     const index = Math.floor(gfn / FRAMES_PER_2M);
-    let region = this.regions.get(index);
+    let region = this.regions.writable(index);
     if (region === undefined) {
       if (next === NOT_BACKED) return;
       region = this.regions.add(index, new Region());
@@ -130,7 +130,7 @@ export class Backing {
     while (gfn < end) {
       const index = Math.floor(gfn / FRAMES_PER_2M);
       const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const region = this.regions.get(index);
+      const region = this.regions.writable(index);
       const whole = gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M;
       if (region === undefined && next === NOT_BACKED) {
         gfn = regionEnd;
@@ -169,7 +169,7 @@ export class Backing {
 
   /** Region `index`, made empty if it was not there. */
   private wholeRegion(index: number): Region {
-    return this.regions.get(index) ?? this.regions.add(index, new Region());
+    return this.regions.writable(index) ?? this.regions.add(index, new Region());
   }
 
   /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */

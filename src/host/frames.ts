@@ -31,6 +31,7 @@
 
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
+import { RegionStore } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp } from '../model/size.ts';
 import type { PrimitiveCall } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
@@ -109,9 +110,9 @@ export class HostFrames {
   private bump: number;
   private readonly ramFrames: number;
   /** Frames handed out after start (new shared backing), per chunk: the gfn each backs. */
-  private readonly backs = new Map<number, BackChunk>();
+  private readonly backs = new RegionStore<BackChunk>();
   /** VMM RAM frames discarded, per 2M region of guest memory. */
-  private readonly ramDiscarded = new Map<number, RamChunk>();
+  private readonly ramDiscarded = new RegionStore<RamChunk>();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
    * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
@@ -126,7 +127,7 @@ export class HostFrames {
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
   /** Pins per frame, per chunk. */
-  private readonly pinCount = new Map<number, PinChunk>();
+  private readonly pinCount = new RegionStore<PinChunk>();
 
   constructor(
     private readonly machine: Machine,
@@ -203,11 +204,7 @@ export class HostFrames {
       this.bump = pfn + frames;
     }
     const chunk = Math.floor(pfn / FRAMES_PER_2M);
-    let back = this.backs.get(chunk);
-    if (back === undefined) {
-      back = new BackChunk();
-      this.backs.set(chunk, back);
-    }
+    const back = this.backs.writable(chunk) ?? this.backs.add(chunk, new BackChunk());
     if (frames === FRAMES_PER_2M) {
       // A fresh, 2M-aligned run: one entry for the whole chunk.
       back.base = gfn;
@@ -236,14 +233,15 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const back = this.backs.get(chunk);
-      if (back !== undefined && back.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
-        // A whole 2M fault goes back at once.
+      const held = this.backs.get(chunk);
+      if (held !== undefined && held.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
+        // A whole 2M fault goes back at once (no writable copy of a chunk a template shares).
         this.backs.delete(chunk);
         this.releaseRange(pfn, FRAMES_PER_2M);
         pfn = chunkEnd;
         continue;
       }
+      const back = held === undefined ? undefined : this.backs.writable(chunk);
       for (; pfn < chunkEnd; pfn++) {
         if (back !== undefined && back.get(pfn % FRAMES_PER_2M) !== undefined) {
           this.unback(back, chunk, pfn);
@@ -271,15 +269,12 @@ export class HostFrames {
     while (gfn < end) {
       const index = Math.floor(gfn / FRAMES_PER_2M);
       const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      let ram = this.ramDiscarded.get(index);
-      if (ram === undefined) {
-        ram = new RamChunk();
-        this.ramDiscarded.set(index, ram);
-      }
-      if (ram.bits === undefined && ram.count === FRAMES_PER_2M) {
+      const held = this.ramDiscarded.get(index);
+      if (held !== undefined && held.bits === undefined && held.count === FRAMES_PER_2M) {
         gfn = regionEnd;
         continue;
       }
+      const ram = this.ramDiscarded.writable(index) ?? this.ramDiscarded.add(index, new RamChunk());
       if (ram.count === 0 && gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M) {
         // The whole region at once: every frame is newly discarded.
         ram.count = FRAMES_PER_2M;
@@ -453,15 +448,19 @@ export class HostFrames {
     while (pfn < end) {
       const chunk = Math.floor(pfn / FRAMES_PER_2M);
       const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      let pins = this.pinCount.get(chunk);
-      if (pins === undefined) {
-        if (delta < 0) {
-          pfn = chunkEnd;
-          continue;
-        }
-        pins = new PinChunk();
-        this.pinCount.set(chunk, pins);
+      const held = this.pinCount.get(chunk);
+      if (held === undefined && delta < 0) {
+        pfn = chunkEnd;
+        continue;
       }
+      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M && held.all + delta <= 0) {
+        // The last pins of a whole chunk go (the unpin of a pool's mapping): dropped without
+        // taking a writable copy of a chunk the boot-cache template shares.
+        this.pinCount.delete(chunk);
+        pfn = chunkEnd;
+        continue;
+      }
+      const pins = this.pinCount.writable(chunk) ?? this.pinCount.add(chunk, new PinChunk());
       if (pins.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
         pins.all = Math.max(0, pins.all + delta);
       } else {

@@ -29,7 +29,7 @@ export class Memory {
 
   private set(chunk: number, token: number): void {
     const key = Math.floor(chunk / CHUNKS_PER_2M);
-    let region = this.regions.get(key);
+    let region = this.regions.writable(key);
     if (region === undefined) {
       if (token === 0) return;
       region = this.regions.add(key, new Float64Array(CHUNKS_PER_2M));

@@ -1,37 +1,132 @@
-// Sparse per-2M-region state (RMP entries, guest page flags, memory tokens): the state of each 2M
-// region something wrote, by region index (address / 2M), never removed. Look-ups go through a
-// one-entry cache (consecutive look-ups mostly stay in one 2M region), and the indices are kept
-// in ascending order, for iteration in address order and for run queries that jump over the
-// untouched regions between them.
+// Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames, memory
+// tokens): the state of each 2M region something wrote, by region index (address / 2M). Look-ups
+// go through a one-entry cache (consecutive look-ups mostly stay in one 2M region). RegionMap
+// also keeps the indices in ascending order, for iteration in address order and for run queries
+// that jump over the untouched regions between them; RegionStore is the same without that order.
+//
+// Copy-on-write (issue 15: boot cost independent of the pool size): the boot cache copies a
+// booted template world per case (engine/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
+// 512 regions in each of these maps. A copy of a map (COPY_SELF) therefore copies no region: it
+// reads the template's regions until it writes one, and copies that one region then (writable()).
+// So every code path that changes a region in place takes it from writable(), never from get().
+// The map that was copied is frozen: its regions are the copies' too, so it refuses any change.
 
-export class RegionMap<T> {
-  private readonly map = new Map<number, T>();
-  private readonly sorted: number[] = [];
+import { COPY_SELF, GraphCopy } from '../engine/graph-copy.ts';
+
+/** Per-2M regions by index, unordered, copied copy-on-write. */
+export class RegionStore<T extends object> {
+  /**
+   * Regions looked up or written here: this map's own, and regions of `base` read once (kept by
+   * reference: writable() tells them from its own copies by identity); null: removed here.
+   */
+  protected own = new Map<number, T | null>();
+  /** The regions of the map this one is a copy of, read until written (copy-on-write). */
+  protected base: ReadonlyMap<number, T> | undefined = undefined;
+  /** Copied from: copies read its regions, so it must not change any more. */
+  protected frozen = false;
   private lastKey = -1;
   private lastValue: T | undefined;
 
-  /** Regions held (grows with what is touched, not with memory). */
-  get size(): number {
-    return this.map.size;
-  }
-
+  /** The region `key`, to read: it may be shared with the template this map was copied from. */
   get(key: number): T | undefined {
     if (key === this.lastKey) return this.lastValue;
-    const value = this.map.get(key);
-    if (value !== undefined) {
-      this.lastKey = key;
-      this.lastValue = value;
+    let value = this.own.get(key);
+    if (value === undefined && this.base !== undefined) {
+      value = this.base.get(key);
+      // Kept here, so that the next look-up is one: still the template's (see writable()).
+      if (value !== undefined) this.own.set(key, value);
     }
+    if (value === undefined || value === null) return undefined;
+    this.lastKey = key;
+    this.lastValue = value;
     return value;
+  }
+
+  /** The region `key`, to change in place: this map's own (a shared one is copied first). */
+  writable(key: number): T | undefined {
+    this.assertMutable();
+    const value = this.get(key);
+    if (value === undefined || this.base === undefined || this.base.get(key) !== value) return value;
+    const copy = new GraphCopy().copy(value);
+    this.own.set(key, copy);
+    this.lastKey = key;
+    this.lastValue = copy;
+    return copy;
   }
 
   /** Hold `value` for region `key`, which has none yet. */
   add(key: number, value: T): T {
-    this.map.set(key, value);
-    this.sorted.splice(this.firstIndexAtOrAfter(key), 0, key);
+    this.assertMutable();
+    this.own.set(key, value);
     this.lastKey = key;
     this.lastValue = value;
     return value;
+  }
+
+  /** Region `key` goes back to untouched (no state); false when it held none. */
+  delete(key: number): boolean {
+    this.assertMutable();
+    if (this.get(key) === undefined) return false;
+    if (this.base?.has(key) === true) this.own.set(key, null);
+    else this.own.delete(key);
+    this.lastKey = -1;
+    this.lastValue = undefined;
+    return true;
+  }
+
+  /**
+   * graph-copy.ts: the copy of this map shares its regions until it writes them, so copying a
+   * booted world costs the same whatever number of regions its pools span. This map is frozen
+   * from now on.
+   */
+  [COPY_SELF](): RegionStore<T> {
+    return this.shareWith(new RegionStore<T>());
+  }
+
+  protected shareWith<M extends RegionStore<T>>(copy: M): M {
+    this.frozen = true;
+    copy.base = this.flat();
+    return copy;
+  }
+
+  /** Every region held, own or shared, as one map (a copy's own changes over its base). */
+  private flat(): ReadonlyMap<number, T> {
+    // Without a base, `own` holds no null (removal marks are only needed over a base).
+    if (this.base === undefined) return this.own as Map<number, T>;
+    const merged = new Map(this.base);
+    for (const [key, value] of this.own) {
+      if (value === null) merged.delete(key);
+      else merged.set(key, value);
+    }
+    return merged;
+  }
+
+  private assertMutable(): void {
+    if (this.frozen) throw new Error('RegionMap: a map that was copied (a boot-cache template) changed; its copies share its regions');
+  }
+}
+
+/** Per-2M regions by index, with the indices held in ascending order. */
+export class RegionMap<T extends object> extends RegionStore<T> {
+  private sorted: number[] = [];
+  /** `sorted` is shared with the map this one was copied from (or with its copies): copy before changing it. */
+  private sortedShared = false;
+
+  /** Regions held (grows with what is touched, not with memory). */
+  get size(): number {
+    return this.sorted.length;
+  }
+
+  override add(key: number, value: T): T {
+    super.add(key, value);
+    this.ownSorted().splice(this.firstIndexAtOrAfter(key), 0, key);
+    return value;
+  }
+
+  override delete(key: number): boolean {
+    if (!super.delete(key)) return false;
+    this.ownSorted().splice(this.firstIndexAtOrAfter(key), 1);
+    return true;
   }
 
   /** The first region index at or after `key` that is held, or undefined. */
@@ -44,8 +139,25 @@ export class RegionMap<T> {
     return this.sorted;
   }
 
-  values(): Iterable<T> {
-    return this.map.values();
+  /** The regions held, in ascending order, to read. */
+  *values(): Generator<T> {
+    for (const key of this.sorted) yield this.get(key)!;
+  }
+
+  override [COPY_SELF](): RegionMap<T> {
+    const copy = this.shareWith(new RegionMap<T>());
+    this.sortedShared = true;
+    copy.sorted = this.sorted;
+    copy.sortedShared = true;
+    return copy;
+  }
+
+  private ownSorted(): number[] {
+    if (this.sortedShared) {
+      this.sorted = this.sorted.slice();
+      this.sortedShared = false;
+    }
+    return this.sorted;
   }
 
   private firstIndexAtOrAfter(key: number): number {

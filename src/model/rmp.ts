@@ -331,7 +331,8 @@ export class Rmp {
     const i = pfn % FRAMES_PER_2M;
     const immutableBit = args.immutable === true ? IMMUTABLE : 0;
     const assignedBit = args.assigned ? ASSIGNED : 0;
-    let region = this.regions.get(key);
+    // writable(): a region shared with a boot-cache template is copied before it changes.
+    let region = this.regions.writable(key);
     // The raw entry holds a 10-bit ASID; a larger one cannot be stored. UNCONFIRMED status.
     if (args.asid > RMP_MAX_ASID) return RMPUPDATE_FAIL_INPUT;
 
@@ -402,7 +403,7 @@ export class Rmp {
   psmash(hpa: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
     if (hpa % SZ_2M !== 0) return PSMASH_FAIL_INPUT;
-    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PSMASH_FAIL_INPUT;
     const base = region.flags0;
     if ((base & SIZE_2M) === 0 || (base & ASSIGNED) === 0) return PSMASH_FAIL_INPUT;
@@ -431,7 +432,7 @@ export class Rmp {
   pvalidateEntry(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
     if (size === '2M' && (hpa % SZ_2M !== 0 || gpa % SZ_2M !== 0)) return PVALIDATE_FAIL_INPUT;
     const pfn = Math.floor(hpa / SZ_4K);
-    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
+    const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
     const i = pfn % FRAMES_PER_2M;
     const is2M = (region.flags0 & SIZE_2M) !== 0;

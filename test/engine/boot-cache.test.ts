@@ -6,7 +6,7 @@ import { resolveOracles } from '../../src/engine/select.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import { generateCase } from '../../src/ops/generate.ts';
 import type { Case, Config, Op } from '../../src/ops/types.ts';
-import type { World } from '../../src/engine/world.ts';
+import { type World, createWorld, restoreWorld } from '../../src/engine/world.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 import { type HostPolicy, defineHostPolicy } from '../../src/policies/types.ts';
 
@@ -69,6 +69,8 @@ describe('boot cache', () => {
       pairing('quiesce-dma', 'linux'),
       pairing('quiesce-dma', 'linux-2m-pool'),
       pairing('kvm-iommu-4k', 'linux', { adversary: 'host' }),
+      // A 1G swiotlb pool: 512 2M regions per region map, shared copy-on-write with the template.
+      pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }),
     ];
     const perPairing = 6;
     const cases = pairings.map((p) => Array.from({ length: perPairing }, (_, i) => generateCase(p.config, `boot-cache/${p.label}/${i}`, { steps: 48, weights: { during: 30 } })));
@@ -244,6 +246,28 @@ describe('boot cache', () => {
     expect(run(true)).toEqual(fresh);
   });
 
+  it('never changes the template: copies share its 2M regions and copy one before writing it', () => {
+    // Region maps (model/regions.ts) are copied on write: a path that changed a region it took
+    // with get() instead of writable() would change the template under every later case.
+    for (const p of [pairing('quiesce-dma', 'linux-2m-pool'), pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }), pairing('cut-on-convert', 'linux-2m-pool'), pairing('kvm-iommu-4k', 'linux')]) {
+      const template = createWorld(p.config, p.policies, 'template');
+      restoreWorld(template, p.config, p.policies, 'first copy');
+      const before = snapshot(template);
+      for (let i = 0; i < 8; i++) {
+        const testCase = generateCase(p.config, `template/${p.label}/${i}`, { steps: 64, weights: { during: 30 } });
+        const world = restoreWorld(template, p.config, p.policies, testCase.seed);
+        testCase.ops.forEach((op, index) => {
+          try {
+            world.apply(op, index);
+          } catch {
+            // A policy error ends the case; the template is what is checked.
+          }
+        });
+      }
+      expect(snapshot(template) === before, p.label).toBe(true);
+    }
+  });
+
   it('is off with COCOFUZZ_BOOT_CACHE=off', () => {
     const p = pairing('kvm-iommu-4k', 'linux');
     const testCase = generateCase(p.config, 'env', { steps: 8 });
@@ -272,3 +296,37 @@ describe('boot cache', () => {
     }
   });
 });
+
+/** Every value reachable from `root` as text (region maps' one-entry look-up caches left out). */
+function snapshot(root: unknown): string {
+  const ids = new Map<object, number>();
+  const out: string[] = [];
+  const walk = (value: unknown): void => {
+    if (value === null || typeof value !== 'object') {
+      out.push(typeof value === 'function' ? 'fn' : String(value));
+      return;
+    }
+    const id = ids.get(value);
+    if (id !== undefined) {
+      out.push(`#${id}`);
+      return;
+    }
+    ids.set(value, ids.size);
+    if (ArrayBuffer.isView(value)) out.push(`[${Array.from(value as Uint8Array).join(',')}]`);
+    else if (value instanceof Map)
+      for (const [k, v] of value) {
+        walk(k);
+        walk(v);
+      }
+    else if (value instanceof Set) for (const v of value) walk(v);
+    else
+      for (const key of Object.keys(value)) {
+        if (key === 'lastKey' || key === 'lastValue') continue;
+        out.push(key);
+        walk((value as Record<string, unknown>)[key]);
+      }
+    out.push(';');
+  };
+  walk(root);
+  return out.join(' ');
+}
