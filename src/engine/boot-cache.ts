@@ -20,7 +20,7 @@ import type { Config } from '../ops/types.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import type { WorldModel } from './arch.ts';
 import type { CallMeter } from './call-budget.ts';
-import { GraphCopyError } from './graph-copy.ts';
+import { GraphCopyError } from '../model/graph-copy.ts';
 import type { World } from './world.ts';
 
 /**

@@ -25,7 +25,7 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
-import { GraphCopy } from './graph-copy.ts';
+import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
 import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';

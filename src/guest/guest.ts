@@ -147,7 +147,7 @@ export class Guest implements GuestView {
 
   /**
    * Sets the closures of ctx again, over this guest: a copy the boot cache restored
-   * (engine/graph-copy.ts) leaves them out, as they would call the template's guest.
+   * (model/graph-copy.ts) leaves them out, as they would call the template's guest.
    */
   bind(): void {
     Object.assign(this.ctx, this.closures());

@@ -67,7 +67,7 @@ export class Host implements HostView, Hypervisor {
 
   /**
    * Sets the closures of ctx and ctx.kvm again, over this host: a copy the boot cache restored
-   * (engine/graph-copy.ts) leaves them out, as they would call the template's host.
+   * (model/graph-copy.ts) leaves them out, as they would call the template's host.
    */
   bind(): void {
     Object.assign(this.kvm, this.kvmHelpers());

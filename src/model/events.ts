@@ -112,7 +112,7 @@ export class Recorder {
   private readonly gfns = new FrameIntervals();
   /**
    * Told of every primitive call as it is recorded (the host follows VFIO pins this way). An
-   * object, not a closure, so a copied machine tells the copy of it (engine/graph-copy.ts).
+   * object, not a closure, so a copied machine tells the copy of it (model/graph-copy.ts).
    */
   observer: { observe(call: PrimitiveCall): void } | undefined = undefined;
 

@@ -1,6 +1,6 @@
 // Deep freezing of plain data (objects and arrays), for what is constant or read-only and shared:
 // the page table formats, the boot record of a world. A copy of a booted world
-// (engine/graph-copy.ts) shares frozen data instead of copying it, so only data frozen all the way
+// (model/graph-copy.ts) shares frozen data instead of copying it, so only data frozen all the way
 // down may be frozen here (a frozen Map, Set or typed array still changes: they are refused).
 
 export function freezeDeep<T>(value: T): T {

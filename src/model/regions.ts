@@ -5,13 +5,13 @@
 // that jump over the untouched regions between them; RegionStore is the same without that order.
 //
 // Copy-on-write (issue 15: boot cost independent of the pool size): the boot cache copies a
-// booted template world per case (engine/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
+// booted template world per case (model/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
 // 512 regions in each of these maps. A copy of a map (COPY_SELF) therefore copies no region: it
 // reads the template's regions until it writes one, and copies that one region then (writable()).
 // So every code path that changes a region in place takes it from writable(), never from get().
 // The map that was copied is frozen: its regions are the copies' too, so it refuses any change.
 
-import { COPY_SELF, GraphCopy } from '../engine/graph-copy.ts';
+import { COPY_SELF, GraphCopy } from './graph-copy.ts';
 
 /** Per-2M regions by index, unordered, copied copy-on-write. */
 export class RegionStore<T extends object> {

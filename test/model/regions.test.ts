@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GraphCopy } from '../../src/engine/graph-copy.ts';
+import { GraphCopy } from '../../src/model/graph-copy.ts';
 import { RegionMap } from '../../src/model/regions.ts';
 
 // RegionMap's copy for the boot cache shares the regions of the map it copies until it writes

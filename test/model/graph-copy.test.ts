@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GraphCopy, GraphCopyError } from '../../src/engine/graph-copy.ts';
+import { GraphCopy, GraphCopyError } from '../../src/model/graph-copy.ts';
 import { freezeDeep } from '../../src/model/freeze.ts';
 
 class Region {
