@@ -14,12 +14,12 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
-import { overlaps } from './lib/runs.ts';
+import { overlaps, rangeHolding } from './lib/runs.ts';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -190,17 +190,81 @@ function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes 
   else forget(state, gfn);
 }
 
-/** examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region. */
+/** The first frame of the piece pieceEnd() found. */
+let pieceFrame = 0;
+
+/**
+ * The end of the piece of watched GFNs [gfn, end) that needs no per-page look-up: one translation
+ * (an NPT leaf, or one run of the host's backing while the NPT has no leaf) leads it onto
+ * contiguous frames from `pieceFrame`, all in one RMP run (RmpView.runEnd: same assigned, ASID,
+ * Validated, a GPA advancing 4K per frame) whose first entry is right for `gfn`, so every entry of
+ * the piece is. Returns `gfn` when the first page itself is not such a piece: examine() judges it.
+ */
+function pieceEnd(view: View, gfn: number, end: number): number {
+  const gpa = gfn * PAGE;
+  let hpa = npt.translate(view.npt, gpa);
+  if (hpa >= 0) {
+    end = Math.min(end, (npt.leaf.iova + npt.leaf.size) / PAGE);
+  } else {
+    hpa = view.host.backingHpa(gpa);
+    if (hpa < 0) return gfn;
+    end = Math.min(view.npt.nextMapped(gpa, end * PAGE) / PAGE, view.host.backingRunEnd(gfn, end));
+  }
+  const pfn = Math.floor(hpa / PAGE);
+  view.rmp.load(pfn, entry);
+  if (!entry.assigned || entry.asid !== view.asid || entry.gpa !== gpa || !entry.validated) return gfn;
+  pieceFrame = pfn;
+  return gfn + (view.rmp.runEnd(pfn, pfn + (end - gfn)) - pfn);
+}
+
+/**
+ * examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region, and per
+ * piece of one translation and RMP run (pieceEnd), where a page only compares its frame and content
+ * with its record. A page with something to report goes through examine(), which reports it as
+ * the page-by-page check would.
+ */
 function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
   for (let gfn = from; gfn < to; ) {
     const index = Math.floor(gfn / FRAMES_PER_2M);
     const seen = state.seen.getOrCreate(index);
     const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
-    for (; gfn < stop; gfn++) {
-      const i = gfn % FRAMES_PER_2M;
-      if (seen.pass[i] === state.pass) continue;
-      seen.pass[i] = state.pass;
-      examine(view, state, seen, i, gfn, guestWrites, out);
+    while (gfn < stop) {
+      const end = pieceEnd(view, gfn, stop);
+      if (end === gfn) {
+        const i = gfn % FRAMES_PER_2M;
+        if (seen.pass[i] !== state.pass) {
+          seen.pass[i] = state.pass;
+          examine(view, state, seen, i, gfn, guestWrites, out);
+        }
+        gfn++;
+        continue;
+      }
+      for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
+        const i = gfn % FRAMES_PER_2M;
+        if (seen.pass[i] === state.pass) continue;
+        seen.pass[i] = state.pass;
+        const previousPfn = seen.pfn[i]!;
+        const base = pfn * PAGE;
+        const t0 = view.memory.token(base);
+        const t1 = view.memory.token(base + CHUNK);
+        if (previousPfn === pfn) {
+          const changed = seen.t0[i] !== t0 || seen.t1[i] !== t1;
+          if (changed && guestWrites !== undefined && !guestWrites.has(gfn)) {
+            // Content changed behind the guest's back: examine() reports it.
+            examine(view, state, seen, i, gfn, guestWrites, out);
+            continue;
+          }
+        } else if (previousPfn === NONE) {
+          link(state, pfn, gfn);
+          seen.pfn[i] = pfn;
+        } else {
+          // The frame changed behind the guest's back: examine() reports it.
+          examine(view, state, seen, i, gfn, guestWrites, out);
+          continue;
+        }
+        seen.t0[i] = t0;
+        seen.t1[i] = t1;
+      }
     }
   }
 }
@@ -300,6 +364,7 @@ export default defineOracle({
     npt.forget();
     for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
+    let touched: FrameRange | undefined;
     for (const range of step.frameRanges) {
       for (let pfn = range.start; pfn < range.end; ) {
         const index = Math.floor(pfn / FRAMES_PER_2M);
@@ -313,7 +378,10 @@ export default defineOracle({
           const gfn = reverse[pfn % FRAMES_PER_2M]!;
           if (gfn === NONE) continue;
           if (gfn !== SEVERAL) {
-            if (!overlaps(step.gfnRanges, gfn, gfn + 1)) examineOnce(view, state, gfn, guestWrites, out);
+            // A frame range the step converted names the GFNs of its GFN range, in order: one
+            // search finds the range, the frames after it hit the same one.
+            if (touched === undefined || gfn < touched.start || gfn >= touched.end) touched = rangeHolding(step.gfnRanges, gfn);
+            if (touched === undefined) examineOnce(view, state, gfn, guestWrites, out);
           } else {
             for (const alias of [...state.aliases.get(pfn)!]) if (!overlaps(step.gfnRanges, alias, alias + 1)) examineOnce(view, state, alias, guestWrites, out);
           }
