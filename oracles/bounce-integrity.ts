@@ -27,6 +27,9 @@ const CHUNK = 2048;
 
 interface Tracked {
   mapping: StreamingMapping;
+  /** The first and last slot chunk of the mapping (owns()). */
+  firstChunk: number;
+  lastChunk: number;
   /** Slot chunk (GPA / 2K) -> tokens it may hold. */
   allowed: Map<number, Set<number>>;
 }
@@ -141,23 +144,26 @@ function slotChunks(mapping: StreamingMapping): number[] {
   return out;
 }
 
-/** The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them (reused). */
+/**
+ * The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them: the
+ * first dmaChunks() entries count (reused, never truncated: `length = 0` would drop the storage).
+ */
 const moved = { chunks: [] as number[], tokens: [] as number[] };
 
 /** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K), into `moved`; returns how many. */
 function dmaChunks(dma: DmaRecord): number {
-  moved.chunks.length = 0;
-  moved.tokens.length = 0;
+  let n = 0;
   let k = 0;
   for (const piece of dma.result.pieces) {
     for (let c = chunkOf(piece.gpa); c <= chunkOf(piece.gpa + piece.len - 1); c++) {
       const token = dma.tokens[k++];
       if (token === undefined) continue;
-      moved.chunks.push(c);
-      moved.tokens.push(token);
+      moved.chunks[n] = c;
+      moved.tokens[n] = token;
+      n++;
     }
   }
-  return moved.chunks.length;
+  return n;
 }
 
 /** Who wrote a slot chunk (SlotWrites.owner): a mapping's id, or one of these. */
@@ -169,24 +175,24 @@ const OUTSIDER = -2;
  * and who wrote it: the DMA API for a mapping (its id) or for a coherent buffer (OTHER_OBJECT), or
  * somebody outside the DMA API (OUTSIDER: a wild DMA, a host write); `racing`: interleaved.
  */
-const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[] };
+const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[], first: 0, last: 0 };
 
 function addWrite(chunk: number, token: number, owner: number, racing: boolean): void {
   const i = writes.count++;
+  // The span of the chunks written: a mapping outside it has nothing to look at.
+  writes.first = i === 0 ? chunk : Math.min(writes.first, chunk);
+  writes.last = i === 0 ? chunk : Math.max(writes.last, chunk);
   writes.chunk[i] = chunk;
   writes.token[i] = token;
   writes.owner[i] = owner;
   writes.racing[i] = racing;
 }
 
-function owns(tracked: Tracked, chunk: number): boolean {
-  const tlb = tracked.mapping.tlbAddr ?? 0;
-  return chunk >= chunkOf(tlb) && chunk <= chunkOf(tlb + tracked.mapping.bytes - 1);
-}
+const owns = (tracked: Tracked, chunk: number): boolean => chunk >= tracked.firstChunk && chunk <= tracked.lastChunk;
 
 function track(view: View, mapping: StreamingMapping): Tracked {
-  const tracked: Tracked = { mapping: { ...mapping }, allowed: new Map() };
   const tlb = mapping.tlbAddr ?? 0;
+  const tracked: Tracked = { mapping: { ...mapping }, firstChunk: chunkOf(tlb), lastChunk: chunkOf(tlb + mapping.bytes - 1), allowed: new Map() };
   for (const chunk of slotChunks(mapping)) {
     const tokens = new Set<number>();
     if (mapping.dir !== 'from_device') {
@@ -299,7 +305,8 @@ export default defineOracle({
     for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
     if (writes.count > 0 || hostWritten !== undefined) {
       for (const tracked of state.mappings.values()) {
-        for (let w = 0; w < writes.count; w++) {
+        const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
+        for (let w = 0; written && w < writes.count; w++) {
           const chunk = writes.chunk[w]!;
           if (!owns(tracked, chunk)) continue;
           if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
