@@ -10,7 +10,10 @@
 // State per case (kept per view), in typed arrays per 2M region so a step allocates nothing: for
 // each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
 // and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
-// GFNs whose recorded frame the step touched. Telling the guest's writes from anybody else's
+// GFNs whose recorded frame the step touched. A run of watched pages is judged piece by piece
+// (pieceEnd: one translation onto one RMP run that is right for its first page), so a page costs a
+// comparison of its frame and content with its record; a page with something to report goes
+// through examine(), the one place findings are made. Telling the guest's writes from anybody else's
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
@@ -94,26 +97,57 @@ function forget(state: State, gfn: number): void {
   seen.pfn[i] = NONE;
 }
 
-/** The guest's writes of a step: half-open GFN ranges, reused from step to step. */
+/**
+ * The guest's writes of a step (GFNs the guest itself, or a device it accepted, wrote): half-open
+ * GFN ranges, reused from step to step. Gathered from the step's calls, events and DMAs on the
+ * first has(): only a page whose content changed asks, and most steps have none.
+ */
 class Writes {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
+  private count = 0;
+  private view: View | undefined;
+  private step: Step | undefined;
 
-  clear(): void {
-    this.starts.length = 0;
-    this.ends.length = 0;
-  }
-
-  /** The GFNs overlapping [addr, addr + len). */
-  add(addr: number, len: number): void {
-    if (!(len > 0)) return;
-    this.starts.push(Math.floor(addr / PAGE));
-    this.ends.push(Math.floor((addr + len - 1) / PAGE) + 1);
+  /** The writes of `step` (gathered when first asked). */
+  of(view: View, step: Step): this {
+    this.view = view;
+    this.step = step;
+    this.count = -1;
+    return this;
   }
 
   has(gfn: number): boolean {
-    for (let i = 0; i < this.starts.length; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
+    if (this.count < 0) this.gather(this.view!, this.step!);
+    for (let i = 0; i < this.count; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
     return false;
+  }
+
+  /** The GFNs overlapping [addr, addr + len). */
+  private add(addr: number, len: number): void {
+    if (!(len > 0)) return;
+    this.starts[this.count] = Math.floor(addr / PAGE);
+    this.ends[this.count] = Math.floor((addr + len - 1) / PAGE) + 1;
+    this.count++;
+  }
+
+  private gather(view: View, step: Step): void {
+    this.count = 0;
+    for (const call of step.calls) {
+      if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
+      else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
+    }
+    for (const event of step.guestEvents) {
+      if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, 1);
+      else if (event.kind === 'bounce') this.add(event.to, event.len);
+    }
+    for (const dma of step.dmas) {
+      if (!dma.write) continue;
+      const device = deviceById(view, dma.dev);
+      // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
+      if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
+      for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) this.add(piece.gpa, piece.len);
+    }
   }
 }
 
@@ -300,27 +334,6 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
 /** The page flags of a page this oracle watches: validated, private, not converting. */
 const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === GUEST_PAGE_VALIDATED;
 
-/** GFNs the guest itself, or a device it accepted, wrote during the step. */
-function guestWritesOf(view: View, step: Step): Writes {
-  writes.clear();
-  for (const call of step.calls) {
-    if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') writes.add(Number(call.args.gpa), Number(call.args.len ?? 1));
-    else if (call.prim === 'guest_copy') writes.add(Number(call.args.dstGpa), Number(call.args.len));
-  }
-  for (const event of step.guestEvents) {
-    if (event.kind === 'access' && event.write && event.ok) writes.add(event.gpa, 1);
-    else if (event.kind === 'bounce') writes.add(event.to, event.len);
-  }
-  for (const dma of step.dmas) {
-    if (!dma.write) continue;
-    const device = deviceById(view, dma.dev);
-    // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
-    if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
-    for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) writes.add(piece.gpa, piece.len);
-  }
-  return writes;
-}
-
 /** Examine every page the guest holds validated and private; forget the records of the others. */
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
@@ -358,7 +371,7 @@ export default defineOracle({
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    const guestWrites = guestWritesOf(view, step);
+    const guestWrites = writes.of(view, step);
     const out = found;
     state.pass++;
     npt.forget();
