@@ -21,6 +21,7 @@
 // the step has interleaved activity, writes or a change of the live mappings.
 
 import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
 const CHUNK = 2048;
@@ -116,9 +117,11 @@ function raceOf(view: View, step: Step): Race {
 
 const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
 
-/** The CPU's view of `gpa`: the NPT translation, else the host's backing. */
+/** The CPU's view of a GPA: the NPT translation, else the host's backing (forgotten at each check). */
+const cpu = new CpuFrames();
+
 function hpaOf(view: View, gpa: number): number | undefined {
-  const hpa = view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+  const hpa = cpu.hpa(view, gpa);
   return hpa < 0 ? undefined : hpa;
 }
 
@@ -253,6 +256,7 @@ export default defineOracle({
       states.set(view, state);
     }
     const out = found;
+    cpu.forget();
     // The live mappings before this step: `sync {map}` indexes them (state.order is replaced, never changed in place).
     const before = state.order;
     const { racing, overwritten } = raceOf(view, step);

@@ -20,7 +20,7 @@
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
-import { LeafCache } from './lib/leaf-cache.ts';
+import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { overlaps, rangeHolding } from './lib/runs.ts';
 
@@ -156,8 +156,8 @@ const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
 
-/** The NPT leaf of the last page examined: a pass walks the NPT once per leaf, not per page. */
-const npt = new LeafCache();
+/** The frame behind a GPA (NPT leaf kept: a pass walks the NPT once per leaf, not per page). */
+const cpu = new CpuFrames();
 
 /**
  * Re-examine watched page `gfn` (validated, private, not converting), whose record is slot `i` of
@@ -166,9 +166,9 @@ const npt = new LeafCache();
  */
 function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
-  const viaNpt = npt.translate(view.npt, gpa);
-  const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
+  const hpa = cpu.hpa(view, gpa);
   if (hpa < 0) return;
+  const viaNpt = cpu.viaNpt;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);
@@ -183,7 +183,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
   }
   seen.t0[i] = t0;
   seen.t1[i] = t1;
-  const via = viaNpt >= 0 ? 'NPT' : 'host backing';
+  const via = viaNpt ? 'NPT' : 'host backing';
   if (previousPfn !== NONE && previousPfn !== pfn) {
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> hpa ${hex(base)}, but the guest validated hpa ${hex(previousPfn * PAGE)} ==> FAIL (backing frame changed behind the guest's back)`,
@@ -198,7 +198,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
   else if (entry.gpa !== gpa) problem = `RMP entry now at gpa ${hex(entry.gpa)}`;
   else if (!entry.validated) problem = 'RMP Validated cleared';
   if (problem !== '') {
-    const nptSize = viaNpt >= 0 ? view.npt.leafAt(gpa)?.size : undefined;
+    const nptSize = viaNpt ? view.npt.leafAt(gpa)?.size : undefined;
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> RMP[${entry.size}] at hpa ${hex(base)} ==> FAIL (${problem} while the guest holds it validated)`,
       details: { gpa, hpa: base, sizes: { rmp: entry.size, ...(nptSize !== undefined ? { npt: nptSize } : {}) } },
@@ -236,14 +236,9 @@ let pieceFrame = 0;
  */
 function pieceEnd(view: View, gfn: number, end: number): number {
   const gpa = gfn * PAGE;
-  let hpa = npt.translate(view.npt, gpa);
-  if (hpa >= 0) {
-    end = Math.min(end, (npt.leaf.iova + npt.leaf.size) / PAGE);
-  } else {
-    hpa = view.host.backingHpa(gpa);
-    if (hpa < 0) return gfn;
-    end = Math.min(view.npt.nextMapped(gpa, end * PAGE) / PAGE, view.host.backingRunEnd(gfn, end));
-  }
+  const hpa = cpu.hpa(view, gpa);
+  if (hpa < 0) return gfn;
+  end = cpu.linearEnd(view, gfn, end);
   const pfn = Math.floor(hpa / PAGE);
   view.rmp.load(pfn, entry);
   if (!entry.assigned || entry.asid !== view.asid || entry.gpa !== gpa || !entry.validated) return gfn;
@@ -342,7 +337,7 @@ function sweep(view: View): Finding[] | undefined {
     states.set(view, state);
   }
   state.pass++;
-  npt.forget();
+  cpu.forget();
   const out = found;
   // Run by run of equal page flags: only validated private pages have a frame to watch (the
   // others, a swiotlb pool shared at boot among them, lose their records below).
@@ -374,7 +369,7 @@ export default defineOracle({
     const guestWrites = writes.of(view, step);
     const out = found;
     state.pass++;
-    npt.forget();
+    cpu.forget();
     for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
     let touched: FrameRange | undefined;
