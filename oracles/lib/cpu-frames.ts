@@ -13,6 +13,8 @@ export class CpuFrames {
   /** Whether the last hpa() answered from the NPT (else from the host's backing, or nothing). */
   viaNpt = false;
   private readonly npt = new LeafCache();
+  /** The answer of the last hpa(). */
+  private last = -1;
 
   /** The tables changed (a new step): drop the kept leaf. */
   forget(): void {
@@ -23,18 +25,22 @@ export class CpuFrames {
   hpa(view: View, gpa: number): number {
     const viaNpt = this.npt.translate(view.npt, gpa);
     this.viaNpt = viaNpt >= 0;
-    return this.viaNpt ? viaNpt : view.host.backingHpa(gpa);
+    this.last = this.viaNpt ? viaNpt : view.host.backingHpa(gpa);
+    return this.last;
   }
 
   /**
    * After hpa() of GFN `gfn` found a frame: the end (a GFN, at most `end`) of the run from `gfn`
-   * that hpa() answers the same way, 4K further per page: to the end of that NPT leaf, or, where
-   * the NPT has no leaf, to its next leaf or the end of the host's backing run.
+   * that hpa() answers the same way, 4K further per page: over the NPT leaves that continue the
+   * translation (a 2M range the host split into 4K leaves in place is one run), or, where the NPT
+   * has no leaf, to its next leaf or the end of the host's backing run.
    */
   linearEnd(view: View, gfn: number, end: number): number {
     if (this.viaNpt) {
       const leaf = this.npt.leaf;
-      return Math.min(end, (leaf.iova + leaf.size) / SZ_4K);
+      // The kept leaf answers without a walk when the run ends inside it.
+      if (leaf.iova + leaf.size >= end * SZ_4K) return end;
+      return view.npt.linearEnd(gfn * SZ_4K, end * SZ_4K, this.last) / SZ_4K;
     }
     return Math.min(view.npt.nextMapped(gfn * SZ_4K, end * SZ_4K) / SZ_4K, view.host.backingRunEnd(gfn, end));
   }
