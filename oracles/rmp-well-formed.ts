@@ -69,14 +69,12 @@ function claimsOf(state: State, key: number, create: boolean): Uint32Array | und
 
 const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[claimsSlot(key)] ?? 0;
 
-/**
- * Record that frame `i` of frame region `index` (pfn / 512) now claims `key`; returns the key it
- * claimed before. Frames are passed as region and slot, small integers: a host pfn is above 2^30
- * (the host's memory sits high), and V8 boxes such a number on every call it is passed to.
- */
-function setFrame(state: State, index: number, i: number, key: number): number {
+/** Record that `pfn` now claims `key`; returns the key it claimed before. */
+function setFrame(state: State, pfn: number, key: number): number {
+  const index = Math.floor(pfn / FRAMES_PER_2M);
   const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
   if (keys === undefined) return NO_KEY;
+  const i = pfn % FRAMES_PER_2M;
   const old = keys[i]!;
   if (old === key) return old;
   if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
@@ -287,7 +285,7 @@ function sweep(view: View): void {
       }
     }
     // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-    if (run.assigned && run.asid !== 0) for (let f = pfn; f < end; f++) setFrame(state, Math.floor(f / FRAMES_PER_2M), f % FRAMES_PER_2M, keyOf(run.asid, run.gpa + (f - pfn) * SZ_4K));
+    if (run.assigned && run.asid !== 0) for (let f = pfn; f < end; f++) setFrame(state, f, keyOf(run.asid, run.gpa + (f - pfn) * SZ_4K));
     pfn = end;
   }
   // Each duplicated key once, in the order its first frame was indexed.
@@ -349,7 +347,7 @@ export default defineOracle({
         for (; pfn < end; pfn++) {
           const key = guest ? firstKey + (pfn - first) * ASIDS : NO_KEY;
           if (keys !== undefined && keys[pfn - region] === key) continue;
-          const old = setFrame(state, region / FRAMES_PER_2M, pfn - region, key);
+          const old = setFrame(state, pfn, key);
           if (old !== NO_KEY && old !== key) left.push(pfn, old);
         }
       }
