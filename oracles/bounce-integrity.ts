@@ -130,21 +130,29 @@ function tokenAt(view: View, gpa: number): number | undefined {
   return hpa === undefined ? undefined : view.memory.token(hpa);
 }
 
-/** The chunks of [src, src + len) that bytes of the chunk of `dst` at `dstChunk` were copied from. */
-function sourceChunks(dstChunk: number, dst: number, src: number, len: number): number[] {
+/** What sourceChunks() found: the chunks [first, last] (reused; empty when last < first). */
+const sources = { first: 0, last: -1 };
+
+/**
+ * The chunks of [src, src + len) that bytes of the chunk of `dst` at `dstChunk` were copied from,
+ * into `sources`: consecutive chunks, so a range and no array.
+ */
+function sourceChunks(dstChunk: number, dst: number, src: number, len: number): typeof sources {
   const from = Math.max(dst, dstChunk * CHUNK);
   const to = Math.min(dst + len, (dstChunk + 1) * CHUNK);
-  if (to <= from) return [];
-  const out: number[] = [];
-  for (let c = chunkOf(src + (from - dst)); c <= chunkOf(src + (to - 1 - dst)); c++) out.push(c);
-  return out;
+  sources.first = chunkOf(src + (from - dst));
+  sources.last = to <= from ? sources.first - 1 : chunkOf(src + (to - 1 - dst));
+  return sources;
 }
 
-function slotChunks(mapping: StreamingMapping): number[] {
-  const tlb = mapping.tlbAddr ?? 0;
-  const out: number[] = [];
-  for (let c = chunkOf(tlb); c <= chunkOf(tlb + mapping.bytes - 1); c++) out.push(c);
-  return out;
+/** The slot chunk now holds exactly `token` (its Set reused: a DMA rewrites slots often). */
+function holdsOnly(tracked: Tracked, chunk: number, token: number): void {
+  const tokens = tracked.allowed.get(chunk);
+  if (tokens === undefined) tracked.allowed.set(chunk, new Set([token]));
+  else {
+    tokens.clear();
+    tokens.add(token);
+  }
 }
 
 /**
@@ -196,16 +204,16 @@ const owns = (tracked: Tracked, chunk: number): boolean => chunk >= tracked.firs
 function track(view: View, mapping: StreamingMapping): Tracked {
   const tlb = mapping.tlbAddr ?? 0;
   const tracked: Tracked = { mapping: { ...mapping }, firstChunk: chunkOf(tlb), lastChunk: chunkOf(tlb + mapping.bytes - 1), allowed: new Map() };
-  for (const chunk of slotChunks(mapping)) {
-    const tokens = new Set<number>();
-    if (mapping.dir !== 'from_device') {
-      // What the CPU had put in the original: the slot chunk holds one of the original chunks it overlaps.
-      for (const source of sourceChunks(chunk, tlb, mapping.orig, mapping.bytes)) {
-        const token = tokenAt(view, source * CHUNK);
-        if (token !== undefined) tokens.add(token);
-      }
+  // What the CPU had put in the original: each slot chunk holds one of the original chunks it overlaps.
+  if (mapping.dir === 'from_device') return tracked;
+  for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+    let tokens: Set<number> | undefined;
+    const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
+    for (let source = first; source <= last; source++) {
+      const token = tokenAt(view, source * CHUNK);
+      if (token !== undefined) (tokens ??= new Set()).add(token);
     }
-    if (tokens.size > 0) tracked.allowed.set(chunk, tokens);
+    if (tokens !== undefined) tracked.allowed.set(chunk, tokens);
   }
   return tracked;
 }
@@ -219,20 +227,24 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
-    const sources = sourceChunks(c, mapping.orig, tlb, mapping.bytes);
-    const allowed = new Set<number>();
-    let known = sources.length > 0;
-    for (const source of sources) {
-      const tokens = tracked.allowed.get(source);
-      if (tokens === undefined) known = false;
-      else for (const token of tokens) allowed.add(token);
-      for (const token of racing.get(source) ?? []) allowed.add(token);
-    }
+    const { first, last } = sourceChunks(c, mapping.orig, tlb, mapping.bytes);
+    // Known when every slot chunk it came from was given something.
+    let known = last >= first;
+    for (let source = first; known && source <= last; source++) if (!tracked.allowed.has(source)) known = false;
     // An interleaved write may have come after the copy: the CPU owns the original again.
     if (!known || overwritten.has(c)) continue;
     const gpa = Math.max(mapping.orig, c * CHUNK);
     const token = tokenAt(view, gpa);
-    if (token === undefined || allowed.has(token)) continue;
+    if (token === undefined) continue;
+    let given = false;
+    for (let source = first; !given && source <= last; source++) given = tracked.allowed.get(source)!.has(token) || racing.get(source)?.has(token) === true;
+    if (given) continue;
+    // The tokens the slot chunks were given, for the message.
+    const allowed = new Set<number>();
+    for (let source = first; source <= last; source++) {
+      for (const given of tracked.allowed.get(source)!) allowed.add(given);
+      for (const raced of racing.get(source) ?? []) allowed.add(raced);
+    }
     const slot = tlb + (gpa - mapping.orig);
     out.push({
       message:
@@ -259,7 +271,8 @@ export default defineOracle({
     cpu.forget();
     // The live mappings before this step: `sync {map}` indexes them (state.order is replaced, never changed in place).
     const before = state.order;
-    const { racing, overwritten } = raceOf(view, step);
+    const race = raceOf(view, step);
+    const { racing, overwritten } = race;
 
     // 1. Device reads through a mapping see what the slot was given.
     for (const dma of step.dmas) {
@@ -316,12 +329,12 @@ export default defineOracle({
           if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
           // An interleaved write may land before or after the op's copies: one more possible content.
           if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
-          else tracked.allowed.set(chunk, new Set([writes.token[w]!]));
+          else holdsOnly(tracked, chunk, writes.token[w]!);
         }
         if (hostWritten === undefined) continue;
-        for (const chunk of slotChunks(tracked.mapping)) {
+        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
           const hpa = hpaOf(view, chunk * CHUNK);
-          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) tracked.allowed.set(chunk, new Set([view.memory.token(hpa)]));
+          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) holdsOnly(tracked, chunk, view.memory.token(hpa));
         }
       }
     }
@@ -351,11 +364,16 @@ export default defineOracle({
         if (state.mappings.has(id)) continue;
         const tracked = track(view, mapping);
         const tlb = mapping.tlbAddr ?? 0;
-        for (const chunk of slotChunks(mapping)) {
+        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk && race !== NO_RACE; chunk++) {
           // A write that raced the mapping's own bounce may be what the slot holds; an original
           // overwritten by an interleaved write may have been bounced before or after it.
           for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
-          if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+          const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
+          for (let source = first; source <= last; source++) {
+            if (!overwritten.has(source)) continue;
+            tracked.allowed.delete(chunk);
+            break;
+          }
         }
         state.mappings.set(id, tracked);
       }
