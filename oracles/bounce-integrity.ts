@@ -21,12 +21,16 @@
 // the step has interleaved activity, writes or a change of the live mappings.
 
 import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
 const CHUNK = 2048;
 
 interface Tracked {
   mapping: StreamingMapping;
+  /** The first and last slot chunk of the mapping (owns()). */
+  firstChunk: number;
+  lastChunk: number;
   /** Slot chunk (GPA / 2K) -> tokens it may hold. */
   allowed: Map<number, Set<number>>;
 }
@@ -113,9 +117,11 @@ function raceOf(view: View, step: Step): Race {
 
 const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
 
-/** The CPU's view of `gpa`: the NPT translation, else the host's backing. */
+/** The CPU's view of a GPA: the NPT translation, else the host's backing (forgotten at each check). */
+const cpu = new CpuFrames();
+
 function hpaOf(view: View, gpa: number): number | undefined {
-  const hpa = view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+  const hpa = cpu.hpa(view, gpa);
   return hpa < 0 ? undefined : hpa;
 }
 
@@ -124,40 +130,51 @@ function tokenAt(view: View, gpa: number): number | undefined {
   return hpa === undefined ? undefined : view.memory.token(hpa);
 }
 
-/** The chunks of [src, src + len) that bytes of the chunk of `dst` at `dstChunk` were copied from. */
-function sourceChunks(dstChunk: number, dst: number, src: number, len: number): number[] {
+/** What sourceChunks() found: the chunks [first, last] (reused; empty when last < first). */
+const sources = { first: 0, last: -1 };
+
+/**
+ * The chunks of [src, src + len) that bytes of the chunk of `dst` at `dstChunk` were copied from,
+ * into `sources`: consecutive chunks, so a range and no array.
+ */
+function sourceChunks(dstChunk: number, dst: number, src: number, len: number): typeof sources {
   const from = Math.max(dst, dstChunk * CHUNK);
   const to = Math.min(dst + len, (dstChunk + 1) * CHUNK);
-  if (to <= from) return [];
-  const out: number[] = [];
-  for (let c = chunkOf(src + (from - dst)); c <= chunkOf(src + (to - 1 - dst)); c++) out.push(c);
-  return out;
+  sources.first = chunkOf(src + (from - dst));
+  sources.last = to <= from ? sources.first - 1 : chunkOf(src + (to - 1 - dst));
+  return sources;
 }
 
-function slotChunks(mapping: StreamingMapping): number[] {
-  const tlb = mapping.tlbAddr ?? 0;
-  const out: number[] = [];
-  for (let c = chunkOf(tlb); c <= chunkOf(tlb + mapping.bytes - 1); c++) out.push(c);
-  return out;
+/** The slot chunk now holds exactly `token` (its Set reused: a DMA rewrites slots often). */
+function holdsOnly(tracked: Tracked, chunk: number, token: number): void {
+  const tokens = tracked.allowed.get(chunk);
+  if (tokens === undefined) tracked.allowed.set(chunk, new Set([token]));
+  else {
+    tokens.clear();
+    tokens.add(token);
+  }
 }
 
-/** The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them (reused). */
+/**
+ * The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them: the
+ * first dmaChunks() entries count (reused, never truncated: `length = 0` would drop the storage).
+ */
 const moved = { chunks: [] as number[], tokens: [] as number[] };
 
 /** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K), into `moved`; returns how many. */
 function dmaChunks(dma: DmaRecord): number {
-  moved.chunks.length = 0;
-  moved.tokens.length = 0;
+  let n = 0;
   let k = 0;
   for (const piece of dma.result.pieces) {
     for (let c = chunkOf(piece.gpa); c <= chunkOf(piece.gpa + piece.len - 1); c++) {
       const token = dma.tokens[k++];
       if (token === undefined) continue;
-      moved.chunks.push(c);
-      moved.tokens.push(token);
+      moved.chunks[n] = c;
+      moved.tokens[n] = token;
+      n++;
     }
   }
-  return moved.chunks.length;
+  return n;
 }
 
 /** Who wrote a slot chunk (SlotWrites.owner): a mapping's id, or one of these. */
@@ -169,34 +186,34 @@ const OUTSIDER = -2;
  * and who wrote it: the DMA API for a mapping (its id) or for a coherent buffer (OTHER_OBJECT), or
  * somebody outside the DMA API (OUTSIDER: a wild DMA, a host write); `racing`: interleaved.
  */
-const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[] };
+const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[], first: 0, last: 0 };
 
 function addWrite(chunk: number, token: number, owner: number, racing: boolean): void {
   const i = writes.count++;
+  // The span of the chunks written: a mapping outside it has nothing to look at.
+  writes.first = i === 0 ? chunk : Math.min(writes.first, chunk);
+  writes.last = i === 0 ? chunk : Math.max(writes.last, chunk);
   writes.chunk[i] = chunk;
   writes.token[i] = token;
   writes.owner[i] = owner;
   writes.racing[i] = racing;
 }
 
-function owns(tracked: Tracked, chunk: number): boolean {
-  const tlb = tracked.mapping.tlbAddr ?? 0;
-  return chunk >= chunkOf(tlb) && chunk <= chunkOf(tlb + tracked.mapping.bytes - 1);
-}
+const owns = (tracked: Tracked, chunk: number): boolean => chunk >= tracked.firstChunk && chunk <= tracked.lastChunk;
 
 function track(view: View, mapping: StreamingMapping): Tracked {
-  const tracked: Tracked = { mapping: { ...mapping }, allowed: new Map() };
   const tlb = mapping.tlbAddr ?? 0;
-  for (const chunk of slotChunks(mapping)) {
-    const tokens = new Set<number>();
-    if (mapping.dir !== 'from_device') {
-      // What the CPU had put in the original: the slot chunk holds one of the original chunks it overlaps.
-      for (const source of sourceChunks(chunk, tlb, mapping.orig, mapping.bytes)) {
-        const token = tokenAt(view, source * CHUNK);
-        if (token !== undefined) tokens.add(token);
-      }
+  const tracked: Tracked = { mapping: { ...mapping }, firstChunk: chunkOf(tlb), lastChunk: chunkOf(tlb + mapping.bytes - 1), allowed: new Map() };
+  // What the CPU had put in the original: each slot chunk holds one of the original chunks it overlaps.
+  if (mapping.dir === 'from_device') return tracked;
+  for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+    let tokens: Set<number> | undefined;
+    const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
+    for (let source = first; source <= last; source++) {
+      const token = tokenAt(view, source * CHUNK);
+      if (token !== undefined) (tokens ??= new Set()).add(token);
     }
-    if (tokens.size > 0) tracked.allowed.set(chunk, tokens);
+    if (tokens !== undefined) tracked.allowed.set(chunk, tokens);
   }
   return tracked;
 }
@@ -210,20 +227,24 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let c = chunkOf(mapping.orig); c <= chunkOf(mapping.orig + mapping.bytes - 1); c++) {
-    const sources = sourceChunks(c, mapping.orig, tlb, mapping.bytes);
-    const allowed = new Set<number>();
-    let known = sources.length > 0;
-    for (const source of sources) {
-      const tokens = tracked.allowed.get(source);
-      if (tokens === undefined) known = false;
-      else for (const token of tokens) allowed.add(token);
-      for (const token of racing.get(source) ?? []) allowed.add(token);
-    }
+    const { first, last } = sourceChunks(c, mapping.orig, tlb, mapping.bytes);
+    // Known when every slot chunk it came from was given something.
+    let known = last >= first;
+    for (let source = first; known && source <= last; source++) if (!tracked.allowed.has(source)) known = false;
     // An interleaved write may have come after the copy: the CPU owns the original again.
     if (!known || overwritten.has(c)) continue;
     const gpa = Math.max(mapping.orig, c * CHUNK);
     const token = tokenAt(view, gpa);
-    if (token === undefined || allowed.has(token)) continue;
+    if (token === undefined) continue;
+    let given = false;
+    for (let source = first; !given && source <= last; source++) given = tracked.allowed.get(source)!.has(token) || racing.get(source)?.has(token) === true;
+    if (given) continue;
+    // The tokens the slot chunks were given, for the message.
+    const allowed = new Set<number>();
+    for (let source = first; source <= last; source++) {
+      for (const given of tracked.allowed.get(source)!) allowed.add(given);
+      for (const raced of racing.get(source) ?? []) allowed.add(raced);
+    }
     const slot = tlb + (gpa - mapping.orig);
     out.push({
       message:
@@ -247,9 +268,11 @@ export default defineOracle({
       states.set(view, state);
     }
     const out = found;
+    cpu.forget();
     // The live mappings before this step: `sync {map}` indexes them (state.order is replaced, never changed in place).
     const before = state.order;
-    const { racing, overwritten } = raceOf(view, step);
+    const race = raceOf(view, step);
+    const { racing, overwritten } = race;
 
     // 1. Device reads through a mapping see what the slot was given.
     for (const dma of step.dmas) {
@@ -299,18 +322,19 @@ export default defineOracle({
     for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
     if (writes.count > 0 || hostWritten !== undefined) {
       for (const tracked of state.mappings.values()) {
-        for (let w = 0; w < writes.count; w++) {
+        const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
+        for (let w = 0; written && w < writes.count; w++) {
           const chunk = writes.chunk[w]!;
           if (!owns(tracked, chunk)) continue;
           if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
           // An interleaved write may land before or after the op's copies: one more possible content.
           if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
-          else tracked.allowed.set(chunk, new Set([writes.token[w]!]));
+          else holdsOnly(tracked, chunk, writes.token[w]!);
         }
         if (hostWritten === undefined) continue;
-        for (const chunk of slotChunks(tracked.mapping)) {
+        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
           const hpa = hpaOf(view, chunk * CHUNK);
-          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) tracked.allowed.set(chunk, new Set([view.memory.token(hpa)]));
+          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) holdsOnly(tracked, chunk, view.memory.token(hpa));
         }
       }
     }
@@ -340,11 +364,16 @@ export default defineOracle({
         if (state.mappings.has(id)) continue;
         const tracked = track(view, mapping);
         const tlb = mapping.tlbAddr ?? 0;
-        for (const chunk of slotChunks(mapping)) {
+        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk && race !== NO_RACE; chunk++) {
           // A write that raced the mapping's own bounce may be what the slot holds; an original
           // overwritten by an interleaved write may have been bounced before or after it.
           for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
-          if (sourceChunks(chunk, tlb, mapping.orig, mapping.bytes).some((source) => overwritten.has(source))) tracked.allowed.delete(chunk);
+          const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
+          for (let source = first; source <= last; source++) {
+            if (!overwritten.has(source)) continue;
+            tracked.allowed.delete(chunk);
+            break;
+          }
         }
         state.mappings.set(id, tracked);
       }

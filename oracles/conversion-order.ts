@@ -31,7 +31,7 @@ const PAGES_2M = SZ_2M / SZ_4K;
 /** Shadow bits of a page: the guest's view as the events say. */
 const VALIDATED = 1;
 const SHARED = 2;
-/** Its state before the first step is not known (see `shadowOf`). */
+/** Its state before the first step is not known (the first step, `check`). */
 const UNKNOWN = 4;
 
 interface State {
@@ -63,12 +63,33 @@ function bytesOf(state: State, index: number): Uint8Array {
   return bytes;
 }
 
-/** The shadow bits of `gfn`, or undefined when unknown. */
-function shadowOf(state: State, gfn: number): number | undefined {
+/** The shadow bits of `gfn` (UNKNOWN set when unknown). */
+function bitsAt(state: State, gfn: number): number {
   const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-  const bits = region === undefined ? 0 : typeof region === 'number' ? region : region[gfn % FRAMES_PER_2M]!;
-  return (bits & UNKNOWN) !== 0 ? undefined : bits;
+  return region === undefined ? 0 : typeof region === 'number' ? region : region[gfn % FRAMES_PER_2M]!;
 }
+
+/**
+ * The first page of [first, end) whose shadow bits are known and have any of `mask`, or -1. A
+ * region held as one value answers for all its pages at once.
+ */
+function firstWith(state: State, first: number, end: number, mask: number): number {
+  for (let gfn = first; gfn < end; ) {
+    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
+    const region = state.regions.get(index);
+    if (region instanceof Uint8Array) {
+      for (; gfn < stop; gfn++) if (hasKnown(region[gfn % FRAMES_PER_2M]!, mask)) return gfn;
+    } else if (region !== undefined && hasKnown(region, mask)) {
+      return gfn;
+    }
+    gfn = stop;
+  }
+  return -1;
+}
+
+/** Shadow bits that are known and have any of `mask`. */
+const hasKnown = (bits: number, mask: number): boolean => (bits & UNKNOWN) === 0 && (bits & mask) !== 0;
 
 /**
  * Pages [first, end), region by region: each page's bits become (bits & ~clear) | set. A whole
@@ -160,32 +181,27 @@ export default defineOracle({
           continue;
         }
         if (event.status !== PVALIDATE_OK) continue;
-        for (let gfn = first; gfn < first + count; gfn++) {
-          const bits = shadowOf(state, gfn);
-          if (bits !== undefined && (bits & VALIDATED) !== 0) {
-            out.push({
-              message: `guest ${pvalidateCall(event.gpa, event.size)} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
-              details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
-            });
-            break;
-          } else if (bits !== undefined && (bits & SHARED) !== 0) {
-            out.push({
-              message: `guest ${pvalidateCall(event.gpa, event.size)} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
-              details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
-            });
-            break;
-          }
+        // The first page already validated or still shared names the finding.
+        const gfn = firstWith(state, first, first + count, VALIDATED | SHARED);
+        if (gfn >= 0 && hasKnown(bitsAt(state, gfn), VALIDATED)) {
+          out.push({
+            message: `guest ${pvalidateCall(event.gpa, event.size)} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
+            details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
+          });
+        } else if (gfn >= 0) {
+          out.push({
+            message: `guest ${pvalidateCall(event.gpa, event.size)} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
+            details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
+          });
         }
         setBits(state, first, count, VALIDATED, 0);
       } else if (event.to === 'shared') {
-        for (let gfn = first; gfn < first + count; gfn++) {
-          const bits = shadowOf(state, gfn);
-          if (bits === undefined || (bits & VALIDATED) === 0) continue;
+        const gfn = firstWith(state, first, first + count, VALIDATED);
+        if (gfn >= 0) {
           out.push({
             message: `guest PSC(${hex(event.gpa)}, ${event.size}) to shared while it still holds gpa ${hex(gfn * PAGE)} validated ==> FAIL (no rescind before sharing)`,
             details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
           });
-          break;
         }
         if (event.done) setBits(state, first, count, SHARED, 0);
       } else if (event.done) {

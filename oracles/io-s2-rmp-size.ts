@@ -160,7 +160,49 @@ function checkRegion(view: View, state: State, device: DeviceView, from: number,
       }
     }
   }
-  for (let gfn = from; gfn < to; gfn++) checkGfn(view, state, device, gfn);
+  checkPages(view, state, device, from, to);
+}
+
+/**
+ * checkGfn() for GFNs [from, to) of one 2M region, piece by piece: a run of private pages under one
+ * S2 translation checked at one size onto one RMP run (RmpView.runEnd: same assigned, ASID, size, a GPA advancing 4K per frame) whose first
+ * entry is right for the first page is right throughout, and is only remembered. checkGfn() judges
+ * a page alone (a 4K leaf) or where the first entry is wrong, and reports it as the page-by-page
+ * check would.
+ */
+function checkPages(view: View, state: State, device: DeviceView, from: number, to: number): void {
+  to = Math.min(to, Math.ceil(view.vtom / SZ_4K));
+  for (let gfn = from; gfn < to; ) {
+    const flagsEnd = view.guest.pageRunEnd(gfn, to);
+    if (!isPrivate(view, gfn)) {
+      gfn = flagsEnd;
+      continue;
+    }
+    while (gfn < flagsEnd) gfn = checkPiece(view, state, device, gfn, flagsEnd);
+  }
+}
+
+/** checkPages() for the piece of private GFNs [gfn, end) that starts at `gfn`; returns where it stops. */
+function checkPiece(view: View, state: State, device: DeviceView, gfn: number, end: number): number {
+  const gpa = gfn * SZ_4K;
+  const hpa = s2.translate(device.s2, gpa);
+  // An absent leaf is a DMA fault, not a size disagreement: on to the next leaf.
+  if (hpa < 0) return Math.min(end, device.s2.nextMapped(gpa, end * SZ_4K) / SZ_4K);
+  const leaf = s2.leaf;
+  // [gfn, end) lies in one 2M region (checkRange): below 2M, every leaf there is below 2M and
+  // checked at 4K, so the piece runs on over adjacent 4K leaves that continue the translation.
+  end = leaf.size < SZ_2M ? Math.min(end, device.s2.linearEnd(gpa, end * SZ_4K, hpa) / SZ_4K) : Math.min(end, (leaf.iova + leaf.size) / SZ_4K);
+  if (end - gfn > 1) {
+    const pfn = Math.floor(hpa / SZ_4K);
+    const entry = view.rmp.load(pfn, gfnEntry);
+    if (entry.assigned && entry.asid === view.asid && entry.gpa === gpa && entry.size === checkedSize(leaf.size)) {
+      const count = view.rmp.runEnd(pfn, pfn + (end - gfn)) - pfn;
+      remember(state, pfn, gfn, count);
+      return gfn + count;
+    }
+  }
+  checkGfn(view, state, device, gfn);
+  return gfn + 1;
 }
 
 /** GFNs [from, to), region by region. */
@@ -189,18 +231,41 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
     // linearly, so the rest of the run within the region is one GFN range.
     const entry = view.rmp.load(pfn, frameEntry);
     if (entry.assigned && entry.asid === view.asid) {
+      const gfn = Math.floor(entry.gpa / SZ_4K);
       if (entry.size === '2M') {
         const end = Math.min(to, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
-        const gfn = Math.floor(entry.gpa / SZ_4K);
         checkRange(view, state, device, gfn, gfn + (end - pfn));
-        for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame);
+        // A frame the index knows from its own GFN alone was just checked with that GFN.
+        for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
         pfn = end - 1;
         continue;
       }
-      checkGfn(view, state, device, Math.floor(entry.gpa / SZ_4K));
+      // A run of 4K entries assigned at consecutive GFNs, whose frames the reverse index knows
+      // from those very GFNs or not at all (the usual case), is the same pages either way round:
+      // checked once, piece by piece, in frame order.
+      const end = knownFromRun(state, pfn, view.rmp.runEnd(pfn, to), gfn);
+      if (end > pfn + 1) {
+        checkRange(view, state, device, gfn, gfn + (end - pfn));
+        pfn = end - 1;
+        continue;
+      }
+      checkGfn(view, state, device, gfn);
     }
     checkKnown(view, state, device, pfn);
   }
+}
+
+/** The end of the prefix of frames [pfn, end) that the reverse index knows from GFN gfn + i (frame pfn + i) alone, or not at all. */
+function knownFromRun(state: State, pfn: number, end: number, gfn: number): number {
+  let frame = pfn;
+  while (frame < end && !knownElsewhere(state, frame, gfn + (frame - pfn))) frame++;
+  return frame;
+}
+
+/** Whether the reverse index knows `pfn` from a GFN other than `gfn` (checkKnown() would check another page). */
+function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
+  const known = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+  return (known !== 0 && known !== gfn + 1) || (state.aliases.size > 0 && state.aliases.has(pfn));
 }
 
 /** Through the reverse index: the pages whose S2 led to `pfn` when checked. */

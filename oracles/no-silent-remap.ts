@@ -10,16 +10,19 @@
 // State per case (kept per view), in typed arrays per 2M region so a step allocates nothing: for
 // each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
 // and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
-// GFNs whose recorded frame the step touched. Telling the guest's writes from anybody else's
+// GFNs whose recorded frame the step touched. A run of watched pages is judged piece by piece
+// (pieceEnd: one translation onto one RMP run that is right for its first page), so a page costs a
+// comparison of its frame and content with its record; a page with something to report goes
+// through examine(), the one place findings are made. Telling the guest's writes from anybody else's
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
-import { LeafCache } from './lib/leaf-cache.ts';
+import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
-import { overlaps } from './lib/runs.ts';
+import { overlaps, rangeHolding } from './lib/runs.ts';
 
 const CHUNK = 2048;
 const PAGE = SZ_4K;
@@ -94,26 +97,57 @@ function forget(state: State, gfn: number): void {
   seen.pfn[i] = NONE;
 }
 
-/** The guest's writes of a step: half-open GFN ranges, reused from step to step. */
+/**
+ * The guest's writes of a step (GFNs the guest itself, or a device it accepted, wrote): half-open
+ * GFN ranges, reused from step to step. Gathered from the step's calls, events and DMAs on the
+ * first has(): only a page whose content changed asks, and most steps have none.
+ */
 class Writes {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
+  private count = 0;
+  private view: View | undefined;
+  private step: Step | undefined;
 
-  clear(): void {
-    this.starts.length = 0;
-    this.ends.length = 0;
-  }
-
-  /** The GFNs overlapping [addr, addr + len). */
-  add(addr: number, len: number): void {
-    if (!(len > 0)) return;
-    this.starts.push(Math.floor(addr / PAGE));
-    this.ends.push(Math.floor((addr + len - 1) / PAGE) + 1);
+  /** The writes of `step` (gathered when first asked). */
+  of(view: View, step: Step): this {
+    this.view = view;
+    this.step = step;
+    this.count = -1;
+    return this;
   }
 
   has(gfn: number): boolean {
-    for (let i = 0; i < this.starts.length; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
+    if (this.count < 0) this.gather(this.view!, this.step!);
+    for (let i = 0; i < this.count; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
     return false;
+  }
+
+  /** The GFNs overlapping [addr, addr + len). */
+  private add(addr: number, len: number): void {
+    if (!(len > 0)) return;
+    this.starts[this.count] = Math.floor(addr / PAGE);
+    this.ends[this.count] = Math.floor((addr + len - 1) / PAGE) + 1;
+    this.count++;
+  }
+
+  private gather(view: View, step: Step): void {
+    this.count = 0;
+    for (const call of step.calls) {
+      if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
+      else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
+    }
+    for (const event of step.guestEvents) {
+      if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, 1);
+      else if (event.kind === 'bounce') this.add(event.to, event.len);
+    }
+    for (const dma of step.dmas) {
+      if (!dma.write) continue;
+      const device = deviceById(view, dma.dev);
+      // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
+      if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
+      for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) this.add(piece.gpa, piece.len);
+    }
   }
 }
 
@@ -122,8 +156,8 @@ const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
 
-/** The NPT leaf of the last page examined: a pass walks the NPT once per leaf, not per page. */
-const npt = new LeafCache();
+/** The frame behind a GPA (NPT leaf kept: a pass walks the NPT once per leaf, not per page). */
+const cpu = new CpuFrames();
 
 /**
  * Re-examine watched page `gfn` (validated, private, not converting), whose record is slot `i` of
@@ -132,9 +166,9 @@ const npt = new LeafCache();
  */
 function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
-  const viaNpt = npt.translate(view.npt, gpa);
-  const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
+  const hpa = cpu.hpa(view, gpa);
   if (hpa < 0) return;
+  const viaNpt = cpu.viaNpt;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
   const t0 = view.memory.token(base);
@@ -149,7 +183,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
   }
   seen.t0[i] = t0;
   seen.t1[i] = t1;
-  const via = viaNpt >= 0 ? 'NPT' : 'host backing';
+  const via = viaNpt ? 'NPT' : 'host backing';
   if (previousPfn !== NONE && previousPfn !== pfn) {
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> hpa ${hex(base)}, but the guest validated hpa ${hex(previousPfn * PAGE)} ==> FAIL (backing frame changed behind the guest's back)`,
@@ -164,7 +198,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
   else if (entry.gpa !== gpa) problem = `RMP entry now at gpa ${hex(entry.gpa)}`;
   else if (!entry.validated) problem = 'RMP Validated cleared';
   if (problem !== '') {
-    const nptSize = viaNpt >= 0 ? view.npt.leafAt(gpa)?.size : undefined;
+    const nptSize = viaNpt ? view.npt.leafAt(gpa)?.size : undefined;
     out.push({
       message: `validated gpa ${hex(gpa)}: ${via} --> RMP[${entry.size}] at hpa ${hex(base)} ==> FAIL (${problem} while the guest holds it validated)`,
       details: { gpa, hpa: base, sizes: { rmp: entry.size, ...(nptSize !== undefined ? { npt: nptSize } : {}) } },
@@ -190,17 +224,76 @@ function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes 
   else forget(state, gfn);
 }
 
-/** examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region. */
+/** The first frame of the piece pieceEnd() found. */
+let pieceFrame = 0;
+
+/**
+ * The end of the piece of watched GFNs [gfn, end) that needs no per-page look-up: one translation
+ * (an NPT leaf, or one run of the host's backing while the NPT has no leaf) leads it onto
+ * contiguous frames from `pieceFrame`, all in one RMP run (RmpView.runEnd: same assigned, ASID,
+ * Validated, a GPA advancing 4K per frame) whose first entry is right for `gfn`, so every entry of
+ * the piece is. Returns `gfn` when the first page itself is not such a piece: examine() judges it.
+ */
+function pieceEnd(view: View, gfn: number, end: number): number {
+  const gpa = gfn * PAGE;
+  const hpa = cpu.hpa(view, gpa);
+  if (hpa < 0) return gfn;
+  end = cpu.linearEnd(view, gfn, end);
+  const pfn = Math.floor(hpa / PAGE);
+  view.rmp.load(pfn, entry);
+  if (!entry.assigned || entry.asid !== view.asid || entry.gpa !== gpa || !entry.validated) return gfn;
+  pieceFrame = pfn;
+  return gfn + (view.rmp.runEnd(pfn, pfn + (end - gfn)) - pfn);
+}
+
+/**
+ * examineOnce() for a run [from, to) of watched pages: one record look-up per 2M region, and per
+ * piece of one translation and RMP run (pieceEnd), where a page only compares its frame and content
+ * with its record. A page with something to report goes through examine(), which reports it as
+ * the page-by-page check would.
+ */
 function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
   for (let gfn = from; gfn < to; ) {
     const index = Math.floor(gfn / FRAMES_PER_2M);
     const seen = state.seen.getOrCreate(index);
     const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
-    for (; gfn < stop; gfn++) {
-      const i = gfn % FRAMES_PER_2M;
-      if (seen.pass[i] === state.pass) continue;
-      seen.pass[i] = state.pass;
-      examine(view, state, seen, i, gfn, guestWrites, out);
+    while (gfn < stop) {
+      const end = pieceEnd(view, gfn, stop);
+      if (end === gfn) {
+        const i = gfn % FRAMES_PER_2M;
+        if (seen.pass[i] !== state.pass) {
+          seen.pass[i] = state.pass;
+          examine(view, state, seen, i, gfn, guestWrites, out);
+        }
+        gfn++;
+        continue;
+      }
+      for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
+        const i = gfn % FRAMES_PER_2M;
+        if (seen.pass[i] === state.pass) continue;
+        seen.pass[i] = state.pass;
+        const previousPfn = seen.pfn[i]!;
+        const base = pfn * PAGE;
+        const t0 = view.memory.token(base);
+        const t1 = view.memory.token(base + CHUNK);
+        if (previousPfn === pfn) {
+          const changed = seen.t0[i] !== t0 || seen.t1[i] !== t1;
+          if (changed && guestWrites !== undefined && !guestWrites.has(gfn)) {
+            // Content changed behind the guest's back: examine() reports it.
+            examine(view, state, seen, i, gfn, guestWrites, out);
+            continue;
+          }
+        } else if (previousPfn === NONE) {
+          link(state, pfn, gfn);
+          seen.pfn[i] = pfn;
+        } else {
+          // The frame changed behind the guest's back: examine() reports it.
+          examine(view, state, seen, i, gfn, guestWrites, out);
+          continue;
+        }
+        seen.t0[i] = t0;
+        seen.t1[i] = t1;
+      }
     }
   }
 }
@@ -236,27 +329,6 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
 /** The page flags of a page this oracle watches: validated, private, not converting. */
 const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | GUEST_PAGE_SHARED | GUEST_PAGE_CONVERTING)) === GUEST_PAGE_VALIDATED;
 
-/** GFNs the guest itself, or a device it accepted, wrote during the step. */
-function guestWritesOf(view: View, step: Step): Writes {
-  writes.clear();
-  for (const call of step.calls) {
-    if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') writes.add(Number(call.args.gpa), Number(call.args.len ?? 1));
-    else if (call.prim === 'guest_copy') writes.add(Number(call.args.dstGpa), Number(call.args.len));
-  }
-  for (const event of step.guestEvents) {
-    if (event.kind === 'access' && event.write && event.ok) writes.add(event.gpa, 1);
-    else if (event.kind === 'bounce') writes.add(event.to, event.len);
-  }
-  for (const dma of step.dmas) {
-    if (!dma.write) continue;
-    const device = deviceById(view, dma.dev);
-    // An interleaved DMA counts with the TDI state it ran under (the op may change it later).
-    if (device === undefined || !device.trusted || (dma.tdi ?? device.tdi) !== 'run') continue;
-    for (const piece of dma.result.pieces) if (piece.gpa < view.vtom) writes.add(piece.gpa, piece.len);
-  }
-  return writes;
-}
-
 /** Examine every page the guest holds validated and private; forget the records of the others. */
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
@@ -265,7 +337,7 @@ function sweep(view: View): Finding[] | undefined {
     states.set(view, state);
   }
   state.pass++;
-  npt.forget();
+  cpu.forget();
   const out = found;
   // Run by run of equal page flags: only validated private pages have a frame to watch (the
   // others, a swiotlb pool shared at boot among them, lose their records below).
@@ -294,12 +366,13 @@ export default defineOracle({
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    const guestWrites = guestWritesOf(view, step);
+    const guestWrites = writes.of(view, step);
     const out = found;
     state.pass++;
-    npt.forget();
+    cpu.forget();
     for (const range of step.gfnRanges) examineRange(view, state, range.start, range.end, guestWrites, out);
     // Then the GFNs whose recorded frame the step touched, as the records stood before the step.
+    let touched: FrameRange | undefined;
     for (const range of step.frameRanges) {
       for (let pfn = range.start; pfn < range.end; ) {
         const index = Math.floor(pfn / FRAMES_PER_2M);
@@ -313,7 +386,10 @@ export default defineOracle({
           const gfn = reverse[pfn % FRAMES_PER_2M]!;
           if (gfn === NONE) continue;
           if (gfn !== SEVERAL) {
-            if (!overlaps(step.gfnRanges, gfn, gfn + 1)) examineOnce(view, state, gfn, guestWrites, out);
+            // A frame range the step converted names the GFNs of its GFN range, in order: one
+            // search finds the range, the frames after it hit the same one.
+            if (touched === undefined || gfn < touched.start || gfn >= touched.end) touched = rangeHolding(step.gfnRanges, gfn);
+            if (touched === undefined) examineOnce(view, state, gfn, guestWrites, out);
           } else {
             for (const alias of [...state.aliases.get(pfn)!]) if (!overlaps(step.gfnRanges, alias, alias + 1)) examineOnce(view, state, alias, guestWrites, out);
           }

@@ -225,9 +225,21 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
     let refAsid = -1;
     let refGpa0 = 0;
     let validated: boolean | undefined;
+    // The entries are read run by run (RmpView.runEnd): within a run only the GPA moves, 4K per
+    // frame when assigned.
+    let runEnd = 0;
+    let runStart = 0;
+    let runGpa = 0;
     for (let i = 0; i < FRAMES_PER_2M; i++) {
       if (rewritten[i] === 1) continue;
-      view.rmp.load(base + i, entry);
+      if (i >= runEnd) {
+        view.rmp.load(base + i, entry);
+        runEnd = view.rmp.runEnd(base + i, base + FRAMES_PER_2M) - base;
+        runStart = i;
+        runGpa = entry.gpa;
+      } else if (entry.assigned) {
+        entry.gpa = runGpa + (i - runStart) * SZ_4K;
+      }
       let problem = '';
       if (entry.size !== '4K') problem = `still RMP[${entry.size}]`;
       else if (!entry.assigned) problem = 'not assigned';
@@ -308,7 +320,7 @@ export default defineOracle({
       return found.take();
     }
     const findings = found;
-    left.length = 0;
+    if (left.length > 0) left.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
@@ -328,8 +340,13 @@ export default defineOracle({
           pfn = end;
           continue;
         }
+        // The run's keys advance one GFN (ASIDS) per frame; frames whose key the index already
+        // holds (most of them: an unchanged frame of a touched range) change nothing.
+        const firstKey = guest ? keyOf(run.asid, run.gpa) : NO_KEY;
+        const keys = state.keyOfFrame.get(region / FRAMES_PER_2M);
         for (; pfn < end; pfn++) {
-          const key = guest ? keyOf(run.asid, run.gpa + (pfn - first) * SZ_4K) : NO_KEY;
+          const key = guest ? firstKey + (pfn - first) * ASIDS : NO_KEY;
+          if (keys !== undefined && keys[pfn - region] === key) continue;
           const old = setFrame(state, pfn, key);
           if (old !== NO_KEY && old !== key) left.push(pfn, old);
         }

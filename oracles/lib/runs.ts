@@ -5,8 +5,8 @@
 
 import { FRAMES_PER_2M, type FrameRange } from 'cocofuzz/api';
 
-/** Whether any of `ranges` (ascending, disjoint) meets [from, to). */
-export function overlaps(ranges: readonly FrameRange[], from: number, to: number): boolean {
+/** The index of the first of `ranges` (ascending, disjoint) that ends after `from` (binary search). */
+function firstEndingAfter(ranges: readonly FrameRange[], from: number): number {
   let lo = 0;
   let hi = ranges.length;
   while (lo < hi) {
@@ -14,7 +14,19 @@ export function overlaps(ranges: readonly FrameRange[], from: number, to: number
     if (ranges[mid]!.end <= from) lo = mid + 1;
     else hi = mid;
   }
-  return lo < ranges.length && ranges[lo]!.start < to;
+  return lo;
+}
+
+/** Whether any of `ranges` (ascending, disjoint) meets [from, to). */
+export function overlaps(ranges: readonly FrameRange[], from: number, to: number): boolean {
+  const i = firstEndingAfter(ranges, from);
+  return i < ranges.length && ranges[i]!.start < to;
+}
+
+/** The one of `ranges` (ascending, disjoint) that holds `frame`, or undefined. */
+export function rangeHolding(ranges: readonly FrameRange[], frame: number): FrameRange | undefined {
+  const range = ranges[firstEndingAfter(ranges, frame)];
+  return range !== undefined && range.start <= frame ? range : undefined;
 }
 
 /** Whether any of `ranges` meets the 2M region `region` (frame / 512). */

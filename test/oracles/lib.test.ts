@@ -1,8 +1,14 @@
 // The shared helpers of the built-in oracles: questions about the touched ranges, and the reused findings array.
 
 import { describe, expect, it } from 'vitest';
+import type { Oracle, View } from '../../src/api.ts';
+import { runCase } from '../../src/engine/run.ts';
+import { resolvePolicies } from '../../src/engine/select.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+import { caseSeed, generateCase } from '../../src/ops/generate.ts';
+import { CpuFrames } from '../../oracles/lib/cpu-frames.ts';
 import { Findings } from '../../oracles/lib/findings.ts';
-import { overlaps, touchesRegion } from '../../oracles/lib/runs.ts';
+import { overlaps, rangeHolding, touchesRegion } from '../../oracles/lib/runs.ts';
 
 const r = (start: number, end: number) => ({ start, end });
 
@@ -14,6 +20,59 @@ describe('range questions', () => {
     expect(overlaps(ranges, 6, 10)).toBe(true);
     expect([0, 1, 2, 3].map((region) => touchesRegion(ranges, region))).toEqual([true, false, true, false]);
     expect(overlaps([], 0, 1 << 30)).toBe(false);
+    expect([2, 3, 5, 6, 9, 10, 1024].map((f) => rangeHolding(ranges, f))).toEqual([undefined, r(3, 6), r(3, 6), undefined, r(9, 10), undefined, r(1024, 1025)]);
+    expect(rangeHolding([], 0)).toBeUndefined();
+  });
+});
+
+describe('CpuFrames', () => {
+  /** The frame behind `gpa` as the oracles wrote it by hand: the NPT translation, else the host's backing. */
+  const reference = (view: View, gpa: number): number => view.npt.iovaToPhys(gpa) ?? view.host.backingHpa(gpa);
+
+  it('answers the NPT translation, else the host backing, and linearEnd() runs only where the answers advance 4K per page', async () => {
+    const cpu = new CpuFrames();
+    let runs = 0;
+    let pages = 0;
+    let viaBacking = 0;
+    const wrong: string[] = [];
+    const probe: Oracle = {
+      name: 'cpu-frames-probe',
+      description: 'compares CpuFrames with the page-by-page reference',
+      severity: 'correctness',
+      check(view) {
+        cpu.forget();
+        const last = view.config.guestMemory / 4096;
+        for (let gfn = 0; gfn < last; ) {
+          const hpa = cpu.hpa(view, gfn * 4096);
+          if (hpa !== reference(view, gfn * 4096)) wrong.push(`gfn ${gfn}: ${hpa}`);
+          if (hpa < 0) {
+            gfn++;
+            continue;
+          }
+          const viaNpt = cpu.viaNpt;
+          if (!viaNpt) viaBacking++;
+          const end = cpu.linearEnd(view, gfn, last);
+          if (end <= gfn) wrong.push(`gfn ${gfn}: linearEnd ${end}`);
+          for (let g = gfn + 1; g < end; g++) {
+            if (reference(view, g * 4096) !== hpa + (g - gfn) * 4096 || (view.npt.iovaToPhys(g * 4096) !== undefined) !== viaNpt) wrong.push(`gfn ${g} in the run from ${gfn}`);
+          }
+          runs++;
+          pages += end - gfn;
+          gfn = Math.max(end, gfn + 1);
+        }
+        return undefined;
+      },
+    };
+    const config = defaultConfig({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool', guestMemory: '16M' });
+    const policies = await resolvePolicies('quiesce-dma', 'linux-2m-pool');
+    for (let i = 0; i < 6; i++) {
+      const result = runCase(generateCase(config, caseSeed('cpu-frames', i), { steps: 24 }), policies, { oracles: [probe] });
+      expect(result.oracleErrors).toEqual([]);
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
+    expect(runs).toBeGreaterThan(50);
+    expect(pages).toBeGreaterThan(10 * runs);
+    expect(viaBacking).toBeGreaterThan(0);
   });
 });
 
