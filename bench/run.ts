@@ -203,12 +203,13 @@ if (run('scale')) {
   const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
   log(`== Scale: ${scale.ops} ops in cases of <= ${WORKLOAD_STEPS} + one case of ${scale.longOps} ops, each size in its own process, best of ${scale.reps}; times are the child's CPU time [${elapsed()}]`);
   table(
-    ['guest (cases generated for), swiotlb', 'ms', 'us/op', 'us/op w/o boot', 'boot ms/case', 'long case ms', 'retained MiB', 'maxRSS MiB'],
+    ['guest (cases generated for), swiotlb', 'ms', 'us/op', 'us/op w/o boot', 'calls/op', 'boot ms/case', 'long case ms', 'retained MiB', 'maxRSS MiB'],
     scale.runs.map((r) => [
       `${r.guestMemory} (${r.generatedFor}), ${r.swiotlb === 'default' ? 'default pool' : `pinned ${r.swiotlb}`}`,
       fmt(r.ms),
       fmt(r.usPerOp, 1),
       fmt(r.usPerOpAfterBoot, 1),
+      fmt(r.callsPerOp, 1),
       fmt(r.bootMsPerCase, 2),
       fmt(r.longMs),
       mib(r.retainedHeapBytes),
@@ -216,7 +217,7 @@ if (run('scale')) {
     ]),
   );
   const line = (q: ScaleRatios): string =>
-    `time per op ${q.time}x (without boot ${q.timeAfterBoot}x), boot per case ${q.boot}x, long case ${q.longTime}x, retained heap ${q.retainedHeap}x, maxRSS ${q.maxRss}x`;
+    `time per op ${q.time}x (without boot ${q.timeAfterBoot}x; primitive calls per op ${q.calls}x, time per call ${q.timePerCall}x), boot per case ${q.boot}x, long case ${q.longTime}x (calls per op ${q.longCalls}x), retained heap ${q.retainedHeap}x, maxRSS ${q.maxRss}x`;
   log(`   1T / 64M on the same ops, each guest's default swiotlb pool (8M / 1G): ${line(scale.ratios)}`);
   if (scale.pinnedRatios) log(`   the same with the pool pinned at 8M for both (hides the pool's cost): ${line(scale.pinnedRatios)}`);
   log();

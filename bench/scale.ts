@@ -11,7 +11,7 @@
 // retained heap (global.gc between phases) and the child's maxRSS. A last run generates its cases
 // from the 1 TiB config itself, so addresses spread over the whole terabyte.
 
-import type { View } from '../src/api.ts';
+import type { Step, View } from '../src/api.ts';
 import { runCase } from '../src/engine/run.ts';
 import type { Case, Config } from '../src/ops/types.ts';
 import { type ChildResult, WORKLOAD_SEED, round, runChild, workloadCases, workloadConfig, workloadEngine } from './common.ts';
@@ -42,8 +42,12 @@ export interface ScaleChildResult {
   usPerOp: number;
   /** The same without boot. */
   usPerOpAfterBoot: number;
+  /** Primitive calls the ops recorded, per op (boot aside): the same ops may do more work in a bigger pool. */
+  callsPerOp: number;
   longOps: number;
   longMs: number;
+  /** Primitive calls per op of the long case. */
+  longCallsPerOp: number;
   /** heapUsed after a full GC with the long case's world alive, minus the same before it. */
   retainedHeapBytes: number;
   /** Highest heapUsed sampled after each case (no GC), minus the baseline. */
@@ -94,9 +98,13 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
     booted = cpuMs();
   };
   const started = cpuMs();
+  let calls = 0;
+  const onStep = (step: Step): void => {
+    calls += step.calls.length;
+  };
   for (const testCase of cases) {
     const caseStarted = cpuMs();
-    const result = runCase(testCase, policies, { oracles, onStart });
+    const result = runCase(testCase, policies, { oracles, onStart, onStep });
     bootMs += booted - caseStarted;
     ops += result.stepsRun;
     if (result.verdict === 'violation') findings++;
@@ -108,7 +116,10 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   const before = heapUsed();
   let world: View | undefined;
   const longStarted = cpuMs();
-  const longResult = runCase(long, policies, { oracles, onStart: (view) => (world = view) });
+  const caseCalls = calls;
+  calls = 0;
+  const longResult = runCase(long, policies, { oracles, onStart: (view) => (world = view), onStep });
+  const longCalls = calls;
   const longMs = cpuMs() - longStarted;
   gc();
   const retained = heapUsed() - before;
@@ -123,8 +134,10 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
     bootMsPerCase: round(bootMs / Math.max(1, cases.length), 2),
     usPerOp: round((ms * 1000) / Math.max(1, ops), 1),
     usPerOpAfterBoot: round(((ms - bootMs) * 1000) / Math.max(1, ops), 1),
+    callsPerOp: round(caseCalls / Math.max(1, ops), 1),
     longOps: longResult.stepsRun,
     longMs: round(longMs),
+    longCallsPerOp: round(longCalls / Math.max(1, longResult.stepsRun), 1),
     retainedHeapBytes: retained,
     peakHeapBytes: peak,
     findings: findings + (longResult.verdict === 'violation' ? 1 : 0),
@@ -144,9 +157,14 @@ export interface ScaleRatios {
   time: number;
   /** Time per op without boot. */
   timeAfterBoot: number;
+  /** Primitive calls per op (the work the same ops did), and time per call without boot. */
+  calls: number;
+  timePerCall: number;
   /** Boot per case. */
   boot: number;
   longTime: number;
+  /** Primitive calls per op of the long case. */
+  longCalls: number;
   retainedHeap: number;
   peakHeap: number;
   maxRss: number;
@@ -192,8 +210,11 @@ export async function benchScale(options: { ops: number; longOps: number; wide?:
   const ratios = (small: ScaleRun | undefined, large: ScaleRun | undefined): ScaleRatios => ({
     time: ratio(large?.usPerOp, small?.usPerOp),
     timeAfterBoot: ratio(large?.usPerOpAfterBoot, small?.usPerOpAfterBoot),
+    calls: ratio(large?.callsPerOp, small?.callsPerOp),
+    timePerCall: ratio(large && large.usPerOpAfterBoot / Math.max(1e-9, large.callsPerOp), small && small.usPerOpAfterBoot / Math.max(1e-9, small.callsPerOp)),
     boot: ratio(large?.bootMsPerCase, small?.bootMsPerCase),
     longTime: ratio(large?.longMs, small?.longMs),
+    longCalls: ratio(large?.longCallsPerOp, small?.longCallsPerOp),
     retainedHeap: ratio(large?.retainedHeapBytes, small?.retainedHeapBytes),
     peakHeap: ratio(large?.peakHeapBytes, small?.peakHeapBytes),
     maxRss: ratio(large?.maxRssBytes, small?.maxRssBytes),
