@@ -60,9 +60,33 @@ const pairing = (host: string, guest: string, extra: Record<string, unknown> = {
   policies: { host: hostPolicies[host]!, guest: guestPolicies[guest]! },
 });
 
+/** Runs each pairing's cases fresh, then restored (interleaved, twice): the same runs, byte for byte. */
+function expectCachedLikeFresh(pairings: Pairing[]): void {
+  const perPairing = 6;
+  const cases = pairings.map((p) => Array.from({ length: perPairing }, (_, i) => generateCase(p.config, `boot-cache/${p.label}/${i}`, { steps: 48, weights: { during: 30 } })));
+  const fresh = pairings.map((p, k) => cases[k]!.map((c) => observe(c, p.policies, false)));
+  clearBootCache();
+  const before = { ...bootCacheStats };
+  // Round-robin over the pairings, and each case twice (the second after others of its pair
+  // ran): a copy that shared anything with the template or another copy would show here.
+  for (const round of [0, 1]) {
+    for (let i = 0; i < perPairing; i++) {
+      for (const [k, p] of pairings.entries()) {
+        const index = round === 0 ? i : perPairing - 1 - i;
+        expectSame(observe(cases[k]![index]!, p.policies, true), fresh[k]![index]!, `${p.label}, case ${index}, round ${round}`);
+      }
+    }
+  }
+  for (const p of pairings) expect(bootsPerCase(p.config, p.policies), p.label).toBeUndefined();
+  expect(bootCacheStats.booted - before.booted).toBe(pairings.length);
+  expect(bootCacheStats.restored - before.restored).toBe(2 * perPairing * pairings.length);
+  // Some cases must find something, or the comparison would say little about the oracles.
+  expect(fresh.flat().filter((run) => (JSON.parse(run) as { result: { verdict: string } }).result.verdict === 'violation').length).toBeGreaterThan(0);
+}
+
 describe('boot cache', () => {
   it('gives every case the events, verdict and metrics of a fresh boot, cases of several pairings interleaved', () => {
-    const pairings = [
+    expectCachedLikeFresh([
       pairing('kvm-4k', 'linux'),
       pairing('kvm-iommu-4k', 'linux'),
       pairing('cut-on-convert', 'linux-2m-pool'),
@@ -71,27 +95,15 @@ describe('boot cache', () => {
       pairing('kvm-iommu-4k', 'linux', { adversary: 'host' }),
       // A 1G swiotlb pool: 512 2M regions per region map, shared copy-on-write with the template.
       pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }),
-    ];
-    const perPairing = 6;
-    const cases = pairings.map((p) => Array.from({ length: perPairing }, (_, i) => generateCase(p.config, `boot-cache/${p.label}/${i}`, { steps: 48, weights: { during: 30 } })));
-    const fresh = pairings.map((p, k) => cases[k]!.map((c) => observe(c, p.policies, false)));
-    clearBootCache();
-    const before = { ...bootCacheStats };
-    // Round-robin over the pairings, and each case twice (the second after others of its pair
-    // ran): a copy that shared anything with the template or another copy would show here.
-    for (const round of [0, 1]) {
-      for (let i = 0; i < perPairing; i++) {
-        for (const [k, p] of pairings.entries()) {
-          const index = round === 0 ? i : perPairing - 1 - i;
-          expectSame(observe(cases[k]![index]!, p.policies, true), fresh[k]![index]!, `${p.label}, case ${index}, round ${round}`);
-        }
-      }
-    }
-    for (const p of pairings) expect(bootsPerCase(p.config, p.policies), p.label).toBeUndefined();
-    expect(bootCacheStats.booted - before.booted).toBe(pairings.length);
-    expect(bootCacheStats.restored - before.restored).toBe(2 * perPairing * pairings.length);
-    // Some cases must find something, or the comparison would say little about the oracles.
-    expect(fresh.flat().filter((run) => (JSON.parse(run) as { result: { verdict: string } }).result.verdict === 'violation').length).toBeGreaterThan(0);
+    ]);
+  });
+
+  it('does the same for the other host policies and the discard modes (at most 8 pairs: the cache holds 8)', () => {
+    expectCachedLikeFresh([
+      pairing('split-then-smash', 'double-validate'),
+      pairing('fw-atomic-smash', 'linux-2m-pool', { discard: 'in-place' }),
+      pairing('vfio-static', 'linux', { discard: 'none', hugeBacking: false }),
+    ]);
   });
 
   it('meters a restored case with its own call budget and watch, never the template\'s', () => {
@@ -249,7 +261,18 @@ describe('boot cache', () => {
   it('never changes the template: copies share its 2M regions and copy one before writing it', () => {
     // Region maps (model/regions.ts) are copied on write: a path that changed a region it took
     // with get() instead of writable() would change the template under every later case.
-    for (const p of [pairing('quiesce-dma', 'linux-2m-pool'), pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }), pairing('cut-on-convert', 'linux-2m-pool'), pairing('kvm-iommu-4k', 'linux')]) {
+    // Every built-in host policy with each built-in guest policy, and the config fields that pick
+    // other model paths (QEMU's discard modes, 4K backing, nested IO, the adversary's raw ops).
+    const pairings = [
+      ...Object.keys(hostPolicies).flatMap((host) => Object.keys(guestPolicies).map((guest) => pairing(host, guest))),
+      pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }),
+      pairing('kvm-iommu-4k', 'linux', { discard: 'in-place' }),
+      pairing('cut-on-convert', 'linux-2m-pool', { discard: 'none' }),
+      pairing('split-then-smash', 'linux', { hugeBacking: false }),
+      pairing('quiesce-dma', 'linux', { devices: [{ id: 0, trusted: true, iommu: 'nested' }, { id: 1, trusted: false, iommu: 's2' }] }),
+      pairing('kvm-iommu-4k', 'linux-2m-pool', { adversary: 'host' }),
+    ];
+    for (const p of pairings) {
       const template = createWorld(p.config, p.policies, 'template');
       restoreWorld(template, p.config, p.policies, 'first copy');
       const before = snapshot(template);
