@@ -291,6 +291,40 @@ describe('boot cache', () => {
     }
   });
 
+  it('never changes a template that holds private memory from boot (a host that pre-faults, as KVM_PRE_FAULT_MEMORY does)', () => {
+    // The built-in boots leave only shared pools in a template; this one leaves 2M RMP entries
+    // assigned to the guest, so the cases' PVALIDATEs and PSMASHes change regions the template holds.
+    const host: HostPolicy = defineHostPolicy({
+      name: 'prefaults',
+      description: 'pre-faults the first 8 MiB of guest memory at start',
+      start: (ctx) => {
+        for (let gpa = 0; gpa < 0x800000; gpa += 0x200000) ctx.kvm.defaultPrivateFault({ gpa, write: true, kind: 'not-present', reason: 'pre-fault', maxLevel: '2M' });
+      },
+    });
+    const config = defaultConfig({ hostPolicy: 'prefaults', guestPolicy: 'linux-2m-pool', adversary: 'host' });
+    const policies = { host, guest: guestPolicies['linux-2m-pool']! };
+    const template = createWorld(config, policies, 'template');
+    expect(template.rmp.entry(template.host.backingHpa(0x200000) / 0x1000)).toMatchObject({ assigned: true, size: '2M' });
+    restoreWorld(template, config, policies, 'first copy');
+    const before = snapshot(template);
+    const ops: Op[] = [
+      // The raw PSMASH of a region nothing in the case touched before.
+      { op: 'hw_psmash', hpa: template.host.backingHpa(0x600000) },
+      { op: 'accept', gpa: 0x200000, size: '2M' },
+      { op: 'accept', gpa: 0x401000, size: '4K' },
+      { op: 'share', gpa: 0x600000, pages: 3 },
+      { op: 'touch', gpa: 0x0, write: true },
+      // A 2M chunk of the shared pool made private again: the backing of a region boot shared.
+      { op: 'unshare', gpa: template.guest.swiotlb.base, pages: 512 },
+    ];
+    for (const seed of ['a', 'b']) {
+      const world = restoreWorld(template, config, policies, seed);
+      ops.forEach((op, index) => world.apply(op, index));
+      expect(world.counters.psmash, 'a 4K accept in a pre-faulted 2M region smashes it').toBeGreaterThan(0);
+    }
+    expect(snapshot(template) === before).toBe(true);
+  });
+
   it('is off with COCOFUZZ_BOOT_CACHE=off', () => {
     const p = pairing('kvm-iommu-4k', 'linux');
     const testCase = generateCase(p.config, 'env', { steps: 8 });
