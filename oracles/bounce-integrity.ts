@@ -97,13 +97,12 @@ function raceOf(view: View, step: Step): Race {
   }
   for (const dma of step.dmas) {
     if (dma.during === undefined || !dma.write) continue;
-    for (let i = 0, n = dmaChunks(dma); i < n; i++) overwritten.add(moved.chunks[i]!);
+    for (let i = 0, n = dmaChunks(dma); i < n; i++) {
+      overwritten.add(moved.chunks[i]!);
+      note(racing, moved.chunks[i]!, moved.tokens[i]!);
+    }
   }
   if (hasInterleavedDma(step)) {
-    for (const dma of step.dmas) {
-      if (dma.during === undefined || !dma.write) continue;
-      for (let i = 0, n = dmaChunks(dma); i < n; i++) note(racing, moved.chunks[i]!, moved.tokens[i]!);
-    }
     for (const event of step.guestEvents) {
       if (event.kind !== 'bounce') continue;
       for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
@@ -216,6 +215,20 @@ function track(view: View, mapping: StreamingMapping): Tracked {
     if (tokens !== undefined) tracked.allowed.set(chunk, tokens);
   }
   return tracked;
+}
+
+/** A mapping made in a step that ran something interleaved: its slot chunks may hold what raced its bounce. */
+function allowRaces(tracked: Tracked, mapping: StreamingMapping, racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
+  const tlb = mapping.tlbAddr ?? 0;
+  for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+    for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+    const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
+    for (let source = first; source <= last; source++) {
+      if (!overwritten.has(source)) continue;
+      tracked.allowed.delete(chunk);
+      break;
+    }
+  }
 }
 
 /**
@@ -363,18 +376,9 @@ export default defineOracle({
       for (const [id, mapping] of live) {
         if (state.mappings.has(id)) continue;
         const tracked = track(view, mapping);
-        const tlb = mapping.tlbAddr ?? 0;
-        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk && race !== NO_RACE; chunk++) {
-          // A write that raced the mapping's own bounce may be what the slot holds; an original
-          // overwritten by an interleaved write may have been bounced before or after it.
-          for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
-          const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
-          for (let source = first; source <= last; source++) {
-            if (!overwritten.has(source)) continue;
-            tracked.allowed.delete(chunk);
-            break;
-          }
-        }
+        // A write that raced the mapping's own bounce may be what the slot holds; an original
+        // overwritten by an interleaved write may have been bounced before or after it.
+        if (race !== NO_RACE) allowRaces(tracked, mapping, racing, overwritten);
         state.mappings.set(id, tracked);
       }
       state.order = mappings.map((m) => m.id);

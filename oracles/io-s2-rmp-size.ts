@@ -262,15 +262,18 @@ function knownFromRun(state: State, pfn: number, end: number, gfn: number): numb
   return frame;
 }
 
+/** 1 + the GFN whose S2 led to `pfn` when checked, in the reverse index (0: none). */
+const knownAt = (state: State, pfn: number): number => state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+
 /** Whether the reverse index knows `pfn` from a GFN other than `gfn` (checkKnown() would check another page). */
 function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
-  const known = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+  const known = knownAt(state, pfn);
   return (known !== 0 && known !== gfn + 1) || (state.aliases.size > 0 && state.aliases.has(pfn));
 }
 
 /** Through the reverse index: the pages whose S2 led to `pfn` when checked. */
 function checkKnown(view: View, state: State, device: DeviceView, pfn: number): void {
-  const known = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+  const known = knownAt(state, pfn);
   if (known === 0) return;
   checkGfn(view, state, device, known - 1);
   const more = state.aliases.get(pfn);

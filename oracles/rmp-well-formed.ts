@@ -320,7 +320,7 @@ export default defineOracle({
       return found.take();
     }
     const findings = found;
-    if (left.length > 0) left.length = 0;
+    left.length = 0;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
@@ -336,14 +336,14 @@ export default defineOracle({
         view.rmp.load(pfn, run);
         // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
         const guest = run.assigned && run.asid !== 0;
-        if (!guest && state.keyOfFrame.get(region / FRAMES_PER_2M) === undefined) {
+        const keys = state.keyOfFrame.get(region / FRAMES_PER_2M);
+        if (!guest && keys === undefined) {
           pfn = end;
           continue;
         }
         // The run's keys advance one GFN (ASIDS) per frame; frames whose key the index already
         // holds (most of them: an unchanged frame of a touched range) change nothing.
         const firstKey = guest ? keyOf(run.asid, run.gpa) : NO_KEY;
-        const keys = state.keyOfFrame.get(region / FRAMES_PER_2M);
         for (; pfn < end; pfn++) {
           const key = guest ? firstKey + (pfn - first) * ASIDS : NO_KEY;
           if (keys !== undefined && keys[pfn - region] === key) continue;

@@ -21,7 +21,8 @@
 
 import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
-import { LeafCache } from './lib/leaf-cache.ts';
+import { CpuFrames } from './lib/cpu-frames.ts';
+import { RegionArrays } from './lib/regions.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const sharedEntry = defaultRmpEntry();
@@ -58,7 +59,7 @@ interface State {
   required: Runs;
   previous: Runs;
   /** GFN 2M region -> number of the check that last checked each page (each page once per check). */
-  seen: Map<number, Uint32Array>;
+  seen: RegionArrays<Uint32Array>;
   owners: Owner[];
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
@@ -67,7 +68,7 @@ interface State {
   /** Live coherent buffers by id, as last seen (copies: the guest may reuse its objects). */
   buffers: Map<number, CoherentBuffer>;
   /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
-  reverse: Map<number, Float64Array>;
+  reverse: RegionArrays<Float64Array>;
   /** Size of the guest's leaked set when last seen. */
   leaked: number;
 }
@@ -183,8 +184,7 @@ function checkPage(view: View, state: State, gfn: number): void {
 /** Check `gfn`, required by owner `owner`, unless this check did already. */
 function checkOwned(view: View, state: State, gfn: number, owner: number): void {
   const index = Math.floor(gfn / FRAMES_PER_2M);
-  let seen = state.seen.get(index);
-  if (seen === undefined) state.seen.set(index, (seen = new Uint32Array(FRAMES_PER_2M)));
+  const seen = state.seen.getOrCreate(index);
   const i = gfn % FRAMES_PER_2M;
   if (seen[i] === state.checkNumber) return;
   seen[i] = state.checkNumber;
@@ -200,13 +200,11 @@ function checkRun(view: View, state: State, from: number, to: number): void {
   }
 }
 
-/** The NPT leaf of the last page checked: a check walks the NPT once per leaf, not per page. */
-const npt = new LeafCache();
+/** The frame behind a GPA: the NPT translation, else the host's backing (one NPT walk per leaf). */
+const cpu = new CpuFrames();
 
-/** The frame behind `gpa`: the NPT translation, else the host's backing. */
 function frameOf(view: View, gpa: number): number | undefined {
-  const viaNpt = npt.translate(view.npt, gpa);
-  const hpa = viaNpt >= 0 ? viaNpt : view.host.backingHpa(gpa);
+  const hpa = cpu.hpa(view, gpa);
   return hpa < 0 ? undefined : hpa;
 }
 
@@ -216,8 +214,7 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   const hpa = frameOf(view, gpa);
   if (hpa !== undefined) {
     const pfn = Math.floor(hpa / SZ_4K);
-    let frames = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
-    if (frames === undefined) state.reverse.set(Math.floor(pfn / FRAMES_PER_2M), (frames = new Float64Array(FRAMES_PER_2M)));
+    const frames = state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M));
     frames[pfn % FRAMES_PER_2M] = gfn + 1;
   }
   let problem = '';
@@ -286,18 +283,21 @@ function rememberBuffers(view: View, state: State): void {
   for (const buffer of view.guest.buffers) if (!state.buffers.has(buffer.id)) state.buffers.set(buffer.id, { ...buffer });
 }
 
+/** A fresh State.reverse. */
+const newReverse = (): RegionArrays<Float64Array> => new RegionArrays(() => new Float64Array(FRAMES_PER_2M));
+
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new Map(), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: new Map(), leaked: 0 };
+    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: newReverse(), leaked: 0 };
     states.set(view, state);
   }
   state.checkNumber++;
-  npt.forget();
+  cpu.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
-  state.reverse = new Map();
+  state.reverse = newReverse();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
   for (let o = 0; o < state.owners.length; o++) {
     const owner = state.owners[o]!;
@@ -323,7 +323,7 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     state.checkNumber++;
-    npt.forget();
+    cpu.forget();
     fresh.length = 0;
     if (changed(view, state)) {
       markRequired(view, state);

@@ -1,7 +1,7 @@
 // The frame the guest's CPU reaches at a GPA: the NPT translation, or, while the host has zapped
 // the NPT leaf, the frame the host backs the GPA with (the next access faults the leaf back in
 // from that backing: KVM's #NPF path, kvm_tdp_page_fault(), kvm_gmem_get_pfn() for private
-// memory). no-silent-remap and bounce-integrity ask page by page; the NPT leaf of the last answer
+// memory). no-silent-remap, bounce-integrity and swiotlb-shared ask page by page; the NPT leaf of the last answer
 // is kept (LeafCache), so a walk costs once per leaf. npt-iommu-coherence asks the same question
 // of shared pages only, through HostView.sharedHpa: a private backing frame is not where a device
 // should reach a shared page.
