@@ -66,14 +66,19 @@ export class PageStates {
       }
       const bytes = region.bytes;
       for (let i = gfn - regionStart; i < stop - regionStart; i++) bytes[i] = ((bytes[i] ?? 0) & ~clear) | set;
-      // A region whose pages agree again goes back to one value (compared 4 pages at a time).
-      const first = bytes[0] ?? 0;
+      // A region whose pages agree again goes back to one value (compared 4 pages at a time). The
+      // comparison starts just past the pages changed: a per-page sweep through a region (a PSC
+      // or PVALIDATE loop over a smashed 2M range) leaves the next page unchanged, so the region
+      // is told apart at the first word instead of after all the words the sweep already did.
+      const value = bytes[gfn - regionStart] ?? 0;
       const words = region.words ?? new Uint32Array(bytes.buffer);
-      const word = first * 0x01010101;
+      const word = value * 0x01010101;
+      const WORDS = FRAMES_PER_2M / 4;
+      const from = Math.floor((stop - regionStart) / 4) % WORDS;
       let alike = true;
-      for (let i = 0; i < FRAMES_PER_2M / 4 && alike; i++) alike = words[i] === word;
+      for (let i = 0; i < WORDS && alike; i++) alike = words[(from + i) % WORDS] === word;
       if (alike) {
-        region.uniform = first;
+        region.uniform = value;
         region.bytes = undefined;
         region.words = undefined;
       }
