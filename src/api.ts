@@ -80,6 +80,7 @@ export interface IotlbEntry {
 }
 
 export interface IotlbView {
+  /** Every cached entry, by address: frozen, and the same list until the IOTLB changes. */
   entries(): Iterable<IotlbEntry>;
   lookup(addr: number): IotlbEntry | undefined;
   /** How many entries are cached (what counting entries() gives, without the copies). */

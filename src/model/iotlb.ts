@@ -24,6 +24,8 @@ export class Iotlb implements IotlbView {
   /** gpa / 2M -> hpa of the 2M region. */
   private readonly large = new Map<number, number>();
   private readonly hit: IotlbHit = { addr: 0, hpa: 0, size: '4K' };
+  /** entries() as last listed, until the next insert or invalidation (oracles list them per step). */
+  private listed: readonly IotlbEntry[] | undefined = undefined;
 
   constructor(readonly dev: number) {}
 
@@ -64,6 +66,7 @@ export class Iotlb implements IotlbView {
 
   /** Cache `addr` (aligned to `size`) -> `hpa`. */
   insert(addr: number, hpa: number, size: PageSize): void {
+    this.listed = undefined;
     if (size === '2M') this.large.set(Math.floor(addr / SZ_2M), hpa);
     else this.small.set(Math.floor(addr / SZ_4K), hpa);
   }
@@ -74,6 +77,7 @@ export class Iotlb implements IotlbView {
    * Walks whichever is smaller: the range's frames or the cached entries.
    */
   invalidate(addr?: number, len?: number): number {
+    this.listed = undefined;
     if (addr === undefined) {
       const removed = this.size;
       this.small.clear();
@@ -101,13 +105,18 @@ export class Iotlb implements IotlbView {
     );
   }
 
-  /** IotlbView: every cached entry, by address. */
-  *entries(): Iterable<IotlbEntry> {
+  /**
+   * IotlbView: every cached entry, by address. Frozen and kept until the IOTLB changes: most
+   * steps change no entry, and the oracles and the coverage signal list them after every step.
+   */
+  entries(): Iterable<IotlbEntry> {
+    if (this.listed !== undefined) return this.listed;
     const all: IotlbEntry[] = [];
-    for (const [gfn, hpa] of this.small) all.push({ dev: this.dev, addr: gfn * SZ_4K, hpa, size: '4K' });
-    for (const [index, hpa] of this.large) all.push({ dev: this.dev, addr: index * SZ_2M, hpa, size: '2M' });
+    for (const [gfn, hpa] of this.small) all.push(Object.freeze({ dev: this.dev, addr: gfn * SZ_4K, hpa, size: '4K' }));
+    for (const [index, hpa] of this.large) all.push(Object.freeze({ dev: this.dev, addr: index * SZ_2M, hpa, size: '2M' }));
     all.sort((a, b) => a.addr - b.addr || a.hpa - b.hpa);
-    yield* all;
+    this.listed = Object.freeze(all);
+    return this.listed;
   }
 }
 

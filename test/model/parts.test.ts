@@ -68,6 +68,24 @@ describe('Iotlb', () => {
     expect(iotlb.size).toBe(0);
   });
 
+  it('lists the same frozen entries until an insert or invalidation changes them', () => {
+    const iotlb = new Iotlb(0);
+    iotlb.insert(SZ_2M, 0x40_0000, '2M');
+    const first = iotlb.entries();
+    expect(iotlb.entries()).toBe(first);
+    expect(Object.isFrozen([...first][0])).toBe(true);
+    iotlb.insert(0, 0x10_0000, '4K');
+    expect([...iotlb.entries()].map((e) => e.addr)).toEqual([0, SZ_2M]);
+    const second = iotlb.entries();
+    expect(iotlb.invalidate(3 * SZ_2M, SZ_4K)).toBe(0);
+    expect([...iotlb.entries()].map((e) => e.addr)).toEqual([0, SZ_2M]);
+    iotlb.invalidate(0, SZ_4K);
+    expect(iotlb.entries()).not.toBe(second);
+    expect([...iotlb.entries()].map((e) => e.addr)).toEqual([SZ_2M]);
+    iotlb.invalidate();
+    expect([...iotlb.entries()]).toEqual([]);
+  });
+
   it('a large range over few entries walks the entries, not the range', () => {
     const iotlb = new Iotlb(0);
     iotlb.insert(2 ** 40, 0x1000, '4K');
