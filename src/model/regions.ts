@@ -26,6 +26,8 @@ export class RegionStore<T extends object> {
   protected frozen = false;
   private lastKey = -1;
   private lastValue: T | undefined;
+  /** `lastValue` is this map's own (writable() said so): per-page sweeps write one region 512 times. */
+  private lastMine = false;
 
   /** The region `key`, to read: it may be shared with the template this map was copied from. */
   get(key: number): T | undefined {
@@ -39,18 +41,23 @@ export class RegionStore<T extends object> {
     if (value === undefined || value === null) return undefined;
     this.lastKey = key;
     this.lastValue = value;
+    this.lastMine = false;
     return value;
   }
 
   /** The region `key`, to change in place: this map's own (a shared one is copied first). */
   writable(key: number): T | undefined {
     this.assertMutable();
+    if (key === this.lastKey && this.lastMine) return this.lastValue;
     const value = this.get(key);
-    if (value === undefined || this.base === undefined || this.base.get(key) !== value) return value;
+    if (value === undefined) return undefined;
+    if (this.base === undefined || this.base.get(key) !== value) {
+      this.lastMine = true;
+      return value;
+    }
     const copy = new GraphCopy().copy(value);
     this.own.set(key, copy);
-    this.lastKey = key;
-    this.lastValue = copy;
+    this.remember(key, copy);
     return copy;
   }
 
@@ -58,9 +65,15 @@ export class RegionStore<T extends object> {
   add(key: number, value: T): T {
     this.assertMutable();
     this.own.set(key, value);
+    this.remember(key, value);
+    return value;
+  }
+
+  /** The one-entry cache holds `value`, this map's own, for `key`. */
+  private remember(key: number, value: T): void {
     this.lastKey = key;
     this.lastValue = value;
-    return value;
+    this.lastMine = true;
   }
 
   /** Region `key` goes back to untouched (no state); false when it held none. */
@@ -71,6 +84,7 @@ export class RegionStore<T extends object> {
     else this.own.delete(key);
     this.lastKey = -1;
     this.lastValue = undefined;
+    this.lastMine = false;
     return true;
   }
 
