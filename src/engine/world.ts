@@ -335,9 +335,10 @@ class SimWorld implements World {
     const entry = this.machine.rmp.load(hpa / SZ_4K, this.rmpScratch);
     if (entry.assigned && entry.asid === this.asid) return;
     const region = Math.floor(hpa / SZ_2M);
-    const held = this.machine.recorder
-      .callsSince(0)
-      .some((call) => call.during === undefined && (call.prim === 'rmpupdate' || call.prim === 'psmash') && call.result === 0 && Math.floor(Number(call.args.hpa) / SZ_2M) === region);
+    const held = this.machine.recorder.someSince(
+      0,
+      (call) => call.during === undefined && (call.prim === 'rmpupdate' || call.prim === 'psmash') && call.result === 0 && Math.floor(Number(call.args.hpa) / SZ_2M) === region,
+    );
     if (held) this.machine.rmpUpdateOverlapped(hpa, { assigned: true, asid: this.asid, gpa: at, size: '4K' });
   }
 

@@ -110,7 +110,7 @@ export class GuestMemory {
     const mark = recorder.callCount;
     this.hv.npf(fault, access);
     loop.exits++;
-    loop.repeats = recorder.callsSince(mark).some(changesTables) ? 0 : loop.repeats + 1;
+    loop.repeats = recorder.someSince(mark, changesTables) ? 0 : loop.repeats + 1;
     return loop.repeats < LIVELOCK_REPEATS && loop.exits < MAX_NPF_EXITS;
   }
 

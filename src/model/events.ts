@@ -180,9 +180,14 @@ export class Recorder {
     if (len > 0) this.gfns.add(Math.floor(gpa / SZ_4K), Math.ceil((gpa + len) / SZ_4K));
   }
 
-  /** The calls recorded since the step had `count` of them (the host's answer to one fault). */
-  callsSince(count: number): readonly PrimitiveCall[] {
-    return this.calls.slice(count);
+  /**
+   * Whether a call recorded since the step had `count` of them passes `test` (the host's answer to
+   * one fault changed a table), without copying them: the guest asks after every #NPF exit.
+   */
+  someSince(count: number, test: (call: PrimitiveCall) => boolean): boolean {
+    const calls = this.calls;
+    for (let i = count; i < calls.length; i++) if (test(calls[i]!)) return true;
+    return false;
   }
 
   /** What the step did so far, without ending it. */
