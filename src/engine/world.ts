@@ -19,7 +19,7 @@ import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
 import { StepEvents } from '../model/events.ts';
 import type { Fault, PrimitiveCall } from '../model/types.ts';
-import { SZ_2M, SZ_4K, alignDown, pageBytes } from '../model/size.ts';
+import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
@@ -513,9 +513,9 @@ class SimWorld implements World {
     const out: StrayFrame[] = [];
     for (const piece of pieces) {
       // The S2 maps whole 4K pages, so the GPA and the HPA share their offset in the page.
-      const first = piece.hpa - (piece.hpa % SZ_4K);
+      const first = alignDown(piece.hpa, SZ_4K);
       for (let hpa = first; hpa < piece.hpa + piece.len; hpa += SZ_4K) {
-        const gpa = piece.gpa - (piece.gpa % SZ_4K) + (hpa - first);
+        const gpa = alignDown(piece.gpa, SZ_4K) + (hpa - first);
         const frame = this.hostActor.frame(hpa);
         if (frame.state === 'backing' && (frame.kind === 'gmem' || frame.gpa === gpa)) continue;
         out.push({ hpa, gpa, frame });
@@ -549,7 +549,7 @@ class SimWorld implements World {
           else for (const device of machine.devices) machine.ioUnmap(device.id, op.gpa, pageBytes(op.size));
           break;
         case 'hw_host_write':
-          machine.hostWrite(op.hpa - (op.hpa % SZ_4K));
+          machine.hostWrite(alignDown(op.hpa, SZ_4K));
           break;
       }
     } catch (error) {

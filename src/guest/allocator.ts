@@ -12,7 +12,7 @@
 // IovaAllocator: the guest IOMMU driver's IOVA space for a vIOMMU device (drivers/iommu/iova.c,
 // size-aligned allocations as iommu_dma_alloc_iova() asks), never reusing a freed range.
 
-import { FRAMES_PER_2M, SZ_4K } from '../model/size.ts';
+import { FRAMES_PER_2M, offsetIn, SZ_4K } from '../model/size.ts';
 
 /** include/linux/mmzone.h (x86): the largest buddy block, 4 MiB. */
 export const MAX_PAGE_ORDER = 10;
@@ -52,7 +52,7 @@ export class PageAllocator {
   }
 
   isBusy(gfn: number): boolean {
-    return (this.busy.get(Math.floor(gfn / FRAMES_PER_2M))?.[gfn % FRAMES_PER_2M] ?? 0) !== 0;
+    return (this.busy.get(Math.floor(gfn / FRAMES_PER_2M))?.[offsetIn(gfn, FRAMES_PER_2M)] ?? 0) !== 0;
   }
 
   /** The page is neither allocated nor reserved. */
@@ -137,7 +137,7 @@ export class PageAllocator {
         continue;
       }
       const map = this.busy.get(region);
-      for (; at < stop; at++) if (((map?.[at % FRAMES_PER_2M] ?? 0) === 0) !== free) return at;
+      for (; at < stop; at++) if (((map?.[offsetIn(at, FRAMES_PER_2M)] ?? 0) === 0) !== free) return at;
     }
     return limit;
   }
@@ -155,7 +155,7 @@ export class PageAllocator {
         continue;
       }
       const map = this.busy.get(region);
-      for (; at < regionEnd; at++) if ((map?.[at % FRAMES_PER_2M] ?? 0) !== 0) return at;
+      for (; at < regionEnd; at++) if ((map?.[offsetIn(at, FRAMES_PER_2M)] ?? 0) !== 0) return at;
     }
     return undefined;
   }
@@ -189,7 +189,7 @@ export class PageAllocator {
       map = new Uint8Array(FRAMES_PER_2M);
       this.busy.set(region, map);
     }
-    const i = gfn % FRAMES_PER_2M;
+    const i = offsetIn(gfn, FRAMES_PER_2M);
     if ((map[i] ?? 0) === value) return;
     map[i] = value;
     const count = (this.busyCount.get(region) ?? 0) + (value === 1 ? 1 : -1);

@@ -13,7 +13,7 @@ import { checkCount, checkDmaAttrs, checkPlacement, describeValue } from '../pol
 import type { CoherentBuffer, GuestPage, GuestView, StreamingMapping, SwiotlbView } from '../api.ts';
 import { LOW_RESERVED } from '../model/layout.ts';
 import type { Machine } from '../model/machine.ts';
-import { SZ_2K, SZ_2M, SZ_4K, alignDown, alignUp } from '../model/size.ts';
+import { alignDown, alignUp, offsetIn, SZ_2K, SZ_2M, SZ_4K } from '../model/size.ts';
 import type { Config, DmaDirection } from '../ops/types.ts';
 import { linuxBounces, type BounceRequest, type CoherentFreeAction, type CoherentSource, type DmaAttrs, type GuestContext, type GuestPolicy, type SwiotlbPlacement } from '../policies/types.ts';
 import type { ActorEnv } from '../host/env.ts';
@@ -474,7 +474,7 @@ export class Guest implements GuestView {
     record.view.iova = record.view.gpa;
     if (this.isNested(dev)) {
       record.s1 = this.s1Map(dev, record.view.gpa, bytes);
-      record.view.iova = record.s1.iova + (record.view.gpa % SZ_4K);
+      record.view.iova = record.s1.iova + offsetIn(record.view.gpa, SZ_4K);
     }
     this.nextBuffer++;
     this.machine.recorder.touchGfnRange(record.view.gpa, size);
@@ -589,7 +589,7 @@ export class Guest implements GuestView {
     const record: MappingRecord = { view, block };
     if (this.isNested(dev)) {
       record.s1 = this.s1Map(dev, view.iova, bytes);
-      view.iova = record.s1.iova + (view.iova % SZ_4K);
+      view.iova = record.s1.iova + offsetIn(view.iova, SZ_4K);
     }
     this.nextMapping++;
     this.liveMappings.push(record);

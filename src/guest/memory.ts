@@ -11,7 +11,7 @@
 
 import type { GuestEvent, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { SZ_2M, SZ_4K, alignDown, type PageSize } from '../model/size.ts';
+import { alignDown, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
 import type { Config } from '../ops/types.ts';
 import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
@@ -75,7 +75,7 @@ const hexOf = (n: number): string => `0x${n.toString(16)}`;
 const accessWhat = (gpa: number, write: boolean, priv: boolean): string => `${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}`;
 
 export function linuxPageSize(gpa: number, remaining: number): PageSize {
-  return gpa % SZ_2M === 0 && remaining >= SZ_2M ? '2M' : '4K';
+  return offsetIn(gpa, SZ_2M) === 0 && remaining >= SZ_2M ? '2M' : '4K';
 }
 
 export function linuxConversionSteps(to: 'shared' | 'private'): readonly ConversionStep[] {
@@ -299,7 +299,7 @@ export class GuestMemory {
             if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${JSON.stringify(chosen)}`);
             // No silent correction: a 2M PSC entry or PVALIDATE must be 2M-aligned and fit the
             // range (__set_pages_state()); the policy chose one that is not.
-            if (chosen === '2M' && (gpa % SZ_2M !== 0 || remaining < SZ_2M)) {
+            if (chosen === '2M' && (offsetIn(gpa, SZ_2M) !== 0 || remaining < SZ_2M)) {
               throw new Error(`pageSize returned "2M" at gpa ${hexOf(gpa)} with ${hexOf(remaining)} bytes remaining: a 2M entry needs a 2M-aligned gpa and 2M to go`);
             }
             return chosen;

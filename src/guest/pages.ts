@@ -7,7 +7,7 @@
 
 import { GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type GuestPage } from '../api.ts';
 import { RegionMap } from '../model/regions.ts';
-import { FRAMES_PER_2M } from '../model/size.ts';
+import { FRAMES_PER_2M, offsetIn } from '../model/size.ts';
 
 export const ACCEPTED = GUEST_PAGE_ACCEPTED;
 export const SHARED = GUEST_PAGE_SHARED;
@@ -28,7 +28,7 @@ export class PageStates {
   flags(gfn: number): number {
     const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
     if (region === undefined) return 0;
-    return region.bytes === undefined ? region.uniform : (region.bytes[gfn % FRAMES_PER_2M] ?? 0);
+    return region.bytes === undefined ? region.uniform : (region.bytes[offsetIn(gfn, FRAMES_PER_2M)] ?? 0);
   }
 
   has(gfn: number, flag: number): boolean {

@@ -11,7 +11,7 @@
 // leaves a static IO mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
 
 import { RegionMap } from '../model/regions.ts';
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from '../model/size.ts';
+import { FRAMES_PER_2M, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
 import type { HostBacking } from '../policies/types.ts';
 import type { HostFrames } from './frames.ts';
 
@@ -61,7 +61,7 @@ export class Backing {
   ) {}
 
   state(gfn: number): PageBacking {
-    return (this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.state[gfn % FRAMES_PER_2M] ?? NOT_BACKED) as PageBacking;
+    return (this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.state[offsetIn(gfn, FRAMES_PER_2M)] ?? NOT_BACKED) as PageBacking;
   }
 
   /** Pages of the 2M region `index` (gpa / 2M) in the shared state. */
@@ -81,7 +81,7 @@ export class Backing {
   sharedFrame(gfn: number): number | undefined {
     const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
     if (region === undefined) return undefined;
-    const i = gfn % FRAMES_PER_2M;
+    const i = offsetIn(gfn, FRAMES_PER_2M);
     const own = region.ownHpa(i);
     if (own !== undefined) return own;
     return region.chunk !== undefined && region.state[i] === SHARED ? region.chunk + i * SZ_4K : undefined;
@@ -99,7 +99,7 @@ export class Backing {
       if (next === NOT_BACKED) return;
       region = this.regions.add(index, new Region());
     }
-    const i = gfn % FRAMES_PER_2M;
+    const i = offsetIn(gfn, FRAMES_PER_2M);
     const old = region.state[i] ?? NOT_BACKED;
     if (old === PRIVATE) region.private--;
     if (old === SHARED) {
@@ -240,7 +240,7 @@ export class Backing {
     const gfn = Math.floor(gpa / SZ_4K);
     const state = this.state(gfn);
     if (state === NOT_BACKED) return -1;
-    if (state === SHARED) return (this.sharedFrame(gfn) ?? 0) + (gpa % SZ_4K);
+    if (state === SHARED) return (this.sharedFrame(gfn) ?? 0) + offsetIn(gpa, SZ_4K);
     return GMEM_BASE + gpa;
   }
 

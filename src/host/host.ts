@@ -13,7 +13,7 @@ import type { Fault, PrimitiveCall } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
 import type { Config } from '../ops/types.ts';
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, alignDown, pfnOf, type PageSize } from '../model/size.ts';
+import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, pfnOf, SZ_2M, SZ_4K } from '../model/size.ts';
 import type {
   ConvertRequest,
   HostBacking,
@@ -215,7 +215,7 @@ export class Host implements HostView, Hypervisor {
       if (first === undefined) return 'PSC_INVALID_HDR';
       const npages = first.size === '2M' ? FRAMES_PER_2M : 1;
       if (first.curPage > npages) return 'PSC_INVALID_ENTRY';
-      if (first.size === '2M' && first.gfn % FRAMES_PER_2M !== 0) return 'PSC_INVALID_ENTRY';
+      if (first.size === '2M' && offsetIn(first.gfn, FRAMES_PER_2M) !== 0) return 'PSC_INVALID_ENTRY';
       // A 2M entry already partly done continues as 4K pages (snp_begin_psc()).
       let pages = npages - first.curPage;
       const pageSize: PageSize = first.size === '2M' && first.curPage === 0 ? '2M' : '4K';
@@ -224,7 +224,7 @@ export class Host implements HostView, Hypervisor {
         const next = entries[last + 1];
         if (next === undefined || next.op !== first.op || next.curPage !== 0 || next.size !== first.size) break;
         if (next.gfn !== first.gfn + first.curPage + pages) break;
-        if (next.size === '2M' && next.gfn % FRAMES_PER_2M !== 0) break;
+        if (next.size === '2M' && offsetIn(next.gfn, FRAMES_PER_2M) !== 0) break;
         pages += next.size === '2M' ? FRAMES_PER_2M : 1;
         last++;
       }
@@ -260,7 +260,7 @@ export class Host implements HostView, Hypervisor {
       if (result === undefined) return request.len;
       // Validated at the boundary (issue 14, item 17), no silent correction (issue 12): KVM
       // advances cur_page by whole pages, never past the request.
-      if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < 0 || result > request.len || result % SZ_4K !== 0) {
+      if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < 0 || result > request.len || offsetIn(result, SZ_4K) !== 0) {
         throw new Error(
           `convert returned ${describeValue(result)} bytes done for the request of ${request.len} bytes at gpa 0x${request.gpa.toString(16)}: expected a multiple of 4096 from 0 to ${request.len} (or nothing for all)`,
         );

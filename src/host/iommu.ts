@@ -5,7 +5,7 @@
 
 import type { Leaf, PageTableView } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { SZ_2M, alignDown, pfnOf } from '../model/size.ts';
+import { alignDown, offsetIn, pfnOf, SZ_2M } from '../model/size.ts';
 import type { GatheredRange, IoEvent, IommuHelpers } from '../policies/types.ts';
 import type { Backing } from './backing.ts';
 import type { ActorEnv } from './env.ts';
@@ -86,7 +86,7 @@ export class Iommu implements IommuHelpers {
       const frame = hpa + done;
       const regionEnd = alignDown(at, SZ_2M) + SZ_2M;
       const chunk = Math.min(len - done, regionEnd - at);
-      const whole = at % SZ_2M === 0 && chunk === SZ_2M && frame % SZ_2M === 0;
+      const whole = offsetIn(at, SZ_2M) === 0 && chunk === SZ_2M && offsetIn(frame, SZ_2M) === 0;
       if (whole) {
         const entry = this.machine.rmp.entry(pfnOf(frame));
         if (entry.assigned && entry.size === '2M') {

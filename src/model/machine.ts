@@ -12,7 +12,7 @@ import { Recorder, createCounters } from './events.ts';
 import { Memory } from './memory.ts';
 import { createPageTable, type InvalidationRange, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
 import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
-import { SZ_2M, SZ_4K, hex, pageBytes, type PageSize } from './size.ts';
+import { alignDown, hex, offsetIn, pageBytes, type PageSize, SZ_2M, SZ_4K } from './size.ts';
 import {
   PVALIDATE_FAIL_INPUT,
   RMPUPDATE_FAIL_OVERLAP,
@@ -121,7 +121,7 @@ export class Machine {
       throw new HardwareUsageError(MODEL_NAME, 'asid', options.asid, 'a guest ASID is 1..1023 (10-bit RMP field)');
     }
     // The sDTE holds vTOM in 2 MiB units (research/amd-snp.md section 5).
-    if (!Number.isSafeInteger(options.vtom) || options.vtom < 0 || options.vtom % SZ_2M !== 0 || options.vtom > MAX_ADDRESS) {
+    if (!Number.isSafeInteger(options.vtom) || options.vtom < 0 || offsetIn(options.vtom, SZ_2M) !== 0 || options.vtom > MAX_ADDRESS) {
       throw new HardwareUsageError(MODEL_NAME, 'vtom', options.vtom, 'the sDTE stores vTOM in 2M units');
     }
     this.asid = options.asid;
@@ -213,7 +213,7 @@ export class Machine {
     if (args.size === '4K') this.directMap4K.add(Math.floor(hpa / SZ_2M));
     const old = this.rmpTable.load(pfn, this.scratch);
     const oldAssigned = old.assigned;
-    const oldGpa = old.gpa - (old.gpa % pageBytes(old.size));
+    const oldGpa = alignDown(old.gpa, pageBytes(old.size));
     const oldBytes = pageBytes(old.size);
     const status = this.rmpTable.rmpUpdate(hpa, args);
     if (status === RMPUPDATE_OK) {
@@ -505,7 +505,7 @@ export class Machine {
     const prim = 'host_direct_map_split';
     checkAddress(prim, 'hpa', hpa);
     this.directMap4K.add(Math.floor(hpa / SZ_2M));
-    this.recorder.touchFrameRange(hpa - (hpa % SZ_2M), SZ_2M);
+    this.recorder.touchFrameRange(alignDown(hpa, SZ_2M), SZ_2M);
     this.recorder.call(prim, { hpa }, 'ok');
   }
 
@@ -514,7 +514,7 @@ export class Machine {
     const prim = 'host_direct_map_merge';
     checkAddress(prim, 'hpa', hpa);
     this.directMap4K.delete(Math.floor(hpa / SZ_2M));
-    this.recorder.touchFrameRange(hpa - (hpa % SZ_2M), SZ_2M);
+    this.recorder.touchFrameRange(alignDown(hpa, SZ_2M), SZ_2M);
     this.recorder.call(prim, { hpa }, 'ok');
   }
 
@@ -536,7 +536,7 @@ export class Machine {
     if (size !== '4K' && size !== '2M') throw new HardwareUsageError(prim, 'size', size, 'expected "4K" or "2M"');
     if (typeof validate !== 'boolean') throw new HardwareUsageError(prim, 'validate', validate, 'expected a boolean');
     const args = { gpa, size, validate };
-    if (size === '2M' && gpa % SZ_2M !== 0) {
+    if (size === '2M' && offsetIn(gpa, SZ_2M) !== 0) {
       this.recorder.touchGfn(gpa / SZ_4K);
       this.recorder.call(prim, args, PVALIDATE_FAIL_INPUT);
       return { status: PVALIDATE_FAIL_INPUT };
@@ -550,7 +550,7 @@ export class Machine {
       return { npf };
     }
     const translated = leaf.pa + (gpa - leaf.iova);
-    const hpa = size === '2M' ? translated - (translated % SZ_2M) : translated;
+    const hpa = size === '2M' ? alignDown(translated, SZ_2M) : translated;
     const outcome = this.rmpTable.pvalidateEntry(hpa, gpa, this.asid, size, validate);
     const bytes = pageBytes(size);
     if (outcome < 0) {
@@ -590,7 +590,7 @@ export class Machine {
     checkAddress(prim, 'gpa', gpa);
     const len = access.len ?? 1;
     checkLength(prim, len);
-    if ((gpa % SZ_4K) + len > SZ_4K) throw new HardwareUsageError(prim, 'len', len, 'one access stays inside a 4K page');
+    if (offsetIn(gpa, SZ_4K) + len > SZ_4K) throw new HardwareUsageError(prim, 'len', len, 'one access stays inside a 4K page');
     const args = { gpa, write: access.write, private: access.private, len };
     const checked = this.cpuCheck(gpa, access.write, access.private);
     if (typeof checked !== 'number') {
@@ -627,7 +627,7 @@ export class Machine {
     while (done < len) {
       const src = srcGpa + done;
       const dst = dstGpa + done;
-      const step = Math.min(len - done, SZ_4K - (src % SZ_4K), SZ_4K - (dst % SZ_4K));
+      const step = Math.min(len - done, SZ_4K - offsetIn(src, SZ_4K), SZ_4K - offsetIn(dst, SZ_4K));
       const srcHpa = this.cpuCheck(src, false, srcPrivate);
       const dstHpa = typeof srcHpa === 'number' ? this.cpuCheck(dst, true, dstPrivate) : srcHpa;
       if (typeof srcHpa !== 'number' || typeof dstHpa !== 'number') {
@@ -747,7 +747,7 @@ export class Machine {
         // Leaves of 2M or more are checked (and cached) as 2M, smaller ones as 4K (Alexey, 22 Jan).
         checked = leaf.size >= SZ_2M ? '2M' : '4K';
         const bytes = pageBytes(checked);
-        regionGpa = gpa - (gpa % bytes);
+        regionGpa = alignDown(gpa, bytes);
         // Leaves are aligned to their size in both IOVA and PA, so this is the region's base HPA.
         regionHpa = leaf.pa + (regionGpa - leaf.iova);
       }
@@ -840,7 +840,7 @@ export class Machine {
       const entry = this.rmpTable.load(pfn, this.scratch);
       if (!entry.assigned) return 'not assigned';
       if (entry.asid !== this.asid) return 'asid mismatch';
-      if (entry.gpa !== gpa - (gpa % SZ_4K)) return 'gpa mismatch';
+      if (entry.gpa !== alignDown(gpa, SZ_4K)) return 'gpa mismatch';
       if (entry.size !== checked) return 'size mismatch';
       return '';
     }
@@ -865,7 +865,7 @@ export class Machine {
     if (priv) {
       if (!entry.assigned) reason = 'not assigned';
       else if (entry.asid !== this.asid) reason = 'asid mismatch';
-      else if (entry.gpa !== gpa - (gpa % SZ_4K)) reason = 'gpa mismatch';
+      else if (entry.gpa !== alignDown(gpa, SZ_4K)) reason = 'gpa mismatch';
       // #NPF(RMP), recoverable by PSMASH + zapping the 2M GFN range (sev_handle_rmp_fault()).
       else if (leaf.size < SZ_2M && entry.size === '2M') reason = 'npt 4K over rmp 2M';
       // KVM never builds this (sev_gmem_max_mapping_level()); what the hardware does is
@@ -931,7 +931,7 @@ function checkAddress(prim: string, name: string, value: unknown, alignment = 1)
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_ADDRESS) {
     throw new HardwareUsageError(prim, name, value, 'expected an integer address in [0, 2^52]');
   }
-  if (value % alignment !== 0) throw new HardwareUsageError(prim, name, value, `must be aligned to ${alignment} bytes`);
+  if (offsetIn(value, alignment) !== 0) throw new HardwareUsageError(prim, name, value, `must be aligned to ${alignment} bytes`);
 }
 
 function checkLength(prim: string, value: unknown, name = 'len'): asserts value is number {

@@ -8,7 +8,7 @@
 // deterministic for a given op sequence.
 
 import { RegionMap } from './regions.ts';
-import { SZ_2K, SZ_2M } from './size.ts';
+import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
 
@@ -24,7 +24,7 @@ export class Memory {
   }
 
   private get(chunk: number): number {
-    return this.regions.get(Math.floor(chunk / CHUNKS_PER_2M))?.[chunk % CHUNKS_PER_2M] ?? 0;
+    return this.regions.get(Math.floor(chunk / CHUNKS_PER_2M))?.[offsetIn(chunk, CHUNKS_PER_2M)] ?? 0;
   }
 
   private set(chunk: number, token: number): void {
@@ -34,7 +34,7 @@ export class Memory {
       if (token === 0) return;
       region = this.regions.add(key, new Float64Array(CHUNKS_PER_2M));
     }
-    const i = chunk % CHUNKS_PER_2M;
+    const i = offsetIn(chunk, CHUNKS_PER_2M);
     this.written += (token !== 0 ? 1 : 0) - ((region[i] ?? 0) !== 0 ? 1 : 0);
     region[i] = token;
   }

@@ -9,7 +9,7 @@
 // code (a 2M update at an unaligned frame, overlap, immutable) is returned as that status.
 
 import { RegionMap } from './regions.ts';
-import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from './size.ts';
+import { FRAMES_PER_2M, offsetIn, type PageSize, SZ_2M, SZ_4K } from './size.ts';
 import {
   PSMASH_FAIL_INPUT,
   PSMASH_OK,
@@ -168,7 +168,7 @@ export class Rmp {
       out.vmsa = false;
       return out;
     }
-    const i = pfn % FRAMES_PER_2M;
+    const i = offsetIn(pfn, FRAMES_PER_2M);
     const base = region.flags0;
     if ((base & SIZE_2M) !== 0) {
       const assigned = (base & ASSIGNED) !== 0;
@@ -207,7 +207,7 @@ export class Rmp {
     if (region === undefined) return false;
     const base = region.flags0;
     if ((base & SIZE_2M) !== 0) return (base & ASSIGNED) !== 0;
-    return (rawFlags(region, pfn % FRAMES_PER_2M) & ASSIGNED) !== 0;
+    return (rawFlags(region, offsetIn(pfn, FRAMES_PER_2M)) & ASSIGNED) !== 0;
   }
 
   /** The size that governs `pfn` (from the 2M-aligned entry). */
@@ -328,7 +328,7 @@ export class Rmp {
   rmpUpdate(hpa: number, args: RmpUpdateArgs): number {
     const pfn = Math.floor(hpa / SZ_4K);
     const key = Math.floor(pfn / FRAMES_PER_2M);
-    const i = pfn % FRAMES_PER_2M;
+    const i = offsetIn(pfn, FRAMES_PER_2M);
     const immutableBit = args.immutable === true ? IMMUTABLE : 0;
     const assignedBit = args.assigned ? ASSIGNED : 0;
     // writable(): a region shared with a boot-cache template is copied before it changes.
@@ -338,7 +338,7 @@ export class Rmp {
 
     if (args.size === '2M') {
       if (i !== 0) return RMPUPDATE_FAIL_INPUT;
-      if (args.assigned && args.gpa % SZ_2M !== 0) return RMPUPDATE_FAIL_INPUT;
+      if (args.assigned && offsetIn(args.gpa, SZ_2M) !== 0) return RMPUPDATE_FAIL_INPUT;
       let validatedBit = 0;
       if (region !== undefined) {
         const base = region.flags0;
@@ -402,7 +402,7 @@ export class Rmp {
    */
   psmash(hpa: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
-    if (hpa % SZ_2M !== 0) return PSMASH_FAIL_INPUT;
+    if (offsetIn(hpa, SZ_2M) !== 0) return PSMASH_FAIL_INPUT;
     const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PSMASH_FAIL_INPUT;
     const base = region.flags0;
@@ -430,11 +430,11 @@ export class Rmp {
    * sev_handle_rmp_fault() PSMASHes), then CF=1 when already in the requested state.
    */
   pvalidateEntry(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
-    if (size === '2M' && (hpa % SZ_2M !== 0 || gpa % SZ_2M !== 0)) return PVALIDATE_FAIL_INPUT;
+    if (size === '2M' && (offsetIn(hpa, SZ_2M) !== 0 || offsetIn(gpa, SZ_2M) !== 0)) return PVALIDATE_FAIL_INPUT;
     const pfn = Math.floor(hpa / SZ_4K);
     const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
-    const i = pfn % FRAMES_PER_2M;
+    const i = offsetIn(pfn, FRAMES_PER_2M);
     const is2M = (region.flags0 & SIZE_2M) !== 0;
     const at = is2M ? 0 : i;
     const flags = rawFlags(region, at);
