@@ -4,7 +4,7 @@ import { type PageTableFormat, checkVaBits, itemLg2, topLevelForVaBits } from '.
 import { getFormat } from './formats/index.ts';
 import { Gather } from './gather.ts';
 import { resolvePageSizes } from './pgsizes.ts';
-import { formatSize, isAligned, pow2 } from './size.ts';
+import { formatSize, isAligned, offsetIn, pow2 } from './size.ts';
 import { EMPTY, SUMMARY_LINEAR, SUMMARY_MIXED, SUMMARY_UNKNOWN, TABLE, TableStore } from './table.ts';
 import type { InvalidationRange, Leaf, MapResult, PageTable, PageTableOptions, PageTableStats, UnmapResult } from './types.ts';
 
@@ -144,7 +144,7 @@ class IoPageTable implements PageTable {
         // the greedy choice stays this size: the rest of the table takes a run of them at once.
         const size = this.sizes[k]!;
         const larger = this.sizes[k + 1];
-        const sameChoice = larger === undefined || (oa - va) % larger !== 0;
+        const sameChoice = larger === undefined || offsetIn(oa - va, larger) !== 0;
         const last = sameChoice ? slot + Math.min((tableEnd - va) / size, Math.floor((len - done) / size)) : slot + 1;
         const kinds = store.kind;
         const entries = store.entry;
@@ -607,7 +607,7 @@ class LeafIterator implements Iterator<Leaf> {
     if (from < end) {
       this.tables.push(root);
       this.bases.push(0);
-      this.next_.push(Math.floor(from / itemSize[store.level[root]!]!) % store.items);
+      this.next_.push(offsetIn(Math.floor(from / itemSize[store.level[root]!]!), store.items));
     }
   }
 
