@@ -53,6 +53,8 @@ export interface PageTableView {
    * returns the number of runs. No allocation once `out` has grown.
    */
   leafRuns(from: number, to: number, out: number[]): number;
+  /** Bytes mapped under leaves of at least `atLeast` bytes (all leaves by default), from counters (API v2). */
+  leafBytes(atLeast?: number): number;
 }
 
 export interface RmpView {
@@ -69,6 +71,11 @@ export interface RmpView {
    * result or untouched memory is one run: walk [a, b) with load() + runEnd(), run by run.
    */
   runEnd(pfn: number, limit: number): number;
+  /**
+   * How many frames load() reads as assigned to `asid`, and how many of them lie under a 2M
+   * entry: counters the RMP keeps as entries change, so asking costs nothing (API v2).
+   */
+  assignedCount(asid: number): { frames: number; frames2M: number };
 }
 
 export interface IotlbEntry {

@@ -2,7 +2,7 @@
 // under 2M leaves in each table, how often the host smashed and split, how big the IOTLB grew.
 // A policy may be correct and slow; these numbers say how slow.
 
-import { FRAME_LIMIT, defaultRmpEntry, SZ_2M, SZ_4K, type Leaf, type PageTableView, type View, pfnOf } from '../api.ts';
+import { defaultRmpEntry, SZ_2M, SZ_4K, type Leaf, type PageTableView, type View, pfnOf } from '../api.ts';
 
 export interface Metrics {
   /** Share (0..1) of assigned guest frames under 2M RMP entries. */
@@ -32,13 +32,13 @@ function isPrivate(view: View, pfn: number): boolean {
 }
 
 /**
- * Bytes under the leaves of `table` (`all`), and under its leaves of 2M or more (`large`), only those whose first frame is private when
- * `privateOnly`, as summing over leaves() would, in steps of runs and 2M blocks rather than
+ * Bytes under the leaves of `table` whose first frame is private (`all`), and under such leaves
+ * of 2M or more (`large`), as summing over leaves() would, in steps of runs and 2M blocks rather than
  * leaves: leafRuns() gives a table of 512 linear 4K leaves (a swiotlb pool mapped 4K by 4K) as
  * one piece, and inside a run each 2M-aligned block is either one leaf of 2M or more or leaves
  * below 2M, none crossing the block's edge (leaves are naturally aligned).
  */
-function tableBytes(view: View, table: PageTableView, privateOnly: boolean): { all: number; large: number } {
+function privateBytes(view: View, table: PageTableView): { all: number; large: number } {
   const bytes = { all: 0, large: 0 };
   const count = table.leafRuns(0, Number.MAX_SAFE_INTEGER, runs);
   for (let r = 0; r < count; r++) {
@@ -49,7 +49,7 @@ function tableBytes(view: View, table: PageTableView, privateOnly: boolean): { a
     for (let at = iova; at < end; ) {
       table.leafInto(at, leaf);
       if (leaf.size >= SZ_2M) {
-        if (!privateOnly || isPrivate(view, pfnOf(pa + (at - iova)))) {
+        if (isPrivate(view, pfnOf(pa + (at - iova)))) {
           bytes.all += leaf.size;
           bytes.large += leaf.size;
         }
@@ -57,7 +57,7 @@ function tableBytes(view: View, table: PageTableView, privateOnly: boolean): { a
         continue;
       }
       const stop = Math.min(end, Math.floor(at / SZ_2M) * SZ_2M + SZ_2M);
-      bytes.all += privateOnly ? privateSmallBytes(view, table, at, stop, pa + (at - iova)) : stop - at;
+      bytes.all += privateSmallBytes(view, table, at, stop, pa + (at - iova));
       at = stop;
     }
   }
@@ -89,28 +89,16 @@ function privateSmallBytes(view: View, table: PageTableView, from: number, stop:
 }
 
 export function computeMetrics(view: View): Metrics {
-  let assigned = 0;
-  let assigned2M = 0;
-  // Run by run (RmpView.runEnd): a run shares assigned, ASID and size, and hypervisor-owned
-  // memory (a swiotlb pool shared with 2M RMPUPDATEs) is a few runs, whatever its size.
-  for (let pfn = 0; pfn < FRAME_LIMIT; ) {
-    const end = view.rmp.runEnd(pfn, FRAME_LIMIT);
-    if (isPrivate(view, pfn)) {
-      // isPrivate() left the run's entry in `entry`.
-      assigned += end - pfn;
-      if (entry.size === '2M') assigned2M += end - pfn;
-    }
-    pfn = end;
-  }
+  // Counters the RMP and the page tables keep as they change (issue 15), not a sweep per case.
+  const { frames: assigned, frames2M: assigned2M } = view.rmp.assignedCount(view.asid);
   // Private leaves only: shared memory is hypervisor-owned, no RMP entry limits its NPT size.
-  const { all: nptBytes, large: npt2M } = tableBytes(view, view.npt, true);
+  const { all: nptBytes, large: npt2M } = privateBytes(view, view.npt);
   let ioBytes = 0;
   let io2M = 0;
   let iotlb = 0;
   for (const device of view.devices) {
-    const bytes = tableBytes(view, device.s2, false);
-    ioBytes += bytes.all;
-    io2M += bytes.large;
+    ioBytes += device.s2.leafBytes();
+    io2M += device.s2.leafBytes(SZ_2M);
     iotlb += device.iotlb.size;
   }
   return {

@@ -135,6 +135,12 @@ export class Rmp {
   /** Scratch entries of runEnd(). */
   private readonly runRef: RmpEntry = defaultRmpEntry();
   private readonly runCur: RmpEntry = defaultRmpEntry();
+  /**
+   * Frames assigned to each ASID, and of those the frames under a 2M entry, kept as the entries
+   * change (issue 15: metrics as counters, not a sweep of the RMP after every case).
+   */
+  private readonly assignedFrames = new Map<number, number>();
+  private readonly assigned2MFrames = new Map<number, number>();
 
   /** Regions allocated so far (for scale tests: grows with what is touched, not with memory). */
   get regionCount(): number {
@@ -149,6 +155,11 @@ export class Rmp {
   }
 
   // ---- reads ----------------------------------------------------------------------------
+
+  /** Frames whose entry (as load() reads it) is assigned to `asid`, and those under a 2M entry. */
+  assignedCount(asid: number): { frames: number; frames2M: number } {
+    return { frames: this.assignedFrames.get(asid) ?? 0, frames2M: this.assigned2MFrames.get(asid) ?? 0 };
+  }
 
   /**
    * Fill `out` with the entry of `pfn` as RMPREAD and the access checks see it. The size comes
@@ -349,8 +360,9 @@ export class Rmp {
           // 4K -> 2M: the sub-entries are all unassigned and mutable (checked above). Reset them:
           // under a 2M entry only the base entry is ever read.
           resetRegion(region);
-        } else if ((base & ASSIGNED) === assignedBit && region.asid0 === args.asid && region.gpa0 === args.gpa) {
-          validatedBit = base & (VALIDATED | VMSA);
+        } else {
+          if ((base & ASSIGNED) === assignedBit && region.asid0 === args.asid && region.gpa0 === args.gpa) validatedBit = base & (VALIDATED | VMSA);
+          if ((base & ASSIGNED) !== 0) this.countAssigned(region.asid0, -FRAMES_PER_2M, -FRAMES_PER_2M);
         }
       } else {
         // Even an unassigned 2M entry is a state of its own (size 2M): allocate.
@@ -361,6 +373,7 @@ export class Rmp {
       region.gpa0 = args.gpa;
       region.assigned4K = 0;
       region.immutable4K = 0;
+      if (args.assigned) this.countAssigned(args.asid, FRAMES_PER_2M, FRAMES_PER_2M);
       return RMPUPDATE_OK;
     }
 
@@ -387,7 +400,10 @@ export class Rmp {
     const unchanged =
       (old & ASSIGNED) === assignedBit && (base & SIZE_2M) === 0 && rawAsid(region, i) === args.asid && rawGpa(region, i) === args.gpa;
     const keep = unchanged ? old & (VALIDATED | VMSA) : 0;
+    // (A demoted unassigned 2M entry left all 512 frames unassigned: only frame i's own entry counts.)
+    if ((old & ASSIGNED) !== 0) this.countAssigned(rawAsid(region, i), -1, 0);
     this.writeRaw(region, i, assignedBit | immutableBit | keep, args.asid, args.gpa);
+    if (args.assigned) this.countAssigned(args.asid, 1, 0);
     return RMPUPDATE_OK;
   }
 
@@ -417,6 +433,8 @@ export class Rmp {
     region.gpaStep = SZ_4K;
     region.assigned4K = FRAMES_PER_2M;
     region.immutable4K = (keep & IMMUTABLE) !== 0 ? FRAMES_PER_2M : 0;
+    // The 512 frames stay assigned to the same ASID, now under 4K entries.
+    this.countAssigned(region.asid0, 0, -FRAMES_PER_2M);
     return PSMASH_OK;
   }
 
@@ -453,6 +471,11 @@ export class Rmp {
   }
 
   // ---- internals --------------------------------------------------------------------------
+
+  private countAssigned(asid: number, frames: number, frames2M: number): void {
+    if (frames !== 0) this.assignedFrames.set(asid, (this.assignedFrames.get(asid) ?? 0) + frames);
+    if (frames2M !== 0) this.assigned2MFrames.set(asid, (this.assigned2MFrames.get(asid) ?? 0) + frames2M);
+  }
 
   private writeRaw(region: Region, i: number, flags: number, asid: number, gpa: number): void {
     const old = rawFlags(region, i);

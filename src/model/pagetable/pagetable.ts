@@ -555,6 +555,16 @@ class IoPageTable implements PageTable {
     return ranges;
   }
 
+  leafBytes(atLeast = 0): number {
+    let bytes = 0;
+    // leafCount counts a leaf once whatever its replicas (contiguous entries), at its own size.
+    for (let lg2 = 0; lg2 < this.leafCount.length; lg2++) {
+      const count = this.leafCount[lg2]!;
+      if (count > 0 && pow2(lg2) >= atLeast) bytes += count * pow2(lg2);
+    }
+    return bytes;
+  }
+
   stats(): PageTableStats {
     const leavesBySize: Record<string, number> = {};
     this.leafCount.forEach((count, lg2) => {

@@ -77,6 +77,8 @@ export interface PageTable {
    * in address order, and returns the number of runs. No allocation once `out` has grown.
    */
   leafRuns(from: number, to: number, out: number[]): number;
+  /** Bytes mapped under leaves of at least `atLeast` bytes (default: every leaf), from the leaf counts. */
+  leafBytes(atLeast?: number): number;
   /** The driver's iotlb_sync: releases deferred table frees and returns (and clears) the
    *  gathered invalidation ranges. */
   sync(): InvalidationRange[];
