@@ -8,7 +8,7 @@
 // cache S1 (the guest's vIOMMU invalidations are not modelled, so S1 changes act at once).
 
 import type { IotlbEntry, IotlbView } from '../api.ts';
-import { SZ_2M, SZ_4K, type PageSize } from './size.ts';
+import { FRAMES_PER_2M, SZ_2M, SZ_4K, type PageSize } from './size.ts';
 
 /** The result of probe(): reused, read it before the next probe. */
 export interface IotlbHit {
@@ -21,6 +21,12 @@ export interface IotlbHit {
 export class Iotlb implements IotlbView {
   /** gfn -> hpa of the 4K frame. */
   private readonly small = new Map<number, number>();
+  /**
+   * 4K entries per 2M region (gfn / 512), so that a range question looks at the regions holding
+   * entries, not at every frame of the range nor every entry (a host policy asks, for each 2M
+   * region it smashes, whether a device caches anything in it).
+   */
+  private readonly smallPerRegion = new Map<number, number>();
   /** gpa / 2M -> hpa of the 2M region. */
   private readonly large = new Map<number, number>();
   private readonly hit: IotlbHit = { addr: 0, hpa: 0, size: '4K' };
@@ -67,8 +73,16 @@ export class Iotlb implements IotlbView {
   /** Cache `addr` (aligned to `size`) -> `hpa`. */
   insert(addr: number, hpa: number, size: PageSize): void {
     this.listed = undefined;
-    if (size === '2M') this.large.set(Math.floor(addr / SZ_2M), hpa);
-    else this.small.set(Math.floor(addr / SZ_4K), hpa);
+    if (size === '2M') {
+      this.large.set(Math.floor(addr / SZ_2M), hpa);
+      return;
+    }
+    const gfn = Math.floor(addr / SZ_4K);
+    if (!this.small.has(gfn)) {
+      const region = Math.floor(gfn / FRAMES_PER_2M);
+      this.smallPerRegion.set(region, (this.smallPerRegion.get(region) ?? 0) + 1);
+    }
+    this.small.set(gfn, hpa);
   }
 
   /**
@@ -81,15 +95,13 @@ export class Iotlb implements IotlbView {
     if (addr === undefined) {
       const removed = this.size;
       this.small.clear();
+      this.smallPerRegion.clear();
       this.large.clear();
       return removed;
     }
     const end = addr + (len ?? SZ_4K);
     if (end <= addr) return 0;
-    return (
-      dropKeysIn(this.small, Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K)) +
-      dropKeysIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M))
-    );
+    return this.smallIn(Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K), true) + dropKeysIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M));
   }
 
   /**
@@ -99,10 +111,50 @@ export class Iotlb implements IotlbView {
   overlaps(addr: number, len: number): boolean {
     const end = addr + len;
     if (end <= addr) return false;
-    return (
-      hasKeyIn(this.small, Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K)) ||
-      hasKeyIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M))
-    );
+    return this.smallIn(Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K), false) > 0 || hasKeyIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M));
+  }
+
+  /**
+   * The 4K entries of gfns [first, end), counted (`drop`: and removed) region by region: only the
+   * regions that hold entries are visited (walking whichever is smaller, the regions of the range
+   * or those with entries), and a region the range covers whole is answered from its count when
+   * nothing is removed. Without `drop` it stops at the first entry found.
+   */
+  private smallIn(first: number, end: number, drop: boolean): number {
+    if (this.small.size === 0) return 0;
+    const firstRegion = Math.floor(first / FRAMES_PER_2M);
+    const endRegion = Math.ceil(end / FRAMES_PER_2M);
+    let found = 0;
+    if (endRegion - firstRegion <= this.smallPerRegion.size) {
+      for (let region = firstRegion; region < endRegion && (drop || found === 0); region++) {
+        const count = this.smallPerRegion.get(region);
+        if (count !== undefined) found += this.smallInRegion(region, count, first, end, drop);
+      }
+    } else {
+      // (A Map may lose its current key while iterated: smallInRegion deletes emptied regions.)
+      for (const [region, count] of this.smallPerRegion) {
+        if (!drop && found > 0) break;
+        if (region >= firstRegion && region < endRegion) found += this.smallInRegion(region, count, first, end, drop);
+      }
+    }
+    return found;
+  }
+
+  /** smallIn() for one region holding `count` entries. */
+  private smallInRegion(region: number, count: number, first: number, end: number, drop: boolean): number {
+    const from = Math.max(first, region * FRAMES_PER_2M);
+    const to = Math.min(end, (region + 1) * FRAMES_PER_2M);
+    if (!drop && to - from === FRAMES_PER_2M) return count;
+    let found = 0;
+    for (let gfn = from; gfn < to; gfn++) {
+      if (!this.small.has(gfn)) continue;
+      found++;
+      if (!drop) return found;
+      this.small.delete(gfn);
+    }
+    if (found === count) this.smallPerRegion.delete(region);
+    else if (found > 0) this.smallPerRegion.set(region, count - found);
+    return found;
   }
 
   /**

@@ -1,4 +1,5 @@
 // Memory tokens, the IOTLB and the step recorder on their own.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Recorder, createCounters } from '../../src/model/events.ts';
 import { Iotlb } from '../../src/model/iotlb.ts';
@@ -84,6 +85,56 @@ describe('Iotlb', () => {
     expect([...iotlb.entries()].map((e) => e.addr)).toEqual([SZ_2M]);
     iotlb.invalidate();
     expect([...iotlb.entries()]).toEqual([]);
+  });
+
+  it('answers overlaps and invalidates ranges as a per-frame reference does, over random inserts', () => {
+    const gfnArb = fc.integer({ min: 0, max: 6 * 512 });
+    const opArb = fc.oneof(
+      fc.record({ kind: fc.constant('insert' as const), gfn: gfnArb, large: fc.boolean() }),
+      fc.record({ kind: fc.constantFrom('invalidate' as const, 'overlaps' as const), gfn: gfnArb, pages: fc.integer({ min: 1, max: 3 * 512 }) }),
+      fc.record({ kind: fc.constant('clear' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 10, maxLength: 80, size: 'max' }), (ops) => {
+        const iotlb = new Iotlb(0);
+        const small = new Set<number>();
+        const large = new Set<number>();
+        for (const op of ops) {
+          if (op.kind === 'clear') {
+            expect(iotlb.invalidate()).toBe(small.size + large.size);
+            small.clear();
+            large.clear();
+          } else if (op.kind === 'insert') {
+            if (op.large) large.add(Math.floor(op.gfn / 512));
+            else small.add(op.gfn);
+            iotlb.insert(op.large ? Math.floor(op.gfn / 512) * SZ_2M : op.gfn * SZ_4K, 0x1000, op.large ? '2M' : '4K');
+          } else {
+            const end = op.gfn + op.pages;
+            const hitSmall = [...small].filter((g) => g >= op.gfn && g < end);
+            const hitLarge = [...large].filter((r) => r * 512 < end && op.gfn < (r + 1) * 512);
+            if (op.kind === 'overlaps') {
+              expect(iotlb.overlaps(op.gfn * SZ_4K, op.pages * SZ_4K)).toBe(hitSmall.length + hitLarge.length > 0);
+            } else {
+              expect(iotlb.invalidate(op.gfn * SZ_4K, op.pages * SZ_4K)).toBe(hitSmall.length + hitLarge.length);
+              for (const g of hitSmall) small.delete(g);
+              for (const r of hitLarge) large.delete(r);
+            }
+          }
+          expect(iotlb.size).toBe(small.size + large.size);
+        }
+      }),
+      { numRuns: 300, seed: 15 },
+    );
+  });
+
+  it('forgets a region whose 4K entries went one invalidation at a time', () => {
+    const iotlb = new Iotlb(0);
+    for (const gfn of [0, 5, 3 * 512]) iotlb.insert(gfn * SZ_4K, 0x1000, '4K');
+    expect(iotlb.invalidate(0, SZ_4K)).toBe(1);
+    expect(iotlb.overlaps(0, SZ_2M)).toBe(true);
+    expect(iotlb.invalidate(5 * SZ_4K, SZ_4K)).toBe(1);
+    expect(iotlb.overlaps(0, SZ_2M)).toBe(false);
+    expect(iotlb.overlaps(0, 4 * SZ_2M)).toBe(true);
   });
 
   it('a large range over few entries walks the entries, not the range', () => {
