@@ -123,7 +123,9 @@ class SimWorld implements World {
     this.booting = false;
     this.actors = this.buildActors();
     this.dispatchOptions = { adversary: config.adversary === 'host' };
-    this.bootFatal = this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+    // A template's boot had no fatal event (reusable): its copies need not read the record again
+    // (a 1 TiB guest's boot record holds a thousand events).
+    this.bootFatal = template !== undefined ? [] : this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
 
   /** Build the machine and the actors, start the host and boot the guest (its pools made shared). */
