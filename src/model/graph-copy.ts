@@ -197,6 +197,10 @@ function shallowCopy(from: Record<string, unknown>, proto: Obj | null, keys: rea
 }
 
 function copierFor(proto: Obj, keys: readonly string[]): ShallowCopier | undefined {
+  // Most objects of a class have its one shape: compare with the last key list first (property
+  // names are internalized strings: comparing them is cheap, joining them is not).
+  const last = lastCopier.get(proto);
+  if (last !== undefined && sameKeys(last.keys, keys)) return last.Copier;
   let shapes = copiers.get(proto);
   if (shapes === undefined) copiers.set(proto, (shapes = new Map<string, ShallowCopier>()));
   const id = keys.join('\u0000');
@@ -213,7 +217,17 @@ function copierFor(proto: Obj, keys: readonly string[]): ShallowCopier | undefin
     Copier.prototype = proto;
     shapes.set(id, Copier);
   }
+  lastCopier.set(proto, { keys, Copier });
   return Copier;
+}
+
+/** Per prototype, the copier found last and the key list it copies. */
+const lastCopier = new Map<Obj, { keys: readonly string[]; Copier: ShallowCopier }>();
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 type Kind = 'plain' | 'array' | 'typed' | 'buffer' | 'map' | 'set' | 'unknown';
