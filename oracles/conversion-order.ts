@@ -22,6 +22,7 @@
 
 import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 
 const PVALIDATE_OK = 0;
 const PVALIDATE_FAIL_NOUPDATE = 255;
@@ -65,8 +66,8 @@ function bytesOf(state: State, index: number): Uint8Array {
 
 /** The shadow bits of `gfn` (UNKNOWN set when unknown). */
 function bitsAt(state: State, gfn: number): number {
-  const region = state.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-  return region === undefined ? 0 : typeof region === 'number' ? region : region[gfn % FRAMES_PER_2M]!;
+  const region = state.regions.get(regionOf(gfn));
+  return region === undefined ? 0 : typeof region === 'number' ? region : region[slotOf(gfn)]!;
 }
 
 /**
@@ -75,11 +76,11 @@ function bitsAt(state: State, gfn: number): number {
  */
 function firstWith(state: State, first: number, end: number, mask: number): number {
   for (let gfn = first; gfn < end; ) {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const index = regionOf(gfn);
     const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
     const region = state.regions.get(index);
     if (region instanceof Uint8Array) {
-      for (; gfn < stop; gfn++) if (hasKnown(region[gfn % FRAMES_PER_2M]!, mask)) return gfn;
+      for (; gfn < stop; gfn++) if (hasKnown(region[slotOf(gfn)]!, mask)) return gfn;
     } else if (region !== undefined && hasKnown(region, mask)) {
       return gfn;
     }
@@ -97,7 +98,7 @@ const hasKnown = (bits: number, mask: number): boolean => (bits & UNKNOWN) === 0
  */
 function update(state: State, first: number, end: number, set: number, clear: number): void {
   for (let gfn = first; gfn < end; ) {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const index = regionOf(gfn);
     const regionStart = index * FRAMES_PER_2M;
     const stop = Math.min(end, regionStart + FRAMES_PER_2M);
     const region = state.regions.get(index);

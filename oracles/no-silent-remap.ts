@@ -22,6 +22,7 @@ import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 import { overlaps, rangeHolding } from './lib/runs.ts';
 
 const CHUNK = 2048;
@@ -63,8 +64,8 @@ const newSeen = (): Seen => ({
 const newReverse = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NONE);
 
 function unlink(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
-  const i = pfn % FRAMES_PER_2M;
+  const reverse = state.reverse.get(regionOf(pfn));
+  const i = slotOf(pfn);
   if (reverse === undefined) return;
   if (reverse[i] === gfn) reverse[i] = NONE;
   else if (reverse[i] === SEVERAL) {
@@ -78,8 +79,8 @@ function unlink(state: State, pfn: number, gfn: number): void {
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M));
-  const i = pfn % FRAMES_PER_2M;
+  const reverse = state.reverse.getOrCreate(regionOf(pfn));
+  const i = slotOf(pfn);
   const known = reverse[i]!;
   if (known === NONE) reverse[i] = gfn;
   else if (known === SEVERAL) state.aliases.get(pfn)!.add(gfn);
@@ -90,8 +91,8 @@ function link(state: State, pfn: number, gfn: number): void {
 }
 
 function forget(state: State, gfn: number): void {
-  const seen = state.seen.get(Math.floor(gfn / FRAMES_PER_2M));
-  const i = gfn % FRAMES_PER_2M;
+  const seen = state.seen.get(regionOf(gfn));
+  const i = slotOf(gfn);
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
   seen.pfn[i] = NONE;
@@ -216,8 +217,8 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
 
 /** Examine `gfn` unless this pass did already: a page no longer watched only loses its record. */
 function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
-  const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
-  const i = gfn % FRAMES_PER_2M;
+  const seen = state.seen.getOrCreate(regionOf(gfn));
+  const i = slotOf(gfn);
   if (seen.pass[i] === state.pass) return;
   seen.pass[i] = state.pass;
   if (isWatched(view.guest.pageFlags(gfn))) examine(view, state, seen, i, gfn, guestWrites, out);
@@ -254,13 +255,13 @@ function pieceEnd(view: View, gfn: number, end: number): number {
  */
 function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
   for (let gfn = from; gfn < to; ) {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const index = regionOf(gfn);
     const seen = state.seen.getOrCreate(index);
     const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
     while (gfn < stop) {
       const end = pieceEnd(view, gfn, stop);
       if (end === gfn) {
-        const i = gfn % FRAMES_PER_2M;
+        const i = slotOf(gfn);
         if (seen.pass[i] !== state.pass) {
           seen.pass[i] = state.pass;
           examine(view, state, seen, i, gfn, guestWrites, out);
@@ -269,7 +270,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         continue;
       }
       for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
-        const i = gfn % FRAMES_PER_2M;
+        const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
@@ -312,12 +313,12 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
       continue;
     }
     while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const index = regionOf(gfn);
       const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
       const seen = state.seen.get(index);
       if (seen !== undefined) {
         for (; gfn < stop; gfn++) {
-          seen.pass[gfn % FRAMES_PER_2M] = state.pass;
+          seen.pass[slotOf(gfn)] = state.pass;
           forget(state, gfn);
         }
       }
@@ -375,7 +376,7 @@ export default defineOracle({
     let touched: FrameRange | undefined;
     for (const range of step.frameRanges) {
       for (let pfn = range.start; pfn < range.end; ) {
-        const index = Math.floor(pfn / FRAMES_PER_2M);
+        const index = regionOf(pfn);
         const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
         const reverse = state.reverse.get(index);
         if (reverse === undefined) {
@@ -383,7 +384,7 @@ export default defineOracle({
           continue;
         }
         for (; pfn < stop; pfn++) {
-          const gfn = reverse[pfn % FRAMES_PER_2M]!;
+          const gfn = reverse[slotOf(pfn)]!;
           if (gfn === NONE) continue;
           if (gfn !== SEVERAL) {
             // A frame range the step converted names the GFNs of its GFN range, in order: one

@@ -21,18 +21,22 @@
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /**
  * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
  * small integer V8 keeps unboxed, for every guest under 8 GiB, so a step allocates no number.
+ * Keys are taken apart by floor, not `%`: read back from a Float64Array a key is a double to V8,
+ * and `%` on a double is a call to fmod (lib/region-slot.ts).
  */
 const ASIDS = 1024;
 const keyOf = (asid: number, gpa: number): number => Math.floor(gpa / SZ_4K) * ASIDS + asid;
-const asidOfKey = (key: number): number => key % ASIDS;
-const gpaOfKey = (key: number): number => Math.floor(key / ASIDS) * SZ_4K;
+const gfnOfKey = (key: number): number => Math.floor(key / ASIDS);
+const asidOfKey = (key: number): number => key - gfnOfKey(key) * ASIDS;
+const gpaOfKey = (key: number): number => gfnOfKey(key) * SZ_4K;
 /** The `claims` array of a key: one per ASID and 2M GPA region. */
-const claimsIndex = (key: number): number => Math.floor(key / (ASIDS * FRAMES_PER_2M)) * ASIDS + asidOfKey(key);
-const claimsSlot = (key: number): number => Math.floor(key / ASIDS) % FRAMES_PER_2M;
+const claimsIndex = (key: number): number => regionOf(gfnOfKey(key)) * ASIDS + asidOfKey(key);
+const claimsSlot = (key: number): number => slotOf(gfnOfKey(key));
 /** A frame that is not assigned to a guest: it claims no key. */
 const NO_KEY = -1;
 
@@ -71,10 +75,10 @@ const claimCount = (state: State, key: number): number => claimsOf(state, key, f
 
 /** Record that `pfn` now claims `key`; returns the key it claimed before. */
 function setFrame(state: State, pfn: number, key: number): number {
-  const index = Math.floor(pfn / FRAMES_PER_2M);
+  const index = regionOf(pfn);
   const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
   if (keys === undefined) return NO_KEY;
-  const i = pfn % FRAMES_PER_2M;
+  const i = slotOf(pfn);
   const old = keys[i]!;
   if (old === key) return old;
   if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
@@ -84,7 +88,7 @@ function setFrame(state: State, pfn: number, key: number): number {
 }
 
 /** The key `pfn` claims in the index (NO_KEY). */
-const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? NO_KEY;
+const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(regionOf(pfn))?.[slotOf(pfn)] ?? NO_KEY;
 
 /**
  * The keys a step must re-check, in the order the step reached them: for each touched frame, the
@@ -278,7 +282,7 @@ function sweep(view: View): void {
     view.rmp.load(pfn, run);
     // The 2M rules concern the regions of assigned 2M entries (each frame of one reads as 2M).
     if (run.assigned && run.size === '2M') {
-      for (let region = pfn - (pfn % FRAMES_PER_2M); region < end; region += FRAMES_PER_2M) {
+      for (let region = pfn - slotOf(pfn); region < end; region += FRAMES_PER_2M) {
         if (region === lastRegion) continue;
         lastRegion = region;
         checkRegion(view, region, findings);
@@ -326,7 +330,7 @@ export default defineOracle({
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
       // that claims no key changes nothing in a region the index holds no key of.
       for (let pfn = range.start; pfn < range.end; ) {
-        const region = pfn - (pfn % FRAMES_PER_2M);
+        const region = pfn - slotOf(pfn);
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
