@@ -236,8 +236,11 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
       if (entry.size === '2M') {
         const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
         checkRange(view, state, device, gfn, gfn + (end - pfn));
-        // A frame the index knows from its own GFN alone was just checked with that GFN.
-        for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
+        // A frame the index knows from its own GFN alone was just checked with that GFN; a region
+        // the index holds linearly from these very GFNs (remember()) has no other to check.
+        if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
+          for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
+        }
         pfn = end - 1;
         continue;
       }
@@ -259,9 +262,24 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
 /** The end of the prefix of frames [pfn, end) that the reverse index knows from GFN gfn + i (frame pfn + i) alone, or not at all. */
 function knownFromRun(state: State, pfn: number, end: number, gfn: number): number {
   let frame = pfn;
-  while (frame < end && !knownElsewhere(state, frame, gfn + (frame - pfn))) frame++;
+  while (frame < end) {
+    const regionEnd = Math.min(end, (regionOf(frame) + 1) * FRAMES_PER_2M);
+    if (state.aliases.size === 0 && linearFrom(state, frame, gfn + (frame - pfn))) {
+      frame = regionEnd;
+      continue;
+    }
+    while (frame < regionEnd && !knownElsewhere(state, frame, gfn + (frame - pfn))) frame++;
+    if (frame < regionEnd) break;
+  }
   return frame;
 }
+
+/**
+ * Whether the index holds frame `pfn`'s whole 2M region as reached linearly from the GFNs that put
+ * `gfn` at `pfn` (State.linear): then it knows each frame of the region from that GFN alone, and
+ * will (its entries are only ever filled, never changed).
+ */
+const linearFrom = (state: State, pfn: number, gfn: number): boolean => state.linear.get(regionOf(pfn)) === gfn - slotOf(pfn);
 
 /** 1 + the GFN whose S2 led to `pfn` when checked, in the reverse index (0: none). */
 const knownAt = (state: State, pfn: number): number => state.reverse.get(regionOf(pfn))?.[slotOf(pfn)] ?? 0;
