@@ -10,6 +10,7 @@
 // Incremental: the frames the step touched (their 2M regions for the 2M rules, their (ASID, GPA)
 // keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step,
 // looked for only when the PSMASH counter moved (view.counters.psmash counts every successful one).
+// The keys are re-read only when the RMPUPDATE or PSMASH counter moved: nothing else changes them.
 // The PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
 //
@@ -47,6 +48,8 @@ interface State {
   claims: RegionArrays<Uint32Array>;
   /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
   psmashes: number;
+  /** view.counters.rmpUpdate when last checked, likewise for RMPUPDATE. */
+  rmpUpdates: number;
   /** How many keys two or more frames claim: while 0 (a correct run), a step has no key to report. */
   duplicates: number;
 }
@@ -275,7 +278,7 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
 function sweep(view: View): void {
-  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, duplicates: 0 };
+  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, rmpUpdates: view.counters.rmpUpdate, duplicates: 0 };
   const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
@@ -326,6 +329,11 @@ export default defineOracle({
     }
     const findings = found;
     left.length = 0;
+    // Only a successful RMPUPDATE or PSMASH changes which key a frame claims (PVALIDATE changes the
+    // Validated bit alone), and each touches its frames: without one in the step, the index
+    // already holds every touched frame's key, and the regions' 2M rules are all there is to check.
+    const keysMoved = view.counters.rmpUpdate !== state.rmpUpdates || view.counters.psmash !== state.psmashes;
+    state.rmpUpdates = view.counters.rmpUpdate;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
@@ -335,6 +343,10 @@ export default defineOracle({
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
+        }
+        if (!keysMoved) {
+          pfn = Math.min(range.end, region + FRAMES_PER_2M);
+          continue;
         }
         const first = pfn;
         const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));
