@@ -12,7 +12,8 @@
 // and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
 // GFNs whose recorded frame the step touched. A run of watched pages is judged piece by piece
 // (pieceEnd: one translation onto one RMP run that is right for its first page), so a page costs a
-// comparison of its frame and content with its record; a page with something to report goes
+// comparison of its frame and content with its record, and of its frame alone in a step that wrote
+// no memory (ContentWrites: most steps); a page with something to report goes
 // through examine(), the one place findings are made. Telling the guest's writes from anybody else's
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
@@ -50,6 +51,11 @@ interface State {
   aliases: Map<number, Set<number>>;
   /** Counts the passes (`Seen.pass`). */
   pass: number;
+  /**
+   * GFNs whose record keeps the tokens of an earlier frame content: examine() found no frame
+   * behind them (the NPT leaf zapped, no backing) and re-read nothing. Rare; usually empty.
+   */
+  stale: Set<number>;
 }
 
 const states = new WeakMap<View, State>();
@@ -96,6 +102,7 @@ function forget(state: State, gfn: number): void {
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
   seen.pfn[i] = NONE;
+  if (state.stale.size > 0) state.stale.delete(gfn);
 }
 
 /**
@@ -153,6 +160,39 @@ class Writes {
 }
 
 const writes = new Writes();
+
+/**
+ * Whether a step wrote memory at all: content tokens change only through a CPU or host write, a
+ * copy or a DMA write (model/memory.ts), and each is a recorded call. Most steps write nothing:
+ * then a watched page still on the frame of its record still holds the tokens the record has.
+ * Looked for on the first ask, once per step.
+ */
+class ContentWrites {
+  private step: Step | undefined;
+  private answer: boolean | undefined;
+
+  of(step: Step): this {
+    this.step = step;
+    this.answer = undefined;
+    return this;
+  }
+
+  any(): boolean {
+    if (this.answer === undefined) {
+      this.answer = false;
+      for (const call of this.step!.calls) {
+        const prim = call.prim;
+        if (prim === 'guest_copy' || prim === 'host_write' || ((prim === 'guest_access' || prim === 'dma') && call.args.write === true)) {
+          this.answer = true;
+          break;
+        }
+      }
+    }
+    return this.answer;
+  }
+}
+
+const contentWrites = new ContentWrites();
 const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
@@ -168,7 +208,11 @@ const cpu = new CpuFrames();
 function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
   const hpa = cpu.hpa(view, gpa);
-  if (hpa < 0) return;
+  if (hpa < 0) {
+    if (seen.pfn[i] !== NONE) state.stale.add(gfn);
+    return;
+  }
+  if (state.stale.size > 0) state.stale.delete(gfn);
   const viaNpt = cpu.viaNpt;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
@@ -274,6 +318,8 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         if (seen.pass[i] === state.pass) continue;
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
+        // Still on its frame, in a step that wrote no memory: the record is right as it stands.
+        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && !(state.stale.size > 0 && state.stale.has(gfn))) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
         const t1 = view.memory.token(base + CHUNK);
@@ -294,6 +340,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         }
         seen.t0[i] = t0;
         seen.t1[i] = t1;
+        if (state.stale.size > 0) state.stale.delete(gfn);
       }
     }
   }
@@ -334,7 +381,7 @@ const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | G
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0 };
+    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0, stale: new Set() };
     states.set(view, state);
   }
   state.pass++;
@@ -368,6 +415,7 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     const guestWrites = writes.of(view, step);
+    contentWrites.of(step);
     const out = found;
     state.pass++;
     cpu.forget();
