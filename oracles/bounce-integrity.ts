@@ -72,8 +72,13 @@ function hasInterleavedDma(step: Step): boolean {
   return false;
 }
 
-/** Whether anything in the step ran interleaved with its op (an op's `during`). */
+/**
+ * Whether anything in the step ran interleaved with its op (an op's `during`). A step without
+ * `Step.interleaved` (an op without `during`: most steps) has none, and its calls, hundreds in a
+ * per-page sweep, need no look.
+ */
 function hasInterleaved(step: Step): boolean {
+  if (step.interleaved === undefined) return false;
   if (hasInterleavedDma(step)) return true;
   for (const call of step.calls) if (call.during !== undefined) return true;
   return false;
@@ -269,6 +274,48 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
   }
 }
 
+/**
+ * Step 2 of check(): the writes of the step into the slots of the tracked `mappings`. The owner's
+ * and outsiders' are the new content, the DMA API's for somebody else are not. Only called with
+ * mappings to update: the step's DMAs, bounces and calls (hundreds in a per-page sweep) need no
+ * look otherwise.
+ */
+function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracked>): void {
+  writes.count = 0;
+  for (const dma of step.dmas) {
+    if (!dma.write) continue;
+    const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
+    for (let i = 0, n = dmaChunks(dma); i < n; i++) addWrite(moved.chunks[i]!, moved.tokens[i]!, owner, dma.during !== undefined);
+  }
+  for (const event of step.guestEvents) {
+    if (event.kind !== 'bounce') continue;
+    for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
+      const token = tokenAt(view, Math.max(event.to, c * CHUNK));
+      if (token !== undefined) addWrite(c, token, event.map, false);
+    }
+  }
+  let hostWritten: Set<number> | undefined;
+  for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
+  if (writes.count > 0 || hostWritten !== undefined) {
+    for (const tracked of mappings.values()) {
+      const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
+      for (let w = 0; written && w < writes.count; w++) {
+        const chunk = writes.chunk[w]!;
+        if (!owns(tracked, chunk)) continue;
+        if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
+        // An interleaved write may land before or after the op's copies: one more possible content.
+        if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
+        else holdsOnly(tracked, chunk, writes.token[w]!);
+      }
+      if (hostWritten === undefined) continue;
+      for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+        const hpa = hpaOf(view, chunk * CHUNK);
+        if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) holdsOnly(tracked, chunk, view.memory.token(hpa));
+      }
+    }
+  }
+}
+
 export default defineOracle({
   name: 'bounce-integrity',
   description: 'data written by a device through a bounce buffer arrives in the original buffer after sync/unmap, and the device reads what the CPU put in the original',
@@ -318,39 +365,7 @@ export default defineOracle({
     }
 
     // 2. Writes into slots: the owner's and outsiders' are the new content, the DMA API's for somebody else are not.
-    writes.count = 0;
-    for (const dma of step.dmas) {
-      if (!dma.write) continue;
-      const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
-      for (let i = 0, n = dmaChunks(dma); i < n; i++) addWrite(moved.chunks[i]!, moved.tokens[i]!, owner, dma.during !== undefined);
-    }
-    for (const event of step.guestEvents) {
-      if (event.kind !== 'bounce') continue;
-      for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
-        const token = tokenAt(view, Math.max(event.to, c * CHUNK));
-        if (token !== undefined) addWrite(c, token, event.map, false);
-      }
-    }
-    let hostWritten: Set<number> | undefined;
-    for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
-    if (writes.count > 0 || hostWritten !== undefined) {
-      for (const tracked of state.mappings.values()) {
-        const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
-        for (let w = 0; written && w < writes.count; w++) {
-          const chunk = writes.chunk[w]!;
-          if (!owns(tracked, chunk)) continue;
-          if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
-          // An interleaved write may land before or after the op's copies: one more possible content.
-          if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
-          else holdsOnly(tracked, chunk, writes.token[w]!);
-        }
-        if (hostWritten === undefined) continue;
-        for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-          const hpa = hpaOf(view, chunk * CHUNK);
-          if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) holdsOnly(tracked, chunk, view.memory.token(hpa));
-        }
-      }
-    }
+    if (state.mappings.size > 0) takeWrites(view, step, state.mappings);
 
     // 3. Mappings that went away were copied back (unless to_device); new ones are tracked.
     const mappings = view.guest.mappings;

@@ -21,6 +21,7 @@ import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST
 import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
@@ -62,10 +63,10 @@ function isPrivate(view: View, gfn: number): boolean {
 /** Remember that the S2 leads GFNs [gfn, gfn + count) to frames [pfn, pfn + count), 2M region by region. */
 function remember(state: State, pfn: number, gfn: number, count: number): void {
   for (let i = 0; i < count; ) {
-    const region = Math.floor((pfn + i) / FRAMES_PER_2M);
+    const region = regionOf(pfn + i);
     const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
     // The GFN this mapping gives the region's first frame.
-    const base = gfn + i - ((pfn + i) % FRAMES_PER_2M);
+    const base = gfn + i - slotOf(pfn + i);
     if (state.linear.get(region) === base) {
       i = stop;
       continue;
@@ -74,7 +75,7 @@ function remember(state: State, pfn: number, gfn: number, count: number): void {
     let linear = true;
     const frames = state.reverse.getOrCreate(region);
     for (; i < stop; i++) {
-      const slot = (pfn + i) % FRAMES_PER_2M;
+      const slot = slotOf(pfn + i);
       const known = frames[slot]!;
       if (known === 0) frames[slot] = gfn + i + 1;
       else if (known !== gfn + i + 1) {
@@ -145,12 +146,12 @@ function checkGfn(view: View, state: State, device: DeviceView, gfn: number): vo
  * page is right, private or not), else page by page.
  */
 function checkRegion(view: View, state: State, device: DeviceView, from: number, to: number): void {
-  const base = Math.floor(from / FRAMES_PER_2M) * SZ_2M;
+  const base = regionOf(from) * SZ_2M;
   if (base + SZ_2M <= view.vtom && to - from > 1) {
     const leaf = regionLeaf;
     if (device.s2.leafInto(base, leaf) && leaf.size >= SZ_2M) {
       const pfn = Math.floor((leaf.pa + (base - leaf.iova)) / SZ_4K);
-      if (pfn % FRAMES_PER_2M === 0) {
+      if (slotOf(pfn) === 0) {
         const entry = view.rmp.load(pfn, regionEntry);
         if (entry.assigned && entry.asid === view.asid && entry.gpa === base && entry.size === '2M') {
           const first = base / SZ_4K;
@@ -209,7 +210,7 @@ function checkPiece(view: View, state: State, device: DeviceView, gfn: number, e
 function checkRange(view: View, state: State, device: DeviceView, from: number, to: number): void {
   let gfn = from;
   while (gfn < to) {
-    const end = Math.min(to, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+    const end = Math.min(to, (regionOf(gfn) + 1) * FRAMES_PER_2M);
     checkRegion(view, state, device, gfn, end);
     gfn = end;
   }
@@ -233,10 +234,13 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
     if (entry.assigned && entry.asid === view.asid) {
       const gfn = Math.floor(entry.gpa / SZ_4K);
       if (entry.size === '2M') {
-        const end = Math.min(to, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
+        const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
         checkRange(view, state, device, gfn, gfn + (end - pfn));
-        // A frame the index knows from its own GFN alone was just checked with that GFN.
-        for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
+        // A frame the index knows from its own GFN alone was just checked with that GFN; a region
+        // the index holds linearly from these very GFNs (remember()) has no other to check.
+        if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
+          for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
+        }
         pfn = end - 1;
         continue;
       }
@@ -258,12 +262,27 @@ function checkFrames(view: View, state: State, device: DeviceView, from: number,
 /** The end of the prefix of frames [pfn, end) that the reverse index knows from GFN gfn + i (frame pfn + i) alone, or not at all. */
 function knownFromRun(state: State, pfn: number, end: number, gfn: number): number {
   let frame = pfn;
-  while (frame < end && !knownElsewhere(state, frame, gfn + (frame - pfn))) frame++;
+  while (frame < end) {
+    const regionEnd = Math.min(end, (regionOf(frame) + 1) * FRAMES_PER_2M);
+    if (state.aliases.size === 0 && linearFrom(state, frame, gfn + (frame - pfn))) {
+      frame = regionEnd;
+      continue;
+    }
+    while (frame < regionEnd && !knownElsewhere(state, frame, gfn + (frame - pfn))) frame++;
+    if (frame < regionEnd) break;
+  }
   return frame;
 }
 
+/**
+ * Whether the index holds frame `pfn`'s whole 2M region as reached linearly from the GFNs that put
+ * `gfn` at `pfn` (State.linear): then it knows each frame of the region from that GFN alone, and
+ * will (its entries are only ever filled, never changed).
+ */
+const linearFrom = (state: State, pfn: number, gfn: number): boolean => state.linear.get(regionOf(pfn)) === gfn - slotOf(pfn);
+
 /** 1 + the GFN whose S2 led to `pfn` when checked, in the reverse index (0: none). */
-const knownAt = (state: State, pfn: number): number => state.reverse.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? 0;
+const knownAt = (state: State, pfn: number): number => state.reverse.get(regionOf(pfn))?.[slotOf(pfn)] ?? 0;
 
 /** Whether the reverse index knows `pfn` from a GFN other than `gfn` (checkKnown() would check another page). */
 function knownElsewhere(state: State, pfn: number, gfn: number): boolean {

@@ -12,7 +12,8 @@
 // and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
 // GFNs whose recorded frame the step touched. A run of watched pages is judged piece by piece
 // (pieceEnd: one translation onto one RMP run that is right for its first page), so a page costs a
-// comparison of its frame and content with its record; a page with something to report goes
+// comparison of its frame and content with its record, and of its frame alone in a step that wrote
+// no memory (ContentWrites: most steps); a page with something to report goes
 // through examine(), the one place findings are made. Telling the guest's writes from anybody else's
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
@@ -22,6 +23,7 @@ import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 import { overlaps, rangeHolding } from './lib/runs.ts';
 
 const CHUNK = 2048;
@@ -49,6 +51,11 @@ interface State {
   aliases: Map<number, Set<number>>;
   /** Counts the passes (`Seen.pass`). */
   pass: number;
+  /**
+   * GFNs whose record keeps the tokens of an earlier frame content: examine() found no frame
+   * behind them (the NPT leaf zapped, no backing) and re-read nothing. Rare; usually empty.
+   */
+  stale: Set<number>;
 }
 
 const states = new WeakMap<View, State>();
@@ -63,8 +70,8 @@ const newSeen = (): Seen => ({
 const newReverse = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NONE);
 
 function unlink(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
-  const i = pfn % FRAMES_PER_2M;
+  const reverse = state.reverse.get(regionOf(pfn));
+  const i = slotOf(pfn);
   if (reverse === undefined) return;
   if (reverse[i] === gfn) reverse[i] = NONE;
   else if (reverse[i] === SEVERAL) {
@@ -78,8 +85,8 @@ function unlink(state: State, pfn: number, gfn: number): void {
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M));
-  const i = pfn % FRAMES_PER_2M;
+  const reverse = state.reverse.getOrCreate(regionOf(pfn));
+  const i = slotOf(pfn);
   const known = reverse[i]!;
   if (known === NONE) reverse[i] = gfn;
   else if (known === SEVERAL) state.aliases.get(pfn)!.add(gfn);
@@ -90,11 +97,12 @@ function link(state: State, pfn: number, gfn: number): void {
 }
 
 function forget(state: State, gfn: number): void {
-  const seen = state.seen.get(Math.floor(gfn / FRAMES_PER_2M));
-  const i = gfn % FRAMES_PER_2M;
+  const seen = state.seen.get(regionOf(gfn));
+  const i = slotOf(gfn);
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
   seen.pfn[i] = NONE;
+  if (state.stale.size > 0) state.stale.delete(gfn);
 }
 
 /**
@@ -152,6 +160,39 @@ class Writes {
 }
 
 const writes = new Writes();
+
+/**
+ * Whether a step wrote memory at all: content tokens change only through a CPU or host write, a
+ * copy or a DMA write (model/memory.ts), and each is a recorded call. Most steps write nothing:
+ * then a watched page still on the frame of its record still holds the tokens the record has.
+ * Looked for on the first ask, once per step.
+ */
+class ContentWrites {
+  private step: Step | undefined;
+  private answer: boolean | undefined;
+
+  of(step: Step): this {
+    this.step = step;
+    this.answer = undefined;
+    return this;
+  }
+
+  any(): boolean {
+    if (this.answer === undefined) {
+      this.answer = false;
+      for (const call of this.step!.calls) {
+        const prim = call.prim;
+        if (prim === 'guest_copy' || prim === 'host_write' || ((prim === 'guest_access' || prim === 'dma') && call.args.write === true)) {
+          this.answer = true;
+          break;
+        }
+      }
+    }
+    return this.answer;
+  }
+}
+
+const contentWrites = new ContentWrites();
 const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
@@ -167,7 +208,11 @@ const cpu = new CpuFrames();
 function examine(view: View, state: State, seen: Seen, i: number, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
   const gpa = gfn * PAGE;
   const hpa = cpu.hpa(view, gpa);
-  if (hpa < 0) return;
+  if (hpa < 0) {
+    if (seen.pfn[i] !== NONE) state.stale.add(gfn);
+    return;
+  }
+  if (state.stale.size > 0) state.stale.delete(gfn);
   const viaNpt = cpu.viaNpt;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
@@ -216,8 +261,8 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
 
 /** Examine `gfn` unless this pass did already: a page no longer watched only loses its record. */
 function examineOnce(view: View, state: State, gfn: number, guestWrites: Writes | undefined, out: Findings): void {
-  const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
-  const i = gfn % FRAMES_PER_2M;
+  const seen = state.seen.getOrCreate(regionOf(gfn));
+  const i = slotOf(gfn);
   if (seen.pass[i] === state.pass) return;
   seen.pass[i] = state.pass;
   if (isWatched(view.guest.pageFlags(gfn))) examine(view, state, seen, i, gfn, guestWrites, out);
@@ -254,13 +299,13 @@ function pieceEnd(view: View, gfn: number, end: number): number {
  */
 function examineWatched(view: View, state: State, from: number, to: number, guestWrites: Writes | undefined, out: Findings): void {
   for (let gfn = from; gfn < to; ) {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
+    const index = regionOf(gfn);
     const seen = state.seen.getOrCreate(index);
     const stop = Math.min(to, (index + 1) * FRAMES_PER_2M);
     while (gfn < stop) {
       const end = pieceEnd(view, gfn, stop);
       if (end === gfn) {
-        const i = gfn % FRAMES_PER_2M;
+        const i = slotOf(gfn);
         if (seen.pass[i] !== state.pass) {
           seen.pass[i] = state.pass;
           examine(view, state, seen, i, gfn, guestWrites, out);
@@ -269,10 +314,12 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         continue;
       }
       for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
-        const i = gfn % FRAMES_PER_2M;
+        const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
+        // Still on its frame, in a step that wrote no memory: the record is right as it stands.
+        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && !(state.stale.size > 0 && state.stale.has(gfn))) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
         const t1 = view.memory.token(base + CHUNK);
@@ -293,6 +340,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         }
         seen.t0[i] = t0;
         seen.t1[i] = t1;
+        if (state.stale.size > 0) state.stale.delete(gfn);
       }
     }
   }
@@ -312,12 +360,12 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
       continue;
     }
     while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const index = regionOf(gfn);
       const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
       const seen = state.seen.get(index);
       if (seen !== undefined) {
         for (; gfn < stop; gfn++) {
-          seen.pass[gfn % FRAMES_PER_2M] = state.pass;
+          seen.pass[slotOf(gfn)] = state.pass;
           forget(state, gfn);
         }
       }
@@ -333,7 +381,7 @@ const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | G
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0 };
+    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0, stale: new Set() };
     states.set(view, state);
   }
   state.pass++;
@@ -367,6 +415,7 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     const guestWrites = writes.of(view, step);
+    contentWrites.of(step);
     const out = found;
     state.pass++;
     cpu.forget();
@@ -375,7 +424,7 @@ export default defineOracle({
     let touched: FrameRange | undefined;
     for (const range of step.frameRanges) {
       for (let pfn = range.start; pfn < range.end; ) {
-        const index = Math.floor(pfn / FRAMES_PER_2M);
+        const index = regionOf(pfn);
         const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
         const reverse = state.reverse.get(index);
         if (reverse === undefined) {
@@ -383,7 +432,7 @@ export default defineOracle({
           continue;
         }
         for (; pfn < stop; pfn++) {
-          const gfn = reverse[pfn % FRAMES_PER_2M]!;
+          const gfn = reverse[slotOf(pfn)]!;
           if (gfn === NONE) continue;
           if (gfn !== SEVERAL) {
             // A frame range the step converted names the GFNs of its GFN range, in order: one

@@ -10,6 +10,7 @@
 // Incremental: the frames the step touched (their 2M regions for the 2M rules, their (ASID, GPA)
 // keys in an index of all assigned frames for injectivity), plus the PSMASH calls of the step,
 // looked for only when the PSMASH counter moved (view.counters.psmash counts every successful one).
+// The keys are re-read only when the RMPUPDATE or PSMASH counter moved: nothing else changes them.
 // The PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
 //
@@ -21,18 +22,22 @@
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /**
  * (asid, gfn) as one safe integer, gfn * 1024 + asid (an RMP ASID has 10 bits): below 2^31, a
  * small integer V8 keeps unboxed, for every guest under 8 GiB, so a step allocates no number.
+ * Keys are taken apart by floor, not `%`: read back from a Float64Array a key is a double to V8,
+ * and `%` on a double is a call to fmod (lib/region-slot.ts).
  */
 const ASIDS = 1024;
 const keyOf = (asid: number, gpa: number): number => Math.floor(gpa / SZ_4K) * ASIDS + asid;
-const asidOfKey = (key: number): number => key % ASIDS;
-const gpaOfKey = (key: number): number => Math.floor(key / ASIDS) * SZ_4K;
+const gfnOfKey = (key: number): number => Math.floor(key / ASIDS);
+const asidOfKey = (key: number): number => key - gfnOfKey(key) * ASIDS;
+const gpaOfKey = (key: number): number => gfnOfKey(key) * SZ_4K;
 /** The `claims` array of a key: one per ASID and 2M GPA region. */
-const claimsIndex = (key: number): number => Math.floor(key / (ASIDS * FRAMES_PER_2M)) * ASIDS + asidOfKey(key);
-const claimsSlot = (key: number): number => Math.floor(key / ASIDS) % FRAMES_PER_2M;
+const claimsIndex = (key: number): number => regionOf(gfnOfKey(key)) * ASIDS + asidOfKey(key);
+const claimsSlot = (key: number): number => slotOf(gfnOfKey(key));
 /** A frame that is not assigned to a guest: it claims no key. */
 const NO_KEY = -1;
 
@@ -43,6 +48,8 @@ interface State {
   claims: RegionArrays<Uint32Array>;
   /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
   psmashes: number;
+  /** view.counters.rmpUpdate when last checked, likewise for RMPUPDATE. */
+  rmpUpdates: number;
   /** How many keys two or more frames claim: while 0 (a correct run), a step has no key to report. */
   duplicates: number;
 }
@@ -71,10 +78,10 @@ const claimCount = (state: State, key: number): number => claimsOf(state, key, f
 
 /** Record that `pfn` now claims `key`; returns the key it claimed before. */
 function setFrame(state: State, pfn: number, key: number): number {
-  const index = Math.floor(pfn / FRAMES_PER_2M);
+  const index = regionOf(pfn);
   const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
   if (keys === undefined) return NO_KEY;
-  const i = pfn % FRAMES_PER_2M;
+  const i = slotOf(pfn);
   const old = keys[i]!;
   if (old === key) return old;
   if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
@@ -84,7 +91,7 @@ function setFrame(state: State, pfn: number, key: number): number {
 }
 
 /** The key `pfn` claims in the index (NO_KEY). */
-const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(Math.floor(pfn / FRAMES_PER_2M))?.[pfn % FRAMES_PER_2M] ?? NO_KEY;
+const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(regionOf(pfn))?.[slotOf(pfn)] ?? NO_KEY;
 
 /**
  * The keys a step must re-check, in the order the step reached them: for each touched frame, the
@@ -248,10 +255,11 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
         refGpa0 = entry.gpa - i * SZ_4K;
       } else if (entry.asid !== refAsid) problem = `asid ${entry.asid}, first frame asid ${refAsid}`;
       else if (entry.gpa !== refGpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(refGpa0 + i * SZ_4K)}`;
-      // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit.
-      if (problem === '' && entry.assigned && !revalidated.has(entry.gpa)) {
+      // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit
+      // (a frame that kept it needs no look at the step's PVALIDATEs).
+      if (problem === '' && entry.assigned && entry.validated !== validated && !revalidated.has(entry.gpa)) {
         if (validated === undefined) validated = entry.validated;
-        else if (entry.validated !== validated) problem = 'Validated bit not preserved';
+        else problem = 'Validated bit not preserved';
       }
       if (problem === '') continue;
       out.push({
@@ -270,7 +278,7 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
 function sweep(view: View): void {
-  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, duplicates: 0 };
+  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, rmpUpdates: view.counters.rmpUpdate, duplicates: 0 };
   const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
@@ -278,7 +286,7 @@ function sweep(view: View): void {
     view.rmp.load(pfn, run);
     // The 2M rules concern the regions of assigned 2M entries (each frame of one reads as 2M).
     if (run.assigned && run.size === '2M') {
-      for (let region = pfn - (pfn % FRAMES_PER_2M); region < end; region += FRAMES_PER_2M) {
+      for (let region = pfn - slotOf(pfn); region < end; region += FRAMES_PER_2M) {
         if (region === lastRegion) continue;
         lastRegion = region;
         checkRegion(view, region, findings);
@@ -321,15 +329,24 @@ export default defineOracle({
     }
     const findings = found;
     left.length = 0;
+    // Only a successful RMPUPDATE or PSMASH changes which key a frame claims (PVALIDATE changes the
+    // Validated bit alone), and each touches its frames: without one in the step, the index
+    // already holds every touched frame's key, and the regions' 2M rules are all there is to check.
+    const keysMoved = view.counters.rmpUpdate !== state.rmpUpdates || view.counters.psmash !== state.psmashes;
+    state.rmpUpdates = view.counters.rmpUpdate;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
       // that claims no key changes nothing in a region the index holds no key of.
       for (let pfn = range.start; pfn < range.end; ) {
-        const region = pfn - (pfn % FRAMES_PER_2M);
+        const region = pfn - slotOf(pfn);
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
+        }
+        if (!keysMoved) {
+          pfn = Math.min(range.end, region + FRAMES_PER_2M);
+          continue;
         }
         const first = pfn;
         const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Machine } from '../../src/model/machine.ts';
 import { SwiotlbPool } from '../../src/guest/swiotlb.ts';
 import { Rmp } from '../../src/model/rmp.ts';
+import { Host } from '../../src/host/host.ts';
 import type { Op } from '../../src/ops/types.ts';
 import brokenForgetsPsc from '../../corpus/policies/broken-forgets-psc.ts';
 import brokenKvmMaxLevel from '../../corpus/policies/broken-kvm-max-level.ts';
@@ -211,6 +212,32 @@ const firings: Firing[] = [
         { op: 'touch', gpa: 2 * MB, write: true },
         { op: 'hw_host_write', hpa: gmem(2 * MB) },
       ],
+    },
+  },
+  {
+    oracle: 'no-silent-remap',
+    why: 'the content of a validated page changes while nothing maps it, and the NPT maps the same frame again',
+    broken: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_host_write', hpa: gmem(2 * MB) },
+        // A step that writes no memory: the record kept the tokens from before the host's write.
+        { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(2 * MB), size: '2M' },
+      ],
+    },
+    step: 3,
+    incrementalOnly: "telling the guest's writes from the host's needs the step's calls",
+    message: /validated gpa 0x200000 at hpa 0x400000200000: content of bytes 0x0\.\.0x7ff changed without a guest write ==> FAIL/,
+    // No frame behind the GPA while the NPT leaf is gone (no host backing), and an RMP that lets
+    // the host write the assigned frame.
+    breakModel: () => {
+      vi.spyOn(Host.prototype, 'backingHpa').mockReturnValue(-1);
+      vi.spyOn(Rmp.prototype, 'isAssigned').mockReturnValue(false);
+      vi.spyOn(Rmp.prototype, 'regionHasAssigned').mockReturnValue(false);
     },
   },
   {
