@@ -4,10 +4,10 @@
 // the cost of the floor below (bench/README.md, oracle cost), and oracles take it once per frame
 // of every touched range. Exact for every non-negative safe integer: 512 is a power of two.
 
-import { FRAMES_PER_2M } from 'cocofuzz/api';
+import { FRAMES_PER_2M, offsetIn } from 'cocofuzz/api';
 
 /** The 2M region holding `frame` (a pfn or a gfn, >= 0). */
 export const regionOf = (frame: number): number => Math.floor(frame / FRAMES_PER_2M);
 
 /** `frame`'s index in its 2M region's per-frame arrays: frame % 512, for `frame` >= 0. */
-export const slotOf = (frame: number): number => frame - Math.floor(frame / FRAMES_PER_2M) * FRAMES_PER_2M;
+export const slotOf = (frame: number): number => offsetIn(frame, FRAMES_PER_2M);
