@@ -89,6 +89,12 @@ class PinChunk {
   }
 }
 
+const wholeChunkPins = (all: number): PinChunk => {
+  const pins = new PinChunk();
+  pins.all = all;
+  return pins;
+};
+
 /** VMM RAM frames of a 2M region of guest memory discarded so far. */
 class RamChunk {
   count = 0;
@@ -453,10 +459,13 @@ export class HostFrames {
         pfn = chunkEnd;
         continue;
       }
-      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M && held.all + delta <= 0) {
-        // The last pins of a whole chunk go (the unpin of a pool's mapping): dropped without
-        // taking a writable copy of a chunk the boot-cache template shares.
+      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
+        // A whole chunk's count changes (the map or unmap of a pool): a new entry replaces it, or
+        // none when its last pins go, without a writable copy of a chunk the boot-cache template
+        // shares (a 1G pool is 512 chunks, and a second device's mapping of it keeps them pinned).
+        const all = Math.max(0, held.all + delta);
         this.pinCount.delete(chunk);
+        if (all > 0) this.pinCount.add(chunk, wholeChunkPins(all));
         pfn = chunkEnd;
         continue;
       }
