@@ -196,9 +196,15 @@ export class HostFrames {
       while (pfn === undefined && this.freeHead < this.freeQueue.length) {
         const run = this.freeQueue[this.freeHead] as PinRun;
         const candidate = run.pfn;
-        run.pfn++;
-        if (--run.frames === 0) this.freeHead++;
+        // Frames handed out or pinned again since they were queued leave the queue, a stretch at
+        // a time (a 1G pool's frames unpinned at a flush and pinned again by the next map would
+        // otherwise be skipped one by one).
+        let next = candidate + 1;
         if (this.isFree(candidate)) pfn = candidate;
+        else next = this.sameOwnershipEnd(candidate, candidate + run.frames, true);
+        run.frames -= next - candidate;
+        run.pfn = next;
+        if (run.frames === 0) this.freeHead++;
       }
       if (this.freeHead > 1024 && this.freeHead * 2 > this.freeQueue.length) {
         this.freeQueue = this.freeQueue.slice(this.freeHead);
