@@ -94,6 +94,26 @@ export class SwiotlbSlots {
     return this.chunks[Math.floor(i / SLOT_CHUNK)]?.headOffset[i % SLOT_CHUNK] ?? 0;
   }
 
+  /** Sets field `field` of slots [from, to) to `value`: one fill per chunk (a 2M block is 1024 slots). */
+  fill(field: 'list' | 'origAddr' | 'allocSize' | 'padSlots', from: number, to: number, value: number): void {
+    for (let i = from; i < to; ) {
+      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
+      const stop = Math.min(to, first + SLOT_CHUNK);
+      this.chunk(i)[field].fill(value, i - first, stop - first);
+      i = stop;
+    }
+  }
+
+  /** alloc_size of slots [from, to): `size` at `from`, `step` less at each slot after it. */
+  setAllocSizeRun(from: number, to: number, size: number, step: number): void {
+    for (let i = from; i < to; ) {
+      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
+      const stop = Math.min(to, first + SLOT_CHUNK);
+      const allocSize = this.chunk(i).allocSize;
+      for (; i < stop; i++) allocSize[i - first] = size - (i - from) * step;
+    }
+  }
+
   setList(i: number, value: number): void {
     this.chunk(i).list[i % SLOT_CHUNK] = value;
   }

@@ -670,12 +670,9 @@ export class SwiotlbPool implements SwiotlbSlotsView {
 
     // Same marking as swiotlb_search_pool_area()'s "found:" (list 0, alloc_size counting down,
     // the free run before the chunk renumbered), with `used` charged to each area it spans.
-    for (let i = index; i < index + nslots; i++) {
-      this.slots.setList(i, 0);
-      this.slots.setAllocSize(i, size - (i - index) * IO_TLB_SIZE);
-      const area = Math.floor(i / this.areaNslabs);
-      this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) + 1;
-    }
+    this.slots.fill('list', index, index + nslots, 0);
+    this.slots.setAllocSizeRun(index, index + nslots, size, IO_TLB_SIZE);
+    this.chargeAreas(index, index + nslots, 1);
     let count = 0;
     for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     this.markHead(index, KIND_CHUNK, size, 0);
@@ -849,18 +846,23 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     return true;
   }
 
+  /** Adds `sign` per slot of [from, to) to the `used` of each area the range spans (a chunk may span areas). */
+  private chargeAreas(from: number, to: number, sign: 1 | -1): void {
+    for (let area = Math.floor(from / this.areaNslabs); area * this.areaNslabs < to; area++) {
+      const slots = Math.min(to, (area + 1) * this.areaNslabs) - Math.max(from, area * this.areaNslabs);
+      this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) + sign * slots;
+    }
+  }
+
   /** Chunk release: the slots may span segments, so rebuild the free runs of each touched segment. */
   private releaseChunk(mapping: SwiotlbMapping): void {
     const first = mapping.slotIndex;
     const last = first + mapping.nslots - 1;
-    for (let i = first; i <= last; i++) {
-      this.slots.setAllocSize(i, 0);
-      this.slots.setOrigAddr(i, INVALID_PHYS_ADDR);
-      this.slots.setPadSlots(i, 0);
-      this.slots.setList(i, 1); // free: renumbered below
-      const area = Math.floor(i / this.areaNslabs);
-      this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - 1;
-    }
+    this.slots.fill('allocSize', first, last + 1, 0);
+    this.slots.fill('origAddr', first, last + 1, INVALID_PHYS_ADDR);
+    this.slots.fill('padSlots', first, last + 1, 0);
+    this.slots.fill('list', first, last + 1, 1); // free: renumbered below
+    this.chargeAreas(first, last + 1, -1);
     const segFirst = Math.floor(first / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
     const segEnd = Math.min((Math.floor(last / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, this.nslabs);
     let count = 0;
