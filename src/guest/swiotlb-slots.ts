@@ -29,6 +29,8 @@ export class SwiotlbSlots {
   private readonly chunks: (Chunk | undefined)[];
   /** Counts slot writes: while it stays the same, the live allocations are the same (SwiotlbView.generation). */
   generation = 0;
+  /** The slots whose `kind` is set (the head slots of the live allocations), ascending. */
+  private readonly heads: number[] = [];
 
   constructor(readonly nslabs: number) {
     this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
@@ -42,6 +44,11 @@ export class SwiotlbSlots {
   /** Whether chunk `c` (slots c*SLOT_CHUNK ..) was ever written; an unwritten one is all free. */
   written(c: number): boolean {
     return this.chunks[c] !== undefined;
+  }
+
+  /** The head slots of the live allocations, ascending (read-only: setKind() keeps it). */
+  liveHeads(): readonly number[] {
+    return this.heads;
   }
 
   get chunkCount(): number {
@@ -127,7 +134,20 @@ export class SwiotlbSlots {
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
   setKind(i: number, value: number): void {
-    this.chunk(i).kind[i % SLOT_CHUNK] = value;
+    const chunk = this.chunk(i);
+    const was = chunk.kind[i % SLOT_CHUNK]!;
+    chunk.kind[i % SLOT_CHUNK] = value;
+    if ((was === 0) === (value === 0)) return;
+    // Binary search for i's place among the heads.
+    let lo = 0;
+    let hi = this.heads.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.heads[mid]! < i) lo = mid + 1;
+      else hi = mid;
+    }
+    if (value === 0) this.heads.splice(lo, 1);
+    else this.heads.splice(lo, 0, i);
   }
   setMapSize(i: number, value: number): void {
     this.chunk(i).mapSize[i % SLOT_CHUNK] = value;
