@@ -167,7 +167,7 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
     ops,
     ms: round(ms),
     opsPerSec: round((ops * 1000) / ms),
-    bootMs: round(bootMs),
+    bootMs: round(bootMs, 2),
     bootMsPerCase: round(bootMs / Math.max(1, cases.length), 2),
     usPerOp: round((ms * 1000) / Math.max(1, ops), 1),
     usPerOpAfterBoot: round(((ms - bootMs) * 1000) / Math.max(1, ops), 1),
