@@ -27,7 +27,20 @@ export interface ScaleTask {
   longOps: number;
   /** The swiotlb pool of both configs, or undefined for each guest's default pool. */
   swiotlb?: string;
+  /** Timed passes over the cases and the long case after the warm-up pass (default SCALE_PASSES); each figure is its fastest pass. */
+  passes?: number;
 }
+
+/**
+ * Timed passes per child. One warm-up pass is not the steady state: in one process, eight passes
+ * over the 1T cases took 1226, 338, 260, 162, 141, 104, 122 and 138 us of CPU per op (64M: 864,
+ * 299, 169, 108, 114, 86, 60, 102; load average 5.7 on 2 cores), so one timed pass after the
+ * warm-up measured how far V8 had got with the bigger guest's extra code paths (restore,
+ * copy-on-write regions, pool chunks) as much as the guest. The fastest of five is what a
+ * campaign of thousands of cases runs at: the same keep-the-best rule as the repetitions across
+ * children, against the neighbours' load.
+ */
+export const SCALE_PASSES = 5;
 
 export interface ScaleChildResult {
   cases: number;
@@ -94,47 +107,67 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   gc();
   const base = heapUsed();
   let peak = 0;
-  let ops = 0;
-  let findings = 0;
-  let bootMs = 0;
   let booted = 0;
   const onStart = (): void => {
     booted = cpuMs();
   };
-  const started = cpuMs();
   let calls = 0;
   const onStep = (step: Step): void => {
     calls += step.calls.length;
   };
-  for (const testCase of cases) {
-    const caseStarted = cpuMs();
-    const result = runCase(testCase, policies, { oracles, onStart, onStep });
-    bootMs += booted - caseStarted;
-    ops += result.stepsRun;
-    if (result.verdict === 'violation') findings++;
-    peak = Math.max(peak, heapUsed() - base);
+  /** The cases once: their CPU time, boot time, ops, primitive calls and findings. */
+  const passOverCases = (): { ms: number; bootMs: number; ops: number; calls: number; findings: number } => {
+    const pass = { ms: 0, bootMs: 0, ops: 0, calls: 0, findings: 0 };
+    calls = 0;
+    const started = cpuMs();
+    for (const testCase of cases) {
+      const caseStarted = cpuMs();
+      const result = runCase(testCase, policies, { oracles, onStart, onStep });
+      pass.bootMs += booted - caseStarted;
+      pass.ops += result.stepsRun;
+      if (result.verdict === 'violation') pass.findings++;
+      peak = Math.max(peak, heapUsed() - base);
+    }
+    pass.ms = cpuMs() - started;
+    pass.calls = calls;
+    return pass;
+  };
+  const passes = Math.max(1, task.passes ?? SCALE_PASSES);
+  let best = passOverCases();
+  for (let p = 1; p < passes; p++) {
+    const pass = passOverCases();
+    if (pass.ms < best.ms) best = pass;
   }
-  const ms = cpuMs() - started;
+  const { ms, bootMs, ops, findings } = best;
+  const caseCalls = best.calls;
 
-  gc();
-  const before = heapUsed();
-  let world: View | undefined;
-  const longStarted = cpuMs();
-  const caseCalls = calls;
-  calls = 0;
-  const longResult = runCase(long, policies, { oracles, onStart: (view) => (world = view), onStep });
-  const longCalls = calls;
-  const longMs = cpuMs() - longStarted;
-  gc();
-  const retained = heapUsed() - before;
-  // Read after the measurement, so the world is still reachable during it.
-  if (world === undefined) throw new Error('runCase never called onStart');
+  // The long case: its fastest pass, and the heap its world holds after the first (later passes
+  // measure about nothing: what the first one grew, such as lazily made caches, stays).
+  let longMs = Infinity;
+  let longCalls = 0;
+  let longResult: ReturnType<typeof runCase> | undefined;
+  let retained = 0;
+  for (let p = 0; p < passes; p++) {
+    gc();
+    const before = heapUsed();
+    let world: View | undefined;
+    calls = 0;
+    const longStarted = cpuMs();
+    longResult = runCase(long, policies, { oracles, onStart: (view) => (world = view), onStep });
+    longMs = Math.min(longMs, cpuMs() - longStarted);
+    longCalls = calls;
+    gc();
+    if (p === 0) retained = heapUsed() - before;
+    // Read after the measurement, so the world is still reachable during it.
+    if (world === undefined) throw new Error('runCase never called onStart');
+  }
+  if (longResult === undefined) throw new Error('the long case never ran');
   return {
     cases: cases.length,
     ops,
     ms: round(ms),
     opsPerSec: round((ops * 1000) / ms),
-    bootMs: round(bootMs),
+    bootMs: round(bootMs, 2),
     bootMsPerCase: round(bootMs / Math.max(1, cases.length), 2),
     usPerOp: round((ms * 1000) / Math.max(1, ops), 1),
     usPerOpAfterBoot: round(((ms - bootMs) * 1000) / Math.max(1, ops), 1),

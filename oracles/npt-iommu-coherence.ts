@@ -12,7 +12,7 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { FRAME_LIMIT, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 const started = new WeakSet<View>();
@@ -34,16 +34,28 @@ function checkRange(view: View, from: number, to: number, out: Findings): void {
 }
 
 /**
+ * Where each table's current answer holds, for checkShared(): per device's S2, then the NPT side
+ * (index devices.length): the answer holds for GPAs below `runEnd`, and is `gpa + runOffset`, or
+ * nothing where `runOffset` is NaN (unmapped, or no shared backing frame). Reused.
+ */
+const runEnd: number[] = [];
+const runOffset: number[] = [];
+
+/**
  * Shared GFNs [from, to), piece by piece where every table answers linearly: each device's S2 is
  * unmapped throughout or maps the piece onto contiguous frames, and so does the NPT (or, where
  * it has no leaf, the host's shared backing). Two linear translations of one piece differ at
  * every page or at none, so the first page judges the piece; only a piece that differs is
- * walked page by page, for the findings (one per S2 leaf) a per-page check gives. A 32G pool
- * the host keeps in 2M leaves and chunks costs one judgement per 2M region, not 512.
+ * walked page by page, for the findings (one per S2 leaf) a per-page check gives. Each table's
+ * run is asked for once and kept until the piece passes its end, so a piece ends where any table
+ * changes, and a 1G pool the host shares with linear leaves and frames is one piece, whatever
+ * its size; a long run is not rescanned for every short run of another table.
  */
 function checkShared(view: View, from: number, to: number, out: Findings): void {
   const devices = view.devices;
+  const npt = devices.length;
   const last = to * SZ_4K;
+  for (let t = 0; t <= npt; t++) runEnd[t] = -1;
   let gfn = from;
   while (gfn < to) {
     if (to - gfn === 1) {
@@ -51,31 +63,35 @@ function checkShared(view: View, from: number, to: number, out: Findings): void 
       return;
     }
     const gpa = gfn * SZ_4K;
-    // Pieces stop at 2M boundaries: each run question then looks at most one region ahead, and
-    // taking the least of them never rescans a long run piece after piece.
-    let end = Math.min(last, (Math.floor(gfn / FRAMES_PER_2M) + 1) * SZ_2M);
+    let end = last;
     let mapped = false;
-    for (let d = 0; d < devices.length; d++) {
-      const s2 = devices[d]!.s2;
-      const hpa = s2.iovaToPhys(gpa);
-      s2Hpa[d] = hpa ?? -1;
-      if (hpa === undefined) end = Math.min(end, s2.nextMapped(gpa, end));
-      else {
-        mapped = true;
-        end = Math.min(end, s2.linearEnd(gpa, end, hpa));
+    for (let d = 0; d < npt; d++) {
+      if (gpa >= runEnd[d]!) {
+        const s2 = devices[d]!.s2;
+        const hpa = s2.iovaToPhys(gpa);
+        runOffset[d] = hpa === undefined ? NaN : hpa - gpa;
+        runEnd[d] = hpa === undefined ? s2.nextMapped(gpa, last) : s2.linearEnd(gpa, last, hpa);
       }
+      s2Hpa[d] = Number.isNaN(runOffset[d]) ? -1 : gpa + runOffset[d]!;
+      if (s2Hpa[d]! >= 0) mapped = true;
+      end = Math.min(end, runEnd[d]!);
     }
     if (mapped) {
-      let expected = view.npt.iovaToPhys(gpa);
-      if (expected === undefined) {
-        end = Math.min(end, view.npt.nextMapped(gpa, end));
-        expected = view.host.sharedHpa(gpa);
-        end = Math.min(end, view.host.backingRunEnd(gfn, Math.ceil(end / SZ_4K)) * SZ_4K);
-      } else {
-        end = Math.min(end, view.npt.linearEnd(gpa, end, expected));
+      if (gpa >= runEnd[npt]!) {
+        const expected = view.npt.iovaToPhys(gpa);
+        if (expected !== undefined) {
+          runOffset[npt] = expected - gpa;
+          runEnd[npt] = view.npt.linearEnd(gpa, last, expected);
+        } else {
+          const backing = view.host.sharedHpa(gpa);
+          runOffset[npt] = backing >= 0 ? backing - gpa : NaN;
+          const unmappedEnd = view.npt.nextMapped(gpa, last);
+          runEnd[npt] = view.host.backingRunEnd(gfn, Math.ceil(unmappedEnd / SZ_4K)) * SZ_4K;
+        }
       }
+      end = Math.min(end, runEnd[npt]!);
       const next = Math.ceil(end / SZ_4K);
-      if (expected >= 0 && differs(devices.length, Math.floor(expected / SZ_4K))) for (let g = gfn; g < next; g++) checkGfn(view, g, out);
+      if (!Number.isNaN(runOffset[npt]) && differs(npt, Math.floor((gpa + runOffset[npt]!) / SZ_4K))) for (let g = gfn; g < next; g++) checkGfn(view, g, out);
       gfn = next;
     } else {
       gfn = Math.ceil(end / SZ_4K);

@@ -75,7 +75,7 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-/** GFNs that became required in this check, in the order their owners were marked. */
+/** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
 const fresh: number[] = [];
 
 /** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
@@ -116,7 +116,7 @@ function ownerOf(state: State, gfn: number): number {
   return i < runs.start.length && runs.start[i]! <= gfn ? runs.owner[i]! : -1;
 }
 
-/** Collect in `fresh` the GFNs of [from, to) the previous marking did not require. */
+/** Collect in `fresh` the ranges of GFNs of [from, to) the previous marking did not require. */
 function collectFresh(previous: Runs, from: number, to: number): void {
   let i = firstEndingAfter(previous, from);
   let at = from;
@@ -126,7 +126,8 @@ function collectFresh(previous: Runs, from: number, to: number): void {
       continue;
     }
     const stop = i < previous.start.length ? Math.min(to, previous.start[i]!) : to;
-    for (; at < stop; at++) fresh.push(at);
+    if (at < stop) fresh.push(at, stop);
+    at = stop;
   }
 }
 
@@ -195,8 +196,59 @@ function checkOwned(view: View, state: State, gfn: number, owner: number): void 
 function checkRun(view: View, state: State, from: number, to: number): void {
   const runs = state.required;
   for (let i = firstEndingAfter(runs, from); i < runs.start.length && runs.start[i]! < to; i++) {
-    const stop = Math.min(to, runs.end[i]!);
-    for (let gfn = Math.max(from, runs.start[i]!); gfn < stop; gfn++) checkOwned(view, state, gfn, runs.owner[i]!);
+    checkOwnedRange(view, state, Math.max(from, runs.start[i]!), Math.min(to, runs.end[i]!), runs.owner[i]!);
+  }
+}
+
+/**
+ * Check GFNs [from, to), all required by owner `owner`, piece by piece: a piece is one run of
+ * guest page flags, of the CPU's translation (contiguous frames) and of RMP entries, so one look
+ * judges all its pages. A piece that passes only records its pages as checked (and in the
+ * reverse index); one that fails is checked page by page, for the findings a per-page check
+ * gives. A bounce through a 256K slot range costs a few looks, not 64.
+ */
+function checkOwnedRange(view: View, state: State, from: number, to: number, owner: number): void {
+  let gfn = from;
+  while (gfn < to) {
+    const end = pieceEnd(view, gfn, to);
+    if (piece.passes) markChecked(state, gfn, end, piece.hpa);
+    else for (let g = gfn; g < end; g++) checkOwned(view, state, g, owner);
+    gfn = end;
+  }
+}
+
+/** What pieceEnd() found about its piece (reused). */
+const piece = { passes: false, hpa: -1 };
+
+/**
+ * The end (at most `to`) of the piece from `gfn` over which checkShared()'s verdict cannot
+ * change; `piece` says whether it passes (shared, and unassigned in the RMP where a frame backs
+ * it) and the frame behind `gfn` (-1: none, then the piece is that one page).
+ */
+function pieceEnd(view: View, gfn: number, to: number): number {
+  const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
+  const hpa = frameOf(view, gfn * SZ_4K) ?? -1;
+  piece.hpa = hpa;
+  piece.passes = shared;
+  if (!shared) return gfn + 1;
+  if (hpa < 0) return gfn + 1;
+  let end = cpu.linearEnd(view, gfn, view.guest.pageRunEnd(gfn, to));
+  const pfn = Math.floor(hpa / SZ_4K);
+  piece.passes = !view.rmp.load(pfn, sharedEntry).assigned;
+  end = Math.min(end, gfn + view.rmp.runEnd(pfn, pfn + (end - gfn)) - pfn);
+  return end;
+}
+
+/** Pages [from, to) of a passing piece whose first page is backed by `hpa` (-1: none): checked in this check, and in the reverse index, as checkShared() records them. */
+function markChecked(state: State, from: number, to: number, hpa: number): void {
+  const firstPfn = hpa < 0 ? -1 : Math.floor(hpa / SZ_4K);
+  for (let gfn = from; gfn < to; gfn++) {
+    const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
+    if (seen[gfn % FRAMES_PER_2M] === state.checkNumber) continue;
+    seen[gfn % FRAMES_PER_2M] = state.checkNumber;
+    if (firstPfn < 0) continue;
+    const pfn = firstPfn + (gfn - from);
+    state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M))[pfn % FRAMES_PER_2M] = gfn + 1;
   }
 }
 
@@ -336,7 +388,7 @@ export default defineOracle({
       checkReuse(view, state, false);
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
-    for (let i = 0; i < fresh.length; i++) checkPage(view, state, fresh[i]!);
+    for (let i = 0; i < fresh.length; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
     for (const { start, end } of step.gfnRanges) checkRun(view, state, start, end);
     for (const range of step.frameRanges) {
       let pfn = range.start;

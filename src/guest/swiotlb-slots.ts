@@ -29,6 +29,8 @@ export class SwiotlbSlots {
   private readonly chunks: (Chunk | undefined)[];
   /** Counts slot writes: while it stays the same, the live allocations are the same (SwiotlbView.generation). */
   generation = 0;
+  /** The slots whose `kind` is set (the head slots of the live allocations), ascending. */
+  private readonly heads: number[] = [];
 
   constructor(readonly nslabs: number) {
     this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
@@ -42,6 +44,11 @@ export class SwiotlbSlots {
   /** Whether chunk `c` (slots c*SLOT_CHUNK ..) was ever written; an unwritten one is all free. */
   written(c: number): boolean {
     return this.chunks[c] !== undefined;
+  }
+
+  /** The head slots of the live allocations, ascending (read-only: setKind() keeps it). */
+  liveHeads(): readonly number[] {
+    return this.heads;
   }
 
   get chunkCount(): number {
@@ -94,6 +101,26 @@ export class SwiotlbSlots {
     return this.chunks[Math.floor(i / SLOT_CHUNK)]?.headOffset[i % SLOT_CHUNK] ?? 0;
   }
 
+  /** Sets field `field` of slots [from, to) to `value`: one fill per chunk (a 2M block is 1024 slots). */
+  fill(field: 'list' | 'origAddr' | 'allocSize' | 'padSlots', from: number, to: number, value: number): void {
+    for (let i = from; i < to; ) {
+      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
+      const stop = Math.min(to, first + SLOT_CHUNK);
+      this.chunk(i)[field].fill(value, i - first, stop - first);
+      i = stop;
+    }
+  }
+
+  /** alloc_size of slots [from, to): `size` at `from`, `step` less at each slot after it. */
+  setAllocSizeRun(from: number, to: number, size: number, step: number): void {
+    for (let i = from; i < to; ) {
+      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
+      const stop = Math.min(to, first + SLOT_CHUNK);
+      const allocSize = this.chunk(i).allocSize;
+      for (; i < stop; i++) allocSize[i - first] = size - (i - from) * step;
+    }
+  }
+
   setList(i: number, value: number): void {
     this.chunk(i).list[i % SLOT_CHUNK] = value;
   }
@@ -107,7 +134,20 @@ export class SwiotlbSlots {
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
   setKind(i: number, value: number): void {
-    this.chunk(i).kind[i % SLOT_CHUNK] = value;
+    const chunk = this.chunk(i);
+    const was = chunk.kind[i % SLOT_CHUNK]!;
+    chunk.kind[i % SLOT_CHUNK] = value;
+    if ((was === 0) === (value === 0)) return;
+    // Binary search for i's place among the heads.
+    let lo = 0;
+    let hi = this.heads.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.heads[mid]! < i) lo = mid + 1;
+      else hi = mid;
+    }
+    if (value === 0) this.heads.splice(lo, 1);
+    else this.heads.splice(lo, 0, i);
   }
   setMapSize(i: number, value: number): void {
     this.chunk(i).mapSize[i % SLOT_CHUNK] = value;

@@ -89,6 +89,12 @@ class PinChunk {
   }
 }
 
+const wholeChunkPins = (all: number): PinChunk => {
+  const pins = new PinChunk();
+  pins.all = all;
+  return pins;
+};
+
 /** VMM RAM frames of a 2M region of guest memory discarded so far. */
 class RamChunk {
   count = 0;
@@ -190,9 +196,15 @@ export class HostFrames {
       while (pfn === undefined && this.freeHead < this.freeQueue.length) {
         const run = this.freeQueue[this.freeHead] as PinRun;
         const candidate = run.pfn;
-        run.pfn++;
-        if (--run.frames === 0) this.freeHead++;
+        // Frames handed out or pinned again since they were queued leave the queue, a stretch at
+        // a time (a 1G pool's frames unpinned at a flush and pinned again by the next map would
+        // otherwise be skipped one by one).
+        let next = candidate + 1;
         if (this.isFree(candidate)) pfn = candidate;
+        else next = this.sameOwnershipEnd(candidate, candidate + run.frames, true);
+        run.frames -= next - candidate;
+        run.pfn = next;
+        if (run.frames === 0) this.freeHead++;
       }
       if (this.freeHead > 1024 && this.freeHead * 2 > this.freeQueue.length) {
         this.freeQueue = this.freeQueue.slice(this.freeHead);
@@ -453,10 +465,13 @@ export class HostFrames {
         pfn = chunkEnd;
         continue;
       }
-      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M && held.all + delta <= 0) {
-        // The last pins of a whole chunk go (the unpin of a pool's mapping): dropped without
-        // taking a writable copy of a chunk the boot-cache template shares.
+      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
+        // A whole chunk's count changes (the map or unmap of a pool): a new entry replaces it, or
+        // none when its last pins go, without a writable copy of a chunk the boot-cache template
+        // shares (a 1G pool is 512 chunks, and a second device's mapping of it keeps them pinned).
+        const all = Math.max(0, held.all + delta);
         this.pinCount.delete(chunk);
+        if (all > 0) this.pinCount.add(chunk, wholeChunkPins(all));
         pfn = chunkEnd;
         continue;
       }
