@@ -32,7 +32,7 @@
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { RegionStore } from '../model/regions.ts';
-import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp } from '../model/size.ts';
+import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp, offsetIn } from '../model/size.ts';
 import type { PrimitiveCall } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
@@ -171,7 +171,7 @@ export class HostFrames {
   /** The RAM block frame of `gfn` still backs it (never discarded, and inside guest memory). */
   private ramFrameLive(gfn: number): boolean {
     if (gfn < 0 || gfn >= this.ramFrames) return false;
-    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.discarded(gfn % FRAMES_PER_2M) !== true;
+    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.discarded(offsetIn(gfn, FRAMES_PER_2M)) !== true;
   }
 
   /** RAM block frames of region `index` that still back their gfn. */
@@ -224,8 +224,8 @@ export class HostFrames {
       back.count = FRAMES_PER_2M;
     } else {
       const gfns = back.perFrame();
-      if (gfns[pfn % FRAMES_PER_2M] === NONE) back.count++;
-      gfns[pfn % FRAMES_PER_2M] = gfn;
+      if (gfns[offsetIn(pfn, FRAMES_PER_2M)] === NONE) back.count++;
+      gfns[offsetIn(pfn, FRAMES_PER_2M)] = gfn;
     }
     return pfn * SZ_4K;
   }
@@ -255,7 +255,7 @@ export class HostFrames {
       }
       const back = held === undefined ? undefined : this.backs.writable(chunk);
       for (; pfn < chunkEnd; pfn++) {
-        if (back !== undefined && back.get(pfn % FRAMES_PER_2M) !== undefined) {
+        if (back !== undefined && back.get(offsetIn(pfn, FRAMES_PER_2M)) !== undefined) {
           this.unback(back, chunk, pfn);
           this.releaseRange(pfn, 1);
         } else if (pfn >= VMM_PFN && pfn - VMM_PFN < this.ramFrames) {
@@ -266,7 +266,7 @@ export class HostFrames {
   }
 
   private unback(back: BackChunk, chunk: number, pfn: number): void {
-    back.perFrame()[pfn % FRAMES_PER_2M] = NONE;
+    back.perFrame()[offsetIn(pfn, FRAMES_PER_2M)] = NONE;
     if (--back.count === 0) this.backs.delete(chunk);
   }
 
@@ -296,7 +296,7 @@ export class HostFrames {
       }
       if (ram.bits === undefined) ram.bits = new Uint8Array(FRAMES_PER_2M).fill(ram.count === FRAMES_PER_2M ? 1 : 0);
       for (; gfn < regionEnd; gfn++) {
-        const i = gfn % FRAMES_PER_2M;
+        const i = offsetIn(gfn, FRAMES_PER_2M);
         if (ram.bits[i] === 1) continue;
         ram.bits[i] = 1;
         ram.count++;
@@ -321,7 +321,7 @@ export class HostFrames {
   }
 
   private backingGfn(pfn: number): number | undefined {
-    const gfn = this.backs.get(Math.floor(pfn / FRAMES_PER_2M))?.get(pfn % FRAMES_PER_2M);
+    const gfn = this.backs.get(Math.floor(pfn / FRAMES_PER_2M))?.get(offsetIn(pfn, FRAMES_PER_2M));
     if (gfn !== undefined) return gfn;
     const ram = pfn - VMM_PFN;
     return this.ramFrameLive(ram) ? ram : undefined;
@@ -331,9 +331,13 @@ export class HostFrames {
 
   /** Follow a primitive call: io_map pins, io_unmap queues the unpin, iommu_flush releases it. */
   observe(call: PrimitiveCall): void {
+    // The name first: every call comes here, and reading `args.dev` from args of a dozen shapes
+    // is the slow part for the many calls that are none of these.
+    const prim = call.prim;
+    if (prim !== 'io_map' && prim !== 'io_unmap' && prim !== 'iommu_flush') return;
     const dev = call.args.dev;
     if (typeof dev !== 'number') return;
-    switch (call.prim) {
+    switch (prim) {
       case 'io_map':
         this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len), call.result === call.args.len);
         return;
@@ -371,7 +375,7 @@ export class HostFrames {
    */
   private pinMapped(dev: number, gpa: number, hpa: number, len: number, whole: boolean): void {
     if (hpa + len <= VMM_RAM_BASE) return;
-    if (gpa % SZ_4K !== 0 || hpa % SZ_4K !== 0 || len % SZ_4K !== 0) return;
+    if (offsetIn(gpa, SZ_4K) !== 0 || offsetIn(hpa, SZ_4K) !== 0 || offsetIn(len, SZ_4K) !== 0) return;
     const runs = this.runsOf(this.pins, dev);
     if (whole) {
       // The map installed the whole range just now: all of it translates to hpa + offset.
@@ -490,7 +494,7 @@ export class HostFrames {
 
   private isPinned(pfn: number): boolean {
     const pins = this.pinCount.get(Math.floor(pfn / FRAMES_PER_2M));
-    return pins !== undefined && pins.get(pfn % FRAMES_PER_2M) > 0;
+    return pins !== undefined && pins.get(offsetIn(pfn, FRAMES_PER_2M)) > 0;
   }
 
   private isFree(pfn: number): boolean {
