@@ -162,7 +162,9 @@ export interface ChildResult<T> {
 export function runChild<T>(task: unknown): Promise<ChildResult<T>> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--expose-gc', RUN_TS, CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // The condition as in `npm run bench`: the oracles' `cocofuzz/api` from src/, not a dist/ that
+    // may be stale or missing.
+    const child = spawn(process.execPath, ['--expose-gc', '--conditions=cocofuzz-source', RUN_TS, CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => (out += chunk));
