@@ -19,7 +19,7 @@
 // counts the keys claimed twice: while there are none (every correct run), a step updates the
 // index and looks at no key.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -139,7 +139,7 @@ function checkRegion(view: View, base: number, out: Findings): void {
   view.rmp.load(base, head);
   if (head.size !== '2M' || !head.assigned) return;
   const hpa = base * SZ_4K;
-  if (hpa % SZ_2M !== 0 || head.gpa % SZ_2M !== 0) {
+  if (offsetIn(hpa, SZ_2M) !== 0 || offsetIn(head.gpa, SZ_2M) !== 0) {
     out.push({
       message: `RMP[2M] at hpa ${hex(hpa)} for gpa ${hex(head.gpa)} ==> FAIL (2M entry not 2M-aligned)`,
       details: { hpa, gpa: head.gpa, sizes: { rmp: '2M' } },

@@ -23,6 +23,7 @@ import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle,
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const sharedEntry = defaultRmpEntry();
@@ -184,9 +185,8 @@ function checkPage(view: View, state: State, gfn: number): void {
 
 /** Check `gfn`, required by owner `owner`, unless this check did already. */
 function checkOwned(view: View, state: State, gfn: number, owner: number): void {
-  const index = Math.floor(gfn / FRAMES_PER_2M);
-  const seen = state.seen.getOrCreate(index);
-  const i = gfn % FRAMES_PER_2M;
+  const seen = state.seen.getOrCreate(regionOf(gfn));
+  const i = slotOf(gfn);
   if (seen[i] === state.checkNumber) return;
   seen[i] = state.checkNumber;
   checkShared(view, state, gfn, state.owners[owner]!);
@@ -243,12 +243,12 @@ function pieceEnd(view: View, gfn: number, to: number): number {
 function markChecked(state: State, from: number, to: number, hpa: number): void {
   const firstPfn = hpa < 0 ? -1 : Math.floor(hpa / SZ_4K);
   for (let gfn = from; gfn < to; gfn++) {
-    const seen = state.seen.getOrCreate(Math.floor(gfn / FRAMES_PER_2M));
-    if (seen[gfn % FRAMES_PER_2M] === state.checkNumber) continue;
-    seen[gfn % FRAMES_PER_2M] = state.checkNumber;
+    const seen = state.seen.getOrCreate(regionOf(gfn));
+    if (seen[slotOf(gfn)] === state.checkNumber) continue;
+    seen[slotOf(gfn)] = state.checkNumber;
     if (firstPfn < 0) continue;
     const pfn = firstPfn + (gfn - from);
-    state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M))[pfn % FRAMES_PER_2M] = gfn + 1;
+    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
   }
 }
 
@@ -266,8 +266,7 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   const hpa = frameOf(view, gpa);
   if (hpa !== undefined) {
     const pfn = Math.floor(hpa / SZ_4K);
-    const frames = state.reverse.getOrCreate(Math.floor(pfn / FRAMES_PER_2M));
-    frames[pfn % FRAMES_PER_2M] = gfn + 1;
+    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
   }
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
@@ -393,11 +392,13 @@ export default defineOracle({
     for (const range of step.frameRanges) {
       let pfn = range.start;
       while (pfn < range.end) {
-        const end = Math.min(range.end, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M);
-        const backed = state.reverse.get(Math.floor(pfn / FRAMES_PER_2M));
+        const end = Math.min(range.end, (regionOf(pfn) + 1) * FRAMES_PER_2M);
+        const backed = state.reverse.get(regionOf(pfn));
         if (backed !== undefined) {
-          for (let f = pfn; f < end; f++) {
-            const known = backed[f % FRAMES_PER_2M]!;
+          // By slot: a host pfn is a double, and pfn % 512 a call to fmod (lib/region-slot.ts).
+          const first = slotOf(pfn);
+          for (let slot = first; slot < first + (end - pfn); slot++) {
+            const known = backed[slot]!;
             if (known !== 0) checkPage(view, state, known - 1);
           }
         }
