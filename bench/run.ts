@@ -17,7 +17,7 @@ import { type BugBenchResult, type BugSummary, type ModeSummary, benchPlantedBug
 import { WORKLOAD_STEPS, machineInfo, round } from './common.ts';
 import { benchPageTable } from './pagetable.ts';
 import { type RaceBenchResult, benchRace } from './race.ts';
-import { type ScaleRatios, type ScaleResult, benchScale } from './scale.ts';
+import { SCALE_PASSES, type ScaleRatios, type ScaleResult, benchScale } from './scale.ts';
 import { type StartupResult, benchStartup, ensureDist } from './startup.ts';
 import { type ThroughputResult, type WorkerScalingResult, benchThroughput, benchWorkers } from './throughput.ts';
 
@@ -201,7 +201,7 @@ if (run('scale')) {
   scale = await benchScale(PLAN.scale);
   results.scale = scale;
   const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
-  log(`== Scale: ${scale.ops} ops in cases of <= ${WORKLOAD_STEPS} + one case of ${scale.longOps} ops, each size in its own process, best of ${scale.reps}; times are the child's CPU time [${elapsed()}]`);
+  log(`== Scale: ${scale.ops} ops in cases of <= ${WORKLOAD_STEPS} + one case of ${scale.longOps} ops, each size in its own process, best of ${scale.reps} (each the fastest of ${SCALE_PASSES} passes after a warm-up one); times are the child's CPU time [${elapsed()}]`);
   table(
     ['guest (cases generated for), swiotlb', 'ms', 'us/op', 'us/op w/o boot', 'calls/op', 'boot ms/case', 'long case ms', 'retained MiB', 'maxRSS MiB'],
     scale.runs.map((r) => [
