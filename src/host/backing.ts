@@ -137,7 +137,7 @@ export class Backing {
         continue;
       }
       if (whole && region === undefined) {
-        const made = this.wholeRegion(index);
+        const made = this.regions.add(index, new Region());
         made.state.fill(PRIVATE);
         made.private = FRAMES_PER_2M;
         gfn = regionEnd;

@@ -80,20 +80,15 @@ class BackChunk {
 
 /** Pins per frame of a chunk, mapped or waiting for the flush, over every device. */
 class PinChunk {
-  /** The count of every frame while they agree. */
-  all = 0;
   counts: Uint32Array | undefined = undefined;
+
+  /** `all`: the count of every frame while they agree. */
+  constructor(public all = 0) {}
 
   get(i: number): number {
     return this.counts === undefined ? this.all : this.counts[i]!;
   }
 }
-
-const wholeChunkPins = (all: number): PinChunk => {
-  const pins = new PinChunk();
-  pins.all = all;
-  return pins;
-};
 
 /** VMM RAM frames of a 2M region of guest memory discarded so far. */
 class RamChunk {
@@ -469,25 +464,21 @@ export class HostFrames {
         pfn = chunkEnd;
         continue;
       }
-      if (held !== undefined && held.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
+      if (chunkEnd - pfn === FRAMES_PER_2M && held?.counts === undefined) {
         // A whole chunk's count changes (the map or unmap of a pool): a new entry replaces it, or
         // none when its last pins go, without a writable copy of a chunk the boot-cache template
         // shares (a 1G pool is 512 chunks, and a second device's mapping of it keeps them pinned).
-        const all = Math.max(0, held.all + delta);
-        this.pinCount.delete(chunk);
-        if (all > 0) this.pinCount.add(chunk, wholeChunkPins(all));
+        const all = Math.max(0, (held?.all ?? 0) + delta);
+        if (held !== undefined) this.pinCount.delete(chunk);
+        if (all > 0) this.pinCount.add(chunk, new PinChunk(all));
         pfn = chunkEnd;
         continue;
       }
+      // Part of a chunk, or frames whose counts differ already: per frame.
       const pins = this.pinCount.writable(chunk) ?? this.pinCount.add(chunk, new PinChunk());
-      if (pins.counts === undefined && chunkEnd - pfn === FRAMES_PER_2M) {
-        pins.all = Math.max(0, pins.all + delta);
-      } else {
-        if (pins.counts === undefined) pins.counts = new Uint32Array(FRAMES_PER_2M).fill(pins.all);
-        const counts = pins.counts;
-        for (let i = pfn - chunk * FRAMES_PER_2M; i < chunkEnd - chunk * FRAMES_PER_2M; i++) counts[i] = Math.max(0, counts[i]! + delta);
-      }
-      if (pins.counts === undefined && pins.all === 0) this.pinCount.delete(chunk);
+      if (pins.counts === undefined) pins.counts = new Uint32Array(FRAMES_PER_2M).fill(pins.all);
+      const counts = pins.counts;
+      for (let i = pfn - chunk * FRAMES_PER_2M; i < chunkEnd - chunk * FRAMES_PER_2M; i++) counts[i] = Math.max(0, counts[i]! + delta);
       pfn = chunkEnd;
     }
   }

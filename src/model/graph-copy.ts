@@ -1,4 +1,4 @@
-// A deep copy of an object graph for the boot cache (boot-cache.ts): the model's state is plain
+// A deep copy of an object graph for the boot cache (engine/boot-cache.ts): the model's state is plain
 // data in class instances (per-2M regions with typed arrays only where frames differ, runs, Maps
 // of runs), so one generic copy keeps every class independent without a hand-written clone() per
 // class that would silently miss the next field someone adds. Its cost is the number of objects

@@ -91,17 +91,20 @@ export class Iotlb implements IotlbView {
    * Walks whichever is smaller: the range's frames or the cached entries.
    */
   invalidate(addr?: number, len?: number): number {
-    this.listed = undefined;
     if (addr === undefined) {
       const removed = this.size;
       this.small.clear();
       this.smallPerRegion.clear();
       this.large.clear();
+      if (removed > 0) this.listed = undefined;
       return removed;
     }
     const end = addr + (len ?? SZ_4K);
     if (end <= addr) return 0;
-    return this.smallIn(Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K), true) + dropKeysIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M));
+    const removed = this.smallIn(Math.floor(addr / SZ_4K), Math.ceil(end / SZ_4K), true) + dropKeysIn(this.large, Math.floor(addr / SZ_2M), Math.ceil(end / SZ_2M));
+    // entries() stays valid when nothing went (a flush of a device that caches nothing there).
+    if (removed > 0) this.listed = undefined;
+    return removed;
   }
 
   /**

@@ -7,14 +7,14 @@
 // look-up is an array index, not a hash of a 2^41-range chunk number. The counter makes tokens
 // deterministic for a given op sequence.
 
-import { RegionMap } from './regions.ts';
+import { RegionStore } from './regions.ts';
 import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
 
 export class Memory {
   /** 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written). */
-  private readonly regions = new RegionMap<Float64Array>();
+  private readonly regions = new RegionStore<Float64Array>();
   private next = 1;
   private written = 0;
 

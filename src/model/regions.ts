@@ -19,11 +19,11 @@ export class RegionStore<T extends object> {
    * Regions looked up or written here: this map's own, and regions of `base` read once (kept by
    * reference: writable() tells them from its own copies by identity); null: removed here.
    */
-  protected own = new Map<number, T | null>();
+  private own = new Map<number, T | null>();
   /** The regions of the map this one is a copy of, read until written (copy-on-write). */
-  protected base: ReadonlyMap<number, T> | undefined = undefined;
+  private base: ReadonlyMap<number, T> | undefined = undefined;
   /** Copied from: copies read its regions, so it must not change any more. */
-  protected frozen = false;
+  private frozen = false;
   private lastKey = -1;
   private lastValue: T | undefined;
   /** `lastValue` is this map's own (writable() said so): per-page sweeps write one region 512 times. */
@@ -123,7 +123,7 @@ export class RegionStore<T extends object> {
 /** Per-2M regions by index, with the indices held in ascending order. */
 export class RegionMap<T extends object> extends RegionStore<T> {
   private sorted: number[] = [];
-  /** `sorted` is shared with the map this one was copied from (or with its copies): copy before changing it. */
+  /** `sorted` is shared with the (frozen) map this one was copied from: copy before changing it. */
   private sortedShared = false;
 
   /** Regions held (grows with what is touched, not with memory). */
@@ -159,8 +159,8 @@ export class RegionMap<T extends object> extends RegionStore<T> {
   }
 
   override [COPY_SELF](): RegionMap<T> {
+    // This map is frozen from now on, so only the copy must copy `sorted` before changing it.
     const copy = this.shareWith(new RegionMap<T>());
-    this.sortedShared = true;
     copy.sorted = this.sorted;
     copy.sortedShared = true;
     return copy;

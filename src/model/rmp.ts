@@ -342,10 +342,10 @@ export class Rmp {
     const i = offsetIn(pfn, FRAMES_PER_2M);
     const immutableBit = args.immutable === true ? IMMUTABLE : 0;
     const assignedBit = args.assigned ? ASSIGNED : 0;
-    // writable(): a region shared with a boot-cache template is copied before it changes.
-    let region = this.regions.writable(key);
     // The raw entry holds a 10-bit ASID; a larger one cannot be stored. UNCONFIRMED status.
     if (args.asid > RMP_MAX_ASID) return RMPUPDATE_FAIL_INPUT;
+    // writable(): a region shared with a boot-cache template is copied before it changes.
+    let region = this.regions.writable(key);
 
     if (args.size === '2M') {
       if (i !== 0) return RMPUPDATE_FAIL_INPUT;
@@ -419,10 +419,12 @@ export class Rmp {
   psmash(hpa: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
     if (offsetIn(hpa, SZ_2M) !== 0) return PSMASH_FAIL_INPUT;
-    const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
-    if (region === undefined) return PSMASH_FAIL_INPUT;
+    const key = Math.floor(pfn / FRAMES_PER_2M);
+    const held = this.regions.get(key);
+    if (held === undefined || (held.flags0 & SIZE_2M) === 0 || (held.flags0 & ASSIGNED) === 0) return PSMASH_FAIL_INPUT;
+    // Copied from a boot-cache template only now that it changes.
+    const region = this.regions.writable(key)!;
     const base = region.flags0;
-    if ((base & SIZE_2M) === 0 || (base & ASSIGNED) === 0) return PSMASH_FAIL_INPUT;
     const keep = base & (ASSIGNED | VALIDATED | IMMUTABLE);
     // A 2M region has no per-frame arrays (a 2M update resets them).
     region.detail = undefined;
@@ -450,7 +452,10 @@ export class Rmp {
   pvalidateEntry(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
     if (size === '2M' && (offsetIn(hpa, SZ_2M) !== 0 || offsetIn(gpa, SZ_2M) !== 0)) return PVALIDATE_FAIL_INPUT;
     const pfn = Math.floor(hpa / SZ_4K);
-    const region = this.regions.writable(Math.floor(pfn / FRAMES_PER_2M));
+    const key = Math.floor(pfn / FRAMES_PER_2M);
+    // Read first: most failing PVALIDATEs (#NPF on a shared page, NOUPDATE) change nothing, and
+    // writable() would copy a boot-cache template's region for them.
+    const region = this.regions.get(key);
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
     const i = offsetIn(pfn, FRAMES_PER_2M);
     const is2M = (region.flags0 & SIZE_2M) !== 0;
@@ -465,8 +470,9 @@ export class Rmp {
     if (size === '4K' && is2M) return PVALIDATE_NPF_SIZEM;
     if (((flags & VALIDATED) !== 0) === validate) return PVALIDATE_FAIL_NOUPDATE;
     const next = validate ? flags | VALIDATED : flags & ~VALIDATED;
-    if (at === 0) region.flags0 = next;
-    else materialize(region).flags[at] = next;
+    const mine = this.regions.writable(key)!;
+    if (at === 0) mine.flags0 = next;
+    else materialize(mine).flags[at] = next;
     return PVALIDATE_OK;
   }
 

@@ -4,7 +4,7 @@ import { type PageTableFormat, checkVaBits, itemLg2, topLevelForVaBits } from '.
 import { getFormat } from './formats/index.ts';
 import { Gather } from './gather.ts';
 import { resolvePageSizes } from './pgsizes.ts';
-import { formatSize, isAligned, offsetIn, pow2 } from './size.ts';
+import { alignDown, formatSize, isAligned, offsetIn, pow2 } from './size.ts';
 import { EMPTY, SUMMARY_LINEAR, SUMMARY_MIXED, SUMMARY_UNKNOWN, TABLE, TableStore } from './table.ts';
 import type { InvalidationRange, Leaf, MapResult, PageTable, PageTableOptions, PageTableStats, UnmapResult } from './types.ts';
 
@@ -372,21 +372,21 @@ class IoPageTable implements PageTable {
     const slot = this.findLeafSlot(iova);
     if (slot < 0) return undefined;
     const size = pow2(this.store.kind[slot]!);
-    return this.store.entry[slot]! + (iova - Math.floor(iova / size) * size);
+    return this.store.entry[slot]! + offsetIn(iova, size);
   }
 
   leafAt(iova: number): Leaf | undefined {
     const slot = this.findLeafSlot(iova);
     if (slot < 0) return undefined;
     const size = pow2(this.store.kind[slot]!);
-    return { iova: Math.floor(iova / size) * size, pa: this.store.entry[slot]!, size };
+    return { iova: alignDown(iova, size), pa: this.store.entry[slot]!, size };
   }
 
   leafInto(iova: number, out: { iova: number; pa: number; size: number }): boolean {
     const slot = this.findLeafSlot(iova);
     if (slot < 0) return false;
     const size = pow2(this.store.kind[slot]!);
-    out.iova = Math.floor(iova / size) * size;
+    out.iova = alignDown(iova, size);
     out.pa = this.store.entry[slot]!;
     out.size = size;
     return true;

@@ -3,7 +3,7 @@
 // (division and multiplication by 2^n are exact, and Math.floor of an exact quotient is exact).
 
 // Alignment and size notation are shared with the rest of the model (../size.ts).
-export { formatSize, isAligned, offsetIn } from '../size.ts';
+export { alignDown, formatSize, isAligned, offsetIn } from '../size.ts';
 
 const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);
 
