@@ -20,7 +20,7 @@
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
 // the step has interleaved activity, writes or a change of the live mappings.
 
-import { defineOracle, hex, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
@@ -124,14 +124,9 @@ const chunkOf = (addr: number): number => Math.floor(addr / CHUNK);
 /** The CPU's view of a GPA: the NPT translation, else the host's backing (forgotten at each check). */
 const cpu = new CpuFrames();
 
-function hpaOf(view: View, gpa: number): number | undefined {
-  const hpa = cpu.hpa(view, gpa);
-  return hpa < 0 ? undefined : hpa;
-}
-
 function tokenAt(view: View, gpa: number): number | undefined {
-  const hpa = hpaOf(view, gpa);
-  return hpa === undefined ? undefined : view.memory.token(hpa);
+  const hpa = cpu.hpa(view, gpa);
+  return hpa < 0 ? undefined : view.memory.token(hpa);
 }
 
 /** What sourceChunks() found: the chunks [first, last] (reused; empty when last < first). */
@@ -223,7 +218,8 @@ function track(view: View, mapping: StreamingMapping): Tracked {
 }
 
 /** A mapping made in a step that ran something interleaved: its slot chunks may hold what raced its bounce. */
-function allowRaces(tracked: Tracked, mapping: StreamingMapping, racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
+function allowRaces(tracked: Tracked, racing: ReadonlyMap<number, ReadonlySet<number>>, overwritten: ReadonlySet<number>): void {
+  const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
     for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
@@ -260,7 +256,7 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
     // The tokens the slot chunks were given, for the message.
     const allowed = new Set<number>();
     for (let source = first; source <= last; source++) {
-      for (const given of tracked.allowed.get(source)!) allowed.add(given);
+      for (const token of tracked.allowed.get(source)!) allowed.add(token);
       for (const raced of racing.get(source) ?? []) allowed.add(raced);
     }
     const slot = tlb + (gpa - mapping.orig);
@@ -295,11 +291,11 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
     }
   }
   let hostWritten: Set<number> | undefined;
-  for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(Math.floor(Number(call.args.hpa) / 4096));
+  for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(pfnOf(Number(call.args.hpa)));
   if (writes.count > 0 || hostWritten !== undefined) {
     for (const tracked of mappings.values()) {
       const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
-      for (let w = 0; written && w < writes.count; w++) {
+      if (written) for (let w = 0; w < writes.count; w++) {
         const chunk = writes.chunk[w]!;
         if (!owns(tracked, chunk)) continue;
         if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
@@ -309,8 +305,8 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
       }
       if (hostWritten === undefined) continue;
       for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-        const hpa = hpaOf(view, chunk * CHUNK);
-        if (hpa !== undefined && hostWritten.has(Math.floor(hpa / 4096))) holdsOnly(tracked, chunk, view.memory.token(hpa));
+        const hpa = cpu.hpa(view, chunk * CHUNK);
+        if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) holdsOnly(tracked, chunk, view.memory.token(hpa));
       }
     }
   }
@@ -393,7 +389,7 @@ export default defineOracle({
         const tracked = track(view, mapping);
         // A write that raced the mapping's own bounce may be what the slot holds; an original
         // overwritten by an interleaved write may have been bounced before or after it.
-        if (race !== NO_RACE) allowRaces(tracked, mapping, racing, overwritten);
+        if (race !== NO_RACE) allowRaces(tracked, racing, overwritten);
         state.mappings.set(id, tracked);
       }
       state.order = mappings.map((m) => m.id);

@@ -19,7 +19,7 @@
 // counts the keys claimed twice: while there are none (every correct run), a step updates the
 // index and looks at no key.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -286,7 +286,7 @@ function sweep(view: View): void {
     view.rmp.load(pfn, run);
     // The 2M rules concern the regions of assigned 2M entries (each frame of one reads as 2M).
     if (run.assigned && run.size === '2M') {
-      for (let region = pfn - slotOf(pfn); region < end; region += FRAMES_PER_2M) {
+      for (let region = pfn2M(pfn); region < end; region += FRAMES_PER_2M) {
         if (region === lastRegion) continue;
         lastRegion = region;
         checkRegion(view, region, findings);
@@ -339,7 +339,7 @@ export default defineOracle({
       // Run by run within each 2M region: a run's keys follow from its first entry, and a run
       // that claims no key changes nothing in a region the index holds no key of.
       for (let pfn = range.start; pfn < range.end; ) {
-        const region = pfn - slotOf(pfn);
+        const region = pfn2M(pfn);
         if (region !== lastRegion) {
           lastRegion = region;
           checkRegion(view, region, findings);
@@ -353,7 +353,7 @@ export default defineOracle({
         view.rmp.load(pfn, run);
         // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
         const guest = run.assigned && run.asid !== 0;
-        const keys = state.keyOfFrame.get(region / FRAMES_PER_2M);
+        const keys = state.keyOfFrame.get(regionOf(pfn));
         if (!guest && keys === undefined) {
           pfn = end;
           continue;
@@ -365,7 +365,7 @@ export default defineOracle({
           const key = guest ? firstKey + (pfn - first) * ASIDS : NO_KEY;
           if (keys !== undefined && keys[pfn - region] === key) continue;
           const old = setFrame(state, pfn, key);
-          if (old !== NO_KEY && old !== key) left.push(pfn, old);
+          if (old !== NO_KEY) left.push(pfn, old);
         }
       }
     }

@@ -227,7 +227,7 @@ const piece = { passes: false, hpa: -1 };
  */
 function pieceEnd(view: View, gfn: number, to: number): number {
   const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
-  const hpa = frameOf(view, gfn * SZ_4K) ?? -1;
+  const hpa = cpu.hpa(view, gfn * SZ_4K);
   piece.hpa = hpa;
   piece.passes = shared;
   if (!shared) return gfn + 1;
@@ -255,23 +255,18 @@ function markChecked(state: State, from: number, to: number, hpa: number): void 
 /** The frame behind a GPA: the NPT translation, else the host's backing (one NPT walk per leaf). */
 const cpu = new CpuFrames();
 
-function frameOf(view: View, gpa: number): number | undefined {
-  const hpa = cpu.hpa(view, gpa);
-  return hpa < 0 ? undefined : hpa;
-}
-
 function checkShared(view: View, state: State, gfn: number, owner: Owner): void {
   const gpa = gfn * SZ_4K;
   const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
-  const hpa = frameOf(view, gpa);
-  if (hpa !== undefined) {
+  const hpa = cpu.hpa(view, gpa);
+  if (hpa >= 0) {
     const pfn = Math.floor(hpa / SZ_4K);
     state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
   }
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
   if (!shared) problem = 'the guest holds the page private';
-  else if (hpa !== undefined) {
+  else if (hpa >= 0) {
     const entry = view.rmp.load(Math.floor(hpa / SZ_4K), sharedEntry);
     if (entry.assigned) {
       entrySize = entry.size;
@@ -281,7 +276,7 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   if (problem === '') return;
   found.push({
     message: `${describeOwner(owner)} at gpa ${hex(gpa)}: ${problem} ==> FAIL (memory an untrusted device uses is not shared)`,
-    details: { gpa, ...(hpa !== undefined ? { hpa } : {}), ...(entrySize !== 'unassigned' ? { sizes: { rmp: entrySize } } : {}) },
+    details: { gpa, ...(hpa >= 0 ? { hpa } : {}), ...(entrySize !== 'unassigned' ? { sizes: { rmp: entrySize } } : {}) },
   });
 }
 

@@ -22,6 +22,12 @@ import { defineHostPolicy } from '../../src/policies/types.ts';
 
 /** KVM answers a SIZEM fault by rebuilding the region with RMPUPDATEs: Validated is lost under the guest. */
 const rebuildOnSizem = plantedPolicies('sizem-rmpupdate-rebuild').host;
+/** An RMP that lets the host write assigned frames (the direct-map check passes them). */
+function rmpLetsHostWrite(): void {
+  vi.spyOn(Rmp.prototype, 'isAssigned').mockReturnValue(false);
+  vi.spyOn(Rmp.prototype, 'regionHasAssigned').mockReturnValue(false);
+}
+
 /** A host that never does any of a conversion to shared (KVM returns to the guest with nothing done). */
 const neverShares = defineHostPolicy({
   name: 'never-shares',
@@ -199,10 +205,7 @@ const firings: Firing[] = [
     step: 2,
     incrementalOnly: "telling the guest's writes from the host's needs the step's calls",
     message: /validated gpa 0x200000 at hpa 0x400000200000: content of bytes 0x0\.\.0x7ff changed without a guest write ==> FAIL/,
-    breakModel: () => {
-      vi.spyOn(Rmp.prototype, 'isAssigned').mockReturnValue(false);
-      vi.spyOn(Rmp.prototype, 'regionHasAssigned').mockReturnValue(false);
-    },
+    breakModel: rmpLetsHostWrite,
     correct: {
       host: 'cut-on-convert',
       guest: 'linux-2m-pool',
@@ -236,8 +239,18 @@ const firings: Firing[] = [
     // the host write the assigned frame.
     breakModel: () => {
       vi.spyOn(Host.prototype, 'backingHpa').mockReturnValue(-1);
-      vi.spyOn(Rmp.prototype, 'isAssigned').mockReturnValue(false);
-      vi.spyOn(Rmp.prototype, 'regionHasAssigned').mockReturnValue(false);
+      rmpLetsHostWrite();
+    },
+    correct: {
+      host: 'cut-on-convert',
+      guest: 'linux-2m-pool',
+      adversary: true,
+      ops: [
+        { op: 'accept', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
+        { op: 'hw_host_write', hpa: gmem(2 * MB) },
+        { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(2 * MB), size: '2M' },
+      ],
     },
   },
   {
