@@ -37,6 +37,21 @@ const neverShares = defineHostPolicy({
 
 const MB = 1024 * 1024;
 
+/** The host writes a validated page (the guest wrote it first). */
+const HOST_WRITES_VALIDATED: Op[] = [
+  { op: 'accept', gpa: 2 * MB, size: '2M' },
+  { op: 'touch', gpa: 2 * MB, write: true },
+  { op: 'hw_host_write', hpa: gmem(2 * MB) },
+];
+/** The host writes a validated page while nothing maps it; then the NPT maps the same frame again. */
+const HOST_WRITES_UNMAPPED: Op[] = [
+  { op: 'accept', gpa: 2 * MB, size: '2M' },
+  { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
+  { op: 'hw_host_write', hpa: gmem(2 * MB) },
+  // A step that writes no memory: the record kept the tokens from before the host's write.
+  { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(2 * MB), size: '2M' },
+];
+
 interface Firing {
   oracle: string;
   /** Why it fires, for the test name. */
@@ -196,11 +211,7 @@ const firings: Firing[] = [
       host: 'cut-on-convert',
       guest: 'linux-2m-pool',
       adversary: true,
-      ops: [
-        { op: 'accept', gpa: 2 * MB, size: '2M' },
-        { op: 'touch', gpa: 2 * MB, write: true },
-        { op: 'hw_host_write', hpa: gmem(2 * MB) },
-      ],
+      ops: HOST_WRITES_VALIDATED,
     },
     step: 2,
     incrementalOnly: "telling the guest's writes from the host's needs the step's calls",
@@ -210,11 +221,7 @@ const firings: Firing[] = [
       host: 'cut-on-convert',
       guest: 'linux-2m-pool',
       adversary: true,
-      ops: [
-        { op: 'accept', gpa: 2 * MB, size: '2M' },
-        { op: 'touch', gpa: 2 * MB, write: true },
-        { op: 'hw_host_write', hpa: gmem(2 * MB) },
-      ],
+      ops: HOST_WRITES_VALIDATED,
     },
   },
   {
@@ -224,13 +231,7 @@ const firings: Firing[] = [
       host: 'cut-on-convert',
       guest: 'linux-2m-pool',
       adversary: true,
-      ops: [
-        { op: 'accept', gpa: 2 * MB, size: '2M' },
-        { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
-        { op: 'hw_host_write', hpa: gmem(2 * MB) },
-        // A step that writes no memory: the record kept the tokens from before the host's write.
-        { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(2 * MB), size: '2M' },
-      ],
+      ops: HOST_WRITES_UNMAPPED,
     },
     step: 3,
     incrementalOnly: "telling the guest's writes from the host's needs the step's calls",
@@ -245,12 +246,7 @@ const firings: Firing[] = [
       host: 'cut-on-convert',
       guest: 'linux-2m-pool',
       adversary: true,
-      ops: [
-        { op: 'accept', gpa: 2 * MB, size: '2M' },
-        { op: 'hw_unmap', table: 'npt', gpa: 2 * MB, size: '2M' },
-        { op: 'hw_host_write', hpa: gmem(2 * MB) },
-        { op: 'hw_map', table: 'npt', gpa: 2 * MB, hpa: gmem(2 * MB), size: '2M' },
-      ],
+      ops: HOST_WRITES_UNMAPPED,
     },
   },
   {
