@@ -75,7 +75,9 @@ class SimWorld implements World {
   readonly machine: Machine;
   readonly hostActor: Host;
   readonly guestActor: Guest;
-  readonly boot: BootRecord;
+  /** What boot did (World.boot): frozen when first read (`boot`), not at boot. */
+  private readonly bootRecord: RecordedStep;
+  private bootFrozen: boolean;
   private bootError: PolicyError | undefined;
   private booting = true;
   /** BOOT_BUDGET plus a step's share per page of the pool boot shares (kvm-4k shares it 4K by 4K). */
@@ -118,14 +120,30 @@ class SimWorld implements World {
     this.hostActor = booted.host;
     this.guestActor = booted.guest;
     this.bootError = booted.bootError;
-    // What boot did is the record of a step (-1) that ends here.
-    this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []).freeze();
+    // What boot did is the record of a step (-1) that ends here. A restored world's is the
+    // template's, frozen already.
+    this.bootRecord = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []);
+    this.bootFrozen = booted.boot !== undefined;
     this.booting = false;
     this.actors = this.buildActors();
     this.dispatchOptions = { adversary: config.adversary === 'host' };
     // A template's boot had no fatal event (reusable): its copies need not read the record again
     // (a 1 TiB guest's boot record holds a thousand events).
-    this.bootFatal = template !== undefined ? [] : this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+    this.bootFatal = template !== undefined ? [] : this.bootRecord.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+  }
+
+  /**
+   * What boot did, read-only all the way down (RecordedStep.freeze()). Frozen when first read
+   * rather than at boot: the bench workload boots a fresh world per case (boot-cache.ts
+   * BOOT_CACHE_MIN_CALLS) whose record nobody reads, and freezing its calls cost 4% of raw
+   * replay. Whoever reads it, an oracle or boot-cache.ts, gets it frozen, as before.
+   */
+  get boot(): BootRecord {
+    if (!this.bootFrozen) {
+      this.bootRecord.freeze();
+      this.bootFrozen = true;
+    }
+    return this.bootRecord;
   }
 
   /** Build the machine and the actors, start the host and boot the guest (its pools made shared). */
@@ -215,11 +233,16 @@ class SimWorld implements World {
     return this.bootError === undefined && this.bootFatal.length === 0 && this.bootDraws === 0;
   }
 
-  /** The policy stream `label` of the case `seed`, counting the draws made while booting. */
+  /**
+   * The policy stream `label` of the case `seed`, counting the draws made while booting. Seeded at
+   * the first draw: most policies draw nothing in most cases, and seeding (ARC4 key schedule)
+   * cost 1.6% of raw replay on the bench workload when done per case.
+   */
   private stream(seed: string, label: string): () => number {
-    const rng = seedrandom(`${seed}\u0000${label}`);
+    let rng: (() => number) | undefined;
     return () => {
       if (this.booting) this.bootDraws++;
+      rng ??= seedrandom(`${seed}\u0000${label}`);
       return rng();
     };
   }
@@ -248,9 +271,10 @@ class SimWorld implements World {
     this.meter.beginOp(stepBudget(op));
     this.guestActor.takeLog();
     this.pendingDmas = NO_DMAS;
-    // The live buffers and mappings before the op, by reference (no copy of their data).
-    copyInto(this.buffersBefore, this.guestActor.buffers);
-    copyInto(this.mappingsBefore, this.guestActor.mappings);
+    // The live buffers and mappings before the op: the guest's lists themselves, which it
+    // replaces and never changes in place (Guest.buffers).
+    this.buffersBefore = this.guestActor.buffers;
+    this.mappingsBefore = this.guestActor.mappings;
     const interleaving = op.during !== undefined && op.during.length > 0 ? new Interleaving(op.during, this.machine.recorder, (inner, entry) => this.runInner(inner, entry)) : undefined;
     this.cpuOwned = interleaving === undefined ? NOTHING_OWNED : this.ownedBy(op);
     let outcome: Outcome;
@@ -280,9 +304,9 @@ class SimWorld implements World {
   private pendingDmas: DmaRecord[] = NO_DMAS;
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
-  /** The guest's live buffers and mappings when the op started (reused from op to op). */
-  private readonly buffersBefore: CoherentBuffer[] = [];
-  private readonly mappingsBefore: StreamingMapping[] = [];
+  /** The guest's live buffers and mappings when the op started. */
+  private buffersBefore: readonly CoherentBuffer[] = [];
+  private mappingsBefore: readonly StreamingMapping[] = [];
 
   /**
    * The objects the op created or freed: the symmetric difference of the live objects before and
@@ -511,19 +535,18 @@ class SimWorld implements World {
   }
 
   /** The frames the DMA's pieces reached that do not back the page they were reached through, now. */
-  private strayFrames(pieces: readonly DmaPiece[]): StrayFrame[] {
-    const out: StrayFrame[] = [];
+  private strayFrames(pieces: readonly DmaPiece[]): readonly StrayFrame[] {
+    let out: StrayFrame[] | undefined;
     for (const piece of pieces) {
       // The S2 maps whole 4K pages, so the GPA and the HPA share their offset in the page.
       const first = alignDown(piece.hpa, SZ_4K);
       for (let hpa = first; hpa < piece.hpa + piece.len; hpa += SZ_4K) {
         const gpa = alignDown(piece.gpa, SZ_4K) + (hpa - first);
-        const frame = this.hostActor.frame(hpa);
-        if (frame.state === 'backing' && (frame.kind === 'gmem' || frame.gpa === gpa)) continue;
-        out.push({ hpa, gpa, frame });
+        if (this.hostActor.frames.backsPage(hpa, gpa)) continue;
+        (out ??= []).push({ hpa, gpa, frame: this.hostActor.frame(hpa) });
       }
     }
-    return out;
+    return out ?? NO_STRAY_FRAMES;
   }
 
   private adversary(op: AdversaryOp): Outcome {
@@ -637,7 +660,7 @@ interface Booted {
   host: Host;
   guest: Guest;
   /** The record of boot: a restored world shares the template's (frozen); a fresh one records its own. */
-  boot?: BootRecord;
+  boot?: RecordedStep;
   bootError: PolicyError | undefined;
 }
 
@@ -646,14 +669,12 @@ const NOTHING_OWNED: ReadonlySet<string> = new Set();
 const NO_DMAS = Object.freeze([]) as unknown as DmaRecord[];
 
 const isStalled = (device: DeviceView): boolean => device.stalled;
+/** A DMA that reached no stray frame (most): nothing to keep. */
+const NO_STRAY_FRAMES: readonly StrayFrame[] = [];
 const NO_OBJECTS: readonly LiveObject[] = [];
 
-function copyInto<T>(out: T[], from: readonly T[]): void {
-  out.length = 0;
-  for (const item of from) out.push(item);
-}
-
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

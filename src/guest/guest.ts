@@ -91,6 +91,9 @@ export type OpOutcome = { skipped?: string };
 
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
 
+/** An empty list of the step log (takeLog()): shared and frozen, as Step.dmas of a step without DMA. */
+const NO_LOG_ENTRIES = Object.freeze([]) as unknown as never[];
+
 export class Guest implements GuestView {
   readonly log: GuestLog = { events: [], errors: [], result: undefined, converting: [] };
   readonly memory: GuestMemory;
@@ -108,8 +111,13 @@ export class Guest implements GuestView {
   private readonly iovas = new Map<number, IovaAllocator>();
   private readonly liveBuffers: BufferRecord[] = [];
   private readonly liveMappings: MappingRecord[] = [];
-  private buffersView: CoherentBuffer[] = [];
-  private mappingsView: StreamingMapping[] = [];
+  /**
+   * The lists `buffers` and `mappings` give: replaced whenever an object comes or goes, never
+   * changed in place, so a list taken before an op is what was live then (world.ts keeps it by
+   * reference to tell what the op created or freed).
+   */
+  private buffersView: readonly CoherentBuffer[] = [];
+  private mappingsView: readonly StreamingMapping[] = [];
   private nextBuffer = 0;
   private nextMapping = 0;
   private cpuTurn = 0;
@@ -265,11 +273,23 @@ export class Guest implements GuestView {
 
   /** The step log, handed over and reset. */
   takeLog(): GuestLog {
-    const taken = { ...this.log };
-    this.log.events = [];
-    this.log.errors = [];
-    this.log.result = undefined;
-    this.log.converting = [];
+    // Most steps log nothing: an empty list is handed over as one shared frozen array and the
+    // log's own (empty) one is kept, so a quiet step allocates no list (issue 15).
+    const log = this.log;
+    const taken: GuestLog = { events: NO_LOG_ENTRIES, errors: NO_LOG_ENTRIES, result: log.result, converting: NO_LOG_ENTRIES };
+    if (log.events.length > 0) {
+      taken.events = log.events;
+      log.events = [];
+    }
+    if (log.errors.length > 0) {
+      taken.errors = log.errors;
+      log.errors = [];
+    }
+    if (log.converting.length > 0) {
+      taken.converting = log.converting;
+      log.converting = [];
+    }
+    log.result = undefined;
     return taken;
   }
 

@@ -315,6 +315,19 @@ export class HostFrames {
     return { state: 'free', kind: pfn >= VMM_PFN ? 'vmm' : 'host' };
   }
 
+  /**
+   * Whether the frame at `hpa` backs the guest page at `gpa` now: frame(hpa) is a guest_memfd
+   * frame of the guest (it backs the GPA it is at, whatever the NPT says), or a VMM frame backing
+   * `gpa`. Without building a HostFrame: the engine asks it for every 4K page of every DMA
+   * (world.ts strayFrames()).
+   */
+  backsPage(hpa: number, gpa: number): boolean {
+    const pfn = Math.floor(hpa / SZ_4K);
+    if (pfn >= GMEM_PFN && pfn < VMM_PFN) return (pfn - GMEM_PFN) * SZ_4K < this.guestMemory;
+    const gfn = this.backingGfn(pfn);
+    return gfn !== undefined && gfn * SZ_4K === gpa;
+  }
+
   private backingGfn(pfn: number): number | undefined {
     const gfn = this.backs.get(Math.floor(pfn / FRAMES_PER_2M))?.get(offsetIn(pfn, FRAMES_PER_2M));
     if (gfn !== undefined) return gfn;
