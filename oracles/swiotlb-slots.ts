@@ -31,9 +31,35 @@ interface Span {
   end: number;
   /** New in this step (or checking everything). */
   fresh: boolean;
-  range?: SwiotlbSlotRange;
-  mapping?: StreamingMapping;
-  buffer?: CoherentBuffer;
+  range: SwiotlbSlotRange | undefined;
+  mapping: StreamingMapping | undefined;
+  buffer: CoherentBuffer | undefined;
+}
+
+/**
+ * Spans filled by spansOf(), reused from check to check: a step that maps or unmaps looks at every
+ * live one (about 20 in the bench workload), and findings describe them in words at once.
+ */
+interface Spans {
+  list: Span[];
+  count: number;
+}
+
+const slotSpans: Spans = { list: [], count: 0 };
+const userSpans: Spans = { list: [], count: 0 };
+
+function addSpan(spans: Spans, start: number, end: number, fresh: boolean, range: SwiotlbSlotRange | undefined, mapping: StreamingMapping | undefined, buffer: CoherentBuffer | undefined): void {
+  const span = spans.list[spans.count];
+  if (span === undefined) spans.list.push({ start, end, fresh, range, mapping, buffer });
+  else {
+    span.start = start;
+    span.end = end;
+    span.fresh = fresh;
+    span.range = range;
+    span.mapping = mapping;
+    span.buffer = buffer;
+  }
+  spans.count++;
 }
 
 /** The span in words, for a finding. */
@@ -131,32 +157,48 @@ function keep(view: View, state: State | undefined): void {
   next.buffers = buffers;
 }
 
-/** Every live bounce user and slot range, in the order collect() found them. */
-function spansOf(view: View): { slots: Span[]; users: Span[] } {
+/** Fill slotSpans and userSpans with every live slot range and bounce user, in the order collect() found them. */
+function spansOf(view: View): void {
   const swiotlb = view.guest.swiotlb;
-  const slots: Span[] = [];
+  slotSpans.count = 0;
+  userSpans.count = 0;
   let i = 0;
   for (const range of swiotlb.liveMappings()) {
     const start = swiotlb.base + range.slotIndex * SLOT;
-    slots.push({ start, end: start + range.nslots * SLOT, fresh: freshSlots[i++] === true, range });
+    addSpan(slotSpans, start, start + range.nslots * SLOT, freshSlots[i++] === true, range, undefined, undefined);
   }
-  const users: Span[] = [];
   i = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
-    users.push({ start: mapping.tlbAddr, end: mapping.tlbAddr + mapping.bytes, fresh: freshMappings[i++] === true, mapping });
+    addSpan(userSpans, mapping.tlbAddr, mapping.tlbAddr + mapping.bytes, freshMappings[i++] === true, undefined, mapping, undefined);
   }
   i = 0;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'swiotlb') continue;
-    users.push({ start: buffer.gpa, end: buffer.gpa + buffer.bytes, fresh: freshBuffers[i++] === true, buffer });
+    addSpan(userSpans, buffer.gpa, buffer.gpa + buffer.bytes, freshBuffers[i++] === true, undefined, undefined, buffer);
   }
-  return { slots, users };
+}
+
+/**
+ * Whether a fresh span overlaps another one: what overlaps() reports, without sorting. Most
+ * changes add one span among many that overlaps none.
+ */
+function freshOverlap(spans: Spans): boolean {
+  for (let i = 0; i < spans.count; i++) {
+    const a = spans.list[i]!;
+    if (!a.fresh) continue;
+    for (let j = 0; j < spans.count; j++) {
+      const b = spans.list[j]!;
+      if (j !== i && a.start < b.end && b.start < a.end) return true;
+    }
+  }
+  return false;
 }
 
 /** Overlaps between spans, reported once per pair that involves a fresh span. */
-function overlaps(spans: Span[], kind: string, out: Findings): void {
-  const sorted = [...spans].sort((a, b) => a.start - b.start || a.end - b.end);
+function overlaps(spans: Spans, kind: string, out: Findings): void {
+  if (!freshOverlap(spans)) return;
+  const sorted = spans.list.slice(0, spans.count).sort((a, b) => a.start - b.start || a.end - b.end);
   for (let i = 0; i < sorted.length; i++) {
     const a = sorted[i]!;
     for (let j = i + 1; j < sorted.length; j++) {
@@ -171,7 +213,7 @@ function overlaps(spans: Span[], kind: string, out: Findings): void {
   }
 }
 
-function checkOne(view: View, span: Span, slots: Span[], out: Findings): void {
+function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
   const swiotlb = view.guest.swiotlb;
   const fail = (problem: string, extra: Record<string, unknown> = {}): void => {
     out.push({ message: `swiotlb ${what(span)} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
@@ -190,7 +232,11 @@ function checkOne(view: View, span: Span, slots: Span[], out: Findings): void {
   }
   const mapping = span.mapping;
   // A bounce user must lie inside one live slot range.
-  const home = slots.find((slot) => slot.start <= span.start && span.start < slot.end);
+  let home: Span | undefined;
+  for (let i = 0; i < slots.count && home === undefined; i++) {
+    const slot = slots.list[i]!;
+    if (slot.start <= span.start && span.start < slot.end) home = slot;
+  }
   if (home === undefined) fail('no live slot range holds it ==> FAIL (bounce buffer in free slots)');
   else if (span.end > home.end) fail(`it runs past its ${what(home)} ==> FAIL (mapping larger than its slots)`);
   if (span.buffer !== undefined) {
@@ -213,15 +259,39 @@ function checkOne(view: View, span: Span, slots: Span[], out: Findings): void {
   }
 }
 
+/**
+ * Whether the live slot ranges, bounced mappings and swiotlb buffers are those `state` holds, in
+ * the same order: then collect() would find nothing new and keep() the same numbers. Most steps
+ * (a DMA, a sync, a conversion) change none of them; this compares without copying anything.
+ */
+function unchanged(view: View, state: State): boolean {
+  if (state.slotGeneration !== view.guest.swiotlb.generation) return false;
+  let n = 0;
+  for (const mapping of view.guest.mappings) {
+    if (mapping.tlbAddr === undefined) continue;
+    if (n >= state.mappings.length || state.mappings[n] !== mapping.id) return false;
+    n++;
+  }
+  if (n !== state.mappings.length) return false;
+  n = 0;
+  for (const buffer of view.guest.buffers) {
+    if (buffer.source !== 'swiotlb') continue;
+    if (n >= state.buffers.length || state.buffers[n] !== buffer.id) return false;
+    n++;
+  }
+  return n === state.buffers.length;
+}
+
 /** Check the fresh spans (all of them when `all`) and keep what is live now. */
 function run(view: View, state: State | undefined, all: boolean): Finding[] | undefined {
+  if (!all && state !== undefined && unchanged(view, state)) return undefined;
   const fresh = collect(view, all ? undefined : state);
   if (fresh > 0) {
-    const { slots, users } = spansOf(view);
-    for (const span of slots) if (span.fresh) checkOne(view, span, slots, found);
-    for (const span of users) if (span.fresh) checkOne(view, span, slots, found);
-    overlaps(slots, 'slot ranges', found);
-    overlaps(users, 'bounce buffers', found);
+    spansOf(view);
+    for (let i = 0; i < slotSpans.count; i++) if (slotSpans.list[i]!.fresh) checkOne(view, slotSpans.list[i]!, slotSpans, found);
+    for (let i = 0; i < userSpans.count; i++) if (userSpans.list[i]!.fresh) checkOne(view, userSpans.list[i]!, slotSpans, found);
+    overlaps(slotSpans, 'slot ranges', found);
+    overlaps(userSpans, 'bounce buffers', found);
   }
   keep(view, state);
   return found.take();
