@@ -68,6 +68,11 @@ interface State {
   slotGeneration: number;
   /** Live coherent buffers by id, as last seen (copies: the guest may reuse its objects). */
   buffers: Map<number, CoherentBuffer>;
+  /**
+   * The ids of view.guest.buffers, in its order, when `buffers` was last brought up to date: the
+   * same list now means the same set, told without a Map look-up per buffer on every step.
+   */
+  bufferIds: number[];
   /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
   reverse: RegionArrays<Float64Array>;
   /** Size of the guest's leaked set when last seen. */
@@ -93,9 +98,23 @@ function changed(view: View, state: State): boolean {
     state.slotGeneration = swiotlb.generation;
   }
   const buffers = view.guest.buffers;
+  if (sameIds(buffers, state.bufferIds)) return false;
   if (buffers.length !== state.buffers.size) return true;
   for (let b = 0; b < buffers.length; b++) if (!state.buffers.has(buffers[b]!.id)) return true;
+  // The same buffers in another order.
+  keepIds(state.bufferIds, buffers);
   return false;
+}
+
+function sameIds(buffers: readonly CoherentBuffer[], ids: readonly number[]): boolean {
+  if (buffers.length !== ids.length) return false;
+  for (let b = 0; b < buffers.length; b++) if (buffers[b]!.id !== ids[b]) return false;
+  return true;
+}
+
+function keepIds(ids: number[], buffers: readonly CoherentBuffer[]): void {
+  ids.length = 0;
+  for (const buffer of buffers) ids.push(buffer.id);
 }
 
 /** The index of the first run of `runs` that ends after `gfn` (runs.start.length when none). */
@@ -327,6 +346,7 @@ function freedBuffers(view: View, state: State): void {
 
 function rememberBuffers(view: View, state: State): void {
   for (const buffer of view.guest.buffers) if (!state.buffers.has(buffer.id)) state.buffers.set(buffer.id, { ...buffer });
+  keepIds(state.bufferIds, view.guest.buffers);
 }
 
 /** A fresh State.reverse. */
@@ -335,7 +355,7 @@ const newReverse = (): RegionArrays<Float64Array> => new RegionArrays(() => new 
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), reverse: newReverse(), leaked: 0 };
+    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: newReverse(), leaked: 0 };
     states.set(view, state);
   }
   state.checkNumber++;
