@@ -409,7 +409,8 @@ class SimWorld implements World {
     if (interleaved !== undefined) step.interleaved = interleaved;
     if (log.converting.length > 0 || objects.length > 0) {
       const converting: BeingConverted = {
-        gfns: [...log.converting, ...objects.flatMap((o) => o.gfns)],
+        // The log's list is the step's own (takeLog()): no copy when no object came or went.
+        gfns: objects.length === 0 ? log.converting : [...log.converting, ...objects.flatMap((o) => o.gfns)],
         objects: objects.map((o) => ({ kind: o.kind, id: o.id })),
       };
       step.converting = converting;
