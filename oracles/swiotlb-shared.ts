@@ -151,6 +151,12 @@ function collectFresh(previous: Runs, from: number, to: number): void {
   }
 }
 
+/** list.splice(i, 0, value) without the array of removed elements splice() returns. */
+function insertAt(list: number[], i: number, value: number): void {
+  for (let k = list.length; k > i; k--) list[k] = list[k - 1]!;
+  list[i] = value;
+}
+
 /** Require [addr, addr + len) by owner `index`, where no owner marked earlier requires it; collect the pages new to it. */
 function markPages(state: State, addr: number, len: number, index: number): void {
   if (!(len > 0)) return;
@@ -164,9 +170,9 @@ function markPages(state: State, addr: number, len: number, index: number): void
       continue;
     }
     const stop = i < runs.start.length ? Math.min(end, runs.start[i]!) : end;
-    runs.start.splice(i, 0, at);
-    runs.end.splice(i, 0, stop);
-    runs.owner.splice(i, 0, index);
+    insertAt(runs.start, i, at);
+    insertAt(runs.end, i, stop);
+    insertAt(runs.owner, i, index);
     i++;
     collectFresh(state.previous, at, stop);
     at = stop;

@@ -97,10 +97,29 @@ const freshBuffers: boolean[] = [];
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
 
-/** Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of `before`: first at the same place, then anywhere. */
+/** Where in `before` known() looks second: just after the key it found last (reset per list). */
+let hint = 0;
+
+/**
+ * Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of `before`: first at
+ * the same place, then just after the last key found (the keys after one that went or came are
+ * shifted by one), then anywhere.
+ */
 function known(before: readonly number[], list: readonly number[], at: number, width: number): boolean {
-  if (at + width <= before.length && sameKey(before, at, list, at, width)) return true;
-  for (let from = 0; from + width <= before.length; from += width) if (sameKey(before, from, list, at, width)) return true;
+  if (at + width <= before.length && sameKey(before, at, list, at, width)) {
+    hint = at + width;
+    return true;
+  }
+  if (hint + width <= before.length && sameKey(before, hint, list, at, width)) {
+    hint += width;
+    return true;
+  }
+  for (let from = 0; from + width <= before.length; from += width) {
+    if (sameKey(before, from, list, at, width)) {
+      hint = from + width;
+      return true;
+    }
+  }
   return false;
 }
 
@@ -123,14 +142,17 @@ function collect(view: View, before: State | undefined): number {
   for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) next.mappings.push(mapping.id);
   for (const buffer of view.guest.buffers) if (buffer.source === 'swiotlb') next.buffers.push(buffer.id);
   let fresh = 0;
+  hint = 0;
   for (let i = 0; i < next.slots.length; i += 4) {
     freshSlots[i / 4] = before === undefined || (!sameSlots && !known(before.slots, next.slots, i, 4));
     if (freshSlots[i / 4]) fresh++;
   }
+  hint = 0;
   for (let i = 0; i < next.mappings.length; i++) {
     freshMappings[i] = before === undefined || !known(before.mappings, next.mappings, i, 1);
     if (freshMappings[i]) fresh++;
   }
+  hint = 0;
   for (let i = 0; i < next.buffers.length; i++) {
     freshBuffers[i] = before === undefined || !known(before.buffers, next.buffers, i, 1);
     if (freshBuffers[i]) fresh++;

@@ -317,11 +317,14 @@ class SimWorld implements World {
     const buffers = this.guestActor.buffers;
     const mappings = this.guestActor.mappings;
     if (sameObjects(this.buffersBefore, buffers) && sameObjects(this.mappingsBefore, mappings)) return NO_OBJECTS;
+    // A list the op left as it was (the guest replaces a list it changes) has nothing to compare.
+    const sameBuffers = this.buffersBefore === buffers;
+    const sameMappings = this.mappingsBefore === mappings;
     const out: LiveObject[] = [];
-    for (const b of this.buffersBefore) if (!hasId(buffers, b.id)) out.push(bufferObject(b));
-    for (const m of this.mappingsBefore) if (!hasId(mappings, m.id)) out.push(mappingObject(m));
-    for (const b of buffers) if (!hasId(this.buffersBefore, b.id)) out.push(bufferObject(b));
-    for (const m of mappings) if (!hasId(this.mappingsBefore, m.id)) out.push(mappingObject(m));
+    if (!sameBuffers) for (const b of this.buffersBefore) if (!hasId(buffers, b.id)) out.push(bufferObject(b));
+    if (!sameMappings) for (const m of this.mappingsBefore) if (!hasId(mappings, m.id)) out.push(mappingObject(m));
+    if (!sameBuffers) for (const b of buffers) if (!hasId(this.buffersBefore, b.id)) out.push(bufferObject(b));
+    if (!sameMappings) for (const m of mappings) if (!hasId(this.mappingsBefore, m.id)) out.push(mappingObject(m));
     return out;
   }
 
@@ -408,11 +411,16 @@ class SimWorld implements World {
     if (log.result !== undefined) step.result = log.result;
     if (interleaved !== undefined) step.interleaved = interleaved;
     if (log.converting.length > 0 || objects.length > 0) {
-      const converting: BeingConverted = {
-        // The log's list is the step's own (takeLog()): no copy when no object came or went.
-        gfns: objects.length === 0 ? log.converting : [...log.converting, ...objects.flatMap((o) => o.gfns)],
-        objects: objects.map((o) => ({ kind: o.kind, id: o.id })),
-      };
+      // The log's list is the step's own (takeLog()), or its shared empty one: the objects'
+      // ranges go after the log's without copying them (an op converting pages 4K by 4K logs
+      // hundreds).
+      const gfns = log.converting.length > 0 ? log.converting : [];
+      const kinds: BeingConverted['objects'][number][] = [];
+      if (objects.length > 0) {
+        for (const o of objects) for (const range of o.gfns) gfns.push(range);
+        for (const o of objects) kinds.push({ kind: o.kind, id: o.id });
+      }
+      const converting: BeingConverted = { gfns, objects: kinds };
       step.converting = converting;
     }
     return step;
