@@ -269,7 +269,7 @@ class SimWorld implements World {
     }
     this.machine.recorder.beginStep();
     this.meter.beginOp(stepBudget(op));
-    this.guestActor.takeLog();
+    this.guestActor.clearLog();
     this.pendingDmas = [];
     // The live buffers and mappings before the op: the guest's lists themselves, which it
     // replaces and never changes in place (Guest.buffers).

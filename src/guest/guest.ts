@@ -271,6 +271,15 @@ export class Guest implements GuestView {
     return this.accepted.has(dev);
   }
 
+  /** Drop whatever the log holds (an op that ended in an error left it), allocating nothing when it is empty. */
+  clearLog(): void {
+    const log = this.log;
+    if (log.events.length > 0) log.events = [];
+    if (log.errors.length > 0) log.errors = [];
+    if (log.converting.length > 0) log.converting = [];
+    log.result = undefined;
+  }
+
   /** The step log, handed over and reset. */
   takeLog(): GuestLog {
     // Most steps log no error and convert nothing: such an empty list is handed over as one
