@@ -123,15 +123,24 @@ function policyId(policy: object): number {
   return id;
 }
 
-/** JSON with every object's keys sorted: equal configs give one key however they were built. */
+/**
+ * JSON with every object's keys sorted: equal configs give one key however they were built. Built
+ * by concatenation rather than map/join: it runs for every case (1.2% of the cheap ops' time with
+ * every oracle, where the bench workload boots fresh per case).
+ */
 function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    // A hole reads as nothing, as join() renders it.
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + (i in value ? canonicalJson(value[i]) : '');
+    return `${out}]`;
+  }
   if (value !== null && typeof value === 'object') {
     const record = value as Record<string, unknown>;
-    return `{${Object.keys(record)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`)
-      .join(',')}}`;
+    const keys = Object.keys(record).sort();
+    let out = '{';
+    for (let i = 0; i < keys.length; i++) out += `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:${canonicalJson(record[keys[i]!])}`;
+    return `${out}}`;
   }
   return JSON.stringify(value) ?? 'undefined';
 }
