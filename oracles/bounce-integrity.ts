@@ -369,7 +369,8 @@ export default defineOracle({
     const live = changed ? new Map<number, StreamingMapping>() : undefined;
     if (live !== undefined) {
       for (const mapping of mappings) if (mapping.tlbAddr !== undefined) live.set(mapping.id, mapping);
-      for (const [id, tracked] of [...state.mappings]) {
+      // Deleting the entry being visited leaves a Map's iteration over the rest as it was: no copy.
+      for (const [id, tracked] of state.mappings) {
         if (live.has(id)) continue;
         if (tracked.mapping.dir !== 'to_device') checkCopyBack(view, tracked, 'unmap', out, racing, overwritten);
         state.mappings.delete(id);
