@@ -136,6 +136,25 @@ export class SwiotlbSlots {
     }
   }
 
+  /**
+   * Renumbers `list` over [from, to) from the end: a slot holding 0 (used) stays 0, a free one
+   * counts the free slots from it to the next used slot or its segment's end (the free runs Linux
+   * keeps). Chunk by chunk, without a chunk look-up per slot (a chunk release renumbers whole
+   * segments).
+   */
+  renumberFreeRuns(from: number, to: number): void {
+    let count = 0;
+    for (let i = to - 1; i >= from; ) {
+      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
+      const list = this.chunk(i).list;
+      for (const stop = Math.max(from, first); i >= stop; i--) {
+        if (i % SEGSIZE === SEGSIZE - 1) count = 0;
+        count = list[i - first] === 0 ? 0 : count + 1;
+        list[i - first] = count;
+      }
+    }
+  }
+
   setList(i: number, value: number): void {
     this.chunk(i).list[i % SLOT_CHUNK] = value;
   }

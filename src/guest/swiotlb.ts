@@ -864,12 +864,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.chargeAreas(first, last + 1, -1);
     const segFirst = Math.floor(first / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
     const segEnd = Math.min((Math.floor(last / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE, this.nslabs);
-    let count = 0;
-    for (let i = segEnd - 1; i >= segFirst; i--) {
-      if (ioTlbOffset(i) === IO_TLB_SEGSIZE - 1) count = 0;
-      count = this.slots.list(i) === 0 ? 0 : count + 1;
-      this.slots.setList(i, count);
-    }
+    this.slots.renumberFreeRuns(segFirst, segEnd);
   }
 
   /** The head slot of the live allocation handed out as `tlbAddr`, or undefined. */
