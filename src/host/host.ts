@@ -9,9 +9,10 @@
 
 import { describeValue } from '../policies/check.ts';
 import type { HostFrame, HostView, Leaf } from '../api.ts';
-import type { Fault, PrimitiveCall } from '../model/types.ts';
+import type { Fault, PrimitiveCall, RmpEntry } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
+import { defaultRmpEntry } from '../model/rmp.ts';
 import type { Config } from '../ops/types.ts';
 import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, pfnOf, SZ_2M, SZ_4K } from '../model/size.ts';
 import type {
@@ -292,9 +293,12 @@ export class Host implements HostView, Hypervisor {
     return GMEM_BASE + gpa;
   }
 
-  private rmpEntry(gpa: number) {
-    return this.machine.rmp.entry(pfnOf(this.gmem(gpa)));
+  /** The RMP entry of the gmem frame behind `gpa`, in a scratch entry valid until the next call. */
+  private rmpEntry(gpa: number): RmpEntry {
+    return this.machine.rmp.load(pfnOf(this.gmem(gpa)), this.rmpScratch);
   }
+
+  private readonly rmpScratch: RmpEntry = defaultRmpEntry();
 
   zapNpt(gpa: number, len: number): void {
     // Leaf by leaf, whole leaves (one npt_unmap each), walking on from the end of the last one.
@@ -304,7 +308,9 @@ export class Host implements HostView, Hypervisor {
     let at = gpa;
     while (at < end) {
       if (!npt.leafInto(at, leaf)) {
-        at = npt.nextMapped(at, end);
+        // No leaf holds a 4K-aligned `at`: none can start before at + 4K either (fault-ins zap
+        // one page, so this spares their walk).
+        at = end - at <= SZ_4K && offsetIn(at, SZ_4K) === 0 ? end : npt.nextMapped(at, end);
         continue;
       }
       // Read before the unmap: an interleaved op may look leaves up during the call.

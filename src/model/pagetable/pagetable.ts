@@ -260,6 +260,7 @@ class IoPageTable implements PageTable {
   /** Puts a table and every table below it on the freelist (__collect_tables()). */
   private detachSubtree(table: number, itemVa: number, itemSize: number): void {
     const store = this.store;
+    this.forgetWalk();
     const stack = [table];
     for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
       this.gather.freelist.push(t);
@@ -343,6 +344,7 @@ class IoPageTable implements PageTable {
         if (va <= itemBase && itemBase + itemSize <= end) {
           // Fully covered and emptied: unlink it onto the freelist.
           kinds[slot] = EMPTY;
+          this.forgetWalk();
           store.used[table]!--;
           store.linear[table] = SUMMARY_MIXED;
           this.gather.freelist.push(lower);
@@ -524,15 +526,38 @@ class IoPageTable implements PageTable {
   private findLeafSlot(iova: number): number {
     if (!(iova >= 0 && iova < this.topSpan && iova < this.maxVa)) return -1;
     const store = this.store;
-    let table = this.root;
-    for (let level = this.topLevel; level >= 0; level--) {
+    const cached = iova >= this.walkBase && iova < this.walkEnd;
+    let table = cached ? this.walkTable : this.root;
+    for (let level = cached ? 0 : this.topLevel; level >= 0; level--) {
       const slot = table * this.items + this.indexAt(iova, level);
       const kind = store.kind[slot];
       if (kind === EMPTY) return -1;
       if (kind !== TABLE) return slot;
       table = store.entry[slot]!;
+      if (level === 1) this.rememberWalk(table, iova);
     }
     return -1;
+  }
+
+  /**
+   * The walk cache: the last level-0 table a walk entered, and the range it spans. Per-page
+   * loops (a 2M range faulted in, PVALIDATEd or unmapped 4K by 4K) walk the same table again and
+   * again; from the cache a lookup reads one item instead of descending from the top. The table
+   * stays where it is until it is unlinked (unmapWalk(), detachSubtree()), which forgets it.
+   */
+  private walkTable = -1;
+  private walkBase = 0;
+  private walkEnd = 0;
+
+  private rememberWalk(table: number, va: number): void {
+    const span = this.itemSize[1]!;
+    this.walkTable = table;
+    this.walkBase = Math.floor(va / span) * span;
+    this.walkEnd = this.walkBase + span;
+  }
+
+  private forgetWalk(): void {
+    this.walkEnd = 0;
   }
 
   leaves(from = 0, to = this.maxVa): Iterable<Leaf> {
