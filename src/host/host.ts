@@ -33,6 +33,7 @@ import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type Bac
 import type { ActorEnv } from './env.ts';
 import { HostFrames } from './frames.ts';
 import { Iommu } from './iommu.ts';
+import { LeafRun } from './leaf-run.ts';
 
 /** Attempts of one RMPUPDATE that returns FAIL_OVERLAP before the host gives up (see rmpupdate()). */
 export const RMPUPDATE_OVERLAP_TRIES = 3;
@@ -302,8 +303,11 @@ export class Host implements HostView, Hypervisor {
 
   zapNpt(gpa: number, len: number): void {
     // Leaf by leaf, whole leaves (one npt_unmap each), walking on from the end of the last one.
+    // Where no interleaved op can look in between (Recorder.batching), adjacent leaves of one
+    // size are unmapped together: one walk, one run of npt_unmap calls (unmapLeaves()).
     const npt = this.machine.npt;
     const leaf = this.leafScratch;
+    const run = this.leafRun.start(this.machine.recorder.batching);
     const end = gpa + len;
     let at = gpa;
     while (at < end) {
@@ -317,10 +321,30 @@ export class Host implements HostView, Hypervisor {
       const iova = leaf.iova;
       const size = leaf.size;
       at = iova + size;
+      if (run.extend(iova, size)) continue;
+      this.unmapNptLeaves(run);
+      if (run.begin(iova, size)) continue;
       this.env.charge();
       this.machine.nptUnmap(iova, size);
     }
+    this.unmapNptLeaves(run);
   }
+
+  /** The leaves zapNpt() gathered, unmapped (one run where the budget takes all of them at once). */
+  private unmapNptLeaves(run: LeafRun): void {
+    if (run.count === 0) return;
+    if (run.count > 1 && this.env.chargeRun(run.count)) {
+      this.machine.nptUnmapLeaves(run.iova, run.size, run.count);
+    } else {
+      for (let i = 0; i < run.count; i++) {
+        this.env.charge();
+        this.machine.nptUnmap(run.iova + i * run.size, run.size);
+      }
+    }
+    run.count = 0;
+  }
+
+  private readonly leafRun = new LeafRun();
 
   /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
   private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };

@@ -28,6 +28,9 @@ import {
 
 /** A policy called a primitive with arguments the hardware cannot take (the engine reports a
  *  `policy-error` finding). Only for misuse that has no status code of its own. */
+/** The argument of an unmap run that advances from one call to the next. */
+const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
+
 export class HardwareUsageError extends Error {
   constructor(
     readonly prim: string,
@@ -281,6 +284,45 @@ export class Machine {
     const result = this.unmapTouching(this.nptTable, gpa, len, true);
     this.recorder.call(prim, { gpa, len }, result.error ?? result.unmapped);
     return result;
+  }
+
+  /**
+   * nptUnmap() of `count` adjacent whole leaves of `size` from `gpa`, one after the other (a
+   * host zapping leaf by leaf: KVM's tdp_mmu_zap_leafs()). Where no interleaved op may run
+   * between them (Recorder.batching) the leaves go in one walk and the calls are one CallRun;
+   * else they are nptUnmap() calls. The caller found the leaves: anything else is an error.
+   */
+  nptUnmapLeaves(gpa: number, size: number, count: number): void {
+    const prim = 'npt_unmap';
+    if (!this.recorder.batching) {
+      for (let i = 0; i < count; i++) this.nptUnmap(gpa + i * size, size);
+      return;
+    }
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size);
+    this.unmapLeavesTouching(prim, this.nptTable, gpa, size, count);
+    this.recorder.callRun(prim, { gpa, len: size }, size, count, GPA_ARG, size);
+  }
+
+  /** ioUnmap() of `count` adjacent whole leaves of `size` from `gpa`, as nptUnmapLeaves(). */
+  ioUnmapLeaves(dev: number, gpa: number, size: number, count: number): void {
+    const prim = 'io_unmap';
+    if (!this.recorder.batching) {
+      for (let i = 0; i < count; i++) this.ioUnmap(dev, gpa + i * size, size);
+      return;
+    }
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size);
+    this.unmapLeavesTouching(prim, device.s2, gpa, size, count);
+    this.recorder.callRun(prim, { dev, gpa, len: size }, size, count, GPA_ARG, size);
+  }
+
+  private unmapLeavesTouching(prim: string, table: PageTable, gpa: number, size: number, count: number): void {
+    const result = this.unmapTouching(table, gpa, size * count, true, size);
+    if (result.error !== undefined || result.unmapped !== size * count) {
+      throw new Error(`internal: ${prim} of ${count} leaves of ${size} bytes at 0x${gpa.toString(16)} unmapped ${result.unmapped} (${result.error ?? 'no error'})`);
+    }
   }
 
   ioMap(dev: number, gpa: number, hpa: number, len: number): MapResult {
@@ -891,10 +933,11 @@ export class Machine {
   }
 
   /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
-  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean): UnmapResult {
+  /** `leafSize`: the range is whole leaves of that size, unmapped as one by one (PageTable.unmapLeaves()). */
+  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean, leafSize?: number): UnmapResult {
     // The removed leaves tile [addr, addr + unmapped): the walk reports them as runs.
     const runs = this.removedRuns;
-    const result = table.unmap(addr, len, runs);
+    const result = leafSize === undefined ? table.unmap(addr, len, runs) : table.unmapLeaves(addr, len, leafSize, runs);
     for (let r = 0; r < runs.length; r += 3) {
       const iova = runs[r]!;
       const pa = runs[r + 1]!;

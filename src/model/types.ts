@@ -88,6 +88,43 @@ export interface PrimitiveCall {
   during?: number;
 }
 
+/**
+ * `count` calls of one primitive with one result, recorded as one record: the first call's
+ * prim, args and result, and each argument named in `strided` advancing by `stride` from one
+ * call to the next (call i has args[k] + i * stride). A per-leaf or per-page loop of the model
+ * (an NPT zap of 512 4K leaves) is one record instead of 512 (issue 15: a recorder that reports
+ * ranges). Only where no interleaved op can run between the calls: a run never has `during`.
+ */
+export interface CallRun extends PrimitiveCall {
+  count: number;
+  stride: number;
+  strided: readonly string[];
+}
+
+/** What a step's record list holds: a call, or a run of calls (CallRun, count >= 2). */
+export type CallRecord = PrimitiveCall | CallRun;
+
+/** How many calls a record stands for. */
+export const callsIn = (record: CallRecord): number => ('count' in record ? record.count : 1);
+
+/** Call `i` of a record (0 for a plain call), as the call it stands for. */
+export function callAt(record: CallRecord, i: number): PrimitiveCall {
+  if (!('count' in record)) return record;
+  const args = { ...record.args };
+  for (const key of record.strided) args[key] = Number(record.args[key]) + i * record.stride;
+  return { prim: record.prim, args, result: record.result };
+}
+
+/** Every call the records stand for, in order (runs expanded). */
+export function expandCalls(records: readonly CallRecord[]): PrimitiveCall[] {
+  const out: PrimitiveCall[] = [];
+  for (const record of records) {
+    if (!('count' in record)) out.push(record);
+    else for (let i = 0; i < record.count; i++) out.push(callAt(record, i));
+  }
+  return out;
+}
+
 /** One piece of a DMA after splitting at leaf boundaries: what the IOMMU checked. */
 export interface DmaPiece {
   iova: number;

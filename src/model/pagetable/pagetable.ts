@@ -60,6 +60,8 @@ class IoPageTable implements PageTable {
   private walkUnmapped = 0;
   /** The caller's array for the removed leaves' runs during an unmap walk, else undefined. */
   private walkRemoved: number[] | undefined = undefined;
+  /** Whether the unmap walk in progress frees the tables it empties (unmapLeaves() does not). */
+  private walkFreesTables = true;
 
   constructor(options: PageTableOptions) {
     const fmt = getFormat(options.format);
@@ -195,6 +197,8 @@ class IoPageTable implements PageTable {
   private descend(va: number, level: number): number {
     // check_map_range(): the top must reach the leaf's level, not just cover the range.
     while (level > this.topLevel) if (!this.growTop()) throw new Error(`internal: cannot grow to level ${level}`);
+    // A 4K leaf in the table the last walk entered: no descent (the walk cache, findLeafSlot()).
+    if (level === 0 && va >= this.walkBase && va < this.walkEnd) return this.walkTable;
     const store = this.store;
     const items = this.items;
     let table = this.root;
@@ -203,6 +207,7 @@ class IoPageTable implements PageTable {
       const kind = store.kind[slot];
       if (kind === TABLE) {
         table = store.entry[slot]!;
+        if (l === 1) this.rememberWalk(table, va);
         continue;
       }
       if (kind !== EMPTY) return -1;
@@ -213,6 +218,7 @@ class IoPageTable implements PageTable {
       store.used[table]!++;
       store.linear[table] = SUMMARY_MIXED;
       table = lower;
+      if (l === 1) this.rememberWalk(table, va);
     }
     return table;
   }
@@ -296,6 +302,15 @@ class IoPageTable implements PageTable {
   // ---- unmap ----------------------------------------------------------------------------
 
   unmap(iova: number, len: number, removed?: number[]): UnmapResult {
+    return this.unmapRange(iova, len, removed, 0);
+  }
+
+  unmapLeaves(iova: number, len: number, leafSize: number, removed?: number[]): UnmapResult {
+    return this.unmapRange(iova, len, removed, leafSize);
+  }
+
+  /** `leafSize` 0: one unmap; else the leaves of that size one by one (unmapLeaves()). */
+  private unmapRange(iova: number, len: number, removed: number[] | undefined, leafSize: number): UnmapResult {
     if (removed !== undefined) removed.length = 0;
     if (!isAddress(iova) || !isAddress(len)) return EINVAL_UNMAP;
     // iommu_unmap() refuses a range not aligned to the smallest page.
@@ -305,11 +320,19 @@ class IoPageTable implements PageTable {
 
     this.walkUnmapped = 0;
     this.walkRemoved = removed;
+    this.walkFreesTables = leafSize === 0;
     const status = this.unmapWalk(this.root, 0, iova, iova + len);
     this.walkRemoved = undefined;
     const unmapped = this.walkUnmapped;
-    // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed.
-    if (unmapped > 0) this.gather.addRange(iova, unmapped);
+    // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed. Leaf by leaf,
+    // the first leaf may start a range of its own and each next one joins it (Gather.addRange()
+    // merges into the last range only): two adds gather the same.
+    if (unmapped > 0 && leafSize > 0 && unmapped > leafSize) {
+      this.gather.addRange(iova, leafSize);
+      this.gather.addRange(iova + leafSize, unmapped - leafSize);
+    } else if (unmapped > 0) {
+      this.gather.addRange(iova, unmapped);
+    }
     return status === WALK_EINVAL ? { unmapped, error: 'EINVAL' } : { unmapped };
   }
 
@@ -341,7 +364,7 @@ class IoPageTable implements PageTable {
         const lower = store.entry[slot]!;
         const status = this.unmapWalk(lower, itemBase, va > itemBase ? va : itemBase, end);
         if (status !== WALK_DONE) return status;
-        if (va <= itemBase && itemBase + itemSize <= end) {
+        if (this.walkFreesTables && va <= itemBase && itemBase + itemSize <= end) {
           // Fully covered and emptied: unlink it onto the freelist.
           kinds[slot] = EMPTY;
           this.forgetWalk();
