@@ -20,7 +20,7 @@
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
 // the step has interleaved activity, writes or a change of the live mappings.
 
-import { callAt, callsIn, defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { argAt, callsIn, defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
@@ -294,7 +294,7 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
   let hostWritten: Set<number> | undefined;
   for (const record of step.callRuns ?? step.calls) {
     if (record.prim !== 'host_write' || record.result !== 'ok') continue;
-    for (let i = 0, n = callsIn(record); i < n; i++) (hostWritten ??= new Set()).add(pfnOf(Number(callAt(record, i).args.hpa)));
+    for (let i = 0, n = callsIn(record); i < n; i++) (hostWritten ??= new Set()).add(pfnOf(argAt(record, 'hpa', i)));
   }
   if (writes.count > 0 || hostWritten !== undefined) {
     for (const tracked of mappings.values()) {

@@ -19,7 +19,7 @@
 // counts the keys claimed twice: while there are none (every correct run), a step updates the
 // index and looks at no key.
 
-import { FRAME_LIMIT, callAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -197,11 +197,10 @@ class Revalidated {
     for (let k = this.from; k < this.calls.length; k++) {
       const record = this.calls[k]!;
       if (record.prim !== 'pvalidate') continue;
+      const pages = record.args.size === '2M' ? FRAMES_PER_2M : 1;
       for (let i = 0, n = callsIn(record); i < n; i++) {
-        const call = callAt(record, i);
-        const start = Math.floor(Number(call.args.gpa) / SZ_4K);
-        const end = start + (call.args.size === '2M' ? FRAMES_PER_2M : 1);
-        for (let gfn = Math.max(start, first); gfn < Math.min(end, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
+        const start = Math.floor(argAt(record, 'gpa', i) / SZ_4K);
+        for (let gfn = Math.max(start, first); gfn < Math.min(start + pages, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
       }
     }
   }
@@ -217,7 +216,7 @@ function checkPsmash(view: View, step: Step, out: Findings): void {
     const record = calls[index]!;
     if (record.prim !== 'psmash' || record.result !== 0) continue;
     for (let r = 0, n = callsIn(record); r < n; r++) {
-      const base = Math.floor(Number(callAt(record, r).args.hpa) / SZ_4K);
+      const base = Math.floor(argAt(record, 'hpa', r) / SZ_4K);
       if (!smashedAgainLater(calls, index, r, base)) checkSmashed(view, calls, index, base, out);
     }
   }
@@ -233,12 +232,11 @@ function smashedAgainLater(calls: readonly CallRecord[], index: number, r: numbe
     const record = calls[k]!;
     if (record.prim !== 'rmpupdate' && record.prim !== 'psmash') continue;
     for (let i = k === index ? r + 1 : 0, n = callsIn(record); i < n; i++) {
-      const later = callAt(record, i);
-      if (later.prim === 'rmpupdate' && later.result === 0) {
-        const pfn = Math.floor(Number(later.args.hpa) / SZ_4K);
-        const count = later.args.size === '2M' ? FRAMES_PER_2M : 1;
+      if (record.prim === 'rmpupdate' && record.result === 0) {
+        const pfn = Math.floor(argAt(record, 'hpa', i) / SZ_4K);
+        const count = record.args.size === '2M' ? FRAMES_PER_2M : 1;
         for (let f = Math.max(pfn, base); f < Math.min(pfn + count, base + FRAMES_PER_2M); f++) rewritten[f - base] = 1;
-      } else if (later.prim === 'psmash' && Math.floor(Number(later.args.hpa) / SZ_4K) === base) {
+      } else if (record.prim === 'psmash' && Math.floor(argAt(record, 'hpa', i) / SZ_4K) === base) {
         // Smashed again later in the step: that PSMASH is the one to judge.
         return true;
       }

@@ -9,7 +9,7 @@ import type { PageSize } from './model/size.ts';
 
 export type { Config, DeviceConfig, DmaDirection, During, InnerOp, Op, OpName } from './ops/types.ts';
 export type { CallRecord, CallRun, DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
-export { callAt, callsIn } from './model/types.ts';
+export { argAt, callAt, callsIn } from './model/types.ts';
 export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp, offsetIn } from './model/size.ts';
 /** A fresh unassigned RMP entry: the scratch object `RmpView.load(pfn, out)` fills. */

@@ -185,6 +185,27 @@ export class Host implements HostView, Hypervisor {
     return result;
   }
 
+  /**
+   * Hypervisor.faultInPlan(): where defaultPrivateFault() would only map the NPT at 4K: no
+   * privateFault hook, pages backed private (no conversion, nothing to prepare) whose RMP entries
+   * are assigned at 4K (so the level is 4K), within guest memory. The guest knows the NPT maps
+   * none of them (a not-present fault), so mapPrivateNpt() zaps nothing.
+   */
+  faultInPlan(gpa: number, pages: number): { pages: number; hpa: number } {
+    const none = { pages: 0, hpa: 0 };
+    if (this.policy.privateFault !== undefined || offsetIn(gpa, SZ_4K) !== 0) return none;
+    const gfn = gpa / SZ_4K;
+    const limit = Math.min(gfn + pages, Math.floor(this.config.guestMemory / SZ_4K));
+    if (gfn >= limit || this.backingState.state(gfn) !== PRIVATE) return none;
+    const entry = this.rmpEntry(gpa);
+    if (!entry.assigned || entry.size !== '4K') return none;
+    const hpa = this.gmem(gpa);
+    // Private pages are backed linearly (gmem()), and an RMP run keeps assigned and size.
+    const backed = this.backingState.runEnd(gfn, limit);
+    const rmpEnd = this.machine.rmp.runEnd(pfnOf(hpa), pfnOf(hpa) + (backed - gfn));
+    return { pages: rmpEnd - pfnOf(hpa), hpa };
+  }
+
   npf(fault: Fault, access: { private: boolean; write: boolean }): void {
     const gpa = alignDown(fault.addr, SZ_4K);
     if (gpa >= this.config.guestMemory) return;

@@ -192,6 +192,29 @@ export class Recorder {
     else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
   }
 
+  /**
+   * `count` repetitions of a block of calls (`block`: the first repetition's), each call's
+   * `strided[j]` args advancing by `stride` per repetition, recorded as one run per call of the
+   * block (CallRun.period/phase). Only when `batching`. The observer hears the runs one after the
+   * other, not interleaved: it follows pins (io_map, io_unmap, iommu_flush), which a block does
+   * not hold.
+   */
+  blockRun(block: readonly PrimitiveCall[], count: number, strided: readonly (readonly string[])[], stride: number): void {
+    if (!this.batching) throw new Error('internal: a block of calls recorded while calls are heard one by one');
+    const period = block.length;
+    for (let j = 0; j < period; j++) {
+      const call = block[j]!;
+      const run: CallRun = { prim: call.prim, args: call.args, result: call.result, count, stride, strided: strided[j]!, period, phase: j };
+      this.calls.push(run);
+      const observer = this.observer;
+      if (observer === undefined) continue;
+      if (observer.observeRun !== undefined) observer.observeRun(run);
+      else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
+    }
+    this.made += period * count;
+    this.outerCalls += period * count;
+  }
+
   /** Calls made by the step's op itself so far (what `after: K` counts). */
   get outerCount(): number {
     return this.outerCalls;
@@ -246,7 +269,8 @@ export class Recorder {
       for (let i = count; i < calls.length; i++) if (test(calls[i] as PrimitiveCall)) return true;
       return false;
     }
-    // Runs were recorded: walk back from the end over the records made since `count`.
+    // Runs were recorded: walk back from the end over the records made since `count` (a block's
+    // records as one group: its calls interleave).
     let at = this.made;
     for (let i = calls.length - 1; i >= 0 && at > count; i--) {
       const record = calls[i]!;
@@ -255,9 +279,15 @@ export class Recorder {
         at--;
         continue;
       }
-      const first = at - record.count;
-      for (let k = Math.max(0, count - first); k < record.count; k++) if (test(callAt(record, k))) return true;
+      const period = record.period ?? 1;
+      const group = i - (record.phase ?? 0);
+      const first = at - period * record.count;
+      for (let position = Math.max(first, count); position < at; position++) {
+        const offset = position - first;
+        if (test(callAt(calls[group + (offset % period)]!, Math.floor(offset / period)))) return true;
+      }
       at = first;
+      i = group;
     }
     return false;
   }

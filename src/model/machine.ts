@@ -30,6 +30,8 @@ import {
  *  `policy-error` finding). Only for misuse that has no status code of its own. */
 /** The argument of an unmap run that advances from one call to the next. */
 const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
+/** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
+const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
 
 export class HardwareUsageError extends Error {
   constructor(
@@ -621,6 +623,42 @@ export class Machine {
     }
     this.recorder.call(prim, args, outcome);
     return PVALIDATE_RESULTS[outcome] ?? { status: outcome };
+  }
+
+  /**
+   * The guest's 4K PVALIDATEs of `pages` pages from `gpa` (2 or more), each taking a
+   * not-present #NPF that the host resolves by mapping the page at 4K to hpa + offset (npt_map),
+   * then retried: the sequence of calls that per page would make, for the leading pages whose
+   * retry succeeds (PVALIDATE_OK); returns how many (0: none, nothing done). Recorded as one
+   * block of three runs (Recorder.blockRun()), one #NPF fault per page. The caller knows the NPT
+   * has no leaf over the pages and that the host maps them so (Hypervisor.faultInPlan()), and
+   * that no interleaved op can run in between (Recorder.batching).
+   */
+  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean): number {
+    const prim = 'pvalidate';
+    checkAddress(prim, 'gpa', gpa, SZ_4K);
+    checkAddress('npt_map', 'hpa', hpa, SZ_4K);
+    if (!this.recorder.batching) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} while calls are heard one by one`);
+    const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
+    if (done === 0) return 0;
+    const bytes = done * SZ_4K;
+    const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
+    if (mapped.error !== undefined || mapped.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn mapped ${mapped.mapped} of ${bytes} bytes (${mapped.error ?? 'no error'})`);
+    for (let i = 0; i < done; i++) this.raise({ kind: 'npf', addr: gpa + i * SZ_4K, write: false, reason: 'not present' });
+    this.recorder.touchGfnRange(gpa, bytes);
+    this.recorder.touchFrameRange(hpa, bytes);
+    const args = { gpa, size: '4K', validate };
+    this.recorder.blockRun(
+      [
+        { prim, args, result: 'npf' },
+        { prim: 'npt_map', args: { gpa, hpa, len: SZ_4K }, result: SZ_4K },
+        { prim, args: { gpa, size: '4K', validate }, result: PVALIDATE_OK },
+      ],
+      done,
+      FAULT_IN_STRIDED,
+      SZ_4K,
+    );
+    return done;
   }
 
   /**

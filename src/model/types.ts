@@ -99,6 +99,15 @@ export interface CallRun extends PrimitiveCall {
   count: number;
   stride: number;
   strided: readonly string[];
+  /**
+   * Set when a block of `period` calls repeats (a page faulted in: PVALIDATE #NPF, NPT map,
+   * PVALIDATE again): the block's records are consecutive, each with its `phase` (0..period-1)
+   * and the same count, and the step made their calls interleaved, block after block (call i of
+   * the run with phase j is the step's call period * i + j from the block's first). A single
+   * run has neither.
+   */
+  period?: number;
+  phase?: number;
 }
 
 /** What a step's record list holds: a call, or a run of calls (CallRun, count >= 2). */
@@ -106,6 +115,12 @@ export type CallRecord = PrimitiveCall | CallRun;
 
 /** How many calls a record stands for. */
 export const callsIn = (record: CallRecord): number => ('count' in record ? record.count : 1);
+
+/** Numeric argument `key` of call `i` of a record, without making the call (callAt()). */
+export function argAt(record: CallRecord, key: string, i: number): number {
+  const value = Number(record.args[key]);
+  return 'count' in record && record.strided.includes(key) ? value + i * record.stride : value;
+}
 
 /** Call `i` of a record (0 for a plain call), as the call it stands for. */
 export function callAt(record: CallRecord, i: number): PrimitiveCall {
@@ -115,12 +130,18 @@ export function callAt(record: CallRecord, i: number): PrimitiveCall {
   return { prim: record.prim, args, result: record.result };
 }
 
-/** Every call the records stand for, in order (runs expanded). */
+/** Every call the records stand for, in order (runs expanded, blocks interleaved). */
 export function expandCalls(records: readonly CallRecord[]): PrimitiveCall[] {
   const out: PrimitiveCall[] = [];
-  for (const record of records) {
-    if (!('count' in record)) out.push(record);
-    else for (let i = 0; i < record.count; i++) out.push(callAt(record, i));
+  for (let r = 0; r < records.length; r++) {
+    const record = records[r]!;
+    if (!('count' in record)) {
+      out.push(record);
+      continue;
+    }
+    const period = record.period ?? 1;
+    for (let i = 0; i < record.count; i++) for (let j = 0; j < period; j++) out.push(callAt(records[r + j]!, i));
+    r += period - 1;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 // Runs of calls (issue 15: a recorder that reports ranges): where no interleaved op can run between
 // them, a per-leaf loop of the model (a zap of the NPT, an unmap of the IO S2) is recorded as one
-// CallRun. Every step must read exactly as when each call is recorded on its own: the same calls
+// CallRun, and pages faulted in one by one (PVALIDATE #NPF, npt_map, PVALIDATE) as one block. Every step must read exactly as when each call is recorded on its own: the same calls
 // (expanded on first read of `calls`), faults, touched ranges, violations, budgets and metrics.
 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -23,23 +23,27 @@ afterEach(() => {
 });
 
 /** Everything a run tells, as JSON, and how many of its records were runs. */
-function observe(testCase: Case, policies: Policies, runs: boolean, options: Partial<RunOptions> = {}): { json: string; runs: number } {
+function observe(testCase: Case, policies: Policies, runs: boolean, options: Partial<RunOptions> = {}): { json: string; runs: number; blocks: number } {
   recorderSettings.runs = runs;
   const steps: unknown[] = [];
   let seen = 0;
+  let blocks = 0;
   const result = runCase(testCase, policies, {
     oracles,
     allViolations: true,
     bootCache: false,
     ...options,
     onStep: (step, view, violations) => {
-      for (const record of step.callRuns ?? []) if (callsIn(record) > 1) seen++;
+      for (const record of step.callRuns ?? []) {
+        if (callsIn(record) > 1) seen++;
+        if ((record as CallRun).phase === 0) blocks++;
+      }
       // `{ ...step }`: the calls are an own, enumerable property with runs or without.
       steps.push({ step: { ...step }, frames: step.frames, gfns: step.gfns, counters: { ...view.counters }, violations });
     },
   });
   recorderSettings.runs = true;
-  return { json: JSON.stringify({ result, steps }), runs: seen };
+  return { json: JSON.stringify({ result, steps }), runs: seen, blocks };
 }
 
 const pairings: [string, string, Record<string, unknown>][] = [
@@ -53,6 +57,7 @@ const pairings: [string, string, Record<string, unknown>][] = [
 describe('runs of calls', () => {
   it('record what the calls one by one record, over generated cases of several pairings (with interleavings)', () => {
     let runs = 0;
+    let blocks = 0;
     for (const [host, guest, extra] of pairings) {
       const config = defaultConfig({ hostPolicy: host, guestPolicy: guest, ...extra });
       const policies = { host: hostPolicies[host]!, guest: guestPolicies[guest]! };
@@ -63,10 +68,12 @@ describe('runs of calls', () => {
         expect(one.runs).toBe(0);
         expect(batched.json === one.json, `${host} + ${guest}, case ${i}`).toBe(true);
         runs += batched.runs;
+        blocks += batched.blocks;
       }
     }
-    // The comparison says something only if runs were recorded.
+    // The comparison says something only if runs (unmaps) and blocks (fault-ins) were recorded.
     expect(runs).toBeGreaterThan(20);
+    expect(blocks).toBeGreaterThan(5);
   });
 
   it('end a step at the same call when the budget runs out inside a run', () => {
@@ -117,6 +124,41 @@ describe('Recorder.callRun', () => {
     expect(recorder.someSince(3, at(0x203000))).toBe(true);
     expect(recorder.someSince(4, at(0x203000))).toBe(false);
     expect(recorder.someSince(4, at(0))).toBe(true);
+  });
+
+  it('expands a block of runs interleaved, and someSince() finds its calls by position', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.call('psmash', { hpa: 0 }, 0);
+    recorder.blockRun(
+      [
+        { prim: 'pvalidate', args: { gpa: 0x1000 }, result: 'npf' },
+        { prim: 'npt_map', args: { gpa: 0x1000, hpa: 0x9000 }, result: 0x1000 },
+      ],
+      3,
+      [['gpa'], ['gpa', 'hpa']],
+      0x1000,
+    );
+    expect(recorder.callCount).toBe(7);
+    const at = (prim: string, gpa: number) => (call: Step['calls'][number]): boolean => call.prim === prim && call.args.gpa === gpa;
+    // Calls 1..6 are pvalidate 0x1000, npt_map 0x1000, pvalidate 0x2000, npt_map 0x2000, ...
+    expect(recorder.someSince(5, at('npt_map', 0x2000))).toBe(false);
+    expect(recorder.someSince(4, at('npt_map', 0x2000))).toBe(true);
+    expect(recorder.someSince(2, at('pvalidate', 0x1000))).toBe(false);
+    expect(recorder.someSince(1, at('pvalidate', 0x1000))).toBe(true);
+    expect(recorder.someSince(5, at('pvalidate', 0x3000))).toBe(true);
+    expect(recorder.someSince(6, at('pvalidate', 0x3000))).toBe(false);
+    const events = recorder.endStep();
+    expect(events.records).toHaveLength(3);
+    expect(events.calls.map((c) => `${c.prim} ${Number(c.args.gpa).toString(16)} ${c.args.hpa === undefined ? '' : Number(c.args.hpa).toString(16)}`)).toEqual([
+      'psmash NaN 0',
+      'pvalidate 1000 ',
+      'npt_map 1000 9000',
+      'pvalidate 2000 ',
+      'npt_map 2000 a000',
+      'pvalidate 3000 ',
+      'npt_map 3000 b000',
+    ]);
   });
 
   it('refuses a run while calls are heard one by one (an interleaving may follow any of them)', () => {
