@@ -192,25 +192,42 @@ export class GuestMemory {
    * take a not-present #NPF on their PVALIDATE, the host maps each at 4K (Hypervisor.faultInPlan()
    * says where it would do only that), and the retry succeeds. The machine runs the leading pages
    * where all of that holds as one block of calls (Machine.pvalidateFaultIn()); the guest logs what
-   * pvalidateEntry() logs per page. Returns the pages done, 0 where the pages go one by one: an
+   * pvalidateEntry() logs per page. Pages the NPT maps already take no #NPF: their PVALIDATEs are
+   * one run (Machine.pvalidateMapped()). Returns the pages done, 0 where the pages go one by one: an
    * interleaved op may run between two calls (Recorder.batching), the budget ends inside them, or
    * fewer than two pages qualify.
    */
   private pvalidateFaultIn(gpa: number, pages: number, validate: boolean): number {
     const machine = this.machine;
-    if (pages < 2 || !machine.recorder.batching || this.hv.faultInPlan === undefined) return 0;
+    if (pages < 2 || !machine.recorder.batching) return 0;
+    const leaf = this.leafScratch;
+    if (machine.npt.leafInto(gpa, leaf)) {
+      // Mapped pages: no #NPF, the PVALIDATEs succeed or not on the RMP alone.
+      const hpa = leaf.pa + (gpa - leaf.iova);
+      const mapped = (machine.npt.linearEnd(gpa, gpa + pages * SZ_4K, hpa) - gpa) / SZ_4K;
+      if (mapped < 2 || !this.env.chargeRun(mapped)) return 0;
+      return this.logPvalidated(gpa, machine.pvalidateMapped(gpa, hpa, mapped, validate), validate);
+    }
+    if (this.hv.faultInPlan === undefined) return 0;
     const end = machine.npt.nextMapped(gpa, gpa + pages * SZ_4K);
     if (end - gpa < 2 * SZ_4K) return 0;
     const plan = this.hv.faultInPlan(gpa, (end - gpa) / SZ_4K);
     // Three calls a page: the PVALIDATE, the host's npt_map, the retry (each charged before it).
     if (plan.pages < 2 || !this.env.chargeRun(3 * plan.pages)) return 0;
-    const done = machine.pvalidateFaultIn(gpa, plan.hpa, plan.pages, validate);
+    return this.logPvalidated(gpa, machine.pvalidateFaultIn(gpa, plan.hpa, plan.pages, validate), validate);
+  }
+
+  /** What pvalidateEntry() logs and marks for `done` pages from `gpa` whose 4K PVALIDATE succeeded. */
+  private logPvalidated(gpa: number, done: number, validate: boolean): number {
     for (let i = 0; i < done; i++) this.log.events.push({ kind: 'pvalidate', gpa: gpa + i * SZ_4K, size: '4K', validate, status: PVALIDATE_OK });
     const gfn = gpa / SZ_4K;
     this.pages.updateRange(gfn, gfn + done, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
     this.touch(gpa, done * SZ_4K);
     return done;
   }
+
+  /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
+  private readonly leafScratch = { iova: 0, pa: 0, size: 0 };
 
   /** One attempt of a CPU access: 'ok', 'vc' (fatal: Linux terminates), or the #NPF for the host. */
   tryAccess(gpa: number, write: boolean, priv: boolean): 'ok' | 'vc' | Fault {

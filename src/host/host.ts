@@ -41,6 +41,12 @@ export const RMPUPDATE_OVERLAP_TRIES = 3;
 /** Upstream forces 4K IOMMU pages under SEV-SNP. */
 export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
+/** rmp_make_shared(pfn, PG_LEVEL_4K)'s RMPUPDATE. */
+const MAKE_SHARED_4K: RmpUpdateArgs = Object.freeze({ assigned: false, asid: 0, gpa: 0, size: '4K' });
+/** The args of an rmpupdate run that advance frame by frame (rmpupdateRun()). */
+const HPA: readonly string[] = Object.freeze(['hpa']);
+const HPA_GPA: readonly string[] = Object.freeze(['hpa', 'gpa']);
+
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
   readonly frames: HostFrames;
@@ -487,6 +493,27 @@ export class Host implements HostView, Hypervisor {
     }
   }
 
+  /**
+   * rmpupdate() of `count` 4K frames from `hpa` with `args` (hpa advancing, the gpa too when
+   * assigned), one after the other: where no interleaved op can run in between and the budget
+   * takes them all, the leading frames that succeed are one run of calls (Machine.rmpUpdate4KRun()),
+   * and the frame that would not goes through rmpupdate() and its retries.
+   */
+  private rmpupdateRun(hpa: number, count: number, args: RmpUpdateArgs): void {
+    const strided = args.assigned ? HPA_GPA : HPA;
+    const argsAt = (k: number): RmpUpdateArgs => (args.assigned ? { ...args, gpa: args.gpa + k * SZ_4K } : args);
+    let done = 0;
+    while (done < count) {
+      const left = count - done;
+      if (left > 1 && this.machine.recorder.batching && this.env.chargeRun(left)) {
+        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, argsAt(done), strided);
+        if (done === count) return;
+      }
+      this.rmpupdate(hpa + done * SZ_4K, argsAt(done));
+      done++;
+    }
+  }
+
   private mapPrivateNpt(gpa: number, level: PageSize): void {
     const len = level === '2M' ? SZ_2M : SZ_4K;
     const hpa = this.gmem(gpa);
@@ -577,9 +604,12 @@ export class Host implements HostView, Hypervisor {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
       } else if (backing.privateCount(index) > 0) {
-        for (let gpa = from; gpa < to; gpa += SZ_4K) {
-          if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
-          this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
+        // rmp_make_shared(pfn, PG_LEVEL_4K) page by page; a run of private pages as one run of
+        // calls where nothing can run in between (rmpupdateRun()).
+        for (let gfn = from / SZ_4K; gfn < to / SZ_4K; ) {
+          const end = backing.runEnd(gfn, to / SZ_4K);
+          if (backing.state(gfn) === PRIVATE) this.rmpupdateRun(this.gmem(gfn * SZ_4K), end - gfn, MAKE_SHARED_4K);
+          gfn = end;
         }
       }
       // The discard world's frames (frames.ts): one 2M chunk for a whole region, else 4K frames.

@@ -237,6 +237,40 @@ export class Machine {
     return status;
   }
 
+  /**
+   * rmpUpdate() of `count` 4K frames from `hpa` with `args` (the args named in `strided`, hpa and
+   * maybe gpa, advancing 4K per frame), frame by frame while each returns RMPUPDATE_OK: how many
+   * did, recorded as one run (Recorder.callRun()); the first that would not is left to rmpUpdate()
+   * (it failed without a change). Only where no interleaved op can run in between (Recorder.batching).
+   */
+  rmpUpdate4KRun(hpa: number, count: number, args: RmpUpdateArgs, strided: readonly string[]): number {
+    const prim = 'rmpupdate';
+    checkAddress(prim, 'hpa', hpa, SZ_4K);
+    checkAddress(prim, 'gpa', args.gpa, SZ_4K);
+    if (!this.recorder.batching || args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun at 0x${hpa.toString(16)} of ${args.size} entries, or while calls are heard one by one`);
+    const gpaStep = strided.includes('gpa') ? SZ_4K : 0;
+    const frame = { assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable };
+    let done = 0;
+    for (; done < count; done++) {
+      const at = hpa + done * SZ_4K;
+      frame.gpa = args.gpa + done * gpaStep;
+      // Linux's rmpupdate() splits the direct map before every 4K update (rmpUpdate()).
+      this.directMap4K.add(Math.floor(at / SZ_2M));
+      const old = this.rmpTable.load(at / SZ_4K, this.scratch);
+      const oldAssigned = old.assigned;
+      const oldGpa = alignDown(old.gpa, pageBytes(old.size));
+      const oldBytes = pageBytes(old.size);
+      if (this.rmpTable.rmpUpdate(at, frame) !== RMPUPDATE_OK) break;
+      this.counters.rmpUpdate++;
+      if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
+      if (args.assigned) this.recorder.touchGfnRange(frame.gpa, SZ_4K);
+    }
+    if (done === 0) return 0;
+    this.recorder.touchFrameRange(hpa, done * SZ_4K);
+    this.recorder.callRun(prim, { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true }, RMPUPDATE_OK, done, strided, SZ_4K);
+    return done;
+  }
+
   psmash(hpa: number): number {
     const prim = 'psmash';
     checkAddress(prim, 'hpa', hpa);
@@ -623,6 +657,24 @@ export class Machine {
     }
     this.recorder.call(prim, args, outcome);
     return PVALIDATE_RESULTS[outcome] ?? { status: outcome };
+  }
+
+  /**
+   * The guest's 4K PVALIDATEs of `pages` pages from `gpa` that the NPT maps to hpa + offset:
+   * pvalidate() page by page for the leading pages that return PVALIDATE_OK, recorded as one run
+   * (Recorder.callRun()); how many (0: none, nothing done). The caller read the NPT (linearEnd())
+   * and knows no interleaved op can run in between (Recorder.batching).
+   */
+  pvalidateMapped(gpa: number, hpa: number, pages: number, validate: boolean): number {
+    const prim = 'pvalidate';
+    checkAddress(prim, 'gpa', gpa, SZ_4K);
+    if (!this.recorder.batching) throw new Error(`internal: pvalidateMapped at 0x${gpa.toString(16)} while calls are heard one by one`);
+    const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
+    if (done === 0) return 0;
+    this.recorder.touchGfnRange(gpa, done * SZ_4K);
+    this.recorder.touchFrameRange(hpa, done * SZ_4K);
+    this.recorder.callRun(prim, { gpa, size: '4K', validate }, PVALIDATE_OK, done, GPA_ARG, SZ_4K);
+    return done;
   }
 
   /**
