@@ -20,7 +20,7 @@
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
 // the step has interleaved activity, writes or a change of the live mappings.
 
-import { defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { argAt, callsIn, defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
@@ -80,7 +80,8 @@ function hasInterleavedDma(step: Step): boolean {
 function hasInterleaved(step: Step): boolean {
   if (step.interleaved === undefined) return false;
   if (hasInterleavedDma(step)) return true;
-  for (const call of step.calls) if (call.during !== undefined) return true;
+  // A run of calls never has `during` (Recorder.callRun()): the records tell as well as the calls.
+  for (const call of step.callRuns ?? step.calls) if (call.during !== undefined) return true;
   return false;
 }
 
@@ -291,7 +292,10 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
     }
   }
   let hostWritten: Set<number> | undefined;
-  for (const call of step.calls) if (call.prim === 'host_write' && call.result === 'ok') (hostWritten ??= new Set()).add(pfnOf(Number(call.args.hpa)));
+  for (const record of step.callRuns ?? step.calls) {
+    if (record.prim !== 'host_write' || record.result !== 'ok') continue;
+    for (let i = 0, n = callsIn(record); i < n; i++) (hostWritten ??= new Set()).add(pfnOf(argAt(record, 'hpa', i)));
+  }
   if (writes.count > 0 || hostWritten !== undefined) {
     for (const tracked of mappings.values()) {
       const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;

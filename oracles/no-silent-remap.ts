@@ -18,7 +18,7 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, callAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
@@ -155,9 +155,14 @@ class Writes {
   private gather(view: View, step: Step): void {
     this.count = 0;
     this.hint = 0;
-    for (const call of step.calls) {
-      if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
-      else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
+    // The calls as recorded (a run of calls is one record, callAt() gives each of them).
+    for (const record of step.callRuns ?? step.calls) {
+      if (record.prim !== 'guest_access' && record.prim !== 'guest_copy') continue;
+      for (let i = 0, n = callsIn(record); i < n; i++) {
+        const call = callAt(record, i);
+        if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
+        else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
+      }
     }
     for (const event of step.guestEvents) {
       if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, 1);
@@ -194,7 +199,8 @@ class ContentWrites {
   any(): boolean {
     if (this.answer === undefined) {
       this.answer = false;
-      for (const call of this.step!.calls) {
+      // Per record: a run's calls share their prim and their non-address args.
+      for (const call of this.step!.callRuns ?? this.step!.calls) {
         const prim = call.prim;
         if (prim === 'guest_copy' || prim === 'host_write' || ((prim === 'guest_access' || prim === 'dma') && call.args.write === true)) {
           this.answer = true;

@@ -19,7 +19,7 @@
 // counts the keys claimed twice: while there are none (every correct run), a step updates the
 // index and looks at no key.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -173,12 +173,12 @@ function checkRegion(view: View, base: number, out: Findings): void {
  * frames of one smashed entry sit in one such region): filled by one pass over the calls.
  */
 class Revalidated {
-  private calls: Step['calls'] = [];
+  private calls: readonly CallRecord[] = [];
   private from = 0;
   private region = -1;
   private readonly pages = new Uint8Array(FRAMES_PER_2M);
 
-  reset(calls: Step['calls'], from: number): void {
+  reset(calls: readonly CallRecord[], from: number): void {
     this.calls = calls;
     this.from = from;
     this.region = -1;
@@ -195,11 +195,13 @@ class Revalidated {
     this.pages.fill(0);
     const first = region * FRAMES_PER_2M;
     for (let k = this.from; k < this.calls.length; k++) {
-      const call = this.calls[k]!;
-      if (call.prim !== 'pvalidate') continue;
-      const start = Math.floor(Number(call.args.gpa) / SZ_4K);
-      const end = start + (call.args.size === '2M' ? FRAMES_PER_2M : 1);
-      for (let gfn = Math.max(start, first); gfn < Math.min(end, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
+      const record = this.calls[k]!;
+      if (record.prim !== 'pvalidate') continue;
+      const pages = record.args.size === '2M' ? FRAMES_PER_2M : 1;
+      for (let i = 0, n = callsIn(record); i < n; i++) {
+        const start = Math.floor(argAt(record, 'gpa', i) / SZ_4K);
+        for (let gfn = Math.max(start, first); gfn < Math.min(start + pages, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
+      }
     }
   }
 }
@@ -208,66 +210,83 @@ const revalidated = new Revalidated();
 
 /** After a successful PSMASH, the frames no later call of the step rewrote must form a clean 4K split. */
 function checkPsmash(view: View, step: Step, out: Findings): void {
-  const calls = step.calls;
+  // The calls as recorded: a run of calls is one record (callAt() gives each), in call order.
+  const calls = step.callRuns ?? step.calls;
   for (let index = 0; index < calls.length; index++) {
-    const call = calls[index]!;
-    if (call.prim !== 'psmash' || call.result !== 0) continue;
-    const hpa = Number(call.args.hpa);
-    const base = Math.floor(hpa / SZ_4K);
-    rewritten.fill(0);
-    let smashedAgain = false;
-    for (let k = index + 1; k < calls.length && !smashedAgain; k++) {
-      const later = calls[k]!;
-      if (later.prim === 'rmpupdate' && later.result === 0) {
-        const pfn = Math.floor(Number(later.args.hpa) / SZ_4K);
-        const count = later.args.size === '2M' ? FRAMES_PER_2M : 1;
+    const record = calls[index]!;
+    if (record.prim !== 'psmash' || record.result !== 0) continue;
+    for (let r = 0, n = callsIn(record); r < n; r++) {
+      const base = Math.floor(argAt(record, 'hpa', r) / SZ_4K);
+      if (!smashedAgainLater(calls, index, r, base)) checkSmashed(view, calls, index, base, out);
+    }
+  }
+}
+
+/**
+ * Frames a later call of the step rewrote (in `rewritten`), and whether a later PSMASH of the same
+ * 2M entry is the one to judge; call `r` of record `index` is the PSMASH.
+ */
+function smashedAgainLater(calls: readonly CallRecord[], index: number, r: number, base: number): boolean {
+  rewritten.fill(0);
+  for (let k = index; k < calls.length; k++) {
+    const record = calls[k]!;
+    if (record.prim !== 'rmpupdate' && record.prim !== 'psmash') continue;
+    for (let i = k === index ? r + 1 : 0, n = callsIn(record); i < n; i++) {
+      if (record.prim === 'rmpupdate' && record.result === 0) {
+        const pfn = Math.floor(argAt(record, 'hpa', i) / SZ_4K);
+        const count = record.args.size === '2M' ? FRAMES_PER_2M : 1;
         for (let f = Math.max(pfn, base); f < Math.min(pfn + count, base + FRAMES_PER_2M); f++) rewritten[f - base] = 1;
-      } else if (later.prim === 'psmash' && Math.floor(Number(later.args.hpa) / SZ_4K) === base) {
+      } else if (record.prim === 'psmash' && Math.floor(argAt(record, 'hpa', i) / SZ_4K) === base) {
         // Smashed again later in the step: that PSMASH is the one to judge.
-        smashedAgain = true;
+        return true;
       }
     }
-    if (smashedAgain) continue;
-    revalidated.reset(calls, index + 1);
-    let refAsid = -1;
-    let refGpa0 = 0;
-    let validated: boolean | undefined;
-    // The entries are read run by run (RmpView.runEnd): within a run only the GPA moves, 4K per
-    // frame when assigned.
-    let runEnd = 0;
-    let runStart = 0;
-    let runGpa = 0;
-    for (let i = 0; i < FRAMES_PER_2M; i++) {
-      if (rewritten[i] === 1) continue;
-      if (i >= runEnd) {
-        view.rmp.load(base + i, entry);
-        runEnd = view.rmp.runEnd(base + i, base + FRAMES_PER_2M) - base;
-        runStart = i;
-        runGpa = entry.gpa;
-      } else if (entry.assigned) {
-        entry.gpa = runGpa + (i - runStart) * SZ_4K;
-      }
-      let problem = '';
-      if (entry.size !== '4K') problem = `still RMP[${entry.size}]`;
-      else if (!entry.assigned) problem = 'not assigned';
-      else if (refAsid < 0) {
-        refAsid = entry.asid;
-        refGpa0 = entry.gpa - i * SZ_4K;
-      } else if (entry.asid !== refAsid) problem = `asid ${entry.asid}, first frame asid ${refAsid}`;
-      else if (entry.gpa !== refGpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(refGpa0 + i * SZ_4K)}`;
-      // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit
-      // (a frame that kept it needs no look at the step's PVALIDATEs).
-      if (problem === '' && entry.assigned && entry.validated !== validated && !revalidated.has(entry.gpa)) {
-        if (validated === undefined) validated = entry.validated;
-        else problem = 'Validated bit not preserved';
-      }
-      if (problem === '') continue;
-      out.push({
-        message: `PSMASH of RMP[2M] at hpa ${hex(hpa)}: frame ${hex((base + i) * SZ_4K)} ==> FAIL (${problem})`,
-        details: { hpa: (base + i) * SZ_4K, gpa: entry.gpa, sizes: { rmp: entry.size } },
-      });
-      break;
+  }
+  return false;
+}
+
+/** The frames of the 2M entry PSMASHed by record `index` (at `base`) that no later call rewrote form a clean 4K split. */
+function checkSmashed(view: View, calls: readonly CallRecord[], index: number, base: number, out: Findings): void {
+  const hpa = base * SZ_4K;
+  revalidated.reset(calls, index + 1);
+  let refAsid = -1;
+  let refGpa0 = 0;
+  let validated: boolean | undefined;
+  // The entries are read run by run (RmpView.runEnd): within a run only the GPA moves, 4K per
+  // frame when assigned.
+  let runEnd = 0;
+  let runStart = 0;
+  let runGpa = 0;
+  for (let i = 0; i < FRAMES_PER_2M; i++) {
+    if (rewritten[i] === 1) continue;
+    if (i >= runEnd) {
+      view.rmp.load(base + i, entry);
+      runEnd = view.rmp.runEnd(base + i, base + FRAMES_PER_2M) - base;
+      runStart = i;
+      runGpa = entry.gpa;
+    } else if (entry.assigned) {
+      entry.gpa = runGpa + (i - runStart) * SZ_4K;
     }
+    let problem = '';
+    if (entry.size !== '4K') problem = `still RMP[${entry.size}]`;
+    else if (!entry.assigned) problem = 'not assigned';
+    else if (refAsid < 0) {
+      refAsid = entry.asid;
+      refGpa0 = entry.gpa - i * SZ_4K;
+    } else if (entry.asid !== refAsid) problem = `asid ${entry.asid}, first frame asid ${refAsid}`;
+    else if (entry.gpa !== refGpa0 + i * SZ_4K) problem = `gpa ${hex(entry.gpa)}, expected ${hex(refGpa0 + i * SZ_4K)}`;
+    // Frames the guest PVALIDATEd after the smash may differ; the others kept the 2M entry's bit
+    // (a frame that kept it needs no look at the step's PVALIDATEs).
+    if (problem === '' && entry.assigned && entry.validated !== validated && !revalidated.has(entry.gpa)) {
+      if (validated === undefined) validated = entry.validated;
+      else problem = 'Validated bit not preserved';
+    }
+    if (problem === '') continue;
+    out.push({
+      message: `PSMASH of RMP[2M] at hpa ${hex(hpa)}: frame ${hex((base + i) * SZ_4K)} ==> FAIL (${problem})`,
+      details: { hpa: (base + i) * SZ_4K, gpa: entry.gpa, sizes: { rmp: entry.size } },
+    });
+    break;
   }
 }
 

@@ -4,11 +4,12 @@
 
 import type { DmaDirection, InnerOp, Op } from './ops/types.ts';
 import type { Config } from './ops/types.ts';
-import type { DmaResult, Fault, PrimitiveCall, RmpEntry } from './model/types.ts';
+import type { CallRecord, DmaResult, Fault, PrimitiveCall, RmpEntry } from './model/types.ts';
 import type { PageSize } from './model/size.ts';
 
 export type { Config, DeviceConfig, DmaDirection, During, InnerOp, Op, OpName } from './ops/types.ts';
-export type { DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
+export type { CallRecord, CallRun, DmaPiece, DmaResult, Fault, FaultKind, PrimitiveCall, RmpEntry } from './model/types.ts';
+export { argAt, callAt, callsIn } from './model/types.ts';
 export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp, offsetIn } from './model/size.ts';
 /** A fresh unassigned RMP entry: the scratch object `RmpView.load(pfn, out)` fills. */
@@ -358,7 +359,15 @@ export interface Step {
   op: Op;
   /** Why the op was skipped (nothing to refer to, not allowed in this config), if it was. */
   skipped?: string;
+  /** The primitive calls the step made, one by one, in order. */
   calls: readonly PrimitiveCall[];
+  /**
+   * The same calls as the recorder kept them: a per-leaf or per-page loop the model ran without a
+   * possible interleaving in between may be one CallRun (`count` calls, address args advancing by
+   * `stride`; `callAt(run, i)` gives call i). Reading it instead of `calls` spares a step with
+   * runs the expansion (API v2; absent on steps built by hand: then read `calls`).
+   */
+  readonly callRuns?: readonly CallRecord[];
   faults: readonly Fault[];
   dmas: readonly DmaRecord[];
   guestEvents: readonly GuestEvent[];

@@ -157,6 +157,11 @@ export class CallMeter {
     if (total > this.budget.case) throw new CallBudgetExceeded('case', this.budget.case, this.runningHook);
   }
 
+  /** Whether the op in flight may make calls up to `opCalls` in all within both budgets (charge() would not throw). */
+  fits(opCalls: number): boolean {
+    return opCalls <= this.opLimit && this.finished + opCalls <= this.budget.case;
+  }
+
   /**
    * The policies with every hook they define wrapped so the meter knows which one runs (hooks
    * nest: a hook's helper may run another hook). Absent hooks stay absent (the actors test for

@@ -85,7 +85,8 @@ function stepBehaviours(step: Step, into: Set<string>): void {
   const op = step.op.op;
   if (step.skipped) into.add(`${op}:skipped`);
   if (step.result) into.add(`${op}=${step.result}`);
-  for (const call of step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
+  // Per record: a run of calls (CallRun) shares one prim and result.
+  for (const call of step.callRuns ?? step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
   for (const fault of step.faults) into.add(`${op}!${fault.kind}`);
 }
 

@@ -312,7 +312,8 @@ export class CoverageTracker {
       }
       if (outcomes === 0) features.add(fixedNames.get(kind, 'ok', fixedName));
     }
-    for (const call of step.calls) {
+    // Per record: a run of calls (CallRun) shares one prim and result, and never has `during`.
+    for (const call of step.callRuns ?? step.calls) {
       const key = callKeys.get(call.prim, call.result, callKey);
       features.add(call.during === undefined ? callNames.get(kind, key, callName) : duringCallNames.get(kind, key, duringCallName));
     }

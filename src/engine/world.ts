@@ -18,7 +18,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine } from '../model/machine.ts';
 import { StepEvents } from '../model/events.ts';
-import type { Fault, PrimitiveCall } from '../model/types.ts';
+import type { CallRecord, Fault, PrimitiveCall } from '../model/types.ts';
 import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
@@ -397,8 +397,8 @@ class SimWorld implements World {
     objects: readonly LiveObject[] = [],
   ): RecordedStep {
     const events = this.machine.recorder.endStep();
-    if (index >= 0) this.meter.endOp(events.calls.length);
-    this.hostActor.observe(events.calls);
+    if (index >= 0) this.meter.endOp(events.callCount);
+    this.hostActor.observe(events.records);
     const log = this.guestActor.takeLog();
     const step = new RecordedStep(index, op, events, dmas, log.events);
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
@@ -440,6 +440,14 @@ class SimWorld implements World {
         throw new BudgetExceeded(`boot budget exceeded (${this.bootBudget} primitive calls)`);
       }
     };
+    const chargeRun = (calls: number): boolean => {
+      // The last of the `calls` charges would see this many calls made before it.
+      const last = machine.recorder.callCount + calls - 1;
+      if (this.booting) return last <= this.bootBudget;
+      if (!this.meter.fits(last)) return false;
+      this.meter.charge(last);
+      return true;
+    };
     const guard = <T>(fn: () => T): T => {
       try {
         return fn();
@@ -472,7 +480,7 @@ class SimWorld implements World {
         return fn;
       },
     });
-    return { guard, charge, policyMachine, random: rng };
+    return { guard, charge, chargeRun, policyMachine, random: rng };
   }
 
   private buildActors(): Actors {
@@ -599,7 +607,9 @@ class SimWorld implements World {
  * the per-frame arrays of API v1 expanded only when an oracle reads them (StepEvents caches).
  */
 class RecordedStep implements Step {
-  readonly calls: readonly PrimitiveCall[];
+  // An own property, as data or (where runs were recorded) as an accessor that expands them on
+  // first read: either way it is in `{ ...step }` and in JSON, as before runs.
+  declare readonly calls: readonly PrimitiveCall[];
   readonly faults: readonly Fault[];
   readonly frameRanges: readonly FrameRange[];
   readonly gfnRanges: readonly FrameRange[];
@@ -610,6 +620,13 @@ class RecordedStep implements Step {
   declare interleaved?: readonly InterleavedRecord[];
   declare converting?: BeingConverted;
   readonly #events: StepEvents;
+  /** The accessor of a step with runs: one getter for all of them, so that they share a hidden class. */
+  static readonly #expandedCalls: PropertyDescriptor = {
+    get(this: RecordedStep): readonly PrimitiveCall[] {
+      return this.#events.calls;
+    },
+    enumerable: true,
+  };
 
   constructor(
     readonly index: number,
@@ -619,7 +636,8 @@ class RecordedStep implements Step {
     public guestEvents: Step['guestEvents'],
   ) {
     this.#events = events;
-    this.calls = events.calls;
+    if (events.hasRuns) Object.defineProperty(this, 'calls', RecordedStep.#expandedCalls);
+    else (this as { calls: readonly PrimitiveCall[] }).calls = events.records;
     this.faults = ownList(events.faults);
     this.frameRanges = ownList(events.frameRanges);
     this.gfnRanges = ownList(events.gfnRanges);
@@ -629,13 +647,18 @@ class RecordedStep implements Step {
     return this.#events.frames;
   }
 
+  get callRuns(): readonly CallRecord[] {
+    return this.#events.records;
+  }
+
   /**
    * Freezes what this step recorded, all the way down (freezeDeep): the boot record of every
    * world, fresh or restored, is read-only data (World.boot), so restored worlds may share it
    * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
    */
   freeze(): this {
-    for (const part of [this.calls, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
+    // The step's own lists where ownList() gave it one (the recorder's are shared).
+    for (const part of [this.#events.records, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
     return this;
   }
@@ -647,7 +670,7 @@ class RecordedStep implements Step {
    */
   shared(): RecordedStep {
     const events = this.#events;
-    const out = new RecordedStep(this.index, this.op, new StepEvents(events.calls, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.guestEvents);
+    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.guestEvents);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
       if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }

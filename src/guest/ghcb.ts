@@ -33,6 +33,13 @@ export interface Hypervisor {
   psc(desc: PscDesc): string | undefined;
   /** A #NPF exit: the host resolves it (or not) and resumes the guest, which retries. */
   npf(fault: Fault, access: { private: boolean; write: boolean }): void;
+  /**
+   * What npf() would do for not-present private faults (a PVALIDATE) at `pages` pages from
+   * `gpa`, taken one after the other, asked without doing it: the leading pages it would resolve
+   * by mapping each at 4K, and nothing else, to hpa + offset. 0 pages where it would do anything
+   * else for the first (a policy hook sees each fault, a page to prepare or convert first).
+   */
+  faultInPlan?(gpa: number, pages: number): { pages: number; hpa: number };
   /** TIO_OP BIND + RUN for an accepted TDI ("ok" or the reason it failed). */
   tdiRun(dev: number): string;
   /** TIO_OP STOP + UNBIND. */

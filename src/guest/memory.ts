@@ -11,7 +11,7 @@
 
 import type { GuestEvent, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { alignDown, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
+import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
 import type { Config } from '../ops/types.ts';
 import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
@@ -152,11 +152,7 @@ export class GuestMemory {
     if (size === '2M' && status === PVALIDATE_FAIL_SIZEMISMATCH) {
       const action = this.sizeMismatch(gpa, validate);
       if (action === 'success') return true;
-      if (action === 'retry-4k') {
-        let ok = true;
-        for (let offset = 0; offset < SZ_2M && ok; offset += SZ_4K) ok = this.pvalidateEntry(gpa + offset, '4K', validate);
-        return ok;
-      }
+      if (action === 'retry-4k') return this.pvalidatePages(gpa, FRAMES_PER_2M, validate);
     }
     const bytes = size === '2M' ? SZ_2M : SZ_4K;
     if (status === PVALIDATE_OK || status === PVALIDATE_FAIL_NOUPDATE) {
@@ -175,6 +171,63 @@ export class GuestMemory {
     }
     return false;
   }
+
+  /** pvalidateEntry() at 4K for `pages` pages from `gpa`, one after the other, until one fails. */
+  pvalidatePages(gpa: number, pages: number, validate: boolean): boolean {
+    for (let page = 0; page < pages; ) {
+      const at = gpa + page * SZ_4K;
+      const faultedIn = this.pvalidateFaultIn(at, pages - page, validate);
+      if (faultedIn > 0) {
+        page += faultedIn;
+        continue;
+      }
+      if (!this.pvalidateEntry(at, '4K', validate)) return false;
+      page++;
+    }
+    return true;
+  }
+
+  /**
+   * The common case of pvalidatePages() taken as one range (issue 15): pages the NPT does not map
+   * take a not-present #NPF on their PVALIDATE, the host maps each at 4K (Hypervisor.faultInPlan()
+   * says where it would do only that), and the retry succeeds. The machine runs the leading pages
+   * where all of that holds as one block of calls (Machine.pvalidateFaultIn()); the guest logs what
+   * pvalidateEntry() logs per page. Pages the NPT maps already take no #NPF: their PVALIDATEs are
+   * one run (Machine.pvalidateMapped()). Returns the pages done, 0 where the pages go one by one: an
+   * interleaved op may run between two calls (Recorder.batching), the budget ends inside them, or
+   * fewer than two pages qualify.
+   */
+  private pvalidateFaultIn(gpa: number, pages: number, validate: boolean): number {
+    const machine = this.machine;
+    if (pages < 2 || !machine.recorder.batching) return 0;
+    const leaf = this.leafScratch;
+    if (machine.npt.leafInto(gpa, leaf)) {
+      // Mapped pages: no #NPF, the PVALIDATEs succeed or not on the RMP alone.
+      const hpa = leaf.pa + (gpa - leaf.iova);
+      const mapped = (machine.npt.linearEnd(gpa, gpa + pages * SZ_4K, hpa) - gpa) / SZ_4K;
+      if (mapped < 2 || !this.env.chargeRun(mapped)) return 0;
+      return this.logPvalidated(gpa, machine.pvalidateMapped(gpa, hpa, mapped, validate), validate);
+    }
+    if (this.hv.faultInPlan === undefined) return 0;
+    const end = machine.npt.nextMapped(gpa, gpa + pages * SZ_4K);
+    if (end - gpa < 2 * SZ_4K) return 0;
+    const plan = this.hv.faultInPlan(gpa, (end - gpa) / SZ_4K);
+    // Three calls a page: the PVALIDATE, the host's npt_map, the retry (each charged before it).
+    if (plan.pages < 2 || !this.env.chargeRun(3 * plan.pages)) return 0;
+    return this.logPvalidated(gpa, machine.pvalidateFaultIn(gpa, plan.hpa, plan.pages, validate), validate);
+  }
+
+  /** What pvalidateEntry() logs and marks for `done` pages from `gpa` whose 4K PVALIDATE succeeded. */
+  private logPvalidated(gpa: number, done: number, validate: boolean): number {
+    for (let i = 0; i < done; i++) this.log.events.push({ kind: 'pvalidate', gpa: gpa + i * SZ_4K, size: '4K', validate, status: PVALIDATE_OK });
+    const gfn = gpa / SZ_4K;
+    this.pages.updateRange(gfn, gfn + done, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
+    this.touch(gpa, done * SZ_4K);
+    return done;
+  }
+
+  /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
+  private readonly leafScratch = { iova: 0, pa: 0, size: 0 };
 
   /** One attempt of a CPU access: 'ok', 'vc' (fatal: Linux terminates), or the #NPF for the host. */
   tryAccess(gpa: number, write: boolean, priv: boolean): 'ok' | 'vc' | Fault {
@@ -336,7 +389,19 @@ export class GuestMemory {
         continue;
       }
       const validate = step === 'validate';
-      for (const entry of batch) if (!this.pvalidateEntry(entry.gpa, entry.size, validate)) return false;
+      for (let i = 0; i < batch.length; ) {
+        const entry = batch[i]!;
+        if (entry.size === '2M') {
+          if (!this.pvalidateEntry(entry.gpa, '2M', validate)) return false;
+          i++;
+          continue;
+        }
+        // A stretch of adjacent 4K entries: pvalidatePages() may take it as one range.
+        let pages = 1;
+        while (batch[i + pages]?.size === '4K' && batch[i + pages]!.gpa === entry.gpa + pages * SZ_4K) pages++;
+        if (!this.pvalidatePages(entry.gpa, pages, validate)) return false;
+        i += pages;
+      }
     }
     for (const entry of batch) {
       this.pages.updateRange(entry.gpa / SZ_4K, (entry.gpa + bytes(entry.size)) / SZ_4K, 0, CONVERTING);

@@ -8,6 +8,13 @@ export interface ActorEnv {
   guard<T>(fn: () => T): T;
   /** Account one unit of work; throws once the step went past its budget. */
   charge(): void;
+  /**
+   * Account `calls` calls about to be recorded as one run (Recorder.callRun()): true when all of
+   * them fit the budgets, as `calls` charge() calls would have passed; false, charging nothing,
+   * when one would have thrown: the caller then makes them one by one, so the budget ends the
+   * step at the same call as before runs.
+   */
+  chargeRun(calls: number): boolean;
   /** The machine as policies see it: every primitive call is charged to the step. */
   readonly policyMachine: Machine;
   /** The policy's seeded stream (seedrandom of the case seed and a fixed label). */

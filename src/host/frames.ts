@@ -33,7 +33,7 @@ import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { RegionStore } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp, offsetIn } from '../model/size.ts';
-import type { PrimitiveCall } from '../model/types.ts';
+import { type CallRun, type PrimitiveCall, callAt } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 
@@ -336,6 +336,12 @@ export class HostFrames {
   }
 
   // ---- pins (VFIO type1) ---------------------------------------------------------------------
+
+  /** A run of calls (the recorder's CallRun): followed call by call, when it is one of these. */
+  observeRun(run: CallRun): void {
+    if (run.prim !== 'io_map' && run.prim !== 'io_unmap' && run.prim !== 'iommu_flush') return;
+    for (let i = 0; i < run.count; i++) this.observe(callAt(run, i));
+  }
 
   /** Follow a primitive call: io_map pins, io_unmap queues the unpin, iommu_flush releases it. */
   observe(call: PrimitiveCall): void {

@@ -9,9 +9,10 @@
 
 import { describeValue } from '../policies/check.ts';
 import type { HostFrame, HostView, Leaf } from '../api.ts';
-import type { Fault, PrimitiveCall } from '../model/types.ts';
+import type { Fault, PrimitiveCall, RmpEntry } from '../model/types.ts';
 import { PSMASH_FAIL_INPUT, RMPUPDATE_FAIL_OVERLAP, RMPUPDATE_OK, type RmpUpdateArgs } from '../model/types.ts';
 import type { Machine } from '../model/machine.ts';
+import { defaultRmpEntry } from '../model/rmp.ts';
 import type { Config } from '../ops/types.ts';
 import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, pfnOf, SZ_2M, SZ_4K } from '../model/size.ts';
 import type {
@@ -32,12 +33,19 @@ import { Backing, GMEM_BASE, NOT_BACKED, PRIVATE, SHARED, VMM_RAM_BASE, type Bac
 import type { ActorEnv } from './env.ts';
 import { HostFrames } from './frames.ts';
 import { Iommu } from './iommu.ts';
+import { LeafRun } from './leaf-run.ts';
 
 /** Attempts of one RMPUPDATE that returns FAIL_OVERLAP before the host gives up (see rmpupdate()). */
 export const RMPUPDATE_OVERLAP_TRIES = 3;
 
 /** Upstream forces 4K IOMMU pages under SEV-SNP. */
 export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
+
+/** rmp_make_shared(pfn, PG_LEVEL_4K)'s RMPUPDATE. */
+const MAKE_SHARED_4K: RmpUpdateArgs = Object.freeze({ assigned: false, asid: 0, gpa: 0, size: '4K' });
+/** The args of an rmpupdate run that advance frame by frame (rmpupdateRun()). */
+const HPA: readonly string[] = Object.freeze(['hpa']);
+const HPA_GPA: readonly string[] = Object.freeze(['hpa', 'gpa']);
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
@@ -183,6 +191,27 @@ export class Host implements HostView, Hypervisor {
     return result;
   }
 
+  /**
+   * Hypervisor.faultInPlan(): where defaultPrivateFault() would only map the NPT at 4K: no
+   * privateFault hook, pages backed private (no conversion, nothing to prepare) whose RMP entries
+   * are assigned at 4K (so the level is 4K), within guest memory. The guest knows the NPT maps
+   * none of them (a not-present fault), so mapPrivateNpt() zaps nothing.
+   */
+  faultInPlan(gpa: number, pages: number): { pages: number; hpa: number } {
+    const none = { pages: 0, hpa: 0 };
+    if (this.policy.privateFault !== undefined || offsetIn(gpa, SZ_4K) !== 0) return none;
+    const gfn = gpa / SZ_4K;
+    const limit = Math.min(gfn + pages, Math.floor(this.config.guestMemory / SZ_4K));
+    if (gfn >= limit || this.backingState.state(gfn) !== PRIVATE) return none;
+    const entry = this.rmpEntry(gpa);
+    if (!entry.assigned || entry.size !== '4K') return none;
+    const hpa = this.gmem(gpa);
+    // Private pages are backed linearly (gmem()), and an RMP run keeps assigned and size.
+    const backed = this.backingState.runEnd(gfn, limit);
+    const rmpEnd = this.machine.rmp.runEnd(pfnOf(hpa), pfnOf(hpa) + (backed - gfn));
+    return { pages: rmpEnd - pfnOf(hpa), hpa };
+  }
+
   npf(fault: Fault, access: { private: boolean; write: boolean }): void {
     const gpa = alignDown(fault.addr, SZ_4K);
     if (gpa >= this.config.guestMemory) return;
@@ -292,29 +321,57 @@ export class Host implements HostView, Hypervisor {
     return GMEM_BASE + gpa;
   }
 
-  private rmpEntry(gpa: number) {
-    return this.machine.rmp.entry(pfnOf(this.gmem(gpa)));
+  /** The RMP entry of the gmem frame behind `gpa`, in a scratch entry valid until the next call. */
+  private rmpEntry(gpa: number): RmpEntry {
+    return this.machine.rmp.load(pfnOf(this.gmem(gpa)), this.rmpScratch);
   }
+
+  private readonly rmpScratch: RmpEntry = defaultRmpEntry();
 
   zapNpt(gpa: number, len: number): void {
     // Leaf by leaf, whole leaves (one npt_unmap each), walking on from the end of the last one.
+    // Where no interleaved op can look in between (Recorder.batching), adjacent leaves of one
+    // size are unmapped together: one walk, one run of npt_unmap calls (unmapLeaves()).
     const npt = this.machine.npt;
     const leaf = this.leafScratch;
+    const run = this.leafRun.start(this.machine.recorder.batching);
     const end = gpa + len;
     let at = gpa;
     while (at < end) {
       if (!npt.leafInto(at, leaf)) {
-        at = npt.nextMapped(at, end);
+        // No leaf holds a 4K-aligned `at`: none can start before at + 4K either (fault-ins zap
+        // one page, so this spares their walk).
+        at = end - at <= SZ_4K && offsetIn(at, SZ_4K) === 0 ? end : npt.nextMapped(at, end);
         continue;
       }
       // Read before the unmap: an interleaved op may look leaves up during the call.
       const iova = leaf.iova;
       const size = leaf.size;
       at = iova + size;
+      if (run.extend(iova, size)) continue;
+      this.unmapNptLeaves(run);
+      if (run.begin(iova, size)) continue;
       this.env.charge();
       this.machine.nptUnmap(iova, size);
     }
+    this.unmapNptLeaves(run);
   }
+
+  /** The leaves zapNpt() gathered, unmapped (one run where the budget takes all of them at once). */
+  private unmapNptLeaves(run: LeafRun): void {
+    if (run.count === 0) return;
+    if (run.count > 1 && this.env.chargeRun(run.count)) {
+      this.machine.nptUnmapLeaves(run.iova, run.size, run.count);
+    } else {
+      for (let i = 0; i < run.count; i++) {
+        this.env.charge();
+        this.machine.nptUnmap(run.iova + i * run.size, run.size);
+      }
+    }
+    run.count = 0;
+  }
+
+  private readonly leafRun = new LeafRun();
 
   /** The NPT leaf a lookup reads (leafInto), so that a lookup allocates nothing. */
   private readonly leafScratch: Leaf = { iova: 0, pa: 0, size: 0 };
@@ -436,6 +493,27 @@ export class Host implements HostView, Hypervisor {
     }
   }
 
+  /**
+   * rmpupdate() of `count` 4K frames from `hpa` with `args` (hpa advancing, the gpa too when
+   * assigned), one after the other: where no interleaved op can run in between and the budget
+   * takes them all, the leading frames that succeed are one run of calls (Machine.rmpUpdate4KRun()),
+   * and the frame that would not goes through rmpupdate() and its retries.
+   */
+  private rmpupdateRun(hpa: number, count: number, args: RmpUpdateArgs): void {
+    const strided = args.assigned ? HPA_GPA : HPA;
+    const argsAt = (k: number): RmpUpdateArgs => (args.assigned ? { ...args, gpa: args.gpa + k * SZ_4K } : args);
+    let done = 0;
+    while (done < count) {
+      const left = count - done;
+      if (left > 1 && this.machine.recorder.batching && this.env.chargeRun(left)) {
+        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, argsAt(done), strided);
+        if (done === count) return;
+      }
+      this.rmpupdate(hpa + done * SZ_4K, argsAt(done));
+      done++;
+    }
+  }
+
   private mapPrivateNpt(gpa: number, level: PageSize): void {
     const len = level === '2M' ? SZ_2M : SZ_4K;
     const hpa = this.gmem(gpa);
@@ -526,9 +604,12 @@ export class Host implements HostView, Hypervisor {
         // rmp_make_shared(pfn, PG_LEVEL_2M).
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
       } else if (backing.privateCount(index) > 0) {
-        for (let gpa = from; gpa < to; gpa += SZ_4K) {
-          if (backing.state(gpa / SZ_4K) !== PRIVATE) continue;
-          this.rmpupdate(this.gmem(gpa), { assigned: false, asid: 0, gpa: 0, size: '4K' });
+        // rmp_make_shared(pfn, PG_LEVEL_4K) page by page; a run of private pages as one run of
+        // calls where nothing can run in between (rmpupdateRun()).
+        for (let gfn = from / SZ_4K; gfn < to / SZ_4K; ) {
+          const end = backing.runEnd(gfn, to / SZ_4K);
+          if (backing.state(gfn) === PRIVATE) this.rmpupdateRun(this.gmem(gfn * SZ_4K), end - gfn, MAKE_SHARED_4K);
+          gfn = end;
         }
       }
       // The discard world's frames (frames.ts): one 2M chunk for a whole region, else 4K frames.

@@ -6,7 +6,8 @@
 // of faults or ranges is one shared frozen array, so a quiet step allocates none.
 
 import type { Counters, FrameRange } from '../api.ts';
-import type { Fault, PrimitiveCall } from './types.ts';
+import { type CallRecord, type CallRun, type Fault, type PrimitiveCall, callAt, expandCalls } from './types.ts';
+import { freezeDeep } from './freeze.ts';
 import { SZ_4K } from './size.ts';
 
 /** Every frame number in `ranges` (sorted, disjoint), ascending: the per-frame form of API v1. */
@@ -19,15 +20,35 @@ export function expandRanges(ranges: readonly FrameRange[]): number[] {
 export class StepEvents {
   private expandedFrames: number[] | undefined;
   private expandedGfns: number[] | undefined;
+  private expandedCalls: PrimitiveCall[] | undefined;
 
   constructor(
-    readonly calls: PrimitiveCall[],
+    /** The calls as recorded: a per-leaf or per-page loop may be one CallRun. */
+    readonly records: readonly CallRecord[],
+    /** How many calls the records stand for. */
+    readonly callCount: number,
     readonly faults: Fault[],
     /** Touched host frames (pfns): sorted, merged, half-open ranges. */
     readonly frameRanges: readonly FrameRange[],
     /** Touched guest frames (gfns): sorted, merged, half-open ranges. */
     readonly gfnRanges: readonly FrameRange[],
   ) {}
+
+  /** Whether some record is a run (then `calls` is expanded on first use). */
+  get hasRuns(): boolean {
+    return this.callCount !== this.records.length;
+  }
+
+  /** The calls one by one: the records themselves, or their expansion where runs were recorded. */
+  get calls(): readonly PrimitiveCall[] {
+    if (!this.hasRuns) return this.records;
+    if (this.expandedCalls === undefined) {
+      this.expandedCalls = expandCalls(this.records);
+      // A frozen record (a boot record: World.boot) expands to frozen calls, as it held before runs.
+      if (Object.isFrozen(this.records)) freezeDeep(this.expandedCalls);
+    }
+    return this.expandedCalls;
+  }
 
   /** Touched host frames one by one, ascending (expanded on first use). */
   get frames(): readonly number[] {
@@ -94,6 +115,9 @@ class FrameIntervals {
   }
 }
 
+/** Whether loops may record runs (tests turn it off to compare the two recordings). */
+export const recorderSettings = { runs: true };
+
 /**
  * Told after every recorded call: `outer` is the call's number among the step op's own calls
  * (1..n), undefined for a call made for an interleaved op. The engine runs `during` entries here.
@@ -101,7 +125,9 @@ class FrameIntervals {
 export type CallListener = (call: PrimitiveCall, outer: number | undefined) => void;
 
 export class Recorder {
-  private calls: PrimitiveCall[] = [];
+  private calls: CallRecord[] = [];
+  /** The calls the records stand for (a run counts its calls). */
+  private made = 0;
   private outerCalls = 0;
   /** The `during` entry whose op (or the host work it triggered) is running now. */
   private inner: number | undefined;
@@ -114,11 +140,12 @@ export class Recorder {
    * Told of every primitive call as it is recorded (the host follows VFIO pins this way). An
    * object, not a closure, so a copied machine tells the copy of it (model/graph-copy.ts).
    */
-  observer: { observe(call: PrimitiveCall): void } | undefined = undefined;
+  observer: { observe(call: PrimitiveCall): void; observeRun?(run: CallRun): void } | undefined = undefined;
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
     this.calls = [];
+    this.made = 0;
     this.outerCalls = 0;
     this.inner = undefined;
     this.faults = NO_FAULTS;
@@ -130,10 +157,62 @@ export class Recorder {
     const call: PrimitiveCall = { prim, args, result };
     if (this.inner !== undefined) call.during = this.inner;
     this.calls.push(call);
+    this.made++;
     const outer = this.inner === undefined ? ++this.outerCalls : undefined;
     // The host's bookkeeping first (VFIO pins), so an op interleaved after this call sees it.
     this.observer?.observe(call);
     this.listener?.(call, outer);
+  }
+
+  /**
+   * Whether a loop may record its calls as one run (callRun()): not while a `during` entry may run
+   * after one of them (the listener numbers and hears every call), nor inside an interleaved op.
+   */
+  get batching(): boolean {
+    return recorderSettings.runs && this.listener === undefined && this.inner === undefined;
+  }
+
+  /**
+   * `count` calls of `prim` with result `result`, the first with `args`, each next one with the
+   * `strided` args advanced by `stride` (CallRun). Only when `batching`: the caller checked.
+   */
+  callRun(prim: string, args: PrimitiveCall['args'], result: PrimitiveCall['result'], count: number, strided: readonly string[], stride: number): void {
+    if (!this.batching) throw new Error(`internal: a run of ${prim} recorded while calls are heard one by one`);
+    if (count === 1) {
+      this.call(prim, args, result);
+      return;
+    }
+    const run: CallRun = { prim, args, result, count, stride, strided };
+    this.calls.push(run);
+    this.made += count;
+    this.outerCalls += count;
+    const observer = this.observer;
+    if (observer === undefined) return;
+    if (observer.observeRun !== undefined) observer.observeRun(run);
+    else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
+  }
+
+  /**
+   * `count` repetitions of a block of calls (`block`: the first repetition's), each call's
+   * `strided[j]` args advancing by `stride` per repetition, recorded as one run per call of the
+   * block (CallRun.period/phase). Only when `batching`. The observer hears the runs one after the
+   * other, not interleaved: it follows pins (io_map, io_unmap, iommu_flush), which a block does
+   * not hold.
+   */
+  blockRun(block: readonly PrimitiveCall[], count: number, strided: readonly (readonly string[])[], stride: number): void {
+    if (!this.batching) throw new Error('internal: a block of calls recorded while calls are heard one by one');
+    const period = block.length;
+    for (let j = 0; j < period; j++) {
+      const call = block[j]!;
+      const run: CallRun = { prim: call.prim, args: call.args, result: call.result, count, stride, strided: strided[j]!, period, phase: j };
+      this.calls.push(run);
+      const observer = this.observer;
+      if (observer === undefined) continue;
+      if (observer.observeRun !== undefined) observer.observeRun(run);
+      else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
+    }
+    this.made += period * count;
+    this.outerCalls += period * count;
   }
 
   /** Calls made by the step's op itself so far (what `after: K` counts). */
@@ -186,17 +265,40 @@ export class Recorder {
    */
   someSince(count: number, test: (call: PrimitiveCall) => boolean): boolean {
     const calls = this.calls;
-    for (let i = count; i < calls.length; i++) if (test(calls[i]!)) return true;
+    if (this.made === calls.length) {
+      for (let i = count; i < calls.length; i++) if (test(calls[i] as PrimitiveCall)) return true;
+      return false;
+    }
+    // Runs were recorded: walk back from the end over the records made since `count` (a block's
+    // records as one group: its calls interleave).
+    let at = this.made;
+    for (let i = calls.length - 1; i >= 0 && at > count; i--) {
+      const record = calls[i]!;
+      if (!('count' in record)) {
+        if (test(record)) return true;
+        at--;
+        continue;
+      }
+      const period = record.period ?? 1;
+      const group = i - (record.phase ?? 0);
+      const first = at - period * record.count;
+      for (let position = Math.max(first, count); position < at; position++) {
+        const offset = position - first;
+        if (test(callAt(calls[group + (offset % period)]!, Math.floor(offset / period)))) return true;
+      }
+      at = first;
+      i = group;
+    }
     return false;
   }
 
-  /** What the step did so far, without ending it. */
+  /** What the step did so far, without ending it: calls made (a run counts its calls). */
   get callCount(): number {
-    return this.calls.length;
+    return this.made;
   }
 
   endStep(): StepEvents {
-    const events = new StepEvents(this.calls, this.faults, this.frames.take(), this.gfns.take());
+    const events = new StepEvents(this.calls, this.made, this.faults, this.frames.take(), this.gfns.take());
     this.beginStep();
     return events;
   }

@@ -28,6 +28,11 @@ import {
 
 /** A policy called a primitive with arguments the hardware cannot take (the engine reports a
  *  `policy-error` finding). Only for misuse that has no status code of its own. */
+/** The argument of an unmap run that advances from one call to the next. */
+const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
+/** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
+const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
+
 export class HardwareUsageError extends Error {
   constructor(
     readonly prim: string,
@@ -232,6 +237,40 @@ export class Machine {
     return status;
   }
 
+  /**
+   * rmpUpdate() of `count` 4K frames from `hpa` with `args` (the args named in `strided`, hpa and
+   * maybe gpa, advancing 4K per frame), frame by frame while each returns RMPUPDATE_OK: how many
+   * did, recorded as one run (Recorder.callRun()); the first that would not is left to rmpUpdate()
+   * (it failed without a change). Only where no interleaved op can run in between (Recorder.batching).
+   */
+  rmpUpdate4KRun(hpa: number, count: number, args: RmpUpdateArgs, strided: readonly string[]): number {
+    const prim = 'rmpupdate';
+    checkAddress(prim, 'hpa', hpa, SZ_4K);
+    checkAddress(prim, 'gpa', args.gpa, SZ_4K);
+    if (!this.recorder.batching || args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun at 0x${hpa.toString(16)} of ${args.size} entries, or while calls are heard one by one`);
+    const gpaStep = strided.includes('gpa') ? SZ_4K : 0;
+    const frame = { assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable };
+    let done = 0;
+    for (; done < count; done++) {
+      const at = hpa + done * SZ_4K;
+      frame.gpa = args.gpa + done * gpaStep;
+      // Linux's rmpupdate() splits the direct map before every 4K update (rmpUpdate()).
+      this.directMap4K.add(Math.floor(at / SZ_2M));
+      const old = this.rmpTable.load(at / SZ_4K, this.scratch);
+      const oldAssigned = old.assigned;
+      const oldGpa = alignDown(old.gpa, pageBytes(old.size));
+      const oldBytes = pageBytes(old.size);
+      if (this.rmpTable.rmpUpdate(at, frame) !== RMPUPDATE_OK) break;
+      this.counters.rmpUpdate++;
+      if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
+      if (args.assigned) this.recorder.touchGfnRange(frame.gpa, SZ_4K);
+    }
+    if (done === 0) return 0;
+    this.recorder.touchFrameRange(hpa, done * SZ_4K);
+    this.recorder.callRun(prim, { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true }, RMPUPDATE_OK, done, strided, SZ_4K);
+    return done;
+  }
+
   psmash(hpa: number): number {
     const prim = 'psmash';
     checkAddress(prim, 'hpa', hpa);
@@ -281,6 +320,45 @@ export class Machine {
     const result = this.unmapTouching(this.nptTable, gpa, len, true);
     this.recorder.call(prim, { gpa, len }, result.error ?? result.unmapped);
     return result;
+  }
+
+  /**
+   * nptUnmap() of `count` adjacent whole leaves of `size` from `gpa`, one after the other (a
+   * host zapping leaf by leaf: KVM's tdp_mmu_zap_leafs()). Where no interleaved op may run
+   * between them (Recorder.batching) the leaves go in one walk and the calls are one CallRun;
+   * else they are nptUnmap() calls. The caller found the leaves: anything else is an error.
+   */
+  nptUnmapLeaves(gpa: number, size: number, count: number): void {
+    const prim = 'npt_unmap';
+    if (!this.recorder.batching) {
+      for (let i = 0; i < count; i++) this.nptUnmap(gpa + i * size, size);
+      return;
+    }
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size);
+    this.unmapLeavesTouching(prim, this.nptTable, gpa, size, count);
+    this.recorder.callRun(prim, { gpa, len: size }, size, count, GPA_ARG, size);
+  }
+
+  /** ioUnmap() of `count` adjacent whole leaves of `size` from `gpa`, as nptUnmapLeaves(). */
+  ioUnmapLeaves(dev: number, gpa: number, size: number, count: number): void {
+    const prim = 'io_unmap';
+    if (!this.recorder.batching) {
+      for (let i = 0; i < count; i++) this.ioUnmap(dev, gpa + i * size, size);
+      return;
+    }
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, size);
+    this.unmapLeavesTouching(prim, device.s2, gpa, size, count);
+    this.recorder.callRun(prim, { dev, gpa, len: size }, size, count, GPA_ARG, size);
+  }
+
+  private unmapLeavesTouching(prim: string, table: PageTable, gpa: number, size: number, count: number): void {
+    const result = this.unmapTouching(table, gpa, size * count, true, size);
+    if (result.error !== undefined || result.unmapped !== size * count) {
+      throw new Error(`internal: ${prim} of ${count} leaves of ${size} bytes at 0x${gpa.toString(16)} unmapped ${result.unmapped} (${result.error ?? 'no error'})`);
+    }
   }
 
   ioMap(dev: number, gpa: number, hpa: number, len: number): MapResult {
@@ -579,6 +657,60 @@ export class Machine {
     }
     this.recorder.call(prim, args, outcome);
     return PVALIDATE_RESULTS[outcome] ?? { status: outcome };
+  }
+
+  /**
+   * The guest's 4K PVALIDATEs of `pages` pages from `gpa` that the NPT maps to hpa + offset:
+   * pvalidate() page by page for the leading pages that return PVALIDATE_OK, recorded as one run
+   * (Recorder.callRun()); how many (0: none, nothing done). The caller read the NPT (linearEnd())
+   * and knows no interleaved op can run in between (Recorder.batching).
+   */
+  pvalidateMapped(gpa: number, hpa: number, pages: number, validate: boolean): number {
+    const prim = 'pvalidate';
+    checkAddress(prim, 'gpa', gpa, SZ_4K);
+    if (!this.recorder.batching) throw new Error(`internal: pvalidateMapped at 0x${gpa.toString(16)} while calls are heard one by one`);
+    const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
+    if (done === 0) return 0;
+    this.recorder.touchGfnRange(gpa, done * SZ_4K);
+    this.recorder.touchFrameRange(hpa, done * SZ_4K);
+    this.recorder.callRun(prim, { gpa, size: '4K', validate }, PVALIDATE_OK, done, GPA_ARG, SZ_4K);
+    return done;
+  }
+
+  /**
+   * The guest's 4K PVALIDATEs of `pages` pages from `gpa` (2 or more), each taking a
+   * not-present #NPF that the host resolves by mapping the page at 4K to hpa + offset (npt_map),
+   * then retried: the sequence of calls that per page would make, for the leading pages whose
+   * retry succeeds (PVALIDATE_OK); returns how many (0: none, nothing done). Recorded as one
+   * block of three runs (Recorder.blockRun()), one #NPF fault per page. The caller knows the NPT
+   * has no leaf over the pages and that the host maps them so (Hypervisor.faultInPlan()), and
+   * that no interleaved op can run in between (Recorder.batching).
+   */
+  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean): number {
+    const prim = 'pvalidate';
+    checkAddress(prim, 'gpa', gpa, SZ_4K);
+    checkAddress('npt_map', 'hpa', hpa, SZ_4K);
+    if (!this.recorder.batching) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} while calls are heard one by one`);
+    const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
+    if (done === 0) return 0;
+    const bytes = done * SZ_4K;
+    const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
+    if (mapped.error !== undefined || mapped.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn mapped ${mapped.mapped} of ${bytes} bytes (${mapped.error ?? 'no error'})`);
+    for (let i = 0; i < done; i++) this.raise({ kind: 'npf', addr: gpa + i * SZ_4K, write: false, reason: 'not present' });
+    this.recorder.touchGfnRange(gpa, bytes);
+    this.recorder.touchFrameRange(hpa, bytes);
+    const args = { gpa, size: '4K', validate };
+    this.recorder.blockRun(
+      [
+        { prim, args, result: 'npf' },
+        { prim: 'npt_map', args: { gpa, hpa, len: SZ_4K }, result: SZ_4K },
+        { prim, args: { gpa, size: '4K', validate }, result: PVALIDATE_OK },
+      ],
+      done,
+      FAULT_IN_STRIDED,
+      SZ_4K,
+    );
+    return done;
   }
 
   /**
@@ -891,10 +1023,11 @@ export class Machine {
   }
 
   /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
-  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean): UnmapResult {
+  /** `leafSize`: the range is whole leaves of that size, unmapped as one by one (PageTable.unmapLeaves()). */
+  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean, leafSize?: number): UnmapResult {
     // The removed leaves tile [addr, addr + unmapped): the walk reports them as runs.
     const runs = this.removedRuns;
-    const result = table.unmap(addr, len, runs);
+    const result = leafSize === undefined ? table.unmap(addr, len, runs) : table.unmapLeaves(addr, len, leafSize, runs);
     for (let r = 0; r < runs.length; r += 3) {
       const iova = runs[r]!;
       const pa = runs[r + 1]!;

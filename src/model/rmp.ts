@@ -450,12 +450,26 @@ export class Rmp {
    * sev_handle_rmp_fault() PSMASHes), then CF=1 when already in the requested state.
    */
   pvalidateEntry(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
-    if (size === '2M' && (offsetIn(hpa, SZ_2M) !== 0 || offsetIn(gpa, SZ_2M) !== 0)) return PVALIDATE_FAIL_INPUT;
-    const pfn = Math.floor(hpa / SZ_4K);
-    const key = Math.floor(pfn / FRAMES_PER_2M);
     // Read first: most failing PVALIDATEs (#NPF on a shared page, NOUPDATE) change nothing, and
     // writable() would copy a boot-cache template's region for them.
-    const region = this.regions.get(key);
+    const status = this.pvalidateCheck(hpa, gpa, asid, size, validate);
+    if (status !== PVALIDATE_OK) return status;
+    const pfn = Math.floor(hpa / SZ_4K);
+    const key = Math.floor(pfn / FRAMES_PER_2M);
+    const mine = this.regions.writable(key)!;
+    const at = (mine.flags0 & SIZE_2M) !== 0 ? 0 : offsetIn(pfn, FRAMES_PER_2M);
+    const flags = rawFlags(mine, at);
+    const next = validate ? flags | VALIDATED : flags & ~VALIDATED;
+    if (at === 0) mine.flags0 = next;
+    else materialize(mine).flags[at] = next;
+    return PVALIDATE_OK;
+  }
+
+  /** What pvalidateEntry() would return, changing nothing. */
+  pvalidateCheck(hpa: number, gpa: number, asid: number, size: PageSize, validate: boolean): number {
+    if (size === '2M' && (offsetIn(hpa, SZ_2M) !== 0 || offsetIn(gpa, SZ_2M) !== 0)) return PVALIDATE_FAIL_INPUT;
+    const pfn = Math.floor(hpa / SZ_4K);
+    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
     if (region === undefined) return PVALIDATE_NPF_NOT_ASSIGNED;
     const i = offsetIn(pfn, FRAMES_PER_2M);
     const is2M = (region.flags0 & SIZE_2M) !== 0;
@@ -469,11 +483,26 @@ export class Rmp {
     if (size === '2M' && !is2M) return PVALIDATE_FAIL_SIZEMISMATCH;
     if (size === '4K' && is2M) return PVALIDATE_NPF_SIZEM;
     if (((flags & VALIDATED) !== 0) === validate) return PVALIDATE_FAIL_NOUPDATE;
-    const next = validate ? flags | VALIDATED : flags & ~VALIDATED;
-    const mine = this.regions.writable(key)!;
-    if (at === 0) mine.flags0 = next;
-    else materialize(mine).flags[at] = next;
     return PVALIDATE_OK;
+  }
+
+  /**
+   * 4K PVALIDATEs of frames hpa, hpa + 4K, ... for gpa, gpa + 4K, ..., while each returns
+   * PVALIDATE_OK, at most `limit`: how many did (the first that would not is left untouched).
+   * What pvalidateEntry() frame by frame does, run by run: the frames of one RMP run (runEnd())
+   * answer alike.
+   */
+  pvalidate4KRun(hpa: number, gpa: number, asid: number, validate: boolean, limit: number): number {
+    const pfn = Math.floor(hpa / SZ_4K);
+    let done = 0;
+    while (done < limit) {
+      // The run's first frame decides for the run: same flags and asid, GPAs advancing 4K.
+      if (this.pvalidateCheck(hpa + done * SZ_4K, gpa + done * SZ_4K, asid, '4K', validate) !== PVALIDATE_OK) return done;
+      const end = Math.min(this.runEnd(pfn + done, pfn + limit), pfn + limit) - pfn;
+      for (let i = done; i < end; i++) this.pvalidateEntry(hpa + i * SZ_4K, gpa + i * SZ_4K, asid, '4K', validate);
+      done = end;
+    }
+    return done;
   }
 
   // ---- internals --------------------------------------------------------------------------

@@ -88,6 +88,64 @@ export interface PrimitiveCall {
   during?: number;
 }
 
+/**
+ * `count` calls of one primitive with one result, recorded as one record: the first call's
+ * prim, args and result, and each argument named in `strided` advancing by `stride` from one
+ * call to the next (call i has args[k] + i * stride). A per-leaf or per-page loop of the model
+ * (an NPT zap of 512 4K leaves) is one record instead of 512 (issue 15: a recorder that reports
+ * ranges). Only where no interleaved op can run between the calls: a run never has `during`.
+ */
+export interface CallRun extends PrimitiveCall {
+  count: number;
+  stride: number;
+  strided: readonly string[];
+  /**
+   * Set when a block of `period` calls repeats (a page faulted in: PVALIDATE #NPF, NPT map,
+   * PVALIDATE again): the block's records are consecutive, each with its `phase` (0..period-1)
+   * and the same count, and the step made their calls interleaved, block after block (call i of
+   * the run with phase j is the step's call period * i + j from the block's first). A single
+   * run has neither.
+   */
+  period?: number;
+  phase?: number;
+}
+
+/** What a step's record list holds: a call, or a run of calls (CallRun, count >= 2). */
+export type CallRecord = PrimitiveCall | CallRun;
+
+/** How many calls a record stands for. */
+export const callsIn = (record: CallRecord): number => ('count' in record ? record.count : 1);
+
+/** Numeric argument `key` of call `i` of a record, without making the call (callAt()). */
+export function argAt(record: CallRecord, key: string, i: number): number {
+  const value = Number(record.args[key]);
+  return 'count' in record && record.strided.includes(key) ? value + i * record.stride : value;
+}
+
+/** Call `i` of a record (0 for a plain call), as the call it stands for. */
+export function callAt(record: CallRecord, i: number): PrimitiveCall {
+  if (!('count' in record)) return record;
+  const args = { ...record.args };
+  for (const key of record.strided) args[key] = Number(record.args[key]) + i * record.stride;
+  return { prim: record.prim, args, result: record.result };
+}
+
+/** Every call the records stand for, in order (runs expanded, blocks interleaved). */
+export function expandCalls(records: readonly CallRecord[]): PrimitiveCall[] {
+  const out: PrimitiveCall[] = [];
+  for (let r = 0; r < records.length; r++) {
+    const record = records[r]!;
+    if (!('count' in record)) {
+      out.push(record);
+      continue;
+    }
+    const period = record.period ?? 1;
+    for (let i = 0; i < record.count; i++) for (let j = 0; j < period; j++) out.push(callAt(records[r + j]!, i));
+    r += period - 1;
+  }
+  return out;
+}
+
 /** One piece of a DMA after splitting at leaf boundaries: what the IOMMU checked. */
 export interface DmaPiece {
   iova: number;

@@ -125,7 +125,7 @@ describe('partial PSC completion', () => {
   it('catches a host that moves cur_entry backwards (vmgexit_psc())', () => {
     const config = makeConfig();
     const machine = new Machine({ asid: 1, vtom: config.vtom, devices: config.devices });
-    const env: ActorEnv = { guard: (fn) => fn(), charge: () => {}, policyMachine: machine, random: () => 0.5 };
+    const env: ActorEnv = { guard: (fn) => fn(), charge: () => {}, chargeRun: () => true, policyMachine: machine, random: () => 0.5 };
     const host = new Host(machine, config, hostPolicies['kvm-iommu-4k']!, env);
     let exits = 0;
     let armed = false;

@@ -60,6 +60,8 @@ class IoPageTable implements PageTable {
   private walkUnmapped = 0;
   /** The caller's array for the removed leaves' runs during an unmap walk, else undefined. */
   private walkRemoved: number[] | undefined = undefined;
+  /** Whether the unmap walk in progress frees the tables it empties (unmapLeaves() does not). */
+  private walkFreesTables = true;
 
   constructor(options: PageTableOptions) {
     const fmt = getFormat(options.format);
@@ -195,6 +197,8 @@ class IoPageTable implements PageTable {
   private descend(va: number, level: number): number {
     // check_map_range(): the top must reach the leaf's level, not just cover the range.
     while (level > this.topLevel) if (!this.growTop()) throw new Error(`internal: cannot grow to level ${level}`);
+    // A 4K leaf in the table the last walk entered: no descent (the walk cache, findLeafSlot()).
+    if (level === 0 && va >= this.walkBase && va < this.walkEnd) return this.walkTable;
     const store = this.store;
     const items = this.items;
     let table = this.root;
@@ -203,6 +207,7 @@ class IoPageTable implements PageTable {
       const kind = store.kind[slot];
       if (kind === TABLE) {
         table = store.entry[slot]!;
+        if (l === 1) this.rememberWalk(table, va);
         continue;
       }
       if (kind !== EMPTY) return -1;
@@ -213,6 +218,7 @@ class IoPageTable implements PageTable {
       store.used[table]!++;
       store.linear[table] = SUMMARY_MIXED;
       table = lower;
+      if (l === 1) this.rememberWalk(table, va);
     }
     return table;
   }
@@ -260,6 +266,7 @@ class IoPageTable implements PageTable {
   /** Puts a table and every table below it on the freelist (__collect_tables()). */
   private detachSubtree(table: number, itemVa: number, itemSize: number): void {
     const store = this.store;
+    this.forgetWalk();
     const stack = [table];
     for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
       this.gather.freelist.push(t);
@@ -295,6 +302,15 @@ class IoPageTable implements PageTable {
   // ---- unmap ----------------------------------------------------------------------------
 
   unmap(iova: number, len: number, removed?: number[]): UnmapResult {
+    return this.unmapRange(iova, len, removed, 0);
+  }
+
+  unmapLeaves(iova: number, len: number, leafSize: number, removed?: number[]): UnmapResult {
+    return this.unmapRange(iova, len, removed, leafSize);
+  }
+
+  /** `leafSize` 0: one unmap; else the leaves of that size one by one (unmapLeaves()). */
+  private unmapRange(iova: number, len: number, removed: number[] | undefined, leafSize: number): UnmapResult {
     if (removed !== undefined) removed.length = 0;
     if (!isAddress(iova) || !isAddress(len)) return EINVAL_UNMAP;
     // iommu_unmap() refuses a range not aligned to the smallest page.
@@ -304,11 +320,19 @@ class IoPageTable implements PageTable {
 
     this.walkUnmapped = 0;
     this.walkRemoved = removed;
+    this.walkFreesTables = leafSize === 0;
     const status = this.unmapWalk(this.root, 0, iova, iova + len);
     this.walkRemoved = undefined;
     const unmapped = this.walkUnmapped;
-    // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed.
-    if (unmapped > 0) this.gather.addRange(iova, unmapped);
+    // The 2026 unmap_range() gathers [iova, iova + unmapped): what really changed. Leaf by leaf,
+    // the first leaf may start a range of its own and each next one joins it (Gather.addRange()
+    // merges into the last range only): two adds gather the same.
+    if (unmapped > 0 && leafSize > 0 && unmapped > leafSize) {
+      this.gather.addRange(iova, leafSize);
+      this.gather.addRange(iova + leafSize, unmapped - leafSize);
+    } else if (unmapped > 0) {
+      this.gather.addRange(iova, unmapped);
+    }
     return status === WALK_EINVAL ? { unmapped, error: 'EINVAL' } : { unmapped };
   }
 
@@ -340,9 +364,10 @@ class IoPageTable implements PageTable {
         const lower = store.entry[slot]!;
         const status = this.unmapWalk(lower, itemBase, va > itemBase ? va : itemBase, end);
         if (status !== WALK_DONE) return status;
-        if (va <= itemBase && itemBase + itemSize <= end) {
+        if (this.walkFreesTables && va <= itemBase && itemBase + itemSize <= end) {
           // Fully covered and emptied: unlink it onto the freelist.
           kinds[slot] = EMPTY;
+          this.forgetWalk();
           store.used[table]!--;
           store.linear[table] = SUMMARY_MIXED;
           this.gather.freelist.push(lower);
@@ -524,15 +549,38 @@ class IoPageTable implements PageTable {
   private findLeafSlot(iova: number): number {
     if (!(iova >= 0 && iova < this.topSpan && iova < this.maxVa)) return -1;
     const store = this.store;
-    let table = this.root;
-    for (let level = this.topLevel; level >= 0; level--) {
+    const cached = iova >= this.walkBase && iova < this.walkEnd;
+    let table = cached ? this.walkTable : this.root;
+    for (let level = cached ? 0 : this.topLevel; level >= 0; level--) {
       const slot = table * this.items + this.indexAt(iova, level);
       const kind = store.kind[slot];
       if (kind === EMPTY) return -1;
       if (kind !== TABLE) return slot;
       table = store.entry[slot]!;
+      if (level === 1) this.rememberWalk(table, iova);
     }
     return -1;
+  }
+
+  /**
+   * The walk cache: the last level-0 table a walk entered, and the range it spans. Per-page
+   * loops (a 2M range faulted in, PVALIDATEd or unmapped 4K by 4K) walk the same table again and
+   * again; from the cache a lookup reads one item instead of descending from the top. The table
+   * stays where it is until it is unlinked (unmapWalk(), detachSubtree()), which forgets it.
+   */
+  private walkTable = -1;
+  private walkBase = 0;
+  private walkEnd = 0;
+
+  private rememberWalk(table: number, va: number): void {
+    const span = this.itemSize[1]!;
+    this.walkTable = table;
+    this.walkBase = Math.floor(va / span) * span;
+    this.walkEnd = this.walkBase + span;
+  }
+
+  private forgetWalk(): void {
+    this.walkEnd = 0;
   }
 
   leaves(from = 0, to = this.maxVa): Iterable<Leaf> {

@@ -56,6 +56,13 @@ export interface PageTable {
   /** iommu_unmap(); `removed`, when given, gets the removed leaves as (iova, pa, len) runs as
    *  leafRuns() gives them (they tile [iova, iova + unmapped)). */
   unmap(iova: number, len: number, removed?: number[]): UnmapResult;
+  /**
+   * What unmap() of each whole leaf of `leafSize` tiling [iova, iova + len), one after the other,
+   * does, in one walk: the same leaves removed, the same ranges gathered, and no table freed (a
+   * one-leaf range never covers a whole table). The caller knows the leaves (a host zapping leaf
+   * by leaf).
+   */
+  unmapLeaves(iova: number, len: number, leafSize: number, removed?: number[]): UnmapResult;
   /** pa + offset of the leaf covering iova, or undefined when unmapped. */
   iovaToPhys(iova: number): number | undefined;
   /** The leaf covering iova. */

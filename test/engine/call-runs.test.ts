@@ -1,0 +1,171 @@
+// Runs of calls (issue 15: a recorder that reports ranges): where no interleaved op can run between
+// them, a per-leaf loop of the model (a zap of the NPT, an unmap of the IO S2) is recorded as one
+// CallRun, and pages faulted in one by one (PVALIDATE #NPF, npt_map, PVALIDATE) as one block. Every step must read exactly as when each call is recorded on its own: the same calls
+// (expanded on first read of `calls`), faults, touched ranges, violations, budgets and metrics.
+
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Oracle, Step } from '../../src/api.ts';
+import { type Policies, type RunOptions, runCase } from '../../src/engine/run.ts';
+import { resolveOracles } from '../../src/engine/select.ts';
+import { Recorder, recorderSettings } from '../../src/model/events.ts';
+import { type CallRun, callAt, callsIn } from '../../src/model/types.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+import { generateCase } from '../../src/ops/generate.ts';
+import type { Case } from '../../src/ops/types.ts';
+import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
+
+let oracles: Oracle[];
+beforeAll(async () => {
+  oracles = await resolveOracles();
+});
+afterEach(() => {
+  recorderSettings.runs = true;
+});
+
+/** Everything a run tells, as JSON, and how many of its records were runs. */
+function observe(testCase: Case, policies: Policies, runs: boolean, options: Partial<RunOptions> = {}): { json: string; runs: number; blocks: number } {
+  recorderSettings.runs = runs;
+  const steps: unknown[] = [];
+  let seen = 0;
+  let blocks = 0;
+  const result = runCase(testCase, policies, {
+    oracles,
+    allViolations: true,
+    bootCache: false,
+    ...options,
+    onStep: (step, view, violations) => {
+      for (const record of step.callRuns ?? []) {
+        if (callsIn(record) > 1) seen++;
+        if ((record as CallRun).phase === 0) blocks++;
+      }
+      // `{ ...step }`: the calls are an own, enumerable property with runs or without.
+      steps.push({ step: { ...step }, frames: step.frames, gfns: step.gfns, counters: { ...view.counters }, violations });
+    },
+  });
+  recorderSettings.runs = true;
+  return { json: JSON.stringify({ result, steps }), runs: seen, blocks };
+}
+
+const pairings: [string, string, Record<string, unknown>][] = [
+  ['quiesce-dma', 'linux-2m-pool', {}],
+  ['fw-atomic-smash', 'linux', {}],
+  ['kvm-iommu-4k', 'linux', { adversary: 'host' }],
+  ['cut-on-convert', 'linux-2m-pool', {}],
+  ['split-then-smash', 'double-validate', {}],
+];
+
+describe('runs of calls', () => {
+  it('record what the calls one by one record, over generated cases of several pairings (with interleavings)', () => {
+    let runs = 0;
+    let blocks = 0;
+    for (const [host, guest, extra] of pairings) {
+      const config = defaultConfig({ hostPolicy: host, guestPolicy: guest, ...extra });
+      const policies = { host: hostPolicies[host]!, guest: guestPolicies[guest]! };
+      for (let i = 0; i < 6; i++) {
+        const testCase = generateCase(config, `call-runs/${host}/${i}`, { steps: 64, weights: { during: 20 } });
+        const one = observe(testCase, policies, false);
+        const batched = observe(testCase, policies, true);
+        expect(one.runs).toBe(0);
+        expect(batched.json === one.json, `${host} + ${guest}, case ${i}`).toBe(true);
+        runs += batched.runs;
+        blocks += batched.blocks;
+      }
+    }
+    // The comparison says something only if runs (unmaps) and blocks (fault-ins) were recorded.
+    expect(runs).toBeGreaterThan(20);
+    expect(blocks).toBeGreaterThan(5);
+  });
+
+  it('end a step at the same call when the budget runs out inside a run', () => {
+    const config = defaultConfig({ hostPolicy: 'kvm-iommu-4k', guestPolicy: 'linux' });
+    const policies = { host: hostPolicies['kvm-iommu-4k']!, guest: guestPolicies.linux! };
+    const testCase: Case = { config, seed: 'budget', ops: [{ op: 'share', gpa: 0x800000, pages: 96 }, { op: 'unshare', gpa: 0x800000, pages: 96 }] };
+    let exceeded = 0;
+    let runs = 0;
+    for (let budget = 100; budget <= 700; budget += 37) {
+      const one = observe(testCase, policies, false, { callBudget: { case: budget } });
+      const batched = observe(testCase, policies, true, { callBudget: { case: budget } });
+      expect(batched.json === one.json, `case budget ${budget}`).toBe(true);
+      if (one.json.includes('call budget exceeded')) exceeded++;
+      runs += batched.runs;
+    }
+    expect(exceeded).toBeGreaterThan(5);
+    expect(runs).toBeGreaterThan(0);
+  });
+});
+
+describe('Recorder.callRun', () => {
+  const run = (recorder: Recorder): void => recorder.callRun('npt_unmap', { gpa: 0x200000, len: 0x1000 }, 0x1000, 4, ['gpa'], 0x1000);
+
+  it('counts a run as its calls and expands it only when `calls` is read', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.call('psmash', { hpa: 0x200000 }, 0);
+    run(recorder);
+    expect(recorder.callCount).toBe(5);
+    expect(recorder.outerCount).toBe(5);
+    const events = recorder.endStep();
+    expect(events.records).toHaveLength(2);
+    expect(events.hasRuns).toBe(true);
+    expect(events.calls.map((c) => c.args.gpa)).toEqual([undefined, 0x200000, 0x201000, 0x202000, 0x203000]);
+    expect(events.calls).toBe(events.calls);
+    const record = events.records[1] as CallRun;
+    expect(callAt(record, 3)).toEqual({ prim: 'npt_unmap', args: { gpa: 0x203000, len: 0x1000 }, result: 0x1000 });
+  });
+
+  it('lets someSince() look at the calls of a run made since a count', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    run(recorder);
+    recorder.call('npt_map', { gpa: 0, hpa: 0, len: 0x1000 }, 0x1000);
+    const at = (gpa: number) => (call: Step['calls'][number]): boolean => call.args.gpa === gpa;
+    expect(recorder.someSince(0, at(0x200000))).toBe(true);
+    expect(recorder.someSince(1, at(0x200000))).toBe(false);
+    expect(recorder.someSince(3, at(0x203000))).toBe(true);
+    expect(recorder.someSince(4, at(0x203000))).toBe(false);
+    expect(recorder.someSince(4, at(0))).toBe(true);
+  });
+
+  it('expands a block of runs interleaved, and someSince() finds its calls by position', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.call('psmash', { hpa: 0 }, 0);
+    recorder.blockRun(
+      [
+        { prim: 'pvalidate', args: { gpa: 0x1000 }, result: 'npf' },
+        { prim: 'npt_map', args: { gpa: 0x1000, hpa: 0x9000 }, result: 0x1000 },
+      ],
+      3,
+      [['gpa'], ['gpa', 'hpa']],
+      0x1000,
+    );
+    expect(recorder.callCount).toBe(7);
+    const at = (prim: string, gpa: number) => (call: Step['calls'][number]): boolean => call.prim === prim && call.args.gpa === gpa;
+    // Calls 1..6 are pvalidate 0x1000, npt_map 0x1000, pvalidate 0x2000, npt_map 0x2000, ...
+    expect(recorder.someSince(5, at('npt_map', 0x2000))).toBe(false);
+    expect(recorder.someSince(4, at('npt_map', 0x2000))).toBe(true);
+    expect(recorder.someSince(2, at('pvalidate', 0x1000))).toBe(false);
+    expect(recorder.someSince(1, at('pvalidate', 0x1000))).toBe(true);
+    expect(recorder.someSince(5, at('pvalidate', 0x3000))).toBe(true);
+    expect(recorder.someSince(6, at('pvalidate', 0x3000))).toBe(false);
+    const events = recorder.endStep();
+    expect(events.records).toHaveLength(3);
+    expect(events.calls.map((c) => `${c.prim} ${Number(c.args.gpa).toString(16)} ${c.args.hpa === undefined ? '' : Number(c.args.hpa).toString(16)}`)).toEqual([
+      'psmash NaN 0',
+      'pvalidate 1000 ',
+      'npt_map 1000 9000',
+      'pvalidate 2000 ',
+      'npt_map 2000 a000',
+      'pvalidate 3000 ',
+      'npt_map 3000 b000',
+    ]);
+  });
+
+  it('refuses a run while calls are heard one by one (an interleaving may follow any of them)', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.listen(() => {});
+    expect(recorder.batching).toBe(false);
+    expect(() => run(recorder)).toThrow(/one by one/);
+  });
+});
