@@ -75,7 +75,9 @@ class SimWorld implements World {
   readonly machine: Machine;
   readonly hostActor: Host;
   readonly guestActor: Guest;
-  readonly boot: BootRecord;
+  /** What boot did; frozen on the first read of `boot` (most fresh worlds are never asked). */
+  private readonly bootRecord: RecordedStep;
+  private bootFrozen: boolean;
   private bootError: PolicyError | undefined;
   private booting = true;
   /** BOOT_BUDGET plus a step's share per page of the pool boot shares (kvm-4k shares it 4K by 4K). */
@@ -119,13 +121,27 @@ class SimWorld implements World {
     this.guestActor = booted.guest;
     this.bootError = booted.bootError;
     // What boot did is the record of a step (-1) that ends here.
-    this.boot = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []).freeze();
+    // A restored world's record is the template's, frozen already.
+    this.bootFrozen = booted.boot !== undefined;
+    this.bootRecord = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []);
     this.booting = false;
     this.actors = this.buildActors();
     this.dispatchOptions = { adversary: config.adversary === 'host' };
     // A template's boot had no fatal event (reusable): its copies need not read the record again
     // (a 1 TiB guest's boot record holds a thousand events).
-    this.bootFatal = template !== undefined ? [] : this.boot.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+    this.bootFatal = template !== undefined ? [] : this.bootRecord.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+  }
+
+  /**
+   * The record of boot, read-only data (freezeDeep), as a restored world's is (it shares its
+   * template's): frozen here, on the first read, rather than for every case.
+   */
+  get boot(): BootRecord {
+    if (!this.bootFrozen) {
+      this.bootRecord.freeze();
+      this.bootFrozen = true;
+    }
+    return this.bootRecord;
   }
 
   /** Build the machine and the actors, start the host and boot the guest (its pools made shared). */
@@ -217,9 +233,12 @@ class SimWorld implements World {
 
   /** The policy stream `label` of the case `seed`, counting the draws made while booting. */
   private stream(seed: string, label: string): () => number {
-    const rng = seedrandom(`${seed}\u0000${label}`);
+    // Seeded on the first draw: most policies never draw, and seeding (ARC4's key schedule) cost
+    // 2% of the bench workload's raw replay when every case seeded two streams.
+    let rng: (() => number) | undefined;
     return () => {
       if (this.booting) this.bootDraws++;
+      rng ??= seedrandom(`${seed}\u0000${label}`);
       return rng();
     };
   }
@@ -659,7 +678,7 @@ interface Booted {
   host: Host;
   guest: Guest;
   /** The record of boot: a restored world shares the template's (frozen); a fresh one records its own. */
-  boot?: BootRecord;
+  boot?: RecordedStep;
   bootError: PolicyError | undefined;
 }
 
