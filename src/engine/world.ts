@@ -75,7 +75,7 @@ class SimWorld implements World {
   readonly machine: Machine;
   readonly hostActor: Host;
   readonly guestActor: Guest;
-  /** What boot did (World.boot): frozen when first read (`boot`), not at boot. */
+  /** What boot did; frozen on the first read of `boot` (most fresh worlds are never asked). */
   private readonly bootRecord: RecordedStep;
   private bootFrozen: boolean;
   private bootError: PolicyError | undefined;
@@ -120,10 +120,10 @@ class SimWorld implements World {
     this.hostActor = booted.host;
     this.guestActor = booted.guest;
     this.bootError = booted.bootError;
-    // What boot did is the record of a step (-1) that ends here. A restored world's is the
-    // template's, frozen already.
-    this.bootRecord = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []);
+    // What boot did is the record of a step (-1) that ends here.
+    // A restored world's record is the template's, frozen already.
     this.bootFrozen = booted.boot !== undefined;
+    this.bootRecord = booted.boot ?? this.finish(-1, { op: 'host_sync' }, {}, []);
     this.booting = false;
     this.actors = this.buildActors();
     this.dispatchOptions = { adversary: config.adversary === 'host' };
@@ -133,10 +133,8 @@ class SimWorld implements World {
   }
 
   /**
-   * What boot did, read-only all the way down (RecordedStep.freeze()). Frozen when first read
-   * rather than at boot: the bench workload boots a fresh world per case (boot-cache.ts
-   * BOOT_CACHE_MIN_CALLS) whose record nobody reads, and freezing its calls cost 4% of raw
-   * replay. Whoever reads it, an oracle or boot-cache.ts, gets it frozen, as before.
+   * The record of boot, read-only data (freezeDeep), as a restored world's is (it shares its
+   * template's): frozen here, on the first read, rather than for every case.
    */
   get boot(): BootRecord {
     if (!this.bootFrozen) {
@@ -233,12 +231,10 @@ class SimWorld implements World {
     return this.bootError === undefined && this.bootFatal.length === 0 && this.bootDraws === 0;
   }
 
-  /**
-   * The policy stream `label` of the case `seed`, counting the draws made while booting. Seeded at
-   * the first draw: most policies draw nothing in most cases, and seeding (ARC4 key schedule)
-   * cost 1.6% of raw replay on the bench workload when done per case.
-   */
+  /** The policy stream `label` of the case `seed`, counting the draws made while booting. */
   private stream(seed: string, label: string): () => number {
+    // Seeded on the first draw: most policies never draw, and seeding (ARC4's key schedule) cost
+    // 2% of the bench workload's raw replay when every case seeded two streams.
     let rng: (() => number) | undefined;
     return () => {
       if (this.booting) this.bootDraws++;

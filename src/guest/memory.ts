@@ -199,6 +199,9 @@ export class GuestMemory {
    */
   private pvalidateFaultIn(gpa: number, pages: number, validate: boolean): number {
     const machine = this.machine;
+    // One 2M region at a time: a page that must go on its own costs the next attempt one region's
+    // look ahead at most.
+    pages = Math.min(pages, (alignDown(gpa, SZ_2M) + SZ_2M - gpa) / SZ_4K);
     if (pages < 2 || !machine.recorder.batching) return 0;
     const leaf = this.leafScratch;
     if (machine.npt.leafInto(gpa, leaf)) {
@@ -208,13 +211,13 @@ export class GuestMemory {
       if (mapped < 2 || !this.env.chargeRun(mapped)) return 0;
       return this.logPvalidated(gpa, machine.pvalidateMapped(gpa, hpa, mapped, validate), validate);
     }
-    if (this.hv.faultInPlan === undefined) return 0;
-    const end = machine.npt.nextMapped(gpa, gpa + pages * SZ_4K);
-    if (end - gpa < 2 * SZ_4K) return 0;
-    const plan = this.hv.faultInPlan(gpa, (end - gpa) / SZ_4K);
+    // The host's answer first: it refuses on the first page alone, where the NPT scan would not.
+    const plan = this.hv.faultInPlan?.(gpa, pages);
+    if (plan === undefined || plan.pages < 2) return 0;
+    const unmapped = (machine.npt.nextMapped(gpa, gpa + plan.pages * SZ_4K) - gpa) / SZ_4K;
     // Three calls a page: the PVALIDATE, the host's npt_map, the retry (each charged before it).
-    if (plan.pages < 2 || !this.env.chargeRun(3 * plan.pages)) return 0;
-    return this.logPvalidated(gpa, machine.pvalidateFaultIn(gpa, plan.hpa, plan.pages, validate), validate);
+    if (unmapped < 2 || !this.env.chargeRun(3 * unmapped)) return 0;
+    return this.logPvalidated(gpa, machine.pvalidateFaultIn(gpa, plan.hpa, unmapped, validate), validate);
   }
 
   /** What pvalidateEntry() logs and marks for `done` pages from `gpa` whose 4K PVALIDATE succeeded. */
