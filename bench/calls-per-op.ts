@@ -65,7 +65,8 @@ function periodicRecords(calls: readonly PrimitiveCall[], maxPeriod: number): nu
 }
 
 let blocks = 0;
-const byOp = new Map<string, { ops: number; calls: number }>();
+const byOp = new Map<string, { ops: number; calls: number; records: number }>();
+let records = 0;
 const byPrim = new Map<string, { calls: number; runs: number }>();
 let ops = 0;
 let calls = 0;
@@ -76,9 +77,11 @@ for (const testCase of cases) {
     onStep: (step) => {
       ops++;
       calls += step.calls.length;
-      const kind = byOp.get(step.op.op) ?? { ops: 0, calls: 0 };
+      const kind = byOp.get(step.op.op) ?? { ops: 0, calls: 0, records: 0 };
       kind.ops++;
       kind.calls += step.calls.length;
+      kind.records += (step.callRuns ?? step.calls).length;
+      records += (step.callRuns ?? step.calls).length;
       byOp.set(step.op.op, kind);
       blocks += periodicRecords(step.calls, 4);
       let prev: PrimitiveCall | undefined;
@@ -101,7 +104,8 @@ for (const testCase of cases) {
 }
 const fixed = (n: number): string => n.toFixed(1);
 console.log(`${cases.length} cases, ${ops} ops, ${calls} primitive calls (${fixed(calls / ops)} per op), ${runs} runs (${fixed(calls / runs)} calls per run), ${blocks} repeated blocks of <= 4 calls (${fixed(calls / blocks)} calls per record)`);
-console.log('\nop kind          ops     calls  per op');
-for (const [kind, v] of [...byOp].sort((a, b) => b[1].calls - a[1].calls)) console.log(`${kind.padEnd(15)} ${String(v.ops).padStart(5)} ${String(v.calls).padStart(9)} ${fixed(v.calls / v.ops).padStart(7)}`);
+console.log(`the recorder kept ${records} records (${fixed(records / ops)} per op; Step.callRuns: a run of calls is one record)`);
+console.log('\nop kind          ops     calls  per op  records per op');
+for (const [kind, v] of [...byOp].sort((a, b) => b[1].calls - a[1].calls)) console.log(`${kind.padEnd(15)} ${String(v.ops).padStart(5)} ${String(v.calls).padStart(9)} ${fixed(v.calls / v.ops).padStart(7)} ${fixed(v.records / v.ops).padStart(15)}`);
 console.log('\nprimitive        calls     runs  calls per run');
 for (const [prim, v] of [...byPrim].sort((a, b) => b[1].calls - a[1].calls)) console.log(`${prim.padEnd(14)} ${String(v.calls).padStart(7)} ${String(v.runs).padStart(8)} ${fixed(v.calls / v.runs).padStart(14)}`);

@@ -18,7 +18,7 @@
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
 
-import { FRAME_LIMIT, callAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
@@ -157,11 +157,12 @@ class Writes {
     this.hint = 0;
     // The calls as recorded (a run of calls is one record, callAt() gives each of them).
     for (const record of step.callRuns ?? step.calls) {
-      if (record.prim !== 'guest_access' && record.prim !== 'guest_copy') continue;
+      const written = record.prim === 'guest_access' && record.args.write === true && record.result === 'ok';
+      if (!written && record.prim !== 'guest_copy') continue;
+      // A run's calls share everything but their strided addresses (argAt()).
       for (let i = 0, n = callsIn(record); i < n; i++) {
-        const call = callAt(record, i);
-        if (call.prim === 'guest_access' && call.args.write === true && call.result === 'ok') this.add(Number(call.args.gpa), Number(call.args.len ?? 1));
-        else if (call.prim === 'guest_copy') this.add(Number(call.args.dstGpa), Number(call.args.len));
+        if (written) this.add(argAt(record, 'gpa', i), argAt(record, 'len', i) || 1);
+        else this.add(argAt(record, 'dstGpa', i), argAt(record, 'len', i));
       }
     }
     for (const event of step.guestEvents) {

@@ -11,7 +11,7 @@
 
 import type { GuestEvent, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
+import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, SZ_2K, SZ_2M, SZ_4K } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
 import type { Config } from '../ops/types.ts';
 import type { ConversionStep, GuestContext, GuestPolicy, SizeMismatchAction } from '../policies/types.ts';
@@ -257,6 +257,19 @@ export class GuestMemory {
       }
       return chosen;
     });
+  }
+
+  /**
+   * One-byte private or shared CPU writes at `count` 2K chunks from `gpa` (2K-aligned), as
+   * access() makes them one by one: the leading chunks that succeed at once as one run of calls
+   * (Machine.guestWriteRun()), where no interleaved op can run in between and the budget takes
+   * them all. Returns how many were written (0: go one by one).
+   */
+  writeChunks(gpa: number, count: number, priv: boolean): number {
+    if (count < 2 || !this.machine.recorder.batching || !this.env.chargeRun(count)) return 0;
+    const done = this.machine.guestWriteRun(gpa, count, priv);
+    for (let i = 0; i < done; i++) this.log.events.push({ kind: 'access', gpa: gpa + i * SZ_2K, write: true, private: priv, ok: true });
+    return done;
   }
 
   /** A CPU access with #NPF handling; false after a #VC or a livelock. */

@@ -12,7 +12,7 @@ import { Recorder, createCounters } from './events.ts';
 import { Memory } from './memory.ts';
 import { createPageTable, type InvalidationRange, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
 import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
-import { alignDown, hex, offsetIn, pageBytes, type PageSize, SZ_2M, SZ_4K } from './size.ts';
+import { alignDown, hex, offsetIn, pageBytes, type PageSize, SZ_2K, SZ_2M, SZ_4K } from './size.ts';
 import {
   PVALIDATE_FAIL_INPUT,
   RMPUPDATE_FAIL_OVERLAP,
@@ -712,6 +712,34 @@ export class Machine {
     );
     return done;
   }
+
+  /**
+   * guestAccess() writes of one byte at `count` 2K chunks from `gpa` (2K-aligned): a driver
+   * filling a buffer chunk by chunk. The leading chunks whose access succeeds are written and
+   * recorded as one run (Recorder.callRun()); how many (the first that would fault is left to
+   * guestAccess()). Only where no interleaved op can run in between (Recorder.batching).
+   */
+  guestWriteRun(gpa: number, count: number, priv: boolean): number {
+    const prim = 'guest_access';
+    checkAddress(prim, 'gpa', gpa, SZ_2K);
+    if (!this.recorder.batching) throw new Error(`internal: guestWriteRun at 0x${gpa.toString(16)} while calls are heard one by one`);
+    const tokens = this.writeTokens;
+    let done = 0;
+    for (; done < count; done++) {
+      const at = gpa + done * SZ_2K;
+      const checked = this.cpuCheck(at, true, priv);
+      if (typeof checked !== 'number') break;
+      tokens.length = 0;
+      this.mem.writeInto(checked, 1, tokens);
+      this.recorder.touchGfn(Math.floor(at / SZ_4K));
+      this.recorder.touchFrame(Math.floor(checked / SZ_4K));
+    }
+    if (done > 0) this.recorder.callRun(prim, { gpa, write: true, private: priv, len: 1 }, 'ok', done, GPA_ARG, SZ_2K);
+    return done;
+  }
+
+  /** The tokens a guestWriteRun() write makes (dropped: a fill carries no result). */
+  private readonly writeTokens: number[] = [];
 
   /**
    * One guest CPU access of `len` bytes (default 1) inside the 4K page at `gpa`, private (C-bit
