@@ -21,6 +21,7 @@ import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import type { WorldModel } from './arch.ts';
 import type { CallMeter } from './call-budget.ts';
 import { GraphCopyError } from '../model/graph-copy.ts';
+import { callsIn } from '../model/types.ts';
 import type { World } from './world.ts';
 
 /**
@@ -109,7 +110,9 @@ function template(model: WorldModel, config: Config, policies: { host: HostPolic
   const world = model.create(config, policies, 'boot-cache template', meter);
   bootCacheStats.booted++;
   if (!model.isReusable(world)) return { fresh: 'its boot failed or drew randomness' };
-  const calls = world.boot.calls.length;
+  // Counted over the records: reading `calls` would expand (and freeze) a boot's runs.
+  let calls = 0;
+  for (const record of world.boot.callRuns ?? world.boot.calls) calls += callsIn(record);
   return calls >= bootCacheSettings.minCalls ? { template: world } : { fresh: `its boot is cheaper than a copy (${calls} primitive calls)` };
 }
 

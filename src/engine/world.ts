@@ -16,7 +16,7 @@ import { Guest } from '../guest/guest.ts';
 import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
-import { HardwareUsageError, Machine } from '../model/machine.ts';
+import { HardwareUsageError, Machine, RANGE_METHODS } from '../model/machine.ts';
 import { StepEvents } from '../model/events.ts';
 import type { CallRecord, Fault, PrimitiveCall } from '../model/types.ts';
 import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
@@ -52,7 +52,7 @@ class BudgetExceeded extends Error {
   override name = 'BudgetExceeded';
 }
 
-export type BootRecord = Pick<Step, 'calls' | 'faults' | 'guestEvents' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
+export type BootRecord = Pick<Step, 'calls' | 'callRuns' | 'faults' | 'guestEvents' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
 
 export interface World extends View {
   /** Run one op through its actor and return what happened. */
@@ -467,10 +467,14 @@ class SimWorld implements World {
         let fn = wrapped.get(prop);
         if (fn === undefined) {
           const method = value as (...args: unknown[]) => unknown;
-          fn = (...args: unknown[]) => {
-            charge();
-            return method.apply(target, args);
-          };
+          fn = RANGE_METHODS.has(String(prop))
+            ? () => {
+                throw new Error(`machine.${String(prop)} is the model's own range method (many calls at one charge): a policy makes its calls one by one`);
+              }
+            : (...args: unknown[]) => {
+                charge();
+                return method.apply(target, args);
+              };
           wrapped.set(prop, fn);
         }
         return fn;

@@ -43,9 +43,8 @@ export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
 /** rmp_make_shared(pfn, PG_LEVEL_4K)'s RMPUPDATE. */
 const MAKE_SHARED_4K: RmpUpdateArgs = Object.freeze({ assigned: false, asid: 0, gpa: 0, size: '4K' });
-/** The args of an rmpupdate run that advance frame by frame (rmpupdateRun()). */
-const HPA: readonly string[] = Object.freeze(['hpa']);
-const HPA_GPA: readonly string[] = Object.freeze(['hpa', 'gpa']);
+/** The argument of a make-shared run that advances frame by frame (makeShared4K()). */
+const HPA_ARG: readonly string[] = Object.freeze(['hpa']);
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
@@ -494,22 +493,20 @@ export class Host implements HostView, Hypervisor {
   }
 
   /**
-   * rmpupdate() of `count` 4K frames from `hpa` with `args` (hpa advancing, the gpa too when
-   * assigned), one after the other: where no interleaved op can run in between and the budget
-   * takes them all, the leading frames that succeed are one run of calls (Machine.rmpUpdate4KRun()),
-   * and the frame that would not goes through rmpupdate() and its retries.
+   * rmp_make_shared(pfn, PG_LEVEL_4K), through rmpupdate(), for `count` frames from `hpa`, one
+   * after the other: where no interleaved op can run in between and the budget takes them all,
+   * the leading frames that succeed are one run of calls (Machine.rmpUpdate4KRun()), and the frame
+   * that would not goes through rmpupdate() and its retries.
    */
-  private rmpupdateRun(hpa: number, count: number, args: RmpUpdateArgs): void {
-    const strided = args.assigned ? HPA_GPA : HPA;
-    const argsAt = (k: number): RmpUpdateArgs => (args.assigned ? { ...args, gpa: args.gpa + k * SZ_4K } : args);
+  private makeShared4K(hpa: number, count: number): void {
     let done = 0;
     while (done < count) {
       const left = count - done;
       if (left > 1 && this.machine.recorder.batching && this.env.chargeRun(left)) {
-        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, argsAt(done), strided);
+        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, MAKE_SHARED_4K, HPA_ARG);
         if (done === count) return;
       }
-      this.rmpupdate(hpa + done * SZ_4K, argsAt(done));
+      this.rmpupdate(hpa + done * SZ_4K, MAKE_SHARED_4K);
       done++;
     }
   }
@@ -605,10 +602,10 @@ export class Host implements HostView, Hypervisor {
         this.rmpupdate(this.gmem(region), { assigned: false, asid: 0, gpa: 0, size: '2M' });
       } else if (backing.privateCount(index) > 0) {
         // rmp_make_shared(pfn, PG_LEVEL_4K) page by page; a run of private pages as one run of
-        // calls where nothing can run in between (rmpupdateRun()).
+        // calls where nothing can run in between (makeShared4K()).
         for (let gfn = from / SZ_4K; gfn < to / SZ_4K; ) {
           const end = backing.runEnd(gfn, to / SZ_4K);
-          if (backing.state(gfn) === PRIVATE) this.rmpupdateRun(this.gmem(gfn * SZ_4K), end - gfn, MAKE_SHARED_4K);
+          if (backing.state(gfn) === PRIVATE) this.makeShared4K(this.gmem(gfn * SZ_4K), end - gfn);
           gfn = end;
         }
       }

@@ -201,6 +201,11 @@ export class Recorder {
    */
   blockRun(block: readonly PrimitiveCall[], count: number, strided: readonly (readonly string[])[], stride: number): void {
     if (!this.batching) throw new Error('internal: a block of calls recorded while calls are heard one by one');
+    if (count === 1) {
+      // One repetition is plain calls, as callRun() records a run of one.
+      for (const call of block) this.call(call.prim, call.args, call.result);
+      return;
+    }
     const period = block.length;
     for (let j = 0; j < period; j++) {
       const call = block[j]!;

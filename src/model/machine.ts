@@ -26,13 +26,28 @@ import {
   type RmpUpdateArgs,
 } from './types.ts';
 
-/** A policy called a primitive with arguments the hardware cannot take (the engine reports a
- *  `policy-error` finding). Only for misuse that has no status code of its own. */
 /** The argument of an unmap run that advances from one call to the next. */
 const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
 /** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
 const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
 
+/**
+ * The machine's range methods: each makes many primitive calls and records them as runs, for the
+ * model's own loops (host.ts, iommu.ts, the guest), which charge the budget and check the
+ * arguments for the whole run. A policy's machine (ActorEnv.policyMachine) refuses them: through
+ * it, every call is charged and checked on its own.
+ */
+export const RANGE_METHODS: ReadonlySet<string> = new Set([
+  'nptUnmapLeaves',
+  'ioUnmapLeaves',
+  'rmpUpdate4KRun',
+  'pvalidateMapped',
+  'pvalidateFaultIn',
+  'guestWriteRun',
+]);
+
+/** A policy called a primitive with arguments the hardware cannot take (the engine reports a
+ *  `policy-error` finding). Only for misuse that has no status code of its own. */
 export class HardwareUsageError extends Error {
   constructor(
     readonly prim: string,
@@ -325,15 +340,12 @@ export class Machine {
   /**
    * nptUnmap() of `count` adjacent whole leaves of `size` from `gpa`, one after the other (a
    * host zapping leaf by leaf: KVM's tdp_mmu_zap_leafs()). Where no interleaved op may run
-   * between them (Recorder.batching) the leaves go in one walk and the calls are one CallRun;
-   * else they are nptUnmap() calls. The caller found the leaves: anything else is an error.
+   * between them (Recorder.batching, which the caller checked) the leaves go in one walk and the
+   * calls are one CallRun. The caller found the leaves: anything else is an error.
    */
   nptUnmapLeaves(gpa: number, size: number, count: number): void {
     const prim = 'npt_unmap';
-    if (!this.recorder.batching) {
-      for (let i = 0; i < count; i++) this.nptUnmap(gpa + i * size, size);
-      return;
-    }
+    if (!this.recorder.batching) throw new Error(`internal: nptUnmapLeaves at 0x${gpa.toString(16)} while calls are heard one by one`);
     checkAddress(prim, 'gpa', gpa);
     checkLength(prim, size);
     this.unmapLeavesTouching(prim, this.nptTable, gpa, size, count);
@@ -343,10 +355,7 @@ export class Machine {
   /** ioUnmap() of `count` adjacent whole leaves of `size` from `gpa`, as nptUnmapLeaves(). */
   ioUnmapLeaves(dev: number, gpa: number, size: number, count: number): void {
     const prim = 'io_unmap';
-    if (!this.recorder.batching) {
-      for (let i = 0; i < count; i++) this.ioUnmap(dev, gpa + i * size, size);
-      return;
-    }
+    if (!this.recorder.batching) throw new Error(`internal: ioUnmapLeaves at 0x${gpa.toString(16)} while calls are heard one by one`);
     const device = this.dev(prim, dev);
     checkAddress(prim, 'gpa', gpa);
     checkLength(prim, size);
@@ -1050,8 +1059,10 @@ export class Machine {
     this.recorder.touchFrameRange(hpa, mapped);
   }
 
-  /** Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed. */
-  /** `leafSize`: the range is whole leaves of that size, unmapped as one by one (PageTable.unmapLeaves()). */
+  /**
+   * Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed.
+   * `leafSize`: the range is whole leaves of that size, unmapped as one by one (PageTable.unmapLeaves()).
+   */
   private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean, leafSize?: number): UnmapResult {
     // The removed leaves tile [addr, addr + unmapped): the walk reports them as runs.
     const runs = this.removedRuns;

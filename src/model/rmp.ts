@@ -490,7 +490,7 @@ export class Rmp {
    * 4K PVALIDATEs of frames hpa, hpa + 4K, ... for gpa, gpa + 4K, ..., while each returns
    * PVALIDATE_OK, at most `limit`: how many did (the first that would not is left untouched).
    * What pvalidateEntry() frame by frame does, run by run: the frames of one RMP run (runEnd())
-   * answer alike.
+   * answer alike, as runEnd() compares every field the check reads.
    */
   pvalidate4KRun(hpa: number, gpa: number, asid: number, validate: boolean, limit: number): number {
     const pfn = Math.floor(hpa / SZ_4K);
@@ -498,8 +498,12 @@ export class Rmp {
     while (done < limit) {
       // The run's first frame decides for the run: same flags and asid, GPAs advancing 4K.
       if (this.pvalidateCheck(hpa + done * SZ_4K, gpa + done * SZ_4K, asid, '4K', validate) !== PVALIDATE_OK) return done;
+      // Exact while runEnd() compares every field pvalidateCheck() reads: checked, not assumed.
       const end = Math.min(this.runEnd(pfn + done, pfn + limit), pfn + limit) - pfn;
-      for (let i = done; i < end; i++) this.pvalidateEntry(hpa + i * SZ_4K, gpa + i * SZ_4K, asid, '4K', validate);
+      for (let i = done; i < end; i++) {
+        const status = this.pvalidateEntry(hpa + i * SZ_4K, gpa + i * SZ_4K, asid, '4K', validate);
+        if (status !== PVALIDATE_OK) throw new Error(`internal: pvalidate4KRun: frame 0x${(pfn + i).toString(16)} of an RMP run returned ${status}`);
+      }
       done = end;
     }
     return done;

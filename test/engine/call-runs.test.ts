@@ -13,6 +13,7 @@ import { defaultConfig } from '../../src/ops/config.ts';
 import { generateCase } from '../../src/ops/generate.ts';
 import type { Case } from '../../src/ops/types.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
+import { defineHostPolicy } from '../../src/policies/types.ts';
 
 let oracles: Oracle[];
 beforeAll(async () => {
@@ -74,6 +75,21 @@ describe('runs of calls', () => {
     // The comparison says something only if runs (unmaps) and blocks (fault-ins) were recorded.
     expect(runs).toBeGreaterThan(20);
     expect(blocks).toBeGreaterThan(5);
+  });
+
+  it('are not for policies: a range method through ctx.machine is a policy error, not many calls at one charge', () => {
+    const config = defaultConfig({ hostPolicy: 'kvm-iommu-4k', guestPolicy: 'linux' });
+    const host = defineHostPolicy({
+      name: 'range-caller',
+      description: 'calls a range method of the machine',
+      convert: (ctx, request) => {
+        ctx.machine.rmpUpdate4KRun(0x400000000000, 4, { assigned: false, asid: 0, gpa: 0, size: '4K' }, ['hpa']);
+        ctx.kvm.defaultConvert(request);
+      },
+    });
+    const testCase: Case = { config, seed: 'range-caller', ops: [{ op: 'share', gpa: 0x800000, pages: 4 }] };
+    const result = runCase(testCase, { host, guest: guestPolicies.linux! }, { oracles, bootCache: false });
+    expect(JSON.stringify(result)).toMatch(/range-caller.*rmpUpdate4KRun is the model's own range method/);
   });
 
   it('end a step at the same call when the budget runs out inside a run', () => {
@@ -158,6 +174,18 @@ describe('Recorder.callRun', () => {
       'npt_map 2000 a000',
       'pvalidate 3000 ',
       'npt_map 3000 b000',
+    ]);
+  });
+
+  it('records a block of one repetition as plain calls', () => {
+    const recorder = new Recorder();
+    recorder.beginStep();
+    recorder.blockRun([{ prim: 'pvalidate', args: { gpa: 0x1000 }, result: 'npf' }, { prim: 'npt_map', args: { gpa: 0x1000 }, result: 0x1000 }], 1, [['gpa'], ['gpa']], 0x1000);
+    const events = recorder.endStep();
+    expect(events.hasRuns).toBe(false);
+    expect(events.calls).toEqual([
+      { prim: 'pvalidate', args: { gpa: 0x1000 }, result: 'npf' },
+      { prim: 'npt_map', args: { gpa: 0x1000 }, result: 0x1000 },
     ]);
   });
 
