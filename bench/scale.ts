@@ -11,7 +11,7 @@
 // retained heap (global.gc between phases) and the child's maxRSS. A last run generates its cases
 // from the 1 TiB config itself, so addresses spread over the whole terabyte.
 
-import type { Step, View } from '../src/api.ts';
+import { type Step, type View, callsIn } from '../src/api.ts';
 import { runCase } from '../src/engine/run.ts';
 import type { Case, Config } from '../src/ops/types.ts';
 import { type ChildResult, WORKLOAD_SEED, round, runChild, workloadCases, workloadConfig, workloadEngine } from './common.ts';
@@ -113,7 +113,8 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   };
   let calls = 0;
   const onStep = (step: Step): void => {
-    calls += step.calls.length;
+    // Counted over the records: reading `calls` would expand the runs inside the timed passes.
+    for (const record of step.callRuns ?? step.calls) calls += callsIn(record);
   };
   /** The cases once: their CPU time, boot time, ops, primitive calls and findings. */
   const passOverCases = (): { ms: number; bootMs: number; ops: number; calls: number; findings: number } => {

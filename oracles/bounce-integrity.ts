@@ -80,8 +80,7 @@ function hasInterleavedDma(step: Step): boolean {
 function hasInterleaved(step: Step): boolean {
   if (step.interleaved === undefined) return false;
   if (hasInterleavedDma(step)) return true;
-  // A run of calls never has `during` (Recorder.callRun()): the records tell as well as the calls.
-  for (const call of step.callRuns ?? step.calls) if (call.during !== undefined) return true;
+  for (const call of step.calls) if (call.during !== undefined) return true;
   return false;
 }
 

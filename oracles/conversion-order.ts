@@ -22,6 +22,7 @@
 
 import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 
 const PVALIDATE_OK = 0;
@@ -40,12 +41,9 @@ interface State {
    * 2M region index (gfn / 512) -> the shadow bits of its 512 pages: one number while they all
    * agree (a 2M conversion, a swiotlb pool shared at boot), a byte per page once they differ.
    */
-  regions: Map<number, Uint8Array | number>;
+  regions: RegionArrays<Uint8Array | number>;
   /** No step checked yet. */
   first: boolean;
-  /** The region regionAt() answered last, and its shadow. */
-  lastIndex: number;
-  last: Uint8Array | number | undefined;
 }
 
 const states = new WeakMap<View, State>();
@@ -58,36 +56,19 @@ const scratch: GuestPage = { accepted: false, shared: false, validated: false, c
 
 const bitsOf = (page: GuestPage | undefined): number => (page === undefined ? 0 : (page.validated ? VALIDATED : 0) | (page.shared ? SHARED : 0));
 
-/**
- * The shadow of region `index` (undefined: never written), through a one-entry cache: the events
- * of a per-page PVALIDATE or PSC sweep ask about one region hundreds of times in a row.
- */
-function regionAt(state: State, index: number): Uint8Array | number | undefined {
-  if (index !== state.lastIndex) {
-    state.last = state.regions.get(index);
-    state.lastIndex = index;
-  }
-  return state.last;
-}
-
-function setRegion(state: State, index: number, region: Uint8Array | number): void {
-  state.regions.set(index, region);
-  state.lastIndex = index;
-  state.last = region;
-}
 
 /** The per-page bytes of region `index`, made from its one value on the first differing write. */
 function bytesOf(state: State, index: number): Uint8Array {
-  const region = regionAt(state, index);
+  const region = state.regions.get(index);
   if (region instanceof Uint8Array) return region;
   const bytes = new Uint8Array(FRAMES_PER_2M).fill(region ?? 0);
-  setRegion(state, index, bytes);
+  state.regions.set(index, bytes);
   return bytes;
 }
 
 /** The shadow bits of `gfn` (UNKNOWN set when unknown). */
 function bitsAt(state: State, gfn: number): number {
-  const region = regionAt(state, regionOf(gfn));
+  const region = state.regions.get(regionOf(gfn));
   return region === undefined ? 0 : typeof region === 'number' ? region : region[slotOf(gfn)]!;
 }
 
@@ -99,7 +80,7 @@ function firstWith(state: State, first: number, end: number, mask: number): numb
   for (let gfn = first; gfn < end; ) {
     const index = regionOf(gfn);
     const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
-    const region = regionAt(state, index);
+    const region = state.regions.get(index);
     if (region instanceof Uint8Array) {
       for (; gfn < stop; gfn++) if (hasKnown(region[slotOf(gfn)]!, mask)) return gfn;
     } else if (region !== undefined && hasKnown(region, mask)) {
@@ -122,10 +103,10 @@ function update(state: State, first: number, end: number, set: number, clear: nu
     const index = regionOf(gfn);
     const regionStart = index * FRAMES_PER_2M;
     const stop = Math.min(end, regionStart + FRAMES_PER_2M);
-    const region = regionAt(state, index);
+    const region = state.regions.get(index);
     if (gfn === regionStart && stop === regionStart + FRAMES_PER_2M && !(region instanceof Uint8Array)) {
       const bits = ((region ?? 0) & ~clear) | set;
-      if (bits !== 0 || region !== undefined) setRegion(state, index, bits);
+      if (bits !== 0 || region !== undefined) state.regions.set(index, bits);
       gfn = stop;
       continue;
     }
@@ -157,7 +138,7 @@ function resync(view: View, state: State, from: number, to: number): void {
 
 /** The shadow as the guest sees the world now (a 32G swiotlb pool shared at boot is a few runs). */
 function snapshot(view: View): State {
-  const state: State = { regions: new Map(), first: true, lastIndex: -1, last: undefined };
+  const state: State = { regions: new RegionArrays<Uint8Array | number>(() => 0), first: true };
   for (let gfn = 0; gfn < FRAME_LIMIT; ) {
     const end = view.guest.pageRunEnd(gfn, FRAME_LIMIT);
     const bits = bitsOf(view.guest.loadPage(gfn, scratch));

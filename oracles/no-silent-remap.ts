@@ -102,7 +102,7 @@ function forget(state: State, gfn: number): void {
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
   seen.pfn[i] = NONE;
-  if (state.stale.size > 0) state.stale.delete(gfn);
+  state.stale.delete(gfn);
 }
 
 /**
@@ -233,7 +233,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
     if (seen.pfn[i] !== NONE) state.stale.add(gfn);
     return;
   }
-  if (state.stale.size > 0) state.stale.delete(gfn);
+  state.stale.delete(gfn);
   const viaNpt = cpu.viaNpt;
   const pfn = Math.floor(hpa / PAGE);
   const base = pfn * PAGE;
@@ -340,7 +340,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
         // Still on its frame, in a step that wrote no memory: the record is right as it stands.
-        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && !(state.stale.size > 0 && state.stale.has(gfn))) continue;
+        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && !state.stale.has(gfn)) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
         const t1 = view.memory.token(base + CHUNK);
@@ -361,7 +361,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         }
         seen.t0[i] = t0;
         seen.t1[i] = t1;
-        if (state.stale.size > 0) state.stale.delete(gfn);
+        state.stale.delete(gfn);
       }
     }
   }

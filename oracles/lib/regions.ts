@@ -12,12 +12,17 @@ export class RegionArrays<T> {
   /** The record of region `index`, or undefined when none was created. */
   get(index: number): T | undefined {
     if (index === this.lastIndex) return this.last;
-    const found = this.map.get(index);
-    if (found !== undefined) {
-      this.lastIndex = index;
-      this.last = found;
-    }
-    return found;
+    // A miss is cached too: every record comes in through getOrCreate() or set(), which replace it.
+    this.lastIndex = index;
+    this.last = this.map.get(index);
+    return this.last;
+  }
+
+  /** Region `index` now holds `value`. */
+  set(index: number, value: T): void {
+    this.map.set(index, value);
+    this.lastIndex = index;
+    this.last = value;
   }
 
   /** The record of region `index`, created when missing. */
@@ -25,9 +30,7 @@ export class RegionArrays<T> {
     let found = this.get(index);
     if (found === undefined) {
       found = this.create();
-      this.map.set(index, found);
-      this.lastIndex = index;
-      this.last = found;
+      this.set(index, found);
     }
     return found;
   }

@@ -296,7 +296,7 @@ class SimWorld implements World {
     return this.finish(index, op, outcome, this.pendingDmas, interleaving?.records, this.createdOrFreed());
   }
 
-  /** The step's DMAs (Step.dmas): a list of the step's own, empty in most steps (see ownList()). */
+  /** The step's DMAs (Step.dmas): a list of the step's own, empty in most steps (never a shared frozen one: model/events.ts says why). */
   private pendingDmas: DmaRecord[] = [];
   /** The objects the running op frees or syncs (`buf:3`): the CPU owns them until it returns. */
   private cpuOwned: ReadonlySet<string> = NOTHING_OWNED;
@@ -638,9 +638,9 @@ class RecordedStep implements Step {
     this.#events = events;
     if (events.hasRuns) Object.defineProperty(this, 'calls', RecordedStep.#expandedCalls);
     else (this as { calls: readonly PrimitiveCall[] }).calls = events.records;
-    this.faults = ownList(events.faults);
-    this.frameRanges = ownList(events.frameRanges);
-    this.gfnRanges = ownList(events.gfnRanges);
+    this.faults = events.faults;
+    this.frameRanges = events.frameRanges;
+    this.gfnRanges = events.gfnRanges;
   }
 
   get frames(): readonly number[] {
@@ -657,7 +657,6 @@ class RecordedStep implements Step {
    * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
    */
   freeze(): this {
-    // The step's own lists where ownList() gave it one (the recorder's are shared).
     for (const part of [this.#events.records, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
     return this;
@@ -674,8 +673,7 @@ class RecordedStep implements Step {
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
       if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }
-    // Its own empty lists (ownList()) frozen too; the shared parts are already.
-    return out.freeze();
+    return out;
   }
 
   get gfns(): readonly number[] {
@@ -696,14 +694,6 @@ interface Booted {
 }
 
 const NOTHING_OWNED: ReadonlySet<string> = new Set();
-/**
- * A step's list as its own: the recorder's shared frozen empty list becomes a new empty one. V8
- * runs an oracle's for-of over a frozen array through the generic iterator, two objects per loop
- * on every step (a heap sampling profile of the cheap ops showed them at no-silent-remap's,
- * npt-rmp-size's, swiotlb-shared's and bounce-integrity's loops); an empty array costs one.
- * Step.dmas is such a list for the same reason.
- */
-const ownList = <T>(list: readonly T[]): readonly T[] => (list.length === 0 && Object.isFrozen(list) ? [] : list);
 
 const isStalled = (device: DeviceView): boolean => device.stalled;
 /** A DMA that reached no stray frame (most): nothing to keep. */

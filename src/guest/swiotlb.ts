@@ -583,12 +583,10 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       else this.overreads++;
     }
     // Step 1: return the slots, merging with the free run after them.
-    for (let i = index + nslots - 1; i >= index; i--) {
-      this.slots.setList(i, ++count);
-      this.slots.setOrigAddr(i, INVALID_PHYS_ADDR);
-      this.slots.setAllocSize(i, 0);
-      this.slots.setPadSlots(i, 0);
-    }
+    for (let i = index + nslots - 1; i >= index; i--) this.slots.setList(i, ++count);
+    this.slots.fill('origAddr', index, index + nslots, INVALID_PHYS_ADDR);
+    this.slots.fill('allocSize', index, index + nslots, 0);
+    this.slots.fill('padSlots', index, index + nslots, 0);
     // Step 2: extend the free run before them, up to the segment start.
     for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - nslots;
@@ -816,10 +814,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const { nslots, allocSize } = search;
     // swiotlb_align_offset(dev, 0, orig_addr): the sub-slot offset every slot's alloc_size excludes.
     const offset = and32(search.origAddr, (search.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
-    for (let i = slotIndex; i < slotIndex + nslots; i++) {
-      this.slots.setList(i, 0);
-      this.slots.setAllocSize(i, allocSize - (offset + (i - slotIndex) * IO_TLB_SIZE));
-    }
+    this.slots.fill('list', slotIndex, slotIndex + nslots, 0);
+    this.slots.setAllocSizeRun(slotIndex, slotIndex + nslots, allocSize - offset, IO_TLB_SIZE);
     let count = 0;
     for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
     // "Update the indices to avoid searching in the next round."

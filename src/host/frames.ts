@@ -106,6 +106,9 @@ const MIXED = 0;
 const ALL_OWNED = 1;
 const ALL_FREE = 2;
 
+/** The primitives VFIO's pin tracking follows (HostFrames.observe()). */
+const followsPins = (prim: string): boolean => prim === 'io_map' || prim === 'io_unmap' || prim === 'iommu_flush';
+
 export class HostFrames {
   /** First frame past the VMM RAM block: where frames faulted for shared pages come from. */
   private bump: number;
@@ -339,7 +342,7 @@ export class HostFrames {
 
   /** A run of calls (the recorder's CallRun): followed call by call, when it is one of these. */
   observeRun(run: CallRun): void {
-    if (run.prim !== 'io_map' && run.prim !== 'io_unmap' && run.prim !== 'iommu_flush') return;
+    if (!followsPins(run.prim)) return;
     for (let i = 0; i < run.count; i++) this.observe(callAt(run, i));
   }
 
@@ -348,7 +351,7 @@ export class HostFrames {
     // The name first: every call comes here, and reading `args.dev` from args of a dozen shapes
     // is the slow part for the many calls that are none of these.
     const prim = call.prim;
-    if (prim !== 'io_map' && prim !== 'io_unmap' && prim !== 'iommu_flush') return;
+    if (!followsPins(prim)) return;
     const dev = call.args.dev;
     if (typeof dev !== 'number') return;
     switch (prim) {

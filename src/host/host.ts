@@ -43,8 +43,6 @@ export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
 /** rmp_make_shared(pfn, PG_LEVEL_4K)'s RMPUPDATE. */
 const MAKE_SHARED_4K: RmpUpdateArgs = Object.freeze({ assigned: false, asid: 0, gpa: 0, size: '4K' });
-/** The argument of a make-shared run that advances frame by frame (makeShared4K()). */
-const HPA_ARG: readonly string[] = Object.freeze(['hpa']);
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
@@ -503,7 +501,7 @@ export class Host implements HostView, Hypervisor {
     while (done < count) {
       const left = count - done;
       if (left > 1 && this.machine.recorder.batching && this.env.chargeRun(left)) {
-        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, MAKE_SHARED_4K, HPA_ARG);
+        done += this.machine.rmpUpdate4KRun(hpa + done * SZ_4K, left, MAKE_SHARED_4K);
         if (done === count) return;
       }
       this.rmpupdate(hpa + done * SZ_4K, MAKE_SHARED_4K);

@@ -2,8 +2,10 @@
 // guest frames the step touched, so that oracles check incrementally (DESIGN.md, Performance).
 // Touched frames are kept as sorted, merged half-open ranges and handed over as such: a 2M
 // operation costs one range, never 512 frame numbers. A step's arrays are handed over at
-// endStep() and never touched again by the recorder, so the engine may keep them; an empty list
-// of faults or ranges is one shared frozen array, so a quiet step allocates none.
+// endStep() and never touched again by the recorder, so the engine may keep them. They are never
+// shared frozen arrays, even empty: V8 runs an oracle's for-of over a frozen array through the
+// generic iterator, two objects per loop on every step (a heap sampling profile of the bench's
+// cheap ops showed them at four oracles' loops), where an empty array of the step's own costs one.
 
 import type { Counters, FrameRange } from '../api.ts';
 import { type CallRecord, type CallRun, type Fault, type PrimitiveCall, callAt, expandCalls } from './types.ts';
@@ -61,9 +63,6 @@ export class StepEvents {
   }
 }
 
-/** The list a step without any touched frame (or fault) hands over: shared, so frozen. */
-const NO_RANGES: readonly FrameRange[] = Object.freeze([]);
-const NO_FAULTS = Object.freeze([]) as readonly Fault[] as Fault[];
 
 /**
  * Touched frame numbers as a sorted list of disjoint, non-adjacent half-open intervals, merged as
@@ -100,7 +99,7 @@ class FrameIntervals {
 
   /** The ranges, handed over; the recorder starts afresh. No range: the shared empty list. */
   take(): readonly FrameRange[] {
-    if (this.starts.length === 0) return NO_RANGES;
+    if (this.starts.length === 0) return [];
     const out: FrameRange[] = [];
     for (let i = 0; i < this.starts.length; i++) out.push({ start: this.starts[i]!, end: this.ends[i]! });
     this.clear();
@@ -132,15 +131,14 @@ export class Recorder {
   /** The `during` entry whose op (or the host work it triggered) is running now. */
   private inner: number | undefined;
   private listener: CallListener | undefined;
-  /** NO_FAULTS until the step's first fault (most steps raise none). */
-  private faults: Fault[] = NO_FAULTS;
+  private faults: Fault[] = [];
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
   /**
    * Told of every primitive call as it is recorded (the host follows VFIO pins this way). An
    * object, not a closure, so a copied machine tells the copy of it (model/graph-copy.ts).
    */
-  observer: { observe(call: PrimitiveCall): void; observeRun?(run: CallRun): void } | undefined = undefined;
+  observer: { observe(call: PrimitiveCall): void; observeRun(run: CallRun): void } | undefined = undefined;
 
   /** Start a new step: forget whatever the previous one recorded. */
   beginStep(): void {
@@ -148,7 +146,7 @@ export class Recorder {
     this.made = 0;
     this.outerCalls = 0;
     this.inner = undefined;
-    this.faults = NO_FAULTS;
+    this.faults = [];
     this.frames.clear();
     this.gfns.clear();
   }
@@ -182,14 +180,15 @@ export class Recorder {
       this.call(prim, args, result);
       return;
     }
-    const run: CallRun = { prim, args, result, count, stride, strided };
+    this.record({ prim, args, result, count, stride, strided });
+  }
+
+  /** A run into the step's records, counted as its calls and told to the observer. */
+  private record(run: CallRun): void {
     this.calls.push(run);
-    this.made += count;
-    this.outerCalls += count;
-    const observer = this.observer;
-    if (observer === undefined) return;
-    if (observer.observeRun !== undefined) observer.observeRun(run);
-    else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
+    this.made += run.count;
+    this.outerCalls += run.count;
+    this.observer?.observeRun(run);
   }
 
   /**
@@ -209,15 +208,8 @@ export class Recorder {
     const period = block.length;
     for (let j = 0; j < period; j++) {
       const call = block[j]!;
-      const run: CallRun = { prim: call.prim, args: call.args, result: call.result, count, stride, strided: strided[j]!, period, phase: j };
-      this.calls.push(run);
-      const observer = this.observer;
-      if (observer === undefined) continue;
-      if (observer.observeRun !== undefined) observer.observeRun(run);
-      else for (let i = 0; i < count; i++) observer.observe(callAt(run, i));
+      this.record({ prim: call.prim, args: call.args, result: call.result, count, stride, strided: strided[j]!, period, phase: j });
     }
-    this.made += period * count;
-    this.outerCalls += period * count;
   }
 
   /** Calls made by the step's op itself so far (what `after: K` counts). */
@@ -242,7 +234,6 @@ export class Recorder {
   }
 
   fault(fault: Fault): void {
-    if (this.faults === NO_FAULTS) this.faults = [];
     this.faults.push(fault);
   }
 

@@ -26,8 +26,10 @@ import {
   type RmpUpdateArgs,
 } from './types.ts';
 
-/** The argument of an unmap run that advances from one call to the next. */
+/** The arguments of a run that advance from one call to the next. */
 const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
+const HPA_ARG: readonly string[] = Object.freeze(['hpa']);
+const HPA_GPA_ARGS: readonly string[] = Object.freeze(['hpa', 'gpa']);
 /** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
 const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
 
@@ -228,22 +230,9 @@ export class Machine {
     if (!Number.isSafeInteger(args.asid) || args.asid < 0) throw new HardwareUsageError(prim, 'asid', args.asid, 'expected a non-negative integer');
     checkAddress(prim, 'gpa', args.gpa, SZ_4K);
 
-    const pfn = hpa / SZ_4K;
-    const bytes = pageBytes(args.size);
-    if (args.size === '4K') this.directMap4K.add(Math.floor(hpa / SZ_2M));
-    const old = this.rmpTable.load(pfn, this.scratch);
-    const oldAssigned = old.assigned;
-    const oldGpa = alignDown(old.gpa, pageBytes(old.size));
-    const oldBytes = pageBytes(old.size);
-    const status = this.rmpTable.rmpUpdate(hpa, args);
-    if (status === RMPUPDATE_OK) {
-      this.counters.rmpUpdate++;
-      this.recorder.touchFrameRange(hpa, bytes);
-      if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
-      if (args.assigned) this.recorder.touchGfnRange(args.gpa, bytes);
-    } else {
-      this.recorder.touchFrame(pfn);
-    }
+    const status = this.updateRmpEntry(hpa, args);
+    if (status === RMPUPDATE_OK) this.recorder.touchFrameRange(hpa, pageBytes(args.size));
+    else this.recorder.touchFrame(hpa / SZ_4K);
     this.recorder.call(
       prim,
       { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true },
@@ -253,37 +242,53 @@ export class Machine {
   }
 
   /**
-   * rmpUpdate() of `count` 4K frames from `hpa` with `args` (the args named in `strided`, hpa and
-   * maybe gpa, advancing 4K per frame), frame by frame while each returns RMPUPDATE_OK: how many
-   * did, recorded as one run (Recorder.callRun()); the first that would not is left to rmpUpdate()
+   * The RMPUPDATE itself, through Linux's rmpupdate() wrapper: the direct map split before a 4K
+   * update (even one that then fails), the entry, and on success the counter and the GFNs of the
+   * old and the new entry touched. The caller touches the frames and records the call.
+   */
+  private updateRmpEntry(hpa: number, args: RmpUpdateArgs): number {
+    if (args.size === '4K') this.directMap4K.add(Math.floor(hpa / SZ_2M));
+    const old = this.rmpTable.load(hpa / SZ_4K, this.scratch);
+    const oldAssigned = old.assigned;
+    const oldGpa = alignDown(old.gpa, pageBytes(old.size));
+    const oldBytes = pageBytes(old.size);
+    const status = this.rmpTable.rmpUpdate(hpa, args);
+    if (status !== RMPUPDATE_OK) return status;
+    this.counters.rmpUpdate++;
+    if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
+    if (args.assigned) this.recorder.touchGfnRange(args.gpa, pageBytes(args.size));
+    return status;
+  }
+
+  /**
+   * rmpUpdate() of `count` 4K frames from `hpa` with `args` (hpa advancing 4K per frame, and the
+   * gpa with it when assigned), frame by frame while each returns RMPUPDATE_OK: how many did,
+   * recorded as one run (Recorder.callRun()); the first that would not is left to rmpUpdate()
    * (it failed without a change). Only where no interleaved op can run in between (Recorder.batching).
    */
-  rmpUpdate4KRun(hpa: number, count: number, args: RmpUpdateArgs, strided: readonly string[]): number {
+  rmpUpdate4KRun(hpa: number, count: number, args: RmpUpdateArgs): number {
     const prim = 'rmpupdate';
     checkAddress(prim, 'hpa', hpa, SZ_4K);
     checkAddress(prim, 'gpa', args.gpa, SZ_4K);
-    if (!this.recorder.batching || args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun at 0x${hpa.toString(16)} of ${args.size} entries, or while calls are heard one by one`);
-    const gpaStep = strided.includes('gpa') ? SZ_4K : 0;
-    const frame = { assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable };
+    if (args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun at 0x${hpa.toString(16)} of ${args.size} entries`);
+    this.requireBatching('rmpUpdate4KRun', hpa);
+    const gpaStep = args.assigned ? SZ_4K : 0;
+    const frame = { ...args };
     let done = 0;
     for (; done < count; done++) {
-      const at = hpa + done * SZ_4K;
       frame.gpa = args.gpa + done * gpaStep;
-      // Linux's rmpupdate() splits the direct map before every 4K update (rmpUpdate()).
-      this.directMap4K.add(Math.floor(at / SZ_2M));
-      const old = this.rmpTable.load(at / SZ_4K, this.scratch);
-      const oldAssigned = old.assigned;
-      const oldGpa = alignDown(old.gpa, pageBytes(old.size));
-      const oldBytes = pageBytes(old.size);
-      if (this.rmpTable.rmpUpdate(at, frame) !== RMPUPDATE_OK) break;
-      this.counters.rmpUpdate++;
-      if (oldAssigned) this.recorder.touchGfnRange(oldGpa, oldBytes);
-      if (args.assigned) this.recorder.touchGfnRange(frame.gpa, SZ_4K);
+      if (this.updateRmpEntry(hpa + done * SZ_4K, frame) !== RMPUPDATE_OK) break;
     }
     if (done === 0) return 0;
     this.recorder.touchFrameRange(hpa, done * SZ_4K);
-    this.recorder.callRun(prim, { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true }, RMPUPDATE_OK, done, strided, SZ_4K);
+    const record = { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true };
+    this.recorder.callRun(prim, record, RMPUPDATE_OK, done, args.assigned ? HPA_GPA_ARGS : HPA_ARG, SZ_4K);
     return done;
+  }
+
+  /** A range method's guard: its caller checked Recorder.batching (a run must not hide a `during` point). */
+  private requireBatching(method: string, at: number): void {
+    if (!this.recorder.batching) throw new Error(`internal: ${method} at 0x${at.toString(16)} while calls are heard one by one`);
   }
 
   psmash(hpa: number): number {
@@ -345,7 +350,7 @@ export class Machine {
    */
   nptUnmapLeaves(gpa: number, size: number, count: number): void {
     const prim = 'npt_unmap';
-    if (!this.recorder.batching) throw new Error(`internal: nptUnmapLeaves at 0x${gpa.toString(16)} while calls are heard one by one`);
+    this.requireBatching('nptUnmapLeaves', gpa);
     checkAddress(prim, 'gpa', gpa);
     checkLength(prim, size);
     this.unmapLeavesTouching(prim, this.nptTable, gpa, size, count);
@@ -355,7 +360,7 @@ export class Machine {
   /** ioUnmap() of `count` adjacent whole leaves of `size` from `gpa`, as nptUnmapLeaves(). */
   ioUnmapLeaves(dev: number, gpa: number, size: number, count: number): void {
     const prim = 'io_unmap';
-    if (!this.recorder.batching) throw new Error(`internal: ioUnmapLeaves at 0x${gpa.toString(16)} while calls are heard one by one`);
+    this.requireBatching('ioUnmapLeaves', gpa);
     const device = this.dev(prim, dev);
     checkAddress(prim, 'gpa', gpa);
     checkLength(prim, size);
@@ -677,7 +682,7 @@ export class Machine {
   pvalidateMapped(gpa: number, hpa: number, pages: number, validate: boolean): number {
     const prim = 'pvalidate';
     checkAddress(prim, 'gpa', gpa, SZ_4K);
-    if (!this.recorder.batching) throw new Error(`internal: pvalidateMapped at 0x${gpa.toString(16)} while calls are heard one by one`);
+    this.requireBatching('pvalidateMapped', gpa);
     const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
     if (done === 0) return 0;
     this.recorder.touchGfnRange(gpa, done * SZ_4K);
@@ -699,7 +704,7 @@ export class Machine {
     const prim = 'pvalidate';
     checkAddress(prim, 'gpa', gpa, SZ_4K);
     checkAddress('npt_map', 'hpa', hpa, SZ_4K);
-    if (!this.recorder.batching) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} while calls are heard one by one`);
+    this.requireBatching('pvalidateFaultIn', gpa);
     const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
     if (done === 0) return 0;
     const bytes = done * SZ_4K;
@@ -731,7 +736,7 @@ export class Machine {
   guestWriteRun(gpa: number, count: number, priv: boolean): number {
     const prim = 'guest_access';
     checkAddress(prim, 'gpa', gpa, SZ_2K);
-    if (!this.recorder.batching) throw new Error(`internal: guestWriteRun at 0x${gpa.toString(16)} while calls are heard one by one`);
+    this.requireBatching('guestWriteRun', gpa);
     const tokens = this.writeTokens;
     let done = 0;
     for (; done < count; done++) {

@@ -83,7 +83,7 @@ describe('runs of calls', () => {
       name: 'range-caller',
       description: 'calls a range method of the machine',
       convert: (ctx, request) => {
-        ctx.machine.rmpUpdate4KRun(0x400000000000, 4, { assigned: false, asid: 0, gpa: 0, size: '4K' }, ['hpa']);
+        ctx.machine.rmpUpdate4KRun(0x400000000000, 4, { assigned: false, asid: 0, gpa: 0, size: '4K' });
         ctx.kvm.defaultConvert(request);
       },
     });
