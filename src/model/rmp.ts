@@ -32,6 +32,8 @@ const SIZE_2M = 2;
 const VALIDATED = 4;
 const IMMUTABLE = 8;
 const VMSA = 16;
+/** The bits load() reads from a frame's own raw entry (the size comes from the 2M-aligned one). */
+const ENTRY_BITS = ASSIGNED | VALIDATED | IMMUTABLE | VMSA;
 
 /** Largest ASID the raw entry holds (10 bits, struct rmpentry_raw). */
 export const RMP_MAX_ASID = 0x3ff;
@@ -276,7 +278,19 @@ export class Rmp {
         at = stop;
         continue;
       }
-      for (; at < stop; at++) if (!this.continues(ref, pfn, at)) return at;
+      if ((region.flags0 & SIZE_2M) !== 0 || ref.size !== '4K') {
+        for (; at < stop; at++) if (!this.continues(ref, pfn, at)) return at;
+        continue;
+      }
+      // A detailed region of 4K entries: its raw arrays compared directly, what continues() reads
+      // through load() (runEnd() is the run query of the oracles and of PVALIDATE runs).
+      const { flags, asid, gpa } = region.detail;
+      const refFlags = (ref.assigned ? ASSIGNED : 0) | (ref.validated ? VALIDATED : 0) | (ref.immutable ? IMMUTABLE : 0) | (ref.vmsa ? VMSA : 0);
+      const step = ref.assigned ? SZ_4K : 0;
+      let expected = ref.gpa + (at - pfn) * step;
+      for (; at < stop; at++, expected += step) {
+        if ((flags[at - regionStart]! & ENTRY_BITS) !== refFlags || asid[at - regionStart] !== ref.asid || gpa[at - regionStart] !== expected) return at;
+      }
     }
     return limit;
   }
