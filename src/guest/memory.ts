@@ -72,6 +72,26 @@ interface FaultLoop {
 }
 
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
+
+/** The bytes of a PSC entry or PVALIDATE of `size`. */
+const entryBytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
+
+/** The 4K pages of a PSC entry. */
+const pagesOf = (entry: PscEntry): number => (entry.size === '2M' ? FRAMES_PER_2M : 1);
+
+/** The pages of a PSC descriptor's entries done so far (cur_page, summed). */
+function pscProgress(entries: readonly PscEntry[]): number {
+  let sum = 0;
+  for (const e of entries) sum += Math.min(e.curPage, pagesOf(e));
+  return sum;
+}
+
+/** The end (exclusive) of the stretch of entries from `i` that follow each other without a gap. */
+function stretchEnd(batch: readonly { gpa: number; size: PageSize }[], i: number): number {
+  let end = i + 1;
+  while (end < batch.length && batch[end]!.gpa === batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size)) end++;
+  return end;
+}
 const accessWhat = (gpa: number, write: boolean, priv: boolean): string => `${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}`;
 
 export function linuxPageSize(gpa: number, remaining: number): PageSize {
@@ -393,11 +413,16 @@ export class GuestMemory {
   }
 
   private changeBatch(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
-    const bytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
-    for (const entry of batch) {
-      this.pages.updateRange(entry.gpa / SZ_4K, (entry.gpa + bytes(entry.size)) / SZ_4K, CONVERTING, 0);
-      this.touch(entry.gpa, bytes(entry.size));
-      this.log.converting.push({ start: entry.gpa / SZ_4K, end: (entry.gpa + bytes(entry.size)) / SZ_4K });
+    for (const entry of batch) this.log.converting.push({ start: entry.gpa / SZ_4K, end: (entry.gpa + entryBytes(entry.size)) / SZ_4K });
+    // The page flags and the touched GFNs stretch by stretch of adjacent entries: the same flags
+    // and (merged) ranges as entry by entry, without a call per 4K entry.
+    for (let i = 0; i < batch.length; ) {
+      const end = stretchEnd(batch, i);
+      const from = batch[i]!.gpa;
+      const to = batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size);
+      this.pages.updateRange(from / SZ_4K, to / SZ_4K, CONVERTING, 0);
+      this.touch(from, to - from);
+      i = end;
     }
     for (const step of steps) {
       if (step === 'psc') {
@@ -419,8 +444,10 @@ export class GuestMemory {
         i += pages;
       }
     }
-    for (const entry of batch) {
-      this.pages.updateRange(entry.gpa / SZ_4K, (entry.gpa + bytes(entry.size)) / SZ_4K, 0, CONVERTING);
+    for (let i = 0; i < batch.length; ) {
+      const end = stretchEnd(batch, i);
+      this.pages.updateRange(batch[i]!.gpa / SZ_4K, (batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size)) / SZ_4K, 0, CONVERTING);
+      i = end;
     }
     return true;
   }
@@ -434,8 +461,6 @@ export class GuestMemory {
     const entries: PscEntry[] = batch.map((e) => ({ gfn: e.gpa / SZ_4K, size: e.size, op: to, curPage: 0 }));
     const endEntry = entries.length - 1;
     const desc: PscDesc = { curEntry: 0, endEntry, entries };
-    const pagesOf = (entry: PscEntry): number => (entry.size === '2M' ? 512 : 1);
-    const progress = (): number => entries.reduce((sum, e) => sum + Math.min(e.curPage, pagesOf(e)), 0);
     let stalls = 0;
     let reported = 0;
     const fail = (cause: GuestFatalCause, message: string): boolean => {
@@ -449,7 +474,7 @@ export class GuestMemory {
     while (desc.curEntry <= desc.endEntry) {
       this.env.charge();
       const curEntry = desc.curEntry;
-      const before = progress();
+      const before = pscProgress(entries);
       const error = this.hv.psc(desc);
       if (error !== undefined) return fail('psc', `PSC to ${to} failed: ${error}: __set_pages_state() terminates the guest`);
       if (desc.endEntry > endEntry || desc.curEntry < curEntry) {
@@ -457,13 +482,18 @@ export class GuestMemory {
       }
       const completed = Math.min(desc.curEntry, endEntry + 1);
       for (let i = reported; i < completed; i++) {
-        const entry = entries[i];
-        if (entry === undefined) continue;
+        const entry = entries[i]!;
         this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: true });
-        this.pages.updateRange(entry.gfn, entry.gfn + pagesOf(entry), to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
+      }
+      // The completed entries' pages, adjacent ones as one range.
+      for (let i = reported; i < completed; ) {
+        const from = entries[i]!.gfn;
+        let until = from + pagesOf(entries[i]!);
+        for (i++; i < completed && entries[i]!.gfn === until; i++) until += pagesOf(entries[i]!);
+        this.pages.updateRange(from, until, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
       }
       reported = Math.max(reported, completed);
-      if (desc.curEntry === curEntry && progress() <= before) {
+      if (desc.curEntry === curEntry && pscProgress(entries) <= before) {
         if (++stalls > MAX_PSC_STALLS) {
           return fail('livelock', `PSC to ${to} at ${hexOf((entries[curEntry]?.gfn ?? 0) * SZ_4K)}: no progress after ${MAX_PSC_STALLS} exits: vmgexit_psc() would loop forever (host livelock)`);
         }
