@@ -46,6 +46,7 @@ function setUp(dir: string): void {
   writeFileSync(join(dir, 'host.mjs'), HOST_POLICY);
   writeFileSync(join(dir, 'oracle.mjs'), ORACLE);
   writeFileSync(join(dir, 'syntax.ts'), 'export default { name: \n');
+  writeFileSync(join(dir, 'unseen.mjs'), "export default { name: 'u', description: 'u', io() {}, ioIgnoresUnseen: 'yes' };\n");
   writeFileSync(join(dir, 'binary.json'), Buffer.from([0, 1, 2, 0x1b, 0x5b, 0x32, 0x4a, 0xff, 0xfe, 0, 10, 13]));
   writeFileSync(join(dir, 'esc.json'), `{"format": "cocofuzz-repro/1", ${ESC}]0;pwned\u0007`);
   writeFileSync(join(dir, 'config-binary'), Buffer.from([0x1b, 0x5d, 0x30, 0x3b, 0x78, 0x07, 0, 0]));
@@ -111,6 +112,7 @@ const TABLE: Entry[] = [
   { kind: 'host policy as guest policy', args: (d) => ['fuzz', '--guest-policy', join(d, 'host.mjs')], names: /host\.mjs.*host policy/ },
   { kind: 'oracle as host policy', args: (d) => ['fuzz', '--host-policy', join(d, 'oracle.mjs')], names: /oracle\.mjs.*oracle/ },
   { kind: 'host policy as oracle', args: (d) => ['fuzz', '--oracle', join(d, 'host.mjs')], names: /host\.mjs.*host policy/ },
+  { kind: 'host policy ioIgnoresUnseen not a boolean', args: (d) => ['fuzz', '--host-policy', join(d, 'unseen.mjs')], names: /unseen\.mjs.*ioIgnoresUnseen/ },
   { kind: 'policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.ts')], names: 'syntax.ts' },
   { kind: 'missing oracle file', args: (d) => ['fuzz', '--oracle', join(d, 'nope.ts')], names: 'nope.ts' },
   { kind: 'unknown only-oracle', args: () => ['fuzz', '--only-oracle', 'nosuch'], names: '--only-oracle' },

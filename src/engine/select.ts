@@ -20,7 +20,7 @@ const ORACLE_FIELDS = ['check', 'final', 'severity'] as const;
 function kindOf(record: Record<string, unknown>): string | undefined {
   const has = (fields: readonly string[]): boolean => fields.some((field) => Object.hasOwn(record, field));
   if (has(ORACLE_FIELDS)) return 'an oracle';
-  if (has(HOST_POLICY_HOOKS) || Object.hasOwn(record, 'ioPageSizes')) return 'a host policy';
+  if (has(HOST_POLICY_HOOKS) || has(HOST_POLICY_DATA)) return 'a host policy';
   if (has(GUEST_POLICY_HOOKS)) return 'a guest policy';
   return undefined;
 }
@@ -44,7 +44,13 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
 }
 
 // `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
-const validateHostPolicy = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module']);
+const validateHostFields = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module']);
+const validateHostPolicy = (value: unknown): string | undefined => {
+  const problem = validateHostFields(value);
+  if (problem !== undefined) return problem;
+  const declared = (value as Record<string, unknown>).ioIgnoresUnseen;
+  return declared === undefined || typeof declared === 'boolean' ? undefined : '"ioIgnoresUnseen" must be a boolean';
+};
 const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_POLICY_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {

@@ -233,7 +233,14 @@ export class GuestMemory {
     }
     // The host's answer first: it refuses on the first page alone, where the NPT scan would not.
     const plan = this.hv.faultInPlan?.(gpa, pages);
-    if (plan === undefined || plan.pages < 2) return 0;
+    if (plan === undefined || plan.pages < 2) {
+      // Pages the host would prepare before it maps them (none backed yet: an unshare, an accept).
+      if (!validate || this.hv.prepareFaultIn === undefined) return 0;
+      const unmapped = (machine.npt.nextMapped(gpa, gpa + pages * SZ_4K) - gpa) / SZ_4K;
+      if (unmapped < 2) return 0;
+      const prepared = this.hv.prepareFaultIn(gpa, unmapped);
+      return prepared === 0 ? 0 : this.logPvalidated(gpa, prepared, validate);
+    }
     const unmapped = (machine.npt.nextMapped(gpa, gpa + plan.pages * SZ_4K) - gpa) / SZ_4K;
     // Three calls a page: the PVALIDATE, the host's npt_map, the retry (each charged before it).
     if (unmapped < 2 || !this.env.chargeRun(3 * unmapped)) return 0;

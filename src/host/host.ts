@@ -209,6 +209,40 @@ export class Host implements HostView, Hypervisor {
     return { pages: rmpEnd - pfnOf(hpa), hpa };
   }
 
+  /**
+   * Hypervisor.prepareFaultIn(): where defaultPrivateFault() resolves each PVALIDATE's
+   * not-present #NPF by preparing the page at 4K (sev_gmem_prepare(): the VMM RAM frame
+   * discarded, RMPUPDATE assigned 4K, a private IO map event) and mapping it at 4K, and nothing
+   * else, the leading such pages and their PVALIDATEs run as one block of calls
+   * (Machine.pvalidateFaultIn()). That holds with no privateFault hook, for pages the host does
+   * not back yet (nothing to convert first), in a region where prepare() would not try 2M (a 4K
+   * folio, or a region backing a page already), while no device sees private memory and the io
+   * hook ignores events no device sees (HostPolicy.ioIgnoresUnseen; the default hook does): no
+   * hook would run between the calls. The guest checked that the NPT maps none of the pages.
+   * Returns the pages done (0: they go one by one).
+   */
+  prepareFaultIn(gpa: number, pages: number): number {
+    const policy = this.policy;
+    if (policy.privateFault !== undefined || (policy.io !== undefined && policy.ioIgnoresUnseen !== true)) return 0;
+    if (offsetIn(gpa, SZ_4K) !== 0 || !this.machine.recorder.batching || this.iommu.anySeeing(false)) return 0;
+    const backing = this.backingState;
+    const gfn = gpa / SZ_4K;
+    const index = Math.floor(gfn / FRAMES_PER_2M);
+    // Within one 2M region, as prepare() decides per region.
+    const limit = Math.min(gfn + pages, (index + 1) * FRAMES_PER_2M, Math.floor(this.config.guestMemory / SZ_4K));
+    if (gfn >= limit || backing.state(gfn) !== NOT_BACKED) return 0;
+    if (backing.folioSize(gpa) === '2M' && backing.privateCount(index) === 0 && backing.sharedCount(index) === 0) return 0;
+    const count = backing.runEnd(gfn, limit) - gfn;
+    // Four calls a page: the PVALIDATE's #NPF, the RMPUPDATE, the npt_map, the PVALIDATE again.
+    if (count < 2 || !this.env.chargeRun(4 * count)) return 0;
+    const done = this.machine.pvalidateFaultIn(gpa, this.gmem(gpa), count, true, this.machine.asid);
+    if (done === 0) return 0;
+    // What prepare() does besides the RMPUPDATE, for the pages done.
+    this.frames.discardRam(gpa, done * SZ_4K);
+    backing.setRange(gfn, done, PRIVATE);
+    return done;
+  }
+
   npf(fault: Fault, access: { private: boolean; write: boolean }): void {
     const gpa = alignDown(fault.addr, SZ_4K);
     if (gpa >= this.config.guestMemory) return;

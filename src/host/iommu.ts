@@ -43,6 +43,13 @@ export class Iommu implements IommuHelpers {
     return out;
   }
 
+  /** Whether any device's S2 shows that view now (devicesSeeing() without the list). */
+  anySeeing(shared: boolean): boolean {
+    const want: DeviceViewKind = shared ? 'shared' : 'private';
+    for (const device of this.machine.devices) if (this.view(device.id) === want) return true;
+    return false;
+  }
+
   devices(): readonly { id: number; trusted: boolean; view: DeviceViewKind }[] {
     return this.machine.devices.map((d) => ({ id: d.id, trusted: d.trusted, view: this.view(d.id) }));
   }

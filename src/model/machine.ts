@@ -22,6 +22,7 @@ import {
   type DmaPiece,
   type DmaResult,
   type Fault,
+  type PrimitiveCall,
   type RmpEntry,
   type RmpUpdateArgs,
 } from './types.ts';
@@ -32,6 +33,8 @@ const HPA_ARG: readonly string[] = Object.freeze(['hpa']);
 const HPA_GPA_ARGS: readonly string[] = Object.freeze(['hpa', 'gpa']);
 /** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
 const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
+/** The same for a fault-in block whose host prepares each page first (the RMPUPDATE between). */
+const PREPARE_FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, HPA_GPA_ARGS, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
 
 /**
  * The machine's range methods: each makes many primitive calls and records them as runs, for the
@@ -699,13 +702,33 @@ export class Machine {
    * block of three runs (Recorder.blockRun()), one #NPF fault per page. The caller knows the NPT
    * has no leaf over the pages and that the host maps them so (Hypervisor.faultInPlan()), and
    * that no interleaved op can run in between (Recorder.batching).
+   *
+   * With `prepareAsid`, the host prepares each page before it maps it (Hypervisor.prepareFaultIn():
+   * sev_gmem_prepare()'s RMPUPDATE of the frame, assigned to that ASID at the page's GPA, 4K):
+   * four runs, for the leading pages whose RMPUPDATE returns RMPUPDATE_OK (the first that would
+   * not is left to the one-by-one path: a failed update changes nothing). Only for validation:
+   * a fresh entry is not validated yet, so each retry succeeds.
    */
-  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean): number {
+  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean, prepareAsid?: number): number {
     const prim = 'pvalidate';
     checkAddress(prim, 'gpa', gpa, SZ_4K);
     checkAddress('npt_map', 'hpa', hpa, SZ_4K);
     this.requireBatching('pvalidateFaultIn', gpa);
+    const prepare = prepareAsid === undefined ? undefined : { assigned: true, asid: prepareAsid, gpa, size: '4K' as const };
+    if (prepare !== undefined) {
+      if (!validate) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} prepares pages to rescind them`);
+      let assigned = 0;
+      for (; assigned < pages; assigned++) {
+        prepare.gpa = gpa + assigned * SZ_4K;
+        if (this.updateRmpEntry(hpa + assigned * SZ_4K, prepare) !== RMPUPDATE_OK) break;
+      }
+      prepare.gpa = gpa;
+      if (assigned === 0) return 0;
+      this.recorder.touchFrameRange(hpa, assigned * SZ_4K);
+      pages = assigned;
+    }
     const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
+    if (prepare !== undefined && done !== pages) throw new Error(`internal: pvalidateFaultIn validated ${done} of the ${pages} pages it prepared at 0x${gpa.toString(16)}`);
     if (done === 0) return 0;
     const bytes = done * SZ_4K;
     const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
@@ -713,17 +736,16 @@ export class Machine {
     for (let i = 0; i < done; i++) this.raise({ kind: 'npf', addr: gpa + i * SZ_4K, write: false, reason: 'not present' });
     this.recorder.touchGfnRange(gpa, bytes);
     this.recorder.touchFrameRange(hpa, bytes);
-    const args = { gpa, size: '4K', validate };
-    this.recorder.blockRun(
-      [
-        { prim, args, result: 'npf' },
-        { prim: 'npt_map', args: { gpa, hpa, len: SZ_4K }, result: SZ_4K },
-        { prim, args: { gpa, size: '4K', validate }, result: PVALIDATE_OK },
-      ],
-      done,
-      FAULT_IN_STRIDED,
-      SZ_4K,
-    );
+    const fault: PrimitiveCall = { prim, args: { gpa, size: '4K', validate }, result: 'npf' };
+    const map: PrimitiveCall = { prim: 'npt_map', args: { gpa, hpa, len: SZ_4K }, result: SZ_4K };
+    const retry: PrimitiveCall = { prim, args: { gpa, size: '4K', validate }, result: PVALIDATE_OK };
+    if (prepare === undefined) {
+      this.recorder.blockRun([fault, map, retry], done, FAULT_IN_STRIDED, SZ_4K);
+      return done;
+    }
+    // As rmpUpdate() records it.
+    const update: PrimitiveCall = { prim: 'rmpupdate', args: { hpa, assigned: true, asid: prepare.asid, gpa, size: '4K', immutable: false }, result: RMPUPDATE_OK };
+    this.recorder.blockRun([fault, update, map, retry], done, PREPARE_FAULT_IN_STRIDED, SZ_4K);
     return done;
   }
 

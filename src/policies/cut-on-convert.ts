@@ -15,4 +15,5 @@ export default defineHostPolicy({
   description: 'IO S2 follows the RMP: PSMASH, then cut the IO leaf to 4K and flush (not hitless: DMA in between fails)',
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
+  ioIgnoresUnseen: true,
 });

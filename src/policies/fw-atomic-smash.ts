@@ -13,6 +13,7 @@ export default defineHostPolicy({
   description: "IO S2 follows the RMP; a page-size change is AMD's proposed firmware call: PSMASH + IO leaf split + IOTLB invalidation as one step (hitless)",
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
+  ioIgnoresUnseen: true,
   smash(ctx, request) {
     if (ctx.machine.fwSmash(request.hpa, request.gpa, request.devices) !== 0) return;
     ctx.kvm.smashNpt(request.gpa, request.npt);

@@ -21,5 +21,6 @@ export default defineHostPolicy({
   description: 'IO S2 follows the RMP; a page-size change stalls the devices reaching the region, PSMASHes, cuts, flushes, resumes (hitless)',
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
+  ioIgnoresUnseen: true,
   smash: quiescedSmash,
 });

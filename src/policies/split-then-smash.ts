@@ -13,6 +13,7 @@ export default defineHostPolicy({
   description: 'IO S2 follows the RMP: cut the IO leaf and flush, then PSMASH (not hitless: DMA in between fails)',
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
+  ioIgnoresUnseen: true,
   smash(ctx, request) {
     cutIoLeaves(ctx, request.gpa, request.devices);
     // The `smash` event that follows finds the IO leaves already 4K.

@@ -246,6 +246,14 @@ export interface HostPolicy {
    * gives the domain). Default: 4K only, as upstream does for SEV-SNP (amd_iommu=nohugepages).
    */
   ioPageSizes?: readonly number[];
+  /**
+   * Declares that `io` does nothing with a `map`, `unmap` or `smash` event whose `devices` is
+   * empty (as `ctx.iommu.defaultIo` and a hook that loops over `event.devices`). The host may then
+   * leave such events out: pages faulted in one by one while no device sees private memory run as
+   * one block of calls, where a hook between them would need each page on its own (issue 15).
+   * Leave it out if your hook keeps a record of events no device sees.
+   */
+  ioIgnoresUnseen?: boolean;
   /** Once, when the VM starts, before the guest boots (a static VFIO map goes here). */
   start?(ctx: HostContext): void;
   /** A private #NPF. Default: ctx.kvm.defaultPrivateFault(fault). */
@@ -441,7 +449,7 @@ export const GUEST_POLICY_HOOKS = [
   'bounce',
 ] as const;
 /** Fields of a policy that are data, not hooks. */
-export const HOST_POLICY_DATA = ['ioPageSizes'] as const;
+export const HOST_POLICY_DATA = ['ioPageSizes', 'ioIgnoresUnseen'] as const;
 
 type Unlisted<P, Listed> = Exclude<keyof P, 'name' | 'description' | 'module' | Listed>;
 // A compile error here names a hook missing from the lists above.

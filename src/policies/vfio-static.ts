@@ -21,6 +21,8 @@ export default defineHostPolicy({
     const len = alignUp(ctx.config.guestMemory, SZ_2M);
     for (const device of ctx.iommu.devices()) ctx.iommu.map(device.id, 0, ctx.vmmFrame(0), len);
   },
+  // Its io hook ignores every event, seen or not.
+  ioIgnoresUnseen: true,
   io() {
     // VFIO without a RamDiscardManager listener never hears about conversions or TDI changes.
   },

@@ -108,6 +108,44 @@ describe('runs of calls', () => {
     expect(exceeded).toBeGreaterThan(5);
     expect(runs).toBeGreaterThan(0);
   });
+
+  it('take pages the host prepares before it maps them (an unshare) as one block, unless an io hook may hear each', () => {
+    const config = defaultConfig({ hostPolicy: 'kvm-iommu-4k', guestPolicy: 'linux' });
+    const testCase: Case = { config, seed: 'prepare', ops: [{ op: 'share', gpa: 0x800000, pages: 96 }, { op: 'unshare', gpa: 0x800000, pages: 96 }] };
+    /** The unshare's records, and the map events no device sees that the policy's io hook heard. */
+    const unshare = (host: Policies['host']): { records: CallRun[]; unseen: number; json: string } => {
+      let records: CallRun[] = [];
+      unseenMaps = 0;
+      const json = observe(testCase, { host, guest: guestPolicies.linux! }, true).json;
+      runCase(testCase, { host, guest: guestPolicies.linux! }, { oracles: [], bootCache: false, onStep: (step) => (records = step.op.op === 'unshare' ? ([...(step.callRuns ?? [])] as CallRun[]) : records) });
+      return { records, unseen: unseenMaps, json };
+    };
+    let unseenMaps = 0;
+    const hearing = defineHostPolicy({
+      name: 'hears-every-map',
+      description: 'counts the map events no device sees, then does what VFIO does',
+      io(ctx, event) {
+        if (event.kind === 'map' && event.devices.length === 0) unseenMaps++;
+        ctx.iommu.defaultIo(event);
+      },
+    });
+    const declared = defineHostPolicy({ ...hearing, name: 'ignores-unseen', ioIgnoresUnseen: true });
+
+    // The default io hook: 96 pages, each an RMPUPDATE between its #NPF and its npt_map.
+    const quiet = unshare(hostPolicies['kvm-iommu-4k']!);
+    const block = quiet.records.filter((r) => r.period === 4);
+    expect(block.map((r) => r.prim)).toEqual(['pvalidate', 'rmpupdate', 'npt_map', 'pvalidate']);
+    expect(block.reduce((pages, r) => pages + r.count, 0) / 4).toBeGreaterThan(90);
+    expect(quiet.json).toBe(observe(testCase, { host: hostPolicies['kvm-iommu-4k']!, guest: guestPolicies.linux! }, false).json);
+
+    // A hook that may keep a record of what no device sees hears every page; declared, it may not.
+    const heard = unshare(hearing);
+    expect(heard.records.some((r) => r.period === 4)).toBe(false);
+    expect(heard.unseen).toBeGreaterThanOrEqual(96);
+    const skipped = unshare(declared);
+    expect(skipped.records.some((r) => r.period === 4)).toBe(true);
+    expect(skipped.unseen).toBeLessThan(heard.unseen);
+  });
 });
 
 describe('Recorder.callRun', () => {
