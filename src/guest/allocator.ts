@@ -77,7 +77,7 @@ export class PageAllocator {
       }
       const blocked = this.firstUnavailable(gfn, size);
       if (blocked === undefined) {
-        for (let i = 0; i < size; i++) this.mark(gfn + i, 1);
+        this.markRange(gfn, gfn + size, 1);
         return gfn;
       }
       // Next aligned block after the page that blocked this one.
@@ -88,7 +88,7 @@ export class PageAllocator {
 
   free(gfn: number, order: number): void {
     const size = 2 ** order;
-    for (let i = 0; i < size; i++) this.mark(gfn + i, 0);
+    this.markRange(gfn, gfn + size, 0);
   }
 
   /** Take one page that is free (a raw conversion keeps its page out of the allocator). */
@@ -175,9 +175,31 @@ export class PageAllocator {
           this.busyCount.delete(region);
         }
       } else {
-        for (let g = gfn; g < stop; g++) this.mark(g, value);
+        this.markPart(region, gfn - regionStart, stop - regionStart, value);
       }
       gfn = stop;
+    }
+  }
+
+  /** mark() of slots [from, to) of `region`, with one look-up of its map and count. */
+  private markPart(region: number, from: number, to: number, value: 0 | 1): void {
+    let map = this.busy.get(region);
+    if (map === undefined) {
+      if (value === 0) return;
+      map = new Uint8Array(FRAMES_PER_2M);
+      this.busy.set(region, map);
+    }
+    let count = this.busyCount.get(region) ?? 0;
+    for (let i = from; i < to; i++) {
+      if (map[i] === value) continue;
+      map[i] = value;
+      count += value === 1 ? 1 : -1;
+    }
+    if (count === 0) {
+      this.busyCount.delete(region);
+      this.busy.delete(region);
+    } else {
+      this.busyCount.set(region, count);
     }
   }
 
