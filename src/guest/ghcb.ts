@@ -44,7 +44,7 @@ export interface Hypervisor {
    * Where npf() would prepare each of `pages` pages from `gpa` at 4K and map it so, and nothing
    * else, for the not-present faults of validating PVALIDATEs: does that for the leading such
    * pages with their PVALIDATEs (Machine.pvalidateFaultIn()) and returns how many (0: the pages
-   * go one by one). The NPT maps none of the pages.
+   * go one by one).
    */
   prepareFaultIn?(gpa: number, pages: number): number;
   /** TIO_OP BIND + RUN for an accepted TDI ("ok" or the reason it failed). */

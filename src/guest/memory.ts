@@ -235,10 +235,7 @@ export class GuestMemory {
     const plan = this.hv.faultInPlan?.(gpa, pages);
     if (plan === undefined || plan.pages < 2) {
       // Pages the host would prepare before it maps them (none backed yet: an unshare, an accept).
-      if (!validate || this.hv.prepareFaultIn === undefined) return 0;
-      const unmapped = (machine.npt.nextMapped(gpa, gpa + pages * SZ_4K) - gpa) / SZ_4K;
-      if (unmapped < 2) return 0;
-      const prepared = this.hv.prepareFaultIn(gpa, unmapped);
+      const prepared = validate ? (this.hv.prepareFaultIn?.(gpa, pages) ?? 0) : 0;
       return prepared === 0 ? 0 : this.logPvalidated(gpa, prepared, validate);
     }
     const unmapped = (machine.npt.nextMapped(gpa, gpa + plan.pages * SZ_4K) - gpa) / SZ_4K;

@@ -218,8 +218,8 @@ export class Host implements HostView, Hypervisor {
    * not back yet (nothing to convert first), in a region where prepare() would not try 2M (a 4K
    * folio, or a region backing a page already), while no device sees private memory and the io
    * hook ignores events no device sees (HostPolicy.ioIgnoresUnseen; the default hook does): no
-   * hook would run between the calls. The guest checked that the NPT maps none of the pages.
-   * Returns the pages done (0: they go one by one).
+   * hook would run between the calls, and for pages the NPT does not map (a not-present fault,
+   * so mapPrivateNpt() zaps nothing). Returns the pages done (0: they go one by one).
    */
   prepareFaultIn(gpa: number, pages: number): number {
     const policy = this.policy;
@@ -232,7 +232,9 @@ export class Host implements HostView, Hypervisor {
     const limit = Math.min(gfn + pages, (index + 1) * FRAMES_PER_2M, Math.floor(this.config.guestMemory / SZ_4K));
     if (gfn >= limit || backing.state(gfn) !== NOT_BACKED) return 0;
     if (backing.folioSize(gpa) === '2M' && backing.privateCount(index) === 0 && backing.sharedCount(index) === 0) return 0;
-    const count = backing.runEnd(gfn, limit) - gfn;
+    // Checked last: the cheap refusals above spare a page that goes on its own the NPT scan.
+    const backed = backing.runEnd(gfn, limit);
+    const count = backed - gfn < 2 ? 0 : (this.machine.npt.nextMapped(gpa, backed * SZ_4K) - gpa) / SZ_4K;
     // Four calls a page: the PVALIDATE's #NPF, the RMPUPDATE, the npt_map, the PVALIDATE again.
     if (count < 2 || !this.env.chargeRun(4 * count)) return 0;
     const done = this.machine.pvalidateFaultIn(gpa, this.gmem(gpa), count, true, this.machine.asid);
