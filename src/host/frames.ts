@@ -33,7 +33,7 @@ import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { RegionStore } from '../model/regions.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp, offsetIn } from '../model/size.ts';
-import { type CallRun, type PrimitiveCall, callAt } from '../model/types.ts';
+import { type CallRun, type PrimitiveCall, argAt, callAt } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../model/layout.ts';
 
@@ -343,6 +343,12 @@ export class HostFrames {
   /** A run of calls (the recorder's CallRun): followed call by call, when it is one of these. */
   observeRun(run: CallRun): void {
     if (!followsPins(run.prim)) return;
+    const dev = run.args.dev;
+    if (run.prim === 'io_unmap' && typeof dev === 'number' && !run.strided.includes('dev')) {
+      // The run of unmaps a leaf-by-leaf unmap makes (Iommu.unmapLeaves()): read in place.
+      for (let i = 0; i < run.count; i++) this.unmapped(dev, argAt(run, 'gpa', i), argAt(run, 'len', i), run.result);
+      return;
+    }
     for (let i = 0; i < run.count; i++) this.observe(callAt(run, i));
   }
 
@@ -358,15 +364,18 @@ export class HostFrames {
       case 'io_map':
         this.pinMapped(dev, Number(call.args.gpa), Number(call.args.hpa), Number(call.args.len), call.result === call.args.len);
         return;
-      case 'io_unmap': {
-        const len = Number(call.args.len);
-        this.queueUnpin(dev, Number(call.args.gpa), typeof call.result === 'number' ? Math.max(len, call.result) : len);
+      case 'io_unmap':
+        this.unmapped(dev, Number(call.args.gpa), Number(call.args.len), call.result);
         return;
-      }
       case 'iommu_flush':
         this.releasePins(dev);
         return;
     }
+  }
+
+  /** An io_unmap of `len` bytes at `gpa` on `dev` that returned `result`: its pins wait for the flush. */
+  private unmapped(dev: number, gpa: number, len: number, result: unknown): void {
+    this.queueUnpin(dev, gpa, typeof result === 'number' ? Math.max(len, result) : len);
   }
 
   /**
