@@ -32,12 +32,10 @@ export class RegionStore<T extends object> {
   /** The region `key`, to read: it may be shared with the template this map was copied from. */
   get(key: number): T | undefined {
     if (key === this.lastKey) return this.lastValue;
+    // A region of the template is read from `base` itself: keeping it in `own` too cost a Map
+    // insert per region per case, and a sweep of a 1 TiB guest's 1G pool reads 512 of them.
     let value = this.own.get(key);
-    if (value === undefined && this.base !== undefined) {
-      value = this.base.get(key);
-      // Kept here, so that the next look-up is one: still the template's (see writable()).
-      if (value !== undefined) this.own.set(key, value);
-    }
+    if (value === undefined && this.base !== undefined) value = this.base.get(key);
     if (value === undefined || value === null) return undefined;
     this.lastKey = key;
     this.lastValue = value;
