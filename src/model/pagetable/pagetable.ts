@@ -29,6 +29,69 @@ export function createPageTable(options: PageTableOptions): PageTable {
   return new IoPageTable(options);
 }
 
+/**
+ * What a page table of one format, VA width and page-size restriction derives from them: the same
+ * for every table of a campaign (each case builds the NPT and one S2 per device), so it is worked
+ * out once and shared. Read-only once made.
+ */
+interface Geometry {
+  fmt: PageTableFormat;
+  items: number;
+  itemSize: Float64Array;
+  itemLg2: Uint8Array;
+  levelOfLg2: Int8Array;
+  vaBits: number;
+  maxVa: number;
+  maxOa: number;
+  /** The top level a new table starts at. */
+  topLevel: number;
+  sizeLg2: Uint8Array;
+  sizes: Float64Array;
+  pgsizes: readonly number[];
+  minSize: number;
+}
+
+const geometries = new Map<string, Geometry>();
+
+function geometryOf(options: PageTableOptions): Geometry {
+  const key = `${options.format}|${options.vaBits}|${JSON.stringify(options.pgsizes)}`;
+  const known = geometries.get(key);
+  if (known !== undefined) return known;
+  const fmt = getFormat(options.format);
+  const requestedVaBits = options.vaBits ?? fmt.vaBits.default;
+  checkVaBits(fmt, requestedVaBits);
+  const itemSize = new Float64Array(fmt.maxTopLevel + 1);
+  const itemLg2s = new Uint8Array(fmt.maxTopLevel + 1);
+  for (let level = 0; level <= fmt.maxTopLevel; level++) {
+    itemLg2s[level] = itemLg2(fmt, level);
+    itemSize[level] = pow2(itemLg2(fmt, level));
+  }
+  const levelOfLg2 = new Int8Array(64).fill(-1);
+  fmt.leafLg2ByLevel.forEach((sizes, level) => {
+    for (const lg2 of sizes) levelOfLg2[lg2] = level;
+  });
+  const vaBits = Math.min(requestedVaBits, MODEL_MAX_ADDRESS_BITS);
+  const topLevel = fmt.dynamicTop ? (fmt.startingLevel ?? 0) : topLevelForVaBits(fmt, requestedVaBits);
+  const lg2s = resolvePageSizes(fmt, topLevel, vaBits, options.pgsizes);
+  const geometry: Geometry = {
+    fmt,
+    items: pow2(fmt.bitsPerLevel),
+    itemSize,
+    itemLg2: itemLg2s,
+    levelOfLg2,
+    vaBits,
+    maxVa: pow2(vaBits),
+    maxOa: pow2(Math.min(fmt.maxOaBits, MODEL_MAX_ADDRESS_BITS)),
+    topLevel,
+    sizeLg2: Uint8Array.from(lg2s),
+    sizes: Float64Array.from(lg2s.map(pow2)),
+    pgsizes: Object.freeze(lg2s.map(pow2)),
+    minSize: pow2(lg2s[0] ?? fmt.granuleLg2),
+  };
+  geometries.set(key, geometry);
+  return geometry;
+}
+
 class IoPageTable implements PageTable {
   readonly format: string;
   readonly pgsizes: readonly number[];
@@ -42,7 +105,7 @@ class IoPageTable implements PageTable {
   private readonly sizes: Float64Array;
   private readonly sizeLg2: Uint8Array;
   /** The level holding a leaf of size 2^lg2 (pt_pgsz_lg2_to_level()). */
-  private readonly levelOfLg2 = new Int8Array(64).fill(-1);
+  private readonly levelOfLg2: Int8Array;
   private readonly minSize: number;
   private readonly vaBits: number;
   private readonly maxVa: number;
@@ -64,33 +127,22 @@ class IoPageTable implements PageTable {
   private walkFreesTables = true;
 
   constructor(options: PageTableOptions) {
-    const fmt = getFormat(options.format);
-    const vaBits = options.vaBits ?? fmt.vaBits.default;
-    checkVaBits(fmt, vaBits);
-    this.fmt = fmt;
-    this.format = fmt.name;
-    this.items = pow2(fmt.bitsPerLevel);
-    this.itemSize = new Float64Array(fmt.maxTopLevel + 1);
-    this.itemLg2 = new Uint8Array(fmt.maxTopLevel + 1);
-    for (let level = 0; level <= fmt.maxTopLevel; level++) {
-      this.itemLg2[level] = itemLg2(fmt, level);
-      this.itemSize[level] = pow2(itemLg2(fmt, level));
-    }
-    fmt.leafLg2ByLevel.forEach((sizes, level) => {
-      for (const lg2 of sizes) this.levelOfLg2[lg2] = level;
-    });
-
-    this.vaBits = Math.min(vaBits, MODEL_MAX_ADDRESS_BITS);
-    this.maxVa = pow2(this.vaBits);
-    this.maxOa = pow2(Math.min(fmt.maxOaBits, MODEL_MAX_ADDRESS_BITS));
-    this.topLevel = fmt.dynamicTop ? (fmt.startingLevel ?? 0) : topLevelForVaBits(fmt, vaBits);
+    const geometry = geometryOf(options);
+    this.fmt = geometry.fmt;
+    this.format = geometry.fmt.name;
+    this.items = geometry.items;
+    this.itemSize = geometry.itemSize;
+    this.itemLg2 = geometry.itemLg2;
+    this.levelOfLg2 = geometry.levelOfLg2;
+    this.vaBits = geometry.vaBits;
+    this.maxVa = geometry.maxVa;
+    this.maxOa = geometry.maxOa;
+    this.topLevel = geometry.topLevel;
     this.topSpan = this.spanOf(this.topLevel);
-
-    const lg2s = resolvePageSizes(fmt, this.topLevel, this.vaBits, options.pgsizes);
-    this.sizeLg2 = Uint8Array.from(lg2s);
-    this.sizes = Float64Array.from(lg2s.map(pow2));
-    this.pgsizes = Object.freeze(lg2s.map(pow2));
-    this.minSize = pow2(lg2s[0] ?? fmt.granuleLg2);
+    this.sizeLg2 = geometry.sizeLg2;
+    this.sizes = geometry.sizes;
+    this.pgsizes = geometry.pgsizes;
+    this.minSize = geometry.minSize;
 
     this.store = new TableStore(this.items);
     this.root = this.store.alloc(this.topLevel);
