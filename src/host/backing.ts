@@ -121,6 +121,35 @@ export class Backing {
   }
 
   /**
+   * set(gfn, SHARED) for each page of [gfn, end) that is not shared yet, in order, appending each
+   * page's new frame to `out` (extending the last run where it continues it in GPA and frame):
+   * the host's page-by-page loop of a conversion to shared, with one region look-up per 2M.
+   */
+  shareEach(gfn: number, end: number, out: BackedRun[]): void {
+    while (gfn < end) {
+      const index = Math.floor(gfn / FRAMES_PER_2M);
+      const first = index * FRAMES_PER_2M;
+      const stop = Math.min(end, first + FRAMES_PER_2M);
+      // Taken writable at the first page that changes (a region all shared is not copied).
+      let region: Region | undefined;
+      for (; gfn < stop; gfn++) {
+        if (this.state(gfn) === SHARED) continue;
+        region ??= this.regions.writable(index) ?? this.regions.add(index, new Region());
+        const i = gfn - first;
+        if (region.state[i] === PRIVATE) region.private--;
+        region.state[i] = SHARED;
+        region.shared++;
+        const hpa = this.frames.sharedFrameFor(gfn);
+        region.setHpa(i, hpa);
+        const gpa = gfn * SZ_4K;
+        const last = out[out.length - 1];
+        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
+        else out.push({ gpa, len: SZ_4K, hpa });
+      }
+    }
+  }
+
+  /**
    * set() for the pages [gfn, gfn + pages) in order, to PRIVATE or NOT_BACKED: a whole region that
    * is all in one state changes at once (a 2M private fault, a 2M chunk unshared), anything else
    * page by page.

