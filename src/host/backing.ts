@@ -320,7 +320,19 @@ export class Backing {
         at = stop;
         continue;
       }
-      for (; at < stop; at++) if (!this.continuesRun(at, gfn, state, first)) return at;
+      // Page by page, reading the region's arrays directly (what continuesRun() asks through
+      // state() and backingHpa(), three look-ups a page): the oracles walk backing this way.
+      const base = index * FRAMES_PER_2M;
+      const states = region.state;
+      if (state !== SHARED) {
+        // Private frames are GMEM_BASE + gpa, always linear; unbacked pages have none.
+        for (; at < stop; at++) if (states[at - base] !== state) return at;
+        continue;
+      }
+      for (; at < stop; at++) {
+        const i = at - base;
+        if (states[i] !== SHARED || (region.ownHpa(i) ?? (region.chunk !== undefined ? region.chunk + i * SZ_4K : 0)) !== first + (at - gfn) * SZ_4K) return at;
+      }
     }
     return limit;
   }
