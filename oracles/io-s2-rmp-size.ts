@@ -10,18 +10,21 @@
 // Incremental: the GFNs a step touched (S2, RMP-at-GPA and guest-state changes), the frames it
 // touched (through the RMP's GPA, and a reverse index of the GPA -> frame pairs already checked,
 // for frames that lost their assignment), and every private page again for a device whose TDI
-// entered RUN.
+// entered RUN. A page a touched frame leads to is checked once: not again when the step touched
+// its GFN too (the usual case: a conversion touches both), and the frames are read RMP run by RMP
+// run, a run not assigned to the guest only through the index.
 //
 // Cost: work is per 2M region where the tables allow it. A 2M S2 leaf onto a 2M RMP entry assigned
 // to the guest at the region's own GPA is right for all 512 pages of the region, whatever the
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
 // by page. State lives in per-2M typed arrays, and messages are built only for a finding.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type FrameRange, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
+import { firstOutside, outsideEnd, overlaps } from './lib/runs.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
@@ -225,37 +228,67 @@ function checkDevice(view: View, state: State, device: DeviceView): void {
   }
 }
 
-/** The pages whose S2 leaves may lead to frames [from, to), which the step touched. */
-function checkFrames(view: View, state: State, device: DeviceView, from: number, to: number): void {
-  for (let pfn = from; pfn < to; pfn++) {
+/**
+ * The pages whose S2 leaves may lead to frames [from, to), which the step touched, RMP run by RMP
+ * run. `touched` are the step's GFN ranges, which check() went through for this device first: a
+ * page there was just checked, and checking it again finds and remembers nothing new (findings are
+ * one per device, region and kind; remember() keeps the same S2 pairs), so only the pages outside
+ * them are checked here.
+ */
+function checkFrames(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let pfn = from; pfn < to; ) {
     // Through the RMP: the page a frame is assigned at. A 2M entry assigns its whole region
     // linearly, so the rest of the run within the region is one GFN range.
     const entry = view.rmp.load(pfn, frameEntry);
-    if (entry.assigned && entry.asid === view.asid) {
-      const gfn = Math.floor(entry.gpa / SZ_4K);
-      if (entry.size === '2M') {
-        const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-        checkRange(view, state, device, gfn, gfn + (end - pfn));
-        // A frame the index knows from its own GFN alone was just checked with that GFN; a region
-        // the index holds linearly from these very GFNs (remember()) has no other to check.
-        if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
-          for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
-        }
-        pfn = end - 1;
-        continue;
-      }
-      // A run of 4K entries assigned at consecutive GFNs, whose frames the reverse index knows
-      // from those very GFNs or not at all (the usual case), is the same pages either way round:
-      // checked once, piece by piece, in frame order.
-      const end = knownFromRun(state, pfn, view.rmp.runEnd(pfn, to), gfn);
-      if (end > pfn + 1) {
-        checkRange(view, state, device, gfn, gfn + (end - pfn));
-        pfn = end - 1;
-        continue;
-      }
-      checkGfn(view, state, device, gfn);
+    if (!entry.assigned || entry.asid !== view.asid) {
+      // A run of frames not the guest's (RmpView.runEnd keeps assigned and ASID): only the pages the index knows.
+      const end = view.rmp.runEnd(pfn, to);
+      checkKnownIn(view, state, device, pfn, end, touched);
+      pfn = end;
+      continue;
     }
-    checkKnown(view, state, device, pfn);
+    const gfn = Math.floor(entry.gpa / SZ_4K);
+    if (entry.size === '2M') {
+      const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
+      checkOutside(view, state, device, gfn, gfn + (end - pfn), touched);
+      // A frame the index knows from its own GFN alone was just checked with that GFN; a region
+      // the index holds linearly from these very GFNs (remember()) has no other to check.
+      if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
+        for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame, touched);
+      }
+      pfn = end;
+      continue;
+    }
+    // A run of 4K entries assigned at consecutive GFNs, whose frames the reverse index knows
+    // from those very GFNs or not at all (the usual case), is the same pages either way round:
+    // checked once, piece by piece, in frame order.
+    const end = knownFromRun(state, pfn, view.rmp.runEnd(pfn, to), gfn);
+    if (end > pfn + 1) {
+      checkOutside(view, state, device, gfn, gfn + (end - pfn), touched);
+      pfn = end;
+      continue;
+    }
+    if (!overlaps(touched, gfn, gfn + 1)) checkGfn(view, state, device, gfn);
+    checkKnown(view, state, device, pfn, touched);
+    pfn++;
+  }
+}
+
+/** checkRange() for the GFNs of [from, to) outside `touched`. */
+function checkOutside(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let gfn = firstOutside(touched, from, to); gfn < to; ) {
+    const end = outsideEnd(touched, gfn, to);
+    checkRange(view, state, device, gfn, end);
+    gfn = firstOutside(touched, end, to);
+  }
+}
+
+/** checkKnown() for each of frames [from, to), skipping the 2M regions the index holds nothing for (nor aliases: they extend an entry). */
+function checkKnownIn(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let pfn = from; pfn < to; ) {
+    const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
+    if (state.reverse.get(regionOf(pfn)) !== undefined) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
+    pfn = end;
   }
 }
 
@@ -290,13 +323,13 @@ function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
   return (known !== 0 && known !== gfn + 1) || (state.aliases.size > 0 && state.aliases.has(pfn));
 }
 
-/** Through the reverse index: the pages whose S2 led to `pfn` when checked. */
-function checkKnown(view: View, state: State, device: DeviceView, pfn: number): void {
+/** Through the reverse index: the pages whose S2 led to `pfn` when checked (outside `touched`, checked already). */
+function checkKnown(view: View, state: State, device: DeviceView, pfn: number, touched: readonly FrameRange[]): void {
   const known = knownAt(state, pfn);
   if (known === 0) return;
-  checkGfn(view, state, device, known - 1);
+  if (!overlaps(touched, known - 1, known)) checkGfn(view, state, device, known - 1);
   const more = state.aliases.get(pfn);
-  if (more !== undefined) for (const gfn of more) checkGfn(view, state, device, gfn);
+  if (more !== undefined) for (const gfn of more) if (!overlaps(touched, gfn, gfn + 1)) checkGfn(view, state, device, gfn);
 }
 
 const isRunning = (device: DeviceView): boolean => device.trusted && device.tdi === 'run';
@@ -345,7 +378,7 @@ export default defineOracle({
       const device = devices[d]!;
       if (!isRunning(device) || rescanned[d]) continue;
       for (const { start, end } of step.gfnRanges) checkRange(view, state, device, start, end);
-      for (const { start, end } of step.frameRanges) checkFrames(view, state, device, start, end);
+      for (const { start, end } of step.frameRanges) checkFrames(view, state, device, start, end, step.gfnRanges);
     }
     return found.take();
   },
