@@ -17,12 +17,15 @@
 // change of the live ranges costs per range, plus one look per page that became required: a 1G
 // swiotlb pool's long-lived slot ranges are not walked page by page on every change. A step whose
 // live ranges did not change compares numbers, builds no string and allocates no Set. Owners are
-// described in words only for a finding.
+// described in words only for a finding. A touched region of frames whose pages all lie in the
+// step's touched GFNs, checked just before, is not read frame by frame (lib/frame-gfns.ts).
 
 import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
+import { FrameGfns } from './lib/frame-gfns.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { holdsAll } from './lib/runs.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
@@ -73,8 +76,8 @@ interface State {
    * same list now means the same set, told without a Map look-up per buffer on every step.
    */
   bufferIds: number[];
-  /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
-  reverse: RegionArrays<Float64Array>;
+  /** Host frame -> the GFN it backed when checked. */
+  reverse: FrameGfns;
   /** Size of the guest's leaked set when last seen. */
   leaked: number;
 }
@@ -272,8 +275,7 @@ function markChecked(state: State, from: number, to: number, hpa: number): void 
     if (seen[slotOf(gfn)] === state.checkNumber) continue;
     seen[slotOf(gfn)] = state.checkNumber;
     if (firstPfn < 0) continue;
-    const pfn = firstPfn + (gfn - from);
-    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
+    state.reverse.set(firstPfn + (gfn - from), gfn);
   }
 }
 
@@ -284,10 +286,7 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   const gpa = gfn * SZ_4K;
   const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
   const hpa = cpu.hpa(view, gpa);
-  if (hpa >= 0) {
-    const pfn = Math.floor(hpa / SZ_4K);
-    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
-  }
+  if (hpa >= 0) state.reverse.set(Math.floor(hpa / SZ_4K), gfn);
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
   if (!shared) problem = 'the guest holds the page private';
@@ -355,13 +354,10 @@ function rememberBuffers(view: View, state: State): void {
   keepIds(state.bufferIds, view.guest.buffers);
 }
 
-/** A fresh State.reverse. */
-const newReverse = (): RegionArrays<Float64Array> => new RegionArrays(() => new Float64Array(FRAMES_PER_2M));
-
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: newReverse(), leaked: 0 };
+    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
     states.set(view, state);
   }
   state.checkNumber++;
@@ -369,7 +365,7 @@ function sweep(view: View): Finding[] | undefined {
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
-  state.reverse = newReverse();
+  state.reverse = new FrameGfns();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
   for (let o = 0; o < state.owners.length; o++) {
     const owner = state.owners[o]!;
@@ -414,12 +410,14 @@ export default defineOracle({
       let pfn = range.start;
       while (pfn < range.end) {
         const end = Math.min(range.end, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-        const backed = state.reverse.get(regionOf(pfn));
-        if (backed !== undefined) {
+        const backed = state.reverse.region(regionOf(pfn));
+        // The touched GFNs, just checked, hold every GFN the region's frames lead to (a conversion
+        // touches a page and its frame alike): nothing more to look at.
+        if (backed !== undefined && !holdsAll(step.gfnRanges, backed.min, backed.max + 1)) {
           // By slot: a host pfn is a double, and pfn % 512 a call to fmod (lib/region-slot.ts).
           const first = slotOf(pfn);
           for (let slot = first; slot < first + (end - pfn); slot++) {
-            const known = backed[slot]!;
+            const known = backed.gfns[slot]!;
             if (known !== 0) checkPage(view, state, known - 1);
           }
         }

@@ -46,3 +46,9 @@ export function outsideEnd(ranges: readonly FrameRange[], from: number, to: numb
   const next = ranges[firstEndingAfter(ranges, from)];
   return next === undefined ? to : Math.min(to, Math.max(from, next.start));
 }
+
+/** Whether one of `ranges` (ascending, disjoint) holds all of [from, to). */
+export function holdsAll(ranges: readonly FrameRange[], from: number, to: number): boolean {
+  const range = rangeHolding(ranges, from);
+  return range !== undefined && range.end >= to;
+}
