@@ -37,13 +37,17 @@ const regionLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
   tdi: string[];
-  /** Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0: none). */
+  /**
+   * Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0:
+   * none); a region `linear` holds has no array until a mapping that differs comes (framesOf()).
+   */
   reverse: RegionArrays<Float64Array>;
   /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
   aliases: Map<number, Set<number>>;
   /**
-   * Host 2M regions whose 512 frames `reverse` already holds as reached from GFNs G + i, by G (a 2M
-   * leaf seen once): remembering the same mapping again learns nothing and costs one look-up.
+   * Host 2M regions whose 512 frames the index holds as reached from GFNs G + i, by G (a 2M leaf
+   * seen once, or 512 4K leaves that continue it): remembering the same mapping again learns
+   * nothing and costs one look-up, and the region needs no per-frame array until another comes.
    */
   linear: Map<number, number>;
 }
@@ -70,13 +74,20 @@ function remember(state: State, pfn: number, gfn: number, count: number): void {
     const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
     // The GFN this mapping gives the region's first frame.
     const base = gfn + i - slotOf(pfn + i);
-    if (state.linear.get(region) === base) {
+    const linearBase = state.linear.get(region);
+    if (linearBase === base) {
       i = stop;
       continue;
     }
     const whole = stop - i === FRAMES_PER_2M;
+    if (whole && linearBase === undefined && state.reverse.get(region) === undefined) {
+      // A whole region the index knew nothing of: its base says it all.
+      state.linear.set(region, base);
+      i = stop;
+      continue;
+    }
     let linear = true;
-    const frames = state.reverse.getOrCreate(region);
+    const frames = framesOf(state, region);
     for (; i < stop; i++) {
       const slot = slotOf(pfn + i);
       const known = frames[slot]!;
@@ -90,6 +101,15 @@ function remember(state: State, pfn: number, gfn: number, count: number): void {
     }
     if (whole && linear) state.linear.set(region, base);
   }
+}
+
+/** The per-frame array of host region `region`, created (from its linear base, if the index holds one) when missing. */
+function framesOf(state: State, region: number): Float64Array {
+  const missing = state.reverse.get(region) === undefined;
+  const frames = state.reverse.getOrCreate(region);
+  const base = missing ? state.linear.get(region) : undefined;
+  if (base !== undefined) for (let slot = 0; slot < FRAMES_PER_2M; slot++) frames[slot] = base + slot + 1;
+  return frames;
 }
 
 const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatch'] as const;
@@ -287,7 +307,7 @@ function checkOutside(view: View, state: State, device: DeviceView, from: number
 function checkKnownIn(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
   for (let pfn = from; pfn < to; ) {
     const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-    if (state.reverse.get(regionOf(pfn)) !== undefined) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
+    if (state.reverse.get(regionOf(pfn)) !== undefined || state.linear.has(regionOf(pfn))) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
     pfn = end;
   }
 }
@@ -315,7 +335,13 @@ function knownFromRun(state: State, pfn: number, end: number, gfn: number): numb
 const linearFrom = (state: State, pfn: number, gfn: number): boolean => state.linear.get(regionOf(pfn)) === gfn - slotOf(pfn);
 
 /** 1 + the GFN whose S2 led to `pfn` when checked, in the reverse index (0: none). */
-const knownAt = (state: State, pfn: number): number => state.reverse.get(regionOf(pfn))?.[slotOf(pfn)] ?? 0;
+function knownAt(state: State, pfn: number): number {
+  const region = regionOf(pfn);
+  const frames = state.reverse.get(region);
+  if (frames !== undefined) return frames[slotOf(pfn)]!;
+  const base = state.linear.get(region);
+  return base === undefined ? 0 : base + slotOf(pfn) + 1;
+}
 
 /** Whether the reverse index knows `pfn` from a GFN other than `gfn` (checkKnown() would check another page). */
 function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
