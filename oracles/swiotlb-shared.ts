@@ -24,7 +24,7 @@ import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle,
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { FrameGfns } from './lib/frame-gfns.ts';
-import { RegionArrays } from './lib/regions.ts';
+import { RangeSet } from './lib/range-set.ts';
 import { holdsAll } from './lib/runs.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 
@@ -58,12 +58,9 @@ interface Runs {
 }
 
 interface State {
-  checkNumber: number;
   /** The required runs now, and those of the previous marking (what "newly required" is against). */
   required: Runs;
   previous: Runs;
-  /** GFN 2M region -> number of the check that last checked each page (each page once per check). */
-  seen: RegionArrays<Uint32Array>;
   owners: Owner[];
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
@@ -84,6 +81,8 @@ interface State {
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
+/** The pages this check has looked at: each page once per check (reset by every check and sweep). */
+const checked = new RangeSet();
 /** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
 const fresh: number[] = [];
 
@@ -213,10 +212,8 @@ function checkPage(view: View, state: State, gfn: number): void {
 
 /** Check `gfn`, required by owner `owner`, unless this check did already. */
 function checkOwned(view: View, state: State, gfn: number, owner: number): void {
-  const seen = state.seen.getOrCreate(regionOf(gfn));
-  const i = slotOf(gfn);
-  if (seen[i] === state.checkNumber) return;
-  seen[i] = state.checkNumber;
+  if (checked.has(gfn)) return;
+  checked.add(gfn, gfn + 1);
   checkShared(view, state, gfn, state.owners[owner]!);
 }
 
@@ -229,19 +226,22 @@ function checkRun(view: View, state: State, from: number, to: number): void {
 }
 
 /**
- * Check GFNs [from, to), all required by owner `owner`, piece by piece: a piece is one run of
- * guest page flags, of the CPU's translation (contiguous frames) and of RMP entries, so one look
- * judges all its pages. A piece that passes only records its pages as checked (and in the
- * reverse index); one that fails is checked page by page, for the findings a per-page check
- * gives. A bounce through a 256K slot range costs a few looks, not 64.
+ * Check GFNs [from, to), all required by owner `owner`, where this check has not yet, piece by
+ * piece: a piece is one run of guest page flags, of the CPU's translation (contiguous frames) and
+ * of RMP entries, so one look judges all its pages. A piece that passes only records its pages as
+ * checked (and in the reverse index); one that fails is checked page by page, for the findings a
+ * per-page check gives. A bounce through a 256K slot range costs a few looks, not 64.
  */
 function checkOwnedRange(view: View, state: State, from: number, to: number, owner: number): void {
-  let gfn = from;
-  while (gfn < to) {
-    const end = pieceEnd(view, gfn, to);
-    if (piece.passes) markChecked(state, gfn, end, piece.hpa);
-    else for (let g = gfn; g < end; g++) checkOwned(view, state, g, owner);
-    gfn = end;
+  for (let at = checked.firstOutside(from, to); at < to; at = checked.firstOutside(at, to)) {
+    const stop = checked.outsideEnd(at, to);
+    for (let gfn = at; gfn < stop; ) {
+      const end = pieceEnd(view, gfn, stop);
+      if (piece.passes) markChecked(state, gfn, end, piece.hpa);
+      else for (let g = gfn; g < end; g++) checkOwned(view, state, g, owner);
+      gfn = end;
+    }
+    at = stop;
   }
 }
 
@@ -267,16 +267,10 @@ function pieceEnd(view: View, gfn: number, to: number): number {
   return end;
 }
 
-/** Pages [from, to) of a passing piece whose first page is backed by `hpa` (-1: none): checked in this check, and in the reverse index, as checkShared() records them. */
+/** Pages [from, to), not checked yet, of a passing piece whose first page is backed by `hpa` (-1: none): checked in this check, and in the reverse index, as checkShared() records them. */
 function markChecked(state: State, from: number, to: number, hpa: number): void {
-  const firstPfn = hpa < 0 ? -1 : Math.floor(hpa / SZ_4K);
-  for (let gfn = from; gfn < to; gfn++) {
-    const seen = state.seen.getOrCreate(regionOf(gfn));
-    if (seen[slotOf(gfn)] === state.checkNumber) continue;
-    seen[slotOf(gfn)] = state.checkNumber;
-    if (firstPfn < 0) continue;
-    state.reverse.set(firstPfn + (gfn - from), gfn);
-  }
+  checked.add(from, to);
+  if (hpa >= 0) state.reverse.setRun(Math.floor(hpa / SZ_4K), from, to - from);
 }
 
 /** The frame behind a GPA: the NPT translation, else the host's backing (one NPT walk per leaf). */
@@ -357,10 +351,10 @@ function rememberBuffers(view: View, state: State): void {
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
+    state = { required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
     states.set(view, state);
   }
-  state.checkNumber++;
+  checked.clear();
   cpu.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
@@ -390,7 +384,7 @@ export default defineOracle({
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    state.checkNumber++;
+    checked.clear();
     cpu.forget();
     fresh.length = 0;
     if (changed(view, state)) {

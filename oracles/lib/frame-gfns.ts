@@ -29,6 +29,18 @@ export class FrameGfns {
     if (gfn > region.max) region.max = gfn;
   }
 
+  /** Frames [pfn, pfn + count) backed guest frames [gfn, gfn + count), in order. */
+  setRun(pfn: number, gfn: number, count: number): void {
+    for (let i = 0; i < count; ) {
+      const region = this.regions.getOrCreate(regionOf(pfn + i));
+      const first = slotOf(pfn + i);
+      const stop = Math.min(count, i + (FRAMES_PER_2M - first));
+      if (gfn + i < region.min) region.min = gfn + i;
+      if (gfn + stop - 1 > region.max) region.max = gfn + stop - 1;
+      for (let slot = first; i < stop; i++, slot++) region.gfns[slot] = gfn + i + 1;
+    }
+  }
+
   /** The record of 2M region `index` (frame / 512), or undefined when no frame there was set. */
   region(index: number): FrameGfnRegion | undefined {
     return this.regions.get(index);
