@@ -403,8 +403,11 @@ export default defineOracle({
     for (let d = 0; d < devices.length; d++) {
       const device = devices[d]!;
       if (!isRunning(device) || rescanned[d]) continue;
-      for (const { start, end } of step.gfnRanges) checkRange(view, state, device, start, end);
-      for (const { start, end } of step.frameRanges) checkFrames(view, state, device, start, end, step.gfnRanges);
+      // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+      const gfns = step.gfnRanges;
+      const frames = step.frameRanges;
+      for (let r = 0; r < gfns.length; r++) checkRange(view, state, device, gfns[r]!.start, gfns[r]!.end);
+      for (let r = 0; r < frames.length; r++) checkFrames(view, state, device, frames[r]!.start, frames[r]!.end, gfns);
     }
     return found.take();
   },

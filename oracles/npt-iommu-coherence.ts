@@ -173,8 +173,12 @@ export default defineOracle({
       started.add(view);
       return sweep(view);
     }
+    // Most steps touch no GFN. Indexed loops: for-of over a step's (often shared, frozen, empty)
+    // range arrays takes V8's generic iterator.
+    const touched = step.gfnRanges;
+    if (touched.length === 0) return undefined;
     reported.length = 0;
-    for (const { start, end } of step.gfnRanges) checkRange(view, start, end, found);
+    for (let r = 0; r < touched.length; r++) checkRange(view, touched[r]!.start, touched[r]!.end, found);
     return found.take();
   },
 

@@ -124,11 +124,16 @@ export default defineOracle({
       states.set(view, state);
       return sweep(view, state);
     }
-    // Every candidate below is a leaf of 2M or more: none, nothing to look at.
-    if (!hasLargeLeaves(view)) return undefined;
+    // Nothing to look at in a step that touched nothing, or while the NPT holds no leaf of 2M or
+    // more (every candidate below is one).
+    const gfns = step.gfnRanges;
+    const frames = step.frameRanges;
+    if ((gfns.length === 0 && frames.length === 0) || !hasLargeLeaves(view)) return undefined;
     candidates.length = 0;
     checked.length = 0;
-    for (const range of step.gfnRanges) {
+    // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+    for (let r = 0; r < gfns.length; r++) {
+      const range = gfns[r]!;
       // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the region.
       let gfn = range.start;
       while (gfn < range.end) {
@@ -136,7 +141,8 @@ export default defineOracle({
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
-    for (const range of step.frameRanges) {
+    for (let r = 0; r < frames.length; r++) {
+      const range = frames[r]!;
       const last = Math.floor((range.end - 1) / FRAMES_PER_2M);
       for (let region = Math.floor(range.start / FRAMES_PER_2M); region <= last; region++) {
         const known = state.reverse.get(region);

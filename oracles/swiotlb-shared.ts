@@ -399,15 +399,19 @@ export default defineOracle({
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
     for (let i = 0; i < fresh.length; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
-    for (const { start, end } of step.gfnRanges) checkRun(view, state, start, end);
-    for (const range of step.frameRanges) {
+    // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+    const gfns = step.gfnRanges;
+    for (let r = 0; r < gfns.length; r++) checkRun(view, state, gfns[r]!.start, gfns[r]!.end);
+    const frames = step.frameRanges;
+    for (let r = 0; r < frames.length; r++) {
+      const range = frames[r]!;
       let pfn = range.start;
       while (pfn < range.end) {
         const end = Math.min(range.end, (regionOf(pfn) + 1) * FRAMES_PER_2M);
         const backed = state.reverse.region(regionOf(pfn));
         // The touched GFNs, just checked, hold every GFN the region's frames lead to (a conversion
         // touches a page and its frame alike): nothing more to look at.
-        if (backed !== undefined && !holdsAll(step.gfnRanges, backed.min, backed.max + 1)) {
+        if (backed !== undefined && !holdsAll(gfns, backed.min, backed.max + 1)) {
           // By slot: a host pfn is a double, and pfn % 512 a call to fmod (lib/region-slot.ts).
           const first = slotOf(pfn);
           for (let slot = first; slot < first + (end - pfn); slot++) {
