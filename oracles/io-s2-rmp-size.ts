@@ -24,7 +24,7 @@ import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
-import { firstOutside, outsideEnd, overlaps } from './lib/runs.ts';
+import { firstOutside, holdsAll, outsideEnd, overlaps } from './lib/runs.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
@@ -303,11 +303,19 @@ function checkOutside(view: View, state: State, device: DeviceView, from: number
   }
 }
 
-/** checkKnown() for each of frames [from, to), skipping the 2M regions the index holds nothing for (nor aliases: they extend an entry). */
+/**
+ * checkKnown() for each of frames [from, to), region by region: skipped where the index holds
+ * nothing (nor aliases: they extend an entry), and where it holds the region linearly from GFNs
+ * that `touched` holds (checked already; without aliases each frame leads to that one GFN).
+ */
 function checkKnownIn(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
   for (let pfn = from; pfn < to; ) {
-    const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-    if (state.reverse.get(regionOf(pfn)) !== undefined || state.linear.has(regionOf(pfn))) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
+    const region = regionOf(pfn);
+    const end = Math.min(to, (region + 1) * FRAMES_PER_2M);
+    const base = state.linear.get(region);
+    const first = base === undefined ? 0 : base + slotOf(pfn);
+    const checked = base !== undefined && state.aliases.size === 0 && holdsAll(touched, first, first + (end - pfn));
+    if (!checked && (base !== undefined || state.reverse.get(region) !== undefined)) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
     pfn = end;
   }
 }
