@@ -398,7 +398,8 @@ export default defineOracle({
   check(view: View, step: Step) {
     const { state, fresh } = stateOf(view);
     if (fresh) return sweep(view, state);
-    reported.length = 0;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (reported.length !== 0) reported.length = 0;
     s2.forget();
     const devices = view.devices;
     // Devices whose TDI entered RUN first: every private page is now a DMA target.

@@ -177,7 +177,8 @@ export default defineOracle({
     // range arrays takes V8's generic iterator.
     const touched = step.gfnRanges;
     if (touched.length === 0) return undefined;
-    reported.length = 0;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (reported.length !== 0) reported.length = 0;
     for (let r = 0; r < touched.length; r++) checkRange(view, touched[r]!.start, touched[r]!.end, found);
     return found.take();
   },

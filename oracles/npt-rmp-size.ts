@@ -129,8 +129,9 @@ export default defineOracle({
     const gfns = step.gfnRanges;
     const frames = step.frameRanges;
     if ((gfns.length === 0 && frames.length === 0) || !hasLargeLeaves(view)) return undefined;
-    candidates.length = 0;
-    checked.length = 0;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (candidates.length !== 0) candidates.length = 0;
+    if (checked.length !== 0) checked.length = 0;
     // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
     for (let r = 0; r < gfns.length; r++) {
       const range = gfns[r]!;

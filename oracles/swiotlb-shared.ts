@@ -61,7 +61,9 @@ interface State {
   /** The required runs now, and those of the previous marking (what "newly required" is against). */
   required: Runs;
   previous: Runs;
+  /** The owners of this marking: the first `ownerCount` of `owners` (objects reused from marking to marking). */
   owners: Owner[];
+  ownerCount: number;
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
@@ -181,26 +183,38 @@ function markPages(state: State, addr: number, len: number, index: number): void
   }
 }
 
+/** The next owner of this marking (an object of an earlier marking, rewritten); returns its index. */
+function addOwner(state: State, slotIndex: number, nslots: number, tlbAddr: number, buffer: CoherentBuffer | undefined): number {
+  const index = state.ownerCount++;
+  const owner = state.owners[index];
+  if (owner === undefined) state.owners.push({ slotIndex, nslots, tlbAddr, buffer });
+  else {
+    owner.slotIndex = slotIndex;
+    owner.nslots = nslots;
+    owner.tlbAddr = tlbAddr;
+    owner.buffer = buffer;
+  }
+  return index;
+}
+
 /** A new marking of the required pages: the live slot ranges, then the non-private buffers. */
 function markRequired(view: View, state: State): void {
   const previous = state.previous;
   state.previous = state.required;
   state.required = previous;
   previous.start.length = previous.end.length = previous.owner.length = 0;
-  state.owners.length = 0;
+  state.ownerCount = 0;
   state.slots.length = 0;
   fresh.length = 0;
   const swiotlb = view.guest.swiotlb;
   state.slotGeneration = swiotlb.generation;
   for (const range of swiotlb.liveMappings()) {
     state.slots.push(range.slotIndex, range.nslots);
-    state.owners.push({ slotIndex: range.slotIndex, nslots: range.nslots, tlbAddr: range.tlbAddr, buffer: undefined });
-    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, state.owners.length - 1);
+    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, addOwner(state, range.slotIndex, range.nslots, range.tlbAddr, undefined));
   }
   for (const buffer of view.guest.buffers) {
     if (buffer.source === 'private') continue;
-    state.owners.push({ slotIndex: 0, nslots: 0, tlbAddr: 0, buffer });
-    markPages(state, buffer.gpa, buffer.bytes, state.owners.length - 1);
+    markPages(state, buffer.gpa, buffer.bytes, addOwner(state, 0, 0, 0, buffer));
   }
 }
 
@@ -351,7 +365,7 @@ function rememberBuffers(view: View, state: State): void {
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
+    state = { required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, owners: [], ownerCount: 0, slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
     states.set(view, state);
   }
   checked.clear();
@@ -361,7 +375,7 @@ function sweep(view: View): Finding[] | undefined {
   markRequired(view, state);
   state.reverse = new FrameGfns();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
-  for (let o = 0; o < state.owners.length; o++) {
+  for (let o = 0; o < state.ownerCount; o++) {
     const owner = state.owners[o]!;
     const addr = owner.buffer !== undefined ? owner.buffer.gpa : view.guest.swiotlb.base + owner.slotIndex * SLOT;
     const len = owner.buffer !== undefined ? owner.buffer.bytes : owner.nslots * SLOT;
@@ -386,7 +400,8 @@ export default defineOracle({
     if (state === undefined) return sweep(view);
     checked.clear();
     cpu.forget();
-    fresh.length = 0;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (fresh.length !== 0) fresh.length = 0;
     if (changed(view, state)) {
       markRequired(view, state);
       freedBuffers(view, state);

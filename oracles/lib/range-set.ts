@@ -1,21 +1,23 @@
 // A set of frames (GFNs or pfns) kept as ascending, disjoint, non-adjacent half-open ranges: "the
 // pages this check has looked at already", asked and extended per range. A check reaches pages
-// in a few runs, mostly in ascending order, so adding appends to or extends the last range, and
-// nothing is allocated once the arrays have grown. clear() empties it for the next check.
+// in a few runs, mostly in ascending order, so adding appends to or extends the last range. The
+// arrays only grow and `count` says how much of them is in use: clear() for the next check is
+// one store, and nothing is allocated once they have grown (truncating an array's length is a
+// runtime call in V8, paid on every step).
 
 export class RangeSet {
   private readonly start: number[] = [];
   private readonly end: number[] = [];
+  private count = 0;
 
   clear(): void {
-    this.start.length = 0;
-    this.end.length = 0;
+    this.count = 0;
   }
 
   /** The index of the first range that ends after `frame` (binary search). */
   private firstEndingAfter(frame: number): number {
     let lo = 0;
-    let hi = this.end.length;
+    let hi = this.count;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (this.end[mid]! <= frame) lo = mid + 1;
@@ -26,19 +28,19 @@ export class RangeSet {
 
   has(frame: number): boolean {
     const i = this.firstEndingAfter(frame);
-    return i < this.start.length && this.start[i]! <= frame;
+    return i < this.count && this.start[i]! <= frame;
   }
 
   /** The first frame of [from, to) outside the set, or `to`. */
   firstOutside(from: number, to: number): number {
     const i = this.firstEndingAfter(from);
-    return i < this.start.length && this.start[i]! <= from ? Math.min(to, this.end[i]!) : from;
+    return i < this.count && this.start[i]! <= from ? Math.min(to, this.end[i]!) : from;
   }
 
   /** The end (at most `to`) of the stretch from `from` that the set does not meet. */
   outsideEnd(from: number, to: number): number {
     const i = this.firstEndingAfter(from);
-    return i < this.start.length ? Math.min(to, Math.max(from, this.start[i]!)) : to;
+    return i < this.count ? Math.min(to, Math.max(from, this.start[i]!)) : to;
   }
 
   /** Add [from, to), merging with the ranges it meets or touches. */
@@ -46,11 +48,12 @@ export class RangeSet {
     if (from >= to) return;
     const start = this.start;
     const end = this.end;
-    const n = start.length;
+    const n = this.count;
     // The usual case: at or after the end of the last range.
     if (n === 0 || from > end[n - 1]!) {
-      start.push(from);
-      end.push(to);
+      start[n] = from;
+      end[n] = to;
+      this.count = n + 1;
       return;
     }
     if (from >= start[n - 1]!) {
@@ -69,16 +72,16 @@ export class RangeSet {
       }
       start[first] = from;
       end[first] = to;
+      this.count = n + 1;
       return;
     }
     start[first] = Math.min(from, start[first]!);
     end[first] = Math.max(to, end[last - 1]!);
     const removed = last - first - 1;
-    if (removed === 0) return;
     for (let k = first + 1; k + removed < n; k++) {
       start[k] = start[k + removed]!;
       end[k] = end[k + removed]!;
     }
-    start.length = end.length = n - removed;
+    this.count = n - removed;
   }
 }
