@@ -17,7 +17,8 @@
 // Cost: work is per 2M region where the tables allow it. A 2M S2 leaf onto a 2M RMP entry assigned
 // to the guest at the region's own GPA is right for all 512 pages of the region, whatever the
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
-// by page. State lives in per-2M typed arrays, and messages are built only for a finding.
+// by page. State lives in per-2M typed arrays (or, for a region of frames reached linearly, its
+// base GFN alone), and messages are built only for a finding.
 
 import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type FrameRange, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
