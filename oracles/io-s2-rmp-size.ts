@@ -369,14 +369,14 @@ function checkKnown(view: View, state: State, device: DeviceView, pfn: number, t
 
 const isRunning = (device: DeviceView): boolean => device.trusted && device.tdi === 'run';
 
-function stateOf(view: View): { state: State; fresh: boolean } {
+/** The state kept for `view`, created empty on first use. */
+function stateOf(view: View): State {
   let state = states.get(view);
-  const fresh = state === undefined;
   if (state === undefined) {
     state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map(), linear: new Map() };
     states.set(view, state);
   }
-  return { state, fresh };
+  return state;
 }
 
 function sweep(view: View, state: State): Finding[] | undefined {
@@ -397,8 +397,8 @@ export default defineOracle({
   checkCoversFinal: true,
 
   check(view: View, step: Step) {
-    const { state, fresh } = stateOf(view);
-    if (fresh) return sweep(view, state);
+    const state = states.get(view);
+    if (state === undefined) return sweep(view, stateOf(view));
     // Only when there is something to drop: setting an array's length is a runtime call in V8.
     if (reported.length !== 0) reported.length = 0;
     s2.forget();
@@ -423,6 +423,6 @@ export default defineOracle({
   },
 
   final(view: View) {
-    return sweep(view, stateOf(view).state);
+    return sweep(view, stateOf(view));
   },
 });
