@@ -10,18 +10,22 @@
 // Incremental: the GFNs a step touched (S2, RMP-at-GPA and guest-state changes), the frames it
 // touched (through the RMP's GPA, and a reverse index of the GPA -> frame pairs already checked,
 // for frames that lost their assignment), and every private page again for a device whose TDI
-// entered RUN.
+// entered RUN. A page a touched frame leads to is checked once: not again when the step touched
+// its GFN too (the usual case: a conversion touches both), and the frames are read RMP run by RMP
+// run, a run not assigned to the guest only through the index.
 //
 // Cost: work is per 2M region where the tables allow it. A 2M S2 leaf onto a 2M RMP entry assigned
 // to the guest at the region's own GPA is right for all 512 pages of the region, whatever the
 // guest's page states: one leaf and one entry lookup answer for it. Other regions are checked page
-// by page. State lives in per-2M typed arrays, and messages are built only for a finding.
+// by page. State lives in per-2M typed arrays (or, for a region of frames reached linearly, its
+// base GFN alone), and messages are built only for a finding.
 
-import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type FrameRange, type Leaf, type PageSize, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { LeafCache } from './lib/leaf-cache.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
+import { firstOutside, holdsAll, outsideEnd, overlaps } from './lib/runs.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const gfnEntry = defaultRmpEntry();
@@ -34,13 +38,17 @@ const regionLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 interface State {
   /** TDI state of each device (by index in view.devices) when last seen. */
   tdi: string[];
-  /** Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0: none). */
+  /**
+   * Host 2M region -> for each of its frames, 1 + the GFN whose S2 leaf led to it when checked (0:
+   * none); a region `linear` holds has no array until a mapping that differs comes (framesOf()).
+   */
   reverse: RegionArrays<Float64Array>;
   /** Frames reached from more than one GFN: the GFNs beyond the one in `reverse` (rare: aliasing S2 leaves). */
   aliases: Map<number, Set<number>>;
   /**
-   * Host 2M regions whose 512 frames `reverse` already holds as reached from GFNs G + i, by G (a 2M
-   * leaf seen once): remembering the same mapping again learns nothing and costs one look-up.
+   * Host 2M regions whose 512 frames the index holds as reached from GFNs G + i, by G (a 2M leaf
+   * seen once, or 512 4K leaves that continue it): remembering the same mapping again learns
+   * nothing and costs one look-up, and the region needs no per-frame array until another comes.
    */
   linear: Map<number, number>;
 }
@@ -67,13 +75,20 @@ function remember(state: State, pfn: number, gfn: number, count: number): void {
     const stop = Math.min(count, (region + 1) * FRAMES_PER_2M - pfn);
     // The GFN this mapping gives the region's first frame.
     const base = gfn + i - slotOf(pfn + i);
-    if (state.linear.get(region) === base) {
+    const linearBase = state.linear.get(region);
+    if (linearBase === base) {
       i = stop;
       continue;
     }
     const whole = stop - i === FRAMES_PER_2M;
+    if (whole && linearBase === undefined && state.reverse.get(region) === undefined) {
+      // A whole region the index knew nothing of: its base says it all.
+      state.linear.set(region, base);
+      i = stop;
+      continue;
+    }
     let linear = true;
-    const frames = state.reverse.getOrCreate(region);
+    const frames = framesOf(state, region);
     for (; i < stop; i++) {
       const slot = slotOf(pfn + i);
       const known = frames[slot]!;
@@ -87,6 +102,15 @@ function remember(state: State, pfn: number, gfn: number, count: number): void {
     }
     if (whole && linear) state.linear.set(region, base);
   }
+}
+
+/** The per-frame array of host region `region`, created (from its linear base, if the index holds one) when missing. */
+function framesOf(state: State, region: number): Float64Array {
+  const missing = state.reverse.get(region) === undefined;
+  const frames = state.reverse.getOrCreate(region);
+  const base = missing ? state.linear.get(region) : undefined;
+  if (base !== undefined) for (let slot = 0; slot < FRAMES_PER_2M; slot++) frames[slot] = base + slot + 1;
+  return frames;
 }
 
 const PROBLEMS = ['not assigned', 'asid mismatch', 'gpa mismatch', 'size mismatch'] as const;
@@ -225,37 +249,75 @@ function checkDevice(view: View, state: State, device: DeviceView): void {
   }
 }
 
-/** The pages whose S2 leaves may lead to frames [from, to), which the step touched. */
-function checkFrames(view: View, state: State, device: DeviceView, from: number, to: number): void {
-  for (let pfn = from; pfn < to; pfn++) {
+/**
+ * The pages whose S2 leaves may lead to frames [from, to), which the step touched, RMP run by RMP
+ * run. `touched` are the step's GFN ranges, which check() went through for this device first: a
+ * page there was just checked, and checking it again finds and remembers nothing new (findings are
+ * one per device, region and kind; remember() keeps the same S2 pairs), so only the pages outside
+ * them are checked here.
+ */
+function checkFrames(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let pfn = from; pfn < to; ) {
     // Through the RMP: the page a frame is assigned at. A 2M entry assigns its whole region
     // linearly, so the rest of the run within the region is one GFN range.
     const entry = view.rmp.load(pfn, frameEntry);
-    if (entry.assigned && entry.asid === view.asid) {
-      const gfn = Math.floor(entry.gpa / SZ_4K);
-      if (entry.size === '2M') {
-        const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-        checkRange(view, state, device, gfn, gfn + (end - pfn));
-        // A frame the index knows from its own GFN alone was just checked with that GFN; a region
-        // the index holds linearly from these very GFNs (remember()) has no other to check.
-        if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
-          for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame);
-        }
-        pfn = end - 1;
-        continue;
-      }
-      // A run of 4K entries assigned at consecutive GFNs, whose frames the reverse index knows
-      // from those very GFNs or not at all (the usual case), is the same pages either way round:
-      // checked once, piece by piece, in frame order.
-      const end = knownFromRun(state, pfn, view.rmp.runEnd(pfn, to), gfn);
-      if (end > pfn + 1) {
-        checkRange(view, state, device, gfn, gfn + (end - pfn));
-        pfn = end - 1;
-        continue;
-      }
-      checkGfn(view, state, device, gfn);
+    if (!entry.assigned || entry.asid !== view.asid) {
+      // A run of frames not the guest's (RmpView.runEnd keeps assigned and ASID): only the pages the index knows.
+      const end = view.rmp.runEnd(pfn, to);
+      checkKnownIn(view, state, device, pfn, end, touched);
+      pfn = end;
+      continue;
     }
-    checkKnown(view, state, device, pfn);
+    const gfn = Math.floor(entry.gpa / SZ_4K);
+    if (entry.size === '2M') {
+      const end = Math.min(to, (regionOf(pfn) + 1) * FRAMES_PER_2M);
+      checkOutside(view, state, device, gfn, gfn + (end - pfn), touched);
+      // A frame the index knows from its own GFN alone was just checked with that GFN; a region
+      // the index holds linearly from these very GFNs (remember()) has no other to check.
+      if (state.aliases.size > 0 || !linearFrom(state, pfn, gfn)) {
+        for (let frame = pfn; frame < end; frame++) if (knownElsewhere(state, frame, gfn + (frame - pfn))) checkKnown(view, state, device, frame, touched);
+      }
+      pfn = end;
+      continue;
+    }
+    // A run of 4K entries assigned at consecutive GFNs, whose frames the reverse index knows
+    // from those very GFNs or not at all (the usual case), is the same pages either way round:
+    // checked once, piece by piece, in frame order.
+    const end = knownFromRun(state, pfn, view.rmp.runEnd(pfn, to), gfn);
+    if (end > pfn + 1) {
+      checkOutside(view, state, device, gfn, gfn + (end - pfn), touched);
+      pfn = end;
+      continue;
+    }
+    if (!overlaps(touched, gfn, gfn + 1)) checkGfn(view, state, device, gfn);
+    checkKnown(view, state, device, pfn, touched);
+    pfn++;
+  }
+}
+
+/** checkRange() for the GFNs of [from, to) outside `touched`. */
+function checkOutside(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let gfn = firstOutside(touched, from, to); gfn < to; ) {
+    const end = outsideEnd(touched, gfn, to);
+    checkRange(view, state, device, gfn, end);
+    gfn = firstOutside(touched, end, to);
+  }
+}
+
+/**
+ * checkKnown() for each of frames [from, to), region by region: skipped where the index holds
+ * nothing (nor aliases: they extend an entry), and where it holds the region linearly from GFNs
+ * that `touched` holds (checked already; without aliases each frame leads to that one GFN).
+ */
+function checkKnownIn(view: View, state: State, device: DeviceView, from: number, to: number, touched: readonly FrameRange[]): void {
+  for (let pfn = from; pfn < to; ) {
+    const region = regionOf(pfn);
+    const end = Math.min(to, (region + 1) * FRAMES_PER_2M);
+    const base = state.linear.get(region);
+    const first = base === undefined ? 0 : base + slotOf(pfn);
+    const checked = base !== undefined && state.aliases.size === 0 && holdsAll(touched, first, first + (end - pfn));
+    if (!checked && (base !== undefined || state.reverse.get(region) !== undefined)) for (let frame = pfn; frame < end; frame++) checkKnown(view, state, device, frame, touched);
+    pfn = end;
   }
 }
 
@@ -282,7 +344,13 @@ function knownFromRun(state: State, pfn: number, end: number, gfn: number): numb
 const linearFrom = (state: State, pfn: number, gfn: number): boolean => state.linear.get(regionOf(pfn)) === gfn - slotOf(pfn);
 
 /** 1 + the GFN whose S2 led to `pfn` when checked, in the reverse index (0: none). */
-const knownAt = (state: State, pfn: number): number => state.reverse.get(regionOf(pfn))?.[slotOf(pfn)] ?? 0;
+function knownAt(state: State, pfn: number): number {
+  const region = regionOf(pfn);
+  const frames = state.reverse.get(region);
+  if (frames !== undefined) return frames[slotOf(pfn)]!;
+  const base = state.linear.get(region);
+  return base === undefined ? 0 : base + slotOf(pfn) + 1;
+}
 
 /** Whether the reverse index knows `pfn` from a GFN other than `gfn` (checkKnown() would check another page). */
 function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
@@ -290,25 +358,25 @@ function knownElsewhere(state: State, pfn: number, gfn: number): boolean {
   return (known !== 0 && known !== gfn + 1) || (state.aliases.size > 0 && state.aliases.has(pfn));
 }
 
-/** Through the reverse index: the pages whose S2 led to `pfn` when checked. */
-function checkKnown(view: View, state: State, device: DeviceView, pfn: number): void {
+/** Through the reverse index: the pages whose S2 led to `pfn` when checked (outside `touched`, checked already). */
+function checkKnown(view: View, state: State, device: DeviceView, pfn: number, touched: readonly FrameRange[]): void {
   const known = knownAt(state, pfn);
   if (known === 0) return;
-  checkGfn(view, state, device, known - 1);
+  if (!overlaps(touched, known - 1, known)) checkGfn(view, state, device, known - 1);
   const more = state.aliases.get(pfn);
-  if (more !== undefined) for (const gfn of more) checkGfn(view, state, device, gfn);
+  if (more !== undefined) for (const gfn of more) if (!overlaps(touched, gfn, gfn + 1)) checkGfn(view, state, device, gfn);
 }
 
 const isRunning = (device: DeviceView): boolean => device.trusted && device.tdi === 'run';
 
-function stateOf(view: View): { state: State; fresh: boolean } {
+/** The state kept for `view`, created empty on first use. */
+function stateOf(view: View): State {
   let state = states.get(view);
-  const fresh = state === undefined;
   if (state === undefined) {
     state = { tdi: [], reverse: new RegionArrays(() => new Float64Array(FRAMES_PER_2M)), aliases: new Map(), linear: new Map() };
     states.set(view, state);
   }
-  return { state, fresh };
+  return state;
 }
 
 function sweep(view: View, state: State): Finding[] | undefined {
@@ -329,9 +397,10 @@ export default defineOracle({
   checkCoversFinal: true,
 
   check(view: View, step: Step) {
-    const { state, fresh } = stateOf(view);
-    if (fresh) return sweep(view, state);
-    reported.length = 0;
+    const state = states.get(view);
+    if (state === undefined) return sweep(view, stateOf(view));
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (reported.length !== 0) reported.length = 0;
     s2.forget();
     const devices = view.devices;
     // Devices whose TDI entered RUN first: every private page is now a DMA target.
@@ -344,13 +413,16 @@ export default defineOracle({
     for (let d = 0; d < devices.length; d++) {
       const device = devices[d]!;
       if (!isRunning(device) || rescanned[d]) continue;
-      for (const { start, end } of step.gfnRanges) checkRange(view, state, device, start, end);
-      for (const { start, end } of step.frameRanges) checkFrames(view, state, device, start, end);
+      // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+      const gfns = step.gfnRanges;
+      const frames = step.frameRanges;
+      for (let r = 0; r < gfns.length; r++) checkRange(view, state, device, gfns[r]!.start, gfns[r]!.end);
+      for (let r = 0; r < frames.length; r++) checkFrames(view, state, device, frames[r]!.start, frames[r]!.end, gfns);
     }
     return found.take();
   },
 
   final(view: View) {
-    return sweep(view, stateOf(view).state);
+    return sweep(view, stateOf(view));
   },
 });

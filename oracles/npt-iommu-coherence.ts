@@ -173,8 +173,13 @@ export default defineOracle({
       started.add(view);
       return sweep(view);
     }
-    reported.length = 0;
-    for (const { start, end } of step.gfnRanges) checkRange(view, start, end, found);
+    // Most steps touch no GFN. Indexed loops: for-of over a step's (often shared, frozen, empty)
+    // range arrays takes V8's generic iterator.
+    const touched = step.gfnRanges;
+    if (touched.length === 0) return undefined;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (reported.length !== 0) reported.length = 0;
+    for (let r = 0; r < touched.length; r++) checkRange(view, touched[r]!.start, touched[r]!.end, found);
     return found.take();
   },
 

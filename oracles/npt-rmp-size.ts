@@ -12,7 +12,9 @@
 // frame it touched, found through a reverse index (host 2M region -> GPAs of large leaves seen).
 // A leaf of 2M or more covers whole 2M regions, so one leaf lookup (into a reused Leaf) per
 // touched 2M region finds every large leaf over the touched GFNs; the RMP under a leaf is read run
-// by run (RmpView.runEnd), not frame by frame.
+// by run (RmpView.runEnd), not frame by frame. While the NPT holds no leaf of 2M or more
+// (PageTableView.leafBytes, a counter) there is nothing to look at; the sweep visits the large
+// leaves only, one look per mapped 2M block.
 
 import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
@@ -81,14 +83,32 @@ function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
   }
 }
 
+/** Past the end of any GPA: nextMapped() stops at the NPT's own end. */
+const GPA_END = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Every large leaf, in address order: one look per 2M block that something maps (nextMapped()
+ * skips the unmapped space, and a block holding a 4K leaf holds no large leaf), not one step per
+ * 4K leaf as leaves() would take.
+ */
 function sweep(view: View, state: State): Finding[] | undefined {
-  for (const leaf of view.npt.leaves()) {
-    if (leaf.size < SZ_2M) continue;
-    index(state, leaf);
-    checkLeaf(view, leaf, found);
+  if (!hasLargeLeaves(view)) return undefined;
+  const npt = view.npt;
+  for (let gpa = npt.nextMapped(0, GPA_END); gpa < GPA_END; gpa = npt.nextMapped(gpa, GPA_END)) {
+    if (!npt.leafInto(gpa, nptLeaf)) throw new Error(`npt-rmp-size: nextMapped() found ${hex(gpa)}, which maps nothing`);
+    if (nptLeaf.size < SZ_2M) {
+      gpa = (Math.floor(gpa / SZ_2M) + 1) * SZ_2M;
+      continue;
+    }
+    index(state, nptLeaf);
+    checkLeaf(view, nptLeaf, found);
+    gpa = nptLeaf.iova + nptLeaf.size;
   }
   return found.take();
 }
+
+/** Whether the NPT holds any leaf of 2M or more (a counter): without one, nothing can be too large. */
+const hasLargeLeaves = (view: View): boolean => view.npt.leafBytes(SZ_2M) > 0;
 
 export default defineOracle({
   name: 'npt-rmp-size',
@@ -104,9 +124,17 @@ export default defineOracle({
       states.set(view, state);
       return sweep(view, state);
     }
-    candidates.length = 0;
-    checked.length = 0;
-    for (const range of step.gfnRanges) {
+    // Nothing to look at in a step that touched nothing, or while the NPT holds no leaf of 2M or
+    // more (every candidate below is one).
+    const gfns = step.gfnRanges;
+    const frames = step.frameRanges;
+    if ((gfns.length === 0 && frames.length === 0) || !hasLargeLeaves(view)) return undefined;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (candidates.length !== 0) candidates.length = 0;
+    if (checked.length !== 0) checked.length = 0;
+    // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+    for (let r = 0; r < gfns.length; r++) {
+      const range = gfns[r]!;
       // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the region.
       let gfn = range.start;
       while (gfn < range.end) {
@@ -114,7 +142,8 @@ export default defineOracle({
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
-    for (const range of step.frameRanges) {
+    for (let r = 0; r < frames.length; r++) {
+      const range = frames[r]!;
       const last = Math.floor((range.end - 1) / FRAMES_PER_2M);
       for (let region = Math.floor(range.start / FRAMES_PER_2M); region <= last; region++) {
         const known = state.reverse.get(region);

@@ -17,12 +17,15 @@
 // change of the live ranges costs per range, plus one look per page that became required: a 1G
 // swiotlb pool's long-lived slot ranges are not walked page by page on every change. A step whose
 // live ranges did not change compares numbers, builds no string and allocates no Set. Owners are
-// described in words only for a finding.
+// described in words only for a finding. A touched region of frames whose pages all lie in the
+// step's touched GFNs, checked just before, is not read frame by frame (lib/frame-gfns.ts).
 
 import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
-import { RegionArrays } from './lib/regions.ts';
+import { FrameGfns } from './lib/frame-gfns.ts';
+import { RangeSet } from './lib/range-set.ts';
+import { holdsAll } from './lib/runs.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
@@ -55,13 +58,12 @@ interface Runs {
 }
 
 interface State {
-  checkNumber: number;
   /** The required runs now, and those of the previous marking (what "newly required" is against). */
   required: Runs;
   previous: Runs;
-  /** GFN 2M region -> number of the check that last checked each page (each page once per check). */
-  seen: RegionArrays<Uint32Array>;
+  /** The owners of this marking: the first `ownerCount` of `owners` (objects reused from marking to marking). */
   owners: Owner[];
+  ownerCount: number;
   /** Live slot ranges when last seen: slotIndex, nslots pairs. */
   slots: number[];
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
@@ -73,14 +75,16 @@ interface State {
    * same list now means the same set, told without a Map look-up per buffer on every step.
    */
   bufferIds: number[];
-  /** Host 2M region -> 1 + the GFN each frame backed when checked (0: none). */
-  reverse: RegionArrays<Float64Array>;
+  /** Host frame -> the GFN it backed when checked. */
+  reverse: FrameGfns;
   /** Size of the guest's leaked set when last seen. */
   leaked: number;
 }
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
+/** The pages this check has looked at: each page once per check (reset by every check and sweep). */
+const checked = new RangeSet();
 /** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
 const fresh: number[] = [];
 
@@ -179,26 +183,38 @@ function markPages(state: State, addr: number, len: number, index: number): void
   }
 }
 
+/** The next owner of this marking (an object of an earlier marking, rewritten); returns its index. */
+function addOwner(state: State, slotIndex: number, nslots: number, tlbAddr: number, buffer: CoherentBuffer | undefined): number {
+  const index = state.ownerCount++;
+  const owner = state.owners[index];
+  if (owner === undefined) state.owners.push({ slotIndex, nslots, tlbAddr, buffer });
+  else {
+    owner.slotIndex = slotIndex;
+    owner.nslots = nslots;
+    owner.tlbAddr = tlbAddr;
+    owner.buffer = buffer;
+  }
+  return index;
+}
+
 /** A new marking of the required pages: the live slot ranges, then the non-private buffers. */
 function markRequired(view: View, state: State): void {
   const previous = state.previous;
   state.previous = state.required;
   state.required = previous;
   previous.start.length = previous.end.length = previous.owner.length = 0;
-  state.owners.length = 0;
+  state.ownerCount = 0;
   state.slots.length = 0;
   fresh.length = 0;
   const swiotlb = view.guest.swiotlb;
   state.slotGeneration = swiotlb.generation;
   for (const range of swiotlb.liveMappings()) {
     state.slots.push(range.slotIndex, range.nslots);
-    state.owners.push({ slotIndex: range.slotIndex, nslots: range.nslots, tlbAddr: range.tlbAddr, buffer: undefined });
-    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, state.owners.length - 1);
+    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, addOwner(state, range.slotIndex, range.nslots, range.tlbAddr, undefined));
   }
   for (const buffer of view.guest.buffers) {
     if (buffer.source === 'private') continue;
-    state.owners.push({ slotIndex: 0, nslots: 0, tlbAddr: 0, buffer });
-    markPages(state, buffer.gpa, buffer.bytes, state.owners.length - 1);
+    markPages(state, buffer.gpa, buffer.bytes, addOwner(state, 0, 0, 0, buffer));
   }
 }
 
@@ -210,10 +226,8 @@ function checkPage(view: View, state: State, gfn: number): void {
 
 /** Check `gfn`, required by owner `owner`, unless this check did already. */
 function checkOwned(view: View, state: State, gfn: number, owner: number): void {
-  const seen = state.seen.getOrCreate(regionOf(gfn));
-  const i = slotOf(gfn);
-  if (seen[i] === state.checkNumber) return;
-  seen[i] = state.checkNumber;
+  if (checked.has(gfn)) return;
+  checked.add(gfn, gfn + 1);
   checkShared(view, state, gfn, state.owners[owner]!);
 }
 
@@ -226,19 +240,22 @@ function checkRun(view: View, state: State, from: number, to: number): void {
 }
 
 /**
- * Check GFNs [from, to), all required by owner `owner`, piece by piece: a piece is one run of
- * guest page flags, of the CPU's translation (contiguous frames) and of RMP entries, so one look
- * judges all its pages. A piece that passes only records its pages as checked (and in the
- * reverse index); one that fails is checked page by page, for the findings a per-page check
- * gives. A bounce through a 256K slot range costs a few looks, not 64.
+ * Check GFNs [from, to), all required by owner `owner`, where this check has not yet, piece by
+ * piece: a piece is one run of guest page flags, of the CPU's translation (contiguous frames) and
+ * of RMP entries, so one look judges all its pages. A piece that passes only records its pages as
+ * checked (and in the reverse index); one that fails is checked page by page, for the findings a
+ * per-page check gives. A bounce through a 256K slot range costs a few looks, not 64.
  */
 function checkOwnedRange(view: View, state: State, from: number, to: number, owner: number): void {
-  let gfn = from;
-  while (gfn < to) {
-    const end = pieceEnd(view, gfn, to);
-    if (piece.passes) markChecked(state, gfn, end, piece.hpa);
-    else for (let g = gfn; g < end; g++) checkOwned(view, state, g, owner);
-    gfn = end;
+  for (let at = checked.firstOutside(from, to); at < to; at = checked.firstOutside(at, to)) {
+    const stop = checked.outsideEnd(at, to);
+    for (let gfn = at; gfn < stop; ) {
+      const end = pieceEnd(view, gfn, stop);
+      if (piece.passes) markChecked(state, gfn, end, piece.hpa);
+      else for (let g = gfn; g < end; g++) checkOwned(view, state, g, owner);
+      gfn = end;
+    }
+    at = stop;
   }
 }
 
@@ -264,17 +281,10 @@ function pieceEnd(view: View, gfn: number, to: number): number {
   return end;
 }
 
-/** Pages [from, to) of a passing piece whose first page is backed by `hpa` (-1: none): checked in this check, and in the reverse index, as checkShared() records them. */
+/** Pages [from, to), not checked yet, of a passing piece whose first page is backed by `hpa` (-1: none): checked in this check, and in the reverse index, as checkShared() records them. */
 function markChecked(state: State, from: number, to: number, hpa: number): void {
-  const firstPfn = hpa < 0 ? -1 : Math.floor(hpa / SZ_4K);
-  for (let gfn = from; gfn < to; gfn++) {
-    const seen = state.seen.getOrCreate(regionOf(gfn));
-    if (seen[slotOf(gfn)] === state.checkNumber) continue;
-    seen[slotOf(gfn)] = state.checkNumber;
-    if (firstPfn < 0) continue;
-    const pfn = firstPfn + (gfn - from);
-    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
-  }
+  checked.add(from, to);
+  if (hpa >= 0) state.reverse.setRun(Math.floor(hpa / SZ_4K), from, to - from);
 }
 
 /** The frame behind a GPA: the NPT translation, else the host's backing (one NPT walk per leaf). */
@@ -284,10 +294,7 @@ function checkShared(view: View, state: State, gfn: number, owner: Owner): void 
   const gpa = gfn * SZ_4K;
   const shared = (view.guest.pageFlags(gfn) & GUEST_PAGE_SHARED) !== 0;
   const hpa = cpu.hpa(view, gpa);
-  if (hpa >= 0) {
-    const pfn = Math.floor(hpa / SZ_4K);
-    state.reverse.getOrCreate(regionOf(pfn))[slotOf(pfn)] = gfn + 1;
-  }
+  if (hpa >= 0) state.reverse.set(Math.floor(hpa / SZ_4K), gfn);
   let problem = '';
   let entrySize: 'unassigned' | '4K' | '2M' = 'unassigned';
   if (!shared) problem = 'the guest holds the page private';
@@ -355,23 +362,20 @@ function rememberBuffers(view: View, state: State): void {
   keepIds(state.bufferIds, view.guest.buffers);
 }
 
-/** A fresh State.reverse. */
-const newReverse = (): RegionArrays<Float64Array> => new RegionArrays(() => new Float64Array(FRAMES_PER_2M));
-
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { checkNumber: 0, required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, seen: new RegionArrays(() => new Uint32Array(FRAMES_PER_2M)), owners: [], slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: newReverse(), leaked: 0 };
+    state = { required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, owners: [], ownerCount: 0, slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
     states.set(view, state);
   }
-  state.checkNumber++;
+  checked.clear();
   cpu.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
-  state.reverse = newReverse();
+  state.reverse = new FrameGfns();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
-  for (let o = 0; o < state.owners.length; o++) {
+  for (let o = 0; o < state.ownerCount; o++) {
     const owner = state.owners[o]!;
     const addr = owner.buffer !== undefined ? owner.buffer.gpa : view.guest.swiotlb.base + owner.slotIndex * SLOT;
     const len = owner.buffer !== undefined ? owner.buffer.bytes : owner.nslots * SLOT;
@@ -394,9 +398,10 @@ export default defineOracle({
   check(view: View, step: Step) {
     const state = states.get(view);
     if (state === undefined) return sweep(view);
-    state.checkNumber++;
+    checked.clear();
     cpu.forget();
-    fresh.length = 0;
+    // Only when there is something to drop: setting an array's length is a runtime call in V8.
+    if (fresh.length !== 0) fresh.length = 0;
     if (changed(view, state)) {
       markRequired(view, state);
       freedBuffers(view, state);
@@ -409,17 +414,23 @@ export default defineOracle({
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
     for (let i = 0; i < fresh.length; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
-    for (const { start, end } of step.gfnRanges) checkRun(view, state, start, end);
-    for (const range of step.frameRanges) {
+    // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
+    const gfns = step.gfnRanges;
+    for (let r = 0; r < gfns.length; r++) checkRun(view, state, gfns[r]!.start, gfns[r]!.end);
+    const frames = step.frameRanges;
+    for (let r = 0; r < frames.length; r++) {
+      const range = frames[r]!;
       let pfn = range.start;
       while (pfn < range.end) {
         const end = Math.min(range.end, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-        const backed = state.reverse.get(regionOf(pfn));
-        if (backed !== undefined) {
+        const backed = state.reverse.region(regionOf(pfn));
+        // The touched GFNs, just checked, hold every GFN the region's frames lead to (a conversion
+        // touches a page and its frame alike): nothing more to look at.
+        if (backed !== undefined && !holdsAll(gfns, backed.min, backed.max + 1)) {
           // By slot: a host pfn is a double, and pfn % 512 a call to fmod (lib/region-slot.ts).
           const first = slotOf(pfn);
           for (let slot = first; slot < first + (end - pfn); slot++) {
-            const known = backed[slot]!;
+            const known = backed.gfns[slot]!;
             if (known !== 0) checkPage(view, state, known - 1);
           }
         }

@@ -235,20 +235,22 @@ function overlaps(spans: Spans, kind: string, out: Findings): void {
   }
 }
 
+/** A finding about one span. A plain function: a closure made per checked span costs an allocation (and, under tsx, a name) each time. */
+function fail(out: Findings, span: Span, problem: string, extra?: Record<string, unknown>): void {
+  out.push({ message: `swiotlb ${what(span)} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
+}
+
 function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
   const swiotlb = view.guest.swiotlb;
-  const fail = (problem: string, extra: Record<string, unknown> = {}): void => {
-    out.push({ message: `swiotlb ${what(span)} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
-  };
   if (span.start < swiotlb.base || span.end > swiotlb.end) {
-    fail(`[${hex(span.start)}, ${hex(span.end)}) is outside the pool [${hex(swiotlb.base)}, ${hex(swiotlb.end)}) ==> FAIL (outside the pool)`);
+    fail(out, span, `[${hex(span.start)}, ${hex(span.end)}) is outside the pool [${hex(swiotlb.base)}, ${hex(swiotlb.end)}) ==> FAIL (outside the pool)`);
     return;
   }
   if (span.range !== undefined) {
     // A slot range: the address it handed out, and the bytes asked for, lie in its slots.
     const { tlbAddr, allocSize } = span.range;
     if (tlbAddr < span.start || tlbAddr + allocSize > span.end) {
-      fail(`tlb ${hex(tlbAddr)} + ${allocSize} bytes runs outside its slots [${hex(span.start)}, ${hex(span.end)}) ==> FAIL (allocation larger than its slots)`);
+      fail(out, span, `tlb ${hex(tlbAddr)} + ${allocSize} bytes runs outside its slots [${hex(span.start)}, ${hex(span.end)}) ==> FAIL (allocation larger than its slots)`);
     }
     return;
   }
@@ -259,25 +261,27 @@ function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
     const slot = slots.list[i]!;
     if (slot.start <= span.start && span.start < slot.end) home = slot;
   }
-  if (home === undefined) fail('no live slot range holds it ==> FAIL (bounce buffer in free slots)');
-  else if (span.end > home.end) fail(`it runs past its ${what(home)} ==> FAIL (mapping larger than its slots)`);
+  if (home === undefined) fail(out, span, 'no live slot range holds it ==> FAIL (bounce buffer in free slots)');
+  else if (span.end > home.end) fail(out, span, `it runs past its ${what(home)} ==> FAIL (mapping larger than its slots)`);
   if (span.buffer !== undefined) {
-    if (span.start % SZ_4K !== 0) fail('a coherent swiotlb allocation must be page-aligned ==> FAIL (alignment)');
+    if (span.start % SZ_4K !== 0) fail(out, span, 'a coherent swiotlb allocation must be page-aligned ==> FAIL (alignment)');
     return;
   }
   if (mapping === undefined || mapping.tlbAddr === undefined) return;
   const mask = mapping.minAlignMask;
   const max = swiotlb.maxMappingSize(mask);
   if (mapping.bytes > max) {
-    fail(`the driver mapped ${mapping.bytes} bytes, past dma_max_mapping_size() = swiotlb_max_mapping_size ${formatSize(max)}, and swiotlb served it ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
+    fail(out, span, `the driver mapped ${mapping.bytes} bytes, past dma_max_mapping_size() = swiotlb_max_mapping_size ${formatSize(max)}, and swiotlb served it ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
   }
   if (mask !== 0 && and32(mapping.tlbAddr, mask) !== and32(mapping.orig, mask)) {
     fail(
+      out,
+      span,
       `tlb ${hex(mapping.tlbAddr)} & ${hex(mask)} = ${hex(and32(mapping.tlbAddr, mask))}, but orig ${hex(mapping.orig)} & ${hex(mask)} = ${hex(and32(mapping.orig, mask))} ==> FAIL (min_align_mask bits not preserved)`,
       { orig: mapping.orig, minAlignMask: mask },
     );
   } else if (mask === 0 && mapping.bytes >= SZ_4K && mapping.tlbAddr % SZ_4K !== 0) {
-    fail(`a mapping of ${mapping.bytes} bytes without min_align_mask must be page-aligned ==> FAIL (alignment)`);
+    fail(out, span, `a mapping of ${mapping.bytes} bytes without min_align_mask must be page-aligned ==> FAIL (alignment)`);
   }
 }
 

@@ -33,3 +33,22 @@ export function rangeHolding(ranges: readonly FrameRange[], frame: number): Fram
 export function touchesRegion(ranges: readonly FrameRange[], region: number): boolean {
   return overlaps(ranges, region * FRAMES_PER_2M, (region + 1) * FRAMES_PER_2M);
 }
+
+/** The first frame of [from, to) that none of `ranges` (ascending, disjoint) holds, or `to`. */
+export function firstOutside(ranges: readonly FrameRange[], from: number, to: number): number {
+  let at = from;
+  for (let range = rangeHolding(ranges, at); range !== undefined && at < to; range = rangeHolding(ranges, at)) at = range.end;
+  return Math.min(at, to);
+}
+
+/** The end (at most `to`) of the stretch from `from` that none of `ranges` (ascending, disjoint) meets. */
+export function outsideEnd(ranges: readonly FrameRange[], from: number, to: number): number {
+  const next = ranges[firstEndingAfter(ranges, from)];
+  return next === undefined ? to : Math.min(to, Math.max(from, next.start));
+}
+
+/** Whether one of `ranges` (ascending, disjoint) holds all of [from, to). */
+export function holdsAll(ranges: readonly FrameRange[], from: number, to: number): boolean {
+  const range = rangeHolding(ranges, from);
+  return range !== undefined && range.end >= to;
+}

@@ -8,7 +8,9 @@ import { defaultConfig } from '../../src/ops/config.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
 import { CpuFrames } from '../../oracles/lib/cpu-frames.ts';
 import { Findings } from '../../oracles/lib/findings.ts';
-import { overlaps, rangeHolding, touchesRegion } from '../../oracles/lib/runs.ts';
+import { FrameGfns } from '../../oracles/lib/frame-gfns.ts';
+import { RangeSet } from '../../oracles/lib/range-set.ts';
+import { firstOutside, holdsAll, outsideEnd, overlaps, rangeHolding, touchesRegion } from '../../oracles/lib/runs.ts';
 
 const r = (start: number, end: number) => ({ start, end });
 
@@ -22,6 +24,64 @@ describe('range questions', () => {
     expect(overlaps([], 0, 1 << 30)).toBe(false);
     expect([2, 3, 5, 6, 9, 10, 1024].map((f) => rangeHolding(ranges, f))).toEqual([undefined, r(3, 6), r(3, 6), undefined, r(9, 10), undefined, r(1024, 1025)]);
     expect(rangeHolding([], 0)).toBeUndefined();
+  });
+
+  it('walks the stretches outside the ranges, and tells whether one range holds a stretch', () => {
+    const ranges = [r(3, 6), r(9, 10), r(1024, 1025)];
+    const outside: number[][] = [];
+    for (let at = firstOutside(ranges, 0, 1030); at < 1030; at = firstOutside(ranges, at, 1030)) {
+      const end = outsideEnd(ranges, at, 1030);
+      outside.push([at, end]);
+      at = end;
+    }
+    expect(outside).toEqual([[0, 3], [6, 9], [10, 1024], [1025, 1030]]);
+    expect(firstOutside(ranges, 3, 5)).toBe(5);
+    expect(outsideEnd(ranges, 6, 8)).toBe(8);
+    expect([holdsAll(ranges, 3, 6), holdsAll(ranges, 4, 5), holdsAll(ranges, 3, 7), holdsAll(ranges, 5, 10), holdsAll([], 0, 1)]).toEqual([true, true, false, false, false]);
+  });
+});
+
+describe('RangeSet', () => {
+  it('holds what was added, as merged ranges, in any order of additions (against a plain Set)', () => {
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 200; round++) {
+      const set = new RangeSet();
+      const reference = new Set<number>();
+      for (let op = 0; op < 12; op++) {
+        const from = random(64);
+        const to = from + random(8);
+        set.add(from, to);
+        for (let f = from; f < to; f++) reference.add(f);
+        for (let f = 0; f < 80; f++) expect(set.has(f)).toBe(reference.has(f));
+        // The stretches outside the set, as firstOutside() and outsideEnd() walk them, are what the reference leaves out.
+        const outside: number[] = [];
+        for (let at = set.firstOutside(0, 80); at < 80; at = set.firstOutside(at, 80)) {
+          const end = set.outsideEnd(at, 80);
+          expect(end).toBeGreaterThan(at);
+          for (let f = at; f < end; f++) outside.push(f);
+          at = end;
+        }
+        expect(outside).toEqual([...Array(80).keys()].filter((f) => !reference.has(f)));
+      }
+      set.clear();
+      expect(set.has(random(64))).toBe(false);
+    }
+  });
+});
+
+describe('FrameGfns', () => {
+  it('keeps the GFN of each frame set, and each 2M region\'s lowest and highest GFN', () => {
+    const index = new FrameGfns();
+    index.set(5, 100);
+    index.setRun(510, 200, 4);
+    const gfnAt = (pfn: number): number => (index.region(Math.floor(pfn / 512))?.gfns[pfn % 512] ?? 0) - 1;
+    expect([5, 6, 509, 510, 511, 512, 513, 514].map(gfnAt)).toEqual([100, -1, -1, 200, 201, 202, 203, -1]);
+    expect([index.region(0)!.min, index.region(0)!.max, index.region(1)!.min, index.region(1)!.max]).toEqual([100, 201, 202, 203]);
+    expect(index.region(2)).toBeUndefined();
   });
 });
 
