@@ -154,8 +154,9 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
     return;
   }
   for (; gfn < stop; gfn++) {
-    seen.pass[slotOf(gfn)] = state.pass;
-    if (seen.records !== 0) forget(state, gfn);
+    const i = slotOf(gfn);
+    seen.pass[i] = state.pass;
+    if (seen.pfn[i] !== NONE) forget(state, gfn);
   }
 }
 
@@ -394,7 +395,14 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         gfn = end;
         continue;
       }
-      for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
+      let pfn = pieceFrame;
+      // Still on their frames, in a step that wrote no memory: the records are right as they stand.
+      if (guestWrites !== undefined && state.stale.size === 0 && !contentWrites.any()) {
+        const same = unchangedEnd(state, seen, gfn, pfn, end);
+        pfn += same - gfn;
+        gfn = same;
+      }
+      for (; gfn < end; gfn++, pfn++) {
         const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
         seen.pass[i] = state.pass;
@@ -426,6 +434,21 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
       }
     }
   }
+}
+
+/**
+ * The end (at most `end`) of the pages from `gfn` whose records name the frames from `pfn` in order,
+ * as one reverse number says, and that this pass has not examined yet; they are marked examined.
+ * Returns `gfn` when there is no such stretch (the pages then go one by one).
+ */
+function unchangedEnd(state: State, seen: Seen, gfn: number, pfn: number, end: number): number {
+  const reverse = state.reverse.get(regionOf(pfn)) ?? NONE;
+  if (typeof reverse !== 'number' || reverse === NONE || reverse + slotOf(pfn) !== gfn) return gfn;
+  const first = slotOf(gfn);
+  const last = first + Math.min(end - gfn, FRAMES_PER_2M - slotOf(pfn), FRAMES_PER_2M - first);
+  for (let i = first; i < last; i++) if (seen.pass[i] === state.pass) return gfn;
+  seen.pass.fill(state.pass, first, last);
+  return gfn + (last - first);
 }
 
 /**
