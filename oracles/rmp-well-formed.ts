@@ -183,12 +183,17 @@ const guestKey = (entry: RmpEntry): number => (entry.assigned && entry.asid !== 
 function claimRun(state: State, pfn: number, end: number, first: number, left: number[] | undefined): void {
   const index = regionOf(pfn);
   if (end - pfn === FRAMES_PER_2M && (first === NO_KEY || claimsSlot(first) === 0) && setRegion(state, index, first, left)) return;
-  // Claiming nothing changes nothing in a region the index holds no key of.
-  if (first === NO_KEY && (state.keyOfFrame.get(index) ?? NO_KEY) === NO_KEY) return;
+  const region = state.keyOfFrame.get(index) ?? NO_KEY;
+  // A linear region the run continues changes nothing (nor does claiming nothing where it holds nothing).
+  if (typeof region === 'number' && first === linearKey(region, slotOf(pfn))) return;
+  const base = index * FRAMES_PER_2M;
+  let keys = typeof region === 'number' ? undefined : region;
   for (let f = pfn; f < end; f++) {
     const key = linearKey(first, f - pfn);
+    if (keys !== undefined && keys[f - base] === key) continue;
     const old = setFrame(state, f, key);
     if (old !== key && old !== NO_KEY && left !== undefined) noteLeft(left, f, f + 1, old);
+    keys = keysOf(state, index);
   }
 }
 
