@@ -40,7 +40,7 @@ interface Seen {
   pfn: Float64Array;
   t0: Float64Array;
   t1: Float64Array;
-  /** The pass (check or sweep) that last examined the GFN: each GFN once per pass. */
+  /** The pass (check or sweep) that last examined the GFN (0: none; passes count from 1): each GFN once per pass. */
   pass: Float64Array;
   /** How many of the 512 GFNs have a record (`pfn` not NONE). */
   records: number;
@@ -72,7 +72,7 @@ const newSeen = (): Seen => ({
   pfn: new Float64Array(FRAMES_PER_2M).fill(NONE),
   t0: new Float64Array(FRAMES_PER_2M),
   t1: new Float64Array(FRAMES_PER_2M),
-  pass: new Float64Array(FRAMES_PER_2M).fill(NONE),
+  pass: new Float64Array(FRAMES_PER_2M),
   records: 0,
 });
 

@@ -133,17 +133,25 @@ function claimRegion(state: State, index: number, delta: number): void {
   }
 }
 
-/** Record that `pfn` now claims `key`; returns the key it claimed before. */
-function setFrame(state: State, pfn: number, key: number): number {
+/**
+ * Frames [pfn, end) of one frame region now claim keys `first + k * ASIDS` (NO_KEY: none), frame by
+ * frame in the region's per-frame keys; frames whose key changed and the keys they left go to `left`.
+ */
+function setRun(state: State, pfn: number, end: number, first: number, left: number[] | undefined): void {
   const index = regionOf(pfn);
-  const i = slotOf(pfn);
-  const region = state.keyOfFrame.get(index) ?? NO_KEY;
-  const old = typeof region === 'number' ? linearKey(region, i) : region[i]!;
-  if (old === key) return old;
-  if (old !== NO_KEY) claim(state, old, -1);
-  if (key !== NO_KEY) claim(state, key, 1);
-  keysOf(state, index)[i] = key;
-  return old;
+  const keys = keysOf(state, index);
+  const base = index * FRAMES_PER_2M;
+  for (let f = pfn; f < end; f++) {
+    const key = linearKey(first, f - pfn);
+    const old = keys[f - base]!;
+    if (old === key) continue;
+    if (old !== NO_KEY) {
+      claim(state, old, -1);
+      if (left !== undefined) noteLeft(left, f, f + 1, old);
+    }
+    if (key !== NO_KEY) claim(state, key, 1);
+    keys[f - base] = key;
+  }
 }
 
 /**
@@ -176,9 +184,9 @@ const guestKey = (entry: RmpEntry): number => (entry.assigned && entry.asid !== 
 
 /**
  * Frames [pfn, end) of one 2M frame region now claim keys `first + k * ASIDS` (NO_KEY: none): a
- * whole region onto a 2M-aligned GPA range in one step (setRegion), else frame by frame, where a
- * frame whose key the index already holds (most of them: an unchanged frame of a touched range)
- * changes nothing. Frames whose key changed and the keys they left go to `left`.
+ * whole region onto a 2M-aligned GPA range in one step (setRegion), else frame by frame (setRun),
+ * where a frame whose key the index already holds (most of them: an unchanged frame of a touched
+ * range) changes nothing. Frames whose key changed and the keys they left go to `left`.
  */
 function claimRun(state: State, pfn: number, end: number, first: number, left: number[] | undefined): void {
   const index = regionOf(pfn);
@@ -186,15 +194,7 @@ function claimRun(state: State, pfn: number, end: number, first: number, left: n
   const region = state.keyOfFrame.get(index) ?? NO_KEY;
   // A linear region the run continues changes nothing (nor does claiming nothing where it holds nothing).
   if (typeof region === 'number' && first === linearKey(region, slotOf(pfn))) return;
-  const base = index * FRAMES_PER_2M;
-  let keys = typeof region === 'number' ? undefined : region;
-  for (let f = pfn; f < end; f++) {
-    const key = linearKey(first, f - pfn);
-    if (keys !== undefined && keys[f - base] === key) continue;
-    const old = setFrame(state, f, key);
-    if (old !== key && old !== NO_KEY && left !== undefined) noteLeft(left, f, f + 1, old);
-    keys = keysOf(state, index);
-  }
+  setRun(state, pfn, end, first, left);
 }
 
 /** Frames [start, end) left keys `first + k * ASIDS`: one triple in `left` (see candidates()). */
