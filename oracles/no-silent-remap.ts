@@ -68,13 +68,15 @@ interface State {
 
 const states = new WeakMap<View, State>();
 
-const newSeen = (): Seen => ({
-  pfn: new Float64Array(FRAMES_PER_2M).fill(NONE),
-  t0: new Float64Array(FRAMES_PER_2M),
-  t1: new Float64Array(FRAMES_PER_2M),
-  pass: new Float64Array(FRAMES_PER_2M),
-  records: 0,
-});
+/**
+ * A region's four arrays are views of one buffer: every typed array of this size has a backing
+ * store of its own outside the V8 heap, and a case makes a record for each region it validates.
+ */
+function newSeen(): Seen {
+  const buffer = new Float64Array(4 * FRAMES_PER_2M);
+  const part = (k: number): Float64Array => buffer.subarray(k * FRAMES_PER_2M, (k + 1) * FRAMES_PER_2M);
+  return { pfn: part(0).fill(NONE), t0: part(1), t1: part(2), pass: part(3), records: 0 };
+}
 
 /** The per-frame reverse map of frame region `index`, made from its one number when a frame first differs. */
 function reverseOf(state: State, index: number): Float64Array {
