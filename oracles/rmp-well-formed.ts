@@ -71,8 +71,16 @@ const entry: RmpEntry = { ...head };
 const run: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];
-/** The touched frames whose key the step changed and the keys they left, as triples (candidates(); reused). */
-const left: number[] = [];
+/**
+ * The touched frames whose key the step changed and the keys they left, as triples (noteLeft(),
+ * candidates()): the first `length` numbers count (reused, never truncated: setting an array's
+ * length to 0 at every step showed in the profile).
+ */
+interface Left {
+  triples: number[];
+  length: number;
+}
+const left: Left = { triples: [], length: 0 };
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
@@ -137,7 +145,7 @@ function claimRegion(state: State, index: number, delta: number): void {
  * Frames [pfn, end) of one frame region now claim keys `first + k * ASIDS` (NO_KEY: none), frame by
  * frame in the region's per-frame keys; frames whose key changed and the keys they left go to `left`.
  */
-function setRun(state: State, pfn: number, end: number, first: number, left: number[] | undefined): void {
+function setRun(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
   const index = regionOf(pfn);
   const keys = keysOf(state, index);
   const base = index * FRAMES_PER_2M;
@@ -157,10 +165,10 @@ function setRun(state: State, pfn: number, end: number, first: number, left: num
 /**
  * Frame region `index` (all 512 frames) now claims keys `first + i * ASIDS` (NO_KEY: none), where
  * `first` is NO_KEY or the key of a 2M-aligned GPA: the keys of one claims region. Frames whose key
- * changed and the keys they left go to `left` (as left()); returns false, changing nothing, when
+ * changed and the keys they left go to `left` (noteLeft()); returns false, changing nothing, when
  * the region's old keys are not linear over one claims region (then the caller goes frame by frame).
  */
-function setRegion(state: State, index: number, first: number, left: number[] | undefined): boolean {
+function setRegion(state: State, index: number, first: number, left: Left | undefined): boolean {
   const old = state.keyOfFrame.get(index) ?? NO_KEY;
   if (typeof old !== 'number' || (old !== NO_KEY && claimsSlot(old) !== 0)) return false;
   if (old === first) return true;
@@ -188,7 +196,7 @@ const guestKey = (entry: RmpEntry): number => (entry.assigned && entry.asid !== 
  * where a frame whose key the index already holds (most of them: an unchanged frame of a touched
  * range) changes nothing. Frames whose key changed and the keys they left go to `left`.
  */
-function claimRun(state: State, pfn: number, end: number, first: number, left: number[] | undefined): void {
+function claimRun(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
   const index = regionOf(pfn);
   if (end - pfn === FRAMES_PER_2M && (first === NO_KEY || claimsSlot(first) === 0) && setRegion(state, index, first, left)) return;
   const region = state.keyOfFrame.get(index) ?? NO_KEY;
@@ -198,8 +206,10 @@ function claimRun(state: State, pfn: number, end: number, first: number, left: n
 }
 
 /** Frames [start, end) left keys `first + k * ASIDS`: one triple in `left` (see candidates()). */
-function noteLeft(left: number[], start: number, end: number, first: number): void {
-  left.push(start, end, first);
+function noteLeft(left: Left, start: number, end: number, first: number): void {
+  left.triples[left.length++] = start;
+  left.triples[left.length++] = end;
+  left.triples[left.length++] = first;
 }
 
 /**
@@ -208,14 +218,15 @@ function noteLeft(left: number[], start: number, end: number, first: number): vo
  * changed, the keys they left advancing one GFN per frame, in frame order) and the key it claims.
  * Built only when some key is claimed twice.
  */
-function candidates(state: State, step: Step, left: readonly number[], out: number[]): void {
+function candidates(state: State, step: Step, left: Left, out: number[]): void {
+  const triples = left.triples;
   out.length = 0;
   let next = 0;
   for (const range of step.frameRanges) {
     for (let pfn = range.start; pfn < range.end; pfn++) {
       const key = keyAt(state, pfn);
-      while (next < left.length && left[next + 1]! <= pfn) next += 3;
-      if (next < left.length && left[next]! <= pfn) out.push(left[next + 2]! + (pfn - left[next]!) * ASIDS);
+      while (next < left.length && triples[next + 1]! <= pfn) next += 3;
+      if (next < left.length && triples[next]! <= pfn) out.push(triples[next + 2]! + (pfn - triples[next]!) * ASIDS);
       if (key !== NO_KEY) out.push(key);
     }
   }
