@@ -88,18 +88,13 @@ function reverseOf(state: State, index: number): Float64Array {
   return reverse;
 }
 
-/** The GFN whose record names frame `pfn` (NONE, SEVERAL). */
-function namedBy(state: State, pfn: number): number {
-  const region = state.reverse.get(regionOf(pfn)) ?? NONE;
-  if (typeof region !== 'number') return region[slotOf(pfn)]!;
-  return region === NONE ? NONE : region + slotOf(pfn);
-}
-
 function unlink(state: State, pfn: number, gfn: number): void {
-  const known = namedBy(state, pfn);
-  if (known !== gfn && known !== SEVERAL) return;
-  const reverse = reverseOf(state, regionOf(pfn));
+  const index = regionOf(pfn);
   const i = slotOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  // A linear region names this frame by one GFN: unlinking another changes nothing.
+  if (typeof region === 'number' && (region === NONE || region + i !== gfn)) return;
+  const reverse = typeof region === 'number' ? reverseOf(state, index) : region;
   if (reverse[i] === gfn) reverse[i] = NONE;
   else if (reverse[i] === SEVERAL) {
     const gfns = state.aliases.get(pfn)!;
@@ -112,10 +107,12 @@ function unlink(state: State, pfn: number, gfn: number): void {
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const known = namedBy(state, pfn);
-  if (known === gfn) return;
-  const reverse = reverseOf(state, regionOf(pfn));
+  const index = regionOf(pfn);
   const i = slotOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region === 'number' && region !== NONE && region + i === gfn) return;
+  const reverse = typeof region === 'number' ? reverseOf(state, index) : region;
+  const known = reverse[i]!;
   if (known === NONE) reverse[i] = gfn;
   else if (known === SEVERAL) state.aliases.get(pfn)!.add(gfn);
   else if (known !== gfn) {
