@@ -32,7 +32,77 @@ interface Tracked {
   firstChunk: number;
   lastChunk: number;
   /** Slot chunk (GPA / 2K) -> tokens it may hold. */
-  allowed: Map<number, Set<number>>;
+  allowed: SlotTokens;
+}
+
+/** SlotTokens: no token recorded for the chunk; several (see `several`). Tokens are >= 0. */
+const ABSENT = -1;
+const MANY = -2;
+
+/**
+ * The tokens each slot chunk of one mapping may hold: none recorded, one (almost every chunk: a
+ * number in a typed array, no Set per chunk), or several (a Set, where a race or a copy across
+ * two original chunks left more than one). Listed in the order they were added.
+ */
+class SlotTokens {
+  private readonly one: Float64Array;
+  private several: Map<number, Set<number>> | undefined;
+
+  constructor(
+    private readonly firstChunk: number,
+    count: number,
+  ) {
+    this.one = new Float64Array(count).fill(ABSENT);
+  }
+
+  /** Whether some token is recorded for `chunk`. */
+  has(chunk: number): boolean {
+    return this.one[chunk - this.firstChunk] !== ABSENT;
+  }
+
+  /** Whether `chunk` may hold `token`. */
+  includes(chunk: number, token: number): boolean {
+    const i = chunk - this.firstChunk;
+    const one = this.one[i]!;
+    return one === MANY ? this.several!.get(i)!.has(token) : one === token;
+  }
+
+  /** The tokens `chunk` may hold (for a message). */
+  list(chunk: number): number[] {
+    const i = chunk - this.firstChunk;
+    const one = this.one[i]!;
+    return one === ABSENT ? [] : one === MANY ? [...this.several!.get(i)!] : [one];
+  }
+
+  /** `chunk` may hold `token` too. */
+  add(chunk: number, token: number): void {
+    const i = chunk - this.firstChunk;
+    const one = this.one[i]!;
+    if (one === ABSENT) this.one[i] = token;
+    else if (one === MANY) this.several!.get(i)!.add(token);
+    else if (one !== token) {
+      (this.several ??= new Map()).set(i, new Set([one, token]));
+      this.one[i] = MANY;
+    }
+  }
+
+  /** add(), for a chunk that has some token recorded already. */
+  addToKnown(chunk: number, token: number): void {
+    if (this.has(chunk)) this.add(chunk, token);
+  }
+
+  /** `chunk` now holds exactly `token`. */
+  only(chunk: number, token: number): void {
+    this.forget(chunk);
+    this.one[chunk - this.firstChunk] = token;
+  }
+
+  /** Nothing is known of what `chunk` holds. */
+  forget(chunk: number): void {
+    const i = chunk - this.firstChunk;
+    if (this.one[i] === MANY) this.several!.delete(i);
+    this.one[i] = ABSENT;
+  }
 }
 
 interface State {
@@ -144,16 +214,6 @@ function sourceChunks(dstChunk: number, dst: number, src: number, len: number): 
   return sources;
 }
 
-/** The slot chunk now holds exactly `token` (its Set reused: a DMA rewrites slots often). */
-function holdsOnly(tracked: Tracked, chunk: number, token: number): void {
-  const tokens = tracked.allowed.get(chunk);
-  if (tokens === undefined) tracked.allowed.set(chunk, new Set([token]));
-  else {
-    tokens.clear();
-    tokens.add(token);
-  }
-}
-
 /**
  * The chunks a DMA moved and the token it read or wrote in each, as dmaChunks() fills them: the
  * first dmaChunks() entries count (reused, never truncated: `length = 0` would drop the storage).
@@ -202,17 +262,17 @@ const owns = (tracked: Tracked, chunk: number): boolean => chunk >= tracked.firs
 
 function track(view: View, mapping: StreamingMapping): Tracked {
   const tlb = mapping.tlbAddr ?? 0;
-  const tracked: Tracked = { mapping: { ...mapping }, firstChunk: chunkOf(tlb), lastChunk: chunkOf(tlb + mapping.bytes - 1), allowed: new Map() };
+  const firstChunk = chunkOf(tlb);
+  const lastChunk = chunkOf(tlb + mapping.bytes - 1);
+  const tracked: Tracked = { mapping: { ...mapping }, firstChunk, lastChunk, allowed: new SlotTokens(firstChunk, lastChunk - firstChunk + 1) };
   // What the CPU had put in the original: each slot chunk holds one of the original chunks it overlaps.
   if (mapping.dir === 'from_device') return tracked;
-  for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-    let tokens: Set<number> | undefined;
+  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
     const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
     for (let source = first; source <= last; source++) {
       const token = tokenAt(view, source * CHUNK);
-      if (token !== undefined) (tokens ??= new Set()).add(token);
+      if (token !== undefined) tracked.allowed.add(chunk, token);
     }
-    if (tokens !== undefined) tracked.allowed.set(chunk, tokens);
   }
   return tracked;
 }
@@ -222,11 +282,11 @@ function allowRaces(tracked: Tracked, racing: ReadonlyMap<number, ReadonlySet<nu
   const mapping = tracked.mapping;
   const tlb = mapping.tlbAddr ?? 0;
   for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-    for (const token of racing.get(chunk) ?? []) tracked.allowed.get(chunk)?.add(token);
+    for (const token of racing.get(chunk) ?? []) tracked.allowed.addToKnown(chunk, token);
     const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
     for (let source = first; source <= last; source++) {
       if (!overwritten.has(source)) continue;
-      tracked.allowed.delete(chunk);
+      tracked.allowed.forget(chunk);
       break;
     }
   }
@@ -251,12 +311,12 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
     const token = tokenAt(view, gpa);
     if (token === undefined) continue;
     let given = false;
-    for (let source = first; !given && source <= last; source++) given = tracked.allowed.get(source)!.has(token) || racing.get(source)?.has(token) === true;
+    for (let source = first; !given && source <= last; source++) given = tracked.allowed.includes(source, token) || racing.get(source)?.has(token) === true;
     if (given) continue;
     // The tokens the slot chunks were given, for the message.
     const allowed = new Set<number>();
     for (let source = first; source <= last; source++) {
-      for (const token of tracked.allowed.get(source)!) allowed.add(token);
+      for (const token of tracked.allowed.list(source)) allowed.add(token);
       for (const raced of racing.get(source) ?? []) allowed.add(raced);
     }
     const slot = tlb + (gpa - mapping.orig);
@@ -303,13 +363,13 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
         if (!owns(tracked, chunk)) continue;
         if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
         // An interleaved write may land before or after the op's copies: one more possible content.
-        if (writes.racing[w]!) tracked.allowed.get(chunk)?.add(writes.token[w]!);
-        else holdsOnly(tracked, chunk, writes.token[w]!);
+        if (writes.racing[w]!) tracked.allowed.addToKnown(chunk, writes.token[w]!);
+        else tracked.allowed.only(chunk, writes.token[w]!);
       }
       if (hostWritten === undefined) continue;
       for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
         const hpa = cpu.hpa(view, chunk * CHUNK);
-        if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) holdsOnly(tracked, chunk, view.memory.token(hpa));
+        if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) tracked.allowed.only(chunk, view.memory.token(hpa));
       }
     }
   }
@@ -342,15 +402,14 @@ export default defineOracle({
         const chunk = moved.chunks[i]!;
         const token = moved.tokens[i]!;
         if (!owns(tracked, chunk)) continue;
-        const allowed = tracked.allowed.get(chunk);
-        if (allowed === undefined || allowed.has(token)) continue;
+        if (!tracked.allowed.has(chunk) || tracked.allowed.includes(chunk, token)) continue;
         if (dma.during !== undefined && racing.get(chunk)?.has(token) === true) continue;
         const gpa = Math.max(chunk * CHUNK, tracked.mapping.tlbAddr ?? 0);
         const piece = dma.result.pieces.find((p) => gpa >= p.gpa && gpa < p.gpa + p.len);
         out.push({
           message:
             `dev ${dma.dev} read map ${tracked.mapping.id} (${tracked.mapping.dir}) at slot ${hex(gpa)}: data #${token}, ` +
-            `but the CPU put #${[...allowed].join('/#')} there${piece ? ` (hpa ${hex(piece.hpa + (gpa - piece.gpa))}${piece.fromIotlb ? ', from the IOTLB' : ''})` : ''} ==> FAIL (device reads the wrong bounce data)`,
+            `but the CPU put #${tracked.allowed.list(chunk).join('/#')} there${piece ? ` (hpa ${hex(piece.hpa + (gpa - piece.gpa))}${piece.fromIotlb ? ', from the IOTLB' : ''})` : ''} ==> FAIL (device reads the wrong bounce data)`,
           details: {
             dev: dma.dev,
             iova: dma.iova,

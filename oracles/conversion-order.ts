@@ -17,7 +17,8 @@
 // No full sweep: the order of events is not in the world.
 //
 // The shadow is one value per 2M region while its pages agree, else one byte per page in a
-// Uint8Array (allocated when a page of the region first differs): a step costs a few array reads
+// Uint8Array (allocated when a page of the region first differs, dropped when a resync rewrites the
+// whole region): a step costs a few array reads
 // per page at most, no allocation, and the boot snapshot costs per run of the guest's page flags.
 
 import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
@@ -35,6 +36,8 @@ const VALIDATED = 1;
 const SHARED = 2;
 /** Its state before the first step is not known (the first step, `check`). */
 const UNKNOWN = 4;
+/** Every shadow bit (update(): `clear` that rewrites a page whole). */
+const ALL = 0xff;
 
 interface State {
   /**
@@ -104,8 +107,10 @@ function update(state: State, first: number, end: number, set: number, clear: nu
     const regionStart = index * FRAMES_PER_2M;
     const stop = Math.min(end, regionStart + FRAMES_PER_2M);
     const region = state.regions.get(index);
-    if (gfn === regionStart && stop === regionStart + FRAMES_PER_2M && !(region instanceof Uint8Array)) {
-      const bits = ((region ?? 0) & ~clear) | set;
+    // A whole region becomes one value again when it held one, or when every bit is rewritten.
+    const whole = gfn === regionStart && stop === regionStart + FRAMES_PER_2M;
+    if (whole && (!(region instanceof Uint8Array) || clear === ALL)) {
+      const bits = (typeof region === 'number' ? region & ~clear : 0) | set;
       if (bits !== 0 || region !== undefined) state.regions.set(index, bits);
       gfn = stop;
       continue;
@@ -115,7 +120,9 @@ function update(state: State, first: number, end: number, set: number, clear: nu
       continue;
     }
     const bytes = bytesOf(state, index);
-    for (; gfn < stop; gfn++) bytes[gfn - regionStart] = (bytes[gfn - regionStart]! & ~clear) | set;
+    if (clear === ALL) bytes.fill(set, gfn - regionStart, stop - regionStart);
+    else for (let i = gfn - regionStart; i < stop - regionStart; i++) bytes[i] = (bytes[i]! & ~clear) | set;
+    gfn = stop;
   }
 }
 
@@ -125,7 +132,7 @@ function setBits(state: State, first: number, count: number, set: number, clear:
 }
 
 /** Pages [first, end) hold exactly `bits`. */
-const assign = (state: State, first: number, end: number, bits: number): void => update(state, first, end, bits, 0xff);
+const assign = (state: State, first: number, end: number, bits: number): void => update(state, first, end, bits, ALL);
 
 /** Pages [from, to) take the guest's own view, run by run of equal page flags. */
 function resync(view: View, state: State, from: number, to: number): void {

@@ -9,11 +9,15 @@
 //
 // State per case (kept per view), in typed arrays per 2M region so a step allocates nothing: for
 // each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
-// and per frame the GFN whose record names it. Incremental: the GFNs the step touched, and the
-// GFNs whose recorded frame the step touched. A run of watched pages is judged piece by piece
-// (pieceEnd: one translation onto one RMP run that is right for its first page), so a page costs a
-// comparison of its frame and content with its record, and of its frame alone in a step that wrote
-// no memory (ContentWrites: most steps); a page with something to report goes
+// and per frame the GFN whose record names it. That reverse map is one number per frame region
+// while the region's frames are named by consecutive GFNs (a 2M page the guest accepted): such a
+// region is linked, unlinked and looked through at once, not frame by frame. Incremental: the
+// GFNs the step touched, and the GFNs whose recorded frame the step touched. A run of watched
+// pages is judged piece by piece (pieceEnd: one translation onto one RMP run that is right for its
+// first page), so a page costs a comparison of its frame and content with its record; in a step
+// that wrote no memory (ContentWrites: most steps) a stretch still on the frames a reverse number
+// names costs nothing per page, any other page a comparison of its frame. A page with something
+// to report goes
 // through examine(), the one place findings are made. Telling the guest's writes from anybody else's
 // needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
 // the content as the new reference without judging it.
@@ -38,15 +42,21 @@ interface Seen {
   pfn: Float64Array;
   t0: Float64Array;
   t1: Float64Array;
-  /** The pass (check or sweep) that last examined the GFN: each GFN once per pass. */
+  /** The pass (check or sweep) that last examined the GFN (0: none; passes count from 1): each GFN once per pass. */
   pass: Float64Array;
+  /** How many of the 512 GFNs have a record (`pfn` not NONE). */
+  records: number;
 }
 
 interface State {
   /** GFN region (gfn / 512) -> what the guest saw there. */
   seen: RegionArrays<Seen>;
-  /** Frame region (pfn / 512) -> per frame, the GFN whose record names it (NONE, SEVERAL). */
-  reverse: RegionArrays<Float64Array>;
+  /**
+   * Frame region (pfn / 512) -> per frame, the GFN whose record names it (NONE, SEVERAL); or one
+   * number: NONE (no frame named), else the GFN naming the region's first frame, frame i named by
+   * that GFN + i.
+   */
+  reverse: RegionArrays<Float64Array | number>;
   /** Frames named by several GFNs -> those GFNs. */
   aliases: Map<number, Set<number>>;
   /** Counts the passes (`Seen.pass`). */
@@ -60,19 +70,33 @@ interface State {
 
 const states = new WeakMap<View, State>();
 
-const newSeen = (): Seen => ({
-  pfn: new Float64Array(FRAMES_PER_2M).fill(NONE),
-  t0: new Float64Array(FRAMES_PER_2M),
-  t1: new Float64Array(FRAMES_PER_2M),
-  pass: new Float64Array(FRAMES_PER_2M).fill(NONE),
-});
+/**
+ * A region's four arrays are views of one buffer: every typed array of this size has a backing
+ * store of its own outside the V8 heap, and a case makes a record for each region it validates.
+ */
+function newSeen(): Seen {
+  const buffer = new Float64Array(4 * FRAMES_PER_2M);
+  const part = (k: number): Float64Array => buffer.subarray(k * FRAMES_PER_2M, (k + 1) * FRAMES_PER_2M);
+  return { pfn: part(0).fill(NONE), t0: part(1), t1: part(2), pass: part(3), records: 0 };
+}
 
-const newReverse = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NONE);
+/** The per-frame reverse map of frame region `index`, made from its one number when a frame first differs. */
+function reverseOf(state: State, index: number): Float64Array {
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region !== 'number') return region;
+  const reverse = new Float64Array(FRAMES_PER_2M);
+  for (let i = 0; i < FRAMES_PER_2M; i++) reverse[i] = region === NONE ? NONE : region + i;
+  state.reverse.set(index, reverse);
+  return reverse;
+}
 
 function unlink(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.get(regionOf(pfn));
+  const index = regionOf(pfn);
   const i = slotOf(pfn);
-  if (reverse === undefined) return;
+  const region = state.reverse.get(index) ?? NONE;
+  // A linear region names this frame by one GFN: unlinking another changes nothing.
+  if (typeof region === 'number' && (region === NONE || region + i !== gfn)) return;
+  const reverse = typeof region === 'number' ? reverseOf(state, index) : region;
   if (reverse[i] === gfn) reverse[i] = NONE;
   else if (reverse[i] === SEVERAL) {
     const gfns = state.aliases.get(pfn)!;
@@ -85,8 +109,11 @@ function unlink(state: State, pfn: number, gfn: number): void {
 }
 
 function link(state: State, pfn: number, gfn: number): void {
-  const reverse = state.reverse.getOrCreate(regionOf(pfn));
+  const index = regionOf(pfn);
   const i = slotOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region === 'number' && region !== NONE && region + i === gfn) return;
+  const reverse = typeof region === 'number' ? reverseOf(state, index) : region;
   const known = reverse[i]!;
   if (known === NONE) reverse[i] = gfn;
   else if (known === SEVERAL) state.aliases.get(pfn)!.add(gfn);
@@ -102,7 +129,36 @@ function forget(state: State, gfn: number): void {
   if (seen === undefined || seen.pfn[i] === NONE) return;
   unlink(state, seen.pfn[i]!, gfn);
   seen.pfn[i] = NONE;
+  seen.records--;
   state.stale.delete(gfn);
+}
+
+/**
+ * Whether region `seen` of GFNs from `gfn` records all 512 pages on frames from the 2M-aligned
+ * `pfn`, one per page in order, linked as one reverse number: then forgetting it is one step.
+ */
+function linearRegion(state: State, seen: Seen, gfn: number, pfn: number): boolean {
+  if (seen.records !== FRAMES_PER_2M || slotOf(pfn) !== 0 || state.reverse.get(regionOf(pfn)) !== gfn) return false;
+  for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== pfn + i) return false;
+  return true;
+}
+
+/** Forget GFNs [gfn, stop) of region `seen`, whose pages are no longer watched. */
+function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void {
+  if (stop - gfn === FRAMES_PER_2M && (seen.records === 0 || linearRegion(state, seen, gfn, seen.pfn[0]!))) {
+    // A 2M page the guest stopped holding validated (shared, rescinded): one reverse number.
+    if (seen.records !== 0) state.reverse.set(regionOf(seen.pfn[0]!), NONE);
+    seen.pfn.fill(NONE);
+    seen.pass.fill(state.pass);
+    seen.records = 0;
+    if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
+    return;
+  }
+  for (; gfn < stop; gfn++) {
+    const i = slotOf(gfn);
+    seen.pass[i] = state.pass;
+    if (seen.pfn[i] !== NONE) forget(state, gfn);
+  }
 }
 
 /**
@@ -244,6 +300,7 @@ function examine(view: View, state: State, seen: Seen, i: number, gfn: number, g
   const previousT1 = seen.t1[i]!;
   if (previousPfn !== pfn) {
     if (previousPfn !== NONE) unlink(state, previousPfn, gfn);
+    else seen.records++;
     link(state, pfn, gfn);
     seen.pfn[i] = pfn;
   }
@@ -334,13 +391,25 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         gfn++;
         continue;
       }
-      for (let pfn = pieceFrame; gfn < end; gfn++, pfn++) {
+      if (end - gfn === FRAMES_PER_2M && newRegion(state, seen, pieceFrame)) {
+        recordRegion(view, state, seen, gfn, pieceFrame);
+        gfn = end;
+        continue;
+      }
+      let pfn = pieceFrame;
+      // Still on their frames, in a step that wrote no memory: the records are right as they stand.
+      if (guestWrites !== undefined && state.stale.size === 0 && !contentWrites.any()) {
+        const same = unchangedEnd(state, seen, gfn, pfn, end);
+        pfn += same - gfn;
+        gfn = same;
+      }
+      for (; gfn < end; gfn++, pfn++) {
         const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
         // Still on its frame, in a step that wrote no memory: the record is right as it stands.
-        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && !state.stale.has(gfn)) continue;
+        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && (state.stale.size === 0 || !state.stale.has(gfn))) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
         const t1 = view.memory.token(base + CHUNK);
@@ -354,6 +423,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         } else if (previousPfn === NONE) {
           link(state, pfn, gfn);
           seen.pfn[i] = pfn;
+          seen.records++;
         } else {
           // The frame changed behind the guest's back: examine() reports it.
           examine(view, state, seen, i, gfn, guestWrites, out);
@@ -361,10 +431,52 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         }
         seen.t0[i] = t0;
         seen.t1[i] = t1;
-        state.stale.delete(gfn);
+        if (state.stale.size > 0) state.stale.delete(gfn);
       }
     }
   }
+}
+
+/**
+ * The end (at most `end`) of the pages from `gfn` whose records name the frames from `pfn` in order,
+ * as one reverse number says, and that this pass has not examined yet; they are marked examined.
+ * Returns `gfn` when there is no such stretch (the pages then go one by one).
+ */
+function unchangedEnd(state: State, seen: Seen, gfn: number, pfn: number, end: number): number {
+  const reverse = state.reverse.get(regionOf(pfn)) ?? NONE;
+  if (typeof reverse !== 'number' || reverse === NONE || reverse + slotOf(pfn) !== gfn) return gfn;
+  const first = slotOf(gfn);
+  const last = first + Math.min(end - gfn, FRAMES_PER_2M - slotOf(pfn), FRAMES_PER_2M - first);
+  for (let i = first; i < last; i++) if (seen.pass[i] === state.pass) return gfn;
+  seen.pass.fill(state.pass, first, last);
+  return gfn + (last - first);
+}
+
+/**
+ * Whether the whole region `seen` may take new records onto the 512 frames from `pfn` at once: it
+ * holds none, none of its pages was examined this pass, and no record names a frame of the
+ * 2M-aligned frame region.
+ */
+function newRegion(state: State, seen: Seen, pfn: number): boolean {
+  return seen.records === 0 && slotOf(pfn) === 0 && (state.reverse.get(regionOf(pfn)) ?? NONE) === NONE && seen.pass.indexOf(state.pass) < 0;
+}
+
+/**
+ * A 2M page the guest newly holds validated (an accept), on frames from `pfn` that one translation
+ * and one right RMP run lead to (pieceEnd): what examineWatched() does for each of its pages, with
+ * one reverse number for the frame region.
+ */
+function recordRegion(view: View, state: State, seen: Seen, gfn: number, pfn: number): void {
+  for (let i = 0; i < FRAMES_PER_2M; i++) {
+    const base = (pfn + i) * PAGE;
+    seen.pfn[i] = pfn + i;
+    seen.t0[i] = view.memory.token(base);
+    seen.t1[i] = view.memory.token(base + CHUNK);
+  }
+  seen.pass.fill(state.pass);
+  seen.records = FRAMES_PER_2M;
+  state.reverse.set(regionOf(pfn), gfn);
+  if (state.stale.size > 0) for (let g = gfn; g < gfn + FRAMES_PER_2M; g++) state.stale.delete(g);
 }
 
 /**
@@ -384,12 +496,7 @@ function examineRange(view: View, state: State, from: number, to: number, guestW
       const index = regionOf(gfn);
       const stop = Math.min(end, (index + 1) * FRAMES_PER_2M);
       const seen = state.seen.get(index);
-      if (seen !== undefined) {
-        for (; gfn < stop; gfn++) {
-          seen.pass[slotOf(gfn)] = state.pass;
-          forget(state, gfn);
-        }
-      }
+      if (seen !== undefined) forgetPages(state, seen, gfn, stop);
       gfn = stop;
     }
   }
@@ -402,7 +509,7 @@ const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | G
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays(newReverse), aliases: new Map(), pass: 0, stale: new Set() };
+    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays<Float64Array | number>(() => NONE), aliases: new Map(), pass: 0, stale: new Set() };
     states.set(view, state);
   }
   state.pass++;
@@ -416,6 +523,7 @@ function sweep(view: View): Finding[] | undefined {
     gfn = end;
   }
   for (const [index, seen] of state.seen.entries()) {
+    if (seen.records === 0) continue;
     for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }
   return out.take();
@@ -447,9 +555,22 @@ export default defineOracle({
       for (let pfn = range.start; pfn < range.end; ) {
         const index = regionOf(pfn);
         const stop = Math.min(range.end, (index + 1) * FRAMES_PER_2M);
-        const reverse = state.reverse.get(index);
-        if (reverse === undefined) {
+        const reverse = state.reverse.get(index) ?? NONE;
+        if (reverse === NONE) {
           pfn = stop;
+          continue;
+        }
+        if (typeof reverse === 'number') {
+          // Frames named by consecutive GFNs: those the step touched are skipped at once. A GFN
+          // examined may change the region (unlink), so the next frame reads it again.
+          const gfn = reverse + slotOf(pfn);
+          touched = rangeHolding(step.gfnRanges, gfn);
+          if (touched !== undefined) {
+            pfn += Math.min(stop - pfn, touched.end - gfn);
+          } else {
+            examineOnce(view, state, gfn, guestWrites, out);
+            pfn++;
+          }
           continue;
         }
         for (; pfn < stop; pfn++) {

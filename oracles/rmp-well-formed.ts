@@ -14,10 +14,13 @@
 // The PSMASH rule needs the step's calls, so the full sweep (which sees no calls) checks the 2M and
 // injectivity rules only.
 //
-// The index lives in typed arrays per 2M region (each frame's key; how many frames claim each
-// key), so a step allocates nothing; only a finding lists the frames of a key, by a scan. It also
-// counts the keys claimed twice: while there are none (every correct run), a step updates the
-// index and looks at no key.
+// The index lives per 2M region (each frame's key; how many frames claim each key), so a step
+// allocates nothing; only a finding lists the frames of a key, by a scan. A region is one number
+// while its frames agree: the first key of a frame region whose keys advance one GFN per frame (a
+// 2M entry, an untouched PSMASH result), the one count of a key region all of whose keys are
+// claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs
+// a few numbers, not 512 keys and claims. The index also counts the keys claimed twice: while there
+// are none (every correct run), a step updates the index and looks at no key.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
@@ -42,10 +45,16 @@ const claimsSlot = (key: number): number => slotOf(gfnOfKey(key));
 const NO_KEY = -1;
 
 interface State {
-  /** Frame region (pfn / 512) -> the key each frame claims (NO_KEY). */
-  keyOfFrame: RegionArrays<Float64Array>;
-  /** claimsIndex(key) (ASID, GPA 2M region) -> how many assigned frames claim each key of it. */
-  claims: RegionArrays<Uint32Array>;
+  /**
+   * Frame region (pfn / 512) -> the key each frame claims: a number while the region is linear
+   * (frame i claims that key + i * ASIDS, or every frame NO_KEY), else one key per frame.
+   */
+  keyOfFrame: RegionArrays<Float64Array | number>;
+  /**
+   * claimsIndex(key) (ASID, GPA 2M region) -> how many assigned frames claim each key of it: a
+   * number while every key of the region has that count, else one count per key.
+   */
+  claims: RegionArrays<Uint32Array | number>;
   /** view.counters.psmash when last checked: a step that leaves it alone made no successful PSMASH. */
   psmashes: number;
   /** view.counters.rmpUpdate when last checked, likewise for RMPUPDATE. */
@@ -62,52 +71,162 @@ const entry: RmpEntry = { ...head };
 const run: RmpEntry = { ...head };
 /** The keys a step must re-check, reused from step to step. */
 const keysToCheck: number[] = [];
-/** The touched frames whose key the step changed and the key each left, in pairs (reused). */
-const left: number[] = [];
+/**
+ * The touched frames whose key the step changed and the keys they left, as triples (noteLeft(),
+ * candidates()): the first `length` numbers count (reused, never truncated: setting an array's
+ * length to 0 at every step showed in the profile).
+ */
+interface Left {
+  triples: number[];
+  length: number;
+}
+const left: Left = { triples: [], length: 0 };
 /** PSMASH: which of the 512 frames a later call of the step rewrote. */
 const rewritten = new Uint8Array(FRAMES_PER_2M);
 
-const newKeys = (): Float64Array => new Float64Array(FRAMES_PER_2M).fill(NO_KEY);
-const newClaims = (): Uint32Array => new Uint32Array(FRAMES_PER_2M);
+/** Frame i of a linear key region claims `first + i * ASIDS` (NO_KEY: every frame claims none). */
+const linearKey = (first: number, i: number): number => (first === NO_KEY ? NO_KEY : first + i * ASIDS);
 
-function claimsOf(state: State, key: number, create: boolean): Uint32Array | undefined {
-  return create ? state.claims.getOrCreate(claimsIndex(key)) : state.claims.get(claimsIndex(key));
+/** The per-frame keys of frame region `index`, made from its one number when a frame first differs. */
+function keysOf(state: State, index: number): Float64Array {
+  const region = state.keyOfFrame.get(index) ?? NO_KEY;
+  if (typeof region !== 'number') return region;
+  const keys = new Float64Array(FRAMES_PER_2M);
+  for (let i = 0; i < FRAMES_PER_2M; i++) keys[i] = linearKey(region, i);
+  state.keyOfFrame.set(index, keys);
+  return keys;
 }
 
-const claimCount = (state: State, key: number): number => claimsOf(state, key, false)?.[claimsSlot(key)] ?? 0;
+/** The per-key counts of claims region `index`, made from its one number when a key first differs. */
+function countsOf(state: State, index: number): Uint32Array {
+  const region = state.claims.get(index) ?? 0;
+  if (typeof region !== 'number') return region;
+  const counts = new Uint32Array(FRAMES_PER_2M).fill(region);
+  state.claims.set(index, counts);
+  return counts;
+}
 
-/** Record that `pfn` now claims `key`; returns the key it claimed before. */
-function setFrame(state: State, pfn: number, key: number): number {
+function claimCount(state: State, key: number): number {
+  const region = state.claims.get(claimsIndex(key)) ?? 0;
+  return typeof region === 'number' ? region : region[claimsSlot(key)]!;
+}
+
+/** One claim more (+1) or less (-1) of `key`, keeping `duplicates`. */
+function claim(state: State, key: number, delta: number): void {
+  const counts = countsOf(state, claimsIndex(key));
+  const i = claimsSlot(key);
+  const before = counts[i]!;
+  counts[i] = before + delta;
+  state.duplicates += duplicatesChange(before, before + delta);
+}
+
+/** How the count of keys claimed twice or more moves when one key's claims go from `before` to `after`. */
+const duplicatesChange = (before: number, after: number): number => (after >= 2 ? 1 : 0) - (before >= 2 ? 1 : 0);
+
+/**
+ * One claim more or less of every key of claims region `index` (a 2M GPA range of one ASID):
+ * one number while the region is uniform.
+ */
+function claimRegion(state: State, index: number, delta: number): void {
+  const region = state.claims.get(index) ?? 0;
+  if (typeof region === 'number') {
+    state.claims.set(index, region + delta);
+    state.duplicates += FRAMES_PER_2M * duplicatesChange(region, region + delta);
+    return;
+  }
+  for (let i = 0; i < FRAMES_PER_2M; i++) {
+    const before = region[i]!;
+    region[i] = before + delta;
+    state.duplicates += duplicatesChange(before, before + delta);
+  }
+}
+
+/**
+ * Frames [pfn, end) of one frame region now claim keys `first + k * ASIDS` (NO_KEY: none), frame by
+ * frame in the region's per-frame keys; frames whose key changed and the keys they left go to `left`.
+ */
+function setRun(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
   const index = regionOf(pfn);
-  const keys = key === NO_KEY ? state.keyOfFrame.get(index) : state.keyOfFrame.getOrCreate(index);
-  if (keys === undefined) return NO_KEY;
-  const i = slotOf(pfn);
-  const old = keys[i]!;
-  if (old === key) return old;
-  if (old !== NO_KEY && claimsOf(state, old, false)![claimsSlot(old)]!-- === 2) state.duplicates--;
-  if (key !== NO_KEY && ++claimsOf(state, key, true)![claimsSlot(key)]! === 2) state.duplicates++;
-  keys[i] = key;
-  return old;
+  const keys = keysOf(state, index);
+  const base = index * FRAMES_PER_2M;
+  for (let f = pfn; f < end; f++) {
+    const key = linearKey(first, f - pfn);
+    const old = keys[f - base]!;
+    if (old === key) continue;
+    if (old !== NO_KEY) {
+      claim(state, old, -1);
+      if (left !== undefined) noteLeft(left, f, f + 1, old);
+    }
+    if (key !== NO_KEY) claim(state, key, 1);
+    keys[f - base] = key;
+  }
+}
+
+/**
+ * Frame region `index` (all 512 frames) now claims keys `first + i * ASIDS` (NO_KEY: none), where
+ * `first` is NO_KEY or the key of a 2M-aligned GPA: the keys of one claims region. Frames whose key
+ * changed and the keys they left go to `left` (noteLeft()); returns false, changing nothing, when
+ * the region's old keys are not linear over one claims region (then the caller goes frame by frame).
+ */
+function setRegion(state: State, index: number, first: number, left: Left | undefined): boolean {
+  const old = state.keyOfFrame.get(index) ?? NO_KEY;
+  if (typeof old !== 'number' || (old !== NO_KEY && claimsSlot(old) !== 0)) return false;
+  if (old === first) return true;
+  if (old !== NO_KEY) {
+    claimRegion(state, claimsIndex(old), -1);
+    if (left !== undefined) noteLeft(left, index * FRAMES_PER_2M, (index + 1) * FRAMES_PER_2M, old);
+  }
+  if (first !== NO_KEY) claimRegion(state, claimsIndex(first), 1);
+  state.keyOfFrame.set(index, first);
+  return true;
 }
 
 /** The key `pfn` claims in the index (NO_KEY). */
-const keyAt = (state: State, pfn: number): number => state.keyOfFrame.get(regionOf(pfn))?.[slotOf(pfn)] ?? NO_KEY;
+function keyAt(state: State, pfn: number): number {
+  const region = state.keyOfFrame.get(regionOf(pfn)) ?? NO_KEY;
+  return typeof region === 'number' ? linearKey(region, slotOf(pfn)) : region[slotOf(pfn)]!;
+}
+
+/** The key of the first frame of a run loaded into `entry`: NO_KEY unless assigned to a guest (ASID 0 is the hypervisor and firmware: its entries carry no guest GPA). */
+const guestKey = (entry: RmpEntry): number => (entry.assigned && entry.asid !== 0 ? keyOf(entry.asid, entry.gpa) : NO_KEY);
+
+/**
+ * Frames [pfn, end) of one 2M frame region now claim keys `first + k * ASIDS` (NO_KEY: none): a
+ * whole region onto a 2M-aligned GPA range in one step (setRegion), else frame by frame (setRun),
+ * where a frame whose key the index already holds (most of them: an unchanged frame of a touched
+ * range) changes nothing. Frames whose key changed and the keys they left go to `left`.
+ */
+function claimRun(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
+  const index = regionOf(pfn);
+  if (end - pfn === FRAMES_PER_2M && (first === NO_KEY || claimsSlot(first) === 0) && setRegion(state, index, first, left)) return;
+  const region = state.keyOfFrame.get(index) ?? NO_KEY;
+  // A linear region the run continues changes nothing (nor does claiming nothing where it holds nothing).
+  if (typeof region === 'number' && first === linearKey(region, slotOf(pfn))) return;
+  setRun(state, pfn, end, first, left);
+}
+
+/** Frames [start, end) left keys `first + k * ASIDS`: one triple in `left` (see candidates()). */
+function noteLeft(left: Left, start: number, end: number, first: number): void {
+  left.triples[left.length++] = start;
+  left.triples[left.length++] = end;
+  left.triples[left.length++] = first;
+}
 
 /**
  * The keys a step must re-check, in the order the step reached them: for each touched frame, the
- * key it left (from `left`: frame, old key pairs of the frames whose key changed, in frame order)
- * and the key it claims. Built only when some key is claimed twice.
+ * key it left (from `left`: triples start, end, first key of the frames [start, end) whose key
+ * changed, the keys they left advancing one GFN per frame, in frame order) and the key it claims.
+ * Built only when some key is claimed twice.
  */
-function candidates(state: State, step: Step, left: readonly number[], out: number[]): void {
+function candidates(state: State, step: Step, left: Left, out: number[]): void {
+  const triples = left.triples;
   out.length = 0;
   let next = 0;
   for (const range of step.frameRanges) {
     for (let pfn = range.start; pfn < range.end; pfn++) {
       const key = keyAt(state, pfn);
-      if (next < left.length && left[next] === pfn) {
-        out.push(left[next + 1]!);
-        next += 2;
-      }
+      while (next < left.length && triples[next + 1]! <= pfn) next += 3;
+      if (next < left.length && triples[next]! <= pfn) out.push(triples[next + 2]! + (pfn - triples[next]!) * ASIDS);
       if (key !== NO_KEY) out.push(key);
     }
   }
@@ -116,8 +235,8 @@ function candidates(state: State, step: Step, left: readonly number[], out: numb
 /** The frames claiming `key`, ascending (a scan: only for a finding). */
 function framesOf(state: State, key: number): number[] {
   const out: number[] = [];
-  for (const [index, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
-    for (let i = 0; i < FRAMES_PER_2M; i++) if (keys[i] === key) out.push(index * FRAMES_PER_2M + i);
+  for (const [index] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
+    for (let pfn = index * FRAMES_PER_2M; pfn < (index + 1) * FRAMES_PER_2M; pfn++) if (keyAt(state, pfn) === key) out.push(pfn);
   }
   return out;
 }
@@ -253,7 +372,7 @@ function checkSmashed(view: View, calls: readonly CallRecord[], index: number, b
   let refGpa0 = 0;
   let validated: boolean | undefined;
   // The entries are read run by run (RmpView.runEnd): within a run only the GPA moves, 4K per
-  // frame when assigned.
+  // frame when assigned, so a run is judged by its first frame that no later call rewrote.
   let runEnd = 0;
   let runStart = 0;
   let runGpa = 0;
@@ -281,7 +400,12 @@ function checkSmashed(view: View, calls: readonly CallRecord[], index: number, b
       if (validated === undefined) validated = entry.validated;
       else problem = 'Validated bit not preserved';
     }
-    if (problem === '') continue;
+    if (problem === '') {
+      // The rest of the run continues this entry (same size, ASID, Validated, a GPA 4K further per
+      // frame): once a frame passes with the reference Validated bit, so does every later one.
+      if (entry.validated === validated) i = runEnd - 1;
+      continue;
+    }
     out.push({
       message: `PSMASH of RMP[2M] at hpa ${hex(hpa)}: frame ${hex((base + i) * SZ_4K)} ==> FAIL (${problem})`,
       details: { hpa: (base + i) * SZ_4K, gpa: entry.gpa, sizes: { rmp: entry.size } },
@@ -297,7 +421,7 @@ function checkSmashed(view: View, calls: readonly CallRecord[], index: number, b
  * with 2M RMPUPDATEs) claim nothing and cost one step each.
  */
 function sweep(view: View): void {
-  const state: State = { keyOfFrame: new RegionArrays(newKeys), claims: new RegionArrays(newClaims), psmashes: view.counters.psmash, rmpUpdates: view.counters.rmpUpdate, duplicates: 0 };
+  const state: State = { keyOfFrame: new RegionArrays(() => NO_KEY), claims: new RegionArrays(() => 0), psmashes: view.counters.psmash, rmpUpdates: view.counters.rmpUpdate, duplicates: 0 };
   const findings = found;
   let lastRegion = -1;
   for (let pfn = 0; pfn < FRAME_LIMIT; ) {
@@ -311,16 +435,24 @@ function sweep(view: View): void {
         checkRegion(view, region, findings);
       }
     }
-    // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-    if (run.assigned && run.asid !== 0) for (let f = pfn; f < end; f++) setFrame(state, f, keyOf(run.asid, run.gpa + (f - pfn) * SZ_4K));
+    // Region by region: a 2M entry is one number in the index. The state starts empty: a run that
+    // claims nothing has nothing to change.
+    const first = guestKey(run);
+    for (let f = pfn; first !== NO_KEY && f < end; ) {
+      const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
+      claimRun(state, f, stop, linearKey(first, f - pfn), undefined);
+      f = stop;
+    }
     pfn = end;
   }
   // Each duplicated key once, in the order its first frame was indexed.
   keysToCheck.length = 0;
-  for (const [, keys] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
-    for (let i = 0; i < FRAMES_PER_2M; i++) {
-      const key = keys[i]!;
-      if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
+  if (state.duplicates > 0) {
+    for (const [index] of [...state.keyOfFrame.entries()].sort((a, b) => a[0] - b[0])) {
+      for (let pfn = index * FRAMES_PER_2M; pfn < (index + 1) * FRAMES_PER_2M; pfn++) {
+        const key = keyAt(state, pfn);
+        if (key !== NO_KEY && claimCount(state, key) >= 2 && !keysToCheck.includes(key)) keysToCheck.push(key);
+      }
     }
   }
   for (const key of keysToCheck) checkKey(state, key, findings);
@@ -367,25 +499,10 @@ export default defineOracle({
           pfn = Math.min(range.end, region + FRAMES_PER_2M);
           continue;
         }
-        const first = pfn;
         const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));
         view.rmp.load(pfn, run);
-        // ASID 0 is the hypervisor and firmware: its entries carry no guest GPA.
-        const guest = run.assigned && run.asid !== 0;
-        const keys = state.keyOfFrame.get(regionOf(pfn));
-        if (!guest && keys === undefined) {
-          pfn = end;
-          continue;
-        }
-        // The run's keys advance one GFN (ASIDS) per frame; frames whose key the index already
-        // holds (most of them: an unchanged frame of a touched range) change nothing.
-        const firstKey = guest ? keyOf(run.asid, run.gpa) : NO_KEY;
-        for (; pfn < end; pfn++) {
-          const key = guest ? firstKey + (pfn - first) * ASIDS : NO_KEY;
-          if (keys !== undefined && keys[pfn - region] === key) continue;
-          const old = setFrame(state, pfn, key);
-          if (old !== NO_KEY) left.push(pfn, old);
-        }
+        claimRun(state, pfn, end, guestKey(run), left);
+        pfn = end;
       }
     }
     // Candidates: the keys the touched frames left and claim, checked once every frame is indexed.
