@@ -36,11 +36,12 @@ export class RegionStore<T extends object> {
     // insert per region per case, and a sweep of a 1 TiB guest's 1G pool reads 512 of them.
     let value = this.own.get(key);
     if (value === undefined && this.base !== undefined) value = this.base.get(key);
-    if (value === undefined || value === null) return undefined;
+    // Kept in the one-entry cache found or not: a region nobody wrote is asked about again and
+    // again too (a page-by-page read of unwritten memory's tokens). add() and writable() replace it.
     this.lastKey = key;
-    this.lastValue = value;
+    this.lastValue = value ?? undefined;
     this.lastMine = false;
-    return value;
+    return value ?? undefined;
   }
 
   /** The region `key`, to change in place: this map's own (a shared one is copied first). */
