@@ -500,6 +500,17 @@ class IoPageTable implements PageTable {
         at = leafStart + size;
         if (at >= end) return end;
         slot = first + (at - firstBase) / itemSize;
+        if (size !== itemSize) continue;
+        // Leaves of one item each (4K leaves in a last-level table, the common case): each
+        // following leaf of that size continues the run when its output is the next item's.
+        let expected = pa + (at - iova);
+        while (slot < tableEnd && store.kind[slot] === kind) {
+          if (store.entry[slot] !== expected) return at;
+          at += size;
+          if (at >= end) return end;
+          expected += size;
+          slot++;
+        }
       }
     }
     return end;
