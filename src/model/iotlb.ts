@@ -72,12 +72,17 @@ export class Iotlb implements IotlbView {
 
   /** Cache `addr` (aligned to `size`) -> `hpa`. */
   insert(addr: number, hpa: number, size: PageSize): void {
-    this.listed = undefined;
     if (size === '2M') {
-      this.large.set(Math.floor(addr / SZ_2M), hpa);
+      const index = Math.floor(addr / SZ_2M);
+      // The same entry again changes nothing: entries() stays listed.
+      if (this.large.get(index) === hpa) return;
+      this.listed = undefined;
+      this.large.set(index, hpa);
       return;
     }
     const gfn = Math.floor(addr / SZ_4K);
+    if (this.small.get(gfn) === hpa) return;
+    this.listed = undefined;
     if (!this.small.has(gfn)) {
       const region = Math.floor(gfn / FRAMES_PER_2M);
       this.smallPerRegion.set(region, (this.smallPerRegion.get(region) ?? 0) + 1);
