@@ -436,8 +436,19 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   liveMappings(): readonly SwiotlbMapping[] {
     if (this.listed !== undefined && this.listedAt === this.slots.generation) return this.listed;
     const heads = this.slots.liveHeads();
+    // The last list is in head order too: a mapping that did not change keeps its (frozen) object,
+    // so a map or an unmap describes and freezes one mapping, not every live one.
+    const previous = this.listed ?? [];
+    const scratch = this.describeScratch;
     const all: SwiotlbMapping[] = [];
-    for (let h = 0; h < heads.length; h++) all.push(Object.freeze(this.describe(heads[h]!)));
+    let p = 0;
+    for (let h = 0; h < heads.length; h++) {
+      const head = heads[h]!;
+      while (p < previous.length && previous[p]!.slotIndex + previous[p]!.padSlots < head) p++;
+      this.describeInto(head, scratch);
+      const old = previous[p];
+      all.push(old !== undefined && sameMapping(old, scratch) ? old : Object.freeze({ ...scratch }));
+    }
     this.listed = all;
     this.listedAt = this.slots.generation;
     return this.listed;
@@ -887,23 +898,44 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   }
 
   private describe(head: number): SwiotlbMapping {
+    return this.describeInto(head, { kind: 'map', tlbAddr: 0, slotIndex: 0, nslots: 0, padSlots: 0, allocSize: 0, origAddr: undefined, area: 0 });
+  }
+
+  /** describe() into `out`. */
+  private describeInto(head: number, out: SwiotlbMapping): SwiotlbMapping {
     const kind = KIND_NAMES[this.slots.kind(head)] ?? 'none';
     if (kind === 'none') throw new Error(`swiotlb: slot ${head} holds no allocation`);
     const pad = this.slots.padSlots(head);
     const first = head - pad;
     const offset = this.slots.headOffset(head);
     const orig = this.slots.origAddr(head);
-    return {
-      kind,
-      tlbAddr: this.slotAddr(head) + offset,
-      slotIndex: first,
-      nslots: nrSlots((this.slots.allocSize(first)) + offset),
-      padSlots: pad,
-      allocSize: this.slots.mapSize(head),
-      origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
-      area: Math.floor(first / this.areaNslabs),
-    };
+    out.kind = kind;
+    out.tlbAddr = this.slotAddr(head) + offset;
+    out.slotIndex = first;
+    out.nslots = nrSlots(this.slots.allocSize(first) + offset);
+    out.padSlots = pad;
+    out.allocSize = this.slots.mapSize(head);
+    out.origAddr = orig === INVALID_PHYS_ADDR ? undefined : orig;
+    out.area = Math.floor(first / this.areaNslabs);
+    return out;
   }
+
+  /** The scratch liveMappings() describes each live allocation into before it compares. */
+  private readonly describeScratch: SwiotlbMapping = { kind: 'map', tlbAddr: 0, slotIndex: 0, nslots: 0, padSlots: 0, allocSize: 0, origAddr: undefined, area: 0 };
+}
+
+/** Two descriptions of one allocation agree field by field. */
+function sameMapping(a: SwiotlbMapping, b: SwiotlbMapping): boolean {
+  return (
+    a.kind === b.kind &&
+    a.tlbAddr === b.tlbAddr &&
+    a.slotIndex === b.slotIndex &&
+    a.nslots === b.nslots &&
+    a.padSlots === b.padSlots &&
+    a.allocSize === b.allocSize &&
+    a.origAddr === b.origAddr &&
+    a.area === b.area
+  );
 }
 
 function fail(error: SwiotlbFailure['error'], reason: string): SwiotlbFailure {

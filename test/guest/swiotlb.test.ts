@@ -42,6 +42,9 @@ function expectConsistent(pool: SwiotlbPool): void {
   const usedPerArea = new Array<number>(pool.nareas).fill(0);
   let previousEnd = 0;
   for (const m of live) {
+    // The listed description is the allocation's current one (liveMappings() keeps the objects of
+    // allocations that did not change from one list to the next).
+    expect(pool.lookup(m.tlbAddr)).toEqual(m);
     expect(m.slotIndex).toBeGreaterThanOrEqual(previousEnd);
     expect(m.slotIndex + m.nslots).toBeLessThanOrEqual(pool.nslabs);
     previousEnd = m.slotIndex + m.nslots;
