@@ -73,9 +73,6 @@ interface FaultLoop {
 
 const hexOf = (n: number): string => `0x${n.toString(16)}`;
 
-/** The bytes of a PSC entry or PVALIDATE of `size`. */
-const entryBytes = (size: PageSize): number => (size === '2M' ? SZ_2M : SZ_4K);
-
 /** The 4K pages of a PSC entry. */
 const pagesOf = (entry: PscEntry): number => (entry.size === '2M' ? FRAMES_PER_2M : 1);
 
@@ -87,9 +84,9 @@ function pscProgress(entries: readonly PscEntry[]): number {
 }
 
 /** The end (exclusive) of the stretch of entries from `i` that follow each other without a gap. */
-function stretchEnd(batch: readonly { gpa: number; size: PageSize }[], i: number): number {
+function stretchEnd(batch: readonly PscEntry[], i: number): number {
   let end = i + 1;
-  while (end < batch.length && batch[end]!.gpa === batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size)) end++;
+  while (end < batch.length && batch[end]!.gfn === batch[end - 1]!.gfn + pagesOf(batch[end - 1]!)) end++;
   return end;
 }
 const accessWhat = (gpa: number, write: boolean, priv: boolean): string => `${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}`;
@@ -382,7 +379,8 @@ export class GuestMemory {
    * something failed; pages whose change did not complete stay marked converting.
    */
   setPagesState(start: number, end: number, to: 'shared' | 'private', purpose: 'accept' | 'convert'): boolean {
-    const entries: { gpa: number; size: PageSize }[] = [];
+    // The PSC entries themselves (struct psc_entry), which vmgexit_psc() hands the host batch by batch.
+    const entries: PscEntry[] = [];
     const policy = this.policy;
     for (let gpa = start; gpa < end; ) {
       const remaining = end - gpa;
@@ -398,7 +396,7 @@ export class GuestMemory {
             return chosen;
           })
         : linuxPageSize(gpa, remaining);
-      entries.push({ gpa, size });
+      entries.push({ gfn: gpa / SZ_4K, size, op: to, curPage: 0 });
       gpa += size === '2M' ? SZ_2M : SZ_4K;
     }
     const steps = policy.conversionSteps
@@ -410,22 +408,22 @@ export class GuestMemory {
         })
       : linuxConversionSteps(to);
     for (let first = 0; first < entries.length; first += PSC_MAX_ENTRIES) {
-      const batch = entries.slice(first, first + PSC_MAX_ENTRIES);
+      const batch = entries.length <= PSC_MAX_ENTRIES ? entries : entries.slice(first, first + PSC_MAX_ENTRIES);
       if (!this.changeBatch(batch, to, steps)) return false;
     }
     return true;
   }
 
-  private changeBatch(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
-    for (const entry of batch) this.log.converting.push({ start: entry.gpa / SZ_4K, end: (entry.gpa + entryBytes(entry.size)) / SZ_4K });
+  private changeBatch(batch: PscEntry[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
+    for (const entry of batch) this.log.converting.push({ start: entry.gfn, end: entry.gfn + pagesOf(entry) });
     // The page flags and the touched GFNs stretch by stretch of adjacent entries: the same flags
     // and (merged) ranges as entry by entry, without a call per 4K entry.
     for (let i = 0; i < batch.length; ) {
       const end = stretchEnd(batch, i);
-      const from = batch[i]!.gpa;
-      const to = batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size);
-      this.pages.updateRange(from / SZ_4K, to / SZ_4K, CONVERTING, 0);
-      this.touch(from, to - from);
+      const from = batch[i]!.gfn;
+      const to = batch[end - 1]!.gfn + pagesOf(batch[end - 1]!);
+      this.pages.updateRange(from, to, CONVERTING, 0);
+      this.touch(from * SZ_4K, (to - from) * SZ_4K);
       i = end;
     }
     for (const step of steps) {
@@ -437,20 +435,20 @@ export class GuestMemory {
       for (let i = 0; i < batch.length; ) {
         const entry = batch[i]!;
         if (entry.size === '2M') {
-          if (!this.pvalidateEntry(entry.gpa, '2M', validate)) return false;
+          if (!this.pvalidateEntry(entry.gfn * SZ_4K, '2M', validate)) return false;
           i++;
           continue;
         }
         // A stretch of adjacent 4K entries: pvalidatePages() may take it as one range.
         let pages = 1;
-        while (batch[i + pages]?.size === '4K' && batch[i + pages]!.gpa === entry.gpa + pages * SZ_4K) pages++;
-        if (!this.pvalidatePages(entry.gpa, pages, validate)) return false;
+        while (batch[i + pages]?.size === '4K' && batch[i + pages]!.gfn === entry.gfn + pages) pages++;
+        if (!this.pvalidatePages(entry.gfn * SZ_4K, pages, validate)) return false;
         i += pages;
       }
     }
     for (let i = 0; i < batch.length; ) {
       const end = stretchEnd(batch, i);
-      this.pages.updateRange(batch[i]!.gpa / SZ_4K, (batch[end - 1]!.gpa + entryBytes(batch[end - 1]!.size)) / SZ_4K, 0, CONVERTING);
+      this.pages.updateRange(batch[i]!.gfn, batch[end - 1]!.gfn + pagesOf(batch[end - 1]!), 0, CONVERTING);
       i = end;
     }
     return true;
@@ -461,8 +459,9 @@ export class GuestMemory {
    * exit; the guest checks that it never goes backwards and gives up after a few exits without
    * progress.
    */
-  private psc(batch: readonly { gpa: number; size: PageSize }[], to: 'shared' | 'private'): boolean {
-    const entries: PscEntry[] = batch.map((e) => ({ gfn: e.gpa / SZ_4K, size: e.size, op: to, curPage: 0 }));
+  private psc(entries: PscEntry[], to: 'shared' | 'private'): boolean {
+    // A conversion may run the PSC step more than once (ConversionStep): each starts from page 0.
+    for (const entry of entries) entry.curPage = 0;
     const endEntry = entries.length - 1;
     const desc: PscDesc = { curEntry: 0, endEntry, entries };
     let stalls = 0;
