@@ -25,7 +25,8 @@ function kindOf(record: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function validatePolicyOf(what: string, hooks: readonly string[], extra: readonly string[]) {
+/** `extra`: the data fields a policy may have besides its hooks; `booleans`: those of them that are flags. */
+function validatePolicyOf(what: string, hooks: readonly string[], extra: readonly string[], booleans: readonly string[] = []) {
   return (value: unknown): string | undefined => {
     const problem = requireFields(value, { name: 'string', description: 'string' });
     if (problem) return problem;
@@ -39,18 +40,14 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
         : `unknown field "${stray}" for a ${what} (hooks: ${hooks.join(', ')})`;
     }
     const notFunction = hooks.find((hook) => record[hook] !== undefined && typeof record[hook] !== 'function');
-    return notFunction === undefined ? undefined : `"${notFunction}" must be a function`;
+    if (notFunction !== undefined) return `"${notFunction}" must be a function`;
+    const notBoolean = booleans.find((field) => record[field] !== undefined && typeof record[field] !== 'boolean');
+    return notBoolean === undefined ? undefined : `"${notBoolean}" must be a boolean`;
   };
 }
 
 // `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
-const validateHostFields = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module']);
-const validateHostPolicy = (value: unknown): string | undefined => {
-  const problem = validateHostFields(value);
-  if (problem !== undefined) return problem;
-  const declared = (value as Record<string, unknown>).ioIgnoresUnseen;
-  return declared === undefined || typeof declared === 'boolean' ? undefined : '"ioIgnoresUnseen" must be a boolean';
-};
+const validateHostPolicy = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module'], ['ioIgnoresUnseen']);
 const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_POLICY_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {

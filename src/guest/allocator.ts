@@ -204,24 +204,10 @@ export class PageAllocator {
   }
 
   private mark(gfn: number, value: 0 | 1): void {
-    const region = Math.floor(gfn / FRAMES_PER_2M);
-    let map = this.busy.get(region);
-    if (map === undefined) {
-      if (value === 0) return;
-      map = new Uint8Array(FRAMES_PER_2M);
-      this.busy.set(region, map);
-    }
     const i = offsetIn(gfn, FRAMES_PER_2M);
-    if ((map[i] ?? 0) === value) return;
-    map[i] = value;
-    const count = (this.busyCount.get(region) ?? 0) + (value === 1 ? 1 : -1);
-    if (count === 0) {
-      this.busyCount.delete(region);
-      this.busy.delete(region);
-    } else {
-      this.busyCount.set(region, count);
-    }
+    this.markPart(Math.floor(gfn / FRAMES_PER_2M), i, i + 1, value);
   }
+
 }
 
 /**

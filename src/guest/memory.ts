@@ -83,10 +83,10 @@ function pscProgress(entries: readonly PscEntry[]): number {
   return sum;
 }
 
-/** The end (exclusive) of the stretch of entries from `i` that follow each other without a gap. */
-function stretchEnd(batch: readonly PscEntry[], i: number): number {
+/** The end (exclusive, at most `limit`) of the stretch of entries from `i` that follow each other without a gap. */
+function stretchEnd(entries: readonly PscEntry[], i: number, limit: number): number {
   let end = i + 1;
-  while (end < batch.length && batch[end]!.gfn === batch[end - 1]!.gfn + pagesOf(batch[end - 1]!)) end++;
+  while (end < limit && entries[end]!.gfn === entries[end - 1]!.gfn + pagesOf(entries[end - 1]!)) end++;
   return end;
 }
 const accessWhat = (gpa: number, write: boolean, priv: boolean): string => `${priv ? 'private' : 'shared'} ${write ? 'write' : 'read'} of ${hexOf(gpa)}`;
@@ -416,16 +416,7 @@ export class GuestMemory {
 
   private changeBatch(batch: PscEntry[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
     for (const entry of batch) this.log.converting.push({ start: entry.gfn, end: entry.gfn + pagesOf(entry) });
-    // The page flags and the touched GFNs stretch by stretch of adjacent entries: the same flags
-    // and (merged) ranges as entry by entry, without a call per 4K entry.
-    for (let i = 0; i < batch.length; ) {
-      const end = stretchEnd(batch, i);
-      const from = batch[i]!.gfn;
-      const to = batch[end - 1]!.gfn + pagesOf(batch[end - 1]!);
-      this.pages.updateRange(from, to, CONVERTING, 0);
-      this.touch(from * SZ_4K, (to - from) * SZ_4K);
-      i = end;
-    }
+    this.markEntries(batch, 0, batch.length, CONVERTING, 0, true);
     for (const step of steps) {
       if (step === 'psc') {
         if (!this.psc(batch, to)) return false;
@@ -446,12 +437,24 @@ export class GuestMemory {
         i += pages;
       }
     }
-    for (let i = 0; i < batch.length; ) {
-      const end = stretchEnd(batch, i);
-      this.pages.updateRange(batch[i]!.gfn, batch[end - 1]!.gfn + pagesOf(batch[end - 1]!), 0, CONVERTING);
+    this.markEntries(batch, 0, batch.length, 0, CONVERTING, false);
+    return true;
+  }
+
+  /**
+   * Set and clear page flags over the pages of entries [from, to), and touch them when asked:
+   * stretch by stretch of adjacent entries, the same flags and (merged) touched ranges as entry
+   * by entry, without a call per 4K entry.
+   */
+  private markEntries(entries: readonly PscEntry[], from: number, to: number, set: number, clear: number, touch: boolean): void {
+    for (let i = from; i < to; ) {
+      const end = stretchEnd(entries, i, to);
+      const first = entries[i]!.gfn;
+      const last = entries[end - 1]!.gfn + pagesOf(entries[end - 1]!);
+      this.pages.updateRange(first, last, set, clear);
+      if (touch) this.touch(first * SZ_4K, (last - first) * SZ_4K);
       i = end;
     }
-    return true;
   }
 
   /**
@@ -488,13 +491,7 @@ export class GuestMemory {
         const entry = entries[i]!;
         this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: true });
       }
-      // The completed entries' pages, adjacent ones as one range.
-      for (let i = reported; i < completed; ) {
-        const from = entries[i]!.gfn;
-        let until = from + pagesOf(entries[i]!);
-        for (i++; i < completed && entries[i]!.gfn === until; i++) until += pagesOf(entries[i]!);
-        this.pages.updateRange(from, until, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED);
-      }
+      this.markEntries(entries, reported, completed, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED, false);
       reported = Math.max(reported, completed);
       if (desc.curEntry === curEntry && pscProgress(entries) <= before) {
         if (++stalls > MAX_PSC_STALLS) {

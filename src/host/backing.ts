@@ -38,6 +38,13 @@ class Region {
     return hpa === undefined || Number.isNaN(hpa) ? undefined : hpa;
   }
 
+  /** The VMM frame of page `i` while shared: its own, or its place in the region's chunk. */
+  sharedFrame(i: number): number | undefined {
+    const own = this.ownHpa(i);
+    if (own !== undefined) return own;
+    return this.chunk !== undefined && this.state[i] === SHARED ? this.chunk + i * SZ_4K : undefined;
+  }
+
   setHpa(i: number, hpa: number): void {
     if (this.hpa === undefined) this.hpa = new Float64Array(FRAMES_PER_2M).fill(NaN);
     this.hpa[i] = hpa;
@@ -79,12 +86,7 @@ export class Backing {
    * boot costs 512 regions, not 262144 entries).
    */
   sharedFrame(gfn: number): number | undefined {
-    const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-    if (region === undefined) return undefined;
-    const i = offsetIn(gfn, FRAMES_PER_2M);
-    const own = region.ownHpa(i);
-    if (own !== undefined) return own;
-    return region.chunk !== undefined && region.state[i] === SHARED ? region.chunk + i * SZ_4K : undefined;
+    return this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.sharedFrame(offsetIn(gfn, FRAMES_PER_2M));
   }
 
   /** The 2M VMM chunk backing region `index` as a whole, if it has one. */
@@ -99,7 +101,11 @@ export class Backing {
       if (next === NOT_BACKED) return;
       region = this.regions.add(index, new Region());
     }
-    const i = offsetIn(gfn, FRAMES_PER_2M);
+    this.setIn(region, offsetIn(gfn, FRAMES_PER_2M), gfn, next, sharedHpa);
+  }
+
+  /** set() of page `i` of `region` (a writable one), page `gfn`. */
+  private setIn(region: Region, i: number, gfn: number, next: PageBacking, sharedHpa?: number): void {
     const old = region.state[i] ?? NOT_BACKED;
     if (old === PRIVATE) region.private--;
     if (old === SHARED) {
@@ -135,12 +141,8 @@ export class Backing {
       for (; gfn < stop; gfn++) {
         if (this.state(gfn) === SHARED) continue;
         region ??= this.regions.writable(index) ?? this.regions.add(index, new Region());
-        const i = gfn - first;
-        if (region.state[i] === PRIVATE) region.private--;
-        region.state[i] = SHARED;
-        region.shared++;
-        const hpa = this.frames.sharedFrameFor(gfn);
-        region.setHpa(i, hpa);
+        this.setIn(region, gfn - first, gfn, SHARED);
+        const hpa = region.sharedFrame(gfn - first) ?? 0;
         const gpa = gfn * SZ_4K;
         const last = out[out.length - 1];
         if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
@@ -331,7 +333,7 @@ export class Backing {
       }
       for (; at < stop; at++) {
         const i = at - base;
-        if (states[i] !== SHARED || (region.ownHpa(i) ?? (region.chunk !== undefined ? region.chunk + i * SZ_4K : 0)) !== first + (at - gfn) * SZ_4K) return at;
+        if (states[i] !== SHARED || (region.sharedFrame(i) ?? 0) !== first + (at - gfn) * SZ_4K) return at;
       }
     }
     return limit;

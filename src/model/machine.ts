@@ -36,6 +36,16 @@ const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG,
 /** The same for a fault-in block whose host prepares each page first (the RMPUPDATE between). */
 const PREPARE_FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, HPA_GPA_ARGS, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
 
+/** An RMPUPDATE's args as its call records them. */
+const rmpUpdateRecord = (hpa: number, args: RmpUpdateArgs): PrimitiveCall['args'] => ({
+  hpa,
+  assigned: args.assigned,
+  asid: args.asid,
+  gpa: args.gpa,
+  size: args.size,
+  immutable: args.immutable === true,
+});
+
 /**
  * The machine's range methods: each makes many primitive calls and records them as runs, for the
  * model's own loops (host.ts, iommu.ts, the guest), which charge the budget and check the
@@ -236,11 +246,7 @@ export class Machine {
     const status = this.updateRmpEntry(hpa, args);
     if (status === RMPUPDATE_OK) this.recorder.touchFrameRange(hpa, pageBytes(args.size));
     else this.recorder.touchFrame(hpa / SZ_4K);
-    this.recorder.call(
-      prim,
-      { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true },
-      status,
-    );
+    this.recorder.call(prim, rmpUpdateRecord(hpa, args), status);
     return status;
   }
 
@@ -275,6 +281,18 @@ export class Machine {
     checkAddress(prim, 'gpa', args.gpa, SZ_4K);
     if (args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun at 0x${hpa.toString(16)} of ${args.size} entries`);
     this.requireBatching('rmpUpdate4KRun', hpa);
+    const done = this.updateRmpRun(hpa, count, args);
+    if (done === 0) return 0;
+    this.recorder.callRun(prim, rmpUpdateRecord(hpa, args), RMPUPDATE_OK, done, args.assigned ? HPA_GPA_ARGS : HPA_ARG, SZ_4K);
+    return done;
+  }
+
+  /**
+   * updateRmpEntry() of `count` 4K frames from `hpa` with `args` (the gpa advancing with the frame
+   * when assigned), frame by frame while each returns RMPUPDATE_OK; touches the frames updated and
+   * returns how many (the first that would fail is left unchanged). The caller records the calls.
+   */
+  private updateRmpRun(hpa: number, count: number, args: RmpUpdateArgs): number {
     const gpaStep = args.assigned ? SZ_4K : 0;
     const frame = { ...args };
     let done = 0;
@@ -282,10 +300,7 @@ export class Machine {
       frame.gpa = args.gpa + done * gpaStep;
       if (this.updateRmpEntry(hpa + done * SZ_4K, frame) !== RMPUPDATE_OK) break;
     }
-    if (done === 0) return 0;
-    this.recorder.touchFrameRange(hpa, done * SZ_4K);
-    const record = { hpa, assigned: args.assigned, asid: args.asid, gpa: args.gpa, size: args.size, immutable: args.immutable === true };
-    this.recorder.callRun(prim, record, RMPUPDATE_OK, done, args.assigned ? HPA_GPA_ARGS : HPA_ARG, SZ_4K);
+    if (done > 0) this.recorder.touchFrameRange(hpa, done * SZ_4K);
     return done;
   }
 
@@ -714,18 +729,11 @@ export class Machine {
     checkAddress(prim, 'gpa', gpa, SZ_4K);
     checkAddress('npt_map', 'hpa', hpa, SZ_4K);
     this.requireBatching('pvalidateFaultIn', gpa);
-    const prepare = prepareAsid === undefined ? undefined : { assigned: true, asid: prepareAsid, gpa, size: '4K' as const };
+    const prepare: RmpUpdateArgs | undefined = prepareAsid === undefined ? undefined : { assigned: true, asid: prepareAsid, gpa, size: '4K' };
     if (prepare !== undefined) {
       if (!validate) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} prepares pages to rescind them`);
-      let assigned = 0;
-      for (; assigned < pages; assigned++) {
-        prepare.gpa = gpa + assigned * SZ_4K;
-        if (this.updateRmpEntry(hpa + assigned * SZ_4K, prepare) !== RMPUPDATE_OK) break;
-      }
-      prepare.gpa = gpa;
-      if (assigned === 0) return 0;
-      this.recorder.touchFrameRange(hpa, assigned * SZ_4K);
-      pages = assigned;
+      pages = this.updateRmpRun(hpa, pages, prepare);
+      if (pages === 0) return 0;
     }
     const done = this.rmpTable.pvalidate4KRun(hpa, gpa, this.asid, validate, pages);
     if (prepare !== undefined && done !== pages) throw new Error(`internal: pvalidateFaultIn validated ${done} of the ${pages} pages it prepared at 0x${gpa.toString(16)}`);
@@ -743,8 +751,7 @@ export class Machine {
       this.recorder.blockRun([fault, map, retry], done, FAULT_IN_STRIDED, SZ_4K);
       return done;
     }
-    // As rmpUpdate() records it.
-    const update: PrimitiveCall = { prim: 'rmpupdate', args: { hpa, assigned: true, asid: prepare.asid, gpa, size: '4K', immutable: false }, result: RMPUPDATE_OK };
+    const update: PrimitiveCall = { prim: 'rmpupdate', args: rmpUpdateRecord(hpa, prepare), result: RMPUPDATE_OK };
     this.recorder.blockRun([fault, update, map, retry], done, PREPARE_FAULT_IN_STRIDED, SZ_4K);
     return done;
   }
