@@ -18,8 +18,8 @@
 //
 // The shadow is one value per 2M region while its pages agree, else one byte per page in a
 // Uint8Array (allocated when a page of the region first differs, dropped when a resync rewrites the
-// whole region): a step costs a few array reads
-// per page at most, no allocation, and the boot snapshot costs per run of the guest's page flags.
+// whole region): a step costs a few array reads per page at most, no allocation, and the boot
+// snapshot costs per run of the guest's page flags.
 
 import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';

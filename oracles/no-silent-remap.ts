@@ -17,10 +17,9 @@
 // first page), so a page costs a comparison of its frame and content with its record; in a step
 // that wrote no memory (ContentWrites: most steps) a stretch still on the frames a reverse number
 // names costs nothing per page, any other page a comparison of its frame. A page with something
-// to report goes
-// through examine(), the one place findings are made. Telling the guest's writes from anybody else's
-// needs the step's calls and DMAs, so the full sweep checks the frame and its RMP entry, and takes
-// the content as the new reference without judging it.
+// to report goes through examine(), the one place findings are made. Telling the guest's writes
+// from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame and its
+// RMP entry, and takes the content as the new reference without judging it.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
@@ -397,8 +396,10 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         continue;
       }
       let pfn = pieceFrame;
+      // A check (not the sweep) of a step that wrote no memory: a page still on its frame keeps its record.
+      const quiet = guestWrites !== undefined && !contentWrites.any();
       // Still on their frames, in a step that wrote no memory: the records are right as they stand.
-      if (guestWrites !== undefined && state.stale.size === 0 && !contentWrites.any()) {
+      if (quiet && state.stale.size === 0) {
         const same = unchangedEnd(state, seen, gfn, pfn, end);
         pfn += same - gfn;
         gfn = same;
@@ -409,7 +410,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
         // Still on its frame, in a step that wrote no memory: the record is right as it stands.
-        if (previousPfn === pfn && guestWrites !== undefined && !contentWrites.any() && (state.stale.size === 0 || !state.stale.has(gfn))) continue;
+        if (previousPfn === pfn && quiet && (state.stale.size === 0 || !state.stale.has(gfn))) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
         const t1 = view.memory.token(base + CHUNK);

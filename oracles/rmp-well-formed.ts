@@ -438,10 +438,12 @@ function sweep(view: View): void {
     // Region by region: a 2M entry is one number in the index. The state starts empty: a run that
     // claims nothing has nothing to change.
     const first = guestKey(run);
-    for (let f = pfn; first !== NO_KEY && f < end; ) {
-      const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
-      claimRun(state, f, stop, linearKey(first, f - pfn), undefined);
-      f = stop;
+    if (first !== NO_KEY) {
+      for (let f = pfn; f < end; ) {
+        const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
+        claimRun(state, f, stop, linearKey(first, f - pfn), undefined);
+        f = stop;
+      }
     }
     pfn = end;
   }
