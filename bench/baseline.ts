@@ -5,8 +5,9 @@
 // and replayed unchanged in both trees by bench/replay-child.ts: this tree parses the cases with its
 // own parser (config fields baed79b did not have take their defaults, no `during`) and keeps only
 // the 12 oracles baed79b had. Each tree runs in its own long-lived child process (tsx from the
-// sources, as `npm run bench` runs this tree), warmed up once, then measured in alternating rounds:
-// every oracle, then raw replay (no oracle), the order of the two trees swapped every round.
+// sources, as `npm run bench` runs this tree), warmed up each way (WARM_ROUNDS), then
+// measured in alternating rounds: every oracle, then raw replay (no oracle), the order of the two
+// trees swapped every round.
 
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -118,6 +119,14 @@ function installDependencies(dir: string): string {
   return `npm ci --omit=dev (${mismatch?.[0] ?? 'node_modules'} differs)`;
 }
 
+/**
+ * The warm-up, each way, in rounds' worth of wall clock. With every oracle on the engine takes
+ * seconds to reach its steady speed: 1 s passes over the 200 cases in one fresh process ran at
+ * 6k, 17-29k, 31-51k, 35-54k, then 47-57k ops/s (2026-11-26): V8 tiering up a large code base, not
+ * a cache of ours. A nightly campaign runs at the steady speed, so the rounds measure that.
+ */
+const WARM_ROUNDS = 4;
+
 const tally = (): { ops: number; ms: number; perRound: number[]; findings: number } => ({ ops: 0, ms: 0, perRound: [], findings: 0 });
 
 export async function benchBaseline(options: BaselineOptions): Promise<BaselineResult> {
@@ -138,8 +147,8 @@ export async function benchBaseline(options: BaselineOptions): Promise<BaselineR
     const current = new Replayer(ROOT, 'current');
     replayers.push(current);
     const { cases } = await base.ask<{ cases: unknown[] }>({ cmd: 'generate', count: options.cases });
-    const loaded = await base.ask<{ oracles: string[]; ops: number }>({ cmd: 'load', cases });
-    const mine = await current.ask<{ oracles: string[]; ops: number }>({ cmd: 'load', cases, oracles: loaded.oracles });
+    const loaded = await base.ask<{ oracles: string[]; ops: number }>({ cmd: 'load', cases, warmMs: WARM_ROUNDS * options.minMs });
+    const mine = await current.ask<{ oracles: string[]; ops: number }>({ cmd: 'load', cases, oracles: loaded.oracles, warmMs: WARM_ROUNDS * options.minMs });
     if (mine.ops !== loaded.ops) throw new Error(`the trees replay different op counts (${commit} ${loaded.ops}, current ${mine.ops}): not the same workload`);
 
     const t = { base: { all: tally(), raw: tally() }, current: { all: tally(), raw: tally() } };
