@@ -92,19 +92,22 @@ export class PageStates {
    */
   runEnd(gfn: number, limit: number): number {
     const flags = this.flags(gfn);
+    const regions = this.regions;
     let at = gfn;
+    // The first held region at or after at's (regions walked in order, not looked up one by one).
+    let position = regions.seek(Math.floor(at / FRAMES_PER_2M));
     while (at < limit) {
       const key = Math.floor(at / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
-      const region = this.regions.get(key);
-      if (region === undefined) {
+      const held = regions.keyAt(position);
+      if (held !== key) {
         if (flags !== 0) return at;
         // Untouched regions are all 0: jump to the next region the guest touched.
-        const next = this.regions.nextKey(key);
-        if (next === undefined) return limit;
-        at = Math.max(at, next * FRAMES_PER_2M);
+        if (held === undefined) return limit;
+        at = Math.max(at, held * FRAMES_PER_2M);
         continue;
       }
+      const region = regions.valueAt(position++)!;
       const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
       if (region.bytes === undefined) {
         if (region.uniform !== flags) return at;

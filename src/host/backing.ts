@@ -302,23 +302,30 @@ export class Backing {
   runEnd(gfn: number, limit: number): number {
     const state = this.state(gfn);
     const first = this.backingHpa(gfn * SZ_4K);
+    const regions = this.regions;
     let at = gfn + 1;
+    // The first held region at or after at's (regions walked in order, not looked up one by one).
+    let position = regions.seek(Math.floor(at / FRAMES_PER_2M));
     while (at < limit) {
       const index = Math.floor(at / FRAMES_PER_2M);
       const stop = Math.min(limit, (index + 1) * FRAMES_PER_2M);
-      const region = this.regions.get(index);
-      if (region === undefined) {
+      const held = regions.keyAt(position);
+      if (held !== index) {
         if (state !== NOT_BACKED) return at;
-        const next = this.regions.nextKey(index);
-        if (next === undefined) return limit;
-        at = Math.max(at, next * FRAMES_PER_2M);
+        if (held === undefined) return limit;
+        at = Math.max(at, held * FRAMES_PER_2M);
         continue;
       }
-      const uniform =
-        region.private === FRAMES_PER_2M || region.private + region.shared === 0 || (region.shared === FRAMES_PER_2M && region.chunk !== undefined && region.hpa === undefined);
-      if (uniform) {
-        // One state and linear frames across the region: its first page answers for the rest.
-        if (!this.continuesRun(at, gfn, state, first)) return at;
+      const region = regions.valueAt(position++)!;
+      if (region.private === FRAMES_PER_2M || region.private + region.shared === 0) {
+        // One state across the region (private frames are GMEM_BASE + gpa, always linear).
+        if ((region.private === 0 ? NOT_BACKED : PRIVATE) !== state) return at;
+        at = stop;
+        continue;
+      }
+      if (region.shared === FRAMES_PER_2M && region.chunk !== undefined && region.hpa === undefined) {
+        // Shared as one 2M chunk: linear frames, so its first page answers for the rest.
+        if (state !== SHARED || region.chunk + (at - index * FRAMES_PER_2M) * SZ_4K !== first + (at - gfn) * SZ_4K) return at;
         at = stop;
         continue;
       }
@@ -350,24 +357,30 @@ export class Backing {
    * pages all agree is one step.
    */
   collect(gfn: number, end: number, want: typeof PRIVATE | typeof SHARED, out: BackedRun[]): BackedRun[] {
-    while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
+    const regions = this.regions;
+    // Held regions walked in order; the untouched ones between them back nothing.
+    for (let position = regions.seek(Math.floor(gfn / FRAMES_PER_2M)); gfn < end; position++) {
+      const index = regions.keyAt(position);
+      if (index === undefined) break;
+      gfn = Math.max(gfn, index * FRAMES_PER_2M);
+      if (gfn >= end) break;
       const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const region = this.regions.get(index);
-      const count = region === undefined ? 0 : want === PRIVATE ? region.private : region.shared;
+      const region = regions.valueAt(position)!;
+      const count = want === PRIVATE ? region.private : region.shared;
       if (count === 0) {
         gfn = regionEnd;
         continue;
       }
-      if (count === FRAMES_PER_2M && (want === PRIVATE || (region!.chunk !== undefined && region!.hpa === undefined))) {
-        const hpa = want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : region!.chunk! + (gfn - index * FRAMES_PER_2M) * SZ_4K;
+      if (count === FRAMES_PER_2M && (want === PRIVATE || (region.chunk !== undefined && region.hpa === undefined))) {
+        const hpa = want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : region.chunk! + (gfn - index * FRAMES_PER_2M) * SZ_4K;
         appendRun(out, gfn * SZ_4K, (regionEnd - gfn) * SZ_4K, hpa);
         gfn = regionEnd;
         continue;
       }
       for (; gfn < regionEnd; gfn++) {
-        if (region!.state[gfn - index * FRAMES_PER_2M] !== want) continue;
-        appendRun(out, gfn * SZ_4K, SZ_4K, want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : (this.sharedFrame(gfn) ?? 0));
+        const i = gfn - index * FRAMES_PER_2M;
+        if (region.state[i] !== want) continue;
+        appendRun(out, gfn * SZ_4K, SZ_4K, want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : (region.sharedFrame(i) ?? 0));
       }
     }
     return out;
@@ -375,9 +388,7 @@ export class Backing {
 
   /** Maximal runs of pages in `view` whose frames are contiguous, in GPA order. */
   *runs(view: 'private' | 'shared'): Generator<BackedRun> {
-    const out: BackedRun[] = [];
-    for (const index of this.regions.keys()) this.collect(index * FRAMES_PER_2M, (index + 1) * FRAMES_PER_2M, view === 'private' ? PRIVATE : SHARED, out);
-    yield* out;
+    yield* this.collect(0, Number.MAX_SAFE_INTEGER, view === 'private' ? PRIVATE : SHARED, []);
   }
 }
 

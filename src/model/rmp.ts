@@ -170,7 +170,11 @@ export class Rmp {
    * frame's GPA is the base GPA plus the frame's offset. Allocation-free for the hot paths.
    */
   load(pfn: number, out: RmpEntry): RmpEntry {
-    const region = this.regions.get(Math.floor(pfn / FRAMES_PER_2M));
+    return this.loadIn(this.regions.get(Math.floor(pfn / FRAMES_PER_2M)), pfn, out);
+  }
+
+  /** load() of frame `pfn` from its region (undefined: untouched). */
+  private loadIn(region: Region | undefined, pfn: number, out: RmpEntry): RmpEntry {
     if (region === undefined) {
       out.assigned = false;
       out.asid = 0;
@@ -252,34 +256,37 @@ export class Rmp {
   runEnd(pfn: number, limit: number): number {
     const ref = this.load(pfn, this.runRef);
     const isDefault = !ref.assigned && ref.asid === 0 && ref.gpa === 0 && ref.size === '4K' && !ref.validated && !ref.immutable && !ref.vmsa;
+    const regions = this.regions;
     let at = pfn + 1;
+    // The first held region at or after at's (regions walked in order, not looked up one by one).
+    let position = regions.seek(Math.floor(at / FRAMES_PER_2M));
     while (at < limit) {
       const key = Math.floor(at / FRAMES_PER_2M);
       const regionStart = key * FRAMES_PER_2M;
       const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
-      const region = this.regions.get(key);
-      if (region === undefined) {
+      const held = regions.keyAt(position);
+      if (held !== key) {
         if (!isDefault) return at;
         // Untouched regions are default entries: jump to the next region anyone wrote.
-        const next = this.regions.nextKey(key);
-        if (next === undefined) return limit;
-        at = Math.max(at, next * FRAMES_PER_2M);
+        if (held === undefined) return limit;
+        at = Math.max(at, held * FRAMES_PER_2M);
         continue;
       }
+      const region = regions.valueAt(position++)!;
       if (at === regionStart) {
-        if (!this.continues(ref, pfn, at)) return at;
+        if (!this.continues(ref, pfn, region, at)) return at;
         at++;
         if (at >= stop) continue;
       }
       if (region.detail === undefined) {
         // Frames 1..511 of a summary region follow one description (zero, a 2M entry's offsets,
         // or a PSMASH's linear GPAs): if the first continues the run, all of them do.
-        if (!this.continues(ref, pfn, at)) return at;
+        if (!this.continues(ref, pfn, region, at)) return at;
         at = stop;
         continue;
       }
       if ((region.flags0 & SIZE_2M) !== 0 || ref.size !== '4K') {
-        for (; at < stop; at++) if (!this.continues(ref, pfn, at)) return at;
+        for (; at < stop; at++) if (!this.continues(ref, pfn, region, at)) return at;
         continue;
       }
       // A detailed region of 4K entries: its raw arrays compared directly, what continues() reads
@@ -295,9 +302,9 @@ export class Rmp {
     return limit;
   }
 
-  /** Whether frame `at` continues the run whose first frame `pfn` has entry `ref`. */
-  private continues(ref: RmpEntry, pfn: number, at: number): boolean {
-    const cur = this.load(at, this.runCur);
+  /** Whether frame `at`, of `region`, continues the run whose first frame `pfn` has entry `ref`. */
+  private continues(ref: RmpEntry, pfn: number, region: Region, at: number): boolean {
+    const cur = this.loadIn(region, at, this.runCur);
     return (
       cur.assigned === ref.assigned &&
       cur.asid === ref.asid &&

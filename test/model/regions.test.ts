@@ -85,4 +85,37 @@ describe('RegionMap copy-on-write', () => {
     // Reading it stays possible.
     expect(original.get(7)!.count).toBe(7);
   });
+
+  it('walks its regions in order exactly as get() reads them, through adds, deletes and copies on write', () => {
+    // seek()/keyAt()/valueAt() are the run queries' walk (Rmp, Backing, PageStates runEnd): a
+    // position left pointing at a template's region after writable() copied it would let a run
+    // query read state the case already changed. Random changes over a chain of copies.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    let map = new RegionMap<Chunk>();
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 40; i++) {
+        const key = random(24);
+        const action = random(3);
+        if (action === 0 && map.get(key) === undefined) map.add(key, new Chunk()).count = key;
+        else if (action === 1) map.delete(key);
+        else {
+          const chunk = map.writable(key);
+          if (chunk !== undefined) chunk.count++;
+        }
+        const keys = [...map.keys()];
+        for (let k = 0; k < 26; k++) {
+          const at = map.seek(k);
+          expect(map.keyAt(at)).toBe(keys.find((held) => held >= k));
+          if (map.keyAt(at) === k) expect(map.valueAt(at)).toBe(map.get(k));
+        }
+        expect(map.values()).toEqual(keys.map((key) => map.get(key)));
+        map.values().forEach((chunk, at) => expect(chunk).toBe(map.get(keys[at]!)));
+      }
+      map = new GraphCopy().copy(map);
+    }
+  });
 });
