@@ -28,20 +28,42 @@ export class RegionStore<T extends object> {
   private lastValue: T | undefined;
   /** `lastValue` is this map's own (writable() said so): per-page sweeps write one region 512 times. */
   private lastMine = false;
+  /**
+   * The entry before `last` (never the same key): a loop that reads two regions in turn (a page
+   * and the frame the host allocates for it) hits one or the other.
+   */
+  private prevKey = -1;
+  private prevValue: T | undefined;
+  private prevMine = false;
 
   /** The region `key`, to read: it may be shared with the template this map was copied from. */
   get(key: number): T | undefined {
     if (key === this.lastKey) return this.lastValue;
+    if (key === this.prevKey) {
+      const value = this.prevValue;
+      this.push(key, value, this.prevMine);
+      return value;
+    }
     // A region of the template is read from `base` itself: keeping it in `own` too cost a Map
     // insert per region per case, and a sweep of a 1 TiB guest's 1G pool reads 512 of them.
     let value = this.own.get(key);
     if (value === undefined && this.base !== undefined) value = this.base.get(key);
-    // Kept in the one-entry cache found or not: a region nobody wrote is asked about again and
-    // again too (a page-by-page read of unwritten memory's tokens). add() and writable() replace it.
-    this.lastKey = key;
-    this.lastValue = value ?? undefined;
-    this.lastMine = false;
+    // Kept in the cache found or not: a region nobody wrote is asked about again and again too
+    // (a page-by-page read of unwritten memory's tokens). add() and writable() replace it.
+    this.push(key, value ?? undefined, false);
     return value ?? undefined;
+  }
+
+  /** `key` becomes the cache's last entry; the last one before it, if another key, its previous. */
+  private push(key: number, value: T | undefined, mine: boolean): void {
+    if (key !== this.lastKey) {
+      this.prevKey = this.lastKey;
+      this.prevValue = this.lastValue;
+      this.prevMine = this.lastMine;
+    }
+    this.lastKey = key;
+    this.lastValue = value;
+    this.lastMine = mine;
   }
 
   /** The region `key`, to change in place: this map's own (a shared one is copied first). */
@@ -72,11 +94,9 @@ export class RegionStore<T extends object> {
     return value;
   }
 
-  /** The one-entry cache holds `value`, this map's own, for `key`. */
+  /** The cache holds `value`, this map's own, for `key`. */
   private remember(key: number, value: T): void {
-    this.lastKey = key;
-    this.lastValue = value;
-    this.lastMine = true;
+    this.push(key, value, true);
   }
 
   /** Region `key` goes back to untouched (no state); false when it held none. */
@@ -88,6 +108,9 @@ export class RegionStore<T extends object> {
     this.lastKey = -1;
     this.lastValue = undefined;
     this.lastMine = false;
+    this.prevKey = -1;
+    this.prevValue = undefined;
+    this.prevMine = false;
     return true;
   }
 

@@ -96,15 +96,30 @@ describe('RegionMap copy-on-write', () => {
       return seed % n;
     };
     let map = new RegionMap<Chunk>();
+    // What the map must hold: the object add() took or writable() last returned for each key (the
+    // look-up cache keeps two entries, and keys here come in any order).
+    const expected = new Map<number, Chunk>();
+    const frozen = new Set<Chunk>();
     for (let round = 0; round < 6; round++) {
       for (let i = 0; i < 40; i++) {
         const key = random(24);
-        const action = random(3);
-        if (action === 0 && map.get(key) === undefined) map.add(key, new Chunk()).count = key;
-        else if (action === 1) map.delete(key);
-        else {
+        const action = random(4);
+        if (action === 0 && map.get(key) === undefined) expected.set(key, map.add(key, new Chunk()));
+        else if (action === 1) {
+          map.delete(key);
+          expected.delete(key);
+        } else if (action === 2) {
           const chunk = map.writable(key);
-          if (chunk !== undefined) chunk.count++;
+          if (chunk !== undefined) {
+            // Never a region a frozen map (a template) holds: that one is copied first.
+            expect(frozen.has(chunk)).toBe(false);
+            chunk.count++;
+            expected.set(key, chunk);
+          }
+        } else {
+          expect(map.get(key)).toBe(expected.get(key));
+          const other = random(24);
+          expect(map.get(other)).toBe(expected.get(other));
         }
         const keys = [...map.keys()];
         for (let k = 0; k < 26; k++) {
@@ -115,7 +130,27 @@ describe('RegionMap copy-on-write', () => {
         expect(map.values()).toEqual(keys.map((key) => map.get(key)));
         map.values().forEach((chunk, at) => expect(chunk).toBe(map.get(keys[at]!)));
       }
+      for (let k = 0; k < 26; k++) expect(map.get(k)).toBe(expected.get(k));
+      for (const chunk of map.values()) frozen.add(chunk);
       map = new GraphCopy().copy(map);
     }
+  });
+
+  it('copies a template region for writable() however the look-up cache reached it', () => {
+    // The cache keeps two entries and whether each is the copy's own: a template region read,
+    // then another, then read again from the second entry must still be copied before a write.
+    const original = template();
+    const copy = new GraphCopy().copy(original);
+    copy.get(1);
+    copy.get(3);
+    copy.get(1);
+    const mine = copy.writable(1)!;
+    expect(mine).not.toBe(original.get(1));
+    mine.count = 10;
+    expect(original.get(1)!.count).toBe(1);
+    // The copy's own region, read back through the second entry, is written in place.
+    copy.get(7);
+    copy.get(1);
+    expect(copy.writable(1)).toBe(mine);
   });
 });
