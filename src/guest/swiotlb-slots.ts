@@ -36,12 +36,23 @@ interface Chunk {
   readonly headOffset: Uint16Array;
 }
 
+/** Changed heads SwiotlbSlots keeps between two listings before it says "any" instead. */
+const CHANGED_MAX = 64;
+
 export class SwiotlbSlots {
   private readonly chunks: (Chunk | undefined)[];
   /** Counts slot writes: while it stays the same, the live allocations are the same (SwiotlbView.generation). */
   generation = 0;
   /** The slots whose `kind` is set (the head slots of the live allocations), ascending. */
   private readonly heads: number[] = [];
+  /**
+   * The head slots whose allocation was made or released since takeChanged() (in any order, a
+   * head possibly twice): every allocation and release sets its head's kind, and nothing else
+   * changes what describes a live allocation. Bounded: past CHANGED_MAX, `changedAll`.
+   */
+  private readonly changed = new Float64Array(CHANGED_MAX);
+  private changedCount = 0;
+  private changedAll = true;
 
   constructor(readonly nslabs: number) {
     this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
@@ -167,7 +178,29 @@ export class SwiotlbSlots {
   setPadSlots(i: number, value: number): void {
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
+  /**
+   * How many heads were made or released since the last call (then wasChanged() asks about
+   * them, until the next write), or -1 when too many were to keep, or before the first call: then
+   * any head may have changed.
+   */
+  takeChanged(): number {
+    const count = this.changedAll ? -1 : this.changedCount;
+    this.changedCount = 0;
+    this.changedAll = false;
+    return count;
+  }
+
+  /** Whether `head` is among the first `count` heads takeChanged() counted. */
+  wasChanged(head: number, count: number): boolean {
+    for (let i = 0; i < count; i++) if (this.changed[i] === head) return true;
+    return false;
+  }
+
   setKind(i: number, value: number): void {
+    if (!this.changedAll) {
+      if (this.changedCount < CHANGED_MAX) this.changed[this.changedCount++] = i;
+      else this.changedAll = true;
+    }
     const chunk = this.chunk(i);
     const was = chunk.kind[i % SLOT_CHUNK]!;
     chunk.kind[i % SLOT_CHUNK] = value;

@@ -437,7 +437,9 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     if (this.listed !== undefined && this.listedAt === this.slots.generation) return this.listed;
     const heads = this.slots.liveHeads();
     // The last list is in head order too: a mapping that did not change keeps its (frozen) object,
-    // so a map or an unmap describes and freezes one mapping, not every live one.
+    // so a map or an unmap describes and freezes one mapping, not every live one. Only the heads
+    // allocated or released since the last list are described at all (most steps: one or two).
+    const changed = this.slots.takeChanged();
     const previous = this.listed ?? [];
     const scratch = this.describeScratch;
     const all: SwiotlbMapping[] = [];
@@ -445,8 +447,12 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     for (let h = 0; h < heads.length; h++) {
       const head = heads[h]!;
       while (p < previous.length && previous[p]!.slotIndex + previous[p]!.padSlots < head) p++;
-      this.describeInto(head, scratch);
       const old = previous[p];
+      if (old !== undefined && changed >= 0 && old.slotIndex + old.padSlots === head && !this.slots.wasChanged(head, changed)) {
+        all.push(old);
+        continue;
+      }
+      this.describeInto(head, scratch);
       all.push(old !== undefined && sameMapping(old, scratch) ? old : Object.freeze({ ...scratch }));
     }
     this.listed = all;

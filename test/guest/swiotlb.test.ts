@@ -115,6 +115,28 @@ describe('constants and geometry', () => {
     expect([...pool.liveMappings()]).toEqual([]);
   });
 
+  it('lists every allocation as it is now when more were made and released between two lists than it keeps track of', () => {
+    // liveMappings() describes again only the heads allocated or released since the last list;
+    // past the log's bound (64) it describes them all. A full pool (64 allocations of 2 slots)
+    // makes every new allocation land in the one slot pair just released.
+    const pool = new SwiotlbPool({ base: BASE, bytes: 256 * KiB, cpus: 1 });
+    const first = [];
+    for (let i = 0; i < 64; i++) first.push(ok(pool.find(0x1000_0000 + i * 0x10000, PAGE_SIZE, {})));
+    expectConsistent(pool);
+    // 64 changes at the last head fill the log; then the first head is released and taken again.
+    let last = first[63]!;
+    for (let i = 0; i < 32; i++) {
+      pool.release(last.tlbAddr);
+      last = ok(pool.find(0x3000_0000 + i * 0x10000, PAGE_SIZE, {}));
+      expect(last.slotIndex).toBe(first[63]!.slotIndex);
+    }
+    pool.release(first[0]!.tlbAddr);
+    const again = ok(pool.find(0x2000_0000, 2 * KiB, {}));
+    expect(again.slotIndex).toBe(first[0]!.slotIndex);
+    expectConsistent(pool);
+    expect(pool.liveMappings()[0]).toEqual(again);
+  });
+
   it('rejects a pool base that is not page-aligned', () => {
     expect(() => new SwiotlbPool({ base: BASE + 2048, bytes: MiB })).toThrow(/page-aligned/);
   });
