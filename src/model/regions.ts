@@ -1,8 +1,9 @@
 // Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames, memory
 // tokens): the state of each 2M region something wrote, by region index (address / 2M). Look-ups
-// go through a one-entry cache (consecutive look-ups mostly stay in one 2M region). RegionMap
-// also keeps the indices in ascending order, for iteration in address order and for run queries
-// that jump over the untouched regions between them; RegionStore is the same without that order.
+// go through a two-entry cache (consecutive look-ups mostly stay in one 2M region, or alternate
+// between two). RegionMap also keeps the indices and regions in ascending order, for iteration in
+// address order and for run queries that walk the held regions and jump over the untouched ones
+// between them; RegionStore is the same without that order.
 //
 // Copy-on-write (issue 15: boot cost independent of the pool size): the boot cache copies a
 // booted template world per case (model/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
@@ -105,12 +106,10 @@ export class RegionStore<T extends object> {
     if (this.get(key) === undefined) return false;
     if (this.base?.has(key) === true) this.own.set(key, null);
     else this.own.delete(key);
+    // get() above made `key` the last entry; the previous one is another key, still valid.
     this.lastKey = -1;
     this.lastValue = undefined;
     this.lastMine = false;
-    this.prevKey = -1;
-    this.prevValue = undefined;
-    this.prevMine = false;
     return true;
   }
 
