@@ -420,13 +420,12 @@ function sweep(view: View): Finding[] | undefined {
       leaked: 0,
     };
     states.set(view, state);
-  }
+  } else state.reverse = new FrameGfns();
   checked.clear();
   cpu.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
-  state.reverse = new FrameGfns();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
   for (let o = 0; o < state.ownerCount; o++) {
     const owner = state.owners[o]!;

@@ -78,7 +78,7 @@ function what(span: Span): string {
  * `bufferCount` of each array. The arrays only grow: truncating one (`length = 0`) drops its
  * backing store in V8, which the next step that maps or unmaps would grow again.
  */
-interface State {
+interface Keys {
   /** slotIndex, nslots, tlbAddr, allocSize of each live slot range. */
   slots: number[];
   slotCount: number;
@@ -92,12 +92,17 @@ interface State {
   slotGeneration: number;
 }
 
-const emptyState = (): State => ({ slots: [], slotCount: 0, mappings: [], mappingCount: 0, buffers: [], bufferCount: 0, slotGeneration: -1 });
+/** What is kept per view: the keys live after the previous check. */
+interface State {
+  live: Keys;
+}
+
+const emptyKeys = (): Keys => ({ slots: [], slotCount: 0, mappings: [], mappingCount: 0, buffers: [], bufferCount: 0, slotGeneration: -1 });
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
 /** The live keys of this step, filled then swapped with the state's (reused). */
-let next = emptyState();
+let next = emptyKeys();
 
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
@@ -138,7 +143,7 @@ function sameKey(a: readonly number[], at: number, b: readonly number[], bt: num
  * range and bounce user, each marked fresh when its key is new. Returns how many are new (all
  * when `before` is undefined).
  */
-function collect(view: View, before: State | undefined): number {
+function collect(view: View, before: Keys | undefined): number {
   const swiotlb = view.guest.swiotlb;
   next.slotGeneration = swiotlb.generation;
   // No slot written since the last check: the same ranges, none of them new (liveMappings() is the pool's kept list).
@@ -186,31 +191,16 @@ function collect(view: View, before: State | undefined): number {
   return fresh;
 }
 
-/** Make `next` the state; the state's old arrays become the next check's `next`. */
+/** Make `next` the live keys; the old ones become the next check's `next`. */
 function keep(view: View, state: State | undefined): void {
   if (state === undefined) {
-    states.set(view, next);
-    next = emptyState();
-  } else swap(state, next);
-}
-
-/** Exchange the contents of `a` and `b`. */
-function swap(a: State, b: State): void {
-  const { slots, slotCount, mappings, mappingCount, buffers, bufferCount, slotGeneration } = a;
-  a.slots = b.slots;
-  a.slotCount = b.slotCount;
-  a.mappings = b.mappings;
-  a.mappingCount = b.mappingCount;
-  a.buffers = b.buffers;
-  a.bufferCount = b.bufferCount;
-  a.slotGeneration = b.slotGeneration;
-  b.slots = slots;
-  b.slotCount = slotCount;
-  b.mappings = mappings;
-  b.mappingCount = mappingCount;
-  b.buffers = buffers;
-  b.bufferCount = bufferCount;
-  b.slotGeneration = slotGeneration;
+    states.set(view, { live: next });
+    next = emptyKeys();
+  } else {
+    const old = state.live;
+    state.live = next;
+    next = old;
+  }
 }
 
 /**
@@ -302,7 +292,7 @@ function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
  * the same order: then collect() would find nothing new and keep() the same numbers. Most steps
  * (a DMA, a sync, a conversion) change none of them; this compares without copying anything.
  */
-function unchanged(view: View, state: State): boolean {
+function unchanged(view: View, state: Keys): boolean {
   if (state.slotGeneration !== view.guest.swiotlb.generation) return false;
   let n = 0;
   for (const mapping of view.guest.mappings) {
@@ -322,8 +312,8 @@ function unchanged(view: View, state: State): boolean {
 
 /** Check the fresh spans (all of them when `all`) and keep what is live now. */
 function run(view: View, state: State | undefined, all: boolean): Finding[] | undefined {
-  if (!all && state !== undefined && unchanged(view, state)) return undefined;
-  const fresh = collect(view, all ? undefined : state);
+  if (!all && state !== undefined && unchanged(view, state.live)) return undefined;
+  const fresh = collect(view, all ? undefined : state?.live);
   if (fresh > 0) {
     for (let i = 0; i < slotSpans.count; i++) if (slotSpans.list[i]!.fresh) checkOne(view, slotSpans.list[i]!, slotSpans, found);
     for (let i = 0; i < userSpans.count; i++) if (userSpans.list[i]!.fresh) checkOne(view, userSpans.list[i]!, slotSpans, found);
