@@ -12,7 +12,7 @@
 // Incremental: the GFNs the step touched (NPT, S2, host backing and guest page state all touch
 // them). The IOTLB is iotlb-stale's business.
 
-import { FRAME_LIMIT, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, SZ_4K, defineOracle, formatSize, hex, type DeviceView, type Finding, type Leaf, type PageTableView, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 
 const started = new WeakSet<View>();
@@ -40,6 +40,24 @@ function checkRange(view: View, from: number, to: number, out: Findings): void {
  */
 const runEnd: number[] = [];
 const runOffset: number[] = [];
+/** The leaf tableRun() found (reused). */
+const leaf: Leaf = { iova: 0, pa: 0, size: 0 };
+
+/**
+ * Table `t`'s answer from `gpa` (into runOffset and runEnd, for checkShared()): one walk for the
+ * leaf, and a second (linearEnd) only where the leaf ends before `last`. Returns whether it maps `gpa`.
+ */
+function tableRun(table: PageTableView, t: number, gpa: number, last: number): boolean {
+  if (!table.leafInto(gpa, leaf)) {
+    runOffset[t] = NaN;
+    runEnd[t] = table.nextMapped(gpa, last);
+    return false;
+  }
+  const hpa = leaf.pa + (gpa - leaf.iova);
+  runOffset[t] = hpa - gpa;
+  runEnd[t] = leaf.iova + leaf.size >= last ? last : table.linearEnd(gpa, last, hpa);
+  return true;
+}
 
 /**
  * Shared GFNs [from, to), piece by piece where every table answers linearly: each device's S2 is
@@ -66,27 +84,18 @@ function checkShared(view: View, from: number, to: number, out: Findings): void 
     let end = last;
     let mapped = false;
     for (let d = 0; d < npt; d++) {
-      if (gpa >= runEnd[d]!) {
-        const s2 = devices[d]!.s2;
-        const hpa = s2.iovaToPhys(gpa);
-        runOffset[d] = hpa === undefined ? NaN : hpa - gpa;
-        runEnd[d] = hpa === undefined ? s2.nextMapped(gpa, last) : s2.linearEnd(gpa, last, hpa);
-      }
+      if (gpa >= runEnd[d]!) tableRun(devices[d]!.s2, d, gpa, last);
       s2Hpa[d] = Number.isNaN(runOffset[d]) ? -1 : gpa + runOffset[d]!;
       if (s2Hpa[d]! >= 0) mapped = true;
       end = Math.min(end, runEnd[d]!);
     }
     if (mapped) {
       if (gpa >= runEnd[npt]!) {
-        const expected = view.npt.iovaToPhys(gpa);
-        if (expected !== undefined) {
-          runOffset[npt] = expected - gpa;
-          runEnd[npt] = view.npt.linearEnd(gpa, last, expected);
-        } else {
+        if (!tableRun(view.npt, npt, gpa, last)) {
           const backing = view.host.sharedHpa(gpa);
           runOffset[npt] = backing >= 0 ? backing - gpa : NaN;
-          const unmappedEnd = view.npt.nextMapped(gpa, last);
-          runEnd[npt] = view.host.backingRunEnd(gfn, Math.ceil(unmappedEnd / SZ_4K)) * SZ_4K;
+          // runEnd[npt] is the NPT's next leaf: the backing answers until then, or its run ends.
+          runEnd[npt] = view.host.backingRunEnd(gfn, Math.ceil(runEnd[npt]! / SZ_4K)) * SZ_4K;
         }
       }
       end = Math.min(end, runEnd[npt]!);

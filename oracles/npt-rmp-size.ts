@@ -12,12 +12,12 @@
 // frame it touched, found through a reverse index (host 2M region -> GPAs of large leaves seen).
 // A leaf of 2M or more covers whole 2M regions, so one leaf lookup (into a reused Leaf) per
 // touched 2M region finds every large leaf over the touched GFNs; the RMP under a leaf is read run
-// by run (RmpView.runEnd), not frame by frame. While the NPT holds no leaf of 2M or more
-// (PageTableView.leafBytes, a counter) there is nothing to look at; the sweep visits the large
-// leaves only, one look per mapped 2M block.
+// by run (RmpView.runEnd), not frame by frame. The sweep visits the large leaves only, one look
+// per mapped 2M block, and none while the NPT holds no leaf of 2M or more (PageTableView.leafBytes).
 
 import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { NumberList } from './lib/number-list.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const headEntry = defaultRmpEntry();
@@ -25,7 +25,7 @@ const subEntry = defaultRmpEntry();
 
 interface State {
   /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
-  reverse: Map<number, Set<number>>;
+  reverse: Map<number, NumberList>;
 }
 
 const states = new WeakMap<View, State>();
@@ -33,20 +33,24 @@ const found = new Findings();
 /** Scratch for PageTableView.leafInto. */
 const nptLeaf: Leaf = { iova: 0, pa: 0, size: 0 };
 /** GPAs of the large leaves to check in this step, in the order they were found (reused). */
-const candidates: number[] = [];
+const candidates = new NumberList();
 /** First GPAs of the leaves checked in this step: each leaf once (reused). */
-const checked: number[] = [];
+const checked = new NumberList();
 
-function addCandidate(gpa: number): void {
-  if (!candidates.includes(gpa)) candidates.push(gpa);
+/** Index and check `leaf` if it is 2M or more and this step has not checked it yet. */
+function checkOnce(view: View, state: State, leaf: Leaf): void {
+  if (leaf.size < SZ_2M || checked.includes(leaf.iova)) return;
+  checked.push(leaf.iova);
+  index(state, leaf);
+  checkLeaf(view, leaf, found);
 }
 
 function index(state: State, leaf: Leaf): void {
   for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
     const region = Math.floor((leaf.pa + offset) / SZ_2M);
     let gpas = state.reverse.get(region);
-    if (gpas === undefined) state.reverse.set(region, (gpas = new Set()));
-    gpas.add(leaf.iova);
+    if (gpas === undefined) state.reverse.set(region, (gpas = new NumberList()));
+    gpas.pushOnce(leaf.iova);
   }
 }
 
@@ -124,21 +128,21 @@ export default defineOracle({
       states.set(view, state);
       return sweep(view, state);
     }
-    // Nothing to look at in a step that touched nothing, or while the NPT holds no leaf of 2M or
-    // more (every candidate below is one).
+    // Nothing to look at in a step that touched nothing. No look at leafBytes() per step: it sums
+    // a counter per leaf size, which cost more than the one walk per touched 2M region below.
     const gfns = step.gfnRanges;
     const frames = step.frameRanges;
-    if ((gfns.length === 0 && frames.length === 0) || !hasLargeLeaves(view)) return undefined;
-    // Only when there is something to drop: setting an array's length is a runtime call in V8.
-    if (candidates.length !== 0) candidates.length = 0;
-    if (checked.length !== 0) checked.length = 0;
+    if (gfns.length === 0 && frames.length === 0) return undefined;
+    candidates.clear();
+    checked.clear();
     // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
     for (let r = 0; r < gfns.length; r++) {
       const range = gfns[r]!;
-      // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the region.
+      // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the
+      // region. The leaf found is checked at once, not looked up again as a candidate.
       let gfn = range.start;
       while (gfn < range.end) {
-        if (view.npt.leafInto(gfn * SZ_4K, nptLeaf) && nptLeaf.size >= SZ_2M) addCandidate(nptLeaf.iova);
+        if (view.npt.leafInto(gfn * SZ_4K, nptLeaf)) checkOnce(view, state, nptLeaf);
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
@@ -147,15 +151,10 @@ export default defineOracle({
       const last = Math.floor((range.end - 1) / FRAMES_PER_2M);
       for (let region = Math.floor(range.start / FRAMES_PER_2M); region <= last; region++) {
         const known = state.reverse.get(region);
-        if (known !== undefined) for (const gpa of known) addCandidate(gpa);
+        if (known !== undefined) for (let k = 0; k < known.count; k++) candidates.pushOnce(known.at(k));
       }
     }
-    for (let c = 0; c < candidates.length; c++) {
-      if (!view.npt.leafInto(candidates[c]!, nptLeaf) || nptLeaf.size < SZ_2M || checked.includes(nptLeaf.iova)) continue;
-      checked.push(nptLeaf.iova);
-      index(state, nptLeaf);
-      checkLeaf(view, nptLeaf, found);
-    }
+    for (let c = 0; c < candidates.count; c++) if (view.npt.leafInto(candidates.at(c), nptLeaf)) checkOnce(view, state, nptLeaf);
     return found.take();
   },
 

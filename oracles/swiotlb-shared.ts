@@ -49,13 +49,18 @@ const describeOwner = (owner: Owner): string =>
 
 /**
  * Disjoint runs of GFNs [start[i], end[i]) in ascending order, each required by owner[i] (an index
- * in State.owners): where two owners overlap, the run belongs to the first one marked.
+ * in State.owners): where two owners overlap, the run belongs to the first one marked. The first
+ * `count` entries are in use: the arrays only grow, because truncating an array (`length = 0`)
+ * drops its backing store in V8 and the next marking would grow it again, on every map and unmap.
  */
 interface Runs {
   start: number[];
   end: number[];
   owner: number[];
+  count: number;
 }
+
+const noRuns = (): Runs => ({ start: [], end: [], owner: [], count: 0 });
 
 interface State {
   /** The required runs now, and those of the previous marking (what "newly required" is against). */
@@ -64,17 +69,24 @@ interface State {
   /** The owners of this marking: the first `ownerCount` of `owners` (objects reused from marking to marking). */
   owners: Owner[];
   ownerCount: number;
-  /** Live slot ranges when last seen: slotIndex, nslots pairs. */
+  /** Live slot ranges when last seen: slotIndex, nslots pairs, the first `slotCount` numbers. */
   slots: number[];
+  slotCount: number;
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
   slotGeneration: number;
-  /** Live coherent buffers by id, as last seen (copies: the guest may reuse its objects). */
-  buffers: Map<number, CoherentBuffer>;
   /**
-   * The ids of view.guest.buffers, in its order, when `buffers` was last brought up to date: the
-   * same list now means the same set, told without a Map look-up per buffer on every step.
+   * Live coherent buffers, as last seen (copies: the guest may reuse its objects), in the order
+   * they first appeared; the first `bufferCount`. A handful are live: a scan beats a Map.
+   */
+  buffers: CoherentBuffer[];
+  bufferCount: number;
+  /**
+   * The ids of view.guest.buffers, in its order, when `buffers` was last brought up to date (the
+   * first `idCount`): the same list now means the same set, told without a search per buffer on
+   * every step.
    */
   bufferIds: number[];
+  idCount: number;
   /** Host frame -> the GFN it backed when checked. */
   reverse: FrameGfns;
   /** Size of the guest's leaked set when last seen. */
@@ -85,8 +97,12 @@ const states = new WeakMap<View, State>();
 const found = new Findings();
 /** The pages this check has looked at: each page once per check (reset by every check and sweep). */
 const checked = new RangeSet();
-/** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
+/**
+ * GFN ranges that became required in this check, [from, to) pairs in the order their owners were
+ * marked: the first `freshCount` numbers (reused, never truncated).
+ */
 const fresh: number[] = [];
+let freshCount = 0;
 
 /** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
 function changed(view: View, state: State): boolean {
@@ -95,36 +111,42 @@ function changed(view: View, state: State): boolean {
     let i = 0;
     let differs = false;
     for (const range of swiotlb.liveMappings()) {
-      if (state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
+      if (i >= state.slotCount || state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
       i += 2;
     }
-    if (differs || i !== state.slots.length) return true;
+    if (differs || i !== state.slotCount) return true;
     state.slotGeneration = swiotlb.generation;
   }
   const buffers = view.guest.buffers;
-  if (sameIds(buffers, state.bufferIds)) return false;
-  if (buffers.length !== state.buffers.size) return true;
-  for (let b = 0; b < buffers.length; b++) if (!state.buffers.has(buffers[b]!.id)) return true;
+  if (sameIds(buffers, state)) return false;
+  if (buffers.length !== state.bufferCount) return true;
+  for (let b = 0; b < buffers.length; b++) if (!isKnown(state, buffers[b]!.id)) return true;
   // The same buffers in another order.
-  keepIds(state.bufferIds, buffers);
+  keepIds(state, buffers);
   return false;
 }
 
-function sameIds(buffers: readonly CoherentBuffer[], ids: readonly number[]): boolean {
-  if (buffers.length !== ids.length) return false;
-  for (let b = 0; b < buffers.length; b++) if (buffers[b]!.id !== ids[b]) return false;
+/** Whether the buffers were live when last seen (state.buffers). */
+function isKnown(state: State, id: number): boolean {
+  for (let k = 0; k < state.bufferCount; k++) if (state.buffers[k]!.id === id) return true;
+  return false;
+}
+
+function sameIds(buffers: readonly CoherentBuffer[], state: State): boolean {
+  if (buffers.length !== state.idCount) return false;
+  for (let b = 0; b < buffers.length; b++) if (buffers[b]!.id !== state.bufferIds[b]) return false;
   return true;
 }
 
-function keepIds(ids: number[], buffers: readonly CoherentBuffer[]): void {
-  ids.length = 0;
-  for (const buffer of buffers) ids.push(buffer.id);
+function keepIds(state: State, buffers: readonly CoherentBuffer[]): void {
+  for (let b = 0; b < buffers.length; b++) state.bufferIds[b] = buffers[b]!.id;
+  state.idCount = buffers.length;
 }
 
-/** The index of the first run of `runs` that ends after `gfn` (runs.start.length when none). */
+/** The index of the first run of `runs` that ends after `gfn` (runs.count when none). */
 function firstEndingAfter(runs: Runs, gfn: number): number {
   let lo = 0;
-  let hi = runs.end.length;
+  let hi = runs.count;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (runs.end[mid]! <= gfn) lo = mid + 1;
@@ -137,7 +159,7 @@ function firstEndingAfter(runs: Runs, gfn: number): number {
 function ownerOf(state: State, gfn: number): number {
   const runs = state.required;
   const i = firstEndingAfter(runs, gfn);
-  return i < runs.start.length && runs.start[i]! <= gfn ? runs.owner[i]! : -1;
+  return i < runs.count && runs.start[i]! <= gfn ? runs.owner[i]! : -1;
 }
 
 /** Collect in `fresh` the ranges of GFNs of [from, to) the previous marking did not require. */
@@ -145,20 +167,30 @@ function collectFresh(previous: Runs, from: number, to: number): void {
   let i = firstEndingAfter(previous, from);
   let at = from;
   while (at < to) {
-    if (i < previous.start.length && previous.start[i]! <= at) {
+    if (i < previous.count && previous.start[i]! <= at) {
       at = previous.end[i++]!;
       continue;
     }
-    const stop = i < previous.start.length ? Math.min(to, previous.start[i]!) : to;
-    if (at < stop) fresh.push(at, stop);
+    const stop = i < previous.count ? Math.min(to, previous.start[i]!) : to;
+    if (at < stop) {
+      fresh[freshCount++] = at;
+      fresh[freshCount++] = stop;
+    }
     at = stop;
   }
 }
 
-/** list.splice(i, 0, value) without the array of removed elements splice() returns. */
-function insertAt(list: number[], i: number, value: number): void {
-  for (let k = list.length; k > i; k--) list[k] = list[k - 1]!;
-  list[i] = value;
+/** Insert run [start, end) of `owner` at index `i` of `runs`, the runs from `i` on moving up one. */
+function insertRun(runs: Runs, i: number, start: number, end: number, owner: number): void {
+  for (let k = runs.count; k > i; k--) {
+    runs.start[k] = runs.start[k - 1]!;
+    runs.end[k] = runs.end[k - 1]!;
+    runs.owner[k] = runs.owner[k - 1]!;
+  }
+  runs.start[i] = start;
+  runs.end[i] = end;
+  runs.owner[i] = owner;
+  runs.count++;
 }
 
 /** Require [addr, addr + len) by owner `index`, where no owner marked earlier requires it; collect the pages new to it. */
@@ -169,14 +201,12 @@ function markPages(state: State, addr: number, len: number, index: number): void
   let at = Math.floor(addr / SZ_4K);
   let i = firstEndingAfter(runs, at);
   while (at < end) {
-    if (i < runs.start.length && runs.start[i]! <= at) {
+    if (i < runs.count && runs.start[i]! <= at) {
       at = runs.end[i++]!;
       continue;
     }
-    const stop = i < runs.start.length ? Math.min(end, runs.start[i]!) : end;
-    insertAt(runs.start, i, at);
-    insertAt(runs.end, i, stop);
-    insertAt(runs.owner, i, index);
+    const stop = i < runs.count ? Math.min(end, runs.start[i]!) : end;
+    insertRun(runs, i, at, stop, index);
     i++;
     collectFresh(state.previous, at, stop);
     at = stop;
@@ -202,14 +232,15 @@ function markRequired(view: View, state: State): void {
   const previous = state.previous;
   state.previous = state.required;
   state.required = previous;
-  previous.start.length = previous.end.length = previous.owner.length = 0;
+  previous.count = 0;
   state.ownerCount = 0;
-  state.slots.length = 0;
-  fresh.length = 0;
+  state.slotCount = 0;
+  freshCount = 0;
   const swiotlb = view.guest.swiotlb;
   state.slotGeneration = swiotlb.generation;
   for (const range of swiotlb.liveMappings()) {
-    state.slots.push(range.slotIndex, range.nslots);
+    state.slots[state.slotCount++] = range.slotIndex;
+    state.slots[state.slotCount++] = range.nslots;
     markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, addOwner(state, range.slotIndex, range.nslots, range.tlbAddr, undefined));
   }
   for (const buffer of view.guest.buffers) {
@@ -234,7 +265,7 @@ function checkOwned(view: View, state: State, gfn: number, owner: number): void 
 /** Check the required pages among GFNs [from, to), run by run. */
 function checkRun(view: View, state: State, from: number, to: number): void {
   const runs = state.required;
-  for (let i = firstEndingAfter(runs, from); i < runs.start.length && runs.start[i]! < to; i++) {
+  for (let i = firstEndingAfter(runs, from); i < runs.count && runs.start[i]! < to; i++) {
     checkOwnedRange(view, state, Math.max(from, runs.start[i]!), Math.min(to, runs.end[i]!), runs.owner[i]!);
   }
 }
@@ -332,7 +363,7 @@ function checkReuse(view: View, state: State, onlyNew: boolean): void {
   if (leaked.size === 0) return;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'pages' && buffer.source !== 'private') continue;
-    if (onlyNew && state.buffers.has(buffer.id)) continue;
+    if (onlyNew && isKnown(state, buffer.id)) continue;
     for (let gfn = Math.floor(buffer.gpa / SZ_4K); gfn <= Math.floor((buffer.gpa + buffer.bytes - 1) / SZ_4K); gfn++) {
       if (!leaked.has(gfn)) continue;
       found.push({
@@ -344,36 +375,57 @@ function checkReuse(view: View, state: State, onlyNew: boolean): void {
   }
 }
 
-/** Judge the buffers freed since the last look; `state.buffers` becomes the live ones. */
+/** Judge the buffers freed since the last look, in the order they appeared; `state.buffers` keeps the live ones. */
 function freedBuffers(view: View, state: State): void {
   const buffers = view.guest.buffers;
-  for (const [id, buffer] of state.buffers) {
+  let kept = 0;
+  for (let k = 0; k < state.bufferCount; k++) {
+    const buffer = state.buffers[k]!;
     let live = false;
-    for (let b = 0; b < buffers.length && !live; b++) live = buffers[b]!.id === id;
-    if (!live) {
-      checkFreed(view, buffer);
-      state.buffers.delete(id);
-    }
+    for (let b = 0; b < buffers.length && !live; b++) live = buffers[b]!.id === buffer.id;
+    if (live) state.buffers[kept++] = buffer;
+    else checkFreed(view, buffer);
   }
+  state.bufferCount = kept;
 }
 
+/** Copy the buffers not seen before after those kept, in the guest's order. */
 function rememberBuffers(view: View, state: State): void {
-  for (const buffer of view.guest.buffers) if (!state.buffers.has(buffer.id)) state.buffers.set(buffer.id, { ...buffer });
-  keepIds(state.bufferIds, view.guest.buffers);
+  const buffers = view.guest.buffers;
+  const known = state.bufferCount;
+  for (let b = 0; b < buffers.length; b++) {
+    let seen = false;
+    for (let k = 0; k < known && !seen; k++) seen = state.buffers[k]!.id === buffers[b]!.id;
+    if (!seen) state.buffers[state.bufferCount++] = { ...buffers[b]! };
+  }
+  keepIds(state, buffers);
 }
 
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { required: { start: [], end: [], owner: [] }, previous: { start: [], end: [], owner: [] }, owners: [], ownerCount: 0, slots: [], slotGeneration: -1, buffers: new Map(), bufferIds: [], reverse: new FrameGfns(), leaked: 0 };
+    state = {
+      required: noRuns(),
+      previous: noRuns(),
+      owners: [],
+      ownerCount: 0,
+      slots: [],
+      slotCount: 0,
+      slotGeneration: -1,
+      buffers: [],
+      bufferCount: 0,
+      bufferIds: [],
+      idCount: 0,
+      reverse: new FrameGfns(),
+      leaked: 0,
+    };
     states.set(view, state);
-  }
+  } else state.reverse = new FrameGfns();
   checked.clear();
   cpu.forget();
   freedBuffers(view, state);
   rememberBuffers(view, state);
   markRequired(view, state);
-  state.reverse = new FrameGfns();
   // Every required page, in the order its owner was marked (fresh holds only the new ones).
   for (let o = 0; o < state.ownerCount; o++) {
     const owner = state.owners[o]!;
@@ -401,7 +453,7 @@ export default defineOracle({
     checked.clear();
     cpu.forget();
     // Only when there is something to drop: setting an array's length is a runtime call in V8.
-    if (fresh.length !== 0) fresh.length = 0;
+    freshCount = 0;
     if (changed(view, state)) {
       markRequired(view, state);
       freedBuffers(view, state);
@@ -413,7 +465,7 @@ export default defineOracle({
       checkReuse(view, state, false);
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
-    for (let i = 0; i < fresh.length; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
+    for (let i = 0; i < freshCount; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
     // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
     const gfns = step.gfnRanges;
     for (let r = 0; r < gfns.length; r++) checkRun(view, state, gfns[r]!.start, gfns[r]!.end);

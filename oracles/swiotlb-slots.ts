@@ -37,7 +37,7 @@ interface Span {
 }
 
 /**
- * Spans filled by spansOf(), reused from check to check: a step that maps or unmaps looks at every
+ * Spans filled by collect(), reused from check to check: a step that maps or unmaps looks at every
  * live one (about 20 in the bench workload), and findings describe them in words at once.
  */
 interface Spans {
@@ -73,26 +73,36 @@ function what(span: Span): string {
   return `coherent buffer ${buffer.id} (dev ${buffer.dev}, ${buffer.bytes} bytes)`;
 }
 
-/** What was live after the previous check, as numbers. */
-interface State {
+/**
+ * What was live after the previous check, as numbers: the first `slotCount`, `mappingCount`,
+ * `bufferCount` of each array. The arrays only grow: truncating one (`length = 0`) drops its
+ * backing store in V8, which the next step that maps or unmaps would grow again.
+ */
+interface Keys {
   /** slotIndex, nslots, tlbAddr, allocSize of each live slot range. */
   slots: number[];
+  slotCount: number;
   /** Ids of the live bounced streaming mappings. */
   mappings: number[];
+  mappingCount: number;
   /** Ids of the live coherent buffers served from swiotlb. */
   buffers: number[];
+  bufferCount: number;
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
   slotGeneration: number;
 }
 
+/** What is kept per view: the keys live after the previous check. */
+interface State {
+  live: Keys;
+}
+
+const emptyKeys = (): Keys => ({ slots: [], slotCount: 0, mappings: [], mappingCount: 0, buffers: [], bufferCount: 0, slotGeneration: -1 });
+
 const states = new WeakMap<View, State>();
 const found = new Findings();
 /** The live keys of this step, filled then swapped with the state's (reused). */
-const next: State = { slots: [], mappings: [], buffers: [], slotGeneration: -1 };
-/** Per key of `next`: whether it is new (reused). */
-const freshSlots: boolean[] = [];
-const freshMappings: boolean[] = [];
-const freshBuffers: boolean[] = [];
+let next = emptyKeys();
 
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
@@ -101,20 +111,20 @@ const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >
 let hint = 0;
 
 /**
- * Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of `before`: first at
- * the same place, then just after the last key found (the keys after one that went or came are
- * shifted by one), then anywhere.
+ * Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of the first `count`
+ * numbers of `before`: first at the same place, then just after the last key found (the keys
+ * after one that went or came are shifted by one), then anywhere.
  */
-function known(before: readonly number[], list: readonly number[], at: number, width: number): boolean {
-  if (at + width <= before.length && sameKey(before, at, list, at, width)) {
+function known(before: readonly number[], count: number, list: readonly number[], at: number, width: number): boolean {
+  if (at + width <= count && sameKey(before, at, list, at, width)) {
     hint = at + width;
     return true;
   }
-  if (hint + width <= before.length && sameKey(before, hint, list, at, width)) {
+  if (hint + width <= count && sameKey(before, hint, list, at, width)) {
     hint += width;
     return true;
   }
-  for (let from = 0; from + width <= before.length; from += width) {
+  for (let from = 0; from + width <= count; from += width) {
     if (sameKey(before, from, list, at, width)) {
       hint = from + width;
       return true;
@@ -128,76 +138,68 @@ function sameKey(a: readonly number[], at: number, b: readonly number[], bt: num
   return true;
 }
 
-/** Fill `next` with the live keys; mark the new ones. Returns how many are new (all when `before` is undefined). */
-function collect(view: View, before: State | undefined): number {
-  next.slots.length = 0;
-  next.mappings.length = 0;
-  next.buffers.length = 0;
+/**
+ * In one pass: fill `next` with the live keys and slotSpans and userSpans with every live slot
+ * range and bounce user, each marked fresh when its key is new. Returns how many are new (all
+ * when `before` is undefined).
+ */
+function collect(view: View, before: Keys | undefined): number {
   const swiotlb = view.guest.swiotlb;
   next.slotGeneration = swiotlb.generation;
-  // No slot written since the last check: the same ranges, none of them new, without walking the pool.
+  // No slot written since the last check: the same ranges, none of them new (liveMappings() is the pool's kept list).
   const sameSlots = before !== undefined && before.slotGeneration === swiotlb.generation;
-  if (sameSlots) for (const n of before.slots) next.slots.push(n);
-  else for (const range of swiotlb.liveMappings()) next.slots.push(range.slotIndex, range.nslots, range.tlbAddr, range.allocSize);
-  for (const mapping of view.guest.mappings) if (mapping.tlbAddr !== undefined) next.mappings.push(mapping.id);
-  for (const buffer of view.guest.buffers) if (buffer.source === 'swiotlb') next.buffers.push(buffer.id);
+  slotSpans.count = 0;
+  userSpans.count = 0;
   let fresh = 0;
+  let n = 0;
   hint = 0;
-  for (let i = 0; i < next.slots.length; i += 4) {
-    freshSlots[i / 4] = before === undefined || (!sameSlots && !known(before.slots, next.slots, i, 4));
-    if (freshSlots[i / 4]) fresh++;
+  for (const range of swiotlb.liveMappings()) {
+    const slots = next.slots;
+    slots[n] = range.slotIndex;
+    slots[n + 1] = range.nslots;
+    slots[n + 2] = range.tlbAddr;
+    slots[n + 3] = range.allocSize;
+    const isFresh = before === undefined || (!sameSlots && !known(before.slots, before.slotCount, slots, n, 4));
+    if (isFresh) fresh++;
+    const start = swiotlb.base + range.slotIndex * SLOT;
+    addSpan(slotSpans, start, start + range.nslots * SLOT, isFresh, range, undefined, undefined);
+    n += 4;
   }
+  next.slotCount = n;
+  n = 0;
   hint = 0;
-  for (let i = 0; i < next.mappings.length; i++) {
-    freshMappings[i] = before === undefined || !known(before.mappings, next.mappings, i, 1);
-    if (freshMappings[i]) fresh++;
+  for (const mapping of view.guest.mappings) {
+    if (mapping.tlbAddr === undefined) continue;
+    next.mappings[n] = mapping.id;
+    const isFresh = before === undefined || !known(before.mappings, before.mappingCount, next.mappings, n, 1);
+    if (isFresh) fresh++;
+    addSpan(userSpans, mapping.tlbAddr, mapping.tlbAddr + mapping.bytes, isFresh, undefined, mapping, undefined);
+    n++;
   }
+  next.mappingCount = n;
+  n = 0;
   hint = 0;
-  for (let i = 0; i < next.buffers.length; i++) {
-    freshBuffers[i] = before === undefined || !known(before.buffers, next.buffers, i, 1);
-    if (freshBuffers[i]) fresh++;
+  for (const buffer of view.guest.buffers) {
+    if (buffer.source !== 'swiotlb') continue;
+    next.buffers[n] = buffer.id;
+    const isFresh = before === undefined || !known(before.buffers, before.bufferCount, next.buffers, n, 1);
+    if (isFresh) fresh++;
+    addSpan(userSpans, buffer.gpa, buffer.gpa + buffer.bytes, isFresh, undefined, undefined, buffer);
+    n++;
   }
+  next.bufferCount = n;
   return fresh;
 }
 
-/** Make `next` the state; the state's old arrays become the next check's `next`. */
+/** Make `next` the live keys; the old ones become the next check's `next`. */
 function keep(view: View, state: State | undefined): void {
   if (state === undefined) {
-    states.set(view, { slots: next.slots, mappings: next.mappings, buffers: next.buffers, slotGeneration: next.slotGeneration });
-    next.slots = [];
-    next.mappings = [];
-    next.buffers = [];
-    return;
-  }
-  const { slots, mappings, buffers } = state;
-  state.slots = next.slots;
-  state.mappings = next.mappings;
-  state.buffers = next.buffers;
-  state.slotGeneration = next.slotGeneration;
-  next.slots = slots;
-  next.mappings = mappings;
-  next.buffers = buffers;
-}
-
-/** Fill slotSpans and userSpans with every live slot range and bounce user, in the order collect() found them. */
-function spansOf(view: View): void {
-  const swiotlb = view.guest.swiotlb;
-  slotSpans.count = 0;
-  userSpans.count = 0;
-  let i = 0;
-  for (const range of swiotlb.liveMappings()) {
-    const start = swiotlb.base + range.slotIndex * SLOT;
-    addSpan(slotSpans, start, start + range.nslots * SLOT, freshSlots[i++] === true, range, undefined, undefined);
-  }
-  i = 0;
-  for (const mapping of view.guest.mappings) {
-    if (mapping.tlbAddr === undefined) continue;
-    addSpan(userSpans, mapping.tlbAddr, mapping.tlbAddr + mapping.bytes, freshMappings[i++] === true, undefined, mapping, undefined);
-  }
-  i = 0;
-  for (const buffer of view.guest.buffers) {
-    if (buffer.source !== 'swiotlb') continue;
-    addSpan(userSpans, buffer.gpa, buffer.gpa + buffer.bytes, freshBuffers[i++] === true, undefined, undefined, buffer);
+    states.set(view, { live: next });
+    next = emptyKeys();
+  } else {
+    const old = state.live;
+    state.live = next;
+    next = old;
   }
 }
 
@@ -290,30 +292,29 @@ function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
  * the same order: then collect() would find nothing new and keep() the same numbers. Most steps
  * (a DMA, a sync, a conversion) change none of them; this compares without copying anything.
  */
-function unchanged(view: View, state: State): boolean {
+function unchanged(view: View, state: Keys): boolean {
   if (state.slotGeneration !== view.guest.swiotlb.generation) return false;
   let n = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
-    if (n >= state.mappings.length || state.mappings[n] !== mapping.id) return false;
+    if (n >= state.mappingCount || state.mappings[n] !== mapping.id) return false;
     n++;
   }
-  if (n !== state.mappings.length) return false;
+  if (n !== state.mappingCount) return false;
   n = 0;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'swiotlb') continue;
-    if (n >= state.buffers.length || state.buffers[n] !== buffer.id) return false;
+    if (n >= state.bufferCount || state.buffers[n] !== buffer.id) return false;
     n++;
   }
-  return n === state.buffers.length;
+  return n === state.bufferCount;
 }
 
 /** Check the fresh spans (all of them when `all`) and keep what is live now. */
 function run(view: View, state: State | undefined, all: boolean): Finding[] | undefined {
-  if (!all && state !== undefined && unchanged(view, state)) return undefined;
-  const fresh = collect(view, all ? undefined : state);
+  if (!all && state !== undefined && unchanged(view, state.live)) return undefined;
+  const fresh = collect(view, all ? undefined : state?.live);
   if (fresh > 0) {
-    spansOf(view);
     for (let i = 0; i < slotSpans.count; i++) if (slotSpans.list[i]!.fresh) checkOne(view, slotSpans.list[i]!, slotSpans, found);
     for (let i = 0; i < userSpans.count; i++) if (userSpans.list[i]!.fresh) checkOne(view, userSpans.list[i]!, slotSpans, found);
     overlaps(slotSpans, 'slot ranges', found);

@@ -9,6 +9,7 @@ import { caseSeed, generateCase } from '../../src/ops/generate.ts';
 import { CpuFrames } from '../../oracles/lib/cpu-frames.ts';
 import { Findings } from '../../oracles/lib/findings.ts';
 import { FrameGfns } from '../../oracles/lib/frame-gfns.ts';
+import { NumberList } from '../../oracles/lib/number-list.ts';
 import { RangeSet } from '../../oracles/lib/range-set.ts';
 import { firstOutside, holdsAll, outsideEnd, overlaps, rangeHolding, touchesRegion } from '../../oracles/lib/runs.ts';
 
@@ -147,5 +148,20 @@ describe('Findings', () => {
     expect(taken).toEqual([{ message: 'a' }, { message: 'b' }]);
     expect(found.take()).toBeUndefined();
     expect(taken).toHaveLength(2);
+  });
+});
+
+describe('NumberList', () => {
+  it('holds what was pushed since the last clear(), once with pushOnce()', () => {
+    const list = new NumberList();
+    list.push(7);
+    list.pushOnce(7);
+    list.pushOnce(2 ** 40);
+    expect([list.count, list.at(0), list.at(1), list.includes(2 ** 40), list.includes(8)]).toEqual([2, 7, 2 ** 40, true, false]);
+    list.clear();
+    // Numbers left over in the array from before clear() are not held.
+    expect([list.count, list.includes(7)]).toEqual([0, false]);
+    list.pushOnce(3);
+    expect([list.count, list.at(0), list.includes(2 ** 40)]).toEqual([1, 3, false]);
   });
 });
