@@ -26,6 +26,7 @@ import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { Float64Slab } from './lib/slab.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 import { overlaps, rangeHolding } from './lib/runs.ts';
 
@@ -69,12 +70,12 @@ interface State {
 
 const states = new WeakMap<View, State>();
 
-/**
- * A region's four arrays are views of one buffer: every typed array of this size has a backing
- * store of its own outside the V8 heap, and a case makes a record for each region it validates.
- */
+/** The buffers of the `Seen` records: a case makes one for each region it validates. */
+const seenSlab = new Float64Slab(4 * FRAMES_PER_2M, 64);
+
+/** A region's four arrays are views of one slice of a buffer shared with other records (lib/slab.ts). */
 function newSeen(): Seen {
-  const buffer = new Float64Array(4 * FRAMES_PER_2M);
+  const buffer = seenSlab.take();
   const part = (k: number): Float64Array => buffer.subarray(k * FRAMES_PER_2M, (k + 1) * FRAMES_PER_2M);
   return { pfn: part(0).fill(NONE), t0: part(1), t1: part(2), pass: part(3), records: 0 };
 }

@@ -8,6 +8,7 @@ import { resolvePolicies } from '../../src/engine/select.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
 import { markCallPages } from '../../oracles/lib/call-pages.ts';
+import { Float64Slab } from '../../oracles/lib/slab.ts';
 import { CpuFrames } from '../../oracles/lib/cpu-frames.ts';
 import { Findings } from '../../oracles/lib/findings.ts';
 import { FrameGfns } from '../../oracles/lib/frame-gfns.ts';
@@ -110,6 +111,18 @@ describe('markCallPages', () => {
       for (const from of [0, 1, 7]) expect(marked(record, pages, from, first)).toEqual(byCall(record, pages, from, first));
     }
     expect(marked(run(1000 * 4096, 253, 4096), 1, 0, first)).toHaveLength(253 - 24);
+  });
+});
+
+describe('Float64Slab', () => {
+  it('hands out zeroed slices of one size that share no element, across buffers', () => {
+    const slab = new Float64Slab(4, 3);
+    const slices = Array.from({ length: 7 }, () => slab.take());
+    slices.forEach((slice, k) => {
+      expect([...slice]).toEqual([0, 0, 0, 0]);
+      slice.fill(k + 1);
+    });
+    slices.forEach((slice, k) => expect([...slice]).toEqual([k + 1, k + 1, k + 1, k + 1]));
   });
 });
 
