@@ -11,7 +11,8 @@
 // each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
 // and per frame the GFN whose record names it. That reverse map is one number per frame region
 // while the region's frames are named by consecutive GFNs (a 2M page the guest accepted): such a
-// region is linked, unlinked and looked through at once, not frame by frame. Incremental: the
+// region is linked, unlinked and looked through at once, not frame by frame (and the part of it a
+// step shared is unlinked by one fill of the region's reverse map). Incremental: the
 // GFNs the step touched, and the GFNs whose recorded frame the step touched. A run of watched
 // pages is judged piece by piece (pieceEnd: one translation onto one RMP run that is right for its
 // first page), so a page costs a comparison of its frame and content with its record; in a step
@@ -154,11 +155,42 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
     if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
     return;
   }
-  for (; gfn < stop; gfn++) {
+  while (gfn < stop) {
     const i = slotOf(gfn);
+    const n = seen.pfn[i] === NONE ? 0 : unlinkStretch(state, seen, gfn, stop);
+    if (n > 0) {
+      // Records named back by one reverse number, now unlinked: what forget() does page by page.
+      seen.pfn.fill(NONE, i, i + n);
+      seen.pass.fill(state.pass, i, i + n);
+      seen.records -= n;
+      if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+      gfn += n;
+      continue;
+    }
     seen.pass[i] = state.pass;
     if (seen.pfn[i] !== NONE) forget(state, gfn);
+    gfn++;
   }
+}
+
+/**
+ * Unlink the stretch of records from `gfn` (before `stop`, in region `seen`) that name consecutive
+ * frames of one frame region whose one reverse number names them back (the pages of a 2M page the
+ * guest accepted, part of it now shared): one fill of the region's reverse map. Returns its
+ * length; 0 when the record of `gfn` is not so linked (then forget() goes page by page).
+ */
+function unlinkStretch(state: State, seen: Seen, gfn: number, stop: number): number {
+  const i = slotOf(gfn);
+  const pfn = seen.pfn[i]!;
+  const index = regionOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region !== 'number' || region === NONE || region + slotOf(pfn) !== gfn) return 0;
+  const first = slotOf(pfn);
+  const most = Math.min(stop - gfn, FRAMES_PER_2M - first);
+  let n = 1;
+  while (n < most && seen.pfn[i + n] === pfn + n) n++;
+  reverseOf(state, index).fill(NONE, first, first + n);
+  return n;
 }
 
 /**
