@@ -17,8 +17,10 @@
 // pages is judged piece by piece (pieceEnd: one translation onto one RMP run that is right for its
 // first page), so a page costs a comparison of its frame and content with its record; in a step
 // that wrote no memory (ContentWrites: most steps) a stretch still on the frames a reverse number
-// names costs nothing per page, any other page a comparison of its frame. A page with something
-// to report goes through examine(), the one place findings are made. Telling the guest's writes
+// names costs nothing per page, any other page a comparison of its frame; pages new to the oracle
+// on frames no record names (a 2M page accepted and split in one step) are recorded stretch by
+// stretch (recordStretch). A page with something to report goes through examine(), the one
+// place findings are made. Telling the guest's writes
 // from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame and its
 // RMP entry, and takes the content as the new reference without judging it.
 
@@ -440,6 +442,14 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
       for (; gfn < end; gfn++, pfn++) {
         const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
+        if (seen.pfn[i] === NONE) {
+          const n = recordStretch(view, state, seen, gfn, pfn, end);
+          if (n > 0) {
+            gfn += n - 1;
+            pfn += n - 1;
+            continue;
+          }
+        }
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
         // Still on its frame, in a step that wrote no memory: the record is right as it stands.
@@ -484,6 +494,38 @@ function unchangedEnd(state: State, seen: Seen, gfn: number, pfn: number, end: n
   for (let i = first; i < last; i++) if (seen.pass[i] === state.pass) return gfn;
   seen.pass.fill(state.pass, first, last);
   return gfn + (last - first);
+}
+
+/**
+ * New records for the pages from `gfn` (before `end`, in region `seen`, on frames from `pfn` of one
+ * translation and RMP run) that have none, were not examined this pass, and whose frames no record
+ * names: what examineWatched() does page by page for such a page (link, record frame and tokens),
+ * for the stretch at once (the 4K pages of a 2M page the guest accepted and split in one step).
+ * Returns how many pages it recorded; 0 when `gfn` is not such a page.
+ */
+function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: number, end: number): number {
+  const index = regionOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  // A linear region names every one of its frames.
+  if (typeof region === 'number' && region !== NONE) return 0;
+  const i = slotOf(gfn);
+  const first = slotOf(pfn);
+  const most = Math.min(end - gfn, FRAMES_PER_2M - first);
+  let n = 0;
+  while (n < most && seen.pfn[i + n] === NONE && seen.pass[i + n] !== state.pass && (typeof region === 'number' || region[first + n] === NONE)) n++;
+  if (n === 0) return 0;
+  const reverse = reverseOf(state, index);
+  for (let k = 0; k < n; k++) {
+    const base = (pfn + k) * PAGE;
+    reverse[first + k] = gfn + k;
+    seen.pfn[i + k] = pfn + k;
+    seen.t0[i + k] = view.memory.token(base);
+    seen.t1[i + k] = view.memory.token(base + CHUNK);
+  }
+  seen.pass.fill(state.pass, i, i + n);
+  seen.records += n;
+  if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+  return n;
 }
 
 /**

@@ -16,12 +16,14 @@ const setup: Op[] = [
   { op: 'accept', gpa: 2 * MB, size: '2M' },
   { op: 'share', gpa: 2 * MB, pages: 256 },
 ];
+/** The share accepts the 2M page itself and splits it in the same step: its other half gets new records at once. */
+const splitSetup: Op[] = [{ op: 'share', gpa: 2 * MB, pages: 256 }];
 
 /** The frame behind `gpa` after the setup ops. */
-function frameAfterSetup(gpa: number): number {
+function frameAfterSetup(gpa: number, ops = setup): number {
   let view: View | undefined;
   const spy = { ...oracle, name: 'spy', check: (v: View) => void (view = v) };
-  runSpec({ host: 'cut-on-convert', guest: 'linux', ops: setup }, [spy]);
+  runSpec({ host: 'cut-on-convert', guest: 'linux', ops }, [spy]);
   return view!.npt.iovaToPhys(gpa) ?? view!.host.backingHpa(gpa);
 }
 
@@ -42,6 +44,15 @@ describe('no-silent-remap, part of a 2M page shared', () => {
     expect(result.violations[0]).toMatchObject({ oracle: 'no-silent-remap', step: 2 });
     expect(result.violations[0]!.details?.gpa).toBe(gpa);
     expect(result.violations[0]!.message).toMatch(/changed without a guest write ==> FAIL \(content changed behind the guest's back\)/);
+  });
+
+  it('watches the pages of a 2M page accepted and split in one step, through their frames', () => {
+    const gpa = 2 * MB + 300 * SZ_4K;
+    const hpa = frameAfterSetup(gpa, splitSetup);
+    rmpLetsHostWrite();
+    const result = runSpec({ host: 'cut-on-convert', guest: 'linux', adversary: true, ops: [...splitSetup, { op: 'hw_host_write', hpa }] }, [oracle]);
+    expect(result.violations[0]).toMatchObject({ oracle: 'no-silent-remap', step: 1 });
+    expect(result.violations[0]!.details?.gpa).toBe(gpa);
   });
 
   it('stays silent when the host writes a frame of the shared part', () => {
