@@ -18,8 +18,7 @@
 //
 // Event-based (DMA records, bounce events, the op), so there is no full sweep. A step with none
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
-// the step has interleaved activity, writes or a change of the live mappings. A write made for a
-// mapping goes to that mapping by id; only an outsider's write is offered to every live mapping.
+// the step has interleaved activity, writes or a change of the live mappings.
 
 import { argAt, callsIn, defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
 import { CpuFrames } from './lib/cpu-frames.ts';
@@ -246,11 +245,10 @@ const OUTSIDER = -2;
  * and who wrote it: the DMA API for a mapping (its id) or for a coherent buffer (OTHER_OBJECT), or
  * somebody outside the DMA API (OUTSIDER: a wild DMA, a host write); `racing`: interleaved.
  */
-const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[], first: 0, last: 0, outsiders: 0 };
+const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[], first: 0, last: 0 };
 
 function addWrite(chunk: number, token: number, owner: number, racing: boolean): void {
   const i = writes.count++;
-  if (owner === OUTSIDER) writes.outsiders++;
   // The span of the chunks written: a mapping outside it has nothing to look at.
   writes.first = i === 0 ? chunk : Math.min(writes.first, chunk);
   writes.last = i === 0 ? chunk : Math.max(writes.last, chunk);
@@ -340,7 +338,6 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
  */
 function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracked>): void {
   writes.count = 0;
-  writes.outsiders = 0;
   for (const dma of step.dmas) {
     if (!dma.write) continue;
     const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
@@ -358,36 +355,24 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
     if (record.prim !== 'host_write' || record.result !== 'ok') continue;
     for (let i = 0, n = callsIn(record); i < n; i++) (hostWritten ??= new Set()).add(pfnOf(argAt(record, 'hpa', i)));
   }
-  // Each mapping takes its writes in step order, then the host's; mappings are independent. Without
-  // an outsider's write (almost every step) a write concerns only the mapping it was made for,
-  // found by id, rather than every live mapping looking through every write.
-  if (writes.count > 0 && writes.outsiders === 0) {
-    for (let w = 0; w < writes.count; w++) {
-      const tracked = mappings.get(writes.owner[w]!);
-      if (tracked !== undefined) takeWrite(tracked, w);
-    }
-  } else if (writes.count > 0) {
+  if (writes.count > 0 || hostWritten !== undefined) {
     for (const tracked of mappings.values()) {
-      if (tracked.firstChunk > writes.last || tracked.lastChunk < writes.first) continue;
-      for (let w = 0; w < writes.count; w++) if (writes.owner[w] === OUTSIDER || writes.owner[w] === tracked.mapping.id) takeWrite(tracked, w);
+      const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
+      if (written) for (let w = 0; w < writes.count; w++) {
+        const chunk = writes.chunk[w]!;
+        if (!owns(tracked, chunk)) continue;
+        if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
+        // An interleaved write may land before or after the op's copies: one more possible content.
+        if (writes.racing[w]!) tracked.allowed.addToKnown(chunk, writes.token[w]!);
+        else tracked.allowed.only(chunk, writes.token[w]!);
+      }
+      if (hostWritten === undefined) continue;
+      for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+        const hpa = cpu.hpa(view, chunk * CHUNK);
+        if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) tracked.allowed.only(chunk, view.memory.token(hpa));
+      }
     }
   }
-  if (hostWritten === undefined) return;
-  for (const tracked of mappings.values()) {
-    for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-      const hpa = cpu.hpa(view, chunk * CHUNK);
-      if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) tracked.allowed.only(chunk, view.memory.token(hpa));
-    }
-  }
-}
-
-/** Write `w` of the step, made for `tracked` or by an outsider, lands in its slots: the new content. */
-function takeWrite(tracked: Tracked, w: number): void {
-  const chunk = writes.chunk[w]!;
-  if (!owns(tracked, chunk)) return;
-  // An interleaved write may land before or after the op's copies: one more possible content.
-  if (writes.racing[w]!) tracked.allowed.addToKnown(chunk, writes.token[w]!);
-  else tracked.allowed.only(chunk, writes.token[w]!);
 }
 
 export default defineOracle({
