@@ -19,9 +19,11 @@
 // The shadow is one value per 2M region while its pages agree, else one byte per page in a
 // Uint8Array (allocated when a page of the region first differs, dropped when a resync rewrites the
 // whole region): a step costs a few array reads per page at most, no allocation, and the boot
-// snapshot costs per run of the guest's page flags.
+// snapshot costs per run of the guest's page flags. A conversion logs one event per 4K page; a run
+// of them (same kind and outcome, pages advancing one by one) is judged as one range when none of
+// its pages has anything to report, else event by event.
 
-import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestEvent, type GuestPage, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -157,6 +159,80 @@ function snapshot(view: View): State {
   return state;
 }
 
+type ConversionEvent = Extract<GuestEvent, { kind: 'pvalidate' | 'psc' }>;
+
+/**
+ * The end of the run of events from `events[k]`: 4K events of the same kind and outcome on pages
+ * advancing one by one. A NOUPDATE PVALIDATE, a finding of its own, and a 2M event stand alone.
+ */
+function runEnd(events: readonly GuestEvent[], k: number): number {
+  const event = events[k] as ConversionEvent;
+  if (event.size !== '4K' || (event.kind === 'pvalidate' && event.status === PVALIDATE_FAIL_NOUPDATE)) return k + 1;
+  let end = k + 1;
+  for (let gpa = event.gpa + PAGE; end < events.length && continues(event, events[end]!, gpa); end++, gpa += PAGE);
+  return end;
+}
+
+/** Whether `next` is a 4K event at `gpa` of the same kind and outcome as `event`. */
+function continues(event: ConversionEvent, next: GuestEvent, gpa: number): boolean {
+  if (event.kind === 'pvalidate') return next.kind === 'pvalidate' && next.gpa === gpa && next.size === '4K' && next.validate === event.validate && next.status === event.status;
+  return next.kind === 'psc' && next.gpa === gpa && next.size === '4K' && next.to === event.to && next.done === event.done;
+}
+
+/** The first of pages [first, first + count) that `event`, applied to each, would report, or -1. */
+function problemPage(state: State, event: ConversionEvent, first: number, count: number): number {
+  if (event.kind === 'pvalidate') {
+    if (!event.validate) return -1;
+    if (event.status === PVALIDATE_FAIL_NOUPDATE) return first;
+    return event.status === PVALIDATE_OK ? firstWith(state, first, first + count, VALIDATED | SHARED) : -1;
+  }
+  return event.to === 'shared' ? firstWith(state, first, first + count, VALIDATED) : -1;
+}
+
+/** What `event`, applied to each of pages [first, first + count), changes in the shadow. */
+function apply(state: State, event: ConversionEvent, first: number, count: number): void {
+  if (event.kind === 'pvalidate') {
+    if (event.status === PVALIDATE_OK) setBits(state, first, count, event.validate ? VALIDATED : 0, event.validate ? 0 : VALIDATED);
+  } else if (event.done) {
+    setBits(state, first, count, event.to === 'shared' ? SHARED : 0, event.to === 'shared' ? 0 : SHARED);
+  }
+}
+
+/** One event: its finding, if any (the first page to report names it), then its change. */
+function judge(state: State, event: ConversionEvent, out: Findings): void {
+  const first = Math.floor(event.gpa / PAGE);
+  const count = event.size === '2M' ? PAGES_2M : 1;
+  const gfn = problemPage(state, event, first, count);
+  if (gfn >= 0) out.push(finding(state, event, gfn));
+  apply(state, event, first, count);
+}
+
+/** The finding of `event` at page `gfn` (problemPage()). */
+function finding(state: State, event: ConversionEvent, gfn: number): Finding {
+  if (event.kind === 'psc') {
+    return {
+      message: `guest PSC(${hex(event.gpa)}, ${event.size}) to shared while it still holds gpa ${hex(gfn * PAGE)} validated ==> FAIL (no rescind before sharing)`,
+      details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
+    };
+  }
+  if (event.status === PVALIDATE_FAIL_NOUPDATE) {
+    return {
+      message: `guest ${pvalidateCall(event.gpa, event.size)} returned 255 (NOUPDATE): the RMP entry was already validated ==> FAIL (page validated twice)`,
+      details: { gpa: event.gpa, sizes: { rmp: event.size }, status: event.status },
+    };
+  }
+  if (hasKnown(bitsAt(state, gfn), VALIDATED)) {
+    return {
+      message: `guest ${pvalidateCall(event.gpa, event.size)} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
+      details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
+    };
+  }
+  return {
+    message: `guest ${pvalidateCall(event.gpa, event.size)} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
+    details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
+  };
+}
+
 export default defineOracle({
   name: 'conversion-order',
   description: 'the guest rescinds before sharing, validates after unsharing, and never validates a page twice',
@@ -174,49 +250,22 @@ export default defineOracle({
       for (const range of step.gfnRanges) assign(state, range.start, range.end, UNKNOWN);
     }
     const out = found;
-    for (const event of step.guestEvents) {
-      if (event.kind !== 'pvalidate' && event.kind !== 'psc') continue;
-      const first = Math.floor(event.gpa / PAGE);
-      const count = event.size === '2M' ? PAGES_2M : 1;
-      if (event.kind === 'pvalidate') {
-        if (!event.validate) {
-          if (event.status === PVALIDATE_OK) setBits(state, first, count, 0, VALIDATED);
-          continue;
-        }
-        if (event.status === PVALIDATE_FAIL_NOUPDATE) {
-          out.push({
-            message: `guest ${pvalidateCall(event.gpa, event.size)} returned 255 (NOUPDATE): the RMP entry was already validated ==> FAIL (page validated twice)`,
-            details: { gpa: event.gpa, sizes: { rmp: event.size }, status: event.status },
-          });
-          continue;
-        }
-        if (event.status !== PVALIDATE_OK) continue;
-        // The first page already validated or still shared names the finding.
-        const gfn = firstWith(state, first, first + count, VALIDATED | SHARED);
-        if (gfn >= 0 && hasKnown(bitsAt(state, gfn), VALIDATED)) {
-          out.push({
-            message: `guest ${pvalidateCall(event.gpa, event.size)} succeeded on gpa ${hex(gfn * PAGE)}, which it already held validated, without a rescind in between ==> FAIL (page validated twice)`,
-            details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
-          });
-        } else if (gfn >= 0) {
-          out.push({
-            message: `guest ${pvalidateCall(event.gpa, event.size)} on gpa ${hex(gfn * PAGE)} while it is still shared (no completed PSC to private) ==> FAIL (validate before unsharing)`,
-            details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
-          });
-        }
-        setBits(state, first, count, VALIDATED, 0);
-      } else if (event.to === 'shared') {
-        const gfn = firstWith(state, first, first + count, VALIDATED);
-        if (gfn >= 0) {
-          out.push({
-            message: `guest PSC(${hex(event.gpa)}, ${event.size}) to shared while it still holds gpa ${hex(gfn * PAGE)} validated ==> FAIL (no rescind before sharing)`,
-            details: { gpa: gfn * PAGE, sizes: { rmp: event.size } },
-          });
-        }
-        if (event.done) setBits(state, first, count, SHARED, 0);
-      } else if (event.done) {
-        setBits(state, first, count, 0, SHARED);
+    const events = step.guestEvents;
+    for (let k = 0; k < events.length; ) {
+      const event = events[k]!;
+      if (event.kind !== 'pvalidate' && event.kind !== 'psc') {
+        k++;
+        continue;
       }
+      // A run of events (a 4K PSC or PVALIDATE per page of a 2M conversion) changes distinct
+      // pages, so their order matters only for findings: a run none of whose pages has anything
+      // to report (every correct run) is judged and applied as one range; else event by event.
+      const end = runEnd(events, k);
+      const first = Math.floor(event.gpa / PAGE);
+      const count = (end - k) * (event.size === '2M' ? PAGES_2M : 1);
+      if (problemPage(state, event, first, count) < 0) apply(state, event, first, count);
+      else for (let j = k; j < end; j++) judge(state, events[j] as ConversionEvent, out);
+      k = end;
     }
     // The guest's own view is the reference for the next step.
     for (const range of step.gfnRanges) resync(view, state, range.start, range.end);

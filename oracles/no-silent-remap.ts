@@ -11,13 +11,16 @@
 // each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
 // and per frame the GFN whose record names it. That reverse map is one number per frame region
 // while the region's frames are named by consecutive GFNs (a 2M page the guest accepted): such a
-// region is linked, unlinked and looked through at once, not frame by frame. Incremental: the
+// region is linked, unlinked and looked through at once, not frame by frame (and the part of it a
+// step shared is unlinked by one fill of the region's reverse map). Incremental: the
 // GFNs the step touched, and the GFNs whose recorded frame the step touched. A run of watched
 // pages is judged piece by piece (pieceEnd: one translation onto one RMP run that is right for its
 // first page), so a page costs a comparison of its frame and content with its record; in a step
 // that wrote no memory (ContentWrites: most steps) a stretch still on the frames a reverse number
-// names costs nothing per page, any other page a comparison of its frame. A page with something
-// to report goes through examine(), the one place findings are made. Telling the guest's writes
+// names costs nothing per page, any other page a comparison of its frame; pages new to the oracle
+// on frames no record names (a 2M page accepted and split in one step) are recorded stretch by
+// stretch (recordStretch). A page with something to report goes through examine(), the one
+// place findings are made. Telling the guest's writes
 // from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame and its
 // RMP entry, and takes the content as the new reference without judging it.
 
@@ -26,6 +29,7 @@ import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { RegionArrays } from './lib/regions.ts';
+import { Float64Slab } from './lib/slab.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 import { overlaps, rangeHolding } from './lib/runs.ts';
 
@@ -69,12 +73,12 @@ interface State {
 
 const states = new WeakMap<View, State>();
 
-/**
- * A region's four arrays are views of one buffer: every typed array of this size has a backing
- * store of its own outside the V8 heap, and a case makes a record for each region it validates.
- */
+/** The buffers of the `Seen` records: a case makes one for each region it validates. */
+const seenSlab = new Float64Slab(4 * FRAMES_PER_2M, 64);
+
+/** A region's four arrays are views of one slice of a buffer shared with other records (lib/slab.ts). */
 function newSeen(): Seen {
-  const buffer = new Float64Array(4 * FRAMES_PER_2M);
+  const buffer = seenSlab.take();
   const part = (k: number): Float64Array => buffer.subarray(k * FRAMES_PER_2M, (k + 1) * FRAMES_PER_2M);
   return { pfn: part(0).fill(NONE), t0: part(1), t1: part(2), pass: part(3), records: 0 };
 }
@@ -153,11 +157,42 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
     if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
     return;
   }
-  for (; gfn < stop; gfn++) {
+  while (gfn < stop) {
     const i = slotOf(gfn);
+    const n = seen.pfn[i] === NONE ? 0 : unlinkStretch(state, seen, gfn, stop);
+    if (n > 0) {
+      // Records named back by one reverse number, now unlinked: what forget() does page by page.
+      seen.pfn.fill(NONE, i, i + n);
+      seen.pass.fill(state.pass, i, i + n);
+      seen.records -= n;
+      if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+      gfn += n;
+      continue;
+    }
     seen.pass[i] = state.pass;
     if (seen.pfn[i] !== NONE) forget(state, gfn);
+    gfn++;
   }
+}
+
+/**
+ * Unlink the stretch of records from `gfn` (before `stop`, in region `seen`) that name consecutive
+ * frames of one frame region whose one reverse number names them back (the pages of a 2M page the
+ * guest accepted, part of it now shared): one fill of the region's reverse map. Returns its
+ * length; 0 when the record of `gfn` is not so linked (then forget() goes page by page).
+ */
+function unlinkStretch(state: State, seen: Seen, gfn: number, stop: number): number {
+  const i = slotOf(gfn);
+  const pfn = seen.pfn[i]!;
+  const index = regionOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region !== 'number' || region === NONE || region + slotOf(pfn) !== gfn) return 0;
+  const first = slotOf(pfn);
+  const most = Math.min(stop - gfn, FRAMES_PER_2M - first);
+  let n = 1;
+  while (n < most && seen.pfn[i + n] === pfn + n) n++;
+  reverseOf(state, index).fill(NONE, first, first + n);
+  return n;
 }
 
 /**
@@ -407,6 +442,14 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
       for (; gfn < end; gfn++, pfn++) {
         const i = slotOf(gfn);
         if (seen.pass[i] === state.pass) continue;
+        if (seen.pfn[i] === NONE) {
+          const n = recordStretch(view, state, seen, gfn, pfn, end);
+          if (n > 0) {
+            gfn += n - 1;
+            pfn += n - 1;
+            continue;
+          }
+        }
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
         // Still on its frame, in a step that wrote no memory: the record is right as it stands.
@@ -451,6 +494,38 @@ function unchangedEnd(state: State, seen: Seen, gfn: number, pfn: number, end: n
   for (let i = first; i < last; i++) if (seen.pass[i] === state.pass) return gfn;
   seen.pass.fill(state.pass, first, last);
   return gfn + (last - first);
+}
+
+/**
+ * New records for the pages from `gfn` (before `end`, in region `seen`, on frames from `pfn` of one
+ * translation and RMP run) that have none, were not examined this pass, and whose frames no record
+ * names: what examineWatched() does page by page for such a page (link, record frame and tokens),
+ * for the stretch at once (the 4K pages of a 2M page the guest accepted and split in one step).
+ * Returns how many pages it recorded; 0 when `gfn` is not such a page.
+ */
+function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: number, end: number): number {
+  const index = regionOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  // A linear region names every one of its frames.
+  if (typeof region === 'number' && region !== NONE) return 0;
+  const i = slotOf(gfn);
+  const first = slotOf(pfn);
+  const most = Math.min(end - gfn, FRAMES_PER_2M - first);
+  let n = 0;
+  while (n < most && seen.pfn[i + n] === NONE && seen.pass[i + n] !== state.pass && (typeof region === 'number' || region[first + n] === NONE)) n++;
+  if (n === 0) return 0;
+  const reverse = reverseOf(state, index);
+  for (let k = 0; k < n; k++) {
+    const base = (pfn + k) * PAGE;
+    reverse[first + k] = gfn + k;
+    seen.pfn[i + k] = pfn + k;
+    seen.t0[i + k] = view.memory.token(base);
+    seen.t1[i + k] = view.memory.token(base + CHUNK);
+  }
+  seen.pass.fill(state.pass, i, i + n);
+  seen.records += n;
+  if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+  return n;
 }
 
 /**

@@ -19,10 +19,14 @@
 // while its frames agree: the first key of a frame region whose keys advance one GFN per frame (a
 // 2M entry, an untouched PSMASH result), the one count of a key region all of whose keys are
 // claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs
-// a few numbers, not 512 keys and claims. The index also counts the keys claimed twice: while there
+// a few numbers, not 512 keys and claims, and a partial one (a 2M share at an unaligned GPA)
+// claims and releases its keys stretch by stretch. A PSMASH is judged against the step's later
+// RMPUPDATEs and PVALIDATEs of its region, found in a run of calls by arithmetic on its strided
+// addresses (lib/call-pages.ts), not call by call. The index also counts the keys claimed twice: while there
 // are none (every correct run), a step updates the index and looks at no key.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
+import { markCallPages } from './lib/call-pages.ts';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -111,15 +115,6 @@ function claimCount(state: State, key: number): number {
   return typeof region === 'number' ? region : region[claimsSlot(key)]!;
 }
 
-/** One claim more (+1) or less (-1) of `key`, keeping `duplicates`. */
-function claim(state: State, key: number, delta: number): void {
-  const counts = countsOf(state, claimsIndex(key));
-  const i = claimsSlot(key);
-  const before = counts[i]!;
-  counts[i] = before + delta;
-  state.duplicates += duplicatesChange(before, before + delta);
-}
-
 /** How the count of keys claimed twice or more moves when one key's claims go from `before` to `after`. */
 const duplicatesChange = (before: number, after: number): number => (after >= 2 ? 1 : 0) - (before >= 2 ? 1 : 0);
 
@@ -142,23 +137,53 @@ function claimRegion(state: State, index: number, delta: number): void {
 }
 
 /**
- * Frames [pfn, end) of one frame region now claim keys `first + k * ASIDS` (NO_KEY: none), frame by
- * frame in the region's per-frame keys; frames whose key changed and the keys they left go to `left`.
+ * One claim more (+1) or less (-1) of each of `count` keys from `first`, one GFN apart: per claims
+ * region, one number where they cover it whole (claimRegion), else a count per key.
+ */
+function claimKeys(state: State, first: number, count: number, delta: number): void {
+  for (let key = first; count > 0; ) {
+    const index = claimsIndex(key);
+    const slot = claimsSlot(key);
+    const n = Math.min(count, FRAMES_PER_2M - slot);
+    if (n === FRAMES_PER_2M) claimRegion(state, index, delta);
+    else {
+      const counts = countsOf(state, index);
+      for (let i = slot; i < slot + n; i++) {
+        const before = counts[i]!;
+        counts[i] = before + delta;
+        state.duplicates += duplicatesChange(before, before + delta);
+      }
+    }
+    key += n * ASIDS;
+    count -= n;
+  }
+}
+
+/**
+ * Frames [pfn, end) of one frame region now claim keys `first + k * ASIDS` (NO_KEY: none), in the
+ * region's per-frame keys; frames whose key changed and the keys they left go to `left`. Stretch by
+ * stretch of frames whose old keys advance one GFN per frame (or are all NO_KEY): against new keys
+ * that do too, such a stretch changes on every frame or on none, and its keys are claimed and
+ * released as ranges (a 2M region partly converted: two stretches, not 512 keys).
  */
 function setRun(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
   const index = regionOf(pfn);
   const keys = keysOf(state, index);
   const base = index * FRAMES_PER_2M;
-  for (let f = pfn; f < end; f++) {
-    const key = linearKey(first, f - pfn);
+  for (let f = pfn; f < end; ) {
     const old = keys[f - base]!;
-    if (old === key) continue;
-    if (old !== NO_KEY) {
-      claim(state, old, -1);
-      if (left !== undefined) noteLeft(left, f, f + 1, old);
+    const key = linearKey(first, f - pfn);
+    let stop = f + 1;
+    while (stop < end && keys[stop - base] === linearKey(old, stop - f)) stop++;
+    if (old !== key) {
+      if (old !== NO_KEY) {
+        claimKeys(state, old, stop - f, -1);
+        if (left !== undefined) noteLeft(left, f, stop, old);
+      }
+      if (key !== NO_KEY) claimKeys(state, key, stop - f, 1);
+      for (let g = f; g < stop; g++) keys[g - base] = linearKey(key, g - f);
     }
-    if (key !== NO_KEY) claim(state, key, 1);
-    keys[f - base] = key;
+    f = stop;
   }
 }
 
@@ -315,12 +340,7 @@ class Revalidated {
     const first = region * FRAMES_PER_2M;
     for (let k = this.from; k < this.calls.length; k++) {
       const record = this.calls[k]!;
-      if (record.prim !== 'pvalidate') continue;
-      const pages = record.args.size === '2M' ? FRAMES_PER_2M : 1;
-      for (let i = 0, n = callsIn(record); i < n; i++) {
-        const start = Math.floor(argAt(record, 'gpa', i) / SZ_4K);
-        for (let gfn = Math.max(start, first); gfn < Math.min(start + pages, first + FRAMES_PER_2M); gfn++) this.pages[gfn - first] = 1;
-      }
+      if (record.prim === 'pvalidate') markCallPages(record, 'gpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, 0, first, this.pages);
     }
   }
 }
@@ -349,16 +369,11 @@ function smashedAgainLater(calls: readonly CallRecord[], index: number, r: numbe
   rewritten.fill(0);
   for (let k = index; k < calls.length; k++) {
     const record = calls[k]!;
-    if (record.prim !== 'rmpupdate' && record.prim !== 'psmash') continue;
-    for (let i = k === index ? r + 1 : 0, n = callsIn(record); i < n; i++) {
-      if (record.prim === 'rmpupdate' && record.result === 0) {
-        const pfn = Math.floor(argAt(record, 'hpa', i) / SZ_4K);
-        const count = record.args.size === '2M' ? FRAMES_PER_2M : 1;
-        for (let f = Math.max(pfn, base); f < Math.min(pfn + count, base + FRAMES_PER_2M); f++) rewritten[f - base] = 1;
-      } else if (record.prim === 'psmash' && Math.floor(argAt(record, 'hpa', i) / SZ_4K) === base) {
-        // Smashed again later in the step: that PSMASH is the one to judge.
-        return true;
-      }
+    if (record.prim === 'rmpupdate') {
+      if (record.result === 0) markCallPages(record, 'hpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, 0, base, rewritten);
+    } else if (record.prim === 'psmash') {
+      // Smashed again later in the step: that PSMASH is the one to judge.
+      for (let i = k === index ? r + 1 : 0, n = callsIn(record); i < n; i++) if (Math.floor(argAt(record, 'hpa', i) / SZ_4K) === base) return true;
     }
   }
   return false;

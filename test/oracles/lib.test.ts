@@ -2,10 +2,13 @@
 
 import { describe, expect, it } from 'vitest';
 import type { Oracle, View } from '../../src/api.ts';
+import { argAt, callsIn, type CallRecord } from '../../src/model/types.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { resolvePolicies } from '../../src/engine/select.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
+import { markCallPages } from '../../oracles/lib/call-pages.ts';
+import { Float64Slab } from '../../oracles/lib/slab.ts';
 import { CpuFrames } from '../../oracles/lib/cpu-frames.ts';
 import { Findings } from '../../oracles/lib/findings.ts';
 import { FrameGfns } from '../../oracles/lib/frame-gfns.ts';
@@ -71,6 +74,56 @@ describe('RangeSet', () => {
       set.clear();
       expect(set.has(random(64))).toBe(false);
     }
+  });
+});
+
+describe('markCallPages', () => {
+  /** The pages every call from `from` covers, call by call (argAt), in the window. */
+  function byCall(record: CallRecord, pages: number, from: number, first: number): number[] {
+    const out = new Set<number>();
+    for (let i = from; i < callsIn(record); i++) {
+      const page = Math.floor(argAt(record, 'hpa', i) / 4096);
+      for (let p = page; p < page + pages; p++) if (p >= first && p < first + 512) out.add(p);
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+  function marked(record: CallRecord, pages: number, from: number, first: number): number[] {
+    const marks = new Uint8Array(512);
+    markCallPages(record, 'hpa', pages, from, first, marks);
+    const out: number[] = [];
+    marks.forEach((m, i) => m === 1 && out.push(first + i));
+    return out;
+  }
+  const run = (hpa: number, count: number, stride: number, strided = ['hpa']): CallRecord => ({ prim: 'rmpupdate', args: { hpa }, result: 0, count, stride, strided });
+
+  it('marks the pages of the calls that reach the window, as the calls one by one would', () => {
+    const first = 1024;
+    const records: [CallRecord, number][] = [
+      [run(1000 * 4096, 253, 4096), 1],
+      [run(1300 * 4096, 253, 4096), 1],
+      [run(1530 * 4096, 10, 4096), 1],
+      [run(0, 6, 512 * 4096), 512],
+      [run(1023 * 4096 + 100, 40, 3 * 4096), 1],
+      [run(1100 * 4096, 30, 4096, []), 1],
+      [run(1200 * 4096, 30, -4096), 1],
+      [{ prim: 'rmpupdate', args: { hpa: 1030 * 4096 }, result: 0 }, 1],
+    ];
+    for (const [record, pages] of records) {
+      for (const from of [0, 1, 7]) expect(marked(record, pages, from, first)).toEqual(byCall(record, pages, from, first));
+    }
+    expect(marked(run(1000 * 4096, 253, 4096), 1, 0, first)).toHaveLength(253 - 24);
+  });
+});
+
+describe('Float64Slab', () => {
+  it('hands out zeroed slices of one size that share no element, across buffers', () => {
+    const slab = new Float64Slab(4, 3);
+    const slices = Array.from({ length: 7 }, () => slab.take());
+    slices.forEach((slice, k) => {
+      expect([...slice]).toEqual([0, 0, 0, 0]);
+      slice.fill(k + 1);
+    });
+    slices.forEach((slice, k) => expect([...slice]).toEqual([k + 1, k + 1, k + 1, k + 1]));
   });
 });
 
