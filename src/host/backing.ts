@@ -329,8 +329,8 @@ export class Backing {
         at = stop;
         continue;
       }
-      // Page by page, reading the region's arrays directly (what continuesRun() asks through
-      // state() and backingHpa(), three look-ups a page): the oracles walk backing this way.
+      // Page by page, reading the region's arrays directly (not state() and backingHpa(), three
+      // look-ups a page): the oracles walk backing this way.
       const base = index * FRAMES_PER_2M;
       const states = region.state;
       if (state !== SHARED) {
@@ -344,11 +344,6 @@ export class Backing {
       }
     }
     return limit;
-  }
-
-  /** Page `at` continues the run that starts at `gfn` in `state` with frame `first`. */
-  private continuesRun(at: number, gfn: number, state: PageBacking, first: number): boolean {
-    return this.state(at) === state && (state === NOT_BACKED || this.backingHpa(at * SZ_4K) === first + (at - gfn) * SZ_4K);
   }
 
   /**
