@@ -24,6 +24,7 @@ import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle,
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { FrameGfns } from './lib/frame-gfns.ts';
+import { NumberList } from './lib/number-list.ts';
 import { RangeSet } from './lib/range-set.ts';
 import { holdsAll } from './lib/runs.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -69,9 +70,8 @@ interface State {
   /** The owners of this marking: the first `ownerCount` of `owners` (objects reused from marking to marking). */
   owners: Owner[];
   ownerCount: number;
-  /** Live slot ranges when last seen: slotIndex, nslots pairs, the first `slotCount` numbers. */
-  slots: number[];
-  slotCount: number;
+  /** Live slot ranges when last seen: slotIndex, nslots pairs. */
+  slots: NumberList;
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
   slotGeneration: number;
   /**
@@ -81,12 +81,10 @@ interface State {
   buffers: CoherentBuffer[];
   bufferCount: number;
   /**
-   * The ids of view.guest.buffers, in its order, when `buffers` was last brought up to date (the
-   * first `idCount`): the same list now means the same set, told without a search per buffer on
-   * every step.
+   * The ids of view.guest.buffers, in its order, when `buffers` was last brought up to date: the
+   * same list now means the same set, told without a search per buffer on every step.
    */
-  bufferIds: number[];
-  idCount: number;
+  bufferIds: NumberList;
   /** Host frame -> the GFN it backed when checked. */
   reverse: FrameGfns;
   /** Size of the guest's leaked set when last seen. */
@@ -97,12 +95,8 @@ const states = new WeakMap<View, State>();
 const found = new Findings();
 /** The pages this check has looked at: each page once per check (reset by every check and sweep). */
 const checked = new RangeSet();
-/**
- * GFN ranges that became required in this check, [from, to) pairs in the order their owners were
- * marked: the first `freshCount` numbers (reused, never truncated).
- */
-const fresh: number[] = [];
-let freshCount = 0;
+/** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
+const fresh = new NumberList();
 
 /** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
 function changed(view: View, state: State): boolean {
@@ -111,10 +105,10 @@ function changed(view: View, state: State): boolean {
     let i = 0;
     let differs = false;
     for (const range of swiotlb.liveMappings()) {
-      if (i >= state.slotCount || state.slots[i] !== range.slotIndex || state.slots[i + 1] !== range.nslots) differs = true;
+      if (i >= state.slots.count || state.slots.at(i) !== range.slotIndex || state.slots.at(i + 1) !== range.nslots) differs = true;
       i += 2;
     }
-    if (differs || i !== state.slotCount) return true;
+    if (differs || i !== state.slots.count) return true;
     state.slotGeneration = swiotlb.generation;
   }
   const buffers = view.guest.buffers;
@@ -133,14 +127,14 @@ function isKnown(state: State, id: number): boolean {
 }
 
 function sameIds(buffers: readonly CoherentBuffer[], state: State): boolean {
-  if (buffers.length !== state.idCount) return false;
-  for (let b = 0; b < buffers.length; b++) if (buffers[b]!.id !== state.bufferIds[b]) return false;
+  if (buffers.length !== state.bufferIds.count) return false;
+  for (let b = 0; b < buffers.length; b++) if (buffers[b]!.id !== state.bufferIds.at(b)) return false;
   return true;
 }
 
 function keepIds(state: State, buffers: readonly CoherentBuffer[]): void {
-  for (let b = 0; b < buffers.length; b++) state.bufferIds[b] = buffers[b]!.id;
-  state.idCount = buffers.length;
+  state.bufferIds.clear();
+  for (let b = 0; b < buffers.length; b++) state.bufferIds.push(buffers[b]!.id);
 }
 
 /** The index of the first run of `runs` that ends after `gfn` (runs.count when none). */
@@ -173,8 +167,8 @@ function collectFresh(previous: Runs, from: number, to: number): void {
     }
     const stop = i < previous.count ? Math.min(to, previous.start[i]!) : to;
     if (at < stop) {
-      fresh[freshCount++] = at;
-      fresh[freshCount++] = stop;
+      fresh.push(at);
+      fresh.push(stop);
     }
     at = stop;
   }
@@ -234,13 +228,13 @@ function markRequired(view: View, state: State): void {
   state.required = previous;
   previous.count = 0;
   state.ownerCount = 0;
-  state.slotCount = 0;
-  freshCount = 0;
+  state.slots.clear();
+  fresh.clear();
   const swiotlb = view.guest.swiotlb;
   state.slotGeneration = swiotlb.generation;
   for (const range of swiotlb.liveMappings()) {
-    state.slots[state.slotCount++] = range.slotIndex;
-    state.slots[state.slotCount++] = range.nslots;
+    state.slots.push(range.slotIndex);
+    state.slots.push(range.nslots);
     markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, addOwner(state, range.slotIndex, range.nslots, range.tlbAddr, undefined));
   }
   for (const buffer of view.guest.buffers) {
@@ -409,13 +403,11 @@ function sweep(view: View): Finding[] | undefined {
       previous: noRuns(),
       owners: [],
       ownerCount: 0,
-      slots: [],
-      slotCount: 0,
+      slots: new NumberList(),
       slotGeneration: -1,
       buffers: [],
       bufferCount: 0,
-      bufferIds: [],
-      idCount: 0,
+      bufferIds: new NumberList(),
       reverse: new FrameGfns(),
       leaked: 0,
     };
@@ -452,8 +444,7 @@ export default defineOracle({
     if (state === undefined) return sweep(view);
     checked.clear();
     cpu.forget();
-    // Only when there is something to drop: setting an array's length is a runtime call in V8.
-    freshCount = 0;
+    fresh.clear();
     if (changed(view, state)) {
       markRequired(view, state);
       freedBuffers(view, state);
@@ -465,7 +456,7 @@ export default defineOracle({
       checkReuse(view, state, false);
     }
     // Pages that became required, then touched pages, then pages backed by touched frames: each once.
-    for (let i = 0; i < freshCount; i += 2) checkRun(view, state, fresh[i]!, fresh[i + 1]!);
+    for (let i = 0; i < fresh.count; i += 2) checkRun(view, state, fresh.at(i), fresh.at(i + 1));
     // Indexed loops: for-of over a step's (often shared, frozen, empty) range arrays takes V8's generic iterator.
     const gfns = step.gfnRanges;
     for (let r = 0; r < gfns.length; r++) checkRun(view, state, gfns[r]!.start, gfns[r]!.end);
