@@ -354,9 +354,10 @@ describe('boot cache', () => {
   });
 });
 
-/** Every value reachable from `root` as text (region maps' one-entry look-up caches left out). */
+/** RegionStore's look-up cache fields: reading a template fills them (its regions do not change). */
 const LOOKUP_CACHE = new Set(['lastKey', 'lastValue', 'lastMine', 'prevKey', 'prevValue', 'prevMine']);
 
+/** Every value reachable from `root` as text (region maps' look-up caches left out). */
 function snapshot(root: unknown): string {
   const ids = new Map<object, number>();
   const out: string[] = [];
@@ -380,7 +381,6 @@ function snapshot(root: unknown): string {
     else if (value instanceof Set) for (const v of value) walk(v);
     else
       for (const key of Object.keys(value)) {
-        // RegionStore's look-up cache: reading a template fills it (its regions do not change).
         if (LOOKUP_CACHE.has(key)) continue;
         out.push(key);
         walk((value as Record<string, unknown>)[key]);
