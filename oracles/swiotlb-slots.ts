@@ -21,6 +21,7 @@
 
 import { SZ_4K, defineOracle, formatSize, hex, type CoherentBuffer, type Finding, type StreamingMapping, type Step, type SwiotlbSlotRange, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { NumberList } from './lib/number-list.ts';
 
 const SLOT = 2048;
 const TWO_32 = 2 ** 32;
@@ -73,21 +74,14 @@ function what(span: Span): string {
   return `coherent buffer ${buffer.id} (dev ${buffer.dev}, ${buffer.bytes} bytes)`;
 }
 
-/**
- * What was live after the previous check, as numbers: the first `slotCount`, `mappingCount`,
- * `bufferCount` of each array. The arrays only grow: truncating one (`length = 0`) drops its
- * backing store in V8, which the next step that maps or unmaps would grow again.
- */
+/** What was live after the previous check, as numbers (lists refilled, never shrunk: NumberList). */
 interface Keys {
   /** slotIndex, nslots, tlbAddr, allocSize of each live slot range. */
-  slots: number[];
-  slotCount: number;
+  readonly slots: NumberList;
   /** Ids of the live bounced streaming mappings. */
-  mappings: number[];
-  mappingCount: number;
+  readonly mappings: NumberList;
   /** Ids of the live coherent buffers served from swiotlb. */
-  buffers: number[];
-  bufferCount: number;
+  readonly buffers: NumberList;
   /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
   slotGeneration: number;
 }
@@ -97,7 +91,7 @@ interface State {
   live: Keys;
 }
 
-const emptyKeys = (): Keys => ({ slots: [], slotCount: 0, mappings: [], mappingCount: 0, buffers: [], bufferCount: 0, slotGeneration: -1 });
+const emptyKeys = (): Keys => ({ slots: new NumberList(), mappings: new NumberList(), buffers: new NumberList(), slotGeneration: -1 });
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
@@ -111,11 +105,12 @@ const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >
 let hint = 0;
 
 /**
- * Whether the `width` numbers of `key` (at `at` in `list`) appear as a key of the first `count`
- * numbers of `before`: first at the same place, then just after the last key found (the keys
- * after one that went or came are shifted by one), then anywhere.
+ * Whether the `width` numbers of the key at `at` in `list` appear as a key of `before`: first at
+ * the same place, then just after the last key found (the keys after one that went or came are
+ * shifted by one), then anywhere.
  */
-function known(before: readonly number[], count: number, list: readonly number[], at: number, width: number): boolean {
+function known(before: NumberList, list: NumberList, at: number, width: number): boolean {
+  const count = before.count;
   if (at + width <= count && sameKey(before, at, list, at, width)) {
     hint = at + width;
     return true;
@@ -133,8 +128,8 @@ function known(before: readonly number[], count: number, list: readonly number[]
   return false;
 }
 
-function sameKey(a: readonly number[], at: number, b: readonly number[], bt: number, width: number): boolean {
-  for (let k = 0; k < width; k++) if (a[at + k] !== b[bt + k]) return false;
+function sameKey(a: NumberList, at: number, b: NumberList, bt: number, width: number): boolean {
+  for (let k = 0; k < width; k++) if (a.at(at + k) !== b.at(bt + k)) return false;
   return true;
 }
 
@@ -151,43 +146,40 @@ function collect(view: View, before: Keys | undefined): number {
   slotSpans.count = 0;
   userSpans.count = 0;
   let fresh = 0;
-  let n = 0;
+  const slots = next.slots;
+  slots.clear();
   hint = 0;
   for (const range of swiotlb.liveMappings()) {
-    const slots = next.slots;
-    slots[n] = range.slotIndex;
-    slots[n + 1] = range.nslots;
-    slots[n + 2] = range.tlbAddr;
-    slots[n + 3] = range.allocSize;
-    const isFresh = before === undefined || (!sameSlots && !known(before.slots, before.slotCount, slots, n, 4));
+    const at = slots.count;
+    slots.push(range.slotIndex);
+    slots.push(range.nslots);
+    slots.push(range.tlbAddr);
+    slots.push(range.allocSize);
+    const isFresh = before === undefined || (!sameSlots && !known(before.slots, slots, at, 4));
     if (isFresh) fresh++;
     const start = swiotlb.base + range.slotIndex * SLOT;
     addSpan(slotSpans, start, start + range.nslots * SLOT, isFresh, range, undefined, undefined);
-    n += 4;
   }
-  next.slotCount = n;
-  n = 0;
+  const mappings = next.mappings;
+  mappings.clear();
   hint = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
-    next.mappings[n] = mapping.id;
-    const isFresh = before === undefined || !known(before.mappings, before.mappingCount, next.mappings, n, 1);
+    mappings.push(mapping.id);
+    const isFresh = before === undefined || !known(before.mappings, mappings, mappings.count - 1, 1);
     if (isFresh) fresh++;
     addSpan(userSpans, mapping.tlbAddr, mapping.tlbAddr + mapping.bytes, isFresh, undefined, mapping, undefined);
-    n++;
   }
-  next.mappingCount = n;
-  n = 0;
+  const buffers = next.buffers;
+  buffers.clear();
   hint = 0;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'swiotlb') continue;
-    next.buffers[n] = buffer.id;
-    const isFresh = before === undefined || !known(before.buffers, before.bufferCount, next.buffers, n, 1);
+    buffers.push(buffer.id);
+    const isFresh = before === undefined || !known(before.buffers, buffers, buffers.count - 1, 1);
     if (isFresh) fresh++;
     addSpan(userSpans, buffer.gpa, buffer.gpa + buffer.bytes, isFresh, undefined, undefined, buffer);
-    n++;
   }
-  next.bufferCount = n;
   return fresh;
 }
 
@@ -297,17 +289,17 @@ function unchanged(view: View, state: Keys): boolean {
   let n = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
-    if (n >= state.mappingCount || state.mappings[n] !== mapping.id) return false;
+    if (n >= state.mappings.count || state.mappings.at(n) !== mapping.id) return false;
     n++;
   }
-  if (n !== state.mappingCount) return false;
+  if (n !== state.mappings.count) return false;
   n = 0;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'swiotlb') continue;
-    if (n >= state.bufferCount || state.buffers[n] !== buffer.id) return false;
+    if (n >= state.buffers.count || state.buffers.at(n) !== buffer.id) return false;
     n++;
   }
-  return n === state.bufferCount;
+  return n === state.buffers.count;
 }
 
 /** Check the fresh spans (all of them when `all`) and keep what is live now. */
