@@ -157,7 +157,7 @@ export class RegionMap<T extends object> extends RegionStore<T> {
   /** The region of each index in `sorted`, this map's own or its base's, as get() reads it. */
   private ordered: T[] = [];
   /** `sorted` and `ordered` are shared with the (frozen) map this one was copied from: copy before changing them. */
-  private sortedShared = false;
+  private orderShared = false;
 
   /** Regions held (grows with what is touched, not with memory). */
   get size(): number {
@@ -167,7 +167,7 @@ export class RegionMap<T extends object> extends RegionStore<T> {
   override add(key: number, value: T): T {
     super.add(key, value);
     const at = this.seek(key);
-    this.ownSorted();
+    this.ownOrder();
     this.sorted.splice(at, 0, key);
     this.ordered.splice(at, 0, value);
     return value;
@@ -176,20 +176,15 @@ export class RegionMap<T extends object> extends RegionStore<T> {
   override delete(key: number): boolean {
     if (!super.delete(key)) return false;
     const at = this.seek(key);
-    this.ownSorted();
+    this.ownOrder();
     this.sorted.splice(at, 1);
     this.ordered.splice(at, 1);
     return true;
   }
 
   protected override copied(key: number, copy: T): void {
-    this.ownSorted();
+    this.ownOrder();
     this.ordered[this.seek(key)] = copy;
-  }
-
-  /** The first region index at or after `key` that is held, or undefined. */
-  nextKey(key: number): number | undefined {
-    return this.sorted[this.seek(key)];
   }
 
   /**
@@ -229,19 +224,19 @@ export class RegionMap<T extends object> extends RegionStore<T> {
   }
 
   override [COPY_SELF](): RegionMap<T> {
-    // This map is frozen from now on, so only the copy must copy `sorted` before changing it.
+    // This map is frozen from now on, so only the copy must copy `sorted` and `ordered` before changing them.
     const copy = this.shareWith(new RegionMap<T>());
     copy.sorted = this.sorted;
     copy.ordered = this.ordered;
-    copy.sortedShared = true;
+    copy.orderShared = true;
     return copy;
   }
 
-  private ownSorted(): void {
-    if (this.sortedShared) {
+  private ownOrder(): void {
+    if (this.orderShared) {
       this.sorted = this.sorted.slice();
       this.ordered = this.ordered.slice();
-      this.sortedShared = false;
+      this.orderShared = false;
     }
   }
 }

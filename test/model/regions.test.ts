@@ -54,7 +54,7 @@ describe('RegionMap copy-on-write', () => {
     expect(copy.writable(1)).toBeUndefined();
     expect(copy.size).toBe(3);
     expect([...copy.values()].map((c) => c.count)).toEqual([3, 0, 7]);
-    expect(copy.nextKey(4)).toBe(5);
+    expect(copy.keyAt(copy.seek(4))).toBe(5);
     expect([...original.keys()]).toEqual([1, 3, 7]);
     expect(original.get(1)!.count).toBe(1);
     // A copy of a copy sees the copy's changes, not the original's regions it removed.
@@ -69,7 +69,7 @@ describe('RegionMap copy-on-write', () => {
     for (let key = 0; key < 8; key++) map.add(key, new Chunk());
     for (let key = 2; key < 6; key++) map.delete(key);
     expect(map.size).toBe(4);
-    expect(map.nextKey(2)).toBe(6);
+    expect(map.keyAt(map.seek(2))).toBe(6);
     map.add(3, new Chunk());
     expect([...map.keys()]).toEqual([0, 1, 3, 6, 7]);
     expect(map.get(2)).toBeUndefined();
