@@ -129,9 +129,14 @@ function claimRegion(state: State, index: number, delta: number): void {
     state.duplicates += FRAMES_PER_2M * duplicatesChange(region, region + delta);
     return;
   }
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const before = region[i]!;
-    region[i] = before + delta;
+  claimSlots(state, region, 0, FRAMES_PER_2M, delta);
+}
+
+/** One claim more or less of the keys in slots [from, to) of one claims region's per-key `counts`. */
+function claimSlots(state: State, counts: Uint32Array, from: number, to: number, delta: number): void {
+  for (let i = from; i < to; i++) {
+    const before = counts[i]!;
+    counts[i] = before + delta;
     state.duplicates += duplicatesChange(before, before + delta);
   }
 }
@@ -146,14 +151,7 @@ function claimKeys(state: State, first: number, count: number, delta: number): v
     const slot = claimsSlot(key);
     const n = Math.min(count, FRAMES_PER_2M - slot);
     if (n === FRAMES_PER_2M) claimRegion(state, index, delta);
-    else {
-      const counts = countsOf(state, index);
-      for (let i = slot; i < slot + n; i++) {
-        const before = counts[i]!;
-        counts[i] = before + delta;
-        state.duplicates += duplicatesChange(before, before + delta);
-      }
-    }
+    else claimSlots(state, countsOf(state, index), slot, slot + n, delta);
     key += n * ASIDS;
     count -= n;
   }
