@@ -136,6 +136,11 @@ function forget(state: State, gfn: number): void {
   state.stale.delete(gfn);
 }
 
+/** GFNs [gfn, stop) are no longer stale (their records are new or gone). */
+function unstale(state: State, gfn: number, stop: number): void {
+  if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
+}
+
 /**
  * Whether region `seen` of GFNs from `gfn` records all 512 pages on frames from the 2M-aligned
  * `pfn`, one per page in order, linked as one reverse number: then forgetting it is one step.
@@ -154,7 +159,7 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
     seen.pfn.fill(NONE);
     seen.pass.fill(state.pass);
     seen.records = 0;
-    if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
+    unstale(state, gfn, stop);
     return;
   }
   while (gfn < stop) {
@@ -165,7 +170,7 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
       seen.pfn.fill(NONE, i, i + n);
       seen.pass.fill(state.pass, i, i + n);
       seen.records -= n;
-      if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+      unstale(state, gfn, gfn + n);
       gfn += n;
       continue;
     }
@@ -524,7 +529,7 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
   }
   seen.pass.fill(state.pass, i, i + n);
   seen.records += n;
-  if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+  unstale(state, gfn, gfn + n);
   return n;
 }
 
@@ -552,7 +557,7 @@ function recordRegion(view: View, state: State, seen: Seen, gfn: number, pfn: nu
   seen.pass.fill(state.pass);
   seen.records = FRAMES_PER_2M;
   state.reverse.set(regionOf(pfn), gfn);
-  if (state.stale.size > 0) for (let g = gfn; g < gfn + FRAMES_PER_2M; g++) state.stale.delete(g);
+  unstale(state, gfn, gfn + FRAMES_PER_2M);
 }
 
 /**
