@@ -190,9 +190,9 @@ function unlinkStretch(state: State, seen: Seen, gfn: number, stop: number): num
   const i = slotOf(gfn);
   const pfn = seen.pfn[i]!;
   const index = regionOf(pfn);
-  const region = state.reverse.get(index) ?? NONE;
-  if (typeof region !== 'number' || region === NONE || region + slotOf(pfn) !== gfn) return 0;
   const first = slotOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region !== 'number' || region === NONE || region + first !== gfn) return 0;
   const most = Math.min(stop - gfn, FRAMES_PER_2M - first);
   let n = 1;
   while (n < most && seen.pfn[i + n] === pfn + n) n++;
@@ -520,9 +520,19 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
   while (n < most && seen.pfn[i + n] === NONE && seen.pass[i + n] !== state.pass && (typeof region === 'number' || region[first + n] === NONE)) n++;
   if (n === 0) return 0;
   const reverse = reverseOf(state, index);
+  for (let k = 0; k < n; k++) reverse[first + k] = gfn + k;
+  recordPages(view, state, seen, gfn, pfn, n);
+  return n;
+}
+
+/**
+ * Records for the `n` pages from `gfn` (in region `seen`, which holds none of them) on the frames
+ * from `pfn`: frame and content tokens, examined this pass. Linking the frames back is the caller's.
+ */
+function recordPages(view: View, state: State, seen: Seen, gfn: number, pfn: number, n: number): void {
+  const i = slotOf(gfn);
   for (let k = 0; k < n; k++) {
     const base = (pfn + k) * PAGE;
-    reverse[first + k] = gfn + k;
     seen.pfn[i + k] = pfn + k;
     seen.t0[i + k] = view.memory.token(base);
     seen.t1[i + k] = view.memory.token(base + CHUNK);
@@ -530,7 +540,6 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
   seen.pass.fill(state.pass, i, i + n);
   seen.records += n;
   unstale(state, gfn, gfn + n);
-  return n;
 }
 
 /**
@@ -548,16 +557,8 @@ function newRegion(state: State, seen: Seen, pfn: number): boolean {
  * one reverse number for the frame region.
  */
 function recordRegion(view: View, state: State, seen: Seen, gfn: number, pfn: number): void {
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const base = (pfn + i) * PAGE;
-    seen.pfn[i] = pfn + i;
-    seen.t0[i] = view.memory.token(base);
-    seen.t1[i] = view.memory.token(base + CHUNK);
-  }
-  seen.pass.fill(state.pass);
-  seen.records = FRAMES_PER_2M;
+  recordPages(view, state, seen, gfn, pfn, FRAMES_PER_2M);
   state.reverse.set(regionOf(pfn), gfn);
-  unstale(state, gfn, gfn + FRAMES_PER_2M);
 }
 
 /**
