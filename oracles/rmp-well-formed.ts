@@ -18,11 +18,11 @@
 // allocates nothing; only a finding lists the frames of a key, by a scan. A region is one number
 // while its frames agree: the first key of a frame region whose keys advance one GFN per frame (a
 // 2M entry, an untouched PSMASH result), the one count of a key region all of whose keys are
-// claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs
-// a few numbers, not 512 keys and claims, and a partial one (a 2M share at an unaligned GPA)
-// claims and releases its keys stretch by stretch. A PSMASH is judged against the step's later
-// RMPUPDATEs and PVALIDATEs of its region, found in a run of calls by arithmetic on its strided
-// addresses (lib/call-pages.ts), not call by call. The index also counts the keys claimed twice: while there
+// claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs a
+// few numbers, not 512 keys and claims, and a partial one (a 2M share at an unaligned GPA) claims
+// and releases its keys stretch by stretch. A PSMASH is judged against the step's later RMPUPDATEs
+// and PVALIDATEs of its region, found in a run of calls by arithmetic on its strided addresses
+// (lib/call-pages.ts), not call by call. The index also counts the keys claimed twice: while there
 // are none (every correct run), a step updates the index and looks at no key.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
