@@ -12,17 +12,17 @@
 // and per frame the GFN whose record names it. That reverse map is one number per frame region
 // while the region's frames are named by consecutive GFNs (a 2M page the guest accepted): such a
 // region is linked, unlinked and looked through at once, not frame by frame (and the part of it a
-// step shared is unlinked by one fill of the region's reverse map). Incremental: the
-// GFNs the step touched, and the GFNs whose recorded frame the step touched. A run of watched
-// pages is judged piece by piece (pieceEnd: one translation onto one RMP run that is right for its
-// first page), so a page costs a comparison of its frame and content with its record; in a step
-// that wrote no memory (ContentWrites: most steps) a stretch still on the frames a reverse number
-// names costs nothing per page, any other page a comparison of its frame; pages new to the oracle
-// on frames no record names (a 2M page accepted and split in one step) are recorded stretch by
-// stretch (recordStretch). A page with something to report goes through examine(), the one
-// place findings are made. Telling the guest's writes
-// from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame and its
-// RMP entry, and takes the content as the new reference without judging it.
+// step shared is unlinked by one fill of the region's reverse map). Incremental: the GFNs the step
+// touched, and the GFNs whose recorded frame the step touched. A run of watched pages is judged
+// piece by piece (pieceEnd: one translation onto one RMP run that is right for its first page), so
+// a page costs a comparison of its frame and content with its record; in a step that wrote no
+// memory (ContentWrites: most steps) a stretch still on the frames a reverse number names costs
+// nothing per page, any other page a comparison of its frame; pages new to the oracle on frames no
+// record names (a 2M page accepted and split in one step) are recorded stretch by stretch
+// (recordStretch). A page with something to report goes through examine(), the one place findings
+// are made. Telling the guest's writes from anybody else's needs the step's calls and DMAs, so the
+// full sweep checks the frame and its RMP entry, and takes the content as the new reference without
+// judging it.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
@@ -136,6 +136,11 @@ function forget(state: State, gfn: number): void {
   state.stale.delete(gfn);
 }
 
+/** GFNs [gfn, stop) are no longer stale (their records are new or gone). */
+function unstale(state: State, gfn: number, stop: number): void {
+  if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
+}
+
 /**
  * Whether region `seen` of GFNs from `gfn` records all 512 pages on frames from the 2M-aligned
  * `pfn`, one per page in order, linked as one reverse number: then forgetting it is one step.
@@ -154,7 +159,7 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
     seen.pfn.fill(NONE);
     seen.pass.fill(state.pass);
     seen.records = 0;
-    if (state.stale.size > 0) for (; gfn < stop; gfn++) state.stale.delete(gfn);
+    unstale(state, gfn, stop);
     return;
   }
   while (gfn < stop) {
@@ -165,7 +170,7 @@ function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void 
       seen.pfn.fill(NONE, i, i + n);
       seen.pass.fill(state.pass, i, i + n);
       seen.records -= n;
-      if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
+      unstale(state, gfn, gfn + n);
       gfn += n;
       continue;
     }
@@ -185,9 +190,9 @@ function unlinkStretch(state: State, seen: Seen, gfn: number, stop: number): num
   const i = slotOf(gfn);
   const pfn = seen.pfn[i]!;
   const index = regionOf(pfn);
-  const region = state.reverse.get(index) ?? NONE;
-  if (typeof region !== 'number' || region === NONE || region + slotOf(pfn) !== gfn) return 0;
   const first = slotOf(pfn);
+  const region = state.reverse.get(index) ?? NONE;
+  if (typeof region !== 'number' || region === NONE || region + first !== gfn) return 0;
   const most = Math.min(stop - gfn, FRAMES_PER_2M - first);
   let n = 1;
   while (n < most && seen.pfn[i + n] === pfn + n) n++;
@@ -515,17 +520,26 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
   while (n < most && seen.pfn[i + n] === NONE && seen.pass[i + n] !== state.pass && (typeof region === 'number' || region[first + n] === NONE)) n++;
   if (n === 0) return 0;
   const reverse = reverseOf(state, index);
+  for (let k = 0; k < n; k++) reverse[first + k] = gfn + k;
+  recordPages(view, state, seen, gfn, pfn, n);
+  return n;
+}
+
+/**
+ * Records for the `n` pages from `gfn` (in region `seen`, which holds none of them) on the frames
+ * from `pfn`: frame and content tokens, examined this pass. Linking the frames back is the caller's.
+ */
+function recordPages(view: View, state: State, seen: Seen, gfn: number, pfn: number, n: number): void {
+  const i = slotOf(gfn);
   for (let k = 0; k < n; k++) {
     const base = (pfn + k) * PAGE;
-    reverse[first + k] = gfn + k;
     seen.pfn[i + k] = pfn + k;
     seen.t0[i + k] = view.memory.token(base);
     seen.t1[i + k] = view.memory.token(base + CHUNK);
   }
   seen.pass.fill(state.pass, i, i + n);
   seen.records += n;
-  if (state.stale.size > 0) for (let g = gfn; g < gfn + n; g++) state.stale.delete(g);
-  return n;
+  unstale(state, gfn, gfn + n);
 }
 
 /**
@@ -543,16 +557,8 @@ function newRegion(state: State, seen: Seen, pfn: number): boolean {
  * one reverse number for the frame region.
  */
 function recordRegion(view: View, state: State, seen: Seen, gfn: number, pfn: number): void {
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const base = (pfn + i) * PAGE;
-    seen.pfn[i] = pfn + i;
-    seen.t0[i] = view.memory.token(base);
-    seen.t1[i] = view.memory.token(base + CHUNK);
-  }
-  seen.pass.fill(state.pass);
-  seen.records = FRAMES_PER_2M;
+  recordPages(view, state, seen, gfn, pfn, FRAMES_PER_2M);
   state.reverse.set(regionOf(pfn), gfn);
-  if (state.stale.size > 0) for (let g = gfn; g < gfn + FRAMES_PER_2M; g++) state.stale.delete(g);
 }
 
 /**

@@ -18,11 +18,11 @@
 // allocates nothing; only a finding lists the frames of a key, by a scan. A region is one number
 // while its frames agree: the first key of a frame region whose keys advance one GFN per frame (a
 // 2M entry, an untouched PSMASH result), the one count of a key region all of whose keys are
-// claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs
-// a few numbers, not 512 keys and claims, and a partial one (a 2M share at an unaligned GPA)
-// claims and releases its keys stretch by stretch. A PSMASH is judged against the step's later
-// RMPUPDATEs and PVALIDATEs of its region, found in a run of calls by arithmetic on its strided
-// addresses (lib/call-pages.ts), not call by call. The index also counts the keys claimed twice: while there
+// claimed as often; it becomes a typed array only where frames differ. So a 2M conversion costs a
+// few numbers, not 512 keys and claims, and a partial one (a 2M share at an unaligned GPA) claims
+// and releases its keys stretch by stretch. A PSMASH is judged against the step's later RMPUPDATEs
+// and PVALIDATEs of its region, found in a run of calls by arithmetic on its strided addresses
+// (lib/call-pages.ts), not call by call. The index also counts the keys claimed twice: while there
 // are none (every correct run), a step updates the index and looks at no key.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, offsetIn, pfn2M, type CallRecord, type RmpEntry, type Step, type View } from 'cocofuzz/api';
@@ -129,9 +129,14 @@ function claimRegion(state: State, index: number, delta: number): void {
     state.duplicates += FRAMES_PER_2M * duplicatesChange(region, region + delta);
     return;
   }
-  for (let i = 0; i < FRAMES_PER_2M; i++) {
-    const before = region[i]!;
-    region[i] = before + delta;
+  claimSlots(state, region, 0, FRAMES_PER_2M, delta);
+}
+
+/** One claim more or less of the keys in slots [from, to) of one claims region's per-key `counts`. */
+function claimSlots(state: State, counts: Uint32Array, from: number, to: number, delta: number): void {
+  for (let i = from; i < to; i++) {
+    const before = counts[i]!;
+    counts[i] = before + delta;
     state.duplicates += duplicatesChange(before, before + delta);
   }
 }
@@ -146,14 +151,7 @@ function claimKeys(state: State, first: number, count: number, delta: number): v
     const slot = claimsSlot(key);
     const n = Math.min(count, FRAMES_PER_2M - slot);
     if (n === FRAMES_PER_2M) claimRegion(state, index, delta);
-    else {
-      const counts = countsOf(state, index);
-      for (let i = slot; i < slot + n; i++) {
-        const before = counts[i]!;
-        counts[i] = before + delta;
-        state.duplicates += duplicatesChange(before, before + delta);
-      }
-    }
+    else claimSlots(state, countsOf(state, index), slot, slot + n, delta);
     key += n * ASIDS;
     count -= n;
   }

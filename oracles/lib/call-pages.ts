@@ -18,7 +18,9 @@ export function markCallPages(record: CallRecord, key: string, pages: number, fr
   const step = strided ? record.stride / SZ_4K : 0;
   let lo = from;
   let hi = n;
-  // Calls i cover [start + i * step, + pages): keep those that can meet [first, end).
+  // Calls i cover [start + i * step, + pages): keep those that can meet [first, end). Calls whose
+  // address does not advance all cover the same pages (one is enough); a stride that is not a
+  // positive multiple of 4K visits every call.
   if (step > 0 && Number.isInteger(step)) {
     lo = Math.max(lo, Math.ceil((first - pages + 1 - start) / step));
     hi = Math.min(hi, Math.floor((end - 1 - start) / step) + 1);
