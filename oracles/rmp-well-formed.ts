@@ -338,7 +338,7 @@ class Revalidated {
     const first = region * FRAMES_PER_2M;
     for (let k = this.from; k < this.calls.length; k++) {
       const record = this.calls[k]!;
-      if (record.prim === 'pvalidate') markCallPages(record, 'gpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, 0, first, this.pages);
+      if (record.prim === 'pvalidate') markCallPages(record, 'gpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, first, this.pages);
     }
   }
 }
@@ -368,7 +368,7 @@ function smashedAgainLater(calls: readonly CallRecord[], index: number, r: numbe
   for (let k = index; k < calls.length; k++) {
     const record = calls[k]!;
     if (record.prim === 'rmpupdate') {
-      if (record.result === 0) markCallPages(record, 'hpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, 0, base, rewritten);
+      if (record.result === 0) markCallPages(record, 'hpa', record.args.size === '2M' ? FRAMES_PER_2M : 1, base, rewritten);
     } else if (record.prim === 'psmash') {
       // Smashed again later in the step: that PSMASH is the one to judge.
       for (let i = k === index ? r + 1 : 0, n = callsIn(record); i < n; i++) if (Math.floor(argAt(record, 'hpa', i) / SZ_4K) === base) return true;

@@ -6,17 +6,16 @@
 import { SZ_4K, argAt, callsIn, type CallRecord } from 'cocofuzz/api';
 
 /**
- * Set `marks[page - first]` to 1 for each 4K page of [first, first + marks.length) that calls
- * `from..` of `record` cover: argument `key` (a byte address) of each call and the `pages` 4K pages
- * from it.
+ * Set `marks[page - first]` to 1 for each 4K page of [first, first + marks.length) that the calls
+ * of `record` cover: argument `key` (a byte address) of each call and the `pages` 4K pages from it.
  */
-export function markCallPages(record: CallRecord, key: string, pages: number, from: number, first: number, marks: Uint8Array): void {
+export function markCallPages(record: CallRecord, key: string, pages: number, first: number, marks: Uint8Array): void {
   const n = callsIn(record);
   const end = first + marks.length;
   const start = Math.floor(argAt(record, key, 0) / SZ_4K);
   const strided = 'count' in record && record.strided.includes(key);
   const step = strided ? record.stride / SZ_4K : 0;
-  let lo = from;
+  let lo = 0;
   let hi = n;
   // Calls i cover [start + i * step, + pages): keep those that can meet [first, end). Calls whose
   // address does not advance all cover the same pages (one is enough); a stride that is not a
@@ -24,8 +23,8 @@ export function markCallPages(record: CallRecord, key: string, pages: number, fr
   if (step > 0 && Number.isInteger(step)) {
     lo = Math.max(lo, Math.ceil((first - pages + 1 - start) / step));
     hi = Math.min(hi, Math.floor((end - 1 - start) / step) + 1);
-  } else if (step === 0 && n > from) {
-    hi = from + 1;
+  } else if (step === 0) {
+    hi = Math.min(n, 1);
   }
   for (let i = lo; i < hi; i++) {
     const page = Math.floor(argAt(record, key, i) / SZ_4K);
