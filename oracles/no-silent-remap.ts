@@ -7,8 +7,9 @@
 // - its content changes only through the guest's own writes (CPU stores, bounce copies) and the
 //   DMA of a device the guest accepted (TDI in RUN).
 //
-// State per case (kept per view), in typed arrays per 2M region so a step allocates nothing: for
-// each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
+// State per case (kept per view), in typed arrays per 2M region: a step allocates only for a
+// region's first record (cut from a shared buffer, lib/slab.ts) or a frame region whose frames stop
+// being named by consecutive GFNs. For each validated GFN, the frame and the content tokens of its two 2 KiB chunks the guest last saw,
 // and per frame the GFN whose record names it. That reverse map is one number per frame region
 // while the region's frames are named by consecutive GFNs (a 2M page the guest accepted): such a
 // region is linked, unlinked and looked through at once, not frame by frame (and the part of it a
