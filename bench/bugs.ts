@@ -24,11 +24,12 @@ export interface BugBenchOptions {
   only?: readonly string[];
   modes?: readonly TrialMode[];
   /**
-   * Ops of an untimed trial on the control, one per mode, at the start of each chunk (its result
-   * dropped): the first trial of a fresh process otherwise pays the JIT for every later one,
-   * which skews short trials of whichever mode comes first.
+   * Wall clock of an untimed trial on the control, one per mode, at the start of each chunk (its
+   * result dropped): a fresh process takes seconds to reach its steady speed (V8 compiling the
+   * engine and every oracle), which otherwise lands on the chunk's first trials and skews the
+   * short ones (coverage mode's, a tenth of fc's) most.
    */
-  warmupOps?: number;
+  warmupMs?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -213,7 +214,8 @@ export async function benchPlantedBugs(options: BugBenchOptions): Promise<BugBen
   let done = 0;
   const worker = async (): Promise<void> => {
     for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
-      const warmup: TrialTask[] = (options.warmupOps ?? 0) > 0 ? [...new Set(chunk.map((t) => t.mode))].map((mode) => ({ bug: CONTROL, mode, trial: -1, budgetOps: options.warmupOps ?? 0, budgetMs: Number.MAX_SAFE_INTEGER, shrinkBudget: 0 })) : [];
+      const warmupMs = options.warmupMs ?? 0;
+      const warmup: TrialTask[] = warmupMs > 0 ? [...new Set(chunk.map((t) => t.mode))].map((mode) => ({ bug: CONTROL, mode, trial: -1, budgetOps: Number.MAX_SAFE_INTEGER, budgetMs: warmupMs, shrinkBudget: 0 })) : [];
       const child = await runChild<TrialResult[]>({ kind: 'trials', tasks: [...warmup, ...chunk] });
       results.push(...child.result.slice(warmup.length));
       done += chunk.length;

@@ -35,9 +35,10 @@ const result = await benchPlantedBugs({
   shrinkBudget: 0,
   jobs,
   chunksPerJob: 4,
-  // Every chunk warms each mode up first (untimed): coverage mode, first in each chunk, otherwise
-  // paid the JIT of the whole process on its first trial.
-  warmupOps: 3000,
+  // Every chunk warms each mode up first (untimed), for a few seconds: 3,000 ops (what this was
+  // before 2026-11-26, late) left V8 compiling through the first trials, and a coverage trial on
+  // skip-invalidate took 73 ms in a fresh process against 25 ms warm (fc's: 583 and 550 ms).
+  warmupMs: 4000,
   only: bugs,
   modes,
   onProgress: (done, total) => process.stderr.write(`\r${done}/${total} trials, ${Math.round((Date.now() - started) / 1000)}s`),
