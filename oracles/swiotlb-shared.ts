@@ -26,7 +26,7 @@ import { CpuFrames } from './lib/cpu-frames.ts';
 import { FrameGfns } from './lib/frame-gfns.ts';
 import { NumberList } from './lib/number-list.ts';
 import { RangeSet } from './lib/range-set.ts';
-import { holdsAll } from './lib/runs.ts';
+import { firstEndAbove, holdsAll } from './lib/runs.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
@@ -138,16 +138,7 @@ function keepIds(state: State, buffers: readonly CoherentBuffer[]): void {
 }
 
 /** The index of the first run of `runs` that ends after `gfn` (runs.count when none). */
-function firstEndingAfter(runs: Runs, gfn: number): number {
-  let lo = 0;
-  let hi = runs.count;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (runs.end[mid]! <= gfn) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const firstEndingAfter = (runs: Runs, gfn: number): number => firstEndAbove(runs.end, runs.count, gfn);
 
 /** The owner requiring `gfn` now, or -1. */
 function ownerOf(state: State, gfn: number): number {

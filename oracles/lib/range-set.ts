@@ -5,6 +5,8 @@
 // one store, and nothing is allocated once they have grown (truncating an array's length is a
 // runtime call in V8, paid on every step).
 
+import { firstEndAbove } from './runs.ts';
+
 export class RangeSet {
   private readonly start: number[] = [];
   private readonly end: number[] = [];
@@ -16,14 +18,7 @@ export class RangeSet {
 
   /** The index of the first range that ends after `frame` (binary search). */
   private firstEndingAfter(frame: number): number {
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.end[mid]! <= frame) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return firstEndAbove(this.end, this.count, frame);
   }
 
   has(frame: number): boolean {

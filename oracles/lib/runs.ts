@@ -17,6 +17,21 @@ function firstEndingAfter(ranges: readonly FrameRange[], from: number): number {
   return lo;
 }
 
+/**
+ * The same search over ranges kept as parallel arrays (RangeSet, swiotlb-shared's required runs):
+ * the index of the first of the first `count` ends (ascending) that is above `from`.
+ */
+export function firstEndAbove(ends: readonly number[], count: number, from: number): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ends[mid]! <= from) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Whether any of `ranges` (ascending, disjoint) meets [from, to). */
 export function overlaps(ranges: readonly FrameRange[], from: number, to: number): boolean {
   const i = firstEndingAfter(ranges, from);
