@@ -436,12 +436,11 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   liveMappings(): readonly SwiotlbMapping[] {
     if (this.listed !== undefined && this.listedAt === this.slots.generation) return this.listed;
     const heads = this.slots.liveHeads();
-    // The last list is in head order too: a mapping that did not change keeps its (frozen) object,
-    // so a map or an unmap describes and freezes one mapping, not every live one. Only the heads
-    // allocated or released since the last list are described at all (most steps: one or two).
+    // The last list is in head order too: a mapping whose head was not allocated or released since
+    // it keeps its (frozen) object, so a map or an unmap describes and freezes one mapping, not
+    // every live one (past the log's bound every head is described anew).
     const changed = this.slots.takeChanged();
     const previous = this.listed ?? [];
-    const scratch = this.describeScratch;
     const all: SwiotlbMapping[] = [];
     let p = 0;
     for (let h = 0; h < heads.length; h++) {
@@ -452,8 +451,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
         all.push(old);
         continue;
       }
-      this.describeInto(head, scratch);
-      all.push(old !== undefined && sameMapping(old, scratch) ? old : Object.freeze({ ...scratch }));
+      all.push(Object.freeze(this.describe(head)));
     }
     this.listed = all;
     this.listedAt = this.slots.generation;
@@ -904,44 +902,24 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   }
 
   private describe(head: number): SwiotlbMapping {
-    return this.describeInto(head, { kind: 'map', tlbAddr: 0, slotIndex: 0, nslots: 0, padSlots: 0, allocSize: 0, origAddr: undefined, area: 0 });
-  }
-
-  /** describe() into `out`. */
-  private describeInto(head: number, out: SwiotlbMapping): SwiotlbMapping {
     const kind = KIND_NAMES[this.slots.kind(head)] ?? 'none';
     if (kind === 'none') throw new Error(`swiotlb: slot ${head} holds no allocation`);
     const pad = this.slots.padSlots(head);
     const first = head - pad;
     const offset = this.slots.headOffset(head);
     const orig = this.slots.origAddr(head);
-    out.kind = kind;
-    out.tlbAddr = this.slotAddr(head) + offset;
-    out.slotIndex = first;
-    out.nslots = nrSlots(this.slots.allocSize(first) + offset);
-    out.padSlots = pad;
-    out.allocSize = this.slots.mapSize(head);
-    out.origAddr = orig === INVALID_PHYS_ADDR ? undefined : orig;
-    out.area = Math.floor(first / this.areaNslabs);
-    return out;
+    return {
+      kind,
+      tlbAddr: this.slotAddr(head) + offset,
+      slotIndex: first,
+      nslots: nrSlots(this.slots.allocSize(first) + offset),
+      padSlots: pad,
+      allocSize: this.slots.mapSize(head),
+      origAddr: orig === INVALID_PHYS_ADDR ? undefined : orig,
+      area: Math.floor(first / this.areaNslabs),
+    };
   }
 
-  /** The scratch liveMappings() describes each live allocation into before it compares. */
-  private readonly describeScratch: SwiotlbMapping = { kind: 'map', tlbAddr: 0, slotIndex: 0, nslots: 0, padSlots: 0, allocSize: 0, origAddr: undefined, area: 0 };
-}
-
-/** Two descriptions of one allocation agree field by field. */
-function sameMapping(a: SwiotlbMapping, b: SwiotlbMapping): boolean {
-  return (
-    a.kind === b.kind &&
-    a.tlbAddr === b.tlbAddr &&
-    a.slotIndex === b.slotIndex &&
-    a.nslots === b.nslots &&
-    a.padSlots === b.padSlots &&
-    a.allocSize === b.allocSize &&
-    a.origAddr === b.origAddr &&
-    a.area === b.area
-  );
 }
 
 function fail(error: SwiotlbFailure['error'], reason: string): SwiotlbFailure {
