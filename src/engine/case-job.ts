@@ -5,6 +5,7 @@
 
 import type { Oracle, Step, View, Violation } from '../api.ts';
 import { type CallBudget, type CallWatch, DEFAULT_CALL_BUDGET } from './call-budget.ts';
+import { stepBehaviours } from './behaviours.ts';
 import { CoverageTracker } from './coverage.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, Config } from '../ops/types.ts';
@@ -55,7 +56,7 @@ export interface CaseOutcome {
   metrics?: Metrics;
   /** Violations the failing step reported (several oracles may fire at one step). */
   hits: number;
-  /** Behaviours the case exercised (see `behaviours`), for the campaign's coverage count. */
+  /** Behaviours the case exercised (behaviours.ts), for the campaign's coverage count. */
   behaviours: string[];
   /** The case's coverage features (coverage.ts), sorted, when the job collects them. */
   features?: string[];
@@ -63,31 +64,6 @@ export interface CaseOutcome {
   featureSteps?: number[];
   /** The watchdog stopped the case (its worker was lost): what it had done, for the shrink. */
   stopped?: TaskFailure;
-}
-
-/**
- * A primitive's result as a class: return codes as they are, byte counts (io_map returns the bytes
- * mapped) by power of two, as AFL buckets hit counts, so coverage counts kinds of outcome rather
- * than every size a case happened to map.
- */
-function resultClass(result: unknown): string {
-  if (typeof result !== 'number' || result <= 0 || result < 16) return String(result);
-  return `2^${Math.floor(Math.log2(result))}`;
-}
-
-/**
- * What a step did, as coarse labels: the op kind with each primitive it called and that call's
- * result class, each fault kind, a skip, the op's own result. Their union over a campaign is its
- * behaviour coverage (plotted over time by the HTML report): flat means the generator has stopped
- * reaching anything new.
- */
-function stepBehaviours(step: Step, into: Set<string>): void {
-  const op = step.op.op;
-  if (step.skipped) into.add(`${op}:skipped`);
-  if (step.result) into.add(`${op}=${step.result}`);
-  // Per record: a run of calls (CallRun) shares one prim and result.
-  for (const call of step.callRuns ?? step.calls) into.add(`${op}>${call.prim}=${resultClass(call.result)}`);
-  for (const fault of step.faults) into.add(`${op}!${fault.kind}`);
 }
 
 export interface CaseRunner {
