@@ -73,6 +73,9 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** What onStep gets for a step that found nothing (frozen: a listener may keep it). */
+const NO_VIOLATIONS: readonly Violation[] = Object.freeze([]);
+
 export function runCase(testCase: Case, policies: Policies, options: RunOptions): RunResult {
   const violations: Violation[] = [];
   const oracleErrors: OracleError[] = [];
@@ -139,7 +142,8 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
     }
     const before = violations.length;
     runOracles(index, step);
-    options.onStep?.(step, world, violations.slice(before));
+    // Most steps find nothing: the shared empty list then, not a fresh one per step.
+    options.onStep?.(step, world, violations.length === before ? NO_VIOLATIONS : violations.slice(before));
     if (violations.length > 0 && !options.allViolations) break;
   }
   if (violations.length === 0 || options.allViolations) {
