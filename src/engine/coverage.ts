@@ -15,7 +15,7 @@
 // whether the region holds swiotlb slots or an atomic-pool buffer. A "mix" is none/some/all of
 // the region's 512 frames.
 
-import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type Step, type View } from '../api.ts';
+import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type PageTableView, type Step, type View } from '../api.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../model/size.ts';
 
@@ -56,27 +56,31 @@ S2_VIEW.forEach((value, code) => {
 const CACHED = TABLE_VALUES['iotlb.cached']!;
 const POOL = TABLE_VALUES.pool!;
 const LEAF_NONE = 0;
-const LEAF_MIXED = LEAF.indexOf('mixed');
 
 const mix = (count: number, total: number): number => (count === 0 ? 0 : count === total ? 2 : 1);
 
 /** A leaf size's code in LEAF (4K, 2M, 1G). */
 const sizeCode = (size: number): number => (size >= 1024 * SZ_2M ? 3 : size >= SZ_2M ? 2 : 1);
 
-/** The leaf sizes covering [from, to): one size, "mixed", or "none" (nothing mapped), as a LEAF code. */
-function leafMix(leaves: Iterable<{ size: number }>): number {
-  let seen = LEAF_NONE;
-  for (const leaf of leaves) {
-    const code = sizeCode(leaf.size);
-    if (seen !== LEAF_NONE && seen !== code) return LEAF_MIXED;
-    seen = code;
-  }
-  return seen;
+/** The leaf leafCode() reads into (reused). */
+const leafScratch = { iova: 0, pa: 0, size: 0 };
+
+/**
+ * The leaf sizes covering the 2M region [base, base + 2M): one size, "mixed", or "none" (nothing
+ * mapped), as a LEAF code. Leaves are naturally aligned, so a leaf of 2M or more that reaches the
+ * region covers all of it, base included; any other leaf in the region is smaller than 2M. So the
+ * leaf at `base` decides, and without one the region is "4K" if anything in it is mapped: two
+ * look-ups instead of a walk over up to 512 leaves (and their objects). "mixed" cannot occur
+ * within one aligned 2M region; TABLE_VALUES keeps it for the tables' sake.
+ */
+function leafCode(table: PageTableView, base: number): number {
+  if (table.leafInto(base, leafScratch)) return sizeCode(leafScratch.size);
+  return table.nextMapped(base, base + SZ_2M) < base + SZ_2M ? sizeCode(SZ_4K) : LEAF_NONE;
 }
 
 /** The IOTLB entries overlapping [base, end) by size, as an `iotlb.cached` code. */
 function cachedMix(device: View['devices'][number], base: number, end: number): number {
-  if (device.iotlb.size === 0) return 0;
+  if (device.iotlb.size === 0 || !device.iotlb.overlaps(base, end - base)) return 0;
   let seen = 0;
   for (const entry of device.iotlb.entries()) {
     const size = entry.size === '2M' ? SZ_2M : SZ_4K;
@@ -187,11 +191,11 @@ function regionCodes(view: View, base: number): void {
   }
   const end = base + SZ_2M;
   codes.length = 0;
-  codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafMix(view.npt.leaves(base, end)));
+  codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafCode(view.npt, base));
   for (const device of view.devices) {
     const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
-    codes.push(leafMix(device.s2.leaves(base, end)), viewCode, cachedMix(device, base, end));
+    codes.push(leafCode(device.s2, base), viewCode, cachedMix(device, base, end));
   }
   const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
   let pool = false;

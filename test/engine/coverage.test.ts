@@ -54,7 +54,7 @@ describe('coverage signal', () => {
       expect(b.features?.length).toBeGreaterThan(0);
     }
   });
-  it('reading the region tuple run by run gives what reading it frame by frame gives', () => {
+  it('reading the region tuple run by run gives what reading it frame by frame and leaf by leaf gives', () => {
     // The reference: every one of the region's 512 frames through the view, as the signal is defined.
     const mix = (n: number): string => (n === 0 ? 'none' : n === 512 ? 'all' : 'some');
     const reference = (view: View, base: number): string[] => {
@@ -77,15 +77,32 @@ describe('coverage signal', () => {
         if ((flags & GUEST_PAGE_SHARED) !== 0) shared++;
         if ((flags & GUEST_PAGE_VALIDATED) !== 0) guestValidated++;
       }
+      // Every leaf and IOTLB entry in the region, one by one.
+      const leafMix = (leaves: Iterable<{ size: number }>): string => {
+        const seen = new Set<string>();
+        for (const leaf of leaves) seen.add(leaf.size >= 1 << 30 ? '1G' : leaf.size >= 1 << 21 ? '2M' : '4K');
+        return seen.size > 1 ? 'mixed' : ([...seen][0] ?? 'none');
+      };
+      const end = base + (1 << 21);
+      const devices = view.devices.flatMap((device) => {
+        const cached = new Set<string>();
+        for (const entry of device.iotlb.entries()) {
+          const size = entry.size === '2M' ? 1 << 21 : 4096;
+          if (entry.addr < end && entry.addr + size > base) cached.add(entry.size);
+        }
+        return [`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, `iotlb.cached=${cached.size > 1 ? 'mixed' : ([...cached][0] ?? 'none')}`];
+      });
       return [
         `rmp.size=${sizes.size === 2 ? 'mixed' : ([...sizes][0] ?? 'none')}`,
         `rmp.assigned=${mix(assigned)}`,
         `rmp.validated=${mix(validated)}`,
+        `npt.leaf=${leafMix(view.npt.leaves(base, end))}`,
+        ...devices,
         `guest.shared=${mix(shared)}`,
         `guest.validated=${mix(guestValidated)}`,
       ];
     };
-    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.)/.test(p));
+    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.|npt\.|s2\.leaf|iotlb\.)/.test(p));
     let regions = 0;
     for (let i = 0; i < 40; i++) {
       const testCase = generateCase(config, `tuple/${i}`, { steps: 64, weights: { during: 30 } });
