@@ -115,6 +115,17 @@ export interface DeviceView {
 export interface MemoryView {
   /** The content token of the 2 KiB chunk holding `hpa` (0 = never written). */
   token(hpa: number): number;
+  /**
+   * A stamp of the writes so far (a counter, one tick per CPU, host or DMA write and per copy):
+   * keep it, and writtenSince() tells later whether anything was written after it (API v3).
+   */
+  readonly writeStamp: number;
+  /**
+   * Whether a write or copy made after `stamp` (a writeStamp read earlier) wrote a 2 KiB chunk of
+   * the `len` bytes at `hpa`: exact, per chunk. A 2M region nothing wrote since costs one compare,
+   * so an oracle skips the content tokens of a whole stretch that nobody wrote (API v3).
+   */
+  writtenSince(stamp: number, hpa: number, len: number): boolean;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,17 +6,32 @@
 // write into it): it grows with what is written, never with the configured memory size, and a
 // look-up is an array index, not a hash of a 2^41-range chunk number. The counter makes tokens
 // deterministic for a given op sequence.
+//
+// Beside its tokens, a region keeps when each chunk was last written (a write stamp: a second
+// counter, one tick per write() or copy(), since a copy writes old tokens) and the latest stamp of
+// any of its chunks, so "was anything in this range written since stamp s" (writtenSince) costs one
+// compare per 2M region nothing wrote since s. The stamps live in the region's own array, so the
+// boot cache's copy-on-write (RegionStore.writable) copies them with the tokens.
 
 import { RegionStore } from './regions.ts';
 import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
+/** Where a region's array keeps the write stamps of its chunks (after their tokens). */
+const STAMPS = CHUNKS_PER_2M;
+/** Where a region's array keeps the latest write stamp of any of its chunks. */
+const LATEST = 2 * CHUNKS_PER_2M;
 
 export class Memory {
-  /** 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written). */
+  /**
+   * 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written), then their
+   * write stamps (at STAMPS), then the region's latest write stamp (at LATEST).
+   */
   private readonly regions = new RegionStore<Float64Array>();
   private next = 1;
   private written = 0;
+  /** The write stamp of the latest write() or copy(); 0 before any. */
+  private stamp = 0;
 
   /** Chunks holding a token (for scale tests). */
   get chunkCount(): number {
@@ -32,16 +47,41 @@ export class Memory {
     let region = this.regions.writable(key);
     if (region === undefined) {
       if (token === 0) return;
-      region = this.regions.add(key, new Float64Array(CHUNKS_PER_2M));
+      region = this.regions.add(key, new Float64Array(LATEST + 1));
     }
     const i = offsetIn(chunk, CHUNKS_PER_2M);
     this.written += (token !== 0 ? 1 : 0) - ((region[i] ?? 0) !== 0 ? 1 : 0);
     region[i] = token;
+    region[STAMPS + i] = this.stamp;
+    region[LATEST] = this.stamp;
   }
 
   /** MemoryView: the token of the chunk holding `hpa`, 0 when never written. */
   token(hpa: number): number {
     return this.get(Math.floor(hpa / SZ_2K));
+  }
+
+  /** MemoryView: the write stamp of the latest write or copy (0 before any). */
+  get writeStamp(): number {
+    return this.stamp;
+  }
+
+  /**
+   * MemoryView: whether a write or copy after `stamp` wrote a chunk of the `len` bytes at `hpa`.
+   * A region nothing wrote since `stamp` costs one compare; another, one per chunk asked about.
+   */
+  writtenSince(stamp: number, hpa: number, len: number): boolean {
+    if (len <= 0) return false;
+    const first = Math.floor(hpa / SZ_2K);
+    const last = Math.floor((hpa + len - 1) / SZ_2K);
+    for (let key = Math.floor(first / CHUNKS_PER_2M); key * CHUNKS_PER_2M <= last; key++) {
+      const region = this.regions.get(key);
+      if (region === undefined || region[LATEST]! <= stamp) continue;
+      const base = key * CHUNKS_PER_2M;
+      const to = Math.min(last - base, CHUNKS_PER_2M - 1);
+      for (let i = Math.max(first - base, 0); i <= to; i++) if (region[STAMPS + i]! > stamp) return true;
+    }
+    return false;
   }
 
   /** Write `len` bytes at `hpa`: every chunk touched, even partly, gets a fresh token. */
@@ -52,6 +92,7 @@ export class Memory {
   /** As write(), appending the tokens to `out` (no allocation on the DMA path). */
   writeInto(hpa: number, len: number, out: number[]): number[] {
     if (len <= 0) return out;
+    this.stamp++;
     const last = Math.floor((hpa + len - 1) / SZ_2K);
     for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) {
       const token = this.next++;
@@ -86,6 +127,7 @@ export class Memory {
 
   copyInto(srcHpa: number, dstHpa: number, len: number, out: number[]): number[] {
     if (len <= 0) return out;
+    this.stamp++;
     const last = Math.floor((dstHpa + len - 1) / SZ_2K);
     let offset = 0;
     for (let chunk = Math.floor(dstHpa / SZ_2K); chunk <= last; chunk++) {
