@@ -411,7 +411,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
       let pfn = pieceFrame;
       // A check (not the sweep) where nothing wrote the piece's frames since the last pass (most
       // steps write no memory at all): a page still on its frame keeps its record's tokens.
-      const quiet = guestWrites !== undefined && !view.memory.writtenSince(state.since, pfn * PAGE, (end - gfn) * PAGE);
+      const quiet = guestWrites !== undefined && !view.memory.regionsWrittenSince(state.since, pfn * PAGE, (end - gfn) * PAGE);
       // Still on their frames, their frames not written: the records are right as they stand.
       if (quiet && state.stale.size === 0) {
         const same = unchangedEnd(state, seen, gfn, pfn, end);
@@ -506,7 +506,7 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
 function recordPages(view: View, state: State, seen: Seen, gfn: number, pfn: number, n: number): void {
   const i = slotOf(gfn);
   for (let k = 0; k < n; k++) seen.pfn[i + k] = pfn + k;
-  if (view.memory.writtenSince(0, pfn * PAGE, n * PAGE)) {
+  if (view.memory.regionsWrittenSince(0, pfn * PAGE, n * PAGE)) {
     for (let k = 0; k < n; k++) {
       const base = (pfn + k) * PAGE;
       seen.t0[i + k] = view.memory.token(base);
