@@ -16,14 +16,15 @@
 // step shared is unlinked by one fill of the region's reverse map). Incremental: the GFNs the step
 // touched, and the GFNs whose recorded frame the step touched. A run of watched pages is judged
 // piece by piece (pieceEnd: one translation onto one RMP run that is right for its first page), so
-// a page costs a comparison of its frame and content with its record; in a step that wrote no
-// memory (ContentWrites: most steps) a stretch still on the frames a reverse number names costs
-// nothing per page, any other page a comparison of its frame; pages new to the oracle on frames no
-// record names (a 2M page accepted and split in one step) are recorded stretch by stretch
-// (recordStretch). A page with something to report goes through examine(), the one place findings
-// are made. Telling the guest's writes from anybody else's needs the step's calls and DMAs, so the
-// full sweep checks the frame and its RMP entry, and takes the content as the new reference without
-// judging it.
+// a page costs a comparison of its frame and content with its record; where nothing wrote the
+// piece's frames since the oracle's last pass (MemoryView.regionsWrittenSince, per 2M region: most
+// steps write no memory at all) a stretch still on the frames a reverse number names costs nothing
+// per page, any other page a comparison of its frame. Pages new to the oracle on frames no record
+// names (a 2M page accepted and split in one step) are recorded stretch by stretch (recordStretch),
+// the tokens of frames in a region nothing ever wrote without reading them (all 0). A page with
+// something to report goes through examine(), the one place findings are made. Telling the guest's
+// writes from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame
+// and its RMP entry, and takes the content as the new reference without judging it.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
