@@ -16,14 +16,15 @@
 // step shared is unlinked by one fill of the region's reverse map). Incremental: the GFNs the step
 // touched, and the GFNs whose recorded frame the step touched. A run of watched pages is judged
 // piece by piece (pieceEnd: one translation onto one RMP run that is right for its first page), so
-// a page costs a comparison of its frame and content with its record; in a step that wrote no
-// memory (ContentWrites: most steps) a stretch still on the frames a reverse number names costs
-// nothing per page, any other page a comparison of its frame; pages new to the oracle on frames no
-// record names (a 2M page accepted and split in one step) are recorded stretch by stretch
-// (recordStretch). A page with something to report goes through examine(), the one place findings
-// are made. Telling the guest's writes from anybody else's needs the step's calls and DMAs, so the
-// full sweep checks the frame and its RMP entry, and takes the content as the new reference without
-// judging it.
+// a page costs a comparison of its frame and content with its record; where nothing wrote the
+// piece's frames since the oracle's last pass (MemoryView.regionsWrittenSince, per 2M region: most
+// steps write no memory at all) a stretch still on the frames a reverse number names costs nothing
+// per page, any other page a comparison of its frame. Pages new to the oracle on frames no record
+// names (a 2M page accepted and split in one step) are recorded stretch by stretch (recordStretch),
+// the tokens of frames in a region nothing ever wrote without reading them (all 0). A page with
+// something to report goes through examine(), the one place findings are made. Telling the guest's
+// writes from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame
+// and its RMP entry, and takes the content as the new reference without judging it.
 
 import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
@@ -70,6 +71,11 @@ interface State {
    * behind them (the NPT leaf zapped, no backing) and re-read nothing. Rare; usually empty.
    */
   stale: Set<number>;
+  /**
+   * The memory's write stamp (MemoryView.writeStamp) when the last pass ended: every record not
+   * stale then held its frame's tokens, so a frame nothing wrote since still holds them.
+   */
+  since: number;
 }
 
 const states = new WeakMap<View, State>();
@@ -277,39 +283,6 @@ class Writes {
 
 const writes = new Writes();
 
-/**
- * Whether a step wrote memory at all: content tokens change only through a CPU or host write, a
- * copy or a DMA write (model/memory.ts), and each is a recorded call. Most steps write nothing:
- * then a watched page still on the frame of its record still holds the tokens the record has.
- * Looked for on the first ask, once per step.
- */
-class ContentWrites {
-  private step: Step | undefined;
-  private answer: boolean | undefined;
-
-  of(step: Step): this {
-    this.step = step;
-    this.answer = undefined;
-    return this;
-  }
-
-  any(): boolean {
-    if (this.answer === undefined) {
-      this.answer = false;
-      // Per record: a run's calls share their prim and their non-address args.
-      for (const call of this.step!.callRuns ?? this.step!.calls) {
-        const prim = call.prim;
-        if (prim === 'guest_copy' || prim === 'host_write' || ((prim === 'guest_access' || prim === 'dma') && call.args.write === true)) {
-          this.answer = true;
-          break;
-        }
-      }
-    }
-    return this.answer;
-  }
-}
-
-const contentWrites = new ContentWrites();
 const found = new Findings();
 /** Scratch for the allocation-free accessors. */
 const entry = defaultRmpEntry();
@@ -437,9 +410,10 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         continue;
       }
       let pfn = pieceFrame;
-      // A check (not the sweep) of a step that wrote no memory: a page still on its frame keeps its record.
-      const quiet = guestWrites !== undefined && !contentWrites.any();
-      // Still on their frames, in a step that wrote no memory: the records are right as they stand.
+      // A check (not the sweep) where nothing wrote the piece's frames since the last pass (most
+      // steps write no memory at all): a page still on its frame keeps its record's tokens.
+      const quiet = guestWrites !== undefined && !view.memory.regionsWrittenSince(state.since, pfn * PAGE, (end - gfn) * PAGE);
+      // Still on their frames, their frames not written: the records are right as they stand.
       if (quiet && state.stale.size === 0) {
         const same = unchangedEnd(state, seen, gfn, pfn, end);
         pfn += same - gfn;
@@ -458,7 +432,7 @@ function examineWatched(view: View, state: State, from: number, to: number, gues
         }
         seen.pass[i] = state.pass;
         const previousPfn = seen.pfn[i]!;
-        // Still on its frame, in a step that wrote no memory: the record is right as it stands.
+        // Still on its frame, which nothing wrote: the record is right as it stands.
         if (previousPfn === pfn && quiet && (state.stale.size === 0 || !state.stale.has(gfn))) continue;
         const base = pfn * PAGE;
         const t0 = view.memory.token(base);
@@ -532,11 +506,17 @@ function recordStretch(view: View, state: State, seen: Seen, gfn: number, pfn: n
  */
 function recordPages(view: View, state: State, seen: Seen, gfn: number, pfn: number, n: number): void {
   const i = slotOf(gfn);
-  for (let k = 0; k < n; k++) {
-    const base = (pfn + k) * PAGE;
-    seen.pfn[i + k] = pfn + k;
-    seen.t0[i + k] = view.memory.token(base);
-    seen.t1[i + k] = view.memory.token(base + CHUNK);
+  for (let k = 0; k < n; k++) seen.pfn[i + k] = pfn + k;
+  if (view.memory.regionsWrittenSince(0, pfn * PAGE, n * PAGE)) {
+    for (let k = 0; k < n; k++) {
+      const base = (pfn + k) * PAGE;
+      seen.t0[i + k] = view.memory.token(base);
+      seen.t1[i + k] = view.memory.token(base + CHUNK);
+    }
+  } else {
+    // Frames never written (fresh frames the guest accepted): every token is 0.
+    seen.t0.fill(0, i, i + n);
+    seen.t1.fill(0, i, i + n);
   }
   seen.pass.fill(state.pass, i, i + n);
   seen.records += n;
@@ -592,7 +572,7 @@ const isWatched = (flags: number): boolean => (flags & (GUEST_PAGE_VALIDATED | G
 function sweep(view: View): Finding[] | undefined {
   let state = states.get(view);
   if (state === undefined) {
-    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays<Float64Array | number>(() => NONE), aliases: new Map(), pass: 0, stale: new Set() };
+    state = { seen: new RegionArrays(newSeen), reverse: new RegionArrays<Float64Array | number>(() => NONE), aliases: new Map(), pass: 0, stale: new Set(), since: 0 };
     states.set(view, state);
   }
   state.pass++;
@@ -609,6 +589,7 @@ function sweep(view: View): Finding[] | undefined {
     if (seen.records === 0) continue;
     for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pfn[i] !== NONE && seen.pass[i] !== state.pass) forget(state, index * FRAMES_PER_2M + i);
   }
+  state.since = view.memory.writeStamp;
   return out.take();
 }
 
@@ -627,7 +608,6 @@ export default defineOracle({
     const state = states.get(view);
     if (state === undefined) return sweep(view);
     const guestWrites = writes.of(view, step);
-    contentWrites.of(step);
     const out = found;
     state.pass++;
     cpu.forget();
@@ -670,6 +650,7 @@ export default defineOracle({
         }
       }
     }
+    state.since = view.memory.writeStamp;
     return out.take();
   },
 

@@ -115,6 +115,18 @@ export interface DeviceView {
 export interface MemoryView {
   /** The content token of the 2 KiB chunk holding `hpa` (0 = never written). */
   token(hpa: number): number;
+  /**
+   * A stamp of the writes so far (a counter, one tick per CPU, host or DMA write and per copy):
+   * keep it, and regionsWrittenSince() tells later whether anything was written after it (API v3).
+   */
+  readonly writeStamp: number;
+  /**
+   * Whether a write or copy made after `stamp` (a writeStamp read earlier) wrote into a 2M region
+   * that the `len` bytes at `hpa` overlap: exact per 2M region (a write anywhere in it counts),
+   * one compare per region. While it says false, every token there is what it was at `stamp`, so
+   * an oracle skips re-reading the tokens of a stretch (API v3).
+   */
+  regionsWrittenSince(stamp: number, hpa: number, len: number): boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
