@@ -201,10 +201,10 @@ describe('guided derivation', () => {
 
   it('credits what a case reached to the arm that made it, and shares cases by yield', () => {
     const { cases, guide } = run(160);
-    // Every arm ran (each keeps a share) and was credited beyond its prior of 100 ops.
+    // Every arm ran (each keeps a share) and was credited with the ops of its cases.
     for (const arm of ARMS) expect(guide.yields[arm].ops).toBeGreaterThan(100);
     // Probability matching: shares sum to 1, follow the yields, and keep every arm above a floor.
-    const rate = (arm: Arm): number => guide.yields[arm].features / guide.yields[arm].ops;
+    const rate = (arm: Arm): number => guide.rate(arm);
     const shares = guide.shares(true);
     expect(Object.values(shares).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     const sorted = [...ARMS].sort((a, b) => rate(b) - rate(a));
