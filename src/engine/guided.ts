@@ -94,6 +94,24 @@ export function corpusFileName(testCase: Case): string {
   return `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.json`;
 }
 
+/**
+ * Where `continue` returns to in `entry` (Go-Explore's "return to a cell, then explore", cells
+ * chosen by 1/visits): the prefix of its parent up to the step that first reached one of its
+ * features, the feature drawn in proportion to its rarity. `rarities` holds the running sums of
+ * its features' rarities (1 / hits at the round's start), `draw` is uniform in [0, 1). The
+ * parent's end is only where its last new feature was reached; a rarer situation reached earlier
+ * may have been left since (a resync repairing it, a conversion undoing it), and exploring from it
+ * needs the state as it was then.
+ */
+export function cellOf(entry: CorpusEntry, rarities: Float64Array, draw: number): Case {
+  const { parent, steps } = entry;
+  if (steps === undefined || rarities.length === 0) return parent;
+  const target = draw * rarities[rarities.length - 1]!;
+  let i = 0;
+  while (i < rarities.length - 1 && rarities[i]! <= target) i++;
+  return { ...parent, ops: parent.ops.slice(0, Math.min(parent.ops.length, steps[i]! + 1)) };
+}
+
 /** What a round derives its cases from, frozen at its start. */
 interface Snapshot {
   round: number;
@@ -268,24 +286,6 @@ export class Guide {
   }
 
   /**
-   * Where `continue` returns to in entry `k` (Go-Explore's "return to a cell, then explore",
-   * cells chosen by 1/visits): the prefix of its parent up to the step that first reached one of
-   * its features, chosen in proportion to the feature's rarity (1 / hits at the round's start).
-   * The parent's end is only where its last new feature was reached; a rarer situation reached
-   * earlier may have been left since (a resync repairing it, a conversion undoing it), and
-   * exploring from it needs the state as it was then.
-   */
-  private cell(snapshot: Snapshot, k: number, rng: () => number): Case {
-    const { parent, steps } = snapshot.entries[k]!;
-    const rarities = snapshot.cells[k]!;
-    if (steps === undefined || rarities.length === 0) return parent;
-    const target = rng() * rarities[rarities.length - 1]!;
-    let i = 0;
-    while (i < rarities.length - 1 && rarities[i]! <= target) i++;
-    return { ...parent, ops: parent.ops.slice(0, Math.min(parent.ops.length, steps[i]! + 1)) };
-  }
-
-  /**
    * The case behind index `index` (this shard's numbering). Must be called only once every case
    * before the index's round start has been observed.
    */
@@ -307,7 +307,10 @@ export class Guide {
     let testCase: Case;
     // Without a corpus frozen() gives only the fresh arms a share, so a derived arm has a parent.
     if (isFresh(arm)) testCase = generateCase(this.job.config, seed, freshOptions(arm, this.job.generate));
-    else if (arm === 'continue') testCase = continueCase(this.cell(snapshot, chooseIndex(), rng), `${seed}/continue`, this.job.generate);
+    else if (arm === 'continue') {
+      const k = chooseIndex();
+      testCase = continueCase(cellOf(entries[k]!, snapshot.cells[k]!, rng()), `${seed}/continue`, this.job.generate);
+    }
     else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
     else {
       const parent = choose().parent;

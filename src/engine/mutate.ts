@@ -3,8 +3,8 @@
 // op (half of the time moved into a region the case uses), append a few, remove one, duplicate
 // one, repeat a block, splice two cases, move an argument to an edge value (a 2M region's first or
 // last page, a whole region, one page, a 2M size), and add or move a `during` interleaving.
-// continueCase: the case, then a fresh case's ops (half of the time moved into the case's regions
-// and aimed at the objects it made). remixCase: a fresh case with the case's op-kind
+// continueCase: the case, then a fresh case's ops (aimed at the objects it made, and half of the
+// time moved into its regions). remixCase: a fresh case with the case's op-kind
 // mix. New ops come from the seeded generator (generate.ts), so they follow its address
 // clustering. Every edited op goes through the file codec (encodeOp/parseOp): a mutant is always a
 // case a repro file can hold and replay.
@@ -189,14 +189,14 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
 /**
  * The parent's ops, then a fresh case's (its own length, swarm weights and all): exploration
  * that starts from the situation the parent reached instead of from boot (Go-Explore's "return,
- * then explore"; syzkaller appends calls to corpus programs). Half of the time the new ops are
- * moved into the parent's regions and aimed at the buffers and mappings it made, where that
- * situation is. Deterministic in `seed`.
+ * then explore"; syzkaller appends calls to corpus programs). The new ops use the buffers and
+ * mappings the parent made, and half of the time they are moved into its regions: that is where
+ * its situation is. Deterministic in `seed`.
  */
 export function continueCase(parent: Case, seed: string, generate: GenerateOptions): Case {
   const rng: Rng = seedrandom(seed);
   const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
-  const moved = rng() < 0.5 ? aimAtObjects(rng, parent, fresh.map((op) => retarget(rng, op, parent.ops, parent))) : fresh;
+  const moved = aimAtObjects(rng, parent, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
   return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...moved].slice(0, Math.max(generate.steps, 1)) };
 }
 
