@@ -260,7 +260,7 @@ function aimAtObjects(rng: Rng, parent: Case, ops: readonly Op[]): Op[] {
       let back = 0;
       while (back < list.length - 1 && rng() < 0.5) back++;
       const ref = list.length - 1 - back;
-      aimed = { ...op, [kind]: ref, ...(op.op === 'dma' ? { dev: list[ref]! } : {}) } as Op;
+      aimed = { ...op, [kind]: ref, ...(op.op === 'dma' ? { dev: list[ref]! } : {}) };
     }
     live.follow(aimed);
     return aimed;

@@ -194,7 +194,7 @@ describe('continue', () => {
 
   it('aims the new ops at the objects the parent made, the newest first, DMAs by their device', () => {
     // Six buffers, alternating devices: a fresh op's buf 0..3 never reaches the last two.
-    const made: Op[] = Array.from({ length: 6 }, (_, i) => ({ op: 'alloc_coherent', dev: i % 2, bytes: 4096 }) as Op);
+    const made: Op[] = Array.from({ length: 6 }, (_, i) => ({ op: 'alloc_coherent', dev: i % 2, bytes: 4096 }));
     const parent: Case = { config, seed: 'objects', ops: made };
     const generate = { steps: 256, weights: { during: 0 } };
     let aimed = 0;
