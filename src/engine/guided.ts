@@ -285,6 +285,11 @@ export class Guide {
     return this.snapshot;
   }
 
+  /** The arm that made case `index`, until that case is observed (for benchmarks). */
+  armOf(index: number): Arm | undefined {
+    return this.arms.get(index);
+  }
+
   /**
    * The case behind index `index` (this shard's numbering). Must be called only once every case
    * before the index's round start has been observed.
