@@ -11,7 +11,8 @@
 //   region:<tuple>                 the abstract tuple of a 2M guest region the step touched;
 //   move:<tuple>><tuple>           a region's tuple before and after the step, when it changed.
 // The region tuple: RMP size and assigned mix, validated mix, NPT leaf size, per device its S2
-// leaf size and view (s2/nested, TDI state), the IOTLB's cached size, the guest's shared mix, and
+// leaf size and view (s2/nested, TDI state) and how much of the memory the host backs in that
+// view its S2 translates (s2.backed), the IOTLB's cached size, the guest's shared mix, and
 // whether the region holds swiotlb slots or an atomic-pool buffer. A "mix" is none/some/all of
 // the region's 512 frames.
 
@@ -27,6 +28,7 @@ export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
   'npt.leaf': ['none', '4K', '2M', '1G', 'mixed'],
   's2.leaf': ['none', '4K', '2M', '1G', 'mixed'],
   's2.view': ['s2/unlocked', 's2/locked', 's2/run', 'nested/unlocked', 'nested/locked', 'nested/run'],
+  's2.backed': ['unbacked', 'none', 'some', 'all'],
   'iotlb.cached': ['none', '4K', '2M', 'mixed'],
   'guest.shared': ['none', 'some', 'all'],
   'guest.validated': ['none', 'some', 'all'],
@@ -53,6 +55,7 @@ S2_VIEW.forEach((value, code) => {
   if (byTdi === undefined) S2_VIEW_CODES.set(iommu, (byTdi = new Map<string, number>()));
   byTdi.set(tdi, code);
 });
+const BACKED = TABLE_VALUES['s2.backed']!;
 const CACHED = TABLE_VALUES['iotlb.cached']!;
 const POOL = TABLE_VALUES.pool!;
 const LEAF_NONE = 0;
@@ -61,9 +64,6 @@ const mix = (count: number, total: number): number => (count === 0 ? 0 : count =
 
 /** A leaf size's code in LEAF (4K, 2M, 1G). */
 const sizeCode = (size: number): number => (size >= 1024 * SZ_2M ? 3 : size >= SZ_2M ? 2 : 1);
-
-/** The leaf leafCode() reads into (reused). */
-const leafScratch = { iova: 0, pa: 0, size: 0 };
 
 /**
  * The leaf sizes covering the 2M region [base, base + 2M): one size, "mixed", or "none" (nothing
@@ -92,6 +92,53 @@ function cachedMix(device: View['devices'][number], base: number, end: number): 
   return seen;
 }
 
+/** Components per device in the tuple: s2.leaf, s2.view, s2.backed, iotlb.cached. */
+const PER_DEVICE = 4;
+
+/** The leaf leafCode() and backedCode() look leaves up into (reused). */
+const leafScratch = { iova: 0, pa: 0, size: 0 };
+
+/**
+ * How much of what the host backs in the device's view over [base, base + 2M) the device's S2
+ * translates to that backing, as an `s2.backed` code: `unbacked` (the host backs nothing there in
+ * that view), `none`, `some` or `all`. The view is the private one from TDI lock on (the VMM
+ * moves the IOMMUFD before RUN, host.ts tdiRun()), else the shared one; the backing is what
+ * mirror() maps (src/host/iommu.ts). A region the CPU reaches that the device's S2 lags behind,
+ * or the reverse, is a situation of its own whatever its leaf sizes: the relation between the
+ * two views, not each one's shape, is what coherence bugs break (a fault-in the IOMMU never
+ * heard of, a resync that repairs it).
+ */
+function backedCode(view: View, device: View['devices'][number], base: number): number {
+  const privateView = device.tdi !== 'unlocked';
+  const s2 = device.s2;
+  const firstGfn = Math.floor(base / SZ_4K);
+  const lastGfn = firstGfn + FRAMES_PER_2M;
+  let mapped = false;
+  let missing = false;
+  for (let gfn = firstGfn; gfn < lastGfn && !(mapped && missing); ) {
+    const end = view.host.backingRunEnd(gfn, lastGfn);
+    const gpa = gfn * SZ_4K;
+    const hpa = view.host.backingHpa(gpa);
+    if (hpa >= 0 && (view.host.sharedHpa(gpa) < 0) === privateView) {
+      // Walk the run: linearly mapped stretches to its backing, and gaps (unmapped or mapped elsewhere).
+      const stop = end * SZ_4K;
+      for (let at = gpa; at < stop && !(mapped && missing); ) {
+        const linear = s2.linearEnd(at, stop, hpa + (at - gpa));
+        if (linear > at) {
+          mapped = true;
+          at = linear;
+          continue;
+        }
+        missing = true;
+        const next = s2.nextMapped(at, stop);
+        at = next > at ? next : s2.leafInto(at, leafScratch) ? Math.max(at + SZ_4K, leafScratch.iova + leafScratch.size) : at + SZ_4K;
+      }
+    }
+    gfn = end;
+  }
+  return mapped ? (missing ? 2 : 3) : missing ? 1 : 0;
+}
+
 /** The strings of one abstract tuple, made once per distinct tuple. */
 interface Tuple {
   /** One character per component code: what tuples are cached and compared by. */
@@ -117,10 +164,10 @@ function tupleOf(codes: readonly number[], devices: number): Tuple {
   if (tuple === undefined) {
     const parts = [`rmp.size=${RMP_SIZE[codes[0]!]}`, `rmp.assigned=${MIX[codes[1]!]}`, `rmp.validated=${MIX[codes[2]!]}`, `npt.leaf=${LEAF[codes[3]!]}`];
     for (let d = 0; d < devices; d++) {
-      const at = 4 + d * 3;
-      parts.push(`s2.leaf=${LEAF[codes[at]!]}`, `s2.view=${S2_VIEW[codes[at + 1]!]}`, `iotlb.cached=${CACHED[codes[at + 2]!]}`);
+      const at = 4 + d * PER_DEVICE;
+      parts.push(`s2.leaf=${LEAF[codes[at]!]}`, `s2.view=${S2_VIEW[codes[at + 1]!]}`, `s2.backed=${BACKED[codes[at + 2]!]}`, `iotlb.cached=${CACHED[codes[at + 3]!]}`);
     }
-    const rest = 4 + devices * 3;
+    const rest = 4 + devices * PER_DEVICE;
     parts.push(`guest.shared=${MIX[codes[rest]!]}`, `guest.validated=${MIX[codes[rest + 1]!]}`, `pool=${POOL[codes[rest + 2]!]}`);
     const text = parts.join(' ');
     if (tuples.size >= CACHE_LIMIT) tuples.clear();
@@ -195,7 +242,7 @@ function regionCodes(view: View, base: number): void {
   for (const device of view.devices) {
     const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
-    codes.push(leafCode(device.s2, base), viewCode, cachedMix(device, base, end));
+    codes.push(leafCode(device.s2, base), viewCode, backedCode(view, device, base), cachedMix(device, base, end));
   }
   const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
   let pool = false;

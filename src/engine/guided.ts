@@ -66,8 +66,14 @@ export function freshOptions(arm: FreshArm, generate: GenerateOptions): Generate
  * (bench/README.md, "The arms' floor").
  */
 export const EXPLORE = 0.01;
-/** What an arm's yield starts from (pseudo-counts): an untried arm gets an average share. */
-const PRIOR = { features: 1, ops: 100 };
+/**
+ * The pseudo-ops of an arm's prior: its yield counts as PRIOR_OPS ops at the pooled yield of all
+ * arms so far (an empirical-Bayes prior), so an untried arm gets an average share and its own
+ * record takes over within a few cases.
+ */
+const PRIOR_OPS = 100;
+/** The pooled yield before any case was observed. */
+const FIRST_YIELD = 0.01;
 
 export interface CorpusEntry {
   /** The case as run (and as written to the corpus directory). */
@@ -76,6 +82,8 @@ export interface CorpusEntry {
   parent: Case;
   /** The features `parent` reaches. */
   features: readonly string[];
+  /** The step of `parent` each feature was first reached at (same order); absent: its last op. */
+  steps?: readonly number[];
   /** The file the entry was read from or written to (absent without --corpus). */
   file?: string;
 }
@@ -86,6 +94,36 @@ export function corpusFileName(testCase: Case): string {
   return `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.json`;
 }
 
+/**
+ * Where `continue` returns to in `entry` (Go-Explore's "return to a cell, then explore", cells
+ * chosen by 1/visits): the prefix of its parent up to the step that first reached one of its
+ * features, the feature drawn in proportion to its rarity. `rarities` holds the running sums of
+ * its features' rarities (1 / hits at the round's start), `draw` is uniform in [0, 1). The
+ * parent's end is only where its last new feature was reached; a rarer situation reached earlier
+ * may have been left since (a resync repairing it, a conversion undoing it), and exploring from it
+ * needs the state as it was then.
+ */
+export function cellOf(entry: CorpusEntry, rarities: Float64Array, draw: number): Case {
+  const { parent, steps } = entry;
+  if (steps === undefined || rarities.length === 0) return parent;
+  const target = draw * rarities[rarities.length - 1]!;
+  let i = 0;
+  while (i < rarities.length - 1 && rarities[i]! <= target) i++;
+  return { ...parent, ops: parent.ops.slice(0, Math.min(parent.ops.length, steps[i]! + 1)) };
+}
+
+/** What a round derives its cases from, frozen at its start. */
+interface Snapshot {
+  round: number;
+  entries: CorpusEntry[];
+  /** Running sums of the entries' weights (rarity per op). */
+  cumulative: number[];
+  /** Per entry, running sums of its features' rarities (1 / hits): where `continue` returns to. */
+  cells: Float64Array[];
+  /** Running sums of the arms' shares. */
+  arms: number[];
+}
+
 export class Guide {
   readonly entries: CorpusEntry[] = [];
   /** Every feature reached (generated cases, findings and the corpus replay), with its hit count. */
@@ -93,10 +131,10 @@ export class Guide {
   /** Files written to the corpus directory (and why writing failed, if it did). */
   writeErrors: string[] = [];
   /** New features and ops of the cases each arm made (recorded in index order). */
-  readonly yields = Object.fromEntries(ARMS.map((arm) => [arm, { ...PRIOR }])) as Record<Arm, { features: number; ops: number }>;
+  readonly yields = Object.fromEntries(ARMS.map((arm) => [arm, { features: 0, ops: 0 }])) as Record<Arm, { features: number; ops: number }>;
   /** The arm behind each case index this guide derived, until that case is observed. */
   private readonly arms = new Map<number, Arm>();
-  private snapshot: { round: number; entries: CorpusEntry[]; cumulative: number[]; arms: number[] } | undefined;
+  private snapshot: Snapshot | undefined;
 
   constructor(
     private readonly job: CampaignJob,
@@ -144,8 +182,10 @@ export class Guide {
    * queue entry, so that mutants start from the short way into a new situation.
    */
   private entry(testCase: Case, features: readonly string[], reach: number, steps?: readonly number[]): CorpusEntry {
-    if (steps === undefined || reach >= testCase.ops.length) return { testCase, parent: testCase, features };
-    return { testCase, parent: { ...testCase, ops: testCase.ops.slice(0, reach) }, features: features.filter((_, i) => (steps[i] ?? 0) < reach) };
+    if (steps === undefined) return { testCase, parent: testCase, features };
+    if (reach >= testCase.ops.length) return { testCase, parent: testCase, features, steps };
+    const kept = features.flatMap((_, i) => ((steps[i] ?? 0) < reach ? [i] : []));
+    return { testCase, parent: { ...testCase, ops: testCase.ops.slice(0, reach) }, features: kept.map((i) => features[i]!), steps: kept.map((i) => steps[i]!) };
   }
 
   /** Files in the corpus directory: the replayed ones and those written since. */
@@ -190,28 +230,49 @@ export class Guide {
   }
 
   /**
+   * An arm's yield, new features per op: what it measured, after PRIOR_OPS ops at the pooled
+   * yield of every arm. A fixed prior (it was 1 feature per 100 ops) sat far below what the fresh
+   * arms measure in a campaign's first rounds (30-50 per 1000 ops, everything being new then), so
+   * the derived arms, untried when the corpus first held a case, started with a fraction of an
+   * average share and stayed there while their own record grew.
+   */
+  rate(arm: Arm): number {
+    let features = 0;
+    let ops = 0;
+    for (const a of ARMS) {
+      features += this.yields[a].features;
+      ops += this.yields[a].ops;
+    }
+    const pooled = ops > 0 ? features / ops : FIRST_YIELD;
+    return (this.yields[arm].features + PRIOR_OPS * pooled) / (this.yields[arm].ops + PRIOR_OPS);
+  }
+
+  /**
    * The share of cases each arm gets with the yields measured so far, by probability matching
    * (MOpt, AFL++'s adaptive operator scheduling): an arm's measured yield over the sum of them,
    * above a floor of EXPLORE. Without a corpus (`corpus` false) only the fresh arms run.
    */
   shares(corpus: boolean): Record<Arm, number> {
     const usable = ARMS.filter((arm) => corpus || isFresh(arm));
-    const rate = (arm: Arm): number => this.yields[arm].features / this.yields[arm].ops;
+    const rate = (arm: Arm): number => this.rate(arm);
     const rates = usable.reduce((sum, arm) => sum + rate(arm), 0);
     const shares = Object.fromEntries(ARMS.map((arm) => [arm, 0])) as Record<Arm, number>;
     for (const arm of usable) shares[arm] = EXPLORE + (1 - EXPLORE * usable.length) * (rates > 0 ? rate(arm) / rates : 1 / usable.length);
     return shares;
   }
 
-  /** The corpus frozen at the start of round `round`: rarity-per-op weights and arm shares. */
-  private frozen(round: number): { entries: CorpusEntry[]; cumulative: number[]; arms: number[] } {
+  /** The corpus frozen at the start of round `round`: rarity-per-op weights, cells and arm shares. */
+  private frozen(round: number): Snapshot {
     if (this.snapshot?.round === round) return this.snapshot;
     const entries = this.entries.slice();
     const cumulative: number[] = [];
+    const cells: Float64Array[] = [];
     let total = 0;
     for (const entry of entries) {
+      const rarities = new Float64Array(entry.features.length);
       let weight = 0;
-      for (const feature of entry.features) weight += 1 / (this.counts.get(feature) ?? 1);
+      entry.features.forEach((feature, i) => (rarities[i] = weight += 1 / (this.counts.get(feature) ?? 1)));
+      cells.push(rarities);
       // Per op: a short way into a rare situation is worth more than a long one.
       total += weight / Math.max(1, entry.parent.ops.length);
       cumulative.push(total);
@@ -220,8 +281,13 @@ export class Guide {
     const arms: number[] = [];
     let sum = 0;
     for (const arm of ARMS) arms.push((sum += shares[arm]));
-    this.snapshot = { round, entries, cumulative, arms };
+    this.snapshot = { round, entries, cumulative, cells, arms };
     return this.snapshot;
+  }
+
+  /** The arm that made case `index`, until that case is observed (for benchmarks). */
+  armOf(index: number): Arm | undefined {
+    return this.arms.get(index);
   }
 
   /**
@@ -230,21 +296,26 @@ export class Guide {
    */
   caseFor(index: number): Case {
     const seed = caseSeed(this.job.seed, this.job.shard.index + index * this.job.shard.count);
-    const { entries, cumulative, arms } = this.frozen(this.roundStart(index));
+    const snapshot = this.frozen(this.roundStart(index));
+    const { entries, cumulative, arms } = snapshot;
     const rng = seedrandom(`${seed}/guide`);
     const pick = rng();
     const arm = ARMS[arms.findIndex((share) => pick < share)] ?? 'fresh';
     const total = cumulative[cumulative.length - 1] ?? 0;
-    const choose = (): CorpusEntry => {
+    const chooseIndex = (): number => {
       const target = rng() * total;
       let k = 0;
       while ((cumulative[k] ?? total) <= target && k < entries.length - 1) k++;
-      return entries[k]!;
+      return k;
     };
+    const choose = (): CorpusEntry => entries[chooseIndex()]!;
     let testCase: Case;
     // Without a corpus frozen() gives only the fresh arms a share, so a derived arm has a parent.
     if (isFresh(arm)) testCase = generateCase(this.job.config, seed, freshOptions(arm, this.job.generate));
-    else if (arm === 'continue') testCase = continueCase(choose().parent, `${seed}/continue`, this.job.generate);
+    else if (arm === 'continue') {
+      const k = chooseIndex();
+      testCase = continueCase(cellOf(entries[k]!, snapshot.cells[k]!, rng()), `${seed}/continue`, this.job.generate);
+    }
     else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
     else {
       const parent = choose().parent;

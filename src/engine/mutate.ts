@@ -3,7 +3,8 @@
 // op (half of the time moved into a region the case uses), append a few, remove one, duplicate
 // one, repeat a block, splice two cases, move an argument to an edge value (a 2M region's first or
 // last page, a whole region, one page, a 2M size), and add or move a `during` interleaving.
-// continueCase: the case, then a fresh case's ops. remixCase: a fresh case with the case's op-kind
+// continueCase: the case, then a fresh case's ops (aimed at the objects it made, and half of the
+// time moved into its regions). remixCase: a fresh case with the case's op-kind
 // mix. New ops come from the seeded generator (generate.ts), so they follow its address
 // clustering. Every edited op goes through the file codec (encodeOp/parseOp): a mutant is always a
 // case a repro file can hold and replay.
@@ -188,14 +189,82 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
 /**
  * The parent's ops, then a fresh case's (its own length, swarm weights and all): exploration
  * that starts from the situation the parent reached instead of from boot (Go-Explore's "return,
- * then explore"; syzkaller appends calls to corpus programs). Half of the time the new ops are
- * moved into the parent's regions, where that situation is. Deterministic in `seed`.
+ * then explore"; syzkaller appends calls to corpus programs). The new ops use the buffers and
+ * mappings the parent made, and half of the time they are moved into its regions: that is where
+ * its situation is. Deterministic in `seed`.
  */
 export function continueCase(parent: Case, seed: string, generate: GenerateOptions): Case {
   const rng: Rng = seedrandom(seed);
   const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
-  const moved = rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh;
+  const moved = aimAtObjects(rng, parent, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
   return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...moved].slice(0, Math.max(generate.steps, 1)) };
+}
+
+/**
+ * The buffers and mappings a case has live after each of its ops, as the devices they were made
+ * for, in creation order: the guest's lists that `buf` and `map` references index (modulo their
+ * length, guest.ts). Followed from the ops alone: an alloc or map that fails at run time is
+ * counted, and so is a tdi op the guest skips, so an index is a guess; the guest's modulo keeps any
+ * guess a live object.
+ */
+class LiveObjects {
+  readonly buf: number[] = [];
+  readonly map: number[] = [];
+
+  /** The lists after `op`. */
+  follow(op: Op): void {
+    const drop = (list: number[], ref: number): void => {
+      if (list.length > 0) list.splice(((ref % list.length) + list.length) % list.length, 1);
+    };
+    switch (op.op) {
+      case 'alloc_coherent':
+        this.buf.push(op.dev);
+        break;
+      case 'map_single':
+        this.map.push(op.dev);
+        break;
+      case 'free_coherent':
+        drop(this.buf, op.buf);
+        break;
+      case 'unmap_single':
+        drop(this.map, op.map);
+        break;
+      case 'tdi_accept':
+      case 'tdi_unlock':
+        // The driver is unbound while the TDI changes state: the device's objects go (guest.ts unbind()).
+        for (const list of [this.buf, this.map]) for (let i = list.length - 1; i >= 0; i--) if (list[i] === op.dev) list.splice(i, 1);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/**
+ * `ops`, appended to `parent`, with their object references aimed at objects live at that point,
+ * the newest most often (syzkaller passes a new call a resource an earlier call of the program
+ * made): a fresh op's `buf`/`map` is a small number that, once the parent holds more than a few
+ * objects, never reaches the ones it made last, where its latest situation is. A DMA through an
+ * object is made by the device the object was made for, as a driver does: another device's DMA is
+ * not a legitimate use of it.
+ */
+function aimAtObjects(rng: Rng, parent: Case, ops: readonly Op[]): Op[] {
+  const live = new LiveObjects();
+  for (const op of parent.ops) live.follow(op);
+  return ops.map((op) => {
+    const kind = 'buf' in op ? 'buf' : 'map' in op ? 'map' : undefined;
+    let aimed = op;
+    const list = kind === undefined ? [] : live[kind];
+    if (kind !== undefined && list.length > 0) {
+      // Newest first: object k from the end with probability 2^-(k+1).
+      let back = 0;
+      while (back < list.length - 1 && rng() < 0.5) back++;
+      const ref = list.length - 1 - back;
+      aimed = { ...op, [kind]: ref, ...(op.op === 'dma' ? { dev: list[ref]! } : {}) };
+    }
+    live.follow(aimed);
+    return aimed;
+  });
 }
 
 /**

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
-import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, freshOptions } from '../../src/engine/guided.ts';
+import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, cellOf, freshOptions } from '../../src/engine/guided.ts';
 import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -11,6 +11,7 @@ import { defaultConfig } from '../../src/ops/config.ts';
 import type { Case, Op } from '../../src/ops/types.ts';
 import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type View, defaultRmpEntry } from '../../src/api.ts';
 import { encodeRepro, parseRepro } from '../../src/repro/format.ts';
+import { plantedPolicies } from '../../bench/planted/index.ts';
 
 const config = defaultConfig({ hostPolicy: 'quiesce-dma', guestMemory: '64M' });
 const job: CampaignJob = { config, seed: 'cov', generate: { steps: 24 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 100, shard: { index: 0, count: 1 }, coverage: true };
@@ -54,6 +55,34 @@ describe('coverage signal', () => {
       expect(b.features?.length).toBeGreaterThan(0);
     }
   });
+  it('s2.backed: a private fault-in the IOMMU never mapped for a running TDI is a situation of its own, repaired by the resync', () => {
+    // A trusted device accepted (its S2 now shows the private view), then a coherent buffer for
+    // it, faulted in private. quiesce-dma maps the fault for the device: its S2 translates all
+    // the region's private backing. The planted sync-repairs bug leaves it out until host_sync.
+    const ops: Op[] = [{ op: 'tdi_accept', dev: 0 }, { op: 'alloc_coherent', dev: 0, bytes: 8192 }, { op: 'host_sync' }, { op: 'touch', gpa: 0x100000, write: true }];
+    const tuples = (policies: typeof runner.policies): string[][] => {
+      const seen: string[][] = [];
+      runCase({ config, seed: 'backed', ops }, policies, {
+        oracles: [],
+        onStep: (step, view) => {
+          const tracker = new CoverageTracker();
+          tracker.observe(step, view);
+          seen.push([...tracker.features].filter((f) => f.startsWith('region:')));
+        },
+      });
+      return seen;
+    };
+    const lagging = (regions: string[]): boolean => regions.some((r) => /s2\.view=s2\/run s2\.backed=(none|some)/.test(r));
+    const correct = tuples(runner.policies);
+    expect(correct[1]!.some((r) => r.includes('s2.view=s2/run s2.backed=all'))).toBe(true);
+    expect(correct.some(lagging)).toBe(false);
+    const buggy = tuples(plantedPolicies('sync-repairs-missing-private-map'));
+    expect(lagging(buggy[1]!)).toBe(true);
+    // host_sync rebuilds the private view: the region the touch reads is whole again.
+    expect(lagging(buggy[3]!)).toBe(false);
+    expect(buggy[3]!.some((r) => r.includes('s2.view=s2/run s2.backed=all'))).toBe(true);
+  });
+
   it('reading the region tuple run by run gives what reading it frame by frame and leaf by leaf gives', () => {
     // The reference: every one of the region's 512 frames through the view, as the signal is defined.
     const mix = (n: number): string => (n === 0 ? 'none' : n === 512 ? 'all' : 'some');
@@ -90,7 +119,18 @@ describe('coverage signal', () => {
           const size = entry.size === '2M' ? 1 << 21 : 4096;
           if (entry.addr < end && entry.addr + size > base) cached.add(entry.size);
         }
-        return [`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, `iotlb.cached=${cached.size > 1 ? 'mixed' : ([...cached][0] ?? 'none')}`];
+        // s2.backed: of the frames the host backs in the device's view, how many its S2 translates to them.
+        let inView = 0;
+        let translated = 0;
+        for (let i = 0; i < 512; i++) {
+          const gpa = base + i * 4096;
+          const hpa = view.host.backingHpa(gpa);
+          if (hpa < 0 || (view.host.sharedHpa(gpa) < 0) !== (device.tdi !== 'unlocked')) continue;
+          inView++;
+          if (device.s2.iovaToPhys(gpa) === hpa) translated++;
+        }
+        const backed = `s2.backed=${inView === 0 ? 'unbacked' : translated === 0 ? 'none' : translated === inView ? 'all' : 'some'}`;
+        return [`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, backed, `iotlb.cached=${cached.size > 1 ? 'mixed' : ([...cached][0] ?? 'none')}`];
       });
       return [
         `rmp.size=${sizes.size === 2 ? 'mixed' : ([...sizes][0] ?? 'none')}`,
@@ -102,7 +142,7 @@ describe('coverage signal', () => {
         `guest.validated=${mix(guestValidated)}`,
       ];
     };
-    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.|npt\.|s2\.leaf|iotlb\.)/.test(p));
+    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.|npt\.|s2\.leaf|s2\.backed|iotlb\.)/.test(p));
     let regions = 0;
     for (let i = 0; i < 40; i++) {
       const testCase = generateCase(config, `tuple/${i}`, { steps: 64, weights: { during: 30 } });
@@ -153,6 +193,49 @@ describe('mutations', () => {
   });
 });
 
+describe('continue', () => {
+  it('returns to the step of a feature drawn by rarity (cellOf)', () => {
+    const parent = generateCase(config, 'cell', { steps: 20, fullLength: true });
+    const entry = { testCase: parent, parent, features: ['a', 'b', 'c'], steps: [2, 9, 15] };
+    // Running sums of rarities 1/10, 1 and 1/10: 'b' holds (1 / 1.2) of the draws.
+    const rarities = Float64Array.from([0.1, 1.1, 1.2]);
+    expect(cellOf(entry, rarities, 0).ops).toEqual(parent.ops.slice(0, 3));
+    expect(cellOf(entry, rarities, 0.5).ops).toEqual(parent.ops.slice(0, 10));
+    expect(cellOf(entry, rarities, 0.99).ops).toEqual(parent.ops.slice(0, 16));
+    // Without the steps (a corpus file replayed whole) it is the whole parent.
+    expect(cellOf({ testCase: parent, parent, features: ['a'] }, Float64Array.from([1]), 0.5)).toBe(parent);
+  });
+
+  it('aims the new ops at the objects the parent made, the newest first, DMAs by their device', () => {
+    // Six buffers, alternating devices: a fresh op's buf 0..3 never reaches the last two.
+    const made: Op[] = Array.from({ length: 6 }, (_, i) => ({ op: 'alloc_coherent', dev: i % 2, bytes: 4096 }));
+    const parent: Case = { config, seed: 'objects', ops: made };
+    const generate = { steps: 256, weights: { during: 0 } };
+    let aimed = 0;
+    let newest = 0;
+    for (let i = 0; i < 60; i++) {
+      const child = continueCase(parent, `aim/${i}`, generate);
+      expect(child.ops.slice(0, 6)).toEqual(made);
+      // The objects live before each appended op, followed as the guest keeps its list.
+      const live = made.map((op) => (op as { dev: number }).dev);
+      for (const op of child.ops.slice(6)) {
+        // With no live buffer left (a tdi op unbound them all), there is nothing to aim at.
+        if (op.op === 'dma' && op.buf !== undefined && live.length > 0) {
+          expect(op.buf).toBeLessThan(live.length);
+          expect(op.dev).toBe(live[op.buf]);
+          aimed++;
+          if (op.buf >= 4) newest++;
+        }
+        if (op.op === 'alloc_coherent') live.push(op.dev);
+        if (op.op === 'free_coherent' && live.length > 0) live.splice(op.buf % live.length, 1);
+        if ((op.op === 'tdi_accept' || op.op === 'tdi_unlock') && live.length > 0) for (let k = live.length - 1; k >= 0; k--) if (live[k] === op.dev) live.splice(k, 1);
+      }
+    }
+    expect(aimed).toBeGreaterThan(20);
+    expect(newest).toBeGreaterThan(0);
+  });
+});
+
 describe('guided derivation', () => {
   /** A guided campaign by hand: cases in index order, observed in order. */
   function run(count: number): { cases: Case[]; guide: Guide } {
@@ -189,6 +272,17 @@ describe('guided derivation', () => {
     expect(cases.slice(FIRST_ROUND_SIZE).some((c, k) => !fromScratch(c, FIRST_ROUND_SIZE + k))).toBe(true);
   });
 
+  it('an arm with no record of its own yields what all arms pooled yield', () => {
+    const guide = new Guide(job);
+    for (const arm of ARMS) expect(guide.rate(arm)).toBe(0.01);
+    const testCase = guide.caseFor(0);
+    const outcome = runCampaignCase(job, runner, 0, undefined, testCase);
+    guide.observe(testCase, outcome.features ?? [], outcome.violation === undefined, outcome.featureSteps, 0);
+    const pooled = (outcome.features?.length ?? 0) / testCase.ops.length;
+    // Round 0 is a fresh arm's; havoc, continue and remix are untried: each gets the pooled yield.
+    for (const arm of ['havoc', 'continue', 'remix'] as const) expect(guide.rate(arm)).toBeCloseTo(pooled, 12);
+  });
+
   it('keeps only clean cases that add features', () => {
     const guide = new Guide(job);
     const a = generateCase(config, 'a', job.generate);
@@ -218,10 +312,10 @@ describe('guided derivation', () => {
 
   it('credits what a case reached to the arm that made it, and shares cases by yield', () => {
     const { cases, guide } = run(160);
-    // Every arm ran (each keeps a share) and was credited beyond its prior of 100 ops.
+    // Every arm ran (each keeps a share) and was credited with the ops of its cases.
     for (const arm of ARMS) expect(guide.yields[arm].ops).toBeGreaterThan(100);
     // Probability matching: shares sum to 1, follow the yields, and keep every arm above a floor.
-    const rate = (arm: Arm): number => guide.yields[arm].features / guide.yields[arm].ops;
+    const rate = (arm: Arm): number => guide.rate(arm);
     const shares = guide.shares(true);
     expect(Object.values(shares).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     const sorted = [...ARMS].sort((a, b) => rate(b) - rate(a));
