@@ -114,7 +114,7 @@ function fakeView(swiotlb: FakeSwiotlb): View {
   return { guest: { swiotlb, mappings, buffers } } as unknown as View;
 }
 
-const messages = (findings: Finding[] | undefined): string[] => (findings ?? []).map((f) => f.message);
+const messages = (findings: readonly Finding[] | undefined | void): string[] => (findings ?? []).map((f) => f.message);
 
 describe('swiotlb-slots on slot ranges', () => {
   const rangeArb = fc.record({ head: fc.integer({ min: -4, max: 300 }), pad: fc.nat(2), nslots: fc.integer({ min: 1, max: 12 }), offset: fc.nat(2047), allocSize: fc.integer({ min: 1, max: 30 * KiB }) });
