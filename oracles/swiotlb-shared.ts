@@ -16,7 +16,9 @@
 // Cost: the required pages are kept as ranges (disjoint runs of GFNs, each with its owner), so a
 // change of the live ranges costs per range, plus one look per page that became required: a 1G
 // swiotlb pool's long-lived slot ranges are not walked page by page on every change. A step whose
-// live ranges did not change compares numbers, builds no string and allocates no Set. Owners are
+// live ranges did not change compares numbers, builds no string and allocates no Set; the live
+// slot ranges are followed through the pool's change log (SwiotlbView.changesSince(),
+// lib/live-slots.ts), so a map or an unmap applies its one change instead of listing them all. Owners are
 // described in words only for a finding. A touched region of frames whose pages all lie in the
 // step's touched GFNs, checked just before, is not read frame by frame (lib/frame-gfns.ts).
 
@@ -24,6 +26,7 @@ import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle,
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { FrameGfns } from './lib/frame-gfns.ts';
+import { LiveSlots } from './lib/live-slots.ts';
 import { NumberList } from './lib/number-list.ts';
 import { RangeSet } from './lib/range-set.ts';
 import { firstEndAbove, holdsAll } from './lib/runs.ts';
@@ -70,10 +73,8 @@ interface State {
   /** The owners of this marking: the first `ownerCount` of `owners` (objects reused from marking to marking). */
   owners: Owner[];
   ownerCount: number;
-  /** Live slot ranges when last seen: slotIndex, nslots pairs. */
-  slots: NumberList;
-  /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
-  slotGeneration: number;
+  /** The live slot ranges, followed through the pool's change log. */
+  readonly slots: LiveSlots;
   /**
    * Live coherent buffers, as last seen (copies: the guest may reuse its objects), in the order
    * they first appeared; the first `bufferCount`. A handful are live: a scan beats a Map.
@@ -98,19 +99,13 @@ const checked = new RangeSet();
 /** GFN ranges that became required in this check, [from, to) pairs in the order their owners were marked. */
 const fresh = new NumberList();
 
-/** Whether the live slot ranges and buffers differ from those last seen (numbers only). */
+/**
+ * Whether the live slot ranges and buffers differ from those last seen (numbers only). The slot
+ * ranges are followed through the pool's change log: a map or an unmap is one change to apply,
+ * not a list of every live range to compare.
+ */
 function changed(view: View, state: State): boolean {
-  const swiotlb = view.guest.swiotlb;
-  if (swiotlb.generation !== state.slotGeneration) {
-    let i = 0;
-    let differs = false;
-    for (const range of swiotlb.liveMappings()) {
-      if (i >= state.slots.count || state.slots.at(i) !== range.slotIndex || state.slots.at(i + 1) !== range.nslots) differs = true;
-      i += 2;
-    }
-    if (differs || i !== state.slots.count) return true;
-    state.slotGeneration = swiotlb.generation;
-  }
+  if (state.slots.follow(view.guest.swiotlb)) return true;
   const buffers = view.guest.buffers;
   if (sameIds(buffers, state)) return false;
   if (buffers.length !== state.bufferCount) return true;
@@ -219,14 +214,14 @@ function markRequired(view: View, state: State): void {
   state.required = previous;
   previous.count = 0;
   state.ownerCount = 0;
-  state.slots.clear();
   fresh.clear();
   const swiotlb = view.guest.swiotlb;
-  state.slotGeneration = swiotlb.generation;
-  for (const range of swiotlb.liveMappings()) {
-    state.slots.push(range.slotIndex);
-    state.slots.push(range.nslots);
-    markPages(state, swiotlb.base + range.slotIndex * SLOT, range.nslots * SLOT, addOwner(state, range.slotIndex, range.nslots, range.tlbAddr, undefined));
+  const slots = state.slots;
+  slots.follow(swiotlb);
+  for (let i = 0; i < slots.count; i++) {
+    const slotIndex = slots.slotIndex[i]!;
+    const nslots = slots.nslots[i]!;
+    markPages(state, swiotlb.base + slotIndex * SLOT, nslots * SLOT, addOwner(state, slotIndex, nslots, slots.tlbAddr[i]!, undefined));
   }
   for (const buffer of view.guest.buffers) {
     if (buffer.source === 'private') continue;
@@ -394,8 +389,7 @@ function sweep(view: View): Finding[] | undefined {
       previous: noRuns(),
       owners: [],
       ownerCount: 0,
-      slots: new NumberList(),
-      slotGeneration: -1,
+      slots: new LiveSlots(),
       buffers: [],
       bufferCount: 0,
       bufferIds: new NumberList(),

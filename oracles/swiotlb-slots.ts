@@ -17,10 +17,13 @@
 // Incremental: only when the set of live slot ranges, mappings or buffers changed in the step;
 // then the new ones are checked against the pool and against every live one. Telling whether
 // anything changed compares numbers with those of the previous step: a step that changed nothing
-// (most steps) builds no span, string or Set.
+// (most steps) builds no span, string or Set. The live slot ranges are followed through the
+// pool's change log (SwiotlbView.changesSince(), lib/live-slots.ts): a map or an unmap applies
+// its one change to the ranges kept as numbers, instead of listing and comparing every live one.
 
 import { SZ_4K, defineOracle, formatSize, hex, type CoherentBuffer, type Finding, type StreamingMapping, type Step, type SwiotlbSlotRange, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
+import { LiveSlots } from './lib/live-slots.ts';
 import { NumberList } from './lib/number-list.ts';
 
 const SLOT = 2048;
@@ -38,8 +41,8 @@ interface Span {
 }
 
 /**
- * Spans filled by collect(), reused from check to check: a step that maps or unmaps looks at every
- * live one (about 20 in the bench workload), and findings describe them in words at once.
+ * Spans reused from check to check: the bounce users are filled on every step that changes them
+ * (a handful are live), the slot ranges only to describe an overlap of slot ranges.
  */
 interface Spans {
   list: Span[];
@@ -49,18 +52,21 @@ interface Spans {
 const slotSpans: Spans = { list: [], count: 0 };
 const userSpans: Spans = { list: [], count: 0 };
 
-function addSpan(spans: Spans, start: number, end: number, fresh: boolean, range: SwiotlbSlotRange | undefined, mapping: StreamingMapping | undefined, buffer: CoherentBuffer | undefined): void {
+function addSpan(spans: Spans, start: number, end: number, fresh: boolean, range: SwiotlbSlotRange | undefined, mapping: StreamingMapping | undefined, buffer: CoherentBuffer | undefined): Span {
   const span = spans.list[spans.count];
-  if (span === undefined) spans.list.push({ start, end, fresh, range, mapping, buffer });
-  else {
-    span.start = start;
-    span.end = end;
-    span.fresh = fresh;
-    span.range = range;
-    span.mapping = mapping;
-    span.buffer = buffer;
-  }
   spans.count++;
+  if (span === undefined) {
+    const made = { start, end, fresh, range, mapping, buffer };
+    spans.list.push(made);
+    return made;
+  }
+  span.start = start;
+  span.end = end;
+  span.fresh = fresh;
+  span.range = range;
+  span.mapping = mapping;
+  span.buffer = buffer;
+  return span;
 }
 
 /** The span in words, for a finding. */
@@ -74,125 +80,114 @@ function what(span: Span): string {
   return `coherent buffer ${buffer.id} (dev ${buffer.dev}, ${buffer.bytes} bytes)`;
 }
 
-/** What was live after the previous check, as numbers (lists refilled, never shrunk: NumberList). */
-interface Keys {
-  /** slotIndex, nslots, tlbAddr, allocSize of each live slot range. */
-  readonly slots: NumberList;
-  /** Ids of the live bounced streaming mappings. */
-  readonly mappings: NumberList;
-  /** Ids of the live coherent buffers served from swiotlb. */
-  readonly buffers: NumberList;
-  /** `swiotlb.generation` when `slots` was taken: unchanged, so are the ranges. */
-  slotGeneration: number;
-}
-
-/** What is kept per view: the keys live after the previous check. */
+/** What is kept per view: the live slot ranges, and the bounce users live after the previous check, as numbers. */
 interface State {
-  live: Keys;
+  /** The live slot ranges, followed through the pool's change log; which are new since the last check. */
+  readonly slots: LiveSlots;
+  /** Ids of the live bounced streaming mappings (lists refilled, never shrunk: NumberList). */
+  mappings: NumberList;
+  /** Ids of the live coherent buffers served from swiotlb. */
+  buffers: NumberList;
 }
-
-const emptyKeys = (): Keys => ({ slots: new NumberList(), mappings: new NumberList(), buffers: new NumberList(), slotGeneration: -1 });
 
 const states = new WeakMap<View, State>();
 const found = new Findings();
-/** The live keys of this step, filled then swapped with the state's (reused). */
-let next = emptyKeys();
+/** The live ids of this step, filled then swapped with the state's (reused). */
+let nextMappings = new NumberList();
+let nextBuffers = new NumberList();
 
 /** addr & mask for a 32-bit mask, without ToInt32 truncating a 52-bit address first. */
 const and32 = (addr: number, mask: number): number => ((addr % TWO_32) & mask) >>> 0;
 
-/** Where in `before` known() looks second: just after the key it found last (reset per list). */
+/** Where in `before` known() looks second: just after the id it found last (reset per list). */
 let hint = 0;
 
 /**
- * Whether the `width` numbers of the key at `at` in `list` appear as a key of `before`: first at
- * the same place, then just after the last key found (the keys after one that went or came are
- * shifted by one), then anywhere.
+ * Whether the id at `at` in `list` is an id of `before`: first at the same place, then just after
+ * the last one found (the ids after one that went or came are shifted by one), then anywhere.
  */
-function known(before: NumberList, list: NumberList, at: number, width: number): boolean {
+function known(before: NumberList, list: NumberList, at: number): boolean {
+  const id = list.at(at);
   const count = before.count;
-  if (at + width <= count && sameKey(before, at, list, at, width)) {
-    hint = at + width;
+  if (at < count && before.at(at) === id) {
+    hint = at + 1;
     return true;
   }
-  if (hint + width <= count && sameKey(before, hint, list, at, width)) {
-    hint += width;
+  if (hint < count && before.at(hint) === id) {
+    hint++;
     return true;
   }
-  for (let from = 0; from + width <= count; from += width) {
-    if (sameKey(before, from, list, at, width)) {
-      hint = from + width;
+  for (let from = 0; from < count; from++) {
+    if (before.at(from) === id) {
+      hint = from + 1;
       return true;
     }
   }
   return false;
 }
 
-function sameKey(a: NumberList, at: number, b: NumberList, bt: number, width: number): boolean {
-  for (let k = 0; k < width; k++) if (a.at(at + k) !== b.at(bt + k)) return false;
-  return true;
-}
-
 /**
- * In one pass: fill `next` with the live keys and slotSpans and userSpans with every live slot
- * range and bounce user, each marked fresh when its key is new. Returns how many are new (all
- * when `before` is undefined).
+ * Fill userSpans with every live bounce user, each marked fresh when its id is new (all of them
+ * when `all`), and the state's id lists with those live now. Returns how many are new.
  */
-function collect(view: View, before: Keys | undefined): number {
-  const swiotlb = view.guest.swiotlb;
-  next.slotGeneration = swiotlb.generation;
-  // No slot written since the last check: the same ranges, none of them new (liveMappings() is the pool's kept list).
-  const sameSlots = before !== undefined && before.slotGeneration === swiotlb.generation;
-  slotSpans.count = 0;
+function collectUsers(view: View, state: State, all: boolean): number {
   userSpans.count = 0;
   let fresh = 0;
-  const slots = next.slots;
-  slots.clear();
-  hint = 0;
-  for (const range of swiotlb.liveMappings()) {
-    const at = slots.count;
-    slots.push(range.slotIndex);
-    slots.push(range.nslots);
-    slots.push(range.tlbAddr);
-    slots.push(range.allocSize);
-    const isFresh = before === undefined || (!sameSlots && !known(before.slots, slots, at, 4));
-    if (isFresh) fresh++;
-    const start = swiotlb.base + range.slotIndex * SLOT;
-    addSpan(slotSpans, start, start + range.nslots * SLOT, isFresh, range, undefined, undefined);
-  }
-  const mappings = next.mappings;
+  const mappings = nextMappings;
   mappings.clear();
   hint = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
     mappings.push(mapping.id);
-    const isFresh = before === undefined || !known(before.mappings, mappings, mappings.count - 1, 1);
+    const isFresh = all || !known(state.mappings, mappings, mappings.count - 1);
     if (isFresh) fresh++;
     addSpan(userSpans, mapping.tlbAddr, mapping.tlbAddr + mapping.bytes, isFresh, undefined, mapping, undefined);
   }
-  const buffers = next.buffers;
+  const buffers = nextBuffers;
   buffers.clear();
   hint = 0;
   for (const buffer of view.guest.buffers) {
     if (buffer.source !== 'swiotlb') continue;
     buffers.push(buffer.id);
-    const isFresh = before === undefined || !known(before.buffers, buffers, buffers.count - 1, 1);
+    const isFresh = all || !known(state.buffers, buffers, buffers.count - 1);
     if (isFresh) fresh++;
     addSpan(userSpans, buffer.gpa, buffer.gpa + buffer.bytes, isFresh, undefined, undefined, buffer);
   }
+  nextMappings = state.mappings;
+  state.mappings = mappings;
+  nextBuffers = state.buffers;
+  state.buffers = buffers;
   return fresh;
 }
 
-/** Make `next` the live keys; the old ones become the next check's `next`. */
-function keep(view: View, state: State | undefined): void {
-  if (state === undefined) {
-    states.set(view, { live: next });
-    next = emptyKeys();
-  } else {
-    const old = state.live;
-    state.live = next;
-    next = old;
+/** The first byte of live slot range `i` and the byte after it. */
+const slotStart = (view: View, slots: LiveSlots, i: number): number => view.guest.swiotlb.base + slots.slotIndex[i]! * SLOT;
+const slotEnd = (view: View, slots: LiveSlots, i: number): number => slotStart(view, slots, i) + slots.nslots[i]! * SLOT;
+
+/**
+ * slotSpans filled with every live slot range, marked fresh as `isFresh` says, for describing
+ * their overlaps in words: only when a fresh one overlaps another (a finding).
+ */
+function slotSpansOf(view: View, slots: LiveSlots, all: boolean): Spans {
+  slotSpans.count = 0;
+  for (let i = 0; i < slots.count; i++) {
+    const range = { slotIndex: slots.slotIndex[i]!, nslots: slots.nslots[i]!, tlbAddr: slots.tlbAddr[i]!, allocSize: slots.allocSize[i]! };
+    addSpan(slotSpans, slotStart(view, slots, i), slotEnd(view, slots, i), all || slots.isFresh(i), range, undefined, undefined);
   }
+  return slotSpans;
+}
+
+/** Whether a fresh slot range overlaps another live one (numbers only: most changes add one range that overlaps none). */
+function freshSlotOverlap(view: View, slots: LiveSlots, all: boolean): boolean {
+  for (let i = 0; i < slots.count; i++) {
+    if (!all && !slots.isFresh(i)) continue;
+    const start = slotStart(view, slots, i);
+    const end = slotEnd(view, slots, i);
+    for (let j = 0; j < slots.count; j++) {
+      if (j !== i && start < slotEnd(view, slots, j) && slotStart(view, slots, j) < end) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -234,7 +229,31 @@ function fail(out: Findings, span: Span, problem: string, extra?: Record<string,
   out.push({ message: `swiotlb ${what(span)} at ${hex(span.start)}: ${problem}`, details: { gpa: span.start, ...extra } });
 }
 
-function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
+/** Scratch spans for one live slot range (reused: each is described in words at once, if at all). */
+const one: Span = { start: 0, end: 0, fresh: true, range: { slotIndex: 0, nslots: 0, tlbAddr: 0, allocSize: 0 }, mapping: undefined, buffer: undefined };
+const home: Span = { start: 0, end: 0, fresh: false, range: { slotIndex: 0, nslots: 0, tlbAddr: 0, allocSize: 0 }, mapping: undefined, buffer: undefined };
+
+/** `span` made live slot range `i`. */
+function slotSpan(view: View, slots: LiveSlots, i: number, span: Span): Span {
+  span.start = slotStart(view, slots, i);
+  span.end = slotEnd(view, slots, i);
+  const range = span.range!;
+  range.slotIndex = slots.slotIndex[i]!;
+  range.nslots = slots.nslots[i]!;
+  range.tlbAddr = slots.tlbAddr[i]!;
+  range.allocSize = slots.allocSize[i]!;
+  return span;
+}
+
+/** The first live slot range holding `addr`, as the scratch span `home`, or undefined. */
+function homeOf(view: View, slots: LiveSlots, addr: number): Span | undefined {
+  for (let i = 0; i < slots.count; i++) {
+    if (slotStart(view, slots, i) <= addr && addr < slotEnd(view, slots, i)) return slotSpan(view, slots, i, home);
+  }
+  return undefined;
+}
+
+function checkOne(view: View, span: Span, slots: LiveSlots, out: Findings): void {
   const swiotlb = view.guest.swiotlb;
   if (span.start < swiotlb.base || span.end > swiotlb.end) {
     fail(out, span, `[${hex(span.start)}, ${hex(span.end)}) is outside the pool [${hex(swiotlb.base)}, ${hex(swiotlb.end)}) ==> FAIL (outside the pool)`);
@@ -250,13 +269,9 @@ function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
   }
   const mapping = span.mapping;
   // A bounce user must lie inside one live slot range.
-  let home: Span | undefined;
-  for (let i = 0; i < slots.count && home === undefined; i++) {
-    const slot = slots.list[i]!;
-    if (slot.start <= span.start && span.start < slot.end) home = slot;
-  }
-  if (home === undefined) fail(out, span, 'no live slot range holds it ==> FAIL (bounce buffer in free slots)');
-  else if (span.end > home.end) fail(out, span, `it runs past its ${what(home)} ==> FAIL (mapping larger than its slots)`);
+  const slot = homeOf(view, slots, span.start);
+  if (slot === undefined) fail(out, span, 'no live slot range holds it ==> FAIL (bounce buffer in free slots)');
+  else if (span.end > slot.end) fail(out, span, `it runs past its ${what(slot)} ==> FAIL (mapping larger than its slots)`);
   if (span.buffer !== undefined) {
     if (span.start % SZ_4K !== 0) fail(out, span, 'a coherent swiotlb allocation must be page-aligned ==> FAIL (alignment)');
     return;
@@ -281,11 +296,11 @@ function checkOne(view: View, span: Span, slots: Spans, out: Findings): void {
 
 /**
  * Whether the live slot ranges, bounced mappings and swiotlb buffers are those `state` holds, in
- * the same order: then collect() would find nothing new and keep() the same numbers. Most steps
- * (a DMA, a sync, a conversion) change none of them; this compares without copying anything.
+ * the same order: then nothing is new. Most steps (a DMA, a sync, a conversion) change none of
+ * them; this compares numbers without copying anything.
  */
-function unchanged(view: View, state: Keys): boolean {
-  if (state.slotGeneration !== view.guest.swiotlb.generation) return false;
+function unchanged(view: View, state: State): boolean {
+  if (state.slots.generation !== view.guest.swiotlb.generation) return false;
   let n = 0;
   for (const mapping of view.guest.mappings) {
     if (mapping.tlbAddr === undefined) continue;
@@ -302,17 +317,23 @@ function unchanged(view: View, state: Keys): boolean {
   return n === state.buffers.count;
 }
 
-/** Check the fresh spans (all of them when `all`) and keep what is live now. */
-function run(view: View, state: State | undefined, all: boolean): Finding[] | undefined {
-  if (!all && state !== undefined && unchanged(view, state.live)) return undefined;
-  const fresh = collect(view, all ? undefined : state?.live);
-  if (fresh > 0) {
-    for (let i = 0; i < slotSpans.count; i++) if (slotSpans.list[i]!.fresh) checkOne(view, slotSpans.list[i]!, slotSpans, found);
-    for (let i = 0; i < userSpans.count; i++) if (userSpans.list[i]!.fresh) checkOne(view, userSpans.list[i]!, slotSpans, found);
-    overlaps(slotSpans, 'slot ranges', found);
+/** Check what is new (everything when `all`) and keep what is live now. */
+function run(view: View, all: boolean): Finding[] | undefined {
+  let state = states.get(view);
+  if (state === undefined) {
+    state = { slots: new LiveSlots(), mappings: new NumberList(), buffers: new NumberList() };
+    states.set(view, state);
+  } else if (!all && unchanged(view, state)) return undefined;
+  const slots = state.slots;
+  slots.follow(view.guest.swiotlb);
+  const freshSlots = all ? slots.count : slots.freshCount;
+  const freshUsers = collectUsers(view, state, all);
+  if (freshSlots + freshUsers > 0) {
+    for (let i = 0; i < slots.count; i++) if (all || slots.isFresh(i)) checkOne(view, slotSpan(view, slots, i, one), slots, found);
+    for (let i = 0; i < userSpans.count; i++) if (userSpans.list[i]!.fresh) checkOne(view, userSpans.list[i]!, slots, found);
+    if (freshSlots > 0 && freshSlotOverlap(view, slots, all)) overlaps(slotSpansOf(view, slots, all), 'slot ranges', found);
     overlaps(userSpans, 'bounce buffers', found);
   }
-  keep(view, state);
   return found.take();
 }
 
@@ -322,11 +343,10 @@ export default defineOracle({
   severity: 'correctness',
 
   check(view: View, _step: Step) {
-    const state = states.get(view);
-    return run(view, state, state === undefined);
+    return run(view, !states.has(view));
   },
 
   final(view: View) {
-    return run(view, states.get(view), true);
+    return run(view, true);
   },
 });

@@ -186,6 +186,16 @@ export interface SwiotlbView {
    * the same ranges, so a check can skip walking them (a step that maps nothing through swiotlb).
    */
   readonly generation: number;
+  /**
+   * What liveMappings() gained and lost since `generation` (a value `generation` had): the slot
+   * ranges allocated and released after it, oldest first, written into `out` from index 0, five
+   * numbers each: 1 (allocated) or -1 (released), then the range's slotIndex, nslots, tlbAddr and
+   * allocSize (a range made and released in between appears twice). Returns how many numbers it
+   * wrote, 0 when nothing was allocated or released, or -1 when the pool no longer remembers that
+   * far back (it keeps the last 64 changes): then compare liveMappings(). Costs O(changes), reads
+   * without consuming (any number of readers), allocates nothing once `out` has grown (API v3).
+   */
+  changesSince(generation: number, out: number[]): number;
   maxMappingSize(minAlignMask: number): number;
 }
 

@@ -36,8 +36,16 @@ interface Chunk {
   readonly headOffset: Uint16Array;
 }
 
-/** Changed heads SwiotlbSlots keeps between two listings before it says "any" instead. */
-const CHANGED_MAX = 64;
+/**
+ * Allocations and releases the change log keeps (changesSince()): a reader further behind than
+ * this lists the live allocations instead. Oracles ask after every step that wrote a slot, which
+ * makes one or two changes.
+ */
+export const CHANGES_KEPT = 64;
+/** Numbers per change in changesSince()'s answer: +1 / -1, slotIndex, nslots, tlbAddr, allocSize. */
+export const CHANGE_WIDTH = 5;
+/** Numbers per change in the log: the generation after it, then the CHANGE_WIDTH numbers. */
+const LOG_WIDTH = CHANGE_WIDTH + 1;
 
 export class SwiotlbSlots {
   private readonly chunks: (Chunk | undefined)[];
@@ -46,13 +54,16 @@ export class SwiotlbSlots {
   /** The slots whose `kind` is set (the head slots of the live allocations), ascending. */
   private readonly heads: number[] = [];
   /**
-   * The head slots whose allocation was made or released since takeChanged() (in any order, a
-   * head possibly twice): every allocation and release sets its head's kind, and nothing else
-   * changes what describes a live allocation. Bounded: past CHANGED_MAX, `changedAll`.
+   * The change log: the last CHANGES_KEPT allocations and releases (a ring, LOG_WIDTH numbers
+   * each, the generation after the change first), made on the first change. Readers only read it,
+   * each from the generation it last saw, so no reader can take from another what it has not
+   * read yet (the log liveMappings() once emptied on every listing could not serve two readers).
    */
-  private readonly changed = new Float64Array(CHANGED_MAX);
-  private changedCount = 0;
-  private changedAll = true;
+  private log: Float64Array | undefined = undefined;
+  /** Changes ever logged; change n sits at (n % CHANGES_KEPT) * LOG_WIDTH. */
+  private logged = 0;
+  /** The generation after the newest change the ring has dropped (0: none dropped). */
+  private forgotten = 0;
 
   constructor(readonly nslabs: number) {
     this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
@@ -179,28 +190,47 @@ export class SwiotlbSlots {
     this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
   }
   /**
-   * How many heads were made or released since the last call (then wasChanged() asks about
-   * them, until the next write), or -1 when too many were to keep, or before the first call: then
-   * any head may have changed.
+   * Log an allocation (sign 1) or a release (-1) of slots [slotIndex, slotIndex + nslots), handed
+   * out as tlbAddr for allocSize bytes. Counts as a slot write (`generation` moves), so the change
+   * is after every generation a reader saw before it.
    */
-  takeChanged(): number {
-    const count = this.changedAll ? -1 : this.changedCount;
-    this.changedCount = 0;
-    this.changedAll = false;
-    return count;
+  logChange(sign: 1 | -1, slotIndex: number, nslots: number, tlbAddr: number, allocSize: number): void {
+    const generation = ++this.generation;
+    const log = (this.log ??= new Float64Array(CHANGES_KEPT * LOG_WIDTH));
+    const at = (this.logged % CHANGES_KEPT) * LOG_WIDTH;
+    if (this.logged >= CHANGES_KEPT) this.forgotten = log[at]!;
+    log[at] = generation;
+    log[at + 1] = sign;
+    log[at + 2] = slotIndex;
+    log[at + 3] = nslots;
+    log[at + 4] = tlbAddr;
+    log[at + 5] = allocSize;
+    this.logged++;
   }
 
-  /** Whether `head` is among the first `count` heads takeChanged() counted. */
-  wasChanged(head: number, count: number): boolean {
-    for (let i = 0; i < count; i++) if (this.changed[i] === head) return true;
-    return false;
+  /**
+   * SwiotlbView.changesSince(): the changes made after generation `since`, oldest first,
+   * CHANGE_WIDTH numbers each, written into `out` from index 0; returns how many numbers, or -1
+   * when the log no longer reaches back to `since` (or `since` is a generation not reached yet).
+   * Reads the log without consuming it: O(changes since).
+   */
+  changesSince(since: number, out: number[]): number {
+    if (!(since <= this.generation)) return -1;
+    const log = this.log;
+    if (log === undefined) return 0;
+    const oldest = Math.max(0, this.logged - CHANGES_KEPT);
+    let first = this.logged;
+    while (first > oldest && log[((first - 1) % CHANGES_KEPT) * LOG_WIDTH]! > since) first--;
+    if (first === oldest && this.forgotten > since) return -1;
+    let n = 0;
+    for (let c = first; c < this.logged; c++) {
+      const at = (c % CHANGES_KEPT) * LOG_WIDTH;
+      for (let k = 1; k < LOG_WIDTH; k++) out[n++] = log[at + k]!;
+    }
+    return n;
   }
 
   setKind(i: number, value: number): void {
-    if (!this.changedAll) {
-      if (this.changedCount < CHANGED_MAX) this.changed[this.changedCount++] = i;
-      else this.changedAll = true;
-    }
     const chunk = this.chunk(i);
     const was = chunk.kind[i % SLOT_CHUNK]!;
     chunk.kind[i % SLOT_CHUNK] = value;

@@ -24,7 +24,7 @@
 // swiotlb cannot do).
 
 import { hex } from '../model/size.ts';
-import { SLOT_CHUNK, SwiotlbSlots } from './swiotlb-slots.ts';
+import { CHANGE_WIDTH, SLOT_CHUNK, SwiotlbSlots } from './swiotlb-slots.ts';
 
 /** A slot is 2 KiB (include/linux/swiotlb.h). */
 export const IO_TLB_SHIFT = 11;
@@ -327,6 +327,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   /** liveMappings() as last listed, and the slots' generation then (oracles list them per step). */
   private listed: readonly SwiotlbMapping[] | undefined = undefined;
   private listedAt = -1;
+  /** changesSince() since `listedAt`, for liveMappings() (reused). */
+  private readonly changes: number[] = [];
 
   constructor(options: SwiotlbPoolOptions) {
     const { base, bytes, cpus = 1, restricted = false } = options;
@@ -436,10 +438,10 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   liveMappings(): readonly SwiotlbMapping[] {
     if (this.listed !== undefined && this.listedAt === this.slots.generation) return this.listed;
     const heads = this.slots.liveHeads();
-    // The last list is in head order too: a mapping whose head was not allocated or released since
-    // it keeps its (frozen) object, so a map or an unmap describes and freezes one mapping, not
-    // every live one (past the log's bound every head is described anew).
-    const changed = this.slots.takeChanged();
+    // The last list is in head order too: a mapping not released since it keeps its (frozen)
+    // object, so a map or an unmap describes and freezes one mapping, not every live one (when
+    // the change log does not reach back to the last list, every head is described anew).
+    const changes = this.listed === undefined ? -1 : this.slots.changesSince(this.listedAt, this.changes);
     const previous = this.listed ?? [];
     const all: SwiotlbMapping[] = [];
     let p = 0;
@@ -447,7 +449,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       const head = heads[h]!;
       while (p < previous.length && previous[p]!.slotIndex + previous[p]!.padSlots < head) p++;
       const old = previous[p];
-      if (old !== undefined && changed >= 0 && old.slotIndex + old.padSlots === head && !this.slots.wasChanged(head, changed)) {
+      if (old !== undefined && changes >= 0 && old.slotIndex + old.padSlots === head && !this.released(old.tlbAddr, changes)) {
         all.push(old);
         continue;
       }
@@ -456,6 +458,20 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.listed = all;
     this.listedAt = this.slots.generation;
     return this.listed;
+  }
+
+  /** Whether the first `count` numbers of `changes` release the allocation handed out as `tlbAddr`. */
+  private released(tlbAddr: number, count: number): boolean {
+    for (let c = 0; c < count; c += CHANGE_WIDTH) if (this.changes[c] === -1 && this.changes[c + 3] === tlbAddr) return true;
+    return false;
+  }
+
+  /**
+   * The slot ranges allocated and released since generation `since` (SwiotlbView.changesSince()):
+   * the pool logs each allocation and release as it happens (markHead(), clearHead()).
+   */
+  changesSince(since: number, out: number[]): number {
+    return this.slots.changesSince(since, out);
   }
 
   /** The live allocation whose tlbAddr is `tlbAddr`, if any. */
@@ -892,13 +908,23 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.slots.setMapSize(head, size);
     this.slots.setHeadOffset(head, offset);
     this.live++;
+    this.logLive(1, head);
   }
 
   private clearHead(head: number): void {
+    // Logged first, while the head still describes the allocation.
+    this.logLive(-1, head);
     this.slots.setKind(head, KIND_NONE);
     this.slots.setMapSize(head, 0);
     this.slots.setHeadOffset(head, 0);
     this.live--;
+  }
+
+  /** The change log's entry for the live allocation at `head` (its numbers as describe() gives them). */
+  private logLive(sign: 1 | -1, head: number): void {
+    const first = head - this.slots.padSlots(head);
+    const offset = this.slots.headOffset(head);
+    this.slots.logChange(sign, first, nrSlots(this.slots.allocSize(first) + offset), this.slotAddr(head) + offset, this.slots.mapSize(head));
   }
 
   private describe(head: number): SwiotlbMapping {

@@ -14,6 +14,7 @@ import {
   type SwiotlbMapping,
   type SwiotlbResult,
 } from '../../src/guest/swiotlb.ts';
+import { GraphCopy } from '../../src/model/graph-copy.ts';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -577,5 +578,78 @@ describe('random find/release sequences (property)', () => {
       }),
       { numRuns: 150 },
     );
+  });
+  /** The numbers changesSince() gives for `m` allocated (1) or released (-1). */
+  const change = (sign: number, m: SwiotlbMapping): number[] => [sign, m.slotIndex, m.nslots, m.tlbAddr, m.allocSize];
+
+  it('changesSince() gives exactly the allocations and releases since any generation a reader saw, or -1 past the 64 it keeps', () => {
+    fc.assert(
+      fc.property(poolArb, fc.array(opArb, { minLength: 20, maxLength: 200, size: 'max' }), fc.array(fc.nat(), { minLength: 4, maxLength: 4 }), (options, ops, picks) => {
+        const pool = new SwiotlbPool(options);
+        const live: SwiotlbMapping[] = [];
+        // The brute-force reference: every change with the generation just after the op that made it.
+        const changes: { generation: number; numbers: number[] }[] = [];
+        // Readers: the generation seen after each op and the live ranges then.
+        const seen: { generation: number; live: SwiotlbMapping[]; changes: number }[] = [{ generation: pool.generation, live: [], changes: 0 }];
+        const out: number[] = [];
+        for (const [step, op] of ops.entries()) {
+          if (op.op === 'release') {
+            if (live.length === 0) continue;
+            const [m] = live.splice(op.pick % live.length, 1);
+            pool.release(m!.tlbAddr);
+            changes.push({ generation: pool.generation, numbers: change(-1, m!) });
+          } else {
+            const r = op.op === 'map' ? pool.find(op.orig, op.size, { minAlignMask: op.min, cpu: op.cpu }) : op.op === 'coherent' ? pool.allocCoherent(op.size, { cpu: op.cpu }) : pool.allocChunk(op.size);
+            if (r.ok) {
+              live.push(ok(r));
+              changes.push({ generation: pool.generation, numbers: change(1, ok(r)) });
+            }
+          }
+          seen.push({ generation: pool.generation, live: [...live], changes: changes.length });
+          // A few readers at once, each at a generation of its own: asking never consumes.
+          for (const pick of [...picks, step]) {
+            const reader = seen[pick % seen.length]!;
+            const n = pool.changesSince(reader.generation, out);
+            const since = changes.slice(reader.changes);
+            if (since.length > 64) {
+              expect(n).toBe(-1);
+              continue;
+            }
+            expect(out.slice(0, n)).toEqual(since.flatMap((c) => c.numbers));
+            // Replayed on what the reader saw, they give the live ranges now.
+            const replayed = reader.live.map((m) => change(1, m).join());
+            for (let i = 0; i < n; i += 5) {
+              const key = [1, ...out.slice(i + 1, i + 5)].join();
+              if (out[i] === 1) replayed.push(key);
+              else replayed.splice(replayed.indexOf(key), 1);
+            }
+            expect(replayed.sort()).toEqual(live.map((m) => change(1, m).join()).sort());
+          }
+        }
+        expect(pool.changesSince(pool.generation, out)).toBe(0);
+        expect(pool.changesSince(pool.generation + 1, out)).toBe(-1);
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('changesSince() of a copied pool (the boot cache) leaves the template log as it was', () => {
+    const template = new SwiotlbPool({ base: BASE, bytes: 2 * MiB, cpus: 2, forAlloc: true });
+    const a = ok(template.find(0x1000_0000, 3 * KiB));
+    const g = template.generation;
+    const b = ok(template.allocCoherent(8 * KiB));
+    const out: number[] = [];
+    expect(template.changesSince(0, out)).toBe(10);
+    expect(out.slice(0, 10)).toEqual([...change(1, a), ...change(1, b)]);
+    const copy = new GraphCopy().copy(template);
+    // The copy carries on from the template's log, and writes only its own.
+    copy.release(b.tlbAddr);
+    for (let i = 0; i < 70; i++) copy.release(ok(copy.find(0x2000_0000 + i * 0x10000, 5 * KiB)).tlbAddr);
+    expect(copy.changesSince(g, out)).toBe(-1);
+    expect(template.changesSince(g, out)).toBe(5);
+    expect(out.slice(0, 5)).toEqual(change(1, b));
+    expect(template.changesSince(0, out)).toBe(10);
+    expect([...template.liveMappings()]).toEqual([a, b]);
+    expect([...copy.liveMappings()]).toEqual([a]);
   });
 });
