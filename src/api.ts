@@ -16,11 +16,13 @@ export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, 
 export { defaultRmpEntry } from './model/rmp.ts';
 
 /**
- * The version of this API. 2: Step.frameRanges / gfnRanges (Step.frames / gfns expanded on
- * demand), Oracle.boot and Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage
- * (allocation-free accessors). README.md "Oracle API versions".
+ * The version of this API. 3: MemoryView.writeStamp / regionsWrittenSince and
+ * SwiotlbView.changesSince (what changed since an earlier look, without re-reading it all).
+ * 2: Step.frameRanges / gfnRanges (Step.frames / gfns expanded on demand), Oracle.boot and
+ * Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage (allocation-free accessors).
+ * README.md "Oracle API versions".
  */
-export const API_VERSION = 2;
+export const API_VERSION = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Read-only views of the tables
