@@ -19,6 +19,7 @@
 import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type PageTableView, type Step, type View } from '../api.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../model/size.ts';
+import { Names } from './names.ts';
 
 /** The tables of the region tuple and the values each can take (what `cocofuzz coverage` lists). */
 export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
@@ -271,36 +272,6 @@ function status(result: number | string): string {
 
 /** Digits and hex numbers out of free text (results, guest errors): a value is not a situation. */
 const abstract = (text: string): string => text.replace(/0x[0-9a-f]+|\d+/gi, '#').slice(0, 80);
-
-/**
- * Feature names by their parts, each built once: the same few hundred are met after every step,
- * and a name built anew would be hashed anew by every Set it goes into. Two levels (the op kind,
- * then a part of the op's outcome); dropped past CACHE_LIMIT, so free text cannot grow it forever.
- */
-class Names<K> {
-  private readonly byKind = new Map<string, Map<K, string>>();
-  private size = 0;
-
-  get(kind: string, part: K, make: (kind: string, part: K) => string): string {
-    let names = this.byKind.get(kind);
-    if (names === undefined) {
-      names = new Map();
-      this.byKind.set(kind, names);
-    }
-    let name = names.get(part);
-    if (name === undefined) {
-      if (++this.size > CACHE_LIMIT) {
-        this.byKind.clear();
-        this.size = 1;
-        names = new Map();
-        this.byKind.set(kind, names);
-      }
-      name = make(kind, part);
-      names.set(part, name);
-    }
-    return name;
-  }
-}
 
 const fixedNames = new Names<string>();
 const resultNames = new Names<string>();
