@@ -8,6 +8,7 @@
 
 import type { SwiotlbView } from 'cocofuzz/api';
 import { NumberList } from './number-list.ts';
+import { firstEndAbove } from './runs.ts';
 
 /** Numbers per change in changesSince()'s answer: 1 / -1, slotIndex, nslots, tlbAddr, allocSize. */
 const CHANGE = 5;
@@ -67,16 +68,12 @@ export class LiveSlots {
     return false;
   }
 
-  /** The index of the live range handed out as `tlbAddr`, or where it would go (binary search). */
+  /**
+   * The index of the live range handed out as `tlbAddr`, or where it would go: the first whose
+   * tlbAddr is above `tlbAddr - 1` (addresses are whole numbers; lib/runs.ts's binary search).
+   */
   indexOf(tlbAddr: number): number {
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.tlbAddr[mid]! < tlbAddr) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return firstEndAbove(this.tlbAddr, this.count, tlbAddr - 1);
   }
 
   private add(slotIndex: number, nslots: number, tlbAddr: number, allocSize: number): void {

@@ -18,7 +18,8 @@ function firstEndingAfter(ranges: readonly FrameRange[], from: number): number {
 }
 
 /**
- * The same search over ranges kept as parallel arrays (RangeSet, swiotlb-shared's required runs):
+ * The same search over ranges kept as parallel arrays (RangeSet, swiotlb-shared's required runs,
+ * LiveSlots' slot addresses):
  * the index of the first of the first `count` ends (ascending) that is above `from`.
  */
 export function firstEndAbove(ends: readonly number[], count: number, from: number): number {
