@@ -242,6 +242,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   const release = (all = false): void => {
     waiters = waiters.filter((w) => (all || recorded >= w.count ? (w.resolve(), false) : true));
   };
+  const waits = (index: number): boolean => !replaying && options.guide !== undefined && recorded < options.guide.roundStart(index);
   const caseFor = async (index: number): Promise<Case | undefined> => {
     if (replaying) {
       const testCase = options.replay?.[index]?.testCase;
@@ -258,7 +259,11 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   };
 
   const record = async (outcome: CaseOutcome): Promise<void> => {
-    const testCase = caseOf(outcome.index);
+    // The case itself only when something is kept of it (an oracle error's repro, the guide): a
+    // case the worker generated from its index would otherwise be generated again here, on the
+    // thread every worker's outcome goes through (50 us a case, 2.1% of that thread's time with
+    // two workers; bench/README.md "Worker scaling").
+    const testCase = (): Case => caseOf(outcome.index);
     if (replaying) stats.replayed++;
     else {
       // Past the case that completed the N-th bucket: in flight on another worker, dropped (and
@@ -278,11 +283,12 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     const bucketsBefore = stats.buckets.size;
     for (const error of outcome.oracleErrors) {
       if (stats.oracleErrors.some((known) => known.oracle === error.oracle)) continue;
+      const erring = testCase();
       const repro: Repro = {
         title: `oracle error: ${error.oracle} threw: ${error.message}`.slice(0, 160),
-        config: testCase.config,
-        seed: testCase.seed,
-        ops: testCase.ops.slice(0, error.step + 1),
+        config: erring.config,
+        seed: erring.seed,
+        ops: erring.ops.slice(0, error.step + 1),
         ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
       };
       const entry: CampaignOracleError = { ...error, case: outcome.index, repro };
@@ -314,8 +320,8 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     }
     const guide = options.guide;
     if (guide && outcome.features) {
-      if (replaying) guide.addReplayed(testCase, outcome.features, options.replay?.[outcome.index]?.file ?? '', !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps);
-      else guide.observe(testCase, outcome.features, !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps, outcome.index);
+      if (replaying) guide.addReplayed(testCase(), outcome.features, options.replay?.[outcome.index]?.file ?? '', !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps);
+      else guide.observe(testCase(), outcome.features, !outcome.violation && outcome.oracleErrors.length === 0, outcome.featureSteps, outcome.index);
     }
     derived.delete(outcome.index);
     if (!replaying) {
@@ -336,7 +342,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       }
       return;
     }
-    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, caseFor, caseOf, record, () => release(true));
+    await runOnWorkers(options, workerPool(), caseTimeoutMs, mayRun, waits, caseFor, caseOf, record, () => release(true));
   };
   if (replaying) {
     // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
@@ -375,11 +381,21 @@ function failedOutcome(testCase: Case, index: number, failure: TaskFailure): Cas
   };
 }
 
+/**
+ * Cases a worker holds at once: one running, one waiting in its message queue, so that it starts
+ * the next case as soon as it answers the last instead of waiting for the main thread to record
+ * that one and send another. On two busy cores the main thread got the CPU late: a worker of a
+ * 2-worker campaign was idle 7-8% of the time (bench/README.md, "Worker scaling").
+ */
+const PIPELINE = 2;
+
 async function runOnWorkers(
   options: CampaignOptions,
   pool: WorkerPool,
   caseTimeoutMs: number,
   mayDispatch: (next: number) => boolean,
+  /** Whether caseFor(index) would wait for a guided round to be recorded. */
+  waits: (index: number) => boolean,
   caseFor: (index: number) => Promise<Case | undefined>,
   caseOf: (index: number) => Case,
   record: (outcome: CaseOutcome) => Promise<void>,
@@ -416,22 +432,46 @@ async function runOnWorkers(
 
   const slot = async (): Promise<void> => {
     let worker = await pool.take();
+    const running = new Set<Promise<void>>();
+    // Cases a lost worker held without starting them (the one ahead of them failed): run again first.
+    const again: { index: number; testCase: Case | undefined }[] = [];
+    let stopping = false;
+    const launch = (index: number, testCase: Case | undefined, on: WatchedWorker): void => {
+      busy.add(on);
+      const task = on.run({ kind: 'case', index, ...(testCase ? { testCase } : {}) }, caseTimeoutMs).then((result) => {
+        running.delete(task);
+        if (on.inFlight === 0) busy.delete(on);
+        if (result.ok) {
+          if (result.message.outcome) deliver(result.message.outcome as CaseOutcome);
+          else failure ??= new Error(`case ${index}: ${String(result.message.error)}`);
+        } else if ('requeue' in result) again.push({ index, testCase });
+        else if (result.failure.kind === 'abandoned') stopping = true;
+        // The worker is gone: report the case; the slot goes on with a fresh worker.
+        else deliver(failedOutcome(caseOf(index), index, result.failure));
+      });
+      running.add(task);
+    };
     try {
-      while (!failure && mayDispatch(nextToDispatch)) {
-        const index = nextToDispatch++;
-        const testCase = await caseFor(index);
-        if (options.shouldStop?.() || failure) break;
-        busy.add(worker);
-        const result = await worker.run({ kind: 'case', index, ...(testCase ? { testCase } : {}) }, caseTimeoutMs);
-        busy.delete(worker);
-        if (!result.ok && result.failure.kind === 'abandoned') break;
-        if (!result.ok) {
-          // The worker is gone: report the case, start a fresh worker, carry on.
-          deliver(failedOutcome(caseOf(index), index, result.failure));
+      for (;;) {
+        while (running.size < PIPELINE && worker.alive && !stopping && !failure) {
+          const retry = again.shift();
+          if (retry) {
+            launch(retry.index, retry.testCase, worker);
+            continue;
+          }
+          // A case of the next guided round waits until this one is recorded: not while this
+          // worker still holds cases (a lost worker's cases must be free to run again).
+          if (!mayDispatch(nextToDispatch) || (running.size > 0 && waits(nextToDispatch))) break;
+          const index = nextToDispatch++;
+          const testCase = await caseFor(index);
+          if (options.shouldStop?.() || failure) stopping = true;
+          else launch(index, testCase, worker);
+        }
+        if (running.size > 0) await Promise.race(running);
+        else if (!worker.alive && !stopping && !failure && (again.length > 0 || mayDispatch(nextToDispatch))) {
           pool.give(worker);
           worker = await pool.take();
-        } else if (result.message.outcome) deliver(result.message.outcome as CaseOutcome);
-        else failure ??= new Error(`case ${index}: ${String(result.message.error)}`);
+        } else break;
       }
     } finally {
       pool.give(worker);

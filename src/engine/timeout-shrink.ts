@@ -93,7 +93,7 @@ export async function shrinkTimeout(options: TimeoutShrinkOptions): Promise<{ re
         if (violation?.oracle === POLICY_ERROR && details?.callBudget !== undefined && candidate.ops[violation.step]?.op === kind && sameHook(details.hook)) {
           found = { ops: candidate.ops, step: violation.step, how: violation.message };
         }
-      } else if (result.failure.kind === 'timeout' && result.failure.oracle === undefined && candidate.ops[result.failure.op]?.op === kind && sameHook(result.failure.hook)) {
+      } else if ('failure' in result && result.failure.kind === 'timeout' && result.failure.oracle === undefined && candidate.ops[result.failure.op]?.op === kind && sameHook(result.failure.hook)) {
         found = { ops: candidate.ops, step: result.failure.op, how: `stopped by the watchdog again in op ${result.failure.op}` };
       }
       if (found) last = found;

@@ -62,7 +62,11 @@ export interface TaskFailure {
   message: string;
 }
 
-export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: false; failure: TaskFailure };
+/**
+ * A task's answer: the worker's message, the failure that stopped it, or `requeue` for a task that
+ * was waiting behind the one that failed and never started.
+ */
+export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: false; failure: TaskFailure } | { ok: false; requeue: true };
 
 // Compiled (dist/), the worker is plain JavaScript; from the sources (vitest, bin/run-ts.js) a
 // bootstrap registers tsx in the thread first.
@@ -93,7 +97,12 @@ export class WatchedWorker {
   /** Written by the worker (PROGRESS). */
   private readonly progress = new Int32Array(new SharedArrayBuffer(4 * PROGRESS_SLOTS));
   private oracleNames: readonly string[] = [];
-  private pending: ((result: TaskResult) => void) | undefined;
+  /**
+   * Tasks posted and not yet answered, in order: the worker runs them one after another, so the
+   * first is the one running and the only one whose wall clock is watched (its timer starts when
+   * it comes first). The others wait in the worker's message queue.
+   */
+  private readonly queue: { timeoutMs: number; resolve: (result: TaskResult) => void; timer?: ReturnType<typeof setTimeout> }[] = [];
   private dead = false;
   /** Resolves once the worker loaded its plugins; rejects if it could not. */
   readonly ready: Promise<void>;
@@ -132,24 +141,29 @@ export class WatchedWorker {
     return !this.dead;
   }
 
-  /** Runs one task; a task that outlives `timeoutMs` of wall clock has its worker terminated. */
+  /**
+   * Runs one task; a task that outlives `timeoutMs` of wall clock has its worker terminated. Tasks
+   * may be posted before the previous one answered (runOnWorkers keeps two in flight, so the
+   * worker starts the next case without waiting for the main thread): a task still waiting when
+   * its worker is stopped or dies never ran, and answers `{ ok: false, requeue: true }`.
+   */
   run(task: WorkerTask, timeoutMs: number): Promise<TaskResult> {
     if (this.dead) return Promise.resolve({ ok: false, failure: { kind: 'exit', op: -1, message: 'the worker is gone' } });
     return new Promise<TaskResult>((resolve) => {
-      const timer = setTimeout(() => this.fail('timeout', `no result after ${formatMs(timeoutMs)} of wall clock`), timeoutMs);
-      this.pending = (result) => {
-        clearTimeout(timer);
-        resolve(result);
-      };
-      this.progress.fill(0);
-      Atomics.store(this.progress, PROGRESS.op, -1);
+      this.queue.push({ timeoutMs, resolve });
+      if (this.queue.length === 1) this.watchFirst();
       this.worker.postMessage(task);
     });
   }
 
+  /** Tasks posted and not yet answered. */
+  get inFlight(): number {
+    return this.queue.length;
+  }
+
   /** Stop the task in flight (the campaign was interrupted): it reports `abandoned`. */
   abandon(): void {
-    if (this.pending !== undefined) this.fail('abandoned', 'abandoned when the campaign was stopped');
+    if (this.queue.length > 0) this.fail('abandoned', 'abandoned when the campaign was stopped');
   }
 
   close(): void {
@@ -159,10 +173,19 @@ export class WatchedWorker {
     void this.worker.terminate();
   }
 
+  /** Starts the wall clock of the task now first in line (the worker is running it). */
+  private watchFirst(): void {
+    const first = this.queue[0];
+    if (first === undefined) return;
+    first.timer = setTimeout(() => this.fail('timeout', `no result after ${formatMs(first.timeoutMs)} of wall clock`), first.timeoutMs);
+  }
+
   private settle(result: TaskResult): void {
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.(result);
+    const first = this.queue.shift();
+    if (first === undefined) return;
+    clearTimeout(first.timer);
+    first.resolve(result);
+    if (!this.dead) this.watchFirst();
   }
 
   private fail(kind: TaskFailureKind, message: string): void {
@@ -183,6 +206,8 @@ export class WatchedWorker {
       void this.worker.terminate();
     }
     this.settle({ ok: false, failure });
+    // The tasks behind it never started: they run again on another worker.
+    for (const waiting of this.queue.splice(0)) waiting.resolve({ ok: false, requeue: true });
   }
 }
 

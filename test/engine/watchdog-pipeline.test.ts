@@ -1,0 +1,57 @@
+// A campaign keeps two cases in flight on each worker (campaign.ts PIPELINE): the second waits in
+// the worker's message queue while the first runs. These tests hold the watchdog to what that
+// needs: answers in order, and a case that waited behind one that hung answered `requeue` (it
+// never ran) rather than charged with the hang. The
+// campaign-level runs (every case recorded once, whichever worker died) are in
+// test/cli-robustness.test.ts and test/cli-timeout.test.ts.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CampaignJob } from '../../src/engine/case-job.ts';
+import { WatchedWorker } from '../../src/engine/watchdog.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+
+const dir = mkdtempSync(join(os.tmpdir(), 'cocofuzz-pipeline-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function job(hostPolicy: string): CampaignJob {
+  return { config: defaultConfig({ hostPolicy }), seed: 'pipeline', generate: { steps: 8 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 0, shard: { index: 0, count: 1 } };
+}
+
+describe('a worker with two cases in flight', () => {
+  it('answers them in order, each with its own outcome', async () => {
+    const worker = new WatchedWorker(job('quiesce-dma'));
+    try {
+      await worker.ready;
+      const first = worker.run({ kind: 'case', index: 0 }, 60_000);
+      const second = worker.run({ kind: 'case', index: 1 }, 60_000);
+      expect(worker.inFlight).toBe(2);
+      const answers = await Promise.all([first, second]);
+      expect(answers.map((answer) => (answer.ok ? (answer.message.outcome as { index: number }).index : answer))).toEqual([0, 1]);
+      expect(worker.inFlight).toBe(0);
+      expect(worker.alive).toBe(true);
+    } finally {
+      worker.close();
+    }
+  }, 60_000);
+
+  it('a case that waited behind one that hung never ran: it answers requeue, the hung one the timeout', async () => {
+    // start() runs once as the VM starts, so every case hangs while its world boots.
+    const file = join(dir, 'hangs-at-start.mjs');
+    writeFileSync(file, "export default { name: 'hangs-at-start', description: 'loops when the VM starts', start() { for (;;) {} } };\n");
+    const worker = new WatchedWorker(job(file));
+    try {
+      await worker.ready;
+      const first = worker.run({ kind: 'case', index: 0 }, 500);
+      const second = worker.run({ kind: 'case', index: 1 }, 500);
+      expect(await first).toMatchObject({ ok: false, failure: { kind: 'timeout', op: -1, hook: 'host start' } });
+      expect(await second).toEqual({ ok: false, requeue: true });
+      expect(worker.alive).toBe(false);
+      expect(worker.inFlight).toBe(0);
+    } finally {
+      worker.close();
+    }
+  }, 60_000);
+});
