@@ -6,18 +6,21 @@
 // watchdog stopped is dead and never handed out again; the next take() starts a fresh one.
 
 import type { CampaignJob } from './case-job.ts';
-import { WatchedWorker } from './watchdog.ts';
+import { WatchedWorker, workerHeapMb } from './watchdog.ts';
 
 export class WorkerPool {
   private readonly idle: WatchedWorker[] = [];
   private readonly all = new Set<WatchedWorker>();
   private closed = false;
+  /** Each worker's heap limit, for as many workers as the campaign runs at once. */
+  private readonly heapMb: number;
 
   /** Starts `warm` workers right away (their start-up overlaps whatever the caller does next). */
   constructor(
     private readonly job: CampaignJob,
     warm = 0,
   ) {
+    this.heapMb = workerHeapMb(Math.max(1, warm));
     for (let i = 0; i < warm; i++) this.idle.push(this.start());
   }
 
@@ -54,7 +57,7 @@ export class WorkerPool {
   }
 
   private start(): WatchedWorker {
-    const worker = new WatchedWorker(this.job);
+    const worker = new WatchedWorker(this.job, this.heapMb);
     this.all.add(worker);
     return worker;
   }
