@@ -49,7 +49,7 @@ const out = values.out ?? (partial !== undefined ? join(os.tmpdir(), `cocofuzz-b
 const PLAN = quick
   ? {
       baseline: { cases: 40, rounds: 1, minMs: 200 },
-      throughput: { rounds: 2, casesPerRound: 8, fcRunsPerRound: 4 },
+      throughput: { rounds: 2, casesPerRound: 8, fcRunsPerRound: 4, warmMs: 500 },
       startup: { spawns: 5, workers: 5 },
       workers: { runs: 16 },
       scale: { ops: 300, longOps: 150, wide: false, reps: 1 },
@@ -58,7 +58,7 @@ const PLAN = quick
     }
   : {
       baseline: { cases: 200, rounds: 3, minMs: 1000 },
-      throughput: { rounds: 4, casesPerRound: 40, fcRunsPerRound: 20 },
+      throughput: { rounds: 6, casesPerRound: 200, fcRunsPerRound: 100, warmMs: 6000 },
       startup: { spawns: 11, workers: 11 },
       workers: { timeMs: 20_000 },
       // Until boot works in ranges, a 1 TiB guest with its default 1G pool boots in about half a
