@@ -430,11 +430,13 @@ async function runOnWorkers(
     if (Date.now() - stopSeen >= STOP_GRACE_MS) for (const worker of busy) worker.abandon();
   }, 100);
 
+  // Cases a lost worker held without starting them (the one ahead of them failed): they run again
+  // before any new index, on whichever slot has a worker first. Every dispatched index must be
+  // recorded, or recording (and a guided round) would wait for it forever.
+  const again: { index: number; testCase: Case | undefined }[] = [];
   const slot = async (): Promise<void> => {
     let worker = await pool.take();
     const running = new Set<Promise<void>>();
-    // Cases a lost worker held without starting them (the one ahead of them failed): run again first.
-    const again: { index: number; testCase: Case | undefined }[] = [];
     let stopping = false;
     const launch = (index: number, testCase: Case | undefined, on: WatchedWorker): void => {
       busy.add(on);
@@ -468,12 +470,21 @@ async function runOnWorkers(
           else launch(index, testCase, worker);
         }
         if (running.size > 0) await Promise.race(running);
-        else if (!worker.alive && !stopping && !failure && (again.length > 0 || mayDispatch(nextToDispatch))) {
+        else if (!worker.alive && !stopping && !failure && !options.shouldStop?.() && (again.length > 0 || mayDispatch(nextToDispatch))) {
           pool.give(worker);
-          worker = await pool.take();
+          try {
+            worker = await pool.take();
+          } catch (error) {
+            // No worker can start: the campaign fails (cases waiting in `again` are not lost
+            // silently: failure ends it, and wakes the slots waiting for a round).
+            failure ??= error instanceof Error ? error : new Error(String(error));
+            return;
+          }
         } else break;
       }
     } finally {
+      // A worker still holding cases (the slot ended on an error) is not handed to anyone else.
+      if (worker.inFlight > 0) worker.close();
       pool.give(worker);
     }
   };

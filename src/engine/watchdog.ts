@@ -34,10 +34,19 @@ export const ROOMY_WORKER_HEAP_MB = 2048;
 
 /**
  * The heap limit of each of `workers` workers: 2 GiB while all of them together (a runaway hook in
- * each fills its limit before it is stopped) stay within half the machine's memory, else 512 MB.
+ * each fills its limit before it is stopped) stay within half the memory the process may use (the
+ * machine's, or its container's limit), else 512 MB.
  */
-export function workerHeapMb(workers: number, totalBytes = os.totalmem()): number {
-  return workers * ROOMY_WORKER_HEAP_MB * 2 ** 20 <= totalBytes / 2 ? ROOMY_WORKER_HEAP_MB : WORKER_HEAP_MB;
+export function workerHeapMb(workers: number, totalBytes = machineMemory()): number {
+  // One more than the campaign's workers: a shrink takes a worker of its own, and a dead worker's
+  // heap is not yet free when its replacement starts.
+  return (workers + 1) * ROOMY_WORKER_HEAP_MB * 2 ** 20 <= totalBytes / 2 ? ROOMY_WORKER_HEAP_MB : WORKER_HEAP_MB;
+}
+
+/** The memory this process may use: the machine's, or its cgroup's limit if lower (a container). */
+function machineMemory(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 ? Math.min(os.totalmem(), constrained) : os.totalmem();
 }
 
 export type TaskFailureKind = 'timeout' | 'exit' | 'memory' | 'crash' | 'abandoned';
@@ -56,6 +65,12 @@ export const PROGRESS = {
   callsBeforeOp: 4,
   /** Most calls one finished op made. */
   maxOpCalls: 5,
+  /**
+   * The number of the task running (1, 2, ... in the order posted): a timer that fires after the
+   * worker went on to the next queued task belongs to a task that finished, whose answer is on
+   * its way, and the other slots already describe the next one.
+   */
+  task: 6,
 } as const;
 const PROGRESS_SLOTS = Object.keys(PROGRESS).length;
 
@@ -119,7 +134,9 @@ export class WatchedWorker {
    * first is the one running and the only one whose wall clock is watched (its timer starts when
    * it comes first). The others wait in the worker's message queue.
    */
-  private readonly queue: { timeoutMs: number; resolve: (result: TaskResult) => void; timer?: ReturnType<typeof setTimeout> }[] = [];
+  private readonly queue: { task: number; timeoutMs: number; resolve: (result: TaskResult) => void; timer?: ReturnType<typeof setTimeout> }[] = [];
+  /** Tasks posted so far: the worker numbers them the same way (PROGRESS.task). */
+  private posted = 0;
   private dead = false;
   /** Resolves once the worker loaded its plugins; rejects if it could not. */
   readonly ready: Promise<void>;
@@ -139,6 +156,7 @@ export class WatchedWorker {
         resolve();
       });
       this.worker.once('error', reject);
+      this.worker.once('exit', (code) => reject(new Error(`the worker exited (code ${code}) before it was ready`)));
     });
     // A worker that never got ready is the campaign's problem (ready rejects), not a case's.
     this.ready.catch(() => undefined);
@@ -167,7 +185,7 @@ export class WatchedWorker {
   run(task: WorkerTask, timeoutMs: number): Promise<TaskResult> {
     if (this.dead) return Promise.resolve({ ok: false, failure: { kind: 'exit', op: -1, message: 'the worker is gone' } });
     return new Promise<TaskResult>((resolve) => {
-      this.queue.push({ timeoutMs, resolve });
+      this.queue.push({ task: ++this.posted, timeoutMs, resolve });
       if (this.queue.length === 1) this.watchFirst();
       this.worker.postMessage(task);
     });
@@ -183,18 +201,29 @@ export class WatchedWorker {
     if (this.queue.length > 0) this.fail('abandoned', 'abandoned when the campaign was stopped');
   }
 
+  /** Ends the worker; tasks it still held never finished and answer `requeue`. */
   close(): void {
     if (this.dead) return;
     this.dead = true;
     this.worker.postMessage(null);
     void this.worker.terminate();
+    for (const waiting of this.queue.splice(0)) {
+      clearTimeout(waiting.timer);
+      waiting.resolve({ ok: false, requeue: true });
+    }
   }
 
   /** Starts the wall clock of the task now first in line (the worker is running it). */
   private watchFirst(): void {
     const first = this.queue[0];
     if (first === undefined) return;
-    first.timer = setTimeout(() => this.fail('timeout', `no result after ${formatMs(first.timeoutMs)} of wall clock`), first.timeoutMs);
+    const expire = (): void => {
+      // The worker already started a later task: this one finished just now and its answer is
+      // on its way (the progress slots describe the next task, not this one).
+      if (Atomics.load(this.progress, PROGRESS.task) > first.task) first.timer = setTimeout(expire, first.timeoutMs);
+      else this.fail('timeout', `no result after ${formatMs(first.timeoutMs)} of wall clock`);
+    };
+    first.timer = setTimeout(expire, first.timeoutMs);
   }
 
   private settle(result: TaskResult): void {

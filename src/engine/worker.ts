@@ -34,10 +34,12 @@ const strays: string[] = [];
 const onStray = (error: unknown): void => {
   strays.push(error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error));
 };
+
+// Before the handlers: a plugin that fails to load must fail the worker's start (its `ready`
+// rejects), not become a stray error nobody is waiting for.
+const prepared = await prepareRunner(job);
 process.on('unhandledRejection', onStray);
 process.on('uncaughtException', onStray);
-
-const prepared = await prepareRunner(job);
 // Slot 1 of the shared counter says which oracle is running (index + 1, 0 for none): a case the
 // watchdog stops inside an oracle is that oracle's error, not the policies'.
 const watched = (oracle: Oracle, index: number): Oracle => {
@@ -94,9 +96,12 @@ const plugins = loadsPlugins(job);
 const settle = (): Promise<void> => (plugins ? new Promise((resolve) => setTimeout(resolve, 2)) : Promise.resolve());
 
 /** One task: its answer is one message (the outcome, the shrunk repro, or an error). */
+let taskNumber = 0;
 const runTask = async (task: WorkerTask): Promise<void> => {
-  // A fresh record of what this task does, for the watchdog (the op slot -1: the world boots).
-  progress.fill(0);
+  // A fresh record of what this task does, for the watchdog (the op slot -1: the world boots). The
+  // task's number first: from then on the slots are this task's, not the last one's.
+  Atomics.store(progress, PROGRESS.task, ++taskNumber);
+  for (const slot of [PROGRESS.oracle, PROGRESS.hook, PROGRESS.calls, PROGRESS.callsBeforeOp, PROGRESS.maxOpCalls]) Atomics.store(progress, slot, 0);
   Atomics.store(progress, PROGRESS.op, -1);
   try {
     if (task.kind === 'shrink') {

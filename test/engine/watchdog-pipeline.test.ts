@@ -15,6 +15,9 @@ import { defaultConfig } from '../../src/ops/config.ts';
 
 const dir = mkdtempSync(join(os.tmpdir(), 'cocofuzz-pipeline-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// start() runs once as the VM starts, so every case under this policy hangs while its world boots.
+const hangsAtStart = join(dir, 'hangs-at-start.mjs');
+writeFileSync(hangsAtStart, "export default { name: 'hangs-at-start', description: 'loops when the VM starts', start() { for (;;) {} } };\n");
 
 function job(hostPolicy: string): CampaignJob {
   return { config: defaultConfig({ hostPolicy }), seed: 'pipeline', generate: { steps: 8 }, oracleFiles: [], onlyOracles: [], minimizeBudget: 0, shard: { index: 0, count: 1 } };
@@ -38,10 +41,7 @@ describe('a worker with two cases in flight', () => {
   }, 60_000);
 
   it('a case that waited behind one that hung never ran: it answers requeue, the hung one the timeout', async () => {
-    // start() runs once as the VM starts, so every case hangs while its world boots.
-    const file = join(dir, 'hangs-at-start.mjs');
-    writeFileSync(file, "export default { name: 'hangs-at-start', description: 'loops when the VM starts', start() { for (;;) {} } };\n");
-    const worker = new WatchedWorker(job(file));
+    const worker = new WatchedWorker(job(hangsAtStart));
     try {
       await worker.ready;
       const first = worker.run({ kind: 'case', index: 0 }, 500);
@@ -53,5 +53,18 @@ describe('a worker with two cases in flight', () => {
     } finally {
       worker.close();
     }
+  }, 60_000);
+
+  it('closing a worker that holds cases answers them requeue (none finished), and no timer fires later', async () => {
+    const worker = new WatchedWorker(job(hangsAtStart));
+    await worker.ready;
+    const first = worker.run({ kind: 'case', index: 0 }, 200);
+    const second = worker.run({ kind: 'case', index: 1 }, 200);
+    worker.close();
+    expect(await Promise.all([first, second])).toEqual([
+      { ok: false, requeue: true },
+      { ok: false, requeue: true },
+    ]);
+    expect(worker.inFlight).toBe(0);
   }, 60_000);
 });
