@@ -276,6 +276,27 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     });
   });
 
+  it('a worker that cannot start after another died ends the campaign with an error naming the plugin: never a hang, never an abort', async () => {
+    // The first VM to start ends its worker (a case queued behind it must run again elsewhere);
+    // from then on the plugin refuses to load, so no fresh worker can start. Before the fix a
+    // guided campaign could wait forever for the lost case's round, and a load error inside a
+    // worker aborted the whole process (Node's exit path met the process.exit override).
+    const dir = temp();
+    const policy = plugin(
+      dir,
+      'dies-once.mjs',
+      `import { existsSync, openSync } from 'node:fs';
+const marker = new URL('./marker', import.meta.url);
+if (existsSync(marker)) throw new Error('this plugin cannot load again after its first VM died');
+export default { name: 'dies-once', description: 'd', start() { try { openSync(marker, 'wx'); } catch { return; } process.reallyExit(3); } };
+`,
+    );
+    const result = await runCliAsync(['fuzz', '--host-policy', policy, '--runs', '40', '--seed', 'dies', '--workers', '2', '--corpus', join(dir, 'corpus'), '--out', join(dir, 'out')]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).not.toMatch(/FATAL ERROR|Native stack|\n\s+at /);
+    expect(result.stderr.trim().split('\n').at(-1)).toMatch(/dies-once\.mjs: the host policy failed to load: this plugin cannot load again/);
+  });
+
   it('item 16: unbounded allocation in a hook hits the worker heap limit and is a policy-error', async () => {
     const dir = temp();
     const policy = plugin(dir, 'hog.mjs', "const keep = []; export default { name: 'hog', description: 'd', split() { for (;;) keep.push(new Array(1e6).fill(1)); } };\n");

@@ -22,6 +22,13 @@ const progress = new Int32Array(progressBuffer);
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 
+// The plugins load first, with Node's own handling: one that throws or exits while loading ends
+// this thread, and the watchdog's `ready` rejects with why. (With the handlers below in place, a
+// load error was swallowed as a stray and `ready` never settled; and Node's handler for an
+// uncaught exception calls process.exit(), which the override below turns into a throw inside
+// that handler, aborting the whole process.)
+const prepared = await prepareRunner(job);
+
 // A hook that calls process.exit() would end this thread without a word: make it an exception
 // inside the hook instead, which the world reports as a policy-error naming the policy.
 process.exit = ((code?: number | string | null) => {
@@ -34,12 +41,9 @@ const strays: string[] = [];
 const onStray = (error: unknown): void => {
   strays.push(error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error));
 };
-
-// Before the handlers: a plugin that fails to load must fail the worker's start (its `ready`
-// rejects), not become a stray error nobody is waiting for.
-const prepared = await prepareRunner(job);
 process.on('unhandledRejection', onStray);
 process.on('uncaughtException', onStray);
+
 // Slot 1 of the shared counter says which oracle is running (index + 1, 0 for none): a case the
 // watchdog stops inside an oracle is that oracle's error, not the policies'.
 const watched = (oracle: Oracle, index: number): Oracle => {
