@@ -90,12 +90,7 @@ export class LiveSlots {
     for (let k = at; k + 1 < this.count; k++) this.set(k, this.slotIndex[k + 1]!, this.nslots[k + 1]!, this.tlbAddr[k + 1]!, this.allocSize[k + 1]!);
     this.count--;
     // A range made since the last follow() is simply no longer new; one live before it is gone.
-    if (!this.dropFresh(tlbAddr)) {
-      this.gone.push(slotIndex);
-      this.gone.push(nslots);
-      this.gone.push(tlbAddr);
-      this.gone.push(allocSize);
-    }
+    if (!this.dropFresh(tlbAddr)) pushKey(this.gone, slotIndex, nslots, tlbAddr, allocSize);
   }
 
   /** List the ranges again; the new ones are those whose numbers no range had before. */
@@ -103,12 +98,7 @@ export class LiveSlots {
     // The ranges before, as keys (rare: a first look, or a log overrun).
     const before = this.gone;
     before.clear();
-    for (let i = 0; i < this.count; i++) {
-      before.push(this.slotIndex[i]!);
-      before.push(this.nslots[i]!);
-      before.push(this.tlbAddr[i]!);
-      before.push(this.allocSize[i]!);
-    }
+    for (let i = 0; i < this.count; i++) pushKey(before, this.slotIndex[i]!, this.nslots[i]!, this.tlbAddr[i]!, this.allocSize[i]!);
     this.freshCount = 0;
     this.count = 0;
     for (const range of swiotlb.liveMappings()) {
@@ -134,6 +124,14 @@ export class LiveSlots {
     this.tlbAddr[i] = tlbAddr;
     this.allocSize[i] = allocSize;
   }
+}
+
+/** Appends a range to `keys` as its four numbers. */
+function pushKey(keys: NumberList, slotIndex: number, nslots: number, tlbAddr: number, allocSize: number): void {
+  keys.push(slotIndex);
+  keys.push(nslots);
+  keys.push(tlbAddr);
+  keys.push(allocSize);
 }
 
 /** Whether `keys` (four numbers per range) holds the range. */

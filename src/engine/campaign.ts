@@ -242,6 +242,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   const release = (all = false): void => {
     waiters = waiters.filter((w) => (all || recorded >= w.count ? (w.resolve(), false) : true));
   };
+  /** Whether case `index` must wait for the guided round before it to be recorded. */
   const waits = (index: number): boolean => !replaying && options.guide !== undefined && recorded < options.guide.roundStart(index);
   const caseFor = async (index: number): Promise<Case | undefined> => {
     if (replaying) {
@@ -251,8 +252,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     }
     const guide = options.guide;
     if (!guide) return undefined;
-    const start = guide.roundStart(index);
-    if (recorded < start) await new Promise<void>((resolve) => waiters.push({ count: start, resolve }));
+    if (waits(index)) await new Promise<void>((resolve) => waiters.push({ count: guide.roundStart(index), resolve }));
     const testCase = guide.caseFor(index);
     derived.set(index, testCase);
     return testCase;

@@ -99,13 +99,14 @@ const caseProgress: CaseProgress = {
 const plugins = loadsPlugins(job);
 const settle = (): Promise<void> => (plugins ? new Promise((resolve) => setTimeout(resolve, 2)) : Promise.resolve());
 
-/** One task: its answer is one message (the outcome, the shrunk repro, or an error). */
 let taskNumber = 0;
+/** One task: its answer is one message (the outcome, the shrunk repro, or an error). */
 const runTask = async (task: WorkerTask): Promise<void> => {
   // A fresh record of what this task does, for the watchdog (the op slot -1: the world boots). The
-  // task's number first: from then on the slots are this task's, not the last one's.
+  // task's number first: from then on the slots are this task's, not the last one's (it is the
+  // last slot, so the fill below leaves it).
   Atomics.store(progress, PROGRESS.task, ++taskNumber);
-  for (const slot of [PROGRESS.oracle, PROGRESS.hook, PROGRESS.calls, PROGRESS.callsBeforeOp, PROGRESS.maxOpCalls]) Atomics.store(progress, slot, 0);
+  progress.fill(0, 0, PROGRESS.task);
   Atomics.store(progress, PROGRESS.op, -1);
   try {
     if (task.kind === 'shrink') {
