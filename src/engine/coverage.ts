@@ -107,37 +107,55 @@ const leafScratch = { iova: 0, pa: 0, size: 0 };
  * mirror() maps (src/host/iommu.ts). A region the CPU reaches that the device's S2 lags behind,
  * or the reverse, is a situation of its own whatever its leaf sizes: the relation between the
  * two views, not each one's shape, is what coherence bugs break (a fault-in the IOMMU never
- * heard of, a resync that repairs it).
+ * heard of, a resync that repairs it). Reads the region's backing as readBacking() left it.
  */
-function backedCode(view: View, device: View['devices'][number], base: number): number {
+function backedCode(device: View['devices'][number]): number {
   const privateView = device.tdi !== 'unlocked';
   const s2 = device.s2;
-  const firstGfn = Math.floor(base / SZ_4K);
-  const lastGfn = firstGfn + FRAMES_PER_2M;
   let mapped = false;
   let missing = false;
-  for (let gfn = firstGfn; gfn < lastGfn && !(mapped && missing); ) {
+  for (let r = 0; r < backing.count && !(mapped && missing); r++) {
+    const hpa = backing.hpa[r]!;
+    if (hpa < 0 || backing.shared[r] === privateView) continue;
+    // Walk the run: linearly mapped stretches to its backing, and gaps (unmapped or mapped elsewhere).
+    const gpa = backing.start[r]! * SZ_4K;
+    const stop = backing.end[r]! * SZ_4K;
+    for (let at = gpa; at < stop && !(mapped && missing); ) {
+      const linear = s2.linearEnd(at, stop, hpa + (at - gpa));
+      if (linear > at) {
+        mapped = true;
+        at = linear;
+        continue;
+      }
+      missing = true;
+      const next = s2.nextMapped(at, stop);
+      at = next > at ? next : s2.leafInto(at, leafScratch) ? Math.max(at + SZ_4K, leafScratch.iova + leafScratch.size) : at + SZ_4K;
+    }
+  }
+  return mapped ? (missing ? 2 : 3) : missing ? 1 : 0;
+}
+
+/**
+ * The runs of the host's backing over the region regionCodes() is computing (HostView.backingRunEnd:
+ * GFNs backed by consecutive frames in one state), read once for the RMP's part and every device's
+ * s2.backed: each run's GFNs, the HPA of its first page (-1: not backed), and whether it is the
+ * shared view's backing. Reused from region to region.
+ */
+const backing = { count: 0, start: [] as number[], end: [] as number[], hpa: [] as number[], shared: [] as boolean[] };
+
+function readBacking(view: View, firstGfn: number, lastGfn: number): void {
+  backing.count = 0;
+  for (let gfn = firstGfn; gfn < lastGfn; ) {
     const end = view.host.backingRunEnd(gfn, lastGfn);
     const gpa = gfn * SZ_4K;
     const hpa = view.host.backingHpa(gpa);
-    if (hpa >= 0 && (view.host.sharedHpa(gpa) < 0) === privateView) {
-      // Walk the run: linearly mapped stretches to its backing, and gaps (unmapped or mapped elsewhere).
-      const stop = end * SZ_4K;
-      for (let at = gpa; at < stop && !(mapped && missing); ) {
-        const linear = s2.linearEnd(at, stop, hpa + (at - gpa));
-        if (linear > at) {
-          mapped = true;
-          at = linear;
-          continue;
-        }
-        missing = true;
-        const next = s2.nextMapped(at, stop);
-        at = next > at ? next : s2.leafInto(at, leafScratch) ? Math.max(at + SZ_4K, leafScratch.iova + leafScratch.size) : at + SZ_4K;
-      }
-    }
+    const r = backing.count++;
+    backing.start[r] = gfn;
+    backing.end[r] = end;
+    backing.hpa[r] = hpa;
+    backing.shared[r] = hpa >= 0 && view.host.sharedHpa(gpa) >= 0;
     gfn = end;
   }
-  return mapped ? (missing ? 2 : 3) : missing ? 1 : 0;
 }
 
 /** The strings of one abstract tuple, made once per distinct tuple. */
@@ -208,12 +226,12 @@ function regionCodes(view: View, base: number): void {
   // the GFNs backed by consecutive frames (a private region is one such run), RmpView.runEnd()
   // the frames whose entries agree, so one entry stands for each piece.
   const lastGfn = firstGfn + FRAMES_PER_2M;
-  for (let gfn = firstGfn; gfn < lastGfn; ) {
-    const backed = view.host.backingRunEnd(gfn, lastGfn);
-    const hpa = view.host.backingHpa(gfn * SZ_4K);
+  readBacking(view, firstGfn, lastGfn);
+  for (let r = 0; r < backing.count; r++) {
+    const hpa = backing.hpa[r]!;
     if (hpa >= 0) {
       const first = Math.floor(hpa / SZ_4K);
-      const last = first + (backed - gfn);
+      const last = first + (backing.end[r]! - backing.start[r]!);
       for (let pfn = first; pfn < last; ) {
         const runEnd = view.rmp.runEnd(pfn, last);
         const entry = view.rmp.load(pfn, scratch);
@@ -226,7 +244,6 @@ function regionCodes(view: View, base: number): void {
         pfn = runEnd;
       }
     }
-    gfn = backed;
   }
   let shared = 0;
   let guestValidated = 0;
@@ -243,7 +260,7 @@ function regionCodes(view: View, base: number): void {
   for (const device of view.devices) {
     const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
-    codes.push(leafCode(device.s2, base), viewCode, backedCode(view, device, base), cachedMix(device, base, end));
+    codes.push(leafCode(device.s2, base), viewCode, backedCode(device), cachedMix(device, base, end));
   }
   const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
   let pool = false;
@@ -306,6 +323,8 @@ export class CoverageTracker {
   /** The step each feature was first reached at, in the order of `features` (insertion order). */
   readonly firstSteps: number[] = [];
   private readonly last = new Map<number, Tuple>();
+  /** The tuples whose features this case has (the tuple cache's objects, by identity). */
+  private readonly tuples = new Set<Tuple>();
 
   observe(step: Step, view: View): void {
     const kind = step.op.op;
@@ -324,8 +343,11 @@ export class CoverageTracker {
         features.add(errorNames.get(kind, error, errorName));
         outcomes++;
       }
+      // A fault-in makes a fault per page (512 for a 2M range), mostly of one kind: a kind just
+      // added is not looked up again.
+      let lastFault = '';
       for (const fault of step.faults) {
-        features.add(faultNames.get(kind, fault.kind, faultName));
+        if (fault.kind !== lastFault) features.add(faultNames.get(kind, (lastFault = fault.kind), faultName));
         outcomes++;
       }
       for (const dma of step.dmas) {
@@ -335,7 +357,15 @@ export class CoverageTracker {
       if (outcomes === 0) features.add(fixedNames.get(kind, 'ok', fixedName));
     }
     // Per record: a run of calls (CallRun) shares one prim and result, and never has `during`.
+    // A record like the one before it (a page's calls repeat block after block) is the same feature.
+    let lastPrim = '';
+    let lastResult: number | string = '';
+    let lastDuring: number | undefined;
     for (const call of step.callRuns ?? step.calls) {
+      if (call.prim === lastPrim && call.result === lastResult && (call.during === undefined) === (lastDuring === undefined)) continue;
+      lastPrim = call.prim;
+      lastResult = call.result;
+      lastDuring = call.during;
       const key = callKeys.get(call.prim, call.result, callKey);
       features.add(call.during === undefined ? callNames.get(kind, key, callName) : duringCallNames.get(kind, key, duringCallName));
     }
@@ -355,10 +385,15 @@ export class CoverageTracker {
     for (const region of regions) {
       const base = region * SZ_2M;
       const tuple = tupleAt(view, base);
-      for (const part of tuple.parts) this.features.add(part);
-      this.features.add(tuple.region);
+      // A tuple met before in this case added its parts and its region feature then: most steps
+      // leave their regions' tuples as they were, and a tuple is 12-20 features.
+      if (!this.tuples.has(tuple)) {
+        this.tuples.add(tuple);
+        for (const part of tuple.parts) features.add(part);
+        features.add(tuple.region);
+      }
       const before = this.last.get(base);
-      if (before !== undefined && before.key !== tuple.key) this.features.add(moveOf(before, tuple));
+      if (before !== undefined && before.key !== tuple.key) features.add(moveOf(before, tuple));
       this.last.set(base, tuple);
     }
     for (let i = known; i < features.size; i++) this.firstSteps.push(step.index);
