@@ -24,6 +24,9 @@ describe('fuzz --corpus', () => {
     expect(files.length).toBeGreaterThan(3);
     expect(s1).toMatchObject({ cases: 80, corpus: files.length, replayed: 0 });
     expect(s1.coverage as number).toBeGreaterThan(50);
+    // One coverage figure: the timeline (the report's plot) ends where the summary does.
+    const lastPoint = (s: Record<string, unknown>): unknown => (s.timeline as { coverage: number }[]).at(-1)?.coverage;
+    expect(lastPoint(s1)).toBe(s1.coverage);
     for (const name of files) {
       expect(name).toMatch(/^[0-9a-f]{16}\.json$/);
       expect(readRepro(join(dir, name)).expect).toEqual({ verdict: 'clean' });
@@ -35,6 +38,7 @@ describe('fuzz --corpus', () => {
     expect(second.code).toBe(0);
     const s2 = summary(second.stdout);
     expect(s2).toMatchObject({ cases: 5, replayed: files.length });
+    expect(lastPoint(s2)).toBe(s2.coverage);
     expect(s2.coverage as number).toBeGreaterThanOrEqual(s1.coverage as number);
     expect(s2.corpus as number).toBeGreaterThanOrEqual(files.length);
   });

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { type Bucket, type CampaignStats, runCampaign } from '../engine/campaign.ts';
+import { type Bucket, type CampaignStats, campaignCoverage, runCampaign } from '../engine/campaign.ts';
 import { type CampaignJob, globalCase, jobCallBudget } from '../engine/case-job.ts';
 import { formatMetrics } from '../engine/metrics.ts';
 import { runCase, signature } from '../engine/run.ts';
@@ -123,15 +123,11 @@ function formatElapsed(ms: number): string {
  * The coverage a campaign reports: the features of the coverage signal (coverage.ts) when guidance
  * is on, else the behaviour classes every campaign counts (case-job.ts).
  */
-function coverageOf(stats: CampaignStats, guide: Guide | undefined): number {
-  return guide ? guide.coverage : stats.coverage.size;
-}
-
 function statusLine(stats: CampaignStats, guide: Guide | undefined): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
   const corpus = guide ? ` | corpus ${guide.size}` : '';
-  return `cases ${stats.cases} | ${rate} ops/s | coverage ${coverageOf(stats, guide)}${corpus} | buckets ${stats.buckets.size} (${stats.findings} failing cases) | ${formatElapsed(elapsed)}`;
+  return `cases ${stats.cases} | ${rate} ops/s | coverage ${campaignCoverage(stats, guide)}${corpus} | buckets ${stats.buckets.size} (${stats.findings} failing cases) | ${formatElapsed(elapsed)}`;
 }
 
 /** The last line of every campaign: what a CI log reader looks for. */
@@ -337,7 +333,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     logLine('progress', {
       cases: current.cases,
       ops: current.ops,
-      coverage: current.coverage.size,
+      coverage: campaignCoverage(current, guide),
       buckets: current.buckets.size,
       findings: current.findings,
       elapsedMs: Date.now() - current.startedAt,
@@ -410,7 +406,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       buckets: buckets.length,
       findings: stats.findings,
       hits: stats.hits,
-      coverage: coverageOf(stats, guide),
+      coverage: campaignCoverage(stats, guide),
       ...(guide ? { corpus: guide.size, replayed: stats.replayed } : {}),
       perBucket: Object.fromEntries(buckets.map((b) => [b.signature, b.hits])),
       oracleErrors: stats.oracleErrors.length,

@@ -119,9 +119,19 @@ export interface CampaignStats {
 export interface TimelinePoint {
   cases: number;
   elapsedMs: number;
+  /** campaignCoverage(): the summary's figure, as it stood then. */
   coverage: number;
   buckets: number;
   findings: number;
+}
+
+/**
+ * The campaign's coverage figure, one measure wherever it is shown (status line, progress lines,
+ * timeline, summary): the features the guide reached in a coverage-guided campaign (the corpus
+ * replay included), else the behaviours exercised.
+ */
+export function campaignCoverage(stats: Pick<CampaignStats, 'coverage'>, guide: Pick<Guide, 'coverage'> | undefined): number {
+  return guide ? guide.coverage : stats.coverage.size;
 }
 
 /** A file name from an oracle name a plugin chose: nothing that could leave the directory. */
@@ -196,7 +206,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     return pool;
   };
   const sample = (): void => {
-    const point = { cases: stats.cases, elapsedMs: Date.now() - stats.startedAt, coverage: stats.coverage.size, buckets: stats.buckets.size, findings: stats.findings };
+    const point = { cases: stats.cases, elapsedMs: Date.now() - stats.startedAt, coverage: campaignCoverage(stats, options.guide), buckets: stats.buckets.size, findings: stats.findings };
     const last = stats.timeline.at(-1);
     if (last && last.coverage === point.coverage && last.buckets === point.buckets) stats.timeline[stats.timeline.length - 1] = { ...point };
     else stats.timeline.push(point);
@@ -278,7 +288,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       stats.ops += outcome.stepsRun;
       if (outcome.metrics) stats.metrics.add(outcome.metrics);
     }
-    const coverageBefore = stats.coverage.size;
+    const coverageBefore = campaignCoverage(stats, options.guide);
     for (const behaviour of outcome.behaviours) stats.coverage.add(behaviour);
     const bucketsBefore = stats.buckets.size;
     for (const error of outcome.oracleErrors) {
@@ -327,7 +337,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     if (!replaying) {
       recorded++;
       release();
-      if (stats.coverage.size !== coverageBefore || stats.buckets.size !== bucketsBefore || stats.cases === 1) sample();
+      if (campaignCoverage(stats, options.guide) !== coverageBefore || stats.buckets.size !== bucketsBefore || stats.cases === 1) sample();
       options.onCase?.(outcome, stats);
     }
   };
