@@ -1,6 +1,6 @@
 // The morning-after commands: minimize, replay --trace, corpus check/merge/prune, and sharding.
 
-import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,6 +82,32 @@ describe('corpus check, merge and prune', () => {
     expect(prune.code).toBe(0);
     expect(prune.stdout).toContain('pruned 1 duplicate(s), 2 file(s) kept');
     expect(readdirSync(a).sort()).toEqual(['double-validate.json', 'vfio-static-share.json']);
+  });
+
+  it('prune counts a file named twice (a directory and a link to it, a file inside it) once', () => {
+    const dir = temp();
+    cpSync(join(corpus, 'double-validate.json'), join(dir, 'double-validate.json'));
+    cpSync(join(corpus, 'vfio-static-share.json'), join(dir, 'vfio-static-share.json'));
+    const link = join(temp(), 'link');
+    symlinkSync(dir, link);
+    for (const args of [[dir, link], [dir, join(dir, 'double-validate.json')], [dir, `${dir}/`]]) {
+      const prune = runCli(['corpus', 'prune', ...args]);
+      expect(prune.code).toBe(0);
+      expect(prune.stdout).toContain('pruned 0 duplicate(s), 2 file(s) kept');
+      expect(readdirSync(dir).sort()).toEqual(['double-validate.json', 'vfio-static-share.json']);
+    }
+  });
+
+  it('--out is for merge only: prune and check refuse it before touching anything', () => {
+    const dir = temp();
+    cpSync(join(corpus, 'double-validate.json'), join(dir, 'a.json'));
+    cpSync(join(corpus, 'double-validate.json'), join(dir, 'b.json'));
+    for (const action of ['prune', 'check']) {
+      const result = runCli(['corpus', action, dir, '--out', join(temp(), 'copy')]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('--out applies to merge only');
+    }
+    expect(readdirSync(dir).sort()).toEqual(['a.json', 'b.json']);
   });
 
   it('merge without --out is a usage error', () => {

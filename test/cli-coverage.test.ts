@@ -110,5 +110,10 @@ describe('coverage DIR and corpus prune --coverage', () => {
     expect(existsSync(join(dir, 'v1.json'))).toBe(true);
     expect(readFileSync(join(dir, 'v2.json'), 'utf8')).toBe(before);
     expect(runCli(['corpus', 'merge', '--coverage', dir, '--out', temp()]).code).toBe(2);
+    // The directory named twice: each file is one candidate, pruned as above, not against itself.
+    const again = runCli(['corpus', 'prune', '--coverage', dir, `${dir}/`, join(dir, 'a.json')]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('pruned 0 file(s)');
+    expect(readdirSync(dir).sort()).toEqual(['a.json', 'v1.json', 'v2.json']);
   });
 });

@@ -96,6 +96,8 @@ async function pruneByCoverage(args: CorpusArgs): Promise<number> {
 
 async function corpus(args: CorpusArgs): Promise<number> {
   if (args.coverage && args.action !== 'prune') throw new UsageError(`corpus ${args.action}: --coverage applies to prune only`);
+  // prune works in place: a user who expected a pruned copy in --out would lose files instead.
+  if (args.out !== undefined && args.action !== 'merge') throw new UsageError(`corpus ${args.action}: --out applies to merge only (${args.action} works in place)`);
   if (args.coverage) return pruneByCoverage(args);
   if (args.action === 'check') {
     let failed = 0;
@@ -126,7 +128,8 @@ async function corpus(args: CorpusArgs): Promise<number> {
       writeFileAtomic(target, encodeRepro(reproForFile(entry.repro, target, dirname(source))));
       written++;
     }
-    console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written)`));  } else {
+    console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written)`));
+  } else {
     const keep = new Set([...kept.values()].map((e) => e.file));
     let removed = 0;
     for (const entry of entries) {

@@ -1,6 +1,6 @@
 // Reading user inputs for commands: repro files and directories of them, and --config.
 
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -39,9 +39,26 @@ export function readConfigFlag(value: string | undefined): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
-/** Files and directories (their *.json files, sorted) as one list of repro files. */
+/**
+ * Files and directories (their *.json files, sorted) as one list of repro files, each file once
+ * (by its real path: `d d/`, `d d/x.json` or a symlink to `d` name files twice), as first named.
+ * `corpus prune` deletes by this list: a file listed twice was a duplicate of itself.
+ */
 export function expandReproPaths(paths: readonly string[]): string[] {
   const files: string[] = [];
+  const seen = new Set<string>();
+  const add = (file: string): void => {
+    // A dangling link has no real path: listed as named, its read reports it.
+    let real = file;
+    try {
+      real = realpathSync(file);
+    } catch {
+      // kept as named
+    }
+    if (seen.has(real)) return;
+    seen.add(real);
+    files.push(file);
+  };
   for (const path of paths) {
     if (!existsSync(path)) throw new UsageError(`${path}: no such file or directory`);
     if (statSync(path).isDirectory()) {
@@ -51,8 +68,8 @@ export function expandReproPaths(paths: readonly string[]): string[] {
       // An empty directory is a wrong path far more often than an empty corpus: running nothing
       // and exiting 0 would pass a CI job that checks nothing.
       if (found.length === 0) throw new UsageError(`${path}: no repro files (*.json) in this directory`);
-      for (const name of found) files.push(join(path, name));
-    } else files.push(path);
+      for (const name of found) add(join(path, name));
+    } else add(path);
   }
   return files;
 }
