@@ -50,6 +50,20 @@ describe('fuzz --corpus', () => {
     expect(result.stderr).toMatch(/cases 3 \| .* \| coverage \d+ \| corpus \d+ \|/);
   });
 
+  it('--max-findings stops the corpus replay too; corpus counts every file of DIR', () => {
+    const dir = temp();
+    for (const name of ['no-silent-remap-npt', 'rmp-well-formed-second-frame', 'kvm-iommu-4k-trusted-dma']) copyFileSync(join(shipped, `${name}.json`), join(dir, `${name}.json`));
+    const outputs = ['1', '2'].map((workers) => {
+      const result = runCli(['fuzz', '--runs', '50', '--max-findings', '1', '--seed', 'mf', '--workers', workers, '--corpus', dir, '--json']);
+      expect(result.code).toBe(1);
+      expect(summary(result.stdout)).toMatchObject({ cases: 0, buckets: 1, findings: 1, replayed: 1, corpus: 3, stoppedBy: 'max-findings' });
+      return deterministic(result.stdout);
+    });
+    expect(outputs[1]).toBe(outputs[0]);
+    const text = runCli(['fuzz', '--runs', '50', '--max-findings', '1', '--seed', 'mf', '--workers', '1', '--corpus', dir]);
+    expect(text.stderr).toMatch(/cases 0 \| .* \| coverage \d+ \| corpus 3 \(1 replayed\) \|/);
+  });
+
   it('a corpus file that now fails is a finding (exit 1) naming the file', () => {
     const dir = temp();
     copyFileSync(join(shipped, 'kvm-iommu-4k-trusted-dma.json'), join(dir, 'old.json'));

@@ -126,7 +126,7 @@ function formatElapsed(ms: number): string {
 function statusLine(stats: CampaignStats, guide: Guide | undefined): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
-  const corpus = guide ? ` | corpus ${guide.size}` : '';
+  const corpus = guide ? ` | corpus ${guide.size}${stats.replayed > 0 ? ` (${stats.replayed} replayed)` : ''}` : '';
   return `cases ${stats.cases} | ${rate} ops/s | coverage ${campaignCoverage(stats, guide)}${corpus} | buckets ${stats.buckets.size} (${stats.findings} failing cases) | ${formatElapsed(elapsed)}`;
 }
 
@@ -273,7 +273,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     shard: args.shard ?? { index: 0, count: 1 },
     ...(args.coverage ? { coverage: true } : {}),
   };
-  const guide = args.coverage && args.case === undefined ? new Guide(job, args.corpus) : undefined;
+  const guide = args.coverage && args.case === undefined ? new Guide(job, args.corpus, replay.length) : undefined;
   // Load every plugin here first: a bad one is a one-line usage error before any work starts.
   await resolvePolicies(config.hostPolicy, config.guestPolicy, {
     host: args.hostPolicy !== undefined ? '--host-policy' : '--config: config.hostPolicy',

@@ -274,16 +274,18 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
     // thread every worker's outcome goes through (50 us a case, 2.1% of that thread's time with
     // two workers; bench/README.md "Worker scaling").
     const testCase = (): Case => caseOf(outcome.index);
-    if (replaying) stats.replayed++;
-    else {
-      // Past the case that completed the N-th bucket: in flight on another worker, dropped (and
-      // counted as recorded, so no guided round waits for it).
-      if (enough()) {
-        derived.delete(outcome.index);
+    // Past the case (or corpus replay) that completed the N-th bucket: in flight on another
+    // worker, dropped (and counted as recorded, so no guided round waits for it).
+    if (enough()) {
+      derived.delete(outcome.index);
+      if (!replaying) {
         recorded++;
         release();
-        return;
       }
+      return;
+    }
+    if (replaying) stats.replayed++;
+    else {
       stats.cases++;
       stats.ops += outcome.stepsRun;
       if (outcome.metrics) stats.metrics.add(outcome.metrics);
@@ -357,7 +359,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
   if (replaying) {
     // Replays first (Hypothesis replays its database, libFuzzer its corpus), outside --runs.
     const count = options.replay?.length ?? 0;
-    await phase((next) => next < count && !options.shouldStop?.());
+    await phase((next) => next < count && !options.shouldStop?.() && !enough());
     replaying = false;
   }
   await phase(mayDispatch);

@@ -18,6 +18,7 @@
 // every yield measured. The schedule reads the feature signal only, never a verdict or an oracle.
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
 import { DEFAULT_WEIGHTS, type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
@@ -136,10 +137,17 @@ export class Guide {
   private readonly arms = new Map<number, Arm>();
   private snapshot: Snapshot | undefined;
 
+  /**
+   * `dir`: the corpus directory new corpus cases are written to; `files`: the corpus files it
+   * held at the start (all of them, replayed or not: an interrupted replay still has them).
+   */
   constructor(
     private readonly job: CampaignJob,
     private readonly dir?: string,
-  ) {}
+    files = 0,
+  ) {
+    this.files = files;
+  }
 
   /** The corpus size: its file count with a directory, else the in-memory entries. */
   get size(): number {
@@ -188,13 +196,12 @@ export class Guide {
     return { testCase, parent: { ...testCase, ops: testCase.ops.slice(0, reach) }, features: kept.map((i) => features[i]!), steps: kept.map((i) => steps[i]!) };
   }
 
-  /** Files in the corpus directory: the replayed ones and those written since. */
-  files = 0;
+  /** Files in the corpus directory: those it held at the start and those written since. */
+  private files: number;
 
   /** A replayed corpus file: its features count; a clean one joins the in-memory corpus. */
   addReplayed(testCase: Case, features: readonly string[], file: string, clean: boolean, steps?: readonly number[]): void {
     const { reach } = this.count(features, testCase.ops.length, steps);
-    this.files++;
     if (clean) this.entries.push({ ...this.entry(testCase, features, reach > 0 ? reach : testCase.ops.length, steps), file });
   }
 
@@ -218,9 +225,11 @@ export class Guide {
     if (this.dir !== undefined) {
       const file = join(this.dir, corpusFileName(testCase));
       try {
+        // Named by its content: a case the directory already holds is the same file.
+        const known = existsSync(file);
         writeRepro(file, { title: `corpus: ${features.length} features`, config: testCase.config, seed: testCase.seed, ops: testCase.ops, expect: { verdict: 'clean' } });
         entry.file = file;
-        this.files++;
+        if (!known) this.files++;
       } catch (error) {
         this.writeErrors.push(`${file}: ${error instanceof Error ? error.message : String(error)}`);
       }
