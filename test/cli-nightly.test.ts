@@ -105,6 +105,17 @@ describe('--max-findings and --case', () => {
     expect(single.stdout).toContain(`verdict: ${String(second.oracle)} at step`);
     expect(runCli(['fuzz', '--case', '3']).stderr).toContain('--case: needs the --seed');
   });
+
+  it("a shard's findings name the global case, the one --case K runs", () => {
+    const shard = runCli(['fuzz', '--host-policy', 'vfio-static', '--seed', 'determinism', '--steps', '32', '--runs', '20', '--shard', '2/3', '--workers', '1', '--json', '--out', mkdtempSync(join(tmpdir(), 'cocofuzz-shard-'))]);
+    const finding = jsonLines(shard.stdout).find((line) => line.type === 'finding')!;
+    expect(Number(finding.case) % 3).toBe(2);
+    expect(finding.seed).toBe(`determinism/${String(finding.case)}`);
+    const single = runCli(['fuzz', '--host-policy', 'vfio-static', '--seed', 'determinism', '--steps', '32', '--case', String(finding.case)]);
+    expect(single.stdout).toContain(`verdict: ${String(finding.oracle)} at step`);
+    // A coverage-guided case is not a function of the seed: --case refuses guidance.
+    expect(runCli(['fuzz', '--seed', 'determinism', '--case', '3', '--coverage']).stderr).toContain('--coverage: not with --case');
+  });
 });
 
 describe('help and discoverability', () => {

@@ -253,6 +253,9 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   args.coverage ??= args.corpus !== undefined;
   if (args.corpus !== undefined && !args.coverage) throw new UsageError('--corpus needs coverage (drop --no-coverage): the corpus keeps the cases that reach new coverage');
   if (args.corpus !== undefined && args.case !== undefined) throw new UsageError('--corpus: not with --case (one case is run alone)');
+  if (args.coverage && args.case !== undefined) {
+    throw new UsageError('--coverage: not with --case (a coverage-guided case derives from the corpus as its campaign grew it: replay its repro file)');
+  }
   if (args.corpus !== undefined) prepareOutputDir('--corpus', args.corpus);
   let replay: CorpusFile[] = [];
   try {
@@ -351,14 +354,16 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     ...(replay.length > 0 ? { replay } : {}),
     onOracleError: (error) => {
       const saved = error.file && !error.writeError ? `, repro saved to ${error.file}` : '';
+      const where = error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case}`;
       process.stderr.write(
-        `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step} of case ${error.case}: ${error.message}`)}${escapeTerminal(saved)} (reported once per oracle)\n`,
+        `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step} of ${where}: ${error.message}`)}${escapeTerminal(saved)} (reported once per oracle)\n`,
       );
       emit(
         logLine('oracle-error', {
           oracle: error.oracle,
           step: error.step,
           case: error.case,
+          ...(error.replayOf !== undefined ? { corpusFile: error.replayOf } : {}),
           message: error.message,
           ...(error.file && !error.writeError ? { file: error.file, kept: error.kept === true } : {}),
           ...(error.writeError ? { writeError: error.writeError } : {}),
@@ -371,7 +376,12 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       if (!args.json) {
         if (tty) process.stderr.write('\r\x1b[K');
         const saved = bucket.file && !bucket.writeError ? `, ${bucket.kept ? 'already in' : 'saved to'} ${bucket.file}` : '';
-        const origin = bucket.replayOf !== undefined ? `corpus file ${bucket.replayOf}` : `case ${bucket.firstCase} (${bucket.repro.seed})`;
+        // `--case K` regenerates a case from the seed; a guided case derives from the corpus as
+        // the campaign grew it, so only its repro file reproduces it.
+        const origin =
+          bucket.replayOf !== undefined
+            ? `corpus file ${bucket.replayOf}`
+            : `case ${bucket.firstCase} (${guide ? 'coverage-guided' : bucket.repro.seed})`;
         const nondeterministic = bucket.violation.details?.nondeterministic !== undefined ? ' [not deterministic]' : '';
         process.stdout.write(
           `${escapeTerminal(`finding: ${bucket.oracle} at step ${bucket.violation.step}${nondeterministic}: ${bucket.violation.message}`)}\n  ${escapeTerminal(`${origin}, shrunk ${bucket.shrunkFrom} -> ${bucket.repro.ops.length} ops${saved}`)}\n`,

@@ -13,6 +13,7 @@ import {
   type CaseOutcome,
   type CaseRunner,
   campaignCase,
+  globalIndex,
   jobCallBudget,
   loadsPlugins,
   prepareRunner,
@@ -32,6 +33,7 @@ export interface Bucket {
   signature: string;
   oracle: string;
   hits: number;
+  /** The global case number of its first failing case (what `--case` takes; with --shard i/n, i + n x this shard's case number). */
   firstCase: number;
   violation: Violation;
   repro: Repro;
@@ -47,7 +49,9 @@ export interface Bucket {
 
 /** An oracle that threw, reported once per oracle per campaign with the first case it threw on. */
 export interface CampaignOracleError extends OracleError {
+  /** The global case number (what `--case` takes), or the place in the replay of the corpus file `replayOf`. */
   case: number;
+  replayOf?: string;
   repro: Repro;
   file?: string;
   writeError?: string;
@@ -303,7 +307,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
         ops: erring.ops.slice(0, error.step + 1),
         ...(job.oracleFiles.length > 0 ? { oracles: [...job.oracleFiles] } : {}),
       };
-      const entry: CampaignOracleError = { ...error, case: outcome.index, repro };
+      const entry: CampaignOracleError = { ...error, case: replaying ? outcome.index : globalIndex(job.shard, outcome.index), ...(replaying ? { replayOf: options.replay?.[outcome.index]?.file ?? '' } : {}), repro };
       if (options.out) Object.assign(entry, save(options.out, `oracle-error-${fileSafe(error.oracle)}.json`, repro));
       stats.oracleErrors.push(entry);
       options.onOracleError?.(entry);
@@ -319,7 +323,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
           signature: outcome.signature,
           oracle: outcome.violation.oracle,
           hits: 1,
-          firstCase: outcome.index,
+          firstCase: replaying ? outcome.index : globalIndex(job.shard, outcome.index),
           violation: shrunk.violation,
           repro: shrunk.repro,
           shrunkFrom: outcome.ops,

@@ -122,7 +122,12 @@ export function loadsPlugins(job: CampaignJob): boolean {
 
 /** The case behind index `index` of this shard's campaign. */
 export function campaignCase(job: CampaignJob, index: number): Case {
-  return globalCase(job, job.shard.index + index * job.shard.count);
+  return globalCase(job, globalIndex(job.shard, index));
+}
+
+/** The global case number (what `--case` takes, the K of the seed `S/K`) of shard case `index`. */
+export function globalIndex(shard: CampaignJob['shard'], index: number): number {
+  return shard.index + index * shard.count;
 }
 
 /** Global case `k` of the campaign (seed `S/k`), whatever the shard: `fuzz --case k`. */
