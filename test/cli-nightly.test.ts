@@ -106,6 +106,13 @@ describe('--max-findings and --case', () => {
     expect(runCli(['fuzz', '--case', '3']).stderr).toContain('--case: needs the --seed');
   });
 
+  it('stoppedBy says which of --runs and --time ended the campaign when both are given', () => {
+    const stopped = (runs: string, time: string): unknown =>
+      jsonLines(runCli(['fuzz', '--host-policy', 'quiesce-dma', '--runs', runs, '--time', time, '--workers', '1', '--json', '--out', mkdtempSync(join(tmpdir(), 'cocofuzz-stop-'))]).stdout).at(-1)?.stoppedBy;
+    expect(stopped('1000000', '1s')).toBe('time');
+    expect(stopped('3', '1h')).toBe('runs');
+  });
+
   it("a shard's findings name the global case, the one --case K runs", () => {
     const shard = runCli(['fuzz', '--host-policy', 'vfio-static', '--seed', 'determinism', '--steps', '32', '--runs', '20', '--shard', '2/3', '--workers', '1', '--json', '--out', mkdtempSync(join(tmpdir(), 'cocofuzz-shard-'))]);
     const finding = jsonLines(shard.stdout).find((line) => line.type === 'finding')!;

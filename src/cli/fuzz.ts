@@ -421,7 +421,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       perBucket: Object.fromEntries(buckets.map((b) => [b.signature, b.hits])),
       oracleErrors: stats.oracleErrors.length,
       elapsedMs,
-      stoppedBy: stopping ? 'interrupt' : args.maxFindings !== undefined && buckets.length >= args.maxFindings ? 'max-findings' : args.runs !== undefined || args.time === undefined ? 'runs' : 'time',
+      stoppedBy: stopping ? 'interrupt' : args.maxFindings !== undefined && buckets.length >= args.maxFindings ? 'max-findings' : args.time !== undefined && (args.runs === undefined || stats.cases < args.runs) ? 'time' : 'runs',
       metrics: stats.metrics.mean(),
       timeline: stats.timeline,
       exit: code,
