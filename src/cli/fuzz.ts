@@ -315,6 +315,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       ...(args.maxFindings !== undefined ? { maxFindings: args.maxFindings } : {}),
       steps: job.generate.steps,
       swarm: args.swarm,
+      coverage: guide !== undefined,
       oracles: oracles.map((o) => o.name),
       startedAt: new Date().toISOString(),
     }),

@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Bucket } from '../engine/campaign.ts';
+import { bucketOrigin } from '../report/origin.ts';
 import { explainWithMaps } from '../engine/explain.ts';
 import { type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
 import { type Repro, writeFileAtomic } from '../repro/format.ts';
@@ -38,7 +39,7 @@ async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: rea
     seed: repro.seed,
     ops: repro.ops.length,
     explain: explained.text,
-    ...(bucket ? { signature: bucket.signature, hits: bucket.hits, firstCase: bucket.firstCase } : {}),
+    ...(bucket ? { signature: bucket.signature, hits: bucket.hits, origin: bucketOrigin(bucket) } : {}),
     ...(entry.file ? { file: entry.file } : {}),
     ...(explained.after ? { after: explained.after } : {}),
     ...(explained.before ? { before: explained.before } : {}),

@@ -16,7 +16,8 @@ export interface ReportFinding {
   hits?: number;
   file?: string;
   seed: string;
-  firstCase?: number;
+  /** Where the campaign first found it (bucketOrigin()). */
+  origin?: string;
   ops: number;
   explain: string;
   before?: RegionMap;
@@ -146,6 +147,16 @@ ${mark}
 const legend = (): string =>
   `<ul class="legend">${LEGEND.map(([kind, text]) => `<li><span style="background:${COLOURS[kind]}"></span>${x(text)}</li>`).join('')}</ul>`;
 
+/**
+ * What the log's `coverage` figures count: features in a coverage-guided campaign (its start line
+ * says so; a log from before that field has `corpus` in its summary), behaviours otherwise.
+ */
+function coverageUnit(log: readonly LogLine[]): string {
+  const start = log.find((l) => l.type === 'start');
+  const summary = log.findLast((l) => l.type === 'summary');
+  return start?.coverage === true || (summary !== undefined && 'corpus' in summary) ? 'features' : 'behaviours';
+}
+
 function summaryTable(log: readonly LogLine[]): string {
   const start = log.find((l) => l.type === 'start');
   const summary = log.findLast((l) => l.type === 'summary');
@@ -162,7 +173,7 @@ function summaryTable(log: readonly LogLine[]): string {
     ['buckets', summary?.buckets],
     ['findings (failing cases)', summary?.findings],
     ['hits', summary?.hits],
-    ['coverage (behaviours)', summary?.coverage],
+    [`coverage (${coverageUnit(log)})`, summary?.coverage],
     ['elapsed', typeof summary?.elapsedMs === 'number' ? `${(summary.elapsedMs / 1000).toFixed(1)} s` : undefined],
     ['stopped by', summary?.stoppedBy],
     ['exit code', summary?.exit],
@@ -182,7 +193,7 @@ function findingSection(finding: ReportFinding, index: number): string {
   const facts = [
     `severity ${finding.severity}`,
     finding.hits === undefined ? undefined : `${finding.hits} hit(s)`,
-    finding.firstCase === undefined ? undefined : `first in case ${finding.firstCase}`,
+    finding.origin === undefined ? undefined : `first in ${finding.origin}`,
     `seed ${finding.seed}`,
     `${finding.ops} ops`,
     finding.file ? `repro ${finding.file}` : undefined,
@@ -201,7 +212,8 @@ ${map}
 
 export function renderHtmlReport(input: ReportInput): string {
   const points = timeline(input.log);
-  const coverage = points.map((p) => ({ x: p.elapsedMs / 1000, y: p.coverage, note: `${p.coverage} behaviours after ${p.cases} cases, ${(p.elapsedMs / 1000).toFixed(1)} s` }));
+  const unit = coverageUnit(input.log);
+  const coverage = points.map((p) => ({ x: p.elapsedMs / 1000, y: p.coverage, note: `${p.coverage} ${unit} after ${p.cases} cases, ${(p.elapsedMs / 1000).toFixed(1)} s` }));
   const buckets = points.map((p) => ({ x: p.elapsedMs / 1000, y: p.buckets, note: `${p.buckets} bucket(s), ${p.findings} failing case(s) after ${p.cases} cases` }));
   return `<!DOCTYPE html>
 <html lang="en">
@@ -233,7 +245,7 @@ ul.legend span { display: inline-block; width: 12px; height: 12px; margin-right:
 <p>Generated ${x(input.generatedAt.toISOString())}. ${input.findings.length} repro file(s).</p>
 <h2>Campaign</h2>
 ${summaryTable(input.log)}
-${points.length === 0 ? '' : `<div class="plots">\n${plot('Coverage over time', 'seconds', 'behaviours', coverage)}\n${plot('Findings over time', 'seconds', 'buckets', buckets)}\n</div>`}
+${points.length === 0 ? '' : `<div class="plots">\n${plot('Coverage over time', 'seconds', unit, coverage)}\n${plot('Findings over time', 'seconds', 'buckets', buckets)}\n</div>`}
 <h2>Findings</h2>
 ${input.findings.length === 0 ? '<p>No findings.</p>' : `${legend()}<p>Table rows named in red changed in the failing step; the dashed red line is the address the violation names.</p>`}
 ${input.findings.map(findingSection).join('\n')}

@@ -3,6 +3,7 @@
 // (messages, policy names, seeds) goes through escapeXml: escaped, ANSI codes removed.
 
 import type { Bucket } from '../engine/campaign.ts';
+import { bucketOrigin } from './origin.ts';
 import { escapeXml as x } from './escape.ts';
 
 export interface JunitSummary {
@@ -24,7 +25,7 @@ export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary): 
     buckets.length === 0
       ? [`    <testcase classname="cocofuzz" name="${x(`${summary.cases} cases, no findings`)}" time="${time}"/>`]
       : buckets.map((bucket) => {
-          const body = `${bucket.violation.message}\nhits: ${bucket.hits}, first case: ${bucket.firstCase} (seed ${bucket.repro.seed}), ops: ${bucket.repro.ops.length} (shrunk from ${bucket.shrunkFrom})${bucket.file ? `\nrepro: ${bucket.file}` : ''}`;
+          const body = `${bucket.violation.message}\nhits: ${bucket.hits}, first in ${bucketOrigin(bucket)}, ops: ${bucket.repro.ops.length} (shrunk from ${bucket.shrunkFrom})${bucket.file ? `\nrepro: ${bucket.file}` : ''}`;
           return [
             `    <testcase classname="cocofuzz.${x(bucket.oracle)}" name="${x(bucket.signature)}" time="0">`,
             `      <failure message="${x(bucket.violation.message)}" type="${x(bucket.oracle)}">${x(body)}</failure>`,

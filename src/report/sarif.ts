@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { relative, sep } from 'node:path';
 import type { Severity } from '../api.ts';
 import type { Bucket } from '../engine/campaign.ts';
+import { bucketOrigin } from './origin.ts';
 import { plainText } from './escape.ts';
 
 export interface SarifRule {
@@ -44,7 +45,7 @@ export function renderSarif(buckets: readonly Bucket[], rules: readonly SarifRul
     level: level(bucket.violation.severity),
     message: {
       text: plainText(
-        `${bucket.violation.message} (${bucket.hits} hit(s), first in case ${bucket.firstCase}, seed ${bucket.repro.seed}; ${bucket.repro.ops.length} ops after shrinking)`,
+        `${bucket.violation.message} (${bucket.hits} hit(s), first in ${bucketOrigin(bucket)}; ${bucket.repro.ops.length} ops after shrinking)`,
       ),
     },
     ...(bucket.file

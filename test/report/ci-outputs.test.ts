@@ -7,6 +7,8 @@ import type { Bucket } from '../../src/engine/campaign.ts';
 import { parseRepro } from '../../src/repro/format.ts';
 import { reproJsonSchema } from '../../src/repro/json-schema.ts';
 import { escapeXml, stripAnsi } from '../../src/report/escape.ts';
+import { renderHtmlReport } from '../../src/report/html.ts';
+import { logLine } from '../../src/report/jsonl.ts';
 import { renderJunit } from '../../src/report/junit.ts';
 import { renderSarif } from '../../src/report/sarif.ts';
 import { CHROMIUM, renderFile } from '../helpers/chromium.ts';
@@ -46,6 +48,14 @@ describe('JUnit', () => {
     expect(xml).toContain('name="cocofuzz my &quot;host&quot; + linux (seed seed &lt;1&gt;)"');
   });
 
+  it('names where a bucket was first found: the global case and its seed, or the corpus file replayed', () => {
+    expect(renderJunit([bucket('m')], summary)).toContain('first in case 7 (seed s/7)');
+    const replayed = { ...bucket('m'), firstCase: 0, replayOf: 'nightly/ab12.json' };
+    expect(renderJunit([replayed], summary)).toContain('first in corpus file nightly/ab12.json');
+    expect(renderJunit([replayed], summary)).not.toContain('case 0');
+    expect(renderSarif([replayed], [], { ...summary, version: '0.1.0', baseDir: process.cwd() })).toContain('first in corpus file nightly/ab12.json');
+  });
+
   it.skipIf(!CHROMIUM)('is well-formed XML to a browser parser', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cocofuzz-junit-'));
     const file = join(dir, 'junit.xml');
@@ -53,6 +63,20 @@ describe('JUnit', () => {
     const { dom } = renderFile(file);
     expect(dom).toContain('testsuite');
     expect(dom).not.toContain('parsererror');
+  });
+});
+
+describe('HTML report', () => {
+  it("labels coverage by what the campaign counted: features when guided, behaviours otherwise", () => {
+    const log = (coverage: boolean) => [
+      logLine('start', { seed: 's', coverage }),
+      logLine('summary', { seed: 's', cases: 3, coverage: 42, timeline: [{ cases: 3, elapsedMs: 10, coverage: 42, buckets: 0, findings: 0 }] }),
+    ];
+    const html = (coverage: boolean) => renderHtmlReport({ title: 't', log: log(coverage), findings: [], generatedAt: new Date(0) });
+    expect(html(true)).toContain('coverage (features)');
+    expect(html(true)).toContain('42 features after 3 cases');
+    expect(html(false)).toContain('coverage (behaviours)');
+    expect(html(false)).toContain('42 behaviours after 3 cases');
   });
 });
 
