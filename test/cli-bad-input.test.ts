@@ -185,6 +185,9 @@ const TABLE: Entry[] = [
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
   { kind: 'replay of an empty directory', args: (d) => ['replay', '--check', join(d, 'empty')], names: 'empty' },
   { kind: 'replay of a missing path', args: (d) => ['replay', join(d, 'nothing-here')], names: 'nothing-here' },
+  // Refused after the output paths are named: they must not be made (see 'a refused command made no directory').
+  { kind: 'bad weights with a new --out and --corpus', args: (d) => ['fuzz', '--corpus', join(d, 'new-corpus'), '--out', join(d, 'new-out'), '--weights', 'bogus=1'], names: '--weights' },
+  { kind: 'merge of a missing path into a new --out', args: (d) => ['corpus', 'merge', '--out', join(d, 'new-merged'), join(d, 'nothing-here')], names: 'nothing-here' },
 ];
 
 describe('bad input table (issue 14)', () => {
@@ -220,6 +223,11 @@ describe('bad input table (issue 14)', () => {
     expect(result.stdout + result.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
     // Checked before any work: a run is start-up plus a moment (generous on a loaded 2-core box).
     expect(result.ms).toBeLessThan(60_000);
+  });
+
+  it('a refused command made no directory', async () => {
+    const { existsSync } = await import('node:fs');
+    for (const made of ['new-corpus', 'new-out', 'new-merged']) expect([made, existsSync(join(dir, made))]).toEqual([made, false]);
   });
 
   it('ran nothing from a repro file: the evil plugin never executed', async () => {

@@ -9,7 +9,7 @@ import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
-import { prepareOutputDir } from './outputs.ts';
+import { checkOutputDir, prepareOutputDir } from './outputs.ts';
 import { reproFeatures } from './coverage.ts';
 
 interface CorpusArgs extends ReproPluginArgs {
@@ -113,12 +113,14 @@ async function corpus(args: CorpusArgs): Promise<number> {
   }
   if (args.action === 'merge') {
     if (!args.out) throw new UsageError('corpus merge: --out DIR is needed (the merged corpus)');
-    prepareOutputDir('--out', args.out);
+    checkOutputDir('--out', args.out);
   }
   const { entries, bad } = await load(args);
   const kept = best(entries);
   if (args.action === 'merge') {
     const out = args.out ?? '';
+    // Made once the inputs are read: a wrong input path leaves no directory behind.
+    prepareOutputDir('--out', out);
     let written = 0;
     for (const entry of kept.values()) {
       const source = entry.repro.source ?? entry.file;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
@@ -242,10 +243,10 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   }
   if (args.case !== undefined && args.seed === undefined) throw new UsageError('--case: needs the --seed of the campaign the case comes from');
   // Where results go is checked before any work: a campaign must not run for an hour and then
-  // fail to write them. An explicit --out is made now; the default one at the first finding.
+  // fail to write them. Nothing is made until every flag, plugin and corpus file is checked: a
+  // refused command leaves no directory behind.
   if (args.case === undefined) {
-    if (args.out !== undefined) prepareOutputDir('--out', args.out);
-    else checkOutputDir(`--out (default ./${DEFAULT_OUT})`, DEFAULT_OUT);
+    checkOutputDir(args.out !== undefined ? '--out' : `--out (default ./${DEFAULT_OUT})`, args.out ?? DEFAULT_OUT);
     for (const [flag, file] of [['--junit', args.junit], ['--sarif', args.sarif], ['--html', args.html]] as const) if (file !== undefined) checkOutputFile(flag, file);
   }
   // Off unless asked for or a corpus is kept: measured on the planted bugs, guidance does not yet
@@ -256,14 +257,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   if (args.coverage && args.case !== undefined) {
     throw new UsageError('--coverage: not with --case (a coverage-guided case derives from the corpus as its campaign grew it: replay its repro file)');
   }
-  if (args.corpus !== undefined) prepareOutputDir('--corpus', args.corpus);
-  let replay: CorpusFile[] = [];
-  try {
-    if (args.corpus !== undefined) replay = loadCorpusDir(args.corpus, config);
-  } catch (error) {
-    if (!(error instanceof FormatError)) throw error;
-    throw new UsageError(`--corpus: ${error.message}`);
-  }
+  if (args.corpus !== undefined) checkOutputDir('--corpus', args.corpus);
   const seed = args.seed ?? Date.now().toString(36);
   const job: CampaignJob = {
     config,
@@ -276,13 +270,23 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     shard: args.shard ?? { index: 0, count: 1 },
     ...(args.coverage ? { coverage: true } : {}),
   };
-  const guide = args.coverage && args.case === undefined ? new Guide(job, args.corpus, replay.length) : undefined;
   // Load every plugin here first: a bad one is a one-line usage error before any work starts.
   await resolvePolicies(config.hostPolicy, config.guestPolicy, {
     host: args.hostPolicy !== undefined ? '--host-policy' : '--config: config.hostPolicy',
     guest: args.guestPolicy !== undefined ? '--guest-policy' : '--config: config.guestPolicy',
   });
   const oracles = await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles });
+  let replay: CorpusFile[] = [];
+  try {
+    if (args.corpus !== undefined && existsSync(args.corpus)) replay = loadCorpusDir(args.corpus, config);
+  } catch (error) {
+    if (!(error instanceof FormatError)) throw error;
+    throw new UsageError(`--corpus: ${error.message}`);
+  }
+  // Everything checked: an explicit --out is made now (the default one at the first finding).
+  if (args.case === undefined && args.out !== undefined) prepareOutputDir('--out', args.out);
+  if (args.corpus !== undefined) prepareOutputDir('--corpus', args.corpus);
+  const guide = args.coverage && args.case === undefined ? new Guide(job, args.corpus, replay.length) : undefined;
   if (args.case !== undefined) return runOneCase(job, args.case, args.json);
 
   const out = args.out ?? DEFAULT_OUT;
