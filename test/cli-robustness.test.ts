@@ -276,6 +276,22 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     });
   });
 
+  it('replay, explain and corpus check run plugins in-process: a hook that calls process.exit(0) is a policy-error there too, never a silent exit 0', () => {
+    const dir = temp();
+    const policy = plugin(dir, 'exit.mjs', "export default { name: 'exits', description: 'd', flush() { process.exit(0); } };\n");
+    const repro = join(dir, 'r.json');
+    writeFileSync(repro, JSON.stringify({ format: 'cocofuzz-repro/1', config: { arch: 'snp', hostPolicy: 'exits' }, seed: 's', ops: [{ op: 'host_sync' }], expect: { verdict: 'clean' } }));
+    const replayed = runCli(['replay', '--check', repro, '--host-policy', policy]);
+    expect(replayed.code).toBe(1);
+    expect(replayed.stdout).toContain('the plugin called process.exit(0)');
+    const explained = runCli(['explain', repro, '--host-policy', policy]);
+    expect(explained.stdout).toContain('the plugin called process.exit(0)');
+    expect(runCli(['corpus', 'check', dir, '--host-policy', policy]).code).toBe(1);
+    // cocofuzz's own exits (help, version) are not plugins'.
+    expect(runCli(['--version']).code).toBe(0);
+    expect(runCli(['replay', '--help']).code).toBe(0);
+  });
+
   it('a worker that cannot start after another died ends the campaign with an error naming the plugin: never a hang, never an abort', async () => {
     // The first VM to start ends its worker (a case queued behind it must run again elsewhere);
     // from then on the plugin refuses to load, so no fresh worker can start. Before the fix a

@@ -24,7 +24,7 @@ import { renderSarif } from '../report/sarif.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
 import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
 import { writeHtmlReport } from './report.ts';
-import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
+import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError, exitNow } from './errors.ts';
 import { duration, nonNegativeInt, positiveInt, shard, type Shard } from './flags.ts';
 import { readConfigFlag } from './inputs.ts';
 import { checkOutputFile, checkOutputDir, prepareOutputDir } from './outputs.ts';
@@ -329,7 +329,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   // what was found and exit with the verdict; a second signal quits at once.
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(signal === 'SIGTERM' ? 143 : 130);
+    if (stopping) exitNow(signal === 'SIGTERM' ? 143 : 130);
     stopping = true;
     process.stderr.write(`\ncocofuzz: ${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}, finishing the cases in flight (${signal === 'SIGTERM' ? 'SIGTERM' : 'Ctrl-C'} again to quit now)\n`);
   };

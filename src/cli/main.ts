@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { escapeTerminal } from '../report/escape.ts';
-import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from './errors.ts';
+import { EXIT_INTERNAL, EXIT_USAGE, UsageError, exitNow, guardProcessExit } from './errors.ts';
 import { negativeValue } from './flags.ts';
 import { packageVersion } from './version.ts';
 
@@ -40,7 +40,7 @@ async function commandsFor(argv: readonly string[]): Promise<CommandModule[]> {
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {
   process.stderr.write(`cocofuzz: ${escapeTerminal(message)}\n`);
-  process.exit(code);
+  exitNow(code);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]\n\nFuzz hypervisor memory policies for confidential VMs (AMD SEV-SNP).')
     .command(await commandsFor(argv))
     .demandCommand(1, 'a command is needed')
+    .middleware(guardProcessExit)
     .strict()
     .version(version)
     .help()
