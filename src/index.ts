@@ -30,4 +30,4 @@ export { explainRepro } from './engine/explain.ts';
 export { resolveOracles, resolvePolicies } from './engine/select.ts';
 export { readRepro, writeRepro, parseRepro, encodeRepro, REPRO_FORMAT, type Repro, type Expectation } from './repro/format.ts';
 
-export { fuzzProperty, FuzzPropertyError, type FuzzPropertyOptions } from './engine/property.ts';
+export { fuzzProperty, FuzzPropertyError, type FuzzPropertyOptions, OracleFailedError } from './engine/property.ts';

@@ -5,7 +5,7 @@
 import { test } from 'vitest';
 import { type FuzzPropertyOptions, fuzzProperty, propertyTimeMs } from './engine/property.ts';
 
-export { DEFAULT_PROPERTY_TIME_MS, FuzzPropertyError, type FuzzPropertyOptions, fuzzProperty } from './engine/property.ts';
+export { DEFAULT_PROPERTY_TIME_MS, FuzzPropertyError, type FuzzPropertyOptions, OracleFailedError, fuzzProperty } from './engine/property.ts';
 
 export interface FuzzTestOptions extends FuzzPropertyOptions {
   /** The test's timeout in ms; default: derived from the budget (see fuzzTestTimeout). */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { FuzzPropertyError, type HostPolicy, type Oracle, fuzzProperty } from 'cocofuzz';
+import { FuzzPropertyError, type HostPolicy, type Oracle, OracleFailedError, fuzzProperty } from 'cocofuzz';
 import { DEFAULT_PROPERTY_TIME_MS, fuzzProperty as fromSubpath, fuzzTest, fuzzTestTimeout } from 'cocofuzz/vitest';
 import { propertyTimeMs } from '../src/engine/property.ts';
 import { runCli } from './helpers/cli.ts';
@@ -72,6 +72,41 @@ describe('fuzzProperty (the vitest entry)', () => {
       weights: { dma: 50 },
     }).catch((error: unknown) => error);
     expect((failure as FuzzPropertyError).bucket.oracle).toBe('no-dma-at-all');
+  });
+});
+
+describe('fuzzProperty refuses what would pass a test that checked nothing', () => {
+  const throwing: Oracle = { name: 'throwing', description: 'throws at step 1', severity: 'correctness', check: (_v, step) => (step.index === 1 ? (() => { throw new Error('oracle boom'); })() : []) };
+  const never: Oracle = { name: 'never', description: 'never fires', severity: 'correctness', check: () => [] };
+  const always: Oracle = { name: 'always', description: 'fires at once', severity: 'correctness', check: () => [{ message: 'always' }] };
+  const outcome = (options: Parameters<typeof fuzzProperty>[0]): Promise<unknown> => fuzzProperty(options).then(() => 'passed', (error: unknown) => error);
+
+  it('an oracle that throws fails the test, naming it, with the repro', async () => {
+    const error = await outcome({ hostPolicy: 'kvm-4k', oracles: [throwing], onlyOracles: ['throwing'], runs: 5, seed: 'oracle-error' });
+    expect(error).toBeInstanceOf(OracleFailedError);
+    expect((error as Error).message).toContain('oracle throwing threw at step 1');
+    expect((error as Error).message).toContain('oracle boom');
+    expect((error as Error).message).toContain('"format": "cocofuzz-repro/1"');
+  });
+
+  it('onlyOracles selects among built-in and user oracles alike', async () => {
+    // Only the user oracle that never fires: the built-ins that would fire on kvm-iommu-4k do not run.
+    expect(await outcome({ hostPolicy: 'kvm-iommu-4k', oracles: [never], onlyOracles: ['never'], runs: 60, seed: 'only' })).toBe('passed');
+    // A user oracle not named does not run.
+    expect(await outcome({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux-2m-pool', oracles: [always], onlyOracles: ['guest-alive'], runs: 5, seed: 'only' })).toBe('passed');
+    expect(String(await outcome({ oracles: [never], onlyOracles: ['nevre'], runs: 1 }))).toContain('no oracle named "nevre"');
+  });
+
+  it('runs and steps are checked as the CLI checks --runs and --steps', async () => {
+    for (const bad of [{ runs: Number.NaN }, { runs: 0 }, { runs: -1 }, { runs: 2.5 }, { steps: 0 }, { steps: -3 }, { steps: 1e6 }]) {
+      expect([bad, String(await outcome({ ...bad, hostPolicy: 'cut-on-convert' }))]).toEqual([bad, expect.stringMatching(/fuzzProperty: (runs|steps) must be a whole number/)]);
+    }
+  });
+
+  it('policy and oracle objects get the checks of a plugin file: a misspelled hook is an error', async () => {
+    const misspelled = { name: 'typo', description: 'd', pagesize: () => '4K' };
+    expect(String(await outcome({ guestPolicy: misspelled as never, runs: 1 }))).toContain('fuzzProperty: guestPolicy: unknown field "pagesize"');
+    expect(String(await outcome({ oracles: [{ ...never, severity: 'bad' as never }], runs: 1 }))).toContain('fuzzProperty: oracles[0]');
   });
 });
 

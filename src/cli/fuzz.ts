@@ -12,7 +12,7 @@ import { DEFAULT_CALL_BUDGET, MAX_CALL_BUDGET } from '../engine/call-budget.ts';
 import { formatOp } from '../ops/codec.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
-import { DEFAULT_STEPS, WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
+import { DEFAULT_STEPS, MAX_STEPS, WEIGHT_KEYS, type WeightKey } from '../ops/generate.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
@@ -91,11 +91,9 @@ export function fuzzOptions(yargs: Argv) {
 }
 
 /**
- * Limits where a larger value is meaningless rather than expensive: 10,000 ops per case is far
- * past where shrinking and explaining stay useful (the default is 64), and more workers than a
- * small multiple of the cores only adds memory (each loads the model and the plugins).
+ * A limit where a larger value is meaningless rather than expensive: more workers than a small
+ * multiple of the cores only adds memory (each loads the model and the plugins).
  */
-export const MAX_STEPS = 10_000;
 export const WORKERS_PER_CORE = 4;
 export const MAX_WORKERS = WORKERS_PER_CORE * availableParallelism();
 

@@ -8,15 +8,17 @@ import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Oracle } from '../api.ts';
 import { parseConfig } from '../ops/config.ts';
-import { DEFAULT_STEPS, type WeightKey } from '../ops/generate.ts';
+import { DEFAULT_STEPS, MAX_STEPS, type WeightKey } from '../ops/generate.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { encodeRepro, reproForFile } from '../repro/format.ts';
 import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
-import { type Bucket, bucketFile, runCampaign } from './campaign.ts';
+import { type Bucket, type CampaignOracleError, bucketFile, runCampaign } from './campaign.ts';
 import type { CampaignJob } from './case-job.ts';
 import { parseDuration } from './duration.ts';
 import { explainRepro } from './explain.ts';
-import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './select.ts';
+import { PluginError } from './plugins.ts';
+import { POLICY_ERROR } from './run.ts';
+import { checkPluginObject, resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './select.ts';
 
 export interface FuzzPropertyOptions {
   /**
@@ -62,6 +64,48 @@ export class FuzzPropertyError extends Error {
   ) {
     super(message);
   }
+}
+
+/** An oracle threw during the campaign (and no finding was made): nothing it checks was checked after that. */
+export class OracleFailedError extends Error {
+  override name = 'OracleFailedError';
+  constructor(
+    message: string,
+    readonly oracleErrors: readonly CampaignOracleError[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `runs` and `steps` as the CLI's --runs and --steps take them: `runs: Number(process.env.RUNS)`
+ * with RUNS unset (NaN) must not pass a test that ran nothing.
+ */
+function checkBudget(options: Pick<FuzzPropertyOptions, 'runs' | 'steps' | 'minimizeBudget'>): void {
+  const positive = (field: string, value: number | undefined, most = Number.MAX_SAFE_INTEGER): void => {
+    if (value !== undefined && !(Number.isInteger(value) && value > 0 && value <= most)) {
+      throw new TypeError(`fuzzProperty: ${field} must be a whole number from 1 to ${most}, got ${String(value)}`);
+    }
+  };
+  positive('runs', options.runs);
+  positive('steps', options.steps, MAX_STEPS);
+  positive('minimizeBudget', options.minimizeBudget);
+}
+
+/**
+ * The built-in oracles and `users` (objects), restricted to `only` when given: each name in
+ * `only` is a built-in or one of `users`, and a user oracle not named there does not run.
+ */
+async function selectOracles(users: readonly Oracle[], only: readonly string[] | undefined): Promise<Oracle[]> {
+  const builtins = await resolveOracles();
+  for (const oracle of users) {
+    if (builtins.some((b) => b.name === oracle.name)) throw new PluginError('fuzzProperty: oracles', `"${oracle.name}" is the name of a built-in oracle`);
+  }
+  const all = [...builtins, ...users];
+  if (only === undefined) return all;
+  const unknown = only.find((name) => !all.some((o) => o.name === name) && name !== POLICY_ERROR);
+  if (unknown !== undefined) throw new PluginError('fuzzProperty: onlyOracles', `no oracle named "${unknown}" (built in: see cocofuzz oracles; or pass it in oracles)`);
+  return all.filter((o) => only.includes(o.name));
 }
 
 /** The budget in milliseconds (undefined: no time limit). */
@@ -116,13 +160,16 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
   const hostName = typeof options.hostPolicy === 'object' ? (pluginRef(options.hostPolicy, baseDir) ?? options.hostPolicy.name) : options.hostPolicy;
   const guestName = typeof options.guestPolicy === 'object' ? (pluginRef(options.guestPolicy, baseDir) ?? options.guestPolicy.name) : options.guestPolicy;
   const config = parseConfig({ arch: 'snp', ...options.config, ...(hostName ? { hostPolicy: hostName } : {}), ...(guestName ? { guestPolicy: guestName } : {}) });
-  // Policy objects are used as they are; names and files resolve like the CLI's.
+  checkBudget(options);
+  // Policy objects get the checks of a plugin file's export; names and files resolve like the CLI's.
+  if (typeof options.hostPolicy === 'object') checkPluginObject('host policy', options.hostPolicy, 'fuzzProperty: hostPolicy');
+  if (typeof options.guestPolicy === 'object') checkPluginObject('guest policy', options.guestPolicy, 'fuzzProperty: guestPolicy');
+  (options.oracles ?? []).forEach((oracle, i) => checkPluginObject('oracle', oracle, `fuzzProperty: oracles[${i}]`));
   const policies = {
     host: typeof options.hostPolicy === 'object' ? options.hostPolicy : await resolveHostPolicy(config.hostPolicy),
     guest: typeof options.guestPolicy === 'object' ? options.guestPolicy : await resolveGuestPolicy(config.guestPolicy),
   };
-  const builtins = await resolveOracles(options.onlyOracles ? { only: options.onlyOracles.filter((n) => !options.oracles?.some((o) => o.name === n)) } : {});
-  const oracles = [...builtins, ...(options.oracles ?? [])];
+  const oracles = await selectOracles(options.oracles ?? [], options.onlyOracles);
   const oracleFiles = (options.oracles ?? []).flatMap((oracle) => pluginRef(oracle, baseDir) ?? []);
   const job: CampaignJob = {
     config,
@@ -136,6 +183,7 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
   };
   const timeMs = propertyTimeMs(options);
   let found: Bucket | undefined;
+  const oracleErrors: CampaignOracleError[] = [];
   const stats = await runCampaign({
     job,
     ...(options.runs !== undefined ? { runs: options.runs } : {}),
@@ -147,16 +195,23 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
     onBucket: (bucket) => {
       found ??= bucket;
     },
+    onOracleError: (error) => oracleErrors.push(error),
   });
+  // An oracle that threw checked nothing from then on: the test must not pass (the CLI exits 2).
+  const broken = oracleErrors.map((e) => `oracle ${e.oracle} threw at step ${e.step} of case ${e.case} (seed ${e.repro.seed}): ${e.message}\n`).join('');
   if (found) {
     const text = explainRepro(found.repro, policies, oracles);
     const saved = found.file ? `repro file: ${found.file}${found.kept ? ' (already there from an earlier run)' : ''}\n` : `repro file (pass out: DIR to save it as ${bucketFile(found)}):\n`;
     // Plugin paths spelled as the saved file spells them (relative to it).
     const shown = reproForFile(found.repro, found.file ?? join(baseDir, bucketFile(found)));
     throw new FuzzPropertyError(
-      `cocofuzz found ${found.oracle} (case ${found.firstCase}, seed ${found.repro.seed}):\n\n${text}\n${saved}${encodeRepro(shown)}${replayHint(options, baseDir)}`,
+      `cocofuzz found ${found.oracle} (case ${found.firstCase}, seed ${found.repro.seed}):\n\n${text}\n${saved}${encodeRepro(shown)}${replayHint(options, baseDir)}${broken ? `\nand ${broken}` : ''}`,
       found,
     );
+  }
+  if (oracleErrors.length > 0) {
+    const first = oracleErrors[0]!;
+    throw new OracleFailedError(`cocofuzz: ${broken}repro of the case it threw on:\n${encodeRepro(reproForFile(first.repro, join(baseDir, 'oracle-error.json')))}${replayHint(options, baseDir)}`, oracleErrors);
   }
   return { cases: stats.cases, ops: stats.ops };
 }

@@ -64,6 +64,16 @@ const validateOracle = (value: unknown): string | undefined => {
 
 type PluginKind = 'host policy' | 'guest policy';
 
+/**
+ * A plugin given as an object (fuzzProperty) gets the checks a plugin file's default export gets:
+ * a misspelled hook (`pagesize`) must not silently run the default. `field` names it in the error.
+ */
+export function checkPluginObject(what: PluginKind | 'oracle', value: unknown, field: string): void {
+  const validate = what === 'host policy' ? validateHostPolicy : what === 'guest policy' ? validateGuestPolicy : validateOracle;
+  const problem = validate(value);
+  if (problem !== undefined) throw new PluginError(field, problem);
+}
+
 // Names are looked up in Maps: an object registry would take `constructor`, `__proto__` or
 // `toString` for built-in policies (issue 14, item 3).
 const REGISTRIES: ReadonlyMap<PluginKind, ReadonlyMap<string, HostPolicy | GuestPolicy>> = new Map<PluginKind, ReadonlyMap<string, HostPolicy | GuestPolicy>>([

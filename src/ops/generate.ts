@@ -65,6 +65,12 @@ const SWARM_OFF = 0.25;
 
 /** The default of --steps: long enough for state to build up (conversions, splits, reused frames). */
 export const DEFAULT_STEPS = 256;
+
+/**
+ * The most --steps (and fuzzProperty's steps) take: 10,000 ops per case is far past where
+ * shrinking and explaining stay useful, a limit where more is meaningless rather than expensive.
+ */
+export const MAX_STEPS = 10_000;
 /** The share of cases that run the full --steps; the others are short. */
 const LONG_CASES = 0.1;
 
