@@ -136,7 +136,8 @@ export class Guest implements GuestView {
     const bytes = swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes;
     const request = { guestMemory: config.guestMemory, bytes, cpus: config.cpus };
     const placement = policy.swiotlbPool
-      ? env.guard(() => checkPlacement(policy.swiotlbPool?.(this.ctx, request) ?? linuxSwiotlbPlacement(config.guestMemory, bytes)))
+      ? // No silent correction: a hook that returns nothing (a forgotten return) is an error, not Linux's placement.
+        env.guard(() => checkPlacement(policy.swiotlbPool?.(this.ctx, request)))
       : linuxSwiotlbPlacement(config.guestMemory, bytes);
     this.pool = env.guard(() => {
       const pool = new SwiotlbPool({ base: placement.base, bytes: placement.bytes, cpus: config.cpus, forAlloc: placement.forAlloc === true });
@@ -149,7 +150,7 @@ export class Guest implements GuestView {
       { start: this.pool.start / SZ_4K, end: Math.ceil(this.pool.end / SZ_4K) },
     ]);
     this.atomicPoolSize = policy.atomicPoolBytes
-      ? env.guard(() => checkCount('atomicPoolBytes', policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }) ?? 0, config.guestMemory))
+      ? env.guard(() => checkCount('atomicPoolBytes', policy.atomicPoolBytes?.(this.ctx, { guestMemory: config.guestMemory }), config.guestMemory))
       : linuxAtomicPoolBytes(config.guestMemory);
   }
 
@@ -735,7 +736,7 @@ export class Guest implements GuestView {
   /** The device's DMA attributes (the policy's dmaAttrs, checked), for a device that bounces. */
   private dmaAttrs(dev: number, dir: DmaDirection): DmaAttrs {
     const policy = this.policy;
-    return policy.dmaAttrs ? this.env.guard(() => checkDmaAttrs(policy.dmaAttrs?.(this.ctx, { dev, dir }) ?? {})) : {};
+    return policy.dmaAttrs ? this.env.guard(() => checkDmaAttrs(policy.dmaAttrs?.(this.ctx, { dev, dir }))) : {};
   }
 
   /** swiotlb_bounce() at one of its call sites, if the policy (default: the kernel) copies there. */

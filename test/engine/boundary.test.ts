@@ -50,6 +50,19 @@ describe('item 17: hook garbage is a policy-error naming the hook, field and val
     expect(result.violations[0]?.message).toMatch(/policy nan-pool: atomicPoolBytes returned NaN/);
   });
 
+  it('a hook that returns nothing (a forgotten return) is a policy-error, never the default in its place', () => {
+    const cases = [
+      { guest: defineGuestPolicy({ name: 'no-pool', description: 'x', swiotlbPool: () => undefined as never }), ops: [{ op: 'host_sync' }], message: /policy no-pool: swiotlbPool returned undefined/ },
+      { guest: defineGuestPolicy({ name: 'no-atomic', description: 'x', atomicPoolBytes: () => undefined as never }), ops: [{ op: 'host_sync' }], message: /policy no-atomic: atomicPoolBytes returned undefined/ },
+      { guest: defineGuestPolicy({ name: 'no-attrs', description: 'x', dmaAttrs: () => undefined as never }), ops: [{ op: 'map_single', dev: 1, bytes: 4096, dir: 'to_device' }], message: /policy no-attrs: dmaAttrs returned undefined/ },
+    ] as const;
+    for (const { guest, ops, message } of cases) {
+      const result = run([...ops] as never, { guest });
+      expect(result.violations[0]).toMatchObject({ oracle: 'policy-error' });
+      expect(result.violations[0]?.message).toMatch(message);
+    }
+  });
+
   it('swiotlbPool returning garbage', () => {
     const bad = defineGuestPolicy({ name: 'bad-pool', description: 'x', swiotlbPool: () => ({ base: 'low', bytes: 4096 }) as never });
     const result = run([{ op: 'host_sync' }], { guest: bad });
