@@ -1,6 +1,9 @@
 // Replaying repro files: the same case gives the same verdict, so `replay --check` turns a
 // corpus into a regression suite.
 
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { looksLikeFile } from '../repro/plugin-paths.ts';
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
 import { type OracleSelection, type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from './select.ts';
@@ -33,6 +36,16 @@ export function checkExpectation(repro: Repro, result: RunResult): Pick<ReplayOu
   return { met: true };
 }
 
+/**
+ * Whether `override` (a --host-policy or --guest-policy) is the plugin file the repro names
+ * (`named`, relative to the repro file): how `fuzz` tells users to replay a repro of a user policy.
+ */
+function sameFile(override: string, named: string, source: string | undefined): boolean {
+  if (!looksLikeFile(override) || !looksLikeFile(named)) return false;
+  const real = (path: string): string => (existsSync(path) ? realpathSync(path) : resolve(path));
+  return real(override) === real(source === undefined ? named : resolve(dirname(source), named));
+}
+
 export async function replayRepro(
   repro: Repro,
   selection: OracleSelection & Omit<ReproOverrides, 'oracles'> = {},
@@ -48,7 +61,7 @@ export async function replayRepro(
     ['host', policies.host.name, repro.config.hostPolicy, selection.hostPolicy],
     ['guest', policies.guest.name, repro.config.guestPolicy, selection.guestPolicy],
   ] as const) {
-    if (interleaved && override !== undefined && name !== file) {
+    if (interleaved && override !== undefined && name !== file && !sameFile(override, file, repro.source)) {
       warnings.push(`replaying with ${side} policy ${name}, not the file's ${file}: "during" positions count the calls of the file's policies`);
     }
   }
