@@ -113,6 +113,14 @@ export class CallBudgetExceeded extends Error {
   }
 }
 
+/** The hook each error escaped from (the innermost: hooks nest), for the policy-error it becomes. */
+const escapedFrom = new WeakMap<object, string>();
+
+/** The hook (`host flush`) `error` was thrown in, when it came out of a hook CallMeter.follow() wrapped. */
+export function hookOf(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? escapedFrom.get(error) : undefined;
+}
+
 /** Counts one case's primitive calls against its budget and follows which policy hook runs. */
 export class CallMeter {
   /** Calls of the ops that finished. */
@@ -179,6 +187,9 @@ export class CallMeter {
         this.enter(number);
         try {
           return (fn as (...a: unknown[]) => unknown).apply(policy, args);
+        } catch (error) {
+          if (typeof error === 'object' && error !== null && !escapedFrom.has(error)) escapedFrom.set(error, `${kind} ${name}`);
+          throw error;
         } finally {
           this.enter(outer);
         }

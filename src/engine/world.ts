@@ -27,7 +27,7 @@ import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
-import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, hookOf, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
@@ -454,7 +454,9 @@ class SimWorld implements World {
           error.policy ??= policy;
           throw error;
         }
-        throw new PolicyError(policy, error instanceof BudgetExceeded ? error.message : describe(error));
+        // A hook that threw is named (`in hook host io: boom`), as a spent budget or the watchdog names it.
+        const hook = hookOf(error);
+        throw new PolicyError(policy, error instanceof BudgetExceeded ? error.message : `${hook === undefined ? '' : `in hook ${hook}: `}${describe(error)}`);
       }
     };
     // Policies get the machine with every primitive charged to the step's budget, so a hook that

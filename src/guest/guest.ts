@@ -458,7 +458,7 @@ export class Guest implements GuestView {
     const source = policy.coherentSource
       ? this.env.guard(() => {
           const chosen = policy.coherentSource?.(this.ctx, request);
-          if (!COHERENT_SOURCES.includes(chosen as CoherentSource)) throw new Error(`coherentSource returned ${JSON.stringify(chosen)}`);
+          if (!COHERENT_SOURCES.includes(chosen as CoherentSource)) throw new Error(`coherentSource returned ${describeValue(chosen)}, expected one of ${COHERENT_SOURCES.map((s) => `"${s}"`).join(', ')}`);
           if (chosen === 'swiotlb' && !this.pool.forAlloc) throw new Error('coherentSource chose swiotlb, but swiotlbPool did not ask for forAlloc');
           if (chosen === 'atomic-pool' && this.atomicPools.length === 0) throw new Error('coherentSource chose the atomic pool, but atomicPoolBytes gave none');
           return chosen as CoherentSource;

@@ -387,7 +387,7 @@ export class GuestMemory {
       const size = policy.pageSize
         ? this.env.guard(() => {
             const chosen = policy.pageSize?.(this.ctx, { gpa, remaining, purpose });
-            if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${JSON.stringify(chosen)}`);
+            if (chosen !== '4K' && chosen !== '2M') throw new Error(`pageSize returned ${describeValue(chosen)}, expected "4K" or "2M"`);
             // No silent correction: a 2M PSC entry or PVALIDATE must be 2M-aligned and fit the
             // range (__set_pages_state()); the policy chose one that is not.
             if (chosen === '2M' && (offsetIn(gpa, SZ_2M) !== 0 || remaining < SZ_2M)) {
@@ -403,7 +403,7 @@ export class GuestMemory {
       ? this.env.guard(() => {
           const chosen: unknown = policy.conversionSteps?.(this.ctx, { to, purpose, gpa: start, len: end - start });
           const valid = (s: unknown): s is ConversionStep => s === 'rescind' || s === 'psc' || s === 'validate';
-          if (!Array.isArray(chosen) || !chosen.every(valid)) throw new Error(`conversionSteps returned ${JSON.stringify(chosen)}`);
+          if (!Array.isArray(chosen) || !chosen.every(valid)) throw new Error(`conversionSteps returned ${describeValue(chosen)}, expected an array of "rescind", "psc" and "validate"`);
           return chosen;
         })
       : linuxConversionSteps(to);

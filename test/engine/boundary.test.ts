@@ -50,6 +50,17 @@ describe('item 17: hook garbage is a policy-error naming the hook, field and val
     expect(result.violations[0]?.message).toMatch(/policy nan-pool: atomicPoolBytes returned NaN/);
   });
 
+  it('a hook that throws is named in the policy-error (the innermost, as hooks nest)', () => {
+    const host = defineHostPolicy({ name: 'io-throws', description: 'x', io: () => { throw new Error('boom'); } });
+    const result = run([{ op: 'share', gpa: 0x200000, pages: 1 }], { host });
+    expect(result.violations[0]?.message).toBe('policy io-throws: in hook host io: boom');
+    const guest = defineGuestPolicy({ name: 'size-throws', description: 'x', pageSize: () => { throw new RangeError('no size'); } });
+    expect(run([{ op: 'share', gpa: 0x200000, pages: 1 }], { guest }).violations[0]?.message).toBe('policy size-throws: in hook guest pageSize: no size');
+    // A value of the wrong kind says what was expected.
+    const bytes = defineGuestPolicy({ name: 'size-bytes', description: 'x', pageSize: () => 0x200000 as never });
+    expect(run([{ op: 'share', gpa: 0x200000, pages: 1 }], { guest: bytes }).violations[0]?.message).toBe('policy size-bytes: pageSize returned 2097152, expected "4K" or "2M"');
+  });
+
   it('a hook that returns nothing (a forgotten return) is a policy-error, never the default in its place', () => {
     const cases = [
       { guest: defineGuestPolicy({ name: 'no-pool', description: 'x', swiotlbPool: () => undefined as never }), ops: [{ op: 'host_sync' }], message: /policy no-pool: swiotlbPool returned undefined/ },
