@@ -150,7 +150,7 @@ describe('policy errors and the step budget', () => {
       },
     });
     const world = makeWorld({}, { host: sloppy });
-    expect(() => world.apply({ op: 'touch', gpa: REGION, write: false }, 0)).toThrow(/policy sloppy: rmpupdate: invalid hpa/);
+    expect(() => world.apply({ op: 'touch', gpa: REGION, write: false }, 0)).toThrow(/policy sloppy: in hook host privateFault: rmpupdate: invalid hpa/);
   });
 
   it('ends a runaway hook with "step budget exceeded"', () => {
@@ -169,7 +169,7 @@ describe('policy errors and the step budget', () => {
 
   it('reports a failure at boot on the first op', () => {
     const world = makeWorld({}, { host: { name: 'bad-start', description: '', start: () => { throw new Error('no VFIO'); } } });
-    expect(() => world.apply({ op: 'host_sync' }, 0)).toThrow(/policy bad-start: no VFIO/);
+    expect(() => world.apply({ op: 'host_sync' }, 0)).toThrow(/policy bad-start: in hook host start: no VFIO/);
     expect(world.apply({ op: 'host_sync' }, 1).skipped).toBeUndefined();
   });
 
