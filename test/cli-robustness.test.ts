@@ -292,6 +292,20 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(runCli(['replay', '--help']).code).toBe(0);
   });
 
+  it('an oracle that throws fails replay (exit 2), replay --check (unmet, exit 1) and fuzz --case (exit 2): it checked nothing after', () => {
+    const dir = temp();
+    const thrower = plugin(dir, 'thrower.mjs', "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n");
+    const clean = join(dir, 'clean.json');
+    cpSync(join(process.cwd(), 'corpus', 'clean-kvm-4k-linux.json'), clean);
+    const replayed = runCli(['replay', clean, '--oracle', thrower]);
+    expect(replayed.code).toBe(2);
+    expect(replayed.stderr).toContain('oracle error: thrower threw at step 0: oracle boom');
+    const checked = runCli(['replay', '--check', clean, '--oracle', thrower]);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain('oracle thrower threw at step 0: the expectation was not checked');
+    expect(runCli(['fuzz', '--seed', 's', '--case', '0', '--oracle', thrower]).code).toBe(2);
+  });
+
   it('a worker that cannot start after another died ends the campaign with an error naming the plugin: never a hang, never an abort', async () => {
     // The first VM to start ends its worker (a case queued behind it must run again elsewhere);
     // from then on the plugin refuses to load, so no fresh worker can start. Before the fix a

@@ -24,7 +24,7 @@ import { renderSarif } from '../report/sarif.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
 import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
 import { writeHtmlReport } from './report.ts';
-import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError, exitNow } from './errors.ts';
+import { UsageError, exitNow, verdictCode } from './errors.ts';
 import { duration, nonNegativeInt, positiveInt, shard, type Shard } from './flags.ts';
 import { readConfigFlag } from './inputs.ts';
 import { checkOutputFile, checkOutputDir, prepareOutputDir } from './outputs.ts';
@@ -193,7 +193,7 @@ async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<n
   const testCase = globalCase(job, k);
   const result = runCase(testCase, runner.policies, { oracles: runner.oracles, callBudget: jobCallBudget(job) });
   const first = result.violations[0];
-  const code = first ? EXIT_FOUND : EXIT_OK;
+  const code = verdictCode(first !== undefined, result.oracleErrors.length);
   if (json) {
     process.stdout.write(
       encodeLogLine(
@@ -410,7 +410,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
   process.off('SIGTERM', onSignal);
   const buckets = [...stats.buckets.values()];
   const elapsedMs = Date.now() - stats.startedAt;
-  const code = buckets.length > 0 ? EXIT_FOUND : stats.oracleErrors.length > 0 ? EXIT_USAGE : EXIT_OK;
+  const code = verdictCode(buckets.length > 0, stats.oracleErrors.length);
   emit(
     logLine('summary', {
       seed,

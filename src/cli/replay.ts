@@ -7,7 +7,7 @@ import { faultArrow } from '../report/arrows.ts';
 import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
 import { interleavedItems } from '../report/interleaving.ts';
 import { type LogLine, encodeLogLine, logLine } from '../report/jsonl.ts';
-import { EXIT_FOUND, EXIT_OK, EXIT_USAGE } from './errors.ts';
+import { EXIT_USAGE, verdictCode } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
 
@@ -34,6 +34,7 @@ function traceStep(step: Step, violations: readonly Violation[]): string {
 async function replay(args: ReplayArgs): Promise<number> {
   let failed = 0;
   let passed = 0;
+  let oracleErrors = 0;
   // A broken --oracle is the command's problem, not one file's: fail once, before any replay.
   const selection = { files: args.oracle ?? [], only: args.onlyOracle ?? [] };
   await resolveOracles(selection);
@@ -46,12 +47,16 @@ async function replay(args: ReplayArgs): Promise<number> {
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
     const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
+    const broken = outcome.result.oracleErrors[0];
+    if (broken) oracleErrors++;
     if (args.check) {
-      const ok = outcome.met !== false;
+      // An oracle that threw checked nothing after: its file's expectation is not met, whatever the verdict says.
+      const ok = outcome.met !== false && broken === undefined;
+      const mismatch = outcome.met === false ? outcome.mismatch : `oracle ${broken?.oracle} threw at step ${broken?.step}: the expectation was not checked`;
       if (ok) passed++;
       else failed++;
       if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
-      else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${outcome.mismatch}`}`));
+      else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${mismatch}`}`));
     } else {
       if (first) failed++;
       else passed++;
@@ -63,7 +68,7 @@ async function replay(args: ReplayArgs): Promise<number> {
       process.stderr.write(`cocofuzz: ${escapeTerminal(`${file}: oracle error: ${error.oracle} threw at step ${error.step}: ${error.message}`)}\n`);
     }
   });
-  const code = bad > 0 ? EXIT_USAGE : failed > 0 ? EXIT_FOUND : EXIT_OK;
+  const code = bad > 0 ? EXIT_USAGE : verdictCode(failed > 0, oracleErrors);
   if (args.json) {
     emit(logLine('summary', { mode: args.check ? 'check' : 'replay', files: passed + failed + bad, ...(args.check ? { met: passed, unmet: failed } : { clean: passed, violations: failed }), unreadable: bad, exit: code }));
   } else if (args.check) console.log(`${passed} expectation(s) met, ${failed} not met${bad ? `, ${bad} unreadable` : ''}`);
