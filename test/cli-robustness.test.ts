@@ -292,6 +292,15 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(runCli(['replay', '--help']).code).toBe(0);
   });
 
+  it("a reader that stops reading (| head) ends cocofuzz quietly with SIGPIPE's code, blaming no plugin", () => {
+    const command = [process.execPath, ...CLI, 'ops'].map((part) => `'${part}'`).join(' ');
+    const result = spawnSync('bash', ['-c', `${command} | head -1; exit \${PIPESTATUS[0]}`], { encoding: 'utf8' });
+    expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(result.stderr).toBe('');
+    // 141 when the write met the closed pipe; 0 when everything fit in the pipe before head left.
+    expect([0, 141]).toContain(result.status);
+  });
+
   it('an oracle that throws fails replay (exit 2), replay --check (unmet, exit 1) and fuzz --case (exit 2): it checked nothing after', () => {
     const dir = temp();
     const thrower = plugin(dir, 'thrower.mjs', "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n");

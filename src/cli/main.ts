@@ -37,6 +37,9 @@ async function commandsFor(argv: readonly string[]): Promise<CommandModule[]> {
   return modules as CommandModule[];
 }
 
+/** How a shell reports a process that SIGPIPE ended. */
+const EXIT_SIGPIPE = 141;
+
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {
   process.stderr.write(`cocofuzz: ${escapeTerminal(message)}\n`);
@@ -54,6 +57,15 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('unhandledRejection', stray);
   process.on('uncaughtException', stray);
+  // A reader that stops reading (`cocofuzz fuzz | head -1`) is no plugin's failure: end quietly
+  // with the code of a process killed by SIGPIPE (128 + 13), as a C tool would. What was already
+  // found is on disk: findings are written atomically as they are made.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') exitNow(EXIT_SIGPIPE);
+      stray(error);
+    });
+  }
   const cli = yargs(argv)
     .scriptName('cocofuzz')
     .usage('$0 <command> [options]\n\nFuzz hypervisor memory policies for confidential VMs (AMD SEV-SNP).')
