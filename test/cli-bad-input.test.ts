@@ -185,6 +185,9 @@ const TABLE: Entry[] = [
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
   { kind: 'replay of an empty directory', args: (d) => ['replay', '--check', join(d, 'empty')], names: 'empty' },
   { kind: 'replay of a missing path', args: (d) => ['replay', join(d, 'nothing-here')], names: 'nothing-here' },
+  { kind: 'a one-value flag given twice', args: (d) => ['fuzz', '--runs', '2', '--out', join(d, 'a'), '--out', join(d, 'b')], names: '--out: given more than once' },
+  { kind: 'a seed given twice', args: () => ['fuzz', '--seed', 'a', '--seed=b'], names: '--seed: given more than once' },
+  { kind: 'a config given twice', args: () => ['fuzz', '--config', '{}', '--config', '{}'], names: '--config: given more than once' },
   // Refused after the output paths are named: they must not be made (see 'a refused command made no directory').
   { kind: 'bad weights with a new --out and --corpus', args: (d) => ['fuzz', '--corpus', join(d, 'new-corpus'), '--out', join(d, 'new-out'), '--weights', 'bogus=1'], names: '--weights' },
   { kind: 'merge of a missing path into a new --out', args: (d) => ['corpus', 'merge', '--out', join(d, 'new-merged'), join(d, 'nothing-here')], names: 'nothing-here' },

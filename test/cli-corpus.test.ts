@@ -110,6 +110,14 @@ describe('corpus check, merge and prune', () => {
     expect(readdirSync(dir).sort()).toEqual(['a.json', 'b.json']);
   });
 
+  it('--oracle and --only-oracle take one value each: the files after them stay files', () => {
+    const result = runCli(['replay', '--only-oracle', 'guest-alive', join(corpus, 'double-validate.json')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('guest-alive at step 1');
+    const both = runCli(['replay', '--only-oracle', 'guest-alive', '--only-oracle', 'io-s2-rmp-size', join(corpus, 'double-validate.json')]);
+    expect(both.code).toBe(1);
+  });
+
   it('merge without --out is a usage error', () => {
     const result = runCli(['corpus', 'merge', corpus]);
     expect(result.code).toBe(2);

@@ -81,6 +81,28 @@ export function negativeValue(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** The flags that may be given more than once (each takes one value: `--oracle a.ts --oracle b.ts`). */
+export const REPEATABLE_FLAGS: ReadonlySet<string> = new Set(['oracle', 'only-oracle']);
+
+/**
+ * A flag given twice that takes one value: yargs would hand its coercion an array (`--out a
+ * --out b` crashed with a TypeError, exit 3; `--seed a --seed b` ran seed "a,b"). `--x` and
+ * `--no-x` count as the same flag. Scanning stops at `--`.
+ */
+export function repeatedFlag(argv: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    const match = /^--([a-z][\w-]*)(=.*)?$/.exec(arg);
+    if (!match) continue;
+    const name = match[1]!.replace(/^no-/, '');
+    if (REPEATABLE_FLAGS.has(name)) continue;
+    if (seen.has(name)) return `--${name}: given more than once (it takes one value; only --${[...REPEATABLE_FLAGS].join(' and --')} repeat)`;
+    seen.add(name);
+  }
+  return undefined;
+}
+
 /**
  * The flags that name plugin files for commands that read repro files: a repro file itself may
  * only load plugins from its own directory tree, so these are how a user runs one that needs
@@ -90,7 +112,7 @@ export function reproPluginOptions<T>(yargs: Argv<T>) {
   return yargs
     .option('host-policy', { type: 'string', describe: "use this host policy (name or .ts/.js file) instead of the repro's" })
     .option('guest-policy', { type: 'string', describe: "use this guest policy (name or .ts/.js file) instead of the repro's" })
-    .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' });
+    .option('oracle', { type: 'string', array: true, nargs: 1, describe: 'add a user oracle from a .ts/.js file (repeatable)' });
 }
 
 export interface ReproPluginArgs {

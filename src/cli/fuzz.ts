@@ -42,8 +42,8 @@ export function fuzzOptions(yargs: Argv) {
     .option('host-policy', { type: 'string', describe: 'built-in host policy name or a .ts/.js file (default kvm-iommu-4k)' })
     .option('guest-policy', { type: 'string', describe: 'built-in guest policy name or a .ts/.js file (default linux)' })
     .option('config', { type: 'string', describe: 'case config as a JSON file or inline JSON (repro "config" fields, README "Config")' })
-    .option('oracle', { type: 'string', array: true, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
-    .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable)' })
+    .option('oracle', { type: 'string', array: true, nargs: 1, describe: 'add a user oracle from a .ts/.js file (repeatable)' })
+    .option('only-oracle', { type: 'string', array: true, nargs: 1, describe: 'check only these oracles (repeatable)' })
     .option('steps', {
       type: 'number',
       describe: `maximum ops per case (default ${DEFAULT_STEPS}, at most ${MAX_STEPS}): most cases are short (mean about N/8), one in ten runs all N`,

@@ -5,7 +5,7 @@ import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, UsageError, exitNow, guardProcessExit } from './errors.ts';
-import { negativeValue } from './flags.ts';
+import { negativeValue, repeatedFlag } from './flags.ts';
 import { packageVersion } from './version.ts';
 
 const version = packageVersion();
@@ -49,6 +49,8 @@ function die(message: string, code: number): never {
 export async function main(argv: string[]): Promise<void> {
   const negative = negativeValue(argv);
   if (negative !== undefined) die(`${negative} (see cocofuzz --help)`, EXIT_USAGE);
+  const repeated = repeatedFlag(argv);
+  if (repeated !== undefined) die(`${repeated} (see cocofuzz --help)`, EXIT_USAGE);
   // A plugin's stray promise or timer (replay and explain run plugins in this process) fails in
   // one line, never with a stack trace and pages of transpiled plugin source.
   const stray = (error: unknown): void => {

@@ -84,7 +84,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
-      .option('only-oracle', { type: 'string', array: true, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' })
+      .option('only-oracle', { type: 'string', array: true, nargs: 1, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' })
       .epilogue(
         "A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others. With other policies than the file's, a file that uses during gets a warning: its positions count the file's policies' calls.",
       )
