@@ -188,6 +188,8 @@ const TABLE: Entry[] = [
   { kind: 'a one-value flag given twice', args: (d) => ['fuzz', '--runs', '2', '--out', join(d, 'a'), '--out', join(d, 'b')], names: '--out: given more than once' },
   { kind: 'a seed given twice', args: () => ['fuzz', '--seed', 'a', '--seed=b'], names: '--seed: given more than once' },
   { kind: 'a config given twice', args: () => ['fuzz', '--config', '{}', '--config', '{}'], names: '--config: given more than once' },
+  { kind: 'report into a missing directory', args: (d) => ['report', join(d, 'corpus'), '--out', '/nonexistent-dir/r.html'], names: '--out' },
+  { kind: 'report onto a directory', args: (d) => ['report', join(d, 'corpus'), '--out', d], names: 'is a directory' },
   // Refused after the output paths are named: they must not be made (see 'a refused command made no directory').
   { kind: 'bad weights with a new --out and --corpus', args: (d) => ['fuzz', '--corpus', join(d, 'new-corpus'), '--out', join(d, 'new-out'), '--weights', 'bogus=1'], names: '--weights' },
   { kind: 'merge of a missing path into a new --out', args: (d) => ['corpus', 'merge', '--out', join(d, 'new-merged'), join(d, 'nothing-here')], names: 'nothing-here' },

@@ -16,6 +16,7 @@ import { CAMPAIGN_LOG, type LogLine, readLog } from '../report/jsonl.ts';
 import { EXIT_USAGE, UsageError } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { forEachRepro } from './inputs.ts';
+import { checkOutputFile } from './outputs.ts';
 
 export interface HtmlSource {
   log: readonly LogLine[];
@@ -71,6 +72,9 @@ interface ReportArgs extends ReproPluginArgs {
 
 async function report(args: ReportArgs): Promise<number> {
   if (!existsSync(args.dir) || !statSync(args.dir).isDirectory()) throw new UsageError(`${args.dir}: not a directory`);
+  // Where the report goes is checked before every repro is explained, as fuzz --html checks it.
+  const out = args.out ?? join(args.dir, 'report.html');
+  checkOutputFile(args.out !== undefined ? '--out' : '--out (default DIR/report.html)', out);
   await resolveOracles({ files: args.oracle ?? [] });
   const logFile = join(args.dir, CAMPAIGN_LOG);
   const log = existsSync(logFile) ? readLog(logFile) : [];
@@ -79,7 +83,6 @@ async function report(args: ReportArgs): Promise<number> {
     findings.push({ repro, file });
     return Promise.resolve();
   });
-  const out = args.out ?? join(args.dir, 'report.html');
   const start = log.find((l) => l.type === 'start');
   const title = start ? `cocofuzz: ${String(start.hostPolicy)} + ${String(start.guestPolicy)}, seed ${String(start.seed)}` : `cocofuzz: ${args.dir}`;
   writeFileAtomic(out, await buildHtml({ log, findings, oracleFiles: args.oracle ?? [], overrides: args, title }));
