@@ -153,6 +153,20 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   return { verdict: violations.length > 0 ? 'violation' : 'clean', violations, oracleErrors, stepsRun, metrics: computeMetrics(world) };
 }
 
+/**
+ * A policy-error's rule: the policy and the hook at fault (`lazy-cut host io`, the hook a spent call
+ * budget names, or the hook whose return value was refused: `mine pageSize`), so that a throw in
+ * one hook and a runaway loop in another are two buckets, not one `policy-error||` hiding the
+ * second. The message's free text stays out, as addresses stay out of other rules.
+ */
+function policyErrorRule(violation: Violation): string {
+  const policy = typeof violation.details?.policy === 'string' ? violation.details.policy : '';
+  const budgetHook = typeof violation.details?.hook === 'string' ? violation.details.hook : undefined;
+  const hook = budgetHook ?? /\bin hook (\w+ \w+)/.exec(violation.message)?.[1] ?? /\b(\w+) returned\b/.exec(violation.message)?.[1];
+  const budget = violation.details?.callBudget !== undefined ? 'call budget' : '';
+  return [policy, budget, hook].filter((part) => part !== undefined && part !== '').join(' ');
+}
+
 /** A size on one table, as the check that failed saw it: below 2M is "4K", 2M or more is "2M". */
 function sizeClass(value: unknown): string {
   if (typeof value === 'number') return value >= 2 * 1024 * 1024 ? '2M' : '4K';
@@ -173,7 +187,7 @@ const SIZE_RULE = /size|larger|over/i;
  * one planted bug gives one bucket whatever the case did around it.
  */
 export function signature(_testCase: Case, violation: Violation): string {
-  const rule = /FAIL \(([^)]*)\)/.exec(violation.message)?.[1]?.replace(/0x[0-9a-f]+|\d+/gi, '#') ?? '';
+  const rule = /FAIL \(([^)]*)\)/.exec(violation.message)?.[1]?.replace(/0x[0-9a-f]+|\d+/gi, '#') ?? (violation.oracle === POLICY_ERROR ? policyErrorRule(violation) : '');
   const sizes = SIZE_RULE.test(rule) ? (violation.details?.sizes ?? {}) : {};
   const parts = Object.entries(sizes)
     .filter(([, value]) => value !== undefined)

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Oracle } from '../../src/api.ts';
 import { checkFindings } from '../../src/engine/finding-check.ts';
-import { runCase } from '../../src/engine/run.ts';
+import { runCase, signature } from '../../src/engine/run.ts';
 import { resolveGuestPolicy, resolveHostPolicy } from '../../src/engine/select.ts';
 import { MAX_GUEST_MEMORY, defaultConfig } from '../../src/ops/config.ts';
 import { parseAddress } from '../../src/model/size.ts';
@@ -59,6 +59,19 @@ describe('item 17: hook garbage is a policy-error naming the hook, field and val
     // A value of the wrong kind says what was expected.
     const bytes = defineGuestPolicy({ name: 'size-bytes', description: 'x', pageSize: () => 0x200000 as never });
     expect(run([{ op: 'share', gpa: 0x200000, pages: 1 }], { guest: bytes }).violations[0]?.message).toBe('policy size-bytes: pageSize returned 2097152, expected "4K" or "2M"');
+  });
+
+  it("a policy-error's bucket is its policy and hook: two hooks at fault are two buckets, two messages of one hook one", () => {
+    const bucketOf = (host: ReturnType<typeof defineHostPolicy>, ops: Op[]): string => {
+      const violation = run(ops, { host }).violations[0]!;
+      return signature({ config: defaultConfig(), seed: 's', ops }, violation);
+    };
+    const share: Op[] = [{ op: 'share', gpa: 0x200000, pages: 1 }];
+    const io = bucketOf(defineHostPolicy({ name: 'p', description: 'x', io: () => { throw new Error('boom 1'); } }), share);
+    expect(io).toBe('policy-error|p host io|');
+    expect(bucketOf(defineHostPolicy({ name: 'p', description: 'x', io: () => { throw new Error('another 0x2000'); } }), share)).toBe(io);
+    expect(bucketOf(defineHostPolicy({ name: 'p', description: 'x', convert: () => { throw new Error('boom'); } }), share)).toBe('policy-error|p host convert|');
+    expect(bucketOf(defineHostPolicy({ name: 'p', description: 'x', convert: () => Number.NaN }), share)).toBe('policy-error|p convert|');
   });
 
   it('a hook that returns nothing (a forgotten return) is a policy-error, never the default in its place', () => {
