@@ -105,6 +105,9 @@ function parseWeights(text: string | undefined, config: Config): Partial<Record<
     if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds, see cocofuzz ops, and "during")`);
     const weight = Number(value);
     if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
+    if (name in weights) throw new UsageError(`--weights: ${name} is given twice in "${text}"`);
+    // `during` is a percentage of ops, not a weight among the others.
+    if (name === 'during' && weight > 100) throw new UsageError(`--weights: during=${value} is a percentage of ops, from 0 to 100`);
     weights[name as WeightKey] = weight;
   }
   // The generator falls back to DMA-only cases when no kind is left: say so instead.
@@ -118,10 +121,7 @@ function formatElapsed(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/**
- * The coverage a campaign reports: the features of the coverage signal (coverage.ts) when guidance
- * is on, else the behaviour classes every campaign counts (case-job.ts).
- */
+/** The status line: cases, speed, coverage (campaignCoverage()), the corpus, buckets and time. */
 function statusLine(stats: CampaignStats, guide: Guide | undefined): string {
   const elapsed = Date.now() - stats.startedAt;
   const rate = elapsed > 0 ? Math.round((stats.ops * 1000) / elapsed) : 0;
