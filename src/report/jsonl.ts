@@ -65,21 +65,23 @@ export class CampaignLog {
 /** Reads a log written by any cocofuzz of this schema; a line of another schema is an error. */
 export function readLog(file: string): LogLine[] {
   const lines: LogLine[] = [];
-  readFileSync(file, 'utf8')
-    .split('\n')
-    .forEach((text, index) => {
-      if (text.trim() === '') return;
-      let line: unknown;
-      try {
-        line = JSON.parse(text);
-      } catch {
-        throw new FormatError(`${file}:${index + 1}`, 'not a JSON line');
-      }
-      const record = line as Partial<LogLine> | null;
-      if (typeof record !== 'object' || record === null || record.schema !== LOG_SCHEMA || typeof record.type !== 'string') {
-        throw new FormatError(`${file}:${index + 1}`, `expected a "${LOG_SCHEMA}" line with a type`);
-      }
-      lines.push(record as LogLine);
-    });
+  const texts = readFileSync(file, 'utf8').split('\n');
+  texts.forEach((text, index) => {
+    if (text.trim() === '') return;
+    let line: unknown;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      // The log is appended line by line: a campaign killed mid-write (or a full disk) leaves its
+      // last line unterminated. That line is lost; the lines before it still make a report.
+      if (index === texts.length - 1) return;
+      throw new FormatError(`${file}:${index + 1}`, 'not a JSON line');
+    }
+    const record = line as Partial<LogLine> | null;
+    if (typeof record !== 'object' || record === null || record.schema !== LOG_SCHEMA || typeof record.type !== 'string') {
+      throw new FormatError(`${file}:${index + 1}`, `expected a "${LOG_SCHEMA}" line with a type`);
+    }
+    lines.push(record as LogLine);
+  });
   return lines;
 }

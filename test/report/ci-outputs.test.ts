@@ -8,7 +8,7 @@ import { parseRepro } from '../../src/repro/format.ts';
 import { reproJsonSchema } from '../../src/repro/json-schema.ts';
 import { escapeXml, stripAnsi } from '../../src/report/escape.ts';
 import { renderHtmlReport } from '../../src/report/html.ts';
-import { logLine } from '../../src/report/jsonl.ts';
+import { encodeLogLine, logLine, readLog } from '../../src/report/jsonl.ts';
 import { renderJunit } from '../../src/report/junit.ts';
 import { renderSarif } from '../../src/report/sarif.ts';
 import { CHROMIUM, renderFile } from '../helpers/chromium.ts';
@@ -63,6 +63,18 @@ describe('JUnit', () => {
     const { dom } = renderFile(file);
     expect(dom).toContain('testsuite');
     expect(dom).not.toContain('parsererror');
+  });
+});
+
+describe('campaign.jsonl', () => {
+  it('reads a log whose last line a killed campaign left unterminated; a bad line before it is still an error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cocofuzz-log-'));
+    const file = join(dir, 'campaign.jsonl');
+    const start = encodeLogLine(logLine('start', { seed: 's' }));
+    writeFileSync(file, `${start}{"schema":"cocofuzz-log/1","type":"prog`);
+    expect(readLog(file).map((l) => l.type)).toEqual(['start']);
+    writeFileSync(file, `{"schema":"cocofuz\n${start}`);
+    expect(() => readLog(file)).toThrow(/campaign\.jsonl:1: not a JSON line/);
   });
 });
 
