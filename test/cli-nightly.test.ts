@@ -156,4 +156,12 @@ describe('help and discoverability', () => {
     expect(lines.slice(0, -1).every((line) => line.type === 'result')).toBe(true);
     expect(lines.at(-1)).toMatchObject({ type: 'summary', mode: 'replay', unreadable: 0 });
   });
+
+  it('replay --trace --json: every line is a log line, a step line per step (the help example)', () => {
+    const result = runCli(['replay', '--trace', '--json', 'corpus/double-validate.json']);
+    const lines = jsonLines(result.stdout);
+    expect(lines.map((line) => line.type)).toEqual(['step', 'step', 'result', 'summary']);
+    expect(lines[0]).toMatchObject({ file: 'corpus/double-validate.json', step: 0, op: 'share gpa=0x800000 pages=1', faults: ['npf at 0x800000: ==> FAULT (not present)'], violations: [expect.objectContaining({ oracle: 'conversion-order' })] });
+    expect((lines[0]?.calls as string[])[0]).toMatch(/^1 pvalidate\(gpa=0x800000 size=2M validate=true\) = npf$/);
+  });
 });

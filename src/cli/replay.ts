@@ -23,6 +23,20 @@ interface ReplayArgs extends ReproPluginArgs {
   onlyOracle?: string[];
 }
 
+/** `replay --trace --json`: one `step` line per step, with what the text trace prints. */
+function stepLine(file: string, step: Step, violations: readonly Violation[]): LogLine {
+  return logLine('step', {
+    file,
+    step: step.index,
+    op: formatOp(step.op),
+    ...(step.skipped ? { skipped: step.skipped } : {}),
+    // The lines the text trace prints under the op: its primitive calls, numbered, and interleaved ops.
+    calls: interleavedItems(step, 'trace').map((item) => item.trim()),
+    faults: step.faults.map((fault) => `${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`),
+    violations: violations.map((v) => ({ oracle: v.oracle, message: v.message })),
+  });
+}
+
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
   for (const item of interleavedItems(step, 'trace')) lines.push(`       ${item}`);
@@ -41,8 +55,12 @@ async function replay(args: ReplayArgs): Promise<number> {
   if (args.hostPolicy !== undefined) await resolveHostPolicy(args.hostPolicy, '--host-policy');
   if (args.guestPolicy !== undefined) await resolveGuestPolicy(args.guestPolicy, '--guest-policy');
   const bad = await forEachRepro(args.files, async (file, repro) => {
-    const trace = args.trace ? (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations)) : undefined;
-    if (args.trace) console.log(`${escapeTerminal(file)}:`);
+    const trace = !args.trace
+      ? undefined
+      : args.json
+        ? (step: Step, _view: unknown, violations: readonly Violation[]) => emit(stepLine(file, step, violations))
+        : (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations));
+    if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];

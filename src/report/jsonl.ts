@@ -10,7 +10,7 @@ import { FormatError } from '../ops/errors.ts';
 export const LOG_SCHEMA = 'cocofuzz-log/1';
 export const CAMPAIGN_LOG = 'campaign.jsonl';
 
-export type LogType = 'start' | 'finding' | 'progress' | 'oracle-error' | 'summary' | 'case' | 'result';
+export type LogType = 'start' | 'finding' | 'progress' | 'oracle-error' | 'summary' | 'case' | 'result' | 'step';
 
 export interface LogLine {
   schema: typeof LOG_SCHEMA;
