@@ -65,9 +65,12 @@ export function renderExplain(input: ExplainInput): string {
   const config = repro.config;
   const lines: string[] = [];
   if (repro.title) lines.push(repro.title, '');
-  const devices = config.devices.map((d) => `dev${d.id} ${d.trusted ? 'trusted' : 'untrusted'} ${d.iommu}`).join(', ');
+  // Every field that changes what the case does; a default that is the usual case stays out.
+  const devices = config.devices.map((d) => `dev${d.id} ${d.trusted ? 'trusted' : 'untrusted'} ${d.iommu}${d.dmaMask !== 64 ? ` dmaMask ${d.dmaMask}` : ''}`).join(', ');
+  const vtom = config.vtom !== config.guestMemory ? `, vtom ${hex(config.vtom)}` : '';
+  const adversary = config.adversary !== 'none' ? `, adversary ${config.adversary}` : '';
   lines.push(
-    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}${config.discard !== 'on-private' ? `, discard ${config.discard}` : ''}, swiotlb ${formatSize(config.swiotlb)}, ${devices}`,
+    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}${config.discard !== 'on-private' ? `, discard ${config.discard}` : ''}, swiotlb ${formatSize(config.swiotlb)}, ${config.cpus} cpus${vtom}, ${devices}${adversary}`,
   );
   const { actual } = input;
   lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : 'verdict: clean (no oracle fired)');

@@ -32,6 +32,14 @@ describe('explain', () => {
     expect(text).toMatch(/>\s+3 {2}dma dev=0 buf=0 len=4096 write=true/);
   });
 
+  it('names every config field that changes the case: cpus always, vtom, dmaMask and adversary when not the default', async () => {
+    expect(await explain('double-validate.json')).toContain('config: host cut-on-convert, guest double-validate, 64M guest (2M backing), swiotlb 4M, 2 cpus, dev0 untrusted s2\n');
+    const repro = readRepro(corpusFile('double-validate.json'));
+    const changed = { ...repro, config: { ...repro.config, vtom: 0x2000000, adversary: 'host' as const, devices: [{ ...repro.config.devices[0]!, dmaMask: 32 }] } };
+    const text = explainRepro(changed, await resolveReproPolicies(changed), await resolveOracles());
+    expect(text).toContain(', 2 cpus, vtom 0x2000000, dev0 untrusted s2 dmaMask 32, adversary host\n');
+  });
+
   it('pairs rows by table when the backing appears with the step, and draws no arrow without a translation', async () => {
     const repro = readRepro(corpusFile('double-validate.json'));
     const text = explainRepro({ ...repro, expect: { verdict: 'violation', oracle: 'conversion-order', step: 0 } }, await resolveReproPolicies(repro), await resolveOracles());
