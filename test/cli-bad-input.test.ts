@@ -185,6 +185,7 @@ const TABLE: Entry[] = [
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
   { kind: 'replay of an empty directory', args: (d) => ['replay', '--check', join(d, 'empty')], names: 'empty' },
   { kind: 'replay of a missing path', args: (d) => ['replay', join(d, 'nothing-here')], names: 'nothing-here' },
+  { kind: 'a swiotlb pool past what the model takes', args: () => ['fuzz', '--config', '{"guestMemory":"64T","swiotlb":"32T"}'], names: /config\.swiotlb: 32T is past the largest pool the model takes, 64G/ },
   { kind: 'a weight given twice', args: () => ['fuzz', '--weights', 'dma=30,dma=0'], names: '--weights: dma is given twice' },
   { kind: 'during over 100 percent', args: () => ['fuzz', '--weights', 'during=101'], names: '--weights: during=101 is a percentage' },
   { kind: 'a one-value flag given twice', args: (d) => ['fuzz', '--runs', '2', '--out', join(d, 'a'), '--out', join(d, 'b')], names: '--out: given more than once' },
