@@ -133,7 +133,11 @@ describe('bad input exits 2 with one line naming the file and field', () => {
     const result = runCli(['fuzz', '--host-policy', './no-such-policy.ts', '--runs', '1']);
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toContain('no-such-policy.ts: no such host policy file');
+    expect(result.stderr).toContain('--host-policy: ./no-such-policy.ts: no such host policy file (relative to the working directory');
+    // A policy named inside a --config file: the error says where the name came from.
+    const fromConfig = runCli(['fuzz', '--config', '{"hostPolicy":"./no-such-policy.ts"}', '--runs', '1']);
+    expect(fromConfig.code).toBe(2);
+    expect(fromConfig.stderr).toContain('--config: config.hostPolicy: ./no-such-policy.ts: no such host policy file');
   });
 
   it('a plugin that throws at load', () => {

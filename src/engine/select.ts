@@ -2,7 +2,7 @@
 // --only-oracle). Plugins load asynchronously, once per process or worker.
 
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { guestPolicies, hostPolicies } from '../policies/index.ts';
@@ -85,7 +85,14 @@ async function resolvePolicy<T>(nameOrFile: string, what: PluginKind, field: str
   const registry = REGISTRIES.get(what) ?? new Map<string, HostPolicy | GuestPolicy>();
   const builtin = registry.get(nameOrFile);
   if (builtin) return builtin as T;
-  if (looksLikeFile(nameOrFile)) return loadPlugin<T>(nameOrFile, what, what === 'host policy' ? validateHostPolicy : validateGuestPolicy);
+  if (looksLikeFile(nameOrFile)) {
+    // Named where it came from (--host-policy, --config: config.hostPolicy, a repro's field); a
+    // relative path is the working directory's, which a policy named inside a --config file is not.
+    if (!existsSync(resolve(nameOrFile))) {
+      throw new PluginError(field, `${nameOrFile}: no such ${what} file${isAbsolute(nameOrFile) ? '' : ` (relative to the working directory, ${process.cwd()})`}`);
+    }
+    return loadPlugin<T>(nameOrFile, what, what === 'host policy' ? validateHostPolicy : validateGuestPolicy);
+  }
   throw new PluginError(field, `unknown ${what} ${JSON.stringify(nameOrFile)} (built in: ${[...registry.keys()].join(', ')}; or give a .ts/.js file)`);
 }
 
