@@ -57,6 +57,16 @@ describe('minimize and replay --trace', () => {
   });
 });
 
+/** A new directory holding copies of checked-in corpus files, by name in the directory. */
+function copies(files: Record<string, string>): string {
+  const dir = temp();
+  for (const [name, from] of Object.entries(files)) cpSync(join(corpus, from), join(dir, name));
+  return dir;
+}
+
+/** Two different findings under their own names. */
+const TWO_FINDINGS = { 'double-validate.json': 'double-validate.json', 'vfio-static-share.json': 'vfio-static-share.json' };
+
 describe('corpus check, merge and prune', () => {
   it('check meets every expectation of the checked-in corpus', () => {
     const result = runCli(['corpus', 'check', corpus]);
@@ -65,12 +75,9 @@ describe('corpus check, merge and prune', () => {
   });
 
   it('merge drops the duplicates of two shards; prune removes them in place', () => {
-    const a = temp();
-    const b = temp();
-    cpSync(join(corpus, 'double-validate.json'), join(a, 'double-validate.json'));
-    cpSync(join(corpus, 'vfio-static-share.json'), join(a, 'vfio-static-share.json'));
+    const a = copies(TWO_FINDINGS);
     // The same finding under another name in the other shard.
-    cpSync(join(corpus, 'double-validate.json'), join(b, 'same-bug-again.json'));
+    const b = copies({ 'same-bug-again.json': 'double-validate.json' });
     const out = join(temp(), 'merged');
     const merge = runCli(['corpus', 'merge', a, b, '--out', out]);
     expect(merge.code).toBe(0);
@@ -85,9 +92,7 @@ describe('corpus check, merge and prune', () => {
   });
 
   it('prune counts a file named twice (a directory and a link to it, a file inside it) once', () => {
-    const dir = temp();
-    cpSync(join(corpus, 'double-validate.json'), join(dir, 'double-validate.json'));
-    cpSync(join(corpus, 'vfio-static-share.json'), join(dir, 'vfio-static-share.json'));
+    const dir = copies(TWO_FINDINGS);
     const link = join(temp(), 'link');
     symlinkSync(dir, link);
     for (const args of [[dir, link], [dir, join(dir, 'double-validate.json')], [dir, `${dir}/`]]) {
@@ -99,9 +104,7 @@ describe('corpus check, merge and prune', () => {
   });
 
   it('--out is for merge only: prune and check refuse it before touching anything', () => {
-    const dir = temp();
-    cpSync(join(corpus, 'double-validate.json'), join(dir, 'a.json'));
-    cpSync(join(corpus, 'double-validate.json'), join(dir, 'b.json'));
+    const dir = copies({ 'a.json': 'double-validate.json', 'b.json': 'double-validate.json' });
     for (const action of ['prune', 'check']) {
       const result = runCli(['corpus', action, dir, '--out', join(temp(), 'copy')]);
       expect(result.code).toBe(2);

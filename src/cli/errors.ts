@@ -16,21 +16,9 @@ export function verdictCode(found: boolean, oracleErrors: number): number {
 /**
  * process.exit as Node made it, for cocofuzz's own exits: while a command runs, plugins (loaded and
  * run in this process by replay, explain, corpus, coverage, minimize and report) get one that
- * throws (guardProcessExit()).
+ * throws (engine/plugins.ts guardProcessExit()).
  */
 export const exitNow: (code?: number) => never = process.exit.bind(process);
-
-/**
- * A hook that calls process.exit(0) would end `replay --check` or `corpus check` with exit 0 and no
- * word: a CI job would pass having checked nothing. From here on it is an exception inside the
- * hook, which the world reports as a policy-error naming the policy, as a campaign worker does
- * (engine/worker.ts). Installed once parsing is done: yargs exits after --help and --version.
- */
-export function guardProcessExit(): void {
-  process.exit = ((code?: number | string | null) => {
-    throw new Error(`the plugin called process.exit(${code ?? ''})`);
-  });
-}
 
 /** Bad usage or bad input: printed as one line (naming the file, field or flag), exit 2. */
 export class UsageError extends Error {

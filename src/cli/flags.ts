@@ -5,7 +5,10 @@ import { UsageError } from './errors.ts';
 // Flag parsers used as yargs `coerce` functions: they throw a UsageError naming the flag, which
 // main.ts turns into one line and exit code 2.
 
-/** A flag given twice arrives as an array: the last one wins, as in most CLIs. */
+/**
+ * A flag given twice is refused before parsing (repeatedFlag()); should an array still arrive
+ * (through an alias yargs expands), its last value is the one taken.
+ */
 const last = (value: unknown): string => String(Array.isArray(value) ? value[value.length - 1] : value);
 
 /** What a flag was given, for its error line: yargs hands over '' when a value is missing. */

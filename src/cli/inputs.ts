@@ -1,10 +1,11 @@
 // Reading user inputs for commands: repro files and directories of them, and --config.
 
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PluginError } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { type Repro, readRepro } from '../repro/format.ts';
+import { realOrResolved } from '../repro/plugin-paths.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { UsageError } from './errors.ts';
 
@@ -48,13 +49,7 @@ export function expandReproPaths(paths: readonly string[]): string[] {
   const files: string[] = [];
   const seen = new Set<string>();
   const add = (file: string): void => {
-    // A dangling link has no real path: listed as named, its read reports it.
-    let real = file;
-    try {
-      real = realpathSync(file);
-    } catch {
-      // kept as named
-    }
+    const real = realOrResolved(file);
     if (seen.has(real)) return;
     seen.add(real);
     files.push(file);

@@ -1,10 +1,10 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
-import { PluginError } from '../engine/plugins.ts';
+import { PluginError, guardProcessExit } from '../engine/plugins.ts';
 import { FormatError } from '../ops/errors.ts';
 import { escapeTerminal } from '../report/escape.ts';
-import { EXIT_INTERNAL, EXIT_USAGE, UsageError, exitNow, guardProcessExit } from './errors.ts';
+import { EXIT_INTERNAL, EXIT_USAGE, UsageError, exitNow } from './errors.ts';
 import { negativeValue, repeatedFlag } from './flags.ts';
 import { packageVersion } from './version.ts';
 

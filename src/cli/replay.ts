@@ -23,6 +23,9 @@ interface ReplayArgs extends ReproPluginArgs {
   onlyOracle?: string[];
 }
 
+/** A fault as the trace shows it: `npf at 0x800000: ==> FAULT (not present)`. */
+const faultText = (fault: Step['faults'][number]): string => `${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`;
+
 /** `replay --trace --json`: one `step` line per step, with what the text trace prints. */
 function stepLine(file: string, step: Step, violations: readonly Violation[]): LogLine {
   return logLine('step', {
@@ -32,7 +35,7 @@ function stepLine(file: string, step: Step, violations: readonly Violation[]): L
     ...(step.skipped ? { skipped: step.skipped } : {}),
     // The lines the text trace prints under the op: its primitive calls, numbered, and interleaved ops.
     calls: interleavedItems(step, 'trace').map((item) => item.trim()),
-    faults: step.faults.map((fault) => `${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`),
+    faults: step.faults.map(faultText),
     violations: violations.map((v) => ({ oracle: v.oracle, message: v.message })),
   });
 }
@@ -40,7 +43,7 @@ function stepLine(file: string, step: Step, violations: readonly Violation[]): L
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
   for (const item of interleavedItems(step, 'trace')) lines.push(`       ${item}`);
-  for (const fault of step.faults) lines.push(`         fault ${fault.kind} at 0x${fault.addr.toString(16)}: ${faultArrow(fault)}`);
+  for (const fault of step.faults) lines.push(`         fault ${faultText(fault)}`);
   for (const v of violations) lines.push(`         VIOLATION ${v.oracle}: ${v.message}`);
   return escapeTerminalLines(lines.join('\n'));
 }

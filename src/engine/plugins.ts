@@ -19,6 +19,19 @@ export class PluginError extends Error {
 
 export { looksLikeFile } from '../repro/plugin-paths.ts';
 
+/**
+ * From here on, a plugin's process.exit() is an exception inside the hook that called it, which
+ * the world reports as a policy-error naming the policy. Without it a hook's process.exit(0) ends
+ * a campaign worker without a word, or `replay --check` with exit 0 having checked nothing (a CI
+ * job would pass). Installed by each worker once its plugins loaded (engine/worker.ts), and by the
+ * CLI once parsing is done (yargs itself exits after --help and --version).
+ */
+export function guardProcessExit(): void {
+  process.exit = (code?: number | string | null) => {
+    throw new Error(`the plugin called process.exit(${code ?? ''})`);
+  };
+}
+
 /** Imports `file` and returns its default export after `validate` checked it. */
 export async function loadPlugin<T>(file: string, what: string, validate: (value: unknown) => string | undefined): Promise<T> {
   const path = resolve(file);

@@ -16,8 +16,6 @@ import { type Bucket, type CampaignOracleError, bucketFile, runCampaign } from '
 import type { CampaignJob } from './case-job.ts';
 import { parseDuration } from './duration.ts';
 import { explainRepro } from './explain.ts';
-import { PluginError } from './plugins.ts';
-import { POLICY_ERROR } from './run.ts';
 import { checkPluginObject, resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './select.ts';
 
 export interface FuzzPropertyOptions {
@@ -92,22 +90,6 @@ function checkBudget(options: Pick<FuzzPropertyOptions, 'runs' | 'steps' | 'mini
   positive('minimizeBudget', options.minimizeBudget);
 }
 
-/**
- * The built-in oracles and `users` (objects), restricted to `only` when given: each name in
- * `only` is a built-in or one of `users`, and a user oracle not named there does not run.
- */
-async function selectOracles(users: readonly Oracle[], only: readonly string[] | undefined): Promise<Oracle[]> {
-  const builtins = await resolveOracles();
-  for (const oracle of users) {
-    if (builtins.some((b) => b.name === oracle.name)) throw new PluginError('fuzzProperty: oracles', `"${oracle.name}" is the name of a built-in oracle`);
-  }
-  const all = [...builtins, ...users];
-  if (only === undefined) return all;
-  const unknown = only.find((name) => !all.some((o) => o.name === name) && name !== POLICY_ERROR);
-  if (unknown !== undefined) throw new PluginError('fuzzProperty: onlyOracles', `no oracle named "${unknown}" (built in: see cocofuzz oracles; or pass it in oracles)`);
-  return all.filter((o) => only.includes(o.name));
-}
-
 /** The budget in milliseconds (undefined: no time limit). */
 export function propertyTimeMs(options: Pick<FuzzPropertyOptions, 'runs' | 'time'>): number | undefined {
   if (options.time === undefined) return options.runs === undefined ? DEFAULT_PROPERTY_TIME_MS : undefined;
@@ -164,12 +146,15 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
   // Policy objects get the checks of a plugin file's export; names and files resolve like the CLI's.
   if (typeof options.hostPolicy === 'object') checkPluginObject('host policy', options.hostPolicy, 'fuzzProperty: hostPolicy');
   if (typeof options.guestPolicy === 'object') checkPluginObject('guest policy', options.guestPolicy, 'fuzzProperty: guestPolicy');
-  (options.oracles ?? []).forEach((oracle, i) => checkPluginObject('oracle', oracle, `fuzzProperty: oracles[${i}]`));
   const policies = {
     host: typeof options.hostPolicy === 'object' ? options.hostPolicy : await resolveHostPolicy(config.hostPolicy),
     guest: typeof options.guestPolicy === 'object' ? options.guestPolicy : await resolveGuestPolicy(config.guestPolicy),
   };
-  const oracles = await selectOracles(options.oracles ?? [], options.onlyOracles);
+  const oracles = await resolveOracles({
+    objects: options.oracles ?? [],
+    ...(options.onlyOracles ? { only: options.onlyOracles } : {}),
+    fields: { oracles: 'fuzzProperty: oracles', only: 'fuzzProperty: onlyOracles' },
+  });
   const oracleFiles = (options.oracles ?? []).flatMap((oracle) => pluginRef(oracle, baseDir) ?? []);
   const job: CampaignJob = {
     config,

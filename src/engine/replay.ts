@@ -1,9 +1,8 @@
 // Replaying repro files: the same case gives the same verdict, so `replay --check` turns a
 // corpus into a regression suite.
 
-import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { looksLikeFile } from '../repro/plugin-paths.ts';
+import { looksLikeFile, realOrResolved } from '../repro/plugin-paths.ts';
 import type { Repro } from '../repro/format.ts';
 import { type RunOptions, type RunResult, runCase } from './run.ts';
 import { type OracleSelection, type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from './select.ts';
@@ -42,8 +41,7 @@ export function checkExpectation(repro: Repro, result: RunResult): Pick<ReplayOu
  */
 function sameFile(override: string, named: string, source: string | undefined): boolean {
   if (!looksLikeFile(override) || !looksLikeFile(named)) return false;
-  const real = (path: string): string => (existsSync(path) ? realpathSync(path) : resolve(path));
-  return real(override) === real(source === undefined ? named : resolve(dirname(source), named));
+  return realOrResolved(override) === realOrResolved(source === undefined ? named : resolve(dirname(source), named));
 }
 
 export async function replayRepro(

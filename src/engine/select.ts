@@ -7,7 +7,7 @@ import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { guestPolicies, hostPolicies } from '../policies/index.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
-import { containedPluginPath, looksLikeFile } from '../repro/plugin-paths.ts';
+import { containedPluginPath, looksLikeFile, realOrResolved } from '../repro/plugin-paths.ts';
 import { PluginError, loadPlugin, requireFields } from './plugins.ts';
 import { POLICY_ERROR, type Policies } from './run.ts';
 import { GUEST_POLICY_HOOKS, HOST_POLICY_DATA, HOST_POLICY_HOOKS } from '../policies/types.ts';
@@ -164,7 +164,7 @@ export async function resolveReproPolicies(
  */
 export function reproOracleFiles(repro: { oracles?: readonly string[]; source?: string }, flagFiles: readonly string[] = []): string[] {
   const files = [...flagFiles];
-  const seen = new Set(flagFiles.map((file) => (existsSync(file) ? realpathSync(file) : resolve(file))));
+  const seen = new Set(flagFiles.map(realOrResolved));
   (repro.oracles ?? []).forEach((named, index) => {
     if (repro.source === undefined) {
       if (!seen.has(resolve(named))) files.push(named);
@@ -184,22 +184,31 @@ export function reproOracleFiles(repro: { oracles?: readonly string[]; source?: 
 export interface OracleSelection {
   /** User oracle files (--oracle), added to the built-ins. */
   files?: readonly string[];
-  /** Restrict to these names (--only-oracle). */
+  /** Restrict to these names (--only-oracle), among the built-ins, the files and the objects. */
   only?: readonly string[];
+  /** Oracle objects (fuzzProperty's `oracles`), checked as a file's export is and added like files. */
+  objects?: readonly Oracle[];
+  /** How errors name where the oracles and the names came from (default: the CLI's flags). */
+  fields?: { oracles: string; only: string };
 }
 
 export async function resolveOracles(selection: OracleSelection = {}): Promise<Oracle[]> {
+  const fields = selection.fields ?? { oracles: '--oracle', only: '--only-oracle' };
   const oracles: Oracle[] = [...builtinOracles];
   for (const file of selection.files ?? []) oracles.push(await loadPlugin<Oracle>(file, 'oracle', validateOracle));
+  (selection.objects ?? []).forEach((oracle, i) => {
+    checkPluginObject('oracle', oracle, `${fields.oracles}[${i}]`);
+    oracles.push(oracle);
+  });
   const names = new Set<string>();
   for (const oracle of oracles) {
-    if (names.has(oracle.name)) throw new PluginError('--oracle', `two oracles are named "${oracle.name}"`);
+    if (names.has(oracle.name)) throw new PluginError(fields.oracles, `two oracles are named "${oracle.name}"`);
     names.add(oracle.name);
   }
   if (!selection.only || selection.only.length === 0) return oracles;
   for (const name of selection.only) {
     if (!names.has(name) && name !== POLICY_ERROR) {
-      throw new PluginError('--only-oracle', `no oracle named "${name}" (see cocofuzz oracles)`);
+      throw new PluginError(fields.only, `no oracle named "${name}" (see cocofuzz oracles)`);
     }
   }
   return oracles.filter((oracle) => selection.only?.includes(oracle.name));

@@ -8,6 +8,7 @@ import type { Oracle, View, Violation } from '../api.ts';
 import type { CallBudget } from './call-budget.ts';
 import { type CampaignJob, type CaseProgress, campaignCase, jobCallBudget, loadsPlugins, prepareRunner, runCampaignCase, shrinkToRepro } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
+import { guardProcessExit } from './plugins.ts';
 import { PROGRESS } from './watchdog.ts';
 import type { Case } from '../ops/types.ts';
 
@@ -29,11 +30,7 @@ if (!port) throw new Error('worker.ts must run in a worker thread');
 // that handler, aborting the whole process.)
 const prepared = await prepareRunner(job);
 
-// A hook that calls process.exit() would end this thread without a word: make it an exception
-// inside the hook instead, which the world reports as a policy-error naming the policy.
-process.exit = ((code?: number | string | null) => {
-  throw new Error(`the plugin called process.exit(${code ?? ''})`);
-});
+guardProcessExit();
 
 // A plugin's promise that rejects or timer that throws, after its hook returned: caught here and
 // charged to the case that was running (asynchronous, so flagged as not deterministic).

@@ -16,6 +16,14 @@ import { FormatError } from '../ops/errors.ts';
 /** A policy name that is a file (`./p.ts`, `dir/p.js`) rather than a built-in name. */
 export const looksLikeFile = (nameOrFile: string): boolean => /[/\\]|\.(m?[jt]s)$/.test(nameOrFile);
 
+/**
+ * What tells two spellings of one file apart from two files: its real path (symlinks resolved), or
+ * where nothing is there (a dangling link, a missing file) its resolved path.
+ */
+export function realOrResolved(path: string): string {
+  return existsSync(path) ? realpathSync(path) : resolve(path);
+}
+
 /** `path` is `dir` or lies below it (both absolute, normalised). */
 export function isInside(dir: string, path: string): boolean {
   const rel = relative(dir, path);
