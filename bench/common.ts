@@ -164,7 +164,7 @@ export function runChild<T>(task: unknown): Promise<ChildResult<T>> {
     const started = performance.now();
     // The condition as in `npm run bench`: the oracles' `cocofuzz/api` from src/, not a dist/ that
     // may be stale or missing.
-    const child = spawn(process.execPath, ['--expose-gc', '--conditions=cocofuzz-source', RUN_TS, CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CHILD_PROF}`] : []), '--expose-gc', '--conditions=cocofuzz-source', RUN_TS, CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => (out += chunk));
