@@ -278,13 +278,22 @@ function tupleAt(view: View, base: number): Tuple {
 export function regionTuple(view: View, base: number): string[] {
   return [...tupleAt(view, base).parts];
 }
+/** Primitives whose number is how many IOTLB entries went (machine.ts iommuFlush, iotlbInvalidate). */
+const ENTRY_COUNTS = new Set(['iommu_flush', 'iotlb_invalidate']);
+/** Primitives whose number is how many bytes they mapped or unmapped. */
+const BYTE_COUNTS = new Set(['npt_map', 'npt_unmap', 'io_map', 'io_unmap', 's1_map', 's1_unmap']);
+
 /**
- * A call's result as a status: status codes (0..255) stay; a byte count (io_map and io_unmap
- * return how much they mapped) becomes its size class, or every length would be a feature.
+ * A call's result as a status, or every count would be a feature: status codes and strings stay;
+ * a byte count (what a map or unmap did) becomes its size class; a count of IOTLB entries
+ * invalidated becomes AFL's hit-count bucket (afl-fuzz's count_class_lookup8: 1, 2, 3, 4-7,
+ * 8-15, 16-31, 32-127, 128+), so that flushing 45 entries after flushing 44 is nothing new.
  */
-function status(result: number | string): string {
-  if (typeof result !== 'number' || result <= 255) return String(result);
-  return result === SZ_4K ? '4K' : result < SZ_2M ? '4K..2M' : result === SZ_2M ? '2M' : '>2M';
+function status(prim: string, result: number | string): string {
+  if (typeof result !== 'number') return result;
+  if (ENTRY_COUNTS.has(prim)) return result <= 3 ? String(result) : result < 8 ? '4..7' : result < 16 ? '8..15' : result < 32 ? '16..31' : result < 128 ? '32..127' : '128+';
+  if (!BYTE_COUNTS.has(prim) || result === 0) return String(result);
+  return result < SZ_4K ? '<4K' : result === SZ_4K ? '4K' : result < SZ_2M ? '4K..2M' : result === SZ_2M ? '2M' : '>2M';
 }
 
 /** Digits and hex numbers out of free text (results, guest errors): a value is not a situation. */
@@ -309,7 +318,7 @@ const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok']
 
 /** Calls' `prim=status` keys by prim, then raw result: one string per distinct pair. */
 const callKeys = new Names<number | string>();
-const callKey = (prim: string, result: number | string): string => `${prim}=${status(result)}`;
+const callKey = (prim: string, result: number | string): string => `${prim}=${status(prim, result)}`;
 
 /** Regions of the step being observed (reused). */
 const stepRegions: number[] = [];

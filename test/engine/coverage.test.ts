@@ -43,6 +43,27 @@ describe('coverage signal', () => {
     for (const f of split) expect(f).not.toMatch(/0x[0-9a-f]{4,}/);
   });
 
+  it('a count is no situation: IOTLB entries flushed are bucketed, bytes mapped are size classes', async () => {
+    // kvm-iommu-4k (the default host) maps the IO S2 4K by 4K: a flush after a conversion
+    // removes as many IOTLB entries as the range had pages cached, a different count each time.
+    const kvm = defaultConfig({ guestMemory: '64M' });
+    const { policies } = await prepareRunner({ ...job, config: kvm });
+    const counts = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const tracker = new CoverageTracker();
+      runCase(generateCase(kvm, `counts/${i}`, { steps: 256 }), policies, { oracles: [], onStep: (step, view) => tracker.observe(step, view) });
+      for (const f of tracker.features) {
+        const flush = /^call:[a-z_]+:(iommu_flush|iotlb_invalidate)=(.*)$/.exec(f);
+        if (flush) counts.add(flush[2]!);
+        const bytes = /^call:[a-z_]+:(npt_map|npt_unmap|io_map|io_unmap)=(.*)$/.exec(f);
+        if (bytes) expect(['0', '<4K', '4K', '4K..2M', '2M', '>2M'].includes(bytes[2]!) || /^[A-Z_a-z]/.test(bytes[2]!), f).toBe(true);
+      }
+    }
+    expect([...counts].every((c) => ['0', '1', '2', '3', '4..7', '8..15', '16..31', '32..127', '128+'].includes(c)), [...counts].join(' ')).toBe(true);
+    // More than the status codes: the workload flushes many entries at once.
+    expect([...counts].some((c) => c.includes('..') || c === '128+')).toBe(true);
+  });
+
   it('coverage does not change any verdict', () => {
     const off: CampaignJob = { ...job, config: defaultConfig({ guestMemory: '64M' }), coverage: false };
     const on: CampaignJob = { ...off, coverage: true };
