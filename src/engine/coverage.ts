@@ -11,8 +11,10 @@
 //   region:<tuple>                 the abstract tuple of a 2M guest region the step touched;
 //   move:<tuple>><tuple>           a region's tuple before and after the step, when it changed.
 // The region tuple: RMP size and assigned mix, validated mix, NPT leaf size, per device its S2
-// leaf size and view (s2/nested, TDI state) and how much of the memory the host backs in that
-// view its S2 translates (s2.backed), the IOTLB's cached size, the guest's shared mix, and
+// leaf size and view (s2/nested, TDI state), how much of the memory the host backs in that
+// view its S2 translates (s2.backed), whether the region holds a live DMA object made for the
+// device and whether its S2 translates it (dma.live), and the IOTLB's cached size; the guest's
+// shared mix, and
 // whether the region holds swiotlb slots or an atomic-pool buffer. A "mix" is none/some/all of
 // the region's 512 frames.
 
@@ -30,6 +32,7 @@ export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
   's2.leaf': ['none', '4K', '2M', '1G', 'mixed'],
   's2.view': ['s2/unlocked', 's2/locked', 's2/run', 'nested/unlocked', 'nested/locked', 'nested/run'],
   's2.backed': ['unbacked', 'none', 'some', 'all'],
+  'dma.live': ['none', 'translated', 'untranslated'],
   'iotlb.cached': ['none', '4K', '2M', 'mixed'],
   'guest.shared': ['none', 'some', 'all'],
   'guest.validated': ['none', 'some', 'all'],
@@ -93,8 +96,51 @@ function cachedMix(device: View['devices'][number], base: number, end: number): 
   return seen;
 }
 
-/** Components per device in the tuple: s2.leaf, s2.view, s2.backed, iotlb.cached. */
-const PER_DEVICE = 4;
+/** Components per device in the tuple: s2.leaf, s2.view, s2.backed, dma.live, iotlb.cached. */
+const PER_DEVICE = 5;
+const LIVE = TABLE_VALUES['dma.live']!;
+
+/**
+ * The device's live DMA objects over [base, end), as a `dma.live` code: `none` (no memory of a
+ * coherent buffer or streaming mapping made for it: the mapping's bounce slots when it bounces),
+ * `translated` (its S2 translates every page of theirs the host backs in the device's view to that
+ * backing) or `untranslated` (it does not: one DMA away from a dma-liveness finding; a correct
+ * policy never gets there). What host changes do to memory a device is using is this tool's
+ * central question, so a region's situation under a live buffer is not the same situation
+ * elsewhere: s2.backed alone could not tell a hole under a buffer from one beside it, and the
+ * corpus kept neither for it (bench/README.md, "dma.live"). Reads the region's backing as
+ * readBacking() left it.
+ */
+function liveCode(view: View, dev: number, device: View['devices'][number], base: number, end: number): number {
+  let live = false;
+  for (const b of view.guest.buffers) {
+    if (b.dev !== dev || b.gpa >= end || b.gpa + b.bytes <= base) continue;
+    live = true;
+    if (!translated(device, Math.max(base, b.gpa), Math.min(end, b.gpa + b.bytes))) return 2;
+  }
+  for (const m of view.guest.mappings) {
+    const at = m.tlbAddr ?? m.orig;
+    if (m.dev !== dev || at >= end || at + m.bytes <= base) continue;
+    live = true;
+    if (!translated(device, Math.max(base, at), Math.min(end, at + m.bytes))) return 2;
+  }
+  return live ? 1 : 0;
+}
+
+/** Does the device's S2 translate every page of [from, to) the host backs in its view to that backing? */
+function translated(device: View['devices'][number], from: number, to: number): boolean {
+  const privateView = device.tdi !== 'unlocked';
+  const first = from - (from % SZ_4K);
+  for (let r = 0; r < backing.count; r++) {
+    const hpa = backing.hpa[r]!;
+    if (hpa < 0 || backing.shared[r] === privateView) continue;
+    const gpa = backing.start[r]! * SZ_4K;
+    const at = Math.max(gpa, first);
+    const stop = Math.min(backing.end[r]! * SZ_4K, to);
+    if (at < stop && device.s2.linearEnd(at, stop, hpa + (at - gpa)) < stop) return false;
+  }
+  return true;
+}
 
 /** The leaf leafCode() and backedCode() look leaves up into (reused). */
 const leafScratch = { iova: 0, pa: 0, size: 0 };
@@ -184,7 +230,7 @@ function tupleOf(codes: readonly number[], devices: number): Tuple {
     const parts = [`rmp.size=${RMP_SIZE[codes[0]!]}`, `rmp.assigned=${MIX[codes[1]!]}`, `rmp.validated=${MIX[codes[2]!]}`, `npt.leaf=${LEAF[codes[3]!]}`];
     for (let d = 0; d < devices; d++) {
       const at = 4 + d * PER_DEVICE;
-      parts.push(`s2.leaf=${LEAF[codes[at]!]}`, `s2.view=${S2_VIEW[codes[at + 1]!]}`, `s2.backed=${BACKED[codes[at + 2]!]}`, `iotlb.cached=${CACHED[codes[at + 3]!]}`);
+      parts.push(`s2.leaf=${LEAF[codes[at]!]}`, `s2.view=${S2_VIEW[codes[at + 1]!]}`, `s2.backed=${BACKED[codes[at + 2]!]}`, `dma.live=${LIVE[codes[at + 3]!]}`, `iotlb.cached=${CACHED[codes[at + 4]!]}`);
     }
     const rest = 4 + devices * PER_DEVICE;
     parts.push(`guest.shared=${MIX[codes[rest]!]}`, `guest.validated=${MIX[codes[rest + 1]!]}`, `pool=${POOL[codes[rest + 2]!]}`);
@@ -257,10 +303,11 @@ function regionCodes(view: View, base: number): void {
   const end = base + SZ_2M;
   codes.length = 0;
   codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafCode(view.npt, base));
-  for (const device of view.devices) {
+  for (let d = 0; d < view.devices.length; d++) {
+    const device = view.devices[d]!;
     const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
-    codes.push(leafCode(device.s2, base), viewCode, backedCode(device), cachedMix(device, base, end));
+    codes.push(leafCode(device.s2, base), viewCode, backedCode(device), liveCode(view, d, device, base, end), cachedMix(device, base, end));
   }
   const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
   let pool = false;

@@ -76,7 +76,7 @@ describe('coverage signal', () => {
       expect(b.features?.length).toBeGreaterThan(0);
     }
   });
-  it('s2.backed: a private fault-in the IOMMU never mapped for a running TDI is a situation of its own, repaired by the resync', () => {
+  it('s2.backed and dma.live: a private fault-in under a live buffer that the IOMMU never mapped for a running TDI is a situation of its own, repaired by the resync', () => {
     // A trusted device accepted (its S2 now shows the private view), then a coherent buffer for
     // it, faulted in private. quiesce-dma maps the fault for the device: its S2 translates all
     // the region's private backing. The planted sync-repairs bug leaves it out until host_sync.
@@ -95,10 +95,14 @@ describe('coverage signal', () => {
     };
     const lagging = (regions: string[]): boolean => regions.some((r) => /s2\.view=s2\/run s2\.backed=(none|some)/.test(r));
     const correct = tuples(runner.policies);
-    expect(correct[1]!.some((r) => r.includes('s2.view=s2/run s2.backed=all'))).toBe(true);
+    expect(correct[1]!.some((r) => r.includes('s2.view=s2/run s2.backed=all dma.live=translated'))).toBe(true);
     expect(correct.some(lagging)).toBe(false);
     const buggy = tuples(plantedPolicies('sync-repairs-missing-private-map'));
     expect(lagging(buggy[1]!)).toBe(true);
+    // dma.live: the hole lies under the device's live buffer, one DMA away from a failure; the
+    // correct policy never leaves a live object untranslated.
+    expect(buggy[1]!.some((r) => /s2\.view=s2\/run s2\.backed=(none|some) dma\.live=untranslated/.test(r))).toBe(true);
+    expect(correct.some((regions) => regions.some((r) => r.includes('dma.live=untranslated')))).toBe(false);
     // host_sync rebuilds the private view: the region the touch reads is whole again.
     expect(lagging(buggy[3]!)).toBe(false);
     expect(buggy[3]!.some((r) => r.includes('s2.view=s2/run s2.backed=all'))).toBe(true);
@@ -151,7 +155,19 @@ describe('coverage signal', () => {
           if (device.s2.iovaToPhys(gpa) === hpa) translated++;
         }
         const backed = `s2.backed=${inView === 0 ? 'unbacked' : translated === 0 ? 'none' : translated === inView ? 'all' : 'some'}`;
-        return [`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, backed, `iotlb.cached=${cached.size > 1 ? 'mixed' : ([...cached][0] ?? 'none')}`];
+        // dma.live: does any page of the region lie in the memory of a live object made for the device?
+        const dev = view.devices.indexOf(device);
+        const objects = [...view.guest.buffers.filter((b) => b.dev === dev).map((b) => [b.gpa, b.bytes]), ...view.guest.mappings.filter((m) => m.dev === dev).map((m) => [m.tlbAddr ?? m.orig, m.bytes])];
+        let live = 'none';
+        for (let i = 0; i < 512; i++) {
+          const page = base + i * 4096;
+          if (!objects.some(([at, bytes]) => at! < page + 4096 && at! + bytes! > page)) continue;
+          if (live === 'none') live = 'translated';
+          const hpa = view.host.backingHpa(page);
+          const inView = hpa >= 0 && (view.host.sharedHpa(page) < 0) === (device.tdi !== 'unlocked');
+          if (inView && device.s2.iovaToPhys(page) !== hpa) live = 'untranslated';
+        }
+        return [`s2.leaf=${leafMix(device.s2.leaves(base, end))}`, backed, `dma.live=${live}`, `iotlb.cached=${cached.size > 1 ? 'mixed' : ([...cached][0] ?? 'none')}`];
       });
       return [
         `rmp.size=${sizes.size === 2 ? 'mixed' : ([...sizes][0] ?? 'none')}`,
@@ -163,22 +179,30 @@ describe('coverage signal', () => {
         `guest.validated=${mix(guestValidated)}`,
       ];
     };
-    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.|npt\.|s2\.leaf|s2\.backed|iotlb\.)/.test(p));
+    const pick = (tuple: string[]): string[] => tuple.filter((p) => /^(rmp\.|guest\.|npt\.|s2\.leaf|s2\.backed|dma\.live|iotlb\.)/.test(p));
     let regions = 0;
-    for (let i = 0; i < 40; i++) {
-      const testCase = generateCase(config, `tuple/${i}`, { steps: 64, weights: { during: 30 } });
-      runCase(testCase, runner.policies, {
-        oracles: [],
-        onStep: (step, view) => {
-          for (const range of step.gfnRanges.slice(0, 2)) {
-            const base = Math.floor(range.start / 512) * 512 * 4096;
-            expect(pick(regionTuple(view, base))).toEqual(reference(view, base));
-            regions++;
-          }
-        },
-      });
+    const untranslated = { correct: 0, planted: 0 };
+    // The planted sync-repairs bug leaves live buffers untranslated, which the correct policy never does.
+    for (const [name, policies] of [['correct', runner.policies], ['planted', plantedPolicies('sync-repairs-missing-private-map')]] as const) {
+      for (let i = 0; i < 40; i++) {
+        const testCase = generateCase(config, `tuple/${i}`, { steps: 64, weights: { during: 30 } });
+        runCase(testCase, policies, {
+          oracles: [],
+          onStep: (step, view) => {
+            for (const range of step.gfnRanges.slice(0, 2)) {
+              const base = Math.floor(range.start / 512) * 512 * 4096;
+              const tuple = pick(regionTuple(view, base));
+              expect(tuple).toEqual(reference(view, base));
+              if (tuple.includes('dma.live=untranslated')) untranslated[name]++;
+              regions++;
+            }
+          },
+        });
+      }
     }
-    expect(regions).toBeGreaterThan(200);
+    expect(regions).toBeGreaterThan(400);
+    expect(untranslated.correct).toBe(0);
+    expect(untranslated.planted).toBeGreaterThan(0);
   });
 });
 
