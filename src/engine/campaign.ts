@@ -32,6 +32,7 @@ import { shrinkTimeout } from './timeout-shrink.ts';
 export interface Bucket {
   signature: string;
   oracle: string;
+  /** The violations of its failing cases (several oracles may fire at one step). */
   hits: number;
   /** The global case number of its first failing case (what `--case` takes; with --shard i/n, i + n x this shard's case number). */
   firstCase: number;
@@ -316,13 +317,15 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       stats.findings++;
       stats.hits += outcome.hits;
       const known = stats.buckets.get(outcome.signature);
-      if (known) known.hits++;
+      // A bucket's hits are the violations of its failing cases, as the summary's `hits` counts
+      // them (README: perBucket is signature -> hits), not its failing cases.
+      if (known) known.hits += outcome.hits;
       else {
         const shrunk = await shrink(outcome, outcome.violation);
         const bucket: Bucket = {
           signature: outcome.signature,
           oracle: outcome.violation.oracle,
-          hits: 1,
+          hits: outcome.hits,
           firstCase: replaying ? outcome.index : globalIndex(job.shard, outcome.index),
           violation: shrunk.violation,
           repro: shrunk.repro,
