@@ -313,6 +313,51 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(checked.code).toBe(1);
     expect(checked.stdout).toContain('oracle thrower threw at step 0: the expectation was not checked');
     expect(runCli(['fuzz', '--seed', 's', '--case', '0', '--oracle', thrower]).code).toBe(2);
+    // Nothing says "clean" of a case an oracle stopped checking.
+    expect(replayed.stdout).toContain('not checked to the end: oracle thrower threw at step 0');
+    expect(replayed.stdout).not.toMatch(/: clean$/m);
+    const explained = runCli(['explain', clean, '--oracle', thrower]);
+    expect(explained.code).toBe(2);
+    expect(explained.stdout).toContain('verdict: not checked to the end (an oracle threw)');
+    expect(explained.stdout).toContain('oracle error: thrower threw at step 0, and checked nothing after it: oracle boom');
+  });
+
+  it('explain with another policy than the file names says which ran, and warns that during positions count the file\'s calls', () => {
+    const file = join(process.cwd(), 'corpus', 'race-split-then-smash-cut-first.json');
+    const result = runCli(['explain', file, '--host-policy', 'kvm-iommu-4k']);
+    expect(result.stdout).toContain('config: host kvm-iommu-4k (given on the command line; the file names split-then-smash), guest ');
+    expect(result.stderr).toContain('warning: explaining with host policy kvm-iommu-4k, not the file\'s split-then-smash: "during" positions count the calls of the file\'s policies');
+    // Without an override: the file's policy, no warning.
+    const own = runCli(['explain', file]);
+    expect(own.stdout).toContain('config: host split-then-smash, guest ');
+    expect(own.stderr).toBe('');
+  });
+
+  it("an oracle that throws is an error in JUnit, SARIF, fuzz --html and report: a CI dashboard must not show the campaign green", () => {
+    const dir = temp();
+    const thrower = plugin(dir, 'thrower.mjs', "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n");
+    const out = join(dir, 'out');
+    const [junit, sarif, html] = ['r.xml', 'r.sarif', 'r.html'].map((name) => join(dir, name)) as [string, string, string];
+    const result = runCli(['fuzz', '--oracle', thrower, '--host-policy', 'kvm-4k', '--runs', '5', '--seed', 't', '--workers', '1', '--out', out, '--junit', junit, '--sarif', sarif, '--html', html]);
+    expect(result.code).toBe(2);
+    const xml = readFileSync(junit, 'utf8');
+    expect(xml).toContain('errors="1"');
+    expect(xml).toContain('<error message="thrower threw at step 0 of case 0: oracle boom" type="oracle-error">');
+    expect(xml).not.toContain('no findings');
+    const log = JSON.parse(readFileSync(sarif, 'utf8')) as { runs: { invocations: { executionSuccessful: boolean; toolExecutionNotifications?: { message: { text: string } }[] }[] }[] };
+    const invocation = log.runs[0]!.invocations[0]!;
+    expect(invocation.executionSuccessful).toBe(false);
+    expect(invocation.toolExecutionNotifications?.[0]?.message.text).toContain('oracle thrower threw at step 0 of case 0: oracle boom');
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('<h2>Oracle errors</h2>');
+    expect(page).not.toContain('<p>No findings.</p>');
+    // report DIR over the same directory: the saved repro is an oracle error, not "clean".
+    const reported = runCli(['report', out, '--oracle', thrower, '--out', join(dir, 'report.html')]);
+    expect(reported.code).toBe(0);
+    const report = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(report).toContain('<h2>Oracle errors</h2>');
+    expect(report).toContain('thrower threw at step 0, and checked nothing after it');
+    expect(report).not.toContain('no oracle fires on this repro any more');
   });
 
   it('a worker that cannot start after another died ends the campaign with an error naming the plugin: never a hang, never an abort', async () => {

@@ -1,7 +1,10 @@
 import type { CommandModule } from 'yargs';
-import { explainRepro } from '../engine/explain.ts';
+import { captureFailingStep } from '../engine/explain.ts';
+import { overrideWarnings } from '../engine/replay.ts';
 import { reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
-import { escapeTerminalLines } from '../report/escape.ts';
+import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
+import { regionSnapshot, renderExplain } from '../report/explain.ts';
+import { verdictCode } from './errors.ts';
 import { readRepro } from '../repro/format.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 
@@ -21,6 +24,11 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
     const repro = readRepro(args.file);
     const policies = await resolveReproPolicies(repro, args);
     const oracles = await resolveOracles({ files: reproOracleFiles(repro, args.oracle) });
-    process.stdout.write(escapeTerminalLines(explainRepro(repro, policies, oracles)));
+    for (const warning of overrideWarnings(repro, policies, args, 'explaining')) process.stderr.write(`cocofuzz: ${escapeTerminal(args.file)}: warning: ${escapeTerminal(warning)}\n`);
+    const found = captureFailingStep(repro, policies, oracles, regionSnapshot);
+    const ran = { host: policies.host.name, guest: policies.guest.name };
+    process.stdout.write(escapeTerminalLines(renderExplain({ repro, ...found, ran })));
+    // As replay: an oracle that threw, with nothing found, is exit 2 (nothing was checked after it).
+    process.exitCode = verdictCode(false, found.actual === undefined ? found.oracleErrors.length : 0);
   },
 };

@@ -446,8 +446,8 @@ async function fuzz(args: FuzzArgs): Promise<number> {
       process.stderr.write(`cocofuzz: ${flag}: cannot write "${escapeTerminal(file)}": ${escapeTerminal(error instanceof Error ? error.message : String(error))}\n`);
     }
   };
-  await report('--junit', args.junit, (file) => writeFileAtomic(file, renderJunit(buckets, summary)));
-  await report('--sarif', args.sarif, (file) => writeFileAtomic(file, renderSarif(buckets, oracles, { ...summary, version: packageVersion(), baseDir: process.cwd() })));
+  await report('--junit', args.junit, (file) => writeFileAtomic(file, renderJunit(buckets, summary, stats.oracleErrors)));
+  await report('--sarif', args.sarif, (file) => writeFileAtomic(file, renderSarif(buckets, oracles, { ...summary, version: packageVersion(), baseDir: process.cwd() }, stats.oracleErrors)));
   await report('--html', args.html, (file) =>
     writeHtmlReport(file, { log: log.entries(), buckets, oracleFiles: job.oracleFiles, title: `cocofuzz: ${config.hostPolicy} + ${config.guestPolicy}, seed ${seed}` }),
   );

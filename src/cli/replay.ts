@@ -67,8 +67,9 @@ async function replay(args: ReplayArgs): Promise<number> {
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
-    const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : 'clean';
     const broken = outcome.result.oracleErrors[0];
+    // Not "clean" when an oracle threw: it checked nothing after that step.
+    const verdict = first ? `${first.oracle} at step ${first.step}: ${first.message}` : broken ? `not checked to the end: oracle ${broken.oracle} threw at step ${broken.step}` : 'clean';
     if (broken) oracleErrors++;
     if (args.check) {
       // An oracle that threw checked nothing after: its file's expectation is not met, whatever the verdict says.

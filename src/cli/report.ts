@@ -33,10 +33,18 @@ async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: rea
   const explained = explainWithMaps(repro, await resolveReproPolicies(repro, overrides), await resolveOracles({ files: reproOracleFiles(repro, oracleFiles) }));
   const violation = explained.violation;
   const where = violation ? regionOf(violation, repro) : undefined;
+  // An oracle that threw checked nothing after its step: such a file is neither clean nor fixed.
+  const broken = violation ? undefined : explained.oracleErrors[0];
   return {
-    oracle: violation?.oracle ?? (repro.expect?.verdict === 'violation' ? repro.expect.oracle : 'clean'),
+    oracle: violation?.oracle ?? (broken ? 'oracle-error' : repro.expect?.verdict === 'violation' ? repro.expect.oracle : 'clean'),
     severity: violation?.severity ?? '-',
-    message: violation?.message ?? (repro.expect?.verdict === 'clean' ? 'clean, as the file expects' : 'no oracle fires on this repro any more'),
+    message:
+      violation?.message ??
+      (broken
+        ? `${broken.oracle} threw at step ${broken.step}, and checked nothing after it: ${broken.message}`
+        : repro.expect?.verdict === 'clean'
+          ? 'clean, as the file expects'
+          : 'no oracle fires on this repro any more'),
     seed: repro.seed,
     ops: repro.ops.length,
     explain: explained.text,

@@ -6,13 +6,15 @@ import type { Repro } from '../repro/format.ts';
 import { regionOf, regionSnapshot, renderExplain } from '../report/explain.ts';
 import { type RegionMap, regionMap } from '../report/region-map.ts';
 import type { RegionRow } from '../report/region.ts';
-import { type Policies, runCase } from './run.ts';
+import { type OracleError, type Policies, runCase } from './run.ts';
 
 export interface FailingStep<T> {
   /** What the case gives now (its first violation, as replay reports it), whatever the file expects. */
   actual: Violation | undefined;
   /** The violation explained in detail: the file's expected one when it fires too, else `actual`. */
   violation: Violation | undefined;
+  /** Oracles that threw: each checked nothing after its step. */
+  oracleErrors: readonly OracleError[];
   step: Step | undefined;
   before: T | undefined;
   after: T | undefined;
@@ -26,7 +28,7 @@ export function captureFailingStep<T>(repro: Repro, policies: Policies, oracles:
   const all = runCase(repro, policies, { oracles, allViolations: wanted !== undefined });
   const actual = all.violations[0];
   const violation = all.violations.find((v) => wanted === undefined || v.oracle === wanted) ?? actual;
-  const found: FailingStep<T> = { actual, violation, step: undefined, before: undefined, after: undefined };
+  const found: FailingStep<T> = { actual, violation, oracleErrors: all.oracleErrors, step: undefined, before: undefined, after: undefined };
   const where = violation ? regionOf(violation, repro) : undefined;
   if (violation && violation.step >= 0) {
     let previous: T | undefined;
@@ -55,6 +57,7 @@ export function explainRepro(repro: Repro, policies: Policies, oracles: readonly
 
 export interface ExplainedRepro {
   violation: Violation | undefined;
+  oracleErrors: readonly OracleError[];
   text: string;
   before: RegionMap | undefined;
   after: RegionMap | undefined;
@@ -66,6 +69,6 @@ export function explainWithMaps(repro: Repro, policies: Policies, oracles: reado
     rows: regionSnapshot(view, where),
     map: regionMap(view, where),
   }));
-  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, step: found.step, before: found.before?.rows, after: found.after?.rows });
-  return { violation: found.violation, text, before: found.before?.map, after: found.after?.map };
+  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, oracleErrors: found.oracleErrors, step: found.step, before: found.before?.rows, after: found.after?.rows });
+  return { violation: found.violation, oracleErrors: found.oracleErrors, text, before: found.before?.map, after: found.after?.map };
 }

@@ -4,7 +4,7 @@
 import { dirname, resolve } from 'node:path';
 import { looksLikeFile, realOrResolved } from '../repro/plugin-paths.ts';
 import type { Repro } from '../repro/format.ts';
-import { type RunOptions, type RunResult, runCase } from './run.ts';
+import { type Policies, type RunOptions, type RunResult, runCase } from './run.ts';
 import { type OracleSelection, type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
@@ -44,6 +44,26 @@ function sameFile(override: string, named: string, source: string | undefined): 
   return realOrResolved(override) === realOrResolved(source === undefined ? named : resolve(dirname(source), named));
 }
 
+/**
+ * What a user should know when --host-policy/--guest-policy replace the file's policies: a file
+ * that uses `during` counts its positions (`after: K`) in the calls the file's policies make;
+ * other policies make other calls, and the interleaved ops land somewhere else. `doing` starts
+ * the sentence ("replaying", "explaining").
+ */
+export function overrideWarnings(repro: Repro, policies: Policies, overrides: Omit<ReproOverrides, 'oracles'>, doing: string): string[] {
+  const warnings: string[] = [];
+  const interleaved = repro.ops.some((op) => op.during !== undefined && op.during.length > 0);
+  for (const [side, name, file, override] of [
+    ['host', policies.host.name, repro.config.hostPolicy, overrides.hostPolicy],
+    ['guest', policies.guest.name, repro.config.guestPolicy, overrides.guestPolicy],
+  ] as const) {
+    if (interleaved && override !== undefined && name !== file && !sameFile(override, file, repro.source)) {
+      warnings.push(`${doing} with ${side} policy ${name}, not the file's ${file}: "during" positions count the calls of the file's policies`);
+    }
+  }
+  return warnings;
+}
+
 export async function replayRepro(
   repro: Repro,
   selection: OracleSelection & Omit<ReproOverrides, 'oracles'> = {},
@@ -51,18 +71,7 @@ export async function replayRepro(
 ): Promise<ReplayOutcome> {
   const policies = await resolveReproPolicies(repro, selection);
   const oracles = await resolveOracles({ ...selection, files: reproOracleFiles(repro, selection.files) });
-  const warnings: string[] = [];
-  // `during: [{ after: K }]` counts the calls the file's policies make: other policies make other
-  // calls, and the interleaved ops land somewhere else.
-  const interleaved = repro.ops.some((op) => op.during !== undefined && op.during.length > 0);
-  for (const [side, name, file, override] of [
-    ['host', policies.host.name, repro.config.hostPolicy, selection.hostPolicy],
-    ['guest', policies.guest.name, repro.config.guestPolicy, selection.guestPolicy],
-  ] as const) {
-    if (interleaved && override !== undefined && name !== file && !sameFile(override, file, repro.source)) {
-      warnings.push(`replaying with ${side} policy ${name}, not the file's ${file}: "during" positions count the calls of the file's policies`);
-    }
-  }
+  const warnings = overrideWarnings(repro, policies, selection, 'replaying');
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
   const result = runCase(repro, policies, { ...options, oracles, allViolations: options.allViolations ?? repro.expect !== undefined });

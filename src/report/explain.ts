@@ -2,6 +2,7 @@
 // after that step, and the ops that led there — plain text a kernel engineer can paste into a mail.
 
 import type { Step, View, Violation } from '../api.ts';
+import type { OracleError } from '../engine/run.ts';
 import { formatSize, hex } from '../model/size.ts';
 import { formatOp } from '../ops/codec.ts';
 import type { Repro } from '../repro/format.ts';
@@ -15,6 +16,10 @@ export interface ExplainInput {
   actual: Violation | undefined;
   /** The violation explained in detail: the file's expected one when it fires too, else `actual`. */
   violation: Violation | undefined;
+  /** Oracles that threw: each checked nothing after its step, so "clean" would not be true. */
+  oracleErrors?: readonly OracleError[];
+  /** The policies that ran, when --host-policy/--guest-policy replaced the file's. */
+  ran?: { host: string; guest: string };
   /** The failing step's record, if the violation happened at a step. */
   step: Step | undefined;
   before: RegionRow[] | undefined;
@@ -60,6 +65,9 @@ function expectationNote(repro: Repro, actual: Violation | undefined, explained:
   return `the file expects: ${describeExpect(expect)}; it fires too, after the verdict above`;
 }
 
+/** The policy that ran, and the file's when --host-policy/--guest-policy replaced it. */
+const ranAs = (file: string, ran: string | undefined): string => (ran === undefined || ran === file ? file : `${ran} (given on the command line; the file names ${file})`);
+
 export function renderExplain(input: ExplainInput): string {
   const { repro, violation, step } = input;
   const config = repro.config;
@@ -70,11 +78,13 @@ export function renderExplain(input: ExplainInput): string {
   const vtom = config.vtom !== config.guestMemory ? `, vtom ${hex(config.vtom)}` : '';
   const adversary = config.adversary !== 'none' ? `, adversary ${config.adversary}` : '';
   lines.push(
-    `config: host ${config.hostPolicy}, guest ${config.guestPolicy}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}${config.discard !== 'on-private' ? `, discard ${config.discard}` : ''}, swiotlb ${formatSize(config.swiotlb)}, ${config.cpus} cpus${vtom}, ${devices}${adversary}`,
+    `config: host ${ranAs(config.hostPolicy, input.ran?.host)}, guest ${ranAs(config.guestPolicy, input.ran?.guest)}, ${formatSize(config.guestMemory)} guest${config.hugeBacking ? ' (2M backing)' : ''}${config.discard !== 'on-private' ? `, discard ${config.discard}` : ''}, swiotlb ${formatSize(config.swiotlb)}, ${config.cpus} cpus${vtom}, ${devices}${adversary}`,
   );
   const { actual } = input;
-  lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : 'verdict: clean (no oracle fired)');
+  const errors = input.oracleErrors ?? [];
+  lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : errors.length > 0 ? 'verdict: not checked to the end (an oracle threw)' : 'verdict: clean (no oracle fired)');
   if (actual) lines.push(`  ${actual.message}`);
+  for (const error of errors) lines.push(`oracle error: ${error.oracle} threw at step ${error.step}, and checked nothing after it: ${error.message}`);
   const note = expectationNote(repro, actual, violation);
   if (note) lines.push(note);
   if (!violation) return `${lines.join('\n')}\n`;

@@ -173,6 +173,7 @@ function summaryTable(log: readonly LogLine[]): string {
     ['buckets', summary?.buckets],
     ['findings (failing cases)', summary?.findings],
     ['hits', summary?.hits],
+    ['oracle errors', summary?.oracleErrors],
     [`coverage (${coverageUnit(log)})`, summary?.coverage],
     ['elapsed', typeof summary?.elapsedMs === 'number' ? `${(summary.elapsedMs / 1000).toFixed(1)} s` : undefined],
     ['stopped by', summary?.stoppedBy],
@@ -181,6 +182,22 @@ function summaryTable(log: readonly LogLine[]): string {
   ];
   const rows = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `<tr><th>${x(k)}</th><td>${x(String(v))}</td></tr>`);
   return `<table class="summary">${rows.join('')}</table>`;
+}
+
+/**
+ * The oracles that threw (the log's `oracle-error` lines): each checked nothing after that step of
+ * that case, so a campaign with one is not clean (exit 2) whatever its findings say.
+ */
+function oracleErrorSection(errors: readonly LogLine[]): string {
+  if (errors.length === 0) return '';
+  // The log's fields as written by fuzz (strings and numbers); anything else as JSON.
+  const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? ''));
+  const items = errors.map((e) => {
+    const where = e.corpusFile !== undefined ? `corpus file ${text(e.corpusFile)}` : `case ${text(e.case)}`;
+    const line = `${text(e.oracle)} threw at step ${text(e.step)} of ${where}: ${text(e.message)}`;
+    return `<li><span class="message">${x(line)}</span>${e.file !== undefined ? ` <span class="facts">repro ${x(text(e.file))}</span>` : ''}</li>`;
+  });
+  return `<h2>Oracle errors</h2>\n<p>These oracles threw and checked nothing after that step (reported once per oracle): the campaign is not clean, whatever the findings below say.</p>\n<ul>${items.join('')}</ul>`;
 }
 
 function timeline(log: readonly LogLine[]): { elapsedMs: number; cases: number; coverage: number; buckets: number; findings: number }[] {
@@ -213,6 +230,7 @@ ${map}
 export function renderHtmlReport(input: ReportInput): string {
   const points = timeline(input.log);
   const unit = coverageUnit(input.log);
+  const oracleErrors = input.log.filter((l) => l.type === 'oracle-error');
   const coverage = points.map((p) => ({ x: p.elapsedMs / 1000, y: p.coverage, note: `${p.coverage} ${unit} after ${p.cases} cases, ${(p.elapsedMs / 1000).toFixed(1)} s` }));
   const buckets = points.map((p) => ({ x: p.elapsedMs / 1000, y: p.buckets, note: `${p.buckets} bucket(s), ${p.findings} failing case(s) after ${p.cases} cases` }));
   return `<!DOCTYPE html>
@@ -246,8 +264,9 @@ ul.legend span { display: inline-block; width: 12px; height: 12px; margin-right:
 <h2>Campaign</h2>
 ${summaryTable(input.log)}
 ${points.length === 0 ? '' : `<div class="plots">\n${plot('Coverage over time', 'seconds', unit, coverage)}\n${plot('Findings over time', 'seconds', 'buckets', buckets)}\n</div>`}
+${oracleErrorSection(oracleErrors)}
 <h2>Findings</h2>
-${input.findings.length === 0 ? '<p>No findings.</p>' : `${legend()}<p>Table rows named in red changed in the failing step; the dashed red line is the address the violation names.</p>`}
+${input.findings.length === 0 ? `<p>No findings${oracleErrors.length > 0 ? ', but an oracle threw (above): the cases were not all checked' : ''}.</p>` : `${legend()}<p>Table rows named in red changed in the failing step; the dashed red line is the address the violation names.</p>`}
 ${input.findings.map(findingSection).join('\n')}
 </body>
 </html>

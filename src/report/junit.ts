@@ -1,8 +1,10 @@
 // JUnit XML for CI dashboards: one test case per finding bucket (so one planted bug is one red
-// test), or a single passing case when the campaign found nothing. Everything user-controlled
+// test), one erroring case per oracle that threw (its checks stopped there: the campaign exits 2,
+// and a dashboard must not show it green), or a single passing case when the campaign found
+// nothing and every oracle ran. Everything user-controlled
 // (messages, policy names, seeds) goes through escapeXml: escaped, ANSI codes removed.
 
-import type { Bucket } from '../engine/campaign.ts';
+import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
 import { bucketOrigin } from './origin.ts';
 import { escapeXml as x } from './escape.ts';
 
@@ -16,13 +18,25 @@ export interface JunitSummary {
   elapsedMs: number;
 }
 
-export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary): string {
+/** Where an oracle error happened: a case, or a corpus file's replay. */
+export const oracleErrorOrigin = (error: Pick<CampaignOracleError, 'case' | 'replayOf'>): string => (error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case}`);
+
+export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary, oracleErrors: readonly CampaignOracleError[] = []): string {
   const name = `cocofuzz ${summary.hostPolicy} + ${summary.guestPolicy} (seed ${summary.seed})`;
   const time = (summary.elapsedMs / 1000).toFixed(3);
   // ISO 8601 without a zone, as the JUnit XSD's timestamp wants (UTC).
   const timestamp = new Date(summary.startedAt).toISOString().replace(/\.\d+Z$/, '');
+  const errors = oracleErrors.map((error) => {
+    const text = `${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}`;
+    const body = `${text}\nthe oracle checked nothing after it${error.file ? `\nrepro: ${error.file}` : ''}`;
+    return [
+      `    <testcase classname="cocofuzz.oracle-error" name="${x(`${error.oracle} threw`)}" time="0">`,
+      `      <error message="${x(text)}" type="oracle-error">${x(body)}</error>`,
+      '    </testcase>',
+    ].join('\n');
+  });
   const cases =
-    buckets.length === 0
+    buckets.length === 0 && errors.length === 0
       ? [`    <testcase classname="cocofuzz" name="${x(`${summary.cases} cases, no findings`)}" time="${time}"/>`]
       : buckets.map((bucket) => {
           const body = `${bucket.violation.message}\nhits: ${bucket.hits}, first in ${bucketOrigin(bucket)}, ops: ${bucket.repro.ops.length} (shrunk from ${bucket.shrunkFrom})${bucket.file ? `\nrepro: ${bucket.file}` : ''}`;
@@ -32,12 +46,13 @@ export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary): 
             '    </testcase>',
           ].join('\n');
         });
-  const tests = Math.max(1, buckets.length);
+  const tests = Math.max(1, buckets.length + errors.length);
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="cocofuzz" tests="${tests}" failures="${buckets.length}" errors="0" time="${time}">`,
-    `  <testsuite name="${x(name)}" tests="${tests}" failures="${buckets.length}" errors="0" skipped="0" time="${time}" timestamp="${timestamp}">`,
+    `<testsuites name="cocofuzz" tests="${tests}" failures="${buckets.length}" errors="${errors.length}" time="${time}">`,
+    `  <testsuite name="${x(name)}" tests="${tests}" failures="${buckets.length}" errors="${errors.length}" skipped="0" time="${time}" timestamp="${timestamp}">`,
     ...cases,
+    ...errors,
     '  </testsuite>',
     '</testsuites>',
     '',

@@ -1,12 +1,14 @@
 // SARIF 2.1.0 for code scanning (GitHub's upload-sarif and others): one result per finding bucket,
 // the oracle as the rule, the violation's message, the repro file as the artifact location. The
 // bucket signature is the partial fingerprint, so a bucket found again on another night is the
-// same alert, not a new one.
+// same alert, not a new one. An oracle that threw makes the run unsuccessful
+// (invocations[].executionSuccessful false, with a notification): it checked nothing after.
 
 import { createHash } from 'node:crypto';
 import { relative, sep } from 'node:path';
 import type { Severity } from '../api.ts';
-import type { Bucket } from '../engine/campaign.ts';
+import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
+import { oracleErrorOrigin } from './junit.ts';
 import { bucketOrigin } from './origin.ts';
 import { plainText } from './escape.ts';
 
@@ -35,7 +37,7 @@ function uriOf(file: string, baseDir: string): string {
   return relative(baseDir, file).split(sep).map(encodeURIComponent).join('/');
 }
 
-export function renderSarif(buckets: readonly Bucket[], rules: readonly SarifRule[], summary: SarifSummary): string {
+export function renderSarif(buckets: readonly Bucket[], rules: readonly SarifRule[], summary: SarifSummary, oracleErrors: readonly CampaignOracleError[] = []): string {
   // Rules for the oracles that fired (policy-error included), in a stable order.
   const used = [...new Set(buckets.map((b) => b.oracle))].sort();
   const ruleList = used.map((name) => rules.find((r) => r.name === name) ?? { name, description: name, severity: 'correctness' as const });
@@ -75,7 +77,17 @@ export function renderSarif(buckets: readonly Bucket[], rules: readonly SarifRul
         },
         invocations: [
           {
-            executionSuccessful: true,
+            executionSuccessful: oracleErrors.length === 0,
+            ...(oracleErrors.length > 0
+              ? {
+                  toolExecutionNotifications: oracleErrors.map((error) => ({
+                    level: 'error',
+                    message: { text: plainText(`oracle ${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}; it checked nothing after`) },
+                    descriptor: { id: 'oracle-error' },
+                    ...(error.file ? { locations: [{ physicalLocation: { artifactLocation: { uri: uriOf(error.file, summary.baseDir), uriBaseId: '%SRCROOT%' } } }] } : {}),
+                  })),
+                }
+              : {}),
             startTimeUtc: new Date(summary.startedAt).toISOString(),
             endTimeUtc: new Date(summary.startedAt + summary.elapsedMs).toISOString(),
             properties: { seed: plainText(summary.seed), cases: summary.cases, hostPolicy: plainText(summary.hostPolicy), guestPolicy: plainText(summary.guestPolicy) },

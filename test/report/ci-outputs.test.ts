@@ -113,6 +113,17 @@ describe('SARIF', () => {
     expect(document.runs[0]?.results).toEqual([]);
   });
 
+  it('an oracle that threw makes the run unsuccessful, with a notification: still a valid log', () => {
+    const error = { oracle: 'thrower', step: 3, message: NASTY, case: 12, repro: bucket('x').repro, file: join(process.cwd(), 'out', 'oracle-error-thrower.json') };
+    const document = JSON.parse(renderSarif([], [], { ...summary, version: '0.1.0', baseDir: process.cwd() }, [error])) as {
+      runs: { invocations: { executionSuccessful: boolean; toolExecutionNotifications: { message: { text: string } }[] }[] }[];
+    };
+    expect(sarifErrors(document)).toEqual([]);
+    const [invocation] = document.runs[0]!.invocations;
+    expect(invocation?.executionSuccessful).toBe(false);
+    expect(invocation?.toolExecutionNotifications[0]?.message.text).toMatch(/^oracle thrower threw at step 3 of case 12: FAIL <dev "0">/);
+  });
+
   it('the validator rejects a broken log (it is not vacuous)', () => {
     expect(sarifErrors({ version: '2.1.0', runs: [{ tool: {} }] }).length).toBeGreaterThan(0);
   });
