@@ -100,6 +100,9 @@ const TABLE: Entry[] = [
   { kind: 'weights unknown op', args: () => ['fuzz', '--weights', 'reboot=3'], names: '--weights' },
   { kind: 'weights negative', args: () => ['fuzz', '--weights', 'dma=-1'], names: '--weights' },
   { kind: 'weights without value', args: () => ['fuzz', '--weights', 'dma'], names: '--weights' },
+  // Number('') is 0: `--weights during=$PCT` with PCT unset must not switch interleaving off silently.
+  { kind: 'weights with an empty value', args: () => ['fuzz', '--weights', 'during='], names: '--weights: "during=" needs a weight' },
+  { kind: 'weights with two values', args: () => ['fuzz', '--weights', 'dma=1=2'], names: '--weights: "dma=1=2" needs a weight' },
   { kind: 'weights inherited name', args: () => ['fuzz', '--weights', '__proto__=1'], names: '--weights' },
   // policy and oracle names
   { kind: 'host policy named constructor', args: () => ['fuzz', '--host-policy', 'constructor'], names: '--host-policy' },

@@ -101,10 +101,13 @@ function parseWeights(text: string | undefined, config: Config): Partial<Record<
   if (text === undefined) return undefined;
   const weights: Partial<Record<WeightKey, number>> = {};
   for (const part of text.split(',')) {
-    const [name, value] = part.split('=');
-    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name ?? ''}" (op kinds, see cocofuzz ops, and "during")`);
-    const weight = Number(value);
-    if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
+    const at = part.indexOf('=');
+    const name = at < 0 ? part : part.slice(0, at);
+    const value = at < 0 ? undefined : part.slice(at + 1);
+    if (!name || !(WEIGHT_KEYS as readonly string[]).includes(name)) throw new UsageError(`--weights: unknown op "${name}" (op kinds, see cocofuzz ops, and "during")`);
+    // Number('') is 0: an empty value (a CI line's unset $PCT) would silently switch the kind off.
+    const weight = value === undefined || value.trim() === '' ? Number.NaN : Number(value);
+    if (!Number.isFinite(weight) || weight < 0) throw new UsageError(`--weights: "${part}" needs a weight >= 0, like ${name}=10`);
     if (name in weights) throw new UsageError(`--weights: ${name} is given twice in "${text}"`);
     // `during` is a percentage of ops, not a weight among the others.
     if (name === 'during' && weight > 100) throw new UsageError(`--weights: during=${value} is a percentage of ops, from 0 to 100`);
