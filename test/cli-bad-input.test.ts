@@ -71,6 +71,8 @@ function setUp(dir: string): void {
   json('memory.json', repro({}, { guestMemory: '4096T' }));
   json('ops-type.json', repro({ ops: {} }));
   json('expect.json', repro({ expect: { verdict: 'maybe' } }));
+  json('expect-step.json', repro({ expect: { verdict: 'violation', oracle: 'dma-liveness', step: 99 } }));
+  json('unknown-host.json', repro({}, { hostPolicy: 'nope' }));
   json('step.json', repro({}, {}, [{ op: 'accept', gpa: '0x1001', size: '4K' }]));
   json('good.json', repro());
 }
@@ -186,6 +188,9 @@ const TABLE: Entry[] = [
   { kind: 'repro guest memory past the layout', args: (d) => ['explain', join(d, 'memory.json')], names: 'config.guestMemory' },
   { kind: 'repro ops not a list', args: (d) => ['replay', join(d, 'ops-type.json')], names: 'ops' },
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
+  { kind: 'repro expectation past the last op', args: (d) => ['replay', '--check', join(d, 'expect-step.json')], names: 'expect-step.json: expect.step: 99 is past the last op (the file has 1 op(s)' },
+  // The file's own config named the policy: its name once, not twice.
+  { kind: 'repro unknown built-in policy', args: (d) => ['replay', join(d, 'unknown-host.json')], names: /^cocofuzz: [^ ]*unknown-host\.json: config\.hostPolicy: "nope" is not a built-in host policy/ },
   { kind: 'replay of an empty directory', args: (d) => ['replay', '--check', join(d, 'empty')], names: 'empty' },
   { kind: 'replay of a missing path', args: (d) => ['replay', join(d, 'nothing-here')], names: 'nothing-here' },
   { kind: 'a swiotlb pool past what the model takes', args: () => ['fuzz', '--config', '{"guestMemory":"64T","swiotlb":"32T"}'], names: /config\.swiotlb: 32T is past the largest pool the model takes, 64G/ },

@@ -82,7 +82,9 @@ export async function forEachRepro(paths: readonly string[], handle: (file: stri
     } catch (error) {
       if (!(error instanceof FormatError) && !(error instanceof PluginError)) throw error;
       bad++;
-      process.stderr.write(`cocofuzz: ${escapeTerminal(`${error instanceof PluginError ? `${file}: ` : ''}${error.message}`)}\n`);
+      // A plugin error names the file already when it came from the file's own config.
+      const named = error instanceof PluginError && !error.message.startsWith(`${file}: `) ? `${file}: ` : '';
+      process.stderr.write(`cocofuzz: ${escapeTerminal(`${named}${error.message}`)}\n`);
     }
   }
   return bad;
