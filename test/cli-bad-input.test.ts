@@ -42,6 +42,7 @@ function setUp(dir: string): void {
   mkdirSync(join(dir, 'corpus'));
   mkdirSync(join(dir, 'empty'));
   mkdirSync(join(dir, 'config-dir'));
+  mkdirSync(join(dir, 'half-bad'));
   writeFileSync(join(dir, 'elsewhere', 'evil.mjs'), "import { writeFileSync } from 'node:fs'; writeFileSync('PWNED', 'x'); export default { name: 'evil', description: 'e' };\n");
   writeFileSync(join(dir, 'host.mjs'), HOST_POLICY);
   writeFileSync(join(dir, 'oracle.mjs'), ORACLE);
@@ -73,6 +74,9 @@ function setUp(dir: string): void {
   json('expect.json', repro({ expect: { verdict: 'maybe' } }));
   json('expect-step.json', repro({ expect: { verdict: 'violation', oracle: 'dma-liveness', step: 99 } }));
   json('unknown-host.json', repro({}, { hostPolicy: 'nope' }));
+  // A directory to report on with one good file and one that cannot be read.
+  json('half-bad/good.json', repro());
+  writeFileSync(join(dir, 'half-bad', 'broken.json'), '{');
   json('step.json', repro({}, {}, [{ op: 'accept', gpa: '0x1001', size: '4K' }]));
   json('good.json', repro());
 }
@@ -199,6 +203,7 @@ const TABLE: Entry[] = [
   { kind: 'a one-value flag given twice', args: (d) => ['fuzz', '--runs', '2', '--out', join(d, 'a'), '--out', join(d, 'b')], names: '--out: given more than once' },
   { kind: 'a seed given twice', args: () => ['fuzz', '--seed', 'a', '--seed=b'], names: '--seed: given more than once' },
   { kind: 'a config given twice', args: () => ['fuzz', '--config', '{}', '--config', '{}'], names: '--config: given more than once' },
+  { kind: 'report of a directory with an unreadable file', args: (d) => ['report', join(d, 'half-bad')], names: 'broken.json: not valid JSON' },
   { kind: 'report into a missing directory', args: (d) => ['report', join(d, 'corpus'), '--out', '/nonexistent-dir/r.html'], names: '--out' },
   { kind: 'report onto a directory', args: (d) => ['report', join(d, 'corpus'), '--out', d], names: 'is a directory' },
   // Refused after the output paths are named: they must not be made (see 'a refused command made no directory').
@@ -241,8 +246,9 @@ describe('bad input table (issue 14)', () => {
     expect(result.ms).toBeLessThan(60_000);
   });
 
-  it('a refused command made no directory', async () => {
+  it('a refused command made no directory, and report wrote no report that leaves a file out', async () => {
     const { existsSync } = await import('node:fs');
+    expect(existsSync(join(dir, 'half-bad', 'report.html'))).toBe(false);
     for (const made of ['new-corpus', 'new-out', 'new-merged']) expect([made, existsSync(join(dir, made))]).toEqual([made, false]);
   });
 

@@ -87,15 +87,18 @@ async function report(args: ReportArgs): Promise<number> {
   const logFile = join(args.dir, CAMPAIGN_LOG);
   const log = existsSync(logFile) ? readLog(logFile) : [];
   const findings: { repro: Repro; file: string }[] = [];
-  const bad = await forEachRepro([args.dir], (file, repro) => {
+  // Every file is read and its policies resolved before anything is written: a directory with a
+  // file that cannot be reported gets no report that silently leaves it out (exit 2, as replay).
+  const bad = await forEachRepro([args.dir], async (file, repro) => {
+    await resolveReproPolicies(repro, args);
     findings.push({ repro, file });
-    return Promise.resolve();
   });
+  if (bad > 0) return EXIT_USAGE;
   const start = log.find((l) => l.type === 'start');
   const title = start ? `cocofuzz: ${String(start.hostPolicy)} + ${String(start.guestPolicy)}, seed ${String(start.seed)}` : `cocofuzz: ${args.dir}`;
   writeFileAtomic(out, await buildHtml({ log, findings, oracleFiles: args.oracle ?? [], overrides: args, title }));
   process.stdout.write(`cocofuzz: report of ${findings.length} repro file(s)${log.length > 0 ? ' and the campaign log' : ''} written to ${escapeTerminal(out)}\n`);
-  return bad > 0 ? EXIT_USAGE : 0;
+  return 0;
 }
 
 export const reportCommand: CommandModule<object, ReportArgs> = {
