@@ -13,6 +13,7 @@ import {
   type CaseOutcome,
   type CaseRunner,
   campaignCase,
+  clipTitle,
   globalIndex,
   jobCallBudget,
   loadsPlugins,
@@ -302,7 +303,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
       if (stats.oracleErrors.some((known) => known.oracle === error.oracle)) continue;
       const erring = testCase();
       const repro: Repro = {
-        title: `oracle error: ${error.oracle} threw: ${error.message}`.slice(0, 160),
+        title: clipTitle(`oracle error: ${error.oracle} threw: ${error.message}`),
         config: erring.config,
         seed: erring.seed,
         ops: erring.ops.slice(0, error.step + 1),

@@ -78,8 +78,18 @@ export async function prepareRunner(job: CampaignJob): Promise<CaseRunner> {
   };
 }
 
+/** Repro titles are one line of a listing: longer ones end at a word, marked cut. */
+const TITLE_LENGTH = 160;
+
+/** `text` within TITLE_LENGTH: cut at the last space before the limit, with an ellipsis. */
+export function clipTitle(text: string): string {
+  if (text.length <= TITLE_LENGTH) return text;
+  const cut = text.lastIndexOf(' ', TITLE_LENGTH - 1);
+  return `${text.slice(0, cut > TITLE_LENGTH / 2 ? cut : TITLE_LENGTH - 1)}\u2026`;
+}
+
 export function reproTitle(violation: Violation): string {
-  return `${violation.oracle}: ${violation.message}`.slice(0, 160);
+  return clipTitle(`${violation.oracle}: ${violation.message}`);
 }
 
 /** The repro of `testCase` expecting `violation`, naming the user oracle files its verdict needs. */
