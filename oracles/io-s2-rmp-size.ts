@@ -157,8 +157,10 @@ function checkGfn(view: View, state: State, device: DeviceView, gfn: number): vo
       iova: gpa,
       gpa,
       hpa,
-      sizes: { s2: leaf.size, rmp: entry.size, checked },
+      // An unassigned entry has no size that counts: RMP[-] in explain's arrow, with the reason.
+      sizes: { s2: leaf.size, ...(entry.assigned ? { rmp: entry.size } : {}), checked },
       problem,
+      reason: problem,
       leaf: { iova: leaf.iova, pa: leaf.pa, size: leaf.size },
     },
   });

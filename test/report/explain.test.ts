@@ -68,4 +68,14 @@ describe('explain', () => {
     expect(saysViolation).toContain('verdict: clean (no oracle fired)');
     expect(saysViolation).toContain('the file expects: io-s2-rmp-size at step 1; this case does not give it');
   });
+
+  it('an IO S2 leaf over an unassigned RMP entry reads as such in the arrow, with its reason', async () => {
+    // vfio-static in the hugetlb world: the static map points at the VMM's RAM block, which the
+    // RMP never assigns to the guest (README, "Discard worlds").
+    const { defaultConfig } = await import('../../src/ops/config.ts');
+    const repro = { title: '', config: defaultConfig({ hostPolicy: 'vfio-static', guestMemory: '64M', discard: 'none' }), seed: 'u', ops: [{ op: 'tdi_accept' as const, dev: 0 }] };
+    const text = explainRepro(repro, await resolveReproPolicies(repro), await resolveOracles());
+    expect(text).toMatch(/verdict: io-s2-rmp-size .*\n.*RMP\[unassigned\].*FAIL \(not assigned\)/);
+    expect(text).toMatch(/\n {2}S2\[[^\]]+\] -- \[2M\] --> RMP\[-\] {2}==> FAIL \(not assigned\)/);
+  });
 });
