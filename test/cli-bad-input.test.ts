@@ -192,6 +192,8 @@ const TABLE: Entry[] = [
   { kind: 'repro guest memory past the layout', args: (d) => ['explain', join(d, 'memory.json')], names: 'config.guestMemory' },
   { kind: 'repro ops not a list', args: (d) => ['replay', join(d, 'ops-type.json')], names: 'ops' },
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
+  // yargs gives an unknown flag the file as its value, then says only that the file is missing.
+  { kind: 'an unknown flag before the file', args: (d) => ['replay', '--bogus', join(d, 'expect.json')], names: 'Unknown argument: bogus' },
   { kind: 'repro expectation past the last op', args: (d) => ['replay', '--check', join(d, 'expect-step.json')], names: 'expect-step.json: expect.step: 99 is past the last op (the file has 1 op(s)' },
   // The file's own config named the policy: its name once, not twice.
   { kind: 'repro unknown built-in policy', args: (d) => ['replay', join(d, 'unknown-host.json')], names: /^cocofuzz: [^ ]*unknown-host\.json: config\.hostPolicy: "nope" is not a built-in host policy/ },

@@ -40,6 +40,21 @@ async function commandsFor(argv: readonly string[]): Promise<CommandModule[]> {
 /** How a shell reports a process that SIGPIPE ended. */
 const EXIT_SIGPIPE = 141;
 
+/**
+ * `replay --bogus file.json`: yargs gives the unknown flag the file as its value and then says
+ * only that the file is missing ("Not enough non-option arguments"). Name the flag instead.
+ */
+function unknownBeforeFile(message: string | undefined, argv: readonly string[], usage: unknown): string | undefined {
+  // The third argument of yargs' fail callback is its usage instance: getDescriptions() lists the
+  // options the command knows (its own and the global ones), by name.
+  const described = (usage as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.();
+  if (message === undefined || !message.startsWith('Not enough non-option arguments') || described === undefined) return undefined;
+  const known = new Set(Object.keys(described));
+  const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const unknown = argv.filter((a) => a.startsWith('-') && a !== '-' && a !== '--').map((a) => a.replace(/^-+/, '').split('=')[0]!).find((name) => !known.has(name) && !known.has(camel(name)));
+  return unknown === undefined ? undefined : `Unknown argument: ${unknown}`;
+}
+
 /** One line on stderr and an exit code: users see the flag or file at fault, never a stack trace. */
 function die(message: string, code: number): never {
   process.stderr.write(`cocofuzz: ${escapeTerminal(message)}\n`);
@@ -80,10 +95,10 @@ export async function main(argv: string[]): Promise<void> {
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .epilogue('Exit codes: 0 nothing found, 1 violation found or expectation unmet, 2 bad usage or input, 3 internal error.')
-    .fail((message, error) => {
+    .fail((message, error, parser) => {
       // yargs wraps errors thrown by flag coercions (ours are UsageErrors) in a YError.
       if (error && !(error instanceof UsageError) && error.name !== 'YError') throw error;
-      const text = (error?.message ?? message ?? 'bad usage').replace(/\s*\n\s*/g, ' ').trim();
+      const text = (unknownBeforeFile(message, argv, parser) ?? error?.message ?? message ?? 'bad usage').replace(/\s*\n\s*/g, ' ').trim();
       die(`${text} (see cocofuzz --help)`, EXIT_USAGE);
     });
   try {
