@@ -322,6 +322,15 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(explained.stdout).toContain('oracle error: thrower threw at step 0, and checked nothing after it: oracle boom');
   });
 
+  it('replay --trace of a file of no ops still shows its violation (the boot\'s)', () => {
+    const dir = temp();
+    const file = join(dir, 'boot.json');
+    const repro = JSON.parse(readFileSync(join(process.cwd(), 'corpus', 'vfio-static-stale.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...repro, ops: [], expect: undefined }));
+    const result = runCli(['replay', '--trace', file]);
+    expect(result.stdout).toMatch(/VIOLATION npt-iommu-coherence \(after boot, no op\): shared gpa 0x100000/);
+  });
+
   it('explain with another policy than the file names says which ran, and warns that during positions count the file\'s calls', () => {
     const file = join(process.cwd(), 'corpus', 'race-split-then-smash-cut-first.json');
     const result = runCli(['explain', file, '--host-policy', 'kvm-iommu-4k']);

@@ -65,6 +65,10 @@ async function replay(args: ReplayArgs): Promise<number> {
         : (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations));
     if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
+    // A case of no ops has no step to trace: its violations (the boot's, the final sweep's) still show.
+    if (args.trace && !args.json && outcome.result.stepsRun === 0) {
+      for (const v of outcome.result.violations) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (after boot, no op): ${v.message}`));
+    }
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
     const broken = outcome.result.oracleErrors[0];

@@ -15,6 +15,8 @@ export interface FailingStep<T> {
   violation: Violation | undefined;
   /** Oracles that threw: each checked nothing after its step. */
   oracleErrors: readonly OracleError[];
+  /** The violation is there with no op at all: the booted world already has it. */
+  atBoot: boolean;
   step: Step | undefined;
   before: T | undefined;
   after: T | undefined;
@@ -28,7 +30,13 @@ export function captureFailingStep<T>(repro: Repro, policies: Policies, oracles:
   const all = runCase(repro, policies, { oracles, allViolations: wanted !== undefined });
   const actual = all.violations[0];
   const violation = all.violations.find((v) => wanted === undefined || v.oracle === wanted) ?? actual;
-  const found: FailingStep<T> = { actual, violation, oracleErrors: all.oracleErrors, step: undefined, before: undefined, after: undefined };
+  // An oracle reports what the booted world already breaks with the first step (its boot() or its
+  // first check's sweep): the same finding, word for word (addresses included), in a case of no
+  // ops says no op made it.
+  const atBoot =
+    violation !== undefined &&
+    (repro.ops.length === 0 || runCase({ ...repro, ops: [] }, policies, { oracles, allViolations: true }).violations.some((v) => v.oracle === violation.oracle && v.message === violation.message));
+  const found: FailingStep<T> = { actual, violation, oracleErrors: all.oracleErrors, atBoot, step: undefined, before: undefined, after: undefined };
   const where = violation ? regionOf(violation, repro) : undefined;
   if (violation && violation.step >= 0) {
     let previous: T | undefined;
@@ -69,6 +77,6 @@ export function explainWithMaps(repro: Repro, policies: Policies, oracles: reado
     rows: regionSnapshot(view, where),
     map: regionMap(view, where),
   }));
-  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, oracleErrors: found.oracleErrors, step: found.step, before: found.before?.rows, after: found.after?.rows });
+  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, oracleErrors: found.oracleErrors, atBoot: found.atBoot, step: found.step, before: found.before?.rows, after: found.after?.rows });
   return { violation: found.violation, oracleErrors: found.oracleErrors, text, before: found.before?.map, after: found.after?.map };
 }

@@ -18,6 +18,8 @@ export interface ExplainInput {
   violation: Violation | undefined;
   /** Oracles that threw: each checked nothing after its step, so "clean" would not be true. */
   oracleErrors?: readonly OracleError[];
+  /** The violation is there with no op at all: the booted world already has it. */
+  atBoot?: boolean;
   /** The policies that ran, when --host-policy/--guest-policy replaced the file's. */
   ran?: { host: string; guest: string };
   /** The failing step's record, if the violation happened at a step. */
@@ -90,25 +92,33 @@ export function renderExplain(input: ExplainInput): string {
   if (!violation) return `${lines.join('\n')}\n`;
   if (violation !== actual) lines.push('', `explained below: ${violation.oracle} (${violation.severity}) at step ${violation.step}`, `  ${violation.message}`);
   lines.push('');
-  const failing = repro.ops[violation.step];
+  // The booted world already has it (oracles report that with the first step): no op made it.
+  const atBoot = input.atBoot === true;
+  const failing = atBoot ? undefined : repro.ops[violation.step];
+  if (atBoot) lines.push(`present at boot: the world this config and these policies boot already breaks it (reported with step ${violation.step}, no op made it)`);
   if (failing) lines.push(`failing step ${violation.step}: ${formatOp(failing)}`);
   const fromDetails = detailsArrow(violation.details);
   if (fromDetails) lines.push(`  ${fromDetails}`);
   const faults = new Set<string>();
-  for (const fault of step?.faults ?? []) {
+  for (const fault of atBoot ? [] : (step?.faults ?? [])) {
     // Nested page faults go to the host, which resolves them (lazy backing, PSMASH on SIZEM);
     // they are part of the story, not the verdict.
     const resolved = fault.kind === 'npf' ? ', to the host' : '';
     faults.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}${resolved}]`);
   }
   if (faults.size > 0) lines.push('  faults during the step:', ...[...faults].map((line) => `    ${line}`));
-  if (step?.interleaved !== undefined && step.interleaved.length > 0) {
+  if (!atBoot && step?.interleaved !== undefined && step.interleaved.length > 0) {
     // The race itself: the op's numbered calls with the interleaved ops where they ran.
     lines.push(`  inside step ${step.index} (its own calls numbered as "after" counts them; <-- ran in between):`, `    ${interleavedItems(step, 'compact').join(' | ')}`);
   }
   if (input.before && input.after) {
     const where = regionOf(violation, repro);
     lines.push('', `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}:`, ...table(input.before, input.after));
+  }
+  if (atBoot) {
+    lines.push('', repro.ops.length === 0 ? 'ops: none (the boot alone shows it)' : 'ops (none needed: the boot alone shows it):');
+    repro.ops.forEach((op, i) => lines.push(`  ${String(i).padStart(3)}  ${formatOp(op)}`));
+    return `${lines.join('\n')}\n`;
   }
   lines.push('', 'ops that led there:');
   repro.ops.forEach((op, i) => {

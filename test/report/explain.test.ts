@@ -78,4 +78,17 @@ describe('explain', () => {
     expect(text).toMatch(/verdict: io-s2-rmp-size .*\n.*RMP\[unassigned\].*FAIL \(not assigned\)/);
     expect(text).toMatch(/\n {2}S2\[[^\]]+\] -- \[2M\] --> RMP\[-\] {2}==> FAIL \(not assigned\)/);
   });
+
+  it('a violation the booted world already has is "present at boot", not blamed on the first op', async () => {
+    // vfio-static: the swiotlb pool, shared at boot, got new frames while the static map kept the
+    // RAM block's (README, "Discard worlds"): the oracle reports it with step 0.
+    const text = await explain('vfio-static-stale.json');
+    expect(text).toContain('present at boot: the world this config and these policies boot already breaks it (reported with step 0, no op made it)');
+    expect(text).not.toContain('failing step 0');
+    expect(text).toContain('ops (none needed: the boot alone shows it):');
+    // One an op makes is still blamed on it.
+    const made = await explain('io-s2-rmp-size-tdi-accept.json');
+    expect(made).not.toContain('present at boot');
+    expect(made).toMatch(/failing step \d+: /);
+  });
 });
