@@ -1,6 +1,6 @@
 // The morning-after commands: minimize, replay --trace, corpus check/merge/prune, and sharding.
 
-import { cpSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,19 @@ describe('minimize and replay --trace', () => {
     expect(result.stdout).toContain('accept gpa=0x200000 size=2M');
     expect(result.stdout).toMatch(/pvalidate\(gpa=0x200000 size=2M validate=true\) = 0/);
     expect(result.stdout).toContain('VIOLATION io-s2-rmp-size');
+  });
+
+  it('minimize to another directory says how to replay a result whose policy lies outside it', () => {
+    const dir = temp();
+    const source = (JSON.parse(readFileSync(join(corpus, 'dma-after-free-unpin-before-flush.json'), 'utf8')) as { config: { hostPolicy: string } }).config.hostPolicy;
+    expect(source).toMatch(/^\.\/policies\//);
+    const out = join(dir, 'elsewhere', 'min.json');
+    mkdirSync(join(dir, 'elsewhere'));
+    const result = runCli(['minimize', join(corpus, 'dma-after-free-unpin-before-flush.json'), '--out', out]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`a repro file never loads them, so replay ${out} with --host-policy ${join(corpus, source.slice(2))}`);
+    // It does replay with that flag.
+    expect(runCli(['replay', '--check', out, '--host-policy', join(corpus, source.slice(2))]).code).toBe(0);
   });
 
   it('minimize refuses a case that does not fail, with exit 2', () => {

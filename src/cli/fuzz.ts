@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { type Bucket, type CampaignStats, campaignCoverage, runCampaign } from '../engine/campaign.ts';
 import { type CampaignJob, globalCase, jobCallBudget } from '../engine/case-job.ts';
@@ -22,12 +22,11 @@ import { type CorpusFile, loadCorpusDir } from '../repro/corpus-dir.ts';
 import { Guide } from '../engine/guided.ts';
 import { renderSarif } from '../report/sarif.ts';
 import { type Repro, encodeRepro, writeFileAtomic } from '../repro/format.ts';
-import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
 import { writeHtmlReport } from './report.ts';
 import { UsageError, exitNow, verdictCode } from './errors.ts';
 import { duration, nonNegativeInt, positiveInt, shard, type Shard } from './flags.ts';
 import { readConfigFlag } from './inputs.ts';
-import { checkOutputFile, checkOutputDir, prepareOutputDir } from './outputs.ts';
+import { checkOutputFile, checkOutputDir, prepareOutputDir, replayFlags } from './outputs.ts';
 import { packageVersion } from './version.ts';
 
 /** Findings go here unless --out says otherwise (libFuzzer writes crash-<hash> to the cwd). */
@@ -217,18 +216,6 @@ async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<n
   return code;
 }
 
-/**
- * The flags a replay of this campaign's repro files needs: plugin files outside the findings
- * directory, which a repro file may not load by itself (repro/plugin-paths.ts).
- */
-function replayFlags(out: string, config: Config, oracleFiles: readonly string[]): string[] {
-  const outside = (file: string): boolean => looksLikeFile(file) && !isInside(resolve(out), resolve(file));
-  return [
-    ...(outside(config.hostPolicy) ? [`--host-policy ${config.hostPolicy}`] : []),
-    ...(outside(config.guestPolicy) ? [`--guest-policy ${config.guestPolicy}`] : []),
-    ...oracleFiles.filter(outside).map((file) => `--oracle ${file}`),
-  ];
-}
 
 async function fuzz(args: FuzzArgs): Promise<number> {
   const raw = { arch: 'snp', ...readConfigFlag(args.config) } as Record<string, unknown>;

@@ -8,7 +8,7 @@ import { readRepro, writeRepro } from '../repro/format.ts';
 import { looksLikeFile } from '../repro/plugin-paths.ts';
 import { EXIT_OK, UsageError } from './errors.ts';
 import { positiveInt, type ReproPluginArgs, reproPluginOptions } from './flags.ts';
-import { checkOutputFile } from './outputs.ts';
+import { checkOutputFile, replayFlags } from './outputs.ts';
 
 interface MinimizeArgs extends ReproPluginArgs {
   file: string;
@@ -49,6 +49,9 @@ export const minimizeCommand: CommandModule<object, MinimizeArgs> = {
     const minimal = { ...shrunk.repro, config, title: repro.title || shrunk.repro.title, ...(oracleFiles.length > 0 ? { oracles: oracleFiles.map((f) => resolve(f)) } : {}) };
     writeRepro(out, minimal);
     console.log(escapeTerminal(`${args.file}: ${repro.ops.length} -> ${shrunk.repro.ops.length} ops, ${violation.oracle} at step ${shrunk.violation.step}; written to ${out}`));
+    // As fuzz says: a plugin outside the new file's tree is one a repro file never loads.
+    const flags = replayFlags(dirname(resolve(out)), config, minimal.oracles ?? []);
+    if (flags.length > 0) process.stderr.write(`${escapeTerminal(`cocofuzz: plugin files outside ${dirname(resolve(out))}: a repro file never loads them, so replay ${out} with ${flags.join(' ')}`)}\n`);
     process.exitCode = EXIT_OK;
   },
 };

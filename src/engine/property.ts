@@ -17,6 +17,7 @@ import type { CampaignJob } from './case-job.ts';
 import { parseDuration } from './duration.ts';
 import { explainRepro } from './explain.ts';
 import { checkPluginObject, resolveGuestPolicy, resolveHostPolicy, resolveOracles } from './select.ts';
+import { shellWord } from '../report/escape.ts';
 
 export interface FuzzPropertyOptions {
   /**
@@ -122,12 +123,12 @@ function replayHint(options: FuzzPropertyOptions, baseDir: string): string {
     if (pluginRef(plugin, baseDir) !== undefined) return;
     const file = moduleFile(plugin);
     if (file === undefined) flags.push(`${flag} FILE (FILE: the file defining "${plugin.name}")`);
-    else flags.push(`${flag} ${relative(process.cwd(), file).split(sep).join('/') || file}`);
+    else flags.push(`${flag} ${shellWord(relative(process.cwd(), file).split(sep).join('/') || file)}`);
   };
   for (const [flag, plugin] of [['--host-policy', options.hostPolicy], ['--guest-policy', options.guestPolicy]] as const) {
     if (typeof plugin === 'object') needs(flag, plugin);
     // A policy given as a file outside the repro's tree: the repro names it, replay refuses it.
-    else if (plugin !== undefined && looksLikeFile(plugin) && !isInside(baseDir, resolve(plugin))) flags.push(`${flag} ${plugin}`);
+    else if (plugin !== undefined && looksLikeFile(plugin) && !isInside(baseDir, resolve(plugin))) flags.push(`${flag} ${shellWord(plugin)}`);
   }
   for (const oracle of options.oracles ?? []) needs('--oracle', oracle);
   if (flags.length === 0) return '';

@@ -61,3 +61,11 @@ export function escapeXml(text: string): string {
 
 /** Plain text for JSON-based reports (SARIF): JSON.stringify escapes the rest, only the escape sequences go. */
 export const plainText = (text: string): string => stripAnsi(text);
+
+/**
+ * `text` as one word a POSIX shell reads back unchanged: as it is when it holds only characters no
+ * shell treats specially, else single-quoted. For paths in the commands we tell users to paste.
+ */
+export function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}

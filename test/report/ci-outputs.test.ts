@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Bucket } from '../../src/engine/campaign.ts';
 import { parseRepro } from '../../src/repro/format.ts';
 import { reproJsonSchema } from '../../src/repro/json-schema.ts';
-import { escapeXml, stripAnsi } from '../../src/report/escape.ts';
+import { spawnSync } from 'node:child_process';
+import { escapeXml, shellWord, stripAnsi } from '../../src/report/escape.ts';
 import { renderHtmlReport } from '../../src/report/html.ts';
 import { encodeLogLine, logLine, readLog } from '../../src/report/jsonl.ts';
 import { renderJunit } from '../../src/report/junit.ts';
@@ -33,6 +34,16 @@ function bucket(message: string, file?: string): Bucket {
 const summary = { cases: 10, seed: 'seed <1>', hostPolicy: 'my "host"', guestPolicy: 'linux', startedAt: Date.UTC(2026, 10, 26, 2, 0, 0), elapsedMs: 1500 };
 
 describe('escaping (report/escape.ts)', () => {
+  it('quotes a path for the shell only where it must, so a printed command pastes back as it was', () => {
+    expect(shellWord('corpus/policies/p.ts')).toBe('corpus/policies/p.ts');
+    expect(shellWord('/tmp/my "host"/<b>p.ts')).toBe(`'/tmp/my "host"/<b>p.ts'`);
+    expect(shellWord("it's.ts")).toBe(`'it'\\''s.ts'`);
+    // What bash reads back from the quoted word is the path itself.
+    const path = `/tmp/a b/it's "x" $HOME;.ts`;
+    const echoed = spawnSync('bash', ['-c', `printf %s ${shellWord(path)}`], { encoding: 'utf8' }).stdout;
+    expect(echoed).toBe(path);
+  });
+
   it('removes terminal escapes and shows characters XML cannot hold', () => {
     expect(stripAnsi('\u001b[1;31mred\u001b[0m')).toBe('red');
     expect(escapeXml(NASTY)).toBe('FAIL &lt;dev &quot;0&quot;&gt; &amp; \\x00 \\ud800 link');
