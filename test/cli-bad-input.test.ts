@@ -73,6 +73,7 @@ function setUp(dir: string): void {
   json('ops-type.json', repro({ ops: {} }));
   json('expect.json', repro({ expect: { verdict: 'maybe' } }));
   json('expect-step.json', repro({ expect: { verdict: 'violation', oracle: 'dma-liveness', step: 99 } }));
+  json('expect-oracle.json', repro({ expect: { verdict: 'violation', oracle: 'dma-livenes' } }));
   json('unknown-host.json', repro({}, { hostPolicy: 'nope' }));
   // A directory to report on with one good file and one that cannot be read.
   json('half-bad/good.json', repro());
@@ -194,6 +195,7 @@ const TABLE: Entry[] = [
   { kind: 'repro bad expectation', args: (d) => ['replay', '--check', join(d, 'expect.json')], names: 'expect.verdict' },
   // yargs gives an unknown flag the file as its value, then says only that the file is missing.
   { kind: 'an unknown flag before the file', args: (d) => ['replay', '--bogus', join(d, 'expect.json')], names: 'Unknown argument: bogus' },
+  { kind: 'repro expecting an oracle nothing defines', args: (d) => ['replay', '--check', join(d, 'expect-oracle.json')], names: 'expect-oracle.json: expect.oracle: no oracle "dma-livenes"' },
   { kind: 'repro expectation past the last op', args: (d) => ['replay', '--check', join(d, 'expect-step.json')], names: 'expect-step.json: expect.step: 99 is past the last op (the file has 1 op(s)' },
   // The file's own config named the policy: its name once, not twice.
   { kind: 'repro unknown built-in policy', args: (d) => ['replay', join(d, 'unknown-host.json')], names: /^cocofuzz: [^ ]*unknown-host\.json: config\.hostPolicy: "nope" is not a built-in host policy/ },

@@ -4,7 +4,8 @@
 import { dirname, resolve } from 'node:path';
 import { looksLikeFile, realOrResolved } from '../repro/plugin-paths.ts';
 import type { Repro } from '../repro/format.ts';
-import { type Policies, type RunOptions, type RunResult, runCase } from './run.ts';
+import { FormatError } from '../ops/errors.ts';
+import { POLICY_ERROR, type Policies, type RunOptions, type RunResult, runCase } from './run.ts';
 import { type OracleSelection, type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from './select.ts';
 
 export interface ReplayOutcome {
@@ -70,7 +71,13 @@ export async function replayRepro(
   options: Omit<RunOptions, 'oracles'> = {},
 ): Promise<ReplayOutcome> {
   const policies = await resolveReproPolicies(repro, selection);
-  const oracles = await resolveOracles({ ...selection, files: reproOracleFiles(repro, selection.files) });
+  const files = reproOracleFiles(repro, selection.files);
+  const oracles = await resolveOracles({ ...selection, files });
+  // An expected oracle no file or built-in defines (a typo) is bad input, not an unmet expectation.
+  const expected = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
+  if (expected !== undefined && expected !== POLICY_ERROR && !(await resolveOracles({ files })).some((o) => o.name === expected)) {
+    throw new FormatError(`${repro.source === undefined ? '' : `${repro.source}: `}expect.oracle`, `no oracle "${expected}" (not built in, nor in the file's oracles or --oracle)`);
+  }
   const warnings = overrideWarnings(repro, policies, selection, 'replaying');
   // With an expectation, run on past the first violation so a different first finding does not
   // hide the expected one.
