@@ -336,10 +336,17 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     const result = runCli(['explain', file, '--host-policy', 'kvm-iommu-4k']);
     expect(result.stdout).toContain('config: host kvm-iommu-4k (given on the command line; the file names split-then-smash), guest ');
     expect(result.stderr).toContain('warning: explaining with host policy kvm-iommu-4k, not the file\'s split-then-smash: "during" positions count the calls of the file\'s policies');
-    // Without an override: the file's policy, no warning.
+    // Without an override: the file's policy, no warning; a policy the file names by path too.
     const own = runCli(['explain', file]);
     expect(own.stdout).toContain('config: host split-then-smash, guest ');
     expect(own.stderr).toBe('');
+    const byPath = runCli(['explain', join(process.cwd(), 'corpus', 'dma-after-free-unpin-before-flush.json')]);
+    expect(byPath.stdout).toContain('config: host ./policies/broken-unpin-before-flush.ts, guest linux');
+    expect(byPath.stdout).not.toContain('given on the command line');
+    // A negated boolean is a known flag: the missing file is what is wrong.
+    const negated = runCli(['replay', '--no-check']);
+    expect(negated.code).toBe(2);
+    expect(negated.stderr).toContain('Not enough non-option arguments');
   });
 
   it("an oracle that throws is an error in JUnit, SARIF, fuzz --html and report: a CI dashboard must not show the campaign green", () => {

@@ -26,7 +26,8 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
     const oracles = await resolveOracles({ files: reproOracleFiles(repro, args.oracle) });
     for (const warning of overrideWarnings(repro, policies, args, 'explaining')) process.stderr.write(`cocofuzz: ${escapeTerminal(args.file)}: warning: ${escapeTerminal(warning)}\n`);
     const found = captureFailingStep(repro, policies, oracles, regionSnapshot);
-    const ran = { host: policies.host.name, guest: policies.guest.name };
+    // The policies that ran, named only where a flag replaced the file's.
+    const ran = { ...(args.hostPolicy !== undefined ? { host: policies.host.name } : {}), ...(args.guestPolicy !== undefined ? { guest: policies.guest.name } : {}) };
     process.stdout.write(escapeTerminalLines(renderExplain({ repro, ...found, ran })));
     // As replay: an oracle that threw, with nothing found, is exit 2 (nothing was checked after it).
     process.exitCode = verdictCode(false, found.actual === undefined ? found.oracleErrors.length : 0);

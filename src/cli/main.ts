@@ -51,7 +51,11 @@ function unknownBeforeFile(message: string | undefined, argv: readonly string[],
   if (message === undefined || !message.startsWith('Not enough non-option arguments') || described === undefined) return undefined;
   const known = new Set(Object.keys(described));
   const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const unknown = argv.filter((a) => a.startsWith('-') && a !== '-' && a !== '--').map((a) => a.replace(/^-+/, '').split('=')[0]!).find((name) => !known.has(name) && !known.has(camel(name)));
+  const end = argv.indexOf('--');
+  const flags = (end < 0 ? argv : argv.slice(0, end)).filter((a) => a.startsWith('-') && a !== '-').map((a) => a.replace(/^-+/, '').split('=')[0]!);
+  // yargs reads --no-X as X false.
+  const knows = (name: string): boolean => known.has(name) || known.has(camel(name));
+  const unknown = flags.find((name) => !knows(name) && !(name.startsWith('no-') && knows(name.slice(3))));
   return unknown === undefined ? undefined : `Unknown argument: ${unknown}`;
 }
 

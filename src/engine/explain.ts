@@ -35,6 +35,7 @@ export function captureFailingStep<T>(repro: Repro, policies: Policies, oracles:
   // ops says no op made it.
   const atBoot =
     violation !== undefined &&
+    violation.step === 0 &&
     (repro.ops.length === 0 || runCase({ ...repro, ops: [] }, policies, { oracles, allViolations: true }).violations.some((v) => v.oracle === violation.oracle && v.message === violation.message));
   const found: FailingStep<T> = { actual, violation, oracleErrors: all.oracleErrors, atBoot, step: undefined, before: undefined, after: undefined };
   const where = violation ? regionOf(violation, repro) : undefined;

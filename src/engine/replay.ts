@@ -75,7 +75,8 @@ export async function replayRepro(
   const oracles = await resolveOracles({ ...selection, files });
   // An expected oracle no file or built-in defines (a typo) is bad input, not an unmet expectation.
   const expected = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
-  if (expected !== undefined && expected !== POLICY_ERROR && !(await resolveOracles({ files })).some((o) => o.name === expected)) {
+  // Every oracle the selection could load, --only-oracle aside (switching one off leaves its expectation unmet, not bad).
+  if (expected !== undefined && expected !== POLICY_ERROR && !oracles.some((o) => o.name === expected) && !(await resolveOracles({ ...selection, only: [], files })).some((o) => o.name === expected)) {
     throw new FormatError(`${repro.source === undefined ? '' : `${repro.source}: `}expect.oracle`, `no oracle "${expected}" (not built in, nor in the file's oracles or --oracle)`);
   }
   const warnings = overrideWarnings(repro, policies, selection, 'replaying');

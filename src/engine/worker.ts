@@ -125,6 +125,7 @@ const runTask = async (task: WorkerTask): Promise<void> => {
         details: { nondeterministic: 'asynchronous plugin error' },
       };
       outcome.signature = `${POLICY_ERROR}|async|`;
+      outcome.hits = 1;
     }
     port.postMessage({ outcome });
   } catch (error) {

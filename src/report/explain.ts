@@ -21,7 +21,7 @@ export interface ExplainInput {
   /** The violation is there with no op at all: the booted world already has it. */
   atBoot?: boolean;
   /** The policies that ran, when --host-policy/--guest-policy replaced the file's. */
-  ran?: { host: string; guest: string };
+  ran?: { host?: string; guest?: string };
   /** The failing step's record, if the violation happened at a step. */
   step: Step | undefined;
   before: RegionRow[] | undefined;
@@ -113,7 +113,8 @@ export function renderExplain(input: ExplainInput): string {
   }
   if (input.before && input.after) {
     const where = regionOf(violation, repro);
-    lines.push('', `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}:`, ...table(input.before, input.after));
+    const around = `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}`;
+    lines.push('', atBoot ? `${around}, as booted -> after step ${violation.step} (which did not make it):` : `${around}:`, ...table(input.before, input.after));
   }
   if (atBoot) {
     lines.push('', repro.ops.length === 0 ? 'ops: none (the boot alone shows it)' : 'ops (none needed: the boot alone shows it):');

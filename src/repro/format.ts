@@ -67,9 +67,10 @@ export function parseRepro(raw: unknown): Repro {
   if (typeof title !== 'string') throw new FormatError('title', 'expected a string');
   const repro: Repro = { title, config, seed: String(seed), ops };
   if (record.expect !== undefined) repro.expect = parseExpect(record.expect);
-  // A violation at boot is reported with step 0, even in a file of no ops.
+  // Steps are op indexes; one more is after the last op (the watchdog stopping a case's settling,
+  // watchdog.ts), and a violation at boot is reported with step 0 even in a file of no ops.
   const expected = repro.expect?.verdict === 'violation' ? repro.expect.step : undefined;
-  if (expected !== undefined && expected >= Math.max(1, ops.length)) throw new FormatError('expect.step', `${expected} is past the last op (the file has ${ops.length} op(s), numbered from 0)`);
+  if (expected !== undefined && expected > Math.max(0, ops.length)) throw new FormatError('expect.step', `${expected} is past the last op (the file has ${ops.length} op(s), numbered from 0)`);
   if (record.oracles !== undefined) {
     if (!Array.isArray(record.oracles)) throw new FormatError('oracles', 'expected an array of oracle files');
     repro.oracles = record.oracles.map((file: unknown, index: number) => {

@@ -29,3 +29,13 @@ describe('replay: the during warning', () => {
     expect(other.warnings).toEqual([expect.stringContaining('"during" positions count the calls of the file\'s policies')]);
   });
 });
+
+describe('replay: the expected oracle', () => {
+  it('may be an oracle object given to replayRepro (the API), and a typo is refused by name', async () => {
+    const repro = { ...readRepro(RACE), expect: { verdict: 'violation' as const, oracle: 'my-oracle' } };
+    const mine = { name: 'my-oracle', description: 'always', severity: 'correctness' as const, check: () => [{ message: 'always' }] };
+    const outcome = await replayRepro(repro, { objects: [mine] });
+    expect(outcome.met).toBe(true);
+    await expect(replayRepro(repro)).rejects.toThrow(/expect\.oracle: no oracle "my-oracle"/);
+  });
+});
