@@ -36,6 +36,14 @@ describe('repro format', () => {
     expect(again).toEqual(repro);
   });
 
+  it('expect.step is an op index, or one past the last op (a watchdog stop after it), and no further', () => {
+    const at = (step: number): unknown => ({ ...example, expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step } });
+    expect(parseRepro(at(3)).expect).toEqual({ verdict: 'violation', oracle: 'io-s2-rmp-size', step: 3 });
+    expect(() => parseRepro(at(4))).toThrow(/expect\.step: 4 is past the last op \(the file has 3 op\(s\)/);
+    // A violation at boot in a file of no ops is reported with step 0.
+    expect(parseRepro({ ...at(0), ops: [] }).expect).toEqual({ verdict: 'violation', oracle: 'io-s2-rmp-size', step: 0 });
+  });
+
   it('writes one op per line', () => {
     const text = encodeRepro(parseRepro(example));
     expect(text).toContain('\n    {"op":"accept","gpa":"0x200000","size":"2M"},\n');
