@@ -37,7 +37,7 @@ describe('repro format', () => {
   });
 
   it('expect.step is an op index, or one past the last op (a watchdog stop after it), and no further', () => {
-    const at = (step: number): unknown => ({ ...example, expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step } });
+    const at = (step: number): Record<string, unknown> => ({ ...example, expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step } });
     expect(parseRepro(at(3)).expect).toEqual({ verdict: 'violation', oracle: 'io-s2-rmp-size', step: 3 });
     expect(() => parseRepro(at(4))).toThrow(/expect\.step: 4 is past the last op \(the file has 3 op\(s\)/);
     // A violation at boot in a file of no ops is reported with step 0.
