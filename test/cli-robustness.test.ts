@@ -329,6 +329,12 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     writeFileSync(file, JSON.stringify({ ...repro, ops: [], expect: undefined }));
     const result = runCli(['replay', '--trace', file]);
     expect(result.stdout).toMatch(/VIOLATION npt-iommu-coherence \(after boot, no op\): shared gpa 0x100000/);
+    // explain and the HTML report draw its region as booted: there is no step to photograph.
+    expect(runCli(['explain', file]).stdout).toContain('2M region around 0x0, as booted:');
+    expect(runCli(['report', dir]).code).toBe(0);
+    const page = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(page).not.toContain('No 2M region to draw');
+    expect(page).toContain('<h4>2M region 0x0');
   });
 
   it('explain with another policy than the file names says which ran, and warns that during positions count the file\'s calls', () => {

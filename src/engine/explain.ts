@@ -56,6 +56,8 @@ export function captureFailingStep<T>(repro: Repro, policies: Policies, oracles:
         previous = snapshot;
       },
     });
+    // A file of no ops has no step to photograph: its violation is the booted world's, drawn as booted.
+    if (repro.ops.length === 0) found.before = found.after = previous;
   }
   return found;
 }

@@ -114,7 +114,8 @@ export function renderExplain(input: ExplainInput): string {
   if (input.before && input.after) {
     const where = regionOf(violation, repro);
     const around = `2M region around ${where ? hex(where.gpa - (where.gpa % (2 * 1024 * 1024))) : '?'}`;
-    lines.push('', atBoot ? `${around}, as booted -> after step ${violation.step} (which did not make it):` : `${around}:`, ...table(input.before, input.after));
+    const label = !atBoot ? `${around}:` : repro.ops.length === 0 ? `${around}, as booted:` : `${around}, as booted -> after step ${violation.step} (which did not make it):`;
+    lines.push('', label, ...table(input.before, input.after));
   }
   if (atBoot) {
     lines.push('', repro.ops.length === 0 ? 'ops: none (the boot alone shows it)' : 'ops (none needed: the boot alone shows it):');
