@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, runCli, runCliAsync } from './helpers/cli.ts';
 
+
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-robust-'));
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
@@ -18,6 +19,16 @@ function plugin(dir: string, name: string, body: string): string {
   const file = join(dir, name);
   writeFileSync(file, body);
   return file;
+}
+
+/** An oracle that throws at every check: what the oracle-error tests run. */
+const THROWER = "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n";
+
+/** `fuzz` in `dir` with THROWER as its oracle (seed t, one worker, findings to dir/out), and `args`. */
+function throwingCampaign(dir: string, args: string[]): { thrower: string; out: string; result: ReturnType<typeof runCli> } {
+  const thrower = plugin(dir, 'thrower.mjs', THROWER);
+  const out = join(dir, 'out');
+  return { thrower, out, result: runCli(['fuzz', '--oracle', thrower, '--seed', 't', '--workers', '1', '--out', out, ...args]) };
 }
 
 /** KVM's defaults through a file: enough to find io-s2-rmp-size, and it makes the campaign load a plugin. */
@@ -303,7 +314,7 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
 
   it('an oracle that throws fails replay (exit 2), replay --check (unmet, exit 1) and fuzz --case (exit 2): it checked nothing after', () => {
     const dir = temp();
-    const thrower = plugin(dir, 'thrower.mjs', "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n");
+    const thrower = plugin(dir, 'thrower.mjs', THROWER);
     const clean = join(dir, 'clean.json');
     cpSync(join(process.cwd(), 'corpus', 'clean-kvm-4k-linux.json'), clean);
     const replayed = runCli(['replay', clean, '--oracle', thrower]);
@@ -357,10 +368,8 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
 
   it("an oracle that throws is an error in JUnit, SARIF, fuzz --html and report: a CI dashboard must not show the campaign green", () => {
     const dir = temp();
-    const thrower = plugin(dir, 'thrower.mjs', "export default { name: 'thrower', description: 'd', severity: 'correctness', check() { throw new Error('oracle boom'); } };\n");
-    const out = join(dir, 'out');
     const [junit, sarif, html] = ['r.xml', 'r.sarif', 'r.html'].map((name) => join(dir, name)) as [string, string, string];
-    const result = runCli(['fuzz', '--oracle', thrower, '--host-policy', 'kvm-4k', '--runs', '5', '--seed', 't', '--workers', '1', '--out', out, '--junit', junit, '--sarif', sarif, '--html', html]);
+    const { thrower, out, result } = throwingCampaign(dir, ['--host-policy', 'kvm-4k', '--runs', '5', '--junit', junit, '--sarif', sarif, '--html', html]);
     expect(result.code).toBe(2);
     const xml = readFileSync(junit, 'utf8');
     expect(xml).toContain('errors="1"');
@@ -454,10 +463,7 @@ describe('items 18 and 19: user oracles in repros, and oracle errors once', () =
   });
 
   it('item 19: an oracle that throws is reported once per campaign, with a repro of the first case', () => {
-    const dir = temp();
-    const oracle = plugin(dir, 'throws.mjs', "export default { name: 'thrower', description: 'd', severity: 'security', check() { throw new Error('oracle boom'); } };\n");
-    const out = join(dir, 'out');
-    const result = runCli(['fuzz', '--oracle', oracle, '--runs', '8', '--seed', 't', '--workers', '1', '--only-oracle', 'thrower', '--out', out]);
+    const { out, result } = throwingCampaign(temp(), ['--runs', '8', '--only-oracle', 'thrower']);
     expect(result.code).toBe(2);
     expect(result.stderr.match(/oracle error/g)).toHaveLength(1);
     expect(result.stderr).toContain('thrower threw at step 0 of case 0: oracle boom');

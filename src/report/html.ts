@@ -6,6 +6,7 @@
 import { SZ_4K, hex } from '../api.ts';
 import { escapeXml as x } from './escape.ts';
 import type { LogLine } from './jsonl.ts';
+import { oracleErrorOrigin } from './origin.ts';
 import type { MapRow, RegionMap } from './region-map.ts';
 
 export interface ReportFinding {
@@ -193,7 +194,7 @@ function oracleErrorSection(errors: readonly LogLine[]): string {
   // The log's fields as written by fuzz (strings and numbers); anything else as JSON.
   const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? ''));
   const items = errors.map((e) => {
-    const where = e.corpusFile !== undefined ? `corpus file ${text(e.corpusFile)}` : `case ${text(e.case)}`;
+    const where = oracleErrorOrigin({ ...(e.corpusFile !== undefined ? { replayOf: text(e.corpusFile) } : {}), ...(typeof e.case === 'number' ? { case: e.case } : {}) });
     const line = `${text(e.oracle)} threw at step ${text(e.step)} of ${where}: ${text(e.message)}`;
     return `<li><span class="message">${x(line)}</span>${e.file !== undefined ? ` <span class="facts">repro ${x(text(e.file))}</span>` : ''}</li>`;
   });

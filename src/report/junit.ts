@@ -5,7 +5,7 @@
 // (messages, policy names, seeds) goes through escapeXml: escaped, ANSI codes removed.
 
 import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
-import { bucketOrigin } from './origin.ts';
+import { bucketOrigin, oracleErrorOrigin } from './origin.ts';
 import { escapeXml as x } from './escape.ts';
 
 export interface JunitSummary {
@@ -17,9 +17,6 @@ export interface JunitSummary {
   startedAt: number;
   elapsedMs: number;
 }
-
-/** Where an oracle error happened: a case, or a corpus file's replay. */
-export const oracleErrorOrigin = (error: Pick<CampaignOracleError, 'case' | 'replayOf'>): string => (error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case}`);
 
 export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary, oracleErrors: readonly CampaignOracleError[] = []): string {
   const name = `cocofuzz ${summary.hostPolicy} + ${summary.guestPolicy} (seed ${summary.seed})`;

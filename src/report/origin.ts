@@ -1,8 +1,14 @@
-// Where a campaign first found a bucket, in the words every report uses (JUnit, SARIF, HTML).
+// Where a campaign first found a bucket, or where an oracle threw, in the words every report uses
+// (the terminal, JUnit, SARIF, HTML).
 
-import type { Bucket } from '../engine/campaign.ts';
+import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
 
 /** `case 17 (seed night/17)` (the global case number, what `fuzz --case` takes), or the corpus file whose replay failed. */
 export function bucketOrigin(bucket: Pick<Bucket, 'firstCase' | 'replayOf' | 'repro'>): string {
   return bucket.replayOf !== undefined ? `corpus file ${bucket.replayOf}` : `case ${bucket.firstCase} (seed ${bucket.repro.seed})`;
+}
+
+/** `case 12` (the global case number), or the corpus file whose replay the oracle threw in. */
+export function oracleErrorOrigin(error: Partial<Pick<CampaignOracleError, 'case' | 'replayOf'>>): string {
+  return error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case ?? '?'}`;
 }

@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import { relative, sep } from 'node:path';
 import type { Severity } from '../api.ts';
 import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
-import { oracleErrorOrigin } from './junit.ts';
-import { bucketOrigin } from './origin.ts';
+import { bucketOrigin, oracleErrorOrigin } from './origin.ts';
 import { plainText } from './escape.ts';
 
 export interface SarifRule {
