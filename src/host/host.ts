@@ -281,13 +281,19 @@ export class Host implements HostView, Hypervisor {
       const npages = first.size === '2M' ? FRAMES_PER_2M : 1;
       if (first.curPage > npages) return 'PSC_INVALID_ENTRY';
       if (first.size === '2M' && offsetIn(first.gfn, FRAMES_PER_2M) !== 0) return 'PSC_INVALID_ENTRY';
-      // A 2M entry already partly done continues as 4K pages (snp_begin_psc()).
       let pages = npages - first.curPage;
+      if (pages === 0) {
+        // An entry already done is stepped over (snp_begin_psc() advances hdr.cur_entry).
+        desc.curEntry = ++idx;
+        continue;
+      }
+      // A 2M entry already partly done continues as 4K pages, coalesced with the 4K entries after
+      // it, never with 2M ones (snp_begin_psc(): huge = false, then `!!entry.pagesize != huge`).
       const pageSize: PageSize = first.size === '2M' && first.curPage === 0 ? '2M' : '4K';
       let last = idx;
       while (last + 1 <= desc.endEntry) {
         const next = entries[last + 1];
-        if (next === undefined || next.op !== first.op || next.curPage !== 0 || next.size !== first.size) break;
+        if (next === undefined || next.op !== first.op || next.curPage !== 0 || next.size !== pageSize) break;
         if (next.gfn !== first.gfn + first.curPage + pages) break;
         if (next.size === '2M' && offsetIn(next.gfn, FRAMES_PER_2M) !== 0) break;
         pages += next.size === '2M' ? FRAMES_PER_2M : 1;

@@ -8,10 +8,10 @@ import type { ActorEnv } from '../../src/host/env.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../../src/host/backing.ts';
 import { Host } from '../../src/host/host.ts';
 import { Guest } from '../../src/guest/guest.ts';
-import type { Hypervisor } from '../../src/guest/ghcb.ts';
+import type { Hypervisor, PscEntry } from '../../src/guest/ghcb.ts';
 import { Machine } from '../../src/model/machine.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
-import { defineHostPolicy } from '../../src/policies/types.ts';
+import { type ConvertRequest, defineHostPolicy } from '../../src/policies/types.ts';
 import { SZ_2M, SZ_4K, countPrims, frameOf, makeConfig, makeWorld } from '../helpers/world.ts';
 
 const REGION = 4 * SZ_2M;
@@ -151,5 +151,55 @@ describe('partial PSC completion', () => {
     expect(log.errors.join()).toMatch(/going backward, end_entry 1 \(got 1\) cur_entry 1 \(got 0\)/);
     const shares = log.events.filter((e) => e.kind === 'psc' && e.to === 'shared');
     expect(shares.map((e) => (e.kind === 'psc' ? e.done : undefined))).toEqual([true, false]);
+  });
+});
+
+describe('the host coalesces PSC entries as snp_begin_psc() does', () => {
+  const hostWith = (requests: ConvertRequest[]): Host => {
+    const config = makeConfig();
+    const machine = new Machine({ asid: 1, vtom: config.vtom, devices: config.devices });
+    const env: ActorEnv = { guard: (fn) => fn(), charge: () => {}, chargeRun: () => true, policyMachine: machine, random: () => 0.5 };
+    const recording = defineHostPolicy({ name: 'recording', description: 'records the convert requests, does nothing', convert: (_ctx, request) => void requests.push({ ...request }) });
+    return new Host(machine, config, recording, env);
+  };
+  const gfn = REGION / SZ_4K;
+
+  it('continues a partly done 2M entry at 4K with the 4K entries after it, not the 2M ones', () => {
+    const requests: ConvertRequest[] = [];
+    const entries: PscEntry[] = [
+      { gfn, size: '2M', op: 'shared', curPage: 100 },
+      { gfn: gfn + 512, size: '4K', op: 'shared', curPage: 0 },
+      { gfn: gfn + 513, size: '4K', op: 'shared', curPage: 0 },
+      { gfn: gfn + 514, size: '2M', op: 'shared', curPage: 0 },
+    ];
+    // The last entry is not 2M-aligned: it would be refused when it comes first, so the request
+    // before it shows which entries the partly done one took along.
+    expect(hostWith(requests).psc({ curEntry: 0, endEntry: 2, entries })).toBeUndefined();
+    expect(requests).toEqual([{ gpa: (gfn + 100) * SZ_4K, len: (412 + 2) * SZ_4K, to: 'shared', pageSize: '4K' }]);
+  });
+
+  it('keeps a partly done 2M entry apart from the 2M entries after it', () => {
+    const requests: ConvertRequest[] = [];
+    const entries: PscEntry[] = [
+      { gfn, size: '2M', op: 'private', curPage: 1 },
+      { gfn: gfn + 512, size: '2M', op: 'private', curPage: 0 },
+    ];
+    hostWith(requests).psc({ curEntry: 0, endEntry: 1, entries });
+    expect(requests).toEqual([
+      { gpa: (gfn + 1) * SZ_4K, len: 511 * SZ_4K, to: 'private', pageSize: '4K' },
+      { gpa: (gfn + 512) * SZ_4K, len: SZ_2M, to: 'private', pageSize: '2M' },
+    ]);
+  });
+
+  it('steps over an entry already done without asking the policy', () => {
+    const requests: ConvertRequest[] = [];
+    const entries: PscEntry[] = [
+      { gfn, size: '4K', op: 'shared', curPage: 1 },
+      { gfn: gfn + 7, size: '4K', op: 'shared', curPage: 0 },
+    ];
+    const desc = { curEntry: 0, endEntry: 1, entries };
+    hostWith(requests).psc(desc);
+    expect(requests).toEqual([{ gpa: (gfn + 7) * SZ_4K, len: SZ_4K, to: 'shared', pageSize: '4K' }]);
+    expect(desc.curEntry).toBe(2);
   });
 });
