@@ -134,6 +134,28 @@ describe('corpus check, merge and prune', () => {
     expect(both.code).toBe(1);
   });
 
+  it('an empty directory is an empty corpus to merge, report, cover and prune; check and replay refuse it', () => {
+    // The first night's corpus, a shard or a campaign that found nothing (README "Nightly CI").
+    const dir = temp();
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    cpSync(join(corpus, 'double-validate.json'), join(dir, 'found', 'double-validate.json'), { recursive: true });
+    const merged = runCli(['corpus', 'merge', empty, join(dir, 'found'), '--out', join(dir, 'merged')]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(readdirSync(join(dir, 'merged'))).toEqual(['double-validate.json']);
+    expect(runCli(['corpus', 'merge', empty, '--out', join(dir, 'none')]).stdout).toMatch(/merged 0 file\(s\) into 0/);
+    expect(runCli(['corpus', 'prune', empty]).code).toBe(0);
+    expect(runCli(['coverage', empty]).stdout).toMatch(/^0 file\(s\): 0 features/);
+    const report = runCli(['report', empty]);
+    expect(report.code, report.stderr).toBe(0);
+    expect(readFileSync(join(empty, 'report.html'), 'utf8')).toContain('No findings');
+    for (const args of [['corpus', 'check', empty], ['replay', '--check', empty]]) {
+      const refused = runCli(args);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('no repro files (*.json) in this directory');
+    }
+  });
+
   it('merge without --out is a usage error', () => {
     const result = runCli(['corpus', 'merge', corpus]);
     expect(result.code).toBe(2);

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { replayRepro } from '../engine/replay.ts';
+import { reproOracleFiles } from '../engine/select.ts';
+import { looksLikeFile } from '../repro/plugin-paths.ts';
 import { signature } from '../engine/run.ts';
 import { type Repro, encodeRepro, reproForFile, writeFileAtomic } from '../repro/format.ts';
 import { escapeTerminal } from '../report/escape.ts';
@@ -26,6 +28,9 @@ interface Entry {
   key: string;
 }
 
+/** merge and prune take a corpus that may be empty (the first night, a shard that found nothing); check judges files and refuses one. */
+const EMPTY_OK = { emptyOk: true };
+
 const selection = (args: CorpusArgs) => ({ files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy });
 
 async function load(args: CorpusArgs): Promise<{ entries: Entry[]; bad: number }> {
@@ -35,7 +40,7 @@ async function load(args: CorpusArgs): Promise<{ entries: Entry[]; bad: number }
     const first = result.violations[0];
     const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
     entries.push({ file, repro, key });
-  });
+  }, EMPTY_OK);
   return { entries, bad };
 }
 
@@ -65,6 +70,25 @@ function mergeTarget(out: string, name: string, text: string): string | undefine
 }
 
 /**
+ * `repro` as merge writes it: the plugins a flag replaced recorded as the flag names them (absolute
+ * here, made relative to the merged file when it is written). A shard's findings name a policy
+ * kept outside them by a path that means nothing once the artifact is downloaded elsewhere
+ * (`../policies/my-host.ts` from shards/shard-0/findings/); merge ran each file with the flag's
+ * policy, so that is the one its copy names. Oracles: the flag's files, and the file's own that
+ * still load from inside its directory.
+ */
+function asMerged(repro: Repro, args: CorpusArgs): Repro {
+  const named = (value: string): string => (looksLikeFile(value) ? resolve(value) : value);
+  const config = { ...repro.config };
+  if (args.hostPolicy !== undefined) config.hostPolicy = named(args.hostPolicy);
+  if (args.guestPolicy !== undefined) config.guestPolicy = named(args.guestPolicy);
+  const flagOracles = (args.oracle ?? []).map((file) => resolve(file));
+  const merged: Repro = { ...repro, config };
+  if (flagOracles.length > 0) merged.oracles = reproOracleFiles(repro, flagOracles);
+  return merged;
+}
+
+/**
  * `corpus prune --coverage` (libFuzzer -merge=1, ClusterFuzzLite's prune): keeps the smallest set
  * of `expect: clean` files that reaches every feature (coverage.ts) the directory reaches, taking
  * the shortest first. A file that expects a violation (or states no expectation) is never touched,
@@ -77,7 +101,7 @@ async function pruneByCoverage(args: CorpusArgs): Promise<number> {
     const { features, verdict } = await reproFeatures(repro, args);
     if (repro.expect?.verdict === 'clean' && verdict === 'clean') candidates.push({ file, ops: repro.ops.length, features });
     else for (const feature of features) covered.add(feature);
-  });
+  }, EMPTY_OK);
   candidates.sort((a, b) => a.ops - b.ops || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   let removed = 0;
   for (const candidate of candidates) {
@@ -124,10 +148,11 @@ async function corpus(args: CorpusArgs): Promise<number> {
     let written = 0;
     for (const entry of kept.values()) {
       const source = entry.repro.source ?? entry.file;
-      const text = encodeRepro(reproForFile(entry.repro, join(out, basename(entry.file)), dirname(source)));
+      const repro = asMerged(entry.repro, args);
+      const text = encodeRepro(reproForFile(repro, join(out, basename(entry.file)), dirname(source)));
       const target = mergeTarget(out, basename(entry.file), text);
       if (target === undefined) continue;
-      writeFileAtomic(target, encodeRepro(reproForFile(entry.repro, target, dirname(source))));
+      writeFileAtomic(target, encodeRepro(reproForFile(repro, target, dirname(source))));
       written++;
     }
     console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written)`));

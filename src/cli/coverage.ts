@@ -50,7 +50,7 @@ async function coverage(args: CoverageArgs): Promise<number> {
   const bad = await forEachRepro(args.dirs, async (_file, repro) => {
     files++;
     for (const feature of (await reproFeatures(repro, args)).features) features.add(feature);
-  });
+  }, { emptyOk: true });
   const report = coverageReport(features);
   if (args.json) {
     console.log(JSON.stringify({ files, ...report }));

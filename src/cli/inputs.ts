@@ -40,12 +40,23 @@ export function readConfigFlag(value: string | undefined): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
+/** How a command takes a directory with no repro file in it. */
+export interface ReproPathOptions {
+  /**
+   * The directory holds a collection that may be empty: a corpus on its first night, a shard or
+   * campaign that found nothing (merge, report, coverage, prune). Without it an empty directory is
+   * an error: where files are judged (replay, corpus check) it is a wrong path far more often than
+   * an empty corpus, and running nothing and exiting 0 would pass a CI job that checks nothing.
+   */
+  emptyOk?: boolean;
+}
+
 /**
  * Files and directories (their *.json files, sorted) as one list of repro files, each file once
  * (by its real path: `d d/`, `d d/x.json` or a symlink to `d` name files twice), as first named.
  * `corpus prune` deletes by this list: a file listed twice was a duplicate of itself.
  */
-export function expandReproPaths(paths: readonly string[]): string[] {
+export function expandReproPaths(paths: readonly string[], options: ReproPathOptions = {}): string[] {
   const files: string[] = [];
   const seen = new Set<string>();
   const add = (file: string): void => {
@@ -60,9 +71,7 @@ export function expandReproPaths(paths: readonly string[]): string[] {
       const found = readdirSync(path)
         .filter((name) => name.endsWith('.json'))
         .sort();
-      // An empty directory is a wrong path far more often than an empty corpus: running nothing
-      // and exiting 0 would pass a CI job that checks nothing.
-      if (found.length === 0) throw new UsageError(`${path}: no repro files (*.json) in this directory`);
+      if (found.length === 0 && options.emptyOk !== true) throw new UsageError(`${path}: no repro files (*.json) in this directory`);
       for (const name of found) add(join(path, name));
     } else add(path);
   }
@@ -74,9 +83,9 @@ export function expandReproPaths(paths: readonly string[]): string[] {
  * policy that cannot load, is reported in one line on stderr and counted, and the rest still
  * run: one bad file in a corpus must not hide the verdicts of the others. Returns the bad count.
  */
-export async function forEachRepro(paths: readonly string[], handle: (file: string, repro: Repro) => Promise<void>): Promise<number> {
+export async function forEachRepro(paths: readonly string[], handle: (file: string, repro: Repro) => Promise<void>, options: ReproPathOptions = {}): Promise<number> {
   let bad = 0;
-  for (const file of expandReproPaths(paths)) {
+  for (const file of expandReproPaths(paths, options)) {
     try {
       await handle(file, readRepro(file));
     } catch (error) {

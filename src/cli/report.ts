@@ -92,7 +92,7 @@ async function report(args: ReportArgs): Promise<number> {
   const bad = await forEachRepro([args.dir], async (file, repro) => {
     await resolveReproPolicies(repro, args);
     findings.push({ repro, file });
-  });
+  }, { emptyOk: true });
   if (bad > 0) return EXIT_USAGE;
   const start = log.find((l) => l.type === 'start');
   const title = start ? `cocofuzz: ${String(start.hostPolicy)} + ${String(start.guestPolicy)}, seed ${String(start.seed)}` : `cocofuzz: ${args.dir}`;
