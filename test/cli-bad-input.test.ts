@@ -47,6 +47,8 @@ function setUp(dir: string): void {
   writeFileSync(join(dir, 'host.mjs'), HOST_POLICY);
   writeFileSync(join(dir, 'oracle.mjs'), ORACLE);
   writeFileSync(join(dir, 'syntax.ts'), 'export default { name: \n');
+  writeFileSync(join(dir, 'syntax.mjs'), "const a = 1;\nexport default { name: 'x',\n");
+  writeFileSync(join(dir, 'throws.mjs'), "const a = 1;\nthrow new Error('boom at import');\nexport default { name: 'x', description: 'd' };\n");
   writeFileSync(join(dir, 'unseen.mjs'), "export default { name: 'u', description: 'u', io() {}, ioIgnoresUnseen: 'yes' };\n");
   writeFileSync(join(dir, 'binary.json'), Buffer.from([0, 1, 2, 0x1b, 0x5b, 0x32, 0x4a, 0xff, 0xfe, 0, 10, 13]));
   writeFileSync(join(dir, 'esc.json'), `{"format": "cocofuzz-repro/1", ${ESC}]0;pwned\u0007`);
@@ -123,7 +125,10 @@ const TABLE: Entry[] = [
   { kind: 'oracle as host policy', args: (d) => ['fuzz', '--host-policy', join(d, 'oracle.mjs')], names: /oracle\.mjs.*oracle/ },
   { kind: 'host policy as oracle', args: (d) => ['fuzz', '--oracle', join(d, 'host.mjs')], names: /host\.mjs.*host policy/ },
   { kind: 'host policy ioIgnoresUnseen not a boolean', args: (d) => ['fuzz', '--host-policy', join(d, 'unseen.mjs')], names: /unseen\.mjs.*ioIgnoresUnseen/ },
-  { kind: 'policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.ts')], names: 'syntax.ts' },
+  // Where in the file: a plugin author's first question (esbuild's line; node --check's; the stack's).
+  { kind: 'policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.ts')], names: /syntax\.ts: the host policy failed to load: Transform failed with 1 error: .*syntax\.ts:2:0: ERROR: / },
+  { kind: 'JavaScript policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.mjs')], names: /syntax\.mjs: the host policy failed to load: Unexpected end of input \(.*syntax\.mjs:3\)/ },
+  { kind: 'JavaScript policy file that throws at import', args: (d) => ['fuzz', '--host-policy', join(d, 'throws.mjs')], names: /throws\.mjs: the host policy failed to load: boom at import \(.*throws\.mjs:2:7\)/ },
   { kind: 'missing oracle file', args: (d) => ['fuzz', '--oracle', join(d, 'nope.ts')], names: 'nope.ts' },
   { kind: 'unknown only-oracle', args: () => ['fuzz', '--only-oracle', 'nosuch'], names: '--only-oracle' },
   { kind: 'only-oracle named constructor', args: () => ['fuzz', '--only-oracle', 'constructor'], names: '--only-oracle' },

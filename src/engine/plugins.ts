@@ -2,6 +2,7 @@
 // JavaScript, whose default export is the object; the tsx loader registered by bin/cocofuzz.js
 // (and by vitest) compiles TypeScript on the fly, so no build step is needed.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -47,8 +48,7 @@ export async function loadPlugin<T>(file: string, what: string, validate: (value
       default?: unknown;
     };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new PluginError(file, `the ${what} failed to load: ${message}`);
+    throw new PluginError(file, `the ${what} failed to load: ${loadFailure(error, file, path)}`);
   }
   let value = module.default;
   // A TypeScript file compiled as CommonJS (no "type": "module" around it) arrives wrapped once more.
@@ -57,6 +57,45 @@ export async function loadPlugin<T>(file: string, what: string, validate: (value
   const problem = validate(value);
   if (problem) throw new PluginError(file, problem);
   return value as T;
+}
+
+/**
+ * Why loading failed, in one line that says where in the plugin: esbuild (a TypeScript plugin)
+ * puts the place on the line after "Transform failed with 1 error:"; a throw while the module ran
+ * has it in its stack; Node's SyntaxError for a JavaScript module has it in neither (the arrow
+ * goes to stderr only when the error is uncaught), so `node --check` is asked for it.
+ */
+function loadFailure(error: unknown, file: string, path: string): string {
+  if (!(error instanceof Error)) return String(error);
+  const lines = error.message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+  let text = lines[0] ?? error.name;
+  if (text.endsWith(':') && lines[1] !== undefined) text = `${text.slice(0, -1)}: ${lines[1]}`;
+  if (text.includes(path)) return text;
+  const where = placeIn(error.stack ?? '', path) ?? (error instanceof SyntaxError ? syntaxPlace(path) : undefined);
+  return where === undefined ? text : `${text} (${file}:${where})`;
+}
+
+/** LINE:COLUMN of the first stack frame in the plugin's own file. */
+function placeIn(stack: string, path: string): string | undefined {
+  const url = pathToFileURL(path).href;
+  for (const line of stack.split('\n')) {
+    const at = line.indexOf(`${url}:`);
+    const match = at >= 0 ? /^:(\d+:\d+)/.exec(line.slice(at + url.length)) : null;
+    if (match) return match[1];
+  }
+  return undefined;
+}
+
+/** The line of a JavaScript module's syntax error, as `node --check` reports it. */
+function syntaxPlace(path: string): string | undefined {
+  const check = spawnSync(process.execPath, ['--check', path], { encoding: 'utf8', timeout: 30_000 });
+  const prefix = `${path}:`;
+  const line = check.stderr?.split('\n').find((l) => l.startsWith(prefix));
+  const match = line === undefined ? null : /^(\d+)$/.exec(line.slice(prefix.length));
+  return match?.[1];
 }
 
 export function requireFields(value: unknown, fields: Record<string, 'string' | 'function'>, optional: Record<string, 'function'> = {}): string | undefined {
