@@ -7,15 +7,18 @@
 // frame assigned to the guest at exactly the GPA it used (1:1 under vTOM), never on host-owned
 // memory where private data would leak or be forged.
 //
-// An interleaved DMA (an op's `during`) is judged as it ran: with the device's TDI state of that
-// moment (DmaRecord.tdi), and not on pages the op converts (Step.converting), whose RMP entries the
-// op changes after the IOMMU checked them.
+// An interleaved DMA (an op's `during`) is judged as it ran: with the device's TDI state and the
+// RMP entries of that moment (DmaRecord.tdi, DmaRecord.rmpAtDma). The op goes on changing the RMP
+// after it: KVM's private fault may assign a whole 2M entry around a frame an untrusted device
+// read while it was still the hypervisor's (a false finding, judged at the end of the step), and a
+// share rescinds and unassigns a page an untrusted device wrote while it was still private (a
+// breach the end of the step no longer shows).
 //
 // Event-based: every piece of every DMA the step performed (DmaRecord.result.pieces are the pieces
 // that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs. The path
 // and the message are put in words only for a finding.
 
-import { defaultRmpEntry, SZ_4K, defineOracle, formatSize, hex, isBeingConverted, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, SZ_4K, defineOracle, formatSize, hex, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 
@@ -35,13 +38,16 @@ export default defineOracle({
       const kind = dma.legit ? 'DMA' : 'wild DMA';
       const access = dma.write ? 'write' : 'read';
       const tdi = dma.tdi ?? device?.tdi;
+      // An interleaved DMA's frames, over all its pieces in order, are rmpAtDma's entries.
+      let atDma = 0;
       for (const piece of dma.result.pieces) {
-        if (dma.during !== undefined && isBeingConverted(step.converting, Math.floor(piece.gpa / SZ_4K))) continue;
         const privatePath = device !== undefined && device.trusted && tdi === 'run' && piece.gpa < view.vtom;
         const first = Math.floor(piece.hpa / SZ_4K);
         const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
+        const base = atDma;
+        atDma += last - first + 1;
         for (let pfn = first; pfn <= last; pfn++) {
-          const entry = view.rmp.load(pfn, pieceEntry);
+          const entry = dma.rmpAtDma?.[base + pfn - first] ?? view.rmp.load(pfn, pieceEntry);
           const hpa = Math.max(piece.hpa, pfn * SZ_4K);
           const gpa = piece.gpa + (hpa - piece.hpa);
           let problem = '';

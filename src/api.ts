@@ -299,6 +299,13 @@ export interface DmaRecord {
   during?: number;
   /** Interleaved: the device's TDI state when the DMA ran (the op may change it afterwards). */
   tdi?: 'unlocked' | 'locked' | 'run';
+  /**
+   * Interleaved: the RMP entry of each 4K frame the DMA reached, as the DMA found it (the op goes on
+   * changing the RMP after it, so the view at the end of the step is not what the IOMMU checked):
+   * piece by piece, frame by frame, in the order of `result.pieces`. Absent for a DMA of its own
+   * step, which nothing follows.
+   */
+  rmpAtDma?: readonly RmpEntry[];
   /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
   tokens: readonly number[];
   result: DmaResult;

@@ -11,7 +11,7 @@
 // held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
+import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpEntry, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
@@ -545,11 +545,22 @@ class SimWorld implements World {
     if (during !== undefined) {
       record.during = during;
       record.tdi = this.machine.device(op.dev).tdi;
+      record.rmpAtDma = this.rmpAtDma(result.pieces);
     }
     const stray = this.strayFrames(result.pieces);
     if (stray.length > 0) record.strayFrames = stray;
     this.pendingDmas.push(record);
     return {};
+  }
+
+  /** The RMP entry of each frame the DMA's pieces reached, now (DmaRecord.rmpAtDma): only for an interleaved DMA. */
+  private rmpAtDma(pieces: readonly DmaPiece[]): readonly RmpEntry[] {
+    const out: RmpEntry[] = [];
+    for (const piece of pieces) {
+      const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
+      for (let pfn = Math.floor(piece.hpa / SZ_4K); pfn <= last; pfn++) out.push(this.machine.rmp.load(pfn, defaultRmpEntry()));
+    }
+    return out;
   }
 
   /** The frames the DMA's pieces reached that do not back the page they were reached through, now. */

@@ -548,6 +548,32 @@ describe('every built-in oracle fires on a minimal broken case', () => {
   });
 });
 
+describe('dma-isolation judges an interleaved DMA by the RMP it found', () => {
+  const isolation = [oracleNamed('dma-isolation')];
+  afterEach(() => vi.restoreAllMocks());
+
+  it('fires on an untrusted write into a private page that the op then shares (the end of the step shows it shared)', () => {
+    vi.spyOn(Machine.prototype as unknown as { dmaRmpCheck: () => string }, 'dmaRmpCheck').mockReturnValue('');
+    const ops: Op[] = [
+      { op: 'accept', gpa: 2 * MB, size: '2M' },
+      { op: 'hw_map', table: 'iommu', gpa: 2 * MB + 4096, hpa: gmem(2 * MB + 4096), size: '4K' },
+      { op: 'share', gpa: 2 * MB + 4096, pages: 1, during: [{ after: 0, op: { op: 'dma', dev: 1, iova: 2 * MB + 4096, len: 4096, write: true } }] },
+    ];
+    const result = runSpec({ host: 'kvm-iommu-4k', guest: 'linux-2m-pool', adversary: true, ops }, isolation);
+    expect(result.violations.map((v) => `${v.step} ${v.message}`)).toEqual([
+      expect.stringMatching(/^2 wild DMA by dev 1 at 0x201000: S2\[4K\] -- \[4K\] --> RMP\[2M\] .*FAIL \(untrusted wild DMA write reached guest private memory \(gpa 0x201000\)\)$/),
+    ]);
+  });
+
+  it('stays silent on an untrusted read of a frame that was the hypervisor\'s then, and that the op assigns after it', () => {
+    // vfio-static maps all of guest memory statically; in the in-place world a guest_memfd frame
+    // not yet faulted in is unassigned, and the accept's private fault then assigns its 2M entry.
+    const ops: Op[] = [{ op: 'accept', gpa: 0x2a00000, size: '4K', during: [{ after: 0, op: { op: 'dma', dev: 0, iova: 0x2ba6000, len: 64, write: false } }] }];
+    const result = runSpec({ host: 'vfio-static', guest: 'linux', config: { discard: 'in-place' }, ops }, isolation);
+    expect(result.violations).toEqual([]);
+  });
+});
+
 describe('iotlb-stale at host_sync', () => {
   it('fires when host_sync leaves the invalidations queued (incremental check only: the sweep cannot see the op)', () => {
     const ops: Op[] = [
