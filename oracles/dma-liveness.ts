@@ -29,7 +29,8 @@ function arrows(fault: Fault): string {
     parts.push(fault.reason.startsWith('s1') ? 'S1[none]' : 'S2[none]');
     return `${parts.join(' -> ')} ==> FAIL (${fault.reason})`;
   }
-  const s2 = fault.s2Size !== undefined ? `S2[${formatSize(fault.s2Size)}]` : 'S2';
+  // On an IOTLB hit the size is the one cached, not the S2's now: say so, or the arrow blames the S2.
+  const s2 = `${fault.s2Size !== undefined ? `S2[${formatSize(fault.s2Size)}]` : 'S2'}${fault.fromIotlb === true ? ' (IOTLB)' : ''}`;
   const checked = fault.checkedSize !== undefined ? ` -- [${fault.checkedSize}] --> ` : ' --> ';
   parts.push(`${s2}${checked}RMP[${fault.rmpSize ?? '?'}]`);
   return `${parts.join(' -> ')} ==> FAIL (${fault.reason})`;
@@ -73,6 +74,7 @@ export default defineOracle({
           },
           fault: fault?.kind,
           reason: fault?.reason,
+          ...(fault?.fromIotlb === true ? { fromIotlb: true } : {}),
           len: dma.len,
           write: dma.write,
           ...(dma.target ? { target: dma.target } : {}),

@@ -972,6 +972,7 @@ export class Machine {
           checkedSize: checked,
           rmpSize: this.rmpTable.sizeOf(Math.floor(hpa / SZ_4K)),
         };
+        if (fromIotlb) fault.fromIotlb = true;
         if (s1Size !== undefined) {
           fault.gpa = gpa;
           fault.s1Size = s1Size;

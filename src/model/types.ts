@@ -74,6 +74,11 @@ export interface Fault {
   rmpSize?: PageSize;
   /** DMA: the S2 leaf rounded down to {4K, 2M}, the size the RMP check used. */
   checkedSize?: PageSize;
+  /**
+   * DMA: the translation came from the IOTLB, not a walk of the S2: `s2Size` is then the size the
+   * IOTLB cached, which the S2 may no longer have (a cut the host did not invalidate).
+   */
+  fromIotlb?: boolean;
 }
 
 /** A hardware primitive the actors (or a policy) called, with its arguments and result. */

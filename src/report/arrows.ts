@@ -9,6 +9,8 @@ import { formatSize } from '../model/size.ts';
 export interface ArrowParts {
   s1?: number;
   s2?: number;
+  /** The S2 size is the one the IOTLB cached (the S2 was not walked). */
+  iotlb?: boolean;
   npt?: number;
   checked?: PageSize;
   rmp?: PageSize;
@@ -19,7 +21,7 @@ export interface ArrowParts {
 export function arrow(parts: ArrowParts): string {
   const chain: string[] = [];
   if (parts.s1 !== undefined) chain.push(`S1[${formatSize(parts.s1)}] -> `);
-  if (parts.s2 !== undefined) chain.push(`S2[${formatSize(parts.s2)}]`);
+  if (parts.s2 !== undefined) chain.push(`S2[${formatSize(parts.s2)}]${parts.iotlb === true ? ' (IOTLB)' : ''}`);
   else if (parts.npt !== undefined) chain.push(`NPT[${formatSize(parts.npt)}]`);
   const checked = parts.checked ? ` -- [${parts.checked}] --> ` : ' --> ';
   const rmp = parts.rmp ? `RMP[${parts.rmp}]` : 'RMP[-]';
@@ -35,6 +37,7 @@ export function faultArrow(fault: Fault): string {
   return arrow({
     ...(fault.s1Size !== undefined ? { s1: fault.s1Size } : {}),
     ...(fault.s2Size !== undefined ? { s2: fault.s2Size } : {}),
+    ...(fault.fromIotlb === true ? { iotlb: true } : {}),
     ...(fault.nptSize !== undefined ? { npt: fault.nptSize } : {}),
     ...(fault.s2Size !== undefined ? { checked: fault.s2Size >= 2 * 1024 * 1024 ? '2M' : '4K' } : {}),
     ...(fault.rmpSize !== undefined ? { rmp: fault.rmpSize } : {}),
@@ -50,6 +53,7 @@ export function detailsArrow(details: ViolationDetails | undefined): string | un
   return arrow({
     ...(sizes.s1 !== undefined ? { s1: sizes.s1 } : {}),
     ...(sizes.s2 !== undefined ? { s2: sizes.s2 } : {}),
+    ...(details?.fromIotlb === true ? { iotlb: true } : {}),
     ...(sizes.npt !== undefined ? { npt: sizes.npt } : {}),
     ...(sizes.checked !== undefined ? { checked: sizes.checked } : sizes.s2 !== undefined ? { checked: sizes.s2 >= 2 * 1024 * 1024 ? '2M' : '4K' } : {}),
     ...(sizes.rmp !== undefined ? { rmp: sizes.rmp } : {}),

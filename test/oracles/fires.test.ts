@@ -574,6 +574,40 @@ describe('dma-isolation judges an interleaved DMA by the RMP it found', () => {
   });
 });
 
+describe('dma-liveness through a stale IOTLB entry', () => {
+  it('says the size came from the IOTLB, not the S2 (which the host cut to 4K without invalidating)', async () => {
+    const { followRmpIo, FOLLOW_RMP_IO_PAGE_SIZES } = await import('../../src/policies/follow-rmp.ts');
+    // A smash that cuts the IO leaf to 4K onto the same frames and never invalidates the 2M entry.
+    const cutNoFlush = defineHostPolicy({
+      name: 'cut-no-flush',
+      description: 'cuts the IO leaf on a smash, never invalidates the IOTLB',
+      ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
+      ioIgnoresUnseen: true,
+      io(ctx, event) {
+        if (event.kind !== 'smash') return followRmpIo(ctx, event);
+        for (const dev of event.devices) {
+          const leaf = ctx.machine.device(dev).s2.leafAt(event.gpa);
+          if (leaf !== undefined && leaf.size >= 2 * MB) ctx.machine.ioSplit(dev, leaf.iova, 4096);
+        }
+      },
+      flush(ctx) {
+        for (const device of ctx.iommu.devices()) ctx.iommu.flush(device.id, { ranges: [] });
+      },
+    });
+    const ops: Op[] = [
+      { op: 'tdi_accept', dev: 0 },
+      { op: 'alloc_coherent', dev: 0, bytes: 8192 },
+      { op: 'dma', dev: 0, buf: 0, len: 4096, write: true },
+      { op: 'host_split', gpa: 0 },
+      { op: 'host_sync' },
+      { op: 'dma', dev: 0, buf: 0, offset: 4096, len: 4096, write: true },
+    ];
+    const result = runSpec({ host: cutNoFlush, guest: 'linux-2m-pool', ops }, [oracleNamed('dma-liveness')]);
+    expect(result.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(/^5 .*: S2\[2M\] \(IOTLB\) -- \[2M\] --> RMP\[4K\] ==> FAIL \(size mismatch\)$/)]);
+    expect(result.violations[0]?.details?.fromIotlb).toBe(true);
+  });
+});
+
 describe('iotlb-stale at host_sync', () => {
   it('fires when host_sync leaves the invalidations queued (incremental check only: the sweep cannot see the op)', () => {
     const ops: Op[] = [
