@@ -107,6 +107,18 @@ describe('fuzzProperty refuses what would pass a test that checked nothing', () 
     const misspelled = { name: 'typo', description: 'd', pagesize: () => '4K' };
     expect(String(await outcome({ guestPolicy: misspelled as never, runs: 1 }))).toContain('fuzzProperty: guestPolicy: unknown field "pagesize"');
     expect(String(await outcome({ oracles: [{ ...never, severity: 'bad' as never }], runs: 1 }))).toContain('fuzzProperty: oracles[0]');
+    // A typo beside a hook of the other kind is still named as the typo.
+    const typoAndGuestHook = { name: 'typo', description: 'd', ioo: () => undefined, pageSize: () => '4K' };
+    expect(String(await outcome({ hostPolicy: typoAndGuestHook as never, runs: 1 }))).toContain('fuzzProperty: hostPolicy: unknown field "ioo"');
+  });
+
+  it("refuses a policy object under a built-in's name: its repro would replay the built-in", async () => {
+    const { hostPolicies } = await import('../src/policies/index.ts');
+    const shadow = { ...hostPolicies['cut-on-convert']!, name: 'kvm-4k', module: undefined };
+    delete (shadow as { module?: unknown }).module;
+    expect(String(await outcome({ hostPolicy: shadow, runs: 1 }))).toContain('fuzzProperty: hostPolicy: "name": "kvm-4k" is the name of a built-in host policy');
+    // The built-in object itself is fine.
+    expect(await outcome({ hostPolicy: hostPolicies['kvm-4k']!, guestPolicy: 'linux-2m-pool', runs: 2 })).toBeDefined();
   });
 });
 

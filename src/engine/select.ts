@@ -16,6 +16,8 @@ import { GUEST_POLICY_HOOKS, HOST_POLICY_DATA, HOST_POLICY_HOOKS } from '../poli
 // oracle given as --host-policy, is an error naming what it looks like, not a run with default
 // hooks (issue 14, item 8).
 const ORACLE_FIELDS = ['check', 'final', 'severity'] as const;
+/** Every field some kind of plugin has: a field outside it is a typo, whatever else the object has. */
+const PLUGIN_FIELDS: ReadonlySet<string> = new Set(['name', 'description', 'module', 'boot', 'checkCoversFinal', ...ORACLE_FIELDS, ...HOST_POLICY_HOOKS, ...HOST_POLICY_DATA, ...GUEST_POLICY_HOOKS]);
 
 function kindOf(record: Record<string, unknown>): string | undefined {
   const has = (fields: readonly string[]): boolean => fields.some((field) => Object.hasOwn(record, field));
@@ -32,13 +34,22 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
     if (problem) return problem;
     const record = value as Record<string, unknown>;
     const allowed = new Set(['name', 'description', ...hooks, ...extra]);
-    const stray = Object.keys(record).find((key) => !allowed.has(key));
+    const strays = Object.keys(record).filter((key) => !allowed.has(key));
+    // A misspelled hook is named as one, even beside a field of another kind: `ioo` in a host
+    // policy that also has a guest hook is a typo first.
+    const unknown = strays.find((key) => !PLUGIN_FIELDS.has(key));
+    if (unknown !== undefined) return `unknown field "${unknown}" for a ${what} (hooks: ${hooks.join(', ')})`;
+    const stray = strays[0];
     if (stray !== undefined) {
       const kind = kindOf(record);
       return kind && kind !== `a ${what}`
         ? `this is ${kind} (it has "${stray}"), not a ${what}`
-        : `unknown field "${stray}" for a ${what} (hooks: ${hooks.join(', ')})`;
+        : `"${stray}" is not a field of a ${what} (hooks: ${hooks.join(', ')})`;
     }
+    // A repro and every report name a policy by its name, and a built-in's name replays the
+    // built-in: an object of its own under that name would have its findings replay clean.
+    const builtin = REGISTRIES.get(what === 'host policy' ? 'host policy' : 'guest policy')?.get(String(record.name));
+    if (builtin !== undefined && builtin !== value) return `"name": ${JSON.stringify(record.name)} is the name of a built-in ${what}: give yours a name of its own (a repro names policies by name, and that name replays the built-in)`;
     const notFunction = hooks.find((hook) => record[hook] !== undefined && typeof record[hook] !== 'function');
     if (notFunction !== undefined) return `"${notFunction}" must be a function`;
     const notBoolean = booleans.find((field) => record[field] !== undefined && typeof record[field] !== 'boolean');
