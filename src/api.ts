@@ -469,7 +469,7 @@ export interface Oracle {
   /** Incremental: look at what `step` touched. Return the findings (or nothing). */
   check(view: View, step: Step): readonly Finding[] | undefined | void;
   /**
-   * Full sweep over the whole world, in --full-check mode and at the end of a case, unless
+   * Full sweep over the whole world, in `replay --full-check` and at the end of a case, unless
    * `checkCoversFinal` says the end-of-case sweep of a clean case would find nothing.
    */
   final?(view: View): readonly Finding[] | undefined | void;
@@ -483,7 +483,7 @@ export interface Oracle {
   /**
    * The incremental `check` finds everything `final` would (API v2): the engine then skips the
    * end-of-case sweep of a case without findings. It still sweeps after a finding (with
-   * allViolations), in --full-check mode and in the check-vs-sweep property test, which must
+   * allViolations), in `replay --full-check` and in the check-vs-sweep property test, which must
    * prove the claim (test/oracles/sweep-coverage.test.ts).
    */
   checkCoversFinal?: boolean;

@@ -50,6 +50,19 @@ describe('minimize and replay --trace', () => {
     expect(result.stdout).toContain('VIOLATION io-s2-rmp-size');
   });
 
+  it("replay --full-check runs each oracle's full sweep after every step instead of its check", () => {
+    // An oracle whose check finds nothing and whose sweep always finds something: the sweep alone
+    // runs at the end of the case, and after every step with --full-check.
+    const dir = temp();
+    const oracle = join(dir, 'sweeper.mjs');
+    writeFileSync(oracle, "export default { name: 'sweeper', description: 'd', severity: 'correctness', check() { return []; }, final() { return [{ message: 'swept' }]; } };\n");
+    const file = join(dir, 'two-ops.json');
+    writeFileSync(file, JSON.stringify({ format: 'cocofuzz-repro/1', title: 't', config: { arch: 'snp' }, seed: 's', ops: [{ op: 'host_sync' }, { op: 'host_sync' }] }));
+    const args = ['replay', file, '--oracle', oracle, '--only-oracle', 'sweeper'];
+    expect(runCli(args).stdout).toContain('sweeper at step 1: swept');
+    expect(runCli([...args, '--full-check']).stdout).toContain('sweeper at step 0: swept');
+  });
+
   it('minimize to another directory says how to replay a result whose policy lies outside it', () => {
     const dir = temp();
     const source = (JSON.parse(readFileSync(join(corpus, 'dma-after-free-unpin-before-flush.json'), 'utf8')) as { config: { hostPolicy: string } }).config.hostPolicy;

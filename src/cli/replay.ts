@@ -20,6 +20,7 @@ interface ReplayArgs extends ReproPluginArgs {
   check: boolean;
   trace: boolean;
   json: boolean;
+  fullCheck?: boolean;
   onlyOracle?: string[];
 }
 
@@ -64,7 +65,7 @@ async function replay(args: ReplayArgs): Promise<number> {
         ? (step: Step, _view: unknown, violations: readonly Violation[]) => emit(stepLine(file, step, violations))
         : (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations));
     if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
-    const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, trace ? { onStep: trace } : {});
+    const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, { ...(trace ? { onStep: trace } : {}), ...(args.fullCheck ? { fullCheck: true } : {}) });
     // A case of no ops has no step to trace: its violations (the boot's, the final sweep's) still show.
     if (args.trace && !args.json && outcome.result.stepsRun === 0) {
       for (const v of outcome.result.violations) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (after boot, no op): ${v.message}`));
@@ -110,6 +111,11 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .option('check', { type: 'boolean', default: false, describe: "compare each verdict with the file's expect" })
       .option('trace', { type: 'boolean', default: false, describe: 'print every step: primitives, results, faults' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON lines on stdout' })
+      .option('full-check', {
+        type: 'boolean',
+        default: false,
+        describe: "after every step, run each oracle's full sweep of the world instead of its incremental check (an oracle author's cross-check; oracles without a sweep still check)",
+      })
       .option('only-oracle', { type: 'string', array: true, nargs: 1, describe: 'check only these oracles (repeatable), e.g. --only-oracle guest-alive' })
       .epilogue(
         "A repro file loads policy and oracle files only from its own directory tree; --host-policy, --guest-policy and --oracle name others. With other policies than the file's, a file that uses during gets a warning: its positions count the file's policies' calls.",
@@ -117,6 +123,7 @@ export const replayCommand: CommandModule<object, ReplayArgs> = {
       .example('$0 replay cocofuzz-out/io-s2-rmp-size-3e6a4f2143.json', 'the verdict of one repro file')
       .example('$0 replay --check corpus/', 'every file meets its expect (a regression suite)')
       .example('$0 replay --trace --json found/', 'every step, as JSON lines (README "JSON lines")')
+      .example('$0 replay --full-check --oracle ./my-oracle.ts found/', "the same verdicts with every oracle's full sweep after each step: does your incremental check see what the sweep sees?")
       .example('$0 replay found/x.json --host-policy ./my-host.ts', 'a repro whose policy lies outside its directory: name the file on the command line'),
   handler: async (args) => {
     process.exitCode = await replay(args);
