@@ -80,10 +80,10 @@ describe('fuzz, explain and replay', () => {
   });
 
   it('loads a user oracle and a user policy from TypeScript files', () => {
-    const oracle = runCli(['fuzz', '--oracle', fixture('example-oracle.ts'), '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--json']);
+    const oracle = runCli(['fuzz', '--oracle', fileURLToPath(new URL('../examples/example-oracle.ts', import.meta.url)), '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--json']);
     expect(oracle.code).toBe(1);
     expect(oracle.stdout).toContain('"oracle":"no-psmash"');
-    const policy = runCli(['fuzz', '--host-policy', fixture('example-host-policy.ts'), '--guest-policy', 'linux-2m-pool', '--runs', '60', '--seed', 'readme', '--workers', '1']);
+    const policy = runCli(['fuzz', '--host-policy', fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url)), '--guest-policy', 'linux-2m-pool', '--runs', '60', '--seed', 'readme', '--workers', '1']);
     expect(policy.code).toBe(1);
     expect(policy.stdout).toContain('finding: ');
   });

@@ -54,7 +54,10 @@ describe('the packed package, installed into a new project', () => {
     expect(shipped).toContain('dist/src/index.js');
     expect(shipped).toContain('dist/src/index.d.ts');
     expect(shipped).toContain('schema/repro.schema.json');
-    expect(shipped.filter((f) => /^(test|bench|\.ci|src|corpus|oracles)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    // The examples README points users at (a plugin each, the nightly workflow) ship as sources;
+    // no other TypeScript, test or bench file does.
+    expect(shipped).toEqual(expect.arrayContaining(['examples/example-oracle.ts', 'examples/example-host-policy.ts', 'examples/github/nightly.yml']));
+    expect(shipped.filter((f) => /^(test|bench|\.ci|src|corpus|oracles)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('examples/')))).toEqual([]);
 
     project = mkdtempSync(join(tmpdir(), 'cocofuzz-user-'));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }, null, 2));
@@ -130,6 +133,12 @@ describe('the packed package, installed into a new project', () => {
       expect(page.console).toEqual([]);
       expect(page.dom).toContain('class="region-map"');
     }
+  });
+
+  it('runs the example oracle from the installed package, as README says', () => {
+    const fuzz = run('npx', ['cocofuzz', 'fuzz', '--oracle', 'node_modules/cocofuzz/examples/example-oracle.ts', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--out', 'found-example'], project);
+    expect([fuzz.status, fuzz.stderr]).toEqual([1, expect.any(String)]);
+    expect(fuzz.stdout).toMatch(/finding: no-psmash/);
   });
 
   it("passes the README's vitest example as written", () => {

@@ -7,8 +7,8 @@ import { FuzzPropertyError, type HostPolicy, type Oracle, OracleFailedError, fuz
 import { DEFAULT_PROPERTY_TIME_MS, fuzzProperty as fromSubpath, fuzzTest, fuzzTestTimeout } from 'cocofuzz/vitest';
 import { propertyTimeMs } from '../src/engine/property.ts';
 import { runCli } from './helpers/cli.ts';
-import exampleHost from './fixtures/example-host-policy.ts';
-import exampleOracle from './fixtures/example-oracle.ts';
+import exampleHost from '../examples/example-host-policy.ts';
+import exampleOracle from '../examples/example-oracle.ts';
 
 // The README's lazy-cut and no-psmash (test/fixtures) as plain JavaScript, to be written into a
 // findings directory: plugin files a repro may load must lie inside the repro's own tree.
@@ -161,7 +161,7 @@ describe('fuzzTest and repros of policy objects', () => {
     expect(error).toBeInstanceOf(FuzzPropertyError);
     const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { config: { hostPolicy: string } };
     expect(repro.config.hostPolicy).toBe('lazy-cut');
-    const fixture = fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url));
+    const fixture = fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url));
     const flag = relative(process.cwd(), fixture).split(sep).join('/');
     expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${flag}`);
     const bare = runCli(['replay', error.bucket.file!]);
@@ -173,7 +173,7 @@ describe('fuzzTest and repros of policy objects', () => {
 
   it('a policy given as a file outside out: the message names the flag with that file', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
-    const fixture = relative(process.cwd(), fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url))).split(sep).join('/');
+    const fixture = relative(process.cwd(), fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url))).split(sep).join('/');
     const error = (await fuzzProperty({ hostPolicy: fixture, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
     expect(error).toBeInstanceOf(FuzzPropertyError);
     expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${fixture}`);
@@ -194,12 +194,12 @@ describe('fuzzTest and repros of policy objects', () => {
 
   it('an oracle module outside out is not recorded: the message names --oracle with its file', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cocofuzz-vitest-'));
-    const noPsmash = { ...exampleOracle, module: new URL('./fixtures/example-oracle.ts', import.meta.url).href };
+    const noPsmash = { ...exampleOracle, module: new URL('../examples/example-oracle.ts', import.meta.url).href };
     const error = (await fuzzProperty({ oracles: [noPsmash], onlyOracles: ['no-psmash'], runs: 60, seed: 'plugin', out }).catch((e: unknown) => e)) as FuzzPropertyError;
     expect(error.bucket.oracle).toBe('no-psmash');
     const repro = JSON.parse(readFileSync(error.bucket.file!, 'utf8')) as { oracles?: string[] };
     expect(repro.oracles).toBeUndefined();
-    const fixture = fileURLToPath(new URL('./fixtures/example-oracle.ts', import.meta.url));
+    const fixture = fileURLToPath(new URL('../examples/example-oracle.ts', import.meta.url));
     expect(error.message).toContain(`--oracle ${relative(process.cwd(), fixture).split(sep).join('/')}`);
     const replay = runCli(['replay', '--check', error.bucket.file!, '--oracle', fixture]);
     expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
@@ -214,7 +214,7 @@ describe('fuzzTest and repros of policy objects', () => {
     const bare = runCli(['replay', file]);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toContain('replays with --host-policy FILE');
-    const withFlag = runCli(['replay', '--check', file, '--host-policy', fileURLToPath(new URL('./fixtures/example-host-policy.ts', import.meta.url))]);
+    const withFlag = runCli(['replay', '--check', file, '--host-policy', fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url))]);
     expect(withFlag.code).toBe(0);
   });
 });

@@ -15,7 +15,7 @@ import brokenLeakyFree from '../../corpus/policies/broken-leaky-free.ts';
 import brokenSkipInvalidate from '../../corpus/policies/broken-skip-invalidate.ts';
 import brokenSizemIgnored from '../../corpus/policies/broken-sizem-ignored.ts';
 import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
-import exampleOracle from '../fixtures/example-oracle.ts';
+import exampleOracle from '../../examples/example-oracle.ts';
 import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
 import { plantedPolicies } from '../../bench/planted/index.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
