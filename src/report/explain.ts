@@ -99,14 +99,8 @@ export function renderExplain(input: ExplainInput): string {
   if (failing) lines.push(`failing step ${violation.step}: ${formatOp(failing)}`);
   const fromDetails = detailsArrow(violation.details);
   if (fromDetails) lines.push(`  ${fromDetails}`);
-  const faults = new Set<string>();
-  for (const fault of atBoot ? [] : (step?.faults ?? [])) {
-    // Nested page faults go to the host, which resolves them (lazy backing, PSMASH on SIZEM);
-    // they are part of the story, not the verdict.
-    const resolved = fault.kind === 'npf' ? ', to the host' : '';
-    faults.add(`${faultArrow(fault)}   [${fault.kind} at ${hex(fault.addr)}${fault.dev === undefined ? '' : ` dev ${fault.dev}`}${resolved}]`);
-  }
-  if (faults.size > 0) lines.push('  faults during the step:', ...[...faults].map((line) => `    ${line}`));
+  const faults = faultLines(atBoot ? [] : (step?.faults ?? []));
+  if (faults.length > 0) lines.push('  faults during the step:', ...faults.map((line) => `    ${line}`));
   if (!atBoot && step?.interleaved !== undefined && step.interleaved.length > 0) {
     // The race itself: the op's numbered calls with the interleaved ops where they ran.
     lines.push(`  inside step ${step.index} (its own calls numbered as "after" counts them; <-- ran in between):`, `    ${interleavedItems(step, 'compact').join(' | ')}`);
@@ -128,4 +122,37 @@ export function renderExplain(input: ExplainInput): string {
     lines.push(`${i === violation.step ? '>' : ' '} ${String(i).padStart(3)}  ${formatOp(op)}`);
   });
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The step's faults, one line each, with a run of the same fault on consecutive pages as one line
+ * (a 2M range faulted in page by page is 512 #NPFs: `[npf at 0x200000 .. 0x3ff000, 512 pages]`),
+ * and a line repeated later in the step (a retry) shown once.
+ */
+function faultLines(faults: readonly Step['faults'][number][]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  let run: { arrow: string; kind: string; where: string; first: number; last: number; count: number } | undefined;
+  const close = (): void => {
+    if (run === undefined) return;
+    const at = run.count === 1 ? hex(run.first) : `${hex(run.first)} .. ${hex(run.last)}, ${run.count} pages`;
+    const line = `${run.arrow}   [${run.kind} at ${at}${run.where}]`;
+    if (!seen.has(line)) out.push(line);
+    seen.add(line);
+  };
+  for (const fault of faults) {
+    // Nested page faults go to the host, which resolves them (lazy backing, PSMASH on SIZEM);
+    // they are part of the story, not the verdict.
+    const where = `${fault.dev === undefined ? '' : ` dev ${fault.dev}`}${fault.kind === 'npf' ? ', to the host' : ''}`;
+    const arrow = faultArrow(fault);
+    if (run !== undefined && run.arrow === arrow && run.kind === fault.kind && run.where === where && fault.addr === run.last + 4096) {
+      run.last = fault.addr;
+      run.count++;
+      continue;
+    }
+    close();
+    run = { arrow, kind: fault.kind, where, first: fault.addr, last: fault.addr, count: 1 };
+  }
+  close();
+  return out;
 }

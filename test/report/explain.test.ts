@@ -79,6 +79,17 @@ describe('explain', () => {
     expect(text).toMatch(/\n {2}S2\[[^\]]+\] -- \[2M\] --> RMP\[-\] {2}==> FAIL \(not assigned\)/);
   });
 
+  it('a fault on page after page is one line with the range and the count, not one line a page', async () => {
+    const { defaultConfig } = await import('../../src/ops/config.ts');
+    const exampleHost = (await import('../../examples/example-host-policy.ts')).default;
+    const repro = { title: '', config: defaultConfig({ hostPolicy: 'kvm-iommu-4k' }), seed: 'faults', ops: [{ op: 'alloc_coherent' as const, dev: 0, bytes: 2898371 }, { op: 'tdi_accept' as const, dev: 0 }] };
+    const text = explainRepro(repro, { ...(await resolveReproPolicies(repro)), host: exampleHost }, await resolveOracles());
+    expect(text).toContain('failing step 1: tdi_accept dev=0');
+    // 196 #NPFs of a range faulted in page by page when the TDI is accepted.
+    expect(text).toMatch(/==> FAULT \(not present\) {3}\[npf at 0x600000 \.\. 0x6c3000, 196 pages, to the host\]/);
+    expect(text.split('\n').filter((line) => line.includes('FAULT')).length).toBeLessThan(5);
+  });
+
   it('a violation the booted world already has is "present at boot", not blamed on the first op', async () => {
     // vfio-static: the swiotlb pool, shared at boot, got new frames while the static map kept the
     // RAM block's (README, "Discard worlds"): the oracle reports it with step 0.
