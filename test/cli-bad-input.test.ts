@@ -47,6 +47,7 @@ function setUp(dir: string): void {
   writeFileSync(join(dir, 'host.mjs'), HOST_POLICY);
   writeFileSync(join(dir, 'oracle.mjs'), ORACLE);
   writeFileSync(join(dir, 'syntax.ts'), 'export default { name: \n');
+  writeFileSync(join(dir, 'no-package.mjs'), "import { defineHostPolicy } from 'cocofuzz';\nexport default defineHostPolicy({ name: 'x', description: 'd' });\n");
   writeFileSync(join(dir, 'shadow.mjs'), "export default { name: 'kvm-4k', description: 'mine' };\n");
   writeFileSync(join(dir, 'typo.mjs'), "export default { name: 'h', description: 'd', ioo() {}, pageSize: () => '4K' };\n");
   writeFileSync(join(dir, 'syntax.mjs'), "const a = 1;\nexport default { name: 'x',\n");
@@ -131,6 +132,7 @@ const TABLE: Entry[] = [
   { kind: 'policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.ts')], names: /syntax\.ts: the host policy failed to load: Transform failed with 1 error: .*syntax\.ts:2:0: ERROR: / },
   { kind: 'JavaScript policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.mjs')], names: /syntax\.mjs: the host policy failed to load: Unexpected end of input \(.*syntax\.mjs:3\)/ },
   { kind: 'JavaScript policy file that throws at import', args: (d) => ['fuzz', '--host-policy', join(d, 'throws.mjs')], names: /throws\.mjs: the host policy failed to load: boom at import \(.*throws\.mjs:2:7\)/ },
+  { kind: 'policy file that cannot resolve cocofuzz', args: (d) => ['fuzz', '--host-policy', join(d, 'no-package.mjs')], names: /no-package\.mjs: the host policy failed to load: Cannot find package 'cocofuzz'.*npm install --save-dev cocofuzz/ },
   { kind: "policy file under a built-in's name", args: (d) => ['fuzz', '--host-policy', join(d, 'shadow.mjs')], names: /shadow\.mjs: "name": "kvm-4k" is the name of a built-in host policy/ },
   { kind: 'policy file with a misspelled hook beside a guest hook', args: (d) => ['fuzz', '--host-policy', join(d, 'typo.mjs')], names: /typo\.mjs: unknown field "ioo" for a host policy/ },
   { kind: 'missing oracle file', args: (d) => ['fuzz', '--oracle', join(d, 'nope.ts')], names: 'nope.ts' },

@@ -163,7 +163,9 @@ describe('fuzzTest and repros of policy objects', () => {
     expect(repro.config.hostPolicy).toBe('lazy-cut');
     const fixture = fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url));
     const flag = relative(process.cwd(), fixture).split(sep).join('/');
-    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${flag}`);
+    // The saved repro's own path, ready to paste.
+    const saved = relative(process.cwd(), error.bucket.file!).split(sep).join('/');
+    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay ${saved} --host-policy ${flag}`);
     const bare = runCli(['replay', error.bucket.file!]);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toContain('replays with --host-policy FILE');
@@ -176,7 +178,7 @@ describe('fuzzTest and repros of policy objects', () => {
     const fixture = relative(process.cwd(), fileURLToPath(new URL('../examples/example-host-policy.ts', import.meta.url))).split(sep).join('/');
     const error = (await fuzzProperty({ hostPolicy: fixture, guestPolicy: 'linux-2m-pool', seed: 'readme', runs: 60, out }).catch((e: unknown) => e)) as FuzzPropertyError;
     expect(error).toBeInstanceOf(FuzzPropertyError);
-    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay REPRO --host-policy ${fixture}`);
+    expect(error.message).toContain(`to replay or explain this repro: cocofuzz replay ${relative(process.cwd(), error.bucket.file!).split(sep).join('/')} --host-policy ${fixture}`);
   });
 
   it('records oracle files of oracles defined with module inside out, and replay loads them from the repro', async () => {

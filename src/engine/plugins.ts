@@ -73,6 +73,9 @@ function loadFailure(error: unknown, file: string, path: string): string {
     .filter((line) => line !== '');
   let text = lines[0] ?? error.name;
   if (text.endsWith(':') && lines[1] !== undefined) text = `${text.slice(0, -1)}: ${lines[1]}`;
+  // A plugin imports 'cocofuzz' from its own directory up (Node's resolution), not from the CLI
+  // that loads it: `npx --package cocofuzz`, or a plugin outside the project, finds none.
+  if (/^Cannot find (package|module) 'cocofuzz(\/[^']*)?'/.test(text)) return `${text} (a plugin resolves cocofuzz from its own directory: npm install --save-dev cocofuzz in the plugin's project)`;
   if (text.includes(path)) return text;
   const where = placeIn(error.stack ?? '', path) ?? (error instanceof SyntaxError ? syntaxPlace(path) : undefined);
   return where === undefined ? text : `${text} (${file}:${where})`;

@@ -116,8 +116,8 @@ function pluginRef(plugin: { name: string; module?: string }, baseDir: string): 
   return file !== undefined && isInside(baseDir, file) ? file : undefined;
 }
 
-/** Objects the repro cannot load by itself: say exactly which flags replay it. */
-function replayHint(options: FuzzPropertyOptions, baseDir: string): string {
+/** Objects the repro cannot load by itself: say exactly which flags replay it (`file`: the repro saved, if it was). */
+function replayHint(options: FuzzPropertyOptions, baseDir: string, file?: string): string {
   const flags: string[] = [];
   const needs = (flag: string, plugin: { name: string; module?: string }): void => {
     if (pluginRef(plugin, baseDir) !== undefined) return;
@@ -133,7 +133,7 @@ function replayHint(options: FuzzPropertyOptions, baseDir: string): string {
   for (const oracle of options.oracles ?? []) needs('--oracle', oracle);
   if (flags.length === 0) return '';
   return (
-    `\nto replay or explain this repro: cocofuzz replay REPRO ${flags.join(' ')}\n` +
+    `\nto replay or explain this repro: cocofuzz replay ${file === undefined ? 'REPRO' : shellWord(relative(process.cwd(), file).split(sep).join('/') || file)} ${flags.join(' ')}\n` +
     '(a repro file loads plugin files only from inside its own directory tree; define a plugin with module: import.meta.url in a file under `out` and the repro names it)\n'
   );
 }
@@ -191,7 +191,7 @@ export async function fuzzProperty(options: FuzzPropertyOptions = {}): Promise<{
     // Plugin paths spelled as the saved file spells them (relative to it).
     const shown = reproForFile(found.repro, found.file ?? join(baseDir, bucketFile(found)));
     throw new FuzzPropertyError(
-      `cocofuzz found ${found.oracle} (case ${found.firstCase}, seed ${found.repro.seed}):\n\n${text}\n${saved}${encodeRepro(shown)}${replayHint(options, baseDir)}${broken ? `\nand ${broken}` : ''}`,
+      `cocofuzz found ${found.oracle} (case ${found.firstCase}, seed ${found.repro.seed}):\n\n${text}\n${saved}${encodeRepro(shown)}${replayHint(options, baseDir, found.file)}${broken ? `\nand ${broken}` : ''}`,
       found,
     );
   }
