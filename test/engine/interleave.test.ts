@@ -120,7 +120,7 @@ describe('the race (DOMAIN.md "Races and interleavings")', () => {
     const testCase = raceCase('cut-on-convert', [readBuf(4)]);
     testCase.ops.splice(2, 0, { op: 'dma', dev: 0, buf: 0, len: 64, write: false });
     const result = runCase(testCase, await resolvePolicies('cut-on-convert', 'linux-2m-pool'), { oracles });
-    expect(result.violations[0]?.message).toContain('S2[2M] -- [2M] --> RMP[4K]');
+    expect(result.violations[0]?.message).toContain('S2[2M] (IOTLB) -- [2M] --> RMP[4K]');
   });
 
   it('split-then-smash: a DMA after the cut and the flush, before the PSMASH, sees S2[4K] over RMP[2M]', async () => {
