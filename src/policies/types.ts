@@ -42,7 +42,11 @@ export interface ConvertRequest {
   /** Bytes, a multiple of 4K: adjacent PSC entries of one op and size are coalesced, as KVM does. */
   len: number;
   to: 'shared' | 'private';
-  /** The PSC entries' page size (a 2M entry already partly done counts as 4K, as in KVM). */
+  /**
+   * The PSC entries' page size. A 2M entry already partly done counts as 4K: KVM coalesces it
+   * with 4K entries (snp_begin_psc()), although the page-size flag it passes to the VMM in
+   * KVM_HC_MAP_GPA_RANGE still says 2M (from the entry).
+   */
   pageSize: PageSize;
 }
 
