@@ -226,7 +226,7 @@ export const GUEST_PAGE_VALIDATED = 4;
 export const GUEST_PAGE_CONVERTING = 8;
 
 /**
- * What a host frame is now (DOMAIN.md "QEMU's memory"). backing: it backs guest memory at `gpa`
+ * What a host frame is now (README "Discard worlds"). backing: it backs guest memory at `gpa`
  * (a guest_memfd frame, the VMM RAM frame of a GPA not yet converted to private, or a frame the
  * VMM faulted in for a shared page); pinned: the VMM discarded it but an IO mapping still pins it
  * (QEMU 852f0048f3: "not a use-after-free, because VFIO is still pinning the page"); free: in
@@ -334,7 +334,7 @@ export type GuestEvent =
   | { kind: 'fatal'; cause: GuestFatalCause; gpa: number; message: string };
 
 /**
- * Where Linux gives up (DOMAIN.md "When Linux kills the guest"):
+ * Where Linux gives up (arch/x86/coco/sev/, the guest-alive oracle):
  * pvalidate: pval_pages() on any PVALIDATE failure but SIZEMISMATCH, CF=1 (NOUPDATE) included;
  * psc: __set_pages_state() when the host's PSC fails or goes backwards;
  * vc: the #VC handler (vc_handle_exitcode()) on a not-validated private access;
@@ -343,8 +343,8 @@ export type GuestEvent =
 export type GuestFatalCause = 'pvalidate' | 'psc' | 'vc' | 'livelock';
 
 /**
- * What one op is converting, creating or freeing while it runs (DOMAIN.md "Races and
- * interleavings"): the 4K guest pages of its rescind, PSC and validate ranges, and the pages of a
+ * What one op is converting, creating or freeing while it runs (README "Races: `during`"):
+ * the 4K guest pages of its rescind, PSC and validate ranges, and the pages of a
  * buffer or mapping it creates or frees. An interleaved DMA or touch there may fail; anywhere else
  * it must behave as if the op were not running.
  */

@@ -169,6 +169,45 @@ describe('corpus check, merge and prune', () => {
     }
   });
 
+  it('a directory holding other things than repro files is a wrong path, even where an empty corpus is fine', () => {
+    const wrong = temp();
+    mkdirSync(join(wrong, 'sub'));
+    writeFileSync(join(wrong, 'notes.txt'), 'x');
+    for (const args of [['report', wrong], ['coverage', wrong], ['corpus', 'prune', wrong]]) {
+      const result = runCli(args);
+      expect([result.code, result.stderr]).toEqual([2, expect.stringMatching(/no repro files \(\*\.json\) in this directory \(it holds (notes\.txt, sub|sub, notes\.txt)\)/)]);
+    }
+  });
+
+  it('merge leaves out, and names, a file whose expectation the given policies do not meet', () => {
+    const dir = temp();
+    const merged = runCli(['corpus', 'merge', join(corpus, 'vfio-static-stale.json'), join(corpus, 'double-validate.json'), '--host-policy', 'kvm-4k', '--out', join(dir, 'm')]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(merged.stdout).toMatch(/not merged {2}.*vfio-static-stale\.json: expected npt-iommu-coherence at step 0, got clean/);
+    expect(readdirSync(join(dir, 'm'))).toEqual(['double-validate.json']);
+    expect(runCli(['corpus', 'check', join(dir, 'm')]).code).toBe(0);
+  });
+
+  it("merge and replay take a shard's findings whose oracle the artifact does not carry, given as --oracle", () => {
+    // The finding names ../oracles/no-psmash.mjs from the shard's checkout; downloaded, it is not there.
+    const root = temp();
+    const oracle = "export default { name: 'no-psmash', description: 'd', severity: 'correctness', check(_view, step) { return step.calls.filter((c) => c.prim === 'psmash' && c.result === 0).map(() => ({ message: 'PSMASH ==> FAIL (2M entry smashed)' })); } };\n";
+    for (const where of ['checkout', '.']) {
+      mkdirSync(join(root, where, 'oracles'), { recursive: true });
+      writeFileSync(join(root, where, 'oracles', 'no-psmash.mjs'), oracle);
+    }
+    const fuzz = runCli(['fuzz', '--oracle', './oracles/no-psmash.mjs', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--out', 'findings'], { cwd: join(root, 'checkout') });
+    expect(fuzz.code, fuzz.stderr).toBe(1);
+    // Downloaded as the workflow does: shards/shard-0/findings, where ../oracles/ is not.
+    cpSync(join(root, 'checkout', 'findings'), join(root, 'shards', 'shard-0', 'findings'), { recursive: true });
+    const merged = runCli(['corpus', 'merge', 'shards/shard-0/findings', '--oracle', './oracles/no-psmash.mjs', '--out', 'merged'], { cwd: root });
+    expect([merged.code, merged.stderr]).toEqual([0, '']);
+    const [file] = readdirSync(join(root, 'merged')).filter((f) => f.endsWith('.json'));
+    expect((JSON.parse(readFileSync(join(root, 'merged', file!), 'utf8')) as { oracles: string[] }).oracles).toEqual(['../oracles/no-psmash.mjs']);
+    const replay = runCli(['replay', '--check', join('shards', 'shard-0', 'findings', file!), '--oracle', './oracles/no-psmash.mjs'], { cwd: root });
+    expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+  });
+
   it('merge without --out is a usage error', () => {
     const result = runCli(['corpus', 'merge', corpus]);
     expect(result.code).toBe(2);

@@ -9,7 +9,6 @@ import { describe, expect, it } from 'vitest';
 import { CLI, deterministic, runCli } from './helpers/cli.ts';
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-e2e-'));
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 const validRepro = {
   format: 'cocofuzz-repro/1',

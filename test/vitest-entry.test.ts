@@ -10,7 +10,7 @@ import { runCli } from './helpers/cli.ts';
 import exampleHost from '../examples/example-host-policy.ts';
 import exampleOracle from '../examples/example-oracle.ts';
 
-// The README's lazy-cut and no-psmash (test/fixtures) as plain JavaScript, to be written into a
+// The README's lazy-cut and no-psmash (examples/) as plain JavaScript, to be written into a
 // findings directory: plugin files a repro may load must lie inside the repro's own tree.
 const LAZY_CUT_JS = `export default {
   name: 'lazy-cut',
@@ -119,6 +119,13 @@ describe('fuzzProperty refuses what would pass a test that checked nothing', () 
     expect(String(await outcome({ hostPolicy: shadow, runs: 1 }))).toContain('fuzzProperty: hostPolicy: "name": "kvm-4k" is the name of a built-in host policy');
     // The built-in object itself is fine.
     expect(await outcome({ hostPolicy: hostPolicies['kvm-4k']!, guestPolicy: 'linux-2m-pool', runs: 2 })).toBeDefined();
+    // So is a built-in from another copy of cocofuzz (a plugin re-exporting its project's own
+    // hostPolicies['kvm-4k'] to a global install): another module instance, another object.
+    const dir = mkdtempSync(join(tmpdir(), 'cocofuzz-reexport-'));
+    const policies = fileURLToPath(new URL('../src/policies/index.ts', import.meta.url));
+    writeFileSync(join(dir, 'reexport.ts'), `import { hostPolicies } from '${policies}?another-copy';\nexport default hostPolicies['kvm-4k'];\n`);
+    const replay = runCli(['replay', fileURLToPath(new URL('../corpus/double-validate.json', import.meta.url)), '--host-policy', join(dir, 'reexport.ts')]);
+    expect([replay.code, replay.stdout]).toEqual([1, expect.stringContaining('conversion-order at step 0')]);
   });
 });
 

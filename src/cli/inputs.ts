@@ -7,6 +7,7 @@ import { FormatError } from '../ops/errors.ts';
 import { type Repro, readRepro } from '../repro/format.ts';
 import { realOrResolved } from '../repro/plugin-paths.ts';
 import { escapeTerminal } from '../report/escape.ts';
+import { CAMPAIGN_LOG } from '../report/jsonl.ts';
 import { UsageError } from './errors.ts';
 
 /**
@@ -40,11 +41,15 @@ export function readConfigFlag(value: string | undefined): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
+/** What cocofuzz writes into a findings directory beside its repro files (fuzz --out, report). */
+const OWN_FILES: ReadonlySet<string> = new Set([CAMPAIGN_LOG, 'report.html']);
+
 /** How a command takes a directory with no repro file in it. */
 export interface ReproPathOptions {
   /**
    * The directory holds a collection that may be empty: a corpus on its first night, a shard or
-   * campaign that found nothing (merge, report, coverage, prune). Without it an empty directory is
+   * campaign that found nothing (merge, report, coverage, prune); empty means nothing in it but
+   * campaign.jsonl and report.html. Without it an empty directory is
    * an error: where files are judged (replay, corpus check) it is a wrong path far more often than
    * an empty corpus, and running nothing and exiting 0 would pass a CI job that checks nothing.
    */
@@ -71,7 +76,15 @@ export function expandReproPaths(paths: readonly string[], options: ReproPathOpt
       const found = readdirSync(path)
         .filter((name) => name.endsWith('.json'))
         .sort();
-      if (found.length === 0 && options.emptyOk !== true) throw new UsageError(`${path}: no repro files (*.json) in this directory`);
+      if (found.length === 0) {
+        // An empty corpus holds nothing, or only what cocofuzz writes beside repro files; a
+        // directory of other things (shards/ for shards/x/findings) is a wrong path.
+        const others = readdirSync(path).filter((name) => !OWN_FILES.has(name));
+        if (options.emptyOk !== true || others.length > 0) {
+          const holds = others.length === 0 ? '' : ` (it holds ${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''})`;
+          throw new UsageError(`${path}: no repro files (*.json) in this directory${holds}`);
+        }
+      }
       for (const name of found) add(join(path, name));
     } else add(path);
   }

@@ -3,9 +3,10 @@
 // (and by vitest) compiles TypeScript on the fly, so no build step is needed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { inspect } from 'node:util';
 
 /** A plugin that is missing, fails to load or has the wrong shape: one line, exit 2. */
 export class PluginError extends Error {
@@ -66,7 +67,7 @@ export async function loadPlugin<T>(file: string, what: string, validate: (value
  * goes to stderr only when the error is uncaught), so `node --check` is asked for it.
  */
 function loadFailure(error: unknown, file: string, path: string): string {
-  if (!(error instanceof Error)) return String(error);
+  if (!(error instanceof Error)) return inspect(error, { breakLength: Infinity });
   const lines = error.message
     .split('\n')
     .map((line) => line.trim())
@@ -76,9 +77,18 @@ function loadFailure(error: unknown, file: string, path: string): string {
   // A plugin imports 'cocofuzz' from its own directory up (Node's resolution), not from the CLI
   // that loads it: `npx --package cocofuzz`, or a plugin outside the project, finds none.
   if (/^Cannot find (package|module) 'cocofuzz(\/[^']*)?'/.test(text)) return `${text} (a plugin resolves cocofuzz from its own directory: npm install --save-dev cocofuzz in the plugin's project)`;
-  if (text.includes(path)) return text;
-  const where = placeIn(error.stack ?? '', path) ?? (error instanceof SyntaxError ? syntaxPlace(path) : undefined);
-  return where === undefined ? text : `${text} (${file}:${where})`;
+  // The loader and node --check name the file by its real path (a symlinked directory, macOS's
+  // /var -> /private/var tmpdir).
+  const real = existsSync(path) ? realpathSync(path) : path;
+  if (text.includes(path) || text.includes(real)) return text;
+  const where = placeIn(error.stack ?? '', path) ?? placeIn(error.stack ?? '', real);
+  if (where !== undefined) return `${text} (${file}:${where})`;
+  // A SyntaxError with no place: Node's for a JavaScript module keeps it out of the error. A
+  // TypeScript plugin's syntax is esbuild's business (handled above): its SyntaxError is a
+  // runtime one (JSON.parse), which node --check cannot place.
+  if (!(error instanceof SyntaxError) || /\.m?ts$/.test(path)) return text;
+  const line = syntaxPlace(real);
+  return line === undefined ? `${text} (not in ${file} itself, whose syntax is fine: in a module it imports)` : `${text} (${file}:${line})`;
 }
 
 /** LINE:COLUMN of the first stack frame in the plugin's own file. */

@@ -287,14 +287,17 @@ export class Host implements HostView, Hypervisor {
         desc.curEntry = ++idx;
         continue;
       }
-      // A 2M entry already partly done continues as 4K pages, coalesced with the 4K entries after
-      // it, never with 2M ones (snp_begin_psc(): huge = false, then `!!entry.pagesize != huge`).
+      // A 2M entry already partly done continues as 4K pages and is never coalesced with a 2M
+      // entry (snp_begin_psc(): huge = false, then `!!entry.pagesize != huge`). KVM compares the
+      // next entry's gfn with entry_start.gfn + npages, the entry's own gfn plus the pages *left*,
+      // so the 4K entry right after a partly done 2M one does not follow it either: the partly
+      // done entry goes alone (as the comment there wants). Mirrored as written.
       const pageSize: PageSize = first.size === '2M' && first.curPage === 0 ? '2M' : '4K';
       let last = idx;
       while (last + 1 <= desc.endEntry) {
         const next = entries[last + 1];
         if (next === undefined || next.op !== first.op || next.curPage !== 0 || next.size !== pageSize) break;
-        if (next.gfn !== first.gfn + first.curPage + pages) break;
+        if (next.gfn !== first.gfn + pages) break;
         if (next.size === '2M' && offsetIn(next.gfn, FRAMES_PER_2M) !== 0) break;
         pages += next.size === '2M' ? FRAMES_PER_2M : 1;
         last++;

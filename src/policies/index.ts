@@ -28,5 +28,16 @@ export const guestPolicies: Readonly<Record<string, GuestPolicy>> = Object.freez
   [doubleValidate.name]: doubleValidate,
 });
 
+/**
+ * Marks the built-in policy objects, by a registered symbol (Symbol.for), so that a built-in is
+ * recognised as one when it comes from another copy of cocofuzz than the one running: a plugin
+ * file that re-exports `hostPolicies['kvm-4k']` from its project's own node_modules, loaded by a
+ * global or npx install (engine/select.ts refuses user policies under a built-in's name).
+ */
+export const BUILTIN_POLICY: unique symbol = Symbol.for('cocofuzz.builtin-policy') as never;
+for (const policy of [...Object.values(hostPolicies), ...Object.values(guestPolicies)]) {
+  Object.defineProperty(policy, BUILTIN_POLICY, { value: true });
+}
+
 export { defineGuestPolicy, defineHostPolicy } from './types.ts';
 export type * from './types.ts';

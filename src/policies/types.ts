@@ -54,7 +54,7 @@ export interface ConvertRequest {
  * A 2M RMP entry must become 512 4K entries (the one decision point of every RMP page-size change:
  * a SIZEM or RMP #NPF, a conversion of part of a 2M range, host_split). The hook runs before the
  * PSMASH and performs the whole change: RMP, NPT, IO page tables, IOTLB. Devices keep doing DMA
- * between any two of its primitive calls (DOMAIN.md "Races and interleavings").
+ * between any two of its primitive calls (README "Races: `during`").
  */
 export interface SmashRequest {
   /** The 2M-aligned GPA of the region. */

@@ -164,18 +164,20 @@ describe('the host coalesces PSC entries as snp_begin_psc() does', () => {
   };
   const gfn = REGION / SZ_4K;
 
-  it('continues a partly done 2M entry at 4K with the 4K entries after it, not the 2M ones', () => {
+  it('sends a partly done 2M entry alone, at 4K, as KVM compares gfns (sev.c: entry_start.gfn + npages)', () => {
     const requests: ConvertRequest[] = [];
     const entries: PscEntry[] = [
       { gfn, size: '2M', op: 'shared', curPage: 100 },
       { gfn: gfn + 512, size: '4K', op: 'shared', curPage: 0 },
       { gfn: gfn + 513, size: '4K', op: 'shared', curPage: 0 },
-      { gfn: gfn + 514, size: '2M', op: 'shared', curPage: 0 },
+      // Unaligned: refused when it comes first.
+      { gfn: gfn + 515, size: '2M', op: 'shared', curPage: 0 },
     ];
-    // The last entry is not 2M-aligned: it would be refused when it comes first, so the request
-    // before it shows which entries the partly done one took along.
-    expect(hostWith(requests).psc({ curEntry: 0, endEntry: 2, entries })).toBeUndefined();
-    expect(requests).toEqual([{ gpa: (gfn + 100) * SZ_4K, len: (412 + 2) * SZ_4K, to: 'shared', pageSize: '4K' }]);
+    expect(hostWith(requests).psc({ curEntry: 0, endEntry: 3, entries })).toBe('PSC_INVALID_ENTRY');
+    expect(requests).toEqual([
+      { gpa: (gfn + 100) * SZ_4K, len: 412 * SZ_4K, to: 'shared', pageSize: '4K' },
+      { gpa: (gfn + 512) * SZ_4K, len: 2 * SZ_4K, to: 'shared', pageSize: '4K' },
+    ]);
   });
 
   it('keeps a partly done 2M entry apart from the 2M entries after it', () => {
