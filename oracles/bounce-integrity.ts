@@ -265,8 +265,10 @@ function track(view: View, mapping: StreamingMapping): Tracked {
   const firstChunk = chunkOf(tlb);
   const lastChunk = chunkOf(tlb + mapping.bytes - 1);
   const tracked: Tracked = { mapping: { ...mapping }, firstChunk, lastChunk, allowed: new SlotTokens(firstChunk, lastChunk - firstChunk + 1) };
-  // What the CPU had put in the original: each slot chunk holds one of the original chunks it overlaps.
-  if (mapping.dir === 'from_device') return tracked;
+  // What the CPU had put in the original: each slot chunk holds one of the original chunks it
+  // overlaps. For a from_device mapping too: swiotlb_tbl_map_single() bounces whatever the
+  // direction (swiotlb.c, since aa6f8dcbab47), so that the copy back of chunks the device did not
+  // write returns the original's own bytes, not a previous user's of the slot (CVE-2022-0854).
   for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
     const { first, last } = sourceChunks(chunk, tlb, mapping.orig, mapping.bytes);
     for (let source = first; source <= last; source++) {

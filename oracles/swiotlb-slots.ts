@@ -10,8 +10,13 @@
 //   serves a larger one whenever its slots fit, so only a driver that ignores
 //   dma_max_mapping_size() (a map_single with overMax) gets one, and that is what this reports;
 // - its bounce address keeps the original's low bits under min_align_mask, and a mapping of a page
-//   or more with no min_align_mask is page-aligned (swiotlb_search_pool_area(): "Historically,
-//   swiotlb allocations >= PAGE_SIZE were guaranteed to be page-aligned");
+//   or more with neither min_align_mask nor alloc_align_mask is page-aligned
+//   (swiotlb_search_pool_area(): "Historically, swiotlb allocations >= PAGE_SIZE were guaranteed
+//   to be page-aligned in the absence of any other alignment requirements");
+// - its allocation starts at a slot aligned to the alloc_align_mask it was mapped with and does
+//   not cross the device's segment boundary (the same search): iommu-dma relies on the first, so
+//   that the IOVA granule it maps holds no other mapping's bytes. A guest policy that picks the
+//   slots itself (swiotlbSlots) is held to both;
 // - a coherent allocation from swiotlb is page-aligned (swiotlb_alloc() WARNs and fails otherwise).
 //
 // Incremental: only when the set of live slot ranges, mappings or buffers changed in the step;
@@ -278,6 +283,7 @@ function checkOne(view: View, span: Span, slots: LiveSlots, out: Findings): void
   }
   if (mapping === undefined || mapping.tlbAddr === undefined) return;
   const mask = mapping.minAlignMask;
+  const allocAlign = mapping.allocAlignMask ?? 0;
   const max = swiotlb.maxMappingSize(mask);
   if (mapping.bytes > max) {
     fail(out, span, `the driver mapped ${mapping.bytes} bytes, past dma_max_mapping_size() = swiotlb_max_mapping_size ${formatSize(max)}, and swiotlb served it ==> FAIL (mapping too large)`, { bytes: mapping.bytes, max });
@@ -289,8 +295,24 @@ function checkOne(view: View, span: Span, slots: LiveSlots, out: Findings): void
       `tlb ${hex(mapping.tlbAddr)} & ${hex(mask)} = ${hex(and32(mapping.tlbAddr, mask))}, but orig ${hex(mapping.orig)} & ${hex(mask)} = ${hex(and32(mapping.orig, mask))} ==> FAIL (min_align_mask bits not preserved)`,
       { orig: mapping.orig, minAlignMask: mask },
     );
-  } else if (mask === 0 && mapping.bytes >= SZ_4K && mapping.tlbAddr % SZ_4K !== 0) {
-    fail(out, span, `a mapping of ${mapping.bytes} bytes without min_align_mask must be page-aligned ==> FAIL (alignment)`);
+  } else if (mask === 0 && !allocAlign && mapping.bytes >= SZ_4K && mapping.tlbAddr % SZ_4K !== 0) {
+    // Page alignment only "in the absence of any other alignment requirements" (swiotlb.c).
+    fail(out, span, `a mapping of ${mapping.bytes} bytes without min_align_mask or alloc_align_mask must be page-aligned ==> FAIL (alignment)`);
+  }
+  // Where the allocation starts: tlb_addr less the offset swiotlb_align_offset() kept of the
+  // original's low bits; swiotlb_search_pool_area() took that slot only if it is aligned to
+  // alloc_align_mask and the allocation does not cross the device's segment boundary
+  // (iommu_is_span_boundary()). A guest's own slot choice (GuestPolicy.swiotlbSlots) must too.
+  const start = mapping.tlbAddr - and32(mapping.orig, (mask & (allocAlign | (SLOT - 1))) >>> 0);
+  if (allocAlign && and32(start, allocAlign) !== 0) {
+    fail(out, span, `its slots start at ${hex(start)}, not aligned to alloc_align_mask ${hex(allocAlign)} ==> FAIL (alloc_align_mask not honoured)`, { allocAlignMask: allocAlign });
+  }
+  const boundary = mapping.segmentBoundaryMask;
+  if (boundary !== undefined) {
+    const segment = boundary + 1;
+    if (Math.floor(start / segment) !== Math.floor((mapping.tlbAddr + mapping.bytes - 1) / segment)) {
+      fail(out, span, `[${hex(start)}, ${hex(mapping.tlbAddr + mapping.bytes)}) crosses the device's segment boundary (mask ${hex(boundary)}) ==> FAIL (segment boundary crossed)`, { segmentBoundaryMask: boundary });
+    }
   }
 }
 

@@ -169,6 +169,13 @@ export interface StreamingMapping {
   iova: number;
   /** dma_get_min_align_mask() of the device when it mapped (0 without): the slot keeps these low bits. */
   minAlignMask: number;
+  /**
+   * A bouncing mapping: the alloc_align_mask swiotlb_tbl_map_single() was given (0 without), to
+   * which the allocation's first slot is aligned, and dma_get_seg_boundary() of the device, a
+   * boundary the allocation never crosses (swiotlb_search_pool_area()).
+   */
+  allocAlignMask?: number;
+  segmentBoundaryMask?: number;
 }
 
 export interface SwiotlbSlotRange {

@@ -594,15 +594,17 @@ export class Guest implements GuestView {
       // dma_direct_map_page() -> swiotlb_map() (force_dma_unencrypted), or iommu-dma's bounce
       // with the IOVA granule as alloc_align_mask.
       view.minAlignMask = attrs.minAlignMask ?? 0;
+      view.allocAlignMask = attrs.allocAlignMask ?? (this.isNested(dev) ? SZ_4K - 1 : 0);
+      view.segmentBoundaryMask = attrs.segmentBoundaryMask ?? PCI_SEGMENT_BOUNDARY;
       const cpu = this.nextCpu();
       const result = this.withChooser((choose) =>
         this.pool.find(
           orig,
           bytes,
           {
-            minAlignMask: attrs.minAlignMask ?? 0,
-            allocAlignMask: attrs.allocAlignMask ?? (this.isNested(dev) ? SZ_4K - 1 : 0),
-            segmentBoundaryMask: attrs.segmentBoundaryMask ?? PCI_SEGMENT_BOUNDARY,
+            minAlignMask: view.minAlignMask,
+            allocAlignMask: view.allocAlignMask,
+            segmentBoundaryMask: view.segmentBoundaryMask,
             cpu,
           },
           choose,

@@ -18,7 +18,7 @@ import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-fl
 import exampleOracle from '../../examples/example-oracle.ts';
 import { gmem, oracleNamed, runSpec, type CaseSpec } from './cases.ts';
 import { plantedPolicies } from '../../bench/planted/index.ts';
-import { defineHostPolicy } from '../../src/policies/types.ts';
+import { defineGuestPolicy, defineHostPolicy } from '../../src/policies/types.ts';
 
 /** KVM answers a SIZEM fault by rebuilding the region with RMPUPDATEs: Validated is lost under the guest. */
 const rebuildOnSizem = plantedPolicies('sizem-rmpupdate-rebuild').host;
@@ -605,6 +605,65 @@ describe('dma-liveness through a stale IOTLB entry', () => {
     const result = runSpec({ host: cutNoFlush, guest: 'linux-2m-pool', ops }, [oracleNamed('dma-liveness')]);
     expect(result.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(/^5 .*: S2\[2M\] \(IOTLB\) -- \[2M\] --> RMP\[4K\] ==> FAIL \(size mismatch\)$/)]);
     expect(result.violations[0]?.details?.fromIotlb).toBe(true);
+  });
+});
+
+describe('swiotlb: a guest that picks or bounces its own way', () => {
+  const TO_DEVICE = (bytes: number): Op => ({ op: 'map_single', dev: 1, bytes, dir: 'to_device' });
+
+  it('bounce-integrity: a from_device map that does not copy the original into the slot (CVE-2022-0854) copies a stale slot back', () => {
+    // Before aa6f8dcbab47, swiotlb_tbl_map_single() skipped the bounce for DMA_FROM_DEVICE: the
+    // chunks the device does not write come back from the slot's previous user.
+    const lowestSlots = defineGuestPolicy({
+      name: 'lowest-slots',
+      description: 'the lowest free page-aligned slots (so that a freed slot is used again)',
+      swiotlbSlots(_ctx, search, pool) {
+        for (let i = 0; i + search.nslots <= pool.nslabs; i += 2) if (pool.freeRun(i) >= search.nslots) return i;
+        return -1;
+      },
+    });
+    const noMapCopy = defineGuestPolicy({
+      ...lowestSlots,
+      name: 'no-map-copy-from-device',
+      description: 'map skips the copy for from_device; the lowest free page-aligned slots',
+      bounce: (_ctx, request) => (request.when === 'map' ? request.map.dir !== 'from_device' : request.map.dir !== 'to_device'),
+    });
+    const ops: Op[] = [
+      TO_DEVICE(4096),
+      { op: 'unmap_single', map: 0 },
+      { op: 'touch', gpa: 0x160000, write: true },
+      { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' },
+      { op: 'dma', dev: 1, map: 0, offset: 2048, len: 2048, write: true },
+      { op: 'unmap_single', map: 0 },
+    ];
+    const oracles = [oracleNamed('bounce-integrity')];
+    const broken = runSpec({ host: 'kvm-4k', guest: noMapCopy, config: { cpus: 2 }, ops }, oracles);
+    expect(broken.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(/^5 map 1 \(dev 1, from_device, 4096 bytes\): after unmap, orig 0x[0-9a-f]+ holds data #\d+, not what the slot at 0x[0-9a-f]+ was given .*FAIL/)]);
+    // The same slots with Linux's bounce: clean.
+    expect(runSpec({ host: 'kvm-4k', guest: lowestSlots, config: { cpus: 2 }, ops }, oracles).violations).toEqual([]);
+  });
+
+  it('swiotlb-slots: a slot choice that ignores alloc_align_mask and the segment boundary', () => {
+    const attrs = { minAlignMask: 0, allocAlignMask: 0xffff, segmentBoundaryMask: 0xffff };
+    const strictDevice = defineGuestPolicy({ name: 'strict-device', description: 'dev 1 wants 64K alignment and 64K segments', dmaAttrs: (_ctx, request) => (request.dev === 1 ? attrs : {}) });
+    const ignoring = defineGuestPolicy({
+      ...strictDevice,
+      name: 'ignores-alignment',
+      description: 'picks slots page-aligned, with no alloc_align_mask and no segment boundary',
+      swiotlbSlots: (_ctx, search, pool) => pool.kernelSearch({ ...search, slotAlignMask: 0xfff, segmentBoundaryMask: undefined }),
+    });
+    const ops = [TO_DEVICE(8192), TO_DEVICE(49152)];
+    const oracles = [oracleNamed('swiotlb-slots')];
+    const messages = runSpec({ host: 'kvm-4k', guest: ignoring, config: { cpus: 2 }, ops }, oracles, { allViolations: true }).violations.map((v) => v.message);
+    expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/not aligned to alloc_align_mask 0xffff ==> FAIL \(alloc_align_mask not honoured\)/), expect.stringMatching(/crosses the device's segment boundary \(mask 0xffff\) ==> FAIL \(segment boundary crossed\)/)]));
+    expect(runSpec({ host: 'kvm-4k', guest: strictDevice, config: { cpus: 2 }, ops }, oracles).violations).toEqual([]);
+  });
+
+  it('swiotlb-slots: no page alignment is owed when the caller gives an alloc_align_mask', () => {
+    // swiotlb_search_pool_area() page-aligns a mapping of a page or more only without alloc_align_mask.
+    const smallAlign = defineGuestPolicy({ name: 'small-align', description: 'dev 1 alloc_align_mask 0x7ff', dmaAttrs: (_ctx, request) => (request.dev === 1 ? { minAlignMask: 0, allocAlignMask: 0x7ff } : {}) });
+    const result = runSpec({ host: 'kvm-4k', guest: smallAlign, config: { cpus: 1 }, ops: [TO_DEVICE(2048), TO_DEVICE(4096)] }, [oracleNamed('swiotlb-slots')]);
+    expect(result.violations).toEqual([]);
   });
 });
 
