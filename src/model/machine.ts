@@ -400,6 +400,13 @@ export class Machine {
     checkAddress(prim, 'hpa', hpa);
     checkLength(prim, len);
     const result = device.s2.map(gpa, hpa, len);
+    // A map that replaced an empty leftover table synced that range itself (iommu_pt.h map_range()).
+    const synced = device.s2.takeMapInvalidations();
+    for (const range of synced) {
+      device.iotlb.invalidate(range.iova, range.len);
+      this.recorder.touchGfnRange(range.iova, range.len);
+    }
+    this.counters.iotlbInvalidations += synced.length;
     this.touchMapped(gpa, hpa, result.mapped);
     this.recorder.call(prim, { dev, gpa, hpa, len }, result.error ?? result.mapped);
     return result;

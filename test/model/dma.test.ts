@@ -238,6 +238,26 @@ describe('IOTLB', () => {
   });
 });
 
+describe('IOTLB: a map over an empty leftover table syncs itself (iommu_pt.h map_range())', () => {
+  it('drops the replaced range from the IOTLB at the map, leaving what the unmaps gathered for the next flush', () => {
+    const machine = newMachine([{ id: 0, trusted: false, iommu: 's2' }]);
+    const oldHpa = hpaOf(G);
+    const newHpa = hpaOf(G + 0x100_0000);
+    machine.ioMap(0, G, oldHpa, SZ_4K);
+    expect(machine.dma(0, G, 64, false).pieces[0]).toMatchObject({ hpa: oldHpa, fromIotlb: false });
+    // Unmapped without a flush: the 4K leaf's table stays, empty; the IOTLB keeps the 4K entry.
+    machine.ioUnmap(0, G, SZ_4K);
+    expect(machine.ioGathered(0)).toEqual([{ iova: G, len: SZ_4K }]);
+    // A 2M map replaces the empty table with a leaf, and map_range() syncs its own gather:
+    // the kernel's DMA goes to the new frame, not through the stale 4K entry.
+    expect(machine.ioMap(0, G, newHpa, SZ_2M).mapped).toBe(SZ_2M);
+    expect(machine.dma(0, G, 64, false).pieces[0]).toMatchObject({ hpa: newHpa, fromIotlb: false });
+    expect(machine.counters.iotlbInvalidations).toBe(1);
+    // The unmap's own range still waits for the driver's flush; the detached table was freed.
+    expect(machine.ioGathered(0)).toEqual([{ iova: G, len: SZ_4K }]);
+  });
+});
+
 describe('contents', () => {
   it('a device write to a swiotlb slot, bounced by guestCopy, lands the same tokens in the private buffer', () => {
     const machine = newMachine([{ id: 0, trusted: false, iommu: 's2' }]);

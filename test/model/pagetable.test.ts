@@ -140,7 +140,7 @@ describe('map', () => {
     expect(pt.stats().leavesBySize).toEqual({ '4K': 1, '2M': 1 });
   });
 
-  it('an empty table is replaced by a leaf; its pages wait for sync', () => {
+  it('an empty table is replaced by a leaf; the map syncs its own gather (map_range()), not the driver\'s', () => {
     const pt = createPageTable({ format: 'x86_64' });
     expect(pt.map(0, 0, 4 * K)).toEqual({ mapped: 4 * K });
     expect(pt.stats().tables).toBe(4);
@@ -150,22 +150,25 @@ describe('map', () => {
     expect(pt.sync()).toEqual([{ iova: 0, len: 4 * K }]);
 
     expect(pt.map(0, 0, 2 * M)).toEqual({ mapped: 2 * M });
-    expect(pt.stats()).toMatchObject({ leavesBySize: { '2M': 1 }, tables: 3, pendingFree: 1 });
-    // The replaced item is gathered so the walk cache entry for it is flushed.
-    expect(pt.sync()).toEqual([{ iova: 0, len: 2 * M }]);
-    expect(pt.stats()).toMatchObject({ tables: 3, pendingFree: 0 });
+    // map_range() gathers the replaced item (its IOTLB and walk-cache entries) and the detached
+    // table in a gather of its own, and syncs it before returning: the table is freed now, and
+    // the caller invalidates the range; the driver's gather holds nothing of it.
+    expect(pt.stats()).toMatchObject({ leavesBySize: { '2M': 1 }, tables: 3, pendingFree: 0 });
+    expect(pt.takeMapInvalidations()).toEqual([{ iova: 0, len: 2 * M }]);
+    expect(pt.takeMapInvalidations()).toEqual([]);
+    expect(pt.sync()).toEqual([]);
   });
 
-  it('a large leaf replaces a whole empty subtree, every table of it pending', () => {
+  it('a large leaf replaces a whole empty subtree, every table of it freed by the map\'s own sync', () => {
     const pt = createPageTable({ format: 'vtdss' });
     for (const va of [0, 4 * M, 8 * M]) pt.map(va, va, 4 * K);
     for (const va of [0, 4 * M, 8 * M]) pt.unmap(va, 4 * K);
     expect(pt.stats().tables).toBe(1 + 1 + 1 + 3);
     expect(pt.map(0, 0, G)).toEqual({ mapped: G });
-    // The L1 table and its three L0 tables.
-    expect(pt.stats()).toMatchObject({ leavesBySize: { '1G': 1 }, tables: 2, pendingFree: 4 });
-    pt.sync();
-    expect(pt.stats().pendingFree).toBe(0);
+    // The L1 table and its three L0 tables went; the unmaps' three ranges still wait for sync().
+    expect(pt.stats()).toMatchObject({ leavesBySize: { '1G': 1 }, tables: 2, pendingFree: 0 });
+    expect(pt.takeMapInvalidations()).toEqual([{ iova: 0, len: G }]);
+    expect(pt.sync()).toHaveLength(3);
   });
 
   it('EINVAL: misaligned, zero or negative arguments', () => {

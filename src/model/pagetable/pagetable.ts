@@ -8,6 +8,9 @@ import { alignDown, formatSize, isAligned, offsetIn, pow2 } from './size.ts';
 import { EMPTY, SUMMARY_LINEAR, SUMMARY_MIXED, SUMMARY_UNKNOWN, TABLE, TableStore } from './table.ts';
 import type { InvalidationRange, Leaf, MapResult, PageTable, PageTableOptions, PageTableStats, UnmapResult } from './types.ts';
 
+/** What map() invalidated itself when it replaced no table (almost every map). */
+const NO_RANGES: readonly InvalidationRange[] = Object.freeze([]);
+
 /**
  * Addresses are JS numbers, exact up to 2^53. Every format's OA is 52 bits, so the model
  * caps the VA at 2^52 as well: amdv1's 64-bit VA and a 57-bit VT-d/x86 VA keep their table
@@ -118,6 +121,15 @@ class IoPageTable implements PageTable {
   private liveTables = 1;
   private readonly leafCount = new Float64Array(64);
   private readonly gather = new Gather();
+  /**
+   * map_range()'s own iotlb_gather: a map that replaces an empty leftover table with a leaf
+   * detaches the table into it and syncs it before returning (`if (!iommu_pages_list_empty(
+   * &iotlb_gather.freelist)) iommu_iotlb_sync(...)`, iommu_pt.h), whatever the unmaps have
+   * gathered meanwhile for the driver's next flush.
+   */
+  private readonly mapGather = new Gather();
+  /** What the last map invalidated itself (takeMapInvalidations()). */
+  private mapInvalidations: readonly InvalidationRange[] = NO_RANGES;
 
   /** Bytes removed by the unmap walk in progress. */
   private walkUnmapped = 0;
@@ -151,6 +163,30 @@ class IoPageTable implements PageTable {
   // ---- map ------------------------------------------------------------------------------
 
   map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult {
+    const result = this.mapLeaves(iova, pa, len, maxLeaf);
+    if (this.mapGather.freelist.length === 0) {
+      this.mapInvalidations = NO_RANGES;
+      return result;
+    }
+    // The map's own sync: the replaced range leaves the IOTLB (the caller invalidates it) and the
+    // detached pages are freed now, not at the driver's next flush.
+    this.mapInvalidations = this.mapGather.takeRanges();
+    for (const table of this.mapGather.freelist) this.store.release(table);
+    this.mapGather.freelist.length = 0;
+    return result;
+  }
+
+  /**
+   * The ranges the last map() synced itself because it replaced empty tables with leaves (the
+   * IOTLB must drop them, as the driver's iotlb_sync does); empty for almost every map.
+   */
+  takeMapInvalidations(): readonly InvalidationRange[] {
+    const ranges = this.mapInvalidations;
+    this.mapInvalidations = NO_RANGES;
+    return ranges;
+  }
+
+  private mapLeaves(iova: number, pa: number, len: number, maxLeaf?: number): MapResult {
     const min = this.minSize;
     // The core's iommu_map() rejects anything not aligned to the smallest page; a zero
     // length is -EINVAL since d6c65b0fd621 (it used to be a silent no-op).
@@ -292,7 +328,7 @@ class IoPageTable implements PageTable {
     const itemSize = this.itemSize[level]!;
     store.linear[table] = SUMMARY_UNKNOWN;
     for (let slot = first; slot < end; slot++) {
-      // The only "merge": an empty table turns into the leaf; its pages wait on the gather.
+      // The only "merge": an empty table turns into the leaf; its pages go with the map's own sync.
       if (kinds[slot] === TABLE) this.detachSubtree(entries[slot]!, va + (slot - first) * itemSize, itemSize);
       else store.used[table]!++;
       kinds[slot] = lg2;
@@ -321,14 +357,14 @@ class IoPageTable implements PageTable {
     this.forgetWalk();
     const stack = [table];
     for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
-      this.gather.freelist.push(t);
+      this.mapGather.freelist.push(t);
       this.liveTables--;
       if (store.used[t] === 0) continue;
       const base = t * this.items;
       for (let slot = base; slot < base + this.items; slot++) if (store.kind[slot] === TABLE) stack.push(store.entry[slot]!);
     }
     // gather_range_pages() for the replaced item, so its walk-cache entries are flushed.
-    this.gather.addRange(itemVa, itemSize);
+    this.mapGather.addRange(itemVa, itemSize);
   }
 
   /**

@@ -89,6 +89,9 @@ export interface PageTable {
   /** The driver's iotlb_sync: releases deferred table frees and returns (and clears) the
    *  gathered invalidation ranges. */
   sync(): InvalidationRange[];
+  /** The ranges the last map() synced itself (it replaced empty tables with leaves, and map_range()
+   *  then syncs its own gather): the caller drops them from the IOTLB. Usually empty. */
+  takeMapInvalidations(): readonly InvalidationRange[];
   /** The invalidation ranges gathered by unmaps since the last sync(), without taking them. */
   gathered(): InvalidationRange[];
   stats(): PageTableStats;
