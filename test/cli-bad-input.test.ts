@@ -56,6 +56,8 @@ function setUp(dir: string): void {
   symlinkSync(join(dir, 'real'), join(dir, 'linked'));
   writeFileSync(join(dir, 'imports-bad.mjs'), "import './bad-dep.mjs';\nexport default { name: 'x', description: 'd' };\n");
   writeFileSync(join(dir, 'bad-dep.mjs'), 'const x = ;\n');
+  writeFileSync(join(dir, 'imports-missing.mjs'), "import { b } from './dep.mjs';\nexport default { name: 'x', description: 'd' };\n");
+  writeFileSync(join(dir, 'dep.mjs'), 'export const a = 1;\n');
   writeFileSync(join(dir, 'throws.mjs'), "const a = 1;\nthrow new Error('boom at import');\nexport default { name: 'x', description: 'd' };\n");
   writeFileSync(join(dir, 'unseen.mjs'), "export default { name: 'u', description: 'u', io() {}, ioIgnoresUnseen: 'yes' };\n");
   writeFileSync(join(dir, 'binary.json'), Buffer.from([0, 1, 2, 0x1b, 0x5b, 0x32, 0x4a, 0xff, 0xfe, 0, 10, 13]));
@@ -138,6 +140,7 @@ const TABLE: Entry[] = [
   { kind: 'JavaScript policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.mjs')], names: /syntax\.mjs: the host policy failed to load: Unexpected end of input \(.*syntax\.mjs:3\)/ },
   { kind: 'JavaScript policy file with a syntax error, through a symlinked directory', args: (d) => ['fuzz', '--host-policy', join(d, 'linked', 'syntax.mjs')], names: /linked\/syntax\.mjs: the host policy failed to load: Unexpected end of input \(.*linked\/syntax\.mjs:3\)/ },
   { kind: 'JavaScript policy file importing a module with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'imports-bad.mjs')], names: /imports-bad\.mjs: the host policy failed to load: Unexpected token ';' \(not in .*imports-bad\.mjs itself, whose syntax is fine: in a module it imports\)/ },
+  { kind: 'JavaScript policy file importing a name its module does not export', args: (d) => ['fuzz', '--host-policy', join(d, 'imports-missing.mjs')], names: /imports-missing\.mjs: the host policy failed to load: The requested module '\.\/dep\.mjs' does not provide an export named 'b'$/m },
   { kind: 'JavaScript policy file that throws at import', args: (d) => ['fuzz', '--host-policy', join(d, 'throws.mjs')], names: /throws\.mjs: the host policy failed to load: boom at import \(.*throws\.mjs:2:7\)/ },
   { kind: 'policy file that cannot resolve cocofuzz', args: (d) => ['fuzz', '--host-policy', join(d, 'no-package.mjs')], names: /no-package\.mjs: the host policy failed to load: Cannot find package 'cocofuzz'.*npm install --save-dev cocofuzz/ },
   { kind: "policy file under a built-in's name", args: (d) => ['fuzz', '--host-policy', join(d, 'shadow.mjs')], names: /shadow\.mjs: "name": "kvm-4k" is the name of a built-in host policy/ },

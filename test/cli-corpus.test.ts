@@ -169,14 +169,20 @@ describe('corpus check, merge and prune', () => {
     }
   });
 
-  it('a directory holding other things than repro files is a wrong path, even where an empty corpus is fine', () => {
-    const wrong = temp();
-    mkdirSync(join(wrong, 'sub'));
-    writeFileSync(join(wrong, 'notes.txt'), 'x');
-    for (const args of [['report', wrong], ['coverage', wrong], ['corpus', 'prune', wrong]]) {
+  it('a directory whose repro files lie further down is a wrong path, even where an empty corpus is fine', () => {
+    const root = temp();
+    // shards/ named for shards/shard-0/findings: it would pass on nothing.
+    cpSync(join(corpus, 'double-validate.json'), join(root, 'shards', 'shard-0', 'findings', 'double-validate.json'), { recursive: true });
+    for (const args of [['report', join(root, 'shards')], ['coverage', join(root, 'shards')], ['corpus', 'prune', join(root, 'shards')]]) {
       const result = runCli(args);
-      expect([result.code, result.stderr]).toEqual([2, expect.stringMatching(/no repro files \(\*\.json\) in this directory \(it holds (notes\.txt, sub|sub, notes\.txt)\)/)]);
+      expect([result.code, result.stderr]).toEqual([2, expect.stringMatching(/shards: no repro files \(\*\.json\) in this directory \(there are some further down: .*shard-0\/findings\/double-validate\.json; name that directory\)/)]);
     }
+    // Other files beside no repro file are an empty corpus: .gitkeep, a JUnit file of a clean campaign.
+    const empty = join(root, 'empty');
+    mkdirSync(empty);
+    writeFileSync(join(empty, '.gitkeep'), '');
+    writeFileSync(join(empty, 'junit.xml'), '<testsuites/>');
+    expect(runCli(['coverage', empty]).code).toBe(0);
   });
 
   it('merge leaves out, and names, a file whose expectation the given policies do not meet', () => {
@@ -186,6 +192,14 @@ describe('corpus check, merge and prune', () => {
     expect(merged.stdout).toMatch(/not merged {2}.*vfio-static-stale\.json: expected npt-iommu-coherence at step 0, got clean/);
     expect(readdirSync(join(dir, 'm'))).toEqual(['double-validate.json']);
     expect(runCli(['corpus', 'check', join(dir, 'm')]).code).toBe(0);
+  });
+
+  it("merge keeps a regression's witness (a clean file that now fails) and fails, as corpus check does", () => {
+    const dir = temp();
+    const merged = runCli(['corpus', 'merge', join(corpus, 'clean-kvm-4k-linux.json'), '--host-policy', 'vfio-static', '--out', join(dir, 'm')]);
+    expect(merged.code).toBe(1);
+    expect(merged.stdout).toMatch(/FAIL {2}.*clean-kvm-4k-linux\.json: expected clean, got npt-iommu-coherence at step 0.* \(merged as it is\)/);
+    expect(readdirSync(join(dir, 'm'))).toEqual(['clean-kvm-4k-linux.json']);
   });
 
   it("merge and replay take a shard's findings whose oracle the artifact does not carry, given as --oracle", () => {
@@ -206,6 +220,11 @@ describe('corpus check, merge and prune', () => {
     expect((JSON.parse(readFileSync(join(root, 'merged', file!), 'utf8')) as { oracles: string[] }).oracles).toEqual(['../oracles/no-psmash.mjs']);
     const replay = runCli(['replay', '--check', join('shards', 'shard-0', 'findings', file!), '--oracle', './oracles/no-psmash.mjs'], { cwd: root });
     expect([replay.code, replay.stdout]).toEqual([0, expect.stringContaining('1 expectation(s) met')]);
+    // Another oracle file of the same name does not stand for it: the path must end as the recorded one.
+    mkdirSync(join(root, 'other'));
+    writeFileSync(join(root, 'other', 'no-psmash.mjs'), oracle);
+    const other = runCli(['replay', '--check', join('shards', 'shard-0', 'findings', file!), '--oracle', './other/no-psmash.mjs'], { cwd: root });
+    expect([other.code, other.stderr]).toEqual([2, expect.stringContaining("is outside the repro file's directory")]);
   });
 
   it('merge without --out is a usage error', () => {

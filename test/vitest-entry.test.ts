@@ -126,6 +126,10 @@ describe('fuzzProperty refuses what would pass a test that checked nothing', () 
     writeFileSync(join(dir, 'reexport.ts'), `import { hostPolicies } from '${policies}?another-copy';\nexport default hostPolicies['kvm-4k'];\n`);
     const replay = runCli(['replay', fileURLToPath(new URL('../corpus/double-validate.json', import.meta.url)), '--host-policy', join(dir, 'reexport.ts')]);
     expect([replay.code, replay.stdout]).toEqual([1, expect.stringContaining('conversion-order at step 0')]);
+    // The marker is the built-in's own: an object derived from it is not the built-in.
+    writeFileSync(join(dir, 'derived.ts'), `import { hostPolicies } from '${policies}';\nexport default Object.assign(Object.create(hostPolicies['kvm-4k']), { ioPageSizes: [4096] });\n`);
+    const derived = runCli(['replay', fileURLToPath(new URL('../corpus/double-validate.json', import.meta.url)), '--host-policy', join(dir, 'derived.ts')]);
+    expect([derived.code, derived.stderr]).toEqual([2, expect.stringContaining('is the name of a built-in host policy')]);
   });
 });
 

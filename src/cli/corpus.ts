@@ -38,15 +38,19 @@ async function load(args: CorpusArgs): Promise<{ entries: Entry[]; bad: number; 
   let unmet = 0;
   const bad = await forEachRepro(args.dirs, async (file, repro) => {
     const { result, met, mismatch } = await replayRepro(repro, selection(args));
-    if (args.action === 'merge' && met === false) {
-      // Merged, the file would name the policies it ran with (asMerged) and keep an expectation
-      // they do not meet: a corpus that fails its own check. Left out, and said (a finding that no
-      // longer fails because the bug was fixed, or files merged under other policies).
-      unmet++;
-      console.log(escapeTerminal(`not merged  ${file}: ${mismatch ?? 'its expectation is not met'}`));
-      return;
-    }
     const first = result.violations[0];
+    if (args.action === 'merge' && met === false) {
+      if (repro.expect?.verdict === 'violation' && first === undefined) {
+        // A finding that no longer fails (the bug was fixed): left out, and said. Kept, it would
+        // name the policies it ran with (asMerged) and an expectation they no longer meet.
+        console.log(escapeTerminal(`not merged  ${file}: ${mismatch ?? 'its expectation is not met'} (no longer fails)`));
+        return;
+      }
+      // A clean file that now fails, or a finding that changed: a regression's witness is kept
+      // and the merge fails, as corpus check would.
+      unmet++;
+      console.log(escapeTerminal(`FAIL  ${file}: ${mismatch ?? 'its expectation is not met'} (merged as it is)`));
+    }
     const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
     entries.push({ file, repro, key });
   }, EMPTY_OK);
@@ -164,7 +168,7 @@ async function corpus(args: CorpusArgs): Promise<number> {
       writeFileAtomic(target, encodeRepro(reproForFile(repro, target, dirname(source))));
       written++;
     }
-    console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written${unmet > 0 ? `, ${unmet} not merged: expectation not met` : ''})`));
+    console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written${unmet > 0 ? `; ${unmet} whose expectation is not met` : ''})`));
   } else {
     const keep = new Set([...kept.values()].map((e) => e.file));
     let removed = 0;
@@ -176,9 +180,9 @@ async function corpus(args: CorpusArgs): Promise<number> {
     }
     console.log(`pruned ${removed} duplicate(s), ${keep.size} file(s) kept`);
   }
-  // A file left out for an unmet expectation is said, not a failure: a nightly merge whose old
-  // finding no longer fails (the bug was fixed) merges the rest and moves on.
-  return bad > 0 ? EXIT_USAGE : EXIT_OK;
+  // A finding left out because it no longer fails is said, not a failure (a nightly merge after a
+  // fix moves on); a file merged with an unmet expectation fails the merge, as corpus check does.
+  return bad > 0 ? EXIT_USAGE : unmet > 0 ? EXIT_FOUND : EXIT_OK;
 }
 
 export const corpusCommand: CommandModule<object, CorpusArgs> = {

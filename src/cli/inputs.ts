@@ -7,7 +7,6 @@ import { FormatError } from '../ops/errors.ts';
 import { type Repro, readRepro } from '../repro/format.ts';
 import { realOrResolved } from '../repro/plugin-paths.ts';
 import { escapeTerminal } from '../report/escape.ts';
-import { CAMPAIGN_LOG } from '../report/jsonl.ts';
 import { UsageError } from './errors.ts';
 
 /**
@@ -41,15 +40,25 @@ export function readConfigFlag(value: string | undefined): Record<string, unknow
   return parsed as Record<string, unknown>;
 }
 
-/** What cocofuzz writes into a findings directory beside its repro files (fuzz --out, report). */
-const OWN_FILES: ReadonlySet<string> = new Set([CAMPAIGN_LOG, 'report.html']);
+/** A repro file in a subdirectory of `dir`, at most `depth` levels down (the first found), or undefined. */
+function reproBelow(dir: string, depth: number): string | undefined {
+  if (depth === 0) return undefined;
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!entry.isDirectory()) continue;
+    const sub = join(dir, entry.name);
+    const json = readdirSync(sub).find((name) => name.endsWith('.json'));
+    const found = json !== undefined ? join(sub, json) : reproBelow(sub, depth - 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 /** How a command takes a directory with no repro file in it. */
 export interface ReproPathOptions {
   /**
    * The directory holds a collection that may be empty: a corpus on its first night, a shard or
-   * campaign that found nothing (merge, report, coverage, prune); empty means nothing in it but
-   * campaign.jsonl and report.html. Without it an empty directory is
+   * campaign that found nothing (merge, report, coverage, prune); other files may be there, but no
+   * repro file further down (a wrong path). Without it an empty directory is
    * an error: where files are judged (replay, corpus check) it is a wrong path far more often than
    * an empty corpus, and running nothing and exiting 0 would pass a CI job that checks nothing.
    */
@@ -77,12 +86,13 @@ export function expandReproPaths(paths: readonly string[], options: ReproPathOpt
         .filter((name) => name.endsWith('.json'))
         .sort();
       if (found.length === 0) {
-        // An empty corpus holds nothing, or only what cocofuzz writes beside repro files; a
-        // directory of other things (shards/ for shards/x/findings) is a wrong path.
-        const others = readdirSync(path).filter((name) => !OWN_FILES.has(name));
-        if (options.emptyOk !== true || others.length > 0) {
-          const holds = others.length === 0 ? '' : ` (it holds ${others.slice(0, 3).join(', ')}${others.length > 3 ? ', ...' : ''})`;
-          throw new UsageError(`${path}: no repro files (*.json) in this directory${holds}`);
+        // An empty corpus may hold other files (campaign.jsonl, a JUnit file, .gitkeep), but a
+        // directory whose repro files lie further down is a wrong path: shards/ for
+        // shards/x/findings would pass a CI job on nothing.
+        const below = options.emptyOk === true ? reproBelow(path, 3) : undefined;
+        if (options.emptyOk !== true || below !== undefined) {
+          const where = below === undefined ? '' : ` (there are some further down: ${below}; name that directory)`;
+          throw new UsageError(`${path}: no repro files (*.json) in this directory${where}`);
         }
       }
       for (const name of found) add(join(path, name));

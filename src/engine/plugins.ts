@@ -87,8 +87,12 @@ function loadFailure(error: unknown, file: string, path: string): string {
   // TypeScript plugin's syntax is esbuild's business (handled above): its SyntaxError is a
   // runtime one (JSON.parse), which node --check cannot place.
   if (!(error instanceof SyntaxError) || /\.m?ts$/.test(path)) return text;
-  const line = syntaxPlace(real);
-  return line === undefined ? `${text} (not in ${file} itself, whose syntax is fine: in a module it imports)` : `${text} (${file}:${line})`;
+  // A link error ("The requested module './dep.mjs' does not provide an export named 'b'") is a
+  // SyntaxError too, about one of the plugin's imports: its text says which.
+  if (text.startsWith('The requested module')) return text;
+  const check = syntaxCheck(real);
+  if (check.line !== undefined) return `${text} (${file}:${check.line})`;
+  return check.clean ? `${text} (not in ${file} itself, whose syntax is fine: in a module it imports)` : text;
 }
 
 /** LINE:COLUMN of the first stack frame in the plugin's own file. */
@@ -102,13 +106,13 @@ function placeIn(stack: string, path: string): string | undefined {
   return undefined;
 }
 
-/** The line of a JavaScript module's syntax error, as `node --check` reports it. */
-function syntaxPlace(path: string): string | undefined {
+/** What `node --check` says of a JavaScript module: the line of its syntax error, or that it has none. */
+function syntaxCheck(path: string): { line?: string; clean: boolean } {
   const check = spawnSync(process.execPath, ['--check', path], { encoding: 'utf8', timeout: 30_000 });
   const prefix = `${path}:`;
   const line = check.stderr?.split('\n').find((l) => l.startsWith(prefix));
   const match = line === undefined ? null : /^(\d+)$/.exec(line.slice(prefix.length));
-  return match?.[1];
+  return match?.[1] !== undefined ? { line: match[1], clean: false } : { clean: check.status === 0 };
 }
 
 export function requireFields(value: unknown, fields: Record<string, 'string' | 'function'>, optional: Record<string, 'function'> = {}): string | undefined {

@@ -2,7 +2,7 @@
 // --only-oracle). Plugins load asynchronously, once per process or worker.
 
 import { existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Oracle } from '../api.ts';
 import { builtinOracles } from '../../oracles/index.ts';
 import { BUILTIN_POLICY, guestPolicies, hostPolicies } from '../policies/index.ts';
@@ -49,7 +49,7 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
     // A repro and every report name a policy by its name, and a built-in's name replays the
     // built-in: an object of its own under that name would have its findings replay clean.
     const builtin = REGISTRIES.get(what === 'host policy' ? 'host policy' : 'guest policy')?.get(String(record.name));
-    if (builtin !== undefined && builtin !== value && !(BUILTIN_POLICY in record)) return `"name": ${JSON.stringify(record.name)} is the name of a built-in ${what}: give yours a name of its own (a repro names policies by name, and that name replays the built-in)`;
+    if (builtin !== undefined && builtin !== value && !Object.hasOwn(record, BUILTIN_POLICY)) return `"name": ${JSON.stringify(record.name)} is the name of a built-in ${what}: give yours a name of its own (a repro names policies by name, and that name replays the built-in)`;
     const notFunction = hooks.find((hook) => record[hook] !== undefined && typeof record[hook] !== 'function');
     if (notFunction !== undefined) return `"${notFunction}" must be a function`;
     const notBoolean = booleans.find((field) => record[field] !== undefined && typeof record[field] !== 'boolean');
@@ -170,11 +170,24 @@ export async function resolveReproPolicies(
 }
 
 /**
+ * Whether the --oracle file `flag` stands for a recorded oracle path outside the repro's tree: its
+ * path ends with the recorded one less its leading `./` and `../` (`../oracles/o.ts` from a
+ * shard's findings is `.../oracles/o.ts` in the project), not merely the same file name.
+ */
+function standsFor(flag: string, named: string): boolean {
+  const tail = named.split(/[\\/]/).filter((part) => part !== '' && part !== '.' && part !== '..');
+  if (tail.length === 0) return false;
+  const parts = resolve(flag).split(/[\\/]/);
+  return tail.every((part, i) => parts[parts.length - tail.length + i] === part);
+}
+
+/**
  * The oracle files a replay of `repro` loads: the command line's, then the repro's own (inside
  * its directory tree, unless the command line names the same file). A recorded oracle outside the
- * tree is never loaded from the file's say-so; an --oracle flag of the same file name stands for
- * it (a finding downloaded from a CI shard names `../oracles/o.ts` from the shard's checkout,
- * which the artifact does not carry, and fuzz told the user to pass `--oracle ./oracles/o.ts`).
+ * tree is never loaded from the file's say-so; an --oracle flag whose path ends as the recorded
+ * one does stands for it (standsFor(): a finding downloaded from a CI shard names
+ * `../oracles/o.ts` from the shard's checkout, which the artifact does not carry, and fuzz told
+ * the user to pass `--oracle ./oracles/o.ts`).
  */
 export function reproOracleFiles(repro: { oracles?: readonly string[]; source?: string }, flagFiles: readonly string[] = []): string[] {
   const files = [...flagFiles];
@@ -186,7 +199,7 @@ export function reproOracleFiles(repro: { oracles?: readonly string[]; source?: 
     }
     const besideRepro = resolve(dirname(repro.source), named);
     if (existsSync(besideRepro) && seen.has(realpathSync(besideRepro))) return;
-    if (!isInside(resolve(dirname(repro.source)), besideRepro) && flagFiles.some((flag) => basename(flag) === basename(named))) return;
+    if (!isInside(resolve(dirname(repro.source)), besideRepro) && flagFiles.some((flag) => standsFor(flag, named))) return;
     const real = containedPluginPath(repro.source, `oracles[${index}]`, named, '--oracle');
     if (!seen.has(real)) {
       seen.add(real);

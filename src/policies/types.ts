@@ -43,9 +43,9 @@ export interface ConvertRequest {
   len: number;
   to: 'shared' | 'private';
   /**
-   * The PSC entries' page size. A 2M entry already partly done counts as 4K: KVM coalesces it
-   * with 4K entries (snp_begin_psc()), although the page-size flag it passes to the VMM in
-   * KVM_HC_MAP_GPA_RANGE still says 2M (from the entry).
+   * The PSC entries' page size. A 2M entry already partly done counts as 4K and goes alone (KVM's
+   * snp_begin_psc() forces it to 4K and coalesces nothing after it in practice), although the
+   * page-size flag KVM passes to the VMM in KVM_HC_MAP_GPA_RANGE still says 2M (from the entry).
    */
   pageSize: PageSize;
 }
