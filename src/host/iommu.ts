@@ -171,9 +171,18 @@ export class Iommu implements IommuHelpers {
     this.cutAt(dev, s2, leaf, gpa + len, size);
   }
 
-  /** Splits the leaf that `boundary` falls inside of into leaves of `size`. */
+  /**
+   * Splits the leaf that `boundary` falls inside of, down the path to it (cut_mapping()): a leaf
+   * above 2M first into 2M leaves, then the one holding `boundary` into leaves of `size`; the rest
+   * keeps leaves of 2M or more.
+   */
   private cutAt(dev: number, s2: PageTableView, leaf: Leaf, boundary: number, size: number): void {
     if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary || leaf.size <= size) return;
+    if (leaf.size > SZ_2M && size < SZ_2M) {
+      this.env.charge();
+      this.machine.ioSplit(dev, leaf.iova, SZ_2M);
+      if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary) return;
+    }
     this.env.charge();
     this.machine.ioSplit(dev, leaf.iova, size);
   }

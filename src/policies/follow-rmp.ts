@@ -12,12 +12,19 @@ import type { HostContext, IoEvent } from './types.ts';
 /** IO page sizes of the devices' S2: 2M leaves are what makes trusted DMA over 2M RMP entries work. */
 export const FOLLOW_RMP_IO_PAGE_SIZES: readonly number[] = [SZ_4K, SZ_2M];
 
-/** Cut each device's IO leaf of 2M or more over the region to 4K leaves, then flush its IOTLB. */
+/**
+ * Cut each device's IO leaf of 2M or more over the region to 4K leaves, then flush its IOTLB. A
+ * leaf above 2M (a policy allowing larger IO pages) is first cut to 2M leaves, so that only this
+ * region goes to 4K (cut_mapping() cuts down the path to the cut point): cut to 4K whole, the
+ * other regions' 2M RMP entries would sit under 4K leaves.
+ */
 export function cutIoLeaves(ctx: HostContext, gpa: number, devices: readonly number[]): void {
   for (const dev of devices) {
-    const leaf = ctx.machine.device(dev).s2.leafAt(gpa);
+    const s2 = ctx.machine.device(dev).s2;
+    const leaf = s2.leafAt(gpa);
     if (leaf === undefined || leaf.size < SZ_2M) continue;
-    ctx.machine.ioSplit(dev, leaf.iova, SZ_4K);
+    if (leaf.size > SZ_2M) ctx.machine.ioSplit(dev, leaf.iova, SZ_2M);
+    ctx.machine.ioSplit(dev, leaf.size > SZ_2M ? gpa - (gpa % SZ_2M) : leaf.iova, SZ_4K);
     ctx.iommu.flush(dev);
   }
 }

@@ -209,7 +209,8 @@ export interface IommuHelpers {
    *  range stays: iommupt never splits). Returns the bytes unmapped. Does not flush. */
   unmap(dev: number, gpa: number, len: number): number;
   /** Split (machine.ioSplit, atomic) every leaf larger than `size` that straddles a boundary of
-   *  [gpa, gpa + len), so the range can then be unmapped exactly. */
+   *  [gpa, gpa + len), so the range can then be unmapped exactly: down the path to the boundary
+   *  (a leaf above 2M first into 2M leaves, then the one holding the boundary into `size`). */
   cut(dev: number, gpa: number, len: number, size: number): void;
   /**
    * The driver's iotlb_sync for one device (gathered invalidations and deferred frees); VFIO

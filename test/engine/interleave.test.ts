@@ -252,6 +252,50 @@ describe('hardware primitives of a hitless host', () => {
     expect(m.fwSmash(hpa, gpa, [0])).not.toBe(PSMASH_OK);
     expect(() => m.fwSmash(hpa + SZ_4K, gpa, [0])).toThrow(/aligned/);
   });
+
+  it('fw_smash under an IO leaf above 2M cuts only the smashed region to 4K; the others keep 2M leaves', () => {
+    // An S2 with every AMD v1 size (vtom above the 1G mapped here).
+    const m = new Machine({ asid: 1, vtom: 2 ** 31, devices: [{ id: 0, trusted: true, iommu: 's2' }] });
+    const hpa = 0x4000_0000_0000;
+    const SZ_1G = 512 * SZ_2M;
+    for (let at = 0; at < SZ_1G; at += SZ_2M) m.rmpUpdate(hpa + at, { assigned: true, asid: 1, gpa: at, size: '2M' });
+    expect(m.ioMap(0, 0, hpa, SZ_1G).mapped).toBe(SZ_1G);
+    expect(m.device(0).s2.leafAt(0)?.size).toBe(SZ_1G);
+    m.tdiSetState(0, 'locked');
+    m.tdiSetState(0, 'run');
+    const far = 100 * SZ_2M;
+    expect(m.fwSmash(hpa, 0, [0])).toBe(PSMASH_OK);
+    expect(m.device(0).s2.leafAt(0x5000)?.size).toBe(SZ_4K);
+    // A whole-leaf split to 4K would leave the other regions' 2M RMP entries under 4K leaves.
+    expect(m.device(0).s2.leafAt(far)?.size).toBe(SZ_2M);
+    m.iotlbInvalidate(0);
+    expect(m.dma(0, far + 0x3000, 64, true).ok).toBe(true);
+  });
+
+  it("the policies' cut helpers (cutIoLeaves, ctx.iommu.cut) cut an IO leaf above 2M down the path only", async () => {
+    const { cutIoLeaves } = await import('../../src/policies/follow-rmp.ts');
+    const { Iommu } = await import('../../src/host/iommu.ts');
+    const SZ_1G = 512 * SZ_2M;
+    const fresh = (): Machine => {
+      const m = new Machine({ asid: 1, vtom: 2 ** 31, devices: [{ id: 0, trusted: false, iommu: 's2' }] });
+      expect(m.ioMap(0, 0, 0x4000_0000_0000, SZ_1G).mapped).toBe(SZ_1G);
+      return m;
+    };
+    const sizes = (m: Machine): Record<number, number> => {
+      const count: Record<number, number> = {};
+      for (const leaf of m.device(0).s2.leaves(0, SZ_1G)) count[leaf.size] = (count[leaf.size] ?? 0) + 1;
+      return count;
+    };
+    const env = { guard: <T>(fn: () => T): T => fn(), charge: () => {}, chargeRun: () => true, random: () => 0.5 };
+    // cutIoLeaves: the region at 0x200000 to 4K, the rest of the 1G in 2M leaves.
+    const a = fresh();
+    cutIoLeaves({ machine: a, iommu: { flush: (dev: number) => a.iommuFlush(dev) } } as never, SZ_2M, [0]);
+    expect(sizes(a)).toEqual({ [SZ_4K]: 512, [SZ_2M]: 511 });
+    // iommu.cut of [0x201000, 0x203000) to 4K: only the 2M leaf holding the boundaries is cut.
+    const b = fresh();
+    new Iommu(b, undefined as never, undefined as never, { ...env, policyMachine: b }).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
+    expect(sizes(b)).toEqual({ [SZ_4K]: 512, [SZ_2M]: 511 });
+  });
 });
 
 describe('explain and trace show the interleaving', () => {
