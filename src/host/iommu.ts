@@ -81,8 +81,8 @@ export class Iommu implements IommuHelpers {
     this.env.charge();
     const result = this.machine.ioMap(dev, gpa, hpa, len);
     if (result.error === undefined) return true;
-    // iommu_map() unmaps what it installed before the error.
-    if (result.mapped > 0) this.machine.ioUnmap(dev, gpa, result.mapped);
+    // iommu_map() unmaps what it installed before the error with iommu_unmap(), which syncs.
+    if (result.mapped > 0) this.machine.ioUnmapSynced(dev, gpa, result.mapped);
     return false;
   }
 

@@ -401,12 +401,7 @@ export class Machine {
     checkLength(prim, len);
     const result = device.s2.map(gpa, hpa, len);
     // A map that replaced an empty leftover table synced that range itself (iommu_pt.h map_range()).
-    const synced = device.s2.takeMapInvalidations();
-    for (const range of synced) {
-      device.iotlb.invalidate(range.iova, range.len);
-      this.recorder.touchGfnRange(range.iova, range.len);
-    }
-    this.counters.iotlbInvalidations += synced.length;
+    this.dropSynced(device);
     this.touchMapped(gpa, hpa, result.mapped);
     this.recorder.call(prim, { dev, gpa, hpa, len }, result.error ?? result.mapped);
     return result;
@@ -421,6 +416,32 @@ export class Machine {
     const result = this.unmapTouching(device.s2, gpa, len, true);
     this.recorder.call(prim, { dev, gpa, len }, result.error ?? result.unmapped);
     return result;
+  }
+
+  /**
+   * iommu_unmap() rather than the gathered unmap: the S2 range is unmapped and its own gather
+   * synced at once (the IOTLB drops the range; what earlier unmaps gathered still waits for
+   * iommuFlush). What iommu_map() undoes a failed map with. Recorded as the io_unmap it is.
+   */
+  ioUnmapSynced(dev: number, gpa: number, len: number): UnmapResult {
+    const prim = 'io_unmap';
+    const device = this.dev(prim, dev);
+    checkAddress(prim, 'gpa', gpa);
+    checkLength(prim, len);
+    const result = this.unmapTouching(device.s2, gpa, len, true, undefined, true);
+    this.dropSynced(device);
+    this.recorder.call(prim, { dev, gpa, len }, result.error ?? result.unmapped);
+    return result;
+  }
+
+  /** The IOTLB forgets what the S2's last map or synced unmap synced itself. */
+  private dropSynced(device: Device): void {
+    const synced = device.s2.takeMapInvalidations();
+    for (const range of synced) {
+      device.iotlb.invalidate(range.iova, range.len);
+      this.recorder.touchGfnRange(range.iova, range.len);
+    }
+    this.counters.iotlbInvalidations += synced.length;
   }
 
   /**
@@ -1110,10 +1131,10 @@ export class Machine {
    * Unmap, touching the GFNs (and for GPA->HPA tables the frames) of the leaves it removed.
    * `leafSize`: the range is whole leaves of that size, unmapped as one by one (PageTable.unmapLeaves()).
    */
-  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean, leafSize?: number): UnmapResult {
+  private unmapTouching(table: PageTable, addr: number, len: number, outputIsHpa: boolean, leafSize?: number, synced = false): UnmapResult {
     // The removed leaves tile [addr, addr + unmapped): the walk reports them as runs.
     const runs = this.removedRuns;
-    const result = leafSize === undefined ? table.unmap(addr, len, runs) : table.unmapLeaves(addr, len, leafSize, runs);
+    const result = synced ? table.unmapSynced(addr, len, runs) : leafSize === undefined ? table.unmap(addr, len, runs) : table.unmapLeaves(addr, len, leafSize, runs);
     for (let r = 0; r < runs.length; r += 3) {
       const iova = runs[r]!;
       const pa = runs[r + 1]!;

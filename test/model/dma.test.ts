@@ -256,6 +256,26 @@ describe('IOTLB: a map over an empty leftover table syncs itself (iommu_pt.h map
     // The unmap's own range still waits for the driver's flush; the detached table was freed.
     expect(machine.ioGathered(0)).toEqual([{ iova: G, len: SZ_4K }]);
   });
+
+  it("a failed map's rollback is iommu_unmap(): it syncs its own range, not the driver's gather", async () => {
+    const { Iommu } = await import('../../src/host/iommu.ts');
+    const machine = newMachine([{ id: 0, trusted: false, iommu: 's2' }]);
+    const env = { guard: <T>(fn: () => T): T => fn(), charge: () => {}, chargeRun: () => true, random: () => 0.5, policyMachine: machine };
+    const iommu = new Iommu(machine, undefined as never, undefined as never, env);
+    // A translation of G cached, then unmapped without a flush (the IOTLB keeps it).
+    machine.ioMap(0, G, hpaOf(G), SZ_4K);
+    machine.dma(0, G, 64, false);
+    machine.ioUnmap(0, G, SZ_4K);
+    expect(machine.device(0).iotlb.lookup(G)).toBeDefined();
+    // A map of [G, G + 8K) installs G, collides at G + 4K and is undone.
+    machine.ioMap(0, G + SZ_4K, hpaOf(G + 0x200_0000), SZ_4K);
+    // (A frame 4K- but not 8K-aligned: the greedy map installs a 4K leaf at G first.)
+    expect(iommu.map(0, G, hpaOf(G + 0x100_1000), 2 * SZ_4K)).toBe(false);
+    expect(machine.device(0).s2.leafAt(G)).toBeUndefined();
+    // iommu_unmap() synced the rolled-back range: the stale entry went with it.
+    expect(machine.device(0).iotlb.lookup(G)).toBeUndefined();
+    expect(machine.ioGathered(0)).toEqual([{ iova: G, len: SZ_4K }]);
+  });
 });
 
 describe('contents', () => {

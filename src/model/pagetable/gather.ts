@@ -29,6 +29,11 @@ export class Gather {
     this.ends.push(end);
   }
 
+  /** No range gathered. */
+  get empty(): boolean {
+    return this.starts.length === 0;
+  }
+
   /** The ranges gathered so far, without taking them (what iotlb_sync would invalidate now). */
   ranges(): InvalidationRange[] {
     return this.starts.map((iova, i) => ({ iova, len: (this.ends[i] ?? iova) - iova }));

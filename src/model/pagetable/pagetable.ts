@@ -128,8 +128,10 @@ class IoPageTable implements PageTable {
    * gathered meanwhile for the driver's next flush.
    */
   private readonly mapGather = new Gather();
-  /** What the last map invalidated itself (takeMapInvalidations()). */
+  /** What the last map (or synced unmap) invalidated itself (takeMapInvalidations()). */
   private mapInvalidations: readonly InvalidationRange[] = NO_RANGES;
+  /** Where the unmap in progress gathers: the driver's gather, or its own (unmapSynced()). */
+  private unmapGather: Gather = this.gather;
 
   /** Bytes removed by the unmap walk in progress. */
   private walkUnmapped = 0;
@@ -164,16 +166,35 @@ class IoPageTable implements PageTable {
 
   map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult {
     const result = this.mapLeaves(iova, pa, len, maxLeaf);
-    if (this.mapGather.freelist.length === 0) {
-      this.mapInvalidations = NO_RANGES;
-      return result;
-    }
-    // The map's own sync: the replaced range leaves the IOTLB (the caller invalidates it) and the
-    // detached pages are freed now, not at the driver's next flush.
-    this.mapInvalidations = this.mapGather.takeRanges();
-    for (const table of this.mapGather.freelist) this.store.release(table);
-    this.mapGather.freelist.length = 0;
+    this.syncOwnGather();
     return result;
+  }
+
+  /**
+   * iommu_unmap() (not the deferred iommu_unmap_fast()): unmaps into a gather of its own and syncs
+   * it before returning, leaving the driver's gather alone; the ranges for the IOTLB come from
+   * takeMapInvalidations(). What iommu_map() undoes a failed map with.
+   */
+  unmapSynced(iova: number, len: number, removed?: number[]): UnmapResult {
+    this.unmapGather = this.mapGather;
+    try {
+      return this.unmapRange(iova, len, removed, 0);
+    } finally {
+      this.unmapGather = this.gather;
+      this.syncOwnGather();
+    }
+  }
+
+  /** The own gather's sync: its ranges leave the IOTLB (the caller invalidates them), its pages are freed now. */
+  private syncOwnGather(): void {
+    const gather = this.mapGather;
+    if (gather.freelist.length === 0 && gather.empty) {
+      this.mapInvalidations = NO_RANGES;
+      return;
+    }
+    this.mapInvalidations = gather.takeRanges();
+    for (const table of gather.freelist) this.store.release(table);
+    gather.freelist.length = 0;
   }
 
   /**
@@ -416,10 +437,10 @@ class IoPageTable implements PageTable {
     // the first leaf may start a range of its own and each next one joins it (Gather.addRange()
     // merges into the last range only): two adds gather the same.
     if (unmapped > 0 && leafSize > 0 && unmapped > leafSize) {
-      this.gather.addRange(iova, leafSize);
-      this.gather.addRange(iova + leafSize, unmapped - leafSize);
+      this.unmapGather.addRange(iova, leafSize);
+      this.unmapGather.addRange(iova + leafSize, unmapped - leafSize);
     } else if (unmapped > 0) {
-      this.gather.addRange(iova, unmapped);
+      this.unmapGather.addRange(iova, unmapped);
     }
     return status === WALK_EINVAL ? { unmapped, error: 'EINVAL' } : { unmapped };
   }
@@ -458,7 +479,7 @@ class IoPageTable implements PageTable {
           this.forgetWalk();
           store.used[table]!--;
           store.linear[table] = SUMMARY_MIXED;
-          this.gather.freelist.push(lower);
+          this.unmapGather.freelist.push(lower);
           this.liveTables--;
         }
         i++;

@@ -89,9 +89,13 @@ export interface PageTable {
   /** The driver's iotlb_sync: releases deferred table frees and returns (and clears) the
    *  gathered invalidation ranges. */
   sync(): InvalidationRange[];
-  /** The ranges the last map() synced itself (it replaced empty tables with leaves, and map_range()
-   *  then syncs its own gather): the caller drops them from the IOTLB. Usually empty. */
+  /** The ranges the last map() or unmapSynced() synced itself (a map that replaced empty tables
+   *  with leaves syncs its own gather, as map_range() does): the caller drops them from the
+   *  IOTLB. Usually empty. */
   takeMapInvalidations(): readonly InvalidationRange[];
+  /** iommu_unmap(): unmap and sync a gather of its own at once (its ranges from
+   *  takeMapInvalidations()); the driver's gather is left alone. */
+  unmapSynced(iova: number, len: number, removed?: number[]): UnmapResult;
   /** The invalidation ranges gathered by unmaps since the last sync(), without taking them. */
   gathered(): InvalidationRange[];
   stats(): PageTableStats;
