@@ -178,7 +178,7 @@ export class Iommu implements IommuHelpers {
    */
   private cutAt(dev: number, s2: PageTableView, leaf: Leaf, boundary: number, size: number): void {
     if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary || leaf.size <= size) return;
-    if (leaf.size > SZ_2M && size < SZ_2M) {
+    if (leaf.size > SZ_2M && size < SZ_2M && s2.pgsizes.includes(SZ_2M)) {
       this.env.charge();
       this.machine.ioSplit(dev, leaf.iova, SZ_2M);
       if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary) return;

@@ -519,8 +519,9 @@ export class Machine {
         // Only the smashed region goes to 4K, down the path to it: a leaf above 2M first becomes
         // 2M leaves (cut_mapping() cuts one level at a time; the engine swaps one 2M IOPDE for a
         // 4K table), so the other regions keep leaves checked at 2M over their 2M RMP entries.
+        // (ioSplits counts each level split, as the helpers' io_split calls would.)
         const leaf = device.s2.leafAt(gpa);
-        if (leaf !== undefined && leaf.size > SZ_2M && this.splitLeaf(device.s2, leaf.iova, SZ_2M) === 'ok') this.counters.ioSplits++;
+        if (leaf !== undefined && leaf.size > SZ_2M && device.s2.pgsizes.includes(SZ_2M) && this.splitLeaf(device.s2, leaf.iova, SZ_2M) === 'ok') this.counters.ioSplits++;
         const region = device.s2.leafAt(gpa);
         if (region !== undefined && region.size >= SZ_2M && this.splitLeaf(device.s2, region.iova, SZ_4K) === 'ok') this.counters.ioSplits++;
         device.iotlb.invalidate(gpa, SZ_2M);

@@ -23,8 +23,10 @@ export function cutIoLeaves(ctx: HostContext, gpa: number, devices: readonly num
     const s2 = ctx.machine.device(dev).s2;
     const leaf = s2.leafAt(gpa);
     if (leaf === undefined || leaf.size < SZ_2M) continue;
-    if (leaf.size > SZ_2M) ctx.machine.ioSplit(dev, leaf.iova, SZ_2M);
-    ctx.machine.ioSplit(dev, leaf.size > SZ_2M ? gpa - (gpa % SZ_2M) : leaf.iova, SZ_4K);
+    // (An S2 without 2M leaves goes to 4K whole: there is no 2M step to take.)
+    const byRegion = leaf.size > SZ_2M && s2.pgsizes.includes(SZ_2M);
+    if (byRegion) ctx.machine.ioSplit(dev, leaf.iova, SZ_2M);
+    ctx.machine.ioSplit(dev, byRegion ? gpa - (gpa % SZ_2M) : leaf.iova, SZ_4K);
     ctx.iommu.flush(dev);
   }
 }

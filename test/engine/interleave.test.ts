@@ -295,6 +295,16 @@ describe('hardware primitives of a hitless host', () => {
     const b = fresh();
     new Iommu(b, undefined as never, undefined as never, { ...env, policyMachine: b }).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
     expect(sizes(b)).toEqual({ [SZ_4K]: 512, [SZ_2M]: 511 });
+    // Two io_split calls: the 1G leaf to 2M, the 2M leaf holding the boundary to 4K.
+    expect(b.recorder.endStep().calls.filter((c) => c.prim === 'io_split').map((c) => `${Number(c.args.size)}=${String(c.result)}`)).toEqual([`${SZ_2M}=ok`, `${SZ_4K}=ok`]);
+    // An S2 without 2M leaves has no 2M step: one io_split to 4K, no failed call recorded.
+    const c = new Machine({ asid: 1, vtom: 2 ** 31, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [SZ_4K, SZ_1G] }] });
+    expect(c.ioMap(0, 0, 0x4000_0000_0000, SZ_1G).mapped).toBe(SZ_1G);
+    c.recorder.endStep();
+    new Iommu(c, undefined as never, undefined as never, { ...env, policyMachine: c }).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
+    cutIoLeaves({ machine: c, iommu: { flush: (dev: number) => c.iommuFlush(dev) } } as never, SZ_2M, [0]);
+    expect(c.recorder.endStep().calls.filter((call) => call.prim === 'io_split').map((call) => `${Number(call.args.size)}=${String(call.result)}`)).toEqual([`${SZ_4K}=ok`]);
+    expect(sizes(c)).toEqual({ [SZ_4K]: 262144 });
   });
 });
 

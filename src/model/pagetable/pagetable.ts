@@ -165,9 +165,11 @@ class IoPageTable implements PageTable {
   // ---- map ------------------------------------------------------------------------------
 
   map(iova: number, pa: number, len: number, maxLeaf?: number): MapResult {
-    const result = this.mapLeaves(iova, pa, len, maxLeaf);
-    this.syncOwnGather();
-    return result;
+    try {
+      return this.mapLeaves(iova, pa, len, maxLeaf);
+    } finally {
+      this.syncOwnGather();
+    }
   }
 
   /**
