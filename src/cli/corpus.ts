@@ -10,7 +10,7 @@ import { type Repro, encodeRepro, reproForFile, writeFileAtomic } from '../repro
 import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_FOUND, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
-import { forEachRepro } from './inputs.ts';
+import { EMPTY_CORPUS, forEachRepro } from './inputs.ts';
 import { checkOutputDir, prepareOutputDir } from './outputs.ts';
 import { reproFeatures } from './coverage.ts';
 
@@ -27,9 +27,6 @@ interface Entry {
   /** What makes two entries the same finding: the violation's signature, or the exact case. */
   key: string;
 }
-
-/** merge and prune take a corpus that may be empty (the first night, a shard that found nothing); check judges files and refuses one. */
-const EMPTY_OK = { emptyOk: true };
 
 const selection = (args: CorpusArgs) => ({ files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy });
 
@@ -53,7 +50,7 @@ async function load(args: CorpusArgs): Promise<{ entries: Entry[]; bad: number; 
     }
     const key = first ? signature(repro, first) : `clean|${createHash('sha256').update(encodeRepro({ ...repro, title: '' })).digest('hex')}`;
     entries.push({ file, repro, key });
-  }, EMPTY_OK);
+  }, EMPTY_CORPUS);
   return { entries, bad, unmet };
 }
 
@@ -114,7 +111,7 @@ async function pruneByCoverage(args: CorpusArgs): Promise<number> {
     const { features, verdict } = await reproFeatures(repro, args);
     if (repro.expect?.verdict === 'clean' && verdict === 'clean') candidates.push({ file, ops: repro.ops.length, features });
     else for (const feature of features) covered.add(feature);
-  }, EMPTY_OK);
+  }, EMPTY_CORPUS);
   candidates.sort((a, b) => a.ops - b.ops || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   let removed = 0;
   for (const candidate of candidates) {

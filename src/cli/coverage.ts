@@ -12,7 +12,7 @@ import type { Repro } from '../repro/format.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { EXIT_OK, EXIT_USAGE } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
-import { forEachRepro } from './inputs.ts';
+import { EMPTY_CORPUS, forEachRepro } from './inputs.ts';
 
 export const pluginSelection = (args: ReproPluginArgs) => ({ files: args.oracle ?? [], hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy });
 
@@ -50,7 +50,7 @@ async function coverage(args: CoverageArgs): Promise<number> {
   const bad = await forEachRepro(args.dirs, async (_file, repro) => {
     files++;
     for (const feature of (await reproFeatures(repro, args)).features) features.add(feature);
-  }, { emptyOk: true });
+  }, EMPTY_CORPUS);
   const report = coverageReport(features);
   if (args.json) {
     console.log(JSON.stringify({ files, ...report }));

@@ -18,7 +18,7 @@ import type { Config, OpName } from '../ops/types.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { CAMPAIGN_LOG, CampaignLog, type LogLine, encodeLogLine, logLine } from '../report/jsonl.ts';
 import { renderJunit } from '../report/junit.ts';
-import { oracleErrorOrigin } from '../report/origin.ts';
+import { oracleErrorText } from '../report/origin.ts';
 import { type CorpusFile, loadCorpusDir } from '../repro/corpus-dir.ts';
 import { Guide } from '../engine/guided.ts';
 import { renderSarif } from '../report/sarif.ts';
@@ -349,7 +349,7 @@ async function fuzz(args: FuzzArgs): Promise<number> {
     onOracleError: (error) => {
       const saved = error.file && !error.writeError ? `, repro saved to ${error.file}` : '';
       process.stderr.write(
-        `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(`${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}`)}${escapeTerminal(saved)} (reported once per oracle)\n`,
+        `${tty ? '\r\x1b[K' : ''}cocofuzz: oracle error: ${escapeTerminal(oracleErrorText(error))}${escapeTerminal(saved)} (reported once per oracle)\n`,
       );
       emit(
         logLine('oracle-error', {

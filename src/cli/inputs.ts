@@ -65,6 +65,9 @@ export interface ReproPathOptions {
   emptyOk?: boolean;
 }
 
+/** The options of the commands whose directory may be an empty corpus (merge, prune, report, coverage). */
+export const EMPTY_CORPUS: ReproPathOptions = Object.freeze({ emptyOk: true });
+
 /**
  * Files and directories (their *.json files, sorted) as one list of repro files, each file once
  * (by its real path: `d d/`, `d d/x.json` or a symlink to `d` name files twice), as first named.

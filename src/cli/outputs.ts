@@ -5,8 +5,7 @@
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../ops/types.ts';
-import { shellWord } from '../report/escape.ts';
-import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
+import { replayFlagFor } from '../repro/plugin-paths.ts';
 import { UsageError } from './errors.ts';
 
 const code = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? String(error);
@@ -55,10 +54,6 @@ export function checkOutputDir(flag: string, dir: string): void {
  * directory, which a repro file may not load by itself (repro/plugin-paths.ts).
  */
 export function replayFlags(out: string, config: Pick<Config, 'hostPolicy' | 'guestPolicy'>, oracleFiles: readonly string[]): string[] {
-  const outside = (file: string): boolean => looksLikeFile(file) && !isInside(resolve(out), resolve(file));
-  return [
-    ...(outside(config.hostPolicy) ? [`--host-policy ${shellWord(config.hostPolicy)}`] : []),
-    ...(outside(config.guestPolicy) ? [`--guest-policy ${shellWord(config.guestPolicy)}`] : []),
-    ...oracleFiles.filter(outside).map((file) => `--oracle ${shellWord(file)}`),
-  ];
+  const flags = [replayFlagFor('--host-policy', config.hostPolicy, out), replayFlagFor('--guest-policy', config.guestPolicy, out), ...oracleFiles.map((file) => replayFlagFor('--oracle', file, out))];
+  return flags.filter((flag): flag is string => flag !== undefined);
 }

@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Bucket } from '../engine/campaign.ts';
-import { bucketOrigin } from '../report/origin.ts';
+import { bucketOrigin, caseOracleErrorText } from '../report/origin.ts';
 import { explainWithMaps } from '../engine/explain.ts';
 import { type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
 import { type Repro, writeFileAtomic } from '../repro/format.ts';
@@ -15,7 +15,7 @@ import { regionOf } from '../report/explain.ts';
 import { CAMPAIGN_LOG, type LogLine, readLog } from '../report/jsonl.ts';
 import { EXIT_USAGE, UsageError } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
-import { forEachRepro } from './inputs.ts';
+import { EMPTY_CORPUS, forEachRepro } from './inputs.ts';
 import { checkOutputFile } from './outputs.ts';
 
 export interface HtmlSource {
@@ -41,7 +41,7 @@ async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: rea
     message:
       violation?.message ??
       (broken
-        ? `${broken.oracle} threw at step ${broken.step}, and checked nothing after it: ${broken.message}`
+        ? caseOracleErrorText(broken)
         : repro.expect?.verdict === 'clean'
           ? 'clean, as the file expects'
           : 'no oracle fires on this repro any more'),
@@ -92,7 +92,7 @@ async function report(args: ReportArgs): Promise<number> {
   const bad = await forEachRepro([args.dir], async (file, repro) => {
     await resolveReproPolicies(repro, args);
     findings.push({ repro, file });
-  }, { emptyOk: true });
+  }, EMPTY_CORPUS);
   if (bad > 0) return EXIT_USAGE;
   const start = log.find((l) => l.type === 'start');
   const title = start ? `cocofuzz: ${String(start.hostPolicy)} + ${String(start.guestPolicy)}, seed ${String(start.seed)}` : `cocofuzz: ${args.dir}`;

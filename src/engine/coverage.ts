@@ -111,20 +111,23 @@ const LIVE = TABLE_VALUES['dma.live']!;
  * corpus kept neither for it (bench/README.md, "dma.live"). Reads the region's backing as
  * readBacking() left it.
  */
-function liveCode(view: View, dev: number, device: View['devices'][number], base: number, end: number): number {
-  let live = false;
+function liveCode(view: View, device: View['devices'][number], base: number, end: number): number {
+  let live = 0;
   for (const b of view.guest.buffers) {
-    if (b.dev !== dev || b.gpa >= end || b.gpa + b.bytes <= base) continue;
-    live = true;
-    if (!translated(device, Math.max(base, b.gpa), Math.min(end, b.gpa + b.bytes))) return 2;
+    if (b.dev === device.id) live = Math.max(live, objectCode(device, b.gpa, b.bytes, base, end));
+    if (live === 2) return 2;
   }
   for (const m of view.guest.mappings) {
-    const at = m.tlbAddr ?? m.orig;
-    if (m.dev !== dev || at >= end || at + m.bytes <= base) continue;
-    live = true;
-    if (!translated(device, Math.max(base, at), Math.min(end, at + m.bytes))) return 2;
+    if (m.dev === device.id) live = Math.max(live, objectCode(device, m.tlbAddr ?? m.orig, m.bytes, base, end));
+    if (live === 2) return 2;
   }
-  return live ? 1 : 0;
+  return live;
+}
+
+/** liveCode() of one object at [at, at + bytes): 0 outside [base, end), else 1 translated, 2 not. */
+function objectCode(device: View['devices'][number], at: number, bytes: number, base: number, end: number): number {
+  if (at >= end || at + bytes <= base) return 0;
+  return translated(device, Math.max(base, at), Math.min(end, at + bytes)) ? 1 : 2;
 }
 
 /** Does the device's S2 translate every page of [from, to) the host backs in its view to that backing? */
@@ -303,11 +306,10 @@ function regionCodes(view: View, base: number): void {
   const end = base + SZ_2M;
   codes.length = 0;
   codes.push(size4K && size2M ? 3 : size2M ? 2 : size4K ? 1 : 0, mix(assigned, FRAMES_PER_2M), mix(validated, FRAMES_PER_2M), leafCode(view.npt, base));
-  for (let d = 0; d < view.devices.length; d++) {
-    const device = view.devices[d]!;
+  for (const device of view.devices) {
     const viewCode = S2_VIEW_CODES.get(device.iommu)?.get(device.tdi) ?? -1;
     if (viewCode < 0) throw new Error(`internal: coverage has no s2.view value ${device.iommu}/${device.tdi}`);
-    codes.push(leafCode(device.s2, base), viewCode, backedCode(device), liveCode(view, d, device, base, end), cachedMix(device, base, end));
+    codes.push(leafCode(device.s2, base), viewCode, backedCode(device), liveCode(view, device, base, end), cachedMix(device, base, end));
   }
   const swiotlb = view.guest.swiotlb.base < end && view.guest.swiotlb.end > base;
   let pool = false;

@@ -11,7 +11,7 @@ import { parseConfig } from '../ops/config.ts';
 import { DEFAULT_STEPS, MAX_STEPS, type WeightKey } from '../ops/generate.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { encodeRepro, reproForFile } from '../repro/format.ts';
-import { isInside, looksLikeFile } from '../repro/plugin-paths.ts';
+import { isInside, replayFlagFor } from '../repro/plugin-paths.ts';
 import { type Bucket, type CampaignOracleError, bucketFile, runCampaign } from './campaign.ts';
 import type { CampaignJob } from './case-job.ts';
 import { parseDuration } from './duration.ts';
@@ -116,6 +116,9 @@ function pluginRef(plugin: { name: string; module?: string }, baseDir: string): 
   return file !== undefined && isInside(baseDir, file) ? file : undefined;
 }
 
+/** A file as the user pastes it: relative to the working directory, forward slashes, quoted for the shell. */
+const pasteable = (file: string): string => shellWord(relative(process.cwd(), file).split(sep).join('/') || file);
+
 /** Objects the repro cannot load by itself: say exactly which flags replay it (`file`: the repro saved, if it was). */
 function replayHint(options: FuzzPropertyOptions, baseDir: string, file?: string): string {
   const flags: string[] = [];
@@ -123,17 +126,20 @@ function replayHint(options: FuzzPropertyOptions, baseDir: string, file?: string
     if (pluginRef(plugin, baseDir) !== undefined) return;
     const file = moduleFile(plugin);
     if (file === undefined) flags.push(`${flag} FILE (FILE: the file defining "${plugin.name}")`);
-    else flags.push(`${flag} ${shellWord(relative(process.cwd(), file).split(sep).join('/') || file)}`);
+    else flags.push(`${flag} ${pasteable(file)}`);
   };
   for (const [flag, plugin] of [['--host-policy', options.hostPolicy], ['--guest-policy', options.guestPolicy]] as const) {
     if (typeof plugin === 'object') needs(flag, plugin);
     // A policy given as a file outside the repro's tree: the repro names it, replay refuses it.
-    else if (plugin !== undefined && looksLikeFile(plugin) && !isInside(baseDir, resolve(plugin))) flags.push(`${flag} ${shellWord(plugin)}`);
+    else if (plugin !== undefined) {
+      const needed = replayFlagFor(flag, plugin, baseDir);
+      if (needed !== undefined) flags.push(needed);
+    }
   }
   for (const oracle of options.oracles ?? []) needs('--oracle', oracle);
   if (flags.length === 0) return '';
   return (
-    `\nto replay or explain this repro: cocofuzz replay ${file === undefined ? 'REPRO' : shellWord(relative(process.cwd(), file).split(sep).join('/') || file)} ${flags.join(' ')}\n` +
+    `\nto replay or explain this repro: cocofuzz replay ${file === undefined ? 'REPRO' : pasteable(file)} ${flags.join(' ')}\n` +
     '(a repro file loads plugin files only from inside its own directory tree; define a plugin with module: import.meta.url in a file under `out` and the repro names it)\n'
   );
 }

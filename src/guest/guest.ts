@@ -589,7 +589,8 @@ export class Guest implements GuestView {
     if (block === undefined) return this.failed(`dma_map_single(${bytes}): no memory for the buffer`);
     const orig = block.gfn * SZ_4K + offset;
     if (dir !== 'from_device') this.fill(orig, bytes);
-    const view: StreamingMapping = { id: this.nextMapping, dev, orig, bytes, dir, tlbAddr: undefined, iova: orig, minAlignMask: 0 };
+    // Every field in the literal, set or not: one object shape for the oracles that read them.
+    const view: StreamingMapping = { id: this.nextMapping, dev, orig, bytes, dir, tlbAddr: undefined, iova: orig, minAlignMask: 0, allocAlignMask: undefined, segmentBoundaryMask: undefined };
     if (attrs !== undefined) {
       // dma_direct_map_page() -> swiotlb_map() (force_dma_unencrypted), or iommu-dma's bounce
       // with the IOVA granule as alloc_align_mask.

@@ -8,6 +8,7 @@ import { formatOp } from '../ops/codec.ts';
 import type { Repro } from '../repro/format.ts';
 import { detailsArrow, faultArrow } from './arrows.ts';
 import { interleavedItems } from './interleaving.ts';
+import { caseOracleErrorText } from './origin.ts';
 import { type RegionRow, snapshotRegion } from './region.ts';
 
 export interface ExplainInput {
@@ -86,7 +87,7 @@ export function renderExplain(input: ExplainInput): string {
   const errors = input.oracleErrors ?? [];
   lines.push(actual ? `verdict: ${actual.oracle} (${actual.severity}) at step ${actual.step}` : errors.length > 0 ? 'verdict: not checked to the end (an oracle threw)' : 'verdict: clean (no oracle fired)');
   if (actual) lines.push(`  ${actual.message}`);
-  for (const error of errors) lines.push(`oracle error: ${error.oracle} threw at step ${error.step}, and checked nothing after it: ${error.message}`);
+  for (const error of errors) lines.push(`oracle error: ${caseOracleErrorText(error)}`);
   const note = expectationNote(repro, actual, violation);
   if (note) lines.push(note);
   if (!violation) return `${lines.join('\n')}\n`;

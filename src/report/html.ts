@@ -6,7 +6,7 @@
 import { SZ_4K, hex } from '../api.ts';
 import { escapeXml as x } from './escape.ts';
 import type { LogLine } from './jsonl.ts';
-import { oracleErrorOrigin } from './origin.ts';
+import { oracleErrorText } from './origin.ts';
 import type { MapRow, RegionMap } from './region-map.ts';
 
 export interface ReportFinding {
@@ -194,8 +194,8 @@ function oracleErrorSection(errors: readonly LogLine[]): string {
   // The log's fields as written by fuzz (strings and numbers); anything else as JSON.
   const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? ''));
   const items = errors.map((e) => {
-    const where = oracleErrorOrigin({ ...(e.corpusFile !== undefined ? { replayOf: text(e.corpusFile) } : {}), ...(typeof e.case === 'number' ? { case: e.case } : {}) });
-    const line = `${text(e.oracle)} threw at step ${text(e.step)} of ${where}: ${text(e.message)}`;
+    const origin = { ...(e.corpusFile !== undefined ? { replayOf: text(e.corpusFile) } : {}), ...(typeof e.case === 'number' ? { case: e.case } : {}) };
+    const line = oracleErrorText({ ...origin, oracle: text(e.oracle), step: text(e.step), message: text(e.message) });
     return `<li><span class="message">${x(line)}</span>${e.file !== undefined ? ` <span class="facts">repro ${x(text(e.file))}</span>` : ''}</li>`;
   });
   return `<h2>Oracle errors</h2>\n<p>These oracles threw and checked nothing after that step (reported once per oracle): the campaign is not clean, whatever the findings below say.</p>\n<ul>${items.join('')}</ul>`;

@@ -5,7 +5,7 @@
 // (messages, policy names, seeds) goes through escapeXml: escaped, ANSI codes removed.
 
 import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
-import { bucketOrigin, oracleErrorOrigin } from './origin.ts';
+import { bucketOrigin, oracleErrorText } from './origin.ts';
 import { escapeXml as x } from './escape.ts';
 
 export interface JunitSummary {
@@ -24,7 +24,7 @@ export function renderJunit(buckets: readonly Bucket[], summary: JunitSummary, o
   // ISO 8601 without a zone, as the JUnit XSD's timestamp wants (UTC).
   const timestamp = new Date(summary.startedAt).toISOString().replace(/\.\d+Z$/, '');
   const errors = oracleErrors.map((error) => {
-    const text = `${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}`;
+    const text = oracleErrorText(error);
     const body = `${text}\nthe oracle checked nothing after it${error.file ? `\nrepro: ${error.file}` : ''}`;
     return [
       `    <testcase classname="cocofuzz.oracle-error" name="${x(`${error.oracle} threw`)}" time="0">`,

@@ -12,3 +12,20 @@ export function bucketOrigin(bucket: Pick<Bucket, 'firstCase' | 'replayOf' | 're
 export function oracleErrorOrigin(error: Partial<Pick<CampaignOracleError, 'case' | 'replayOf'>>): string {
   return error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case ?? '?'}`;
 }
+
+/** An oracle error's facts, as the campaign log and the run record them. */
+interface OracleErrorFacts extends Partial<Pick<CampaignOracleError, 'case' | 'replayOf'>> {
+  oracle: string;
+  step: number | string;
+  message: string;
+}
+
+/** `no-psmash threw at step 3 of case 12: boom`: an oracle error in a campaign's reports. */
+export function oracleErrorText(error: OracleErrorFacts): string {
+  return `${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}`;
+}
+
+/** `no-psmash threw at step 3, and checked nothing after it: boom`: in the report of one case. */
+export function caseOracleErrorText(error: Omit<OracleErrorFacts, 'case' | 'replayOf'>): string {
+  return `${error.oracle} threw at step ${error.step}, and checked nothing after it: ${error.message}`;
+}

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { relative, sep } from 'node:path';
 import type { Severity } from '../api.ts';
 import type { Bucket, CampaignOracleError } from '../engine/campaign.ts';
-import { bucketOrigin, oracleErrorOrigin } from './origin.ts';
+import { bucketOrigin, oracleErrorText } from './origin.ts';
 import { plainText } from './escape.ts';
 
 export interface SarifRule {
@@ -81,7 +81,7 @@ export function renderSarif(buckets: readonly Bucket[], rules: readonly SarifRul
               ? {
                   toolExecutionNotifications: oracleErrors.map((error) => ({
                     level: 'error',
-                    message: { text: plainText(`oracle ${error.oracle} threw at step ${error.step} of ${oracleErrorOrigin(error)}: ${error.message}; it checked nothing after`) },
+                    message: { text: plainText(`oracle ${oracleErrorText(error)}; it checked nothing after`) },
                     descriptor: { id: 'oracle-error' },
                     ...(error.file ? { locations: [{ physicalLocation: { artifactLocation: { uri: uriOf(error.file, summary.baseDir), uriBaseId: '%SRCROOT%' } } }] } : {}),
                   })),

@@ -12,6 +12,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { FormatError } from '../ops/errors.ts';
+import { shellWord } from '../report/escape.ts';
 
 /** A policy name that is a file (`./p.ts`, `dir/p.js`) rather than a built-in name. */
 export const looksLikeFile = (nameOrFile: string): boolean => /[/\\]|\.(m?[jt]s)$/.test(nameOrFile);
@@ -58,4 +59,13 @@ export function pluginPathForRepro(named: string, reproFile: string, baseDir: st
   if (!looksLikeFile(named)) return named;
   const rel = relative(resolve(dirname(reproFile)), resolve(baseDir, named)).split(sep).join('/');
   return rel.startsWith('../') ? rel : `./${rel}`;
+}
+
+/**
+ * The replay flag (`--host-policy FILE`, quoted for the shell) a repro written into `dir` needs
+ * for the plugin `named`: a file outside `dir`, which a repro file may not load by itself; else
+ * undefined (a built-in name, or a file inside `dir`).
+ */
+export function replayFlagFor(flag: string, named: string, dir: string): string | undefined {
+  return looksLikeFile(named) && !isInside(resolve(dir), resolve(named)) ? `${flag} ${shellWord(named)}` : undefined;
 }

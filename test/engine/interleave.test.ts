@@ -11,7 +11,7 @@ import { PSMASH_OK } from '../../src/model/types.ts';
 import type { Case, During, Op } from '../../src/ops/types.ts';
 import { defineHostPolicy, hostPolicies } from '../../src/policies/index.ts';
 import { interleavedItems } from '../../src/report/interleaving.ts';
-import { SZ_2M, SZ_4K, makeConfig, makeWorld, run } from '../helpers/world.ts';
+import { SZ_2M, SZ_4K, bareEnv, makeConfig, makeWorld, run } from '../helpers/world.ts';
 
 const oracles = await resolveOracles();
 const readBuf = (after: number, write = false): During => ({ after, op: { op: 'dma', dev: 0, buf: 0, len: 4096, write } });
@@ -286,14 +286,13 @@ describe('hardware primitives of a hitless host', () => {
       for (const leaf of m.device(0).s2.leaves(0, SZ_1G)) count[leaf.size] = (count[leaf.size] ?? 0) + 1;
       return count;
     };
-    const env = { guard: <T>(fn: () => T): T => fn(), charge: () => {}, chargeRun: () => true, random: () => 0.5 };
     // cutIoLeaves: the region at 0x200000 to 4K, the rest of the 1G in 2M leaves.
     const a = fresh();
     cutIoLeaves({ machine: a, iommu: { flush: (dev: number) => a.iommuFlush(dev) } } as never, SZ_2M, [0]);
     expect(sizes(a)).toEqual({ [SZ_4K]: 512, [SZ_2M]: 511 });
     // iommu.cut of [0x201000, 0x203000) to 4K: only the 2M leaf holding the boundaries is cut.
     const b = fresh();
-    new Iommu(b, undefined as never, undefined as never, { ...env, policyMachine: b }).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
+    new Iommu(b, undefined as never, undefined as never, bareEnv(b)).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
     expect(sizes(b)).toEqual({ [SZ_4K]: 512, [SZ_2M]: 511 });
     // Two io_split calls: the 1G leaf to 2M, the 2M leaf holding the boundary to 4K.
     expect(b.recorder.endStep().calls.filter((c) => c.prim === 'io_split').map((c) => `${Number(c.args.size)}=${String(c.result)}`)).toEqual([`${SZ_2M}=ok`, `${SZ_4K}=ok`]);
@@ -301,7 +300,7 @@ describe('hardware primitives of a hitless host', () => {
     const c = new Machine({ asid: 1, vtom: 2 ** 31, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [SZ_4K, SZ_1G] }] });
     expect(c.ioMap(0, 0, 0x4000_0000_0000, SZ_1G).mapped).toBe(SZ_1G);
     c.recorder.endStep();
-    new Iommu(c, undefined as never, undefined as never, { ...env, policyMachine: c }).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
+    new Iommu(c, undefined as never, undefined as never, bareEnv(c)).cut(0, SZ_2M + 0x1000, 0x2000, SZ_4K);
     cutIoLeaves({ machine: c, iommu: { flush: (dev: number) => c.iommuFlush(dev) } } as never, SZ_2M, [0]);
     expect(c.recorder.endStep().calls.filter((call) => call.prim === 'io_split').map((call) => `${Number(call.args.size)}=${String(call.result)}`)).toEqual([`${SZ_4K}=ok`]);
     expect(sizes(c)).toEqual({ [SZ_4K]: 262144 });

@@ -4,7 +4,6 @@
 
 import { describe, expect, it } from 'vitest';
 import type { GuestEvent } from '../../src/api.ts';
-import type { ActorEnv } from '../../src/host/env.ts';
 import { GMEM_BASE, VMM_RAM_BASE } from '../../src/host/backing.ts';
 import { Host } from '../../src/host/host.ts';
 import { Guest } from '../../src/guest/guest.ts';
@@ -12,7 +11,7 @@ import type { Hypervisor, PscEntry } from '../../src/guest/ghcb.ts';
 import { Machine } from '../../src/model/machine.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 import { type ConvertRequest, defineHostPolicy } from '../../src/policies/types.ts';
-import { SZ_2M, SZ_4K, countPrims, frameOf, makeConfig, makeWorld } from '../helpers/world.ts';
+import { SZ_2M, SZ_4K, bareEnv, countPrims, frameOf, makeConfig, makeWorld } from '../helpers/world.ts';
 
 const REGION = 4 * SZ_2M;
 
@@ -125,7 +124,7 @@ describe('partial PSC completion', () => {
   it('catches a host that moves cur_entry backwards (vmgexit_psc())', () => {
     const config = makeConfig();
     const machine = new Machine({ asid: 1, vtom: config.vtom, devices: config.devices });
-    const env: ActorEnv = { guard: (fn) => fn(), charge: () => {}, chargeRun: () => true, policyMachine: machine, random: () => 0.5 };
+    const env = bareEnv(machine);
     const host = new Host(machine, config, hostPolicies['kvm-iommu-4k']!, env);
     let exits = 0;
     let armed = false;
@@ -158,7 +157,7 @@ describe('the host coalesces PSC entries as snp_begin_psc() does', () => {
   const hostWith = (requests: ConvertRequest[]): Host => {
     const config = makeConfig();
     const machine = new Machine({ asid: 1, vtom: config.vtom, devices: config.devices });
-    const env: ActorEnv = { guard: (fn) => fn(), charge: () => {}, chargeRun: () => true, policyMachine: machine, random: () => 0.5 };
+    const env = bareEnv(machine);
     const recording = defineHostPolicy({ name: 'recording', description: 'records the convert requests, does nothing', convert: (_ctx, request) => void requests.push({ ...request }) });
     return new Host(machine, config, recording, env);
   };

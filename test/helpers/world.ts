@@ -1,6 +1,8 @@
 // Building worlds for the actor and policy tests.
 
 import type { Step } from '../../src/api.ts';
+import type { ActorEnv } from '../../src/host/env.ts';
+import type { Machine } from '../../src/model/machine.ts';
 import { createWorld, type World } from '../../src/engine/world.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import type { Config, Op } from '../../src/ops/types.ts';
@@ -9,6 +11,11 @@ import type { GuestPolicy, HostPolicy } from '../../src/policies/types.ts';
 
 export const SZ_4K = 4096;
 export const SZ_2M = 2 * 1024 * 1024;
+
+/** An actor environment with no budget and no guard: hooks run as they are (a Host or Iommu built by hand). */
+export function bareEnv(machine: Machine): ActorEnv {
+  return { guard: (fn) => fn(), charge: () => {}, chargeRun: () => true, policyMachine: machine, random: () => 0.5 };
+}
 
 /** One trusted and one untrusted device behind the host S2 (the config's defaults). */
 export function makeConfig(overrides: Record<string, unknown> = {}): Config {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { SZ_2M, SZ_4K } from '../../src/model/size.ts';
 import { ASID, hpaOf, makePrivate2M, makePrivate4K, newMachine } from './machine-fixtures.ts';
+import { bareEnv } from '../helpers/world.ts';
 
 const G = 0x40_0000; // 2M-aligned guest address (4M-aligned too)
 const SZ_4M = 2 * SZ_2M;
@@ -260,8 +261,7 @@ describe('IOTLB: a map over an empty leftover table syncs itself (iommu_pt.h map
   it("a failed map's rollback is iommu_unmap(): it syncs its own range, not the driver's gather", async () => {
     const { Iommu } = await import('../../src/host/iommu.ts');
     const machine = newMachine([{ id: 0, trusted: false, iommu: 's2' }]);
-    const env = { guard: <T>(fn: () => T): T => fn(), charge: () => {}, chargeRun: () => true, random: () => 0.5, policyMachine: machine };
-    const iommu = new Iommu(machine, undefined as never, undefined as never, env);
+    const iommu = new Iommu(machine, undefined as never, undefined as never, bareEnv(machine));
     // A translation of G cached, then unmapped without a flush (the IOTLB keeps it).
     machine.ioMap(0, G, hpaOf(G), SZ_4K);
     machine.dma(0, G, 64, false);
