@@ -333,6 +333,22 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(explained.stdout).toContain('oracle error: thrower threw at step 0, and checked nothing after it: oracle boom');
   });
 
+  it("replay --trace shows what the end-of-case sweep finds after the last step, in text and in the --json result line", () => {
+    const dir = temp();
+    // An oracle whose step checks find nothing and whose end-of-case sweep finds one thing.
+    const sweeper = plugin(dir, 'sweeper.mjs', "export default { name: 'sweeper', description: 'd', severity: 'correctness', check() { return []; }, final() { return [{ message: 'found by the sweep' }]; } };\n");
+    const clean = join(dir, 'clean.json');
+    cpSync(join(process.cwd(), 'corpus', 'clean-kvm-4k-linux.json'), clean);
+    const text = runCli(['replay', '--trace', clean, '--oracle', sweeper]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/VIOLATION sweeper \(end of case\): found by the sweep/);
+    const json = runCli(['replay', '--trace', '--json', clean, '--oracle', sweeper]);
+    const result = json.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.type === 'result');
+    expect(result?.endOfCase).toEqual([{ oracle: 'sweeper', message: 'found by the sweep' }]);
+    // Without --trace nothing changes: the verdict line names it, as before.
+    expect(runCli(['replay', clean, '--oracle', sweeper]).stdout).toContain('sweeper at step');
+  });
+
   it('replay --trace of a file of no ops still shows its violation (the boot\'s)', () => {
     const dir = temp();
     const file = join(dir, 'boot.json');

@@ -41,6 +41,10 @@ function stepLine(file: string, step: Step, violations: readonly Violation[]): L
   });
 }
 
+/** `replay --trace --json`: the violations no `step` line carried (the end-of-case sweep's, or boot's in a case of no ops). */
+const endOfCase = (violations: readonly Violation[]): { endOfCase?: { oracle: string; message: string }[] } =>
+  violations.length === 0 ? {} : { endOfCase: violations.map((v) => ({ oracle: v.oracle, message: v.message })) };
+
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
   for (const item of interleavedItems(step, 'trace')) lines.push(`       ${item}`);
@@ -59,16 +63,22 @@ async function replay(args: ReplayArgs): Promise<number> {
   if (args.hostPolicy !== undefined) await resolveHostPolicy(args.hostPolicy, '--host-policy');
   if (args.guestPolicy !== undefined) await resolveGuestPolicy(args.guestPolicy, '--guest-policy');
   const bad = await forEachRepro(args.files, async (file, repro) => {
+    // The violations the trace showed under their steps; the rest came from the end-of-case sweep
+    // (runCase sweeps after the last step), or from boot in a case of no ops.
+    let traced = 0;
     const trace = !args.trace
       ? undefined
-      : args.json
-        ? (step: Step, _view: unknown, violations: readonly Violation[]) => emit(stepLine(file, step, violations))
-        : (step: Step, _view: unknown, violations: readonly Violation[]) => console.log(traceStep(step, violations));
+      : (step: Step, _view: unknown, violations: readonly Violation[]): void => {
+          traced += violations.length;
+          if (args.json) emit(stepLine(file, step, violations));
+          else console.log(traceStep(step, violations));
+        };
     if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, { ...(trace ? { onStep: trace } : {}), ...(args.fullCheck ? { fullCheck: true } : {}) });
-    // A case of no ops has no step to trace: its violations (the boot's, the final sweep's) still show.
-    if (args.trace && !args.json && outcome.result.stepsRun === 0) {
-      for (const v of outcome.result.violations) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (after boot, no op): ${v.message}`));
+    const untraced = trace ? outcome.result.violations.slice(traced) : [];
+    if (!args.json) {
+      const when = outcome.result.stepsRun === 0 ? 'after boot, no op' : 'end of case';
+      for (const v of untraced) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (${when}): ${v.message}`));
     }
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];
@@ -82,12 +92,12 @@ async function replay(args: ReplayArgs): Promise<number> {
       const mismatch = outcome.met === false ? outcome.mismatch : `oracle ${broken?.oracle} threw at step ${broken?.step}: the expectation was not checked`;
       if (ok) passed++;
       else failed++;
-      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(untraced) }));
       else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${mismatch}`}`));
     } else {
       if (first) failed++;
       else passed++;
-      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean' }));
+      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(untraced) }));
       else console.log(escapeTerminal(`${file}: ${verdict}`));
     }
     for (const error of outcome.result.oracleErrors) {
