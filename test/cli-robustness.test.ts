@@ -382,6 +382,25 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(negated.stderr).toContain('Not enough non-option arguments');
   });
 
+  it('report --host-policy names the policy that ran in its explain text; a file naming an oracle out of its tree is refused before anything is written', () => {
+    const dir = temp();
+    const found = join(dir, 'found');
+    mkdirSync(found);
+    cpSync(join(process.cwd(), 'corpus', 'race-split-then-smash-cut-first.json'), join(found, 'race.json'));
+    expect(runCli(['report', found, '--host-policy', 'kvm-iommu-4k']).code).toBe(0);
+    expect(readFileSync(join(found, 'report.html'), 'utf8')).toContain('config: host kvm-iommu-4k (given on the command line; the file names split-then-smash)');
+    // Beside it, files whose oracle lies outside their tree: each counted and named like a bad
+    // policy, before any file is run (the report used to stop at the first, while rendering).
+    const repro = JSON.parse(readFileSync(join(found, 'race.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(found, 'evil-1.json'), JSON.stringify({ ...repro, oracles: ['../elsewhere/evil.mjs'] }));
+    writeFileSync(join(found, 'evil-2.json'), JSON.stringify({ ...repro, oracles: ['../elsewhere/evil.mjs'] }));
+    const refused = runCli(['report', found, '--out', join(dir, 'second.html')]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/evil-1\.json.*oracles\[0\]/);
+    expect(refused.stderr).toMatch(/evil-2\.json.*oracles\[0\]/);
+    expect(existsSync(join(dir, 'second.html'))).toBe(false);
+  });
+
   it("an oracle that throws is an error in JUnit, SARIF, fuzz --html and report: a CI dashboard must not show the campaign green", () => {
     const dir = temp();
     const [junit, sarif, html] = ['r.xml', 'r.sarif', 'r.html'].map((name) => join(dir, name)) as [string, string, string];

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { captureFailingStep } from '../engine/explain.ts';
+import { captureFailingStep, policiesRan } from '../engine/explain.ts';
 import { overrideWarnings } from '../engine/replay.ts';
 import { reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
 import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
@@ -26,9 +26,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
     const oracles = await resolveOracles({ files: reproOracleFiles(repro, args.oracle) });
     for (const warning of overrideWarnings(repro, policies, args, 'explaining')) process.stderr.write(`cocofuzz: ${escapeTerminal(args.file)}: warning: ${escapeTerminal(warning)}\n`);
     const found = captureFailingStep(repro, policies, oracles, regionSnapshot);
-    // The policies that ran, named only where a flag replaced the file's.
-    const ran = { ...(args.hostPolicy !== undefined ? { host: policies.host.name } : {}), ...(args.guestPolicy !== undefined ? { guest: policies.guest.name } : {}) };
-    process.stdout.write(escapeTerminalLines(renderExplain({ repro, ...found, ran })));
+    process.stdout.write(escapeTerminalLines(renderExplain({ repro, ...found, ran: policiesRan(policies, args) })));
     // As replay: an oracle that threw, with nothing found, is exit 2 (nothing was checked after it).
     process.exitCode = verdictCode(false, found.actual === undefined ? found.oracleErrors.length : 0);
   },

@@ -4,7 +4,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
+import type { Oracle } from '../api.ts';
 import type { Bucket } from '../engine/campaign.ts';
+import type { Policies } from '../engine/run.ts';
 import { bucketOrigin, caseOracleErrorText } from '../report/origin.ts';
 import { explainWithMaps } from '../engine/explain.ts';
 import { type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
@@ -20,17 +22,28 @@ import { checkOutputFile } from './outputs.ts';
 
 export interface HtmlSource {
   log: readonly LogLine[];
-  /** The repros to explain, with what the campaign knows about their bucket. */
-  findings: readonly { repro: Repro; bucket?: Bucket; file?: string }[];
+  /** The repros to explain, with what the campaign knows about their bucket, and their plugins where already resolved. */
+  findings: readonly { repro: Repro; bucket?: Bucket; file?: string; plugins?: ReproPlugins }[];
   oracleFiles: readonly string[];
   /** --host-policy/--guest-policy of `report`: a repro file loads plugins only from its own tree. */
   overrides?: ReproOverrides;
   title: string;
 }
 
+/** What a repro runs with: its policies (or the flags') and its oracles with the --oracle files. */
+interface ReproPlugins {
+  policies: Policies;
+  oracles: readonly Oracle[];
+}
+
+async function resolveReproPlugins(repro: Repro, oracleFiles: readonly string[], overrides: ReproOverrides): Promise<ReproPlugins> {
+  return { policies: await resolveReproPolicies(repro, overrides), oracles: await resolveOracles({ files: reproOracleFiles(repro, oracleFiles) }) };
+}
+
 async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: readonly string[], overrides: ReproOverrides = {}): Promise<ReportFinding> {
   const { repro, bucket } = entry;
-  const explained = explainWithMaps(repro, await resolveReproPolicies(repro, overrides), await resolveOracles({ files: reproOracleFiles(repro, oracleFiles) }));
+  const { policies, oracles } = entry.plugins ?? (await resolveReproPlugins(repro, oracleFiles, overrides));
+  const explained = explainWithMaps(repro, policies, oracles, overrides);
   const violation = explained.violation;
   const where = violation ? regionOf(violation, repro) : undefined;
   // An oracle that threw checked nothing after its step: such a file is neither clean nor fixed.
@@ -86,12 +99,12 @@ async function report(args: ReportArgs): Promise<number> {
   await resolveOracles({ files: args.oracle ?? [] });
   const logFile = join(args.dir, CAMPAIGN_LOG);
   const log = existsSync(logFile) ? readLog(logFile) : [];
-  const findings: { repro: Repro; file: string }[] = [];
-  // Every file is read and its policies resolved before anything is written: a directory with a
-  // file that cannot be reported gets no report that silently leaves it out (exit 2, as replay).
+  const findings: { repro: Repro; file: string; plugins: ReproPlugins }[] = [];
+  // Every file is read and its policies and oracles resolved before anything is written: a
+  // directory with a file that cannot be reported gets no report that silently leaves it out
+  // (exit 2, as replay), and the report runs each file with what was resolved here.
   const bad = await forEachRepro([args.dir], async (file, repro) => {
-    await resolveReproPolicies(repro, args);
-    findings.push({ repro, file });
+    findings.push({ repro, file, plugins: await resolveReproPlugins(repro, args.oracle ?? [], args) });
   }, EMPTY_CORPUS);
   if (bad > 0) return EXIT_USAGE;
   const start = log.find((l) => l.type === 'start');

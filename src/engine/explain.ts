@@ -3,6 +3,7 @@
 
 import type { Oracle, Step, View, Violation } from '../api.ts';
 import type { Repro } from '../repro/format.ts';
+import type { ReproOverrides } from './select.ts';
 import { regionOf, regionSnapshot, renderExplain } from '../report/explain.ts';
 import { type RegionMap, regionMap } from '../report/region-map.ts';
 import type { RegionRow } from '../report/region.ts';
@@ -74,12 +75,17 @@ export interface ExplainedRepro {
   after: RegionMap | undefined;
 }
 
+/** The policies that ran, named only where --host-policy/--guest-policy replaced the file's (explain's config line). */
+export function policiesRan(policies: Policies, overrides: ReproOverrides): { host?: string; guest?: string } {
+  return { ...(overrides.hostPolicy !== undefined ? { host: policies.host.name } : {}), ...(overrides.guestPolicy !== undefined ? { guest: policies.guest.name } : {}) };
+}
+
 /** explain's text and the region as maps, from one pair of runs (the HTML report). */
-export function explainWithMaps(repro: Repro, policies: Policies, oracles: readonly Oracle[]): ExplainedRepro {
+export function explainWithMaps(repro: Repro, policies: Policies, oracles: readonly Oracle[], overrides: ReproOverrides = {}): ExplainedRepro {
   const found = captureFailingStep(repro, policies, oracles, (view, where): { rows: RegionRow[]; map: RegionMap } => ({
     rows: regionSnapshot(view, where),
     map: regionMap(view, where),
   }));
-  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, oracleErrors: found.oracleErrors, atBoot: found.atBoot, step: found.step, before: found.before?.rows, after: found.after?.rows });
+  const text = renderExplain({ repro, actual: found.actual, violation: found.violation, oracleErrors: found.oracleErrors, atBoot: found.atBoot, step: found.step, before: found.before?.rows, after: found.after?.rows, ran: policiesRan(policies, overrides) });
   return { violation: found.violation, oracleErrors: found.oracleErrors, text, before: found.before?.map, after: found.after?.map };
 }
