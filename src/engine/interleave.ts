@@ -56,8 +56,11 @@ export class Interleaving {
   }
 
   private onCall(call: PrimitiveCall, outer: number | undefined): void {
-    if (outer !== undefined) this.due(outer);
+    // The requests a stalled device held drain at its dma_resume before anything issued after the
+    // resume: PCIe ordering lets no later request pass the device's earlier posted write
+    // (Machine.dmaResume: "the requests it held run now, in order").
     if (call.prim === 'dma_resume' && typeof call.args.dev === 'number') this.release(call.args.dev);
+    if (outer !== undefined) this.due(outer);
   }
 
   private due(outer: number): void {

@@ -144,6 +144,15 @@ describe('the race (DOMAIN.md "Races and interleavings")', () => {
     expect(step.dmas[0]?.result.ok).toBe(true);
   });
 
+  it('quiesce-dma: the DMAs a stalled device held drain at dma_resume before one issued right after it', () => {
+    // A write held by the stall, then a read issued after the resume (after 7): the read must not
+    // pass the device's earlier posted write.
+    const step = shareStep('quiesce-dma', [readBuf(3, true), readBuf(7)]);
+    const prims = step.calls.map((c) => `${c.prim}${c.during === undefined ? '' : `[${c.during}]`}`);
+    expect(prims.slice(6, 9)).toEqual(['dma_resume', 'dma[0]', 'dma[1]']);
+    expect(step.dmas.map((d) => d.write)).toEqual([true, false]);
+  });
+
   it('fw-atomic-smash: one firmware call changes the RMP, the IO leaf and the IOTLB', () => {
     const step = shareStep('fw-atomic-smash', []);
     expect(own(step).slice(0, 3)).toEqual(['pvalidate', 'fw_smash', 'npt_unmap']);
