@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import seedrandom from 'seedrandom';
 import { DEFAULT_WEIGHTS, type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
 import type { Case, OpName } from '../ops/types.ts';
-import { encodeRepro, writeRepro } from '../repro/format.ts';
+import { encodeRepro, reproForFile, writeRepro } from '../repro/format.ts';
 import type { CampaignJob } from './case-job.ts';
 import { continueCase, mutateCase, remixCase } from './mutate.ts';
 
@@ -89,9 +89,13 @@ export interface CorpusEntry {
   file?: string;
 }
 
-/** The file name of a corpus case: a hash of its content, so the same case is one file. */
-export function corpusFileName(testCase: Case): string {
-  const text = encodeRepro({ title: '', config: testCase.config, seed: testCase.seed, ops: testCase.ops });
+/**
+ * The file name of a corpus case in `dir`: a hash of its content as written there (plugin paths
+ * relative to the file, as writeRepro() writes them), so the same case is one file however the
+ * command line spelled a policy's path.
+ */
+export function corpusFileName(testCase: Case, dir: string): string {
+  const text = encodeRepro(reproForFile({ title: '', config: testCase.config, seed: testCase.seed, ops: testCase.ops }, join(dir, 'corpus.json')));
   return `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.json`;
 }
 
@@ -223,7 +227,7 @@ export class Guide {
     if (reach === 0 || !clean) return undefined;
     const entry = this.entry(testCase, features, reach, steps);
     if (this.dir !== undefined) {
-      const file = join(this.dir, corpusFileName(testCase));
+      const file = join(this.dir, corpusFileName(testCase, this.dir));
       try {
         // Named by its content: a case the directory already holds is the same file.
         const known = existsSync(file);

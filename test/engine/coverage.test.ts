@@ -1,9 +1,12 @@
 // The coverage signal, mutations and guided derivation, in process (issue 16).
 
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
-import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, cellOf, freshOptions } from '../../src/engine/guided.ts';
+import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, cellOf, corpusFileName, freshOptions } from '../../src/engine/guided.ts';
 import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -336,6 +339,22 @@ describe('guided derivation', () => {
     expect(guide.observe(a, ['op:y:ok'], false)).toBeUndefined();
     expect(guide.coverage).toBe(2);
     expect(guide.entries.length).toBe(1);
+  });
+
+  it('names a corpus file by its content as written: one name however the command line spelled a policy path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cocofuzz-names-'));
+    const policy = join(process.cwd(), 'corpus', 'policies', 'broken-lazy-flush.ts');
+    const base = generateCase(config, 'names', job.generate);
+    const spelled = (hostPolicy: string): Case => ({ ...base, config: { ...base.config, hostPolicy } });
+    // Absolute, and relative to the working directory (how the two shards of the review typed it).
+    expect(corpusFileName(spelled(relative(process.cwd(), policy)), dir)).toBe(corpusFileName(spelled(policy), dir));
+    const guide = new Guide(job, dir);
+    guide.observe(spelled(policy), ['op:x:ok'], true);
+    guide.observe(spelled(relative(process.cwd(), policy)), ['op:y:ok'], true);
+    expect(readdirSync(dir)).toEqual([corpusFileName(spelled(policy), dir)]);
+    expect(guide.size).toBe(1);
+    // Another case is another name.
+    expect(corpusFileName({ ...spelled(policy), seed: 'other' }, dir)).not.toBe(corpusFileName(spelled(policy), dir));
   });
 
   it('keeps the prefix of a case that reached its new features, and that prefix reaches them', () => {
