@@ -129,6 +129,24 @@ describe('corpus check, merge and prune', () => {
     }
   });
 
+  it('prune removes nothing, and coverage counts only what it replayed, when a file is refused', () => {
+    const dir = copies({ 'a.json': 'double-validate.json', 'b.json': 'double-validate.json', 'c.json': 'clean-kvm-4k-linux.json', 'd.json': 'clean-kvm-4k-linux.json' });
+    // A file whose policy lies outside its tree: refused, so whatever it covers is unknown.
+    const evil = JSON.parse(readFileSync(join(dir, 'c.json'), 'utf8')) as { config: Record<string, unknown> };
+    writeFileSync(join(dir, 'evil.json'), JSON.stringify({ ...evil, config: { ...evil.config, hostPolicy: '../elsewhere/evil.mjs' } }));
+    for (const args of [['corpus', 'prune', dir], ['corpus', 'prune', '--coverage', dir]]) {
+      const prune = runCli(args);
+      expect(prune.code).toBe(2);
+      expect(prune.stderr).toContain('evil.json');
+      expect(prune.stdout).toContain('pruned nothing: 1 file(s) could not be read or replayed');
+      expect(readdirSync(dir).sort()).toEqual(['a.json', 'b.json', 'c.json', 'd.json', 'evil.json']);
+    }
+    const covered = runCli(['coverage', dir]);
+    expect(covered.code).toBe(2);
+    expect(covered.stdout).toMatch(/^4 file\(s\) \(1 more refused, see above\): /);
+    expect(JSON.parse(runCli(['coverage', '--json', dir]).stdout)).toMatchObject({ files: 4, refused: 1 });
+  });
+
   it('--out is for merge only: prune and check refuse it before touching anything', () => {
     const dir = copies({ 'a.json': 'double-validate.json', 'b.json': 'double-validate.json' });
     for (const action of ['prune', 'check']) {

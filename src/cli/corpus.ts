@@ -112,6 +112,9 @@ async function pruneByCoverage(args: CorpusArgs): Promise<number> {
     if (repro.expect?.verdict === 'clean' && verdict === 'clean') candidates.push({ file, ops: repro.ops.length, features });
     else for (const feature of features) covered.add(feature);
   }, EMPTY_CORPUS);
+  // A file that could not be read or replayed may hold the only copy of some coverage: prune
+  // deletes nothing on what it could not see.
+  if (bad > 0) return refuseToPrune(bad);
   candidates.sort((a, b) => a.ops - b.ops || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   let removed = 0;
   for (const candidate of candidates) {
@@ -126,6 +129,12 @@ async function pruneByCoverage(args: CorpusArgs): Promise<number> {
   }
   console.log(`pruned ${removed} file(s) that add no coverage, ${covered.size} features kept`);
   return bad > 0 ? EXIT_USAGE : EXIT_OK;
+}
+
+/** prune works in place: with an input it could not read, it removes nothing (exit 2). */
+function refuseToPrune(bad: number): number {
+  console.log(`pruned nothing: ${bad} file(s) could not be read or replayed (see above)`);
+  return EXIT_USAGE;
 }
 
 async function corpus(args: CorpusArgs): Promise<number> {
@@ -167,6 +176,7 @@ async function corpus(args: CorpusArgs): Promise<number> {
     }
     console.log(escapeTerminal(`merged ${entries.length} file(s) into ${kept.size} in ${out} (${entries.length - kept.size} duplicate(s) dropped, ${written} written${unmet > 0 ? `; ${unmet} whose expectation is not met` : ''})`));
   } else {
+    if (bad > 0) return refuseToPrune(bad);
     const keep = new Set([...kept.values()].map((e) => e.file));
     let removed = 0;
     for (const entry of entries) {

@@ -48,15 +48,16 @@ async function coverage(args: CoverageArgs): Promise<number> {
   const features = new Set<string>();
   let files = 0;
   const bad = await forEachRepro(args.dirs, async (_file, repro) => {
-    files++;
+    // Counted once replayed: a file refused (its JSON, or a plugin outside its tree) adds nothing.
     for (const feature of (await reproFeatures(repro, args)).features) features.add(feature);
+    files++;
   }, EMPTY_CORPUS);
   const report = coverageReport(features);
   if (args.json) {
-    console.log(JSON.stringify({ files, ...report }));
+    console.log(JSON.stringify({ files, ...(bad > 0 ? { refused: bad } : {}), ...report }));
     return bad > 0 ? EXIT_USAGE : EXIT_OK;
   }
-  const lines = [`${files} file(s): ${report.features} features, ${report.tuples} distinct region tuples, ${report.moves} tuple transitions`, '', 'per table (values of the 2M-region tuple):'];
+  const lines = [`${files} file(s)${bad > 0 ? ` (${bad} more refused, see above)` : ''}: ${report.features} features, ${report.tuples} distinct region tuples, ${report.moves} tuple transitions`, '', 'per table (values of the 2M-region tuple):'];
   for (const t of report.tables) lines.push(`  ${t.table.padEnd(16)} reached: ${t.reached.join(', ') || '-'}${t.never.length > 0 ? `   never: ${t.never.join(', ')}` : ''}`);
   lines.push('', 'per op (outcomes; primitive calls with status):');
   for (const o of report.ops) {
