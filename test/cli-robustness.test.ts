@@ -3,7 +3,7 @@
 // cli-bad-input.test.ts covers the items that are about one bad flag, config or file.)
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -119,6 +119,40 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
     expect(result.stdout).toContain('could not save the repro');
     expect(result.stdout).toContain('"format": "cocofuzz-repro/1"');
     expect(result.stderr).not.toContain('internal error');
+  });
+
+  it("a findings directory is data: a campaign.jsonl link is replaced, not written through; a file squatting on a bucket's name is not taken for its repro", () => {
+    const dir = temp();
+    const args = ['fuzz', '--host-policy', 'kvm-iommu-4k', '--runs', '40', '--seed', 'e2e', '--workers', '1'];
+    const first = join(dir, 'first');
+    expect(runCli([...args, '--out', first]).code).toBe(1);
+    const name = readdirSync(first).find((f) => f.endsWith('.json'))!;
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    writeFileSync(join(dir, 'victim.txt'), 'precious');
+    symlinkSync('../victim.txt', join(out, 'campaign.jsonl'));
+    writeFileSync(join(out, name), 'garbage');
+    const result = runCli([...args, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(readFileSync(join(dir, 'victim.txt'), 'utf8')).toBe('precious');
+    expect(lstatSync(join(out, 'campaign.jsonl')).isFile()).toBe(true);
+    // The squatter stays, and the new repro is printed instead of being said to be "already" there.
+    expect(readFileSync(join(out, name), 'utf8')).toBe('garbage');
+    expect(result.stdout).not.toContain('already in');
+    expect(result.stdout).toContain('is not a repro file: not written over');
+    expect(result.stdout).toContain('"format": "cocofuzz-repro/1"');
+  });
+
+  it('a FIFO named *.json in a corpus is bad input (exit 2), not a hang', () => {
+    const dir = temp();
+    cpSync(join(process.cwd(), 'corpus', 'clean-kvm-4k-linux.json'), join(dir, 'a.json'));
+    if (spawnSync('mkfifo', [join(dir, 'b.json')]).status !== 0) return;
+    const replayed = runCli(['replay', dir]);
+    expect(replayed.code).toBe(2);
+    expect(replayed.stderr).toContain('b.json: cannot read: not a regular file');
+    const fuzzed = runCli(['fuzz', '--corpus', dir, '--runs', '2', '--out', join(dir, 'out')]);
+    expect(fuzzed.code).toBe(2);
+    expect(fuzzed.stderr).toContain('b.json: cannot read: not a regular file');
   });
 
   const isRoot = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;

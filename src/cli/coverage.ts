@@ -9,7 +9,7 @@ import { replayRepro } from '../engine/replay.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { OpName } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
-import { escapeTerminal } from '../report/escape.ts';
+import { escapeTerminal, safeJson } from '../report/escape.ts';
 import { EXIT_OK, EXIT_USAGE } from './errors.ts';
 import { type ReproPluginArgs, reproPluginOptions } from './flags.ts';
 import { EMPTY_CORPUS, forEachRepro } from './inputs.ts';
@@ -54,7 +54,7 @@ async function coverage(args: CoverageArgs): Promise<number> {
   }, EMPTY_CORPUS);
   const report = coverageReport(features);
   if (args.json) {
-    console.log(JSON.stringify({ files, ...(bad > 0 ? { refused: bad } : {}), ...report }));
+    console.log(safeJson({ files, ...(bad > 0 ? { refused: bad } : {}), ...report }));
     return bad > 0 ? EXIT_USAGE : EXIT_OK;
   }
   const lines = [`${files} file(s)${bad > 0 ? ` (${bad} more refused, see above)` : ''}: ${report.features} features, ${report.tuples} distinct region tuples, ${report.moves} tuple transitions`, '', 'per table (values of the 2M-region tuple):'];

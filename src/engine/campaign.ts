@@ -4,10 +4,11 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Violation } from '../api.ts';
-import { type Repro, writeRepro } from '../repro/format.ts';
+import { FormatError } from '../ops/errors.ts';
+import { type Repro, readRepro, writeRepro } from '../repro/format.ts';
 import {
   type CampaignJob,
   type CaseOutcome,
@@ -153,20 +154,36 @@ function truncatedRepro(job: CampaignJob, testCase: Case, violation: Violation):
 }
 
 /**
- * Writes a repro into `out`, creating the directory at the first finding; a file already there
- * (the same bucket from an earlier run) is kept as it is. A failure is returned as text instead
- * of thrown, so nothing found is lost.
+ * Writes a repro into `out`, creating the directory at the first finding; a repro file already
+ * there (the same bucket from an earlier run, maybe triaged by hand) is kept as it is. A failure
+ * is returned as text instead of thrown, so nothing found is lost.
  */
 function save(out: string, name: string, repro: Repro): { file: string; writeError?: string; kept?: boolean } {
   const file = join(out, name);
   try {
     mkdirSync(out, { recursive: true });
-    // Only a file is an earlier run's repro: anything else squatting on the name is a write error.
-    if (existsSync(file) && statSync(file).isFile()) return { file, kept: true };
+    // Only a regular file that reads as a repro is an earlier run's repro. A symbolic link is
+    // replaced (writeRepro renames over it, never writes through it); any other file squatting
+    // on the name is a write error, so the new repro is printed rather than lost.
+    const existing = lstatSync(file, { throwIfNoEntry: false });
+    if (existing?.isFile()) {
+      if (readsAsRepro(file)) return { file, kept: true };
+      return { file, writeError: `${file} is there and is not a repro file: not written over` };
+    }
     writeRepro(file, repro);
     return { file };
   } catch (error) {
     return { file, writeError: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function readsAsRepro(file: string): boolean {
+  try {
+    readRepro(file);
+    return true;
+  } catch (error) {
+    if (error instanceof FormatError) return false;
+    throw error;
   }
 }
 

@@ -23,6 +23,9 @@ const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)
 // eslint-disable-next-line no-control-regex
 const NOT_XML_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
+/** The bidi overrides and Unicode line separators, which XML allows. */
+const BIDI_AND_SEPARATORS = /[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 const escapeCode = (char: string): string => {
   const code = char.charCodeAt(0);
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
@@ -46,21 +49,42 @@ export const stripAnsi = (text: string): string => text.replace(ANSI, '');
 
 /**
  * Text for any XML/HTML text node or quoted attribute (JUnit, HTML report): escape sequences
- * removed, the five markup characters as entities, and every character XML cannot carry as a
- * visible `\xNN`/`\uNNNN`.
+ * removed, the five markup characters and CR as entities, and every character XML cannot carry
+ * (or that reorders a displayed line) as a visible `\xNN`/`\uNNNN`.
  */
 export function escapeXml(text: string): string {
   return stripAnsi(text)
     .replace(NOT_XML_CHAR, escapeCode)
+    // Legal XML, but a CI page showing them reorders or breaks the line (Trojan Source).
+    .replace(BIDI_AND_SEPARATORS, escapeCode)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
+    .replace(/'/g, '&apos;')
+    // A CR in an attribute value is normalised to a space by every XML parser unless written as a reference.
+    .replace(/\r/g, '&#13;');
 }
 
-/** Plain text for JSON-based reports (SARIF): JSON.stringify escapes the rest, only the escape sequences go. */
-export const plainText = (text: string): string => stripAnsi(text);
+/**
+ * What JSON.stringify leaves raw that a reader may act on: C1 controls (8-bit CSI), the Unicode
+ * line and paragraph separators (a line reader that follows Unicode, such as Python's
+ * splitlines(), breaks a JSON line there) and the bidi overrides (a line that displays other than
+ * it reads). Each can only sit inside a JSON string, where `\uNNNN` is the same character.
+ */
+const JSON_UNSAFE = /[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `JSON.stringify(value)` with JSON_UNSAFE characters as `\uNNNN` escapes: the same value, safe to print and to split into lines. */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(JSON_UNSAFE, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Plain text for JSON-based reports (SARIF): escape sequences removed, and the characters a
+ * viewer acts on (C1 controls, line separators, bidi overrides) as visible escapes; JSON.stringify
+ * escapes the rest.
+ */
+export const plainText = (text: string): string => stripAnsi(text).replace(JSON_UNSAFE, escapeCode);
 
 /**
  * `text` as one word a POSIX shell reads back unchanged: as it is when it holds only characters no

@@ -3,9 +3,11 @@
 // does not know stops instead of guessing; new fields may be added within a version, a field is
 // never renamed or retyped without a new version. README.md, "JSON lines", lists the types.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../ops/errors.ts';
+import { writeFileAtomic } from '../repro/format.ts';
+import { safeJson } from './escape.ts';
 
 export const LOG_SCHEMA = 'cocofuzz-log/1';
 export const CAMPAIGN_LOG = 'campaign.jsonl';
@@ -22,7 +24,8 @@ export function logLine(type: LogType, fields: Record<string, unknown>): LogLine
   return { schema: LOG_SCHEMA, type, ...fields };
 }
 
-export const encodeLogLine = (line: LogLine): string => `${JSON.stringify(line)}\n`;
+/** One line: characters a reader may act on inside strings (C1, U+2028, bidi) are `\uNNNN` escapes (safeJson). */
+export const encodeLogLine = (line: LogLine): string => `${safeJson(line)}\n`;
 
 /**
  * A campaign's log file in its findings directory. Lines wait in memory until the directory
@@ -58,7 +61,9 @@ export class CampaignLog {
   private open(): void {
     mkdirSync(this.dir, { recursive: true });
     this.file = join(this.dir, CAMPAIGN_LOG);
-    writeFileSync(this.file, this.lines.join(''));
+    // Written by rename: a campaign.jsonl already in the directory that is a symbolic link is
+    // replaced, never written through (the findings directory is data; its links point anywhere).
+    writeFileAtomic(this.file, this.lines.join(''));
   }
 }
 

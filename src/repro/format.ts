@@ -3,7 +3,7 @@
 // name the op index and field, and files are written atomically.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { encodeConfig, parseConfig } from '../ops/config.ts';
 import { encodeOp, parseOp } from '../ops/codec.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -84,11 +84,17 @@ export function parseRepro(raw: unknown): Repro {
 /** Reads and validates a repro file; a FormatError's field is prefixed with the file name. */
 export function readRepro(file: string): Repro {
   let text: string;
+  let regular: boolean;
   try {
-    text = readFileSync(file, 'utf8');
+    // A FIFO or a device named *.json would block the read or never end: only a regular file (or
+    // a link to one) is read. A directory still answers EISDIR below.
+    const stat = statSync(file);
+    regular = stat.isFile() || stat.isDirectory();
+    text = regular ? readFileSync(file, 'utf8') : '';
   } catch (error) {
     throw new FormatError(file, `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  if (!regular) throw new FormatError(file, 'cannot read: not a regular file (a FIFO, socket or device)');
   let json: unknown;
   try {
     json = JSON.parse(text);

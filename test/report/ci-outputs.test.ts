@@ -7,7 +7,7 @@ import type { Bucket } from '../../src/engine/campaign.ts';
 import { parseRepro } from '../../src/repro/format.ts';
 import { reproJsonSchema } from '../../src/repro/json-schema.ts';
 import { spawnSync } from 'node:child_process';
-import { escapeXml, shellWord, stripAnsi } from '../../src/report/escape.ts';
+import { escapeXml, plainText, safeJson, shellWord, stripAnsi } from '../../src/report/escape.ts';
 import { renderHtmlReport } from '../../src/report/html.ts';
 import { encodeLogLine, logLine, readLog } from '../../src/report/jsonl.ts';
 import { renderJunit } from '../../src/report/junit.ts';
@@ -47,6 +47,18 @@ describe('escaping (report/escape.ts)', () => {
   it('removes terminal escapes and shows characters XML cannot hold', () => {
     expect(stripAnsi('\u001b[1;31mred\u001b[0m')).toBe('red');
     expect(escapeXml(NASTY)).toBe('FAIL &lt;dev &quot;0&quot;&gt; &amp; \\x00 \\ud800 link');
+  });
+
+  it('shows bidi overrides, line separators and 8-bit CSI where a viewer would act on them: XML, SARIF text, JSON lines', () => {
+    const tricky = 'a\u202eb\u2028c\u009b2Jd\re';
+    // XML: legal characters, but a CI page would reorder or break the line; CR survives an attribute.
+    expect(escapeXml(tricky)).toBe('a\\u202eb\\u2028c\\x9b2Jd&#13;e');
+    expect(plainText(tricky)).toBe('a\\u202eb\\u2028c\\x9b2Jd\re');
+    // JSON lines: the same value, escaped, so a Unicode line reader (splitlines) keeps one record.
+    const line = safeJson({ message: tricky });
+    expect(JSON.parse(line)).toEqual({ message: tricky });
+    expect(line).toBe('{"message":"a\\u202eb\\u2028c\\u009b2Jd\\re"}');
+    expect(encodeLogLine(logLine('result', { file: tricky })).split(/[\n\r\u2028\u2029\u0085]/)).toHaveLength(2);
   });
 });
 
