@@ -110,6 +110,21 @@ describe('coverage DIR and corpus prune --coverage', () => {
     expect(json.tables.length).toBeGreaterThan(5);
   });
 
+  it('per op, the fixed outcomes it never reached: a share raced by a DMA, and one never raced', () => {
+    type Ops = { ops: { op: string; outcomes: string[]; neverOutcomes: string[] }[] };
+    const share = (file: string) => (JSON.parse(runCli(['coverage', '--json', join(shipped, file)]).stdout) as Ops).ops.find((o) => o.op === 'share')!;
+    // A share with an interleaved DMA reached "during dma"; the world file's shares never had one.
+    const raced = share('race-cut-on-convert-psmash-first.json');
+    expect(raced.outcomes).toContain('during dma');
+    expect(raced.neverOutcomes).not.toContain('during dma');
+    const calm = share('clean-kvm-iommu-4k-round-trip.json');
+    expect(calm.neverOutcomes).toContain('during dma');
+    expect(calm.neverOutcomes).toContain('during touch');
+    for (const outcome of calm.outcomes) expect(calm.neverOutcomes).not.toContain(outcome);
+    const text = runCli(['coverage', join(shipped, 'clean-kvm-iommu-4k-round-trip.json')]).stdout;
+    expect(text).toMatch(/^ {19}never: .*during dma; .*during touch/m);
+  });
+
   it('prune drops clean files that add no coverage and never touches violation files', () => {
     const dir = temp();
     copyFileSync(join(shipped, 'clean-kvm-4k-linux.json'), join(dir, 'a.json'));

@@ -4,7 +4,7 @@
 // `corpus check` does; the features are the ones a campaign collects.
 
 import type { CommandModule } from 'yargs';
-import { CoverageTracker, TABLE_VALUES, featureTable } from '../engine/coverage.ts';
+import { CoverageTracker, OP_OUTCOMES, TABLE_VALUES, featureTable } from '../engine/coverage.ts';
 import { replayRepro } from '../engine/replay.ts';
 import { OP_SPECS } from '../ops/schema.ts';
 import type { OpName } from '../ops/types.ts';
@@ -38,7 +38,8 @@ export function coverageReport(features: ReadonlySet<string>) {
   const ops = (Object.keys(OP_SPECS) as OpName[]).map((op) => {
     const outcomes = [...features].filter((f) => f.startsWith(`op:${op}:`)).map((f) => f.slice(`op:${op}:`.length)).sort();
     const calls = [...features].filter((f) => f.startsWith(`call:${op}:`)).map((f) => f.slice(`call:${op}:`.length)).sort();
-    return { op, outcomes, calls, never: outcomes.length === 0 };
+    // `never`: the op never ran; `neverOutcomes`: what of the fixed outcomes (OP_OUTCOMES) it never reached.
+    return { op, outcomes, calls, never: outcomes.length === 0, neverOutcomes: OP_OUTCOMES.filter((o) => !features.has(`op:${op}:${o}`)) };
   });
   const count = (table: string): number => [...features].filter((f) => featureTable(f) === table).length;
   return { features: features.size, tuples: count('region'), moves: count('move'), tables, ops };
@@ -59,11 +60,12 @@ async function coverage(args: CoverageArgs): Promise<number> {
   }
   const lines = [`${files} file(s)${bad > 0 ? ` (${bad} more refused, see above)` : ''}: ${report.features} features, ${report.tuples} distinct region tuples, ${report.moves} tuple transitions`, '', 'per table (values of the 2M-region tuple):'];
   for (const t of report.tables) lines.push(`  ${t.table.padEnd(16)} reached: ${t.reached.join(', ') || '-'}${t.never.length > 0 ? `   never: ${t.never.join(', ')}` : ''}`);
-  lines.push('', 'per op (outcomes; primitive calls with status):');
+  lines.push('', 'per op (outcomes; primitive calls with status; the fixed outcomes never reached):');
   for (const o of report.ops) {
     if (o.never) continue;
     lines.push(`  ${o.op.padEnd(16)} ${o.outcomes.join('; ')}`);
     if (o.calls.length > 0) lines.push(`  ${''.padEnd(16)} calls: ${o.calls.join(', ')}`);
+    if (o.neverOutcomes.length > 0) lines.push(`  ${''.padEnd(16)} never: ${o.neverOutcomes.join('; ')}`);
   }
   const never = report.ops.filter((o) => o.never).map((o) => o.op);
   if (never.length > 0) lines.push('', `ops never run: ${never.join(', ')}`);

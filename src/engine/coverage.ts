@@ -21,6 +21,7 @@
 import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type PageTableView, type Step, type View } from '../api.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../model/size.ts';
+import type { FaultKind } from '../model/types.ts';
 import { Names } from './names.ts';
 
 /** The tables of the region tuple and the values each can take (what `cocofuzz coverage` lists). */
@@ -38,6 +39,23 @@ export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
   'guest.validated': ['none', 'some', 'all'],
   'pool': ['none', 'swiotlb', 'atomic-pool', 'both'],
 };
+
+/** DMA outcomes by (ok ? 2 : 0) + (legit ? 1 : 0). */
+const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
+
+/**
+ * The fixed part of an op's `op:` outcomes, which any op kind can reach (an interleaved DMA or
+ * touch can ride on any op): what `cocofuzz coverage` lists as never reached per op. Results,
+ * guest errors and call statuses are open text: they are listed only as reached.
+ */
+export const OP_OUTCOMES: readonly string[] = [
+  'ok',
+  'skipped',
+  ...(['npf', 'vc', 'host_rmp_pf', 'rmp_page_fault', 'io_page_fault'] satisfies FaultKind[]).map((kind) => `fault ${kind}`),
+  ...DMA_OUTCOMES,
+  // Interleaved inner ops (`during`): a DMA of a stalled device waits; a touch's #NPF is deferred.
+  ...['during dma', 'during dma skipped', 'during dma waited', 'during touch', 'during touch skipped', 'during touch deferred'],
+];
 
 /** The RMP entry regionTuple reads into (reused). */
 const scratch = defaultRmpEntry();
@@ -362,9 +380,6 @@ const callName = (kind: string, key: string): string => `call:${kind}:${key}`;
 const duringCallName = (kind: string, key: string): string => `call:${kind}:during ${key}`;
 const innerName = (kind: string, inner: string): string => `op:${kind}:during ${inner}`;
 const faultName = (kind: string, fault: string): string => `op:${kind}:fault ${fault}`;
-/** DMA outcomes by (ok ? 2 : 0) + (legit ? 1 : 0). */
-const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
-
 /** Calls' `prim=status` keys by prim, then raw result: one string per distinct pair. */
 const callKeys = new Names<number | string>();
 const callKey = (prim: string, result: number | string): string => `${prim}=${status(prim, result)}`;
