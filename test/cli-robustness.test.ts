@@ -139,8 +139,22 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
     // The squatter stays, and the new repro is printed instead of being said to be "already" there.
     expect(readFileSync(join(out, name), 'utf8')).toBe('garbage');
     expect(result.stdout).not.toContain('already in');
-    expect(result.stdout).toContain('is not a repro file: not written over');
+    expect(result.stdout).toContain("is not this bucket's repro: not written over");
     expect(result.stdout).toContain('"format": "cocofuzz-repro/1"');
+    // A repro of another case (a clean one) under the name is no more this bucket's repro.
+    const other = join(dir, 'other');
+    mkdirSync(other);
+    cpSync(join(process.cwd(), 'corpus', 'clean-kvm-4k-linux.json'), join(other, name));
+    const otherRun = runCli([...args, '--out', other]);
+    expect(otherRun.stdout).not.toContain('already in');
+    expect(otherRun.stdout).toContain("is not this bucket's repro: not written over");
+    // A triaged copy linked in from elsewhere is kept, the link as it was.
+    const linked = join(dir, 'linked');
+    mkdirSync(linked);
+    cpSync(join(first, name), join(dir, 'triaged.json'));
+    symlinkSync('../triaged.json', join(linked, name));
+    expect(runCli([...args, '--out', linked]).stdout).toContain(`already in ${join(linked, name)}`);
+    expect(lstatSync(join(linked, name)).isSymbolicLink()).toBe(true);
   });
 
   it('a FIFO named *.json in a corpus is bad input (exit 2), not a hang', () => {
@@ -153,6 +167,14 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
     const fuzzed = runCli(['fuzz', '--corpus', dir, '--runs', '2', '--out', join(dir, 'out')]);
     expect(fuzzed.code).toBe(2);
     expect(fuzzed.stderr).toContain('b.json: cannot read: not a regular file');
+    // A findings directory whose campaign.jsonl is a FIFO: report reads no such thing.
+    const found = join(temp(), 'found');
+    mkdirSync(found);
+    cpSync(join(process.cwd(), 'corpus', 'double-validate.json'), join(found, 'a.json'));
+    spawnSync('mkfifo', [join(found, 'campaign.jsonl')]);
+    const reported = runCli(['report', found, '--out', join(found, 'r.html')]);
+    expect(reported.code).toBe(2);
+    expect(reported.stderr).toContain('campaign.jsonl: cannot read: not a regular file');
   });
 
   const isRoot = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
@@ -381,6 +403,13 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(result?.endOfCase).toEqual([{ oracle: 'sweeper', message: 'found by the sweep' }]);
     // Without --trace nothing changes: the verdict line names it, as before.
     expect(runCli(['replay', clean, '--oracle', sweeper]).stdout).toContain('sweeper at step');
+    // A policy-error ends the case inside its op: no sweep ran after it, so it is no end-of-case finding.
+    const thrower = plugin(dir, 'throws.mjs', "export default { name: 'throws', description: 'd', flush() { throw new Error('flush boom'); } };\n");
+    const syncs = join(dir, 'syncs.json');
+    writeFileSync(syncs, JSON.stringify({ format: 'cocofuzz-repro/1', title: 't', config: { arch: 'snp' }, seed: 's', ops: [{ op: 'host_sync' }, { op: 'host_sync' }] }));
+    expect(runCli(['replay', '--trace', syncs, '--host-policy', thrower]).stdout).toContain('VIOLATION policy-error (in step 0, which did not complete): policy throws: in hook host flush: flush boom');
+    const thrown = runCli(['replay', '--trace', '--json', syncs, '--host-policy', thrower]).stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(thrown.find((line) => line.type === 'result')).not.toHaveProperty('endOfCase');
   });
 
   it('replay --trace of a file of no ops still shows its violation (the boot\'s)', () => {

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { Step, Violation } from '../api.ts';
 import { replayRepro } from '../engine/replay.ts';
+import { POLICY_ERROR } from '../engine/run.ts';
 import { resolveGuestPolicy, resolveHostPolicy, resolveOracles } from '../engine/select.ts';
 import { formatOp } from '../ops/codec.ts';
 import { faultArrow } from '../report/arrows.ts';
@@ -75,10 +76,12 @@ async function replay(args: ReplayArgs): Promise<number> {
         };
     if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, { ...(trace ? { onStep: trace } : {}), ...(args.fullCheck ? { fullCheck: true } : {}) });
-    const untraced = trace ? outcome.result.violations.slice(traced) : [];
-    if (!args.json) {
+    // A policy-error ends the case inside its op, with no step line and no sweep after it.
+    const late = trace ? outcome.result.violations.slice(traced) : [];
+    const untraced = late.filter((v) => v.oracle !== POLICY_ERROR);
+    if (trace && !args.json) {
       const when = outcome.result.stepsRun === 0 ? 'after boot, no op' : 'end of case';
-      for (const v of untraced) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (${when}): ${v.message}`));
+      for (const v of late) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (${v.oracle === POLICY_ERROR ? `in step ${v.step}, which did not complete` : when}): ${v.message}`));
     }
     for (const warning of outcome.warnings) process.stderr.write(`cocofuzz: ${escapeTerminal(file)}: warning: ${escapeTerminal(warning)}\n`);
     const first = outcome.result.violations[0];

@@ -4,7 +4,7 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Violation } from '../api.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -162,13 +162,14 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
   const file = join(out, name);
   try {
     mkdirSync(out, { recursive: true });
-    // Only a regular file that reads as a repro is an earlier run's repro. A symbolic link is
-    // replaced (writeRepro renames over it, never writes through it); any other file squatting
-    // on the name is a write error, so the new repro is printed rather than lost.
-    const existing = lstatSync(file, { throwIfNoEntry: false });
+    // Kept: a file (or a link to one) that reads as this bucket's repro, expecting its oracle's
+    // violation or nothing (a triaged copy). Anything else under the name is a write error, so the
+    // new repro is printed rather than lost; a link to something else is replaced, never written
+    // through (writeRepro renames over it).
+    const existing = statSync(file, { throwIfNoEntry: false });
     if (existing?.isFile()) {
-      if (readsAsRepro(file)) return { file, kept: true };
-      return { file, writeError: `${file} is there and is not a repro file: not written over` };
+      if (isReproOf(file, repro)) return { file, kept: true };
+      if (!lstatSync(file).isSymbolicLink()) return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
     }
     writeRepro(file, repro);
     return { file };
@@ -177,14 +178,17 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
   }
 }
 
-function readsAsRepro(file: string): boolean {
+/** Does `file` read as a repro of the finding `repro` records (its expected oracle, or no expectation)? */
+function isReproOf(file: string, repro: Repro): boolean {
+  let existing: Repro;
   try {
-    readRepro(file);
-    return true;
+    existing = readRepro(file);
   } catch (error) {
     if (error instanceof FormatError) return false;
     throw error;
   }
+  const oracle = repro.expect?.verdict === 'violation' ? repro.expect.oracle : undefined;
+  return existing.expect === undefined || (existing.expect.verdict === 'violation' && existing.expect.oracle === oracle);
 }
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {

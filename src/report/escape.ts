@@ -49,7 +49,7 @@ export const stripAnsi = (text: string): string => text.replace(ANSI, '');
 
 /**
  * Text for any XML/HTML text node or quoted attribute (JUnit, HTML report): escape sequences
- * removed, the five markup characters and CR as entities, and every character XML cannot carry
+ * removed, the five markup characters and CR, LF and tab as references, and every character XML cannot carry
  * (or that reorders a displayed line) as a visible `\xNN`/`\uNNNN`.
  */
 export function escapeXml(text: string): string {
@@ -62,8 +62,9 @@ export function escapeXml(text: string): string {
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&apos;')
-    // A CR in an attribute value is normalised to a space by every XML parser unless written as a reference.
-    .replace(/\r/g, '&#13;');
+    // A parser normalises CR, LF and tab in an attribute value to spaces unless written as
+    // references (XML 1.0 section 3.3.3); in a text node a reference is the same character.
+    .replace(/[\r\n\t]/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 
 /**
@@ -74,10 +75,11 @@ export function escapeXml(text: string): string {
  */
 const JSON_UNSAFE = /[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
-/** `JSON.stringify(value)` with JSON_UNSAFE characters as `\uNNNN` escapes: the same value, safe to print and to split into lines. */
-export function safeJson(value: unknown): string {
-  return JSON.stringify(value).replace(JSON_UNSAFE, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+/** JSON text (JSON.stringify's) with JSON_UNSAFE characters as `\uNNNN` escapes: the same value, safe to print and to split into lines. */
+export const escapeJsonText = (json: string): string => json.replace(JSON_UNSAFE, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** `JSON.stringify(value)`, escaped as escapeJsonText does. */
+export const safeJson = (value: unknown): string => escapeJsonText(JSON.stringify(value));
 
 /**
  * Plain text for JSON-based reports (SARIF): escape sequences removed, and the characters a

@@ -3,7 +3,7 @@
 // does not know stops instead of guessing; new fields may be added within a version, a field is
 // never renamed or retyped without a new version. README.md, "JSON lines", lists the types.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../ops/errors.ts';
 import { writeFileAtomic } from '../repro/format.ts';
@@ -70,6 +70,8 @@ export class CampaignLog {
 /** Reads a log written by any cocofuzz of this schema; a line of another schema is an error. */
 export function readLog(file: string): LogLine[] {
   const lines: LogLine[] = [];
+  // A FIFO or device by that name would block the read: only a regular file (or a link to one).
+  if (!statSync(file).isFile()) throw new FormatError(file, 'cannot read: not a regular file (a FIFO, socket or device)');
   const texts = readFileSync(file, 'utf8').split('\n');
   texts.forEach((text, index) => {
     if (text.trim() === '') return;

@@ -8,6 +8,7 @@ import { encodeConfig, parseConfig } from '../ops/config.ts';
 import { encodeOp, parseOp } from '../ops/codec.ts';
 import { FormatError } from '../ops/errors.ts';
 import type { Case } from '../ops/types.ts';
+import { escapeJsonText } from '../report/escape.ts';
 import { looksLikeFile, pluginPathForRepro } from './plugin-paths.ts';
 
 export const REPRO_FORMAT = 'cocofuzz-repro/1';
@@ -122,7 +123,9 @@ export function encodeRepro(repro: Repro): string {
   // One op per line: diffs of corpus files stay readable.
   const ops = (document.ops as unknown[]).map((op) => `    ${JSON.stringify(op)}`).join(',\n');
   const head = JSON.stringify({ ...document, ops: '__OPS__' }, null, 2);
-  return `${head.replace('"__OPS__"', ops === '' ? '[]' : `[\n${ops}\n  ]`)}\n`;
+  // Printed too (a repro that could not be saved), and read with cat: C1 controls, line
+  // separators and bidi overrides as \uNNNN, the same value.
+  return escapeJsonText(`${head.replace('"__OPS__"', ops === '' ? '[]' : `[\n${ops}\n  ]`)}\n`);
 }
 
 /** Temp file + rename: a reader (or a campaign killed mid-write) never sees half a file. */

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { Bucket } from '../../src/engine/campaign.ts';
-import { parseRepro } from '../../src/repro/format.ts';
+import { encodeRepro, parseRepro } from '../../src/repro/format.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
 import { reproJsonSchema } from '../../src/repro/json-schema.ts';
 import { spawnSync } from 'node:child_process';
 import { escapeXml, plainText, safeJson, shellWord, stripAnsi } from '../../src/report/escape.ts';
@@ -59,6 +60,12 @@ describe('escaping (report/escape.ts)', () => {
     expect(JSON.parse(line)).toEqual({ message: tricky });
     expect(line).toBe('{"message":"a\\u202eb\\u2028c\\u009b2Jd\\re"}');
     expect(encodeLogLine(logLine('result', { file: tricky })).split(/[\n\r\u2028\u2029\u0085]/)).toHaveLength(2);
+    // A repro file, printed when it could not be saved, or read with cat.
+    const repro = encodeRepro({ title: tricky, config: defaultConfig(), seed: tricky, ops: [] });
+    expect(repro).not.toMatch(/[\u0080-\u009f\u2028\u202e]/);
+    expect(parseRepro(JSON.parse(repro)).seed).toBe(tricky);
+    // In an attribute a parser turns raw LF and tab into spaces: references keep them.
+    expect(escapeXml('a\nb\tc')).toBe('a&#10;b&#9;c');
   });
 });
 
