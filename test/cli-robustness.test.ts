@@ -148,6 +148,13 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
     const otherRun = runCli([...args, '--out', other]);
     expect(otherRun.stdout).not.toContain('already in');
     expect(otherRun.stdout).toContain("is not this bucket's repro: not written over");
+    // Nor is a FIFO: left alone, the repro printed.
+    const fifo = join(dir, 'fifo');
+    mkdirSync(fifo);
+    if (spawnSync('mkfifo', [join(fifo, name)]).status === 0) {
+      expect(runCli([...args, '--out', fifo]).stdout).toContain("is not this bucket's repro: not written over");
+      expect(lstatSync(join(fifo, name)).isFIFO()).toBe(true);
+    }
     // A triaged copy linked in from elsewhere is kept, the link as it was.
     const linked = join(dir, 'linked');
     mkdirSync(linked);
@@ -403,13 +410,15 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     expect(result?.endOfCase).toEqual([{ oracle: 'sweeper', message: 'found by the sweep' }]);
     // Without --trace nothing changes: the verdict line names it, as before.
     expect(runCli(['replay', clean, '--oracle', sweeper]).stdout).toContain('sweeper at step');
-    // A policy-error ends the case inside its op: no sweep ran after it, so it is no end-of-case finding.
+    // A policy-error ends the case inside its op, which has no step line: the result line carries it, never as an end-of-case finding.
     const thrower = plugin(dir, 'throws.mjs', "export default { name: 'throws', description: 'd', flush() { throw new Error('flush boom'); } };\n");
     const syncs = join(dir, 'syncs.json');
     writeFileSync(syncs, JSON.stringify({ format: 'cocofuzz-repro/1', title: 't', config: { arch: 'snp' }, seed: 's', ops: [{ op: 'host_sync' }, { op: 'host_sync' }] }));
     expect(runCli(['replay', '--trace', syncs, '--host-policy', thrower]).stdout).toContain('VIOLATION policy-error (in step 0, which did not complete): policy throws: in hook host flush: flush boom');
     const thrown = runCli(['replay', '--trace', '--json', syncs, '--host-policy', thrower]).stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(thrown.find((line) => line.type === 'result')).not.toHaveProperty('endOfCase');
+    const thrownResult = thrown.find((line) => line.type === 'result');
+    expect(thrownResult).not.toHaveProperty('endOfCase');
+    expect(thrownResult?.policyError).toEqual({ step: 0, message: 'policy throws: in hook host flush: flush boom' });
   });
 
   it('replay --trace of a file of no ops still shows its violation (the boot\'s)', () => {

@@ -166,10 +166,13 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
     // violation or nothing (a triaged copy). Anything else under the name is a write error, so the
     // new repro is printed rather than lost; a link to something else is replaced, never written
     // through (writeRepro renames over it).
-    const existing = statSync(file, { throwIfNoEntry: false });
-    if (existing?.isFile()) {
-      if (isReproOf(file, repro)) return { file, kept: true };
-      if (!lstatSync(file).isSymbolicLink()) return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
+    const entry = lstatSync(file, { throwIfNoEntry: false });
+    if (entry?.isSymbolicLink()) {
+      // A link to this bucket's repro is kept; a dangling link, a loop or a link to anything else is replaced.
+      if (statSync(file, { throwIfNoEntry: false })?.isFile() === true && isReproOf(file, repro)) return { file, kept: true };
+    } else if (entry !== undefined) {
+      if (entry.isFile() && isReproOf(file, repro)) return { file, kept: true };
+      return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
     }
     writeRepro(file, repro);
     return { file };

@@ -111,21 +111,18 @@ export function readRepro(file: string): Repro {
 }
 
 export function encodeRepro(repro: Repro): string {
-  const document: Record<string, unknown> = {
-    format: REPRO_FORMAT,
-    title: repro.title,
-    config: encodeConfig(repro.config),
-    seed: repro.seed,
-    ops: repro.ops.map(encodeOp),
-  };
-  if (repro.expect) document.expect = repro.expect;
-  if (repro.oracles && repro.oracles.length > 0) document.oracles = repro.oracles;
-  // One op per line: diffs of corpus files stay readable.
-  const ops = (document.ops as unknown[]).map((op) => `    ${JSON.stringify(op)}`).join(',\n');
-  const head = JSON.stringify({ ...document, ops: '__OPS__' }, null, 2);
+  const head: Record<string, unknown> = { format: REPRO_FORMAT, title: repro.title, config: encodeConfig(repro.config), seed: repro.seed };
+  const tail: Record<string, unknown> = {};
+  if (repro.expect) tail.expect = repro.expect;
+  if (repro.oracles && repro.oracles.length > 0) tail.oracles = repro.oracles;
+  // One op per line: diffs of corpus files stay readable. The document is put together around
+  // the ops, never by searching its text (a title could hold anything).
+  const ops = repro.ops.map((op) => `    ${JSON.stringify(encodeOp(op))}`).join(',\n');
+  const members = (part: Record<string, unknown>): string => JSON.stringify(part, null, 2).slice(2, -2);
+  const parts = [members(head), `  "ops": ${ops === '' ? '[]' : `[\n${ops}\n  ]`}`, ...(Object.keys(tail).length > 0 ? [members(tail)] : [])];
   // Printed too (a repro that could not be saved), and read with cat: C1 controls, line
   // separators and bidi overrides as \uNNNN, the same value.
-  return escapeJsonText(`${head.replace('"__OPS__"', ops === '' ? '[]' : `[\n${ops}\n  ]`)}\n`);
+  return escapeJsonText(`{\n${parts.join(',\n')}\n}\n`);
 }
 
 /** Temp file + rename: a reader (or a campaign killed mid-write) never sees half a file. */

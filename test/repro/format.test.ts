@@ -36,6 +36,14 @@ describe('repro format', () => {
     expect(again).toEqual(repro);
   });
 
+  it('a title or seed that looks like the ops placeholder, or holds $ patterns, writes back losslessly', () => {
+    for (const text of ['__OPS__', '\u0000ops', '\\u0000ops', "$& $' $`"]) {
+      const repro = parseRepro({ ...example, title: text, seed: text });
+      const again = parseRepro(JSON.parse(encodeRepro(repro)));
+      expect(again).toEqual(repro);
+    }
+  });
+
   it('expect.step is an op index, or one past the last op (a watchdog stop after it), and no further', () => {
     const at = (step: number): Record<string, unknown> => ({ ...example, expect: { verdict: 'violation', oracle: 'io-s2-rmp-size', step } });
     expect(parseRepro(at(3)).expect).toEqual({ verdict: 'violation', oracle: 'io-s2-rmp-size', step: 3 });
