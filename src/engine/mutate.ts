@@ -193,11 +193,35 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
  * mappings the parent made, and half of the time they are moved into its regions: that is where
  * its situation is. Deterministic in `seed`.
  */
-export function continueCase(parent: Case, seed: string, generate: GenerateOptions): Case {
+export function continueCase(parent: Case, seed: string, generate: GenerateOptions, probe = false): Case {
   const rng: Rng = seedrandom(seed);
   const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
   const moved = aimAtObjects(rng, parent, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
-  return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...moved].slice(0, Math.max(generate.steps, 1)) };
+  const probes = probe ? probeDmas(parent) : [];
+  return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...probes, ...moved].slice(0, Math.max(generate.steps, 1)) };
+}
+
+/** Probes per near miss: the newest objects, where the situation the parent reached last is. */
+const PROBES = 2;
+
+/**
+ * A DMA read by its own device over the whole of each of the newest live objects of `parent` (a
+ * legitimate use: in bounds, the object's device): the DMA a near miss is one away from. Each goes
+ * through the file codec, so a probe is an op a repro can hold.
+ */
+function probeDmas(parent: Case): Op[] {
+  const live = new LiveObjects();
+  for (const op of parent.ops) live.follow(op);
+  const probes: Op[] = [];
+  for (const kind of ['buf', 'map'] as const) {
+    const list = live[kind];
+    for (let ref = list.length - 1; ref >= Math.max(0, list.length - PROBES); ref--) {
+      const object = list[ref]!;
+      const op = valid({ op: 'dma', dev: object.dev, [kind]: ref, len: object.bytes, write: false }, parent);
+      if (op !== undefined) probes.push(op);
+    }
+  }
+  return probes;
 }
 
 /**
@@ -208,20 +232,20 @@ export function continueCase(parent: Case, seed: string, generate: GenerateOptio
  * guess a live object.
  */
 class LiveObjects {
-  readonly buf: number[] = [];
-  readonly map: number[] = [];
+  readonly buf: { dev: number; bytes: number }[] = [];
+  readonly map: { dev: number; bytes: number }[] = [];
 
   /** The lists after `op`. */
   follow(op: Op): void {
-    const drop = (list: number[], ref: number): void => {
+    const drop = (list: unknown[], ref: number): void => {
       if (list.length > 0) list.splice(((ref % list.length) + list.length) % list.length, 1);
     };
     switch (op.op) {
       case 'alloc_coherent':
-        this.buf.push(op.dev);
+        this.buf.push({ dev: op.dev, bytes: op.bytes });
         break;
       case 'map_single':
-        this.map.push(op.dev);
+        this.map.push({ dev: op.dev, bytes: op.bytes });
         break;
       case 'free_coherent':
         drop(this.buf, op.buf);
@@ -232,7 +256,7 @@ class LiveObjects {
       case 'tdi_accept':
       case 'tdi_unlock':
         // The driver is unbound while the TDI changes state: the device's objects go (guest.ts unbind()).
-        for (const list of [this.buf, this.map]) for (let i = list.length - 1; i >= 0; i--) if (list[i] === op.dev) list.splice(i, 1);
+        for (const list of [this.buf, this.map]) for (let i = list.length - 1; i >= 0; i--) if (list[i]!.dev === op.dev) list.splice(i, 1);
         break;
       default:
         break;
@@ -260,7 +284,7 @@ function aimAtObjects(rng: Rng, parent: Case, ops: readonly Op[]): Op[] {
       let back = 0;
       while (back < list.length - 1 && rng() < 0.5) back++;
       const ref = list.length - 1 - back;
-      aimed = { ...op, [kind]: ref, ...(op.op === 'dma' ? { dev: list[ref]! } : {}) };
+      aimed = { ...op, [kind]: ref, ...(op.op === 'dma' ? { dev: list[ref]!.dev } : {}) };
     }
     live.follow(aimed);
     return aimed;

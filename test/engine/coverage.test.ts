@@ -284,6 +284,35 @@ describe('continue', () => {
   });
 });
 
+describe('near misses', () => {
+  // The planted sync-repairs bug: a buffer of a running TDI faulted in private, which the plant
+  // leaves out of the device's S2 until host_sync: dma.live=untranslated, one DMA short.
+  const nearMiss: Op[] = [{ op: 'tdi_accept', dev: 0 }, { op: 'alloc_coherent', dev: 1, bytes: 4096 }, { op: 'alloc_coherent', dev: 0, bytes: 8192 }];
+  const parent: Case = { config, seed: 'near', ops: nearMiss };
+
+  it('continue from a near miss first makes the DMA it is one away from: by each newest object\'s device, over the whole object', () => {
+    const child = continueCase(parent, 'probe', { steps: 256, weights: { during: 0 } }, true);
+    expect(child.ops.slice(0, 3)).toEqual(nearMiss);
+    expect(child.ops.slice(3, 5)).toEqual([
+      { op: 'dma', dev: 0, buf: 1, len: 8192, write: false },
+      { op: 'dma', dev: 1, buf: 0, len: 4096, write: false },
+    ]);
+    // Without a near miss, no probe.
+    expect(continueCase(parent, 'probe', { steps: 256, weights: { during: 0 } }).ops.slice(3)).toEqual(child.ops.slice(5));
+    // The probe turns the planted bug's near miss into its finding; a correct policy stays clean.
+    const probed = { ...parent, ops: child.ops.slice(0, 4) };
+    expect(runCase(probed, plantedPolicies('sync-repairs-missing-private-map'), { oracles: runner.oracles }).violations[0]?.oracle).toBe('dma-liveness');
+    expect(runCase(probed, runner.policies, { oracles: runner.oracles }).verdict).toBe('clean');
+  });
+
+  it('a corpus entry remembers its first near-miss feature, where continue returns to probe', () => {
+    const guide = new Guide(job);
+    const entry = guide.observe(parent, ['op:tdi_accept:ok', 'region:rmp.size=2M s2.view=s2/run s2.backed=none dma.live=untranslated', 'dma.live=untranslated'], true, [0, 2, 2]);
+    expect(entry?.nearMiss).toBe(1);
+    expect(guide.observe({ ...parent, seed: 'other' }, ['op:share:ok'], true, [0])?.nearMiss).toBeUndefined();
+  });
+});
+
 describe('guided derivation', () => {
   /** A guided campaign by hand: cases in index order, observed in order. */
   function run(count: number): { cases: Case[]; guide: Guide } {
