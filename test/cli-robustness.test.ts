@@ -155,6 +155,12 @@ describe('items 10 and 11: a finding is never lost on the way out', () => {
       expect(runCli([...args, '--out', fifo]).stdout).toContain("is not this bucket's repro: not written over");
       expect(lstatSync(join(fifo, name)).isFIFO()).toBe(true);
     }
+    // A link that loops is replaced, as a dangling one is.
+    const looping = join(dir, 'looping');
+    mkdirSync(looping);
+    symlinkSync(name, join(looping, name));
+    expect(runCli([...args, '--out', looping]).stdout).toContain(`saved to ${join(looping, name)}`);
+    expect(lstatSync(join(looping, name)).isFile()).toBe(true);
     // A triaged copy linked in from elsewhere is kept, the link as it was.
     const linked = join(dir, 'linked');
     mkdirSync(linked);

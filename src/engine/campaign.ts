@@ -4,7 +4,7 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, statSync } from 'node:fs';
+import { type Stats, lstatSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Violation } from '../api.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -169,7 +169,7 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
     const entry = lstatSync(file, { throwIfNoEntry: false });
     if (entry?.isSymbolicLink()) {
       // A link to this bucket's repro is kept; a dangling link, a loop or a link to anything else is replaced.
-      if (statSync(file, { throwIfNoEntry: false })?.isFile() === true && isReproOf(file, repro)) return { file, kept: true };
+      if (linkTarget(file)?.isFile() === true && isReproOf(file, repro)) return { file, kept: true };
     } else if (entry !== undefined) {
       if (entry.isFile() && isReproOf(file, repro)) return { file, kept: true };
       return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
@@ -178,6 +178,15 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
     return { file };
   } catch (error) {
     return { file, writeError: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** What a link points at; undefined for a dangling link or a loop (ELOOP). */
+function linkTarget(file: string): Stats | undefined {
+  try {
+    return statSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
   }
 }
 
