@@ -142,9 +142,14 @@ function cellAt(entry: CorpusEntry, i: number): Case {
 const NEAR_MISS = 'dma.live=untranslated';
 const NEAR_MISS_SHARE = 0.5;
 
+/** Is the situation `feature` names a near miss? A move's is the tuple it moved to (`move:<from>><to>`). */
+export function isNearMiss(feature: string): boolean {
+  return feature.startsWith('move:') ? feature.slice(feature.indexOf('>') + 1).includes(NEAR_MISS) : feature.includes(NEAR_MISS);
+}
+
 /** `{ nearMiss }`: the first of `features` that is a near miss (NEAR_MISS), if any. */
 function withNearMiss(features: readonly string[]): { nearMiss?: number } {
-  const i = features.findIndex((feature) => feature.includes(NEAR_MISS));
+  const i = features.findIndex(isNearMiss);
   return i < 0 ? {} : { nearMiss: i };
 }
 
@@ -363,7 +368,7 @@ export class Guide {
       const drawn = cellIndex(entry, snapshot.cells[k]!, rng());
       // An entry that came one DMA short of a finding returns there half of the time, and probes.
       const cell = entry.nearMiss !== undefined && rng() < NEAR_MISS_SHARE ? entry.nearMiss : drawn;
-      testCase = continueCase(cellAt(entry, cell), `${seed}/continue`, this.job.generate, cell >= 0 && entry.features[cell]!.includes(NEAR_MISS));
+      testCase = continueCase(cellAt(entry, cell), `${seed}/continue`, this.job.generate, cell >= 0 && isNearMiss(entry.features[cell]!));
     }
     else if (arm === 'remix') testCase = remixCase(choose().parent, `${seed}/remix`, this.job.generate);
     else {

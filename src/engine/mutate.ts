@@ -197,7 +197,8 @@ export function continueCase(parent: Case, seed: string, generate: GenerateOptio
   const rng: Rng = seedrandom(seed);
   const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
   const moved = aimAtObjects(rng, parent, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
-  const probes = probe ? probeDmas(parent) : [];
+  // A user who pinned `dma` to 0 gets no DMA op from a probe either.
+  const probes = probe && generate.weights?.dma !== 0 ? probeDmas(parent) : [];
   return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...probes, ...moved].slice(0, Math.max(generate.steps, 1)) };
 }
 
@@ -205,9 +206,10 @@ export function continueCase(parent: Case, seed: string, generate: GenerateOptio
 const PROBES = 2;
 
 /**
- * A DMA read by its own device over the whole of each of the newest live objects of `parent` (a
- * legitimate use: in bounds, the object's device): the DMA a near miss is one away from. Each goes
- * through the file codec, so a probe is an op a repro can hold.
+ * A DMA read by its own device over the whole of each of the newest live objects of `parent`, as
+ * far as its ops show them (LiveObjects guesses: where an allocation failed the guest's index names
+ * another object, and the DMA is a wild one, which dma-liveness does not judge): the DMA a near
+ * miss is one away from. Each goes through the file codec, so a probe is an op a repro can hold.
  */
 function probeDmas(parent: Case): Op[] {
   const live = new LiveObjects();

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CampaignJob, prepareRunner, runCampaignCase } from '../../src/engine/case-job.ts';
 import { CoverageTracker, regionTuple } from '../../src/engine/coverage.ts';
-import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, cellOf, corpusFileName, freshOptions } from '../../src/engine/guided.ts';
+import { ARMS, type Arm, EXPLORE, FIRST_ROUND_SIZE, FRESH_ARMS, Guide, ROUND_SIZE, cellOf, corpusFileName, freshOptions, isNearMiss } from '../../src/engine/guided.ts';
 import { continueCase, mutateCase, remixCase } from '../../src/engine/mutate.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { caseSeed, generateCase } from '../../src/ops/generate.ts';
@@ -297,12 +297,20 @@ describe('near misses', () => {
       { op: 'dma', dev: 0, buf: 1, len: 8192, write: false },
       { op: 'dma', dev: 1, buf: 0, len: 4096, write: false },
     ]);
-    // Without a near miss, no probe.
+    // Without a near miss, no probe; nor where the user pinned dma to 0.
     expect(continueCase(parent, 'probe', { steps: 256, weights: { during: 0 } }).ops.slice(3)).toEqual(child.ops.slice(5));
+    expect(continueCase(parent, 'probe', { steps: 256, weights: { during: 0, dma: 0 } }, true).ops.some((op) => op.op === 'dma')).toBe(false);
     // The probe turns the planted bug's near miss into its finding; a correct policy stays clean.
     const probed = { ...parent, ops: child.ops.slice(0, 4) };
     expect(runCase(probed, plantedPolicies('sync-repairs-missing-private-map'), { oracles: runner.oracles }).violations[0]?.oracle).toBe('dma-liveness');
     expect(runCase(probed, runner.policies, { oracles: runner.oracles }).verdict).toBe('clean');
+  });
+
+  it('a move is a near miss by the tuple it moved to, not the one it left', () => {
+    expect(isNearMiss('dma.live=untranslated')).toBe(true);
+    expect(isNearMiss('move:rmp.size=2M dma.live=translated>rmp.size=2M dma.live=untranslated')).toBe(true);
+    expect(isNearMiss('move:rmp.size=2M dma.live=untranslated>rmp.size=2M dma.live=translated')).toBe(false);
+    expect(isNearMiss('op:dma:dma ok')).toBe(false);
   });
 
   it('a corpus entry remembers its first near-miss feature, where continue returns to probe', () => {
