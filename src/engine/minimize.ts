@@ -185,14 +185,22 @@ function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult>
     if (chunk === 1) break;
   }
   // A last pass of single-op removal from the front catches ops freed by later removals.
-  for (let i = 0; i < ops.length && runs < budget; ) {
-    const smaller = yield* without(i, 1);
-    if (smaller) ops = smaller;
-    else i++;
+  function* removeSingles(): Search<void> {
+    for (let i = 0; i < ops.length && runs < budget; ) {
+      const smaller = yield* without(i, 1);
+      if (smaller) ops = smaller;
+      else i++;
+    }
   }
-  // Simplify fields toward canonical values, and the interleaved ops.
+  yield* removeSingles();
+  // Simplify fields toward canonical values, and the interleaved ops; after a sweep that changed
+  // something, single removals again: a simpler op can free another (an interleaved DMA moved to
+  // an earlier call may no longer need the op that filled the IOTLB for it).
   let changed = true;
+  let swept = false;
   while (changed && runs < budget) {
+    if (swept) yield* removeSingles();
+    swept = true;
     changed = false;
     for (let i = 0; i < ops.length && runs < budget; i++) {
       const index = i;

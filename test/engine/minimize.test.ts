@@ -27,6 +27,18 @@ describe('minimizer', () => {
     expect(runs).toBeLessThan(2000);
   });
 
+  it('tries single removals again after a simplification: a simpler op can free another', () => {
+    // Op 1 is needed only while op 0 has its original address; op 0 simplified (gpa 0) fails alone.
+    // (A campaign's race did this: its DMA, moved to an earlier call, no longer needed the op that
+    // had filled the IOTLB for it.)
+    const ops: Op[] = [
+      { op: 'touch', gpa: 0x1000, write: true },
+      { op: 'touch', gpa: 0x5000, write: true },
+    ];
+    const fails = (c: Case): boolean => (c.ops[0]?.op === 'touch' && c.ops[0].gpa === 0) || (c.ops.length === 2 && c.ops[0]?.op === 'touch' && c.ops[0].gpa === 0x1000);
+    expect(minimizeCase({ config, seed: 's', ops }, fails).testCase.ops).toEqual([{ op: 'touch', gpa: 0, write: false }]);
+  });
+
   it('keeps exactly one target of a dma and respects the budget', () => {
     const ops: Op[] = [{ op: 'dma', dev: 1, map: 2, offset: 64, len: 8192, write: true }];
     const fails = (c: Case): boolean => c.ops.some((o) => o.op === 'dma');
