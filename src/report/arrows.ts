@@ -48,8 +48,12 @@ export function faultArrow(fault: Fault): string {
 
 export function detailsArrow(details: ViolationDetails | undefined): string | undefined {
   const sizes = details?.sizes;
-  // An arrow needs a translation to draw: S2 or NPT on the left of the RMP.
+  // An arrow is an RMP check: a translation (S2 or NPT) on the left of the RMP entry it met, with
+  // its size, or with the size checked and why it failed (an unassigned entry has no size). A
+  // finding with neither (an NPT and an IO mapping that disagree, wrong bounce data) checked no
+  // RMP, and an arrow would make one up.
   if (!sizes || (sizes.s2 === undefined && sizes.npt === undefined)) return undefined;
+  if (sizes.rmp === undefined && (sizes.checked === undefined || typeof details?.reason !== 'string')) return undefined;
   return arrow({
     ...(sizes.s1 !== undefined ? { s1: sizes.s1 } : {}),
     ...(sizes.s2 !== undefined ? { s2: sizes.s2 } : {}),
