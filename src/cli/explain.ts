@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { captureFailingStep, policiesRan } from '../engine/explain.ts';
 import { overrideWarnings } from '../engine/replay.ts';
-import { reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
+import { resolveReproPlugins } from '../engine/select.ts';
 import { escapeTerminal, escapeTerminalLines } from '../report/escape.ts';
 import { regionSnapshot, renderExplain } from '../report/explain.ts';
 import { verdictCode } from './errors.ts';
@@ -22,8 +22,7 @@ export const explainCommand: CommandModule<object, ExplainArgs> = {
     ),
   handler: async (args) => {
     const repro = readRepro(args.file);
-    const policies = await resolveReproPolicies(repro, args);
-    const oracles = await resolveOracles({ files: reproOracleFiles(repro, args.oracle) });
+    const { policies, oracles } = await resolveReproPlugins(repro, args.oracle, args);
     for (const warning of overrideWarnings(repro, policies, args, 'explaining')) process.stderr.write(`cocofuzz: ${escapeTerminal(args.file)}: warning: ${escapeTerminal(warning)}\n`);
     const found = captureFailingStep(repro, policies, oracles, regionSnapshot);
     process.stdout.write(escapeTerminalLines(renderExplain({ repro, ...found, ran: policiesRan(policies, args) })));

@@ -4,12 +4,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import type { Oracle } from '../api.ts';
 import type { Bucket } from '../engine/campaign.ts';
-import type { Policies } from '../engine/run.ts';
 import { bucketOrigin, caseOracleErrorText } from '../report/origin.ts';
 import { explainWithMaps } from '../engine/explain.ts';
-import { type ReproOverrides, reproOracleFiles, resolveOracles, resolveReproPolicies } from '../engine/select.ts';
+import { type ReproOverrides, type ReproPlugins, resolveOracles, resolveReproPlugins } from '../engine/select.ts';
 import { type Repro, writeFileAtomic } from '../repro/format.ts';
 import { escapeTerminal } from '../report/escape.ts';
 import { type ReportFinding, renderHtmlReport } from '../report/html.ts';
@@ -28,16 +26,6 @@ export interface HtmlSource {
   /** --host-policy/--guest-policy of `report`: a repro file loads plugins only from its own tree. */
   overrides?: ReproOverrides;
   title: string;
-}
-
-/** What a repro runs with: its policies (or the flags') and its oracles with the --oracle files. */
-interface ReproPlugins {
-  policies: Policies;
-  oracles: readonly Oracle[];
-}
-
-async function resolveReproPlugins(repro: Repro, oracleFiles: readonly string[], overrides: ReproOverrides): Promise<ReproPlugins> {
-  return { policies: await resolveReproPolicies(repro, overrides), oracles: await resolveOracles({ files: reproOracleFiles(repro, oracleFiles) }) };
 }
 
 async function toFinding(entry: HtmlSource['findings'][number], oracleFiles: readonly string[], overrides: ReproOverrides = {}): Promise<ReportFinding> {

@@ -115,7 +115,7 @@ export function cellOf(entry: CorpusEntry, rarities: Float64Array, draw: number)
 }
 
 /** The feature cellOf() returns to (its index in `entry.features`), or -1: the parent's end. */
-export function cellIndex(entry: CorpusEntry, rarities: Float64Array, draw: number): number {
+function cellIndex(entry: CorpusEntry, rarities: Float64Array, draw: number): number {
   if (entry.steps === undefined || rarities.length === 0) return -1;
   const target = draw * rarities[rarities.length - 1]!;
   let i = 0;

@@ -197,10 +197,7 @@ function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult>
   // something, single removals again: a simpler op can free another (an interleaved DMA moved to
   // an earlier call may no longer need the op that filled the IOTLB for it).
   let changed = true;
-  let swept = false;
   while (changed && runs < budget) {
-    if (swept) yield* removeSingles();
-    swept = true;
     changed = false;
     for (let i = 0; i < ops.length && runs < budget; i++) {
       const index = i;
@@ -215,6 +212,7 @@ function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult>
       // Re-read the op after each change: the previous candidate may have been taken.
       yield* shrinkDuring(() => ops[index]!, replace, () => runs < budget);
     }
+    if (changed) yield* removeSingles();
   }
   return { testCase: { ...original, ops }, runs };
 }

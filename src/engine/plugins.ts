@@ -3,10 +3,11 @@
 // (and by vitest) compiles TypeScript on the fly, so no build step is needed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
+import { realOrResolved } from '../repro/plugin-paths.ts';
 
 /** A plugin that is missing, fails to load or has the wrong shape: one line, exit 2. */
 export class PluginError extends Error {
@@ -79,7 +80,7 @@ function loadFailure(error: unknown, file: string, path: string): string {
   if (/^Cannot find (package|module) 'cocofuzz(\/[^']*)?'/.test(text)) return `${text} (a plugin resolves cocofuzz from its own directory: npm install --save-dev cocofuzz in the plugin's project)`;
   // The loader and node --check name the file by its real path (a symlinked directory, macOS's
   // /var -> /private/var tmpdir).
-  const real = existsSync(path) ? realpathSync(path) : path;
+  const real = realOrResolved(path);
   if (text.includes(path) || text.includes(real)) return text;
   const where = placeIn(error.stack ?? '', path) ?? placeIn(error.stack ?? '', real);
   if (where !== undefined) return `${text} (${file}:${where})`;

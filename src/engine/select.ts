@@ -28,7 +28,7 @@ function kindOf(record: Record<string, unknown>): string | undefined {
 }
 
 /** `extra`: the data fields a policy may have besides its hooks; `booleans`: those of them that are flags. */
-function validatePolicyOf(what: string, hooks: readonly string[], extra: readonly string[], booleans: readonly string[] = []) {
+function validatePolicyOf(what: PluginKind, hooks: readonly string[], extra: readonly string[], booleans: readonly string[] = []) {
   return (value: unknown): string | undefined => {
     const problem = requireFields(value, { name: 'string', description: 'string' });
     if (problem) return problem;
@@ -48,7 +48,7 @@ function validatePolicyOf(what: string, hooks: readonly string[], extra: readonl
     }
     // A repro and every report name a policy by its name, and a built-in's name replays the
     // built-in: an object of its own under that name would have its findings replay clean.
-    const builtin = REGISTRIES.get(what === 'host policy' ? 'host policy' : 'guest policy')?.get(String(record.name));
+    const builtin = REGISTRIES.get(what)?.get(String(record.name));
     if (builtin !== undefined && builtin !== value && !Object.hasOwn(record, BUILTIN_POLICY)) return `"name": ${JSON.stringify(record.name)} is the name of a built-in ${what}: give yours a name of its own (a repro names policies by name, and that name replays the built-in)`;
     const notFunction = hooks.find((hook) => record[hook] !== undefined && typeof record[hook] !== 'function');
     if (notFunction !== undefined) return `"${notFunction}" must be a function`;
@@ -179,6 +179,17 @@ function standsFor(flag: string, named: string): boolean {
   if (tail.length === 0) return false;
   const parts = resolve(flag).split(/[\\/]/);
   return tail.every((part, i) => parts[parts.length - tail.length + i] === part);
+}
+
+/** What a repro runs with: its policies (or the flags') and its oracles with the --oracle files. */
+export interface ReproPlugins {
+  policies: Policies;
+  oracles: readonly Oracle[];
+}
+
+/** resolveReproPolicies() and the oracles of reproOracleFiles(), together: what explain and report run a file with. */
+export async function resolveReproPlugins(repro: { config: { hostPolicy: string; guestPolicy: string }; oracles?: readonly string[]; source?: string }, oracleFiles: readonly string[] = [], overrides: ReproOverrides = {}): Promise<ReproPlugins> {
+  return { policies: await resolveReproPolicies(repro, overrides), oracles: await resolveOracles({ files: reproOracleFiles(repro, oracleFiles) }) };
 }
 
 /**

@@ -558,7 +558,7 @@ class SimWorld implements World {
     const out: RmpEntry[] = [];
     for (const piece of pieces) {
       const last = Math.floor((piece.hpa + piece.len - 1) / SZ_4K);
-      for (let pfn = Math.floor(piece.hpa / SZ_4K); pfn <= last; pfn++) out.push(this.machine.rmp.load(pfn, defaultRmpEntry()));
+      for (let pfn = Math.floor(piece.hpa / SZ_4K); pfn <= last; pfn++) out.push(this.machine.rmp.entry(pfn));
     }
     return out;
   }

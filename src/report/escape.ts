@@ -5,12 +5,18 @@
 // a JUnit file invalid XML (issue 17). One module, so every writer applies the same rules.
 
 /**
- * C0 controls (tab included: one error is one line), DEL, and the C1 range that some terminals
- * read as CSI/OSC introducers, plus the Unicode line and paragraph separators and the bidi
- * overrides that can make a printed line read differently from what it contains.
+ * The Unicode line and paragraph separators and the bidi overrides: legal text for a terminal, XML
+ * and JSON alike, but a displayed line breaks or reads differently from what it contains (Trojan
+ * Source), and a Unicode line reader (Python's splitlines()) splits a JSON line there. A regex
+ * character-class body, shared by every rule below.
  */
-// eslint-disable-next-line no-control-regex
-const TERMINAL_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SEPARATORS_AND_BIDI = '\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
+
+/**
+ * C0 controls (tab included: one error is one line), DEL, and the C1 range that some terminals
+ * read as CSI/OSC introducers, plus SEPARATORS_AND_BIDI.
+ */
+const TERMINAL_UNSAFE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${SEPARATORS_AND_BIDI}]`, 'g');
 
 // CSI, OSC and other escape sequences (ECMA-48): colour codes from a plugin's message.
 // eslint-disable-next-line no-control-regex
@@ -18,13 +24,13 @@ const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)
 
 // Outside XML 1.0 "Char" (#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]):
 // C0 controls but tab/newline/CR, lone surrogates, U+FFFE/U+FFFF; plus DEL and C1, which XML
-// allows but terminals showing a report interpret. No entity can express them, so they become
-// a visible escape; one such character would make the whole document unreadable to a parser.
-// eslint-disable-next-line no-control-regex
-const NOT_XML_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** The bidi overrides and Unicode line separators, which XML allows. */
-const BIDI_AND_SEPARATORS = /[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+// allows but terminals showing a report interpret, and SEPARATORS_AND_BIDI, which XML allows but a
+// CI page shows reordered or broken. No entity can express the first, so all become a visible
+// escape; one such character would make the whole document unreadable to a parser.
+const NOT_XML_CHAR = new RegExp(
+  `[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\ufffe\\uffff${SEPARATORS_AND_BIDI}]|[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]`,
+  'g',
+);
 
 const escapeCode = (char: string): string => {
   const code = char.charCodeAt(0);
@@ -55,8 +61,6 @@ export const stripAnsi = (text: string): string => text.replace(ANSI, '');
 export function escapeXml(text: string): string {
   return stripAnsi(text)
     .replace(NOT_XML_CHAR, escapeCode)
-    // Legal XML, but a CI page showing them reorders or breaks the line (Trojan Source).
-    .replace(BIDI_AND_SEPARATORS, escapeCode)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -68,12 +72,10 @@ export function escapeXml(text: string): string {
 }
 
 /**
- * What JSON.stringify leaves raw that a reader may act on: C1 controls (8-bit CSI), the Unicode
- * line and paragraph separators (a line reader that follows Unicode, such as Python's
- * splitlines(), breaks a JSON line there) and the bidi overrides (a line that displays other than
- * it reads). Each can only sit inside a JSON string, where `\uNNNN` is the same character.
+ * What JSON.stringify leaves raw that a reader may act on: C1 controls (8-bit CSI) and
+ * SEPARATORS_AND_BIDI. Each can only sit inside a JSON string, where `\uNNNN` is the same character.
  */
-const JSON_UNSAFE = /[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const JSON_UNSAFE = new RegExp(`[\\u0080-\\u009f${SEPARATORS_AND_BIDI}]`, 'g');
 
 /** JSON text (JSON.stringify's) with JSON_UNSAFE characters as `\uNNNN` escapes: the same value, safe to print and to split into lines. */
 export const escapeJsonText = (json: string): string => json.replace(JSON_UNSAFE, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -3,10 +3,10 @@
 // does not know stops instead of guessing; new fields may be added within a version, a field is
 // never renamed or retyped without a new version. README.md, "JSON lines", lists the types.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../ops/errors.ts';
-import { writeFileAtomic } from '../repro/format.ts';
+import { readRegularFile, writeFileAtomic } from '../repro/format.ts';
 import { safeJson } from './escape.ts';
 
 export const LOG_SCHEMA = 'cocofuzz-log/1';
@@ -70,9 +70,7 @@ export class CampaignLog {
 /** Reads a log written by any cocofuzz of this schema; a line of another schema is an error. */
 export function readLog(file: string): LogLine[] {
   const lines: LogLine[] = [];
-  // A FIFO or device by that name would block the read: only a regular file (or a link to one).
-  if (!statSync(file).isFile()) throw new FormatError(file, 'cannot read: not a regular file (a FIFO, socket or device)');
-  const texts = readFileSync(file, 'utf8').split('\n');
+  const texts = readRegularFile(file).split('\n');
   texts.forEach((text, index) => {
     if (text.trim() === '') return;
     let line: unknown;

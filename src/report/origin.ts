@@ -9,7 +9,7 @@ export function bucketOrigin(bucket: Pick<Bucket, 'firstCase' | 'replayOf' | 're
 }
 
 /** `case 12` (the global case number), or the corpus file whose replay the oracle threw in. */
-export function oracleErrorOrigin(error: Partial<Pick<CampaignOracleError, 'case' | 'replayOf'>>): string {
+function oracleErrorOrigin(error: Partial<Pick<CampaignOracleError, 'case' | 'replayOf'>>): string {
   return error.replayOf !== undefined ? `corpus file ${error.replayOf}` : `case ${error.case ?? '?'}`;
 }
 

@@ -82,20 +82,28 @@ export function parseRepro(raw: unknown): Repro {
   return repro;
 }
 
-/** Reads and validates a repro file; a FormatError's field is prefixed with the file name. */
-export function readRepro(file: string): Repro {
-  let text: string;
+/**
+ * The text of an input file (a repro, a campaign log), or a FormatError naming it. A FIFO or a
+ * device under that name would block the read or never end: only a regular file (or a link to one)
+ * is read; a directory answers EISDIR.
+ */
+export function readRegularFile(file: string): string {
   let regular: boolean;
+  let text = '';
   try {
-    // A FIFO or a device named *.json would block the read or never end: only a regular file (or
-    // a link to one) is read. A directory still answers EISDIR below.
     const stat = statSync(file);
     regular = stat.isFile() || stat.isDirectory();
-    text = regular ? readFileSync(file, 'utf8') : '';
+    if (regular) text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new FormatError(file, `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   if (!regular) throw new FormatError(file, 'cannot read: not a regular file (a FIFO, socket or device)');
+  return text;
+}
+
+/** Reads and validates a repro file; a FormatError's field is prefixed with the file name. */
+export function readRepro(file: string): Repro {
+  const text = readRegularFile(file);
   let json: unknown;
   try {
     json = JSON.parse(text);
