@@ -3,7 +3,7 @@
 // behaviour of today's VFIO (map and unmap exactly what it is told, never split, flush after an
 // unmap as iommu_unmap() does through iommu_iotlb_sync()).
 
-import type { Leaf, PageTableView } from '../api.ts';
+import type { Leaf } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { alignDown, offsetIn, pfnOf, SZ_2M } from '../model/size.ts';
 import type { GatheredRange, IoEvent, IommuHelpers } from '../policies/types.ts';
@@ -11,6 +11,7 @@ import type { Backing } from './backing.ts';
 import type { ActorEnv } from './env.ts';
 import { LeafRun } from './leaf-run.ts';
 import type { HostFrames } from './frames.ts';
+import { cutDownPath } from '../model/cut-path.ts';
 
 export type DeviceViewKind = 'private' | 'shared';
 
@@ -164,27 +165,17 @@ export class Iommu implements IommuHelpers {
   /** Leaf runs (iova, pa, len triples) of a table walk. */
   private readonly runScratch: number[] = [];
 
+  /** Makes `gpa` and `gpa + len` leaf boundaries, down the path to each (cut_mapping(): cut-path.ts). */
   cut(dev: number, gpa: number, len: number, size: number): void {
     const s2 = this.machine.device(dev).s2;
-    const leaf = this.leafScratch;
-    this.cutAt(dev, s2, leaf, gpa, size);
-    this.cutAt(dev, s2, leaf, gpa + len, size);
-  }
-
-  /**
-   * Splits the leaf that `boundary` falls inside of, down the path to it (cut_mapping()): a leaf
-   * above 2M first into 2M leaves, then the one holding `boundary` into leaves of `size`; the rest
-   * keeps leaves of 2M or more.
-   */
-  private cutAt(dev: number, s2: PageTableView, leaf: Leaf, boundary: number, size: number): void {
-    if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary || leaf.size <= size) return;
-    if (leaf.size > SZ_2M && size < SZ_2M && s2.pgsizes.includes(SZ_2M)) {
+    // A closure per call, not a field: the host's state is graph-copied by the boot cache, which
+    // copies no function.
+    const split = (iova: number, leafSize: number): void => {
       this.env.charge();
-      this.machine.ioSplit(dev, leaf.iova, SZ_2M);
-      if (!s2.leafInto(boundary, leaf) || leaf.iova === boundary) return;
-    }
-    this.env.charge();
-    this.machine.ioSplit(dev, leaf.iova, size);
+      this.machine.ioSplit(dev, iova, leafSize);
+    };
+    cutDownPath(s2, gpa, size, split, true);
+    cutDownPath(s2, gpa + len, size, split, true);
   }
 
   flush(dev: number, options: { ranges?: readonly GatheredRange[] } = {}): void {

@@ -9,6 +9,7 @@
 import type { Counters, DeviceView, MemoryView, PageTableView, RmpView } from '../api.ts';
 import { Device, tdiTransitionAllowed, type DeviceOptions, type TdiState } from './device.ts';
 import { Recorder, createCounters } from './events.ts';
+import { cutDownPath } from './cut-path.ts';
 import { Memory } from './memory.ts';
 import { createPageTable, type InvalidationRange, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
 import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
@@ -521,9 +522,11 @@ export class Machine {
         // 4K table), so the other regions keep leaves checked at 2M over their 2M RMP entries.
         // (ioSplits counts each level split, as the helpers' io_split calls would.)
         const leaf = device.s2.leafAt(gpa);
-        if (leaf !== undefined && leaf.size > SZ_2M && device.s2.pgsizes.includes(SZ_2M) && this.splitLeaf(device.s2, leaf.iova, SZ_2M) === 'ok') this.counters.ioSplits++;
-        const region = device.s2.leafAt(gpa);
-        if (region !== undefined && region.size >= SZ_2M && this.splitLeaf(device.s2, region.iova, SZ_4K) === 'ok') this.counters.ioSplits++;
+        if (leaf !== undefined && leaf.size >= SZ_2M) {
+          cutDownPath(device.s2, gpa, SZ_4K, (iova, size) => {
+            if (this.splitLeaf(device.s2, iova, size) === 'ok') this.counters.ioSplits++;
+          });
+        }
         device.iotlb.invalidate(gpa, SZ_2M);
         this.counters.iotlbInvalidations++;
       }

@@ -6,6 +6,7 @@
 // page-state change completes. The policies differ only in how a smash orders the RMP, the IO
 // leaf and the IOTLB (their `smash` hooks).
 
+import { cutDownPath } from '../model/cut-path.ts';
 import { SZ_2M, SZ_4K } from '../model/size.ts';
 import type { HostContext, IoEvent } from './types.ts';
 
@@ -23,10 +24,7 @@ export function cutIoLeaves(ctx: HostContext, gpa: number, devices: readonly num
     const s2 = ctx.machine.device(dev).s2;
     const leaf = s2.leafAt(gpa);
     if (leaf === undefined || leaf.size < SZ_2M) continue;
-    // (An S2 without 2M leaves goes to 4K whole: there is no 2M step to take.)
-    const byRegion = leaf.size > SZ_2M && s2.pgsizes.includes(SZ_2M);
-    if (byRegion) ctx.machine.ioSplit(dev, leaf.iova, SZ_2M);
-    ctx.machine.ioSplit(dev, byRegion ? gpa - (gpa % SZ_2M) : leaf.iova, SZ_4K);
+    cutDownPath(s2, gpa, SZ_4K, (iova, size) => ctx.machine.ioSplit(dev, iova, size));
     ctx.iommu.flush(dev);
   }
 }
