@@ -58,7 +58,7 @@ function validatePolicyOf(what: PluginKind, hooks: readonly string[], extra: rea
 }
 
 // `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
-const validateHostPolicy = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module'], ['ioIgnoresUnseen']);
+const validateHostPolicy = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module'], ['ioIgnoresUnseen', 'ioMapsPages']);
 const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_POLICY_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {

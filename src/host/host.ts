@@ -43,6 +43,7 @@ export const DEFAULT_IO_PAGE_SIZES: readonly number[] = [SZ_4K];
 
 /** rmp_make_shared(pfn, PG_LEVEL_4K)'s RMPUPDATE. */
 const MAKE_SHARED_4K: RmpUpdateArgs = Object.freeze({ assigned: false, asid: 0, gpa: 0, size: '4K' });
+const NO_DEVICES: readonly number[] = Object.freeze([]);
 
 export class Host implements HostView, Hypervisor {
   readonly backingState: Backing;
@@ -219,12 +220,17 @@ export class Host implements HostView, Hypervisor {
    * folio, or a region backing a page already), while no device sees private memory and the io
    * hook ignores events no device sees (HostPolicy.ioIgnoresUnseen; the default hook does): no
    * hook would run between the calls, and for pages the NPT does not map (a not-present fault,
-   * so mapPrivateNpt() zaps nothing). Returns the pages done (0: they go one by one).
+   * so mapPrivateNpt() zaps nothing). Where devices see private memory (a trusted device in RUN),
+   * the same holds when the io hook answers each page's map event by mapping the page at 4K in
+   * each of them (HostPolicy.ioMapsPages; the default hook does) and their S2s map nothing over
+   * the pages: one io_map run per device joins the block. Returns the pages done (0: they go one
+   * by one).
    */
   prepareFaultIn(gpa: number, pages: number): number {
     const policy = this.policy;
-    if (policy.privateFault !== undefined || (policy.io !== undefined && policy.ioIgnoresUnseen !== true)) return 0;
-    if (offsetIn(gpa, SZ_4K) !== 0 || !this.machine.recorder.batching || this.iommu.anySeeing(false)) return 0;
+    if (policy.privateFault !== undefined || offsetIn(gpa, SZ_4K) !== 0 || !this.machine.recorder.batching) return 0;
+    const seeing = this.iommu.anySeeing(false);
+    if (policy.io !== undefined && (seeing ? policy.ioMapsPages !== true : policy.ioIgnoresUnseen !== true)) return 0;
     const backing = this.backingState;
     const gfn = gpa / SZ_4K;
     const index = Math.floor(gfn / FRAMES_PER_2M);
@@ -234,10 +240,20 @@ export class Host implements HostView, Hypervisor {
     if (backing.folioSize(gpa) === '2M' && backing.privateCount(index) === 0 && backing.sharedCount(index) === 0) return 0;
     // Checked last: the cheap refusals above spare a page that goes on its own the NPT scan.
     const backed = backing.runEnd(gfn, limit);
-    const count = backed - gfn < 2 ? 0 : (this.machine.npt.nextMapped(gpa, backed * SZ_4K) - gpa) / SZ_4K;
-    // Four calls a page: the PVALIDATE's #NPF, the RMPUPDATE, the npt_map, the PVALIDATE again.
-    if (count < 2 || !this.env.chargeRun(4 * count)) return 0;
-    const done = this.machine.pvalidateFaultIn(gpa, this.gmem(gpa), count, true, this.machine.asid);
+    if (backed - gfn < 2) return 0;
+    let end = this.machine.npt.nextMapped(gpa, backed * SZ_4K);
+    const devices = seeing ? this.iommu.devicesSeeing(false) : NO_DEVICES;
+    for (const dev of devices) {
+      // The pages' io_map calls each place one 4K leaf where nothing is mapped yet.
+      const s2 = this.machine.device(dev).s2;
+      if (!s2.pgsizes.includes(SZ_4K)) return 0;
+      end = s2.nextMapped(gpa, end);
+    }
+    const count = (end - gpa) / SZ_4K;
+    // Calls a page: the PVALIDATE's #NPF, the RMPUPDATE, an io_map per device, the npt_map, the
+    // PVALIDATE again.
+    if (count < 2 || !this.env.chargeRun((4 + devices.length) * count)) return 0;
+    const done = this.machine.pvalidateFaultIn(gpa, this.gmem(gpa), count, true, this.machine.asid, devices);
     if (done === 0) return 0;
     // What prepare() does besides the RMPUPDATE, for the pages done.
     this.frames.discardRam(gpa, done * SZ_4K);

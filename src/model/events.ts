@@ -195,8 +195,8 @@ export class Recorder {
    * `count` repetitions of a block of calls (`block`: the first repetition's), each call's
    * `strided[j]` args advancing by `stride` per repetition, recorded as one run per call of the
    * block (CallRun.period/phase). Only when `batching`. The observer hears the runs one after the
-   * other, not interleaved: it follows pins (io_map, io_unmap, iommu_flush), which a block does
-   * not hold.
+   * other, not interleaved: it follows pins (io_map, io_unmap, iommu_flush) per device, and a
+   * block's io_map runs (one per device) pin nothing its other runs release.
    */
   blockRun(block: readonly PrimitiveCall[], count: number, strided: readonly (readonly string[])[], stride: number): void {
     if (!this.batching) throw new Error('internal: a block of calls recorded while calls are heard one by one');

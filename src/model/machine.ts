@@ -32,10 +32,12 @@ import {
 const GPA_ARG: readonly string[] = Object.freeze(['gpa']);
 const HPA_ARG: readonly string[] = Object.freeze(['hpa']);
 const HPA_GPA_ARGS: readonly string[] = Object.freeze(['hpa', 'gpa']);
+const GPA_HPA_ARGS: readonly string[] = Object.freeze(['gpa', 'hpa']);
 /** The args of a fault-in block that advance from one page to the next (pvalidateFaultIn()). */
-const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
+const FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, GPA_HPA_ARGS, GPA_ARG]);
 /** The same for a fault-in block whose host prepares each page first (the RMPUPDATE between). */
-const PREPARE_FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, HPA_GPA_ARGS, Object.freeze(['gpa', 'hpa']), GPA_ARG]);
+const PREPARE_FAULT_IN_STRIDED: readonly (readonly string[])[] = Object.freeze([GPA_ARG, HPA_GPA_ARGS, GPA_HPA_ARGS, GPA_ARG]);
+const NO_DEVICES: readonly number[] = Object.freeze([]);
 
 /** An RMPUPDATE's args as its call records them. */
 const rmpUpdateRecord = (hpa: number, args: RmpUpdateArgs): PrimitiveCall['args'] => ({
@@ -760,8 +762,14 @@ export class Machine {
    * four runs, for the leading pages whose RMPUPDATE returns RMPUPDATE_OK (the first that would
    * not is left to the one-by-one path: a failed update changes nothing). Only for validation:
    * a fresh entry is not validated yet, so each retry succeeds.
+   *
+   * `ioDevices`: after each RMPUPDATE the host's io hook maps the new private page at 4K in each
+   * of these devices' S2, in this order (the `map` event of sev_gmem_prepare()'s page, answered as
+   * the default hook and follow-rmp.ts's do: HostPolicy.ioMapsPages): one io_map run per device
+   * between the RMPUPDATE and the npt_map. The caller knows their S2s map nothing over the pages
+   * and take 4K leaves.
    */
-  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean, prepareAsid?: number): number {
+  pvalidateFaultIn(gpa: number, hpa: number, pages: number, validate: boolean, prepareAsid?: number, ioDevices: readonly number[] = NO_DEVICES): number {
     const prim = 'pvalidate';
     checkAddress(prim, 'gpa', gpa, SZ_4K);
     checkAddress('npt_map', 'hpa', hpa, SZ_4K);
@@ -776,6 +784,13 @@ export class Machine {
     if (prepare !== undefined && done !== pages) throw new Error(`internal: pvalidateFaultIn validated ${done} of the ${pages} pages it prepared at 0x${gpa.toString(16)}`);
     if (done === 0) return 0;
     const bytes = done * SZ_4K;
+    if (prepare === undefined && ioDevices.length > 0) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} maps IO for pages it does not prepare`);
+    for (const dev of ioDevices) {
+      const device = this.dev('io_map', dev);
+      const io = device.s2.map(gpa, hpa, bytes, SZ_4K);
+      if (io.error !== undefined || io.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn io-mapped ${io.mapped} of ${bytes} bytes for dev ${dev} (${io.error ?? 'no error'})`);
+      this.dropSynced(device);
+    }
     const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
     if (mapped.error !== undefined || mapped.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn mapped ${mapped.mapped} of ${bytes} bytes (${mapped.error ?? 'no error'})`);
     for (let i = 0; i < done; i++) this.raise({ kind: 'npf', addr: gpa + i * SZ_4K, write: false, reason: 'not present' });
@@ -789,7 +804,12 @@ export class Machine {
       return done;
     }
     const update: PrimitiveCall = { prim: 'rmpupdate', args: rmpUpdateRecord(hpa, prepare), result: RMPUPDATE_OK };
-    this.recorder.blockRun([fault, update, map, retry], done, PREPARE_FAULT_IN_STRIDED, SZ_4K);
+    if (ioDevices.length === 0) {
+      this.recorder.blockRun([fault, update, map, retry], done, PREPARE_FAULT_IN_STRIDED, SZ_4K);
+      return done;
+    }
+    const ioMaps = ioDevices.map((dev): PrimitiveCall => ({ prim: 'io_map', args: { dev, gpa, hpa, len: SZ_4K }, result: SZ_4K }));
+    this.recorder.blockRun([fault, update, ...ioMaps, map, retry], done, [GPA_ARG, HPA_GPA_ARGS, ...ioDevices.map(() => GPA_HPA_ARGS), GPA_HPA_ARGS, GPA_ARG], SZ_4K);
     return done;
   }
 

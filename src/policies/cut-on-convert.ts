@@ -16,4 +16,5 @@ export default defineHostPolicy({
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
   ioIgnoresUnseen: true,
+  ioMapsPages: true,
 });

@@ -14,6 +14,7 @@ export default defineHostPolicy({
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
   ioIgnoresUnseen: true,
+  ioMapsPages: true,
   smash(ctx, request) {
     if (ctx.machine.fwSmash(request.hpa, request.gpa, request.devices) !== 0) return;
     ctx.kvm.smashNpt(request.gpa, request.npt);

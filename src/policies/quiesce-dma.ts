@@ -22,5 +22,6 @@ export default defineHostPolicy({
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
   ioIgnoresUnseen: true,
+  ioMapsPages: true,
   smash: quiescedSmash,
 });

@@ -14,6 +14,7 @@ export default defineHostPolicy({
   ioPageSizes: FOLLOW_RMP_IO_PAGE_SIZES,
   io: followRmpIo,
   ioIgnoresUnseen: true,
+  ioMapsPages: true,
   smash(ctx, request) {
     cutIoLeaves(ctx, request.gpa, request.devices);
     // The `smash` event that follows finds the IO leaves already 4K.

@@ -259,6 +259,16 @@ export interface HostPolicy {
    * Leave it out if your hook keeps a record of events no device sees.
    */
   ioIgnoresUnseen?: boolean;
+  /**
+   * Declares that `io` answers a private `map` event of one 4K page (`shared` false, `len` 4096)
+   * by mapping that page at 4K in each device of `event.devices`, in that order, with
+   * `ctx.iommu.map` or `ctx.iommu.mapFollowingRmp`, and does nothing else with it (as
+   * `ctx.iommu.defaultIo` and follow-rmp's hook do). The host may then prepare pages a trusted
+   * device in RUN sees as one block of calls: an #NPF, the RMPUPDATE, an io_map per device, an
+   * npt_map and the PVALIDATE again for each page, without the hook in between (issue 15). Leave
+   * it out if your hook does anything else with such an event: it then hears every page.
+   */
+  ioMapsPages?: boolean;
   /** Once, when the VM starts, before the guest boots (a static VFIO map goes here). */
   start?(ctx: HostContext): void;
   /** A private #NPF. Default: ctx.kvm.defaultPrivateFault(fault). */
@@ -454,7 +464,7 @@ export const GUEST_POLICY_HOOKS = [
   'bounce',
 ] as const;
 /** Fields of a policy that are data, not hooks. */
-export const HOST_POLICY_DATA = ['ioPageSizes', 'ioIgnoresUnseen'] as const;
+export const HOST_POLICY_DATA = ['ioPageSizes', 'ioIgnoresUnseen', 'ioMapsPages'] as const;
 
 type Unlisted<P, Listed> = Exclude<keyof P, 'name' | 'description' | 'module' | Listed>;
 // A compile error here names a hook missing from the lists above.

@@ -146,6 +146,55 @@ describe('runs of calls', () => {
     expect(skipped.records.some((r) => r.period === 4)).toBe(true);
     expect(skipped.unseen).toBeLessThan(heard.unseen);
   });
+
+  it('take pages trusted devices in RUN see as one block with an io_map per device, where the io hook declares it maps each page (ioMapsPages)', () => {
+    // Two trusted devices, both accepted: every page the host prepares is a private map event for
+    // both, which follow-rmp's hook answers with one 4K io_map each.
+    const devices = [
+      { id: 0, trusted: true, iommu: 's2' as const, dmaMask: 64 },
+      { id: 1, trusted: true, iommu: 's2' as const, dmaMask: 64 },
+    ];
+    const config = defaultConfig({ hostPolicy: 'cut-on-convert', guestPolicy: 'linux', devices });
+    const ops: Case['ops'] = [
+      { op: 'tdi_accept', dev: 0 },
+      { op: 'tdi_accept', dev: 1 },
+      { op: 'share', gpa: 0x800000, pages: 96 },
+      { op: 'unshare', gpa: 0x800000, pages: 96 },
+    ];
+    const testCase: Case = { config, seed: 'prepare-io', ops };
+    const blocks = (host: Policies['host']): { periods: number[]; prims: string[][]; pages: number; json: string } => {
+      const periods: number[] = [];
+      let pages = 0;
+      const prims: string[][] = [];
+      const policies = { host, guest: guestPolicies.linux! };
+      runCase(testCase, policies, {
+        oracles: [],
+        bootCache: false,
+        onStep: (step) => {
+          const firsts = (step.callRuns ?? []).filter((r) => (r as CallRun).phase === 0) as CallRun[];
+          for (const first of firsts) {
+            const at = (step.callRuns ?? []).indexOf(first);
+            periods.push(first.period ?? 1);
+            if (first.period === 6) pages += first.count;
+            prims.push((step.callRuns ?? []).slice(at, at + (first.period ?? 1)).map((r) => `${r.prim}${'dev' in r.args ? ` dev ${r.args.dev}` : ''}`));
+          }
+        },
+      });
+      const json = observe(testCase, policies, true).json;
+      expect(json, `${host.name}: runs record what calls one by one record`).toBe(observe(testCase, policies, false).json);
+      return { periods, prims, pages, json };
+    };
+    const cut = hostPolicies['cut-on-convert']!;
+    const declared = blocks(cut);
+    const sixes = declared.prims.filter((p) => p.length === 6);
+    expect(sixes).toEqual([['pvalidate', 'rmpupdate', 'io_map dev 0', 'io_map dev 1', 'npt_map', 'pvalidate']]);
+    // The unshare's 96 pages, bar the first (the host prepares each page when the guest first validates it).
+    expect(declared.pages).toBeGreaterThanOrEqual(90);
+    // The same hook, not declared: each page's map event goes to the hook, no block of six.
+    const undeclared = blocks(defineHostPolicy({ ...cut, name: 'cut-undeclared', ioMapsPages: undefined }));
+    expect(undeclared.periods).not.toContain(6);
+    expect(undeclared.json.replaceAll('cut-undeclared', 'cut-on-convert')).toBe(declared.json);
+  });
 });
 
 describe('Recorder.callRun', () => {
