@@ -296,16 +296,34 @@ export class Machine {
    * returns how many (the first that would fail is left unchanged). The caller records the calls.
    */
   private updateRmpRun(hpa: number, count: number, args: RmpUpdateArgs): number {
-    const gpaStep = args.assigned ? SZ_4K : 0;
-    const frame = { ...args };
-    let done = 0;
-    for (; done < count; done++) {
-      frame.gpa = args.gpa + done * gpaStep;
-      if (this.updateRmpEntry(hpa + done * SZ_4K, frame) !== RMPUPDATE_OK) break;
+    const pfn = hpa / SZ_4K;
+    // The GPAs the old entries held, which updateRmpEntry() touches: read run by run (RMP runs:
+    // one assigned 4K entry's GPA after another) before the update overwrites them. An assigned
+    // 2M entry refuses a 4K update, so the frames updated held 4K entries or unassigned ones.
+    const old = this.oldRuns;
+    old.length = 0;
+    for (let at = pfn; at < pfn + count; ) {
+      const end = this.rmpTable.runEnd(at, pfn + count);
+      const entry = this.rmpTable.load(at, this.scratch);
+      if (entry.assigned && entry.size === '4K') old.push(at, end, entry.gpa);
+      at = end;
     }
-    if (done > 0) this.recorder.touchFrameRange(hpa, done * SZ_4K);
+    const done = this.rmpTable.rmpUpdate4KRun(hpa, count, args);
+    // updateRmpEntry() splits the direct map before each RMPUPDATE, the failing one's too.
+    for (let key = Math.floor(hpa / SZ_2M); key * SZ_2M < hpa + Math.min(count, done + 1) * SZ_4K; key++) this.directMap4K.add(key);
+    if (done === 0) return 0;
+    this.counters.rmpUpdate += done;
+    for (let r = 0; r < old.length && old[r]! < pfn + done; r += 3) {
+      const from = old[r]!;
+      this.recorder.touchGfnRange(old[r + 2]!, (Math.min(old[r + 1]!, pfn + done) - from) * SZ_4K);
+    }
+    if (args.assigned) this.recorder.touchGfnRange(args.gpa, done * SZ_4K);
+    this.recorder.touchFrameRange(hpa, done * SZ_4K);
     return done;
   }
+
+  /** updateRmpRun()'s old runs of assigned 4K entries: first frame, end frame, first GPA. */
+  private readonly oldRuns: number[] = [];
 
   /** A range method's guard: its caller checked Recorder.batching (a run must not hide a `during` point). */
   private requireBatching(method: string, at: number): void {

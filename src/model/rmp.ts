@@ -416,16 +416,59 @@ export class Rmp {
       region.asid0 = 0;
       region.gpa0 = 0;
     }
+    return this.update4K(region, i, assignedBit | immutableBit, args.asid, args.gpa, (base & SIZE_2M) === 0);
+  }
+
+  /**
+   * The 4K RMPUPDATE of frame `i` of a held region of 4K entries (a demoted unassigned 2M entry
+   * among them: `was4K` false, so nothing of the old entry is kept): `flags` is the new entry's
+   * assigned and immutable bits.
+   */
+  private update4K(region: Region, i: number, flags: number, asid: number, gpa: number, was4K: boolean): number {
     const old = rawFlags(region, i);
     if ((old & IMMUTABLE) !== 0) return RMPUPDATE_FAIL_PERMISSION;
-    const unchanged =
-      (old & ASSIGNED) === assignedBit && (base & SIZE_2M) === 0 && rawAsid(region, i) === args.asid && rawGpa(region, i) === args.gpa;
+    const unchanged = was4K && (old & ASSIGNED) === (flags & ASSIGNED) && rawAsid(region, i) === asid && rawGpa(region, i) === gpa;
     const keep = unchanged ? old & (VALIDATED | VMSA) : 0;
     // (A demoted unassigned 2M entry left all 512 frames unassigned: only frame i's own entry counts.)
     if ((old & ASSIGNED) !== 0) this.countAssigned(rawAsid(region, i), -1, 0);
-    this.writeRaw(region, i, assignedBit | immutableBit | keep, args.asid, args.gpa);
-    if (args.assigned) this.countAssigned(args.asid, 1, 0);
+    this.writeRaw(region, i, flags | keep, asid, gpa);
+    if ((flags & ASSIGNED) !== 0) this.countAssigned(asid, 1, 0);
     return RMPUPDATE_OK;
+  }
+
+  /**
+   * 4K RMPUPDATEs of frames hpa, hpa + 4K, ... with `args` (the GPA advancing 4K per frame when
+   * assigned), while each returns RMPUPDATE_OK, at most `count`: how many did (the first that
+   * would not is left unchanged). What rmpUpdate() frame by frame does, with one region look-up
+   * per 2M region rather than per frame (issue 15: rmp_make_shared() over a run of pages, a
+   * prepared fault-in). A region under a 2M entry goes frame by frame through rmpUpdate().
+   */
+  rmpUpdate4KRun(hpa: number, count: number, args: RmpUpdateArgs): number {
+    if (args.size !== '4K') throw new Error(`internal: rmpUpdate4KRun of ${args.size} entries`);
+    const pfn = Math.floor(hpa / SZ_4K);
+    const flags = (args.assigned ? ASSIGNED : 0) | (args.immutable === true ? IMMUTABLE : 0);
+    const gpaStep = args.assigned ? SZ_4K : 0;
+    const frame: RmpUpdateArgs = { ...args };
+    let done = 0;
+    while (done < count) {
+      const key = Math.floor((pfn + done) / FRAMES_PER_2M);
+      const stop = Math.min(count, (key + 1) * FRAMES_PER_2M - pfn);
+      const region = this.regions.get(key);
+      if (region === undefined || (region.flags0 & SIZE_2M) !== 0 || args.asid > RMP_MAX_ASID) {
+        // Untouched (an update to the default entry allocates nothing) or under a 2M entry (the
+        // first 4K update demotes an unassigned one): one frame as rmpUpdate() does it, then the
+        // region is looked at again.
+        frame.gpa = args.gpa + done * gpaStep;
+        if (this.rmpUpdate(hpa + done * SZ_4K, frame) !== RMPUPDATE_OK) return done;
+        done++;
+        continue;
+      }
+      const mine = this.regions.writable(key)!;
+      for (; done < stop; done++) {
+        if (this.update4K(mine, offsetIn(pfn + done, FRAMES_PER_2M), flags, args.asid, args.gpa + done * gpaStep, true) !== RMPUPDATE_OK) return done;
+      }
+    }
+    return done;
   }
 
   // ---- PSMASH -----------------------------------------------------------------------------
@@ -521,13 +564,35 @@ export class Rmp {
       if (this.pvalidateCheck(hpa + done * SZ_4K, gpa + done * SZ_4K, asid, '4K', validate) !== PVALIDATE_OK) return done;
       // Exact while runEnd() compares every field pvalidateCheck() reads: checked, not assumed.
       const end = Math.min(this.runEnd(pfn + done, pfn + limit), pfn + limit) - pfn;
-      for (let i = done; i < end; i++) {
-        const status = this.pvalidateEntry(hpa + i * SZ_4K, gpa + i * SZ_4K, asid, '4K', validate);
-        if (status !== PVALIDATE_OK) throw new Error(`internal: pvalidate4KRun: frame 0x${(pfn + i).toString(16)} of an RMP run returned ${status}`);
-      }
+      this.setValidated(pfn + done, pfn + end, validate);
       done = end;
     }
     return done;
+  }
+
+  /**
+   * Set or clear Validated in the raw entries of frames [from, to), all 4K entries (a run whose
+   * PVALIDATE succeeds): what pvalidateEntry() writes frame by frame, region by region.
+   */
+  private setValidated(from: number, to: number, validate: boolean): void {
+    for (let at = from; at < to; ) {
+      const key = Math.floor(at / FRAMES_PER_2M);
+      const start = key * FRAMES_PER_2M;
+      const stop = Math.min(to, start + FRAMES_PER_2M);
+      const region = this.regions.writable(key)!;
+      if ((region.flags0 & SIZE_2M) !== 0) throw new Error(`internal: setValidated over the 2M entry at frame 0x${start.toString(16)}`);
+      let i = at - start;
+      if (i === 0) {
+        region.flags0 = validate ? region.flags0 | VALIDATED : region.flags0 & ~VALIDATED;
+        i = 1;
+      }
+      // pvalidateEntry() gives the region its per-frame arrays for any frame but the first.
+      if (i < stop - start) {
+        const flags = materialize(region).flags;
+        for (; i < stop - start; i++) flags[i] = validate ? flags[i]! | VALIDATED : flags[i]! & ~VALIDATED;
+      }
+      at = stop;
+    }
   }
 
   // ---- internals --------------------------------------------------------------------------

@@ -345,6 +345,20 @@ describe('the range-level RMP against the per-frame one (random sequences)', () 
           const hpa = (PFN + pick([0, 512, 1024, 3])) * SZ_4K;
           a = rmp.psmash(hpa);
           b = ref.psmash(hpa);
+        } else if (r < 0.6) {
+          // The range methods against the per-frame reference frame by frame, until one fails.
+          const count = 1 + Math.floor(random() * 700);
+          const entry = ref.entry(pfn);
+          if (random() < 0.5) {
+            const args: RmpUpdateArgs = { assigned: random() < 0.7, asid: pick([0, ASID, ASID + 1]), gpa: pick([entry.gpa, pick(gpas) + (pfn % 512) * SZ_4K]), size: '4K', immutable: random() < 0.02 };
+            a = rmp.rmpUpdate4KRun(pfn * SZ_4K, count, args);
+            for (b = 0; b < count && ref.rmpUpdate((pfn + b) * SZ_4K, { ...args, gpa: args.gpa + (args.assigned ? b * SZ_4K : 0) }) === RMPUPDATE_OK; b++);
+          } else {
+            const validate = random() < 0.6;
+            const gpa = random() < 0.9 ? entry.gpa : entry.gpa + SZ_4K;
+            a = rmp.pvalidate4KRun(pfn * SZ_4K, gpa, ASID, validate, count);
+            for (b = 0; b < count && ref.pvalidateEntry((pfn + b) * SZ_4K, gpa + b * SZ_4K, ASID, '4K', validate) === PVALIDATE_OK; b++);
+          }
         } else {
           const size = random() < 0.3 ? '2M' : '4K';
           const entry = ref.entry(pfn);
