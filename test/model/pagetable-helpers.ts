@@ -63,9 +63,10 @@ export class FlatReference {
     this.unit = Math.min(...sizes);
   }
 
-  map(iova: number, pa: number, len: number): MapResult {
+  /** `cap`: leaves no larger than it (PageTable.map()'s maxLeaf). */
+  map(iova: number, pa: number, len: number, cap = Infinity): MapResult {
     let mapped = 0;
-    for (const leaf of greedyLayout(iova, pa, len, this.sizes)) {
+    for (const leaf of greedyLayout(iova, pa, len, this.sizes.filter((size) => size <= cap))) {
       for (let a = leaf.iova; a < leaf.iova + leaf.size; a += this.unit) {
         if (this.pages.has(a / this.unit)) return { mapped, error: 'EADDRINUSE' };
       }

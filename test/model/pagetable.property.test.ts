@@ -7,7 +7,8 @@ import { createPageTable, type PageTable, type PageTableOptions } from '../../sr
 import { FlatReference, G, K, M, greedyLayout, leafTotal, reclaimEmptyTables } from './pagetable-helpers.ts';
 
 type Op =
-  | { kind: 'map'; iova: number; pa: number; len: number }
+  /** `cap`: PageTable.map()'s maxLeaf (a split, a 4K fault-in), none when undefined. */
+  | { kind: 'map'; iova: number; pa: number; len: number; cap?: number }
   | { kind: 'unmap'; iova: number; len: number }
   /** Unmap an earlier successful map: all of it, its first smallest page, or from inside. */
   | { kind: 'unmapPrevious'; index: number; part: 'all' | 'head' | 'inside' }
@@ -46,7 +47,12 @@ function opArbitrary(s: Scenario): fc.Arbitrary<Op> {
   // pa congruent to iova modulo 1G (large leaves possible), or a page-aligned pa anywhere.
   const paOffset = fc.oneof(fc.constant(0), fc.constant(64 * G), fc.nat({ max: 1 << 20 }).map((n) => n * smallest));
   return fc.oneof(
-    { weight: 5, arbitrary: fc.record({ iova: aligned, paOffset, len: length }).map(({ iova, paOffset: off, len }) => ({ kind: 'map' as const, iova, pa: iova + off, len })) },
+    {
+      weight: 5,
+      arbitrary: fc
+        .record({ iova: aligned, paOffset, len: length, cap: fc.option(fc.constantFrom(...s.units), { freq: 3 }) })
+        .map(({ iova, paOffset: off, len, cap }) => ({ kind: 'map' as const, iova, pa: iova + off, len, ...(cap === null ? {} : { cap }) })),
+    },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('unmap' as const), iova: aligned, len: length }) },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('unmapPrevious' as const), index: fc.nat(), part: fc.constantFrom('all' as const, 'head' as const, 'inside' as const) }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('mapAround' as const), index: fc.nat(), unit: fc.constantFrom(...s.units) }) },
@@ -108,12 +114,12 @@ function run(s: Scenario, ops: Op[]): void {
 
   const smallest = pt.pgsizes[0]!;
 
-  const doMap = (iova: number, pa: number, len: number): void => {
-    const got = pt.map(iova, pa, len);
-    expect(got).toEqual(ref.map(iova, pa, len));
+  const doMap = (iova: number, pa: number, len: number, cap?: number): void => {
+    const got = pt.map(iova, pa, len, cap);
+    expect(got).toEqual(ref.map(iova, pa, len, cap));
     if (got.error === undefined) {
-      // Oracle 1 of research/iommupt.md section 7: the layout is the greedy one.
-      expect([...pt.leaves(iova, iova + len)]).toEqual(greedyLayout(iova, pa, len, pt.pgsizes));
+      // Oracle 1 of research/iommupt.md section 7: the layout is the greedy one (under the cap).
+      expect([...pt.leaves(iova, iova + len)]).toEqual(greedyLayout(iova, pa, len, pt.pgsizes.filter((size) => size <= (cap ?? Infinity))));
       mapped.push({ iova, len });
     } else if (got.mapped > 0) {
       // iommu_map() rolls back a partial map.
@@ -144,7 +150,7 @@ function run(s: Scenario, ops: Op[]): void {
   for (const op of ops) {
     const previous = mapped[('index' in op ? op.index : 0) % Math.max(1, mapped.length)];
     if (op.kind === 'map') {
-      doMap(op.iova, op.pa, op.len);
+      doMap(op.iova, op.pa, op.len, op.cap);
     } else if (op.kind === 'unmap') {
       doUnmap(op.iova, op.len);
     } else if (op.kind === 'unmapPrevious') {

@@ -252,13 +252,16 @@ class IoPageTable implements PageTable {
       const slot = table * this.items + this.items - (tableEnd - va) / itemSize;
       const store = this.store;
       if (lg2 === this.itemLg2[level] && store.kind[slot] === EMPTY) {
-        // The common leaf: one empty item (placeLeaf() without its loops). While no larger size
-        // can ever fit (none is allowed, or va and oa are never both aligned to the next one),
-        // the greedy choice stays this size: the rest of the table takes a run of them at once.
+        // The common leaf: one empty item (placeLeaf() without its loops). The greedy choice
+        // stays this size up to the next va aligned to the next larger size (va is not: else the
+        // larger size would have been chosen), and past it too where that size can never fit
+        // (none is allowed, it is above the cap, or va and oa are never both aligned to it): the
+        // items up to there take a run of them at once.
         const size = this.sizes[k]!;
         const larger = this.sizes[k + 1];
-        const sameChoice = larger === undefined || offsetIn(oa - va, larger) !== 0;
-        const last = sameChoice ? slot + Math.min((tableEnd - va) / size, Math.floor((len - done) / size)) : slot + 1;
+        const sameChoice = larger === undefined || larger > cap || offsetIn(oa - va, larger) !== 0;
+        const leaves = Math.min((tableEnd - va) / size, Math.floor((len - done) / size));
+        const last = slot + (sameChoice ? leaves : Math.min(leaves, (alignDown(va, larger) + larger - va) / size));
         const kinds = store.kind;
         const entries = store.entry;
         let at = slot;
