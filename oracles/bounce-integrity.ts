@@ -178,7 +178,8 @@ function raceOf(view: View, step: Step): Race {
     }
   }
   if (hasInterleavedDma(step)) {
-    for (const event of step.guestEvents) {
+    // Bounces are never runs: the records as logged.
+    for (const event of step.guestEventRuns ?? step.guestEvents) {
       if (event.kind !== 'bounce') continue;
       for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
         const token = tokenAt(view, Math.max(event.to, c * CHUNK));
@@ -345,7 +346,7 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
     const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
     for (let i = 0, n = dmaChunks(dma); i < n; i++) addWrite(moved.chunks[i]!, moved.tokens[i]!, owner, dma.during !== undefined);
   }
-  for (const event of step.guestEvents) {
+  for (const event of step.guestEventRuns ?? step.guestEvents) {
     if (event.kind !== 'bounce') continue;
     for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
       const token = tokenAt(view, Math.max(event.to, c * CHUNK));

@@ -23,7 +23,7 @@
 // of them (same kind and outcome, pages advancing one by one) is judged as one range when none of
 // its pages has anything to report, else event by event.
 
-import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, hex, type Finding, type GuestEvent, type GuestPage, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, eventAt, eventsIn, hex, isEventRun, type Finding, type GuestEvent, type GuestEventRecord, type GuestPage, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { RegionArrays } from './lib/regions.ts';
 import { regionOf, slotOf } from './lib/region-slot.ts';
@@ -165,11 +165,11 @@ type ConversionEvent = Extract<GuestEvent, { kind: 'pvalidate' | 'psc' }>;
  * The end of the run of events from `events[k]`: 4K events of the same kind and outcome on pages
  * advancing one by one. A NOUPDATE PVALIDATE, a finding of its own, and a 2M event stand alone.
  */
-function runEnd(events: readonly GuestEvent[], k: number): number {
+function runEnd(events: readonly GuestEventRecord[], k: number): number {
   const event = events[k] as ConversionEvent;
   if (event.size !== '4K' || (event.kind === 'pvalidate' && event.status === PVALIDATE_FAIL_NOUPDATE)) return k + 1;
   let end = k + 1;
-  for (let gpa = event.gpa + PAGE; end < events.length && continues(event, events[end]!, gpa); end++, gpa += PAGE);
+  for (let gpa = event.gpa + PAGE; end < events.length && !isEventRun(events[end]!) && continues(event, events[end]!, gpa); end++, gpa += PAGE);
   return end;
 }
 
@@ -250,7 +250,10 @@ export default defineOracle({
       for (const range of step.gfnRanges) assign(state, range.start, range.end, UNKNOWN);
     }
     const out = found;
-    const events = step.guestEvents;
+    // The events as the guest logged them: a PVALIDATE or PSC entry per page of a range is one
+    // record (GuestEventRun), which is how the guest made them; plain events in a row that
+    // continue each other are taken as one too (runEnd()).
+    const events = step.guestEventRuns ?? step.guestEvents;
     for (let k = 0; k < events.length; ) {
       const event = events[k]!;
       if (event.kind !== 'pvalidate' && event.kind !== 'psc') {
@@ -260,11 +263,11 @@ export default defineOracle({
       // A run of events (a 4K PSC or PVALIDATE per page of a 2M conversion) changes distinct
       // pages, so their order matters only for findings: a run none of whose pages has anything
       // to report (every correct run) is judged and applied as one range; else event by event.
-      const end = runEnd(events, k);
+      const end = isEventRun(event) ? k + 1 : runEnd(events, k);
       const first = Math.floor(event.gpa / PAGE);
-      const count = (end - k) * (event.size === '2M' ? PAGES_2M : 1);
+      const count = (isEventRun(event) ? event.count : end - k) * (event.size === '2M' ? PAGES_2M : 1);
       if (problemPage(state, event, first, count) < 0) apply(state, event, first, count);
-      else for (let j = k; j < end; j++) judge(state, events[j] as ConversionEvent, out);
+      else for (let j = k; j < end; j++) for (let i = 0, n = eventsIn(events[j]!); i < n; i++) judge(state, eventAt(events[j]!, i) as ConversionEvent, out);
       k = end;
     }
     // The guest's own view is the reference for the next step.

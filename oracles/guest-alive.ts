@@ -30,7 +30,8 @@ export default defineOracle({
   severity: 'liveness',
 
   check(_view: View, step: Step) {
-    for (const event of step.guestEvents) {
+    // A run of events is never a fatal one: the records as logged (no expansion).
+    for (const event of step.guestEventRuns ?? step.guestEvents) {
       if (event.kind !== 'fatal') continue;
       found.push({
         message: `${event.message} ==> FAIL (${event.cause === 'livelock' ? 'guest livelock' : `guest terminated by ${event.cause}`})`,

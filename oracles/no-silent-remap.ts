@@ -26,7 +26,7 @@
 // writes from anybody else's needs the step's calls and DMAs, so the full sweep checks the frame
 // and its RMP entry, and takes the content as the new reference without judging it.
 
-import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
+import { FRAME_LIMIT, argAt, callsIn, defaultRmpEntry, isEventRun, FRAMES_PER_2M, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, SZ_4K, defineOracle, hex, type Finding, type FrameRange, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
@@ -267,8 +267,9 @@ class Writes {
         else this.add(argAt(record, 'dstGpa', i), argAt(record, 'len', i));
       }
     }
-    for (const event of step.guestEvents) {
-      if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, 1);
+    // The events as logged: a driver's writes chunk by chunk are one run (eventsIn(), `stride`).
+    for (const event of step.guestEventRuns ?? step.guestEvents) {
+      if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, isEventRun(event) ? (event.count - 1) * event.stride + 1 : 1);
       else if (event.kind === 'bounce') this.add(event.to, event.len);
     }
     for (const dma of step.dmas) {

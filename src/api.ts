@@ -341,6 +341,31 @@ export type GuestEvent =
   | { kind: 'fatal'; cause: GuestFatalCause; gpa: number; message: string };
 
 /**
+ * `count` guest events in a row that differ only in `gpa`, which advances by `stride` from one to
+ * the next (Step.guestEventRuns, API 3): a PVALIDATE or a PSC entry per page of a conversion, a
+ * driver's write per 2K chunk of a buffer. `eventAt(run, i)` is event `i`, `eventsIn(record)` how
+ * many a record stands for.
+ */
+export type GuestEventRun = Extract<GuestEvent, { kind: 'pvalidate' | 'psc' | 'access' }> & { count: number; stride: number };
+
+/** A guest event as the step keeps it: one event, or a run of them. */
+export type GuestEventRecord = GuestEvent | GuestEventRun;
+
+/** Whether a record is a run of events. */
+export const isEventRun = (record: GuestEventRecord): record is GuestEventRun => 'count' in record;
+
+/** How many guest events a record stands for. */
+export const eventsIn = (record: GuestEventRecord): number => (isEventRun(record) ? record.count : 1);
+
+/** Event `i` of a record (0 for a plain event, which is returned as it is; a run's is a new object). */
+export function eventAt(record: GuestEventRecord, i: number): GuestEvent {
+  if (!isEventRun(record)) return record;
+  // The run's own fields but count and stride, in their order: the event as it was logged.
+  const { count: _count, stride, ...event } = record;
+  return { ...event, gpa: record.gpa + i * stride };
+}
+
+/**
  * Where Linux gives up (arch/x86/coco/sev/, the guest-alive oracle):
  * pvalidate: pval_pages() on any PVALIDATE failure but SIZEMISMATCH, CF=1 (NOUPDATE) included;
  * psc: __set_pages_state() when the host's PSC fails or goes backwards;
@@ -408,7 +433,15 @@ export interface Step {
   readonly callRuns?: readonly CallRecord[];
   faults: readonly Fault[];
   dmas: readonly DmaRecord[];
+  /** What the guest did in the step, event by event, in order. */
   guestEvents: readonly GuestEvent[];
+  /**
+   * The same events as the guest logged them: a PVALIDATE or PSC entry per page of a range, or a
+   * write per 2K chunk of a buffer, may be one GuestEventRun (`eventAt(run, i)` gives event i).
+   * Reading it instead of `guestEvents` spares a step with runs the expansion (API 3; absent on
+   * steps built by hand: then read `guestEvents`).
+   */
+  readonly guestEventRuns?: readonly GuestEventRecord[];
   /**
    * 4K host frames (pfns) whose RMP entry, contents or mappings the step touched, as sorted,
    * merged (disjoint, non-adjacent) half-open ranges: a 2M operation is one range (API v2).

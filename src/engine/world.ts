@@ -11,7 +11,7 @@
 // held and thrown by the first apply().
 
 import seedrandom from 'seedrandom';
-import { GUEST_PAGE_SHARED, type BeingConverted, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpEntry, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
+import { GUEST_PAGE_SHARED, eventAt, eventsIn, isEventRun, type BeingConverted, type GuestEvent, type GuestEventRecord, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpEntry, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
 import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
@@ -52,7 +52,7 @@ class BudgetExceeded extends Error {
   override name = 'BudgetExceeded';
 }
 
-export type BootRecord = Pick<Step, 'calls' | 'callRuns' | 'faults' | 'guestEvents' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
+export type BootRecord = Pick<Step, 'calls' | 'callRuns' | 'faults' | 'guestEvents' | 'guestEventRuns' | 'frameRanges' | 'gfnRanges' | 'frames' | 'gfns' | 'guestErrors'>;
 
 export interface World extends View {
   /** Run one op through its actor and return what happened. */
@@ -129,7 +129,7 @@ class SimWorld implements World {
     this.dispatchOptions = { adversary: config.adversary === 'host' };
     // A template's boot had no fatal event (reusable): its copies need not read the record again
     // (a 1 TiB guest's boot record holds a thousand events).
-    this.bootFatal = template !== undefined ? [] : this.bootRecord.guestEvents.flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
+    this.bootFatal = template !== undefined ? [] : (this.bootRecord.guestEventRuns ?? this.bootRecord.guestEvents).flatMap((event) => (event.kind === 'fatal' ? [{ ...event, message: `at boot: ${event.message}` }] : []));
   }
 
   /**
@@ -396,10 +396,11 @@ class SimWorld implements World {
     if (index >= 0) this.meter.endOp(events.callCount);
     this.hostActor.observe(events.records);
     const log = this.guestActor.takeLog();
-    const step = new RecordedStep(index, op, events, dmas, log.events);
+    // A boot that Linux would not survive is reported with the first op's events.
+    const bootFatal = index >= 0 && this.bootFatal.length > 0;
+    const step = new RecordedStep(index, op, events, dmas, bootFatal ? [...this.bootFatal, ...log.events] : log.events);
     if (outcome.skipped !== undefined) step.skipped = outcome.skipped;
-    if (index >= 0 && this.bootFatal.length > 0) {
-      step.guestEvents = [...this.bootFatal, ...log.events];
+    if (bootFatal) {
       log.errors = [...this.bootFatal.flatMap((event) => (event.kind === 'fatal' ? [event.message] : [])), ...log.errors];
       this.bootFatal = [];
     }
@@ -632,11 +633,21 @@ class RecordedStep implements Step {
   declare result?: string;
   declare interleaved?: readonly InterleavedRecord[];
   declare converting?: BeingConverted;
+  // Like `calls`: data, or where the guest logged runs an accessor expanding them on first read.
+  declare readonly guestEvents: readonly GuestEvent[];
   readonly #events: StepEvents;
+  readonly #guestEventRecords: readonly GuestEventRecord[];
+  #expandedGuestEvents: readonly GuestEvent[] | undefined;
   /** The accessor of a step with runs: one getter for all of them, so that they share a hidden class. */
   static readonly #expandedCalls: PropertyDescriptor = {
     get(this: RecordedStep): readonly PrimitiveCall[] {
       return this.#events.calls;
+    },
+    enumerable: true,
+  };
+  static readonly #expandedEvents: PropertyDescriptor = {
+    get(this: RecordedStep): readonly GuestEvent[] {
+      return (this.#expandedGuestEvents ??= expandGuestEvents(this.#guestEventRecords));
     },
     enumerable: true,
   };
@@ -646,7 +657,7 @@ class RecordedStep implements Step {
     readonly op: Op,
     events: StepEvents,
     readonly dmas: readonly DmaRecord[],
-    public guestEvents: Step['guestEvents'],
+    guestEvents: readonly GuestEventRecord[],
   ) {
     this.#events = events;
     if (events.hasRuns) Object.defineProperty(this, 'calls', RecordedStep.#expandedCalls);
@@ -654,6 +665,13 @@ class RecordedStep implements Step {
     this.faults = events.faults;
     this.frameRanges = events.frameRanges;
     this.gfnRanges = events.gfnRanges;
+    this.#guestEventRecords = guestEvents;
+    if (guestEvents.some(isEventRun)) Object.defineProperty(this, 'guestEvents', RecordedStep.#expandedEvents);
+    else (this as { guestEvents: readonly GuestEvent[] }).guestEvents = guestEvents;
+  }
+
+  get guestEventRuns(): readonly GuestEventRecord[] {
+    return this.#guestEventRecords;
   }
 
   get frames(): readonly number[] {
@@ -670,7 +688,7 @@ class RecordedStep implements Step {
    * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
    */
   freeze(): this {
-    for (const part of [this.#events.records, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.guestEvents]) freezeDeep(part);
+    for (const part of [this.#events.records, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.#guestEventRecords, this.#expandedGuestEvents]) freezeDeep(part);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
     return this;
   }
@@ -682,7 +700,7 @@ class RecordedStep implements Step {
    */
   shared(): RecordedStep {
     const events = this.#events;
-    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.guestEvents);
+    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.#guestEventRecords);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
       if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }
@@ -764,4 +782,12 @@ export function restoreWorld(template: World, config: Config, policies: { host: 
 /** Whether `world` may be a boot template: it booted cleanly and drew no randomness (SimWorld.reusable). */
 export function isReusable(world: World): boolean {
   return world instanceof SimWorld && world.reusable;
+}
+
+/** Every event of `records`, one by one (Step.guestEvents of a step with runs); frozen records expand frozen. */
+function expandGuestEvents(records: readonly GuestEventRecord[]): readonly GuestEvent[] {
+  const out: GuestEvent[] = [];
+  for (const record of records) for (let i = 0, n = eventsIn(record); i < n; i++) out.push(eventAt(record, i));
+  if (Object.isFrozen(records)) freezeDeep(out);
+  return out;
 }

@@ -9,7 +9,7 @@
 // pval_pages(), vmgexit_psc(), snp_accept_memory()), arch/x86/coco/sev/vc-handle.c
 // (vc_handle_exitcode()); research/amd-snp.md sections 3-4.
 
-import type { GuestEvent, GuestFatalCause } from '../api.ts';
+import type { GuestEventRecord, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, SZ_2K, SZ_2M, SZ_4K } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
@@ -39,7 +39,8 @@ export const LIVELOCK = -1;
 
 /** What the guest did and reported during one step. */
 export interface GuestLog {
-  events: GuestEvent[];
+  /** A run of like events may be one record (Step.guestEventRuns). */
+  events: GuestEventRecord[];
   /** Conditions Linux would WARN about or terminate on (sev_es_terminate()). */
   errors: string[];
   /** What the op returned to its caller when it did not simply succeed. */
@@ -243,7 +244,9 @@ export class GuestMemory {
 
   /** What pvalidateEntry() logs and marks for `done` pages from `gpa` whose 4K PVALIDATE succeeded. */
   private logPvalidated(gpa: number, done: number, validate: boolean): number {
-    for (let i = 0; i < done; i++) this.log.events.push({ kind: 'pvalidate', gpa: gpa + i * SZ_4K, size: '4K', validate, status: PVALIDATE_OK });
+    // One record for the pages (Step.guestEventRuns), as many events as pvalidateEntry() logs.
+    if (done === 1) this.log.events.push({ kind: 'pvalidate', gpa, size: '4K', validate, status: PVALIDATE_OK });
+    else if (done > 1) this.log.events.push({ kind: 'pvalidate', gpa, size: '4K', validate, status: PVALIDATE_OK, count: done, stride: SZ_4K });
     const gfn = gpa / SZ_4K;
     this.pages.updateRange(gfn, gfn + done, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
     this.touch(gpa, done * SZ_4K);
@@ -289,7 +292,8 @@ export class GuestMemory {
   writeChunks(gpa: number, count: number, priv: boolean): number {
     if (count < 2 || !this.machine.recorder.batching || !this.env.chargeRun(count)) return 0;
     const done = this.machine.guestWriteRun(gpa, count, priv);
-    for (let i = 0; i < done; i++) this.log.events.push({ kind: 'access', gpa: gpa + i * SZ_2K, write: true, private: priv, ok: true });
+    if (done === 1) this.log.events.push({ kind: 'access', gpa, write: true, private: priv, ok: true });
+    else if (done > 1) this.log.events.push({ kind: 'access', gpa, write: true, private: priv, ok: true, count: done, stride: SZ_2K });
     return done;
   }
 
@@ -415,7 +419,12 @@ export class GuestMemory {
   }
 
   private changeBatch(batch: PscEntry[], to: 'shared' | 'private', steps: readonly ConversionStep[]): boolean {
-    for (const entry of batch) this.log.converting.push({ start: entry.gfn, end: entry.gfn + pagesOf(entry) });
+    // A stretch of adjacent entries is one range (what Step.converting says of their pages).
+    for (let i = 0; i < batch.length; ) {
+      const end = stretchEnd(batch, i, batch.length);
+      this.log.converting.push({ start: batch[i]!.gfn, end: batch[end - 1]!.gfn + pagesOf(batch[end - 1]!) });
+      i = end;
+    }
     this.markEntries(batch, 0, batch.length, CONVERTING, 0, true);
     for (const step of steps) {
       if (step === 'psc') {
@@ -458,6 +467,23 @@ export class GuestMemory {
   }
 
   /**
+   * A `psc` event (done) for each of entries [from, to): adjacent entries of one size as one
+   * record (Step.guestEventRuns).
+   */
+  private logPscDone(entries: readonly PscEntry[], from: number, to: number, target: 'shared' | 'private'): void {
+    for (let i = from; i < to; ) {
+      const entry = entries[i]!;
+      const pages = pagesOf(entry);
+      let end = i + 1;
+      while (end < to && entries[end]!.size === entry.size && entries[end]!.gfn === entry.gfn + (end - i) * pages) end++;
+      const gpa = entry.gfn * SZ_4K;
+      if (end - i === 1) this.log.events.push({ kind: 'psc', gpa, size: entry.size, to: target, done: true });
+      else this.log.events.push({ kind: 'psc', gpa, size: entry.size, to: target, done: true, count: end - i, stride: pages * SZ_4K });
+      i = end;
+    }
+  }
+
+  /**
    * vmgexit_psc(): VMGEXIT until cur_entry passes end_entry. The host may do part of the work per
    * exit; the guest checks that it never goes backwards and gives up after a few exits without
    * progress.
@@ -487,10 +513,7 @@ export class GuestMemory {
         return fail('psc', `SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry}): __set_pages_state() terminates the guest`);
       }
       const completed = Math.min(desc.curEntry, endEntry + 1);
-      for (let i = reported; i < completed; i++) {
-        const entry = entries[i]!;
-        this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: true });
-      }
+      this.logPscDone(entries, reported, completed, to);
       this.markEntries(entries, reported, completed, to === 'shared' ? SHARED : 0, to === 'shared' ? 0 : SHARED, false);
       reported = Math.max(reported, completed);
       if (desc.curEntry === curEntry && pscProgress(entries) <= before) {
