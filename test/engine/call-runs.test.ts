@@ -4,7 +4,7 @@
 // (expanded on first read of `calls`), faults, touched ranges, violations, budgets and metrics.
 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Oracle, Step } from '../../src/api.ts';
+import { type GuestEvent, type GuestEventRecord, type Oracle, type Step, eventAt, eventsIn, isEventRun } from '../../src/api.ts';
 import { type Policies, type RunOptions, runCase } from '../../src/engine/run.ts';
 import { resolveOracles } from '../../src/engine/select.ts';
 import { Recorder, recorderSettings } from '../../src/model/events.ts';
@@ -194,6 +194,40 @@ describe('runs of calls', () => {
     const undeclared = blocks(defineHostPolicy({ ...cut, name: 'cut-undeclared', ioMapsPages: undefined }));
     expect(undeclared.periods).not.toContain(6);
     expect(undeclared.json.replaceAll('cut-undeclared', 'cut-on-convert')).toBe(declared.json);
+  });
+});
+
+describe('guest event runs', () => {
+  it('log a conversion per page as runs (Step.guestEventRuns), expanded on read to the events one by one', () => {
+    // 2M NPT leaves: a buffer's chunks are written without a fault in between.
+    const config = defaultConfig({ hostPolicy: 'quiesce-dma', guestPolicy: 'linux-2m-pool' });
+    const policies = { host: hostPolicies['quiesce-dma']!, guest: guestPolicies['linux-2m-pool']! };
+    const ops: Case['ops'] = [
+      { op: 'share', gpa: 0x800000, pages: 96 },
+      { op: 'unshare', gpa: 0x800000, pages: 96 },
+      // The driver fills the buffer 2K chunk by 2K chunk before it maps it.
+      { op: 'map_single', dev: 0, bytes: 16384, dir: 'bidirectional' },
+    ];
+    const seen: { op: string; runs: GuestEventRecord[]; events: GuestEvent[] }[] = [];
+    runCase({ config, seed: 'event-runs', ops }, policies, {
+      oracles: [],
+      bootCache: false,
+      onStep: (step) => seen.push({ op: step.op.op, runs: [...(step.guestEventRuns ?? [])], events: [...step.guestEvents] }),
+    });
+    for (const { op, runs, events } of seen) {
+      // The records stand for exactly the events, in order.
+      const expanded = runs.flatMap((record) => Array.from({ length: eventsIn(record) }, (_, i) => eventAt(record, i)));
+      expect(JSON.stringify(expanded), op).toBe(JSON.stringify(events));
+      for (const record of runs.filter(isEventRun)) expect(Object.keys(eventAt(record, 1))).toEqual(Object.keys(eventAt(record, 0)));
+    }
+    const share = seen.find((s) => s.op === 'share')!;
+    // 96 PSC entries to shared, one record; the PVALIDATE rescinds of mapped pages, one record.
+    expect(share.runs.filter((r) => r.kind === 'psc' && r.to === 'shared').map((r) => eventsIn(r))).toEqual([96]);
+    expect(share.events.filter((e) => e.kind === 'psc' && e.to === 'shared')).toHaveLength(96);
+    expect(share.runs.length).toBeLessThan(10);
+    const unshare = seen.find((s) => s.op === 'unshare')!;
+    expect(unshare.runs.some((r) => r.kind === 'pvalidate' && eventsIn(r) > 90)).toBe(true);
+    expect(seen.find((s) => s.op === 'map_single')!.runs.some((r) => r.kind === 'access' && isEventRun(r) && r.stride === 2048)).toBe(true);
   });
 });
 
