@@ -86,8 +86,14 @@ const seenSlab = new Float64Slab(4 * FRAMES_PER_2M, 64);
 /** A region's four arrays are views of one slice of a buffer shared with other records (lib/slab.ts). */
 function newSeen(): Seen {
   const buffer = seenSlab.take();
-  const part = (k: number): Float64Array => buffer.subarray(k * FRAMES_PER_2M, (k + 1) * FRAMES_PER_2M);
-  return { pfn: part(0).fill(NONE), t0: part(1), t1: part(2), pass: part(3), records: 0 };
+  // No closure: a case makes one record per region it validates.
+  return {
+    pfn: buffer.subarray(0, FRAMES_PER_2M).fill(NONE),
+    t0: buffer.subarray(FRAMES_PER_2M, 2 * FRAMES_PER_2M),
+    t1: buffer.subarray(2 * FRAMES_PER_2M, 3 * FRAMES_PER_2M),
+    pass: buffer.subarray(3 * FRAMES_PER_2M, 4 * FRAMES_PER_2M),
+    records: 0,
+  };
 }
 
 /** The per-frame reverse map of frame region `index`, made from its one number when a frame first differs. */
