@@ -842,16 +842,27 @@ export class Machine {
     checkAddress(prim, 'gpa', gpa, SZ_2K);
     this.requireBatching('guestWriteRun', gpa);
     const tokens = this.writeTokens;
-    let done = 0;
-    for (; done < count; done++) {
-      const at = gpa + done * SZ_2K;
+    const end = gpa + count * SZ_2K;
+    let at = gpa;
+    while (at < end) {
       const checked = this.cpuCheck(at, true, priv);
       if (typeof checked !== 'number') break;
-      tokens.length = 0;
-      this.mem.writeInto(checked, 1, tokens);
-      this.recorder.touchGfn(Math.floor(at / SZ_4K));
-      this.recorder.touchFrame(Math.floor(checked / SZ_4K));
+      // Every chunk up to the end of this NPT leaf and of this RMP run checks as the first one
+      // does: cpuCheck() reads the leaf and the entry of the page, and along a run the entry's
+      // GPA advances with the leaf's. So one check per stretch, not per chunk.
+      const leafEnd = this.nptLeaf.iova + this.nptLeaf.size;
+      const pfn = Math.floor(checked / SZ_4K);
+      const pages = Math.ceil((Math.min(end, leafEnd) - alignDown(at, SZ_4K)) / SZ_4K);
+      const stop = Math.min(end, leafEnd, alignDown(at, SZ_4K) + (this.rmpTable.runEnd(pfn, pfn + pages) - pfn) * SZ_4K);
+      for (let chunk = at; chunk < stop; chunk += SZ_2K) {
+        tokens.length = 0;
+        this.mem.writeInto(checked + (chunk - at), 1, tokens);
+      }
+      this.recorder.touchGfnRange(at, stop - at);
+      this.recorder.touchFrameRange(checked, stop - at);
+      at = stop;
     }
+    const done = (at - gpa) / SZ_2K;
     if (done > 0) this.recorder.callRun(prim, { gpa, write: true, private: priv, len: 1 }, 'ok', done, GPA_ARG, SZ_2K);
     return done;
   }
