@@ -138,15 +138,24 @@ export class Backing {
       const stop = Math.min(end, first + FRAMES_PER_2M);
       // Taken writable at the first page that changes (a region all shared is not copied).
       let region: Region | undefined;
-      for (; gfn < stop; gfn++) {
-        if (this.state(gfn) === SHARED) continue;
+      while (gfn < stop) {
+        if (this.state(gfn) === SHARED) {
+          gfn++;
+          continue;
+        }
         region ??= this.regions.writable(index) ?? this.regions.add(index, new Region());
-        this.setIn(region, gfn - first, gfn, SHARED);
-        const hpa = region.sharedFrame(gfn - first) ?? 0;
+        // The pages up to the next shared one, stretch by stretch of frames that follow each
+        // other (HostFrames.sharedFrameRun(): what sharedFrameFor() gives them one by one).
+        let notShared = gfn + 1;
+        while (notShared < stop && region.state[notShared - first] !== SHARED) notShared++;
+        const n = this.frames.sharedFrameRun(gfn, notShared - gfn);
+        const hpa = this.frames.sharedRunHpa;
+        for (let k = 0; k < n; k++) this.setIn(region, gfn + k - first, gfn + k, SHARED, hpa + k * SZ_4K);
         const gpa = gfn * SZ_4K;
         const last = out[out.length - 1];
-        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += SZ_4K;
-        else out.push({ gpa, len: SZ_4K, hpa });
+        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += n * SZ_4K;
+        else out.push({ gpa, len: n * SZ_4K, hpa });
+        gfn += n;
       }
     }
   }

@@ -153,6 +153,64 @@ export class HostFrames {
   }
 
   /**
+   * sharedFrameFor() of pages gfn, gfn + 1, ... (at most `count`, one 2M region), in order, for the
+   * leading pages whose frames follow each other: the first one's HPA is `sharedRunHpa`, the
+   * return value how many (at least one). What a conversion to shared asks page by page, a
+   * stretch at a time: a stretch of RAM block frames still live, of frames from one free run of
+   * the pool, or of fresh frames.
+   */
+  sharedFrameRun(gfn: number, count: number): number {
+    if (this.discard === 'in-place') {
+      this.sharedRunHpa = GMEM_BASE + gfn * SZ_4K;
+      return count;
+    }
+    // Pages whose RAM frame is live, or pages whose RAM frame is gone: one kind per stretch.
+    const live = this.ramFrameLive(gfn);
+    let n = 1;
+    while (n < count && this.ramFrameLive(gfn + n) === live) n++;
+    if (live) {
+      this.sharedRunHpa = (VMM_PFN + gfn) * SZ_4K;
+      return n;
+    }
+    const pfn = Math.floor(this.allocShared(gfn, 1) / SZ_4K);
+    // The frames after it that allocShared() would hand out next: the rest of its free run in the
+    // pool while they stay free, else (the pool spent) fresh ones; within its 2M chunk.
+    let taken = 1;
+    const limit = Math.min(n, (Math.floor(pfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M - pfn);
+    if (limit > 1) {
+      const run = this.freeHead < this.freeQueue.length ? this.freeQueue[this.freeHead] : undefined;
+      if (run !== undefined && run.pfn === pfn + 1) {
+        const free = this.sameOwnershipEnd(pfn, pfn + Math.min(limit, run.frames + 1), false) - pfn;
+        if (this.isFree(pfn + 1)) taken = Math.min(limit, run.frames + 1, free);
+        run.frames -= taken - 1;
+        run.pfn += taken - 1;
+        if (run.frames === 0) this.freeHead++;
+      } else if (run === undefined && this.bump === pfn + 1) {
+        taken = limit;
+        this.bump += taken - 1;
+      }
+      if (taken > 1) this.backRun(pfn + 1, taken - 1, gfn + 1);
+    }
+    this.sharedRunHpa = pfn * SZ_4K;
+    return taken;
+  }
+
+  /** The HPA of the first frame sharedFrameRun() gave. */
+  sharedRunHpa = 0;
+
+  /** Frames [pfn, pfn + frames) of one chunk now back gfn, gfn + 1, ... (what allocShared() notes per frame). */
+  private backRun(pfn: number, frames: number, gfn: number): void {
+    const chunk = Math.floor(pfn / FRAMES_PER_2M);
+    const back = this.backs.writable(chunk) ?? this.backs.add(chunk, new BackChunk());
+    const gfns = back.perFrame();
+    const first = offsetIn(pfn, FRAMES_PER_2M);
+    for (let i = 0; i < frames; i++) {
+      if (gfns[first + i] === NONE) back.count++;
+      gfns[first + i] = gfn + i;
+    }
+  }
+
+  /**
    * The HPA of 2M of contiguous frames backing the whole 2M region `index` once it is shared: its
    * guest_memfd folio (in-place), its RAM block range while none of it was discarded, or a new
    * 2M run (a THP fault) when all of it was. A region only partly discarded has no single run:
