@@ -75,4 +75,24 @@ describe('Backing.shareEach', () => {
     expect(runs).toBeGreaterThan(40);
     expect(discarded).toBeGreaterThan(0);
   });
+
+  it('takes fresh frames, as the page-by-page loop does, where the pool holds only frames a device still pins', () => {
+    const one = side();
+    const each = side();
+    for (const { backing, frames } of [one, each]) {
+      // A static VFIO map pins the RAM block's first 4M; the conversion to private discards it,
+      // but the pins keep its frames out of the free pool (they stay queued, owned).
+      frames.observe({ prim: 'io_map', args: { dev: 0, gpa: 0, hpa: VMM_RAM_BASE, len: 2 * FRAMES_PER_2M * SZ_4K }, result: 2 * FRAMES_PER_2M * SZ_4K });
+      frames.discardRam(0, 2 * FRAMES_PER_2M * SZ_4K);
+      backing.setRange(0, 2 * FRAMES_PER_2M, PRIVATE);
+    }
+    const expected: BackedRun[] = [];
+    const actual: BackedRun[] = [];
+    sharePageByPage(one.backing, 100, 2 * FRAMES_PER_2M, expected);
+    each.backing.shareEach(100, 2 * FRAMES_PER_2M, actual);
+    expect(actual).toEqual(expected);
+    // Fresh memory, past the RAM block: two runs, one per 2M chunk of frames at most.
+    expect(expected[0]!.hpa).toBeGreaterThanOrEqual(VMM_RAM_BASE + MEMORY);
+    expect(each.frames.sharedFrameFor(PAGES - 1)).toBe(one.frames.sharedFrameFor(PAGES - 1));
+  });
 });
