@@ -275,7 +275,12 @@ class Writes {
     }
     // The events as logged: a driver's writes chunk by chunk are one run (eventsIn(), `stride`).
     for (const event of step.guestEventRuns ?? step.guestEvents) {
-      if (event.kind === 'access' && event.write && event.ok) this.add(event.gpa, isEventRun(event) ? (event.count - 1) * event.stride + 1 : 1);
+      if (event.kind === 'access' && event.write && event.ok) {
+        // A run of writes at most a page apart covers every page from its first to its last.
+        if (!isEventRun(event)) this.add(event.gpa, 1);
+        else if (event.stride <= PAGE) this.add(event.gpa, (event.count - 1) * event.stride + 1);
+        else for (let i = 0; i < event.count; i++) this.add(event.gpa + i * event.stride, 1);
+      }
       else if (event.kind === 'bounce') this.add(event.to, event.len);
     }
     for (const dma of step.dmas) {

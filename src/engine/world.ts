@@ -633,8 +633,6 @@ class RecordedStep implements Step {
   declare result?: string;
   declare interleaved?: readonly InterleavedRecord[];
   declare converting?: BeingConverted;
-  // Like `calls`: data, or where the guest logged runs an accessor expanding them on first read.
-  declare readonly guestEvents: readonly GuestEvent[];
   readonly #events: StepEvents;
   readonly #guestEventRecords: readonly GuestEventRecord[];
   #expandedGuestEvents: readonly GuestEvent[] | undefined;
@@ -649,7 +647,12 @@ class RecordedStep implements Step {
     get(this: RecordedStep): readonly GuestEvent[] {
       return (this.#expandedGuestEvents ??= expandGuestEvents(this.#guestEventRecords));
     },
+    // Writable as the plain field it was: a set makes it that field again.
+    set(this: RecordedStep, value: readonly GuestEvent[]) {
+      Object.defineProperty(this, 'guestEvents', { value, writable: true, enumerable: true, configurable: true });
+    },
     enumerable: true,
+    configurable: true,
   };
 
   constructor(
@@ -657,7 +660,9 @@ class RecordedStep implements Step {
     readonly op: Op,
     events: StepEvents,
     readonly dmas: readonly DmaRecord[],
-    guestEvents: readonly GuestEventRecord[],
+    // A parameter property, so that it keeps its place among the step's keys (JSON, `{ ...step }`)
+    // when runs make it an accessor (redefining a property does not move it).
+    public guestEvents: readonly GuestEvent[],
   ) {
     this.#events = events;
     if (events.hasRuns) Object.defineProperty(this, 'calls', RecordedStep.#expandedCalls);
@@ -665,9 +670,9 @@ class RecordedStep implements Step {
     this.faults = events.faults;
     this.frameRanges = events.frameRanges;
     this.gfnRanges = events.gfnRanges;
+    // The records as the guest logged them (GuestLog.events): runs stand for several events.
     this.#guestEventRecords = guestEvents;
-    if (guestEvents.some(isEventRun)) Object.defineProperty(this, 'guestEvents', RecordedStep.#expandedEvents);
-    else (this as { guestEvents: readonly GuestEvent[] }).guestEvents = guestEvents;
+    if (this.#guestEventRecords.some(isEventRun)) Object.defineProperty(this, 'guestEvents', RecordedStep.#expandedEvents);
   }
 
   get guestEventRuns(): readonly GuestEventRecord[] {

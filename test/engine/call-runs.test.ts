@@ -227,6 +227,21 @@ describe('guest event runs', () => {
     expect(share.runs.length).toBeLessThan(10);
     const unshare = seen.find((s) => s.op === 'unshare')!;
     expect(unshare.runs.some((r) => r.kind === 'pvalidate' && eventsIn(r) > 90)).toBe(true);
+    // Where runs were logged, `guestEvents` is an accessor in the place of the field it was: the
+    // same keys in the same order (JSON, `{ ...step }`), and writable as that field was.
+    const keys: string[][] = [];
+    runCase({ config, seed: 'event-runs', ops: [ops[0]!, { op: 'host_sync' }] }, policies, {
+      oracles: [],
+      bootCache: false,
+      onStep: (step) => {
+        keys.push(Object.keys(step));
+        const mine: Step['guestEvents'] = [];
+        (step as { guestEvents: Step['guestEvents'] }).guestEvents = mine;
+        expect(step.guestEvents).toBe(mine);
+      },
+    });
+    expect(keys[0]!.slice(0, 8)).toEqual(['index', 'op', 'dmas', 'guestEvents', 'faults', 'frameRanges', 'gfnRanges', 'calls']);
+    expect(keys[1]!.slice(0, 8)).toEqual(keys[0]!.slice(0, 8));
     expect(seen.find((s) => s.op === 'map_single')!.runs.some((r) => r.kind === 'access' && isEventRun(r) && r.stride === 2048)).toBe(true);
   });
 });
