@@ -9,7 +9,7 @@
 // pval_pages(), vmgexit_psc(), snp_accept_memory()), arch/x86/coco/sev/vc-handle.c
 // (vc_handle_exitcode()); research/amd-snp.md sections 3-4.
 
-import type { GuestEventRecord, GuestFatalCause } from '../api.ts';
+import type { GuestEvent, GuestEventRecord, GuestFatalCause } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { alignDown, FRAMES_PER_2M, offsetIn, type PageSize, SZ_2K, SZ_2M, SZ_4K } from '../model/size.ts';
 import { PVALIDATE_FAIL_NOUPDATE, PVALIDATE_FAIL_SIZEMISMATCH, PVALIDATE_OK, type Fault, type PrimitiveCall } from '../model/types.ts';
@@ -244,9 +244,8 @@ export class GuestMemory {
 
   /** What pvalidateEntry() logs and marks for `done` pages from `gpa` whose 4K PVALIDATE succeeded. */
   private logPvalidated(gpa: number, done: number, validate: boolean): number {
-    // One record for the pages (Step.guestEventRuns), as many events as pvalidateEntry() logs.
-    if (done === 1) this.log.events.push({ kind: 'pvalidate', gpa, size: '4K', validate, status: PVALIDATE_OK });
-    else if (done > 1) this.log.events.push({ kind: 'pvalidate', gpa, size: '4K', validate, status: PVALIDATE_OK, count: done, stride: SZ_4K });
+    // One record for the pages, as many events as pvalidateEntry() logs.
+    this.logRun({ kind: 'pvalidate', gpa, size: '4K', validate, status: PVALIDATE_OK }, done, SZ_4K);
     const gfn = gpa / SZ_4K;
     this.pages.updateRange(gfn, gfn + done, validate ? VALIDATED : 0, validate ? 0 : VALIDATED);
     this.touch(gpa, done * SZ_4K);
@@ -292,8 +291,7 @@ export class GuestMemory {
   writeChunks(gpa: number, count: number, priv: boolean): number {
     if (count < 2 || !this.machine.recorder.batching || !this.env.chargeRun(count)) return 0;
     const done = this.machine.guestWriteRun(gpa, count, priv);
-    if (done === 1) this.log.events.push({ kind: 'access', gpa, write: true, private: priv, ok: true });
-    else if (done > 1) this.log.events.push({ kind: 'access', gpa, write: true, private: priv, ok: true, count: done, stride: SZ_2K });
+    this.logRun({ kind: 'access', gpa, write: true, private: priv, ok: true }, done, SZ_2K);
     return done;
   }
 
@@ -467,6 +465,15 @@ export class GuestMemory {
   }
 
   /**
+   * `count` events like `event`, the gpa advancing by `stride`: one record (Step.guestEventRuns),
+   * a plain event when there is one, nothing when there is none.
+   */
+  private logRun(event: Extract<GuestEvent, { kind: 'pvalidate' | 'psc' | 'access' }>, count: number, stride: number): void {
+    if (count === 1) this.log.events.push(event);
+    else if (count > 1) this.log.events.push({ ...event, count, stride });
+  }
+
+  /**
    * A `psc` event (done) for each of entries [from, to): adjacent entries of one size as one
    * record (Step.guestEventRuns).
    */
@@ -476,9 +483,7 @@ export class GuestMemory {
       const pages = pagesOf(entry);
       let end = i + 1;
       while (end < to && entries[end]!.size === entry.size && entries[end]!.gfn === entry.gfn + (end - i) * pages) end++;
-      const gpa = entry.gfn * SZ_4K;
-      if (end - i === 1) this.log.events.push({ kind: 'psc', gpa, size: entry.size, to: target, done: true });
-      else this.log.events.push({ kind: 'psc', gpa, size: entry.size, to: target, done: true, count: end - i, stride: pages * SZ_4K });
+      this.logRun({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to: target, done: true }, end - i, pages * SZ_4K);
       i = end;
     }
   }

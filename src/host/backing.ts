@@ -148,14 +148,16 @@ export class Backing {
         // other (HostFrames.sharedFrameRun(): what sharedFrameFor() gives them one by one).
         let notShared = gfn + 1;
         while (notShared < stop && region.state[notShared - first] !== SHARED) notShared++;
-        const n = this.frames.sharedFrameRun(gfn, notShared - gfn);
-        const hpa = this.frames.sharedRunHpa;
-        for (let k = 0; k < n; k++) this.setIn(region, gfn + k - first, gfn + k, SHARED, hpa + k * SZ_4K);
-        const gpa = gfn * SZ_4K;
-        const last = out[out.length - 1];
-        if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += n * SZ_4K;
-        else out.push({ gpa, len: n * SZ_4K, hpa });
-        gfn += n;
+        while (gfn < notShared) {
+          const n = this.frames.sharedFrameRun(gfn, notShared - gfn);
+          const hpa = this.frames.sharedRunHpa;
+          for (let k = 0; k < n; k++) this.setIn(region, gfn + k - first, gfn + k, SHARED, hpa + k * SZ_4K);
+          const gpa = gfn * SZ_4K;
+          const last = out[out.length - 1];
+          if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += n * SZ_4K;
+          else out.push({ gpa, len: n * SZ_4K, hpa });
+          gfn += n;
+        }
       }
     }
   }

@@ -180,8 +180,8 @@ export class HostFrames {
     if (limit > 1) {
       const run = this.freeHead < this.freeQueue.length ? this.freeQueue[this.freeHead] : undefined;
       if (run !== undefined && run.pfn === pfn + 1) {
-        const free = this.sameOwnershipEnd(pfn, pfn + Math.min(limit, run.frames + 1), false) - pfn;
-        if (this.isFree(pfn + 1)) taken = Math.min(limit, run.frames + 1, free);
+        // The free frames from pfn + 1 (none when it is owned again) up to the run's end.
+        taken = this.sameOwnershipEnd(pfn, pfn + Math.min(limit, run.frames + 1), false) - pfn;
         run.frames -= taken - 1;
         run.pfn += taken - 1;
         if (run.frames === 0) this.freeHead++;

@@ -793,6 +793,7 @@ export class Machine {
     checkAddress('npt_map', 'hpa', hpa, SZ_4K);
     this.requireBatching('pvalidateFaultIn', gpa);
     const prepare: RmpUpdateArgs | undefined = prepareAsid === undefined ? undefined : { assigned: true, asid: prepareAsid, gpa, size: '4K' };
+    if (prepare === undefined && ioDevices.length > 0) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} maps IO for pages it does not prepare`);
     if (prepare !== undefined) {
       if (!validate) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} prepares pages to rescind them`);
       pages = this.updateRmpRun(hpa, pages, prepare);
@@ -802,7 +803,6 @@ export class Machine {
     if (prepare !== undefined && done !== pages) throw new Error(`internal: pvalidateFaultIn validated ${done} of the ${pages} pages it prepared at 0x${gpa.toString(16)}`);
     if (done === 0) return 0;
     const bytes = done * SZ_4K;
-    if (prepare === undefined && ioDevices.length > 0) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} maps IO for pages it does not prepare`);
     for (const dev of ioDevices) {
       const device = this.dev('io_map', dev);
       const io = device.s2.map(gpa, hpa, bytes, SZ_4K);

@@ -35,6 +35,18 @@ describe('recording', () => {
     expect(machine.counters).toMatchObject({ dmas: 1, faults: 1 });
   });
 
+  it('a buffer fill stops where the access check changes inside one NPT leaf (guestWriteRun: an RMP run ends)', () => {
+    // Shared memory under one 2M NPT leaf; the frame of the third page assigned behind the guest.
+    const machine = newMachine();
+    expect(machine.nptMap(G, hpaOf(G), SZ_2M).error).toBeUndefined();
+    expect(machine.rmpUpdate(hpaOf(G + 2 * SZ_4K), { assigned: true, asid: ASID, gpa: G + 2 * SZ_4K, size: '4K' })).toBe(RMPUPDATE_OK);
+    machine.recorder.beginStep();
+    // 8 chunks of 2K: the first four (pages 0 and 1) pass, the fifth is a shared access to an assigned page.
+    expect(machine.guestWriteRun(G, 8, false)).toBe(4);
+    const step = machine.recorder.endStep();
+    expect(step.gfnRanges).toEqual([{ start: G / SZ_4K, end: G / SZ_4K + 2 }]);
+  });
+
   it('an unmap touches the whole leaves it removed', () => {
     const machine = newMachine();
     machine.nptMap(G, hpaOf(G), SZ_2M);
