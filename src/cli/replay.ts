@@ -42,12 +42,19 @@ function stepLine(file: string, step: Step, violations: readonly Violation[]): L
   });
 }
 
-/** `replay --trace --json`: the violations no `step` line carried: the end-of-case sweep's (or boot's in a case of no ops), and a policy-error. */
-const endOfCase = (violations: readonly Violation[], policyError: Violation | undefined): { endOfCase?: { oracle: string; message: string }[]; policyError?: { step: number; message: string } } => ({
-  ...(violations.length === 0 ? {} : { endOfCase: violations.map((v) => ({ oracle: v.oracle, message: v.message })) }),
-  // The op a policy-error ended has no step line: the result line carries it.
-  ...(policyError === undefined ? {} : { policyError: { step: policyError.step, message: policyError.message } }),
-});
+/**
+ * `replay --trace --json`: the violations no `step` line carried (`late`): the end-of-case sweep's
+ * (or boot's in a case of no ops), and a policy-error, which ends the case inside its op: no step
+ * line, so the result line carries it, and it is no end-of-case finding.
+ */
+function endOfCase(late: readonly Violation[]): { endOfCase?: { oracle: string; message: string }[]; policyError?: { step: number; message: string } } {
+  const swept = late.filter((v) => v.oracle !== POLICY_ERROR);
+  const policyError = late.find((v) => v.oracle === POLICY_ERROR);
+  return {
+    ...(swept.length === 0 ? {} : { endOfCase: swept.map((v) => ({ oracle: v.oracle, message: v.message })) }),
+    ...(policyError === undefined ? {} : { policyError: { step: policyError.step, message: policyError.message } }),
+  };
+}
 
 function traceStep(step: Step, violations: readonly Violation[]): string {
   const lines = [`  ${String(step.index).padStart(3)}  ${formatOp(step.op)}${step.skipped ? `   (skipped: ${step.skipped})` : ''}`];
@@ -79,12 +86,10 @@ async function replay(args: ReplayArgs): Promise<number> {
         };
     if (args.trace && !args.json) console.log(`${escapeTerminal(file)}:`);
     const outcome = await replayRepro(repro, { ...selection, hostPolicy: args.hostPolicy, guestPolicy: args.guestPolicy }, { ...(trace ? { onStep: trace } : {}), ...(args.fullCheck ? { fullCheck: true } : {}) });
-    // A policy-error ends the case inside its op, which gets no step line: it is no end-of-case
-    // finding (a sweep after it, run when replay looks for every violation, still is).
+    // What the trace showed no step line for (a sweep after a policy-error, run when replay looks
+    // for every violation, is an end-of-case finding too).
     const late = trace ? outcome.result.violations.slice(traced) : [];
-    const untraced = late.filter((v) => v.oracle !== POLICY_ERROR);
-    const policyError = late.find((v) => v.oracle === POLICY_ERROR);
-    if (trace && !args.json) {
+    if (!args.json) {
       const when = outcome.result.stepsRun === 0 ? 'after boot, no op' : 'end of case';
       for (const v of late) console.log(escapeTerminalLines(`         VIOLATION ${v.oracle} (${v.oracle === POLICY_ERROR ? `in step ${v.step}, which did not complete` : when}): ${v.message}`));
     }
@@ -100,12 +105,12 @@ async function replay(args: ReplayArgs): Promise<number> {
       const mismatch = outcome.met === false ? outcome.mismatch : `oracle ${broken?.oracle} threw at step ${broken?.step}: the expectation was not checked`;
       if (ok) passed++;
       else failed++;
-      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(untraced, policyError) }));
+      if (args.json) emit(logLine('result', { file, ok, expect: repro.expect ?? null, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(late) }));
       else console.log(escapeTerminal(`${ok ? 'ok  ' : 'FAIL'}  ${file}${outcome.met === undefined ? ' (no expectation)' : ''}${ok ? '' : `: ${mismatch}`}`));
     } else {
       if (first) failed++;
       else passed++;
-      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(untraced, policyError) }));
+      if (args.json) emit(logLine('result', { file, verdict: first ? { oracle: first.oracle, step: first.step, message: first.message } : 'clean', ...endOfCase(late) }));
       else console.log(escapeTerminal(`${file}: ${verdict}`));
     }
     for (const error of outcome.result.oracleErrors) {

@@ -4,7 +4,7 @@
 // atomically the moment the bucket is first seen: an interrupted campaign loses nothing.
 
 import { createHash } from 'node:crypto';
-import { type Stats, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Violation } from '../api.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -166,27 +166,15 @@ function save(out: string, name: string, repro: Repro): { file: string; writeErr
     // violation or nothing (a triaged copy). Anything else under the name is a write error, so the
     // new repro is printed rather than lost; a link to something else is replaced, never written
     // through (writeRepro renames over it).
+    // readRepro() reads regular files only (through a link): a directory, a FIFO, a dangling link
+    // or a loop is no repro. A link to anything but this bucket's repro is replaced.
     const entry = lstatSync(file, { throwIfNoEntry: false });
-    if (entry?.isSymbolicLink()) {
-      // A link to this bucket's repro is kept; a dangling link, a loop or a link to anything else is replaced.
-      if (linkTarget(file)?.isFile() === true && isReproOf(file, repro)) return { file, kept: true };
-    } else if (entry !== undefined) {
-      if (entry.isFile() && isReproOf(file, repro)) return { file, kept: true };
-      return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
-    }
+    if (entry !== undefined && isReproOf(file, repro)) return { file, kept: true };
+    if (entry !== undefined && !entry.isSymbolicLink()) return { file, writeError: `${file} is there and is not this bucket's repro: not written over` };
     writeRepro(file, repro);
     return { file };
   } catch (error) {
     return { file, writeError: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-/** What a link points at; undefined for a dangling link or a loop (ELOOP). */
-function linkTarget(file: string): Stats | undefined {
-  try {
-    return statSync(file, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
   }
 }
 

@@ -40,6 +40,9 @@ export const TABLE_VALUES: Readonly<Record<string, readonly string[]>> = {
   'pool': ['none', 'swiotlb', 'atomic-pool', 'both'],
 };
 
+/** Every fault kind, as a record the compiler checks is complete (a kind added to FaultKind must be listed). */
+const FAULT_KINDS = { npf: 0, vc: 0, host_rmp_pf: 0, rmp_page_fault: 0, io_page_fault: 0 } satisfies Record<FaultKind, 0>;
+
 /** DMA outcomes by (ok ? 2 : 0) + (legit ? 1 : 0). */
 const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok'] as const;
 
@@ -51,7 +54,7 @@ const DMA_OUTCOMES = ['dma failed', 'dma failed legit', 'dma ok wild', 'dma ok']
 export const OP_OUTCOMES: readonly string[] = [
   'ok',
   'skipped',
-  ...(['npf', 'vc', 'host_rmp_pf', 'rmp_page_fault', 'io_page_fault'] satisfies FaultKind[]).map((kind) => `fault ${kind}`),
+  ...Object.keys(FAULT_KINDS).map((kind) => `fault ${kind}`),
   ...DMA_OUTCOMES,
   // Interleaved inner ops (`during`): a DMA of a stalled device waits; a touch's #NPF is deferred.
   ...['during dma', 'during dma skipped', 'during dma waited', 'during touch', 'during touch skipped', 'during touch deferred'],

@@ -184,20 +184,17 @@ function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult>
     }
     if (chunk === 1) break;
   }
-  // A last pass of single-op removal from the front catches ops freed by later removals.
-  function* removeSingles(): Search<void> {
+  // Single-op removal from the front (it catches ops freed by later removals), then fields
+  // simplified toward canonical values and the interleaved ops; after a sweep that changed
+  // something, both again: a simpler op can free another (an interleaved DMA moved to an earlier
+  // call may no longer need the op that filled the IOTLB for it).
+  let changed = true;
+  while (changed && runs < budget) {
     for (let i = 0; i < ops.length && runs < budget; ) {
       const smaller = yield* without(i, 1);
       if (smaller) ops = smaller;
       else i++;
     }
-  }
-  yield* removeSingles();
-  // Simplify fields toward canonical values, and the interleaved ops; after a sweep that changed
-  // something, single removals again: a simpler op can free another (an interleaved DMA moved to
-  // an earlier call may no longer need the op that filled the IOTLB for it).
-  let changed = true;
-  while (changed && runs < budget) {
     changed = false;
     for (let i = 0; i < ops.length && runs < budget; i++) {
       const index = i;
@@ -212,7 +209,6 @@ function* minimizeSearch(original: Case, budget: number): Search<MinimizeResult>
       // Re-read the op after each change: the previous candidate may have been taken.
       yield* shrinkDuring(() => ops[index]!, replace, () => runs < budget);
     }
-    if (changed) yield* removeSingles();
   }
   return { testCase: { ...original, ops }, runs };
 }

@@ -196,9 +196,12 @@ export function mutateCase(parent: Case, seed: string, generate: GenerateOptions
 export function continueCase(parent: Case, seed: string, generate: GenerateOptions, probe = false): Case {
   const rng: Rng = seedrandom(seed);
   const fresh = generateCase(parent.config, `${seed}/continue`, generate).ops;
-  const moved = aimAtObjects(rng, parent, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
+  // The objects live after the parent: the probes read them, then aimAtObjects() follows its ops on.
+  const live = new LiveObjects();
+  for (const op of parent.ops) live.follow(op);
   // A user who pinned `dma` to 0 gets no DMA op from a probe either.
-  const probes = probe && generate.weights?.dma !== 0 ? probeDmas(parent) : [];
+  const probes = probe && generate.weights?.dma !== 0 ? probeDmas(live, parent) : [];
+  const moved = aimAtObjects(rng, live, rng() < 0.5 ? fresh.map((op) => retarget(rng, op, parent.ops, parent)) : fresh);
   return { config: parent.config, seed: parent.seed, ops: [...parent.ops, ...probes, ...moved].slice(0, Math.max(generate.steps, 1)) };
 }
 
@@ -211,9 +214,7 @@ const PROBES = 2;
  * another object, and the DMA is a wild one, which dma-liveness does not judge): the DMA a near
  * miss is one away from. Each goes through the file codec, so a probe is an op a repro can hold.
  */
-function probeDmas(parent: Case): Op[] {
-  const live = new LiveObjects();
-  for (const op of parent.ops) live.follow(op);
+function probeDmas(live: LiveObjects, parent: Case): Op[] {
   const probes: Op[] = [];
   for (const kind of ['buf', 'map'] as const) {
     const list = live[kind];
@@ -274,9 +275,7 @@ class LiveObjects {
  * object is made by the device the object was made for, as a driver does: another device's DMA is
  * not a legitimate use of it.
  */
-function aimAtObjects(rng: Rng, parent: Case, ops: readonly Op[]): Op[] {
-  const live = new LiveObjects();
-  for (const op of parent.ops) live.follow(op);
+function aimAtObjects(rng: Rng, live: LiveObjects, ops: readonly Op[]): Op[] {
   return ops.map((op) => {
     const kind = 'buf' in op ? 'buf' : 'map' in op ? 'map' : undefined;
     let aimed = op;
