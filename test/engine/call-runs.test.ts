@@ -223,10 +223,14 @@ describe('guest event runs', () => {
     const share = seen.find((s) => s.op === 'share')!;
     // 96 PSC entries to shared, one record; the PVALIDATE rescinds of mapped pages, one record.
     expect(share.runs.filter((r) => r.kind === 'psc' && r.to === 'shared').map((r) => eventsIn(r))).toEqual([96]);
-    expect(share.events.filter((e) => e.kind === 'psc' && e.to === 'shared')).toHaveLength(96);
+    // One event per page, page after page: what the guest's per-entry loop logged.
+    const pscGpas = share.events.flatMap((e) => (e.kind === 'psc' && e.to === 'shared' ? [e.gpa] : []));
+    expect(pscGpas).toEqual(Array.from({ length: 96 }, (_, i) => 0x800000 + i * 4096));
     expect(share.runs.length).toBeLessThan(10);
     const unshare = seen.find((s) => s.op === 'unshare')!;
     expect(unshare.runs.some((r) => r.kind === 'pvalidate' && eventsIn(r) > 90)).toBe(true);
+    const validated = unshare.events.flatMap((e) => (e.kind === 'pvalidate' && e.validate ? [e.gpa] : []));
+    expect(validated).toEqual(Array.from({ length: 96 }, (_, i) => 0x800000 + i * 4096));
     // Where runs were logged, `guestEvents` is an accessor in the place of the field it was: the
     // same keys in the same order (JSON, `{ ...step }`), and writable as that field was.
     const keys: string[][] = [];
