@@ -112,6 +112,16 @@ describe('the packed package, installed into a new project', () => {
     ok(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], strict);
   });
 
+  it('ships the campaign worker as one file, its own package inside and other packages imported', () => {
+    // scripts/bundle-worker.js: a worker thread loads its module graph afresh, and ~100 modules
+    // were most of its start (issue 15).
+    const worker = readFileSync(join(project, 'node_modules/cocofuzz/dist/src/engine/worker.js'), 'utf8');
+    const specifiers = [...worker.matchAll(/(?:^import\s[^'"]*?from\s*|\bimport\(\s*)["']([^"']+)["']/gm)].map((m) => m[1]!);
+    expect(specifiers.filter((s) => s.startsWith('.') || s.startsWith('cocofuzz'))).toEqual([]);
+    expect(specifiers).toEqual(expect.arrayContaining(['seedrandom', 'tsx/esm/api']));
+    expect(worker).toContain('name: "no-silent-remap"');
+  });
+
   it('runs the CLI on a user policy in TypeScript, with worker threads, and writes CI outputs', () => {
     writeFileSync(join(project, 'my-host.ts'), readmeBlock('### Writing a policy'));
     const fuzz = run('npx', ['cocofuzz', 'fuzz', '--host-policy', './my-host.ts', '--guest-policy', 'linux-2m-pool', '--runs', '60', '--seed', 'readme', '--workers', '2', '--junit', 'j.xml', '--sarif', 's.sarif', '--html', 'r.html'], project);

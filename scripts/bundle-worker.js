@@ -1,0 +1,35 @@
+// After `tsc -p tsconfig.build.json`: the campaign worker thread (dist/src/engine/worker.js) becomes
+// one file. A worker loads its module graph afresh; as ~100 modules that was 65-75 ms of a ~110 ms
+// start, almost all of it Node's loader (resolving, opening, compiling file by file), not our code
+// (issue 15: "a worker's start under 0.1 s"). The bundle keeps the package's own `cocofuzz/api`
+// (the built-in oracles import it) inside; other packages (seedrandom, tsx for TypeScript
+// plugins) stay imports. api.ts holds only functions and constants, so a user plugin that loads
+// dist/src/api.js beside the bundle gets the same behaviour from its own copy.
+// esbuild comes with tsx (a dependency), at the version tsx pins.
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+
+const worker = fileURLToPath(new URL('../dist/src/engine/worker.js', import.meta.url));
+
+const result = await build({
+  entryPoints: [worker],
+  outfile: worker,
+  allowOverwrite: true,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'error',
+  plugins: [
+    {
+      name: 'other-packages-external',
+      setup(b) {
+        b.onResolve({ filter: /^[^./]/ }, (args) => (args.path === 'cocofuzz' || args.path.startsWith('cocofuzz/') ? undefined : { path: args.path, external: true }));
+      },
+    },
+  ],
+  metafile: true,
+});
+const inputs = Object.keys(result.metafile.inputs).length;
+// stderr: `npm pack --json` prints the build's stdout before its JSON.
+console.error(`bundle-worker: ${inputs} modules -> dist/src/engine/worker.js`);
