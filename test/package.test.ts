@@ -149,6 +149,13 @@ describe('the packed package, installed into a new project', () => {
     const fuzz = run('npx', ['cocofuzz', 'fuzz', '--oracle', 'node_modules/cocofuzz/examples/example-oracle.ts', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--out', 'found-example'], project);
     expect([fuzz.status, fuzz.stderr]).toEqual([1, expect.any(String)]);
     expect(fuzz.stdout).toMatch(/finding: no-psmash/);
+    // The same in worker threads (the bundled worker loads the plugin, whose cocofuzz/api is
+    // dist/src/api.js beside the bundle): the same finding, byte for byte.
+    const threads = run('npx', ['cocofuzz', 'fuzz', '--oracle', 'node_modules/cocofuzz/examples/example-oracle.ts', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '2', '--out', 'found-example-2'], project);
+    expect(threads.status).toBe(1);
+    const repros = (dir: string): string[] => readdirSync(join(project, dir)).filter((f) => f.endsWith('.json'));
+    expect(repros('found-example-2')).toEqual(repros('found-example'));
+    for (const file of repros('found-example')) expect(readFileSync(join(project, 'found-example-2', file), 'utf8')).toBe(readFileSync(join(project, 'found-example', file), 'utf8'));
   });
 
   it("passes the README's vitest example as written", () => {
