@@ -508,22 +508,14 @@ export class GuestMemory {
     const desc: PscDesc = { curEntry: 0, endEntry, entries };
     let stalls = 0;
     let reported = 0;
-    const fail = (cause: GuestFatalCause, message: string): boolean => {
-      this.fatal(cause, (entries[desc.curEntry]?.gfn ?? entries[0]?.gfn ?? 0) * SZ_4K, message);
-      for (let i = reported; i <= endEntry; i++) {
-        const entry = entries[i];
-        if (entry !== undefined) this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: false });
-      }
-      return false;
-    };
     while (desc.curEntry <= desc.endEntry) {
       this.env.charge();
       const curEntry = desc.curEntry;
       const before = pscProgress(entries);
       const error = this.hv.psc(desc);
-      if (error !== undefined) return fail('psc', `PSC to ${to} failed: ${error}: __set_pages_state() terminates the guest`);
+      if (error !== undefined) return this.pscFailed(entries, desc.curEntry, reported, to, 'psc', `PSC to ${to} failed: ${error}: __set_pages_state() terminates the guest`);
       if (desc.endEntry > endEntry || desc.curEntry < curEntry) {
-        return fail('psc', `SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry}): __set_pages_state() terminates the guest`);
+        return this.pscFailed(entries, desc.curEntry, reported, to, 'psc', `SNP: PSC processing going backward, end_entry ${endEntry} (got ${desc.endEntry}) cur_entry ${curEntry} (got ${desc.curEntry}): __set_pages_state() terminates the guest`);
       }
       const completed = Math.min(desc.curEntry, endEntry + 1);
       this.logPscDone(entries, reported, completed, to);
@@ -531,12 +523,26 @@ export class GuestMemory {
       reported = Math.max(reported, completed);
       if (desc.curEntry === curEntry && pscProgress(entries) <= before) {
         if (++stalls > MAX_PSC_STALLS) {
-          return fail('livelock', `PSC to ${to} at ${hexOf((entries[curEntry]?.gfn ?? 0) * SZ_4K)}: no progress after ${MAX_PSC_STALLS} exits: vmgexit_psc() would loop forever (host livelock)`);
+          return this.pscFailed(entries, desc.curEntry, reported, to, 'livelock', `PSC to ${to} at ${hexOf((entries[curEntry]?.gfn ?? 0) * SZ_4K)}: no progress after ${MAX_PSC_STALLS} exits: vmgexit_psc() would loop forever (host livelock)`);
         }
       } else {
         stalls = 0;
       }
     }
     return true;
+  }
+
+  /**
+   * psc() gives up: the guest dies at entry `curEntry` (where the host left cur_entry), and psc()'s
+   * entries from `reported` on are logged not done. A method, not a closure of psc(): one would be
+   * made on every PSC.
+   */
+  private pscFailed(entries: readonly PscEntry[], curEntry: number, reported: number, to: 'shared' | 'private', cause: GuestFatalCause, message: string): boolean {
+    this.fatal(cause, (entries[curEntry]?.gfn ?? entries[0]?.gfn ?? 0) * SZ_4K, message);
+    for (let i = reported; i < entries.length; i++) {
+      const entry = entries[i]!;
+      this.log.events.push({ kind: 'psc', gpa: entry.gfn * SZ_4K, size: entry.size, to, done: false });
+    }
+    return false;
   }
 }
