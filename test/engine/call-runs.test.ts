@@ -3,6 +3,7 @@
 // CallRun, and pages faulted in one by one (PVALIDATE #NPF, npt_map, PVALIDATE) as one block. Every step must read exactly as when each call is recorded on its own: the same calls
 // (expanded on first read of `calls`), faults, touched ranges, violations, budgets and metrics.
 
+import { setFlagsFromString } from 'node:v8';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type GuestEvent, type GuestEventRecord, type Oracle, type Step, eventAt, eventsIn, isEventRun } from '../../src/api.ts';
 import { type Policies, type RunOptions, runCase } from '../../src/engine/run.ts';
@@ -14,6 +15,11 @@ import { generateCase } from '../../src/ops/generate.ts';
 import type { Case } from '../../src/ops/types.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
+
+// V8's own answer to "is this object a hash table?" (%HasFastProperties), for the step's shape.
+setFlagsFromString('--allow-natives-syntax');
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- the natives syntax is parsed only here
+const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean;
 
 let oracles: Oracle[];
 beforeAll(async () => {
@@ -234,11 +240,15 @@ describe('guest event runs', () => {
     // Where runs were logged, `guestEvents` is an accessor in the place of the field it was: the
     // same keys in the same order (JSON, `{ ...step }`), and writable as that field was.
     const keys: string[][] = [];
+    const fast: boolean[] = [];
     runCase({ config, seed: 'event-runs', ops: [ops[0]!, { op: 'host_sync' }] }, policies, {
       oracles: [],
       bootCache: false,
       onStep: (step) => {
         keys.push(Object.keys(step));
+        // Made as accessors, not redefined from data: a plain object to V8, not a hash table
+        // (every oracle reads every step).
+        fast.push(hasFastProperties(step));
         const mine: Step['guestEvents'] = [];
         (step as { guestEvents: Step['guestEvents'] }).guestEvents = mine;
         expect(step.guestEvents).toBe(mine);
@@ -246,6 +256,7 @@ describe('guest event runs', () => {
     });
     expect(keys[0]!.slice(0, 8)).toEqual(['index', 'op', 'dmas', 'guestEvents', 'faults', 'frameRanges', 'gfnRanges', 'calls']);
     expect(keys[1]!.slice(0, 8)).toEqual(keys[0]!.slice(0, 8));
+    expect(fast).toEqual([true, true]);
     expect(seen.find((s) => s.op === 'map_single')!.runs.some((r) => r.kind === 'access' && isEventRun(r) && r.stride === 2048)).toBe(true);
   });
 });
