@@ -60,4 +60,29 @@ describe('no-silent-remap, part of a 2M page shared', () => {
     rmpLetsHostWrite();
     expect(runSpec({ host: 'cut-on-convert', guest: 'linux', adversary: true, ops: [...setup, { op: 'hw_host_write', hpa }] }, [oracle]).violations).toEqual([]);
   });
+
+  // The GFNs a step touched are examined through their GFN ranges; a GFN from elsewhere that names
+  // one of the frames the step touched, only through that frame. Here the host remaps the page at
+  // 8M onto a frame of the 2M page (reported at once), and the guest later shares that 2M page
+  // whole: the step's GFNs are the 2M page's, and the page at 8M loses its frame with them. The
+  // check must see it (the end-of-case sweep would too: left out here). A shortcut that passes over
+  // a frame region whose frames name only GFNs the step touched must count that GFN among them.
+  it('watches a page the host remapped onto a frame of the 2M page when the guest converts the 2M page whole', () => {
+    const hpa = frameAfterSetup(2 * MB + 300 * SZ_4K);
+    const ops: Op[] = [
+      ...setup,
+      { op: 'accept', gpa: 8 * MB, size: '2M' },
+      { op: 'hw_unmap', table: 'npt', gpa: 8 * MB, size: '2M' },
+      { op: 'hw_map', table: 'npt', gpa: 8 * MB, hpa, size: '4K' },
+      { op: 'unshare', gpa: 2 * MB, pages: 256 },
+      { op: 'share', gpa: 2 * MB, pages: 512 },
+    ];
+    const checkOnly = { ...oracle, final: undefined };
+    const found = runSpec({ host: 'cut-on-convert', guest: 'linux', adversary: true, ops }, [checkOnly], { allViolations: true }).violations;
+    expect(found.map((v) => [v.step, v.details?.gpa])).toEqual([
+      [4, 8 * MB],
+      [6, 8 * MB],
+    ]);
+    expect(found[1]!.message).toMatch(/RMP entry no longer assigned while the guest holds it validated/);
+  });
 });
