@@ -403,7 +403,27 @@ export class HostFrames {
     if (!followsPins(run.prim)) return;
     const dev = run.args.dev;
     if (run.prim === 'io_unmap' && typeof dev === 'number' && !run.strided.includes('dev')) {
-      // The run of unmaps a leaf-by-leaf unmap makes (Iommu.unmapLeaves()): read in place.
+      // The run of unmaps a leaf-by-leaf unmap makes (Iommu.unmapLeaves()): read in place. Adjacent
+      // 4K leaves, each unpinning just itself (a numeric result at most its length), unpin their
+      // stretch: one queueUnpin() of it queues what one per leaf would, in address order (a 4K leaf
+      // lies in one pin run), where one per leaf rebuilt the device's runs leaf by leaf.
+      const len = argAt(run, 'len', 0);
+      if (len === SZ_4K && run.stride === SZ_4K && run.strided.length === 1 && run.strided[0] === 'gpa' && !(typeof run.result === 'number' && run.result > len)) {
+        const queued = this.unpinPending.get(dev)?.length ?? 0;
+        this.queueUnpin(dev, argAt(run, 'gpa', 0), run.count * SZ_4K);
+        // What the stretch queued, by address (the pin runs are in the order they were pinned):
+        // an insertion sort, as the pieces are few.
+        const pending = this.unpinPending.get(dev);
+        if (pending !== undefined) {
+          for (let i = queued + 1; i < pending.length; i++) {
+            const piece = pending[i]!;
+            let j = i;
+            for (; j > queued && pending[j - 1]!.iova > piece.iova; j--) pending[j] = pending[j - 1]!;
+            pending[j] = piece;
+          }
+        }
+        return;
+      }
       for (let i = 0; i < run.count; i++) this.unmapped(dev, argAt(run, 'gpa', i), argAt(run, 'len', i), run.result);
       return;
     }

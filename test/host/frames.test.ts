@@ -98,4 +98,30 @@ describe('host frames', () => {
     expect(frames.frame(ram + M + 2 * 4096).state).toBe('free');
     expect(frames.frame(ram + M).state).toBe('backing');
   });
+
+  // A run of 4K unmaps (Iommu.unmapLeaves()) queues its unpins as one stretch: in address order,
+  // as leaf by leaf, even where the pins were taken in another order. The flush frees them in
+  // that order, and the pool hands them out so.
+  it('a run of 4K unmaps over pins taken high then low frees its frames low first, as leaf by leaf', () => {
+    const M = 1024 * 1024;
+    const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
+    const frames = new HostFrames(machine, 64 * M);
+    machine.recorder.observer = frames;
+    const ram = VMM_RAM_BASE + 4 * M;
+    expect(machine.ioMap(0, 4 * M + 2 * 4096, ram + 2 * 4096, 2 * 4096)).toEqual({ mapped: 2 * 4096 });
+    expect(machine.ioMap(0, 4 * M, ram, 2 * 4096)).toEqual({ mapped: 2 * 4096 });
+    frames.discardRam(4 * M, 4 * 4096);
+    // The four leaves unmapped as the host's run of calls reports them (the S2 itself unmapped
+    // with the observer away, so that the frames hear the run, not four single calls).
+    machine.recorder.observer = undefined;
+    machine.ioUnmap(0, 4 * M, 4 * 4096);
+    machine.recorder.observer = frames;
+    frames.observeRun({ prim: 'io_unmap', args: { dev: 0, gpa: 4 * M, len: 4096 }, result: 4096, count: 4, strided: ['gpa'], stride: 4096 });
+    expect(frames.frame(ram).state).toBe('pinned');
+    machine.iommuFlush(0);
+    // Shares at 8M whose own RAM frames are gone take frames from the pool, oldest first.
+    frames.discardRam(8 * M, 4 * 4096);
+    const handedOut = [0, 1, 2, 3].map((i) => frames.sharedFrameFor(8 * M / 4096 + i));
+    expect(handedOut).toEqual([ram, ram + 4096, ram + 2 * 4096, ram + 3 * 4096]);
+  });
 });
