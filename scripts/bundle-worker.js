@@ -1,20 +1,20 @@
-// After `tsc -p tsconfig.build.json`: the campaign worker thread (dist/src/engine/worker.js) becomes
-// one file. A worker loads its module graph afresh; as ~100 modules that was 65-75 ms of a ~110 ms
-// start, almost all of it Node's loader (resolving, opening, compiling file by file), not our code
-// (issue 15: "a worker's start under 0.1 s"). The bundle keeps the package's own `cocofuzz/api`
-// (the built-in oracles import it) inside; other packages (seedrandom, tsx for TypeScript
-// plugins) stay imports. api.ts holds only functions and constants, so a user plugin that loads
-// dist/src/api.js beside the bundle gets the same behaviour from its own copy.
-// esbuild comes with tsx (a dependency), at the version tsx pins.
+// After `tsc -p tsconfig.build.json`: the campaign worker thread (dist/src/engine/worker.js) as one
+// file, dist/src/engine/worker-bundle.js. A worker loads its module graph afresh; as ~100 modules
+// that was 65-75 ms of a ~110 ms start, almost all of it Node's loader (resolving, opening,
+// compiling file by file), not our code (issue 15: "a worker's start under 0.1 s"). The bundle
+// keeps the package's own `cocofuzz/api` (the built-in oracles import it) inside; other packages
+// (seedrandom, tsx for TypeScript plugins) stay imports. The watchdog starts it only for a job that
+// loads no user code (src/engine/watchdog.ts): a plugin's `cocofuzz` must be the engine the worker
+// runs, which the bundle's own copy is not, so those workers run dist/'s modules as before.
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
 const worker = fileURLToPath(new URL('../dist/src/engine/worker.js', import.meta.url));
+const bundle = fileURLToPath(new URL('../dist/src/engine/worker-bundle.js', import.meta.url));
 
 const result = await build({
   entryPoints: [worker],
-  outfile: worker,
-  allowOverwrite: true,
+  outfile: bundle,
   bundle: true,
   format: 'esm',
   platform: 'node',
@@ -32,4 +32,4 @@ const result = await build({
 });
 const inputs = Object.keys(result.metafile.inputs).length;
 // stderr: `npm pack --json` prints the build's stdout before its JSON.
-console.error(`bundle-worker: ${inputs} modules -> dist/src/engine/worker.js`);
+console.error(`bundle-worker: ${inputs} modules -> dist/src/engine/worker-bundle.js`);

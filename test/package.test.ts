@@ -112,10 +112,10 @@ describe('the packed package, installed into a new project', () => {
     ok(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], strict);
   });
 
-  it('ships the campaign worker as one file, its own package inside and other packages imported', () => {
+  it('ships the campaign worker as one file too, its own package inside and other packages imported', () => {
     // scripts/bundle-worker.js: a worker thread loads its module graph afresh, and ~100 modules
-    // were most of its start (issue 15).
-    const worker = readFileSync(join(project, 'node_modules/cocofuzz/dist/src/engine/worker.js'), 'utf8');
+    // were most of its start (issue 15). Workers that load no user code run it.
+    const worker = readFileSync(join(project, 'node_modules/cocofuzz/dist/src/engine/worker-bundle.js'), 'utf8');
     const specifiers = [...worker.matchAll(/(?:^import\s[^'"]*?from\s*|\bimport\(\s*)["']([^"']+)["']/gm)].map((m) => m[1]!);
     expect(specifiers.filter((s) => s.startsWith('.') || s.startsWith('cocofuzz'))).toEqual([]);
     expect(specifiers).toEqual(expect.arrayContaining(['seedrandom', 'tsx/esm/api']));
@@ -149,13 +149,33 @@ describe('the packed package, installed into a new project', () => {
     const fuzz = run('npx', ['cocofuzz', 'fuzz', '--oracle', 'node_modules/cocofuzz/examples/example-oracle.ts', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '1', '--out', 'found-example'], project);
     expect([fuzz.status, fuzz.stderr]).toEqual([1, expect.any(String)]);
     expect(fuzz.stdout).toMatch(/finding: no-psmash/);
-    // The same in worker threads (the bundled worker loads the plugin, whose cocofuzz/api is
-    // dist/src/api.js beside the bundle): the same finding, byte for byte.
+    // The same in two worker threads: the same finding, byte for byte.
     const threads = run('npx', ['cocofuzz', 'fuzz', '--oracle', 'node_modules/cocofuzz/examples/example-oracle.ts', '--only-oracle', 'no-psmash', '--runs', '60', '--seed', 'plugin', '--workers', '2', '--out', 'found-example-2'], project);
     expect(threads.status).toBe(1);
     const repros = (dir: string): string[] => readdirSync(join(project, dir)).filter((f) => f.endsWith('.json'));
     expect(repros('found-example-2')).toEqual(repros('found-example'));
     for (const file of repros('found-example')) expect(readFileSync(join(project, 'found-example-2', file), 'utf8')).toBe(readFileSync(join(project, 'found-example', file), 'utf8'));
+  });
+
+  // A worker that loads a plugin runs dist/'s modules, not the bundle: the plugin's `cocofuzz` is
+  // the engine the worker runs, so a PolicyError the plugin throws is the engine's PolicyError (a
+  // bundle's own copy of the class would wrap it again, in another bucket).
+  it("treats a plugin's PolicyError from 'cocofuzz' as its own in worker threads", () => {
+    writeFileSync(
+      join(project, 'pe-host.mjs'),
+      [
+        "import { defineHostPolicy, PolicyError } from 'cocofuzz';",
+        'export default defineHostPolicy({',
+        "  name: 'pe-host',",
+        "  description: 'refuses to smash',",
+        "  io(ctx, event) { if (event.kind === 'smash') throw new PolicyError('pe-host', 'refuses to smash'); return ctx.iommu.defaultIo(event); },",
+        '});',
+      ].join('\n'),
+    );
+    const fuzz = run('npx', ['cocofuzz', 'fuzz', '--host-policy', './pe-host.mjs', '--guest-policy', 'linux-2m-pool', '--runs', '40', '--seed', 'rev', '--workers', '2', '--out', 'found-pe'], project);
+    expect(fuzz.status).toBe(1);
+    expect(fuzz.stdout).toContain('policy pe-host: refuses to smash');
+    expect(fuzz.stdout).not.toContain('in hook host io: policy pe-host');
   });
 
   it("passes the README's vitest example as written", () => {

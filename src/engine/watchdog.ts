@@ -11,11 +11,13 @@
 // calls the case made and the policy hook running, so a timeout can be shrunk by a call budget
 // instead of by wall clock (timeout-shrink.ts).
 
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
 import { POLICY_HOOKS } from './call-budget.ts';
-import type { CampaignJob } from './case-job.ts';
+import { type CampaignJob, loadsPlugins } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
 import type { WorkerTask } from './worker.ts';
 
@@ -106,6 +108,15 @@ export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: 
 // bootstrap registers tsx in the thread first.
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const WORKER_URL = FROM_SOURCES ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+/**
+ * The compiled worker as one file (scripts/bundle-worker.js): a worker loads its modules afresh, and
+ * as a hundred files they were most of its start. Only for a job that loads no user code: a
+ * plugin's `cocofuzz` must be the engine the worker runs (its error classes for instanceof, as
+ * in-process), which the modules of dist/ are and a bundle's copy is not.
+ */
+const WORKER_BUNDLE = FROM_SOURCES ? undefined : new URL('./worker-bundle.js', import.meta.url);
+const workerUrl = (job: CampaignJob): URL =>
+  WORKER_BUNDLE !== undefined && !loadsPlugins(job) && existsSync(fileURLToPath(WORKER_BUNDLE)) ? WORKER_BUNDLE : WORKER_URL;
 // A thread inherits its process's flags. The compiled worker resolves the package's own imports
 // (cocofuzz/api in the built-in oracles) to dist/ whatever the parent was started with: a process
 // that runs the sources (--conditions=cocofuzz-source, bench/startup.ts) and starts a compiled
@@ -144,7 +155,7 @@ export class WatchedWorker {
   readonly ready: Promise<void>;
 
   constructor(job: CampaignJob, heapMb = WORKER_HEAP_MB) {
-    this.worker = new Worker(WORKER_URL, {
+    this.worker = new Worker(workerUrl(job), {
       workerData: { job, progress: this.progress.buffer },
       ...(WORKER_EXEC_ARGV ? { execArgv: WORKER_EXEC_ARGV } : {}),
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
