@@ -404,13 +404,17 @@ export class HostFrames {
     const dev = run.args.dev;
     if (run.prim === 'io_unmap' && typeof dev === 'number' && !run.strided.includes('dev')) {
       // The run of unmaps a leaf-by-leaf unmap makes (Iommu.unmapLeaves()): read in place. Adjacent
-      // 4K leaves, each unpinning just itself (a numeric result at most its length), unpin their
-      // stretch: one queueUnpin() of it queues what one per leaf would, in address order (a 4K leaf
-      // lies in one pin run), where one per leaf rebuilt the device's runs leaf by leaf.
+      // 4K leaves, each unpinning just itself (a result that is no number, or one at most its
+      // length), over pin runs that do not overlap (VFIO pins an IOVA twice when a map finds the
+      // same output already there): then a 4K leaf lies in one pin run, and one queueUnpin() of
+      // the stretch queues what one per leaf would, in address order, where one per leaf rebuilt
+      // the device's runs leaf by leaf.
       const len = argAt(run, 'len', 0);
-      if (len === SZ_4K && run.stride === SZ_4K && run.strided.length === 1 && run.strided[0] === 'gpa' && !(typeof run.result === 'number' && run.result > len)) {
+      const gpa = argAt(run, 'gpa', 0);
+      const fits = typeof run.result !== 'number' || run.result <= len;
+      if (len === SZ_4K && run.stride === SZ_4K && run.strided.length === 1 && run.strided[0] === 'gpa' && fits && !this.pinsOverlap(dev, gpa, gpa + run.count * SZ_4K)) {
         const queued = this.unpinPending.get(dev)?.length ?? 0;
-        this.queueUnpin(dev, argAt(run, 'gpa', 0), run.count * SZ_4K);
+        this.queueUnpin(dev, gpa, run.count * SZ_4K);
         // What the stretch queued, by address (the pin runs are in the order they were pinned):
         // an insertion sort, as the pieces are few.
         const pending = this.unpinPending.get(dev);
@@ -562,6 +566,29 @@ export class HostFrames {
     }
     this.pins.set(dev, kept);
   }
+
+  /** Whether two of `dev`'s pin runs that reach into [gpa, end) overlap each other. */
+  private pinsOverlap(dev: number, gpa: number, end: number): boolean {
+    const runs = this.pins.get(dev);
+    if (runs === undefined) return false;
+    const touching = this.touchingScratch;
+    touching.length = 0;
+    for (const run of runs) if (run.iova + run.frames * SZ_4K > gpa && run.iova < end) touching.push(run);
+    // By address (an insertion sort: a stretch reaches few runs), then neighbours compared.
+    for (let i = 1; i < touching.length; i++) {
+      const run = touching[i]!;
+      let j = i;
+      for (; j > 0 && touching[j - 1]!.iova > run.iova; j--) touching[j] = touching[j - 1]!;
+      touching[j] = run;
+    }
+    let overlap = false;
+    for (let i = 1; i < touching.length && !overlap; i++) overlap = touching[i - 1]!.iova + touching[i - 1]!.frames * SZ_4K > touching[i]!.iova;
+    touching.length = 0;
+    return overlap;
+  }
+
+  /** pinsOverlap()'s list, reused. */
+  private readonly touchingScratch: PinRun[] = [];
 
   private runsOf(map: Map<number, PinRun[]>, dev: number): PinRun[] {
     let runs = map.get(dev);
