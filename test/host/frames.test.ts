@@ -13,6 +13,15 @@ import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-fl
 import { frameOf, makeWorld, run } from '../helpers/world.ts';
 
 const GPA = 0x401000;
+const M = 1024 * 1024;
+
+/** A machine with one device of 4K IO pages, its host frames following its calls, and the RAM block's frame of GPA 4M. */
+function oneDevice(): { machine: Machine; frames: HostFrames; ram: number } {
+  const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
+  const frames = new HostFrames(machine, 64 * M);
+  machine.recorder.observer = frames;
+  return { machine, frames, ram: VMM_RAM_BASE + 4 * M };
+}
 const share = { op: 'share', gpa: GPA, pages: 1 } as const;
 const unshare = { op: 'unshare', gpa: GPA, pages: 1 } as const;
 
@@ -71,11 +80,7 @@ describe('host frames', () => {
   });
 
   it('a 2M range is pinned, discarded and released as a range, and returns to the pool in order', () => {
-    const M = 1024 * 1024;
-    const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
-    const frames = new HostFrames(machine, 64 * M);
-    machine.recorder.observer = frames;
-    const ram = VMM_RAM_BASE + 4 * M;
+    const { machine, frames, ram } = oneDevice();
     // 512 4K leaves over the RAM block's frames: each frame is pinned once.
     expect(machine.ioMap(0, 4 * M, ram, 2 * M)).toEqual({ mapped: 2 * M });
     frames.discardRam(4 * M, 2 * M);
@@ -103,11 +108,7 @@ describe('host frames', () => {
   // as leaf by leaf, even where the pins were taken in another order. The flush frees them in
   // that order, and the pool hands them out so.
   it('a run of 4K unmaps over pins taken high then low frees its frames low first, as leaf by leaf', () => {
-    const M = 1024 * 1024;
-    const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
-    const frames = new HostFrames(machine, 64 * M);
-    machine.recorder.observer = frames;
-    const ram = VMM_RAM_BASE + 4 * M;
+    const { machine, frames, ram } = oneDevice();
     expect(machine.ioMap(0, 4 * M + 2 * 4096, ram + 2 * 4096, 2 * 4096)).toEqual({ mapped: 2 * 4096 });
     expect(machine.ioMap(0, 4 * M, ram, 2 * 4096)).toEqual({ mapped: 2 * 4096 });
     frames.discardRam(4 * M, 4 * 4096);
@@ -129,12 +130,8 @@ describe('host frames', () => {
   // leaf. Released leaf by leaf, the pins of a frame go together; a run of unmaps must free the
   // frames in that order too (found by a review: one stretch per pin run freed 0, 3, 1, 2).
   it('a run of 4K unmaps over pins taken twice frees its frames as leaf by leaf does', () => {
-    const M = 1024 * 1024;
     const handOut = (asRun: boolean): number[] => {
-      const machine = new Machine({ asid: 1, vtom: 64 * M, devices: [{ id: 0, trusted: false, iommu: 's2', ioPageSizes: [4096] }] });
-      const frames = new HostFrames(machine, 64 * M);
-      machine.recorder.observer = frames;
-      const ram = VMM_RAM_BASE + 4 * M;
+      const { machine, frames, ram } = oneDevice();
       expect(machine.ioMap(0, 4 * M, ram, 4 * 4096)).toEqual({ mapped: 4 * 4096 });
       // The same output again over the middle two pages: the map fails, its leaves are pinned again.
       expect(machine.ioMap(0, 4 * M + 4096, ram + 4096, 2 * 4096).mapped).toBe(0);
