@@ -106,6 +106,19 @@ const MIXED = 0;
 const ALL_OWNED = 1;
 const ALL_FREE = 2;
 
+/**
+ * Sorts `runs[from..]` by address in place: an insertion sort, stable and allocation-free, as the
+ * runs an unmap reaches are few.
+ */
+function sortByIova(runs: PinRun[], from: number): void {
+  for (let i = from + 1; i < runs.length; i++) {
+    const run = runs[i]!;
+    let j = i;
+    for (; j > from && runs[j - 1]!.iova > run.iova; j--) runs[j] = runs[j - 1]!;
+    runs[j] = run;
+  }
+}
+
 /** The primitives VFIO's pin tracking follows (HostFrames.observe()). */
 const followsPins = (prim: string): boolean => prim === 'io_map' || prim === 'io_unmap' || prim === 'iommu_flush';
 
@@ -415,17 +428,9 @@ export class HostFrames {
       if (len === SZ_4K && run.stride === SZ_4K && run.strided.length === 1 && run.strided[0] === 'gpa' && fits && !this.pinsOverlap(dev, gpa, gpa + run.count * SZ_4K)) {
         const queued = this.unpinPending.get(dev)?.length ?? 0;
         this.queueUnpin(dev, gpa, run.count * SZ_4K);
-        // What the stretch queued, by address (the pin runs are in the order they were pinned):
-        // an insertion sort, as the pieces are few.
+        // What the stretch queued, by address (the pin runs are in the order they were pinned).
         const pending = this.unpinPending.get(dev);
-        if (pending !== undefined) {
-          for (let i = queued + 1; i < pending.length; i++) {
-            const piece = pending[i]!;
-            let j = i;
-            for (; j > queued && pending[j - 1]!.iova > piece.iova; j--) pending[j] = pending[j - 1]!;
-            pending[j] = piece;
-          }
-        }
+        if (pending !== undefined) sortByIova(pending, queued);
         return;
       }
       for (let i = 0; i < run.count; i++) this.unmapped(dev, argAt(run, 'gpa', i), argAt(run, 'len', i), run.result);
@@ -574,13 +579,8 @@ export class HostFrames {
     const touching = this.touchingScratch;
     touching.length = 0;
     for (const run of runs) if (run.iova + run.frames * SZ_4K > gpa && run.iova < end) touching.push(run);
-    // By address (an insertion sort: a stretch reaches few runs), then neighbours compared.
-    for (let i = 1; i < touching.length; i++) {
-      const run = touching[i]!;
-      let j = i;
-      for (; j > 0 && touching[j - 1]!.iova > run.iova; j--) touching[j] = touching[j - 1]!;
-      touching[j] = run;
-    }
+    // By address, then neighbours compared.
+    sortByIova(touching, 0);
     let overlap = false;
     for (let i = 1; i < touching.length && !overlap; i++) overlap = touching[i - 1]!.iova + touching[i - 1]!.frames * SZ_4K > touching[i]!.iova;
     touching.length = 0;
