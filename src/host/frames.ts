@@ -437,14 +437,10 @@ export class HostFrames {
       return;
     }
     if (run.prim === 'io_map' && typeof dev === 'number' && !run.strided.includes('dev')) {
-      // The io_map run of prepared fault-ins (Machine.pvalidateFaultIn()): read in place. Their
-      // guest_memfd frames lie below the VMM's memory, which is all pinMapped() follows.
+      // The io_map run of prepared fault-ins (Machine.pvalidateFaultIn()), the only one made: its
+      // guest_memfd frames lie below the VMM's memory, which is all pinMapped() follows. Any other
+      // goes call by call below.
       if (argAt(run, 'hpa', 0) + argAt(run, 'len', 0) <= VMM_RAM_BASE && argAt(run, 'hpa', run.count - 1) + argAt(run, 'len', run.count - 1) <= VMM_RAM_BASE) return;
-      for (let i = 0; i < run.count; i++) {
-        const len = argAt(run, 'len', i);
-        this.pinMapped(dev, argAt(run, 'gpa', i), argAt(run, 'hpa', i), len, run.result === len);
-      }
-      return;
     }
     for (let i = 0; i < run.count; i++) this.observe(callAt(run, i));
   }

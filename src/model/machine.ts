@@ -257,6 +257,7 @@ export class Machine {
    * The RMPUPDATE itself, through Linux's rmpupdate() wrapper: the direct map split before a 4K
    * update (even one that then fails), the entry, and on success the counter and the GFNs of the
    * old and the new entry touched. The caller touches the frames and records the call.
+   * updateRmpRun() does the same for a run of 4K frames at once: a change here belongs there too.
    */
   private updateRmpEntry(hpa: number, args: RmpUpdateArgs): number {
     if (args.size === '4K') this.directMap4K.add(Math.floor(hpa / SZ_2M));

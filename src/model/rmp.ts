@@ -448,13 +448,15 @@ export class Rmp {
     const pfn = Math.floor(hpa / SZ_4K);
     const flags = (args.assigned ? ASSIGNED : 0) | (args.immutable === true ? IMMUTABLE : 0);
     const gpaStep = args.assigned ? SZ_4K : 0;
+    // rmpUpdate() refuses such an ASID before anything else: nothing done.
+    if (args.asid > RMP_MAX_ASID) return 0;
     const frame: RmpUpdateArgs = { ...args };
     let done = 0;
     while (done < count) {
       const key = Math.floor((pfn + done) / FRAMES_PER_2M);
       const stop = Math.min(count, (key + 1) * FRAMES_PER_2M - pfn);
       const region = this.regions.get(key);
-      if (region === undefined || (region.flags0 & SIZE_2M) !== 0 || args.asid > RMP_MAX_ASID) {
+      if (region === undefined || (region.flags0 & SIZE_2M) !== 0) {
         // Untouched (an update to the default entry allocates nothing) or under a 2M entry (the
         // first 4K update demotes an unassigned one): one frame as rmpUpdate() does it, then the
         // region is looked at again.
