@@ -120,6 +120,16 @@ describe('the packed package, installed into a new project', () => {
     expect(specifiers.filter((s) => s.startsWith('.') || s.startsWith('cocofuzz'))).toEqual([]);
     expect(specifiers).toEqual(expect.arrayContaining(['seedrandom', 'tsx/esm/api']));
     expect(worker).toContain('name: "no-silent-remap"');
+    // A campaign of built-in policies runs it: two workers find what one finds, byte for byte.
+    const found = (workers: string): string => {
+      const out = `found-builtin-${workers}`;
+      const fuzz = run('npx', ['cocofuzz', 'fuzz', '--host-policy', 'kvm-iommu-4k', '--guest-policy', 'linux-2m-pool', '--runs', '40', '--seed', 'bundle', '--workers', workers, '--out', out], project);
+      expect(fuzz.status).toBe(1);
+      const repros = readdirSync(join(project, out)).filter((f) => f.endsWith('.json')).sort();
+      expect(repros.length).toBeGreaterThan(0);
+      return repros.map((f) => readFileSync(join(project, out, f), 'utf8')).join('\n');
+    };
+    expect(found('2')).toBe(found('1'));
   });
 
   it('runs the CLI on a user policy in TypeScript, with worker threads, and writes CI outputs', () => {

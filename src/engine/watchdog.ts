@@ -114,9 +114,10 @@ const WORKER_URL = FROM_SOURCES ? new URL('./worker-bootstrap.js', import.meta.u
  * plugin's `cocofuzz` must be the engine the worker runs (its error classes for instanceof, as
  * in-process), which the modules of dist/ are and a bundle's copy is not.
  */
-const WORKER_BUNDLE = FROM_SOURCES ? undefined : new URL('./worker-bundle.js', import.meta.url);
-const workerUrl = (job: CampaignJob): URL =>
-  WORKER_BUNDLE !== undefined && !loadsPlugins(job) && existsSync(fileURLToPath(WORKER_BUNDLE)) ? WORKER_BUNDLE : WORKER_URL;
+const BUNDLE_URL = new URL('./worker-bundle.js', import.meta.url);
+/** Undefined from the sources, and in a dist/ built by tsc alone (no bundle step). */
+const WORKER_BUNDLE = !FROM_SOURCES && existsSync(fileURLToPath(BUNDLE_URL)) ? BUNDLE_URL : undefined;
+const workerUrl = (job: CampaignJob): URL => (WORKER_BUNDLE !== undefined && !loadsPlugins(job) ? WORKER_BUNDLE : WORKER_URL);
 // A thread inherits its process's flags. The compiled worker resolves the package's own imports
 // (cocofuzz/api in the built-in oracles) to dist/ whatever the parent was started with: a process
 // that runs the sources (--conditions=cocofuzz-source, bench/startup.ts) and starts a compiled
