@@ -16,13 +16,14 @@ export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, 
 export { defaultRmpEntry } from './model/rmp.ts';
 
 /**
- * The version of this API. 3: MemoryView.writeStamp / regionsWrittenSince and
+ * The version of this API. 4: DmaRecord.tokenRuns (a DMA's tokens as runs; DmaRecord.tokens made
+ * from them on first read). 3: MemoryView.writeStamp / regionsWrittenSince and
  * SwiotlbView.changesSince (what changed since an earlier look, without re-reading it all).
  * 2: Step.frameRanges / gfnRanges (Step.frames / gfns expanded on demand), Oracle.boot and
  * Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage (allocation-free accessors).
  * README.md "Oracle API versions".
  */
-export const API_VERSION = 3;
+export const API_VERSION = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Read-only views of the tables
@@ -313,8 +314,18 @@ export interface DmaRecord {
    * step, which nothing follows.
    */
   rmpAtDma?: readonly RmpEntry[];
-  /** Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk. */
-  tokens: readonly number[];
+  /**
+   * Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk, in the order
+   * of `result.pieces`. Made from `tokenRuns` on first read: an oracle that can work on runs reads
+   * those instead (a 1 GiB DMA moves 524,288 chunks).
+   */
+  readonly tokens: readonly number[];
+  /**
+   * The same tokens as runs (API v4): pairs of a first token and a count, standing for the tokens
+   * first, first + 1, ..., first + count - 1; a first token of 0 stands for `count` chunks never
+   * written (all 0). A write's tokens are fresh and consecutive, so a DMA write is one pair.
+   */
+  readonly tokenRuns: readonly number[];
   result: DmaResult;
   /**
    * The 4K frames the DMA reached that did not back the guest page it reached them through,

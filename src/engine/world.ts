@@ -25,6 +25,7 @@ import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
+import { RecordedDma } from './dma-record.ts';
 import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
 import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, hookOf, stepBudget } from './call-budget.ts';
@@ -533,15 +534,7 @@ class SimWorld implements World {
       return { skipped: 'a DMA needs buf, map or iova' };
     }
     const result = this.machine.dma(op.dev, iova, op.len, op.write);
-    const record: DmaRecord = {
-      dev: op.dev,
-      iova,
-      len: op.len,
-      write: op.write,
-      legit,
-      tokens: result.tokens,
-      result: { ok: result.ok, pieces: result.pieces, faults: result.faults },
-    };
+    const record = new RecordedDma(op.dev, iova, op.len, op.write, legit, result.tokenRuns, { ok: result.ok, pieces: result.pieces, faults: result.faults });
     if (target !== undefined) record.target = target;
     if (during !== undefined) {
       record.during = during;
@@ -567,13 +560,16 @@ class SimWorld implements World {
   /** The frames the DMA's pieces reached that do not back the page they were reached through, now. */
   private strayFrames(pieces: readonly DmaPiece[]): readonly StrayFrame[] {
     let out: StrayFrame[] | undefined;
+    const frames = this.hostActor.frames;
     for (const piece of pieces) {
       // The S2 maps whole 4K pages, so the GPA and the HPA share their offset in the page.
-      const first = alignDown(piece.hpa, SZ_4K);
-      for (let hpa = first; hpa < piece.hpa + piece.len; hpa += SZ_4K) {
-        const gpa = alignDown(piece.gpa, SZ_4K) + (hpa - first);
-        if (this.hostActor.frames.backsPage(hpa, gpa)) continue;
-        (out ??= []).push({ hpa, gpa, frame: this.hostActor.frame(hpa) });
+      const pfn = Math.floor(piece.hpa / SZ_4K);
+      const gfn = Math.floor(piece.gpa / SZ_4K);
+      const pages = Math.ceil((piece.hpa + piece.len) / SZ_4K) - pfn;
+      // Stretch by stretch of frames that back their pages (backsRun()), each stray one recorded.
+      for (let k = frames.backsRun(pfn, gfn, pages); k < pages; k += 1 + frames.backsRun(pfn + k + 1, gfn + k + 1, pages - k - 1)) {
+        const hpa = (pfn + k) * SZ_4K;
+        (out ??= []).push({ hpa, gpa: (gfn + k) * SZ_4K, frame: this.hostActor.frame(hpa) });
       }
     }
     return out ?? NO_STRAY_FRAMES;

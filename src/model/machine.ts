@@ -106,7 +106,8 @@ export type PvalidateResult = { status: number } | { npf: Fault };
  *  hardware's own terms allocates nothing (the Linux loop issues one per 4K page of a PSC). */
 const PVALIDATE_RESULTS: readonly PvalidateResult[] = Object.freeze(Array.from({ length: 256 }, (_, status) => Object.freeze({ status })));
 export type HostWriteResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
-export type DmaOutcome = DmaResult & { tokens: number[] };
+/** `tokenRuns`: the tokens the DMA read or wrote, as Memory's runs (model/memory.ts appendTokenRun()). */
+export type DmaOutcome = DmaResult & { tokenRuns: number[] };
 export type TdiResult = 'ok' | 'ENODEV' | 'EINVAL';
 export type SplitResult = 'ok' | 'ENXIO' | 'EINVAL' | 'EADDRINUSE' | 'ERANGE';
 
@@ -990,7 +991,7 @@ export class Machine {
     this.counters.dmas++;
     const pieces: DmaPiece[] = [];
     const faults: Fault[] = [];
-    const tokens: number[] = [];
+    const tokenRuns: number[] = [];
     const end = iova + len;
     let cur = iova;
     while (cur < end) {
@@ -1068,8 +1069,8 @@ export class Machine {
         break;
       }
       if (!fromIotlb) device.iotlb.insert(regionGpa, regionHpa, checked);
-      if (write) this.mem.writeInto(hpa, pieceLen, tokens);
-      else this.mem.readInto(hpa, pieceLen, tokens);
+      if (write) this.mem.writeRuns(hpa, pieceLen, tokenRuns);
+      else this.mem.readRuns(hpa, pieceLen, tokenRuns);
       const piece: DmaPiece = {
         iova: cur,
         gpa,
@@ -1086,7 +1087,7 @@ export class Machine {
     }
     const ok = faults.length === 0;
     this.recorder.call(prim, { dev, iova, len, write }, ok ? 'ok' : (faults[0]?.kind ?? 'fault'));
-    return { ok, pieces, faults, tokens };
+    return { ok, pieces, faults, tokenRuns };
   }
 
   // =============================================================================================

@@ -97,6 +97,56 @@ export class Memory {
     return out;
   }
 
+  /**
+   * As writeInto(), the tokens as runs appended to `runs` (appendTokenRun(): pairs of first token
+   * and count): a write's tokens are consecutive, so a DMA of any length is one pair, and the
+   * chunks are stored region by region, one look-up per 2M region rather than per chunk.
+   */
+  writeRuns(hpa: number, len: number, runs: number[]): void {
+    if (len <= 0) return;
+    this.stamp++;
+    const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
+    const first = this.next;
+    for (let chunk = Math.floor(hpa / SZ_2K); chunk < end; ) {
+      const key = Math.floor(chunk / CHUNKS_PER_2M);
+      const stop = Math.min(end, (key + 1) * CHUNKS_PER_2M);
+      const region = this.regions.writable(key) ?? this.regions.add(key, new Float64Array(LATEST + 1));
+      const base = key * CHUNKS_PER_2M;
+      let fresh = 0;
+      for (let i = chunk - base, n = stop - base; i < n; i++) {
+        if (region[i] === 0) fresh++;
+        region[i] = this.next++;
+      }
+      this.written += fresh;
+      region[LATEST] = this.stamp;
+      chunk = stop;
+    }
+    appendTokenRun(runs, first, this.next - first);
+  }
+
+  /** As readInto(), the tokens as runs appended to `runs` (appendTokenRun()), region by region. */
+  readRuns(hpa: number, len: number, runs: number[]): void {
+    if (len <= 0) return;
+    const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
+    for (let chunk = Math.floor(hpa / SZ_2K); chunk < end; ) {
+      const key = Math.floor(chunk / CHUNKS_PER_2M);
+      const stop = Math.min(end, (key + 1) * CHUNKS_PER_2M);
+      const region = this.regions.get(key);
+      const base = key * CHUNKS_PER_2M;
+      if (region === undefined) appendTokenRun(runs, 0, stop - chunk);
+      else for (let i = chunk - base, n = stop - base; i < n; ) {
+        // The stretch of chunks whose tokens advance by one (or stay 0): one pair.
+        const token = region[i]!;
+        let j = i + 1;
+        if (token === 0) while (j < n && region[j] === 0) j++;
+        else while (j < n && region[j] === token + (j - i)) j++;
+        appendTokenRun(runs, token, j - i);
+        i = j;
+      }
+      chunk = stop;
+    }
+  }
+
   /** The tokens of the chunks `len` bytes at `hpa` cover, in order. */
   read(hpa: number, len: number): number[] {
     return this.readInto(hpa, len, []);
@@ -133,4 +183,33 @@ export class Memory {
     }
     return out;
   }
+}
+
+/**
+ * Appends the tokens `first`, `first + 1`, ... (`count` of them; `first` 0: `count` chunks never
+ * written, all 0) to `runs`, pairs of first token and count, extending the last pair where the
+ * new tokens continue it.
+ */
+export function appendTokenRun(runs: number[], first: number, count: number): void {
+  if (count <= 0) return;
+  const n = runs.length;
+  if (n >= 2) {
+    const lastFirst = runs[n - 2]!;
+    const lastCount = runs[n - 1]!;
+    if (first === 0 ? lastFirst === 0 : lastFirst !== 0 && lastFirst + lastCount === first) {
+      runs[n - 1] = lastCount + count;
+      return;
+    }
+  }
+  runs.push(first, count);
+}
+
+/** The tokens `runs` (appendTokenRun()'s pairs) stand for, one per chunk. */
+export function expandTokenRuns(runs: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < runs.length; r += 2) {
+    const first = runs[r]!;
+    for (let i = 0, n = runs[r + 1]!; i < n; i++) out.push(first === 0 ? 0 : first + i);
+  }
+  return out;
 }

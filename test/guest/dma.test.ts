@@ -4,6 +4,7 @@
 // vIOMMU S1 mappings.
 
 import { describe, expect, it } from 'vitest';
+import { expandTokenRuns } from '../../src/model/memory.ts';
 import type { GuestEvent } from '../../src/api.ts';
 import { PolicyError } from '../../src/engine/world.ts';
 import { IOVA_BASE } from '../../src/guest/allocator.ts';
@@ -152,6 +153,25 @@ describe('dma_map_single through swiotlb', () => {
     expect(origToken(SZ_2K)).toBe(again.tokens[0]);
     expect(world.guest.mappings).toEqual([]);
     expect([...world.guest.swiotlb.liveMappings()]).toEqual([]);
+  });
+
+  it('records a DMA\'s tokens as runs: a write is one pair, tokens and JSON give them chunk by chunk (API 4)', () => {
+    const world = makeWorld();
+    world.apply({ op: 'map_single', dev: 1, bytes: 16384, dir: 'bidirectional' }, 0);
+    const write = world.apply({ op: 'dma', dev: 1, map: 0, len: 16384, write: true }, 1).dmas[0]!;
+    const first = write.tokenRuns[0]!;
+    expect(write.tokenRuns).toEqual([first, 8]);
+    expect(write.tokens).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => first + i));
+    // The device writes the fifth chunk again: a read through the mapping is three runs.
+    world.apply({ op: 'dma', dev: 1, map: 0, offset: 8192, len: 2048, write: true }, 2);
+    const read = world.apply({ op: 'dma', dev: 1, map: 0, len: 16384, write: false }, 3).dmas[0]!;
+    const touched = read.tokens[4]!;
+    expect(touched).toBeGreaterThan(first + 7);
+    expect(read.tokenRuns).toEqual([first, 4, touched, 1, first + 5, 3]);
+    expect(read.tokens).toEqual(expandTokenRuns(read.tokenRuns));
+    const json = JSON.parse(JSON.stringify(write)) as { tokens: number[]; tokenRuns: number[] };
+    expect(json.tokens).toEqual(write.tokens);
+    expect(json.tokenRuns).toEqual(write.tokenRuns);
   });
 
   it('does not copy back a to_device mapping', () => {

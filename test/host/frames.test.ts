@@ -10,6 +10,11 @@ import { Machine } from '../../src/model/machine.ts';
 import { defineHostPolicy } from '../../src/policies/types.ts';
 import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
 import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
+import { runCase } from '../../src/engine/run.ts';
+import { GMEM_BASE } from '../../src/model/layout.ts';
+import { defaultConfig } from '../../src/ops/config.ts';
+import { generateCase } from '../../src/ops/generate.ts';
+import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
 import { frameOf, makeWorld, run } from '../helpers/world.ts';
 
 const GPA = 0x401000;
@@ -147,5 +152,64 @@ describe('host frames', () => {
     };
     expect(handOut(false)).toEqual([0, 1, 2, 3]);
     expect(handOut(true)).toEqual([0, 1, 2, 3]);
+  });
+
+  // backsRun() answers for a stretch of frames what backsPage() answers frame by frame (the DMA
+  // path's stray-frame check asks it of whole pieces). Probed after every step of generated cases
+  // in every discard world, over the frames each DMA piece reached (with the GPA it reached them
+  // through, and a GPA one page off) and stretches across the guest_memfd, RAM block and fresh
+  // frames' boundaries.
+  it('backsRun() agrees with backsPage() frame by frame', () => {
+    const perFrame = (frames: HostFrames, pfn: number, gfn: number, count: number): number => {
+      let n = 0;
+      while (n < count && frames.backsPage((pfn + n) * 4096, (gfn + n) * 4096)) n++;
+      return n;
+    };
+    let probes = 0;
+    let partial = 0;
+    for (const [host, guest] of [['kvm-iommu-4k', 'linux'], ['cut-on-convert', 'linux-2m-pool'], ['quiesce-dma', 'linux-2m-pool']] as const) {
+      for (const discard of ['on-private', 'none', 'in-place'] as const) {
+        const config = defaultConfig({ hostPolicy: host, guestPolicy: guest, discard, guestMemory: '16M', swiotlb: '4M' });
+        for (let i = 0; i < 4; i++) {
+          const testCase = generateCase(config, `backs-run/${host}/${discard}/${i}`, { steps: 40 });
+          const probe = (frames: HostFrames, pfn: number, gfn: number, count: number): void => {
+            const expected = perFrame(frames, pfn, gfn, count);
+            expect(frames.backsRun(pfn, gfn, count), `pfn ${pfn} gfn ${gfn} count ${count}`).toBe(expected);
+            probes++;
+            if (expected > 0 && expected < count) partial++;
+          };
+          runCase(testCase, { host: hostPolicies[host]!, guest: guestPolicies[guest]! }, {
+            oracles: [],
+            onStep: (step, view) => {
+              // The engine's own world: its host's frames (what world.ts strayFrames() asks).
+              const frames = (view as unknown as { hostActor: { frames: HostFrames } }).hostActor.frames;
+              for (const dma of step.dmas) {
+                for (const piece of dma.result.pieces) {
+                  const pfn = Math.floor(piece.hpa / 4096);
+                  const pages = Math.ceil((piece.hpa + piece.len) / 4096) - pfn;
+                  probe(frames, pfn, Math.floor(piece.gpa / 4096), pages + 3);
+                  probe(frames, pfn, Math.floor(piece.gpa / 4096) + 1, pages);
+                }
+              }
+              const gmem = GMEM_BASE / 4096;
+              const vmm = VMM_RAM_BASE / 4096;
+              const guestPages = (16 * M) / 4096;
+              probe(frames, gmem + guestPages - 700, guestPages - 700, 1400);
+              probe(frames, gmem - 5, -5, 20);
+              probe(frames, vmm, 0, guestPages + 600);
+              probe(frames, vmm + 3, 3, 1500);
+              // Frames handed out past the RAM block, against the GPAs of the pages they back.
+              for (let gfn = 0; gfn < guestPages; gfn += 37) {
+                const backing = view.host.backing(gfn * 4096);
+                if (backing !== undefined) probe(frames, Math.floor(backing.hpa / 4096), gfn, 700);
+              }
+            },
+          });
+        }
+      }
+    }
+    // The probes reached stretches that stop part way, not only all-or-nothing ones.
+    expect(partial).toBeGreaterThan(50);
+    expect(probes).toBeGreaterThan(1000);
   });
 });

@@ -3,12 +3,13 @@
 // reference also keeps the tokens, so a copy of never-written memory into a region nothing wrote
 // (which changes nothing, and makes no region) counts as no write, as in the model. Half the runs
 // copy the memory as the boot cache does (GraphCopy, copy-on-write regions) and go on writing the
-// copy: the template must keep its answers and refuse writes.
+// copy: the template must keep its answers and refuse writes. The DMA path's writeRuns() and
+// readRuns() (tokens as runs, region by region) are checked against the same reference's tokens.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GraphCopy } from '../../src/model/graph-copy.ts';
-import { Memory } from '../../src/model/memory.ts';
+import { Memory, expandTokenRuns } from '../../src/model/memory.ts';
 import { SZ_2K, SZ_2M } from '../../src/model/size.ts';
 
 /** What the model must answer, kept the slow way. */
@@ -55,6 +56,12 @@ class Reference {
     }
   }
 
+  tokensOf(hpa: number, len: number): number[] {
+    const out: number[] = [];
+    if (len > 0) for (let c = Math.floor(hpa / SZ_2K); c <= Math.floor((hpa + len - 1) / SZ_2K); c++) out.push(this.tokens.get(c) ?? 0);
+    return out;
+  }
+
   regionsWrittenSince(stamp: number, hpa: number, len: number): boolean {
     if (len <= 0) return false;
     const first = Math.floor(hpa / SZ_2M);
@@ -69,14 +76,22 @@ const address = fc.record({ base: fc.constantFrom(...BASES), offset: fc.integer(
 const length = fc.oneof(fc.integer({ min: 0, max: 3 * SZ_2K }), fc.integer({ min: 0, max: 2 * SZ_2M }));
 const op = fc.oneof(
   fc.record({ kind: fc.constant('write' as const), hpa: address, len: length }),
+  fc.record({ kind: fc.constant('writeRuns' as const), hpa: address, len: length }),
   fc.record({ kind: fc.constant('copy' as const), src: address, hpa: address, len: length }),
 );
 const question = fc.record({ stamp: fc.nat(), hpa: address, len: length });
 
-function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'copy'; hpa: number; len: number; src?: number }): void {
+function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'writeRuns' | 'copy'; hpa: number; len: number; src?: number }): void {
   if (o.kind === 'write') {
     memory.write(o.hpa, o.len);
     reference.write(o.hpa, o.len);
+  } else if (o.kind === 'writeRuns') {
+    // A DMA write: its tokens are consecutive, one pair appended to what the runs held.
+    const runs = [0, 3];
+    const first = reference.next;
+    memory.writeRuns(o.hpa, o.len, runs);
+    reference.write(o.hpa, o.len);
+    expect(runs).toEqual(o.len > 0 ? [0, 3, first, reference.next - first] : [0, 3]);
   } else {
     memory.copy(o.src!, o.hpa, o.len);
     reference.copy(o.src!, o.hpa, o.len);
@@ -85,7 +100,14 @@ function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'copy'
 
 function agree(memory: Memory, reference: Reference, questions: { stamp: number; hpa: number; len: number }[]): void {
   expect(memory.writeStamp).toBe(reference.stamp);
+  expect(memory.chunkCount).toBe([...reference.tokens.values()].filter((token) => token !== 0).length);
   for (const q of questions) {
+    const runs: number[] = [];
+    memory.readRuns(q.hpa, q.len, runs);
+    expect(expandTokenRuns(runs), `tokens at ${q.hpa}, len ${q.len}`).toEqual(reference.tokensOf(q.hpa, q.len));
+    expect(expandTokenRuns(runs)).toEqual(memory.read(q.hpa, q.len));
+    // Pairs as short as they can be: no pair continues the one before it.
+    for (let r = 2; r < runs.length; r += 2) expect(runs[r] === 0 ? runs[r - 2] === 0 : runs[r - 2] !== 0 && runs[r - 2]! + runs[r - 1]! === runs[r]).toBe(false);
     // Stamps the run really had (0..writeStamp), and one beyond it.
     const stamp = q.stamp % (reference.stamp + 2);
     expect(memory.regionsWrittenSince(stamp, q.hpa, q.len), `stamp ${stamp}, hpa ${q.hpa}, len ${q.len}`).toBe(reference.regionsWrittenSince(stamp, q.hpa, q.len));
