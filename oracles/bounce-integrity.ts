@@ -28,7 +28,7 @@ const CHUNK = 2048;
 
 interface Tracked {
   mapping: StreamingMapping;
-  /** The first and last slot chunk of the mapping (owns()). */
+  /** The first and last slot chunk of the mapping. */
   firstChunk: number;
   lastChunk: number;
   /** Slot chunk (GPA / 2K) -> tokens it may hold. */
@@ -221,45 +221,39 @@ function sourceChunks(dstChunk: number, dst: number, src: number, len: number): 
  */
 const moved = { chunks: [] as number[], tokens: [] as number[] };
 
-/** Each chunk a DMA moved, with the token it read or wrote (pieces are split at 4K, chunks at 2K), into `moved`; returns how many. */
-function dmaChunks(dma: DmaRecord): number {
+/**
+ * Each chunk in [lo, hi] a DMA moved, with the token it read or wrote (pieces are split at 4K,
+ * chunks at 2K), into `moved`; returns how many. The tokens come from DmaRecord.tokenRuns, walked
+ * alongside the chunks, so chunks outside [lo, hi] (most of a DMA of hundreds of MiB, next to a
+ * mapping of a few slots) cost nothing but the arithmetic that skips them.
+ */
+function dmaChunks(dma: DmaRecord, lo = -Infinity, hi = Infinity): number {
+  const runs = dma.tokenRuns;
   let n = 0;
-  let k = 0;
+  // The run read next: runs[r] is its first token (0: chunks never written), `used` of its runs[r + 1] taken.
+  let r = 0;
+  let used = 0;
   for (const piece of dma.result.pieces) {
-    for (let c = chunkOf(piece.gpa); c <= chunkOf(piece.gpa + piece.len - 1); c++) {
-      const token = dma.tokens[k++];
-      if (token === undefined) continue;
-      moved.chunks[n] = c;
-      moved.tokens[n] = token;
-      n++;
+    const first = chunkOf(piece.gpa);
+    const last = chunkOf(piece.gpa + piece.len - 1);
+    for (let c = first; c <= last && r < runs.length; ) {
+      // Chunks outside [lo, hi] are passed over a run at a time.
+      const take = Math.min(last + 1 - c, runs[r + 1]! - used, c < lo ? lo - c : c > hi ? Infinity : 1);
+      if (c >= lo && c <= hi) {
+        moved.chunks[n] = c;
+        moved.tokens[n] = runs[r] === 0 ? 0 : runs[r]! + used;
+        n++;
+      }
+      c += take;
+      used += take;
+      if (used === runs[r + 1]) {
+        r += 2;
+        used = 0;
+      }
     }
   }
   return n;
 }
-
-/** Who wrote a slot chunk (SlotWrites.owner): a mapping's id, or one of these. */
-const OTHER_OBJECT = -1;
-const OUTSIDER = -2;
-
-/**
- * The writes into slot chunks of one step, reused from step to step: the chunk, its new token,
- * and who wrote it: the DMA API for a mapping (its id) or for a coherent buffer (OTHER_OBJECT), or
- * somebody outside the DMA API (OUTSIDER: a wild DMA, a host write); `racing`: interleaved.
- */
-const writes = { count: 0, chunk: [] as number[], token: [] as number[], owner: [] as number[], racing: [] as boolean[], first: 0, last: 0 };
-
-function addWrite(chunk: number, token: number, owner: number, racing: boolean): void {
-  const i = writes.count++;
-  // The span of the chunks written: a mapping outside it has nothing to look at.
-  writes.first = i === 0 ? chunk : Math.min(writes.first, chunk);
-  writes.last = i === 0 ? chunk : Math.max(writes.last, chunk);
-  writes.chunk[i] = chunk;
-  writes.token[i] = token;
-  writes.owner[i] = owner;
-  writes.racing[i] = racing;
-}
-
-const owns = (tracked: Tracked, chunk: number): boolean => chunk >= tracked.firstChunk && chunk <= tracked.lastChunk;
 
 function track(view: View, mapping: StreamingMapping): Tracked {
   const tlb = mapping.tlbAddr ?? 0;
@@ -335,45 +329,45 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
 
 /**
  * Step 2 of check(): the writes of the step into the slots of the tracked `mappings`. The owner's
- * and outsiders' are the new content, the DMA API's for somebody else are not. Only called with
- * mappings to update: the step's DMAs, bounces and calls (hundreds in a per-page sweep) need no
- * look otherwise.
+ * and outsiders' (a wild DMA, a host write) are the new content, the DMA API's for somebody else
+ * (another mapping, a coherent buffer) are not. Mapping by mapping, in the step's order (its DMAs,
+ * then its bounces), each looking only at the chunks of its own slots: a DMA of hundreds of MiB
+ * next to a few slots costs the walk over its pieces. Only called with mappings to update: the
+ * step's DMAs, bounces and calls (hundreds in a per-page sweep) need no look otherwise.
  */
 function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracked>): void {
-  writes.count = 0;
-  for (const dma of step.dmas) {
-    if (!dma.write) continue;
-    const owner = !dma.legit || dma.target === undefined ? OUTSIDER : dma.target.kind === 'map' ? dma.target.id : OTHER_OBJECT;
-    for (let i = 0, n = dmaChunks(dma); i < n; i++) addWrite(moved.chunks[i]!, moved.tokens[i]!, owner, dma.during !== undefined);
-  }
-  for (const event of step.guestEventRuns ?? step.guestEvents) {
-    if (event.kind !== 'bounce') continue;
-    for (let c = chunkOf(event.to); c <= chunkOf(event.to + event.len - 1); c++) {
-      const token = tokenAt(view, Math.max(event.to, c * CHUNK));
-      if (token !== undefined) addWrite(c, token, event.map, false);
-    }
-  }
   let hostWritten: Set<number> | undefined;
   for (const record of step.callRuns ?? step.calls) {
     if (record.prim !== 'host_write' || record.result !== 'ok') continue;
     for (let i = 0, n = callsIn(record); i < n; i++) (hostWritten ??= new Set()).add(pfnOf(argAt(record, 'hpa', i)));
   }
-  if (writes.count > 0 || hostWritten !== undefined) {
-    for (const tracked of mappings.values()) {
-      const written = writes.count > 0 && tracked.firstChunk <= writes.last && tracked.lastChunk >= writes.first;
-      if (written) for (let w = 0; w < writes.count; w++) {
-        const chunk = writes.chunk[w]!;
-        if (!owns(tracked, chunk)) continue;
-        if (writes.owner[w] !== OUTSIDER && writes.owner[w] !== tracked.mapping.id) continue;
+  // Bounces are never runs: the records as logged.
+  const events = step.guestEventRuns ?? step.guestEvents;
+  for (const tracked of mappings.values()) {
+    const id = tracked.mapping.id;
+    for (const dma of step.dmas) {
+      if (!dma.write) continue;
+      const outsider = !dma.legit || dma.target === undefined;
+      if (!outsider && !(dma.target?.kind === 'map' && dma.target.id === id)) continue;
+      for (let i = 0, n = dmaChunks(dma, tracked.firstChunk, tracked.lastChunk); i < n; i++) {
         // An interleaved write may land before or after the op's copies: one more possible content.
-        if (writes.racing[w]!) tracked.allowed.addToKnown(chunk, writes.token[w]!);
-        else tracked.allowed.only(chunk, writes.token[w]!);
+        if (dma.during !== undefined) tracked.allowed.addToKnown(moved.chunks[i]!, moved.tokens[i]!);
+        else tracked.allowed.only(moved.chunks[i]!, moved.tokens[i]!);
       }
-      if (hostWritten === undefined) continue;
-      for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
-        const hpa = cpu.hpa(view, chunk * CHUNK);
-        if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) tracked.allowed.only(chunk, view.memory.token(hpa));
+    }
+    for (const event of events) {
+      if (event.kind !== 'bounce' || event.map !== id) continue;
+      const first = Math.max(chunkOf(event.to), tracked.firstChunk);
+      const last = Math.min(chunkOf(event.to + event.len - 1), tracked.lastChunk);
+      for (let c = first; c <= last; c++) {
+        const token = tokenAt(view, Math.max(event.to, c * CHUNK));
+        if (token !== undefined) tracked.allowed.only(c, token);
       }
+    }
+    if (hostWritten === undefined) continue;
+    for (let chunk = tracked.firstChunk; chunk <= tracked.lastChunk; chunk++) {
+      const hpa = cpu.hpa(view, chunk * CHUNK);
+      if (hpa >= 0 && hostWritten.has(pfnOf(hpa))) tracked.allowed.only(chunk, view.memory.token(hpa));
     }
   }
 }
@@ -401,10 +395,9 @@ export default defineOracle({
       if (dma.write || dma.target?.kind !== 'map') continue;
       const tracked = state.mappings.get(dma.target.id);
       if (tracked === undefined || tracked.mapping.dir === 'from_device') continue;
-      for (let i = 0, n = dmaChunks(dma); i < n; i++) {
+      for (let i = 0, n = dmaChunks(dma, tracked.firstChunk, tracked.lastChunk); i < n; i++) {
         const chunk = moved.chunks[i]!;
         const token = moved.tokens[i]!;
-        if (!owns(tracked, chunk)) continue;
         if (!tracked.allowed.has(chunk) || tracked.allowed.includes(chunk, token)) continue;
         if (dma.during !== undefined && racing.get(chunk)?.has(token) === true) continue;
         const gpa = Math.max(chunk * CHUNK, tracked.mapping.tlbAddr ?? 0);

@@ -15,8 +15,9 @@
 // breach the end of the step no longer shows).
 //
 // Event-based: every piece of every DMA the step performed (DmaRecord.result.pieces are the pieces
-// that transferred), checked against the RMP. No full sweep: a sweep cannot see DMAs. The path
-// and the message are put in words only for a finding.
+// that transferred), checked against the RMP run by run (RmpView.runEnd), so a 2M or 1G piece
+// costs what a 4K one does. No full sweep: a sweep cannot see DMAs. The path and the message are
+// put in words only for a finding.
 
 import { defaultRmpEntry, SZ_4K, defineOracle, formatSize, hex, type Step, type View } from 'cocofuzz/api';
 import { deviceById } from './lib/devices.ts';
@@ -47,7 +48,8 @@ export default defineOracle({
         const base = atDma;
         atDma += last - first + 1;
         for (let pfn = first; pfn <= last; pfn++) {
-          const entry = dma.rmpAtDma?.[base + pfn - first] ?? view.rmp.load(pfn, pieceEntry);
+          const recorded = dma.rmpAtDma?.[base + pfn - first];
+          const entry = recorded ?? view.rmp.load(pfn, pieceEntry);
           const hpa = Math.max(piece.hpa, pfn * SZ_4K);
           const gpa = piece.gpa + (hpa - piece.hpa);
           let problem = '';
@@ -62,7 +64,12 @@ export default defineOracle({
                 ? `untrusted ${kind} ${access} reached guest private memory (gpa ${hex(entry.gpa)})`
                 : `untrusted ${kind} ${access} reached assigned memory of asid ${entry.asid}`;
           }
-          if (problem === '') continue;
+          if (problem === '') {
+            // Along a run of the RMP (same assigned and ASID, a GPA 4K further per frame, as the
+            // piece's GPA is) every frame passes as this one did: on to its end.
+            if (recorded === undefined) pfn = view.rmp.runEnd(pfn, last + 1) - 1;
+            continue;
+          }
           const path = `${piece.s1Size !== undefined ? `S1[${formatSize(piece.s1Size)}] -> ` : ''}S2[${formatSize(piece.s2Size)}]${piece.fromIotlb ? ' (IOTLB)' : ''} -- [${piece.checkedSize}] --> RMP[${entry.size}]`;
           found.push({
             message: `${kind} by dev ${dma.dev} at ${hex(piece.iova)}: ${path} at hpa ${hex(hpa)} ==> FAIL (${problem})`,

@@ -643,6 +643,33 @@ describe('swiotlb: a guest that picks or bounces its own way', () => {
     expect(runSpec({ host: 'kvm-4k', guest: lowestSlots, config: { cpus: 2 }, ops }, oracles).violations).toEqual([]);
   });
 
+  it('bounce-integrity: slots handed out twice (CVE-2024-35814) carry the other mapping\'s device data back', () => {
+    // Two live mappings on the same slots: the device's write through the second is the DMA API's
+    // on behalf of another mapping, never content the first may hold, so the first's copy back
+    // brings the second's data into its buffer. (A wild write or the owner's own would be taken.)
+    const ops: Op[] = [
+      { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' },
+      { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' },
+      { op: 'dma', dev: 1, map: 1, len: 4096, write: true },
+      { op: 'unmap_single', map: 0 },
+    ];
+    const oracles = [oracleNamed('bounce-integrity')];
+    // Linux's slots: the second mapping gets slots of its own, and the data arrives.
+    expect(runSpec({ host: 'kvm-4k', guest: 'linux', ops }, oracles).violations).toEqual([]);
+    // The second search of a pool returns the slots of the first (as the swiotlb-slots case above).
+    type Find = SwiotlbPool['find'];
+    const find: (this: SwiotlbPool, ...args: Parameters<Find>) => ReturnType<Find> = Reflect.get(SwiotlbPool.prototype, 'find');
+    const first = new WeakMap<SwiotlbPool, ReturnType<Find>>();
+    vi.spyOn(SwiotlbPool.prototype, 'find').mockImplementation(function (this: SwiotlbPool, ...args: Parameters<Find>) {
+      const result = first.get(this) ?? find.apply(this, args);
+      first.set(this, result);
+      return result;
+    });
+    const broken = runSpec({ host: 'kvm-4k', guest: 'linux', ops }, oracles);
+    vi.restoreAllMocks();
+    expect(broken.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(/^3 map 0 \(dev 1, from_device, 4096 bytes\): after unmap, orig 0x[0-9a-f]+ holds data #\d+, not what the slot at 0x[0-9a-f]+ was given .*FAIL \(device data lost in the bounce\)/)]);
+  });
+
   it('swiotlb-slots: a slot choice that ignores alloc_align_mask and the segment boundary', () => {
     const attrs = { minAlignMask: 0, allocAlignMask: 0xffff, segmentBoundaryMask: 0xffff };
     const strictDevice = defineGuestPolicy({ name: 'strict-device', description: 'dev 1 wants 64K alignment and 64K segments', dmaAttrs: (_ctx, request) => (request.dev === 1 ? attrs : {}) });
