@@ -7,9 +7,10 @@
 // the figure earlier versions reported, which hides what the pool size costs. Per case, boot (up to
 // runCase's onStart) is timed apart from the ops; time per op counts both. Times are the child's
 // CPU time (process.cpuUsage: user + system, GC threads included), not wall time: on a machine
-// shared with other jobs the wall clock measures the neighbours as much as the sizes. Memory: peak and
-// retained heap (global.gc between phases) and the child's maxRSS. A last run generates its cases
-// from the 1 TiB config itself, so addresses spread over the whole terabyte.
+// shared with other jobs the wall clock measures the neighbours as much as the sizes. Memory: peak
+// heap, retained heap per world (global.gc around RETAINED_WORLDS long-case worlds kept alive) and
+// the child's maxRSS. A last run generates its cases from the 1 TiB config itself, so addresses
+// spread over the whole terabyte.
 
 import { type Step, type View, callsIn } from '../src/api.ts';
 import { runCase } from '../src/engine/run.ts';
@@ -61,20 +62,45 @@ export interface ScaleChildResult {
   longMs: number;
   /** Primitive calls per op of the long case. */
   longCallsPerOp: number;
-  /** heapUsed after a full GC with the long case's world alive, minus the same before it. */
+  /** heapUsed() (heap and ArrayBuffers) after a full GC with RETAINED_WORLDS long-case worlds alive, minus the same before them, per world. */
   retainedHeapBytes: number;
-  /** Highest heapUsed sampled after each case (no GC), minus the baseline. */
+  /** Highest heapUsed() sampled after each case (no GC), minus the baseline. */
   peakHeapBytes: number;
   findings: number;
 }
+
+/**
+ * Long-case worlds kept alive at once to weigh one. One world weighed alone (the heap after a full
+ * GC with it alive, minus the heap before it) read 0.10 to 0.33 MiB in two runs of one tree at
+ * 64 MiB, and the 1T / 64M ratio swung from 0.04x to 7.62x between full runs: what a full GC
+ * leaves behind from run to run is as large as a world. Eight worlds make the world the signal.
+ */
+export const RETAINED_WORLDS = 8;
 
 /** The process's CPU time so far, in ms (microsecond resolution). */
 const cpuMs = (): number => {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
 };
-const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
-const heapUsed = (): number => process.memoryUsage().heapUsed;
+/**
+ * A full GC, twice: V8 frees dead ArrayBuffers' memory in a sweep that runs on after the GC and
+ * is finished only by the next one, so after one the ArrayBuffers' figure still counts some dead
+ * ones (one world read 1.9 or 3.9 MiB at 1 TiB from one run to the next).
+ */
+const gc = (): void => {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  collect?.();
+  collect?.();
+};
+/**
+ * The JavaScript heap in use plus the ArrayBuffers' memory outside it: a world's typed arrays (page
+ * tables, per-2M region state, memory tokens) are most of what it holds (a heap snapshot of eight
+ * long-case worlds: 3.3 of their 4.3 MiB each at 1 TiB), and heapUsed alone leaves them out.
+ */
+const heapUsed = (): number => {
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.arrayBuffers;
+};
 
 function casesFor(generatedFor: Config, ops: number, label: string): Case[] {
   const cases: Case[] = [];
@@ -142,26 +168,26 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   const { ms, bootMs, ops, findings } = best;
   const caseCalls = best.calls;
 
-  // The long case: its fastest pass, and the heap its world holds after the first (later passes
-  // measure about nothing: what the first one grew, such as lazily made caches, stays).
+  // The long case: its fastest pass.
   let longMs = Infinity;
   let longCalls = 0;
   let longResult: ReturnType<typeof runCase> | undefined;
-  let retained = 0;
   for (let p = 0; p < passes; p++) {
-    gc();
-    const before = heapUsed();
-    let world: View | undefined;
     calls = 0;
     const longStarted = cpuMs();
-    longResult = runCase(long, policies, { oracles, onStart: (view) => (world = view), onStep });
+    longResult = runCase(long, policies, { oracles, onStep });
     longMs = Math.min(longMs, cpuMs() - longStarted);
     longCalls = calls;
-    gc();
-    if (p === 0) retained = heapUsed() - before;
-    // Read after the measurement, so the world is still reachable during it.
-    if (world === undefined) throw new Error('runCase never called onStart');
   }
+  // The heap a long case's world holds, per world, with RETAINED_WORLDS of them alive at once.
+  const kept: View[] = [];
+  gc();
+  const before = heapUsed();
+  for (let k = 0; k < RETAINED_WORLDS; k++) runCase(long, policies, { oracles, onStart: (view) => kept.push(view) });
+  gc();
+  const retained = Math.round((heapUsed() - before) / RETAINED_WORLDS);
+  // Read after the measurement, so the worlds are still reachable during it.
+  if (kept.length !== RETAINED_WORLDS) throw new Error('runCase never called onStart');
   if (longResult === undefined) throw new Error('the long case never ran');
   return {
     cases: cases.length,
