@@ -29,6 +29,18 @@ function rmpLetsHostWrite(): void {
 }
 
 /** A host that never does any of a conversion to shared (KVM returns to the guest with nothing done). */
+/** The second search of a pool returns the slots of the first: CVE-2024-35814's double allocation (mocks SwiotlbPool.find). */
+function allocateSlotsTwice(): void {
+  type Find = SwiotlbPool['find'];
+  const find: (this: SwiotlbPool, ...args: Parameters<Find>) => ReturnType<Find> = Reflect.get(SwiotlbPool.prototype, 'find');
+  const first = new WeakMap<SwiotlbPool, ReturnType<Find>>();
+  vi.spyOn(SwiotlbPool.prototype, 'find').mockImplementation(function (this: SwiotlbPool, ...args: Parameters<Find>) {
+    const result = first.get(this) ?? find.apply(this, args);
+    first.set(this, result);
+    return result;
+  });
+}
+
 const neverShares = defineHostPolicy({
   name: 'never-shares',
   description: 'completes no conversion to shared',
@@ -296,17 +308,7 @@ const firings: Firing[] = [
     },
     step: 1,
     message: /swiotlb bounce buffers: map 0 .* and map 1 .* overlap ==> FAIL \(slots allocated twice\)/,
-    breakModel: () => {
-      // The second search of a pool returns the slots of the first: CVE-2024-35814's double allocation.
-      type Find = SwiotlbPool['find'];
-      const find: (this: SwiotlbPool, ...args: Parameters<Find>) => ReturnType<Find> = Reflect.get(SwiotlbPool.prototype, 'find');
-      const first = new WeakMap<SwiotlbPool, ReturnType<Find>>();
-      vi.spyOn(SwiotlbPool.prototype, 'find').mockImplementation(function (this: SwiotlbPool, ...args: Parameters<Find>) {
-        const result = first.get(this) ?? find.apply(this, args);
-        first.set(this, result);
-        return result;
-      });
-    },
+    breakModel: allocateSlotsTwice,
     correct: {
       host: 'cut-on-convert',
       guest: 'linux',
@@ -656,15 +658,7 @@ describe('swiotlb: a guest that picks or bounces its own way', () => {
     const oracles = [oracleNamed('bounce-integrity')];
     // Linux's slots: the second mapping gets slots of its own, and the data arrives.
     expect(runSpec({ host: 'kvm-4k', guest: 'linux', ops }, oracles).violations).toEqual([]);
-    // The second search of a pool returns the slots of the first (as the swiotlb-slots case above).
-    type Find = SwiotlbPool['find'];
-    const find: (this: SwiotlbPool, ...args: Parameters<Find>) => ReturnType<Find> = Reflect.get(SwiotlbPool.prototype, 'find');
-    const first = new WeakMap<SwiotlbPool, ReturnType<Find>>();
-    vi.spyOn(SwiotlbPool.prototype, 'find').mockImplementation(function (this: SwiotlbPool, ...args: Parameters<Find>) {
-      const result = first.get(this) ?? find.apply(this, args);
-      first.set(this, result);
-      return result;
-    });
+    allocateSlotsTwice();
     const broken = runSpec({ host: 'kvm-4k', guest: 'linux', ops }, oracles);
     vi.restoreAllMocks();
     expect(broken.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(/^3 map 0 \(dev 1, from_device, 4096 bytes\): after unmap, orig 0x[0-9a-f]+ holds data #\d+, not what the slot at 0x[0-9a-f]+ was given .*FAIL \(device data lost in the bounce\)/)]);
