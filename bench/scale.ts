@@ -62,9 +62,9 @@ export interface ScaleChildResult {
   longMs: number;
   /** Primitive calls per op of the long case. */
   longCallsPerOp: number;
-  /** heapUsed() (heap and ArrayBuffers) after a full GC with RETAINED_WORLDS long-case worlds alive, minus the same before them, per world. */
+  /** memoryInUse() (heap and ArrayBuffers) after a full GC with RETAINED_WORLDS long-case worlds alive, minus the same before them, per world. */
   retainedHeapBytes: number;
-  /** Highest heapUsed() sampled after each case (no GC), minus the baseline. */
+  /** Highest memoryInUse() sampled after each case (no GC), minus the baseline: ArrayBuffers included since 2026-11-27 (not comparable with earlier figures). */
   peakHeapBytes: number;
   findings: number;
 }
@@ -97,7 +97,7 @@ const gc = (): void => {
  * tables, per-2M region state, memory tokens) are most of what it holds (a heap snapshot of eight
  * long-case worlds: 3.3 of their 4.3 MiB each at 1 TiB), and heapUsed alone leaves them out.
  */
-const heapUsed = (): number => {
+const memoryInUse = (): number => {
   const usage = process.memoryUsage();
   return usage.heapUsed + usage.arrayBuffers;
 };
@@ -131,7 +131,7 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   for (const testCase of cases) runCase(testCase, policies, { oracles });
   runCase(long, policies, { oracles });
   gc();
-  const base = heapUsed();
+  const base = memoryInUse();
   let peak = 0;
   let booted = 0;
   const onStart = (): void => {
@@ -153,7 +153,7 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
       pass.bootMs += booted - caseStarted;
       pass.ops += result.stepsRun;
       if (result.verdict === 'violation') pass.findings++;
-      peak = Math.max(peak, heapUsed() - base);
+      peak = Math.max(peak, memoryInUse() - base);
     }
     pass.ms = cpuMs() - started;
     pass.calls = calls;
@@ -182,10 +182,10 @@ export async function runScaleTask(task: ScaleTask): Promise<ScaleChildResult> {
   // The heap a long case's world holds, per world, with RETAINED_WORLDS of them alive at once.
   const kept: View[] = [];
   gc();
-  const before = heapUsed();
+  const before = memoryInUse();
   for (let k = 0; k < RETAINED_WORLDS; k++) runCase(long, policies, { oracles, onStart: (view) => kept.push(view) });
   gc();
-  const retained = Math.round((heapUsed() - before) / RETAINED_WORLDS);
+  const retained = Math.round((memoryInUse() - before) / RETAINED_WORLDS);
   // Read after the measurement, so the worlds are still reachable during it.
   if (kept.length !== RETAINED_WORLDS) throw new Error('runCase never called onStart');
   if (longResult === undefined) throw new Error('the long case never ran');

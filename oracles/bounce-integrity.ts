@@ -20,7 +20,7 @@
 // of those (most steps) costs a few loops over its records: the per-step sets are built only when
 // the step has interleaved activity, writes or a change of the live mappings.
 
-import { argAt, callsIn, defineOracle, hex, pfnOf, type DmaRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
+import { argAt, callsIn, defineOracle, hex, pfnOf, tokenRunsOf, type DmaRecord, type GuestEventRecord, type StreamingMapping, type Step, type View } from 'cocofuzz/api';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { Findings } from './lib/findings.ts';
 
@@ -228,7 +228,8 @@ const moved = { chunks: [] as number[], tokens: [] as number[] };
  * mapping of a few slots) cost nothing but the arithmetic that skips them.
  */
 function dmaChunks(dma: DmaRecord, lo = -Infinity, hi = Infinity): number {
-  const runs = dma.tokenRuns;
+  // A record built by hand (an oracle test) may carry only `tokens`.
+  const runs = dma.tokenRuns ?? tokenRunsOf(dma.tokens);
   let n = 0;
   // The run read next: runs[r] is its first token (0: chunks never written), `used` of its runs[r + 1] taken.
   let r = 0;
@@ -327,6 +328,13 @@ function checkCopyBack(view: View, tracked: Tracked, why: string, out: Findings,
   }
 }
 
+/** Whether a DMA of the step writes, or the guest bounced something (what takeWrites() takes besides host writes). */
+function writesSlots(dmas: readonly DmaRecord[], events: readonly GuestEventRecord[]): boolean {
+  for (const dma of dmas) if (dma.write) return true;
+  for (const event of events) if (event.kind === 'bounce') return true;
+  return false;
+}
+
 /**
  * Step 2 of check(): the writes of the step into the slots of the tracked `mappings`. The owner's
  * and outsiders' (a wild DMA, a host write) are the new content, the DMA API's for somebody else
@@ -343,6 +351,8 @@ function takeWrites(view: View, step: Step, mappings: ReadonlyMap<number, Tracke
   }
   // Bounces are never runs: the records as logged.
   const events = step.guestEventRuns ?? step.guestEvents;
+  // Most steps write nothing: then no mapping has anything to take.
+  if (hostWritten === undefined && !writesSlots(step.dmas, events)) return;
   for (const tracked of mappings.values()) {
     const id = tracked.mapping.id;
     for (const dma of step.dmas) {

@@ -12,13 +12,17 @@ export type { CallRecord, CallRun, DmaPiece, DmaResult, Fault, FaultKind, Primit
 export { argAt, callAt, callsIn } from './model/types.ts';
 export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp, offsetIn } from './model/size.ts';
+/** DmaRecord.tokenRuns: expanding them, or making them from a list of tokens (API 4). */
+export { expandTokenRuns, tokenRunsOf } from './model/token-runs.ts';
+
 /** A fresh unassigned RMP entry: the scratch object `RmpView.load(pfn, out)` fills. */
 export { defaultRmpEntry } from './model/rmp.ts';
 
 /**
  * The version of this API. 4: DmaRecord.tokenRuns (a DMA's tokens as runs; DmaRecord.tokens made
- * from them on first read). 3: MemoryView.writeStamp / regionsWrittenSince and
- * SwiotlbView.changesSince (what changed since an earlier look, without re-reading it all).
+ * from them on first read; expandTokenRuns, tokenRunsOf). 3: MemoryView.writeStamp /
+ * regionsWrittenSince and SwiotlbView.changesSince (what changed since an earlier look, without
+ * re-reading it all).
  * 2: Step.frameRanges / gfnRanges (Step.frames / gfns expanded on demand), Oracle.boot and
  * Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage (allocation-free accessors).
  * README.md "Oracle API versions".
@@ -316,16 +320,18 @@ export interface DmaRecord {
   rmpAtDma?: readonly RmpEntry[];
   /**
    * Content tokens the device read (reads) or wrote (writes), one per 2 KiB chunk, in the order
-   * of `result.pieces`. Made from `tokenRuns` on first read: an oracle that can work on runs reads
-   * those instead (a 1 GiB DMA moves 524,288 chunks).
+   * of `result.pieces`. In records the engine makes, an accessor that expands `tokenRuns` on first
+   * read: an oracle that can work on runs reads those instead (a 1 GiB DMA moves 524,288 chunks).
    */
-  readonly tokens: readonly number[];
+  tokens: readonly number[];
   /**
-   * The same tokens as runs (API v4): pairs of a first token and a count, standing for the tokens
-   * first, first + 1, ..., first + count - 1; a first token of 0 stands for `count` chunks never
-   * written (all 0). A write's tokens are fresh and consecutive, so a DMA write is one pair.
+   * The same tokens as runs (API v4; always present in records the engine makes, possibly absent
+   * in one an oracle's test builds by hand: `tokenRunsOf(dma.tokens)` then): pairs of a first
+   * token and a count, standing for the tokens first, first + 1, ..., first + count - 1; a first
+   * token of 0 stands for `count` chunks never written (all 0). A write's tokens are fresh and
+   * consecutive, so a DMA write is one pair.
    */
-  readonly tokenRuns: readonly number[];
+  tokenRuns?: readonly number[];
   result: DmaResult;
   /**
    * The 4K frames the DMA reached that did not back the guest page it reached them through,

@@ -21,11 +21,11 @@ import { StepEvents } from '../model/events.ts';
 import type { CallRecord, Fault, PrimitiveCall } from '../model/types.ts';
 import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
+import { withTokens } from '../model/token-runs.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { dispatch, type Actors, type Outcome } from '../ops/dispatch.ts';
 import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts';
 import { Interleaving, type InnerOutcome } from './interleave.ts';
-import { RecordedDma } from './dma-record.ts';
 import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
 import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, hookOf, stepBudget } from './call-budget.ts';
@@ -534,7 +534,8 @@ class SimWorld implements World {
       return { skipped: 'a DMA needs buf, map or iova' };
     }
     const result = this.machine.dma(op.dev, iova, op.len, op.write);
-    const record = new RecordedDma(op.dev, iova, op.len, op.write, legit, result.tokenRuns, { ok: result.ok, pieces: result.pieces, faults: result.faults });
+    // The key order of API 3's records: dev ... legit, tokens, then tokenRuns, result and the optional ones.
+    const record: DmaRecord = withTokens({ dev: op.dev, iova, len: op.len, write: op.write, legit }, result.tokenRuns, { result: { ok: result.ok, pieces: result.pieces, faults: result.faults } });
     if (target !== undefined) record.target = target;
     if (during !== undefined) {
       record.during = during;

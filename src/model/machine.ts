@@ -11,6 +11,7 @@ import { Device, tdiTransitionAllowed, type DeviceOptions, type TdiState } from 
 import { Recorder, createCounters } from './events.ts';
 import { cutDownPath } from './cut-path.ts';
 import { Memory } from './memory.ts';
+import { withTokens } from './token-runs.ts';
 import { createPageTable, type InvalidationRange, type MapResult, type PageTable, type UnmapResult } from './pagetable/index.ts';
 import { PVALIDATE_NPF_SIZEM, Rmp, defaultRmpEntry, pvalidateNpfReason } from './rmp.ts';
 import { alignDown, hex, offsetIn, pageBytes, type PageSize, SZ_2K, SZ_2M, SZ_4K } from './size.ts';
@@ -106,8 +107,8 @@ export type PvalidateResult = { status: number } | { npf: Fault };
  *  hardware's own terms allocates nothing (the Linux loop issues one per 4K page of a PSC). */
 const PVALIDATE_RESULTS: readonly PvalidateResult[] = Object.freeze(Array.from({ length: 256 }, (_, status) => Object.freeze({ status })));
 export type HostWriteResult = { ok: true; tokens: number[] } | { ok: false; fault: Fault };
-/** `tokenRuns`: the tokens the DMA read or wrote, as Memory's runs (model/memory.ts appendTokenRun()). */
-export type DmaOutcome = DmaResult & { tokenRuns: number[] };
+/** The tokens the DMA read or wrote: `tokenRuns` as runs (token-runs.ts), `tokens` one per chunk, made from them on first read. */
+export type DmaOutcome = DmaResult & { readonly tokens: readonly number[]; readonly tokenRuns: number[] };
 export type TdiResult = 'ok' | 'ENODEV' | 'EINVAL';
 export type SplitResult = 'ok' | 'ENXIO' | 'EINVAL' | 'EADDRINUSE' | 'ERANGE';
 
@@ -1087,7 +1088,7 @@ export class Machine {
     }
     const ok = faults.length === 0;
     this.recorder.call(prim, { dev, iova, len, write }, ok ? 'ok' : (faults[0]?.kind ?? 'fault'));
-    return { ok, pieces, faults, tokenRuns };
+    return withTokens({ ok, pieces, faults }, tokenRuns, {});
   }
 
   // =============================================================================================

@@ -17,6 +17,7 @@
 // boot cache's copy-on-write (RegionStore.writable) copies it with the tokens.
 
 import { RegionStore } from './regions.ts';
+import { appendTokenRun } from './token-runs.ts';
 import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
@@ -98,7 +99,7 @@ export class Memory {
   }
 
   /**
-   * As writeInto(), the tokens as runs appended to `runs` (appendTokenRun(): pairs of first token
+   * As writeInto(), the tokens as runs appended to `runs` (token-runs.ts: pairs of first token
    * and count): a write's tokens are consecutive, so a DMA of any length is one pair, and the
    * chunks are stored region by region, one look-up per 2M region rather than per chunk.
    */
@@ -185,31 +186,3 @@ export class Memory {
   }
 }
 
-/**
- * Appends the tokens `first`, `first + 1`, ... (`count` of them; `first` 0: `count` chunks never
- * written, all 0) to `runs`, pairs of first token and count, extending the last pair where the
- * new tokens continue it.
- */
-export function appendTokenRun(runs: number[], first: number, count: number): void {
-  if (count <= 0) return;
-  const n = runs.length;
-  if (n >= 2) {
-    const lastFirst = runs[n - 2]!;
-    const lastCount = runs[n - 1]!;
-    if (first === 0 ? lastFirst === 0 : lastFirst !== 0 && lastFirst + lastCount === first) {
-      runs[n - 1] = lastCount + count;
-      return;
-    }
-  }
-  runs.push(first, count);
-}
-
-/** The tokens `runs` (appendTokenRun()'s pairs) stand for, one per chunk. */
-export function expandTokenRuns(runs: readonly number[]): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < runs.length; r += 2) {
-    const first = runs[r]!;
-    for (let i = 0, n = runs[r + 1]!; i < n; i++) out.push(first === 0 ? 0 : first + i);
-  }
-  return out;
-}

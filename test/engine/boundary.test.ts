@@ -109,6 +109,19 @@ describe('item 17: oracle garbage is an oracle error', () => {
     expect(result.violations).toEqual([]);
     expect(result.oracleErrors[0]).toMatchObject({ oracle: 'garbage', step: 0 });
   });
+
+  it("the engine's own records are plain data: a DMA record in details is a finding, not garbage", () => {
+    const ops: Op[] = [
+      { op: 'alloc_coherent', dev: 1, bytes: 8192 },
+      { op: 'dma', dev: 1, buf: 0, len: 8192, write: true },
+    ];
+    const result = run(ops, {}, [oracle((_view, step) => step.dmas.map((dma) => ({ message: 'a DMA', details: { dma } })) as never)]);
+    expect(result.oracleErrors).toEqual([]);
+    expect(result.violations).toHaveLength(1);
+    const dma = result.violations[0]!.details!.dma as { tokens: number[]; tokenRuns: number[] };
+    expect(dma.tokens).toHaveLength(4);
+    expect(dma.tokenRuns).toEqual([dma.tokens[0], 4]);
+  });
 });
 
 describe('item 3: built-in names are looked up in maps', () => {

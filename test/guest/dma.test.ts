@@ -4,7 +4,7 @@
 // vIOMMU S1 mappings.
 
 import { describe, expect, it } from 'vitest';
-import { expandTokenRuns } from '../../src/model/memory.ts';
+import { expandTokenRuns, tokenRunsOf } from '../../src/model/token-runs.ts';
 import type { GuestEvent } from '../../src/api.ts';
 import { PolicyError } from '../../src/engine/world.ts';
 import { IOVA_BASE } from '../../src/guest/allocator.ts';
@@ -159,7 +159,7 @@ describe('dma_map_single through swiotlb', () => {
     const world = makeWorld();
     world.apply({ op: 'map_single', dev: 1, bytes: 16384, dir: 'bidirectional' }, 0);
     const write = world.apply({ op: 'dma', dev: 1, map: 0, len: 16384, write: true }, 1).dmas[0]!;
-    const first = write.tokenRuns[0]!;
+    const first = write.tokenRuns![0]!;
     expect(write.tokenRuns).toEqual([first, 8]);
     expect(write.tokens).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => first + i));
     // The device writes the fifth chunk again: a read through the mapping is three runs.
@@ -168,10 +168,17 @@ describe('dma_map_single through swiotlb', () => {
     const touched = read.tokens[4]!;
     expect(touched).toBeGreaterThan(first + 7);
     expect(read.tokenRuns).toEqual([first, 4, touched, 1, first + 5, 3]);
-    expect(read.tokens).toEqual(expandTokenRuns(read.tokenRuns));
+    expect(read.tokens).toEqual(expandTokenRuns(read.tokenRuns!));
+    // As API 3's plain record: `tokens` an own enumerable property, after `legit`, in JSON, a
+    // spread and a structured clone (an oracle may put the record in a finding's details).
+    expect(Object.keys(write)).toEqual(['dev', 'iova', 'len', 'write', 'legit', 'tokens', 'tokenRuns', 'result', 'target']);
+    expect(Object.getPrototypeOf(write)).toBe(Object.prototype);
     const json = JSON.parse(JSON.stringify(write)) as { tokens: number[]; tokenRuns: number[] };
     expect(json.tokens).toEqual(write.tokens);
     expect(json.tokenRuns).toEqual(write.tokenRuns);
+    expect({ ...write }.tokens).toEqual(write.tokens);
+    expect(structuredClone(write).tokens).toEqual(write.tokens);
+    expect(tokenRunsOf(read.tokens)).toEqual(read.tokenRuns);
   });
 
   it('does not copy back a to_device mapping', () => {

@@ -1,6 +1,5 @@
 // The IOMMU DMA path: the four cases of the seed discussion, untrusted devices, vTOM, the IOTLB.
 import { describe, expect, it } from 'vitest';
-import { expandTokenRuns } from '../../src/model/memory.ts';
 import { SZ_2M, SZ_4K } from '../../src/model/size.ts';
 import { ASID, hpaOf, makePrivate2M, makePrivate4K, newMachine } from './machine-fixtures.ts';
 import { bareEnv } from '../helpers/world.ts';
@@ -69,7 +68,7 @@ describe('trusted DMA (SEV-TIO, TDI in RUN): the seed discussion', () => {
       [G + SZ_2M - SZ_4K, SZ_4K, SZ_4M, '2M', '2M'],
       [G + SZ_2M, SZ_4K, SZ_4M, '2M', '2M'],
     ]);
-    expect(expandTokenRuns(result.tokenRuns)).toHaveLength(4);
+    expect(result.tokens).toHaveLength(4);
   });
 
   it('S2[4K] -> RMP[4K] ==> OK, and a wrong RMP gpa, asid or assignment fails with its reason', () => {
@@ -164,8 +163,8 @@ describe('untrusted DMA: shared memory only, IO sizes must match RMP sizes', () 
     const result = machine.dma(1, G, 3 * SZ_4K, true);
     expect(result.ok).toBe(false);
     expect(result.pieces.map((p) => p.gpa)).toEqual([G]);
-    expect(expandTokenRuns(result.tokenRuns)).toHaveLength(2);
-    expect(machine.memory.token(hpaOf(G))).toBe(expandTokenRuns(result.tokenRuns)[0]);
+    expect(result.tokens).toHaveLength(2);
+    expect(machine.memory.token(hpaOf(G))).toBe(result.tokens[0]);
     expect(machine.memory.token(hpaOf(G + 2 * SZ_4K))).toBe(0);
   });
 
@@ -194,7 +193,7 @@ describe('IOTLB', () => {
     expect(machine.ioMap(0, G, newHpa, SZ_2M).mapped).toBe(SZ_2M);
     const stale = machine.dma(0, G + SZ_4K, SZ_4K, true);
     expect(stale.pieces[0]).toMatchObject({ hpa: oldHpa + SZ_4K, fromIotlb: true, checkedSize: '2M' });
-    expect(machine.memory.token(oldHpa + SZ_4K)).toBe(expandTokenRuns(stale.tokenRuns)[0]);
+    expect(machine.memory.token(oldHpa + SZ_4K)).toBe(stale.tokens[0]);
 
     // The flush invalidates the gathered range: the next DMA walks the new S2.
     expect(machine.iommuFlush(0)).toBe(1);
@@ -290,15 +289,15 @@ describe('contents', () => {
 
     const dma = machine.dma(0, slot, 3 * 2048, true);
     expect(dma.ok).toBe(true);
-    expect(expandTokenRuns(dma.tokenRuns)).toHaveLength(3);
+    expect(dma.tokens).toHaveLength(3);
     const copy = machine.guestCopy(slot, false, buffer, true, 3 * 2048);
-    expect(copy).toEqual({ ok: true, tokens: expandTokenRuns(dma.tokenRuns) });
-    for (const [i, token] of expandTokenRuns(dma.tokenRuns).entries()) expect(machine.memory.token(hpaOf(buffer) + i * 2048)).toBe(token);
+    expect(copy).toEqual({ ok: true, tokens: dma.tokens });
+    for (const [i, token] of dma.tokens.entries()) expect(machine.memory.token(hpaOf(buffer) + i * 2048)).toBe(token);
     // And back: a guest write to the buffer, copied to the slot, is what the device reads.
     const written = machine.guestAccess(buffer, { write: true, private: true, len: 2048 });
     expect(written.ok).toBe(true);
     machine.guestCopy(buffer, true, slot, false, 2048);
-    expect(expandTokenRuns(machine.dma(0, slot, 2048, false).tokenRuns)).toEqual(written.ok ? written.tokens : []);
+    expect(machine.dma(0, slot, 2048, false).tokens).toEqual(written.ok ? written.tokens : []);
   });
 
   it('guestCopy stops at the first page that fails its check', () => {

@@ -9,7 +9,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GraphCopy } from '../../src/model/graph-copy.ts';
-import { Memory, expandTokenRuns } from '../../src/model/memory.ts';
+import { Memory } from '../../src/model/memory.ts';
+import { expandTokenRuns } from '../../src/model/token-runs.ts';
 import { SZ_2K, SZ_2M } from '../../src/model/size.ts';
 
 /** What the model must answer, kept the slow way. */
