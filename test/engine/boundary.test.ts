@@ -115,7 +115,7 @@ describe('item 17: oracle garbage is an oracle error', () => {
       { op: 'alloc_coherent', dev: 1, bytes: 8192 },
       { op: 'dma', dev: 1, buf: 0, len: 8192, write: true },
     ];
-    const result = run(ops, {}, [oracle((_view, step) => step.dmas.map((dma) => ({ message: 'a DMA', details: { dma } })) as never)]);
+    const result = run(ops, {}, [oracle((_view, step) => step.dmas.map((dma) => ({ message: 'a DMA', details: { dma } })))]);
     expect(result.oracleErrors).toEqual([]);
     expect(result.violations).toHaveLength(1);
     const dma = result.violations[0]!.details!.dma as { tokens: number[]; tokenRuns: number[] };
