@@ -8,6 +8,7 @@ import { SwiotlbPool } from '../../src/guest/swiotlb.ts';
 import { Rmp } from '../../src/model/rmp.ts';
 import { Host } from '../../src/host/host.ts';
 import type { Op } from '../../src/ops/types.ts';
+import type { Oracle, Step, View } from '../../src/api.ts';
 import brokenForgetsPsc from '../../corpus/policies/broken-forgets-psc.ts';
 import brokenKvmMaxLevel from '../../corpus/policies/broken-kvm-max-level.ts';
 import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
@@ -674,6 +675,28 @@ describe('swiotlb: a guest that picks or bounces its own way', () => {
       }
       expect(broken.violations.map((v) => `${v.step} ${v.message}`)).toEqual([expect.stringMatching(new RegExp(`^${step} map 0 \\(dev 1, from_device, 4096 bytes\\): after unmap, orig 0x[0-9a-f]+ holds data #\\d+, not what the slot at 0x[0-9a-f]+ was given .*FAIL \\(device data lost in the bounce\\)`))]);
     }
+  });
+
+  it('bounce-integrity: a wild write racing a copy back may land after it (the buffer keeps the slot\'s old data)', () => {
+    // An interleaved write is one more content a slot may hold, not the only one: whether it came
+    // before or after the op's copy is the race the step ran. Here it lands after the copy back.
+    const map: Op = { op: 'map_single', dev: 1, bytes: 4096, dir: 'from_device' };
+    let slot = 0;
+    const seeSlot = { ...oracleNamed('bounce-integrity'), name: 'see-slot', check: (view: View) => void (slot = view.guest.mappings[0]?.iova ?? 0) } as Oracle;
+    runSpec({ host: 'kvm-4k', guest: 'linux', ops: [map] }, [seeSlot]);
+    expect(slot).toBeGreaterThan(0);
+    let raced: Step | undefined;
+    const seeStep = { ...seeSlot, name: 'see-step', check: (_view: View, step: Step) => void (step.index === 2 && (raced = step)) } as Oracle;
+    const ops: Op[] = [
+      map,
+      { op: 'dma', dev: 1, map: 0, len: 4096, write: true },
+      { op: 'sync', map: 0, during: [{ after: 1, op: { op: 'dma', dev: 1, iova: slot, len: 2048, write: true } }] },
+    ];
+    const result = runSpec({ host: 'kvm-4k', guest: 'linux', ops }, [oracleNamed('bounce-integrity'), seeStep]);
+    // The wild write ran, after the copy back.
+    expect(raced?.calls.map((call) => `${call.prim}${call.during === undefined ? '' : '*'}`)).toEqual(['guest_copy', 'dma*']);
+    expect(raced?.dmas[0]?.result.ok).toBe(true);
+    expect(result.violations).toEqual([]);
   });
 
   it('swiotlb-slots: a slot choice that ignores alloc_align_mask and the segment boundary', () => {
