@@ -71,7 +71,7 @@ export interface ScaleChildResult {
 
 /**
  * Long-case worlds kept alive at once to weigh one. One world weighed alone (the heap after a full
- * GC with it alive, minus the heap before it) read 0.10 to 0.33 MiB in two runs of one tree at
+ * GC with it alive, minus the heap before it) read 0.10 to 0.31 MiB in two runs of one tree at
  * 64 MiB, and the 1T / 64M ratio swung from 0.04x to 7.62x between full runs: what a full GC
  * leaves behind from run to run is as large as a world. Eight worlds make the world the signal.
  */
@@ -85,7 +85,7 @@ const cpuMs = (): number => {
 /**
  * A full GC, twice: V8 frees dead ArrayBuffers' memory in a sweep that runs on after the GC and
  * is finished only by the next one, so after one the ArrayBuffers' figure still counts some dead
- * ones (one world read 1.9 or 3.9 MiB at 1 TiB from one run to the next).
+ * ones (one world read 1.78 or 3.74 MiB at 1 TiB from one run to the next).
  */
 const gc = (): void => {
   const collect = (globalThis as { gc?: () => void }).gc;
@@ -95,7 +95,7 @@ const gc = (): void => {
 /**
  * The JavaScript heap in use plus the ArrayBuffers' memory outside it: a world's typed arrays (page
  * tables, per-2M region state, memory tokens) are most of what it holds (a heap snapshot of eight
- * long-case worlds: 3.3 of their 4.3 MiB each at 1 TiB), and heapUsed alone leaves them out.
+ * long-case worlds: 3.15 of their 4.07 MiB each at 1 TiB), and heapUsed alone leaves them out.
  */
 const memoryInUse = (): number => {
   const usage = process.memoryUsage();
