@@ -844,7 +844,7 @@ export class Machine {
     const prim = 'guest_access';
     checkAddress(prim, 'gpa', gpa, SZ_2K);
     this.requireBatching('guestWriteRun', gpa);
-    const tokens = this.writeTokens;
+    const runs = this.writeRunsScratch;
     const end = gpa + count * SZ_2K;
     let at = gpa;
     while (at < end) {
@@ -858,8 +858,8 @@ export class Machine {
       const pages = Math.ceil((Math.min(end, leafEnd) - alignDown(at, SZ_4K)) / SZ_4K);
       const stop = Math.min(end, leafEnd, alignDown(at, SZ_4K) + (this.rmpTable.runEnd(pfn, pfn + pages) - pfn) * SZ_4K);
       for (let chunk = at; chunk < stop; chunk += SZ_2K) {
-        tokens.length = 0;
-        this.mem.writeInto(checked + (chunk - at), 1, tokens);
+        runs.length = 0;
+        this.mem.writeRuns(checked + (chunk - at), 1, runs);
       }
       this.recorder.touchGfnRange(at, stop - at);
       this.recorder.touchFrameRange(checked, stop - at);
@@ -870,8 +870,8 @@ export class Machine {
     return done;
   }
 
-  /** The tokens a guestWriteRun() write makes (dropped: a fill carries no result). */
-  private readonly writeTokens: number[] = [];
+  /** The tokens a guestWriteRun() write makes, as runs (dropped: a fill carries no result). */
+  private readonly writeRunsScratch: number[] = [];
 
   /**
    * One guest CPU access of `len` bytes (default 1) inside the 4K page at `gpa`, private (C-bit
@@ -1088,7 +1088,7 @@ export class Machine {
     }
     const ok = faults.length === 0;
     this.recorder.call(prim, { dev, iova, len, write }, ok ? 'ok' : (faults[0]?.kind ?? 'fault'));
-    return withTokens({ ok, pieces, faults }, tokenRuns, {});
+    return withTokens({ ok, pieces, faults }, tokenRuns);
   }
 
   // =============================================================================================

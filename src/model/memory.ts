@@ -17,7 +17,7 @@
 // boot cache's copy-on-write (RegionStore.writable) copies it with the tokens.
 
 import { RegionStore } from './regions.ts';
-import { appendTokenRun } from './token-runs.ts';
+import { appendTokenRun, expandTokenRuns } from './token-runs.ts';
 import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
@@ -80,28 +80,18 @@ export class Memory {
     return false;
   }
 
-  /** Write `len` bytes at `hpa`: every chunk touched, even partly, gets a fresh token. */
+  /** Write `len` bytes at `hpa`: every chunk touched, even partly, gets a fresh token (writeRuns(), listed). */
   write(hpa: number, len: number): number[] {
-    return this.writeInto(hpa, len, []);
-  }
-
-  /** As write(), appending the tokens to `out` (no allocation on the DMA path). */
-  writeInto(hpa: number, len: number, out: number[]): number[] {
-    if (len <= 0) return out;
-    this.stamp++;
-    const last = Math.floor((hpa + len - 1) / SZ_2K);
-    for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) {
-      const token = this.next++;
-      this.set(chunk, token);
-      out.push(token);
-    }
-    return out;
+    const runs: number[] = [];
+    this.writeRuns(hpa, len, runs);
+    return expandTokenRuns(runs);
   }
 
   /**
-   * As writeInto(), the tokens as runs appended to `runs` (token-runs.ts: pairs of first token
-   * and count): a write's tokens are consecutive, so a DMA of any length is one pair, and the
-   * chunks are stored region by region, one look-up per 2M region rather than per chunk.
+   * Write `len` bytes at `hpa`, every chunk touched getting a fresh token, the tokens appended to
+   * `runs` (token-runs.ts: pairs of first token and count): a write's tokens are consecutive, so
+   * a DMA of any length is one pair, and the chunks are stored region by region, one look-up per
+   * 2M region rather than per chunk.
    */
   writeRuns(hpa: number, len: number, runs: number[]): void {
     if (len <= 0) return;
@@ -125,7 +115,7 @@ export class Memory {
     appendTokenRun(runs, first, this.next - first);
   }
 
-  /** As readInto(), the tokens as runs appended to `runs` (appendTokenRun()), region by region. */
+  /** The tokens of the chunks `len` bytes at `hpa` cover, appended to `runs` (appendTokenRun()), region by region. */
   readRuns(hpa: number, len: number, runs: number[]): void {
     if (len <= 0) return;
     const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
@@ -148,16 +138,11 @@ export class Memory {
     }
   }
 
-  /** The tokens of the chunks `len` bytes at `hpa` cover, in order. */
+  /** The tokens of the chunks `len` bytes at `hpa` cover, in order (readRuns(), listed). */
   read(hpa: number, len: number): number[] {
-    return this.readInto(hpa, len, []);
-  }
-
-  readInto(hpa: number, len: number, out: number[]): number[] {
-    if (len <= 0) return out;
-    const last = Math.floor((hpa + len - 1) / SZ_2K);
-    for (let chunk = Math.floor(hpa / SZ_2K); chunk <= last; chunk++) out.push(this.get(chunk));
-    return out;
+    const runs: number[] = [];
+    this.readRuns(hpa, len, runs);
+    return expandTokenRuns(runs);
   }
 
   /**
@@ -185,4 +170,3 @@ export class Memory {
     return out;
   }
 }
-

@@ -65,8 +65,8 @@ const TOKENS: PropertyDescriptor = {
  * accessor is added as a new property, never by redefining a data one (which puts an object in
  * V8's dictionary mode: world.ts RecordedStep).
  */
-export function withTokens<H extends object, R extends object>(head: H, tokenRuns: number[], rest: R): H & R & { readonly tokens: readonly number[]; readonly tokenRuns: number[] } {
+export function withTokens<H extends object, R extends object = object>(head: H, tokenRuns: number[], rest?: R): H & R & { readonly tokens: readonly number[]; readonly tokenRuns: number[] } {
   Object.defineProperty(head, 'tokens', TOKENS);
   (head as H & { tokenRuns: number[] }).tokenRuns = tokenRuns;
-  return Object.assign(head, rest) as H & R & { readonly tokens: readonly number[]; readonly tokenRuns: number[] };
+  return (rest === undefined ? head : Object.assign(head, rest)) as H & R & { readonly tokens: readonly number[]; readonly tokenRuns: number[] };
 }
