@@ -1,40 +1,20 @@
-// The swiotlb pool's per-slot arrays (struct io_tlb_slot, one typed array per field, plus the
-// model's head-slot bookkeeping), stored in chunks of SLOT_CHUNK slots allocated on the first
-// write into them. A chunk never written holds what swiotlb_init_io_tlb_pool() leaves: every slot
-// free, each IO_TLB_SEGSIZE segment one free run (`list` counting down to the segment end, clipped
-// at the pool's end), no original address. So a pool costs what its mappings touched, not its
-// size: a 32 GiB pool (16M slots) boots without allocating or initialising 16M slots. Slot indices
-// may pass 2^32 in a huge pool: chunk arithmetic uses division, never bitwise operators.
+// The swiotlb pool's per-slot state (struct io_tlb_slot, one field at a time, plus the model's
+// head-slot bookkeeping), each field stored as linear runs (model/linear-runs.ts): Linux writes a
+// mapping's slots as one stretch (list 0, alloc_size counting down by IO_TLB_SIZE, orig_addr
+// counting up by it) and renumbers free runs counting down, so a live mapping is a handful of runs
+// whatever its length. A slot no run covers holds what swiotlb_init_io_tlb_pool() leaves: free,
+// each IO_TLB_SEGSIZE segment one free run (`list` counting down to the segment end, clipped at
+// the pool's end), no original address, zero elsewhere; writing that state back forgets the runs.
+// So a pool costs what its live mappings hold, not its size nor how far next-fit has walked: a
+// 32 GiB pool (16M slots) boots without allocating anything per slot, and a 1 TiB guest's 1G
+// pool no longer keeps 8 MiB chunks of slot arrays (31 bytes a slot) behind every mapping its
+// cursor passed (1.3 MiB per world in the scale bench's long case, against ~100 live mappings).
 
-/** Slots per chunk: a multiple of IO_TLB_SEGSIZE (128), so no segment, hence no free run and no
- *  Linux mapping, crosses a chunk. 4096 slots are 8 MiB of pool. */
-export const SLOT_CHUNK = 4096;
+import { LinearRuns } from '../model/linear-runs.ts';
+
 const SEGSIZE = 128;
-/**
- * `list` of a chunk that lies wholly inside the pool and was never written: each segment counts
- * down from SEGSIZE. Copied into a chunk at its first write instead of computing initialList() for
- * each of its slots (2% of the cheap ops' time with every oracle: the bench workload boots a fresh
- * world per case, whose first bounce writes a chunk).
- */
-const INITIAL_LIST = Uint16Array.from({ length: SLOT_CHUNK }, (_, k) => SEGSIZE - (k % SEGSIZE));
 /** Linux INVALID_PHYS_ADDR (~0): orig_addr of a free slot. */
 const INVALID = -1;
-
-interface Chunk {
-  // struct io_tlb_slot (Linux: list and pad_slots are unsigned short).
-  readonly list: Uint16Array;
-  /**
-   * orig_addr + 1: a new chunk's zeros read as INVALID_PHYS_ADDR without filling the array (the
-   * fill was a third of a chunk's making, which the bench workload pays per case).
-   */
-  readonly origAddr1: Float64Array;
-  readonly allocSize: Float64Array;
-  readonly padSlots: Uint16Array;
-  // Model-only, on the head slot of a live allocation.
-  readonly kind: Uint8Array;
-  readonly mapSize: Float64Array;
-  readonly headOffset: Uint16Array;
-}
 
 /**
  * Allocations and releases the change log keeps (changesSince()): a reader further behind than
@@ -48,7 +28,15 @@ export const CHANGE_WIDTH = 5;
 const LOG_WIDTH = CHANGE_WIDTH + 1;
 
 export class SwiotlbSlots {
-  private readonly chunks: (Chunk | undefined)[];
+  // struct io_tlb_slot (Linux: list and pad_slots are unsigned short, alloc_size unsigned int).
+  private readonly listRuns = new LinearRuns();
+  private readonly origAddrRuns = new LinearRuns();
+  private readonly allocSizeRuns = new LinearRuns();
+  private readonly padSlotsRuns = new LinearRuns();
+  // Model-only, on the head slot of a live allocation.
+  private readonly kindRuns = new LinearRuns();
+  private readonly mapSizeRuns = new LinearRuns();
+  private readonly headOffsetRuns = new LinearRuns();
   /** Counts slot writes: while it stays the same, the live allocations are the same (SwiotlbView.generation). */
   generation = 0;
   /** The slots whose `kind` is set (the head slots of the live allocations), ascending. */
@@ -65,18 +53,24 @@ export class SwiotlbSlots {
   /** The generation after the newest change the ring has dropped (0: none dropped). */
   private forgotten = 0;
 
-  constructor(readonly nslabs: number) {
-    this.chunks = new Array<Chunk | undefined>(Math.ceil(nslabs / SLOT_CHUNK)).fill(undefined);
-  }
+  constructor(readonly nslabs: number) {}
 
   /** `list` of a slot nobody wrote: the free run from it to the end of its segment (or pool). */
   private initialList(i: number): number {
     return Math.min(SEGSIZE - (i % SEGSIZE), this.nslabs - i);
   }
 
-  /** Whether chunk `c` (slots c*SLOT_CHUNK ..) was ever written; an unwritten one is all free. */
-  written(c: number): boolean {
-    return this.chunks[c] !== undefined;
+  /**
+   * The segments (IO_TLB_SEGSIZE slots each) where some slot differs from the initial state,
+   * ascending: every other segment is one whole free run with nothing recorded (checkInvariants()).
+   */
+  writtenSegments(): number[] {
+    const segments = new Set<number>();
+    const add = (start: number, end: number): void => {
+      for (let s = Math.floor(start / SEGSIZE); s * SEGSIZE < end; s++) segments.add(s);
+    };
+    for (const runs of this.fields()) runs.forEachRun(add);
+    return [...segments].sort((a, b) => a - b);
   }
 
   /** The head slots of the live allocations, ascending (read-only: setKind() keeps it). */
@@ -84,110 +78,105 @@ export class SwiotlbSlots {
     return this.heads;
   }
 
-  get chunkCount(): number {
-    return this.chunks.length;
+  /** Runs stored over all fields: what the slots weigh (tests, the scale bench). */
+  get runCount(): number {
+    let n = 0;
+    for (const runs of this.fields()) n += runs.size;
+    return n;
   }
 
-  /** The chunk of slot `i`, made on first use: every setter, and only they, come here to write. */
-  private chunk(i: number): Chunk {
-    this.generation++;
-    const c = Math.floor(i / SLOT_CHUNK);
-    let chunk = this.chunks[c];
-    if (chunk === undefined) {
-      const first = c * SLOT_CHUNK;
-      const list = new Uint16Array(SLOT_CHUNK);
-      if (first + SLOT_CHUNK <= this.nslabs) list.set(INITIAL_LIST);
-      else for (let k = 0; k < SLOT_CHUNK && first + k < this.nslabs; k++) list[k] = this.initialList(first + k);
-      chunk = {
-        list,
-        origAddr1: new Float64Array(SLOT_CHUNK),
-        allocSize: new Float64Array(SLOT_CHUNK),
-        padSlots: new Uint16Array(SLOT_CHUNK),
-        kind: new Uint8Array(SLOT_CHUNK),
-        mapSize: new Float64Array(SLOT_CHUNK),
-        headOffset: new Uint16Array(SLOT_CHUNK),
-      };
-      this.chunks[c] = chunk;
-    }
-    return chunk;
+  private fields(): LinearRuns[] {
+    return [this.listRuns, this.origAddrRuns, this.allocSizeRuns, this.padSlotsRuns, this.kindRuns, this.mapSizeRuns, this.headOffsetRuns];
   }
 
   list(i: number): number {
-    const chunk = this.chunks[Math.floor(i / SLOT_CHUNK)];
-    return chunk === undefined ? this.initialList(i) : (chunk.list[i % SLOT_CHUNK] ?? 0);
+    return this.listRuns.get(i) ?? this.initialList(i);
   }
   origAddr(i: number): number {
-    const chunk = this.chunks[Math.floor(i / SLOT_CHUNK)];
-    return chunk === undefined ? INVALID : chunk.origAddr1[i % SLOT_CHUNK]! - 1;
+    return this.origAddrRuns.get(i) ?? INVALID;
   }
   allocSize(i: number): number {
-    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.allocSize[i % SLOT_CHUNK] ?? 0;
+    return this.allocSizeRuns.get(i) ?? 0;
   }
   padSlots(i: number): number {
-    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.padSlots[i % SLOT_CHUNK] ?? 0;
+    return this.padSlotsRuns.get(i) ?? 0;
   }
   kind(i: number): number {
-    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.kind[i % SLOT_CHUNK] ?? 0;
+    return this.kindRuns.get(i) ?? 0;
   }
   mapSize(i: number): number {
-    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.mapSize[i % SLOT_CHUNK] ?? 0;
+    return this.mapSizeRuns.get(i) ?? 0;
   }
   headOffset(i: number): number {
-    return this.chunks[Math.floor(i / SLOT_CHUNK)]?.headOffset[i % SLOT_CHUNK] ?? 0;
+    return this.headOffsetRuns.get(i) ?? 0;
   }
 
-  /** Sets field `field` of slots [from, to) to `value`: one fill per chunk (a 2M block is 1024 slots). */
+  /**
+   * Sets a field of slots [from, to) to value, value + step, ...: one run. Every write comes
+   * here, and counts as one slot write (`generation`). A stretch set to the initial state is
+   * forgotten instead of stored (zero; INVALID_PHYS_ADDR for orig_addr; `list` below).
+   */
+  private setRun(runs: LinearRuns, initial: number, from: number, to: number, value: number, step: number): void {
+    this.generation++;
+    if (value === initial && (step === 0 || to - from === 1)) runs.clear(from, to);
+    else runs.set(from, to, value, step);
+  }
+
+  /** Sets field `field` of slots [from, to) to `value` (a 2M block is 1024 slots: one run). */
   fill(field: 'list' | 'origAddr' | 'allocSize' | 'padSlots', from: number, to: number, value: number): void {
-    for (let i = from; i < to; ) {
-      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
-      const stop = Math.min(to, first + SLOT_CHUNK);
-      const chunk = this.chunk(i);
-      if (field === 'origAddr') chunk.origAddr1.fill(value + 1, i - first, stop - first);
-      else chunk[field].fill(value, i - first, stop - first);
-      i = stop;
-    }
+    if (field === 'list') this.setListRun(from, to, value, 0);
+    else if (field === 'origAddr') this.setRun(this.origAddrRuns, INVALID, from, to, value, 0);
+    else if (field === 'allocSize') this.setRun(this.allocSizeRuns, 0, from, to, value, 0);
+    else this.setRun(this.padSlotsRuns, 0, from, to, value, 0);
   }
 
   /** alloc_size of slots [from, to): `size` at `from`, `step` less at each slot after it. */
   setAllocSizeRun(from: number, to: number, size: number, step: number): void {
-    for (let i = from; i < to; ) {
-      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
-      const stop = Math.min(to, first + SLOT_CHUNK);
-      const allocSize = this.chunk(i).allocSize;
-      for (; i < stop; i++) allocSize[i - first] = size - (i - from) * step;
-    }
+    this.setRun(this.allocSizeRuns, 0, from, to, size, -step);
+  }
+
+  /** orig_addr of slots [from, to): `addr` at `from`, `step` more at each slot after it. */
+  setOrigAddrRun(from: number, to: number, addr: number, step: number): void {
+    this.setRun(this.origAddrRuns, INVALID, from, to, addr, step);
+  }
+
+  /**
+   * `list` of slots [from, to): `value` at `from`, then `step` more at each slot after it (a
+   * free run counts down: step -1). Where the run it ends up in is the segment's initial free
+   * run, the run is forgotten: a segment whose mappings are all released costs nothing again.
+   */
+  setListRun(from: number, to: number, value: number, step: number): void {
+    this.generation++;
+    const runs = this.listRuns;
+    runs.set(from, to, value, step);
+    const k = runs.runIndexAt(from);
+    const start = runs.runStart(k);
+    const end = runs.runEnd(k);
+    const segmentEnd = Math.min((Math.floor(start / SEGSIZE) + 1) * SEGSIZE, this.nslabs);
+    if (end <= segmentEnd && runs.runValue(k) === segmentEnd - start && (runs.runStep(k) === -1 || end - start === 1)) runs.clear(start, end);
   }
 
   /**
    * Renumbers `list` over [from, to) from the end: a slot holding 0 (used) stays 0, a free one
    * counts the free slots from it to the next used slot or its segment's end (the free runs Linux
-   * keeps). Chunk by chunk, without a chunk look-up per slot (a chunk release renumbers whole
-   * segments).
+   * keeps). One run per free stretch (a chunk release renumbers whole segments).
    */
   renumberFreeRuns(from: number, to: number): void {
-    let count = 0;
-    for (let i = to - 1; i >= from; ) {
-      const first = Math.floor(i / SLOT_CHUNK) * SLOT_CHUNK;
-      const list = this.chunk(i).list;
-      for (const stop = Math.max(from, first); i >= stop; i--) {
-        if (i % SEGSIZE === SEGSIZE - 1) count = 0;
-        count = list[i - first] === 0 ? 0 : count + 1;
-        list[i - first] = count;
+    for (let end = to; end > from; ) {
+      const segmentStart = Math.max(from, Math.floor((end - 1) / SEGSIZE) * SEGSIZE);
+      // Within the segment, from its end: used slots stay, each free stretch counts down to its end.
+      let stretchEnd = end;
+      for (let i = end - 1; i >= segmentStart - 1; i--) {
+        if (i >= segmentStart && this.list(i) !== 0) continue;
+        if (stretchEnd > i + 1) this.setListRun(i + 1, stretchEnd, stretchEnd - (i + 1), -1);
+        stretchEnd = i;
       }
+      end = segmentStart;
     }
   }
 
-  setList(i: number, value: number): void {
-    this.chunk(i).list[i % SLOT_CHUNK] = value;
-  }
-  setOrigAddr(i: number, value: number): void {
-    this.chunk(i).origAddr1[i % SLOT_CHUNK] = value + 1;
-  }
-  setAllocSize(i: number, value: number): void {
-    this.chunk(i).allocSize[i % SLOT_CHUNK] = value;
-  }
   setPadSlots(i: number, value: number): void {
-    this.chunk(i).padSlots[i % SLOT_CHUNK] = value;
+    this.setRun(this.padSlotsRuns, 0, i, i + 1, value, 0);
   }
   /**
    * Log an allocation (sign 1) or a release (-1) of slots [slotIndex, slotIndex + nslots), handed
@@ -231,9 +220,8 @@ export class SwiotlbSlots {
   }
 
   setKind(i: number, value: number): void {
-    const chunk = this.chunk(i);
-    const was = chunk.kind[i % SLOT_CHUNK]!;
-    chunk.kind[i % SLOT_CHUNK] = value;
+    const was = this.kind(i);
+    this.setRun(this.kindRuns, 0, i, i + 1, value, 0);
     if ((was === 0) === (value === 0)) return;
     // Binary search for i's place among the heads.
     let lo = 0;
@@ -247,9 +235,9 @@ export class SwiotlbSlots {
     else this.heads.splice(lo, 0, i);
   }
   setMapSize(i: number, value: number): void {
-    this.chunk(i).mapSize[i % SLOT_CHUNK] = value;
+    this.setRun(this.mapSizeRuns, 0, i, i + 1, value, 0);
   }
   setHeadOffset(i: number, value: number): void {
-    this.chunk(i).headOffset[i % SLOT_CHUNK] = value;
+    this.setRun(this.headOffsetRuns, 0, i, i + 1, value, 0);
   }
 }

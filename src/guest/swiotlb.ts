@@ -24,7 +24,7 @@
 // swiotlb cannot do).
 
 import { hex } from '../model/size.ts';
-import { CHANGE_WIDTH, SLOT_CHUNK, SwiotlbSlots } from './swiotlb-slots.ts';
+import { CHANGE_WIDTH, SwiotlbSlots } from './swiotlb-slots.ts';
 
 /** A slot is 2 KiB (include/linux/swiotlb.h). */
 export const IO_TLB_SHIFT = 11;
@@ -347,8 +347,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.forAlloc = options.forAlloc ?? restricted;
 
     // swiotlb_init_io_tlb_pool(): every slot free, each segment one free run (clipped at the end
-    // of a restricted pool whose size is not a multiple of the segment): what a slot chunk never
-    // written holds, so nothing is initialised here.
+    // of a restricted pool whose size is not a multiple of the segment): what a slot no run covers
+    // holds, so nothing is initialised here.
     this.slots = new SwiotlbSlots(this.nslabs);
     this.areaCursor = new Uint32Array(this.nareas);
     this.areaUsedCount = new Uint32Array(this.nareas);
@@ -366,6 +366,11 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     let used = 0;
     for (let a = 0; a < this.nareas; a++) used += this.areaUsedCount[a] ?? 0;
     return used;
+  }
+
+  /** Runs the slot state is stored in (swiotlb-slots.ts): what the pool weighs, 0 when nothing is live. */
+  get slotRuns(): number {
+    return this.slots.runCount;
   }
 
   /** Live allocations (maps, coherent buffers, chunks). */
@@ -489,46 +494,41 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   checkInvariants(): string[] {
     const problems: string[] = [];
     const owned = new Set<number>();
-    /** Chunks holding an owned slot (normally written ones; a corrupt allocation may reach others). */
-    const ownedChunks = new Set<number>();
+    /** Segments holding an owned slot (normally written ones; a corrupt allocation may reach others). */
+    const ownedSegments = new Set<number>();
     const used = new Array<number>(this.nareas).fill(0);
     /** Head slots found by the scan, against the list liveMappings() reads. */
     const heads: number[] = [];
-    for (let head = 0; head < this.nslabs; head++) {
-      if (!this.slots.written(Math.floor(head / SLOT_CHUNK))) {
-        head = (Math.floor(head / SLOT_CHUNK) + 1) * SLOT_CHUNK - 1;
-        continue;
-      }
-      if (this.slots.kind(head) === KIND_NONE) continue;
-      heads.push(head);
-      const m = this.describe(head);
-      if (m.slotIndex < 0 || m.slotIndex + m.nslots > this.nslabs) {
-        problems.push(`allocation at ${hex(m.tlbAddr)} covers slots ${m.slotIndex}..${m.slotIndex + m.nslots - 1}, outside the pool's ${this.nslabs}`);
-        continue;
-      }
-      for (let s = m.slotIndex; s < m.slotIndex + m.nslots; s++) {
-        if (owned.has(s)) problems.push(`slot ${s} belongs to two allocations (one at ${hex(m.tlbAddr)})`);
-        owned.add(s);
-        ownedChunks.add(Math.floor(s / SLOT_CHUNK));
-        const area = Math.floor(s / this.areaNslabs);
-        used[area] = (used[area] ?? 0) + 1;
+    // A segment nothing was written in holds no head and exactly the expected free run.
+    const written = this.slots.writtenSegments();
+    for (const segment of written) {
+      for (let head = segment * IO_TLB_SEGSIZE; head < Math.min((segment + 1) * IO_TLB_SEGSIZE, this.nslabs); head++) {
+        if (this.slots.kind(head) === KIND_NONE) continue;
+        heads.push(head);
+        const m = this.describe(head);
+        if (m.slotIndex < 0 || m.slotIndex + m.nslots > this.nslabs) {
+          problems.push(`allocation at ${hex(m.tlbAddr)} covers slots ${m.slotIndex}..${m.slotIndex + m.nslots - 1}, outside the pool's ${this.nslabs}`);
+          continue;
+        }
+        for (let s = m.slotIndex; s < m.slotIndex + m.nslots; s++) {
+          if (owned.has(s)) problems.push(`slot ${s} belongs to two allocations (one at ${hex(m.tlbAddr)})`);
+          owned.add(s);
+          ownedSegments.add(Math.floor(s / IO_TLB_SEGSIZE));
+          const area = Math.floor(s / this.areaNslabs);
+          used[area] = (used[area] ?? 0) + 1;
+        }
       }
     }
     if (heads.join() !== this.slots.liveHeads().join()) problems.push(`live heads ${this.slots.liveHeads().join()}, but the slots hold heads at ${heads.join()}`);
-    let run = 0;
-    for (let s = this.nslabs - 1; s >= 0; s--) {
-      // Chunks end at segment ends, where the run restarts: an unwritten chunk without owned slots
-      // holds exactly the expected runs.
-      const chunk = Math.floor(s / SLOT_CHUNK);
-      if (!this.slots.written(chunk) && !ownedChunks.has(chunk)) {
-        s = chunk * SLOT_CHUNK;
-        run = 0;
-        continue;
+    // `list` of the segments written or owned, each from its end, where the free run restarts.
+    const checked = [...new Set([...written, ...ownedSegments])].sort((x, y) => y - x);
+    for (const segment of checked) {
+      let run = 0;
+      for (let s = Math.min((segment + 1) * IO_TLB_SEGSIZE, this.nslabs) - 1; s >= segment * IO_TLB_SEGSIZE; s--) {
+        const expected = owned.has(s) ? 0 : ++run;
+        if (owned.has(s)) run = 0;
+        if (this.slots.list(s) !== expected) problems.push(`slot ${s}: list ${this.slots.list(s)}, expected ${expected}`);
       }
-      if (ioTlbOffset(s) === IO_TLB_SEGSIZE - 1) run = 0;
-      const expected = owned.has(s) ? 0 : ++run;
-      if (owned.has(s)) run = 0;
-      if (this.slots.list(s) !== expected) problems.push(`slot ${s}: list ${this.slots.list(s)}, expected ${expected}`);
     }
     for (let a = 0; a < this.nareas; a++) {
       if (this.areaUsedCount[a] !== used[a]) problems.push(`area ${a}: used ${this.areaUsedCount[a]}, live slots ${used[a]}`);
@@ -573,7 +573,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const head = index + pad;
     const within = offset % IO_TLB_SIZE;
     this.slots.setPadSlots(head, pad);
-    for (let i = 0; i < nrSlots(size) - pad; i++) this.slots.setOrigAddr(head + i, origAddr + i * IO_TLB_SIZE);
+    this.slots.setOrigAddrRun(head, head + nrSlots(size) - pad, origAddr, IO_TLB_SIZE);
     this.markHead(head, KIND_MAP, mappingSize, within);
     return { ok: true, ...this.describe(head) };
   }
@@ -613,13 +613,14 @@ export class SwiotlbPool implements SwiotlbSlotsView {
       if (after < this.nslabs) count = this.slots.list(after);
       else this.overreads++;
     }
-    // Step 1: return the slots, merging with the free run after them.
-    for (let i = index + nslots - 1; i >= index; i--) this.slots.setList(i, ++count);
+    // Step 1: return the slots, merging with the free run after them (list = ++count from the last).
+    this.slots.setListRun(index, index + nslots, count + nslots, -1);
+    count += nslots;
     this.slots.fill('origAddr', index, index + nslots, INVALID_PHYS_ADDR);
     this.slots.fill('allocSize', index, index + nslots, 0);
     this.slots.fill('padSlots', index, index + nslots, 0);
     // Step 2: extend the free run before them, up to the segment start.
-    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
+    this.renumberBefore(index, count);
     this.areaUsedCount[area] = (this.areaUsedCount[area] ?? 0) - nslots;
     return mapping;
   }
@@ -701,8 +702,7 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     this.slots.fill('list', index, index + nslots, 0);
     this.slots.setAllocSizeRun(index, index + nslots, size, IO_TLB_SIZE);
     this.chargeAreas(index, index + nslots, 1);
-    let count = 0;
-    for (let i = index - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
+    this.renumberBefore(index, 0);
     this.markHead(index, KIND_CHUNK, size, 0);
     return { ok: true, ...this.describe(index) };
   }
@@ -847,12 +847,24 @@ export class SwiotlbPool implements SwiotlbSlotsView {
     const offset = and32(search.origAddr, (search.minAlignMask & (IO_TLB_SIZE - 1)) >>> 0);
     this.slots.fill('list', slotIndex, slotIndex + nslots, 0);
     this.slots.setAllocSizeRun(slotIndex, slotIndex + nslots, allocSize - offset, IO_TLB_SIZE);
-    let count = 0;
-    for (let i = slotIndex - 1; ioTlbOffset(i) !== IO_TLB_SEGSIZE - 1 && this.slots.list(i) !== 0; i--) this.slots.setList(i, ++count);
+    this.renumberBefore(slotIndex, 0);
     // "Update the indices to avoid searching in the next round."
     const areaIdx = Math.floor(slotIndex / this.areaNslabs);
     this.areaCursor[areaIdx] = this.wrapAreaIndex(slotIndex - areaIdx * this.areaNslabs + nslots);
     this.areaUsedCount[areaIdx] = (this.areaUsedCount[areaIdx] ?? 0) + nslots;
+  }
+
+  /**
+   * The loop swiotlb_search_pool_area() and swiotlb_release_slots() end with:
+   * `for (i = index - 1; io_tlb_offset(i) != IO_TLB_SEGSIZE - 1 && mem->slots[i].list; i--)
+   * mem->slots[i].list = ++count;` - the free slots before `index` in its segment count on from
+   * `count`. Each slot is read before it is written and written once, so reading the stretch first
+   * and writing it as one run is the same.
+   */
+  private renumberBefore(index: number, count: number): void {
+    let first = index;
+    while (ioTlbOffset(first - 1) !== IO_TLB_SEGSIZE - 1 && this.slots.list(first - 1) !== 0) first--;
+    if (first < index) this.slots.setListRun(first, index, count + (index - first), -1);
   }
 
   /** wrap_area_index(): back to the area's first slot past its end (to 0, not modulo). */

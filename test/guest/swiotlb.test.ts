@@ -101,7 +101,7 @@ describe('constants and geometry', () => {
     expect(pool.slotsUsed).toBe(0);
   });
 
-  it('boots a 32 GiB pool without touching its 16M slots: slot chunks are written on first use', () => {
+  it('boots a 32 GiB pool without touching its 16M slots: slot state is stored where it was written', () => {
     const pool = new SwiotlbPool({ base: 2 ** 40, bytes: 32 * GiB, cpus: 4 });
     expect(pool.nslabs).toBe(16 * 1024 * 1024);
     // An untouched slot reads as Linux's initial state: free up to its segment end.
@@ -114,6 +114,7 @@ describe('constants and geometry', () => {
     pool.release(m.tlbAddr);
     expect(pool.checkInvariants()).toEqual([]);
     expect([...pool.liveMappings()]).toEqual([]);
+    expect(pool.slotRuns).toBe(0);
   });
 
   it('lists every allocation as it is now when more were made and released between two lists than it keeps track of', () => {
@@ -352,6 +353,7 @@ describe('exhaustion and release', () => {
           // Same lists as a fresh pool (area indices moved, nothing else).
           const after = snapshot(pool) as { slots: unknown };
           expect(after.slots).toEqual((fresh as { slots: unknown }).slots);
+          expect(pool.slotRuns).toBe(0);
           // So the largest mapping fits in every segment.
           for (let s = 0; s < pool.nslabs / IO_TLB_SEGSIZE; s++) ok(pool.find(0x1000, 256 * KiB, { cpu: s }));
           expect(pool.slotsUsed).toBe(pool.nslabs);
@@ -575,6 +577,11 @@ describe('random find/release sequences (property)', () => {
         if (pool.generation === seen.generation) expect(JSON.stringify([...pool.liveMappings()])).toBe(seen.live);
         const byStart = (a: SwiotlbMapping, b: SwiotlbMapping): number => a.slotIndex - b.slotIndex;
         expect([...pool.liveMappings()]).toEqual([...live].sort(byStart));
+        // Everything released, the slots hold what they held at boot, and nothing is stored for them:
+        // the pool weighs what is live (swiotlb-slots.ts), not what its cursors walked over.
+        for (const m of live) pool.release(m.tlbAddr);
+        expectConsistent(pool);
+        expect(pool.slotRuns).toBe(0);
       }),
       { numRuns: 150 },
     );

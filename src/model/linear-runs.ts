@@ -1,0 +1,153 @@
+// A map from integer indices to numbers stored as runs on which the value is linear: run [start,
+// end) holds value + (i - start) * step at index i. For per-slot state that Linux writes a
+// stretch at a time with one value or a value counting up or down (swiotlb: a mapping's slots get
+// `list` 0, alloc_size counting down by IO_TLB_SIZE, orig_addr counting up by it; a free run's
+// `list` counts down to its segment end), so a stretch costs a run, not a number per slot: a
+// 1 TiB guest's 1G pool kept ~1.3 MiB of per-slot arrays per world where its live mappings were
+// about a hundred runs. Indices no run covers read `undefined`: the owner gives them their
+// default (a slot nobody wrote). Values are plain numbers, exact below 2^53 (addresses reach 2^52).
+
+/** Numbers per run in `runs`: start, end, value at start, step. */
+const WIDTH = 4;
+const START = 0;
+const END = 1;
+const VALUE = 2;
+const STEP = 3;
+
+export class LinearRuns {
+  /** The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. */
+  private runs = new Float64Array(4 * WIDTH);
+  private count = 0;
+  /** The run the last look-up found: look-ups walk a stretch of slots, mostly inside one run. */
+  private hint = 0;
+
+  /** How many runs are stored (tests, and what a world weighs). */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The value at index i, or undefined where no run covers it. */
+  get(i: number): number | undefined {
+    const runs = this.runs;
+    let at = this.hint * WIDTH;
+    if (!(this.hint < this.count && runs[at + START]! <= i && i < runs[at + END]!)) {
+      const k = this.lastStartingAtOrBefore(i);
+      if (k < 0 || i >= runs[k * WIDTH + END]!) return undefined;
+      this.hint = k;
+      at = k * WIDTH;
+    }
+    return runs[at + VALUE]! + (i - runs[at + START]!) * runs[at + STEP]!;
+  }
+
+  /** Sets [from, to) to value, value + step, ...: one run, joined to a neighbour it continues. */
+  set(from: number, to: number, value: number, step: number): void {
+    this.replace(from, to, true, value, step);
+  }
+
+  /** Forgets [from, to): those indices read undefined again. */
+  clear(from: number, to: number): void {
+    this.replace(from, to, false, 0, 0);
+  }
+
+  /** Calls visit(start, end) for each run, ascending (sweeps and tests, not hot paths). */
+  forEachRun(visit: (start: number, end: number) => void): void {
+    for (let k = 0; k < this.count; k++) visit(this.runs[k * WIDTH + START]!, this.runs[k * WIDTH + END]!);
+  }
+
+  /** The number of the run holding index i (for runStart() and the rest), or -1 where none does. */
+  runIndexAt(i: number): number {
+    const k = this.lastStartingAtOrBefore(i);
+    return k >= 0 && i < this.runs[k * WIDTH + END]! ? k : -1;
+  }
+  runStart(k: number): number {
+    return this.runs[k * WIDTH + START]!;
+  }
+  runEnd(k: number): number {
+    return this.runs[k * WIDTH + END]!;
+  }
+  runValue(k: number): number {
+    return this.runs[k * WIDTH + VALUE]!;
+  }
+  runStep(k: number): number {
+    return this.runs[k * WIDTH + STEP]!;
+  }
+
+  /** The last run whose start is at or before i, or -1. */
+  private lastStartingAtOrBefore(i: number): number {
+    const runs = this.runs;
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (runs[mid * WIDTH + START]! <= i) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  /**
+   * Replaces whatever covers [from, to) by one run (withRun) or by nothing: the runs overlapping
+   * it are cut to what lies outside, the new run is joined to a neighbour it continues.
+   */
+  private replace(from: number, to: number, withRun: boolean, value: number, step: number): void {
+    if (!(from < to)) return;
+    // Runs [lo, hi) overlap [from, to).
+    let lo = this.lastStartingAtOrBefore(from);
+    if (lo < 0 || this.runs[lo * WIDTH + END]! <= from) lo++;
+    let hi = lo;
+    while (hi < this.count && this.runs[hi * WIDTH + START]! < to) hi++;
+    const runs = this.runs;
+    const keepLeft = lo < hi && runs[lo * WIDTH + START]! < from;
+    const keepRight = lo < hi && runs[(hi - 1) * WIDTH + END]! > to;
+    // The right piece, read before anything moves: [to, end) of the last overlapping run.
+    const rightAt = (hi - 1) * WIDTH;
+    const rightEnd = keepRight ? runs[rightAt + END]! : 0;
+    const rightValue = keepRight ? runs[rightAt + VALUE]! + (to - runs[rightAt + START]!) * runs[rightAt + STEP]! : 0;
+    const rightStep = keepRight ? runs[rightAt + STEP]! : 0;
+    // The left piece stays where it is (only its end changes): the new run and the right piece go after it.
+    const firstNew = keepLeft ? lo + 1 : lo;
+    this.resize(firstNew, hi - firstNew, (withRun ? 1 : 0) + (keepRight ? 1 : 0));
+    if (keepLeft) this.runs[lo * WIDTH + END] = from;
+    if (withRun) this.write(firstNew, from, to, value, step);
+    if (keepRight) this.write(withRun ? firstNew + 1 : firstNew, to, rightEnd, rightValue, rightStep);
+    this.hint = 0;
+    if (withRun) {
+      // Join with the run after, then with the one before (the order keeps `firstNew` valid).
+      if (firstNew + 1 < this.count) this.join(firstNew);
+      if (firstNew > 0) this.join(firstNew - 1);
+    }
+  }
+
+  /** Replaces `removed` runs at k by `added` slots (their content written by the caller). */
+  private resize(k: number, removed: number, added: number): void {
+    const delta = added - removed;
+    if (delta === 0) return;
+    const needed = (this.count + delta) * WIDTH;
+    if (needed > this.runs.length) {
+      const grown = new Float64Array(Math.max(needed, this.runs.length * 2));
+      grown.set(this.runs.subarray(0, this.count * WIDTH));
+      this.runs = grown;
+    }
+    this.runs.copyWithin((k + added) * WIDTH, (k + removed) * WIDTH, this.count * WIDTH);
+    this.count += delta;
+  }
+
+  private write(k: number, start: number, end: number, value: number, step: number): void {
+    const at = k * WIDTH;
+    this.runs[at + START] = start;
+    this.runs[at + END] = end;
+    this.runs[at + VALUE] = value;
+    this.runs[at + STEP] = step;
+  }
+
+  /** Joins run k and run k + 1 when they touch and k + 1 continues k's line. */
+  private join(k: number): void {
+    const runs = this.runs;
+    const a = k * WIDTH;
+    const b = a + WIDTH;
+    if (runs[a + END] !== runs[b + START] || runs[a + STEP] !== runs[b + STEP]) return;
+    if (runs[a + VALUE]! + (runs[a + END]! - runs[a + START]!) * runs[a + STEP]! !== runs[b + VALUE]) return;
+    runs[a + END] = runs[b + END]!;
+    this.resize(k + 1, 1, 0);
+  }
+}

@@ -1,0 +1,79 @@
+// LinearRuns (model/linear-runs.ts) against a plain map of every index it was given, under random
+// sets and clears: every index reads what the map holds, and no two neighbouring runs are left
+// that one run could hold (a set joins the stretch it writes to a neighbour it continues).
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LinearRuns } from '../../src/model/linear-runs.ts';
+
+const SPAN = 64;
+
+type Write = { clear: boolean; from: number; len: number; value: number; step: number };
+
+const writeArb: fc.Arbitrary<Write> = fc.record({
+  clear: fc.boolean(),
+  from: fc.integer({ min: 0, max: SPAN - 1 }),
+  len: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 24 })),
+  // Few values and steps, so that writes often continue each other; addresses near 2^52 too.
+  value: fc.oneof({ arbitrary: fc.integer({ min: 0, max: 1 }), weight: 4 }, { arbitrary: fc.constantFrom(-3, 5, 2 ** 52 - 2048), weight: 1 }),
+  step: fc.oneof({ arbitrary: fc.constantFrom(0, -1), weight: 4 }, { arbitrary: fc.constantFrom(1, 2048, -2048), weight: 1 }),
+});
+
+function runsOf(runs: LinearRuns): { start: number; end: number; value: number; step: number }[] {
+  const out: { start: number; end: number; value: number; step: number }[] = [];
+  runs.forEachRun((start) => {
+    const k = runs.runIndexAt(start);
+    out.push({ start, end: runs.runEnd(k), value: runs.runValue(k), step: runs.runStep(k) });
+  });
+  return out;
+}
+
+describe('LinearRuns', () => {
+  it('reads what was written, index by index, and keeps no two runs one run could hold', () => {
+    fc.assert(
+      fc.property(fc.array(writeArb, { maxLength: 60 }), fc.array(fc.integer({ min: -5, max: SPAN + 45 }), { maxLength: 30 }), (writes, probes) => {
+        const runs = new LinearRuns();
+        const reference = new Map<number, number>();
+        for (const w of writes) {
+          const to = Math.min(SPAN + 40, w.from + w.len);
+          if (w.clear) runs.clear(w.from, to);
+          else runs.set(w.from, to, w.value, w.step);
+          for (let i = w.from; i < to; i++) {
+            if (w.clear) reference.delete(i);
+            else reference.set(i, w.value + (i - w.from) * w.step);
+          }
+          // In any order of look-ups (the hint must never answer for the wrong run).
+          for (const i of probes) expect(runs.get(i)).toBe(reference.get(i));
+        }
+        for (let i = -2; i < SPAN + 42; i++) expect(runs.get(i)).toBe(reference.get(i));
+        const list = runsOf(runs);
+        expect(list.length).toBe(runs.size);
+        for (let k = 0; k < list.length; k++) {
+          const run = list[k]!;
+          expect(run.start).toBeLessThan(run.end);
+          const next = list[k + 1];
+          if (next === undefined) continue;
+          expect(next.start).toBeGreaterThanOrEqual(run.end);
+          const continues = next.start === run.end && next.step === run.step && run.value + (run.end - run.start) * run.step === next.value;
+          expect(continues).toBe(false);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('stores a stretch written slot by slot, counting on, as one run', () => {
+    const runs = new LinearRuns();
+    // As swiotlb_release_slots() renumbers a free run: from its end, one slot at a time.
+    for (let i = 99; i >= 50; i--) runs.set(i, i + 1, 100 - i, -1);
+    for (let i = 0; i < 50; i++) runs.set(i, i + 1, 2 ** 52 - 4096 + i * 2048, 2048);
+    expect(runs.size).toBe(2);
+    expect(runs.get(50)).toBe(50);
+    expect(runs.get(99)).toBe(1);
+    expect(runs.get(49)).toBe(2 ** 52 - 4096 + 49 * 2048);
+    runs.clear(10, 60);
+    expect(runs.size).toBe(2);
+    expect(runs.get(10)).toBeUndefined();
+    expect(runs.get(60)).toBe(40);
+  });
+});
