@@ -18,7 +18,10 @@ export class LinearRuns {
   /** The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. */
   private runs = new Float64Array(4 * WIDTH);
   private count = 0;
-  /** The run the last look-up found: look-ups walk a stretch of slots, mostly inside one run. */
+  /**
+   * The run the last look-up found or the last write made: look-ups walk a stretch of indices,
+   * mostly inside one run or on into the next, and a copy writes a stretch index by index.
+   */
   private hint = 0;
 
   /** How many runs are stored (tests, and what a world weighs). */
@@ -28,15 +31,23 @@ export class LinearRuns {
 
   /** The value at index i, or undefined where no run covers it. */
   get(i: number): number | undefined {
-    const runs = this.runs;
-    let at = this.hint * WIDTH;
-    if (!(this.hint < this.count && runs[at + START]! <= i && i < runs[at + END]!)) {
-      const k = this.lastStartingAtOrBefore(i);
-      if (k < 0 || i >= runs[k * WIDTH + END]!) return undefined;
-      this.hint = k;
-      at = k * WIDTH;
-    }
-    return runs[at + VALUE]! + (i - runs[at + START]!) * runs[at + STEP]!;
+    const k = this.runIndexAt(i);
+    if (k < 0) return undefined;
+    const at = k * WIDTH;
+    return this.runs[at + VALUE]! + (i - this.runs[at + START]!) * this.runs[at + STEP]!;
+  }
+
+  /** How many indices the runs cover. */
+  coveredCount(): number {
+    let n = 0;
+    for (let k = 0; k < this.count; k++) n += this.runs[k * WIDTH + END]! - this.runs[k * WIDTH + START]!;
+    return n;
+  }
+
+  /** The start of the first run that starts after index i, or Infinity. */
+  nextStart(i: number): number {
+    const k = this.lastStartingAtOrBefore(i) + 1;
+    return k < this.count ? this.runs[k * WIDTH + START]! : Infinity;
   }
 
   /** Sets [from, to) to value, value + step, ...: one run, joined to a neighbour it continues. */
@@ -56,8 +67,17 @@ export class LinearRuns {
 
   /** The number of the run holding index i (for runStart() and the rest), or -1 where none does. */
   runIndexAt(i: number): number {
+    const runs = this.runs;
+    const hint = this.hint;
+    // The last run found, then the one after it: a walk up a stretch searches nothing.
+    if (hint < this.count && runs[hint * WIDTH + START]! <= i) {
+      if (i < runs[hint * WIDTH + END]!) return hint;
+      const next = hint + 1;
+      if (next < this.count && runs[next * WIDTH + START]! <= i && i < runs[next * WIDTH + END]!) return (this.hint = next);
+    }
     const k = this.lastStartingAtOrBefore(i);
-    return k >= 0 && i < this.runs[k * WIDTH + END]! ? k : -1;
+    if (k < 0 || i >= runs[k * WIDTH + END]!) return -1;
+    return (this.hint = k);
   }
   runStart(k: number): number {
     return this.runs[k * WIDTH + START]!;
@@ -91,6 +111,7 @@ export class LinearRuns {
    */
   private replace(from: number, to: number, withRun: boolean, value: number, step: number): void {
     if (!(from < to)) return;
+    if (withRun && this.extendsHint(from, to, value, step)) return;
     // Runs [lo, hi) overlap [from, to).
     let lo = this.lastStartingAtOrBefore(from);
     if (lo < 0 || this.runs[lo * WIDTH + END]! <= from) lo++;
@@ -114,8 +135,26 @@ export class LinearRuns {
     if (withRun) {
       // Join with the run after, then with the one before (the order keeps `firstNew` valid).
       if (firstNew + 1 < this.count) this.join(firstNew);
-      if (firstNew > 0) this.join(firstNew - 1);
+      this.hint = firstNew > 0 && this.join(firstNew - 1) ? firstNew - 1 : firstNew;
     }
+  }
+
+  /**
+   * Whether [from, to) just continues the hint run's line, with nothing after it up to `to`: then
+   * the run grows to `to` (joined to the next run if that continues it too), with no search and
+   * nothing moved: a copy chunk by chunk, or a free run renumbered slot by slot.
+   */
+  private extendsHint(from: number, to: number, value: number, step: number): boolean {
+    const k = this.hint;
+    if (k >= this.count) return false;
+    const runs = this.runs;
+    const at = k * WIDTH;
+    if (runs[at + END] !== from || runs[at + STEP] !== step || runs[at + VALUE]! + (from - runs[at + START]!) * step !== value) return false;
+    const next = k + 1 < this.count ? runs[at + WIDTH + START]! : Infinity;
+    if (next < to) return false;
+    runs[at + END] = to;
+    if (next === to) this.join(k);
+    return true;
   }
 
   /** Replaces `removed` runs at k by `added` slots (their content written by the caller). */
@@ -140,14 +179,15 @@ export class LinearRuns {
     this.runs[at + STEP] = step;
   }
 
-  /** Joins run k and run k + 1 when they touch and k + 1 continues k's line. */
-  private join(k: number): void {
+  /** Joins run k and run k + 1 when they touch and k + 1 continues k's line; says whether it did. */
+  private join(k: number): boolean {
     const runs = this.runs;
     const a = k * WIDTH;
     const b = a + WIDTH;
-    if (runs[a + END] !== runs[b + START] || runs[a + STEP] !== runs[b + STEP]) return;
-    if (runs[a + VALUE]! + (runs[a + END]! - runs[a + START]!) * runs[a + STEP]! !== runs[b + VALUE]) return;
+    if (runs[a + END] !== runs[b + START] || runs[a + STEP] !== runs[b + STEP]) return false;
+    if (runs[a + VALUE]! + (runs[a + END]! - runs[a + START]!) * runs[a + STEP]! !== runs[b + VALUE]) return false;
     runs[a + END] = runs[b + END]!;
     this.resize(k + 1, 1, 0);
+    return true;
   }
 }

@@ -2,64 +2,45 @@
 // number from a monotonic counter, so an oracle can tell which write a byte came from
 // (bounce-integrity, no-silent-remap) without storing data. The chunk is 2 KiB because that is
 // the swiotlb slot (IO_TLB_SHIFT 11, include/linux/swiotlb.h), the smallest unit the guest
-// bounces. Storage is one array of 1024 chunk tokens per 2M region written (allocated on the first
-// write into it): it grows with what is written, never with the configured memory size, and a
-// look-up is an array index, not a hash of a 2^41-range chunk number. The counter makes tokens
-// deterministic for a given op sequence.
+// bounces. The counter makes tokens deterministic for a given op sequence.
 //
-// Beside its tokens, a region keeps the write stamp of the latest write into it (a second counter,
-// one tick per write() or copy(): a copy writes old tokens, so tokens cannot tell it), so "was
-// anything in these 2M regions written since stamp s" (regionsWrittenSince) is one compare per
-// region. Per region, not per chunk: a stamp per chunk would double each region's array and the
-// stores of every write, to spare no-silent-remap (which asks per stretch of pages) 2% of its token
-// re-reads: of the 414k pages its checks found in written regions over the bench workload's 3,000
-// cases, 404k were in stretches a per-chunk answer calls written too. The stamp lives in the region's own array, so the
-// boot cache's copy-on-write (RegionStore.writable) copies it with the tokens.
+// A write's tokens are consecutive, so the chunks are stored as runs on which the token counts up
+// by one (model/linear-runs.ts): a write of any length is one run, a copy chunk by chunk grows the
+// run it continues, and memory costs what distinct writes left, not 8 KiB for every 2M region a
+// write touched (a 1 TiB guest's bounce buffers, spread by Linux's next-fit search over its 1G
+// pool, touched ten times the regions of a 64 MiB guest's for the same ops).
+//
+// Beside the tokens, each 2M region keeps the write stamp of the latest write into it (a second
+// counter, one tick per write() or copy(): a copy writes old tokens, so tokens cannot tell it), so
+// "was anything in these 2M regions written since stamp s" (regionsWrittenSince) is one compare per
+// region. Per region, not per chunk: a stamp per chunk would double the stores of every write, to
+// spare no-silent-remap (which asks per stretch of pages) 2% of its token re-reads: of the 414k
+// pages its checks found in written regions over the bench workload's 3,000 cases, 404k were in
+// stretches a per-chunk answer calls written too.
 
-import { RegionStore } from './regions.ts';
+import { LinearRuns } from './linear-runs.ts';
 import { appendTokenRun, expandTokenRuns } from './token-runs.ts';
-import { offsetIn, SZ_2K, SZ_2M } from './size.ts';
+import { SZ_2K, SZ_2M } from './size.ts';
 
 const CHUNKS_PER_2M = SZ_2M / SZ_2K;
-/** Where a region's array keeps the write stamp of the latest write into it (after the tokens). */
-const LATEST = CHUNKS_PER_2M;
 
 export class Memory {
-  /**
-   * 2M region index (hpa / 2M) -> the tokens of its 1024 chunks (0: never written), then the
-   * write stamp of the latest write into the region (at LATEST).
-   */
-  private readonly regions = new RegionStore<Float64Array>();
+  /** Chunk (hpa / 2K) -> its token; a chunk no run covers was never written (token 0). */
+  private readonly tokens = new LinearRuns();
+  /** 2M region (hpa / 2M) -> the write stamp of the latest write or copy into it; none: never written. */
+  private readonly latest = new LinearRuns();
   private next = 1;
-  private written = 0;
   /** The write stamp of the latest write() or copy(); 0 before any. */
   private stamp = 0;
 
   /** Chunks holding a token (for scale tests). */
   get chunkCount(): number {
-    return this.written;
-  }
-
-  private get(chunk: number): number {
-    return this.regions.get(Math.floor(chunk / CHUNKS_PER_2M))?.[offsetIn(chunk, CHUNKS_PER_2M)] ?? 0;
-  }
-
-  private set(chunk: number, token: number): void {
-    const key = Math.floor(chunk / CHUNKS_PER_2M);
-    let region = this.regions.writable(key);
-    if (region === undefined) {
-      if (token === 0) return;
-      region = this.regions.add(key, new Float64Array(LATEST + 1));
-    }
-    const i = offsetIn(chunk, CHUNKS_PER_2M);
-    this.written += (token !== 0 ? 1 : 0) - ((region[i] ?? 0) !== 0 ? 1 : 0);
-    region[i] = token;
-    region[LATEST] = this.stamp;
+    return this.tokens.coveredCount();
   }
 
   /** MemoryView: the token of the chunk holding `hpa`, 0 when never written. */
   token(hpa: number): number {
-    return this.get(Math.floor(hpa / SZ_2K));
+    return this.tokens.get(Math.floor(hpa / SZ_2K)) ?? 0;
   }
 
   /** MemoryView: the write stamp of the latest write or copy (0 before any). */
@@ -75,7 +56,7 @@ export class Memory {
     if (len <= 0) return false;
     const last = Math.floor((hpa + len - 1) / SZ_2M);
     for (let key = Math.floor(hpa / SZ_2M); key <= last; key++) {
-      if ((this.regions.get(key)?.[LATEST] ?? 0) > stamp) return true;
+      if ((this.latest.get(key) ?? 0) > stamp) return true;
     }
     return false;
   }
@@ -96,44 +77,35 @@ export class Memory {
   writeRuns(hpa: number, len: number, runs: number[]): void {
     if (len <= 0) return;
     this.stamp++;
+    const first = Math.floor(hpa / SZ_2K);
     const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
-    const first = this.next;
-    for (let chunk = Math.floor(hpa / SZ_2K); chunk < end; ) {
-      const key = Math.floor(chunk / CHUNKS_PER_2M);
-      const stop = Math.min(end, (key + 1) * CHUNKS_PER_2M);
-      const region = this.regions.writable(key) ?? this.regions.add(key, new Float64Array(LATEST + 1));
-      const base = key * CHUNKS_PER_2M;
-      let fresh = 0;
-      for (let i = chunk - base, n = stop - base; i < n; i++) {
-        if (region[i] === 0) fresh++;
-        region[i] = this.next++;
-      }
-      this.written += fresh;
-      region[LATEST] = this.stamp;
-      chunk = stop;
-    }
-    appendTokenRun(runs, first, this.next - first);
+    const token = this.next;
+    this.tokens.set(first, end, token, 1);
+    this.next += end - first;
+    this.latest.set(Math.floor(first / CHUNKS_PER_2M), Math.floor((end - 1) / CHUNKS_PER_2M) + 1, this.stamp, 0);
+    appendTokenRun(runs, token, end - first);
   }
 
-  /** The tokens of the chunks `len` bytes at `hpa` cover, appended to `runs` (appendTokenRun()), region by region. */
+  /** The tokens of the chunks `len` bytes at `hpa` cover, appended to `runs` (appendTokenRun()), run by run. */
   readRuns(hpa: number, len: number, runs: number[]): void {
     if (len <= 0) return;
+    const tokens = this.tokens;
     const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
     for (let chunk = Math.floor(hpa / SZ_2K); chunk < end; ) {
-      const key = Math.floor(chunk / CHUNKS_PER_2M);
-      const stop = Math.min(end, (key + 1) * CHUNKS_PER_2M);
-      const region = this.regions.get(key);
-      const base = key * CHUNKS_PER_2M;
-      if (region === undefined) appendTokenRun(runs, 0, stop - chunk);
-      else for (let i = chunk - base, n = stop - base; i < n; ) {
-        // The stretch of chunks whose tokens advance by one (or stay 0): one pair.
-        const token = region[i]!;
-        let j = i + 1;
-        if (token === 0) while (j < n && region[j] === 0) j++;
-        else while (j < n && region[j] === token + (j - i)) j++;
-        appendTokenRun(runs, token, j - i);
-        i = j;
+      const k = tokens.runIndexAt(chunk);
+      if (k < 0) {
+        // Never written up to the next run.
+        const stop = Math.min(end, tokens.nextStart(chunk));
+        appendTokenRun(runs, 0, stop - chunk);
+        chunk = stop;
+        continue;
       }
+      const stop = Math.min(end, tokens.runEnd(k));
+      const step = tokens.runStep(k);
+      const token = tokens.runValue(k) + (chunk - tokens.runStart(k)) * step;
+      // Every run counts up by one (writes and copies store nothing else); any other is listed chunk by chunk.
+      if (step === 1) appendTokenRun(runs, token, stop - chunk);
+      else for (let i = 0; i < stop - chunk; i++) appendTokenRun(runs, token + i * step, 1);
       chunk = stop;
     }
   }
@@ -162,11 +134,27 @@ export class Memory {
     const last = Math.floor((dstHpa + len - 1) / SZ_2K);
     let offset = 0;
     for (let chunk = Math.floor(dstHpa / SZ_2K); chunk <= last; chunk++) {
-      const token = this.get(Math.floor((srcHpa + offset) / SZ_2K));
+      const token = this.tokens.get(Math.floor((srcHpa + offset) / SZ_2K)) ?? 0;
       this.set(chunk, token);
       out.push(token);
       offset = (chunk + 1) * SZ_2K - dstHpa;
     }
     return out;
+  }
+
+  /**
+   * One chunk's token, from a copy. Token 0 (copied from never-written memory) forgets the chunk;
+   * it stamps the region only if the region was written before (a copy of nothing into a region
+   * nothing wrote changes nothing).
+   */
+  private set(chunk: number, token: number): void {
+    const key = Math.floor(chunk / CHUNKS_PER_2M);
+    if (token === 0) {
+      if (this.latest.get(key) === undefined) return;
+      this.tokens.clear(chunk, chunk + 1);
+    } else {
+      this.tokens.set(chunk, chunk + 1, token, 1);
+    }
+    if (this.latest.get(key) !== this.stamp) this.latest.set(key, key + 1, this.stamp, 0);
   }
 }

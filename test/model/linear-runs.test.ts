@@ -8,10 +8,12 @@ import { LinearRuns } from '../../src/model/linear-runs.ts';
 
 const SPAN = 64;
 
-type Write = { clear: boolean; from: number; len: number; value: number; step: number };
+/** cont: a set that goes on from where the last set ended, on its line (a copy chunk by chunk). */
+type Write = { clear: boolean; cont: boolean; from: number; len: number; value: number; step: number };
 
 const writeArb: fc.Arbitrary<Write> = fc.record({
   clear: fc.boolean(),
+  cont: fc.boolean(),
   from: fc.integer({ min: 0, max: SPAN - 1 }),
   len: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 24 })),
   // Few values and steps, so that writes often continue each other; addresses near 2^52 too.
@@ -34,7 +36,13 @@ describe('LinearRuns', () => {
       fc.property(fc.array(writeArb, { maxLength: 60 }), fc.array(fc.integer({ min: -5, max: SPAN + 45 }), { maxLength: 30 }), (writes, probes) => {
         const runs = new LinearRuns();
         const reference = new Map<number, number>();
-        for (const w of writes) {
+        let last: Write | undefined;
+        for (let w of writes) {
+          if (w.cont && !w.clear && last !== undefined && !last.clear) {
+            const lastTo = Math.min(SPAN + 40, last.from + last.len);
+            w = { ...w, from: lastTo, value: last.value + (lastTo - last.from) * last.step, step: last.step };
+          }
+          last = w;
           const to = Math.min(SPAN + 40, w.from + w.len);
           if (w.clear) runs.clear(w.from, to);
           else runs.set(w.from, to, w.value, w.step);
@@ -75,5 +83,20 @@ describe('LinearRuns', () => {
     expect(runs.size).toBe(2);
     expect(runs.get(10)).toBeUndefined();
     expect(runs.get(60)).toBe(40);
+  });
+
+  it('joins a run that grows up to the next run on its line, and never grows over one that is not', () => {
+    const runs = new LinearRuns();
+    runs.set(10, 20, 110, 1);
+    runs.set(0, 5, 100, 1);
+    // Grows [0, 5) up to 10, where the run of 110.. goes on: one run.
+    runs.set(5, 10, 105, 1);
+    expect(runs.size).toBe(1);
+    expect(runs.get(19)).toBe(119);
+    runs.set(30, 40, 0, 0);
+    runs.set(20, 35, 120, 1);
+    expect(runs.size).toBe(2);
+    expect(runs.get(34)).toBe(134);
+    expect(runs.get(35)).toBe(0);
   });
 });
