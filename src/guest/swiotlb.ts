@@ -260,7 +260,7 @@ export interface SwiotlbSlotsView {
   readonly nslabs: number;
   readonly nareas: number;
   readonly areaNslabs: number;
-  /** slots[i].list: free slots from `slot` to the end of its free run (0 when in use). */
+  /** slots[i].list: free slots from `slot` to the end of its free run (0 when in use); a slot outside [0, nslabs) throws. */
   freeRun(slot: number): number;
   /** io_tlb_area.used and .index of `area`. */
   areaUsed(area: number): number;
@@ -762,6 +762,8 @@ export class SwiotlbPool implements SwiotlbSlotsView {
   // ---- SwiotlbSlotsView ------------------------------------------------------------------------
 
   freeRun(slot: number): number {
+    // A slot past the pool has no `list` (the kernel's own read past it is counted: overreads).
+    checkInteger('slot index', slot, 0, this.nslabs - 1);
     return this.slots.list(slot);
   }
 

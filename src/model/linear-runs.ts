@@ -6,6 +6,13 @@
 // 1 TiB guest's 1G pool kept ~1.3 MiB of per-slot arrays per world where its live mappings were
 // about a hundred runs. Indices no run covers read `undefined`: the owner gives them their
 // default (a slot nobody wrote). Values are plain numbers, exact below 2^53 (addresses reach 2^52).
+//
+// The runs sit in one sorted array: a look-up is a binary search (or none, along a walk), and a
+// write that does not just grow the last written run shifts the runs after it. That is cheap for
+// the hundreds of runs a world holds (a pool with ~100 live mappings: ~400 runs over its seven
+// fields), and it grows with them: a review measured 200k swiotlb finds and releases with ~5,000
+// live mappings (27k runs) at 4.7x the per-slot arrays' time (~100 live: 1.3x). A pool that keeps
+// thousands of mappings live would want the runs in blocks.
 
 /** Numbers per run in `runs`: start, end, value at start, step. */
 const WIDTH = 4;
@@ -18,11 +25,14 @@ export class LinearRuns {
   /** The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. */
   private runs = new Float64Array(4 * WIDTH);
   private count = 0;
-  /**
-   * The run the last look-up found or the last write made: look-ups walk a stretch of indices,
-   * mostly inside one run or on into the next, and a copy writes a stretch index by index.
-   */
+  /** The run the last look-up found: look-ups walk a stretch of indices, mostly inside one run or on into the next. */
   private hint = 0;
+  /**
+   * The run the last write made or grew, apart from `hint`: a copy reads its source and writes its
+   * destination chunk by chunk, and with one hint for both every write searched and shifted the
+   * runs after it (a 1 GiB copy with 10,000 other runs took 3.2 s, against 20 ms before runs).
+   */
+  private writeHint = 0;
 
   /** How many runs are stored (tests, and what a world weighs). */
   get size(): number {
@@ -132,28 +142,34 @@ export class LinearRuns {
     if (withRun) this.write(firstNew, from, to, value, step);
     if (keepRight) this.write(withRun ? firstNew + 1 : firstNew, to, rightEnd, rightValue, rightStep);
     this.hint = 0;
+    this.writeHint = 0;
     if (withRun) {
       // Join with the run after, then with the one before (the order keeps `firstNew` valid).
       if (firstNew + 1 < this.count) this.join(firstNew);
-      this.hint = firstNew > 0 && this.join(firstNew - 1) ? firstNew - 1 : firstNew;
+      this.writeHint = firstNew > 0 && this.join(firstNew - 1) ? firstNew - 1 : firstNew;
     }
   }
 
   /**
-   * Whether [from, to) just continues the hint run's line, with nothing after it up to `to`: then
-   * the run grows to `to` (joined to the next run if that continues it too), with no search and
-   * nothing moved: a copy chunk by chunk, or a free run renumbered slot by slot.
+   * Whether [from, to) just continues the line of the run the last write made, and the next run,
+   * if it reaches into [from, to), goes on past it: then the last run grows to `to` and the next
+   * loses its head, in place (joined if it continues the line), with no search and nothing moved:
+   * a copy chunk by chunk over fresh or written memory, a free run renumbered slot by slot.
    */
   private extendsHint(from: number, to: number, value: number, step: number): boolean {
-    const k = this.hint;
+    const k = this.writeHint;
     if (k >= this.count) return false;
     const runs = this.runs;
     const at = k * WIDTH;
     if (runs[at + END] !== from || runs[at + STEP] !== step || runs[at + VALUE]! + (from - runs[at + START]!) * step !== value) return false;
-    const next = k + 1 < this.count ? runs[at + WIDTH + START]! : Infinity;
-    if (next < to) return false;
+    const next = at + WIDTH;
+    if (k + 1 < this.count && runs[next + START]! < to) {
+      if (runs[next + END]! <= to) return false;
+      runs[next + VALUE] = runs[next + VALUE]! + (to - runs[next + START]!) * runs[next + STEP]!;
+      runs[next + START] = to;
+    }
     runs[at + END] = to;
-    if (next === to) this.join(k);
+    if (k + 1 < this.count && runs[next + START] === to) this.join(k);
     return true;
   }
 

@@ -1,5 +1,5 @@
-// Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames, memory
-// tokens): the state of each 2M region something wrote, by region index (address / 2M). Look-ups
+// Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames): the state
+// of each 2M region something wrote, by region index (address / 2M). Look-ups
 // go through a two-entry cache (consecutive look-ups mostly stay in one 2M region, or alternate
 // between two). RegionMap also keeps the indices and regions in ascending order, for iteration in
 // address order and for run queries that walk the held regions and jump over the untouched ones

@@ -331,6 +331,15 @@ describe('exhaustion and release', () => {
     expectConsistent(pool);
   });
 
+  it('refuses freeRun() of a slot outside the pool, written or not (a chooser reading past the end)', () => {
+    const pool = new SwiotlbPool({ base: 0xf_ffe0_0000, bytes: 600 * KiB, restricted: true });
+    expect(() => pool.freeRun(pool.nslabs)).toThrow(/slot index/);
+    ok(pool.find(0x1000, 4096, {}));
+    expect(() => pool.freeRun(pool.nslabs + 10)).toThrow(/slot index/);
+    expect(() => pool.freeRun(-1)).toThrow(/slot index/);
+    expect(pool.freeRun(pool.nslabs - 1)).toBe(1);
+  });
+
   it('merges free runs back: after freeing everything in any order, every segment is whole again', () => {
     fc.assert(
       fc.property(
