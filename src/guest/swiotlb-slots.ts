@@ -149,7 +149,7 @@ export class SwiotlbSlots {
     this.generation++;
     const runs = this.listRuns;
     runs.set(from, to, value, step);
-    const k = runs.runIndexAt(from);
+    const k = runs.lastSetRun();
     const start = runs.runStart(k);
     const end = runs.runEnd(k);
     const segmentEnd = Math.min((Math.floor(start / SEGSIZE) + 1) * SEGSIZE, this.nslabs);

@@ -45,7 +45,12 @@ describe('LinearRuns', () => {
           last = w;
           const to = Math.min(SPAN + 40, w.from + w.len);
           if (w.clear) runs.clear(w.from, to);
-          else runs.set(w.from, to, w.value, w.step);
+          else {
+            runs.set(w.from, to, w.value, w.step);
+            // lastSetRun(): the run that now holds the whole range written.
+            const k = runs.lastSetRun();
+            expect(runs.runStart(k) <= w.from && runs.runEnd(k) >= to).toBe(true);
+          }
           for (let i = w.from; i < to; i++) {
             if (w.clear) reference.delete(i);
             else reference.set(i, w.value + (i - w.from) * w.step);
