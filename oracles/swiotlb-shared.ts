@@ -22,7 +22,7 @@
 // described in words only for a finding. A touched region of frames whose pages all lie in the
 // step's touched GFNs, checked just before, is not read frame by frame (lib/frame-gfns.ts).
 
-import { defaultRmpEntry, FRAMES_PER_2M, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
+import { defaultRmpEntry, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { CpuFrames } from './lib/cpu-frames.ts';
 import { FrameGfns } from './lib/frame-gfns.ts';
@@ -30,7 +30,6 @@ import { LiveSlots } from './lib/live-slots.ts';
 import { NumberList } from './lib/number-list.ts';
 import { RangeSet } from './lib/range-set.ts';
 import { firstEndAbove, holdsAll } from './lib/runs.ts';
-import { regionOf, slotOf } from './lib/region-slot.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const sharedEntry = defaultRmpEntry();
@@ -448,20 +447,12 @@ export default defineOracle({
     const frames = step.frameRanges;
     for (let r = 0; r < frames.length; r++) {
       const range = frames[r]!;
-      let pfn = range.start;
-      while (pfn < range.end) {
-        const end = Math.min(range.end, (regionOf(pfn) + 1) * FRAMES_PER_2M);
-        const backed = state.reverse.region(regionOf(pfn));
-        // The touched GFNs, just checked, hold every GFN the region's frames lead to (a conversion
-        // touches a page and its frame alike): nothing more to look at.
-        if (backed !== undefined && !holdsAll(gfns, backed.min, backed.max + 1)) {
-          // By slot: a host pfn is a double, and pfn % 512 a call to fmod (lib/region-slot.ts).
-          const first = slotOf(pfn);
-          for (let slot = first; slot < first + (end - pfn); slot++) {
-            const known = backed.gfns[slot]!;
-            if (known !== 0) checkPage(view, state, known - 1);
-          }
-        }
+      for (let pfn = range.start; pfn < range.end; ) {
+        const end = state.reverse.stretch(pfn, range.end);
+        const gfn = state.reverse.gfn;
+        // Frames that backed GFNs the touched ranges hold (a conversion touches a page and its
+        // frame alike) were looked at just now: nothing more to do.
+        if (gfn >= 0 && !holdsAll(gfns, gfn, gfn + (end - pfn))) for (let g = gfn; g < gfn + (end - pfn); g++) checkPage(view, state, g);
         pfn = end;
       }
     }

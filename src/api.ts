@@ -14,12 +14,14 @@ export type { PageSize } from './model/size.ts';
 export { SZ_2M, SZ_4K, SZ_1G, FRAMES_PER_2M, FRAME_LIMIT, pfnOf, addrOf, pfn2M, hex, formatSize, alignDown, alignUp, offsetIn } from './model/size.ts';
 /** DmaRecord.tokenRuns: expanding them, or making them from a list of tokens (API 4). */
 export { expandTokenRuns, tokenRunsOf } from './model/token-runs.ts';
+/** Per-frame state as runs on which the value is linear (API 5): an oracle's frame -> GFN index, say. */
+export { LinearRuns } from './model/linear-runs.ts';
 
 /** A fresh unassigned RMP entry: the scratch object `RmpView.load(pfn, out)` fills. */
 export { defaultRmpEntry } from './model/rmp.ts';
 
 /**
- * The version of this API. 4: DmaRecord.tokenRuns (a DMA's tokens as runs; DmaRecord.tokens made
+ * The version of this API. 5: LinearRuns (per-index numbers kept as linear runs). 4: DmaRecord.tokenRuns (a DMA's tokens as runs; DmaRecord.tokens made
  * from them on first read; expandTokenRuns, tokenRunsOf). 3: MemoryView.writeStamp /
  * regionsWrittenSince and SwiotlbView.changesSince (what changed since an earlier look, without
  * re-reading it all).
@@ -27,7 +29,7 @@ export { defaultRmpEntry } from './model/rmp.ts';
  * Oracle.checkCoversFinal, RmpView.load and GuestView.loadPage (allocation-free accessors).
  * README.md "Oracle API versions".
  */
-export const API_VERSION = 4;
+export const API_VERSION = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Read-only views of the tables

@@ -1,48 +1,47 @@
 // A reverse index, host frame -> the guest frame (GFN) it backed when an oracle last looked, for
 // the frames a later step touches (an RMPUPDATE, a new mapping onto the frame): which page to look
 // at again. Entries are only ever set, never cleared: a stale one sends a check to a page that no
-// longer needs it, which the check then finds fine. Per 2M region of frames, one Float64Array
-// (1 + the GFN, 0: none) and the lowest and highest GFN the region ever held: a step whose touched
-// GFNs hold all of a region's GFNs has already looked at every page the region's frames lead to,
-// so it need not read them frame by frame.
+// longer needs it, which the check then finds fine. Kept as runs of frames backing consecutive
+// GFNs (LinearRuns): guest memory and a swiotlb pool are backed in long stretches, so a world
+// holds a few runs where it held a 4 KiB array per 2M region of frames it ever saw. A 1 TiB
+// guest's next-fit swiotlb search walks its 1G pool, and those arrays grew with the walk (issue
+// 15: ~240 KiB per 1 TiB world against ~50 KiB at 64 MiB, the same ops).
 
-import { FRAMES_PER_2M } from 'cocofuzz/api';
-import { RegionArrays } from './regions.ts';
-import { regionOf, slotOf } from './region-slot.ts';
-
-export interface FrameGfnRegion {
-  /** 1 + the GFN each frame of the region backed (0: none). */
-  readonly gfns: Float64Array;
-  /** The lowest and highest GFN ever set in the region. */
-  min: number;
-  max: number;
-}
+import { LinearRuns } from 'cocofuzz/api';
 
 export class FrameGfns {
-  private readonly regions = new RegionArrays<FrameGfnRegion>(() => ({ gfns: new Float64Array(FRAMES_PER_2M), min: Infinity, max: -Infinity }));
+  private readonly runs = new LinearRuns();
+  /** The first GFN of the stretch stretch() found last (-1: frames nobody set). */
+  gfn = -1;
 
   /** Frame `pfn` backed guest frame `gfn`. */
   set(pfn: number, gfn: number): void {
-    const region = this.regions.getOrCreate(regionOf(pfn));
-    region.gfns[slotOf(pfn)] = gfn + 1;
-    if (gfn < region.min) region.min = gfn;
-    if (gfn > region.max) region.max = gfn;
+    this.runs.set(pfn, pfn + 1, gfn, 1);
   }
 
   /** Frames [pfn, pfn + count) backed guest frames [gfn, gfn + count), in order. */
   setRun(pfn: number, gfn: number, count: number): void {
-    for (let i = 0; i < count; ) {
-      const region = this.regions.getOrCreate(regionOf(pfn + i));
-      const first = slotOf(pfn + i);
-      const stop = Math.min(count, i + (FRAMES_PER_2M - first));
-      if (gfn + i < region.min) region.min = gfn + i;
-      if (gfn + stop - 1 > region.max) region.max = gfn + stop - 1;
-      for (let slot = first; i < stop; i++, slot++) region.gfns[slot] = gfn + i + 1;
-    }
+    if (count > 0) this.runs.set(pfn, pfn + count, gfn, 1);
   }
 
-  /** The record of 2M region `index` (frame / 512), or undefined when no frame there was set. */
-  region(index: number): FrameGfnRegion | undefined {
-    return this.regions.get(index);
+  /**
+   * The end (at most `limit`) of the stretch of frames from `pfn` that either backed consecutive
+   * GFNs from `this.gfn`, or that nobody set (`this.gfn` -1). Allocation-free: walk a frame range
+   * by calling it again from the end it returned.
+   */
+  stretch(pfn: number, limit: number): number {
+    const runs = this.runs;
+    const k = runs.runIndexAt(pfn);
+    if (k < 0) {
+      this.gfn = -1;
+      return Math.min(limit, runs.nextStart(pfn));
+    }
+    this.gfn = runs.runValue(k) + (pfn - runs.runStart(k));
+    return Math.min(limit, runs.runEnd(k));
+  }
+
+  /** How many runs are stored (tests). */
+  get runCount(): number {
+    return this.runs.size;
   }
 }

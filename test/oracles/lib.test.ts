@@ -1,6 +1,7 @@
 // The shared helpers of the built-in oracles: questions about the touched ranges, and the reused findings array.
 
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type { Oracle, View } from '../../src/api.ts';
 import { argAt, callsIn, type CallRecord } from '../../src/model/types.ts';
 import { runCase } from '../../src/engine/run.ts';
@@ -128,14 +129,48 @@ describe('Float64Slab', () => {
 });
 
 describe('FrameGfns', () => {
-  it('keeps the GFN of each frame set, and each 2M region\'s lowest and highest GFN', () => {
+  /** The GFN of each frame and where each stretch ends, read back by walking stretch() from `from`. */
+  const readBack = (index: FrameGfns, from: number, to: number): { gfns: number[]; ends: number[] } => {
+    const gfns: number[] = [];
+    const ends: number[] = [];
+    for (let pfn = from; pfn < to; ) {
+      const end = index.stretch(pfn, to);
+      expect(end).toBeGreaterThan(pfn);
+      for (let i = 0; i < end - pfn; i++) gfns.push(index.gfn < 0 ? -1 : index.gfn + i);
+      ends.push(end);
+      pfn = end;
+    }
+    return { gfns, ends };
+  };
+
+  it('answers the GFN each frame backed last, stretch by stretch, as a per-frame map would', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ pfn: fc.integer({ min: 0, max: 1100 }), gfn: fc.integer({ min: 0, max: 5000 }), count: fc.integer({ min: 0, max: 600 }) }), { maxLength: 30 }),
+        fc.integer({ min: 0, max: 1200 }),
+        (writes, from) => {
+          const index = new FrameGfns();
+          const reference = new Map<number, number>();
+          for (const { pfn, gfn, count } of writes) {
+            if (count === 1) index.set(pfn, gfn);
+            else index.setRun(pfn, gfn, count);
+            for (let i = 0; i < count; i++) reference.set(pfn + i, gfn + i);
+          }
+          const to = from + 800;
+          const { gfns } = readBack(index, from, to);
+          expect(gfns).toEqual(Array.from({ length: to - from }, (_, i) => reference.get(from + i) ?? -1));
+        },
+      ),
+    );
+  });
+
+  it('keeps frames backing consecutive GFNs as one stretch, however they were set', () => {
     const index = new FrameGfns();
+    index.setRun(1000, 7000, 512);
+    for (let i = 0; i < 512; i++) index.set(1512 + i, 7512 + i);
     index.set(5, 100);
-    index.setRun(510, 200, 4);
-    const gfnAt = (pfn: number): number => (index.region(Math.floor(pfn / 512))?.gfns[pfn % 512] ?? 0) - 1;
-    expect([5, 6, 509, 510, 511, 512, 513, 514].map(gfnAt)).toEqual([100, -1, -1, 200, 201, 202, 203, -1]);
-    expect([index.region(0)!.min, index.region(0)!.max, index.region(1)!.min, index.region(1)!.max]).toEqual([100, 201, 202, 203]);
-    expect(index.region(2)).toBeUndefined();
+    expect(index.runCount).toBe(2);
+    expect(readBack(index, 0, 3000).ends).toEqual([5, 6, 1000, 2024, 3000]);
   });
 });
 
