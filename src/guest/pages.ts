@@ -1,34 +1,29 @@
-// The guest kernel's per-4K-page state (accepted, shared, validated, converting), sparse, per 2M
-// region the guest touched: a region whose 512 pages agree is one flags value; per-page bytes only
-// where they differ. The flags are the guest's beliefs (its unaccepted-memory bitmap, its
+// The guest kernel's per-4K-page state (accepted, shared, validated, converting), as runs of
+// pages with equal flags. The flags are the guest's beliefs (its unaccepted-memory bitmap, its
 // encryption attributes and what it last PVALIDATEd), which the oracles compare with the
-// hardware's truth. Range updates and run queries cost per region, not per page, so a 2M
-// conversion costs about what a 4K one does.
+// hardware's truth. Range updates and run queries cost per run, not per page or per 2M region, so
+// a 2M conversion costs about what a 4K one does, and so does sharing a 1G pool.
 
 import { GUEST_PAGE_ACCEPTED, GUEST_PAGE_CONVERTING, GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type GuestPage } from '../api.ts';
-import { RegionMap } from '../model/regions.ts';
-import { FRAMES_PER_2M, offsetIn } from '../model/size.ts';
+import { LinearRuns } from '../model/linear-runs.ts';
 
 export const ACCEPTED = GUEST_PAGE_ACCEPTED;
 export const SHARED = GUEST_PAGE_SHARED;
 export const VALIDATED = GUEST_PAGE_VALIDATED;
 export const CONVERTING = GUEST_PAGE_CONVERTING;
 
-/** One 2M region: all pages alike (`bytes` undefined, their flags in `uniform`) or a byte each. */
-interface Region {
-  uniform: number;
-  bytes: Uint8Array | undefined;
-  /** `bytes` seen 4 pages at a time, to tell cheaply whether they agree again. */
-  words: Uint32Array | undefined;
-}
-
 export class PageStates {
-  private readonly regions = new RegionMap<Region>();
+  /**
+   * The flags as runs of pages with equal flags (step 0); pages with no flags hold no run. The
+   * runs are kept joined (LinearRuns), so a run's end is where the flags change. A 1 TiB guest's
+   * 1G swiotlb pool, shared at boot, is one run: kept per 2M region it was 512 regions, which
+   * every walk of the guest's pages (runEnd(): the oracles' boot snapshots and sweeps) stepped
+   * through one by one (issue 15).
+   */
+  private readonly runs = new LinearRuns();
 
   flags(gfn: number): number {
-    const region = this.regions.get(Math.floor(gfn / FRAMES_PER_2M));
-    if (region === undefined) return 0;
-    return region.bytes === undefined ? region.uniform : (region.bytes[offsetIn(gfn, FRAMES_PER_2M)] ?? 0);
+    return this.runs.get(gfn) ?? 0;
   }
 
   has(gfn: number, flag: number): boolean {
@@ -41,46 +36,16 @@ export class PageStates {
 
   /** Set the bits `set` and clear the bits `clear` of every page of [start, end) (gfns). */
   updateRange(start: number, end: number, set: number, clear: number): void {
+    const runs = this.runs;
     for (let gfn = start; gfn < end; ) {
-      const key = Math.floor(gfn / FRAMES_PER_2M);
-      const regionStart = key * FRAMES_PER_2M;
-      const stop = Math.min(end, regionStart + FRAMES_PER_2M);
-      let region = this.regions.writable(key);
-      if (region === undefined) {
-        if (set === 0) {
-          gfn = stop;
-          continue;
-        }
-        region = this.regions.add(key, { uniform: 0, bytes: undefined, words: undefined });
-      }
-      const whole = gfn === regionStart && stop === regionStart + FRAMES_PER_2M;
-      if (region.bytes === undefined) {
-        const next = (region.uniform & ~clear) | set;
-        if (whole || next === region.uniform) {
-          region.uniform = next;
-          gfn = stop;
-          continue;
-        }
-        region.bytes = new Uint8Array(FRAMES_PER_2M).fill(region.uniform);
-        region.words = new Uint32Array(region.bytes.buffer);
-      }
-      const bytes = region.bytes;
-      for (let i = gfn - regionStart; i < stop - regionStart; i++) bytes[i] = ((bytes[i] ?? 0) & ~clear) | set;
-      // A region whose pages agree again goes back to one value (compared 4 pages at a time). The
-      // comparison starts just past the pages changed: a per-page sweep through a region (a PSC
-      // or PVALIDATE loop over a smashed 2M range) leaves the next page unchanged, so the region
-      // is told apart at the first word instead of after all the words the sweep already did.
-      const value = bytes[gfn - regionStart] ?? 0;
-      const words = region.words ?? new Uint32Array(bytes.buffer);
-      const word = value * 0x01010101;
-      const WORDS = FRAMES_PER_2M / 4;
-      const from = Math.floor((stop - regionStart) / 4) % WORDS;
-      let alike = true;
-      for (let i = 0; i < WORDS && alike; i++) alike = words[(from + i) % WORDS] === word;
-      if (alike) {
-        region.uniform = value;
-        region.bytes = undefined;
-        region.words = undefined;
+      // Stretch by stretch of equal flags: each takes one new value.
+      const k = runs.runIndexAt(gfn);
+      const stop = Math.min(end, k < 0 ? runs.nextStart(gfn) : runs.runEnd(k));
+      const flags = k < 0 ? 0 : runs.runValue(k);
+      const next = (flags & ~clear) | set;
+      if (next !== flags) {
+        if (next === 0) runs.clear(gfn, stop);
+        else runs.set(gfn, stop, next, 0);
       }
       gfn = stop;
     }
@@ -91,40 +56,9 @@ export class PageStates {
    * (exclusive): with flags(), an allocation-free way to walk [gfn, limit) run by run.
    */
   runEnd(gfn: number, limit: number): number {
-    const flags = this.flags(gfn);
-    const regions = this.regions;
-    let at = gfn;
-    // The first held region at or after at's (regions walked in order, not looked up one by one).
-    let position = regions.seek(Math.floor(at / FRAMES_PER_2M));
-    while (at < limit) {
-      const key = Math.floor(at / FRAMES_PER_2M);
-      const regionStart = key * FRAMES_PER_2M;
-      const held = regions.keyAt(position);
-      if (held !== key) {
-        if (flags !== 0) return at;
-        // Untouched regions are all 0: jump to the next region the guest touched.
-        if (held === undefined) return limit;
-        at = Math.max(at, held * FRAMES_PER_2M);
-        continue;
-      }
-      const region = regions.valueAt(position++)!;
-      const stop = Math.min(limit, regionStart + FRAMES_PER_2M);
-      if (region.bytes === undefined) {
-        if (region.uniform !== flags) return at;
-        at = stop;
-        continue;
-      }
-      const bytes = region.bytes;
-      // Four pages at a time where aligned (the words view of the same bytes), then page by page.
-      for (; at < stop && (at - regionStart) % 4 !== 0; at++) if (bytes[at - regionStart] !== flags) return at;
-      const words = region.words;
-      if (words !== undefined) {
-        const word = flags * 0x01010101;
-        while (at + 4 <= stop && words[(at - regionStart) / 4] === word) at += 4;
-      }
-      for (; at < stop; at++) if (bytes[at - regionStart] !== flags) return at;
-    }
-    return limit;
+    const runs = this.runs;
+    const k = runs.runIndexAt(gfn);
+    return Math.min(limit, k < 0 ? runs.nextStart(gfn) : runs.runEnd(k));
   }
 
   page(gfn: number): GuestPage | undefined {
@@ -139,15 +73,7 @@ export class PageStates {
   }
 
   *pages(): Generator<number> {
-    for (const key of this.regions.keys()) {
-      const region = this.regions.get(key);
-      if (region === undefined) continue;
-      const first = key * FRAMES_PER_2M;
-      if (region.bytes === undefined) {
-        if (region.uniform !== 0) for (let i = 0; i < FRAMES_PER_2M; i++) yield first + i;
-        continue;
-      }
-      for (let i = 0; i < FRAMES_PER_2M; i++) if ((region.bytes[i] ?? 0) !== 0) yield first + i;
-    }
+    const runs = this.runs;
+    for (let k = 0; k < runs.size; k++) for (let gfn = runs.runStart(k); gfn < runs.runEnd(k); gfn++) yield gfn;
   }
 }
