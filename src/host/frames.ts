@@ -32,6 +32,7 @@
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
 import { RegionStore } from '../model/regions.ts';
+import { LinearRuns } from '../model/linear-runs.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp, offsetIn } from '../model/size.ts';
 import { type CallRun, type PrimitiveCall, argAt, callAt } from '../model/types.ts';
 import type { DiscardMode } from '../ops/types.ts';
@@ -75,18 +76,6 @@ class BackChunk {
       this.base = NONE;
     }
     return this.gfns;
-  }
-}
-
-/** Pins per frame of a chunk, mapped or waiting for the flush, over every device. */
-class PinChunk {
-  counts: Uint32Array | undefined = undefined;
-
-  /** `all`: the count of every frame while they agree. */
-  constructor(public all = 0) {}
-
-  get(i: number): number {
-    return this.counts === undefined ? this.all : this.counts[i]!;
   }
 }
 
@@ -143,8 +132,12 @@ export class HostFrames {
    */
   private readonly pins = new Map<number, PinRun[]>();
   private readonly unpinPending = new Map<number, PinRun[]>();
-  /** Pins per frame, per chunk. */
-  private readonly pinCount = new RegionStore<PinChunk>();
+  /**
+   * Pins per frame (mapped or waiting for the flush, over every device), as runs of frames with
+   * the same count (step 0); no run: none. A pool mapped whole is one run: per 2M chunk it was
+   * 512 entries for a 1 TiB guest's 1G pool, each written again by every map and unmap of it.
+   */
+  private readonly pinCount = new LinearRuns();
 
   constructor(
     private readonly machine: Machine,
@@ -645,37 +638,22 @@ export class HostFrames {
 
   /** Adds `delta` to the pin count of frames [pfn, pfn + frames) (a count never goes below 0). */
   private addPins(pfn: number, frames: number, delta: 1 | -1): void {
+    const counts = this.pinCount;
     const end = pfn + frames;
     while (pfn < end) {
-      const chunk = Math.floor(pfn / FRAMES_PER_2M);
-      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const held = this.pinCount.get(chunk);
-      if (held === undefined && delta < 0) {
-        pfn = chunkEnd;
-        continue;
-      }
-      if (chunkEnd - pfn === FRAMES_PER_2M && held?.counts === undefined) {
-        // A whole chunk's count changes (the map or unmap of a pool): a new entry replaces it, or
-        // none when its last pins go, without a writable copy of a chunk the boot-cache template
-        // shares (a 1G pool is 512 chunks, and a second device's mapping of it keeps them pinned).
-        const all = Math.max(0, (held?.all ?? 0) + delta);
-        if (held !== undefined) this.pinCount.delete(chunk);
-        if (all > 0) this.pinCount.add(chunk, new PinChunk(all));
-        pfn = chunkEnd;
-        continue;
-      }
-      // Part of a chunk, or frames whose counts differ already: per frame.
-      const pins = this.pinCount.writable(chunk) ?? this.pinCount.add(chunk, new PinChunk());
-      if (pins.counts === undefined) pins.counts = new Uint32Array(FRAMES_PER_2M).fill(pins.all);
-      const counts = pins.counts;
-      for (let i = pfn - chunk * FRAMES_PER_2M; i < chunkEnd - chunk * FRAMES_PER_2M; i++) counts[i] = Math.max(0, counts[i]! + delta);
-      pfn = chunkEnd;
+      // Stretch by stretch of equal counts: each takes one new count.
+      const k = counts.runIndexAt(pfn);
+      const stop = Math.min(end, k < 0 ? counts.nextStart(pfn) : counts.runEnd(k));
+      const count = Math.max(0, (k < 0 ? 0 : counts.runValue(k)) + delta);
+      if (count === 0) {
+        if (k >= 0) counts.clear(pfn, stop);
+      } else counts.set(pfn, stop, count, 0);
+      pfn = stop;
     }
   }
 
   private isPinned(pfn: number): boolean {
-    const pins = this.pinCount.get(Math.floor(pfn / FRAMES_PER_2M));
-    return pins !== undefined && pins.get(offsetIn(pfn, FRAMES_PER_2M)) > 0;
+    return (this.pinCount.get(pfn) ?? 0) > 0;
   }
 
   private isFree(pfn: number): boolean {
@@ -691,11 +669,11 @@ export class HostFrames {
   private chunkState(chunk: number): number {
     const back = this.backs.get(chunk);
     if (back !== undefined) return back.gfns === undefined ? ALL_OWNED : MIXED;
-    const pins = this.pinCount.get(chunk);
-    if (pins !== undefined) {
-      if (pins.counts !== undefined) return MIXED;
-      if (pins.all > 0) return ALL_OWNED;
-    }
+    // Pinned whole (one run covers the chunk: counts are never 0), partly, or not at all.
+    const first = chunk * FRAMES_PER_2M;
+    const pins = this.pinCount.runIndexAt(first);
+    if (pins >= 0 && this.pinCount.runEnd(pins) >= first + FRAMES_PER_2M) return ALL_OWNED;
+    if (pins >= 0 || this.pinCount.nextStart(first) < first + FRAMES_PER_2M) return MIXED;
     const index = chunk - VMM_PFN / FRAMES_PER_2M;
     const inside = Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - index * FRAMES_PER_2M));
     if (inside === 0) return ALL_FREE;

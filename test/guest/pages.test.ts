@@ -10,7 +10,7 @@ describe('PageStates', () => {
     const span = 4 * 512;
     const bits = [ACCEPTED, SHARED, VALIDATED, CONVERTING];
     for (let round = 0; round < 400; round++) {
-      // Whole 2M regions half the time, so uniform regions and their collapse are exercised.
+      // Whole 2M regions half the time, so long runs and their joins are exercised.
       const whole = random() < 0.5;
       const start = whole ? Math.floor(random() * 4) * 512 : Math.floor(random() * span);
       const end = whole ? start + 512 * (1 + Math.floor(random() * 2)) : Math.min(span + 512, start + 1 + Math.floor(random() * 700));

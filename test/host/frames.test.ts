@@ -3,6 +3,7 @@
 // and releases the pins after the IOTLB flush, and a frame nothing backs or pins is free (and is
 // handed out again, oldest first).
 
+import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { VMM_RAM_BASE } from '../../src/host/backing.ts';
 import { HostFrames } from '../../src/host/frames.ts';
@@ -152,6 +153,63 @@ describe('host frames', () => {
     };
     expect(handOut(false)).toEqual([0, 1, 2, 3]);
     expect(handOut(true)).toEqual([0, 1, 2, 3]);
+  });
+
+  // The pin counts are runs of frames with one count (HostFrames.pinCount): checked against a
+  // count per frame through maps that overlap in their frames (each frame pinned up to three
+  // times, the runs cut at odd places), unmaps of random IOVA stretches and flushes. The RAM is
+  // discarded after the maps, so a frame is pinned while any count is left, else free, and back
+  // in the host's pool.
+  it('counts the pins of each frame as a per-frame count would, through overlapping maps, partial unmaps and flushes', () => {
+    for (let seed = 0; seed < 30; seed++) {
+      const random = seedrandom(`pin-runs/${seed}`);
+      const { machine, frames, ram } = oneDevice();
+      const span = 1536; // frames over three 2M chunks
+      const count = new Array<number>(span).fill(0);
+      /** IOVA page -> the frame it maps (-1: none); unmapped pages wait in `pending` for the flush. */
+      const mapped = new Map<number, number>();
+      let pending: number[] = [];
+      for (let m = 0, iova = 0; m < 6; m++) {
+        const first = Math.floor(random() * span);
+        const pages = 1 + Math.floor(random() * Math.min(700, span - first));
+        expect(machine.ioMap(0, 64 * M + iova * 4096, ram + first * 4096, pages * 4096)).toEqual({ mapped: pages * 4096 });
+        for (let i = 0; i < pages; i++) {
+          mapped.set(iova + i, first + i);
+          count[first + i]!++;
+        }
+        iova += pages + 1 + Math.floor(random() * 3);
+      }
+      frames.discardRam(4 * M, span * 4096);
+      const iovas = [...mapped.keys()];
+      const expectStates = (): void => {
+        const states = count.map((_, i) => frames.frame(ram + i * 4096).state);
+        expect(states).toEqual(count.map((c) => (c > 0 ? 'pinned' : 'free')));
+      };
+      expectStates();
+      for (let round = 0; round < 8; round++) {
+        const from = iovas[Math.floor(random() * iovas.length)]!;
+        const pages = 1 + Math.floor(random() * 400);
+        machine.ioUnmap(0, 64 * M + from * 4096, pages * 4096);
+        for (let i = from; i < from + pages; i++) {
+          const frame = mapped.get(i);
+          if (frame === undefined) continue;
+          mapped.delete(i);
+          pending.push(frame);
+        }
+        if (random() < 0.6) {
+          machine.iommuFlush(0);
+          for (const frame of pending) count[frame]!--;
+          pending = [];
+        }
+        expectStates();
+      }
+      // Every frame left free went back to the pool (releaseRange walks the counts chunk by
+      // chunk): shares of as many pages take exactly those frames before any other.
+      const free = new Set(count.flatMap((c, i) => (c === 0 ? [ram + i * 4096] : [])));
+      frames.discardRam(16 * M, free.size * 4096);
+      const handedOut = new Set(Array.from({ length: free.size }, (_, i) => frames.sharedFrameFor(16 * M / 4096 + i)));
+      expect(handedOut).toEqual(free);
+    }
   });
 
   // backsRun() answers for a stretch of frames what backsPage() answers frame by frame (the DMA
