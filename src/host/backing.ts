@@ -1,6 +1,10 @@
 // What backs each guest page in the host's view (KVM memory attributes + guest_memfd + the VMM's
-// shared memory). Sparse: one 512-entry state array per 2M region the case touched. Which host
-// frames exist, are pinned or are free is frames.ts's business.
+// shared memory), as runs: the state of each page (private, shared; none: not backed) as runs of
+// pages in one state, and the VMM frame of each shared page as runs of pages whose frames follow
+// each other. A 1 TiB guest's 1G swiotlb pool, shared at boot, is one run of each, where per 2M
+// region it was 512 regions that every walk of the backing (runEnd(), collect(): the oracles, an
+// attach's mirror of the whole backing) stepped through (issue 15). Which host frames exist, are
+// pinned or are free is frames.ts's business.
 //
 // Private memory lives in guest_memfd at a fixed offset of the GPA (GMEM_BASE + gpa), in folios
 // of 2M when the config asks for huge backing, until a conversion or host_split splits them.
@@ -10,7 +14,7 @@
 // then a NEW frame (QEMU kvm_convert_memory() discarded the old backing), which is exactly what
 // leaves a static IO mapping stale (research/amd-snp.md section 7.4, AMDESE/AMDSEV #109).
 
-import { RegionMap } from '../model/regions.ts';
+import { LinearRuns } from '../model/linear-runs.ts';
 import { FRAMES_PER_2M, offsetIn, type PageSize, SZ_2M, SZ_4K } from '../model/size.ts';
 import type { HostBacking } from '../policies/types.ts';
 import type { HostFrames } from './frames.ts';
@@ -24,33 +28,6 @@ export const PRIVATE = 1;
 export const SHARED = 2;
 export type PageBacking = typeof NOT_BACKED | typeof PRIVATE | typeof SHARED;
 
-class Region {
-  readonly state = new Uint8Array(FRAMES_PER_2M);
-  private: number = 0;
-  shared: number = 0;
-  /** HPA of a 2M-aligned VMM chunk backing the whole region when it was converted as one 2M entry. */
-  chunk: number | undefined = undefined;
-  /** The VMM frame of each shared page with its own frame (NaN: none), made on first use. */
-  hpa: Float64Array | undefined = undefined;
-
-  ownHpa(i: number): number | undefined {
-    const hpa = this.hpa?.[i];
-    return hpa === undefined || Number.isNaN(hpa) ? undefined : hpa;
-  }
-
-  /** The VMM frame of page `i` while shared: its own, or its place in the region's chunk. */
-  sharedFrame(i: number): number | undefined {
-    const own = this.ownHpa(i);
-    if (own !== undefined) return own;
-    return this.chunk !== undefined && this.state[i] === SHARED ? this.chunk + i * SZ_4K : undefined;
-  }
-
-  setHpa(i: number, hpa: number): void {
-    if (this.hpa === undefined) this.hpa = new Float64Array(FRAMES_PER_2M).fill(NaN);
-    this.hpa[i] = hpa;
-  }
-}
-
 export interface BackedRun {
   gpa: number;
   len: number;
@@ -58,188 +35,142 @@ export interface BackedRun {
 }
 
 export class Backing {
-  private readonly regions = new RegionMap<Region>();
+  /** Each page's state (PRIVATE, SHARED) as runs of one state (step 0); no run: NOT_BACKED. */
+  private readonly states = new LinearRuns();
+  /** The VMM frame (HPA) of each shared page, as runs of frames 4K apart; exactly the shared pages. */
+  private readonly frames = new LinearRuns();
+  /**
+   * The 2M VMM chunk (HPA) backing each 2M region (by index) shared as one (setSharedChunk()), as
+   * runs of chunks 2M apart: until any of its pages changes, the host maps it with one 2M leaf.
+   */
+  private readonly chunks = new LinearRuns();
   private readonly split = new Set<number>();
 
   constructor(
     readonly guestMemory: number,
     readonly hugeBacking: boolean,
-    private readonly frames: HostFrames,
+    private readonly hostFrames: HostFrames,
   ) {}
 
   state(gfn: number): PageBacking {
-    return (this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.state[offsetIn(gfn, FRAMES_PER_2M)] ?? NOT_BACKED) as PageBacking;
+    return (this.states.get(gfn) ?? NOT_BACKED) as PageBacking;
   }
 
   /** Pages of the 2M region `index` (gpa / 2M) in the shared state. */
   sharedCount(index: number): number {
-    return this.regions.get(index)?.shared ?? 0;
+    return this.countIn(index, SHARED);
   }
 
   privateCount(index: number): number {
-    return this.regions.get(index)?.private ?? 0;
+    return this.countIn(index, PRIVATE);
   }
 
-  /**
-   * The VMM frame of a shared page: its own entry, or its place in the 2M chunk of a region that
-   * was converted whole (those keep no per-page entries, so that sharing a 1G swiotlb pool at
-   * boot costs 512 regions, not 262144 entries).
-   */
+  /** Pages of region `index` in state `want` (PRIVATE or SHARED), run by run. */
+  private countIn(index: number, want: number): number {
+    const states = this.states;
+    const end = (index + 1) * FRAMES_PER_2M;
+    let count = 0;
+    for (let gfn = index * FRAMES_PER_2M; gfn < end; ) {
+      const k = states.runIndexAt(gfn);
+      if (k < 0) {
+        gfn = states.nextStart(gfn);
+        continue;
+      }
+      const stop = Math.min(end, states.runEnd(k));
+      if (states.runValue(k) === want) count += stop - gfn;
+      gfn = stop;
+    }
+    return count;
+  }
+
+  /** The VMM frame of a shared page (its own, or its place in the 2M chunk of a region shared whole). */
   sharedFrame(gfn: number): number | undefined {
-    return this.regions.get(Math.floor(gfn / FRAMES_PER_2M))?.sharedFrame(offsetIn(gfn, FRAMES_PER_2M));
+    return this.frames.get(gfn);
   }
 
   /** The 2M VMM chunk backing region `index` as a whole, if it has one. */
   chunk(index: number): number | undefined {
-    return this.regions.get(index)?.chunk;
+    return this.chunks.get(index);
   }
 
   set(gfn: number, next: PageBacking, sharedHpa?: number): void {
-    const index = Math.floor(gfn / FRAMES_PER_2M);
-    let region = this.regions.writable(index);
-    if (region === undefined) {
-      if (next === NOT_BACKED) return;
-      region = this.regions.add(index, new Region());
+    const old = this.state(gfn);
+    if (old === SHARED) this.leaveShared(gfn, gfn + 1);
+    if (next === NOT_BACKED) {
+      if (old !== NOT_BACKED) this.states.clear(gfn, gfn + 1);
+      return;
     }
-    this.setIn(region, offsetIn(gfn, FRAMES_PER_2M), gfn, next, sharedHpa);
+    if (next !== old) this.states.set(gfn, gfn + 1, next, 0);
+    if (next === SHARED) this.frames.set(gfn, gfn + 1, sharedHpa ?? this.hostFrames.sharedFrameFor(gfn), SZ_4K);
   }
 
-  /** set() of page `i` of `region` (a writable one), page `gfn`. */
-  private setIn(region: Region, i: number, gfn: number, next: PageBacking, sharedHpa?: number): void {
-    const old = region.state[i] ?? NOT_BACKED;
-    if (old === PRIVATE) region.private--;
-    if (old === SHARED) {
-      region.shared--;
-      if (region.chunk !== undefined) this.unchunk(region);
-      // Leaving the shared state discards the page's VMM frame (kvm_convert_memory()).
-      const hpa = region.ownHpa(i);
-      if (hpa !== undefined) {
-        this.frames.discardShared(hpa);
-        region.hpa![i] = NaN;
+  /**
+   * Shared pages [gfn, end) leave the shared state: their VMM frames are discarded, in page order
+   * (kvm_convert_memory()), and their regions lose their chunk. The caller sets their new state.
+   */
+  private leaveShared(gfn: number, end: number): void {
+    const frames = this.frames;
+    this.chunks.clear(Math.floor(gfn / FRAMES_PER_2M), Math.floor((end - 1) / FRAMES_PER_2M) + 1);
+    for (let at = gfn; at < end; ) {
+      const k = frames.runIndexAt(at);
+      if (k < 0) {
+        at = frames.nextStart(at);
+        continue;
       }
+      const stop = Math.min(end, frames.runEnd(k));
+      // discardSharedRange(): discardShared() of each frame, in order.
+      this.hostFrames.discardSharedRange(frames.runValue(k) + (at - frames.runStart(k)) * SZ_4K, stop - at);
+      at = stop;
     }
-    region.state[i] = next;
-    if (next === PRIVATE) region.private++;
-    if (next === SHARED) {
-      region.shared++;
-      region.setHpa(i, sharedHpa ?? this.frames.sharedFrameFor(gfn));
-    }
+    frames.clear(gfn, end);
   }
 
   /**
    * set(gfn, SHARED) for each page of [gfn, end) that is not shared yet, in order, appending each
    * page's new frame to `out` (extending the last run where it continues it in GPA and frame):
-   * the host's page-by-page loop of a conversion to shared, with one region look-up per 2M.
+   * the host's page-by-page loop of a conversion to shared, a stretch of frames at a time.
    */
   shareEach(gfn: number, end: number, out: BackedRun[]): void {
+    const states = this.states;
     while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
-      const first = index * FRAMES_PER_2M;
-      const stop = Math.min(end, first + FRAMES_PER_2M);
-      // Taken writable at the first page that changes (a region all shared is not copied).
-      let region: Region | undefined;
+      const k = states.runIndexAt(gfn);
+      const stop = Math.min(end, k < 0 ? states.nextStart(gfn) : states.runEnd(k));
+      if (k >= 0 && states.runValue(k) === SHARED) {
+        gfn = stop;
+        continue;
+      }
+      // Pages up to the next shared one, stretch by stretch of frames that follow each other
+      // within a 2M region (HostFrames.sharedFrameRun(): what sharedFrameFor() gives them one by one).
       while (gfn < stop) {
-        if (this.state(gfn) === SHARED) {
-          gfn++;
-          continue;
-        }
-        region ??= this.regions.writable(index) ?? this.regions.add(index, new Region());
-        // The pages up to the next shared one, stretch by stretch of frames that follow each
-        // other (HostFrames.sharedFrameRun(): what sharedFrameFor() gives them one by one).
-        let notShared = gfn + 1;
-        while (notShared < stop && region.state[notShared - first] !== SHARED) notShared++;
-        while (gfn < notShared) {
-          const n = this.frames.sharedFrameRun(gfn, notShared - gfn);
-          const hpa = this.frames.sharedRunHpa;
-          for (let k = 0; k < n; k++) this.setIn(region, gfn + k - first, gfn + k, SHARED, hpa + k * SZ_4K);
-          const gpa = gfn * SZ_4K;
-          const last = out[out.length - 1];
-          if (last !== undefined && last.gpa + last.len === gpa && last.hpa + last.len === hpa) last.len += n * SZ_4K;
-          else out.push({ gpa, len: n * SZ_4K, hpa });
-          gfn += n;
-        }
+        const n = this.hostFrames.sharedFrameRun(gfn, Math.min(stop, (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M) - gfn);
+        const hpa = this.hostFrames.sharedRunHpa;
+        states.set(gfn, gfn + n, SHARED, 0);
+        this.frames.set(gfn, gfn + n, hpa, SZ_4K);
+        appendRun(out, gfn * SZ_4K, n * SZ_4K, hpa);
+        gfn += n;
       }
     }
   }
 
-  /**
-   * set() for the pages [gfn, gfn + pages) in order, to PRIVATE or NOT_BACKED: a whole region that
-   * is all in one state changes at once (a 2M private fault, a 2M chunk unshared), anything else
-   * page by page.
-   */
+  /** set() for the pages [gfn, gfn + pages) in order, to PRIVATE or NOT_BACKED. */
   setRange(gfn: number, pages: number, next: typeof PRIVATE | typeof NOT_BACKED): void {
     const end = gfn + pages;
-    while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
-      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const region = this.regions.writable(index);
-      const whole = gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M;
-      if (region === undefined && next === NOT_BACKED) {
-        gfn = regionEnd;
-        continue;
-      }
-      if (whole && region === undefined) {
-        const made = this.regions.add(index, new Region());
-        made.state.fill(PRIVATE);
-        made.private = FRAMES_PER_2M;
-        gfn = regionEnd;
-        continue;
-      }
-      if (whole && region !== undefined && (region.private === FRAMES_PER_2M || region.shared === FRAMES_PER_2M || region.private + region.shared === 0)) {
-        // Leaving the shared state discards the region's VMM frames, in page order.
-        if (region.shared === FRAMES_PER_2M) {
-          if (region.chunk !== undefined && region.hpa === undefined) this.frames.discardSharedRange(region.chunk, FRAMES_PER_2M);
-          else for (let i = 0; i < FRAMES_PER_2M; i++) this.discardPage(region, i);
-        }
-        region.state.fill(next);
-        region.private = next === PRIVATE ? FRAMES_PER_2M : 0;
-        region.shared = 0;
-        region.chunk = undefined;
-        region.hpa = undefined;
-        gfn = regionEnd;
-        continue;
-      }
-      for (; gfn < regionEnd; gfn++) this.set(gfn, next);
-    }
-  }
-
-  /** The page's own frame, or its place in the region's chunk, is discarded. */
-  private discardPage(region: Region, i: number): void {
-    const hpa = region.ownHpa(i) ?? (region.chunk !== undefined ? region.chunk + i * SZ_4K : undefined);
-    if (hpa !== undefined) this.frames.discardShared(hpa);
-  }
-
-  /** Region `index`, made empty if it was not there. */
-  private wholeRegion(index: number): Region {
-    return this.regions.writable(index) ?? this.regions.add(index, new Region());
+    if (!(pages > 0)) return;
+    // Leaving the shared state discards the pages' VMM frames, in page order.
+    if (this.frames.runIndexAt(gfn) >= 0 || this.frames.nextStart(gfn) < end) this.leaveShared(gfn, end);
+    if (next === NOT_BACKED) this.states.clear(gfn, end);
+    else this.states.set(gfn, end, next, 0);
   }
 
   /** Region `index` (gpa / 2M) becomes shared as a whole, backed by the 2M VMM chunk at `hpa`. */
   setSharedChunk(index: number, hpa: number): void {
-    const region = this.wholeRegion(index);
-    if (region.chunk !== undefined) this.unchunk(region);
-    if (region.shared > 0 && region.hpa !== undefined) {
-      for (let i = 0; i < FRAMES_PER_2M; i++) {
-        // A page that was shared already gives up its own frame for its place in the chunk.
-        const own = region.ownHpa(i);
-        if (region.state[i] === SHARED && own !== undefined) this.frames.discardShared(own);
-      }
-    }
-    region.hpa = undefined;
-    region.state.fill(SHARED);
-    region.private = 0;
-    region.shared = FRAMES_PER_2M;
-    region.chunk = hpa;
-  }
-
-  /** One page of a chunk-backed region changes: the others keep their frames, now per page. */
-  private unchunk(region: Region): void {
-    const chunk = region.chunk;
-    if (chunk === undefined) return;
-    region.chunk = undefined;
-    for (let i = 0; i < FRAMES_PER_2M; i++) {
-      if (region.state[i] === SHARED && region.ownHpa(i) === undefined) region.setHpa(i, chunk + i * SZ_4K);
-    }
+    const first = index * FRAMES_PER_2M;
+    const end = first + FRAMES_PER_2M;
+    // A page that was shared already gives up its own frame for its place in the chunk.
+    this.leaveShared(first, end);
+    this.states.set(first, end, SHARED, 0);
+    this.frames.set(first, end, hpa, SZ_4K);
+    this.chunks.set(index, index + 1, hpa, SZ_2M);
   }
 
   /**
@@ -247,7 +178,7 @@ export class Backing {
    * when the discard world backs the region page by page (frames.ts sharedChunkFor()).
    */
   allocSharedChunk(index: number): number | undefined {
-    return this.frames.sharedChunkFor(index);
+    return this.hostFrames.sharedChunkFor(index);
   }
 
   folioSize(gpa: number): PageSize {
@@ -288,17 +219,11 @@ export class Backing {
 
   /** Pages [gfn, end) are all in `want`. */
   allIn(gfn: number, end: number, want: PageBacking): boolean {
+    const states = this.states;
     while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
-      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const region = this.regions.get(index);
-      const count = region === undefined ? 0 : want === PRIVATE ? region.private : want === SHARED ? region.shared : FRAMES_PER_2M - region.private - region.shared;
-      const all = region === undefined ? want === NOT_BACKED : count === FRAMES_PER_2M;
-      if (!all) {
-        if (count === 0 && region !== undefined) return false;
-        for (; gfn < regionEnd; gfn++) if (this.state(gfn) !== want) return false;
-      }
-      gfn = regionEnd;
+      const k = states.runIndexAt(gfn);
+      if ((k < 0 ? NOT_BACKED : states.runValue(k)) !== want) return false;
+      gfn = k < 0 ? states.nextStart(gfn) : states.runEnd(k);
     }
     return true;
   }
@@ -306,88 +231,45 @@ export class Backing {
   /**
    * The end (exclusive, at most `limit`) of the run of pages from `gfn` in the state of `gfn`
    * whose backing frames advance 4K per page (backingHpa() linear; -1 throughout when not
-   * backed). Private memory, untouched memory and a region shared as one 2M chunk are one step
-   * per region, and the untouched regions between held ones are jumped over: a 1G swiotlb pool
-   * shared at boot is 512 steps, not 262144.
+   * backed): the run of states, and for shared pages the run of frames, holding `gfn`.
    */
   runEnd(gfn: number, limit: number): number {
-    const state = this.state(gfn);
-    const first = this.backingHpa(gfn * SZ_4K);
-    const regions = this.regions;
-    let at = gfn + 1;
-    // The first held region at or after at's (regions walked in order, not looked up one by one).
-    let position = regions.seek(Math.floor(at / FRAMES_PER_2M));
-    while (at < limit) {
-      const index = Math.floor(at / FRAMES_PER_2M);
-      const stop = Math.min(limit, (index + 1) * FRAMES_PER_2M);
-      const held = regions.keyAt(position);
-      if (held !== index) {
-        if (state !== NOT_BACKED) return at;
-        if (held === undefined) return limit;
-        at = Math.max(at, held * FRAMES_PER_2M);
-        continue;
-      }
-      const region = regions.valueAt(position++)!;
-      if (region.private === FRAMES_PER_2M || region.private + region.shared === 0) {
-        // One state across the region (private frames are GMEM_BASE + gpa, always linear).
-        if ((region.private === 0 ? NOT_BACKED : PRIVATE) !== state) return at;
-        at = stop;
-        continue;
-      }
-      if (region.shared === FRAMES_PER_2M && region.chunk !== undefined && region.hpa === undefined) {
-        // Shared as one 2M chunk: linear frames, so its first page answers for the rest.
-        if (state !== SHARED || region.chunk + (at - index * FRAMES_PER_2M) * SZ_4K !== first + (at - gfn) * SZ_4K) return at;
-        at = stop;
-        continue;
-      }
-      // Page by page, reading the region's arrays directly (not state() and backingHpa(), three
-      // look-ups a page): the oracles walk backing this way.
-      const base = index * FRAMES_PER_2M;
-      const states = region.state;
-      if (state !== SHARED) {
-        // Private frames are GMEM_BASE + gpa, always linear; unbacked pages have none.
-        for (; at < stop; at++) if (states[at - base] !== state) return at;
-        continue;
-      }
-      for (; at < stop; at++) {
-        const i = at - base;
-        if (states[i] !== SHARED || (region.sharedFrame(i) ?? 0) !== first + (at - gfn) * SZ_4K) return at;
-      }
-    }
-    return limit;
+    const states = this.states;
+    const k = states.runIndexAt(gfn);
+    if (k < 0) return Math.min(limit, states.nextStart(gfn));
+    // Private frames are GMEM_BASE + gpa, always linear.
+    const end = Math.min(limit, states.runEnd(k));
+    if (states.runValue(k) !== SHARED) return end;
+    const frames = this.frames.runIndexAt(gfn);
+    return frames < 0 ? gfn + 1 : Math.min(end, this.frames.runEnd(frames));
   }
 
   /**
    * Appends to `out` the maximal runs of pages in [gfn, end) in `want` (PRIVATE: their guest_memfd
-   * frames, SHARED: their VMM frames) whose frames are contiguous, in GPA order; a region whose
-   * pages all agree is one step.
+   * frames, SHARED: their VMM frames) whose frames are contiguous, in GPA order.
    */
   collect(gfn: number, end: number, want: typeof PRIVATE | typeof SHARED, out: BackedRun[]): BackedRun[] {
-    const regions = this.regions;
-    // Held regions walked in order; the untouched ones between them back nothing.
-    for (let position = regions.seek(Math.floor(gfn / FRAMES_PER_2M)); gfn < end; position++) {
-      const index = regions.keyAt(position);
-      if (index === undefined) break;
-      gfn = Math.max(gfn, index * FRAMES_PER_2M);
-      if (gfn >= end) break;
-      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const region = regions.valueAt(position)!;
-      const count = want === PRIVATE ? region.private : region.shared;
-      if (count === 0) {
-        gfn = regionEnd;
+    const states = this.states;
+    while (gfn < end) {
+      const k = states.runIndexAt(gfn);
+      if (k < 0) {
+        gfn = states.nextStart(gfn);
         continue;
       }
-      if (count === FRAMES_PER_2M && (want === PRIVATE || (region.chunk !== undefined && region.hpa === undefined))) {
-        const hpa = want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : region.chunk! + (gfn - index * FRAMES_PER_2M) * SZ_4K;
-        appendRun(out, gfn * SZ_4K, (regionEnd - gfn) * SZ_4K, hpa);
-        gfn = regionEnd;
-        continue;
+      const stop = Math.min(end, states.runEnd(k));
+      if (states.runValue(k) === want) {
+        if (want === PRIVATE) appendRun(out, gfn * SZ_4K, (stop - gfn) * SZ_4K, GMEM_BASE + gfn * SZ_4K);
+        else {
+          for (let at = gfn; at < stop; ) {
+            const f = this.frames.runIndexAt(at);
+            if (f < 0) throw new Error(`backing: shared gfn ${at} has no frame`);
+            const next = Math.min(stop, this.frames.runEnd(f));
+            appendRun(out, at * SZ_4K, (next - at) * SZ_4K, this.frames.runValue(f) + (at - this.frames.runStart(f)) * SZ_4K);
+            at = next;
+          }
+        }
       }
-      for (; gfn < regionEnd; gfn++) {
-        const i = gfn - index * FRAMES_PER_2M;
-        if (region.state[i] !== want) continue;
-        appendRun(out, gfn * SZ_4K, SZ_4K, want === PRIVATE ? GMEM_BASE + gfn * SZ_4K : (region.sharedFrame(i) ?? 0));
-      }
+      gfn = stop;
     }
     return out;
   }

@@ -4,10 +4,10 @@ import type { HostFrames } from '../../src/host/frames.ts';
 import { GraphCopy } from '../../src/model/graph-copy.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../../src/model/size.ts';
 
-// Backing's regions are copied copy-on-write with a boot-cache template (model/regions.ts): every
-// path that changes a region must take it from writable(). The boot-cache tests reach set() and
-// setSharedChunk() from regions a template holds, but no generated case reaches setRange()'s whole
-// region paths or wholeRegion() on one; this test does, directly, on every path of setRange().
+// A boot-cache template's Backing is copied per case (model/graph-copy.ts): a copy's writes must
+// never reach the template, and a copy must answer as the template would have. Every path of
+// setRange(), set() and setSharedChunk() on every kind of region (all private, shared as one
+// chunk, shared page by page, mixed, emptied).
 
 /** The frames Backing asks for: a shared page's frame, and the frames it discards. */
 class FakeFrames {
