@@ -80,8 +80,14 @@ interface State {
 
 const states = new WeakMap<View, State>();
 
-/** The buffers of the `Seen` records: a case makes one for each region it validates. */
-const seenSlab = new Float64Slab(4 * FRAMES_PER_2M, 64);
+/**
+ * The buffers of the `Seen` records: a case makes one for each region it validates. Eight records
+ * (128 KiB) a buffer: a buffer lives while any of its records does, so with 64 (1 MiB) a world
+ * kept alive could hold up to 1 MiB for one record, and the bench's retained memory per world
+ * (eight worlds alive) moved by up to 128 KiB with where the last buffer happened to end. Zeroing
+ * costs the same per record either way.
+ */
+const seenSlab = new Float64Slab(4 * FRAMES_PER_2M, 8);
 
 /** A region's four arrays are views of one slice of a buffer shared with other records (lib/slab.ts). */
 function newSeen(): Seen {
