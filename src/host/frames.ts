@@ -31,7 +31,6 @@
 
 import type { HostFrame } from '../api.ts';
 import type { Machine } from '../model/machine.ts';
-import { RegionStore } from '../model/regions.ts';
 import { LinearRuns } from '../model/linear-runs.ts';
 import { FRAMES_PER_2M, SZ_1G, SZ_4K, alignUp, offsetIn } from '../model/size.ts';
 import { type CallRun, type PrimitiveCall, argAt, callAt } from '../model/types.ts';
@@ -47,53 +46,10 @@ interface PinRun {
 
 const GMEM_PFN = GMEM_BASE / SZ_4K;
 const VMM_PFN = VMM_RAM_BASE / SZ_4K;
-/** No gfn: the frame backs nothing (BackChunk.gfns). */
-const NONE = -1;
-
-// Frame state is kept per 2M of frames (pfn / 512): one number while the chunk's frames agree (a
-// THP-sized fault, a whole pinned 2M run, a RAM region never discarded), a 512-entry typed array
-// only once they differ. A 2M range operation then costs about what a 4K one does.
-
-/** Which gfn each frame of a chunk handed out after start backs. */
-class BackChunk {
-  /** gfn of frame 0 while frame i backs base + i for every i (a 2M fault); NONE once per frame. */
-  base = NONE;
-  /** Per frame (NONE: backs nothing), once the chunk's frames differ. */
-  gfns: Float64Array | undefined = undefined;
-  count = 0;
-
-  get(i: number): number | undefined {
-    if (this.gfns === undefined) return this.base === NONE ? undefined : this.base + i;
-    const gfn = this.gfns[i]!;
-    return gfn === NONE ? undefined : gfn;
-  }
-
-  /** The per-frame array, made from `base` on first use. */
-  perFrame(): Float64Array {
-    if (this.gfns === undefined) {
-      this.gfns = new Float64Array(FRAMES_PER_2M).fill(NONE);
-      if (this.base !== NONE) for (let i = 0; i < FRAMES_PER_2M; i++) this.gfns[i] = this.base + i;
-      this.base = NONE;
-    }
-    return this.gfns;
-  }
-}
-
-/** VMM RAM frames of a 2M region of guest memory discarded so far. */
-class RamChunk {
-  count = 0;
-  /** One byte per frame, once only part of the region is discarded. */
-  bits: Uint8Array | undefined = undefined;
-
-  discarded(i: number): boolean {
-    return this.bits === undefined ? this.count === FRAMES_PER_2M : this.bits[i] === 1;
-  }
-}
-
-/** What every frame of a chunk agrees on, for the free checks of a range. */
-const MIXED = 0;
-const ALL_OWNED = 1;
-const ALL_FREE = 2;
+// Frame state is kept as runs (LinearRuns): which gfn each frame handed out after start backs
+// (frames backing consecutive gfns are one run: a 2M fault, a stretch of the free pool), which RAM
+// block frames were discarded, and the pin counts. A range operation, and a walk of a 1 TiB
+// guest's 1G swiotlb pool, then costs per run, not per 2M chunk (issue 15).
 
 /**
  * Sorts `runs[from..]` by address in place: an insertion sort, stable and allocation-free, as the
@@ -115,10 +71,10 @@ export class HostFrames {
   /** First frame past the VMM RAM block: where frames faulted for shared pages come from. */
   private bump: number;
   private readonly ramFrames: number;
-  /** Frames handed out after start (new shared backing), per chunk: the gfn each backs. */
-  private readonly backs = new RegionStore<BackChunk>();
+  /** Frames handed out after start (new shared backing): the gfn each backs, step 1. */
+  private readonly backs = new LinearRuns();
   /** VMM RAM frames discarded, per 2M region of guest memory. */
-  private readonly ramDiscarded = new RegionStore<RamChunk>();
+  private readonly ramDiscarded = new LinearRuns();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
    * (nothing backs or pins it); a run may name a frame handed out since, which is skipped.
@@ -204,16 +160,9 @@ export class HostFrames {
   /** The HPA of the first frame sharedFrameRun() gave. */
   sharedRunHpa = 0;
 
-  /** Frames [pfn, pfn + frames) of one chunk now back gfn, gfn + 1, ... (what allocShared() notes per frame). */
+  /** Frames [pfn, pfn + frames) now back gfn, gfn + 1, ... (what allocShared() notes per frame). */
   private backRun(pfn: number, frames: number, gfn: number): void {
-    const chunk = Math.floor(pfn / FRAMES_PER_2M);
-    const back = this.backs.writable(chunk) ?? this.backs.add(chunk, new BackChunk());
-    const gfns = back.perFrame();
-    const first = offsetIn(pfn, FRAMES_PER_2M);
-    for (let i = 0; i < frames; i++) {
-      if (gfns[first + i] === NONE) back.count++;
-      gfns[first + i] = gfn + i;
-    }
+    this.backs.set(pfn, pfn + frames, gfn, 1);
   }
 
   /**
@@ -233,18 +182,21 @@ export class HostFrames {
   /** The RAM block frame of `gfn` still backs it (never discarded, and inside guest memory). */
   private ramFrameLive(gfn: number): boolean {
     if (gfn < 0 || gfn >= this.ramFrames) return false;
-    return this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M))?.discarded(offsetIn(gfn, FRAMES_PER_2M)) !== true;
+    return this.ramDiscarded.get(gfn) === undefined;
   }
 
   /** RAM block frames of region `index` that still back their gfn. */
   private ramLiveIn(index: number): number {
     const first = index * FRAMES_PER_2M;
-    const inside = Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - first));
-    const ram = this.ramDiscarded.get(index);
-    if (ram === undefined) return inside;
-    if (inside === FRAMES_PER_2M) return FRAMES_PER_2M - ram.count;
+    const end = first + Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - first));
+    const discarded = this.ramDiscarded;
     let live = 0;
-    for (let i = 0; i < inside; i++) if (!ram.discarded(i)) live++;
+    for (let gfn = first; gfn < end; ) {
+      const k = discarded.runIndexAt(gfn);
+      const stop = Math.min(end, k < 0 ? discarded.nextStart(gfn) : discarded.runEnd(k));
+      if (k < 0) live += stop - gfn;
+      gfn = stop;
+    }
     return live;
   }
 
@@ -277,18 +229,7 @@ export class HostFrames {
       pfn = alignUp(this.bump, frames);
       this.bump = pfn + frames;
     }
-    const chunk = Math.floor(pfn / FRAMES_PER_2M);
-    const back = this.backs.writable(chunk) ?? this.backs.add(chunk, new BackChunk());
-    if (frames === FRAMES_PER_2M) {
-      // A fresh, 2M-aligned run: one entry for the whole chunk.
-      back.base = gfn;
-      back.gfns = undefined;
-      back.count = FRAMES_PER_2M;
-    } else {
-      const gfns = back.perFrame();
-      if (gfns[offsetIn(pfn, FRAMES_PER_2M)] === NONE) back.count++;
-      gfns[offsetIn(pfn, FRAMES_PER_2M)] = gfn;
-    }
+    this.backs.set(pfn, pfn + frames, gfn, 1);
     return pfn * SZ_4K;
   }
 
@@ -302,34 +243,25 @@ export class HostFrames {
 
   /** discardShared() for each of the frames [hpa, hpa + frames * 4K), in order. */
   discardSharedRange(hpa: number, frames: number): void {
+    const backs = this.backs;
     let pfn = Math.floor(hpa / SZ_4K);
     const end = pfn + frames;
+    const ramEnd = VMM_PFN + this.ramFrames;
     while (pfn < end) {
-      const chunk = Math.floor(pfn / FRAMES_PER_2M);
-      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const held = this.backs.get(chunk);
-      if (held !== undefined && held.gfns === undefined && pfn === chunk * FRAMES_PER_2M && chunkEnd - pfn === FRAMES_PER_2M) {
-        // A whole 2M fault goes back at once (no writable copy of a chunk a template shares).
-        this.backs.delete(chunk);
-        this.releaseRange(pfn, FRAMES_PER_2M);
-        pfn = chunkEnd;
-        continue;
+      const k = backs.runIndexAt(pfn);
+      const stop = Math.min(end, k < 0 ? backs.nextStart(pfn) : backs.runEnd(k));
+      if (k >= 0) {
+        // Frames handed out after start: no longer backing anything, each back to the pool.
+        backs.clear(pfn, stop);
+        this.releaseRange(pfn, stop - pfn);
+      } else {
+        // RAM block frames: discarded (guest_memfd frames stay).
+        const from = Math.max(pfn, VMM_PFN);
+        const to = Math.min(stop, ramEnd);
+        if (from < to) this.discardRam((from - VMM_PFN) * SZ_4K, (to - from) * SZ_4K);
       }
-      const back = held === undefined ? undefined : this.backs.writable(chunk);
-      for (; pfn < chunkEnd; pfn++) {
-        if (back !== undefined && back.get(offsetIn(pfn, FRAMES_PER_2M)) !== undefined) {
-          this.unback(back, chunk, pfn);
-          this.releaseRange(pfn, 1);
-        } else if (pfn >= VMM_PFN && pfn - VMM_PFN < this.ramFrames) {
-          this.discardRam((pfn - VMM_PFN) * SZ_4K, SZ_4K);
-        }
-      }
+      pfn = stop;
     }
-  }
-
-  private unback(back: BackChunk, chunk: number, pfn: number): void {
-    back.perFrame()[offsetIn(pfn, FRAMES_PER_2M)] = NONE;
-    if (--back.count === 0) this.backs.delete(chunk);
   }
 
   /**
@@ -338,33 +270,18 @@ export class HostFrames {
    */
   discardRam(gpa: number, len: number): void {
     if (this.discard === 'none') return;
+    const discarded = this.ramDiscarded;
     let gfn = Math.floor(gpa / SZ_4K);
     const end = Math.min(this.ramFrames, Math.ceil((gpa + len) / SZ_4K));
     while (gfn < end) {
-      const index = Math.floor(gfn / FRAMES_PER_2M);
-      const regionEnd = Math.min(end, (index + 1) * FRAMES_PER_2M);
-      const held = this.ramDiscarded.get(index);
-      if (held !== undefined && held.bits === undefined && held.count === FRAMES_PER_2M) {
-        gfn = regionEnd;
-        continue;
+      const k = discarded.runIndexAt(gfn);
+      const stop = Math.min(end, k < 0 ? discarded.nextStart(gfn) : discarded.runEnd(k));
+      if (k < 0) {
+        // Newly discarded: each frame goes back to the pool unless something pins it.
+        discarded.set(gfn, stop, 1, 0);
+        this.releaseRange(VMM_PFN + gfn, stop - gfn);
       }
-      const ram = this.ramDiscarded.writable(index) ?? this.ramDiscarded.add(index, new RamChunk());
-      if (ram.count === 0 && gfn === index * FRAMES_PER_2M && regionEnd - gfn === FRAMES_PER_2M) {
-        // The whole region at once: every frame is newly discarded.
-        ram.count = FRAMES_PER_2M;
-        this.releaseRange(VMM_PFN + gfn, FRAMES_PER_2M);
-        gfn = regionEnd;
-        continue;
-      }
-      if (ram.bits === undefined) ram.bits = new Uint8Array(FRAMES_PER_2M).fill(ram.count === FRAMES_PER_2M ? 1 : 0);
-      for (; gfn < regionEnd; gfn++) {
-        const i = offsetIn(gfn, FRAMES_PER_2M);
-        if (ram.bits[i] === 1) continue;
-        ram.bits[i] = 1;
-        ram.count++;
-        this.releaseRange(VMM_PFN + gfn, 1);
-      }
-      if (ram.count === FRAMES_PER_2M) ram.bits = undefined;
+      gfn = stop;
     }
   }
 
@@ -412,39 +329,27 @@ export class HostFrames {
         n += inside;
         continue;
       }
-      const stop = Math.min(count - n, FRAMES_PER_2M - offsetIn(p, FRAMES_PER_2M));
-      const back = this.backs.get(Math.floor(p / FRAMES_PER_2M));
-      let backed: number;
-      if (back === undefined || (back.gfns === undefined && back.base === NONE)) {
-        // No frame of the chunk handed out since start: a RAM block frame backs its own gfn while live.
-        backed = p - VMM_PFN === g ? this.ramLiveRun(g, stop) : 0;
-      } else if (back.gfns === undefined) {
-        // A 2M fault: frame i backs base + i.
-        backed = back.base + offsetIn(p, FRAMES_PER_2M) === g ? stop : 0;
-      } else {
-        backed = 0;
-        while (backed < stop && this.backsPage((p + backed) * SZ_4K, (g + backed) * SZ_4K)) backed++;
-      }
+      const k = this.backs.runIndexAt(p);
+      const stop = Math.min(count - n, (k < 0 ? this.backs.nextStart(p) : this.backs.runEnd(k)) - p);
+      // A frame handed out since start backs the gfn its run says; any other, as a RAM block
+      // frame, its own gfn while live.
+      const backed = k >= 0 ? (this.backs.runValue(k) + (p - this.backs.runStart(k)) === g ? stop : 0) : p - VMM_PFN === g ? this.ramLiveRun(g, stop) : 0;
       n += backed;
       if (backed < stop) return n;
     }
     return n;
   }
 
-  /** How many RAM block frames from `gfn` (at most `count`, within its 2M region) still back their gfn (ramFrameLive()). */
+  /** How many RAM block frames from `gfn` (at most `count`) still back their gfn (ramFrameLive()). */
   private ramLiveRun(gfn: number, count: number): number {
     if (gfn < 0) return 0;
     const limit = Math.min(count, this.ramFrames - gfn);
-    if (limit <= 0) return 0;
-    const ram = this.ramDiscarded.get(Math.floor(gfn / FRAMES_PER_2M));
-    if (ram === undefined) return limit;
-    let live = 0;
-    while (live < limit && !ram.discarded(offsetIn(gfn + live, FRAMES_PER_2M))) live++;
-    return live;
+    if (limit <= 0 || this.ramDiscarded.runIndexAt(gfn) >= 0) return 0;
+    return Math.min(limit, this.ramDiscarded.nextStart(gfn) - gfn);
   }
 
   private backingGfn(pfn: number): number | undefined {
-    const gfn = this.backs.get(Math.floor(pfn / FRAMES_PER_2M))?.get(offsetIn(pfn, FRAMES_PER_2M));
+    const gfn = this.backs.get(pfn);
     if (gfn !== undefined) return gfn;
     const ram = pfn - VMM_PFN;
     return this.ramFrameLive(ram) ? ram : undefined;
@@ -665,37 +570,29 @@ export class HostFrames {
     return pfn >= VMM_PFN && !this.isFree(pfn);
   }
 
-  /** What every frame of `chunk` agrees on (only for chunks at or above VMM_PFN), or MIXED. */
-  private chunkState(chunk: number): number {
-    const back = this.backs.get(chunk);
-    if (back !== undefined) return back.gfns === undefined ? ALL_OWNED : MIXED;
-    // Pinned whole (one run covers the chunk: counts are never 0), partly, or not at all.
-    const first = chunk * FRAMES_PER_2M;
-    const pins = this.pinCount.runIndexAt(first);
-    if (pins >= 0 && this.pinCount.runEnd(pins) >= first + FRAMES_PER_2M) return ALL_OWNED;
-    if (pins >= 0 || this.pinCount.nextStart(first) < first + FRAMES_PER_2M) return MIXED;
-    const index = chunk - VMM_PFN / FRAMES_PER_2M;
-    const inside = Math.max(0, Math.min(FRAMES_PER_2M, this.ramFrames - index * FRAMES_PER_2M));
-    if (inside === 0) return ALL_FREE;
-    const live = this.ramLiveIn(index);
-    if (live === FRAMES_PER_2M) return ALL_OWNED;
-    return live === 0 ? ALL_FREE : MIXED;
-  }
-
-  /** The first frame in (pfn, end] whose ownership is not `owned` (end when none). */
+  /**
+   * The first frame in (pfn, end] whose ownership is not `owned` (end when none): stepped from one
+   * boundary of the runs that decide it (frames handed out, pins, RAM discarded) to the next.
+   */
   private sameOwnershipEnd(pfn: number, end: number, owned: boolean): number {
     let at = pfn + 1;
     if (at < VMM_PFN) return Math.min(end, VMM_PFN);
+    const { backs, pinCount, ramDiscarded } = this;
+    const ramEnd = VMM_PFN + this.ramFrames;
     while (at < end) {
-      const chunk = Math.floor(at / FRAMES_PER_2M);
-      const chunkEnd = Math.min(end, (chunk + 1) * FRAMES_PER_2M);
-      const state = this.chunkState(chunk);
-      if (state !== MIXED) {
-        if ((state === ALL_OWNED) !== owned) return at;
-        at = chunkEnd;
-        continue;
+      const b = backs.runIndexAt(at);
+      const p = pinCount.runIndexAt(at);
+      let next = Math.min(end, b < 0 ? backs.nextStart(at) : backs.runEnd(b), p < 0 ? pinCount.nextStart(at) : pinCount.runEnd(p));
+      // A RAM block frame nothing discarded is owned: it backs its gfn.
+      let live = false;
+      if (at < ramEnd) {
+        const gfn = at - VMM_PFN;
+        const r = ramDiscarded.runIndexAt(gfn);
+        live = r < 0;
+        next = Math.min(next, ramEnd, VMM_PFN + (r < 0 ? ramDiscarded.nextStart(gfn) : ramDiscarded.runEnd(r)));
       }
-      for (; at < chunkEnd; at++) if (this.isOwned(at) !== owned) return at;
+      if ((b >= 0 || p >= 0 || live) !== owned) return at;
+      at = next;
     }
     return end;
   }

@@ -13,6 +13,7 @@ import brokenLazyFlush from '../../corpus/policies/broken-lazy-flush.ts';
 import brokenUnpinBeforeFlush from '../../corpus/policies/broken-unpin-before-flush.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { GMEM_BASE } from '../../src/model/layout.ts';
+import { FRAMES_PER_2M } from '../../src/model/size.ts';
 import { defaultConfig } from '../../src/ops/config.ts';
 import { generateCase } from '../../src/ops/generate.ts';
 import { guestPolicies, hostPolicies } from '../../src/policies/index.ts';
@@ -209,6 +210,85 @@ describe('host frames', () => {
       frames.discardRam(16 * M, free.size * 4096);
       const handedOut = new Set(Array.from({ length: free.size }, (_, i) => frames.sharedFrameFor(16 * M / 4096 + i)));
       expect(handedOut).toEqual(free);
+    }
+  });
+
+  // The host's frames are kept as runs (handed-out frames, discarded RAM, pins), and the free pool
+  // walks ownership run by run (sameOwnershipEnd(): which frames a release queues, which queued
+  // frames a hand-out skips or takes together). Checked through random discards, hand-outs one by
+  // one and a stretch at a time, discards of shared frames and pins: after every step each frame's
+  // frame() against a model of what backs it, and the ownership walk from many frames against
+  // frame() frame by frame.
+  it('walks frame ownership as frame() answers it frame by frame, through discards, hand-outs and pins', () => {
+    const VMM_PFN = VMM_RAM_BASE / 4096;
+    const RAM_PAGES = (64 * M) / 4096;
+    for (let seed = 0; seed < 15; seed++) {
+      const random = seedrandom(`ownership/${seed}`);
+      const pick = (n: number): number => Math.floor(random() * n);
+      const { machine, frames } = oneDevice();
+      const walk = frames as unknown as { sameOwnershipEnd(pfn: number, end: number, owned: boolean): number };
+      /** RAM block gfns discarded; frames handed out since start -> the gfn each backs. */
+      const discarded = new Set<number>();
+      const handed = new Map<number, number>();
+      const mapped: { iova: number; pfn: number; pages: number }[] = [];
+      let nextIova = (256 * M) / 4096;
+      /** What the model says of a frame: it backs a gfn (handed out, or a RAM frame not discarded). */
+      const backs = (pfn: number): boolean => handed.has(pfn) || (pfn >= VMM_PFN && pfn < VMM_PFN + RAM_PAGES && !discarded.has(pfn - VMM_PFN));
+      /** Frames the model knows of: the first 3 RAM regions and the first fresh frames handed out. */
+      const known = (): number[] => [...Array.from({ length: 3 * FRAMES_PER_2M }, (_, i) => VMM_PFN + i), ...handed.keys()];
+      const takeFrame = (pfn: number, gfn: number): void => {
+        if (pfn !== VMM_PFN + gfn || discarded.has(gfn)) handed.set(pfn, gfn);
+      };
+      for (let step = 0; step < 40; step++) {
+        const kind = pick(6);
+        const gfn = pick(3 * FRAMES_PER_2M);
+        const pages = 1 + pick(random() < 0.5 ? 8 : 600);
+        if (kind === 0) {
+          frames.discardRam(gfn * 4096, pages * 4096);
+          for (let g = gfn; g < Math.min(RAM_PAGES, gfn + pages); g++) discarded.add(g);
+        } else if (kind === 1) {
+          // Pages of a region at 32M on: their own RAM frames, or frames of the pool once discarded.
+          const g = (32 * M) / 4096 + pick(FRAMES_PER_2M);
+          const count = Math.min(1 + pick(40), FRAMES_PER_2M - (g % FRAMES_PER_2M));
+          const n = frames.sharedFrameRun(g, count);
+          for (let i = 0; i < n; i++) takeFrame(frames.sharedRunHpa / 4096 + i, g + i);
+        } else if (kind === 2) {
+          const g = (40 * M) / 4096 + pick(FRAMES_PER_2M);
+          takeFrame(frames.sharedFrameFor(g) / 4096, g);
+        } else if (kind === 3) {
+          // Discard shared frames: a stretch of handed-out frames, or of RAM frames.
+          const from = handed.size > 0 && random() < 0.5 ? [...handed.keys()][pick(handed.size)]! : VMM_PFN + gfn;
+          const n = 1 + pick(300);
+          frames.discardSharedRange(from * 4096, n);
+          for (let pfn = from; pfn < from + n; pfn++) {
+            if (handed.has(pfn)) handed.delete(pfn);
+            else if (pfn >= VMM_PFN && pfn < VMM_PFN + RAM_PAGES) discarded.add(pfn - VMM_PFN);
+          }
+        } else if (kind === 4) {
+          const pfn = VMM_PFN + gfn;
+          expect(machine.ioMap(0, nextIova * 4096, pfn * 4096, pages * 4096)).toEqual({ mapped: pages * 4096 });
+          mapped.push({ iova: nextIova, pfn, pages });
+          nextIova += pages + 1;
+        } else if (mapped.length > 0) {
+          const { iova, pages: n } = mapped.splice(pick(mapped.length), 1)[0]!;
+          machine.ioUnmap(0, iova * 4096, n * 4096);
+          machine.iommuFlush(0);
+        }
+        const frameList = known();
+        for (const pfn of frameList) {
+          const state = frames.frame(pfn * 4096).state;
+          if (backs(pfn) !== (state === 'backing')) expect([step, kind, pfn, state]).toEqual([step, kind, pfn, backs(pfn) ? 'backing' : 'pinned or free']);
+        }
+        // The walk from frames across the RAM regions' boundaries, limits that cut runs short.
+        for (let probe = 0; probe < 40; probe++) {
+          const pfn = VMM_PFN + pick(3 * FRAMES_PER_2M - 1);
+          const end = Math.min(VMM_PFN + 3 * FRAMES_PER_2M, pfn + 1 + pick(900));
+          const owned = frames.frame(pfn * 4096).state !== 'free';
+          let expected = pfn + 1;
+          while (expected < end && (frames.frame(expected * 4096).state !== 'free') === owned) expected++;
+          if (walk.sameOwnershipEnd(pfn, end, owned) !== expected) expect([step, pfn, end, owned, walk.sameOwnershipEnd(pfn, end, owned)]).toEqual([step, pfn, end, owned, expected]);
+        }
+      }
     }
   });
 
