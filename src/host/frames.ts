@@ -73,7 +73,7 @@ export class HostFrames {
   private readonly ramFrames: number;
   /** Frames handed out after start (new shared backing): the gfn each backs, step 1. */
   private readonly backs = new LinearRuns();
-  /** VMM RAM frames discarded, per 2M region of guest memory. */
+  /** VMM RAM block frames discarded, by gfn (value 1, step 0; no run: still backing their gfn). */
   private readonly ramDiscarded = new LinearRuns();
   /**
    * The host's free pool, oldest first, as runs of frames. Whether a frame is free is computed
@@ -313,9 +313,9 @@ export class HostFrames {
 
   /**
    * How many of the frames `pfn`, `pfn + 1`, ... (at most `count`) back the pages `gfn`, `gfn + 1`,
-   * ... one for one, as backsPage() says of each: a 2M chunk of frames at a time where its frames
-   * agree (guest_memfd frames, RAM block frames never discarded, a 2M fault), so the engine's
-   * check of a DMA of hundreds of MiB costs per 2M, not per page (world.ts strayFrames()).
+   * ... one for one, as backsPage() says of each: a run of frames at a time (guest_memfd frames,
+   * RAM block frames never discarded, frames handed out for consecutive gfns), so the engine's
+   * check of a DMA of hundreds of MiB costs per run, not per page (world.ts strayFrames()).
    */
   backsRun(pfn: number, gfn: number, count: number): number {
     let n = 0;
