@@ -19,8 +19,9 @@
 // live ranges did not change compares numbers, builds no string and allocates no Set; the live
 // slot ranges are followed through the pool's change log (SwiotlbView.changesSince(),
 // lib/live-slots.ts), so a map or an unmap applies its one change instead of listing them all. Owners are
-// described in words only for a finding. A touched region of frames whose pages all lie in the
-// step's touched GFNs, checked just before, is not read frame by frame (lib/frame-gfns.ts).
+// described in words only for a finding. A touched stretch of frames that backed consecutive GFNs
+// all in the step's touched GFNs, checked just before, is not read frame by frame
+// (lib/frame-gfns.ts).
 
 import { defaultRmpEntry, GUEST_PAGE_SHARED, SZ_4K, defineOracle, hex, type CoherentBuffer, type Finding, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';

@@ -1,5 +1,6 @@
-// Sparse per-2M-region state (RMP entries, guest page flags, host backing and frames): the state
-// of each 2M region something wrote, by region index (address / 2M). Look-ups
+// Sparse per-2M-region state (the RMP's entries: rmp.ts; the guest's page flags, the host's
+// backing and frames are runs now, linear-runs.ts): the state of each 2M region something wrote,
+// by region index (address / 2M). Look-ups
 // go through a two-entry cache (consecutive look-ups mostly stay in one 2M region, or alternate
 // between two). RegionMap also keeps the indices and regions in ascending order, for iteration in
 // address order and for run queries that walk the held regions and jump over the untouched ones
@@ -7,7 +8,7 @@
 //
 // Copy-on-write (issue 15: boot cost independent of the pool size): the boot cache copies a
 // booted template world per case (model/graph-copy.ts), and a 1 TiB guest's 1G swiotlb pool is
-// 512 regions in each of these maps. A copy of a map (COPY_SELF) therefore copies no region: it
+// 512 regions of the RMP. A copy of a map (COPY_SELF) therefore copies no region: it
 // reads the template's regions until it writes one, and copies that one region then (writable()).
 // So every code path that changes a region in place takes it from writable(), never from get().
 // The map that was copied is frozen: its regions are the copies' too, so it refuses any change.

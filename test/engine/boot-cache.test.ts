@@ -93,7 +93,7 @@ describe('boot cache', () => {
       pairing('quiesce-dma', 'linux'),
       pairing('quiesce-dma', 'linux-2m-pool'),
       pairing('kvm-iommu-4k', 'linux', { adversary: 'host' }),
-      // A 1G swiotlb pool: 512 2M regions per region map, shared copy-on-write with the template.
+      // A 1G swiotlb pool: 512 RMP regions shared copy-on-write with the template, one run in each run map.
       pairing('quiesce-dma', 'linux-2m-pool', { guestMemory: '1T' }),
     ]);
   });

@@ -87,7 +87,7 @@ describe('RegionMap copy-on-write', () => {
   });
 
   it('walks its regions in order exactly as get() reads them, through adds, deletes and copies on write', () => {
-    // seek()/keyAt()/valueAt() are the run queries' walk (Rmp, Backing): a
+    // seek()/keyAt()/valueAt() are the run queries' walk (Rmp.runEnd()): a
     // position left pointing at a template's region after writable() copied it would let a run
     // query read state the case already changed. Random changes over a chain of copies.
     let seed = 7;
