@@ -27,9 +27,16 @@ const END = 1;
 const VALUE = 2;
 const STEP = 3;
 
+/** The runs of a map nothing was written to: empty, shared (a write allocates its own first). */
+const NO_RUNS = new Float64Array(0);
+
 export class LinearRuns {
-  /** The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. */
-  private runs = new Float64Array(4 * WIDTH);
+  /**
+   * The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. Made on the
+   * first write: a world holds ~20 of these maps and a case writes few of them, and a Float64Array
+   * of 4 runs has a backing store of its own (allocated per map per case, 2% of a bench case).
+   */
+  private runs = NO_RUNS;
   private count = 0;
   /** The run the last look-up found: look-ups walk a stretch of indices, mostly inside one run or on into the next. */
   private hint = 0;
@@ -190,7 +197,7 @@ export class LinearRuns {
     if (delta === 0) return;
     const needed = (this.count + delta) * WIDTH;
     if (needed > this.runs.length) {
-      const grown = new Float64Array(Math.max(needed, this.runs.length * 2));
+      const grown = new Float64Array(Math.max(needed, 4 * WIDTH, this.runs.length * 2));
       grown.set(this.runs.subarray(0, this.count * WIDTH));
       this.runs = grown;
     }
