@@ -64,16 +64,7 @@ const bitsAt = (state: State, gfn: number): number => state.bits.get(gfn) ?? 0;
 
 /** The first page of [first, end) whose shadow bits are known and have any of `mask`, or -1: a stretch of equal bits answers at once. */
 function firstWith(state: State, first: number, end: number, mask: number): number {
-  const runs = state.bits;
-  for (let gfn = first; gfn < end; ) {
-    const k = runs.runIndexAt(gfn);
-    if (k < 0) {
-      gfn = runs.nextStart(gfn);
-      continue;
-    }
-    if (hasKnown(runs.runValue(k), mask)) return gfn;
-    gfn = runs.runEnd(k);
-  }
+  for (let gfn = first; gfn < end; gfn = state.bits.stretchEnd(gfn)) if (hasKnown(bitsAt(state, gfn), mask)) return gfn;
   return -1;
 }
 
@@ -88,10 +79,10 @@ function update(state: State, first: number, end: number, set: number, clear: nu
     return;
   }
   for (let gfn = first; gfn < end; ) {
-    const k = runs.runIndexAt(gfn);
-    const stop = Math.min(end, k < 0 ? runs.nextStart(gfn) : runs.runEnd(k));
-    const bits = ((k < 0 ? 0 : runs.runValue(k)) & ~clear) | set;
-    if (bits !== (k < 0 ? 0 : runs.runValue(k))) write(runs, gfn, stop, bits);
+    const stop = Math.min(end, runs.stretchEnd(gfn));
+    const bits = bitsAt(state, gfn);
+    const next = (bits & ~clear) | set;
+    if (next !== bits) write(runs, gfn, stop, next);
     gfn = stop;
   }
 }

@@ -30,14 +30,8 @@ export class FrameGfns {
    * by calling it again from the end it returned.
    */
   stretch(pfn: number, limit: number): number {
-    const runs = this.runs;
-    const k = runs.runIndexAt(pfn);
-    if (k < 0) {
-      this.gfn = -1;
-      return Math.min(limit, runs.nextStart(pfn));
-    }
-    this.gfn = runs.runValue(k) + (pfn - runs.runStart(k));
-    return Math.min(limit, runs.runEnd(k));
+    this.gfn = this.runs.get(pfn) ?? -1;
+    return Math.min(limit, this.runs.stretchEnd(pfn));
   }
 
   /** How many runs are stored (tests). */

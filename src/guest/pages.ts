@@ -39,9 +39,8 @@ export class PageStates {
     const runs = this.runs;
     for (let gfn = start; gfn < end; ) {
       // Stretch by stretch of equal flags: each takes one new value.
-      const k = runs.runIndexAt(gfn);
-      const stop = Math.min(end, k < 0 ? runs.nextStart(gfn) : runs.runEnd(k));
-      const flags = k < 0 ? 0 : runs.runValue(k);
+      const stop = Math.min(end, runs.stretchEnd(gfn));
+      const flags = this.flags(gfn);
       const next = (flags & ~clear) | set;
       if (next !== flags) {
         if (next === 0) runs.clear(gfn, stop);
@@ -56,9 +55,7 @@ export class PageStates {
    * (exclusive): with flags(), an allocation-free way to walk [gfn, limit) run by run.
    */
   runEnd(gfn: number, limit: number): number {
-    const runs = this.runs;
-    const k = runs.runIndexAt(gfn);
-    return Math.min(limit, k < 0 ? runs.nextStart(gfn) : runs.runEnd(k));
+    return Math.min(limit, this.runs.stretchEnd(gfn));
   }
 
   page(gfn: number): GuestPage | undefined {

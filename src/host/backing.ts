@@ -71,13 +71,8 @@ export class Backing {
     const end = (index + 1) * FRAMES_PER_2M;
     let count = 0;
     for (let gfn = index * FRAMES_PER_2M; gfn < end; ) {
-      const k = states.runIndexAt(gfn);
-      if (k < 0) {
-        gfn = states.nextStart(gfn);
-        continue;
-      }
-      const stop = Math.min(end, states.runEnd(k));
-      if (states.runValue(k) === want) count += stop - gfn;
+      const stop = Math.min(end, states.stretchEnd(gfn));
+      if (states.get(gfn) === want) count += stop - gfn;
       gfn = stop;
     }
     return count;
@@ -112,14 +107,10 @@ export class Backing {
     const frames = this.frames;
     this.chunks.clear(Math.floor(gfn / FRAMES_PER_2M), Math.floor((end - 1) / FRAMES_PER_2M) + 1);
     for (let at = gfn; at < end; ) {
-      const k = frames.runIndexAt(at);
-      if (k < 0) {
-        at = frames.nextStart(at);
-        continue;
-      }
-      const stop = Math.min(end, frames.runEnd(k));
+      const stop = Math.min(end, frames.stretchEnd(at));
+      const hpa = frames.get(at);
       // discardSharedRange(): discardShared() of each frame, in order.
-      this.hostFrames.discardSharedRange(frames.runValue(k) + (at - frames.runStart(k)) * SZ_4K, stop - at);
+      if (hpa !== undefined) this.hostFrames.discardSharedRange(hpa, stop - at);
       at = stop;
     }
     frames.clear(gfn, end);
@@ -133,9 +124,8 @@ export class Backing {
   shareEach(gfn: number, end: number, out: BackedRun[]): void {
     const states = this.states;
     while (gfn < end) {
-      const k = states.runIndexAt(gfn);
-      const stop = Math.min(end, k < 0 ? states.nextStart(gfn) : states.runEnd(k));
-      if (k >= 0 && states.runValue(k) === SHARED) {
+      const stop = Math.min(end, states.stretchEnd(gfn));
+      if (this.state(gfn) === SHARED) {
         gfn = stop;
         continue;
       }
@@ -157,7 +147,7 @@ export class Backing {
     const end = gfn + pages;
     if (!(pages > 0)) return;
     // Leaving the shared state discards the pages' VMM frames, in page order.
-    if (this.frames.runIndexAt(gfn) >= 0 || this.frames.nextStart(gfn) < end) this.leaveShared(gfn, end);
+    this.leaveShared(gfn, end);
     if (next === NOT_BACKED) this.states.clear(gfn, end);
     else this.states.set(gfn, end, next, 0);
   }
@@ -219,11 +209,9 @@ export class Backing {
 
   /** Pages [gfn, end) are all in `want`. */
   allIn(gfn: number, end: number, want: PageBacking): boolean {
-    const states = this.states;
     while (gfn < end) {
-      const k = states.runIndexAt(gfn);
-      if ((k < 0 ? NOT_BACKED : states.runValue(k)) !== want) return false;
-      gfn = k < 0 ? states.nextStart(gfn) : states.runEnd(k);
+      if (this.state(gfn) !== want) return false;
+      gfn = this.states.stretchEnd(gfn);
     }
     return true;
   }
@@ -234,14 +222,9 @@ export class Backing {
    * backed): the run of states, and for shared pages the run of frames, holding `gfn`.
    */
   runEnd(gfn: number, limit: number): number {
-    const states = this.states;
-    const k = states.runIndexAt(gfn);
-    if (k < 0) return Math.min(limit, states.nextStart(gfn));
-    // Private frames are GMEM_BASE + gpa, always linear.
-    const end = Math.min(limit, states.runEnd(k));
-    if (states.runValue(k) !== SHARED) return end;
-    const frames = this.frames.runIndexAt(gfn);
-    return frames < 0 ? gfn + 1 : Math.min(end, this.frames.runEnd(frames));
+    // Unbacked pages have no frame, and private frames are GMEM_BASE + gpa, always linear.
+    const end = Math.min(limit, this.states.stretchEnd(gfn));
+    return this.state(gfn) === SHARED ? Math.min(end, this.frames.stretchEnd(gfn)) : end;
   }
 
   /**
@@ -249,24 +232,16 @@ export class Backing {
    * frames, SHARED: their VMM frames) whose frames are contiguous, in GPA order.
    */
   collect(gfn: number, end: number, want: typeof PRIVATE | typeof SHARED, out: BackedRun[]): BackedRun[] {
-    const states = this.states;
     while (gfn < end) {
-      const k = states.runIndexAt(gfn);
-      if (k < 0) {
-        gfn = states.nextStart(gfn);
-        continue;
-      }
-      const stop = Math.min(end, states.runEnd(k));
-      if (states.runValue(k) === want) {
-        if (want === PRIVATE) appendRun(out, gfn * SZ_4K, (stop - gfn) * SZ_4K, GMEM_BASE + gfn * SZ_4K);
-        else {
-          for (let at = gfn; at < stop; ) {
-            const f = this.frames.runIndexAt(at);
-            if (f < 0) throw new Error(`backing: shared gfn ${at} has no frame`);
-            const next = Math.min(stop, this.frames.runEnd(f));
-            appendRun(out, at * SZ_4K, (next - at) * SZ_4K, this.frames.runValue(f) + (at - this.frames.runStart(f)) * SZ_4K);
-            at = next;
-          }
+      const stop = Math.min(end, this.states.stretchEnd(gfn));
+      if (this.state(gfn) === want && want === PRIVATE) appendRun(out, gfn * SZ_4K, (stop - gfn) * SZ_4K, GMEM_BASE + gfn * SZ_4K);
+      else if (this.state(gfn) === want) {
+        for (let at = gfn; at < stop; ) {
+          const next = Math.min(stop, this.frames.stretchEnd(at));
+          const hpa = this.frames.get(at);
+          if (hpa === undefined) throw new Error(`backing: shared gfn ${at} has no frame`);
+          appendRun(out, at * SZ_4K, (next - at) * SZ_4K, hpa);
+          at = next;
         }
       }
       gfn = stop;

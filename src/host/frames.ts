@@ -192,9 +192,8 @@ export class HostFrames {
     const discarded = this.ramDiscarded;
     let live = 0;
     for (let gfn = first; gfn < end; ) {
-      const k = discarded.runIndexAt(gfn);
-      const stop = Math.min(end, k < 0 ? discarded.nextStart(gfn) : discarded.runEnd(k));
-      if (k < 0) live += stop - gfn;
+      const stop = Math.min(end, discarded.stretchEnd(gfn));
+      if (discarded.get(gfn) === undefined) live += stop - gfn;
       gfn = stop;
     }
     return live;
@@ -248,9 +247,8 @@ export class HostFrames {
     const end = pfn + frames;
     const ramEnd = VMM_PFN + this.ramFrames;
     while (pfn < end) {
-      const k = backs.runIndexAt(pfn);
-      const stop = Math.min(end, k < 0 ? backs.nextStart(pfn) : backs.runEnd(k));
-      if (k >= 0) {
+      const stop = Math.min(end, backs.stretchEnd(pfn));
+      if (backs.get(pfn) !== undefined) {
         // Frames handed out after start: no longer backing anything, each back to the pool.
         backs.clear(pfn, stop);
         this.releaseRange(pfn, stop - pfn);
@@ -274,9 +272,8 @@ export class HostFrames {
     let gfn = Math.floor(gpa / SZ_4K);
     const end = Math.min(this.ramFrames, Math.ceil((gpa + len) / SZ_4K));
     while (gfn < end) {
-      const k = discarded.runIndexAt(gfn);
-      const stop = Math.min(end, k < 0 ? discarded.nextStart(gfn) : discarded.runEnd(k));
-      if (k < 0) {
+      const stop = Math.min(end, discarded.stretchEnd(gfn));
+      if (discarded.get(gfn) === undefined) {
         // Newly discarded: each frame goes back to the pool unless something pins it.
         discarded.set(gfn, stop, 1, 0);
         this.releaseRange(VMM_PFN + gfn, stop - gfn);
@@ -329,11 +326,11 @@ export class HostFrames {
         n += inside;
         continue;
       }
-      const k = this.backs.runIndexAt(p);
-      const stop = Math.min(count - n, (k < 0 ? this.backs.nextStart(p) : this.backs.runEnd(k)) - p);
+      const stop = Math.min(count - n, this.backs.stretchEnd(p) - p);
       // A frame handed out since start backs the gfn its run says; any other, as a RAM block
       // frame, its own gfn while live.
-      const backed = k >= 0 ? (this.backs.runValue(k) + (p - this.backs.runStart(k)) === g ? stop : 0) : p - VMM_PFN === g ? this.ramLiveRun(g, stop) : 0;
+      const handedOut = this.backs.get(p);
+      const backed = handedOut !== undefined ? (handedOut === g ? stop : 0) : p - VMM_PFN === g ? this.ramLiveRun(g, stop) : 0;
       n += backed;
       if (backed < stop) return n;
     }
@@ -344,8 +341,8 @@ export class HostFrames {
   private ramLiveRun(gfn: number, count: number): number {
     if (gfn < 0) return 0;
     const limit = Math.min(count, this.ramFrames - gfn);
-    if (limit <= 0 || this.ramDiscarded.runIndexAt(gfn) >= 0) return 0;
-    return Math.min(limit, this.ramDiscarded.nextStart(gfn) - gfn);
+    if (limit <= 0 || this.ramDiscarded.get(gfn) !== undefined) return 0;
+    return Math.min(limit, this.ramDiscarded.stretchEnd(gfn) - gfn);
   }
 
   private backingGfn(pfn: number): number | undefined {
@@ -547,12 +544,11 @@ export class HostFrames {
     const end = pfn + frames;
     while (pfn < end) {
       // Stretch by stretch of equal counts: each takes one new count.
-      const k = counts.runIndexAt(pfn);
-      const stop = Math.min(end, k < 0 ? counts.nextStart(pfn) : counts.runEnd(k));
-      const count = Math.max(0, (k < 0 ? 0 : counts.runValue(k)) + delta);
-      if (count === 0) {
-        if (k >= 0) counts.clear(pfn, stop);
-      } else counts.set(pfn, stop, count, 0);
+      const stop = Math.min(end, counts.stretchEnd(pfn));
+      const count = Math.max(0, (counts.get(pfn) ?? 0) + delta);
+      // A clear of frames no run covers returns at once (LinearRuns).
+      if (count === 0) counts.clear(pfn, stop);
+      else counts.set(pfn, stop, count, 0);
       pfn = stop;
     }
   }
@@ -580,18 +576,15 @@ export class HostFrames {
     const { backs, pinCount, ramDiscarded } = this;
     const ramEnd = VMM_PFN + this.ramFrames;
     while (at < end) {
-      const b = backs.runIndexAt(at);
-      const p = pinCount.runIndexAt(at);
-      let next = Math.min(end, b < 0 ? backs.nextStart(at) : backs.runEnd(b), p < 0 ? pinCount.nextStart(at) : pinCount.runEnd(p));
+      let next = Math.min(end, backs.stretchEnd(at), pinCount.stretchEnd(at));
+      let isOwned = backs.get(at) !== undefined || pinCount.get(at) !== undefined;
       // A RAM block frame nothing discarded is owned: it backs its gfn.
-      let live = false;
       if (at < ramEnd) {
         const gfn = at - VMM_PFN;
-        const r = ramDiscarded.runIndexAt(gfn);
-        live = r < 0;
-        next = Math.min(next, ramEnd, VMM_PFN + (r < 0 ? ramDiscarded.nextStart(gfn) : ramDiscarded.runEnd(r)));
+        isOwned ||= ramDiscarded.get(gfn) === undefined;
+        next = Math.min(next, ramEnd, VMM_PFN + ramDiscarded.stretchEnd(gfn));
       }
-      if ((b >= 0 || p >= 0 || live) !== owned) return at;
+      if (isOwned !== owned) return at;
       at = next;
     }
     return end;

@@ -73,6 +73,20 @@ export class LinearRuns {
     return k < this.count ? this.runs[k * WIDTH + START]! : Infinity;
   }
 
+  /**
+   * The end of the stretch from index i over which the map stays on one line: the end of the run
+   * holding i, else (i not covered) the start of the next run, or Infinity. With runIndexAt() for
+   * the value, the way to walk a range stretch by stretch: `k = runIndexAt(at); stop =
+   * Math.min(end, stretchEnd(at))`, the second look-up answered by the first one's hint.
+   */
+  stretchEnd(i: number): number {
+    const k = this.runIndexAt(i);
+    if (k >= 0) return this.runs[k * WIDTH + END]!;
+    // A miss leaves the hint on the last run starting before i, when one does (runIndexAt()).
+    const next = this.count === 0 || this.runs[START]! > i ? 0 : this.hint + 1;
+    return next < this.count ? this.runs[next * WIDTH + START]! : Infinity;
+  }
+
   /** Sets [from, to) to value, value + step, ...: one run, joined to a neighbour it continues. */
   set(from: number, to: number, value: number, step: number): void {
     this.replace(from, to, true, value, step);
@@ -104,8 +118,10 @@ export class LinearRuns {
       if (next < this.count && runs[next * WIDTH + START]! <= i && i < runs[next * WIDTH + END]!) return (this.hint = next);
     }
     const k = this.lastStartingAtOrBefore(i);
-    if (k < 0 || i >= runs[k * WIDTH + END]!) return -1;
-    return (this.hint = k);
+    if (k < 0) return -1;
+    // Hit or miss, the hint is the last run starting at or before i (stretchEnd() reads it).
+    this.hint = k;
+    return i < runs[k * WIDTH + END]! ? k : -1;
   }
   runStart(k: number): number {
     return this.runs[k * WIDTH + START]!;
@@ -139,12 +155,14 @@ export class LinearRuns {
    */
   private replace(from: number, to: number, withRun: boolean, value: number, step: number): void {
     if (!(from < to)) return;
-    if (withRun && this.extendsHint(from, to, value, step)) return;
+    if (withRun && (this.extendsHint(from, to, value, step) || this.holds(from, to, value, step))) return;
     // Runs [lo, hi) overlap [from, to).
     let lo = this.lastStartingAtOrBefore(from);
     if (lo < 0 || this.runs[lo * WIDTH + END]! <= from) lo++;
     let hi = lo;
     while (hi < this.count && this.runs[hi * WIDTH + START]! < to) hi++;
+    // Nothing to forget: the runs and the hints stay as they are.
+    if (!withRun && lo === hi) return;
     const runs = this.runs;
     const keepLeft = lo < hi && runs[lo * WIDTH + START]! < from;
     const keepRight = lo < hi && runs[(hi - 1) * WIDTH + END]! > to;
@@ -188,6 +206,20 @@ export class LinearRuns {
     }
     runs[at + END] = to;
     if (k + 1 < this.count && runs[next + START] === to) this.join(k);
+    return true;
+  }
+
+  /**
+   * Whether one run already holds [from, to) on this line: then a set changes nothing (a resync
+   * writing back what is there, a page state set again), and that run is the one it wrote.
+   */
+  private holds(from: number, to: number, value: number, step: number): boolean {
+    const k = this.runIndexAt(from);
+    if (k < 0) return false;
+    const at = k * WIDTH;
+    const runs = this.runs;
+    if (runs[at + END]! < to || runs[at + STEP] !== step || runs[at + VALUE]! + (from - runs[at + START]!) * step !== value) return false;
+    this.writeHint = k;
     return true;
   }
 

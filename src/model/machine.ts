@@ -844,7 +844,6 @@ export class Machine {
     const prim = 'guest_access';
     checkAddress(prim, 'gpa', gpa, SZ_2K);
     this.requireBatching('guestWriteRun', gpa);
-    const runs = this.writeRunsScratch;
     const end = gpa + count * SZ_2K;
     let at = gpa;
     while (at < end) {
@@ -857,10 +856,7 @@ export class Machine {
       const pfn = Math.floor(checked / SZ_4K);
       const pages = Math.ceil((Math.min(end, leafEnd) - alignDown(at, SZ_4K)) / SZ_4K);
       const stop = Math.min(end, leafEnd, alignDown(at, SZ_4K) + (this.rmpTable.runEnd(pfn, pfn + pages) - pfn) * SZ_4K);
-      for (let chunk = at; chunk < stop; chunk += SZ_2K) {
-        runs.length = 0;
-        this.mem.writeRuns(checked + (chunk - at), 1, runs);
-      }
+      this.mem.writeEach(checked, (stop - at) / SZ_2K);
       this.recorder.touchGfnRange(at, stop - at);
       this.recorder.touchFrameRange(checked, stop - at);
       at = stop;
@@ -869,9 +865,6 @@ export class Machine {
     if (done > 0) this.recorder.callRun(prim, { gpa, write: true, private: priv, len: 1 }, 'ok', done, GPA_ARG, SZ_2K);
     return done;
   }
-
-  /** The tokens a guestWriteRun() write makes, as runs (dropped: a fill carries no result). */
-  private readonly writeRunsScratch: number[] = [];
 
   /**
    * One guest CPU access of `len` bytes (default 1) inside the 4K page at `gpa`, private (C-bit

@@ -85,23 +85,34 @@ export class Memory {
     appendTokenRun(runs, token, end - first);
   }
 
+  /**
+   * `count` writes of one chunk each, from the chunk holding `hpa` on (a driver filling a buffer
+   * chunk by chunk): the tokens and write stamps of that many one-chunk writeRuns() calls, stored
+   * at once (one token run; each 2M region stamped with its last chunk's write).
+   */
+  writeEach(hpa: number, count: number): void {
+    if (count <= 0) return;
+    const first = Math.floor(hpa / SZ_2K);
+    const end = first + count;
+    this.tokens.set(first, end, this.next, 1);
+    this.next += count;
+    for (let key = Math.floor(first / CHUNKS_PER_2M); key * CHUNKS_PER_2M < end; key++) {
+      const last = Math.min(end, (key + 1) * CHUNKS_PER_2M) - 1;
+      this.latest.set(key, key + 1, this.stamp + (last - first) + 1, 0);
+    }
+    this.stamp += count;
+  }
+
   /** The tokens of the chunks `len` bytes at `hpa` cover, appended to `runs` (appendTokenRun()), run by run. */
   readRuns(hpa: number, len: number, runs: number[]): void {
     if (len <= 0) return;
     const tokens = this.tokens;
     const end = Math.floor((hpa + len - 1) / SZ_2K) + 1;
     for (let chunk = Math.floor(hpa / SZ_2K); chunk < end; ) {
-      const k = tokens.runIndexAt(chunk);
-      if (k < 0) {
-        // Never written up to the next run.
-        const stop = Math.min(end, tokens.nextStart(chunk));
-        appendTokenRun(runs, 0, stop - chunk);
-        chunk = stop;
-        continue;
-      }
-      // Every run counts up by one: writes and copies store nothing else.
-      const stop = Math.min(end, tokens.runEnd(k));
-      appendTokenRun(runs, tokens.runValue(k) + (chunk - tokens.runStart(k)), stop - chunk);
+      // A run counts up by one (writes and copies store nothing else); chunks no run covers were
+      // never written, up to the next run.
+      const stop = Math.min(end, tokens.stretchEnd(chunk));
+      appendTokenRun(runs, tokens.get(chunk) ?? 0, stop - chunk);
       chunk = stop;
     }
   }

@@ -1,6 +1,7 @@
 // LinearRuns (model/linear-runs.ts) against a plain map of every index it was given, under random
-// sets and clears: every index reads what the map holds, and no two neighbouring runs are left
-// that one run could hold (a set joins the stretch it writes to a neighbour it continues).
+// sets and clears: every index reads what the map holds, stretchEnd() says where each stretch
+// ends, and no two neighbouring runs are left that one run could hold (a set joins the stretch it
+// writes to a neighbour it continues).
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -56,7 +57,15 @@ describe('LinearRuns', () => {
             else reference.set(i, w.value + (i - w.from) * w.step);
           }
           // In any order of look-ups (the hint must never answer for the wrong run).
-          for (const i of probes) expect(runs.get(i)).toBe(reference.get(i));
+          for (const i of probes) {
+            expect(runs.get(i)).toBe(reference.get(i));
+            // stretchEnd(): where the line through i ends (i covered), or the next covered index.
+            let end = i + 1;
+            const at = reference.get(i);
+            if (at === undefined) while (end < SPAN + 50 && !reference.has(end)) end++;
+            else while (reference.get(end) !== undefined && runs.runIndexAt(end) === runs.runIndexAt(i)) end++;
+            expect(runs.stretchEnd(i), `stretchEnd(${i})`).toBe(at === undefined && end === SPAN + 50 ? Infinity : end);
+          }
         }
         for (let i = -2; i < SPAN + 42; i++) expect(runs.get(i)).toBe(reference.get(i));
         const list = runsOf(runs);
@@ -88,6 +97,23 @@ describe('LinearRuns', () => {
     expect(runs.size).toBe(2);
     expect(runs.get(10)).toBeUndefined();
     expect(runs.get(60)).toBe(40);
+  });
+
+  it('changes nothing for a set inside a run on its line, and still writes one that reaches past it', () => {
+    const runs = new LinearRuns();
+    runs.set(0, 10, 5, 1);
+    runs.set(20, 30, 0, 0);
+    runs.set(2, 6, 7, 1);
+    expect(runs.size).toBe(2);
+    expect(runs.runStart(runs.lastSetRun())).toBe(0);
+    runs.set(0, 11, 5, 1);
+    expect(runs.get(10)).toBe(15);
+    expect(runs.size).toBe(2);
+    runs.set(20, 25, 1, 0);
+    expect([runs.get(24), runs.get(25), runs.size]).toEqual([1, 0, 3]);
+    // A clear of nothing stored leaves the runs alone.
+    runs.clear(12, 19);
+    expect(runs.size).toBe(3);
   });
 
   it('joins a run that grows up to the next run on its line, and never grows over one that is not', () => {

@@ -4,7 +4,8 @@
 // (which changes nothing, and makes no region) counts as no write, as in the model. Half the runs
 // copy the memory as the boot cache does (GraphCopy) and go on writing the copy: the template must
 // keep its answers, and the copy its own when the template is written again. The DMA path's
-// writeRuns() and readRuns() (tokens as runs) are checked against the same reference's tokens.
+// writeRuns() and readRuns() (tokens as runs), and writeEach() (a fill chunk by chunk, as so many
+// one-chunk writes), are checked against the same reference.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -79,10 +80,11 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant('write' as const), hpa: address, len: length }),
   fc.record({ kind: fc.constant('writeRuns' as const), hpa: address, len: length }),
   fc.record({ kind: fc.constant('copy' as const), src: address, hpa: address, len: length }),
+  fc.record({ kind: fc.constant('each' as const), hpa: address, len: length }),
 );
 const question = fc.record({ stamp: fc.nat(), hpa: address, len: length });
 
-function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'writeRuns' | 'copy'; hpa: number; len: number; src?: number }): void {
+function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'writeRuns' | 'copy' | 'each'; hpa: number; len: number; src?: number }): void {
   if (o.kind === 'write') {
     memory.write(o.hpa, o.len);
     reference.write(o.hpa, o.len);
@@ -93,6 +95,11 @@ function apply(memory: Memory, reference: Reference, o: { kind: 'write' | 'write
     memory.writeRuns(o.hpa, o.len, runs);
     reference.write(o.hpa, o.len);
     expect(runs).toEqual(o.len > 0 ? [0, 3, first, reference.next - first] : [0, 3]);
+  } else if (o.kind === 'each') {
+    // A buffer filled chunk by chunk: as many one-chunk writes, in one call.
+    const count = Math.ceil(o.len / SZ_2K);
+    memory.writeEach(o.hpa, count);
+    for (let i = 0; i < count; i++) reference.write(Math.floor(o.hpa / SZ_2K) * SZ_2K + i * SZ_2K, 1);
   } else {
     memory.copy(o.src!, o.hpa, o.len);
     reference.copy(o.src!, o.hpa, o.len);
