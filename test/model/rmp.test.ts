@@ -415,3 +415,107 @@ describe('the range-level RMP against the per-frame one (random sequences)', () 
     expect(rmp.runEnd(PFN + 6, PFN + 4096)).toBe(PFN + 512);
   });
 });
+
+describe('runEnd() across stretches of 2M entries', () => {
+  // A 1 TiB guest's 1G swiotlb pool is 512 hypervisor-owned 2M entries side by side: runEnd()
+  // crosses such a stretch in one step, and must still stop exactly where a frame differs.
+  const REGIONS = 10;
+  const end = PFN + REGIONS * 512;
+  const sameRun = (ref: PerFrameRmp, from: number, at: number): boolean => {
+    const first = ref.entry(from);
+    const e = ref.entry(at);
+    return (
+      e.assigned === first.assigned &&
+      e.asid === first.asid &&
+      e.size === first.size &&
+      e.validated === first.validated &&
+      e.immutable === first.immutable &&
+      e.vmsa === first.vmsa &&
+      e.gpa === (first.assigned ? first.gpa + (at - from) * SZ_4K : first.gpa)
+    );
+  };
+
+  it('keeps a pool shared 2M by 2M as one stretch, cut where a region changes', () => {
+    const rmp = new Rmp();
+    for (let k = 0; k < 512; k++) expect(rmp.rmpUpdate(H + k * SZ_2M, shared('2M'))).toBe(RMPUPDATE_OK);
+    expect(rmp.lineStretches).toBe(1);
+    expect(rmp.runEnd(PFN + 7, PFN + 512 * 512 + 9)).toBe(PFN + 512 * 512);
+    expect(rmp.runEnd(PFN, 2 ** 40)).toBe(PFN + 512 * 512);
+    // A 4K update inside region 100 cuts it out: the run from region 0 stops at its first frame.
+    expect(rmp.rmpUpdate(H + 100 * SZ_2M + 3 * SZ_4K, shared())).toBe(RMPUPDATE_OK);
+    expect(rmp.lineStretches).toBe(2);
+    expect(rmp.runEnd(PFN + 1, 2 ** 40)).toBe(PFN + 100 * 512);
+    expect(rmp.runEnd(PFN + 101 * 512, 2 ** 40)).toBe(PFN + 512 * 512);
+    // The same 2M entry again puts it back between its neighbours: one stretch.
+    expect(rmp.rmpUpdate(H + 100 * SZ_2M, shared('2M'))).toBe(RMPUPDATE_OK);
+    expect(rmp.lineStretches).toBe(1);
+    expect(rmp.runEnd(PFN + 5, 2 ** 40)).toBe(PFN + 512 * 512);
+    // A refused update leaves region 200 as it was, out of the stretch: the walk crosses it frame
+    // by frame and goes on over the stretch after it.
+    expect(rmp.rmpUpdate(H + 200 * SZ_2M, private2M(G + SZ_4K))).toBe(RMPUPDATE_FAIL_INPUT);
+    expect(rmp.lineStretches).toBe(2);
+    expect(rmp.runEnd(PFN + 1, 2 ** 40)).toBe(PFN + 512 * 512);
+    expect(rmp.runEnd(PFN + 200 * 512 + 4, PFN + 300 * 512 + 1)).toBe(PFN + 300 * 512 + 1);
+    // Region 0 likewise: the walk enters the stretch after it at its start.
+    expect(rmp.rmpUpdate(H, private2M(G + SZ_4K))).toBe(RMPUPDATE_FAIL_INPUT);
+    expect(rmp.runEnd(PFN + 1, 2 ** 40)).toBe(PFN + 512 * 512);
+    // Private 2M entries at consecutive GPAs are one line too; at other GPAs each is its own.
+    const other = new Rmp();
+    for (let k = 0; k < 4; k++) expect(other.rmpUpdate(H + k * SZ_2M, private2M(G + k * SZ_2M))).toBe(RMPUPDATE_OK);
+    expect(other.rmpUpdate(H + 4 * SZ_2M, private2M(G))).toBe(RMPUPDATE_OK);
+    expect(other.lineStretches).toBe(2);
+    expect(other.runEnd(PFN + 9, 2 ** 40)).toBe(PFN + 4 * 512);
+  });
+
+  it('answers as the per-frame RMP does from any frame, on random sequences', () => {
+    const problems: string[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      const random = seedrandom(`rmp-stretch-${seed}`);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+      const rmp = new Rmp();
+      const ref = new PerFrameRmp();
+      for (let step = 0; step < 200; step++) {
+        const k = Math.floor(random() * REGIONS);
+        const r = random();
+        let a: number;
+        let b: number;
+        if (r < 0.55) {
+          // 2M entries: shared, or private at the GPA that continues the region before (a line), or elsewhere.
+          // (A GPA off 2M is refused: the region leaves its stretch unchanged.)
+          const args = random() < 0.5 ? shared('2M') : private2M(pick([G + k * SZ_2M, G + k * SZ_2M, 40 * SZ_2M, G + (k + 1) * SZ_2M, G + k * SZ_2M + SZ_4K]));
+          if (args.assigned && random() < 0.2) args.asid = ASID + 1;
+          a = rmp.rmpUpdate(H + k * SZ_2M, args);
+          b = ref.rmpUpdate(H + k * SZ_2M, args);
+        } else if (r < 0.7) {
+          const i = pick([0, 1, 255, 511]);
+          const args = random() < 0.5 ? shared() : private4K(G + k * SZ_2M + i * SZ_4K);
+          a = rmp.rmpUpdate(H + k * SZ_2M + i * SZ_4K, args);
+          b = ref.rmpUpdate(H + k * SZ_2M + i * SZ_4K, args);
+        } else if (r < 0.8) {
+          a = rmp.psmash(H + k * SZ_2M);
+          b = ref.psmash(H + k * SZ_2M);
+        } else {
+          // PVALIDATE of a whole 2M entry, or of a frame (a smashed region): the Validated bit splits lines.
+          const size = random() < 0.6 ? '2M' : '4K';
+          const i = size === '2M' ? 0 : pick([0, 7]);
+          const entry = ref.entry(PFN + k * 512 + i);
+          const validate = random() < 0.6;
+          a = rmp.pvalidateEntry(H + k * SZ_2M + i * SZ_4K, entry.gpa, ASID, size, validate);
+          b = ref.pvalidateEntry(H + k * SZ_2M + i * SZ_4K, entry.gpa, ASID, size, validate);
+        }
+        if (a !== b) problems.push(`seed ${seed} step ${step}: status ${a}, per-frame ${b}`);
+        if (step % 5 !== 0) continue;
+        // From frames at and inside region edges, and limits inside and past the regions.
+        for (const from of [PFN - 3, PFN, PFN + 1, PFN + 511, PFN + 512, PFN + 1000, PFN + 2048, PFN + 3071, PFN + 4608, end - 1]) {
+          for (const limit of [end + 600, from + 1 + Math.floor(random() * (end + 600 - from))]) {
+            const got = rmp.runEnd(from, limit);
+            let want = from + 1;
+            while (want < limit && sameRun(ref, from, want)) want++;
+            if (got !== want) problems.push(`seed ${seed} step ${step}: runEnd(${from - PFN}, ${limit - PFN}) = ${got - PFN}, per-frame ${want - PFN}`);
+          }
+        }
+      }
+    }
+    expect(problems.slice(0, 5)).toEqual([]);
+  });
+});
