@@ -26,6 +26,12 @@ const subEntry = defaultRmpEntry();
 interface State {
   /** Host 2M region (pfn / 512) -> GPAs of the 2M-or-larger NPT leaves seen over it. */
   reverse: Map<number, NumberList>;
+  /**
+   * The keys of `reverse`, ascending: a step's frame range is matched against the regions the
+   * index holds, not looked up region by region (a trusted device's attach touches a 1G swiotlb
+   * pool's 512 regions, of which the index holds none).
+   */
+  regions: number[];
 }
 
 const states = new WeakMap<View, State>();
@@ -49,7 +55,10 @@ function index(state: State, leaf: Leaf): void {
   for (let offset = 0; offset < leaf.size; offset += SZ_2M) {
     const region = Math.floor((leaf.pa + offset) / SZ_2M);
     let gpas = state.reverse.get(region);
-    if (gpas === undefined) state.reverse.set(region, (gpas = new NumberList()));
+    if (gpas === undefined) {
+      state.reverse.set(region, (gpas = new NumberList()));
+      state.regions.splice(firstAtOrAfter(state.regions, region), 0, region);
+    }
     gpas.pushOnce(leaf.iova);
   }
 }
@@ -85,6 +94,18 @@ function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
     });
     return;
   }
+}
+
+/** The position of the first of the ascending `regions` at or after `region`. */
+function firstAtOrAfter(regions: readonly number[], region: number): number {
+  let lo = 0;
+  let hi = regions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (regions[mid]! < region) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Past the end of any GPA: nextMapped() stops at the NPT's own end. */
@@ -124,7 +145,7 @@ export default defineOracle({
   check(view: View, step: Step) {
     let state = states.get(view);
     if (state === undefined) {
-      state = { reverse: new Map() };
+      state = { reverse: new Map(), regions: [] };
       states.set(view, state);
       return sweep(view, state);
     }
@@ -139,19 +160,27 @@ export default defineOracle({
     for (let r = 0; r < gfns.length; r++) {
       const range = gfns[r]!;
       // One lookup per 2M region of the range (at its first touched GFN): a large leaf covers the
-      // region. The leaf found is checked at once, not looked up again as a candidate.
+      // region. The leaf found is checked at once, not looked up again as a candidate. Where
+      // nothing is mapped the next lookup is at the next leaf (nextMapped()): a large leaf starts
+      // a 2M region, so no large leaf is passed over, and unmapped space costs no lookups.
       let gfn = range.start;
       while (gfn < range.end) {
-        if (view.npt.leafInto(gfn * SZ_4K, nptLeaf)) checkOnce(view, state, nptLeaf);
+        if (!view.npt.leafInto(gfn * SZ_4K, nptLeaf)) {
+          gfn = Math.max(gfn + 1, Math.ceil(view.npt.nextMapped(gfn * SZ_4K, range.end * SZ_4K) / SZ_4K));
+          continue;
+        }
+        checkOnce(view, state, nptLeaf);
         gfn = (Math.floor(gfn / FRAMES_PER_2M) + 1) * FRAMES_PER_2M;
       }
     }
+    const regions = state.regions;
     for (let r = 0; r < frames.length; r++) {
       const range = frames[r]!;
       const last = Math.floor((range.end - 1) / FRAMES_PER_2M);
-      for (let region = Math.floor(range.start / FRAMES_PER_2M); region <= last; region++) {
-        const known = state.reverse.get(region);
-        if (known !== undefined) for (let k = 0; k < known.count; k++) candidates.pushOnce(known.at(k));
+      // The regions of the range the index holds, ascending.
+      for (let k = firstAtOrAfter(regions, Math.floor(range.start / FRAMES_PER_2M)); k < regions.length && regions[k]! <= last; k++) {
+        const known = state.reverse.get(regions[k]!)!;
+        for (let i = 0; i < known.count; i++) candidates.pushOnce(known.at(i));
       }
     }
     for (let c = 0; c < candidates.count; c++) if (view.npt.leafInto(candidates.at(c), nptLeaf)) checkOnce(view, state, nptLeaf);
@@ -161,7 +190,7 @@ export default defineOracle({
   final(view: View) {
     let state = states.get(view);
     if (state === undefined) {
-      state = { reverse: new Map() };
+      state = { reverse: new Map(), regions: [] };
       states.set(view, state);
     }
     return sweep(view, state);
