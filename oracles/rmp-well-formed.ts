@@ -502,21 +502,30 @@ export default defineOracle({
     state.rmpUpdates = view.counters.rmpUpdate;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
-      // Run by run within each 2M region: a run's keys follow from its first entry, and a run
-      // that claims no key changes nothing in a region the index holds no key of.
+      // Run by run (RmpView.runEnd): a run shares assigned and size, and the frames of a region
+      // all read its head's, so the 2M rules concern the regions of runs of assigned 2M entries
+      // only, and a run's keys follow from its first entry. A run that claims no key changes
+      // nothing in a region the index holds no key of. So a range over a pool of hypervisor-owned
+      // 2M entries (a trusted device's attach touches a 1G pool) is one run, not 512 regions.
       for (let pfn = range.start; pfn < range.end; ) {
-        const region = pfn2M(pfn);
-        if (region !== lastRegion) {
-          lastRegion = region;
-          checkRegion(view, region, findings);
-        }
-        if (!keysMoved) {
-          pfn = Math.min(range.end, region + FRAMES_PER_2M);
-          continue;
-        }
-        const end = view.rmp.runEnd(pfn, Math.min(range.end, region + FRAMES_PER_2M));
+        const end = view.rmp.runEnd(pfn, range.end);
         view.rmp.load(pfn, run);
-        claimRun(state, pfn, end, guestKey(run), left);
+        if (run.assigned && run.size === '2M') {
+          for (let region = pfn2M(pfn); region < end; region += FRAMES_PER_2M) {
+            if (region === lastRegion) continue;
+            lastRegion = region;
+            checkRegion(view, region, findings);
+          }
+        }
+        if (keysMoved) {
+          // Region by region: the index keeps its keys per frame region.
+          const first = guestKey(run);
+          for (let f = pfn; f < end; ) {
+            const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
+            claimRun(state, f, stop, linearKey(first, f - pfn), left);
+            f = stop;
+          }
+        }
         pfn = end;
       }
     }
