@@ -34,7 +34,9 @@ export class LinearRuns {
   /**
    * The runs, ascending and disjoint, WIDTH numbers each; `count` of them are in use. Made on the
    * first write: a world holds ~20 of these maps and a case writes few of them, and a Float64Array
-   * of 4 runs has a backing store of its own (allocated per map per case, 2% of a bench case).
+   * has a backing store of its own (allocated per map per case, 2% of a bench case). Room for 16
+   * runs at first: with 4, a bench pass of 200 cases grew arrays 5,373 times, with 16 3,491 (most
+   * of them first writes); 512 bytes a map.
    */
   private runs = NO_RUNS;
   private count = 0;
@@ -229,11 +231,19 @@ export class LinearRuns {
     if (delta === 0) return;
     const needed = (this.count + delta) * WIDTH;
     if (needed > this.runs.length) {
-      const grown = new Float64Array(Math.max(needed, 4 * WIDTH, this.runs.length * 2));
+      const grown = new Float64Array(Math.max(needed, 16 * WIDTH, this.runs.length * 2));
       grown.set(this.runs.subarray(0, this.count * WIDTH));
       this.runs = grown;
     }
-    this.runs.copyWithin((k + added) * WIDTH, (k + removed) * WIDTH, this.count * WIDTH);
+    const runs = this.runs;
+    const from = (k + removed) * WIDTH;
+    const to = (k + added) * WIDTH;
+    const end = this.count * WIDTH;
+    // Most writes move a run or two (1.9 on average over the bench workload): a loop costs less
+    // than the call into copyWithin(). Moving up, the numbers go last first.
+    if (end - from > 64) runs.copyWithin(to, from, end);
+    else if (to > from) for (let i = end - 1; i >= from; i--) runs[i + to - from] = runs[i]!;
+    else for (let i = from; i < end; i++) runs[i + to - from] = runs[i]!;
     this.count += delta;
   }
 

@@ -84,6 +84,30 @@ describe('LinearRuns', () => {
     );
   });
 
+  it('moves many runs up and down when a write near the front adds or removes runs', () => {
+    // More runs than a short move copies number by number: the rest go through copyWithin().
+    const runs = new LinearRuns();
+    const reference = new Map<number, number>();
+    for (let i = 0; i < 400; i += 2) {
+      runs.set(i, i + 1, 1000 + i, 0);
+      reference.set(i, 1000 + i);
+    }
+    const check = (): void => {
+      for (let i = -1; i < 402; i++) expect(runs.get(i), `index ${i}`).toBe(reference.get(i));
+    };
+    // A split inside the first run's neighbourhood: two runs more, everything after them moves up.
+    runs.set(1, 2, 7, 0);
+    reference.set(1, 7);
+    check();
+    runs.clear(0, 6);
+    for (let i = 0; i < 6; i++) reference.delete(i);
+    check();
+    runs.set(3, 11, 50, 1);
+    for (let i = 3; i < 11; i++) reference.set(i, 50 + i - 3);
+    check();
+    expect(runs.size).toBe(reference.size - 7);
+  });
+
   it('stores a stretch written slot by slot, counting on, as one run', () => {
     const runs = new LinearRuns();
     // As swiotlb_release_slots() renumbers a free run: from its end, one slot at a time.
