@@ -502,20 +502,21 @@ export default defineOracle({
     state.rmpUpdates = view.counters.rmpUpdate;
     let lastRegion = -1;
     for (const range of step.frameRanges) {
-      // Run by run (RmpView.runEnd): a run shares assigned and size, and the frames of a region
-      // all read its head's, so the 2M rules concern the regions of runs of assigned 2M entries
-      // only, and a run's keys follow from its first entry. A run that claims no key changes
-      // nothing in a region the index holds no key of. So a range over a pool of hypervisor-owned
-      // 2M entries (a trusted device's attach touches a 1G pool) is one run, not 512 regions.
+      // Run by run (RmpView.runEnd): a run's keys follow from its first entry, and a run that
+      // claims no key changes nothing in a region the index holds no key of. The 2M rules look at
+      // the head of every region the range touches: a region a run enters at its head reads as
+      // that run does, so only the regions of runs of assigned 2M entries, and the region each
+      // run starts in (whose head may read otherwise where the rules are broken), can be at
+      // fault. So a range over a pool of hypervisor-owned 2M entries (a trusted device's attach
+      // touches a 1G pool) is one run, not 512 regions.
       for (let pfn = range.start; pfn < range.end; ) {
         const end = view.rmp.runEnd(pfn, range.end);
         view.rmp.load(pfn, run);
-        if (run.assigned && run.size === '2M') {
-          for (let region = pfn2M(pfn); region < end; region += FRAMES_PER_2M) {
-            if (region === lastRegion) continue;
-            lastRegion = region;
-            checkRegion(view, region, findings);
-          }
+        const last = run.assigned && run.size === '2M' ? end - 1 : pfn;
+        for (let region = pfn2M(pfn); region <= last; region += FRAMES_PER_2M) {
+          if (region === lastRegion) continue;
+          lastRegion = region;
+          checkRegion(view, region, findings);
         }
         if (keysMoved) {
           // Region by region: the index keeps its keys per frame region.
