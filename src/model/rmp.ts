@@ -144,9 +144,9 @@ export class Rmp {
    * lets runEnd() cross them in one step. A 1 TiB guest's 1G swiotlb pool, shared with 2M
    * RMPUPDATEs at boot, is 512 regions that every run query over it stepped through one by one
    * (issue 15: 37k region steps against 4k with an 8M pool, on the same ops). Kept for the 2M
-   * entries a successful 2M RMPUPDATE writes (joined to a stretch before or after that they
-   * continue); a region leaves its stretch whenever it is taken to change (writableRegion()), so a
-   * stretch only ever holds regions as they were when it was made.
+   * entries a successful 2M RMPUPDATE or PVALIDATE writes (joined to a stretch before or after
+   * that they continue); a region leaves its stretch whenever it is taken to change
+   * (writableRegion()), so a stretch only ever holds regions as they were when it was made.
    */
   private readonly lines = new LinearRuns();
   /** The number of the next stretch in `lines` (stretches that meet never join unless they continue each other). */
@@ -560,6 +560,8 @@ export class Rmp {
     const next = validate ? flags | VALIDATED : flags & ~VALIDATED;
     if (at === 0) mine.flags0 = next;
     else materialize(mine).flags[at] = next;
+    // A 2M entry PVALIDATEd as a whole is one line again (private 2M memory the guest accepted).
+    if ((mine.flags0 & SIZE_2M) !== 0) this.joinLines(key, mine);
     return PVALIDATE_OK;
   }
 

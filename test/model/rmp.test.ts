@@ -465,6 +465,11 @@ describe('runEnd() across stretches of 2M entries', () => {
     expect(other.rmpUpdate(H + 4 * SZ_2M, private2M(G))).toBe(RMPUPDATE_OK);
     expect(other.lineStretches).toBe(2);
     expect(other.runEnd(PFN + 9, 2 ** 40)).toBe(PFN + 4 * 512);
+    // PVALIDATEd one by one, the four are one line again once all of them are validated.
+    for (let k = 0; k < 4; k++) expect(other.pvalidateEntry(H + k * SZ_2M, G + k * SZ_2M, ASID, '2M', true)).toBe(PVALIDATE_OK);
+    expect(other.lineStretches).toBe(2);
+    expect(other.runEnd(PFN + 9, 2 ** 40)).toBe(PFN + 4 * 512);
+    expect(other.runEnd(PFN + 2 * 512 + 9, 2 ** 40)).toBe(PFN + 4 * 512);
   });
 
   it('answers as the per-frame RMP does from any frame, on random sequences', () => {
