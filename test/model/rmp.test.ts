@@ -33,6 +33,21 @@ const private2M = (gpa = G): RmpUpdateArgs => ({ assigned: true, asid: ASID, gpa
 const private4K = (gpa: number): RmpUpdateArgs => ({ assigned: true, asid: ASID, gpa, size: '4K' });
 const shared = (size: '4K' | '2M' = '4K'): RmpUpdateArgs => ({ assigned: false, asid: 0, gpa: 0, size });
 
+/** Whether frame `at` continues the run of frame `from` in the per-frame RMP: the same fields, a GPA 4K further per frame when assigned. */
+function sameRun(ref: PerFrameRmp, from: number, at: number): boolean {
+  const first = ref.entry(from);
+  const e = ref.entry(at);
+  return (
+    e.assigned === first.assigned &&
+    e.asid === first.asid &&
+    e.size === first.size &&
+    e.validated === first.validated &&
+    e.immutable === first.immutable &&
+    e.vmsa === first.vmsa &&
+    e.gpa === (first.assigned ? first.gpa + (at - from) * SZ_4K : first.gpa)
+  );
+}
+
 describe('Rmp entries', () => {
   it('reports the default Hypervisor entry for untouched frames and allocates nothing', () => {
     const rmp = new Rmp();
@@ -381,18 +396,8 @@ describe('the range-level RMP against the per-frame one (random sequences)', () 
         // runEnd: every frame of a run continues the first one; the next frame does not.
         for (let f = PFN - 600; f < PFN + 2100; ) {
           const end = rmp.runEnd(f, PFN + 2100);
-          const first = ref.entry(f);
           for (let g = f; g <= Math.min(end, PFN + 2099); g++) {
-            const e = ref.entry(g);
-            const same =
-              e.assigned === first.assigned &&
-              e.asid === first.asid &&
-              e.size === first.size &&
-              e.validated === first.validated &&
-              e.immutable === first.immutable &&
-              e.vmsa === first.vmsa &&
-              e.gpa === (first.assigned ? first.gpa + (g - f) * SZ_4K : first.gpa);
-            if (same !== g < end) problems.push(`seed ${seed} step ${step}: run from ${f} to ${end} wrong at ${g}`);
+            if (sameRun(ref, f, g) !== g < end) problems.push(`seed ${seed} step ${step}: run from ${f} to ${end} wrong at ${g}`);
           }
           f = end;
         }
@@ -421,19 +426,6 @@ describe('runEnd() across stretches of 2M entries', () => {
   // crosses such a stretch in one step, and must still stop exactly where a frame differs.
   const REGIONS = 10;
   const end = PFN + REGIONS * 512;
-  const sameRun = (ref: PerFrameRmp, from: number, at: number): boolean => {
-    const first = ref.entry(from);
-    const e = ref.entry(at);
-    return (
-      e.assigned === first.assigned &&
-      e.asid === first.asid &&
-      e.size === first.size &&
-      e.validated === first.validated &&
-      e.immutable === first.immutable &&
-      e.vmsa === first.vmsa &&
-      e.gpa === (first.assigned ? first.gpa + (at - from) * SZ_4K : first.gpa)
-    );
-  };
 
   it('keeps a pool shared 2M by 2M as one stretch, cut where a region changes', () => {
     const rmp = new Rmp();
