@@ -5,7 +5,8 @@
 // `list` counts down to its segment end), so a stretch costs a run, not a number per slot: a
 // 1 TiB guest's 1G pool kept ~1.3 MiB of per-slot arrays per world for about a hundred live
 // mappings, which are 413 runs. The same goes for memory tokens (a write's tokens count up), the
-// guest's page flags, the host's backing, pins and frames, and the oracles' per-frame indexes
+// guest's page flags and busy pages, the host's backing, pins and frames, the RMP's stretches of
+// 2M entries (rmp.ts), and the oracles' per-frame indexes
 // (step 0: one value over a stretch; step 1 or 4K: frames or GFNs that follow each other): a 1G
 // pool shared at boot is one run of each. Indices no run covers read `undefined`: the owner gives
 // them their default (a slot nobody wrote). Values are plain numbers, exact below 2^53 (addresses
