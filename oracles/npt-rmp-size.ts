@@ -18,6 +18,7 @@
 import { defaultRmpEntry, FRAMES_PER_2M, SZ_2M, SZ_4K, defineOracle, formatSize, hex, type Finding, type Leaf, type Step, type View } from 'cocofuzz/api';
 import { Findings } from './lib/findings.ts';
 import { NumberList } from './lib/number-list.ts';
+import { firstEndAbove } from './lib/runs.ts';
 
 /** RMP entries view.rmp.load() fills (reused: no object per frame). */
 const headEntry = defaultRmpEntry();
@@ -96,17 +97,8 @@ function checkLeaf(view: View, leaf: Leaf, out: Findings): void {
   }
 }
 
-/** The position of the first of the ascending `regions` at or after `region`. */
-function firstAtOrAfter(regions: readonly number[], region: number): number {
-  let lo = 0;
-  let hi = regions.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (regions[mid]! < region) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** The position of the first of the ascending `regions` at or after `region` (lib/runs.ts's search). */
+const firstAtOrAfter = (regions: readonly number[], region: number): number => firstEndAbove(regions, regions.length, region - 1);
 
 /** Past the end of any GPA: nextMapped() stops at the NPT's own end. */
 const GPA_END = Number.MAX_SAFE_INTEGER;

@@ -228,6 +228,19 @@ function claimRun(state: State, pfn: number, end: number, first: number, left: L
   setRun(state, pfn, end, first, left);
 }
 
+/**
+ * Frames [pfn, end) of one RMP run, whose first frame claims key `first` (NO_KEY: none), now claim
+ * their keys: claimRun() region by region (the index keeps its keys per frame region; a 2M entry
+ * is one number in it), each region's first key following from the run's.
+ */
+function claimStretch(state: State, pfn: number, end: number, first: number, left: Left | undefined): void {
+  for (let f = pfn; f < end; ) {
+    const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
+    claimRun(state, f, stop, linearKey(first, f - pfn), left);
+    f = stop;
+  }
+}
+
 /** Frames [start, end) left keys `first + k * ASIDS`: one triple in `left` (see candidates()). */
 function noteLeft(left: Left, start: number, end: number, first: number): void {
   left.triples[left.length++] = start;
@@ -448,16 +461,9 @@ function sweep(view: View): void {
         checkRegion(view, region, findings);
       }
     }
-    // Region by region: a 2M entry is one number in the index. The state starts empty: a run that
-    // claims nothing has nothing to change.
+    // The state starts empty: a run that claims nothing has nothing to change.
     const first = guestKey(run);
-    if (first !== NO_KEY) {
-      for (let f = pfn; f < end; ) {
-        const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
-        claimRun(state, f, stop, linearKey(first, f - pfn), undefined);
-        f = stop;
-      }
-    }
+    if (first !== NO_KEY) claimStretch(state, pfn, end, first, undefined);
     pfn = end;
   }
   // Each duplicated key once, in the order its first frame was indexed.
@@ -518,15 +524,7 @@ export default defineOracle({
           lastRegion = region;
           checkRegion(view, region, findings);
         }
-        if (keysMoved) {
-          // Region by region: the index keeps its keys per frame region.
-          const first = guestKey(run);
-          for (let f = pfn; f < end; ) {
-            const stop = Math.min(end, pfn2M(f) + FRAMES_PER_2M);
-            claimRun(state, f, stop, linearKey(first, f - pfn), left);
-            f = stop;
-          }
-        }
+        if (keysMoved) claimStretch(state, pfn, end, guestKey(run), left);
         pfn = end;
       }
     }
