@@ -196,7 +196,7 @@ if (run('workers')) {
     ]),
   );
   log(`   speedup with 2 workers: ${workers.speedup}x wall clock, ${workers.steadySpeedup}x after start-up`);
-  log(`   the machine's own parallelism at the time (a plain CPU loop on 1 vs 2 threads): ${workers.machine.speedup}x\n`);
+  log(`   the machine's own parallelism at the time (a plain CPU loop in two threads, each alone then both at once): ${workers.machine.speedup}x\n`);
 }
 
 if (run('scale')) {

@@ -165,38 +165,67 @@ export async function benchThroughput(options: ThroughputOptions): Promise<Throu
   };
 }
 
+/** What probeParallelism() measured: each thread's loop alone and with the other running (fastest of the rounds), and their sum of ratios. */
+export interface Parallelism {
+  aloneMs: number[];
+  togetherMs: number[];
+  /** Sum over the threads of alone / together: 2 on an idle 2-core machine, 1 where the threads take turns. */
+  speedup: number;
+}
+
 /**
- * How much parallelism the machine gives right now: the same fixed CPU loop on 1 and on 2 plain
- * worker threads (no tsx, no engine). On an idle 2-core machine the 2-thread run takes about as
- * long as the 1-thread one (speedup ~2); on a machine shared with other work it does not, and no
- * campaign can scale better than this.
+ * How much parallelism the machine gives right now: two plain worker threads (no tsx, no engine),
+ * warmed up, each timing a fixed CPU loop inside itself, alone and then both at once, in
+ * alternating rounds. The figure is each thread's own slowdown when the other runs, summed, so it
+ * compares a thread only with itself. The previous probe timed fresh threads from outside, all
+ * 1-thread runs and then all 2-thread runs, and compared different isolates: a loop's time varied
+ * 45-78 ms between isolates and from second to second on either core (taskset: 209-341 ms for one
+ * loop on one core), so it printed 3.08x for this 2-core machine in the full run of 2026-11-28 03:06.
  */
-export async function probeParallelism(iterations = 3e8): Promise<{ oneMs: number; twoMs: number; speedup: number }> {
-  // The loop in a function (a top-level loop waits for on-stack replacement), and each timing the
-  // fastest of three: one spin now and then took 5-12x the others (JIT timing in a fresh
-  // isolate), which printed a parallelism of 0.39x or 10.89x for a 2-core machine.
-  const code = `const { parentPort, workerData } = require('node:worker_threads'); function spin(n) { let x = 0; for (let i = 0; i < n; i++) x = (x + i) | 0; return x; } parentPort.postMessage(spin(workerData));`;
-  const spin = async (threads: number): Promise<number> => {
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: threads }, () => new Promise((resolve, reject) => {
-        const worker = new Worker(code, { eval: true, workerData: iterations });
-        worker.once('message', resolve);
-        worker.once('error', reject);
-      })),
-    );
-    return performance.now() - started;
-  };
-  const fastest = async (threads: number): Promise<number> => Math.min(await spin(threads), await spin(threads), await spin(threads));
-  const oneMs = await fastest(1);
-  const twoMs = await fastest(2);
-  // Both threads do the work of one: an ideal 2-core machine finishes them in the time of one.
-  return { oneMs: round(oneMs), twoMs: round(twoMs), speedup: round((2 * oneMs) / twoMs, 2) };
+export async function probeParallelism(rounds = 7, calls = 150): Promise<Parallelism> {
+  // The loop in a function called many times (a single long call waits for on-stack replacement,
+  // whose timing varies), warmed up before the first round.
+  const code = `const { parentPort, workerData } = require('node:worker_threads');
+function spin(n) { let x = 0; for (let i = 0; i < n; i++) x = (x + i) | 0; return x; }
+let sink = 0;
+for (let k = 0; k < 200; k++) sink ^= spin(1e5);
+parentPort.on('message', () => {
+  const started = performance.now();
+  for (let k = 0; k < workerData; k++) sink ^= spin(1e6);
+  parentPort.postMessage(sink === 0.5 ? -1 : performance.now() - started);
+});
+parentPort.postMessage('ready');`;
+  const threads = [0, 1].map(() => new Worker(code, { eval: true, workerData: calls }));
+  // One listener each for the thread's life: the next answer settles whoever waits for it.
+  const waiting: { resolve: (ms: number) => void; reject: (error: unknown) => void }[] = [];
+  const answer = (i: number): Promise<number> => new Promise((resolve, reject) => (waiting[i] = { resolve, reject }));
+  threads.forEach((worker, i) => {
+    worker.on('message', (ms: number) => waiting[i]?.resolve(ms));
+    worker.on('error', (error) => waiting[i]?.reject(error));
+  });
+  try {
+    await Promise.all(threads.map((_, i) => answer(i)));
+    const spin = (i: number): Promise<number> => {
+      const done = answer(i);
+      threads[i]!.postMessage('go');
+      return done;
+    };
+    const alone = [Infinity, Infinity];
+    const together = [Infinity, Infinity];
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < 2; i++) alone[i] = Math.min(alone[i]!, await spin(i));
+      const both = await Promise.all([spin(0), spin(1)]);
+      for (let i = 0; i < 2; i++) together[i] = Math.min(together[i]!, both[i]!);
+    }
+    return { aloneMs: alone.map((ms) => round(ms)), togetherMs: together.map((ms) => round(ms)), speedup: round(alone[0]! / together[0]! + alone[1]! / together[1]!, 2) };
+  } finally {
+    await Promise.all(threads.map((worker) => worker.terminate()));
+  }
 }
 
 export interface WorkerScalingResult {
   /** The machine's parallelism at the time (probeParallelism). */
-  machine: { oneMs: number; twoMs: number; speedup: number };
+  machine: Parallelism;
   /** Where the campaign code came from: dist/ (what the CLI runs) or the sources under tsx. */
   from: 'dist' | 'source';
   /** Cases per campaign, or undefined when each ran for `timeMs`. */
