@@ -58,8 +58,7 @@ interface Pages {
  * or all 512 on the frames from one 2M-aligned frame in order, on frames nothing ever wrote (a 2M
  * page the guest accepted), every GFN examined by the same pass. Such a region keeps no per-GFN
  * arrays (`pages` undefined): in a world of cases generated for a 1 TiB guest, 327 of 395 regions
- * were uniform, and making their arrays was 43% of this oracle's time on the bench workload.
- * pagesOf() makes the arrays where a GFN first differs.
+ * were uniform (per world 9.26 -> 4.72 MiB). pagesOf() makes the arrays where a GFN first differs.
  */
 interface Seen {
   pages: Pages | undefined;
