@@ -325,6 +325,25 @@ export class Machine {
     return done;
   }
 
+  /**
+   * How many of the `pages` frames from `hpa` come before the first one whose prepared retry
+   * would not validate: a frame already assigned to `asid` at its GPA, 4K, and Validated. Its
+   * RMPUPDATE changes nothing and keeps Validated (Rmp.update4K(), an update to the same entry),
+   * so the retry returns NOUPDATE; that page goes one by one, where the guest sees the status (a
+   * hostile host can leave such a frame behind a page it never backed: hw_rmpupdate and hw_map
+   * before a guest that shares without rescinding). An RMP run keeps assigned, ASID, Validated and
+   * size and advances its GPA 4K a frame, as the pages' GPAs do: one look a run.
+   */
+  private stillValidatedAt(hpa: number, gpa: number, pages: number, asid: number): number {
+    const pfn = hpa / SZ_4K;
+    for (let at = pfn; at < pfn + pages; ) {
+      const entry = this.rmpTable.load(at, this.scratch);
+      if (entry.assigned && entry.validated && entry.size === '4K' && entry.asid === asid && entry.gpa === gpa + (at - pfn) * SZ_4K) return at - pfn;
+      at = this.rmpTable.runEnd(at, pfn + pages);
+    }
+    return pages;
+  }
+
   /** updateRmpRun()'s old runs of assigned 4K entries: first frame, end frame, first GPA. */
   private readonly oldRuns: number[] = [];
 
@@ -799,6 +818,8 @@ export class Machine {
     if (prepare === undefined && ioDevices.length > 0) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} maps IO for pages it does not prepare`);
     if (prepare !== undefined) {
       if (!validate) throw new Error(`internal: pvalidateFaultIn at 0x${gpa.toString(16)} prepares pages to rescind them`);
+      pages = this.stillValidatedAt(hpa, gpa, pages, prepare.asid);
+      if (pages === 0) return 0;
       pages = this.updateRmpRun(hpa, pages, prepare);
       if (pages === 0) return 0;
     }

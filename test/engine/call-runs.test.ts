@@ -153,6 +153,40 @@ describe('runs of calls', () => {
     expect(skipped.unseen).toBeLessThan(heard.unseen);
   });
 
+  // A hostile host can leave a frame assigned to the guest at its GPA and Validated behind a page
+  // it never backed (hw_rmpupdate, hw_map; the guest validates through that mapping), and a guest
+  // that shares without rescinding (double-validate) keeps it so. When the guest takes the pages
+  // back, preparing that frame changes nothing (an RMPUPDATE to the same entry keeps Validated) and
+  // its PVALIDATE returns NOUPDATE: the block must stop before it, and the guest must see the status
+  // as it does one by one. The block used to throw "internal: pvalidateFaultIn validated 0 of the
+  // 2 pages it prepared".
+  it('leave a prepared page whose entry stays validated to the one-by-one path', () => {
+    const gmem = 0x400000000000;
+    for (const host of ['quiesce-dma', 'cut-on-convert', 'kvm-iommu-4k']) {
+      for (const pages of [2, 3, 96]) {
+        const config = defaultConfig({ hostPolicy: host, guestPolicy: 'double-validate', adversary: 'host' });
+        // The adversary's frame is the unshare's first page, or its second (a block of one before it).
+        for (const at of [0x600000, 0x601000]) {
+          const testCase: Case = {
+            config,
+            seed: 'still-validated',
+            ops: [
+              { op: 'hw_rmpupdate', hpa: gmem + at, assigned: true, asid: 1, gpa: at, size: '4K' },
+              { op: 'hw_map', table: 'npt', gpa: at, hpa: gmem + at, size: '4K' },
+              { op: 'share', gpa: 0x600000, pages },
+              { op: 'unshare', gpa: 0x600000, pages },
+            ],
+          };
+          const policies = { host: hostPolicies[host]!, guest: guestPolicies['double-validate']! };
+          const on = observe(testCase, policies, true);
+          expect(on.json, `${host}, ${pages} pages, frame at ${at.toString(16)}`).toBe(observe(testCase, policies, false).json);
+          // The guest saw the NOUPDATE of the page the adversary left validated.
+          expect(on.json).toContain('"kind":"pvalidate","gpa":' + at + ',"size":"4K","validate":true,"status":255');
+        }
+      }
+    }
+  });
+
   it('take pages trusted devices in RUN see as one block with an io_map per device, where the io hook declares it maps each page (ioMapsPages)', () => {
     // Two trusted devices, both accepted: every page the host prepares is a private map event for
     // both, which follow-rmp's hook answers with one 4K io_map each.
