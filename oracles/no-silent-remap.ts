@@ -131,13 +131,19 @@ function pagesOf(seen: Seen): Pages {
   return pages;
 }
 
-/** Region `seen` becomes uniform: no record, every GFN examined by pass `pass`. */
-function clearRegion(seen: Seen, pass: number): void {
+/**
+ * Region `seen` becomes uniform, every GFN examined by pass `pass`: no record (`base` NONE), or
+ * all 512 on the frames from `base`, tokens 0.
+ */
+function makeUniform(seen: Seen, base: number, pass: number): void {
   seen.pages = undefined;
-  seen.records = 0;
-  seen.base = NONE;
+  seen.records = base === NONE ? 0 : FRAMES_PER_2M;
+  seen.base = base;
   seen.pass = pass;
 }
+
+/** The frame of the first GFN of region `seen`, which records all 512. */
+const firstFrame = (seen: Seen): number => (seen.pages === undefined ? seen.base : seen.pages.pfn[0]!);
 
 /** The per-frame reverse map of frame region `index`, made from its one number when a frame first differs. */
 function reverseOf(state: State, index: number): Float64Array {
@@ -205,7 +211,7 @@ function unstale(state: State, gfn: number, stop: number): void {
  */
 function linearRegion(state: State, seen: Seen, gfn: number): boolean {
   if (seen.records !== FRAMES_PER_2M) return false;
-  const pfn = seen.pages === undefined ? seen.base : seen.pages.pfn[0]!;
+  const pfn = firstFrame(seen);
   if (slotOf(pfn) !== 0 || state.reverse.get(regionOf(pfn)) !== gfn) return false;
   if (seen.pages !== undefined) for (let i = 0; i < FRAMES_PER_2M; i++) if (seen.pages.pfn[i] !== pfn + i) return false;
   return true;
@@ -215,8 +221,8 @@ function linearRegion(state: State, seen: Seen, gfn: number): boolean {
 function forgetPages(state: State, seen: Seen, gfn: number, stop: number): void {
   if (stop - gfn === FRAMES_PER_2M && (seen.records === 0 || linearRegion(state, seen, gfn))) {
     // A 2M page the guest stopped holding validated (shared, rescinded): one reverse number.
-    if (seen.records !== 0) state.reverse.set(regionOf(seen.pages === undefined ? seen.base : seen.pages.pfn[0]!), NONE);
-    clearRegion(seen, state.pass);
+    if (seen.records !== 0) state.reverse.set(regionOf(firstFrame(seen)), NONE);
+    makeUniform(seen, NONE, state.pass);
     unstale(state, gfn, stop);
     return;
   }
@@ -617,10 +623,7 @@ function recordRegion(view: View, state: State, seen: Seen, gfn: number, pfn: nu
     recordPages(view, state, seen, gfn, pfn, FRAMES_PER_2M);
   } else {
     // Fresh frames (every token 0), every page examined now: the region is uniform.
-    seen.pages = undefined;
-    seen.records = FRAMES_PER_2M;
-    seen.base = pfn;
-    seen.pass = state.pass;
+    makeUniform(seen, pfn, state.pass);
     unstale(state, gfn, gfn + FRAMES_PER_2M);
   }
   state.reverse.set(regionOf(pfn), gfn);
