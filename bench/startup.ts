@@ -1,40 +1,27 @@
 // Start-up as users pay it (issue 15's last done-when): the installed CLI and its worker threads run
 // the compiled JavaScript in dist/ (bin/cocofuzz.js, watchdog.ts's worker.js), so these figures
-// are taken from dist/, rebuilt first when a source file is newer than it.
+// are taken from dist/, rebuilt first when it was built from other sources than the checkout's.
 // - CLI start: `node bin/cocofuzz.js oracles`, spawned several times, wall clock to exit (median),
 //   and the child's own CPU time (bench/cpu-on-exit.js), which a busy machine disturbs far less.
 // - Worker start: a campaign worker thread (WatchedWorker, compiled) from construction to ready:
 //   its module graph loaded and its runner prepared (median of several, one after another).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { distIsCurrent } from '../scripts/source-digest.js';
 import type { CampaignJob } from '../src/engine/case-job.ts';
 import { median, round, WORKLOAD_SEED, WORKLOAD_STEPS, workloadConfig } from './common.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-function newestMtime(path: string): number {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return /\.(ts|json)$/.test(path) && !path.endsWith('.d.ts') ? stat.mtimeMs : 0;
-  return readdirSync(path).reduce((newest, name) => Math.max(newest, newestMtime(join(path, name))), 0);
-}
-
 /**
  * dist/ as `npm run build` makes it from the current sources: rebuilt (and said so) when missing or
- * older than a source file, so the start-up figures never measure stale JavaScript.
+ * built from other sources (scripts/source-digest.js), so the start-up figures never measure stale
+ * JavaScript.
  */
 export function ensureDist(): 'fresh' | 'rebuilt' {
-  const marker = join(ROOT, 'dist/src/cli/main.js');
-  let built: number;
-  try {
-    built = statSync(marker).mtimeMs;
-  } catch {
-    built = 0;
-  }
-  const sources = Math.max(...['src', 'oracles', 'package.json', 'tsconfig.json', 'tsconfig.build.json'].map((p) => newestMtime(join(ROOT, p))));
-  if (built >= sources) return 'fresh';
+  if (distIsCurrent()) return 'fresh';
   const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`npm run build failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
   return 'rebuilt';

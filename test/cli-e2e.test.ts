@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CLI, deterministic, runCli } from './helpers/cli.ts';
+import { CLI, cliEnv, deterministic, runCli } from './helpers/cli.ts';
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-e2e-'));
 
@@ -165,6 +165,7 @@ describe('interrupting a campaign', () => {
   it('SIGINT finishes the cases in flight and leaves only complete repro files', async () => {
     const out = temp();
     const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', 'vfio-static', '--time', '60s', '--seed', 'sigint', '--workers', '2', '--out', out], {
+      env: cliEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -7,7 +7,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, re
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, runCli, runCliAsync } from './helpers/cli.ts';
+import { CLI, cliEnv, runCli, runCliAsync } from './helpers/cli.ts';
 
 
 const temp = (): string => mkdtempSync(join(tmpdir(), 'cocofuzz-robust-'));
@@ -247,6 +247,7 @@ describe('item 13: SIGTERM is treated like SIGINT', () => {
     const junit = join(dir, 'report.xml');
     const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', 'kvm-iommu-4k', '--time', '5m', '--seed', 'term', '--workers', '1', '--junit', junit], {
       cwd: dir,
+      env: cliEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -311,6 +312,7 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
     const policy = plugin(dir, 'hangs.mjs', HANGS_ON_SPLIT);
     const child = spawn(process.execPath, [...CLI, 'fuzz', '--host-policy', policy, '--runs', '50', '--seed', 'hang', '--workers', '1', '--weights', 'host_split=40'], {
       cwd: dir,
+      env: cliEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -375,7 +377,7 @@ describe('items 14-16: a plugin can cost a case, never the campaign', () => {
   it("a reader that stops reading (| head) ends cocofuzz quietly with SIGPIPE's code, blaming no plugin", () => {
     // 350 KB of trace: far more than a pipe holds, so the writes meet the closed pipe.
     const command = [process.execPath, ...CLI, 'replay', '--trace', join(process.cwd(), 'corpus')].map((part) => `'${part}'`).join(' ');
-    const result = spawnSync('bash', ['-c', `${command} | head -1; exit \${PIPESTATUS[0]}`], { encoding: 'utf8' });
+    const result = spawnSync('bash', ['-c', `${command} | head -1; exit \${PIPESTATUS[0]}`], { encoding: 'utf8', env: cliEnv() });
     expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(1);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(141);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CLI, runCli } from './helpers/cli.ts';
+import { CLI, cliEnv, runCli } from './helpers/cli.ts';
 
 const FILE = new URL('../examples/github/nightly.yml', import.meta.url);
 const text = readFileSync(FILE, 'utf8');
@@ -84,7 +84,7 @@ describe('the merge job of examples/github/nightly.yml, run as written', () => {
     const run = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], {
       cwd: root,
       encoding: 'utf8',
-      env: { ...process.env, ...workflow.env, PATH: `${join(root, 'bin')}:${process.env.PATH ?? ''}`, FORCE_COLOR: '0' },
+      env: { ...cliEnv(), ...workflow.env, PATH: `${join(root, 'bin')}:${process.env.PATH ?? ''}`, FORCE_COLOR: '0' },
     });
     const out = `${run.stdout}${run.stderr}`;
     expect(run.status, out).toBe(0);
