@@ -165,7 +165,7 @@ if (run('throughput')) {
 if (run('startup')) {
   startup = await benchStartup(PLAN.startup);
   results.startup = startup;
-  log(`== Start-up, compiled dist/ (${startup.dist === 'fresh' ? 'up to date' : 'rebuilt first: a source was newer'}) [${elapsed()}]`);
+  log(`== Start-up, compiled dist/ (${startup.dist === 'fresh' ? 'up to date' : 'rebuilt first: built from other sources'}) [${elapsed()}]`);
   table(
     ['what', 'median ms', 'samples ms'],
     [

@@ -1,12 +1,12 @@
 // A digest of what `npm run build` compiles (src/, oracles/, the build's configs and scripts,
-// package.json): the build writes it to dist/.source-digest (`--write`), and the CLI tests
+// package.json): the build stamps dist/ with it (dist/.source-digest), and the CLI tests
 // (test/helpers/cli.ts) spawn the built CLI only while dist/ says it was built from the sources as
-// they are now. The built CLI starts in about 0.35 s against 0.85 s for the sources through tsx,
-// and its workers from one bundle: the bad-input table took 41 s instead of 110 s. A checkout
-// edited since its last build gets the sources, so a test never runs stale code.
+// they are now (test/global-setup.ts builds it first when it is not). The built CLI starts in
+// about 0.35 s against 0.85 s for the sources through tsx, and its workers from one bundle: the
+// bad-input table took 41 s instead of 110 s. A test never runs stale code.
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -14,11 +14,28 @@ const TREES = ['src', 'oracles'];
 const FILES = ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle-worker.js', 'scripts/dts-extensions.js', 'scripts/source-digest.js'];
 export const DIGEST_FILE = join(ROOT, 'dist', '.source-digest');
 
-function* filesUnder(dir) {
+/**
+ * The files under `dir`, following symbolic links as tsc does (a linked source is compiled, so it
+ * is an input); a directory reached twice (a link loop) is walked once.
+ */
+function* filesUnder(dir, walked = new Set()) {
+  const real = realpathSync(dir);
+  if (walked.has(real)) return;
+  walked.add(real);
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* filesUnder(path);
-    else if (entry.isFile()) yield path;
+    const stat = entry.isSymbolicLink() ? statOrUndefined(path) : entry;
+    if (stat?.isDirectory()) yield* filesUnder(path, walked);
+    else if (stat?.isFile()) yield path;
+  }
+}
+
+/** A dangling link is no input. */
+function statOrUndefined(path) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
 }
 
@@ -39,7 +56,19 @@ export function distIsCurrent(root = ROOT) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--write') {
-  writeFileSync(DIGEST_FILE, `${sourceDigest()}\n`);
-  console.error(`source-digest: ${relative(ROOT, DIGEST_FILE)}`);
+// `--begin`, the build's first step after it removed dist/: the digest of the sources as the
+// build starts to read them. `--write`, its last step: that digest becomes dist/'s. A source saved
+// while tsc ran then leaves dist/ stale, never stamped current.
+const PENDING = `${DIGEST_FILE}.pending`;
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === '--begin') {
+    mkdirSync(dirname(DIGEST_FILE), { recursive: true });
+    writeFileSync(PENDING, `${sourceDigest()}\n`);
+  } else if (process.argv[2] === '--write') {
+    renameSync(PENDING, DIGEST_FILE);
+    console.error(`source-digest: ${relative(ROOT, DIGEST_FILE)}`);
+  } else {
+    console.error('usage: node scripts/source-digest.js --begin | --write');
+    process.exit(2);
+  }
 }

@@ -48,9 +48,10 @@ let project = '';
 describe('the packed package, installed into a new project', () => {
   beforeAll(() => {
     const packDir = mkdtempSync(join(tmpdir(), 'cocofuzz-pack-'));
-    // A dist/ built from the sources as they are (scripts/source-digest.js) is packed as it is:
-    // npm pack's prepack would rebuild it, removing it first, under the CLI tests that run it
-    // (test/helpers/cli.ts) on a machine with more than one test worker.
+    // dist/ as test/global-setup.ts left it, a build of the sources as they are
+    // (scripts/source-digest.js), is packed as it is: npm pack's prepack would remove it and build
+    // it again under the CLI tests running beside this file. Only where that build failed does
+    // npm pack build it, to show why.
     const scripts = distIsCurrent() ? ['--ignore-scripts'] : [];
     const packed = JSON.parse(ok('npm', ['pack', '--json', ...scripts, '--pack-destination', packDir], ROOT)) as { filename: string; files: { path: string }[] }[];
     const tarball = join(packDir, packed[0]!.filename);

@@ -1,6 +1,6 @@
 // scripts/source-digest.js decides whether the CLI tests may spawn dist/ (test/helpers/cli.ts):
 // a build of other sources than the checkout's must never be taken for current.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,6 +51,29 @@ describe('source digest', () => {
     const config = checkout(true);
     writeFileSync(join(config, 'tsconfig.build.json'), '{ "compilerOptions": {} }\n');
     expect(distIsCurrent(config)).toBe(false);
+  });
+
+  it('follows symbolic links as tsc does: an edit behind a linked file or directory makes dist/ stale; a loop or a dangling link is no input', () => {
+    const root = checkout(false);
+    const outside = mkdtempSync(join(tmpdir(), 'cocofuzz-digest-linked-'));
+    roots.push(outside);
+    mkdirSync(join(outside, 'dir'));
+    writeFileSync(join(outside, 'file.ts'), 'export const c = 3;\n');
+    writeFileSync(join(outside, 'dir', 'inner.ts'), 'export const d = 4;\n');
+    symlinkSync(join(outside, 'file.ts'), join(root, 'src/linked.ts'));
+    symlinkSync(join(outside, 'dir'), join(root, 'oracles/linked-dir'));
+    // A loop and a dangling link add nothing (the loop is walked once, not until ELOOP).
+    const before = sourceDigest(root);
+    symlinkSync(join(root, 'src'), join(root, 'src/model/loop'));
+    symlinkSync(join(outside, 'missing.ts'), join(root, 'src/dangling.ts'));
+    expect(sourceDigest(root)).toBe(before);
+    writeFileSync(join(root, 'dist', '.source-digest'), `${sourceDigest(root)}\n`);
+    expect(distIsCurrent(root)).toBe(true);
+    writeFileSync(join(outside, 'file.ts'), 'export const c = 30;\n');
+    expect(distIsCurrent(root)).toBe(false);
+    writeFileSync(join(root, 'dist', '.source-digest'), `${sourceDigest(root)}\n`);
+    writeFileSync(join(outside, 'dir', 'inner.ts'), 'export const d = 40;\n');
+    expect(distIsCurrent(root)).toBe(false);
   });
 
   it('a checkout never built, or built without the digest, runs the sources', () => {

@@ -124,7 +124,8 @@ const workerUrl = (job: CampaignJob): URL => (WORKER_BUNDLE !== undefined && !lo
 // worker would otherwise hand it .ts files it cannot load without tsx.
 const WORKER_EXEC_ARGV = FROM_SOURCES ? undefined : withoutSourceCondition(process.execArgv);
 
-function withoutSourceCondition(flags: readonly string[]): string[] {
+/** `flags` without the cocofuzz-source export condition, however it is spelled (test/helpers/cli.ts too). */
+export function withoutSourceCondition(flags: readonly string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < flags.length; i++) {
     const flag = flags[i] ?? '';

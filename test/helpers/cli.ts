@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distIsCurrent } from '../../scripts/source-digest.js';
+import { withoutSourceCondition } from '../../src/engine/watchdog.ts';
 
 /**
  * Whether the CLI tests run the built CLI: only while dist/ is a build of the sources as they are
@@ -29,8 +30,16 @@ export const CLI = CLI_FROM_DIST
  * as in an installed package.
  */
 export function cliEnv(): NodeJS.ProcessEnv {
-  if (!CLI_FROM_DIST) return { ...process.env };
-  const options = (process.env.NODE_OPTIONS ?? '').split(/\s+/).filter((option) => option !== '' && option !== '--conditions=cocofuzz-source');
+  return CLI_FROM_DIST ? withoutSourceConditionEnv() : { ...process.env };
+}
+
+/**
+ * This process's environment without the cocofuzz-source condition in NODE_OPTIONS, however it is
+ * spelled (watchdog.ts's rule for a worker's flags). NODE_OPTIONS is split at white space: a
+ * quoted value with a space in it would be split too.
+ */
+export function withoutSourceConditionEnv(): NodeJS.ProcessEnv {
+  const options = withoutSourceCondition((process.env.NODE_OPTIONS ?? '').split(/\s+/).filter((option) => option !== ''));
   return { ...process.env, NODE_OPTIONS: options.join(' ') };
 }
 
