@@ -14,8 +14,6 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['cocofuzz-source', 'module', 'node', 'development|production'], externalConditions: ['cocofuzz-source'] } },
   test: {
     include: ['test/**/*.test.ts'],
-    // dist/ rebuilt when the sources changed since its build, for the CLI tests (test/global-setup.ts).
-    globalSetup: ['test/global-setup.ts'],
     // Two test files at a time even on 2 cores (vitest's default is one fewer than the cores: one
     // here). Most of the suite's time is CLI children starting and campaigns waiting out their
     // --case-timeout, which leave a core idle: npm test took 372 and 407 s instead of 520-540 s on

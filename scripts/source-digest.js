@@ -1,9 +1,9 @@
 // A digest of what `npm run build` compiles (src/, oracles/, the build's configs and scripts,
 // package.json): the build stamps dist/ with it (dist/.source-digest), and the CLI tests
 // (test/helpers/cli.ts) spawn the built CLI only while dist/ says it was built from the sources as
-// they are now (test/global-setup.ts builds it first when it is not). The built CLI starts in
-// about 0.35 s against 0.85 s for the sources through tsx, and its workers from one bundle: the
-// bad-input table took 41 s instead of 110 s. A test never runs stale code.
+// they are now, and the sources otherwise. The built CLI starts in about 0.35 s against 0.85 s
+// for the sources through tsx, and its workers from one bundle: the bad-input table took 41 s
+// instead of 110 s. A test never runs stale code.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';

@@ -5,9 +5,9 @@
 // written. Slow (an install): generous timeouts, no timing assertions.
 
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { distIsCurrent } from '../scripts/source-digest.js';
@@ -45,15 +45,32 @@ const version = (name: string): string => (JSON.parse(readFileSync(join(ROOT, 'n
 
 let project = '';
 
+type Packed = { filename: string; files: { path: string }[] }[];
+
+/**
+ * `npm pack` into `packDir`. A dist/ built from the sources as they are (scripts/source-digest.js)
+ * is packed as it is. Otherwise a copy of the checkout is built and packed: npm pack's prepack in
+ * the checkout would remove its dist/ and build it again (twice, prepack then prepare) under the
+ * CLI test files running beside this one (test/helpers/cli.ts), and a build in a vitest
+ * globalSetup would cost every single-file run after an edit a build.
+ */
+function pack(packDir: string): Packed {
+  if (distIsCurrent()) return JSON.parse(ok('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], ROOT)) as Packed;
+  const copy = mkdtempSync(join(tmpdir(), 'cocofuzz-pack-checkout-'));
+  cpSync(ROOT, copy, { recursive: true, filter: (path) => !/^(node_modules|dist|\.git)$/.test(relative(ROOT, path)) });
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  try {
+    ok('npm', ['run', '--silent', 'build'], copy);
+    return JSON.parse(ok('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], copy)) as Packed;
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
 describe('the packed package, installed into a new project', () => {
   beforeAll(() => {
     const packDir = mkdtempSync(join(tmpdir(), 'cocofuzz-pack-'));
-    // dist/ as test/global-setup.ts left it, a build of the sources as they are
-    // (scripts/source-digest.js), is packed as it is: npm pack's prepack would remove it and build
-    // it again under the CLI tests running beside this file. Only where that build failed does
-    // npm pack build it, to show why.
-    const scripts = distIsCurrent() ? ['--ignore-scripts'] : [];
-    const packed = JSON.parse(ok('npm', ['pack', '--json', ...scripts, '--pack-destination', packDir], ROOT)) as { filename: string; files: { path: string }[] }[];
+    const packed = pack(packDir);
     const tarball = join(packDir, packed[0]!.filename);
     const shipped = packed[0]!.files.map((f) => f.path);
     expect(shipped).toContain('LICENSE');
