@@ -38,7 +38,7 @@ export function cliEnv(): NodeJS.ProcessEnv {
  * spelled (watchdog.ts's rule for a worker's flags). NODE_OPTIONS is split at white space: a
  * quoted value with a space in it would be split too.
  */
-export function withoutSourceConditionEnv(): NodeJS.ProcessEnv {
+function withoutSourceConditionEnv(): NodeJS.ProcessEnv {
   const options = withoutSourceCondition((process.env.NODE_OPTIONS ?? '').split(/\s+/).filter((option) => option !== ''));
   return { ...process.env, NODE_OPTIONS: options.join(' ') };
 }
