@@ -16,7 +16,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Two test files at a time even on 2 cores (vitest's default is one fewer than the cores: one
     // here). Most of the suite's time is CLI children starting and campaigns waiting out their
-    // --case-timeout, which leave a core idle: npm test took 372 and 407 s instead of 520-540 s on
+    // --case-timeout, which leave a core idle: npm test took 372 and 407 s instead of 519-538 s on
     // the 2-core VM, every test passing. No test may depend on the machine's speed anyway.
     maxWorkers: Math.max(2, availableParallelism() - 1),
     // CLI tests spawn processes (the sources through tsx while dist/ is stale): give them room.

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TREES = ['src', 'oracles'];
 const FILES = ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle-worker.js', 'scripts/dts-extensions.js', 'scripts/source-digest.js'];
-export const DIGEST_FILE = join(ROOT, 'dist', '.source-digest');
+/** Where the build stamps dist/ of the checkout at `root`. */
+const digestFile = (root) => join(root, 'dist', '.source-digest');
 
 /**
  * The files under `dir`, following symbolic links as tsc does (a linked source is compiled, so it
@@ -50,7 +51,7 @@ export function sourceDigest(root = ROOT) {
 /** Whether dist/ holds a build of the sources as they are now. */
 export function distIsCurrent(root = ROOT) {
   try {
-    return readFileSync(join(root, 'dist', '.source-digest'), 'utf8').trim() === sourceDigest(root);
+    return readFileSync(digestFile(root), 'utf8').trim() === sourceDigest(root);
   } catch {
     return false;
   }
@@ -58,17 +59,24 @@ export function distIsCurrent(root = ROOT) {
 
 // `--begin`, the build's first step after it removed dist/: the digest of the sources as the
 // build starts to read them. `--write`, its last step: that digest becomes dist/'s. A source saved
-// while tsc ran then leaves dist/ stale, never stamped current.
-const PENDING = `${DIGEST_FILE}.pending`;
+// while tsc ran then leaves dist/ stale, never stamped current. `--check` (.ci/run): exit 1 unless
+// dist/ is stamped with the sources as they are.
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const stamp = digestFile(ROOT);
+  const pending = `${stamp}.pending`;
   if (process.argv[2] === '--begin') {
-    mkdirSync(dirname(DIGEST_FILE), { recursive: true });
-    writeFileSync(PENDING, `${sourceDigest()}\n`);
+    mkdirSync(dirname(stamp), { recursive: true });
+    writeFileSync(pending, `${sourceDigest()}\n`);
   } else if (process.argv[2] === '--write') {
-    renameSync(PENDING, DIGEST_FILE);
-    console.error(`source-digest: ${relative(ROOT, DIGEST_FILE)}`);
+    renameSync(pending, stamp);
+    console.error(`source-digest: ${relative(ROOT, stamp)}`);
+  } else if (process.argv[2] === '--check') {
+    if (!distIsCurrent()) {
+      console.error(`source-digest: ${relative(ROOT, stamp)} does not name the sources as they are: dist/ is not their build`);
+      process.exit(1);
+    }
   } else {
-    console.error('usage: node scripts/source-digest.js --begin | --write');
+    console.error('usage: node scripts/source-digest.js --begin | --write | --check');
     process.exit(2);
   }
 }

@@ -16,7 +16,7 @@ export const CLI_FROM_DIST = process.env.COCOFUZZ_TEST_CLI !== 'source' && distI
 
 /**
  * The `cocofuzz` command: bin/cocofuzz.js (dist/), or the sources (bin/run-ts.js +
- * src/cli/main.ts) when dist/ is missing or older than them. test/package.test.ts checks dist/
+ * src/cli/main.ts) when dist/ is missing or was built from other sources. test/package.test.ts checks dist/
  * from a packed tarball as users install it.
  */
 export const CLI = CLI_FROM_DIST
