@@ -1,5 +1,5 @@
 // Start-up as users pay it (issue 15's last done-when): the installed CLI and its worker threads run
-// the compiled JavaScript in dist/ (bin/cocofuzz.js, watchdog.ts's worker.js), so these figures
+// the compiled JavaScript in dist/bundle/ (bin/cocofuzz.js, watchdog.ts's worker.js), so these figures
 // are taken from dist/, rebuilt first when it was built from other sources than the checkout's.
 // - CLI start: `node bin/cocofuzz.js oracles`, spawned several times, wall clock to exit (median),
 //   and the child's own CPU time (bench/cpu-on-exit.js), which a busy machine disturbs far less.
@@ -7,13 +7,16 @@
 //   its module graph loaded and its runner prepared (median of several, one after another).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distIsCurrent } from '../scripts/source-digest.js';
 import type { CampaignJob } from '../src/engine/case-job.ts';
+import { PROGRESS, WORKER_HEAP_MB, withoutSourceCondition } from '../src/engine/watchdog.ts';
 import { median, round, WORKLOAD_SEED, WORKLOAD_STEPS, workloadConfig } from './common.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORKER_URL = new URL('../dist/bundle/worker.js', import.meta.url);
 
 /**
  * dist/ as `npm run build` makes it from the current sources: rebuilt (and said so) when missing or
@@ -83,15 +86,26 @@ export async function benchStartup(options: { spawns: number; workers: number })
     cliCpuMs.push(round(cpu, 1));
   }
 
-  const { WatchedWorker } = (await import(new URL('../dist/src/engine/watchdog.js', import.meta.url).href)) as typeof import('../src/engine/watchdog.ts');
+  // The worker as WatchedWorker starts it (src/engine/watchdog.ts), from dist/bundle/: the bundle
+  // exports no watchdog, so its options are spelled here.
   const job = workloadJob();
   const workerMs: number[] = [];
   for (let i = 0; i <= options.workers; i++) {
     const started = performance.now();
-    const worker = new WatchedWorker(job);
-    await worker.ready;
+    const worker = new Worker(WORKER_URL, {
+      workerData: { job, progress: new SharedArrayBuffer(4 * Object.keys(PROGRESS).length) },
+      execArgv: withoutSourceCondition(process.execArgv),
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+      stdout: false,
+      stderr: false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (message: { ready?: boolean }) => (message.ready === true ? resolve() : reject(new Error('the worker did not start'))));
+      worker.once('error', reject);
+    });
     const ms = performance.now() - started;
-    worker.close();
+    worker.postMessage(null);
+    await worker.terminate();
     if (i > 0) workerMs.push(round(ms, 1)); // the first one warms the file cache
   }
   return {

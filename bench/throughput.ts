@@ -254,7 +254,7 @@ export interface WorkerScalingResult {
 export async function benchWorkers(options: { runs?: number; timeMs?: number; workers?: readonly number[]; from?: 'dist' | 'source' }): Promise<WorkerScalingResult> {
   const from = options.from ?? 'source';
   const { runCampaign } =
-    from === 'dist' ? ((await import(new URL('../dist/src/engine/campaign.js', import.meta.url).href)) as typeof sourceCampaign) : sourceCampaign;
+    from === 'dist' ? ((await import(new URL('../dist/bundle/index.js', import.meta.url).href)) as typeof sourceCampaign) : sourceCampaign;
   const job = workloadJob();
   const budget = options.timeMs !== undefined ? { timeMs: options.timeMs } : { runs: options.runs ?? 100 };
   const machine = await probeParallelism();

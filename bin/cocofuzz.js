@@ -5,7 +5,7 @@
 // `node --conditions=cocofuzz-source bin/run-ts.js src/cli/main.ts` runs the sources.
 import { existsSync } from 'node:fs';
 
-const main = new URL('../dist/src/cli/main.js', import.meta.url);
+const main = new URL('../dist/bundle/main.js', import.meta.url);
 if (!existsSync(main)) {
   process.stderr.write('cocofuzz: dist/ is missing: run `npm run build` in the cocofuzz checkout\n');
   process.exit(3);

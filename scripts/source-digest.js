@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TREES = ['src', 'oracles'];
-const FILES = ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle-worker.js', 'scripts/dts-extensions.js', 'scripts/source-digest.js'];
+const FILES = ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle.js', 'scripts/dts-extensions.js', 'scripts/source-digest.js'];
 /** Where the build stamps dist/ of the checkout at `root`. */
 const digestFile = (root) => join(root, 'dist', '.source-digest');
 

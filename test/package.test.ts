@@ -6,6 +6,7 @@
 
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,8 +75,9 @@ describe('the packed package, installed into a new project', () => {
     const tarball = join(packDir, packed[0]!.filename);
     const shipped = packed[0]!.files.map((f) => f.path);
     expect(shipped).toContain('LICENSE');
-    expect(shipped).toContain('dist/src/index.js');
-    expect(shipped).toContain('dist/src/index.d.ts');
+    expect(shipped).toEqual(expect.arrayContaining(['dist/bundle/index.js', 'dist/bundle/api.js', 'dist/bundle/main.js', 'dist/bundle/worker.js', 'dist/src/index.d.ts']));
+    // The JavaScript is the bundle alone: a second file of a module would be a second engine.
+    expect(shipped.filter((f) => f.endsWith('.js') && !f.startsWith('dist/bundle/') && f !== 'bin/cocofuzz.js')).toEqual([]);
     expect(shipped).toContain('schema/repro.schema.json');
     // The examples README points users at (a plugin each, the nightly workflow) ship as sources;
     // no other TypeScript, test or bench file does.
@@ -135,14 +137,18 @@ describe('the packed package, installed into a new project', () => {
     ok(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], strict);
   });
 
-  it('ships the campaign worker as one file too, its own package inside and other packages imported', () => {
-    // scripts/bundle-worker.js: a worker thread loads its module graph afresh, and ~100 modules
-    // were most of its start (issue 15). Workers that load no user code run it.
-    const worker = readFileSync(join(project, 'node_modules/cocofuzz/dist/src/engine/worker-bundle.js'), 'utf8');
-    const specifiers = [...worker.matchAll(/(?:^import\s[^'"]*?from\s*|\bimport\(\s*)["']([^"']+)["']/gm)].map((m) => m[1]!);
-    expect(specifiers.filter((s) => s.startsWith('.') || s.startsWith('cocofuzz'))).toEqual([]);
-    expect(specifiers).toEqual(expect.arrayContaining(['seedrandom', 'tsx/esm/api']));
-    expect(worker).toContain('name: "no-silent-remap"');
+  it('ships one bundle: every module in one file, other packages imported', () => {
+    // scripts/bundle.js: Node's loader costs per file, and the CLI and each worker thread load
+    // their graph afresh (issue 15). Code splitting keeps each module in one file, so the CLI, the
+    // worker and a plugin's `cocofuzz/api` share it.
+    const dir = join(project, 'node_modules/cocofuzz/dist/bundle');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.js'));
+    const specifiers = files.flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/(?:^import\s[^'"]*?from\s*|^import\s*|\bimport\(\s*)["']([^"']+)["']/gm)].map((m) => m[1]!));
+    const relativeOnes = specifiers.filter((s) => s.startsWith('.'));
+    expect(relativeOnes.length).toBeGreaterThan(0);
+    expect(relativeOnes.filter((s) => !/^\.\/[\w-]+\.js$/.test(s) || !files.includes(s.slice(2)))).toEqual([]);
+    expect([...new Set(specifiers.filter((s) => !s.startsWith('.') && !isBuiltin(s)))].sort()).toEqual(['fast-check', 'tsx/esm/api', 'vitest']);
+    expect(files.filter((f) => readFileSync(join(dir, f), 'utf8').includes('name: "no-silent-remap"'))).toHaveLength(1);
     // A campaign of built-in policies runs it: two workers find what one finds, byte for byte.
     const found = (workers: string): string => {
       const out = `found-builtin-${workers}`;
@@ -193,7 +199,7 @@ describe('the packed package, installed into a new project', () => {
   // A worker that loads a plugin runs dist/'s modules, not the bundle: the plugin's `cocofuzz` is
   // the engine the worker runs, so a PolicyError the plugin throws is the engine's PolicyError (a
   // bundle's own copy of the class would wrap it again, in another bucket).
-  it("treats a plugin's PolicyError from 'cocofuzz' as its own in worker threads", () => {
+  it("treats a plugin's PolicyError from 'cocofuzz' as its own, in worker threads and in the CLI's process", () => {
     writeFileSync(
       join(project, 'pe-host.mjs'),
       [
@@ -209,6 +215,11 @@ describe('the packed package, installed into a new project', () => {
     expect(fuzz.status).toBe(1);
     expect(fuzz.stdout).toContain('policy pe-host: refuses to smash');
     expect(fuzz.stdout).not.toContain('in hook host io: policy pe-host');
+    // replay runs the plugin in the CLI's own process: the same class there.
+    const repro = readdirSync(join(project, 'found-pe')).find((f) => f.endsWith('.json') && readFileSync(join(project, 'found-pe', f), 'utf8').includes('refuses to smash'))!;
+    const replay = run('npx', ['cocofuzz', 'replay', join('found-pe', repro), '--host-policy', './pe-host.mjs'], project);
+    expect(replay.stdout).toContain('policy pe-host: refuses to smash');
+    expect(replay.stdout).not.toContain('in hook host io: policy pe-host');
   });
 
   it("passes the README's vitest example as written", () => {

@@ -22,7 +22,7 @@ function checkout(built: boolean): string {
     'package.json': '{}\n',
     'tsconfig.json': '{}\n',
     'tsconfig.build.json': '{}\n',
-    'scripts/bundle-worker.js': '\n',
+    'scripts/bundle.js': '\n',
     'scripts/dts-extensions.js': '\n',
     'scripts/source-digest.js': '\n',
   };

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * The package's version. src/cli/ runs from the checkout, dist/src/cli/ from the package: the root
- * package.json is two or three levels up.
+ * The package's version. src/cli/ runs from the checkout, dist/bundle/ from the package: the root
+ * package.json is two levels up (three from a per-file build of dist/src/cli/).
  */
 export function packageVersion(): string {
   for (const up of ['../../package.json', '../../../package.json']) {

@@ -11,13 +11,11 @@
 // calls the case made and the policy hook running, so a timeout can be shrunk by a call budget
 // instead of by wall clock (timeout-shrink.ts).
 
-import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../api.ts';
 import { POLICY_HOOKS } from './call-budget.ts';
-import { type CampaignJob, loadsPlugins } from './case-job.ts';
+import type { CampaignJob } from './case-job.ts';
 import { POLICY_ERROR } from './run.ts';
 import type { WorkerTask } from './worker.ts';
 
@@ -104,20 +102,11 @@ export interface TaskFailure {
  */
 export type TaskResult = { ok: true; message: Record<string, unknown> } | { ok: false; failure: TaskFailure } | { ok: false; requeue: true };
 
-// Compiled (dist/), the worker is plain JavaScript; from the sources (vitest, bin/run-ts.js) a
-// bootstrap registers tsx in the thread first.
+// Compiled, the worker is dist/bundle/worker.js beside the chunks it shares with the CLI and with
+// `cocofuzz/api` (scripts/bundle.js): a plugin loaded in the thread gets the engine the thread runs.
+// From the sources (vitest, bin/run-ts.js) a bootstrap registers tsx in the thread first.
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const WORKER_URL = FROM_SOURCES ? new URL('./worker-bootstrap.js', import.meta.url) : new URL('./worker.js', import.meta.url);
-/**
- * The compiled worker as one file (scripts/bundle-worker.js): a worker loads its modules afresh, and
- * as a hundred files they were most of its start. Only for a job that loads no user code: a
- * plugin's `cocofuzz` must be the engine the worker runs (its error classes for instanceof, as
- * in-process), which the modules of dist/ are and a bundle's copy is not.
- */
-const BUNDLE_URL = new URL('./worker-bundle.js', import.meta.url);
-/** Undefined from the sources, and in a dist/ built by tsc alone (no bundle step). */
-const WORKER_BUNDLE = !FROM_SOURCES && existsSync(fileURLToPath(BUNDLE_URL)) ? BUNDLE_URL : undefined;
-const workerUrl = (job: CampaignJob): URL => (WORKER_BUNDLE !== undefined && !loadsPlugins(job) ? WORKER_BUNDLE : WORKER_URL);
 // A thread inherits its process's flags. The compiled worker resolves the package's own imports
 // (cocofuzz/api in the built-in oracles) to dist/ whatever the parent was started with: a process
 // that runs the sources (--conditions=cocofuzz-source, bench/startup.ts) and starts a compiled
@@ -157,7 +146,7 @@ export class WatchedWorker {
   readonly ready: Promise<void>;
 
   constructor(job: CampaignJob, heapMb = WORKER_HEAP_MB) {
-    this.worker = new Worker(workerUrl(job), {
+    this.worker = new Worker(WORKER_URL, {
       workerData: { job, progress: this.progress.buffer },
       ...(WORKER_EXEC_ARGV ? { execArgv: WORKER_EXEC_ARGV } : {}),
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
