@@ -61,6 +61,8 @@ function setUp(dir: string): void {
   writeFileSync(join(dir, 'throws.mjs'), "const a = 1;\nthrow new Error('boom at import');\nexport default { name: 'x', description: 'd' };\n");
   writeFileSync(join(dir, 'unseen.mjs'), "export default { name: 'u', description: 'u', io() {}, ioIgnoresUnseen: 'yes' };\n");
   writeFileSync(join(dir, 'maps-pages.mjs'), "export default { name: 'm', description: 'm', io() {}, ioMapsPages: 1 };\n");
+  writeFileSync(join(dir, 'max-1g.mjs'), "export default { name: 'g', description: 'g', privateFaultMaxSize: '1G' };\n");
+  writeFileSync(join(dir, 'max-and-hook.mjs'), "export default { name: 'h', description: 'h', privateFaultMaxSize: '4K', privateFault(ctx, f) { ctx.kvm.defaultPrivateFault(f); } };\n");
   writeFileSync(join(dir, 'binary.json'), Buffer.from([0, 1, 2, 0x1b, 0x5b, 0x32, 0x4a, 0xff, 0xfe, 0, 10, 13]));
   writeFileSync(join(dir, 'esc.json'), `{"format": "cocofuzz-repro/1", ${ESC}]0;pwned\u0007`);
   writeFileSync(join(dir, 'config-binary'), Buffer.from([0x1b, 0x5d, 0x30, 0x3b, 0x78, 0x07, 0, 0]));
@@ -137,6 +139,8 @@ const TABLE: Entry[] = [
   { kind: 'host policy as oracle', args: (d) => ['fuzz', '--oracle', join(d, 'host.mjs')], names: /host\.mjs.*host policy/ },
   { kind: 'host policy ioIgnoresUnseen not a boolean', args: (d) => ['fuzz', '--host-policy', join(d, 'unseen.mjs')], names: /unseen\.mjs.*ioIgnoresUnseen/ },
   { kind: 'host policy ioMapsPages not a boolean', args: (d) => ['fuzz', '--host-policy', join(d, 'maps-pages.mjs')], names: /maps-pages\.mjs.*ioMapsPages/ },
+  { kind: 'host policy privateFaultMaxSize not a size it maps at', args: (d) => ['fuzz', '--host-policy', join(d, 'max-1g.mjs')], names: /max-1g\.mjs.*"privateFaultMaxSize" must be "4K" or "2M", not "1G"/ },
+  { kind: 'host policy privateFaultMaxSize beside a privateFault hook', args: (d) => ['fuzz', '--host-policy', join(d, 'max-and-hook.mjs')], names: /max-and-hook\.mjs.*privateFaultMaxSize.*defaultPrivateFault\(fault, \{ maxSize \}\)/ },
   // Where in the file: a plugin author's first question (esbuild's line; node --check's; the stack's).
   { kind: 'policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.ts')], names: /syntax\.ts: the host policy failed to load: Transform failed with 1 error: .*syntax\.ts:2:0: ERROR: / },
   { kind: 'JavaScript policy file with a syntax error', args: (d) => ['fuzz', '--host-policy', join(d, 'syntax.mjs')], names: /syntax\.mjs: the host policy failed to load: Unexpected end of input \(.*syntax\.mjs:3\)/ },

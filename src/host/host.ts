@@ -217,7 +217,7 @@ export class Host implements HostView, Hypervisor {
    * else, the leading such pages and their PVALIDATEs run as one block of calls
    * (Machine.pvalidateFaultIn()). That holds with no privateFault hook, for pages the host does
    * not back yet (nothing to convert first), in a region where prepare() would not try 2M (a 4K
-   * folio, or a region backing a page already), while no device sees private memory and the io
+   * folio, a region backing a page already, or HostPolicy.privateFaultMaxSize '4K'), while no device sees private memory and the io
    * hook ignores events no device sees (HostPolicy.ioIgnoresUnseen; the default hook does): no
    * hook would run between the calls, and for pages the NPT does not map (a not-present fault,
    * so mapPrivateNpt() zaps nothing). Where devices see private memory (a trusted device in RUN),
@@ -237,7 +237,7 @@ export class Host implements HostView, Hypervisor {
     // Within one 2M region, as prepare() decides per region.
     const limit = Math.min(gfn + pages, (index + 1) * FRAMES_PER_2M, Math.floor(this.config.guestMemory / SZ_4K));
     if (gfn >= limit || backing.state(gfn) !== NOT_BACKED) return 0;
-    if (backing.folioSize(gpa) === '2M' && backing.privateCount(index) === 0 && backing.sharedCount(index) === 0) return 0;
+    if (backing.folioSize(gpa) === '2M' && policy.privateFaultMaxSize !== '4K' && backing.privateCount(index) === 0 && backing.sharedCount(index) === 0) return 0;
     // Checked last: the cheap refusals above spare a page that goes on its own the NPT scan.
     const backed = backing.runEnd(gfn, limit);
     if (backed - gfn < 2) return 0;
@@ -278,7 +278,7 @@ export class Host implements HostView, Hypervisor {
       maxLevel: wholeRegion && this.backingState.sharedCount(index) === 0 ? '2M' : '4K',
     };
     const policy = this.policy;
-    this.env.guard(() => (policy.privateFault ? policy.privateFault(this.ctx, privateFault) : this.defaultPrivateFault(privateFault, undefined)));
+    this.env.guard(() => (policy.privateFault ? policy.privateFault(this.ctx, privateFault) : this.defaultPrivateFault(privateFault, policy.privateFaultMaxSize)));
   }
 
   /**
