@@ -400,14 +400,14 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
 const STOP_GRACE_MS = 2000;
 
 /** The outcome of a case its worker could not finish: a policy-error at the op in flight. */
-function failedOutcome(testCase: Case, index: number, failure: TaskFailure): CaseOutcome {
+function failedOutcome(testCase: Case, index: number, failure: TaskFailure, userCode: boolean): CaseOutcome {
   const stepsRun = Math.max(0, failure.op + 1);
   if (failure.oracle !== undefined) {
     // Stopped inside an oracle: that oracle's error (reported once, with this case), not a finding.
     const message = `stopped by the watchdog inside the oracle: ${failure.message} (not deterministic)`;
     return { index, seed: testCase.seed, ops: testCase.ops.length, stepsRun, oracleErrors: [{ oracle: failure.oracle, step: Math.max(0, failure.op), message }], hits: 0, behaviours: [], stopped: failure };
   }
-  const violation = watchdogViolation(failure);
+  const violation = watchdogViolation(failure, userCode);
   return {
     index,
     seed: testCase.seed,
@@ -490,7 +490,7 @@ async function runOnWorkers(
         } else if ('requeue' in result) again.push({ index, testCase });
         else if (result.failure.kind === 'abandoned') stopping = true;
         // The worker is gone: report the case; the slot goes on with a fresh worker.
-        else deliver(failedOutcome(caseOf(index), index, result.failure));
+        else deliver(failedOutcome(caseOf(index), index, result.failure, loadsPlugins(options.job)));
       });
       running.add(task);
     };

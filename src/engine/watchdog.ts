@@ -270,8 +270,12 @@ export function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-/** The policy-error a watchdog verdict becomes: labelled not deterministic, at the op in flight. */
-export function watchdogViolation(failure: TaskFailure): Violation {
+/**
+ * The policy-error a watchdog verdict becomes: labelled not deterministic, at the op in flight.
+ * `userCode`: whether the job loads plugins; without any, no plugin is to blame, and a world that
+ * outgrew the worker's heap is the config's size (a 1 TiB guest with a 64G pool under kvm-4k).
+ */
+export function watchdogViolation(failure: TaskFailure, userCode: boolean): Violation {
   const where =
     failure.op < 0 ? 'while the world booted' : failure.hook !== undefined ? `in op ${failure.op}, in hook ${failure.hook}` : `in op ${failure.op} (its hooks or the oracles after it)`;
   const calls = failure.made === undefined || failure.op < 0 ? '' : `, after ${failure.made.calls} primitive calls`;
@@ -280,7 +284,7 @@ export function watchdogViolation(failure: TaskFailure): Violation {
     severity: 'correctness',
     step: Math.max(0, failure.op),
     // "Not deterministic" first: a repro's title is the message's first 160 characters.
-    message: `not deterministic (a watchdog verdict): the case was stopped ${where}${calls}: ${failure.message} (a plugin that never returns, exits or allocates without bound)`,
+    message: `not deterministic (a watchdog verdict): the case was stopped ${where}${calls}: ${failure.message} (${userCode ? 'a plugin that never returns, exits or allocates without bound' : failure.kind === 'memory' ? 'no plugin is loaded: the world of this config is too large for the worker; a smaller swiotlb or guestMemory, or host page sizes above 4K, need less' : 'no plugin is loaded: a built-in policy or oracle that never returns is a cocofuzz bug, please report it'})`,
     details: { nondeterministic: `watchdog: ${failure.kind}`, ...(failure.hook === undefined ? {} : { hook: failure.hook }) },
   };
 }

@@ -41,7 +41,7 @@ describe('timeout shrink', () => {
     const failure = stoppedIn({ calls: 12, callsBeforeOp: 10, maxOpCalls: 3 });
     expect(timeoutShrinkBudget(failure, job)).toBeUndefined();
     const { pool, tasks } = stubPool((_, at) => ({ ok: false, failure: { kind: 'timeout', op: at, hook: 'host split', message: 'timed out' } }));
-    const shrunk = await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure), index: 7, caseTimeoutMs: 1000 });
+    const shrunk = await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure, true), index: 7, caseTimeoutMs: 1000 });
     expect(shrunk?.repro.ops).toEqual([{ op: 'host_split', gpa: 0x200000 }]);
     expect(shrunk?.violation).toMatchObject({ oracle: 'policy-error', step: 0, details: { shrunk: 'watchdog', hook: 'host split' } });
     expect(shrunk?.violation.message).toMatch(/shrunk under the watchdog alone .*: stopped by the watchdog again in op 0$/);
@@ -66,7 +66,7 @@ describe('timeout shrink', () => {
       };
       return { ok: true, message: { outcome } };
     });
-    const shrunk = await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure), index: 7, caseTimeoutMs: 1000 });
+    const shrunk = await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure, true), index: 7, caseTimeoutMs: 1000 });
     expect(shrunk?.repro.ops).toEqual([{ op: 'host_split', gpa: 0x200000 }]);
     expect(shrunk?.violation.details).toMatchObject({ shrunk: `call budget ${budget?.op} per op` });
     expect(tasks.every((t) => t.kind === 'case' && t.callBudget?.op === budget?.op)).toBe(true);
@@ -75,7 +75,7 @@ describe('timeout shrink', () => {
   it('gives up (the caller shows the cut case) when not even the case cut at the op in flight hangs again', async () => {
     const failure = stoppedIn({ calls: 12, callsBeforeOp: 10, maxOpCalls: 3 });
     const { pool, tasks } = stubPool(() => ({ ok: true, message: { outcome: { index: 7, seed: 's', ops: 0, stepsRun: 0, oracleErrors: [], hits: 0, behaviours: [] } } }));
-    expect(await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure), index: 7, caseTimeoutMs: 1000 })).toBeUndefined();
+    expect(await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure, true), index: 7, caseTimeoutMs: 1000 })).toBeUndefined();
     // Only the cut case was tried: ops 0..4.
     expect(tasks).toHaveLength(1);
     expect(tasks[0]?.kind === 'case' && tasks[0].testCase?.ops.length).toBe(5);
@@ -84,6 +84,6 @@ describe('timeout shrink', () => {
   it('a hang in another hook or another kind of op does not count as reproducing it', async () => {
     const failure = stoppedIn({ calls: 12, callsBeforeOp: 10, maxOpCalls: 3 });
     const { pool } = stubPool((_, at) => ({ ok: false, failure: { kind: 'timeout', op: at, hook: 'guest convert', message: 'timed out' } }));
-    expect(await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure), index: 7, caseTimeoutMs: 1000 })).toBeUndefined();
+    expect(await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure, true), index: 7, caseTimeoutMs: 1000 })).toBeUndefined();
   });
 });
