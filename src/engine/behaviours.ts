@@ -11,6 +11,7 @@
 
 import type { Step } from '../api.ts';
 import { Names } from './names.ts';
+import { faultKindOf, faultRecordsOf } from '../model/types.ts';
 
 /**
  * A primitive's result as a class: return codes as they are, byte counts (io_map returns the bytes
@@ -40,5 +41,5 @@ export function stepBehaviours(step: Step, into: Set<string>): void {
   if (step.result) into.add(`${op}=${step.result}`);
   // Per record: a run of calls (CallRun) shares one prim and result.
   for (const call of step.callRuns ?? step.calls) into.add(callLabels.get(op, callKeys.get(call.prim, call.result, callKey), callLabel));
-  for (const fault of step.faults) into.add(faultLabels.get(op, fault.kind, faultLabel));
+  for (const fault of faultRecordsOf(step)) into.add(faultLabels.get(op, faultKindOf(fault), faultLabel));
 }

@@ -21,7 +21,7 @@
 import { GUEST_PAGE_SHARED, GUEST_PAGE_VALIDATED, type PageTableView, type Step, type View } from '../api.ts';
 import { defaultRmpEntry } from '../model/rmp.ts';
 import { FRAMES_PER_2M, SZ_2M, SZ_4K } from '../model/size.ts';
-import type { FaultKind } from '../model/types.ts';
+import { type FaultKind, faultKindOf, faultRecordsOf } from '../model/types.ts';
 import { Names } from './names.ts';
 
 /** The tables of the region tuple and the values each can take (what `cocofuzz coverage` lists). */
@@ -422,8 +422,9 @@ export class CoverageTracker {
       // A fault-in makes a fault per page (512 for a 2M range), mostly of one kind: a kind just
       // added is not looked up again.
       let lastFault = '';
-      for (const fault of step.faults) {
-        if (fault.kind !== lastFault) features.add(faultNames.get(kind, (lastFault = fault.kind), faultName));
+      for (const fault of faultRecordsOf(step)) {
+        const faultKind = faultKindOf(fault);
+        if (faultKind !== lastFault) features.add(faultNames.get(kind, (lastFault = faultKind), faultName));
         outcomes++;
       }
       for (const dma of step.dmas) {

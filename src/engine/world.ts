@@ -18,7 +18,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine, RANGE_METHODS } from '../model/machine.ts';
 import { StepEvents } from '../model/events.ts';
-import type { CallRecord, Fault, PrimitiveCall } from '../model/types.ts';
+import type { CallRecord, Fault, FaultRecord, PrimitiveCall } from '../model/types.ts';
 import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
 import { withTokens } from '../model/token-runs.ts';
@@ -619,7 +619,7 @@ class SimWorld implements World {
  */
 class RecordedStep implements Step {
   // Every own property is made by the constructor, in the order of the step's keys (JSON,
-  // `{ ...step }`). `guestEvents` and `calls` are data or (where runs were recorded) accessors that
+  // `{ ...step }`). `guestEvents`, `faults` and `calls` are data or (where runs were recorded) accessors that
   // expand them on first read: either way in `{ ...step }` and in JSON, as before runs.
   declare readonly index: number;
   declare readonly op: Op;
@@ -642,6 +642,12 @@ class RecordedStep implements Step {
   static readonly #expandedCalls: PropertyDescriptor = {
     get(this: RecordedStep): readonly PrimitiveCall[] {
       return this.#events.calls;
+    },
+    enumerable: true,
+  };
+  static readonly #expandedFaults: PropertyDescriptor = {
+    get(this: RecordedStep): readonly Fault[] {
+      return this.#events.faults;
     },
     enumerable: true,
   };
@@ -670,7 +676,8 @@ class RecordedStep implements Step {
     this.#guestEventRecords = guestEvents;
     if (guestEvents.some(isEventRun)) Object.defineProperty(this, 'guestEvents', RecordedStep.#expandedEvents);
     else this.guestEvents = guestEvents;
-    self.faults = events.faults;
+    if (events.hasFaultRuns) Object.defineProperty(this, 'faults', RecordedStep.#expandedFaults);
+    else self.faults = events.faults;
     self.frameRanges = events.frameRanges;
     self.gfnRanges = events.gfnRanges;
     if (events.hasRuns) Object.defineProperty(this, 'calls', RecordedStep.#expandedCalls);
@@ -689,13 +696,18 @@ class RecordedStep implements Step {
     return this.#events.records;
   }
 
+  /** The faults as recorded (a per-page loop's may be one FaultRun): faultRecordsOf() reads them. */
+  get faultRecords(): readonly FaultRecord[] {
+    return this.#events.faultRecords;
+  }
+
   /**
    * Freezes what this step recorded, all the way down (freezeDeep): the boot record of every
    * world, fresh or restored, is read-only data (World.boot), so restored worlds may share it
    * (shared()) and an oracle that tried to change it fails alike with or without the boot cache.
    */
   freeze(): this {
-    for (const part of [this.#events.records, this.faults, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.#guestEventRecords, this.#expandedGuestEvents]) freezeDeep(part);
+    for (const part of [this.#events.records, this.#events.faultRecords, this.frameRanges, this.gfnRanges, this.op, this.dmas, this.#guestEventRecords, this.#expandedGuestEvents]) freezeDeep(part);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) freezeDeep(this[key]);
     return this;
   }
@@ -707,7 +719,7 @@ class RecordedStep implements Step {
    */
   shared(): RecordedStep {
     const events = this.#events;
-    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faults, events.frameRanges, events.gfnRanges), this.dmas, this.#guestEventRecords);
+    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faultRecords, events.faultCount, events.frameRanges, events.gfnRanges), this.dmas, this.#guestEventRecords);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
       if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }

@@ -8,7 +8,7 @@
 // cheap ops showed them at four oracles' loops), where an empty array of the step's own costs one.
 
 import type { Counters, FrameRange } from '../api.ts';
-import { type CallRecord, type CallRun, type Fault, type PrimitiveCall, callAt, expandCalls } from './types.ts';
+import { type CallRecord, type CallRun, type Fault, type FaultRecord, type PrimitiveCall, callAt, expandCalls, expandFaults } from './types.ts';
 import { freezeDeep } from './freeze.ts';
 import { SZ_4K } from './size.ts';
 
@@ -23,13 +23,17 @@ export class StepEvents {
   private expandedFrames: number[] | undefined;
   private expandedGfns: number[] | undefined;
   private expandedCalls: PrimitiveCall[] | undefined;
+  private expandedFaults: Fault[] | undefined;
 
   constructor(
     /** The calls as recorded: a per-leaf or per-page loop may be one CallRun. */
     readonly records: readonly CallRecord[],
     /** How many calls the records stand for. */
     readonly callCount: number,
-    readonly faults: Fault[],
+    /** The faults as recorded: the faults of a per-page loop may be one FaultRun. */
+    readonly faultRecords: readonly FaultRecord[],
+    /** How many faults the records stand for. */
+    readonly faultCount: number,
     /** Touched host frames (pfns): sorted, merged, half-open ranges. */
     readonly frameRanges: readonly FrameRange[],
     /** Touched guest frames (gfns): sorted, merged, half-open ranges. */
@@ -50,6 +54,21 @@ export class StepEvents {
       if (Object.isFrozen(this.records)) freezeDeep(this.expandedCalls);
     }
     return this.expandedCalls;
+  }
+
+  /** Whether some fault record is a run (then `faults` is expanded on first use). */
+  get hasFaultRuns(): boolean {
+    return this.faultCount !== this.faultRecords.length;
+  }
+
+  /** The faults one by one: the records themselves, or their expansion where runs were recorded. */
+  get faults(): readonly Fault[] {
+    if (!this.hasFaultRuns) return this.faultRecords as readonly Fault[];
+    if (this.expandedFaults === undefined) {
+      this.expandedFaults = expandFaults(this.faultRecords);
+      if (Object.isFrozen(this.faultRecords)) freezeDeep(this.expandedFaults);
+    }
+    return this.expandedFaults;
   }
 
   /** Touched host frames one by one, ascending (expanded on first use). */
@@ -131,7 +150,9 @@ export class Recorder {
   /** The `during` entry whose op (or the host work it triggered) is running now. */
   private inner: number | undefined;
   private listener: CallListener | undefined;
-  private faults: Fault[] = [];
+  private faults: FaultRecord[] = [];
+  /** The faults the records stand for (a run counts its faults). */
+  private faultCount = 0;
   private readonly frames = new FrameIntervals();
   private readonly gfns = new FrameIntervals();
   /**
@@ -147,6 +168,7 @@ export class Recorder {
     this.outerCalls = 0;
     this.inner = undefined;
     this.faults = [];
+    this.faultCount = 0;
     this.frames.clear();
     this.gfns.clear();
   }
@@ -235,6 +257,18 @@ export class Recorder {
 
   fault(fault: Fault): void {
     this.faults.push(fault);
+    this.faultCount++;
+  }
+
+  /** `count` faults like `first`, the i-th at `first.addr + i * stride` (a per-page loop's). */
+  faultRun(first: Fault, count: number, stride: number): void {
+    if (count === 1 || !recorderSettings.runs) {
+      for (let i = 0; i < count; i++) this.fault(i === 0 ? first : { ...first, addr: first.addr + i * stride });
+      return;
+    }
+    if (count === 0) return;
+    this.faults.push({ first, count, stride });
+    this.faultCount += count;
   }
 
   touchFrame(pfn: number): void {
@@ -294,7 +328,7 @@ export class Recorder {
   }
 
   endStep(): StepEvents {
-    const events = new StepEvents(this.calls, this.made, this.faults, this.frames.take(), this.gfns.take());
+    const events = new StepEvents(this.calls, this.made, this.faults, this.faultCount, this.frames.take(), this.gfns.take());
     this.beginStep();
     return events;
   }

@@ -835,7 +835,8 @@ export class Machine {
     }
     const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
     if (mapped.error !== undefined || mapped.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn mapped ${mapped.mapped} of ${bytes} bytes (${mapped.error ?? 'no error'})`);
-    for (let i = 0; i < done; i++) this.raise({ kind: 'npf', addr: gpa + i * SZ_4K, write: false, reason: 'not present' });
+    this.counters.faults += done;
+    this.recorder.faultRun({ kind: 'npf', addr: gpa, write: false, reason: 'not present' }, done, SZ_4K);
     this.recorder.touchGfnRange(gpa, bytes);
     this.recorder.touchFrameRange(hpa, bytes);
     const fault: PrimitiveCall = { prim, args: { gpa, size: '4K', validate }, result: 'npf' };

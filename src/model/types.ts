@@ -81,6 +81,42 @@ export interface Fault {
   fromIotlb?: boolean;
 }
 
+/**
+ * Faults of a per-page loop as one record (Recorder.faultRun()): `count` faults like `first`,
+ * the i-th at `first.addr + i * stride`. Step.faults expands them on first read.
+ */
+export interface FaultRun {
+  readonly first: Fault;
+  readonly count: number;
+  readonly stride: number;
+}
+
+export type FaultRecord = Fault | FaultRun;
+
+export const isFaultRun = (record: FaultRecord): record is FaultRun => 'first' in record;
+
+/**
+ * A step's faults as recorded, for readers that need only their kinds (coverage, behaviours): a
+ * step the engine recorded keeps a per-page loop's faults as one FaultRun; a step built by hand
+ * has only `faults`.
+ */
+export function faultRecordsOf(step: { readonly faults: readonly Fault[] }): readonly FaultRecord[] {
+  return (step as { readonly faultRecords?: readonly FaultRecord[] }).faultRecords ?? step.faults;
+}
+
+/** The kind of the faults a record stands for. */
+export const faultKindOf = (record: FaultRecord): FaultKind => (isFaultRun(record) ? record.first.kind : record.kind);
+
+/** The faults `records` stand for, one by one. */
+export function expandFaults(records: readonly FaultRecord[]): Fault[] {
+  const out: Fault[] = [];
+  for (const record of records) {
+    if (!isFaultRun(record)) out.push(record);
+    else for (let i = 0; i < record.count; i++) out.push({ ...record.first, addr: record.first.addr + i * record.stride });
+  }
+  return out;
+}
+
 /** A hardware primitive the actors (or a policy) called, with its arguments and result. */
 export interface PrimitiveCall {
   prim: string;

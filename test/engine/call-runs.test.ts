@@ -321,13 +321,19 @@ describe('privateFaultMaxSize', () => {
 
   it("boots a 1 TiB guest's 1G swiotlb pool in blocks, not a fault per page", () => {
     const config = defaultConfig({ hostPolicy: 'kvm-4k', guestPolicy: 'linux', guestMemory: 2 ** 40, vtom: 2 ** 40, swiotlb: 2 ** 30 });
-    const boot = (host: Policies['host']): { records: number; calls: number } => {
+    const boot = (host: Policies['host']): { records: number; calls: number; faults: string; frozen: boolean } => {
       const world = createWorld(config, { host, guest: guestPolicies.linux! }, 'boot');
-      return { records: (world.boot.callRuns ?? world.boot.calls).length, calls: world.boot.calls.length };
+      const faults = world.boot.faults;
+      return { records: (world.boot.callRuns ?? world.boot.calls).length, calls: world.boot.calls.length, faults: JSON.stringify(faults), frozen: Object.isFrozen(faults) && Object.isFrozen(faults[1000]) };
     };
     const data = boot(kvm4k);
     const hook = boot(hooked);
     expect(data.calls).toBe(hook.calls);
+    // The #NPF of every page, expanded from the blocks' fault runs on first read, frozen as the
+    // rest of the boot record.
+    expect(data.faults.length).toBeGreaterThan(262_144 * 10);
+    expect(data.faults === hook.faults).toBe(true);
+    expect([data.frozen, hook.frozen]).toEqual([true, true]);
     // 262,144 pages faulted in with the hook, a record for each of their 4 calls (#NPF,
     // RMPUPDATE, npt_map, PVALIDATE again; the conversion to shared after them is runs either way).
     expect(hook.records).toBeGreaterThan(4 * 262_144);

@@ -70,18 +70,18 @@ describe('a worker with two cases in flight', () => {
 });
 
 describe('a worker that runs out of memory', () => {
-  // A 1 TiB guest with a 4G pool under kvm-4k needs ~150 MB at boot (4K page tables over the
-  // pool); a 64 MB heap cannot hold it. No plugin is loaded, so the verdict must not blame one.
+  // A 1 TiB guest with a 16G pool under kvm-4k keeps ~35 MB of heap after boot (and more while
+  // booting); a 16 MB heap cannot hold it. No plugin is loaded, so the verdict must not blame one.
   it('says the config is too large, not that a plugin allocates without bound, when no plugin is loaded', async () => {
-    const config = defaultConfig({ hostPolicy: 'kvm-4k', guestMemory: 2 ** 40, vtom: 2 ** 40, swiotlb: 4 * 2 ** 30 });
-    const worker = new WatchedWorker({ ...job('kvm-4k'), config }, 64);
+    const config = defaultConfig({ hostPolicy: 'kvm-4k', guestMemory: 2 ** 40, vtom: 2 ** 40, swiotlb: 16 * 2 ** 30 });
+    const worker = new WatchedWorker({ ...job('kvm-4k'), config }, 16);
     try {
       await worker.ready;
       const result = await worker.run({ kind: 'case', index: 0 }, 10 * 60_000);
       if (result.ok || !('failure' in result)) throw new Error(`expected a failure, got ${JSON.stringify(result).slice(0, 200)}`);
       expect(result.failure.kind).toBe('memory');
       const builtIn = watchdogViolation(result.failure, false).message;
-      expect(builtIn).toContain('while the world booted: the worker ran out of memory (heap limit 64 MB) (no plugin is loaded: the world of this config is too large');
+      expect(builtIn).toContain('while the world booted: the worker ran out of memory (heap limit 16 MB) (no plugin is loaded: the world of this config is too large');
       expect(builtIn).not.toContain('a plugin that');
       expect(watchdogViolation(result.failure, true).message).toContain('(a plugin that never returns, exits or allocates without bound)');
     } finally {
