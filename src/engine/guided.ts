@@ -169,6 +169,14 @@ export class Guide {
   readonly entries: CorpusEntry[] = [];
   /** Every feature reached (generated cases, findings and the corpus replay), with its hit count. */
   readonly counts = new Map<string, number>();
+  /**
+   * The features some clean case reached: the corpus's. A finding's features count (rarity, the
+   * coverage figure) but a failing case never joins the corpus, so a clean case that reaches a
+   * feature only findings had reached joins it: else tomorrow's campaign, which starts from the
+   * corpus, would never see that feature again (AFL likewise keeps crashes out of the queue's
+   * coverage map, virgin_bits vs virgin_crash).
+   */
+  private readonly kept = new Set<string>();
   /** Files written to the corpus directory (and why writing failed, if it did). */
   writeErrors: string[] = [];
   /** New features and ops of the cases each arm made (recorded in index order). */
@@ -225,6 +233,21 @@ export class Guide {
   }
 
   /**
+   * Adds a clean case's `features` to the corpus's; returns how many ops of the case it takes to
+   * reach every one the corpus lacked (0: it lacked none), as count() does for all reached.
+   */
+  private keep(features: readonly string[], ops: number, steps?: readonly number[]): number {
+    let reach = 0;
+    for (let i = 0; i < features.length; i++) {
+      const feature = features[i]!;
+      if (this.kept.has(feature)) continue;
+      this.kept.add(feature);
+      reach = Math.max(reach, steps === undefined ? ops : Math.min(ops, (steps[i] ?? ops) + 1));
+    }
+    return reach;
+  }
+
+  /**
    * The in-memory corpus entry of a case whose first `reach` ops reached something new: that
    * prefix, as syzkaller minimizes a program to the calls that gave new signal and AFL trims a
    * queue entry, so that mutants start from the short way into a new situation.
@@ -242,26 +265,31 @@ export class Guide {
 
   /** A replayed corpus file: its features count; a clean one joins the in-memory corpus. */
   addReplayed(testCase: Case, features: readonly string[], file: string, clean: boolean, steps?: readonly number[]): void {
-    const { reach } = this.count(features, testCase.ops.length, steps);
-    if (clean) this.entries.push({ ...this.entry(testCase, features, reach > 0 ? reach : testCase.ops.length, steps), file });
+    this.count(features, testCase.ops.length, steps);
+    if (!clean) return;
+    const reach = this.keep(features, testCase.ops.length, steps);
+    this.entries.push({ ...this.entry(testCase, features, reach > 0 ? reach : testCase.ops.length, steps), file });
   }
 
   /**
-   * A campaign case's outcome, in index order. A clean case that reached something new joins the
-   * corpus (and DIR, as an `expect: clean` repro, whole); a failing one goes to the findings only.
+   * A campaign case's outcome, in index order. A clean case that reached something the corpus
+   * lacked joins it (and DIR, as an `expect: clean` repro, whole); a failing one goes to the
+   * findings only.
    * `steps` (the step each feature was first reached at, CoverageTracker.firstSteps order) lets
    * the in-memory entry keep only the prefix that reached the new features; `index` (the case's
    * index, as given to caseFor) credits what it reached to the arm that made it.
    */
   observe(testCase: Case, features: readonly string[], clean: boolean, steps?: readonly number[], index?: number): CorpusEntry | undefined {
-    const { reach, fresh } = this.count(features, testCase.ops.length, steps);
+    const { fresh } = this.count(features, testCase.ops.length, steps);
     const arm = index === undefined ? undefined : this.arms.get(index);
     if (arm !== undefined) {
       this.yields[arm].features += fresh;
       this.yields[arm].ops += testCase.ops.length;
       this.arms.delete(index!);
     }
-    if (reach === 0 || !clean) return undefined;
+    if (!clean) return undefined;
+    const reach = this.keep(features, testCase.ops.length, steps);
+    if (reach === 0) return undefined;
     const entry = this.entry(testCase, features, reach, steps);
     if (this.dir !== undefined) {
       const file = join(this.dir, corpusFileName(testCase, this.dir));
