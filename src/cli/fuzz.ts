@@ -8,7 +8,7 @@ import { formatMetrics } from '../engine/metrics.ts';
 import { runCase, signature } from '../engine/run.ts';
 import { resolveOracles, resolvePolicies } from '../engine/select.ts';
 import { DEFAULT_CASE_TIMEOUT_MS, formatMs } from '../engine/watchdog.ts';
-import { DEFAULT_CALL_BUDGET, MAX_CALL_BUDGET } from '../engine/call-budget.ts';
+import { DEFAULT_CALL_BUDGET, MAX_CALL_BUDGET, STEP_CALLS_PER_PAGE } from '../engine/call-budget.ts';
 import { formatOp } from '../ops/codec.ts';
 import { parseConfig } from '../ops/config.ts';
 import { FormatError } from '../ops/errors.ts';
@@ -80,7 +80,7 @@ export function fuzzOptions(yargs: Argv) {
     .option('minimize-budget', { type: 'number', describe: 'maximum re-runs when shrinking a finding (default 2000)', coerce: positiveInt('minimize-budget') })
     .option('call-budget', {
       type: 'number',
-      describe: `most primitive calls one case may make (default ${DEFAULT_CALL_BUDGET}, at most ${MAX_CALL_BUDGET}); a case past it is a deterministic policy-error naming the op and hook`,
+      describe: `most primitive calls one case may make (default ${DEFAULT_CALL_BUDGET} plus ${STEP_CALLS_PER_PAGE} per 4K page of the swiotlb pool, at most ${MAX_CALL_BUDGET}); a case past it is a deterministic policy-error naming the op and hook`,
       coerce: positiveInt('call-budget', MAX_CALL_BUDGET, ' primitive calls per case'),
     })
     .example('$0 fuzz --time 30s', 'fuzz the default pairing (kvm-iommu-4k + linux) for 30 seconds')

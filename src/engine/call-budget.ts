@@ -10,7 +10,7 @@
 // returns (watchdog.ts): that is what a timed-out case's shrink derives its budget from.
 
 import { SZ_2M, SZ_4K, pageBytes } from '../model/size.ts';
-import type { Op } from '../ops/types.ts';
+import type { Config, Op } from '../ops/types.ts';
 import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
 
 /** Primitive calls any op may make, whatever its size. */
@@ -66,6 +66,17 @@ export function stepBudget(op: Op): number {
  * 10000 ops at that rate (about 830 calls per op).
  */
 export const DEFAULT_CALL_BUDGET = 10_000_000;
+
+/**
+ * The default case budget of a config: DEFAULT_CALL_BUDGET plus STEP_CALLS_PER_PAGE per page of
+ * the swiotlb pool. The generator shares and unshares whole pools (ops/edges.ts): at 1 TiB with a
+ * 64G pool one such `share` under kvm-4k makes over 50M calls, well within its own stepBudget(),
+ * and a flat 10M called it a runaway of the guest policy. Depends on the config alone, so a
+ * repro (which does not record the budget) replays under the budget it was found with.
+ */
+export function defaultCallBudget(config: Pick<Config, 'swiotlb'>): number {
+  return DEFAULT_CALL_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(config.swiotlb / SZ_4K);
+}
 /** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
 export const MAX_CALL_BUDGET = 1_000_000_000;
 

@@ -4,7 +4,7 @@
 // (shrinkToRepro): the campaign shrinks only the first case of each new bucket.
 
 import type { Oracle, Step, View, Violation } from '../api.ts';
-import { type CallBudget, type CallWatch, DEFAULT_CALL_BUDGET } from './call-budget.ts';
+import { type CallBudget, type CallWatch, defaultCallBudget } from './call-budget.ts';
 import { stepBehaviours } from './behaviours.ts';
 import { CoverageTracker } from './coverage.ts';
 import { type GenerateOptions, caseSeed, generateCase } from '../ops/generate.ts';
@@ -29,12 +29,12 @@ export interface CampaignJob {
   shard: { index: number; count: number };
   /** Collect the coverage signal of each case (coverage.ts): guided campaigns. */
   coverage?: boolean;
-  /** Most primitive calls one case may make (call-budget.ts; default DEFAULT_CALL_BUDGET). */
+  /** Most primitive calls one case may make (call-budget.ts; default defaultCallBudget(config)). */
   callBudget?: number;
 }
 
 /** The call budget of the job's cases. */
-export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget'>): CallBudget => ({ case: job.callBudget ?? DEFAULT_CALL_BUDGET });
+export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget' | 'config'>): CallBudget => ({ case: job.callBudget ?? defaultCallBudget(job.config) });
 
 /** Where a case is, as it runs: what a watchdog that has to stop it can still read (worker.ts). */
 export interface CaseProgress extends CallWatch {

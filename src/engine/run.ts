@@ -8,7 +8,7 @@ import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 import { checkFindings } from './finding-check.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { worldFor } from './arch.ts';
-import { type CallBudget, CallMeter, type CallWatch, DEFAULT_CALL_BUDGET } from './call-budget.ts';
+import { type CallBudget, CallMeter, type CallWatch, defaultCallBudget } from './call-budget.ts';
 import { PolicyError } from './world.ts';
 
 export const POLICY_ERROR = 'policy-error';
@@ -81,7 +81,7 @@ export function runCase(testCase: Case, policies: Policies, options: RunOptions)
   const oracleErrors: OracleError[] = [];
   const oracles = options.oracles;
   const disabled = new Set<string>();
-  const world = worldFor(testCase.config, policies, testCase.seed, new CallMeter(options.callBudget ?? { case: DEFAULT_CALL_BUDGET }, options.callWatch), options.bootCache ?? true);
+  const world = worldFor(testCase.config, policies, testCase.seed, new CallMeter(options.callBudget ?? { case: defaultCallBudget(testCase.config) }, options.callWatch), options.bootCache ?? true);
   let stepsRun = 0;
   options.onStart?.(world);
 

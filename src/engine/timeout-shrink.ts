@@ -39,7 +39,7 @@ const TIMEOUT_SHRINK_TIMEOUTS = 3;
  * The per-op call budget a shrink of `failure` runs its candidates with, or undefined when the op
  * that hung made too few calls for one to tell (a loop without primitives, or a very slow one).
  */
-export function timeoutShrinkBudget(failure: TaskFailure, job: Pick<CampaignJob, 'callBudget'>): CallBudget | undefined {
+export function timeoutShrinkBudget(failure: TaskFailure, job: Pick<CampaignJob, 'callBudget' | 'config'>): CallBudget | undefined {
   const made = failure.made;
   if (made === undefined || failure.op < 0) return undefined;
   const op = Math.max(TIMEOUT_SHRINK_MIN_OP_CALLS, TIMEOUT_SHRINK_MARGIN * made.maxOpCalls);

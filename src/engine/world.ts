@@ -28,7 +28,7 @@ import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
-import { CallBudgetExceeded, CallMeter, DEFAULT_CALL_BUDGET, STEP_CALLS_PER_PAGE, hookOf, stepBudget } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, STEP_CALLS_PER_PAGE, defaultCallBudget, hookOf, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
@@ -100,7 +100,7 @@ class SimWorld implements World {
    * Boot the world of a case, or, given `template` (a booted world of the same config and
    * policies whose boot drew no randomness: boot-cache.ts), restore a copy of it instead.
    */
-  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: DEFAULT_CALL_BUDGET }), template?: SimWorld) {
+  constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: defaultCallBudget(config) }), template?: SimWorld) {
     this.config = config;
     this.meter = meter;
     this.bootBudget = BOOT_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);

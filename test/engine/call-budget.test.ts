@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { shrinkToRepro } from '../../src/engine/case-job.ts';
-import { POLICY_HOOKS, STEP_BUDGET, STEP_CALLS_PER_PAGE, stepBudget } from '../../src/engine/call-budget.ts';
+import { DEFAULT_CALL_BUDGET, POLICY_HOOKS, STEP_BUDGET, STEP_CALLS_PER_PAGE, defaultCallBudget, stepBudget } from '../../src/engine/call-budget.ts';
 import { runCase } from '../../src/engine/run.ts';
 import { TIMEOUT_SHRINK_MIN_OP_CALLS, timeoutShrinkBudget } from '../../src/engine/timeout-shrink.ts';
 import type { TaskFailure } from '../../src/engine/watchdog.ts';
@@ -84,13 +84,13 @@ describe('the budget a timed-out case is shrunk with', () => {
   });
 
   it('is a few times the busiest finished op, at least the floor, when the op that hung ran away', () => {
-    expect(timeoutShrinkBudget(stopped(90_000, 4000, 2500), {})).toEqual({ case: expect.any(Number) as number, op: 10_000 });
-    expect(timeoutShrinkBudget(stopped(90_000, 100, 10), {})?.op).toBe(TIMEOUT_SHRINK_MIN_OP_CALLS);
+    expect(timeoutShrinkBudget(stopped(90_000, 4000, 2500), { config: defaultConfig() })).toEqual({ case: expect.any(Number) as number, op: 10_000 });
+    expect(timeoutShrinkBudget(stopped(90_000, 100, 10), { config: defaultConfig() })?.op).toBe(TIMEOUT_SHRINK_MIN_OP_CALLS);
   });
 
   it('is none when the op that hung made too few calls to tell (a loop without primitives)', () => {
-    expect(timeoutShrinkBudget(stopped(4500, 4000, 2500), {})).toBeUndefined();
-    expect(timeoutShrinkBudget({ ...stopped(90_000, 0, 0), op: -1 }, {})).toBeUndefined();
+    expect(timeoutShrinkBudget(stopped(4500, 4000, 2500), { config: defaultConfig() })).toBeUndefined();
+    expect(timeoutShrinkBudget({ ...stopped(90_000, 0, 0), op: -1 }, { config: defaultConfig() })).toBeUndefined();
   });
 
   it('numbers every hook of both policy kinds', () => {
@@ -114,6 +114,21 @@ describe('the step budget', () => {
     expect(result.violations).toEqual([]);
     expect(result.verdict).toBe('clean');
   });
+});
+
+describe('the default case budget', () => {
+  it('grows with the swiotlb pool: kvm-4k sharing as many pages as a 8G pool holds, 4K by 4K, is no runaway', () => {
+    // The generator shares whole pools (ops/edges.ts): 2M pages at ~7 calls a page, past the flat
+    // 10000000 calls that called it a runaway of policy linux at 1 TiB with a 64G pool.
+    const big = defaultConfig({ guestMemory: '32G', swiotlb: '8G', hostPolicy: 'kvm-4k', guestPolicy: 'linux' });
+    expect(defaultCallBudget(big)).toBe(DEFAULT_CALL_BUDGET + STEP_CALLS_PER_PAGE * 2 ** 21);
+    const ops: Op[] = [{ op: 'share', gpa: 0x400000000, pages: 2 ** 21 }];
+    const result = runCase({ config: big, seed: 's', ops }, { host: hostPolicies['kvm-4k']!, guest: guestPolicies.linux! }, { oracles: [] });
+    expect(result.violations).toEqual([]);
+    // The flat budget of before: the same op is a policy-error.
+    const flat = runCase({ config: big, seed: 's', ops }, { host: hostPolicies['kvm-4k']!, guest: guestPolicies.linux! }, { oracles: [], callBudget: { case: DEFAULT_CALL_BUDGET } });
+    expect(flat.violations[0]?.message).toMatch(/call budget exceeded: the case made more than 10000000 primitive calls, the last in op 0 \(share\)/);
+  }, 120_000);
 });
 
 describe('the boot budget', () => {
