@@ -1,7 +1,8 @@
 // After `tsc -p tsconfig.build.json`: the package's JavaScript as dist/bundle/, its entry points
 // (api, index, vitest, the CLI's main, the campaign worker) with code splitting, so every module
 // is in exactly one file and a plugin's `cocofuzz/api` (package.json "exports") is the very module
-// instance the CLI or worker runs: one engine, one PolicyError class for instanceof. Node's loader
+// instance the CLI or worker runs: one engine, one PolicyError class for instanceof (a TypeScript
+// plugin in an ES module scope too: src/engine/plugins.ts importTypeScript()). Node's loader
 // costs per file (resolve, open, compile): `cocofuzz oracles` loaded 136 files, a worker ~100
 // (issue 15: CLI start under 0.3 s, a worker's under 0.1 s). yargs and seedrandom are bundled (no
 // plugin sees them); fast-check (a user's property tests share its classes), vitest and tsx (loaded

@@ -220,6 +220,16 @@ describe('the packed package, installed into a new project', () => {
     const replay = run('npx', ['cocofuzz', 'replay', join('found-pe', repro), '--host-policy', './pe-host.mjs'], project);
     expect(replay.stdout).toContain('policy pe-host: refuses to smash');
     expect(replay.stdout).not.toContain('in hook host io: policy pe-host');
+    // The same policy in TypeScript, in this "type": "module" project: tsx's hooks, registered
+    // for the thread, resolve its `cocofuzz` as any import (tsImport's namespace made a second engine).
+    writeFileSync(join(project, 'pe-host.ts'), readFileSync(join(project, 'pe-host.mjs'), 'utf8'));
+    const ts = run('npx', ['cocofuzz', 'fuzz', '--host-policy', './pe-host.ts', '--guest-policy', 'linux-2m-pool', '--runs', '40', '--seed', 'rev', '--workers', '2', '--out', 'found-pe-ts'], project);
+    expect([ts.status, ts.stdout]).toEqual([1, expect.stringContaining('policy pe-host: refuses to smash')]);
+    expect(ts.stdout).not.toContain('in hook host io: policy pe-host');
+    const tsRepro = readdirSync(join(project, 'found-pe-ts')).find((f) => f.endsWith('.json') && readFileSync(join(project, 'found-pe-ts', f), 'utf8').includes('refuses to smash'))!;
+    const tsReplay = run('npx', ['cocofuzz', 'replay', join('found-pe-ts', tsRepro), '--host-policy', './pe-host.ts'], project);
+    expect(tsReplay.stdout).toContain('policy pe-host: refuses to smash');
+    expect(tsReplay.stdout).not.toContain('in hook host io: policy pe-host');
   });
 
   it("passes the README's vitest example as written", () => {

@@ -194,7 +194,7 @@ function findingLine(bucket: Bucket): LogLine {
 async function runOneCase(job: CampaignJob, k: number, json: boolean): Promise<number> {
   const runner = { policies: await resolvePolicies(job.config.hostPolicy, job.config.guestPolicy), oracles: await resolveOracles({ files: job.oracleFiles, only: job.onlyOracles }) };
   const testCase = globalCase(job, k);
-  const result = runCase(testCase, runner.policies, { oracles: runner.oracles, callBudget: jobCallBudget(job) });
+  const result = runCase(testCase, runner.policies, { oracles: runner.oracles, callBudget: jobCallBudget(job, testCase.config) });
   const first = result.violations[0];
   const code = verdictCode(first !== undefined, result.oracleErrors.length);
   if (json) {

@@ -10,6 +10,7 @@
 // returns (watchdog.ts): that is what a timed-out case's shrink derives its budget from.
 
 import { SZ_2M, SZ_4K, pageBytes } from '../model/size.ts';
+import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { Config, Op } from '../ops/types.ts';
 import { GUEST_POLICY_HOOKS, type GuestPolicy, HOST_POLICY_HOOKS, type HostPolicy } from '../policies/types.ts';
 
@@ -74,8 +75,9 @@ export const DEFAULT_CALL_BUDGET = 10_000_000;
  * and a flat 10M called it a runaway of the guest policy. Depends on the config alone, so a
  * repro (which does not record the budget) replays under the budget it was found with.
  */
-export function defaultCallBudget(config: Pick<Config, 'swiotlb'>): number {
-  return DEFAULT_CALL_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(config.swiotlb / SZ_4K);
+export function defaultCallBudget(config: Pick<Config, 'swiotlb' | 'cpus'>): number {
+  // The pool as built (rounded as Linux rounds it), whose size the generator's edges name.
+  return DEFAULT_CALL_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
 }
 /** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
 export const MAX_CALL_BUDGET = 1_000_000_000;

@@ -262,7 +262,7 @@ async function campaignWith(options: CampaignOptions, stats: CampaignStats, isol
           : undefined;
       return shrunk ?? { repro: truncatedRepro(job, testCase, violation), violation };
     }
-    if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job));
+    if (runner) return shrinkToRepro(testCase, violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job, testCase.config));
     const worker = await workerPool().take();
     try {
       const result = await worker.run({ kind: 'shrink', index, violation, ...(derived.has(index) ? { testCase } : {}) }, caseTimeoutMs * 10);

@@ -34,7 +34,8 @@ export interface CampaignJob {
 }
 
 /** The call budget of the job's cases. */
-export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget' | 'config'>): CallBudget => ({ case: job.callBudget ?? defaultCallBudget(job.config) });
+/** The budget of one case of the job: --call-budget, else the default of the case's own config (a corpus file or a mutant may have another pool than the job's). */
+export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget'>, config: Config): CallBudget => ({ case: job.callBudget ?? defaultCallBudget(config) });
 
 /** Where a case is, as it runs: what a watchdog that has to stop it can still read (worker.ts). */
 export interface CaseProgress extends CallWatch {
@@ -156,7 +157,7 @@ export function runCampaignCase(
   index: number,
   progress?: CaseProgress,
   testCase: Case = campaignCase(job, index),
-  callBudget: CallBudget = jobCallBudget(job),
+  callBudget: CallBudget = jobCallBudget(job, testCase.config),
 ): CaseOutcome {
   const behaviours = new Set<string>();
   // Coverage only reads the view after each step: the verdict is the same with it on or off.

@@ -3,8 +3,8 @@
 // (and by vitest) compiles TypeScript on the fly, so no build step is needed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { realOrResolved } from '../repro/plugin-paths.ts';
@@ -35,20 +35,50 @@ export function guardProcessExit(): void {
   };
 }
 
+let tsxHooks: Promise<void> | undefined;
+
+/**
+ * A TypeScript plugin. In an ES module scope (`.mts`, or a `.ts` under a package.json with "type":
+ * "module": a user's project) through tsx's hooks registered for this thread, so that the
+ * plugin's `cocofuzz` resolves as any import does, to the engine this thread runs (tsImport's
+ * namespaced hooks resolved it, and every chunk of the bundle, again under `?tsx-namespace=`: a
+ * second engine, whose PolicyError the engine took for a crash of the hook). Elsewhere (a plugin
+ * in /tmp, a CommonJS project) tsImport, which compiles the file as an ES module where the global
+ * hooks would go through require() and fail: such a plugin gets its own copy of cocofuzz.
+ */
+async function importTypeScript(path: string): Promise<unknown> {
+  const url = pathToFileURL(path).href;
+  const tsx = await import('tsx/esm/api');
+  if (!path.endsWith('.mts') && !inModuleScope(path)) return tsx.tsImport(url, import.meta.url);
+  await (tsxHooks ??= Promise.resolve(tsx.register()).then(() => undefined));
+  return import(url);
+}
+
+/** Whether the nearest package.json above `path` says "type": "module" (Node's rule for `.js`, tsx's for `.ts`). */
+function inModuleScope(path: string): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        return (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (dirname(dir) === dir) return false;
+  }
+}
+
 /** Imports `file` and returns its default export after `validate` checked it. */
 export async function loadPlugin<T>(file: string, what: string, validate: (value: unknown) => string | undefined): Promise<T> {
   const path = resolve(file);
   if (!existsSync(path)) throw new PluginError(file, `no such ${what} file`);
   let module: { default?: unknown };
   try {
-    // tsImport compiles the file as an ES module even outside a "type": "module" package (a
-    // plugin in /tmp or in a user's CommonJS project), where a plain import would go through
-    // require() and fail. tsx is imported here, not at the top: loading it costs a CLI or a worker
-    // thread about 60 ms of start-up, and most runs load no TypeScript plugin (issue 15).
+    // tsx is imported here, not at the top: loading it costs a CLI or a worker thread about 60 ms
+    // of start-up, and most runs load no TypeScript plugin (issue 15).
     const typescript = path.endsWith('.ts') || path.endsWith('.mts');
-    module = (typescript ? await (await import('tsx/esm/api')).tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as {
-      default?: unknown;
-    };
+    module = (typescript ? await importTypeScript(path) : await import(pathToFileURL(path).href)) as { default?: unknown };
   } catch (error) {
     throw new PluginError(file, `the ${what} failed to load: ${loadFailure(error, file, path)}`);
   }

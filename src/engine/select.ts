@@ -11,6 +11,7 @@ import { containedPluginPath, isInside, looksLikeFile, realOrResolved } from '..
 import { PluginError, loadPlugin, requireFields } from './plugins.ts';
 import { POLICY_ERROR, type Policies } from './run.ts';
 import { GUEST_POLICY_HOOKS, HOST_POLICY_DATA, HOST_POLICY_HOOKS } from '../policies/types.ts';
+import { privateFaultMaxSizeProblem } from '../policies/check.ts';
 
 // A policy or oracle is told apart by its fields: a host policy given as --guest-policy, or an
 // oracle given as --host-policy, is an error naming what it looks like, not a run with default
@@ -59,16 +60,7 @@ function validatePolicyOf(what: PluginKind, hooks: readonly string[], extra: rea
 
 // `module` (the file's own import.meta.url) is what fuzzProperty records in repros.
 const validateHostFields = validatePolicyOf('host policy', HOST_POLICY_HOOKS, [...HOST_POLICY_DATA, 'module'], ['ioIgnoresUnseen', 'ioMapsPages']);
-const validateHostPolicy = (value: unknown): string | undefined => {
-  const problem = validateHostFields(value);
-  if (problem !== undefined) return problem;
-  const policy = value as HostPolicy;
-  const maxSize = policy.privateFaultMaxSize;
-  if (maxSize === undefined) return undefined;
-  if (maxSize !== '4K' && maxSize !== '2M') return `"privateFaultMaxSize" must be "4K" or "2M", not ${JSON.stringify(maxSize)}`;
-  // Both given, the hook would silently win: say where the size goes instead.
-  return policy.privateFault === undefined ? undefined : '"privateFaultMaxSize" sizes the default privateFault: with a privateFault hook, pass it as ctx.kvm.defaultPrivateFault(fault, { maxSize })';
-};
+const validateHostPolicy = (value: unknown): string | undefined => validateHostFields(value) ?? privateFaultMaxSizeProblem(value as HostPolicy);
 const validateGuestPolicy = validatePolicyOf('guest policy', GUEST_POLICY_HOOKS, ['module']);
 const validateOracle = (value: unknown): string | undefined => {
   if (typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).check !== 'function') {

@@ -13,7 +13,7 @@
 // to the case cut at the op in flight.
 
 import type { Violation } from '../api.ts';
-import type { Case } from '../ops/types.ts';
+import type { Case, Config } from '../ops/types.ts';
 import type { Repro } from '../repro/format.ts';
 import type { CallBudget } from './call-budget.ts';
 import { type CampaignJob, type CaseOutcome, jobCallBudget, reproFor } from './case-job.ts';
@@ -39,12 +39,12 @@ const TIMEOUT_SHRINK_TIMEOUTS = 3;
  * The per-op call budget a shrink of `failure` runs its candidates with, or undefined when the op
  * that hung made too few calls for one to tell (a loop without primitives, or a very slow one).
  */
-export function timeoutShrinkBudget(failure: TaskFailure, job: Pick<CampaignJob, 'callBudget' | 'config'>): CallBudget | undefined {
+export function timeoutShrinkBudget(failure: TaskFailure, job: Pick<CampaignJob, 'callBudget'>, config: Config): CallBudget | undefined {
   const made = failure.made;
   if (made === undefined || failure.op < 0) return undefined;
   const op = Math.max(TIMEOUT_SHRINK_MIN_OP_CALLS, TIMEOUT_SHRINK_MARGIN * made.maxOpCalls);
   const runaway = made.calls - made.callsBeforeOp;
-  return runaway > op ? { ...jobCallBudget(job), op } : undefined;
+  return runaway > op ? { ...jobCallBudget(job, config), op } : undefined;
 }
 
 export interface TimeoutShrinkOptions {
@@ -76,7 +76,7 @@ export async function shrinkTimeout(options: TimeoutShrinkOptions): Promise<{ re
   const { job, pool, testCase, failure, caseTimeoutMs } = options;
   const kind = testCase.ops[failure.op]?.op;
   if (kind === undefined) return undefined;
-  const callBudget = timeoutShrinkBudget(failure, job) ?? jobCallBudget(job);
+  const callBudget = timeoutShrinkBudget(failure, job, testCase.config) ?? jobCallBudget(job, testCase.config);
   const deadline = Date.now() + TIMEOUT_SHRINK_TIMEOUTS * caseTimeoutMs;
   const sameHook = (hook: unknown): boolean => failure.hook === undefined || hook === failure.hook;
   let last: Reproduced | undefined;

@@ -270,6 +270,15 @@ export function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
+/** Why a case of built-in policies and oracles alone was stopped, by the kind of stop. */
+const BUILT_IN_CAUSE: Record<TaskFailureKind, string> = {
+  memory: 'no plugin is loaded: the world of this config is too large for the worker; a smaller swiotlb or guestMemory, or host page sizes above 4K, need less',
+  timeout: 'no plugin is loaded: a large config (guestMemory, swiotlb) may need more than --case-timeout; else a built-in that never returns is a cocofuzz bug, please report it',
+  exit: 'no plugin is loaded: a cocofuzz bug, please report it',
+  crash: 'no plugin is loaded: a cocofuzz bug, please report it',
+  abandoned: 'no plugin is loaded: the campaign was stopping',
+};
+
 /**
  * The policy-error a watchdog verdict becomes: labelled not deterministic, at the op in flight.
  * `userCode`: whether the job loads plugins; without any, no plugin is to blame, and a world that
@@ -284,7 +293,7 @@ export function watchdogViolation(failure: TaskFailure, userCode: boolean): Viol
     severity: 'correctness',
     step: Math.max(0, failure.op),
     // "Not deterministic" first: a repro's title is the message's first 160 characters.
-    message: `not deterministic (a watchdog verdict): the case was stopped ${where}${calls}: ${failure.message} (${userCode ? 'a plugin that never returns, exits or allocates without bound' : failure.kind === 'memory' ? 'no plugin is loaded: the world of this config is too large for the worker; a smaller swiotlb or guestMemory, or host page sizes above 4K, need less' : 'no plugin is loaded: a built-in policy or oracle that never returns is a cocofuzz bug, please report it'})`,
+    message: `not deterministic (a watchdog verdict): the case was stopped ${where}${calls}: ${failure.message} (${userCode ? 'a plugin that never returns, exits or allocates without bound' : BUILT_IN_CAUSE[failure.kind]})`,
     details: { nondeterministic: `watchdog: ${failure.kind}`, ...(failure.hook === undefined ? {} : { hook: failure.hook }) },
   };
 }

@@ -107,7 +107,8 @@ const runTask = async (task: WorkerTask): Promise<void> => {
   Atomics.store(progress, PROGRESS.op, -1);
   try {
     if (task.kind === 'shrink') {
-      const shrunk = shrinkToRepro(task.testCase ?? campaignCase(job, task.index), task.violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job));
+      const testCase = task.testCase ?? campaignCase(job, task.index);
+      const shrunk = shrinkToRepro(testCase, task.violation, runner, job.minimizeBudget, job.oracleFiles, jobCallBudget(job, testCase.config));
       port.postMessage({ shrunk });
       return;
     }

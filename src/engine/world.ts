@@ -18,6 +18,7 @@ import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine, RANGE_METHODS } from '../model/machine.ts';
 import { StepEvents } from '../model/events.ts';
+import { privateFaultMaxSizeProblem } from '../policies/check.ts';
 import type { CallRecord, Fault, FaultRecord, PrimitiveCall } from '../model/types.ts';
 import { alignDown, pageBytes, SZ_2M, SZ_4K } from '../model/size.ts';
 import { GMEM_BASE } from '../model/layout.ts';
@@ -163,6 +164,9 @@ class SimWorld implements World {
       machine = build(DEFAULT_IO_PAGE_SIZES);
       bootError = new PolicyError(policies.host.name, `ioPageSizes: ${describe(error)}`);
     }
+    // A policy object handed to runCase() unchecked (plugin files and fuzzProperty are refused earlier).
+    const maxSize = privateFaultMaxSizeProblem(policies.host);
+    if (maxSize !== undefined) bootError ??= new PolicyError(policies.host.name, maxSize);
     const hostEnv = this.env(policies.host.name, this.stream(seed, 'host-policy'), machine);
     const guestEnv = this.env(policies.guest.name, this.stream(seed, 'guest-policy'), machine);
     machine.recorder.beginStep();
@@ -719,7 +723,8 @@ class RecordedStep implements Step {
    */
   shared(): RecordedStep {
     const events = this.#events;
-    const out = new RecordedStep(this.index, this.op, new StepEvents(events.records, events.callCount, events.faultRecords, events.faultCount, events.frameRanges, events.gfnRanges), this.dmas, this.#guestEventRecords);
+    // The events themselves: frozen, so their expansions (`calls`, `faults`) are too, made once for every restored world.
+    const out = new RecordedStep(this.index, this.op, events, this.dmas, this.#guestEventRecords);
     for (const key of ['skipped', 'guestErrors', 'result', 'interleaved', 'converting'] as const) {
       if (this[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = this[key];
     }

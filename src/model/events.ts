@@ -19,6 +19,9 @@ export function expandRanges(ranges: readonly FrameRange[]): number[] {
   return out;
 }
 
+/** `expanded`, frozen if `records` is. */
+const frozenLike = <T extends object>(records: object, expanded: T): T => (Object.isFrozen(records) ? Object.freeze(expanded) : expanded);
+
 export class StepEvents {
   private expandedFrames: number[] | undefined;
   private expandedGfns: number[] | undefined;
@@ -73,12 +76,13 @@ export class StepEvents {
 
   /** Touched host frames one by one, ascending (expanded on first use). */
   get frames(): readonly number[] {
-    return (this.expandedFrames ??= expandRanges(this.frameRanges));
+    // Frozen with a frozen record: a boot record's events are shared by every restored world.
+    return (this.expandedFrames ??= frozenLike(this.frameRanges, expandRanges(this.frameRanges)));
   }
 
   /** Touched guest frames one by one, ascending (expanded on first use). */
   get gfns(): readonly number[] {
-    return (this.expandedGfns ??= expandRanges(this.gfnRanges));
+    return (this.expandedGfns ??= frozenLike(this.gfnRanges, expandRanges(this.gfnRanges)));
   }
 }
 

@@ -3,7 +3,7 @@
 // policy: the check throws inside the hook's guard, so it becomes a `policy-error` finding that
 // names the hook, the field and the value, never a crash of the engine and never a silent fix.
 
-import type { DmaAttrs, SwiotlbPlacement } from './types.ts';
+import type { DmaAttrs, HostPolicy, SwiotlbPlacement } from './types.ts';
 
 /** A returned value as a message shows it: JSON where possible (NaN, functions and objects too). */
 export function describeValue(value: unknown): string {
@@ -63,4 +63,17 @@ export function checkPlacement(value: unknown): SwiotlbPlacement {
     throw new Error(`swiotlbPool returned forAlloc: ${describeValue(placement.forAlloc)}: expected true or false`);
   }
   return placement as unknown as SwiotlbPlacement;
+}
+
+/**
+ * What is wrong with a host policy's `privateFaultMaxSize`, if anything: not a size the default
+ * private fault maps at, or given beside a `privateFault` hook (which would silently win). The
+ * plugin loader refuses such a policy; a policy object handed to runCase() directly gets the same
+ * message as a policy-error when its world boots.
+ */
+export function privateFaultMaxSizeProblem(policy: Pick<HostPolicy, 'privateFaultMaxSize' | 'privateFault'>): string | undefined {
+  const maxSize = policy.privateFaultMaxSize;
+  if (maxSize === undefined) return undefined;
+  if (maxSize !== '4K' && maxSize !== '2M') return `"privateFaultMaxSize" must be "4K" or "2M", not ${describeValue(maxSize)}`;
+  return policy.privateFault === undefined ? undefined : '"privateFaultMaxSize" sizes the default privateFault: with a privateFault hook, pass it as ctx.kvm.defaultPrivateFault(fault, { maxSize })';
 }

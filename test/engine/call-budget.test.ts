@@ -84,13 +84,13 @@ describe('the budget a timed-out case is shrunk with', () => {
   });
 
   it('is a few times the busiest finished op, at least the floor, when the op that hung ran away', () => {
-    expect(timeoutShrinkBudget(stopped(90_000, 4000, 2500), { config: defaultConfig() })).toEqual({ case: expect.any(Number) as number, op: 10_000 });
-    expect(timeoutShrinkBudget(stopped(90_000, 100, 10), { config: defaultConfig() })?.op).toBe(TIMEOUT_SHRINK_MIN_OP_CALLS);
+    expect(timeoutShrinkBudget(stopped(90_000, 4000, 2500), {}, defaultConfig())).toEqual({ case: expect.any(Number) as number, op: 10_000 });
+    expect(timeoutShrinkBudget(stopped(90_000, 100, 10), {}, defaultConfig())?.op).toBe(TIMEOUT_SHRINK_MIN_OP_CALLS);
   });
 
   it('is none when the op that hung made too few calls to tell (a loop without primitives)', () => {
-    expect(timeoutShrinkBudget(stopped(4500, 4000, 2500), { config: defaultConfig() })).toBeUndefined();
-    expect(timeoutShrinkBudget({ ...stopped(90_000, 0, 0), op: -1 }, { config: defaultConfig() })).toBeUndefined();
+    expect(timeoutShrinkBudget(stopped(4500, 4000, 2500), {}, defaultConfig())).toBeUndefined();
+    expect(timeoutShrinkBudget({ ...stopped(90_000, 0, 0), op: -1 }, {}, defaultConfig())).toBeUndefined();
   });
 
   it('numbers every hook of both policy kinds', () => {

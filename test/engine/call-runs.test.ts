@@ -319,6 +319,15 @@ describe('privateFaultMaxSize', () => {
     expect(blocks).toBeGreaterThan(10);
   });
 
+  it('is a policy-error when runCase gets a size it cannot map at, or the field beside a hook (plugin files are refused before)', () => {
+    const config = defaultConfig({ hostPolicy: 'kvm-4k', guestPolicy: 'linux' });
+    const verdict = (host: Policies['host']): string | undefined =>
+      runCase({ config, seed: 'bad', ops: [{ op: 'host_sync' }] }, { host, guest: guestPolicies.linux! }, { oracles: [] }).violations[0]?.message;
+    expect(verdict(defineHostPolicy({ ...kvm4k, name: 'one-gig', privateFaultMaxSize: '1G' as never }))).toMatch(/policy one-gig: "privateFaultMaxSize" must be "4K" or "2M", not "1G"/);
+    expect(verdict(defineHostPolicy({ ...hooked, name: 'both', privateFaultMaxSize: '4K' }))).toMatch(/policy both: "privateFaultMaxSize" sizes the default privateFault/);
+    expect(verdict(kvm4k)).toBeUndefined();
+  });
+
   it("boots a 1 TiB guest's 1G swiotlb pool in blocks, not a fault per page", () => {
     const config = defaultConfig({ hostPolicy: 'kvm-4k', guestPolicy: 'linux', guestMemory: 2 ** 40, vtom: 2 ** 40, swiotlb: 2 ** 30 });
     const boot = (host: Policies['host']): { records: number; calls: number; faults: string; frozen: boolean } => {

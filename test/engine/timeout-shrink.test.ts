@@ -39,7 +39,7 @@ const stoppedIn = (made: TaskFailure['made']): TaskFailure => ({ kind: 'timeout'
 describe('timeout shrink', () => {
   it('a hook that made no more calls than the finished ops is shrunk under the watchdog alone, to its one op', async () => {
     const failure = stoppedIn({ calls: 12, callsBeforeOp: 10, maxOpCalls: 3 });
-    expect(timeoutShrinkBudget(failure, job)).toBeUndefined();
+    expect(timeoutShrinkBudget(failure, job, testCase.config)).toBeUndefined();
     const { pool, tasks } = stubPool((_, at) => ({ ok: false, failure: { kind: 'timeout', op: at, hook: 'host split', message: 'timed out' } }));
     const shrunk = await shrinkTimeout({ job, pool, testCase, failure, violation: watchdogViolation(failure, true), index: 7, caseTimeoutMs: 1000 });
     expect(shrunk?.repro.ops).toEqual([{ op: 'host_split', gpa: 0x200000 }]);
@@ -51,7 +51,7 @@ describe('timeout shrink', () => {
 
   it('a hook that ran away in primitive calls is shrunk under a per-op call budget, a deterministic verdict', async () => {
     const failure = stoppedIn({ calls: 90_000, callsBeforeOp: 10, maxOpCalls: 3 });
-    const budget = timeoutShrinkBudget(failure, job);
+    const budget = timeoutShrinkBudget(failure, job, testCase.config);
     expect(budget?.op).toBeGreaterThan(3);
     const { pool, tasks } = stubPool((task, at) => {
       const outcome: CaseOutcome = {
