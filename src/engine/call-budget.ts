@@ -76,8 +76,20 @@ export const DEFAULT_CALL_BUDGET = 10_000_000;
  * repro (which does not record the budget) replays under the budget it was found with.
  */
 export function defaultCallBudget(config: Pick<Config, 'swiotlb' | 'cpus'>): number {
-  // The pool as built (rounded as Linux rounds it), whose size the generator's edges name.
-  return DEFAULT_CALL_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
+  return DEFAULT_CALL_BUDGET + poolCalls(config);
+}
+
+/** Primitive calls boot may make whatever the pool: it starts the host and makes the pools shared. */
+export const BOOT_BUDGET = 5_000_000;
+
+/** Boot's budget: BOOT_BUDGET plus a step's share per page of the pool it shares (kvm-4k shares it 4K by 4K). */
+export function bootCallBudget(config: Pick<Config, 'swiotlb' | 'cpus'>): number {
+  return BOOT_BUDGET + poolCalls(config);
+}
+
+/** STEP_CALLS_PER_PAGE for each page of the swiotlb pool as built (rounded as Linux rounds it, the size the generator's edges name). */
+function poolCalls(config: Pick<Config, 'swiotlb' | 'cpus'>): number {
+  return STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
 }
 /** The largest budget `--call-budget` takes: a worker publishes the count in an Int32 (watchdog.ts). */
 export const MAX_CALL_BUDGET = 1_000_000_000;

@@ -33,7 +33,6 @@ export interface CampaignJob {
   callBudget?: number;
 }
 
-/** The call budget of the job's cases. */
 /** The budget of one case of the job: --call-budget, else the default of the case's own config (a corpus file or a mutant may have another pool than the job's). */
 export const jobCallBudget = (job: Pick<CampaignJob, 'callBudget'>, config: Config): CallBudget => ({ case: job.callBudget ?? defaultCallBudget(config) });
 

@@ -35,7 +35,8 @@ export function guardProcessExit(): void {
   };
 }
 
-let tsxHooks: Promise<void> | undefined;
+/** Whether this thread registered tsx's hooks (once: each registration adds another loader). */
+let tsxRegistered = false;
 
 /**
  * A TypeScript plugin. In an ES module scope (`.mts`, or a `.ts` under a package.json with "type":
@@ -50,7 +51,10 @@ async function importTypeScript(path: string): Promise<unknown> {
   const url = pathToFileURL(path).href;
   const tsx = await import('tsx/esm/api');
   if (!path.endsWith('.mts') && !inModuleScope(path)) return tsx.tsImport(url, import.meta.url);
-  await (tsxHooks ??= Promise.resolve(tsx.register()).then(() => undefined));
+  if (!tsxRegistered) {
+    tsx.register();
+    tsxRegistered = true;
+  }
   return import(url);
 }
 

@@ -13,7 +13,6 @@
 import seedrandom from 'seedrandom';
 import { GUEST_PAGE_SHARED, eventAt, eventsIn, isEventRun, type BeingConverted, type GuestEvent, type GuestEventRecord, type CoherentBuffer, type Counters, type DeviceView, type DmaPiece, type DmaRecord, type FrameRange, type GuestView, type HostView, type InterleavedRecord, type MemoryView, type PageTableView, type RmpEntry, type RmpView, type Step, type StrayFrame, type StreamingMapping, type View } from '../api.ts';
 import { Guest } from '../guest/guest.ts';
-import { swiotlbGeometry } from '../guest/swiotlb.ts';
 import type { ActorEnv } from '../host/env.ts';
 import { DEFAULT_IO_PAGE_SIZES, Host } from '../host/host.ts';
 import { HardwareUsageError, Machine, RANGE_METHODS } from '../model/machine.ts';
@@ -29,13 +28,11 @@ import type { AdversaryOp, Config, DeviceOp, InnerOp, Op } from '../ops/types.ts
 import { Interleaving, type InnerOutcome } from './interleave.ts';
 import { GraphCopy } from '../model/graph-copy.ts';
 import { freezeDeep } from '../model/freeze.ts';
-import { CallBudgetExceeded, CallMeter, STEP_CALLS_PER_PAGE, defaultCallBudget, hookOf, stepBudget } from './call-budget.ts';
+import { CallBudgetExceeded, CallMeter, bootCallBudget, defaultCallBudget, hookOf, stepBudget } from './call-budget.ts';
 import type { GuestPolicy, HostPolicy } from '../policies/types.ts';
 
 /** The guest's ASID (any of 1..1023 would do; the oracles read it from the view). */
 export const GUEST_ASID = 1;
-/** Boot shares the swiotlb pool, which may be large: its own budget grows with the pool (SimWorld.bootBudget). */
-export const BOOT_BUDGET = 5_000_000;
 
 /** A policy misbehaved: the engine turns it into a `policy-error` finding. */
 export class PolicyError extends Error {
@@ -82,7 +79,7 @@ class SimWorld implements World {
   private bootFrozen: boolean;
   private bootError: PolicyError | undefined;
   private booting = true;
-  /** BOOT_BUDGET plus a step's share per page of the pool boot shares (kvm-4k shares it 4K by 4K). */
+  /** call-budget.ts bootCallBudget(): boot shares the swiotlb pool, which may be large. */
   private readonly bootBudget: number;
   private readonly meter: CallMeter;
   private readonly actors: Actors;
@@ -104,7 +101,7 @@ class SimWorld implements World {
   constructor(config: Config, policies: { host: HostPolicy; guest: GuestPolicy }, seed: string, meter = new CallMeter({ case: defaultCallBudget(config) }), template?: SimWorld) {
     this.config = config;
     this.meter = meter;
-    this.bootBudget = BOOT_BUDGET + STEP_CALLS_PER_PAGE * Math.ceil(swiotlbGeometry({ bytes: config.swiotlb, cpus: config.cpus }).bytes / SZ_4K);
+    this.bootBudget = bootCallBudget(config);
     // The meter follows which hook runs, so a spent call budget names it.
     this.policies = { host: meter.follow(policies.host, 'host'), guest: meter.follow(policies.guest, 'guest') };
     const booted = template === undefined ? this.bootFresh(seed) : this.restore(template, seed);

@@ -266,13 +266,11 @@ export class Recorder {
 
   /** `count` faults like `first`, the i-th at `first.addr + i * stride` (a per-page loop's). */
   faultRun(first: Fault, count: number, stride: number): void {
-    if (count === 1 || !recorderSettings.runs) {
-      for (let i = 0; i < count; i++) this.fault(i === 0 ? first : { ...first, addr: first.addr + i * stride });
-      return;
-    }
-    if (count === 0) return;
-    this.faults.push({ first, count, stride });
-    this.faultCount += count;
+    // One fault, or runs turned off (tests compare the two recordings): the faults one by one.
+    if (count >= 2 && recorderSettings.runs) {
+      this.faults.push({ first, count, stride });
+      this.faultCount += count;
+    } else for (let i = 0; i < count; i++) this.fault(i === 0 ? first : { ...first, addr: first.addr + i * stride });
   }
 
   touchFrame(pfn: number): void {

@@ -835,8 +835,7 @@ export class Machine {
     }
     const mapped = this.nptTable.map(gpa, hpa, bytes, SZ_4K);
     if (mapped.error !== undefined || mapped.mapped !== bytes) throw new Error(`internal: pvalidateFaultIn mapped ${mapped.mapped} of ${bytes} bytes (${mapped.error ?? 'no error'})`);
-    this.counters.faults += done;
-    this.recorder.faultRun({ kind: 'npf', addr: gpa, write: false, reason: 'not present' }, done, SZ_4K);
+    this.raiseRun({ kind: 'npf', addr: gpa, write: false, reason: 'not present' }, done, SZ_4K);
     this.recorder.touchGfnRange(gpa, bytes);
     this.recorder.touchFrameRange(hpa, bytes);
     const fault: PrimitiveCall = { prim, args: { gpa, size: '4K', validate }, result: 'npf' };
@@ -1125,6 +1124,12 @@ export class Machine {
     this.counters.faults++;
     this.recorder.fault(fault);
     return fault;
+  }
+
+  /** `count` faults like `first`, the i-th at `first.addr + i * stride`: a per-page loop's (Recorder.faultRun()). */
+  private raiseRun(first: Fault, count: number, stride: number): void {
+    this.counters.faults += count;
+    this.recorder.faultRun(first, count, stride);
   }
 
   /**
